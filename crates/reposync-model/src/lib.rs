@@ -1,1 +1,34 @@
-//! reposync-model.
+//! The configuration-as-code domain of reposync: the values that cross its boundaries, parsed
+//! once into types that cannot hold an invalid value.
+//!
+//! Every name, branch, URL, selector and address that arrives from an HTTP body, a CLI flag,
+//! a YAML file or a database row goes through one parser here, so the rest of the system takes
+//! the parsed type and never re-checks. This crate is pure: no I/O, no async, no database, no
+//! processes. Errors say which field was wrong and why, in words a user can act on.
+
+mod connector;
+mod email;
+mod error;
+mod name;
+mod refname;
+mod selector;
+mod url;
+
+pub use connector::{
+    ConnectorDraft, ConnectorScope, Credentials, DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME,
+    GitConnector, Provider,
+};
+pub use email::EmailAddress;
+pub use error::FieldError;
+pub use name::{EntityName, RepoSlug, SecretName};
+pub use refname::BranchName;
+pub use selector::Selector;
+pub use url::{Protocol, RepoUrl};
+
+/// True for characters in the Unicode Emoticons block (U+1F600–U+1F64F), which names refuse.
+///
+/// Harness rejected these in names and so do we: repositories adopted from it never hold them,
+/// and they break tools that split paths on byte boundaries.
+pub fn is_emoticon(c: char) -> bool {
+    ('\u{1F600}'..='\u{1F64F}').contains(&c)
+}

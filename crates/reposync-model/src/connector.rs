@@ -1,0 +1,645 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    BranchName, EmailAddress, EntityName, FieldError, Protocol, RepoSlug, RepoUrl, SecretName,
+    Selector,
+};
+
+/// The Git host a connector talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// bitbucket.org.
+    BitbucketCloud,
+    /// Bitbucket Server or Data Center, self-hosted.
+    BitbucketServer,
+    /// Any other git server: only plain git operations are used.
+    Git,
+}
+
+impl Provider {
+    /// Guesses the provider from a URL: `bitbucket.org` is Cloud; the `/scm/` path segment or
+    /// SSH port 7999 are Bitbucket Server's conventions; anything else is plain git.
+    pub fn detect(url: &RepoUrl) -> Provider {
+        let host = url.host();
+        if host == "bitbucket.org" || host.ends_with(".bitbucket.org") {
+            return Provider::BitbucketCloud;
+        }
+        let scm_segment = url.path().split('/').any(|s| s == "scm");
+        let server_ssh_port = url.protocol() == Protocol::Ssh && url.port() == Some(7999);
+        if (url.protocol() == Protocol::Https && scm_segment) || server_ssh_port {
+            Provider::BitbucketServer
+        } else {
+            Provider::Git
+        }
+    }
+
+    /// The spelling used in flags and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::BitbucketCloud => "bitbucket-cloud",
+            Provider::BitbucketServer => "bitbucket-server",
+            Provider::Git => "git",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Provider {
+    type Err = FieldError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bitbucket-cloud" => Ok(Provider::BitbucketCloud),
+            "bitbucket-server" => Ok(Provider::BitbucketServer),
+            "git" => Ok(Provider::Git),
+            other => Err(FieldError::new(
+                "provider",
+                format!("unknown provider {other:?}; use bitbucket-cloud, bitbucket-server or git"),
+            )),
+        }
+    }
+}
+
+/// Whether a connector points at one repository or at an account holding many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorScope {
+    /// The URL is one repository, and the connector names its branch.
+    Repo,
+    /// The URL is an account (workspace or project); each use names the repository.
+    Account,
+}
+
+impl ConnectorScope {
+    /// The spelling used in flags and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorScope::Repo => "repo",
+            ConnectorScope::Account => "account",
+        }
+    }
+}
+
+impl fmt::Display for ConnectorScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ConnectorScope {
+    type Err = FieldError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "repo" => Ok(ConnectorScope::Repo),
+            "account" => Ok(ConnectorScope::Account),
+            other => Err(FieldError::new(
+                "scope",
+                format!("unknown scope {other:?}; use repo or account"),
+            )),
+        }
+    }
+}
+
+/// How a connector authenticates, which follows from its URL's protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Credentials {
+    /// HTTPS: a username and the secret holding the token or password.
+    Https {
+        username: String,
+        password_secret: SecretName,
+    },
+    /// SSH: the secret holding the private key (the user is always `git`).
+    Ssh { ssh_key_secret: SecretName },
+}
+
+/// Everything a user may set on a connector, as raw text: the input to [`GitConnector::parse`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectorDraft {
+    pub name: Option<String>,
+    pub provider: Option<String>,
+    pub scope: Option<String>,
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub password_secret: Option<String>,
+    pub ssh_key_secret: Option<String>,
+    pub branch: Option<String>,
+    pub selectors: Option<Vec<String>>,
+    pub generate_webhook_url: Option<bool>,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    pub commit_message: Option<String>,
+    pub known_hosts: Option<String>,
+    pub ca_certificate: Option<String>,
+}
+
+/// A validated Source Repo Provider (Git connector).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitConnector {
+    pub name: EntityName,
+    pub provider: Provider,
+    pub scope: ConnectorScope,
+    pub url: RepoUrl,
+    pub credentials: Credentials,
+    /// Set for repo scope, absent for account scope.
+    pub branch: Option<BranchName>,
+    /// Sorted and without duplicates.
+    pub selectors: Vec<Selector>,
+    pub generate_webhook_url: bool,
+    pub author_name: String,
+    pub author_email: EmailAddress,
+    pub commit_message: Option<String>,
+    /// OpenSSH known_hosts lines to trust for an SSH URL.
+    pub known_hosts: Option<String>,
+    /// PEM certificates to trust for an HTTPS URL, instead of the system's.
+    pub ca_certificate: Option<String>,
+}
+
+/// The commit author used when a connector does not set one.
+pub const DEFAULT_AUTHOR_NAME: &str = "reposync";
+/// The commit author e-mail used when a connector does not set one. `.invalid` is reserved
+/// (RFC 2606), so this can never reach a real mailbox or match a real Bitbucket user.
+pub const DEFAULT_AUTHOR_EMAIL: &str = "git-sync@reposync.invalid";
+
+impl GitConnector {
+    /// Parses and cross-checks a draft. The first problem found is returned, naming its field.
+    pub fn parse(draft: &ConnectorDraft) -> Result<GitConnector, FieldError> {
+        let name = EntityName::parse(required(&draft.name, "name")?)?;
+        let url = RepoUrl::parse(required(&draft.url, "url")?)?;
+        let provider = match &draft.provider {
+            Some(p) if !p.trim().is_empty() => p.parse()?,
+            _ => Provider::detect(&url),
+        };
+        let scope = match &draft.scope {
+            Some(s) if !s.trim().is_empty() => s.parse()?,
+            _ => ConnectorScope::Repo,
+        };
+        let branch = match (scope, non_empty(&draft.branch)) {
+            (ConnectorScope::Repo, Some(b)) => Some(BranchName::parse(b)?),
+            (ConnectorScope::Repo, None) => {
+                return Err(FieldError::new(
+                    "branch",
+                    "is required for a repo-scope connector",
+                ));
+            }
+            (ConnectorScope::Account, Some(_)) => {
+                return Err(FieldError::new(
+                    "branch",
+                    "is not allowed for an account-scope connector; each sync link names its branch",
+                ));
+            }
+            (ConnectorScope::Account, None) => None,
+        };
+        match scope {
+            ConnectorScope::Account if url.names_repository() => {
+                return Err(FieldError::new(
+                    "url",
+                    "names a repository, but an account-scope URL names only the account (for example https://bitbucket.org/acme)",
+                ));
+            }
+            ConnectorScope::Repo if !url.names_repository() => {
+                return Err(FieldError::new(
+                    "url",
+                    "names no repository; give the repository's clone URL, or use --scope account",
+                ));
+            }
+            _ => {}
+        }
+        let credentials = parse_credentials(draft, &url)?;
+        let mut selectors = draft
+            .selectors
+            .iter()
+            .flatten()
+            .map(|s| Selector::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        selectors.sort();
+        selectors.dedup();
+        let author_name = match non_empty(&draft.author_name) {
+            Some(n) => parse_author_name(n)?,
+            None => DEFAULT_AUTHOR_NAME.to_owned(),
+        };
+        let author_email = match non_empty(&draft.author_email) {
+            Some(e) => EmailAddress::parse(e)?,
+            None => EmailAddress::parse(DEFAULT_AUTHOR_EMAIL)?,
+        };
+        let commit_message = non_empty(&draft.commit_message)
+            .map(parse_commit_message)
+            .transpose()?;
+        let known_hosts = non_empty(&draft.known_hosts)
+            .map(parse_known_hosts)
+            .transpose()?;
+        let ca_certificate = non_empty(&draft.ca_certificate)
+            .map(parse_ca_certificate)
+            .transpose()?;
+        match url.protocol() {
+            Protocol::Https if known_hosts.is_some() => {
+                return Err(FieldError::new("known_hosts", "applies only to SSH URLs"));
+            }
+            Protocol::Ssh if ca_certificate.is_some() => {
+                return Err(FieldError::new(
+                    "ca_certificate",
+                    "applies only to HTTPS URLs",
+                ));
+            }
+            _ => {}
+        }
+        Ok(GitConnector {
+            name,
+            provider,
+            scope,
+            url,
+            credentials,
+            branch,
+            selectors,
+            generate_webhook_url: draft.generate_webhook_url.unwrap_or(false),
+            author_name,
+            author_email,
+            commit_message,
+            known_hosts,
+            ca_certificate,
+        })
+    }
+
+    /// The draft that parses back to this connector; updates merge changed fields into it.
+    pub fn to_draft(&self) -> ConnectorDraft {
+        let (username, password_secret, ssh_key_secret) = match &self.credentials {
+            Credentials::Https {
+                username,
+                password_secret,
+            } => (
+                Some(username.clone()),
+                Some(password_secret.to_string()),
+                None,
+            ),
+            Credentials::Ssh { ssh_key_secret } => (None, None, Some(ssh_key_secret.to_string())),
+        };
+        ConnectorDraft {
+            name: Some(self.name.to_string()),
+            provider: Some(self.provider.to_string()),
+            scope: Some(self.scope.to_string()),
+            url: Some(self.url.to_string()),
+            username,
+            password_secret,
+            ssh_key_secret,
+            branch: self.branch.as_ref().map(ToString::to_string),
+            selectors: Some(self.selectors.iter().map(ToString::to_string).collect()),
+            generate_webhook_url: Some(self.generate_webhook_url),
+            author_name: Some(self.author_name.clone()),
+            author_email: Some(self.author_email.to_string()),
+            commit_message: self.commit_message.clone(),
+            known_hosts: self.known_hosts.clone(),
+            ca_certificate: self.ca_certificate.clone(),
+        }
+    }
+
+    /// The secrets this connector needs.
+    pub fn secret_names(&self) -> Vec<&SecretName> {
+        match &self.credentials {
+            Credentials::Https {
+                password_secret, ..
+            } => vec![password_secret],
+            Credentials::Ssh { ssh_key_secret } => vec![ssh_key_secret],
+        }
+    }
+
+    /// The repository URL a Test or sync uses: the connector's own URL for repo scope; for
+    /// account scope, the account URL joined with `repo`, which is then required.
+    pub fn repository_url(&self, repo: Option<&RepoSlug>) -> Result<RepoUrl, FieldError> {
+        match (self.scope, repo) {
+            (ConnectorScope::Repo, None) => Ok(self.url.clone()),
+            (ConnectorScope::Repo, Some(_)) => Err(FieldError::new(
+                "repo",
+                "is only for account-scope connectors; this connector names its repository in its URL",
+            )),
+            (ConnectorScope::Account, Some(slug)) => Ok(self.url.join_repo(slug)),
+            (ConnectorScope::Account, None) => Err(FieldError::new(
+                "repo",
+                "is required: this account-scope connector needs the repository to use",
+            )),
+        }
+    }
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.trim().is_empty())
+}
+
+fn required<'a>(value: &'a Option<String>, field: &str) -> Result<&'a str, FieldError> {
+    non_empty(value).ok_or_else(|| FieldError::new(field, "is required"))
+}
+
+fn parse_credentials(draft: &ConnectorDraft, url: &RepoUrl) -> Result<Credentials, FieldError> {
+    let secret = |value: &Option<String>, field: &str| -> Result<Option<SecretName>, FieldError> {
+        non_empty(value)
+            .map(|v| SecretName::parse(v.trim()).map_err(|e| e.for_field(field)))
+            .transpose()
+    };
+    let password_secret = secret(&draft.password_secret, "password_secret")?;
+    let ssh_key_secret = secret(&draft.ssh_key_secret, "ssh_key_secret")?;
+    match url.protocol() {
+        Protocol::Https => {
+            if ssh_key_secret.is_some() {
+                return Err(FieldError::new(
+                    "ssh_key_secret",
+                    "applies only to SSH URLs; this URL is HTTPS and needs a username and password_secret",
+                ));
+            }
+            let username = match non_empty(&draft.username).or(url.username_hint()) {
+                Some(u) => parse_username(u)?,
+                None => return Err(FieldError::new("username", "is required for an HTTPS URL")),
+            };
+            let password_secret = password_secret.ok_or_else(|| {
+                FieldError::new(
+                    "password_secret",
+                    "is required for an HTTPS URL: name the secret holding the token",
+                )
+            })?;
+            Ok(Credentials::Https {
+                username,
+                password_secret,
+            })
+        }
+        Protocol::Ssh => {
+            if password_secret.is_some() {
+                return Err(FieldError::new(
+                    "password_secret",
+                    "applies only to HTTPS URLs; an SSH URL authenticates with ssh_key_secret",
+                ));
+            }
+            if non_empty(&draft.username).is_some_and(|u| u != crate::url::SSH_USER) {
+                return Err(FieldError::new(
+                    "username",
+                    "applies only to HTTPS URLs; over SSH the user is always `git`",
+                ));
+            }
+            let ssh_key_secret = ssh_key_secret.ok_or_else(|| {
+                FieldError::new(
+                    "ssh_key_secret",
+                    "is required for an SSH URL: name the SSH key secret",
+                )
+            })?;
+            Ok(Credentials::Ssh { ssh_key_secret })
+        }
+    }
+}
+
+fn parse_username(text: &str) -> Result<String, FieldError> {
+    let text = text.trim();
+    if text.len() > 256 {
+        return Err(FieldError::new("username", "is longer than 256 characters"));
+    }
+    if let Some(c) = text
+        .chars()
+        .find(|c| *c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return Err(FieldError::new(
+            "username",
+            format!("must not contain {c:?}"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_author_name(text: &str) -> Result<String, FieldError> {
+    let text = text.trim();
+    if text.chars().count() > 100 {
+        return Err(FieldError::new(
+            "author_name",
+            "is longer than 100 characters",
+        ));
+    }
+    // git refuses idents containing these; catching them here gives a better message.
+    if let Some(c) = text
+        .chars()
+        .find(|c| matches!(c, '<' | '>') || c.is_control())
+    {
+        return Err(FieldError::new(
+            "author_name",
+            format!("must not contain {c:?}"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_commit_message(text: &str) -> Result<String, FieldError> {
+    if text.len() > 4096 {
+        return Err(FieldError::new(
+            "commit_message",
+            "is longer than 4096 bytes",
+        ));
+    }
+    if text.contains('\0') {
+        return Err(FieldError::new("commit_message", "must not contain NUL"));
+    }
+    Ok(text.trim_end().to_owned())
+}
+
+fn parse_known_hosts(text: &str) -> Result<String, FieldError> {
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // `[@marker] hosts keytype base64key [comment]`
+        let offset = usize::from(fields.first().is_some_and(|f| f.starts_with('@')));
+        let valid = fields.len() >= 3 + offset
+            && (fields[1 + offset].starts_with("ssh-")
+                || fields[1 + offset].starts_with("ecdsa-")
+                || fields[1 + offset].starts_with("sk-"));
+        if !valid {
+            return Err(FieldError::new(
+                "known_hosts",
+                format!(
+                    "line {} is not a known_hosts entry (`host keytype key`)",
+                    index + 1
+                ),
+            ));
+        }
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_ca_certificate(text: &str) -> Result<String, FieldError> {
+    if !text.contains("-----BEGIN CERTIFICATE-----") || !text.contains("-----END CERTIFICATE-----")
+    {
+        return Err(FieldError::new(
+            "ca_certificate",
+            "is not a PEM certificate (-----BEGIN CERTIFICATE-----)",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(url: &str) -> ConnectorDraft {
+        ConnectorDraft {
+            name: Some("Bitbucket Config".into()),
+            url: Some(url.into()),
+            username: Some("jdoe".into()),
+            password_secret: Some("bb-token".into()),
+            branch: Some("main".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn detects_the_provider_from_the_url() {
+        let detect = |u: &str| Provider::detect(&RepoUrl::parse(u).expect("url"));
+        assert_eq!(
+            detect("https://bitbucket.org/ws/r.git"),
+            Provider::BitbucketCloud
+        );
+        assert_eq!(
+            detect("git@bitbucket.org:ws/r.git"),
+            Provider::BitbucketCloud
+        );
+        assert_eq!(
+            detect("https://bb.corp/scm/p/r.git"),
+            Provider::BitbucketServer
+        );
+        assert_eq!(
+            detect("ssh://git@bb.corp:7999/p/r.git"),
+            Provider::BitbucketServer
+        );
+        assert_eq!(detect("https://git.corp/p/r.git"), Provider::Git);
+    }
+
+    #[test]
+    fn a_full_https_draft_parses_with_defaults() {
+        let c =
+            GitConnector::parse(&draft("https://bitbucket.org/acme/config.git")).expect("valid");
+        assert_eq!(c.provider, Provider::BitbucketCloud);
+        assert_eq!(c.scope, ConnectorScope::Repo);
+        assert_eq!(c.author_name, DEFAULT_AUTHOR_NAME);
+        assert_eq!(c.author_email.as_str(), DEFAULT_AUTHOR_EMAIL);
+        assert_eq!(GitConnector::parse(&c.to_draft()), Ok(c));
+    }
+
+    #[test]
+    fn provider_can_be_overridden() {
+        let mut d = draft("https://git.corp/p/r.git");
+        d.provider = Some("bitbucket-server".into());
+        assert_eq!(
+            GitConnector::parse(&d).map(|c| c.provider),
+            Ok(Provider::BitbucketServer)
+        );
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let cases: Vec<(Box<dyn Fn(&mut ConnectorDraft)>, &str)> = vec![
+            (Box::new(|d| d.name = None), "name"),
+            (Box::new(|d| d.name = Some("a/b".into())), "name"),
+            (Box::new(|d| d.url = Some("nonsense".into())), "url"),
+            (Box::new(|d| d.branch = None), "branch"),
+            (
+                Box::new(|d| d.branch = Some("https://x/y".into())),
+                "branch",
+            ),
+            (Box::new(|d| d.password_secret = None), "password_secret"),
+            (Box::new(|d| d.username = None), "username"),
+            (
+                Box::new(|d| d.ssh_key_secret = Some("k".into())),
+                "ssh_key_secret",
+            ),
+            (
+                Box::new(|d| d.author_email = Some("nope".into())),
+                "author_email",
+            ),
+            (
+                Box::new(|d| d.selectors = Some(vec![" ".into()])),
+                "selectors",
+            ),
+            (
+                Box::new(|d| d.known_hosts = Some("x".into())),
+                "known_hosts",
+            ),
+            (
+                Box::new(|d| d.ca_certificate = Some("x".into())),
+                "ca_certificate",
+            ),
+            (Box::new(|d| d.scope = Some("org".into())), "scope"),
+            (Box::new(|d| d.provider = Some("github".into())), "provider"),
+        ];
+        for (mutate, field) in cases {
+            let mut d = draft("https://bitbucket.org/acme/config.git");
+            mutate(&mut d);
+            let err = GitConnector::parse(&d).expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn account_scope_refuses_a_branch_and_a_repository_url() {
+        let mut d = draft("https://bitbucket.org/acme");
+        d.scope = Some("account".into());
+        assert_eq!(GitConnector::parse(&d).expect_err("branch").field, "branch");
+        d.branch = None;
+        let c = GitConnector::parse(&d).expect("valid account connector");
+        let slug = RepoSlug::parse("config").expect("slug");
+        assert_eq!(
+            c.repository_url(Some(&slug)).map(|u| u.git_url()),
+            Ok("https://bitbucket.org/acme/config.git".into())
+        );
+        assert_eq!(
+            c.repository_url(None).expect_err("repo needed").field,
+            "repo"
+        );
+        d.url = Some("https://bitbucket.org/acme/config.git".into());
+        assert_eq!(GitConnector::parse(&d).expect_err("repo url").field, "url");
+    }
+
+    #[test]
+    fn ssh_needs_a_key_and_refuses_passwords() {
+        let mut d = draft("git@bitbucket.org:acme/config.git");
+        d.username = None;
+        assert_eq!(
+            GitConnector::parse(&d).expect_err("password").field,
+            "password_secret"
+        );
+        d.password_secret = None;
+        assert_eq!(
+            GitConnector::parse(&d).expect_err("key").field,
+            "ssh_key_secret"
+        );
+        d.ssh_key_secret = Some("deploy-key".into());
+        assert!(matches!(
+            GitConnector::parse(&d).map(|c| c.credentials),
+            Ok(Credentials::Ssh { .. })
+        ));
+    }
+
+    #[test]
+    fn selectors_are_normalised_sorted_and_deduplicated() {
+        let mut d = draft("https://bitbucket.org/acme/config.git");
+        d.selectors = Some(vec![" EU ".into(), "prod".into(), "eu".into()]);
+        let c = GitConnector::parse(&d).expect("valid");
+        let names: Vec<&str> = c.selectors.iter().map(Selector::as_str).collect();
+        assert_eq!(names, ["eu", "prod"]);
+    }
+
+    #[test]
+    fn username_comes_from_the_url_hint_when_not_given() {
+        let mut d = draft("https://x-token-auth@bitbucket.org/acme/config.git");
+        d.username = None;
+        assert!(matches!(
+            GitConnector::parse(&d).map(|c| c.credentials),
+            Ok(Credentials::Https { username, .. }) if username == "x-token-auth"
+        ));
+    }
+}

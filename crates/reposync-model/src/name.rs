@@ -1,0 +1,247 @@
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{FieldError, is_emoticon};
+
+/// Longest name accepted, in bytes. File systems allow 255 bytes per path component and a
+/// name becomes a file name (`<name>.yaml`), so we leave room for the extension.
+const MAX_NAME_BYTES: usize = 200;
+
+/// The display name of an entity (connector, application, service, …), which is also its path
+/// component in the YAML tree.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct EntityName(String);
+
+impl EntityName {
+    /// Parses a name, reporting problems against the field `name`.
+    pub fn parse(text: &str) -> Result<Self, FieldError> {
+        check_name(text)
+            .map(|()| Self(text.to_owned()))
+            .map_err(|m| FieldError::new("name", m))
+    }
+
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn check_name(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "is {} bytes long; the limit is {MAX_NAME_BYTES}",
+            text.len()
+        ));
+    }
+    if text.starts_with(' ') || text.ends_with(' ') {
+        return Err("must not start or end with a space".into());
+    }
+    if text == "." || text == ".." {
+        return Err(format!("{text:?} is not allowed as a name"));
+    }
+    for c in text.chars() {
+        match c {
+            '/' | '\\' => return Err(format!("must not contain {c:?} (it separates paths)")),
+            '\0' => return Err("must not contain a NUL character".into()),
+            c if c.is_control() => {
+                return Err(format!(
+                    "must not contain the control character U+{:04X}",
+                    c as u32
+                ));
+            }
+            c if is_emoticon(c) => {
+                return Err(format!(
+                    "must not contain emoji from the Emoticons block (found U+{:04X})",
+                    c as u32
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for EntityName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for EntityName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl<'de> Deserialize<'de> for EntityName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+/// The unique name of a secret. Same rules as an entity name: secrets are referenced from YAML
+/// as `<manager>:<name>`, and the name part must survive being a path-like reference.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SecretName(String);
+
+impl SecretName {
+    /// Parses a secret name, reporting problems against the field `name`.
+    pub fn parse(text: &str) -> Result<Self, FieldError> {
+        check_name(text)
+            .map(|()| Self(text.to_owned()))
+            .map_err(|m| FieldError::new("name", m))
+    }
+
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SecretName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+/// A repository's slug within an account (`config`, `platform-yaml`), as Bitbucket spells it.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RepoSlug(String);
+
+impl RepoSlug {
+    /// Parses a slug; a trailing `.git` is accepted and dropped, since users copy it from clone
+    /// URLs.
+    pub fn parse(text: &str) -> Result<Self, FieldError> {
+        let err = |m: &str| FieldError::new("repo", m);
+        let slug = text.strip_suffix(".git").unwrap_or(text);
+        if slug.is_empty() {
+            return Err(err("must not be empty"));
+        }
+        if slug.len() > 128 {
+            return Err(err("is longer than 128 characters"));
+        }
+        if slug.starts_with('.') {
+            return Err(err("must not start with '.'"));
+        }
+        if let Some(bad) = slug
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(FieldError::new(
+                "repo",
+                format!(
+                    "contains {bad:?}; a repository slug uses only letters, digits, '-', '_' and '.'"
+                ),
+            ));
+        }
+        Ok(Self(slug.to_owned()))
+    }
+
+    /// The slug, without `.git`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RepoSlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RepoSlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl<'de> Deserialize<'de> for RepoSlug {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_names_with_spaces_and_unicode() {
+        for ok in [
+            "Bitbucket Config",
+            "prod-eu",
+            "Ünïcödé repo",
+            "a.b",
+            "x_y (1)",
+        ] {
+            assert_eq!(EntityName::parse(ok).map(|n| n.0), Ok(ok.to_owned()));
+        }
+    }
+
+    #[test]
+    fn rejects_each_forbidden_shape_with_a_reason() {
+        let cases = [
+            ("", "empty"),
+            ("a/b", "'/'"),
+            ("a\\b", "'\\\\'"),
+            ("a\0b", "NUL"),
+            (" lead", "space"),
+            ("trail ", "space"),
+            (".", "not allowed"),
+            ("..", "not allowed"),
+            ("happy \u{1F600}", "U+1F600"),
+            ("tab\there", "control"),
+        ];
+        for (input, expected) in cases {
+            let err = EntityName::parse(input).expect_err(input);
+            assert_eq!(err.field, "name");
+            assert!(err.message.contains(expected), "{input:?}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn emoji_outside_the_emoticons_block_are_allowed() {
+        // U+1F680 (rocket) is in Transport and Map Symbols, not Emoticons.
+        assert!(EntityName::parse("ship \u{1F680}").is_ok());
+        assert!(EntityName::parse("edge \u{1F64F}").is_err());
+        assert!(EntityName::parse("edge \u{1F650}").is_ok());
+    }
+
+    #[test]
+    fn deserialising_goes_through_the_parser() {
+        let err = serde_json::from_str::<EntityName>("\"a/b\"").expect_err("must fail");
+        assert!(err.to_string().contains("'/'"));
+    }
+
+    #[test]
+    fn repo_slug_drops_dot_git_and_rejects_paths() {
+        assert_eq!(
+            RepoSlug::parse("config.git").map(|s| s.0),
+            Ok("config".into())
+        );
+        assert!(RepoSlug::parse("acme/config").is_err());
+        assert!(RepoSlug::parse(".git").is_err());
+    }
+}
