@@ -204,7 +204,7 @@ impl RepoUrl {
         let segments: Vec<&str> = self.path.split('/').collect();
         match segments.iter().position(|s| *s == "scm") {
             // Bitbucket Server over HTTPS: `[/<context>]/scm/<project>/<repo>`.
-            Some(scm) if self.protocol == Protocol::Https => segments.len() - scm - 1 >= 2,
+            Some(scm) if self.protocol == Protocol::Https => segments.len() - scm > 2,
             _ => segments.len() >= 2,
         }
     }
@@ -248,12 +248,13 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
