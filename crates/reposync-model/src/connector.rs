@@ -542,7 +542,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_field() {
-        let cases: Vec<(Box<dyn Fn(&mut ConnectorDraft)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut ConnectorDraft)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|d| d.name = None), "name"),
             (Box::new(|d| d.name = Some("a/b".into())), "name"),
             (Box::new(|d| d.url = Some("nonsense".into())), "url"),
