@@ -1,1 +1,19 @@
-//! reposync-git.
+//! The only part of reposync that starts processes: git and, through git, OpenSSH.
+//!
+//! Every child gets an environment built from nothing: a private `HOME`, no system or global
+//! git config, no terminal prompts, `LC_ALL=C` so that messages can be classified, and none of
+//! the host's `GIT_*`, `SSL_*` or `SSH_*` variables, which would otherwise override what we
+//! configure. Credentials reach only the one child that needs them: an HTTPS token through a
+//! credential helper that reads the child's environment, an SSH key through a 0600 file in a
+//! private temporary directory that lives exactly as long as the operation. Nothing secret is
+//! ever put in argv or in the URL given to git. Every operation has a timeout, after which the
+//! whole process group is killed. Failures are classified into [`GitErrorKind`] so callers can
+//! tell a wrong token from an unknown host key without parsing English themselves.
+
+mod auth;
+mod error;
+mod runner;
+
+pub use auth::{GitAuth, Remote};
+pub use error::{GitError, GitErrorKind};
+pub use runner::{GitRunner, GitVersion, MIN_GIT_VERSION, RemoteRef};

@@ -1,0 +1,334 @@
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::auth::{GitAuth, Remote};
+use crate::error::{GitError, GitErrorKind, scrub};
+
+/// The oldest git reposync supports: 2.25 brought `git sparse-checkout`, which the cheap clone
+/// of later operations relies on.
+pub const MIN_GIT_VERSION: GitVersion = GitVersion {
+    major: 2,
+    minor: 25,
+    patch: 0,
+};
+
+/// A git version, as printed by `git --version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GitVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl std::fmt::Display for GitVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl GitVersion {
+    /// Parses `git version 2.47.3` (and vendor suffixes such as `(Apple Git-146)` or `.windows.1`).
+    pub fn parse(output: &str) -> Option<GitVersion> {
+        let rest = output.trim().strip_prefix("git version ")?;
+        let mut numbers = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty());
+        let major = numbers.next()?.parse().ok()?;
+        let minor = numbers.next()?.parse().ok()?;
+        let patch = numbers.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        Some(GitVersion {
+            major,
+            minor,
+            patch,
+        })
+    }
+}
+
+/// One ref advertised by a remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRef {
+    /// The full ref name (`refs/heads/main`).
+    pub name: String,
+    /// The commit (or tag object) id, 40 or 64 hex digits.
+    pub commit: String,
+}
+
+/// Runs git with a fixed, isolated environment and a timeout.
+#[derive(Debug, Clone)]
+pub struct GitRunner {
+    git: PathBuf,
+    search_path: OsString,
+    timeout: Duration,
+}
+
+impl GitRunner {
+    /// A runner for the git found on `PATH`, with a 60-second limit per operation.
+    pub fn new() -> GitRunner {
+        GitRunner::with_program("git")
+    }
+
+    /// A runner for a specific git binary.
+    pub fn with_program(git: impl Into<PathBuf>) -> GitRunner {
+        // PATH is the one variable inherited: git needs it to find ssh, and it tells the
+        // operator's choice of binaries rather than changing git's behaviour.
+        let search_path =
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        GitRunner {
+            git: git.into(),
+            search_path,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Sets the time limit of each operation.
+    pub fn timeout(mut self, timeout: Duration) -> GitRunner {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The time limit of each operation.
+    pub fn time_limit(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The installed git's version, or an error saying git is missing or too old.
+    pub async fn version(&self) -> Result<GitVersion, GitError> {
+        let stdout = self
+            .run(&["--version"], None, None, "git")
+            .await
+            .map_err(|e| match e.kind {
+                GitErrorKind::Other => GitError::new(
+                    GitErrorKind::GitUnavailable,
+                    "`git --version` failed",
+                    e.detail,
+                ),
+                _ => e,
+            })?;
+        let version = GitVersion::parse(&stdout).ok_or_else(|| {
+            GitError::new(
+                GitErrorKind::GitUnavailable,
+                format!("cannot read git's version from {:?}", stdout.trim()),
+                "",
+            )
+        })?;
+        if version < MIN_GIT_VERSION {
+            return Err(GitError::new(
+                GitErrorKind::GitUnavailable,
+                format!("git {version} is too old; reposync needs git {MIN_GIT_VERSION} or newer"),
+                "",
+            ));
+        }
+        Ok(version)
+    }
+
+    /// Lists the branches of a remote (`git ls-remote --heads`).
+    pub async fn ls_remote_heads(&self, remote: &Remote) -> Result<Vec<RemoteRef>, GitError> {
+        let stdout = self
+            .run(
+                &["ls-remote", "--heads", "--", &remote.url],
+                None,
+                Some(&remote.auth),
+                &remote.url,
+            )
+            .await?;
+        Ok(parse_ls_remote(&stdout))
+    }
+
+    /// Runs one git command in a fresh private directory that serves as `HOME` and holds the
+    /// credential files, returning its standard output.
+    async fn run(
+        &self,
+        args: &[&str],
+        cwd: Option<&Path>,
+        auth: Option<&GitAuth>,
+        url: &str,
+    ) -> Result<String, GitError> {
+        let io_error = |what: &str, e: std::io::Error| {
+            GitError::new(GitErrorKind::Other, format!("cannot {what}: {e}"), "")
+        };
+        let private_dir = tempfile::Builder::new()
+            .prefix("reposync-git-")
+            .tempdir()
+            .map_err(|e| io_error("create a private temporary directory", e))?;
+        let connect_timeout = self.timeout.as_secs().clamp(1, 30);
+        let prepared = auth
+            .map(|a| a.prepare(private_dir.path(), connect_timeout))
+            .transpose()
+            .map_err(|e| io_error("write credential files", e))?;
+
+        let mut config: Vec<(String, String)> = vec![
+            ("core.askPass".into(), String::new()),
+            ("credential.interactive".into(), "false".into()),
+            ("protocol.version".into(), "2".into()),
+            // Abort transfers that stall instead of waiting for the overall timeout.
+            ("http.lowSpeedLimit".into(), "1000".into()),
+            ("http.lowSpeedTime".into(), connect_timeout.to_string()),
+        ];
+        let mut command = Command::new(&self.git);
+        command
+            .env_clear()
+            .env("PATH", &self.search_path)
+            .env("HOME", private_dir.path())
+            .env("XDG_CONFIG_HOME", private_dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_ASKPASS", "")
+            .env("SSH_ASKPASS", "")
+            .env("GIT_ALLOW_PROTOCOL", "https:ssh")
+            .env("LC_ALL", "C")
+            .env("LANGUAGE", "C");
+        if let Some(prepared) = &prepared {
+            config.extend(prepared.config.iter().cloned());
+            for (name, value) in &prepared.env {
+                command.env(name, value.expose());
+            }
+        }
+        // Configuration travels in the environment (GIT_CONFIG_COUNT/KEY/VALUE) rather than as
+        // `-c` arguments, so that argv stays short and holds nothing but the operation.
+        command.env("GIT_CONFIG_COUNT", config.len().to_string());
+        for (index, (key, value)) in config.iter().enumerate() {
+            command.env(format!("GIT_CONFIG_KEY_{index}"), key);
+            command.env(format!("GIT_CONFIG_VALUE_{index}"), value);
+        }
+        command
+            .args(args)
+            .current_dir(cwd.unwrap_or(private_dir.path()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+
+        let child = command.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => GitError::new(
+                GitErrorKind::GitUnavailable,
+                format!("git is not installed (no {:?} on PATH); install git {MIN_GIT_VERSION} or newer", self.git),
+                "",
+            ),
+            _ => io_error("start git", e),
+        })?;
+        let process_group = child.id();
+        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+            Ok(result) => result.map_err(|e| io_error("wait for git", e))?,
+            Err(_elapsed) => {
+                kill_group(process_group);
+                return Err(GitError::new(
+                    GitErrorKind::Timeout,
+                    format!(
+                        "git did not finish within {} s for {url}; it was stopped",
+                        self.timeout.as_secs()
+                    ),
+                    "",
+                ));
+            }
+        };
+        // git may leave an ssh child behind when it exits on an error; the group dies with it.
+        kill_group(process_group);
+        let secrets = auth.map(GitAuth::secret_values).unwrap_or_default();
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            let stderr = scrub(&String::from_utf8_lossy(&output.stderr), &secrets);
+            let error = GitError::classify(&stderr, url);
+            tracing::debug!(code = error.kind.code(), detail = %error.detail, "git operation failed");
+            Err(error)
+        }
+    }
+}
+
+impl Default for GitRunner {
+    fn default() -> Self {
+        GitRunner::new()
+    }
+}
+
+fn kill_group(pid: Option<u32>) {
+    let Some(pid) = pid
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    // The group may be gone already; there is nothing to do about an error here.
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+}
+
+fn parse_ls_remote(stdout: &str) -> Vec<RemoteRef> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let (commit, name) = line.split_once('\t')?;
+            Some(RemoteRef {
+                name: name.trim().to_owned(),
+                commit: commit.trim().to_owned(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_git_versions() {
+        assert_eq!(
+            GitVersion::parse("git version 2.47.3\n"),
+            Some(GitVersion {
+                major: 2,
+                minor: 47,
+                patch: 3
+            })
+        );
+        assert_eq!(
+            GitVersion::parse("git version 2.39.3 (Apple Git-146)"),
+            Some(GitVersion {
+                major: 2,
+                minor: 39,
+                patch: 3
+            })
+        );
+        assert_eq!(
+            GitVersion::parse("git version 2.45.1.windows.1"),
+            Some(GitVersion {
+                major: 2,
+                minor: 45,
+                patch: 1
+            })
+        );
+        assert_eq!(GitVersion::parse("hg 6"), None);
+    }
+
+    #[test]
+    fn parses_ls_remote_output() {
+        let refs = parse_ls_remote("aaaa\trefs/heads/main\nbbbb\trefs/heads/dev\n");
+        assert_eq!(refs.len(), 2);
+        assert_eq!(
+            refs[1],
+            RemoteRef {
+                name: "refs/heads/dev".into(),
+                commit: "bbbb".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_git_is_reported_as_unavailable() {
+        let err = GitRunner::with_program("/nonexistent/git")
+            .version()
+            .await
+            .expect_err("no git");
+        assert_eq!(err.kind, GitErrorKind::GitUnavailable);
+    }
+
+    #[tokio::test]
+    async fn the_installed_git_is_recent_enough() {
+        let version = GitRunner::new().version().await.expect("git on PATH");
+        assert!(version >= MIN_GIT_VERSION);
+    }
+}
