@@ -1,1 +1,111 @@
-//! reposync-store.
+//! reposync's database: the only crate that writes SQL.
+//!
+//! It runs on sqlx's `Any` driver so that one set of queries serves SQLite (embedded, the
+//! default) and, later, PostgreSQL; each backend has its own append-only migrations folder,
+//! embedded in the binary and applied at start. The SQL is kept portable: numbered `$n`
+//! parameters, integer millisecond timestamps, JSON as text, `RETURNING` only where both
+//! backends have it. Secret values enter this crate as plaintext only long enough to be sealed
+//! under the master key with [`reposync_secrets::seal`], bound to their row; nothing readable
+//! is ever written. The task queue lives here too, with leases, because claiming a task must
+//! be atomic with respect to every other delegate.
+
+mod connectors;
+mod error;
+mod secrets;
+mod tasks;
+mod tokens;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reposync_secrets::MasterKey;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use connectors::{ConnectorRecord, WebhookChange, WebhookCredentials};
+pub use error::StoreError;
+pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
+pub use tasks::{NewTask, TaskRecord, TaskStatus};
+pub use tokens::ApiTokenRecord;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The database, with the master key that seals and opens the secrets stored in it.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    master: Arc<MasterKey>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// The URL of the embedded SQLite database in `data_dir`.
+    pub fn sqlite_url(data_dir: &Path) -> String {
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("reposync.db").display()
+        )
+    }
+
+    /// Connects, applies pending migrations and returns the store.
+    pub async fn open(url: &str, master: MasterKey) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = url.split(':').next().unwrap_or_default();
+        if backend != "sqlite" {
+            return Err(StoreError::UnsupportedDatabase(format!(
+                "{backend:?} databases are not supported yet; use a sqlite:// URL"
+            )));
+        }
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers proceed during a write; the busy timeout makes concurrent
+                    // writers wait instead of failing with "database is locked"; foreign keys
+                    // are off by default in SQLite.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
+        Ok(Store {
+            pool,
+            master: Arc::new(master),
+        })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for running queries.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch, the one time format in the database.
+pub fn now_millis() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,360 @@
+use reposync_model::{Credentials, EntityName, GitConnector, SecretName};
+use reposync_secrets::{SealedValue, open, seal};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use zeroize::Zeroizing;
+
+use crate::secrets::SecretKind;
+use crate::{Store, StoreError, new_id, now_millis};
+
+/// A connector as stored: its validated spec plus server-side state.
+#[derive(Debug, Clone)]
+pub struct ConnectorRecord {
+    pub id: String,
+    pub spec: GitConnector,
+    /// Whether a webhook URL token and HMAC secret exist.
+    pub has_webhook: bool,
+    /// The last Test result, as the JSON the API defines.
+    pub last_test: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A webhook URL token and its HMAC secret, in clear, on their way in or out.
+pub struct WebhookCredentials {
+    pub token: Zeroizing<String>,
+    pub secret: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for WebhookCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookCredentials(<redacted>)")
+    }
+}
+
+/// What an update does to the webhook credentials.
+#[derive(Debug)]
+pub enum WebhookChange {
+    Keep,
+    Set {
+        credentials: WebhookCredentials,
+        token_hash: String,
+    },
+    Remove,
+}
+
+fn webhook_binding(connector_id: &str, part: &str) -> Vec<u8> {
+    format!("reposync:connector:{connector_id}:{part}").into_bytes()
+}
+
+const CONNECTOR_COLUMNS: &str = "id, spec, webhook_token_hash, last_test, created_at, updated_at";
+
+impl Store {
+    /// Stores a new connector, checking that the secrets it names exist and are of the right kind.
+    pub async fn create_connector(
+        &self,
+        spec: &GitConnector,
+        webhook: Option<(&WebhookCredentials, &str)>,
+    ) -> Result<ConnectorRecord, StoreError> {
+        let id = new_id();
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        let secret_ids = resolve_secrets(&mut tx, spec).await?;
+        let (token, token_hash, secret) = match webhook {
+            Some((credentials, hash)) => {
+                let (t, s) = self.seal_webhook(&id, credentials)?;
+                (Some(t), Some(hash.to_owned()), Some(s))
+            }
+            None => (None, None, None),
+        };
+        sqlx::query(
+            "INSERT INTO connectors (id, name, spec, webhook_token, webhook_token_hash, webhook_secret, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(spec.name.as_str())
+        .bind(spec_json(spec)?)
+        .bind(token)
+        .bind(token_hash)
+        .bind(secret)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::from_unique_violation(e, "connector", spec.name.as_str()))?;
+        link_secrets(&mut tx, &id, &secret_ids).await?;
+        tx.commit().await?;
+        self.get_connector(&spec.name).await
+    }
+
+    /// Replaces a connector's spec (possibly renaming it) and changes its webhook credentials.
+    pub async fn update_connector(
+        &self,
+        current_name: &EntityName,
+        spec: &GitConnector,
+        webhook: WebhookChange,
+    ) -> Result<ConnectorRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: String = sqlx::query("SELECT id FROM connectors WHERE name = $1")
+            .bind(current_name.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get("id"))
+            .ok_or_else(|| StoreError::NotFound {
+                what: "connector",
+                name: current_name.to_string(),
+            })?;
+        let secret_ids = resolve_secrets(&mut tx, spec).await?;
+        sqlx::query("UPDATE connectors SET name = $1, spec = $2, updated_at = $3 WHERE id = $4")
+            .bind(spec.name.as_str())
+            .bind(spec_json(spec)?)
+            .bind(now_millis())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::from_unique_violation(e, "connector", spec.name.as_str()))?;
+        match webhook {
+            WebhookChange::Keep => {}
+            WebhookChange::Set {
+                credentials,
+                token_hash,
+            } => {
+                let (token, secret) = self.seal_webhook(&id, &credentials)?;
+                sqlx::query(
+                    "UPDATE connectors SET webhook_token = $1, webhook_token_hash = $2, webhook_secret = $3 WHERE id = $4",
+                )
+                .bind(token)
+                .bind(token_hash)
+                .bind(secret)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            WebhookChange::Remove => {
+                sqlx::query(
+                    "UPDATE connectors SET webhook_token = NULL, webhook_token_hash = NULL, webhook_secret = NULL WHERE id = $1",
+                )
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query("DELETE FROM connector_secrets WHERE connector_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        link_secrets(&mut tx, &id, &secret_ids).await?;
+        tx.commit().await?;
+        self.get_connector(&spec.name).await
+    }
+
+    /// One connector by name.
+    pub async fn get_connector(&self, name: &EntityName) -> Result<ConnectorRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE name = $1"
+        ))
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "connector",
+            name: name.to_string(),
+        })?;
+        connector_from_row(&row)
+    }
+
+    /// One connector by id.
+    pub async fn get_connector_by_id(&self, id: &str) -> Result<ConnectorRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "connector",
+            name: id.to_owned(),
+        })?;
+        connector_from_row(&row)
+    }
+
+    /// Every connector, by name.
+    pub async fn list_connectors(&self) -> Result<Vec<ConnectorRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CONNECTOR_COLUMNS} FROM connectors ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(connector_from_row).collect()
+    }
+
+    /// Deletes a connector.
+    pub async fn delete_connector(&self, name: &EntityName) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM connectors WHERE name = $1")
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "connector",
+                name: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens a connector's webhook token and HMAC secret.
+    pub async fn webhook_credentials(
+        &self,
+        name: &EntityName,
+    ) -> Result<Option<WebhookCredentials>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, webhook_token, webhook_secret FROM connectors WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "connector",
+                    name: name.to_string(),
+                })?;
+        let id: String = row.try_get("id")?;
+        let token: Option<Vec<u8>> = row.try_get("webhook_token")?;
+        let secret: Option<Vec<u8>> = row.try_get("webhook_secret")?;
+        let (Some(token), Some(secret)) = (token, secret) else {
+            return Ok(None);
+        };
+        Ok(Some(WebhookCredentials {
+            token: self.open_text(&id, "webhook_token", token)?,
+            secret: self.open_text(&id, "webhook_secret", secret)?,
+        }))
+    }
+
+    /// Records the outcome of a connector's latest Test.
+    pub async fn set_connector_last_test(
+        &self,
+        connector_id: &str,
+        result_json: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connectors SET last_test = $1 WHERE id = $2")
+            .bind(result_json)
+            .bind(connector_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn seal_webhook(
+        &self,
+        id: &str,
+        credentials: &WebhookCredentials,
+    ) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+        let seal_part = |part: &str, value: &str| {
+            seal(&self.master, &webhook_binding(id, part), value.as_bytes())
+                .map(|s| s.as_bytes().to_vec())
+                .map_err(|e| StoreError::Crypto(e.to_string()))
+        };
+        Ok((
+            seal_part("webhook_token", &credentials.token)?,
+            seal_part("webhook_secret", &credentials.secret)?,
+        ))
+    }
+
+    fn open_text(
+        &self,
+        id: &str,
+        part: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Zeroizing<String>, StoreError> {
+        let sealed =
+            SealedValue::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let plain = open(&self.master, &webhook_binding(id, part), &sealed)
+            .map_err(|e| StoreError::Crypto(e.to_string()))?;
+        String::from_utf8(plain.to_vec())
+            .map(Zeroizing::new)
+            .map_err(|_| StoreError::Corrupt(format!("connector {id}: {part} is not UTF-8")))
+    }
+}
+
+fn spec_json(spec: &GitConnector) -> Result<String, StoreError> {
+    serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn connector_from_row(row: &AnyRow) -> Result<ConnectorRecord, StoreError> {
+    let spec: String = row.try_get("spec")?;
+    let spec: GitConnector = serde_json::from_str(&spec)
+        .map_err(|e| StoreError::Corrupt(format!("connector spec: {e}")))?;
+    Ok(ConnectorRecord {
+        id: row.try_get("id")?,
+        spec,
+        has_webhook: row
+            .try_get::<Option<String>, _>("webhook_token_hash")?
+            .is_some(),
+        last_test: row.try_get("last_test")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Looks up the secrets a connector names, in the same transaction that saves it, so that a
+/// concurrent delete cannot slip between the check and the link.
+async fn resolve_secrets(
+    tx: &mut Transaction<'_, Any>,
+    spec: &GitConnector,
+) -> Result<Vec<String>, StoreError> {
+    let (field, name, kind) = match &spec.credentials {
+        Credentials::Https {
+            password_secret, ..
+        } => ("password_secret", password_secret, SecretKind::Text),
+        Credentials::Ssh { ssh_key_secret } => {
+            ("ssh_key_secret", ssh_key_secret, SecretKind::SshKey)
+        }
+    };
+    let id = check_secret(tx, field, name, kind).await?;
+    Ok(vec![id])
+}
+
+async fn check_secret(
+    tx: &mut Transaction<'_, Any>,
+    field: &str,
+    name: &SecretName,
+    expected: SecretKind,
+) -> Result<String, StoreError> {
+    let row = sqlx::query("SELECT id, kind FROM secrets WHERE name = $1")
+        .bind(name.as_str())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::Invalid {
+            field: field.to_owned(),
+            message: format!(
+                "secret {:?} does not exist; create it first with `reposync secret create`",
+                name.as_str()
+            ),
+        })?;
+    let kind: String = row.try_get("kind")?;
+    if kind != expected.as_str() {
+        let wanted = match expected {
+            SecretKind::Text => "an Encrypted Text secret (a token or password)",
+            SecretKind::SshKey => "an SSH Key Credential",
+        };
+        return Err(StoreError::Invalid {
+            field: field.to_owned(),
+            message: format!("secret {:?} is not {wanted}", name.as_str()),
+        });
+    }
+    Ok(row.try_get("id")?)
+}
+
+async fn link_secrets(
+    tx: &mut Transaction<'_, Any>,
+    connector_id: &str,
+    secret_ids: &[String],
+) -> Result<(), StoreError> {
+    for secret_id in secret_ids {
+        sqlx::query("INSERT INTO connector_secrets (connector_id, secret_id) VALUES ($1, $2)")
+            .bind(connector_id)
+            .bind(secret_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

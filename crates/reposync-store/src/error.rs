@@ -1,0 +1,42 @@
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} {name:?} does not exist")]
+    NotFound { what: &'static str, name: String },
+    #[error("{what} {name:?} already exists")]
+    AlreadyExists { what: &'static str, name: String },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{what} {name:?} is used by {}: {}", if used_by.len() == 1 { "connector" } else { "connectors" }, used_by.join(", "))]
+    InUse {
+        what: &'static str,
+        name: String,
+        used_by: Vec<String>,
+    },
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("cannot decrypt a stored secret: {0}")]
+    Crypto(String),
+    #[error("{0}")]
+    UnsupportedDatabase(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub(crate) fn from_unique_violation(
+        err: sqlx::Error,
+        what: &'static str,
+        name: &str,
+    ) -> StoreError {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::AlreadyExists {
+                what,
+                name: name.to_owned(),
+            },
+            _ => StoreError::Database(err),
+        }
+    }
+}

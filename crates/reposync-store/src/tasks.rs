@@ -1,0 +1,249 @@
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Store, StoreError, new_id, now_millis};
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Result<TaskStatus, StoreError> {
+        match text {
+            "queued" => Ok(TaskStatus::Queued),
+            "running" => Ok(TaskStatus::Running),
+            "succeeded" => Ok(TaskStatus::Succeeded),
+            "failed" => Ok(TaskStatus::Failed),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown task status {other:?}"
+            ))),
+        }
+    }
+
+    /// Whether the task will not change any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskStatus::Succeeded | TaskStatus::Failed)
+    }
+}
+
+/// A task to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub kind: String,
+    /// JSON naming what to work on; never credentials.
+    pub payload: String,
+    /// A delegate must have every one of these to run the task.
+    pub selectors: Vec<String>,
+    pub max_attempts: i64,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub id: String,
+    pub kind: String,
+    pub payload: String,
+    pub selectors: Vec<String>,
+    pub status: TaskStatus,
+    pub delegate: Option<String>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub result: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+const TASK_COLUMNS: &str = "id, kind, payload, selectors, status, delegate, attempts, max_attempts, result, created_at, started_at, finished_at";
+
+/// How many queued tasks one claim looks at. Selector matching happens in Rust (it is a subset
+/// test that portable SQL does badly), so a claim reads a window of the oldest tasks.
+const CLAIM_WINDOW: i64 = 64;
+
+impl Store {
+    /// Adds a task to the queue.
+    pub async fn enqueue_task(&self, task: &NewTask) -> Result<TaskRecord, StoreError> {
+        let id = new_id();
+        let selectors = serde_json::to_string(&task.selectors)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO tasks (id, kind, payload, selectors, status, attempts, max_attempts, created_at)
+             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6)",
+        )
+        .bind(&id)
+        .bind(&task.kind)
+        .bind(&task.payload)
+        .bind(selectors)
+        .bind(task.max_attempts)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        self.get_task(&id).await
+    }
+
+    /// One task.
+    pub async fn get_task(&self, id: &str) -> Result<TaskRecord, StoreError> {
+        let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "task",
+                name: id.to_owned(),
+            })?;
+        task_from_row(&row)
+    }
+
+    /// Claims the oldest queued task that `delegate` may run (it has every selector the task
+    /// asks for), leasing it for `lease`. Two delegates never claim the same task: the claim is
+    /// a conditional update that only one of them wins.
+    pub async fn claim_task(
+        &self,
+        delegate: &str,
+        delegate_selectors: &[String],
+        lease: Duration,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' ORDER BY created_at LIMIT $1"
+        ))
+        .bind(CLAIM_WINDOW)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            let task = task_from_row(row)?;
+            if !task
+                .selectors
+                .iter()
+                .all(|s| delegate_selectors.contains(s))
+            {
+                continue;
+            }
+            let now = now_millis();
+            let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+            let claimed = sqlx::query(
+                "UPDATE tasks SET status = 'running', delegate = $1, lease_expires_at = $2,
+                        attempts = attempts + 1, started_at = $3
+                 WHERE id = $4 AND status = 'queued'",
+            )
+            .bind(delegate)
+            .bind(now.saturating_add(lease_ms))
+            .bind(now)
+            .bind(&task.id)
+            .execute(&self.pool)
+            .await?;
+            if claimed.rows_affected() == 1 {
+                return self.get_task(&task.id).await.map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records a task's outcome. Only the delegate holding the lease may do so; a late answer
+    /// from a delegate that lost its lease is ignored and reported as `Ok(None)`.
+    pub async fn complete_task(
+        &self,
+        id: &str,
+        delegate: &str,
+        succeeded: bool,
+        result_json: &str,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let status = if succeeded {
+            TaskStatus::Succeeded
+        } else {
+            TaskStatus::Failed
+        };
+        let done = sqlx::query(
+            "UPDATE tasks SET status = $1, result = $2, finished_at = $3, lease_expires_at = NULL
+             WHERE id = $4 AND status = 'running' AND delegate = $5",
+        )
+        .bind(status.as_str())
+        .bind(result_json)
+        .bind(now_millis())
+        .bind(id)
+        .bind(delegate)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.get_task(id).await.map(Some)
+    }
+
+    /// Fails a queued task without running it (for example, no delegate can ever take it).
+    pub async fn fail_queued_task(
+        &self,
+        id: &str,
+        result_json: &str,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET status = 'failed', result = $1, finished_at = $2 WHERE id = $3 AND status = 'queued'",
+        )
+        .bind(result_json)
+        .bind(now_millis())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.get_task(id).await.map(Some)
+    }
+
+    /// Returns running tasks whose lease ran out to the queue, or fails them with
+    /// `expired_result` once they have used all their attempts. Returns how many changed.
+    pub async fn expire_leases(&self, expired_result: &str) -> Result<u64, StoreError> {
+        let now = now_millis();
+        let requeued = sqlx::query(
+            "UPDATE tasks SET status = 'queued', delegate = NULL, lease_expires_at = NULL
+             WHERE status = 'running' AND lease_expires_at < $1 AND attempts < max_attempts",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let failed = sqlx::query(
+            "UPDATE tasks SET status = 'failed', result = $1, finished_at = $2, lease_expires_at = NULL
+             WHERE status = 'running' AND lease_expires_at < $3",
+        )
+        .bind(expired_result)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(requeued.rows_affected() + failed.rows_affected())
+    }
+}
+
+fn task_from_row(row: &AnyRow) -> Result<TaskRecord, StoreError> {
+    let selectors: String = row.try_get("selectors")?;
+    Ok(TaskRecord {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        payload: row.try_get("payload")?,
+        selectors: serde_json::from_str(&selectors)
+            .map_err(|e| StoreError::Corrupt(format!("task selectors: {e}")))?,
+        status: TaskStatus::parse(&row.try_get::<String, _>("status")?)?,
+        delegate: row.try_get("delegate")?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        result: row.try_get("result")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}

@@ -1,0 +1,61 @@
+use sqlx::Row;
+
+use crate::{Store, StoreError, new_id, now_millis};
+
+/// An API token, known only by the hash of its value.
+#[derive(Debug, Clone)]
+pub struct ApiTokenRecord {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Stores a token under `name` by its hash.
+    pub async fn create_api_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<ApiTokenRecord, StoreError> {
+        let record = ApiTokenRecord {
+            id: new_id(),
+            name: name.to_owned(),
+            created_at: now_millis(),
+        };
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&record.id)
+        .bind(&record.name)
+        .bind(token_hash)
+        .bind(record.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_unique_violation(e, "API token", name))?;
+        Ok(record)
+    }
+
+    /// The token with this hash, if any.
+    pub async fn find_api_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ApiTokenRecord>, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_at FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| ApiTokenRecord {
+            id: r.get("id"),
+            name: r.get("name"),
+            created_at: r.get("created_at"),
+        }))
+    }
+
+    /// How many API tokens exist; zero means this is a first start.
+    pub async fn count_api_tokens(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
+            .fetch_one(&self.pool)
+            .await?
+            .get("n"))
+    }
+}

@@ -1,0 +1,222 @@
+//! The store against a real SQLite file in a temporary directory.
+
+use std::time::Duration;
+
+use reposync_model::{ConnectorDraft, EntityName, GitConnector, SecretName};
+use reposync_secrets::MasterKey;
+use reposync_store::{NewTask, SecretKind, Store, StoreError, TaskStatus};
+
+async fn store(dir: &tempfile::TempDir) -> Store {
+    Store::open(&Store::sqlite_url(dir.path()), MasterKey::generate())
+        .await
+        .expect("open store")
+}
+
+fn secret(name: &str) -> SecretName {
+    SecretName::parse(name).expect("secret name")
+}
+
+fn connector(name: &str, secret: &str) -> GitConnector {
+    GitConnector::parse(&ConnectorDraft {
+        name: Some(name.into()),
+        url: Some("https://bitbucket.org/acme/config.git".into()),
+        username: Some("jdoe".into()),
+        password_secret: Some(secret.into()),
+        branch: Some("main".into()),
+        ..Default::default()
+    })
+    .expect("valid connector")
+}
+
+#[tokio::test]
+async fn secret_values_are_sealed_and_never_readable_in_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let value = b"very-secret-token-value-123";
+    store
+        .create_secret(&secret("bb"), SecretKind::Text, value, None)
+        .await
+        .expect("create");
+    let (_, revealed) = store.reveal_secret(&secret("bb")).await.expect("reveal");
+    assert_eq!(revealed.as_slice(), value);
+    store.close().await;
+    for file in ["reposync.db", "reposync.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.path().join(file)) {
+            assert!(
+                !bytes.windows(value.len()).any(|w| w == value),
+                "{file} holds the plaintext"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn names_are_unique() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    store
+        .create_secret(&secret("bb"), SecretKind::Text, b"x", None)
+        .await
+        .expect("create");
+    let err = store
+        .create_secret(&secret("bb"), SecretKind::Text, b"y", None)
+        .await
+        .expect_err("duplicate");
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_secret_in_use_cannot_be_deleted_and_the_error_names_the_connectors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    store
+        .create_secret(&secret("bb"), SecretKind::Text, b"x", None)
+        .await
+        .expect("create");
+    store
+        .create_connector(&connector("Config B", "bb"), None)
+        .await
+        .expect("connector");
+    store
+        .create_connector(&connector("Config A", "bb"), None)
+        .await
+        .expect("connector");
+    let err = store
+        .delete_secret(&secret("bb"))
+        .await
+        .expect_err("in use");
+    assert_eq!(
+        err.to_string(),
+        "secret \"bb\" is used by connectors: Config A, Config B"
+    );
+    store
+        .delete_connector(&EntityName::parse("Config A").expect("name"))
+        .await
+        .expect("delete");
+    store
+        .delete_connector(&EntityName::parse("Config B").expect("name"))
+        .await
+        .expect("delete");
+    store
+        .delete_secret(&secret("bb"))
+        .await
+        .expect("now unused");
+}
+
+#[tokio::test]
+async fn a_connector_must_name_an_existing_secret_of_the_right_kind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let err = store
+        .create_connector(&connector("C", "missing"), None)
+        .await
+        .expect_err("missing");
+    assert!(
+        matches!(&err, StoreError::Invalid { field, .. } if field == "password_secret"),
+        "{err}"
+    );
+    store
+        .create_secret(&secret("key"), SecretKind::SshKey, b"k", None)
+        .await
+        .expect("create");
+    let err = store
+        .create_connector(&connector("C", "key"), None)
+        .await
+        .expect_err("wrong kind");
+    assert!(
+        err.to_string().contains("not an Encrypted Text secret"),
+        "{err}"
+    );
+    assert!(store.list_connectors().await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn tasks_go_only_to_delegates_with_every_selector_and_only_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let task = store
+        .enqueue_task(&NewTask {
+            kind: "test_connection".into(),
+            payload: "{}".into(),
+            selectors: vec!["eu".into(), "prod".into()],
+            max_attempts: 3,
+        })
+        .await
+        .expect("enqueue");
+    let lease = Duration::from_secs(30);
+    assert!(
+        store
+            .claim_task("d1", &["eu".into()], lease)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let claimed = store
+        .claim_task("d2", &["eu".into(), "prod".into(), "x".into()], lease)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.map(|t| t.id), Some(task.id.clone()));
+    assert!(
+        store
+            .claim_task("d3", &["eu".into(), "prod".into()], lease)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    assert!(
+        store
+            .complete_task(&task.id, "d3", true, "{}")
+            .await
+            .expect("complete")
+            .is_none(),
+        "not the lease holder"
+    );
+    let done = store
+        .complete_task(&task.id, "d2", true, "{\"ok\":true}")
+        .await
+        .expect("complete")
+        .expect("holder");
+    assert_eq!(done.status, TaskStatus::Succeeded);
+    assert_eq!(done.result.as_deref(), Some("{\"ok\":true}"));
+}
+
+#[tokio::test]
+async fn an_expired_lease_returns_the_task_to_the_queue() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let task = store
+        .enqueue_task(&NewTask {
+            kind: "k".into(),
+            payload: "{}".into(),
+            selectors: vec![],
+            max_attempts: 2,
+        })
+        .await
+        .expect("enqueue");
+    store
+        .claim_task("d1", &[], Duration::from_millis(0))
+        .await
+        .expect("claim")
+        .expect("claimed");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(store.expire_leases("{}").await.expect("expire"), 1);
+    assert_eq!(
+        store.get_task(&task.id).await.expect("task").status,
+        TaskStatus::Queued
+    );
+    store
+        .claim_task("d2", &[], Duration::from_millis(0))
+        .await
+        .expect("claim")
+        .expect("claimed again");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store
+        .expire_leases("{\"error\":\"lease\"}")
+        .await
+        .expect("expire");
+    assert_eq!(
+        store.get_task(&task.id).await.expect("task").status,
+        TaskStatus::Failed,
+        "attempts used up"
+    );
+}
