@@ -1,1 +1,44 @@
-//! reposync-api.
+//! The wire format of reposync's REST and delegate APIs, and a typed client for them.
+//!
+//! The server, the CLI and remote delegates agree through these types only. Some tests exist
+//! to freeze their JSON, because other tools script against it. Secret values cross the wire
+//! in exactly two places: into the server when a user creates a secret, and out to the delegate
+//! that runs a task needing them; [`SecretValue`] keeps them out of `Debug` output on the way.
+
+mod client;
+mod delegate;
+mod error;
+mod types;
+
+pub use client::{Client, ClientError, decode};
+pub use delegate::{DelegateTask, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec};
+pub use error::{ApiError, ApiErrorBody};
+pub use types::*;
+
+/// A secret value on the wire: serialised as a plain string, never shown by `Debug`.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: impl Into<String>) -> SecretValue {
+        SecretValue(value.into())
+    }
+
+    /// The value itself, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Drop for SecretValue {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}

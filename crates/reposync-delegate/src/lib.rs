@@ -1,1 +1,190 @@
-//! reposync-delegate.
+//! The delegate: claims tasks, runs them with `reposync-git`, and reports what happened.
+//!
+//! A delegate reaches the server only through a [`TaskSource`], so the same agent runs inside
+//! `reposync serve` (an in-process source) and on another machine (an HTTP source). It holds
+//! no database credentials: the secrets a task needs arrive with the task and live in memory,
+//! and on disk only as the 0600 files `reposync-git` makes for one git operation. The agent
+//! exposes a step function, [`Agent::run_next`], that tests drive directly; the loop around it
+//! is thin.
+
+use std::time::{Duration, Instant};
+
+use reposync_api::{DelegateTask, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec};
+use reposync_git::{GitAuth, GitErrorKind, GitRunner, Remote};
+use secrecy::SecretString;
+use serde_json::json;
+
+/// Where tasks come from and where their outcomes go.
+#[async_trait::async_trait]
+pub trait TaskSource: Send + Sync {
+    /// Waits up to `wait` for a task this delegate may run.
+    async fn claim(&self, wait: Duration) -> Result<Option<DelegateTask>, SourceError>;
+    /// Reports a task's outcome.
+    async fn complete(&self, task_id: &str, outcome: TaskOutcome) -> Result<(), SourceError>;
+}
+
+/// The task source failed (the server is down, the token was revoked, …).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// What one step of the agent did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// No task arrived within the wait.
+    Idle,
+    /// A task ran; its id and whether it succeeded.
+    Ran { task_id: String, succeeded: bool },
+}
+
+/// Runs tasks.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    runner: GitRunner,
+}
+
+impl Agent {
+    /// An agent using `runner` for git.
+    pub fn new(runner: GitRunner) -> Agent {
+        Agent { runner }
+    }
+
+    /// Claims one task (waiting up to `wait`), runs it and reports it.
+    pub async fn run_next(
+        &self,
+        source: &dyn TaskSource,
+        wait: Duration,
+    ) -> Result<Step, SourceError> {
+        let Some(task) = source.claim(wait).await? else {
+            return Ok(Step::Idle);
+        };
+        let outcome = self.run_task(&task.spec).await;
+        let succeeded = outcome.succeeded;
+        source.complete(&task.id, outcome).await?;
+        Ok(Step::Ran {
+            task_id: task.id,
+            succeeded,
+        })
+    }
+
+    /// Runs tasks until `shutdown` resolves. Errors from the source are logged and retried
+    /// after a pause, so a restarting server does not stop its delegates.
+    pub async fn run(
+        &self,
+        source: &dyn TaskSource,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                step = self.run_next(source, Duration::from_secs(25)) => {
+                    if let Err(error) = step {
+                        tracing::warn!(%error, "delegate cannot reach its task source; retrying");
+                        tokio::select! {
+                            () = &mut shutdown => return,
+                            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one task and turns every failure into an outcome; it never panics or errors.
+    pub async fn run_task(&self, spec: &TaskSpec) -> TaskOutcome {
+        match spec {
+            TaskSpec::TestConnection(test) => self.test_connection(test).await,
+        }
+    }
+
+    async fn test_connection(&self, spec: &TestConnectionSpec) -> TaskOutcome {
+        let started = Instant::now();
+        let remote = Remote {
+            url: spec.url.clone(),
+            auth: git_auth(&spec.auth),
+        };
+        let runner = self
+            .runner
+            .clone()
+            .timeout(Duration::from_secs(spec.timeout_secs.max(1)));
+        let heads = runner.ls_remote_heads(&remote).await;
+        let elapsed = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let failure = |code: &str, message: String, detail: String| TaskOutcome {
+            succeeded: false,
+            result: json!({
+                "ok": false, "url": spec.url, "branch": spec.branch, "code": code,
+                "message": message, "detail": detail, "duration_ms": elapsed(),
+            }),
+        };
+        let heads = match heads {
+            Ok(heads) => heads,
+            Err(error) => {
+                let code = match error.kind {
+                    GitErrorKind::Other | GitErrorKind::GitUnavailable => error.kind.code(),
+                    kind => kind.code(),
+                };
+                return failure(code, error.message, error.detail);
+            }
+        };
+        let (branch, commit) = match &spec.branch {
+            Some(branch) => match heads.branch_commit(branch) {
+                Some(commit) => (Some(branch.clone()), Some(commit.to_owned())),
+                None => {
+                    let mut names: Vec<&str> = heads
+                        .branches
+                        .iter()
+                        .filter_map(|r| r.name.strip_prefix("refs/heads/"))
+                        .collect();
+                    names.sort_unstable();
+                    let listing = match names.len() {
+                        0 => "the repository has no branches yet".to_owned(),
+                        n if n <= 10 => format!("branches there: {}", names.join(", ")),
+                        n => format!("{n} branches there, including {}", names[..10].join(", ")),
+                    };
+                    return failure(
+                        "branch_not_found",
+                        format!("the repository has no branch {branch:?}; {listing}"),
+                        String::new(),
+                    );
+                }
+            },
+            None => {
+                let default = heads.default_branch.clone();
+                let commit = default
+                    .as_deref()
+                    .and_then(|b| heads.branch_commit(b))
+                    .map(str::to_owned);
+                (default, commit)
+            }
+        };
+        TaskOutcome {
+            succeeded: true,
+            result: json!({
+                "ok": true, "url": spec.url, "branch": branch, "commit": commit,
+                "duration_ms": elapsed(),
+            }),
+        }
+    }
+}
+
+fn git_auth(auth: &TaskAuth) -> GitAuth {
+    match auth {
+        TaskAuth::Https {
+            username,
+            password,
+            ca_certificate,
+        } => GitAuth::Https {
+            username: username.clone(),
+            password: SecretString::from(password.expose()),
+            ca_pem: ca_certificate.clone(),
+        },
+        TaskAuth::Ssh {
+            private_key,
+            known_hosts,
+        } => GitAuth::Ssh {
+            private_key: SecretString::from(private_key.expose()),
+            known_hosts: known_hosts.clone(),
+        },
+    }
+}

@@ -125,15 +125,18 @@ impl GitRunner {
         Ok(version)
     }
 
-    /// Lists the branches of a remote (`git ls-remote --heads`).
-    pub async fn ls_remote_heads(&self, remote: &Remote) -> Result<Vec<RemoteRef>, GitError> {
+    /// Lists the branches of a remote and where its `HEAD` points (`git ls-remote --symref`).
+    pub async fn ls_remote_heads(&self, remote: &Remote) -> Result<RemoteHeads, GitError> {
+        let args = [
+            "ls-remote",
+            "--symref",
+            "--",
+            &remote.url,
+            "HEAD",
+            "refs/heads/*",
+        ];
         let stdout = self
-            .run(
-                &["ls-remote", "--heads", "--", &remote.url],
-                None,
-                Some(&remote.auth),
-                &remote.url,
-            )
+            .run(&args, None, Some(&remote.auth), &remote.url)
             .await?;
         Ok(parse_ls_remote(&stdout))
     }
@@ -258,17 +261,42 @@ fn kill_group(pid: Option<u32>) {
     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
 }
 
-fn parse_ls_remote(stdout: &str) -> Vec<RemoteRef> {
-    stdout
-        .lines()
-        .filter_map(|line| {
-            let (commit, name) = line.split_once('\t')?;
-            Some(RemoteRef {
+/// A remote's branches, and the branch its `HEAD` names (its default branch).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteHeads {
+    pub branches: Vec<RemoteRef>,
+    pub default_branch: Option<String>,
+}
+
+impl RemoteHeads {
+    /// The commit of `refs/heads/<branch>`, matched by full name.
+    pub fn branch_commit(&self, branch: &str) -> Option<&str> {
+        let full = format!("refs/heads/{branch}");
+        self.branches
+            .iter()
+            .find(|r| r.name == full)
+            .map(|r| r.commit.as_str())
+    }
+}
+
+fn parse_ls_remote(stdout: &str) -> RemoteHeads {
+    let mut heads = RemoteHeads::default();
+    for line in stdout.lines() {
+        let Some((left, name)) = line.split_once('\t') else {
+            continue;
+        };
+        if let Some(target) = left.strip_prefix("ref: ") {
+            if name.trim() == "HEAD" {
+                heads.default_branch = target.trim().strip_prefix("refs/heads/").map(str::to_owned);
+            }
+        } else if name.starts_with("refs/heads/") {
+            heads.branches.push(RemoteRef {
                 name: name.trim().to_owned(),
-                commit: commit.trim().to_owned(),
-            })
-        })
-        .collect()
+                commit: left.trim().to_owned(),
+            });
+        }
+    }
+    heads
 }
 
 #[cfg(test)]
@@ -306,15 +334,20 @@ mod tests {
 
     #[test]
     fn parses_ls_remote_output() {
-        let refs = parse_ls_remote("aaaa\trefs/heads/main\nbbbb\trefs/heads/dev\n");
-        assert_eq!(refs.len(), 2);
+        let heads = parse_ls_remote(
+            "ref: refs/heads/main\tHEAD\naaaa\tHEAD\naaaa\trefs/heads/main\nbbbb\trefs/heads/dev\n",
+        );
+        assert_eq!(heads.branches.len(), 2);
         assert_eq!(
-            refs[1],
+            heads.branches[1],
             RemoteRef {
                 name: "refs/heads/dev".into(),
                 commit: "bbbb".into()
             }
         );
+        assert_eq!(heads.default_branch.as_deref(), Some("main"));
+        assert_eq!(heads.branch_commit("dev"), Some("bbbb"));
+        assert_eq!(heads.branch_commit("de"), None);
     }
 
     #[tokio::test]

@@ -1,0 +1,191 @@
+use serde::{Deserialize, Serialize};
+
+pub use reposync_model::ConnectorDraft;
+
+use crate::SecretValue;
+
+/// `GET /healthz` and `/readyz`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+}
+
+/// The kind of a secret, as the API spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKindView {
+    /// Encrypted Text: a password or token.
+    Text,
+    /// SSH Key Credential.
+    SshKey,
+}
+
+/// `POST /api/v1/secrets`: an Encrypted Text secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTextSecret {
+    pub name: String,
+    pub value: SecretValue,
+}
+
+/// `POST /api/v1/secrets/ssh`: an SSH Key Credential from a private key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSshSecret {
+    pub name: String,
+    pub private_key: SecretValue,
+    #[serde(default)]
+    pub passphrase: Option<SecretValue>,
+    /// Must be `git` when given; Bitbucket's SSH user.
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+/// `POST /api/v1/secrets/ssh/generate`: a new Ed25519 key made by the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSshSecret {
+    pub name: String,
+}
+
+/// `PUT /api/v1/secrets/{name}`: a new value for an existing secret, of the same kind.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSecret {
+    #[serde(default)]
+    pub value: Option<SecretValue>,
+    #[serde(default)]
+    pub private_key: Option<SecretValue>,
+    #[serde(default)]
+    pub passphrase: Option<SecretValue>,
+}
+
+/// A secret as the API shows it: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretView {
+    pub name: String,
+    pub kind: SecretKindView,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshKeyView>,
+    pub used_by: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What is shown of an SSH key: the user, the algorithm, the fingerprint and the public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshKeyView {
+    pub username: String,
+    pub algorithm: String,
+    pub fingerprint: String,
+    pub public_key: String,
+}
+
+/// A list response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListResponse<T> {
+    pub items: Vec<T>,
+}
+
+/// `PATCH /api/v1/connectors/{name}`: only the fields present change; `null` clears an
+/// optional field (webhook, selectors, commit message, known hosts, CA).
+pub type ConnectorPatch = serde_json::Map<String, serde_json::Value>;
+
+/// A connector as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorView {
+    pub name: String,
+    pub provider: String,
+    pub scope: String,
+    pub protocol: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    pub selectors: Vec<String>,
+    pub generate_webhook_url: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    pub author_name: String,
+    pub author_email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_test: Option<TestResult>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The response to saving a connector: the connector, and the webhook credentials when they
+/// were just created, since the user must paste them into Bitbucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectorSaved {
+    pub connector: ConnectorView,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookView>,
+}
+
+/// A webhook URL and the HMAC secret to configure in Bitbucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookView {
+    pub url: String,
+    pub secret: SecretValue,
+}
+
+/// `POST /api/v1/connectors/{name}/test`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    /// The repository to test, for account-scope connectors.
+    #[serde(default)]
+    pub repo: Option<String>,
+}
+
+/// How a Test ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestResult {
+    pub ok: bool,
+    /// The repository URL tested.
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The commit the branch points at, on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// On failure: host_unreachable, tls_untrusted, host_key_unknown, host_key_mismatch,
+    /// auth_failed, repo_not_found, branch_not_found, timeout, or no_delegate / internal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegate: Option<String>,
+    pub duration_ms: u64,
+    pub tested_at: String,
+}
+
+/// A delegate task as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskView {
+    pub id: String,
+    pub kind: String,
+    /// queued, running, succeeded or failed.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegate: Option<String>,
+    pub attempts: i64,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+}
