@@ -1,1 +1,95 @@
-fn main() {}
+//! The `reposync` command: parses flags, sets up logging, and calls into the libraries.
+
+mod client_commands;
+mod output;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// reposync: configuration as code, kept in sync with Bitbucket.
+#[derive(Debug, Parser)]
+#[command(name = "reposync", version, about)]
+struct Cli {
+    /// The server to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "REPOSYNC_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    server: String,
+    /// The API token; by default the token file of the local data directory is read.
+    #[arg(long, global = true, env = "REPOSYNC_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The data directory (the server's store; the CLI reads its token file).
+    #[arg(
+        long,
+        global = true,
+        env = "REPOSYNC_DATA_DIR",
+        default_value = "./reposync-data"
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server, with SQLite embedded in the data directory and a built-in delegate.
+    Serve(serve::ServeArgs),
+    /// Manage secrets: Encrypted Text and SSH Key Credentials.
+    #[command(subcommand)]
+    Secret(client_commands::SecretCommand),
+    /// Manage Source Repo Providers (Git connectors).
+    #[command(subcommand)]
+    Connector(client_commands::ConnectorCommand),
+}
+
+/// Flags shared by every command that talks to a server.
+#[derive(Debug, Args, Clone)]
+pub struct Globals {
+    pub server: String,
+    pub token: Option<String>,
+    pub json: bool,
+    pub data_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let globals = Globals {
+        server: cli.server,
+        token: cli.token,
+        json: cli.json,
+        data_dir: cli.data_dir,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args, &globals).await,
+            Command::Secret(command) => client_commands::secret(command, &globals).await,
+            Command::Connector(command) => client_commands::connector(command, &globals).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,67 @@
-//! reposync-server.
+//! The reposync server: the REST API, the task hub that feeds delegates, and the built-in
+//! delegate, on axum.
+//!
+//! [`build_app`] returns the one route table; [`serve`] runs it on a listener the caller has
+//! already bound, so tests run the real server on port 0. A request never waits on git: work
+//! that needs git becomes a task, and the request returns it; a client that wants the outcome
+//! long-polls the task. Errors become HTTP responses in exactly one place ([`error::AppError`]),
+//! in the shape `{"error": {"code", "message", "field"}}`. Spans record the route template,
+//! never the raw URL.
+
+mod auth;
+mod bootstrap;
+mod error;
+mod handlers;
+mod routes;
+mod state;
+mod tasks;
+mod views;
+
+pub use bootstrap::{Bootstrapped, ServerConfig, TOKEN_FILE_NAME, bootstrap};
+pub use routes::build_app;
+pub use state::AppState;
+pub use tasks::{BuiltinDelegate, TaskHub};
+
+use std::future::Future;
+
+/// Serves `state` on `listener` until `shutdown` resolves, with the built-in delegate running
+/// beside it when the configuration asks for one. In-flight requests finish before it returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut background = Vec::new();
+    if state.config.builtin_delegate {
+        let delegate = BuiltinDelegate::new(state.clone());
+        let mut stop = stop_rx.clone();
+        background.push(tokio::spawn(async move {
+            delegate
+                .run(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
+                .await;
+        }));
+    }
+    {
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        background.push(tokio::spawn(async move {
+            state
+                .tasks
+                .run_lease_sweeper(async move {
+                    while stop.changed().await.is_ok() && !*stop.borrow() {}
+                })
+                .await;
+        }));
+    }
+    let app = build_app(state.clone());
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    for task in background {
+        let _ = task.await;
+    }
+    state.store.close().await;
+    result
+}

@@ -1,0 +1,635 @@
+//! Commands that talk to a running server through its API.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use reposync_api::{
+    Client, ConnectorSaved, ConnectorView, CreateSshSecret, CreateTextSecret, GenerateSshSecret,
+    ListResponse, SecretValue, SecretView, TaskView, TestRequest, UpdateSecret, WebhookView,
+    decode,
+};
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use crate::Globals;
+use crate::output::{fields, table};
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create an Encrypted Text secret (a token or password).
+    Create {
+        name: String,
+        #[command(flatten)]
+        value: ValueSource,
+    },
+    /// Create an SSH Key Credential from a private key file.
+    CreateSsh {
+        name: String,
+        /// The private key (OpenSSH, PEM or PKCS#8; RSA, ECDSA or Ed25519).
+        #[arg(long, value_name = "F")]
+        key_file: PathBuf,
+        /// Read the key's passphrase from standard input.
+        #[arg(long)]
+        passphrase_stdin: bool,
+        /// The SSH user; Bitbucket requires exactly `git`.
+        #[arg(long, default_value = "git")]
+        username: String,
+    },
+    /// Generate an Ed25519 key, store it, and print the public key to add to Bitbucket.
+    GenerateSshKey { name: String },
+    /// List secrets (never their values).
+    List,
+    /// Show one secret's metadata.
+    Show { name: String },
+    /// Replace a secret's value.
+    Update {
+        name: String,
+        #[arg(long, conflicts_with_all = ["value_file", "key_file"])]
+        value_stdin: bool,
+        #[arg(long, value_name = "F", conflicts_with = "key_file")]
+        value_file: Option<PathBuf>,
+        /// A new private key, for an SSH Key Credential.
+        #[arg(long, value_name = "F")]
+        key_file: Option<PathBuf>,
+        #[arg(long, requires = "key_file")]
+        passphrase_stdin: bool,
+    },
+    /// Delete a secret no connector uses.
+    Delete { name: String },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ValueSource {
+    /// Read the value from standard input.
+    #[arg(long)]
+    value_stdin: bool,
+    /// Read the value from a file.
+    #[arg(long, value_name = "F")]
+    value_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// Add a Source Repo Provider.
+    Add(ConnectorFlags),
+    /// List connectors.
+    List,
+    /// Show one connector.
+    Show { name: String },
+    /// Change a connector; only the flags given change.
+    Update {
+        name: String,
+        #[command(flatten)]
+        flags: ConnectorFlags,
+        /// Remove every delegate selector.
+        #[arg(long)]
+        clear_selectors: bool,
+        /// Turn the webhook URL off.
+        #[arg(long, conflicts_with = "generate_webhook_url")]
+        no_webhook_url: bool,
+    },
+    /// Delete a connector.
+    Delete { name: String },
+    /// Show the webhook URL and secret to paste into Bitbucket, or rotate them.
+    Webhook {
+        name: String,
+        #[arg(long)]
+        regenerate: bool,
+    },
+    /// Test the connection: git ls-remote with the connector's credentials, and the branch.
+    Test {
+        name: String,
+        /// The repository, for an account-scope connector.
+        #[arg(long)]
+        repo: Option<String>,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ConnectorFlags {
+    /// Display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// bitbucket-cloud, bitbucket-server or git (detected from the URL by default).
+    #[arg(long)]
+    provider: Option<String>,
+    /// repo or account.
+    #[arg(long)]
+    scope: Option<String>,
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long)]
+    branch: Option<String>,
+    /// HTTPS username (see the README for which one each Bitbucket credential needs).
+    #[arg(long)]
+    username: Option<String>,
+    /// Name of the Encrypted Text secret holding the token or password (HTTPS).
+    #[arg(long, value_name = "NAME")]
+    password_secret: Option<String>,
+    /// Name of the SSH Key Credential (SSH).
+    #[arg(long, value_name = "NAME")]
+    ssh_key_secret: Option<String>,
+    /// Delegate selector (repeatable).
+    #[arg(long = "selector", value_name = "S")]
+    selectors: Vec<String>,
+    /// Generate a webhook URL and HMAC secret.
+    #[arg(long)]
+    generate_webhook_url: bool,
+    #[arg(long)]
+    author_name: Option<String>,
+    #[arg(long)]
+    author_email: Option<String>,
+    #[arg(long)]
+    commit_message: Option<String>,
+    /// known_hosts lines to trust for an SSH URL.
+    #[arg(long, value_name = "F")]
+    known_hosts_file: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for an HTTPS URL.
+    #[arg(long, value_name = "F")]
+    ca_file: Option<PathBuf>,
+}
+
+impl ConnectorFlags {
+    /// The fields given, as JSON.
+    fn to_json(&self) -> anyhow::Result<Map<String, Value>> {
+        let mut body = Map::new();
+        let mut put = |key: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                body.insert(key.to_owned(), json!(v));
+            }
+        };
+        put("name", &self.name);
+        put("provider", &self.provider);
+        put("scope", &self.scope);
+        put("url", &self.url);
+        put("branch", &self.branch);
+        put("username", &self.username);
+        put("password_secret", &self.password_secret);
+        put("ssh_key_secret", &self.ssh_key_secret);
+        put("author_name", &self.author_name);
+        put("author_email", &self.author_email);
+        put("commit_message", &self.commit_message);
+        if let Some(path) = &self.known_hosts_file {
+            body.insert(
+                "known_hosts".into(),
+                json!(read_text(path, "--known-hosts-file")?),
+            );
+        }
+        if let Some(path) = &self.ca_file {
+            body.insert(
+                "ca_certificate".into(),
+                json!(read_text(path, "--ca-file")?),
+            );
+        }
+        if !self.selectors.is_empty() {
+            body.insert("selectors".into(), json!(self.selectors));
+        }
+        if self.generate_webhook_url {
+            body.insert("generate_webhook_url".into(), json!(true));
+        }
+        Ok(body)
+    }
+}
+
+fn client(globals: &Globals) -> anyhow::Result<Client> {
+    let token = match &globals.token {
+        Some(token) => Some(token.clone()),
+        None => {
+            let path = globals.data_dir.join(reposync_server::TOKEN_FILE_NAME);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Some(text.trim().to_owned()),
+                Err(_) => bail!(
+                    "no API token: pass --token or set REPOSYNC_TOKEN (or run where {} exists)",
+                    path.display()
+                ),
+            }
+        }
+    };
+    Ok(Client::new(&globals.server, token)?)
+}
+
+fn print_json(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub async fn secret(command: SecretCommand, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let client = client(globals)?;
+    let answer = match command {
+        SecretCommand::Create { name, value } => {
+            let value = match (&value.value_file, value.value_stdin) {
+                (Some(path), _) => read_secret_file(path, "--value-file")?,
+                (None, _) => read_stdin_secret("the secret value")?,
+            };
+            client
+                .call(
+                    Method::POST,
+                    &["secrets"],
+                    &CreateTextSecret { name, value },
+                )
+                .await?
+        }
+        SecretCommand::CreateSsh {
+            name,
+            key_file,
+            passphrase_stdin,
+            username,
+        } => {
+            let private_key = read_secret_file(&key_file, "--key-file")?;
+            let passphrase = if passphrase_stdin {
+                Some(read_stdin_secret("the passphrase")?)
+            } else {
+                None
+            };
+            let body = CreateSshSecret {
+                name,
+                private_key,
+                passphrase,
+                username: Some(username),
+            };
+            client
+                .call(Method::POST, &["secrets", "ssh"], &body)
+                .await?
+        }
+        SecretCommand::GenerateSshKey { name } => {
+            let answer = client
+                .call(
+                    Method::POST,
+                    &["secrets", "ssh", "generate"],
+                    &GenerateSshSecret { name },
+                )
+                .await?;
+            if !globals.json {
+                let view: SecretView = decode(answer)?;
+                let ssh = view.ssh.as_ref();
+                println!(
+                    "Created SSH key secret {:?} ({})",
+                    view.name,
+                    ssh.map(|s| s.fingerprint.as_str()).unwrap_or("")
+                );
+                println!(
+                    "Add this public key to Bitbucket (Personal settings > SSH keys, or the repository's Access keys):"
+                );
+                println!("{}", ssh.map(|s| s.public_key.as_str()).unwrap_or(""));
+                return Ok(ExitCode::SUCCESS);
+            }
+            answer
+        }
+        SecretCommand::List => {
+            let answer = client
+                .get(&["secrets"], &[], Duration::from_secs(30))
+                .await?;
+            if !globals.json {
+                let list: ListResponse<SecretView> = decode(answer)?;
+                let rows = list
+                    .items
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.name.clone(),
+                            kind_label(s).to_owned(),
+                            s.ssh
+                                .as_ref()
+                                .map(|k| k.fingerprint.clone())
+                                .unwrap_or_default(),
+                            s.used_by.join(", "),
+                            s.updated_at.clone(),
+                        ]
+                    })
+                    .collect::<Vec<_>>();
+                table(
+                    &["NAME", "KIND", "FINGERPRINT", "USED BY", "UPDATED"],
+                    &rows,
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            answer
+        }
+        SecretCommand::Show { name } => {
+            client
+                .get(&["secrets", &name], &[], Duration::from_secs(30))
+                .await?
+        }
+        SecretCommand::Update {
+            name,
+            value_stdin,
+            value_file,
+            key_file,
+            passphrase_stdin,
+        } => {
+            let mut body = UpdateSecret::default();
+            if let Some(path) = key_file {
+                body.private_key = Some(read_secret_file(&path, "--key-file")?);
+                if passphrase_stdin {
+                    body.passphrase = Some(read_stdin_secret("the passphrase")?);
+                }
+            } else if let Some(path) = value_file {
+                body.value = Some(read_secret_file(&path, "--value-file")?);
+            } else if value_stdin {
+                body.value = Some(read_stdin_secret("the secret value")?);
+            } else {
+                bail!(
+                    "give the new value: --value-stdin, --value-file F, or --key-file F for an SSH key"
+                );
+            }
+            client.call(Method::PUT, &["secrets", &name], &body).await?
+        }
+        SecretCommand::Delete { name } => {
+            let answer = client.delete(&["secrets", &name]).await?;
+            if !globals.json {
+                println!("Deleted secret {name:?}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            answer
+        }
+    };
+    if globals.json {
+        print_json(&answer)?;
+    } else {
+        print_secret(&decode(answer)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kind_label(secret: &SecretView) -> &'static str {
+    match secret.kind {
+        reposync_api::SecretKindView::Text => "Encrypted Text",
+        reposync_api::SecretKindView::SshKey => "SSH Key",
+    }
+}
+
+fn print_secret(secret: &SecretView) {
+    let ssh = secret.ssh.as_ref();
+    fields(&[
+        ("Name", Some(secret.name.clone())),
+        ("Kind", Some(kind_label(secret).to_owned())),
+        ("User", ssh.map(|s| s.username.clone())),
+        ("Algorithm", ssh.map(|s| s.algorithm.clone())),
+        ("Fingerprint", ssh.map(|s| s.fingerprint.clone())),
+        ("Public key", ssh.map(|s| s.public_key.clone())),
+        (
+            "Used by",
+            (!secret.used_by.is_empty()).then(|| secret.used_by.join(", ")),
+        ),
+        ("Created", Some(secret.created_at.clone())),
+        ("Updated", Some(secret.updated_at.clone())),
+    ]);
+}
+
+pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let client = client(globals)?;
+    match command {
+        ConnectorCommand::Add(flags) => {
+            let answer = client
+                .call(Method::POST, &["connectors"], &flags.to_json()?)
+                .await?;
+            print_saved(answer, globals)?;
+        }
+        ConnectorCommand::Update {
+            name,
+            flags,
+            clear_selectors,
+            no_webhook_url,
+        } => {
+            let mut body = flags.to_json()?;
+            if clear_selectors {
+                body.insert("selectors".into(), json!([]));
+            }
+            if no_webhook_url {
+                body.insert("generate_webhook_url".into(), json!(false));
+            }
+            if body.is_empty() {
+                bail!(
+                    "nothing to change: give at least one flag (see `reposync connector update --help`)"
+                );
+            }
+            let answer = client
+                .call(Method::PATCH, &["connectors", &name], &body)
+                .await?;
+            print_saved(answer, globals)?;
+        }
+        ConnectorCommand::List => {
+            let answer = client
+                .get(&["connectors"], &[], Duration::from_secs(30))
+                .await?;
+            if globals.json {
+                print_json(&answer)?;
+            } else {
+                let list: ListResponse<ConnectorView> = decode(answer)?;
+                let rows = list
+                    .items
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.name.clone(),
+                            c.provider.clone(),
+                            c.scope.clone(),
+                            c.url.clone(),
+                            c.branch.clone().unwrap_or_default(),
+                            c.last_test
+                                .as_ref()
+                                .map(test_summary)
+                                .unwrap_or_else(|| "never".into()),
+                        ]
+                    })
+                    .collect::<Vec<_>>();
+                table(
+                    &["NAME", "PROVIDER", "SCOPE", "URL", "BRANCH", "LAST TEST"],
+                    &rows,
+                );
+            }
+        }
+        ConnectorCommand::Show { name } => {
+            let answer = client
+                .get(&["connectors", &name], &[], Duration::from_secs(30))
+                .await?;
+            if globals.json {
+                print_json(&answer)?;
+            } else {
+                print_connector(&decode(answer)?);
+            }
+        }
+        ConnectorCommand::Delete { name } => {
+            let answer = client.delete(&["connectors", &name]).await?;
+            if globals.json {
+                print_json(&answer)?;
+            } else {
+                println!("Deleted connector {name:?}");
+            }
+        }
+        ConnectorCommand::Webhook { name, regenerate } => {
+            let answer = if regenerate {
+                client
+                    .call(
+                        Method::POST,
+                        &["connectors", &name, "webhook", "regenerate"],
+                        &json!({}),
+                    )
+                    .await?
+            } else {
+                client
+                    .get(
+                        &["connectors", &name, "webhook"],
+                        &[],
+                        Duration::from_secs(30),
+                    )
+                    .await?
+            };
+            if globals.json {
+                print_json(&answer)?;
+            } else {
+                print_webhook(&decode(answer)?);
+            }
+        }
+        ConnectorCommand::Test { name, repo } => {
+            let queued: TaskView = decode(
+                client
+                    .call(
+                        Method::POST,
+                        &["connectors", &name, "test"],
+                        &TestRequest { repo },
+                    )
+                    .await?,
+            )?;
+            let mut task = queued;
+            // Long-poll until the task is final; each request waits up to 30 s on the server.
+            while !matches!(task.status.as_str(), "succeeded" | "failed") {
+                let answer = client
+                    .get(
+                        &["tasks", &task.id],
+                        &[("wait_ms", "30000".to_owned())],
+                        Duration::from_secs(45),
+                    )
+                    .await?;
+                task = decode(answer)?;
+            }
+            let result = task.result.clone().unwrap_or(Value::Null);
+            if globals.json {
+                print_json(&result)?;
+            }
+            let ok = result.get("ok").and_then(Value::as_bool).unwrap_or(false);
+            let text = |key: &str| result.get(key).and_then(Value::as_str).map(str::to_owned);
+            if ok {
+                if !globals.json {
+                    let branch = text("branch").unwrap_or_default();
+                    let commit = text("commit").unwrap_or_else(|| "(empty repository)".into());
+                    println!(
+                        "OK: {} {branch} at {commit}",
+                        text("url").unwrap_or_default()
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let code = text("code").unwrap_or_else(|| "failed".into());
+            let mut message = text("message").unwrap_or_default();
+            if let Some(detail) = text("detail").filter(|d| !d.is_empty()) {
+                message.push_str(&format!("\n  git said: {detail}"));
+            }
+            eprintln!("error: test failed ({code}): {message}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test_summary(result: &reposync_api::TestResult) -> String {
+    if result.ok {
+        format!("ok {}", result.tested_at)
+    } else {
+        format!(
+            "{} {}",
+            result.code.as_deref().unwrap_or("failed"),
+            result.tested_at
+        )
+    }
+}
+
+fn print_saved(answer: Value, globals: &Globals) -> anyhow::Result<()> {
+    if globals.json {
+        return print_json(&answer);
+    }
+    let saved: ConnectorSaved = decode(answer)?;
+    print_connector(&saved.connector);
+    if let Some(webhook) = &saved.webhook {
+        println!();
+        print_webhook(webhook);
+    }
+    Ok(())
+}
+
+fn print_connector(c: &ConnectorView) {
+    fields(&[
+        ("Name", Some(c.name.clone())),
+        ("Provider", Some(c.provider.clone())),
+        ("Scope", Some(c.scope.clone())),
+        ("URL", Some(c.url.clone())),
+        ("Protocol", Some(c.protocol.clone())),
+        ("Username", c.username.clone()),
+        ("Password secret", c.password_secret.clone()),
+        ("SSH key secret", c.ssh_key_secret.clone()),
+        ("Branch", c.branch.clone()),
+        (
+            "Selectors",
+            (!c.selectors.is_empty()).then(|| c.selectors.join(", ")),
+        ),
+        ("Webhook URL", c.webhook_url.clone()),
+        (
+            "Author",
+            Some(format!("{} <{}>", c.author_name, c.author_email)),
+        ),
+        ("Commit message", c.commit_message.clone()),
+        (
+            "Known hosts",
+            c.known_hosts.as_ref().map(|k| {
+                format!(
+                    "{} entries",
+                    k.lines().filter(|l| !l.trim().is_empty()).count()
+                )
+            }),
+        ),
+        (
+            "CA certificate",
+            c.ca_certificate.as_ref().map(|_| "custom".to_owned()),
+        ),
+        ("Last test", c.last_test.as_ref().map(test_summary)),
+    ]);
+}
+
+fn print_webhook(webhook: &WebhookView) {
+    println!("Webhook URL:    {}", webhook.url);
+    println!("Webhook secret: {}", webhook.secret.expose());
+    println!("In Bitbucket, add a webhook with this URL and secret for push events.");
+}
+
+fn read_text(path: &Path, flag: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("{flag}: cannot read {}", path.display()))
+}
+
+/// Reads a secret from a file, dropping one trailing newline (editors add one).
+fn read_secret_file(path: &Path, flag: &str) -> anyhow::Result<SecretValue> {
+    let text = read_text(path, flag)?;
+    Ok(SecretValue::new(strip_newline(text)))
+}
+
+fn read_stdin_secret(what: &str) -> anyhow::Result<SecretValue> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {what} from standard input"))?;
+    Ok(SecretValue::new(strip_newline(text)))
+}
+
+fn strip_newline(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
+}

@@ -1,0 +1,93 @@
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use reposync_model::Selector;
+use reposync_server::{ServerConfig, bootstrap, serve};
+use tracing_subscriber::EnvFilter;
+
+use crate::Globals;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, env = "REPOSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The URL Bitbucket reaches this server at, used in webhook URLs.
+    #[arg(long, env = "REPOSYNC_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Do not run the built-in delegate.
+    #[arg(long)]
+    no_builtin_delegate: bool,
+    /// A selector of the built-in delegate (repeatable).
+    #[arg(long = "builtin-delegate-selector", value_name = "S")]
+    builtin_delegate_selectors: Vec<String>,
+    /// Largest accepted API request body, in bytes.
+    #[arg(long, env = "REPOSYNC_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+}
+
+pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("REPOSYNC_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let selectors = args
+        .builtin_delegate_selectors
+        .iter()
+        .map(|s| Selector::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .context("--builtin-delegate-selector")?;
+    let mut config = ServerConfig::new(&globals.data_dir);
+    config.listen = args.listen;
+    config.public_url = args.public_url;
+    config.builtin_delegate = !args.no_builtin_delegate;
+    config.builtin_delegate_selectors = selectors;
+    config.max_body_bytes = args.max_body_bytes;
+    config.database_url = std::env::var("REPOSYNC_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty());
+    config.master_key = std::env::var("REPOSYNC_MASTER_KEY")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let ready = bootstrap(config).await.context("cannot start the server")?;
+    tracing::info!(origin = ?ready.master_key_origin, "master key loaded");
+    if let Some(token) = &ready.new_admin_token {
+        // Printed once, on the first start; the database keeps only its hash.
+        println!(
+            "Admin API token (shown once; also saved to {}):\n{token}",
+            ready.token_file.display()
+        );
+    }
+    let address = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    println!("reposync listening on http://{address}");
+    serve(listener, ready.state, shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

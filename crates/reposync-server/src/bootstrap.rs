@@ -1,0 +1,153 @@
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use reposync_model::Selector;
+use reposync_secrets::{MasterKey, MasterKeyOrigin};
+use reposync_store::Store;
+
+use crate::auth::{hash_token, new_token};
+use crate::state::AppState;
+
+/// The file in the data directory holding the admin token, for the local CLI.
+pub const TOKEN_FILE_NAME: &str = "admin.token";
+
+/// How the server is set up.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    /// `REPOSYNC_DATABASE_URL`; the embedded SQLite file in `data_dir` when absent.
+    pub database_url: Option<String>,
+    /// `REPOSYNC_MASTER_KEY` (base64); the key file in `data_dir` when absent.
+    pub master_key: Option<String>,
+    pub listen: SocketAddr,
+    /// The URL Bitbucket reaches this server at, for webhook URLs.
+    pub public_url: Option<String>,
+    pub builtin_delegate: bool,
+    pub builtin_delegate_selectors: Vec<Selector>,
+    /// Largest accepted request body for the REST API.
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("builtin_delegate", &self.builtin_delegate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerConfig {
+    /// Defaults: `./reposync-data`, `127.0.0.1:8080`, built-in delegate on.
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            database_url: None,
+            master_key: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            builtin_delegate: true,
+            builtin_delegate_selectors: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+
+    /// The base URL used in webhook URLs.
+    pub fn public_base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+/// A ready server state, and the admin token when this start created it.
+#[derive(Debug)]
+pub struct Bootstrapped {
+    pub state: AppState,
+    pub master_key_origin: MasterKeyOrigin,
+    /// Set only on the first start: shown once, stored only as a hash.
+    pub new_admin_token: Option<String>,
+    pub token_file: PathBuf,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("cannot prepare the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    MasterKey(#[from] reposync_secrets::MasterKeyError),
+    #[error(transparent)]
+    Store(#[from] reposync_store::StoreError),
+    #[error("cannot write the admin token file {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Prepares the data directory, the master key, the database and, on first start, the admin
+/// token.
+pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapError> {
+    let data_dir = &config.data_dir;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|source| BootstrapError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+    let (master, origin) = MasterKey::load_or_create(data_dir, config.master_key.as_deref())?;
+    let url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| Store::sqlite_url(data_dir));
+    let store = Store::open(&url, master).await?;
+    let token_file = data_dir.join(TOKEN_FILE_NAME);
+    let new_admin_token = if store.count_api_tokens().await? == 0 {
+        let token = new_token("rs_");
+        store.create_api_token("admin", &hash_token(&token)).await?;
+        write_token_file(&token_file, &token)?;
+        Some(token)
+    } else {
+        None
+    };
+    Ok(Bootstrapped {
+        state: AppState::new(store, config),
+        master_key_origin: origin,
+        new_admin_token,
+        token_file,
+    })
+}
+
+fn write_token_file(path: &Path, token: &str) -> Result<(), BootstrapError> {
+    let error = |source| BootstrapError::TokenFile {
+        path: path.to_owned(),
+        source,
+    };
+    let _ = fs::remove_file(path);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(error)?;
+    file.write_all(format!("{token}\n").as_bytes())
+        .map_err(error)?;
+    file.sync_all().map_err(error)
+}

@@ -1,0 +1,160 @@
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use reposync_api::{ApiError, ApiErrorBody};
+use reposync_model::FieldError;
+use reposync_secrets::SshKeyError;
+use reposync_store::StoreError;
+
+/// An error on its way to becoming an HTTP response. This is the one place where errors turn
+/// into statuses and codes.
+#[derive(Debug)]
+pub struct AppError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl AppError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> AppError {
+        AppError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> AppError {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn unauthorized(message: &str) -> AppError {
+        AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> AppError {
+        AppError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> AppError {
+        AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message).with_field(field)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = ApiErrorBody {
+            error: ApiError {
+                code: self.code.to_owned(),
+                message: self.message,
+                field: self.field,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<FieldError> for AppError {
+    fn from(error: FieldError) -> AppError {
+        AppError::invalid(&error.field, error.message)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> AppError {
+        match error {
+            StoreError::NotFound { .. } => AppError::not_found(error.to_string()),
+            StoreError::AlreadyExists { .. } => {
+                AppError::new(StatusCode::CONFLICT, "already_exists", error.to_string())
+                    .with_field("name")
+            }
+            StoreError::Invalid { field, message } => AppError::invalid(&field, message),
+            StoreError::InUse { .. } => {
+                AppError::new(StatusCode::CONFLICT, "in_use", error.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "store failure");
+                AppError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+impl From<SshKeyError> for AppError {
+    fn from(error: SshKeyError) -> AppError {
+        let code = match error {
+            SshKeyError::PublicKeyGiven => "public_key_given",
+            SshKeyError::PassphraseRequired => "passphrase_required",
+            SshKeyError::WrongPassphrase => "wrong_passphrase",
+            SshKeyError::DsaUnsupported => "dsa_unsupported",
+            SshKeyError::UnsupportedAlgorithm(_) => "unsupported_key_type",
+            SshKeyError::Unrecognized => "unrecognized_key",
+            SshKeyError::Malformed(_) => "malformed_key",
+        };
+        let field = if matches!(
+            error,
+            SshKeyError::PassphraseRequired | SshKeyError::WrongPassphrase
+        ) {
+            "passphrase"
+        } else {
+            "private_key"
+        };
+        AppError::new(StatusCode::UNPROCESSABLE_ENTITY, code, error.to_string()).with_field(field)
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> AppError {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => AppError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ),
+            JsonRejection::JsonSyntaxError(e) => AppError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {}", source_text(&e)),
+            ),
+            JsonRejection::JsonDataError(e) => {
+                let text = source_text(&e);
+                let mut error =
+                    AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", text.clone());
+                // serde names the offending field as "field: message" or in backticks.
+                if let Some((field, _)) = text.split_once(": ").filter(|(f, _)| !f.contains(' ')) {
+                    error.field = Some(field.to_owned());
+                }
+                error
+            }
+            JsonRejection::BytesRejection(_) => AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is too large or could not be read",
+            ),
+            other => AppError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
+        }
+    }
+}
+
+fn source_text(error: &dyn std::error::Error) -> String {
+    let mut deepest = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        deepest = inner.to_string();
+        source = inner.source();
+    }
+    deepest
+}

@@ -1,0 +1,279 @@
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use reposync_api::{
+    ConnectorDraft, ConnectorPatch, ConnectorSaved, ConnectorView, ListResponse, SecretValue,
+    TaskView, TestRequest, WebhookView,
+};
+use reposync_model::{EntityName, GitConnector, RepoSlug};
+use reposync_store::{ConnectorRecord, WebhookChange, WebhookCredentials};
+use serde::Serialize;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::auth::{hash_token, new_token};
+use crate::error::AppError;
+use crate::handlers::ApiJson;
+use crate::state::AppState;
+use crate::tasks::{TEST_CONNECTION, TestConnectionPayload};
+use crate::views;
+
+pub async fn list(
+    State(state): State<AppState>,
+) -> Result<Json<ListResponse<ConnectorView>>, AppError> {
+    let records = state.store.list_connectors().await?;
+    let mut items = Vec::with_capacity(records.len());
+    for record in &records {
+        items.push(view(&state, record).await?);
+    }
+    Ok(Json(ListResponse { items }))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ConnectorView>, AppError> {
+    let record = state
+        .store
+        .get_connector(&EntityName::parse(&name)?)
+        .await?;
+    Ok(Json(view(&state, &record).await?))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(draft): ApiJson<ConnectorDraft>,
+) -> Result<(StatusCode, Json<ConnectorSaved>), AppError> {
+    let spec = GitConnector::parse(&draft)?;
+    let webhook = spec.generate_webhook_url.then(new_webhook_credentials);
+    let record = state
+        .store
+        .create_connector(&spec, webhook.as_ref().map(|(c, h)| (c, h.as_str())))
+        .await?;
+    tracing::info!(connector = %spec.name, provider = %spec.provider, "created connector");
+    let webhook = webhook.map(|(c, _)| webhook_view(&state, &c));
+    Ok((
+        StatusCode::CREATED,
+        Json(ConnectorSaved {
+            connector: view(&state, &record).await?,
+            webhook,
+        }),
+    ))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(patch): ApiJson<ConnectorPatch>,
+) -> Result<Json<ConnectorSaved>, AppError> {
+    let name = EntityName::parse(&name)?;
+    let current = state.store.get_connector(&name).await?;
+    let draft = merge(&current.spec, &patch)?;
+    let spec = GitConnector::parse(&draft)?;
+    let (change, fresh) = match (current.has_webhook, spec.generate_webhook_url) {
+        (false, true) => {
+            let (credentials, token_hash) = new_webhook_credentials();
+            let shown = webhook_view(&state, &credentials);
+            (
+                WebhookChange::Set {
+                    credentials,
+                    token_hash,
+                },
+                Some(shown),
+            )
+        }
+        (true, false) => (WebhookChange::Remove, None),
+        _ => (WebhookChange::Keep, None),
+    };
+    let record = state.store.update_connector(&name, &spec, change).await?;
+    tracing::info!(connector = %spec.name, "updated connector");
+    Ok(Json(ConnectorSaved {
+        connector: view(&state, &record).await?,
+        webhook: fresh,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct Deleted {
+    deleted: String,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Deleted>, AppError> {
+    let name = EntityName::parse(&name)?;
+    state.store.delete_connector(&name).await?;
+    tracing::info!(connector = %name, "deleted connector");
+    Ok(Json(Deleted {
+        deleted: name.to_string(),
+    }))
+}
+
+/// Shows the webhook URL and HMAC secret.
+pub async fn webhook(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<WebhookView>, AppError> {
+    let name = EntityName::parse(&name)?;
+    let credentials = state
+        .store
+        .webhook_credentials(&name)
+        .await?
+        .ok_or_else(|| no_webhook(&name))?;
+    Ok(Json(webhook_view(&state, &credentials)))
+}
+
+/// Replaces the webhook URL token and HMAC secret; the old URL stops working at once.
+pub async fn regenerate_webhook(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<WebhookView>, AppError> {
+    let name = EntityName::parse(&name)?;
+    let current = state.store.get_connector(&name).await?;
+    if !current.has_webhook {
+        return Err(no_webhook(&name));
+    }
+    let (credentials, token_hash) = new_webhook_credentials();
+    let shown = webhook_view(&state, &credentials);
+    state
+        .store
+        .update_connector(
+            &name,
+            &current.spec,
+            WebhookChange::Set {
+                credentials,
+                token_hash,
+            },
+        )
+        .await?;
+    tracing::info!(connector = %name, "regenerated webhook credentials");
+    Ok(Json(shown))
+}
+
+/// Queues a connection Test on a delegate and returns the task; clients long-poll it.
+pub async fn test(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<TaskView>), AppError> {
+    // The body is optional: a repo-scope Test needs nothing.
+    let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TestRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?
+    };
+    let name = EntityName::parse(&name)?;
+    let record = state.store.get_connector(&name).await?;
+    let repo = request
+        .repo
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+        .map(RepoSlug::parse)
+        .transpose()?;
+    let url = record.spec.repository_url(repo.as_ref())?.git_url();
+    let branch = record.spec.branch.as_ref().map(ToString::to_string);
+    let payload = TestConnectionPayload {
+        connector_id: record.id.clone(),
+        url: url.clone(),
+        branch: branch.clone(),
+    };
+    let selectors = record
+        .spec
+        .selectors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let task = state
+        .tasks
+        .enqueue(TEST_CONNECTION, &payload, selectors, |message| {
+            json!({"ok": false, "url": url, "branch": branch, "code": "no_delegate", "message": message, "duration_ms": 0,
+                   "tested_at": views::timestamp(reposync_store::now_millis())})
+        })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(views::task(&task))))
+}
+
+fn no_webhook(name: &EntityName) -> AppError {
+    AppError::not_found(format!(
+        "connector {name:?} has no webhook URL; turn it on with `reposync connector update {name} --generate-webhook-url`"
+    ))
+}
+
+async fn view(state: &AppState, record: &ConnectorRecord) -> Result<ConnectorView, AppError> {
+    let url = if record.has_webhook {
+        state
+            .store
+            .webhook_credentials(&record.spec.name)
+            .await?
+            .map(|c| webhook_url(state, &c.token))
+    } else {
+        None
+    };
+    Ok(views::connector(record, url))
+}
+
+fn webhook_url(state: &AppState, token: &str) -> String {
+    format!(
+        "{}/api/webhooks/git/{token}",
+        state.config.public_base_url()
+    )
+}
+
+fn webhook_view(state: &AppState, credentials: &WebhookCredentials) -> WebhookView {
+    WebhookView {
+        url: webhook_url(state, &credentials.token),
+        secret: SecretValue::new(credentials.secret.as_str()),
+    }
+}
+
+/// A 256-bit URL token (beyond the 160 bits asked for) and a 256-bit HMAC secret.
+fn new_webhook_credentials() -> (WebhookCredentials, String) {
+    let token = new_token("");
+    let hash = hash_token(&token);
+    (
+        WebhookCredentials {
+            token: Zeroizing::new(token),
+            secret: Zeroizing::new(new_token("")),
+        },
+        hash,
+    )
+}
+
+/// Applies a PATCH to a connector: present keys replace, `null` clears. Switching between
+/// HTTPS and SSH credentials clears the other kind unless the patch sets it, and a new URL
+/// re-detects the provider unless the patch names one.
+fn merge(current: &GitConnector, patch: &ConnectorPatch) -> Result<ConnectorDraft, AppError> {
+    let base = serde_json::to_value(current.to_draft())
+        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let Value::Object(mut merged) = base else {
+        return Err(AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "connector draft is not an object",
+        ));
+    };
+    if patch.contains_key("ssh_key_secret")
+        && !patch.get("ssh_key_secret").is_some_and(Value::is_null)
+    {
+        merged.insert("password_secret".into(), Value::Null);
+        merged.insert("username".into(), Value::Null);
+    }
+    if patch.contains_key("password_secret")
+        && !patch.get("password_secret").is_some_and(Value::is_null)
+    {
+        merged.insert("ssh_key_secret".into(), Value::Null);
+    }
+    if patch.contains_key("url") && !patch.contains_key("provider") {
+        merged.insert("provider".into(), Value::Null);
+    }
+    for (key, value) in patch {
+        merged.insert(key.clone(), value.clone());
+    }
+    serde_json::from_value(Value::Object(merged)).map_err(|e| {
+        let text = e.to_string();
+        let field = text.split('`').nth(1).unwrap_or("body").to_owned();
+        AppError::invalid(&field, text)
+    })
+}

@@ -1,0 +1,208 @@
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use reposync_api::{
+    CreateSshSecret, CreateTextSecret, GenerateSshSecret, ListResponse, SecretValue, SecretView,
+    UpdateSecret,
+};
+use reposync_model::SecretName;
+use reposync_secrets::{SshKeyMaterial, generate_ed25519, parse_private_key};
+use reposync_store::{SecretKind, SshKeyInfo};
+use serde::Serialize;
+
+use crate::error::AppError;
+use crate::handlers::ApiJson;
+use crate::state::AppState;
+use crate::views;
+
+/// Largest secret value accepted; tokens and keys are far smaller.
+const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+pub async fn list(
+    State(state): State<AppState>,
+) -> Result<Json<ListResponse<SecretView>>, AppError> {
+    let items = state
+        .store
+        .list_secrets()
+        .await?
+        .iter()
+        .map(views::secret)
+        .collect();
+    Ok(Json(ListResponse { items }))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<SecretView>, AppError> {
+    let name = SecretName::parse(&name)?;
+    Ok(Json(views::secret(&state.store.get_secret(&name).await?)))
+}
+
+pub async fn create_text(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTextSecret>,
+) -> Result<(StatusCode, Json<SecretView>), AppError> {
+    let name = SecretName::parse(&body.name)?;
+    let value = text_value(&body.value, "value")?;
+    let record = state
+        .store
+        .create_secret(&name, SecretKind::Text, value, None)
+        .await?;
+    tracing::info!(secret = %name, "created text secret");
+    Ok((StatusCode::CREATED, Json(views::secret(&record))))
+}
+
+pub async fn create_ssh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateSshSecret>,
+) -> Result<(StatusCode, Json<SecretView>), AppError> {
+    let name = SecretName::parse(&body.name)?;
+    check_ssh_user(body.username.as_deref())?;
+    let material = parse_key(&body.private_key, body.passphrase.as_ref())?;
+    let record = state
+        .store
+        .create_secret(
+            &name,
+            SecretKind::SshKey,
+            material.private_key_openssh.as_bytes(),
+            Some(&key_info(&material)),
+        )
+        .await?;
+    tracing::info!(secret = %name, fingerprint = %material.fingerprint, "created SSH key secret");
+    Ok((StatusCode::CREATED, Json(views::secret(&record))))
+}
+
+pub async fn generate_ssh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<GenerateSshSecret>,
+) -> Result<(StatusCode, Json<SecretView>), AppError> {
+    let name = SecretName::parse(&body.name)?;
+    let material = generate_ed25519(&format!("reposync:{name}"))?;
+    let record = state
+        .store
+        .create_secret(
+            &name,
+            SecretKind::SshKey,
+            material.private_key_openssh.as_bytes(),
+            Some(&key_info(&material)),
+        )
+        .await?;
+    tracing::info!(secret = %name, fingerprint = %material.fingerprint, "generated SSH key secret");
+    Ok((StatusCode::CREATED, Json(views::secret(&record))))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<UpdateSecret>,
+) -> Result<Json<SecretView>, AppError> {
+    let name = SecretName::parse(&name)?;
+    let record = match (&body.value, &body.private_key) {
+        (Some(value), None) => {
+            if body.passphrase.is_some() {
+                return Err(AppError::invalid(
+                    "passphrase",
+                    "applies only to SSH key secrets",
+                ));
+            }
+            state
+                .store
+                .update_secret(&name, SecretKind::Text, text_value(value, "value")?, None)
+                .await?
+        }
+        (None, Some(key)) => {
+            let material = parse_key(key, body.passphrase.as_ref())?;
+            state
+                .store
+                .update_secret(
+                    &name,
+                    SecretKind::SshKey,
+                    material.private_key_openssh.as_bytes(),
+                    Some(&key_info(&material)),
+                )
+                .await?
+        }
+        (Some(_), Some(_)) => {
+            return Err(AppError::invalid(
+                "value",
+                "give either value or private_key, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(AppError::invalid(
+                "value",
+                "give the new value (or private_key for an SSH key secret)",
+            ));
+        }
+    };
+    tracing::info!(secret = %name, "updated secret");
+    Ok(Json(views::secret(&record)))
+}
+
+#[derive(Serialize)]
+pub struct Deleted {
+    deleted: String,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Deleted>, AppError> {
+    let name = SecretName::parse(&name)?;
+    state.store.delete_secret(&name).await?;
+    tracing::info!(secret = %name, "deleted secret");
+    Ok(Json(Deleted {
+        deleted: name.to_string(),
+    }))
+}
+
+fn text_value<'a>(value: &'a SecretValue, field: &str) -> Result<&'a [u8], AppError> {
+    let text = value.expose();
+    if text.is_empty() {
+        return Err(AppError::invalid(field, "must not be empty"));
+    }
+    if text.len() > MAX_VALUE_BYTES {
+        return Err(AppError::invalid(
+            field,
+            format!("is longer than {MAX_VALUE_BYTES} bytes"),
+        ));
+    }
+    Ok(text.as_bytes())
+}
+
+fn check_ssh_user(username: Option<&str>) -> Result<(), AppError> {
+    match username {
+        None | Some("git") => Ok(()),
+        Some(other) => Err(AppError::invalid(
+            "username",
+            format!(
+                "the SSH user must be exactly `git` (lowercase), as Bitbucket requires; got {other:?}"
+            ),
+        )),
+    }
+}
+
+fn parse_key(
+    key: &SecretValue,
+    passphrase: Option<&SecretValue>,
+) -> Result<SshKeyMaterial, AppError> {
+    if key.expose().len() > MAX_VALUE_BYTES {
+        return Err(AppError::invalid(
+            "private_key",
+            format!("is longer than {MAX_VALUE_BYTES} bytes"),
+        ));
+    }
+    Ok(parse_private_key(
+        key.expose(),
+        passphrase.map(|p| p.expose().as_bytes()),
+    )?)
+}
+
+fn key_info(material: &SshKeyMaterial) -> SshKeyInfo {
+    SshKeyInfo {
+        algorithm: material.algorithm.to_string(),
+        fingerprint: material.fingerprint.clone(),
+        public_key: material.public_key_openssh.clone(),
+    }
+}

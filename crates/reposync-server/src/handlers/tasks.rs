@@ -1,0 +1,30 @@
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use reposync_api::TaskView;
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::views;
+
+#[derive(Debug, Deserialize)]
+pub struct WaitQuery {
+    /// Long-poll: wait up to this many milliseconds for the task to finish.
+    #[serde(default)]
+    wait_ms: Option<u64>,
+}
+
+/// The longest a client may long-poll a task in one request.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<WaitQuery>,
+) -> Result<Json<TaskView>, AppError> {
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(MAX_WAIT);
+    let task = state.tasks.wait_final(&id, wait).await?;
+    Ok(Json(views::task(&task)))
+}

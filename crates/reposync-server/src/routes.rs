@@ -1,0 +1,60 @@
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::require_token;
+use crate::error::AppError;
+use crate::handlers::{connectors, health, secrets, tasks};
+use crate::state::AppState;
+
+/// The one route table.
+pub fn build_app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/secrets", get(secrets::list).post(secrets::create_text))
+        .route("/secrets/ssh", post(secrets::create_ssh))
+        .route("/secrets/ssh/generate", post(secrets::generate_ssh))
+        .route(
+            "/secrets/{name}",
+            get(secrets::show)
+                .put(secrets::update)
+                .delete(secrets::delete),
+        )
+        .route(
+            "/connectors",
+            get(connectors::list).post(connectors::create),
+        )
+        .route(
+            "/connectors/{name}",
+            get(connectors::show)
+                .patch(connectors::update)
+                .delete(connectors::delete),
+        )
+        .route("/connectors/{name}/webhook", get(connectors::webhook))
+        .route(
+            "/connectors/{name}/webhook/regenerate",
+            post(connectors::regenerate_webhook),
+        )
+        .route("/connectors/{name}/test", post(connectors::test))
+        .route("/tasks/{id}", get(tasks::show))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .nest("/api/v1", api)
+        .fallback(|| async { AppError::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                // The route template, never the raw path: some paths carry tokens.
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str)
+                    .unwrap_or("unmatched");
+                tracing::info_span!("request", method = %request.method(), route)
+            }),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,396 @@
+//! The task hub: queues work for delegates, wakes long-polling delegates the moment work
+//! arrives, attaches credentials at claim time, and records outcomes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reposync_api::{
+    DelegateTask, SecretValue, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec,
+};
+use reposync_delegate::{Agent, SourceError, TaskSource};
+use reposync_git::GitRunner;
+use reposync_model::Credentials;
+use reposync_store::{NewTask, Store, StoreError, TaskRecord, now_millis};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, broadcast};
+
+use crate::state::AppState;
+use crate::views::timestamp;
+
+/// The kind of a connection Test task.
+pub const TEST_CONNECTION: &str = "test_connection";
+/// How long a Test's git operation may run.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a claim holds a task before another delegate may take it over.
+const LEASE: Duration = Duration::from_secs(120);
+
+/// A delegate the hub knows is connected.
+#[derive(Debug, Clone)]
+pub struct DelegateInfo {
+    pub name: String,
+    /// Its selectors, including its own name, normalised.
+    pub selectors: Vec<String>,
+}
+
+/// Queues tasks and wakes the delegates and clients waiting on them.
+#[derive(Clone)]
+pub struct TaskHub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    queued: Notify,
+    finished: broadcast::Sender<String>,
+    delegates: Mutex<Vec<DelegateInfo>>,
+}
+
+impl std::fmt::Debug for TaskHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskHub").finish_non_exhaustive()
+    }
+}
+
+/// What a Test task names; no credentials.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TestConnectionPayload {
+    pub connector_id: String,
+    pub url: String,
+    pub branch: Option<String>,
+}
+
+impl TaskHub {
+    pub fn new(store: Store) -> TaskHub {
+        let (finished, _) = broadcast::channel(1024);
+        TaskHub {
+            inner: Arc::new(Inner {
+                store,
+                queued: Notify::new(),
+                finished,
+                delegates: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Records that a delegate is connected and may be given tasks.
+    pub fn register_delegate(&self, delegate: DelegateInfo) {
+        if let Ok(mut delegates) = self.inner.delegates.lock() {
+            delegates.retain(|d| d.name != delegate.name);
+            delegates.push(delegate);
+        }
+    }
+
+    fn delegates(&self) -> Vec<DelegateInfo> {
+        self.inner
+            .delegates
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
+    /// Queues a task. When no connected delegate has every selector it asks for, the task fails
+    /// at once with `no_delegate_result(explanation)` rather than waiting for a timeout.
+    pub async fn enqueue(
+        &self,
+        kind: &str,
+        payload: &impl Serialize,
+        selectors: Vec<String>,
+        no_delegate_result: impl FnOnce(String) -> Value,
+    ) -> Result<TaskRecord, StoreError> {
+        let payload =
+            serde_json::to_string(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let task = self
+            .inner
+            .store
+            .enqueue_task(&NewTask {
+                kind: kind.to_owned(),
+                payload,
+                selectors: selectors.clone(),
+                max_attempts: 3,
+            })
+            .await?;
+        let delegates = self.delegates();
+        if !delegates
+            .iter()
+            .any(|d| selectors.iter().all(|s| d.selectors.contains(s)))
+        {
+            let connected = if delegates.is_empty() {
+                "no delegate is connected".to_owned()
+            } else {
+                let list: Vec<String> = delegates
+                    .iter()
+                    .map(|d| format!("{} [{}]", d.name, d.selectors.join(", ")))
+                    .collect();
+                format!("connected delegates: {}", list.join("; "))
+            };
+            let message = format!(
+                "no connected delegate has every selector asked for ({}); {connected}",
+                selectors.join(", ")
+            );
+            let result = no_delegate_result(message).to_string();
+            if let Some(failed) = self.inner.store.fail_queued_task(&task.id, &result).await? {
+                let _ = self.inner.finished.send(failed.id.clone());
+                return Ok(failed);
+            }
+        }
+        self.inner.queued.notify_waiters();
+        Ok(task)
+    }
+
+    /// Claims a task for `delegate`, waiting up to `wait` for one to arrive. The wake-up comes
+    /// from [`TaskHub::enqueue`], so an idle delegate picks up new work at once.
+    pub async fn claim(
+        &self,
+        delegate: &DelegateInfo,
+        wait: Duration,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.inner.queued.notified();
+            tokio::pin!(notified);
+            // Registering before looking means an enqueue between the look and the wait still
+            // wakes us.
+            notified.as_mut().enable();
+            if let Some(task) = self
+                .inner
+                .store
+                .claim_task(&delegate.name, &delegate.selectors, LEASE)
+                .await?
+            {
+                return Ok(Some(task));
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Records a delegate's outcome and wakes whoever waits for the task.
+    pub async fn complete(
+        &self,
+        task_id: &str,
+        delegate: &str,
+        outcome: TaskOutcome,
+    ) -> Result<(), StoreError> {
+        let task = self.inner.store.get_task(task_id).await?;
+        let mut result = outcome.result;
+        if task.kind == TEST_CONNECTION {
+            if let Value::Object(map) = &mut result {
+                map.insert("delegate".into(), json!(delegate));
+                map.insert("tested_at".into(), json!(timestamp(now_millis())));
+                map.entry("ok").or_insert(json!(outcome.succeeded));
+            }
+        }
+        let text = result.to_string();
+        let Some(done) = self
+            .inner
+            .store
+            .complete_task(task_id, delegate, outcome.succeeded, &text)
+            .await?
+        else {
+            tracing::warn!(
+                task = task_id,
+                delegate,
+                "ignored the outcome of a task this delegate no longer holds"
+            );
+            return Ok(());
+        };
+        if done.kind == TEST_CONNECTION {
+            if let Ok(payload) = serde_json::from_str::<TestConnectionPayload>(&done.payload) {
+                self.inner
+                    .store
+                    .set_connector_last_test(&payload.connector_id, &text)
+                    .await?;
+            }
+        }
+        let _ = self.inner.finished.send(done.id);
+        Ok(())
+    }
+
+    /// The task, once it is final or `wait` has passed, whichever comes first.
+    pub async fn wait_final(&self, id: &str, wait: Duration) -> Result<TaskRecord, StoreError> {
+        let mut finished = self.inner.finished.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let task = self.inner.store.get_task(id).await?;
+            if task.status.is_final() {
+                return Ok(task);
+            }
+            loop {
+                match tokio::time::timeout_at(deadline, finished.recv()).await {
+                    Err(_) => return self.inner.store.get_task(id).await,
+                    Ok(Ok(done)) if done == id => break,
+                    Ok(Ok(_)) => {}
+                    // Missed messages may have included ours: look again.
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => break,
+                    Ok(Err(broadcast::error::RecvError::Closed)) => {
+                        return self.inner.store.get_task(id).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every few seconds, returns tasks whose delegate stopped answering to the queue.
+    pub async fn run_lease_sweeper(&self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let expired = json!({"ok": false, "code": "timeout", "message": "the delegate running this task stopped answering and no attempts are left"}).to_string();
+        loop {
+            match self.inner.store.expire_leases(&expired).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(count = n, "returned tasks with expired leases to the queue");
+                    self.inner.queued.notify_waiters();
+                }
+                Err(error) => tracing::warn!(%error, "cannot sweep task leases"),
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
+    /// Attaches what a claimed task needs to run, credentials included.
+    async fn hydrate(&self, task: &TaskRecord) -> Result<TaskSpec, String> {
+        match task.kind.as_str() {
+            TEST_CONNECTION => {
+                let payload: TestConnectionPayload = serde_json::from_str(&task.payload)
+                    .map_err(|e| format!("unreadable task payload: {e}"))?;
+                let connector = self
+                    .inner
+                    .store
+                    .get_connector_by_id(&payload.connector_id)
+                    .await
+                    .map_err(|e| format!("the connector is gone: {e}"))?;
+                let spec = connector.spec;
+                let auth = match &spec.credentials {
+                    Credentials::Https {
+                        username,
+                        password_secret,
+                    } => {
+                        let (_, value) = self
+                            .inner
+                            .store
+                            .reveal_secret(password_secret)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let password = String::from_utf8(value.to_vec())
+                            .map_err(|_| format!("secret {password_secret:?} is not UTF-8 text"))?;
+                        TaskAuth::Https {
+                            username: username.clone(),
+                            password: SecretValue::new(password),
+                            ca_certificate: spec.ca_certificate.clone(),
+                        }
+                    }
+                    Credentials::Ssh { ssh_key_secret } => {
+                        let (_, value) = self
+                            .inner
+                            .store
+                            .reveal_secret(ssh_key_secret)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let key = String::from_utf8(value.to_vec())
+                            .map_err(|_| format!("secret {ssh_key_secret:?} is not a text key"))?;
+                        TaskAuth::Ssh {
+                            private_key: SecretValue::new(key),
+                            known_hosts: spec.known_hosts.clone(),
+                        }
+                    }
+                };
+                Ok(TaskSpec::TestConnection(TestConnectionSpec {
+                    url: payload.url,
+                    branch: payload.branch,
+                    auth,
+                    timeout_secs: TEST_TIMEOUT.as_secs(),
+                }))
+            }
+            other => Err(format!("unknown task kind {other:?}")),
+        }
+    }
+}
+
+/// The delegate that runs inside `reposync serve`, reaching the hub without HTTP.
+#[derive(Debug, Clone)]
+pub struct BuiltinDelegate {
+    hub: TaskHub,
+    info: DelegateInfo,
+    agent: Agent,
+}
+
+/// The built-in delegate's name, which is also one of its selectors.
+pub const BUILTIN_DELEGATE_NAME: &str = "builtin";
+
+impl BuiltinDelegate {
+    /// Registers the built-in delegate with the hub.
+    pub fn new(state: AppState) -> BuiltinDelegate {
+        let mut selectors: Vec<String> = state
+            .config
+            .builtin_delegate_selectors
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        selectors.push(BUILTIN_DELEGATE_NAME.to_owned());
+        if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+            let host = host.trim().to_lowercase();
+            if !host.is_empty() {
+                selectors.push(host);
+            }
+        }
+        selectors.sort();
+        selectors.dedup();
+        let info = DelegateInfo {
+            name: BUILTIN_DELEGATE_NAME.to_owned(),
+            selectors,
+        };
+        state.tasks.register_delegate(info.clone());
+        BuiltinDelegate {
+            hub: state.tasks.clone(),
+            info,
+            agent: Agent::new(GitRunner::new()),
+        }
+    }
+
+    /// Runs tasks until `shutdown` resolves.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+        self.agent.run(self, shutdown).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskSource for BuiltinDelegate {
+    async fn claim(&self, wait: Duration) -> Result<Option<DelegateTask>, SourceError> {
+        loop {
+            let Some(task) = self
+                .hub
+                .claim(&self.info, wait)
+                .await
+                .map_err(|e| SourceError(e.to_string()))?
+            else {
+                return Ok(None);
+            };
+            match self.hub.hydrate(&task).await {
+                Ok(spec) => return Ok(Some(DelegateTask { id: task.id, spec })),
+                Err(message) => {
+                    tracing::warn!(task = %task.id, %message, "cannot prepare task");
+                    let outcome = TaskOutcome {
+                        succeeded: false,
+                        result: json!({"ok": false, "code": "internal", "message": message}),
+                    };
+                    self.hub
+                        .complete(&task.id, &self.info.name, outcome)
+                        .await
+                        .map_err(|e| SourceError(e.to_string()))?;
+                }
+            }
+        }
+    }
+
+    async fn complete(&self, task_id: &str, outcome: TaskOutcome) -> Result<(), SourceError> {
+        self.hub
+            .complete(task_id, &self.info.name, outcome)
+            .await
+            .map_err(|e| SourceError(e.to_string()))
+    }
+}

@@ -1,0 +1,92 @@
+//! Records as the API shows them.
+
+use reposync_api::{ConnectorView, SecretKindView, SecretView, SshKeyView, TaskView, TestResult};
+use reposync_model::Credentials;
+use reposync_store::{ConnectorRecord, SecretKind, SecretRecord, TaskRecord};
+
+/// Milliseconds since the epoch as RFC 3339 (`2026-11-25T10:00:00.123Z`).
+pub fn timestamp(millis: i64) -> String {
+    let nanos = i128::from(millis) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| millis.to_string())
+}
+
+pub fn secret(record: &SecretRecord) -> SecretView {
+    SecretView {
+        name: record.name.to_string(),
+        kind: match record.kind {
+            SecretKind::Text => SecretKindView::Text,
+            SecretKind::SshKey => SecretKindView::SshKey,
+        },
+        ssh: record.ssh.as_ref().map(|ssh| SshKeyView {
+            username: "git".into(),
+            algorithm: ssh.algorithm.clone(),
+            fingerprint: ssh.fingerprint.clone(),
+            public_key: ssh.public_key.clone(),
+        }),
+        used_by: record.used_by.clone(),
+        created_at: timestamp(record.created_at),
+        updated_at: timestamp(record.updated_at),
+    }
+}
+
+pub fn connector(record: &ConnectorRecord, webhook_url: Option<String>) -> ConnectorView {
+    let spec = &record.spec;
+    let (username, password_secret, ssh_key_secret) = match &spec.credentials {
+        Credentials::Https {
+            username,
+            password_secret,
+        } => (
+            Some(username.clone()),
+            Some(password_secret.to_string()),
+            None,
+        ),
+        Credentials::Ssh { ssh_key_secret } => (None, None, Some(ssh_key_secret.to_string())),
+    };
+    ConnectorView {
+        name: spec.name.to_string(),
+        provider: spec.provider.to_string(),
+        scope: spec.scope.to_string(),
+        protocol: spec.url.protocol().to_string(),
+        url: spec.url.to_string(),
+        username,
+        password_secret,
+        ssh_key_secret,
+        branch: spec.branch.as_ref().map(ToString::to_string),
+        selectors: spec.selectors.iter().map(ToString::to_string).collect(),
+        generate_webhook_url: spec.generate_webhook_url,
+        webhook_url,
+        author_name: spec.author_name.clone(),
+        author_email: spec.author_email.to_string(),
+        commit_message: spec.commit_message.clone(),
+        known_hosts: spec.known_hosts.clone(),
+        ca_certificate: spec.ca_certificate.clone(),
+        last_test: record
+            .last_test
+            .as_deref()
+            .and_then(|json| serde_json::from_str::<TestResult>(json).ok()),
+        created_at: timestamp(record.created_at),
+        updated_at: timestamp(record.updated_at),
+    }
+}
+
+pub fn task(record: &TaskRecord) -> TaskView {
+    TaskView {
+        id: record.id.clone(),
+        kind: record.kind.clone(),
+        status: record.status.as_str().to_owned(),
+        delegate: record.delegate.clone(),
+        attempts: record.attempts,
+        created_at: timestamp(record.created_at),
+        finished_at: record.finished_at.map(timestamp),
+        result: record
+            .result
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok()),
+    }
+}
