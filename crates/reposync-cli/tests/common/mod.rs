@@ -1,0 +1,274 @@
+//! Runs the real `reposync` binary: a server on a free loopback port with its own data
+//! directory, and CLI commands against it. Every output is kept so that tests can check that
+//! no secret leaked into any of it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A `reposync serve` process and the outputs of every command run against it.
+pub struct TestApp {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub token: String,
+    server: Child,
+    server_log: PathBuf,
+    transcript: Arc<Mutex<String>>,
+}
+
+/// One CLI run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn fails(&self) -> &Self {
+        assert_ne!(
+            self.code, 0,
+            "expected failure\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_reposync")
+}
+
+/// The environment every child gets: nothing of the host's but PATH.
+pub fn hermetic(command: &mut Command, home: &Path) {
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home);
+}
+
+impl TestApp {
+    /// Starts a server with debug logging and waits until it answers.
+    pub fn spawn() -> TestApp {
+        TestApp::spawn_with(&[])
+    }
+
+    pub fn spawn_with(extra_args: &[&str]) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server_log = dir.path().join("server.log");
+        let log = std::fs::File::create(&server_log).expect("log file");
+        let mut command = Command::new(binary());
+        hermetic(&mut command, dir.path());
+        command
+            .env("REPOSYNC_LOG", "debug")
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .stdin(Stdio::null());
+        let mut server = command.spawn().expect("start reposync serve");
+        let stdout = server.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut token = String::new();
+        let mut url = String::new();
+        let mut printed = String::new();
+        while url.is_empty() {
+            let line = lines.next().and_then(Result::ok).unwrap_or_else(|| {
+                panic!(
+                    "server exited early: {}",
+                    std::fs::read_to_string(&server_log).unwrap_or_default()
+                )
+            });
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.starts_with("rs_") {
+                token = line.trim().to_owned();
+            }
+            if let Some(address) = line.strip_prefix("reposync listening on ") {
+                url = address.trim().to_owned();
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        let transcript = Arc::new(Mutex::new(printed));
+        let sink = transcript.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(mut t) = sink.lock() {
+                    t.push_str(&line);
+                    t.push('\n');
+                }
+            }
+        });
+        assert!(token.starts_with("rs_"), "no admin token printed");
+        TestApp {
+            dir,
+            url,
+            token,
+            server,
+            server_log,
+            transcript,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs `reposync ARGS` against this server, with `stdin` as standard input.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut command = Command::new(binary());
+        hermetic(&mut command, self.dir.path());
+        command
+            .args(["--server", &self.url, "--token", &self.token])
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("run reposync");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = child.wait_with_output().expect("wait");
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        };
+        if let Ok(mut t) = self.transcript.lock() {
+            t.push_str(&format!(
+                "$ reposync {}\n{}{}",
+                args.join(" "),
+                run.stdout,
+                run.stderr
+            ));
+        }
+        run
+    }
+
+    /// Everything printed so far: CLI outputs (API responses) and the server's own output.
+    pub fn transcript(&self) -> String {
+        self.transcript
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(&self.server_log).unwrap_or_default()
+    }
+
+    /// Stops the server with SIGTERM and waits until it has exited, so the database is closed.
+    pub fn stop(&mut self) -> i32 {
+        let pid = self.server.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.server.try_wait() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.server.kill();
+                panic!("server did not stop within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asserts that none of `secrets` appears in any output or in the database files.
+    #[track_caller]
+    pub fn assert_no_leak(&self, secrets: &[&str]) {
+        let mut places = vec![(
+            "CLI outputs and API responses".to_owned(),
+            self.transcript().into_bytes(),
+        )];
+        places.push(("server log".to_owned(), self.server_log().into_bytes()));
+        for file in ["reposync.db", "reposync.db-wal", "reposync.db-shm"] {
+            if let Ok(bytes) = std::fs::read(self.data_dir().join(file)) {
+                places.push((file.to_owned(), bytes));
+            }
+        }
+        assert!(
+            places
+                .iter()
+                .any(|(name, bytes)| name == "reposync.db" && !bytes.is_empty()),
+            "no database file"
+        );
+        for secret in secrets {
+            assert!(
+                secret.len() >= 8,
+                "too short to search for reliably: {secret:?}"
+            );
+            for (name, bytes) in &places {
+                let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+                assert!(!found, "a secret value leaked into the {name}");
+            }
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// The longest line of a key file: a piece of the private key that must never show up.
+pub fn key_body_line(key_text: &str) -> String {
+    key_text
+        .lines()
+        .max_by_key(|l| l.len())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Generates a key with ssh-keygen: `extra` selects type and format.
+pub fn ssh_keygen(dir: &Path, name: &str, extra: &[&str], passphrase: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let mut command = Command::new("ssh-keygen");
+    hermetic(&mut command, dir);
+    let status = command
+        .args(["-q", "-N", passphrase, "-C", name, "-f"])
+        .arg(&path)
+        .args(extra)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success(), "ssh-keygen failed for {name}");
+    let public = std::fs::read_to_string(path.with_extension("pub")).expect("public key");
+    (path, public.trim().to_owned())
+}
