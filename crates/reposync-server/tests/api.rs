@@ -1,0 +1,470 @@
+//! The REST API over a real listener and a real SQLite file: authentication, the error shape,
+//! validation that names its field and changes nothing, and secrets that never come back.
+
+use reposync_server::{ServerConfig, bootstrap, serve};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Api {
+    async fn spawn() -> Api {
+        Api::spawn_with(|_| {}).await
+    }
+
+    async fn spawn_with(configure: impl FnOnce(&mut ServerConfig)) -> Api {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let mut config = ServerConfig::new(dir.path().join("data"));
+        config.listen = listener.local_addr().expect("addr");
+        config.public_url = Some("https://reposync.example.com/".into());
+        configure(&mut config);
+        let ready = bootstrap(config).await.expect("bootstrap");
+        let token = ready.new_admin_token.expect("first start creates a token");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(serve(listener, ready.state, async move {
+            let _ = stopped.await;
+        }));
+        Api {
+            base,
+            token,
+            http: reqwest::Client::new(),
+            _dir: dir,
+            stop: Some(stop),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn connector(name: &str) -> Value {
+    json!({
+        "name": name,
+        "url": "https://bitbucket.org/acme/config.git",
+        "username": "jdoe",
+        "password_secret": "bb-token",
+        "branch": "main",
+    })
+}
+
+async fn with_token_secret(api: &Api) {
+    let (status, _) = api
+        .post(
+            "/api/v1/secrets",
+            json!({"name": "bb-token", "value": "tok-value-1234567"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn health_needs_no_token_but_the_api_does() {
+    let api = Api::spawn().await;
+    let health = api
+        .http
+        .get(format!("{}/healthz", api.base))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = api
+        .http
+        .get(format!("{}/readyz", api.base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    for token in [None, Some("rs_not-a-real-token")] {
+        let mut request = api.http.get(format!("{}/api/v1/secrets", api.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.as_bytes()),
+            Some(&b"Bearer"[..])
+        );
+        let body: Value = response.json().await.expect("json error");
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_get_a_json_404() {
+    let api = Api::spawn().await;
+    let (status, body) = api.get("/api/v1/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn secret_values_never_come_back() {
+    let api = Api::spawn().await;
+    let (status, created) = api
+        .post(
+            "/api/v1/secrets",
+            json!({"name": "bb-token", "value": "tok-value-1234567"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, listed) = api.get("/api/v1/secrets").await;
+    let (_, shown) = api.get("/api/v1/secrets/bb-token").await;
+    for body in [&created, &listed, &shown] {
+        assert!(!body.to_string().contains("tok-value-1234567"), "{body}");
+    }
+    assert_eq!(shown["kind"], "text");
+}
+
+#[tokio::test]
+async fn bad_secret_input_is_refused_with_a_distinct_reason() {
+    let api = Api::spawn().await;
+    let cases = [
+        (
+            json!({"name": "k", "private_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGSh3d7xYMJahgvgIZhegQiM9AMv2eDxe5ZXE7PezNOs me"}),
+            "public_key_given",
+        ),
+        (
+            json!({"name": "k", "private_key": "-----BEGIN DSA PRIVATE KEY-----\nMIIBuwIBAAKBgQD\n-----END DSA PRIVATE KEY-----\n"}),
+            "dsa_unsupported",
+        ),
+        (
+            json!({"name": "k", "private_key": "this is not a key at all"}),
+            "unrecognized_key",
+        ),
+        (
+            json!({"name": "k", "private_key": "x", "username": "Git"}),
+            "invalid",
+        ),
+        (
+            json!({"name": "smile \u{1F600}", "private_key": "x"}),
+            "invalid",
+        ),
+    ];
+    for (body, code) in cases {
+        let (status, answer) = api.post("/api/v1/secrets/ssh", body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        assert!(
+            answer["error"]["field"].is_string(),
+            "names the field: {answer}"
+        );
+    }
+    let (_, answer) = api
+        .post(
+            "/api/v1/secrets/ssh",
+            json!({"name": "k", "private_key": "x", "username": "Git"}),
+        )
+        .await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`git`"),
+        "{answer}"
+    );
+    let (_, listed) = api.get("/api/v1/secrets").await;
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was stored"
+    );
+}
+
+#[tokio::test]
+async fn generated_keys_print_a_public_key_and_fingerprint() {
+    let api = Api::spawn().await;
+    let (status, body) = api
+        .post("/api/v1/secrets/ssh/generate", json!({"name": "deploy"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(
+        body["ssh"]["public_key"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("ssh-ed25519 ")
+    );
+    assert!(
+        body["ssh"]["fingerprint"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("SHA256:")
+    );
+    assert_eq!(body["ssh"]["username"], "git");
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_non_json_bodies_are_refused() {
+    let api = Api::spawn_with(|c| c.max_body_bytes = 4096).await;
+    let url = format!("{}/api/v1/secrets", api.base);
+    let not_json = api
+        .http
+        .post(&url)
+        .bearer_auth(&api.token)
+        .body("name=x")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(not_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let broken = api
+        .http
+        .post(&url)
+        .bearer_auth(&api.token)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
+    let (status, body) = api
+        .post(
+            "/api/v1/secrets",
+            json!({"name": "x", "value": "a".repeat(10_000)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (status, body) = api
+        .post(
+            "/api/v1/secrets",
+            json!({"name": "x", "value": "v", "colour": "red"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("colour"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn connector_validation_names_the_field_and_changes_nothing() {
+    let api = Api::spawn().await;
+    with_token_secret(&api).await;
+    let cases = [
+        (json!({"name": ""}), "name"),
+        (json!({"name": "a/b"}), "name"),
+        (json!({"name": "happy \u{1F600}"}), "name"),
+        (
+            json!({"url": "https://jdoe:pa55word@bitbucket.org/acme/config.git"}),
+            "url",
+        ),
+        (json!({"url": "not a url"}), "url"),
+        (json!({"branch": null}), "branch"),
+        (json!({"branch": "https://bitbucket.org/acme"}), "branch"),
+        (json!({"branch": "feature..x"}), "branch"),
+        (json!({"author_email": "not-an-email"}), "author_email"),
+        (json!({"password_secret": "missing"}), "password_secret"),
+        (json!({"scope": "account", "branch": null}), "url"),
+        (json!({"selectors": ["  "]}), "selectors"),
+    ];
+    for (change, field) in cases {
+        let mut body = connector("Config");
+        for (key, value) in change.as_object().expect("object") {
+            body[key] = value.clone();
+        }
+        let (status, answer) = api.post("/api/v1/connectors", body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+        assert!(
+            !answer.to_string().contains("pa55word"),
+            "never echo a password: {answer}"
+        );
+    }
+    let (_, listed) = api.get("/api/v1/connectors").await;
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing half-applied"
+    );
+}
+
+#[tokio::test]
+async fn a_connector_round_trips_with_defaults_and_detected_provider() {
+    let api = Api::spawn().await;
+    with_token_secret(&api).await;
+    let mut body = connector("Config");
+    body["selectors"] = json!([" EU ", "prod", "eu"]);
+    let (status, saved) = api.post("/api/v1/connectors", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{saved}");
+    let c = &saved["connector"];
+    assert_eq!(c["provider"], "bitbucket-cloud");
+    assert_eq!(c["protocol"], "https");
+    assert_eq!(c["selectors"], json!(["eu", "prod"]));
+    assert_eq!(c["author_name"], "reposync");
+    assert!(saved.get("webhook").is_none());
+
+    let (status, _) = api.post("/api/v1/connectors", connector("Config")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "names are unique");
+
+    let (status, deleted) = api
+        .send(reqwest::Method::DELETE, "/api/v1/secrets/bb-token", None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        deleted["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Config"),
+        "{deleted}"
+    );
+}
+
+#[tokio::test]
+async fn webhook_credentials_are_generated_shown_and_rotated() {
+    let api = Api::spawn().await;
+    with_token_secret(&api).await;
+    let mut body = connector("Config");
+    body["generate_webhook_url"] = json!(true);
+    let (_, saved) = api.post("/api/v1/connectors", body).await;
+    let url = saved["webhook"]["url"]
+        .as_str()
+        .expect("webhook url")
+        .to_owned();
+    let secret = saved["webhook"]["secret"]
+        .as_str()
+        .expect("hmac secret")
+        .to_owned();
+    let token = url
+        .strip_prefix("https://reposync.example.com/api/webhooks/git/")
+        .expect("public base URL");
+    assert!(token.len() * 6 >= 160, "at least 160 bits: {token}");
+    assert_eq!(saved["connector"]["webhook_url"], url.as_str());
+
+    let (_, shown) = api.get("/api/v1/connectors/Config/webhook").await;
+    assert_eq!(shown["url"], url.as_str());
+    assert_eq!(shown["secret"], secret.as_str());
+
+    let (_, rotated) = api
+        .post("/api/v1/connectors/Config/webhook/regenerate", json!({}))
+        .await;
+    assert_ne!(rotated["url"], url.as_str());
+    assert_ne!(rotated["secret"], secret.as_str());
+
+    let (_, off) = api
+        .patch(
+            "/api/v1/connectors/Config",
+            json!({"generate_webhook_url": false}),
+        )
+        .await;
+    assert!(off["connector"].get("webhook_url").is_none(), "{off}");
+    let (status, _) = api.get("/api/v1/connectors/Config/webhook").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn patch_renames_and_switches_to_ssh() {
+    let api = Api::spawn().await;
+    with_token_secret(&api).await;
+    api.post("/api/v1/connectors", connector("Config")).await;
+    let (status, _) = api
+        .post("/api/v1/secrets/ssh/generate", json!({"name": "deploy"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, saved) = api
+        .patch("/api/v1/connectors/Config", json!({"name": "Config SSH", "url": "ssh://git@bb.corp:7999/acme/config.git", "ssh_key_secret": "deploy"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(
+        saved["connector"]["provider"], "bitbucket-server",
+        "re-detected from the new URL"
+    );
+    assert_eq!(saved["connector"]["protocol"], "ssh");
+    assert!(saved["connector"].get("password_secret").is_none());
+    let (status, _) = api.get("/api/v1/connectors/Config").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The token secret is free again, the key is in use.
+    let (status, _) = api
+        .send(reqwest::Method::DELETE, "/api/v1/secrets/bb-token", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api
+        .patch("/api/v1/connectors/Config%20SSH", json!({"colour": "red"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_test_no_delegate_can_run_fails_at_once_naming_the_selectors() {
+    let api = Api::spawn().await;
+    with_token_secret(&api).await;
+    let mut body = connector("Config");
+    body["selectors"] = json!(["eu-west"]);
+    api.post("/api/v1/connectors", body).await;
+    let (status, task) = api.post("/api/v1/connectors/Config/test", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{task}");
+    assert_eq!(task["status"], "failed");
+    assert_eq!(task["result"]["code"], "no_delegate");
+    let message = task["result"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("eu-west") && message.contains("builtin"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_repo_scope_test_refuses_a_repo_and_account_scope_requires_one() {
+    let api = Api::spawn().await;
+    with_token_secret(&api).await;
+    api.post("/api/v1/connectors", connector("Config")).await;
+    let (status, answer) = api
+        .post("/api/v1/connectors/Config/test", json!({"repo": "other"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer["error"]["field"], "repo");
+}
