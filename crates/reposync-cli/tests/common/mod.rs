@@ -131,6 +131,10 @@ impl TestApp {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.server.id()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

@@ -1,0 +1,178 @@
+//! The CLI's own contract: global flags in any position, finding the token, exit codes, and
+//! clean shutdown of `serve`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{TestApp, binary, hermetic};
+
+#[test]
+fn global_flags_work_before_and_after_the_subcommand() {
+    let app = TestApp::spawn();
+    app.cli(
+        &["secret", "create", "tok", "--value-stdin"],
+        Some("value-1234567"),
+    )
+    .ok();
+    let before = app.cli(&["--json", "secret", "list"], None);
+    let after = app.cli(&["secret", "list", "--json"], None);
+    assert_eq!(before.ok().json(), after.ok().json());
+    assert_eq!(before.json()["items"][0]["name"], "tok");
+
+    // --server and --token after the subcommand too.
+    let mut command = Command::new(binary());
+    hermetic(&mut command, app.dir.path());
+    let output = command
+        .args([
+            "secret", "list", "--server", &app.url, "--token", &app.token,
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.starts_with("NAME") && table.contains("Encrypted Text"),
+        "{table}"
+    );
+}
+
+#[test]
+fn without_a_token_the_cli_reads_the_data_directory_token_file() {
+    let app = TestApp::spawn();
+    let mut command = Command::new(binary());
+    hermetic(&mut command, app.dir.path());
+    let output = command
+        .args(["secret", "list", "--server", &app.url, "--data-dir"])
+        .arg(app.data_dir())
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let mut command = Command::new(binary());
+    hermetic(&mut command, app.dir.path());
+    let output = command
+        .args([
+            "secret",
+            "list",
+            "--server",
+            &app.url,
+            "--data-dir",
+            "/nonexistent",
+        ])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no API token"));
+}
+
+#[test]
+fn failures_exit_non_zero_with_the_message_on_stderr() {
+    let app = TestApp::spawn();
+    let run = app.cli(&["connector", "show", "nope"], None);
+    run.fails();
+    assert!(run.stdout.is_empty());
+    assert!(
+        run.stderr.contains("connector \"nope\" does not exist"),
+        "{}",
+        run.stderr
+    );
+
+    let run = app.cli(
+        &[
+            "connector",
+            "add",
+            "--name",
+            "x",
+            "--url",
+            "https://bitbucket.org/acme/r.git",
+        ],
+        None,
+    );
+    assert!(
+        run.fails().stderr.contains("branch: is required"),
+        "{}",
+        run.stderr
+    );
+
+    let mut command = Command::new(binary());
+    hermetic(&mut command, app.dir.path());
+    let output = command
+        .args([
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+            "secret",
+            "list",
+        ])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach the reposync server"));
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigint_and_sigterm_and_keeps_its_state() {
+    let mut app = TestApp::spawn();
+    app.cli(
+        &["secret", "create", "kept", "--value-stdin"],
+        Some("value-abcdefgh"),
+    )
+    .ok();
+    let pid = app_pid(&app);
+    let status = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert_eq!(app.stop(), 0, "exit code after SIGINT");
+
+    // A second start on the same data directory reuses the key and the database, and prints
+    // no new token.
+    let mut command = Command::new(binary());
+    hermetic(&mut command, app.dir.path());
+    let mut server = command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(app.data_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("restart");
+    let mut stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("line");
+    assert!(
+        first.starts_with("reposync listening on "),
+        "no token printed again: {first}"
+    );
+    let url = first
+        .trim()
+        .trim_start_matches("reposync listening on ")
+        .to_owned();
+    let mut list = Command::new(binary());
+    hermetic(&mut list, app.dir.path());
+    let output = list
+        .args([
+            "--json", "--server", &url, "--token", &app.token, "secret", "list",
+        ])
+        .output()
+        .expect("list");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("\"kept\""));
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    assert_eq!(server.wait().expect("wait").code(), Some(0));
+}
+
+fn app_pid(app: &TestApp) -> String {
+    app.pid().to_string()
+}

@@ -1,0 +1,205 @@
+//! A directory of bare repositories that both test servers serve.
+
+use std::fmt;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use tempfile::TempDir;
+
+use crate::git::HermeticGit;
+use crate::process::{chmod, share_tree, shared_tempdir};
+
+/// A directory of bare repositories served by both servers below.
+pub struct RepoRoot {
+    dir: TempDir,
+    git: HermeticGit,
+}
+
+impl fmt::Debug for RepoRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RepoRoot")
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RepoRoot {
+    /// Creates an empty root that the `git` system user can read and write.
+    pub fn new() -> Result<Self> {
+        let dir = shared_tempdir("reposync-repos-")?;
+        Ok(Self {
+            dir,
+            git: HermeticGit::new()?,
+        })
+    }
+
+    /// The absolute path of the root; repository paths in SSH URLs start with it.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The git environment used to create and inspect the repositories.
+    pub fn git(&self) -> &HermeticGit {
+        &self.git
+    }
+
+    /// Creates `<root>/<relative>` (e.g. "acme/config.git") as a bare repo with `http.receivepack=true`, and one commit on `branch` containing `files` (path, content). Returns the commit id.
+    ///
+    /// HEAD points at `branch`, so a plain clone checks it out.
+    pub fn create_repo(
+        &self,
+        relative: &str,
+        branch: &str,
+        files: &[(&str, &str)],
+    ) -> Result<String> {
+        let repo = self.repo_path(relative)?;
+        if repo.exists() {
+            bail!("repository {} already exists", repo.display());
+        }
+        fs::create_dir_all(&repo).with_context(|| format!("cannot create {}", repo.display()))?;
+        let repo_str = path_str(&repo)?;
+        let initial_branch = format!("--initial-branch={branch}");
+        // A shared mode makes git itself create group- and world-writable files and
+        // directories, so objects written later by root (HTTPS) and by `git` (SSH) stay
+        // writable for the other.
+        self.git.run(
+            self.path(),
+            &[
+                "init",
+                "--quiet",
+                "--bare",
+                "--shared=0666",
+                &initial_branch,
+                repo_str,
+            ],
+        )?;
+        self.git
+            .run(&repo, &["config", "http.receivepack", "true"])?;
+        let commit = self.commit(relative, branch, files, "Initial commit")?;
+        self.share_parents(&repo)?;
+        Ok(commit)
+    }
+
+    /// Adds a commit on `branch` (creating the branch if missing) with the given files; returns the commit id.
+    ///
+    /// Files not named keep their content from the branch's previous commit.
+    pub fn commit(
+        &self,
+        relative: &str,
+        branch: &str,
+        files: &[(&str, &str)],
+        message: &str,
+    ) -> Result<String> {
+        let repo = self.repo_path(relative)?;
+        let parent = self.head(relative, branch)?;
+        // The commit is built with plumbing in a scratch index, so the bare repository never
+        // needs a work tree and HEAD is left alone.
+        let scratch = tempfile::Builder::new()
+            .prefix("reposync-commit-")
+            .tempdir()
+            .context("cannot create a scratch directory")?;
+        let index = scratch.path().join("index");
+        let index_str = path_str(&index)?;
+        let env = [("GIT_INDEX_FILE", index_str)];
+        if let Some(parent) = &parent {
+            self.git.run_with_env(&repo, &["read-tree", parent], &env)?;
+        }
+        for (number, (path, content)) in files.iter().enumerate() {
+            let blob_file = scratch.path().join(format!("blob-{number}"));
+            fs::write(&blob_file, content)
+                .with_context(|| format!("cannot write {}", blob_file.display()))?;
+            let blob = self.git.run(
+                &repo,
+                &["hash-object", "-w", "--no-filters", path_str(&blob_file)?],
+            )?;
+            let cacheinfo = format!("100644,{blob},{path}");
+            self.git.run_with_env(
+                &repo,
+                &["update-index", "--add", "--cacheinfo", &cacheinfo],
+                &env,
+            )?;
+        }
+        let tree = self.git.run_with_env(&repo, &["write-tree"], &env)?;
+        let mut args = vec!["commit-tree", tree.as_str(), "-m", message];
+        if let Some(parent) = &parent {
+            args.extend(["-p", parent.as_str()]);
+        }
+        let commit = self.git.run(&repo, &args)?;
+        let reference = format!("refs/heads/{branch}");
+        // Passing the old value makes the update fail rather than clobber a concurrent push.
+        let old = parent.unwrap_or_else(|| "0".repeat(commit.len()));
+        self.git
+            .run(&repo, &["update-ref", &reference, &commit, &old])?;
+        share_tree(&repo)?;
+        Ok(commit)
+    }
+
+    /// The commit `branch` points at, or `None` when the branch does not exist.
+    pub fn head(&self, relative: &str, branch: &str) -> Result<Option<String>> {
+        let repo = self.repo_path(relative)?;
+        let reference = format!("refs/heads/{branch}");
+        let output = self.git.output_with_env(
+            &repo,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{reference}^{{commit}}"),
+            ],
+            &[],
+        )?;
+        match output.status.code() {
+            Some(0) => Ok(Some(
+                String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+            )),
+            // `--verify --quiet` exits 1 with no output for a missing ref.
+            Some(1) if output.stderr.is_empty() => Ok(None),
+            _ => bail!(
+                "git rev-parse {reference} in {} failed with {}:\n{}",
+                repo.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+
+    /// Reads a file from the tip of `branch`, trimmed of surrounding whitespace like every
+    /// [`HermeticGit::run`] output.
+    pub fn read_file(&self, relative: &str, branch: &str, path: &str) -> Result<String> {
+        let repo = self.repo_path(relative)?;
+        self.git
+            .run(&repo, &["show", &format!("refs/heads/{branch}:{path}")])
+    }
+
+    /// The absolute path of a repository, refusing anything that would escape the root.
+    pub fn repo_path(&self, relative: &str) -> Result<PathBuf> {
+        let relative_path = Path::new(relative.trim_start_matches('/'));
+        let escapes = relative_path
+            .components()
+            .any(|component| !matches!(component, Component::Normal(_)));
+        if relative.trim_start_matches('/').is_empty() || escapes {
+            bail!(
+                "repository path {relative:?} must be a plain relative path like acme/config.git"
+            );
+        }
+        Ok(self.path().join(relative_path))
+    }
+
+    /// Opens up the directories between the root and a repository, which `create_dir_all`
+    /// made with root's umask.
+    fn share_parents(&self, repo: &Path) -> Result<()> {
+        for dir in repo.ancestors().skip(1) {
+            if dir == self.path() {
+                break;
+            }
+            chmod(dir, 0o777)?;
+        }
+        Ok(())
+    }
+}
+
+fn path_str(path: &Path) -> Result<&str> {
+    path.to_str()
+        .with_context(|| format!("path {} is not UTF-8", path.display()))
+}
