@@ -48,7 +48,7 @@ enum Command {
     Secret(client_commands::SecretCommand),
     /// Manage Source Repo Providers (Git connectors).
     #[command(subcommand)]
-    Connector(client_commands::ConnectorCommand),
+    Connector(Box<client_commands::ConnectorCommand>),
 }
 
 /// Flags shared by every command that talks to a server.
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args, &globals).await,
             Command::Secret(command) => client_commands::secret(command, &globals).await,
-            Command::Connector(command) => client_commands::connector(command, &globals).await,
+            Command::Connector(command) => client_commands::connector(*command, &globals).await,
         }
     });
     match result {

@@ -1,6 +1,8 @@
 //! Source Repo Providers end to end: the real binary, real git over HTTPS (git http-backend
 //! behind TLS with Basic auth) and over SSH (OpenSSH sshd), and a leak check at the end.
 
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
 mod common;
 
 use common::{TestApp, key_body_line, ssh_keygen};

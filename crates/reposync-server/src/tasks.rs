@@ -175,12 +175,12 @@ impl TaskHub {
     ) -> Result<(), StoreError> {
         let task = self.inner.store.get_task(task_id).await?;
         let mut result = outcome.result;
-        if task.kind == TEST_CONNECTION {
-            if let Value::Object(map) = &mut result {
-                map.insert("delegate".into(), json!(delegate));
-                map.insert("tested_at".into(), json!(timestamp(now_millis())));
-                map.entry("ok").or_insert(json!(outcome.succeeded));
-            }
+        if task.kind == TEST_CONNECTION
+            && let Value::Object(map) = &mut result
+        {
+            map.insert("delegate".into(), json!(delegate));
+            map.insert("tested_at".into(), json!(timestamp(now_millis())));
+            map.entry("ok").or_insert(json!(outcome.succeeded));
         }
         let text = result.to_string();
         let Some(done) = self
@@ -196,13 +196,13 @@ impl TaskHub {
             );
             return Ok(());
         };
-        if done.kind == TEST_CONNECTION {
-            if let Ok(payload) = serde_json::from_str::<TestConnectionPayload>(&done.payload) {
-                self.inner
-                    .store
-                    .set_connector_last_test(&payload.connector_id, &text)
-                    .await?;
-            }
+        if done.kind == TEST_CONNECTION
+            && let Ok(payload) = serde_json::from_str::<TestConnectionPayload>(&done.payload)
+        {
+            self.inner
+                .store
+                .set_connector_last_test(&payload.connector_id, &text)
+                .await?;
         }
         let _ = self.inner.finished.send(done.id);
         Ok(())

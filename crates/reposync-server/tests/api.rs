@@ -1,7 +1,10 @@
 //! The REST API over a real listener and a real SQLite file: authentication, the error shape,
 //! validation that names its field and changes nothing, and secrets that never come back.
 
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
 use reposync_server::{ServerConfig, bootstrap, serve};
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,5 +1,7 @@
 //! The store against a real SQLite file in a temporary directory.
 
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
 use std::time::Duration;
 
 use reposync_model::{ConnectorDraft, EntityName, GitConnector, SecretName};

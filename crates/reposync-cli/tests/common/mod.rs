@@ -2,7 +2,7 @@
 //! directory, and CLI commands against it. Every output is kept so that tests can check that
 //! no secret leaked into any of it.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
