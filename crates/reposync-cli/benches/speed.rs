@@ -21,9 +21,14 @@ use common::{TestApp, binary, hermetic, ssh_keygen};
 use reposync_testkit::{GitHttpsServer, RepoRoot, SshServer, TestCa, ensure_git_user};
 
 fn healthz_ok(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err() {
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut answer = String::new();
@@ -32,7 +37,11 @@ fn healthz_ok(port: u16) -> bool {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Milliseconds from spawning `serve` to the first 200 from /healthz.
@@ -41,21 +50,31 @@ fn time_to_ready(data_dir: &std::path::Path) -> (f64, std::process::Child) {
     let mut command = Command::new(binary());
     hermetic(&mut command, data_dir.parent().unwrap());
     command
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(data_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let started = Instant::now();
     let child = command.spawn().unwrap();
     while !healthz_ok(port) {
-        assert!(started.elapsed() < Duration::from_secs(30), "server never became ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server never became ready"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     (started.elapsed().as_secs_f64() * 1000.0, child)
 }
 
 fn stop(mut child: std::process::Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
 }
 
@@ -103,15 +122,35 @@ fn main() {
     }
     summary("serve ready (first start, empty data dir)", first);
     summary("serve ready (restart)", again);
-    println!("{:<44} {:.1} MiB (largest of 5, after 3 s idle)", "idle resident memory", idle_rss as f64 / 1024.0);
+    println!(
+        "{:<44} {:.1} MiB (largest of 5, after 3 s idle)",
+        "idle resident memory",
+        idle_rss as f64 / 1024.0
+    );
 
     // Tests through the CLI.
     ensure_git_user().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let root = RepoRoot::new().unwrap();
-    root.create_repo("acme/config.git", "main", &[("Setup/Defaults.yaml", "x: 1\n")]).unwrap();
+    root.create_repo(
+        "acme/config.git",
+        "main",
+        &[("Setup/Defaults.yaml", "x: 1\n")],
+    )
+    .unwrap();
     let ca = TestCa::new("bench CA").unwrap();
-    let https = rt.block_on(GitHttpsServer::start(&root, &ca, "jdoe", "bench-token-123456")).unwrap();
+    let https = rt
+        .block_on(GitHttpsServer::start(
+            &root,
+            &ca,
+            "jdoe",
+            "bench-token-123456",
+        ))
+        .unwrap();
     let app = TestApp::spawn();
     let keys = app.dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
@@ -121,17 +160,57 @@ fn main() {
     std::fs::write(&ca_file, ca.cert_pem()).unwrap();
     let known_hosts = app.dir.path().join("known_hosts");
     std::fs::write(&known_hosts, format!("{}\n", ssh.known_hosts_line())).unwrap();
-    app.cli(&["secret", "create", "tok", "--value-stdin"], Some("bench-token-123456")).ok();
-    app.cli(&["secret", "create-ssh", "key", "--key-file", key.to_str().unwrap()], None).ok();
     app.cli(
-        &["connector", "add", "--name", "https", "--url", &https.repo_url("acme/config.git"), "--username", "jdoe",
-          "--password-secret", "tok", "--branch", "main", "--ca-file", ca_file.to_str().unwrap()],
+        &["secret", "create", "tok", "--value-stdin"],
+        Some("bench-token-123456"),
+    )
+    .ok();
+    app.cli(
+        &[
+            "secret",
+            "create-ssh",
+            "key",
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
         None,
     )
     .ok();
     app.cli(
-        &["connector", "add", "--name", "ssh", "--url", &ssh.repo_url("acme/config.git"), "--ssh-key-secret", "key",
-          "--branch", "main", "--known-hosts-file", known_hosts.to_str().unwrap()],
+        &[
+            "connector",
+            "add",
+            "--name",
+            "https",
+            "--url",
+            &https.repo_url("acme/config.git"),
+            "--username",
+            "jdoe",
+            "--password-secret",
+            "tok",
+            "--branch",
+            "main",
+            "--ca-file",
+            ca_file.to_str().unwrap(),
+        ],
+        None,
+    )
+    .ok();
+    app.cli(
+        &[
+            "connector",
+            "add",
+            "--name",
+            "ssh",
+            "--url",
+            &ssh.repo_url("acme/config.git"),
+            "--ssh-key-secret",
+            "key",
+            "--branch",
+            "main",
+            "--known-hosts-file",
+            known_hosts.to_str().unwrap(),
+        ],
         None,
     )
     .ok();

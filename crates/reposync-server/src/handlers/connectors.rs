@@ -7,13 +7,12 @@ use reposync_api::{
 };
 use reposync_model::{EntityName, GitConnector, RepoSlug};
 use reposync_store::{ConnectorRecord, WebhookChange, WebhookCredentials};
-use serde::Serialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::auth::{hash_token, new_token};
 use crate::error::AppError;
-use crate::handlers::ApiJson;
+use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
 use crate::tasks::{TEST_CONNECTION, TestConnectionPayload};
 use crate::views;
@@ -93,11 +92,6 @@ pub async fn update(
     }))
 }
 
-#[derive(Serialize)]
-pub struct Deleted {
-    deleted: String,
-}
-
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -105,9 +99,7 @@ pub async fn delete(
     let name = EntityName::parse(&name)?;
     state.store.delete_connector(&name).await?;
     tracing::info!(connector = %name, "deleted connector");
-    Ok(Json(Deleted {
-        deleted: name.to_string(),
-    }))
+    Ok(Json(Deleted::new(&name)))
 }
 
 /// Shows the webhook URL and HMAC secret.

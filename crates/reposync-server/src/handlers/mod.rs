@@ -22,3 +22,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         Ok(ApiJson(value))
     }
 }
+
+/// The answer to a DELETE: the name of what is gone.
+#[derive(Debug, serde::Serialize)]
+pub struct Deleted {
+    deleted: String,
+}
+
+impl Deleted {
+    pub fn new(name: &impl std::fmt::Display) -> Deleted {
+        Deleted {
+            deleted: name.to_string(),
+        }
+    }
+}

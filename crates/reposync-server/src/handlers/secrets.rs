@@ -8,10 +8,9 @@ use reposync_api::{
 use reposync_model::SecretName;
 use reposync_secrets::{SshKeyMaterial, generate_ed25519, parse_private_key};
 use reposync_store::{SecretKind, SshKeyInfo};
-use serde::Serialize;
 
 use crate::error::AppError;
-use crate::handlers::ApiJson;
+use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
 use crate::views;
 
@@ -140,11 +139,6 @@ pub async fn update(
     Ok(Json(views::secret(&record)))
 }
 
-#[derive(Serialize)]
-pub struct Deleted {
-    deleted: String,
-}
-
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -152,9 +146,7 @@ pub async fn delete(
     let name = SecretName::parse(&name)?;
     state.store.delete_secret(&name).await?;
     tracing::info!(secret = %name, "deleted secret");
-    Ok(Json(Deleted {
-        deleted: name.to_string(),
-    }))
+    Ok(Json(Deleted::new(&name)))
 }
 
 fn text_value<'a>(value: &'a SecretValue, field: &str) -> Result<&'a [u8], AppError> {
