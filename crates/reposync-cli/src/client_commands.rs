@@ -498,7 +498,17 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
             )?;
             let mut task = queued;
             // Long-poll until the task is final; each request waits up to 30 s on the server.
+            // A Test's git operation has its own timeout, so this deadline only guards against a
+            // task no delegate ever picks up.
+            let deadline = std::time::Instant::now() + Duration::from_secs(300);
             while !matches!(task.status.as_str(), "succeeded" | "failed") {
+                if std::time::Instant::now() > deadline {
+                    bail!(
+                        "the Test (task {}) is still {} after 5 minutes; is a delegate running?",
+                        task.id,
+                        task.status
+                    );
+                }
                 let answer = client
                     .get(
                         &["tasks", &task.id],

@@ -47,6 +47,17 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
     config.builtin_delegate = !args.no_builtin_delegate;
     config.builtin_delegate_selectors = selectors;
     config.max_body_bytes = args.max_body_bytes;
+    config.hostname = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    if config.public_url.is_none() && config.listen.ip().is_unspecified() {
+        tracing::warn!(
+            "listening on {} without --public-url: webhook URLs will name {}, which Bitbucket cannot reach; set --public-url",
+            config.listen,
+            config.public_base_url()
+        );
+    }
     config.database_url = std::env::var("REPOSYNC_DATABASE_URL")
         .ok()
         .filter(|v| !v.is_empty());

@@ -366,7 +366,13 @@ fn ssh_connectors_are_tested_against_a_real_sshd() {
     assert_eq!(app.stop(), 0);
     let mut secrets = vec![passphrase.to_owned()];
     for key in [&rsa_pem, &rsa_openssh, &ed25519, &protected, &stranger] {
-        secrets.push(key_body_line(&std::fs::read_to_string(key).expect("key")));
+        let text = std::fs::read_to_string(key).expect("key");
+        secrets.push(key_body_line(&text));
+        // The key as the server stores it (normalised, unencrypted OpenSSH) must not show up
+        // either.
+        let normalised = reposync_secrets::parse_private_key(&text, Some(passphrase.as_bytes()))
+            .expect("parse key");
+        secrets.push(key_body_line(&normalised.private_key_openssh));
     }
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     app.assert_no_leak(&secrets);

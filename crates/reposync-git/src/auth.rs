@@ -81,6 +81,7 @@ impl SecretOrPlain {
 impl GitAuth {
     pub(crate) fn prepare(
         &self,
+        url: &str,
         dir: &Path,
         connect_timeout_secs: u64,
     ) -> std::io::Result<PreparedAuth> {
@@ -93,7 +94,13 @@ impl GitAuth {
                 let mut config = vec![
                     // An empty value first clears any helper a config file might add.
                     ("credential.helper".to_owned(), String::new()),
-                    ("credential.helper".to_owned(), CREDENTIAL_HELPER.to_owned()),
+                    // Scoped to the remote's origin: if the server redirects elsewhere, git asks
+                    // for that host's credentials, finds no helper, and fails instead of
+                    // handing our token to a stranger.
+                    (
+                        format!("credential.{}.helper", origin(url)),
+                        CREDENTIAL_HELPER.to_owned(),
+                    ),
                 ];
                 if let Some(pem) = ca_pem {
                     let path = write_private_file(dir, "ca.pem", pem.as_bytes())?;
@@ -160,6 +167,15 @@ impl GitAuth {
     }
 }
 
+/// `scheme://host[:port]` of a URL: the part git matches `credential.<url>.*` keys against.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(slash) => &url[..after_scheme + slash],
+        None => url,
+    }
+}
+
 fn write_private_file(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(name);
@@ -205,10 +221,12 @@ mod tests {
     fn ssh_files_are_private_and_the_command_names_no_secret() {
         let dir = tempfile::tempdir().expect("tempdir");
         let auth = GitAuth::Ssh {
-            private_key: SecretString::from("KEY"),
+            private_key: SecretString::from("PRIVATE-KEY-CANARY"),
             known_hosts: Some("h ssh-ed25519 AAAA".into()),
         };
-        let prepared = auth.prepare(dir.path(), 5).expect("prepare");
+        let prepared = auth
+            .prepare("ssh://git@h/r.git", dir.path(), 5)
+            .expect("prepare");
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(dir.path().join("id"))
             .expect("key file")
@@ -220,8 +238,17 @@ mod tests {
             .iter()
             .find(|(k, _)| k == "GIT_SSH_COMMAND")
             .expect("ssh command");
-        assert!(!command.1.expose().contains("KEY\n"));
+        assert!(!command.1.expose().contains("PRIVATE-KEY-CANARY"));
         assert!(command.1.expose().contains("StrictHostKeyChecking=yes"));
+    }
+
+    #[test]
+    fn the_credential_helper_is_scoped_to_the_remote_origin() {
+        assert_eq!(
+            origin("https://bb.example:8443/scm/p/r.git"),
+            "https://bb.example:8443"
+        );
+        assert_eq!(origin("https://bitbucket.org"), "https://bitbucket.org");
     }
 
     #[test]

@@ -99,6 +99,13 @@ impl GitError {
                     "no trusted SSH host key for {url}; add the server's key to the connector with --known-hosts-file (for example from `ssh-keyscan`), after checking its fingerprint"
                 ),
             )
+        } else if has(&["operation too slow"]) {
+            (
+                GitErrorKind::Timeout,
+                format!(
+                    "the transfer from {url} stalled (less than 1 kB/s); the server or the network is overloaded"
+                ),
+            )
         } else if has(&[
             "ssl certificate problem",
             "server certificate verification failed",
@@ -106,6 +113,10 @@ impl GitError {
             "unable to get local issuer certificate",
             "self-signed certificate",
             "self signed certificate",
+            "no alternative certificate subject name",
+            "certificate subject name",
+            "does not match target host name",
+            "certificate has expired",
         ]) {
             (
                 GitErrorKind::TlsUntrusted,
@@ -273,6 +284,18 @@ mod tests {
         assert_eq!(
             kind("fatal: '/srv/missing.git' does not appear to be a git repository"),
             GitErrorKind::RepoNotFound
+        );
+        assert_eq!(
+            kind(
+                "fatal: unable to access 'https://h/': SSL: no alternative certificate subject name matches target host name 'h'"
+            ),
+            GitErrorKind::TlsUntrusted
+        );
+        assert_eq!(
+            kind(
+                "error: RPC failed; curl 28 Operation too slow. Less than 1000 bytes/sec transferred the last 30 seconds"
+            ),
+            GitErrorKind::Timeout
         );
         assert_eq!(kind("fatal: something odd"), GitErrorKind::Other);
     }

@@ -159,7 +159,7 @@ impl GitRunner {
             .map_err(|e| io_error("create a private temporary directory", e))?;
         let connect_timeout = self.timeout.as_secs().clamp(1, 30);
         let prepared = auth
-            .map(|a| a.prepare(private_dir.path(), connect_timeout))
+            .map(|a| a.prepare(url, private_dir.path(), connect_timeout))
             .transpose()
             .map_err(|e| io_error("write credential files", e))?;
 

@@ -5,8 +5,12 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use reposync_git::{GitAuth, GitErrorKind, GitRunner, Remote};
+use reposync_testkit::TestCa;
 use secrecy::SecretString;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_rustls::TlsAcceptor;
 
 const PASSWORD: &str = "argv-canary-token-5d41402abc";
 
@@ -25,13 +29,61 @@ async fn black_hole() -> (u16, tokio::task::JoinHandle<()>) {
     (port, task)
 }
 
-fn https_remote(port: u16) -> Remote {
+/// An HTTPS server that asks for Basic credentials (401), then, once a request carries them,
+/// reports the `Authorization` header and never answers: git is stalled while it holds the
+/// token, which is the moment to look at every process's argv.
+async fn credential_trap(ca: &TestCa) -> (u16, tokio::sync::mpsc::Receiver<String>) {
+    let acceptor = TlsAcceptor::from(ca.server_tls_config(&["127.0.0.1"]).expect("tls config"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (seen, received) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                loop {
+                    let mut request = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !request.ends_with(b"\r\n\r\n") {
+                        match tls.read(&mut byte).await {
+                            Ok(1) => request.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let authorization = text.lines().find_map(|l| {
+                        l.strip_prefix("Authorization: ")
+                            .or_else(|| l.strip_prefix("authorization: "))
+                    });
+                    if let Some(value) = authorization {
+                        let _ = seen.send(value.trim().to_owned()).await;
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return;
+                    }
+                    let challenge = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\n\r\n";
+                    if tls.write_all(challenge.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, received)
+}
+
+fn https_remote(port: u16, ca_pem: Option<String>) -> Remote {
     Remote {
         url: format!("https://127.0.0.1:{port}/acme/config.git"),
         auth: GitAuth::Https {
             username: "jdoe".into(),
             password: SecretString::from(PASSWORD),
-            ca_pem: None,
+            ca_pem,
         },
     }
 }
@@ -48,14 +100,25 @@ fn all_command_lines() -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_stalled_server_times_out_and_credentials_never_reach_argv() {
-    let (port, _server) = black_hole().await;
-    let runner = GitRunner::new().timeout(Duration::from_secs(2));
-    let remote = https_remote(port);
+async fn credentials_reach_the_server_but_never_any_argv() {
+    let ca = TestCa::new("argv test CA").expect("ca");
+    let (port, mut seen) = credential_trap(&ca).await;
+    let runner = GitRunner::new().timeout(Duration::from_secs(5));
+    let remote = https_remote(port, Some(ca.cert_pem()));
     let operation = tokio::spawn(async move { runner.ls_remote_heads(&remote).await });
 
-    // While git is running (stalled), look at every process's argv.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let authorization = tokio::time::timeout(Duration::from_secs(4), seen.recv())
+        .await
+        .expect("git sent credentials after the 401")
+        .expect("header");
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!("jdoe:{PASSWORD}"));
+    assert_eq!(
+        authorization,
+        format!("Basic {expected}"),
+        "the credential helper answered"
+    );
+
+    // git now holds the token and waits: no process may show it in its argv.
     let lines = all_command_lines();
     assert!(
         lines.iter().any(|l| l.contains("ls-remote")),
@@ -66,7 +129,22 @@ async fn a_stalled_server_times_out_and_credentials_never_reach_argv() {
         "the token appeared in a process's argv"
     );
 
-    let error = operation.await.expect("join").expect_err("must time out");
+    let error = operation
+        .await
+        .expect("join")
+        .expect_err("the trap never answers");
+    assert_eq!(error.kind, GitErrorKind::Timeout, "{error}");
+    assert!(!error.to_string().contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn a_stalled_server_times_out_and_git_is_killed() {
+    let (port, _server) = black_hole().await;
+    let runner = GitRunner::new().timeout(Duration::from_secs(1));
+    let error = runner
+        .ls_remote_heads(&https_remote(port, None))
+        .await
+        .expect_err("must time out");
     assert_eq!(error.kind, GitErrorKind::Timeout, "{error}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
@@ -84,7 +162,7 @@ async fn a_closed_port_is_host_unreachable() {
         listener.local_addr().expect("addr").port()
     };
     let error = GitRunner::new()
-        .ls_remote_heads(&https_remote(port))
+        .ls_remote_heads(&https_remote(port, None))
         .await
         .expect_err("closed port");
     assert_eq!(error.kind, GitErrorKind::HostUnreachable, "{error}");

@@ -271,9 +271,9 @@ impl GitConnector {
         })
     }
 
-    /// The draft that parses back to this connector; updates merge changed fields into it.
-    pub fn to_draft(&self) -> ConnectorDraft {
-        let (username, password_secret, ssh_key_secret) = match &self.credentials {
+    /// The credential fields as a user sets them: username, password secret, SSH key secret.
+    pub fn credential_fields(&self) -> (Option<String>, Option<String>, Option<String>) {
+        match &self.credentials {
             Credentials::Https {
                 username,
                 password_secret,
@@ -283,7 +283,12 @@ impl GitConnector {
                 None,
             ),
             Credentials::Ssh { ssh_key_secret } => (None, None, Some(ssh_key_secret.to_string())),
-        };
+        }
+    }
+
+    /// The draft that parses back to this connector; updates merge changed fields into it.
+    pub fn to_draft(&self) -> ConnectorDraft {
+        let (username, password_secret, ssh_key_secret) = self.credential_fields();
         ConnectorDraft {
             name: Some(self.name.to_string()),
             provider: Some(self.provider.to_string()),

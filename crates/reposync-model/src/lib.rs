@@ -23,7 +23,7 @@ pub use error::FieldError;
 pub use name::{EntityName, RepoSlug, SecretName};
 pub use refname::BranchName;
 pub use selector::Selector;
-pub use url::{Protocol, RepoUrl};
+pub use url::{Protocol, RepoUrl, SSH_USER};
 
 /// True for characters in the Unicode Emoticons block (U+1F600–U+1F64F), which names refuse.
 ///

@@ -139,6 +139,15 @@ impl RepoUrl {
         if host.is_empty() || host.contains('/') || path.is_empty() {
             return Err(err(shape_hint.into()));
         }
+        if path.contains('@') {
+            // `user:token@host/...` is an HTTPS URL with its scheme left off, not SSH; say so
+            // without repeating it, since it holds a password.
+            return Err(err(
+                "looks like an https:// URL with its scheme left off and a password in it; \
+                 write https://host/… and store the password as a secret"
+                    .into(),
+            ));
+        }
         check_ssh_user(user.as_deref())?;
         let path = path.trim_matches('/').to_owned();
         if path.is_empty() {
@@ -348,6 +357,13 @@ mod tests {
         assert_eq!(err.field, "url");
         assert!(err.message.contains("password"));
         assert!(!err.message.contains("hunter2"));
+    }
+
+    #[test]
+    fn an_https_url_without_its_scheme_is_not_taken_for_ssh() {
+        let err = RepoUrl::parse("jdoe:tok3n-value@bitbucket.org/ws/r.git").expect_err("not ssh");
+        assert!(err.message.contains("https://"));
+        assert!(!err.message.contains("tok3n"));
     }
 
     #[test]

@@ -34,8 +34,13 @@ pub async fn require_token(
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    // The scheme name is case-insensitive (RFC 9110).
     let Some(token) = header
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|h| {
+            h.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        })
+        .map(|(_, token)| token)
         .map(str::trim)
         .filter(|t| !t.is_empty())
     else {

@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub builtin_delegate_selectors: Vec<Selector>,
     /// Largest accepted request body for the REST API.
     pub max_body_bytes: usize,
+    /// This machine's host name, a selector of the built-in delegate.
+    pub hostname: Option<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -59,6 +61,7 @@ impl ServerConfig {
             builtin_delegate: true,
             builtin_delegate_selectors: Vec::new(),
             max_body_bytes: 1024 * 1024,
+            hostname: None,
         }
     }
 
@@ -121,8 +124,13 @@ pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapEr
     let token_file = data_dir.join(TOKEN_FILE_NAME);
     let new_admin_token = if store.count_api_tokens().await? == 0 {
         let token = new_token("rs_");
-        store.create_api_token("admin", &hash_token(&token)).await?;
+        // The file first: if the insert fails, the next start tries again; the other way
+        // round, a crash between the two would leave a token nobody can ever see.
         write_token_file(&token_file, &token)?;
+        if let Err(error) = store.create_api_token("admin", &hash_token(&token)).await {
+            let _ = fs::remove_file(&token_file);
+            return Err(error.into());
+        }
         Some(token)
     } else {
         None

@@ -78,6 +78,9 @@ impl From<StoreError> for AppError {
                     .with_field("name")
             }
             StoreError::Invalid { field, message } => AppError::invalid(&field, message),
+            StoreError::Conflict { .. } => {
+                AppError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
             StoreError::InUse { .. } => {
                 AppError::new(StatusCode::CONFLICT, "in_use", error.to_string())
             }
@@ -129,24 +132,45 @@ impl From<JsonRejection> for AppError {
                 "malformed_json",
                 format!("the body is not valid JSON: {}", source_text(&e)),
             ),
-            JsonRejection::JsonDataError(e) => {
-                let text = source_text(&e);
-                let mut error =
-                    AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", text.clone());
-                // serde names the offending field as "field: message" or in backticks.
-                if let Some((field, _)) = text.split_once(": ").filter(|(f, _)| !f.contains(' ')) {
-                    error.field = Some(field.to_owned());
-                }
-                error
+            JsonRejection::JsonDataError(e) => json_data_error(&source_text(&e)),
+            JsonRejection::BytesRejection(e) => {
+                let status = e.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "body_too_large"
+                } else {
+                    "bad_request"
+                };
+                AppError::new(status, code, e.body_text())
             }
-            JsonRejection::BytesRejection(_) => AppError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is too large or could not be read",
-            ),
             other => AppError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
         }
     }
+}
+
+/// A body that is JSON but not the expected shape. serde's messages quote offending values
+/// ("invalid type: integer `123456`, expected a string"), and the value may be a secret, so
+/// the quoted part is dropped; field names (`unknown field `colour``) are kept.
+pub fn json_data_error(text: &str) -> AppError {
+    let mut message = text.to_owned();
+    for marker in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(start) = message.find(marker)
+            && let Some(expected) = message[start..].find(", expected ")
+        {
+            let end = start + expected;
+            message.replace_range(start + marker.len()..end + 2, "");
+        }
+    }
+    let mut error = AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message);
+    if let Some(rest) = text.split_once("unknown field `").map(|(_, r)| r)
+        && let Some((field, _)) = rest.split_once('`')
+    {
+        error.field = Some(field.to_owned());
+    } else if let Some(rest) = text.split_once("missing field `").map(|(_, r)| r)
+        && let Some((field, _)) = rest.split_once('`')
+    {
+        error.field = Some(field.to_owned());
+    }
+    error
 }
 
 fn source_text(error: &dyn std::error::Error) -> String {
@@ -157,4 +181,26 @@ fn source_text(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_errors_never_quote_the_offending_value() {
+        let error = json_data_error(
+            "invalid type: integer `123456`, expected a string at line 1 column 30",
+        );
+        assert!(!error.message.contains("123456"), "{}", error.message);
+        assert!(
+            error.message.contains("expected a string"),
+            "{}",
+            error.message
+        );
+        let error = json_data_error(
+            "unknown field `colour`, expected one of `name`, `value` at line 1 column 9",
+        );
+        assert_eq!(error.field.as_deref(), Some("colour"));
+    }
 }

@@ -55,6 +55,11 @@ pub async fn serve(
         }));
     }
     let app = build_app(state.clone());
+    let hub = state.tasks.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hub.close();
+    };
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

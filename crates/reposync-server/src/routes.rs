@@ -44,6 +44,13 @@ pub fn build_app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
         .fallback(|| async { AppError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            AppError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept that method",
+            )
+        })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

@@ -9,7 +9,7 @@ use reposync_api::{
 };
 use reposync_delegate::{Agent, SourceError, TaskSource};
 use reposync_git::GitRunner;
-use reposync_model::Credentials;
+use reposync_model::{Credentials, SecretName};
 use reposync_store::{NewTask, Store, StoreError, TaskRecord, now_millis};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -43,6 +43,7 @@ struct Inner {
     store: Store,
     queued: Notify,
     finished: broadcast::Sender<String>,
+    closing: tokio::sync::watch::Sender<bool>,
     delegates: Mutex<Vec<DelegateInfo>>,
 }
 
@@ -68,6 +69,7 @@ impl TaskHub {
                 store,
                 queued: Notify::new(),
                 finished,
+                closing: tokio::sync::watch::Sender::new(false),
                 delegates: Mutex::new(Vec::new()),
             }),
         }
@@ -130,6 +132,7 @@ impl TaskHub {
             );
             let result = no_delegate_result(message).to_string();
             if let Some(failed) = self.inner.store.fail_queued_task(&task.id, &result).await? {
+                self.record_test_result(&failed, &result).await?;
                 let _ = self.inner.finished.send(failed.id.clone());
                 return Ok(failed);
             }
@@ -178,9 +181,17 @@ impl TaskHub {
         if task.kind == TEST_CONNECTION
             && let Value::Object(map) = &mut result
         {
+            // Every Test result has the shape of `reposync_api::TestResult`, whatever ended it,
+            // so the connector's last Test can always be shown.
+            let payload = serde_json::from_str::<TestConnectionPayload>(&task.payload).ok();
             map.insert("delegate".into(), json!(delegate));
             map.insert("tested_at".into(), json!(timestamp(now_millis())));
             map.entry("ok").or_insert(json!(outcome.succeeded));
+            map.entry("duration_ms").or_insert(json!(0));
+            if let Some(payload) = payload {
+                map.entry("url").or_insert(json!(payload.url));
+                map.entry("branch").or_insert(json!(payload.branch));
+            }
         }
         let text = result.to_string();
         let Some(done) = self
@@ -196,21 +207,35 @@ impl TaskHub {
             );
             return Ok(());
         };
-        if done.kind == TEST_CONNECTION
-            && let Ok(payload) = serde_json::from_str::<TestConnectionPayload>(&done.payload)
-        {
-            self.inner
-                .store
-                .set_connector_last_test(&payload.connector_id, &text)
-                .await?;
-        }
+        self.record_test_result(&done, &text).await?;
         let _ = self.inner.finished.send(done.id);
         Ok(())
+    }
+
+    /// Keeps a finished Test's result on its connector as the last Test.
+    async fn record_test_result(&self, task: &TaskRecord, result: &str) -> Result<(), StoreError> {
+        if task.kind != TEST_CONNECTION {
+            return Ok(());
+        }
+        if let Ok(payload) = serde_json::from_str::<TestConnectionPayload>(&task.payload) {
+            self.inner
+                .store
+                .set_connector_last_test(&payload.connector_id, result)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Ends every long-poll at once; called when the server starts shutting down, so that
+    /// graceful shutdown does not wait for clients' polls to time out.
+    pub fn close(&self) {
+        let _ = self.inner.closing.send(true);
     }
 
     /// The task, once it is final or `wait` has passed, whichever comes first.
     pub async fn wait_final(&self, id: &str, wait: Duration) -> Result<TaskRecord, StoreError> {
         let mut finished = self.inner.finished.subscribe();
+        let mut closing = self.inner.closing.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let task = self.inner.store.get_task(id).await?;
@@ -218,7 +243,14 @@ impl TaskHub {
                 return Ok(task);
             }
             loop {
-                match tokio::time::timeout_at(deadline, finished.recv()).await {
+                if *closing.borrow_and_update() {
+                    return self.inner.store.get_task(id).await;
+                }
+                let next = tokio::select! {
+                    next = tokio::time::timeout_at(deadline, finished.recv()) => next,
+                    _ = closing.changed() => return self.inner.store.get_task(id).await,
+                };
+                match next {
                     Err(_) => return self.inner.store.get_task(id).await,
                     Ok(Ok(done)) if done == id => break,
                     Ok(Ok(_)) => {}
@@ -252,6 +284,19 @@ impl TaskHub {
         }
     }
 
+    /// Opens a secret for a task; both kinds of secret hold UTF-8 text.
+    async fn reveal_text(&self, name: &SecretName) -> Result<SecretValue, String> {
+        let (_, value) = self
+            .inner
+            .store
+            .reveal_secret(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        String::from_utf8(value.to_vec())
+            .map(SecretValue::new)
+            .map_err(|_| format!("secret {:?} is not UTF-8 text", name.as_str()))
+    }
+
     /// Attaches what a claimed task needs to run, credentials included.
     async fn hydrate(&self, task: &TaskRecord) -> Result<TaskSpec, String> {
         match task.kind.as_str() {
@@ -269,35 +314,15 @@ impl TaskHub {
                     Credentials::Https {
                         username,
                         password_secret,
-                    } => {
-                        let (_, value) = self
-                            .inner
-                            .store
-                            .reveal_secret(password_secret)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        let password = String::from_utf8(value.to_vec())
-                            .map_err(|_| format!("secret {password_secret:?} is not UTF-8 text"))?;
-                        TaskAuth::Https {
-                            username: username.clone(),
-                            password: SecretValue::new(password),
-                            ca_certificate: spec.ca_certificate.clone(),
-                        }
-                    }
-                    Credentials::Ssh { ssh_key_secret } => {
-                        let (_, value) = self
-                            .inner
-                            .store
-                            .reveal_secret(ssh_key_secret)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        let key = String::from_utf8(value.to_vec())
-                            .map_err(|_| format!("secret {ssh_key_secret:?} is not a text key"))?;
-                        TaskAuth::Ssh {
-                            private_key: SecretValue::new(key),
-                            known_hosts: spec.known_hosts.clone(),
-                        }
-                    }
+                    } => TaskAuth::Https {
+                        username: username.clone(),
+                        password: self.reveal_text(password_secret).await?,
+                        ca_certificate: spec.ca_certificate.clone(),
+                    },
+                    Credentials::Ssh { ssh_key_secret } => TaskAuth::Ssh {
+                        private_key: self.reveal_text(ssh_key_secret).await?,
+                        known_hosts: spec.known_hosts.clone(),
+                    },
                 };
                 Ok(TaskSpec::TestConnection(TestConnectionSpec {
                     url: payload.url,
@@ -332,11 +357,9 @@ impl BuiltinDelegate {
             .map(|s| s.as_str().to_owned())
             .collect();
         selectors.push(BUILTIN_DELEGATE_NAME.to_owned());
-        if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
-            let host = host.trim().to_lowercase();
-            if !host.is_empty() {
-                selectors.push(host);
-            }
+        // A delegate's host name counts as one of its selectors.
+        if let Some(host) = &state.config.hostname {
+            selectors.push(host.trim().to_lowercase());
         }
         selectors.sort();
         selectors.dedup();

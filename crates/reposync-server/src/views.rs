@@ -1,7 +1,7 @@
 //! Records as the API shows them.
 
 use reposync_api::{ConnectorView, SecretKindView, SecretView, SshKeyView, TaskView, TestResult};
-use reposync_model::Credentials;
+use reposync_model::SSH_USER;
 use reposync_store::{ConnectorRecord, SecretKind, SecretRecord, TaskRecord};
 
 /// Milliseconds since the epoch as RFC 3339 (`2026-11-25T10:00:00.123Z`).
@@ -24,7 +24,7 @@ pub fn secret(record: &SecretRecord) -> SecretView {
             SecretKind::SshKey => SecretKindView::SshKey,
         },
         ssh: record.ssh.as_ref().map(|ssh| SshKeyView {
-            username: "git".into(),
+            username: SSH_USER.into(),
             algorithm: ssh.algorithm.clone(),
             fingerprint: ssh.fingerprint.clone(),
             public_key: ssh.public_key.clone(),
@@ -37,17 +37,7 @@ pub fn secret(record: &SecretRecord) -> SecretView {
 
 pub fn connector(record: &ConnectorRecord, webhook_url: Option<String>) -> ConnectorView {
     let spec = &record.spec;
-    let (username, password_secret, ssh_key_secret) = match &spec.credentials {
-        Credentials::Https {
-            username,
-            password_secret,
-        } => (
-            Some(username.clone()),
-            Some(password_secret.to_string()),
-            None,
-        ),
-        Credentials::Ssh { ssh_key_secret } => (None, None, Some(ssh_key_secret.to_string())),
-    };
+    let (username, password_secret, ssh_key_secret) = spec.credential_fields();
     ConnectorView {
         name: spec.name.to_string(),
         provider: spec.provider.to_string(),

@@ -471,3 +471,77 @@ async fn a_repo_scope_test_refuses_a_repo_and_account_scope_requires_one() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(answer["error"]["field"], "repo");
 }
+
+#[tokio::test]
+async fn a_failed_patch_changes_nothing_and_names_the_field() {
+    let api = Api::spawn().await;
+    with_token_secret(&api).await;
+    let (_, before) = api.post("/api/v1/connectors", connector("Config")).await;
+    let cases = [
+        (json!({"name": "a/b"}), "name"),
+        (
+            json!({"url": "https://jdoe:pa55word@bitbucket.org/acme/config.git"}),
+            "url",
+        ),
+        (json!({"branch": "a..b"}), "branch"),
+        (json!({"author_email": "nope"}), "author_email"),
+        (json!({"password_secret": "missing"}), "password_secret"),
+        (json!({"scope": "account"}), "url"),
+        (json!({"colour": "red"}), "colour"),
+    ];
+    for (patch, field) in cases {
+        let (status, answer) = api.patch("/api/v1/connectors/Config", patch.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{patch}: {answer}"
+        );
+        assert_eq!(answer["error"]["field"], field, "{patch}: {answer}");
+        assert!(!answer.to_string().contains("pa55word"), "{answer}");
+    }
+    let (_, after) = api.get("/api/v1/connectors/Config").await;
+    assert_eq!(after, before["connector"], "the connector is unchanged");
+}
+
+#[tokio::test]
+async fn secret_values_must_be_one_line_and_type_errors_never_echo_them() {
+    let api = Api::spawn().await;
+    let (status, answer) = api
+        .post(
+            "/api/v1/secrets",
+            json!({"name": "t", "value": "line1\nline2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer["error"]["field"], "value");
+    let (status, answer) = api
+        .post("/api/v1/secrets", json!({"name": "t", "value": 987654321}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!answer.to_string().contains("987654321"), "{answer}");
+}
+
+#[tokio::test]
+async fn wrong_methods_and_bad_queries_get_json_errors() {
+    let api = Api::spawn().await;
+    let (status, answer) = api
+        .send(reqwest::Method::PUT, "/api/v1/connectors", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer["error"]["code"], "method_not_allowed");
+    let (status, answer) = api.get("/api/v1/tasks/x?wait_ms=soon").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer["error"]["field"], "wait_ms");
+    let response = api
+        .http
+        .get(format!("{}/api/v1/secrets", api.base))
+        .header("authorization", format!("bearer {}", api.token))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the scheme name is case-insensitive"
+    );
+}

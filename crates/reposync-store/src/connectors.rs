@@ -16,6 +16,8 @@ pub struct ConnectorRecord {
     pub has_webhook: bool,
     /// The last Test result, as the JSON the API defines.
     pub last_test: Option<String>,
+    /// Bumped by every update; an update names the revision it was based on.
+    pub revision: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -47,7 +49,8 @@ fn webhook_binding(connector_id: &str, part: &str) -> Vec<u8> {
     format!("reposync:connector:{connector_id}:{part}").into_bytes()
 }
 
-const CONNECTOR_COLUMNS: &str = "id, spec, webhook_token_hash, last_test, created_at, updated_at";
+const CONNECTOR_COLUMNS: &str =
+    "id, spec, webhook_token_hash, last_test, revision, created_at, updated_at";
 
 impl Store {
     /// Stores a new connector, checking that the secrets it names exist and are of the right kind.
@@ -58,7 +61,7 @@ impl Store {
     ) -> Result<ConnectorRecord, StoreError> {
         let id = new_id();
         let now = now_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let secret_ids = resolve_secrets(&mut tx, spec).await?;
         let (token, token_hash, secret) = match webhook {
             Some((credentials, hash)) => {
@@ -88,45 +91,49 @@ impl Store {
     }
 
     /// Replaces a connector's spec (possibly renaming it) and changes its webhook credentials.
+    /// `current` is the record the change was computed from: if the connector changed since,
+    /// nothing is written and [`StoreError::Conflict`] says so, so no update is lost.
     pub async fn update_connector(
         &self,
-        current_name: &EntityName,
+        current: &ConnectorRecord,
         spec: &GitConnector,
         webhook: WebhookChange,
     ) -> Result<ConnectorRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let id: String = sqlx::query("SELECT id FROM connectors WHERE name = $1")
-            .bind(current_name.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.get("id"))
-            .ok_or_else(|| StoreError::NotFound {
-                what: "connector",
-                name: current_name.to_string(),
-            })?;
+        let id = &current.id;
+        let mut tx = self.begin_write().await?;
         let secret_ids = resolve_secrets(&mut tx, spec).await?;
-        sqlx::query("UPDATE connectors SET name = $1, spec = $2, updated_at = $3 WHERE id = $4")
-            .bind(spec.name.as_str())
-            .bind(spec_json(spec)?)
-            .bind(now_millis())
-            .bind(&id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::from_unique_violation(e, "connector", spec.name.as_str()))?;
+        let updated = sqlx::query(
+            "UPDATE connectors SET name = $1, spec = $2, updated_at = $3, revision = revision + 1
+             WHERE id = $4 AND revision = $5",
+        )
+        .bind(spec.name.as_str())
+        .bind(spec_json(spec)?)
+        .bind(now_millis())
+        .bind(id)
+        .bind(current.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::from_unique_violation(e, "connector", spec.name.as_str()))?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::Conflict {
+                what: "connector",
+                name: current.spec.name.to_string(),
+            });
+        }
         match webhook {
             WebhookChange::Keep => {}
             WebhookChange::Set {
                 credentials,
                 token_hash,
             } => {
-                let (token, secret) = self.seal_webhook(&id, &credentials)?;
+                let (token, secret) = self.seal_webhook(id, &credentials)?;
                 sqlx::query(
                     "UPDATE connectors SET webhook_token = $1, webhook_token_hash = $2, webhook_secret = $3 WHERE id = $4",
                 )
                 .bind(token)
                 .bind(token_hash)
                 .bind(secret)
-                .bind(&id)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -134,16 +141,16 @@ impl Store {
                 sqlx::query(
                     "UPDATE connectors SET webhook_token = NULL, webhook_token_hash = NULL, webhook_secret = NULL WHERE id = $1",
                 )
-                .bind(&id)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
             }
         }
         sqlx::query("DELETE FROM connector_secrets WHERE connector_id = $1")
-            .bind(&id)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
-        link_secrets(&mut tx, &id, &secret_ids).await?;
+        link_secrets(&mut tx, id, &secret_ids).await?;
         tx.commit().await?;
         self.get_connector(&spec.name).await
     }
@@ -283,6 +290,10 @@ fn connector_from_row(row: &AnyRow) -> Result<ConnectorRecord, StoreError> {
     let spec: String = row.try_get("spec")?;
     let spec: GitConnector = serde_json::from_str(&spec)
         .map_err(|e| StoreError::Corrupt(format!("connector spec: {e}")))?;
+    // Decoding goes through the same parser as input, so the cross-field rules hold for rows
+    // written by any version.
+    let spec = GitConnector::parse(&spec.to_draft())
+        .map_err(|e| StoreError::Corrupt(format!("connector {:?}: {e}", spec.name.as_str())))?;
     Ok(ConnectorRecord {
         id: row.try_get("id")?,
         spec,
@@ -290,6 +301,7 @@ fn connector_from_row(row: &AnyRow) -> Result<ConnectorRecord, StoreError> {
             .try_get::<Option<String>, _>("webhook_token_hash")?
             .is_some(),
         last_test: row.try_get("last_test")?,
+        revision: row.try_get("revision")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -13,6 +13,8 @@ pub enum StoreError {
         name: String,
         used_by: Vec<String>,
     },
+    #[error("{what} {name:?} was changed by someone else meanwhile; read it again and retry")]
+    Conflict { what: &'static str, name: String },
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("cannot decrypt a stored secret: {0}")]

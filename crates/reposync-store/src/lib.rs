@@ -88,6 +88,16 @@ impl Store {
         })
     }
 
+    /// Starts a transaction that writes. SQLite's default (deferred) transaction takes the write
+    /// lock only at its first write, and one that has read by then fails at once with
+    /// `SQLITE_BUSY` if another writer got in first, which the busy timeout does not retry;
+    /// `BEGIN IMMEDIATE` waits for the lock up front instead.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

@@ -144,7 +144,7 @@ impl Store {
             name: name.to_string(),
         })?;
         let mut record = secret_from_row(&row)?;
-        record.used_by = self.connectors_using_secret(&record.id).await?;
+        record.used_by = connectors_using_secret(&self.pool, &record.id).await?;
         Ok(record)
     }
 
@@ -158,7 +158,7 @@ impl Store {
         let mut records = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut record = secret_from_row(row)?;
-            record.used_by = self.connectors_using_secret(&record.id).await?;
+            record.used_by = connectors_using_secret(&self.pool, &record.id).await?;
             records.push(record);
         }
         Ok(records)
@@ -189,26 +189,18 @@ impl Store {
 
     /// Deletes a secret, unless a connector uses it.
     pub async fn delete_secret(&self, name: &SecretName) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: Option<String> = sqlx::query("SELECT id FROM secrets WHERE name = $1")
             .bind(name.as_str())
             .fetch_optional(&mut *tx)
             .await?
-            .map(|r| r.get("id"));
+            .map(|r| r.try_get("id"))
+            .transpose()?;
         let id = id.ok_or_else(|| StoreError::NotFound {
             what: "secret",
             name: name.to_string(),
         })?;
-        let users: Vec<String> = sqlx::query(
-            "SELECT c.name AS name FROM connector_secrets cs JOIN connectors c ON c.id = cs.connector_id
-             WHERE cs.secret_id = $1 ORDER BY c.name",
-        )
-        .bind(&id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.get("name"))
-        .collect();
+        let users = connectors_using_secret(&mut *tx, &id).await?;
         if !users.is_empty() {
             return Err(StoreError::InUse {
                 what: "secret",
@@ -223,19 +215,23 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
 
-    async fn connectors_using_secret(&self, secret_id: &str) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT c.name AS name FROM connector_secrets cs JOIN connectors c ON c.id = cs.connector_id
-             WHERE cs.secret_id = $1 ORDER BY c.name",
-        )
-        .bind(secret_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| r.get("name"))
-        .collect())
-    }
+/// Names of the connectors that use a secret, by name.
+async fn connectors_using_secret<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    secret_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT c.name AS name FROM connector_secrets cs JOIN connectors c ON c.id = cs.connector_id
+         WHERE cs.secret_id = $1 ORDER BY c.name",
+    )
+    .bind(secret_id)
+    .fetch_all(executor)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get("name").map_err(StoreError::from))
+        .collect()
 }
 
 fn secret_from_row(row: &AnyRow) -> Result<SecretRecord, StoreError> {

@@ -44,11 +44,14 @@ impl Store {
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| ApiTokenRecord {
-            id: r.get("id"),
-            name: r.get("name"),
-            created_at: r.get("created_at"),
-        }))
+        row.map(|r| {
+            Ok(ApiTokenRecord {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
     }
 
     /// How many API tokens exist; zero means this is a first start.
@@ -56,6 +59,6 @@ impl Store {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
             .fetch_one(&self.pool)
             .await?
-            .get("n"))
+            .try_get("n")?)
     }
 }

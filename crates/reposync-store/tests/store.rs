@@ -222,3 +222,34 @@ async fn an_expired_lease_returns_the_task_to_the_queue() {
         "attempts used up"
     );
 }
+
+#[tokio::test]
+async fn an_update_based_on_a_stale_read_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    store
+        .create_secret(&secret("bb"), SecretKind::Text, b"x", None)
+        .await
+        .expect("create");
+    let first = store
+        .create_connector(&connector("C", "bb"), None)
+        .await
+        .expect("connector");
+    let mut renamed = first.spec.clone();
+    renamed.name = EntityName::parse("C2").expect("name");
+    store
+        .update_connector(&first, &renamed, reposync_store::WebhookChange::Keep)
+        .await
+        .expect("first update");
+    let err = store
+        .update_connector(&first, &first.spec, reposync_store::WebhookChange::Keep)
+        .await
+        .expect_err("stale");
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert!(
+        store
+            .get_connector(&EntityName::parse("C2").expect("name"))
+            .await
+            .is_ok()
+    );
+}

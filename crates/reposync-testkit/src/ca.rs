@@ -2,12 +2,15 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 
 /// A throwaway certificate authority (rcgen 0.13, ring) and server certificates signed by it.
@@ -26,6 +29,28 @@ impl fmt::Debug for TestCa {
 }
 
 impl TestCa {
+    /// A TLS server configuration (HTTP/1.1) with a fresh certificate for `hosts` signed by
+    /// this CA.
+    pub fn server_tls_config(&self, hosts: &[&str]) -> Result<Arc<rustls::ServerConfig>> {
+        let (chain_pem, key_pem) = self.issue_server_cert(hosts)?;
+        let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .context("cannot parse the server certificate chain")?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .context("cannot parse the server key")?;
+        // The provider is named explicitly so that whichever rustls backends other crates
+        // enable, no process-wide default has to be installed.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("cannot configure TLS versions")?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .context("cannot configure the server certificate")?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
     /// Creates a self-signed CA whose subject common name is `name`.
     pub fn new(name: &str) -> Result<Self> {
         let mut params = CertificateParams::default();

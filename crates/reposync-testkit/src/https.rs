@@ -26,9 +26,6 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Body, Bytes, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -95,23 +92,8 @@ impl GitHttpsServer {
         username: &str,
         password: &str,
     ) -> Result<Self> {
-        let (chain_pem, key_pem) = ca.issue_server_cert(&["127.0.0.1", "localhost"])?;
-        let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .context("cannot parse the server certificate chain")?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-            .context("cannot parse the server key")?;
-        // The provider is named explicitly so that whichever rustls backends other crates
-        // enable, no process-wide default has to be installed.
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("cannot configure TLS versions")?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .context("cannot configure the server certificate")?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let config = ca.server_tls_config(&["127.0.0.1", "localhost"])?;
+        let acceptor = TlsAcceptor::from(config);
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .context("cannot bind 127.0.0.1:0 for the HTTPS server")?;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::auth::{hash_token, new_token};
-use crate::error::AppError;
+use crate::error::{AppError, json_data_error};
 use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
 use crate::tasks::{TEST_CONNECTION, TestConnectionPayload};
@@ -84,7 +84,10 @@ pub async fn update(
         (true, false) => (WebhookChange::Remove, None),
         _ => (WebhookChange::Keep, None),
     };
-    let record = state.store.update_connector(&name, &spec, change).await?;
+    let record = state
+        .store
+        .update_connector(&current, &spec, change)
+        .await?;
     tracing::info!(connector = %spec.name, "updated connector");
     Ok(Json(ConnectorSaved {
         connector: view(&state, &record).await?,
@@ -131,7 +134,7 @@ pub async fn regenerate_webhook(
     state
         .store
         .update_connector(
-            &name,
+            &current,
             &current.spec,
             WebhookChange::Set {
                 credentials,
@@ -153,8 +156,14 @@ pub async fn test(
     let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
         TestRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| AppError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?
+        serde_json::from_slice(&body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => json_data_error(&e.to_string()),
+            _ => AppError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {e}"),
+            ),
+        })?
     };
     let name = EntityName::parse(&name)?;
     let record = state.store.get_connector(&name).await?;
@@ -257,15 +266,31 @@ fn merge(current: &GitConnector, patch: &ConnectorPatch) -> Result<ConnectorDraf
     {
         merged.insert("ssh_key_secret".into(), Value::Null);
     }
-    if patch.contains_key("url") && !patch.contains_key("provider") {
+    let given = |key: &str| patch.contains_key(key);
+    if given("url") && !given("provider") {
         merged.insert("provider".into(), Value::Null);
+    }
+    // A change of protocol drops the other protocol's trust settings, and a change to account
+    // scope drops the branch, unless the patch sets them: otherwise every such switch would be
+    // refused for a field the user did not touch.
+    if let Some(Value::String(url)) = patch.get("url") {
+        let new_protocol = reposync_model::RepoUrl::parse(url)
+            .map(|u| u.protocol())
+            .ok();
+        if new_protocol != Some(current.url.protocol()) {
+            if !given("known_hosts") {
+                merged.insert("known_hosts".into(), Value::Null);
+            }
+            if !given("ca_certificate") {
+                merged.insert("ca_certificate".into(), Value::Null);
+            }
+        }
+    }
+    if patch.get("scope").and_then(Value::as_str) == Some("account") && !given("branch") {
+        merged.insert("branch".into(), Value::Null);
     }
     for (key, value) in patch {
         merged.insert(key.clone(), value.clone());
     }
-    serde_json::from_value(Value::Object(merged)).map_err(|e| {
-        let text = e.to_string();
-        let field = text.split('`').nth(1).unwrap_or("body").to_owned();
-        AppError::invalid(&field, text)
-    })
+    serde_json::from_value(Value::Object(merged)).map_err(|e| json_data_error(&e.to_string()))
 }

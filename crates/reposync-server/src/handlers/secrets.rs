@@ -5,7 +5,7 @@ use reposync_api::{
     CreateSshSecret, CreateTextSecret, GenerateSshSecret, ListResponse, SecretValue, SecretView,
     UpdateSecret,
 };
-use reposync_model::SecretName;
+use reposync_model::{SSH_USER, SecretName};
 use reposync_secrets::{SshKeyMaterial, generate_ed25519, parse_private_key};
 use reposync_store::{SecretKind, SshKeyInfo};
 
@@ -160,16 +160,24 @@ fn text_value<'a>(value: &'a SecretValue, field: &str) -> Result<&'a [u8], AppEr
             format!("is longer than {MAX_VALUE_BYTES} bytes"),
         ));
     }
+    // git reads credentials line by line: a line break would cut the token short and turn the
+    // rest into fields of its own.
+    if text.contains(['\r', '\n', '\0']) {
+        return Err(AppError::invalid(
+            field,
+            "must be one line: it contains a line break or NUL",
+        ));
+    }
     Ok(text.as_bytes())
 }
 
 fn check_ssh_user(username: Option<&str>) -> Result<(), AppError> {
     match username {
-        None | Some("git") => Ok(()),
+        None | Some(SSH_USER) => Ok(()),
         Some(other) => Err(AppError::invalid(
             "username",
             format!(
-                "the SSH user must be exactly `git` (lowercase), as Bitbucket requires; got {other:?}"
+                "the SSH user must be exactly `{SSH_USER}` (lowercase), as Bitbucket requires; got {other:?}"
             ),
         )),
     }

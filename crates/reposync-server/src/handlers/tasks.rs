@@ -22,8 +22,9 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(query): Query<WaitQuery>,
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TaskView>, AppError> {
+    let Query(query) = query.map_err(|e| AppError::invalid("wait_ms", e.body_text()))?;
     let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(MAX_WAIT);
     let task = state.tasks.wait_final(&id, wait).await?;
     Ok(Json(views::task(&task)))

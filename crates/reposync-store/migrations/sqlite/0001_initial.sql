@@ -34,6 +34,8 @@ CREATE TABLE connectors (
     webhook_token_hash  TEXT UNIQUE,
     webhook_secret      BLOB,
     last_test           TEXT,
+    -- Bumped by every update, so that an update based on a stale read is refused.
+    revision            INTEGER NOT NULL DEFAULT 1,
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL
 );
