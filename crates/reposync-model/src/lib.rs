@@ -12,7 +12,9 @@ mod error;
 mod name;
 mod refname;
 mod selector;
+pub mod tree;
 mod url;
+pub mod yaml;
 
 pub use connector::{
     ConnectorDraft, ConnectorScope, Credentials, DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME,
