@@ -1,6 +1,7 @@
 //! The `reposync` command: parses flags, sets up logging, and calls into the libraries.
 
 mod client_commands;
+mod offline;
 mod output;
 mod serve;
 
@@ -49,6 +50,10 @@ enum Command {
     /// Manage Source Repo Providers (Git connectors).
     #[command(subcommand)]
     Connector(Box<client_commands::ConnectorCommand>),
+    /// Rewrite YAML files in the canonical Harness format (offline).
+    Fmt(offline::FmtArgs),
+    /// Check a tree offline: paths, YAML, required fields and references within the tree.
+    Validate(offline::ValidateArgs),
 }
 
 /// Flags shared by every command that talks to a server.
@@ -83,6 +88,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args, &globals).await,
             Command::Secret(command) => client_commands::secret(command, &globals).await,
             Command::Connector(command) => client_commands::connector(*command, &globals).await,
+            Command::Fmt(args) => offline::fmt(args),
+            Command::Validate(args) => offline::validate(args),
         }
     });
     match result {

@@ -9,11 +9,13 @@
 mod connector;
 mod email;
 mod error;
+pub mod kinds;
 mod name;
 mod refname;
 mod selector;
 pub mod tree;
 mod url;
+pub mod validate;
 pub mod yaml;
 
 pub use connector::{

@@ -1,0 +1,163 @@
+//! Commands that work on files alone, with no server: `fmt` and `validate`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use reposync_model::validate::validate_tree;
+use reposync_model::yaml::{Limits, emit, order_top_level, parse};
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Change nothing; exit non-zero listing the files that would change.
+    #[arg(long)]
+    check: bool,
+    /// YAML files or directories (searched for *.yaml).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The repository root (holding `Setup/`), or the `Setup` folder itself.
+    dir: PathBuf,
+}
+
+/// Rewrites YAML files in the canonical format, the way `cargo fmt` does: Harness's scalar
+/// styles, indentation and layout, with the top-level keys in Harness's order. Nested maps keep
+/// their order, since Harness itself wrote some of them unsorted.
+pub fn fmt(args: FmtArgs) -> anyhow::Result<ExitCode> {
+    let limits = Limits::default();
+    let mut files = Vec::new();
+    for path in &args.paths {
+        if path.is_dir() {
+            let mut found = Vec::new();
+            collect(path, path, &mut found)?;
+            // Shown as the user would write them: the directory given, then the file below it.
+            files.extend(found.into_iter().map(|(file, relative)| {
+                let shown = path.join(&relative).display().to_string();
+                (file, shown)
+            }));
+        } else {
+            files.push((path.clone(), path.display().to_string()));
+        }
+    }
+    let mut failed = false;
+    let mut would_change = Vec::new();
+    for (file, shown) in files {
+        // Manifest files are the user's own text (templates, values), not Harness YAML.
+        if !shown.ends_with(".yaml") || shown.contains("/Manifests/Files/") {
+            continue;
+        }
+        let bytes = std::fs::read(&file).with_context(|| format!("cannot read {shown}"))?;
+        let mut document = match parse(&bytes, &limits) {
+            Ok(document) => document,
+            Err(error) => {
+                eprintln!("{shown}:{}:{}: {}", error.line, error.column, error.kind);
+                failed = true;
+                continue;
+            }
+        };
+        order_top_level(&mut document);
+        let formatted = emit(&document);
+        if formatted.as_bytes() == bytes.as_slice() {
+            continue;
+        }
+        if args.check {
+            would_change.push(shown);
+        } else {
+            write_atomically(&file, formatted.as_bytes())
+                .with_context(|| format!("cannot write {shown}"))?;
+            println!("formatted {shown}");
+        }
+    }
+    if !would_change.is_empty() {
+        eprintln!(
+            "{} file(s) are not in the canonical format:",
+            would_change.len()
+        );
+        for file in &would_change {
+            println!("{file}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Checks a tree offline and prints one line per problem.
+pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let root = &args.dir;
+    let mut found = Vec::new();
+    collect(root, root, &mut found)?;
+    // Paths are reported relative to the repository root, as they are in Git.
+    let inside_setup = root
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n == "Setup"))
+        .unwrap_or(false);
+    let mut files = Vec::with_capacity(found.len());
+    for (file, relative) in found {
+        let relative = if inside_setup {
+            format!("Setup/{relative}")
+        } else {
+            relative
+        };
+        let bytes =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        files.push((relative, bytes));
+    }
+    let report = validate_tree(&files, &Limits::default());
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    if report.problems.is_empty() {
+        eprintln!("{} files checked, no problems", report.files.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{} problem(s) in {} files",
+            report.problems.len(),
+            report.files.len() + report.ignored.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Every file under `dir`, with its path relative to `root` (`/`-separated), sorted; `.git`
+/// is skipped.
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> anyhow::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the directory {}", dir.display()))?
+        .collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            collect(root, &path, out)?;
+        } else {
+            let relative = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            out.push((path, relative));
+        }
+    }
+    Ok(())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut temp, bytes)?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

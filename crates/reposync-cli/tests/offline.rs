@@ -1,0 +1,145 @@
+//! `reposync fmt` and `reposync validate`: offline, no server.
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{binary, hermetic};
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut command = Command::new(binary());
+    hermetic(&mut command, dir);
+    let output = command
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run reposync");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn write(root: &Path, path: &str, text: &str) {
+    let file = root.join(path);
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(file, text).expect("write");
+}
+
+#[test]
+fn fmt_check_lists_files_fmt_rewrites_them_and_then_check_passes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write(
+        root,
+        "Setup/Applications/Shop/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
+    );
+    write(
+        root,
+        "Setup/Applications/Shop/Services/cart/Index.yaml",
+        "type: SERVICE\ndescription: cart\nharnessApiVersion: '1.0'\n",
+    );
+    write(
+        root,
+        "Setup/Applications/Shop/Services/cart/Manifests/Files/values.yaml",
+        "z: 1\na:   2\n",
+    );
+
+    let (code, stdout, _) = run(root, &["fmt", "--check", "Setup"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        stdout.trim(),
+        "Setup/Applications/Shop/Services/cart/Index.yaml"
+    );
+    let untouched =
+        std::fs::read_to_string(root.join("Setup/Applications/Shop/Services/cart/Index.yaml"))
+            .expect("read");
+    assert!(
+        untouched.starts_with("type: SERVICE"),
+        "--check changes nothing"
+    );
+
+    let (code, _, stderr) = run(root, &["fmt", "Setup"]);
+    assert_eq!(code, 0, "{stderr}");
+    let formatted =
+        std::fs::read_to_string(root.join("Setup/Applications/Shop/Services/cart/Index.yaml"))
+            .expect("read");
+    assert_eq!(
+        formatted,
+        "harnessApiVersion: '1.0'\ntype: SERVICE\ndescription: cart\n"
+    );
+    let manifest = std::fs::read_to_string(
+        root.join("Setup/Applications/Shop/Services/cart/Manifests/Files/values.yaml"),
+    )
+    .expect("read");
+    assert_eq!(
+        manifest, "z: 1\na:   2\n",
+        "manifest files are the user's own text"
+    );
+
+    let (code, _, _) = run(root, &["fmt", "--check", "Setup"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn fmt_check_accepts_the_corpus_unchanged() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reposync-model/tests/corpus");
+    let (code, stdout, stderr) = run(&corpus, &["fmt", "--check", "Setup"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+#[test]
+fn validate_prints_one_line_per_problem_and_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write(
+        root,
+        "Setup/Applications/Shop/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\ngitConnector: Missing Repo\n",
+    );
+    write(
+        root,
+        "Setup/Applications/Shop/Workflows/bad.yaml",
+        "harnessApiVersion: '1.0'\ntype: CANARY\nphases: [\n",
+    );
+    write(root, "Setup/Wrong/x.yaml", "a: 1\n");
+    let (code, stdout, _) = run(root, &["validate", "."]);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "Setup/Applications/Shop/Index.yaml:3:15: gitConnector refers to source-repo-provider"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Setup/Applications/Shop/Workflows/bad.yaml:")),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Setup/Wrong/x.yaml:1:1: unknown path")),
+        "{stdout}"
+    );
+
+    // Given the Setup folder itself, paths are still reported from the repository root.
+    let (code, stdout, _) = run(root, &["validate", "Setup"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("Setup/Wrong/x.yaml"), "{stdout}");
+}
+
+#[test]
+fn validate_accepts_the_corpus() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reposync-model/tests/corpus");
+    let (code, stdout, stderr) = run(&corpus, &["validate", "."]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}

@@ -1,0 +1,309 @@
+//! What each modelled kind requires of its document, and the references it holds.
+//!
+//! The checks here are the ones that need nothing but the file itself (its `type:`, its
+//! required keys) plus the list of references, each with the field and position it came from,
+//! so that a caller holding the whole tree (or the database) can say which ones do not
+//! resolve. Opaque kinds have no rules beyond being valid YAML.
+
+use crate::EntityName;
+use crate::tree::{EntityKind, EntityPath};
+use crate::yaml::{Document, Mapping, Node, Value};
+
+/// The `harnessApiVersion` every document carries.
+pub const API_VERSION: &str = "1.0";
+
+/// Which `type:` values a kind accepts.
+#[derive(Debug, Clone, Copy)]
+pub enum TypeRule {
+    /// Exactly one of these.
+    OneOf(&'static [&'static str]),
+    /// Any upper-case identifier: the kind has open-ended subtypes (cloud providers, artifact
+    /// servers, …) that reposync stores without interpreting.
+    AnyIdentifier,
+}
+
+/// The rules of one kind.
+#[derive(Debug, Clone, Copy)]
+pub struct KindRules {
+    pub types: TypeRule,
+    /// Top-level keys that must be present (besides `harnessApiVersion` and `type`).
+    pub required: &'static [&'static str],
+}
+
+/// The workflow types of Harness FirstGen.
+pub const WORKFLOW_TYPES: &[&str] = &[
+    "BASIC",
+    "CANARY",
+    "ROLLING",
+    "MULTI_SERVICE",
+    "BUILD",
+    "BLUE_GREEN",
+    "CUSTOM",
+];
+
+/// The rules of a modelled kind; `None` for opaque kinds and manifest files.
+pub fn rules(kind: EntityKind) -> Option<KindRules> {
+    use EntityKind as K;
+    use TypeRule::{AnyIdentifier, OneOf};
+    let (types, required): (TypeRule, &'static [&'static str]) = match kind {
+        K::AccountDefaults => (OneOf(&["ACCOUNT_DEFAULTS"]), &[]),
+        K::Tags => (OneOf(&["TAG"]), &[]),
+        K::CloudProvider | K::ArtifactServer | K::CollaborationProvider => (AnyIdentifier, &[]),
+        K::SourceRepoProvider => (OneOf(&["GIT"]), &["url"]),
+        K::NotificationGroup => (OneOf(&["NOTIFICATION_GROUP"]), &[]),
+        K::Application => (OneOf(&["APPLICATION"]), &[]),
+        K::ApplicationDefaults => (OneOf(&["APPLICATION_DEFAULTS"]), &[]),
+        K::Service => (OneOf(&["SERVICE"]), &[]),
+        K::ArtifactStream => (AnyIdentifier, &["serverName"]),
+        K::ManifestIndex => (OneOf(&["APPLICATION_MANIFEST"]), &[]),
+        K::Environment => (OneOf(&["ENVIRONMENT"]), &["environmentType"]),
+        K::InfrastructureDefinition => (OneOf(&["INFRA_DEFINITION"]), &["infrastructure"]),
+        K::Provisioner => (AnyIdentifier, &[]),
+        K::Workflow => (OneOf(WORKFLOW_TYPES), &[]),
+        K::Pipeline => (OneOf(&["PIPELINE"]), &["pipelineStages"]),
+        K::Trigger => (OneOf(&["TRIGGER"]), &["executionName", "executionType"]),
+        K::ManifestFile | K::Opaque(_) => return None,
+    };
+    Some(KindRules { types, required })
+}
+
+/// A problem in one document, at a position in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// A reference from one document to another entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The entity referred to.
+    pub target: EntityPath,
+    /// Where in the document, as a path of keys (`phases[0].serviceName`).
+    pub field: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Checks a document against its kind's rules: `harnessApiVersion`, `type`, required keys.
+pub fn check(path: &EntityPath, doc: &Document) -> Vec<Problem> {
+    let Some(rules) = rules(path.kind) else {
+        return Vec::new();
+    };
+    let at = |node: &Node, message: String| Problem {
+        line: node.line,
+        column: node.column,
+        message,
+    };
+    let Value::Map(map) = &doc.root.value else {
+        return vec![at(
+            &doc.root,
+            format!("a {} file must be a mapping of keys", path.kind),
+        )];
+    };
+    let mut problems = Vec::new();
+    match map.get("harnessApiVersion").map(|n| (n, n.value.as_str())) {
+        Some((_, Some(API_VERSION))) => {}
+        Some((node, _)) => problems.push(at(
+            node,
+            format!("harnessApiVersion must be '{API_VERSION}'"),
+        )),
+        None => problems.push(at(&doc.root, "harnessApiVersion is missing".into())),
+    }
+    match map.get("type").map(|n| (n, n.value.as_str())) {
+        Some((node, Some(ty))) => {
+            let allowed = match rules.types {
+                TypeRule::OneOf(list) => list.contains(&ty),
+                TypeRule::AnyIdentifier => {
+                    !ty.is_empty()
+                        && ty
+                            .chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                }
+            };
+            if !allowed {
+                let expected = match rules.types {
+                    TypeRule::OneOf(list) => list.join(", "),
+                    TypeRule::AnyIdentifier => "an upper-case identifier".to_owned(),
+                };
+                problems.push(at(
+                    node,
+                    format!(
+                        "type {ty:?} is not valid for a {}; expected {expected}",
+                        path.kind
+                    ),
+                ));
+            }
+        }
+        Some((node, None)) => problems.push(at(node, "type must be a string".into())),
+        None => problems.push(at(&doc.root, "type is missing".into())),
+    }
+    for key in rules.required {
+        if map.get(key).is_none_or(|n| matches!(n.value, Value::Null)) {
+            problems.push(at(
+                &doc.root,
+                format!("{key} is required in a {}", path.kind),
+            ));
+        }
+    }
+    problems
+}
+
+/// The references a document holds, per CONFIG-AS-CODE.md: application → Source Repo
+/// Provider; artifact stream → Artifact Server; Infrastructure Definition → Cloud Provider;
+/// workflow → service, environment, Infrastructure Definition; pipeline stage → workflow;
+/// trigger → pipeline or workflow (`executionName`, by `executionType`). Artifact streams of a
+/// cloud's own registry (ECR, GCR, ACR, AMI, S3, GCS) name a cloud provider, not an artifact
+/// server. A name that is not a valid entity name is reported by
+/// [`check`]'s callers as a broken reference, so it is returned here with the raw text.
+pub fn references(path: &EntityPath, doc: &Document) -> Vec<Reference> {
+    let Value::Map(map) = &doc.root.value else {
+        return Vec::new();
+    };
+    let mut refs = Vec::new();
+    let app = path.app.clone();
+    let mut push = |kind: EntityKind,
+                    node: &Node,
+                    field: String,
+                    environment: Option<EntityName>| {
+        let Some(text) = node
+            .value
+            .as_str()
+            .filter(|t| !t.is_empty() && !t.starts_with("${"))
+        else {
+            return;
+        };
+        // Templatised values (`${service}`) are resolved at deployment time, not references.
+        let Ok(name) = EntityName::parse(text) else {
+            return;
+        };
+        // An infrastructure definition is named within its environment; without one (a
+        // templatised environment) the reference cannot be checked from the file alone.
+        if kind == EntityKind::InfrastructureDefinition && environment.is_none() {
+            return;
+        }
+        let (app_part, service, environment, own) = match kind {
+            EntityKind::Service => (app.clone(), Some(name), None, None),
+            EntityKind::Environment => (app.clone(), None, Some(name), None),
+            EntityKind::InfrastructureDefinition => (app.clone(), None, environment, Some(name)),
+            EntityKind::Workflow | EntityKind::Pipeline => (app.clone(), None, None, Some(name)),
+            _ => (None, None, None, Some(name)),
+        };
+        refs.push(Reference {
+            target: EntityPath {
+                kind,
+                app: app_part,
+                service,
+                environment,
+                name: own,
+                rest: None,
+            },
+            field,
+            line: node.line,
+            column: node.column,
+        });
+    };
+    match path.kind {
+        EntityKind::Application => {
+            if let Some(node) = map.get("gitConnector") {
+                push(
+                    EntityKind::SourceRepoProvider,
+                    node,
+                    "gitConnector".into(),
+                    None,
+                );
+            }
+        }
+        EntityKind::ArtifactStream => {
+            // Streams from a cloud's own registry or storage name the cloud provider.
+            let target = match map.get("type").and_then(|n| n.value.as_str()) {
+                Some("ECR" | "GCR" | "ACR" | "AMI" | "AMAZON_S3" | "GCS") => {
+                    EntityKind::CloudProvider
+                }
+                _ => EntityKind::ArtifactServer,
+            };
+            if let Some(node) = map.get("serverName") {
+                push(target, node, "serverName".into(), None);
+            }
+        }
+        EntityKind::InfrastructureDefinition => {
+            for (i, item) in seq_maps(map, "infrastructure") {
+                if let Some(node) = item.get("cloudProviderName") {
+                    push(
+                        EntityKind::CloudProvider,
+                        node,
+                        format!("infrastructure[{i}].cloudProviderName"),
+                        None,
+                    );
+                }
+            }
+        }
+        EntityKind::Workflow => {
+            let env_name = map
+                .get("envName")
+                .and_then(|n| n.value.as_str())
+                .and_then(|t| EntityName::parse(t).ok());
+            if let Some(node) = map.get("envName") {
+                push(EntityKind::Environment, node, "envName".into(), None);
+            }
+            for list in ["phases", "rollbackPhases"] {
+                for (i, phase) in seq_maps(map, list) {
+                    if let Some(node) = phase.get("serviceName") {
+                        push(
+                            EntityKind::Service,
+                            node,
+                            format!("{list}[{i}].serviceName"),
+                            None,
+                        );
+                    }
+                    if let Some(node) = phase.get("infraDefinitionName") {
+                        push(
+                            EntityKind::InfrastructureDefinition,
+                            node,
+                            format!("{list}[{i}].infraDefinitionName"),
+                            env_name.clone(),
+                        );
+                    }
+                }
+            }
+        }
+        EntityKind::Pipeline => {
+            for (i, stage) in seq_maps(map, "pipelineStages") {
+                if let Some(node) = stage.get("workflowName") {
+                    push(
+                        EntityKind::Workflow,
+                        node,
+                        format!("pipelineStages[{i}].workflowName"),
+                        None,
+                    );
+                }
+            }
+        }
+        EntityKind::Trigger => {
+            if let Some(node) = map.get("executionName") {
+                let target = match map.get("executionType").and_then(|n| n.value.as_str()) {
+                    Some("Pipeline") => EntityKind::Pipeline,
+                    _ => EntityKind::Workflow,
+                };
+                push(target, node, "executionName".into(), None);
+            }
+        }
+        _ => {}
+    }
+    refs
+}
+
+fn seq_maps<'a>(map: &'a Mapping, key: &str) -> Vec<(usize, &'a Mapping)> {
+    match map.get(key).map(|n| &n.value) {
+        Some(Value::Seq(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.value {
+                Value::Map(m) => Some((i, m)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,187 @@
+//! Offline checks of a whole tree: paths, YAML, each kind's rules, and references that must
+//! resolve within the tree. This is what `reposync validate` runs before anyone pushes.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::kinds::{check, references};
+use crate::tree::{EntityKind, EntityPath, PathClass, classify};
+use crate::yaml::{Document, Limits, parse};
+
+/// One problem, where it is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TreeProblem {
+    pub path: String,
+    /// 1-based; 0 when the problem is the file as a whole (its path).
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for TreeProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path,
+            self.line.max(1),
+            self.column.max(1),
+            self.message
+        )
+    }
+}
+
+/// A file that parsed: its place in the tree and its document (`None` for manifest files,
+/// which are opaque text).
+#[derive(Debug, Clone)]
+pub struct ParsedFile {
+    pub path: String,
+    pub entity: EntityPath,
+    pub document: Option<Document>,
+}
+
+/// The outcome of reading a tree: the files that parsed, and every problem found.
+#[derive(Debug, Default)]
+pub struct TreeReport {
+    pub files: Vec<ParsedFile>,
+    pub ignored: Vec<String>,
+    pub problems: Vec<TreeProblem>,
+}
+
+/// Parses and checks every file of a tree given as `(relative path, bytes)`, each file once.
+pub fn validate_tree(files: &[(String, Vec<u8>)], limits: &Limits) -> TreeReport {
+    let mut report = TreeReport::default();
+    for (path, bytes) in files {
+        let problem = |line, column, message: String| TreeProblem {
+            path: path.clone(),
+            line,
+            column,
+            message,
+        };
+        let entity = match classify(path) {
+            Ok(PathClass::Entity(entity)) => entity,
+            Ok(PathClass::Ignored) => {
+                report.ignored.push(path.clone());
+                continue;
+            }
+            Err(error) => {
+                report.problems.push(problem(0, 0, error.message));
+                continue;
+            }
+        };
+        let document = if entity.kind == EntityKind::ManifestFile {
+            None
+        } else {
+            match parse(bytes, limits) {
+                Ok(document) => Some(document),
+                Err(error) => {
+                    report
+                        .problems
+                        .push(problem(error.line, error.column, error.kind.to_string()));
+                    continue;
+                }
+            }
+        };
+        if let Some(document) = &document {
+            for p in check(&entity, document) {
+                report.problems.push(problem(p.line, p.column, p.message));
+            }
+        }
+        report.files.push(ParsedFile {
+            path: path.clone(),
+            entity,
+            document,
+        });
+    }
+    check_references(&mut report);
+    check_parents(&mut report);
+    report.problems.sort();
+    report
+}
+
+/// Every reference must name an entity of the tree.
+fn check_references(report: &mut TreeReport) {
+    let present: HashSet<&EntityPath> = report.files.iter().map(|f| &f.entity).collect();
+    let mut problems = Vec::new();
+    for file in &report.files {
+        let Some(document) = &file.document else {
+            continue;
+        };
+        for reference in references(&file.entity, document) {
+            if !present.contains(&reference.target) {
+                problems.push(TreeProblem {
+                    path: file.path.clone(),
+                    line: reference.line,
+                    column: reference.column,
+                    message: format!(
+                        "{} refers to {} {:?}, which is not in the tree ({})",
+                        reference.field,
+                        reference.target.kind,
+                        reference
+                            .target
+                            .name
+                            .as_ref()
+                            .or(reference.target.service.as_ref())
+                            .or(reference.target.environment.as_ref())
+                            .map(|n| n.as_str())
+                            .unwrap_or_default(),
+                        reference.target.to_path()
+                    ),
+                });
+            }
+        }
+    }
+    report.problems.extend(problems);
+}
+
+/// A file inside an application, service or environment folder needs that folder's
+/// `Index.yaml`.
+fn check_parents(report: &mut TreeReport) {
+    let present: HashSet<&EntityPath> = report.files.iter().map(|f| &f.entity).collect();
+    let mut problems = Vec::new();
+    for file in &report.files {
+        let e = &file.entity;
+        let mut parents = Vec::new();
+        if e.kind != EntityKind::Application && e.app.is_some() {
+            parents.push(EntityPath {
+                kind: EntityKind::Application,
+                app: e.app.clone(),
+                service: None,
+                environment: None,
+                name: None,
+                rest: None,
+            });
+        }
+        if e.kind != EntityKind::Service && e.service.is_some() {
+            parents.push(EntityPath {
+                kind: EntityKind::Service,
+                app: e.app.clone(),
+                service: e.service.clone(),
+                environment: None,
+                name: None,
+                rest: None,
+            });
+        }
+        if e.kind != EntityKind::Environment && e.environment.is_some() {
+            parents.push(EntityPath {
+                kind: EntityKind::Environment,
+                app: e.app.clone(),
+                service: None,
+                environment: e.environment.clone(),
+                name: None,
+                rest: None,
+            });
+        }
+        for parent in parents {
+            if !present.contains(&parent) {
+                problems.push(TreeProblem {
+                    path: file.path.clone(),
+                    line: 0,
+                    column: 0,
+                    message: format!("its {} has no {}", parent.kind, parent.to_path()),
+                });
+            }
+        }
+    }
+    report.problems.extend(problems);
+}

@@ -1,0 +1,108 @@
+//! The whole-tree checks (`reposync validate`) over the corpus and over broken trees.
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+use std::path::Path;
+
+use reposync_model::validate::validate_tree;
+use reposync_model::yaml::Limits;
+
+fn corpus() -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let relative = path
+                    .strip_prefix(root)
+                    .expect("relative")
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((relative, std::fs::read(&path).expect("read")));
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let mut files = Vec::new();
+    walk(&root, &root, &mut files);
+    files.sort();
+    files
+}
+
+fn messages(files: &[(String, Vec<u8>)]) -> Vec<String> {
+    validate_tree(files, &Limits::default())
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn the_corpus_is_a_valid_tree() {
+    let files = corpus();
+    assert!(files.len() > 40, "corpus too small: {}", files.len());
+    assert_eq!(messages(&files), Vec::<String>::new());
+}
+
+fn file(path: &str, text: &str) -> (String, Vec<u8>) {
+    (path.to_owned(), text.as_bytes().to_vec())
+}
+
+#[test]
+fn a_broken_reference_names_what_is_missing_with_its_position() {
+    let files = vec![
+        file(
+            "Setup/Applications/Shop/Index.yaml",
+            "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
+        ),
+        file(
+            "Setup/Applications/Shop/Pipelines/Release.yaml",
+            "harnessApiVersion: '1.0'\ntype: PIPELINE\npipelineStages:\n- type: ENV_STATE\n  name: deploy\n  workflowName: Deploy cart\n",
+        ),
+    ];
+    assert_eq!(
+        messages(&files),
+        [
+            "Setup/Applications/Shop/Pipelines/Release.yaml:6:17: pipelineStages[0].workflowName refers to workflow \"Deploy cart\", which is not in the tree (Setup/Applications/Shop/Workflows/Deploy cart.yaml)"
+        ]
+    );
+}
+
+#[test]
+fn kind_rules_unknown_paths_yaml_errors_and_missing_parents_are_all_reported() {
+    let files = vec![
+        file(
+            "Setup/Cloud Providers/k8s.yaml",
+            "harnessApiVersion: '1.0'\ntype: KUBERNETES_CLUSTER\n",
+        ),
+        file(
+            "Setup/Source Repo Providers/bb.yaml",
+            "harnessApiVersion: '1.0'\ntype: GITHUB\nurl: https://x\n",
+        ),
+        file("Setup/Nonsense/x.yaml", "a: 1\n"),
+        file(
+            "Setup/Tags.yaml",
+            "harnessApiVersion: '1.0'\ntype: TAG\ntype: TAG\n",
+        ),
+        file(
+            "Setup/Applications/Ghost/Workflows/w.yaml",
+            "harnessApiVersion: '1.0'\ntype: CANARY\n",
+        ),
+        file("README.md", "# not ours\n"),
+    ];
+    let found = messages(&files);
+    let expect = [
+        "Setup/Source Repo Providers/bb.yaml:2:7: type \"GITHUB\" is not valid",
+        "Setup/Nonsense/x.yaml:1:1: unknown path",
+        "Setup/Tags.yaml:3:1:",
+        "Setup/Applications/Ghost/Workflows/w.yaml:1:1: its application has no Setup/Applications/Ghost/Index.yaml",
+    ];
+    for expected in expect {
+        assert!(
+            found.iter().any(|m| m.starts_with(expected)),
+            "missing {expected:?} in {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+}
