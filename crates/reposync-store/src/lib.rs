@@ -10,6 +10,7 @@
 //! be atomic with respect to every other delegate.
 
 mod connectors;
+mod entities;
 mod error;
 mod secrets;
 mod tasks;
@@ -25,6 +26,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use connectors::{ConnectorRecord, WebhookChange, WebhookCredentials};
+pub use entities::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 pub use error::StoreError;
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
 pub use tasks::{NewTask, TaskRecord, TaskStatus};

@@ -1,0 +1,286 @@
+use std::collections::{HashMap, HashSet};
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Store, StoreError, new_id, now_millis};
+
+/// One file of the tree as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityRecord {
+    pub path: String,
+    pub kind: String,
+    pub app: Option<String>,
+    pub content: Vec<u8>,
+    pub revision: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A file to create or replace, already parsed and checked by the caller.
+#[derive(Debug, Clone)]
+pub struct EntityWrite {
+    pub path: String,
+    pub kind: String,
+    pub app: Option<String>,
+    pub content: Vec<u8>,
+    /// `(field, target path)` for every reference the file holds.
+    pub references: Vec<(String, String)>,
+}
+
+/// A change in a batch.
+#[derive(Debug, Clone)]
+pub enum EntityChange {
+    Put(EntityWrite),
+    Delete { path: String },
+}
+
+/// What a batch did to one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    Created,
+    Changed,
+    Unchanged,
+    Deleted,
+}
+
+const ENTITY_COLUMNS: &str = "path, kind, app, content, revision, created_at, updated_at";
+
+impl Store {
+    /// Applies a batch of changes in one transaction: all of them, or none.
+    ///
+    /// References are checked against the tree as it will be after the batch: a reference to
+    /// a path that neither exists nor is put by the batch, or to a path the batch deletes,
+    /// fails the batch with [`StoreError::Invalid`] naming the file and field. A delete of a
+    /// path that a file outside the batch still refers to fails with [`StoreError::InUse`].
+    /// `external_targets` are paths that exist outside this table (Source Repo Providers,
+    /// which are connectors). Everything is read with one query per table, never per file.
+    pub async fn apply_entities(
+        &self,
+        changes: &[EntityChange],
+        external_targets: &HashSet<String>,
+    ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let existing: HashMap<String, (String, Vec<u8>)> =
+            sqlx::query("SELECT id, path, content FROM entities")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("path")?,
+                        (r.try_get("id")?, r.try_get("content")?),
+                    ))
+                })
+                .collect::<Result<_, sqlx::Error>>()?;
+        let referrers: Vec<(String, String)> = sqlx::query(
+            "SELECT e.path AS from_path, r.to_path AS to_path FROM entity_references r JOIN entities e ON e.id = r.from_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("from_path")?, r.try_get("to_path")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+
+        let deleted: HashSet<&str> = changes
+            .iter()
+            .filter_map(|c| match c {
+                EntityChange::Delete { path } => Some(path.as_str()),
+                EntityChange::Put(_) => None,
+            })
+            .collect();
+        let put: HashMap<&str, &EntityWrite> = changes
+            .iter()
+            .filter_map(|c| match c {
+                EntityChange::Put(w) => Some((w.path.as_str(), w)),
+                EntityChange::Delete { .. } => None,
+            })
+            .collect();
+        if let Some(both) = deleted.iter().find(|p| put.contains_key(**p)) {
+            return Err(StoreError::Invalid {
+                field: (*both).to_owned(),
+                message: "is both written and deleted in one batch".into(),
+            });
+        }
+        let exists_after = |path: &str| {
+            put.contains_key(path)
+                || external_targets.contains(path)
+                || (existing.contains_key(path) && !deleted.contains(path))
+        };
+        for write in put.values() {
+            for (field, target) in &write.references {
+                if !exists_after(target) {
+                    return Err(StoreError::Invalid {
+                        field: format!("{}: {field}", write.path),
+                        message: format!("refers to {target}, which does not exist"),
+                    });
+                }
+            }
+        }
+        for path in &deleted {
+            if !existing.contains_key(*path) {
+                return Err(StoreError::NotFound {
+                    what: "entity",
+                    name: (*path).to_owned(),
+                });
+            }
+            // Referrers that stay: not deleted themselves, and not rewritten without the
+            // reference by this batch.
+            let mut from: Vec<String> = referrers
+                .iter()
+                .filter(|(from, to)| to == path && !deleted.contains(from.as_str()))
+                .filter(|(from, _)| match put.get(from.as_str()) {
+                    Some(write) => write.references.iter().any(|(_, t)| t == path),
+                    None => true,
+                })
+                .map(|(from, _)| from.clone())
+                .collect();
+            from.sort();
+            from.dedup();
+            if !from.is_empty() {
+                return Err(StoreError::InUse {
+                    what: "entity",
+                    name: (*path).to_owned(),
+                    used_by: from,
+                });
+            }
+        }
+
+        let now = now_millis();
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            match change {
+                EntityChange::Delete { path } => {
+                    sqlx::query("DELETE FROM entities WHERE path = $1")
+                        .bind(path)
+                        .execute(&mut *tx)
+                        .await?;
+                    outcomes.push((path.clone(), ChangeOutcome::Deleted));
+                }
+                EntityChange::Put(write) => {
+                    let outcome = match existing.get(&write.path) {
+                        Some((_, content)) if *content == write.content => ChangeOutcome::Unchanged,
+                        Some((id, _)) => {
+                            sqlx::query(
+                                "UPDATE entities SET content = $1, kind = $2, app = $3, revision = revision + 1, updated_at = $4 WHERE id = $5",
+                            )
+                            .bind(write.content.clone())
+                            .bind(&write.kind)
+                            .bind(write.app.clone())
+                            .bind(now)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                            replace_references(&mut tx, id, &write.references).await?;
+                            ChangeOutcome::Changed
+                        }
+                        None => {
+                            let id = new_id();
+                            sqlx::query(
+                                "INSERT INTO entities (id, path, kind, app, content, revision, created_at, updated_at)
+                                 VALUES ($1, $2, $3, $4, $5, 1, $6, $7)",
+                            )
+                            .bind(&id)
+                            .bind(&write.path)
+                            .bind(&write.kind)
+                            .bind(write.app.clone())
+                            .bind(write.content.clone())
+                            .bind(now)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            replace_references(&mut tx, &id, &write.references).await?;
+                            ChangeOutcome::Created
+                        }
+                    };
+                    outcomes.push((write.path.clone(), outcome));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// One file by path.
+    pub async fn get_entity(&self, path: &str) -> Result<EntityRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENTITY_COLUMNS} FROM entities WHERE path = $1"
+        ))
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "entity",
+            name: path.to_owned(),
+        })?;
+        entity_from_row(&row)
+    }
+
+    /// Every file, or one application's, by path.
+    pub async fn list_entities(&self, app: Option<&str>) -> Result<Vec<EntityRecord>, StoreError> {
+        let rows = match app {
+            Some(app) => {
+                sqlx::query(&format!(
+                    "SELECT {ENTITY_COLUMNS} FROM entities WHERE app = $1 ORDER BY path"
+                ))
+                .bind(app)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {ENTITY_COLUMNS} FROM entities ORDER BY path"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(entity_from_row).collect()
+    }
+
+    /// The paths of the files that refer to `path`.
+    pub async fn entity_referrers(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT e.path AS path FROM entity_references r JOIN entities e ON e.id = r.from_id
+             WHERE r.to_path = $1 ORDER BY e.path",
+        )
+        .bind(path)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get("path").map_err(StoreError::from))
+            .collect()
+    }
+}
+
+async fn replace_references(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    references: &[(String, String)],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM entity_references WHERE from_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    for (field, target) in references {
+        sqlx::query("INSERT INTO entity_references (from_id, field, to_path) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(field)
+            .bind(target)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn entity_from_row(row: &AnyRow) -> Result<EntityRecord, StoreError> {
+    Ok(EntityRecord {
+        path: row.try_get("path")?,
+        kind: row.try_get("kind")?,
+        app: row.try_get("app")?,
+        content: row.try_get("content")?,
+        revision: row.try_get("revision")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

@@ -1,0 +1,144 @@
+//! Entity batches against a real SQLite file: all or nothing, references enforced.
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+use std::collections::HashSet;
+
+use reposync_secrets::MasterKey;
+use reposync_store::{ChangeOutcome, EntityChange, EntityWrite, Store, StoreError};
+
+async fn store(dir: &tempfile::TempDir) -> Store {
+    Store::open(&Store::sqlite_url(dir.path()), MasterKey::generate())
+        .await
+        .expect("open store")
+}
+
+fn put(path: &str, content: &str, references: &[(&str, &str)]) -> EntityChange {
+    EntityChange::Put(EntityWrite {
+        path: path.into(),
+        kind: "k".into(),
+        app: Some("Shop".into()),
+        content: content.as_bytes().to_vec(),
+        references: references
+            .iter()
+            .map(|(f, t)| ((*f).to_owned(), (*t).to_owned()))
+            .collect(),
+    })
+}
+
+const APP: &str = "Setup/Applications/Shop/Index.yaml";
+const WORKFLOW: &str = "Setup/Applications/Shop/Workflows/w.yaml";
+const PIPELINE: &str = "Setup/Applications/Shop/Pipelines/p.yaml";
+
+#[tokio::test]
+async fn a_batch_applies_whole_and_a_second_identical_batch_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let batch = vec![
+        put(APP, "a", &[]),
+        put(WORKFLOW, "w", &[]),
+        put(
+            PIPELINE,
+            "p",
+            &[("pipelineStages[0].workflowName", WORKFLOW)],
+        ),
+    ];
+    let outcomes = store
+        .apply_entities(&batch, &HashSet::new())
+        .await
+        .expect("apply");
+    assert!(outcomes.iter().all(|(_, o)| *o == ChangeOutcome::Created));
+    let again = store
+        .apply_entities(&batch, &HashSet::new())
+        .await
+        .expect("apply again");
+    assert!(again.iter().all(|(_, o)| *o == ChangeOutcome::Unchanged));
+    let changed = store
+        .apply_entities(&[put(WORKFLOW, "w2", &[])], &HashSet::new())
+        .await
+        .expect("change");
+    assert_eq!(changed, vec![(WORKFLOW.to_owned(), ChangeOutcome::Changed)]);
+    assert_eq!(store.get_entity(WORKFLOW).await.expect("get").revision, 2);
+    assert_eq!(
+        store.list_entities(Some("Shop")).await.expect("list").len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_missing_reference_fails_the_whole_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let batch = vec![
+        put(APP, "a", &[]),
+        put(
+            PIPELINE,
+            "p",
+            &[("pipelineStages[0].workflowName", WORKFLOW)],
+        ),
+    ];
+    let err = store
+        .apply_entities(&batch, &HashSet::new())
+        .await
+        .expect_err("dangling");
+    assert!(err.to_string().contains(WORKFLOW), "{err}");
+    assert!(
+        store.list_entities(None).await.expect("list").is_empty(),
+        "nothing was written"
+    );
+    let external: HashSet<String> = [WORKFLOW.to_owned()].into();
+    store
+        .apply_entities(&batch, &external)
+        .await
+        .expect("external targets count");
+}
+
+#[tokio::test]
+async fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    store
+        .apply_entities(
+            &[
+                put(APP, "a", &[]),
+                put(WORKFLOW, "w", &[]),
+                put(PIPELINE, "p", &[("stage", WORKFLOW)]),
+            ],
+            &HashSet::new(),
+        )
+        .await
+        .expect("apply");
+    let err = store
+        .apply_entities(
+            &[EntityChange::Delete {
+                path: WORKFLOW.into(),
+            }],
+            &HashSet::new(),
+        )
+        .await
+        .expect_err("in use");
+    assert!(
+        matches!(&err, StoreError::InUse { used_by, .. } if used_by == &vec![PIPELINE.to_owned()]),
+        "{err}"
+    );
+    assert_eq!(
+        store.entity_referrers(WORKFLOW).await.expect("referrers"),
+        vec![PIPELINE.to_owned()]
+    );
+    // Deleting the referrer in the same batch makes it possible.
+    store
+        .apply_entities(
+            &[
+                EntityChange::Delete {
+                    path: PIPELINE.into(),
+                },
+                EntityChange::Delete {
+                    path: WORKFLOW.into(),
+                },
+            ],
+            &HashSet::new(),
+        )
+        .await
+        .expect("both go");
+    assert!(store.get_entity(WORKFLOW).await.is_err());
+}
