@@ -13,7 +13,11 @@ use crate::{ApiError, ApiErrorBody};
 pub enum ClientError {
     /// The server answered with an error body.
     #[error("{}{}", error.field.as_ref().map(|f| format!("{f}: ")).unwrap_or_default(), error.message)]
-    Api { status: u16, error: ApiError },
+    Api {
+        status: u16,
+        error: ApiError,
+        body: Value,
+    },
     /// The server could not be reached or the connection broke.
     #[error("cannot reach the reposync server at {url}: {reason}")]
     Transport { url: String, reason: String },
@@ -111,10 +115,12 @@ impl Client {
             }
             return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
         }
-        match serde_json::from_slice::<ApiErrorBody>(&bytes) {
-            Ok(body) => Err(ClientError::Api {
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        match serde_json::from_value::<ApiErrorBody>(body.clone()) {
+            Ok(parsed) => Err(ClientError::Api {
                 status: status.as_u16(),
-                error: body.error,
+                error: parsed.error,
+                body,
             }),
             Err(_) => Err(ClientError::Api {
                 status: status.as_u16(),
@@ -123,6 +129,7 @@ impl Client {
                     message: format!("the server answered {status}"),
                     field: None,
                 },
+                body,
             }),
         }
     }

@@ -189,3 +189,58 @@ pub struct TaskView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
 }
+
+/// A file of the configuration tree on the wire; `content` is base64 so that bytes survive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeFile {
+    pub path: String,
+    pub content: String,
+}
+
+/// `POST /api/v1/import`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    pub files: Vec<TreeFile>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One problem in an imported or validated tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeProblemView {
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// What an import did (or, for a dry run or a refused tree, would have done).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    /// Whether the changes were written: false for a dry run and for a tree with problems.
+    pub applied: bool,
+    pub created: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    pub ignored: usize,
+    pub problems: Vec<TreeProblemView>,
+}
+
+/// `GET /api/v1/export`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportResponse {
+    pub files: Vec<TreeFile>,
+}
+
+/// `GET /api/v1/entities?path=…`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntityView {
+    pub path: String,
+    pub kind: String,
+    pub content: String,
+    pub revision: i64,
+    pub updated_at: String,
+}

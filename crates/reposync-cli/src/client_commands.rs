@@ -196,7 +196,7 @@ impl ConnectorFlags {
     }
 }
 
-fn client(globals: &Globals) -> anyhow::Result<Client> {
+pub(crate) fn client(globals: &Globals) -> anyhow::Result<Client> {
     let token = match &globals.token {
         Some(token) => Some(token.clone()),
         None => {

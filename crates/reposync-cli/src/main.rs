@@ -4,6 +4,7 @@ mod client_commands;
 mod offline;
 mod output;
 mod serve;
+mod tree_commands;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,14 @@ enum Command {
     Fmt(offline::FmtArgs),
     /// Check a tree offline: paths, YAML, required fields and references within the tree.
     Validate(offline::ValidateArgs),
+    /// Validate a whole tree on the server, then apply it all or nothing.
+    Import(tree_commands::ImportArgs),
+    /// Write the whole tree (or one application's) as files.
+    Export(tree_commands::ExportArgs),
+    /// Print one entity's YAML.
+    Get { path: String },
+    /// Delete one entity (refused while others refer to it).
+    Delete { path: String },
 }
 
 /// Flags shared by every command that talks to a server.
@@ -90,6 +99,10 @@ fn main() -> ExitCode {
             Command::Connector(command) => client_commands::connector(*command, &globals).await,
             Command::Fmt(args) => offline::fmt(args),
             Command::Validate(args) => offline::validate(args),
+            Command::Import(args) => tree_commands::import(args, &globals).await,
+            Command::Export(args) => tree_commands::export(args, &globals).await,
+            Command::Get { path } => tree_commands::get(path, &globals).await,
+            Command::Delete { path } => tree_commands::delete(path, &globals).await,
         }
     });
     match result {

@@ -128,6 +128,30 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Every file of a tree with its path from the repository root (`Setup/…`), whether `root` is
+/// the repository root or the `Setup` folder itself: paths are reported as they are in Git.
+pub fn read_tree(root: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut found = Vec::new();
+    collect(root, root, &mut found)?;
+    let inside_setup = root
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n == "Setup"))
+        .unwrap_or(false);
+    let mut files = Vec::with_capacity(found.len());
+    for (file, relative) in found {
+        let relative = if inside_setup {
+            format!("Setup/{relative}")
+        } else {
+            relative
+        };
+        let bytes =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        files.push((relative, bytes));
+    }
+    Ok(files)
+}
+
 /// Every file under `dir`, with its path relative to `root` (`/`-separated), sorted; `.git`
 /// is skipped.
 fn collect(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> anyhow::Result<()> {

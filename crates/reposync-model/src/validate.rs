@@ -48,8 +48,26 @@ pub struct TreeReport {
     pub problems: Vec<TreeProblem>,
 }
 
-/// Parses and checks every file of a tree given as `(relative path, bytes)`, each file once.
+/// Parses and checks every file of a tree given as `(relative path, bytes)`, each file once,
+/// including references, which must resolve within the tree.
 pub fn validate_tree(files: &[(String, Vec<u8>)], limits: &Limits) -> TreeReport {
+    let mut report = read_files(files, limits);
+    check_links(&mut report, &HashSet::new());
+    report
+}
+
+/// Checks that every reference, and every file's application, service or environment, is a
+/// file of the tree or one of `elsewhere` (paths that exist outside it, such as what a server
+/// already holds).
+pub fn check_links(report: &mut TreeReport, elsewhere: &HashSet<String>) {
+    check_references(report, elsewhere);
+    check_parents(report, elsewhere);
+    report.problems.sort();
+}
+
+/// Parses and checks each file on its own. Links between files are left to [`check_links`],
+/// since what they may resolve to depends on where the files are going.
+pub fn read_files(files: &[(String, Vec<u8>)], limits: &Limits) -> TreeReport {
     let mut report = TreeReport::default();
     for (path, bytes) in files {
         let problem = |line, column, message: String| TreeProblem {
@@ -93,22 +111,24 @@ pub fn validate_tree(files: &[(String, Vec<u8>)], limits: &Limits) -> TreeReport
             document,
         });
     }
-    check_references(&mut report);
-    check_parents(&mut report);
     report.problems.sort();
     report
 }
 
-/// Every reference must name an entity of the tree.
-fn check_references(report: &mut TreeReport) {
-    let present: HashSet<&EntityPath> = report.files.iter().map(|f| &f.entity).collect();
+fn check_references(report: &mut TreeReport, elsewhere: &HashSet<String>) {
+    let present: HashSet<String> = report
+        .files
+        .iter()
+        .map(|f| f.path.clone())
+        .chain(elsewhere.iter().cloned())
+        .collect();
     let mut problems = Vec::new();
     for file in &report.files {
         let Some(document) = &file.document else {
             continue;
         };
         for reference in references(&file.entity, document) {
-            if !present.contains(&reference.target) {
+            if !present.contains(&reference.target.to_path()) {
                 problems.push(TreeProblem {
                     path: file.path.clone(),
                     line: reference.line,
@@ -136,8 +156,13 @@ fn check_references(report: &mut TreeReport) {
 
 /// A file inside an application, service or environment folder needs that folder's
 /// `Index.yaml`.
-fn check_parents(report: &mut TreeReport) {
-    let present: HashSet<&EntityPath> = report.files.iter().map(|f| &f.entity).collect();
+fn check_parents(report: &mut TreeReport, elsewhere: &HashSet<String>) {
+    let present: HashSet<String> = report
+        .files
+        .iter()
+        .map(|f| f.path.clone())
+        .chain(elsewhere.iter().cloned())
+        .collect();
     let mut problems = Vec::new();
     for file in &report.files {
         let e = &file.entity;
@@ -173,7 +198,7 @@ fn check_parents(report: &mut TreeReport) {
             });
         }
         for parent in parents {
-            if !present.contains(&parent) {
+            if !present.contains(&parent.to_path()) {
                 problems.push(TreeProblem {
                     path: file.path.clone(),
                     line: 0,

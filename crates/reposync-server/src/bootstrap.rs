@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub builtin_delegate_selectors: Vec<Selector>,
     /// Largest accepted request body for the REST API.
     pub max_body_bytes: usize,
+    /// Largest accepted import body (a whole tree, base64-encoded).
+    pub max_import_bytes: usize,
     /// This machine's host name, a selector of the built-in delegate.
     pub hostname: Option<String>,
 }
@@ -61,6 +63,7 @@ impl ServerConfig {
             builtin_delegate: true,
             builtin_delegate_selectors: Vec::new(),
             max_body_bytes: 1024 * 1024,
+            max_import_bytes: 256 * 1024 * 1024,
             hostname: None,
         }
     }

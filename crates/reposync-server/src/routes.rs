@@ -6,7 +6,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_token;
 use crate::error::AppError;
-use crate::handlers::{connectors, health, secrets, tasks};
+use crate::handlers::{connectors, health, secrets, tasks, tree};
 use crate::state::AppState;
 
 /// The one route table.
@@ -38,6 +38,12 @@ pub fn build_app(state: AppState) -> Router {
         )
         .route("/connectors/{name}/test", post(connectors::test))
         .route("/tasks/{id}", get(tasks::show))
+        .route(
+            "/import",
+            post(tree::import).layer(DefaultBodyLimit::max(state.config.max_import_bytes)),
+        )
+        .route("/export", get(tree::export))
+        .route("/entities", get(tree::show).delete(tree::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(health::healthz))

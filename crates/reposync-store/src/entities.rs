@@ -59,6 +59,7 @@ impl Store {
         &self,
         changes: &[EntityChange],
         external_targets: &HashSet<String>,
+        dry_run: bool,
     ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
         let mut tx = self.begin_write().await?;
         let existing: HashMap<String, (String, Vec<u8>)> =
@@ -141,6 +142,7 @@ impl Store {
                 return Err(StoreError::InUse {
                     what: "entity",
                     name: (*path).to_owned(),
+                    user_kind: "file",
                     used_by: from,
                 });
             }
@@ -197,8 +199,24 @@ impl Store {
                 }
             }
         }
-        tx.commit().await?;
+        // A dry run does all the work, then throws it away: the outcomes are exactly what a
+        // real run would report.
+        if dry_run {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
         Ok(outcomes)
+    }
+
+    /// Every stored path (without contents).
+    pub async fn entity_paths(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT path FROM entities")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("path").map_err(StoreError::from))
+            .collect()
     }
 
     /// One file by path.

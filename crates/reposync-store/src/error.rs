@@ -7,10 +7,12 @@ pub enum StoreError {
     AlreadyExists { what: &'static str, name: String },
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
-    #[error("{what} {name:?} is used by {}: {}", if used_by.len() == 1 { "connector" } else { "connectors" }, used_by.join(", "))]
+    #[error("{what} {name:?} is used by {user_kind}{}: {}", if used_by.len() == 1 { "" } else { "s" }, used_by.join(", "))]
     InUse {
         what: &'static str,
         name: String,
+        /// What the users are (`connector`, `file`), for the message.
+        user_kind: &'static str,
         used_by: Vec<String>,
     },
     #[error("{what} {name:?} was changed by someone else meanwhile; read it again and retry")]

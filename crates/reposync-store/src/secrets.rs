@@ -205,6 +205,7 @@ impl Store {
             return Err(StoreError::InUse {
                 what: "secret",
                 name: name.to_string(),
+                user_kind: "connector",
                 used_by: users,
             });
         }

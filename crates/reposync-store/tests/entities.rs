@@ -44,17 +44,17 @@ async fn a_batch_applies_whole_and_a_second_identical_batch_changes_nothing() {
         ),
     ];
     let outcomes = store
-        .apply_entities(&batch, &HashSet::new())
+        .apply_entities(&batch, &HashSet::new(), false)
         .await
         .expect("apply");
     assert!(outcomes.iter().all(|(_, o)| *o == ChangeOutcome::Created));
     let again = store
-        .apply_entities(&batch, &HashSet::new())
+        .apply_entities(&batch, &HashSet::new(), false)
         .await
         .expect("apply again");
     assert!(again.iter().all(|(_, o)| *o == ChangeOutcome::Unchanged));
     let changed = store
-        .apply_entities(&[put(WORKFLOW, "w2", &[])], &HashSet::new())
+        .apply_entities(&[put(WORKFLOW, "w2", &[])], &HashSet::new(), false)
         .await
         .expect("change");
     assert_eq!(changed, vec![(WORKFLOW.to_owned(), ChangeOutcome::Changed)]);
@@ -78,7 +78,7 @@ async fn a_missing_reference_fails_the_whole_batch() {
         ),
     ];
     let err = store
-        .apply_entities(&batch, &HashSet::new())
+        .apply_entities(&batch, &HashSet::new(), false)
         .await
         .expect_err("dangling");
     assert!(err.to_string().contains(WORKFLOW), "{err}");
@@ -88,7 +88,7 @@ async fn a_missing_reference_fails_the_whole_batch() {
     );
     let external: HashSet<String> = [WORKFLOW.to_owned()].into();
     store
-        .apply_entities(&batch, &external)
+        .apply_entities(&batch, &external, false)
         .await
         .expect("external targets count");
 }
@@ -105,6 +105,7 @@ async fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
                 put(PIPELINE, "p", &[("stage", WORKFLOW)]),
             ],
             &HashSet::new(),
+            false,
         )
         .await
         .expect("apply");
@@ -114,6 +115,7 @@ async fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
                 path: WORKFLOW.into(),
             }],
             &HashSet::new(),
+            false,
         )
         .await
         .expect_err("in use");
@@ -137,6 +139,7 @@ async fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
                 },
             ],
             &HashSet::new(),
+            false,
         )
         .await
         .expect("both go");

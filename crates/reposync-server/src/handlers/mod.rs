@@ -4,6 +4,7 @@ pub mod connectors;
 pub mod health;
 pub mod secrets;
 pub mod tasks;
+pub mod tree;
 
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;

@@ -1,0 +1,245 @@
+//! import, export, get and delete of the configuration tree through the real binary.
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::TestApp;
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../reposync-model/tests/corpus")
+}
+
+/// Copies the corpus, leaving out Source Repo Providers (they are connectors).
+fn copy_tree(from: &Path, to: &Path) -> Vec<PathBuf> {
+    let mut copied = Vec::new();
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let path = entry.path();
+        if entry.file_name() == "Source Repo Providers" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copied.extend(copy_tree(&path, &target));
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+            copied.push(target);
+        }
+    }
+    copied
+}
+
+fn with_platform_connector(app: &TestApp) {
+    app.cli(
+        &["secret", "create", "platform-git-token", "--value-stdin"],
+        Some("token-value-123456"),
+    )
+    .ok();
+    app.cli(
+        &[
+            "connector",
+            "add",
+            "--name",
+            "Platform Git",
+            "--scope",
+            "account",
+            "--url",
+            "https://bitbucket.example.com/scm/plat",
+            "--username",
+            "harness-sync",
+            "--password-secret",
+            "platform-git-token",
+        ],
+        None,
+    )
+    .ok();
+}
+
+#[test]
+fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
+    let app = TestApp::spawn();
+    with_platform_connector(&app);
+    let source = app.dir.path().join("source");
+    let files = copy_tree(&corpus(), &source);
+    let source_arg = source.to_str().expect("utf-8");
+
+    let dry = app.cli(&["--json", "import", source_arg, "--dry-run"], None);
+    let report = dry.ok().json();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["applied"], false);
+    assert!(
+        report["created"].as_u64().expect("created") > 40,
+        "{report}"
+    );
+    let export = app.cli(
+        &[
+            "export",
+            app.dir.path().join("empty").to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(
+        export.ok().stderr.contains("exported 0 files"),
+        "a dry run writes nothing"
+    );
+
+    let first = app.cli(&["import", source_arg], None);
+    assert!(
+        first.ok().stderr.contains(" created, 0 changed"),
+        "{}",
+        first.stderr
+    );
+    let second = app.cli(&["import", source_arg], None);
+    assert!(
+        second.ok().stderr.starts_with("nothing to change"),
+        "{}",
+        second.stderr
+    );
+
+    let out = app.dir.path().join("exported");
+    app.cli(&["export", out.to_str().expect("utf-8")], None)
+        .ok();
+    for file in &files {
+        let relative = file.strip_prefix(&source).expect("inside source");
+        let exported = std::fs::read(out.join(relative))
+            .unwrap_or_else(|_| panic!("{} not exported", relative.display()));
+        assert_eq!(
+            exported,
+            std::fs::read(file).expect("read"),
+            "{} differs",
+            relative.display()
+        );
+    }
+
+    let one_app = app.dir.path().join("payments");
+    app.cli(
+        &[
+            "export",
+            one_app.to_str().expect("utf-8"),
+            "--app",
+            "Payments",
+        ],
+        None,
+    )
+    .ok();
+    assert!(
+        one_app
+            .join("Setup/Applications/Payments/Index.yaml")
+            .exists()
+    );
+    assert!(
+        !one_app.join("Setup/Cloud Providers").exists(),
+        "only the application's files"
+    );
+
+    let shown = app.cli(&["get", "Setup/Applications/Payments/Index.yaml"], None);
+    assert_eq!(
+        shown.ok().stdout.as_bytes(),
+        std::fs::read(source.join("Setup/Applications/Payments/Index.yaml")).expect("read")
+    );
+}
+
+#[test]
+fn a_broken_tree_lists_every_failing_file_and_imports_nothing() {
+    let app = TestApp::spawn();
+    let source = app.dir.path().join("source");
+    let write = |path: &str, text: &str| {
+        let file = source.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    };
+    write(
+        "Setup/Applications/Shop/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
+    );
+    write(
+        "Setup/Applications/Shop/Services/cart/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: SERVICE\n",
+    );
+    write(
+        "Setup/Applications/Shop/Workflows/bad.yaml",
+        "harnessApiVersion: '1.0'\ntype: CANARY\nkey: 1\nkey: 2\n",
+    );
+    write(
+        "Setup/Applications/Shop/Pipelines/p.yaml",
+        "harnessApiVersion: '1.0'\ntype: PIPELINE\npipelineStages:\n- type: ENV_STATE\n  workflowName: nowhere\n",
+    );
+    let run = app.cli(&["import", source.to_str().expect("utf-8")], None);
+    run.fails();
+    assert!(
+        run.stdout
+            .contains("Setup/Applications/Shop/Workflows/bad.yaml:4:1: "),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Setup/Applications/Shop/Pipelines/p.yaml:5:17: pipelineStages[0].workflowName refers to workflow \"nowhere\""), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("nothing was imported"),
+        "{}",
+        run.stderr
+    );
+    let export = app.cli(
+        &[
+            "export",
+            app.dir.path().join("out").to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(export.ok().stderr.contains("exported 0 files"));
+}
+
+#[test]
+fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
+    let app = TestApp::spawn();
+    let source = app.dir.path().join("source");
+    let write = |path: &str, text: &str| {
+        let file = source.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    };
+    write(
+        "Setup/Applications/Shop/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
+    );
+    write(
+        "Setup/Applications/Shop/Workflows/w.yaml",
+        "harnessApiVersion: '1.0'\ntype: BUILD\n",
+    );
+    write(
+        "Setup/Applications/Shop/Pipelines/p.yaml",
+        "harnessApiVersion: '1.0'\ntype: PIPELINE\npipelineStages:\n- type: ENV_STATE\n  workflowName: w\n",
+    );
+    app.cli(&["import", source.to_str().expect("utf-8")], None)
+        .ok();
+    let run = app.cli(
+        &["delete", "Setup/Applications/Shop/Workflows/w.yaml"],
+        None,
+    );
+    assert!(
+        run.fails()
+            .stderr
+            .contains("Setup/Applications/Shop/Pipelines/p.yaml"),
+        "{}",
+        run.stderr
+    );
+    app.cli(
+        &["delete", "Setup/Applications/Shop/Pipelines/p.yaml"],
+        None,
+    )
+    .ok();
+    app.cli(
+        &["delete", "Setup/Applications/Shop/Workflows/w.yaml"],
+        None,
+    )
+    .ok();
+    let run = app.cli(&["get", "Setup/Applications/Shop/Workflows/w.yaml"], None);
+    assert!(
+        run.fails().stderr.contains("does not exist"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,244 @@
+//! The configuration tree: import, export, and single files by path.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reposync_api::{
+    ApiError, EntityView, ExportResponse, ImportReport, ImportRequest, TreeFile, TreeProblemView,
+};
+use reposync_model::kinds::references;
+use reposync_model::tree::{EntityKind, EntityPath, ROOT};
+use reposync_model::validate::{TreeProblem, check_links, read_files};
+use reposync_model::yaml::{Limits, emit};
+use reposync_store::{ChangeOutcome, EntityChange, EntityWrite};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+use crate::handlers::{ApiJson, Deleted};
+use crate::state::AppState;
+use crate::views;
+
+/// Validates a whole tree first, then applies it in the documented order, all or nothing.
+/// Files already stored and absent from the tree are left alone: an import adds and changes,
+/// it never deletes.
+pub async fn import(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<ImportRequest>,
+) -> Result<Response, AppError> {
+    let mut files = Vec::with_capacity(request.files.len());
+    let mut problems = Vec::new();
+    for file in request.files {
+        match STANDARD.decode(file.content.as_bytes()) {
+            Ok(bytes) => files.push((file.path, bytes)),
+            Err(_) => problems.push(TreeProblem {
+                path: file.path,
+                line: 0,
+                column: 0,
+                message: "content is not base64".into(),
+            }),
+        }
+    }
+    let mut report = read_files(&files, &Limits::default());
+    report.problems.extend(problems);
+    let elsewhere = existing_paths(&state).await?;
+    check_links(&mut report, &elsewhere);
+    for file in &report.files {
+        if file.entity.kind == EntityKind::SourceRepoProvider {
+            report.problems.push(TreeProblem {
+                path: file.path.clone(),
+                line: 0,
+                column: 0,
+                message: "Source Repo Providers are connectors: create them with `reposync connector add` (importing them from YAML comes with Git Sync)".into(),
+            });
+        }
+    }
+    let mut summary = ImportReport {
+        dry_run: request.dry_run,
+        ignored: report.ignored.len(),
+        ..Default::default()
+    };
+    if !report.problems.is_empty() {
+        report.problems.sort();
+        summary.problems = report.problems.iter().map(problem_view).collect();
+        return Ok(rejected(summary));
+    }
+
+    let mut parsed = report.files;
+    parsed.sort_by_key(|f| (f.entity.kind.apply_rank(), f.path.clone()));
+    let raw: std::collections::HashMap<&str, &Vec<u8>> =
+        files.iter().map(|(p, b)| (p.as_str(), b)).collect();
+    let changes: Vec<EntityChange> = parsed
+        .iter()
+        .map(|file| {
+            let (content, refs) = match &file.document {
+                Some(document) => (
+                    emit(document).into_bytes(),
+                    references(&file.entity, document)
+                        .into_iter()
+                        .map(|r| (r.field, r.target.to_path()))
+                        .collect(),
+                ),
+                None => (
+                    raw.get(file.path.as_str())
+                        .map(|b| (*b).clone())
+                        .unwrap_or_default(),
+                    Vec::new(),
+                ),
+            };
+            EntityChange::Put(EntityWrite {
+                path: file.path.clone(),
+                kind: file.entity.kind.as_str().to_owned(),
+                app: file.entity.app.as_ref().map(ToString::to_string),
+                content,
+                references: refs,
+            })
+        })
+        .collect();
+    let outcomes = state
+        .store
+        .apply_entities(&changes, &elsewhere, request.dry_run)
+        .await?;
+    for (_, outcome) in &outcomes {
+        match outcome {
+            ChangeOutcome::Created => summary.created += 1,
+            ChangeOutcome::Changed => summary.changed += 1,
+            ChangeOutcome::Unchanged | ChangeOutcome::Deleted => summary.unchanged += 1,
+        }
+    }
+    summary.applied = !request.dry_run;
+    tracing::info!(
+        created = summary.created,
+        changed = summary.changed,
+        unchanged = summary.unchanged,
+        dry_run = request.dry_run,
+        "imported tree"
+    );
+    Ok(Json(summary).into_response())
+}
+
+/// Paths that exist in the store, and each connector as its Source Repo Provider file.
+async fn existing_paths(state: &AppState) -> Result<HashSet<String>, AppError> {
+    let mut paths: HashSet<String> = state.store.entity_paths().await?.into_iter().collect();
+    for connector in state.store.list_connectors().await? {
+        let path = EntityPath {
+            kind: EntityKind::SourceRepoProvider,
+            app: None,
+            service: None,
+            environment: None,
+            name: Some(connector.spec.name.clone()),
+            rest: None,
+        };
+        paths.insert(path.to_path());
+    }
+    Ok(paths)
+}
+
+fn problem_view(problem: &TreeProblem) -> TreeProblemView {
+    TreeProblemView {
+        path: problem.path.clone(),
+        line: problem.line,
+        column: problem.column,
+        message: problem.message.clone(),
+    }
+}
+
+/// A refused tree: the usual error body, plus the report listing every failing file.
+fn rejected(report: ImportReport) -> Response {
+    #[derive(Serialize)]
+    struct Body {
+        error: ApiError,
+        report: ImportReport,
+    }
+    let error = ApiError {
+        code: "invalid_tree".into(),
+        message: format!(
+            "{} problem(s) in the tree; nothing was imported",
+            report.problems.len()
+        ),
+        field: None,
+    };
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(Body { error, report }),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    #[serde(default)]
+    app: Option<String>,
+}
+
+/// Every file of the tree, or one application's.
+pub async fn export(
+    State(state): State<AppState>,
+    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ExportResponse>, AppError> {
+    let Query(query) = query.map_err(|e| AppError::invalid("app", e.body_text()))?;
+    if let Some(app) = &query.app {
+        let index = format!("{ROOT}/Applications/{app}/Index.yaml");
+        state
+            .store
+            .get_entity(&index)
+            .await
+            .map_err(|_| AppError::not_found(format!("application {app:?} does not exist")))?;
+    }
+    let files = state
+        .store
+        .list_entities(query.app.as_deref())
+        .await?
+        .into_iter()
+        .map(|e| TreeFile {
+            path: e.path,
+            content: STANDARD.encode(&e.content),
+        })
+        .collect();
+    Ok(Json(ExportResponse { files }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PathQuery {
+    path: String,
+}
+
+/// One file by path.
+pub async fn show(
+    State(state): State<AppState>,
+    query: Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<EntityView>, AppError> {
+    let Query(query) = query.map_err(|e| AppError::invalid("path", e.body_text()))?;
+    let entity = state.store.get_entity(&query.path).await?;
+    Ok(Json(EntityView {
+        path: entity.path,
+        kind: entity.kind,
+        content: String::from_utf8_lossy(&entity.content).into_owned(),
+        revision: entity.revision,
+        updated_at: views::timestamp(entity.updated_at),
+    }))
+}
+
+/// Deletes one file, unless others refer to it.
+pub async fn delete(
+    State(state): State<AppState>,
+    query: Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Deleted>, AppError> {
+    let Query(query) = query.map_err(|e| AppError::invalid("path", e.body_text()))?;
+    state
+        .store
+        .apply_entities(
+            &[EntityChange::Delete {
+                path: query.path.clone(),
+            }],
+            &HashSet::new(),
+            false,
+        )
+        .await?;
+    tracing::info!(path = %query.path, "deleted entity");
+    Ok(Json(Deleted::new(&query.path)))
+}
