@@ -225,6 +225,8 @@ pub struct ImportReport {
     pub created: usize,
     pub changed: usize,
     pub unchanged: usize,
+    #[serde(default)]
+    pub deleted: usize,
     pub ignored: usize,
     pub problems: Vec<TreeProblemView>,
 }
@@ -243,4 +245,31 @@ pub struct EntityView {
     pub content: String,
     pub revision: i64,
     pub updated_at: String,
+}
+
+/// `POST /api/v1/apps` (create) and `POST /api/v1/apps/{name}/rename` (the new name).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// An application and how many files of each main kind it holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppView {
+    pub name: String,
+    pub files: usize,
+    pub services: usize,
+    pub environments: usize,
+    pub workflows: usize,
+    pub pipelines: usize,
+}
+
+/// `PUT /api/v1/entities?path=…`: the file's new content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    pub content: String,
 }

@@ -59,6 +59,18 @@ enum Command {
     Import(tree_commands::ImportArgs),
     /// Write the whole tree (or one application's) as files.
     Export(tree_commands::ExportArgs),
+    /// Manage applications.
+    #[command(subcommand)]
+    App(tree_commands::AppCommand),
+    /// Create or update one entity from a YAML file.
+    Apply {
+        /// The entity's path in the tree (`Setup/…`).
+        #[arg(long)]
+        path: String,
+        /// The YAML file.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
     /// Print one entity's YAML.
     Get { path: String },
     /// Delete one entity (refused while others refer to it).
@@ -101,6 +113,8 @@ fn main() -> ExitCode {
             Command::Validate(args) => offline::validate(args),
             Command::Import(args) => tree_commands::import(args, &globals).await,
             Command::Export(args) => tree_commands::export(args, &globals).await,
+            Command::App(command) => tree_commands::app(command, &globals).await,
+            Command::Apply { path, file } => tree_commands::apply(path, file, &globals).await,
             Command::Get { path } => tree_commands::get(path, &globals).await,
             Command::Delete { path } => tree_commands::delete(path, &globals).await,
         }

@@ -183,3 +183,158 @@ fn safe_join(root: &Path, relative: &str) -> anyhow::Result<PathBuf> {
     }
     Ok(root.join(path))
 }
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AppCommand {
+    /// Create an application.
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List applications.
+    List,
+    /// Show one application.
+    Show { name: String },
+    /// Rename an application; its folder moves.
+    Rename { name: String, new_name: String },
+    /// Delete an application and everything in it.
+    Delete { name: String },
+}
+
+/// Runs an `app` subcommand.
+pub async fn app(command: AppCommand, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let client = client(globals)?;
+    let answer = match &command {
+        AppCommand::Create { name, description } => {
+            let body = reposync_api::AppRequest {
+                name: name.clone(),
+                description: description.clone(),
+            };
+            write_answer(client.call(Method::POST, &["apps"], &body).await)?
+        }
+        AppCommand::List => client.get(&["apps"], &[], Duration::from_secs(30)).await?,
+        AppCommand::Show { name } => {
+            client
+                .get(&["apps", name], &[], Duration::from_secs(30))
+                .await?
+        }
+        AppCommand::Rename { name, new_name } => {
+            let body = reposync_api::AppRequest {
+                name: new_name.clone(),
+                description: None,
+            };
+            write_answer(
+                client
+                    .call(Method::POST, &["apps", name, "rename"], &body)
+                    .await,
+            )?
+        }
+        AppCommand::Delete { name } => write_answer(client.delete(&["apps", name]).await)?,
+    };
+    if globals.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match command {
+        AppCommand::List => {
+            let list: reposync_api::ListResponse<reposync_api::AppView> = decode(answer)?;
+            let rows: Vec<Vec<String>> = list
+                .items
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.name.clone(),
+                        a.services.to_string(),
+                        a.environments.to_string(),
+                        a.workflows.to_string(),
+                        a.pipelines.to_string(),
+                        a.files.to_string(),
+                    ]
+                })
+                .collect();
+            crate::output::table(
+                &[
+                    "NAME",
+                    "SERVICES",
+                    "ENVIRONMENTS",
+                    "WORKFLOWS",
+                    "PIPELINES",
+                    "FILES",
+                ],
+                &rows,
+            );
+        }
+        AppCommand::Show { .. } => {
+            let a: reposync_api::AppView = decode(answer)?;
+            crate::output::fields(&[
+                ("Name", Some(a.name)),
+                ("Services", Some(a.services.to_string())),
+                ("Environments", Some(a.environments.to_string())),
+                ("Workflows", Some(a.workflows.to_string())),
+                ("Pipelines", Some(a.pipelines.to_string())),
+                ("Files", Some(a.files.to_string())),
+            ]);
+        }
+        AppCommand::Create { name, .. } => println!("Created application {name:?}"),
+        AppCommand::Rename { name, new_name } => {
+            println!("Renamed application {name:?} to {new_name:?}")
+        }
+        AppCommand::Delete { name } => println!("Deleted application {name:?}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates or updates one entity from a YAML file.
+pub async fn apply(path: String, file: PathBuf, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let client = client(globals)?;
+    let content = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let answer = client
+        .send(
+            Method::PUT,
+            &["api", "v1", "entities"],
+            &[("path", path.clone())],
+            Some(&reposync_api::ApplyRequest { content }),
+            Duration::from_secs(60),
+        )
+        .await;
+    let report: ImportReport = decode(write_answer(answer)?)?;
+    if globals.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if report.created > 0 {
+        eprintln!("created {path}");
+    } else if report.changed > 0 {
+        eprintln!("changed {path}");
+    } else {
+        eprintln!("{path} is unchanged");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The answer of a write, or an error listing every problem of a refused tree.
+fn write_answer(
+    answer: Result<serde_json::Value, ClientError>,
+) -> anyhow::Result<serde_json::Value> {
+    match answer {
+        Ok(value) => Ok(value),
+        Err(ClientError::Api { body, error, .. }) if body.get("report").is_some() => {
+            let report: ImportReport = decode(body["report"].clone())?;
+            let lines: Vec<String> = report
+                .problems
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}:{}: {}",
+                        p.path,
+                        p.line.max(1),
+                        p.column.max(1),
+                        p.message
+                    )
+                })
+                .collect();
+            bail!("{}\n{}", error.message, lines.join("\n"))
+        }
+        Err(other) => Err(other.into()),
+    }
+}

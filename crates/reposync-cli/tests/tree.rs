@@ -243,3 +243,120 @@ fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
         run.stderr
     );
 }
+
+#[test]
+fn applications_are_created_listed_renamed_and_deleted_with_their_folders() {
+    let app = TestApp::spawn();
+    app.cli(
+        &[
+            "app",
+            "create",
+            "Shop",
+            "--description",
+            "yes: the web shop",
+        ],
+        None,
+    )
+    .ok();
+    let run = app.cli(&["app", "create", "Shop"], None);
+    assert!(
+        run.fails().stderr.contains("already exists"),
+        "{}",
+        run.stderr
+    );
+    let run = app.cli(&["app", "create", "bad/name"], None);
+    assert!(run.fails().stderr.contains("name"), "{}", run.stderr);
+    let index = app.cli(&["get", "Setup/Applications/Shop/Index.yaml"], None);
+    assert_eq!(
+        index.ok().stdout,
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\ndescription: 'yes: the web shop'\n"
+    );
+
+    // apply: create a service and a workflow that references it, then change the workflow.
+    let file = app.dir.path().join("svc.yaml");
+    std::fs::write(&file, "harnessApiVersion: '1.0'\ntype: SERVICE\n").expect("write");
+    app.cli(
+        &[
+            "apply",
+            "--path",
+            "Setup/Applications/Shop/Services/cart/Index.yaml",
+            "-f",
+            file.to_str().expect("utf-8"),
+        ],
+        None,
+    )
+    .ok();
+    let workflow = "Setup/Applications/Shop/Workflows/deploy.yaml";
+    std::fs::write(
+        &file,
+        "harnessApiVersion: '1.0'\ntype: BUILD\nphases:\n- type: KUBERNETES\n  serviceName: nope\n",
+    )
+    .expect("write");
+    let run = app.cli(
+        &[
+            "apply",
+            "--path",
+            workflow,
+            "-f",
+            file.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(
+        run.fails()
+            .stderr
+            .contains("phases[0].serviceName refers to service \"nope\""),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(
+        &file,
+        "harnessApiVersion: '1.0'\ntype: BUILD\nphases:\n- type: KUBERNETES\n  serviceName: cart\n",
+    )
+    .expect("write");
+    let run = app.cli(
+        &[
+            "apply",
+            "--path",
+            workflow,
+            "-f",
+            file.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(run.ok().stderr.contains("created"), "{}", run.stderr);
+    let run = app.cli(
+        &[
+            "apply",
+            "--path",
+            workflow,
+            "-f",
+            file.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(run.ok().stderr.contains("unchanged"), "{}", run.stderr);
+
+    let list = app.cli(&["--json", "app", "list"], None);
+    let items = list.ok().json()["items"].clone();
+    assert_eq!(items[0]["name"], "Shop");
+    assert_eq!(items[0]["services"], 1);
+    assert_eq!(items[0]["workflows"], 1);
+
+    app.cli(&["app", "rename", "Shop", "Store"], None).ok();
+    assert!(
+        app.cli(
+            &["get", "Setup/Applications/Store/Workflows/deploy.yaml"],
+            None
+        )
+        .ok()
+        .stdout
+        .contains("serviceName: cart")
+    );
+    app.cli(&["get", "Setup/Applications/Shop/Index.yaml"], None)
+        .fails();
+
+    app.cli(&["app", "delete", "Store"], None).ok();
+    let list = app.cli(&["--json", "app", "list"], None);
+    assert_eq!(list.ok().json()["items"], serde_json::json!([]));
+}

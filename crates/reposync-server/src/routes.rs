@@ -6,7 +6,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_token;
 use crate::error::AppError;
-use crate::handlers::{connectors, health, secrets, tasks, tree};
+use crate::handlers::{apps, connectors, health, secrets, tasks, tree};
 use crate::state::AppState;
 
 /// The one route table.
@@ -43,7 +43,13 @@ pub fn build_app(state: AppState) -> Router {
             post(tree::import).layer(DefaultBodyLimit::max(state.config.max_import_bytes)),
         )
         .route("/export", get(tree::export))
-        .route("/entities", get(tree::show).delete(tree::delete))
+        .route(
+            "/entities",
+            get(tree::show).put(tree::apply).delete(tree::delete),
+        )
+        .route("/apps", get(apps::list).post(apps::create))
+        .route("/apps/{name}", get(apps::show).delete(apps::delete))
+        .route("/apps/{name}/rename", post(apps::rename))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(health::healthz))

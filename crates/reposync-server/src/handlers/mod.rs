@@ -1,5 +1,6 @@
 //! Handlers, one module per resource.
 
+pub mod apps;
 pub mod connectors;
 pub mod health;
 pub mod secrets;

@@ -43,9 +43,25 @@ pub async fn import(
             }),
         }
     }
+    write_tree(&state, files, problems, Vec::new(), request.dry_run).await
+}
+
+/// Writes files and deletes paths as one all-or-nothing batch, after checking every file on
+/// its own and every link against the tree as it will be. Answers with the report, or with
+/// `422 invalid_tree` and the report listing every failing file.
+pub async fn write_tree(
+    state: &AppState,
+    files: Vec<(String, Vec<u8>)>,
+    problems: Vec<TreeProblem>,
+    deletes: Vec<String>,
+    dry_run: bool,
+) -> Result<Response, AppError> {
     let mut report = read_files(&files, &Limits::default());
     report.problems.extend(problems);
-    let elsewhere = existing_paths(&state).await?;
+    let mut elsewhere = existing_paths(state).await?;
+    for path in &deletes {
+        elsewhere.remove(path);
+    }
     check_links(&mut report, &elsewhere);
     for file in &report.files {
         if file.entity.kind == EntityKind::SourceRepoProvider {
@@ -58,7 +74,7 @@ pub async fn import(
         }
     }
     let mut summary = ImportReport {
-        dry_run: request.dry_run,
+        dry_run,
         ignored: report.ignored.len(),
         ..Default::default()
     };
@@ -72,7 +88,7 @@ pub async fn import(
     parsed.sort_by_key(|f| (f.entity.kind.apply_rank(), f.path.clone()));
     let raw: std::collections::HashMap<&str, &Vec<u8>> =
         files.iter().map(|(p, b)| (p.as_str(), b)).collect();
-    let changes: Vec<EntityChange> = parsed
+    let mut changes: Vec<EntityChange> = parsed
         .iter()
         .map(|file| {
             let (content, refs) = match &file.document {
@@ -99,24 +115,30 @@ pub async fn import(
             })
         })
         .collect();
+    changes.extend(
+        deletes
+            .into_iter()
+            .map(|path| EntityChange::Delete { path }),
+    );
     let outcomes = state
         .store
-        .apply_entities(&changes, &elsewhere, request.dry_run)
+        .apply_entities(&changes, &elsewhere, dry_run)
         .await?;
     for (_, outcome) in &outcomes {
         match outcome {
             ChangeOutcome::Created => summary.created += 1,
             ChangeOutcome::Changed => summary.changed += 1,
-            ChangeOutcome::Unchanged | ChangeOutcome::Deleted => summary.unchanged += 1,
+            ChangeOutcome::Unchanged => summary.unchanged += 1,
+            ChangeOutcome::Deleted => summary.deleted += 1,
         }
     }
-    summary.applied = !request.dry_run;
+    summary.applied = !dry_run;
     tracing::info!(
         created = summary.created,
         changed = summary.changed,
         unchanged = summary.unchanged,
-        dry_run = request.dry_run,
-        "imported tree"
+        dry_run,
+        "wrote tree"
     );
     Ok(Json(summary).into_response())
 }
@@ -241,4 +263,21 @@ pub async fn delete(
         .await?;
     tracing::info!(path = %query.path, "deleted entity");
     Ok(Json(Deleted::new(&query.path)))
+}
+
+/// Creates or updates one file from its YAML, with the same checks as an import.
+pub async fn apply(
+    State(state): State<AppState>,
+    query: Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
+    ApiJson(request): ApiJson<reposync_api::ApplyRequest>,
+) -> Result<Response, AppError> {
+    let Query(query) = query.map_err(|e| AppError::invalid("path", e.body_text()))?;
+    write_tree(
+        &state,
+        vec![(query.path, request.content.into_bytes())],
+        Vec::new(),
+        Vec::new(),
+        false,
+    )
+    .await
 }
