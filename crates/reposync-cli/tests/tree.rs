@@ -136,6 +136,9 @@ fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
         "only the application's files"
     );
 
+    let run = app.cli(&["connector", "delete", "Platform Git"], None);
+    assert!(run.fails().stderr.contains("Setup/Applications/Payments/Index.yaml"), "an application names it: {}", run.stderr);
+
     let shown = app.cli(&["get", "Setup/Applications/Payments/Index.yaml"], None);
     assert_eq!(
         shown.ok().stdout.as_bytes(),

@@ -5,6 +5,7 @@ use reposync_api::{
     ConnectorDraft, ConnectorPatch, ConnectorSaved, ConnectorView, ListResponse, SecretValue,
     TaskView, TestRequest, WebhookView,
 };
+use reposync_model::tree::ROOT;
 use reposync_model::{EntityName, GitConnector, RepoSlug};
 use reposync_store::{ConnectorRecord, WebhookChange, WebhookCredentials};
 use serde_json::{Value, json};
@@ -100,6 +101,17 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<Json<Deleted>, AppError> {
     let name = EntityName::parse(&name)?;
+    // The connector is also the Source Repo Provider file that applications name in
+    // `gitConnector`; it cannot go while they do.
+    let as_file = format!("{ROOT}/Source Repo Providers/{name}.yaml");
+    let referrers = state.store.entity_referrers(&as_file).await?;
+    if !referrers.is_empty() {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "in_use",
+            format!("connector {:?} is used by: {}", name.as_str(), referrers.join(", ")),
+        ));
+    }
     state.store.delete_connector(&name).await?;
     tracing::info!(connector = %name, "deleted connector");
     Ok(Json(Deleted::new(&name)))
