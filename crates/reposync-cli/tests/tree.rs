@@ -137,7 +137,13 @@ fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
     );
 
     let run = app.cli(&["connector", "delete", "Platform Git"], None);
-    assert!(run.fails().stderr.contains("Setup/Applications/Payments/Index.yaml"), "an application names it: {}", run.stderr);
+    assert!(
+        run.fails()
+            .stderr
+            .contains("Setup/Applications/Payments/Index.yaml"),
+        "an application names it: {}",
+        run.stderr
+    );
 
     let shown = app.cli(&["get", "Setup/Applications/Payments/Index.yaml"], None);
     assert_eq!(

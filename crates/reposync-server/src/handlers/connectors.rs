@@ -109,7 +109,11 @@ pub async fn delete(
         return Err(AppError::new(
             StatusCode::CONFLICT,
             "in_use",
-            format!("connector {:?} is used by: {}", name.as_str(), referrers.join(", ")),
+            format!(
+                "connector {:?} is used by: {}",
+                name.as_str(),
+                referrers.join(", ")
+            ),
         ));
     }
     state.store.delete_connector(&name).await?;
