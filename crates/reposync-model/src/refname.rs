@@ -1,6 +1,4 @@
-use std::fmt;
-
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 
 use crate::{FieldError, is_emoticon};
 
@@ -92,25 +90,6 @@ fn check_branch(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl fmt::Display for BranchName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for BranchName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl<'de> Deserialize<'de> for BranchName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Self::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,3 +141,5 @@ mod tests {
         );
     }
 }
+
+crate::parsed_string_traits!(BranchName);
