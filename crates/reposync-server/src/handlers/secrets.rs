@@ -59,17 +59,7 @@ pub async fn create_ssh(
     let name = SecretName::parse(&body.name)?;
     check_ssh_user(body.username.as_deref())?;
     let material = parse_key(&body.private_key, body.passphrase.as_ref())?;
-    let record = state
-        .store
-        .create_secret(
-            &name,
-            SecretKind::SshKey,
-            material.private_key_openssh.as_bytes(),
-            Some(&key_info(&material)),
-        )
-        .await?;
-    tracing::info!(secret = %name, fingerprint = %material.fingerprint, "created SSH key secret");
-    Ok((StatusCode::CREATED, Json(views::secret(&record))))
+    store_ssh_key(&state, &name, &material, "created SSH key secret").await
 }
 
 pub async fn generate_ssh(
@@ -78,16 +68,26 @@ pub async fn generate_ssh(
 ) -> Result<(StatusCode, Json<SecretView>), AppError> {
     let name = SecretName::parse(&body.name)?;
     let material = generate_ed25519(&format!("reposync:{name}"))?;
+    store_ssh_key(&state, &name, &material, "generated SSH key secret").await
+}
+
+/// Stores a new SSH Key Credential: the normalised key, sealed, and what may be shown of it.
+async fn store_ssh_key(
+    state: &AppState,
+    name: &SecretName,
+    material: &SshKeyMaterial,
+    what: &str,
+) -> Result<(StatusCode, Json<SecretView>), AppError> {
     let record = state
         .store
         .create_secret(
-            &name,
+            name,
             SecretKind::SshKey,
             material.private_key_openssh.as_bytes(),
-            Some(&key_info(&material)),
+            Some(&key_info(material)),
         )
         .await?;
-    tracing::info!(secret = %name, fingerprint = %material.fingerprint, "generated SSH key secret");
+    tracing::info!(secret = %name, fingerprint = %material.fingerprint, "{what}");
     Ok((StatusCode::CREATED, Json(views::secret(&record))))
 }
 
