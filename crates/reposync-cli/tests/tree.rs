@@ -75,15 +75,11 @@ fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
         report["created"].as_u64().expect("created") > 40,
         "{report}"
     );
-    let export = app.cli(
-        &[
-            "export",
-            app.dir.path().join("empty").to_str().expect("utf-8"),
-        ],
-        None,
-    );
+    let empty = app.dir.path().join("empty");
+    app.cli(&["export", empty.to_str().expect("utf-8")], None)
+        .ok();
     assert!(
-        export.ok().stderr.contains("exported 0 files"),
+        !empty.join("Setup/Applications").exists(),
         "a dry run writes nothing"
     );
 
@@ -114,6 +110,42 @@ fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
             relative.display()
         );
     }
+
+    // The connector is exported as its Source Repo Provider file, and the exported tree
+    // imports back with nothing to change.
+    let connector_file =
+        std::fs::read_to_string(out.join("Setup/Source Repo Providers/Platform Git.yaml"))
+            .expect("connector file");
+    assert!(
+        connector_file.contains("password: reposync:platform-git-token\n"),
+        "{connector_file}"
+    );
+    assert!(
+        connector_file.contains("urlType: ACCOUNT\n"),
+        "{connector_file}"
+    );
+    assert!(
+        !connector_file.contains("token-value-123456"),
+        "never a secret value"
+    );
+    let shown = app.cli(
+        &["get", "Setup/Source Repo Providers/Platform Git.yaml"],
+        None,
+    );
+    assert_eq!(shown.ok().stdout, connector_file);
+    let back = app.cli(&["import", out.to_str().expect("utf-8")], None);
+    assert!(
+        back.ok().stderr.starts_with("nothing to change"),
+        "{}",
+        back.stderr
+    );
+    std::fs::write(
+        out.join("Setup/Source Repo Providers/Platform Git.yaml"),
+        connector_file.replace("harness-sync", "someone-else"),
+    )
+    .expect("edit");
+    let changed = app.cli(&["import", out.to_str().expect("utf-8")], None);
+    assert!(changed.fails().stdout.contains("Setup/Source Repo Providers/Platform Git.yaml:1:1: Source Repo Providers are connectors"), "{}", changed.stdout);
 
     let one_app = app.dir.path().join("payments");
     app.cli(

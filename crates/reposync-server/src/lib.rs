@@ -10,6 +10,7 @@
 
 mod auth;
 mod bootstrap;
+mod connector_yaml;
 mod error;
 mod handlers;
 mod routes;

@@ -18,6 +18,7 @@ use reposync_model::yaml::{Limits, emit};
 use reposync_store::{ChangeOutcome, EntityChange, EntityWrite};
 use serde::{Deserialize, Serialize};
 
+use crate::connector_yaml;
 use crate::error::AppError;
 use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
@@ -63,16 +64,33 @@ pub async fn write_tree(
         elsewhere.remove(path);
     }
     check_links(&mut report, &elsewhere);
+    // Source Repo Providers are connectors. A file identical to the connector's own rendering
+    // (an exported tree coming back) is left alone; changing them from YAML is not done yet.
+    let mut unchanged_connectors = 0;
+    let mut connector_files = HashSet::new();
     for file in &report.files {
-        if file.entity.kind == EntityKind::SourceRepoProvider {
+        if file.entity.kind != EntityKind::SourceRepoProvider {
+            continue;
+        }
+        connector_files.insert(file.path.clone());
+        let same = match (connector_for_path(state, &file.path).await?, &file.document) {
+            (Some(connector), Some(document)) => {
+                connector_yaml::render(&connector.spec) == emit(document)
+            }
+            _ => false,
+        };
+        if same {
+            unchanged_connectors += 1;
+        } else {
             report.problems.push(TreeProblem {
                 path: file.path.clone(),
                 line: 0,
                 column: 0,
-                message: "Source Repo Providers are connectors: create them with `reposync connector add` (importing them from YAML comes with Git Sync)".into(),
+                message: "Source Repo Providers are connectors: create or change them with `reposync connector add|update` (from YAML, this comes with Git Sync)".into(),
             });
         }
     }
+    report.files.retain(|f| !connector_files.contains(&f.path));
     let mut summary = ImportReport {
         dry_run,
         ignored: report.ignored.len(),
@@ -132,6 +150,7 @@ pub async fn write_tree(
             ChangeOutcome::Deleted => summary.deleted += 1,
         }
     }
+    summary.unchanged += unchanged_connectors;
     summary.applied = !dry_run;
     tracing::info!(
         created = summary.created,
@@ -141,6 +160,24 @@ pub async fn write_tree(
         "wrote tree"
     );
     Ok(Json(summary).into_response())
+}
+
+/// The connector a Source Repo Provider path names, if the path is one and the connector
+/// exists.
+async fn connector_for_path(
+    state: &AppState,
+    path: &str,
+) -> Result<Option<reposync_store::ConnectorRecord>, AppError> {
+    let Ok(reposync_model::tree::PathClass::Entity(entity)) = reposync_model::tree::classify(path)
+    else {
+        return Ok(None);
+    };
+    match (entity.kind, entity.name) {
+        (EntityKind::SourceRepoProvider, Some(name)) => {
+            Ok(state.store.get_connector(&name).await.ok())
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Paths that exist in the store, and each connector as its Source Repo Provider file.
@@ -211,7 +248,16 @@ pub async fn export(
             .await
             .map_err(|_| AppError::not_found(format!("application {app:?} does not exist")))?;
     }
-    let files = state
+    let mut files: Vec<TreeFile> = Vec::new();
+    if query.app.is_none() {
+        for connector in state.store.list_connectors().await? {
+            files.push(TreeFile {
+                path: connector_yaml::path(&connector.spec.name),
+                content: STANDARD.encode(connector_yaml::render(&connector.spec)),
+            });
+        }
+    }
+    let stored: Vec<TreeFile> = state
         .store
         .list_entities(query.app.as_deref())
         .await?
@@ -221,6 +267,7 @@ pub async fn export(
             content: STANDARD.encode(&e.content),
         })
         .collect();
+    files.extend(stored);
     Ok(Json(ExportResponse { files }))
 }
 
@@ -235,6 +282,15 @@ pub async fn show(
     query: Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EntityView>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("path", e.body_text()))?;
+    if let Some(connector) = connector_for_path(&state, &query.path).await? {
+        return Ok(Json(EntityView {
+            path: query.path,
+            kind: EntityKind::SourceRepoProvider.as_str().to_owned(),
+            content: connector_yaml::render(&connector.spec),
+            revision: connector.revision,
+            updated_at: views::timestamp(connector.updated_at),
+        }));
+    }
     let entity = state.store.get_entity(&query.path).await?;
     Ok(Json(EntityView {
         path: entity.path,
