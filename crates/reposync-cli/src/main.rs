@@ -71,6 +71,8 @@ enum Command {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
+    /// Rename an entity: folders move, and every reference to it is rewritten.
+    Rename { path: String, new_name: String },
     /// Print one entity's YAML.
     Get { path: String },
     /// Delete one entity (refused while others refer to it).
@@ -115,6 +117,9 @@ fn main() -> ExitCode {
             Command::Export(args) => tree_commands::export(args, &globals).await,
             Command::App(command) => tree_commands::app(command, &globals).await,
             Command::Apply { path, file } => tree_commands::apply(path, file, &globals).await,
+            Command::Rename { path, new_name } => {
+                tree_commands::rename(path, new_name, &globals).await
+            }
             Command::Get { path } => tree_commands::get(path, &globals).await,
             Command::Delete { path } => tree_commands::delete(path, &globals).await,
         }

@@ -338,3 +338,26 @@ fn write_answer(
         Err(other) => Err(other.into()),
     }
 }
+
+/// Renames an entity (moving its folder for applications, services and environments) and
+/// rewrites every reference to it.
+pub async fn rename(path: String, new_name: String, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let client = client(globals)?;
+    let body = serde_json::json!({ "path": path, "name": new_name });
+    let answer = write_answer(
+        client
+            .call(Method::POST, &["entities", "rename"], &body)
+            .await,
+    )?;
+    if globals.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        let report: ImportReport = decode(answer)?;
+        eprintln!(
+            "renamed {path} to {new_name:?}: {} files written, {} moved away",
+            report.created + report.changed,
+            report.deleted
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -401,3 +401,114 @@ fn applications_are_created_listed_renamed_and_deleted_with_their_folders() {
     let list = app.cli(&["--json", "app", "list"], None);
     assert_eq!(list.ok().json()["items"], serde_json::json!([]));
 }
+
+#[test]
+fn renaming_a_service_or_environment_moves_its_folder_and_rewrites_references() {
+    let app = TestApp::spawn();
+    let source = app.dir.path().join("source");
+    let write = |path: &str, text: &str| {
+        let file = source.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    };
+    write(
+        "Setup/Cloud Providers/k8s.yaml",
+        "harnessApiVersion: '1.0'\ntype: KUBERNETES_CLUSTER\n",
+    );
+    write(
+        "Setup/Applications/Shop/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
+    );
+    write(
+        "Setup/Applications/Shop/Services/cart/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: SERVICE\n",
+    );
+    write(
+        "Setup/Applications/Shop/Services/cart/Manifests/Files/values.yaml",
+        "replicas: 2\n",
+    );
+    write(
+        "Setup/Applications/Shop/Environments/qa/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: ENVIRONMENT\nenvironmentType: NON_PROD\n",
+    );
+    write(
+        "Setup/Applications/Shop/Environments/qa/Infrastructure Definitions/eks.yaml",
+        "harnessApiVersion: '1.0'\ntype: INFRA_DEFINITION\ninfrastructure:\n- type: DIRECT_KUBERNETES\n  cloudProviderName: k8s\n",
+    );
+    write(
+        "Setup/Applications/Shop/Workflows/deploy.yaml",
+        "harnessApiVersion: '1.0'\ntype: CANARY\nenvName: qa\nphases:\n- type: KUBERNETES\n  infraDefinitionName: eks\n  serviceName: cart\n",
+    );
+    app.cli(&["import", source.to_str().expect("utf-8")], None)
+        .ok();
+
+    app.cli(
+        &[
+            "rename",
+            "Setup/Applications/Shop/Services/cart/Index.yaml",
+            "basket",
+        ],
+        None,
+    )
+    .ok();
+    let manifest = app.cli(
+        &[
+            "get",
+            "Setup/Applications/Shop/Services/basket/Manifests/Files/values.yaml",
+        ],
+        None,
+    );
+    assert_eq!(manifest.ok().stdout, "replicas: 2\n", "the folder moved");
+    app.cli(
+        &["get", "Setup/Applications/Shop/Services/cart/Index.yaml"],
+        None,
+    )
+    .fails();
+
+    app.cli(
+        &[
+            "rename",
+            "Setup/Applications/Shop/Environments/qa/Index.yaml",
+            "staging",
+        ],
+        None,
+    )
+    .ok();
+    let workflow = app.cli(
+        &["get", "Setup/Applications/Shop/Workflows/deploy.yaml"],
+        None,
+    );
+    assert_eq!(
+        workflow.ok().stdout,
+        "harnessApiVersion: '1.0'\ntype: CANARY\nenvName: staging\nphases:\n- type: KUBERNETES\n  infraDefinitionName: eks\n  serviceName: basket\n"
+    );
+    app.cli(
+        &[
+            "get",
+            "Setup/Applications/Shop/Environments/staging/Infrastructure Definitions/eks.yaml",
+        ],
+        None,
+    )
+    .ok();
+
+    app.cli(
+        &["rename", "Setup/Cloud Providers/k8s.yaml", "prod k8s"],
+        None,
+    )
+    .ok();
+    let infra = app.cli(
+        &[
+            "get",
+            "Setup/Applications/Shop/Environments/staging/Infrastructure Definitions/eks.yaml",
+        ],
+        None,
+    );
+    assert!(
+        infra.ok().stdout.contains("cloudProviderName: prod k8s\n"),
+        "{}",
+        infra.stdout
+    );
+    // With everything renamed, the references still hold: deleting the cloud provider is refused.
+    let run = app.cli(&["delete", "Setup/Cloud Providers/prod k8s.yaml"], None);
+    assert!(run.fails().stderr.contains("eks.yaml"), "{}", run.stderr);
+}

@@ -307,3 +307,79 @@ fn seq_maps<'a>(map: &'a Mapping, key: &str) -> Vec<(usize, &'a Mapping)> {
         _ => Vec::new(),
     }
 }
+
+/// Points every reference of `doc` that names `from` at `to` instead, returning how many
+/// changed. `to` must be the same kind of entity as `from`; the name written is the part of
+/// `to` that the referring field holds (a service's, environment's or entity's own name).
+pub fn retarget(
+    path: &EntityPath,
+    doc: &mut Document,
+    from: &EntityPath,
+    to: &EntityPath,
+) -> usize {
+    let new_name = match to.kind {
+        EntityKind::Service => to.service.clone(),
+        EntityKind::Environment => to.environment.clone(),
+        _ => to.name.clone(),
+    };
+    let Some(new_name) = new_name else {
+        return 0;
+    };
+    let fields: Vec<String> = references(path, doc)
+        .into_iter()
+        .filter(|r| &r.target == from)
+        .map(|r| r.field)
+        .collect();
+    let mut changed = 0;
+    for field in &fields {
+        if let Some(node) = node_at_mut(&mut doc.root, field) {
+            node.value = Value::String(new_name.to_string());
+            changed += 1;
+        }
+    }
+    changed
+}
+
+/// The node at a field path such as `phases[0].serviceName`.
+fn node_at_mut<'a>(root: &'a mut Node, field: &str) -> Option<&'a mut Node> {
+    let mut node = root;
+    for part in field.split('.') {
+        let (key, index) = match part.split_once('[') {
+            Some((key, rest)) => (key, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        node = node.value.as_map_mut()?.get_mut(key)?;
+        if let Some(index) = index {
+            node = node.value.as_seq_mut()?.get_mut(index)?;
+        }
+    }
+    Some(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{PathClass, classify};
+    use crate::yaml::{Limits, emit, parse};
+
+    fn entity(path: &str) -> EntityPath {
+        match classify(path) {
+            Ok(PathClass::Entity(e)) => e,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn retarget_rewrites_every_reference_to_the_renamed_entity_and_nothing_else() {
+        let path = entity("Setup/Applications/Shop/Workflows/w.yaml");
+        let text = "harnessApiVersion: '1.0'\ntype: MULTI_SERVICE\nenvName: prod\nphases:\n- type: KUBERNETES\n  serviceName: cart\n- type: KUBERNETES\n  serviceName: search\nrollbackPhases:\n- type: KUBERNETES\n  serviceName: cart\n";
+        let mut doc = parse(text.as_bytes(), &Limits::default()).expect("parse");
+        let from = entity("Setup/Applications/Shop/Services/cart/Index.yaml");
+        let to = entity("Setup/Applications/Shop/Services/basket/Index.yaml");
+        assert_eq!(retarget(&path, &mut doc, &from, &to), 2);
+        assert_eq!(
+            emit(&doc),
+            text.replace("serviceName: cart", "serviceName: basket")
+        );
+    }
+}

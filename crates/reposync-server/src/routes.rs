@@ -47,6 +47,7 @@ pub fn build_app(state: AppState) -> Router {
             "/entities",
             get(tree::show).put(tree::apply).delete(tree::delete),
         )
+        .route("/entities/rename", post(tree::rename))
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{name}", get(apps::show).delete(apps::delete))
         .route("/apps/{name}/rename", post(apps::rename))

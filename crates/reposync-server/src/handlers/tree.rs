@@ -337,3 +337,116 @@ pub async fn apply(
     )
     .await
 }
+
+/// `POST /api/v1/entities/rename`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRequest {
+    path: String,
+    name: String,
+}
+
+/// Renames an entity. An application, service or environment moves its whole folder; every
+/// file that refers to the entity is rewritten to the new name; all in one batch.
+pub async fn rename(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RenameRequest>,
+) -> Result<Response, AppError> {
+    use reposync_model::kinds::retarget;
+    use reposync_model::tree::{PathClass, classify};
+    use reposync_model::yaml::parse;
+
+    let from = match classify(&request.path)? {
+        PathClass::Entity(entity) => entity,
+        PathClass::Ignored => {
+            return Err(AppError::invalid(
+                "path",
+                "is not a file of the Setup/ tree",
+            ));
+        }
+    };
+    let new_name = reposync_model::EntityName::parse(&request.name)?;
+    let mut to = from.clone();
+    match from.kind {
+        EntityKind::Application => to.app = Some(new_name),
+        EntityKind::Service => to.service = Some(new_name),
+        EntityKind::Environment => to.environment = Some(new_name),
+        EntityKind::SourceRepoProvider => {
+            return Err(AppError::invalid(
+                "path",
+                "a Source Repo Provider is a connector: rename it with `reposync connector update NAME --name NEW`",
+            ));
+        }
+        _ if from.name.is_some() => to.name = Some(new_name),
+        _ => {
+            return Err(AppError::invalid(
+                "path",
+                format!("a {} has no name of its own to change", from.kind),
+            ));
+        }
+    }
+    let old_path = from.to_path();
+    let new_path = to.to_path();
+    state.store.get_entity(&old_path).await?;
+    if state.store.get_entity(&new_path).await.is_ok() {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("{new_path} already exists"),
+        )
+        .with_field("name"));
+    }
+    // What moves: the file, or the whole folder for applications, services and environments.
+    let moved: Vec<(String, String, Vec<u8>)> = match from.kind {
+        EntityKind::Application | EntityKind::Service | EntityKind::Environment => {
+            let old_folder = old_path.trim_end_matches("Index.yaml").to_owned();
+            let new_folder = new_path.trim_end_matches("Index.yaml").to_owned();
+            state
+                .store
+                .list_entities(from.app.as_ref().map(|a| a.as_str()))
+                .await?
+                .into_iter()
+                .filter_map(|e| {
+                    let rest = e.path.strip_prefix(&old_folder)?.to_owned();
+                    Some((e.path, format!("{new_folder}{rest}"), e.content))
+                })
+                .collect()
+        }
+        _ => {
+            let entity = state.store.get_entity(&old_path).await?;
+            vec![(old_path.clone(), new_path.clone(), entity.content)]
+        }
+    };
+    let moved_from: HashSet<&str> = moved.iter().map(|(old, _, _)| old.as_str()).collect();
+    let mut files: Vec<(String, Vec<u8>)> = moved
+        .iter()
+        .map(|(_, new, content)| (new.clone(), content.clone()))
+        .collect();
+    // Files that refer to the entity get the new name; a referrer that moves too is rewritten
+    // at its new path.
+    for referrer in state.store.entity_referrers(&old_path).await? {
+        let stored = state.store.get_entity(&referrer).await?;
+        let Ok(PathClass::Entity(entity)) = classify(&referrer) else {
+            continue;
+        };
+        let Ok(mut document) = parse(&stored.content, &Limits::default()) else {
+            continue;
+        };
+        if retarget(&entity, &mut document, &from, &to) == 0 {
+            continue;
+        }
+        let content = emit(&document).into_bytes();
+        let target_path = moved
+            .iter()
+            .find(|(old, _, _)| *old == referrer)
+            .map(|(_, new, _)| new.clone())
+            .unwrap_or_else(|| referrer.clone());
+        match files.iter_mut().find(|(p, _)| *p == target_path) {
+            Some(file) => file.1 = content,
+            None => files.push((target_path, content)),
+        }
+    }
+    let deletes = moved_from.into_iter().map(str::to_owned).collect();
+    tracing::info!(from = %old_path, to = %new_path, "renaming entity");
+    write_tree(&state, files, Vec::new(), deletes, false).await
+}
