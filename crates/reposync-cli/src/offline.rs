@@ -91,26 +91,7 @@ pub fn fmt(args: FmtArgs) -> anyhow::Result<ExitCode> {
 
 /// Checks a tree offline and prints one line per problem.
 pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let root = &args.dir;
-    let mut found = Vec::new();
-    collect(root, root, &mut found)?;
-    // Paths are reported relative to the repository root, as they are in Git.
-    let inside_setup = root
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n == "Setup"))
-        .unwrap_or(false);
-    let mut files = Vec::with_capacity(found.len());
-    for (file, relative) in found {
-        let relative = if inside_setup {
-            format!("Setup/{relative}")
-        } else {
-            relative
-        };
-        let bytes =
-            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-        files.push((relative, bytes));
-    }
+    let files = read_tree(&args.dir)?;
     let report = validate_tree(&files, &Limits::default());
     for problem in &report.problems {
         println!("{problem}");

@@ -33,6 +33,13 @@ fn copy_tree(from: &Path, to: &Path) -> Vec<PathBuf> {
     copied
 }
 
+/// Writes `text` to `root/path`, creating the folders.
+fn write_file(root: &Path, path: &str, text: &str) {
+    let file = root.join(path);
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(file, text).expect("write");
+}
+
 fn with_platform_connector(app: &TestApp) {
     app.cli(
         &["secret", "create", "platform-git-token", "--value-stdin"],
@@ -188,11 +195,7 @@ fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
 fn a_broken_tree_lists_every_failing_file_and_imports_nothing() {
     let app = TestApp::spawn();
     let source = app.dir.path().join("source");
-    let write = |path: &str, text: &str| {
-        let file = source.join(path);
-        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
-        std::fs::write(file, text).expect("write");
-    };
+    let write = |path: &str, text: &str| write_file(&source, path, text);
     write(
         "Setup/Applications/Shop/Index.yaml",
         "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
@@ -237,11 +240,7 @@ fn a_broken_tree_lists_every_failing_file_and_imports_nothing() {
 fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
     let app = TestApp::spawn();
     let source = app.dir.path().join("source");
-    let write = |path: &str, text: &str| {
-        let file = source.join(path);
-        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
-        std::fs::write(file, text).expect("write");
-    };
+    let write = |path: &str, text: &str| write_file(&source, path, text);
     write(
         "Setup/Applications/Shop/Index.yaml",
         "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
@@ -406,11 +405,7 @@ fn applications_are_created_listed_renamed_and_deleted_with_their_folders() {
 fn renaming_a_service_or_environment_moves_its_folder_and_rewrites_references() {
     let app = TestApp::spawn();
     let source = app.dir.path().join("source");
-    let write = |path: &str, text: &str| {
-        let file = source.join(path);
-        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
-        std::fs::write(file, text).expect("write");
-    };
+    let write = |path: &str, text: &str| write_file(&source, path, text);
     write(
         "Setup/Cloud Providers/k8s.yaml",
         "harnessApiVersion: '1.0'\ntype: KUBERNETES_CLUSTER\n",

@@ -387,7 +387,7 @@ pub async fn rename(
     }
     let old_path = from.to_path();
     let new_path = to.to_path();
-    state.store.get_entity(&old_path).await?;
+    let existing = state.store.get_entity(&old_path).await?;
     if state.store.get_entity(&new_path).await.is_ok() {
         return Err(AppError::new(
             StatusCode::CONFLICT,
@@ -413,8 +413,7 @@ pub async fn rename(
                 .collect()
         }
         _ => {
-            let entity = state.store.get_entity(&old_path).await?;
-            vec![(old_path.clone(), new_path.clone(), entity.content)]
+            vec![(old_path.clone(), new_path.clone(), existing.content)]
         }
     };
     let moved_from: HashSet<&str> = moved.iter().map(|(old, _, _)| old.as_str()).collect();
