@@ -152,7 +152,7 @@ pub struct GitConnector {
     pub scope: ConnectorScope,
     pub url: RepoUrl,
     pub credentials: Credentials,
-    /// Set for repo scope, absent for account scope.
+    /// Required for repo scope; for account scope, the default branch of sync links.
     pub branch: Option<BranchName>,
     /// Sorted and without duplicates.
     pub selectors: Vec<Selector>,
@@ -193,13 +193,9 @@ impl GitConnector {
                     "is required for a repo-scope connector",
                 ));
             }
-            (ConnectorScope::Account, Some(_)) => {
-                return Err(FieldError::new(
-                    "branch",
-                    "is not allowed for an account-scope connector; each sync link names its branch",
-                ));
-            }
-            (ConnectorScope::Account, None) => None,
+            // For account scope the branch is optional: the default for sync links, which
+            // may name their own. Harness wrote it for both scopes.
+            (ConnectorScope::Account, branch) => branch.map(BranchName::parse).transpose()?,
         };
         match scope {
             ConnectorScope::Account if url.names_repository() => {
@@ -591,9 +587,12 @@ mod tests {
     }
 
     #[test]
-    fn account_scope_refuses_a_branch_and_a_repository_url() {
+    fn account_scope_takes_an_optional_default_branch_and_refuses_a_repository_url() {
         let mut d = draft("https://bitbucket.org/acme");
         d.scope = Some("account".into());
+        let with_branch = GitConnector::parse(&d).expect("a default branch is allowed");
+        assert_eq!(with_branch.branch.map(|b| b.to_string()), d.branch.clone());
+        d.branch = Some("bad..branch".into());
         assert_eq!(GitConnector::parse(&d).expect_err("branch").field, "branch");
         d.branch = None;
         let c = GitConnector::parse(&d).expect("valid account connector");

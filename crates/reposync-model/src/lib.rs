@@ -33,6 +33,7 @@ macro_rules! parsed_string_traits {
 pub(crate) use parsed_string_traits;
 
 mod connector;
+pub mod connector_yaml;
 mod email;
 mod error;
 pub mod kinds;

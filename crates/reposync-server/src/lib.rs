@@ -10,7 +10,6 @@
 
 mod auth;
 mod bootstrap;
-mod connector_yaml;
 mod error;
 mod handlers;
 mod routes;

@@ -1,0 +1,435 @@
+//! The Source Repo Provider file (`Setup/Source Repo Providers/<name>.yaml`, `type: GIT`): the
+//! same object as a connector, seen as Harness's YAML.
+//!
+//! The connector is the authority for what it models; the file is the authority for everything
+//! else. A connector therefore keeps the last file it was written as, and rendering overlays
+//! the connector's fields on that file: keys reposync does not model (`description`, anything
+//! a newer Harness added) survive, and so does the way a file spelled a value reposync reads
+//! the same either way (`safeharness:` rather than `reposync:`, `GITHUB` rather than `GIT`).
+
+use crate::connector::{
+    ConnectorDraft, ConnectorScope, Credentials, DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME,
+    GitConnector, Provider,
+};
+use crate::name::EntityName;
+use crate::tree::ROOT;
+use crate::validate::TreeProblem;
+use crate::yaml::{Document, Mapping, Node, emit, order_top_level};
+
+/// The secret manager name reposync writes in secret references (`reposync:<secret>`).
+pub const SECRET_MANAGER: &str = "reposync";
+
+/// Secret manager names that resolve to reposync's own secrets. `safeharness` is Harness's
+/// built-in manager: files adopted from Harness name their secrets that way.
+pub const SECRET_MANAGERS: &[&str] = &[SECRET_MANAGER, "safeharness"];
+
+/// The path of a connector's file.
+pub fn path(name: &EntityName) -> String {
+    format!("{ROOT}/Source Repo Providers/{name}.yaml")
+}
+
+/// A connector as its Harness YAML. `source` is the file the connector was last written as,
+/// if any: its unmodelled keys and spellings are kept. Secret values never appear, only the
+/// secrets' names; the webhook token is never written.
+pub fn render(spec: &GitConnector, source: Option<&Document>) -> String {
+    let mut map = source
+        .and_then(Document::root_map)
+        .cloned()
+        .unwrap_or_default();
+    let had = |key: &str| map.contains_key(key);
+    // A file that left the author out meant the default; writing the default into it would
+    // change a file nobody changed.
+    let author_name_shown = spec.author_name != DEFAULT_AUTHOR_NAME || source.is_none();
+    let author_email_shown = spec.author_email.as_str() != DEFAULT_AUTHOR_EMAIL || source.is_none();
+    let author_name_shown = author_name_shown || had("authorName");
+    let author_email_shown = author_email_shown || had("authorEmailId");
+
+    if !map.contains_key("harnessApiVersion") {
+        map.insert("harnessApiVersion", Node::string("1.0"));
+    }
+    map.insert("type", Node::string("GIT"));
+    set_or_remove(
+        &mut map,
+        "authorEmailId",
+        author_email_shown.then(|| Node::string(spec.author_email.as_str())),
+    );
+    set_or_remove(
+        &mut map,
+        "authorName",
+        author_name_shown.then(|| Node::string(spec.author_name.as_str())),
+    );
+    set_or_remove(
+        &mut map,
+        "branch",
+        spec.branch.as_ref().map(|b| Node::string(b.as_str())),
+    );
+    set_or_remove(
+        &mut map,
+        "commitMessage",
+        spec.commit_message.as_deref().map(Node::string),
+    );
+    let selectors = (!spec.selectors.is_empty()).then(|| {
+        Node::seq(
+            spec.selectors
+                .iter()
+                .map(|s| Node::string(s.as_str()))
+                .collect(),
+        )
+    });
+    set_or_remove(&mut map, "delegateSelectors", selectors);
+    match &spec.credentials {
+        Credentials::Https {
+            username,
+            password_secret,
+        } => {
+            map.insert("keyAuth", Node::bool(false));
+            let kept = map
+                .get("password")
+                .and_then(Node::as_str)
+                .filter(|text| {
+                    secret_reference(text).is_ok_and(|name| name == password_secret.as_str())
+                })
+                .map(str::to_owned);
+            let reference = kept.unwrap_or_else(|| format!("{SECRET_MANAGER}:{password_secret}"));
+            map.insert("password", Node::string(reference));
+            map.insert("username", Node::string(username.as_str()));
+            map.remove("sshKeyName");
+        }
+        Credentials::Ssh { ssh_key_secret } => {
+            map.insert("keyAuth", Node::bool(true));
+            let kept = map
+                .get("sshKeyName")
+                .and_then(Node::as_str)
+                .filter(|text| {
+                    secret_reference(text).is_ok_and(|name| name == ssh_key_secret.as_str())
+                })
+                .map(str::to_owned);
+            map.insert(
+                "sshKeyName",
+                Node::string(kept.unwrap_or_else(|| ssh_key_secret.to_string())),
+            );
+            map.remove("password");
+            map.remove("username");
+        }
+    }
+    let provider_kept = map
+        .get("providerType")
+        .and_then(Node::as_str)
+        .filter(|t| is_bitbucket_type(t) == is_bitbucket(spec.provider))
+        .map(str::to_owned);
+    let provider = provider_kept.unwrap_or_else(|| {
+        if is_bitbucket(spec.provider) {
+            "BITBUCKET".to_owned()
+        } else {
+            "GIT".to_owned()
+        }
+    });
+    map.insert("providerType", Node::string(provider));
+    map.insert("url", Node::string(spec.url.to_string()));
+    map.insert(
+        "urlType",
+        Node::string(match spec.scope {
+            ConnectorScope::Repo => "REPO",
+            ConnectorScope::Account => "ACCOUNT",
+        }),
+    );
+    let mut document = Document::from_mapping(map);
+    order_top_level(&mut document);
+    emit(&document)
+}
+
+fn set_or_remove(map: &mut Mapping, key: &str, value: Option<Node>) {
+    match value {
+        Some(node) => {
+            map.insert(key, node);
+        }
+        None => {
+            map.remove(key);
+        }
+    }
+}
+
+fn is_bitbucket(provider: Provider) -> bool {
+    matches!(
+        provider,
+        Provider::BitbucketCloud | Provider::BitbucketServer
+    )
+}
+
+fn is_bitbucket_type(provider_type: &str) -> bool {
+    provider_type.eq_ignore_ascii_case("BITBUCKET")
+}
+
+/// The secret a reference names: `reposync:<name>`, `safeharness:<name>`, or a bare name.
+/// Any other manager is refused, because reposync cannot read it.
+pub fn secret_reference(text: &str) -> Result<&str, String> {
+    match text.split_once(':') {
+        None => Ok(text),
+        Some((manager, name)) if SECRET_MANAGERS.contains(&manager) => Ok(name),
+        Some((manager, _)) => Err(format!(
+            "names a secret in secret manager {manager:?}; reposync resolves only its own secrets, written `reposync:<name>` (or `safeharness:<name>`, its alias)"
+        )),
+    }
+}
+
+/// The YAML key a connector field is written as, for pointing an error at its line.
+fn yaml_key(field: &str) -> &'static str {
+    match field {
+        "url" => "url",
+        "username" => "username",
+        "password_secret" => "password",
+        "ssh_key_secret" => "sshKeyName",
+        "branch" => "branch",
+        "selectors" => "delegateSelectors",
+        "author_name" => "authorName",
+        "author_email" => "authorEmailId",
+        "commit_message" => "commitMessage",
+        "scope" => "urlType",
+        "provider" => "providerType",
+        _ => "type",
+    }
+}
+
+/// Reads a Source Repo Provider file into a connector. `name` comes from the file's path;
+/// `current` is the connector of that name, if one exists: the fields YAML cannot carry (the
+/// webhook switch, pinned host keys and CA certificates) are kept from it. Problems point at
+/// the line of the key that is wrong.
+pub fn to_connector(
+    file_path: &str,
+    name: &EntityName,
+    document: &Document,
+    current: Option<&GitConnector>,
+) -> Result<GitConnector, TreeProblem> {
+    let problem = |node: Option<&Node>, message: String| TreeProblem {
+        path: file_path.to_owned(),
+        line: node.map_or(0, |n| n.line),
+        column: node.map_or(0, |n| n.column),
+        message,
+    };
+    let Some(map) = document.root_map() else {
+        return Err(problem(Some(&document.root), "is not a mapping".into()));
+    };
+    let text = |key: &str| -> Result<Option<String>, TreeProblem> {
+        match map.get(key) {
+            None => Ok(None),
+            Some(node) if node.is_null() => Ok(None),
+            Some(node) => match node.value.scalar_text() {
+                Some(t) => Ok(Some(t.to_owned())),
+                None => Err(problem(
+                    Some(node),
+                    format!("{key}: must be a string, not a {}", node.value.kind_name()),
+                )),
+            },
+        }
+    };
+    let key_auth = match map.get("keyAuth") {
+        None => false,
+        Some(node) => node.as_bool().ok_or_else(|| {
+            problem(Some(node), "keyAuth: must be true or false".into())
+        })?,
+    };
+    let reference = |key: &str| -> Result<Option<String>, TreeProblem> {
+        match text(key)? {
+            None => Ok(None),
+            Some(t) => secret_reference(&t)
+                .map(|n| Some(n.to_owned()))
+                .map_err(|m| problem(map.get(key), format!("{key}: {m}"))),
+        }
+    };
+    let (username, password_secret, ssh_key_secret) = if key_auth {
+        (None, None, reference("sshKeyName")?)
+    } else {
+        (text("username")?, reference("password")?, None)
+    };
+    let url = text("url")?;
+    let provider = match text("providerType")? {
+        Some(t) if is_bitbucket_type(&t) => {
+            // BITBUCKET covers Cloud and Server: the URL tells which, and a self-hosted URL
+            // that does not follow Server's conventions is still Server.
+            let kept = current.map(|c| c.provider).filter(|p| is_bitbucket(*p));
+            let detected = url
+                .as_deref()
+                .and_then(|u| crate::RepoUrl::parse(u).ok())
+                .map(|u| Provider::detect(&u));
+            Some(match (kept, detected) {
+                (Some(p), _) => p,
+                (None, Some(Provider::BitbucketCloud)) => Provider::BitbucketCloud,
+                (None, _) => Provider::BitbucketServer,
+            })
+        }
+        _ => Some(Provider::Git),
+    };
+    let scope = match text("urlType")?.as_deref() {
+        None | Some("REPO") => ConnectorScope::Repo,
+        Some("ACCOUNT") => ConnectorScope::Account,
+        Some(other) => {
+            return Err(problem(
+                map.get("urlType"),
+                format!("urlType: must be REPO or ACCOUNT, not {other:?}"),
+            ));
+        }
+    };
+    let selectors = match map.get("delegateSelectors") {
+        None => Vec::new(),
+        Some(node) if node.is_null() => Vec::new(),
+        Some(node) => {
+            let items = node.as_seq().ok_or_else(|| {
+                problem(
+                    Some(node),
+                    "delegateSelectors: must be a list of selectors".into(),
+                )
+            })?;
+            items
+                .iter()
+                .map(|item| {
+                    item.value.scalar_text().map(str::to_owned).ok_or_else(|| {
+                        problem(
+                            Some(item),
+                            "delegateSelectors: every item must be a string".into(),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let draft = ConnectorDraft {
+        name: Some(name.to_string()),
+        provider: provider.map(|p| p.to_string()),
+        scope: Some(scope.to_string()),
+        url,
+        username,
+        password_secret,
+        ssh_key_secret,
+        branch: text("branch")?,
+        selectors: Some(selectors),
+        generate_webhook_url: current.map(|c| c.generate_webhook_url),
+        author_name: text("authorName")?,
+        author_email: text("authorEmailId")?,
+        commit_message: text("commitMessage")?,
+        known_hosts: current.and_then(|c| c.known_hosts.clone()),
+        ca_certificate: current.and_then(|c| c.ca_certificate.clone()),
+    };
+    GitConnector::parse(&draft).map_err(|e| {
+        let key = yaml_key(&e.field);
+        problem(map.get(key), format!("{key}: {}", e.message))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::{Limits, parse};
+
+    fn spec(draft: ConnectorDraft) -> GitConnector {
+        GitConnector::parse(&draft).expect("valid")
+    }
+
+    fn https_draft() -> ConnectorDraft {
+        ConnectorDraft {
+            name: Some("Platform Git".into()),
+            url: Some("https://bitbucket.org/acme/config.git".into()),
+            username: Some("jdoe".into()),
+            password_secret: Some("bb-token".into()),
+            branch: Some("main".into()),
+            selectors: Some(vec!["eu".into()]),
+            ..Default::default()
+        }
+    }
+
+    fn read(text: &str, current: Option<&GitConnector>) -> Result<GitConnector, TreeProblem> {
+        let document = parse(text.as_bytes(), &Limits::default()).expect("yaml");
+        let name = EntityName::parse("Platform Git").expect("name");
+        to_connector("f.yaml", &name, &document, current)
+    }
+
+    #[test]
+    fn renders_a_bitbucket_https_connector_as_harness_wrote_it() {
+        assert_eq!(
+            render(&spec(https_draft()), None),
+            "harnessApiVersion: '1.0'\ntype: GIT\nauthorEmailId: git-sync@reposync.invalid\nauthorName: reposync\nbranch: main\ndelegateSelectors:\n- eu\nkeyAuth: false\npassword: reposync:bb-token\nproviderType: BITBUCKET\nurl: https://bitbucket.org/acme/config.git\nurlType: REPO\nusername: jdoe\n"
+        );
+    }
+
+    #[test]
+    fn a_rendering_reads_back_as_the_same_connector() {
+        let original = spec(https_draft());
+        let text = render(&original, None);
+        assert_eq!(read(&text, None).expect("reads"), original);
+    }
+
+    #[test]
+    fn a_harness_file_renders_back_byte_for_byte_with_its_own_spellings() {
+        let harness = "harnessApiVersion: '1.0'\ntype: GIT\nbranch: master\ndescription: kept as written\nkeyAuth: false\npassword: safeharness:bb-token\nproviderType: BITBUCKET\nurl: https://bitbucket.org/acme/config.git\nurlType: REPO\nusername: jdoe\n";
+        let connector = read(harness, None).expect("reads");
+        assert_eq!(connector.provider, Provider::BitbucketCloud);
+        assert_eq!(connector.author_name, DEFAULT_AUTHOR_NAME);
+        let document = parse(harness.as_bytes(), &Limits::default()).expect("yaml");
+        assert_eq!(render(&connector, Some(&document)), harness);
+    }
+
+    #[test]
+    fn a_changed_secret_is_written_with_reposyncs_own_manager() {
+        let harness = "harnessApiVersion: '1.0'\ntype: GIT\nbranch: main\nkeyAuth: false\npassword: safeharness:bb-token\nproviderType: BITBUCKET\nurl: https://bitbucket.org/acme/config.git\nurlType: REPO\nusername: jdoe\n";
+        let document = parse(harness.as_bytes(), &Limits::default()).expect("yaml");
+        let mut draft = https_draft();
+        draft.password_secret = Some("new-token".into());
+        draft.selectors = None;
+        let rendered = render(&spec(draft), Some(&document));
+        assert!(rendered.contains("password: reposync:new-token\n"), "{rendered}");
+        assert!(!rendered.contains("authorName"), "{rendered}");
+    }
+
+    #[test]
+    fn the_corpus_source_repo_providers_read_and_render_back_byte_for_byte() {
+        let files = [
+            include_str!("../tests/corpus/Setup/Source Repo Providers/Platform Git.yaml"),
+            include_str!("../tests/corpus/Setup/Source Repo Providers/Legacy SSH.yaml"),
+        ];
+        for text in files {
+            let connector = read(text, None).expect("reads");
+            let document = parse(text.as_bytes(), &Limits::default()).expect("yaml");
+            assert_eq!(render(&connector, Some(&document)), text);
+        }
+    }
+
+    #[test]
+    fn ssh_files_name_the_key_secret_and_drop_the_password() {
+        let text = "harnessApiVersion: '1.0'\ntype: GIT\nbranch: master\nkeyAuth: true\nproviderType: GIT\nsshKeyName: deploy-key\nurl: git@git.example.com:ops/config.git\nurlType: REPO\n";
+        let connector = read(text, None).expect("reads");
+        assert_eq!(
+            connector.credentials,
+            Credentials::Ssh {
+                ssh_key_secret: crate::SecretName::parse("deploy-key").expect("name")
+            }
+        );
+        let document = parse(text.as_bytes(), &Limits::default()).expect("yaml");
+        assert_eq!(render(&connector, Some(&document)), text);
+    }
+
+    #[test]
+    fn another_secret_manager_is_refused_at_its_line() {
+        let text = "harnessApiVersion: '1.0'\ntype: GIT\nbranch: main\nkeyAuth: false\npassword: hashicorpvault:bb\nurl: https://bitbucket.org/acme/config.git\nusername: jdoe\n";
+        let problem = read(text, None).expect_err("refused");
+        assert_eq!((problem.line, problem.column), (5, 11));
+        assert!(problem.message.contains("hashicorpvault"), "{problem}");
+    }
+
+    #[test]
+    fn a_field_the_connector_rules_refuse_points_at_its_key() {
+        let text = "harnessApiVersion: '1.0'\ntype: GIT\nkeyAuth: false\npassword: reposync:bb\nurl: https://bitbucket.org/acme/config.git\nurlType: ACCOUNT\nusername: jdoe\n";
+        let problem = read(text, None).expect_err("refused");
+        assert_eq!(problem.line, 5, "{problem}");
+        assert!(problem.message.starts_with("url: "), "{problem}");
+    }
+
+    #[test]
+    fn fields_yaml_cannot_carry_are_kept_from_the_current_connector() {
+        let mut draft = https_draft();
+        draft.generate_webhook_url = Some(true);
+        let current = spec(draft);
+        let text = render(&current, None).replace("branch: main", "branch: release");
+        let updated = read(&text, Some(&current)).expect("reads");
+        assert!(updated.generate_webhook_url);
+        assert_eq!(updated.branch.expect("branch").as_str(), "release");
+    }
+}
