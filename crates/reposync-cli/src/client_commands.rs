@@ -83,7 +83,9 @@ pub enum ConnectorCommand {
     Show { name: String },
     /// Change a connector; only the flags given change.
     Update {
-        name: String,
+        /// The connector to change; `--name` renames it.
+        #[arg(id = "connector", value_name = "NAME")]
+        connector: String,
         #[command(flatten)]
         flags: ConnectorFlags,
         /// Remove every delegate selector.
@@ -391,7 +393,7 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
             print_saved(answer, globals)?;
         }
         ConnectorCommand::Update {
-            name,
+            connector: name,
             flags,
             clear_selectors,
             no_webhook_url,

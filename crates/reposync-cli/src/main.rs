@@ -132,3 +132,15 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its definitions only when a command is parsed in a debug build; this checks
+    /// every subcommand at once, so that a clash cannot hide in one nobody ran.
+    #[test]
+    fn every_command_line_definition_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -12,15 +12,12 @@ fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../reposync-model/tests/corpus")
 }
 
-/// Copies the corpus, leaving out Source Repo Providers (they are connectors).
+/// Copies the corpus.
 fn copy_tree(from: &Path, to: &Path) -> Vec<PathBuf> {
     let mut copied = Vec::new();
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("entry");
         let path = entry.path();
-        if entry.file_name() == "Source Repo Providers" {
-            continue;
-        }
         let target = to.join(entry.file_name());
         if path.is_dir() {
             std::fs::create_dir_all(&target).expect("mkdir");
@@ -40,26 +37,21 @@ fn write_file(root: &Path, path: &str, text: &str) {
     std::fs::write(file, text).expect("write");
 }
 
-fn with_platform_connector(app: &TestApp) {
+/// The secrets the corpus's Source Repo Providers name.
+fn with_corpus_secrets(app: &TestApp) {
     app.cli(
         &["secret", "create", "platform-git-token", "--value-stdin"],
         Some("token-value-123456"),
     )
     .ok();
+    let (key, _) = common::ssh_keygen(app.dir.path(), "legacy", &["-t", "ed25519"], "");
     app.cli(
         &[
-            "connector",
-            "add",
-            "--name",
-            "Platform Git",
-            "--scope",
-            "account",
-            "--url",
-            "https://bitbucket.example.com/scm/plat",
-            "--username",
-            "harness-sync",
-            "--password-secret",
-            "platform-git-token",
+            "secret",
+            "create-ssh",
+            "legacy-deploy-key",
+            "--key-file",
+            key.to_str().expect("utf-8"),
         ],
         None,
     )
@@ -69,7 +61,7 @@ fn with_platform_connector(app: &TestApp) {
 #[test]
 fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
     let app = TestApp::spawn();
-    with_platform_connector(&app);
+    with_corpus_secrets(&app);
     let source = app.dir.path().join("source");
     let files = copy_tree(&corpus(), &source);
     let source_arg = source.to_str().expect("utf-8");
@@ -118,17 +110,15 @@ fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
         );
     }
 
-    // The connector is exported as its Source Repo Provider file, and the exported tree
-    // imports back with nothing to change.
-    let connector_file =
-        std::fs::read_to_string(out.join("Setup/Source Repo Providers/Platform Git.yaml"))
-            .expect("connector file");
+    // The Source Repo Provider files became connectors, and came back byte for byte above.
+    let connector = app.cli(&["--json", "connector", "show", "Platform Git"], None);
+    let connector = connector.ok().json();
+    assert_eq!(connector["scope"], "account", "{connector}");
+    assert_eq!(connector["username"], "harness-sync", "{connector}");
+    let provider_file = out.join("Setup/Source Repo Providers/Platform Git.yaml");
+    let connector_file = std::fs::read_to_string(&provider_file).expect("connector file");
     assert!(
-        connector_file.contains("password: reposync:platform-git-token\n"),
-        "{connector_file}"
-    );
-    assert!(
-        connector_file.contains("urlType: ACCOUNT\n"),
+        connector_file.contains("password: safeharness:platform-git-token\n"),
         "{connector_file}"
     );
     assert!(
@@ -146,13 +136,74 @@ fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
         "{}",
         back.stderr
     );
+
+    // Changing the file changes the connector; a secret that does not exist is refused at
+    // its line, and nothing changes.
     std::fs::write(
-        out.join("Setup/Source Repo Providers/Platform Git.yaml"),
-        connector_file.replace("harness-sync", "someone-else"),
+        &provider_file,
+        connector_file.replace("username: harness-sync", "username: someone-else"),
     )
     .expect("edit");
-    let changed = app.cli(&["import", out.to_str().expect("utf-8")], None);
-    assert!(changed.fails().stdout.contains("Setup/Source Repo Providers/Platform Git.yaml:1:1: Source Repo Providers are connectors"), "{}", changed.stdout);
+    let changed = app.cli(&["--json", "import", out.to_str().expect("utf-8")], None);
+    assert_eq!(changed.ok().json()["changed"], 1);
+    let connector = app.cli(&["--json", "connector", "show", "Platform Git"], None);
+    assert_eq!(connector.ok().json()["username"], "someone-else");
+    std::fs::write(
+        &provider_file,
+        connector_file.replace("safeharness:platform-git-token", "reposync:nowhere"),
+    )
+    .expect("edit");
+    let refused = app.cli(&["import", out.to_str().expect("utf-8")], None);
+    assert!(
+        refused.fails().stdout.contains(
+            "Setup/Source Repo Providers/Platform Git.yaml:11:11: password: secret \"nowhere\" does not exist"
+        ),
+        "{}",
+        refused.stdout
+    );
+
+    // Renaming the connector rewrites every file that names it.
+    app.cli(
+        &[
+            "connector",
+            "update",
+            "Platform Git",
+            "--name",
+            "Platform Repo",
+        ],
+        None,
+    )
+    .ok();
+    let index = app.cli(&["get", "Setup/Applications/Payments/Index.yaml"], None);
+    assert!(
+        index.ok().stdout.contains("gitConnector: Platform Repo\n"),
+        "{}",
+        index.stdout
+    );
+    let trigger = app.cli(
+        &[
+            "get",
+            "Setup/Applications/Payments/Triggers/on git push.yaml",
+        ],
+        None,
+    );
+    assert!(
+        trigger
+            .ok()
+            .stdout
+            .contains("gitConnectorName: Platform Repo\n"),
+        "{}",
+        trigger.stdout
+    );
+    let renamed = app.cli(
+        &["get", "Setup/Source Repo Providers/Platform Repo.yaml"],
+        None,
+    );
+    assert!(
+        renamed.ok().stdout.contains("username: someone-else\n"),
+        "{}",
+        renamed.stdout
+    );
 
     let one_app = app.dir.path().join("payments");
     app.cli(
@@ -175,7 +226,7 @@ fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
         "only the application's files"
     );
 
-    let run = app.cli(&["connector", "delete", "Platform Git"], None);
+    let run = app.cli(&["connector", "delete", "Platform Repo"], None);
     assert!(
         run.fails()
             .stderr
@@ -184,11 +235,12 @@ fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
         run.stderr
     );
 
-    let shown = app.cli(&["get", "Setup/Applications/Payments/Index.yaml"], None);
-    assert_eq!(
-        shown.ok().stdout.as_bytes(),
-        std::fs::read(source.join("Setup/Applications/Payments/Index.yaml")).expect("read")
+    let run = app.cli(
+        &["delete", "Setup/Source Repo Providers/Legacy SSH.yaml"],
+        None,
     );
+    run.ok();
+    app.cli(&["connector", "show", "Legacy SSH"], None).fails();
 }
 
 #[test]

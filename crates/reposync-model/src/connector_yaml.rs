@@ -224,9 +224,9 @@ pub fn to_connector(
     };
     let key_auth = match map.get("keyAuth") {
         None => false,
-        Some(node) => node.as_bool().ok_or_else(|| {
-            problem(Some(node), "keyAuth: must be true or false".into())
-        })?,
+        Some(node) => node
+            .as_bool()
+            .ok_or_else(|| problem(Some(node), "keyAuth: must be true or false".into()))?,
     };
     let reference = |key: &str| -> Result<Option<String>, TreeProblem> {
         match text(key)? {
@@ -375,7 +375,10 @@ mod tests {
         draft.password_secret = Some("new-token".into());
         draft.selectors = None;
         let rendered = render(&spec(draft), Some(&document));
-        assert!(rendered.contains("password: reposync:new-token\n"), "{rendered}");
+        assert!(
+            rendered.contains("password: reposync:new-token\n"),
+            "{rendered}"
+        );
         assert!(!rendered.contains("authorName"), "{rendered}");
     }
 

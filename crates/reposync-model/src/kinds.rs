@@ -288,6 +288,17 @@ pub fn references(path: &EntityPath, doc: &Document) -> Vec<Reference> {
                 };
                 push(target, node, "executionName".into(), None);
             }
+            // A Git webhook trigger names the Source Repo Provider its events come from.
+            for (i, condition) in seq_maps(map, "triggerCondition") {
+                if let Some(node) = condition.get("gitConnectorName") {
+                    push(
+                        EntityKind::SourceRepoProvider,
+                        node,
+                        format!("triggerCondition[{i}].gitConnectorName"),
+                        None,
+                    );
+                }
+            }
         }
         _ => {}
     }

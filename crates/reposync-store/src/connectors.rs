@@ -1,11 +1,14 @@
+use reposync_model::connector_yaml;
+use reposync_model::yaml::{Limits, parse};
 use reposync_model::{Credentials, EntityName, GitConnector, SecretName};
 use reposync_secrets::{SealedValue, open, seal};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use zeroize::Zeroizing;
 
+use crate::entities::EntityChange;
 use crate::secrets::SecretKind;
-use crate::{Store, StoreError, new_id, now_millis};
+use crate::{Store, StoreError, new_id};
 
 /// A connector as stored: its validated spec plus server-side state.
 #[derive(Debug, Clone)]
@@ -18,8 +21,21 @@ pub struct ConnectorRecord {
     pub last_test: Option<String>,
     /// Bumped by every update; an update names the revision it was based on.
     pub revision: i64,
+    /// The connector as its Source Repo Provider file.
+    pub file: String,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A connector to create (`current` is `None`) or update, in a batch of tree changes.
+#[derive(Debug)]
+pub struct ConnectorWrite {
+    /// The record this change was computed from; the write is refused if it changed since.
+    pub current: Option<ConnectorRecord>,
+    pub spec: GitConnector,
+    /// The Source Repo Provider file as it will be.
+    pub file: String,
+    pub webhook: WebhookChange,
 }
 
 /// A webhook URL token and its HMAC secret, in clear, on their way in or out.
@@ -50,108 +66,41 @@ fn webhook_binding(connector_id: &str, part: &str) -> Vec<u8> {
 }
 
 const CONNECTOR_COLUMNS: &str =
-    "id, spec, webhook_token_hash, last_test, revision, created_at, updated_at";
+    "id, spec, file, webhook_token_hash, last_test, revision, created_at, updated_at";
 
 impl Store {
-    /// Stores a new connector, checking that the secrets it names exist and are of the right kind.
+    /// Stores a new connector, checking that the secrets it names exist and are of the right
+    /// kind. Its file is rendered from the spec alone.
     pub async fn create_connector(
         &self,
         spec: &GitConnector,
-        webhook: Option<(&WebhookCredentials, &str)>,
+        webhook: WebhookChange,
     ) -> Result<ConnectorRecord, StoreError> {
-        let id = new_id();
-        let now = now_millis();
-        let mut tx = self.begin_write().await?;
-        let secret_ids = resolve_secrets(&mut tx, spec).await?;
-        let (token, token_hash, secret) = match webhook {
-            Some((credentials, hash)) => {
-                let (t, s) = self.seal_webhook(&id, credentials)?;
-                (Some(t), Some(hash.to_owned()), Some(s))
-            }
-            None => (None, None, None),
+        let write = ConnectorWrite {
+            current: None,
+            file: connector_yaml::render(spec, None),
+            spec: spec.clone(),
+            webhook,
         };
-        sqlx::query(
-            "INSERT INTO connectors (id, name, spec, webhook_token, webhook_token_hash, webhook_secret, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&id)
-        .bind(spec.name.as_str())
-        .bind(spec_json(spec)?)
-        .bind(token)
-        .bind(token_hash)
-        .bind(secret)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::from_unique_violation(e, "connector", spec.name.as_str()))?;
-        link_secrets(&mut tx, &id, &secret_ids).await?;
-        tx.commit().await?;
+        self.apply_entities(&[EntityChange::PutConnector(Box::new(write))], false)
+            .await?;
         self.get_connector(&spec.name).await
     }
 
     /// Replaces a connector's spec (possibly renaming it) and changes its webhook credentials.
     /// `current` is the record the change was computed from: if the connector changed since,
-    /// nothing is written and [`StoreError::Conflict`] says so, so no update is lost.
+    /// nothing is written and [`StoreError::Conflict`] says so, so no update is lost. A rename
+    /// is refused while files refer to the old name; the server rewrites them in the same
+    /// batch with [`Store::apply_entities`].
     pub async fn update_connector(
         &self,
         current: &ConnectorRecord,
         spec: &GitConnector,
         webhook: WebhookChange,
     ) -> Result<ConnectorRecord, StoreError> {
-        let id = &current.id;
-        let mut tx = self.begin_write().await?;
-        let secret_ids = resolve_secrets(&mut tx, spec).await?;
-        let updated = sqlx::query(
-            "UPDATE connectors SET name = $1, spec = $2, updated_at = $3, revision = revision + 1
-             WHERE id = $4 AND revision = $5",
-        )
-        .bind(spec.name.as_str())
-        .bind(spec_json(spec)?)
-        .bind(now_millis())
-        .bind(id)
-        .bind(current.revision)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::from_unique_violation(e, "connector", spec.name.as_str()))?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::Conflict {
-                what: "connector",
-                name: current.spec.name.to_string(),
-            });
-        }
-        match webhook {
-            WebhookChange::Keep => {}
-            WebhookChange::Set {
-                credentials,
-                token_hash,
-            } => {
-                let (token, secret) = self.seal_webhook(id, &credentials)?;
-                sqlx::query(
-                    "UPDATE connectors SET webhook_token = $1, webhook_token_hash = $2, webhook_secret = $3 WHERE id = $4",
-                )
-                .bind(token)
-                .bind(token_hash)
-                .bind(secret)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            WebhookChange::Remove => {
-                sqlx::query(
-                    "UPDATE connectors SET webhook_token = NULL, webhook_token_hash = NULL, webhook_secret = NULL WHERE id = $1",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        sqlx::query("DELETE FROM connector_secrets WHERE connector_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
+        let write = ConnectorWrite::update(current, spec.clone(), webhook);
+        self.apply_entities(&[EntityChange::PutConnector(Box::new(write))], false)
             .await?;
-        link_secrets(&mut tx, id, &secret_ids).await?;
-        tx.commit().await?;
         self.get_connector(&spec.name).await
     }
 
@@ -195,18 +144,13 @@ impl Store {
         rows.iter().map(connector_from_row).collect()
     }
 
-    /// Deletes a connector.
+    /// Deletes a connector, unless files still refer to it.
     pub async fn delete_connector(&self, name: &EntityName) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM connectors WHERE name = $1")
-            .bind(name.as_str())
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "connector",
-                name: name.to_string(),
-            });
-        }
+        self.apply_entities(
+            &[EntityChange::DeleteConnector { name: name.clone() }],
+            false,
+        )
+        .await?;
         Ok(())
     }
 
@@ -282,6 +226,122 @@ impl Store {
     }
 }
 
+impl ConnectorWrite {
+    /// An update of `current` to `spec`, its file re-rendered over the one it has.
+    pub fn update(current: &ConnectorRecord, spec: GitConnector, webhook: WebhookChange) -> Self {
+        let source = parse(current.file.as_bytes(), &Limits::default()).ok();
+        ConnectorWrite {
+            current: Some(current.clone()),
+            file: connector_yaml::render(&spec, source.as_ref()),
+            spec,
+            webhook,
+        }
+    }
+
+    /// The path of the file after the write.
+    pub fn path(&self) -> String {
+        connector_yaml::path(&self.spec.name)
+    }
+
+    /// True when the write would store exactly what is there.
+    pub(crate) fn is_noop(&self) -> bool {
+        matches!(self.webhook, WebhookChange::Keep)
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.spec == self.spec && c.file == self.file)
+    }
+}
+
+impl Store {
+    /// Inserts or updates one connector inside a batch's transaction.
+    pub(crate) async fn write_connector(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        write: &ConnectorWrite,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let spec = &write.spec;
+        let secret_ids = resolve_secrets(tx, spec).await?;
+        let id = match &write.current {
+            None => {
+                let id = new_id();
+                sqlx::query(
+                    "INSERT INTO connectors (id, name, spec, file, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&id)
+                .bind(spec.name.as_str())
+                .bind(spec_json(spec)?)
+                .bind(&write.file)
+                .bind(now)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| {
+                    StoreError::from_unique_violation(e, "connector", spec.name.as_str())
+                })?;
+                id
+            }
+            Some(current) => {
+                let updated = sqlx::query(
+                    "UPDATE connectors SET name = $1, spec = $2, file = $3, updated_at = $4, revision = revision + 1
+                     WHERE id = $5 AND revision = $6",
+                )
+                .bind(spec.name.as_str())
+                .bind(spec_json(spec)?)
+                .bind(&write.file)
+                .bind(now)
+                .bind(&current.id)
+                .bind(current.revision)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| {
+                    StoreError::from_unique_violation(e, "connector", spec.name.as_str())
+                })?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::Conflict {
+                        what: "connector",
+                        name: current.spec.name.to_string(),
+                    });
+                }
+                sqlx::query("DELETE FROM connector_secrets WHERE connector_id = $1")
+                    .bind(&current.id)
+                    .execute(&mut **tx)
+                    .await?;
+                current.id.clone()
+            }
+        };
+        match &write.webhook {
+            WebhookChange::Keep => {}
+            WebhookChange::Set {
+                credentials,
+                token_hash,
+            } => {
+                let (token, secret) = self.seal_webhook(&id, credentials)?;
+                sqlx::query(
+                    "UPDATE connectors SET webhook_token = $1, webhook_token_hash = $2, webhook_secret = $3 WHERE id = $4",
+                )
+                .bind(token)
+                .bind(token_hash)
+                .bind(secret)
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+            }
+            WebhookChange::Remove => {
+                sqlx::query(
+                    "UPDATE connectors SET webhook_token = NULL, webhook_token_hash = NULL, webhook_secret = NULL WHERE id = $1",
+                )
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        link_secrets(tx, &id, &secret_ids).await
+    }
+}
+
 fn spec_json(spec: &GitConnector) -> Result<String, StoreError> {
     serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -294,8 +354,13 @@ fn connector_from_row(row: &AnyRow) -> Result<ConnectorRecord, StoreError> {
     // written by any version.
     let spec = GitConnector::parse(&spec.to_draft())
         .map_err(|e| StoreError::Corrupt(format!("connector {:?}: {e}", spec.name.as_str())))?;
+    let file = match row.try_get::<Option<String>, _>("file")? {
+        Some(file) => file,
+        None => connector_yaml::render(&spec, None),
+    };
     Ok(ConnectorRecord {
         id: row.try_get("id")?,
+        file,
         spec,
         has_webhook: row
             .try_get::<Option<String>, _>("webhook_token_hash")?
@@ -310,7 +375,7 @@ fn connector_from_row(row: &AnyRow) -> Result<ConnectorRecord, StoreError> {
 /// Looks up the secrets a connector names, in the same transaction that saves it, so that a
 /// concurrent delete cannot slip between the check and the link.
 async fn resolve_secrets(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut Transaction<'static, Any>,
     spec: &GitConnector,
 ) -> Result<Vec<String>, StoreError> {
     let (field, name, kind) = match &spec.credentials {

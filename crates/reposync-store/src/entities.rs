@@ -3,6 +3,10 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use reposync_model::EntityName;
+use reposync_model::connector_yaml;
+
+use crate::connectors::ConnectorWrite;
 use crate::{Store, StoreError, new_id, now_millis};
 
 /// One file of the tree as stored.
@@ -29,10 +33,17 @@ pub struct EntityWrite {
 }
 
 /// A change in a batch.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum EntityChange {
     Put(EntityWrite),
-    Delete { path: String },
+    Delete {
+        path: String,
+    },
+    /// A Source Repo Provider file: the connector itself, created, changed or renamed.
+    PutConnector(Box<ConnectorWrite>),
+    DeleteConnector {
+        name: EntityName,
+    },
 }
 
 /// What a batch did to one path.
@@ -46,6 +57,55 @@ pub enum ChangeOutcome {
 
 const ENTITY_COLUMNS: &str = "path, kind, app, content, revision, created_at, updated_at";
 
+/// The paths a batch writes (with the references each holds) and deletes.
+struct BatchPaths<'a> {
+    put: HashMap<String, &'a [(String, String)]>,
+    deleted: HashSet<String>,
+}
+
+impl<'a> BatchPaths<'a> {
+    fn of(changes: &'a [EntityChange]) -> Result<Self, StoreError> {
+        let mut put: HashMap<String, &'a [(String, String)]> = HashMap::new();
+        let mut deleted = HashSet::new();
+        let mut add_put = |path: String, refs: &'a [(String, String)]| {
+            if put.insert(path.clone(), refs).is_some() {
+                return Err(StoreError::Invalid {
+                    field: path,
+                    message: "is given more than once in one batch".into(),
+                });
+            }
+            Ok(())
+        };
+        for change in changes {
+            match change {
+                EntityChange::Put(write) => add_put(write.path.clone(), &write.references)?,
+                EntityChange::PutConnector(write) => {
+                    add_put(write.path(), &[])?;
+                    // A rename deletes the file at the old name.
+                    if let Some(current) = &write.current
+                        && current.spec.name != write.spec.name
+                    {
+                        deleted.insert(connector_yaml::path(&current.spec.name));
+                    }
+                }
+                EntityChange::Delete { path } => {
+                    deleted.insert(path.clone());
+                }
+                EntityChange::DeleteConnector { name } => {
+                    deleted.insert(connector_yaml::path(name));
+                }
+            }
+        }
+        if let Some(both) = deleted.iter().find(|p| put.contains_key(*p)) {
+            return Err(StoreError::Invalid {
+                field: both.clone(),
+                message: "is both written and deleted in one batch".into(),
+            });
+        }
+        Ok(BatchPaths { put, deleted })
+    }
+}
+
 impl Store {
     /// Applies a batch of changes in one transaction: all of them, or none.
     ///
@@ -53,14 +113,14 @@ impl Store {
     /// a path that neither exists nor is put by the batch, or to a path the batch deletes,
     /// fails the batch with [`StoreError::Invalid`] naming the file and field. A delete of a
     /// path that a file outside the batch still refers to fails with [`StoreError::InUse`].
-    /// `external_targets` are paths that exist outside this table (Source Repo Providers,
-    /// which are connectors). Everything is read with one query per table, never per file.
+    /// Connectors are files of the tree too (Source Repo Providers), written in the same
+    /// transaction. Everything is read with one query per table, never per file.
     pub async fn apply_entities(
         &self,
         changes: &[EntityChange],
-        external_targets: &HashSet<String>,
         dry_run: bool,
     ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
+        let batch = BatchPaths::of(changes)?;
         let mut tx = self.begin_write().await?;
         let existing: HashMap<String, (String, Vec<u8>)> =
             sqlx::query("SELECT id, path, content FROM entities")
@@ -74,6 +134,35 @@ impl Store {
                     ))
                 })
                 .collect::<Result<_, sqlx::Error>>()?;
+        let connector_rows: Vec<(String, String, i64)> =
+            sqlx::query("SELECT id, name, revision FROM connectors")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("name")?, r.try_get("revision")?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+        let connectors: HashSet<String> = connector_rows
+            .iter()
+            .filter_map(|(_, name, _)| EntityName::parse(name).ok())
+            .map(|name| connector_yaml::path(&name))
+            .collect();
+        let revisions: HashMap<&str, i64> = connector_rows
+            .iter()
+            .map(|(id, _, revision)| (id.as_str(), *revision))
+            .collect();
+        // A connector change computed from a stale read is refused, even one that would
+        // change nothing against that read.
+        for change in changes {
+            if let EntityChange::PutConnector(write) = change
+                && let Some(current) = &write.current
+                && revisions.get(current.id.as_str()) != Some(&current.revision)
+            {
+                return Err(StoreError::Conflict {
+                    what: "connector",
+                    name: current.spec.name.to_string(),
+                });
+            }
+        }
         let referrers: Vec<(String, String)> = sqlx::query(
             "SELECT e.path AS from_path, r.to_path AS to_path FROM entity_references r JOIN entities e ON e.id = r.from_id",
         )
@@ -83,65 +172,38 @@ impl Store {
         .map(|r| Ok((r.try_get("from_path")?, r.try_get("to_path")?)))
         .collect::<Result<_, sqlx::Error>>()?;
 
-        let deleted: HashSet<&str> = changes
-            .iter()
-            .filter_map(|c| match c {
-                EntityChange::Delete { path } => Some(path.as_str()),
-                EntityChange::Put(_) => None,
-            })
-            .collect();
-        let put: HashMap<&str, &EntityWrite> = changes
-            .iter()
-            .filter_map(|c| match c {
-                EntityChange::Put(w) => Some((w.path.as_str(), w)),
-                EntityChange::Delete { .. } => None,
-            })
-            .collect();
-        let puts = changes
-            .iter()
-            .filter(|c| matches!(c, EntityChange::Put(_)))
-            .count();
-        if puts != put.len() {
-            return Err(StoreError::Invalid {
-                field: "files".into(),
-                message: "the same path is given more than once".into(),
-            });
-        }
-        if let Some(both) = deleted.iter().find(|p| put.contains_key(**p)) {
-            return Err(StoreError::Invalid {
-                field: (*both).to_owned(),
-                message: "is both written and deleted in one batch".into(),
-            });
-        }
+        let exists_now = |path: &str| existing.contains_key(path) || connectors.contains(path);
         let exists_after = |path: &str| {
-            put.contains_key(path)
-                || external_targets.contains(path)
-                || (existing.contains_key(path) && !deleted.contains(path))
+            batch.put.contains_key(path) || (exists_now(path) && !batch.deleted.contains(path))
         };
-        for write in put.values() {
-            for (field, target) in &write.references {
+        let mut put_paths: Vec<&String> = batch.put.keys().collect();
+        put_paths.sort();
+        for path in put_paths {
+            for (field, target) in batch.put[path] {
                 if !exists_after(target) {
                     return Err(StoreError::Invalid {
-                        field: format!("{}: {field}", write.path),
+                        field: format!("{path}: {field}"),
                         message: format!("refers to {target}, which does not exist"),
                     });
                 }
             }
         }
-        for path in &deleted {
-            if !existing.contains_key(*path) {
+        let mut deleted_paths: Vec<&String> = batch.deleted.iter().collect();
+        deleted_paths.sort();
+        for path in deleted_paths {
+            if !exists_now(path) {
                 return Err(StoreError::NotFound {
                     what: "entity",
-                    name: (*path).to_owned(),
+                    name: path.clone(),
                 });
             }
             // Referrers that stay: not deleted themselves, and not rewritten without the
             // reference by this batch.
             let mut from: Vec<String> = referrers
                 .iter()
-                .filter(|(from, to)| to == path && !deleted.contains(from.as_str()))
-                .filter(|(from, _)| match put.get(from.as_str()) {
-                    Some(write) => write.references.iter().any(|(_, t)| t == path),
+                .filter(|(from, to)| to == path && !batch.deleted.contains(from))
+                .filter(|(from, _)| match batch.put.get(from) {
+                    Some(refs) => refs.iter().any(|(_, t)| t == path),
                     None => true,
                 })
                 .map(|(from, _)| from.clone())
@@ -151,7 +213,7 @@ impl Store {
             if !from.is_empty() {
                 return Err(StoreError::InUse {
                     what: "entity",
-                    name: (*path).to_owned(),
+                    name: path.clone(),
                     user_kind: "file",
                     used_by: from,
                 });
@@ -171,6 +233,34 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     outcomes.push((path.clone(), ChangeOutcome::Deleted));
+                }
+                EntityChange::DeleteConnector { name } => {
+                    sqlx::query("DELETE FROM connectors WHERE name = $1")
+                        .bind(name.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    outcomes.push((connector_yaml::path(name), ChangeOutcome::Deleted));
+                }
+                EntityChange::PutConnector(write) => {
+                    let outcome = if write.is_noop() {
+                        ChangeOutcome::Unchanged
+                    } else {
+                        self.write_connector(&mut tx, write, now).await?;
+                        if write.current.is_some() {
+                            ChangeOutcome::Changed
+                        } else {
+                            ChangeOutcome::Created
+                        }
+                    };
+                    if let Some(current) = &write.current
+                        && current.spec.name != write.spec.name
+                    {
+                        outcomes.push((
+                            connector_yaml::path(&current.spec.name),
+                            ChangeOutcome::Deleted,
+                        ));
+                    }
+                    outcomes.push((write.path(), outcome));
                 }
                 EntityChange::Put(write) => {
                     let outcome = match existing.get(&write.path) {

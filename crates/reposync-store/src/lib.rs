@@ -25,7 +25,7 @@ use reposync_secrets::MasterKey;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use connectors::{ConnectorRecord, WebhookChange, WebhookCredentials};
+pub use connectors::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
 pub use entities::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 pub use error::StoreError;
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};

@@ -2,8 +2,6 @@
 
 #![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
 
-use std::collections::HashSet;
-
 use reposync_secrets::MasterKey;
 use reposync_store::{ChangeOutcome, EntityChange, EntityWrite, Store, StoreError};
 
@@ -43,18 +41,15 @@ async fn a_batch_applies_whole_and_a_second_identical_batch_changes_nothing() {
             &[("pipelineStages[0].workflowName", WORKFLOW)],
         ),
     ];
-    let outcomes = store
-        .apply_entities(&batch, &HashSet::new(), false)
-        .await
-        .expect("apply");
+    let outcomes = store.apply_entities(&batch, false).await.expect("apply");
     assert!(outcomes.iter().all(|(_, o)| *o == ChangeOutcome::Created));
     let again = store
-        .apply_entities(&batch, &HashSet::new(), false)
+        .apply_entities(&batch, false)
         .await
         .expect("apply again");
     assert!(again.iter().all(|(_, o)| *o == ChangeOutcome::Unchanged));
     let changed = store
-        .apply_entities(&[put(WORKFLOW, "w2", &[])], &HashSet::new(), false)
+        .apply_entities(&[put(WORKFLOW, "w2", &[])], false)
         .await
         .expect("change");
     assert_eq!(changed, vec![(WORKFLOW.to_owned(), ChangeOutcome::Changed)]);
@@ -78,7 +73,7 @@ async fn a_missing_reference_fails_the_whole_batch() {
         ),
     ];
     let err = store
-        .apply_entities(&batch, &HashSet::new(), false)
+        .apply_entities(&batch, false)
         .await
         .expect_err("dangling");
     assert!(err.to_string().contains(WORKFLOW), "{err}");
@@ -86,11 +81,12 @@ async fn a_missing_reference_fails_the_whole_batch() {
         store.list_entities(None).await.expect("list").is_empty(),
         "nothing was written"
     );
-    let external: HashSet<String> = [WORKFLOW.to_owned()].into();
+    let mut with_target = batch;
+    with_target.push(put(WORKFLOW, "w", &[]));
     store
-        .apply_entities(&batch, &external, false)
+        .apply_entities(&with_target, false)
         .await
-        .expect("external targets count");
+        .expect("the target in the same batch counts");
 }
 
 #[tokio::test]
@@ -104,7 +100,6 @@ async fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
                 put(WORKFLOW, "w", &[]),
                 put(PIPELINE, "p", &[("stage", WORKFLOW)]),
             ],
-            &HashSet::new(),
             false,
         )
         .await
@@ -114,7 +109,6 @@ async fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
             &[EntityChange::Delete {
                 path: WORKFLOW.into(),
             }],
-            &HashSet::new(),
             false,
         )
         .await
@@ -138,10 +132,84 @@ async fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
                     path: WORKFLOW.into(),
                 },
             ],
-            &HashSet::new(),
             false,
         )
         .await
         .expect("both go");
     assert!(store.get_entity(WORKFLOW).await.is_err());
+}
+
+#[tokio::test]
+async fn connectors_are_files_of_the_tree_that_applications_refer_to() {
+    use reposync_model::{ConnectorDraft, EntityName, GitConnector, SecretName};
+    use reposync_store::{ConnectorWrite, SecretKind, WebhookChange};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let secret = SecretName::parse("bb").expect("secret");
+    store
+        .create_secret(&secret, SecretKind::Text, b"token", None)
+        .await
+        .expect("secret");
+    let spec = GitConnector::parse(&ConnectorDraft {
+        name: Some("Git".into()),
+        url: Some("https://bitbucket.org/acme/config.git".into()),
+        username: Some("jdoe".into()),
+        password_secret: Some("bb".into()),
+        branch: Some("main".into()),
+        ..Default::default()
+    })
+    .expect("connector");
+    let connector = store
+        .create_connector(&spec, WebhookChange::Keep)
+        .await
+        .expect("create");
+    const CONNECTOR: &str = "Setup/Source Repo Providers/Git.yaml";
+    const RENAMED: &str = "Setup/Source Repo Providers/Git2.yaml";
+    store
+        .apply_entities(&[put(APP, "a", &[("gitConnector", CONNECTOR)])], false)
+        .await
+        .expect("an application may name the connector");
+
+    let err = store
+        .delete_connector(&spec.name)
+        .await
+        .expect_err("in use");
+    assert!(
+        matches!(&err, StoreError::InUse { used_by, .. } if used_by == &vec![APP.to_owned()]),
+        "{err}"
+    );
+    let mut renamed = spec.clone();
+    renamed.name = EntityName::parse("Git2").expect("name");
+    let rename = || {
+        EntityChange::PutConnector(Box::new(ConnectorWrite::update(
+            &connector,
+            renamed.clone(),
+            WebhookChange::Keep,
+        )))
+    };
+    let err = store
+        .apply_entities(&[rename()], false)
+        .await
+        .expect_err("a rename that leaves the application behind");
+    assert!(matches!(&err, StoreError::InUse { .. }), "{err}");
+    let outcomes = store
+        .apply_entities(
+            &[rename(), put(APP, "a2", &[("gitConnector", RENAMED)])],
+            false,
+        )
+        .await
+        .expect("a rename that rewrites its referrers");
+    assert!(outcomes.contains(&(CONNECTOR.to_owned(), ChangeOutcome::Deleted)));
+    assert!(outcomes.contains(&(RENAMED.to_owned(), ChangeOutcome::Changed)));
+    let stored = store.get_connector(&renamed.name).await.expect("renamed");
+    assert!(
+        stored.file.contains("password: reposync:bb\n"),
+        "{}",
+        stored.file
+    );
+    assert_eq!(
+        store.entity_referrers(RENAMED).await.expect("refs"),
+        vec![APP.to_owned()]
+    );
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reposync_model::{ConnectorDraft, EntityName, GitConnector, SecretName};
 use reposync_secrets::MasterKey;
-use reposync_store::{NewTask, SecretKind, Store, StoreError, TaskStatus};
+use reposync_store::{NewTask, SecretKind, Store, StoreError, TaskStatus, WebhookChange};
 
 async fn store(dir: &tempfile::TempDir) -> Store {
     Store::open(&Store::sqlite_url(dir.path()), MasterKey::generate())
@@ -76,11 +76,11 @@ async fn a_secret_in_use_cannot_be_deleted_and_the_error_names_the_connectors() 
         .await
         .expect("create");
     store
-        .create_connector(&connector("Config B", "bb"), None)
+        .create_connector(&connector("Config B", "bb"), WebhookChange::Keep)
         .await
         .expect("connector");
     store
-        .create_connector(&connector("Config A", "bb"), None)
+        .create_connector(&connector("Config A", "bb"), WebhookChange::Keep)
         .await
         .expect("connector");
     let err = store
@@ -110,7 +110,7 @@ async fn a_connector_must_name_an_existing_secret_of_the_right_kind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(&dir).await;
     let err = store
-        .create_connector(&connector("C", "missing"), None)
+        .create_connector(&connector("C", "missing"), WebhookChange::Keep)
         .await
         .expect_err("missing");
     assert!(
@@ -122,7 +122,7 @@ async fn a_connector_must_name_an_existing_secret_of_the_right_kind() {
         .await
         .expect("create");
     let err = store
-        .create_connector(&connector("C", "key"), None)
+        .create_connector(&connector("C", "key"), WebhookChange::Keep)
         .await
         .expect_err("wrong kind");
     assert!(
@@ -232,17 +232,17 @@ async fn an_update_based_on_a_stale_read_is_refused() {
         .await
         .expect("create");
     let first = store
-        .create_connector(&connector("C", "bb"), None)
+        .create_connector(&connector("C", "bb"), WebhookChange::Keep)
         .await
         .expect("connector");
     let mut renamed = first.spec.clone();
     renamed.name = EntityName::parse("C2").expect("name");
     store
-        .update_connector(&first, &renamed, reposync_store::WebhookChange::Keep)
+        .update_connector(&first, &renamed, WebhookChange::Keep)
         .await
         .expect("first update");
     let err = store
-        .update_connector(&first, &first.spec, reposync_store::WebhookChange::Keep)
+        .update_connector(&first, &first.spec, WebhookChange::Keep)
         .await
         .expect_err("stale");
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");

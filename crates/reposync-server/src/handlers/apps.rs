@@ -10,7 +10,7 @@ use reposync_model::yaml::{Document, Mapping, Node, emit};
 
 use crate::error::AppError;
 use crate::handlers::ApiJson;
-use crate::handlers::tree::write_tree;
+use crate::handlers::tree::{TreeEdit, write_tree};
 use crate::state::AppState;
 
 fn folder(name: &EntityName) -> String {
@@ -43,14 +43,11 @@ pub async fn create(
     }
     let content = emit(&Document::from_mapping(map)).into_bytes();
     tracing::info!(app = %name, "creating application");
-    write_tree(
-        &state,
-        vec![(index_path(&name), content)],
-        Vec::new(),
-        Vec::new(),
-        false,
-    )
-    .await
+    let edit = TreeEdit {
+        files: vec![(index_path(&name), content)],
+        ..TreeEdit::default()
+    };
+    write_tree(&state, edit).await
 }
 
 /// Every application, by name.
@@ -132,7 +129,12 @@ pub async fn rename(
         .collect();
     let deletes = files.into_iter().map(|f| f.path).collect();
     tracing::info!(from = %old, to = %new, "renaming application");
-    write_tree(&state, moved, Vec::new(), deletes, false).await
+    let edit = TreeEdit {
+        files: moved,
+        deletes,
+        ..TreeEdit::default()
+    };
+    write_tree(&state, edit).await
 }
 
 /// Deletes an application and everything in its folder.
@@ -152,7 +154,11 @@ pub async fn delete(
         return Err(no_app(&name));
     }
     tracing::info!(app = %name, files = paths.len(), "deleting application");
-    write_tree(&state, Vec::new(), Vec::new(), paths, false).await
+    let edit = TreeEdit {
+        deletes: paths,
+        ..TreeEdit::default()
+    };
+    write_tree(&state, edit).await
 }
 
 fn no_app(name: &EntityName) -> AppError {

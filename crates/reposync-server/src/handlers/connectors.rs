@@ -5,14 +5,15 @@ use reposync_api::{
     ConnectorDraft, ConnectorPatch, ConnectorSaved, ConnectorView, ListResponse, SecretValue,
     TaskView, TestRequest, WebhookView,
 };
-use reposync_model::tree::ROOT;
-use reposync_model::{EntityName, GitConnector, RepoSlug};
-use reposync_store::{ConnectorRecord, WebhookChange, WebhookCredentials};
+use reposync_model::tree::{EntityKind, EntityPath};
+use reposync_model::{EntityName, GitConnector, RepoSlug, connector_yaml};
+use reposync_store::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::auth::{hash_token, new_token};
 use crate::error::{AppError, json_data_error};
+use crate::handlers::tree::{TreeEdit, applied_or_error, apply_edit, rewritten_referrers};
 use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
 use crate::tasks::{TEST_CONNECTION, TestConnectionPayload};
@@ -45,13 +46,21 @@ pub async fn create(
     ApiJson(draft): ApiJson<ConnectorDraft>,
 ) -> Result<(StatusCode, Json<ConnectorSaved>), AppError> {
     let spec = GitConnector::parse(&draft)?;
-    let webhook = spec.generate_webhook_url.then(new_webhook_credentials);
-    let record = state
-        .store
-        .create_connector(&spec, webhook.as_ref().map(|(c, h)| (c, h.as_str())))
-        .await?;
+    let (change, webhook) = if spec.generate_webhook_url {
+        let (credentials, token_hash) = new_webhook_credentials();
+        let shown = webhook_view(&state, &credentials);
+        (
+            WebhookChange::Set {
+                credentials,
+                token_hash,
+            },
+            Some(shown),
+        )
+    } else {
+        (WebhookChange::Keep, None)
+    };
+    let record = state.store.create_connector(&spec, change).await?;
     tracing::info!(connector = %spec.name, provider = %spec.provider, "created connector");
-    let webhook = webhook.map(|(c, _)| webhook_view(&state, &c));
     Ok((
         StatusCode::CREATED,
         Json(ConnectorSaved {
@@ -85,11 +94,35 @@ pub async fn update(
         (true, false) => (WebhookChange::Remove, None),
         _ => (WebhookChange::Keep, None),
     };
-    let record = state
-        .store
-        .update_connector(&current, &spec, change)
-        .await?;
-    tracing::info!(connector = %spec.name, "updated connector");
+    // A rename rewrites every application's `gitConnector` in the same batch.
+    let renamed = current.spec.name != spec.name;
+    let referrers = if renamed {
+        let as_path = |name: &EntityName| EntityPath {
+            kind: EntityKind::SourceRepoProvider,
+            app: None,
+            service: None,
+            environment: None,
+            name: Some(name.clone()),
+            rest: None,
+        };
+        rewritten_referrers(
+            &state,
+            &as_path(&current.spec.name),
+            &as_path(&spec.name),
+            &[],
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let edit = TreeEdit {
+        files: referrers,
+        connectors: vec![ConnectorWrite::update(&current, spec.clone(), change)],
+        ..TreeEdit::default()
+    };
+    applied_or_error(apply_edit(&state, edit).await?)?;
+    let record = state.store.get_connector(&spec.name).await?;
+    tracing::info!(connector = %spec.name, renamed, "updated connector");
     Ok(Json(ConnectorSaved {
         connector: view(&state, &record).await?,
         webhook: fresh,
@@ -103,7 +136,7 @@ pub async fn delete(
     let name = EntityName::parse(&name)?;
     // The connector is also the Source Repo Provider file that applications name in
     // `gitConnector`; it cannot go while they do.
-    let as_file = format!("{ROOT}/Source Repo Providers/{name}.yaml");
+    let as_file = connector_yaml::path(&name);
     let referrers = state.store.entity_referrers(&as_file).await?;
     if !referrers.is_empty() {
         return Err(AppError::new(

@@ -1,6 +1,6 @@
 //! The configuration tree: import, export, and single files by path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -11,14 +11,17 @@ use base64::engine::general_purpose::STANDARD;
 use reposync_api::{
     ApiError, EntityView, ExportResponse, ImportReport, ImportRequest, TreeFile, TreeProblemView,
 };
-use reposync_model::kinds::references;
-use reposync_model::tree::{EntityKind, EntityPath, ROOT};
+use reposync_model::kinds::{references, retarget};
+use reposync_model::tree::{EntityKind, EntityPath, PathClass, ROOT, classify};
 use reposync_model::validate::{TreeProblem, check_links, read_files};
-use reposync_model::yaml::{Limits, emit};
-use reposync_store::{ChangeOutcome, EntityChange, EntityWrite};
+use reposync_model::yaml::{Document, Limits, emit, parse};
+use reposync_model::{Credentials, EntityName, GitConnector, connector_yaml};
+use reposync_store::{
+    ChangeOutcome, ConnectorRecord, ConnectorWrite, EntityChange, EntityWrite, SecretKind,
+    WebhookChange,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::connector_yaml;
 use crate::error::AppError;
 use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
@@ -31,12 +34,14 @@ pub async fn import(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ImportRequest>,
 ) -> Result<Response, AppError> {
-    let mut files = Vec::with_capacity(request.files.len());
-    let mut problems = Vec::new();
+    let mut edit = TreeEdit {
+        dry_run: request.dry_run,
+        ..TreeEdit::default()
+    };
     for file in request.files {
         match STANDARD.decode(file.content.as_bytes()) {
-            Ok(bytes) => files.push((file.path, bytes)),
-            Err(_) => problems.push(TreeProblem {
+            Ok(bytes) => edit.files.push((file.path, bytes)),
+            Err(_) => edit.problems.push(TreeProblem {
                 path: file.path,
                 line: 0,
                 column: 0,
@@ -44,53 +49,106 @@ pub async fn import(
             }),
         }
     }
-    write_tree(&state, files, problems, Vec::new(), request.dry_run).await
+    write_tree(&state, edit).await
 }
 
-/// Writes files and deletes paths as one all-or-nothing batch, after checking every file on
-/// its own and every link against the tree as it will be. Answers with the report, or with
-/// `422 invalid_tree` and the report listing every failing file.
-pub async fn write_tree(
-    state: &AppState,
-    files: Vec<(String, Vec<u8>)>,
-    problems: Vec<TreeProblem>,
-    deletes: Vec<String>,
-    dry_run: bool,
-) -> Result<Response, AppError> {
+/// One all-or-nothing change to the tree.
+#[derive(Debug, Default)]
+pub struct TreeEdit {
+    /// Files to create or replace, as bytes to parse and check.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Problems already found (undecodable input), reported with the rest.
+    pub problems: Vec<TreeProblem>,
+    /// Paths to delete. A Source Repo Provider path deletes the connector.
+    pub deletes: Vec<String>,
+    /// Connector changes that do not come from a file (the connector API).
+    pub connectors: Vec<ConnectorWrite>,
+    pub dry_run: bool,
+}
+
+/// What an edit came to: applied, or refused with every problem listed.
+#[derive(Debug)]
+pub enum TreeOutcome {
+    Applied(ImportReport),
+    Rejected(ImportReport),
+}
+
+/// Applies an edit and answers with the report, or with `422 invalid_tree` and the report
+/// listing every failing file.
+pub async fn write_tree(state: &AppState, edit: TreeEdit) -> Result<Response, AppError> {
+    Ok(match apply_edit(state, edit).await? {
+        TreeOutcome::Applied(report) => Json(report).into_response(),
+        TreeOutcome::Rejected(report) => rejected(report),
+    })
+}
+
+/// Writes files, connectors and deletes as one all-or-nothing batch, after checking every
+/// file on its own and every link against the tree as it will be.
+pub async fn apply_edit(state: &AppState, edit: TreeEdit) -> Result<TreeOutcome, AppError> {
+    let TreeEdit {
+        files,
+        problems,
+        deletes,
+        connectors: connector_writes,
+        dry_run,
+    } = edit;
     let mut report = read_files(&files, &Limits::default());
     report.problems.extend(problems);
+    let connectors: HashMap<String, ConnectorRecord> = state
+        .store
+        .list_connectors()
+        .await?
+        .into_iter()
+        .map(|c| (c.spec.name.to_string(), c))
+        .collect();
     let mut elsewhere = existing_paths(state).await?;
     for path in &deletes {
         elsewhere.remove(path);
     }
-    check_links(&mut report, &elsewhere);
-    // Source Repo Providers are connectors. A file identical to the connector's own rendering
-    // (an exported tree coming back) is left alone; changing them from YAML is not done yet.
-    let mut unchanged_connectors = 0;
-    let mut connector_files = HashSet::new();
-    for file in &report.files {
-        if file.entity.kind != EntityKind::SourceRepoProvider {
-            continue;
+    for write in &connector_writes {
+        if let Some(current) = &write.current {
+            elsewhere.remove(&connector_yaml::path(&current.spec.name));
         }
-        connector_files.insert(file.path.clone());
-        let same = match (connector_for_path(state, &file.path).await?, &file.document) {
-            (Some(connector), Some(document)) => {
-                connector_yaml::render(&connector.spec) == emit(document)
-            }
-            _ => false,
+        elsewhere.insert(write.path());
+    }
+    check_links(&mut report, &elsewhere);
+
+    // Source Repo Provider files are connectors: each becomes a connector write.
+    let mut changes: Vec<EntityChange> = Vec::new();
+    let secrets: HashMap<String, SecretKind> = state
+        .store
+        .list_secrets()
+        .await?
+        .into_iter()
+        .map(|s| (s.name.to_string(), s.kind))
+        .collect();
+    for file in &report.files {
+        let (EntityKind::SourceRepoProvider, Some(name), Some(document)) =
+            (file.entity.kind, &file.entity.name, &file.document)
+        else {
+            continue;
         };
-        if same {
-            unchanged_connectors += 1;
-        } else {
-            report.problems.push(TreeProblem {
-                path: file.path.clone(),
-                line: 0,
-                column: 0,
-                message: "Source Repo Providers are connectors: create or change them with `reposync connector add|update` (from YAML, this comes with Git Sync)".into(),
-            });
+        let current = connectors.get(name.as_str());
+        match connector_yaml::to_connector(&file.path, name, document, current.map(|c| &c.spec)) {
+            Ok(spec) => {
+                if let Some(problem) = missing_secret(&file.path, &spec, document, &secrets) {
+                    report.problems.push(problem);
+                    continue;
+                }
+                let file_text = connector_yaml::render(&spec, Some(document));
+                changes.push(EntityChange::PutConnector(Box::new(ConnectorWrite {
+                    current: current.cloned(),
+                    spec,
+                    file: file_text,
+                    webhook: WebhookChange::Keep,
+                })));
+            }
+            Err(problem) => report.problems.push(problem),
         }
     }
-    report.files.retain(|f| !connector_files.contains(&f.path));
+    report
+        .files
+        .retain(|f| f.entity.kind != EntityKind::SourceRepoProvider);
     let mut summary = ImportReport {
         dry_run,
         ignored: report.ignored.len(),
@@ -99,49 +157,50 @@ pub async fn write_tree(
     if !report.problems.is_empty() {
         report.problems.sort();
         summary.problems = report.problems.iter().map(problem_view).collect();
-        return Ok(rejected(summary));
+        return Ok(TreeOutcome::Rejected(summary));
     }
 
     let mut parsed = report.files;
     parsed.sort_by_key(|f| (f.entity.kind.apply_rank(), f.path.clone()));
-    let raw: std::collections::HashMap<&str, &Vec<u8>> =
-        files.iter().map(|(p, b)| (p.as_str(), b)).collect();
-    let mut changes: Vec<EntityChange> = parsed
-        .iter()
-        .map(|file| {
-            let (content, refs) = match &file.document {
-                Some(document) => (
-                    emit(document).into_bytes(),
-                    references(&file.entity, document)
-                        .into_iter()
-                        .map(|r| (r.field, r.target.to_path()))
-                        .collect(),
-                ),
-                None => (
-                    raw.get(file.path.as_str())
-                        .map(|b| (*b).clone())
-                        .unwrap_or_default(),
-                    Vec::new(),
-                ),
-            };
-            EntityChange::Put(EntityWrite {
-                path: file.path.clone(),
-                kind: file.entity.kind.as_str().to_owned(),
-                app: file.entity.app.as_ref().map(ToString::to_string),
-                content,
-                references: refs,
-            })
+    let raw: HashMap<&str, &Vec<u8>> = files.iter().map(|(p, b)| (p.as_str(), b)).collect();
+    changes.extend(
+        connector_writes
+            .into_iter()
+            .map(|w| EntityChange::PutConnector(Box::new(w))),
+    );
+    changes.extend(parsed.iter().map(|file| {
+        let (content, refs) = match &file.document {
+            Some(document) => (
+                emit(document).into_bytes(),
+                references(&file.entity, document)
+                    .into_iter()
+                    .map(|r| (r.field, r.target.to_path()))
+                    .collect(),
+            ),
+            None => (
+                raw.get(file.path.as_str())
+                    .map(|b| (*b).clone())
+                    .unwrap_or_default(),
+                Vec::new(),
+            ),
+        };
+        EntityChange::Put(EntityWrite {
+            path: file.path.clone(),
+            kind: file.entity.kind.as_str().to_owned(),
+            app: file.entity.app.as_ref().map(ToString::to_string),
+            content,
+            references: refs,
         })
-        .collect();
+    }));
     changes.extend(
         deletes
             .into_iter()
-            .map(|path| EntityChange::Delete { path }),
+            .map(|path| match source_repo_provider_name(&path) {
+                Some(name) => EntityChange::DeleteConnector { name },
+                None => EntityChange::Delete { path },
+            }),
     );
-    let outcomes = state
-        .store
-        .apply_entities(&changes, &elsewhere, dry_run)
-        .await?;
+    let outcomes = state.store.apply_entities(&changes, dry_run).await?;
     for (_, outcome) in &outcomes {
         match outcome {
             ChangeOutcome::Created => summary.created += 1,
@@ -150,16 +209,68 @@ pub async fn write_tree(
             ChangeOutcome::Deleted => summary.deleted += 1,
         }
     }
-    summary.unchanged += unchanged_connectors;
     summary.applied = !dry_run;
     tracing::info!(
         created = summary.created,
         changed = summary.changed,
         unchanged = summary.unchanged,
+        deleted = summary.deleted,
         dry_run,
         "wrote tree"
     );
-    Ok(Json(summary).into_response())
+    Ok(TreeOutcome::Applied(summary))
+}
+
+/// A problem if the secret a Source Repo Provider file names does not exist or is of the wrong
+/// kind, at the line that names it.
+fn missing_secret(
+    path: &str,
+    spec: &GitConnector,
+    document: &Document,
+    secrets: &HashMap<String, SecretKind>,
+) -> Option<TreeProblem> {
+    let (key, name, wanted, described) = match &spec.credentials {
+        Credentials::Https {
+            password_secret, ..
+        } => (
+            "password",
+            password_secret.as_str(),
+            SecretKind::Text,
+            "an Encrypted Text secret (a token or password)",
+        ),
+        Credentials::Ssh { ssh_key_secret } => (
+            "sshKeyName",
+            ssh_key_secret.as_str(),
+            SecretKind::SshKey,
+            "an SSH Key Credential",
+        ),
+    };
+    let message = match secrets.get(name) {
+        Some(kind) if *kind == wanted => return None,
+        Some(_) => format!("{key}: secret {name:?} is not {described}"),
+        None => format!(
+            "{key}: secret {name:?} does not exist; create it first with `reposync secret create`"
+        ),
+    };
+    let node = document.root_map().and_then(|m| m.get(key));
+    Some(TreeProblem {
+        path: path.to_owned(),
+        line: node.map_or(0, |n| n.line),
+        column: node.map_or(0, |n| n.column),
+        message,
+    })
+}
+
+/// The connector a Source Repo Provider path names, if it is one.
+fn source_repo_provider_name(path: &str) -> Option<EntityName> {
+    match classify(path) {
+        Ok(PathClass::Entity(EntityPath {
+            kind: EntityKind::SourceRepoProvider,
+            name,
+            ..
+        })) => name,
+        _ => None,
+    }
 }
 
 /// The connector a Source Repo Provider path names, if the path is one and the connector
@@ -167,16 +278,10 @@ pub async fn write_tree(
 async fn connector_for_path(
     state: &AppState,
     path: &str,
-) -> Result<Option<reposync_store::ConnectorRecord>, AppError> {
-    let Ok(reposync_model::tree::PathClass::Entity(entity)) = reposync_model::tree::classify(path)
-    else {
-        return Ok(None);
-    };
-    match (entity.kind, entity.name) {
-        (EntityKind::SourceRepoProvider, Some(name)) => {
-            Ok(state.store.get_connector(&name).await.ok())
-        }
-        _ => Ok(None),
+) -> Result<Option<ConnectorRecord>, AppError> {
+    match source_repo_provider_name(path) {
+        Some(name) => Ok(state.store.get_connector(&name).await.ok()),
+        None => Ok(None),
     }
 }
 
@@ -184,15 +289,7 @@ async fn connector_for_path(
 async fn existing_paths(state: &AppState) -> Result<HashSet<String>, AppError> {
     let mut paths: HashSet<String> = state.store.entity_paths().await?.into_iter().collect();
     for connector in state.store.list_connectors().await? {
-        let path = EntityPath {
-            kind: EntityKind::SourceRepoProvider,
-            app: None,
-            service: None,
-            environment: None,
-            name: Some(connector.spec.name.clone()),
-            rest: None,
-        };
-        paths.insert(path.to_path());
+        paths.insert(connector_yaml::path(&connector.spec.name));
     }
     Ok(paths)
 }
@@ -253,7 +350,7 @@ pub async fn export(
         for connector in state.store.list_connectors().await? {
             files.push(TreeFile {
                 path: connector_yaml::path(&connector.spec.name),
-                content: STANDARD.encode(connector_yaml::render(&connector.spec)),
+                content: STANDARD.encode(&connector.file),
             });
         }
     }
@@ -286,7 +383,7 @@ pub async fn show(
         return Ok(Json(EntityView {
             path: query.path,
             kind: EntityKind::SourceRepoProvider.as_str().to_owned(),
-            content: connector_yaml::render(&connector.spec),
+            content: connector.file,
             revision: connector.revision,
             updated_at: views::timestamp(connector.updated_at),
         }));
@@ -301,24 +398,43 @@ pub async fn show(
     }))
 }
 
-/// Deletes one file, unless others refer to it.
+/// Deletes one file, unless others refer to it. A Source Repo Provider path deletes the
+/// connector.
 pub async fn delete(
     State(state): State<AppState>,
     query: Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Deleted>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("path", e.body_text()))?;
-    state
-        .store
-        .apply_entities(
-            &[EntityChange::Delete {
-                path: query.path.clone(),
-            }],
-            &HashSet::new(),
-            false,
-        )
-        .await?;
+    let edit = TreeEdit {
+        deletes: vec![query.path.clone()],
+        ..TreeEdit::default()
+    };
+    applied_or_error(apply_edit(&state, edit).await?)?;
     tracing::info!(path = %query.path, "deleted entity");
     Ok(Json(Deleted::new(&query.path)))
+}
+
+/// The report of an applied edit, or a refused one as a single `422 invalid_tree` error whose
+/// message lists every problem.
+pub fn applied_or_error(outcome: TreeOutcome) -> Result<ImportReport, AppError> {
+    match outcome {
+        TreeOutcome::Applied(report) => Ok(report),
+        TreeOutcome::Rejected(report) => {
+            let problems: Vec<String> = report
+                .problems
+                .iter()
+                .map(|p| match p.line {
+                    0 => format!("{}: {}", p.path, p.message),
+                    line => format!("{}:{line}:{}: {}", p.path, p.column, p.message),
+                })
+                .collect();
+            Err(AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_tree",
+                problems.join("; "),
+            ))
+        }
+    }
 }
 
 /// Creates or updates one file from its YAML, with the same checks as an import.
@@ -328,14 +444,11 @@ pub async fn apply(
     ApiJson(request): ApiJson<reposync_api::ApplyRequest>,
 ) -> Result<Response, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("path", e.body_text()))?;
-    write_tree(
-        &state,
-        vec![(query.path, request.content.into_bytes())],
-        Vec::new(),
-        Vec::new(),
-        false,
-    )
-    .await
+    let edit = TreeEdit {
+        files: vec![(query.path, request.content.into_bytes())],
+        ..TreeEdit::default()
+    };
+    write_tree(&state, edit).await
 }
 
 /// `POST /api/v1/entities/rename`.
@@ -347,15 +460,12 @@ pub struct RenameRequest {
 }
 
 /// Renames an entity. An application, service or environment moves its whole folder; every
-/// file that refers to the entity is rewritten to the new name; all in one batch.
+/// file that refers to the entity is rewritten to the new name; all in one batch. A Source
+/// Repo Provider is its connector, renamed in place.
 pub async fn rename(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RenameRequest>,
 ) -> Result<Response, AppError> {
-    use reposync_model::kinds::retarget;
-    use reposync_model::tree::{PathClass, classify};
-    use reposync_model::yaml::parse;
-
     let from = match classify(&request.path)? {
         PathClass::Entity(entity) => entity,
         PathClass::Ignored => {
@@ -365,18 +475,12 @@ pub async fn rename(
             ));
         }
     };
-    let new_name = reposync_model::EntityName::parse(&request.name)?;
+    let new_name = EntityName::parse(&request.name)?;
     let mut to = from.clone();
     match from.kind {
         EntityKind::Application => to.app = Some(new_name),
         EntityKind::Service => to.service = Some(new_name),
         EntityKind::Environment => to.environment = Some(new_name),
-        EntityKind::SourceRepoProvider => {
-            return Err(AppError::invalid(
-                "path",
-                "a Source Repo Provider is a connector: rename it with `reposync connector update NAME --name NEW`",
-            ));
-        }
         _ if from.name.is_some() => to.name = Some(new_name),
         _ => {
             return Err(AppError::invalid(
@@ -387,8 +491,9 @@ pub async fn rename(
     }
     let old_path = from.to_path();
     let new_path = to.to_path();
-    let existing = state.store.get_entity(&old_path).await?;
-    if state.store.get_entity(&new_path).await.is_ok() {
+    if state.store.get_entity(&new_path).await.is_ok()
+        || connector_for_path(&state, &new_path).await?.is_some()
+    {
         return Err(AppError::new(
             StatusCode::CONFLICT,
             "already_exists",
@@ -396,6 +501,21 @@ pub async fn rename(
         )
         .with_field("name"));
     }
+    if from.kind == EntityKind::SourceRepoProvider {
+        let current = connector_for_path(&state, &old_path)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("{old_path} does not exist")))?;
+        let mut spec = current.spec.clone();
+        spec.name = request_name(&to)?;
+        let edit = TreeEdit {
+            files: rewritten_referrers(&state, &from, &to, &[]).await?,
+            connectors: vec![ConnectorWrite::update(&current, spec, WebhookChange::Keep)],
+            ..TreeEdit::default()
+        };
+        tracing::info!(from = %old_path, to = %new_path, "renaming connector");
+        return write_tree(&state, edit).await;
+    }
+    let existing = state.store.get_entity(&old_path).await?;
     // What moves: the file, or the whole folder for applications, services and environments.
     let moved: Vec<(String, String, Vec<u8>)> = match from.kind {
         EntityKind::Application | EntityKind::Service | EntityKind::Environment => {
@@ -416,14 +536,45 @@ pub async fn rename(
             vec![(old_path.clone(), new_path.clone(), existing.content)]
         }
     };
-    let moved_from: HashSet<&str> = moved.iter().map(|(old, _, _)| old.as_str()).collect();
     let mut files: Vec<(String, Vec<u8>)> = moved
         .iter()
         .map(|(_, new, content)| (new.clone(), content.clone()))
         .collect();
-    // Files that refer to the entity get the new name; a referrer that moves too is rewritten
-    // at its new path.
-    for referrer in state.store.entity_referrers(&old_path).await? {
+    for (path, content) in rewritten_referrers(&state, &from, &to, &moved).await? {
+        match files.iter_mut().find(|(p, _)| *p == path) {
+            Some(file) => file.1 = content,
+            None => files.push((path, content)),
+        }
+    }
+    let deletes = moved.into_iter().map(|(old, _, _)| old).collect();
+    tracing::info!(from = %old_path, to = %new_path, "renaming entity");
+    write_tree(
+        &state,
+        TreeEdit {
+            files,
+            deletes,
+            ..TreeEdit::default()
+        },
+    )
+    .await
+}
+
+fn request_name(to: &EntityPath) -> Result<EntityName, AppError> {
+    to.name
+        .clone()
+        .ok_or_else(|| AppError::invalid("name", "is required"))
+}
+
+/// The files that refer to `from`, rewritten to refer to `to`. A referrer that `moved`
+/// (`(old path, new path, content)`) is rewritten at its new path.
+pub async fn rewritten_referrers(
+    state: &AppState,
+    from: &EntityPath,
+    to: &EntityPath,
+    moved: &[(String, String, Vec<u8>)],
+) -> Result<Vec<(String, Vec<u8>)>, AppError> {
+    let mut files = Vec::new();
+    for referrer in state.store.entity_referrers(&from.to_path()).await? {
         let stored = state.store.get_entity(&referrer).await?;
         let Ok(PathClass::Entity(entity)) = classify(&referrer) else {
             continue;
@@ -431,21 +582,15 @@ pub async fn rename(
         let Ok(mut document) = parse(&stored.content, &Limits::default()) else {
             continue;
         };
-        if retarget(&entity, &mut document, &from, &to) == 0 {
+        if retarget(&entity, &mut document, from, to) == 0 {
             continue;
         }
-        let content = emit(&document).into_bytes();
         let target_path = moved
             .iter()
             .find(|(old, _, _)| *old == referrer)
             .map(|(_, new, _)| new.clone())
-            .unwrap_or_else(|| referrer.clone());
-        match files.iter_mut().find(|(p, _)| *p == target_path) {
-            Some(file) => file.1 = content,
-            None => files.push((target_path, content)),
-        }
+            .unwrap_or(referrer);
+        files.push((target_path, emit(&document).into_bytes()));
     }
-    let deletes = moved_from.into_iter().map(str::to_owned).collect();
-    tracing::info!(from = %old_path, to = %new_path, "renaming entity");
-    write_tree(&state, files, Vec::new(), deletes, false).await
+    Ok(files)
 }
