@@ -130,10 +130,27 @@ fn main() {
         started.elapsed().as_secs_f64(),
     );
 
+    // The API's answer alone, without writing files: the figure the server is responsible
+    // for, which a slow or shared disk does not blur.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reposync_api::Client::new(&app.url, Some(app.token.clone())).unwrap();
+    let started = Instant::now();
+    let answer = runtime
+        .block_on(client.get(&["export"], &[], std::time::Duration::from_secs(120)))
+        .unwrap();
+    rate("export (API answer only)", started.elapsed().as_secs_f64());
+    assert_eq!(answer["files"].as_array().unwrap().len(), files);
+
     let out = app.dir.path().join("exported");
     let started = Instant::now();
     app.cli(&["export", out.to_str().unwrap()], None).ok();
-    rate("export (API -> files)", started.elapsed().as_secs_f64());
+    rate(
+        "export (API -> CLI -> files)",
+        started.elapsed().as_secs_f64(),
+    );
 
     println!(
         "{:<36} {:.1} MiB",

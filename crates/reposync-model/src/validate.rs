@@ -52,6 +52,19 @@ pub struct TreeReport {
 /// including references, which must resolve within the tree.
 pub fn validate_tree(files: &[(String, Vec<u8>)], limits: &Limits) -> TreeReport {
     let mut report = read_files(files, limits);
+    // Offline, a Source Repo Provider file is checked as the connector it would become (its
+    // URL, scope, branch and credentials); whether its secrets exist is the server's to say.
+    let failed: HashSet<String> = report.problems.iter().map(|p| p.path.clone()).collect();
+    for file in &report.files {
+        if let (EntityKind::SourceRepoProvider, Some(name), Some(document)) =
+            (file.entity.kind, &file.entity.name, &file.document)
+            && !failed.contains(&file.path)
+            && let Err(problem) =
+                crate::connector_yaml::to_connector(&file.path, name, document, None)
+        {
+            report.problems.push(problem);
+        }
+    }
     check_links(&mut report, &HashSet::new());
     report
 }

@@ -90,6 +90,10 @@ fn kind_rules_unknown_paths_yaml_errors_and_missing_parents_are_all_reported() {
             "harnessApiVersion: '1.0'\ntype: CANARY\n",
         ),
         file("README.md", "# not ours\n"),
+        file(
+            "Setup/Source Repo Providers/account.yaml",
+            "harnessApiVersion: '1.0'\ntype: GIT\nkeyAuth: false\npassword: vault:x\nurl: https://bitbucket.org/acme\nurlType: ACCOUNT\nusername: u\n",
+        ),
     ];
     let found = messages(&files);
     let expect = [
@@ -97,6 +101,7 @@ fn kind_rules_unknown_paths_yaml_errors_and_missing_parents_are_all_reported() {
         "Setup/Nonsense/x.yaml:1:1: unknown path",
         "Setup/Tags.yaml:3:1:",
         "Setup/Applications/Ghost/Workflows/w.yaml:1:1: its application has no Setup/Applications/Ghost/Index.yaml",
+        "Setup/Source Repo Providers/account.yaml:4:11: password: names a secret in secret manager \"vault\"",
     ];
     for expected in expect {
         assert!(

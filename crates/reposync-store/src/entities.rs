@@ -122,18 +122,48 @@ impl Store {
     ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
         let batch = BatchPaths::of(changes)?;
         let mut tx = self.begin_write().await?;
-        let existing: HashMap<String, (String, Vec<u8>)> =
-            sqlx::query("SELECT id, path, content FROM entities")
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get("path")?,
-                        (r.try_get("id")?, r.try_get("content")?),
-                    ))
-                })
-                .collect::<Result<_, sqlx::Error>>()?;
+        // Only what the batch touches is read: every path (to resolve references), the
+        // contents of the files it writes, and the referrers of the paths it deletes. A
+        // one-file change must not read the whole tree.
+        let all_paths: HashSet<String> = sqlx::query("SELECT path FROM entities")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("path"))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let put_paths: Vec<&str> = batch.put.keys().map(String::as_str).collect();
+        let mut existing: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+        for chunk in put_paths.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "SELECT id, path, content FROM entities WHERE path IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for path in chunk {
+                query = query.bind(*path);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                existing.insert(
+                    row.try_get("path")?,
+                    (row.try_get("id")?, row.try_get("content")?),
+                );
+            }
+        }
+        let deleted_list: Vec<&str> = batch.deleted.iter().map(String::as_str).collect();
+        let mut referrers: Vec<(String, String)> = Vec::new();
+        for chunk in deleted_list.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "SELECT e.path AS from_path, r.to_path AS to_path FROM entity_references r JOIN entities e ON e.id = r.from_id WHERE r.to_path IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for path in chunk {
+                query = query.bind(*path);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                referrers.push((row.try_get("from_path")?, row.try_get("to_path")?));
+            }
+        }
         let connector_rows: Vec<(String, String, i64)> =
             sqlx::query("SELECT id, name, revision FROM connectors")
                 .fetch_all(&mut *tx)
@@ -163,16 +193,8 @@ impl Store {
                 });
             }
         }
-        let referrers: Vec<(String, String)> = sqlx::query(
-            "SELECT e.path AS from_path, r.to_path AS to_path FROM entity_references r JOIN entities e ON e.id = r.from_id",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("from_path")?, r.try_get("to_path")?)))
-        .collect::<Result<_, sqlx::Error>>()?;
 
-        let exists_now = |path: &str| existing.contains_key(path) || connectors.contains(path);
+        let exists_now = |path: &str| all_paths.contains(path) || connectors.contains(path);
         let exists_after = |path: &str| {
             batch.put.contains_key(path) || (exists_now(path) && !batch.deleted.contains(path))
         };
@@ -363,6 +385,17 @@ impl Store {
 
 /// Rows per multi-row INSERT: 7 parameters a row stays far below SQLite's 32,766.
 const INSERT_CHUNK: usize = 500;
+
+/// Paths per `IN (…)` lookup, well under SQLite's limit on bound parameters.
+const LOOKUP_CHUNK: usize = 500;
+
+/// `$1, $2, …, $n`.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 async fn insert_created(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
