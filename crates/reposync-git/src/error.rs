@@ -19,6 +19,12 @@ pub enum GitErrorKind {
     Timeout,
     /// git is missing or too old.
     GitUnavailable,
+    /// The server refused a push for good: a protected branch, a hook that declined it, or
+    /// credentials that may read but not write. Retrying the same push will not help.
+    PushRejected,
+    /// A push was still rejected because the branch had moved on the server (not a fast
+    /// forward) after every attempt allowed.
+    PushRaced,
     /// Anything else; the message carries git's own words.
     Other,
 }
@@ -35,6 +41,8 @@ impl GitErrorKind {
             GitErrorKind::RepoNotFound => "repo_not_found",
             GitErrorKind::Timeout => "timeout",
             GitErrorKind::GitUnavailable => "git_unavailable",
+            GitErrorKind::PushRejected => "push_rejected",
+            GitErrorKind::PushRaced => "push_raced",
             GitErrorKind::Other => "git_failed",
         }
     }
@@ -182,6 +190,103 @@ impl GitError {
     }
 }
 
+impl GitError {
+    /// A failed command on a local repository. Its words are not matched against the remote
+    /// failures above: "does not exist" there is about an object or a path, not a repository.
+    pub(crate) fn local(stderr: &str, subcommand: &str, place: &str) -> GitError {
+        GitError::new(
+            GitErrorKind::Other,
+            format!("`git {subcommand}` failed in {place}"),
+            last_meaningful_lines(stderr),
+        )
+    }
+
+    /// Classifies a failed `git push`: a branch that moved under us ([`GitErrorKind::PushRaced`],
+    /// worth fetching and trying again), a refusal that will not change
+    /// ([`GitErrorKind::PushRejected`]), or any failure an ordinary fetch could also have.
+    pub(crate) fn classify_push(stderr: &str, url: &str) -> GitError {
+        let lower = stderr.to_ascii_lowercase();
+        let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
+        // The ref update itself is refused by the client (it saw a newer head) or by the
+        // server (the ref moved between its advertisement and its update, e.g. another push).
+        let moved = (has(&["[rejected]"])
+            && has(&["(non-fast-forward)", "(fetch first)", "(stale info)"]))
+            || has(&[
+                "cannot lock ref",
+                "failed to update ref",
+                "incorrect old value provided",
+            ]);
+        if moved {
+            return GitError::new(
+                GitErrorKind::PushRaced,
+                format!("the branch on {url} moved while we were pushing"),
+                push_detail(stderr),
+            );
+        }
+        let base = GitError::classify(stderr, url);
+        let network_or_trust = matches!(
+            base.kind,
+            GitErrorKind::HostUnreachable
+                | GitErrorKind::TlsUntrusted
+                | GitErrorKind::HostKeyUnknown
+                | GitErrorKind::HostKeyMismatch
+                | GitErrorKind::Timeout
+        );
+        // Wrong credentials are not a refusal to write: the caller should fix the token or key.
+        let credentials_refused = has(&[
+            "authentication failed",
+            "permission denied (publickey",
+            "returned error: 401",
+            "could not read username",
+            "could not read password",
+            "terminal prompts disabled",
+            "invalid username or password",
+            "invalid credentials",
+        ]);
+        let refused = has(&[
+            "[remote rejected]",
+            "hook declined",
+            "protected branch",
+            "returned error: 403",
+            "denied",
+            "read-only",
+            "read only",
+            "not allowed to push",
+            "write access",
+        ]);
+        if refused && !network_or_trust && !credentials_refused {
+            return GitError::new(
+                GitErrorKind::PushRejected,
+                format!(
+                    "{url} refused the push: the branch is protected, a server hook declined it, or the credentials may read but not write; retrying will not help"
+                ),
+                push_detail(stderr),
+            );
+        }
+        base
+    }
+}
+
+/// The server's own explanation of a refused push (its `remote:` lines, where hooks and
+/// branch protection speak) and git's verdict on the ref, rather than the generic last lines.
+fn push_detail(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            let from_server = l
+                .strip_prefix("remote:")
+                .is_some_and(|rest| !rest.trim().is_empty());
+            from_server || l.contains("rejected]") || l.starts_with("fatal:")
+        })
+        .collect();
+    if lines.is_empty() {
+        return last_meaningful_lines(stderr);
+    }
+    let start = lines.len().saturating_sub(6);
+    truncate_detail(lines[start..].join(" / "))
+}
+
 /// The last few non-empty lines of git's output, which carry the reason; progress lines and
 /// hints before them do not help.
 fn last_meaningful_lines(stderr: &str) -> String {
@@ -191,7 +296,11 @@ fn last_meaningful_lines(stderr: &str) -> String {
         .filter(|l| !l.is_empty() && !l.starts_with("hint:") && !l.starts_with("@@@"))
         .collect();
     let start = lines.len().saturating_sub(3);
-    let mut joined = lines[start..].join(" / ");
+    truncate_detail(lines[start..].join(" / "))
+}
+
+/// Caps a detail at 600 bytes, on a character boundary.
+fn truncate_detail(mut joined: String) -> String {
     if joined.len() > 600 {
         let mut cut = 600;
         while !joined.is_char_boundary(cut) {
@@ -298,6 +407,84 @@ mod tests {
             GitErrorKind::Timeout
         );
         assert_eq!(kind("fatal: something odd"), GitErrorKind::Other);
+    }
+
+    fn push_kind(stderr: &str) -> GitErrorKind {
+        GitError::classify_push(stderr, "u").kind
+    }
+
+    #[test]
+    fn classifies_pushes_refused_because_the_branch_moved() {
+        assert_eq!(
+            push_kind(
+                "To https://h/r.git\n ! [rejected]        abc -> main (fetch first)\nerror: failed to push some refs to 'https://h/r.git'\nhint: Updates were rejected because the remote contains work that you do not\n"
+            ),
+            GitErrorKind::PushRaced
+        );
+        assert_eq!(
+            push_kind(
+                " ! [rejected]        abc -> main (non-fast-forward)\nerror: failed to push some refs"
+            ),
+            GitErrorKind::PushRaced
+        );
+        // Another push got in between the server's advertisement and its ref update.
+        assert_eq!(
+            push_kind(
+                "remote: error: cannot lock ref 'refs/heads/main': is at fa8d but expected 1603\nTo ../srv.git\n ! [remote rejected] abc -> main (failed to update ref)\nerror: failed to push some refs"
+            ),
+            GitErrorKind::PushRaced
+        );
+    }
+
+    #[test]
+    fn classifies_permanent_push_refusals() {
+        let hook = "remote: protected branch: pushes to main need a pull request\nTo https://h/r.git\n ! [remote rejected] abc -> main (pre-receive hook declined)\nerror: failed to push some refs to 'https://h/r.git'";
+        let error = GitError::classify_push(hook, "https://h/r.git");
+        assert_eq!(error.kind, GitErrorKind::PushRejected);
+        assert!(
+            error.detail.contains("need a pull request"),
+            "{}",
+            error.detail
+        );
+        assert_eq!(
+            push_kind(
+                "remote: error: GH006: Protected branch update failed for refs/heads/main.\n ! [remote rejected] main -> main (protected branch hook declined)"
+            ),
+            GitErrorKind::PushRejected
+        );
+        assert_eq!(
+            push_kind(
+                "remote: Permission to acme/config.git denied to jdoe.\nfatal: unable to access 'https://h/acme/config.git/': The requested URL returned error: 403"
+            ),
+            GitErrorKind::PushRejected
+        );
+        assert_eq!(
+            push_kind(
+                "repository access denied. access via a deployment key is read-only.\nfatal: Could not read from remote repository."
+            ),
+            GitErrorKind::PushRejected
+        );
+    }
+
+    #[test]
+    fn push_failures_of_credentials_or_network_keep_their_kind() {
+        assert_eq!(
+            push_kind(
+                "remote: HTTP Basic: Access denied\nfatal: Authentication failed for 'https://h/r.git/'"
+            ),
+            GitErrorKind::AuthFailed
+        );
+        assert_eq!(
+            push_kind(
+                "git@h: Permission denied (publickey).\nfatal: Could not read from remote repository."
+            ),
+            GitErrorKind::AuthFailed
+        );
+        assert_eq!(
+            push_kind("fatal: unable to access 'https://h/': Could not resolve host: h"),
+            GitErrorKind::HostUnreachable
+        );
+        assert_eq!(push_kind("fatal: something odd"), GitErrorKind::Other);
     }
 
     #[test]

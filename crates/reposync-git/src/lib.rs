@@ -9,11 +9,16 @@
 //! ever put in argv or in the URL given to git. Every operation has a timeout, after which the
 //! whole process group is killed. Failures are classified into [`GitErrorKind`] so callers can
 //! tell a wrong token from an unknown host key without parsing English themselves.
+//!
+//! [`LocalClone`] keeps a shallow, blobless clone of one branch on disk between operations,
+//! reads files from it and commits to it without a work tree, and pushes without ever forcing.
 
 mod auth;
+mod clone;
 mod error;
 mod runner;
 
 pub use auth::{GitAuth, Remote};
+pub use clone::{CommitOutcome, ConflictFile, FileChange, LocalClone, Signature};
 pub use error::{GitError, GitErrorKind};
 pub use runner::{GitRunner, GitVersion, MIN_GIT_VERSION, RemoteRef};

@@ -3,16 +3,18 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
 use crate::auth::{GitAuth, Remote};
 use crate::error::{GitError, GitErrorKind, scrub};
 
-/// The oldest git reposync supports: 2.25 brought `git sparse-checkout`, which the cheap clone
-/// of later operations relies on.
+/// The oldest git reposync supports: 2.29 brought `git fetch --stdin` and
+/// `--no-write-fetch-head`, with which the local clone fetches many missing file contents in
+/// one request without touching `FETCH_HEAD`.
 pub const MIN_GIT_VERSION: GitVersion = GitVersion {
     major: 2,
-    minor: 25,
+    minor: 29,
     patch: 0,
 };
 
@@ -150,6 +152,36 @@ impl GitRunner {
         auth: Option<&GitAuth>,
         url: &str,
     ) -> Result<String, GitError> {
+        let command = GitCommand {
+            args: args.iter().map(OsString::from).collect(),
+            cwd: cwd.map(Path::to_owned),
+            auth,
+            url: url.to_owned(),
+            ..GitCommand::default()
+        };
+        let output = self.output(&command).await?;
+        if output.success {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(output.into_error(&command))
+        }
+    }
+
+    /// Runs `command` and fails, with a classified error, unless git exits with success.
+    pub(crate) async fn run_command(&self, command: &GitCommand<'_>) -> Result<Vec<u8>, GitError> {
+        let output = self.output(command).await?;
+        if output.success {
+            Ok(output.stdout)
+        } else {
+            Err(output.into_error(command))
+        }
+    }
+
+    /// Runs `command` and returns what it printed whatever its exit status, for callers that
+    /// must tell expected failures (a missing branch, a rejected push) from the others. Only a
+    /// failure to run git at all, or a timeout, is an error here.
+    pub(crate) async fn output(&self, command: &GitCommand<'_>) -> Result<GitOutput, GitError> {
+        let url = command.url.as_str();
         let io_error = |what: &str, e: std::io::Error| {
             GitError::new(GitErrorKind::Other, format!("cannot {what}: {e}"), "")
         };
@@ -158,7 +190,8 @@ impl GitRunner {
             .tempdir()
             .map_err(|e| io_error("create a private temporary directory", e))?;
         let connect_timeout = self.timeout.as_secs().clamp(1, 30);
-        let prepared = auth
+        let prepared = command
+            .auth
             .map(|a| a.prepare(url, private_dir.path(), connect_timeout))
             .transpose()
             .map_err(|e| io_error("write credential files", e))?;
@@ -171,8 +204,8 @@ impl GitRunner {
             ("http.lowSpeedLimit".into(), "1000".into()),
             ("http.lowSpeedTime".into(), connect_timeout.to_string()),
         ];
-        let mut command = Command::new(&self.git);
-        command
+        let mut child_command = Command::new(&self.git);
+        child_command
             .env_clear()
             .env("PATH", &self.search_path)
             .env("HOME", private_dir.path())
@@ -188,26 +221,35 @@ impl GitRunner {
         if let Some(prepared) = &prepared {
             config.extend(prepared.config.iter().cloned());
             for (name, value) in &prepared.env {
-                command.env(name, value.expose());
+                child_command.env(name, value.expose());
             }
+        }
+        config.extend(command.config.iter().cloned());
+        for (name, value) in &command.env {
+            child_command.env(name, value);
         }
         // Configuration travels in the environment (GIT_CONFIG_COUNT/KEY/VALUE) rather than as
         // `-c` arguments, so that argv stays short and holds nothing but the operation.
-        command.env("GIT_CONFIG_COUNT", config.len().to_string());
+        child_command.env("GIT_CONFIG_COUNT", config.len().to_string());
         for (index, (key, value)) in config.iter().enumerate() {
-            command.env(format!("GIT_CONFIG_KEY_{index}"), key);
-            command.env(format!("GIT_CONFIG_VALUE_{index}"), value);
+            child_command.env(format!("GIT_CONFIG_KEY_{index}"), key);
+            child_command.env(format!("GIT_CONFIG_VALUE_{index}"), value);
         }
-        command
-            .args(args)
-            .current_dir(cwd.unwrap_or(private_dir.path()))
-            .stdin(Stdio::null())
+        let stdin = if command.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        child_command
+            .args(&command.args)
+            .current_dir(command.cwd.as_deref().unwrap_or(private_dir.path()))
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
 
-        let child = command.spawn().map_err(|e| match e.kind() {
+        let mut child = child_command.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => GitError::new(
                 GitErrorKind::GitUnavailable,
                 format!("git is not installed (no {:?} on PATH); install git {MIN_GIT_VERSION} or newer", self.git),
@@ -216,7 +258,18 @@ impl GitRunner {
             _ => io_error("start git", e),
         })?;
         let process_group = child.id();
-        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+        let child_stdin = child.stdin.take();
+        // Input is written while the output is read, so that neither side can fill a pipe and
+        // wait for the other forever.
+        let feed = async {
+            if let (Some(mut pipe), Some(input)) = (child_stdin, command.stdin.as_deref()) {
+                // git may exit before reading everything (it failed); its error tells why.
+                let _ = pipe.write_all(input).await;
+                drop(pipe);
+            }
+        };
+        let run = async { tokio::join!(feed, child.wait_with_output()).1 };
+        let output = match tokio::time::timeout(self.timeout, run).await {
             Ok(result) => result.map_err(|e| io_error("wait for git", e))?,
             Err(_elapsed) => {
                 kill_group(process_group);
@@ -232,15 +285,72 @@ impl GitRunner {
         };
         // git may leave an ssh child behind when it exits on an error; the group dies with it.
         kill_group(process_group);
-        let secrets = auth.map(GitAuth::secret_values).unwrap_or_default();
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        let secrets = command.auth.map(GitAuth::secret_values).unwrap_or_default();
+        Ok(GitOutput {
+            success: output.status.success(),
+            stdout: output.stdout,
+            stderr: scrub(&String::from_utf8_lossy(&output.stderr), &secrets),
+        })
+    }
+}
+
+/// One git invocation: its arguments and everything about its environment beyond the fixed,
+/// isolated part that [`GitRunner`] always sets.
+#[derive(Default)]
+pub(crate) struct GitCommand<'a> {
+    pub args: Vec<OsString>,
+    /// The working directory; a fresh private directory when `None`.
+    pub cwd: Option<PathBuf>,
+    /// Credentials to prepare for this one child, scoped to `url`.
+    pub auth: Option<&'a GitAuth>,
+    /// The remote this command talks to, or a description of the local repository; it names
+    /// the place in error messages and scopes the credential helper.
+    pub url: String,
+    /// Extra variables, such as `GIT_DIR` or `GIT_INDEX_FILE`. Never secrets: those come
+    /// only from `auth`, so that they are scrubbed from errors.
+    pub env: Vec<(&'static str, OsString)>,
+    /// Extra configuration, passed like the fixed configuration through the environment.
+    pub config: Vec<(String, String)>,
+    /// Bytes for git's standard input; without them, standard input is `/dev/null`.
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl GitCommand<'_> {
+    /// Gives git these bytes on standard input.
+    pub(crate) fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    /// The git subcommand (`fetch`, `write-tree`…), for messages.
+    fn subcommand(&self) -> String {
+        self.args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .find(|a| !a.starts_with('-'))
+            .map_or_else(|| "git".to_owned(), |a| a.into_owned())
+    }
+}
+
+/// What a finished git printed; standard error is already scrubbed of the command's secrets.
+#[derive(Debug)]
+pub(crate) struct GitOutput {
+    pub success: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl GitOutput {
+    /// The error for a failed command: classified from git's words when it talked to a remote,
+    /// a plain failure of the named subcommand when it worked on a local repository.
+    pub(crate) fn into_error(self, command: &GitCommand<'_>) -> GitError {
+        let error = if command.auth.is_some() {
+            GitError::classify(&self.stderr, &command.url)
         } else {
-            let stderr = scrub(&String::from_utf8_lossy(&output.stderr), &secrets);
-            let error = GitError::classify(&stderr, url);
-            tracing::debug!(code = error.kind.code(), detail = %error.detail, "git operation failed");
-            Err(error)
-        }
+            GitError::local(&self.stderr, &command.subcommand(), &command.url)
+        };
+        tracing::debug!(code = error.kind.code(), detail = %error.detail, "git operation failed");
+        error
     }
 }
 

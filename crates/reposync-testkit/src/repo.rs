@@ -53,6 +53,33 @@ impl RepoRoot {
         branch: &str,
         files: &[(&str, &str)],
     ) -> Result<String> {
+        self.init_bare(relative, branch)?;
+        self.commit(relative, branch, files, "Initial commit")
+    }
+
+    /// Creates `<root>/<relative>` as a bare repository without any commit or branch, writable
+    /// over both servers, with HEAD naming `branch`. Returns its path.
+    pub fn create_empty_repo(&self, relative: &str, branch: &str) -> Result<PathBuf> {
+        let repo = self.init_bare(relative, branch)?;
+        share_tree(&repo)?;
+        Ok(repo)
+    }
+
+    /// Installs `script` as the hook `name` (e.g. "pre-receive") of a repository, executable by
+    /// the `git` user that runs it for SSH pushes as well as by root for HTTPS pushes.
+    ///
+    /// The hook runs with the repository as its working directory.
+    pub fn install_hook(&self, relative: &str, name: &str, script: &str) -> Result<()> {
+        let hooks = self.repo_path(relative)?.join("hooks");
+        fs::create_dir_all(&hooks).with_context(|| format!("cannot create {}", hooks.display()))?;
+        chmod(&hooks, 0o777)?;
+        let hook = hooks.join(name);
+        fs::write(&hook, script).with_context(|| format!("cannot write {}", hook.display()))?;
+        chmod(&hook, 0o755)
+    }
+
+    /// `git init --bare` with shared permissions and HEAD naming `branch`.
+    fn init_bare(&self, relative: &str, branch: &str) -> Result<PathBuf> {
         let repo = self.repo_path(relative)?;
         if repo.exists() {
             bail!("repository {} already exists", repo.display());
@@ -76,9 +103,8 @@ impl RepoRoot {
         )?;
         self.git
             .run(&repo, &["config", "http.receivepack", "true"])?;
-        let commit = self.commit(relative, branch, files, "Initial commit")?;
         self.share_parents(&repo)?;
-        Ok(commit)
+        Ok(repo)
     }
 
     /// Adds a commit on `branch` (creating the branch if missing) with the given files; returns the commit id.

@@ -1,0 +1,1262 @@
+//! A reusable local clone of one branch, and the whole flow of committing files to it.
+//!
+//! The clone is made to be cheap to keep and cheap to refresh: it has no work tree (commits
+//! are built from a temporary index with plumbing), it holds only its one branch, its history
+//! starts shallow, and it is a partial clone without blobs, so a fetch brings commits and trees
+//! and only the contents that are read or changed are ever downloaded. Every command runs with
+//! `GIT_DIR` set, so a broken clone can never make git fall back to a repository above it, and
+//! with lazy fetching disabled, so that a missing object is an error instead of a silent
+//! round trip per object: blobs are fetched explicitly, in one batch.
+//!
+//! Pushes never force. When the remote moved, the branch is fetched again and our changes are
+//! applied on top of the new head, provided the commits we did not know about left our paths
+//! alone; otherwise the caller gets the conflicting files and nothing is pushed.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::auth::Remote;
+use crate::error::{GitError, GitErrorKind};
+use crate::runner::{GitCommand, GitRunner};
+
+/// The name of the one remote of a clone.
+const ORIGIN: &str = "origin";
+
+/// Configuration key that records, last, which branch a clone was made for. Its presence
+/// proves that the creation of the clone finished.
+const BRANCH_MARKER: &str = "reposync.branch";
+
+/// The filter of the partial clone: commits and trees, no file contents.
+const BLOB_FILTER: &str = "blob:none";
+
+/// The file mode of everything we write: a regular, non-executable file.
+const FILE_MODE: &str = "100644";
+
+/// The longest pause between two push attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A reusable local clone of one branch of one remote, kept on disk between operations.
+///
+/// One operation at a time: the caller serialises the use of a clone directory.
+#[derive(Debug, Clone)]
+pub struct LocalClone {
+    dir: PathBuf,
+    git_dir: PathBuf,
+    url: String,
+    branch: String,
+    runner: GitRunner,
+}
+
+/// One file change to commit: `content: None` deletes the path.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// A path relative to the repository root, with `/` separators (`Setup/Applications/x.yaml`).
+    pub path: String,
+    pub content: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for FileChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Contents can be large; their size says enough in logs and test failures.
+        f.debug_struct("FileChange")
+            .field("path", &self.path)
+            .field("bytes", &self.content.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// The name and e-mail written as both author and committer of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub name: String,
+    pub email: String,
+}
+
+/// How [`LocalClone::commit_and_push`] ended, when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Pushed as `commit` on top of `parent` (None when the branch did not exist and was created).
+    Pushed {
+        commit: String,
+        parent: Option<String>,
+        /// How many push attempts it took, 1 when the branch did not move meanwhile.
+        attempts: u32,
+    },
+    /// The changes were already what the branch holds: nothing committed. `head` is the branch head.
+    NothingToCommit { head: Option<String> },
+    /// Commits on the remote since `base` touched some of our paths: nothing was pushed.
+    Conflict {
+        head: String,
+        files: Vec<ConflictFile>,
+    },
+}
+
+/// A path that both we and a commit on the remote changed, with the remote's version.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConflictFile {
+    pub path: String,
+    /// The content at the remote head; `None` when the remote deleted the file.
+    pub theirs: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for ConflictFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConflictFile")
+            .field("path", &self.path)
+            .field(
+                "theirs",
+                &self.theirs.as_deref().map(String::from_utf8_lossy),
+            )
+            .finish()
+    }
+}
+
+impl LocalClone {
+    /// Opens (creating if needed) the clone in `dir` for `branch` of `remote.url`.
+    ///
+    /// Reuses an existing clone; if it is corrupt, locked by a dead process, or for another
+    /// URL or branch, removes it and starts afresh. Since the caller serialises the use of a
+    /// clone, any lock file found here was left by a process that died mid-operation. `dir`
+    /// must be empty or hold nothing but a clone's `.git`: anything else is refused rather
+    /// than deleted, in case the directory was misconfigured.
+    pub async fn open(
+        runner: &GitRunner,
+        dir: &Path,
+        remote: &Remote,
+        branch: &str,
+    ) -> Result<LocalClone, GitError> {
+        check_branch_name(branch)?;
+        let dir = std::path::absolute(dir).map_err(|e| {
+            invalid(format!(
+                "cannot resolve the clone directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let clone = LocalClone {
+            git_dir: dir.join(".git"),
+            dir,
+            url: remote.url.clone(),
+            branch: branch.to_owned(),
+            runner: runner.clone(),
+        };
+        match clone.state().await? {
+            CloneState::Usable => return Ok(clone),
+            CloneState::Absent => {}
+            CloneState::Unusable(reason) => {
+                tracing::warn!(dir = %clone.dir.display(), %reason, "starting the local clone afresh");
+                tokio::fs::remove_dir_all(&clone.git_dir)
+                    .await
+                    .map_err(|e| clone.io_error("remove the unusable clone", e))?;
+            }
+        }
+        clone.create().await?;
+        Ok(clone)
+    }
+
+    /// The directory of the clone (its git directory is `.git` inside it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The branch this clone follows.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// Fetches only the branch and returns its head, or `None` if the remote has no such
+    /// branch (an empty repository or a branch still to create).
+    ///
+    /// The first fetch is shallow (`--depth 1`) and blobless (`--filter=blob:none`, falling
+    /// back to a full-blob shallow fetch if the server refuses filters); later fetches are
+    /// blobless and incremental.
+    pub async fn fetch(&self, remote: &Remote) -> Result<Option<String>, GitError> {
+        self.check_remote(remote)?;
+        let had_head = self.local_head().await?;
+        let refspec = format!(
+            "+refs/heads/{branch}:{tracking}",
+            branch = self.branch,
+            tracking = self.tracking_ref()
+        );
+        let mut args = vec![
+            "fetch",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--recurse-submodules=no",
+        ];
+        if had_head.is_none() {
+            args.push("--depth=1");
+        }
+        args.extend([ORIGIN, refspec.as_str()]);
+        let command = self.remote_command(remote, &args);
+        let mut output = self.runner.output(&command).await?;
+        if !output.success && refuses_filters(&output.stderr) {
+            tracing::info!(url = %self.url, "the server refuses partial clones; fetching whole files from now on");
+            // Without the clone's default filter, this and every later fetch asks for whole
+            // files, which the server accepts.
+            self.local(&[
+                "config",
+                "--unset-all",
+                &format!("remote.{ORIGIN}.partialclonefilter"),
+            ])
+            .await?;
+            output = self.runner.output(&command).await?;
+        }
+        if !output.success {
+            if output.stderr.contains("couldn't find remote ref") {
+                if had_head.is_some() {
+                    self.local(&["update-ref", "-d", &self.tracking_ref()])
+                        .await?;
+                }
+                return Ok(None);
+            }
+            return Err(self.in_context(output.into_error(&command)));
+        }
+        self.local_head().await
+    }
+
+    /// Every file under `prefix` (e.g. `Setup/`) at `commit`, with contents, sorted by path.
+    ///
+    /// The prefix is matched as a plain string against whole paths. Contents missing from the
+    /// partial clone are fetched in one request, never one process per file.
+    pub async fn read_files(
+        &self,
+        remote: &Remote,
+        commit: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, GitError> {
+        self.check_remote(remote)?;
+        check_object_id(commit, "commit")?;
+        self.ensure_commit(remote, commit).await?;
+        // Only the directory part narrows the listing; the rest of the prefix is matched here.
+        let directory = prefix.rfind('/').map_or("", |slash| &prefix[..=slash]);
+        let mut args = vec!["ls-tree", "-r", "-z", "--full-tree", commit];
+        if !directory.is_empty() {
+            args.extend(["--", directory]);
+        }
+        let listing = self.local(&args).await?;
+        let entries: Vec<TreeEntry> = parse_ls_tree(&listing)?
+            .into_iter()
+            .filter(|e| e.kind == "blob" && e.path.starts_with(prefix))
+            .collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tree = if directory.is_empty() {
+            format!("{commit}^{{tree}}")
+        } else {
+            format!("{commit}:{}", directory.trim_end_matches('/'))
+        };
+        let wanted: Vec<String> = entries.iter().map(|e| e.oid.clone()).collect();
+        let contents = self.read_blobs(remote, &tree, &wanted).await?;
+        entries
+            .into_iter()
+            .map(|entry| {
+                // Cloned, not moved: files with equal contents share one object.
+                let content = contents
+                    .get(&entry.oid)
+                    .cloned()
+                    .ok_or_else(|| self.missing_object(&entry.oid, &entry.path))?;
+                Ok((entry.path, content))
+            })
+            .collect()
+    }
+
+    /// Commits `changes` on top of the branch and pushes, in bounded attempts with back-off.
+    ///
+    /// Each attempt fetches the branch (head H). When `base` is given and H differs from it,
+    /// the paths changed between them are compared with ours: a path changed on both sides to
+    /// different contents is a [`CommitOutcome::Conflict`] and nothing is pushed; otherwise
+    /// our changes are applied on top of H, so that disjoint remote work is kept. The commit is
+    /// built without a work tree, with `author` as author and committer and `message` (given a
+    /// final newline if it lacks one); a tree equal to H's is
+    /// [`CommitOutcome::NothingToCommit`]. The push never forces. A push rejected because the
+    /// branch moved starts another attempt after 100 ms, 200 ms, 400 ms… (at most 5 s); after
+    /// `max_attempts` (at least 1) it is a [`GitErrorKind::PushRaced`] error. A refusal that
+    /// will not change (a hook, branch protection, no write access) is a
+    /// [`GitErrorKind::PushRejected`] error at once. When the branch does not exist the commit
+    /// has no parent and creates it; when `base` is given but the branch no longer exists, it
+    /// is an error, because its files cannot be told apart from ours.
+    pub async fn commit_and_push(
+        &self,
+        remote: &Remote,
+        base: Option<&str>,
+        changes: &[FileChange],
+        author: &Signature,
+        message: &str,
+        max_attempts: u32,
+    ) -> Result<CommitOutcome, GitError> {
+        self.check_remote(remote)?;
+        if let Some(base) = base {
+            check_object_id(base, "base commit")?;
+        }
+        check_changes(changes)?;
+        check_signature(author)?;
+        let scratch = tempfile::Builder::new()
+            .prefix("reposync-commit-")
+            .tempdir()
+            .map_err(|e| self.io_error("create a scratch directory", e))?;
+        // Contents are hashed into the clone once, whatever the number of attempts.
+        let ours = self.write_blobs(changes, scratch.path()).await?;
+        let max_attempts = max_attempts.max(1);
+        let mut last_race = None;
+        for attempt in 1..=max_attempts {
+            if attempt > 1 {
+                tokio::time::sleep(backoff(attempt - 1)).await;
+            }
+            let head = self.fetch(remote).await?;
+            if let Some(base) = base {
+                let Some(head) = &head else {
+                    return Err(invalid(format!(
+                        "branch {} of {} no longer exists, though the changes were based on its commit {base}",
+                        self.branch, self.url
+                    )));
+                };
+                if head != base {
+                    let files = self.conflicts(remote, base, head, &ours).await?;
+                    if !files.is_empty() {
+                        return Ok(CommitOutcome::Conflict {
+                            head: head.clone(),
+                            files,
+                        });
+                    }
+                }
+            }
+            let index = scratch.path().join(format!("index-{attempt}"));
+            let Some(commit) = self
+                .build_commit(head.as_deref(), &ours, author, message, &index)
+                .await?
+            else {
+                return Ok(CommitOutcome::NothingToCommit { head });
+            };
+            match self.push(remote, &commit).await {
+                Ok(()) => {
+                    return Ok(CommitOutcome::Pushed {
+                        commit,
+                        parent: head,
+                        attempts: attempt,
+                    });
+                }
+                Err(error) if error.kind == GitErrorKind::PushRaced => {
+                    tracing::info!(attempt, branch = %self.branch, url = %self.url, "the branch moved during the push; trying again");
+                    last_race = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let detail = last_race.map(|e| e.detail).unwrap_or_default();
+        Err(GitError::new(
+            GitErrorKind::PushRaced,
+            format!(
+                "branch {} of {} kept moving: the push was rejected as not a fast forward {max_attempts} times; try again later",
+                self.branch, self.url
+            ),
+            detail,
+        ))
+    }
+
+    /// What is in the directory, and whether it can be used as it is.
+    async fn state(&self) -> Result<CloneState, GitError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CloneState::Absent),
+            Err(e) => return Err(self.io_error("read the clone directory", e)),
+        };
+        let mut has_git_dir = false;
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io_error("read the clone directory", e))?;
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if entry.file_name() == ".git" && is_dir {
+                has_git_dir = true;
+            } else {
+                return Err(invalid(format!(
+                    "{} holds {:?}, so it is not a clone made by reposync; refusing to use or delete it",
+                    self.dir.display(),
+                    entry.file_name()
+                )));
+            }
+        }
+        if !has_git_dir {
+            return Ok(CloneState::Absent);
+        }
+        if let Some(lock) = find_lock_file(&self.git_dir) {
+            return Ok(CloneState::Unusable(format!(
+                "a process died holding {}",
+                lock.display()
+            )));
+        }
+        let config = match self.local(&["config", "--local", "--list", "-z"]).await {
+            Ok(config) => parse_config_list(&config),
+            Err(e) => {
+                return Ok(CloneState::Unusable(format!(
+                    "not a usable repository: {e}"
+                )));
+            }
+        };
+        if config.get(BRANCH_MARKER).map(String::as_str) != Some(self.branch.as_str()) {
+            return Ok(CloneState::Unusable(
+                "made for another branch, or its creation did not finish".to_owned(),
+            ));
+        }
+        if config.get(&format!("remote.{ORIGIN}.url")) != Some(&self.url) {
+            return Ok(CloneState::Unusable("made for another URL".to_owned()));
+        }
+        let head = match self.local_head().await {
+            Ok(head) => head,
+            Err(e) => return Ok(CloneState::Unusable(format!("unreadable branch: {e}"))),
+        };
+        if let Some(head) = head {
+            // The head commit and its tree must be here: a clone that lost objects would fail
+            // later, in the middle of an operation.
+            let input = format!("{head}\n{head}^{{tree}}\n");
+            let present = self
+                .run(
+                    self.local_command(&["cat-file", "--batch-check"])
+                        .stdin(input),
+                )
+                .await
+                .map(|out| !String::from_utf8_lossy(&out).contains(" missing"));
+            if !present.unwrap_or(false) {
+                return Ok(CloneState::Unusable(format!(
+                    "the objects of its head {head} are missing"
+                )));
+            }
+        }
+        Ok(CloneState::Usable)
+    }
+
+    /// Creates an empty repository configured as a partial clone of the branch.
+    async fn create(&self) -> Result<(), GitError> {
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| self.io_error("create the clone directory", e))?;
+        // No template: the clone needs no sample hooks or description, and none of the host's.
+        let init = GitCommand {
+            args: ["init", "--quiet", "--template="]
+                .iter()
+                .map(OsString::from)
+                .chain([OsString::from("--"), self.dir.clone().into_os_string()])
+                .collect(),
+            url: self.place(),
+            ..GitCommand::default()
+        };
+        self.run(init).await?;
+        let remote_key = |name: &str| format!("remote.{ORIGIN}.{name}");
+        let fetch_refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
+        let settings = [
+            // A partial clone is a repository format extension, which needs format version 1.
+            ("core.repositoryformatversion".to_owned(), "1"),
+            ("extensions.partialClone".to_owned(), ORIGIN),
+            (remote_key("url"), self.url.as_str()),
+            (remote_key("fetch"), fetch_refspec.as_str()),
+            (remote_key("promisor"), "true"),
+            (remote_key("partialclonefilter"), BLOB_FILTER),
+            (remote_key("tagOpt"), "--no-tags"),
+            // Reflogs would keep every commit ever fetched alive for 90 days.
+            ("core.logAllRefUpdates".to_owned(), "false"),
+            // Maintenance after a fetch must finish within the operation, not linger in the
+            // background holding locks that the next open would take for a crash.
+            ("gc.autoDetach".to_owned(), "false"),
+            ("maintenance.autoDetach".to_owned(), "false"),
+            // Written last: a clone without it did not finish being created.
+            (BRANCH_MARKER.to_owned(), self.branch.as_str()),
+        ];
+        for (key, value) in &settings {
+            self.local(&["config", key, value]).await?;
+        }
+        Ok(())
+    }
+
+    /// The commit the remote-tracking ref holds, if any.
+    async fn local_head(&self) -> Result<Option<String>, GitError> {
+        let tracking = self.tracking_ref();
+        let command = self.local_command(&["rev-parse", "--verify", "--quiet", &tracking]);
+        let output = self.runner.output(&command).await?;
+        if output.success {
+            Ok(Some(
+                String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+            ))
+        } else if output.stderr.trim().is_empty() {
+            // `--verify --quiet` exits with 1 and says nothing when the ref does not exist.
+            Ok(None)
+        } else {
+            Err(self.in_context(output.into_error(&command)))
+        }
+    }
+
+    /// Makes sure `commit` (and its trees) is in the clone, fetching it alone if not.
+    async fn ensure_commit(&self, remote: &Remote, commit: &str) -> Result<(), GitError> {
+        let check = self.local_command(&["cat-file", "-e", &format!("{commit}^{{commit}}")]);
+        if self.runner.output(&check).await?.success {
+            return Ok(());
+        }
+        let command = self.remote_command(
+            remote,
+            &[
+                "fetch",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--recurse-submodules=no",
+                "--depth=1",
+                ORIGIN,
+                commit,
+            ],
+        );
+        let output = self.runner.output(&command).await?;
+        if output.success {
+            return Ok(());
+        }
+        if output.stderr.contains("not our ref") {
+            return Err(invalid(format!(
+                "commit {commit} is not in {}: the branch's history was rewritten or the commit never was there",
+                self.url
+            )));
+        }
+        Err(self.in_context(output.into_error(&command)))
+    }
+
+    /// Hashes every new content into the clone: one object id per change, `None` for deletes.
+    async fn write_blobs(
+        &self,
+        changes: &[FileChange],
+        scratch: &Path,
+    ) -> Result<Vec<Change>, GitError> {
+        let mut files = Vec::new();
+        for (number, change) in changes.iter().enumerate() {
+            if let Some(content) = &change.content {
+                // Our own names for the files, so that the newline-separated list is safe.
+                let file = scratch.join(format!("blob-{number}"));
+                tokio::fs::write(&file, content)
+                    .await
+                    .map_err(|e| self.io_error("write a file to commit", e))?;
+                files.push(file);
+            }
+        }
+        let mut oids = Vec::new();
+        if !files.is_empty() {
+            let mut input = Vec::new();
+            for file in &files {
+                input.extend_from_slice(file.as_os_str().as_encoded_bytes());
+                input.push(b'\n');
+            }
+            // --no-filters: the bytes are committed exactly as given, whatever attributes say.
+            let out = self
+                .run(
+                    self.local_command(&["hash-object", "-w", "--no-filters", "--stdin-paths"])
+                        .stdin(input),
+                )
+                .await?;
+            oids = String::from_utf8_lossy(&out)
+                .lines()
+                .map(str::to_owned)
+                .collect();
+        }
+        if oids.len() != files.len() {
+            return Err(invalid(format!(
+                "git hash-object gave {} ids for {} files",
+                oids.len(),
+                files.len()
+            )));
+        }
+        let mut oids = oids.into_iter();
+        Ok(changes
+            .iter()
+            .map(|change| Change {
+                path: change.path.clone(),
+                oid: change.content.as_ref().and_then(|_| oids.next()),
+            })
+            .collect())
+    }
+
+    /// Our paths that the remote changed, between `base` and `head`, to something else than
+    /// what we want them to be; with the remote's contents.
+    async fn conflicts(
+        &self,
+        remote: &Remote,
+        base: &str,
+        head: &str,
+        ours: &[Change],
+    ) -> Result<Vec<ConflictFile>, GitError> {
+        self.ensure_commit(remote, base).await?;
+        // Trees only: which paths differ and what they hold now, without reading any content.
+        let diff = self
+            .local(&["diff-tree", "-r", "-z", "--no-renames", base, head])
+            .await?;
+        let theirs: HashMap<String, Option<(String, String)>> = parse_diff_tree(&diff)?
+            .into_iter()
+            .map(|entry| (entry.path, entry.new))
+            .collect();
+        let conflicting: Vec<(&str, Option<String>)> = ours
+            .iter()
+            .filter_map(|change| {
+                let their_side = theirs.get(&change.path)?;
+                let same = match (their_side, &change.oid) {
+                    (None, None) => true,
+                    (Some((mode, oid)), Some(ours)) => mode == FILE_MODE && oid == ours,
+                    _ => false,
+                };
+                (!same).then(|| {
+                    (
+                        change.path.as_str(),
+                        their_side.as_ref().map(|(_, oid)| oid.clone()),
+                    )
+                })
+            })
+            .collect();
+        if conflicting.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<String> = conflicting
+            .iter()
+            .filter_map(|(_, oid)| oid.clone())
+            .collect();
+        let contents = self
+            .read_blobs(remote, &format!("{head}^{{tree}}"), &wanted)
+            .await?;
+        conflicting
+            .into_iter()
+            .map(|(path, oid)| {
+                let theirs = match oid {
+                    None => None,
+                    Some(oid) => Some(
+                        contents
+                            .get(&oid)
+                            .cloned()
+                            .ok_or_else(|| self.missing_object(&oid, path))?,
+                    ),
+                };
+                Ok(ConflictFile {
+                    path: path.to_owned(),
+                    theirs,
+                })
+            })
+            .collect()
+    }
+
+    /// The contents of `oids`, all of them blobs within `tree`. Those missing from the partial
+    /// clone are fetched first, in one request.
+    async fn read_blobs(
+        &self,
+        remote: &Remote,
+        tree: &str,
+        oids: &[String],
+    ) -> Result<HashMap<String, Vec<u8>>, GitError> {
+        if oids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // rev-list with --missing=print lists what the partial clone lacks without trying to
+        // fetch it; it is the one command that does so on every git we support.
+        let listing = self
+            .local(&["rev-list", "--objects", "--missing=print", tree])
+            .await?;
+        let wanted: HashSet<&str> = oids.iter().map(String::as_str).collect();
+        let listing = String::from_utf8_lossy(&listing);
+        let missing: HashSet<&str> = listing
+            .lines()
+            .filter_map(|line| line.strip_prefix('?'))
+            .filter(|oid| wanted.contains(oid))
+            .collect();
+        if !missing.is_empty() {
+            let missing: Vec<&str> = missing.into_iter().collect();
+            self.fetch_objects(remote, &missing).await?;
+        }
+        let mut unique: Vec<&str> = wanted.into_iter().collect();
+        unique.sort_unstable();
+        let mut input = unique.join("\n");
+        input.push('\n');
+        let out = self
+            .run(self.local_command(&["cat-file", "--batch"]).stdin(input))
+            .await?;
+        parse_cat_file_batch(&out)
+    }
+
+    /// Fetches objects by id, the way git's own lazy fetch does it: no negotiation (the server
+    /// would leave out objects it thinks we have), no refs updated, ids on standard input.
+    async fn fetch_objects(&self, remote: &Remote, oids: &[&str]) -> Result<(), GitError> {
+        tracing::debug!(count = oids.len(), "fetching missing contents");
+        let mut input = oids.join("\n");
+        input.push('\n');
+        let mut command = self
+            .remote_command(
+                remote,
+                &[
+                    "fetch",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    "--recurse-submodules=no",
+                    "--stdin",
+                    ORIGIN,
+                ],
+            )
+            .stdin(input);
+        command
+            .config
+            .push(("fetch.negotiationAlgorithm".into(), "noop".into()));
+        self.run(command).await.map(drop)
+    }
+
+    /// Builds the commit of `changes` on `head` in a temporary index, without a work tree.
+    /// `None` when the result is `head`'s own tree.
+    async fn build_commit(
+        &self,
+        head: Option<&str>,
+        changes: &[Change],
+        author: &Signature,
+        message: &str,
+        index: &Path,
+    ) -> Result<Option<String>, GitError> {
+        let with_index = |args: &[&str]| {
+            let mut command = self.local_command(args);
+            command.env.push(("GIT_INDEX_FILE", index.into()));
+            command
+        };
+        match head {
+            Some(head) => {
+                self.run(with_index(&["read-tree", head])).await?;
+            }
+            None if changes.iter().all(|c| c.oid.is_none()) => return Ok(None),
+            None => {}
+        }
+        let any_oid = head
+            .or_else(|| changes.iter().find_map(|c| c.oid.as_deref()))
+            .unwrap_or_default();
+        // Mode 0 removes a path; it still needs an object id of the right length.
+        let no_object = "0".repeat(any_oid.len().max(40));
+        let mut entries = Vec::new();
+        for change in changes {
+            let (mode, oid) = match &change.oid {
+                Some(oid) => (FILE_MODE, oid.as_str()),
+                None => ("0", no_object.as_str()),
+            };
+            entries.extend_from_slice(format!("{mode} {oid}\t").as_bytes());
+            entries.extend_from_slice(change.path.as_bytes());
+            entries.push(0);
+        }
+        // -z and --index-info read NUL-terminated paths from standard input, so any path
+        // works; the options apply in order, so -z and --add must come first.
+        self.run(with_index(&["update-index", "-z", "--add", "--index-info"]).stdin(entries))
+            .await?;
+        // --missing-ok: the blobs of files we did not touch are not in the partial clone, and
+        // checking them would fetch each one.
+        let tree = text(
+            self.run(with_index(&["write-tree", "--missing-ok"]))
+                .await?,
+        );
+        if let Some(head) = head {
+            let head_tree = text(
+                self.local(&["rev-parse", &format!("{head}^{{tree}}")])
+                    .await?,
+            );
+            if head_tree == tree {
+                return Ok(None);
+            }
+        }
+        let mut args = vec!["commit-tree", tree.as_str()];
+        if let Some(head) = head {
+            args.extend(["-p", head]);
+        }
+        let mut message = message.to_owned();
+        if !message.ends_with('\n') {
+            message.push('\n');
+        }
+        let mut command = self.local_command(&args).stdin(message);
+        for (variable, value) in [
+            ("GIT_AUTHOR_NAME", &author.name),
+            ("GIT_AUTHOR_EMAIL", &author.email),
+            ("GIT_COMMITTER_NAME", &author.name),
+            ("GIT_COMMITTER_EMAIL", &author.email),
+        ] {
+            command.env.push((variable, value.into()));
+        }
+        Ok(Some(text(self.run(command).await?)))
+    }
+
+    /// Pushes `commit` as the branch, never forcing: the server takes it only as a fast forward.
+    async fn push(&self, remote: &Remote, commit: &str) -> Result<(), GitError> {
+        let refspec = format!("{commit}:refs/heads/{}", self.branch);
+        let command = self.remote_command(remote, &["push", "--no-verify", ORIGIN, &refspec]);
+        let output = self.runner.output(&command).await?;
+        if output.success {
+            return Ok(());
+        }
+        let error = GitError::classify_push(&output.stderr, &self.url);
+        tracing::debug!(code = error.kind.code(), detail = %error.detail, "push failed");
+        Err(error)
+    }
+
+    /// A command on the local repository, with no credentials.
+    fn local_command(&self, args: &[&str]) -> GitCommand<'static> {
+        GitCommand {
+            args: args.iter().map(OsString::from).collect(),
+            env: self.repository_env(),
+            url: self.place(),
+            ..GitCommand::default()
+        }
+    }
+
+    /// A command that talks to the remote, with its credentials prepared for this one child.
+    fn remote_command<'a>(&self, remote: &'a Remote, args: &[&str]) -> GitCommand<'a> {
+        GitCommand {
+            args: args.iter().map(OsString::from).collect(),
+            auth: Some(&remote.auth),
+            url: remote.url.clone(),
+            env: self.repository_env(),
+            ..GitCommand::default()
+        }
+    }
+
+    fn repository_env(&self) -> Vec<(&'static str, OsString)> {
+        vec![
+            // Explicit, so that git never looks for a repository above a broken clone.
+            ("GIT_DIR", self.git_dir.clone().into_os_string()),
+            // A missing object must be an error, never a fetch per object (git 2.44 and later;
+            // older gits have no credentials to fetch with here, so they fail too).
+            ("GIT_NO_LAZY_FETCH", "1".into()),
+            ("GIT_LITERAL_PATHSPECS", "1".into()),
+        ]
+    }
+
+    /// Runs a local command and returns its standard output.
+    async fn local(&self, args: &[&str]) -> Result<Vec<u8>, GitError> {
+        self.run(self.local_command(args)).await
+    }
+
+    async fn run(&self, command: GitCommand<'_>) -> Result<Vec<u8>, GitError> {
+        self.runner.run_command(&command).await
+    }
+
+    fn tracking_ref(&self) -> String {
+        format!("refs/remotes/{ORIGIN}/{}", self.branch)
+    }
+
+    fn place(&self) -> String {
+        format!("the local clone {}", self.dir.display())
+    }
+
+    fn check_remote(&self, remote: &Remote) -> Result<(), GitError> {
+        if remote.url == self.url {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "the clone in {} follows {}, not {}",
+                self.dir.display(),
+                self.url,
+                remote.url
+            )))
+        }
+    }
+
+    /// Names the branch in an error about the remote.
+    fn in_context(&self, mut error: GitError) -> GitError {
+        error.message = format!("{} (branch {})", error.message, self.branch);
+        error
+    }
+
+    fn io_error(&self, what: &str, error: std::io::Error) -> GitError {
+        invalid(format!("cannot {what} in {}: {error}", self.dir.display()))
+    }
+
+    fn missing_object(&self, oid: &str, path: &str) -> GitError {
+        invalid(format!(
+            "the content {oid} of {path} is missing from the local clone {} after fetching it",
+            self.dir.display()
+        ))
+    }
+}
+
+/// What `open` found in the clone directory.
+enum CloneState {
+    Absent,
+    Usable,
+    Unusable(String),
+}
+
+/// One of our changes, with its content already hashed into the clone.
+struct Change {
+    path: String,
+    oid: Option<String>,
+}
+
+/// One line of `git ls-tree -z`.
+#[derive(Debug, PartialEq, Eq)]
+struct TreeEntry {
+    kind: String,
+    oid: String,
+    path: String,
+}
+
+/// One path of `git diff-tree -r -z`: its new mode and object id, or `None` if deleted.
+#[derive(Debug, PartialEq, Eq)]
+struct DiffEntry {
+    path: String,
+    new: Option<(String, String)>,
+}
+
+fn invalid(message: String) -> GitError {
+    GitError::new(GitErrorKind::Other, message, "")
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).trim().to_owned()
+}
+
+fn utf8_path(bytes: &[u8]) -> Result<String, GitError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        invalid(format!(
+            "the repository holds a path that is not UTF-8: {:?}",
+            String::from_utf8_lossy(bytes)
+        ))
+    })
+}
+
+/// The pause before attempt `retry + 1`: 100 ms, 200 ms, 400 ms…, at most [`MAX_BACKOFF`].
+fn backoff(retry: u32) -> Duration {
+    let factor = 1u32 << retry.saturating_sub(1).min(16);
+    Duration::from_millis(100)
+        .saturating_mul(factor)
+        .min(MAX_BACKOFF)
+}
+
+/// Whether a failed fetch says that the server does not accept our filter.
+fn refuses_filters(stderr: &str) -> bool {
+    let lower = stderr.to_ascii_lowercase();
+    lower.contains("filter") && (lower.contains("not supported") || lower.contains("not allowed"))
+}
+
+/// The first lock file under a git directory, skipping the fan-out directories of loose
+/// objects, which can be many and never hold locks.
+fn find_lock_file(git_dir: &Path) -> Option<PathBuf> {
+    let mut pending = vec![git_dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let loose_fan_out = dir.ends_with("objects")
+                    && name.len() == 2
+                    && name.chars().all(|c| c.is_ascii_hexdigit());
+                if !loose_fan_out {
+                    pending.push(path);
+                }
+            } else if name.ends_with(".lock") {
+                return Some(path);
+            }
+        }
+    }
+    None
+}
+
+/// Parses `git config --list -z`: `key\nvalue\0` entries; keys come lower-cased except for
+/// the middle part of three-part keys.
+fn parse_config_list(bytes: &[u8]) -> HashMap<String, String> {
+    String::from_utf8_lossy(bytes)
+        .split('\0')
+        .filter_map(|entry| {
+            let (key, value) = entry.split_once('\n').unwrap_or((entry, ""));
+            (!key.is_empty()).then(|| (key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Parses `git ls-tree -z`: `<mode> SP <type> SP <oid> TAB <path> NUL`.
+fn parse_ls_tree(bytes: &[u8]) -> Result<Vec<TreeEntry>, GitError> {
+    bytes
+        .split(|&b| b == 0)
+        .filter(|record| !record.is_empty())
+        .map(|record| {
+            let bad = || {
+                invalid(format!(
+                    "unexpected git ls-tree output {:?}",
+                    String::from_utf8_lossy(record)
+                ))
+            };
+            let tab = record.iter().position(|&b| b == b'\t').ok_or_else(bad)?;
+            let info = std::str::from_utf8(&record[..tab]).map_err(|_| bad())?;
+            let mut fields = info.split(' ');
+            let (_mode, kind, oid) = match (fields.next(), fields.next(), fields.next()) {
+                (Some(mode), Some(kind), Some(oid)) => (mode, kind, oid),
+                _ => return Err(bad()),
+            };
+            Ok(TreeEntry {
+                kind: kind.to_owned(),
+                oid: oid.to_owned(),
+                path: utf8_path(&record[tab + 1..])?,
+            })
+        })
+        .collect()
+}
+
+/// Parses `git diff-tree -r -z` between two trees: for each path,
+/// `:<old mode> <new mode> <old oid> <new oid> <status> NUL <path> NUL`.
+fn parse_diff_tree(bytes: &[u8]) -> Result<Vec<DiffEntry>, GitError> {
+    let mut fields = bytes.split(|&b| b == 0);
+    let mut entries = Vec::new();
+    while let Some(info) = fields.next() {
+        if info.is_empty() {
+            continue;
+        }
+        let bad = || {
+            invalid(format!(
+                "unexpected git diff-tree output {:?}",
+                String::from_utf8_lossy(info)
+            ))
+        };
+        let info = std::str::from_utf8(info).map_err(|_| bad())?;
+        let parts: Vec<&str> = info.trim_start_matches(':').split(' ').collect();
+        let [_old_mode, new_mode, _old_oid, new_oid, status] = parts[..] else {
+            return Err(bad());
+        };
+        let path = utf8_path(fields.next().ok_or_else(bad)?)?;
+        let new = (!status.starts_with('D')).then(|| (new_mode.to_owned(), new_oid.to_owned()));
+        entries.push(DiffEntry { path, new });
+    }
+    Ok(entries)
+}
+
+/// Parses `git cat-file --batch`: `<oid> <type> <size> LF <contents> LF` per object.
+fn parse_cat_file_batch(bytes: &[u8]) -> Result<HashMap<String, Vec<u8>>, GitError> {
+    let mut contents = HashMap::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let bad = |what: &str| invalid(format!("unexpected git cat-file output: {what}"));
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| bad("a header without a newline"))?;
+        let header = String::from_utf8_lossy(&rest[..end]).into_owned();
+        let fields: Vec<&str> = header.split(' ').collect();
+        let [oid, _kind, size] = fields[..] else {
+            return Err(bad(&header));
+        };
+        let size: usize = size.parse().map_err(|_| bad(&header))?;
+        let start = end + 1;
+        let body = rest
+            .get(start..start + size)
+            .ok_or_else(|| bad("a truncated object"))?;
+        contents.insert(oid.to_owned(), body.to_vec());
+        // The contents are followed by a newline of their own.
+        rest = rest.get(start + size + 1..).unwrap_or_default();
+    }
+    Ok(contents)
+}
+
+/// Refuses branch names git would refuse, and any that could be read as an option.
+fn check_branch_name(branch: &str) -> Result<(), GitError> {
+    let bad_component = branch
+        .split('/')
+        .any(|c| c.is_empty() || c.starts_with('.') || c.ends_with(".lock") || c.ends_with('.'));
+    let bad_char = branch.chars().any(|c| {
+        c.is_ascii_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+    });
+    if branch.is_empty()
+        || branch.starts_with('-')
+        || branch.contains("..")
+        || branch.contains("@{")
+        || branch == "@"
+        || bad_component
+        || bad_char
+    {
+        return Err(invalid(format!("{branch:?} is not a valid branch name")));
+    }
+    Ok(())
+}
+
+/// Refuses anything but a full hexadecimal object id, so that no argument can be read as an
+/// option or a revision expression.
+fn check_object_id(oid: &str, what: &str) -> Result<(), GitError> {
+    let full_length = oid.len() == 40 || oid.len() == 64;
+    if full_length
+        && oid
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{what} {oid:?} is not a full lower-case object id"
+        )))
+    }
+}
+
+/// Refuses paths git would refuse or that would escape the repository, and a path given twice.
+fn check_changes(changes: &[FileChange]) -> Result<(), GitError> {
+    let mut seen = HashSet::new();
+    for change in changes {
+        let path = change.path.as_str();
+        let bad_component = path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == ".." || c.eq_ignore_ascii_case(".git"));
+        if path.is_empty() || path.contains('\0') || bad_component {
+            return Err(invalid(format!(
+                "{path:?} is not a valid file path: it must be relative, with no empty, `.`, `..` or `.git` parts"
+            )));
+        }
+        if !seen.insert(path) {
+            return Err(invalid(format!("{path:?} is changed twice in one commit")));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses identities that git would mangle: it drops `<`, `>` and newlines without a word.
+fn check_signature(signature: &Signature) -> Result<(), GitError> {
+    for (what, value) in [("name", &signature.name), ("e-mail", &signature.email)] {
+        if value.trim().is_empty() || value.contains(['<', '>', '\n', '\r', '\0']) {
+            return Err(invalid(format!(
+                "the commit author's {what} {value:?} is empty or holds <, > or a line break"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ls_tree_with_odd_paths() {
+        let out = b"100644 blob aaaa\tSetup/Source Repo Providers/Platform Git.yaml\x00100644 blob bbbb\tSetup/\xc3\xa9t\xc3\xa9.yaml\x00160000 commit cccc\tsub\0";
+        let entries = parse_ls_tree(out).expect("parses");
+        assert_eq!(entries.len(), 3);
+        assert_eq!(
+            entries[0].path,
+            "Setup/Source Repo Providers/Platform Git.yaml"
+        );
+        assert_eq!(entries[1].path, "Setup/été.yaml");
+        assert_eq!(entries[2].kind, "commit");
+        assert!(parse_ls_tree(b"100644 blob aaaa\tbad\xff\0").is_err());
+    }
+
+    #[test]
+    fn parses_diff_tree_changes_and_deletions() {
+        let zero = "0".repeat(40);
+        let out = format!(
+            ":100644 100644 {a} {b} M\0Setup/a b.yaml\0:100644 000000 {a} {zero} D\0gone.yaml\0:000000 100755 {zero} {b} A\0new.sh\0",
+            a = "a".repeat(40),
+            b = "b".repeat(40)
+        );
+        let entries = parse_diff_tree(out.as_bytes()).expect("parses");
+        assert_eq!(
+            entries,
+            vec![
+                DiffEntry {
+                    path: "Setup/a b.yaml".into(),
+                    new: Some(("100644".into(), "b".repeat(40)))
+                },
+                DiffEntry {
+                    path: "gone.yaml".into(),
+                    new: None
+                },
+                DiffEntry {
+                    path: "new.sh".into(),
+                    new: Some(("100755".into(), "b".repeat(40)))
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_cat_file_batch_with_binary_and_empty_contents() {
+        let mut out = b"aaaa blob 3\n\x00\n\xff\n".to_vec();
+        out.extend_from_slice(b"bbbb blob 0\n\n");
+        let contents = parse_cat_file_batch(&out).expect("parses");
+        assert_eq!(contents["aaaa"], b"\x00\n\xff");
+        assert_eq!(contents["bbbb"], b"");
+        assert!(parse_cat_file_batch(b"aaaa missing\n").is_err());
+        assert!(parse_cat_file_batch(b"aaaa blob 10\nshort\n").is_err());
+    }
+
+    #[test]
+    fn parses_config_lists() {
+        let config = parse_config_list(
+            b"core.bare\nfalse\0remote.origin.url\nhttps://h/r.git\0reposync.branch\nmain\0",
+        );
+        assert_eq!(config["remote.origin.url"], "https://h/r.git");
+        assert_eq!(config["reposync.branch"], "main");
+    }
+
+    #[test]
+    fn backoff_doubles_from_100ms_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(3), Duration::from_millis(400));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn refuses_bad_branch_names() {
+        for good in ["main", "release/1.2", "feature/été"] {
+            assert!(check_branch_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "-x", "a..b", "a b", "a/", "/a", ".hidden", "x.lock", "a@{1}", "a:b", "@",
+        ] {
+            assert!(check_branch_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_paths_and_duplicates() {
+        let change = |path: &str| FileChange {
+            path: path.into(),
+            content: None,
+        };
+        assert!(check_changes(&[change("Setup/Source Repo Providers/Platform Git.yaml")]).is_ok());
+        for bad in [
+            "",
+            "/abs",
+            "a//b",
+            "a/",
+            "../x",
+            "a/./b",
+            ".git/config",
+            "a/.GIT/x",
+        ] {
+            assert!(check_changes(&[change(bad)]).is_err(), "{bad:?}");
+        }
+        assert!(check_changes(&[change("a"), change("a")]).is_err());
+    }
+
+    #[test]
+    fn refuses_identities_git_would_mangle() {
+        let signature = |name: &str, email: &str| Signature {
+            name: name.into(),
+            email: email.into(),
+        };
+        assert!(check_signature(&signature("reposync", "git-sync@reposync.invalid")).is_ok());
+        assert!(check_signature(&signature("a<b", "x@y")).is_err());
+        assert!(check_signature(&signature("a", "x@y>")).is_err());
+        assert!(check_signature(&signature(" ", "x@y")).is_err());
+    }
+
+    #[test]
+    fn object_ids_must_be_full_and_lower_case() {
+        assert!(check_object_id(&"a".repeat(40), "commit").is_ok());
+        assert!(check_object_id(&"a".repeat(64), "commit").is_ok());
+        assert!(check_object_id("HEAD", "commit").is_err());
+        assert!(check_object_id(&"A".repeat(40), "commit").is_err());
+        assert!(check_object_id(&format!("-{}", "a".repeat(39)), "commit").is_err());
+    }
+
+    #[test]
+    fn finds_lock_files_but_not_in_loose_object_directories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git_dir = dir.path();
+        std::fs::create_dir_all(git_dir.join("objects/ab")).expect("mkdir");
+        std::fs::create_dir_all(git_dir.join("refs/remotes/origin")).expect("mkdir");
+        std::fs::write(git_dir.join("objects/ab/cd.lock"), "").expect("write");
+        assert_eq!(find_lock_file(git_dir), None);
+        std::fs::write(git_dir.join("refs/remotes/origin/main.lock"), "").expect("write");
+        assert_eq!(
+            find_lock_file(git_dir),
+            Some(git_dir.join("refs/remotes/origin/main.lock"))
+        );
+    }
+}
