@@ -11,7 +11,10 @@ mod error;
 mod types;
 
 pub use client::{Client, ClientError, decode};
-pub use delegate::{DelegateTask, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec};
+pub use delegate::{
+    DelegateTask, FileContent, SyncJob, SyncJobResult, SyncSpec, SyncTarget, TaskAuth, TaskOutcome,
+    TaskSpec, TestConnectionSpec,
+};
 pub use error::{ApiError, ApiErrorBody};
 pub use types::*;
 

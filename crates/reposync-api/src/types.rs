@@ -273,3 +273,135 @@ pub struct AppView {
 pub struct ApplyRequest {
     pub content: String,
 }
+
+/// `POST /api/v1/sync/enable`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncEnableRequest {
+    /// The application to link; absent for the account's own files.
+    #[serde(default)]
+    pub app: Option<String>,
+    pub connector: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// `import`, `push` or `fail-if-different` (the default).
+    #[serde(default)]
+    pub initial: Option<String>,
+}
+
+/// `POST /api/v1/sync/disable`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncDisableRequest {
+    #[serde(default)]
+    pub app: Option<String>,
+}
+
+/// A link between a scope and a branch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncLinkView {
+    pub id: String,
+    /// `account`, or `app:<name>`.
+    pub scope: String,
+    pub app: Option<String>,
+    pub connector: String,
+    pub repo: Option<String>,
+    pub branch: String,
+    pub url: String,
+    /// The remote commit outgoing changes build on.
+    pub base_commit: Option<String>,
+    /// Changesets not yet pushed.
+    pub waiting: usize,
+    /// Sync errors not yet resolved.
+    pub errors: usize,
+    pub created_at: String,
+}
+
+/// How the branch compared with reposync when sync was enabled.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyncDifferences {
+    /// Files only reposync has.
+    pub only_in_reposync: Vec<String>,
+    /// Files only the branch has.
+    pub only_in_git: Vec<String>,
+    /// Files both have, with different contents.
+    pub different: Vec<String>,
+}
+
+impl SyncDifferences {
+    pub fn is_empty(&self) -> bool {
+        self.only_in_reposync.is_empty() && self.only_in_git.is_empty() && self.different.is_empty()
+    }
+}
+
+/// `POST /api/v1/sync/enable` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncEnabled {
+    pub link: SyncLinkView,
+    pub initial: String,
+    /// The branch head when sync was enabled; none for a branch that did not exist.
+    pub remote_head: Option<String>,
+    pub differences: SyncDifferences,
+    /// Files queued for the first commit.
+    pub pushing: usize,
+    /// What importing the branch did, for `--initial import`.
+    pub imported: Option<ImportReport>,
+}
+
+/// One file of a changeset.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangedFileView {
+    pub op: String,
+    pub path: String,
+}
+
+/// A changeset: what one change did to the files of a synced scope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangesetView {
+    pub id: String,
+    pub scope: String,
+    pub status: String,
+    pub files: Vec<ChangedFileView>,
+    pub attempt_id: Option<String>,
+    pub commit_id: Option<String>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A commit attempt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitAttemptView {
+    pub id: String,
+    pub scope: String,
+    pub status: String,
+    pub changesets: Vec<String>,
+    pub files: Vec<ChangedFileView>,
+    pub commit_id: Option<String>,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// `GET /api/v1/sync/activity`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncActivity {
+    pub changesets: Vec<ChangesetView>,
+    pub attempts: Vec<CommitAttemptView>,
+}
+
+/// A sync error that needs a person. For a conflict, both versions of the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncErrorView {
+    pub id: String,
+    pub scope: String,
+    pub attempt_id: Option<String>,
+    pub path: Option<String>,
+    pub code: String,
+    pub message: String,
+    pub ours: Option<String>,
+    pub theirs: Option<String>,
+    pub created_at: String,
+}

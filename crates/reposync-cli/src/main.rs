@@ -4,6 +4,7 @@ mod client_commands;
 mod offline;
 mod output;
 mod serve;
+mod sync_commands;
 mod tree_commands;
 
 use std::path::PathBuf;
@@ -77,6 +78,9 @@ enum Command {
     Get { path: String },
     /// Delete one entity (refused while others refer to it).
     Delete { path: String },
+    /// Git Sync: link the account or an application to a branch, and see what goes out.
+    #[command(subcommand)]
+    Sync(sync_commands::SyncCommand),
 }
 
 /// Flags shared by every command that talks to a server.
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
             }
             Command::Get { path } => tree_commands::get(path, &globals).await,
             Command::Delete { path } => tree_commands::delete(path, &globals).await,
+            Command::Sync(command) => sync_commands::sync(command, &globals).await,
         }
     });
     match result {

@@ -7,10 +7,21 @@
 //! exposes a step function, [`Agent::run_next`], that tests drive directly; the loop around it
 //! is thin.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reposync_api::{DelegateTask, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec};
-use reposync_git::{GitAuth, GitErrorKind, GitRunner, Remote};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reposync_api::{
+    DelegateTask, FileContent, SyncJob, SyncJobResult, SyncSpec, TaskAuth, TaskOutcome, TaskSpec,
+    TestConnectionSpec,
+};
+use reposync_git::{
+    CommitOutcome, FileChange, GitAuth, GitError, GitErrorKind, GitRunner, LocalClone, Remote,
+    Signature,
+};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -41,12 +52,20 @@ pub enum Step {
 #[derive(Debug, Clone)]
 pub struct Agent {
     runner: GitRunner,
+    /// Where the local clones live, one folder per clone key.
+    work_dir: PathBuf,
+    /// One lock per clone: a clone serves one operation at a time.
+    clone_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl Agent {
-    /// An agent using `runner` for git.
-    pub fn new(runner: GitRunner) -> Agent {
-        Agent { runner }
+    /// An agent using `runner` for git, keeping its clones under `work_dir`.
+    pub fn new(runner: GitRunner, work_dir: impl Into<PathBuf>) -> Agent {
+        Agent {
+            runner,
+            work_dir: work_dir.into(),
+            clone_locks: Arc::default(),
+        }
     }
 
     /// Claims one task (waiting up to `wait`), runs it and reports it.
@@ -95,6 +114,108 @@ impl Agent {
     pub async fn run_task(&self, spec: &TaskSpec) -> TaskOutcome {
         match spec {
             TaskSpec::TestConnection(test) => self.test_connection(test).await,
+            TaskSpec::Sync(sync) => self.sync(sync).await,
+        }
+    }
+
+    async fn sync(&self, spec: &SyncSpec) -> TaskOutcome {
+        let failure = |code: &str, message: String, detail: String| TaskOutcome {
+            succeeded: false,
+            result: json!({"ok": false, "code": code, "message": message, "detail": detail}),
+        };
+        let git_failure = |error: GitError| failure(error.kind.code(), error.message, error.detail);
+        // Clone keys come from the server; keep them to one safe path segment regardless.
+        let key: String = spec
+            .target
+            .clone_key
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if key.is_empty() {
+            return failure(
+                "invalid_task",
+                "the task names no clone".into(),
+                String::new(),
+            );
+        }
+        let mut changes = Vec::new();
+        if let SyncJob::CommitAndPush { files, .. } = &spec.job {
+            for file in files {
+                let content = match file
+                    .content
+                    .as_ref()
+                    .map(|c| STANDARD.decode(c))
+                    .transpose()
+                {
+                    Ok(content) => content,
+                    Err(_) => {
+                        return failure(
+                            "invalid_task",
+                            format!("the content of {} is not base64", file.path),
+                            String::new(),
+                        );
+                    }
+                };
+                changes.push(FileChange {
+                    path: file.path.clone(),
+                    content,
+                });
+            }
+        }
+        let lock = {
+            let mut locks = self
+                .clone_locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(locks.entry(key.clone()).or_default())
+        };
+        let _one_at_a_time = lock.lock().await;
+        let remote = Remote {
+            url: spec.target.url.clone(),
+            auth: git_auth(&spec.auth),
+        };
+        let runner = self
+            .runner
+            .clone()
+            .timeout(Duration::from_secs(spec.timeout_secs.max(1)));
+        let dir = self.work_dir.join("clones").join(&key);
+        let clone = match LocalClone::open(&runner, &dir, &remote, &spec.target.branch).await {
+            Ok(clone) => clone,
+            Err(error) => return git_failure(error),
+        };
+        let result = match &spec.job {
+            SyncJob::ReadBranch { prefix } => read_branch(&clone, &remote, prefix).await,
+            SyncJob::CommitAndPush {
+                base,
+                author_name,
+                author_email,
+                message,
+                max_attempts,
+                ..
+            } => {
+                let author = Signature {
+                    name: author_name.clone(),
+                    email: author_email.clone(),
+                };
+                clone
+                    .commit_and_push(
+                        &remote,
+                        base.as_deref(),
+                        &changes,
+                        &author,
+                        message,
+                        *max_attempts,
+                    )
+                    .await
+                    .map(job_result)
+            }
+        };
+        match result {
+            Ok(result) => TaskOutcome {
+                succeeded: true,
+                result: serde_json::to_value(result).unwrap_or_default(),
+            },
+            Err(error) => git_failure(error),
         }
     }
 
@@ -166,6 +287,57 @@ impl Agent {
             }),
         }
     }
+}
+
+fn job_result(outcome: CommitOutcome) -> SyncJobResult {
+    match outcome {
+        CommitOutcome::Pushed {
+            commit,
+            parent,
+            attempts,
+        } => SyncJobResult::Pushed {
+            commit,
+            parent,
+            attempts,
+        },
+        CommitOutcome::NothingToCommit { head } => SyncJobResult::NothingToCommit { head },
+        CommitOutcome::Conflict { head, files } => SyncJobResult::Conflict {
+            head,
+            files: files
+                .into_iter()
+                .map(|f| FileContent {
+                    path: f.path,
+                    content: f.theirs.map(|b| STANDARD.encode(b)),
+                })
+                .collect(),
+        },
+    }
+}
+
+async fn read_branch(
+    clone: &LocalClone,
+    remote: &Remote,
+    prefix: &str,
+) -> Result<SyncJobResult, GitError> {
+    let Some(head) = clone.fetch(remote).await? else {
+        return Ok(SyncJobResult::Branch {
+            head: None,
+            files: Vec::new(),
+        });
+    };
+    let files = clone
+        .read_files(remote, &head, prefix)
+        .await?
+        .into_iter()
+        .map(|(path, bytes)| FileContent {
+            path,
+            content: Some(STANDARD.encode(bytes)),
+        })
+        .collect();
+    Ok(SyncJobResult::Branch {
+        head: Some(head),
+        files,
+    })
 }
 
 fn git_auth(auth: &TaskAuth) -> GitAuth {

@@ -14,6 +14,7 @@ mod error;
 mod handlers;
 mod routes;
 mod state;
+mod sync;
 mod tasks;
 mod views;
 
@@ -38,6 +39,29 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         background.push(tokio::spawn(async move {
             delegate
+                .run(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
+                .await;
+        }));
+    }
+    {
+        // Attempts cut off by a previous stop are planned again; their tasks have nobody
+        // waiting for them.
+        if let Err(error) = state.store.interrupt_attempts().await {
+            tracing::warn!(%error, "cannot reset interrupted sync attempts");
+        }
+        let abandoned = serde_json::json!({"ok": false, "code": "interrupted", "message": "the server restarted; the work is planned again"}).to_string();
+        if let Err(error) = state.store.abandon_tasks(tasks::SYNC, &abandoned).await {
+            tracing::warn!(%error, "cannot abandon old sync tasks");
+        }
+        let outbox = std::sync::Arc::new(reposync_sync::Outbox::new(
+            state.store.clone(),
+            std::sync::Arc::new(tasks::HubDispatch {
+                state: state.clone(),
+            }),
+        ));
+        let mut stop = stop_rx.clone();
+        background.push(tokio::spawn(async move {
+            outbox
                 .run(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
                 .await;
         }));

@@ -6,7 +6,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_token;
 use crate::error::AppError;
-use crate::handlers::{apps, connectors, health, secrets, tasks, tree};
+use crate::handlers::{apps, connectors, health, secrets, sync, tasks, tree};
 use crate::state::AppState;
 
 /// The one route table.
@@ -51,6 +51,12 @@ pub fn build_app(state: AppState) -> Router {
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{name}", get(apps::show).delete(apps::delete))
         .route("/apps/{name}/rename", post(apps::rename))
+        .route("/sync/enable", post(sync::enable))
+        .route("/sync/disable", post(sync::disable))
+        .route("/sync/status", get(sync::status))
+        .route("/sync/activity", get(sync::activity))
+        .route("/sync/errors", get(sync::errors))
+        .route("/sync/changesets/{id}/retry", post(sync::retry))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -5,12 +5,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reposync_api::{
-    DelegateTask, SecretValue, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec,
+    DelegateTask, SecretValue, SyncJob, SyncJobResult, SyncSpec, SyncTarget, TaskAuth, TaskOutcome,
+    TaskSpec, TestConnectionSpec,
 };
 use reposync_delegate::{Agent, SourceError, TaskSource};
 use reposync_git::GitRunner;
-use reposync_model::{Credentials, SecretName};
-use reposync_store::{NewTask, Store, StoreError, TaskRecord, now_millis};
+use reposync_model::{Credentials, GitConnector, SecretName};
+use reposync_store::{
+    ConnectorRecord, NewTask, Store, StoreError, SyncLink, TaskRecord, TaskStatus, now_millis,
+};
+use reposync_sync::{Dispatch, DispatchFailure};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
@@ -20,6 +24,10 @@ use crate::views::timestamp;
 
 /// The kind of a connection Test task.
 pub const TEST_CONNECTION: &str = "test_connection";
+/// The kind of a Git Sync task (read a branch, commit and push).
+pub const SYNC: &str = "sync";
+/// How long one sync job may run on a delegate, fetches and retries included.
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a Test's git operation may run.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a claim holds a task before another delegate may take it over.
@@ -59,6 +67,14 @@ pub struct TestConnectionPayload {
     pub connector_id: String,
     pub url: String,
     pub branch: Option<String>,
+}
+
+/// What a sync task names; the credentials are attached at claim time.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SyncPayload {
+    pub connector_id: String,
+    pub target: SyncTarget,
+    pub job: SyncJob,
 }
 
 impl TaskHub {
@@ -309,29 +325,109 @@ impl TaskHub {
                     .get_connector_by_id(&payload.connector_id)
                     .await
                     .map_err(|e| format!("the connector is gone: {e}"))?;
-                let spec = connector.spec;
-                let auth = match &spec.credentials {
-                    Credentials::Https {
-                        username,
-                        password_secret,
-                    } => TaskAuth::Https {
-                        username: username.clone(),
-                        password: self.reveal_text(password_secret).await?,
-                        ca_certificate: spec.ca_certificate.clone(),
-                    },
-                    Credentials::Ssh { ssh_key_secret } => TaskAuth::Ssh {
-                        private_key: self.reveal_text(ssh_key_secret).await?,
-                        known_hosts: spec.known_hosts.clone(),
-                    },
-                };
                 Ok(TaskSpec::TestConnection(TestConnectionSpec {
                     url: payload.url,
                     branch: payload.branch,
-                    auth,
+                    auth: self.task_auth(&connector.spec).await?,
                     timeout_secs: TEST_TIMEOUT.as_secs(),
                 }))
             }
+            SYNC => {
+                let payload: SyncPayload = serde_json::from_str(&task.payload)
+                    .map_err(|e| format!("unreadable task payload: {e}"))?;
+                let connector = self
+                    .inner
+                    .store
+                    .get_connector_by_id(&payload.connector_id)
+                    .await
+                    .map_err(|e| format!("the connector is gone: {e}"))?;
+                Ok(TaskSpec::Sync(SyncSpec {
+                    target: payload.target,
+                    job: payload.job,
+                    auth: self.task_auth(&connector.spec).await?,
+                    timeout_secs: SYNC_TIMEOUT.as_secs(),
+                }))
+            }
             other => Err(format!("unknown task kind {other:?}")),
+        }
+    }
+
+    /// A connector's credentials, opened for one task.
+    async fn task_auth(&self, spec: &GitConnector) -> Result<TaskAuth, String> {
+        Ok(match &spec.credentials {
+            Credentials::Https {
+                username,
+                password_secret,
+            } => TaskAuth::Https {
+                username: username.clone(),
+                password: self.reveal_text(password_secret).await?,
+                ca_certificate: spec.ca_certificate.clone(),
+            },
+            Credentials::Ssh { ssh_key_secret } => TaskAuth::Ssh {
+                private_key: self.reveal_text(ssh_key_secret).await?,
+                known_hosts: spec.known_hosts.clone(),
+            },
+        })
+    }
+
+    /// Runs a sync job for `connector` on a delegate with its selectors and waits for the
+    /// result.
+    pub async fn run_sync_job(
+        &self,
+        connector: &ConnectorRecord,
+        target: SyncTarget,
+        job: SyncJob,
+    ) -> Result<SyncJobResult, DispatchFailure> {
+        let internal = |e: StoreError| DispatchFailure {
+            code: "internal".into(),
+            message: e.to_string(),
+        };
+        let payload = SyncPayload {
+            connector_id: connector.id.clone(),
+            target,
+            job,
+        };
+        let selectors = connector
+            .spec
+            .selectors
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        let task = self
+            .enqueue(
+                SYNC,
+                &payload,
+                selectors,
+                |message| json!({"ok": false, "code": "no_delegate", "message": message}),
+            )
+            .await
+            .map_err(internal)?;
+        // The delegate's own limit, plus room to be claimed and to report.
+        let task = self
+            .wait_final(&task.id, SYNC_TIMEOUT + Duration::from_secs(30))
+            .await
+            .map_err(internal)?;
+        let result: Value = task
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or(Value::Null);
+        match task.status {
+            TaskStatus::Succeeded => serde_json::from_value(result).map_err(|e| DispatchFailure {
+                code: "internal".into(),
+                message: format!("unreadable sync result: {e}"),
+            }),
+            TaskStatus::Failed => Err(DispatchFailure {
+                code: result["code"].as_str().unwrap_or("failed").to_owned(),
+                message: result["message"]
+                    .as_str()
+                    .unwrap_or("the sync task failed")
+                    .to_owned(),
+            }),
+            TaskStatus::Queued | TaskStatus::Running => Err(DispatchFailure {
+                code: "timeout".into(),
+                message: "no delegate finished the sync task in time".into(),
+            }),
         }
     }
 }
@@ -371,7 +467,7 @@ impl BuiltinDelegate {
         BuiltinDelegate {
             hub: state.tasks.clone(),
             info,
-            agent: Agent::new(GitRunner::new()),
+            agent: Agent::new(GitRunner::new(), state.config.data_dir.join("delegate")),
         }
     }
 
@@ -415,5 +511,35 @@ impl TaskSource for BuiltinDelegate {
             .complete(task_id, &self.info.name, outcome)
             .await
             .map_err(|e| SourceError(e.to_string()))
+    }
+}
+
+/// The outbox's way to delegates: a sync task per job, through the hub.
+#[derive(Debug, Clone)]
+pub struct HubDispatch {
+    pub state: AppState,
+}
+
+#[async_trait::async_trait]
+impl Dispatch for HubDispatch {
+    async fn run_job(
+        &self,
+        link: &SyncLink,
+        job: SyncJob,
+    ) -> Result<SyncJobResult, DispatchFailure> {
+        let connector = self
+            .state
+            .store
+            .get_connector_by_id(&link.connector_id)
+            .await
+            .map_err(|e| DispatchFailure {
+                code: "connector_gone".into(),
+                message: e.to_string(),
+            })?;
+        let target = crate::sync::target(&connector, link).map_err(|e| DispatchFailure {
+            code: "invalid_task".into(),
+            message: e.to_string(),
+        })?;
+        self.state.tasks.run_sync_job(&connector, target, job).await
     }
 }

@@ -7,6 +7,7 @@ use reposync_model::EntityName;
 use reposync_model::connector_yaml;
 
 use crate::connectors::ConnectorWrite;
+use crate::sync::record_changesets;
 use crate::{Store, StoreError, new_id, now_millis};
 
 /// One file of the tree as stored.
@@ -316,7 +317,11 @@ impl Store {
         if dry_run {
             tx.rollback().await?;
         } else {
+            let changesets = record_changesets(&mut tx, &outcomes, now).await?;
             tx.commit().await?;
+            if changesets > 0 {
+                self.outbox_changed();
+            }
         }
         Ok(outcomes)
     }
@@ -391,10 +396,7 @@ const LOOKUP_CHUNK: usize = 500;
 
 /// `$1, $2, …, $n`.
 fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::placeholders_from(1, n)
 }
 
 async fn insert_created(

@@ -13,6 +13,7 @@ mod connectors;
 mod entities;
 mod error;
 mod secrets;
+mod sync;
 mod tasks;
 mod tokens;
 
@@ -29,6 +30,10 @@ pub use connectors::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCred
 pub use entities::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 pub use error::StoreError;
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
+pub use sync::{
+    AttemptEnd, AttemptRecord, ChangesetRecord, ChangesetStatus, ConflictRecord, FileChangeRecord,
+    FileOp, NewSyncLink, SyncErrorRecord, SyncLink, app_of_path,
+};
 pub use tasks::{NewTask, TaskRecord, TaskStatus};
 pub use tokens::ApiTokenRecord;
 
@@ -39,6 +44,8 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/s
 pub struct Store {
     pool: AnyPool,
     master: Arc<MasterKey>,
+    /// Woken after a transaction that put changesets in the outbox.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Store {
@@ -87,6 +94,7 @@ impl Store {
         Ok(Store {
             pool,
             master: Arc::new(master),
+            outbox: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -98,6 +106,17 @@ impl Store {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Wakes whoever waits for changesets (the sync worker).
+    pub(crate) fn outbox_changed(&self) {
+        self.outbox.notify_one();
+    }
+
+    /// The signal the sync worker waits on: notified after changesets are written. A
+    /// notification sent while nobody waits is kept for the next wait, so none is lost.
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.outbox)
     }
 
     /// Checks that the database answers.
@@ -120,4 +139,12 @@ pub fn now_millis() -> i64 {
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// `$first, …, $(first + n - 1)`: numbered parameters for an `IN (…)` list.
+pub(crate) fn placeholders_from(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -75,51 +75,7 @@ impl TestApp {
 
     pub fn spawn_with(extra_args: &[&str]) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server_log = dir.path().join("server.log");
-        let log = std::fs::File::create(&server_log).expect("log file");
-        let mut command = Command::new(binary());
-        hermetic(&mut command, dir.path());
-        command
-            .env("REPOSYNC_LOG", "debug")
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(extra_args)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .stdin(Stdio::null());
-        let mut server = command.spawn().expect("start reposync serve");
-        let stdout = server.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut token = String::new();
-        let mut url = String::new();
-        let mut printed = String::new();
-        while url.is_empty() {
-            let line = lines.next().and_then(Result::ok).unwrap_or_else(|| {
-                panic!(
-                    "server exited early: {}",
-                    std::fs::read_to_string(&server_log).unwrap_or_default()
-                )
-            });
-            printed.push_str(&line);
-            printed.push('\n');
-            if line.starts_with("rs_") {
-                token = line.trim().to_owned();
-            }
-            if let Some(address) = line.strip_prefix("reposync listening on ") {
-                url = address.trim().to_owned();
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        let transcript = Arc::new(Mutex::new(printed));
-        let sink = transcript.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                if let Ok(mut t) = sink.lock() {
-                    t.push_str(&line);
-                    t.push('\n');
-                }
-            }
-        });
+        let (server, url, token, transcript, server_log) = start_server(dir.path(), extra_args);
         assert!(token.starts_with("rs_"), "no admin token printed");
         TestApp {
             dir,
@@ -128,6 +84,20 @@ impl TestApp {
             server,
             server_log,
             transcript,
+        }
+    }
+
+    /// Kills the server with SIGKILL (no clean shutdown at all) and starts it again on the
+    /// same data directory. The admin token stays the same.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let (server, url, _, transcript, server_log) = start_server(self.dir.path(), &[]);
+        self.server = server;
+        self.url = url;
+        self.server_log = server_log;
+        if let (Ok(mut all), Ok(new)) = (self.transcript.lock(), transcript.lock()) {
+            all.push_str(&new);
         }
     }
 
@@ -242,6 +212,68 @@ impl TestApp {
             }
         }
     }
+}
+
+/// Starts `reposync serve` on `dir/data`, waits until it listens, and returns the process,
+/// its URL, the admin token if it printed one, its stdout transcript and its log file.
+#[allow(clippy::type_complexity)]
+fn start_server(
+    dir: &Path,
+    extra_args: &[&str],
+) -> (Child, String, String, Arc<Mutex<String>>, PathBuf) {
+    let mut number = 0;
+    let server_log = loop {
+        let candidate = dir.join(format!("server-{number}.log"));
+        if !candidate.exists() {
+            break candidate;
+        }
+        number += 1;
+    };
+    let log = std::fs::File::create(&server_log).expect("log file");
+    let mut command = Command::new(binary());
+    hermetic(&mut command, dir);
+    command
+        .env("REPOSYNC_LOG", "debug")
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(extra_args)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .stdin(Stdio::null());
+    let mut server = command.spawn().expect("start reposync serve");
+    let stdout = server.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut token = String::new();
+    let mut url = String::new();
+    let mut printed = String::new();
+    while url.is_empty() {
+        let line = lines.next().and_then(Result::ok).unwrap_or_else(|| {
+            panic!(
+                "server exited early: {}",
+                std::fs::read_to_string(&server_log).unwrap_or_default()
+            )
+        });
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.starts_with("rs_") {
+            token = line.trim().to_owned();
+        }
+        if let Some(address) = line.strip_prefix("reposync listening on ") {
+            url = address.trim().to_owned();
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    let transcript = Arc::new(Mutex::new(printed));
+    let sink = transcript.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Ok(mut t) = sink.lock() {
+                t.push_str(&line);
+                t.push('\n');
+            }
+        }
+    });
+    (server, url, token, transcript, server_log)
 }
 
 impl Drop for TestApp {

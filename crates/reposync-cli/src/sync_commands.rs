@@ -1,0 +1,255 @@
+//! `reposync sync …`: link the account or an application to a branch, and watch what goes out.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use reposync_api::{
+    ChangesetView, ListResponse, SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncEnabled,
+    SyncErrorView, SyncLinkView, decode,
+};
+use reqwest::Method;
+
+use crate::Globals;
+use crate::client_commands::client;
+use crate::output::{fields, table};
+
+/// Which part of the tree: the account's own files, or one application.
+#[derive(Debug, Args, Clone)]
+#[group(required = true, multiple = false)]
+pub struct Scope {
+    /// The account's own files (connectors, cloud providers, …).
+    #[arg(long)]
+    account: bool,
+    /// One application's folder.
+    #[arg(long, value_name = "NAME")]
+    app: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Link the account or an application to a branch; every later change is committed there.
+    Enable {
+        #[command(flatten)]
+        scope: Scope,
+        /// The Source Repo Provider to push with.
+        #[arg(long)]
+        connector: String,
+        /// The branch (default: the connector's).
+        #[arg(long)]
+        branch: Option<String>,
+        /// The repository, for an account-scope connector.
+        #[arg(long)]
+        repo: Option<String>,
+        /// When the branch already holds YAML for this scope: import it, push over it, or
+        /// stop if it differs.
+        #[arg(long, value_name = "MODE", default_value = "fail-if-different", value_parser = ["import", "push", "fail-if-different"])]
+        initial: String,
+    },
+    /// End a link; nothing more is pushed for that scope.
+    Disable {
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// The links, with what waits to be pushed.
+    Status,
+    /// Changesets and commit attempts, newest first.
+    Activity {
+        /// Only this application's link.
+        #[arg(long)]
+        app: Option<String>,
+        /// How many of each to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Sync errors that need a person, conflicts with both versions.
+    Errors,
+    /// Put a failed or conflicting changeset back in the outbox.
+    Retry { id: String },
+}
+
+pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let client = client(globals)?;
+    let wait = Duration::from_secs(30);
+    let answer = match &command {
+        SyncCommand::Enable {
+            scope,
+            connector,
+            branch,
+            repo,
+            initial,
+        } => {
+            let body = SyncEnableRequest {
+                app: scope.app.clone(),
+                connector: connector.clone(),
+                branch: branch.clone(),
+                repo: repo.clone(),
+                initial: Some(initial.clone()),
+            };
+            client
+                .call(Method::POST, &["sync", "enable"], &body)
+                .await?
+        }
+        SyncCommand::Disable { scope } => {
+            let body = SyncDisableRequest {
+                app: scope.app.clone(),
+            };
+            client
+                .call(Method::POST, &["sync", "disable"], &body)
+                .await?
+        }
+        SyncCommand::Status => client.get(&["sync", "status"], &[], wait).await?,
+        SyncCommand::Activity { app, limit } => {
+            let mut query = vec![("limit", limit.to_string())];
+            if let Some(app) = app {
+                query.push(("app", app.clone()));
+            }
+            client.get(&["sync", "activity"], &query, wait).await?
+        }
+        SyncCommand::Errors => client.get(&["sync", "errors"], &[], wait).await?,
+        SyncCommand::Retry { id } => {
+            client
+                .call(
+                    Method::POST,
+                    &["sync", "changesets", id, "retry"],
+                    &serde_json::json!({}),
+                )
+                .await?
+        }
+    };
+    if globals.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match command {
+        SyncCommand::Enable { .. } => {
+            let enabled: SyncEnabled = decode(answer)?;
+            let link = &enabled.link;
+            println!(
+                "Sync enabled: {} -> {} ({})",
+                link.scope, link.url, link.branch
+            );
+            if let Some(imported) = &enabled.imported {
+                println!(
+                    "Imported from the branch: {} created, {} changed, {} deleted",
+                    imported.created, imported.changed, imported.deleted
+                );
+            }
+            if enabled.pushing > 0 {
+                println!("{} file(s) queued for the first commit", enabled.pushing);
+            } else {
+                println!("Nothing to push: the branch and reposync agree");
+            }
+        }
+        SyncCommand::Disable { .. } => println!("Sync disabled"),
+        SyncCommand::Status => {
+            let links: ListResponse<SyncLinkView> = decode(answer)?;
+            let rows: Vec<Vec<String>> = links
+                .items
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.scope.clone(),
+                        l.connector.clone(),
+                        l.url.clone(),
+                        l.branch.clone(),
+                        l.base_commit
+                            .as_deref()
+                            .map(short)
+                            .unwrap_or("-")
+                            .to_owned(),
+                        l.waiting.to_string(),
+                        l.errors.to_string(),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "SCOPE",
+                    "CONNECTOR",
+                    "URL",
+                    "BRANCH",
+                    "COMMIT",
+                    "WAITING",
+                    "ERRORS",
+                ],
+                &rows,
+            );
+        }
+        SyncCommand::Activity { .. } => {
+            let activity: SyncActivity = decode(answer)?;
+            println!("Changesets:");
+            let rows: Vec<Vec<String>> = activity.changesets.iter().map(changeset_row).collect();
+            table(
+                &[
+                    "ID", "SCOPE", "STATUS", "FILES", "COMMIT", "CREATED", "ERROR",
+                ],
+                &rows,
+            );
+            println!("\nCommit attempts:");
+            let rows: Vec<Vec<String>> = activity
+                .attempts
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.id.clone(),
+                        a.scope.clone(),
+                        a.status.clone(),
+                        a.files.len().to_string(),
+                        a.commit_id.as_deref().map(short).unwrap_or("-").to_owned(),
+                        a.started_at.clone(),
+                        a.error.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "ID", "SCOPE", "STATUS", "FILES", "COMMIT", "STARTED", "ERROR",
+                ],
+                &rows,
+            );
+        }
+        SyncCommand::Errors => {
+            let errors: ListResponse<SyncErrorView> = decode(answer)?;
+            if errors.items.is_empty() {
+                println!("No sync errors");
+            }
+            for e in errors.items {
+                fields(&[
+                    ("Error", Some(e.id)),
+                    ("Scope", Some(e.scope)),
+                    ("Code", Some(e.code)),
+                    ("Path", e.path),
+                    ("Message", Some(e.message)),
+                    ("Attempt", e.attempt_id),
+                    ("At", Some(e.created_at)),
+                ]);
+                if let Some(ours) = e.ours {
+                    println!("--- reposync's version\n{ours}");
+                }
+                if let Some(theirs) = e.theirs {
+                    println!("--- Git's version\n{theirs}");
+                }
+                println!();
+            }
+        }
+        SyncCommand::Retry { id } => println!("Changeset {id} is waiting to be pushed again"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn changeset_row(c: &ChangesetView) -> Vec<String> {
+    vec![
+        c.id.clone(),
+        c.scope.clone(),
+        c.status.clone(),
+        c.files.len().to_string(),
+        c.commit_id.as_deref().map(short).unwrap_or("-").to_owned(),
+        c.created_at.clone(),
+        c.error.clone().unwrap_or_default(),
+    ]
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}

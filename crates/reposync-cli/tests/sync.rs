@@ -1,0 +1,689 @@
+//! Git Sync, reposync → Git, end to end: the real binary pushing to real git servers (git
+//! http-backend over TLS with Basic auth, and OpenSSH), checked by reading the bare
+//! repositories directly.
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use reposync_testkit::{GitHttpsServer, RepoRoot, SshServer, TestCa, ensure_git_user};
+
+const USER: &str = "jdoe";
+const TOKEN: &str = "bbtoken-sync-3c9a7e11f0";
+const REPO: &str = "acme/config.git";
+const SHOP: &str = "Setup/Applications/Shop";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A server with an HTTPS connector `git` (author "Sync Bot") to `acme/config.git`, and an
+/// application `Shop` with one service.
+struct Fixture {
+    app: TestApp,
+    root: RepoRoot,
+    _server: GitHttpsServer,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Fixture {
+    fn https(initial_files: &[(&str, &str)]) -> Fixture {
+        let rt = runtime();
+        let root = RepoRoot::new().expect("repo root");
+        root.create_repo(REPO, "main", initial_files).expect("repo");
+        let ca = TestCa::new("reposync sync CA").expect("ca");
+        let server = rt
+            .block_on(GitHttpsServer::start(&root, &ca, USER, TOKEN))
+            .expect("https server");
+        let app = TestApp::spawn();
+        let ca_file = app.dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.cert_pem()).expect("ca file");
+        app.cli(
+            &["secret", "create", "bb-token", "--value-stdin"],
+            Some(TOKEN),
+        )
+        .ok();
+        app.cli(
+            &[
+                "connector",
+                "add",
+                "--name",
+                "git",
+                "--url",
+                &server.repo_url(REPO),
+                "--username",
+                USER,
+                "--password-secret",
+                "bb-token",
+                "--branch",
+                "main",
+                "--ca-file",
+                ca_file.to_str().expect("utf-8"),
+                "--author-name",
+                "Sync Bot",
+                "--author-email",
+                "sync-bot@example.com",
+            ],
+            None,
+        )
+        .ok();
+        let fixture = Fixture {
+            app,
+            root,
+            _server: server,
+            _rt: rt,
+        };
+        fixture.app.cli(&["app", "create", "Shop"], None).ok();
+        fixture.put(
+            &format!("{SHOP}/Services/cart/Index.yaml"),
+            "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: KUBERNETES\n",
+        );
+        fixture
+    }
+
+    fn put(&self, path: &str, yaml: &str) {
+        let file = self.app.dir.path().join("apply.yaml");
+        std::fs::write(&file, yaml).expect("write");
+        self.app
+            .cli(
+                &["apply", "--path", path, "-f", file.to_str().expect("utf-8")],
+                None,
+            )
+            .ok();
+    }
+
+    fn head(&self) -> Option<String> {
+        self.root.head(REPO, "main").expect("head")
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let repo = self.root.repo_path(REPO).expect("repo path");
+        self.root.git().run(&repo, args).expect("git")
+    }
+
+    /// Waits until nothing waits to be pushed, and returns the branch head.
+    fn wait_pushed(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self
+                .app
+                .cli(&["--json", "sync", "status"], None)
+                .ok()
+                .json();
+            let waiting: u64 = status["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|l| l["waiting"].as_u64().expect("waiting"))
+                .sum();
+            if waiting == 0 {
+                return self.head().expect("branch exists");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still waiting after 30 s: {status}\n{}",
+                self.app.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn message(&self, commit: &str) -> String {
+        self.git(&["log", "-1", "--format=%B", commit])
+    }
+
+    fn commits_since(&self, from: &str, to: &str) -> usize {
+        self.git(&["rev-list", "--count", &format!("{from}..{to}")])
+            .parse()
+            .expect("count")
+    }
+}
+
+fn workflow(description: &str) -> String {
+    format!(
+        "harnessApiVersion: '1.0'\ntype: BASIC\ndescription: {description}\norchestration:\n  type: BASIC_WORKFLOW\nserviceName: cart\n"
+    )
+}
+
+#[test]
+fn changes_made_in_reposync_are_committed_and_pushed_with_the_connectors_author() {
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    let before = f.head().expect("head");
+
+    // The branch holds no YAML for Shop: the whole application goes out in one first commit,
+    // and its Index.yaml records the link.
+    let enabled = f.app.cli(
+        &["sync", "enable", "--app", "Shop", "--connector", "git"],
+        None,
+    );
+    assert!(
+        enabled.ok().stdout.contains("queued for the first commit"),
+        "{}",
+        enabled.stdout
+    );
+    let first = f.wait_pushed();
+    assert_eq!(f.commits_since(&before, &first), 1);
+    let index = f
+        .root
+        .read_file(REPO, "main", &format!("{SHOP}/Index.yaml"))
+        .expect("index");
+    for line in [
+        "gitConnector: git",
+        "branchName: main",
+        "isGitSyncEnabled: true",
+    ] {
+        assert!(index.contains(line), "{index}");
+    }
+    assert_eq!(
+        f.git(&["log", "-1", "--format=%an|%ae|%cn|%ce", &first]),
+        "Sync Bot|sync-bot@example.com|Sync Bot|sync-bot@example.com"
+    );
+    let message = f.message(&first);
+    assert!(
+        message.starts_with("Git Sync from reposync\n\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("ADD: {SHOP}/Index.yaml\n")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("ADD: {SHOP}/Services/cart/Index.yaml\n")),
+        "{message}"
+    );
+    assert!(message.contains("Reposync-Changeset: "), "{message}");
+    assert_eq!(
+        f.root.read_file(REPO, "main", "README.md").expect("readme"),
+        "config repository"
+    );
+
+    // Create, update, rename, delete: each its own commit, with the right lines.
+    let path = format!("{SHOP}/Workflows/deploy.yaml");
+    let renamed = format!("{SHOP}/Workflows/release.yaml");
+    f.put(&path, &workflow("first"));
+    let created = f.wait_pushed();
+    assert!(f.message(&created).contains(&format!("ADD: {path}\n")));
+    assert!(
+        f.root
+            .read_file(REPO, "main", &path)
+            .expect("file")
+            .contains("description: first")
+    );
+    f.put(&path, &workflow("second"));
+    let updated = f.wait_pushed();
+    assert!(
+        f.message(&updated).contains(&format!("MODIFY: {path}\n")),
+        "{}",
+        f.message(&updated)
+    );
+    f.app.cli(&["rename", &path, "release"], None).ok();
+    let moved = f.wait_pushed();
+    let message = f.message(&moved);
+    assert!(message.contains(&format!("DELETE: {path}\n")), "{message}");
+    assert!(message.contains(&format!("ADD: {renamed}\n")), "{message}");
+    f.app.cli(&["delete", &renamed], None).ok();
+    let deleted = f.wait_pushed();
+    assert!(
+        f.message(&deleted)
+            .contains(&format!("DELETE: {renamed}\n"))
+    );
+    assert!(
+        f.root.read_file(REPO, "main", &renamed).is_err(),
+        "deleted in Git"
+    );
+    assert_eq!(f.commits_since(&first, &deleted), 4);
+
+    // A change that changes nothing produces no commit.
+    f.put(
+        &format!("{SHOP}/Services/cart/Index.yaml"),
+        "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: KUBERNETES\n",
+    );
+    assert_eq!(f.wait_pushed(), deleted);
+
+    // A burst of 50 changes: few commits, nothing lost.
+    let burst_start = f.head().expect("head");
+    let client = reposync_api::Client::new(&f.app.url, Some(f.app.token.clone())).expect("client");
+    f._rt.block_on(async {
+        for n in 0..50 {
+            let body = reposync_api::ApplyRequest {
+                content: workflow(&format!("burst {n}")),
+            };
+            client
+                .send(
+                    reqwest::Method::PUT,
+                    &["api", "v1", "entities"],
+                    &[("path", format!("{SHOP}/Workflows/burst-{n:02}.yaml"))],
+                    Some(&body),
+                    Duration::from_secs(30),
+                )
+                .await
+                .expect("apply");
+        }
+    });
+    let after_burst = f.wait_pushed();
+    let commits = f.commits_since(&burst_start, &after_burst);
+    assert!(
+        (1..50).contains(&commits),
+        "{commits} commits for 50 changes"
+    );
+    for n in 0..50 {
+        let text = f
+            .root
+            .read_file(REPO, "main", &format!("{SHOP}/Workflows/burst-{n:02}.yaml"))
+            .expect("every change pushed");
+        assert!(text.contains(&format!("description: burst {n}")), "{text}");
+    }
+    let activity = f
+        .app
+        .cli(
+            &[
+                "--json", "sync", "activity", "--app", "Shop", "--limit", "200",
+            ],
+            None,
+        )
+        .ok()
+        .json();
+    assert!(
+        activity["changesets"]
+            .as_array()
+            .expect("changesets")
+            .iter()
+            .all(|c| c["status"] == "pushed"),
+        "{activity}"
+    );
+
+    // Someone pushes to other files between our pushes: ours goes on top, theirs stays.
+    f.root
+        .commit(
+            REPO,
+            "main",
+            &[("docs/notes.md", "by hand\n")],
+            "external: notes",
+        )
+        .expect("external commit");
+    f.put(
+        &format!("{SHOP}/Workflows/burst-00.yaml"),
+        &workflow("after external"),
+    );
+    let on_top = f.wait_pushed();
+    assert_eq!(
+        f.root
+            .read_file(REPO, "main", "docs/notes.md")
+            .expect("theirs kept"),
+        "by hand"
+    );
+    assert!(f.message(&on_top).contains("MODIFY: "), "ours pushed");
+
+    // Someone pushes to the same file: nothing is overwritten, and the sync error shows both.
+    let contested = format!("{SHOP}/Workflows/burst-01.yaml");
+    let theirs = f
+        .root
+        .commit(
+            REPO,
+            "main",
+            &[(
+                contested.as_str(),
+                "harnessApiVersion: '1.0'\ntype: BASIC\ndescription: edited in git\n",
+            )],
+            "external: same file",
+        )
+        .expect("external commit");
+    f.put(&contested, &workflow("edited in reposync"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let errors = loop {
+        let errors = f.app.cli(&["--json", "sync", "errors"], None).ok().json();
+        if !errors["items"].as_array().expect("items").is_empty() {
+            break errors;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sync error: {}",
+            f.app.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let error = &errors["items"][0];
+    assert_eq!(error["code"], "conflict", "{errors}");
+    assert_eq!(error["path"], contested.as_str());
+    assert!(
+        error["ours"]
+            .as_str()
+            .expect("ours")
+            .contains("edited in reposync")
+    );
+    assert!(
+        error["theirs"]
+            .as_str()
+            .expect("theirs")
+            .contains("edited in git")
+    );
+    assert_eq!(
+        f.head().as_deref(),
+        Some(theirs.as_str()),
+        "nothing was pushed over theirs"
+    );
+    let shown = f.app.cli(&["sync", "errors"], None).ok().stdout.clone();
+    assert!(shown.contains("--- Git's version"), "{shown}");
+
+    // No secret reached the repository, the outputs or the database.
+    let everything = f.git(&["log", "-p", "--all"]);
+    assert!(!everything.contains(TOKEN));
+    f.app.assert_no_leak(&[TOKEN]);
+}
+
+#[test]
+fn enabling_on_a_branch_that_holds_different_yaml_never_wipes_it_silently() {
+    let remote_index = "harnessApiVersion: '1.0'\ntype: APPLICATION\ndescription: from git\n";
+    let f = Fixture::https(&[
+        (&format!("{SHOP}/Index.yaml"), remote_index),
+        (
+            "Setup/Applications/Shop/Environments/prod/Index.yaml",
+            "harnessApiVersion: '1.0'\ntype: ENVIRONMENT\nenvironmentType: PROD\n",
+        ),
+    ]);
+    let before = f.head().expect("head");
+    let refused = f.app.cli(
+        &["sync", "enable", "--app", "Shop", "--connector", "git"],
+        None,
+    );
+    let stderr = refused.fails().stderr.clone();
+    assert!(stderr.contains("differs"), "{stderr}");
+    assert!(
+        stderr.contains("1 only in reposync (Setup/Applications/Shop/Services/cart/Index.yaml)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 only in Git"), "{stderr}");
+    assert_eq!(f.head().as_deref(), Some(before.as_str()), "nothing pushed");
+    assert!(
+        f.app.cli(&["--json", "sync", "status"], None).ok().json()["items"]
+            .as_array()
+            .expect("items")
+            .is_empty()
+    );
+
+    // --initial import takes the branch's files (and drops what only reposync had).
+    let imported = f.app.cli(
+        &[
+            "sync",
+            "enable",
+            "--app",
+            "Shop",
+            "--connector",
+            "git",
+            "--initial",
+            "import",
+        ],
+        None,
+    );
+    assert!(
+        imported.ok().stdout.contains("Imported from the branch"),
+        "{}",
+        imported.stdout
+    );
+    let index = f
+        .app
+        .cli(&["get", &format!("{SHOP}/Index.yaml")], None)
+        .ok()
+        .stdout
+        .clone();
+    assert!(index.contains("description: from git"), "{index}");
+    f.app
+        .cli(
+            &["get", &format!("{SHOP}/Environments/prod/Index.yaml")],
+            None,
+        )
+        .ok();
+    f.app
+        .cli(&["get", &format!("{SHOP}/Services/cart/Index.yaml")], None)
+        .fails();
+    let head = f.wait_pushed();
+    // The only change pushed is the Index.yaml recording the link.
+    assert_eq!(f.commits_since(&before, &head), 1);
+    assert!(
+        f.message(&head)
+            .contains(&format!("MODIFY: {SHOP}/Index.yaml"))
+    );
+
+    // A second link for the same application is refused, naming the first.
+    let again = f.app.cli(
+        &[
+            "sync",
+            "enable",
+            "--app",
+            "Shop",
+            "--connector",
+            "git",
+            "--initial",
+            "push",
+        ],
+        None,
+    );
+    assert!(
+        again
+            .fails()
+            .stderr
+            .contains("already synced with branch \"main\""),
+        "{}",
+        again.stderr
+    );
+
+    // --initial push replaces the branch's files with reposync's, in one commit.
+    f.app.cli(&["sync", "disable", "--app", "Shop"], None).ok();
+    f.put(
+        &format!("{SHOP}/Services/api/Index.yaml"),
+        "harnessApiVersion: '1.0'\ntype: SERVICE\n",
+    );
+    f.root
+        .commit(
+            REPO,
+            "main",
+            &[(
+                "Setup/Applications/Shop/Services/legacy/Index.yaml",
+                "harnessApiVersion: '1.0'\ntype: SERVICE\n",
+            )],
+            "external",
+        )
+        .expect("commit");
+    let before_push = f.head().expect("head");
+    f.app
+        .cli(
+            &[
+                "sync",
+                "enable",
+                "--app",
+                "Shop",
+                "--connector",
+                "git",
+                "--initial",
+                "push",
+            ],
+            None,
+        )
+        .ok();
+    let pushed = f.wait_pushed();
+    assert_eq!(f.commits_since(&before_push, &pushed), 1);
+    let message = f.message(&pushed);
+    assert!(
+        message.contains(&format!("ADD: {SHOP}/Services/api/Index.yaml")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("DELETE: {SHOP}/Services/legacy/Index.yaml")),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_protected_branch_is_a_clear_error_that_stops_the_retries() {
+    let f = Fixture::https(&[("README.md", "x\n")]);
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    let head = f.wait_pushed();
+    let hook = f
+        .root
+        .repo_path(REPO)
+        .expect("repo")
+        .join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho 'main is protected: pushes need a pull request' >&2\nexit 1\n",
+    )
+    .expect("hook");
+    let mut permissions = std::fs::metadata(&hook).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&hook, permissions).expect("chmod");
+    f.put(&format!("{SHOP}/Workflows/w.yaml"), &workflow("blocked"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let errors = loop {
+        let errors = f.app.cli(&["--json", "sync", "errors"], None).ok().json();
+        if !errors["items"].as_array().expect("items").is_empty() {
+            break errors;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sync error: {}",
+            f.app.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(errors["items"][0]["code"], "push_rejected", "{errors}");
+    assert_eq!(f.head().as_deref(), Some(head.as_str()));
+    let activity = f.app.cli(&["--json", "sync", "activity"], None).ok().json();
+    let failed = activity["changesets"][0].clone();
+    assert_eq!(failed["status"], "failed", "{activity}");
+    // Retries stopped: one failed attempt, not a loop of them.
+    std::thread::sleep(Duration::from_millis(1500));
+    let attempts = f.app.cli(&["--json", "sync", "activity"], None).ok().json();
+    let failed_attempts = attempts["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter(|a| a["status"] == "failed")
+        .count();
+    assert_eq!(failed_attempts, 1, "{attempts}");
+
+    // Once the branch accepts pushes again, `sync retry` pushes it.
+    std::fs::remove_file(&hook).expect("unprotect");
+    f.app
+        .cli(&["sync", "retry", failed["id"].as_str().expect("id")], None)
+        .ok();
+    let pushed = f.wait_pushed();
+    assert!(
+        f.message(&pushed)
+            .contains(&format!("ADD: {SHOP}/Workflows/w.yaml"))
+    );
+}
+
+#[test]
+fn a_change_accepted_before_a_crash_is_pushed_exactly_once_after_the_restart() {
+    let mut f = Fixture::https(&[("README.md", "x\n")]);
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    let before = f.wait_pushed();
+    f.put(
+        &format!("{SHOP}/Workflows/crash.yaml"),
+        &workflow("survives"),
+    );
+    f.app.crash_and_restart();
+    let after = f.wait_pushed();
+    let log = f.git(&["log", "--format=%B", &format!("{before}..{after}")]);
+    assert_eq!(
+        log.matches(&format!("ADD: {SHOP}/Workflows/crash.yaml"))
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        f.root
+            .read_file(REPO, "main", &format!("{SHOP}/Workflows/crash.yaml"))
+            .expect("pushed")
+            .contains("survives")
+    );
+}
+
+#[test]
+fn sync_pushes_over_ssh_too() {
+    ensure_git_user().expect("git user");
+    let rt = runtime();
+    let root = RepoRoot::new().expect("repo root");
+    root.create_repo(REPO, "main", &[("README.md", "x\n")])
+        .expect("repo");
+    let app = TestApp::spawn();
+    let (key, public) = common::ssh_keygen(app.dir.path(), "deploy", &["-t", "ed25519"], "");
+    let server = rt
+        .block_on(SshServer::start(&root, &[public]))
+        .expect("sshd");
+    app.cli(
+        &[
+            "secret",
+            "create-ssh",
+            "deploy-key",
+            "--key-file",
+            key.to_str().expect("utf-8"),
+        ],
+        None,
+    )
+    .ok();
+    let known_hosts = app.dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, server.known_hosts_line()).expect("known hosts");
+    app.cli(
+        &[
+            "connector",
+            "add",
+            "--name",
+            "ssh",
+            "--url",
+            &server.repo_url(REPO),
+            "--ssh-key-secret",
+            "deploy-key",
+            "--branch",
+            "main",
+            "--known-hosts-file",
+            known_hosts.to_str().expect("utf-8"),
+        ],
+        None,
+    )
+    .ok();
+    app.cli(&["app", "create", "Shop"], None).ok();
+    app.cli(
+        &["sync", "enable", "--app", "Shop", "--connector", "ssh"],
+        None,
+    )
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while root
+        .read_file(REPO, "main", &format!("{SHOP}/Index.yaml"))
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not pushed over SSH: {}",
+            app.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let repo = root.repo_path(REPO).expect("repo");
+    let message = root
+        .git()
+        .run(&repo, &["log", "-1", "--format=%B", "main"])
+        .expect("log");
+    assert!(
+        message.contains(&format!("ADD: {SHOP}/Index.yaml")),
+        "{message}"
+    );
+}

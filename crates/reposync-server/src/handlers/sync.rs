@@ -1,0 +1,614 @@
+//! Git Sync links: enable, disable, status, activity, errors, retry.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reposync_api::{
+    ChangedFileView, ChangesetView, CommitAttemptView, ListResponse, SyncActivity,
+    SyncDisableRequest, SyncEnableRequest, SyncEnabled, SyncErrorView, SyncJob, SyncJobResult,
+    SyncLinkView,
+};
+use reposync_model::tree::{PathClass, ROOT, classify};
+use reposync_model::yaml::{Limits, Node, emit, order_top_level, parse};
+use reposync_model::{BranchName, ConnectorScope, EntityName, RepoSlug};
+use reposync_store::{
+    ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord, FileOp, NewSyncLink,
+    SyncLink, app_of_path,
+};
+use reposync_sync::differences;
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::handlers::ApiJson;
+use crate::handlers::tree::{TreeEdit, applied_or_error, apply_edit};
+use crate::state::AppState;
+use crate::sync::{scope_name, scope_prefix, target};
+use crate::views::timestamp;
+
+/// What to do when the branch already holds YAML for the scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Initial {
+    Import,
+    Push,
+    FailIfDifferent,
+}
+
+impl Initial {
+    fn parse(text: Option<&str>) -> Result<Initial, AppError> {
+        match text.map(str::trim).filter(|t| !t.is_empty()) {
+            None | Some("fail-if-different") => Ok(Initial::FailIfDifferent),
+            Some("import") => Ok(Initial::Import),
+            Some("push") => Ok(Initial::Push),
+            Some(other) => Err(AppError::invalid(
+                "initial",
+                format!("must be import, push or fail-if-different, not {other:?}"),
+            )),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Initial::Import => "import",
+            Initial::Push => "push",
+            Initial::FailIfDifferent => "fail-if-different",
+        }
+    }
+}
+
+fn index_path(app: &EntityName) -> String {
+    format!("{ROOT}/Applications/{app}/Index.yaml")
+}
+
+/// An application's `Index.yaml` with the fields that record its link (or, with `link`
+/// `None`, with sync marked off).
+fn index_with_link(
+    content: &[u8],
+    link: Option<(&ConnectorRecord, &str, Option<&str>)>,
+) -> Result<Vec<u8>, AppError> {
+    let mut document = parse(content, &Limits::default())
+        .map_err(|e| AppError::invalid("app", format!("its Index.yaml cannot be read: {e}")))?;
+    let Some(map) = document.root_map_mut() else {
+        return Err(AppError::invalid("app", "its Index.yaml is not a mapping"));
+    };
+    match link {
+        Some((connector, branch, repo)) => {
+            map.insert("gitConnector", Node::string(connector.spec.name.as_str()));
+            map.insert("branchName", Node::string(branch));
+            match repo {
+                Some(repo) => {
+                    map.insert("repoName", Node::string(repo));
+                }
+                None => {
+                    map.remove("repoName");
+                }
+            }
+            map.insert("isGitSyncEnabled", Node::bool(true));
+        }
+        None => {
+            map.insert("isGitSyncEnabled", Node::bool(false));
+        }
+    }
+    order_top_level(&mut document);
+    Ok(emit(&document).into_bytes())
+}
+
+/// Links a scope to a branch. The branch is read first: that checks the connector works right
+/// now, and shows what the branch already holds, which `initial` decides about.
+pub async fn enable(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<SyncEnableRequest>,
+) -> Result<(StatusCode, Json<SyncEnabled>), AppError> {
+    let initial = Initial::parse(request.initial.as_deref())?;
+    let app = request
+        .app
+        .as_deref()
+        .filter(|a| !a.trim().is_empty())
+        .map(EntityName::parse)
+        .transpose()
+        .map_err(|e| AppError::invalid("app", e.message))?;
+    let index = match &app {
+        Some(app) => Some(
+            state
+                .store
+                .get_entity(&index_path(app))
+                .await
+                .map_err(|_| {
+                    AppError::not_found(format!("application {:?} does not exist", app.as_str()))
+                        .with_field("app")
+                })?,
+        ),
+        None => None,
+    };
+    let connector_name = EntityName::parse(&request.connector)
+        .map_err(|e| AppError::invalid("connector", e.message))?;
+    let connector = state
+        .store
+        .get_connector(&connector_name)
+        .await
+        .map_err(|e| AppError::from(e).with_field("connector"))?;
+    let branch = match request.branch.as_deref().filter(|b| !b.trim().is_empty()) {
+        Some(branch) => BranchName::parse(branch)?,
+        None => connector.spec.branch.clone().ok_or_else(|| {
+            AppError::invalid(
+                "branch",
+                format!(
+                    "is required: connector {:?} names no branch",
+                    connector_name.as_str()
+                ),
+            )
+        })?,
+    };
+    let repo = request
+        .repo
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+        .map(RepoSlug::parse)
+        .transpose()?;
+    match (connector.spec.scope, &repo) {
+        (ConnectorScope::Account, None) => {
+            return Err(AppError::invalid(
+                "repo",
+                format!(
+                    "is required: connector {:?} is account-scope, so the link names the repository",
+                    connector_name.as_str()
+                ),
+            ));
+        }
+        (ConnectorScope::Repo, Some(_)) => {
+            return Err(AppError::invalid(
+                "repo",
+                format!(
+                    "is not allowed: connector {:?} names its repository in its URL",
+                    connector_name.as_str()
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let app_name = app.as_ref().map(EntityName::as_str);
+    if let Some(existing) = state.store.live_link(app_name).await? {
+        let url = match state
+            .store
+            .get_connector_by_id(&existing.connector_id)
+            .await
+        {
+            Ok(c) => target(&c, &existing).map(|t| t.url).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "already_linked",
+            format!(
+                "{} is already synced with branch {:?} of {url}; disable that first",
+                scope_name(app_name),
+                existing.branch
+            ),
+        ));
+    }
+    let planned = SyncLink {
+        id: String::new(),
+        app: app_name.map(str::to_owned),
+        connector_id: connector.id.clone(),
+        repo: repo.as_ref().map(ToString::to_string),
+        branch: branch.to_string(),
+        base_commit: None,
+        enabled: true,
+        created_at: 0,
+        updated_at: 0,
+    };
+    let sync_target = target(&connector, &planned)?;
+    let url = sync_target.url.clone();
+    let prefix = scope_prefix(app_name);
+    let read = state
+        .tasks
+        .run_sync_job(
+            &connector,
+            sync_target,
+            SyncJob::ReadBranch {
+                prefix: prefix.clone(),
+            },
+        )
+        .await
+        .map_err(|failure| {
+            AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "connector_check_failed",
+                format!(
+                    "connector {:?} cannot read branch {:?} of {url}, so sync was not enabled: {}: {}",
+                    connector_name.as_str(),
+                    branch.as_str(),
+                    failure.code,
+                    failure.message
+                ),
+            )
+            .with_field("connector")
+        })?;
+    let SyncJobResult::Branch { head, files } = read else {
+        return Err(AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the delegate did not answer with the branch",
+        ));
+    };
+    // The branch's files of this scope: tree files only (a README is not ours), and for the
+    // account, not the applications' folders, which have links of their own.
+    let theirs: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .filter(|f| app_of_path(&f.path) == app_name)
+        .filter(|f| matches!(classify(&f.path), Ok(PathClass::Entity(_))))
+        .filter_map(|f| Some((f.path, STANDARD.decode(f.content?).ok()?)))
+        .collect();
+
+    // Ours, with the Index.yaml as the link will make it.
+    let new_index = match (&app, &index) {
+        (Some(_), Some(index)) => Some(index_with_link(
+            &index.content,
+            Some((&connector, branch.as_str(), planned.repo.as_deref())),
+        )?),
+        _ => None,
+    };
+    let mut ours = state.store.scope_files(app_name).await?;
+    if let (Some(app), Some(content)) = (&app, &new_index) {
+        let path = index_path(app);
+        if let Some(file) = ours.iter_mut().find(|(p, _)| *p == path) {
+            file.1 = content.clone();
+        }
+    }
+    let diff = differences(&ours, &theirs);
+    let mut initial_files: Vec<FileChangeRecord> = Vec::new();
+    let mut imported = None;
+    let add = |path: &str| FileChangeRecord {
+        op: FileOp::Add,
+        path: path.to_owned(),
+    };
+    if theirs.is_empty() {
+        initial_files = ours.iter().map(|(p, _)| add(p)).collect();
+    } else {
+        match initial {
+            Initial::FailIfDifferent if !diff.is_empty() => {
+                return Err(AppError::new(
+                    StatusCode::CONFLICT,
+                    "sync_differs",
+                    format!(
+                        "branch {:?} of {url} already holds YAML for {} that differs from reposync's: {}; nothing was changed. Choose --initial import (take the branch's), or --initial push (replace it with reposync's)",
+                        branch.as_str(),
+                        scope_name(app_name),
+                        summary(&diff)
+                    ),
+                ));
+            }
+            Initial::FailIfDifferent => {}
+            Initial::Push => {
+                initial_files.extend(diff.only_in_reposync.iter().map(|p| add(p)));
+                initial_files.extend(diff.different.iter().map(|p| FileChangeRecord {
+                    op: FileOp::Modify,
+                    path: p.clone(),
+                }));
+                initial_files.extend(diff.only_in_git.iter().map(|p| FileChangeRecord {
+                    op: FileOp::Delete,
+                    path: p.clone(),
+                }));
+            }
+            Initial::Import => {
+                let edit = TreeEdit {
+                    files: theirs.clone(),
+                    deletes: diff.only_in_reposync.clone(),
+                    ..TreeEdit::default()
+                };
+                imported = Some(applied_or_error(apply_edit(&state, edit).await?)?);
+            }
+        }
+    }
+    // The Index.yaml records the link before the link exists, so that the first commit
+    // carries it and no second commit follows.
+    if let Some(app) = &app {
+        let stored = state.store.get_entity(&index_path(app)).await?;
+        let content = index_with_link(
+            &stored.content,
+            Some((&connector, branch.as_str(), planned.repo.as_deref())),
+        )?;
+        if content != stored.content {
+            let edit = TreeEdit {
+                files: vec![(index_path(app), content.clone())],
+                ..TreeEdit::default()
+            };
+            applied_or_error(apply_edit(&state, edit).await?)?;
+        }
+        // The first commit carries the Index.yaml whenever the branch's differs from it
+        // (after an import, the branch's lacks the link's fields).
+        let path = index_path(app);
+        let on_branch = theirs.iter().find(|(p, _)| *p == path).map(|(_, c)| c);
+        if on_branch != Some(&content) && !initial_files.iter().any(|f| f.path == path) {
+            initial_files.push(FileChangeRecord {
+                op: if on_branch.is_some() {
+                    FileOp::Modify
+                } else {
+                    FileOp::Add
+                },
+                path,
+            });
+        }
+    }
+    let link = state
+        .store
+        .create_link(
+            &NewSyncLink {
+                app: planned.app.clone(),
+                connector_id: connector.id.clone(),
+                repo: planned.repo.clone(),
+                branch: planned.branch.clone(),
+                base_commit: head.clone(),
+            },
+            &initial_files,
+        )
+        .await?;
+    tracing::info!(scope = %scope_name(app_name), branch = %link.branch, initial = initial.as_str(), files = initial_files.len(), "enabled git sync");
+    Ok((
+        StatusCode::CREATED,
+        Json(SyncEnabled {
+            link: link_view(&state, &link, &connector).await?,
+            initial: initial.as_str().to_owned(),
+            remote_head: head,
+            differences: diff,
+            pushing: initial_files.len(),
+            imported,
+        }),
+    ))
+}
+
+fn summary(diff: &reposync_api::SyncDifferences) -> String {
+    let mut parts = Vec::new();
+    for (label, paths) in [
+        ("only in reposync", &diff.only_in_reposync),
+        ("only in Git", &diff.only_in_git),
+        ("different", &diff.different),
+    ] {
+        if paths.is_empty() {
+            continue;
+        }
+        let shown: Vec<&str> = paths.iter().take(3).map(String::as_str).collect();
+        let more = if paths.len() > 3 {
+            format!(", and {} more", paths.len() - 3)
+        } else {
+            String::new()
+        };
+        parts.push(format!(
+            "{} {label} ({}{more})",
+            paths.len(),
+            shown.join(", ")
+        ));
+    }
+    parts.join("; ")
+}
+
+/// Ends a scope's link. Changes not yet pushed stay in reposync.
+pub async fn disable(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<SyncDisableRequest>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let app = request
+        .app
+        .as_deref()
+        .filter(|a| !a.trim().is_empty())
+        .map(EntityName::parse)
+        .transpose()
+        .map_err(|e| AppError::invalid("app", e.message))?;
+    let app_name = app.as_ref().map(EntityName::as_str);
+    let link =
+        state.store.live_link(app_name).await?.ok_or_else(|| {
+            AppError::not_found(format!("{} is not synced", scope_name(app_name)))
+        })?;
+    state.store.disable_link(&link.id).await?;
+    if let Some(app) = &app
+        && let Ok(stored) = state.store.get_entity(&index_path(app)).await
+    {
+        let content = index_with_link(&stored.content, None)?;
+        if content != stored.content {
+            let edit = TreeEdit {
+                files: vec![(index_path(app), content)],
+                ..TreeEdit::default()
+            };
+            applied_or_error(apply_edit(&state, edit).await?)?;
+        }
+    }
+    tracing::info!(scope = %scope_name(app_name), "disabled git sync");
+    Ok(Json(serde_json::json!({"disabled": scope_name(app_name)})))
+}
+
+/// Every live link.
+pub async fn status(
+    State(state): State<AppState>,
+) -> Result<Json<ListResponse<SyncLinkView>>, AppError> {
+    let connectors = connectors_by_id(&state).await?;
+    let mut items = Vec::new();
+    for link in state.store.live_links().await? {
+        if let Some(connector) = connectors.get(&link.connector_id) {
+            items.push(link_view(&state, &link, connector).await?);
+        }
+    }
+    Ok(Json(ListResponse { items }))
+}
+
+async fn connectors_by_id(state: &AppState) -> Result<HashMap<String, ConnectorRecord>, AppError> {
+    Ok(state
+        .store
+        .list_connectors()
+        .await?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect())
+}
+
+async fn link_view(
+    state: &AppState,
+    link: &SyncLink,
+    connector: &ConnectorRecord,
+) -> Result<SyncLinkView, AppError> {
+    let changesets = state
+        .store
+        .list_changesets(std::slice::from_ref(&link.id), 10_000)
+        .await?;
+    let waiting = changesets
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.status,
+                ChangesetStatus::Waiting | ChangesetStatus::Pushing
+            )
+        })
+        .count();
+    let errors = state
+        .store
+        .open_sync_errors()
+        .await?
+        .iter()
+        .filter(|e| e.link_id == link.id)
+        .count();
+    Ok(SyncLinkView {
+        id: link.id.clone(),
+        scope: scope_name(link.app.as_deref()),
+        app: link.app.clone(),
+        connector: connector.spec.name.to_string(),
+        repo: link.repo.clone(),
+        branch: link.branch.clone(),
+        url: target(connector, link).map(|t| t.url).unwrap_or_default(),
+        base_commit: link.base_commit.clone(),
+        waiting,
+        errors,
+        created_at: timestamp(link.created_at),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ActivityQuery {
+    #[serde(default)]
+    app: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// Changesets and commit attempts, newest first.
+pub async fn activity(
+    State(state): State<AppState>,
+    query: Result<Query<ActivityQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SyncActivity>, AppError> {
+    let Query(query) = query.map_err(|e| AppError::invalid("app", e.body_text()))?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    let links = state.store.live_links().await?;
+    let scope_of: HashMap<String, String> = links
+        .iter()
+        .map(|l| (l.id.clone(), scope_name(l.app.as_deref())))
+        .collect();
+    let ids: Vec<String> = match query.app.as_deref().filter(|a| !a.is_empty()) {
+        Some(app) => {
+            let link = state.store.live_link(Some(app)).await?.ok_or_else(|| {
+                AppError::not_found(format!("application {app:?} is not synced")).with_field("app")
+            })?;
+            vec![link.id]
+        }
+        None => Vec::new(),
+    };
+    let scope = |link_id: &str| {
+        scope_of
+            .get(link_id)
+            .cloned()
+            .unwrap_or_else(|| "disabled link".into())
+    };
+    let changesets = state
+        .store
+        .list_changesets(&ids, limit)
+        .await?
+        .into_iter()
+        .map(|c| changeset_view(&c, scope(&c.link_id)))
+        .collect();
+    let attempts = state
+        .store
+        .list_attempts(&ids, limit)
+        .await?
+        .into_iter()
+        .map(|a| CommitAttemptView {
+            scope: scope(&a.link_id),
+            id: a.id,
+            status: a.status,
+            changesets: a.changesets,
+            files: files_view(&a.files),
+            commit_id: a.commit_id,
+            error: a.error,
+            started_at: timestamp(a.started_at),
+            finished_at: a.finished_at.map(timestamp),
+        })
+        .collect();
+    Ok(Json(SyncActivity {
+        changesets,
+        attempts,
+    }))
+}
+
+fn files_view(files: &[FileChangeRecord]) -> Vec<ChangedFileView> {
+    files
+        .iter()
+        .map(|f| ChangedFileView {
+            op: f.op.as_str().to_owned(),
+            path: f.path.clone(),
+        })
+        .collect()
+}
+
+fn changeset_view(c: &ChangesetRecord, scope: String) -> ChangesetView {
+    ChangesetView {
+        id: c.id.clone(),
+        scope,
+        status: c.status.as_str().to_owned(),
+        files: files_view(&c.files),
+        attempt_id: c.attempt_id.clone(),
+        commit_id: c.commit_id.clone(),
+        error: c.error.clone(),
+        created_at: timestamp(c.created_at),
+        updated_at: timestamp(c.updated_at),
+    }
+}
+
+/// Sync errors not yet resolved.
+pub async fn errors(
+    State(state): State<AppState>,
+) -> Result<Json<ListResponse<SyncErrorView>>, AppError> {
+    let links = state.store.live_links().await?;
+    let items = state
+        .store
+        .open_sync_errors()
+        .await?
+        .into_iter()
+        .map(|e| SyncErrorView {
+            scope: links
+                .iter()
+                .find(|l| l.id == e.link_id)
+                .map_or_else(|| "disabled link".into(), |l| scope_name(l.app.as_deref())),
+            id: e.id,
+            attempt_id: e.attempt_id,
+            path: e.path,
+            code: e.code,
+            message: e.message,
+            ours: e.ours.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            theirs: e.theirs.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            created_at: timestamp(e.created_at),
+        })
+        .collect();
+    Ok(Json(ListResponse { items }))
+}
+
+/// Puts a failed or conflicting changeset back in the outbox.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ChangesetView>, AppError> {
+    let changeset = state.store.retry_changeset(&id).await?;
+    tracing::info!(changeset = %id, "retrying changeset");
+    let mut view = changeset_view(&changeset, String::new());
+    view.status = ChangesetStatus::Waiting.as_str().to_owned();
+    view.error = None;
+    Ok(Json(view))
+}

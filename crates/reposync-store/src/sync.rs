@@ -1,0 +1,899 @@
+//! Git Sync state: links between a scope of the tree and a branch, the outbox of changesets
+//! written with every change, commit attempts, and the sync errors that need a person.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::entities::ChangeOutcome;
+use crate::{Store, StoreError, new_id, now_millis, placeholders_from};
+
+/// The folder of the tree that holds applications; everything else is the account's.
+const APPLICATIONS: &str = "Setup/Applications/";
+
+/// The application a path belongs to, or `None` for the account's own files.
+pub fn app_of_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(APPLICATIONS)?;
+    rest.split_once('/').map(|(app, _)| app)
+}
+
+/// How a file changed in a changeset, as the commit message says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum FileOp {
+    Add,
+    Modify,
+    Delete,
+}
+
+impl FileOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileOp::Add => "ADD",
+            FileOp::Modify => "MODIFY",
+            FileOp::Delete => "DELETE",
+        }
+    }
+}
+
+/// One file of a changeset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChangeRecord {
+    pub op: FileOp,
+    pub path: String,
+}
+
+/// A scope linked to a branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncLink {
+    pub id: String,
+    /// `None` for the account's own files.
+    pub app: Option<String>,
+    pub connector_id: String,
+    pub repo: Option<String>,
+    pub branch: String,
+    pub base_commit: Option<String>,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl SyncLink {
+    /// Whether a file of the tree belongs to this link's scope.
+    pub fn covers(&self, path: &str) -> bool {
+        app_of_path(path) == self.app.as_deref()
+    }
+}
+
+/// A link to create.
+#[derive(Debug, Clone)]
+pub struct NewSyncLink {
+    pub app: Option<String>,
+    pub connector_id: String,
+    pub repo: Option<String>,
+    pub branch: String,
+    pub base_commit: Option<String>,
+}
+
+/// Where a changeset is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangesetStatus {
+    Waiting,
+    Pushing,
+    Pushed,
+    Failed,
+    Conflict,
+}
+
+impl ChangesetStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangesetStatus::Waiting => "waiting",
+            ChangesetStatus::Pushing => "pushing",
+            ChangesetStatus::Pushed => "pushed",
+            ChangesetStatus::Failed => "failed",
+            ChangesetStatus::Conflict => "conflict",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        Ok(match text {
+            "waiting" => ChangesetStatus::Waiting,
+            "pushing" => ChangesetStatus::Pushing,
+            "pushed" => ChangesetStatus::Pushed,
+            "failed" => ChangesetStatus::Failed,
+            "conflict" => ChangesetStatus::Conflict,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown changeset status {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// A changeset as stored.
+#[derive(Debug, Clone)]
+pub struct ChangesetRecord {
+    pub id: String,
+    pub link_id: String,
+    pub status: ChangesetStatus,
+    pub files: Vec<FileChangeRecord>,
+    pub attempt_id: Option<String>,
+    pub commit_id: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A commit attempt as stored.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub id: String,
+    pub link_id: String,
+    /// running, pushed, nothing, conflict, failed, interrupted.
+    pub status: String,
+    pub changesets: Vec<String>,
+    pub files: Vec<FileChangeRecord>,
+    pub task_id: Option<String>,
+    pub commit_id: Option<String>,
+    pub error: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub enum AttemptEnd {
+    /// Pushed as `commit`, or already there (`nothing`): the changesets are done and the
+    /// link's base moves to `commit`.
+    Pushed { commit: String, nothing: bool },
+    /// Remote commits touched the same files; the changesets wait for a person or for the
+    /// Git → reposync side. One sync error per file keeps both versions.
+    Conflict {
+        head: String,
+        files: Vec<ConflictRecord>,
+    },
+    /// A failure that retrying will not fix: the changesets stop until `sync retry`.
+    Failed { code: String, message: String },
+    /// A failure that may pass (the network, a busy server): the changesets wait again.
+    Retry { message: String },
+}
+
+/// Both versions of a file in conflict.
+#[derive(Debug, Clone)]
+pub struct ConflictRecord {
+    pub path: String,
+    pub ours: Option<Vec<u8>>,
+    pub theirs: Option<Vec<u8>>,
+}
+
+/// A sync error as stored.
+#[derive(Debug, Clone)]
+pub struct SyncErrorRecord {
+    pub id: String,
+    pub link_id: String,
+    pub attempt_id: Option<String>,
+    pub path: Option<String>,
+    pub code: String,
+    pub message: String,
+    pub ours: Option<Vec<u8>>,
+    pub theirs: Option<Vec<u8>>,
+    pub created_at: i64,
+}
+
+const LINK_COLUMNS: &str =
+    "id, app, connector_id, repo, branch, base_commit, enabled, created_at, updated_at";
+const CHANGESET_COLUMNS: &str =
+    "id, link_id, status, files, attempt_id, commit_id, error, created_at, updated_at";
+const ATTEMPT_COLUMNS: &str =
+    "id, link_id, status, changesets, files, task_id, commit_id, error, started_at, finished_at";
+
+fn link_from_row(row: &AnyRow) -> Result<SyncLink, StoreError> {
+    let app: String = row.try_get("app")?;
+    Ok(SyncLink {
+        id: row.try_get("id")?,
+        app: (!app.is_empty()).then_some(app),
+        connector_id: row.try_get("connector_id")?,
+        repo: row.try_get("repo")?,
+        branch: row.try_get("branch")?,
+        base_commit: row.try_get("base_commit")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn json_column<T: for<'de> Deserialize<'de>>(row: &AnyRow, column: &str) -> Result<T, StoreError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn changeset_from_row(row: &AnyRow) -> Result<ChangesetRecord, StoreError> {
+    Ok(ChangesetRecord {
+        id: row.try_get("id")?,
+        link_id: row.try_get("link_id")?,
+        status: ChangesetStatus::parse(&row.try_get::<String, _>("status")?)?,
+        files: json_column(row, "files")?,
+        attempt_id: row.try_get("attempt_id")?,
+        commit_id: row.try_get("commit_id")?,
+        error: row.try_get("error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn attempt_from_row(row: &AnyRow) -> Result<AttemptRecord, StoreError> {
+    Ok(AttemptRecord {
+        id: row.try_get("id")?,
+        link_id: row.try_get("link_id")?,
+        status: row.try_get("status")?,
+        changesets: json_column(row, "changesets")?,
+        files: json_column(row, "files")?,
+        task_id: row.try_get("task_id")?,
+        commit_id: row.try_get("commit_id")?,
+        error: row.try_get("error")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+/// Writes one changeset per live link for the files a batch changed, inside the batch's
+/// transaction: the change and its way out to Git commit together or not at all. Returns how
+/// many were written.
+pub(crate) async fn record_changesets(
+    tx: &mut Transaction<'static, Any>,
+    outcomes: &[(String, ChangeOutcome)],
+    now: i64,
+) -> Result<usize, StoreError> {
+    let links: Vec<SyncLink> = sqlx::query(&format!(
+        "SELECT {LINK_COLUMNS} FROM sync_links WHERE enabled = 1"
+    ))
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(link_from_row)
+    .collect::<Result<_, _>>()?;
+    if links.is_empty() {
+        return Ok(0);
+    }
+    let mut per_link: HashMap<&str, Vec<FileChangeRecord>> = HashMap::new();
+    for (path, outcome) in outcomes {
+        let op = match outcome {
+            ChangeOutcome::Created => FileOp::Add,
+            ChangeOutcome::Changed => FileOp::Modify,
+            ChangeOutcome::Deleted => FileOp::Delete,
+            ChangeOutcome::Unchanged => continue,
+        };
+        if let Some(link) = links.iter().find(|l| l.covers(path)) {
+            per_link
+                .entry(link.id.as_str())
+                .or_default()
+                .push(FileChangeRecord {
+                    op,
+                    path: path.clone(),
+                });
+        }
+    }
+    let written = per_link.len();
+    for (link_id, files) in per_link {
+        insert_changeset(tx, link_id, &files, now).await?;
+    }
+    Ok(written)
+}
+
+async fn insert_changeset(
+    tx: &mut Transaction<'static, Any>,
+    link_id: &str,
+    files: &[FileChangeRecord],
+    now: i64,
+) -> Result<String, StoreError> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO changesets (id, link_id, status, files, created_at, updated_at) VALUES ($1, $2, 'waiting', $3, $4, $5)",
+    )
+    .bind(&id)
+    .bind(link_id)
+    .bind(to_json(&files)?)
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+impl Store {
+    /// Creates a link, with a first changeset carrying `initial_files` (the whole scope, when
+    /// the branch is empty or is to be overwritten) in the same transaction. A second live
+    /// link for the same scope is refused, naming the existing one.
+    pub async fn create_link(
+        &self,
+        link: &NewSyncLink,
+        initial_files: &[FileChangeRecord],
+    ) -> Result<SyncLink, StoreError> {
+        let id = new_id();
+        let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        let app = link.app.clone().unwrap_or_default();
+        if let Some(existing) = sqlx::query(&format!(
+            "SELECT {LINK_COLUMNS} FROM sync_links WHERE app = $1 AND enabled = 1"
+        ))
+        .bind(&app)
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            let existing = link_from_row(&existing)?;
+            return Err(StoreError::AlreadyExists {
+                what: "sync link of",
+                name: existing.app.unwrap_or_else(|| "the account".into()),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO sync_links (id, app, connector_id, repo, branch, base_commit, enabled, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
+        )
+        .bind(&id)
+        .bind(&app)
+        .bind(&link.connector_id)
+        .bind(link.repo.clone())
+        .bind(&link.branch)
+        .bind(link.base_commit.clone())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if !initial_files.is_empty() {
+            insert_changeset(&mut tx, &id, initial_files, now).await?;
+        }
+        tx.commit().await?;
+        self.outbox_changed();
+        self.link_by_id(&id).await
+    }
+
+    /// Ends a link. Its history stays; changesets still waiting are dropped from the outbox
+    /// (marked failed), because nothing will push them.
+    pub async fn disable_link(&self, id: &str) -> Result<(), StoreError> {
+        let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE sync_links SET enabled = 0, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE changesets SET status = 'failed', error = 'sync was disabled before this change was pushed', updated_at = $1
+             WHERE link_id = $2 AND status IN ('waiting', 'conflict')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE sync_errors SET resolved_at = $1 WHERE link_id = $2 AND resolved_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A link by id, live or not.
+    pub async fn link_by_id(&self, id: &str) -> Result<SyncLink, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {LINK_COLUMNS} FROM sync_links WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "sync link",
+            name: id.to_owned(),
+        })?;
+        link_from_row(&row)
+    }
+
+    /// The live links.
+    pub async fn live_links(&self) -> Result<Vec<SyncLink>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {LINK_COLUMNS} FROM sync_links WHERE enabled = 1 ORDER BY app"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(link_from_row)
+        .collect()
+    }
+
+    /// The live link of a scope (`None` = the account).
+    pub async fn live_link(&self, app: Option<&str>) -> Result<Option<SyncLink>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {LINK_COLUMNS} FROM sync_links WHERE enabled = 1 AND app = $1"
+        ))
+        .bind(app.unwrap_or_default())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(link_from_row)
+        .transpose()
+    }
+
+    /// Moves a link's base: the remote commit outgoing changes now build on.
+    pub async fn set_link_base(&self, id: &str, commit: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sync_links SET base_commit = $1, updated_at = $2 WHERE id = $3")
+            .bind(commit)
+            .bind(now_millis())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Live links with changesets waiting, with the time the oldest has waited since.
+    pub async fn links_with_waiting(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query(
+            "SELECT c.link_id AS link_id, MIN(c.created_at) AS oldest FROM changesets c JOIN sync_links l ON l.id = c.link_id
+             WHERE c.status = 'waiting' AND l.enabled = 1 GROUP BY c.link_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("link_id")?, r.try_get("oldest")?)))
+        .collect()
+    }
+
+    /// Starts a commit attempt with every changeset of the link that is waiting, unless one is
+    /// already running for the link. Returns the attempt and its changesets, oldest first.
+    pub async fn start_attempt(
+        &self,
+        link_id: &str,
+    ) -> Result<Option<(AttemptRecord, Vec<ChangesetRecord>)>, StoreError> {
+        let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        let running: Option<String> =
+            sqlx::query("SELECT id FROM commit_attempts WHERE link_id = $1 AND status = 'running'")
+                .bind(link_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("id"))
+                .transpose()?;
+        if running.is_some() {
+            return Ok(None);
+        }
+        let changesets: Vec<ChangesetRecord> = sqlx::query(&format!(
+            "SELECT {CHANGESET_COLUMNS} FROM changesets WHERE link_id = $1 AND status = 'waiting' ORDER BY created_at, id"
+        ))
+        .bind(link_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(changeset_from_row)
+        .collect::<Result<_, _>>()?;
+        if changesets.is_empty() {
+            return Ok(None);
+        }
+        let id = new_id();
+        let ids: Vec<&str> = changesets.iter().map(|c| c.id.as_str()).collect();
+        let files: Vec<&FileChangeRecord> = changesets.iter().flat_map(|c| &c.files).collect();
+        sqlx::query(
+            "INSERT INTO commit_attempts (id, link_id, status, changesets, files, started_at) VALUES ($1, $2, 'running', $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(link_id)
+        .bind(to_json(&ids)?)
+        .bind(to_json(&files)?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE changesets SET status = 'pushing', attempt_id = $1, updated_at = $2 WHERE link_id = $3 AND status = 'waiting'",
+        )
+        .bind(&id)
+        .bind(now)
+        .bind(link_id)
+        .execute(&mut *tx)
+        .await?;
+        let attempt = attempt_from_row(
+            &sqlx::query(&format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM commit_attempts WHERE id = $1"
+            ))
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?,
+        )?;
+        tx.commit().await?;
+        Ok(Some((attempt, changesets)))
+    }
+
+    /// Records which task carries an attempt.
+    pub async fn set_attempt_task(
+        &self,
+        attempt_id: &str,
+        task_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE commit_attempts SET task_id = $1 WHERE id = $2")
+            .bind(task_id)
+            .bind(attempt_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends an attempt and moves its changesets on, in one transaction.
+    pub async fn finish_attempt(
+        &self,
+        attempt_id: &str,
+        end: &AttemptEnd,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT link_id FROM commit_attempts WHERE id = $1")
+            .bind(attempt_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "commit attempt",
+                name: attempt_id.to_owned(),
+            })?;
+        let link_id: String = row.try_get("link_id")?;
+        let (attempt_status, changeset_status, commit, error) = match end {
+            AttemptEnd::Pushed { commit, nothing } => (
+                if *nothing { "nothing" } else { "pushed" },
+                "pushed",
+                Some(commit.clone()),
+                None,
+            ),
+            AttemptEnd::Conflict { head, files } => (
+                "conflict",
+                "conflict",
+                None,
+                Some(format!(
+                    "commits on the remote (up to {head}) changed the same files: {}",
+                    files
+                        .iter()
+                        .map(|f| f.path.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ),
+            AttemptEnd::Failed { code, message } => {
+                ("failed", "failed", None, Some(format!("{code}: {message}")))
+            }
+            AttemptEnd::Retry { message } => ("failed", "waiting", None, Some(message.clone())),
+        };
+        sqlx::query(
+            "UPDATE commit_attempts SET status = $1, commit_id = $2, error = $3, finished_at = $4 WHERE id = $5",
+        )
+        .bind(attempt_status)
+        .bind(commit.clone())
+        .bind(error.clone())
+        .bind(now)
+        .bind(attempt_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE changesets SET status = $1, commit_id = $2, error = $3, updated_at = $4 WHERE attempt_id = $5 AND status = 'pushing'",
+        )
+        .bind(changeset_status)
+        .bind(commit.clone())
+        .bind(error.clone())
+        .bind(now)
+        .bind(attempt_id)
+        .execute(&mut *tx)
+        .await?;
+        match end {
+            AttemptEnd::Pushed { commit, .. } if !commit.is_empty() => {
+                sqlx::query(
+                    "UPDATE sync_links SET base_commit = $1, updated_at = $2 WHERE id = $3",
+                )
+                .bind(commit)
+                .bind(now)
+                .bind(&link_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            AttemptEnd::Conflict { files, .. } => {
+                for file in files {
+                    sqlx::query(
+                        "INSERT INTO sync_errors (id, link_id, attempt_id, path, code, message, ours, theirs, created_at)
+                         VALUES ($1, $2, $3, $4, 'conflict', $5, $6, $7, $8)",
+                    )
+                    .bind(new_id())
+                    .bind(&link_id)
+                    .bind(attempt_id)
+                    .bind(&file.path)
+                    .bind(format!(
+                        "{} was changed in Git and in reposync; reposync's change was not pushed",
+                        file.path
+                    ))
+                    .bind(file.ours.clone())
+                    .bind(file.theirs.clone())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            AttemptEnd::Failed { code, message } => {
+                sqlx::query(
+                    "INSERT INTO sync_errors (id, link_id, attempt_id, code, message, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(new_id())
+                .bind(&link_id)
+                .bind(attempt_id)
+                .bind(code)
+                .bind(message)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            AttemptEnd::Pushed { .. } | AttemptEnd::Retry { .. } => {}
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// After a restart: attempts that were running were cut off. Their changesets wait again;
+    /// pushing them twice is harmless, because a push of what the branch already holds
+    /// commits nothing.
+    pub async fn interrupt_attempts(&self) -> Result<u64, StoreError> {
+        let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE commit_attempts SET status = 'interrupted', error = 'the server stopped during the attempt', finished_at = $1 WHERE status = 'running'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE changesets SET status = 'waiting', attempt_id = NULL, updated_at = $1 WHERE status = 'pushing'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Puts a failed or conflicting changeset back in the outbox (with every other changeset
+    /// of its attempt) and resolves its sync errors.
+    pub async fn retry_changeset(&self, id: &str) -> Result<ChangesetRecord, StoreError> {
+        let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        let changeset = sqlx::query(&format!(
+            "SELECT {CHANGESET_COLUMNS} FROM changesets WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(changeset_from_row)
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "changeset",
+            name: id.to_owned(),
+        })?;
+        if !matches!(
+            changeset.status,
+            ChangesetStatus::Failed | ChangesetStatus::Conflict
+        ) {
+            return Err(StoreError::Invalid {
+                field: "id".into(),
+                message: format!(
+                    "changeset {id} is {}; only failed or conflicting changesets can be retried",
+                    changeset.status.as_str()
+                ),
+            });
+        }
+        let link = sqlx::query("SELECT enabled FROM sync_links WHERE id = $1")
+            .bind(&changeset.link_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if link.try_get::<i64, _>("enabled")? == 0 {
+            return Err(StoreError::Invalid {
+                field: "id".into(),
+                message: "its sync link is disabled; enable sync again instead".into(),
+            });
+        }
+        match &changeset.attempt_id {
+            Some(attempt) => {
+                sqlx::query(
+                    "UPDATE changesets SET status = 'waiting', error = NULL, updated_at = $1
+                     WHERE attempt_id = $2 AND status IN ('failed', 'conflict')",
+                )
+                .bind(now)
+                .bind(attempt)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE sync_errors SET resolved_at = $1 WHERE attempt_id = $2 AND resolved_at IS NULL",
+                )
+                .bind(now)
+                .bind(attempt)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE changesets SET status = 'waiting', error = NULL, updated_at = $1 WHERE id = $2",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        self.outbox_changed();
+        Ok(changeset)
+    }
+
+    /// Changesets, newest first, of one link or all.
+    pub async fn list_changesets(
+        &self,
+        link_ids: &[String],
+        limit: i64,
+    ) -> Result<Vec<ChangesetRecord>, StoreError> {
+        let filter = if link_ids.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "WHERE link_id IN ({})",
+                placeholders_from(2, link_ids.len())
+            )
+        };
+        let sql = format!(
+            "SELECT {CHANGESET_COLUMNS} FROM changesets {filter} ORDER BY created_at DESC, id DESC LIMIT $1"
+        );
+        let mut query = sqlx::query(&sql).bind(limit);
+        for id in link_ids {
+            query = query.bind(id.as_str());
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(changeset_from_row)
+            .collect()
+    }
+
+    /// Commit attempts, newest first.
+    pub async fn list_attempts(
+        &self,
+        link_ids: &[String],
+        limit: i64,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let filter = if link_ids.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "WHERE link_id IN ({})",
+                placeholders_from(2, link_ids.len())
+            )
+        };
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM commit_attempts {filter} ORDER BY started_at DESC, id DESC LIMIT $1"
+        );
+        let mut query = sqlx::query(&sql).bind(limit);
+        for id in link_ids {
+            query = query.bind(id.as_str());
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(attempt_from_row)
+            .collect()
+    }
+
+    /// Sync errors not yet resolved, oldest first.
+    pub async fn open_sync_errors(&self) -> Result<Vec<SyncErrorRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, link_id, attempt_id, path, code, message, ours, theirs, created_at FROM sync_errors WHERE resolved_at IS NULL ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SyncErrorRecord {
+                id: r.try_get("id")?,
+                link_id: r.try_get("link_id")?,
+                attempt_id: r.try_get("attempt_id")?,
+                path: r.try_get("path")?,
+                code: r.try_get("code")?,
+                message: r.try_get("message")?,
+                ours: r.try_get("ours")?,
+                theirs: r.try_get("theirs")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+    }
+}
+
+impl Store {
+    /// The files of a scope as they are now: the application's folder, or the account's own
+    /// files, connectors included.
+    pub async fn scope_files(
+        &self,
+        app: Option<&str>,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let rows = match app {
+            Some(app) => {
+                sqlx::query("SELECT path, content FROM entities WHERE app = $1")
+                    .bind(app)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT path, content FROM entities WHERE app IS NULL")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let mut files: Vec<(String, Vec<u8>)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get("path")?, r.try_get("content")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        if app.is_none() {
+            for connector in self.list_connectors().await? {
+                files.push((
+                    reposync_model::connector_yaml::path(&connector.spec.name),
+                    connector.file.into_bytes(),
+                ));
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// The current contents of `paths`; paths that do not exist are left out.
+    pub async fn file_contents(
+        &self,
+        paths: &[String],
+    ) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+        let mut contents = HashMap::new();
+        for chunk in paths.chunks(500) {
+            let sql = format!(
+                "SELECT path, content FROM entities WHERE path IN ({})",
+                placeholders_from(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for path in chunk {
+                query = query.bind(path.as_str());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                contents.insert(row.try_get("path")?, row.try_get("content")?);
+            }
+        }
+        if paths.iter().any(|p| app_of_path(p).is_none()) {
+            for connector in self.list_connectors().await? {
+                let path = reposync_model::connector_yaml::path(&connector.spec.name);
+                if paths.contains(&path) {
+                    contents.insert(path, connector.file.into_bytes());
+                }
+            }
+        }
+        Ok(contents)
+    }
+
+    /// Fails every unfinished task of `kind`: after a restart nobody waits for their results,
+    /// and the work they carried is planned again.
+    pub async fn abandon_tasks(&self, kind: &str, result: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET status = 'failed', result = $1, finished_at = $2 WHERE kind = $3 AND status IN ('queued', 'running')",
+        )
+        .bind(result)
+        .bind(now_millis())
+        .bind(kind)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

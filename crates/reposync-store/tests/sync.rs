@@ -1,0 +1,203 @@
+//! The sync outbox against a real SQLite file: changesets written with the change, attempts
+//! that carry them, and what an attempt's end does to them.
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+use reposync_model::{ConnectorDraft, GitConnector, SecretName};
+use reposync_secrets::MasterKey;
+use reposync_store::{
+    AttemptEnd, ChangesetStatus, ConflictRecord, EntityChange, EntityWrite, FileOp, NewSyncLink,
+    SecretKind, Store, StoreError, WebhookChange,
+};
+
+fn put(path: &str, content: &str) -> EntityChange {
+    EntityChange::Put(EntityWrite {
+        path: path.into(),
+        kind: "k".into(),
+        app: reposync_store::app_of_path(path).map(str::to_owned),
+        content: content.as_bytes().to_vec(),
+        references: Vec::new(),
+    })
+}
+
+async fn linked_store(dir: &tempfile::TempDir) -> (Store, String) {
+    let store = Store::open(&Store::sqlite_url(dir.path()), MasterKey::generate())
+        .await
+        .expect("open store");
+    store
+        .create_secret(
+            &SecretName::parse("bb").expect("name"),
+            SecretKind::Text,
+            b"t",
+            None,
+        )
+        .await
+        .expect("secret");
+    let connector = store
+        .create_connector(
+            &GitConnector::parse(&ConnectorDraft {
+                name: Some("git".into()),
+                url: Some("https://bitbucket.org/acme/config.git".into()),
+                username: Some("u".into()),
+                password_secret: Some("bb".into()),
+                branch: Some("main".into()),
+                ..Default::default()
+            })
+            .expect("connector"),
+            WebhookChange::Keep,
+        )
+        .await
+        .expect("connector");
+    let link = store
+        .create_link(
+            &NewSyncLink {
+                app: Some("Shop".into()),
+                connector_id: connector.id,
+                repo: None,
+                branch: "main".into(),
+                base_commit: Some("a".repeat(40)),
+            },
+            &[],
+        )
+        .await
+        .expect("link");
+    (store, link.id)
+}
+
+#[tokio::test]
+async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link) = linked_store(&dir).await;
+    store
+        .apply_entities(
+            &[
+                put("Setup/Applications/Shop/Index.yaml", "a"),
+                put("Setup/Applications/Other/Index.yaml", "b"),
+                put("Setup/Cloud Providers/k8s.yaml", "c"),
+            ],
+            false,
+        )
+        .await
+        .expect("apply");
+    // A dry run and a no-op write nothing.
+    store
+        .apply_entities(
+            &[put("Setup/Applications/Shop/Workflows/w.yaml", "w")],
+            true,
+        )
+        .await
+        .expect("dry run");
+    store
+        .apply_entities(&[put("Setup/Applications/Shop/Index.yaml", "a")], false)
+        .await
+        .expect("no-op");
+    let (attempt, changesets) = store
+        .start_attempt(&link)
+        .await
+        .expect("start")
+        .expect("work waiting");
+    assert_eq!(changesets.len(), 1);
+    assert_eq!(
+        changesets[0].files.len(),
+        1,
+        "only Shop's file: {:?}",
+        changesets[0].files
+    );
+    assert_eq!(changesets[0].files[0].op, FileOp::Add);
+    assert!(
+        store.start_attempt(&link).await.expect("start").is_none(),
+        "one attempt at a time"
+    );
+
+    store
+        .finish_attempt(
+            &attempt.id,
+            &AttemptEnd::Conflict {
+                head: "b".repeat(40),
+                files: vec![ConflictRecord {
+                    path: "Setup/Applications/Shop/Index.yaml".into(),
+                    ours: Some(b"a".to_vec()),
+                    theirs: Some(b"z".to_vec()),
+                }],
+            },
+        )
+        .await
+        .expect("finish");
+    let errors = store.open_sync_errors().await.expect("errors");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].theirs.as_deref(), Some(&b"z"[..]));
+    let err = store.retry_changeset("nope").await.expect_err("unknown");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    store
+        .retry_changeset(&changesets[0].id)
+        .await
+        .expect("retry");
+    assert!(store.open_sync_errors().await.expect("errors").is_empty());
+
+    let (attempt, _) = store
+        .start_attempt(&link)
+        .await
+        .expect("start")
+        .expect("again");
+    let commit = "c".repeat(40);
+    store
+        .finish_attempt(
+            &attempt.id,
+            &AttemptEnd::Pushed {
+                commit: commit.clone(),
+                nothing: false,
+            },
+        )
+        .await
+        .expect("finish");
+    let listed = store
+        .list_changesets(std::slice::from_ref(&link), 10)
+        .await
+        .expect("list");
+    assert_eq!(listed[0].status, ChangesetStatus::Pushed);
+    assert_eq!(listed[0].commit_id.as_deref(), Some(commit.as_str()));
+    assert_eq!(
+        store.link_by_id(&link).await.expect("link").base_commit,
+        Some(commit)
+    );
+}
+
+#[tokio::test]
+async fn a_second_link_for_a_scope_is_refused_and_a_restart_replans_cut_off_attempts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link) = linked_store(&dir).await;
+    let existing = store.link_by_id(&link).await.expect("link");
+    let err = store
+        .create_link(
+            &NewSyncLink {
+                app: Some("Shop".into()),
+                connector_id: existing.connector_id.clone(),
+                repo: None,
+                branch: "other".into(),
+                base_commit: None,
+            },
+            &[],
+        )
+        .await
+        .expect_err("second link");
+    assert!(
+        matches!(&err, StoreError::AlreadyExists { name, .. } if name == "Shop"),
+        "{err}"
+    );
+    store
+        .apply_entities(&[put("Setup/Applications/Shop/Index.yaml", "a")], false)
+        .await
+        .expect("apply");
+    store
+        .start_attempt(&link)
+        .await
+        .expect("start")
+        .expect("attempt");
+    assert_eq!(store.interrupt_attempts().await.expect("interrupt"), 1);
+    let (_, changesets) = store
+        .start_attempt(&link)
+        .await
+        .expect("start")
+        .expect("replanned");
+    assert_eq!(changesets.len(), 1);
+}

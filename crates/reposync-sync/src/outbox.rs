@@ -1,0 +1,300 @@
+//! The outbox worker: waiting changesets → one `CommitAndPush` per branch → recorded outcome.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reposync_api::{FileContent, SyncJob, SyncJobResult};
+use reposync_store::{AttemptEnd, ConflictRecord, Store, StoreError, SyncLink};
+use tokio::time::Instant;
+
+use crate::plan::{commit_message, plan_commit};
+
+/// Runs sync jobs on delegates.
+#[async_trait::async_trait]
+pub trait Dispatch: Send + Sync {
+    /// Runs `job` on a delegate that may use the link's connector, on the link's branch, and
+    /// waits for its result.
+    async fn run_job(
+        &self,
+        link: &SyncLink,
+        job: SyncJob,
+    ) -> Result<SyncJobResult, DispatchFailure>;
+}
+
+/// A job that did not succeed: the classified code and what to tell a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchFailure {
+    pub code: String,
+    pub message: String,
+}
+
+/// Failure codes that retrying will not fix: the changesets stop until `sync retry`.
+/// Everything else (an unreachable host, a timeout, a remote that kept moving, no delegate
+/// connected yet) is retried with back-off.
+pub const PERMANENT_CODES: &[&str] = &[
+    "push_rejected",
+    "auth_failed",
+    "repo_not_found",
+    "host_key_unknown",
+    "host_key_mismatch",
+    "tls_untrusted",
+    "invalid_task",
+    "connector_gone",
+];
+
+/// How many times a delegate re-fetches and retries a push the remote raced.
+const PUSH_ATTEMPTS: u32 = 5;
+/// A burst of changes is gathered until it has been quiet this long…
+const QUIET: Duration = Duration::from_millis(25);
+/// …or its first change has waited this long, so a steady stream still goes out.
+const MAX_GATHER: Duration = Duration::from_millis(250);
+/// Back-off after a failure that may pass: doubles from the first to the last.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_LAST: Duration = Duration::from_secs(60);
+
+/// The reposync → Git worker.
+pub struct Outbox {
+    store: Store,
+    dispatch: Arc<dyn Dispatch>,
+    backoff: Mutex<HashMap<String, (u32, Instant)>>,
+    busy: Arc<Mutex<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    pub fn new(store: Store, dispatch: Arc<dyn Dispatch>) -> Outbox {
+        Outbox {
+            store,
+            dispatch,
+            backoff: Mutex::new(HashMap::new()),
+            busy: Arc::default(),
+        }
+    }
+
+    /// Works until `shutdown` resolves: wakes when changesets are written (and every second,
+    /// for back-offs that ended), gathers a burst, and pushes each branch's waiting changesets
+    /// as one commit. Branches are pushed concurrently, each by one attempt at a time.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let signal = self.store.outbox_signal();
+        tokio::pin!(shutdown);
+        let mut attempts = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = signal.notified() => {
+                    let started = Instant::now();
+                    while started.elapsed() < MAX_GATHER
+                        && tokio::time::timeout(QUIET, signal.notified()).await.is_ok()
+                    {}
+                }
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
+            }
+            let ready = match self.ready_links().await {
+                Ok(ready) => ready,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the sync outbox");
+                    continue;
+                }
+            };
+            for link_id in ready {
+                let outbox = Arc::clone(&self);
+                let signal = Arc::clone(&signal);
+                attempts.spawn(async move {
+                    if let Err(error) = outbox.push_link(&link_id).await {
+                        tracing::warn!(link = %link_id, %error, "sync attempt failed");
+                    }
+                    // Changes may have arrived while this branch was busy.
+                    signal.notify_one();
+                });
+            }
+        }
+        // An attempt cut off here is found `running` at the next start and planned again.
+        attempts.abort_all();
+    }
+
+    /// One round, for tests: pushes every branch with waiting changesets, one after the other.
+    pub async fn step(&self) -> Result<usize, StoreError> {
+        let ready = self.ready_links().await?;
+        for link_id in &ready {
+            self.push_link(link_id).await?;
+        }
+        Ok(ready.len())
+    }
+
+    /// Links with waiting changesets that are neither being pushed nor backing off; each
+    /// returned link is marked busy until its push ends.
+    async fn ready_links(&self) -> Result<Vec<String>, StoreError> {
+        let waiting = self.store.links_with_waiting().await?;
+        let now = Instant::now();
+        let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ready = Vec::new();
+        for (link_id, _) in waiting {
+            let waiting_out = backoff.get(&link_id).is_some_and(|(_, until)| *until > now);
+            if !waiting_out && busy.insert(link_id.clone()) {
+                ready.push(link_id);
+            }
+        }
+        Ok(ready)
+    }
+
+    async fn push_link(&self, link_id: &str) -> Result<(), StoreError> {
+        let result = self.attempt(link_id).await;
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(link_id);
+        result
+    }
+
+    /// One commit attempt for a link: every changeset waiting for it goes into one commit.
+    async fn attempt(&self, link_id: &str) -> Result<(), StoreError> {
+        let Some((attempt, changesets)) = self.store.start_attempt(link_id).await? else {
+            return Ok(());
+        };
+        let link = self.store.link_by_id(link_id).await?;
+        let connector = match self.store.get_connector_by_id(&link.connector_id).await {
+            Ok(connector) => connector,
+            Err(StoreError::NotFound { .. }) => {
+                let end = AttemptEnd::Failed {
+                    code: "connector_gone".into(),
+                    message: "the link's connector no longer exists".into(),
+                };
+                return self.store.finish_attempt(&attempt.id, &end).await;
+            }
+            Err(error) => return Err(error),
+        };
+        let mut paths: Vec<String> = changesets
+            .iter()
+            .flat_map(|c| c.files.iter().map(|f| f.path.clone()))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        let current = self.store.file_contents(&paths).await?;
+        let plan = plan_commit(&changesets, &current);
+        if plan.files.is_empty() {
+            let end = AttemptEnd::Pushed {
+                commit: link.base_commit.clone().unwrap_or_default(),
+                nothing: true,
+            };
+            return self.store.finish_attempt(&attempt.id, &end).await;
+        }
+        let message = commit_message(connector.spec.commit_message.as_deref(), &plan);
+        let ours: HashMap<&str, Option<&Vec<u8>>> = plan
+            .files
+            .iter()
+            .map(|(_, path, content)| (path.as_str(), content.as_ref()))
+            .collect();
+        let job = SyncJob::CommitAndPush {
+            base: link.base_commit.clone(),
+            author_name: connector.spec.author_name.clone(),
+            author_email: connector.spec.author_email.to_string(),
+            message,
+            files: plan
+                .files
+                .iter()
+                .map(|(_, path, content)| FileContent {
+                    path: path.clone(),
+                    content: content.as_ref().map(|c| STANDARD.encode(c)),
+                })
+                .collect(),
+            max_attempts: PUSH_ATTEMPTS,
+        };
+        let end = match self.dispatch.run_job(&link, job).await {
+            Ok(SyncJobResult::Pushed { commit, .. }) => AttemptEnd::Pushed {
+                commit,
+                nothing: false,
+            },
+            Ok(SyncJobResult::NothingToCommit { head }) => AttemptEnd::Pushed {
+                commit: head.unwrap_or_default(),
+                nothing: true,
+            },
+            Ok(SyncJobResult::Conflict { head, files }) => {
+                let conflicts: Vec<ConflictRecord> = files
+                    .into_iter()
+                    .map(|f| ConflictRecord {
+                        ours: ours.get(f.path.as_str()).copied().flatten().cloned(),
+                        theirs: f.content.and_then(|c| STANDARD.decode(c).ok()),
+                        path: f.path,
+                    })
+                    .filter(|c| c.ours != c.theirs)
+                    .collect();
+                if conflicts.is_empty() {
+                    // The remote already holds our version of every file it touched: our own
+                    // earlier push whose result was lost (a crash), or the same edit made in
+                    // Git. Build on its head and go again; nothing is overwritten.
+                    self.store.set_link_base(&link.id, &head).await?;
+                    AttemptEnd::Retry {
+                        message: format!("the remote already held these changes at {head}"),
+                    }
+                } else {
+                    AttemptEnd::Conflict {
+                        head,
+                        files: conflicts,
+                    }
+                }
+            }
+            Ok(SyncJobResult::Branch { .. }) => AttemptEnd::Failed {
+                code: "invalid_task".into(),
+                message: "the delegate answered a push with a branch listing".into(),
+            },
+            Err(failure) if PERMANENT_CODES.contains(&failure.code.as_str()) => {
+                AttemptEnd::Failed {
+                    code: failure.code,
+                    message: failure.message,
+                }
+            }
+            Err(failure) => AttemptEnd::Retry {
+                message: format!("{}: {}", failure.code, failure.message),
+            },
+        };
+        self.note_backoff(link_id, &end);
+        match &end {
+            AttemptEnd::Pushed { commit, nothing } => {
+                tracing::info!(link = link_id, commit = %commit, nothing, files = plan.files.len(), changesets = plan.changesets.len(), "pushed");
+            }
+            AttemptEnd::Conflict { files, .. } => {
+                tracing::warn!(
+                    link = link_id,
+                    files = files.len(),
+                    "sync conflict: not pushed"
+                );
+            }
+            AttemptEnd::Failed { code, message } => {
+                tracing::warn!(link = link_id, code, message, "push failed; retry by hand");
+            }
+            AttemptEnd::Retry { message } => {
+                tracing::info!(link = link_id, message, "push will be retried");
+            }
+        }
+        self.store.finish_attempt(&attempt.id, &end).await
+    }
+
+    fn note_backoff(&self, link_id: &str, end: &AttemptEnd) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        match end {
+            AttemptEnd::Retry { message } if message.starts_with("the remote already held") => {
+                backoff.remove(link_id);
+            }
+            AttemptEnd::Retry { .. } => {
+                let failures = backoff.get(link_id).map_or(0, |(n, _)| *n) + 1;
+                let delay = BACKOFF_FIRST
+                    .saturating_mul(1 << failures.saturating_sub(1).min(6))
+                    .min(BACKOFF_LAST);
+                backoff.insert(link_id.to_owned(), (failures, Instant::now() + delay));
+            }
+            _ => {
+                backoff.remove(link_id);
+            }
+        }
+    }
+}
