@@ -152,7 +152,7 @@ impl LocalClone {
                     .map_err(|e| clone.io_error("remove the unusable clone", e))?;
             }
         }
-        clone.create().await?;
+        clone.create(Contents::Blobless).await?;
         Ok(clone)
     }
 
@@ -427,8 +427,9 @@ impl LocalClone {
         Ok(CloneState::Usable)
     }
 
-    /// Creates an empty repository configured as a partial clone of the branch.
-    async fn create(&self) -> Result<(), GitError> {
+    /// Creates an empty repository configured to fetch the branch, as a partial clone unless
+    /// it must hold whole files.
+    async fn create(&self, contents: Contents) -> Result<(), GitError> {
         tokio::fs::create_dir_all(&self.dir)
             .await
             .map_err(|e| self.io_error("create the clone directory", e))?;
@@ -445,14 +446,9 @@ impl LocalClone {
         self.run(init).await?;
         let remote_key = |name: &str| format!("remote.{ORIGIN}.{name}");
         let fetch_refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
-        let settings = [
-            // A partial clone is a repository format extension, which needs format version 1.
-            ("core.repositoryformatversion".to_owned(), "1"),
-            ("extensions.partialClone".to_owned(), ORIGIN),
+        let mut settings = vec![
             (remote_key("url"), self.url.as_str()),
             (remote_key("fetch"), fetch_refspec.as_str()),
-            (remote_key("promisor"), "true"),
-            (remote_key("partialclonefilter"), BLOB_FILTER),
             (remote_key("tagOpt"), "--no-tags"),
             // Reflogs would keep every commit ever fetched alive for 90 days.
             ("core.logAllRefUpdates".to_owned(), "false"),
@@ -460,9 +456,19 @@ impl LocalClone {
             // background holding locks that the next open would take for a crash.
             ("gc.autoDetach".to_owned(), "false"),
             ("maintenance.autoDetach".to_owned(), "false"),
-            // Written last: a clone without it did not finish being created.
-            (BRANCH_MARKER.to_owned(), self.branch.as_str()),
         ];
+        if contents == Contents::Blobless {
+            settings.extend([
+                // A partial clone is a repository format extension, which needs format
+                // version 1.
+                ("core.repositoryformatversion".to_owned(), "1"),
+                ("extensions.partialClone".to_owned(), ORIGIN),
+                (remote_key("promisor"), "true"),
+                (remote_key("partialclonefilter"), BLOB_FILTER),
+            ]);
+        }
+        // Written last: a clone without it did not finish being created.
+        settings.push((BRANCH_MARKER.to_owned(), self.branch.as_str()));
         for (key, value) in &settings {
             self.local(&["config", key, value]).await?;
         }
@@ -694,7 +700,24 @@ impl LocalClone {
         command
             .config
             .push(("fetch.negotiationAlgorithm".into(), "noop".into()));
-        self.run(command).await.map(drop)
+        let output = self.runner.output(&command).await?;
+        if output.success {
+            return Ok(());
+        }
+        // Over protocol v0 (an OpenSSH server that does not accept GIT_PROTOCOL), upload-pack
+        // sends only advertised commits unless configured otherwise, even when it accepted
+        // the filter. Such a server can never fill a partial clone, so the clone is made
+        // anew, shallow, with the whole files of the branch head.
+        if refuses_object_requests(&output.stderr) {
+            tracing::warn!(url = %self.url, "the server cannot send file contents by id; making the clone anew with whole files");
+            tokio::fs::remove_dir_all(&self.git_dir)
+                .await
+                .map_err(|e| self.io_error("remove the partial clone", e))?;
+            self.create(Contents::Whole).await?;
+            self.fetch(remote).await?;
+            return Ok(());
+        }
+        Err(self.in_context(output.into_error(&command)))
     }
 
     /// Builds the commit of `changes` on `head` in a temporary index, without a work tree.
@@ -866,6 +889,13 @@ impl LocalClone {
     }
 }
 
+/// Whether a clone leaves file contents on the server until they are needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contents {
+    Blobless,
+    Whole,
+}
+
 /// What `open` found in the clone directory.
 enum CloneState {
     Absent,
@@ -923,6 +953,11 @@ fn backoff(retry: u32) -> Duration {
 fn refuses_filters(stderr: &str) -> bool {
     let lower = stderr.to_ascii_lowercase();
     lower.contains("filter") && (lower.contains("not supported") || lower.contains("not allowed"))
+}
+
+/// Whether a failed fetch by object id says that the server only sends advertised objects.
+fn refuses_object_requests(stderr: &str) -> bool {
+    stderr.contains("unadvertised object") || stderr.contains("not our ref")
 }
 
 /// The first lock file under a git directory, skipping the fan-out directories of loose
@@ -1019,7 +1054,8 @@ fn parse_diff_tree(bytes: &[u8]) -> Result<Vec<DiffEntry>, GitError> {
     Ok(entries)
 }
 
-/// Parses `git cat-file --batch`: `<oid> <type> <size> LF <contents> LF` per object.
+/// Parses `git cat-file --batch`: `<oid> <type> <size> LF <contents> LF` per object, or
+/// `<oid> missing LF`.
 fn parse_cat_file_batch(bytes: &[u8]) -> Result<HashMap<String, Vec<u8>>, GitError> {
     let mut contents = HashMap::new();
     let mut rest = bytes;
@@ -1030,6 +1066,11 @@ fn parse_cat_file_batch(bytes: &[u8]) -> Result<HashMap<String, Vec<u8>>, GitErr
             .position(|&b| b == b'\n')
             .ok_or_else(|| bad("a header without a newline"))?;
         let header = String::from_utf8_lossy(&rest[..end]).into_owned();
+        // Left out of the map: the caller names the path whose content is missing.
+        if header.ends_with(" missing") {
+            rest = &rest[end + 1..];
+            continue;
+        }
         let fields: Vec<&str> = header.split(' ').collect();
         let [oid, _kind, size] = fields[..] else {
             return Err(bad(&header));
@@ -1169,7 +1210,11 @@ mod tests {
         let contents = parse_cat_file_batch(&out).expect("parses");
         assert_eq!(contents["aaaa"], b"\x00\n\xff");
         assert_eq!(contents["bbbb"], b"");
-        assert!(parse_cat_file_batch(b"aaaa missing\n").is_err());
+        assert!(
+            parse_cat_file_batch(b"aaaa missing\n")
+                .expect("parses")
+                .is_empty()
+        );
         assert!(parse_cat_file_batch(b"aaaa blob 10\nshort\n").is_err());
     }
 

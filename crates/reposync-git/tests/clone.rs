@@ -1,0 +1,1059 @@
+//! `LocalClone` against real servers: git http-backend over TLS with Basic auth, and OpenSSH
+//! sshd for user `git`, both from reposync-testkit. Remote activity that is not ours is made by
+//! a separate hermetic git clone pushing to the same bare repository, or by server hooks.
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+use std::path::{Path, PathBuf};
+
+use reposync_git::{
+    CommitOutcome, ConflictFile, FileChange, GitAuth, GitErrorKind, GitRunner, LocalClone, Remote,
+    Signature,
+};
+use reposync_testkit::{GitHttpsServer, RepoRoot, SshKeyFiles, SshServer, TestCa};
+use secrecy::SecretString;
+use tempfile::TempDir;
+
+const REPO: &str = "acme/config.git";
+const USER: &str = "deploy";
+const PASSWORD: &str = "clone-canary-password-7f3a9c";
+const PROVIDER: &str = "Setup/Source Repo Providers/Platform Git.yaml";
+
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    Https,
+    Ssh,
+}
+
+/// A repository root served over one transport, a remote for it, and a place for clones.
+struct Fixture {
+    root: RepoRoot,
+    https: Option<GitHttpsServer>,
+    _ssh: Option<SshServer>,
+    remote: Remote,
+    /// Secret material the transport uses, which must never show up anywhere.
+    secret: String,
+    work: TempDir,
+    runner: GitRunner,
+}
+
+impl Fixture {
+    async fn new(transport: Transport) -> Fixture {
+        let root = RepoRoot::new().expect("repo root");
+        let work = tempfile::tempdir().expect("work dir");
+        match transport {
+            Transport::Https => {
+                let ca = TestCa::new("clone test CA").expect("ca");
+                let server = GitHttpsServer::start(&root, &ca, USER, PASSWORD)
+                    .await
+                    .expect("https server");
+                let remote = Remote {
+                    url: server.repo_url(REPO),
+                    auth: GitAuth::Https {
+                        username: USER.into(),
+                        password: SecretString::from(PASSWORD),
+                        ca_pem: Some(server.ca_pem()),
+                    },
+                };
+                Fixture {
+                    root,
+                    https: Some(server),
+                    _ssh: None,
+                    remote,
+                    secret: PASSWORD.to_owned(),
+                    work,
+                    runner: GitRunner::new(),
+                }
+            }
+            Transport::Ssh => {
+                let key = SshKeyFiles::generate_ed25519(work.path(), "id_ed25519").expect("key");
+                let server = SshServer::start(&root, std::slice::from_ref(&key.public_key))
+                    .await
+                    .expect("sshd");
+                let private_key = key.private_key_openssh().expect("private key");
+                std::fs::remove_file(&key.private_key).expect("remove the key file");
+                let remote = Remote {
+                    url: server.repo_url(REPO),
+                    auth: GitAuth::Ssh {
+                        private_key: SecretString::from(private_key.clone()),
+                        known_hosts: Some(server.known_hosts_line()),
+                    },
+                };
+                // The base64 body of the key, which a leak would most likely show.
+                let secret = private_key
+                    .lines()
+                    .find(|l| !l.starts_with("-----") && l.len() > 40)
+                    .expect("key body")
+                    .to_owned();
+                Fixture {
+                    root,
+                    https: None,
+                    _ssh: Some(server),
+                    remote,
+                    secret,
+                    work,
+                    runner: GitRunner::new(),
+                }
+            }
+        }
+    }
+
+    /// A repository with a tree worth syncing, a second branch and a tag, none of which but
+    /// `main` the clone should ever fetch. Returns the head of main.
+    fn populate(&self) -> String {
+        self.root
+            .create_repo(
+                REPO,
+                "main",
+                &[
+                    ("Setup/Applications/shop/Index.yaml", "name: shop\n"),
+                    (PROVIDER, "type: GIT\n"),
+                    ("Setup/a.yaml", "a: 1\n"),
+                    ("Setup/b.yaml", "b: 1\n"),
+                    ("README.md", "hello\n"),
+                ],
+            )
+            .expect("create repo");
+        self.root
+            .commit(REPO, "feature", &[("feature.txt", "wip\n")], "A feature")
+            .expect("feature branch");
+        self.bare(&["tag", "v1", "main"]);
+        self.root.head(REPO, "main").expect("head").expect("main")
+    }
+
+    fn clone_dir(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    async fn open(&self, name: &str) -> LocalClone {
+        self.open_branch(name, "main").await
+    }
+
+    async fn open_branch(&self, name: &str, branch: &str) -> LocalClone {
+        LocalClone::open(&self.runner, &self.clone_dir(name), &self.remote, branch)
+            .await
+            .expect("open the clone")
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.root.repo_path(REPO).expect("repo path")
+    }
+
+    /// Runs git in the bare repository.
+    fn bare(&self, args: &[&str]) -> String {
+        self.root
+            .git()
+            .run(&self.repo(), args)
+            .expect("git in the bare repository")
+    }
+
+    fn head(&self, branch: &str) -> Option<String> {
+        self.root.head(REPO, branch).expect("head")
+    }
+
+    /// The paths and contents of a commit in the bare repository.
+    fn tree(&self, commit: &str) -> Vec<(String, String)> {
+        let paths = self.bare(&["ls-tree", "-r", "--name-only", "-z", commit]);
+        paths
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(|path| {
+                let content = raw_stdout(
+                    &self.root,
+                    &self.repo(),
+                    &["cat-file", "blob", &format!("{commit}:{path}")],
+                );
+                (path.to_owned(), content)
+            })
+            .collect()
+    }
+
+    /// Runs git on a clone without ever fetching: a missing object is an error.
+    fn in_clone(&self, clone: &LocalClone, args: &[&str]) -> String {
+        let git_dir = clone.dir().join(".git");
+        self.root
+            .git()
+            .run_with_env(
+                clone.dir(),
+                args,
+                &[
+                    ("GIT_DIR", git_dir.to_str().expect("utf-8")),
+                    ("GIT_NO_LAZY_FETCH", "1"),
+                ],
+            )
+            .expect("git in the clone")
+    }
+
+    fn blobs_in_clone(&self, clone: &LocalClone) -> usize {
+        self.in_clone(
+            clone,
+            &[
+                "cat-file",
+                "--batch-all-objects",
+                "--batch-check=%(objecttype)",
+            ],
+        )
+        .lines()
+        .filter(|l| *l == "blob")
+        .count()
+    }
+
+    /// A commit made elsewhere: a separate hermetic clone of the bare repository changes
+    /// files (`None` deletes) and pushes to main.
+    fn external_commit(&self, files: &[(&str, Option<&str>)], message: &str) -> String {
+        let scratch = tempfile::tempdir().expect("scratch");
+        let checkout = scratch.path().join("checkout");
+        let git = self.root.git();
+        git.run(
+            scratch.path(),
+            &[
+                "clone",
+                "--quiet",
+                "--no-hardlinks",
+                "--branch",
+                "main",
+                self.repo().to_str().expect("utf-8"),
+                checkout.to_str().expect("utf-8"),
+            ],
+        )
+        .expect("clone");
+        for (path, content) in files {
+            let file = checkout.join(path);
+            match content {
+                Some(content) => {
+                    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+                    std::fs::write(&file, content).expect("write");
+                }
+                None => std::fs::remove_file(&file).expect("remove"),
+            }
+        }
+        git.run(&checkout, &["add", "--all"]).expect("add");
+        git.run(&checkout, &["commit", "--quiet", "-m", message])
+            .expect("commit");
+        git.run(&checkout, &["push", "--quiet", "origin", "HEAD:main"])
+            .expect("push");
+        git.run(&checkout, &["rev-parse", "HEAD"])
+            .expect("rev-parse")
+    }
+
+    /// Every file of a clone's git directory, as text, to search for leaked secrets.
+    fn clone_files_text(&self, clone: &LocalClone) -> String {
+        let mut text = String::new();
+        let mut pending = vec![clone.dir().to_owned()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    text.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
+        text
+    }
+
+    fn upload_pack_posts(&self) -> usize {
+        self.https
+            .as_ref()
+            .expect("https")
+            .log()
+            .lines()
+            .filter(|l| l.starts_with("POST") && l.contains("git-upload-pack"))
+            .count()
+    }
+}
+
+fn raw_stdout(root: &RepoRoot, dir: &Path, args: &[&str]) -> String {
+    let output = root
+        .git()
+        .output_with_env(dir, args, &[])
+        .expect("spawn git");
+    assert!(output.status.success(), "git {args:?} failed");
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+fn bot() -> Signature {
+    Signature {
+        name: "Config Bot".into(),
+        email: "config-bot@example.invalid".into(),
+    }
+}
+
+fn write(path: &str, content: &str) -> FileChange {
+    FileChange {
+        path: path.into(),
+        content: Some(content.as_bytes().to_vec()),
+    }
+}
+
+fn delete(path: &str) -> FileChange {
+    FileChange {
+        path: path.into(),
+        content: None,
+    }
+}
+
+fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
+    files
+        .iter()
+        .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
+        .collect()
+}
+
+fn pushed(outcome: CommitOutcome) -> (String, Option<String>, u32) {
+    match outcome {
+        CommitOutcome::Pushed {
+            commit,
+            parent,
+            attempts,
+        } => (commit, parent, attempts),
+        other => panic!("expected a push, got {other:?}"),
+    }
+}
+
+/// The first push creates the branch of an empty repository; a second push reuses the warm
+/// clone, deletes and adds paths with spaces and non-ASCII, and only the branch is fetched.
+async fn main_flow(transport: Transport) {
+    let fx = Fixture::new(transport).await;
+    fx.root
+        .create_empty_repo(REPO, "main")
+        .expect("empty repository");
+    let clone = fx.open("clone").await;
+    assert_eq!(clone.fetch(&fx.remote).await.expect("fetch"), None);
+
+    let first = clone
+        .commit_and_push(
+            &fx.remote,
+            None,
+            &[
+                write(PROVIDER, "type: GIT\n"),
+                write("Setup/Applications/été/Index.yaml", "name: été\n"),
+                write("Setup/a.yaml", "a: 1\n"),
+            ],
+            &bot(),
+            "Create the tree",
+            3,
+        )
+        .await
+        .expect("first push");
+    let (first, parent, attempts) = pushed(first);
+    assert_eq!((parent, attempts), (None, 1));
+    assert_eq!(fx.head("main").as_deref(), Some(first.as_str()));
+    let raw = raw_stdout(&fx.root, &fx.repo(), &["cat-file", "commit", &first]);
+    assert!(!raw.contains("\nparent "), "{raw}");
+    assert!(
+        raw.contains("\nauthor Config Bot <config-bot@example.invalid> "),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("\ncommitter Config Bot <config-bot@example.invalid> "),
+        "{raw}"
+    );
+    assert!(raw.ends_with("\n\nCreate the tree\n"), "{raw:?}");
+
+    // The clone stays on disk; opening it again must reuse it, not make it anew.
+    let marker = clone.dir().join(".git").join("reused-marker");
+    std::fs::write(&marker, "").expect("marker");
+    let clone = fx.open("clone").await;
+    assert!(marker.exists(), "the warm clone was recreated");
+
+    let renamed = "Setup/Source Repo Providers/Other Git.yaml";
+    let second = clone
+        .commit_and_push(
+            &fx.remote,
+            Some(&first),
+            &[delete(PROVIDER), write(renamed, "type: GIT\nurl: x\n")],
+            &bot(),
+            "Rename the provider\n\nWith a body.\n",
+            3,
+        )
+        .await
+        .expect("second push");
+    let (second, parent, _) = pushed(second);
+    assert_eq!(parent.as_deref(), Some(first.as_str()));
+    assert_eq!(fx.head("main").as_deref(), Some(second.as_str()));
+    let raw = raw_stdout(&fx.root, &fx.repo(), &["cat-file", "commit", &second]);
+    assert!(
+        raw.ends_with("\n\nRename the provider\n\nWith a body.\n"),
+        "{raw:?}"
+    );
+    let expected = [
+        ("Setup/Applications/été/Index.yaml", "name: été\n"),
+        (renamed, "type: GIT\nurl: x\n"),
+        ("Setup/a.yaml", "a: 1\n"),
+    ];
+    let mut tree = fx.tree(&second);
+    tree.sort();
+    let mut want = owned(&expected);
+    want.sort();
+    assert_eq!(tree, want);
+
+    let files = clone
+        .read_files(&fx.remote, &second, "Setup/")
+        .await
+        .expect("read files");
+    let files: Vec<(String, String)> = files
+        .into_iter()
+        .map(|(p, c)| (p, String::from_utf8(c).expect("utf-8")))
+        .collect();
+    let mut sorted = files.clone();
+    sorted.sort();
+    assert_eq!(files, sorted, "sorted by path");
+    assert_eq!(sorted, want);
+
+    assert_eq!(
+        fx.in_clone(&clone, &["for-each-ref", "--format=%(refname)"]),
+        "refs/remotes/origin/main",
+        "only the branch is fetched"
+    );
+    assert!(
+        !fx.clone_files_text(&clone).contains(&fx.secret),
+        "a secret was written into the clone"
+    );
+}
+
+#[tokio::test]
+async fn https_first_push_creates_the_branch_and_the_warm_clone_pushes_again() {
+    main_flow(Transport::Https).await;
+}
+
+#[tokio::test]
+async fn ssh_first_push_creates_the_branch_and_the_warm_clone_pushes_again() {
+    main_flow(Transport::Ssh).await;
+}
+
+#[tokio::test]
+async fn the_first_fetch_is_shallow_and_blobless_and_blobs_come_in_one_request() {
+    let fx = Fixture::new(Transport::Https).await;
+    fx.populate();
+    fx.root
+        .commit(REPO, "main", &[("Setup/a.yaml", "a: 2\n")], "Second")
+        .expect("commit");
+    let many: Vec<(String, String)> = (0..20)
+        .map(|n| (format!("Setup/Many/file {n}.yaml"), format!("n: {n}\n")))
+        .collect();
+    let many_refs: Vec<(&str, &str)> = many.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let head = fx
+        .root
+        .commit(REPO, "main", &many_refs, "Third")
+        .expect("commit");
+    fx.bare(&["config", "uploadpack.allowFilter", "true"]);
+
+    let clone = fx.open("clone").await;
+    assert_eq!(
+        clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
+        Some(head.as_str())
+    );
+    assert_eq!(
+        fx.in_clone(&clone, &["rev-parse", "--is-shallow-repository"]),
+        "true"
+    );
+    assert_eq!(
+        fx.in_clone(&clone, &["rev-list", "--count", &head]),
+        "1",
+        "depth 1"
+    );
+    assert_eq!(fx.blobs_in_clone(&clone), 0, "no file contents fetched");
+    assert_eq!(
+        fx.in_clone(&clone, &["for-each-ref", "--format=%(refname)"]),
+        "refs/remotes/origin/main",
+        "no other branch and no tag"
+    );
+
+    let before = fx.upload_pack_posts();
+    let files = clone
+        .read_files(&fx.remote, &head, "Setup/Many/")
+        .await
+        .expect("read files");
+    assert_eq!(files.len(), 20);
+    for (path, content) in &files {
+        let expected = many.iter().find(|(p, _)| p == path).expect("known path");
+        assert_eq!(content, expected.1.as_bytes());
+    }
+    let requests = fx.upload_pack_posts() - before;
+    assert!(
+        requests <= 2,
+        "20 contents took {requests} requests:\n{}",
+        fx.https.as_ref().expect("https").log()
+    );
+    assert_eq!(fx.blobs_in_clone(&clone), 20, "only the files read");
+
+    // Read again: everything is local now.
+    let before = fx.upload_pack_posts();
+    let all = clone
+        .read_files(&fx.remote, &head, "Setup/")
+        .await
+        .expect("read files");
+    assert_eq!(all.len(), 24);
+    assert!(
+        all.iter()
+            .any(|(p, c)| p == "Setup/a.yaml" && c == b"a: 2\n")
+    );
+    assert!(all.iter().all(|(p, _)| p.starts_with("Setup/")));
+    let again = clone
+        .read_files(&fx.remote, &head, "Setup/")
+        .await
+        .expect("read files");
+    assert_eq!(all, again);
+    assert_eq!(
+        fx.upload_pack_posts() - before,
+        1,
+        "only the 4 new contents"
+    );
+
+    // A later fetch is incremental: it keeps the history it had instead of starting over.
+    let next = fx
+        .root
+        .commit(REPO, "main", &[("Setup/b.yaml", "b: 2\n")], "Fourth")
+        .expect("commit");
+    assert_eq!(
+        clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
+        Some(next.as_str())
+    );
+    assert_eq!(fx.in_clone(&clone, &["rev-list", "--count", &next]), "2");
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_filters_gets_a_full_shallow_fetch() {
+    let fx = Fixture::new(Transport::Https).await;
+    let head = fx.populate();
+    // The server advertises filters but refuses this one, so git fails rather than ignore it.
+    fx.bare(&["config", "uploadpack.allowFilter", "true"]);
+    fx.bare(&["config", "uploadpackfilter.allow", "false"]);
+
+    let clone = fx.open("clone").await;
+    assert_eq!(
+        clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
+        Some(head.as_str())
+    );
+    assert_eq!(
+        fx.in_clone(&clone, &["rev-parse", "--is-shallow-repository"]),
+        "true"
+    );
+    assert_eq!(fx.blobs_in_clone(&clone), 5, "whole files");
+    let before = fx.upload_pack_posts();
+    let files = clone
+        .read_files(&fx.remote, &head, "Setup/")
+        .await
+        .expect("read files");
+    assert_eq!(files.len(), 4);
+    assert_eq!(fx.upload_pack_posts(), before, "nothing left to fetch");
+    let (_, parent, _) = pushed(
+        clone
+            .commit_and_push(
+                &fx.remote,
+                Some(&head),
+                &[write("Setup/a.yaml", "a: 3\n")],
+                &bot(),
+                "Change a",
+                3,
+            )
+            .await
+            .expect("push"),
+    );
+    assert_eq!(parent.as_deref(), Some(head.as_str()));
+}
+
+#[tokio::test]
+async fn ssh_a_server_that_cannot_send_contents_by_id_gets_a_clone_with_whole_files() {
+    // The testkit's sshd does not accept GIT_PROTOCOL, so git speaks protocol v0 over it:
+    // upload-pack accepts the filter but refuses to send blobs that no ref advertises.
+    let fx = Fixture::new(Transport::Ssh).await;
+    let head = fx.populate();
+    fx.bare(&["config", "uploadpack.allowFilter", "true"]);
+    let clone = fx.open("clone").await;
+    clone.fetch(&fx.remote).await.expect("fetch");
+    assert_eq!(fx.blobs_in_clone(&clone), 0, "blobless at first");
+
+    let files = clone
+        .read_files(&fx.remote, &head, "Setup/")
+        .await
+        .expect("read files");
+    assert_eq!(files.len(), 4);
+    assert!(files.contains(&("Setup/b.yaml".to_owned(), b"b: 1\n".to_vec())));
+    assert_eq!(fx.blobs_in_clone(&clone), 5, "whole files of the head");
+    assert_eq!(
+        fx.in_clone(&clone, &["rev-parse", "--is-shallow-repository"]),
+        "true"
+    );
+    // The clone stays one with whole files: reopening reuses it.
+    let marker = clone.dir().join(".git").join("reused-marker");
+    std::fs::write(&marker, "").expect("marker");
+    let clone = fx.open("clone").await;
+    assert!(marker.exists());
+    let (_, parent, _) = pushed(
+        clone
+            .commit_and_push(
+                &fx.remote,
+                Some(&head),
+                &[write("Setup/a.yaml", "a: 2\n")],
+                &bot(),
+                "Change",
+                3,
+            )
+            .await
+            .expect("push"),
+    );
+    assert_eq!(parent, Some(head));
+}
+
+/// Commits on other files since our base are kept: ours goes on top of them.
+async fn external_commit_on_other_files(transport: Transport) {
+    let fx = Fixture::new(transport).await;
+    let base = fx.populate();
+    let clone = fx.open("clone").await;
+    clone.fetch(&fx.remote).await.expect("fetch");
+    let theirs = fx.external_commit(
+        &[
+            ("README.md", Some("hello again\n")),
+            ("Setup/theirs.yaml", Some("t: 1\n")),
+            ("Setup/b.yaml", None),
+        ],
+        "Their change",
+    );
+
+    let outcome = clone
+        .commit_and_push(
+            &fx.remote,
+            Some(&base),
+            &[write("Setup/a.yaml", "a: ours\n")],
+            &bot(),
+            "Our change",
+            3,
+        )
+        .await
+        .expect("push");
+    let (commit, parent, attempts) = pushed(outcome);
+    assert_eq!(parent.as_deref(), Some(theirs.as_str()));
+    assert_eq!(attempts, 1);
+    assert_eq!(fx.head("main").as_deref(), Some(commit.as_str()));
+    let tree = fx.tree(&commit);
+    let content = |path: &str| {
+        tree.iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, c)| c.as_str())
+    };
+    assert_eq!(content("Setup/a.yaml"), Some("a: ours\n"));
+    assert_eq!(content("README.md"), Some("hello again\n"));
+    assert_eq!(content("Setup/theirs.yaml"), Some("t: 1\n"));
+    assert_eq!(content("Setup/b.yaml"), None);
+}
+
+#[tokio::test]
+async fn https_an_external_commit_on_other_files_is_kept_under_ours() {
+    external_commit_on_other_files(Transport::Https).await;
+}
+
+#[tokio::test]
+async fn ssh_an_external_commit_on_other_files_is_kept_under_ours() {
+    external_commit_on_other_files(Transport::Ssh).await;
+}
+
+/// A commit since our base that changed our paths is a conflict, and nothing is pushed.
+async fn external_commit_on_the_same_files(transport: Transport) {
+    let fx = Fixture::new(transport).await;
+    let base = fx.populate();
+    fx.bare(&["config", "uploadpack.allowFilter", "true"]);
+    let clone = fx.open("clone").await;
+    clone.fetch(&fx.remote).await.expect("fetch");
+    let theirs = fx.external_commit(
+        &[
+            ("Setup/a.yaml", Some("a: theirs\n")),
+            ("Setup/b.yaml", None),
+            (PROVIDER, Some("type: GIT\nurl: theirs\n")),
+            ("README.md", Some("unrelated\n")),
+        ],
+        "Their change",
+    );
+
+    let outcome = clone
+        .commit_and_push(
+            &fx.remote,
+            Some(&base),
+            &[
+                write("Setup/a.yaml", "a: ours\n"),
+                write("Setup/b.yaml", "b: ours\n"),
+                write("Setup/new.yaml", "n: 1\n"),
+                // Changed on both sides to the same content: no conflict.
+                write(PROVIDER, "type: GIT\nurl: theirs\n"),
+            ],
+            &bot(),
+            "Our change",
+            3,
+        )
+        .await
+        .expect("no error");
+    assert_eq!(
+        outcome,
+        CommitOutcome::Conflict {
+            head: theirs.clone(),
+            files: vec![
+                ConflictFile {
+                    path: "Setup/a.yaml".into(),
+                    theirs: Some(b"a: theirs\n".to_vec()),
+                },
+                ConflictFile {
+                    path: "Setup/b.yaml".into(),
+                    theirs: None,
+                },
+            ],
+        }
+    );
+    assert_eq!(
+        fx.head("main").as_deref(),
+        Some(theirs.as_str()),
+        "nothing pushed"
+    );
+}
+
+#[tokio::test]
+async fn https_an_external_commit_on_the_same_file_is_a_conflict() {
+    external_commit_on_the_same_files(Transport::Https).await;
+}
+
+#[tokio::test]
+async fn ssh_an_external_commit_on_the_same_file_is_a_conflict() {
+    external_commit_on_the_same_files(Transport::Ssh).await;
+}
+
+#[tokio::test]
+async fn changes_the_branch_already_holds_are_nothing_to_commit() {
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    let clone = fx.open("clone").await;
+    let theirs = fx.external_commit(&[("Setup/a.yaml", Some("a: 2\n"))], "Same as ours");
+    let outcome = clone
+        .commit_and_push(
+            &fx.remote,
+            Some(&base),
+            &[
+                write("Setup/a.yaml", "a: 2\n"),
+                delete("Setup/never-existed.yaml"),
+            ],
+            &bot(),
+            "Our change",
+            3,
+        )
+        .await
+        .expect("no error");
+    assert_eq!(
+        outcome,
+        CommitOutcome::NothingToCommit {
+            head: Some(theirs.clone())
+        }
+    );
+    assert_eq!(fx.head("main"), Some(theirs));
+}
+
+#[tokio::test]
+async fn a_new_branch_is_created_without_a_parent() {
+    let fx = Fixture::new(Transport::Https).await;
+    let main = fx.populate();
+    let clone = fx.open_branch("release", "release/next").await;
+    let (commit, parent, _) = pushed(
+        clone
+            .commit_and_push(
+                &fx.remote,
+                None,
+                &[write("Setup/a.yaml", "a: 9\n")],
+                &bot(),
+                "Start release",
+                3,
+            )
+            .await
+            .expect("push"),
+    );
+    assert_eq!(parent, None);
+    assert_eq!(fx.head("release/next"), Some(commit.clone()));
+    assert_eq!(fx.tree(&commit), owned(&[("Setup/a.yaml", "a: 9\n")]));
+    assert_eq!(fx.head("main"), Some(main), "main untouched");
+}
+
+/// A pre-receive hook that records each call and declines every push.
+const DECLINING_HOOK: &str = "#!/bin/sh
+cat >/dev/null
+echo call >> \"$PWD/hook-calls\"
+echo 'protected branch: changes to main need a pull request' >&2
+exit 1
+";
+
+/// A pre-receive hook that, on each of its first `races` calls, moves main (adding
+/// racer.txt) before the pushed update applies, as a concurrent pusher would.
+fn racing_hook(races: u32) -> String {
+    format!(
+        "#!/bin/sh
+cat >/dev/null
+echo call >> \"$PWD/hook-calls\"
+calls=$(wc -l < \"$PWD/hook-calls\")
+[ \"$calls\" -gt {races} ] && exit 0
+# Objects written here must go to the repository, not the push's quarantine.
+unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
+export GIT_AUTHOR_NAME=Racer GIT_AUTHOR_EMAIL=racer@example.invalid
+export GIT_COMMITTER_NAME=Racer GIT_COMMITTER_EMAIL=racer@example.invalid
+export GIT_INDEX_FILE=\"$PWD/race-index\"
+head=$(git rev-parse refs/heads/main) || exit 1
+blob=$(echo \"race $calls\" | git hash-object -w --stdin) || exit 1
+git read-tree \"$head\" || exit 1
+git update-index --add --cacheinfo \"100644,$blob,racer.txt\" || exit 1
+tree=$(git write-tree) || exit 1
+rm -f \"$GIT_INDEX_FILE\"
+commit=$(echo \"race $calls\" | git commit-tree \"$tree\" -p \"$head\") || exit 1
+git update-ref refs/heads/main \"$commit\" \"$head\"
+"
+    )
+}
+
+fn hook_calls(fx: &Fixture) -> usize {
+    std::fs::read_to_string(fx.repo().join("hook-calls"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+async fn declined_push(transport: Transport) {
+    let fx = Fixture::new(transport).await;
+    let base = fx.populate();
+    fx.root
+        .install_hook(REPO, "pre-receive", DECLINING_HOOK)
+        .expect("hook");
+    let clone = fx.open("clone").await;
+    let error = clone
+        .commit_and_push(
+            &fx.remote,
+            Some(&base),
+            &[write("Setup/a.yaml", "a: 2\n")],
+            &bot(),
+            "Change",
+            5,
+        )
+        .await
+        .expect_err("declined");
+    assert_eq!(error.kind, GitErrorKind::PushRejected, "{error}");
+    assert!(
+        error.detail.contains("need a pull request"),
+        "the server's reason: {error}"
+    );
+    assert!(!error.to_string().contains(&fx.secret));
+    assert_eq!(hook_calls(&fx), 1, "a refusal is not retried");
+    assert_eq!(fx.head("main"), Some(base));
+}
+
+#[tokio::test]
+async fn https_a_declining_hook_is_push_rejected_without_retries() {
+    declined_push(Transport::Https).await;
+}
+
+#[tokio::test]
+async fn ssh_a_declining_hook_is_push_rejected_without_retries() {
+    declined_push(Transport::Ssh).await;
+}
+
+#[tokio::test]
+async fn a_branch_that_moves_during_the_push_is_fetched_and_pushed_again() {
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    fx.root
+        .install_hook(REPO, "pre-receive", &racing_hook(1))
+        .expect("hook");
+    let clone = fx.open("clone").await;
+    let outcome = clone
+        .commit_and_push(
+            &fx.remote,
+            Some(&base),
+            &[write("Setup/a.yaml", "a: 2\n")],
+            &bot(),
+            "Change",
+            3,
+        )
+        .await
+        .expect("push");
+    let (commit, parent, attempts) = pushed(outcome);
+    assert_eq!(attempts, 2);
+    assert_eq!(hook_calls(&fx), 2);
+    let racer = parent.expect("a parent");
+    assert_ne!(racer, base);
+    assert_eq!(
+        fx.bare(&["log", "--format=%an", "-1", &racer]),
+        "Racer",
+        "ours went on top of the racing commit"
+    );
+    assert_eq!(fx.head("main"), Some(commit.clone()));
+    let tree = fx.tree(&commit);
+    assert!(tree.contains(&("racer.txt".into(), "race 1\n".into())));
+    assert!(tree.contains(&("Setup/a.yaml".into(), "a: 2\n".into())));
+}
+
+#[tokio::test]
+async fn a_branch_that_keeps_moving_exhausts_the_attempts_as_push_raced() {
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    fx.root
+        .install_hook(REPO, "pre-receive", &racing_hook(100))
+        .expect("hook");
+    let clone = fx.open("clone").await;
+    let error = clone
+        .commit_and_push(
+            &fx.remote,
+            Some(&base),
+            &[write("Setup/a.yaml", "a: 2\n")],
+            &bot(),
+            "Change",
+            3,
+        )
+        .await
+        .expect_err("raced");
+    assert_eq!(error.kind, GitErrorKind::PushRaced, "{error}");
+    assert_eq!(hook_calls(&fx), 3);
+    let head = fx.head("main").expect("main");
+    assert_eq!(fx.bare(&["log", "--format=%an", "-1", &head]), "Racer");
+}
+
+/// Breaks the git directory of a clone in one way.
+type Corruption = fn(&Path);
+
+/// Each way a clone directory can be broken, applied to a warm clone.
+fn corruptions() -> Vec<(&'static str, Corruption)> {
+    vec![
+        ("garbage in HEAD", |git: &Path| {
+            std::fs::write(git.join("HEAD"), "garbage\n").expect("write")
+        }),
+        ("objects deleted", |git: &Path| {
+            std::fs::remove_dir_all(git.join("objects")).expect("remove")
+        }),
+        ("objects emptied", |git: &Path| {
+            for entry in std::fs::read_dir(git.join("objects"))
+                .expect("read")
+                .flatten()
+            {
+                std::fs::remove_dir_all(entry.path()).expect("remove");
+            }
+        }),
+        ("a stale shallow.lock", |git: &Path| {
+            std::fs::write(git.join("shallow.lock"), "").expect("write")
+        }),
+        ("a stale ref lock", |git: &Path| {
+            std::fs::write(git.join("refs/remotes/origin/main.lock"), "").expect("write")
+        }),
+        ("another URL", |git: &Path| {
+            let config = std::fs::read_to_string(git.join("config")).expect("read");
+            let moved = config.replace("acme/config.git", "acme/other.git");
+            std::fs::write(git.join("config"), moved).expect("write")
+        }),
+        ("an unfinished creation", |git: &Path| {
+            let config = std::fs::read_to_string(git.join("config")).expect("read");
+            let cut = config.find("[reposync]").expect("marker section");
+            std::fs::write(git.join("config"), &config[..cut]).expect("write")
+        }),
+    ]
+}
+
+#[tokio::test]
+async fn open_starts_afresh_from_a_broken_clone() {
+    let fx = Fixture::new(Transport::Https).await;
+    let head = fx.populate();
+    fx.bare(&["config", "uploadpack.allowFilter", "true"]);
+    for (name, corrupt) in corruptions() {
+        let clone = fx.open(name).await;
+        assert_eq!(
+            clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
+            Some(head.as_str())
+        );
+        let git_dir = clone.dir().join(".git");
+        std::fs::write(git_dir.join("reused-marker"), "").expect("marker");
+        corrupt(&git_dir);
+
+        let clone = LocalClone::open(&fx.runner, &fx.clone_dir(name), &fx.remote, "main")
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            !git_dir.join("reused-marker").exists(),
+            "{name}: not recloned"
+        );
+        assert_eq!(
+            clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
+            Some(head.as_str()),
+            "{name}"
+        );
+        let files = clone
+            .read_files(&fx.remote, &head, "Setup/a")
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            files,
+            vec![("Setup/a.yaml".to_owned(), b"a: 1\n".to_vec())],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_directory_that_is_not_a_clone_is_left_alone() {
+    let fx = Fixture::new(Transport::Https).await;
+    fx.populate();
+    let dir = fx.clone_dir("precious");
+    std::fs::create_dir_all(dir.join(".git")).expect("mkdir");
+    std::fs::write(dir.join("notes.txt"), "keep me").expect("write");
+    let error = LocalClone::open(&fx.runner, &dir, &fx.remote, "main")
+        .await
+        .expect_err("refused");
+    assert!(error.to_string().contains("notes.txt"), "{error}");
+    assert!(dir.join("notes.txt").exists());
+    assert!(dir.join(".git").exists());
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_classified_and_never_echoed() {
+    let fx = Fixture::new(Transport::Https).await;
+    fx.populate();
+    let wrong = "wrong-canary-password-0c1d";
+    let remote = Remote {
+        url: fx.remote.url.clone(),
+        auth: GitAuth::Https {
+            username: USER.into(),
+            password: SecretString::from(wrong),
+            ca_pem: Some(fx.https.as_ref().expect("https").ca_pem()),
+        },
+    };
+    let clone = LocalClone::open(&fx.runner, &fx.clone_dir("clone"), &remote, "main")
+        .await
+        .expect("open needs no network");
+    let error = clone.fetch(&remote).await.expect_err("refused");
+    assert_eq!(error.kind, GitErrorKind::AuthFailed, "{error}");
+    assert!(!format!("{error} {error:?}").contains(wrong));
+    assert!(!fx.clone_files_text(&clone).contains(wrong));
+}
+
+#[tokio::test]
+async fn a_clone_refuses_another_remote_and_bad_input_before_running_git() {
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    let clone = fx.open("clone").await;
+    let other = Remote {
+        url: format!("{}x", fx.remote.url),
+        auth: GitAuth::Https {
+            username: USER.into(),
+            password: SecretString::from(PASSWORD),
+            ca_pem: None,
+        },
+    };
+    assert!(clone.fetch(&other).await.is_err());
+    for bad in ["../escape.yaml", "Setup//a.yaml", ".git/config"] {
+        let error = clone
+            .commit_and_push(
+                &fx.remote,
+                Some(&base),
+                &[write(bad, "x")],
+                &bot(),
+                "Bad",
+                3,
+            )
+            .await
+            .expect_err("refused");
+        assert!(
+            error.to_string().contains("not a valid file path"),
+            "{error}"
+        );
+    }
+    assert_eq!(fx.head("main"), Some(base));
+}
