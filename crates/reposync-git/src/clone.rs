@@ -514,9 +514,9 @@ impl LocalClone {
         if output.success {
             return Ok(());
         }
-        if output.stderr.contains("not our ref") {
+        if refuses_object_requests(&output.stderr) {
             return Err(invalid(format!(
-                "commit {commit} is not in {}: the branch's history was rewritten or the commit never was there",
+                "commit {commit} is not in the local clone and {} will not send it: it is no longer on any branch (history rewritten), or the server sends only branch heads",
                 self.url
             )));
         }
@@ -804,7 +804,7 @@ impl LocalClone {
         if output.success {
             return Ok(());
         }
-        let error = GitError::classify_push(&output.stderr, &self.url);
+        let error = self.in_context(GitError::classify_push(&output.stderr, &self.url));
         tracing::debug!(code = error.kind.code(), detail = %error.detail, "push failed");
         Err(error)
     }
