@@ -586,6 +586,32 @@ fn a_protected_branch_is_a_clear_error_that_stops_the_retries() {
 }
 
 #[test]
+fn a_linked_application_that_is_renamed_takes_its_link_along() {
+    let f = Fixture::https(&[("README.md", "x\n")]);
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    let before = f.wait_pushed();
+    f.app.cli(&["app", "rename", "Shop", "Store"], None).ok();
+    let after = f.wait_pushed();
+    assert_eq!(f.commits_since(&before, &after), 1);
+    let message = f.message(&after);
+    assert!(
+        message.contains(&format!("DELETE: {SHOP}/Index.yaml")),
+        "{message}"
+    );
+    assert!(
+        message.contains("ADD: Setup/Applications/Store/Services/cart/Index.yaml"),
+        "{message}"
+    );
+    let status = f.app.cli(&["--json", "sync", "status"], None).ok().json();
+    assert_eq!(status["items"][0]["scope"], "app:Store", "{status}");
+}
+
+#[test]
 fn a_change_accepted_before_a_crash_is_pushed_exactly_once_after_the_restart() {
     let mut f = Fixture::https(&[("README.md", "x\n")]);
     f.app

@@ -252,6 +252,40 @@ pub(crate) async fn record_changesets(
     outcomes: &[(String, ChangeOutcome)],
     now: i64,
 ) -> Result<usize, StoreError> {
+    // An application renamed in this batch (its Index.yaml deleted under one name and created
+    // under another) keeps its link: the link follows it, so that the new folder is pushed
+    // in the same commit that deletes the old one.
+    let index_of = |path: &str| {
+        path.strip_prefix(APPLICATIONS)
+            .and_then(|rest| rest.strip_suffix("/Index.yaml"))
+            .filter(|app| !app.contains('/'))
+            .map(str::to_owned)
+    };
+    let deleted_apps: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, o)| *o == ChangeOutcome::Deleted)
+        .filter_map(|(p, _)| index_of(p))
+        .collect();
+    let created_apps: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, o)| *o == ChangeOutcome::Created)
+        .filter_map(|(p, _)| index_of(p))
+        .collect();
+    let renamed = match (deleted_apps.as_slice(), created_apps.as_slice()) {
+        ([from], [to]) => Some((from.clone(), to.clone())),
+        _ => None,
+    };
+    if let Some((from, to)) = &renamed {
+        sqlx::query(
+            "UPDATE sync_links SET app = $1, updated_at = $2 WHERE app = $3 AND enabled = 1
+             AND NOT EXISTS (SELECT 1 FROM sync_links WHERE app = $1 AND enabled = 1)",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(from)
+        .execute(&mut **tx)
+        .await?;
+    }
     let links: Vec<SyncLink> = sqlx::query(&format!(
         "SELECT {LINK_COLUMNS} FROM sync_links WHERE enabled = 1"
     ))
@@ -271,7 +305,12 @@ pub(crate) async fn record_changesets(
             ChangeOutcome::Deleted => FileOp::Delete,
             ChangeOutcome::Unchanged => continue,
         };
-        if let Some(link) = links.iter().find(|l| l.covers(path)) {
+        // The old folder's deletions go to the link that followed the application.
+        let app = match (app_of_path(path), &renamed) {
+            (Some(app), Some((from, to))) if app == from => Some(to.as_str()),
+            (app, _) => app,
+        };
+        if let Some(link) = links.iter().find(|l| l.app.as_deref() == app) {
             per_link
                 .entry(link.id.as_str())
                 .or_default()
