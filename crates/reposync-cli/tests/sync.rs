@@ -135,6 +135,27 @@ impl Fixture {
         }
     }
 
+    /// Waits until a sync error is recorded, and returns `sync errors --json`.
+    fn wait_for_errors(&self) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let errors = self
+                .app
+                .cli(&["--json", "sync", "errors"], None)
+                .ok()
+                .json();
+            if !errors["items"].as_array().expect("items").is_empty() {
+                return errors;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no sync error: {}",
+                self.app.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn message(&self, commit: &str) -> String {
         self.git(&["log", "-1", "--format=%B", commit])
     }
@@ -336,19 +357,7 @@ fn changes_made_in_reposync_are_committed_and_pushed_with_the_connectors_author(
         )
         .expect("external commit");
     f.put(&contested, &workflow("edited in reposync"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let errors = loop {
-        let errors = f.app.cli(&["--json", "sync", "errors"], None).ok().json();
-        if !errors["items"].as_array().expect("items").is_empty() {
-            break errors;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no sync error: {}",
-            f.app.server_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let errors = f.wait_for_errors();
     let error = &errors["items"][0];
     assert_eq!(error["code"], "conflict", "{errors}");
     assert_eq!(error["path"], contested.as_str());
@@ -544,19 +553,7 @@ fn a_protected_branch_is_a_clear_error_that_stops_the_retries() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
     std::fs::set_permissions(&hook, permissions).expect("chmod");
     f.put(&format!("{SHOP}/Workflows/w.yaml"), &workflow("blocked"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let errors = loop {
-        let errors = f.app.cli(&["--json", "sync", "errors"], None).ok().json();
-        if !errors["items"].as_array().expect("items").is_empty() {
-            break errors;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no sync error: {}",
-            f.app.server_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let errors = f.wait_for_errors();
     assert_eq!(errors["items"][0]["code"], "push_rejected", "{errors}");
     assert_eq!(f.head().as_deref(), Some(head.as_str()));
     let activity = f.app.cli(&["--json", "sync", "activity"], None).ok().json();
