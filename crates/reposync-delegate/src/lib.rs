@@ -19,8 +19,7 @@ use reposync_api::{
     TestConnectionSpec,
 };
 use reposync_git::{
-    CommitOutcome, FileChange, GitAuth, GitError, GitErrorKind, GitRunner, LocalClone, Remote,
-    Signature,
+    CommitOutcome, FileChange, GitAuth, GitError, GitRunner, LocalClone, Remote, Signature,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -240,13 +239,7 @@ impl Agent {
         };
         let heads = match heads {
             Ok(heads) => heads,
-            Err(error) => {
-                let code = match error.kind {
-                    GitErrorKind::Other | GitErrorKind::GitUnavailable => error.kind.code(),
-                    kind => kind.code(),
-                };
-                return failure(code, error.message, error.detail);
-            }
+            Err(error) => return failure(error.kind.code(), error.message, error.detail),
         };
         let (branch, commit) = match &spec.branch {
             Some(branch) => match heads.branch_commit(branch) {

@@ -371,7 +371,7 @@ impl LocalClone {
             if entry.file_name() == ".git" && is_dir {
                 has_git_dir = true;
             } else {
-                return Err(invalid(format!(
+                return Err(unusable(format!(
                     "{} holds {:?}, so it is not a clone made by reposync; refusing to use or delete it",
                     self.dir.display(),
                     entry.file_name()
@@ -515,7 +515,7 @@ impl LocalClone {
             return Ok(());
         }
         if refuses_object_requests(&output.stderr) {
-            return Err(invalid(format!(
+            return Err(unusable(format!(
                 "commit {commit} is not in the local clone and {} will not send it: it is no longer on any branch (history rewritten), or the server sends only branch heads",
                 self.url
             )));
@@ -928,6 +928,12 @@ fn invalid(message: String) -> GitError {
     GitError::new(GitErrorKind::Other, message, "")
 }
 
+/// A request or clone that cannot work however often it is retried: a bad branch name, path,
+/// object id or author, a directory reposync did not make, a commit the server will not send.
+fn unusable(message: String) -> GitError {
+    GitError::new(GitErrorKind::InvalidRequest, message, "")
+}
+
 fn text(bytes: Vec<u8>) -> String {
     String::from_utf8_lossy(&bytes).trim().to_owned()
 }
@@ -1103,7 +1109,7 @@ fn check_branch_name(branch: &str) -> Result<(), GitError> {
         || bad_component
         || bad_char
     {
-        return Err(invalid(format!("{branch:?} is not a valid branch name")));
+        return Err(unusable(format!("{branch:?} is not a valid branch name")));
     }
     Ok(())
 }
@@ -1119,7 +1125,7 @@ fn check_object_id(oid: &str, what: &str) -> Result<(), GitError> {
     {
         Ok(())
     } else {
-        Err(invalid(format!(
+        Err(unusable(format!(
             "{what} {oid:?} is not a full lower-case object id"
         )))
     }
@@ -1134,12 +1140,12 @@ fn check_changes(changes: &[FileChange]) -> Result<(), GitError> {
             .split('/')
             .any(|c| c.is_empty() || c == "." || c == ".." || c.eq_ignore_ascii_case(".git"));
         if path.is_empty() || path.contains('\0') || bad_component {
-            return Err(invalid(format!(
+            return Err(unusable(format!(
                 "{path:?} is not a valid file path: it must be relative, with no empty, `.`, `..` or `.git` parts"
             )));
         }
         if !seen.insert(path) {
-            return Err(invalid(format!("{path:?} is changed twice in one commit")));
+            return Err(unusable(format!("{path:?} is changed twice in one commit")));
         }
     }
     Ok(())
@@ -1149,7 +1155,7 @@ fn check_changes(changes: &[FileChange]) -> Result<(), GitError> {
 fn check_signature(signature: &Signature) -> Result<(), GitError> {
     for (what, value) in [("name", &signature.name), ("e-mail", &signature.email)] {
         if value.trim().is_empty() || value.contains(['<', '>', '\n', '\r', '\0']) {
-            return Err(invalid(format!(
+            return Err(unusable(format!(
                 "the commit author's {what} {value:?} is empty or holds <, > or a line break"
             )));
         }

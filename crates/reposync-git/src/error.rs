@@ -25,6 +25,9 @@ pub enum GitErrorKind {
     /// A push was still rejected because the branch had moved on the server (not a fast
     /// forward) after every attempt allowed.
     PushRaced,
+    /// The request itself cannot be carried out (a bad branch name, path or author, a clone
+    /// directory reposync did not make); retrying it unchanged will fail the same way.
+    InvalidRequest,
     /// Anything else; the message carries git's own words.
     Other,
 }
@@ -43,6 +46,7 @@ impl GitErrorKind {
             GitErrorKind::GitUnavailable => "git_unavailable",
             GitErrorKind::PushRejected => "push_rejected",
             GitErrorKind::PushRaced => "push_raced",
+            GitErrorKind::InvalidRequest => "invalid_request",
             GitErrorKind::Other => "git_failed",
         }
     }

@@ -997,6 +997,7 @@ async fn a_directory_that_is_not_a_clone_is_left_alone() {
     let error = LocalClone::open(&fx.runner, &dir, &fx.remote, "main")
         .await
         .expect_err("refused");
+    assert_eq!(error.kind, GitErrorKind::InvalidRequest, "{error}");
     assert!(error.to_string().contains("notes.txt"), "{error}");
     assert!(dir.join("notes.txt").exists());
     assert!(dir.join(".git").exists());
@@ -1050,10 +1051,24 @@ async fn a_clone_refuses_another_remote_and_bad_input_before_running_git() {
             )
             .await
             .expect_err("refused");
+        assert_eq!(error.kind, GitErrorKind::InvalidRequest, "{error}");
         assert!(
             error.to_string().contains("not a valid file path"),
             "{error}"
         );
     }
+    let twice = clone
+        .commit_and_push(
+            &fx.remote,
+            Some(&base),
+            &[write("Setup/a.yaml", "x"), delete("Setup/a.yaml")],
+            &bot(),
+            "Twice",
+            3,
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(twice.kind, GitErrorKind::InvalidRequest, "{twice}");
+    assert!(twice.to_string().contains("changed twice"), "{twice}");
     assert_eq!(fx.head("main"), Some(base));
 }

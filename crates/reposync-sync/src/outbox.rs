@@ -42,6 +42,7 @@ pub const PERMANENT_CODES: &[&str] = &[
     "host_key_mismatch",
     "tls_untrusted",
     "invalid_task",
+    "invalid_request",
     "connector_gone",
 ];
 
