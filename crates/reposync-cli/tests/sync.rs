@@ -29,7 +29,7 @@ fn runtime() -> tokio::runtime::Runtime {
 struct Fixture {
     app: TestApp,
     root: RepoRoot,
-    _server: GitHttpsServer,
+    server: GitHttpsServer,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -77,7 +77,7 @@ impl Fixture {
         let fixture = Fixture {
             app,
             root,
-            _server: server,
+            server,
             _rt: rt,
         };
         fixture.app.cli(&["app", "create", "Shop"], None).ok();
@@ -708,5 +708,273 @@ fn sync_pushes_over_ssh_too() {
     assert!(
         message.contains(&format!("ADD: {SHOP}/Index.yaml")),
         "{message}"
+    );
+}
+
+impl Fixture {
+    /// Adds an HTTPS connector with the fixture's credentials and CA.
+    fn add_connector(&self, name: &str, url: &str, extra: &[&str]) {
+        let ca_file = self.app.dir.path().join("ca.pem");
+        let mut args = vec![
+            "connector",
+            "add",
+            "--name",
+            name,
+            "--url",
+            url,
+            "--username",
+            USER,
+            "--password-secret",
+            "bb-token",
+            "--branch",
+            "main",
+            "--ca-file",
+            ca_file.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(extra);
+        self.app.cli(&args, None).ok();
+    }
+}
+
+#[test]
+fn an_account_scope_link_names_its_repository_and_syncs_the_accounts_own_files() {
+    const PLATFORM: &str = "acme/platform.git";
+    let f = Fixture::https(&[("README.md", "x\n")]);
+    f.root
+        .create_repo(PLATFORM, "main", &[("README.md", "platform\n")])
+        .expect("platform repo");
+    f.add_connector(
+        "acme",
+        &format!("{}/acme", f.server.base_url()),
+        &["--scope", "account", "--author-name", "Account Bot"],
+    );
+    let refused = f.app.cli(
+        &["sync", "enable", "--account", "--connector", "acme"],
+        None,
+    );
+    assert!(
+        refused.fails().stderr.contains("repo"),
+        "{}",
+        refused.stderr
+    );
+    let refused = f.app.cli(
+        &[
+            "sync",
+            "enable",
+            "--app",
+            "Shop",
+            "--connector",
+            "git",
+            "--repo",
+            "platform",
+        ],
+        None,
+    );
+    assert!(
+        refused.fails().stderr.contains("repo"),
+        "{}",
+        refused.stderr
+    );
+
+    f.app
+        .cli(
+            &[
+                "sync",
+                "enable",
+                "--account",
+                "--connector",
+                "acme",
+                "--repo",
+                "platform",
+            ],
+            None,
+        )
+        .ok();
+    let group = "Setup/Notification Groups/On Call.yaml";
+    f.put(
+        group,
+        "harnessApiVersion: '1.0'\ntype: NOTIFICATION_GROUP\naddressesByChannelType:\n  EMAIL:\n  - oncall@example.com\n",
+    );
+    f.wait_pushed();
+    let read = |path: &str| f.root.read_file(PLATFORM, "main", path);
+    assert!(
+        read(group).expect("pushed").contains("oncall@example.com"),
+        "the account's files go to the repository named by --repo"
+    );
+    assert!(
+        read("Setup/Source Repo Providers/git.yaml").is_ok(),
+        "connectors are account files"
+    );
+    assert!(
+        read(&format!("{SHOP}/Index.yaml")).is_err(),
+        "an application's folder is not the account's"
+    );
+    assert_eq!(f.head(), f.root.head(REPO, "main").expect("head"));
+    let platform = f.root.repo_path(PLATFORM).expect("repo");
+    let author = f
+        .root
+        .git()
+        .run(&platform, &["log", "-1", "--format=%an", "main"])
+        .expect("log");
+    assert_eq!(author, "Account Bot");
+    let status = f.app.cli(&["--json", "sync", "status"], None).ok().json();
+    let link = &status["items"][0];
+    assert_eq!(link["scope"], "account", "{status}");
+    assert_eq!(link["repo"], "platform", "{status}");
+    assert!(
+        link["url"]
+            .as_str()
+            .expect("url")
+            .ends_with("/acme/platform.git"),
+        "{status}"
+    );
+
+    // A disabled link's history stays readable, marked as such.
+    f.app.cli(&["sync", "disable", "--account"], None).ok();
+    let activity = f.app.cli(&["--json", "sync", "activity"], None).ok().json();
+    let changesets = activity["changesets"].as_array().expect("changesets");
+    assert!(!changesets.is_empty(), "{activity}");
+    assert!(
+        changesets
+            .iter()
+            .all(|c| c["scope"] == "account (disabled)"),
+        "{activity}"
+    );
+}
+
+#[test]
+fn a_connection_the_scope_depends_on_that_fails_its_test_holds_the_sync() {
+    const MIRROR: &str = "acme/mirror.git";
+    let f = Fixture::https(&[("README.md", "x\n")]);
+    f.add_connector("mirror", &f.server.repo_url(MIRROR), &[]);
+    f.put(&format!("{SHOP}/Workflows/w.yaml"), &workflow("deploy"));
+    // A trigger whose events come from the mirror: the application depends on that connector.
+    f.put(
+        &format!("{SHOP}/Triggers/on push.yaml"),
+        "harnessApiVersion: '1.0'\ntype: TRIGGER\nexecutionName: w\nexecutionType: Workflow\ntriggerCondition:\n- type: WEBHOOK\n  gitConnectorName: mirror\n  webhookSource: BITBUCKET\n",
+    );
+    let before = f.head();
+    let refused = f.app.cli(
+        &["sync", "enable", "--app", "Shop", "--connector", "git"],
+        None,
+    );
+    let stderr = refused.fails().stderr.clone();
+    assert!(
+        stderr.contains("\"mirror\""),
+        "names the connector: {stderr}"
+    );
+    assert!(stderr.contains("repo_not_found"), "says why: {stderr}");
+    assert!(stderr.contains("not enabled"), "{stderr}");
+    assert_eq!(f.head(), before, "nothing pushed");
+
+    // Once the mirror exists, a fresh Test passes and the link is made.
+    f.root
+        .create_repo(MIRROR, "main", &[("README.md", "mirror\n")])
+        .expect("mirror");
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    let linked = f.wait_pushed();
+
+    // The mirror breaks, and its Test says so: changes wait, and the error names it.
+    let mirror_dir = f.root.repo_path(MIRROR).expect("mirror path");
+    let hidden = mirror_dir.with_extension("hidden");
+    std::fs::rename(&mirror_dir, &hidden).expect("hide the mirror");
+    let tested = f.app.cli(&["connector", "test", "mirror"], None);
+    tested.fails();
+    f.put(&format!("{SHOP}/Workflows/w.yaml"), &workflow("held"));
+    let errors = f.wait_for_errors();
+    let error = &errors["items"][0];
+    assert_eq!(error["code"], "connection_failed", "{errors}");
+    assert_eq!(
+        error["path"], "Setup/Source Repo Providers/mirror.yaml",
+        "{errors}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("message")
+            .contains("repo_not_found"),
+        "{errors}"
+    );
+    assert_eq!(f.head().as_deref(), Some(linked.as_str()), "nothing pushed");
+
+    // It recovers: the next attempt tests it afresh, pushes, and the error is resolved.
+    std::fs::rename(&hidden, &mirror_dir).expect("restore the mirror");
+    let pushed = f.wait_pushed();
+    assert_ne!(pushed, linked);
+    assert!(
+        f.root
+            .read_file(REPO, "main", &format!("{SHOP}/Workflows/w.yaml"))
+            .expect("pushed")
+            .contains("held")
+    );
+    let errors = f.app.cli(&["--json", "sync", "errors"], None).ok().json();
+    assert!(
+        errors["items"].as_array().expect("items").is_empty(),
+        "{errors}"
+    );
+}
+
+#[test]
+fn a_commit_pushed_between_our_fetch_and_our_push_is_kept_or_is_a_conflict() {
+    let f = Fixture::https(&[("README.md", "x\n")]);
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    let linked = f.wait_pushed();
+    let ours = format!("{SHOP}/Workflows/w.yaml");
+
+    // Someone else's commit on another file lands while our push is in flight: the push is
+    // refused, fetched again, and ours goes on top of theirs.
+    f.root
+        .install_racing_hook(REPO, "main", "docs/racer.txt", 1)
+        .expect("hook");
+    f.put(&ours, &workflow("over a race"));
+    let pushed = f.wait_pushed();
+    assert_eq!(f.root.hook_calls(REPO).expect("calls"), 2, "refused once");
+    let parent = f.git(&["rev-parse", &format!("{pushed}^")]);
+    assert_eq!(f.git(&["log", "-1", "--format=%an", &parent]), "Racer");
+    assert_eq!(f.git(&["rev-parse", &format!("{parent}^")]), linked);
+    assert_eq!(
+        f.root
+            .read_file(REPO, "main", "docs/racer.txt")
+            .expect("theirs"),
+        "race 1"
+    );
+    assert!(
+        f.root
+            .read_file(REPO, "main", &ours)
+            .expect("ours")
+            .contains("over a race")
+    );
+
+    // The racing commit changes our very file: nothing is pushed over it, and the sync error
+    // shows both versions.
+    let calls = u32::try_from(f.root.hook_calls(REPO).expect("calls")).expect("few");
+    f.root
+        .install_racing_hook(REPO, "main", &ours, calls + 1)
+        .expect("hook");
+    f.put(&ours, &workflow("contested"));
+    let errors = f.wait_for_errors();
+    let error = &errors["items"][0];
+    assert_eq!(error["code"], "conflict", "{errors}");
+    assert_eq!(error["path"], ours.as_str(), "{errors}");
+    assert!(
+        error["ours"].as_str().expect("ours").contains("contested"),
+        "{errors}"
+    );
+    assert_eq!(error["theirs"], format!("race {}\n", calls + 1), "{errors}");
+    let head = f.head().expect("head");
+    assert_eq!(f.git(&["log", "-1", "--format=%an", &head]), "Racer");
+    assert_eq!(
+        f.root.read_file(REPO, "main", &ours).expect("theirs"),
+        format!("race {}", calls + 1)
     );
 }

@@ -780,35 +780,14 @@ exit 1
 
 /// A pre-receive hook that, on each of its first `races` calls, moves main (adding
 /// racer.txt) before the pushed update applies, as a concurrent pusher would.
-fn racing_hook(races: u32) -> String {
-    format!(
-        "#!/bin/sh
-cat >/dev/null
-echo call >> \"$PWD/hook-calls\"
-calls=$(wc -l < \"$PWD/hook-calls\")
-[ \"$calls\" -gt {races} ] && exit 0
-# Objects written here must go to the repository, not the push's quarantine.
-unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
-export GIT_AUTHOR_NAME=Racer GIT_AUTHOR_EMAIL=racer@example.invalid
-export GIT_COMMITTER_NAME=Racer GIT_COMMITTER_EMAIL=racer@example.invalid
-export GIT_INDEX_FILE=\"$PWD/race-index\"
-head=$(git rev-parse refs/heads/main) || exit 1
-blob=$(echo \"race $calls\" | git hash-object -w --stdin) || exit 1
-git read-tree \"$head\" || exit 1
-git update-index --add --cacheinfo \"100644,$blob,racer.txt\" || exit 1
-tree=$(git write-tree) || exit 1
-rm -f \"$GIT_INDEX_FILE\"
-commit=$(echo \"race $calls\" | git commit-tree \"$tree\" -p \"$head\") || exit 1
-git update-ref refs/heads/main \"$commit\" \"$head\"
-"
-    )
+fn install_racing_hook(fx: &Fixture, races: u32) {
+    fx.root
+        .install_racing_hook(REPO, "main", "racer.txt", races)
+        .expect("hook");
 }
 
 fn hook_calls(fx: &Fixture) -> usize {
-    std::fs::read_to_string(fx.repo().join("hook-calls"))
-        .unwrap_or_default()
-        .lines()
-        .count()
+    fx.root.hook_calls(REPO).expect("hook calls")
 }
 
 async fn declined_push(transport: Transport) {
@@ -853,9 +832,7 @@ async fn ssh_a_declining_hook_is_push_rejected_without_retries() {
 async fn a_branch_that_moves_during_the_push_is_fetched_and_pushed_again() {
     let fx = Fixture::new(Transport::Https).await;
     let base = fx.populate();
-    fx.root
-        .install_hook(REPO, "pre-receive", &racing_hook(1))
-        .expect("hook");
+    install_racing_hook(&fx, 1);
     let clone = fx.open("clone").await;
     let outcome = clone
         .commit_and_push(
@@ -888,9 +865,7 @@ async fn a_branch_that_moves_during_the_push_is_fetched_and_pushed_again() {
 async fn a_branch_that_keeps_moving_exhausts_the_attempts_as_push_raced() {
     let fx = Fixture::new(Transport::Https).await;
     let base = fx.populate();
-    fx.root
-        .install_hook(REPO, "pre-receive", &racing_hook(100))
-        .expect("hook");
+    install_racing_hook(&fx, 100);
     let clone = fx.open("clone").await;
     let error = clone
         .commit_and_push(

@@ -1,9 +1,12 @@
 //! Git Sync glue on the server side: where a link's branch is, and its scope's names.
 
-use reposync_api::SyncTarget;
-use reposync_model::{FieldError, RepoSlug};
+use reposync_api::{SyncTarget, TestResult};
+use reposync_model::{ConnectorScope, EntityName, FieldError, RepoSlug, connector_yaml};
 use reposync_store::{ConnectorRecord, SyncLink};
+use reposync_sync::ConnectionFailure;
 use sha2::{Digest, Sha256};
+
+use crate::state::AppState;
 
 /// The branch a link syncs with, and the name of the delegate's local clone of it: one per
 /// connector, repository and branch.
@@ -31,5 +34,110 @@ pub fn scope_prefix(app: Option<&str>) -> String {
     match app {
         Some(app) => format!("Setup/Applications/{app}/"),
         None => "Setup/".to_owned(),
+    }
+}
+
+/// Checks, before a scope is synced, the connections it depends on: the link's connector and
+/// every connector the scope's entities refer to (an application's `gitConnector`, a
+/// trigger's `gitConnectorName`). A connector whose last Test passed is taken as valid. One
+/// whose last Test failed is tested afresh, so a connection that has recovered does not hold
+/// the sync. An untested connector that the scope only refers to is tested now; the link's
+/// own connector is not, because the sync itself reaches that very repository and reports.
+pub async fn check_connections(
+    state: &AppState,
+    connector: &ConnectorRecord,
+    link: &SyncLink,
+) -> Result<(), ConnectionFailure> {
+    let own_url = target(connector, link).ok().map(|t| t.url);
+    check_connection(state, connector, own_url, false).await?;
+    let paths = state
+        .store
+        .scope_connector_paths(link.app.as_deref())
+        .await
+        .map_err(|e| {
+            failure(
+                connector,
+                format!("cannot read the scope's references: {e}"),
+            )
+        })?;
+    for path in paths {
+        let Some(name) = path
+            .strip_prefix("Setup/Source Repo Providers/")
+            .and_then(|n| n.strip_suffix(".yaml"))
+            .and_then(|n| EntityName::parse(n).ok())
+        else {
+            continue;
+        };
+        if name == connector.spec.name {
+            continue;
+        }
+        let dependency = state
+            .store
+            .get_connector(&name)
+            .await
+            .map_err(|e| ConnectionFailure {
+                connector_path: path.clone(),
+                message: format!(
+                    "connector {:?}, which {} refers to, cannot be read: {e}",
+                    name.as_str(),
+                    scope_name(link.app.as_deref())
+                ),
+            })?;
+        // An account-scope connector is tested against a repository: the one its last Test
+        // used. Never tested, it has none to try, and does not hold the sync.
+        let url = match dependency.spec.scope {
+            ConnectorScope::Repo => Some(dependency.spec.url.git_url()),
+            ConnectorScope::Account => None,
+        };
+        check_connection(state, &dependency, url, true).await?;
+    }
+    Ok(())
+}
+
+async fn check_connection(
+    state: &AppState,
+    connector: &ConnectorRecord,
+    url: Option<String>,
+    test_if_untested: bool,
+) -> Result<(), ConnectionFailure> {
+    let last: Option<TestResult> = connector
+        .last_test
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok());
+    match &last {
+        Some(result) if result.ok => return Ok(()),
+        None if !test_if_untested => return Ok(()),
+        _ => {}
+    }
+    let Some(url) = url.or_else(|| last.map(|result| result.url)) else {
+        return Ok(());
+    };
+    let result = state
+        .tasks
+        .run_test(connector, url)
+        .await
+        .map_err(|e| failure(connector, format!("its Test could not run: {e}")))?;
+    if result.ok {
+        return Ok(());
+    }
+    Err(failure(
+        connector,
+        format!(
+            "it failed its Test on {} at {}: {}: {}",
+            result.url,
+            result.tested_at,
+            result.code.as_deref().unwrap_or("failed"),
+            result.message.as_deref().unwrap_or("no reason given")
+        ),
+    ))
+}
+
+fn failure(connector: &ConnectorRecord, why: String) -> ConnectionFailure {
+    ConnectionFailure {
+        connector_path: connector_yaml::path(&connector.spec.name),
+        message: format!(
+            "connector {:?} is not valid: {why}",
+            connector.spec.name.as_str()
+        ),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reposync_api::{
     DelegateTask, SecretValue, SyncJob, SyncJobResult, SyncSpec, SyncTarget, TaskAuth, TaskOutcome,
-    TaskSpec, TestConnectionSpec,
+    TaskSpec, TestConnectionSpec, TestResult,
 };
 use reposync_delegate::{Agent, SourceError, TaskSource};
 use reposync_git::GitRunner;
@@ -14,7 +14,7 @@ use reposync_model::{Credentials, GitConnector, SecretName};
 use reposync_store::{
     ConnectorRecord, NewTask, Store, StoreError, SyncLink, TaskRecord, TaskStatus, now_millis,
 };
-use reposync_sync::{Dispatch, DispatchFailure};
+use reposync_sync::{ConnectionFailure, Dispatch, DispatchFailure};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
@@ -246,6 +246,59 @@ impl TaskHub {
     /// graceful shutdown does not wait for clients' polls to time out.
     pub fn close(&self) {
         let _ = self.inner.closing.send(true);
+    }
+
+    /// Queues a Test of `connector` against `url` (its own, or for an account-scope connector,
+    /// one repository under it). Its result becomes the connector's last Test.
+    pub async fn enqueue_test(
+        &self,
+        connector: &ConnectorRecord,
+        url: String,
+    ) -> Result<TaskRecord, StoreError> {
+        let branch = connector.spec.branch.as_ref().map(ToString::to_string);
+        let payload = TestConnectionPayload {
+            connector_id: connector.id.clone(),
+            url: url.clone(),
+            branch: branch.clone(),
+        };
+        let selectors = connector
+            .spec
+            .selectors
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        self.enqueue(TEST_CONNECTION, &payload, selectors, |message| {
+            json!({"ok": false, "url": url, "branch": branch, "code": "no_delegate", "message": message,
+                   "duration_ms": 0, "tested_at": timestamp(now_millis())})
+        })
+        .await
+    }
+
+    /// Runs a Test to its end (or past its time limit) and returns the result.
+    pub async fn run_test(
+        &self,
+        connector: &ConnectorRecord,
+        url: String,
+    ) -> Result<TestResult, StoreError> {
+        let task = self.enqueue_test(connector, url.clone()).await?;
+        let task = self
+            .wait_final(&task.id, TEST_TIMEOUT + Duration::from_secs(30))
+            .await?;
+        let result = task
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<TestResult>(r).ok());
+        Ok(result.unwrap_or_else(|| TestResult {
+            ok: false,
+            url,
+            branch: None,
+            commit: None,
+            code: Some("timeout".into()),
+            message: Some("no delegate finished the Test in time".into()),
+            delegate: None,
+            duration_ms: 0,
+            tested_at: timestamp(now_millis()),
+        }))
     }
 
     /// The task, once it is final or `wait` has passed, whichever comes first.
@@ -541,5 +594,18 @@ impl Dispatch for HubDispatch {
             message: e.to_string(),
         })?;
         self.state.tasks.run_sync_job(&connector, target, job).await
+    }
+
+    async fn check_connections(&self, link: &SyncLink) -> Result<(), ConnectionFailure> {
+        // A connector that is gone fails the job itself, with its own code.
+        let Ok(connector) = self
+            .state
+            .store
+            .get_connector_by_id(&link.connector_id)
+            .await
+        else {
+            return Ok(());
+        };
+        crate::sync::check_connections(&self.state, &connector, link).await
     }
 }

@@ -285,7 +285,9 @@ impl Store {
             }
             Some(current) => {
                 let updated = sqlx::query(
-                    "UPDATE connectors SET name = $1, spec = $2, file = $3, updated_at = $4, revision = revision + 1
+                    // The last Test describes the connector as it was; a changed one is untested.
+                    "UPDATE connectors SET name = $1, spec = $2, file = $3, updated_at = $4, revision = revision + 1,
+                         last_test = CASE WHEN spec = $2 THEN last_test ELSE NULL END
                      WHERE id = $5 AND revision = $6",
                 )
                 .bind(spec.name.as_str())

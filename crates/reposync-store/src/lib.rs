@@ -31,8 +31,8 @@ pub use entities::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 pub use error::StoreError;
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
 pub use sync::{
-    AttemptEnd, AttemptRecord, ChangesetRecord, ChangesetStatus, ConflictRecord, FileChangeRecord,
-    FileOp, NewSyncLink, SyncErrorRecord, SyncLink, app_of_path,
+    AttemptEnd, AttemptRecord, CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConflictRecord,
+    FileChangeRecord, FileOp, LinkBacklog, NewSyncLink, SyncErrorRecord, SyncLink, app_of_path,
 };
 pub use tasks::{NewTask, TaskRecord, TaskStatus};
 pub use tokens::ApiTokenRecord;

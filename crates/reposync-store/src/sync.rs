@@ -160,6 +160,13 @@ pub enum AttemptEnd {
     Failed { code: String, message: String },
     /// A failure that may pass (the network, a busy server): the changesets wait again.
     Retry { message: String },
+    /// A connection the scope depends on failed its Test, so nothing was tried: the
+    /// changesets wait again, and one open sync error (per link and connector file) says
+    /// which connection and why, until an attempt gets past the check.
+    Held {
+        connector_path: String,
+        message: String,
+    },
 }
 
 /// Both versions of a file in conflict.
@@ -182,6 +189,16 @@ pub struct SyncErrorRecord {
     pub ours: Option<Vec<u8>>,
     pub theirs: Option<Vec<u8>>,
     pub created_at: i64,
+}
+
+/// The code of the sync error that says a connection the scope depends on failed its Test.
+pub const CONNECTION_FAILED: &str = "connection_failed";
+
+/// What a link still owes: changesets not yet pushed and sync errors not yet resolved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkBacklog {
+    pub waiting: i64,
+    pub open_errors: i64,
 }
 
 const LINK_COLUMNS: &str =
@@ -451,6 +468,46 @@ impl Store {
         .collect()
     }
 
+    /// The Source Repo Provider files that the entities of a scope (`None` = the account's
+    /// own files) refer to, such as an application's `gitConnector` or a trigger's
+    /// `gitConnectorName`.
+    pub async fn scope_connector_paths(
+        &self,
+        app: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let scope = match app {
+            Some(_) => "e.app = $1",
+            None => "e.app IS NULL",
+        };
+        let sql = format!(
+            "SELECT DISTINCT r.to_path FROM entity_references r JOIN entities e ON e.id = r.from_id
+             WHERE {scope} AND r.to_path LIKE 'Setup/Source Repo Providers/%' ORDER BY r.to_path"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(app) = app {
+            query = query.bind(app);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Ok(row.try_get("to_path")?))
+            .collect()
+    }
+
+    /// Every link ever made, live or disabled, oldest first: the history that activity is
+    /// read against.
+    pub async fn all_links(&self) -> Result<Vec<SyncLink>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {LINK_COLUMNS} FROM sync_links ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(link_from_row)
+        .collect()
+    }
+
     /// The live link of a scope (`None` = the account).
     pub async fn live_link(&self, app: Option<&str>) -> Result<Option<SyncLink>, StoreError> {
         sqlx::query(&format!(
@@ -605,7 +662,9 @@ impl Store {
             AttemptEnd::Failed { code, message } => {
                 ("failed", "failed", None, Some(format!("{code}: {message}")))
             }
-            AttemptEnd::Retry { message } => ("failed", "waiting", None, Some(message.clone())),
+            AttemptEnd::Retry { message } | AttemptEnd::Held { message, .. } => {
+                ("failed", "waiting", None, Some(message.clone()))
+            }
         };
         sqlx::query(
             "UPDATE commit_attempts SET status = $1, commit_id = $2, error = $3, finished_at = $4 WHERE id = $5",
@@ -672,7 +731,48 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            AttemptEnd::Held {
+                connector_path,
+                message,
+            } => {
+                // One open error per held connection, kept current, not one per retry.
+                let updated = sqlx::query(
+                    "UPDATE sync_errors SET message = $1, attempt_id = $2 WHERE link_id = $3 AND code = $4 AND path = $5 AND resolved_at IS NULL",
+                )
+                .bind(message)
+                .bind(attempt_id)
+                .bind(&link_id)
+                .bind(CONNECTION_FAILED)
+                .bind(connector_path)
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    sqlx::query(
+                        "INSERT INTO sync_errors (id, link_id, attempt_id, path, code, message, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(new_id())
+                    .bind(&link_id)
+                    .bind(attempt_id)
+                    .bind(connector_path)
+                    .bind(CONNECTION_FAILED)
+                    .bind(message)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
             AttemptEnd::Pushed { .. } | AttemptEnd::Retry { .. } => {}
+        }
+        if !matches!(end, AttemptEnd::Held { .. }) {
+            // This attempt got past the connection check, so no connection holds the link.
+            sqlx::query(
+                "UPDATE sync_errors SET resolved_at = $1 WHERE link_id = $2 AND code = $3 AND resolved_at IS NULL",
+            )
+            .bind(now)
+            .bind(&link_id)
+            .bind(CONNECTION_FAILED)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -773,52 +873,47 @@ impl Store {
         Ok(changeset)
     }
 
-    /// Changesets, newest first, of one link or all.
+    /// Changesets, newest first, of the given links, or of all when none are given.
     pub async fn list_changesets(
         &self,
         link_ids: &[String],
         limit: i64,
     ) -> Result<Vec<ChangesetRecord>, StoreError> {
-        let filter = if link_ids.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "WHERE link_id IN ({})",
-                placeholders_from(2, link_ids.len())
-            )
-        };
-        let sql = format!(
-            "SELECT {CHANGESET_COLUMNS} FROM changesets {filter} ORDER BY created_at DESC, id DESC LIMIT $1"
-        );
-        let mut query = sqlx::query(&sql).bind(limit);
-        for id in link_ids {
-            query = query.bind(id.as_str());
-        }
-        query
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(changeset_from_row)
-            .collect()
+        let sql = format!("SELECT {CHANGESET_COLUMNS} FROM changesets");
+        self.newest_of_links(&sql, "created_at", link_ids, limit, changeset_from_row)
+            .await
     }
 
-    /// Commit attempts, newest first.
+    /// Commit attempts, newest first, of the given links, or of all when none are given.
     pub async fn list_attempts(
         &self,
         link_ids: &[String],
         limit: i64,
     ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM commit_attempts");
+        self.newest_of_links(&sql, "started_at", link_ids, limit, attempt_from_row)
+            .await
+    }
+
+    /// Runs `select` (a query without WHERE) for rows of the given links, newest by `time`
+    /// first, at most `limit`.
+    async fn newest_of_links<T>(
+        &self,
+        select: &str,
+        time: &str,
+        link_ids: &[String],
+        limit: i64,
+        from_row: fn(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let filter = if link_ids.is_empty() {
             String::new()
         } else {
             format!(
-                "WHERE link_id IN ({})",
+                " WHERE link_id IN ({})",
                 placeholders_from(2, link_ids.len())
             )
         };
-        let sql = format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM commit_attempts {filter} ORDER BY started_at DESC, id DESC LIMIT $1"
-        );
+        let sql = format!("{select}{filter} ORDER BY {time} DESC, id DESC LIMIT $1");
         let mut query = sqlx::query(&sql).bind(limit);
         for id in link_ids {
             query = query.bind(id.as_str());
@@ -827,8 +922,33 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(attempt_from_row)
+            .map(from_row)
             .collect()
+    }
+
+    /// Per link, how many changesets are still to push and how many sync errors are open.
+    pub async fn link_backlogs(&self) -> Result<HashMap<String, LinkBacklog>, StoreError> {
+        let mut backlogs: HashMap<String, LinkBacklog> = HashMap::new();
+        let waiting = sqlx::query(
+            "SELECT link_id, COUNT(*) AS n FROM changesets WHERE status IN ('waiting', 'pushing') GROUP BY link_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in waiting {
+            backlogs.entry(row.try_get("link_id")?).or_default().waiting = row.try_get("n")?;
+        }
+        let errors = sqlx::query(
+            "SELECT link_id, COUNT(*) AS n FROM sync_errors WHERE resolved_at IS NULL GROUP BY link_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in errors {
+            backlogs
+                .entry(row.try_get("link_id")?)
+                .or_default()
+                .open_errors = row.try_get("n")?;
+        }
+        Ok(backlogs)
     }
 
     /// Sync errors not yet resolved, oldest first.

@@ -201,3 +201,115 @@ async fn a_second_link_for_a_scope_is_refused_and_a_restart_replans_cut_off_atte
         .expect("replanned");
     assert_eq!(changesets.len(), 1);
 }
+
+#[tokio::test]
+async fn a_held_link_keeps_one_open_error_per_connection_until_an_attempt_gets_past_the_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link) = linked_store(&dir).await;
+    store
+        .apply_entities(&[put("Setup/Applications/Shop/Index.yaml", "a")], false)
+        .await
+        .expect("apply");
+    assert_eq!(
+        store.link_backlogs().await.expect("backlogs")[&link].waiting,
+        1
+    );
+    let mirror = "Setup/Source Repo Providers/mirror.yaml";
+    for round in 0..3 {
+        let (attempt, _) = store
+            .start_attempt(&link)
+            .await
+            .expect("start")
+            .expect("something waits");
+        let held = AttemptEnd::Held {
+            connector_path: mirror.into(),
+            message: format!("mirror failed its Test, round {round}"),
+        };
+        store
+            .finish_attempt(&attempt.id, &held)
+            .await
+            .expect("held");
+    }
+    let errors = store.open_sync_errors().await.expect("errors");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].code, reposync_store::CONNECTION_FAILED);
+    assert_eq!(errors[0].path.as_deref(), Some(mirror));
+    assert!(errors[0].message.contains("round 2"), "kept current");
+    let backlog = store.link_backlogs().await.expect("backlogs")[&link];
+    assert_eq!(
+        (backlog.waiting, backlog.open_errors),
+        (1, 1),
+        "still waiting"
+    );
+
+    let (attempt, _) = store
+        .start_attempt(&link)
+        .await
+        .expect("start")
+        .expect("something waits");
+    let pushed = AttemptEnd::Pushed {
+        commit: "b".repeat(40),
+        nothing: false,
+    };
+    store
+        .finish_attempt(&attempt.id, &pushed)
+        .await
+        .expect("pushed");
+    assert!(store.open_sync_errors().await.expect("errors").is_empty());
+    assert!(
+        !store
+            .link_backlogs()
+            .await
+            .expect("backlogs")
+            .contains_key(&link)
+    );
+}
+
+#[tokio::test]
+async fn the_connectors_a_scope_refers_to_are_found_through_its_references() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = linked_store(&dir).await;
+    let referring = |path: &str, to: &str| {
+        EntityChange::Put(EntityWrite {
+            path: path.into(),
+            kind: "k".into(),
+            app: reposync_store::app_of_path(path).map(str::to_owned),
+            content: b"x".to_vec(),
+            references: vec![("gitConnectorName".into(), to.into())],
+        })
+    };
+    store
+        .apply_entities(
+            &[
+                put("Setup/Applications/Shop/Index.yaml", "a"),
+                referring(
+                    "Setup/Applications/Shop/Triggers/t.yaml",
+                    "Setup/Source Repo Providers/git.yaml",
+                ),
+                referring(
+                    "Setup/Applications/Shop/Workflows/w.yaml",
+                    "Setup/Applications/Shop/Index.yaml",
+                ),
+                put("Setup/Applications/Other/Index.yaml", "b"),
+            ],
+            false,
+        )
+        .await
+        .expect("apply");
+    assert_eq!(
+        store
+            .scope_connector_paths(Some("Shop"))
+            .await
+            .expect("paths"),
+        vec!["Setup/Source Repo Providers/git.yaml".to_owned()]
+    );
+    for other in [Some("Other"), None] {
+        assert!(
+            store
+                .scope_connector_paths(other)
+                .await
+                .expect("paths")
+                .is_empty()
+        );
+    }
+}

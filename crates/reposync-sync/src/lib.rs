@@ -8,5 +8,5 @@
 mod outbox;
 mod plan;
 
-pub use outbox::{Dispatch, DispatchFailure, Outbox, PERMANENT_CODES};
+pub use outbox::{ConnectionFailure, Dispatch, DispatchFailure, Outbox, PERMANENT_CODES};
 pub use plan::{CommitPlan, commit_message, differences, plan_commit};

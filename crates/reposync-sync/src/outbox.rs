@@ -22,6 +22,19 @@ pub trait Dispatch: Send + Sync {
         link: &SyncLink,
         job: SyncJob,
     ) -> Result<SyncJobResult, DispatchFailure>;
+
+    /// Checks, before anything is pushed, that the link's connector and the connectors its
+    /// scope's entities depend on pass their Test (the last one, or a fresh one).
+    async fn check_connections(&self, _link: &SyncLink) -> Result<(), ConnectionFailure> {
+        Ok(())
+    }
+}
+
+/// A connection that did not pass its Test: its Source Repo Provider file, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionFailure {
+    pub connector_path: String,
+    pub message: String,
 }
 
 /// A job that did not succeed: the classified code and what to tell a person.
@@ -189,6 +202,18 @@ impl Outbox {
             };
             return self.store.finish_attempt(&attempt.id, &end).await;
         }
+        if let Err(failure) = self.dispatch.check_connections(&link).await {
+            let end = AttemptEnd::Held {
+                connector_path: failure.connector_path.clone(),
+                message: format!(
+                    "{}; nothing is pushed until it passes a Test (retried with back-off)",
+                    failure.message
+                ),
+            };
+            tracing::warn!(link = link_id, connector = %failure.connector_path, "sync held: a connection failed its Test");
+            self.note_backoff(link_id, &end);
+            return self.store.finish_attempt(&attempt.id, &end).await;
+        }
         let message = commit_message(connector.spec.commit_message.as_deref(), &plan);
         let ours: HashMap<&str, Option<&Vec<u8>>> = plan
             .files
@@ -276,6 +301,7 @@ impl Outbox {
             AttemptEnd::Retry { message } => {
                 tracing::info!(link = link_id, message, "push will be retried");
             }
+            AttemptEnd::Held { .. } => {}
         }
         self.store.finish_attempt(&attempt.id, &end).await
     }
@@ -286,7 +312,7 @@ impl Outbox {
             AttemptEnd::Retry { message } if message.starts_with("the remote already held") => {
                 backoff.remove(link_id);
             }
-            AttemptEnd::Retry { .. } => {
+            AttemptEnd::Retry { .. } | AttemptEnd::Held { .. } => {
                 let failures = backoff.get(link_id).map_or(0, |(n, _)| *n) + 1;
                 let delay = BACKOFF_FIRST
                     .saturating_mul(1 << failures.saturating_sub(1).min(6))

@@ -78,6 +78,47 @@ impl RepoRoot {
         chmod(&hook, 0o755)
     }
 
+    /// Installs a `pre-receive` hook that, on each of the first `races` pushes, commits to
+    /// `branch` itself (writing `race <n>` to `path`) before the push can land, as if someone
+    /// pushed between the pusher's fetch and its push: the push is then refused as not a fast
+    /// forward. Later pushes pass. Each call is counted in the repository's `hook-calls` file.
+    pub fn install_racing_hook(
+        &self,
+        relative: &str,
+        branch: &str,
+        path: &str,
+        races: u32,
+    ) -> Result<()> {
+        let script = format!(
+            "#!/bin/sh
+cat >/dev/null
+echo call >> \"$PWD/hook-calls\"
+calls=$(wc -l < \"$PWD/hook-calls\")
+[ \"$calls\" -gt {races} ] && exit 0
+# Objects written here must go to the repository, not the push's quarantine.
+unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
+export GIT_AUTHOR_NAME=Racer GIT_AUTHOR_EMAIL=racer@example.invalid
+export GIT_COMMITTER_NAME=Racer GIT_COMMITTER_EMAIL=racer@example.invalid
+export GIT_INDEX_FILE=\"$PWD/race-index\"
+head=$(git rev-parse 'refs/heads/{branch}') || exit 1
+blob=$(echo \"race $calls\" | git hash-object -w --stdin) || exit 1
+git read-tree \"$head\" || exit 1
+git update-index --add --cacheinfo \"100644,$blob,{path}\" || exit 1
+tree=$(git write-tree) || exit 1
+rm -f \"$GIT_INDEX_FILE\"
+commit=$(echo \"race $calls\" | git commit-tree \"$tree\" -p \"$head\") || exit 1
+git update-ref 'refs/heads/{branch}' \"$commit\" \"$head\"
+"
+        );
+        self.install_hook(relative, "pre-receive", &script)
+    }
+
+    /// How many times the racing hook has run.
+    pub fn hook_calls(&self, relative: &str) -> Result<usize> {
+        let file = self.repo_path(relative)?.join("hook-calls");
+        Ok(fs::read_to_string(file).unwrap_or_default().lines().count())
+    }
+
     /// `git init --bare` with shared permissions and HEAD naming `branch`.
     fn init_bare(&self, relative: &str, branch: &str) -> Result<PathBuf> {
         let repo = self.repo_path(relative)?;

@@ -8,7 +8,7 @@ use reposync_api::{
 use reposync_model::tree::{EntityKind, EntityPath};
 use reposync_model::{EntityName, GitConnector, RepoSlug, connector_yaml};
 use reposync_store::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
-use serde_json::{Value, json};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::auth::{hash_token, new_token};
@@ -16,7 +16,6 @@ use crate::error::{AppError, json_data_error};
 use crate::handlers::tree::{TreeEdit, applied_or_error, apply_edit, rewritten_referrers};
 use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
-use crate::tasks::{TEST_CONNECTION, TestConnectionPayload};
 use crate::views;
 
 pub async fn list(
@@ -223,25 +222,7 @@ pub async fn test(
         .map(RepoSlug::parse)
         .transpose()?;
     let url = record.spec.repository_url(repo.as_ref())?.git_url();
-    let branch = record.spec.branch.as_ref().map(ToString::to_string);
-    let payload = TestConnectionPayload {
-        connector_id: record.id.clone(),
-        url: url.clone(),
-        branch: branch.clone(),
-    };
-    let selectors = record
-        .spec
-        .selectors
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let task = state
-        .tasks
-        .enqueue(TEST_CONNECTION, &payload, selectors, |message| {
-            json!({"ok": false, "url": url, "branch": branch, "code": "no_delegate", "message": message, "duration_ms": 0,
-                   "tested_at": views::timestamp(reposync_store::now_millis())})
-        })
-        .await?;
+    let task = state.tasks.enqueue_test(&record, url).await?;
     Ok((StatusCode::ACCEPTED, Json(views::task(&task))))
 }
 

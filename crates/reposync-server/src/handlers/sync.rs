@@ -16,8 +16,8 @@ use reposync_model::tree::{PathClass, ROOT, classify};
 use reposync_model::yaml::{Limits, Node, emit, order_top_level, parse};
 use reposync_model::{BranchName, ConnectorScope, EntityName, RepoSlug};
 use reposync_store::{
-    ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord, FileOp, NewSyncLink,
-    SyncLink, app_of_path,
+    CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord, FileOp,
+    LinkBacklog, NewSyncLink, SyncLink, app_of_path,
 };
 use reposync_sync::differences;
 use serde::Deserialize;
@@ -26,7 +26,7 @@ use crate::error::AppError;
 use crate::handlers::ApiJson;
 use crate::handlers::tree::{TreeEdit, applied_or_error, apply_edit};
 use crate::state::AppState;
-use crate::sync::{scope_name, scope_prefix, target};
+use crate::sync::{check_connections, scope_name, scope_prefix, target};
 use crate::views::timestamp;
 
 /// What to do when the branch already holds YAML for the scope.
@@ -200,6 +200,16 @@ pub async fn enable(
         created_at: 0,
         updated_at: 0,
     };
+    check_connections(&state, &connector, &planned)
+        .await
+        .map_err(|failure| {
+            AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                CONNECTION_FAILED,
+                format!("{}; sync was not enabled", failure.message),
+            )
+            .with_field("connector")
+        })?;
     let sync_target = target(&connector, &planned)?;
     let url = sync_target.url.clone();
     let prefix = scope_prefix(app_name);
@@ -347,10 +357,16 @@ pub async fn enable(
         )
         .await?;
     tracing::info!(scope = %scope_name(app_name), branch = %link.branch, initial = initial.as_str(), files = initial_files.len(), "enabled git sync");
+    let backlog = state
+        .store
+        .link_backlogs()
+        .await?
+        .remove(&link.id)
+        .unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(SyncEnabled {
-            link: link_view(&state, &link, &connector).await?,
+            link: link_view(&link, &connector, backlog),
             initial: initial.as_str().to_owned(),
             remote_head: head,
             differences: diff,
@@ -424,12 +440,18 @@ pub async fn status(
     State(state): State<AppState>,
 ) -> Result<Json<ListResponse<SyncLinkView>>, AppError> {
     let connectors = connectors_by_id(&state).await?;
-    let mut items = Vec::new();
-    for link in state.store.live_links().await? {
-        if let Some(connector) = connectors.get(&link.connector_id) {
-            items.push(link_view(&state, &link, connector).await?);
-        }
-    }
+    let backlogs = state.store.link_backlogs().await?;
+    let items = state
+        .store
+        .live_links()
+        .await?
+        .iter()
+        .filter_map(|link| {
+            let connector = connectors.get(&link.connector_id)?;
+            let backlog = backlogs.get(&link.id).copied().unwrap_or_default();
+            Some(link_view(link, connector, backlog))
+        })
+        .collect();
     Ok(Json(ListResponse { items }))
 }
 
@@ -443,32 +465,8 @@ async fn connectors_by_id(state: &AppState) -> Result<HashMap<String, ConnectorR
         .collect())
 }
 
-async fn link_view(
-    state: &AppState,
-    link: &SyncLink,
-    connector: &ConnectorRecord,
-) -> Result<SyncLinkView, AppError> {
-    let changesets = state
-        .store
-        .list_changesets(std::slice::from_ref(&link.id), 10_000)
-        .await?;
-    let waiting = changesets
-        .iter()
-        .filter(|c| {
-            matches!(
-                c.status,
-                ChangesetStatus::Waiting | ChangesetStatus::Pushing
-            )
-        })
-        .count();
-    let errors = state
-        .store
-        .open_sync_errors()
-        .await?
-        .iter()
-        .filter(|e| e.link_id == link.id)
-        .count();
-    Ok(SyncLinkView {
+fn link_view(link: &SyncLink, connector: &ConnectorRecord, backlog: LinkBacklog) -> SyncLinkView {
+    SyncLinkView {
         id: link.id.clone(),
         scope: scope_name(link.app.as_deref()),
         app: link.app.clone(),
@@ -477,10 +475,30 @@ async fn link_view(
         branch: link.branch.clone(),
         url: target(connector, link).map(|t| t.url).unwrap_or_default(),
         base_commit: link.base_commit.clone(),
-        waiting,
-        errors,
+        waiting: usize::try_from(backlog.waiting).unwrap_or_default(),
+        errors: usize::try_from(backlog.open_errors).unwrap_or_default(),
         created_at: timestamp(link.created_at),
-    })
+    }
+}
+
+/// The scope of every link ever made, by link id; a disabled link's scope says so, because
+/// its history outlives it.
+async fn scopes_by_link(state: &AppState) -> Result<HashMap<String, String>, AppError> {
+    Ok(state
+        .store
+        .all_links()
+        .await?
+        .into_iter()
+        .map(|link| {
+            let scope = scope_name(link.app.as_deref());
+            let label = if link.enabled {
+                scope
+            } else {
+                format!("{scope} (disabled)")
+            };
+            (link.id, label)
+        })
+        .collect())
 }
 
 #[derive(Debug, Deserialize)]
@@ -498,26 +516,29 @@ pub async fn activity(
 ) -> Result<Json<SyncActivity>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("app", e.body_text()))?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-    let links = state.store.live_links().await?;
-    let scope_of: HashMap<String, String> = links
-        .iter()
-        .map(|l| (l.id.clone(), scope_name(l.app.as_deref())))
-        .collect();
+    let scopes = scopes_by_link(&state).await?;
+    // An application's activity includes that of its earlier, disabled links.
     let ids: Vec<String> = match query.app.as_deref().filter(|a| !a.is_empty()) {
         Some(app) => {
-            let link = state.store.live_link(Some(app)).await?.ok_or_else(|| {
-                AppError::not_found(format!("application {app:?} is not synced")).with_field("app")
-            })?;
-            vec![link.id]
+            let ids: Vec<String> = state
+                .store
+                .all_links()
+                .await?
+                .into_iter()
+                .filter(|l| l.app.as_deref() == Some(app))
+                .map(|l| l.id)
+                .collect();
+            if ids.is_empty() {
+                return Err(AppError::not_found(format!(
+                    "application {app:?} has never been synced"
+                ))
+                .with_field("app"));
+            }
+            ids
         }
         None => Vec::new(),
     };
-    let scope = |link_id: &str| {
-        scope_of
-            .get(link_id)
-            .cloned()
-            .unwrap_or_else(|| "disabled link".into())
-    };
+    let scope = |link_id: &str| scopes.get(link_id).cloned().unwrap_or_default();
     let changesets = state
         .store
         .list_changesets(&ids, limit)
@@ -576,17 +597,14 @@ fn changeset_view(c: &ChangesetRecord, scope: String) -> ChangesetView {
 pub async fn errors(
     State(state): State<AppState>,
 ) -> Result<Json<ListResponse<SyncErrorView>>, AppError> {
-    let links = state.store.live_links().await?;
+    let scopes = scopes_by_link(&state).await?;
     let items = state
         .store
         .open_sync_errors()
         .await?
         .into_iter()
         .map(|e| SyncErrorView {
-            scope: links
-                .iter()
-                .find(|l| l.id == e.link_id)
-                .map_or_else(|| "disabled link".into(), |l| scope_name(l.app.as_deref())),
+            scope: scopes.get(&e.link_id).cloned().unwrap_or_default(),
             id: e.id,
             attempt_id: e.attempt_id,
             path: e.path,
@@ -607,7 +625,11 @@ pub async fn retry(
 ) -> Result<Json<ChangesetView>, AppError> {
     let changeset = state.store.retry_changeset(&id).await?;
     tracing::info!(changeset = %id, "retrying changeset");
-    let mut view = changeset_view(&changeset, String::new());
+    let scope = scopes_by_link(&state)
+        .await?
+        .remove(&changeset.link_id)
+        .unwrap_or_default();
+    let mut view = changeset_view(&changeset, scope);
     view.status = ChangesetStatus::Waiting.as_str().to_owned();
     view.error = None;
     Ok(Json(view))
