@@ -978,3 +978,57 @@ fn a_commit_pushed_between_our_fetch_and_our_push_is_kept_or_is_a_conflict() {
         format!("race {}", calls + 1)
     );
 }
+
+#[test]
+fn every_initial_mode_gives_an_empty_branch_the_whole_scope_in_one_commit() {
+    let f = Fixture::https(&[("README.md", "x\n")]);
+    for mode in ["import", "push", "fail-if-different"] {
+        let app = format!("App-{mode}");
+        let branch = format!("new-{mode}");
+        f.app.cli(&["app", "create", &app], None).ok();
+        f.put(
+            &format!("Setup/Applications/{app}/Services/api/Index.yaml"),
+            "harnessApiVersion: '1.0'\ntype: SERVICE\n",
+        );
+        f.app
+            .cli(
+                &[
+                    "sync",
+                    "enable",
+                    "--app",
+                    &app,
+                    "--connector",
+                    "git",
+                    "--branch",
+                    &branch,
+                    "--initial",
+                    mode,
+                ],
+                None,
+            )
+            .ok();
+        f.wait_pushed();
+        let head = f.root.head(REPO, &branch).expect("head").expect("created");
+        assert_eq!(
+            f.git(&["rev-list", "--count", &head]),
+            "1",
+            "{mode}: one commit, on no parent"
+        );
+        let message = f.message(&head);
+        for file in ["Index.yaml", "Services/api/Index.yaml"] {
+            assert!(
+                message.contains(&format!("ADD: Setup/Applications/{app}/{file}\n")),
+                "{mode}: {message}"
+            );
+        }
+        let service = f
+            .root
+            .read_file(
+                REPO,
+                &branch,
+                &format!("Setup/Applications/{app}/Services/api/Index.yaml"),
+            )
+            .expect("pushed");
+        assert!(service.contains("type: SERVICE"), "{mode}: {service}");
+    }
+}
