@@ -53,6 +53,14 @@ pub enum SyncJob {
         files: Vec<FileContent>,
         max_attempts: u32,
     },
+    /// Fetch the branch and return, commit by commit (first parent, oldest first), what
+    /// changed under `prefix` since `since`; with no `since`, or one no longer in the
+    /// branch's history, a snapshot of every file under `prefix` at the head.
+    FetchChanges {
+        since: Option<String>,
+        prefix: String,
+        max_commits: usize,
+    },
 }
 
 /// A file's content as base64, or `None` for a deleted file.
@@ -83,6 +91,45 @@ pub enum SyncJobResult {
         head: String,
         files: Vec<FileContent>,
     },
+    /// The branch does not exist.
+    BranchGone,
+    /// The commits after `since`, oldest first. `complete` is false when more remain after
+    /// the last one: ask again from there.
+    Commits {
+        head: String,
+        commits: Vec<CommitRead>,
+        complete: bool,
+    },
+    /// Every file under the prefix at `head`; `since_lost` when the `since` asked for is no
+    /// longer in the branch's history (a forced update).
+    Snapshot {
+        head: String,
+        files: Vec<FileContent>,
+        since_lost: bool,
+    },
+}
+
+/// One commit read from a branch: who, what it says, and the files it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRead {
+    pub commit: String,
+    pub parent: Option<String>,
+    pub message: String,
+    pub author_name: String,
+    pub author_email: String,
+    pub committed_at: i64,
+    pub files: Vec<ChangedFileRead>,
+}
+
+/// A file a commit changed: `op` is add, modify, delete or rename (with `from`); the content
+/// is base64, absent for a deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedFileRead {
+    pub op: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub content: Option<String>,
 }
 
 /// Run `git ls-remote` against `url` and, when `branch` is set, check it exists.

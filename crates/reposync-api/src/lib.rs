@@ -12,8 +12,8 @@ mod types;
 
 pub use client::{Client, ClientError, decode};
 pub use delegate::{
-    DelegateTask, FileContent, SyncJob, SyncJobResult, SyncSpec, SyncTarget, TaskAuth, TaskOutcome,
-    TaskSpec, TestConnectionSpec,
+    ChangedFileRead, CommitRead, DelegateTask, FileContent, SyncJob, SyncJobResult, SyncSpec,
+    SyncTarget, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec,
 };
 pub use error::{ApiError, ApiErrorBody};
 pub use types::*;

@@ -405,3 +405,33 @@ pub struct SyncErrorView {
     pub theirs: Option<String>,
     pub created_at: String,
 }
+
+/// The answer to a webhook delivery: its id in the delivery log and what became of it. It
+/// says nothing about the connector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookAnswer {
+    pub delivery: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+}
+
+/// One webhook delivery in the log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub id: String,
+    pub connector: String,
+    pub received_at: String,
+    pub event: String,
+    pub delivery_id: Option<String>,
+    /// cloud, server_native, post_webhooks or post_receive, when the body was read.
+    pub format: Option<String>,
+    /// valid, not_required, missing or invalid.
+    pub signature: String,
+    /// queued, ping, ignored, duplicate or rejected.
+    pub outcome: String,
+    pub reason: Option<String>,
+    /// The scopes (account, app:NAME) whose links a change matched.
+    pub matched: Vec<String>,
+    /// The delivery as normalised (format, event, repository, ref changes), when it was read.
+    pub payload: serde_json::Value,
+}

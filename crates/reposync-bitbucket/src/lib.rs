@@ -1,6 +1,23 @@
-//! Bitbucket Cloud 2.0 and Server 1.0 REST clients, webhook payload normalisation and HMAC
-//! signature checks.
+//! What reposync knows about Bitbucket's wire formats: today, webhook deliveries.
 //!
-//! Empty for now: the connector issue needs none of it. Webhook intake and the REST fetch
-//! planner arrive with the Git Sync issues. Like `reposync-model`, it will hold no I/O
-//! policy of its own beyond HTTP calls made through a client it is given.
+//! Bitbucket announces a push in four shapes (Cloud `repo:push`, Server/DC
+//! `repo:refs_changed`, the "Post Webhooks for Bitbucket" plugin and the old Post-Receive
+//! `refChanges` hook). [`normalise`] turns each into one [`Delivery`] with full ref names,
+//! one change kind and optional commits, so nothing above this crate ever looks at a raw
+//! payload; [`verify_signature`] checks the `X-Hub-Signature` HMAC. The design decision this
+//! crate embodies is that a repository's identity comes only from structured fields
+//! (workspace, project key, slug), never from the links inside a payload, and is compared with
+//! a connector's clone URL by [`Repository::matches_clone_url`].
+//!
+//! The crate is pure: no I/O, no clock, no environment, no logging. It does not decide what a
+//! delivery means for a sync (which branch matters, whether an unsigned ping is accepted, which
+//! HTTP status an error becomes); its callers do. The Cloud 2.0 and Server 1.0 REST clients
+//! for fetching without cloning are still to come; they will make HTTP calls only through a
+//! client they are given.
+
+pub mod webhook;
+
+pub use webhook::{
+    ChangeKind, Delivery, DeliveryKind, PayloadError, RefChange, RefKind, Repository,
+    SignatureError, WebhookFormat, normalise, sign, verify_signature,
+};

@@ -6,6 +6,7 @@ mod output;
 mod serve;
 mod sync_commands;
 mod tree_commands;
+mod webhook_commands;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +82,9 @@ enum Command {
     /// Git Sync: link the account or an application to a branch, and see what goes out.
     #[command(subcommand)]
     Sync(sync_commands::SyncCommand),
+    /// Webhooks from Bitbucket: the delivery log, and an offline payload inspector.
+    #[command(subcommand)]
+    Webhook(webhook_commands::WebhookCommand),
 }
 
 /// Flags shared by every command that talks to a server.
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
             Command::Get { path } => tree_commands::get(path, &globals).await,
             Command::Delete { path } => tree_commands::delete(path, &globals).await,
             Command::Sync(command) => sync_commands::sync(command, &globals).await,
+            Command::Webhook(command) => webhook_commands::webhook(command, &globals).await,
         }
     });
     match result {

@@ -26,6 +26,9 @@ pub struct ServeArgs {
     /// Largest accepted API request body, in bytes.
     #[arg(long, env = "REPOSYNC_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
+    /// Largest accepted webhook delivery body, in bytes; larger ones get 413.
+    #[arg(long, env = "REPOSYNC_MAX_WEBHOOK_BYTES", default_value_t = 1024 * 1024)]
+    max_webhook_bytes: usize,
 }
 
 pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
@@ -47,6 +50,7 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
     config.builtin_delegate = !args.no_builtin_delegate;
     config.builtin_delegate_selectors = selectors;
     config.max_body_bytes = args.max_body_bytes;
+    config.max_webhook_bytes = args.max_webhook_bytes;
     config.hostname = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{
-    DelegateTask, FileContent, SyncJob, SyncJobResult, SyncSpec, TaskAuth, TaskOutcome, TaskSpec,
-    TestConnectionSpec,
+    ChangedFileRead, CommitRead, DelegateTask, FileContent, SyncJob, SyncJobResult, SyncSpec,
+    TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec,
 };
 use reposync_git::{
-    CommitOutcome, FileChange, GitAuth, GitError, GitRunner, LocalClone, Remote, Signature,
+    BranchChanges, CommitOutcome, FileChange, FileChangeKind, GitAuth, GitError, GitRunner,
+    LocalClone, Remote, Signature,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -208,6 +209,14 @@ impl Agent {
                     .await
                     .map(job_result)
             }
+            SyncJob::FetchChanges {
+                since,
+                prefix,
+                max_commits,
+            } => clone
+                .fetch_changes(&remote, since.as_deref(), prefix, *max_commits)
+                .await
+                .map(changes_result),
         };
         match result {
             Ok(result) => TaskOutcome {
@@ -301,6 +310,65 @@ fn job_result(outcome: CommitOutcome) -> SyncJobResult {
                 .map(|f| FileContent {
                     path: f.path,
                     content: f.theirs.map(|b| STANDARD.encode(b)),
+                })
+                .collect(),
+        },
+    }
+}
+
+fn changes_result(changes: BranchChanges) -> SyncJobResult {
+    let encode = |content: Option<Vec<u8>>| content.map(|b| STANDARD.encode(b));
+    match changes {
+        BranchChanges::Gone => SyncJobResult::BranchGone,
+        BranchChanges::Commits {
+            head,
+            commits,
+            complete,
+        } => SyncJobResult::Commits {
+            head,
+            complete,
+            commits: commits
+                .into_iter()
+                .map(|c| CommitRead {
+                    commit: c.commit,
+                    parent: Some(c.parent),
+                    message: c.message,
+                    author_name: c.author_name,
+                    author_email: c.author_email,
+                    committed_at: c.committed_at,
+                    files: c
+                        .files
+                        .into_iter()
+                        .map(|f| {
+                            let (op, from) = match f.change {
+                                FileChangeKind::Added => ("add", None),
+                                FileChangeKind::Modified => ("modify", None),
+                                FileChangeKind::Deleted => ("delete", None),
+                                FileChangeKind::Renamed { from } => ("rename", Some(from)),
+                            };
+                            ChangedFileRead {
+                                op: op.to_owned(),
+                                path: f.path,
+                                from,
+                                content: encode(f.content),
+                            }
+                        })
+                        .collect(),
+                })
+                .collect(),
+        },
+        BranchChanges::Snapshot {
+            head,
+            files,
+            since_lost,
+        } => SyncJobResult::Snapshot {
+            head,
+            since_lost,
+            files: files
+                .into_iter()
+                .map(|(path, bytes)| FileContent {
+                    path,
+                    content: Some(STANDARD.encode(bytes)),
                 })
                 .collect(),
         },

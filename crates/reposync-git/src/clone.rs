@@ -8,6 +8,10 @@
 //! with lazy fetching disabled, so that a missing object is an error instead of a silent
 //! round trip per object: blobs are fetched explicitly, in one batch.
 //!
+//! Changes are read commit by commit along first parents, deepening the shallow history only
+//! as far as the commit they start from; a start the history no longer holds (a forced
+//! update) gives every file instead, since the commits in between cannot be known.
+//!
 //! Pushes never force. When the remote moved, the branch is fetched again and our changes are
 //! applied on top of the new head, provided the commits we did not know about left our paths
 //! alone; otherwise the caller gets the conflicting files and nothing is pushed.
@@ -37,6 +41,10 @@ const FILE_MODE: &str = "100644";
 
 /// The longest pause between two push attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How many commits the first deepening of a shallow history asks for; each next one asks
+/// for twice as many.
+const FIRST_DEEPEN: u32 = 16;
 
 /// A reusable local clone of one branch of one remote, kept on disk between operations.
 ///
@@ -114,6 +122,83 @@ impl fmt::Debug for ConflictFile {
     }
 }
 
+/// What [`LocalClone::fetch_changes`] found on the branch since a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BranchChanges {
+    /// The branch does not exist on the remote (deleted, or never created).
+    Gone,
+    /// `since` is in the history of `head`: the first-parent commits after it, oldest first.
+    ///
+    /// Applying the files of each commit in order to the files at `since` gives the files at
+    /// the last commit. `complete` is false when more commits followed `since` than the caller
+    /// allowed: the list then holds the oldest ones only, and the rest comes from asking again
+    /// with the last commit of the list as `since`. An empty list means `since` is the head.
+    Commits {
+        head: String,
+        commits: Vec<CommitChanges>,
+        complete: bool,
+    },
+    /// Every file under the prefix at `head`, sorted by path, because there was no `since` (a
+    /// first sync) or, when `since_lost` is true, because `since` is no longer in the history
+    /// of the branch (a forced update rewrote it).
+    Snapshot {
+        head: String,
+        files: Vec<(String, Vec<u8>)>,
+        since_lost: bool,
+    },
+}
+
+/// One commit of [`BranchChanges::Commits`], with what it changed under the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitChanges {
+    pub commit: String,
+    /// The commit that `files` are relative to: the first parent, except for the oldest commit
+    /// of a list when `since` reached the branch through another of its parents (a merge such
+    /// as `git pull` makes on top of local work), where it is `since` itself.
+    pub parent: String,
+    /// The whole message as written, trailers included, usually ending with a newline.
+    pub message: String,
+    pub author_name: String,
+    pub author_email: String,
+    /// When the commit was made, in seconds since the Unix epoch (the committer date).
+    pub committed_at: i64,
+    /// The files under the prefix that differ from `parent`, sorted by path; empty when the
+    /// commit changed nothing there.
+    pub files: Vec<ChangedFile>,
+}
+
+/// A file that one commit changed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChangedFile {
+    /// The path after the change, relative to the repository root, with `/` separators.
+    pub path: String,
+    pub change: FileChangeKind,
+    /// The content after the change; `None` when the file was deleted.
+    pub content: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for ChangedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangedFile")
+            .field("path", &self.path)
+            .field("change", &self.change)
+            .field("bytes", &self.content.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// How a commit changed a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileChangeKind {
+    Added,
+    Modified,
+    Deleted,
+    /// Moved from `from` (also under the prefix), with its content unchanged or similar.
+    Renamed {
+        from: String,
+    },
+}
+
 impl LocalClone {
     /// Opens (creating if needed) the clone in `dir` for `branch` of `remote.url`.
     ///
@@ -175,46 +260,8 @@ impl LocalClone {
     pub async fn fetch(&self, remote: &Remote) -> Result<Option<String>, GitError> {
         self.check_remote(remote)?;
         let had_head = self.local_head().await?;
-        let refspec = format!(
-            "+refs/heads/{branch}:{tracking}",
-            branch = self.branch,
-            tracking = self.tracking_ref()
-        );
-        let mut args = vec![
-            "fetch",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--recurse-submodules=no",
-        ];
-        if had_head.is_none() {
-            args.push("--depth=1");
-        }
-        args.extend([ORIGIN, refspec.as_str()]);
-        let command = self.remote_command(remote, &args);
-        let mut output = self.runner.output(&command).await?;
-        if !output.success && refuses_filters(&output.stderr) {
-            tracing::info!(url = %self.url, "the server refuses partial clones; fetching whole files from now on");
-            // Without the clone's default filter, this and every later fetch asks for whole
-            // files, which the server accepts.
-            self.local(&[
-                "config",
-                "--unset-all",
-                &format!("remote.{ORIGIN}.partialclonefilter"),
-            ])
-            .await?;
-            output = self.runner.output(&command).await?;
-        }
-        if !output.success {
-            if output.stderr.contains("couldn't find remote ref") {
-                if had_head.is_some() {
-                    self.local(&["update-ref", "-d", &self.tracking_ref()])
-                        .await?;
-                }
-                return Ok(None);
-            }
-            return Err(self.in_context(output.into_error(&command)));
-        }
-        self.local_head().await
+        let depth = had_head.is_none().then_some("--depth=1");
+        self.fetch_branch(remote, depth, had_head.is_some()).await
     }
 
     /// Every file under `prefix` (e.g. `Setup/`) at `commit`, with contents, sorted by path.
@@ -262,6 +309,56 @@ impl LocalClone {
                 Ok((entry.path, content))
             })
             .collect()
+    }
+
+    /// Fetches the branch and returns what changed under `prefix` (a folder such as `Setup/`)
+    /// since the commit `since`, commit by commit.
+    ///
+    /// Without `since`, or when `since` is no longer in the history of the branch, the answer
+    /// is a [`BranchChanges::Snapshot`] of every file under the prefix at the head. Otherwise
+    /// the first-parent commits after `since` are listed oldest first, each compared with its
+    /// first parent (so a merge brings the merged changes once) with renames detected within
+    /// the prefix, and with the contents of the added, modified and renamed files. At most
+    /// `max_commits` (at least 1) commits are listed; see [`BranchChanges::Commits`].
+    ///
+    /// The clone being shallow, `since` may lie below its history: the history is then
+    /// deepened, 16 commits and then twice as many each time, until `since` is reached or the
+    /// history is complete, in which case `since` was rewritten away. All the contents needed
+    /// are fetched in one request, and read by one process. Paths must be UTF-8.
+    pub async fn fetch_changes(
+        &self,
+        remote: &Remote,
+        since: Option<&str>,
+        prefix: &str,
+        max_commits: usize,
+    ) -> Result<BranchChanges, GitError> {
+        self.check_remote(remote)?;
+        check_folder(prefix)?;
+        if let Some(since) = since {
+            check_object_id(since, "the `since` commit")?;
+        }
+        let max_commits = max_commits.max(1);
+        if let Attempt::Done(changes) = self
+            .changes_since(remote, since, prefix, max_commits)
+            .await?
+        {
+            return Ok(changes);
+        }
+        // The server could not send contents by id, so the clone was made anew with whole files
+        // and a shallow history. Deepening it now brings the contents with the commits, so the
+        // second attempt has nothing left to fetch by id.
+        match self
+            .changes_since(remote, since, prefix, max_commits)
+            .await?
+        {
+            Attempt::Done(changes) => Ok(changes),
+            Attempt::CloneRemade => Err(invalid(format!(
+                "the local clone {} had to be made anew twice while reading the changes of branch {} of {}",
+                self.dir.display(),
+                self.branch,
+                self.url
+            ))),
+        }
     }
 
     /// Commits `changes` on top of the branch and pushes, in bounded attempts with back-off.
@@ -492,10 +589,408 @@ impl LocalClone {
         }
     }
 
+    /// Fetches the branch into its tracking ref, with `depth` (`--depth=1`, `--deepen=16`) if
+    /// given, and returns its head; `None`, with the tracking ref deleted, when the remote has
+    /// no such branch.
+    async fn fetch_branch(
+        &self,
+        remote: &Remote,
+        depth: Option<&str>,
+        had_head: bool,
+    ) -> Result<Option<String>, GitError> {
+        let refspec = format!(
+            "+refs/heads/{branch}:{tracking}",
+            branch = self.branch,
+            tracking = self.tracking_ref()
+        );
+        let mut args = vec![
+            "fetch",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--recurse-submodules=no",
+        ];
+        args.extend(depth);
+        args.extend([ORIGIN, refspec.as_str()]);
+        let command = self.remote_command(remote, &args);
+        let mut output = self.runner.output(&command).await?;
+        if !output.success && refuses_filters(&output.stderr) {
+            tracing::info!(url = %self.url, "the server refuses partial clones; fetching whole files from now on");
+            // Without the clone's default filter, this and every later fetch asks for whole
+            // files, which the server accepts.
+            self.local(&[
+                "config",
+                "--unset-all",
+                &format!("remote.{ORIGIN}.partialclonefilter"),
+            ])
+            .await?;
+            output = self.runner.output(&command).await?;
+        }
+        if !output.success {
+            if output.stderr.contains("couldn't find remote ref") {
+                if had_head {
+                    self.local(&["update-ref", "-d", &self.tracking_ref()])
+                        .await?;
+                }
+                return Ok(None);
+            }
+            return Err(self.in_context(output.into_error(&command)));
+        }
+        self.local_head().await
+    }
+
+    /// The changes since `since` as [`LocalClone::fetch_changes`] describes them, unless the
+    /// clone had to be made anew on the way.
+    async fn changes_since(
+        &self,
+        remote: &Remote,
+        since: Option<&str>,
+        prefix: &str,
+        max_commits: usize,
+    ) -> Result<Attempt<BranchChanges>, GitError> {
+        let Some(mut head) = self.fetch(remote).await? else {
+            return Ok(Attempt::Done(BranchChanges::Gone));
+        };
+        let Some(since) = since else {
+            let files = self.read_files(remote, &head, prefix).await?;
+            return Ok(Attempt::Done(BranchChanges::Snapshot {
+                head,
+                files,
+                since_lost: false,
+            }));
+        };
+        let mut depth = FIRST_DEEPEN;
+        loop {
+            if head == since {
+                return Ok(Attempt::Done(BranchChanges::Commits {
+                    head,
+                    commits: Vec::new(),
+                    complete: true,
+                }));
+            }
+            if self.reaches(&head, since).await? {
+                break;
+            }
+            if !self.is_shallow().await? {
+                tracing::info!(%since, %head, branch = %self.branch, url = %self.url, "the commit is no longer in the history of the branch; reading every file");
+                let files = self.read_files(remote, &head, prefix).await?;
+                return Ok(Attempt::Done(BranchChanges::Snapshot {
+                    head,
+                    files,
+                    since_lost: true,
+                }));
+            }
+            tracing::debug!(depth, %since, branch = %self.branch, "deepening the local history to reach the commit");
+            match self.deepen(remote, &head, depth).await? {
+                Some(deeper) => head = deeper,
+                None => return Ok(Attempt::Done(BranchChanges::Gone)),
+            }
+            depth = depth.saturating_mul(2);
+        }
+        let mut steps = self.steps(since, &head).await?;
+        let complete = steps.len() <= max_commits;
+        steps.truncate(max_commits);
+        Ok(match self.commit_changes(remote, &steps, prefix).await? {
+            Attempt::Done(commits) => Attempt::Done(BranchChanges::Commits {
+                head,
+                commits,
+                complete,
+            }),
+            Attempt::CloneRemade => Attempt::CloneRemade,
+        })
+    }
+
+    /// Whether the clone holds `commit`.
+    async fn has_commit(&self, commit: &str) -> Result<bool, GitError> {
+        let check = self.local_command(&["cat-file", "-e", &format!("{commit}^{{commit}}")]);
+        Ok(self.runner.output(&check).await?.success)
+    }
+
+    /// Whether `ancestor` is in the local history of `head`, which a shallow boundary may cut.
+    async fn reaches(&self, head: &str, ancestor: &str) -> Result<bool, GitError> {
+        if !self.has_commit(ancestor).await? {
+            return Ok(false);
+        }
+        let command = self.local_command(&["merge-base", "--is-ancestor", ancestor, head]);
+        let output = self.runner.output(&command).await?;
+        if output.success {
+            Ok(true)
+        } else if output.stderr.trim().is_empty() {
+            // `--is-ancestor` exits with 1 and says nothing when the answer is no.
+            Ok(false)
+        } else {
+            Err(output.into_error(&command))
+        }
+    }
+
+    async fn is_shallow(&self) -> Result<bool, GitError> {
+        let answer = text(
+            self.local(&["rev-parse", "--is-shallow-repository"])
+                .await?,
+        );
+        Ok(answer == "true")
+    }
+
+    /// How many commits the local history of `commit` holds.
+    async fn count_commits(&self, commit: &str) -> Result<u64, GitError> {
+        let count = text(self.local(&["rev-list", "--count", commit]).await?);
+        count
+            .parse()
+            .map_err(|_| invalid(format!("unexpected git rev-list --count output {count:?}")))
+    }
+
+    /// Fetches `depth` more commits of the branch's history below the shallow boundary and
+    /// returns the head, which may have moved meanwhile; `None` if the branch is gone.
+    async fn deepen(
+        &self,
+        remote: &Remote,
+        head: &str,
+        depth: u32,
+    ) -> Result<Option<String>, GitError> {
+        let before = self.count_commits(head).await?;
+        let deepen = format!("--deepen={depth}");
+        let Some(deeper) = self.fetch_branch(remote, Some(&deepen), true).await? else {
+            return Ok(None);
+        };
+        // A server that ignored the request would otherwise be asked again and again.
+        if deeper == head && self.count_commits(head).await? == before && self.is_shallow().await? {
+            return Err(invalid(format!(
+                "{} did not send the older history of branch {} when asked for it",
+                self.url, self.branch
+            )));
+        }
+        Ok(Some(deeper))
+    }
+
+    /// The commits after `since` up to `head` along first parents, oldest first, each with
+    /// the commit it is compared with. `since` must be in the local history of `head`.
+    async fn steps(&self, since: &str, head: &str) -> Result<Vec<Step>, GitError> {
+        let exclude = format!("^{since}");
+        let listing = self
+            .local(&["rev-list", "--first-parent", "--parents", head, &exclude])
+            .await?;
+        let listing = String::from_utf8_lossy(&listing);
+        let chain: Vec<(&str, Option<&str>)> = listing
+            .lines()
+            .filter_map(|line| {
+                let mut ids = line.split(' ');
+                let commit = ids.next().filter(|id| !id.is_empty())?;
+                Some((commit, ids.next()))
+            })
+            .collect();
+        let mut kept: Vec<String> = if chain.last().and_then(|(_, parent)| *parent) == Some(since) {
+            chain
+                .iter()
+                .map(|(commit, _)| (*commit).to_owned())
+                .collect()
+        } else {
+            // `since` came in through another parent of a merge on the chain (as when someone
+            // pulls with a merge and pushes): only the commits from that merge on hold it, and
+            // the merge is compared with `since` itself so that nothing is applied twice.
+            let descendants = self
+                .local(&["rev-list", "--ancestry-path", head, &exclude])
+                .await?;
+            let descendants = String::from_utf8_lossy(&descendants);
+            let descendants: HashSet<&str> = descendants.lines().collect();
+            chain
+                .iter()
+                .map(|(commit, _)| *commit)
+                .take_while(|commit| descendants.contains(commit))
+                .map(str::to_owned)
+                .collect()
+        };
+        if kept.is_empty() {
+            return Err(invalid(format!(
+                "no commit leads from {since} to {head} in the local clone {}",
+                self.dir.display()
+            )));
+        }
+        kept.reverse();
+        let mut parent = since.to_owned();
+        Ok(kept
+            .into_iter()
+            .map(|commit| Step {
+                parent: std::mem::replace(&mut parent, commit.clone()),
+                commit,
+            })
+            .collect())
+    }
+
+    /// What each step changed under `prefix`, with contents and the details of its commit.
+    async fn commit_changes(
+        &self,
+        remote: &Remote,
+        steps: &[Step],
+        prefix: &str,
+    ) -> Result<Attempt<Vec<CommitChanges>>, GitError> {
+        let folder = prefix.trim_end_matches('/');
+        let mut files = self.diff_steps(steps, prefix, false).await?;
+        // Renames are told apart by comparing the contents of deleted and added files, which
+        // git would fetch one at a time from a partial clone. So renames are looked for only in
+        // commits that both add and delete, once those contents are here.
+        let may_rename: Vec<Step> = steps
+            .iter()
+            .filter(|step| {
+                let changed = files
+                    .get(&step.commit)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                changed.iter().any(|f| f.change == FileChangeKind::Added)
+                    && changed.iter().any(|f| f.change == FileChangeKind::Deleted)
+            })
+            .cloned()
+            .collect();
+        let mut trees = Vec::new();
+        let mut wanted = Vec::new();
+        for step in steps {
+            let new: Vec<String> = files
+                .get(&step.commit)
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.oid.clone())
+                .collect();
+            if !new.is_empty() {
+                trees.push(format!("{}:{folder}", step.commit));
+                wanted.extend(new);
+            }
+        }
+        for step in &may_rename {
+            trees.push(format!("{}:{folder}", step.parent));
+            wanted.extend(
+                files
+                    .get(&step.commit)
+                    .into_iter()
+                    .flatten()
+                    .filter(|f| f.change == FileChangeKind::Deleted)
+                    .filter_map(|f| f.old_oid.clone()),
+            );
+        }
+        if self.fetch_missing(remote, &trees, &wanted).await? == Fill::CloneRemade {
+            return Ok(Attempt::CloneRemade);
+        }
+        if !may_rename.is_empty() {
+            let mut renamed = self.diff_steps(&may_rename, prefix, true).await?;
+            for step in &may_rename {
+                let changed = renamed.remove(&step.commit).unwrap_or_default();
+                files.insert(step.commit.clone(), changed);
+            }
+        }
+        let new: Vec<String> = files
+            .values()
+            .flatten()
+            .filter_map(|f| f.oid.clone())
+            .collect();
+        let contents = self.cat_blobs(&new).await?;
+        let mut details = self.commit_details(steps).await?;
+        let mut commits = Vec::with_capacity(steps.len());
+        for step in steps {
+            let details = details.remove(&step.commit).ok_or_else(|| {
+                invalid(format!(
+                    "git log did not describe commit {} in the local clone {}",
+                    step.commit,
+                    self.dir.display()
+                ))
+            })?;
+            let mut changed = Vec::new();
+            for file in files.remove(&step.commit).unwrap_or_default() {
+                let content = match &file.oid {
+                    None => None,
+                    // Cloned, not moved: files with equal contents share one object.
+                    Some(oid) => Some(
+                        contents
+                            .get(oid)
+                            .cloned()
+                            .ok_or_else(|| self.missing_object(oid, &file.path))?,
+                    ),
+                };
+                changed.push(ChangedFile {
+                    path: file.path,
+                    change: file.change,
+                    content,
+                });
+            }
+            changed.sort_by(|a, b| a.path.cmp(&b.path));
+            commits.push(CommitChanges {
+                commit: step.commit.clone(),
+                parent: step.parent.clone(),
+                message: details.message,
+                author_name: details.author_name,
+                author_email: details.author_email,
+                committed_at: details.committed_at,
+                files: changed,
+            });
+        }
+        Ok(Attempt::Done(commits))
+    }
+
+    /// The files under `prefix` that each step's commit changed from the step's parent, by
+    /// commit, in one process; with rename detection, whose contents must be in the clone.
+    async fn diff_steps(
+        &self,
+        steps: &[Step],
+        prefix: &str,
+        renames: bool,
+    ) -> Result<HashMap<String, Vec<PlannedFile>>, GitError> {
+        // Each line names a commit and then what to treat as its parent.
+        let mut input = String::new();
+        for step in steps {
+            input.push_str(&format!("{} {}\n", step.commit, step.parent));
+        }
+        let renames = if renames { "-M" } else { "--no-renames" };
+        let out = self
+            .run(
+                self.local_command(&["diff-tree", "--stdin", "-r", "-z", renames, "--", prefix])
+                    .stdin(input),
+            )
+            .await?;
+        let mut files: HashMap<String, Vec<PlannedFile>> = HashMap::new();
+        let mut commit = None;
+        for record in parse_raw_diff(&out)? {
+            match record {
+                DiffRecord::Commit(id) => commit = Some(id),
+                DiffRecord::Change(change) => {
+                    let Some(commit) = &commit else {
+                        return Err(invalid(
+                            "git diff-tree --stdin printed a change before naming its commit"
+                                .to_owned(),
+                        ));
+                    };
+                    if let Some(file) = PlannedFile::from_raw(change) {
+                        files.entry(commit.clone()).or_default().push(file);
+                    }
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// The message, author and date of each step's commit, in one process.
+    async fn commit_details(
+        &self,
+        steps: &[Step],
+    ) -> Result<HashMap<String, CommitDetails>, GitError> {
+        let mut input = String::new();
+        for step in steps {
+            input.push_str(&step.commit);
+            input.push('\n');
+        }
+        let out = self
+            .run(
+                self.local_command(&[
+                    "log",
+                    "--no-walk=unsorted",
+                    "--stdin",
+                    "-z",
+                    "--format=%H%x00%an%x00%ae%x00%ct%x00%B",
+                ])
+                .stdin(input),
+            )
+            .await?;
+        parse_commit_details(&out)
+    }
+
     /// Makes sure `commit` (and its trees) is in the clone, fetching it alone if not.
     async fn ensure_commit(&self, remote: &Remote, commit: &str) -> Result<(), GitError> {
-        let check = self.local_command(&["cat-file", "-e", &format!("{commit}^{{commit}}")]);
-        if self.runner.output(&check).await?.success {
+        if self.has_commit(commit).await? {
             return Ok(());
         }
         let command = self.remote_command(
@@ -649,13 +1144,31 @@ impl LocalClone {
         tree: &str,
         oids: &[String],
     ) -> Result<HashMap<String, Vec<u8>>, GitError> {
+        // A clone made anew holds the whole files of its head, which is what callers read.
+        self.fetch_missing(remote, &[tree.to_owned()], oids).await?;
+        self.cat_blobs(oids).await
+    }
+
+    /// Fetches, in one request, those of `oids` that the partial clone lacks; all of them are
+    /// blobs within some of `trees` (tree-ish expressions such as `<commit>:Setup`).
+    async fn fetch_missing(
+        &self,
+        remote: &Remote,
+        trees: &[String],
+        oids: &[String],
+    ) -> Result<Fill, GitError> {
         if oids.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(Fill::InPlace);
         }
         // rev-list with --missing=print lists what the partial clone lacks without trying to
         // fetch it; it is the one command that does so on every git we support.
+        let mut input = trees.join("\n");
+        input.push('\n');
         let listing = self
-            .local(&["rev-list", "--objects", "--missing=print", tree])
+            .run(
+                self.local_command(&["rev-list", "--objects", "--missing=print", "--stdin"])
+                    .stdin(input),
+            )
             .await?;
         let wanted: HashSet<&str> = oids.iter().map(String::as_str).collect();
         let listing = String::from_utf8_lossy(&listing);
@@ -664,12 +1177,21 @@ impl LocalClone {
             .filter_map(|line| line.strip_prefix('?'))
             .filter(|oid| wanted.contains(oid))
             .collect();
-        if !missing.is_empty() {
-            let missing: Vec<&str> = missing.into_iter().collect();
-            self.fetch_objects(remote, &missing).await?;
+        if missing.is_empty() {
+            return Ok(Fill::InPlace);
         }
-        let mut unique: Vec<&str> = wanted.into_iter().collect();
+        let missing: Vec<&str> = missing.into_iter().collect();
+        self.fetch_objects(remote, &missing).await
+    }
+
+    /// The contents of `oids`, read by one process; those the clone lacks are left out.
+    async fn cat_blobs(&self, oids: &[String]) -> Result<HashMap<String, Vec<u8>>, GitError> {
+        if oids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut unique: Vec<&str> = oids.iter().map(String::as_str).collect();
         unique.sort_unstable();
+        unique.dedup();
         let mut input = unique.join("\n");
         input.push('\n');
         let out = self
@@ -680,7 +1202,7 @@ impl LocalClone {
 
     /// Fetches objects by id, the way git's own lazy fetch does it: no negotiation (the server
     /// would leave out objects it thinks we have), no refs updated, ids on standard input.
-    async fn fetch_objects(&self, remote: &Remote, oids: &[&str]) -> Result<(), GitError> {
+    async fn fetch_objects(&self, remote: &Remote, oids: &[&str]) -> Result<Fill, GitError> {
         tracing::debug!(count = oids.len(), "fetching missing contents");
         let mut input = oids.join("\n");
         input.push('\n');
@@ -702,7 +1224,7 @@ impl LocalClone {
             .push(("fetch.negotiationAlgorithm".into(), "noop".into()));
         let output = self.runner.output(&command).await?;
         if output.success {
-            return Ok(());
+            return Ok(Fill::InPlace);
         }
         // Over protocol v0 (an OpenSSH server that does not accept GIT_PROTOCOL), upload-pack
         // sends only advertised commits unless configured otherwise, even when it accepted
@@ -715,7 +1237,7 @@ impl LocalClone {
                 .map_err(|e| self.io_error("remove the partial clone", e))?;
             self.create(Contents::Whole).await?;
             self.fetch(remote).await?;
-            return Ok(());
+            return Ok(Fill::CloneRemade);
         }
         Err(self.in_context(output.into_error(&command)))
     }
@@ -909,6 +1431,96 @@ struct Change {
     oid: Option<String>,
 }
 
+/// The result of an operation, or word that the clone was made anew under it (with whole
+/// files and a shallow history) so that it must start over.
+enum Attempt<T> {
+    Done(T),
+    CloneRemade,
+}
+
+/// How missing contents came into the clone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Fetched into the clone as it was (or nothing was missing).
+    InPlace,
+    /// The server cannot send contents by id, so the clone was made anew with whole files of
+    /// the branch head, and the history it had is gone.
+    CloneRemade,
+}
+
+/// A commit to report and the commit its changes are taken against.
+#[derive(Debug, Clone)]
+struct Step {
+    commit: String,
+    parent: String,
+}
+
+/// A file a commit changed, its content not yet read.
+#[derive(Debug)]
+struct PlannedFile {
+    path: String,
+    change: FileChangeKind,
+    /// The blob after the change, `None` when deleted.
+    oid: Option<String>,
+    /// The blob before the change, `None` when added.
+    old_oid: Option<String>,
+}
+
+impl PlannedFile {
+    /// The change to a regular file or symbolic link that a raw diff line describes; `None`
+    /// for a submodule, which has no content in this repository.
+    fn from_raw(raw: RawChange) -> Option<PlannedFile> {
+        let is_file = |mode: &str| mode != "000000" && mode != "160000";
+        let old_oid = is_file(&raw.old_mode).then_some(raw.old_oid);
+        let oid = is_file(&raw.new_mode).then_some(raw.new_oid);
+        let change = match (raw.status, raw.from, &old_oid, &oid) {
+            ('R', Some(from), _, Some(_)) => FileChangeKind::Renamed { from },
+            // A copy leaves its source as it was.
+            ('C', _, _, Some(_)) | (_, _, None, Some(_)) => FileChangeKind::Added,
+            (_, _, Some(_), None) => FileChangeKind::Deleted,
+            (_, _, Some(_), Some(_)) => FileChangeKind::Modified,
+            (_, _, None, None) => return None,
+        };
+        Some(PlannedFile {
+            path: raw.path,
+            change,
+            oid,
+            old_oid,
+        })
+    }
+}
+
+/// The message, author and date of a commit, from `git log`.
+#[derive(Debug)]
+struct CommitDetails {
+    message: String,
+    author_name: String,
+    author_email: String,
+    committed_at: i64,
+}
+
+/// One record of `git diff-tree -r -z` raw output.
+#[derive(Debug, PartialEq, Eq)]
+enum DiffRecord {
+    /// With `--stdin`: the commit that the changes after it belong to.
+    Commit(String),
+    Change(RawChange),
+}
+
+/// One changed path of `git diff-tree -r -z`.
+#[derive(Debug, PartialEq, Eq)]
+struct RawChange {
+    /// The first letter of git's status: `A`, `M`, `D`, `T`, `R`, `C`…
+    status: char,
+    old_mode: String,
+    new_mode: String,
+    old_oid: String,
+    new_oid: String,
+    path: String,
+    /// For a rename or a copy, the source path.
+    from: Option<String>,
+}
+
 /// One line of `git ls-tree -z`.
 #[derive(Debug, PartialEq, Eq)]
 struct TreeEntry {
@@ -1036,8 +1648,25 @@ fn parse_ls_tree(bytes: &[u8]) -> Result<Vec<TreeEntry>, GitError> {
 /// Parses `git diff-tree -r -z` between two trees: for each path,
 /// `:<old mode> <new mode> <old oid> <new oid> <status> NUL <path> NUL`.
 fn parse_diff_tree(bytes: &[u8]) -> Result<Vec<DiffEntry>, GitError> {
+    Ok(parse_raw_diff(bytes)?
+        .into_iter()
+        .filter_map(|record| match record {
+            DiffRecord::Change(change) => Some(DiffEntry {
+                path: change.path,
+                new: (change.status != 'D').then_some((change.new_mode, change.new_oid)),
+            }),
+            DiffRecord::Commit(_) => None,
+        })
+        .collect())
+}
+
+/// Parses the raw output of `git diff-tree -r -z`, with `--stdin` or not: for each path,
+/// `:<old mode> <new mode> <old oid> <new oid> <status> NUL <path> NUL`, with a second path
+/// (the new one) after a rename or a copy; with `--stdin`, `<commit> NUL` before the paths of
+/// each commit that changed any.
+fn parse_raw_diff(bytes: &[u8]) -> Result<Vec<DiffRecord>, GitError> {
     let mut fields = bytes.split(|&b| b == 0);
-    let mut entries = Vec::new();
+    let mut records = Vec::new();
     while let Some(info) = fields.next() {
         if info.is_empty() {
             continue;
@@ -1049,15 +1678,65 @@ fn parse_diff_tree(bytes: &[u8]) -> Result<Vec<DiffEntry>, GitError> {
             ))
         };
         let info = std::str::from_utf8(info).map_err(|_| bad())?;
-        let parts: Vec<&str> = info.trim_start_matches(':').split(' ').collect();
-        let [_old_mode, new_mode, _old_oid, new_oid, status] = parts[..] else {
+        let Some(info) = info.strip_prefix(':') else {
+            check_object_id(info, "commit").map_err(|_| bad())?;
+            records.push(DiffRecord::Commit(info.to_owned()));
+            continue;
+        };
+        let parts: Vec<&str> = info.split(' ').collect();
+        let [old_mode, new_mode, old_oid, new_oid, status] = parts[..] else {
             return Err(bad());
         };
-        let path = utf8_path(fields.next().ok_or_else(bad)?)?;
-        let new = (!status.starts_with('D')).then(|| (new_mode.to_owned(), new_oid.to_owned()));
-        entries.push(DiffEntry { path, new });
+        let status = status.chars().next().ok_or_else(bad)?;
+        let first = utf8_path(fields.next().ok_or_else(bad)?)?;
+        let (path, from) = if matches!(status, 'R' | 'C') {
+            let second = utf8_path(fields.next().ok_or_else(bad)?)?;
+            (second, Some(first))
+        } else {
+            (first, None)
+        };
+        records.push(DiffRecord::Change(RawChange {
+            status,
+            old_mode: old_mode.to_owned(),
+            new_mode: new_mode.to_owned(),
+            old_oid: old_oid.to_owned(),
+            new_oid: new_oid.to_owned(),
+            path,
+            from,
+        }));
     }
-    Ok(entries)
+    Ok(records)
+}
+
+/// Parses `git log -z --format=%H%x00%an%x00%ae%x00%ct%x00%B`: five NUL-terminated fields
+/// per commit.
+fn parse_commit_details(bytes: &[u8]) -> Result<HashMap<String, CommitDetails>, GitError> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut fields = text.split('\0');
+    let mut details = HashMap::new();
+    while let Some(commit) = fields.next() {
+        if commit.is_empty() {
+            break;
+        }
+        let bad = || invalid(format!("unexpected git log output for commit {commit:?}"));
+        check_object_id(commit, "commit").map_err(|_| bad())?;
+        let (Some(author_name), Some(author_email), Some(time), Some(message)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad());
+        };
+        let committed_at = time.parse().map_err(|_| bad())?;
+        details.insert(
+            commit.to_owned(),
+            CommitDetails {
+                message: message.to_owned(),
+                author_name: author_name.to_owned(),
+                author_email: author_email.to_owned(),
+                committed_at,
+            },
+        );
+    }
+    Ok(details)
 }
 
 /// Parses `git cat-file --batch`: `<oid> <type> <size> LF <contents> LF` per object, or
@@ -1147,6 +1826,21 @@ fn check_changes(changes: &[FileChange]) -> Result<(), GitError> {
         if !seen.insert(path) {
             return Err(unusable(format!("{path:?} is changed twice in one commit")));
         }
+    }
+    Ok(())
+}
+
+/// Refuses a prefix that is not a folder of the repository: relative, ending with `/`, with
+/// no empty, `.`, `..` or `.git` parts, and no line breaks (it goes into line-based input).
+fn check_folder(prefix: &str) -> Result<(), GitError> {
+    let folder = prefix.strip_suffix('/').unwrap_or_default();
+    let bad_component = folder
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == ".." || c.eq_ignore_ascii_case(".git"));
+    if bad_component || prefix.contains(['\0', '\n', '\r']) {
+        return Err(unusable(format!(
+            "{prefix:?} is not a valid folder: it must be relative and end with `/`, like `Setup/`, with no empty, `.`, `..` or `.git` parts"
+        )));
     }
     Ok(())
 }

@@ -11,7 +11,8 @@
 //! tell a wrong token from an unknown host key without parsing English themselves.
 //!
 //! [`LocalClone`] keeps a shallow, blobless clone of one branch on disk between operations,
-//! reads files from it and commits to it without a work tree, and pushes without ever forcing.
+//! reads files and the changes since a commit from it, commits to it without a work tree, and
+//! pushes without ever forcing.
 
 mod auth;
 mod clone;
@@ -19,6 +20,9 @@ mod error;
 mod runner;
 
 pub use auth::{GitAuth, Remote};
-pub use clone::{CommitOutcome, ConflictFile, FileChange, LocalClone, Signature};
+pub use clone::{
+    BranchChanges, ChangedFile, CommitChanges, CommitOutcome, ConflictFile, FileChange,
+    FileChangeKind, LocalClone, Signature,
+};
 pub use error::{GitError, GitErrorKind};
 pub use runner::{GitRunner, GitVersion, MIN_GIT_VERSION, RemoteRef};

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Largest accepted import body (a whole tree, base64-encoded).
     pub max_import_bytes: usize,
+    /// Largest accepted webhook delivery body.
+    pub max_webhook_bytes: usize,
     /// This machine's host name, a selector of the built-in delegate.
     pub hostname: Option<String>,
 }
@@ -64,6 +66,7 @@ impl ServerConfig {
             builtin_delegate_selectors: Vec::new(),
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 256 * 1024 * 1024,
+            max_webhook_bytes: 1024 * 1024,
             hostname: None,
         }
     }

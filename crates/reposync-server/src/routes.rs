@@ -6,7 +6,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_token;
 use crate::error::AppError;
-use crate::handlers::{apps, connectors, health, secrets, sync, tasks, tree};
+use crate::handlers::{apps, connectors, health, secrets, sync, tasks, tree, webhooks};
 use crate::state::AppState;
 
 /// The one route table.
@@ -57,10 +57,16 @@ pub fn build_app(state: AppState) -> Router {
         .route("/sync/activity", get(sync::activity))
         .route("/sync/errors", get(sync::errors))
         .route("/sync/changesets/{id}/retry", post(sync::retry))
+        .route("/webhooks/deliveries", get(webhooks::deliveries))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        // Outside the bearer-token layer: the URL token is the credential.
+        .route(
+            "/api/webhooks/git/{token}",
+            post(webhooks::receive).layer(DefaultBodyLimit::max(state.config.max_webhook_bytes)),
+        )
         .nest("/api/v1", api)
         .fallback(|| async { AppError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {

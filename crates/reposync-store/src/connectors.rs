@@ -180,6 +180,35 @@ impl Store {
         }))
     }
 
+    /// The connector whose webhook URL token has this SHA-256 hash (hex), with its opened
+    /// token and HMAC secret. Looking up by hash means the token itself is never compared
+    /// byte by byte against stored values.
+    pub async fn connector_by_webhook_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(ConnectorRecord, WebhookCredentials)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONNECTOR_COLUMNS}, webhook_token, webhook_secret FROM connectors WHERE webhook_token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let record = connector_from_row(&row)?;
+        let token: Option<Vec<u8>> = row.try_get("webhook_token")?;
+        let secret: Option<Vec<u8>> = row.try_get("webhook_secret")?;
+        let (Some(token), Some(secret)) = (token, secret) else {
+            return Ok(None);
+        };
+        let credentials = WebhookCredentials {
+            token: self.open_text(&record.id, "webhook_token", token)?,
+            secret: self.open_text(&record.id, "webhook_secret", secret)?,
+        };
+        Ok(Some((record, credentials)))
+    }
+
     /// Records the outcome of a connector's latest Test.
     pub async fn set_connector_last_test(
         &self,

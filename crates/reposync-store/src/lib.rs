@@ -12,6 +12,7 @@
 mod connectors;
 mod entities;
 mod error;
+mod inbound;
 mod secrets;
 mod sync;
 mod tasks;
@@ -29,6 +30,9 @@ use sqlx::{AnyPool, Executor};
 pub use connectors::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
 pub use entities::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 pub use error::StoreError;
+pub use inbound::{
+    AnnouncedHead, DeliveryOutcome, DeliveryRecord, NewDelivery, SignatureCheck, SyncBranch,
+};
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
 pub use sync::{
     AttemptEnd, AttemptRecord, CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConflictRecord,
@@ -46,6 +50,8 @@ pub struct Store {
     master: Arc<MasterKey>,
     /// Woken after a transaction that put changesets in the outbox.
     outbox: Arc<tokio::sync::Notify>,
+    /// Woken after a branch head was queued for reading (Git → reposync).
+    inbox: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,6 +101,7 @@ impl Store {
             pool,
             master: Arc::new(master),
             outbox: Arc::new(tokio::sync::Notify::new()),
+            inbox: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -119,6 +126,16 @@ impl Store {
         Arc::clone(&self.outbox)
     }
 
+    /// Wakes the Git → reposync worker.
+    pub(crate) fn inbox_changed(&self) {
+        self.inbox.notify_one();
+    }
+
+    /// The signal the Git → reposync worker waits on: notified after a branch head is queued.
+    pub fn inbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inbox)
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -137,8 +154,10 @@ pub fn now_millis() -> i64 {
     i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// A new row id. Version 7 ids sort by creation (within a process, strictly), so listings
+/// ordered by time and then id keep the order things happened in the same millisecond.
 fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// `$first, …, $(first + n - 1)`: numbered parameters for an `IN (…)` list.

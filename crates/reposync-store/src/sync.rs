@@ -407,6 +407,15 @@ impl Store {
         if !initial_files.is_empty() {
             insert_changeset(&mut tx, &id, initial_files, now).await?;
         }
+        crate::inbound::ensure_branch(
+            &mut tx,
+            &link.connector_id,
+            link.repo.as_deref(),
+            &link.branch,
+            link.base_commit.as_deref(),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         self.outbox_changed();
         self.link_by_id(&id).await

@@ -313,3 +313,118 @@ async fn the_connectors_a_scope_refers_to_are_found_through_its_references() {
         );
     }
 }
+
+fn push_delivery(
+    connector_id: &str,
+    delivery_id: Option<&str>,
+    heads: Vec<reposync_store::AnnouncedHead>,
+) -> reposync_store::NewDelivery {
+    reposync_store::NewDelivery {
+        connector_id: connector_id.into(),
+        event: "repo:push".into(),
+        delivery_id: delivery_id.map(str::to_owned),
+        format: Some("cloud".into()),
+        signature: reposync_store::SignatureCheck::Valid,
+        changes_json: "[]".into(),
+        decided: None,
+        heads,
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_queues_a_new_head_once_whatever_id_it_comes_with() {
+    use reposync_store::{AnnouncedHead, DeliveryOutcome};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link) = linked_store(&dir).await;
+    let link = store.link_by_id(&link).await.expect("link");
+    let branches = store
+        .live_branches_of_connector(&link.connector_id)
+        .await
+        .expect("branches");
+    assert_eq!(branches.len(), 1, "the link's branch exists");
+    let branch = &branches[0];
+    assert_eq!(branch.branch, "main");
+    assert_eq!(
+        branch.processed_commit, link.base_commit,
+        "positioned at enable"
+    );
+    let head = |commit: &str| AnnouncedHead {
+        branch_id: branch.id.clone(),
+        commit: Some(commit.to_owned()),
+        link_ids: vec![link.id.clone()],
+    };
+    let new = "c".repeat(40);
+
+    let first = store
+        .record_delivery(&push_delivery(
+            &link.connector_id,
+            Some("d-1"),
+            vec![head(&new)],
+        ))
+        .await
+        .expect("record");
+    assert_eq!(first.outcome, DeliveryOutcome::Queued);
+    assert_eq!(first.matched_links, vec![link.id.clone()]);
+    let wanted = store.wanted_branches().await.expect("wanted");
+    assert_eq!(wanted.len(), 1);
+    assert_eq!(wanted[0].wanted, Some(Some(new.clone())));
+
+    // The same delivery id again, and the same head under a new id: both duplicates.
+    let again = store
+        .record_delivery(&push_delivery(
+            &link.connector_id,
+            Some("d-1"),
+            vec![head(&new)],
+        ))
+        .await
+        .expect("record");
+    assert_eq!(again.outcome, DeliveryOutcome::Duplicate);
+    let doubled = store
+        .record_delivery(&push_delivery(
+            &link.connector_id,
+            Some("d-2"),
+            vec![head(&new)],
+        ))
+        .await
+        .expect("record");
+    assert_eq!(doubled.outcome, DeliveryOutcome::Duplicate);
+    // The head it was enabled on is not news either.
+    let old = store
+        .record_delivery(&push_delivery(
+            &link.connector_id,
+            None,
+            vec![head(link.base_commit.as_deref().expect("base"))],
+        ))
+        .await
+        .expect("record");
+    assert_eq!(old.outcome, DeliveryOutcome::Duplicate);
+    // Nothing matched: ignored, with the reason.
+    let nothing = store
+        .record_delivery(&push_delivery(&link.connector_id, Some("d-3"), Vec::new()))
+        .await
+        .expect("record");
+    assert_eq!(nothing.outcome, DeliveryOutcome::Ignored);
+    assert!(
+        nothing
+            .reason
+            .as_deref()
+            .expect("reason")
+            .contains("live link")
+    );
+
+    let log = store
+        .list_deliveries(Some(&link.connector_id), 10)
+        .await
+        .expect("log");
+    let outcomes: Vec<DeliveryOutcome> = log.iter().map(|d| d.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            DeliveryOutcome::Ignored,
+            DeliveryOutcome::Duplicate,
+            DeliveryOutcome::Duplicate,
+            DeliveryOutcome::Duplicate,
+            DeliveryOutcome::Queued
+        ]
+    );
+}

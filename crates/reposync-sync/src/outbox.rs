@@ -269,9 +269,14 @@ impl Outbox {
                     }
                 }
             }
-            Ok(SyncJobResult::Branch { .. }) => AttemptEnd::Failed {
+            Ok(
+                SyncJobResult::Branch { .. }
+                | SyncJobResult::BranchGone
+                | SyncJobResult::Commits { .. }
+                | SyncJobResult::Snapshot { .. },
+            ) => AttemptEnd::Failed {
                 code: "invalid_task".into(),
-                message: "the delegate answered a push with a branch listing".into(),
+                message: "the delegate answered a push with a branch reading".into(),
             },
             Err(failure) if PERMANENT_CODES.contains(&failure.code.as_str()) => {
                 AttemptEnd::Failed {

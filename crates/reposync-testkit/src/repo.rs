@@ -3,6 +3,7 @@
 use std::fmt;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
@@ -11,9 +12,13 @@ use crate::git::HermeticGit;
 use crate::process::{chmod, share_tree, shared_tempdir};
 
 /// A directory of bare repositories served by both servers below.
+///
+/// The directory and git environment sit behind `Arc`s so that helpers which outlive a borrow
+/// (the Bitbucket emulator's background thread) can hold a handle of their own; the directory
+/// is removed when the last handle is dropped.
 pub struct RepoRoot {
-    dir: TempDir,
-    git: HermeticGit,
+    dir: Arc<TempDir>,
+    git: Arc<HermeticGit>,
 }
 
 impl fmt::Debug for RepoRoot {
@@ -29,9 +34,17 @@ impl RepoRoot {
     pub fn new() -> Result<Self> {
         let dir = shared_tempdir("reposync-repos-")?;
         Ok(Self {
-            dir,
-            git: HermeticGit::new()?,
+            dir: Arc::new(dir),
+            git: Arc::new(HermeticGit::new()?),
         })
+    }
+
+    /// Another handle on the same root, for helpers that keep working in the background.
+    pub(crate) fn share(&self) -> Self {
+        Self {
+            dir: Arc::clone(&self.dir),
+            git: Arc::clone(&self.git),
+        }
     }
 
     /// The absolute path of the root; repository paths in SSH URLs start with it.

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+pub mod git_fixture;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -185,10 +187,25 @@ impl TestApp {
     /// Asserts that none of `secrets` appears in any output or in the database files.
     #[track_caller]
     pub fn assert_no_leak(&self, secrets: &[&str]) {
-        let mut places = vec![(
-            "CLI outputs and API responses".to_owned(),
-            self.transcript().into_bytes(),
-        )];
+        self.assert_none_in(secrets, true);
+    }
+
+    /// Asserts that none of `secrets` appears in the server log or the database files: for
+    /// values a command rightly shows its user (a webhook URL and secret).
+    #[track_caller]
+    pub fn assert_not_logged_or_stored(&self, secrets: &[&str]) {
+        self.assert_none_in(secrets, false);
+    }
+
+    #[track_caller]
+    fn assert_none_in(&self, secrets: &[&str], outputs_too: bool) {
+        let mut places = Vec::new();
+        if outputs_too {
+            places.push((
+                "CLI outputs and API responses".to_owned(),
+                self.transcript().into_bytes(),
+            ));
+        }
         places.push(("server log".to_owned(), self.server_log().into_bytes()));
         for file in ["reposync.db", "reposync.db-wal", "reposync.db-shm"] {
             if let Ok(bytes) = std::fs::read(self.data_dir().join(file)) {

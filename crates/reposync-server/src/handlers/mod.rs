@@ -7,6 +7,7 @@ pub mod secrets;
 pub mod sync;
 pub mod tasks;
 pub mod tree;
+pub mod webhooks;
 
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;

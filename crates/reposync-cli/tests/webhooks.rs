@@ -1,0 +1,317 @@
+//! Webhook intake against the real binary: the URL token and the HMAC signature, limits,
+//! every outcome in the delivery log, deduplication, and the offline inspector.
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+mod common;
+
+use common::git_fixture::Fixture;
+use serde_json::{Value, json};
+
+/// A linked application and the connector's webhook URL token and HMAC secret.
+struct Hooked {
+    f: Fixture,
+    token: String,
+    secret: String,
+    http: reqwest::Client,
+}
+
+impl Hooked {
+    fn new() -> Hooked {
+        let f = Fixture::https(&[("README.md", "x\n")]);
+        f.app
+            .cli(
+                &["connector", "update", "git", "--generate-webhook-url"],
+                None,
+            )
+            .ok();
+        let shown = f
+            .app
+            .cli(&["--json", "connector", "webhook", "git"], None)
+            .ok()
+            .json();
+        let url = shown["url"].as_str().expect("url");
+        let token = url.rsplit('/').next().expect("token at the end").to_owned();
+        let secret = shown["secret"].as_str().expect("secret").to_owned();
+        f.app
+            .cli(
+                &["sync", "enable", "--app", "Shop", "--connector", "git"],
+                None,
+            )
+            .ok();
+        f.wait_pushed();
+        Hooked {
+            f,
+            token,
+            secret,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Posts a body to a token's URL with the given headers; returns status and JSON answer.
+    fn post(&self, token: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/api/webhooks/git/{token}", self.f.app.url))
+            .body(body.to_vec());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (status, text) = self.f.rt.block_on(async {
+            let response = request.send().await.expect("delivery");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("answer"))
+        });
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// A signed Cloud `repo:push`.
+    fn push(&self, delivery_id: &str, body: &Value) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).expect("json");
+        let signature = reposync_bitbucket::sign(self.secret.as_bytes(), &bytes);
+        self.post(
+            &self.token,
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Event-Key", "repo:push"),
+                ("X-Request-UUID", delivery_id),
+                ("X-Hub-Signature", &signature),
+            ],
+            &bytes,
+        )
+    }
+
+    fn deliveries(&self) -> Vec<Value> {
+        self.f
+            .app
+            .cli(
+                &["--json", "webhook", "deliveries", "--connector", "git"],
+                None,
+            )
+            .ok()
+            .json()["items"]
+            .as_array()
+            .expect("items")
+            .clone()
+    }
+}
+
+/// A Cloud push body in the shape Bitbucket sends, for the fixture's repository.
+fn cloud_push(changes: Value) -> Value {
+    json!({
+        "actor": {"type": "user", "display_name": "Jane Doe"},
+        "repository": {
+            "type": "repository",
+            "full_name": "acme/config",
+            "name": "config",
+            "links": {"html": {"href": "https://bitbucket.org/acme/config"}}
+        },
+        "push": {"changes": changes}
+    })
+}
+
+fn branch_update(branch: &str, old: &str, new: &str) -> Value {
+    json!({
+        "new": {"type": "branch", "name": branch, "target": {"type": "commit", "hash": new}},
+        "old": {"type": "branch", "name": branch, "target": {"type": "commit", "hash": old}},
+        "created": false, "closed": false, "forced": false, "truncated": false, "commits": []
+    })
+}
+
+#[test]
+fn deliveries_are_authenticated_checked_recorded_and_deduplicated() {
+    let h = Hooked::new();
+    let head = h.f.head().expect("head");
+    let new = "1".repeat(40);
+    let push = cloud_push(json!([branch_update("main", &head, &new)]));
+
+    // A wrong token and a wrong signature get the same 401, which names nothing.
+    let (status, answer) = h.post(&"x".repeat(43), &[], b"{}");
+    assert_eq!(status, 401, "{answer}");
+    let bytes = serde_json::to_vec(&push).expect("json");
+    let forged = reposync_bitbucket::sign(b"not the secret", &bytes);
+    let (status, forged_answer) = h.post(
+        &h.token,
+        &[("X-Event-Key", "repo:push"), ("X-Hub-Signature", &forged)],
+        &bytes,
+    );
+    assert_eq!(status, 401);
+    assert_eq!(forged_answer, answer, "no difference to learn from");
+    assert!(!answer.to_string().contains("git"), "{answer}");
+    let (status, _) = h.post(&h.token, &[("X-Event-Key", "repo:push")], &bytes);
+    assert_eq!(status, 401, "unsigned, though the connector has a secret");
+
+    // Too large, not JSON.
+    let (status, answer) = h.post(&h.token, &[], &vec![b' '; 1024 * 1024 + 1]);
+    assert_eq!(status, 413, "{answer}");
+    let body = b"payload=not-json";
+    let signature = reposync_bitbucket::sign(h.secret.as_bytes(), body);
+    let (status, answer) = h.post(
+        &h.token,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Hub-Signature", &signature),
+        ],
+        body,
+    );
+    assert_eq!(status, 415, "{answer}");
+
+    // A ping, and an event that is not a push.
+    let ping = br#"{"test": true}"#;
+    let signature = reposync_bitbucket::sign(h.secret.as_bytes(), ping);
+    let (status, _) = h.post(
+        &h.token,
+        &[
+            ("X-Event-Key", "diagnostics:ping"),
+            ("X-Hub-Signature", &signature),
+        ],
+        ping,
+    );
+    assert_eq!(status, 200);
+    let pull_request = br#"{"pullrequest": {"id": 7}}"#;
+    let signature = reposync_bitbucket::sign(h.secret.as_bytes(), pull_request);
+    let (status, answer) = h.post(
+        &h.token,
+        &[
+            ("X-Event-Key", "pullrequest:created"),
+            ("X-Hub-Signature", &signature),
+        ],
+        pull_request,
+    );
+    assert_eq!(status, 202);
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+
+    // A push to the linked branch is queued once, however often it comes.
+    let (status, answer) = h.push("d-1", &push);
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["outcome"], "queued", "{answer}");
+    let (_, again) = h.push("d-1", &push);
+    assert_eq!(again["outcome"], "duplicate", "same delivery id: {again}");
+    let (_, doubled) = h.push("d-2", &push);
+    assert_eq!(doubled["outcome"], "duplicate", "same head: {doubled}");
+
+    // A tag, another branch, another repository: ignored, each with its reason.
+    let tag = json!({
+        "new": {"type": "tag", "name": "main", "target": {"type": "commit", "hash": new}},
+        "old": null, "created": true, "closed": false, "forced": false
+    });
+    let (_, answer) = h.push(
+        "d-3",
+        &cloud_push(json!([tag, branch_update("feature", &head, &new)])),
+    );
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    let reason = answer["reason"].as_str().expect("reason");
+    assert!(reason.contains("refs/tags/main is a tag"), "{reason}");
+    assert!(reason.contains("refs/heads/feature"), "{reason}");
+    let mut elsewhere = cloud_push(json!([branch_update("main", &head, &"2".repeat(40))]));
+    elsewhere["repository"]["full_name"] = json!("acme/other");
+    let (_, answer) = h.push("d-4", &elsewhere);
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+
+    // The log has every delivery to a known token, with its signature check and outcome.
+    let log = h.deliveries();
+    let outcomes: Vec<(&str, &str)> = log
+        .iter()
+        .rev()
+        .map(|d| {
+            (
+                d["signature"].as_str().expect("signature"),
+                d["outcome"].as_str().expect("outcome"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("invalid", "rejected"),
+            ("missing", "rejected"),
+            ("unchecked", "rejected"),
+            ("valid", "rejected"),
+            ("valid", "ping"),
+            ("valid", "ignored"),
+            ("valid", "queued"),
+            ("valid", "duplicate"),
+            ("valid", "duplicate"),
+            ("valid", "ignored"),
+            ("valid", "ignored"),
+        ],
+        "{log:#?}"
+    );
+    let queued = &log[log.len() - 7];
+    assert_eq!(queued["delivery_id"], "d-1");
+    assert_eq!(queued["format"], "cloud");
+    assert_eq!(queued["matched"], json!(["app:Shop"]));
+    assert_eq!(queued["payload"]["changes"][0]["new"], new.as_str());
+    let shown = h.f.app.cli(&["webhook", "deliveries"], None).ok().stdout.clone();
+    assert!(shown.contains("repo:push") && shown.contains("app:Shop"), "{shown}");
+    for value in [&h.secret, &h.token] {
+        assert!(!shown.contains(value.as_str()));
+        assert!(!log.iter().any(|d| d.to_string().contains(value.as_str())));
+    }
+    h.f.app.assert_not_logged_or_stored(&[&h.secret, &h.token]);
+}
+
+#[test]
+fn inspect_normalises_a_payload_offline() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("body.json");
+    let body = json!({
+        "eventKey": "repo:refs_changed",
+        "date": "2026-11-25T10:00:00+0000",
+        "repository": {"slug": "config", "project": {"key": "ACME"}},
+        "changes": [
+            {"ref": {"id": "refs/heads/main", "displayId": "main", "type": "BRANCH"},
+             "refId": "refs/heads/main", "fromHash": "a".repeat(40), "toHash": "b".repeat(40), "type": "UPDATE"},
+            {"ref": {"id": "refs/tags/v1", "displayId": "v1", "type": "TAG"},
+             "refId": "refs/tags/v1", "fromHash": "0".repeat(40), "toHash": "c".repeat(40), "type": "ADD"}
+        ]
+    });
+    std::fs::write(&file, serde_json::to_vec(&body).expect("json")).expect("write");
+    let output = std::process::Command::new(common::binary())
+        .args([
+            "webhook",
+            "inspect",
+            "--event-key",
+            "repo:refs_changed",
+            "--header",
+            "X-Request-Id: 42",
+            file.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    let shown: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(shown["format"], "server_native", "{shown}");
+    assert_eq!(shown["delivery_id"], "42");
+    assert_eq!(shown["repository"]["full_name"], "ACME/config");
+    let changes = shown["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0]["ref"], "refs/heads/main");
+    assert_eq!(changes[0]["kind"], "branch");
+    assert_eq!(changes[0]["change"], "update");
+    assert_eq!(changes[1]["kind"], "tag");
+    assert_eq!(changes[1]["change"], "create");
+    assert_eq!(changes[1]["old"], Value::Null);
+
+    let bad = json!({"repository": {"full_name": "acme/config"}, "push": {"changes": [{"new": 7}]}});
+    std::fs::write(&file, serde_json::to_vec(&bad).expect("json")).expect("write");
+    let output = std::process::Command::new(common::binary())
+        .args([
+            "webhook",
+            "inspect",
+            "--event-key",
+            "repo:push",
+            file.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("push.changes[0]"),
+        "names the field: {stderr}"
+    );
+}

@@ -1,0 +1,370 @@
+//! Webhook intake: `POST /api/webhooks/git/<token>`. The URL token is the credential (plus an
+//! HMAC signature when the connector has a secret). A delivery is checked, normalised,
+//! matched against the links of its connector, and stored with the heads it announces, all in
+//! one transaction; the answer comes at once and the branches are read elsewhere.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use reposync_api::{DeliveryView, ListResponse, WebhookAnswer};
+use reposync_bitbucket::{
+    Delivery, DeliveryKind, RefChange, RefKind, Repository, SignatureError, normalise,
+    verify_signature,
+};
+use reposync_model::{ConnectorScope, EntityName, RepoSlug};
+use reposync_store::{
+    AnnouncedHead, ConnectorRecord, DeliveryOutcome, DeliveryRecord, NewDelivery, SignatureCheck,
+    SyncBranch,
+};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::auth::hash_token;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::sync::scope_name;
+use crate::views::timestamp;
+
+/// The one answer to a wrong token or signature: it must not tell which was wrong, nor
+/// anything about a connector.
+fn refused() -> Response {
+    AppError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "this webhook URL is not valid, or the delivery's signature does not match",
+    )
+    .into_response()
+}
+
+/// Receives one delivery.
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let Some((connector, credentials)) = state
+        .store
+        .connector_by_webhook_hash(&hash_token(&token))
+        .await?
+    else {
+        tracing::info!("webhook delivery to an unknown URL token refused");
+        return Ok(refused());
+    };
+    // The lookup was by hash; this compares the token itself too, in constant time.
+    if !bool::from(token.as_bytes().ct_eq(credentials.token.as_bytes())) {
+        return Ok(refused());
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let event = header("x-event-key").unwrap_or_default();
+    let delivery_id = header("x-request-uuid").or_else(|| header("x-request-id"));
+    let mut record = NewDelivery {
+        connector_id: connector.id.clone(),
+        event,
+        delivery_id,
+        format: None,
+        signature: SignatureCheck::Unchecked,
+        changes_json: "[]".into(),
+        decided: None,
+        heads: Vec::new(),
+    };
+
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!(
+                    "the body is larger than {} bytes",
+                    state.config.max_webhook_bytes
+                )
+            } else {
+                format!("the body could not be read: {}", rejection.body_text())
+            };
+            return reject(&state, record, status, "body_rejected", reason).await;
+        }
+    };
+
+    let signature = header("x-hub-signature");
+    record.signature = if credentials.secret.is_empty() {
+        SignatureCheck::NotRequired
+    } else {
+        match verify_signature(credentials.secret.as_bytes(), &body, signature.as_deref()) {
+            Ok(()) => SignatureCheck::Valid,
+            Err(SignatureError::Missing) => SignatureCheck::Missing,
+            Err(_) => SignatureCheck::Invalid,
+        }
+    };
+    if matches!(
+        record.signature,
+        SignatureCheck::Missing | SignatureCheck::Invalid
+    ) {
+        let reason = match record.signature {
+            SignatureCheck::Missing => "no X-Hub-Signature header, and the connector has a secret",
+            _ => "the X-Hub-Signature does not match the body",
+        };
+        record.decided = Some((DeliveryOutcome::Rejected, reason.into()));
+        state.store.record_delivery(&record).await?;
+        return Ok(refused());
+    }
+
+    if let Some(content_type) = header(header::CONTENT_TYPE.as_str())
+        && !is_json_media_type(&content_type)
+    {
+        let reason = format!("the body is {content_type}, not JSON");
+        return reject(
+            &state,
+            record,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            reason,
+        )
+        .await;
+    }
+    let delivery = match normalise(&header, &body) {
+        Ok(delivery) => delivery,
+        Err(error) => {
+            let status = if error.is_not_json() {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let code = if error.is_not_json() {
+                "unsupported_media_type"
+            } else {
+                "invalid_webhook"
+            };
+            return reject(&state, record, status, code, error.to_string()).await;
+        }
+    };
+    record.event.clone_from(&delivery.event);
+    record.delivery_id.clone_from(&delivery.delivery_id);
+    record.format = delivery.format.map(|f| f.to_string());
+    record.changes_json = serde_json::to_string(&delivery).unwrap_or_else(|_| "null".into());
+    let status = match &delivery.kind {
+        DeliveryKind::Ping => {
+            record.decided = Some((DeliveryOutcome::Ping, "a ping".into()));
+            StatusCode::OK
+        }
+        DeliveryKind::Ignored { reason } => {
+            record.decided = Some((DeliveryOutcome::Ignored, reason.clone()));
+            StatusCode::ACCEPTED
+        }
+        DeliveryKind::Push {
+            repository,
+            changes,
+        } => {
+            let branches = state
+                .store
+                .live_branches_of_connector(&connector.id)
+                .await?;
+            let links = links_by_branch(&state, &connector, &branches).await?;
+            let (heads, skipped) =
+                match_changes(&connector, &branches, &links, repository, changes);
+            if heads.is_empty() {
+                record.decided = Some((DeliveryOutcome::Ignored, skipped.join("; ")));
+            }
+            record.heads = heads;
+            StatusCode::ACCEPTED
+        }
+    };
+    let stored = state.store.record_delivery(&record).await?;
+    log_delivery(&delivery, &stored);
+    Ok((status, Json(answer(&stored))).into_response())
+}
+
+/// `application/json`, or a `+json` type, with any parameters.
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+async fn reject(
+    state: &AppState,
+    mut record: NewDelivery,
+    status: StatusCode,
+    code: &'static str,
+    reason: String,
+) -> Result<Response, AppError> {
+    record.decided = Some((DeliveryOutcome::Rejected, reason.clone()));
+    let stored = state.store.record_delivery(&record).await?;
+    tracing::info!(delivery = %stored.id, %status, reason, "webhook delivery rejected");
+    Ok(AppError::new(status, code, reason).into_response())
+}
+
+fn answer(stored: &DeliveryRecord) -> WebhookAnswer {
+    WebhookAnswer {
+        delivery: stored.id.clone(),
+        outcome: stored.outcome.as_str().to_owned(),
+        reason: stored.reason.clone(),
+    }
+}
+
+fn log_delivery(delivery: &Delivery, stored: &DeliveryRecord) {
+    tracing::info!(
+        delivery = %stored.id,
+        event = %delivery.event,
+        delivery_id = delivery.delivery_id.as_deref().unwrap_or("-"),
+        outcome = stored.outcome.as_str(),
+        reason = stored.reason.as_deref().unwrap_or(""),
+        "webhook delivery"
+    );
+}
+
+/// The live links of each branch, by branch id.
+async fn links_by_branch(
+    state: &AppState,
+    connector: &ConnectorRecord,
+    branches: &[SyncBranch],
+) -> Result<HashMap<String, Vec<String>>, AppError> {
+    let live = state.store.live_links().await?;
+    Ok(branches
+        .iter()
+        .map(|b| {
+            let ids = live
+                .iter()
+                .filter(|l| {
+                    l.connector_id == connector.id && l.repo == b.repo && l.branch == b.branch
+                })
+                .map(|l| l.id.clone())
+                .collect();
+            (b.id.clone(), ids)
+        })
+        .collect())
+}
+
+/// The heads a push announces for the connector's branches, and a reason for every change
+/// that announces none. Refs are matched by their full name, so branch `x` and tag `x` never
+/// meet; the repository is matched by owner and slug, never by a link in the payload.
+fn match_changes(
+    connector: &ConnectorRecord,
+    branches: &[SyncBranch],
+    links: &HashMap<String, Vec<String>>,
+    repository: &Repository,
+    changes: &[RefChange],
+) -> (Vec<AnnouncedHead>, Vec<String>) {
+    let mut heads = Vec::new();
+    let mut skipped = Vec::new();
+    if changes.is_empty() {
+        skipped.push("the push lists no ref changes".to_owned());
+    }
+    for change in changes {
+        if change.kind == RefKind::Tag {
+            skipped.push(format!("{} is a tag; tags are not synced", change.ref_name));
+            continue;
+        }
+        let matching = branches.iter().find(|b| {
+            format!("refs/heads/{}", b.branch) == change.ref_name
+                && repository_url(connector, b)
+                    .is_some_and(|url| repository.matches_clone_url(&url))
+        });
+        match matching {
+            Some(branch) => heads.push(AnnouncedHead {
+                branch_id: branch.id.clone(),
+                commit: change.new.clone(),
+                link_ids: links.get(&branch.id).cloned().unwrap_or_default(),
+            }),
+            None => skipped.push(format!(
+                "{} of {} is not a branch that a live link syncs",
+                change.ref_name, repository.full_name
+            )),
+        }
+    }
+    (heads, skipped)
+}
+
+/// The URL of a branch's repository: the connector's own, or for an account-scope connector
+/// the repository under it that the links name.
+fn repository_url(connector: &ConnectorRecord, branch: &SyncBranch) -> Option<String> {
+    let repo = match (connector.spec.scope, &branch.repo) {
+        (ConnectorScope::Account, Some(repo)) => Some(RepoSlug::parse(repo).ok()?),
+        _ => None,
+    };
+    Some(connector.spec.repository_url(repo.as_ref()).ok()?.git_url())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeliveriesQuery {
+    #[serde(default)]
+    connector: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// The delivery log, newest first.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ListResponse<DeliveryView>>, AppError> {
+    let Query(query) = query.map_err(|e| AppError::invalid("connector", e.body_text()))?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    let connectors: HashMap<String, String> = state
+        .store
+        .list_connectors()
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.spec.name.to_string()))
+        .collect();
+    let connector_id = match query.connector.as_deref().filter(|c| !c.is_empty()) {
+        Some(name) => {
+            let name =
+                EntityName::parse(name).map_err(|e| AppError::invalid("connector", e.message))?;
+            Some(
+                state
+                    .store
+                    .get_connector(&name)
+                    .await
+                    .map_err(|e| AppError::from(e).with_field("connector"))?
+                    .id,
+            )
+        }
+        None => None,
+    };
+    let scopes: HashMap<String, String> = state
+        .store
+        .all_links()
+        .await?
+        .into_iter()
+        .map(|l| (l.id, scope_name(l.app.as_deref())))
+        .collect();
+    let items = state
+        .store
+        .list_deliveries(connector_id.as_deref(), limit)
+        .await?
+        .into_iter()
+        .map(|d| DeliveryView {
+            connector: connectors.get(&d.connector_id).cloned().unwrap_or_default(),
+            received_at: timestamp(d.received_at),
+            event: d.event,
+            delivery_id: d.delivery_id,
+            format: d.format,
+            signature: d.signature.as_str().to_owned(),
+            outcome: d.outcome.as_str().to_owned(),
+            reason: d.reason,
+            matched: d
+                .matched_links
+                .iter()
+                .map(|id| scopes.get(id).cloned().unwrap_or_else(|| id.clone()))
+                .collect(),
+            payload: serde_json::from_str(&d.changes_json).unwrap_or_default(),
+            id: d.id,
+        })
+        .collect();
+    Ok(Json(ListResponse { items }))
+}

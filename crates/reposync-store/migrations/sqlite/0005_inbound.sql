@@ -1,0 +1,91 @@
+-- Git Sync, Git -> reposync.
+
+-- Each branch that links sync with, once per connector, repository and branch: where the
+-- Git -> reposync side stands on it. Several links (the account and applications) may share
+-- one branch; its commits are read once and each file goes to the scope that covers it.
+CREATE TABLE sync_branches (
+    id                TEXT PRIMARY KEY,
+    connector_id      TEXT NOT NULL REFERENCES connectors (id),
+    -- The repository slug for account-scope connectors, '' otherwise.
+    repo              TEXT NOT NULL DEFAULT '',
+    branch            TEXT NOT NULL,
+    -- The last commit read and applied (or recognised as reposync's own). NULL: none yet, so
+    -- the next read is a snapshot of the whole branch.
+    processed_commit  TEXT,
+    -- A head that a webhook or the poller announced and that is not processed yet; '' when
+    -- the branch was announced deleted.
+    wanted_commit     TEXT,
+    wanted_at         INTEGER,
+    -- Why the branch cannot be synced (it was deleted), until it comes back.
+    broken            TEXT,
+    polled_at         INTEGER,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    UNIQUE (connector_id, repo, branch)
+);
+
+-- Every webhook delivery that reached a connector's URL: what came, and what came of it.
+-- Deliveries to an unknown token are not stored: they identify nothing.
+CREATE TABLE webhook_deliveries (
+    id             TEXT PRIMARY KEY,
+    connector_id   TEXT NOT NULL REFERENCES connectors (id) ON DELETE CASCADE,
+    received_at    INTEGER NOT NULL,
+    event          TEXT NOT NULL,
+    delivery_id    TEXT,
+    format         TEXT,
+    signature      TEXT NOT NULL CHECK (signature IN ('unchecked', 'valid', 'not_required', 'missing', 'invalid')),
+    outcome        TEXT NOT NULL CHECK (outcome IN ('queued', 'ping', 'ignored', 'duplicate', 'rejected')),
+    reason         TEXT,
+    -- JSON: the link ids a change matched, and the normalised ref changes.
+    matched_links  TEXT NOT NULL DEFAULT '[]',
+    changes        TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX webhook_deliveries_by_delivery_id ON webhook_deliveries (connector_id, delivery_id);
+CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (received_at);
+
+-- Every commit read from a branch, and what became of it.
+CREATE TABLE inbound_commits (
+    id          TEXT PRIMARY KEY,
+    branch_id   TEXT NOT NULL REFERENCES sync_branches (id),
+    commit_id   TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('applied', 'partial', 'failed', 'ours', 'nothing', 'snapshot')),
+    -- JSON: [{"op": "ADD|MODIFY|DELETE|RENAME", "path": …, "from": …}]
+    files       TEXT NOT NULL,
+    errors      INTEGER NOT NULL DEFAULT 0,
+    message     TEXT NOT NULL DEFAULT '',
+    author      TEXT NOT NULL DEFAULT '',
+    applied_at  INTEGER NOT NULL
+);
+CREATE INDEX inbound_commits_by_branch ON inbound_commits (branch_id, commit_id);
+
+-- Sync errors now also come from files read from Git: such an error belongs to a branch and a
+-- commit, and may concern a scope that has no link yet (a new application folder), so the
+-- link becomes optional. SQLite cannot relax NOT NULL in place: the table is rebuilt.
+CREATE TABLE sync_errors_new (
+    id            TEXT PRIMARY KEY,
+    link_id       TEXT REFERENCES sync_links (id),
+    branch_id     TEXT REFERENCES sync_branches (id),
+    -- The commit attempt (reposync -> Git) or the commit read from Git (Git -> reposync).
+    attempt_id    TEXT,
+    commit_id     TEXT,
+    path          TEXT,
+    code          TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    ours          BLOB,
+    theirs        BLOB,
+    created_at    INTEGER NOT NULL,
+    resolved_at   INTEGER,
+    -- 'fixed' (a later commit), 'retried', 'discarded', 'passed' (a check passed again).
+    resolution    TEXT
+);
+INSERT INTO sync_errors_new (id, link_id, attempt_id, path, code, message, ours, theirs, created_at, resolved_at)
+    SELECT id, link_id, attempt_id, path, code, message, ours, theirs, created_at, resolved_at FROM sync_errors;
+DROP TABLE sync_errors;
+ALTER TABLE sync_errors_new RENAME TO sync_errors;
+CREATE INDEX sync_errors_open ON sync_errors (resolved_at, link_id);
+CREATE INDEX sync_errors_by_path ON sync_errors (branch_id, path);
+
+-- Existing live links get their branch, positioned where outgoing changes stand.
+INSERT INTO sync_branches (id, connector_id, repo, branch, processed_commit, created_at, updated_at)
+    SELECT lower(hex(randomblob(16))), connector_id, COALESCE(repo, ''), branch, MAX(base_commit), MIN(created_at), MAX(updated_at)
+    FROM sync_links WHERE enabled = 1 GROUP BY connector_id, COALESCE(repo, ''), branch;
