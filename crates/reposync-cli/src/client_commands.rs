@@ -100,8 +100,12 @@ pub enum ConnectorCommand {
     /// Show the webhook URL and secret to paste into Bitbucket, or rotate them.
     Webhook {
         name: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "signature")]
         regenerate: bool,
+        /// Require an HMAC signature on deliveries (`on`, with a new secret), or not (`off`,
+        /// for senders that cannot sign: the Post Webhooks plugin, the Post-Receive hook).
+        #[arg(long, value_parser = ["on", "off"])]
+        signature: Option<String>,
     },
     /// Test the connection: git ls-remote with the connector's credentials, and the branch.
     Test {
@@ -464,8 +468,20 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                 println!("Deleted connector {name:?}");
             }
         }
-        ConnectorCommand::Webhook { name, regenerate } => {
-            let answer = if regenerate {
+        ConnectorCommand::Webhook {
+            name,
+            regenerate,
+            signature,
+        } => {
+            let answer = if let Some(signature) = signature {
+                client
+                    .call(
+                        Method::POST,
+                        &["connectors", &name, "webhook", "signature"],
+                        &json!({ "required": signature == "on" }),
+                    )
+                    .await?
+            } else if regenerate {
                 client
                     .call(
                         Method::POST,
@@ -614,8 +630,13 @@ fn print_connector(c: &ConnectorView) {
 
 fn print_webhook(webhook: &WebhookView) {
     println!("Webhook URL:    {}", webhook.url);
-    println!("Webhook secret: {}", webhook.secret.expose());
-    println!("In Bitbucket, add a webhook with this URL and secret for push events.");
+    if webhook.secret.expose().is_empty() {
+        println!("Webhook secret: none (deliveries need no signature)");
+        println!("In Bitbucket, add a webhook with this URL for push events.");
+    } else {
+        println!("Webhook secret: {}", webhook.secret.expose());
+        println!("In Bitbucket, add a webhook with this URL and secret for push events.");
+    }
 }
 
 fn read_text(path: &Path, flag: &str) -> anyhow::Result<String> {

@@ -245,8 +245,16 @@ fn deliveries_are_authenticated_checked_recorded_and_deduplicated() {
     assert_eq!(queued["format"], "cloud");
     assert_eq!(queued["matched"], json!(["app:Shop"]));
     assert_eq!(queued["payload"]["changes"][0]["new"], new.as_str());
-    let shown = h.f.app.cli(&["webhook", "deliveries"], None).ok().stdout.clone();
-    assert!(shown.contains("repo:push") && shown.contains("app:Shop"), "{shown}");
+    let shown =
+        h.f.app
+            .cli(&["webhook", "deliveries"], None)
+            .ok()
+            .stdout
+            .clone();
+    assert!(
+        shown.contains("repo:push") && shown.contains("app:Shop"),
+        "{shown}"
+    );
     for value in [&h.secret, &h.token] {
         assert!(!shown.contains(value.as_str()));
         assert!(!log.iter().any(|d| d.to_string().contains(value.as_str())));
@@ -296,7 +304,8 @@ fn inspect_normalises_a_payload_offline() {
     assert_eq!(changes[1]["change"], "create");
     assert_eq!(changes[1]["old"], Value::Null);
 
-    let bad = json!({"repository": {"full_name": "acme/config"}, "push": {"changes": [{"new": 7}]}});
+    let bad =
+        json!({"repository": {"full_name": "acme/config"}, "push": {"changes": [{"new": 7}]}});
     std::fs::write(&file, serde_json::to_vec(&bad).expect("json")).expect("write");
     let output = std::process::Command::new(common::binary())
         .args([
@@ -314,4 +323,45 @@ fn inspect_normalises_a_payload_offline() {
         stderr.contains("push.changes[0]"),
         "names the field: {stderr}"
     );
+}
+
+#[test]
+fn a_sender_that_cannot_sign_is_let_in_once_the_signature_is_turned_off() {
+    let h = Hooked::new();
+    let head = h.f.head().expect("head");
+    let mut plugin = cloud_push(json!([branch_update("main", &head, &"3".repeat(40))]));
+    plugin["repository"] = json!({"slug": "config", "project": {"key": "ACME", "name": "Acme"}});
+    let body = serde_json::to_vec(&plugin).expect("json");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("X-Event-Key", "repo:push"),
+        ("X-Bitbucket-Type", "server"),
+    ];
+    let (status, _) = h.post(&h.token, &headers, &body);
+    assert_eq!(status, 401, "unsigned while a secret is set");
+
+    let off =
+        h.f.app
+            .cli(&["connector", "webhook", "git", "--signature", "off"], None);
+    assert!(off.ok().stdout.contains("none"), "{}", off.stdout);
+    let (status, answer) = h.post(&h.token, &headers, &body);
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["outcome"], "queued", "{answer}");
+    let log = h.deliveries();
+    assert_eq!(log[0]["signature"], "not_required");
+    assert_eq!(log[0]["format"], "post_webhooks");
+
+    // On again: a new secret, and unsigned deliveries are refused once more.
+    let on =
+        h.f.app
+            .cli(
+                &["--json", "connector", "webhook", "git", "--signature", "on"],
+                None,
+            )
+            .ok()
+            .json();
+    let secret = on["secret"].as_str().expect("secret");
+    assert!(secret.len() >= 32 && secret != h.secret);
+    let (status, _) = h.post(&h.token, &headers, &body);
+    assert_eq!(status, 401);
 }

@@ -36,6 +36,10 @@ pub fn build_app(state: AppState) -> Router {
             "/connectors/{name}/webhook/regenerate",
             post(connectors::regenerate_webhook),
         )
+        .route(
+            "/connectors/{name}/webhook/signature",
+            post(connectors::set_webhook_signature),
+        )
         .route("/connectors/{name}/test", post(connectors::test))
         .route("/tasks/{id}", get(tasks::show))
         .route(

@@ -8,6 +8,7 @@ use reposync_api::{
 use reposync_model::tree::{EntityKind, EntityPath};
 use reposync_model::{EntityName, GitConnector, RepoSlug, connector_yaml};
 use reposync_store::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
+use serde::Deserialize;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -191,6 +192,53 @@ pub async fn regenerate_webhook(
         )
         .await?;
     tracing::info!(connector = %name, "regenerated webhook credentials");
+    Ok(Json(shown))
+}
+
+/// `POST /api/v1/connectors/{name}/webhook/signature`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSignatureRequest {
+    required: bool,
+}
+
+/// Turns the HMAC signature of webhook deliveries on (with a new secret) or off, keeping the
+/// URL. Off is for senders that cannot sign: the Post Webhooks plugin and the Post-Receive
+/// hook of Bitbucket Server; the URL token alone then authenticates, as in Harness.
+pub async fn set_webhook_signature(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<WebhookSignatureRequest>,
+) -> Result<Json<WebhookView>, AppError> {
+    let name = EntityName::parse(&name)?;
+    let current = state.store.get_connector(&name).await?;
+    let existing = state
+        .store
+        .webhook_credentials(&name)
+        .await?
+        .ok_or_else(|| no_webhook(&name))?;
+    let secret = if request.required {
+        new_token("")
+    } else {
+        String::new()
+    };
+    let credentials = WebhookCredentials {
+        token: existing.token.clone(),
+        secret: Zeroizing::new(secret),
+    };
+    let shown = webhook_view(&state, &credentials);
+    state
+        .store
+        .update_connector(
+            &current,
+            &current.spec,
+            WebhookChange::Set {
+                token_hash: hash_token(&credentials.token),
+                credentials,
+            },
+        )
+        .await?;
+    tracing::info!(connector = %name, required = request.required, "set webhook signature");
     Ok(Json(shown))
 }
 
