@@ -178,38 +178,7 @@ fn check_parents(report: &mut TreeReport, elsewhere: &HashSet<String>) {
         .collect();
     let mut problems = Vec::new();
     for file in &report.files {
-        let e = &file.entity;
-        let mut parents = Vec::new();
-        if e.kind != EntityKind::Application && e.app.is_some() {
-            parents.push(EntityPath {
-                kind: EntityKind::Application,
-                app: e.app.clone(),
-                service: None,
-                environment: None,
-                name: None,
-                rest: None,
-            });
-        }
-        if e.kind != EntityKind::Service && e.service.is_some() {
-            parents.push(EntityPath {
-                kind: EntityKind::Service,
-                app: e.app.clone(),
-                service: e.service.clone(),
-                environment: None,
-                name: None,
-                rest: None,
-            });
-        }
-        if e.kind != EntityKind::Environment && e.environment.is_some() {
-            parents.push(EntityPath {
-                kind: EntityKind::Environment,
-                app: e.app.clone(),
-                service: None,
-                environment: e.environment.clone(),
-                name: None,
-                rest: None,
-            });
-        }
+        let parents = parent_folders(&file.entity);
         for parent in parents {
             if !present.contains(&parent.to_path()) {
                 problems.push(TreeProblem {
@@ -222,4 +191,87 @@ fn check_parents(report: &mut TreeReport, elsewhere: &HashSet<String>) {
         }
     }
     report.problems.extend(problems);
+}
+
+/// Sets apart the files that cannot be applied, so that the rest can be: every file with a
+/// problem, then every file that refers to one of them or sits in one of their folders (with
+/// a problem naming it), then whatever no longer resolves against the files left and
+/// `elsewhere`, until nothing more fails. `report.files` keeps only the files that can be
+/// applied; `report.problems` holds one or more problems per file set apart.
+///
+/// This is how a commit read from Git is applied: a bad file becomes its own error and does
+/// not stop the files that do not depend on it.
+pub fn isolate_failures(report: &mut TreeReport, elsewhere: &HashSet<String>) {
+    loop {
+        check_links(report, elsewhere);
+        let mut failed: HashSet<String> = report.problems.iter().map(|p| p.path.clone()).collect();
+        // Dependents of a failed file fail too, naming it, through chains of any length.
+        loop {
+            let mut more = Vec::new();
+            for file in &report.files {
+                if failed.contains(&file.path) {
+                    continue;
+                }
+                if let Some(blocker) = dependencies(file).into_iter().find(|d| failed.contains(d)) {
+                    more.push(TreeProblem {
+                        path: file.path.clone(),
+                        line: 0,
+                        column: 0,
+                        message: format!("depends on {blocker}, which failed"),
+                    });
+                }
+            }
+            if more.is_empty() {
+                break;
+            }
+            failed.extend(more.iter().map(|p| p.path.clone()));
+            report.problems.extend(more);
+        }
+        let before = report.files.len();
+        report.files.retain(|f| !failed.contains(&f.path));
+        // Dropping files may leave others pointing at nothing; check again until stable.
+        if report.files.len() == before {
+            report.problems.sort();
+            report.problems.dedup();
+            return;
+        }
+    }
+}
+
+/// The paths a file needs: what it refers to, and the Index.yaml of its application,
+/// service and environment folders.
+fn dependencies(file: &ParsedFile) -> Vec<String> {
+    let mut paths: Vec<String> = match &file.document {
+        Some(document) => references(&file.entity, document)
+            .into_iter()
+            .map(|r| r.target.to_path())
+            .collect(),
+        None => Vec::new(),
+    };
+    paths.extend(parent_folders(&file.entity).iter().map(EntityPath::to_path));
+    paths
+}
+
+/// The application, service and environment folders a file sits in, as their Index.yaml
+/// entities.
+fn parent_folders(e: &EntityPath) -> Vec<EntityPath> {
+    let folder = |kind, service, environment| EntityPath {
+        kind,
+        app: e.app.clone(),
+        service,
+        environment,
+        name: None,
+        rest: None,
+    };
+    let mut parents = Vec::new();
+    if e.kind != EntityKind::Application && e.app.is_some() {
+        parents.push(folder(EntityKind::Application, None, None));
+    }
+    if e.kind != EntityKind::Service && e.service.is_some() {
+        parents.push(folder(EntityKind::Service, e.service.clone(), None));
+    }
+    if e.kind != EntityKind::Environment && e.environment.is_some() {
+        parents.push(folder(EntityKind::Environment, None, e.environment.clone()));
+    }
+    parents
 }

@@ -111,3 +111,79 @@ fn kind_rules_unknown_paths_yaml_errors_and_missing_parents_are_all_reported() {
     }
     assert_eq!(found.len(), expect.len(), "{found:#?}");
 }
+
+#[test]
+fn isolating_failures_keeps_what_does_not_depend_on_them() {
+    use std::collections::HashSet;
+
+    use reposync_model::validate::{isolate_failures, read_files};
+
+    let app = "Setup/Applications/Shop";
+    let file = |path: &str, text: &str| (format!("{app}/{path}"), text.as_bytes().to_vec());
+    let files = vec![
+        // A service whose YAML is broken…
+        file(
+            "Services/api/Index.yaml",
+            "harnessApiVersion: '1.0'\ntype: [\n",
+        ),
+        // …a file in its folder, a workflow that names it, a pipeline that names the workflow.
+        file("Services/api/Manifests/Files/values.yaml", "replicas: 2\n"),
+        file(
+            "Workflows/deploy api.yaml",
+            "harnessApiVersion: '1.0'\ntype: BASIC\nphases:\n- type: KUBERNETES\n  serviceName: api\n",
+        ),
+        file(
+            "Pipelines/release.yaml",
+            "harnessApiVersion: '1.0'\ntype: PIPELINE\npipelineStages:\n- type: ENV_STATE\n  name: deploy\n  workflowName: deploy api\n",
+        ),
+        // Independent files, one relying on a service that exists outside the batch.
+        file(
+            "Services/web/Index.yaml",
+            "harnessApiVersion: '1.0'\ntype: SERVICE\n",
+        ),
+        file(
+            "Workflows/deploy cart.yaml",
+            "harnessApiVersion: '1.0'\ntype: BASIC\nphases:\n- type: KUBERNETES\n  serviceName: cart\n",
+        ),
+    ];
+    let elsewhere: HashSet<String> = [
+        format!("{app}/Index.yaml"),
+        format!("{app}/Services/cart/Index.yaml"),
+    ]
+    .into_iter()
+    .collect();
+    let mut report = read_files(&files, &Limits::default());
+    isolate_failures(&mut report, &elsewhere);
+    let mut kept: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
+    kept.sort_unstable();
+    assert_eq!(
+        kept,
+        [
+            format!("{app}/Services/web/Index.yaml").as_str(),
+            format!("{app}/Workflows/deploy cart.yaml").as_str(),
+        ]
+    );
+    let failed = |path: &str| {
+        report
+            .problems
+            .iter()
+            .filter(|p| p.path == format!("{app}/{path}"))
+            .map(|p| p.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    assert!(!failed("Services/api/Index.yaml").is_empty());
+    assert!(
+        failed("Services/api/Manifests/Files/values.yaml")
+            .contains(&format!("{app}/Services/api/Index.yaml")),
+        "{report:?}"
+    );
+    assert!(
+        failed("Workflows/deploy api.yaml").contains("Services/api/Index.yaml"),
+        "{report:?}"
+    );
+    assert!(
+        failed("Pipelines/release.yaml").contains("Workflows/deploy api.yaml"),
+        "a chain: {report:?}"
+    );
+}
