@@ -35,8 +35,9 @@
 //!   `ADD`/`UPDATE`/`DELETE`, `toHash`/`fromHash` are 40 zeros for none).
 //! * Cloud and the plugin name the commit a tag points at (`target.type` is `commit`); Server
 //!   carries the ids git reported, which for an annotated tag is the tag object.
-//! * Cloud lists at most five commits per change, newest first, and sets `truncated` beyond.
-//!   The payload is built when the delivery is sent, from the repository as it is then.
+//! * Cloud lists at most five commits per change, newest first, and sets `truncated` beyond:
+//!   `old..new` for an update, and for a new ref the commits no ref had before the push. The
+//!   payload is built when the delivery is sent, from the repository as it is then.
 //! * Cloud and Server sign with `X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, body)>` when
 //!   the webhook has a secret. The plugin cannot sign, so `add_webhook` refuses a secret for
 //!   it. `ping` is always Server's `diagnostics:ping` and is signed like the others.
@@ -161,7 +162,8 @@ pub struct SentDelivery {
     pub repo: String,
     pub url: String,
     pub kind: DeliveryKind,
-    /// The headers the emulator set, in order; the HTTP client adds only `Host`,
+    /// The headers the emulator set, in order. On the wire their names are Title-Cased (as
+    /// Bitbucket's Java clients send them), and the HTTP client adds only `Host`,
     /// `Content-Length` and `Accept`.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -533,7 +535,12 @@ impl BitbucketEmulator {
 
     /// Sends exactly `headers` and `body` to the repository's webhook URL, for requests
     /// Bitbucket would not make (oversized, badly signed, malformed). Returns the HTTP status.
-    pub async fn send_raw(&self, repo: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<u16> {
+    pub async fn send_raw(
+        &self,
+        repo: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<u16> {
         let identity = RepoIdentity::parse(repo)?;
         let target = self.target(&identity)?;
         let rendered = Rendered {
@@ -800,7 +807,10 @@ impl Shared {
                 let body = response.text().await.unwrap_or_default();
                 (Ok(status), body)
             }
-            Err(err) => (Err(format!("{:#}", anyhow::Error::from(err))), String::new()),
+            Err(err) => (
+                Err(format!("{:#}", anyhow::Error::from(err))),
+                String::new(),
+            ),
         };
         Ok(SentDelivery {
             repo: identity.relative().to_owned(),

@@ -141,7 +141,10 @@ mod tests {
     fn ids_are_stable_and_distinct() {
         let config = RepoIdentity::parse("acme/config.git").unwrap();
         let other = RepoIdentity::parse("acme/other.git").unwrap();
-        assert_eq!(config.uuid(), RepoIdentity::parse("acme/config.git").unwrap().uuid());
+        assert_eq!(
+            config.uuid(),
+            RepoIdentity::parse("acme/config.git").unwrap().uuid()
+        );
         assert_ne!(config.uuid(), other.uuid());
         assert_ne!(config.repository_id(), other.repository_id());
         assert_eq!(config.project_id(), other.project_id());
@@ -149,7 +152,15 @@ mod tests {
 
     #[test]
     fn paths_that_are_not_owner_and_slug_are_refused() {
-        for bad in ["config.git", "a/b/c.git", "acme/.git", "acme/", "/", "", "../x.git"] {
+        for bad in [
+            "config.git",
+            "a/b/c.git",
+            "acme/.git",
+            "acme/",
+            "/",
+            "",
+            "../x.git",
+        ] {
             assert!(RepoIdentity::parse(bad).is_err(), "{bad}");
         }
     }

@@ -197,7 +197,10 @@ pub(super) fn hub_signature(secret: &str, body: &[u8]) -> Result<String> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
         .context("HMAC-SHA256 refused the secret as a key")?;
     mac.update(body);
-    Ok(format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
+    Ok(format!(
+        "sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
 }
 
 fn finish(headers: Vec<(&str, String)>, body: &Value, secret: Option<&str>) -> Result<Rendered> {

@@ -88,9 +88,10 @@ const LOG_FORMAT: &str = "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%B%x1e";
 
 /// Resolves every branch and tag update of `push`; other refs are left out, as Bitbucket does.
 pub(super) fn resolve(git: &HermeticGit, repo: &Path, push: &Push) -> Result<PushEvent> {
+    let before = tips_before(git, repo, push)?;
     let mut changes = Vec::new();
     for update in &push.updates {
-        if let Some(change) = resolve_update(git, repo, update)? {
+        if let Some(change) = resolve_update(git, repo, update, &before)? {
             changes.push(change);
         }
     }
@@ -100,7 +101,29 @@ pub(super) fn resolve(git: &HermeticGit, repo: &Path, push: &Push) -> Result<Pus
     })
 }
 
-fn resolve_update(git: &HermeticGit, repo: &Path, update: &RefUpdate) -> Result<Option<Change>> {
+/// The ref tips as they were before `push`: today's refs, with the old values of the refs the
+/// push changed. A new ref lists the commits reachable from none of them, the commits the push
+/// brought, even when it created several refs pointing at the same new commits.
+fn tips_before(git: &HermeticGit, repo: &Path, push: &Push) -> Result<Vec<String>> {
+    let listing = git.run(repo, &["for-each-ref", "--format=%(objectname) %(refname)"])?;
+    let mut tips: Vec<String> = listing
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(_, name)| !push.updates.iter().any(|update| update.reference == *name))
+        .map(|(id, _)| id.to_owned())
+        .collect();
+    tips.extend(push.updates.iter().filter_map(|update| update.old.clone()));
+    tips.sort();
+    tips.dedup();
+    Ok(tips)
+}
+
+fn resolve_update(
+    git: &HermeticGit,
+    repo: &Path,
+    update: &RefUpdate,
+    before: &[String],
+) -> Result<Option<Change>> {
     let (kind, name) = if let Some(name) = update.reference.strip_prefix("refs/heads/") {
         (RefKind::Branch, name)
     } else if let Some(name) = update.reference.strip_prefix("refs/tags/") {
@@ -133,16 +156,15 @@ fn resolve_update(git: &HermeticGit, repo: &Path, update: &RefUpdate) -> Result<
                 "log".to_owned(),
                 LOG_FORMAT.to_owned(),
                 format!("--max-count={}", MAX_COMMITS + 1),
+                // An old id the caller of record_ref_update made up is no reason to fail.
+                "--ignore-missing".to_owned(),
                 new_commit.to_owned(),
                 "--not".to_owned(),
             ];
             match old.as_ref().and_then(|old| old.commit.as_ref()) {
                 Some(old_commit) => args.push(old_commit.hash.clone()),
-                // A new ref lists the commits no other ref had, like Bitbucket's "new commits".
-                None => {
-                    args.push(format!("--exclude={}", update.reference));
-                    args.push("--all".to_owned());
-                }
+                // A new ref lists the commits no ref had before the push.
+                None => args.extend(before.iter().cloned()),
             }
             let commits = log(git, repo, &args)?;
             let truncated = commits.len() > MAX_COMMITS;
@@ -166,16 +188,17 @@ fn resolve_update(git: &HermeticGit, repo: &Path, update: &RefUpdate) -> Result<
 /// The commit `id` peels to, or `None` when it is no commit-ish of this repository.
 fn commit_info(git: &HermeticGit, repo: &Path, id: &str) -> Result<Option<CommitInfo>> {
     let peeled = format!("{id}^{{commit}}");
-    let output = git.output_with_env(
-        repo,
-        &["rev-parse", "--verify", "--quiet", &peeled],
-        &[],
-    )?;
+    let output = git.output_with_env(repo, &["rev-parse", "--verify", "--quiet", &peeled], &[])?;
     if !output.status.success() {
         return Ok(None);
     }
     let hash = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    let args = ["log".to_owned(), LOG_FORMAT.to_owned(), "-1".to_owned(), hash];
+    let args = [
+        "log".to_owned(),
+        LOG_FORMAT.to_owned(),
+        "-1".to_owned(),
+        hash,
+    ];
     Ok(log(git, repo, &args)?.into_iter().next())
 }
 
@@ -201,7 +224,11 @@ fn parse_commit(record: &str) -> Result<CommitInfo> {
         parents: parents.split_whitespace().map(str::to_owned).collect(),
         author_name: (*author_name).to_owned(),
         author_email: (*author_email).to_owned(),
-        date: (*date).to_owned(),
+        // git writes UTC as `Z` in strict ISO-8601; Bitbucket writes `+00:00`.
+        date: match date.strip_suffix('Z') {
+            Some(local) => format!("{local}+00:00"),
+            None => (*date).to_owned(),
+        },
         message: format!("{}\n", message.trim_end()),
     })
 }
