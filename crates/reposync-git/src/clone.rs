@@ -323,8 +323,10 @@ impl LocalClone {
     ///
     /// The clone being shallow, `since` may lie below its history: the history is then
     /// deepened, 16 commits and then twice as many each time, until `since` is reached or the
-    /// history is complete, in which case `since` was rewritten away. All the contents needed
-    /// are fetched in one request, and read by one process. Paths must be UTF-8.
+    /// history is complete, in which case `since` was rewritten away. A branch moved back to an
+    /// ancestor of a `since` the clone holds is told at once, without deepening. All the
+    /// contents needed are fetched in one request, and read by one process. The prefix must
+    /// be a relative folder ending with `/`, and paths under it UTF-8.
     pub async fn fetch_changes(
         &self,
         remote: &Remote,
@@ -667,10 +669,14 @@ impl LocalClone {
                     complete: true,
                 }));
             }
-            if self.reaches(&head, since).await? {
+            let since_here = self.has_commit(since).await?;
+            if since_here && self.is_ancestor(since, &head).await? {
                 break;
             }
-            if !self.is_shallow().await? {
+            // Deepening cannot help when the history of the branch is complete, nor when the
+            // branch was moved back to an ancestor of `since`.
+            let moved_back = since_here && self.is_ancestor(&head, since).await?;
+            if moved_back || !self.history_is_cut(&head).await? {
                 tracing::info!(%since, %head, branch = %self.branch, url = %self.url, "the commit is no longer in the history of the branch; reading every file");
                 let files = self.read_files(remote, &head, prefix).await?;
                 return Ok(Attempt::Done(BranchChanges::Snapshot {
@@ -705,12 +711,10 @@ impl LocalClone {
         Ok(self.runner.output(&check).await?.success)
     }
 
-    /// Whether `ancestor` is in the local history of `head`, which a shallow boundary may cut.
-    async fn reaches(&self, head: &str, ancestor: &str) -> Result<bool, GitError> {
-        if !self.has_commit(ancestor).await? {
-            return Ok(false);
-        }
-        let command = self.local_command(&["merge-base", "--is-ancestor", ancestor, head]);
+    /// Whether `ancestor` is in the local history of `descendant`, which a shallow boundary
+    /// may cut. Both commits must be in the clone.
+    async fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
+        let command = self.local_command(&["merge-base", "--is-ancestor", ancestor, descendant]);
         let output = self.runner.output(&command).await?;
         if output.success {
             Ok(true)
@@ -722,12 +726,27 @@ impl LocalClone {
         }
     }
 
-    async fn is_shallow(&self) -> Result<bool, GitError> {
-        let answer = text(
-            self.local(&["rev-parse", "--is-shallow-repository"])
-                .await?,
-        );
-        Ok(answer == "true")
+    /// Whether the local history of `head` stops at a shallow boundary, so that fetching
+    /// deeper would bring older commits.
+    ///
+    /// Whether the clone is shallow is not enough: a boundary left by history that a forced
+    /// update rewrote away stays in the clone, though no deepening of the branch can reach it.
+    async fn history_is_cut(&self, head: &str) -> Result<bool, GitError> {
+        // The `shallow` file lists the commits git treats as roots, one id per line (see
+        // gitformat-shallow); it is absent from a complete clone.
+        let shallow = match tokio::fs::read_to_string(self.git_dir.join("shallow")).await {
+            Ok(shallow) => shallow,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(self.io_error("read the list of shallow commits", e)),
+        };
+        let boundaries: HashSet<&str> = shallow.split_whitespace().collect();
+        if boundaries.is_empty() {
+            return Ok(false);
+        }
+        let history = self.local(&["rev-list", head]).await?;
+        Ok(String::from_utf8_lossy(&history)
+            .lines()
+            .any(|commit| boundaries.contains(commit)))
     }
 
     /// How many commits the local history of `commit` holds.
@@ -752,7 +771,10 @@ impl LocalClone {
             return Ok(None);
         };
         // A server that ignored the request would otherwise be asked again and again.
-        if deeper == head && self.count_commits(head).await? == before && self.is_shallow().await? {
+        if deeper == head
+            && self.count_commits(head).await? == before
+            && self.history_is_cut(head).await?
+        {
             return Err(invalid(format!(
                 "{} did not send the older history of branch {} when asked for it",
                 self.url, self.branch
@@ -824,9 +846,10 @@ impl LocalClone {
     ) -> Result<Attempt<Vec<CommitChanges>>, GitError> {
         let folder = prefix.trim_end_matches('/');
         let mut files = self.diff_steps(steps, prefix, false).await?;
-        // Renames are told apart by comparing the contents of deleted and added files, which
-        // git would fetch one at a time from a partial clone. So renames are looked for only in
-        // commits that both add and delete, once those contents are here.
+        // Renames are found by comparing the contents of deleted and added files, which git
+        // would fetch lazily from a partial clone, and lazy fetching is off. So renames are
+        // looked for only in commits that both add and delete, once those contents are here,
+        // fetched with the others in the one request.
         let may_rename: Vec<Step> = steps
             .iter()
             .filter(|step| {
@@ -1688,9 +1711,14 @@ fn parse_raw_diff(bytes: &[u8]) -> Result<Vec<DiffRecord>, GitError> {
             return Err(bad());
         };
         let status = status.chars().next().ok_or_else(bad)?;
-        let first = utf8_path(fields.next().ok_or_else(bad)?)?;
+        // The output ends with a NUL, after which `split` yields one empty field.
+        let mut next_path = || match fields.next() {
+            Some(path) if !path.is_empty() => utf8_path(path),
+            _ => Err(bad()),
+        };
+        let first = next_path()?;
         let (path, from) = if matches!(status, 'R' | 'C') {
-            let second = utf8_path(fields.next().ok_or_else(bad)?)?;
+            let second = next_path()?;
             (second, Some(first))
         } else {
             (first, None)
@@ -1901,6 +1929,81 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn parses_diff_tree_stdin_output_with_renames() {
+        let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+        let zero = "0".repeat(40);
+        let out = format!(
+            "{c}\0:100644 100644 {a} {b} R087\0Setup/old name.yaml\0Setup/été.yaml\0:000000 160000 {zero} {a} A\0Setup/sub\0{a}\0:100644 000000 {a} {zero} D\0Setup/x.yaml\0"
+        );
+        let records = parse_raw_diff(out.as_bytes()).expect("parses");
+        assert_eq!(records.len(), 5);
+        assert_eq!(records[0], DiffRecord::Commit(c.clone()));
+        let DiffRecord::Change(rename) = &records[1] else {
+            panic!("a change: {records:?}");
+        };
+        assert_eq!(rename.status, 'R');
+        assert_eq!(rename.path, "Setup/été.yaml");
+        assert_eq!(rename.from.as_deref(), Some("Setup/old name.yaml"));
+        assert_eq!(records[3], DiffRecord::Commit(a.clone()));
+
+        let planned: Vec<Option<PlannedFile>> = records
+            .into_iter()
+            .filter_map(|r| match r {
+                DiffRecord::Change(change) => Some(PlannedFile::from_raw(change)),
+                DiffRecord::Commit(_) => None,
+            })
+            .collect();
+        let kinds: Vec<Option<FileChangeKind>> = planned
+            .iter()
+            .map(|p| p.as_ref().map(|p| p.change.clone()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Some(FileChangeKind::Renamed {
+                    from: "Setup/old name.yaml".into()
+                }),
+                None,
+                Some(FileChangeKind::Deleted),
+            ],
+            "a submodule has no content to report"
+        );
+        assert!(parse_raw_diff(b"not-a-commit\0").is_err());
+        assert!(
+            parse_raw_diff(format!(":100644 100644 {a} {b} R100\0only-one\0").as_bytes()).is_err()
+        );
+    }
+
+    #[test]
+    fn parses_commit_details_with_multi_line_messages() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let out = format!(
+            "{a}\0Ann\0ann@example.invalid\01700000000\0Subject\n\nReposync-Changeset: 7\n\0{b}\0Bob\0\01700000001\0One line\n\0"
+        );
+        let details = parse_commit_details(out.as_bytes()).expect("parses");
+        assert_eq!(details.len(), 2);
+        assert_eq!(details[&a].message, "Subject\n\nReposync-Changeset: 7\n");
+        assert_eq!(details[&a].author_email, "ann@example.invalid");
+        assert_eq!(details[&b].committed_at, 1_700_000_001);
+        assert_eq!(details[&b].author_email, "");
+        assert!(parse_commit_details(format!("{a}\0Ann\0").as_bytes()).is_err());
+        assert!(parse_commit_details(format!("{a}\0Ann\0x\0soon\0m\0").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn prefixes_must_be_relative_folders() {
+        for good in ["Setup/", "Setup/Applications/", "Set up/été/"] {
+            assert!(check_folder(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "", "/", "Setup", "/Setup/", "Setup//", "./", "../", "a/../", ".git/", "a/.Git/",
+            "a\nb/", "a\0/",
+        ] {
+            assert!(check_folder(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -8,9 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{
-    Fixture, PASSWORD, PROVIDER, REPO, Transport, USER, bot, delete, raw_stdout, write,
-};
+use common::{Fixture, PASSWORD, PROVIDER, REPO, Transport, USER, bot, delete, raw_stdout, write};
 use reposync_git::{CommitOutcome, ConflictFile, GitAuth, GitErrorKind, LocalClone, Remote};
 use secrecy::SecretString;
 

@@ -330,4 +330,3 @@ pub fn delete(path: &str) -> FileChange {
         content: None,
     }
 }
-
