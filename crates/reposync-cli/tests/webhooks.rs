@@ -365,3 +365,104 @@ fn a_sender_that_cannot_sign_is_let_in_once_the_signature_is_turned_off() {
     let (status, _) = h.post(&h.token, &headers, &body);
     assert_eq!(status, 401);
 }
+
+/// Waits until `check` passes, polling.
+fn eventually(what: &str, app: &common::TestApp, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not after 30 s\n{}",
+            app.server_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn round_trip(format: reposync_testkit::WebhookFormat) {
+    use reposync_testkit::{BitbucketEmulator, WebhookTarget};
+
+    let h = Hooked::new();
+    if format == reposync_testkit::WebhookFormat::PostWebhooks {
+        h.f.app
+            .cli(&["connector", "webhook", "git", "--signature", "off"], None)
+            .ok();
+    }
+    let emulator =
+        h.f.rt
+            .block_on(BitbucketEmulator::start(&h.f.root))
+            .expect("emulator");
+    let mut target = WebhookTarget::new(
+        format!("{}/api/webhooks/git/{}", h.f.app.url, h.token),
+        format,
+    );
+    if format != reposync_testkit::WebhookFormat::PostWebhooks {
+        target = target.with_secret(h.secret.clone());
+    }
+    emulator
+        .add_webhook(common::git_fixture::REPO, target)
+        .expect("webhook");
+
+    // A push in Git shows up in reposync.
+    let path = format!("{}/Workflows/from git.yaml", common::git_fixture::SHOP);
+    let yaml = common::git_fixture::workflow("written in git");
+    emulator
+        .commit(
+            common::git_fixture::REPO,
+            "main",
+            &[(path.as_str(), yaml.as_str())],
+            "Add a workflow",
+        )
+        .expect("commit");
+    eventually("the pushed workflow in reposync", &h.f.app, || {
+        h.f.app.cli(&["get", &path], None).code == 0
+    });
+    let shown = h.f.app.cli(&["get", &path], None).ok().stdout.clone();
+    assert!(shown.contains("written in git"), "{shown}");
+
+    // A change in reposync goes out, and its own webhook coming back changes nothing.
+    h.f.put(&path, &common::git_fixture::workflow("changed in reposync"));
+    let pushed = h.f.wait_pushed();
+    eventually("our push's delivery processed", &h.f.app, || {
+        h.deliveries()
+            .iter()
+            .filter(|d| d["outcome"] == "queued")
+            .count()
+            >= 2
+            && h.f.app.cli(&["--json", "sync", "status"], None).ok().json()["items"][0]["base_commit"]
+                == pushed.as_str()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        h.f.head().as_deref(),
+        Some(pushed.as_str()),
+        "no echo commit"
+    );
+    let shown = h.f.app.cli(&["get", &path], None).ok().stdout.clone();
+    assert!(shown.contains("changed in reposync"), "{shown}");
+    let formats: Vec<Value> = h
+        .deliveries()
+        .iter()
+        .filter(|d| d["outcome"] == "queued")
+        .map(|d| d["format"].clone())
+        .collect();
+    assert!(!formats.is_empty());
+    h.f.rt
+        .block_on(emulator.wait_idle(std::time::Duration::from_secs(10)))
+        .expect("emulator idle");
+}
+
+#[test]
+fn a_cloud_push_round_trips_without_an_echo() {
+    round_trip(reposync_testkit::WebhookFormat::Cloud);
+}
+
+#[test]
+fn a_server_push_round_trips_without_an_echo() {
+    round_trip(reposync_testkit::WebhookFormat::ServerNative);
+}
+
+#[test]
+fn a_post_webhooks_push_round_trips_without_an_echo() {
+    round_trip(reposync_testkit::WebhookFormat::PostWebhooks);
+}

@@ -12,6 +12,7 @@ mod auth;
 mod bootstrap;
 mod error;
 mod handlers;
+mod inbound;
 mod routes;
 mod state;
 mod sync;
@@ -62,6 +63,21 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         background.push(tokio::spawn(async move {
             outbox
+                .run(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
+                .await;
+        }));
+    }
+    {
+        // Git -> reposync: branches whose head a webhook (or the poller) announced.
+        let inbox = std::sync::Arc::new(reposync_sync::Inbox::new(
+            state.store.clone(),
+            std::sync::Arc::new(inbound::HubInbound {
+                state: state.clone(),
+            }),
+        ));
+        let mut stop = stop_rx.clone();
+        background.push(tokio::spawn(async move {
+            inbox
                 .run(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
                 .await;
         }));

@@ -11,12 +11,21 @@ use crate::state::AppState;
 /// The branch a link syncs with, and the name of the delegate's local clone of it: one per
 /// connector, repository and branch.
 pub fn target(connector: &ConnectorRecord, link: &SyncLink) -> Result<SyncTarget, FieldError> {
-    let repo = link.repo.as_deref().map(RepoSlug::parse).transpose()?;
+    branch_target(connector, link.repo.as_deref(), &link.branch)
+}
+
+/// The same for a branch read from Git: links and reads of one branch share one clone.
+pub fn branch_target(
+    connector: &ConnectorRecord,
+    repo: Option<&str>,
+    branch: &str,
+) -> Result<SyncTarget, FieldError> {
+    let repo = repo.map(RepoSlug::parse).transpose()?;
     let url = connector.spec.repository_url(repo.as_ref())?.git_url();
-    let digest = Sha256::digest(format!("{}\n{url}\n{}", connector.id, link.branch).as_bytes());
+    let digest = Sha256::digest(format!("{}\n{url}\n{branch}", connector.id).as_bytes());
     Ok(SyncTarget {
         url,
-        branch: link.branch.clone(),
+        branch: branch.to_owned(),
         clone_key: hex::encode(&digest[..16]),
     })
 }

@@ -7,6 +7,7 @@ use reposync_model::EntityName;
 use reposync_model::connector_yaml;
 
 use crate::connectors::ConnectorWrite;
+use crate::inbound::{InboundCommit, pending_paths, record_inbound};
 use crate::sync::record_changesets;
 use crate::{Store, StoreError, new_id, now_millis};
 
@@ -45,6 +46,14 @@ pub enum EntityChange {
     DeleteConnector {
         name: EntityName,
     },
+}
+
+/// Where a batch comes from: a change made in reposync (which goes out to Git), or a commit
+/// read from Git (which does not).
+#[derive(Clone, Copy)]
+enum BatchOrigin<'a> {
+    Local { dry_run: bool },
+    Git(&'a InboundCommit),
 }
 
 /// What a batch did to one path.
@@ -121,8 +130,45 @@ impl Store {
         changes: &[EntityChange],
         dry_run: bool,
     ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
+        self.apply_batch(changes, BatchOrigin::Local { dry_run })
+            .await
+    }
+
+    /// Applies a commit read from Git: the changes, and the record of what became of the
+    /// commit (its files' errors, new links, the branch's position), in one transaction. No
+    /// changeset is written: the files came from the branch, so there is nothing to push
+    /// back. If reposync has meanwhile accepted a change to one of these files that is not
+    /// pushed yet, nothing is applied and [`StoreError::Conflict`] asks the caller to plan the
+    /// commit again: reposync's change wins.
+    pub async fn apply_from_git(
+        &self,
+        changes: &[EntityChange],
+        inbound: &InboundCommit,
+    ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
+        self.apply_batch(changes, BatchOrigin::Git(inbound)).await
+    }
+
+    async fn apply_batch(
+        &self,
+        changes: &[EntityChange],
+        origin: BatchOrigin<'_>,
+    ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
         let batch = BatchPaths::of(changes)?;
         let mut tx = self.begin_write().await?;
+        if let BatchOrigin::Git(inbound) = origin {
+            let pending = pending_paths(&mut tx, &inbound.branch_id).await?;
+            if let Some(path) = batch
+                .put
+                .keys()
+                .chain(batch.deleted.iter())
+                .find(|p| pending.contains(*p))
+            {
+                return Err(StoreError::Conflict {
+                    what: "file",
+                    name: path.clone(),
+                });
+            }
+        }
         // Only what the batch touches is read: every path (to resolve references), the
         // contents of the files it writes, and the referrers of the paths it deletes. A
         // one-file change must not read the whole tree.
@@ -314,13 +360,21 @@ impl Store {
         insert_created(&mut tx, &created, now).await?;
         // A dry run does all the work, then throws it away: the outcomes are exactly what a
         // real run would report.
-        if dry_run {
-            tx.rollback().await?;
-        } else {
-            let changesets = record_changesets(&mut tx, &outcomes, now).await?;
-            tx.commit().await?;
-            if changesets > 0 {
-                self.outbox_changed();
+        match origin {
+            BatchOrigin::Local { dry_run: true } => tx.rollback().await?,
+            BatchOrigin::Local { dry_run: false } => {
+                let changesets = record_changesets(&mut tx, &outcomes, now).await?;
+                tx.commit().await?;
+                if changesets > 0 {
+                    self.outbox_changed();
+                }
+            }
+            BatchOrigin::Git(inbound) => {
+                let requeued = record_inbound(&mut tx, inbound, now).await?;
+                tx.commit().await?;
+                if requeued > 0 {
+                    self.outbox_changed();
+                }
             }
         }
         Ok(outcomes)

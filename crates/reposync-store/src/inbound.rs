@@ -341,7 +341,7 @@ impl Store {
                 continue;
             }
             sqlx::query(
-                "UPDATE sync_branches SET wanted_commit = $1, wanted_at = COALESCE(wanted_at, $2), updated_at = $2 WHERE id = $3",
+                "UPDATE sync_branches SET wanted_commit = $1, wanted_at = $2, updated_at = $2 WHERE id = $3",
             )
             .bind(&commit)
             .bind(now)
@@ -391,6 +391,139 @@ impl Store {
             .collect()
     }
 
+    /// The paths of changes reposync accepted for a branch's scopes and has not pushed yet:
+    /// Git's versions of these do not apply, reposync's win.
+    pub async fn pending_paths_of_branch(
+        &self,
+        branch_id: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let paths = pending_paths(&mut tx, branch_id).await?;
+        tx.rollback().await?;
+        Ok(paths)
+    }
+
+    /// Whether reposync made a commit: it pushed that very commit, or the commit names one of
+    /// its changesets in a `Reposync-Changeset:` trailer (a commit rebased elsewhere keeps it).
+    pub async fn is_our_commit(
+        &self,
+        commit_id: &str,
+        changeset_ids: &[String],
+    ) -> Result<bool, StoreError> {
+        let pushed = sqlx::query(
+            "SELECT 1 FROM commit_attempts WHERE commit_id = $1 AND status IN ('pushed', 'nothing')",
+        )
+        .bind(commit_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if pushed.is_some() {
+            return Ok(true);
+        }
+        for id in changeset_ids {
+            let known = sqlx::query("SELECT 1 FROM changesets WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            if known.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The commits in which a file failed before, oldest first.
+    pub async fn earlier_failures(
+        &self,
+        branch_id: &str,
+        path: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        sqlx::query(
+            "SELECT commit_id FROM sync_errors WHERE branch_id = $1 AND path = $2 AND commit_id IS NOT NULL ORDER BY created_at, id",
+        )
+        .bind(branch_id)
+        .bind(path)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get("commit_id")?))
+        .collect()
+    }
+
+    /// The branch is gone (deleted on the remote): it is marked broken, with one open sync
+    /// error on each of its links saying so. Nothing is deleted from the tree.
+    pub async fn mark_branch_broken(
+        &self,
+        branch_id: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        let branch = sqlx::query(&format!(
+            "SELECT {BRANCH_COLUMNS} FROM sync_branches WHERE id = $1"
+        ))
+        .bind(branch_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "sync branch",
+            name: branch_id.to_owned(),
+        })?;
+        let branch = branch_from_row(&branch)?;
+        sqlx::query(
+            "UPDATE sync_branches SET broken = $1, wanted_commit = NULL, wanted_at = NULL, updated_at = $2 WHERE id = $3",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(branch_id)
+        .execute(&mut *tx)
+        .await?;
+        let open = sqlx::query(
+            "SELECT 1 FROM sync_errors WHERE branch_id = $1 AND code = 'branch_deleted' AND resolved_at IS NULL",
+        )
+        .bind(branch_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if open.is_none() {
+            let links = sqlx::query(
+                "SELECT id FROM sync_links WHERE enabled = 1 AND connector_id = $1 AND COALESCE(repo, '') = $2 AND branch = $3",
+            )
+            .bind(&branch.connector_id)
+            .bind(branch.repo.clone().unwrap_or_default())
+            .bind(&branch.branch)
+            .fetch_all(&mut *tx)
+            .await?;
+            for link in links {
+                let link_id: String = link.try_get("id")?;
+                sqlx::query(
+                    "INSERT INTO sync_errors (id, link_id, branch_id, code, message, created_at) VALUES ($1, $2, $3, 'branch_deleted', $4, $5)",
+                )
+                .bind(new_id())
+                .bind(&link_id)
+                .bind(branch_id)
+                .bind(reason)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A branch was read to its head, as it stood after `started_at`: heads announced before
+    /// then are processed (or older than what was read) and are cleared; one announced since
+    /// stays queued for the next read.
+    pub async fn branch_read(&self, branch_id: &str, started_at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sync_branches SET wanted_commit = NULL, wanted_at = NULL, broken = NULL WHERE id = $1 AND (wanted_at IS NULL OR wanted_at <= $2)",
+        )
+        .bind(branch_id)
+        .bind(started_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Branches with a queued head, oldest request first.
     pub async fn wanted_branches(&self) -> Result<Vec<SyncBranch>, StoreError> {
         sqlx::query(&format!(
@@ -402,4 +535,227 @@ impl Store {
         .map(branch_from_row)
         .collect()
     }
+}
+
+/// What became of a commit read from Git.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundStatus {
+    /// Every file of ours in it applied.
+    Applied,
+    /// Some files applied, some became sync errors.
+    Partial,
+    /// Every file of ours in it became a sync error.
+    Failed,
+    /// reposync made it: recognised, not applied again.
+    Ours,
+    /// It changed nothing that reposync syncs.
+    Nothing,
+    /// Not a commit but the whole branch read at once (a first sync, or history rewritten).
+    Snapshot,
+}
+
+impl InboundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundStatus::Applied => "applied",
+            InboundStatus::Partial => "partial",
+            InboundStatus::Failed => "failed",
+            InboundStatus::Ours => "ours",
+            InboundStatus::Nothing => "nothing",
+            InboundStatus::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// A file of a commit read from Git: `op` is ADD, MODIFY, DELETE or RENAME (from `from`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundFile {
+    pub op: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// A file of a commit that could not be applied, as a Git Sync error.
+#[derive(Debug, Clone)]
+pub struct FileError {
+    pub path: String,
+    /// The link of the file's scope, when it has one.
+    pub link_id: Option<String>,
+    /// `invalid_file`, `depends_on_failed`, `not_synced`, `overridden`, …
+    pub code: String,
+    pub message: String,
+    /// The file's content in the commit.
+    pub theirs: Option<Vec<u8>>,
+    /// reposync's content, when reposync's version won over it.
+    pub ours: Option<Vec<u8>>,
+}
+
+/// A commit read from Git and what became of it, recorded with its changes.
+#[derive(Debug, Clone)]
+pub struct InboundCommit {
+    pub branch_id: String,
+    pub commit_id: String,
+    pub status: InboundStatus,
+    pub files: Vec<InboundFile>,
+    pub message: String,
+    pub author: String,
+    pub errors: Vec<FileError>,
+    /// Paths that applied: their open errors from earlier commits are resolved.
+    pub fixed: Vec<String>,
+    /// Applications the commit brought that reposync did not have: linked to this branch.
+    pub new_apps: Vec<String>,
+}
+
+/// The paths of changes reposync accepted for this branch's scopes and has not pushed yet.
+pub(crate) async fn pending_paths(
+    tx: &mut Transaction<'static, Any>,
+    branch_id: &str,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT c.files FROM changesets c JOIN sync_links l ON l.id = c.link_id JOIN sync_branches b
+             ON l.connector_id = b.connector_id AND COALESCE(l.repo, '') = b.repo AND l.branch = b.branch
+         WHERE b.id = $1 AND l.enabled = 1 AND c.status IN ('waiting', 'pushing', 'conflict')",
+    )
+    .bind(branch_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut paths = std::collections::HashSet::new();
+    for row in rows {
+        let files: String = row.try_get("files")?;
+        let files: Vec<crate::sync::FileChangeRecord> = serde_json::from_str(&files)
+            .map_err(|e| StoreError::Corrupt(format!("changeset files: {e}")))?;
+        paths.extend(files.into_iter().map(|f| f.path));
+    }
+    Ok(paths)
+}
+
+/// Records a commit read from Git inside the transaction that applied it: its row, its
+/// files' errors (and the errors it fixed), links for the applications it brought, and the
+/// branch's new position, which every live link on the branch now builds on. Changesets held
+/// in conflict go back to waiting: Git's side is read, so reposync's change wins. Returns how
+/// many changesets went back to waiting.
+pub(crate) async fn record_inbound(
+    tx: &mut Transaction<'static, Any>,
+    inbound: &InboundCommit,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let branch = sqlx::query(&format!(
+        "SELECT {BRANCH_COLUMNS} FROM sync_branches WHERE id = $1"
+    ))
+    .bind(&inbound.branch_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound {
+        what: "sync branch",
+        name: inbound.branch_id.clone(),
+    })?;
+    let branch = branch_from_row(&branch)?;
+    sqlx::query(
+        "INSERT INTO inbound_commits (id, branch_id, commit_id, status, files, errors, message, author, applied_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(new_id())
+    .bind(&inbound.branch_id)
+    .bind(&inbound.commit_id)
+    .bind(inbound.status.as_str())
+    .bind(serde_json::to_string(&inbound.files).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+    .bind(i64::try_from(inbound.errors.len()).unwrap_or(i64::MAX))
+    .bind(&inbound.message)
+    .bind(&inbound.author)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    for path in &inbound.fixed {
+        sqlx::query(
+            "UPDATE sync_errors SET resolved_at = $1, resolution = 'fixed' WHERE branch_id = $2 AND path = $3 AND resolved_at IS NULL",
+        )
+        .bind(now)
+        .bind(&inbound.branch_id)
+        .bind(path)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for error in &inbound.errors {
+        // A file that fails again replaces its open error: one current error per file.
+        sqlx::query(
+            "UPDATE sync_errors SET resolved_at = $1, resolution = 'superseded' WHERE branch_id = $2 AND path = $3 AND resolved_at IS NULL",
+        )
+        .bind(now)
+        .bind(&inbound.branch_id)
+        .bind(&error.path)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO sync_errors (id, link_id, branch_id, commit_id, path, code, message, ours, theirs, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(new_id())
+        .bind(error.link_id.clone())
+        .bind(&inbound.branch_id)
+        .bind(&inbound.commit_id)
+        .bind(&error.path)
+        .bind(&error.code)
+        .bind(&error.message)
+        .bind(error.ours.clone())
+        .bind(error.theirs.clone())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let repo = branch.repo.clone();
+    for app in &inbound.new_apps {
+        let live = sqlx::query("SELECT 1 FROM sync_links WHERE app = $1 AND enabled = 1")
+            .bind(app)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if live.is_none() {
+            sqlx::query(
+                "INSERT INTO sync_links (id, app, connector_id, repo, branch, base_commit, enabled, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
+            )
+            .bind(new_id())
+            .bind(app)
+            .bind(&branch.connector_id)
+            .bind(repo.clone())
+            .bind(&branch.branch)
+            .bind(&inbound.commit_id)
+            .bind(now)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    sqlx::query(
+        "UPDATE sync_branches SET processed_commit = $1, broken = NULL, updated_at = $2,
+             wanted_commit = CASE WHEN wanted_commit = $1 THEN NULL ELSE wanted_commit END,
+             wanted_at = CASE WHEN wanted_commit = $1 THEN NULL ELSE wanted_at END
+         WHERE id = $3",
+    )
+    .bind(&inbound.commit_id)
+    .bind(now)
+    .bind(&inbound.branch_id)
+    .execute(&mut **tx)
+    .await?;
+    let links_of_branch = "SELECT id FROM sync_links WHERE enabled = 1 AND connector_id = $1 AND COALESCE(repo, '') = $2 AND branch = $3";
+    sqlx::query(&format!(
+        "UPDATE sync_links SET base_commit = $4, updated_at = $5 WHERE id IN ({links_of_branch})"
+    ))
+    .bind(&branch.connector_id)
+    .bind(branch.repo.clone().unwrap_or_default())
+    .bind(&branch.branch)
+    .bind(&inbound.commit_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let requeued = sqlx::query(&format!(
+        "UPDATE changesets SET status = 'waiting', attempt_id = NULL, updated_at = $4 WHERE status = 'conflict' AND link_id IN ({links_of_branch})"
+    ))
+    .bind(&branch.connector_id)
+    .bind(branch.repo.clone().unwrap_or_default())
+    .bind(&branch.branch)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(requeued.rows_affected())
 }

@@ -1,12 +1,18 @@
-//! The Git Sync engine, reposync → Git: the outbox worker that turns waiting changesets into
-//! one commit per branch, and the rules for what that commit holds and says.
+//! The Git Sync engine, in both directions.
 //!
-//! It reaches Git only through delegate tasks, behind [`Dispatch`], so the same engine runs
-//! with the built-in delegate or remote ones. [`Outbox::step`] does one round of work and
-//! is what tests drive; [`Outbox::run`] is the thin loop around it.
+//! reposync → Git: the outbox worker turns waiting changesets into one commit per branch,
+//! and the rules for what that commit holds and says. Git → reposync: the inbox worker reads
+//! branches whose head moved, commit by commit, and hands each commit to be applied.
+//!
+//! It reaches Git only through delegate tasks, behind [`Dispatch`] and [`Inbound`], so the
+//! same engine runs with the built-in delegate or remote ones. [`Outbox::step`] and
+//! [`Inbox::step`] do one round of work and are what tests drive; `run` is the thin loop
+//! around each.
 
+mod inbox;
 mod outbox;
 mod plan;
 
+pub use inbox::{CHANGESET_TRAILER, Inbound, Inbox, ReadChange, ReadCommit, ReadFile};
 pub use outbox::{ConnectionFailure, Dispatch, DispatchFailure, Outbox, PERMANENT_CODES};
 pub use plan::{CommitPlan, commit_message, differences, plan_commit};

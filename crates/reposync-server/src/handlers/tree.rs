@@ -13,7 +13,7 @@ use reposync_api::{
 };
 use reposync_model::kinds::{references, retarget};
 use reposync_model::tree::{EntityKind, EntityPath, PathClass, ROOT, classify};
-use reposync_model::validate::{TreeProblem, check_links, read_files};
+use reposync_model::validate::{ParsedFile, TreeProblem, check_links, read_files};
 use reposync_model::yaml::{Document, Limits, emit, parse};
 use reposync_model::{Credentials, EntityName, GitConnector, connector_yaml};
 use reposync_store::{
@@ -168,30 +168,7 @@ pub async fn apply_edit(state: &AppState, edit: TreeEdit) -> Result<TreeOutcome,
             .into_iter()
             .map(|w| EntityChange::PutConnector(Box::new(w))),
     );
-    changes.extend(parsed.iter().map(|file| {
-        let (content, refs) = match &file.document {
-            Some(document) => (
-                emit(document).into_bytes(),
-                references(&file.entity, document)
-                    .into_iter()
-                    .map(|r| (r.field, r.target.to_path()))
-                    .collect(),
-            ),
-            None => (
-                raw.get(file.path.as_str())
-                    .map(|b| (*b).clone())
-                    .unwrap_or_default(),
-                Vec::new(),
-            ),
-        };
-        EntityChange::Put(EntityWrite {
-            path: file.path.clone(),
-            kind: file.entity.kind.as_str().to_owned(),
-            app: file.entity.app.as_ref().map(ToString::to_string),
-            content,
-            references: refs,
-        })
-    }));
+    changes.extend(parsed.iter().map(|file| entity_put(file, &raw)));
     changes.extend(
         deletes
             .into_iter()
@@ -221,9 +198,36 @@ pub async fn apply_edit(state: &AppState, edit: TreeEdit) -> Result<TreeOutcome,
     Ok(TreeOutcome::Applied(summary))
 }
 
+/// The write of a parsed file: its canonical YAML with the references it holds, or a
+/// manifest's bytes as they came.
+pub(crate) fn entity_put(file: &ParsedFile, raw: &HashMap<&str, &Vec<u8>>) -> EntityChange {
+    let (content, refs) = match &file.document {
+        Some(document) => (
+            emit(document).into_bytes(),
+            references(&file.entity, document)
+                .into_iter()
+                .map(|r| (r.field, r.target.to_path()))
+                .collect(),
+        ),
+        None => (
+            raw.get(file.path.as_str())
+                .map(|b| (*b).clone())
+                .unwrap_or_default(),
+            Vec::new(),
+        ),
+    };
+    EntityChange::Put(EntityWrite {
+        path: file.path.clone(),
+        kind: file.entity.kind.as_str().to_owned(),
+        app: file.entity.app.as_ref().map(ToString::to_string),
+        content,
+        references: refs,
+    })
+}
+
 /// A problem if the secret a Source Repo Provider file names does not exist or is of the wrong
 /// kind, at the line that names it.
-fn missing_secret(
+pub(crate) fn missing_secret(
     path: &str,
     spec: &GitConnector,
     document: &Document,
@@ -262,7 +266,7 @@ fn missing_secret(
 }
 
 /// The connector a Source Repo Provider path names, if it is one.
-fn source_repo_provider_name(path: &str) -> Option<EntityName> {
+pub(crate) fn source_repo_provider_name(path: &str) -> Option<EntityName> {
     match classify(path) {
         Ok(PathClass::Entity(EntityPath {
             kind: EntityKind::SourceRepoProvider,

@@ -1,0 +1,495 @@
+//! Git → reposync on the server side: reading a branch on a delegate, and applying each commit
+//! read to the tree with the same checks as an import, file by file.
+//!
+//! A commit's files go to the scope that covers them: the account's own files if the account
+//! is linked to this branch, an application's folder if that application is. A folder of an
+//! application reposync does not have yet creates it and links it to the branch. Files of
+//! other scopes are not reposync's to apply here and are left alone.
+//!
+//! A file that fails (bad YAML, unknown path, a schema error, a missing reference) becomes a
+//! Git Sync error holding its content; files that depend on it fail naming it; the rest
+//! applies. When reposync holds an unpushed change to a file that Git also changed,
+//! reposync's change wins: Git's version is kept in an `overridden` sync error and reposync's
+//! is pushed over it.
+
+use std::collections::{HashMap, HashSet};
+
+use reposync_api::{SyncJob, SyncJobResult};
+use reposync_model::connector_yaml;
+use reposync_model::tree::{EntityKind, PathClass, classify};
+use reposync_model::validate::{TreeProblem, isolate_failures, read_files};
+use reposync_model::yaml::Limits;
+use reposync_store::{
+    ConnectorRecord, ConnectorWrite, EntityChange, FileError, InboundCommit, InboundFile,
+    InboundStatus, SecretKind, StoreError, SyncBranch, SyncLink, WebhookChange, app_of_path,
+};
+use reposync_sync::{DispatchFailure, Inbound, ReadChange, ReadCommit};
+
+use crate::handlers::tree::{entity_put, missing_secret, source_repo_provider_name};
+use crate::state::AppState;
+use crate::sync::branch_target;
+
+/// Reads branches through the task hub and applies commits to the store.
+#[derive(Debug)]
+pub struct HubInbound {
+    pub state: AppState,
+}
+
+#[async_trait::async_trait]
+impl Inbound for HubInbound {
+    async fn fetch_changes(
+        &self,
+        branch: &SyncBranch,
+        since: Option<&str>,
+        max_commits: usize,
+    ) -> Result<SyncJobResult, DispatchFailure> {
+        let connector = self
+            .state
+            .store
+            .get_connector_by_id(&branch.connector_id)
+            .await
+            .map_err(|e| DispatchFailure {
+                code: "connector_gone".into(),
+                message: e.to_string(),
+            })?;
+        let target =
+            branch_target(&connector, branch.repo.as_deref(), &branch.branch).map_err(|e| {
+                DispatchFailure {
+                    code: "invalid_task".into(),
+                    message: e.to_string(),
+                }
+            })?;
+        let job = SyncJob::FetchChanges {
+            since: since.map(str::to_owned),
+            prefix: "Setup/".into(),
+            max_commits,
+        };
+        self.state.tasks.run_sync_job(&connector, target, job).await
+    }
+
+    async fn apply(&self, branch: &SyncBranch, commit: &ReadCommit) -> Result<(), String> {
+        // reposync's own changes can land between planning and applying; the store then
+        // refuses and the commit is planned again against them.
+        for _ in 0..3 {
+            match apply_commit(&self.state, branch, commit).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                other => return other.map_err(|e| e.to_string()),
+            }
+        }
+        Err(format!(
+            "commit {} kept meeting new changes made in reposync; it will be read again",
+            commit.commit
+        ))
+    }
+}
+
+/// What a path of the commit becomes.
+enum Fate {
+    /// reposync syncs this scope with this branch: apply it.
+    Apply { link: Option<String> },
+    /// An application reposync does not have: create it, linked to this branch.
+    NewApp(String),
+    /// Another scope's file: not applied from this branch.
+    NotOurs,
+}
+
+/// Applies one commit (or snapshot) read from the branch, recording it in the same
+/// transaction.
+async fn apply_commit(
+    state: &AppState,
+    branch: &SyncBranch,
+    commit: &ReadCommit,
+) -> Result<(), StoreError> {
+    let store = &state.store;
+    let mut record = InboundCommit {
+        branch_id: branch.id.clone(),
+        commit_id: commit.commit.clone(),
+        status: InboundStatus::Nothing,
+        files: inbound_files(commit),
+        message: commit.message.clone(),
+        author: commit.author.clone(),
+        errors: Vec::new(),
+        fixed: Vec::new(),
+        new_apps: Vec::new(),
+    };
+    if !commit.snapshot
+        && store
+            .is_our_commit(&commit.commit, &commit.changeset_ids())
+            .await?
+    {
+        record.status = InboundStatus::Ours;
+        store.apply_from_git(&[], &record).await?;
+        tracing::debug!(commit = %commit.commit, "our own commit came back; not applied");
+        return Ok(());
+    }
+
+    let links: Vec<SyncLink> = store
+        .live_links()
+        .await?
+        .into_iter()
+        .filter(|l| {
+            l.connector_id == branch.connector_id
+                && l.repo == branch.repo
+                && l.branch == branch.branch
+        })
+        .collect();
+    let mut existing: HashSet<String> = store.entity_paths().await?.into_iter().collect();
+    existing.extend(
+        store
+            .list_connectors()
+            .await?
+            .iter()
+            .map(|c| connector_yaml::path(&c.spec.name)),
+    );
+    let all_links = store.live_links().await?;
+    let fate = |path: &str| -> Fate {
+        let app = app_of_path(path);
+        if let Some(link) = links.iter().find(|l| l.app.as_deref() == app) {
+            return Fate::Apply {
+                link: Some(link.id.clone()),
+            };
+        }
+        match app {
+            Some(app)
+                if !existing.contains(&format!("Setup/Applications/{app}/Index.yaml"))
+                    && !all_links.iter().any(|l| l.app.as_deref() == Some(app)) =>
+            {
+                Fate::NewApp(app.to_owned())
+            }
+            _ => Fate::NotOurs,
+        }
+    };
+
+    // What the commit asks: files to write, paths to delete, each in a scope of ours.
+    let mut puts: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut deletes: Vec<String> = Vec::new();
+    let mut link_of: HashMap<String, Option<String>> = HashMap::new();
+    let mut new_apps: HashSet<String> = HashSet::new();
+    let mut consider = |path: &str, content: Option<&Vec<u8>>| {
+        if !matches!(classify(path), Ok(PathClass::Entity(_)) | Err(_)) {
+            return; // Outside the tree, or a file the layout does not hold: not synced.
+        }
+        let link = match fate(path) {
+            Fate::Apply { link } => link,
+            Fate::NewApp(app) => {
+                new_apps.insert(app);
+                None
+            }
+            Fate::NotOurs => return,
+        };
+        link_of.insert(path.to_owned(), link);
+        match content {
+            Some(bytes) => puts.push((path.to_owned(), bytes.clone())),
+            None => deletes.push(path.to_owned()),
+        }
+    };
+    for file in &commit.files {
+        if let ReadChange::Renamed { from } = &file.change {
+            consider(from, None);
+        }
+        consider(&file.path, file.content.as_ref());
+    }
+    if commit.snapshot {
+        // The branch as a whole: what reposync holds in these scopes and the branch lacks
+        // was deleted in Git.
+        let present: HashSet<&str> = commit.files.iter().map(|f| f.path.as_str()).collect();
+        for path in &existing {
+            if !present.contains(path.as_str()) && links.iter().any(|l| l.covers(path)) {
+                consider(path, None);
+            }
+        }
+    }
+    // Files that did not change are not news (a snapshot holds every file).
+    if commit.snapshot {
+        let stored = store
+            .file_contents(&puts.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>())
+            .await?;
+        puts.retain(|(path, bytes)| stored.get(path) != Some(bytes));
+    }
+
+    // reposync's unpushed changes win over Git's versions of the same files.
+    let pending = store.pending_paths_of_branch(&branch.id).await?;
+    let overridden: Vec<String> = puts
+        .iter()
+        .map(|(p, _)| p.clone())
+        .chain(deletes.iter().cloned())
+        .filter(|p| pending.contains(p))
+        .collect();
+    if !overridden.is_empty() {
+        let ours = store.file_contents(&overridden).await?;
+        for path in &overridden {
+            let theirs = puts.iter().find(|(p, _)| p == path).map(|(_, b)| b.clone());
+            record.errors.push(FileError {
+                path: path.clone(),
+                link_id: link_of.get(path).cloned().flatten(),
+                code: "overridden".into(),
+                message: format!(
+                    "{path} was changed in Git (commit {}) while reposync held a change to it that was not pushed yet; reposync's version wins and is pushed over it. Git's version is kept here",
+                    short(&commit.commit)
+                ),
+                theirs,
+                ours: ours.get(path).cloned(),
+            });
+        }
+        puts.retain(|(p, _)| !pending.contains(p));
+        deletes.retain(|p| !pending.contains(p));
+    }
+
+    let (changes, problems) = plan_changes(state, branch, &puts, &deletes, &existing).await?;
+    let failed: HashSet<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    let contents: HashMap<&str, &Vec<u8>> = puts.iter().map(|(p, b)| (p.as_str(), b)).collect();
+    let mut messages: HashMap<&str, Vec<String>> = HashMap::new();
+    for problem in &problems {
+        let text = match problem.line {
+            0 => problem.message.clone(),
+            line => format!("{line}:{}: {}", problem.column, problem.message),
+        };
+        messages
+            .entry(problem.path.as_str())
+            .or_default()
+            .push(text);
+    }
+    let mut failed_paths: Vec<&str> = failed.iter().copied().collect();
+    failed_paths.sort_unstable();
+    for path in failed_paths {
+        let earlier = store.earlier_failures(&branch.id, path).await?;
+        let mut message = format!(
+            "{path} in commit {}: {}",
+            short(&commit.commit),
+            messages.get(path).map(|m| m.join("; ")).unwrap_or_default()
+        );
+        if !earlier.is_empty() {
+            let earlier: Vec<&str> = earlier.iter().map(|c| short(c)).collect();
+            message.push_str(&format!(" (it also failed in {})", earlier.join(", ")));
+        }
+        let depends = messages
+            .get(path)
+            .is_some_and(|m| m.iter().all(|t| t.starts_with("depends on ")));
+        record.errors.push(FileError {
+            path: path.to_owned(),
+            link_id: link_of.get(path).cloned().flatten(),
+            code: if depends {
+                "depends_on_failed"
+            } else {
+                "invalid_file"
+            }
+            .into(),
+            message,
+            theirs: contents.get(path).map(|b| (*b).clone()),
+            ours: None,
+        });
+    }
+    let applied: Vec<String> = puts
+        .iter()
+        .map(|(p, _)| p.clone())
+        .chain(deletes.iter().cloned())
+        .filter(|p| !failed.contains(p.as_str()))
+        .collect();
+    record.new_apps = new_apps
+        .into_iter()
+        .filter(|app| applied.contains(&format!("Setup/Applications/{app}/Index.yaml")))
+        .collect();
+    record.new_apps.sort();
+    record.status = match (applied.is_empty(), record.errors.is_empty()) {
+        _ if commit.snapshot => InboundStatus::Snapshot,
+        (true, true) => InboundStatus::Nothing,
+        (false, true) => InboundStatus::Applied,
+        (true, false) => InboundStatus::Failed,
+        (false, false) => InboundStatus::Partial,
+    };
+    record.fixed = applied;
+    let outcomes = store.apply_from_git(&changes, &record).await?;
+    tracing::info!(
+        commit = %commit.commit,
+        branch = %branch.branch,
+        status = record.status.as_str(),
+        applied = outcomes.len(),
+        errors = record.errors.len(),
+        new_apps = record.new_apps.len(),
+        "applied a commit from Git"
+    );
+    Ok(())
+}
+
+/// The changes to apply, and the problems of the files set apart: checked like an import,
+/// but a failing file does not stop the others.
+async fn plan_changes(
+    state: &AppState,
+    branch: &SyncBranch,
+    puts: &[(String, Vec<u8>)],
+    deletes: &[String],
+    existing: &HashSet<String>,
+) -> Result<(Vec<EntityChange>, Vec<TreeProblem>), StoreError> {
+    let store = &state.store;
+    let mut report = read_files(puts, &Limits::default());
+    let connectors: HashMap<String, ConnectorRecord> = store
+        .list_connectors()
+        .await?
+        .into_iter()
+        .map(|c| (c.spec.name.to_string(), c))
+        .collect();
+    let secrets: HashMap<String, SecretKind> = store
+        .list_secrets()
+        .await?
+        .into_iter()
+        .map(|s| (s.name.to_string(), s.kind))
+        .collect();
+    let own = connectors
+        .values()
+        .find(|c| c.id == branch.connector_id)
+        .cloned();
+
+    // A deletion that files staying behind still refer to cannot apply.
+    let deleting: HashSet<&str> = deletes.iter().map(String::as_str).collect();
+    let rewritten: HashSet<&str> = puts.iter().map(|(p, _)| p.as_str()).collect();
+    let mut kept_deletes = Vec::new();
+    for path in deletes {
+        if own
+            .as_ref()
+            .is_some_and(|c| connector_yaml::path(&c.spec.name) == *path)
+        {
+            report.problems.push(problem(
+                path,
+                "deleting this Source Repo Provider would break the sync link it arrived through; it was not deleted".into(),
+            ));
+            continue;
+        }
+        let referrers: Vec<String> = store
+            .entity_referrers(path)
+            .await?
+            .into_iter()
+            .filter(|r| !deleting.contains(r.as_str()) && !rewritten.contains(r.as_str()))
+            .collect();
+        if referrers.is_empty() {
+            kept_deletes.push(path.clone());
+        } else {
+            report.problems.push(problem(
+                path,
+                format!(
+                    "cannot be deleted: {} still refer(s) to it",
+                    referrers.join(", ")
+                ),
+            ));
+        }
+    }
+
+    // Source Repo Provider files are connectors.
+    let mut connector_writes = Vec::new();
+    for file in &report.files {
+        let (EntityKind::SourceRepoProvider, Some(name), Some(document)) =
+            (file.entity.kind, &file.entity.name, &file.document)
+        else {
+            continue;
+        };
+        let current = connectors.get(name.as_str());
+        match connector_yaml::to_connector(&file.path, name, document, current.map(|c| &c.spec)) {
+            Ok(spec) => {
+                if let Some(problem) = missing_secret(&file.path, &spec, document, &secrets) {
+                    report.problems.push(problem);
+                    continue;
+                }
+                if let (Some(current), Some(own)) = (current, &own)
+                    && current.id == own.id
+                    && breaks_link(current, &spec, branch)
+                {
+                    report.problems.push(problem(
+                        &file.path,
+                        "this change would break the sync link it arrived through (its URL, scope, or branch for this repository); it was not applied".into(),
+                    ));
+                    continue;
+                }
+                connector_writes.push((
+                    file.path.clone(),
+                    ConnectorWrite {
+                        current: current.cloned(),
+                        file: connector_yaml::render(&spec, Some(document)),
+                        spec,
+                        webhook: WebhookChange::Keep,
+                    },
+                ));
+            }
+            Err(problem) => report.problems.push(problem),
+        }
+    }
+
+    let mut elsewhere = existing.clone();
+    for path in &kept_deletes {
+        elsewhere.remove(path);
+    }
+    // Files whose deletion failed stay; refusals above are per file, like any other problem.
+    isolate_failures(&mut report, &elsewhere);
+    let failed: HashSet<String> = report.problems.iter().map(|p| p.path.clone()).collect();
+
+    let raw: HashMap<&str, &Vec<u8>> = puts.iter().map(|(p, b)| (p.as_str(), b)).collect();
+    let mut parsed = report.files;
+    parsed.retain(|f| f.entity.kind != EntityKind::SourceRepoProvider);
+    parsed.sort_by_key(|f| (f.entity.kind.apply_rank(), f.path.clone()));
+    let mut changes: Vec<EntityChange> = connector_writes
+        .into_iter()
+        .filter(|(path, _)| !failed.contains(path))
+        .map(|(_, write)| EntityChange::PutConnector(Box::new(write)))
+        .collect();
+    changes.extend(parsed.iter().map(|file| entity_put(file, &raw)));
+    changes.extend(
+        kept_deletes
+            .into_iter()
+            .filter(|p| !failed.contains(p))
+            .map(|path| match source_repo_provider_name(&path) {
+                Some(name) => EntityChange::DeleteConnector { name },
+                None => EntityChange::Delete { path },
+            }),
+    );
+    Ok((changes, report.problems))
+}
+
+/// Whether a connector change would stop the connector from reaching this branch's
+/// repository as it does now.
+fn breaks_link(
+    current: &ConnectorRecord,
+    spec: &reposync_model::GitConnector,
+    branch: &SyncBranch,
+) -> bool {
+    let repo = branch
+        .repo
+        .as_deref()
+        .and_then(|r| reposync_model::RepoSlug::parse(r).ok());
+    let url = |s: &reposync_model::GitConnector| {
+        s.repository_url(repo.as_ref()).ok().map(|u| u.git_url())
+    };
+    spec.scope != current.spec.scope
+        || url(spec) != url(&current.spec)
+        || spec.name != current.spec.name
+}
+
+fn problem(path: &str, message: String) -> TreeProblem {
+    TreeProblem {
+        path: path.to_owned(),
+        line: 0,
+        column: 0,
+        message,
+    }
+}
+
+fn inbound_files(commit: &ReadCommit) -> Vec<InboundFile> {
+    commit
+        .files
+        .iter()
+        .map(|f| {
+            let (op, from) = match &f.change {
+                ReadChange::Added => ("ADD", None),
+                ReadChange::Modified => ("MODIFY", None),
+                ReadChange::Deleted => ("DELETE", None),
+                ReadChange::Renamed { from } => ("RENAME", Some(from.clone())),
+            };
+            InboundFile {
+                op: op.to_owned(),
+                path: f.path.clone(),
+                from,
+            }
+        })
+        .collect()
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}

@@ -1,0 +1,283 @@
+//! The inbox worker (Git → reposync): branches with a newly announced head are read commit by
+//! commit, and each commit is applied, in order, one at a time per branch.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reposync_api::{CommitRead, SyncJobResult};
+use reposync_store::{Store, StoreError, SyncBranch, now_millis};
+use tokio::time::Instant;
+
+use crate::outbox::DispatchFailure;
+
+/// How many commits one read returns at most; a longer history is read in several rounds.
+const COMMITS_PER_READ: usize = 200;
+/// Back-off after a read or apply that failed: doubles from the first to the last.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_LAST: Duration = Duration::from_secs(60);
+/// The trailer reposync writes into its own commit messages.
+pub const CHANGESET_TRAILER: &str = "Reposync-Changeset:";
+
+/// What a file read from Git became in a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadChange {
+    Added,
+    Modified,
+    Deleted,
+    Renamed { from: String },
+}
+
+/// A file of a commit read from Git, with its content after the commit (`None` if deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadFile {
+    pub path: String,
+    pub change: ReadChange,
+    pub content: Option<Vec<u8>>,
+}
+
+/// One commit read from a branch, or the whole branch read at once (`snapshot`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadCommit {
+    pub commit: String,
+    pub message: String,
+    pub author: String,
+    pub files: Vec<ReadFile>,
+    /// The branch as a whole: files of linked scopes that it lacks are deletions.
+    pub snapshot: bool,
+}
+
+impl ReadCommit {
+    /// The changeset ids named by `Reposync-Changeset:` trailers in the message.
+    pub fn changeset_ids(&self) -> Vec<String> {
+        self.message
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix(CHANGESET_TRAILER))
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty())
+            .collect()
+    }
+}
+
+/// The server side of reading branches: delegates to run the reads on, and the tree to apply
+/// commits to.
+#[async_trait::async_trait]
+pub trait Inbound: Send + Sync {
+    /// Runs a `FetchChanges` job for the branch on a delegate.
+    async fn fetch_changes(
+        &self,
+        branch: &SyncBranch,
+        since: Option<&str>,
+        max_commits: usize,
+    ) -> Result<SyncJobResult, DispatchFailure>;
+
+    /// Applies one commit to the tree and records it (its errors, the branch's position) in
+    /// the same transaction.
+    async fn apply(&self, branch: &SyncBranch, commit: &ReadCommit) -> Result<(), String>;
+}
+
+/// The Git → reposync worker.
+pub struct Inbox {
+    store: Store,
+    inbound: Arc<dyn Inbound>,
+    backoff: Mutex<HashMap<String, (u32, Instant)>>,
+    busy: Arc<Mutex<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox").finish_non_exhaustive()
+    }
+}
+
+impl Inbox {
+    pub fn new(store: Store, inbound: Arc<dyn Inbound>) -> Inbox {
+        Inbox {
+            store,
+            inbound,
+            backoff: Mutex::new(HashMap::new()),
+            busy: Arc::default(),
+        }
+    }
+
+    /// Works until `shutdown` resolves: wakes when a head is queued (and every second, for
+    /// back-offs that ended), and reads each such branch, one read at a time per branch.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let signal = self.store.inbox_signal();
+        tokio::pin!(shutdown);
+        let mut reads = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = signal.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                Some(_) = reads.join_next(), if !reads.is_empty() => {}
+            }
+            let ready = match self.ready_branches().await {
+                Ok(ready) => ready,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the sync inbox");
+                    continue;
+                }
+            };
+            for branch in ready {
+                let inbox = Arc::clone(&self);
+                let signal = Arc::clone(&signal);
+                reads.spawn(async move {
+                    inbox.read_and_release(&branch).await;
+                    // A head may have been announced while this branch was busy.
+                    signal.notify_one();
+                });
+            }
+        }
+        reads.abort_all();
+    }
+
+    /// One round, for tests: reads every branch with a queued head, one after the other.
+    pub async fn step(&self) -> Result<usize, StoreError> {
+        let ready = self.ready_branches().await?;
+        for branch in &ready {
+            self.read_and_release(branch).await;
+        }
+        Ok(ready.len())
+    }
+
+    async fn ready_branches(&self) -> Result<Vec<SyncBranch>, StoreError> {
+        let wanted = self.store.wanted_branches().await?;
+        let now = Instant::now();
+        let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(wanted
+            .into_iter()
+            .filter(|b| backoff.get(&b.id).is_none_or(|(_, until)| *until <= now))
+            .filter(|b| busy.insert(b.id.clone()))
+            .collect())
+    }
+
+    async fn read_and_release(&self, branch: &SyncBranch) {
+        let result = self.read_branch(branch).await;
+        {
+            let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+            match &result {
+                Ok(()) => {
+                    backoff.remove(&branch.id);
+                }
+                Err(message) => {
+                    let failures = backoff.get(&branch.id).map_or(0, |(n, _)| *n) + 1;
+                    let delay = BACKOFF_FIRST
+                        .saturating_mul(1 << failures.saturating_sub(1).min(6))
+                        .min(BACKOFF_LAST);
+                    backoff.insert(branch.id.clone(), (failures, Instant::now() + delay));
+                    tracing::warn!(branch = %branch.branch, message, "reading the branch failed; retried with back-off");
+                }
+            }
+        }
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&branch.id);
+    }
+
+    /// Reads a branch from its last processed commit to its head, applying every commit in
+    /// order; several rounds when the history is long.
+    async fn read_branch(&self, branch: &SyncBranch) -> Result<(), String> {
+        let started = now_millis();
+        let mut since = branch.processed_commit.clone();
+        loop {
+            let read = self
+                .inbound
+                .fetch_changes(branch, since.as_deref(), COMMITS_PER_READ)
+                .await
+                .map_err(|f| format!("{}: {}", f.code, f.message))?;
+            match read {
+                SyncJobResult::BranchGone => {
+                    let reason = format!(
+                        "branch {:?} no longer exists in the repository; nothing was deleted in reposync. Re-create the branch, or disable sync",
+                        branch.branch
+                    );
+                    self.store
+                        .mark_branch_broken(&branch.id, &reason)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    tracing::warn!(branch = %branch.branch, "the synced branch was deleted");
+                    return Ok(());
+                }
+                SyncJobResult::Snapshot {
+                    head,
+                    files,
+                    since_lost,
+                } => {
+                    if since_lost {
+                        tracing::warn!(branch = %branch.branch, since = since.as_deref().unwrap_or("-"), "the branch's history was rewritten; reading it whole");
+                    }
+                    let commit = ReadCommit {
+                        commit: head,
+                        message: String::new(),
+                        author: String::new(),
+                        files: files
+                            .into_iter()
+                            .map(|f| ReadFile {
+                                change: ReadChange::Added,
+                                content: f.content.and_then(|c| STANDARD.decode(c).ok()),
+                                path: f.path,
+                            })
+                            .collect(),
+                        snapshot: true,
+                    };
+                    self.inbound.apply(branch, &commit).await?;
+                    break;
+                }
+                SyncJobResult::Commits {
+                    commits, complete, ..
+                } => {
+                    for read in commits {
+                        let commit = read_commit(read);
+                        self.inbound.apply(branch, &commit).await?;
+                        since = Some(commit.commit);
+                    }
+                    if complete {
+                        break;
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "the delegate answered a read with {}",
+                        serde_json::to_value(&other)
+                            .ok()
+                            .and_then(|v| v["status"].as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        self.store
+            .branch_read(&branch.id, started)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn read_commit(read: CommitRead) -> ReadCommit {
+    ReadCommit {
+        author: format!("{} <{}>", read.author_name, read.author_email),
+        files: read
+            .files
+            .into_iter()
+            .map(|f| ReadFile {
+                change: match (f.op.as_str(), f.from) {
+                    ("add", _) => ReadChange::Added,
+                    ("delete", _) => ReadChange::Deleted,
+                    ("rename", Some(from)) => ReadChange::Renamed { from },
+                    _ => ReadChange::Modified,
+                },
+                content: f.content.and_then(|c| STANDARD.decode(c).ok()),
+                path: f.path,
+            })
+            .collect(),
+        commit: read.commit,
+        message: read.message,
+        snapshot: false,
+    }
+}
