@@ -398,6 +398,9 @@ pub struct SyncErrorView {
     pub id: String,
     pub scope: String,
     pub attempt_id: Option<String>,
+    /// For an error from a commit read from Git: that commit.
+    #[serde(default)]
+    pub commit_id: Option<String>,
     pub path: Option<String>,
     pub code: String,
     pub message: String,

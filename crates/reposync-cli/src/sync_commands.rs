@@ -27,6 +27,13 @@ pub struct Scope {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ErrorsAction {
+    /// Mark an error as seen; it no longer shows. A later commit that fixes a file resolves
+    /// its error by itself.
+    Discard { id: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SyncCommand {
     /// Link the account or an application to a branch; every later change is committed there.
     Enable {
@@ -63,7 +70,10 @@ pub enum SyncCommand {
         limit: u32,
     },
     /// Sync errors that need a person, conflicts with both versions.
-    Errors,
+    Errors {
+        #[command(subcommand)]
+        action: Option<ErrorsAction>,
+    },
     /// Put a failed or conflicting changeset back in the outbox.
     Retry { id: String },
 }
@@ -106,7 +116,18 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
             }
             client.get(&["sync", "activity"], &query, wait).await?
         }
-        SyncCommand::Errors => client.get(&["sync", "errors"], &[], wait).await?,
+        SyncCommand::Errors { action: None } => client.get(&["sync", "errors"], &[], wait).await?,
+        SyncCommand::Errors {
+            action: Some(ErrorsAction::Discard { id }),
+        } => {
+            client
+                .call(
+                    Method::POST,
+                    &["sync", "errors", id, "discard"],
+                    &serde_json::json!({}),
+                )
+                .await?
+        }
         SyncCommand::Retry { id } => {
             client
                 .call(
@@ -209,7 +230,10 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 &rows,
             );
         }
-        SyncCommand::Errors => {
+        SyncCommand::Errors {
+            action: Some(ErrorsAction::Discard { id }),
+        } => println!("Sync error {id} discarded"),
+        SyncCommand::Errors { action: None } => {
             let errors: ListResponse<SyncErrorView> = decode(answer)?;
             if errors.items.is_empty() {
                 println!("No sync errors");
@@ -222,6 +246,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                     ("Path", e.path),
                     ("Message", Some(e.message)),
                     ("Attempt", e.attempt_id),
+                    ("Commit", e.commit_id),
                     ("At", Some(e.created_at)),
                 ]);
                 if let Some(ours) = e.ours {

@@ -379,11 +379,15 @@ fn eventually(what: &str, app: &common::TestApp, mut check: impl FnMut() -> bool
     }
 }
 
-fn round_trip(format: reposync_testkit::WebhookFormat) {
+/// A linked application, and an emulator that delivers every push to reposync in `format`.
+fn with_emulator(
+    format: reposync_testkit::WebhookFormat,
+) -> (Hooked, reposync_testkit::BitbucketEmulator) {
     use reposync_testkit::{BitbucketEmulator, WebhookTarget};
 
     let h = Hooked::new();
-    if format == reposync_testkit::WebhookFormat::PostWebhooks {
+    let signed = format != reposync_testkit::WebhookFormat::PostWebhooks;
+    if !signed {
         h.f.app
             .cli(&["connector", "webhook", "git", "--signature", "off"], None)
             .ok();
@@ -396,13 +400,17 @@ fn round_trip(format: reposync_testkit::WebhookFormat) {
         format!("{}/api/webhooks/git/{}", h.f.app.url, h.token),
         format,
     );
-    if format != reposync_testkit::WebhookFormat::PostWebhooks {
+    if signed {
         target = target.with_secret(h.secret.clone());
     }
     emulator
         .add_webhook(common::git_fixture::REPO, target)
         .expect("webhook");
+    (h, emulator)
+}
 
+fn round_trip(format: reposync_testkit::WebhookFormat) {
+    let (h, emulator) = with_emulator(format);
     // A push in Git shows up in reposync.
     let path = format!("{}/Workflows/from git.yaml", common::git_fixture::SHOP);
     let yaml = common::git_fixture::workflow("written in git");
@@ -465,4 +473,160 @@ fn a_server_push_round_trips_without_an_echo() {
 #[test]
 fn a_post_webhooks_push_round_trips_without_an_echo() {
     round_trip(reposync_testkit::WebhookFormat::PostWebhooks);
+}
+
+/// The application's files as reposync holds them: path → content.
+fn tree_of_shop(h: &Hooked) -> std::collections::BTreeMap<String, String> {
+    let dir = tempfile::tempdir().expect("dir");
+    h.f.app
+        .cli(
+            &[
+                "export",
+                dir.path().to_str().expect("utf-8"),
+                "--app",
+                "Shop",
+            ],
+            None,
+        )
+        .ok();
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path
+                    .strip_prefix(dir.path())
+                    .expect("relative")
+                    .to_string_lossy()
+                    .into_owned();
+                files.insert(relative, std::fs::read_to_string(&path).expect("read"));
+            }
+        }
+    }
+    files
+}
+
+fn open_errors(h: &Hooked) -> Vec<Value> {
+    h.f.app.cli(&["--json", "sync", "errors"], None).ok().json()["items"]
+        .as_array()
+        .expect("items")
+        .clone()
+}
+
+#[test]
+fn several_commits_apply_in_order_and_a_bad_file_fails_alone_until_fixed() {
+    use common::git_fixture::{REPO, SHOP, workflow};
+    let (h, emulator) = with_emulator(reposync_testkit::WebhookFormat::Cloud);
+    let at = |name: &str| format!("{SHOP}/Workflows/{name}.yaml");
+    let service = |name: &str| format!("{SHOP}/Services/{name}/Index.yaml");
+    let service_yaml = "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: KUBERNETES\n";
+
+    let start = h.f.head().expect("head");
+    // Several commits in one real push: add, modify, then a rename and a delete, each
+    // applied in order.
+    let root = &h.f.root;
+    let repo = root.repo_path(REPO).expect("repo");
+    let work = tempfile::tempdir().expect("work");
+    let checkout = work.path().join("checkout");
+    let git = |args: &[&str]| root.git().run(work.path(), args).expect("git");
+    git(&[
+        "clone",
+        "--quiet",
+        repo.to_str().expect("utf-8"),
+        checkout.to_str().expect("utf-8"),
+    ]);
+    let in_checkout = |args: &[&str]| root.git().run(&checkout, args).expect("git");
+    let write = |path: &str, text: &str| {
+        let file = checkout.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    };
+    write(&at("one"), &workflow("first"));
+    write(&service("api"), service_yaml);
+    in_checkout(&["add", "-A"]);
+    in_checkout(&["commit", "--quiet", "-m", "add"]);
+    write(&at("one"), &workflow("second"));
+    in_checkout(&["commit", "--quiet", "-am", "modify"]);
+    in_checkout(&["mv", &at("one"), &at("renamed")]);
+    in_checkout(&["rm", "--quiet", &service("cart")]);
+    in_checkout(&["commit", "--quiet", "-m", "rename one, delete cart"]);
+    in_checkout(&["push", "--quiet", "origin", "main"]);
+
+    eventually("the renamed workflow in reposync", &h.f.app, || {
+        tree_of_shop(&h).contains_key(&at("renamed"))
+    });
+    let files = tree_of_shop(&h);
+    assert!(
+        files[&at("renamed")].contains("second"),
+        "modified before the rename"
+    );
+    assert!(!files.contains_key(&at("one")), "the old name is gone");
+    assert!(files.contains_key(&service("api")));
+    assert!(!files.contains_key(&service("cart")), "deleted in Git");
+
+    // A commit with a bad file and a good one: the good one applies, the bad one is an error
+    // with its content; a workflow naming the bad service fails naming it.
+    let bad_service = "harnessApiVersion: '1.0'\ntype: [unclosed\n";
+    let depends =
+        "harnessApiVersion: '1.0'\ntype: BASIC\nphases:\n- type: KUBERNETES\n  serviceName: web\n";
+    let broken = emulator
+        .commit(
+            REPO,
+            "main",
+            &[
+                (&service("web"), bad_service),
+                (&at("uses web"), depends),
+                (&at("good"), &workflow("good")),
+            ],
+            "a bad service",
+        )
+        .expect("commit");
+    eventually("the good file applied", &h.f.app, || {
+        tree_of_shop(&h).contains_key(&at("good"))
+    });
+    let errors = open_errors(&h);
+    let bad = errors
+        .iter()
+        .find(|e| e["path"] == service("web").as_str())
+        .unwrap_or_else(|| panic!("an error for the bad file: {errors:#?}"));
+    assert_eq!(bad["code"], "invalid_file");
+    assert_eq!(bad["commit_id"], broken.as_str());
+    assert_eq!(bad["theirs"], bad_service);
+    let dependent = errors
+        .iter()
+        .find(|e| e["path"] == at("uses web").as_str())
+        .unwrap_or_else(|| panic!("an error for the dependent: {errors:#?}"));
+    assert_eq!(dependent["code"], "depends_on_failed");
+    assert!(
+        dependent["message"]
+            .as_str()
+            .expect("message")
+            .contains(&service("web")),
+        "{dependent}"
+    );
+    assert!(!tree_of_shop(&h).contains_key(&service("web")));
+
+    // A later commit fixes the file: both apply and the errors are resolved.
+    emulator
+        .commit(
+            REPO,
+            "main",
+            &[(&service("web"), service_yaml)],
+            "fix the service",
+        )
+        .expect("commit");
+    // The workflow did not change in that commit: it applies because what it depends on now
+    // does.
+    eventually("both fixed", &h.f.app, || {
+        let files = tree_of_shop(&h);
+        files.contains_key(&service("web")) && files.contains_key(&at("uses web"))
+    });
+    let errors = open_errors(&h);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // Nothing of this went back to Git as a commit of reposync's.
+    let log = h.f.git(&["log", "--format=%an", &format!("{start}..main")]);
+    assert!(!log.is_empty() && !log.contains("Sync Bot"), "{log}");
 }

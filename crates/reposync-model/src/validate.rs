@@ -203,7 +203,6 @@ fn check_parents(report: &mut TreeReport, elsewhere: &HashSet<String>) {
 /// not stop the files that do not depend on it.
 pub fn isolate_failures(report: &mut TreeReport, elsewhere: &HashSet<String>) {
     loop {
-        check_links(report, elsewhere);
         let mut failed: HashSet<String> = report.problems.iter().map(|p| p.path.clone()).collect();
         // Dependents of a failed file fail too, naming it, through chains of any length.
         loop {
@@ -227,11 +226,12 @@ pub fn isolate_failures(report: &mut TreeReport, elsewhere: &HashSet<String>) {
             failed.extend(more.iter().map(|p| p.path.clone()));
             report.problems.extend(more);
         }
-        let before = report.files.len();
         report.files.retain(|f| !failed.contains(&f.path));
-        // Dropping files may leave others pointing at nothing; check again until stable.
-        if report.files.len() == before {
-            report.problems.sort();
+        // What is left must resolve against itself and `elsewhere`; anything that does not
+        // fails in turn, and its dependents with it.
+        let before = report.problems.len();
+        check_links(report, elsewhere);
+        if report.problems.len() == before {
             report.problems.dedup();
             return;
         }

@@ -199,6 +199,21 @@ async fn apply_commit(
             }
         }
     }
+    // Deleting what reposync does not have is nothing to do.
+    deletes.retain(|p| existing.contains(p));
+    // Files that failed only because a file they depend on failed get another chance with
+    // every commit, as Git last had them: fixing the file they depend on fixes them too.
+    for error in store.open_sync_errors().await? {
+        if error.branch_id.as_deref() == Some(branch.id.as_str())
+            && error.code == "depends_on_failed"
+            && let (Some(path), Some(content)) = (error.path, error.theirs)
+            && !puts.iter().any(|(p, _)| *p == path)
+            && !deletes.contains(&path)
+        {
+            link_of.insert(path.clone(), error.link_id);
+            puts.push((path, content));
+        }
+    }
     // Files that did not change are not news (a snapshot holds every file).
     if commit.snapshot {
         let stored = store

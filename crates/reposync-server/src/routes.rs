@@ -60,6 +60,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/sync/status", get(sync::status))
         .route("/sync/activity", get(sync::activity))
         .route("/sync/errors", get(sync::errors))
+        .route("/sync/errors/{id}/discard", post(sync::discard_error))
         .route("/sync/changesets/{id}/retry", post(sync::retry))
         .route("/webhooks/deliveries", get(webhooks::deliveries))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

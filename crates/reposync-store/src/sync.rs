@@ -181,7 +181,11 @@ pub struct ConflictRecord {
 #[derive(Debug, Clone)]
 pub struct SyncErrorRecord {
     pub id: String,
-    pub link_id: String,
+    /// The link of the file's scope; none for a file of a scope without one (yet).
+    pub link_id: Option<String>,
+    /// For errors from reading Git: the branch and the commit.
+    pub branch_id: Option<String>,
+    pub commit_id: Option<String>,
     pub attempt_id: Option<String>,
     pub path: Option<String>,
     pub code: String,
@@ -960,10 +964,29 @@ impl Store {
         Ok(backlogs)
     }
 
+    /// Discards an open sync error: a person has seen it. A conflict's changesets stay as
+    /// they are; `sync retry` is what pushes them again.
+    pub async fn discard_sync_error(&self, id: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE sync_errors SET resolved_at = $1, resolution = 'discarded' WHERE id = $2 AND resolved_at IS NULL",
+        )
+        .bind(now_millis())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "open sync error",
+                name: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Sync errors not yet resolved, oldest first.
     pub async fn open_sync_errors(&self) -> Result<Vec<SyncErrorRecord>, StoreError> {
         sqlx::query(
-            "SELECT id, link_id, attempt_id, path, code, message, ours, theirs, created_at FROM sync_errors WHERE resolved_at IS NULL ORDER BY created_at, id",
+            "SELECT id, link_id, branch_id, commit_id, attempt_id, path, code, message, ours, theirs, created_at FROM sync_errors WHERE resolved_at IS NULL ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?
@@ -972,6 +995,8 @@ impl Store {
             Ok(SyncErrorRecord {
                 id: r.try_get("id")?,
                 link_id: r.try_get("link_id")?,
+                branch_id: r.try_get("branch_id")?,
+                commit_id: r.try_get("commit_id")?,
                 attempt_id: r.try_get("attempt_id")?,
                 path: r.try_get("path")?,
                 code: r.try_get("code")?,

@@ -23,8 +23,8 @@ use reposync_sync::differences;
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::handlers::ApiJson;
 use crate::handlers::tree::{TreeEdit, applied_or_error, apply_edit};
+use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
 use crate::sync::{check_connections, scope_name, scope_prefix, target};
 use crate::views::timestamp;
@@ -604,7 +604,13 @@ pub async fn errors(
         .await?
         .into_iter()
         .map(|e| SyncErrorView {
-            scope: scopes.get(&e.link_id).cloned().unwrap_or_default(),
+            scope: match (&e.link_id, e.path.as_deref()) {
+                (Some(link), _) => scopes.get(link).cloned().unwrap_or_default(),
+                // A file of a scope that has no link (yet): name the scope it would be.
+                (None, Some(path)) => scope_name(app_of_path(path)),
+                (None, None) => String::new(),
+            },
+            commit_id: e.commit_id,
             id: e.id,
             attempt_id: e.attempt_id,
             path: e.path,
@@ -616,6 +622,16 @@ pub async fn errors(
         })
         .collect();
     Ok(Json(ListResponse { items }))
+}
+
+/// Discards an open sync error.
+pub async fn discard_error(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Deleted>, AppError> {
+    state.store.discard_sync_error(&id).await?;
+    tracing::info!(error = %id, "discarded sync error");
+    Ok(Json(Deleted::new(&id)))
 }
 
 /// Puts a failed or conflicting changeset back in the outbox.
