@@ -61,6 +61,8 @@ pub enum SyncJob {
         prefix: String,
         max_commits: usize,
     },
+    /// Only where the branch points now (`git ls-remote`), for the poller: cheap, no fetch.
+    ReadHead,
 }
 
 /// A file's content as base64, or `None` for a deleted file.
@@ -93,6 +95,8 @@ pub enum SyncJobResult {
     },
     /// The branch does not exist.
     BranchGone,
+    /// Where the branch points, if it exists.
+    Head { head: Option<String> },
     /// The commits after `since`, oldest first. `complete` is false when more remain after
     /// the last one: ask again from there.
     Commits {

@@ -29,6 +29,15 @@ pub struct ServeArgs {
     /// Largest accepted webhook delivery body, in bytes; larger ones get 413.
     #[arg(long, env = "REPOSYNC_MAX_WEBHOOK_BYTES", default_value_t = 1024 * 1024)]
     max_webhook_bytes: usize,
+    /// Seconds between polls of every synced branch, which catch pushes whose webhook was
+    /// missed; 0 turns polling off.
+    #[arg(
+        long,
+        env = "REPOSYNC_POLL_INTERVAL",
+        default_value_t = 300,
+        value_name = "SECONDS"
+    )]
+    poll_interval: u64,
 }
 
 pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
@@ -51,6 +60,7 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
     config.builtin_delegate_selectors = selectors;
     config.max_body_bytes = args.max_body_bytes;
     config.max_webhook_bytes = args.max_webhook_bytes;
+    config.poll_interval = std::time::Duration::from_secs(args.poll_interval);
     config.hostname = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

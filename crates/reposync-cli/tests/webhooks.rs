@@ -18,7 +18,11 @@ struct Hooked {
 
 impl Hooked {
     fn new() -> Hooked {
-        let f = Fixture::https(&[("README.md", "x\n")]);
+        Hooked::with_server_args(&[])
+    }
+
+    fn with_server_args(serve_args: &[&str]) -> Hooked {
+        let f = Fixture::https_with(&[("README.md", "x\n")], serve_args);
         f.app
             .cli(
                 &["connector", "update", "git", "--generate-webhook-url"],
@@ -383,9 +387,16 @@ fn eventually(what: &str, app: &common::TestApp, mut check: impl FnMut() -> bool
 fn with_emulator(
     format: reposync_testkit::WebhookFormat,
 ) -> (Hooked, reposync_testkit::BitbucketEmulator) {
+    with_emulator_and(format, &[])
+}
+
+fn with_emulator_and(
+    format: reposync_testkit::WebhookFormat,
+    serve_args: &[&str],
+) -> (Hooked, reposync_testkit::BitbucketEmulator) {
     use reposync_testkit::{BitbucketEmulator, WebhookTarget};
 
-    let h = Hooked::new();
+    let h = Hooked::with_server_args(serve_args);
     let signed = format != reposync_testkit::WebhookFormat::PostWebhooks;
     if !signed {
         h.f.app
@@ -629,4 +640,130 @@ fn several_commits_apply_in_order_and_a_bad_file_fails_alone_until_fixed() {
     // Nothing of this went back to Git as a commit of reposync's.
     let log = h.f.git(&["log", "--format=%an", &format!("{start}..main")]);
     assert!(!log.is_empty() && !log.contains("Sync Bot"), "{log}");
+}
+
+#[test]
+fn duplicates_tags_and_other_branches_change_nothing_and_say_why() {
+    use common::git_fixture::{REPO, SHOP, workflow};
+    let (h, emulator) = with_emulator(reposync_testkit::WebhookFormat::Cloud);
+    let path = format!("{SHOP}/Workflows/once.yaml");
+    emulator
+        .commit(
+            REPO,
+            "main",
+            &[(path.as_str(), workflow("once").as_str())],
+            "once",
+        )
+        .expect("commit");
+    eventually("applied", &h.f.app, || {
+        h.f.app.cli(&["get", &path], None).code == 0
+    });
+    h.f.rt
+        .block_on(emulator.wait_idle(std::time::Duration::from_secs(10)))
+        .expect("idle");
+
+    // The same delivery again: recorded as a duplicate, applied once.
+    let last = emulator.deliveries().len() - 1;
+    let status =
+        h.f.rt
+            .block_on(emulator.redeliver(last))
+            .expect("redeliver");
+    assert_eq!(status, 202);
+    // A tag and another branch.
+    let head = h.f.head().expect("head");
+    h.f.git(&["tag", "v1", &head]);
+    emulator
+        .record_ref_update(REPO, "refs/tags/v1", None, Some(&head), false)
+        .expect("tag push");
+    emulator
+        .commit(
+            REPO,
+            "feature",
+            &[(path.as_str(), workflow("on a feature branch").as_str())],
+            "elsewhere",
+        )
+        .expect("feature push");
+    h.f.rt
+        .block_on(emulator.wait_idle(std::time::Duration::from_secs(10)))
+        .expect("idle");
+    let log = h.deliveries();
+    let reasons: Vec<String> = log
+        .iter()
+        .take(3)
+        .map(|d| format!("{} {}", d["outcome"], d["reason"]))
+        .collect();
+    assert!(
+        reasons[0].contains("ignored") && reasons[0].contains("refs/heads/feature"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("ignored") && reasons[1].contains("refs/tags/v1 is a tag"),
+        "{reasons:?}"
+    );
+    assert!(reasons[2].contains("duplicate"), "{reasons:?}");
+    let shown = h.f.app.cli(&["get", &path], None).ok().stdout.clone();
+    assert!(shown.contains("description: once"), "{shown}");
+}
+
+#[test]
+fn a_missed_webhook_is_caught_by_polling() {
+    use common::git_fixture::{REPO, SHOP, workflow};
+    let (h, emulator) = with_emulator_and(
+        reposync_testkit::WebhookFormat::ServerNative,
+        &["--poll-interval", "1"],
+    );
+    emulator.pause(true);
+    let path = format!("{SHOP}/Workflows/unannounced.yaml");
+    emulator
+        .commit(
+            REPO,
+            "main",
+            &[(path.as_str(), workflow("no webhook").as_str())],
+            "quiet",
+        )
+        .expect("commit");
+    eventually("found by polling", &h.f.app, || {
+        h.f.app.cli(&["get", &path], None).code == 0
+    });
+    assert!(
+        h.deliveries().is_empty(),
+        "no webhook delivery told reposync: {:?}",
+        h.deliveries()
+    );
+    assert!(
+        h.f.app
+            .server_log()
+            .contains("polling found a head no webhook announced")
+    );
+}
+
+#[test]
+fn a_deleted_branch_marks_the_link_broken_and_deletes_nothing() {
+    use common::git_fixture::{REPO, SHOP};
+    let (h, emulator) = with_emulator(reposync_testkit::WebhookFormat::ServerNative);
+    let before = tree_of_shop(&h);
+    let head = h.f.head().expect("head");
+    h.f.git(&["update-ref", "-d", "refs/heads/main"]);
+    emulator
+        .record_ref_update(REPO, "refs/heads/main", Some(&head), None, false)
+        .expect("deletion");
+    eventually("a branch_deleted error", &h.f.app, || {
+        open_errors(&h)
+            .iter()
+            .any(|e| e["code"] == "branch_deleted")
+    });
+    let error = open_errors(&h)
+        .into_iter()
+        .find(|e| e["code"] == "branch_deleted")
+        .expect("error");
+    assert_eq!(error["scope"], "app:Shop", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("message")
+            .contains("\"main\""),
+        "{error}"
+    );
+    assert_eq!(tree_of_shop(&h), before, "nothing deleted");
+    assert!(before.contains_key(&format!("{SHOP}/Index.yaml")));
 }

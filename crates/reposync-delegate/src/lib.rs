@@ -209,6 +209,14 @@ impl Agent {
                     .await
                     .map(job_result)
             }
+            SyncJob::ReadHead => {
+                runner
+                    .ls_remote_heads(&remote)
+                    .await
+                    .map(|heads| SyncJobResult::Head {
+                        head: heads.branch_commit(&spec.target.branch).map(str::to_owned),
+                    })
+            }
             SyncJob::FetchChanges {
                 since,
                 prefix,

@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub max_import_bytes: usize,
     /// Largest accepted webhook delivery body.
     pub max_webhook_bytes: usize,
+    /// How often every synced branch is polled for a head no webhook announced; zero turns
+    /// polling off.
+    pub poll_interval: std::time::Duration,
     /// This machine's host name, a selector of the built-in delegate.
     pub hostname: Option<String>,
 }
@@ -67,6 +70,7 @@ impl ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 256 * 1024 * 1024,
             max_webhook_bytes: 1024 * 1024,
+            poll_interval: std::time::Duration::from_secs(5 * 60),
             hostname: None,
         }
     }

@@ -43,6 +43,47 @@ impl Inbound for HubInbound {
         since: Option<&str>,
         max_commits: usize,
     ) -> Result<SyncJobResult, DispatchFailure> {
+        let job = SyncJob::FetchChanges {
+            since: since.map(str::to_owned),
+            prefix: "Setup/".into(),
+            max_commits,
+        };
+        self.run(branch, job).await
+    }
+
+    async fn read_head(&self, branch: &SyncBranch) -> Result<Option<String>, DispatchFailure> {
+        match self.run(branch, SyncJob::ReadHead).await? {
+            SyncJobResult::Head { head } => Ok(head),
+            _ => Err(DispatchFailure {
+                code: "invalid_task".into(),
+                message: "the delegate answered a head check with something else".into(),
+            }),
+        }
+    }
+
+    async fn apply(&self, branch: &SyncBranch, commit: &ReadCommit) -> Result<(), String> {
+        // reposync's own changes can land between planning and applying; the store then
+        // refuses and the commit is planned again against them.
+        for _ in 0..3 {
+            match apply_commit(&self.state, branch, commit).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                other => return other.map_err(|e| e.to_string()),
+            }
+        }
+        Err(format!(
+            "commit {} kept meeting new changes made in reposync; it will be read again",
+            commit.commit
+        ))
+    }
+}
+
+impl HubInbound {
+    /// Runs a sync job on the branch's clone, on a delegate its connector may use.
+    async fn run(
+        &self,
+        branch: &SyncBranch,
+        job: SyncJob,
+    ) -> Result<SyncJobResult, DispatchFailure> {
         let connector = self
             .state
             .store
@@ -59,27 +100,7 @@ impl Inbound for HubInbound {
                     message: e.to_string(),
                 }
             })?;
-        let job = SyncJob::FetchChanges {
-            since: since.map(str::to_owned),
-            prefix: "Setup/".into(),
-            max_commits,
-        };
         self.state.tasks.run_sync_job(&connector, target, job).await
-    }
-
-    async fn apply(&self, branch: &SyncBranch, commit: &ReadCommit) -> Result<(), String> {
-        // reposync's own changes can land between planning and applying; the store then
-        // refuses and the commit is planned again against them.
-        for _ in 0..3 {
-            match apply_commit(&self.state, branch, commit).await {
-                Err(StoreError::Conflict { .. }) => continue,
-                other => return other.map_err(|e| e.to_string()),
-            }
-        }
-        Err(format!(
-            "commit {} kept meeting new changes made in reposync; it will be read again",
-            commit.commit
-        ))
     }
 }
 

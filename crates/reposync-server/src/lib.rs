@@ -69,12 +69,15 @@ pub async fn serve(
     }
     {
         // Git -> reposync: branches whose head a webhook (or the poller) announced.
-        let inbox = std::sync::Arc::new(reposync_sync::Inbox::new(
-            state.store.clone(),
-            std::sync::Arc::new(inbound::HubInbound {
-                state: state.clone(),
-            }),
-        ));
+        let inbox = std::sync::Arc::new(
+            reposync_sync::Inbox::new(
+                state.store.clone(),
+                std::sync::Arc::new(inbound::HubInbound {
+                    state: state.clone(),
+                }),
+            )
+            .poll_every(Some(state.config.poll_interval)),
+        );
         let mut stop = stop_rx.clone();
         background.push(tokio::spawn(async move {
             inbox

@@ -524,6 +524,57 @@ impl Store {
         Ok(())
     }
 
+    /// Live branches not polled since `before` (milliseconds), least recently polled first.
+    pub async fn branches_to_poll(&self, before: i64) -> Result<Vec<SyncBranch>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {BRANCH_COLUMNS} FROM sync_branches b WHERE COALESCE(polled_at, 0) <= $1 AND EXISTS (
+                 SELECT 1 FROM sync_links l WHERE l.enabled = 1 AND l.connector_id = b.connector_id
+                 AND COALESCE(l.repo, '') = b.repo AND l.branch = b.branch)
+             ORDER BY COALESCE(polled_at, 0), id"
+        ))
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(branch_from_row)
+        .collect()
+    }
+
+    /// Records a poll of a branch: when, and the head it found. A head that is not the one
+    /// processed (or already queued) is queued, as a webhook would have; so is a branch that
+    /// is gone. Returns whether something was queued.
+    pub async fn record_poll(
+        &self,
+        branch_id: &str,
+        head: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE sync_branches SET polled_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(branch_id)
+            .execute(&mut *tx)
+            .await?;
+        let wanted = head.unwrap_or_default();
+        let queued = sqlx::query(
+            "UPDATE sync_branches SET wanted_commit = $1, wanted_at = $2, updated_at = $2
+             WHERE id = $3 AND (broken IS NULL OR $1 <> '') AND COALESCE(processed_commit, '') <> $1
+                 AND COALESCE(wanted_commit, '-') <> $1",
+        )
+        .bind(wanted)
+        .bind(now)
+        .bind(branch_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        tx.commit().await?;
+        if queued {
+            self.inbox_changed();
+        }
+        Ok(queued)
+    }
+
     /// Branches with a queued head, oldest request first.
     pub async fn wanted_branches(&self) -> Result<Vec<SyncBranch>, StoreError> {
         sqlx::query(&format!(

@@ -76,12 +76,18 @@ pub trait Inbound: Send + Sync {
     /// Applies one commit to the tree and records it (its errors, the branch's position) in
     /// the same transaction.
     async fn apply(&self, branch: &SyncBranch, commit: &ReadCommit) -> Result<(), String>;
+
+    /// Where the branch points now (`git ls-remote` on a delegate), for the poller.
+    async fn read_head(&self, branch: &SyncBranch) -> Result<Option<String>, DispatchFailure>;
 }
 
 /// The Git → reposync worker.
 pub struct Inbox {
     store: Store,
     inbound: Arc<dyn Inbound>,
+    /// How often each branch is polled, so that a missed webhook is never a lost change;
+    /// `None` turns polling off.
+    poll_every: Option<Duration>,
     backoff: Mutex<HashMap<String, (u32, Instant)>>,
     busy: Arc<Mutex<HashSet<String>>>,
 }
@@ -97,9 +103,17 @@ impl Inbox {
         Inbox {
             store,
             inbound,
+            poll_every: None,
             backoff: Mutex::new(HashMap::new()),
             busy: Arc::default(),
         }
+    }
+
+    /// Polls every branch this often (`ls-remote` through a delegate), and reads it when its
+    /// head moved without a webhook saying so.
+    pub fn poll_every(mut self, interval: Option<Duration>) -> Inbox {
+        self.poll_every = interval.filter(|i| !i.is_zero());
+        self
     }
 
     /// Works until `shutdown` resolves: wakes when a head is queued (and every second, for
@@ -131,6 +145,10 @@ impl Inbox {
                     signal.notify_one();
                 });
             }
+            for branch in self.due_polls().await {
+                let inbox = Arc::clone(&self);
+                reads.spawn(async move { inbox.poll(&branch).await });
+            }
         }
         reads.abort_all();
     }
@@ -142,6 +160,50 @@ impl Inbox {
             self.read_and_release(branch).await;
         }
         Ok(ready.len())
+    }
+
+    /// Branches whose poll is due and not already running.
+    async fn due_polls(&self) -> Vec<SyncBranch> {
+        let Some(interval) = self.poll_every else {
+            return Vec::new();
+        };
+        let before = now_millis() - i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let due = match self.store.branches_to_poll(before).await {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the branches to poll");
+                return Vec::new();
+            }
+        };
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        due.into_iter()
+            .filter(|b| busy.insert(format!("poll:{}", b.id)))
+            .collect()
+    }
+
+    /// Asks where a branch points, and queues a read if it moved.
+    pub async fn poll(&self, branch: &SyncBranch) {
+        match self.inbound.read_head(branch).await {
+            Ok(head) => match self.store.record_poll(&branch.id, head.as_deref()).await {
+                Ok(true) => {
+                    tracing::info!(branch = %branch.branch, head = head.as_deref().unwrap_or("none"), "polling found a head no webhook announced");
+                }
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "cannot record a poll"),
+            },
+            Err(failure) => {
+                // Counted as a poll all the same, so a broken remote is not asked every second.
+                let _ = self
+                    .store
+                    .record_poll(&branch.id, branch.processed_commit.as_deref())
+                    .await;
+                tracing::warn!(branch = %branch.branch, code = %failure.code, message = %failure.message, "polling the branch failed");
+            }
+        }
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&format!("poll:{}", branch.id));
     }
 
     async fn ready_branches(&self) -> Result<Vec<SyncBranch>, StoreError> {

@@ -272,6 +272,7 @@ impl Outbox {
             Ok(
                 SyncJobResult::Branch { .. }
                 | SyncJobResult::BranchGone
+                | SyncJobResult::Head { .. }
                 | SyncJobResult::Commits { .. }
                 | SyncJobResult::Snapshot { .. },
             ) => AttemptEnd::Failed {

@@ -33,6 +33,11 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn https(initial_files: &[(&str, &str)]) -> Fixture {
+        Fixture::https_with(initial_files, &[])
+    }
+
+    /// The same, with extra `serve` arguments.
+    pub fn https_with(initial_files: &[(&str, &str)], serve_args: &[&str]) -> Fixture {
         let rt = runtime();
         let root = RepoRoot::new().expect("repo root");
         root.create_repo(REPO, "main", initial_files).expect("repo");
@@ -40,7 +45,7 @@ impl Fixture {
         let server = rt
             .block_on(GitHttpsServer::start(&root, &ca, USER, TOKEN))
             .expect("https server");
-        let app = TestApp::spawn();
+        let app = TestApp::spawn_with(serve_args);
         let ca_file = app.dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca.cert_pem()).expect("ca file");
         app.cli(
