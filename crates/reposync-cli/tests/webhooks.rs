@@ -767,3 +767,176 @@ fn a_deleted_branch_marks_the_link_broken_and_deletes_nothing() {
     assert_eq!(tree_of_shop(&h), before, "nothing deleted");
     assert!(before.contains_key(&format!("{SHOP}/Index.yaml")));
 }
+
+#[test]
+fn a_change_reposync_has_not_pushed_wins_over_git_and_git_s_version_is_kept() {
+    use common::git_fixture::{REPO, SHOP, workflow};
+    let (h, emulator) = with_emulator(reposync_testkit::WebhookFormat::Cloud);
+    let path = format!("{SHOP}/Workflows/contested.yaml");
+    h.f.put(&path, &workflow("first"));
+    let base = h.f.wait_pushed();
+    h.f.rt
+        .block_on(emulator.wait_idle(std::time::Duration::from_secs(10)))
+        .expect("idle");
+
+    // Git changes the file without a webhook reaching reposync yet…
+    emulator.pause(true);
+    let git_version = workflow("edited in git");
+    let theirs =
+        h.f.root
+            .commit(
+                REPO,
+                "main",
+                &[(path.as_str(), git_version.as_str())],
+                "edit in git",
+            )
+            .expect("commit");
+    // …while reposync changes it too. Whichever side reads the other first (the push meets
+    // Git's commit, or Git's commit is read before the push), the outcome is the same.
+    h.f.put(&path, &workflow("edited in reposync"));
+
+    // The webhook arrives: Git's commit is read, reposync's change wins and is pushed on top
+    // of it (never over it: Git's commit stays in the history), and Git's version is kept in
+    // a sync error.
+    emulator.pause(false);
+    emulator
+        .record_ref_update(REPO, "refs/heads/main", Some(&base), Some(&theirs), false)
+        .expect("announce");
+    eventually("reposync's version pushed", &h.f.app, || {
+        h.f.root
+            .read_file(REPO, "main", &path)
+            .is_ok_and(|t| t.contains("edited in reposync"))
+    });
+    h.f.git(&["merge-base", "--is-ancestor", &theirs, "main"]);
+    let overridden = open_errors(&h)
+        .into_iter()
+        .find(|e| e["code"] == "overridden")
+        .expect("an overridden error");
+    assert_eq!(overridden["path"], path.as_str());
+    assert_eq!(overridden["commit_id"], theirs.as_str());
+    assert_eq!(overridden["theirs"], git_version.as_str());
+    assert!(
+        overridden["ours"]
+            .as_str()
+            .expect("ours")
+            .contains("edited in reposync")
+    );
+    let shown = h.f.app.cli(&["get", &path], None).ok().stdout.clone();
+    assert!(shown.contains("edited in reposync"), "{shown}");
+    // The error can be discarded once read.
+    let id = overridden["id"].as_str().expect("id");
+    h.f.app.cli(&["sync", "errors", "discard", id], None).ok();
+    assert!(!open_errors(&h).iter().any(|e| e["id"] == id));
+}
+
+#[test]
+fn a_new_application_folder_in_git_creates_the_application_linked_to_the_branch() {
+    use common::git_fixture::{REPO, workflow};
+    let (h, emulator) = with_emulator(reposync_testkit::WebhookFormat::ServerNative);
+    let billing = "Setup/Applications/Billing";
+    emulator
+        .commit(
+            REPO,
+            "main",
+            &[
+                (
+                    &format!("{billing}/Index.yaml"),
+                    "harnessApiVersion: '1.0'\ntype: APPLICATION\ndescription: copied from a template\n",
+                ),
+                (
+                    &format!("{billing}/Services/invoices/Index.yaml"),
+                    "harnessApiVersion: '1.0'\ntype: SERVICE\n",
+                ),
+            ],
+            "Onboard Billing from the template",
+        )
+        .expect("commit");
+    eventually("Billing in reposync", &h.f.app, || {
+        h.f.app.cli(&["app", "show", "Billing"], None).code == 0
+    });
+    let status = h.f.app.cli(&["--json", "sync", "status"], None).ok().json();
+    let link = status["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|l| l["scope"] == "app:Billing")
+        .unwrap_or_else(|| panic!("Billing is linked: {status}"))
+        .clone();
+    assert_eq!(link["branch"], "main");
+    assert_eq!(link["connector"], "git");
+    // A change made in reposync to the new application goes to the same branch.
+    let path = format!("{billing}/Workflows/charge.yaml");
+    h.f.put(
+        &path,
+        &workflow("charge").replace("serviceName: cart", "serviceName: invoices"),
+    );
+    h.f.wait_pushed();
+    assert!(
+        h.f.root
+            .read_file(REPO, "main", &path)
+            .expect("pushed")
+            .contains("charge")
+    );
+}
+
+#[test]
+fn a_source_repo_provider_changed_in_git_updates_the_connector_unless_it_breaks_the_link() {
+    use common::git_fixture::REPO;
+    let (h, emulator) = with_emulator(reposync_testkit::WebhookFormat::Cloud);
+    h.f.app
+        .cli(&["sync", "enable", "--account", "--connector", "git"], None)
+        .ok();
+    h.f.wait_pushed();
+    let provider = "Setup/Source Repo Providers/git.yaml";
+    let file = h.f.root.read_file(REPO, "main", provider).expect("pushed") + "\n";
+    assert!(file.contains("authorName: Sync Bot"), "{file}");
+
+    emulator
+        .commit(
+            REPO,
+            "main",
+            &[(
+                provider,
+                &file.replace("authorName: Sync Bot", "authorName: Git Bot"),
+            )],
+            "rename the author",
+        )
+        .expect("commit");
+    eventually("the connector updated", &h.f.app, || {
+        h.f.app
+            .cli(&["--json", "connector", "show", "git"], None)
+            .ok()
+            .json()["author_name"]
+            == "Git Bot"
+    });
+
+    // Pointing the connector elsewhere would cut the link it came through: refused.
+    let url = h.f.server.repo_url(REPO);
+    let moved = file
+        .replace("authorName: Sync Bot", "authorName: Git Bot")
+        .replace(&url, &h.f.server.repo_url("acme/elsewhere.git"));
+    assert_ne!(moved, file, "the URL is in the file");
+    emulator
+        .commit(REPO, "main", &[(provider, &moved)], "move the connector")
+        .expect("commit");
+    eventually("a sync error for the provider file", &h.f.app, || {
+        open_errors(&h).iter().any(|e| e["path"] == provider)
+    });
+    let error = open_errors(&h)
+        .into_iter()
+        .find(|e| e["path"] == provider)
+        .expect("error");
+    assert!(
+        error["message"]
+            .as_str()
+            .expect("message")
+            .contains("would break the sync link"),
+        "{error}"
+    );
+    let shown =
+        h.f.app
+            .cli(&["--json", "connector", "show", "git"], None)
+            .ok()
+            .json();
+    assert_eq!(shown["url"], url.as_str(), "unchanged: {shown}");
+}

@@ -331,7 +331,8 @@ impl Store {
             // A head already processed, queued, or read as a commit of the branch is not news.
             let known = sqlx::query(
                 "SELECT 1 FROM sync_branches b WHERE b.id = $1 AND (b.processed_commit = $2 OR b.wanted_commit = $2
-                     OR EXISTS (SELECT 1 FROM inbound_commits c WHERE c.branch_id = b.id AND c.commit_id = $2))",
+                     OR EXISTS (SELECT 1 FROM inbound_commits c WHERE c.branch_id = b.id AND c.commit_id = $2)
+                     OR ($2 <> '' AND EXISTS (SELECT 1 FROM announced_heads a WHERE a.branch_id = b.id AND a.commit_id = $2)))",
             )
             .bind(&head.branch_id)
             .bind(&commit)
@@ -348,6 +349,18 @@ impl Store {
             .bind(&head.branch_id)
             .execute(&mut **tx)
             .await?;
+            // A deletion is not remembered: the branch may come back and go again.
+            if !commit.is_empty() {
+                sqlx::query(
+                    "INSERT INTO announced_heads (branch_id, commit_id, announced_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (branch_id, commit_id) DO NOTHING",
+                )
+                .bind(&head.branch_id)
+                .bind(&commit)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            }
             queued += 1;
         }
         Ok(if queued == 0 {

@@ -652,6 +652,55 @@ impl Store {
                 name: attempt_id.to_owned(),
             })?;
         let link_id: String = row.try_get("link_id")?;
+        // A conflict with commits the Git -> reposync side has already read is settled: Git's
+        // versions of our files were kept as `overridden` errors there, so reposync's change
+        // goes out again on top of them.
+        let settled = match end {
+            AttemptEnd::Conflict { head, .. } => {
+                let processed: Option<String> = sqlx::query(
+                    "SELECT b.processed_commit AS processed FROM sync_links l JOIN sync_branches b
+                         ON l.connector_id = b.connector_id AND COALESCE(l.repo, '') = b.repo AND l.branch = b.branch
+                     WHERE l.id = $1",
+                )
+                .bind(&link_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("processed"))
+                .transpose()?
+                .flatten();
+                processed.as_deref() == Some(head.as_str())
+            }
+            _ => false,
+        };
+        if settled && let AttemptEnd::Conflict { head, .. } = end {
+            let message = format!(
+                "the remote moved to {head}, whose commits were already read from Git; pushing again on top of them"
+            );
+            sqlx::query(
+                "UPDATE commit_attempts SET status = 'conflict', error = $1, finished_at = $2 WHERE id = $3",
+            )
+            .bind(&message)
+            .bind(now)
+            .bind(attempt_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE changesets SET status = 'waiting', attempt_id = NULL, updated_at = $1 WHERE attempt_id = $2 AND status = 'pushing'",
+            )
+            .bind(now)
+            .bind(attempt_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE sync_links SET base_commit = $1, updated_at = $2 WHERE id = $3")
+                .bind(head)
+                .bind(now)
+                .bind(&link_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            self.outbox_changed();
+            return Ok(());
+        }
         let (attempt_status, changeset_status, commit, error) = match end {
             AttemptEnd::Pushed { commit, nothing } => (
                 if *nothing { "nothing" } else { "pushed" },

@@ -43,6 +43,15 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_by_delivery_id ON webhook_deliveries (connector_id, delivery_id);
 CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (received_at);
 
+-- Every head announced for a branch (by a webhook or the poller): a retried or doubled
+-- delivery of the same head is a duplicate even after the head was read.
+CREATE TABLE announced_heads (
+    branch_id     TEXT NOT NULL REFERENCES sync_branches (id),
+    commit_id     TEXT NOT NULL,
+    announced_at  INTEGER NOT NULL,
+    PRIMARY KEY (branch_id, commit_id)
+);
+
 -- Every commit read from a branch, and what became of it.
 CREATE TABLE inbound_commits (
     id          TEXT PRIMARY KEY,
