@@ -121,6 +121,7 @@ async fn apply_commit(
     branch: &SyncBranch,
     commit: &ReadCommit,
 ) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
     let store = &state.store;
     let mut record = InboundCommit {
         branch_id: branch.id.clone(),
@@ -342,6 +343,7 @@ async fn apply_commit(
         applied = outcomes.len(),
         errors = record.errors.len(),
         new_apps = record.new_apps.len(),
+        apply_ms = started.elapsed().as_millis(),
         "applied a commit from Git"
     );
     Ok(())

@@ -248,11 +248,22 @@ impl Inbox {
         let started = now_millis();
         let mut since = branch.processed_commit.clone();
         loop {
+            let fetch_started = std::time::Instant::now();
             let read = self
                 .inbound
                 .fetch_changes(branch, since.as_deref(), COMMITS_PER_READ)
                 .await
                 .map_err(|f| format!("{}: {}", f.code, f.message))?;
+            let fetch_ms = fetch_started.elapsed().as_millis();
+            match &read {
+                SyncJobResult::Commits { head, commits, .. } => {
+                    tracing::info!(branch = %branch.branch, head = %head, commits = commits.len(), fetch_ms, "read the branch");
+                }
+                SyncJobResult::Snapshot { head, files, .. } => {
+                    tracing::info!(branch = %branch.branch, head = %head, files = files.len(), fetch_ms, "read the branch whole");
+                }
+                _ => {}
+            }
             match read {
                 SyncJobResult::BranchGone => {
                     let reason = format!(
