@@ -120,8 +120,12 @@ fn main() {
                         .send()
                         .await
                         .unwrap();
-                    if response.status().as_u16() == 202 {
+                    let status = response.status().as_u16();
+                    if status == 202 {
                         ok += 1;
+                    } else {
+                        let text = response.text().await.unwrap_or_default();
+                        eprintln!("delivery {n}: {status} {text}");
                     }
                 }
                 ok
@@ -230,7 +234,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let total_time = started.elapsed();
-    let log = f.app.server_log();
+    let log = strip_ansi(&f.app.server_log());
     let apply_ms = log
         .lines()
         .filter(|l| l.contains("applied a commit from Git") && l.contains(&new))
@@ -256,4 +260,22 @@ fn main() {
         "server peak resident memory (VmHWM)      {:.1} MiB",
         vm_hwm_kib(f.app.pid()) as f64 / 1024.0
     );
+}
+
+/// The log without terminal colour codes, should the server write any.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -13,6 +13,10 @@ use tokio::time::Instant;
 
 use crate::outbox::DispatchFailure;
 
+/// A burst of announced heads is gathered until it has been quiet this long…
+const QUIET: Duration = Duration::from_millis(5);
+/// …or for at most this long.
+const MAX_GATHER: Duration = Duration::from_millis(100);
 /// How many commits one read returns at most; a longer history is read in several rounds.
 const COMMITS_PER_READ: usize = 200;
 /// Back-off after a read or apply that failed: doubles from the first to the last.
@@ -125,7 +129,14 @@ impl Inbox {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                () = signal.notified() => {}
+                () = signal.notified() => {
+                    // A burst of deliveries for one branch is read once: wait until it has
+                    // been quiet briefly (bounded, so a steady stream is still read).
+                    let started = Instant::now();
+                    while started.elapsed() < MAX_GATHER
+                        && tokio::time::timeout(QUIET, signal.notified()).await.is_ok()
+                    {}
+                }
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 Some(_) = reads.join_next(), if !reads.is_empty() => {}
             }
