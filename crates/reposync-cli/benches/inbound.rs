@@ -97,7 +97,7 @@ fn main() {
     let head = f.head().unwrap();
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..total)
-            .map(|n| cloud_push(&head, &format!("{n:040x}")))
+            .map(|n| cloud_push(&head, &format!("{:040x}", n + 1)))
             .collect(),
     );
     let started = Instant::now();

@@ -2,13 +2,13 @@ use reposync_model::connector_yaml;
 use reposync_model::yaml::{Limits, parse};
 use reposync_model::{Credentials, EntityName, GitConnector, SecretName};
 use reposync_secrets::{SealedValue, open, seal};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 use zeroize::Zeroizing;
 
 use crate::entities::EntityChange;
 use crate::secrets::SecretKind;
-use crate::{Store, StoreError, new_id};
+use crate::{Store, StoreError, WriteTx, new_id};
 
 /// A connector as stored: its validated spec plus server-side state.
 #[derive(Debug, Clone)]
@@ -286,7 +286,7 @@ impl Store {
     /// Inserts or updates one connector inside a batch's transaction.
     pub(crate) async fn write_connector(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         write: &ConnectorWrite,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -405,10 +405,7 @@ fn connector_from_row(row: &AnyRow) -> Result<ConnectorRecord, StoreError> {
 
 /// Looks up the secrets a connector names, in the same transaction that saves it, so that a
 /// concurrent delete cannot slip between the check and the link.
-async fn resolve_secrets(
-    tx: &mut Transaction<'static, Any>,
-    spec: &GitConnector,
-) -> Result<Vec<String>, StoreError> {
+async fn resolve_secrets(tx: &mut WriteTx, spec: &GitConnector) -> Result<Vec<String>, StoreError> {
     let (field, name, kind) = match &spec.credentials {
         Credentials::Https {
             password_secret, ..
@@ -422,7 +419,7 @@ async fn resolve_secrets(
 }
 
 async fn check_secret(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut WriteTx,
     field: &str,
     name: &SecretName,
     expected: SecretKind,
@@ -453,7 +450,7 @@ async fn check_secret(
 }
 
 async fn link_secrets(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut WriteTx,
     connector_id: &str,
     secret_ids: &[String],
 ) -> Result<(), StoreError> {

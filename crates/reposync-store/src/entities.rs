@@ -9,7 +9,7 @@ use reposync_model::connector_yaml;
 use crate::connectors::ConnectorWrite;
 use crate::inbound::{InboundCommit, pending_paths, record_inbound};
 use crate::sync::record_changesets;
-use crate::{Store, StoreError, new_id, now_millis};
+use crate::{Store, StoreError, WriteTx, new_id, now_millis};
 
 /// One file of the tree as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,7 +454,7 @@ fn placeholders(n: usize) -> String {
 }
 
 async fn insert_created(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut WriteTx,
     created: &[(String, &EntityWrite)],
     now: i64,
 ) -> Result<(), StoreError> {
@@ -520,7 +520,7 @@ async fn insert_created(
 }
 
 async fn replace_references(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut WriteTx,
     id: &str,
     references: &[(String, String)],
 ) -> Result<(), StoreError> {

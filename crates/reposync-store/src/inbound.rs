@@ -2,10 +2,10 @@
 //! webhook deliveries that announce new heads.
 
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
-use crate::{Store, StoreError, new_id, now_millis};
+use crate::{Store, StoreError, WriteTx, new_id, now_millis};
 
 /// A branch that live links sync with: once per connector, repository and branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +182,7 @@ fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord, StoreError> {
 /// Makes sure a branch row exists for a new link, positioned at the head the link was
 /// enabled on. A branch that other links already read keeps its position.
 pub(crate) async fn ensure_branch(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     connector_id: &str,
     repo: Option<&str>,
     branch: &str,
@@ -291,7 +291,7 @@ impl Store {
 
     async fn queue_heads(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         delivery: &NewDelivery,
         now: i64,
     ) -> Result<(DeliveryOutcome, String, Vec<String>), StoreError> {
@@ -673,7 +673,7 @@ pub struct InboundCommit {
 
 /// The paths of changes reposync accepted for this branch's scopes and has not pushed yet.
 pub(crate) async fn pending_paths(
-    tx: &mut Transaction<'static, Any>,
+    conn: &mut sqlx::AnyConnection,
     branch_id: &str,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let rows = sqlx::query(
@@ -682,7 +682,7 @@ pub(crate) async fn pending_paths(
          WHERE b.id = $1 AND l.enabled = 1 AND c.status IN ('waiting', 'pushing', 'conflict')",
     )
     .bind(branch_id)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *conn)
     .await?;
     let mut paths = std::collections::HashSet::new();
     for row in rows {
@@ -700,7 +700,7 @@ pub(crate) async fn pending_paths(
 /// in conflict go back to waiting: Git's side is read, so reposync's change wins. Returns how
 /// many changesets went back to waiting.
 pub(crate) async fn record_inbound(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     inbound: &InboundCommit,
     now: i64,
 ) -> Result<u64, StoreError> {

@@ -53,6 +53,38 @@ pub struct Store {
     outbox: Arc<tokio::sync::Notify>,
     /// Woken after a branch head was queued for reading (Git → reposync).
     inbox: Arc<tokio::sync::Notify>,
+    /// Held by the one write transaction in progress: see [`Store::begin_write`].
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction and its place at the write gate, released when it ends.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -103,6 +135,7 @@ impl Store {
             master: Arc::new(master),
             outbox: Arc::new(tokio::sync::Notify::new()),
             inbox: Arc::new(tokio::sync::Notify::new()),
+            write_gate: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -110,10 +143,15 @@ impl Store {
     /// lock only at its first write, and one that has read by then fails at once with
     /// `SQLITE_BUSY` if another writer got in first, which the busy timeout does not retry;
     /// `BEGIN IMMEDIATE` waits for the lock up front instead.
-    pub(crate) async fn begin_write(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    ///
+    /// Writers first queue on the store's write gate. SQLite lets one writer in at a time, and
+    /// a connection that finds the database locked waits in its busy handler by sleeping (1,
+    /// 2, 5, 10 ms…); many concurrent writers (a burst of webhook deliveries) would spend
+    /// their time asleep. Queued on the gate they go in turn, at once.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let gate = Arc::clone(&self.write_gate).lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _gate: gate })
     }
 
     /// Wakes whoever waits for changesets (the sync worker).

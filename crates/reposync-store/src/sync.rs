@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use crate::entities::ChangeOutcome;
-use crate::{Store, StoreError, new_id, now_millis, placeholders_from};
+use crate::{Store, StoreError, WriteTx, new_id, now_millis, placeholders_from};
 
 /// The folder of the tree that holds applications; everything else is the account's.
 const APPLICATIONS: &str = "Setup/Applications/";
@@ -269,7 +269,7 @@ fn attempt_from_row(row: &AnyRow) -> Result<AttemptRecord, StoreError> {
 /// transaction: the change and its way out to Git commit together or not at all. Returns how
 /// many were written.
 pub(crate) async fn record_changesets(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     outcomes: &[(String, ChangeOutcome)],
     now: i64,
 ) -> Result<usize, StoreError> {
@@ -349,7 +349,7 @@ pub(crate) async fn record_changesets(
 }
 
 async fn insert_changeset(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTx,
     link_id: &str,
     files: &[FileChangeRecord],
     now: i64,
