@@ -2,9 +2,9 @@
 //! `cargo bench -p reposync-cli --bench inbound`.
 //!
 //! Against the release server and a local HTTPS git server:
-//! - webhook intake: signed Cloud deliveries, each announcing a new head of the linked
-//!   branch, sent by 16 concurrent clients; every one is stored (and its head queued) in a
-//!   committed transaction before the answer;
+//! - webhook intake: signed Cloud deliveries sent by 16 concurrent clients, each stored in a
+//!   committed transaction before the answer: first to a branch no link syncs, then each
+//!   announcing a new head of the linked branch (queued, and read meanwhile);
 //! - end to end: a one-file commit on the branch, then its webhook; the time from sending the
 //!   webhook until the API shows the new content, on a warm clone (40 rounds);
 //! - a first sync of 10,000 entity files: one commit bringing 100 application folders of 100
@@ -34,12 +34,16 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 }
 
 fn cloud_push(old: &str, new: &str) -> Vec<u8> {
+    cloud_push_to("main", old, new)
+}
+
+fn cloud_push_to(branch: &str, old: &str, new: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "actor": {"type": "user", "display_name": "Bench"},
         "repository": {"type": "repository", "full_name": "acme/config", "name": "config"},
         "push": {"changes": [{
-            "new": {"type": "branch", "name": "main", "target": {"type": "commit", "hash": new}},
-            "old": {"type": "branch", "name": "main", "target": {"type": "commit", "hash": old}},
+            "new": {"type": "branch", "name": branch, "target": {"type": "commit", "hash": new}},
+            "old": {"type": "branch", "name": branch, "target": {"type": "commit", "hash": old}},
             "created": false, "closed": false, "forced": false
         }]}
     }))
@@ -92,57 +96,33 @@ fn main() {
             .send()
     };
 
-    // Intake: deliveries per second, durably stored.
-    let total = 4_000usize;
+    // Intake: deliveries per second, each stored in a committed transaction before the answer.
+    // First to a branch no link syncs (stored, nothing to read), then to the linked branch,
+    // whose reads then run on the same two cores, against a git server that is here too.
     let head = f.head().unwrap();
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..total)
-            .map(|n| cloud_push(&head, &format!("{:040x}", n + 1)))
-            .collect(),
-    );
-    let started = Instant::now();
-    let accepted = f.rt.block_on(async {
-        let mut senders = tokio::task::JoinSet::new();
-        for worker in 0..16 {
-            let bodies = Arc::clone(&bodies);
-            let (http, url, secret) = (http.clone(), url.clone(), secret.clone());
-            senders.spawn(async move {
-                let mut ok = 0usize;
-                for n in (worker..total).step_by(16) {
-                    let signature = reposync_bitbucket::sign(secret.as_bytes(), &bodies[n]);
-                    let response = http
-                        .post(&url)
-                        .header("Content-Type", "application/json")
-                        .header("X-Event-Key", "repo:push")
-                        .header("X-Request-UUID", format!("bench-{n}"))
-                        .header("X-Hub-Signature", signature)
-                        .body(bodies[n].clone())
-                        .send()
-                        .await
-                        .unwrap();
-                    let status = response.status().as_u16();
-                    if status == 202 {
-                        ok += 1;
-                    } else {
-                        let text = response.text().await.unwrap_or_default();
-                        eprintln!("delivery {n}: {status} {text}");
-                    }
-                }
-                ok
-            });
-        }
-        let mut accepted = 0;
-        while let Some(ok) = senders.join_next().await {
-            accepted += ok.unwrap();
-        }
-        accepted
-    });
-    let elapsed = started.elapsed();
-    println!(
-        "webhook intake: {accepted} of {total} deliveries accepted in {:.2} s: {:.0} deliveries/s (16 concurrent senders)",
-        elapsed.as_secs_f64(),
-        accepted as f64 / elapsed.as_secs_f64()
-    );
+    for (label, branch) in [
+        (
+            "to a branch no link syncs (stored and ignored)",
+            "elsewhere",
+        ),
+        (
+            "to the linked branch (stored, heads queued and read)",
+            "main",
+        ),
+    ] {
+        let total = 4_000usize;
+        let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+            (0..total)
+                .map(|n| cloud_push_to(branch, &head, &format!("{:040x}", n + 1)))
+                .collect(),
+        );
+        let (accepted, elapsed) = intake(&f, &http, &url, &secret, bodies, branch);
+        println!(
+            "webhook intake {label}: {accepted} of {total} accepted in {:.2} s: {:.0} deliveries/s (16 concurrent senders)",
+            elapsed.as_secs_f64(),
+            accepted as f64 / elapsed.as_secs_f64()
+        );
+    }
     // Let the inbox settle on the real head before measuring latency.
     std::thread::sleep(Duration::from_secs(2));
 
@@ -260,6 +240,61 @@ fn main() {
         "server peak resident memory (VmHWM)      {:.1} MiB",
         vm_hwm_kib(f.app.pid()) as f64 / 1024.0
     );
+}
+
+/// Sends every body once, 16 at a time; returns how many got 202 and how long it took.
+fn intake(
+    f: &Fixture,
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    bodies: Arc<Vec<Vec<u8>>>,
+    tag: &str,
+) -> (usize, Duration) {
+    let total = bodies.len();
+    let started = Instant::now();
+    let accepted = f.rt.block_on(async {
+        let mut senders = tokio::task::JoinSet::new();
+        for worker in 0..16 {
+            let bodies = Arc::clone(&bodies);
+            let (http, url, secret, tag) = (
+                http.clone(),
+                url.to_owned(),
+                secret.to_owned(),
+                tag.to_owned(),
+            );
+            senders.spawn(async move {
+                let mut ok = 0usize;
+                for n in (worker..total).step_by(16) {
+                    let signature = reposync_bitbucket::sign(secret.as_bytes(), &bodies[n]);
+                    let response = http
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .header("X-Event-Key", "repo:push")
+                        .header("X-Request-UUID", format!("bench-{tag}-{n}"))
+                        .header("X-Hub-Signature", signature)
+                        .body(bodies[n].clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status().as_u16();
+                    if status == 202 {
+                        ok += 1;
+                    } else {
+                        let text = response.text().await.unwrap_or_default();
+                        eprintln!("delivery {n}: {status} {text}");
+                    }
+                }
+                ok
+            });
+        }
+        let mut accepted = 0;
+        while let Some(ok) = senders.join_next().await {
+            accepted += ok.unwrap();
+        }
+        accepted
+    });
+    (accepted, started.elapsed())
 }
 
 /// The log without terminal colour codes, should the server write any.
