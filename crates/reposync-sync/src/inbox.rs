@@ -16,7 +16,7 @@ use crate::outbox::DispatchFailure;
 /// A burst of announced heads is gathered until it has been quiet this long…
 const QUIET: Duration = Duration::from_millis(5);
 /// …or for at most this long.
-const MAX_GATHER: Duration = Duration::from_millis(100);
+const MAX_GATHER: Duration = Duration::from_millis(250);
 /// How many commits one read returns at most; a longer history is read in several rounds.
 const COMMITS_PER_READ: usize = 200;
 /// Back-off after a read or apply that failed: doubles from the first to the last.
