@@ -940,3 +940,88 @@ fn a_source_repo_provider_changed_in_git_updates_the_connector_unless_it_breaks_
             .json();
     assert_eq!(shown["url"], url.as_str(), "unchanged: {shown}");
 }
+
+#[test]
+fn a_forced_update_is_read_whole_and_an_unknown_path_is_an_error() {
+    use common::git_fixture::{REPO, SHOP, workflow};
+    let (h, emulator) = with_emulator(reposync_testkit::WebhookFormat::Cloud);
+    let kept = format!("{SHOP}/Workflows/kept.yaml");
+    let dropped = format!("{SHOP}/Workflows/dropped.yaml");
+    emulator
+        .commit(
+            REPO,
+            "main",
+            &[
+                (kept.as_str(), workflow("v1").as_str()),
+                (dropped.as_str(), workflow("v1").as_str()),
+            ],
+            "two workflows",
+        )
+        .expect("commit");
+    eventually("both applied", &h.f.app, || {
+        let files = tree_of_shop(&h);
+        files.contains_key(&kept) && files.contains_key(&dropped)
+    });
+    let old = h.f.head().expect("head");
+
+    // History is rewritten: a new commit on the parent of the old head, without `dropped`,
+    // with `kept` changed and a file at a path the layout does not know.
+    let parent = h.f.git(&["rev-parse", &format!("{old}^")]);
+    let index = tempfile::tempdir().expect("index dir");
+    let index_file = index.path().join("index");
+    let env = [("GIT_INDEX_FILE", index_file.to_str().expect("utf-8"))];
+    let repo = h.f.root.repo_path(REPO).expect("repo");
+    let git = |args: &[&str]| h.f.root.git().run_with_env(&repo, args, &env).expect("git");
+    git(&["read-tree", &parent]);
+    let blob_file = index.path().join("blob");
+    for (path, text) in [
+        (kept.as_str(), workflow("rewritten").as_str().to_owned()),
+        (&format!("{SHOP}/Nonsense/what.yaml"), "a: 1\n".to_owned()),
+    ] {
+        std::fs::write(&blob_file, text).expect("blob");
+        let blob = git(&["hash-object", "-w", blob_file.to_str().expect("utf-8")]);
+        git(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("100644,{blob},{path}"),
+        ]);
+    }
+    let tree = git(&["write-tree"]);
+    let forced = git(&[
+        "commit-tree",
+        &tree,
+        "-p",
+        &parent,
+        "-m",
+        "rewritten history",
+    ]);
+    git(&["update-ref", "refs/heads/main", &forced, &old]);
+    emulator
+        .record_ref_update(REPO, "refs/heads/main", Some(&old), Some(&forced), true)
+        .expect("forced push");
+
+    eventually("the rewritten branch applied", &h.f.app, || {
+        tree_of_shop(&h)
+            .get(&kept)
+            .is_some_and(|t| t.contains("rewritten"))
+    });
+    let files = tree_of_shop(&h);
+    assert!(
+        !files.contains_key(&dropped),
+        "gone from the branch, gone here"
+    );
+    let errors = open_errors(&h);
+    let unknown = errors
+        .iter()
+        .find(|e| e["path"] == format!("{SHOP}/Nonsense/what.yaml").as_str())
+        .unwrap_or_else(|| panic!("an error for the unknown path: {errors:#?}"));
+    assert!(
+        unknown["message"]
+            .as_str()
+            .expect("message")
+            .contains("unknown path"),
+        "{unknown}"
+    );
+    assert_eq!(unknown["commit_id"], forced.as_str());
+}
