@@ -390,6 +390,25 @@ pub struct CommitAttemptView {
 pub struct SyncActivity {
     pub changesets: Vec<ChangesetView>,
     pub attempts: Vec<CommitAttemptView>,
+    /// Commits read from Git (Git → reposync), newest first.
+    #[serde(default)]
+    pub inbound: Vec<InboundCommitView>,
+}
+
+/// A commit read from a synced branch and what became of it: applied, partial, failed, ours
+/// (reposync's own, not applied again), nothing (no file reposync syncs), or snapshot (the
+/// branch read whole).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboundCommitView {
+    pub commit_id: String,
+    pub branch: String,
+    pub status: String,
+    pub files: Vec<ChangedFileView>,
+    pub errors: u64,
+    pub author: String,
+    /// The first line of the commit message.
+    pub subject: String,
+    pub applied_at: String,
 }
 
 /// A sync error that needs a person. For a conflict, both versions of the file.

@@ -229,6 +229,29 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 ],
                 &rows,
             );
+            println!("\nCommits read from Git:");
+            let rows: Vec<Vec<String>> = activity
+                .inbound
+                .iter()
+                .map(|c| {
+                    vec![
+                        short(&c.commit_id).to_owned(),
+                        c.branch.clone(),
+                        c.status.clone(),
+                        c.files.len().to_string(),
+                        c.errors.to_string(),
+                        c.author.clone(),
+                        c.applied_at.clone(),
+                        c.subject.clone(),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "COMMIT", "BRANCH", "STATUS", "FILES", "ERRORS", "AUTHOR", "READ", "SUBJECT",
+                ],
+                &rows,
+            );
         }
         SyncCommand::Errors {
             action: Some(ErrorsAction::Discard { id }),

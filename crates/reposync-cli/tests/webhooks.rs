@@ -637,6 +637,26 @@ fn several_commits_apply_in_order_and_a_bad_file_fails_alone_until_fixed() {
     });
     let errors = open_errors(&h);
     assert!(errors.is_empty(), "{errors:#?}");
+    // Activity lists the commits read, in order, with what became of each.
+    let activity =
+        h.f.app
+            .cli(&["--json", "sync", "activity", "--app", "Shop"], None)
+            .ok()
+            .json();
+    let statuses: Vec<&str> = activity["inbound"]
+        .as_array()
+        .expect("inbound")
+        .iter()
+        .map(|c| c["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(
+        &statuses[..5],
+        ["applied", "partial", "applied", "applied", "applied"],
+        "newest first: {activity:#}"
+    );
+    assert!(activity["inbound"][4]["subject"] == "add", "{activity:#}");
+    let shown = h.f.app.cli(&["sync", "activity"], None).ok().stdout.clone();
+    assert!(shown.contains("Commits read from Git"), "{shown}");
     // Nothing of this went back to Git as a commit of reposync's.
     let log = h.f.git(&["log", "--format=%an", &format!("{start}..main")]);
     assert!(!log.is_empty() && !log.contains("Sync Bot"), "{log}");

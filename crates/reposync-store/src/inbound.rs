@@ -588,6 +588,68 @@ impl Store {
         Ok(queued)
     }
 
+    /// Commits read from Git, newest first, of the given branches or of all.
+    pub async fn list_inbound_commits(
+        &self,
+        branch_ids: &[String],
+        limit: i64,
+    ) -> Result<Vec<InboundCommitRecord>, StoreError> {
+        let filter = if branch_ids.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " WHERE c.branch_id IN ({})",
+                crate::placeholders_from(2, branch_ids.len())
+            )
+        };
+        let sql = format!(
+            "SELECT c.commit_id, c.status, c.files, c.errors, c.author, c.message, c.applied_at, b.branch
+             FROM inbound_commits c JOIN sync_branches b ON b.id = c.branch_id{filter}
+             ORDER BY c.applied_at DESC, c.id DESC LIMIT $1"
+        );
+        let mut query = sqlx::query(&sql).bind(limit);
+        for id in branch_ids {
+            query = query.bind(id.as_str());
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let files: String = r.try_get("files")?;
+                Ok(InboundCommitRecord {
+                    commit_id: r.try_get("commit_id")?,
+                    branch: r.try_get("branch")?,
+                    status: r.try_get("status")?,
+                    files: serde_json::from_str(&files)
+                        .map_err(|e| StoreError::Corrupt(format!("inbound files: {e}")))?,
+                    errors: r.try_get("errors")?,
+                    author: r.try_get("author")?,
+                    message: r.try_get("message")?,
+                    applied_at: r.try_get("applied_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The branch a link reads from.
+    pub async fn branch_of_link(
+        &self,
+        link: &crate::SyncLink,
+    ) -> Result<Option<SyncBranch>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {BRANCH_COLUMNS} FROM sync_branches WHERE connector_id = $1 AND repo = $2 AND branch = $3"
+        ))
+        .bind(&link.connector_id)
+        .bind(link.repo.clone().unwrap_or_default())
+        .bind(&link.branch)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(branch_from_row)
+        .transpose()
+    }
+
     /// Branches with a queued head, oldest request first.
     pub async fn wanted_branches(&self) -> Result<Vec<SyncBranch>, StoreError> {
         sqlx::query(&format!(
@@ -599,6 +661,19 @@ impl Store {
         .map(branch_from_row)
         .collect()
     }
+}
+
+/// A commit read from Git, as recorded.
+#[derive(Debug, Clone)]
+pub struct InboundCommitRecord {
+    pub commit_id: String,
+    pub branch: String,
+    pub status: String,
+    pub files: Vec<InboundFile>,
+    pub errors: i64,
+    pub author: String,
+    pub message: String,
+    pub applied_at: i64,
 }
 
 /// What became of a commit read from Git.

@@ -31,8 +31,8 @@ pub use connectors::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCred
 pub use entities::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 pub use error::StoreError;
 pub use inbound::{
-    AnnouncedHead, DeliveryOutcome, DeliveryRecord, FileError, InboundCommit, InboundFile,
-    InboundStatus, NewDelivery, SignatureCheck, SyncBranch,
+    AnnouncedHead, DeliveryOutcome, DeliveryRecord, FileError, InboundCommit, InboundCommitRecord,
+    InboundFile, InboundStatus, NewDelivery, SignatureCheck, SyncBranch,
 };
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
 pub use sync::{

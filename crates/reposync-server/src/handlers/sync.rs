@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{
-    ChangedFileView, ChangesetView, CommitAttemptView, ListResponse, SyncActivity,
-    SyncDisableRequest, SyncEnableRequest, SyncEnabled, SyncErrorView, SyncJob, SyncJobResult,
-    SyncLinkView,
+    ChangedFileView, ChangesetView, CommitAttemptView, InboundCommitView, ListResponse,
+    SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncEnabled, SyncErrorView, SyncJob,
+    SyncJobResult, SyncLinkView,
 };
 use reposync_model::tree::{PathClass, ROOT, classify};
 use reposync_model::yaml::{Limits, Node, emit, order_top_level, parse};
@@ -563,9 +563,52 @@ pub async fn activity(
             finished_at: a.finished_at.map(timestamp),
         })
         .collect();
+    // Commits read from Git: of the branches the selected links read, or all.
+    let mut branch_ids = Vec::new();
+    if !ids.is_empty() {
+        for link in state.store.all_links().await? {
+            if ids.contains(&link.id)
+                && let Some(branch) = state.store.branch_of_link(&link).await?
+                && !branch_ids.contains(&branch.id)
+            {
+                branch_ids.push(branch.id);
+            }
+        }
+    }
+    let inbound = if ids.is_empty() || !branch_ids.is_empty() {
+        state
+            .store
+            .list_inbound_commits(&branch_ids, limit)
+            .await?
+            .into_iter()
+            .map(|c| InboundCommitView {
+                commit_id: c.commit_id,
+                branch: c.branch,
+                status: c.status,
+                files: c
+                    .files
+                    .into_iter()
+                    .map(|f| ChangedFileView {
+                        op: f.op,
+                        path: match f.from {
+                            Some(from) => format!("{from} -> {}", f.path),
+                            None => f.path,
+                        },
+                    })
+                    .collect(),
+                errors: u64::try_from(c.errors).unwrap_or_default(),
+                author: c.author,
+                subject: c.message.lines().next().unwrap_or_default().to_owned(),
+                applied_at: timestamp(c.applied_at),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Json(SyncActivity {
         changesets,
         attempts,
+        inbound,
     }))
 }
 
