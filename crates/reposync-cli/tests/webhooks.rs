@@ -1045,3 +1045,76 @@ fn a_forced_update_is_read_whole_and_an_unknown_path_is_an_error() {
     );
     assert_eq!(unknown["commit_id"], forced.as_str());
 }
+
+#[test]
+fn an_account_scope_connector_takes_the_repository_from_the_payload() {
+    const PLATFORM: &str = "acme/platform.git";
+    let f = Fixture::https(&[("README.md", "x\n")]);
+    f.root
+        .create_repo(PLATFORM, "main", &[("README.md", "platform\n")])
+        .expect("repo");
+    f.add_connector(
+        "acme",
+        &format!("{}/acme", f.server.base_url()),
+        &["--scope", "account", "--generate-webhook-url"],
+    );
+    f.app
+        .cli(
+            &[
+                "sync",
+                "enable",
+                "--app",
+                "Shop",
+                "--connector",
+                "acme",
+                "--repo",
+                "platform",
+            ],
+            None,
+        )
+        .ok();
+    f.wait_pushed();
+    let shown = f
+        .app
+        .cli(&["--json", "connector", "webhook", "acme"], None)
+        .ok()
+        .json();
+    let token = shown["url"]
+        .as_str()
+        .expect("url")
+        .rsplit('/')
+        .next()
+        .expect("token")
+        .to_owned();
+    let h = Hooked {
+        secret: shown["secret"].as_str().expect("secret").to_owned(),
+        token,
+        f,
+        http: reqwest::Client::new(),
+    };
+    let head =
+        h.f.root
+            .head(PLATFORM, "main")
+            .expect("head")
+            .expect("main");
+    let mut push = cloud_push(json!([branch_update("main", &head, &"4".repeat(40))]));
+    push["repository"]["full_name"] = json!("acme/platform");
+    let (_, answer) = h.push("p-1", &push);
+    assert_eq!(
+        answer["outcome"], "queued",
+        "the linked repository: {answer}"
+    );
+    push["repository"]["full_name"] = json!("acme/config");
+    let (_, answer) = h.push("p-2", &push);
+    assert_eq!(
+        answer["outcome"], "ignored",
+        "a repository no link names: {answer}"
+    );
+    assert!(
+        answer["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("acme/config"),
+        "{answer}"
+    );
+}
