@@ -167,3 +167,46 @@ pub struct TaskOutcome {
     /// Task-specific JSON (for a Test, a [`crate::TestResult`] without the server's fields).
     pub result: serde_json::Value,
 }
+
+/// The header that names the delegate on every request after registration; the bearer token
+/// authenticates it.
+pub const DELEGATE_NAME_HEADER: &str = "X-Reposync-Delegate";
+
+/// `POST /api/delegate/register`: a delegate introduces itself. Sent again after a restart or
+/// when the server has forgotten it (it answers 404 `unknown_delegate` to the other calls).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    pub name: String,
+    pub selectors: Vec<String>,
+    /// reposync's version on the delegate.
+    pub version: String,
+    pub hostname: String,
+    pub git_version: String,
+    pub ssh_version: String,
+}
+
+/// What the server made of a registration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    pub name: String,
+    /// The delegate's selectors as matched: normalised, with its name and host name added.
+    pub selectors: Vec<String>,
+    /// How often to send a heartbeat; a delegate silent for three of these is disconnected
+    /// and its tasks' leases run out.
+    pub heartbeat_secs: u64,
+    /// The longest a claim may wait for a task (`wait_ms` is capped to it).
+    pub max_wait_ms: u64,
+}
+
+/// `POST /api/delegate/heartbeat`: the tasks the delegate is running, whose leases it extends.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub running: Vec<String>,
+}
+
+/// The answer to a heartbeat: tasks the delegate must stop (their lease was lost or they were
+/// cancelled), killing their git processes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub cancel: Vec<String>,
+}

@@ -12,7 +12,8 @@ mod types;
 
 pub use client::{Client, ClientError, decode};
 pub use delegate::{
-    ChangedFileRead, CommitRead, DelegateTask, FileContent, SyncJob, SyncJobResult, SyncSpec,
+    ChangedFileRead, CommitRead, DELEGATE_NAME_HEADER, DelegateTask, FileContent, HeartbeatRequest,
+    HeartbeatResponse, RegisterRequest, RegisterResponse, SyncJob, SyncJobResult, SyncSpec,
     SyncTarget, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec,
 };
 pub use error::{ApiError, ApiErrorBody};
