@@ -457,3 +457,37 @@ pub struct DeliveryView {
     /// The delivery as normalised (format, event, repository, ref changes), when it was read.
     pub payload: serde_json::Value,
 }
+
+/// A delegate as `reposync delegate list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DelegateView {
+    pub name: String,
+    pub selectors: Vec<String>,
+    pub version: String,
+    pub hostname: String,
+    pub git_version: String,
+    pub ssh_version: String,
+    /// The token it registered with (its name, never its value).
+    pub token: Option<String>,
+    pub last_heartbeat: Option<String>,
+    pub connected: bool,
+    pub tasks_run: u64,
+    pub tasks_succeeded: u64,
+    pub tasks_failed: u64,
+}
+
+/// `POST /api/v1/delegate-tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DelegateTokenRequest {
+    pub name: String,
+}
+
+/// A delegate token; `token` (the value) only in the answer that created it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DelegateTokenView {
+    pub name: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<crate::SecretValue>,
+}
