@@ -38,6 +38,10 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     poll_interval: u64,
+    /// Seconds a remote delegate's claim holds a task without a heartbeat; a delegate that
+    /// dies loses its tasks to another after this long.
+    #[arg(long, env = "REPOSYNC_DELEGATE_LEASE", default_value_t = 30, value_name = "SECONDS")]
+    delegate_lease: u64,
 }
 
 pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
@@ -63,6 +67,7 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
     config.max_body_bytes = args.max_body_bytes;
     config.max_webhook_bytes = args.max_webhook_bytes;
     config.poll_interval = std::time::Duration::from_secs(args.poll_interval);
+    config.delegate_lease = std::time::Duration::from_secs(args.delegate_lease.max(3));
     config.hostname = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

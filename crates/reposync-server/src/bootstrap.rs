@@ -36,6 +36,9 @@ pub struct ServerConfig {
     /// How often every synced branch is polled for a head no webhook announced; zero turns
     /// polling off.
     pub poll_interval: std::time::Duration,
+    /// How long a remote delegate's claim holds a task without a heartbeat; its heartbeats
+    /// (every sixth of this) extend it, so a delegate that dies loses its tasks this soon.
+    pub delegate_lease: std::time::Duration,
     /// This machine's host name, a selector of the built-in delegate.
     pub hostname: Option<String>,
 }
@@ -71,6 +74,7 @@ impl ServerConfig {
             max_import_bytes: 256 * 1024 * 1024,
             max_webhook_bytes: 1024 * 1024,
             poll_interval: std::time::Duration::from_secs(5 * 60),
+            delegate_lease: std::time::Duration::from_secs(30),
             hostname: None,
         }
     }

@@ -1,12 +1,12 @@
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::require_token;
 use crate::error::AppError;
-use crate::handlers::{apps, connectors, health, secrets, sync, tasks, tree, webhooks};
+use crate::handlers::{apps, connectors, delegates, health, secrets, sync, tasks, tree, webhooks};
 use crate::state::AppState;
 
 /// The one route table.
@@ -63,10 +63,24 @@ pub fn build_app(state: AppState) -> Router {
         .route("/sync/errors/{id}/discard", post(sync::discard_error))
         .route("/sync/changesets/{id}/retry", post(sync::retry))
         .route("/webhooks/deliveries", get(webhooks::deliveries))
+        .route("/delegates", get(delegates::list))
+        .route(
+            "/delegate-tokens",
+            get(delegates::list_tokens).post(delegates::create_token),
+        )
+        .route("/delegate-tokens/{name}", delete(delegates::revoke_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        // Delegates authenticate with delegate tokens, not API tokens.
+        .route("/api/delegate/register", post(delegates::register))
+        .route("/api/delegate/claim", post(delegates::claim))
+        .route("/api/delegate/heartbeat", post(delegates::heartbeat))
+        .route(
+            "/api/delegate/tasks/{id}/complete",
+            post(delegates::complete),
+        )
         // Outside the bearer-token layer: the URL token is the credential.
         .route(
             "/api/webhooks/git/{token}",

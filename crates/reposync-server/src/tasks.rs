@@ -12,7 +12,8 @@ use reposync_delegate::{Agent, SourceError, TaskSource};
 use reposync_git::GitRunner;
 use reposync_model::{Credentials, GitConnector, SecretName};
 use reposync_store::{
-    ConnectorRecord, NewTask, Store, StoreError, SyncLink, TaskRecord, TaskStatus, now_millis,
+    ConnectorRecord, NewDelegate, NewTask, Store, StoreError, SyncLink, TaskRecord, TaskStatus,
+    now_millis,
 };
 use reposync_sync::{ConnectionFailure, Dispatch, DispatchFailure};
 use serde::{Deserialize, Serialize};
@@ -30,16 +31,37 @@ pub const SYNC: &str = "sync";
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a Test's git operation may run.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a claim holds a task before another delegate may take it over.
-const LEASE: Duration = Duration::from_secs(120);
+/// How long the built-in delegate's claim holds a task: it heartbeats nothing, and lives and
+/// dies with the server, so its lease only has to outlast the longest task.
+const BUILTIN_LEASE: Duration = Duration::from_secs(SYNC_TIMEOUT.as_secs() + 60);
 
-/// A delegate the hub knows is connected.
+/// A delegate the hub knows of.
 #[derive(Debug, Clone)]
 pub struct DelegateInfo {
     pub name: String,
     /// Its selectors, including its own name, normalised.
     pub selectors: Vec<String>,
+    /// How long a claim holds a task before another delegate may take it over; a remote
+    /// delegate's heartbeats extend it.
+    pub lease: Duration,
+    /// The built-in delegate lives as long as the server and is always connected.
+    pub builtin: bool,
+    /// The delegate token it registered with; none for the built-in delegate.
+    pub token_id: Option<String>,
 }
+
+/// A registered delegate and when it was last heard from.
+#[derive(Debug, Clone)]
+struct Known {
+    info: DelegateInfo,
+    last_seen: tokio::time::Instant,
+    /// Claims in progress: a delegate waiting in a long poll is connected.
+    polling: u32,
+}
+
+/// How long a remote delegate may stay silent (no claim, no heartbeat) and still count as
+/// connected: three heartbeats.
+pub const CONNECTED_FOR: Duration = Duration::from_secs(15);
 
 /// Queues tasks and wakes the delegates and clients waiting on them.
 #[derive(Clone)]
@@ -52,7 +74,7 @@ struct Inner {
     queued: Notify,
     finished: broadcast::Sender<String>,
     closing: tokio::sync::watch::Sender<bool>,
-    delegates: Mutex<Vec<DelegateInfo>>,
+    delegates: Mutex<Vec<Known>>,
 }
 
 impl std::fmt::Debug for TaskHub {
@@ -94,16 +116,50 @@ impl TaskHub {
     /// Records that a delegate is connected and may be given tasks.
     pub fn register_delegate(&self, delegate: DelegateInfo) {
         if let Ok(mut delegates) = self.inner.delegates.lock() {
-            delegates.retain(|d| d.name != delegate.name);
-            delegates.push(delegate);
+            delegates.retain(|d| d.info.name != delegate.name);
+            delegates.push(Known {
+                info: delegate,
+                last_seen: tokio::time::Instant::now(),
+                polling: 0,
+            });
         }
     }
 
-    fn delegates(&self) -> Vec<DelegateInfo> {
+    /// The registered delegate of this name, marked as heard from now.
+    pub fn heard_from(&self, name: &str) -> Option<DelegateInfo> {
+        let mut delegates = self.inner.delegates.lock().ok()?;
+        let known = delegates.iter_mut().find(|d| d.info.name == name)?;
+        known.last_seen = tokio::time::Instant::now();
+        Some(known.info.clone())
+    }
+
+    fn polling(&self, name: &str, change: i32) {
+        if let Ok(mut delegates) = self.inner.delegates.lock()
+            && let Some(known) = delegates.iter_mut().find(|d| d.info.name == name)
+        {
+            known.polling = known.polling.saturating_add_signed(change);
+            known.last_seen = tokio::time::Instant::now();
+        }
+    }
+
+    /// The delegates connected now: the built-in one, and remote ones heard from lately or
+    /// waiting in a claim.
+    pub fn connected(&self) -> Vec<DelegateInfo> {
+        let now = tokio::time::Instant::now();
         self.inner
             .delegates
             .lock()
-            .map(|d| d.clone())
+            .map(|delegates| {
+                delegates
+                    .iter()
+                    .filter(|d| {
+                        d.info.builtin
+                            || d.polling > 0
+                            || now.duration_since(d.last_seen) < CONNECTED_FOR
+                    })
+                    .map(|d| d.info.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -128,7 +184,7 @@ impl TaskHub {
                 max_attempts: 3,
             })
             .await?;
-        let delegates = self.delegates();
+        let delegates = self.connected();
         if !delegates
             .iter()
             .any(|d| selectors.iter().all(|s| d.selectors.contains(s)))
@@ -164,8 +220,23 @@ impl TaskHub {
         delegate: &DelegateInfo,
         wait: Duration,
     ) -> Result<Option<TaskRecord>, StoreError> {
+        self.polling(&delegate.name, 1);
+        let claimed = self.claim_waiting(delegate, wait).await;
+        self.polling(&delegate.name, -1);
+        claimed
+    }
+
+    async fn claim_waiting(
+        &self,
+        delegate: &DelegateInfo,
+        wait: Duration,
+    ) -> Result<Option<TaskRecord>, StoreError> {
         let deadline = tokio::time::Instant::now() + wait;
+        let mut closing = self.inner.closing.subscribe();
         loop {
+            if *closing.borrow_and_update() {
+                return Ok(None);
+            }
             let notified = self.inner.queued.notified();
             tokio::pin!(notified);
             // Registering before looking means an enqueue between the look and the wait still
@@ -174,24 +245,30 @@ impl TaskHub {
             if let Some(task) = self
                 .inner
                 .store
-                .claim_task(&delegate.name, &delegate.selectors, LEASE)
+                .claim_task(&delegate.name, &delegate.selectors, delegate.lease)
                 .await?
             {
                 return Ok(Some(task));
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(None);
+            tokio::select! {
+                woken = tokio::time::timeout_at(deadline, notified) => {
+                    if woken.is_err() {
+                        return Ok(None);
+                    }
+                }
+                _ = closing.changed() => return Ok(None),
             }
         }
     }
 
-    /// Records a delegate's outcome and wakes whoever waits for the task.
+    /// Records a delegate's outcome and wakes whoever waits for the task. Returns false when
+    /// the delegate no longer held the task (its lease ran out and another took it).
     pub async fn complete(
         &self,
         task_id: &str,
         delegate: &str,
         outcome: TaskOutcome,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let task = self.inner.store.get_task(task_id).await?;
         let mut result = outcome.result;
         if task.kind == TEST_CONNECTION
@@ -221,11 +298,15 @@ impl TaskHub {
                 delegate,
                 "ignored the outcome of a task this delegate no longer holds"
             );
-            return Ok(());
+            return Ok(false);
         };
         self.record_test_result(&done, &text).await?;
+        self.inner
+            .store
+            .count_delegate_task(delegate, outcome.succeeded)
+            .await?;
         let _ = self.inner.finished.send(done.id);
-        Ok(())
+        Ok(true)
     }
 
     /// Keeps a finished Test's result on its connector as the last Test.
@@ -367,7 +448,7 @@ impl TaskHub {
     }
 
     /// Attaches what a claimed task needs to run, credentials included.
-    async fn hydrate(&self, task: &TaskRecord) -> Result<TaskSpec, String> {
+    pub async fn hydrate(&self, task: &TaskRecord) -> Result<TaskSpec, String> {
         match task.kind.as_str() {
             TEST_CONNECTION => {
                 let payload: TestConnectionPayload = serde_json::from_str(&task.payload)
@@ -490,6 +571,7 @@ impl TaskHub {
 pub struct BuiltinDelegate {
     hub: TaskHub,
     info: DelegateInfo,
+    hostname: String,
     agent: Agent,
 }
 
@@ -515,17 +597,47 @@ impl BuiltinDelegate {
         let info = DelegateInfo {
             name: BUILTIN_DELEGATE_NAME.to_owned(),
             selectors,
+            lease: BUILTIN_LEASE,
+            builtin: true,
+            token_id: None,
         };
         state.tasks.register_delegate(info.clone());
         BuiltinDelegate {
             hub: state.tasks.clone(),
             info,
+            hostname: state.config.hostname.clone().unwrap_or_default(),
             agent: Agent::new(GitRunner::new(), state.config.data_dir.join("delegate")),
         }
     }
 
-    /// Runs tasks until `shutdown` resolves.
+    /// Runs tasks until `shutdown` resolves. It is listed with the remote delegates, with what
+    /// it found of git on this machine.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let runner = GitRunner::new();
+        let git_version = match runner.version().await {
+            Ok(version) => version.to_string(),
+            Err(error) => {
+                tracing::warn!(%error, "the built-in delegate found no usable git");
+                "none".to_owned()
+            }
+        };
+        let registered = self
+            .hub
+            .inner
+            .store
+            .register_delegate(&NewDelegate {
+                name: self.info.name.clone(),
+                token_id: None,
+                selectors: self.info.selectors.clone(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                hostname: self.hostname.clone(),
+                git_version,
+                ssh_version: String::new(),
+            })
+            .await;
+        if let Err(error) = registered {
+            tracing::warn!(%error, "cannot list the built-in delegate");
+        }
         self.agent.run(self, shutdown).await;
     }
 }
@@ -563,6 +675,7 @@ impl TaskSource for BuiltinDelegate {
         self.hub
             .complete(task_id, &self.info.name, outcome)
             .await
+            .map(|_| ())
             .map_err(|e| SourceError(e.to_string()))
     }
 }

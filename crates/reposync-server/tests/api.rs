@@ -545,3 +545,153 @@ async fn wrong_methods_and_bad_queries_get_json_errors() {
         "the scheme name is case-insensitive"
     );
 }
+
+/// A request as a remote delegate: its token, and its name once registered.
+async fn as_delegate(
+    api: &Api,
+    token: &str,
+    name: Option<&str>,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut request = api
+        .http
+        .post(format!("{}{path}", api.base))
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(name) = name {
+        request = request.header("X-Reposync-Delegate", name);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn a_remote_delegate_registers_claims_with_credentials_completes_and_is_revoked() {
+    let api = Api::spawn_with(|c| c.builtin_delegate = false).await;
+    with_token_secret(&api).await;
+    let mut body = connector("Selected");
+    body["selectors"] = json!(["DC-1", "linux"]);
+    let (status, _) = api.post("/api/v1/connectors", body).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, created) = api
+        .post("/api/v1/delegate-tokens", json!({"name": "dc"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"]
+        .as_str()
+        .expect("token shown once")
+        .to_owned();
+    let (_, listed) = api.get("/api/v1/delegate-tokens").await;
+    assert!(!listed.to_string().contains(&token), "never shown again");
+
+    // An unknown token gets nothing.
+    let register = json!({"name": "dc-runner", "selectors": [" dc-1 ", "Linux", "extra"],
+        "version": "0.1.0", "hostname": "Runner-Host", "git_version": "2.43.0", "ssh_version": "OpenSSH_9.6"});
+    let (status, _) = as_delegate(
+        &api,
+        "rsd_nope",
+        None,
+        "/api/delegate/register",
+        register.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, registered) =
+        as_delegate(&api, &token, None, "/api/delegate/register", register).await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    assert_eq!(
+        registered["selectors"],
+        json!(["dc-1", "dc-runner", "extra", "linux", "runner-host"]),
+        "normalised, with its name and host name"
+    );
+
+    // A Test of the selected connector now has a delegate to go to; the claim carries the
+    // credentials, and the outcome names the delegate.
+    let (status, queued) = api
+        .post("/api/v1/connectors/Selected/test", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let (status, task) = as_delegate(
+        &api,
+        &token,
+        Some("dc-runner"),
+        "/api/delegate/claim?wait_ms=5000",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{task}");
+    assert_eq!(task["spec"]["kind"], "test_connection", "{task}");
+    assert_eq!(task["spec"]["auth"]["password"], "tok-value-1234567");
+    let id = task["id"].as_str().expect("id").to_owned();
+    let (status, beat) = as_delegate(
+        &api,
+        &token,
+        Some("dc-runner"),
+        "/api/delegate/heartbeat",
+        json!({"running": [id, "not-mine"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        beat["cancel"],
+        json!(["not-mine"]),
+        "only its own leases extend"
+    );
+    let (status, _) = as_delegate(
+        &api,
+        &token,
+        Some("dc-runner"),
+        &format!("/api/delegate/tasks/{id}/complete"),
+        json!({"succeeded": true, "result": {"ok": true, "url": "x", "duration_ms": 3}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, shown) = api.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(shown["status"], "succeeded", "{shown}");
+    let (_, delegates) = api.get("/api/v1/delegates").await;
+    let listed = delegates["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|d| d["name"] == "dc-runner")
+        .expect("listed")
+        .clone();
+    assert_eq!(listed["connected"], true);
+    assert_eq!(listed["tasks_run"], 1);
+    assert_eq!(listed["tasks_succeeded"], 1);
+    assert_eq!(listed["token"], "dc");
+    assert_eq!(listed["git_version"], "2.43.0");
+
+    // Nothing waits: an empty claim is 204 after the wait.
+    let (status, _) = as_delegate(
+        &api,
+        &token,
+        Some("dc-runner"),
+        "/api/delegate/claim?wait_ms=50",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Revoked: the very next request is refused.
+    let (status, _) = api
+        .send(reqwest::Method::DELETE, "/api/v1/delegate-tokens/dc", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, refused) = as_delegate(
+        &api,
+        &token,
+        Some("dc-runner"),
+        "/api/delegate/heartbeat",
+        json!({"running": []}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+}

@@ -10,6 +10,7 @@
 //! be atomic with respect to every other delegate.
 
 mod connectors;
+mod delegates;
 mod entities;
 mod error;
 mod inbound;
@@ -29,6 +30,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use connectors::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
 pub use entities::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
+pub use delegates::{DelegateRecord, DelegateTokenRecord, NewDelegate};
 pub use error::StoreError;
 pub use inbound::{
     AnnouncedHead, DeliveryOutcome, DeliveryRecord, FileError, InboundCommit, InboundCommitRecord,

@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod connectors;
+pub mod delegates;
 pub mod health;
 pub mod secrets;
 pub mod sync;

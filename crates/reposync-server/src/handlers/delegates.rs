@@ -1,0 +1,289 @@
+//! Remote delegates: the protocol they speak (`/api/delegate/…`, authenticated by a delegate
+//! token), and the administration of tokens and the delegate list (`/api/v1/…`, API token).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use reposync_api::{
+    DELEGATE_NAME_HEADER, DelegateTask, DelegateTokenRequest, DelegateTokenView, DelegateView,
+    HeartbeatRequest, HeartbeatResponse, ListResponse, RegisterRequest, RegisterResponse,
+    SecretValue, TaskOutcome,
+};
+use reposync_model::{EntityName, Selector};
+use reposync_store::{DelegateTokenRecord, NewDelegate};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{bearer_token, hash_token, new_token};
+use crate::error::AppError;
+use crate::handlers::ApiJson;
+use crate::state::AppState;
+use crate::tasks::DelegateInfo;
+use crate::views::timestamp;
+
+/// The longest a claim may wait for a task.
+const MAX_WAIT: Duration = Duration::from_secs(25);
+
+/// The delegate token a request carries, if it is known and not revoked.
+async fn delegate_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<DelegateTokenRecord, AppError> {
+    let Some(token) = bearer_token(headers) else {
+        return Err(AppError::unauthorized(
+            "missing delegate token: send `Authorization: Bearer <token>`",
+        ));
+    };
+    state
+        .store
+        .find_delegate_token(&hash_token(token))
+        .await?
+        .ok_or_else(|| AppError::unauthorized("this delegate token is unknown or was revoked"))
+}
+
+/// The registered delegate a request comes from: its token, and the name it registered under
+/// with that same token.
+async fn delegate(state: &AppState, headers: &HeaderMap) -> Result<DelegateInfo, AppError> {
+    let token = delegate_token(state, headers).await?;
+    let name = headers
+        .get(DELEGATE_NAME_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            AppError::invalid(
+                DELEGATE_NAME_HEADER,
+                "is required: the name the delegate registered under",
+            )
+        })?;
+    let Some(info) = state.tasks.heard_from(name) else {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_delegate",
+            format!("no delegate {name:?} is registered (the server restarted?); register again"),
+        ));
+    };
+    if info.token_id.as_deref() != Some(token.id.as_str()) {
+        return Err(AppError::unauthorized(
+            "this delegate registered with another token",
+        ));
+    }
+    Ok(info)
+}
+
+/// `POST /api/delegate/register`.
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<RegisterRequest>,
+) -> Result<Json<RegisterResponse>, AppError> {
+    let token = delegate_token(&state, &headers).await?;
+    let name =
+        EntityName::parse(request.name.trim()).map_err(|e| AppError::invalid("name", e.message))?;
+    if name
+        .as_str()
+        .eq_ignore_ascii_case(crate::tasks::BUILTIN_DELEGATE_NAME)
+    {
+        return Err(AppError::invalid(
+            "name",
+            "\"builtin\" is the server's own delegate; choose another name",
+        ));
+    }
+    let mut selectors: Vec<String> = request
+        .selectors
+        .iter()
+        .map(|s| Selector::parse(s).map(|s| s.as_str().to_owned()))
+        .collect::<Result<_, _>>()?;
+    // A delegate's name and host name count as selectors of its own.
+    selectors.push(name.as_str().trim().to_lowercase());
+    if !request.hostname.trim().is_empty() {
+        selectors.push(request.hostname.trim().to_lowercase());
+    }
+    selectors.sort();
+    selectors.dedup();
+    let lease = state.config.delegate_lease;
+    state
+        .store
+        .register_delegate(&NewDelegate {
+            name: name.to_string(),
+            token_id: Some(token.id.clone()),
+            selectors: selectors.clone(),
+            version: request.version.clone(),
+            hostname: request.hostname.clone(),
+            git_version: request.git_version.clone(),
+            ssh_version: request.ssh_version.clone(),
+        })
+        .await?;
+    state.tasks.register_delegate(DelegateInfo {
+        name: name.to_string(),
+        selectors: selectors.clone(),
+        lease,
+        builtin: false,
+        token_id: Some(token.id),
+    });
+    tracing::info!(delegate = %name, selectors = ?selectors, version = %request.version, git = %request.git_version, "delegate registered");
+    Ok(Json(RegisterResponse {
+        name: name.to_string(),
+        selectors,
+        heartbeat_secs: (lease.as_secs() / 6).max(1),
+        max_wait_ms: u64::try_from(MAX_WAIT.as_millis()).unwrap_or(u64::MAX),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClaimQuery {
+    #[serde(default)]
+    wait_ms: Option<u64>,
+}
+
+/// `POST /api/delegate/claim?wait_ms=N`: a task with its credentials, or 204 after the wait.
+pub async fn claim(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ClaimQuery>,
+) -> Result<Response, AppError> {
+    let info = delegate(&state, &headers).await?;
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(MAX_WAIT);
+    loop {
+        let Some(task) = state.tasks.claim(&info, wait).await? else {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        };
+        match state.tasks.hydrate(&task).await {
+            Ok(spec) => {
+                return Ok(Json(DelegateTask { id: task.id, spec }).into_response());
+            }
+            Err(message) => {
+                tracing::warn!(task = %task.id, %message, "cannot prepare task");
+                let outcome = TaskOutcome {
+                    succeeded: false,
+                    result: json!({"ok": false, "code": "internal", "message": message}),
+                };
+                state.tasks.complete(&task.id, &info.name, outcome).await?;
+            }
+        }
+    }
+}
+
+/// `POST /api/delegate/tasks/{id}/complete`.
+pub async fn complete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(outcome): ApiJson<TaskOutcome>,
+) -> Result<Response, AppError> {
+    let info = delegate(&state, &headers).await?;
+    if state.tasks.complete(&id, &info.name, outcome).await? {
+        Ok(Json(json!({})).into_response())
+    } else {
+        Err(AppError::new(
+            StatusCode::CONFLICT,
+            "lease_lost",
+            format!(
+                "task {id} is no longer this delegate's: its lease ran out and it went elsewhere"
+            ),
+        ))
+    }
+}
+
+/// `POST /api/delegate/heartbeat`: extends the leases of the tasks the delegate runs.
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<HeartbeatRequest>,
+) -> Result<Json<HeartbeatResponse>, AppError> {
+    let info = delegate(&state, &headers).await?;
+    state.store.delegate_heard(&info.name).await?;
+    let lease_ms = i64::try_from(info.lease.as_millis()).unwrap_or(i64::MAX);
+    let cancel = state
+        .store
+        .extend_leases(&info.name, &request.running, lease_ms)
+        .await?;
+    Ok(Json(HeartbeatResponse { cancel }))
+}
+
+/// `GET /api/v1/delegates`.
+pub async fn list(
+    State(state): State<AppState>,
+) -> Result<Json<ListResponse<DelegateView>>, AppError> {
+    let connected: HashSet<String> = state
+        .tasks
+        .connected()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    let items = state
+        .store
+        .list_delegates()
+        .await?
+        .into_iter()
+        .map(|d| DelegateView {
+            connected: connected.contains(&d.name),
+            name: d.name,
+            selectors: d.selectors,
+            version: d.version,
+            hostname: d.hostname,
+            git_version: d.git_version,
+            ssh_version: d.ssh_version,
+            token: d.token_name,
+            last_heartbeat: d.last_heartbeat.map(timestamp),
+            tasks_run: u64::try_from(d.tasks_run).unwrap_or_default(),
+            tasks_succeeded: u64::try_from(d.tasks_succeeded).unwrap_or_default(),
+            tasks_failed: u64::try_from(d.tasks_failed).unwrap_or_default(),
+        })
+        .collect();
+    Ok(Json(ListResponse { items }))
+}
+
+fn token_view(record: &DelegateTokenRecord, token: Option<String>) -> DelegateTokenView {
+    DelegateTokenView {
+        name: record.name.clone(),
+        created_at: timestamp(record.created_at),
+        revoked_at: record.revoked_at.map(timestamp),
+        token: token.map(SecretValue::new),
+    }
+}
+
+/// `POST /api/v1/delegate-tokens`: a new token, shown once.
+pub async fn create_token(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<DelegateTokenRequest>,
+) -> Result<(StatusCode, Json<DelegateTokenView>), AppError> {
+    let name =
+        EntityName::parse(request.name.trim()).map_err(|e| AppError::invalid("name", e.message))?;
+    let token = new_token("rsd_");
+    let record = state
+        .store
+        .create_delegate_token(name.as_str(), &hash_token(&token))
+        .await?;
+    tracing::info!(token = %name, "created delegate token");
+    Ok((StatusCode::CREATED, Json(token_view(&record, Some(token)))))
+}
+
+/// `GET /api/v1/delegate-tokens`.
+pub async fn list_tokens(
+    State(state): State<AppState>,
+) -> Result<Json<ListResponse<DelegateTokenView>>, AppError> {
+    let items = state
+        .store
+        .list_delegate_tokens()
+        .await?
+        .iter()
+        .map(|t| token_view(t, None))
+        .collect();
+    Ok(Json(ListResponse { items }))
+}
+
+/// `DELETE /api/v1/delegate-tokens/{name}`: revokes; the delegates using it are refused from
+/// their next request on.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<DelegateTokenView>, AppError> {
+    let record = state.store.revoke_delegate_token(&name).await?;
+    tracing::info!(token = %name, "revoked delegate token");
+    Ok(Json(token_view(&record, None)))
+}

@@ -1,0 +1,235 @@
+//! Remote delegates: their tokens, their registrations, and what they ran.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Store, StoreError, new_id, now_millis};
+
+/// A delegate token, known only by the hash of its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegateTokenRecord {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A delegate as it registered, with its counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegateRecord {
+    pub name: String,
+    pub token_name: Option<String>,
+    pub selectors: Vec<String>,
+    pub version: String,
+    pub hostname: String,
+    pub git_version: String,
+    pub ssh_version: String,
+    pub registered_at: i64,
+    pub last_heartbeat: Option<i64>,
+    pub tasks_run: i64,
+    pub tasks_succeeded: i64,
+    pub tasks_failed: i64,
+}
+
+/// What a delegate says of itself when it registers.
+#[derive(Debug, Clone)]
+pub struct NewDelegate {
+    pub name: String,
+    pub token_id: Option<String>,
+    pub selectors: Vec<String>,
+    pub version: String,
+    pub hostname: String,
+    pub git_version: String,
+    pub ssh_version: String,
+}
+
+fn token_from_row(row: &AnyRow) -> Result<DelegateTokenRecord, StoreError> {
+    Ok(DelegateTokenRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+impl Store {
+    /// Stores a new delegate token under `name`, by its hash.
+    pub async fn create_delegate_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<DelegateTokenRecord, StoreError> {
+        let record = DelegateTokenRecord {
+            id: new_id(),
+            name: name.to_owned(),
+            created_at: now_millis(),
+            revoked_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO delegate_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&record.id)
+        .bind(&record.name)
+        .bind(token_hash)
+        .bind(record.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_unique_violation(e, "delegate token", name))?;
+        Ok(record)
+    }
+
+    /// Every delegate token, revoked ones too, by name.
+    pub async fn list_delegate_tokens(&self) -> Result<Vec<DelegateTokenRecord>, StoreError> {
+        sqlx::query("SELECT id, name, created_at, revoked_at FROM delegate_tokens ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(token_from_row)
+            .collect()
+    }
+
+    /// Revokes a token: the next request made with it is refused.
+    pub async fn revoke_delegate_token(&self, name: &str) -> Result<DelegateTokenRecord, StoreError> {
+        sqlx::query(
+            "UPDATE delegate_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_millis())
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(
+            "SELECT id, name, created_at, revoked_at FROM delegate_tokens WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "delegate token",
+            name: name.to_owned(),
+        })?;
+        token_from_row(&row)
+    }
+
+    /// The live (not revoked) token with this hash.
+    pub async fn find_delegate_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<DelegateTokenRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, name, created_at, revoked_at FROM delegate_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(token_from_row)
+        .transpose()
+    }
+
+    /// Records a registration, keeping the counters of a delegate seen before.
+    pub async fn register_delegate(&self, delegate: &NewDelegate) -> Result<(), StoreError> {
+        let now = now_millis();
+        let selectors = serde_json::to_string(&delegate.selectors)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO delegates (name, token_id, selectors, version, hostname, git_version, ssh_version, registered_at, last_heartbeat)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+             ON CONFLICT (name) DO UPDATE SET token_id = $2, selectors = $3, version = $4, hostname = $5,
+                 git_version = $6, ssh_version = $7, registered_at = $8, last_heartbeat = $8",
+        )
+        .bind(&delegate.name)
+        .bind(delegate.token_id.clone())
+        .bind(selectors)
+        .bind(&delegate.version)
+        .bind(&delegate.hostname)
+        .bind(&delegate.git_version)
+        .bind(&delegate.ssh_version)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A delegate was heard from.
+    pub async fn delegate_heard(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE delegates SET last_heartbeat = $1 WHERE name = $2")
+            .bind(now_millis())
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Counts a task a delegate finished.
+    pub async fn count_delegate_task(&self, name: &str, succeeded: bool) -> Result<(), StoreError> {
+        let column = if succeeded {
+            "tasks_succeeded"
+        } else {
+            "tasks_failed"
+        };
+        sqlx::query(&format!(
+            "UPDATE delegates SET tasks_run = tasks_run + 1, {column} = {column} + 1 WHERE name = $1"
+        ))
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every delegate that ever registered, by name.
+    pub async fn list_delegates(&self) -> Result<Vec<DelegateRecord>, StoreError> {
+        sqlx::query(
+            "SELECT d.name, t.name AS token_name, d.selectors, d.version, d.hostname, d.git_version, d.ssh_version,
+                    d.registered_at, d.last_heartbeat, d.tasks_run, d.tasks_succeeded, d.tasks_failed
+             FROM delegates d LEFT JOIN delegate_tokens t ON t.id = d.token_id ORDER BY d.name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let selectors: String = r.try_get("selectors")?;
+            Ok(DelegateRecord {
+                name: r.try_get("name")?,
+                token_name: r.try_get("token_name")?,
+                selectors: serde_json::from_str(&selectors)
+                    .map_err(|e| StoreError::Corrupt(format!("delegate selectors: {e}")))?,
+                version: r.try_get("version")?,
+                hostname: r.try_get("hostname")?,
+                git_version: r.try_get("git_version")?,
+                ssh_version: r.try_get("ssh_version")?,
+                registered_at: r.try_get("registered_at")?,
+                last_heartbeat: r.try_get("last_heartbeat")?,
+                tasks_run: r.try_get("tasks_run")?,
+                tasks_succeeded: r.try_get("tasks_succeeded")?,
+                tasks_failed: r.try_get("tasks_failed")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Extends the leases of the tasks a delegate says it is running; returns those it no
+    /// longer holds (another delegate took them, or they ended), which it should stop.
+    pub async fn extend_leases(
+        &self,
+        delegate: &str,
+        running: &[String],
+        lease_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let until = now_millis().saturating_add(lease_ms);
+        let mut lost = Vec::new();
+        for id in running {
+            let extended = sqlx::query(
+                "UPDATE tasks SET lease_expires_at = $1 WHERE id = $2 AND delegate = $3 AND status = 'running'",
+            )
+            .bind(until)
+            .bind(id)
+            .bind(delegate)
+            .execute(&self.pool)
+            .await?;
+            if extended.rows_affected() == 0 {
+                lost.push(id.clone());
+            }
+        }
+        Ok(lost)
+    }
+}
