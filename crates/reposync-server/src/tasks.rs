@@ -1,6 +1,7 @@
 //! The task hub: queues work for delegates, wakes long-polling delegates the moment work
 //! arrives, attaches credentials at claim time, and records outcomes.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use reposync_delegate::{Agent, SourceError, TaskSource};
 use reposync_git::GitRunner;
 use reposync_model::{Credentials, GitConnector, SecretName};
 use reposync_store::{
-    ConnectorRecord, NewDelegate, NewTask, Store, StoreError, SyncLink, TaskRecord, TaskStatus,
+    Claim, ConnectorRecord, NewDelegate, NewTask, Store, StoreError, SyncLink, TaskRecord, TaskStatus,
     now_millis,
 };
 use reposync_sync::{ConnectionFailure, Dispatch, DispatchFailure};
@@ -75,6 +76,26 @@ struct Inner {
     finished: broadcast::Sender<String>,
     closing: tokio::sync::watch::Sender<bool>,
     delegates: Mutex<Vec<Known>>,
+    /// Per kind of connector, which delegates last succeeded and failed with it.
+    routes: Mutex<HashMap<String, RouteHistory>>,
+    /// The kind of connector of each task not yet finished.
+    task_routes: Mutex<HashMap<String, String>>,
+}
+
+/// Which delegates last succeeded and failed with one kind of connector.
+#[derive(Debug, Clone, Default)]
+struct RouteHistory {
+    last_ok: Option<String>,
+    last_failed: Option<String>,
+}
+
+/// The kind of connector, for choosing delegates: its provider and its transport.
+fn route_of(connector: &ConnectorRecord) -> String {
+    let transport = match connector.spec.credentials {
+        Credentials::Https { .. } => "https",
+        Credentials::Ssh { .. } => "ssh",
+    };
+    format!("{:?}/{transport}", connector.spec.provider)
 }
 
 impl std::fmt::Debug for TaskHub {
@@ -109,6 +130,8 @@ impl TaskHub {
                 finished,
                 closing: tokio::sync::watch::Sender::new(false),
                 delegates: Mutex::new(Vec::new()),
+                routes: Mutex::new(HashMap::new()),
+                task_routes: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -165,15 +188,39 @@ impl TaskHub {
 
     /// Queues a task. When no connected delegate has every selector it asks for, the task fails
     /// at once with `no_delegate_result(explanation)` rather than waiting for a timeout.
+    ///
+    /// Among the delegates that qualify, the one that last succeeded with the same kind of
+    /// connector gets the first chance, and the one that last failed with it the last.
     pub async fn enqueue(
         &self,
         kind: &str,
         payload: &impl Serialize,
-        selectors: Vec<String>,
+        connector: &ConnectorRecord,
         no_delegate_result: impl FnOnce(String) -> Value,
     ) -> Result<TaskRecord, StoreError> {
         let payload =
             serde_json::to_string(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let selectors: Vec<String> = connector
+            .spec
+            .selectors
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        let route = route_of(connector);
+        let delegates = self.connected();
+        let (prefer, avoid) = {
+            let routes = self.inner.routes.lock().unwrap_or_else(|e| e.into_inner());
+            let history = routes.get(&route).cloned().unwrap_or_default();
+            let eligible = |name: &str| {
+                delegates
+                    .iter()
+                    .any(|d| d.name == name && selectors.iter().all(|s| d.selectors.contains(s)))
+            };
+            let prefer = history
+                .last_ok
+                .filter(|ok| Some(ok) != history.last_failed.as_ref() && eligible(ok));
+            (prefer, history.last_failed)
+        };
         let task = self
             .inner
             .store
@@ -182,9 +229,15 @@ impl TaskHub {
                 payload,
                 selectors: selectors.clone(),
                 max_attempts: 3,
+                prefer,
+                avoid,
             })
             .await?;
-        let delegates = self.connected();
+        self.inner
+            .task_routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(task.id.clone(), route);
         if !delegates
             .iter()
             .any(|d| selectors.iter().all(|s| d.selectors.contains(s)))
@@ -242,17 +295,20 @@ impl TaskHub {
             // Registering before looking means an enqueue between the look and the wait still
             // wakes us.
             notified.as_mut().enable();
-            if let Some(task) = self
+            let until = match self
                 .inner
                 .store
                 .claim_task(&delegate.name, &delegate.selectors, delegate.lease)
                 .await?
             {
-                return Ok(Some(task));
-            }
+                Claim::Task(task) => return Ok(Some(task)),
+                Claim::Nothing => deadline,
+                // Another delegate has the first chance at a task: look again when it ends.
+                Claim::Later(after) => deadline.min(tokio::time::Instant::now() + after),
+            };
             tokio::select! {
-                woken = tokio::time::timeout_at(deadline, notified) => {
-                    if woken.is_err() {
+                woken = tokio::time::timeout_at(until, notified) => {
+                    if woken.is_err() && tokio::time::Instant::now() >= deadline {
                         return Ok(None);
                     }
                 }
@@ -305,6 +361,35 @@ impl TaskHub {
             .store
             .count_delegate_task(delegate, outcome.succeeded)
             .await?;
+        let route = self
+            .inner
+            .task_routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(task_id);
+        if let Some(route) = route {
+            let mut routes = self.inner.routes.lock().unwrap_or_else(|e| e.into_inner());
+            let history = routes.entry(route).or_default();
+            // Only failures of the connection itself count against a delegate, not "no such
+            // branch" or a refused push that any delegate would meet.
+            let code = done
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<Value>(r).ok())
+                .and_then(|r| r["code"].as_str().map(str::to_owned));
+            match (outcome.succeeded, code.as_deref()) {
+                (true, _) => {
+                    history.last_ok = Some(delegate.to_owned());
+                    if history.last_failed.as_deref() == Some(delegate) {
+                        history.last_failed = None;
+                    }
+                }
+                (false, Some("host_unreachable" | "timeout" | "tls_untrusted" | "git_unavailable")) => {
+                    history.last_failed = Some(delegate.to_owned());
+                }
+                (false, _) => {}
+            }
+        }
         let _ = self.inner.finished.send(done.id);
         Ok(true)
     }
@@ -342,13 +427,7 @@ impl TaskHub {
             url: url.clone(),
             branch: branch.clone(),
         };
-        let selectors = connector
-            .spec
-            .selectors
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        self.enqueue(TEST_CONNECTION, &payload, selectors, |message| {
+        self.enqueue(TEST_CONNECTION, &payload, connector, |message| {
             json!({"ok": false, "url": url, "branch": branch, "code": "no_delegate", "message": message,
                    "duration_ms": 0, "tested_at": timestamp(now_millis())})
         })
@@ -521,17 +600,11 @@ impl TaskHub {
             target,
             job,
         };
-        let selectors = connector
-            .spec
-            .selectors
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect();
         let task = self
             .enqueue(
                 SYNC,
                 &payload,
-                selectors,
+                connector,
                 |message| json!({"ok": false, "code": "no_delegate", "message": message}),
             )
             .await

@@ -89,7 +89,10 @@ impl Store {
     }
 
     /// Revokes a token: the next request made with it is refused.
-    pub async fn revoke_delegate_token(&self, name: &str) -> Result<DelegateTokenRecord, StoreError> {
+    pub async fn revoke_delegate_token(
+        &self,
+        name: &str,
+    ) -> Result<DelegateTokenRecord, StoreError> {
         sqlx::query(
             "UPDATE delegate_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
         )

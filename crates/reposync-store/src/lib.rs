@@ -29,8 +29,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use connectors::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
-pub use entities::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 pub use delegates::{DelegateRecord, DelegateTokenRecord, NewDelegate};
+pub use entities::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 pub use error::StoreError;
 pub use inbound::{
     AnnouncedHead, DeliveryOutcome, DeliveryRecord, FileError, InboundCommit, InboundCommitRecord,
@@ -41,7 +41,7 @@ pub use sync::{
     AttemptEnd, AttemptRecord, CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConflictRecord,
     FileChangeRecord, FileOp, LinkBacklog, NewSyncLink, SyncErrorRecord, SyncLink, app_of_path,
 };
-pub use tasks::{NewTask, TaskRecord, TaskStatus};
+pub use tasks::{AVOID_FOR, Claim, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
 pub use tokens::ApiTokenRecord;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

@@ -51,6 +51,36 @@ pub struct NewTask {
     /// A delegate must have every one of these to run the task.
     pub selectors: Vec<String>,
     pub max_attempts: i64,
+    /// The delegate that should have the first chance at it, for `PREFER_FOR`.
+    pub prefer: Option<String>,
+    /// The delegate that should have the last chance at it, after `AVOID_FOR`.
+    pub avoid: Option<String>,
+}
+
+/// How long only the preferred delegate may claim a task.
+pub const PREFER_FOR: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long the avoided delegate is kept from a task, while others may take it.
+pub const AVOID_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a claim found.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    Task(TaskRecord),
+    /// Nothing for this delegate now.
+    Nothing,
+    /// A task this delegate may take only after a while (another delegate has the first
+    /// chance at it): look again then.
+    Later(std::time::Duration),
+}
+
+impl Claim {
+    /// The task claimed, if one was.
+    pub fn task(self) -> Option<TaskRecord> {
+        match self {
+            Claim::Task(task) => Some(task),
+            Claim::Nothing | Claim::Later(_) => None,
+        }
+    }
 }
 
 /// A task as stored.
@@ -83,8 +113,8 @@ impl Store {
         let selectors = serde_json::to_string(&task.selectors)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO tasks (id, kind, payload, selectors, status, attempts, max_attempts, created_at)
-             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6)",
+            "INSERT INTO tasks (id, kind, payload, selectors, status, attempts, max_attempts, created_at, prefer, avoid)
+             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(&task.kind)
@@ -92,6 +122,8 @@ impl Store {
         .bind(selectors)
         .bind(task.max_attempts)
         .bind(now_millis())
+        .bind(task.prefer.clone())
+        .bind(task.avoid.clone())
         .execute(&self.pool)
         .await?;
         self.get_task(&id).await
@@ -118,13 +150,14 @@ impl Store {
         delegate: &str,
         delegate_selectors: &[String],
         lease: Duration,
-    ) -> Result<Option<TaskRecord>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' ORDER BY created_at LIMIT $1"
+            "SELECT {TASK_COLUMNS}, prefer, avoid FROM tasks WHERE status = 'queued' ORDER BY created_at LIMIT $1"
         ))
         .bind(CLAIM_WINDOW)
         .fetch_all(&self.pool)
         .await?;
+        let mut later: Option<Duration> = None;
         for row in &rows {
             let task = task_from_row(row)?;
             if !task
@@ -135,6 +168,18 @@ impl Store {
                 continue;
             }
             let now = now_millis();
+            let age = Duration::from_millis(u64::try_from(now - task.created_at).unwrap_or(0));
+            let prefer: Option<String> = row.try_get("prefer")?;
+            let avoid: Option<String> = row.try_get("avoid")?;
+            let wait = match (prefer.as_deref(), avoid.as_deref()) {
+                (Some(p), _) if p != delegate && age < PREFER_FOR => Some(PREFER_FOR - age),
+                (_, Some(a)) if a == delegate && age < AVOID_FOR => Some(AVOID_FOR - age),
+                _ => None,
+            };
+            if let Some(wait) = wait {
+                later = Some(later.map_or(wait, |l| l.min(wait)));
+                continue;
+            }
             let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
             let claimed = sqlx::query(
                 "UPDATE tasks SET status = 'running', delegate = $1, lease_expires_at = $2,
@@ -148,10 +193,10 @@ impl Store {
             .execute(&self.pool)
             .await?;
             if claimed.rows_affected() == 1 {
-                return self.get_task(&task.id).await.map(Some);
+                return self.get_task(&task.id).await.map(Claim::Task);
             }
         }
-        Ok(None)
+        Ok(later.map_or(Claim::Nothing, Claim::Later))
     }
 
     /// Records a task's outcome. Only the delegate holding the lease may do so; a late answer

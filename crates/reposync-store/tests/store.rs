@@ -142,6 +142,8 @@ async fn tasks_go_only_to_delegates_with_every_selector_and_only_once() {
             payload: "{}".into(),
             selectors: vec!["eu".into(), "prod".into()],
             max_attempts: 3,
+            prefer: None,
+            avoid: None,
         })
         .await
         .expect("enqueue");
@@ -151,18 +153,21 @@ async fn tasks_go_only_to_delegates_with_every_selector_and_only_once() {
             .claim_task("d1", &["eu".into()], lease)
             .await
             .expect("claim")
+            .task()
             .is_none()
     );
     let claimed = store
         .claim_task("d2", &["eu".into(), "prod".into(), "x".into()], lease)
         .await
-        .expect("claim");
+        .expect("claim")
+        .task();
     assert_eq!(claimed.map(|t| t.id), Some(task.id.clone()));
     assert!(
         store
             .claim_task("d3", &["eu".into(), "prod".into()], lease)
             .await
             .expect("claim")
+            .task()
             .is_none()
     );
     assert!(
@@ -192,6 +197,8 @@ async fn an_expired_lease_returns_the_task_to_the_queue() {
             payload: "{}".into(),
             selectors: vec![],
             max_attempts: 2,
+            prefer: None,
+            avoid: None,
         })
         .await
         .expect("enqueue");
@@ -199,6 +206,7 @@ async fn an_expired_lease_returns_the_task_to_the_queue() {
         .claim_task("d1", &[], Duration::from_millis(0))
         .await
         .expect("claim")
+        .task()
         .expect("claimed");
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(store.expire_leases("{}").await.expect("expire"), 1);
@@ -210,6 +218,7 @@ async fn an_expired_lease_returns_the_task_to_the_queue() {
         .claim_task("d2", &[], Duration::from_millis(0))
         .await
         .expect("claim")
+        .task()
         .expect("claimed again");
     tokio::time::sleep(Duration::from_millis(5)).await;
     store
@@ -252,4 +261,62 @@ async fn an_update_based_on_a_stale_read_is_refused() {
             .await
             .is_ok()
     );
+}
+
+#[tokio::test]
+async fn the_preferred_delegate_gets_the_first_chance_and_the_avoided_one_the_last() {
+    use reposync_store::{AVOID_FOR, Claim, PREFER_FOR};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let lease = Duration::from_secs(30);
+    let enqueue = |prefer: Option<&str>, avoid: Option<&str>| NewTask {
+        kind: "k".into(),
+        payload: "{}".into(),
+        selectors: vec![],
+        max_attempts: 3,
+        prefer: prefer.map(str::to_owned),
+        avoid: avoid.map(str::to_owned),
+    };
+    let preferred = store
+        .enqueue_task(&enqueue(Some("b"), None))
+        .await
+        .expect("enqueue");
+    match store.claim_task("a", &[], lease).await.expect("claim") {
+        Claim::Later(after) => assert!(after <= PREFER_FOR),
+        other => panic!("a must wait for b's first chance: {other:?}"),
+    }
+    let taken = store
+        .claim_task("b", &[], lease)
+        .await
+        .expect("claim")
+        .task();
+    assert_eq!(taken.map(|t| t.id), Some(preferred.id));
+
+    let avoided = store
+        .enqueue_task(&enqueue(None, Some("a")))
+        .await
+        .expect("enqueue");
+    match store.claim_task("a", &[], lease).await.expect("claim") {
+        Claim::Later(after) => assert!(after <= AVOID_FOR),
+        other => panic!("a just failed with this kind: {other:?}"),
+    }
+    let taken = store
+        .claim_task("c", &[], lease)
+        .await
+        .expect("claim")
+        .task();
+    assert_eq!(taken.map(|t| t.id), Some(avoided.id));
+
+    // Once the first chance has passed, anyone eligible takes it.
+    let late = store
+        .enqueue_task(&enqueue(Some("b"), None))
+        .await
+        .expect("enqueue");
+    tokio::time::sleep(PREFER_FOR + Duration::from_millis(20)).await;
+    let taken = store
+        .claim_task("a", &[], lease)
+        .await
+        .expect("claim")
+        .task();
+    assert_eq!(taken.map(|t| t.id), Some(late.id));
 }

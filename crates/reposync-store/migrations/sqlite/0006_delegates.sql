@@ -26,3 +26,8 @@ CREATE TABLE delegates (
     tasks_succeeded  INTEGER NOT NULL DEFAULT 0,
     tasks_failed     INTEGER NOT NULL DEFAULT 0
 );
+
+-- Which delegate a task should go to first (the one that last succeeded for the same kind of
+-- connector) and which it should go to last (the one that just failed for it).
+ALTER TABLE tasks ADD COLUMN prefer TEXT;
+ALTER TABLE tasks ADD COLUMN avoid TEXT;
