@@ -377,6 +377,9 @@ pub struct CommitAttemptView {
     pub id: String,
     pub scope: String,
     pub status: String,
+    /// The delegate that ran the push.
+    #[serde(default)]
+    pub delegate: Option<String>,
     pub changesets: Vec<String>,
     pub files: Vec<ChangedFileView>,
     pub commit_id: Option<String>,

@@ -216,6 +216,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                         a.id.clone(),
                         a.scope.clone(),
                         a.status.clone(),
+                        a.delegate.clone().unwrap_or_else(|| "-".into()),
                         a.files.len().to_string(),
                         a.commit_id.as_deref().map(short).unwrap_or("-").to_owned(),
                         a.started_at.clone(),
@@ -225,7 +226,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 .collect();
             table(
                 &[
-                    "ID", "SCOPE", "STATUS", "FILES", "COMMIT", "STARTED", "ERROR",
+                    "ID", "SCOPE", "STATUS", "DELEGATE", "FILES", "COMMIT", "STARTED", "ERROR",
                 ],
                 &rows,
             );

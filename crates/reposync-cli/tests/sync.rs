@@ -408,6 +408,14 @@ fn a_protected_branch_is_a_clear_error_that_stops_the_retries() {
         .filter(|a| a["status"] == "failed")
         .count();
     assert_eq!(failed_attempts, 1, "{attempts}");
+    assert!(
+        attempts["attempts"]
+            .as_array()
+            .expect("attempts")
+            .iter()
+            .all(|a| a["delegate"] == "builtin"),
+        "every attempt names the delegate that ran it: {attempts}"
+    );
 
     // Once the branch accepts pushes again, `sync retry` pushes it.
     std::fs::remove_file(&hook).expect("unprotect");

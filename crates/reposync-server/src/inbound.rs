@@ -100,7 +100,10 @@ impl HubInbound {
                     message: e.to_string(),
                 }
             })?;
-        self.state.tasks.run_sync_job(&connector, target, job).await
+        self.state
+            .tasks
+            .run_sync_job(&connector, target, job, None)
+            .await
     }
 }
 

@@ -13,8 +13,8 @@ use reposync_delegate::{Agent, SourceError, TaskSource};
 use reposync_git::GitRunner;
 use reposync_model::{Credentials, GitConnector, SecretName};
 use reposync_store::{
-    Claim, ConnectorRecord, NewDelegate, NewTask, Store, StoreError, SyncLink, TaskRecord, TaskStatus,
-    now_millis,
+    Claim, ConnectorRecord, NewDelegate, NewTask, Store, StoreError, SyncLink, TaskRecord,
+    TaskStatus, now_millis,
 };
 use reposync_sync::{ConnectionFailure, Dispatch, DispatchFailure};
 use serde::{Deserialize, Serialize};
@@ -384,7 +384,10 @@ impl TaskHub {
                         history.last_failed = None;
                     }
                 }
-                (false, Some("host_unreachable" | "timeout" | "tls_untrusted" | "git_unavailable")) => {
+                (
+                    false,
+                    Some("host_unreachable" | "timeout" | "tls_untrusted" | "git_unavailable"),
+                ) => {
                     history.last_failed = Some(delegate.to_owned());
                 }
                 (false, _) => {}
@@ -590,6 +593,7 @@ impl TaskHub {
         connector: &ConnectorRecord,
         target: SyncTarget,
         job: SyncJob,
+        attempt_id: Option<&str>,
     ) -> Result<SyncJobResult, DispatchFailure> {
         let internal = |e: StoreError| DispatchFailure {
             code: "internal".into(),
@@ -609,6 +613,13 @@ impl TaskHub {
             )
             .await
             .map_err(internal)?;
+        if let Some(attempt_id) = attempt_id {
+            self.inner
+                .store
+                .set_attempt_task(attempt_id, &task.id)
+                .await
+                .map_err(internal)?;
+        }
         // The delegate's own limit, plus room to be claimed and to report.
         let task = self
             .wait_final(&task.id, SYNC_TIMEOUT + Duration::from_secs(30))
@@ -764,6 +775,7 @@ impl Dispatch for HubDispatch {
     async fn run_job(
         &self,
         link: &SyncLink,
+        attempt_id: &str,
         job: SyncJob,
     ) -> Result<SyncJobResult, DispatchFailure> {
         let connector = self
@@ -779,7 +791,10 @@ impl Dispatch for HubDispatch {
             code: "invalid_task".into(),
             message: e.to_string(),
         })?;
-        self.state.tasks.run_sync_job(&connector, target, job).await
+        self.state
+            .tasks
+            .run_sync_job(&connector, target, job, Some(attempt_id))
+            .await
     }
 
     async fn check_connections(&self, link: &SyncLink) -> Result<(), ConnectionFailure> {

@@ -199,6 +199,28 @@ impl Store {
         Ok(later.map_or(Claim::Nothing, Claim::Later))
     }
 
+    /// The delegate that ran (or runs) each of these tasks.
+    pub async fn task_delegates(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut delegates = std::collections::HashMap::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT id, delegate FROM tasks WHERE delegate IS NOT NULL AND id IN ({})",
+                crate::placeholders_from(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                delegates.insert(row.try_get("id")?, row.try_get("delegate")?);
+            }
+        }
+        Ok(delegates)
+    }
+
     /// Records a task's outcome. Only the delegate holding the lease may do so; a late answer
     /// from a delegate that lost its lease is ignored and reported as `Ok(None)`.
     pub async fn complete_task(

@@ -15,11 +15,13 @@ use crate::plan::{commit_message, plan_commit};
 /// Runs sync jobs on delegates.
 #[async_trait::async_trait]
 pub trait Dispatch: Send + Sync {
-    /// Runs `job` on a delegate that may use the link's connector, on the link's branch, and
-    /// waits for its result.
+    /// Runs `job` for commit attempt `attempt_id` on a delegate that may use the link's
+    /// connector, on the link's branch, and waits for its result. The attempt records the
+    /// task, so activity can name the delegate that ran it.
     async fn run_job(
         &self,
         link: &SyncLink,
+        attempt_id: &str,
         job: SyncJob,
     ) -> Result<SyncJobResult, DispatchFailure>;
 
@@ -235,7 +237,7 @@ impl Outbox {
                 .collect(),
             max_attempts: PUSH_ATTEMPTS,
         };
-        let end = match self.dispatch.run_job(&link, job).await {
+        let end = match self.dispatch.run_job(&link, &attempt.id, job).await {
             Ok(SyncJobResult::Pushed { commit, .. }) => AttemptEnd::Pushed {
                 commit,
                 nothing: false,

@@ -221,6 +221,7 @@ pub async fn enable(
             SyncJob::ReadBranch {
                 prefix: prefix.clone(),
             },
+            None,
         )
         .await
         .map_err(|failure| {
@@ -546,12 +547,13 @@ pub async fn activity(
         .into_iter()
         .map(|c| changeset_view(&c, scope(&c.link_id)))
         .collect();
-    let attempts = state
-        .store
-        .list_attempts(&ids, limit)
-        .await?
+    let attempts = state.store.list_attempts(&ids, limit).await?;
+    let task_ids: Vec<String> = attempts.iter().filter_map(|a| a.task_id.clone()).collect();
+    let delegates = state.store.task_delegates(&task_ids).await?;
+    let attempts = attempts
         .into_iter()
         .map(|a| CommitAttemptView {
+            delegate: a.task_id.as_ref().and_then(|t| delegates.get(t).cloned()),
             scope: scope(&a.link_id),
             id: a.id,
             status: a.status,
