@@ -40,7 +40,12 @@ pub struct ServeArgs {
     poll_interval: u64,
     /// Seconds a remote delegate's claim holds a task without a heartbeat; a delegate that
     /// dies loses its tasks to another after this long.
-    #[arg(long, env = "REPOSYNC_DELEGATE_LEASE", default_value_t = 30, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "REPOSYNC_DELEGATE_LEASE",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
     delegate_lease: u64,
 }
 
