@@ -1,6 +1,8 @@
 //! The `reposync` command: parses flags, sets up logging, and calls into the libraries.
 
 mod client_commands;
+mod delegate_command;
+mod delegate_token_commands;
 mod offline;
 mod output;
 mod serve;
@@ -11,7 +13,8 @@ mod webhook_commands;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// reposync: configuration as code, kept in sync with Bitbucket.
 #[derive(Debug, Parser)]
@@ -85,6 +88,11 @@ enum Command {
     /// Webhooks from Bitbucket: the delivery log, and an offline payload inspector.
     #[command(subcommand)]
     Webhook(webhook_commands::WebhookCommand),
+    /// Run a remote delegate against --server, or list the delegates (`delegate list`).
+    Delegate(delegate_command::DelegateArgs),
+    /// Tokens for remote delegates: create (shown once), list, revoke.
+    #[command(subcommand)]
+    DelegateToken(delegate_token_commands::DelegateTokenCommand),
 }
 
 /// Flags shared by every command that talks to a server.
@@ -96,8 +104,19 @@ pub struct Globals {
     pub data_dir: PathBuf,
 }
 
+/// Whether `--token` was given in argv, which every user of the machine can read, rather than
+/// through the environment.
+fn token_on_command_line(matches: &ArgMatches) -> bool {
+    matches.value_source("token") == Some(ValueSource::CommandLine)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let token_in_argv = token_on_command_line(&matches);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let globals = Globals {
         server: cli.server,
         token: cli.token,
@@ -132,6 +151,12 @@ fn main() -> ExitCode {
             Command::Delete { path } => tree_commands::delete(path, &globals).await,
             Command::Sync(command) => sync_commands::sync(command, &globals).await,
             Command::Webhook(command) => webhook_commands::webhook(command, &globals).await,
+            Command::DelegateToken(command) => {
+                delegate_token_commands::delegate_token(command, &globals).await
+            }
+            Command::Delegate(args) => {
+                delegate_command::delegate(args, &globals, token_in_argv).await
+            }
         }
     });
     match result {
@@ -152,5 +177,48 @@ mod tests {
     #[test]
     fn every_command_line_definition_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> (super::Cli, bool) {
+        use clap::FromArgMatches as _;
+        let matches = super::Cli::command()
+            .try_get_matches_from(args)
+            .expect("parses");
+        let in_argv = super::token_on_command_line(&matches);
+        (
+            super::Cli::from_arg_matches(&matches).expect("matches"),
+            in_argv,
+        )
+    }
+
+    #[test]
+    fn delegate_runs_with_flags_and_lists_with_a_subcommand() {
+        let (cli, token_in_argv) = parse(&[
+            "reposync",
+            "delegate",
+            "--server",
+            "https://rs.example.com",
+            "--token",
+            "t",
+            "--selector",
+            "eu",
+            "--selector",
+            "linux",
+            "--concurrency",
+            "3",
+        ]);
+        assert_eq!(cli.server, "https://rs.example.com");
+        assert!(token_in_argv, "a --token after the subcommand is seen");
+        assert!(matches!(cli.command, super::Command::Delegate(_)));
+        let (cli, token_in_argv) = parse(&["reposync", "delegate", "list", "--json"]);
+        assert!(cli.json);
+        assert!(!token_in_argv);
+        assert!(matches!(cli.command, super::Command::Delegate(_)));
+        assert!(
+            super::Cli::command()
+                .try_get_matches_from(["reposync", "delegate", "--concurrency", "0"])
+                .is_err(),
+            "at least one slot"
+        );
     }
 }

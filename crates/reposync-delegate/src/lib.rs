@@ -1,15 +1,24 @@
 //! The delegate: claims tasks, runs them with `reposync-git`, and reports what happened.
 //!
 //! A delegate reaches the server only through a [`TaskSource`], so the same agent runs inside
-//! `reposync serve` (an in-process source) and on another machine (an HTTP source). It holds
-//! no database credentials: the secrets a task needs arrive with the task and live in memory,
-//! and on disk only as the 0600 files `reposync-git` makes for one git operation. The agent
-//! exposes a step function, [`Agent::run_next`], that tests drive directly; the loop around it
-//! is thin.
+//! `reposync serve` (an in-process source) and on another machine ([`HttpTaskSource`], which
+//! holds nothing but a delegate token and opens no listening port). It holds no database
+//! credentials: the secrets a task needs arrive with the task and live in memory, and on disk
+//! only as the 0600 files `reposync-git` makes for one git operation. The agent exposes a step
+//! function, [`Agent::run_next`], that tests drive directly; the loops around it are thin.
+//! [`Agent::run_concurrently`] runs several tasks at once, each as its own tokio task, so
+//! that one can be cancelled (its future dropped, which kills its git process group) when the
+//! server takes it back.
+
+mod http;
+mod name;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -24,6 +33,18 @@ use reposync_git::{
 };
 use secrecy::SecretString;
 use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::{AbortHandle, JoinSet};
+
+pub use http::{HttpConfig, HttpTaskSource, SetupError, run_remote};
+pub use name::{DelegateName, InvalidDelegateName};
+
+/// How long one claim waits for a task before asking again.
+const CLAIM_WAIT: Duration = Duration::from_secs(25);
+/// How many times an outcome is offered to a source that cannot be reached (with back-off,
+/// over about 26 s) before it is given up; the server then runs the task again once its
+/// lease runs out.
+const COMPLETE_ATTEMPTS: u32 = 8;
 
 /// Where tasks come from and where their outcomes go.
 #[async_trait::async_trait]
@@ -34,10 +55,35 @@ pub trait TaskSource: Send + Sync {
     async fn complete(&self, task_id: &str, outcome: TaskOutcome) -> Result<(), SourceError>;
 }
 
-/// The task source failed (the server is down, the token was revoked, …).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
+/// The task source failed: for a while (the server is down) or for good (the token was
+/// revoked), which [`SourceError::is_fatal`] tells apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// The source cannot be reached or answered unexpectedly; asking again later may work.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The server refused the delegate's token (unknown or revoked): retrying cannot help.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The server refused the delegate itself for good (its registration is invalid).
+    #[error("{0}")]
+    Rejected(String),
+}
+
+impl SourceError {
+    /// Whether the delegate must stop rather than try again.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, SourceError::Unavailable(_))
+    }
+}
+
+/// A transient [`SourceError`], spelled like the tuple struct the type used to be, so that
+/// sources written as `SourceError(message)` keep compiling; new code writes
+/// `SourceError::Unavailable(message)`.
+#[allow(non_snake_case)]
+pub fn SourceError(message: String) -> SourceError {
+    SourceError::Unavailable(message)
+}
 
 /// What one step of the agent did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +102,69 @@ pub struct Agent {
     work_dir: PathBuf,
     /// One lock per clone: a clone serves one operation at a time.
     clone_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// The tasks [`Agent::run_concurrently`] is running, from claim until their outcome is
+    /// reported, by task id.
+    running: Arc<Mutex<HashMap<String, RunningTask>>>,
+    /// Tells apart two runs of the same task id (claimed again after a lost lease).
+    next_run: Arc<AtomicU64>,
+    /// How long running tasks may finish after a shutdown was asked for.
+    shutdown_grace: Duration,
+}
+
+#[derive(Debug)]
+struct RunningTask {
+    run: u64,
+    /// `None` for the moment between listing the task and spawning it.
+    abort: Option<AbortHandle>,
+}
+
+/// Removes its task from [`Agent::running`] when the task's future ends or is dropped.
+struct RunningEntry {
+    running: Arc<Mutex<HashMap<String, RunningTask>>>,
+    task_id: String,
+    run: u64,
+}
+
+impl Drop for RunningEntry {
+    fn drop(&mut self) {
+        let mut running = lock(&self.running);
+        if running
+            .get(&self.task_id)
+            .is_some_and(|r| r.run == self.run)
+        {
+            running.remove(&self.task_id);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A pause that doubles after each failure, from a quarter second to ten seconds.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(250);
+    const LAST: Duration = Duration::from_secs(10);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    /// The pause before the next try.
+    pub(crate) fn pause(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (pause * 2).min(Self::LAST);
+        pause
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
 }
 
 impl Agent {
@@ -65,6 +174,40 @@ impl Agent {
             runner,
             work_dir: work_dir.into(),
             clone_locks: Arc::default(),
+            running: Arc::default(),
+            next_run: Arc::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+
+    /// Sets how long [`Agent::run_concurrently`] lets running tasks finish after its shutdown
+    /// signal before it stops them (30 s by default).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Agent {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// The ids of the tasks [`Agent::run_concurrently`] is running or reporting, sorted: the
+    /// leases a heartbeat extends.
+    pub fn running(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.running).keys().cloned().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Stops a running task: its future is dropped, which kills its git processes, and no
+    /// outcome is reported for it. False when no task with that id is running.
+    pub fn cancel(&self, task_id: &str) -> bool {
+        let removed = lock(&self.running).remove(task_id);
+        match removed {
+            Some(task) => {
+                // Without a handle yet, the spawner finds the task unlisted and aborts it.
+                if let Some(abort) = task.abort {
+                    abort.abort();
+                }
+                true
+            }
+            None => false,
         }
     }
 
@@ -86,19 +229,20 @@ impl Agent {
         })
     }
 
-    /// Runs tasks until `shutdown` resolves. Errors from the source are logged and retried
-    /// after a pause, so a restarting server does not stop its delegates.
-    pub async fn run(
-        &self,
-        source: &dyn TaskSource,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) {
+    /// Runs tasks one at a time until `shutdown` resolves. Errors from the source are logged
+    /// and retried after a pause, so a restarting server does not stop its delegates; a fatal
+    /// one (a refused token) ends the loop.
+    pub async fn run(&self, source: &dyn TaskSource, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
-                step = self.run_next(source, Duration::from_secs(25)) => {
+                step = self.run_next(source, CLAIM_WAIT) => {
                     if let Err(error) = step {
+                        if error.is_fatal() {
+                            tracing::error!(%error, "the task source refused this delegate; it stops");
+                            return;
+                        }
                         tracing::warn!(%error, "delegate cannot reach its task source; retrying");
                         tokio::select! {
                             () = &mut shutdown => return,
@@ -108,6 +252,186 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Runs up to `slots` tasks at once until `shutdown` resolves, then lets the running ones
+    /// finish (for the shutdown grace) and returns. One claim is outstanding at a time, and
+    /// only while a slot is free, so an idle delegate holds one long poll.
+    ///
+    /// Transient source errors are logged and retried with back-off. A fatal one (a refused
+    /// token), from a claim or from reporting an outcome, stops every running task and is
+    /// returned. Each task runs as its own tokio task, listed by [`Agent::running`] until its
+    /// outcome is reported and stopped by [`Agent::cancel`].
+    pub async fn run_concurrently(
+        &self,
+        source: Arc<dyn TaskSource>,
+        slots: NonZeroUsize,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), SourceError> {
+        tokio::pin!(shutdown);
+        let slots = Arc::new(Semaphore::new(slots.get()));
+        let mut tasks: JoinSet<Result<(), SourceError>> = JoinSet::new();
+        let mut backoff = Backoff::new();
+        let stopped = loop {
+            let permit = tokio::select! {
+                () = &mut shutdown => break Ok(()),
+                fatal = next_fatal(&mut tasks) => break Err(fatal),
+                permit = Arc::clone(&slots).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    // The semaphore is never closed.
+                    Err(_closed) => break Ok(()),
+                },
+            };
+            let claimed = tokio::select! {
+                () = &mut shutdown => break Ok(()),
+                fatal = next_fatal(&mut tasks) => break Err(fatal),
+                claimed = source.claim(CLAIM_WAIT) => claimed,
+            };
+            match claimed {
+                Ok(None) => backoff.reset(),
+                Ok(Some(task)) => {
+                    backoff.reset();
+                    self.spawn_task(&mut tasks, &source, task, permit);
+                }
+                Err(error) if error.is_fatal() => break Err(error),
+                Err(error) => {
+                    let pause = backoff.pause();
+                    tracing::warn!(
+                        %error,
+                        retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                        "cannot claim a task; retrying"
+                    );
+                    tokio::select! {
+                        () = &mut shutdown => break Ok(()),
+                        fatal = next_fatal(&mut tasks) => break Err(fatal),
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        };
+        match stopped {
+            Ok(()) => self.drain(&mut tasks).await,
+            Err(fatal) => {
+                tasks.shutdown().await;
+                Err(fatal)
+            }
+        }
+    }
+
+    /// Lets running tasks finish for the shutdown grace, then stops the rest.
+    async fn drain(&self, tasks: &mut JoinSet<Result<(), SourceError>>) -> Result<(), SourceError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            running = tasks.len(),
+            grace_secs = self.shutdown_grace.as_secs(),
+            "stopping: letting running tasks finish"
+        );
+        let deadline = tokio::time::sleep(self.shutdown_grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => {
+                    tracing::warn!(running = tasks.len(), "stopping the tasks still running");
+                    tasks.shutdown().await;
+                    return Ok(());
+                }
+                next = tasks.join_next() => match next {
+                    None => return Ok(()),
+                    Some(Ok(Err(fatal))) => {
+                        tasks.shutdown().await;
+                        return Err(fatal);
+                    }
+                    Some(Ok(Ok(()))) => {}
+                    Some(Err(error)) => log_join_error(&error),
+                },
+            }
+        }
+    }
+
+    /// Starts one claimed task as a tokio task that holds `permit` (its slot) until it ends.
+    fn spawn_task(
+        &self,
+        tasks: &mut JoinSet<Result<(), SourceError>>,
+        source: &Arc<dyn TaskSource>,
+        task: DelegateTask,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let agent = self.clone();
+        let source = Arc::clone(source);
+        let task_id = task.id.clone();
+        let run = self.next_run.fetch_add(1, Ordering::Relaxed);
+        // Listed before it is spawned, so that a task that ends at once finds itself listed and
+        // unlists itself. The entry guard is created before the future so that it is dropped,
+        // and the task unlisted, even when the future is aborted before it first runs.
+        lock(&self.running).insert(task_id.clone(), RunningTask { run, abort: None });
+        let entry = RunningEntry {
+            running: Arc::clone(&self.running),
+            task_id: task_id.clone(),
+            run,
+        };
+        // The lock is not held across the spawn: a runtime that is shutting down drops the
+        // future inside `spawn`, and with it the entry guard, which takes the lock.
+        let abort = tasks.spawn(async move {
+            let _entry = entry;
+            let _slot = permit;
+            agent.run_and_report(source.as_ref(), task).await
+        });
+        let mut running = lock(&self.running);
+        match running.get_mut(&task_id) {
+            Some(listed) if listed.run == run => listed.abort = Some(abort),
+            // It ended already (aborting a finished task does nothing) or was cancelled before
+            // it had a handle.
+            _ => abort.abort(),
+        }
+    }
+
+    /// Runs a task and reports its outcome, offering it again while the source is unreachable.
+    async fn run_and_report(
+        &self,
+        source: &dyn TaskSource,
+        task: DelegateTask,
+    ) -> Result<(), SourceError> {
+        let started = Instant::now();
+        let kind = task_kind(&task.spec);
+        tracing::debug!(task = %task.id, kind, "task claimed");
+        let outcome = self.run_task(&task.spec).await;
+        let succeeded = outcome.succeeded;
+        let code = outcome
+            .result
+            .get("code")
+            .and_then(|c| c.as_str())
+            .map(str::to_owned);
+        let mut backoff = Backoff::new();
+        for attempt in 1..=COMPLETE_ATTEMPTS {
+            match source.complete(&task.id, outcome.clone()).await {
+                Ok(()) => {
+                    tracing::info!(
+                        task = %task.id,
+                        kind,
+                        succeeded,
+                        code = code.as_deref().unwrap_or(""),
+                        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        "task finished"
+                    );
+                    return Ok(());
+                }
+                Err(error) if error.is_fatal() => return Err(error),
+                Err(error) if attempt < COMPLETE_ATTEMPTS => {
+                    tracing::warn!(task = %task.id, %error, attempt, "cannot report a task's outcome; retrying");
+                    tokio::time::sleep(backoff.pause()).await;
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        task = %task.id,
+                        %error,
+                        "giving up reporting a task's outcome; the server runs it again when its lease runs out"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs one task and turns every failure into an outcome; it never panics or errors.
@@ -166,7 +490,7 @@ impl Agent {
             let mut locks = self
                 .clone_locks
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                .unwrap_or_else(PoisonError::into_inner);
             Arc::clone(locks.entry(key.clone()).or_default())
         };
         let _one_at_a_time = lock.lock().await;
@@ -299,6 +623,39 @@ impl Agent {
     }
 }
 
+/// Waits for a running task to end with a fatal source error; finished and cancelled tasks
+/// are reaped on the way. Pending forever while no task runs.
+async fn next_fatal(tasks: &mut JoinSet<Result<(), SourceError>>) -> SourceError {
+    loop {
+        match tasks.join_next().await {
+            None => std::future::pending::<()>().await,
+            Some(Ok(Err(fatal))) => return fatal,
+            Some(Ok(Ok(()))) => {}
+            Some(Err(error)) => log_join_error(&error),
+        }
+    }
+}
+
+fn log_join_error(error: &tokio::task::JoinError) {
+    // A cancelled task was stopped on purpose (Agent::cancel); a panic is a bug.
+    if error.is_panic() {
+        tracing::error!(%error, "a task panicked");
+    }
+}
+
+/// A short name of a task's kind, for logs.
+fn task_kind(spec: &TaskSpec) -> &'static str {
+    match spec {
+        TaskSpec::TestConnection(_) => "test_connection",
+        TaskSpec::Sync(sync) => match sync.job {
+            SyncJob::ReadBranch { .. } => "read_branch",
+            SyncJob::CommitAndPush { .. } => "commit_and_push",
+            SyncJob::FetchChanges { .. } => "fetch_changes",
+            SyncJob::ReadHead => "read_head",
+        },
+    }
+}
+
 fn job_result(outcome: CommitOutcome) -> SyncJobResult {
     match outcome {
         CommitOutcome::Pushed {
@@ -427,5 +784,35 @@ fn git_auth(auth: &TaskAuth) -> GitAuth {
             private_key: SecretString::from(private_key.expose()),
             known_hosts: known_hosts.clone(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sources written against the tuple struct (`SourceError(message)`, as the built-in
+    /// delegate is) must keep compiling and mean a transient failure.
+    #[test]
+    fn the_old_tuple_constructor_still_makes_a_transient_error() {
+        let error: SourceError = SourceError("database is locked".to_owned());
+        assert_eq!(
+            error,
+            SourceError::Unavailable("database is locked".to_owned())
+        );
+        assert!(!error.is_fatal());
+        assert!(SourceError::Unauthorized("revoked".into()).is_fatal());
+        assert!(SourceError::Rejected("bad name".into()).is_fatal());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_ten_seconds_and_resets() {
+        let mut backoff = Backoff::new();
+        let pauses: Vec<u64> = (0..8)
+            .map(|_| u64::try_from(backoff.pause().as_millis()).unwrap_or(u64::MAX))
+            .collect();
+        assert_eq!(pauses, [250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+        backoff.reset();
+        assert_eq!(backoff.pause(), Duration::from_millis(250));
     }
 }

@@ -19,6 +19,9 @@ pub enum GitErrorKind {
     Timeout,
     /// git is missing or too old.
     GitUnavailable,
+    /// OpenSSH's client is missing, so SSH remotes cannot be reached from this machine.
+    /// Another delegate may have it: retrying elsewhere can help.
+    SshUnavailable,
     /// The server refused a push for good: a protected branch, a hook that declined it, or
     /// credentials that may read but not write. Retrying the same push will not help.
     PushRejected,
@@ -44,6 +47,7 @@ impl GitErrorKind {
             GitErrorKind::RepoNotFound => "repo_not_found",
             GitErrorKind::Timeout => "timeout",
             GitErrorKind::GitUnavailable => "git_unavailable",
+            GitErrorKind::SshUnavailable => "ssh_unavailable",
             GitErrorKind::PushRejected => "push_rejected",
             GitErrorKind::PushRaced => "push_raced",
             GitErrorKind::InvalidRequest => "invalid_request",
@@ -92,7 +96,20 @@ impl GitError {
         let lower = stderr.to_ascii_lowercase();
         let detail = last_meaningful_lines(stderr);
         let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
+        // git runs ssh through `sh -c` (GIT_SSH_COMMAND): a missing ssh reads "ssh: not
+        // found", which must not be mistaken for a missing repository below.
         let (kind, message) = if has(&[
+            "ssh: not found",
+            "ssh: command not found",
+            "cannot run ssh",
+        ]) {
+            (
+                GitErrorKind::SshUnavailable,
+                format!(
+                    "OpenSSH's client (ssh) is not installed on this delegate, so it cannot reach {url}; install it, or run SSH connectors on a delegate that has it"
+                ),
+            )
+        } else if has(&[
             "remote host identification has changed",
             "host key for",
             "key mismatch",
@@ -340,6 +357,17 @@ mod tests {
 
     fn kind(stderr: &str) -> GitErrorKind {
         GitError::classify(stderr, "u").kind
+    }
+
+    #[test]
+    fn a_missing_ssh_is_not_a_missing_repository() {
+        for stderr in [
+            "sh: 1: ssh: not found\nfatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.",
+            "error: cannot run ssh: No such file or directory\nfatal: unable to fork",
+            "bash: line 1: ssh: command not found",
+        ] {
+            assert_eq!(kind(stderr), GitErrorKind::SshUnavailable, "{stderr}");
+        }
     }
 
     #[test]

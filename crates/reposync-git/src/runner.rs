@@ -86,6 +86,13 @@ impl GitRunner {
         }
     }
 
+    /// Sets the directories searched for git, ssh and the helpers git starts (the `PATH` the
+    /// children get); by default this process's `PATH`.
+    pub fn search_path(mut self, path: impl Into<OsString>) -> GitRunner {
+        self.search_path = path.into();
+        self
+    }
+
     /// Sets the time limit of each operation.
     pub fn timeout(mut self, timeout: Duration) -> GitRunner {
         self.timeout = timeout;
@@ -125,6 +132,82 @@ impl GitRunner {
             ));
         }
         Ok(version)
+    }
+
+    /// The version line of the OpenSSH client git would use (`ssh -V`), such as
+    /// `OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.19 27 Jan 2026`.
+    ///
+    /// ssh runs in the same environment built from nothing as git, so the version is that of
+    /// the ssh found on the runner's search path, and a missing one is a
+    /// [`GitErrorKind::SshUnavailable`] error.
+    pub async fn ssh_version(&self) -> Result<String, GitError> {
+        let unavailable = |message: String, detail: &str| {
+            GitError::new(GitErrorKind::SshUnavailable, message, detail)
+        };
+        let private_dir = tempfile::Builder::new()
+            .prefix("reposync-ssh-")
+            .tempdir()
+            .map_err(|e| {
+                GitError::new(
+                    GitErrorKind::Other,
+                    format!("cannot create a private temporary directory: {e}"),
+                    "",
+                )
+            })?;
+        let mut command = Command::new("ssh");
+        command
+            .arg("-V")
+            .env_clear()
+            .env("PATH", &self.search_path)
+            .env("HOME", private_dir.path())
+            .env("LC_ALL", "C")
+            .env("LANGUAGE", "C")
+            .current_dir(private_dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => unavailable(
+                "OpenSSH's client is not installed (no \"ssh\" on PATH); SSH remotes cannot be reached"
+                    .to_owned(),
+                "",
+            ),
+            _ => unavailable(format!("cannot start ssh: {e}"), ""),
+        })?;
+        let _group = GroupKiller(child.id());
+        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+            Ok(result) => {
+                result.map_err(|e| unavailable(format!("cannot wait for ssh: {e}"), ""))?
+            }
+            Err(_elapsed) => {
+                return Err(GitError::new(
+                    GitErrorKind::Timeout,
+                    format!(
+                        "`ssh -V` did not finish within {} s; it was stopped",
+                        self.timeout.as_secs()
+                    ),
+                    "",
+                ));
+            }
+        };
+        // OpenSSH prints its version on standard error.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stderr
+            .lines()
+            .chain(stdout.lines())
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or_default();
+        if !output.status.success() || line.is_empty() {
+            return Err(unavailable(
+                format!("`ssh -V` failed ({})", output.status),
+                line,
+            ));
+        }
+        Ok(line.to_owned())
     }
 
     /// Lists the branches of a remote and where its `HEAD` points (`git ls-remote --symref`).
@@ -257,7 +340,11 @@ impl GitRunner {
             ),
             _ => io_error("start git", e),
         })?;
-        let process_group = child.id();
+        // The whole group dies when this guard drops: after git exits (git may leave an ssh
+        // child behind when it exits on an error), after a timeout, and when the caller drops
+        // this future mid-operation (a cancelled task), where `kill_on_drop` would reach only
+        // git itself.
+        let _group = GroupKiller(child.id());
         let child_stdin = child.stdin.take();
         // Input is written while the output is read, so that neither side can fill a pipe and
         // wait for the other forever.
@@ -272,7 +359,6 @@ impl GitRunner {
         let output = match tokio::time::timeout(self.timeout, run).await {
             Ok(result) => result.map_err(|e| io_error("wait for git", e))?,
             Err(_elapsed) => {
-                kill_group(process_group);
                 return Err(GitError::new(
                     GitErrorKind::Timeout,
                     format!(
@@ -283,8 +369,6 @@ impl GitRunner {
                 ));
             }
         };
-        // git may leave an ssh child behind when it exits on an error; the group dies with it.
-        kill_group(process_group);
         let secrets = command.auth.map(GitAuth::secret_values).unwrap_or_default();
         Ok(GitOutput {
             success: output.status.success(),
@@ -357,6 +441,15 @@ impl GitOutput {
 impl Default for GitRunner {
     fn default() -> Self {
         GitRunner::new()
+    }
+}
+
+/// Kills the process group led by a child (started with `process_group(0)`) when dropped.
+struct GroupKiller(Option<u32>);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        kill_group(self.0);
     }
 }
 
@@ -467,6 +560,24 @@ mod tests {
             .await
             .expect_err("no git");
         assert_eq!(err.kind, GitErrorKind::GitUnavailable);
+    }
+
+    #[tokio::test]
+    async fn the_installed_ssh_reports_its_version() {
+        let version = GitRunner::new().ssh_version().await.expect("ssh on PATH");
+        assert!(version.starts_with("OpenSSH"), "{version}");
+        assert!(!version.contains('\n'), "one line: {version:?}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_ssh_is_reported_as_unavailable() {
+        let err = GitRunner::new()
+            .search_path("/nonexistent")
+            .ssh_version()
+            .await
+            .expect_err("no ssh");
+        assert_eq!(err.kind, GitErrorKind::SshUnavailable);
+        assert!(err.message.contains("not installed"), "{err}");
     }
 
     #[tokio::test]

@@ -168,3 +168,61 @@ async fn a_closed_port_is_host_unreachable() {
     assert_eq!(error.kind, GitErrorKind::HostUnreachable, "{error}");
     assert!(!error.to_string().contains(PASSWORD));
 }
+
+#[tokio::test]
+async fn dropping_an_operation_kills_git_and_its_helpers() {
+    let (port, _server) = black_hole().await;
+    let runner = GitRunner::new().timeout(Duration::from_secs(60));
+    let operation =
+        tokio::spawn(async move { runner.ls_remote_heads(&https_remote(port, None)).await });
+    let mark = format!("127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while !all_command_lines().iter().any(|l| l.contains(&mark)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "git never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give git time to start its HTTPS helper, which is what `kill_on_drop` alone would miss.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    operation.abort();
+    assert!(operation.await.is_err_and(|e| e.is_cancelled()));
+    let started = std::time::Instant::now();
+    while all_command_lines().iter().any(|l| l.contains(&mark)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "git (or a helper) outlived the dropped operation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A delegate without OpenSSH used to report an SSH remote as a missing repository (git's
+/// "ssh: not found" matched "not found"), which Git Sync treats as permanent.
+#[tokio::test]
+async fn a_missing_ssh_is_not_a_missing_repository() {
+    // A search path holding git and nothing else.
+    let git = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join("git"))
+        .find(|candidate| candidate.is_file())
+        .expect("git on PATH");
+    let bin = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::symlink(&git, bin.path().join("git")).expect("symlink");
+    let remote = Remote {
+        url: "ssh://git@127.0.0.1:1/acme/config.git".into(),
+        auth: GitAuth::Ssh {
+            private_key: SecretString::from("not a key, never read"),
+            known_hosts: None,
+        },
+    };
+    let error = GitRunner::new()
+        .search_path(bin.path().as_os_str())
+        .ls_remote_heads(&remote)
+        .await
+        .expect_err("no ssh");
+    assert_eq!(error.kind, GitErrorKind::SshUnavailable, "{error}");
+    assert_eq!(error.kind.code(), "ssh_unavailable");
+}

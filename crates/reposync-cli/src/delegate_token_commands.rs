@@ -1,0 +1,89 @@
+//! `reposync delegate-token …`: the tokens remote delegates authenticate with.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use reposync_api::{DelegateTokenRequest, DelegateTokenView, ListResponse, decode};
+use reqwest::Method;
+
+use crate::Globals;
+use crate::client_commands::client;
+use crate::output::table;
+
+#[derive(Debug, Subcommand)]
+pub enum DelegateTokenCommand {
+    /// Create a token; its value is shown once. Give it to `reposync delegate` through
+    /// REPOSYNC_DELEGATE_TOKEN or --token-file.
+    Create { name: String },
+    /// Every token, with when it was created and revoked.
+    List,
+    /// Revoke a token: delegates using it are refused from their next request on.
+    Revoke { name: String },
+}
+
+pub async fn delegate_token(
+    command: DelegateTokenCommand,
+    globals: &Globals,
+) -> anyhow::Result<ExitCode> {
+    let client = client(globals)?;
+    let answer = match &command {
+        DelegateTokenCommand::Create { name } => {
+            client
+                .call(
+                    Method::POST,
+                    &["delegate-tokens"],
+                    &DelegateTokenRequest { name: name.clone() },
+                )
+                .await?
+        }
+        DelegateTokenCommand::List => {
+            client
+                .get(&["delegate-tokens"], &[], Duration::from_secs(30))
+                .await?
+        }
+        DelegateTokenCommand::Revoke { name } => {
+            client
+                .call(
+                    Method::DELETE,
+                    &["delegate-tokens", name],
+                    &serde_json::json!({}),
+                )
+                .await?
+        }
+    };
+    if globals.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match command {
+        DelegateTokenCommand::Create { .. } => {
+            let token: DelegateTokenView = decode(answer)?;
+            println!("Delegate token {:?} created.", token.name);
+            if let Some(value) = &token.token {
+                println!("Token (shown once): {}", value.expose());
+            }
+        }
+        DelegateTokenCommand::List => {
+            let tokens: ListResponse<DelegateTokenView> = decode(answer)?;
+            let rows: Vec<Vec<String>> = tokens
+                .items
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        t.created_at.clone(),
+                        t.revoked_at.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            table(&["NAME", "CREATED", "REVOKED"], &rows);
+        }
+        DelegateTokenCommand::Revoke { name } => {
+            println!(
+                "Delegate token {name:?} revoked; delegates using it stop at their next request"
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,413 @@
+//! Remote delegates end to end: real `reposync delegate` processes against a real server over
+//! loopback (no built-in delegate), running Tests and pushes against a real git server.
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use common::git_fixture::{REPO, SHOP, TOKEN, USER, runtime, workflow};
+use reposync_testkit::{GitHttpsServer, RepoRoot, TestCa};
+use serde_json::Value;
+
+/// A `reposync delegate` process and its log.
+struct Delegate {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Delegate {
+    /// Starts a delegate with the token in its environment (never in argv).
+    fn start(app: &TestApp, name: &str, token: &str, selectors: &[&str]) -> Delegate {
+        Delegate::start_with_path(app, name, token, selectors, None)
+    }
+
+    fn start_with_path(
+        app: &TestApp,
+        name: &str,
+        token: &str,
+        selectors: &[&str],
+        path: Option<&str>,
+    ) -> Delegate {
+        let log = app.dir.path().join(format!("delegate-{name}.log"));
+        let work = app.dir.path().join(format!("delegate-{name}"));
+        let mut command = Command::new(common::binary());
+        common::hermetic(&mut command, app.dir.path());
+        if let Some(path) = path {
+            command.env("PATH", path);
+        }
+        command
+            .env("REPOSYNC_DELEGATE_TOKEN", token)
+            .env("REPOSYNC_LOG", "debug")
+            .args([
+                "delegate",
+                "--server",
+                &app.url,
+                "--name",
+                name,
+                "--work-dir",
+            ])
+            .arg(&work);
+        for selector in selectors {
+            command.args(["--selector", selector]);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&log)
+                    .expect("log"),
+            );
+        Delegate {
+            name: name.to_owned(),
+            child: command.spawn().expect("start reposync delegate"),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit; its exit code.
+    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Delegate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server without a built-in delegate, a git server, and a secret for it.
+struct Setup {
+    app: TestApp,
+    root: RepoRoot,
+    server: GitHttpsServer,
+    ca_file: PathBuf,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Setup {
+    fn new(serve_args: &[&str]) -> Setup {
+        let rt = runtime();
+        let root = RepoRoot::new().expect("root");
+        root.create_repo(REPO, "main", &[("README.md", "x\n")])
+            .expect("repo");
+        let ca = TestCa::new("delegates CA").expect("ca");
+        let server = rt
+            .block_on(GitHttpsServer::start(&root, &ca, USER, TOKEN))
+            .expect("https");
+        let mut args = vec!["--no-builtin-delegate"];
+        args.extend_from_slice(serve_args);
+        let app = TestApp::spawn_with(&args);
+        let ca_file = app.dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.cert_pem()).expect("ca");
+        app.cli(
+            &["secret", "create", "bb-token", "--value-stdin"],
+            Some(TOKEN),
+        )
+        .ok();
+        Setup {
+            app,
+            root,
+            server,
+            ca_file,
+            _rt: rt,
+        }
+    }
+
+    fn connector(&self, name: &str, selectors: &[&str]) {
+        let url = self.server.repo_url(REPO);
+        let mut args = vec![
+            "connector",
+            "add",
+            "--name",
+            name,
+            "--url",
+            url.as_str(),
+            "--username",
+            USER,
+            "--password-secret",
+            "bb-token",
+            "--branch",
+            "main",
+            "--ca-file",
+            self.ca_file.to_str().expect("utf-8"),
+        ];
+        for selector in selectors {
+            args.extend(["--selector", selector]);
+        }
+        self.app.cli(&args, None).ok();
+    }
+
+    fn token(&self, name: &str) -> String {
+        let created = self
+            .app
+            .cli(&["--json", "delegate-token", "create", name], None)
+            .ok()
+            .json();
+        created["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Runs a connector's Test to its end; the Test result.
+    fn test(&self, connector: &str) -> Value {
+        let run = self
+            .app
+            .cli(&["--json", "connector", "test", connector], None);
+        run.json()
+    }
+
+    fn delegates(&self) -> Vec<Value> {
+        self.app
+            .cli(&["--json", "delegate", "list"], None)
+            .ok()
+            .json()["items"]
+            .as_array()
+            .expect("items")
+            .clone()
+    }
+
+    fn wait_connected(&self, names: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let delegates = self.delegates();
+            if names.iter().all(|n| {
+                delegates
+                    .iter()
+                    .any(|d| d["name"] == *n && d["connected"] == true)
+            }) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "delegates {names:?} never connected: {delegates:#?}\n{}",
+                self.app.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The delegate named in a Test result.
+fn ran_on(result: &Value) -> String {
+    let result = if result["result"].is_object() {
+        &result["result"]
+    } else {
+        result
+    };
+    result["delegate"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn tasks_go_only_to_delegates_with_every_selector_and_fail_fast_when_none_has_them() {
+    let s = Setup::new(&[]);
+    let token = s.token("fleet");
+    let eu = Delegate::start(&s.app, "eu-1", &token, &["eu"]);
+    let eu_linux = Delegate::start(&s.app, "eu-2", &token, &["EU", " linux "]);
+    let us = Delegate::start(&s.app, "us-1", &token, &["us"]);
+    s.wait_connected(&["eu-1", "eu-2", "us-1"]);
+
+    s.connector("to-us", &["us"]);
+    s.connector("to-eu-linux", &["eu", "linux"]);
+    s.connector("to-asia", &["asia"]);
+    for _ in 0..3 {
+        let result = s.test("to-us");
+        assert_eq!(ran_on(&result), "us-1", "{result}");
+        let result = s.test("to-eu-linux");
+        assert_eq!(ran_on(&result), "eu-2", "every selector, not any: {result}");
+    }
+
+    // Nobody has "asia": the Test fails at once, naming what was asked and who is there.
+    let started = Instant::now();
+    let result = s.test("to-asia");
+    assert!(started.elapsed() < Duration::from_secs(10), "failed fast");
+    let text = result.to_string();
+    assert!(text.contains("no_delegate"), "{text}");
+    assert!(text.contains("asia"), "{text}");
+    for name in ["eu-1", "eu-2", "us-1"] {
+        assert!(text.contains(name), "names the connected delegates: {text}");
+    }
+
+    let listed = s.delegates();
+    let us_row = listed.iter().find(|d| d["name"] == "us-1").expect("listed");
+    assert_eq!(us_row["tasks_run"], 3, "{us_row}");
+    assert_eq!(us_row["tasks_succeeded"], 3, "{us_row}");
+    assert_eq!(us_row["token"], "fleet");
+    assert!(
+        us_row["git_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('2')),
+        "{us_row}"
+    );
+    let eu_row = listed.iter().find(|d| d["name"] == "eu-1").expect("listed");
+    assert_eq!(eu_row["tasks_run"], 0, "eu-1 lacks linux: {eu_row}");
+    for delegate in [&eu, &eu_linux, &us] {
+        assert!(
+            !delegate.log().contains(&token),
+            "{} logged its token",
+            delegate.name
+        );
+    }
+    s.app.assert_not_logged_or_stored(&[&token]);
+}
+
+#[test]
+fn a_revoked_token_stops_its_delegate_and_a_delegate_without_git_refuses_to_start() {
+    let s = Setup::new(&[]);
+    let token = s.token("short-lived");
+    let mut delegate = Delegate::start(&s.app, "temp", &token, &[]);
+    s.wait_connected(&["temp"]);
+    s.app
+        .cli(&["delegate-token", "revoke", "short-lived"], None)
+        .ok();
+    let code = delegate.wait_exit(Duration::from_secs(30));
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "the delegate stops with an error: {code:?}\n{}",
+        delegate.log()
+    );
+    assert!(
+        delegate.log().to_lowercase().contains("revoked"),
+        "{}",
+        delegate.log()
+    );
+
+    // No git on PATH: it says what it needs and does not start.
+    let fresh = s.token("other");
+    let empty = s.app.dir.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let mut gitless = Delegate::start_with_path(
+        &s.app,
+        "no-git",
+        &fresh,
+        &[],
+        Some(empty.to_str().expect("utf-8")),
+    );
+    let code = gitless.wait_exit(Duration::from_secs(30));
+    assert!(code.is_some_and(|c| c != 0), "{}", gitless.log());
+    let log = gitless.log();
+    assert!(log.contains("git"), "{log}");
+    assert!(log.contains("2.29"), "names the version it needs: {log}");
+    assert!(
+        !s.delegates().iter().any(|d| d["name"] == "no-git"),
+        "it never registered"
+    );
+}
+
+#[test]
+fn a_delegate_killed_mid_push_loses_its_task_to_another_and_the_change_lands_once() {
+    let s = Setup::new(&["--delegate-lease", "3"]);
+    s.connector("git", &[]);
+    let token = s.token("pair");
+    let mut first = Delegate::start(&s.app, "first", &token, &[]);
+    s.wait_connected(&["first"]);
+    s.app.cli(&["app", "create", "Shop"], None).ok();
+    s.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s
+        .root
+        .read_file(REPO, "main", &format!("{SHOP}/Index.yaml"))
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "first push");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The next push stalls in the server's hook long enough to kill the delegate during it.
+    let marker = s.app.dir.path().join("hook-entered");
+    let hook = format!(
+        "#!/bin/sh\ncat >/dev/null\nif [ ! -e '{m}' ]; then touch '{m}'; chmod 666 '{m}'; sleep 20; fi\nexit 0\n",
+        m = marker.display()
+    );
+    s.root
+        .install_hook(REPO, "pre-receive", &hook)
+        .expect("hook");
+    let path = format!("{SHOP}/Workflows/once.yaml");
+    let file = s.app.dir.path().join("w.yaml");
+    std::fs::write(&file, workflow("exactly once")).expect("write");
+    s.app
+        .cli(
+            &[
+                "apply",
+                "--path",
+                &path,
+                "-f",
+                file.to_str().expect("utf-8"),
+            ],
+            None,
+        )
+        .ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the push never reached the hook\n{}",
+            first.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = Delegate::start(&s.app, "second", &token, &[]);
+    s.wait_connected(&["second"]);
+    let _ = first.child.kill(); // SIGKILL
+    let _ = first.child.wait();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if s.root
+            .read_file(REPO, "main", &path)
+            .is_ok_and(|t| t.contains("exactly once"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the change never landed\n{}\n{}",
+            second.log(),
+            s.app.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let repo = s.root.repo_path(REPO).expect("repo");
+    let log = s
+        .root
+        .git()
+        .run(&repo, &["log", "--format=%B", "main"])
+        .expect("log");
+    assert_eq!(
+        log.matches(&format!("ADD: {path}")).count(),
+        1,
+        "pushed exactly once: {log}"
+    );
+    let activity = s.app.cli(&["--json", "sync", "activity"], None).ok().json();
+    let pushed_by: Vec<&str> = activity["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter(|a| a["status"] == "pushed")
+        .filter_map(|a| a["delegate"].as_str())
+        .collect();
+    assert!(pushed_by.contains(&"second"), "{activity:#}");
+}

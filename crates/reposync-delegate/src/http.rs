@@ -1,0 +1,496 @@
+//! The remote delegate's way to the server: the delegate API over HTTP(S).
+//!
+//! Every request carries the delegate token as a bearer token, and every request after the
+//! registration names the delegate in [`DELEGATE_NAME_HEADER`]. The delegate only ever makes
+//! outgoing requests; tasks arrive by long poll. Status codes are turned into
+//! [`SourceError`]s here and nowhere else: 401 is fatal (the token is unknown or revoked),
+//! 404 `unknown_delegate` means the server forgot us (it restarted) and is answered by
+//! registering again, and 409 `lease_lost` on a completion means another delegate has the task
+//! now.
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reposync_api::{
+    ApiErrorBody, DELEGATE_NAME_HEADER, DelegateTask, HeartbeatRequest, HeartbeatResponse,
+    RegisterRequest, RegisterResponse, TaskOutcome,
+};
+use reposync_model::Selector;
+use reqwest::header::HeaderValue;
+use reqwest::{StatusCode, Url};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Serialize;
+
+use crate::{Agent, Backoff, DelegateName, SourceError, TaskSource, lock};
+
+/// How long a connection to the server may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The limit of every request but a claim, whose limit is its wait plus [`CLAIM_MARGIN`].
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long past its wait a claim may take before the delegate gives up on the answer.
+const CLAIM_MARGIN: Duration = Duration::from_secs(10);
+/// What the delegate assumes until the server's registration answer says otherwise.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(25);
+
+/// Everything a remote delegate needs to reach the server and introduce itself.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// The server's base URL (`https://reposync.example.com`), `http` or `https`.
+    pub server: String,
+    /// The delegate token (`reposync delegate-token create`).
+    pub token: SecretString,
+    /// Extra certificate authorities (PEM) to trust for an `https` server, besides the
+    /// system's: for a server whose certificate a private CA signed.
+    pub ca_pem: Option<String>,
+    pub name: DelegateName,
+    pub selectors: Vec<Selector>,
+    pub hostname: String,
+    /// reposync's version on this machine.
+    pub version: String,
+    pub git_version: String,
+    /// `ssh -V`'s line, or `none` when ssh is missing.
+    pub ssh_version: String,
+}
+
+/// Why an [`HttpTaskSource`] cannot be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("invalid server URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("cannot read the CA certificate: {0}")]
+    BadCaCertificate(String),
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+}
+
+/// A [`TaskSource`] that is the server's delegate API, reached over HTTP(S).
+pub struct HttpTaskSource {
+    http: reqwest::Client,
+    base: Url,
+    token: SecretString,
+    registration: RegisterRequest,
+    name_header: HeaderValue,
+    session: Mutex<Session>,
+}
+
+/// What the server said at the last registration.
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    heartbeat: Duration,
+    max_wait: Duration,
+}
+
+impl std::fmt::Debug for HttpTaskSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTaskSource")
+            .field("server", &self.base.as_str())
+            .field("name", &self.registration.name)
+            .field("token", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response read to its end.
+struct Answer {
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    /// The error code and message of an error body (`{"error": {"code", "message"}}`), or the
+    /// status alone when the body is not one.
+    fn error(&self) -> (String, String) {
+        match serde_json::from_slice::<ApiErrorBody>(&self.body) {
+            Ok(body) => (body.error.code, body.error.message),
+            Err(_) => (
+                String::new(),
+                format!("the server answered {}", self.status),
+            ),
+        }
+    }
+
+    fn has_code(&self, code: &str) -> bool {
+        self.error().0 == code
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, SourceError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            SourceError::Unavailable(format!("the server's answer to {what} is not valid: {e}"))
+        })
+    }
+
+    /// Any answer the caller did not expect: worth trying again later.
+    fn unexpected(&self, what: &str) -> SourceError {
+        let (code, message) = self.error();
+        let code = if code.is_empty() {
+            String::new()
+        } else {
+            format!(" {code}")
+        };
+        SourceError::Unavailable(format!(
+            "the server answered {}{code} to {what}: {message}",
+            self.status.as_u16()
+        ))
+    }
+}
+
+impl HttpTaskSource {
+    /// A source for the server `config.server`. Nothing is sent until [`Self::register`].
+    pub fn new(config: HttpConfig) -> Result<HttpTaskSource, SetupError> {
+        let bad_url = |reason: &str| SetupError::BadUrl {
+            url: config.server.clone(),
+            reason: reason.to_owned(),
+        };
+        let mut base = Url::parse(&config.server).map_err(|e| bad_url(&e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(bad_url("use an http:// or https:// URL"));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(bad_url("the server URL takes no query or fragment"));
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(bad_url(
+                "the server URL must not hold credentials; the delegate token goes separately",
+            ));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            // A redirected POST is not what the server means; the token stays with it.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(format!("reposync-delegate/{}", config.version));
+        if let Some(pem) = &config.ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| SetupError::BadCaCertificate(e.to_string()))?;
+            if certificates.is_empty() {
+                return Err(SetupError::BadCaCertificate(
+                    "it holds no PEM certificate".into(),
+                ));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| SetupError::Client(describe(&e)))?;
+        // A DelegateName is plain ASCII, which is always a valid header value.
+        let name_header = HeaderValue::from_str(config.name.as_str())
+            .map_err(|e| SetupError::Client(e.to_string()))?;
+        Ok(HttpTaskSource {
+            http,
+            base,
+            token: config.token,
+            registration: RegisterRequest {
+                name: config.name.as_str().to_owned(),
+                selectors: config
+                    .selectors
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
+                version: config.version,
+                hostname: config.hostname,
+                git_version: config.git_version,
+                ssh_version: config.ssh_version,
+            },
+            name_header,
+            session: Mutex::new(Session {
+                heartbeat: DEFAULT_HEARTBEAT,
+                max_wait: DEFAULT_MAX_WAIT,
+            }),
+        })
+    }
+
+    /// The server's base URL.
+    pub fn server(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// How often to send a heartbeat, as the last registration said.
+    pub fn heartbeat_interval(&self) -> Duration {
+        lock(&self.session).heartbeat
+    }
+
+    /// Introduces the delegate (`POST /api/delegate/register`) and keeps the server's
+    /// heartbeat interval and longest claim wait.
+    pub async fn register(&self) -> Result<RegisterResponse, SourceError> {
+        let answer = self
+            .send(
+                &["register"],
+                None,
+                Some(&self.registration),
+                false,
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+        match answer.status {
+            StatusCode::OK => {
+                let registered: RegisterResponse = answer.json("the registration")?;
+                *lock(&self.session) = Session {
+                    heartbeat: Duration::from_secs(registered.heartbeat_secs.max(1)),
+                    max_wait: Duration::from_millis(registered.max_wait_ms),
+                };
+                tracing::info!(
+                    name = %registered.name,
+                    selectors = %registered.selectors.join(","),
+                    heartbeat_secs = registered.heartbeat_secs,
+                    "registered with the server"
+                );
+                Ok(registered)
+            }
+            // A timed-out or rate-limited request is worth repeating; other 4xx are not.
+            status
+                if status.is_client_error()
+                    && !matches!(
+                        status,
+                        StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS
+                    ) =>
+            {
+                let (_, message) = answer.error();
+                Err(SourceError::Rejected(format!(
+                    "the server refused the registration of delegate {:?}: {message}",
+                    self.registration.name
+                )))
+            }
+            _ => Err(answer.unexpected("the registration")),
+        }
+    }
+
+    /// Registers, trying again with back-off while the server cannot be reached or answers
+    /// with a transient error, until it accepts, refuses for good, or `shutdown` resolves
+    /// (then `Ok(None)`).
+    pub async fn register_with_retry(
+        &self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Option<RegisterResponse>, SourceError> {
+        tokio::pin!(shutdown);
+        let mut backoff = Backoff::new();
+        loop {
+            let error = tokio::select! {
+                () = &mut shutdown => return Ok(None),
+                registered = self.register() => match registered {
+                    Ok(registered) => return Ok(Some(registered)),
+                    Err(error) if error.is_fatal() => return Err(error),
+                    Err(error) => error,
+                },
+            };
+            let pause = backoff.pause();
+            tracing::warn!(
+                %error,
+                retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                "cannot register with the server; retrying"
+            );
+            tokio::select! {
+                () = &mut shutdown => return Ok(None),
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Tells the server which tasks are still running (`POST /api/delegate/heartbeat`), which
+    /// extends their leases; the answer lists the tasks to stop.
+    pub async fn heartbeat(&self, running: Vec<String>) -> Result<HeartbeatResponse, SourceError> {
+        let request = HeartbeatRequest { running };
+        let answer = self
+            .post(&["heartbeat"], None, Some(&request), true, REQUEST_TIMEOUT)
+            .await?;
+        match answer.status {
+            StatusCode::OK => answer.json("a heartbeat"),
+            _ => Err(answer.unexpected("a heartbeat")),
+        }
+    }
+
+    /// Sends one request to `/api/delegate/<segments>`; for a request that names the delegate,
+    /// registers again and repeats it once when the server has forgotten the delegate. A 401
+    /// is the fatal [`SourceError::Unauthorized`]; every other answer goes to the caller.
+    async fn post(
+        &self,
+        segments: &[&str],
+        wait_ms: Option<u64>,
+        body: Option<&(impl Serialize + ?Sized)>,
+        named: bool,
+        timeout: Duration,
+    ) -> Result<Answer, SourceError> {
+        let answer = self.send(segments, wait_ms, body, named, timeout).await?;
+        if named && answer.status == StatusCode::NOT_FOUND && answer.has_code("unknown_delegate") {
+            tracing::info!(
+                "the server has forgotten this delegate (it restarted?); registering again"
+            );
+            self.register().await?;
+            return self.send(segments, wait_ms, body, named, timeout).await;
+        }
+        Ok(answer)
+    }
+
+    async fn send(
+        &self,
+        segments: &[&str],
+        wait_ms: Option<u64>,
+        body: Option<&(impl Serialize + ?Sized)>,
+        named: bool,
+        timeout: Duration,
+    ) -> Result<Answer, SourceError> {
+        let url = self.endpoint(segments, wait_ms)?;
+        let mut request = self
+            .http
+            .post(url)
+            .timeout(timeout)
+            .bearer_auth(self.token.expose_secret());
+        if named {
+            request = request.header(DELEGATE_NAME_HEADER, self.name_header.clone());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let unreachable = |e: reqwest::Error| {
+            SourceError::Unavailable(format!(
+                "cannot reach the reposync server at {}: {}",
+                self.base,
+                describe(&e)
+            ))
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(unreachable)?.to_vec();
+        let answer = Answer { status, body };
+        if status == StatusCode::UNAUTHORIZED {
+            let (_, message) = answer.error();
+            return Err(SourceError::Unauthorized(format!(
+                "the server refused the delegate token: {message} (a revoked token stays refused; `reposync delegate-token create NAME` makes a new one)"
+            )));
+        }
+        Ok(answer)
+    }
+
+    /// `<server>/api/delegate/<segments>[?wait_ms=…]`, each segment percent-encoded.
+    fn endpoint(&self, segments: &[&str], wait_ms: Option<u64>) -> Result<Url, SourceError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| SourceError::Rejected(format!("{} cannot be a base URL", self.base)))?
+            .pop_if_empty()
+            .extend(["api", "delegate"])
+            .extend(segments);
+        if let Some(wait_ms) = wait_ms {
+            url.query_pairs_mut()
+                .append_pair("wait_ms", &wait_ms.to_string());
+        }
+        Ok(url)
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskSource for HttpTaskSource {
+    /// `POST /api/delegate/claim?wait_ms=…`: a task (200) or none within the wait (204). The
+    /// wait is capped to what the server allows.
+    async fn claim(&self, wait: Duration) -> Result<Option<DelegateTask>, SourceError> {
+        let wait = wait.min(lock(&self.session).max_wait);
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let answer = self
+            .post(
+                &["claim"],
+                Some(wait_ms),
+                None::<&()>,
+                true,
+                wait + CLAIM_MARGIN,
+            )
+            .await?;
+        match answer.status {
+            StatusCode::OK => answer.json("a claim").map(Some),
+            StatusCode::NO_CONTENT => Ok(None),
+            _ => Err(answer.unexpected("a claim")),
+        }
+    }
+
+    /// `POST /api/delegate/tasks/{id}/complete`. A task another delegate has now (409
+    /// `lease_lost`) or that the server no longer knows (404) is logged and dropped: its
+    /// outcome is no longer wanted.
+    async fn complete(&self, task_id: &str, outcome: TaskOutcome) -> Result<(), SourceError> {
+        let answer = self
+            .post(
+                &["tasks", task_id, "complete"],
+                None,
+                Some(&outcome),
+                true,
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+        match answer.status {
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+            StatusCode::CONFLICT | StatusCode::NOT_FOUND => {
+                let (code, message) = answer.error();
+                tracing::warn!(
+                    task = %task_id,
+                    code = %code,
+                    %message,
+                    "the server no longer wants this task's outcome; another delegate may have it"
+                );
+                Ok(())
+            }
+            _ => Err(answer.unexpected("a task's outcome")),
+        }
+    }
+}
+
+/// Runs a remote delegate until `shutdown` resolves: registers (retrying while the server
+/// cannot be reached), then sends heartbeats every interval the server asked for while
+/// [`Agent::run_concurrently`] claims and runs up to `slots` tasks. Tasks the server takes
+/// back in a heartbeat's answer are cancelled. Returns the fatal error that stopped it (a
+/// refused token or registration); transient errors are logged and retried.
+pub async fn run_remote(
+    agent: &Agent,
+    source: Arc<HttpTaskSource>,
+    slots: NonZeroUsize,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SourceError> {
+    tokio::pin!(shutdown);
+    if source.register_with_retry(&mut shutdown).await?.is_none() {
+        return Ok(());
+    }
+    let heartbeats = heartbeat_loop(agent, &source);
+    let claims =
+        agent.run_concurrently(Arc::clone(&source) as Arc<dyn TaskSource>, slots, shutdown);
+    tokio::select! {
+        stopped = claims => stopped,
+        // Dropping the claim loop drops its tasks, which kills their git processes: they
+        // could no longer report.
+        fatal = heartbeats => Err(fatal),
+    }
+}
+
+/// Sends heartbeats until one fails for good, and cancels what the server takes back.
+async fn heartbeat_loop(agent: &Agent, source: &HttpTaskSource) -> SourceError {
+    loop {
+        tokio::time::sleep(source.heartbeat_interval()).await;
+        match source.heartbeat(agent.running()).await {
+            Ok(answer) => {
+                for task_id in answer.cancel {
+                    if agent.cancel(&task_id) {
+                        tracing::info!(task = %task_id, "stopped a task the server took back");
+                    }
+                }
+            }
+            Err(error) if error.is_fatal() => return error,
+            Err(error) => tracing::warn!(%error, "cannot send a heartbeat"),
+        }
+    }
+}
+
+/// A reqwest error with its causes, which name the real problem (refused, certificate).
+fn describe(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
