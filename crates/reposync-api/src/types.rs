@@ -162,7 +162,8 @@ pub struct TestResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
     /// On failure: host_unreachable, tls_untrusted, host_key_unknown, host_key_mismatch,
-    /// auth_failed, repo_not_found, branch_not_found, timeout, or no_delegate / internal.
+    /// auth_failed, repo_not_found, branch_not_found, timeout, git_unavailable, ssh_unavailable,
+    /// or no_delegate / internal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

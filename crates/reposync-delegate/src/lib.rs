@@ -77,14 +77,6 @@ impl SourceError {
     }
 }
 
-/// A transient [`SourceError`], spelled like the tuple struct the type used to be, so that
-/// sources written as `SourceError(message)` keep compiling; new code writes
-/// `SourceError::Unavailable(message)`.
-#[allow(non_snake_case)]
-pub fn SourceError(message: String) -> SourceError {
-    SourceError::Unavailable(message)
-}
-
 /// What one step of the agent did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -791,16 +783,9 @@ fn git_auth(auth: &TaskAuth) -> GitAuth {
 mod tests {
     use super::*;
 
-    /// Sources written against the tuple struct (`SourceError(message)`, as the built-in
-    /// delegate is) must keep compiling and mean a transient failure.
     #[test]
-    fn the_old_tuple_constructor_still_makes_a_transient_error() {
-        let error: SourceError = SourceError("database is locked".to_owned());
-        assert_eq!(
-            error,
-            SourceError::Unavailable("database is locked".to_owned())
-        );
-        assert!(!error.is_fatal());
+    fn only_refusals_are_fatal() {
+        assert!(!SourceError::Unavailable("database is locked".into()).is_fatal());
         assert!(SourceError::Unauthorized("revoked".into()).is_fatal());
         assert!(SourceError::Rejected("bad name".into()).is_fatal());
     }

@@ -148,6 +148,60 @@ impl TaskHub {
         }
     }
 
+    /// Ends the tasks among `running` that ran past their kind's time limit, as `timeout`
+    /// failures, and returns them: the delegate is told to stop them, which kills their git.
+    pub async fn end_overdue(
+        &self,
+        delegate: &str,
+        running: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let now = now_millis();
+        let mut overdue = Vec::new();
+        for id in running {
+            let Ok(task) = self.inner.store.get_task(id).await else {
+                continue;
+            };
+            let limit = match task.kind.as_str() {
+                TEST_CONNECTION => TEST_TIMEOUT,
+                SYNC => SYNC_TIMEOUT,
+                _ => continue,
+            } + Duration::from_secs(15);
+            let limit_ms = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+            let Some(started) = task.started_at else {
+                continue;
+            };
+            if task.status == TaskStatus::Running
+                && task.delegate.as_deref() == Some(delegate)
+                && now - started > limit_ms
+            {
+                let outcome = TaskOutcome {
+                    succeeded: false,
+                    result: json!({"ok": false, "code": "timeout",
+                        "message": format!("the task ran past its {} s limit on delegate {delegate} and was stopped", limit.as_secs())}),
+                };
+                self.complete(id, delegate, outcome).await?;
+                overdue.push(id.clone());
+            }
+        }
+        Ok(overdue)
+    }
+
+    /// Forgets the delegates registered with a token (it was revoked) and wakes their long
+    /// polls, so that their next request is refused at once rather than when a poll ends.
+    pub fn forget_token(&self, token_id: &str) {
+        if let Ok(mut delegates) = self.inner.delegates.lock() {
+            delegates.retain(|d| d.info.token_id.as_deref() != Some(token_id));
+        }
+        self.inner.queued.notify_waiters();
+    }
+
+    fn is_registered(&self, name: &str) -> bool {
+        self.inner
+            .delegates
+            .lock()
+            .is_ok_and(|d| d.iter().any(|k| k.info.name == name))
+    }
+
     /// The registered delegate of this name, marked as heard from now.
     pub fn heard_from(&self, name: &str) -> Option<DelegateInfo> {
         let mut delegates = self.inner.delegates.lock().ok()?;
@@ -287,7 +341,7 @@ impl TaskHub {
         let deadline = tokio::time::Instant::now() + wait;
         let mut closing = self.inner.closing.subscribe();
         loop {
-            if *closing.borrow_and_update() {
+            if *closing.borrow_and_update() || !self.is_registered(&delegate.name) {
                 return Ok(None);
             }
             let notified = self.inner.queued.notified();
@@ -659,6 +713,9 @@ pub struct BuiltinDelegate {
     agent: Agent,
 }
 
+/// How many tasks the built-in delegate runs at once.
+const BUILTIN_SLOTS: usize = 8;
+
 /// The built-in delegate's name, which is also one of its selectors.
 pub const BUILTIN_DELEGATE_NAME: &str = "builtin";
 
@@ -722,7 +779,13 @@ impl BuiltinDelegate {
         if let Err(error) = registered {
             tracing::warn!(%error, "cannot list the built-in delegate");
         }
-        self.agent.run(self, shutdown).await;
+        // Several tasks at once: a long push must not hold up a Test.
+        let source: Arc<dyn TaskSource> = Arc::new(self.clone());
+        let slots =
+            std::num::NonZeroUsize::new(BUILTIN_SLOTS).unwrap_or(std::num::NonZeroUsize::MIN);
+        if let Err(error) = self.agent.run_concurrently(source, slots, shutdown).await {
+            tracing::error!(%error, "the built-in delegate stopped");
+        }
     }
 }
 
@@ -734,7 +797,7 @@ impl TaskSource for BuiltinDelegate {
                 .hub
                 .claim(&self.info, wait)
                 .await
-                .map_err(|e| SourceError(e.to_string()))?
+                .map_err(|e| SourceError::Unavailable(e.to_string()))?
             else {
                 return Ok(None);
             };
@@ -749,7 +812,7 @@ impl TaskSource for BuiltinDelegate {
                     self.hub
                         .complete(&task.id, &self.info.name, outcome)
                         .await
-                        .map_err(|e| SourceError(e.to_string()))?;
+                        .map_err(|e| SourceError::Unavailable(e.to_string()))?;
                 }
             }
         }
@@ -760,7 +823,7 @@ impl TaskSource for BuiltinDelegate {
             .complete(task_id, &self.info.name, outcome)
             .await
             .map(|_| ())
-            .map_err(|e| SourceError(e.to_string()))
+            .map_err(|e| SourceError::Unavailable(e.to_string()))
     }
 }
 

@@ -197,6 +197,12 @@ pub async fn heartbeat(
 ) -> Result<Json<HeartbeatResponse>, AppError> {
     let info = delegate(&state, &headers).await?;
     state.store.delegate_heard(&info.name).await?;
+    // Tasks past their limit end as timeouts first; like tasks no longer this delegate's,
+    // their leases then do not extend, so the answer tells the delegate to stop them.
+    state
+        .tasks
+        .end_overdue(&info.name, &request.running)
+        .await?;
     let lease_ms = i64::try_from(info.lease.as_millis()).unwrap_or(i64::MAX);
     let cancel = state
         .store
@@ -284,6 +290,7 @@ pub async fn revoke_token(
     Path(name): Path<String>,
 ) -> Result<Json<DelegateTokenView>, AppError> {
     let record = state.store.revoke_delegate_token(&name).await?;
+    state.tasks.forget_token(&record.id);
     tracing::info!(token = %name, "revoked delegate token");
     Ok(Json(token_view(&record, None)))
 }
