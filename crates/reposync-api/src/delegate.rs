@@ -52,6 +52,11 @@ pub enum SyncJob {
         message: String,
         files: Vec<FileContent>,
         max_attempts: u32,
+        /// Set when the task runs again after its delegate was lost: the push may have landed
+        /// already, which a commit since `base` carrying this message's
+        /// `Reposync-Changeset:` trailers shows; then nothing is committed again.
+        #[serde(default)]
+        rerun: bool,
     },
     /// Fetch the branch and return, commit by commit (first parent, oldest first), what
     /// changed under `prefix` since `since`; with no `since`, or one no longer in the

@@ -336,14 +336,15 @@ fn a_delegate_killed_mid_push_loses_its_task_to_another_and_the_change_lands_onc
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    // The next push stalls in the server's hook long enough to kill the delegate during it.
+    // The next push lands, then stalls in the server's post-receive hook, so the delegate is
+    // killed after its commit is on the branch but before it can say so.
     let marker = s.app.dir.path().join("hook-entered");
     let hook = format!(
         "#!/bin/sh\ncat >/dev/null\nif [ ! -e '{m}' ]; then touch '{m}'; chmod 666 '{m}'; sleep 20; fi\nexit 0\n",
         m = marker.display()
     );
     s.root
-        .install_hook(REPO, "pre-receive", &hook)
+        .install_hook(REPO, "post-receive", &hook)
         .expect("hook");
     let path = format!("{SHOP}/Workflows/once.yaml");
     let file = s.app.dir.path().join("w.yaml");
@@ -401,13 +402,29 @@ fn a_delegate_killed_mid_push_loses_its_task_to_another_and_the_change_lands_onc
         1,
         "pushed exactly once: {log}"
     );
-    let activity = s.app.cli(&["--json", "sync", "activity"], None).ok().json();
-    let pushed_by: Vec<&str> = activity["attempts"]
-        .as_array()
-        .expect("attempts")
-        .iter()
-        .filter(|a| a["status"] == "pushed")
-        .filter_map(|a| a["delegate"].as_str())
-        .collect();
-    assert!(pushed_by.contains(&"second"), "{activity:#}");
+    // The attempt ends when the second delegate, given the task once the first's lease ran
+    // out, reports it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let activity = s.app.cli(&["--json", "sync", "activity"], None).ok().json();
+        let by_second = activity["attempts"]
+            .as_array()
+            .expect("attempts")
+            .iter()
+            .any(|a| a["status"] == "pushed" && a["delegate"] == "second");
+        if by_second {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second delegate never finished the push: {activity:#}\n{}",
+            second.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        second.log().contains("had landed"),
+        "the second delegate recognised the landed push by its trailer: {}",
+        second.log()
+    );
 }

@@ -507,12 +507,31 @@ impl Agent {
                 author_email,
                 message,
                 max_attempts,
+                rerun,
                 ..
             } => {
                 let author = Signature {
                     name: author_name.clone(),
                     email: author_email.clone(),
                 };
+                if *rerun && let Some(base) = base {
+                    match already_landed(&clone, &remote, base, message).await {
+                        Ok(Some(landed)) => {
+                            tracing::info!(commit = %landed.0, "the push of a lost delegate had landed; not committing again");
+                            return TaskOutcome {
+                                succeeded: true,
+                                result: serde_json::to_value(SyncJobResult::Pushed {
+                                    commit: landed.0,
+                                    parent: landed.1,
+                                    attempts: 0,
+                                })
+                                .unwrap_or_default(),
+                            };
+                        }
+                        Ok(None) => {}
+                        Err(error) => return git_failure(error),
+                    }
+                }
                 clone
                     .commit_and_push(
                         &remote,
@@ -672,6 +691,37 @@ fn job_result(outcome: CommitOutcome) -> SyncJobResult {
         },
     }
 }
+
+/// The commit since `base` that carries every `Reposync-Changeset:` trailer of `message`
+/// (with its parent), if the branch has one: a push that landed though its result was lost.
+async fn already_landed(
+    clone: &LocalClone,
+    remote: &Remote,
+    base: &str,
+    message: &str,
+) -> Result<Option<(String, Option<String>)>, GitError> {
+    let trailers: Vec<&str> = message
+        .lines()
+        .filter(|l| l.starts_with("Reposync-Changeset:"))
+        .collect();
+    if trailers.is_empty() {
+        return Ok(None);
+    }
+    // Only the commits since `base` are read; a few, since the lost push came after it.
+    let changes = clone
+        .fetch_changes(remote, Some(base), "Setup/", LANDED_LOOKBACK)
+        .await?;
+    let BranchChanges::Commits { commits, .. } = changes else {
+        return Ok(None);
+    };
+    Ok(commits
+        .into_iter()
+        .find(|c| trailers.iter().all(|t| c.message.lines().any(|l| l == *t)))
+        .map(|c| (c.commit, Some(c.parent))))
+}
+
+/// How many commits after its base a lost push is looked for in.
+const LANDED_LOOKBACK: usize = 50;
 
 fn changes_result(changes: BranchChanges) -> SyncJobResult {
     let encode = |content: Option<Vec<u8>>| content.map(|b| STANDARD.encode(b));

@@ -611,9 +611,15 @@ impl TaskHub {
                     .get_connector_by_id(&payload.connector_id)
                     .await
                     .map_err(|e| format!("the connector is gone: {e}"))?;
+                let mut job = payload.job;
+                // A second attempt follows a delegate that was lost mid-task: its push may
+                // have landed.
+                if let SyncJob::CommitAndPush { rerun, .. } = &mut job {
+                    *rerun = task.attempts > 1;
+                }
                 Ok(TaskSpec::Sync(SyncSpec {
                     target: payload.target,
-                    job: payload.job,
+                    job,
                     auth: self.task_auth(&connector.spec).await?,
                     timeout_secs: SYNC_TIMEOUT.as_secs(),
                 }))

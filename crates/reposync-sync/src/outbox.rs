@@ -236,6 +236,7 @@ impl Outbox {
                 })
                 .collect(),
             max_attempts: PUSH_ATTEMPTS,
+            rerun: false,
         };
         let end = match self.dispatch.run_job(&link, &attempt.id, job).await {
             Ok(SyncJobResult::Pushed { commit, .. }) => AttemptEnd::Pushed {
