@@ -185,6 +185,9 @@ pub struct TaskView {
     pub delegate: Option<String>,
     pub attempts: i64,
     pub created_at: String,
+    /// How long the task waited before a delegate claimed it (its last claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -73,6 +73,9 @@ pub fn task(record: &TaskRecord) -> TaskView {
         delegate: record.delegate.clone(),
         attempts: record.attempts,
         created_at: timestamp(record.created_at),
+        queued_ms: record
+            .started_at
+            .and_then(|started| u64::try_from(started - record.created_at).ok()),
         finished_at: record.finished_at.map(timestamp),
         result: record
             .result
