@@ -215,6 +215,7 @@ impl Store {
         connector_id: &str,
         result_json: &str,
     ) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query("UPDATE connectors SET last_test = $1 WHERE id = $2")
             .bind(result_json)
             .bind(connector_id)

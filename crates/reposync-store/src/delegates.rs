@@ -131,6 +131,7 @@ impl Store {
 
     /// Records a registration, keeping the counters of a delegate seen before.
     pub async fn register_delegate(&self, delegate: &NewDelegate) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         let now = now_millis();
         let selectors = serde_json::to_string(&delegate.selectors)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -155,6 +156,7 @@ impl Store {
 
     /// A delegate was heard from.
     pub async fn delegate_heard(&self, name: &str) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query("UPDATE delegates SET last_heartbeat = $1 WHERE name = $2")
             .bind(now_millis())
             .bind(name)
@@ -165,6 +167,7 @@ impl Store {
 
     /// Counts a task a delegate finished.
     pub async fn count_delegate_task(&self, name: &str, succeeded: bool) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         let column = if succeeded {
             "tasks_succeeded"
         } else {
@@ -218,6 +221,7 @@ impl Store {
         running: &[String],
         lease_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
+        let _gate = self.write_gate().await;
         let until = now_millis().saturating_add(lease_ms);
         let mut lost = Vec::new();
         for id in running {

@@ -156,6 +156,13 @@ impl Store {
         Ok(WriteTx { tx, _gate: gate })
     }
 
+    /// The write gate for a single write statement outside a transaction: the same queue as
+    /// [`Store::begin_write`], so hot one-statement writes (task claims and outcomes,
+    /// heartbeats) do not sleep in SQLite's busy handler either.
+    pub(crate) async fn write_gate(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.write_gate).lock_owned().await
+    }
+
     /// Wakes whoever waits for changesets (the sync worker).
     pub(crate) fn outbox_changed(&self) {
         self.outbox.notify_one();

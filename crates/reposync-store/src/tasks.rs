@@ -109,6 +109,7 @@ const CLAIM_WINDOW: i64 = 64;
 impl Store {
     /// Adds a task to the queue.
     pub async fn enqueue_task(&self, task: &NewTask) -> Result<TaskRecord, StoreError> {
+        let _gate = self.write_gate().await;
         let id = new_id();
         let selectors = serde_json::to_string(&task.selectors)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -151,6 +152,7 @@ impl Store {
         delegate_selectors: &[String],
         lease: Duration,
     ) -> Result<Claim, StoreError> {
+        let _gate = self.write_gate().await;
         let rows = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS}, prefer, avoid FROM tasks WHERE status = 'queued' ORDER BY created_at LIMIT $1"
         ))
@@ -230,6 +232,7 @@ impl Store {
         succeeded: bool,
         result_json: &str,
     ) -> Result<Option<TaskRecord>, StoreError> {
+        let _gate = self.write_gate().await;
         let status = if succeeded {
             TaskStatus::Succeeded
         } else {
@@ -258,6 +261,7 @@ impl Store {
         id: &str,
         result_json: &str,
     ) -> Result<Option<TaskRecord>, StoreError> {
+        let _gate = self.write_gate().await;
         let done = sqlx::query(
             "UPDATE tasks SET status = 'failed', result = $1, finished_at = $2 WHERE id = $3 AND status = 'queued'",
         )
@@ -275,6 +279,7 @@ impl Store {
     /// Returns running tasks whose lease ran out to the queue, or fails them with
     /// `expired_result` once they have used all their attempts. Returns how many changed.
     pub async fn expire_leases(&self, expired_result: &str) -> Result<u64, StoreError> {
+        let _gate = self.write_gate().await;
         let now = now_millis();
         let requeued = sqlx::query(
             "UPDATE tasks SET status = 'queued', delegate = NULL, lease_expires_at = NULL
