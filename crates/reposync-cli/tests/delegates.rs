@@ -206,6 +206,26 @@ impl Setup {
     }
 }
 
+/// Every file under a folder (none if it does not exist).
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
 /// The delegate named in a Test result.
 fn ran_on(result: &Value) -> String {
     let result = if result["result"].is_object() {
@@ -265,6 +285,20 @@ fn tasks_go_only_to_delegates_with_every_selector_and_fail_fast_when_none_has_th
             "{} logged its token",
             delegate.name
         );
+        assert!(
+            !delegate.log().contains(TOKEN),
+            "{} logged a secret",
+            delegate.name
+        );
+        // The Bitbucket token came with each task; nothing of it stayed on the delegate's disk.
+        let work = s.app.dir.path().join(format!("delegate-{}", delegate.name));
+        let leaked = files_under(&work).into_iter().find(|file| {
+            std::fs::read(file)
+                .unwrap_or_default()
+                .windows(TOKEN.len())
+                .any(|w| w == TOKEN.as_bytes())
+        });
+        assert!(leaked.is_none(), "a secret was left in {leaked:?}");
     }
     s.app.assert_not_logged_or_stored(&[&token]);
 }
@@ -422,6 +456,16 @@ fn a_delegate_killed_mid_push_loses_its_task_to_another_and_the_change_lands_onc
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The second delegate has a clone now; no credential was left in it.
+    let files = files_under(&s.app.dir.path().join("delegate-second"));
+    assert!(!files.is_empty(), "the delegate keeps its clone");
+    let leaked = files.iter().find(|file| {
+        std::fs::read(file)
+            .unwrap_or_default()
+            .windows(TOKEN.len())
+            .any(|w| w == TOKEN.as_bytes())
+    });
+    assert!(leaked.is_none(), "a secret was left in {leaked:?}");
     assert!(
         second.log().contains("had landed"),
         "the second delegate recognised the landed push by its trailer: {}",

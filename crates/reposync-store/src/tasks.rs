@@ -153,24 +153,25 @@ impl Store {
         lease: Duration,
     ) -> Result<Claim, StoreError> {
         let _gate = self.write_gate().await;
-        let rows = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS}, prefer, avoid FROM tasks WHERE status = 'queued' ORDER BY created_at LIMIT $1"
-        ))
+        // Only what the choice needs is read; the claimed task is read whole afterwards.
+        let rows = sqlx::query(
+            "SELECT id, selectors, created_at, prefer, avoid FROM tasks WHERE status = 'queued' ORDER BY created_at LIMIT $1",
+        )
         .bind(CLAIM_WINDOW)
         .fetch_all(&self.pool)
         .await?;
         let mut later: Option<Duration> = None;
         for row in &rows {
-            let task = task_from_row(row)?;
-            if !task
-                .selectors
-                .iter()
-                .all(|s| delegate_selectors.contains(s))
-            {
+            let selectors: String = row.try_get("selectors")?;
+            let selectors: Vec<String> = serde_json::from_str(&selectors)
+                .map_err(|e| StoreError::Corrupt(format!("task selectors: {e}")))?;
+            if !selectors.iter().all(|s| delegate_selectors.contains(s)) {
                 continue;
             }
+            let id: String = row.try_get("id")?;
+            let created_at: i64 = row.try_get("created_at")?;
             let now = now_millis();
-            let age = Duration::from_millis(u64::try_from(now - task.created_at).unwrap_or(0));
+            let age = Duration::from_millis(u64::try_from(now - created_at).unwrap_or(0));
             let prefer: Option<String> = row.try_get("prefer")?;
             let avoid: Option<String> = row.try_get("avoid")?;
             let wait = match (prefer.as_deref(), avoid.as_deref()) {
@@ -191,11 +192,11 @@ impl Store {
             .bind(delegate)
             .bind(now.saturating_add(lease_ms))
             .bind(now)
-            .bind(&task.id)
+            .bind(&id)
             .execute(&self.pool)
             .await?;
             if claimed.rows_affected() == 1 {
-                return self.get_task(&task.id).await.map(Claim::Task);
+                return self.get_task(&id).await.map(Claim::Task);
             }
         }
         Ok(later.map_or(Claim::Nothing, Claim::Later))
