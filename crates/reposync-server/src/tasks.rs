@@ -397,10 +397,21 @@ impl TaskHub {
             }
         }
         let text = result.to_string();
+        // A Test's result becomes its connector's last Test, in the same transaction.
+        let tested = (task.kind == TEST_CONNECTION)
+            .then(|| serde_json::from_str::<TestConnectionPayload>(&task.payload).ok())
+            .flatten()
+            .map(|p| p.connector_id);
         let Some(done) = self
             .inner
             .store
-            .complete_task(task_id, delegate, outcome.succeeded, &text)
+            .complete_task(
+                task_id,
+                delegate,
+                outcome.succeeded,
+                &text,
+                tested.as_deref(),
+            )
             .await?
         else {
             tracing::warn!(
@@ -410,11 +421,6 @@ impl TaskHub {
             );
             return Ok(false);
         };
-        self.record_test_result(&done, &text).await?;
-        self.inner
-            .store
-            .count_delegate_task(delegate, outcome.succeeded)
-            .await?;
         let route = self
             .inner
             .task_routes

@@ -165,23 +165,6 @@ impl Store {
         Ok(())
     }
 
-    /// Counts a task a delegate finished.
-    pub async fn count_delegate_task(&self, name: &str, succeeded: bool) -> Result<(), StoreError> {
-        let _gate = self.write_gate().await;
-        let column = if succeeded {
-            "tasks_succeeded"
-        } else {
-            "tasks_failed"
-        };
-        sqlx::query(&format!(
-            "UPDATE delegates SET tasks_run = tasks_run + 1, {column} = {column} + 1 WHERE name = $1"
-        ))
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Every delegate that ever registered, by name.
     pub async fn list_delegates(&self) -> Result<Vec<DelegateRecord>, StoreError> {
         sqlx::query(

@@ -224,21 +224,24 @@ impl Store {
         Ok(delegates)
     }
 
-    /// Records a task's outcome. Only the delegate holding the lease may do so; a late answer
-    /// from a delegate that lost its lease is ignored and reported as `Ok(None)`.
+    /// Records a task's outcome, with what follows from it, in one transaction: the
+    /// delegate's counters and, for a Test, the connector's last Test (`last_test_of`). Only
+    /// the delegate holding the lease may do so; a late answer from a delegate that lost its
+    /// lease is ignored and reported as `Ok(None)`.
     pub async fn complete_task(
         &self,
         id: &str,
         delegate: &str,
         succeeded: bool,
         result_json: &str,
+        last_test_of: Option<&str>,
     ) -> Result<Option<TaskRecord>, StoreError> {
-        let _gate = self.write_gate().await;
         let status = if succeeded {
             TaskStatus::Succeeded
         } else {
             TaskStatus::Failed
         };
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE tasks SET status = $1, result = $2, finished_at = $3, lease_expires_at = NULL
              WHERE id = $4 AND status = 'running' AND delegate = $5",
@@ -248,11 +251,31 @@ impl Store {
         .bind(now_millis())
         .bind(id)
         .bind(delegate)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
+            tx.rollback().await?;
             return Ok(None);
         }
+        let column = if succeeded {
+            "tasks_succeeded"
+        } else {
+            "tasks_failed"
+        };
+        sqlx::query(&format!(
+            "UPDATE delegates SET tasks_run = tasks_run + 1, {column} = {column} + 1 WHERE name = $1"
+        ))
+        .bind(delegate)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(connector_id) = last_test_of {
+            sqlx::query("UPDATE connectors SET last_test = $1 WHERE id = $2")
+                .bind(result_json)
+                .bind(connector_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         self.get_task(id).await.map(Some)
     }
 

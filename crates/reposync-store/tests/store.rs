@@ -172,14 +172,14 @@ async fn tasks_go_only_to_delegates_with_every_selector_and_only_once() {
     );
     assert!(
         store
-            .complete_task(&task.id, "d3", true, "{}")
+            .complete_task(&task.id, "d3", true, "{}", None)
             .await
             .expect("complete")
             .is_none(),
         "not the lease holder"
     );
     let done = store
-        .complete_task(&task.id, "d2", true, "{\"ok\":true}")
+        .complete_task(&task.id, "d2", true, "{\"ok\":true}", None)
         .await
         .expect("complete")
         .expect("holder");
