@@ -116,6 +116,7 @@ impl Bench {
             }
             ids
         });
+        let queued_in = started.elapsed();
         let mut failed = 0;
         for id in &ids {
             let task = self.api(
@@ -131,7 +132,13 @@ impl Bench {
                 failed += 1;
             }
         }
-        (count as f64 / started.elapsed().as_secs_f64(), failed)
+        let total = started.elapsed();
+        println!(
+            "  ({count} queued through the API in {:.2} s, all finished after {:.2} s)",
+            queued_in.as_secs_f64(),
+            total.as_secs_f64()
+        );
+        (count as f64 / total.as_secs_f64(), failed)
     }
 
     /// Median end-to-end duration of a Test through the API, and median queue wait.
