@@ -20,12 +20,12 @@ use reposync_model::tree::{EntityKind, PathClass, classify};
 use reposync_model::validate::{TreeProblem, isolate_failures, read_files};
 use reposync_model::yaml::Limits;
 use reposync_store::{
-    ConnectorRecord, ConnectorWrite, EntityChange, FileError, InboundCommit, InboundFile,
-    InboundStatus, SecretKind, StoreError, SyncBranch, SyncLink, WebhookChange, app_of_path,
+    ConnectorRecord, EntityChange, FileError, InboundCommit, InboundFile, InboundStatus,
+    SecretKind, StoreError, SyncBranch, SyncLink, app_of_path,
 };
 use reposync_sync::{DispatchFailure, Inbound, ReadChange, ReadCommit};
 
-use crate::handlers::tree::{entity_put, missing_secret, source_repo_provider_name};
+use crate::handlers::tree::{connector_from_file, entity_put, source_repo_provider_name};
 use crate::state::AppState;
 use crate::sync::branch_target;
 
@@ -423,15 +423,11 @@ async fn plan_changes(
             continue;
         };
         let current = connectors.get(name.as_str());
-        match connector_yaml::to_connector(&file.path, name, document, current.map(|c| &c.spec)) {
-            Ok(spec) => {
-                if let Some(problem) = missing_secret(&file.path, &spec, document, &secrets) {
-                    report.problems.push(problem);
-                    continue;
-                }
+        match connector_from_file(&file.path, name, document, current, &secrets) {
+            Ok(write) => {
                 if let (Some(current), Some(own)) = (current, &own)
                     && current.id == own.id
-                    && breaks_link(current, &spec, branch)
+                    && breaks_link(current, &write.spec, branch)
                 {
                     report.problems.push(problem(
                         &file.path,
@@ -439,15 +435,7 @@ async fn plan_changes(
                     ));
                     continue;
                 }
-                connector_writes.push((
-                    file.path.clone(),
-                    ConnectorWrite {
-                        current: current.cloned(),
-                        file: connector_yaml::render(&spec, Some(document)),
-                        spec,
-                        webhook: WebhookChange::Keep,
-                    },
-                ));
+                connector_writes.push((file.path.clone(), write));
             }
             Err(problem) => report.problems.push(problem),
         }

@@ -1,7 +1,7 @@
 //! The inbox worker (Git → reposync): branches with a newly announced head are read commit by
 //! commit, and each commit is applied, in order, one at a time per branch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,9 +9,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{CommitRead, SyncJobResult};
 use reposync_store::{Store, StoreError, SyncBranch, now_millis};
-use tokio::time::Instant;
 
 use crate::outbox::DispatchFailure;
+use crate::pacing::{Backoff, gather_burst};
 
 /// A burst of announced heads is gathered until it has been quiet this long…
 const QUIET: Duration = Duration::from_millis(5);
@@ -92,7 +92,7 @@ pub struct Inbox {
     /// How often each branch is polled, so that a missed webhook is never a lost change;
     /// `None` turns polling off.
     poll_every: Option<Duration>,
-    backoff: Mutex<HashMap<String, (u32, Instant)>>,
+    backoff: Backoff,
     busy: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -108,7 +108,7 @@ impl Inbox {
             store,
             inbound,
             poll_every: None,
-            backoff: Mutex::new(HashMap::new()),
+            backoff: Backoff::new(BACKOFF_FIRST, BACKOFF_LAST),
             busy: Arc::default(),
         }
     }
@@ -129,14 +129,8 @@ impl Inbox {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                () = signal.notified() => {
-                    // A burst of deliveries for one branch is read once: wait until it has
-                    // been quiet briefly (bounded, so a steady stream is still read).
-                    let started = Instant::now();
-                    while started.elapsed() < MAX_GATHER
-                        && tokio::time::timeout(QUIET, signal.notified()).await.is_ok()
-                    {}
-                }
+                // A burst of deliveries for one branch is read once.
+                () = signal.notified() => gather_burst(&signal, QUIET, MAX_GATHER).await,
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 Some(_) = reads.join_next(), if !reads.is_empty() => {}
             }
@@ -219,32 +213,21 @@ impl Inbox {
 
     async fn ready_branches(&self) -> Result<Vec<SyncBranch>, StoreError> {
         let wanted = self.store.wanted_branches().await?;
-        let now = Instant::now();
-        let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
         let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         Ok(wanted
             .into_iter()
-            .filter(|b| backoff.get(&b.id).is_none_or(|(_, until)| *until <= now))
+            .filter(|b| !self.backoff.is_waiting(&b.id))
             .filter(|b| busy.insert(b.id.clone()))
             .collect())
     }
 
     async fn read_and_release(&self, branch: &SyncBranch) {
         let result = self.read_branch(branch).await;
-        {
-            let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
-            match &result {
-                Ok(()) => {
-                    backoff.remove(&branch.id);
-                }
-                Err(message) => {
-                    let failures = backoff.get(&branch.id).map_or(0, |(n, _)| *n) + 1;
-                    let delay = BACKOFF_FIRST
-                        .saturating_mul(1 << failures.saturating_sub(1).min(6))
-                        .min(BACKOFF_LAST);
-                    backoff.insert(branch.id.clone(), (failures, Instant::now() + delay));
-                    tracing::warn!(branch = %branch.branch, message, "reading the branch failed; retried with back-off");
-                }
+        match &result {
+            Ok(()) => self.backoff.succeeded(&branch.id),
+            Err(message) => {
+                let delay = self.backoff.failed(&branch.id);
+                tracing::warn!(branch = %branch.branch, message, retry_in_s = delay.as_secs(), "reading the branch failed; retried with back-off");
             }
         }
         self.busy

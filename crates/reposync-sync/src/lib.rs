@@ -11,6 +11,7 @@
 
 mod inbox;
 mod outbox;
+mod pacing;
 mod plan;
 
 pub use inbox::{CHANGESET_TRAILER, Inbound, Inbox, ReadChange, ReadCommit, ReadFile};

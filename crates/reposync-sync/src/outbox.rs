@@ -8,8 +8,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{FileContent, SyncJob, SyncJobResult};
 use reposync_store::{AttemptEnd, ConflictRecord, Store, StoreError, SyncLink};
-use tokio::time::Instant;
 
+use crate::pacing::{Backoff, gather_burst};
 use crate::plan::{commit_message, plan_commit};
 
 /// Runs sync jobs on delegates.
@@ -75,7 +75,7 @@ const BACKOFF_LAST: Duration = Duration::from_secs(60);
 pub struct Outbox {
     store: Store,
     dispatch: Arc<dyn Dispatch>,
-    backoff: Mutex<HashMap<String, (u32, Instant)>>,
+    backoff: Backoff,
     busy: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -90,7 +90,7 @@ impl Outbox {
         Outbox {
             store,
             dispatch,
-            backoff: Mutex::new(HashMap::new()),
+            backoff: Backoff::new(BACKOFF_FIRST, BACKOFF_LAST),
             busy: Arc::default(),
         }
     }
@@ -105,12 +105,7 @@ impl Outbox {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                () = signal.notified() => {
-                    let started = Instant::now();
-                    while started.elapsed() < MAX_GATHER
-                        && tokio::time::timeout(QUIET, signal.notified()).await.is_ok()
-                    {}
-                }
+                () = signal.notified() => gather_burst(&signal, QUIET, MAX_GATHER).await,
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
             }
@@ -150,13 +145,10 @@ impl Outbox {
     /// returned link is marked busy until its push ends.
     async fn ready_links(&self) -> Result<Vec<String>, StoreError> {
         let waiting = self.store.links_with_waiting().await?;
-        let now = Instant::now();
-        let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
         let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         let mut ready = Vec::new();
         for (link_id, _) in waiting {
-            let waiting_out = backoff.get(&link_id).is_some_and(|(_, until)| *until > now);
-            if !waiting_out && busy.insert(link_id.clone()) {
+            if !self.backoff.is_waiting(&link_id) && busy.insert(link_id.clone()) {
                 ready.push(link_id);
             }
         }
@@ -316,21 +308,14 @@ impl Outbox {
     }
 
     fn note_backoff(&self, link_id: &str, end: &AttemptEnd) {
-        let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
         match end {
             AttemptEnd::Retry { message } if message.starts_with("the remote already held") => {
-                backoff.remove(link_id);
+                self.backoff.succeeded(link_id);
             }
             AttemptEnd::Retry { .. } | AttemptEnd::Held { .. } => {
-                let failures = backoff.get(link_id).map_or(0, |(n, _)| *n) + 1;
-                let delay = BACKOFF_FIRST
-                    .saturating_mul(1 << failures.saturating_sub(1).min(6))
-                    .min(BACKOFF_LAST);
-                backoff.insert(link_id.to_owned(), (failures, Instant::now() + delay));
+                self.backoff.failed(link_id);
             }
-            _ => {
-                backoff.remove(link_id);
-            }
+            _ => self.backoff.succeeded(link_id),
         }
     }
 }

@@ -128,21 +128,14 @@ pub async fn apply_edit(state: &AppState, edit: TreeEdit) -> Result<TreeOutcome,
         else {
             continue;
         };
-        let current = connectors.get(name.as_str());
-        match connector_yaml::to_connector(&file.path, name, document, current.map(|c| &c.spec)) {
-            Ok(spec) => {
-                if let Some(problem) = missing_secret(&file.path, &spec, document, &secrets) {
-                    report.problems.push(problem);
-                    continue;
-                }
-                let file_text = connector_yaml::render(&spec, Some(document));
-                changes.push(EntityChange::PutConnector(Box::new(ConnectorWrite {
-                    current: current.cloned(),
-                    spec,
-                    file: file_text,
-                    webhook: WebhookChange::Keep,
-                })));
-            }
+        match connector_from_file(
+            &file.path,
+            name,
+            document,
+            connectors.get(name.as_str()),
+            &secrets,
+        ) {
+            Ok(write) => changes.push(EntityChange::PutConnector(Box::new(write))),
             Err(problem) => report.problems.push(problem),
         }
     }
@@ -225,9 +218,31 @@ pub(crate) fn entity_put(file: &ParsedFile, raw: &HashMap<&str, &Vec<u8>>) -> En
     })
 }
 
+/// A Source Repo Provider file as the connector write it means (over `current`, the connector
+/// of that name if there is one), or the problem with it: a bad field, or a secret that does
+/// not exist or is of the wrong kind.
+pub(crate) fn connector_from_file(
+    path: &str,
+    name: &EntityName,
+    document: &Document,
+    current: Option<&ConnectorRecord>,
+    secrets: &HashMap<String, SecretKind>,
+) -> Result<ConnectorWrite, TreeProblem> {
+    let spec = connector_yaml::to_connector(path, name, document, current.map(|c| &c.spec))?;
+    if let Some(problem) = missing_secret(path, &spec, document, secrets) {
+        return Err(problem);
+    }
+    Ok(ConnectorWrite {
+        current: current.cloned(),
+        file: connector_yaml::render(&spec, Some(document)),
+        spec,
+        webhook: WebhookChange::Keep,
+    })
+}
+
 /// A problem if the secret a Source Repo Provider file names does not exist or is of the wrong
 /// kind, at the line that names it.
-pub(crate) fn missing_secret(
+fn missing_secret(
     path: &str,
     spec: &GitConnector,
     document: &Document,
