@@ -158,8 +158,9 @@ pub enum AttemptEnd {
     },
     /// A failure that retrying will not fix: the changesets stop until `sync retry`.
     Failed { code: String, message: String },
-    /// A failure that may pass (the network, a busy server): the changesets wait again.
-    Retry { message: String },
+    /// Not pushed this time, to be planned again: a failure that may pass (the network, a
+    /// busy server), which backs off, or a base that moved on (`at_once`), which does not.
+    Retry { message: String, at_once: bool },
     /// A connection the scope depends on failed its Test, so nothing was tried: the
     /// changesets wait again, and one open sync error (per link and connector file) says
     /// which connection and why, until an attempt gets past the check.
@@ -724,7 +725,7 @@ impl Store {
             AttemptEnd::Failed { code, message } => {
                 ("failed", "failed", None, Some(format!("{code}: {message}")))
             }
-            AttemptEnd::Retry { message } | AttemptEnd::Held { message, .. } => {
+            AttemptEnd::Retry { message, .. } | AttemptEnd::Held { message, .. } => {
                 ("failed", "waiting", None, Some(message.clone()))
             }
         };

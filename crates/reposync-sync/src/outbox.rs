@@ -256,6 +256,7 @@ impl Outbox {
                     self.store.set_link_base(&link.id, &head).await?;
                     AttemptEnd::Retry {
                         message: format!("the remote already held these changes at {head}"),
+                        at_once: true,
                     }
                 } else {
                     AttemptEnd::Conflict {
@@ -282,6 +283,7 @@ impl Outbox {
             }
             Err(failure) => AttemptEnd::Retry {
                 message: format!("{}: {}", failure.code, failure.message),
+                at_once: false,
             },
         };
         self.note_backoff(link_id, &end);
@@ -299,7 +301,7 @@ impl Outbox {
             AttemptEnd::Failed { code, message } => {
                 tracing::warn!(link = link_id, code, message, "push failed; retry by hand");
             }
-            AttemptEnd::Retry { message } => {
+            AttemptEnd::Retry { message, .. } => {
                 tracing::info!(link = link_id, message, "push will be retried");
             }
             AttemptEnd::Held { .. } => {}
@@ -309,9 +311,7 @@ impl Outbox {
 
     fn note_backoff(&self, link_id: &str, end: &AttemptEnd) {
         match end {
-            AttemptEnd::Retry { message } if message.starts_with("the remote already held") => {
-                self.backoff.succeeded(link_id);
-            }
+            AttemptEnd::Retry { at_once: true, .. } => self.backoff.succeeded(link_id),
             AttemptEnd::Retry { .. } | AttemptEnd::Held { .. } => {
                 self.backoff.failed(link_id);
             }
