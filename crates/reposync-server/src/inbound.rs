@@ -148,10 +148,10 @@ async fn apply_commit(
         return Ok(());
     }
 
-    let links: Vec<SyncLink> = store
-        .live_links()
-        .await?
-        .into_iter()
+    let all_links = store.live_links().await?;
+    // The links that read this branch.
+    let links: Vec<&SyncLink> = all_links
+        .iter()
         .filter(|l| {
             l.connector_id == branch.connector_id
                 && l.repo == branch.repo
@@ -166,7 +166,6 @@ async fn apply_commit(
             .iter()
             .map(|c| connector_yaml::path(&c.spec.name)),
     );
-    let all_links = store.live_links().await?;
     let fate = |path: &str| -> Fate {
         let app = app_of_path(path);
         if let Some(link) = links.iter().find(|l| l.app.as_deref() == app) {
