@@ -459,13 +459,22 @@ fn round_trip(format: reposync_testkit::WebhookFormat) {
     );
     let shown = h.f.app.cli(&["get", &path], None).ok().stdout.clone();
     assert!(shown.contains("changed in reposync"), "{shown}");
+    // Every delivery that queued a read was read as the format the emulator sent.
+    let expected = match format {
+        reposync_testkit::WebhookFormat::Cloud => "cloud",
+        reposync_testkit::WebhookFormat::ServerNative => "server_native",
+        reposync_testkit::WebhookFormat::PostWebhooks => "post_webhooks",
+    };
     let formats: Vec<Value> = h
         .deliveries()
         .iter()
         .filter(|d| d["outcome"] == "queued")
         .map(|d| d["format"].clone())
         .collect();
-    assert!(!formats.is_empty());
+    assert!(
+        !formats.is_empty() && formats.iter().all(|f| f == expected),
+        "{formats:?}"
+    );
     h.f.rt
         .block_on(emulator.wait_idle(std::time::Duration::from_secs(10)))
         .expect("emulator idle");

@@ -445,7 +445,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE sync_errors SET resolved_at = $1 WHERE link_id = $2 AND resolved_at IS NULL",
+            "UPDATE sync_errors SET resolved_at = $1, resolution = 'disabled' WHERE link_id = $2 AND resolved_at IS NULL",
         )
         .bind(now)
         .bind(id)
@@ -829,7 +829,7 @@ impl Store {
         if !matches!(end, AttemptEnd::Held { .. }) {
             // This attempt got past the connection check, so no connection holds the link.
             sqlx::query(
-                "UPDATE sync_errors SET resolved_at = $1 WHERE link_id = $2 AND code = $3 AND resolved_at IS NULL",
+                "UPDATE sync_errors SET resolved_at = $1, resolution = 'passed' WHERE link_id = $2 AND code = $3 AND resolved_at IS NULL",
             )
             .bind(now)
             .bind(&link_id)
@@ -914,7 +914,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
-                    "UPDATE sync_errors SET resolved_at = $1 WHERE attempt_id = $2 AND resolved_at IS NULL",
+                    "UPDATE sync_errors SET resolved_at = $1, resolution = 'retried' WHERE attempt_id = $2 AND resolved_at IS NULL",
                 )
                 .bind(now)
                 .bind(attempt)

@@ -84,7 +84,8 @@ CREATE TABLE sync_errors_new (
     theirs        BLOB,
     created_at    INTEGER NOT NULL,
     resolved_at   INTEGER,
-    -- 'fixed' (a later commit), 'retried', 'discarded', 'passed' (a check passed again).
+    -- 'fixed' (a later commit), 'superseded' (failed again), 'retried', 'discarded',
+    -- 'passed' (a connection check passed again), 'disabled' (the link was disabled).
     resolution    TEXT
 );
 INSERT INTO sync_errors_new (id, link_id, attempt_id, path, code, message, ours, theirs, created_at, resolved_at)
