@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use reposync_model::commit::FileOp;
+
 use crate::SecretValue;
 
 /// A claimed task, with the credentials it needs attached.
@@ -43,20 +45,23 @@ pub struct SyncTarget {
 pub enum SyncJob {
     /// Read every file under `prefix` at the branch head.
     ReadBranch { prefix: String },
-    /// Write the files and push one commit on top of the branch, never with force. Remote
-    /// commits since `base` that touched the same files make it a conflict instead.
+    /// Make the branch hold `files` as given (content, or none) with one commit on top of it,
+    /// never with force. The commit holds exactly the files the branch holds otherwise, and its
+    /// message lists them under `summary`, then carries one `Reposync-Changeset:` trailer per
+    /// changeset that no commit since `base` carries yet: a push whose answer was lost is
+    /// recognised on the branch and never made again. Commits since `base` that are neither
+    /// one of `own_commits` nor carry one of `changesets`, and changed the same files, make it
+    /// a conflict instead.
     CommitAndPush {
         base: Option<String>,
         author_name: String,
         author_email: String,
-        message: String,
+        summary: Option<String>,
+        changesets: Vec<String>,
+        #[serde(default)]
+        own_commits: Vec<String>,
         files: Vec<FileContent>,
         max_attempts: u32,
-        /// Set when the task runs again after its delegate was lost: the push may have landed
-        /// already, which a commit since `base` carrying this message's
-        /// `Reposync-Changeset:` trailers shows; then nothing is committed again.
-        #[serde(default)]
-        rerun: bool,
     },
     /// Fetch the branch and return, commit by commit (first parent, oldest first), what
     /// changed under `prefix` since `since`; with no `since`, or one no longer in the
@@ -86,13 +91,22 @@ pub enum SyncJobResult {
         head: Option<String>,
         files: Vec<FileContent>,
     },
+    /// Pushed as `commit`, changing `files`; `landed` names the changesets an earlier commit
+    /// already carried.
     Pushed {
         commit: String,
         parent: Option<String>,
         attempts: u32,
+        files: Vec<CommittedFileView>,
+        #[serde(default)]
+        landed: Vec<LandedView>,
     },
-    /// The branch already held exactly these files.
-    NothingToCommit { head: Option<String> },
+    /// The branch already held exactly these files; `landed` as for `Pushed`.
+    NothingToCommit {
+        head: Option<String>,
+        #[serde(default)]
+        landed: Vec<LandedView>,
+    },
     /// Remote commits changed the same files; `files` are their versions at `head`.
     Conflict {
         head: String,
@@ -116,6 +130,20 @@ pub enum SyncJobResult {
         files: Vec<FileContent>,
         since_lost: bool,
     },
+}
+
+/// A file a pushed commit changed: `op` is ADD, MODIFY or DELETE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedFileView {
+    pub op: FileOp,
+    pub path: String,
+}
+
+/// A changeset that a commit already on the branch carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandedView {
+    pub changeset: String,
+    pub commit: String,
 }
 
 /// One commit read from a branch: who, what it says, and the files it changed.

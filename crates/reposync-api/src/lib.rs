@@ -12,9 +12,10 @@ mod types;
 
 pub use client::{Client, ClientError, decode};
 pub use delegate::{
-    ChangedFileRead, CommitRead, DELEGATE_NAME_HEADER, DelegateTask, FileContent, HeartbeatRequest,
-    HeartbeatResponse, RegisterRequest, RegisterResponse, SyncJob, SyncJobResult, SyncSpec,
-    SyncTarget, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec,
+    ChangedFileRead, CommitRead, CommittedFileView, DELEGATE_NAME_HEADER, DelegateTask,
+    FileContent, HeartbeatRequest, HeartbeatResponse, LandedView, RegisterRequest,
+    RegisterResponse, SyncJob, SyncJobResult, SyncSpec, SyncTarget, TaskAuth, TaskOutcome,
+    TaskSpec, TestConnectionSpec,
 };
 pub use error::{ApiError, ApiErrorBody};
 pub use types::*;

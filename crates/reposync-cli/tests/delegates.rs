@@ -467,7 +467,7 @@ fn a_delegate_killed_mid_push_loses_its_task_to_another_and_the_change_lands_onc
     });
     assert!(leaked.is_none(), "a secret was left in {leaked:?}");
     assert!(
-        second.log().contains("had landed"),
+        second.log().contains("whose answer was lost"),
         "the second delegate recognised the landed push by its trailer: {}",
         second.log()
     );

@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{
-    ChangedFileRead, CommitRead, DelegateTask, FileContent, SyncJob, SyncJobResult, SyncSpec,
-    TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec,
+    ChangedFileRead, CommitRead, CommittedFileView, DelegateTask, FileContent, LandedView, SyncJob,
+    SyncJobResult, SyncSpec, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec,
 };
 use reposync_git::{
-    BranchChanges, CommitOutcome, FileChange, FileChangeKind, GitAuth, GitError, GitRunner,
-    LocalClone, Remote, Signature,
+    BranchChanges, CommitOutcome, CommitRequest, FileChange, FileChangeKind, GitAuth, GitError,
+    GitRunner, LandedChangeset, LocalClone, Remote, Signature,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -505,42 +505,27 @@ impl Agent {
                 base,
                 author_name,
                 author_email,
-                message,
+                summary,
+                changesets,
+                own_commits,
                 max_attempts,
-                rerun,
                 ..
             } => {
                 let author = Signature {
                     name: author_name.clone(),
                     email: author_email.clone(),
                 };
-                if *rerun && let Some(base) = base {
-                    match already_landed(&clone, &remote, base, message).await {
-                        Ok(Some(landed)) => {
-                            tracing::info!(commit = %landed.0, "the push of a lost delegate had landed; not committing again");
-                            return TaskOutcome {
-                                succeeded: true,
-                                result: serde_json::to_value(SyncJobResult::Pushed {
-                                    commit: landed.0,
-                                    parent: landed.1,
-                                    attempts: 0,
-                                })
-                                .unwrap_or_default(),
-                            };
-                        }
-                        Ok(None) => {}
-                        Err(error) => return git_failure(error),
-                    }
-                }
+                let request = CommitRequest {
+                    base: base.as_deref(),
+                    files: &changes,
+                    author: &author,
+                    summary: summary.as_deref(),
+                    changesets,
+                    own_commits,
+                    max_attempts: *max_attempts,
+                };
                 clone
-                    .commit_and_push(
-                        &remote,
-                        base.as_deref(),
-                        &changes,
-                        &author,
-                        message,
-                        *max_attempts,
-                    )
+                    .commit_and_push(&remote, &request)
                     .await
                     .map(job_result)
             }
@@ -673,12 +658,25 @@ fn job_result(outcome: CommitOutcome) -> SyncJobResult {
             commit,
             parent,
             attempts,
+            files,
+            landed,
         } => SyncJobResult::Pushed {
             commit,
             parent,
             attempts,
+            files: files
+                .into_iter()
+                .map(|f| CommittedFileView {
+                    op: f.op,
+                    path: f.path,
+                })
+                .collect(),
+            landed: landed_views(landed),
         },
-        CommitOutcome::NothingToCommit { head } => SyncJobResult::NothingToCommit { head },
+        CommitOutcome::NothingToCommit { head, landed } => SyncJobResult::NothingToCommit {
+            head,
+            landed: landed_views(landed),
+        },
         CommitOutcome::Conflict { head, files } => SyncJobResult::Conflict {
             head,
             files: files
@@ -692,36 +690,15 @@ fn job_result(outcome: CommitOutcome) -> SyncJobResult {
     }
 }
 
-/// The commit since `base` that carries every `Reposync-Changeset:` trailer of `message`
-/// (with its parent), if the branch has one: a push that landed though its result was lost.
-async fn already_landed(
-    clone: &LocalClone,
-    remote: &Remote,
-    base: &str,
-    message: &str,
-) -> Result<Option<(String, Option<String>)>, GitError> {
-    let trailers: Vec<&str> = message
-        .lines()
-        .filter(|l| l.starts_with("Reposync-Changeset:"))
-        .collect();
-    if trailers.is_empty() {
-        return Ok(None);
-    }
-    // Only the commits since `base` are read; a few, since the lost push came after it.
-    let changes = clone
-        .fetch_changes(remote, Some(base), "Setup/", LANDED_LOOKBACK)
-        .await?;
-    let BranchChanges::Commits { commits, .. } = changes else {
-        return Ok(None);
-    };
-    Ok(commits
+fn landed_views(landed: Vec<LandedChangeset>) -> Vec<LandedView> {
+    landed
         .into_iter()
-        .find(|c| trailers.iter().all(|t| c.message.lines().any(|l| l == *t)))
-        .map(|c| (c.commit, Some(c.parent))))
+        .map(|l| LandedView {
+            changeset: l.changeset,
+            commit: l.commit,
+        })
+        .collect()
 }
-
-/// How many commits after its base a lost push is looked for in.
-const LANDED_LOOKBACK: usize = 50;
 
 fn changes_result(changes: BranchChanges) -> SyncJobResult {
     let encode = |content: Option<Vec<u8>>| content.map(|b| STANDARD.encode(b));

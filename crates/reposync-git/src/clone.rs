@@ -22,6 +22,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use reposync_model::commit::{self, FileOp};
+
 use crate::auth::Remote;
 use crate::error::{GitError, GitErrorKind};
 use crate::runner::{GitCommand, GitRunner};
@@ -45,6 +47,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How many commits the first deepening of a shallow history asks for; each next one asks
 /// for twice as many.
 const FIRST_DEEPEN: u32 = 16;
+
+/// How many of the newest commits are searched for a lost push's trailers when the caller
+/// has no base to search from.
+pub const LANDED_LOOKBACK: usize = 64;
+
+/// How many paths one `git ls-tree` names at most, to stay far below the argument limit.
+const PATHS_PER_COMMAND: usize = 500;
 
 /// A reusable local clone of one branch of one remote, kept on disk between operations.
 ///
@@ -83,6 +92,31 @@ pub struct Signature {
     pub email: String,
 }
 
+/// One commit reposync wants on the branch: the state each of its paths should end in, who
+/// makes it, and what its message says besides the files.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitRequest<'a> {
+    /// The commit at which the caller last read the branch: a commit after it that is not
+    /// reposync's own and changed one of `files` to something else is a conflict. `None`
+    /// when the caller never read the branch (it is new, or was empty).
+    pub base: Option<&'a str>,
+    /// The state each path should have: its content, or `None` for no file. Paths the branch
+    /// already holds in that state are left out of the commit.
+    pub files: &'a [FileChange],
+    /// Written as both author and committer.
+    pub author: &'a Signature,
+    /// The message's first line; `None` or blank gives the default.
+    pub summary: Option<&'a str>,
+    /// The changesets the commit carries, one `Reposync-Changeset:` trailer each, except those
+    /// a commit since `base` already carries: a push whose answer was lost.
+    pub changesets: &'a [String],
+    /// Commits reposync pushed after `base` that the caller has not read back yet. They are
+    /// its own, so what they changed is never a conflict.
+    pub own_commits: &'a [String],
+    /// How many times to fetch and push again when the branch moves during the push.
+    pub max_attempts: u32,
+}
+
 /// How [`LocalClone::commit_and_push`] ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitOutcome {
@@ -92,14 +126,37 @@ pub enum CommitOutcome {
         parent: Option<String>,
         /// How many push attempts it took, 1 when the branch did not move meanwhile.
         attempts: u32,
+        /// What the commit changed, as its message lists it.
+        files: Vec<CommittedFile>,
+        /// Changesets of the request that an earlier commit already carried.
+        landed: Vec<LandedChangeset>,
     },
-    /// The changes were already what the branch holds: nothing committed. `head` is the branch head.
-    NothingToCommit { head: Option<String> },
-    /// Commits on the remote since `base` touched some of our paths: nothing was pushed.
+    /// The branch already held every path as asked: nothing committed. `head` is the branch
+    /// head.
+    NothingToCommit {
+        head: Option<String>,
+        landed: Vec<LandedChangeset>,
+    },
+    /// Commits on the remote since `base` that are not ours changed some of our paths to
+    /// something else: nothing was pushed.
     Conflict {
         head: String,
         files: Vec<ConflictFile>,
     },
+}
+
+/// A file a commit changed, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedFile {
+    pub op: FileOp,
+    pub path: String,
+}
+
+/// A changeset that a commit on the branch already carries in its trailers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandedChangeset {
+    pub changeset: String,
+    pub commit: String,
 }
 
 /// A path that both we and a commit on the remote changed, with the remote's version.
@@ -363,72 +420,109 @@ impl LocalClone {
         }
     }
 
-    /// Commits `changes` on top of the branch and pushes, in bounded attempts with back-off.
+    /// Makes the branch hold `request.files` as asked, in one commit pushed on top of it, in
+    /// bounded attempts with back-off.
     ///
-    /// Each attempt fetches the branch (head H). When `base` is given and H differs from it,
-    /// the paths changed between them are compared with ours: a path changed on both sides to
-    /// different contents is a [`CommitOutcome::Conflict`] and nothing is pushed; otherwise
-    /// our changes are applied on top of H, so that disjoint remote work is kept. The commit is
-    /// built without a work tree, with `author` as author and committer and `message` (given a
-    /// final newline if it lacks one); a tree equal to H's is
-    /// [`CommitOutcome::NothingToCommit`]. The push never forces. A push rejected because the
+    /// Each attempt fetches the branch (head H) and first reads the commits since
+    /// `request.base`: those carrying a `Reposync-Changeset:` trailer of one of the request's
+    /// changesets are pushes of ours whose answer was lost, so those changesets are
+    /// [`LandedChangeset`]s and are not carried again; those and `request.own_commits` are
+    /// ours. A path that a commit not ours changed since the base, and that H holds otherwise
+    /// than asked, is a [`CommitOutcome::Conflict`] and nothing is pushed. Otherwise the
+    /// commit holds exactly the paths H holds otherwise than asked, so it says
+    /// `ADD`/`MODIFY`/`DELETE` for exactly what it changes; when there are none, it is
+    /// [`CommitOutcome::NothingToCommit`]. The commit is built without a work tree, with the
+    /// author as author and committer. The push never forces. A push rejected because the
     /// branch moved starts another attempt after 100 ms, 200 ms, 400 ms… (at most 5 s); after
     /// `max_attempts` (at least 1) it is a [`GitErrorKind::PushRaced`] error. A refusal that
     /// will not change (a hook, branch protection, no write access) is a
     /// [`GitErrorKind::PushRejected`] error at once. When the branch does not exist the commit
     /// has no parent and creates it; when `base` is given but the branch no longer exists, it
     /// is an error, because its files cannot be told apart from ours.
+    ///
+    /// Without a base, or with one that a forced update took out of the branch's history, the
+    /// commits looked at for landed changesets are the last [`LANDED_LOOKBACK`] of the local
+    /// history; with a lost base, every path that differs from it is taken as changed by
+    /// someone else.
     pub async fn commit_and_push(
         &self,
         remote: &Remote,
-        base: Option<&str>,
-        changes: &[FileChange],
-        author: &Signature,
-        message: &str,
-        max_attempts: u32,
+        request: &CommitRequest<'_>,
     ) -> Result<CommitOutcome, GitError> {
         self.check_remote(remote)?;
-        if let Some(base) = base {
+        if let Some(base) = request.base {
             check_object_id(base, "base commit")?;
         }
-        check_changes(changes)?;
-        check_signature(author)?;
+        for own in request.own_commits {
+            check_object_id(own, "own commit")?;
+        }
+        check_changes(request.files)?;
+        check_signature(request.author)?;
         let scratch = tempfile::Builder::new()
             .prefix("reposync-commit-")
             .tempdir()
             .map_err(|e| self.io_error("create a scratch directory", e))?;
         // Contents are hashed into the clone once, whatever the number of attempts.
-        let ours = self.write_blobs(changes, scratch.path()).await?;
-        let max_attempts = max_attempts.max(1);
+        let ours = self.write_blobs(request.files, scratch.path()).await?;
+        let max_attempts = request.max_attempts.max(1);
         let mut last_race = None;
         for attempt in 1..=max_attempts {
             if attempt > 1 {
                 tokio::time::sleep(backoff(attempt - 1)).await;
             }
-            let head = self.fetch(remote).await?;
-            if let Some(base) = base {
-                let Some(head) = &head else {
-                    return Err(invalid(format!(
-                        "branch {} of {} no longer exists, though the changes were based on its commit {base}",
-                        self.branch, self.url
-                    )));
-                };
-                if head != base {
-                    let files = self.conflicts(remote, base, head, &ours).await?;
-                    if !files.is_empty() {
-                        return Ok(CommitOutcome::Conflict {
-                            head: head.clone(),
-                            files,
-                        });
-                    }
-                }
-            }
             let index = scratch.path().join(format!("index-{attempt}"));
+            let planned = match self.fetch(remote).await? {
+                Some(head) => self.plan_on_head(remote, request, &ours, head).await?,
+                None => match request.base {
+                    Some(base) => {
+                        return Err(invalid(format!(
+                            "branch {} of {} no longer exists, though the changes were based on its commit {base}",
+                            self.branch, self.url
+                        )));
+                    }
+                    // A new branch: everything to write is added.
+                    None => Planned::Commit {
+                        head: None,
+                        changes: ours
+                            .iter()
+                            .filter(|c| c.oid.is_some())
+                            .map(|c| (FileOp::Add, c))
+                            .collect(),
+                        landed: Vec::new(),
+                    },
+                },
+            };
+            let (head, mut changes, landed) = match planned {
+                Planned::Done(outcome) => return Ok(outcome),
+                Planned::Commit {
+                    head,
+                    changes,
+                    landed,
+                } => (head, changes, landed),
+            };
+            changes.sort_by(|a, b| a.1.path.cmp(&b.1.path));
+            let files: Vec<CommittedFile> = changes
+                .iter()
+                .map(|(op, change)| CommittedFile {
+                    op: *op,
+                    path: change.path.clone(),
+                })
+                .collect();
+            let carried: Vec<&str> = request
+                .changesets
+                .iter()
+                .map(String::as_str)
+                .filter(|id| !landed.iter().any(|l| l.changeset == *id))
+                .collect();
+            let lines: Vec<(FileOp, &str)> =
+                files.iter().map(|f| (f.op, f.path.as_str())).collect();
+            let message = commit::render(request.summary, &lines, &carried);
+            let to_write: Vec<&Change> = changes.iter().map(|(_, change)| *change).collect();
             let Some(commit) = self
-                .build_commit(head.as_deref(), &ours, author, message, &index)
+                .build_commit(head.as_deref(), &to_write, request.author, &message, &index)
                 .await?
             else {
-                return Ok(CommitOutcome::NothingToCommit { head });
+                return Ok(CommitOutcome::NothingToCommit { head, landed });
             };
             match self.push(remote, &commit).await {
                 Ok(()) => {
@@ -436,6 +530,8 @@ impl LocalClone {
                         commit,
                         parent: head,
                         attempts: attempt,
+                        files,
+                        landed,
                     });
                 }
                 Err(error) if error.kind == GitErrorKind::PushRaced => {
@@ -454,6 +550,229 @@ impl LocalClone {
             ),
             detail,
         ))
+    }
+
+    /// What one attempt of `commit_and_push` does on top of the fetched `head`: which of the
+    /// request's changesets already landed, whether commits not ours conflict, and which of
+    /// `ours` differ from the head.
+    async fn plan_on_head<'c>(
+        &self,
+        remote: &Remote,
+        request: &CommitRequest<'_>,
+        ours: &'c [Change],
+        head: String,
+    ) -> Result<Planned<'c>, GitError> {
+        let (head, since) = self.commits_since(remote, request.base, head).await?;
+        let wanted: HashSet<&str> = request.changesets.iter().map(String::as_str).collect();
+        let own_commits: HashSet<&str> = request.own_commits.iter().map(String::as_str).collect();
+        let mut landed: Vec<LandedChangeset> = Vec::new();
+        let mut theirs: Vec<&RangeCommit> = Vec::new();
+        for found in &since.commits {
+            let carried: Vec<&str> = commit::changeset_ids(&found.message)
+                .into_iter()
+                .filter(|id| wanted.contains(id))
+                .collect();
+            for id in &carried {
+                if !landed.iter().any(|l| l.changeset == *id) {
+                    landed.push(LandedChangeset {
+                        changeset: (*id).to_owned(),
+                        commit: found.id.clone(),
+                    });
+                }
+            }
+            if carried.is_empty() && !own_commits.contains(found.id.as_str()) {
+                theirs.push(found);
+            }
+        }
+        if !landed.is_empty() {
+            tracing::info!(count = landed.len(), branch = %self.branch, "changesets of an earlier push whose answer was lost are on the branch; not carried again");
+        }
+        let changed_by_others: HashSet<String> = match (request.base, since.base_reached) {
+            (None, _) => HashSet::new(),
+            (Some(_), true) => self.paths_changed_by(&theirs).await?,
+            (Some(base), false) => {
+                // The base is no longer in the branch's history: whoever rewrote it may have
+                // changed any path that differs from it.
+                if self.has_commit(base).await? {
+                    let diff = self
+                        .local(&["diff-tree", "-r", "-z", "--no-renames", base, &head])
+                        .await?;
+                    parse_diff_tree(&diff)?
+                        .into_iter()
+                        .map(|e| e.path)
+                        .collect()
+                } else {
+                    ours.iter().map(|c| c.path.clone()).collect()
+                }
+            }
+        };
+        let at_head = self.entries_at(&head, ours).await?;
+        let mut changes: Vec<(FileOp, &Change)> = Vec::new();
+        for change in ours {
+            let present = at_head.get(&change.path);
+            let op = match (present, &change.oid) {
+                (None, None) => continue,
+                (Some((mode, oid)), Some(ours)) if mode == FILE_MODE && oid == ours => continue,
+                (None, Some(_)) => FileOp::Add,
+                (Some(_), Some(_)) => FileOp::Modify,
+                (Some(_), None) => FileOp::Delete,
+            };
+            changes.push((op, change));
+        }
+        let conflicting: Vec<(&str, Option<String>)> = changes
+            .iter()
+            .filter(|(_, change)| changed_by_others.contains(&change.path))
+            .map(|(_, change)| {
+                (
+                    change.path.as_str(),
+                    at_head.get(&change.path).map(|(_, oid)| oid.clone()),
+                )
+            })
+            .collect();
+        if !conflicting.is_empty() {
+            let files = self.contents_at(remote, &head, conflicting).await?;
+            return Ok(Planned::Done(CommitOutcome::Conflict { head, files }));
+        }
+        if changes.is_empty() {
+            return Ok(Planned::Done(CommitOutcome::NothingToCommit {
+                head: Some(head),
+                landed,
+            }));
+        }
+        Ok(Planned::Commit {
+            head: Some(head),
+            changes,
+            landed,
+        })
+    }
+
+    /// The commits of the branch after `base` up to `head`, oldest first, with the head they
+    /// were read at (deepening the shallow history to reach the base may find it moved).
+    /// Without a base, or when the base is no longer in the history, the last
+    /// [`LANDED_LOOKBACK`] commits the clone holds.
+    async fn commits_since(
+        &self,
+        remote: &Remote,
+        base: Option<&str>,
+        head: String,
+    ) -> Result<(String, CommitRange), GitError> {
+        let lookback = format!("--max-count={LANDED_LOOKBACK}");
+        let (head, args, base_reached) = match base {
+            Some(base) if base == head => {
+                return Ok((
+                    head,
+                    CommitRange {
+                        commits: Vec::new(),
+                        base_reached: true,
+                    },
+                ));
+            }
+            Some(base) => match self.reach(remote, base, head).await? {
+                Reach::Ancestor { head } => {
+                    let exclude = format!("^{base}");
+                    (head.clone(), vec![head, exclude], true)
+                }
+                Reach::Lost { head } => (head.clone(), vec![head, lookback], false),
+                Reach::Gone => {
+                    return Err(invalid(format!(
+                        "branch {} of {} was deleted while reading its history",
+                        self.branch, self.url
+                    )));
+                }
+            },
+            None => (head.clone(), vec![head, lookback], false),
+        };
+        let mut command = vec!["log", "-z", "--reverse", "--format=%H%x00%P%x00%B"];
+        command.extend(args.iter().map(String::as_str));
+        let out = self.local(&command).await?;
+        Ok((
+            head,
+            CommitRange {
+                commits: parse_range_commits(&out)?,
+                base_reached,
+            },
+        ))
+    }
+
+    /// The paths that `commits` changed, each compared with its first parent (a root commit
+    /// with nothing), read by one process.
+    async fn paths_changed_by(
+        &self,
+        commits: &[&RangeCommit],
+    ) -> Result<HashSet<String>, GitError> {
+        if commits.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut input = String::new();
+        for found in commits {
+            input.push_str(&found.id);
+            if let Some(parent) = &found.first_parent {
+                input.push(' ');
+                input.push_str(parent);
+            }
+            input.push('\n');
+        }
+        let out = self
+            .run(
+                self.local_command(&["diff-tree", "--stdin", "--root", "-r", "-z", "--no-renames"])
+                    .stdin(input),
+            )
+            .await?;
+        Ok(parse_raw_diff(&out)?
+            .into_iter()
+            .filter_map(|record| match record {
+                DiffRecord::Change(change) => Some(change.path),
+                DiffRecord::Commit(_) => None,
+            })
+            .collect())
+    }
+
+    /// The mode and object id at `commit` of each of `changes`' paths that exists there.
+    async fn entries_at(
+        &self,
+        commit: &str,
+        changes: &[Change],
+    ) -> Result<HashMap<String, (String, String)>, GitError> {
+        let mut entries = HashMap::new();
+        for chunk in changes.chunks(PATHS_PER_COMMAND) {
+            let mut args = vec!["ls-tree", "-z", "--full-tree", commit, "--"];
+            args.extend(chunk.iter().map(|c| c.path.as_str()));
+            for entry in parse_ls_tree(&self.local(&args).await?)? {
+                entries.insert(entry.path, (entry.mode, entry.oid));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The contents at `head` of conflicting paths (`None` where the head has no such file).
+    async fn contents_at(
+        &self,
+        remote: &Remote,
+        head: &str,
+        paths: Vec<(&str, Option<String>)>,
+    ) -> Result<Vec<ConflictFile>, GitError> {
+        let wanted: Vec<String> = paths.iter().filter_map(|(_, oid)| oid.clone()).collect();
+        let contents = self
+            .read_blobs(remote, &format!("{head}^{{tree}}"), &wanted)
+            .await?;
+        paths
+            .into_iter()
+            .map(|(path, oid)| {
+                let theirs = match oid {
+                    None => None,
+                    Some(oid) => Some(
+                        contents
+                            .get(&oid)
+                            .cloned()
+                            .ok_or_else(|| self.missing_object(&oid, path))?,
+                    ),
+                };
+                Ok(ConflictFile {
+                    path: path.to_owned(),
+                    theirs,
+                })
+            })
+            .collect()
     }
 
     /// What is in the directory, and whether it can be used as it is.
@@ -649,7 +968,7 @@ impl LocalClone {
         prefix: &str,
         max_commits: usize,
     ) -> Result<Attempt<BranchChanges>, GitError> {
-        let Some(mut head) = self.fetch(remote).await? else {
+        let Some(head) = self.fetch(remote).await? else {
             return Ok(Attempt::Done(BranchChanges::Gone));
         };
         let Some(since) = since else {
@@ -660,23 +979,16 @@ impl LocalClone {
                 since_lost: false,
             }));
         };
-        let mut depth = FIRST_DEEPEN;
-        loop {
-            if head == since {
+        let head = match self.reach(remote, since, head).await? {
+            Reach::Ancestor { head } if head == since => {
                 return Ok(Attempt::Done(BranchChanges::Commits {
                     head,
                     commits: Vec::new(),
                     complete: true,
                 }));
             }
-            let since_here = self.has_commit(since).await?;
-            if since_here && self.is_ancestor(since, &head).await? {
-                break;
-            }
-            // Deepening cannot help when the history of the branch is complete, nor when the
-            // branch was moved back to an ancestor of `since`.
-            let moved_back = since_here && self.is_ancestor(&head, since).await?;
-            if moved_back || !self.history_is_cut(&head).await? {
+            Reach::Ancestor { head } => head,
+            Reach::Lost { head } => {
                 tracing::info!(%since, %head, branch = %self.branch, url = %self.url, "the commit is no longer in the history of the branch; reading every file");
                 let files = self.read_files(remote, &head, prefix).await?;
                 return Ok(Attempt::Done(BranchChanges::Snapshot {
@@ -685,13 +997,8 @@ impl LocalClone {
                     since_lost: true,
                 }));
             }
-            tracing::debug!(depth, %since, branch = %self.branch, "deepening the local history to reach the commit");
-            match self.deepen(remote, &head, depth).await? {
-                Some(deeper) => head = deeper,
-                None => return Ok(Attempt::Done(BranchChanges::Gone)),
-            }
-            depth = depth.saturating_mul(2);
-        }
+            Reach::Gone => return Ok(Attempt::Done(BranchChanges::Gone)),
+        };
         let mut steps = self.steps(since, &head).await?;
         let complete = steps.len() <= max_commits;
         steps.truncate(max_commits);
@@ -703,6 +1010,40 @@ impl LocalClone {
             }),
             Attempt::CloneRemade => Attempt::CloneRemade,
         })
+    }
+
+    /// Deepens the shallow local history of `head` until it reaches `since`: 16 commits and
+    /// then twice as many each time, until `since` is found or the history is complete, in
+    /// which case a forced update took it out. A branch moved back to an ancestor of a `since`
+    /// the clone holds is told at once, without deepening. The head may move while deepening.
+    async fn reach(
+        &self,
+        remote: &Remote,
+        since: &str,
+        mut head: String,
+    ) -> Result<Reach, GitError> {
+        let mut depth = FIRST_DEEPEN;
+        loop {
+            if head == since {
+                return Ok(Reach::Ancestor { head });
+            }
+            let since_here = self.has_commit(since).await?;
+            if since_here && self.is_ancestor(since, &head).await? {
+                return Ok(Reach::Ancestor { head });
+            }
+            // Deepening cannot help when the history of the branch is complete, nor when the
+            // branch was moved back to an ancestor of `since`.
+            let moved_back = since_here && self.is_ancestor(&head, since).await?;
+            if moved_back || !self.history_is_cut(&head).await? {
+                return Ok(Reach::Lost { head });
+            }
+            tracing::debug!(depth, %since, branch = %self.branch, "deepening the local history to reach the commit");
+            match self.deepen(remote, &head, depth).await? {
+                Some(deeper) => head = deeper,
+                None => return Ok(Reach::Gone),
+            }
+            depth = depth.saturating_mul(2);
+        }
     }
 
     /// Whether the clone holds `commit`.
@@ -1094,71 +1435,6 @@ impl LocalClone {
             .collect())
     }
 
-    /// Our paths that the remote changed, between `base` and `head`, to something else than
-    /// what we want them to be; with the remote's contents.
-    async fn conflicts(
-        &self,
-        remote: &Remote,
-        base: &str,
-        head: &str,
-        ours: &[Change],
-    ) -> Result<Vec<ConflictFile>, GitError> {
-        self.ensure_commit(remote, base).await?;
-        // Trees only: which paths differ and what they hold now, without reading any content.
-        let diff = self
-            .local(&["diff-tree", "-r", "-z", "--no-renames", base, head])
-            .await?;
-        let theirs: HashMap<String, Option<(String, String)>> = parse_diff_tree(&diff)?
-            .into_iter()
-            .map(|entry| (entry.path, entry.new))
-            .collect();
-        let conflicting: Vec<(&str, Option<String>)> = ours
-            .iter()
-            .filter_map(|change| {
-                let their_side = theirs.get(&change.path)?;
-                let same = match (their_side, &change.oid) {
-                    (None, None) => true,
-                    (Some((mode, oid)), Some(ours)) => mode == FILE_MODE && oid == ours,
-                    _ => false,
-                };
-                (!same).then(|| {
-                    (
-                        change.path.as_str(),
-                        their_side.as_ref().map(|(_, oid)| oid.clone()),
-                    )
-                })
-            })
-            .collect();
-        if conflicting.is_empty() {
-            return Ok(Vec::new());
-        }
-        let wanted: Vec<String> = conflicting
-            .iter()
-            .filter_map(|(_, oid)| oid.clone())
-            .collect();
-        let contents = self
-            .read_blobs(remote, &format!("{head}^{{tree}}"), &wanted)
-            .await?;
-        conflicting
-            .into_iter()
-            .map(|(path, oid)| {
-                let theirs = match oid {
-                    None => None,
-                    Some(oid) => Some(
-                        contents
-                            .get(&oid)
-                            .cloned()
-                            .ok_or_else(|| self.missing_object(&oid, path))?,
-                    ),
-                };
-                Ok(ConflictFile {
-                    path: path.to_owned(),
-                    theirs,
-                })
-            })
-            .collect()
-    }
-
     /// The contents of `oids`, all of them blobs within `tree`. Those missing from the partial
     /// clone are fetched first, in one request.
     async fn read_blobs(
@@ -1270,7 +1546,7 @@ impl LocalClone {
     async fn build_commit(
         &self,
         head: Option<&str>,
-        changes: &[Change],
+        changes: &[&Change],
         author: &Signature,
         message: &str,
         index: &Path,
@@ -1434,6 +1710,43 @@ impl LocalClone {
     }
 }
 
+/// What one attempt of `commit_and_push` found to do on the fetched head.
+enum Planned<'c> {
+    /// Nothing to push: a conflict, or a branch that holds everything already.
+    Done(CommitOutcome),
+    /// Commit `changes` (each of our changes that the head holds otherwise) on `head`.
+    Commit {
+        head: Option<String>,
+        changes: Vec<(FileOp, &'c Change)>,
+        landed: Vec<LandedChangeset>,
+    },
+}
+
+/// Where a commit lies relative to a branch head.
+enum Reach {
+    /// In the history of `head` (or `head` itself).
+    Ancestor { head: String },
+    /// Not in the history of `head`: a forced update rewrote it away.
+    Lost { head: String },
+    /// The branch was deleted meanwhile.
+    Gone,
+}
+
+/// Commits of a branch since a base, oldest first.
+struct CommitRange {
+    commits: Vec<RangeCommit>,
+    /// Whether `commits` are all the commits since the base; false when they are only the
+    /// newest ones because there was no base, or it was lost.
+    base_reached: bool,
+}
+
+/// One commit of a [`CommitRange`].
+struct RangeCommit {
+    id: String,
+    first_parent: Option<String>,
+    message: String,
+}
+
 /// Whether a clone leaves file contents on the server until they are needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Contents {
@@ -1547,6 +1860,7 @@ struct RawChange {
 /// One line of `git ls-tree -z`.
 #[derive(Debug, PartialEq, Eq)]
 struct TreeEntry {
+    mode: String,
     kind: String,
     oid: String,
     path: String,
@@ -1655,11 +1969,12 @@ fn parse_ls_tree(bytes: &[u8]) -> Result<Vec<TreeEntry>, GitError> {
             let tab = record.iter().position(|&b| b == b'\t').ok_or_else(bad)?;
             let info = std::str::from_utf8(&record[..tab]).map_err(|_| bad())?;
             let mut fields = info.split(' ');
-            let (_mode, kind, oid) = match (fields.next(), fields.next(), fields.next()) {
+            let (mode, kind, oid) = match (fields.next(), fields.next(), fields.next()) {
                 (Some(mode), Some(kind), Some(oid)) => (mode, kind, oid),
                 _ => return Err(bad()),
             };
             Ok(TreeEntry {
+                mode: mode.to_owned(),
                 kind: kind.to_owned(),
                 oid: oid.to_owned(),
                 path: utf8_path(&record[tab + 1..])?,
@@ -1765,6 +2080,33 @@ fn parse_commit_details(bytes: &[u8]) -> Result<HashMap<String, CommitDetails>, 
         );
     }
     Ok(details)
+}
+
+/// Parses `git log -z --format=%H%x00%P%x00%B`: three NUL-terminated fields per commit, the
+/// parents separated by spaces.
+fn parse_range_commits(bytes: &[u8]) -> Result<Vec<RangeCommit>, GitError> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut fields = text.split('\0');
+    let mut commits = Vec::new();
+    while let Some(id) = fields.next() {
+        if id.is_empty() {
+            break;
+        }
+        let bad = || invalid(format!("unexpected git log output for commit {id:?}"));
+        check_object_id(id, "commit").map_err(|_| bad())?;
+        let (Some(parents), Some(message)) = (fields.next(), fields.next()) else {
+            return Err(bad());
+        };
+        commits.push(RangeCommit {
+            id: id.to_owned(),
+            first_parent: parents
+                .split(' ')
+                .find(|p| !p.is_empty())
+                .map(str::to_owned),
+            message: message.to_owned(),
+        });
+    }
+    Ok(commits)
 }
 
 /// Parses `git cat-file --batch`: `<oid> <type> <size> LF <contents> LF` per object, or

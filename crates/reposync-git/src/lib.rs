@@ -21,8 +21,9 @@ mod runner;
 
 pub use auth::{GitAuth, Remote};
 pub use clone::{
-    BranchChanges, ChangedFile, CommitChanges, CommitOutcome, ConflictFile, FileChange,
-    FileChangeKind, LocalClone, Signature,
+    BranchChanges, ChangedFile, CommitChanges, CommitOutcome, CommitRequest, CommittedFile,
+    ConflictFile, FileChange, FileChangeKind, LANDED_LOOKBACK, LandedChangeset, LocalClone,
+    Signature,
 };
 pub use error::{GitError, GitErrorKind};
 pub use runner::{GitRunner, GitVersion, MIN_GIT_VERSION, RemoteRef};

@@ -9,7 +9,10 @@ mod common;
 use std::path::Path;
 
 use common::{Fixture, PASSWORD, PROVIDER, REPO, Transport, USER, bot, delete, raw_stdout, write};
-use reposync_git::{CommitOutcome, ConflictFile, GitAuth, GitErrorKind, LocalClone, Remote};
+use reposync_git::{
+    CommitOutcome, CommitRequest, ConflictFile, FileChange, GitAuth, GitError, GitErrorKind,
+    LocalClone, Remote, Signature,
+};
 use secrecy::SecretString;
 
 fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -19,12 +22,49 @@ fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `commit_and_push` with no changesets and no commits of our own to know about.
+trait CommitFiles {
+    async fn commit_files(
+        &self,
+        remote: &Remote,
+        base: Option<&str>,
+        files: &[FileChange],
+        author: &Signature,
+        summary: &str,
+        max_attempts: u32,
+    ) -> Result<CommitOutcome, GitError>;
+}
+
+impl CommitFiles for LocalClone {
+    async fn commit_files(
+        &self,
+        remote: &Remote,
+        base: Option<&str>,
+        files: &[FileChange],
+        author: &Signature,
+        summary: &str,
+        max_attempts: u32,
+    ) -> Result<CommitOutcome, GitError> {
+        let request = CommitRequest {
+            base,
+            files,
+            author,
+            summary: Some(summary),
+            changesets: &[],
+            own_commits: &[],
+            max_attempts,
+        };
+        self.commit_and_push(remote, &request).await
+    }
+}
+
 fn pushed(outcome: CommitOutcome) -> (String, Option<String>, u32) {
     match outcome {
         CommitOutcome::Pushed {
             commit,
             parent,
             attempts,
+            ..
         } => (commit, parent, attempts),
         other => panic!("expected a push, got {other:?}"),
     }
@@ -41,7 +81,7 @@ async fn main_flow(transport: Transport) {
     assert_eq!(clone.fetch(&fx.remote).await.expect("fetch"), None);
 
     let first = clone
-        .commit_and_push(
+        .commit_files(
             &fx.remote,
             None,
             &[
@@ -68,7 +108,12 @@ async fn main_flow(transport: Transport) {
         raw.contains("\ncommitter Config Bot <config-bot@example.invalid> "),
         "{raw}"
     );
-    assert!(raw.ends_with("\n\nCreate the tree\n"), "{raw:?}");
+    assert!(
+        raw.ends_with(
+            "\n\nCreate the tree\n\nADD: Setup/Applications/été/Index.yaml\nADD: Setup/Source Repo Providers/Platform Git.yaml\nADD: Setup/a.yaml\n"
+        ),
+        "the message lists exactly what the commit adds: {raw:?}"
+    );
 
     // The clone stays on disk; opening it again must reuse it, not make it anew.
     let marker = clone.dir().join(".git").join("reused-marker");
@@ -78,7 +123,7 @@ async fn main_flow(transport: Transport) {
 
     let renamed = "Setup/Source Repo Providers/Other Git.yaml";
     let second = clone
-        .commit_and_push(
+        .commit_files(
             &fx.remote,
             Some(&first),
             &[delete(PROVIDER), write(renamed, "type: GIT\nurl: x\n")],
@@ -93,7 +138,9 @@ async fn main_flow(transport: Transport) {
     assert_eq!(fx.head("main").as_deref(), Some(second.as_str()));
     let raw = raw_stdout(&fx.root, &fx.repo(), &["cat-file", "commit", &second]);
     assert!(
-        raw.ends_with("\n\nRename the provider\n\nWith a body.\n"),
+        raw.ends_with(&format!(
+            "\n\nRename the provider\n\nWith a body.\n\nADD: {renamed}\nDELETE: {PROVIDER}\n"
+        )),
         "{raw:?}"
     );
     let expected = [
@@ -259,7 +306,7 @@ async fn a_server_that_refuses_filters_gets_a_full_shallow_fetch() {
     assert_eq!(fx.upload_pack_posts(), before, "nothing left to fetch");
     let (_, parent, _) = pushed(
         clone
-            .commit_and_push(
+            .commit_files(
                 &fx.remote,
                 Some(&head),
                 &[write("Setup/a.yaml", "a: 3\n")],
@@ -302,7 +349,7 @@ async fn ssh_a_server_that_cannot_send_contents_by_id_gets_a_clone_with_whole_fi
     assert!(marker.exists());
     let (_, parent, _) = pushed(
         clone
-            .commit_and_push(
+            .commit_files(
                 &fx.remote,
                 Some(&head),
                 &[write("Setup/a.yaml", "a: 2\n")],
@@ -332,7 +379,7 @@ async fn external_commit_on_other_files(transport: Transport) {
     );
 
     let outcome = clone
-        .commit_and_push(
+        .commit_files(
             &fx.remote,
             Some(&base),
             &[write("Setup/a.yaml", "a: ours\n")],
@@ -386,7 +433,7 @@ async fn external_commit_on_the_same_files(transport: Transport) {
     );
 
     let outcome = clone
-        .commit_and_push(
+        .commit_files(
             &fx.remote,
             Some(&base),
             &[
@@ -442,7 +489,7 @@ async fn changes_the_branch_already_holds_are_nothing_to_commit() {
     let clone = fx.open("clone").await;
     let theirs = fx.external_commit(&[("Setup/a.yaml", Some("a: 2\n"))], "Same as ours");
     let outcome = clone
-        .commit_and_push(
+        .commit_files(
             &fx.remote,
             Some(&base),
             &[
@@ -458,7 +505,8 @@ async fn changes_the_branch_already_holds_are_nothing_to_commit() {
     assert_eq!(
         outcome,
         CommitOutcome::NothingToCommit {
-            head: Some(theirs.clone())
+            head: Some(theirs.clone()),
+            landed: Vec::new(),
         }
     );
     assert_eq!(fx.head("main"), Some(theirs));
@@ -471,7 +519,7 @@ async fn a_new_branch_is_created_without_a_parent() {
     let clone = fx.open_branch("release", "release/next").await;
     let (commit, parent, _) = pushed(
         clone
-            .commit_and_push(
+            .commit_files(
                 &fx.remote,
                 None,
                 &[write("Setup/a.yaml", "a: 9\n")],
@@ -516,7 +564,7 @@ async fn declined_push(transport: Transport) {
         .expect("hook");
     let clone = fx.open("clone").await;
     let error = clone
-        .commit_and_push(
+        .commit_files(
             &fx.remote,
             Some(&base),
             &[write("Setup/a.yaml", "a: 2\n")],
@@ -553,7 +601,7 @@ async fn a_branch_that_moves_during_the_push_is_fetched_and_pushed_again() {
     install_racing_hook(&fx, 1);
     let clone = fx.open("clone").await;
     let outcome = clone
-        .commit_and_push(
+        .commit_files(
             &fx.remote,
             Some(&base),
             &[write("Setup/a.yaml", "a: 2\n")],
@@ -586,7 +634,7 @@ async fn a_branch_that_keeps_moving_exhausts_the_attempts_as_push_raced() {
     install_racing_hook(&fx, 100);
     let clone = fx.open("clone").await;
     let error = clone
-        .commit_and_push(
+        .commit_files(
             &fx.remote,
             Some(&base),
             &[write("Setup/a.yaml", "a: 2\n")],
@@ -734,7 +782,7 @@ async fn a_clone_refuses_another_remote_and_bad_input_before_running_git() {
     assert!(clone.fetch(&other).await.is_err());
     for bad in ["../escape.yaml", "Setup//a.yaml", ".git/config"] {
         let error = clone
-            .commit_and_push(
+            .commit_files(
                 &fx.remote,
                 Some(&base),
                 &[write(bad, "x")],
@@ -751,7 +799,7 @@ async fn a_clone_refuses_another_remote_and_bad_input_before_running_git() {
         );
     }
     let twice = clone
-        .commit_and_push(
+        .commit_files(
             &fx.remote,
             Some(&base),
             &[write("Setup/a.yaml", "x"), delete("Setup/a.yaml")],
@@ -764,4 +812,185 @@ async fn a_clone_refuses_another_remote_and_bad_input_before_running_git() {
     assert_eq!(twice.kind, GitErrorKind::InvalidRequest, "{twice}");
     assert!(twice.to_string().contains("changed twice"), "{twice}");
     assert_eq!(fx.head("main"), Some(base));
+}
+
+/// A request carrying changesets, as the outbox sends it.
+fn request<'a>(
+    base: Option<&'a str>,
+    files: &'a [FileChange],
+    author: &'a Signature,
+    changesets: &'a [String],
+    own_commits: &'a [String],
+) -> CommitRequest<'a> {
+    CommitRequest {
+        base,
+        files,
+        author,
+        summary: None,
+        changesets,
+        own_commits,
+        max_attempts: 3,
+    }
+}
+
+fn ids(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|id| (*id).to_owned()).collect()
+}
+
+/// The regression of a lost delete: a push landed, its answer was lost, and the file it
+/// created was deleted meanwhile. Asked again from the old base with both changesets, the
+/// clone finds the first on the branch by its trailer, carries only the second, and deletes
+/// the file that "created then deleted" would have folded away.
+#[tokio::test]
+async fn a_push_whose_answer_was_lost_is_found_by_its_trailer_and_never_carried_again() {
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    let clone = fx.open("clone").await;
+    let author = bot();
+    let created = [write("Setup/new.yaml", "n: 1\n")];
+    let first = clone
+        .commit_and_push(
+            &fx.remote,
+            &request(Some(&base), &created, &author, &ids(&["c1"]), &[]),
+        )
+        .await
+        .expect("first push");
+    let (landed_commit, _, _) = pushed(first);
+
+    // The answer was lost: the same base, c1 again, and c2 which deleted the file.
+    let deleted = [delete("Setup/new.yaml")];
+    let outcome = clone
+        .commit_and_push(
+            &fx.remote,
+            &request(Some(&base), &deleted, &author, &ids(&["c1", "c2"]), &[]),
+        )
+        .await
+        .expect("second push");
+    let CommitOutcome::Pushed {
+        commit,
+        files,
+        landed,
+        ..
+    } = outcome
+    else {
+        panic!("expected a push, got {outcome:?}");
+    };
+    assert_eq!(
+        landed,
+        vec![reposync_git::LandedChangeset {
+            changeset: "c1".into(),
+            commit: landed_commit.clone(),
+        }]
+    );
+    assert_eq!(
+        files,
+        vec![reposync_git::CommittedFile {
+            op: reposync_model::commit::FileOp::Delete,
+            path: "Setup/new.yaml".into(),
+        }]
+    );
+    let message = raw_stdout(&fx.root, &fx.repo(), &["log", "-1", "--format=%B", &commit]);
+    assert_eq!(
+        message.trim_end(),
+        "Git Sync from reposync\n\nDELETE: Setup/new.yaml\n\nReposync-Changeset: c2"
+    );
+    assert!(
+        !fx.tree(&commit).iter().any(|(p, _)| p == "Setup/new.yaml"),
+        "the file is gone from Git"
+    );
+
+    // Asked a third time (this answer lost too), nothing is left to do, and both are known.
+    let outcome = clone
+        .commit_and_push(
+            &fx.remote,
+            &request(Some(&base), &deleted, &author, &ids(&["c1", "c2"]), &[]),
+        )
+        .await
+        .expect("third attempt");
+    assert_eq!(
+        outcome,
+        CommitOutcome::NothingToCommit {
+            head: Some(commit.clone()),
+            landed: vec![
+                reposync_git::LandedChangeset {
+                    changeset: "c1".into(),
+                    commit: landed_commit,
+                },
+                reposync_git::LandedChangeset {
+                    changeset: "c2".into(),
+                    commit,
+                },
+            ],
+        }
+    );
+}
+
+/// reposync's own commits since the base (pushed, not read back yet) never make a conflict;
+/// the same change by someone else does, and the message always lists the commit's own diff.
+#[tokio::test]
+async fn own_commits_since_the_base_are_never_a_conflict_and_the_message_lists_the_diff() {
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    let clone = fx.open("clone").await;
+    let author = bot();
+    let ours = clone
+        .commit_and_push(
+            &fx.remote,
+            &request(
+                Some(&base),
+                &[write("Setup/a.yaml", "a: 2\n")],
+                &author,
+                &ids(&["c1"]),
+                &[],
+            ),
+        )
+        .await
+        .expect("first push");
+    let (own, _, _) = pushed(ours);
+
+    // The base has not moved (Git -> reposync has not read the push yet). Without knowing
+    // the commit as ours, and with no trailer of the request in it, it would conflict.
+    let files = [
+        write("Setup/a.yaml", "a: 3\n"),
+        // Already what the branch holds: not in the commit, not in the message.
+        write("Setup/b.yaml", "b: 1\n"),
+        delete("Setup/never-existed.yaml"),
+    ];
+    let outcome = clone
+        .commit_and_push(
+            &fx.remote,
+            &request(Some(&base), &files, &author, &ids(&["c2"]), &[]),
+        )
+        .await
+        .expect("no error");
+    assert!(
+        matches!(&outcome, CommitOutcome::Conflict { files, .. } if files.len() == 1 && files[0].path == "Setup/a.yaml"),
+        "{outcome:?}"
+    );
+    let outcome = clone
+        .commit_and_push(
+            &fx.remote,
+            &request(Some(&base), &files, &author, &ids(&["c2"]), &[own.clone()]),
+        )
+        .await
+        .expect("push");
+    let (commit, parent, _) = pushed(outcome);
+    assert_eq!(parent.as_deref(), Some(own.as_str()));
+    let message = raw_stdout(&fx.root, &fx.repo(), &["log", "-1", "--format=%B", &commit]);
+    assert_eq!(
+        message.trim_end(),
+        "Git Sync from reposync\n\nMODIFY: Setup/a.yaml\n\nReposync-Changeset: c2"
+    );
+    let diff = raw_stdout(
+        &fx.root,
+        &fx.repo(),
+        &[
+            "diff-tree",
+            "--no-commit-id",
+            "--name-status",
+            "-r",
+            &commit,
+        ],
+    );
+    assert_eq!(diff.trim_end(), "M\tSetup/a.yaml");
 }

@@ -32,6 +32,7 @@ macro_rules! parsed_string_traits {
 }
 pub(crate) use parsed_string_traits;
 
+pub mod commit;
 mod connector;
 pub mod connector_yaml;
 mod email;

@@ -134,6 +134,7 @@ async fn apply_commit(
         message: commit.message.clone(),
         author: commit.author.clone(),
         errors: Vec::new(),
+        changesets: Vec::new(),
         fixed: Vec::new(),
         new_apps: Vec::new(),
     };
@@ -143,6 +144,7 @@ async fn apply_commit(
             .await?
     {
         record.status = InboundStatus::Ours;
+        record.changesets = commit.changeset_ids();
         store.apply_from_git(&[], &record).await?;
         tracing::debug!(commit = %commit.commit, "our own commit came back; not applied");
         return Ok(());

@@ -617,15 +617,11 @@ impl TaskHub {
                     .get_connector_by_id(&payload.connector_id)
                     .await
                     .map_err(|e| format!("the connector is gone: {e}"))?;
-                let mut job = payload.job;
-                // A second attempt follows a delegate that was lost mid-task: its push may
-                // have landed.
-                if let SyncJob::CommitAndPush { rerun, .. } = &mut job {
-                    *rerun = task.attempts > 1;
-                }
+                // A task run again after its delegate was lost needs nothing special: a
+                // push that landed is found on the branch by its trailers.
                 Ok(TaskSpec::Sync(SyncSpec {
                     target: payload.target,
-                    job,
+                    job: payload.job,
                     auth: self.task_auth(&connector.spec).await?,
                     timeout_secs: SYNC_TIMEOUT.as_secs(),
                 }))

@@ -568,19 +568,8 @@ impl Store {
             .bind(branch_id)
             .execute(&mut *tx)
             .await?;
-        let wanted = head.unwrap_or_default();
-        let queued = sqlx::query(
-            "UPDATE sync_branches SET wanted_commit = $1, wanted_at = $2, updated_at = $2
-             WHERE id = $3 AND (broken IS NULL OR $1 <> '') AND COALESCE(processed_commit, '') <> $1
-                 AND COALESCE(wanted_commit, '-') <> $1",
-        )
-        .bind(wanted)
-        .bind(now)
-        .bind(branch_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
+        let queued =
+            crate::sync::want_head(&mut tx, branch_id, head.unwrap_or_default(), now).await?;
         tx.commit().await?;
         if queued {
             self.inbox_changed();
@@ -740,6 +729,9 @@ pub struct InboundCommit {
     pub message: String,
     pub author: String,
     pub errors: Vec<FileError>,
+    /// For one of reposync's own commits, the changesets its trailers name: they are on the
+    /// branch, whatever their push's answer said (or if it never came).
+    pub changesets: Vec<String>,
     /// Paths that applied: their open errors from earlier commits are resolved.
     pub fixed: Vec<String>,
     /// Applications the commit brought that reposync did not have: linked to this branch.
@@ -767,6 +759,37 @@ pub(crate) async fn pending_paths(
         paths.extend(files.into_iter().map(|f| f.path));
     }
     Ok(paths)
+}
+
+/// Records the changesets that one of reposync's own commits carries as pushed by it, and
+/// resolves the conflict and overridden errors of their files. A push whose answer was lost
+/// (the server died after it landed) is settled here as soon as its commit is read back.
+async fn settle_own_changesets(
+    tx: &mut WriteTx,
+    changeset_ids: &[String],
+    commit: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    for id in changeset_ids {
+        let Some(row) = sqlx::query("SELECT link_id, files FROM changesets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+        else {
+            continue;
+        };
+        if !crate::sync::mark_pushed(tx, id, Some(commit), now).await? {
+            continue;
+        }
+        tracing::info!(changeset = %id, %commit, "a change whose push was not recorded is on the branch");
+        let link_id: String = row.try_get("link_id")?;
+        let files: String = row.try_get("files")?;
+        let files: Vec<crate::sync::FileChangeRecord> = serde_json::from_str(&files)
+            .map_err(|e| StoreError::Corrupt(format!("changeset files: {e}")))?;
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        crate::sync::resolve_landed_errors(tx, &link_id, &paths, now).await?;
+    }
+    Ok(())
 }
 
 /// Records a commit read from Git inside the transaction that applied it: its row, its
@@ -805,6 +828,9 @@ pub(crate) async fn record_inbound(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    if inbound.status == InboundStatus::Ours {
+        settle_own_changesets(tx, &inbound.changesets, &inbound.commit_id, now).await?;
+    }
     for path in &inbound.fixed {
         sqlx::query(
             "UPDATE sync_errors SET resolved_at = $1, resolution = 'fixed' WHERE branch_id = $2 AND path = $3 AND resolved_at IS NULL",

@@ -39,7 +39,8 @@ pub use inbound::{
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
 pub use sync::{
     AttemptEnd, AttemptRecord, CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConflictRecord,
-    FileChangeRecord, FileOp, LinkBacklog, NewSyncLink, SyncErrorRecord, SyncLink, app_of_path,
+    FileChangeRecord, FileOp, Landed, LinkBacklog, NewSyncLink, StartedAttempt, SyncErrorRecord,
+    SyncLink, app_of_path,
 };
 pub use tasks::{AVOID_FOR, Claim, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
 pub use tokens::ApiTokenRecord;

@@ -19,24 +19,7 @@ pub fn app_of_path(path: &str) -> Option<&str> {
     rest.split_once('/').map(|(app, _)| app)
 }
 
-/// How a file changed in a changeset, as the commit message says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum FileOp {
-    Add,
-    Modify,
-    Delete,
-}
-
-impl FileOp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileOp::Add => "ADD",
-            FileOp::Modify => "MODIFY",
-            FileOp::Delete => "DELETE",
-        }
-    }
-}
+pub use reposync_model::commit::FileOp;
 
 /// One file of a changeset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,12 +127,27 @@ pub struct AttemptRecord {
     pub finished_at: Option<i64>,
 }
 
+/// A commit attempt just started: its changesets, oldest first, every path they touched
+/// (sorted), and the contents those paths have in the store (absent: no file).
+#[derive(Debug, Clone)]
+pub struct StartedAttempt {
+    pub attempt: AttemptRecord,
+    pub changesets: Vec<ChangesetRecord>,
+    pub paths: Vec<String>,
+    pub contents: HashMap<String, Vec<u8>>,
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone)]
 pub enum AttemptEnd {
-    /// Pushed as `commit`, or already there (`nothing`): the changesets are done and the
-    /// link's base moves to `commit`.
-    Pushed { commit: String, nothing: bool },
+    /// The branch now holds every change of the attempt: pushed as `commit` (changing
+    /// `files`), or, with no commit, already held. Changesets named in `landed` were carried
+    /// by an earlier commit (a push whose answer was lost); the others by `commit`.
+    Pushed {
+        commit: Option<String>,
+        files: Vec<FileChangeRecord>,
+        landed: Vec<Landed>,
+    },
     /// Remote commits touched the same files; the changesets wait for a person or for the
     /// Git → reposync side. One sync error per file keeps both versions.
     Conflict {
@@ -168,6 +166,13 @@ pub enum AttemptEnd {
         connector_path: String,
         message: String,
     },
+}
+
+/// A changeset that a commit on the branch already carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landed {
+    pub changeset: String,
+    pub commit: String,
 }
 
 /// Both versions of a file in conflict.
@@ -369,6 +374,203 @@ async fn insert_changeset(
     Ok(id)
 }
 
+/// How many of a branch's newest pushes are looked at for those not read back yet. The
+/// Git -> reposync side reads every push within moments, so only a few are ever unread.
+const UNREAD_OWN_COMMITS: i64 = 500;
+
+/// The branch (the Git -> reposync position) that a link pushes to, if it has one.
+async fn branch_id_of_link(tx: &mut WriteTx, link_id: &str) -> Result<Option<String>, StoreError> {
+    sqlx::query(
+        "SELECT b.id AS id FROM sync_links l JOIN sync_branches b
+             ON l.connector_id = b.connector_id AND COALESCE(l.repo, '') = b.repo AND l.branch = b.branch
+         WHERE l.id = $1",
+    )
+    .bind(link_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|r| r.try_get("id"))
+    .transpose()
+    .map_err(StoreError::from)
+}
+
+/// The last commit read from Git on a branch.
+async fn processed_commit(
+    tx: &mut WriteTx,
+    branch_id: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let Some(branch_id) = branch_id else {
+        return Ok(None);
+    };
+    Ok(
+        sqlx::query("SELECT processed_commit FROM sync_branches WHERE id = $1")
+            .bind(branch_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get::<Option<String>, _>("processed_commit"))
+            .transpose()?
+            .flatten(),
+    )
+}
+
+/// Queues `commit` to be read on a branch, as a webhook announcing it would, unless it is
+/// the commit processed or queued already. Returns whether it was queued.
+pub(crate) async fn want_head(
+    tx: &mut WriteTx,
+    branch_id: &str,
+    commit: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let queued = sqlx::query(
+        "UPDATE sync_branches SET wanted_commit = $1, wanted_at = $2, updated_at = $2
+         WHERE id = $3 AND (broken IS NULL OR $1 <> '') AND COALESCE(processed_commit, '') <> $1
+             AND COALESCE(wanted_commit, '-') <> $1",
+    )
+    .bind(commit)
+    .bind(now)
+    .bind(branch_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if queued && !commit.is_empty() {
+        // A webhook announcing the same head later is then a duplicate.
+        sqlx::query(
+            "INSERT INTO announced_heads (branch_id, commit_id, announced_at) VALUES ($1, $2, $3)
+             ON CONFLICT (branch_id, commit_id) DO NOTHING",
+        )
+        .bind(branch_id)
+        .bind(commit)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(queued)
+}
+
+/// Records a changeset as carried by `commit` (none: the branch already held its files),
+/// whatever it was waiting for.
+pub(crate) async fn mark_pushed(
+    tx: &mut WriteTx,
+    changeset_id: &str,
+    commit: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE changesets SET status = 'pushed', commit_id = $1, error = NULL, updated_at = $2
+         WHERE id = $3 AND status IN ('waiting', 'pushing', 'conflict', 'failed')",
+    )
+    .bind(commit)
+    .bind(now)
+    .bind(changeset_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Resolves the conflict and overridden errors of `paths` on a link: reposync's change to
+/// them is on the branch now, so they no longer say anything true.
+pub(crate) async fn resolve_landed_errors(
+    tx: &mut WriteTx,
+    link_id: &str,
+    paths: &[&str],
+    now: i64,
+) -> Result<(), StoreError> {
+    for chunk in paths.chunks(500) {
+        let sql = format!(
+            "UPDATE sync_errors SET resolved_at = $1, resolution = 'landed'
+             WHERE link_id = $2 AND code IN ('conflict', 'overridden') AND resolved_at IS NULL AND path IN ({})",
+            placeholders_from(3, chunk.len())
+        );
+        let mut query = sqlx::query(&sql).bind(now).bind(link_id);
+        for path in chunk {
+            query = query.bind(*path);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The contents of `paths` as `conn` sees them: entities, and connectors as their files.
+async fn file_contents_in(
+    conn: &mut sqlx::AnyConnection,
+    paths: &[String],
+) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+    let mut contents = HashMap::new();
+    for chunk in paths.chunks(500) {
+        let sql = format!(
+            "SELECT path, content FROM entities WHERE path IN ({})",
+            placeholders_from(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for path in chunk {
+            query = query.bind(path.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            contents.insert(row.try_get("path")?, row.try_get("content")?);
+        }
+    }
+    if paths.iter().any(|p| app_of_path(p).is_none()) {
+        for row in sqlx::query("SELECT name, file FROM connectors")
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let name: String = row.try_get("name")?;
+            let Ok(name) = reposync_model::EntityName::parse(&name) else {
+                continue;
+            };
+            let path = reposync_model::connector_yaml::path(&name);
+            if paths.contains(&path) {
+                let file: String = row.try_get("file")?;
+                contents.insert(path, file.into_bytes());
+            }
+        }
+    }
+    Ok(contents)
+}
+
+/// Ends an attempt that pushed nothing.
+async fn end_attempt(
+    tx: &mut WriteTx,
+    attempt_id: &str,
+    status: &str,
+    remote_head: Option<&str>,
+    error: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE commit_attempts SET status = $1, remote_head = $2, error = $3, finished_at = $4 WHERE id = $5",
+    )
+    .bind(status)
+    .bind(remote_head)
+    .bind(error)
+    .bind(now)
+    .bind(attempt_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves the changesets an attempt still carries to `status`, saying why.
+async fn move_changesets(
+    tx: &mut WriteTx,
+    attempt_id: &str,
+    status: &str,
+    error: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE changesets SET status = $1, error = $2, updated_at = $3 WHERE attempt_id = $4 AND status = 'pushing'",
+    )
+    .bind(status)
+    .bind(error)
+    .bind(now)
+    .bind(attempt_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Creates a link, with a first changeset carrying `initial_files` (the whole scope, when
     /// the branch is empty or is to be overwritten) in the same transaction. A second live
@@ -535,17 +737,6 @@ impl Store {
         .transpose()
     }
 
-    /// Moves a link's base: the remote commit outgoing changes now build on.
-    pub async fn set_link_base(&self, id: &str, commit: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sync_links SET base_commit = $1, updated_at = $2 WHERE id = $3")
-            .bind(commit)
-            .bind(now_millis())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Live links with changesets waiting, with the time the oldest has waited since.
     pub async fn links_with_waiting(&self) -> Result<Vec<(String, i64)>, StoreError> {
         sqlx::query(
@@ -560,11 +751,10 @@ impl Store {
     }
 
     /// Starts a commit attempt with every changeset of the link that is waiting, unless one is
-    /// already running for the link. Returns the attempt and its changesets, oldest first.
-    pub async fn start_attempt(
-        &self,
-        link_id: &str,
-    ) -> Result<Option<(AttemptRecord, Vec<ChangesetRecord>)>, StoreError> {
+    /// already running for the link. Returns the attempt, its changesets (oldest first) and
+    /// the contents of the paths they touched, read in the same transaction: the commit
+    /// carries exactly the changes of the changesets it names, none of a later one.
+    pub async fn start_attempt(&self, link_id: &str) -> Result<Option<StartedAttempt>, StoreError> {
         let now = now_millis();
         let mut tx = self.begin_write().await?;
         let running: Option<String> =
@@ -618,8 +808,17 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?,
         )?;
+        let mut paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+        paths.sort();
+        paths.dedup();
+        let contents = file_contents_in(&mut tx, &paths).await?;
         tx.commit().await?;
-        Ok(Some((attempt, changesets)))
+        Ok(Some(StartedAttempt {
+            attempt,
+            changesets,
+            paths,
+            contents,
+        }))
     }
 
     /// Records which task carries an attempt.
@@ -644,7 +843,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_millis();
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT link_id FROM commit_attempts WHERE id = $1")
+        let row = sqlx::query("SELECT link_id, files FROM commit_attempts WHERE id = $1")
             .bind(attempt_id)
             .fetch_optional(&mut *tx)
             .await?
@@ -653,34 +852,26 @@ impl Store {
                 name: attempt_id.to_owned(),
             })?;
         let link_id: String = row.try_get("link_id")?;
+        // Every path the attempt's changesets touched, whatever became of it.
+        let touched: Vec<FileChangeRecord> = json_column(&row, "files")?;
+        let branch_id = branch_id_of_link(&mut tx, &link_id).await?;
         // A conflict with commits the Git -> reposync side has already read is settled: Git's
         // versions of our files were kept as `overridden` errors there, so reposync's change
         // goes out again on top of them.
-        let settled = match end {
-            AttemptEnd::Conflict { head, .. } => {
-                let processed: Option<String> = sqlx::query(
-                    "SELECT b.processed_commit AS processed FROM sync_links l JOIN sync_branches b
-                         ON l.connector_id = b.connector_id AND COALESCE(l.repo, '') = b.repo AND l.branch = b.branch
-                     WHERE l.id = $1",
-                )
-                .bind(&link_id)
-                .fetch_optional(&mut *tx)
+        if let AttemptEnd::Conflict { head, .. } = end
+            && processed_commit(&mut tx, branch_id.as_deref())
                 .await?
-                .map(|r| r.try_get("processed"))
-                .transpose()?
-                .flatten();
-                processed.as_deref() == Some(head.as_str())
-            }
-            _ => false,
-        };
-        if settled && let AttemptEnd::Conflict { head, .. } = end {
+                .as_deref()
+                == Some(head)
+        {
             let message = format!(
                 "the remote moved to {head}, whose commits were already read from Git; pushing again on top of them"
             );
             sqlx::query(
-                "UPDATE commit_attempts SET status = 'conflict', error = $1, finished_at = $2 WHERE id = $3",
+                "UPDATE commit_attempts SET status = 'conflict', error = $1, remote_head = $2, finished_at = $3 WHERE id = $4",
             )
             .bind(&message)
+            .bind(head)
             .bind(now)
             .bind(attempt_id)
             .execute(&mut *tx)
@@ -692,76 +883,77 @@ impl Store {
             .bind(attempt_id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE sync_links SET base_commit = $1, updated_at = $2 WHERE id = $3")
-                .bind(head)
-                .bind(now)
-                .bind(&link_id)
-                .execute(&mut *tx)
-                .await?;
             tx.commit().await?;
             self.outbox_changed();
             return Ok(());
         }
-        let (attempt_status, changeset_status, commit, error) = match end {
-            AttemptEnd::Pushed { commit, nothing } => (
-                if *nothing { "nothing" } else { "pushed" },
-                "pushed",
-                Some(commit.clone()),
-                None,
-            ),
-            AttemptEnd::Conflict { head, files } => (
-                "conflict",
-                "conflict",
-                None,
-                Some(format!(
+        let mut queued_read = false;
+        match end {
+            AttemptEnd::Pushed {
+                commit,
+                files,
+                landed,
+            } => {
+                sqlx::query(
+                    "UPDATE commit_attempts SET status = $1, commit_id = $2, files = $3, error = NULL, finished_at = $4 WHERE id = $5",
+                )
+                .bind(if commit.is_some() { "pushed" } else { "nothing" })
+                .bind(commit.clone())
+                .bind(to_json(files)?)
+                .bind(now)
+                .bind(attempt_id)
+                .execute(&mut *tx)
+                .await?;
+                for landed in landed {
+                    mark_pushed(&mut tx, &landed.changeset, Some(&landed.commit), now).await?;
+                }
+                sqlx::query(
+                    "UPDATE changesets SET status = 'pushed', commit_id = $1, error = NULL, updated_at = $2 WHERE attempt_id = $3 AND status = 'pushing'",
+                )
+                .bind(commit.clone())
+                .bind(now)
+                .bind(attempt_id)
+                .execute(&mut *tx)
+                .await?;
+                let paths: Vec<&str> = touched.iter().map(|f| f.path.as_str()).collect();
+                resolve_landed_errors(&mut tx, &link_id, &paths, now).await?;
+                if let Some(commit) = commit {
+                    sqlx::query(
+                        "UPDATE sync_links SET base_commit = $1, updated_at = $2 WHERE id = $3",
+                    )
+                    .bind(commit)
+                    .bind(now)
+                    .bind(&link_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    // The commit is read back like any other, so the Git -> reposync side's
+                    // position (the next attempt's base) moves past it without a webhook.
+                    if let Some(branch_id) = &branch_id {
+                        queued_read = want_head(&mut tx, branch_id, commit, now).await?;
+                    }
+                }
+            }
+            AttemptEnd::Conflict { head, files } => {
+                let error = format!(
                     "commits on the remote (up to {head}) changed the same files: {}",
                     files
                         .iter()
                         .map(|f| f.path.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
-                )),
-            ),
-            AttemptEnd::Failed { code, message } => {
-                ("failed", "failed", None, Some(format!("{code}: {message}")))
-            }
-            AttemptEnd::Retry { message, .. } | AttemptEnd::Held { message, .. } => {
-                ("failed", "waiting", None, Some(message.clone()))
-            }
-        };
-        sqlx::query(
-            "UPDATE commit_attempts SET status = $1, commit_id = $2, error = $3, finished_at = $4 WHERE id = $5",
-        )
-        .bind(attempt_status)
-        .bind(commit.clone())
-        .bind(error.clone())
-        .bind(now)
-        .bind(attempt_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE changesets SET status = $1, commit_id = $2, error = $3, updated_at = $4 WHERE attempt_id = $5 AND status = 'pushing'",
-        )
-        .bind(changeset_status)
-        .bind(commit.clone())
-        .bind(error.clone())
-        .bind(now)
-        .bind(attempt_id)
-        .execute(&mut *tx)
-        .await?;
-        match end {
-            AttemptEnd::Pushed { commit, .. } if !commit.is_empty() => {
-                sqlx::query(
-                    "UPDATE sync_links SET base_commit = $1, updated_at = $2 WHERE id = $3",
-                )
-                .bind(commit)
-                .bind(now)
-                .bind(&link_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            AttemptEnd::Conflict { files, .. } => {
+                );
+                end_attempt(&mut tx, attempt_id, "conflict", Some(head), &error, now).await?;
+                move_changesets(&mut tx, attempt_id, "conflict", &error, now).await?;
                 for file in files {
+                    // One open conflict per file: a newer one replaces the older.
+                    sqlx::query(
+                        "UPDATE sync_errors SET resolved_at = $1, resolution = 'superseded' WHERE link_id = $2 AND path = $3 AND code = 'conflict' AND resolved_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(&link_id)
+                    .bind(&file.path)
+                    .execute(&mut *tx)
+                    .await?;
                     sqlx::query(
                         "INSERT INTO sync_errors (id, link_id, attempt_id, path, code, message, ours, theirs, created_at)
                          VALUES ($1, $2, $3, $4, 'conflict', $5, $6, $7, $8)",
@@ -771,7 +963,7 @@ impl Store {
                     .bind(attempt_id)
                     .bind(&file.path)
                     .bind(format!(
-                        "{} was changed in Git and in reposync; reposync's change was not pushed",
+                        "{} was changed in Git (up to commit {head}) and in reposync; reposync's change waits until that commit is read from Git, then goes out on top of it",
                         file.path
                     ))
                     .bind(file.ours.clone())
@@ -780,8 +972,16 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                // Reading Git's side is what settles the conflict: ask for it now rather than
+                // wait for a webhook or the next poll.
+                if let Some(branch_id) = &branch_id {
+                    queued_read = want_head(&mut tx, branch_id, head, now).await?;
+                }
             }
             AttemptEnd::Failed { code, message } => {
+                let error = format!("{code}: {message}");
+                end_attempt(&mut tx, attempt_id, "failed", None, &error, now).await?;
+                move_changesets(&mut tx, attempt_id, "failed", &error, now).await?;
                 sqlx::query(
                     "INSERT INTO sync_errors (id, link_id, attempt_id, code, message, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
@@ -794,10 +994,16 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            AttemptEnd::Retry { message, .. } => {
+                end_attempt(&mut tx, attempt_id, "failed", None, message, now).await?;
+                move_changesets(&mut tx, attempt_id, "waiting", message, now).await?;
+            }
             AttemptEnd::Held {
                 connector_path,
                 message,
             } => {
+                end_attempt(&mut tx, attempt_id, "failed", None, message, now).await?;
+                move_changesets(&mut tx, attempt_id, "waiting", message, now).await?;
                 // One open error per held connection, kept current, not one per retry.
                 let updated = sqlx::query(
                     "UPDATE sync_errors SET message = $1, attempt_id = $2 WHERE link_id = $3 AND code = $4 AND path = $5 AND resolved_at IS NULL",
@@ -824,7 +1030,6 @@ impl Store {
                     .await?;
                 }
             }
-            AttemptEnd::Pushed { .. } | AttemptEnd::Retry { .. } => {}
         }
         if !matches!(end, AttemptEnd::Held { .. }) {
             // This attempt got past the connection check, so no connection holds the link.
@@ -838,12 +1043,42 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        if queued_read {
+            self.inbox_changed();
+        }
         Ok(())
     }
 
-    /// After a restart: attempts that were running were cut off. Their changesets wait again;
-    /// pushing them twice is harmless, because a push of what the branch already holds
-    /// commits nothing.
+    /// Commits that reposync pushed to the branch of `link` and that the Git -> reposync side
+    /// has not read back yet, newest first: they are reposync's own, never a conflict.
+    pub async fn unread_own_commits(&self, link: &SyncLink) -> Result<Vec<String>, StoreError> {
+        let Some(branch) = self.branch_of_link(link).await? else {
+            return Ok(Vec::new());
+        };
+        sqlx::query(
+            "SELECT commit_id FROM (
+                 SELECT a.commit_id AS commit_id, a.finished_at AS finished_at FROM commit_attempts a JOIN sync_links l ON l.id = a.link_id
+                 WHERE l.connector_id = $1 AND COALESCE(l.repo, '') = $2 AND l.branch = $3 AND a.status = 'pushed'
+                 ORDER BY a.finished_at DESC LIMIT $4
+             ) recent
+             WHERE NOT EXISTS (SELECT 1 FROM inbound_commits i WHERE i.branch_id = $5 AND i.commit_id = recent.commit_id)
+             ORDER BY finished_at DESC",
+        )
+        .bind(&link.connector_id)
+        .bind(link.repo.clone().unwrap_or_default())
+        .bind(&link.branch)
+        .bind(UNREAD_OWN_COMMITS)
+        .bind(&branch.id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get("commit_id")?))
+        .collect()
+    }
+
+    /// After a restart: attempts that were running were cut off. Their changesets wait again.
+    /// A cut-off push may have landed all the same; the next attempt finds it on the branch by
+    /// its trailers and carries those changesets no further.
     pub async fn interrupt_attempts(&self) -> Result<u64, StoreError> {
         let now = now_millis();
         let mut tx = self.begin_write().await?;
@@ -903,8 +1138,26 @@ impl Store {
                 message: "its sync link is disabled; enable sync again instead".into(),
             });
         }
+        let mut wants_read = false;
         match &changeset.attempt_id {
             Some(attempt) => {
+                // A conflict is settled by reading Git's side: ask for the head it was met at
+                // to be read again, in case that read failed or never came.
+                let met_at = sqlx::query(
+                    "SELECT remote_head FROM commit_attempts WHERE id = $1 AND status = 'conflict'",
+                )
+                .bind(attempt)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get::<Option<String>, _>("remote_head"))
+                .transpose()?
+                .flatten();
+                if let (Some(head), Some(branch_id)) = (
+                    met_at,
+                    branch_id_of_link(&mut tx, &changeset.link_id).await?,
+                ) {
+                    wants_read |= want_head(&mut tx, &branch_id, &head, now).await?;
+                }
                 sqlx::query(
                     "UPDATE changesets SET status = 'waiting', error = NULL, updated_at = $1
                      WHERE attempt_id = $2 AND status IN ('failed', 'conflict')",
@@ -933,6 +1186,9 @@ impl Store {
         }
         tx.commit().await?;
         self.outbox_changed();
+        if wants_read {
+            self.inbox_changed();
+        }
         Ok(changeset)
     }
 
@@ -1101,29 +1357,8 @@ impl Store {
         &self,
         paths: &[String],
     ) -> Result<HashMap<String, Vec<u8>>, StoreError> {
-        let mut contents = HashMap::new();
-        for chunk in paths.chunks(500) {
-            let sql = format!(
-                "SELECT path, content FROM entities WHERE path IN ({})",
-                placeholders_from(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for path in chunk {
-                query = query.bind(path.as_str());
-            }
-            for row in query.fetch_all(&self.pool).await? {
-                contents.insert(row.try_get("path")?, row.try_get("content")?);
-            }
-        }
-        if paths.iter().any(|p| app_of_path(p).is_none()) {
-            for connector in self.list_connectors().await? {
-                let path = reposync_model::connector_yaml::path(&connector.spec.name);
-                if paths.contains(&path) {
-                    contents.insert(path, connector.file.into_bytes());
-                }
-            }
-        }
-        Ok(contents)
+        let mut conn = self.pool.acquire().await?;
+        file_contents_in(&mut conn, paths).await
     }
 
     /// Fails every unfinished task of `kind`: after a restart nobody waits for their results,

@@ -6,8 +6,8 @@
 use reposync_model::{ConnectorDraft, GitConnector, SecretName};
 use reposync_secrets::MasterKey;
 use reposync_store::{
-    AttemptEnd, ChangesetStatus, ConflictRecord, EntityChange, EntityWrite, FileOp, NewSyncLink,
-    SecretKind, Store, StoreError, WebhookChange,
+    AttemptEnd, ChangesetStatus, ConflictRecord, EntityChange, EntityWrite, FileChangeRecord,
+    FileOp, NewSyncLink, SecretKind, Store, StoreError, WebhookChange,
 };
 
 fn put(path: &str, content: &str) -> EntityChange {
@@ -91,11 +91,17 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
         .apply_entities(&[put("Setup/Applications/Shop/Index.yaml", "a")], false)
         .await
         .expect("no-op");
-    let (attempt, changesets) = store
+    let started = store
         .start_attempt(&link)
         .await
         .expect("start")
         .expect("work waiting");
+    let (attempt, changesets) = (started.attempt, started.changesets);
+    assert_eq!(started.paths, ["Setup/Applications/Shop/Index.yaml"]);
+    assert_eq!(
+        started.contents["Setup/Applications/Shop/Index.yaml"], b"a",
+        "the contents are read with the changesets"
+    );
     assert_eq!(changesets.len(), 1);
     assert_eq!(
         changesets[0].files.len(),
@@ -134,18 +140,23 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
         .expect("retry");
     assert!(store.open_sync_errors().await.expect("errors").is_empty());
 
-    let (attempt, _) = store
+    let attempt = store
         .start_attempt(&link)
         .await
         .expect("start")
-        .expect("again");
+        .expect("again")
+        .attempt;
     let commit = "c".repeat(40);
     store
         .finish_attempt(
             &attempt.id,
             &AttemptEnd::Pushed {
-                commit: commit.clone(),
-                nothing: false,
+                commit: Some(commit.clone()),
+                files: vec![FileChangeRecord {
+                    op: FileOp::Add,
+                    path: "Setup/Applications/Shop/Index.yaml".into(),
+                }],
+                landed: Vec::new(),
             },
         )
         .await
@@ -194,12 +205,12 @@ async fn a_second_link_for_a_scope_is_refused_and_a_restart_replans_cut_off_atte
         .expect("start")
         .expect("attempt");
     assert_eq!(store.interrupt_attempts().await.expect("interrupt"), 1);
-    let (_, changesets) = store
+    let replanned = store
         .start_attempt(&link)
         .await
         .expect("start")
         .expect("replanned");
-    assert_eq!(changesets.len(), 1);
+    assert_eq!(replanned.changesets.len(), 1);
 }
 
 #[tokio::test]
@@ -216,11 +227,12 @@ async fn a_held_link_keeps_one_open_error_per_connection_until_an_attempt_gets_p
     );
     let mirror = "Setup/Source Repo Providers/mirror.yaml";
     for round in 0..3 {
-        let (attempt, _) = store
+        let attempt = store
             .start_attempt(&link)
             .await
             .expect("start")
-            .expect("something waits");
+            .expect("something waits")
+            .attempt;
         let held = AttemptEnd::Held {
             connector_path: mirror.into(),
             message: format!("mirror failed its Test, round {round}"),
@@ -242,14 +254,16 @@ async fn a_held_link_keeps_one_open_error_per_connection_until_an_attempt_gets_p
         "still waiting"
     );
 
-    let (attempt, _) = store
+    let attempt = store
         .start_attempt(&link)
         .await
         .expect("start")
-        .expect("something waits");
+        .expect("something waits")
+        .attempt;
     let pushed = AttemptEnd::Pushed {
-        commit: "b".repeat(40),
-        nothing: false,
+        commit: Some("b".repeat(40)),
+        files: Vec::new(),
+        landed: Vec::new(),
     };
     store
         .finish_attempt(&attempt.id, &pushed)
@@ -427,4 +441,207 @@ async fn a_delivery_queues_a_new_head_once_whatever_id_it_comes_with() {
             DeliveryOutcome::Queued
         ]
     );
+}
+
+fn inbound(
+    branch_id: &str,
+    commit: &str,
+    status: reposync_store::InboundStatus,
+) -> reposync_store::InboundCommit {
+    reposync_store::InboundCommit {
+        branch_id: branch_id.into(),
+        commit_id: commit.into(),
+        status,
+        files: Vec::new(),
+        message: String::new(),
+        author: String::new(),
+        errors: Vec::new(),
+        changesets: Vec::new(),
+        fixed: Vec::new(),
+        new_apps: Vec::new(),
+    }
+}
+
+/// A push that landed but whose answer was lost, then a second attempt that finds it: each
+/// changeset is recorded with the commit that carries it, the conflict and overridden errors
+/// of their files resolve themselves, and the new commit is queued to be read back.
+#[tokio::test]
+async fn changesets_found_on_the_branch_keep_their_own_commit_and_their_errors_resolve() {
+    use reposync_store::{FileError, InboundStatus, Landed};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link_id) = linked_store(&dir).await;
+    let link = store.link_by_id(&link_id).await.expect("link");
+    let branch = store
+        .branch_of_link(&link)
+        .await
+        .expect("branch")
+        .expect("the link has a branch");
+    let index = "Setup/Applications/Shop/Index.yaml";
+    let workflow = "Setup/Applications/Shop/Workflows/w.yaml";
+    store
+        .apply_entities(&[put(index, "a")], false)
+        .await
+        .expect("apply");
+    let first = store
+        .start_attempt(&link_id)
+        .await
+        .expect("start")
+        .expect("first");
+    // Git changed the workflow while reposync held a change to it: Git's version is kept in
+    // an `overridden` error (as the inbox records it), on a commit not ours.
+    store
+        .apply_entities(&[put(workflow, "ours")], false)
+        .await
+        .expect("apply");
+    let theirs = "d".repeat(40);
+    let mut read = inbound(&branch.id, &theirs, InboundStatus::Failed);
+    read.errors.push(FileError {
+        path: workflow.into(),
+        link_id: Some(link_id.clone()),
+        code: "overridden".into(),
+        message: "changed in Git".into(),
+        theirs: Some(b"theirs".to_vec()),
+        ours: Some(b"ours".to_vec()),
+    });
+    store.apply_from_git(&[], &read).await.expect("inbound");
+    assert_eq!(store.open_sync_errors().await.expect("errors").len(), 1);
+    // The server died after the first push landed: its changeset waits again.
+    store.interrupt_attempts().await.expect("interrupt");
+    let second = store
+        .start_attempt(&link_id)
+        .await
+        .expect("start")
+        .expect("second");
+    assert_eq!(second.changesets.len(), 2);
+    assert_eq!(second.paths, [index, workflow]);
+    let landed_commit = "e".repeat(40);
+    let new_commit = "f".repeat(40);
+    store
+        .finish_attempt(
+            &second.attempt.id,
+            &AttemptEnd::Pushed {
+                commit: Some(new_commit.clone()),
+                files: vec![FileChangeRecord {
+                    op: FileOp::Add,
+                    path: workflow.into(),
+                }],
+                landed: vec![Landed {
+                    changeset: first.changesets[0].id.clone(),
+                    commit: landed_commit.clone(),
+                }],
+            },
+        )
+        .await
+        .expect("finish");
+    let listed = store
+        .list_changesets(std::slice::from_ref(&link_id), 10)
+        .await
+        .expect("list");
+    let commit_of = |id: &str| {
+        listed
+            .iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.commit_id.clone())
+    };
+    assert!(listed.iter().all(|c| c.status == ChangesetStatus::Pushed));
+    assert_eq!(
+        commit_of(&first.changesets[0].id),
+        Some(landed_commit),
+        "the lost push keeps its own commit"
+    );
+    assert_eq!(
+        commit_of(&second.changesets[1].id),
+        Some(new_commit.clone())
+    );
+    assert!(
+        store.open_sync_errors().await.expect("errors").is_empty(),
+        "the overridden error resolved once reposync's version landed"
+    );
+    let attempts = store
+        .list_attempts(std::slice::from_ref(&link_id), 1)
+        .await
+        .expect("attempts");
+    assert_eq!(
+        attempts[0].files.len(),
+        1,
+        "the attempt lists what it committed"
+    );
+    let wanted = store.wanted_branches().await.expect("wanted");
+    assert_eq!(
+        wanted[0].wanted,
+        Some(Some(new_commit.clone())),
+        "the push is read back"
+    );
+    assert_eq!(
+        store.unread_own_commits(&link).await.expect("unread"),
+        vec![new_commit.clone()]
+    );
+    store
+        .apply_from_git(&[], &inbound(&branch.id, &new_commit, InboundStatus::Ours))
+        .await
+        .expect("read back");
+    assert!(
+        store
+            .unread_own_commits(&link)
+            .await
+            .expect("unread")
+            .is_empty()
+    );
+}
+
+/// The inbox reads back one of reposync's commits whose push was never recorded: the
+/// changesets it names are pushed by it, and a conflict of their files resolves.
+#[tokio::test]
+async fn a_commit_read_back_settles_the_changesets_its_trailers_name() {
+    use reposync_store::InboundStatus;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link_id) = linked_store(&dir).await;
+    let link = store.link_by_id(&link_id).await.expect("link");
+    let branch = store
+        .branch_of_link(&link)
+        .await
+        .expect("branch")
+        .expect("branch");
+    let index = "Setup/Applications/Shop/Index.yaml";
+    store
+        .apply_entities(&[put(index, "a")], false)
+        .await
+        .expect("apply");
+    let started = store
+        .start_attempt(&link_id)
+        .await
+        .expect("start")
+        .expect("attempt");
+    let met_at = "b".repeat(40);
+    store
+        .finish_attempt(
+            &started.attempt.id,
+            &AttemptEnd::Conflict {
+                head: met_at.clone(),
+                files: vec![ConflictRecord {
+                    path: index.into(),
+                    ours: Some(b"a".to_vec()),
+                    theirs: Some(b"z".to_vec()),
+                }],
+            },
+        )
+        .await
+        .expect("conflict");
+    assert_eq!(
+        store.wanted_branches().await.expect("wanted")[0].wanted,
+        Some(Some(met_at)),
+        "the head the conflict was met at is asked to be read"
+    );
+    let id = started.changesets[0].id.clone();
+    let ours = "c".repeat(40);
+    let mut read = inbound(&branch.id, &ours, InboundStatus::Ours);
+    read.changesets = vec![id.clone(), "unknown".into()];
+    store.apply_from_git(&[], &read).await.expect("read back");
+    let listed = store
+        .list_changesets(std::slice::from_ref(&link_id), 10)
+        .await
+        .expect("list");
+    assert_eq!(listed[0].status, ChangesetStatus::Pushed);
+    assert_eq!(listed[0].commit_id.as_deref(), Some(ours.as_str()));
+    assert!(store.open_sync_errors().await.expect("errors").is_empty());
 }

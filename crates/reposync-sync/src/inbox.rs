@@ -22,8 +22,6 @@ const COMMITS_PER_READ: usize = 200;
 /// Back-off after a read or apply that failed: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_LAST: Duration = Duration::from_secs(60);
-/// The trailer reposync writes into its own commit messages.
-pub const CHANGESET_TRAILER: &str = "Reposync-Changeset:";
 
 /// What a file read from Git became in a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,11 +54,9 @@ pub struct ReadCommit {
 impl ReadCommit {
     /// The changeset ids named by `Reposync-Changeset:` trailers in the message.
     pub fn changeset_ids(&self) -> Vec<String> {
-        self.message
-            .lines()
-            .filter_map(|line| line.trim().strip_prefix(CHANGESET_TRAILER))
-            .map(|id| id.trim().to_owned())
-            .filter(|id| !id.is_empty())
+        reposync_model::commit::changeset_ids(&self.message)
+            .into_iter()
+            .map(str::to_owned)
             .collect()
     }
 }

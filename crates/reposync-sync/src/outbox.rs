@@ -1,16 +1,18 @@
 //! The outbox worker: waiting changesets → one `CommitAndPush` per branch → recorded outcome.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reposync_api::{FileContent, SyncJob, SyncJobResult};
-use reposync_store::{AttemptEnd, ConflictRecord, Store, StoreError, SyncLink};
+use reposync_api::{FileContent, LandedView, SyncJob, SyncJobResult};
+use reposync_store::{
+    AttemptEnd, ConflictRecord, FileChangeRecord, Landed, StartedAttempt, Store, StoreError,
+    SyncLink,
+};
 
 use crate::pacing::{Backoff, gather_burst};
-use crate::plan::{commit_message, plan_commit};
 
 /// Runs sync jobs on delegates.
 #[async_trait::async_trait]
@@ -165,8 +167,20 @@ impl Outbox {
     }
 
     /// One commit attempt for a link: every changeset waiting for it goes into one commit.
+    ///
+    /// The attempt converges on state, not on a replay of events: it asks the delegate to make
+    /// every path the changesets touched hold what the store holds now (or nothing), compared
+    /// with the branch as fetched. A change whose earlier push landed though its answer was
+    /// lost is found on the branch by its trailer and is not carried again, and a file created
+    /// then deleted is deleted from Git if its creation landed meanwhile.
     async fn attempt(&self, link_id: &str) -> Result<(), StoreError> {
-        let Some((attempt, changesets)) = self.store.start_attempt(link_id).await? else {
+        let Some(StartedAttempt {
+            attempt,
+            changesets,
+            paths,
+            contents: current,
+        }) = self.store.start_attempt(link_id).await?
+        else {
             return Ok(());
         };
         let link = self.store.link_by_id(link_id).await?;
@@ -181,21 +195,6 @@ impl Outbox {
             }
             Err(error) => return Err(error),
         };
-        let mut paths: Vec<String> = changesets
-            .iter()
-            .flat_map(|c| c.files.iter().map(|f| f.path.clone()))
-            .collect();
-        paths.sort();
-        paths.dedup();
-        let current = self.store.file_contents(&paths).await?;
-        let plan = plan_commit(&changesets, &current);
-        if plan.files.is_empty() {
-            let end = AttemptEnd::Pushed {
-                commit: link.base_commit.clone().unwrap_or_default(),
-                nothing: true,
-            };
-            return self.store.finish_attempt(&attempt.id, &end).await;
-        }
         if let Err(failure) = self.dispatch.check_connections(&link).await {
             let end = AttemptEnd::Held {
                 connector_path: failure.connector_path.clone(),
@@ -208,52 +207,72 @@ impl Outbox {
             self.note_backoff(link_id, &end);
             return self.store.finish_attempt(&attempt.id, &end).await;
         }
-        let message = commit_message(connector.spec.commit_message.as_deref(), &plan);
-        let ours: HashMap<&str, Option<&Vec<u8>>> = plan
-            .files
-            .iter()
-            .map(|(_, path, content)| (path.as_str(), content.as_ref()))
-            .collect();
+        // The base is where the Git -> reposync side stands: commits after it that are not
+        // ours are changes reposync has not seen, which a commit must never overwrite.
+        let base = match self.store.branch_of_link(&link).await? {
+            Some(branch) => branch.processed_commit,
+            None => link.base_commit.clone(),
+        };
         let job = SyncJob::CommitAndPush {
-            base: link.base_commit.clone(),
+            base,
             author_name: connector.spec.author_name.clone(),
             author_email: connector.spec.author_email.to_string(),
-            message,
-            files: plan
-                .files
+            summary: connector.spec.commit_message.clone(),
+            changesets: changesets.iter().map(|c| c.id.clone()).collect(),
+            own_commits: self.store.unread_own_commits(&link).await?,
+            files: paths
                 .iter()
-                .map(|(_, path, content)| FileContent {
+                .map(|path| FileContent {
                     path: path.clone(),
-                    content: content.as_ref().map(|c| STANDARD.encode(c)),
+                    content: current.get(path).map(|c| STANDARD.encode(c)),
                 })
                 .collect(),
             max_attempts: PUSH_ATTEMPTS,
-            rerun: false,
+        };
+        let landed = |views: Vec<LandedView>| -> Vec<Landed> {
+            views
+                .into_iter()
+                .map(|l| Landed {
+                    changeset: l.changeset,
+                    commit: l.commit,
+                })
+                .collect()
         };
         let end = match self.dispatch.run_job(&link, &attempt.id, job).await {
-            Ok(SyncJobResult::Pushed { commit, .. }) => AttemptEnd::Pushed {
+            Ok(SyncJobResult::Pushed {
                 commit,
-                nothing: false,
+                files,
+                landed: found,
+                ..
+            }) => AttemptEnd::Pushed {
+                commit: Some(commit),
+                files: files
+                    .into_iter()
+                    .map(|f| FileChangeRecord {
+                        op: f.op,
+                        path: f.path,
+                    })
+                    .collect(),
+                landed: landed(found),
             },
-            Ok(SyncJobResult::NothingToCommit { head }) => AttemptEnd::Pushed {
-                commit: head.unwrap_or_default(),
-                nothing: true,
+            Ok(SyncJobResult::NothingToCommit { landed: found, .. }) => AttemptEnd::Pushed {
+                commit: None,
+                files: Vec::new(),
+                landed: landed(found),
             },
             Ok(SyncJobResult::Conflict { head, files }) => {
                 let conflicts: Vec<ConflictRecord> = files
                     .into_iter()
                     .map(|f| ConflictRecord {
-                        ours: ours.get(f.path.as_str()).copied().flatten().cloned(),
+                        ours: current.get(&f.path).cloned(),
                         theirs: f.content.and_then(|c| STANDARD.decode(c).ok()),
                         path: f.path,
                     })
                     .filter(|c| c.ours != c.theirs)
                     .collect();
                 if conflicts.is_empty() {
-                    // The remote already holds our version of every file it touched: our own
-                    // earlier push whose result was lost (a crash), or the same edit made in
-                    // Git. Build on its head and go again; nothing is overwritten.
-                    self.store.set_link_base(&link.id, &head).await?;
+                    // The store changed to what the remote holds since the job was sent:
+                    // plan again, nothing is overwritten.
                     AttemptEnd::Retry {
                         message: format!("the remote already held these changes at {head}"),
                         at_once: true,
@@ -288,8 +307,19 @@ impl Outbox {
         };
         self.note_backoff(link_id, &end);
         match &end {
-            AttemptEnd::Pushed { commit, nothing } => {
-                tracing::info!(link = link_id, commit = %commit, nothing, files = plan.files.len(), changesets = plan.changesets.len(), "pushed");
+            AttemptEnd::Pushed {
+                commit,
+                files,
+                landed,
+            } => {
+                tracing::info!(
+                    link = link_id,
+                    commit = commit.as_deref().unwrap_or("none"),
+                    files = files.len(),
+                    changesets = changesets.len(),
+                    landed_before = landed.len(),
+                    "pushed"
+                );
             }
             AttemptEnd::Conflict { files, .. } => {
                 tracing::warn!(
