@@ -433,6 +433,12 @@ pub struct SyncErrorView {
     pub ours: Option<String>,
     pub theirs: Option<String>,
     pub created_at: String,
+    /// For a resolved error: when, and how (`fixed`, `landed`, `retried`, `discarded`,
+    /// `superseded`, `passed`, `disabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
 }
 
 /// The answer to a webhook delivery: its id in the delivery log and what became of it. It

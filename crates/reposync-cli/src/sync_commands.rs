@@ -73,6 +73,9 @@ pub enum SyncCommand {
     Errors {
         #[command(subcommand)]
         action: Option<ErrorsAction>,
+        /// Show the errors resolved lately instead, newest first, with how each ended.
+        #[arg(long)]
+        resolved: bool,
     },
     /// Put a failed or conflicting changeset back in the outbox.
     Retry { id: String },
@@ -116,9 +119,20 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
             }
             client.get(&["sync", "activity"], &query, wait).await?
         }
-        SyncCommand::Errors { action: None } => client.get(&["sync", "errors"], &[], wait).await?,
+        SyncCommand::Errors {
+            action: None,
+            resolved,
+        } => {
+            let query: &[(&str, String)] = if *resolved {
+                &[("resolved", "true".to_owned())]
+            } else {
+                &[]
+            };
+            client.get(&["sync", "errors"], query, wait).await?
+        }
         SyncCommand::Errors {
             action: Some(ErrorsAction::Discard { id }),
+            ..
         } => {
             client
                 .call(
@@ -256,8 +270,9 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
         }
         SyncCommand::Errors {
             action: Some(ErrorsAction::Discard { id }),
+            ..
         } => println!("Sync error {id} discarded"),
-        SyncCommand::Errors { action: None } => {
+        SyncCommand::Errors { action: None, .. } => {
             let errors: ListResponse<SyncErrorView> = decode(answer)?;
             if errors.items.is_empty() {
                 println!("No sync errors");
@@ -272,6 +287,11 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                     ("Attempt", e.attempt_id),
                     ("Commit", e.commit_id),
                     ("At", Some(e.created_at)),
+                    (
+                        "Resolved",
+                        e.resolved_at
+                            .map(|at| format!("{at} ({})", e.resolution.unwrap_or_default())),
+                    ),
                 ]);
                 if let Some(ours) = e.ours {
                     println!("--- reposync's version\n{ours}");

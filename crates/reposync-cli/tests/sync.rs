@@ -181,7 +181,10 @@ fn changes_made_in_reposync_are_committed_and_pushed_with_the_connectors_author(
     );
     assert!(f.message(&on_top).contains("MODIFY: "), "ours pushed");
 
-    // Someone pushes to the same file: nothing is overwritten, and the sync error shows both.
+    // Someone pushes to the same file while reposync holds a change to it. reposync's change
+    // wins, but never over a commit it has not read: it goes out on top of theirs, Git's
+    // version is kept in a sync error with both versions, and that error resolves itself once
+    // reposync's change has landed.
     let contested = format!("{SHOP}/Workflows/burst-01.yaml");
     let theirs = f
         .root
@@ -196,10 +199,31 @@ fn changes_made_in_reposync_are_committed_and_pushed_with_the_connectors_author(
         )
         .expect("external commit");
     f.put(&contested, &workflow("edited in reposync"));
-    let errors = f.wait_for_errors();
-    let error = &errors["items"][0];
-    assert_eq!(error["code"], "conflict", "{errors}");
-    assert_eq!(error["path"], contested.as_str());
+    let head = f.wait_settled();
+    assert_ne!(head, theirs, "reposync's change was pushed");
+    f.git(&["merge-base", "--is-ancestor", &theirs, &head]);
+    assert!(
+        f.root
+            .read_file(REPO, "main", &contested)
+            .expect("file")
+            .contains("edited in reposync")
+    );
+    let resolved = f
+        .app
+        .cli(&["--json", "sync", "errors", "--resolved"], None)
+        .ok()
+        .json();
+    let error = resolved["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["path"] == contested.as_str())
+        .unwrap_or_else(|| panic!("no error kept Git's version: {resolved}"));
+    assert!(
+        ["conflict", "overridden"].contains(&error["code"].as_str().expect("code")),
+        "{error}"
+    );
+    assert_eq!(error["resolution"], "landed", "{error}");
     assert!(
         error["ours"]
             .as_str()
@@ -212,13 +236,14 @@ fn changes_made_in_reposync_are_committed_and_pushed_with_the_connectors_author(
             .expect("theirs")
             .contains("edited in git")
     );
-    assert_eq!(
-        f.head().as_deref(),
-        Some(theirs.as_str()),
-        "nothing was pushed over theirs"
-    );
-    let shown = f.app.cli(&["sync", "errors"], None).ok().stdout.clone();
+    let shown = f
+        .app
+        .cli(&["sync", "errors", "--resolved"], None)
+        .ok()
+        .stdout
+        .clone();
     assert!(shown.contains("--- Git's version"), "{shown}");
+    assert!(shown.contains("(landed)"), "{shown}");
 
     // No secret reached the repository, the outputs or the database.
     let everything = f.git(&["log", "-p", "--all"]);
@@ -777,28 +802,44 @@ fn a_commit_pushed_between_our_fetch_and_our_push_is_kept_or_is_a_conflict() {
             .contains("over a race")
     );
 
-    // The racing commit changes our very file: nothing is pushed over it, and the sync error
-    // shows both versions.
+    // The racing commit changes our very file: nothing is pushed over it before it is read
+    // from Git; then reposync's change goes out on top of it, and the sync error that kept
+    // both versions resolves itself.
     let calls = u32::try_from(f.root.hook_calls(REPO).expect("calls")).expect("few");
     f.root
         .install_racing_hook(REPO, "main", &ours, calls + 1)
         .expect("hook");
     f.put(&ours, &workflow("contested"));
-    let errors = f.wait_for_errors();
-    let error = &errors["items"][0];
-    assert_eq!(error["code"], "conflict", "{errors}");
-    assert_eq!(error["path"], ours.as_str(), "{errors}");
-    assert!(
-        error["ours"].as_str().expect("ours").contains("contested"),
-        "{errors}"
-    );
-    assert_eq!(error["theirs"], format!("race {}\n", calls + 1), "{errors}");
-    let head = f.head().expect("head");
-    assert_eq!(f.git(&["log", "-1", "--format=%an", &head]), "Racer");
+    let head = f.wait_settled();
+    let parent = f.git(&["rev-parse", &format!("{head}^")]);
     assert_eq!(
-        f.root.read_file(REPO, "main", &ours).expect("theirs"),
-        format!("race {}", calls + 1)
+        f.git(&["log", "-1", "--format=%an", &parent]),
+        "Racer",
+        "ours went on top of the racing commit"
     );
+    assert!(
+        f.root
+            .read_file(REPO, "main", &ours)
+            .expect("ours")
+            .contains("contested")
+    );
+    let resolved = f
+        .app
+        .cli(&["--json", "sync", "errors", "--resolved"], None)
+        .ok()
+        .json();
+    let kept = resolved["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["path"] == ours.as_str() && e["code"] == "conflict")
+        .unwrap_or_else(|| panic!("no conflict kept both versions: {resolved}"));
+    assert!(
+        kept["ours"].as_str().expect("ours").contains("contested"),
+        "{kept}"
+    );
+    assert_eq!(kept["theirs"], format!("race {}\n", calls + 1), "{kept}");
+    assert_eq!(kept["resolution"], "landed", "{kept}");
 }
 
 #[test]

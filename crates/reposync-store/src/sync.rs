@@ -199,6 +199,8 @@ pub struct SyncErrorRecord {
     pub ours: Option<Vec<u8>>,
     pub theirs: Option<Vec<u8>>,
     pub created_at: i64,
+    /// When and how it was resolved; `None` while it is open.
+    pub resolved: Option<(i64, String)>,
 }
 
 /// The code of the sync error that says a connection the scope depends on failed its Test.
@@ -1291,29 +1293,55 @@ impl Store {
 
     /// Sync errors not yet resolved, oldest first.
     pub async fn open_sync_errors(&self) -> Result<Vec<SyncErrorRecord>, StoreError> {
-        sqlx::query(
-            "SELECT id, link_id, branch_id, commit_id, attempt_id, path, code, message, ours, theirs, created_at FROM sync_errors WHERE resolved_at IS NULL ORDER BY created_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(SyncErrorRecord {
-                id: r.try_get("id")?,
-                link_id: r.try_get("link_id")?,
-                branch_id: r.try_get("branch_id")?,
-                commit_id: r.try_get("commit_id")?,
-                attempt_id: r.try_get("attempt_id")?,
-                path: r.try_get("path")?,
-                code: r.try_get("code")?,
-                message: r.try_get("message")?,
-                ours: r.try_get("ours")?,
-                theirs: r.try_get("theirs")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .collect()
+        let sql = format!(
+            "SELECT {SYNC_ERROR_COLUMNS} FROM sync_errors WHERE resolved_at IS NULL ORDER BY created_at, id"
+        );
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(sync_error_from_row)
+            .collect()
     }
+
+    /// The sync errors resolved most recently, newest first, at most `limit`: how each ended
+    /// (fixed in Git, landed, retried, discarded…).
+    pub async fn resolved_sync_errors(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<SyncErrorRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {SYNC_ERROR_COLUMNS} FROM sync_errors WHERE resolved_at IS NOT NULL ORDER BY resolved_at DESC, id DESC LIMIT $1"
+        );
+        sqlx::query(&sql)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(sync_error_from_row)
+            .collect()
+    }
+}
+
+const SYNC_ERROR_COLUMNS: &str = "id, link_id, branch_id, commit_id, attempt_id, path, code, message, ours, theirs, created_at, resolved_at, resolution";
+
+fn sync_error_from_row(r: &AnyRow) -> Result<SyncErrorRecord, StoreError> {
+    let resolved_at: Option<i64> = r.try_get("resolved_at")?;
+    let resolution: Option<String> = r.try_get("resolution")?;
+    Ok(SyncErrorRecord {
+        id: r.try_get("id")?,
+        link_id: r.try_get("link_id")?,
+        branch_id: r.try_get("branch_id")?,
+        commit_id: r.try_get("commit_id")?,
+        attempt_id: r.try_get("attempt_id")?,
+        path: r.try_get("path")?,
+        code: r.try_get("code")?,
+        message: r.try_get("message")?,
+        ours: r.try_get("ours")?,
+        theirs: r.try_get("theirs")?,
+        created_at: r.try_get("created_at")?,
+        resolved: resolved_at.map(|at| (at, resolution.unwrap_or_default())),
+    })
 }
 
 impl Store {

@@ -138,6 +138,43 @@ impl Fixture {
         }
     }
 
+    /// Waits until reposync is quiet: nothing waits to be pushed, no changeset is held in a
+    /// conflict, and no sync error is open. Returns the branch head.
+    pub fn wait_settled(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = self
+                .app
+                .cli(&["--json", "sync", "status"], None)
+                .ok()
+                .json();
+            let quiet = status["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .all(|l| l["waiting"].as_u64() == Some(0) && l["errors"].as_u64() == Some(0));
+            let activity = self
+                .app
+                .cli(&["--json", "sync", "activity", "--limit", "1000"], None)
+                .ok()
+                .json();
+            let unsettled = activity["changesets"]
+                .as_array()
+                .expect("changesets")
+                .iter()
+                .any(|c| c["status"] != "pushed");
+            if quiet && !unsettled {
+                return self.head().expect("branch exists");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not settled after 60 s: {status}\n{activity}\n{}",
+                self.app.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until a sync error is recorded, and returns `sync errors --json`.
     pub fn wait_for_errors(&self) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(30);

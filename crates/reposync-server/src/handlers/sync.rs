@@ -639,14 +639,30 @@ fn changeset_view(c: &ChangesetRecord, scope: String) -> ChangesetView {
 }
 
 /// Sync errors not yet resolved.
+#[derive(Debug, Deserialize)]
+pub struct ErrorsQuery {
+    /// List the errors resolved lately instead of the open ones.
+    #[serde(default)]
+    resolved: bool,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// The open sync errors, oldest first; with `resolved=true`, the most recently resolved ones,
+/// newest first, with how each was resolved.
 pub async fn errors(
     State(state): State<AppState>,
+    query: Result<Query<ErrorsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ListResponse<SyncErrorView>>, AppError> {
+    let Query(query) = query.map_err(|e| AppError::invalid("resolved", e.body_text()))?;
     let scopes = scopes_by_link(&state).await?;
-    let items = state
-        .store
-        .open_sync_errors()
-        .await?
+    let records = if query.resolved {
+        let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+        state.store.resolved_sync_errors(limit).await?
+    } else {
+        state.store.open_sync_errors().await?
+    };
+    let items = records
         .into_iter()
         .map(|e| SyncErrorView {
             scope: match (&e.link_id, e.path.as_deref()) {
@@ -664,6 +680,8 @@ pub async fn errors(
             ours: e.ours.map(|b| String::from_utf8_lossy(&b).into_owned()),
             theirs: e.theirs.map(|b| String::from_utf8_lossy(&b).into_owned()),
             created_at: timestamp(e.created_at),
+            resolved_at: e.resolved.as_ref().map(|(at, _)| timestamp(*at)),
+            resolution: e.resolved.map(|(_, how)| how),
         })
         .collect();
     Ok(Json(ListResponse { items }))
