@@ -20,6 +20,8 @@ pub struct TestApp {
     server: Child,
     server_log: PathBuf,
     transcript: Arc<Mutex<String>>,
+    /// The `serve` arguments it was started with, used again on every restart.
+    serve_args: Vec<String>,
 }
 
 /// One CLI run.
@@ -86,15 +88,49 @@ impl TestApp {
             server,
             server_log,
             transcript,
+            serve_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
         }
     }
 
-    /// Kills the server with SIGKILL (no clean shutdown at all) and starts it again on the
-    /// same data directory. The admin token stays the same.
+    /// Kills the server and every process it started (git, ssh, their helpers) with SIGKILL,
+    /// no clean shutdown at all, and starts it again on the same data directory. The admin
+    /// token stays the same.
     pub fn crash_and_restart(&mut self) {
-        let _ = self.server.kill();
+        self.kill_with_children();
+        self.restart();
+    }
+
+    /// SIGKILLs the server and all its descendants at once. The tree is frozen with SIGSTOP
+    /// while it is collected, so nothing is started behind the collection's back; git runs
+    /// in process groups of its own, so killing the server's group would miss it.
+    pub fn kill_with_children(&mut self) {
+        let root = self.server.id();
+        let mut tree = vec![root];
+        signal("STOP", root);
+        loop {
+            let children: Vec<u32> = processes()
+                .into_iter()
+                .filter(|(pid, parent)| tree.contains(parent) && !tree.contains(pid))
+                .map(|(pid, _)| pid)
+                .collect();
+            if children.is_empty() {
+                break;
+            }
+            for pid in children {
+                signal("STOP", pid);
+                tree.push(pid);
+            }
+        }
+        for pid in &tree {
+            signal("KILL", *pid);
+        }
         let _ = self.server.wait();
-        let (server, url, _, transcript, server_log) = start_server(self.dir.path(), &[]);
+    }
+
+    /// Starts the server again on the same data directory, after `kill_with_children`.
+    pub fn restart(&mut self) {
+        let args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
+        let (server, url, _, transcript, server_log) = start_server(self.dir.path(), &args);
         self.server = server;
         self.url = url;
         self.server_log = server_log;
@@ -229,6 +265,31 @@ impl TestApp {
             }
         }
     }
+}
+
+/// Every process on the machine with its parent, from `/proc`.
+fn processes() -> Vec<(u32, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid …`: the command may hold spaces and parentheses.
+            let after = &stat[stat.rfind(')')? + 1..];
+            let parent = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, parent))
+        })
+        .collect()
+}
+
+fn signal(name: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Starts `reposync serve` on `dir/data`, waits until it listens, and returns the process,
