@@ -41,7 +41,7 @@ pub use sync::{
     AttemptEnd, AttemptRecord, CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConflictRecord,
     FileChangeRecord, FileOp, LinkBacklog, NewSyncLink, SyncErrorRecord, SyncLink, app_of_path,
 };
-pub use tasks::{AVOID_FOR, Claim, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
+pub use tasks::{AVOID_FOR, Claim, Eligibility, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
 pub use tokens::ApiTokenRecord;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
