@@ -706,20 +706,27 @@ impl TaskHub {
         // The connected delegates when queued tasks were last checked: only a change (or a
         // task returned to the queue) can leave a task without a delegate.
         let mut checked_with: Option<Vec<String>> = None;
+        let mut sweep_leases_at = tokio::time::Instant::now();
+        // A delegate that left or lost its token has leases to end now, not at the next round.
+        let mut woken_by_presence = false;
         loop {
-            let requeued = match self.inner.store.expire_leases(&expired).await {
-                Ok(0) => 0,
-                Ok(n) => {
-                    tracing::warn!(count = n, "returned tasks with expired leases to the queue");
-                    self.inner.queued.notify_waiters();
-                    n
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot sweep task leases");
-                    0
-                }
-            };
             let now = tokio::time::Instant::now();
+            let mut requeued = 0;
+            if now >= sweep_leases_at || woken_by_presence {
+                sweep_leases_at = now + SWEEP_EVERY;
+                match self.inner.store.expire_leases(&expired).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::warn!(
+                            count = n,
+                            "returned tasks with expired leases to the queue"
+                        );
+                        self.inner.queued.notify_waiters();
+                        requeued = n;
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot sweep task leases"),
+                }
+            }
             if now >= judge_from {
                 let mut connected: Vec<String> =
                     self.connected().into_iter().map(|d| d.name).collect();
@@ -727,22 +734,28 @@ impl TaskHub {
                 if requeued > 0 || checked_with.as_ref() != Some(&connected) {
                     match self.fail_stranded().await {
                         Ok(_) => checked_with = Some(connected),
-                        Err(error) => tracing::warn!(%error, "cannot check queued tasks"),
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot check queued tasks");
+                            // Look again next time, whatever changes.
+                            checked_with = None;
+                        }
                     }
                 }
             }
-            let mut next = now + SWEEP_EVERY;
+            // Presence lapses are in memory: waking for one costs nothing unless the set of
+            // connected delegates changed.
+            let mut next = sweep_leases_at;
             if now < judge_from {
                 next = next.min(judge_from);
             }
             if let Some(lapse) = self.next_lapse() {
                 next = next.min(lapse);
             }
-            tokio::select! {
+            woken_by_presence = tokio::select! {
                 () = &mut shutdown => return,
-                () = tokio::time::sleep_until(next) => {}
-                () = self.inner.presence.notified() => {}
-            }
+                () = tokio::time::sleep_until(next) => false,
+                () = self.inner.presence.notified() => true,
+            };
         }
     }
 
