@@ -224,10 +224,11 @@ pub struct RegisterResponse {
     pub name: String,
     /// The delegate's selectors as matched: normalised, with its name and host name added.
     pub selectors: Vec<String>,
-    /// How often to send a heartbeat; a delegate silent for three of these is disconnected
-    /// and its tasks' leases run out.
+    /// How often to send a heartbeat: a sixth of the lease. A delegate the server has not
+    /// heard from for a lease is disconnected, and its tasks' leases run out.
     pub heartbeat_secs: u64,
-    /// The longest a claim may wait for a task (`wait_ms` is capped to it).
+    /// The longest a claim may wait for a task (`wait_ms` is capped to it); never longer than
+    /// the lease.
     pub max_wait_ms: u64,
 }
 

@@ -493,12 +493,20 @@ pub struct DelegateView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DelegateTokenRequest {
     pub name: String,
+    /// Restricts the token: its delegates may register only these selectors and claim only
+    /// tasks whose connector asks for at least one selector, every one of them among these.
+    /// Absent for an unrestricted token, which is trusted with every connector's credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selectors: Option<Vec<String>>,
 }
 
 /// A delegate token; `token` (the value) only in the answer that created it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DelegateTokenView {
     pub name: String,
+    /// The selectors the token is restricted to; `null` for an unrestricted token.
+    #[serde(default)]
+    pub selectors: Option<Vec<String>>,
     pub created_at: String,
     pub revoked_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,8 +14,16 @@ use crate::output::table;
 #[derive(Debug, Subcommand)]
 pub enum DelegateTokenCommand {
     /// Create a token; its value is shown once. Give it to `reposync delegate` through
-    /// REPOSYNC_DELEGATE_TOKEN or --token-file.
-    Create { name: String },
+    /// REPOSYNC_DELEGATE_TOKEN or --token-file. Without --selector the token is unrestricted:
+    /// its delegates are trusted with every connector's credentials.
+    Create {
+        name: String,
+        /// Restrict the token to this selector (repeatable): its delegates may register only
+        /// these selectors and run only connectors that ask for at least one selector, every
+        /// one of them among these.
+        #[arg(long = "selector", value_name = "S")]
+        selectors: Vec<String>,
+    },
     /// Every token, with when it was created and revoked.
     List,
     /// Revoke a token: delegates using it are refused from their next request on.
@@ -28,13 +36,13 @@ pub async fn delegate_token(
 ) -> anyhow::Result<ExitCode> {
     let client = client(globals)?;
     let answer = match &command {
-        DelegateTokenCommand::Create { name } => {
+        DelegateTokenCommand::Create { name, selectors } => {
+            let request = DelegateTokenRequest {
+                name: name.clone(),
+                selectors: (!selectors.is_empty()).then(|| selectors.clone()),
+            };
             client
-                .call(
-                    Method::POST,
-                    &["delegate-tokens"],
-                    &DelegateTokenRequest { name: name.clone() },
-                )
+                .call(Method::POST, &["delegate-tokens"], &request)
                 .await?
         }
         DelegateTokenCommand::List => {
@@ -60,6 +68,15 @@ pub async fn delegate_token(
         DelegateTokenCommand::Create { .. } => {
             let token: DelegateTokenView = decode(answer)?;
             println!("Delegate token {:?} created.", token.name);
+            match &token.selectors {
+                Some(selectors) => println!(
+                    "Its delegates run only connectors whose selectors are all among: {}.",
+                    selectors.join(", ")
+                ),
+                None => println!(
+                    "It is unrestricted: its delegates may run any connector and receive its credentials."
+                ),
+            }
             if let Some(value) = &token.token {
                 println!("Token (shown once): {}", value.expose());
             }
@@ -72,12 +89,15 @@ pub async fn delegate_token(
                 .map(|t| {
                     vec![
                         t.name.clone(),
+                        t.selectors
+                            .as_ref()
+                            .map_or_else(|| "(unrestricted)".to_owned(), |s| s.join(",")),
                         t.created_at.clone(),
                         t.revoked_at.clone().unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect();
-            table(&["NAME", "CREATED", "REVOKED"], &rows);
+            table(&["NAME", "RESTRICTED TO", "CREATED", "REVOKED"], &rows);
         }
         DelegateTokenCommand::Revoke { name } => {
             println!(

@@ -34,8 +34,21 @@ impl Delegate {
         selectors: &[&str],
         path: Option<&str>,
     ) -> Delegate {
-        let log = app.dir.path().join(format!("delegate-{name}.log"));
-        let work = app.dir.path().join(format!("delegate-{name}"));
+        Delegate::launch(app, name, name, token, selectors, path)
+    }
+
+    /// Starts a delegate whose log and work directory are named after `label`, so that two
+    /// processes may try the same delegate name.
+    fn launch(
+        app: &TestApp,
+        label: &str,
+        name: &str,
+        token: &str,
+        selectors: &[&str],
+        path: Option<&str>,
+    ) -> Delegate {
+        let log = app.dir.path().join(format!("delegate-{label}.log"));
+        let work = app.dir.path().join(format!("delegate-{label}"));
         let mut command = Command::new(common::binary());
         common::hermetic(&mut command, app.dir.path());
         if let Some(path) = path {
@@ -183,6 +196,26 @@ impl Setup {
             .as_array()
             .expect("items")
             .clone()
+    }
+
+    /// Waits until the delegate list shows `name` disconnected.
+    fn wait_disconnected(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let delegates = self.delegates();
+            if delegates
+                .iter()
+                .any(|d| d["name"] == name && d["connected"] == false)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "delegate {name} is still shown connected: {delegates:#?}\n{}",
+                self.app.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn wait_connected(&self, names: &[&str]) {
@@ -471,4 +504,146 @@ fn a_delegate_killed_mid_push_loses_its_task_to_another_and_the_change_lands_onc
         "the second delegate recognised the landed push by its trailer: {}",
         second.log()
     );
+}
+
+#[test]
+fn a_second_token_cannot_take_a_running_delegates_name_and_tokens_can_be_restricted() {
+    let s = Setup::new(&[]);
+    s.connector("to-dc", &["dc"]);
+    let fleet = s.token("fleet");
+    let mut real = Delegate::start(&s.app, "dc-1", &fleet, &["dc"]);
+    s.wait_connected(&["dc-1"]);
+
+    // Another token's delegate under the same name is refused and stops for good (status 3,
+    // "do not restart"), saying why; the real one is untouched.
+    let intruder = s.token("intruder");
+    let mut hijacker = Delegate::launch(&s.app, "hijacker", "dc-1", &intruder, &["dc"], None);
+    let code = hijacker.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(3), "{}", hijacker.log());
+    let log = hijacker.log();
+    assert!(
+        log.contains("dc-1") && log.contains("fleet") && log.contains("another name"),
+        "{log}"
+    );
+    for _ in 0..2 {
+        let result = s.test("to-dc");
+        assert_eq!(ran_on(&result), "dc-1", "{result}");
+        assert_eq!(result["ok"], true, "{result}");
+    }
+    assert!(
+        matches!(real.child.try_wait(), Ok(None)),
+        "the real delegate keeps running\n{}",
+        real.log()
+    );
+    let row = s
+        .delegates()
+        .into_iter()
+        .find(|d| d["name"] == "dc-1")
+        .expect("listed");
+    assert_eq!(row["token"], "fleet", "{row}");
+    assert_eq!(row["connected"], true, "{row}");
+
+    // A restricted token says what it allows, at creation and in the list.
+    let created = s
+        .app
+        .cli(
+            &[
+                "delegate-token",
+                "create",
+                "dc-only",
+                "--selector",
+                "DC",
+                "--selector",
+                "linux",
+            ],
+            None,
+        )
+        .ok()
+        .stdout
+        .clone();
+    assert!(created.contains("dc, linux"), "{created}");
+    let restricted = created
+        .lines()
+        .find_map(|l| l.strip_prefix("Token (shown once): "))
+        .expect("token shown")
+        .trim()
+        .to_owned();
+    let listed = s
+        .app
+        .cli(&["delegate-token", "list"], None)
+        .ok()
+        .stdout
+        .clone();
+    let line = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line("dc-only").contains("dc,linux"), "{listed}");
+    assert!(line("fleet").contains("(unrestricted)"), "{listed}");
+
+    // Its delegate may not claim a selector the token does not allow: it is refused at
+    // registration, says which, and stops.
+    let mut outside = Delegate::start(&s.app, "dc-2", &restricted, &["dc", "eu"]);
+    let code = outside.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(3), "{}", outside.log());
+    assert!(
+        outside
+            .log()
+            .contains("allows only the selectors dc, linux; not eu"),
+        "{}",
+        outside.log()
+    );
+    s.app
+        .assert_not_logged_or_stored(&[&fleet, &intruder, &restricted]);
+}
+
+#[test]
+fn a_killed_delegate_is_shown_disconnected_within_its_lease_and_its_tests_fail_as_no_delegate() {
+    let s = Setup::new(&["--delegate-lease", "3"]);
+    s.connector("to-edge", &["edge"]);
+    s.connector("to-calm", &["calm"]);
+    let token = s.token("fleet");
+    let mut edge = Delegate::start(&s.app, "edge-1", &token, &["edge"]);
+    let mut calm = Delegate::start(&s.app, "calm-1", &token, &["calm"]);
+    s.wait_connected(&["edge-1", "calm-1"]);
+    let result = s.test("to-edge");
+    assert_eq!(ran_on(&result), "edge-1", "{result}");
+
+    // SIGKILL: its long poll's connection closes and it never says goodbye. A Test asked for
+    // at once (possibly while the server still counts it within its lease) ends as
+    // `no_delegate`, not at the Test's own time limit.
+    let _ = edge.child.kill();
+    let _ = edge.child.wait();
+    let result = s.test("to-edge");
+    assert_eq!(result["code"], "no_delegate", "{result}");
+    s.wait_disconnected("edge-1");
+    let result = s.test("to-edge");
+    assert_eq!(result["code"], "no_delegate", "{result}");
+    assert!(
+        result["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("edge") && m.contains("calm-1")),
+        "names what was asked for and who is connected: {result}"
+    );
+
+    // SIGTERM: a clean stop, which tells the server it is leaving.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &calm.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    let code = calm.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{}", calm.log());
+    assert!(
+        calm.log()
+            .contains("told the server this delegate is leaving"),
+        "{}",
+        calm.log()
+    );
+    s.wait_disconnected("calm-1");
+    let result = s.test("to-calm");
+    assert_eq!(result["code"], "no_delegate", "{result}");
 }

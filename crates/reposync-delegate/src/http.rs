@@ -3,10 +3,11 @@
 //! Every request carries the delegate token as a bearer token, and every request after the
 //! registration names the delegate in [`DELEGATE_NAME_HEADER`]. The delegate only ever makes
 //! outgoing requests; tasks arrive by long poll. Status codes are turned into
-//! [`SourceError`]s here and nowhere else: 401 is fatal (the token is unknown or revoked),
-//! 404 `unknown_delegate` means the server forgot us (it restarted) and is answered by
-//! registering again, and 409 `lease_lost` on a completion means another delegate has the task
-//! now.
+//! [`SourceError`]s here and nowhere else: 401 is fatal (the token is unknown or revoked), so
+//! is 409 `name_taken` (another token holds the delegate's name), 404 `unknown_delegate` means
+//! the server forgot us (it restarted) and is answered by registering again, and 409
+//! `lease_lost` on a completion means another delegate has the task now. A delegate that stops
+//! cleanly says it is leaving, so the server need not wait a lease to know it is gone.
 
 use std::future::Future;
 use std::num::NonZeroUsize;
@@ -29,6 +30,8 @@ use crate::{Agent, Backoff, DelegateName, SourceError, TaskSource, lock};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The limit of every request but a claim, whose limit is its wait plus [`CLAIM_MARGIN`].
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The limit of the goodbye a stopping delegate sends: it must not hold up the stop.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long past its wait a claim may take before the delegate gives up on the answer.
 const CLAIM_MARGIN: Duration = Duration::from_secs(10);
 /// What the delegate assumes until the server's registration answer says otherwise.
@@ -366,7 +369,29 @@ impl HttpTaskSource {
                 "the server refused the delegate token: {message} (a revoked token stays refused; `reposync delegate-token create NAME` makes a new one)"
             )));
         }
+        // The name belongs to another token's delegate, which keeps running; this one must
+        // not keep trying under it.
+        if status == StatusCode::CONFLICT && answer.has_code("name_taken") {
+            let (_, message) = answer.error();
+            return Err(SourceError::Rejected(format!(
+                "the server refused the delegate name {:?}: {message}",
+                self.registration.name
+            )));
+        }
         Ok(answer)
+    }
+
+    /// Tells the server the delegate is stopping (`POST /api/delegate/leave`), so that it is
+    /// shown disconnected and its tasks go elsewhere at once. Best effort: a server that cannot
+    /// be told finds out when the delegate's lease runs out.
+    pub async fn leave(&self) -> Result<(), SourceError> {
+        let answer = self
+            .send(&["leave"], None, None::<&()>, true, LEAVE_TIMEOUT)
+            .await?;
+        match answer.status {
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+            _ => Err(answer.unexpected("a goodbye")),
+        }
     }
 
     /// `<server>/api/delegate/<segments>[?wait_ms=…]`, each segment percent-encoded.
@@ -441,8 +466,9 @@ impl TaskSource for HttpTaskSource {
 /// Runs a remote delegate until `shutdown` resolves: registers (retrying while the server
 /// cannot be reached), then sends heartbeats every interval the server asked for while
 /// [`Agent::run_concurrently`] claims and runs up to `slots` tasks. Tasks the server takes
-/// back in a heartbeat's answer are cancelled. Returns the fatal error that stopped it (a
-/// refused token or registration); transient errors are logged and retried.
+/// back in a heartbeat's answer are cancelled. A clean stop ends by telling the server the
+/// delegate is leaving. Returns the fatal error that stopped it (a refused token, name or
+/// registration); transient errors are logged and retried.
 pub async fn run_remote(
     agent: &Agent,
     source: Arc<HttpTaskSource>,
@@ -456,12 +482,21 @@ pub async fn run_remote(
     let heartbeats = heartbeat_loop(agent, &source);
     let claims =
         agent.run_concurrently(Arc::clone(&source) as Arc<dyn TaskSource>, slots, shutdown);
-    tokio::select! {
+    let stopped = tokio::select! {
         stopped = claims => stopped,
         // Dropping the claim loop drops its tasks, which kills their git processes: they
         // could no longer report.
         fatal = heartbeats => Err(fatal),
+    };
+    if stopped.is_ok() {
+        match source.leave().await {
+            Ok(()) => tracing::info!("told the server this delegate is leaving"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot tell the server this delegate is leaving; it will notice when the lease runs out")
+            }
+        }
     }
+    stopped
 }
 
 /// Sends heartbeats until one fails for good, and cancels what the server takes back.

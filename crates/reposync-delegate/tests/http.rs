@@ -57,6 +57,9 @@ enum Event {
         name: Option<String>,
         running: Vec<String>,
     },
+    Leave {
+        name: Option<String>,
+    },
 }
 
 /// The server side of the delegate API, minimally.
@@ -68,6 +71,8 @@ struct Fake {
     revoked: AtomicBool,
     /// Named requests answer 404 `unknown_delegate` until the delegate registers again.
     forgotten: AtomicBool,
+    /// Registrations answer 409 `name_taken`: another token holds the name.
+    name_taken: AtomicBool,
     /// Completions of these tasks answer 409 `lease_lost`.
     lease_lost: Mutex<HashSet<String>>,
     queue: Mutex<VecDeque<DelegateTask>>,
@@ -181,9 +186,6 @@ async fn register(
     if let Some(refused) = fake.refuse(&headers, false) {
         return refused;
     }
-    fake.forgotten.store(false, Ordering::SeqCst);
-    let mut selectors = body.selectors.clone();
-    selectors.push(body.name.to_lowercase());
     fake.record(Event::Register {
         authorization: headers
             .get("authorization")
@@ -191,6 +193,19 @@ async fn register(
             .map(str::to_owned),
         body: body.clone(),
     });
+    if fake.name_taken.load(Ordering::SeqCst) {
+        return error(
+            StatusCode::CONFLICT,
+            "name_taken",
+            &format!(
+                "delegate name {:?} belongs to delegate token \"fleet\"",
+                body.name
+            ),
+        );
+    }
+    fake.forgotten.store(false, Ordering::SeqCst);
+    let mut selectors = body.selectors.clone();
+    selectors.push(body.name.to_lowercase());
     Json(RegisterResponse {
         name: body.name,
         selectors,
@@ -292,9 +307,20 @@ async fn heartbeat(
     .into_response()
 }
 
+async fn leave(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
+    if let Some(refused) = fake.refuse(&headers, true) {
+        return refused;
+    }
+    fake.record(Event::Leave {
+        name: name(&headers),
+    });
+    Json(json!({})).into_response()
+}
+
 fn router(fake: Arc<Fake>) -> axum::Router {
     axum::Router::new()
         .route("/api/delegate/register", post(register))
+        .route("/api/delegate/leave", post(leave))
         .route("/api/delegate/claim", post(claim))
         .route("/api/delegate/tasks/{id}/complete", post(complete))
         .route("/api/delegate/heartbeat", post(heartbeat))
@@ -629,6 +655,54 @@ async fn a_revoked_token_stops_the_delegate() {
     assert!(matches!(error, SourceError::Unauthorized(_)), "{error:?}");
     assert!(error.to_string().contains("revoked"), "{error}");
     assert!(!error.to_string().contains(TOKEN));
+    assert!(
+        !fake
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::Leave { .. })),
+        "a refused delegate has nobody to say goodbye to"
+    );
+}
+
+#[tokio::test]
+async fn a_name_another_token_holds_stops_the_delegate_with_a_clear_message() {
+    let fake = Fake::new(1, 200);
+    fake.name_taken.store(true, Ordering::SeqCst);
+    let server = serve(Arc::clone(&fake)).await;
+    let delegate = start(config(&server), 1);
+    let stopped = tokio::time::timeout(Duration::from_secs(5), delegate.done)
+        .await
+        .expect("the delegate stops by itself")
+        .expect("join");
+    let error = stopped.expect_err("a taken name is an error");
+    assert!(error.is_fatal(), "{error:?}");
+    assert!(matches!(error, SourceError::Rejected(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains(NAME) && message.contains("fleet"),
+        "names the delegate and who holds its name: {message}"
+    );
+    assert_eq!(fake.registrations(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn a_clean_stop_tells_the_server_the_delegate_is_leaving() {
+    let fake = Fake::new(30, 200);
+    let server = serve(Arc::clone(&fake)).await;
+    let delegate = start(config(&server), 1);
+    fake.wait_for("a claim", |events| {
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Claim { .. }))
+            .then_some(())
+    })
+    .await;
+    delegate.stop().await.expect("a clean stop");
+    let events = fake.events();
+    assert!(
+        matches!(events.last(), Some(Event::Leave { name: Some(name) }) if name == NAME),
+        "the last request says goodbye, under the delegate's name: {events:#?}"
+    );
 }
 
 #[tokio::test]

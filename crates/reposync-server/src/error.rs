@@ -84,6 +84,10 @@ impl From<StoreError> for AppError {
             StoreError::InUse { .. } => {
                 AppError::new(StatusCode::CONFLICT, "in_use", error.to_string())
             }
+            StoreError::Taken { .. } => {
+                AppError::new(StatusCode::CONFLICT, "name_taken", error.to_string())
+                    .with_field("name")
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 AppError::new(

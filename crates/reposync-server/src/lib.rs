@@ -91,7 +91,7 @@ pub async fn serve(
         background.push(tokio::spawn(async move {
             state
                 .tasks
-                .run_lease_sweeper(async move {
+                .run_lease_sweeper(state.config.delegate_lease, async move {
                     while stop.changed().await.is_ok() && !*stop.borrow() {}
                 })
                 .await;

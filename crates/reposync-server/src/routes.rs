@@ -77,6 +77,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/api/delegate/register", post(delegates::register))
         .route("/api/delegate/claim", post(delegates::claim))
         .route("/api/delegate/heartbeat", post(delegates::heartbeat))
+        .route("/api/delegate/leave", post(delegates::leave))
         .route(
             "/api/delegate/tasks/{id}/complete",
             post(delegates::complete),

@@ -13,8 +13,8 @@ use reposync_delegate::{Agent, SourceError, TaskSource};
 use reposync_git::GitRunner;
 use reposync_model::{Credentials, GitConnector, SecretName};
 use reposync_store::{
-    Claim, ConnectorRecord, NewDelegate, NewTask, Store, StoreError, SyncLink, TaskRecord,
-    TaskStatus, now_millis,
+    Claim, ConnectorRecord, Eligibility, NewDelegate, NewTask, Store, StoreError, SyncLink,
+    TaskRecord, TaskStatus, now_millis,
 };
 use reposync_sync::{ConnectionFailure, Dispatch, DispatchFailure};
 use serde::{Deserialize, Serialize};
@@ -40,10 +40,12 @@ const BUILTIN_LEASE: Duration = Duration::from_secs(SYNC_TIMEOUT.as_secs() + 60)
 #[derive(Debug, Clone)]
 pub struct DelegateInfo {
     pub name: String,
-    /// Its selectors, including its own name, normalised.
-    pub selectors: Vec<String>,
+    /// Which tasks it may claim: its selectors (normalised, its own name among them where it
+    /// counts) and the restriction of its token.
+    pub eligibility: Eligibility,
     /// How long a claim holds a task before another delegate may take it over; a remote
-    /// delegate's heartbeats extend it.
+    /// delegate's heartbeats extend it. A remote delegate not heard from for this long is
+    /// disconnected.
     pub lease: Duration,
     /// The built-in delegate lives as long as the server and is always connected.
     pub builtin: bool,
@@ -55,14 +57,60 @@ pub struct DelegateInfo {
 #[derive(Debug, Clone)]
 struct Known {
     info: DelegateInfo,
+    /// When its last request arrived. Only requests count: the end of a long poll says
+    /// nothing of whether the delegate is still there.
     last_seen: tokio::time::Instant,
-    /// Claims in progress: a delegate waiting in a long poll is connected.
+    /// Claims in progress. A delegate waiting in a long poll is connected; a claim's wait is
+    /// never longer than the lease, so a poll left open by a delegate that vanished keeps it
+    /// connected for at most one lease after its last request.
     polling: u32,
 }
 
-/// How long a remote delegate may stay silent (no claim, no heartbeat) and still count as
-/// connected: three heartbeats.
-pub const CONNECTED_FOR: Duration = Duration::from_secs(15);
+impl Known {
+    /// Whether the delegate counts as connected at `now`: the built-in one always, a remote
+    /// one while it waits in a claim or was heard from within its lease.
+    fn connected(&self, now: tokio::time::Instant) -> bool {
+        self.info.builtin
+            || self.polling > 0
+            || now.saturating_duration_since(self.last_seen) < self.info.lease
+    }
+
+    /// When a remote delegate stops counting as connected unless it is heard from again.
+    fn lapses_at(&self) -> Option<tokio::time::Instant> {
+        (!self.info.builtin).then(|| self.last_seen + self.info.lease)
+    }
+}
+
+/// How often the sweeper looks for expired leases when nothing wakes it sooner.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Counts a claim as waiting for as long as it lives. A claim's future is dropped when its
+/// client goes away mid-wait (a killed delegate's connection closes), so the count goes down
+/// in `Drop`, never after an `.await` that may not come.
+struct Polling<'a> {
+    hub: &'a TaskHub,
+    name: &'a str,
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        let now = tokio::time::Instant::now();
+        let mut delegates = self
+            .hub
+            .inner
+            .delegates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = delegates.iter_mut().find(|d| d.info.name == self.name) {
+            known.polling = known.polling.saturating_sub(1);
+            // The end of this poll may be what disconnects the delegate: let the sweeper see
+            // whether tasks are left that nobody can take.
+            if !known.connected(now) {
+                self.hub.inner.presence.notify_one();
+            }
+        }
+    }
+}
 
 /// Queues tasks and wakes the delegates and clients waiting on them.
 #[derive(Clone)]
@@ -76,6 +124,10 @@ struct Inner {
     finished: broadcast::Sender<String>,
     closing: tokio::sync::watch::Sender<bool>,
     delegates: Mutex<Vec<Known>>,
+    /// Wakes the sweeper when a delegate may have gone (its last claim ended after its lease,
+    /// it left, its token was revoked), to fail the tasks nobody connected can take. One
+    /// waiter, so a notification sent while it is busy is kept for its next wait.
+    presence: Notify,
     /// Per kind of connector, which delegates last succeeded and failed with it.
     routes: Mutex<HashMap<String, RouteHistory>>,
     /// The kind of connector of each task not yet finished.
@@ -130,22 +182,31 @@ impl TaskHub {
                 finished,
                 closing: tokio::sync::watch::Sender::new(false),
                 delegates: Mutex::new(Vec::new()),
+                presence: Notify::new(),
                 routes: Mutex::new(HashMap::new()),
                 task_routes: Mutex::new(HashMap::new()),
             }),
         }
     }
 
-    /// Records that a delegate is connected and may be given tasks.
+    /// Records that a delegate is connected and may be given tasks. A delegate registering
+    /// again keeps the count of its claims in progress.
     pub fn register_delegate(&self, delegate: DelegateInfo) {
-        if let Ok(mut delegates) = self.inner.delegates.lock() {
-            delegates.retain(|d| d.info.name != delegate.name);
-            delegates.push(Known {
-                info: delegate,
-                last_seen: tokio::time::Instant::now(),
-                polling: 0,
-            });
-        }
+        let mut delegates = self
+            .inner
+            .delegates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let polling = delegates
+            .iter()
+            .find(|d| d.info.name == delegate.name)
+            .map_or(0, |d| d.polling);
+        delegates.retain(|d| d.info.name != delegate.name);
+        delegates.push(Known {
+            info: delegate,
+            last_seen: tokio::time::Instant::now(),
+            polling,
+        });
     }
 
     /// Ends the tasks among `running` that ran past their kind's time limit, as `timeout`
@@ -193,6 +254,21 @@ impl TaskHub {
             delegates.retain(|d| d.info.token_id.as_deref() != Some(token_id));
         }
         self.inner.queued.notify_waiters();
+        self.inner.presence.notify_one();
+    }
+
+    /// Forgets a delegate that said it is leaving (it stops cleanly) and ends the leases of
+    /// the tasks it still held, so that they go to another delegate, or fail as
+    /// `no_delegate` when no other may take them, without waiting for a lease to run out.
+    pub async fn leave(&self, name: &str) -> Result<(), StoreError> {
+        let ended = self.inner.store.end_leases_of(name).await?;
+        if let Ok(mut delegates) = self.inner.delegates.lock() {
+            delegates.retain(|d| d.info.name != name);
+        }
+        tracing::info!(delegate = name, tasks_returned = ended, "delegate left");
+        self.inner.queued.notify_waiters();
+        self.inner.presence.notify_one();
+        Ok(())
     }
 
     fn is_registered(&self, name: &str) -> bool {
@@ -202,25 +278,44 @@ impl TaskHub {
             .is_ok_and(|d| d.iter().any(|k| k.info.name == name))
     }
 
-    /// The registered delegate of this name, marked as heard from now.
-    pub fn heard_from(&self, name: &str) -> Option<DelegateInfo> {
-        let mut delegates = self.inner.delegates.lock().ok()?;
-        let known = delegates.iter_mut().find(|d| d.info.name == name)?;
-        known.last_seen = tokio::time::Instant::now();
+    /// The registered delegate of this name, as it registered.
+    pub fn registered(&self, name: &str) -> Option<DelegateInfo> {
+        let delegates = self.inner.delegates.lock().ok()?;
+        let known = delegates.iter().find(|d| d.info.name == name)?;
         Some(known.info.clone())
     }
 
-    fn polling(&self, name: &str, change: i32) {
+    /// Marks a registered delegate as heard from now: one of its requests arrived.
+    pub fn heard_from(&self, name: &str) {
         if let Ok(mut delegates) = self.inner.delegates.lock()
             && let Some(known) = delegates.iter_mut().find(|d| d.info.name == name)
         {
-            known.polling = known.polling.saturating_add_signed(change);
             known.last_seen = tokio::time::Instant::now();
         }
     }
 
-    /// The delegates connected now: the built-in one, and remote ones heard from lately or
-    /// waiting in a claim.
+    /// Counts a claim of `name` as waiting until the returned guard is dropped.
+    fn start_polling<'a>(&'a self, name: &'a str) -> Polling<'a> {
+        if let Ok(mut delegates) = self.inner.delegates.lock()
+            && let Some(known) = delegates.iter_mut().find(|d| d.info.name == name)
+        {
+            known.polling = known.polling.saturating_add(1);
+        }
+        Polling { hub: self, name }
+    }
+
+    /// How many claims of this delegate are waiting now (none for an unknown delegate).
+    pub fn waiting_claims(&self, name: &str) -> u32 {
+        self.inner.delegates.lock().map_or(0, |delegates| {
+            delegates
+                .iter()
+                .find(|d| d.info.name == name)
+                .map_or(0, |d| d.polling)
+        })
+    }
+
+    /// The delegates connected now: the built-in one, and remote ones heard from within their
+    /// lease or waiting in a claim.
     pub fn connected(&self) -> Vec<DelegateInfo> {
         let now = tokio::time::Instant::now();
         self.inner
@@ -229,15 +324,24 @@ impl TaskHub {
             .map(|delegates| {
                 delegates
                     .iter()
-                    .filter(|d| {
-                        d.info.builtin
-                            || d.polling > 0
-                            || now.duration_since(d.last_seen) < CONNECTED_FOR
-                    })
+                    .filter(|d| d.connected(now))
                     .map(|d| d.info.clone())
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The next moment a connected remote delegate stops counting as connected unless it is
+    /// heard from first. A delegate past that moment but still waiting in a claim is left
+    /// out: the end of its claim wakes the sweeper.
+    fn next_lapse(&self) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        let delegates = self.inner.delegates.lock().ok()?;
+        delegates
+            .iter()
+            .filter_map(Known::lapses_at)
+            .filter(|at| *at > now)
+            .min()
     }
 
     /// Queues a task. When no connected delegate has every selector it asks for, the task fails
@@ -268,7 +372,7 @@ impl TaskHub {
             let eligible = |name: &str| {
                 delegates
                     .iter()
-                    .any(|d| d.name == name && selectors.iter().all(|s| d.selectors.contains(s)))
+                    .any(|d| d.name == name && d.eligibility.admits(&selectors))
             };
             let prefer = history
                 .last_ok
@@ -292,32 +396,62 @@ impl TaskHub {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(task.id.clone(), route);
-        if !delegates
-            .iter()
-            .any(|d| selectors.iter().all(|s| d.selectors.contains(s)))
-        {
-            let connected = if delegates.is_empty() {
-                "no delegate is connected".to_owned()
-            } else {
-                let list: Vec<String> = delegates
-                    .iter()
-                    .map(|d| format!("{} [{}]", d.name, d.selectors.join(", ")))
-                    .collect();
-                format!("connected delegates: {}", list.join("; "))
-            };
-            let message = format!(
-                "no connected delegate has every selector asked for ({}); {connected}",
-                selectors.join(", ")
-            );
+        if !delegates.iter().any(|d| d.eligibility.admits(&selectors)) {
+            let message = no_delegate_message(&selectors, &delegates);
             let result = no_delegate_result(message).to_string();
-            if let Some(failed) = self.inner.store.fail_queued_task(&task.id, &result).await? {
-                self.record_test_result(&failed, &result).await?;
-                let _ = self.inner.finished.send(failed.id.clone());
+            if let Some(failed) = self.fail_queued(&task.id, &result).await? {
                 return Ok(failed);
             }
         }
         self.inner.queued.notify_waiters();
         Ok(task)
+    }
+
+    /// Fails a queued task that no delegate will run, with what follows from it: a Test's
+    /// result becomes its connector's last Test, and whoever waits for the task is woken.
+    /// `None` when the task was no longer queued (a delegate claimed it meanwhile).
+    async fn fail_queued(
+        &self,
+        task_id: &str,
+        result: &str,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let Some(failed) = self.inner.store.fail_queued_task(task_id, result).await? else {
+            return Ok(None);
+        };
+        self.inner
+            .task_routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(task_id);
+        self.record_test_result(&failed, result).await?;
+        let _ = self.inner.finished.send(failed.id.clone());
+        Ok(Some(failed))
+    }
+
+    /// Fails, as `no_delegate`, every queued task that no connected delegate may run: the
+    /// delegates that could have run it went away (stopped, killed, cut off, or their token
+    /// was revoked). Returns how many failed.
+    pub async fn fail_stranded(&self) -> Result<u64, StoreError> {
+        let delegates = self.connected();
+        let mut failed = 0;
+        for task in self.inner.store.queued_tasks().await? {
+            if delegates
+                .iter()
+                .any(|d| d.eligibility.admits(&task.selectors))
+            {
+                continue;
+            }
+            let message = format!(
+                "the delegates that could run this task went away: {}",
+                no_delegate_message(&task.selectors, &delegates)
+            );
+            let result = no_delegate_outcome(&task, message).to_string();
+            if self.fail_queued(&task.id, &result).await?.is_some() {
+                tracing::warn!(task = %task.id, kind = %task.kind, "no connected delegate can run a queued task; it failed");
+                failed += 1;
+            }
+        }
+        Ok(failed)
     }
 
     /// Claims a task for `delegate`, waiting up to `wait` for one to arrive. The wake-up comes
@@ -327,10 +461,8 @@ impl TaskHub {
         delegate: &DelegateInfo,
         wait: Duration,
     ) -> Result<Option<TaskRecord>, StoreError> {
-        self.polling(&delegate.name, 1);
-        let claimed = self.claim_waiting(delegate, wait).await;
-        self.polling(&delegate.name, -1);
-        claimed
+        let _polling = self.start_polling(&delegate.name);
+        self.claim_waiting(delegate, wait).await
     }
 
     async fn claim_waiting(
@@ -352,7 +484,7 @@ impl TaskHub {
             let until = match self
                 .inner
                 .store
-                .claim_task(&delegate.name, &delegate.selectors, delegate.lease)
+                .claim_task(&delegate.name, &delegate.eligibility, delegate.lease)
                 .await?
             {
                 Claim::Task(task) => return Ok(Some(task)),
@@ -491,8 +623,7 @@ impl TaskHub {
             branch: branch.clone(),
         };
         self.enqueue(TEST_CONNECTION, &payload, connector, |message| {
-            json!({"ok": false, "url": url, "branch": branch, "code": "no_delegate", "message": message,
-                   "duration_ms": 0, "tested_at": timestamp(now_millis())})
+            failed_test_result(&url, branch.as_deref(), "no_delegate", message)
         })
         .await
     }
@@ -556,23 +687,75 @@ impl TaskHub {
         }
     }
 
-    /// Every few seconds, returns tasks whose delegate stopped answering to the queue.
-    pub async fn run_lease_sweeper(&self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Returns tasks whose delegate stopped answering to the queue (every few seconds), and
+    /// fails the queued tasks that no connected delegate may run once the last delegate that
+    /// could has gone: it wakes when a remote delegate's presence lapses, when a claim's end
+    /// disconnects one, and when one leaves or its token is revoked.
+    ///
+    /// Remote delegates come back after a server restart with their next request, within a
+    /// lease; until `lease` has passed since the start, a delegate not registered yet is not
+    /// judged gone.
+    pub async fn run_lease_sweeper(
+        &self,
+        lease: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         let expired = json!({"ok": false, "code": "timeout", "message": "the delegate running this task stopped answering and no attempts are left"}).to_string();
+        let judge_from = tokio::time::Instant::now() + lease;
+        // The connected delegates when queued tasks were last checked: only a change (or a
+        // task returned to the queue) can leave a task without a delegate.
+        let mut checked_with: Option<Vec<String>> = None;
+        let mut sweep_leases_at = tokio::time::Instant::now();
+        // A delegate that left or lost its token has leases to end now, not at the next round.
+        let mut woken_by_presence = false;
         loop {
-            match self.inner.store.expire_leases(&expired).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::warn!(count = n, "returned tasks with expired leases to the queue");
-                    self.inner.queued.notify_waiters();
+            let now = tokio::time::Instant::now();
+            let mut requeued = 0;
+            if now >= sweep_leases_at || woken_by_presence {
+                sweep_leases_at = now + SWEEP_EVERY;
+                match self.inner.store.expire_leases(&expired).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::warn!(
+                            count = n,
+                            "returned tasks with expired leases to the queue"
+                        );
+                        self.inner.queued.notify_waiters();
+                        requeued = n;
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot sweep task leases"),
                 }
-                Err(error) => tracing::warn!(%error, "cannot sweep task leases"),
             }
-            tokio::select! {
+            if now >= judge_from {
+                let mut connected: Vec<String> =
+                    self.connected().into_iter().map(|d| d.name).collect();
+                connected.sort();
+                if requeued > 0 || checked_with.as_ref() != Some(&connected) {
+                    match self.fail_stranded().await {
+                        Ok(_) => checked_with = Some(connected),
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot check queued tasks");
+                            // Look again next time, whatever changes.
+                            checked_with = None;
+                        }
+                    }
+                }
+            }
+            // Presence lapses are in memory: waking for one costs nothing unless the set of
+            // connected delegates changed.
+            let mut next = sweep_leases_at;
+            if now < judge_from {
+                next = next.min(judge_from);
+            }
+            if let Some(lapse) = self.next_lapse() {
+                next = next.min(lapse);
+            }
+            woken_by_presence = tokio::select! {
                 () = &mut shutdown => return,
-                () = tokio::time::sleep(Duration::from_secs(5)) => {}
-            }
+                () = tokio::time::sleep_until(next) => false,
+                () = self.inner.presence.notified() => true,
+            };
         }
     }
 
@@ -712,6 +895,59 @@ impl TaskHub {
     }
 }
 
+/// Why no connected delegate may run a task that asks for `selectors`, naming the connected
+/// delegates with what they may run.
+fn no_delegate_message(selectors: &[String], delegates: &[DelegateInfo]) -> String {
+    let connected = if delegates.is_empty() {
+        "no delegate is connected".to_owned()
+    } else {
+        let list: Vec<String> = delegates
+            .iter()
+            .map(|d| {
+                let restricted = d
+                    .eligibility
+                    .restricted_to
+                    .as_ref()
+                    .map(|allowed| format!(" (its token allows only {})", allowed.join(", ")))
+                    .unwrap_or_default();
+                format!(
+                    "{} [{}]{restricted}",
+                    d.name,
+                    d.eligibility.selectors.join(", ")
+                )
+            })
+            .collect();
+        format!("connected delegates: {}", list.join("; "))
+    };
+    let asked = if selectors.is_empty() {
+        "none, which only delegates of unrestricted tokens take".to_owned()
+    } else {
+        selectors.join(", ")
+    };
+    format!("no connected delegate has every selector asked for ({asked}); {connected}")
+}
+
+/// The result of a task that failed because no delegate can run it, in its kind's shape.
+fn no_delegate_outcome(task: &TaskRecord, message: String) -> Value {
+    if task.kind == TEST_CONNECTION
+        && let Ok(payload) = serde_json::from_str::<TestConnectionPayload>(&task.payload)
+    {
+        return failed_test_result(
+            &payload.url,
+            payload.branch.as_deref(),
+            "no_delegate",
+            message,
+        );
+    }
+    json!({"ok": false, "code": "no_delegate", "message": message})
+}
+
+/// A Test that ended before any delegate ran it, in the shape of `TestResult`.
+fn failed_test_result(url: &str, branch: Option<&str>, code: &str, message: String) -> Value {
+    json!({"ok": false, "url": url, "branch": branch, "code": code, "message": message,
+           "duration_ms": 0, "tested_at": timestamp(now_millis())})
+}
+
 /// The delegate that runs inside `reposync serve`, reaching the hub without HTTP.
 #[derive(Debug, Clone)]
 pub struct BuiltinDelegate {
@@ -745,7 +981,7 @@ impl BuiltinDelegate {
         selectors.dedup();
         let info = DelegateInfo {
             name: BUILTIN_DELEGATE_NAME.to_owned(),
-            selectors,
+            eligibility: Eligibility::unrestricted(selectors),
             lease: BUILTIN_LEASE,
             builtin: true,
             token_id: None,
@@ -777,7 +1013,7 @@ impl BuiltinDelegate {
             .register_delegate(&NewDelegate {
                 name: self.info.name.clone(),
                 token_id: None,
-                selectors: self.info.selectors.clone(),
+                selectors: self.info.eligibility.selectors.clone(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 hostname: self.hostname.clone(),
                 git_version,

@@ -3,7 +3,9 @@
 
 #![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
 
-use reposync_server::{ServerConfig, bootstrap, serve};
+use std::time::{Duration, Instant};
+
+use reposync_server::{ServerConfig, TaskHub, bootstrap, serve};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -12,6 +14,8 @@ struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
+    /// The server's task hub, for what the API does not show (claims waiting).
+    hub: TaskHub,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -34,6 +38,7 @@ impl Api {
         let token = ready.new_admin_token.expect("first start creates a token");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let hub = ready.state.tasks.clone();
         tokio::spawn(serve(listener, ready.state, async move {
             let _ = stopped.await;
         }));
@@ -41,6 +46,7 @@ impl Api {
             base,
             token,
             http: reqwest::Client::new(),
+            hub,
             _dir: dir,
             stop: Some(stop),
         }
@@ -694,4 +700,396 @@ async fn a_remote_delegate_registers_claims_with_credentials_completes_and_is_re
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+}
+
+/// A new delegate token's value.
+async fn delegate_token(api: &Api, body: Value) -> String {
+    let (status, created) = api.post("/api/v1/delegate-tokens", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["token"].as_str().expect("token").to_owned()
+}
+
+/// A registration body for a delegate called `name`.
+fn registration(name: &str, selectors: &[&str], hostname: &str) -> Value {
+    json!({"name": name, "selectors": selectors, "version": "0.1.0", "hostname": hostname,
+           "git_version": "2.43.0", "ssh_version": "none"})
+}
+
+/// Polls `check` until it holds, failing with `what` after a generous deadline.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The row of `name` in the delegate list.
+async fn listed_delegate(api: &Api, name: &str) -> Value {
+    let (_, delegates) = api.get("/api/v1/delegates").await;
+    delegates["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|d| d["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The task once it is final (the server's long poll, repeated up to a generous deadline).
+async fn final_task(api: &Api, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, task) = api.get(&format!("/api/v1/tasks/{id}?wait_ms=5000")).await;
+        if task["status"] == "succeeded" || task["status"] == "failed" {
+            return task;
+        }
+        assert!(Instant::now() < deadline, "task never ended: {task}");
+    }
+}
+
+#[tokio::test]
+async fn a_second_token_cannot_take_a_registered_delegate_name_and_the_delegate_keeps_working() {
+    let api = Api::spawn_with(|c| c.builtin_delegate = false).await;
+    with_token_secret(&api).await;
+    api.post("/api/v1/connectors", connector("Config")).await;
+    let fleet = delegate_token(&api, json!({"name": "fleet"})).await;
+    let intruder = delegate_token(&api, json!({"name": "intruder"})).await;
+    let (status, _) = as_delegate(
+        &api,
+        &fleet,
+        None,
+        "/api/delegate/register",
+        registration("dc-runner", &[], "host-a"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Registering the name (in any case) with another token is refused, naming the holder.
+    for name in ["dc-runner", "DC-Runner"] {
+        let (status, refused) = as_delegate(
+            &api,
+            &intruder,
+            None,
+            "/api/delegate/register",
+            registration(name, &[], "host-b"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+        assert_eq!(refused["error"]["code"], "name_taken", "{refused}");
+        let message = refused["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("dc-runner") && message.contains("fleet"),
+            "{message}"
+        );
+    }
+    // Speaking under the name without registering is refused the same way.
+    let (status, refused) = as_delegate(
+        &api,
+        &intruder,
+        Some("dc-runner"),
+        "/api/delegate/claim?wait_ms=0",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "name_taken");
+
+    // The real delegate was not touched: it is still its token's, and it gets the next task.
+    let row = listed_delegate(&api, "dc-runner").await;
+    assert_eq!(row["token"], "fleet", "{row}");
+    assert_eq!(row["hostname"], "host-a", "{row}");
+    let (_, queued) = api.post("/api/v1/connectors/Config/test", json!({})).await;
+    assert_eq!(queued["status"], "queued", "{queued}");
+    let (status, task) = as_delegate(
+        &api,
+        &fleet,
+        Some("dc-runner"),
+        "/api/delegate/claim?wait_ms=5000",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{task}");
+    assert_eq!(task["id"], queued["id"]);
+}
+
+#[tokio::test]
+async fn a_restricted_tokens_delegate_claims_only_its_own_connectors_and_never_others_credentials()
+{
+    let api = Api::spawn_with(|c| c.builtin_delegate = false).await;
+    with_token_secret(&api).await;
+    let other_secret = "eu-secret-value-4711";
+    api.post(
+        "/api/v1/secrets",
+        json!({"name": "eu-token", "value": other_secret}),
+    )
+    .await;
+    let mut mine = connector("Mine");
+    mine["selectors"] = json!(["dc"]);
+    let mut theirs = connector("Theirs");
+    theirs["selectors"] = json!(["eu"]);
+    theirs["password_secret"] = json!("eu-token");
+    let mut open = connector("Open");
+    open["password_secret"] = json!("eu-token");
+    // Selects the restricted delegate by its name, which its token does not allow.
+    let mut by_name = connector("ByName");
+    by_name["selectors"] = json!(["dc-runner"]);
+    by_name["password_secret"] = json!("eu-token");
+    for body in [mine, theirs, open, by_name] {
+        let (status, answer) = api.post("/api/v1/connectors", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+
+    let (status, refused) = api
+        .post(
+            "/api/v1/delegate-tokens",
+            json!({"name": "none", "selectors": []}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["field"], "selectors");
+    let restricted = delegate_token(&api, json!({"name": "dc-only", "selectors": [" DC "]})).await;
+    let fleet = delegate_token(&api, json!({"name": "fleet"})).await;
+    let (_, tokens) = api.get("/api/v1/delegate-tokens").await;
+    let restriction = |name: &str| {
+        tokens["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|t| t["name"] == name)
+            .expect("listed")["selectors"]
+            .clone()
+    };
+    assert_eq!(restriction("dc-only"), json!(["dc"]));
+    assert_eq!(restriction("fleet"), Value::Null, "unrestricted");
+
+    // It may not declare a selector its token does not allow, and its name and host name
+    // count as selectors only where the token allows them.
+    let (status, refused) = as_delegate(
+        &api,
+        &restricted,
+        None,
+        "/api/delegate/register",
+        registration("dc-runner", &["dc", "eu"], "dc-host"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["field"], "selectors");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("eu") && m.contains("dc-only")),
+        "{refused}"
+    );
+    let (status, registered) = as_delegate(
+        &api,
+        &restricted,
+        None,
+        "/api/delegate/register",
+        registration("dc-runner", &["dc"], "eu"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    assert_eq!(registered["selectors"], json!(["dc"]));
+    let (status, _) = as_delegate(
+        &api,
+        &fleet,
+        None,
+        "/api/delegate/register",
+        registration("eu-1", &["eu"], "eu-host"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Selecting the restricted delegate by its name reaches no one.
+    let (_, by_name) = api.post("/api/v1/connectors/ByName/test", json!({})).await;
+    assert_eq!(by_name["status"], "failed", "{by_name}");
+    assert_eq!(by_name["result"]["code"], "no_delegate", "{by_name}");
+    assert!(
+        by_name["result"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("its token allows only dc")),
+        "{by_name}"
+    );
+
+    // The others' Tests are older in the queue; the restricted delegate gets only its own.
+    let mut queued = std::collections::HashMap::new();
+    for name in ["Theirs", "Open", "Mine"] {
+        let (_, task) = api
+            .post(&format!("/api/v1/connectors/{name}/test"), json!({}))
+            .await;
+        assert_eq!(task["status"], "queued", "{task}");
+        queued.insert(task["id"].as_str().expect("id").to_owned(), name);
+    }
+    let claim = |token: &str, name: &str, wait_ms: u64| {
+        let (token, name) = (token.to_owned(), name.to_owned());
+        let api = &api;
+        async move {
+            as_delegate(
+                api,
+                &token,
+                Some(&name),
+                &format!("/api/delegate/claim?wait_ms={wait_ms}"),
+                json!({}),
+            )
+            .await
+        }
+    };
+    let (status, task) = claim(&restricted, "dc-runner", 5000).await;
+    assert_eq!(status, StatusCode::OK, "{task}");
+    assert_eq!(queued[task["id"].as_str().expect("id")], "Mine");
+    assert_eq!(task["spec"]["auth"]["password"], "tok-value-1234567");
+    let (status, nothing) = claim(&restricted, "dc-runner", 300).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{nothing}");
+    assert!(!nothing.to_string().contains(other_secret));
+
+    // The unrestricted delegate takes the rest, credentials and all.
+    let mut taken = Vec::new();
+    for _ in 0..2 {
+        let (status, task) = claim(&fleet, "eu-1", 5000).await;
+        assert_eq!(status, StatusCode::OK, "{task}");
+        assert_eq!(task["spec"]["auth"]["password"], other_secret);
+        taken.push(queued[task["id"].as_str().expect("id")]);
+    }
+    taken.sort_unstable();
+    assert_eq!(taken, ["Open", "Theirs"]);
+}
+
+#[tokio::test]
+async fn a_claim_dropped_mid_wait_no_longer_counts_as_waiting() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let api = Api::spawn_with(|c| c.builtin_delegate = false).await;
+    let token = delegate_token(&api, json!({"name": "fleet"})).await;
+    let (status, _) = as_delegate(
+        &api,
+        &token,
+        None,
+        "/api/delegate/register",
+        registration("vanishing", &[], "host"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A long poll over a connection of our own, which is then closed as a killed delegate's
+    // would be.
+    let address = api.base.trim_start_matches("http://").to_owned();
+    let mut connection = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /api/delegate/claim?wait_ms=25000 HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nX-Reposync-Delegate: vanishing\r\nContent-Length: 0\r\n\r\n"
+    );
+    connection
+        .write_all(request.as_bytes())
+        .await
+        .expect("send");
+    eventually("the claim waits", async || {
+        api.hub.waiting_claims("vanishing") == 1
+    })
+    .await;
+    drop(connection);
+    eventually("the dropped claim stops counting", async || {
+        api.hub.waiting_claims("vanishing") == 0
+    })
+    .await;
+
+    // A claim that runs to its end stops counting too.
+    let mut connection = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let request = request.replace("wait_ms=25000", "wait_ms=200");
+    connection
+        .write_all(request.as_bytes())
+        .await
+        .expect("send");
+    let mut answer = [0_u8; 12];
+    connection.read_exact(&mut answer).await.expect("answer");
+    assert_eq!(&answer, b"HTTP/1.1 204");
+    eventually("the finished claim stops counting", async || {
+        api.hub.waiting_claims("vanishing") == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_delegate_that_goes_silent_or_leaves_is_disconnected_and_tasks_only_it_could_run_fail() {
+    let api = Api::spawn_with(|c| {
+        c.builtin_delegate = false;
+        c.delegate_lease = Duration::from_secs(3);
+    })
+    .await;
+    with_token_secret(&api).await;
+    let mut body = connector("Silent");
+    body["selectors"] = json!(["silent"]);
+    api.post("/api/v1/connectors", body).await;
+    let mut body = connector("Leaving");
+    body["selectors"] = json!(["leaving"]);
+    api.post("/api/v1/connectors", body).await;
+    let token = delegate_token(&api, json!({"name": "fleet"})).await;
+    for name in ["silent", "leaving"] {
+        let (status, _) = as_delegate(
+            &api,
+            &token,
+            None,
+            "/api/delegate/register",
+            registration(name, &[], "host"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    // The leaving delegate holds a task when it says goodbye: the task is not left to wait
+    // for its lease, and, nobody else being able to run it, it fails as `no_delegate`.
+    let (_, held) = api.post("/api/v1/connectors/Leaving/test", json!({})).await;
+    let (status, claimed) = as_delegate(
+        &api,
+        &token,
+        Some("leaving"),
+        "/api/delegate/claim?wait_ms=5000",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    assert_eq!(claimed["id"], held["id"]);
+    let (status, _) = as_delegate(
+        &api,
+        &token,
+        Some("leaving"),
+        "/api/delegate/leave",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed_delegate(&api, "leaving").await["connected"], false);
+
+    // The silent delegate is heard from once more, then never again: its Test, queued while
+    // it was connected, fails once its lease has passed, not at the Test's own timeout.
+    let (status, _) = as_delegate(
+        &api,
+        &token,
+        Some("silent"),
+        "/api/delegate/heartbeat",
+        json!({"running": []}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, queued) = api.post("/api/v1/connectors/Silent/test", json!({})).await;
+    assert_eq!(queued["status"], "queued", "{queued}");
+
+    for (task, selector) in [(&held, "leaving"), (&queued, "silent")] {
+        let done = final_task(&api, task["id"].as_str().expect("id")).await;
+        assert_eq!(done["status"], "failed", "{done}");
+        assert_eq!(done["result"]["code"], "no_delegate", "{done}");
+        let message = done["result"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("went away") && message.contains(selector),
+            "{message}"
+        );
+    }
+    assert_eq!(listed_delegate(&api, "silent").await["connected"], false);
+    let (_, shown) = api.get("/api/v1/connectors/Silent").await;
+    assert_eq!(
+        shown["last_test"]["code"], "no_delegate",
+        "the connector's last Test says so: {shown}"
+    );
 }

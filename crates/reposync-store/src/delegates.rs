@@ -10,6 +10,9 @@ use crate::{Store, StoreError, new_id, now_millis};
 pub struct DelegateTokenRecord {
     pub id: String,
     pub name: String,
+    /// The selectors its delegates are restricted to (normalised, sorted); `None` for an
+    /// unrestricted token, whose delegates may claim any task they have the selectors for.
+    pub selectors: Option<Vec<String>>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
 }
@@ -43,34 +46,51 @@ pub struct NewDelegate {
     pub ssh_version: String,
 }
 
+const TOKEN_COLUMNS: &str = "id, name, selectors, created_at, revoked_at";
+
 fn token_from_row(row: &AnyRow) -> Result<DelegateTokenRecord, StoreError> {
+    let selectors: Option<String> = row.try_get("selectors")?;
     Ok(DelegateTokenRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
+        selectors: selectors
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("delegate token selectors: {e}")))?,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
     })
 }
 
 impl Store {
-    /// Stores a new delegate token under `name`, by its hash.
+    /// Stores a new delegate token under `name`, by its hash, restricted to `selectors` when
+    /// they are given (already parsed and normalised by the caller).
     pub async fn create_delegate_token(
         &self,
         name: &str,
         token_hash: &str,
+        selectors: Option<Vec<String>>,
     ) -> Result<DelegateTokenRecord, StoreError> {
         let record = DelegateTokenRecord {
             id: new_id(),
             name: name.to_owned(),
+            selectors,
             created_at: now_millis(),
             revoked_at: None,
         };
+        let selectors = record
+            .selectors
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO delegate_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO delegate_tokens (id, name, token_hash, selectors, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&record.id)
         .bind(&record.name)
         .bind(token_hash)
+        .bind(selectors)
         .bind(record.created_at)
         .execute(&self.pool)
         .await
@@ -80,12 +100,14 @@ impl Store {
 
     /// Every delegate token, revoked ones too, by name.
     pub async fn list_delegate_tokens(&self) -> Result<Vec<DelegateTokenRecord>, StoreError> {
-        sqlx::query("SELECT id, name, created_at, revoked_at FROM delegate_tokens ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(token_from_row)
-            .collect()
+        sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM delegate_tokens ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(token_from_row)
+        .collect()
     }
 
     /// Revokes a token: the next request made with it is refused.
@@ -100,9 +122,9 @@ impl Store {
         .bind(name)
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query(
-            "SELECT id, name, created_at, revoked_at FROM delegate_tokens WHERE name = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM delegate_tokens WHERE name = $1"
+        ))
         .bind(name)
         .fetch_optional(&self.pool)
         .await?
@@ -118,9 +140,9 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<DelegateTokenRecord>, StoreError> {
-        sqlx::query(
-            "SELECT id, name, created_at, revoked_at FROM delegate_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-        )
+        sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM delegate_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+        ))
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?
@@ -130,8 +152,40 @@ impl Store {
     }
 
     /// Records a registration, keeping the counters of a delegate seen before.
+    ///
+    /// A delegate's name belongs to the token that first registered it, for as long as that
+    /// token is not revoked: a registration under a name another live token holds is refused
+    /// with [`StoreError::Taken`] and changes nothing, so one token cannot take over (and
+    /// knock out) another's delegate. Names are compared without regard to ASCII case,
+    /// because the selector a name gives is lower case. The built-in delegate (no token)
+    /// holds its own name the same way.
     pub async fn register_delegate(&self, delegate: &NewDelegate) -> Result<(), StoreError> {
-        let _gate = self.write_gate().await;
+        let mut tx = self.begin_write().await?;
+        let holders = sqlx::query(
+            "SELECT d.name, d.token_id, t.name AS token_name, t.revoked_at
+             FROM delegates d LEFT JOIN delegate_tokens t ON t.id = d.token_id
+             WHERE lower(d.name) = lower($1)",
+        )
+        .bind(&delegate.name)
+        .fetch_all(&mut *tx)
+        .await?;
+        for holder in &holders {
+            let token_id: Option<String> = holder.try_get("token_id")?;
+            let revoked_at: Option<i64> = holder.try_get("revoked_at")?;
+            let released = token_id.is_some() && revoked_at.is_some();
+            if token_id != delegate.token_id && !released {
+                tx.rollback().await?;
+                let token_name: Option<String> = holder.try_get("token_name")?;
+                return Err(StoreError::Taken {
+                    what: "delegate name",
+                    name: holder.try_get("name")?,
+                    holder: token_name.map_or_else(
+                        || "the server's built-in delegate".to_owned(),
+                        |t| format!("delegate token {t:?}"),
+                    ),
+                });
+            }
+        }
         let now = now_millis();
         let selectors = serde_json::to_string(&delegate.selectors)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -149,8 +203,9 @@ impl Store {
         .bind(&delegate.git_version)
         .bind(&delegate.ssh_version)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -17,6 +17,14 @@ pub enum StoreError {
     },
     #[error("{what} {name:?} was changed by someone else meanwhile; read it again and retry")]
     Conflict { what: &'static str, name: String },
+    /// A name that belongs to someone else: a delegate name held by another delegate token.
+    #[error("{what} {name:?} belongs to {holder}")]
+    Taken {
+        what: &'static str,
+        name: String,
+        /// Who holds it, for the message (`delegate token "fleet"`).
+        holder: String,
+    },
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("cannot decrypt a stored secret: {0}")]

@@ -42,7 +42,7 @@ pub use sync::{
     FileChangeRecord, FileOp, Landed, LinkBacklog, NewSyncLink, StartedAttempt, SyncErrorRecord,
     SyncLink, app_of_path,
 };
-pub use tasks::{AVOID_FOR, Claim, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
+pub use tasks::{AVOID_FOR, Claim, Eligibility, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
 pub use tokens::ApiTokenRecord;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

@@ -57,6 +57,45 @@ pub struct NewTask {
     pub avoid: Option<String>,
 }
 
+/// Which tasks a delegate may run, judged by the selectors a task asks for.
+///
+/// This is the one definition of "qualifies": the claim, the hub's check that a connected
+/// delegate can take a task at all, and its choice of a preferred delegate all use it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Eligibility {
+    /// The delegate's selectors, normalised (its name and host name among them where they
+    /// count).
+    pub selectors: Vec<String>,
+    /// For a delegate whose token is restricted, the selectors that token allows.
+    pub restricted_to: Option<Vec<String>>,
+}
+
+impl Eligibility {
+    /// A delegate with these selectors whose token is not restricted.
+    pub fn unrestricted(selectors: Vec<String>) -> Eligibility {
+        Eligibility {
+            selectors,
+            restricted_to: None,
+        }
+    }
+
+    /// Whether the delegate may run a task that asks for `task_selectors`: it has every one
+    /// of them and, when its token is restricted, the task asks for at least one selector and
+    /// the token allows every one. A task that asks for none could be any connector's, so a
+    /// restricted token never gets it.
+    pub fn admits(&self, task_selectors: &[String]) -> bool {
+        let has_all = task_selectors.iter().all(|s| self.selectors.contains(s));
+        match &self.restricted_to {
+            None => has_all,
+            Some(allowed) => {
+                has_all
+                    && !task_selectors.is_empty()
+                    && task_selectors.iter().all(|s| allowed.contains(s))
+            }
+        }
+    }
+}
+
 /// How long only the preferred delegate may claim a task.
 pub const PREFER_FOR: std::time::Duration = std::time::Duration::from_millis(200);
 /// How long the avoided delegate is kept from a task, while others may take it.
@@ -143,13 +182,13 @@ impl Store {
         task_from_row(&row)
     }
 
-    /// Claims the oldest queued task that `delegate` may run (it has every selector the task
-    /// asks for), leasing it for `lease`. Two delegates never claim the same task: the claim is
-    /// a conditional update that only one of them wins.
+    /// Claims the oldest queued task that `delegate` may run ([`Eligibility::admits`] it),
+    /// leasing it for `lease`. Two delegates never claim the same task: the claim is a
+    /// conditional update that only one of them wins.
     pub async fn claim_task(
         &self,
         delegate: &str,
-        delegate_selectors: &[String],
+        eligibility: &Eligibility,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
         let _gate = self.write_gate().await;
@@ -165,7 +204,7 @@ impl Store {
             let selectors: String = row.try_get("selectors")?;
             let selectors: Vec<String> = serde_json::from_str(&selectors)
                 .map_err(|e| StoreError::Corrupt(format!("task selectors: {e}")))?;
-            if !selectors.iter().all(|s| delegate_selectors.contains(s)) {
+            if !eligibility.admits(&selectors) {
                 continue;
             }
             let id: String = row.try_get("id")?;
@@ -298,6 +337,32 @@ impl Store {
             return Ok(None);
         }
         self.get_task(id).await.map(Some)
+    }
+
+    /// Every queued task, oldest first: what the hub checks against the connected delegates
+    /// when one of them goes away.
+    pub async fn queued_tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(task_from_row)
+        .collect()
+    }
+
+    /// Ends the leases of the tasks `delegate` runs (it said it is leaving), so that the next
+    /// [`Store::expire_leases`] returns them to the queue at once instead of after their lease.
+    pub async fn end_leases_of(&self, delegate: &str) -> Result<u64, StoreError> {
+        let _gate = self.write_gate().await;
+        let ended = sqlx::query(
+            "UPDATE tasks SET lease_expires_at = 0 WHERE delegate = $1 AND status = 'running'",
+        )
+        .bind(delegate)
+        .execute(&self.pool)
+        .await?;
+        Ok(ended.rows_affected())
     }
 
     /// Returns running tasks whose lease ran out to the queue, or fails them with

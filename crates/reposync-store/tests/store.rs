@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use reposync_model::{ConnectorDraft, EntityName, GitConnector, SecretName};
 use reposync_secrets::MasterKey;
-use reposync_store::{NewTask, SecretKind, Store, StoreError, TaskStatus, WebhookChange};
+use reposync_store::{
+    Eligibility, NewTask, SecretKind, Store, StoreError, TaskStatus, WebhookChange,
+};
 
 async fn store(dir: &tempfile::TempDir) -> Store {
     Store::open(&Store::sqlite_url(dir.path()), MasterKey::generate())
@@ -150,21 +152,29 @@ async fn tasks_go_only_to_delegates_with_every_selector_and_only_once() {
     let lease = Duration::from_secs(30);
     assert!(
         store
-            .claim_task("d1", &["eu".into()], lease)
+            .claim_task("d1", &Eligibility::unrestricted(vec!["eu".into()]), lease)
             .await
             .expect("claim")
             .task()
             .is_none()
     );
     let claimed = store
-        .claim_task("d2", &["eu".into(), "prod".into(), "x".into()], lease)
+        .claim_task(
+            "d2",
+            &Eligibility::unrestricted(vec!["eu".into(), "prod".into(), "x".into()]),
+            lease,
+        )
         .await
         .expect("claim")
         .task();
     assert_eq!(claimed.map(|t| t.id), Some(task.id.clone()));
     assert!(
         store
-            .claim_task("d3", &["eu".into(), "prod".into()], lease)
+            .claim_task(
+                "d3",
+                &Eligibility::unrestricted(vec!["eu".into(), "prod".into()]),
+                lease
+            )
             .await
             .expect("claim")
             .task()
@@ -203,7 +213,11 @@ async fn an_expired_lease_returns_the_task_to_the_queue() {
         .await
         .expect("enqueue");
     store
-        .claim_task("d1", &[], Duration::from_millis(0))
+        .claim_task(
+            "d1",
+            &Eligibility::unrestricted(vec![]),
+            Duration::from_millis(0),
+        )
         .await
         .expect("claim")
         .task()
@@ -215,7 +229,11 @@ async fn an_expired_lease_returns_the_task_to_the_queue() {
         TaskStatus::Queued
     );
     store
-        .claim_task("d2", &[], Duration::from_millis(0))
+        .claim_task(
+            "d2",
+            &Eligibility::unrestricted(vec![]),
+            Duration::from_millis(0),
+        )
         .await
         .expect("claim")
         .task()
@@ -281,12 +299,16 @@ async fn the_preferred_delegate_gets_the_first_chance_and_the_avoided_one_the_la
         .enqueue_task(&enqueue(Some("b"), None))
         .await
         .expect("enqueue");
-    match store.claim_task("a", &[], lease).await.expect("claim") {
+    match store
+        .claim_task("a", &Eligibility::unrestricted(vec![]), lease)
+        .await
+        .expect("claim")
+    {
         Claim::Later(after) => assert!(after <= PREFER_FOR),
         other => panic!("a must wait for b's first chance: {other:?}"),
     }
     let taken = store
-        .claim_task("b", &[], lease)
+        .claim_task("b", &Eligibility::unrestricted(vec![]), lease)
         .await
         .expect("claim")
         .task();
@@ -296,12 +318,16 @@ async fn the_preferred_delegate_gets_the_first_chance_and_the_avoided_one_the_la
         .enqueue_task(&enqueue(None, Some("a")))
         .await
         .expect("enqueue");
-    match store.claim_task("a", &[], lease).await.expect("claim") {
+    match store
+        .claim_task("a", &Eligibility::unrestricted(vec![]), lease)
+        .await
+        .expect("claim")
+    {
         Claim::Later(after) => assert!(after <= AVOID_FOR),
         other => panic!("a just failed with this kind: {other:?}"),
     }
     let taken = store
-        .claim_task("c", &[], lease)
+        .claim_task("c", &Eligibility::unrestricted(vec![]), lease)
         .await
         .expect("claim")
         .task();
@@ -314,9 +340,160 @@ async fn the_preferred_delegate_gets_the_first_chance_and_the_avoided_one_the_la
         .expect("enqueue");
     tokio::time::sleep(PREFER_FOR + Duration::from_millis(20)).await;
     let taken = store
-        .claim_task("a", &[], lease)
+        .claim_task("a", &Eligibility::unrestricted(vec![]), lease)
         .await
         .expect("claim")
         .task();
     assert_eq!(taken.map(|t| t.id), Some(late.id));
+}
+
+fn delegate(name: &str, token_id: Option<&str>) -> reposync_store::NewDelegate {
+    reposync_store::NewDelegate {
+        name: name.into(),
+        token_id: token_id.map(str::to_owned),
+        selectors: vec![name.to_lowercase()],
+        version: "0.1.0".into(),
+        hostname: "host".into(),
+        git_version: "2.43.0".into(),
+        ssh_version: "none".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_delegate_name_belongs_to_the_token_that_first_registered_it_until_that_is_revoked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = MasterKey::generate();
+    let url = Store::sqlite_url(dir.path());
+    let open = || Store::open(&url, key.clone());
+    let store = open().await.expect("open");
+    let fleet = store
+        .create_delegate_token("fleet", "hash-fleet", None)
+        .await
+        .expect("token");
+    let intruder = store
+        .create_delegate_token("intruder", "hash-intruder", None)
+        .await
+        .expect("token");
+    store
+        .register_delegate(&delegate("dc-1", Some(&fleet.id)))
+        .await
+        .expect("first registration");
+    store
+        .register_delegate(&delegate("dc-1", Some(&fleet.id)))
+        .await
+        .expect("the same token registers again (after a restart of the delegate)");
+
+    // The claim survives a restart of the server, and holds in any case.
+    store.close().await;
+    let store = open().await.expect("reopen");
+    for name in ["dc-1", "DC-1"] {
+        let err = store
+            .register_delegate(&delegate(name, Some(&intruder.id)))
+            .await
+            .expect_err("another token");
+        assert!(
+            matches!(&err, StoreError::Taken { name, holder, .. }
+                if name == "dc-1" && holder.contains("fleet")),
+            "{err}"
+        );
+    }
+    store
+        .register_delegate(&delegate("builtin", None))
+        .await
+        .expect("the built-in delegate, which has no token");
+    let err = store
+        .register_delegate(&delegate("builtin", Some(&intruder.id)))
+        .await
+        .expect_err("the built-in delegate's name");
+    assert!(err.to_string().contains("built-in"), "{err}");
+    let listed = store.list_delegates().await.expect("list");
+    let row = listed.iter().find(|d| d.name == "dc-1").expect("listed");
+    assert_eq!(row.token_name.as_deref(), Some("fleet"), "unchanged");
+
+    // Revoking the holder frees the name for a new token.
+    store.revoke_delegate_token("fleet").await.expect("revoke");
+    store
+        .register_delegate(&delegate("dc-1", Some(&intruder.id)))
+        .await
+        .expect("a revoked token's names are free");
+    let listed = store.list_delegates().await.expect("list");
+    let row = listed.iter().find(|d| d.name == "dc-1").expect("listed");
+    assert_eq!(row.token_name.as_deref(), Some("intruder"));
+}
+
+#[tokio::test]
+async fn a_restricted_token_claims_only_tasks_whose_every_selector_it_allows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let token = store
+        .create_delegate_token("dc-only", "hash", Some(vec!["dc".into(), "linux".into()]))
+        .await
+        .expect("token");
+    let found = store
+        .find_delegate_token("hash")
+        .await
+        .expect("find")
+        .expect("live");
+    assert_eq!(
+        found.selectors,
+        Some(vec!["dc".to_owned(), "linux".to_owned()])
+    );
+    assert_eq!(found, token);
+    let listed = store.list_delegate_tokens().await.expect("list");
+    assert_eq!(listed[0].selectors, token.selectors);
+
+    let mut ids = std::collections::HashMap::new();
+    for selectors in [vec![], vec!["eu"], vec!["dc", "eu"], vec!["dc"]] {
+        let task = store
+            .enqueue_task(&NewTask {
+                kind: "k".into(),
+                payload: "{}".into(),
+                selectors: selectors.iter().map(|s| (*s).to_owned()).collect(),
+                max_attempts: 3,
+                prefer: None,
+                avoid: None,
+            })
+            .await
+            .expect("enqueue");
+        ids.insert(task.id, selectors.join(","));
+    }
+    // The delegate has every selector itself (say, its name is "eu"), but its token allows
+    // only "dc" and "linux": it gets the "dc" task and nothing else, not even the one that
+    // asks for no selector.
+    let restricted = Eligibility {
+        selectors: vec!["dc".into(), "eu".into(), "linux".into()],
+        restricted_to: token.selectors.clone(),
+    };
+    let lease = Duration::from_secs(30);
+    let first = store
+        .claim_task("restricted", &restricted, lease)
+        .await
+        .expect("claim")
+        .task()
+        .expect("its own task");
+    assert_eq!(ids[&first.id], "dc");
+    assert!(
+        store
+            .claim_task("restricted", &restricted, lease)
+            .await
+            .expect("claim")
+            .task()
+            .is_none(),
+        "nothing else is its to take"
+    );
+    let unrestricted = Eligibility::unrestricted(restricted.selectors.clone());
+    let mut others = Vec::new();
+    while let Some(task) = store
+        .claim_task("open", &unrestricted, lease)
+        .await
+        .expect("claim")
+        .task()
+    {
+        others.push(ids[&task.id].clone());
+    }
+    assert_eq!(
+        others,
+        ["", "eu", "dc,eu"],
+        "an unrestricted token takes the rest"
+    );
 }

@@ -14,7 +14,7 @@ use reposync_api::{
     SecretValue, TaskOutcome,
 };
 use reposync_model::{EntityName, Selector};
-use reposync_store::{DelegateTokenRecord, NewDelegate};
+use reposync_store::{DelegateTokenRecord, Eligibility, NewDelegate, StoreError};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -46,7 +46,7 @@ async fn delegate_token(
 }
 
 /// The registered delegate a request comes from: its token, and the name it registered under
-/// with that same token.
+/// with that same token. The delegate counts as heard from now.
 async fn delegate(state: &AppState, headers: &HeaderMap) -> Result<DelegateInfo, AppError> {
     let token = delegate_token(state, headers).await?;
     let name = headers
@@ -60,19 +60,28 @@ async fn delegate(state: &AppState, headers: &HeaderMap) -> Result<DelegateInfo,
                 "is required: the name the delegate registered under",
             )
         })?;
-    let Some(info) = state.tasks.heard_from(name) else {
+    let Some(info) = state.tasks.registered(name) else {
         return Err(AppError::new(
             StatusCode::NOT_FOUND,
             "unknown_delegate",
             format!("no delegate {name:?} is registered (the server restarted?); register again"),
         ));
     };
+    // Another token's request under this name neither speaks for the delegate nor keeps it
+    // connected.
     if info.token_id.as_deref() != Some(token.id.as_str()) {
-        return Err(AppError::unauthorized(
-            "this delegate registered with another token",
-        ));
+        return Err(name_taken(format!(
+            "delegate name {name:?} was registered with another delegate token; this token cannot speak for it"
+        )));
     }
+    state.tasks.heard_from(name);
     Ok(info)
+}
+
+/// The answer to a request under a delegate name another token holds. The delegate stops on
+/// it: retrying cannot help.
+fn name_taken(message: String) -> AppError {
+    AppError::new(StatusCode::CONFLICT, "name_taken", message).with_field("name")
 }
 
 /// `POST /api/delegate/register`.
@@ -98,10 +107,40 @@ pub async fn register(
         .iter()
         .map(|s| Selector::parse(s).map(|s| s.as_str().to_owned()))
         .collect::<Result<_, _>>()?;
-    // A delegate's name and host name count as selectors of its own.
-    selectors.push(name.as_str().trim().to_lowercase());
-    if !request.hostname.trim().is_empty() {
-        selectors.push(request.hostname.trim().to_lowercase());
+    if let Some(allowed) = &token.selectors {
+        let outside: Vec<&str> = selectors
+            .iter()
+            .filter(|s| !allowed.contains(s))
+            .map(String::as_str)
+            .collect();
+        if !outside.is_empty() {
+            return Err(AppError::invalid(
+                "selectors",
+                format!(
+                    "delegate token {:?} allows only the selectors {}; not {}",
+                    token.name,
+                    allowed.join(", "),
+                    outside.join(", ")
+                ),
+            ));
+        }
+    }
+    // A delegate's name and host name count as selectors of its own. A restricted token's
+    // delegate has them only where its token allows them: otherwise a connector that
+    // selects a delegate by name would name a selector the token never allowed.
+    let own = [name.as_str().trim(), request.hostname.trim()];
+    for selector in own
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_lowercase())
+    {
+        if token
+            .selectors
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(&selector))
+        {
+            selectors.push(selector);
+        }
     }
     selectors.sort();
     selectors.dedup();
@@ -117,21 +156,37 @@ pub async fn register(
             git_version: request.git_version.clone(),
             ssh_version: request.ssh_version.clone(),
         })
-        .await?;
+        .await
+        .map_err(|error| match error {
+            StoreError::Taken { .. } => name_taken(format!(
+                "{error}; choose another name for this delegate, or revoke that token to free the name"
+            )),
+            other => other.into(),
+        })?;
     state.tasks.register_delegate(DelegateInfo {
         name: name.to_string(),
-        selectors: selectors.clone(),
+        eligibility: Eligibility {
+            selectors: selectors.clone(),
+            restricted_to: token.selectors.clone(),
+        },
         lease,
         builtin: false,
         token_id: Some(token.id),
     });
-    tracing::info!(delegate = %name, selectors = ?selectors, version = %request.version, git = %request.git_version, "delegate registered");
+    tracing::info!(delegate = %name, selectors = ?selectors, restricted_to = ?token.selectors, version = %request.version, git = %request.git_version, "delegate registered");
     Ok(Json(RegisterResponse {
         name: name.to_string(),
         selectors,
         heartbeat_secs: (lease.as_secs() / 6).max(1),
-        max_wait_ms: u64::try_from(MAX_WAIT.as_millis()).unwrap_or(u64::MAX),
+        max_wait_ms: u64::try_from(longest_claim(lease).as_millis()).unwrap_or(u64::MAX),
     }))
+}
+
+/// The longest a remote delegate's claim may wait: [`MAX_WAIT`], and never longer than its
+/// lease, so that a poll left open by a delegate that vanished keeps it connected for at
+/// most one lease after its last request.
+fn longest_claim(lease: Duration) -> Duration {
+    MAX_WAIT.min(lease)
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,7 +202,7 @@ pub async fn claim(
     Query(query): Query<ClaimQuery>,
 ) -> Result<Response, AppError> {
     let info = delegate(&state, &headers).await?;
-    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(MAX_WAIT);
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(longest_claim(info.lease));
     loop {
         let Some(task) = state.tasks.claim(&info, wait).await? else {
             return Ok(StatusCode::NO_CONTENT.into_response());
@@ -211,6 +266,17 @@ pub async fn heartbeat(
     Ok(Json(HeartbeatResponse { cancel }))
 }
 
+/// `POST /api/delegate/leave`: a delegate stopping cleanly says so; it is disconnected at once,
+/// and the tasks it still held go back to the queue.
+pub async fn leave(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let info = delegate(&state, &headers).await?;
+    state.tasks.leave(&info.name).await?;
+    Ok(Json(json!({})))
+}
+
 /// `GET /api/v1/delegates`.
 pub async fn list(
     State(state): State<AppState>,
@@ -247,25 +313,46 @@ pub async fn list(
 fn token_view(record: &DelegateTokenRecord, token: Option<String>) -> DelegateTokenView {
     DelegateTokenView {
         name: record.name.clone(),
+        selectors: record.selectors.clone(),
         created_at: timestamp(record.created_at),
         revoked_at: record.revoked_at.map(timestamp),
         token: token.map(SecretValue::new),
     }
 }
 
-/// `POST /api/v1/delegate-tokens`: a new token, shown once.
+/// `POST /api/v1/delegate-tokens`: a new token, shown once; restricted to selectors when the
+/// request names some.
 pub async fn create_token(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<DelegateTokenRequest>,
 ) -> Result<(StatusCode, Json<DelegateTokenView>), AppError> {
     let name =
         EntityName::parse(request.name.trim()).map_err(|e| AppError::invalid("name", e.message))?;
+    let selectors = request
+        .selectors
+        .as_deref()
+        .map(|selectors| {
+            if selectors.is_empty() {
+                return Err(AppError::invalid(
+                    "selectors",
+                    "a restricted token needs at least one selector; leave the field out for an unrestricted token",
+                ));
+            }
+            let mut parsed: Vec<String> = selectors
+                .iter()
+                .map(|s| Selector::parse(s).map(|s| s.as_str().to_owned()))
+                .collect::<Result<_, _>>()?;
+            parsed.sort();
+            parsed.dedup();
+            Ok(parsed)
+        })
+        .transpose()?;
     let token = new_token("rsd_");
     let record = state
         .store
-        .create_delegate_token(name.as_str(), &hash_token(&token))
+        .create_delegate_token(name.as_str(), &hash_token(&token), selectors)
         .await?;
-    tracing::info!(token = %name, "created delegate token");
+    tracing::info!(token = %name, restricted_to = ?record.selectors, "created delegate token");
     Ok((StatusCode::CREATED, Json(token_view(&record, Some(token)))))
 }
 
