@@ -895,3 +895,207 @@ fn every_initial_mode_gives_an_empty_branch_the_whole_scope_in_one_commit() {
         assert!(service.contains("type: SERVICE"), "{mode}: {service}");
     }
 }
+
+/// A server-side hook that holds a push on demand. Arming it (`arm`) makes the next push that
+/// reaches the hook wait until `release`, then end with `code`; pushes that find it unarmed
+/// pass. It is a barrier, so tests can kill the server at an exact step of a push.
+struct Hold {
+    dir: std::path::PathBuf,
+}
+
+impl Hold {
+    fn install(f: &Fixture, hook: &str, code: u8) -> Hold {
+        let dir = f.app.dir.path().join(format!("hold-{hook}"));
+        std::fs::create_dir_all(&dir).expect("hold dir");
+        let script = format!(
+            "#!/bin/sh\ncat >/dev/null\nd='{d}'\nif [ -e \"$d/armed\" ]; then\n  rm -f \"$d/armed\"\n  touch \"$d/entered\"\n  while [ ! -e \"$d/release\" ]; do sleep 0.02; done\n  rm -f \"$d/release\"\n  touch \"$d/done\"\n  exit {code}\nfi\nexit 0\n",
+            d = dir.display()
+        );
+        f.root.install_hook(REPO, hook, &script).expect("hook");
+        Hold { dir }
+    }
+
+    fn arm(&self) {
+        for marker in ["entered", "done"] {
+            let _ = std::fs::remove_file(self.dir.join(marker));
+        }
+        std::fs::write(self.dir.join("armed"), "").expect("arm");
+    }
+
+    #[track_caller]
+    fn wait_for(&self, marker: &str, f: &Fixture) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.dir.join(marker).exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the hook never got to {marker}\n{}",
+                f.app.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Lets the held push go on; `wait_for("done")` then waits until the hook has ended.
+    fn release(&self) {
+        let _ = std::fs::remove_file(self.dir.join("done"));
+        std::fs::write(self.dir.join("release"), "").expect("release");
+    }
+}
+
+/// Where a push is cut off by a SIGKILL of the server and all its children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// The push reached the remote, which was holding it and then refused it: it never landed.
+    BeforeLanding,
+    /// The push landed, and the server died before it recorded the answer.
+    AfterLanding,
+    /// The push was recorded.
+    AfterRecording,
+}
+
+/// A change made through the API to one workflow of Shop.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Create,
+    Modify,
+    Delete,
+    /// Renames the file to `<name>r`, or back from `<name>r` when it was renamed already.
+    Rename,
+}
+
+/// The operations tried at each cut: a first change (in the push that is cut) and, for the
+/// pairs that fold into each other, a second change to the same file accepted while that push
+/// is in flight.
+const SCENARIOS: &[(&str, Op, Option<Op>)] = &[
+    ("a", Op::Create, None),
+    ("b", Op::Modify, None),
+    ("c", Op::Delete, None),
+    ("d", Op::Rename, None),
+    ("e", Op::Create, Some(Op::Delete)),
+    ("f", Op::Create, Some(Op::Modify)),
+    ("g", Op::Create, Some(Op::Rename)),
+    ("h", Op::Modify, Some(Op::Delete)),
+    ("i", Op::Rename, Some(Op::Delete)),
+    ("j", Op::Delete, Some(Op::Create)),
+    ("k", Op::Modify, Some(Op::Rename)),
+    ("l", Op::Rename, Some(Op::Rename)),
+];
+
+fn workflow_path(name: &str) -> String {
+    format!("{SHOP}/Workflows/{name}.yaml")
+}
+
+/// Applies `op` to the workflow `name` (or `<name>r`, where a rename moved it), as the
+/// `step`th change of the scenario.
+fn change(f: &Fixture, name: &str, op: Op, step: u32) {
+    let renamed = format!("{name}r");
+    let current = if f.app.cli(&["get", &workflow_path(&renamed)], None).code == 0 {
+        renamed.clone()
+    } else {
+        name.to_owned()
+    };
+    match op {
+        Op::Create | Op::Modify => f.put(
+            &workflow_path(&current),
+            &workflow(&format!("{name} step {step}")),
+        ),
+        Op::Delete => {
+            f.app.cli(&["delete", &workflow_path(&current)], None).ok();
+        }
+        Op::Rename => {
+            let to = if current == renamed { name } else { &renamed };
+            f.app
+                .cli(&["rename", &workflow_path(&current), to], None)
+                .ok();
+        }
+    }
+}
+
+/// Kills the server and its children at `cut` in a push that carries the first change of
+/// every scenario, with the second changes accepted while that push is held; restarts it;
+/// and checks that once it is quiet the branch equals the store, each trailer is in exactly
+/// one commit, every message matches its diff, and no sync error is left.
+fn crash_during_a_push(cut: Cut) {
+    let mut f = Fixture::https(&[("README.md", "x\n")]);
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    // The files the first changes modify, delete or rename exist and are pushed.
+    for (name, first, _) in SCENARIOS {
+        if !matches!(first, Op::Create) {
+            f.put(&workflow_path(name), &workflow(&format!("{name} step 0")));
+        }
+    }
+    f.wait_settled();
+
+    if cut == Cut::AfterRecording {
+        for (name, first, _) in SCENARIOS {
+            change(&f, name, *first, 1);
+        }
+        f.wait_settled();
+        f.app.kill_with_children();
+        f.app.restart();
+        for (name, _, second) in SCENARIOS {
+            if let Some(second) = second {
+                change(&f, name, *second, 2);
+            }
+        }
+    } else {
+        // A push is held after it landed, so that every first change waits behind it and
+        // goes out together in the next push, which is the one cut.
+        let queue = Hold::install(&f, "post-receive", 0);
+        let refusing = (cut == Cut::BeforeLanding).then(|| Hold::install(&f, "pre-receive", 1));
+        let cut_hook = refusing.as_ref().unwrap_or(&queue);
+        queue.arm();
+        f.put(&workflow_path("gate"), &workflow("gate"));
+        queue.wait_for("entered", &f);
+        for (name, first, _) in SCENARIOS {
+            change(&f, name, *first, 1);
+        }
+        cut_hook.arm();
+        queue.release();
+        cut_hook.wait_for("entered", &f);
+        for (name, _, second) in SCENARIOS {
+            if let Some(second) = second {
+                change(&f, name, *second, 2);
+            }
+        }
+        f.app.kill_with_children();
+        cut_hook.release();
+        cut_hook.wait_for("done", &f);
+        f.app.restart();
+    }
+    f.wait_settled();
+    f.assert_converged(false);
+    // Every change is on the branch: the scenarios' files are there as the store has them.
+    let listing = f.git(&["ls-tree", "-r", "--name-only", "main", "--", SHOP]);
+    for (name, first, second) in SCENARIOS {
+        let last = second.unwrap_or(*first);
+        let present = listing.contains(&workflow_path(name))
+            || listing.contains(&workflow_path(&format!("{name}r")));
+        assert_eq!(
+            present,
+            !matches!(last, Op::Delete),
+            "scenario {name} ({first:?}, {second:?}): {listing}"
+        );
+    }
+}
+
+#[test]
+fn a_kill_while_a_push_is_held_before_landing_loses_nothing_and_pushes_each_change_once() {
+    crash_during_a_push(Cut::BeforeLanding);
+}
+
+#[test]
+fn a_kill_after_a_push_landed_and_before_its_answer_was_recorded_loses_nothing_and_pushes_each_change_once()
+ {
+    crash_during_a_push(Cut::AfterLanding);
+}
+
+#[test]
+fn a_kill_after_a_push_was_recorded_loses_nothing_and_pushes_each_change_once() {
+    crash_during_a_push(Cut::AfterRecording);
+}

@@ -896,11 +896,17 @@ impl Store {
                 files,
                 landed,
             } => {
+                // An attempt whose changes were all on the branch already, carried by a push
+                // whose answer was lost (its own task run again, or an attempt cut off by a
+                // restart), is recorded with that commit.
+                let recorded = commit
+                    .clone()
+                    .or_else(|| landed.last().map(|l| l.commit.clone()));
                 sqlx::query(
                     "UPDATE commit_attempts SET status = $1, commit_id = $2, files = $3, error = NULL, finished_at = $4 WHERE id = $5",
                 )
-                .bind(if commit.is_some() { "pushed" } else { "nothing" })
-                .bind(commit.clone())
+                .bind(if recorded.is_some() { "pushed" } else { "nothing" })
+                .bind(recorded.clone())
                 .bind(to_json(files)?)
                 .bind(now)
                 .bind(attempt_id)
@@ -919,7 +925,7 @@ impl Store {
                 .await?;
                 let paths: Vec<&str> = touched.iter().map(|f| f.path.as_str()).collect();
                 resolve_landed_errors(&mut tx, &link_id, &paths, now).await?;
-                if let Some(commit) = commit {
+                if let Some(commit) = &recorded {
                     sqlx::query(
                         "UPDATE sync_links SET base_commit = $1, updated_at = $2 WHERE id = $3",
                     )
