@@ -546,6 +546,51 @@ async fn ssh_a_declining_hook_is_push_rejected_without_retries() {
     declined_push(Transport::Ssh).await;
 }
 
+/// A pre-receive hook that takes the server's receive-pack down with it: git's words are all
+/// that explains such a failure.
+const DYING_HOOK: &str = "#!/bin/sh
+cat >/dev/null
+kill -9 $PPID
+";
+
+#[tokio::test]
+async fn a_push_that_fails_in_an_unclassified_way_says_what_git_said() {
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    fx.root
+        .install_hook(REPO, "pre-receive", DYING_HOOK)
+        .expect("hook");
+    let clone = fx.open("clone").await;
+    let error = clone
+        .commit_and_push(
+            &fx.remote,
+            Some(&base),
+            &[write("Setup/a.yaml", "a: 2\n")],
+            &bot(),
+            "Change",
+            3,
+        )
+        .await
+        .expect_err("the server died");
+    assert_eq!(error.kind, GitErrorKind::Other, "{error:?}");
+    assert_eq!(error.kind.code(), "git_failed");
+    // The message itself carries git's first error line ("fatal: the remote end hung up
+    // unexpectedly"), not only "git failed".
+    let prefix = format!("git failed for {}: ", fx.remote.url);
+    let said = error
+        .message
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(" (branch main)"))
+        .unwrap_or_else(|| panic!("{error:?}"));
+    assert!(
+        said.starts_with("fatal: ") || said.starts_with("error: "),
+        "{error:?}"
+    );
+    assert!(error.detail.contains(said), "{error:?}");
+    assert!(!error.to_string().contains(&fx.secret));
+    assert_eq!(fx.head("main"), Some(base));
+}
+
 #[tokio::test]
 async fn a_branch_that_moves_during_the_push_is_fetched_and_pushed_again() {
     let fx = Fixture::new(Transport::Https).await;
