@@ -20,6 +20,8 @@ pub struct TestApp {
     server: Child,
     server_log: PathBuf,
     transcript: Arc<Mutex<String>>,
+    /// The extra `serve` flags, given again on a restart.
+    serve_args: Vec<String>,
 }
 
 /// One CLI run.
@@ -86,15 +88,17 @@ impl TestApp {
             server,
             server_log,
             transcript,
+            serve_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
         }
     }
 
     /// Kills the server with SIGKILL (no clean shutdown at all) and starts it again on the
-    /// same data directory. The admin token stays the same.
+    /// same data directory, with the same flags. The admin token stays the same.
     pub fn crash_and_restart(&mut self) {
         let _ = self.server.kill();
         let _ = self.server.wait();
-        let (server, url, _, transcript, server_log) = start_server(self.dir.path(), &[]);
+        let args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
+        let (server, url, _, transcript, server_log) = start_server(self.dir.path(), &args);
         self.server = server;
         self.url = url;
         self.server_log = server_log;
