@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use reposync_api::{DelegateView, ListResponse, decode};
 use reposync_delegate::{Agent, DelegateName, HttpConfig, HttpTaskSource, run_remote};
-use reposync_git::GitRunner;
+use reposync_git::{GitRunner, TempRoot};
 use reposync_model::Selector;
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
@@ -64,7 +64,8 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     selectors: Vec<String>,
-    /// Where the delegate keeps its clones (by default <data-dir>/delegate).
+    /// Where the delegate keeps its clones and, in `tmp`, the temporary files of git
+    /// operations (by default <data-dir>/delegate). One delegate per directory.
     #[arg(long, env = "REPOSYNC_DELEGATE_WORK_DIR", value_name = "DIR")]
     work_dir: Option<PathBuf>,
     /// A file holding the delegate token (instead of REPOSYNC_DELEGATE_TOKEN).
@@ -185,9 +186,14 @@ async fn run(
         .unwrap_or_else(|| globals.data_dir.join("delegate"));
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("cannot create the work directory {}", work_dir.display()))?;
+    // Before any git runs: the lock keeps a second delegate off this work directory (its
+    // clones and temporary files), and what a killed delegate left there, key files
+    // included, is removed.
+    let temp_root = TempRoot::prepare(work_dir.join("tmp"))
+        .with_context(|| format!("cannot use the work directory {}", work_dir.display()))?;
 
     // The tools come first: a delegate that cannot run git must not take tasks.
-    let runner = GitRunner::new();
+    let runner = GitRunner::new().temp_root(temp_root);
     let git_version = runner
         .version()
         .await

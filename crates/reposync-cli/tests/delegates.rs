@@ -37,6 +37,11 @@ impl Delegate {
         Delegate::launch(app, name, name, token, selectors, path)
     }
 
+    /// Starts a delegate named `name` with `work` as its work directory.
+    fn start_in(app: &TestApp, name: &str, token: &str, work: &std::path::Path) -> Delegate {
+        Delegate::spawn(app, name, name, token, &[], None, work)
+    }
+
     /// Starts a delegate whose log and work directory are named after `label`, so that two
     /// processes may try the same delegate name.
     fn launch(
@@ -47,8 +52,20 @@ impl Delegate {
         selectors: &[&str],
         path: Option<&str>,
     ) -> Delegate {
-        let log = app.dir.path().join(format!("delegate-{label}.log"));
         let work = app.dir.path().join(format!("delegate-{label}"));
+        Delegate::spawn(app, label, name, token, selectors, path, &work)
+    }
+
+    fn spawn(
+        app: &TestApp,
+        label: &str,
+        name: &str,
+        token: &str,
+        selectors: &[&str],
+        path: Option<&str>,
+        work: &std::path::Path,
+    ) -> Delegate {
+        let log = app.dir.path().join(format!("delegate-{label}.log"));
         let mut command = Command::new(common::binary());
         common::hermetic(&mut command, app.dir.path());
         if let Some(path) = path {
@@ -65,7 +82,7 @@ impl Delegate {
                 name,
                 "--work-dir",
             ])
-            .arg(&work);
+            .arg(work);
         for selector in selectors {
             command.args(["--selector", selector]);
         }
@@ -646,4 +663,63 @@ fn a_killed_delegate_is_shown_disconnected_within_its_lease_and_its_tests_fail_a
     s.wait_disconnected("calm-1");
     let result = s.test("to-calm");
     assert_eq!(result["code"], "no_delegate", "{result}");
+}
+
+/// A delegate killed mid-operation leaves its operations' files (a decrypted key among them)
+/// in `<work-dir>/tmp`; the next start removes them before anything runs, and a second
+/// delegate may not share the work directory, whose files the first is using.
+#[test]
+fn a_delegate_wipes_its_temporary_folder_at_start_and_keeps_its_work_dir_to_itself() {
+    let s = Setup::new(&[]);
+    let token = s.token("solo");
+    let work = s.app.dir.path().join("delegate-solo");
+    let stale = work.join("tmp").join("reposync-git-a1B2c3");
+    std::fs::create_dir_all(&stale).expect("mkdir");
+    let canary = "stale-key-canary-7e1d0b";
+    std::fs::write(
+        stale.join("id"),
+        format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{canary}\n-----END OPENSSH PRIVATE KEY-----\n"
+        ),
+    )
+    .expect("write");
+    std::fs::write(stale.join("known_hosts"), "h ssh-ed25519 AAAA\n").expect("write");
+
+    let first = Delegate::start(&s.app, "solo", &token, &[]);
+    s.wait_connected(&["solo"]);
+    assert!(!stale.exists(), "the leftovers stayed:\n{}", first.log());
+    let temp = work.join("tmp");
+    let mode = std::fs::metadata(&temp).expect("tmp").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o700
+    );
+    let leaked = files_under(&work).into_iter().find(|file| {
+        std::fs::read(file)
+            .unwrap_or_default()
+            .windows(canary.len())
+            .any(|w| w == canary.as_bytes())
+    });
+    assert!(leaked.is_none(), "{leaked:?}");
+
+    // A second delegate on the same work directory refuses to start, naming the directory,
+    // and removes nothing of the first's.
+    std::fs::write(temp.join("in-use"), "").expect("write");
+    let mut second = Delegate::start_in(&s.app, "solo-twin", &token, &work);
+    let code = second.wait_exit(Duration::from_secs(30));
+    assert!(code.is_some_and(|c| c != 0), "{}", second.log());
+    let log = second.log();
+    assert!(log.contains(&temp.display().to_string()), "{log}");
+    assert!(log.contains("in use"), "{log}");
+    assert!(
+        temp.join("in-use").exists(),
+        "the second delegate wiped the first's files"
+    );
+    assert!(
+        !s.delegates().iter().any(|d| d["name"] == "solo-twin"),
+        "it never registered"
+    );
+    // The first one still works.
+    s.connector("git", &[]);
+    assert_eq!(s.test("git")["ok"], true, "{}", first.log());
 }

@@ -511,69 +511,112 @@ fn a_change_accepted_before_a_crash_is_pushed_exactly_once_after_the_restart() {
     );
 }
 
+/// A server with an SSH connector `ssh` to `acme/config.git` on a real sshd, and an
+/// application `Shop` whose first push has landed.
+struct SshSync {
+    app: TestApp,
+    root: RepoRoot,
+    /// The private key file the secret was made from.
+    key: std::path::PathBuf,
+    _server: SshServer,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl SshSync {
+    fn start(serve_args: &[&str]) -> SshSync {
+        ensure_git_user().expect("git user");
+        let rt = runtime();
+        let root = RepoRoot::new().expect("repo root");
+        root.create_repo(REPO, "main", &[("README.md", "x\n")])
+            .expect("repo");
+        let app = TestApp::spawn_with(serve_args);
+        let (key, public) = common::ssh_keygen(app.dir.path(), "deploy", &["-t", "ed25519"], "");
+        let server = rt
+            .block_on(SshServer::start(&root, &[public]))
+            .expect("sshd");
+        app.cli(
+            &[
+                "secret",
+                "create-ssh",
+                "deploy-key",
+                "--key-file",
+                key.to_str().expect("utf-8"),
+            ],
+            None,
+        )
+        .ok();
+        let known_hosts = app.dir.path().join("known_hosts");
+        std::fs::write(&known_hosts, server.known_hosts_line()).expect("known hosts");
+        app.cli(
+            &[
+                "connector",
+                "add",
+                "--name",
+                "ssh",
+                "--url",
+                &server.repo_url(REPO),
+                "--ssh-key-secret",
+                "deploy-key",
+                "--branch",
+                "main",
+                "--known-hosts-file",
+                known_hosts.to_str().expect("utf-8"),
+            ],
+            None,
+        )
+        .ok();
+        app.cli(&["app", "create", "Shop"], None).ok();
+        app.cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "ssh"],
+            None,
+        )
+        .ok();
+        let sync = SshSync {
+            app,
+            root,
+            key,
+            _server: server,
+            _rt: rt,
+        };
+        sync.wait_for_file(&format!("{SHOP}/Index.yaml"), "");
+        sync
+    }
+
+    /// Waits until `path` on main holds `needle`.
+    fn wait_for_file(&self, path: &str, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .root
+            .read_file(REPO, "main", path)
+            .is_ok_and(|text| text.contains(needle))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{path} not pushed over SSH: {}",
+                self.app.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn apply(&self, path: &str, yaml: &str) {
+        let file = self.app.dir.path().join("apply.yaml");
+        std::fs::write(&file, yaml).expect("write");
+        self.app
+            .cli(
+                &["apply", "--path", path, "-f", file.to_str().expect("utf-8")],
+                None,
+            )
+            .ok();
+    }
+}
+
 #[test]
 fn sync_pushes_over_ssh_too() {
-    ensure_git_user().expect("git user");
-    let rt = runtime();
-    let root = RepoRoot::new().expect("repo root");
-    root.create_repo(REPO, "main", &[("README.md", "x\n")])
-        .expect("repo");
-    let app = TestApp::spawn();
-    let (key, public) = common::ssh_keygen(app.dir.path(), "deploy", &["-t", "ed25519"], "");
-    let server = rt
-        .block_on(SshServer::start(&root, &[public]))
-        .expect("sshd");
-    app.cli(
-        &[
-            "secret",
-            "create-ssh",
-            "deploy-key",
-            "--key-file",
-            key.to_str().expect("utf-8"),
-        ],
-        None,
-    )
-    .ok();
-    let known_hosts = app.dir.path().join("known_hosts");
-    std::fs::write(&known_hosts, server.known_hosts_line()).expect("known hosts");
-    app.cli(
-        &[
-            "connector",
-            "add",
-            "--name",
-            "ssh",
-            "--url",
-            &server.repo_url(REPO),
-            "--ssh-key-secret",
-            "deploy-key",
-            "--branch",
-            "main",
-            "--known-hosts-file",
-            known_hosts.to_str().expect("utf-8"),
-        ],
-        None,
-    )
-    .ok();
-    app.cli(&["app", "create", "Shop"], None).ok();
-    app.cli(
-        &["sync", "enable", "--app", "Shop", "--connector", "ssh"],
-        None,
-    )
-    .ok();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while root
-        .read_file(REPO, "main", &format!("{SHOP}/Index.yaml"))
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "not pushed over SSH: {}",
-            app.server_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let repo = root.repo_path(REPO).expect("repo");
-    let message = root
+    let s = SshSync::start(&[]);
+    let repo = s.root.repo_path(REPO).expect("repo");
+    let message = s
+        .root
         .git()
         .run(&repo, &["log", "-1", "--format=%B", "main"])
         .expect("log");
@@ -581,6 +624,191 @@ fn sync_pushes_over_ssh_too() {
         message.contains(&format!("ADD: {SHOP}/Index.yaml")),
         "{message}"
     );
+}
+
+/// The ids of a process and of every process descended from it, read from /proc.
+fn process_tree(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid …`, where comm may hold spaces and parentheses.
+            let after_comm = &stat[stat.rfind(')')? + 1..];
+            let ppid = after_comm.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut tree = vec![root];
+    let mut index = 0;
+    while index < tree.len() {
+        let parent = tree[index];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, ppid)| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
+        index += 1;
+    }
+    tree
+}
+
+/// Every file under a folder, with its contents.
+fn files_with_contents(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read dir").flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                files.push((path, bytes));
+            }
+        }
+    }
+    files
+}
+
+fn holds(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// A SIGKILL during an SSH push used to leave the decrypted key in `$TMPDIR/reposync-git-*/id`
+/// for good. The key file lives in `<data-dir>/tmp` now, and the next start wipes it.
+#[test]
+fn a_key_file_left_by_a_server_killed_mid_operation_is_gone_after_the_restart() {
+    let mut s = SshSync::start(&["--poll-interval", "0"]);
+    // The next push waits in the server's pre-receive hook until the test releases it.
+    let repo = s.root.repo_path(REPO).expect("repo");
+    let entered = repo.join("hook-entered");
+    let release = repo.join("hook-release");
+    let hook = format!(
+        "#!/bin/sh\ncat >/dev/null\ntouch '{entered}'\nwhile [ ! -e '{release}' ]; do sleep 0.05; done\n",
+        entered = entered.display(),
+        release = release.display()
+    );
+    s.root
+        .install_hook(REPO, "pre-receive", &hook)
+        .expect("hook");
+    let path = format!("{SHOP}/Workflows/held.yaml");
+    s.apply(&path, &workflow("held in the hook"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !entered.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the push never reached the hook: {}",
+            s.app.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // The push holds the decrypted key in a file inside the data directory's tmp folder.
+    let data = s.app.data_dir();
+    let temp = data.join("tmp");
+    let key_files: Vec<_> = files_with_contents(&temp)
+        .into_iter()
+        .filter(|(path, _)| path.file_name().is_some_and(|n| n == "id"))
+        .collect();
+    assert_eq!(key_files.len(), 1, "{key_files:?}");
+    let (key_file, key_bytes) = &key_files[0];
+    let key_text = String::from_utf8_lossy(key_bytes).into_owned();
+    assert!(key_text.contains("PRIVATE KEY"), "not a key: {key_file:?}");
+    let needle = common::key_body_line(&key_text);
+    let original = common::key_body_line(&std::fs::read_to_string(&s.key).expect("key"));
+
+    // SIGKILL for the server and everything it started (git and ssh run in process groups
+    // of their own): nothing gets to clean up.
+    let tree = process_tree(s.app.pid());
+    assert!(tree.len() > 1, "git should be running under the server");
+    let status = std::process::Command::new("kill")
+        .arg("-KILL")
+        .args(tree.iter().map(u32::to_string))
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(key_file.exists(), "the killed push left its key file");
+
+    s.app.crash_and_restart();
+    assert!(!key_file.exists(), "the restart did not wipe {key_file:?}");
+    std::fs::write(&release, "").expect("release the hook");
+    s.wait_for_file(&path, "held in the hook");
+    // Stopped cleanly, so that no operation is running while the files are searched.
+    assert_eq!(s.app.stop(), 0);
+    let mode = std::fs::metadata(&temp).expect("tmp").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o700
+    );
+    for (file, bytes) in files_with_contents(&data) {
+        for secret in [&needle, &original] {
+            assert!(!holds(&bytes, secret), "key material left in {file:?}");
+        }
+        let name = file.file_name().unwrap_or_default();
+        assert!(
+            name != "id" && name != "known_hosts",
+            "a credential file was left: {file:?}"
+        );
+    }
+    s.app.assert_not_logged_or_stored(&[&needle, &original]);
+}
+
+/// An unclassified failure (the server's receive-pack dies) is recorded with git's own first
+/// error line, not only "git failed for <url>".
+#[test]
+fn a_push_that_fails_in_an_unclassified_way_is_recorded_with_gits_words() {
+    let f = Fixture::https(&[("README.md", "x\n")]);
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    let before = f.wait_pushed();
+    f.root
+        .install_hook(
+            REPO,
+            "pre-receive",
+            "#!/bin/sh\ncat >/dev/null\nkill -9 $PPID\n",
+        )
+        .expect("hook");
+    f.put(&format!("{SHOP}/Workflows/w.yaml"), &workflow("dies"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let error = loop {
+        let activity = f.app.cli(&["--json", "sync", "activity"], None).ok().json();
+        let failed = activity["attempts"]
+            .as_array()
+            .expect("attempts")
+            .iter()
+            .find_map(|a| a["error"].as_str().map(str::to_owned));
+        if let Some(error) = failed {
+            break error;
+        }
+        assert!(Instant::now() < deadline, "no failed attempt: {activity:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let prefix = format!("git_failed: git failed for {}: ", f.server.repo_url(REPO));
+    let said = error
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{error}"));
+    assert!(
+        said.starts_with("fatal: ") || said.starts_with("error: "),
+        "git's line is in the recorded error: {error}"
+    );
+    assert!(!error.contains(TOKEN));
+    // Retried, not given up: once the server works again, the change goes out.
+    std::fs::remove_file(
+        f.root
+            .repo_path(REPO)
+            .expect("repo")
+            .join("hooks/pre-receive"),
+    )
+    .expect("remove the hook");
+    let after = f.wait_pushed();
+    assert_eq!(f.commits_since(&before, &after), 1);
 }
 
 #[test]

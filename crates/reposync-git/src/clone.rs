@@ -259,11 +259,19 @@ pub enum FileChangeKind {
 impl LocalClone {
     /// Opens (creating if needed) the clone in `dir` for `branch` of `remote.url`.
     ///
-    /// Reuses an existing clone; if it is corrupt, locked by a dead process, or for another
-    /// URL or branch, removes it and starts afresh. Since the caller serialises the use of a
-    /// clone, any lock file found here was left by a process that died mid-operation. `dir`
-    /// must be empty or hold nothing but a clone's `.git`: anything else is refused rather
-    /// than deleted, in case the directory was misconfigured.
+    /// Reuses an existing clone. Since the caller serialises the use of a clone, a lock file
+    /// found here (`index.lock`, `shallow.lock`, `packed-refs.lock`, `config.lock`, a ref's
+    /// lock, `objects/maintenance.lock`…) was left by a process that died mid-operation: the
+    /// lock files and half-written packs are removed and the clone is checked as any other,
+    /// which is much cheaper than fetching a large repository again. The exception is a git
+    /// still running in the clone (left by a reposync killed on its own, whose children
+    /// survive it): then nothing is touched and the open fails, to be retried once it ends.
+    /// A clone that is corrupt, or for another URL or branch, is removed and made afresh.
+    /// `dir` must be empty or hold nothing but a clone's `.git`: anything else is refused
+    /// rather than deleted, in case the directory was misconfigured.
+    ///
+    /// A clone holding many loose objects or packs is compacted here, in the foreground,
+    /// since no command compacts it automatically (see [`GitRunner`]).
     pub async fn open(
         runner: &GitRunner,
         dir: &Path,
@@ -285,7 +293,10 @@ impl LocalClone {
             runner: runner.clone(),
         };
         match clone.state().await? {
-            CloneState::Usable => return Ok(clone),
+            CloneState::Usable => {
+                clone.compact_if_needed().await;
+                return Ok(clone);
+            }
             CloneState::Absent => {}
             CloneState::Unusable(reason) => {
                 tracing::warn!(dir = %clone.dir.display(), %reason, "starting the local clone afresh");
@@ -458,10 +469,7 @@ impl LocalClone {
         }
         check_changes(request.files)?;
         check_signature(request.author)?;
-        let scratch = tempfile::Builder::new()
-            .prefix("reposync-commit-")
-            .tempdir()
-            .map_err(|e| self.io_error("create a scratch directory", e))?;
+        let scratch = self.runner.private_dir("reposync-commit-")?;
         // Contents are hashed into the clone once, whatever the number of attempts.
         let ours = self.write_blobs(request.files, scratch.path()).await?;
         let max_attempts = request.max_attempts.max(1);
@@ -799,12 +807,7 @@ impl LocalClone {
         if !has_git_dir {
             return Ok(CloneState::Absent);
         }
-        if let Some(lock) = find_lock_file(&self.git_dir) {
-            return Ok(CloneState::Unusable(format!(
-                "a process died holding {}",
-                lock.display()
-            )));
-        }
+        self.remove_debris()?;
         let config = match self.local(&["config", "--local", "--list", "-z"]).await {
             Ok(config) => parse_config_list(&config),
             Err(e) => {
@@ -845,6 +848,60 @@ impl LocalClone {
         Ok(CloneState::Usable)
     }
 
+    /// Removes the lock files and half-written packs that a process killed mid-operation
+    /// leaves, unless a process still works in the clone, which is then an error.
+    fn remove_debris(&self) -> Result<(), GitError> {
+        let debris = find_debris(&self.git_dir);
+        if debris.is_empty() {
+            return Ok(());
+        }
+        if let Some(pid) = process_working_in(&self.git_dir) {
+            return Err(invalid(format!(
+                "process {pid} still works in the local clone {} (a git left running by an earlier reposync that was killed, or someone else's git); the clone is used again once it ends",
+                self.dir.display()
+            )));
+        }
+        for path in &debris {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(self.io_error(&format!("remove {}", path.display()), e));
+                }
+            }
+        }
+        let removed: Vec<String> = debris
+            .iter()
+            .map(|p| {
+                p.strip_prefix(&self.git_dir)
+                    .unwrap_or(p)
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        tracing::warn!(dir = %self.dir.display(), removed = ?removed, "removed what a process killed mid-operation left in the local clone");
+        Ok(())
+    }
+
+    /// Runs `git gc --auto` in the foreground when the clone has as many loose objects or
+    /// packs as git's own automatic gc waits for (estimated as git does, without starting a
+    /// process). A failure is logged, not returned: the clone works uncompacted.
+    async fn compact_if_needed(&self) {
+        if !needs_compacting(&self.git_dir.join("objects")) {
+            return;
+        }
+        tracing::info!(dir = %self.dir.display(), "compacting the local clone");
+        let mut command = self.local_command(&["gc", "--auto", "--quiet"]);
+        // Git's own thresholds, for this one command: every other runs with gc.auto=0.
+        command.config.extend([
+            ("gc.auto".to_owned(), GC_LOOSE_OBJECTS.to_string()),
+            ("gc.autoPackLimit".to_owned(), GC_PACKS.to_string()),
+        ]);
+        if let Err(error) = self.run(command).await {
+            tracing::warn!(dir = %self.dir.display(), %error, "cannot compact the local clone");
+        }
+    }
+
     /// Creates an empty repository configured to fetch the branch, as a partial clone unless
     /// it must hold whole files.
     async fn create(&self, contents: Contents) -> Result<(), GitError> {
@@ -870,10 +927,6 @@ impl LocalClone {
             (remote_key("tagOpt"), "--no-tags"),
             // Reflogs would keep every commit ever fetched alive for 90 days.
             ("core.logAllRefUpdates".to_owned(), "false"),
-            // Maintenance after a fetch must finish within the operation, not linger in the
-            // background holding locks that the next open would take for a crash.
-            ("gc.autoDetach".to_owned(), "false"),
-            ("maintenance.autoDetach".to_owned(), "false"),
         ];
         if contents == Contents::Blobless {
             settings.extend([
@@ -1620,7 +1673,15 @@ impl LocalClone {
     /// Pushes `commit` as the branch, never forcing: the server takes it only as a fast forward.
     async fn push(&self, remote: &Remote, commit: &str) -> Result<(), GitError> {
         let refspec = format!("{commit}:refs/heads/{}", self.branch);
-        let command = self.remote_command(remote, &["push", "--no-verify", ORIGIN, &refspec]);
+        let mut command = self.remote_command(remote, &["push", "--no-verify", ORIGIN, &refspec]);
+        // No delta search: it takes the remote's versions of the files we change as bases
+        // (a thin pack, which pushes over HTTP always send), and a blobless clone may never
+        // have fetched them, so with lazy fetching off the push would fail on a missing
+        // object whenever it changes an existing file. A window of 0 adds no such base; what
+        // we push is a few small files, which gain little from deltas anyway.
+        command
+            .config
+            .push(("pack.window".to_owned(), "0".to_owned()));
         let output = self.runner.output(&command).await?;
         if output.success {
             return Ok(());
@@ -1915,9 +1976,13 @@ fn refuses_object_requests(stderr: &str) -> bool {
     stderr.contains("unadvertised object") || stderr.contains("not our ref")
 }
 
-/// The first lock file under a git directory, skipping the fan-out directories of loose
-/// objects, which can be many and never hold locks.
-fn find_lock_file(git_dir: &Path) -> Option<PathBuf> {
+/// What a git process killed mid-operation leaves in a git directory: every lock file (git
+/// takes a lock by creating `<file>.lock` and renames it into place when done, so the file
+/// itself is intact) and the temporary files of a pack being received (`objects/pack/tmp_*`),
+/// which nothing else would ever remove. The fan-out directories of loose objects, which can
+/// be many and never hold locks, are skipped.
+fn find_debris(git_dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
     let mut pending = vec![git_dir.to_owned()];
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -1934,12 +1999,70 @@ fn find_lock_file(git_dir: &Path) -> Option<PathBuf> {
                 if !loose_fan_out {
                     pending.push(path);
                 }
-            } else if name.ends_with(".lock") {
-                return Some(path);
+            } else if name.ends_with(".lock")
+                || (dir.ends_with("objects/pack") && name.starts_with("tmp_"))
+            {
+                found.push(path);
             }
         }
     }
-    None
+    found.sort();
+    found
+}
+
+/// A live process (other than this one) whose environment names `git_dir` as its `GIT_DIR`,
+/// as every git command run on a clone, and the helpers it starts, do. Processes of other
+/// users, whose environment cannot be read, and systems without `/proc` find none.
+fn process_working_in(git_dir: &Path) -> Option<u32> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut wanted = b"GIT_DIR=".to_vec();
+    wanted.extend_from_slice(git_dir.as_os_str().as_bytes());
+    let own = std::process::id();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            (pid != own).then_some((pid, entry.path()))
+        })
+        .find(|(_, path)| {
+            std::fs::read(path.join("environ"))
+                .is_ok_and(|environ| environ.split(|b| *b == 0).any(|var| var == wanted))
+        })
+        .map(|(pid, _)| pid)
+}
+
+/// `gc.auto`'s default: how many loose objects make git's automatic gc compact a repository.
+const GC_LOOSE_OBJECTS: usize = 6700;
+
+/// `gc.autoPackLimit`'s default: how many packs make git's automatic gc repack them.
+const GC_PACKS: usize = 50;
+
+/// Whether `git gc --auto` would find work in this objects directory: more loose objects in
+/// the fan-out directory `17` than a 256th of [`GC_LOOSE_OBJECTS`] (git's own estimate), or
+/// more packs without a `.keep` file than [`GC_PACKS`].
+fn needs_compacting(objects: &Path) -> bool {
+    let names = |dir: PathBuf| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let loose = names(objects.join("17"))
+        .iter()
+        .filter(|name| name.len() >= 38 && name.chars().all(|c| c.is_ascii_hexdigit()))
+        .count();
+    let packs = names(objects.join("pack"));
+    let unkept = packs
+        .iter()
+        .filter_map(|name| name.strip_suffix(".pack"))
+        .filter(|stem| !packs.contains(&format!("{stem}.keep")))
+        .count();
+    loose > GC_LOOSE_OBJECTS.div_ceil(256) || unkept > GC_PACKS
 }
 
 /// Parses `git config --list -z`: `key\nvalue\0` entries; keys come lower-cased except for
@@ -2436,17 +2559,56 @@ mod tests {
     }
 
     #[test]
-    fn finds_lock_files_but_not_in_loose_object_directories() {
+    fn finds_locks_and_temporary_packs_but_not_in_loose_object_directories() {
         let dir = tempfile::tempdir().expect("tempdir");
         let git_dir = dir.path();
-        std::fs::create_dir_all(git_dir.join("objects/ab")).expect("mkdir");
-        std::fs::create_dir_all(git_dir.join("refs/remotes/origin")).expect("mkdir");
+        for folder in ["objects/ab", "objects/pack", "refs/remotes/origin"] {
+            std::fs::create_dir_all(git_dir.join(folder)).expect("mkdir");
+        }
         std::fs::write(git_dir.join("objects/ab/cd.lock"), "").expect("write");
-        assert_eq!(find_lock_file(git_dir), None);
-        std::fs::write(git_dir.join("refs/remotes/origin/main.lock"), "").expect("write");
+        std::fs::write(git_dir.join("objects/pack/pack-1.pack"), "").expect("write");
+        std::fs::write(git_dir.join("tmp_not_a_pack"), "").expect("write");
+        assert_eq!(find_debris(git_dir), Vec::<PathBuf>::new());
+        for file in [
+            "refs/remotes/origin/main.lock",
+            "objects/maintenance.lock",
+            "objects/pack/tmp_pack_Xy12",
+            "index.lock",
+        ] {
+            std::fs::write(git_dir.join(file), "").expect("write");
+        }
         assert_eq!(
-            find_lock_file(git_dir),
-            Some(git_dir.join("refs/remotes/origin/main.lock"))
+            find_debris(git_dir),
+            vec![
+                git_dir.join("index.lock"),
+                git_dir.join("objects/maintenance.lock"),
+                git_dir.join("objects/pack/tmp_pack_Xy12"),
+                git_dir.join("refs/remotes/origin/main.lock"),
+            ]
         );
+    }
+
+    #[test]
+    fn compacting_is_needed_past_gits_own_thresholds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let objects = dir.path();
+        std::fs::create_dir_all(objects.join("17")).expect("mkdir");
+        std::fs::create_dir_all(objects.join("pack")).expect("mkdir");
+        assert!(!needs_compacting(objects));
+        let loose = |n: usize| objects.join("17").join(format!("{n:038x}"));
+        for n in 0..27 {
+            std::fs::write(loose(n), "").expect("write");
+        }
+        assert!(!needs_compacting(objects), "27 is 6700/256 rounded up");
+        std::fs::write(loose(27), "").expect("write");
+        assert!(needs_compacting(objects));
+        std::fs::remove_dir_all(objects.join("17")).expect("remove");
+
+        for n in 0..51 {
+            std::fs::write(objects.join("pack").join(format!("pack-{n}.pack")), "").expect("write");
+        }
+        assert!(needs_compacting(objects), "51 packs");
+        std::fs::write(objects.join("pack/pack-0.keep"), "").expect("write");
+        assert!(!needs_compacting(objects), "a kept pack does not count");
     }
 }

@@ -205,7 +205,12 @@ impl GitError {
                 format!("no repository at {url}, or the credentials cannot see it"),
             )
         } else {
-            (GitErrorKind::Other, format!("git failed for {url}"))
+            // Unclassified: git's own words are the only explanation there is, so they go
+            // into the message itself, which is what sync errors and logs show.
+            (
+                GitErrorKind::Other,
+                format!("git failed for {url}: {}", first_error_line(stderr)),
+            )
         };
         GitError::new(kind, message, detail)
     }
@@ -217,7 +222,10 @@ impl GitError {
     pub(crate) fn local(stderr: &str, subcommand: &str, place: &str) -> GitError {
         GitError::new(
             GitErrorKind::Other,
-            format!("`git {subcommand}` failed in {place}"),
+            format!(
+                "`git {subcommand}` failed in {place}: {}",
+                first_error_line(stderr)
+            ),
             last_meaningful_lines(stderr),
         )
     }
@@ -306,6 +314,38 @@ fn push_detail(stderr: &str) -> String {
     }
     let start = lines.len().saturating_sub(6);
     truncate_detail(lines[start..].join(" / "))
+}
+
+/// The line of git's (already scrubbed) output that says what went wrong: the first `fatal:`
+/// or `error:` line, its own or the server's, or else the first line that is not a hint or
+/// the name of the remote; capped at 300 bytes.
+fn first_error_line(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("hint:") && !l.starts_with("@@@"))
+        .collect();
+    let is_error = |line: &str| {
+        let line = line.strip_prefix("remote:").map_or(line, str::trim_start);
+        line.starts_with("fatal:") || line.starts_with("error:")
+    };
+    let is_context = |line: &str| line.starts_with("To ") || line.starts_with("From ");
+    let line = lines
+        .iter()
+        .find(|l| is_error(l))
+        .or_else(|| lines.iter().find(|l| !is_context(l)))
+        .copied()
+        .unwrap_or("git printed no reason");
+    let mut line = line.to_owned();
+    if line.len() > 300 {
+        let mut cut = 300;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
 }
 
 /// The last few non-empty lines of git's output, which carry the reason; progress lines and
@@ -439,6 +479,39 @@ mod tests {
             GitErrorKind::Timeout
         );
         assert_eq!(kind("fatal: something odd"), GitErrorKind::Other);
+    }
+
+    #[test]
+    fn an_unclassified_failure_says_what_git_said_in_its_message() {
+        let error = GitError::classify(
+            "To https://h/r.git\nerror: RPC failed; HTTP 500 curl 22 The requested URL returned error: 500\nsend-pack: unexpected disconnect while reading sideband packet\nfatal: the remote end hung up unexpectedly\n",
+            "https://h/r.git",
+        );
+        assert_eq!(error.kind, GitErrorKind::Other);
+        assert_eq!(
+            error.message,
+            "git failed for https://h/r.git: error: RPC failed; HTTP 500 curl 22 The requested URL returned error: 500"
+        );
+        let lock = GitError::local(
+            "fatal: Unable to create '/c/.git/shallow.lock': File exists.\n\nAnother git process seems to be running in this repository\n",
+            "fetch",
+            "the local clone /c",
+        );
+        assert_eq!(
+            lock.message,
+            "`git fetch` failed in the local clone /c: fatal: Unable to create '/c/.git/shallow.lock': File exists."
+        );
+        assert_eq!(
+            GitError::classify("remote: something broke\n", "u").message,
+            "git failed for u: remote: something broke"
+        );
+        assert_eq!(
+            GitError::classify("", "u").message,
+            "git failed for u: git printed no reason"
+        );
+        let long = format!("fatal: {}", "é".repeat(400));
+        let message = GitError::classify(&long, "u").message;
+        assert!(message.len() < 330 && message.ends_with('…'), "{message}");
     }
 
     fn push_kind(stderr: &str) -> GitErrorKind {

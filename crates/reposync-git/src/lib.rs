@@ -5,9 +5,12 @@
 //! the host's `GIT_*`, `SSL_*` or `SSH_*` variables, which would otherwise override what we
 //! configure. Credentials reach only the one child that needs them: an HTTPS token through a
 //! credential helper that reads the child's environment, an SSH key through a 0600 file in a
-//! private temporary directory that lives exactly as long as the operation. Nothing secret is
-//! ever put in argv or in the URL given to git. Every operation has a timeout, after which the
-//! whole process group is killed. Failures are classified into [`GitErrorKind`] so callers can
+//! private temporary directory that lives exactly as long as the operation. Those directories
+//! live under one [`TempRoot`] that the process wipes and locks when it starts, so even a key
+//! file left by a process killed mid-operation does not survive the next start. Nothing
+//! secret is ever put in argv or in the URL given to git. Every operation has a timeout, after
+//! which the whole process group is killed, and none may leave work running behind it:
+//! automatic gc, background maintenance and hooks are off for every command. Failures are classified into [`GitErrorKind`] so callers can
 //! tell a wrong token from an unknown host key without parsing English themselves.
 //!
 //! [`LocalClone`] keeps a shallow, blobless clone of one branch on disk between operations,
@@ -18,6 +21,7 @@ mod auth;
 mod clone;
 mod error;
 mod runner;
+mod temp;
 
 pub use auth::{GitAuth, Remote};
 pub use clone::{
@@ -27,3 +31,4 @@ pub use clone::{
 };
 pub use error::{GitError, GitErrorKind};
 pub use runner::{GitRunner, GitVersion, MIN_GIT_VERSION, RemoteRef};
+pub use temp::{DirLock, TempRoot, TempRootError};

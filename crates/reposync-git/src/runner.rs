@@ -8,6 +8,7 @@ use tokio::process::Command;
 
 use crate::auth::{GitAuth, Remote};
 use crate::error::{GitError, GitErrorKind, scrub};
+use crate::temp::TempRoot;
 
 /// The oldest git reposync supports: 2.29 brought `git fetch --stdin` and
 /// `--no-write-fetch-head`, with which the local clone fetches many missing file contents in
@@ -59,12 +60,36 @@ pub struct RemoteRef {
     pub commit: String,
 }
 
+/// Configuration every git command gets, whatever the repository's own config says (the
+/// environment's configuration outranks a repository's), so that it holds for clones made by
+/// older versions too. Nothing git starts may outlive the operation or run behind its back:
+/// a detached `git maintenance` or `git gc` would hold locks that the next operation takes
+/// for a crash, and would escape the process-group kill that ends a timed-out or cancelled
+/// operation. [`crate::LocalClone`] compacts its repository itself, in the foreground.
+const NO_BACKGROUND_WORK: &[(&str, &str)] = &[
+    ("gc.auto", "0"),
+    ("gc.autoDetach", "false"),
+    ("gc.writeCommitGraph", "false"),
+    ("maintenance.auto", "false"),
+    ("maintenance.autoDetach", "false"),
+    ("fetch.writeCommitGraph", "false"),
+    ("fetch.recurseSubmodules", "false"),
+    ("submodule.recurse", "false"),
+    // The file-system monitor is a daemon that outlives the command that starts it.
+    ("core.fsmonitor", "false"),
+    // No hook of any repository runs: a clone has none, and none must be slipped in.
+    ("core.hooksPath", "/dev/null"),
+];
+
 /// Runs git with a fixed, isolated environment and a timeout.
 #[derive(Debug, Clone)]
 pub struct GitRunner {
     git: PathBuf,
     search_path: OsString,
     timeout: Duration,
+    /// Where each operation's private directory is made; the system's temporary directory
+    /// when `None`, which only library tests should rely on.
+    temp_root: Option<TempRoot>,
 }
 
 impl GitRunner {
@@ -83,7 +108,43 @@ impl GitRunner {
             git: git.into(),
             search_path,
             timeout: Duration::from_secs(60),
+            temp_root: None,
         }
+    }
+
+    /// Makes every operation's private directory (its `HOME`, key and CA files, scratch
+    /// files) inside `root`, which the process has prepared (wiped and locked) at start, so
+    /// that nothing an operation leaves behind when the process is killed survives the next
+    /// start.
+    pub fn temp_root(mut self, root: TempRoot) -> GitRunner {
+        self.temp_root = Some(root);
+        self
+    }
+
+    /// A fresh private (0700) directory for one operation, removed when dropped: inside the
+    /// temporary root when one is set, never silently elsewhere.
+    pub(crate) fn private_dir(&self, prefix: &str) -> Result<tempfile::TempDir, GitError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut builder = tempfile::Builder::new();
+        builder
+            .prefix(prefix)
+            .permissions(std::fs::Permissions::from_mode(0o700));
+        let made = match &self.temp_root {
+            Some(root) => builder.tempdir_in(root.path()),
+            None => builder.tempdir(),
+        };
+        made.map_err(|e| {
+            let place = self
+                .temp_root
+                .as_ref()
+                .map(|root| format!(" in {}", root.path().display()))
+                .unwrap_or_default();
+            GitError::new(
+                GitErrorKind::Other,
+                format!("cannot create a private temporary directory{place}: {e}"),
+                "",
+            )
+        })
     }
 
     /// Sets the directories searched for git, ssh and the helpers git starts (the `PATH` the
@@ -112,7 +173,7 @@ impl GitRunner {
             .map_err(|e| match e.kind {
                 GitErrorKind::Other => GitError::new(
                     GitErrorKind::GitUnavailable,
-                    "`git --version` failed",
+                    format!("`git --version` failed: {}", e.message),
                     e.detail,
                 ),
                 _ => e,
@@ -144,16 +205,7 @@ impl GitRunner {
         let unavailable = |message: String, detail: &str| {
             GitError::new(GitErrorKind::SshUnavailable, message, detail)
         };
-        let private_dir = tempfile::Builder::new()
-            .prefix("reposync-ssh-")
-            .tempdir()
-            .map_err(|e| {
-                GitError::new(
-                    GitErrorKind::Other,
-                    format!("cannot create a private temporary directory: {e}"),
-                    "",
-                )
-            })?;
+        let private_dir = self.private_dir("reposync-ssh-")?;
         let mut command = Command::new("ssh");
         command
             .arg("-V")
@@ -268,10 +320,7 @@ impl GitRunner {
         let io_error = |what: &str, e: std::io::Error| {
             GitError::new(GitErrorKind::Other, format!("cannot {what}: {e}"), "")
         };
-        let private_dir = tempfile::Builder::new()
-            .prefix("reposync-git-")
-            .tempdir()
-            .map_err(|e| io_error("create a private temporary directory", e))?;
+        let private_dir = self.private_dir("reposync-git-")?;
         let connect_timeout = self.timeout.as_secs().clamp(1, 30);
         let prepared = command
             .auth
@@ -287,6 +336,11 @@ impl GitRunner {
             ("http.lowSpeedLimit".into(), "1000".into()),
             ("http.lowSpeedTime".into(), connect_timeout.to_string()),
         ];
+        config.extend(
+            NO_BACKGROUND_WORK
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+        );
         let mut child_command = Command::new(&self.git);
         child_command
             .env_clear()

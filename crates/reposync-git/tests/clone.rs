@@ -594,6 +594,51 @@ async fn ssh_a_declining_hook_is_push_rejected_without_retries() {
     declined_push(Transport::Ssh).await;
 }
 
+/// A pre-receive hook that takes the server's receive-pack down with it: git's words are all
+/// that explains such a failure.
+const DYING_HOOK: &str = "#!/bin/sh
+cat >/dev/null
+kill -9 $PPID
+";
+
+#[tokio::test]
+async fn a_push_that_fails_in_an_unclassified_way_says_what_git_said() {
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    fx.root
+        .install_hook(REPO, "pre-receive", DYING_HOOK)
+        .expect("hook");
+    let clone = fx.open("clone").await;
+    let error = clone
+        .commit_files(
+            &fx.remote,
+            Some(&base),
+            &[write("Setup/a.yaml", "a: 2\n")],
+            &bot(),
+            "Change",
+            3,
+        )
+        .await
+        .expect_err("the server died");
+    assert_eq!(error.kind, GitErrorKind::Other, "{error:?}");
+    assert_eq!(error.kind.code(), "git_failed");
+    // The message itself carries git's first error line ("fatal: the remote end hung up
+    // unexpectedly"), not only "git failed".
+    let prefix = format!("git failed for {}: ", fx.remote.url);
+    let said = error
+        .message
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(" (branch main)"))
+        .unwrap_or_else(|| panic!("{error:?}"));
+    assert!(
+        said.starts_with("fatal: ") || said.starts_with("error: "),
+        "{error:?}"
+    );
+    assert!(error.detail.contains(said), "{error:?}");
+    assert!(!error.to_string().contains(&fx.secret));
+    assert_eq!(fx.head("main"), Some(base));
+}
+
 #[tokio::test]
 async fn a_branch_that_moves_during_the_push_is_fetched_and_pushed_again() {
     let fx = Fixture::new(Transport::Https).await;
@@ -669,12 +714,6 @@ fn corruptions() -> Vec<(&'static str, Corruption)> {
             {
                 std::fs::remove_dir_all(entry.path()).expect("remove");
             }
-        }),
-        ("a stale shallow.lock", |git: &Path| {
-            std::fs::write(git.join("shallow.lock"), "").expect("write")
-        }),
-        ("a stale ref lock", |git: &Path| {
-            std::fs::write(git.join("refs/remotes/origin/main.lock"), "").expect("write")
         }),
         ("another URL", |git: &Path| {
             let config = std::fs::read_to_string(git.join("config")).expect("read");
@@ -993,4 +1032,217 @@ async fn own_commits_since_the_base_are_never_a_conflict_and_the_message_lists_t
         ],
     );
     assert_eq!(diff.trim_end(), "M\tSetup/a.yaml");
+}
+
+/// A thin pack takes the remote's old versions of changed files as delta bases; a blobless
+/// clone that never read them used to fail the push on a missing object (lazy fetching is
+/// off), which Git Sync retried for ever as an unclassified `git failed`.
+#[tokio::test]
+async fn a_blobless_clone_pushes_changes_to_files_whose_old_contents_it_never_fetched() {
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    fx.bare(&["config", "uploadpack.allowFilter", "true"]);
+    let clone = fx.open("clone").await;
+    clone.fetch(&fx.remote).await.expect("fetch");
+    assert_eq!(fx.blobs_in_clone(&clone), 0, "blobless");
+    let (commit, parent, _) = pushed(
+        clone
+            .commit_files(
+                &fx.remote,
+                Some(&base),
+                &[
+                    write("Setup/a.yaml", "a: 1\nand: more\n"),
+                    write(PROVIDER, "type: GIT\nurl: x\n"),
+                ],
+                &bot(),
+                "Change existing files",
+                3,
+            )
+            .await
+            .expect("push"),
+    );
+    assert_eq!(parent.as_deref(), Some(base.as_str()));
+    let tree = fx.tree(&commit);
+    assert!(tree.contains(&("Setup/a.yaml".into(), "a: 1\nand: more\n".into())));
+    assert!(tree.contains(&("Setup/b.yaml".into(), "b: 1\n".into())));
+    fx.bare(&["fsck", "--no-dangling"]);
+}
+
+/// Every lock file a git killed mid-operation can leave, and a half-received pack.
+const DEBRIS: &[&str] = &[
+    "index.lock",
+    "shallow.lock",
+    "objects/maintenance.lock",
+    "refs/remotes/origin/main.lock",
+    "packed-refs.lock",
+    "config.lock",
+    "HEAD.lock",
+    "objects/pack/tmp_pack_a1b2c3",
+];
+
+#[tokio::test]
+async fn what_a_killed_git_leaves_is_removed_and_the_clone_is_reused() {
+    let fx = Fixture::new(Transport::Https).await;
+    fx.populate();
+    fx.bare(&["config", "uploadpack.allowFilter", "true"]);
+    for (number, debris) in DEBRIS.iter().enumerate() {
+        let name = format!("clone-{number}");
+        let clone = fx.open(&name).await;
+        clone.fetch(&fx.remote).await.expect("fetch");
+        let git_dir = clone.dir().join(".git");
+        std::fs::write(git_dir.join("reused-marker"), "").expect("marker");
+        std::fs::write(git_dir.join(debris), "").expect("plant");
+        let head = fx.external_commit(
+            &[("Setup/a.yaml", Some(&format!("a: {number}\n")))],
+            "Elsewhere",
+        );
+
+        let clone = fx.open(&name).await;
+        assert!(git_dir.join("reused-marker").exists(), "{debris}: recloned");
+        assert!(!git_dir.join(debris).exists(), "{debris}: left in place");
+        // The operations that take those locks work again.
+        assert_eq!(
+            clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
+            Some(head.as_str()),
+            "{debris}"
+        );
+        let (_, parent, _) = pushed(
+            clone
+                .commit_files(
+                    &fx.remote,
+                    Some(&head),
+                    &[write("Setup/b.yaml", &format!("b: {number}\n"))],
+                    &bot(),
+                    "Ours",
+                    3,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{debris}: {e}")),
+        );
+        assert_eq!(parent.as_deref(), Some(head.as_str()), "{debris}");
+    }
+}
+
+#[tokio::test]
+async fn a_lock_held_by_a_git_still_running_in_the_clone_is_left_alone() {
+    let fx = Fixture::new(Transport::Https).await;
+    let head = fx.populate();
+    let clone = fx.open("clone").await;
+    clone.fetch(&fx.remote).await.expect("fetch");
+    let git_dir = clone.dir().join(".git");
+    let lock = git_dir.join("shallow.lock");
+    std::fs::write(&lock, "").expect("plant");
+    // A process working in the clone as a git left behind by a killed reposync would.
+    let mut survivor = std::process::Command::new("sleep")
+        .arg("600")
+        .env_clear()
+        .env("GIT_DIR", &git_dir)
+        .spawn()
+        .expect("sleep");
+
+    let error = LocalClone::open(&fx.runner, clone.dir(), &fx.remote, "main")
+        .await
+        .expect_err("in use");
+    survivor.kill().expect("kill");
+    survivor.wait().expect("wait");
+    assert_eq!(error.kind, GitErrorKind::Other, "retried later: {error}");
+    assert!(
+        error.message.contains(&survivor.id().to_string()),
+        "names the process: {error}"
+    );
+    assert!(lock.exists(), "the lock of a live process stays");
+
+    let clone = fx.open("clone").await;
+    assert!(!lock.exists());
+    assert_eq!(
+        clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
+        Some(head.as_str())
+    );
+}
+
+/// The packs in a clone's objects directory.
+fn packs(clone: &LocalClone) -> usize {
+    std::fs::read_dir(clone.dir().join(".git/objects/pack"))
+        .expect("pack dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".pack"))
+        .count()
+}
+
+/// Clones made by older versions may ask for background maintenance in their own config:
+/// the runner's settings win, so nothing runs behind the operation's back.
+#[tokio::test]
+async fn no_command_leaves_maintenance_running_whatever_the_clone_config_says() {
+    let fx = Fixture::new(Transport::Https).await;
+    fx.populate();
+    let clone = fx.open("clone").await;
+    clone.fetch(&fx.remote).await.expect("fetch");
+    for (key, value) in [
+        ("fetch.writeCommitGraph", "true"),
+        ("gc.auto", "1"),
+        ("gc.autoPackLimit", "1"),
+        ("gc.autoDetach", "false"),
+        ("maintenance.auto", "true"),
+        ("maintenance.autoDetach", "false"),
+        // Every fetch keeps its own pack, so that two packs are there to repack.
+        ("fetch.unpackLimit", "1"),
+    ] {
+        fx.in_clone(&clone, &["config", key, value]);
+    }
+    let before = packs(&clone);
+    fx.external_commit(&[("Setup/a.yaml", Some("a: 2\n"))], "Elsewhere");
+    clone.fetch(&fx.remote).await.expect("fetch");
+    let objects = clone.dir().join(".git/objects");
+    assert!(
+        !objects.join("info/commit-graph").exists(),
+        "commit graph written"
+    );
+    assert!(
+        !objects.join("info/commit-graphs").exists(),
+        "commit graph written"
+    );
+    assert!(!objects.join("maintenance.lock").exists());
+    assert_eq!(packs(&clone), before + 1, "gc ran after the fetch");
+}
+
+#[tokio::test]
+async fn a_clone_with_many_packs_is_compacted_when_opened() {
+    let fx = Fixture::new(Transport::Https).await;
+    let head = fx.populate();
+    let clone = fx.open("clone").await;
+    clone.fetch(&fx.remote).await.expect("fetch");
+    // More packs than git's automatic gc allows (50), as many fetches would leave.
+    let scratch = tempfile::tempdir().expect("scratch");
+    let pack_base = clone.dir().join(".git/objects/pack/pack");
+    for n in 0..51 {
+        let file = scratch.path().join(format!("blob-{n}"));
+        std::fs::write(&file, format!("content {n}\n")).expect("write");
+        let oid = fx.in_clone(
+            &clone,
+            &["hash-object", "-w", file.to_str().expect("utf-8")],
+        );
+        let mut pack = fx.root.git().command();
+        pack.current_dir(clone.dir())
+            .env("GIT_DIR", clone.dir().join(".git"))
+            .args(["pack-objects", "-q"])
+            .arg(&pack_base)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        let mut child = pack.spawn().expect("pack-objects");
+        std::io::Write::write_all(
+            &mut child.stdin.take().expect("stdin"),
+            format!("{oid}\n").as_bytes(),
+        )
+        .expect("write oid");
+        assert!(child.wait().expect("wait").success());
+    }
+    assert!(packs(&clone) > 50, "{}", packs(&clone));
+
+    let clone = fx.open("clone").await;
+    assert!(packs(&clone) < 5, "not compacted: {} packs", packs(&clone));
+    let files = clone
+        .read_files(&fx.remote, &head, "Setup/a")
+        .await
+        .expect("read");
+    assert_eq!(files, vec![("Setup/a.yaml".to_owned(), b"a: 1\n".to_vec())]);
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use reposync_git::{GitAuth, GitErrorKind, GitRunner, Remote};
+use reposync_git::{GitAuth, GitErrorKind, GitRunner, Remote, TempRoot};
 use reposync_testkit::TestCa;
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -225,4 +225,70 @@ async fn a_missing_ssh_is_not_a_missing_repository() {
         .expect_err("no ssh");
     assert_eq!(error.kind, GitErrorKind::SshUnavailable, "{error}");
     assert_eq!(error.kind.code(), "ssh_unavailable");
+}
+
+/// The files of every directory directly under `dir`, by directory name.
+fn private_dirs(dir: &std::path::Path) -> Vec<(String, Vec<String>)> {
+    std::fs::read_dir(dir)
+        .expect("read the temporary root")
+        .flatten()
+        .map(|entry| {
+            let files = std::fs::read_dir(entry.path())
+                .map(|files| {
+                    files
+                        .flatten()
+                        .map(|f| f.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (entry.file_name().to_string_lossy().into_owned(), files)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_operations_files_live_in_the_temporary_root_and_leave_with_it() {
+    let ca = TestCa::new("temp root CA").expect("ca");
+    let (port, mut seen) = credential_trap(&ca).await;
+    let parent = tempfile::tempdir().expect("tempdir");
+    let root = TempRoot::prepare(parent.path().join("tmp")).expect("temp root");
+    let runner = GitRunner::new()
+        .timeout(Duration::from_secs(3))
+        .temp_root(root.clone());
+    let remote = https_remote(port, Some(ca.cert_pem()));
+    let operation = tokio::spawn(async move { runner.ls_remote_heads(&remote).await });
+    tokio::time::timeout(Duration::from_secs(3), seen.recv())
+        .await
+        .expect("git sent credentials")
+        .expect("header");
+
+    // git waits on the server: its private directory, with the CA file, is in the root.
+    let during = private_dirs(root.path());
+    assert_eq!(during.len(), 1, "{during:?}");
+    assert!(during[0].0.starts_with("reposync-git-"), "{during:?}");
+    assert!(during[0].1.contains(&"ca.pem".to_owned()), "{during:?}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(root.path().join(&during[0].0))
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+
+    let error = operation.await.expect("join").expect_err("never answered");
+    assert_eq!(error.kind, GitErrorKind::Timeout, "{error}");
+    assert!(private_dirs(root.path()).is_empty(), "left behind");
+
+    // A root that disappeared is an error naming it, never a silent fall-back elsewhere.
+    std::fs::remove_dir(root.path()).expect("remove the root");
+    let error = GitRunner::new()
+        .temp_root(root.clone())
+        .version()
+        .await
+        .expect_err("no root");
+    assert!(
+        error
+            .to_string()
+            .contains(&root.path().display().to_string()),
+        "{error}"
+    );
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use reposync_git::{GitRunner, TempRoot, TempRootError};
 use reposync_model::Selector;
 use reposync_secrets::{MasterKey, MasterKeyOrigin};
 use reposync_store::Store;
@@ -13,6 +14,10 @@ use crate::state::AppState;
 
 /// The file in the data directory holding the admin token, for the local CLI.
 pub const TOKEN_FILE_NAME: &str = "admin.token";
+
+/// The folder of the data directory that holds the temporary files of git operations (key
+/// files among them); emptied at every start, never worth a backup.
+pub const TEMP_DIR_NAME: &str = "tmp";
 
 /// How the server is set up.
 #[derive(Clone)]
@@ -107,6 +112,8 @@ pub enum BootstrapError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    TempRoot(#[from] TempRootError),
+    #[error(transparent)]
     MasterKey(#[from] reposync_secrets::MasterKeyError),
     #[error(transparent)]
     Store(#[from] reposync_store::StoreError),
@@ -117,8 +124,8 @@ pub enum BootstrapError {
     },
 }
 
-/// Prepares the data directory, the master key, the database and, on first start, the admin
-/// token.
+/// Prepares the data directory and its temporary folder, the master key, the database and,
+/// on first start, the admin token.
 pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapError> {
     let data_dir = &config.data_dir;
     fs::DirBuilder::new()
@@ -129,6 +136,10 @@ pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapEr
             path: data_dir.clone(),
             source,
         })?;
+    // First, before anything can start a git operation: a key file left by a server killed
+    // mid-operation goes now.
+    let temp_root = TempRoot::prepare(data_dir.join(TEMP_DIR_NAME))?;
+    let git = GitRunner::new().temp_root(temp_root);
     let (master, origin) = MasterKey::load_or_create(data_dir, config.master_key.as_deref())?;
     let url = config
         .database_url
@@ -150,7 +161,7 @@ pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapEr
         None
     };
     Ok(Bootstrapped {
-        state: AppState::new(store, config),
+        state: AppState::new(store, config, git),
         master_key_origin: origin,
         new_admin_token,
         token_file,

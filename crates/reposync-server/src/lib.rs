@@ -19,7 +19,7 @@ mod sync;
 mod tasks;
 mod views;
 
-pub use bootstrap::{Bootstrapped, ServerConfig, TOKEN_FILE_NAME, bootstrap};
+pub use bootstrap::{Bootstrapped, ServerConfig, TEMP_DIR_NAME, TOKEN_FILE_NAME, bootstrap};
 pub use routes::build_app;
 pub use state::AppState;
 pub use tasks::{BuiltinDelegate, TaskHub};

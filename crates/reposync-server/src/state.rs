@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use reposync_git::GitRunner;
 use reposync_store::Store;
 
 use crate::bootstrap::ServerConfig;
@@ -11,14 +12,18 @@ pub struct AppState {
     pub store: Store,
     pub tasks: TaskHub,
     pub config: Arc<ServerConfig>,
+    /// The runner of the built-in delegate's git operations, which keep their temporary
+    /// files in the data directory's `tmp` folder.
+    pub git: GitRunner,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: ServerConfig) -> AppState {
+    pub fn new(store: Store, config: ServerConfig, git: GitRunner) -> AppState {
         AppState {
             tasks: TaskHub::new(store.clone()),
             store,
             config: Arc::new(config),
+            git,
         }
     }
 }

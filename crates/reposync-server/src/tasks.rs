@@ -882,10 +882,7 @@ impl TaskHub {
             }),
             TaskStatus::Failed => Err(DispatchFailure {
                 code: result["code"].as_str().unwrap_or("failed").to_owned(),
-                message: result["message"]
-                    .as_str()
-                    .unwrap_or("the sync task failed")
-                    .to_owned(),
+                message: failure_message(&result),
             }),
             TaskStatus::Queued | TaskStatus::Running => Err(DispatchFailure {
                 code: "timeout".into(),
@@ -948,6 +945,27 @@ fn failed_test_result(url: &str, branch: Option<&str>, code: &str, message: Stri
            "duration_ms": 0, "tested_at": timestamp(now_millis())})
 }
 
+/// What a failed sync task says to people: the delegate's message and, unless the message
+/// already quotes one of its lines, git's own words (`detail`, already scrubbed of secrets by
+/// the delegate), because the sync errors and attempts that record the failure keep only
+/// this one text.
+fn failure_message(result: &Value) -> String {
+    let message = result["message"]
+        .as_str()
+        .filter(|m| !m.is_empty())
+        .unwrap_or("the sync task failed");
+    let detail = result["detail"].as_str().map(str::trim).unwrap_or_default();
+    // The delegate joins git's last lines with " / ".
+    let quoted = detail
+        .split(" / ")
+        .any(|line| !line.is_empty() && message.contains(line));
+    if detail.is_empty() || quoted {
+        message.to_owned()
+    } else {
+        format!("{message} (git said: {detail})")
+    }
+}
+
 /// The delegate that runs inside `reposync serve`, reaching the hub without HTTP.
 #[derive(Debug, Clone)]
 pub struct BuiltinDelegate {
@@ -955,6 +973,7 @@ pub struct BuiltinDelegate {
     info: DelegateInfo,
     hostname: String,
     agent: Agent,
+    git: GitRunner,
 }
 
 /// How many tasks the built-in delegate runs at once.
@@ -991,15 +1010,15 @@ impl BuiltinDelegate {
             hub: state.tasks.clone(),
             info,
             hostname: state.config.hostname.clone().unwrap_or_default(),
-            agent: Agent::new(GitRunner::new(), state.config.data_dir.join("delegate")),
+            agent: Agent::new(state.git.clone(), state.config.data_dir.join("delegate")),
+            git: state.git.clone(),
         }
     }
 
     /// Runs tasks until `shutdown` resolves. It is listed with the remote delegates, with what
     /// it found of git on this machine.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
-        let runner = GitRunner::new();
-        let git_version = match runner.version().await {
+        let git_version = match self.git.version().await {
             Ok(version) => version.to_string(),
             Err(error) => {
                 tracing::warn!(%error, "the built-in delegate found no usable git");
@@ -1115,5 +1134,28 @@ impl Dispatch for HubDispatch {
             return Ok(());
         };
         crate::sync::check_connections(&self.state, &connector, link).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_sync_task_says_what_git_said_once() {
+        let refused = json!({"code": "push_rejected", "message": "u refused the push", "detail": "remote: main is protected"});
+        assert_eq!(
+            failure_message(&refused),
+            "u refused the push (git said: remote: main is protected)"
+        );
+        let unclassified = json!({"code": "git_failed", "message": "git failed for u: fatal: odd", "detail": "send-pack: eof / fatal: odd"});
+        assert_eq!(
+            failure_message(&unclassified),
+            "git failed for u: fatal: odd"
+        );
+        assert_eq!(
+            failure_message(&json!({"code": "internal"})),
+            "the sync task failed"
+        );
     }
 }
