@@ -22,7 +22,7 @@ mod runner;
 pub use auth::{GitAuth, Remote};
 pub use clone::{
     BranchChanges, ChangedFile, CommitChanges, CommitOutcome, ConflictFile, FileChange,
-    FileChangeKind, LocalClone, Signature,
+    FileChangeKind, LocalClone, Signature, TreeFiles, UnrepresentableEntry,
 };
 pub use error::{GitError, GitErrorKind};
 pub use runner::{GitRunner, GitVersion, MIN_GIT_VERSION, RemoteRef};
