@@ -14,7 +14,7 @@ pub use client::{Client, ClientError, decode};
 pub use delegate::{
     ChangedFileRead, CommitRead, DELEGATE_NAME_HEADER, DelegateTask, FileContent, HeartbeatRequest,
     HeartbeatResponse, RegisterRequest, RegisterResponse, SyncJob, SyncJobResult, SyncSpec,
-    SyncTarget, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec,
+    SyncTarget, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec, UnrepresentableRead,
 };
 pub use error::{ApiError, ApiErrorBody};
 pub use types::*;

@@ -14,6 +14,8 @@ mod outbox;
 mod pacing;
 mod plan;
 
-pub use inbox::{CHANGESET_TRAILER, Inbound, Inbox, ReadChange, ReadCommit, ReadFile};
+pub use inbox::{
+    CHANGESET_TRAILER, Inbound, Inbox, ReadChange, ReadCommit, ReadFile, UnrepresentableFile,
+};
 pub use outbox::{ConnectionFailure, Dispatch, DispatchFailure, Outbox, PERMANENT_CODES};
 pub use plan::{CommitPlan, commit_message, differences, plan_commit};
