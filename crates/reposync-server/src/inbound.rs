@@ -28,12 +28,12 @@ use reposync_store::{
 };
 use reposync_sync::{DispatchFailure, Inbound, ReadChange, ReadCommit, UnrepresentableFile};
 
-/// The code of the sync error about an entry reposync cannot hold as a file.
-pub const UNREPRESENTABLE_PATH: &str = "unrepresentable_path";
-
 use crate::handlers::tree::{connector_from_file, entity_put, source_repo_provider_name};
 use crate::state::AppState;
 use crate::sync::branch_target;
+
+/// The code of the sync error about an entry reposync cannot hold as a file.
+pub const UNREPRESENTABLE_PATH: &str = "unrepresentable_path";
 
 /// Reads branches through the task hub and applies commits to the store.
 #[derive(Debug)]
