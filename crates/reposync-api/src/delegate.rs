@@ -1,5 +1,6 @@
 //! What the server hands a delegate, and what the delegate hands back.
 
+use reposync_model::PathProblem;
 use serde::{Deserialize, Serialize};
 
 use reposync_model::commit::FileOp;
@@ -90,6 +91,9 @@ pub enum SyncJobResult {
     Branch {
         head: Option<String>,
         files: Vec<FileContent>,
+        /// Entries under the prefix that reposync cannot hold as files.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unrepresentable: Vec<UnrepresentableRead>,
     },
     /// Pushed as `commit`, changing `files`; `landed` names the changesets an earlier commit
     /// already carried.
@@ -128,6 +132,9 @@ pub enum SyncJobResult {
     Snapshot {
         head: String,
         files: Vec<FileContent>,
+        /// Entries under the prefix that reposync cannot hold as files, all as `add`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unrepresentable: Vec<UnrepresentableRead>,
         since_lost: bool,
     },
 }
@@ -156,6 +163,9 @@ pub struct CommitRead {
     pub author_email: String,
     pub committed_at: i64,
     pub files: Vec<ChangedFileRead>,
+    /// Entries the commit changed that reposync cannot hold as files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrepresentable: Vec<UnrepresentableRead>,
 }
 
 /// A file a commit changed: `op` is add, modify, delete or rename (with `from`); the content
@@ -167,6 +177,20 @@ pub struct ChangedFileRead {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     pub content: Option<String>,
+}
+
+/// A tree entry that reposync cannot hold as a file (a path that is not UTF-8 or that holds
+/// `.git`, `..` or control characters, a symbolic link, a submodule), read from a branch:
+/// `op` is add, modify or delete; `path` is the path's bytes as git stores them, in base64,
+/// since they may not be text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnrepresentableRead {
+    pub op: String,
+    pub path: String,
+    /// What is wrong: `"problem": "not_utf8"`, `"problem": "git_component", "component":
+    /// ".GIT"`, and so on.
+    #[serde(flatten)]
+    pub problem: PathProblem,
 }
 
 /// Run `git ls-remote` against `url` and, when `branch` is set, check it exists.

@@ -15,7 +15,7 @@ pub use delegate::{
     ChangedFileRead, CommitRead, CommittedFileView, DELEGATE_NAME_HEADER, DelegateTask,
     FileContent, HeartbeatRequest, HeartbeatResponse, LandedView, RegisterRequest,
     RegisterResponse, SyncJob, SyncJobResult, SyncSpec, SyncTarget, TaskAuth, TaskOutcome,
-    TaskSpec, TestConnectionSpec,
+    TaskSpec, TestConnectionSpec, UnrepresentableRead,
 };
 pub use error::{ApiError, ApiErrorBody};
 pub use types::*;

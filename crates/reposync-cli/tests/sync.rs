@@ -1327,3 +1327,91 @@ fn a_kill_after_a_push_landed_and_before_its_answer_was_recorded_loses_nothing_a
 fn a_kill_after_a_push_was_recorded_loses_nothing_and_pushes_each_change_once() {
     crash_during_a_push(Cut::AfterRecording);
 }
+
+#[test]
+fn enabling_on_a_branch_with_hostile_entries_records_one_error_each_and_still_pushes() {
+    use reposync_testkit::RawEntry;
+    let f = Fixture::https_with(&[("README.md", "x\n")], &["--poll-interval", "1"]);
+    let link = format!("{SHOP}/Workflows/link.yaml");
+    let not_utf8 = [SHOP.as_bytes(), b"/Workflows/\xff.yaml"].concat();
+    let hostile = f
+        .root
+        .commit_raw(
+            REPO,
+            "main",
+            &[
+                (link.as_bytes(), RawEntry::Symlink("/etc/passwd".into())),
+                (&not_utf8, RawEntry::File(b"a: 1\n".to_vec())),
+                // The account's files are not this link's scope.
+                (
+                    b"Setup/Governance/.git/x.yaml",
+                    RawEntry::File(b"a: 1\n".to_vec()),
+                ),
+            ],
+            "hostile entries",
+        )
+        .expect("commit");
+
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    let errors = f.app.cli(&["--json", "sync", "errors"], None).ok().json();
+    let mut seen: Vec<(String, String, String)> = errors["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| {
+            let text = |key: &str| e[key].as_str().expect("text").to_owned();
+            (text("path"), text("code"), text("commit_id"))
+        })
+        .collect();
+    seen.sort();
+    let expected = |path: String| (path, "unrepresentable_path".to_owned(), hostile.clone());
+    assert_eq!(
+        seen,
+        vec![
+            expected(format!("{SHOP}/Workflows/\\xff.yaml")),
+            expected(link.clone()),
+        ]
+    );
+
+    // The scope's first commit lands on top of them.
+    let head = f.wait_pushed();
+    assert_eq!(f.commits_since(&hostile, &head), 1);
+    assert_eq!(
+        f.git(&["cat-file", "-t", &format!("{head}:{link}")]),
+        "blob"
+    );
+
+    // Removing the link in Git clears its error.
+    f.root
+        .commit_raw(
+            REPO,
+            "main",
+            &[(link.as_bytes(), RawEntry::Delete)],
+            "no link",
+        )
+        .expect("commit");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let errors = f.app.cli(&["--json", "sync", "errors"], None).ok().json();
+        let paths: Vec<&str> = errors["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["path"].as_str().expect("path"))
+            .collect();
+        if paths == [format!("{SHOP}/Workflows/\\xff.yaml").as_str()] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the link's error is still open: {errors}\n{}",
+            f.app.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1127,3 +1127,226 @@ fn an_account_scope_connector_takes_the_repository_from_the_payload() {
         "{answer}"
     );
 }
+
+/// The hostile entries the end-to-end test pushes into `Shop`, with the escaped name each
+/// sync error must show.
+fn shop_hostile_entries() -> Vec<(Vec<u8>, reposync_testkit::RawEntry, String)> {
+    use common::git_fixture::SHOP;
+    use reposync_testkit::RawEntry;
+    let file = || RawEntry::File(b"a: 1\n".to_vec());
+    let at = |rest: &[u8]| [SHOP.as_bytes(), b"/", rest].concat();
+    vec![
+        (
+            at(b"Workflows/\xff.yaml"),
+            file(),
+            format!("{SHOP}/Workflows/\\xff.yaml"),
+        ),
+        (
+            at(b"Template Library/.git/config"),
+            file(),
+            format!("{SHOP}/Template Library/.git/config"),
+        ),
+        (
+            at(b"Services/cart/Values/../x.yaml"),
+            file(),
+            format!("{SHOP}/Services/cart/Values/../x.yaml"),
+        ),
+        (
+            at(b"Services/cart/Config Files/./y.yaml"),
+            file(),
+            format!("{SHOP}/Services/cart/Config Files/./y.yaml"),
+        ),
+        (
+            at(b"Workflows/link.yaml"),
+            RawEntry::Symlink("../../../../etc/passwd".into()),
+            format!("{SHOP}/Workflows/link.yaml"),
+        ),
+        (
+            at(b"Services/cart/Manifests/Files/vendored"),
+            RawEntry::Submodule("e".repeat(40)),
+            format!("{SHOP}/Services/cart/Manifests/Files/vendored"),
+        ),
+    ]
+}
+
+#[test]
+fn hostile_entries_pushed_to_a_branch_are_one_error_each_and_never_wedge_it() {
+    use common::git_fixture::{REPO, SHOP, workflow};
+    use reposync_testkit::RawEntry;
+    let (h, emulator) = with_emulator(reposync_testkit::WebhookFormat::Cloud);
+    let at = |name: &str| format!("{SHOP}/Workflows/{name}.yaml");
+    let hostile = shop_hostile_entries();
+
+    // A real push, from a clone elsewhere, of a commit made with plumbing: one good file and
+    // every kind of entry reposync cannot hold.
+    let root = &h.f.root;
+    let repo = root.repo_path(REPO).expect("repo");
+    let work = tempfile::tempdir().expect("work");
+    let checkout = work.path().join("checkout");
+    root.git()
+        .run(
+            work.path(),
+            &[
+                "clone",
+                "--quiet",
+                repo.to_str().expect("utf-8"),
+                checkout.to_str().expect("utf-8"),
+            ],
+        )
+        .expect("clone");
+    let push = |entries: &[(&[u8], RawEntry)], message: &str| -> String {
+        root.git()
+            .run(&checkout, &["fetch", "--quiet", "origin"])
+            .expect("fetch");
+        let parent = root
+            .git()
+            .run(&checkout, &["rev-parse", "origin/main"])
+            .expect("parent");
+        let commit = root
+            .git()
+            .commit_entries(&checkout, Some(&parent), entries, message)
+            .expect("commit");
+        root.git()
+            .run(
+                &checkout,
+                &[
+                    "push",
+                    "--quiet",
+                    "origin",
+                    &format!("{commit}:refs/heads/main"),
+                ],
+            )
+            .expect("push");
+        commit
+    };
+    let good_path = at("good one");
+    let mut entries: Vec<(&[u8], RawEntry)> = vec![(
+        good_path.as_bytes(),
+        RawEntry::File(workflow("first").into_bytes()),
+    )];
+    entries.extend(
+        hostile
+            .iter()
+            .map(|(path, entry, _)| (path.as_slice(), entry.clone())),
+    );
+    let poisoned = push(&entries, "good and hostile");
+
+    // The good file applies; each hostile entry is one error, named escaped, with the commit.
+    eventually("the good file applied", &h.f.app, || {
+        tree_of_shop(&h).contains_key(&at("good one"))
+    });
+    let errors = open_errors(&h);
+    let mut paths: Vec<&str> = errors
+        .iter()
+        .map(|e| e["path"].as_str().expect("path"))
+        .collect();
+    paths.sort_unstable();
+    let mut expected: Vec<&str> = hostile.iter().map(|(_, _, name)| name.as_str()).collect();
+    expected.sort_unstable();
+    assert_eq!(paths, expected, "{errors:#?}");
+    for error in &errors {
+        assert_eq!(error["code"], "unrepresentable_path", "{error}");
+        assert_eq!(error["commit_id"], poisoned.as_str(), "{error}");
+        assert_eq!(error["scope"], "app:Shop", "{error}");
+    }
+    let symlink = errors
+        .iter()
+        .find(|e| e["path"] == format!("{SHOP}/Workflows/link.yaml").as_str())
+        .expect("the link's error");
+    assert!(
+        symlink["message"]
+            .as_str()
+            .expect("message")
+            .contains("symbolic link"),
+        "{symlink}"
+    );
+    // `sync status` counts them, and the human listing shows the escaped name.
+    let status = h.f.app.cli(&["--json", "sync", "status"], None).ok().json();
+    assert_eq!(status["items"][0]["errors"], hostile.len(), "{status}");
+    let listing = h.f.app.cli(&["sync", "errors"], None).ok().stdout.clone();
+    assert!(listing.contains("Workflows/\\xff.yaml"), "{listing}");
+
+    // A change made in reposync afterwards is pushed on top of the hostile tree, which keeps
+    // its entries.
+    h.f.put(&at("from the api"), &workflow("api"));
+    let pushed = h.f.wait_pushed();
+    assert_ne!(pushed, poisoned);
+    assert_eq!(
+        h.f.git(&["show", &format!("{pushed}:{}", at("from the api"))]),
+        workflow("api").trim_end()
+    );
+    let listing = root
+        .git()
+        .run_with_input(
+            &repo,
+            &["ls-tree", "-z", &format!("{pushed}:{SHOP}/Workflows")],
+            b"",
+        )
+        .expect("ls-tree");
+    assert!(
+        listing
+            .split(|b| *b == 0)
+            .any(|r| r.ends_with(b"\t\xff.yaml")),
+        "the hostile entry is still there"
+    );
+
+    // Later commits apply.
+    let second = at("good two");
+    push(
+        &[(
+            second.as_bytes(),
+            RawEntry::File(workflow("second").into_bytes()),
+        )],
+        "a later good file",
+    );
+    eventually("the later file applied", &h.f.app, || {
+        tree_of_shop(&h).contains_key(&at("good two"))
+    });
+    assert_eq!(open_errors(&h).len(), hostile.len());
+
+    // A commit that removes the hostile entries clears their errors.
+    let removals: Vec<(&[u8], RawEntry)> = hostile
+        .iter()
+        .map(|(path, _, _)| (path.as_slice(), RawEntry::Delete))
+        .collect();
+    push(&removals, "remove the hostile entries");
+    eventually("every error cleared", &h.f.app, || {
+        open_errors(&h).is_empty()
+    });
+    let files = tree_of_shop(&h);
+    for name in ["good one", "good two", "from the api"] {
+        assert!(files.contains_key(&at(name)), "{name}: {files:?}");
+    }
+
+    // A forced update is read whole, and a hostile entry in it is an error all the same.
+    let head = h.f.head().expect("head");
+    let again = at("again");
+    let with_link = root
+        .git()
+        .commit_entries(
+            &repo,
+            Some(&head),
+            &[(again.as_bytes(), RawEntry::Symlink("good one.yaml".into()))],
+            "scratch",
+        )
+        .expect("commit");
+    let tree = h.f.git(&["rev-parse", &format!("{with_link}^{{tree}}")]);
+    let forced = h.f.git(&[
+        "commit-tree",
+        &tree,
+        "-p",
+        &format!("{head}^"),
+        "-m",
+        "rewritten with a link",
+    ]);
+    h.f.git(&["update-ref", "refs/heads/main", &forced, &head]);
+    emulator
+        .record_ref_update(REPO, "refs/heads/main", Some(&head), Some(&forced), true)
+        .expect("forced push");
+    eventually("the link's error", &h.f.app, || !open_errors(&h).is_empty());
+    let errors = open_errors(&h);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0]["path"], at("again").as_str());
+    assert_eq!(errors[0]["commit_id"], forced.as_str());
+    assert_eq!(tree_of_shop(&h), files, "the snapshot changed no file");
+}

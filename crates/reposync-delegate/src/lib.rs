@@ -26,10 +26,11 @@ use base64::engine::general_purpose::STANDARD;
 use reposync_api::{
     ChangedFileRead, CommitRead, CommittedFileView, DelegateTask, FileContent, LandedView, SyncJob,
     SyncJobResult, SyncSpec, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec,
+    UnrepresentableRead,
 };
 use reposync_git::{
     BranchChanges, CommitOutcome, CommitRequest, FileChange, FileChangeKind, GitAuth, GitError,
-    GitRunner, LandedChangeset, LocalClone, Remote, Signature,
+    GitRunner, LandedChangeset, LocalClone, Remote, Signature, UnrepresentableEntry,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -738,12 +739,14 @@ fn changes_result(changes: BranchChanges) -> SyncJobResult {
                             }
                         })
                         .collect(),
+                    unrepresentable: unrepresentable_reads(c.unrepresentable),
                 })
                 .collect(),
         },
         BranchChanges::Snapshot {
             head,
             files,
+            unrepresentable,
             since_lost,
         } => SyncJobResult::Snapshot {
             head,
@@ -755,8 +758,27 @@ fn changes_result(changes: BranchChanges) -> SyncJobResult {
                     content: Some(STANDARD.encode(bytes)),
                 })
                 .collect(),
+            unrepresentable: unrepresentable_reads(unrepresentable),
         },
     }
+}
+
+/// Entries that reposync cannot hold as files, passed on as read: their paths as base64
+/// bytes, since they may not be text.
+fn unrepresentable_reads(entries: Vec<UnrepresentableEntry>) -> Vec<UnrepresentableRead> {
+    entries
+        .into_iter()
+        .map(|entry| UnrepresentableRead {
+            op: match entry.change {
+                FileChangeKind::Added => "add",
+                FileChangeKind::Deleted => "delete",
+                FileChangeKind::Modified | FileChangeKind::Renamed { .. } => "modify",
+            }
+            .to_owned(),
+            path: STANDARD.encode(&entry.path),
+            problem: entry.problem,
+        })
+        .collect()
 }
 
 async fn read_branch(
@@ -768,11 +790,12 @@ async fn read_branch(
         return Ok(SyncJobResult::Branch {
             head: None,
             files: Vec::new(),
+            unrepresentable: Vec::new(),
         });
     };
-    let files = clone
-        .read_files(remote, &head, prefix)
-        .await?
+    let tree = clone.read_files(remote, &head, prefix).await?;
+    let files = tree
+        .files
         .into_iter()
         .map(|(path, bytes)| FileContent {
             path,
@@ -782,6 +805,7 @@ async fn read_branch(
     Ok(SyncJobResult::Branch {
         head: Some(head),
         files,
+        unrepresentable: unrepresentable_reads(tree.unrepresentable),
     })
 }
 

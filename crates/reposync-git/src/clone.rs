@@ -16,13 +16,14 @@
 //! applied on top of the new head, provided the commits we did not know about left our paths
 //! alone; otherwise the caller gets the conflicting files and nothing is pushed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reposync_model::commit::{self, FileOp};
+use reposync_model::{PathProblem, RepoPath, escape_path};
 
 use crate::auth::Remote;
 use crate::error::{GitError, GitErrorKind};
@@ -40,6 +41,18 @@ const BLOB_FILTER: &str = "blob:none";
 
 /// The file mode of everything we write: a regular, non-executable file.
 const FILE_MODE: &str = "100644";
+
+/// The mode git writes for a folder in a tree.
+const TREE_MODE: &str = "40000";
+
+/// The mode git gives a side of a change where there is nothing.
+const ABSENT_MODE: &str = "000000";
+
+/// The mode of a symbolic link; its blob holds the link's target.
+const SYMLINK_MODE: &str = "120000";
+
+/// The mode of a submodule: a commit of another repository, with no content here.
+const GITLINK_MODE: &str = "160000";
 
 /// The longest pause between two push attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -201,8 +214,43 @@ pub enum BranchChanges {
     Snapshot {
         head: String,
         files: Vec<(String, Vec<u8>)>,
+        /// Entries under the prefix that reposync cannot hold as files, all as additions.
+        unrepresentable: Vec<UnrepresentableEntry>,
         since_lost: bool,
     },
+}
+
+/// The files under a prefix at one commit, as [`LocalClone::read_files`] reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeFiles {
+    /// Regular files at paths reposync can represent, with contents, sorted by path.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Every other entry (a path that is not UTF-8 or holds `.git`, `..`, control
+    /// characters…, a symbolic link, a submodule), sorted by path, as additions.
+    pub unrepresentable: Vec<UnrepresentableEntry>,
+}
+
+/// A tree entry that reposync cannot hold as a file ([`RepoPath`] refuses its path, or it is
+/// a symbolic link or a submodule), reported instead of read so that the rest of the tree or
+/// commit can be: reading a branch never fails because of what someone pushed to it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UnrepresentableEntry {
+    /// The path as git stores it, which may not be UTF-8.
+    pub path: Vec<u8>,
+    pub problem: PathProblem,
+    /// Added, modified or deleted; never renamed: a rename to or from such an entry is read
+    /// as a deletion and an addition.
+    pub change: FileChangeKind,
+}
+
+impl fmt::Debug for UnrepresentableEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnrepresentableEntry")
+            .field("path", &escape_path(&self.path))
+            .field("problem", &self.problem)
+            .field("change", &self.change)
+            .finish()
+    }
 }
 
 /// One commit of [`BranchChanges::Commits`], with what it changed under the prefix.
@@ -222,6 +270,9 @@ pub struct CommitChanges {
     /// The files under the prefix that differ from `parent`, sorted by path; empty when the
     /// commit changed nothing there.
     pub files: Vec<ChangedFile>,
+    /// The entries under the prefix that differ from `parent` and that reposync cannot hold
+    /// as files, sorted by path.
+    pub unrepresentable: Vec<UnrepresentableEntry>,
 }
 
 /// A file that one commit changed.
@@ -332,7 +383,8 @@ impl LocalClone {
         self.fetch_branch(remote, depth, had_head.is_some()).await
     }
 
-    /// Every file under `prefix` (e.g. `Setup/`) at `commit`, with contents, sorted by path.
+    /// Every file under `prefix` (e.g. `Setup/`) at `commit`, with contents, sorted by path;
+    /// entries that reposync cannot hold as files are listed apart, without contents.
     ///
     /// The prefix is matched as a plain string against whole paths. Contents missing from the
     /// partial clone are fetched in one request, never one process per file.
@@ -341,7 +393,7 @@ impl LocalClone {
         remote: &Remote,
         commit: &str,
         prefix: &str,
-    ) -> Result<Vec<(String, Vec<u8>)>, GitError> {
+    ) -> Result<TreeFiles, GitError> {
         self.check_remote(remote)?;
         check_object_id(commit, "commit")?;
         self.ensure_commit(remote, commit).await?;
@@ -352,31 +404,49 @@ impl LocalClone {
             args.extend(["--", directory]);
         }
         let listing = self.local(&args).await?;
-        let entries: Vec<TreeEntry> = parse_ls_tree(&listing)?
-            .into_iter()
-            .filter(|e| e.kind == "blob" && e.path.starts_with(prefix))
-            .collect();
+        let mut entries = Vec::new();
+        let mut unrepresentable = Vec::new();
+        for entry in parse_ls_tree(&listing)? {
+            if !entry.path.starts_with(prefix.as_bytes()) {
+                continue;
+            }
+            match representable_file(&entry.mode, &entry.path) {
+                Ok(path) => entries.push((path, entry.oid)),
+                Err(problem) => unrepresentable.push(UnrepresentableEntry {
+                    path: entry.path,
+                    problem,
+                    change: FileChangeKind::Added,
+                }),
+            }
+        }
         if entries.is_empty() {
-            return Ok(Vec::new());
+            return Ok(TreeFiles {
+                files: Vec::new(),
+                unrepresentable,
+            });
         }
         let tree = if directory.is_empty() {
             format!("{commit}^{{tree}}")
         } else {
             format!("{commit}:{}", directory.trim_end_matches('/'))
         };
-        let wanted: Vec<String> = entries.iter().map(|e| e.oid.clone()).collect();
+        let wanted: Vec<String> = entries.iter().map(|(_, oid)| oid.clone()).collect();
         let contents = self.read_blobs(remote, &tree, &wanted).await?;
-        entries
+        let files = entries
             .into_iter()
-            .map(|entry| {
+            .map(|(path, oid)| {
                 // Cloned, not moved: files with equal contents share one object.
                 let content = contents
-                    .get(&entry.oid)
+                    .get(&oid)
                     .cloned()
-                    .ok_or_else(|| self.missing_object(&entry.oid, &entry.path))?;
-                Ok((entry.path, content))
+                    .ok_or_else(|| self.missing_object(&oid, &path))?;
+                Ok((path, content))
             })
-            .collect()
+            .collect::<Result<_, GitError>>()?;
+        Ok(TreeFiles {
+            files,
+            unrepresentable,
+        })
     }
 
     /// Fetches the branch and returns what changed under `prefix` (a folder such as `Setup/`)
@@ -394,7 +464,8 @@ impl LocalClone {
     /// history is complete, in which case `since` was rewritten away. A branch moved back to an
     /// ancestor of a `since` the clone holds is told at once, without deepening. All the
     /// contents needed are fetched in one request, and read by one process. The prefix must
-    /// be a relative folder ending with `/`, and paths under it UTF-8.
+    /// be a relative folder ending with `/`. Entries under it that reposync cannot hold as
+    /// files (see [`UnrepresentableEntry`]) are reported apart and never fail the read.
     pub async fn fetch_changes(
         &self,
         remote: &Remote,
@@ -478,7 +549,6 @@ impl LocalClone {
             if attempt > 1 {
                 tokio::time::sleep(backoff(attempt - 1)).await;
             }
-            let index = scratch.path().join(format!("index-{attempt}"));
             let planned = match self.fetch(remote).await? {
                 Some(head) => self.plan_on_head(remote, request, &ours, head).await?,
                 None => match request.base {
@@ -489,7 +559,7 @@ impl LocalClone {
                         )));
                     }
                     // A new branch: everything to write is added.
-                    None => Planned::Commit {
+                    None => AttemptPlan::Commit {
                         head: None,
                         changes: ours
                             .iter()
@@ -501,8 +571,8 @@ impl LocalClone {
                 },
             };
             let (head, mut changes, landed) = match planned {
-                Planned::Done(outcome) => return Ok(outcome),
-                Planned::Commit {
+                AttemptPlan::Done(outcome) => return Ok(outcome),
+                AttemptPlan::Commit {
                     head,
                     changes,
                     landed,
@@ -527,7 +597,7 @@ impl LocalClone {
             let message = commit::render(request.summary, &lines, &carried);
             let to_write: Vec<&Change> = changes.iter().map(|(_, change)| *change).collect();
             let Some(commit) = self
-                .build_commit(head.as_deref(), &to_write, request.author, &message, &index)
+                .build_commit(head.as_deref(), &to_write, request.author, &message)
                 .await?
             else {
                 return Ok(CommitOutcome::NothingToCommit { head, landed });
@@ -569,7 +639,7 @@ impl LocalClone {
         request: &CommitRequest<'_>,
         ours: &'c [Change],
         head: String,
-    ) -> Result<Planned<'c>, GitError> {
+    ) -> Result<AttemptPlan<'c>, GitError> {
         let (head, since) = self.commits_since(remote, request.base, head).await?;
         let wanted: HashSet<&str> = request.changesets.iter().map(String::as_str).collect();
         let own_commits: HashSet<&str> = request.own_commits.iter().map(String::as_str).collect();
@@ -639,15 +709,15 @@ impl LocalClone {
             .collect();
         if !conflicting.is_empty() {
             let files = self.contents_at(remote, &head, conflicting).await?;
-            return Ok(Planned::Done(CommitOutcome::Conflict { head, files }));
+            return Ok(AttemptPlan::Done(CommitOutcome::Conflict { head, files }));
         }
         if changes.is_empty() {
-            return Ok(Planned::Done(CommitOutcome::NothingToCommit {
+            return Ok(AttemptPlan::Done(CommitOutcome::NothingToCommit {
                 head: Some(head),
                 landed,
             }));
         }
-        Ok(Planned::Commit {
+        Ok(AttemptPlan::Commit {
             head: Some(head),
             changes,
             landed,
@@ -729,7 +799,8 @@ impl LocalClone {
         Ok(parse_raw_diff(&out)?
             .into_iter()
             .filter_map(|record| match record {
-                DiffRecord::Change(change) => Some(change.path),
+                // A path that is not UTF-8 is never one of ours.
+                DiffRecord::Change(change) => String::from_utf8(change.path).ok(),
                 DiffRecord::Commit(_) => None,
             })
             .collect())
@@ -746,7 +817,9 @@ impl LocalClone {
             let mut args = vec!["ls-tree", "-z", "--full-tree", commit, "--"];
             args.extend(chunk.iter().map(|c| c.path.as_str()));
             for entry in parse_ls_tree(&self.local(&args).await?)? {
-                entries.insert(entry.path, (entry.mode, entry.oid));
+                if let Ok(path) = String::from_utf8(entry.path) {
+                    entries.insert(path, (entry.mode, entry.oid));
+                }
             }
         }
         Ok(entries)
@@ -1025,10 +1098,11 @@ impl LocalClone {
             return Ok(Attempt::Done(BranchChanges::Gone));
         };
         let Some(since) = since else {
-            let files = self.read_files(remote, &head, prefix).await?;
+            let tree = self.read_files(remote, &head, prefix).await?;
             return Ok(Attempt::Done(BranchChanges::Snapshot {
                 head,
-                files,
+                files: tree.files,
+                unrepresentable: tree.unrepresentable,
                 since_lost: false,
             }));
         };
@@ -1043,10 +1117,11 @@ impl LocalClone {
             Reach::Ancestor { head } => head,
             Reach::Lost { head } => {
                 tracing::info!(%since, %head, branch = %self.branch, url = %self.url, "the commit is no longer in the history of the branch; reading every file");
-                let files = self.read_files(remote, &head, prefix).await?;
+                let tree = self.read_files(remote, &head, prefix).await?;
                 return Ok(Attempt::Done(BranchChanges::Snapshot {
                     head,
-                    files,
+                    files: tree.files,
+                    unrepresentable: tree.unrepresentable,
                     since_lost: true,
                 }));
             }
@@ -1239,7 +1314,7 @@ impl LocalClone {
         prefix: &str,
     ) -> Result<Attempt<Vec<CommitChanges>>, GitError> {
         let folder = prefix.trim_end_matches('/');
-        let mut files = self.diff_steps(steps, prefix, false).await?;
+        let mut planned = self.diff_steps(steps, prefix, false).await?;
         // Renames are found by comparing the contents of deleted and added files, which git
         // would fetch lazily from a partial clone, and lazy fetching is off. So renames are
         // looked for only in commits that both add and delete, once those contents are here,
@@ -1247,22 +1322,23 @@ impl LocalClone {
         let may_rename: Vec<Step> = steps
             .iter()
             .filter(|step| {
-                let changed = files
+                let files: Vec<&PlannedFile> = planned
                     .get(&step.commit)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                changed.iter().any(|f| f.change == FileChangeKind::Added)
-                    && changed.iter().any(|f| f.change == FileChangeKind::Deleted)
+                    .into_iter()
+                    .flat_map(|p| files_of(p))
+                    .collect();
+                files.iter().any(|f| f.change == FileChangeKind::Added)
+                    && files.iter().any(|f| f.change == FileChangeKind::Deleted)
             })
             .cloned()
             .collect();
         let mut trees = Vec::new();
         let mut wanted = Vec::new();
         for step in steps {
-            let new: Vec<String> = files
+            let new: Vec<String> = planned
                 .get(&step.commit)
                 .into_iter()
-                .flatten()
+                .flat_map(|p| files_of(p))
                 .filter_map(|f| f.oid.clone())
                 .collect();
             if !new.is_empty() {
@@ -1272,14 +1348,21 @@ impl LocalClone {
         }
         for step in &may_rename {
             trees.push(format!("{}:{folder}", step.parent));
-            wanted.extend(
-                files
-                    .get(&step.commit)
-                    .into_iter()
-                    .flatten()
-                    .filter(|f| f.change == FileChangeKind::Deleted)
-                    .filter_map(|f| f.old_oid.clone()),
-            );
+            let changed = planned.get(&step.commit).into_iter().flatten();
+            for change in changed {
+                match change {
+                    Planned::File(file) if file.change == FileChangeKind::Deleted => {
+                        wanted.extend(file.old_oid.clone());
+                    }
+                    Planned::File(_) => {}
+                    // Rename detection reads every added and deleted blob of the commit,
+                    // including those of entries it will not report as files.
+                    Planned::Unrepresentable(entry) => {
+                        wanted.extend(entry.oid.clone());
+                        wanted.extend(entry.old_oid.clone());
+                    }
+                }
+            }
         }
         if self.fetch_missing(remote, &trees, &wanted).await? == Fill::CloneRemade {
             return Ok(Attempt::CloneRemade);
@@ -1288,13 +1371,16 @@ impl LocalClone {
             let mut renamed = self.diff_steps(&may_rename, prefix, true).await?;
             for step in &may_rename {
                 let changed = renamed.remove(&step.commit).unwrap_or_default();
-                files.insert(step.commit.clone(), changed);
+                planned.insert(step.commit.clone(), changed);
             }
         }
-        let new: Vec<String> = files
+        let new: Vec<String> = planned
             .values()
             .flatten()
-            .filter_map(|f| f.oid.clone())
+            .filter_map(|p| match p {
+                Planned::File(file) => file.oid.clone(),
+                Planned::Unrepresentable(_) => None,
+            })
             .collect();
         let contents = self.cat_blobs(&new).await?;
         let mut details = self.commit_details(steps).await?;
@@ -1308,7 +1394,15 @@ impl LocalClone {
                 ))
             })?;
             let mut changed = Vec::new();
-            for file in files.remove(&step.commit).unwrap_or_default() {
+            let mut unrepresentable = Vec::new();
+            for planned in planned.remove(&step.commit).unwrap_or_default() {
+                let file = match planned {
+                    Planned::File(file) => file,
+                    Planned::Unrepresentable(entry) => {
+                        unrepresentable.push(entry.entry);
+                        continue;
+                    }
+                };
                 let content = match &file.oid {
                     None => None,
                     // Cloned, not moved: files with equal contents share one object.
@@ -1326,6 +1420,7 @@ impl LocalClone {
                 });
             }
             changed.sort_by(|a, b| a.path.cmp(&b.path));
+            unrepresentable.sort_by(|a, b| a.path.cmp(&b.path));
             commits.push(CommitChanges {
                 commit: step.commit.clone(),
                 parent: step.parent.clone(),
@@ -1334,19 +1429,20 @@ impl LocalClone {
                 author_email: details.author_email,
                 committed_at: details.committed_at,
                 files: changed,
+                unrepresentable,
             });
         }
         Ok(Attempt::Done(commits))
     }
 
-    /// The files under `prefix` that each step's commit changed from the step's parent, by
+    /// The entries under `prefix` that each step's commit changed from the step's parent, by
     /// commit, in one process; with rename detection, whose contents must be in the clone.
     async fn diff_steps(
         &self,
         steps: &[Step],
         prefix: &str,
         renames: bool,
-    ) -> Result<HashMap<String, Vec<PlannedFile>>, GitError> {
+    ) -> Result<HashMap<String, Vec<Planned>>, GitError> {
         // Each line names a commit and then what to treat as its parent.
         let mut input = String::new();
         for step in steps {
@@ -1359,7 +1455,7 @@ impl LocalClone {
                     .stdin(input),
             )
             .await?;
-        let mut files: HashMap<String, Vec<PlannedFile>> = HashMap::new();
+        let mut planned: HashMap<String, Vec<Planned>> = HashMap::new();
         let mut commit = None;
         for record in parse_raw_diff(&out)? {
             match record {
@@ -1371,13 +1467,14 @@ impl LocalClone {
                                 .to_owned(),
                         ));
                     };
-                    if let Some(file) = PlannedFile::from_raw(change) {
-                        files.entry(commit.clone()).or_default().push(file);
-                    }
+                    planned
+                        .entry(commit.clone())
+                        .or_default()
+                        .extend(plan_raw(change));
                 }
             }
         }
-        Ok(files)
+        Ok(planned)
     }
 
     /// The message, author and date of each step's commit, in one process.
@@ -1594,53 +1691,23 @@ impl LocalClone {
         Err(self.in_context(output.into_error(&command)))
     }
 
-    /// Builds the commit of `changes` on `head` in a temporary index, without a work tree.
-    /// `None` when the result is `head`'s own tree.
+    /// Builds the commit of `changes` on `head`, without a work tree or an index. `None` when
+    /// the result is `head`'s own tree.
+    ///
+    /// No index is used because `git read-tree` refuses a tree that holds entries such as
+    /// `.git`, so one hostile entry anywhere on the branch would stop every commit. See
+    /// [`LocalClone::build_tree`].
     async fn build_commit(
         &self,
         head: Option<&str>,
         changes: &[&Change],
         author: &Signature,
         message: &str,
-        index: &Path,
     ) -> Result<Option<String>, GitError> {
-        let with_index = |args: &[&str]| {
-            let mut command = self.local_command(args);
-            command.env.push(("GIT_INDEX_FILE", index.into()));
-            command
-        };
-        match head {
-            Some(head) => {
-                self.run(with_index(&["read-tree", head])).await?;
-            }
-            None if changes.iter().all(|c| c.oid.is_none()) => return Ok(None),
-            None => {}
+        if head.is_none() && changes.iter().all(|c| c.oid.is_none()) {
+            return Ok(None);
         }
-        let any_oid = head
-            .or_else(|| changes.iter().find_map(|c| c.oid.as_deref()))
-            .unwrap_or_default();
-        // Mode 0 removes a path; it still needs an object id of the right length.
-        let no_object = "0".repeat(any_oid.len().max(40));
-        let mut entries = Vec::new();
-        for change in changes {
-            let (mode, oid) = match &change.oid {
-                Some(oid) => (FILE_MODE, oid.as_str()),
-                None => ("0", no_object.as_str()),
-            };
-            entries.extend_from_slice(format!("{mode} {oid}\t").as_bytes());
-            entries.extend_from_slice(change.path.as_bytes());
-            entries.push(0);
-        }
-        // -z and --index-info read NUL-terminated paths from standard input, so any path
-        // works; the options apply in order, so -z and --add must come first.
-        self.run(with_index(&["update-index", "-z", "--add", "--index-info"]).stdin(entries))
-            .await?;
-        // --missing-ok: the blobs of files we did not touch are not in the partial clone, and
-        // checking them would fetch each one.
-        let tree = text(
-            self.run(with_index(&["write-tree", "--missing-ok"]))
-                .await?,
-        );
+        let tree = self.build_tree(head, changes).await?;
         if let Some(head) = head {
             let head_tree = text(
                 self.local(&["rev-parse", &format!("{head}^{{tree}}")])
@@ -1668,6 +1735,195 @@ impl LocalClone {
             command.env.push((variable, value.into()));
         }
         Ok(Some(text(self.run(command).await?)))
+    }
+
+    /// The tree of `head` with `changes` applied, and its id.
+    ///
+    /// Only the folders that hold a change are rebuilt: each from its entries at `head`, with
+    /// our files written or removed and the folders below it replaced by their new ids, deepest
+    /// first (one `git mktree` per depth). Every other folder keeps its id, and the entries
+    /// beside ours are copied as they are, bytes, modes and ids, without being read or checked:
+    /// what someone else put on the branch (a `.git` folder, a name that is not UTF-8, a
+    /// symbolic link) is left exactly as it was. Blobs are never read, so none is fetched.
+    async fn build_tree(
+        &self,
+        head: Option<&str>,
+        changes: &[&Change],
+    ) -> Result<String, GitError> {
+        // The folders that hold a change ("" is the root), with what changes in each.
+        let mut folders: BTreeMap<String, FolderEdit> = BTreeMap::new();
+        folders.entry(String::new()).or_default();
+        for change in changes {
+            let (folder, name) = split_path(&change.path);
+            folders
+                .entry(folder.to_owned())
+                .or_default()
+                .files
+                .insert(name.to_owned(), change.oid.clone());
+            let mut below = folder;
+            while !below.is_empty() {
+                let (parent, name) = split_path(below);
+                folders
+                    .entry(parent.to_owned())
+                    .or_default()
+                    .folders
+                    .insert(name.to_owned());
+                below = parent;
+            }
+        }
+        let mut current = match head {
+            Some(head) => self.read_folders(head, folders.keys()).await?,
+            None => HashMap::new(),
+        };
+        let deepest = folders.keys().map(|f| depth(f)).max().unwrap_or_default();
+        // Each rebuilt folder's new id; `None` when it ended up empty, as git keeps no empty
+        // folders.
+        let mut built: HashMap<String, Option<String>> = HashMap::new();
+        for level in (0..=deepest).rev() {
+            let mut batch: Vec<(String, Vec<RawTreeEntry>)> = Vec::new();
+            for (folder, edit) in folders.iter().filter(|(f, _)| depth(f) == level) {
+                let mut entries = current.remove(folder).unwrap_or_default();
+                for (name, oid) in &edit.files {
+                    let at = |e: &RawTreeEntry| e.name == name.as_bytes();
+                    if entries.iter().any(|e| at(e) && e.is_tree()) {
+                        if oid.is_some() {
+                            return Err(unusable(format!(
+                                "cannot write {}: branch {} holds a folder there",
+                                join_path(folder, name),
+                                self.branch
+                            )));
+                        }
+                        // Deleting a folder's name deletes no file, as an index would have it.
+                        continue;
+                    }
+                    entries.retain(|e| !at(e));
+                    if let Some(oid) = oid {
+                        entries.push(RawTreeEntry {
+                            mode: FILE_MODE.to_owned(),
+                            name: name.as_bytes().to_vec(),
+                            oid: oid.clone(),
+                        });
+                    }
+                }
+                for name in &edit.folders {
+                    let below = join_path(folder, name);
+                    let new_id = built.remove(&below).flatten();
+                    let at = |e: &RawTreeEntry| e.name == name.as_bytes();
+                    if entries.iter().any(|e| at(e) && !e.is_tree()) {
+                        if new_id.is_some() {
+                            return Err(unusable(format!(
+                                "cannot write into {below}/: branch {} holds a file at {below}",
+                                self.branch
+                            )));
+                        }
+                        // Only deletions below a file, which deleted nothing.
+                        continue;
+                    }
+                    entries.retain(|e| !at(e));
+                    if let Some(id) = new_id {
+                        entries.push(RawTreeEntry {
+                            mode: TREE_MODE.to_owned(),
+                            name: name.as_bytes().to_vec(),
+                            oid: id,
+                        });
+                    }
+                }
+                if entries.is_empty() && !folder.is_empty() {
+                    built.insert(folder.clone(), None);
+                } else {
+                    batch.push((folder.clone(), entries));
+                }
+            }
+            let ids = self.make_trees(&batch).await?;
+            for ((folder, _), id) in batch.into_iter().zip(ids) {
+                built.insert(folder, Some(id));
+            }
+        }
+        built
+            .remove("")
+            .flatten()
+            .ok_or_else(|| invalid("git mktree built no root tree".to_owned()))
+    }
+
+    /// The entries of each folder at `head`, by folder ("" is the root), read by one process.
+    /// A folder that does not exist there, or that is a file there, is left out.
+    async fn read_folders(
+        &self,
+        head: &str,
+        folders: impl Iterator<Item = &String>,
+    ) -> Result<HashMap<String, Vec<RawTreeEntry>>, GitError> {
+        let folders: Vec<&String> = folders.collect();
+        let mut input = String::new();
+        for folder in &folders {
+            if folder.is_empty() {
+                input.push_str(&format!("{head}^{{tree}}\n"));
+            } else {
+                // `<commit>:<path>` takes the rest of the line as the path, spaces included;
+                // our paths hold no line breaks.
+                input.push_str(&format!("{head}:{folder}\n"));
+            }
+        }
+        let out = self
+            .run(self.local_command(&["cat-file", "--batch"]).stdin(input))
+            .await?;
+        let objects = parse_cat_file_objects(&out)?;
+        if objects.len() != folders.len() {
+            return Err(invalid(format!(
+                "git cat-file answered {} of {} folders of {head}",
+                objects.len(),
+                folders.len()
+            )));
+        }
+        let mut listings = HashMap::new();
+        for (folder, object) in folders.into_iter().zip(objects) {
+            if let BatchObject::Found { oid, kind, content } = object
+                && kind == "tree"
+            {
+                listings.insert(folder.clone(), parse_tree_object(&content, oid.len() / 2)?);
+            }
+        }
+        Ok(listings)
+    }
+
+    /// Writes each listing as a tree with `git mktree`, in one process, and returns their ids
+    /// in order. Missing objects are allowed: untouched blobs are not in the partial clone.
+    async fn make_trees(
+        &self,
+        trees: &[(String, Vec<RawTreeEntry>)],
+    ) -> Result<Vec<String>, GitError> {
+        if trees.is_empty() {
+            return Ok(Vec::new());
+        }
+        // With -z, each entry ends with NUL, and in batch mode an empty entry ends a tree.
+        let mut input = Vec::new();
+        for (_, entries) in trees {
+            for entry in entries {
+                input.extend_from_slice(
+                    format!("{} {} {}\t", entry.mode, entry.kind(), entry.oid).as_bytes(),
+                );
+                input.extend_from_slice(&entry.name);
+                input.push(0);
+            }
+            input.push(0);
+        }
+        let out = self
+            .run(
+                self.local_command(&["mktree", "-z", "--missing", "--batch"])
+                    .stdin(input),
+            )
+            .await?;
+        let ids: Vec<String> = String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if ids.len() != trees.len() || ids.iter().any(|id| check_object_id(id, "tree").is_err()) {
+            return Err(invalid(format!(
+                "git mktree gave {} ids for {} trees",
+                ids.len(),
+                trees.len()
+            )));
+        }
+        Ok(ids)
     }
 
     /// Pushes `commit` as the branch, never forcing: the server takes it only as a fast forward.
@@ -1772,7 +2028,7 @@ impl LocalClone {
 }
 
 /// What one attempt of `commit_and_push` found to do on the fetched head.
-enum Planned<'c> {
+enum AttemptPlan<'c> {
     /// Nothing to push: a conflict, or a branch that holds everything already.
     Done(CommitOutcome),
     /// Commit `changes` (each of our changes that the head holds otherwise) on `head`.
@@ -1828,6 +2084,68 @@ struct Change {
     oid: Option<String>,
 }
 
+/// What changes in one folder of a commit we build.
+#[derive(Debug, Default)]
+struct FolderEdit {
+    /// Files of the folder to write (with their blob) or delete (`None`), by name.
+    files: BTreeMap<String, Option<String>>,
+    /// Folders right below it that hold changes, by name.
+    folders: BTreeSet<String>,
+}
+
+/// One entry of a tree object, as git stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RawTreeEntry {
+    /// Octal, as written in the tree (`100644`, `40000`…).
+    mode: String,
+    /// Bytes, not necessarily UTF-8.
+    name: Vec<u8>,
+    /// Hexadecimal.
+    oid: String,
+}
+
+impl RawTreeEntry {
+    fn mode_bits(&self) -> u32 {
+        u32::from_str_radix(&self.mode, 8).unwrap_or_default() & 0o170_000
+    }
+
+    fn is_tree(&self) -> bool {
+        self.mode_bits() == 0o040_000
+    }
+
+    /// The object type that `git mktree` expects for the mode.
+    fn kind(&self) -> &'static str {
+        match self.mode_bits() {
+            0o040_000 => "tree",
+            0o160_000 => "commit",
+            _ => "blob",
+        }
+    }
+}
+
+/// A path's folder ("" for the root) and its last component.
+fn split_path(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
+/// The path of `name` in `folder` ("" for the root).
+fn join_path(folder: &str, name: &str) -> String {
+    if folder.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{folder}/{name}")
+    }
+}
+
+/// How deep a folder is: 0 for the root, 1 for `Setup`, 2 for `Setup/Applications`…
+fn depth(folder: &str) -> usize {
+    if folder.is_empty() {
+        0
+    } else {
+        folder.matches('/').count() + 1
+    }
+}
+
 /// The result of an operation, or word that the clone was made anew under it (with whole
 /// files and a shallow history) so that it must start over.
 enum Attempt<T> {
@@ -1863,27 +2181,157 @@ struct PlannedFile {
     old_oid: Option<String>,
 }
 
-impl PlannedFile {
-    /// The change to a regular file or symbolic link that a raw diff line describes; `None`
-    /// for a submodule, which has no content in this repository.
-    fn from_raw(raw: RawChange) -> Option<PlannedFile> {
-        let is_file = |mode: &str| mode != "000000" && mode != "160000";
-        let old_oid = is_file(&raw.old_mode).then_some(raw.old_oid);
-        let oid = is_file(&raw.new_mode).then_some(raw.new_oid);
-        let change = match (raw.status, raw.from, &old_oid, &oid) {
-            ('R', Some(from), _, Some(_)) => FileChangeKind::Renamed { from },
-            // A copy leaves its source as it was.
-            ('C', _, _, Some(_)) | (_, _, None, Some(_)) => FileChangeKind::Added,
-            (_, _, Some(_), None) => FileChangeKind::Deleted,
-            (_, _, Some(_), Some(_)) => FileChangeKind::Modified,
-            (_, _, None, None) => return None,
-        };
-        Some(PlannedFile {
-            path: raw.path,
+/// An entry reposync cannot hold as a file that a commit changed, with its blobs, which
+/// rename detection may have to read.
+#[derive(Debug)]
+struct PlannedEntry {
+    entry: UnrepresentableEntry,
+    /// The blob after the change, if there is one (not for a deletion or a submodule).
+    oid: Option<String>,
+    /// The blob before the change, if there is one.
+    old_oid: Option<String>,
+}
+
+/// What one line of a raw diff becomes.
+#[derive(Debug)]
+enum Planned {
+    File(PlannedFile),
+    Unrepresentable(PlannedEntry),
+}
+
+/// The planned files of a commit, leaving out the entries that are not files.
+fn files_of(planned: &[Planned]) -> impl Iterator<Item = &PlannedFile> {
+    planned.iter().filter_map(|p| match p {
+        Planned::File(file) => Some(file),
+        Planned::Unrepresentable(_) => None,
+    })
+}
+
+/// One side of a raw diff line, as reposync sees it.
+enum Side {
+    /// Nothing there: the entry was added or deleted.
+    Absent,
+    /// A regular file at a path reposync can represent.
+    File(String),
+    /// Something reposync cannot hold as a file.
+    Unrepresentable(PathProblem),
+}
+
+impl Side {
+    fn of(mode: &str, path: &[u8]) -> Side {
+        if mode == ABSENT_MODE {
+            return Side::Absent;
+        }
+        match representable_file(mode, path) {
+            Ok(path) => Side::File(path),
+            Err(problem) => Side::Unrepresentable(problem),
+        }
+    }
+}
+
+/// A regular file's path, or why reposync cannot hold the entry as a file: [`RepoPath`]'s
+/// rule first, then its mode (symbolic links and submodules are not files).
+fn representable_file(mode: &str, path: &[u8]) -> Result<String, PathProblem> {
+    let path = RepoPath::from_bytes(path)?;
+    match mode {
+        SYMLINK_MODE => Err(PathProblem::Symlink),
+        GITLINK_MODE => Err(PathProblem::Submodule),
+        _ => Ok(path.into_string()),
+    }
+}
+
+/// The blob a side of a raw diff line holds: none where there is nothing or a submodule.
+fn blob_of(mode: &str, oid: &str) -> Option<String> {
+    (mode != ABSENT_MODE && mode != GITLINK_MODE).then(|| oid.to_owned())
+}
+
+/// What a raw diff line means to reposync: a change to a file, or to an entry it cannot hold
+/// as one, or both when a rename or a change of type crosses between the two.
+///
+/// An entry that stops being a file it can represent (a file replaced by a symbolic link) is a
+/// change to an unrepresentable entry, not a deletion, so that reposync keeps its last version
+/// while the error stands; one that becomes such a file is an addition.
+fn plan_raw(raw: RawChange) -> Vec<Planned> {
+    let old_path = raw.from.clone().unwrap_or_else(|| raw.path.clone());
+    let old = Side::of(&raw.old_mode, &old_path);
+    let new = Side::of(&raw.new_mode, &raw.path);
+    let old_blob = blob_of(&raw.old_mode, &raw.old_oid);
+    let new_blob = blob_of(&raw.new_mode, &raw.new_oid);
+    let file = |path: String, change, oid: Option<String>, old_oid: Option<String>| {
+        Planned::File(PlannedFile {
+            path,
             change,
             oid,
             old_oid,
         })
+    };
+    let entry = |path: &[u8], problem, change, oid: Option<String>, old_oid: Option<String>| {
+        Planned::Unrepresentable(PlannedEntry {
+            entry: UnrepresentableEntry {
+                path: path.to_vec(),
+                problem,
+                change,
+            },
+            oid,
+            old_oid,
+        })
+    };
+    let added = |side: Side| match side {
+        Side::Absent => None,
+        Side::File(path) => Some(file(path, FileChangeKind::Added, new_blob.clone(), None)),
+        Side::Unrepresentable(problem) => Some(entry(
+            &raw.path,
+            problem,
+            FileChangeKind::Added,
+            new_blob.clone(),
+            None,
+        )),
+    };
+    let deleted = |side: Side| match side {
+        Side::Absent => None,
+        Side::File(path) => Some(file(path, FileChangeKind::Deleted, None, old_blob.clone())),
+        Side::Unrepresentable(problem) => Some(entry(
+            &old_path,
+            problem,
+            FileChangeKind::Deleted,
+            None,
+            old_blob.clone(),
+        )),
+    };
+    match raw.status {
+        // A copy leaves its source as it was.
+        'C' => added(new).into_iter().collect(),
+        'R' => match (old, new) {
+            (Side::File(from), Side::File(path)) => vec![file(
+                path,
+                FileChangeKind::Renamed { from },
+                new_blob.clone(),
+                old_blob.clone(),
+            )],
+            (old, new) => deleted(old).into_iter().chain(added(new)).collect(),
+        },
+        _ => match (old, new) {
+            (Side::File(_), Side::File(path)) => vec![file(
+                path,
+                FileChangeKind::Modified,
+                new_blob.clone(),
+                old_blob.clone(),
+            )],
+            (Side::Absent | Side::Unrepresentable(_), Side::File(path)) => {
+                vec![file(path, FileChangeKind::Added, new_blob.clone(), None)]
+            }
+            (Side::File(_) | Side::Unrepresentable(_), Side::Unrepresentable(problem)) => {
+                vec![entry(
+                    &raw.path,
+                    problem,
+                    FileChangeKind::Modified,
+                    new_blob.clone(),
+                    old_blob.clone(),
+                )]
+            }
+            (old, Side::Absent) => deleted(old).into_iter().collect(),
+            (Side::Absent, new) => added(new).into_iter().collect(),
+        },
     }
 }
 
@@ -1913,18 +2361,19 @@ struct RawChange {
     new_mode: String,
     old_oid: String,
     new_oid: String,
-    path: String,
+    /// As git stores it: bytes, not necessarily UTF-8.
+    path: Vec<u8>,
     /// For a rename or a copy, the source path.
-    from: Option<String>,
+    from: Option<Vec<u8>>,
 }
 
 /// One line of `git ls-tree -z`.
 #[derive(Debug, PartialEq, Eq)]
 struct TreeEntry {
     mode: String,
-    kind: String,
     oid: String,
-    path: String,
+    /// As git stores it: bytes, not necessarily UTF-8.
+    path: Vec<u8>,
 }
 
 /// One path of `git diff-tree -r -z`: its new mode and object id, or `None` if deleted.
@@ -1946,15 +2395,6 @@ fn unusable(message: String) -> GitError {
 
 fn text(bytes: Vec<u8>) -> String {
     String::from_utf8_lossy(&bytes).trim().to_owned()
-}
-
-fn utf8_path(bytes: &[u8]) -> Result<String, GitError> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| {
-        invalid(format!(
-            "the repository holds a path that is not UTF-8: {:?}",
-            String::from_utf8_lossy(bytes)
-        ))
-    })
 }
 
 /// The pause before attempt `retry + 1`: 100 ms, 200 ms, 400 ms…, at most [`MAX_BACKOFF`].
@@ -2092,15 +2532,15 @@ fn parse_ls_tree(bytes: &[u8]) -> Result<Vec<TreeEntry>, GitError> {
             let tab = record.iter().position(|&b| b == b'\t').ok_or_else(bad)?;
             let info = std::str::from_utf8(&record[..tab]).map_err(|_| bad())?;
             let mut fields = info.split(' ');
-            let (mode, kind, oid) = match (fields.next(), fields.next(), fields.next()) {
-                (Some(mode), Some(kind), Some(oid)) => (mode, kind, oid),
+            // The type (blob, commit) follows from the mode.
+            let (mode, oid) = match (fields.next(), fields.next(), fields.next()) {
+                (Some(mode), Some(_kind), Some(oid)) => (mode, oid),
                 _ => return Err(bad()),
             };
             Ok(TreeEntry {
                 mode: mode.to_owned(),
-                kind: kind.to_owned(),
                 oid: oid.to_owned(),
-                path: utf8_path(&record[tab + 1..])?,
+                path: record[tab + 1..].to_vec(),
             })
         })
         .collect()
@@ -2108,12 +2548,15 @@ fn parse_ls_tree(bytes: &[u8]) -> Result<Vec<TreeEntry>, GitError> {
 
 /// Parses `git diff-tree -r -z` between two trees: for each path,
 /// `:<old mode> <new mode> <old oid> <new oid> <status> NUL <path> NUL`.
+///
+/// Paths that are not UTF-8 are left out: they are compared with paths reposync writes, which
+/// always are, so they can never match one, and someone else's such path must not stop a push.
 fn parse_diff_tree(bytes: &[u8]) -> Result<Vec<DiffEntry>, GitError> {
     Ok(parse_raw_diff(bytes)?
         .into_iter()
         .filter_map(|record| match record {
             DiffRecord::Change(change) => Some(DiffEntry {
-                path: change.path,
+                path: String::from_utf8(change.path).ok()?,
                 new: (change.status != 'D').then_some((change.new_mode, change.new_oid)),
             }),
             DiffRecord::Commit(_) => None,
@@ -2151,7 +2594,7 @@ fn parse_raw_diff(bytes: &[u8]) -> Result<Vec<DiffRecord>, GitError> {
         let status = status.chars().next().ok_or_else(bad)?;
         // The output ends with a NUL, after which `split` yields one empty field.
         let mut next_path = || match fields.next() {
-            Some(path) if !path.is_empty() => utf8_path(path),
+            Some(path) if !path.is_empty() => Ok(path.to_vec()),
             _ => Err(bad()),
         };
         let first = next_path()?;
@@ -2233,9 +2676,33 @@ fn parse_range_commits(bytes: &[u8]) -> Result<Vec<RangeCommit>, GitError> {
 }
 
 /// Parses `git cat-file --batch`: `<oid> <type> <size> LF <contents> LF` per object, or
-/// `<oid> missing LF`.
+/// `<oid> missing LF`; the contents by object id, the missing ones left out.
 fn parse_cat_file_batch(bytes: &[u8]) -> Result<HashMap<String, Vec<u8>>, GitError> {
-    let mut contents = HashMap::new();
+    Ok(parse_cat_file_objects(bytes)?
+        .into_iter()
+        .filter_map(|object| match object {
+            BatchObject::Found { oid, content, .. } => Some((oid, content)),
+            // Left out of the map: the caller names the path whose content is missing.
+            BatchObject::Missing => None,
+        })
+        .collect())
+}
+
+/// One answer of `git cat-file --batch`.
+#[derive(Debug, PartialEq, Eq)]
+enum BatchObject {
+    Found {
+        oid: String,
+        kind: String,
+        content: Vec<u8>,
+    },
+    Missing,
+}
+
+/// Parses `git cat-file --batch` into its answers, in the order asked: `<oid> <type> <size>
+/// LF <contents> LF` per object, or `<what was asked> missing LF`.
+fn parse_cat_file_objects(bytes: &[u8]) -> Result<Vec<BatchObject>, GitError> {
+    let mut objects = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
         let bad = |what: &str| invalid(format!("unexpected git cat-file output: {what}"));
@@ -2244,25 +2711,60 @@ fn parse_cat_file_batch(bytes: &[u8]) -> Result<HashMap<String, Vec<u8>>, GitErr
             .position(|&b| b == b'\n')
             .ok_or_else(|| bad("a header without a newline"))?;
         let header = String::from_utf8_lossy(&rest[..end]).into_owned();
-        // Left out of the map: the caller names the path whose content is missing.
-        if header.ends_with(" missing") {
-            rest = &rest[end + 1..];
-            continue;
-        }
         let fields: Vec<&str> = header.split(' ').collect();
-        let [oid, _kind, size] = fields[..] else {
+        let found = match fields[..] {
+            [oid, kind, size] if !oid.is_empty() && oid.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                size.parse::<usize>().ok().map(|size| (oid, kind, size))
+            }
+            _ => None,
+        };
+        let Some((oid, kind, size)) = found else {
+            // What was asked may hold spaces (`<commit>:<path>`), so only the end is looked at.
+            if header.ends_with(" missing") {
+                objects.push(BatchObject::Missing);
+                rest = &rest[end + 1..];
+                continue;
+            }
             return Err(bad(&header));
         };
-        let size: usize = size.parse().map_err(|_| bad(&header))?;
         let start = end + 1;
         let body = rest
             .get(start..start + size)
             .ok_or_else(|| bad("a truncated object"))?;
-        contents.insert(oid.to_owned(), body.to_vec());
+        objects.push(BatchObject::Found {
+            oid: oid.to_owned(),
+            kind: kind.to_owned(),
+            content: body.to_vec(),
+        });
         // The contents are followed by a newline of their own.
         rest = rest.get(start + size + 1..).unwrap_or_default();
     }
-    Ok(contents)
+    Ok(objects)
+}
+
+/// Parses a tree object: `<octal mode> SP <name> NUL <binary object id>` per entry, with ids
+/// of `id_bytes` bytes (20 for SHA-1, 32 for SHA-256).
+fn parse_tree_object(bytes: &[u8], id_bytes: usize) -> Result<Vec<RawTreeEntry>, GitError> {
+    let bad = || invalid("unexpected tree object from git cat-file".to_owned());
+    let mut entries = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let space = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
+        let mode = std::str::from_utf8(&rest[..space]).map_err(|_| bad())?;
+        let after_mode = &rest[space + 1..];
+        let nul = after_mode.iter().position(|&b| b == 0).ok_or_else(bad)?;
+        let name = after_mode[..nul].to_vec();
+        let id = after_mode
+            .get(nul + 1..nul + 1 + id_bytes)
+            .ok_or_else(bad)?;
+        entries.push(RawTreeEntry {
+            mode: mode.to_owned(),
+            name,
+            oid: id.iter().map(|b| format!("{b:02x}")).collect(),
+        });
+        rest = &after_mode[nul + 1 + id_bytes..];
+    }
+    Ok(entries)
 }
 
 /// Refuses branch names git would refuse, and any that could be read as an option.
@@ -2303,17 +2805,16 @@ fn check_object_id(oid: &str, what: &str) -> Result<(), GitError> {
     }
 }
 
-/// Refuses paths git would refuse or that would escape the repository, and a path given twice.
+/// Refuses paths reposync cannot represent ([`RepoPath`]: relative, no empty, `.`, `..` or
+/// `.git` components, no control characters), and a path given twice.
 fn check_changes(changes: &[FileChange]) -> Result<(), GitError> {
     let mut seen = HashSet::new();
     for change in changes {
         let path = change.path.as_str();
-        let bad_component = path
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == ".." || c.eq_ignore_ascii_case(".git"));
-        if path.is_empty() || path.contains('\0') || bad_component {
+        if let Err(problem) = RepoPath::parse(path) {
             return Err(unusable(format!(
-                "{path:?} is not a valid file path: it must be relative, with no empty, `.`, `..` or `.git` parts"
+                "cannot write {}: it is not a path reposync can represent: {problem}",
+                escape_path(path.as_bytes())
             )));
         }
         if !seen.insert(path) {
@@ -2361,11 +2862,25 @@ mod tests {
         assert_eq!(entries.len(), 3);
         assert_eq!(
             entries[0].path,
-            "Setup/Source Repo Providers/Platform Git.yaml"
+            b"Setup/Source Repo Providers/Platform Git.yaml"
         );
-        assert_eq!(entries[1].path, "Setup/été.yaml");
-        assert_eq!(entries[2].kind, "commit");
-        assert!(parse_ls_tree(b"100644 blob aaaa\tbad\xff\0").is_err());
+        assert_eq!(entries[1].path, "Setup/été.yaml".as_bytes());
+        assert_eq!(entries[2].mode, GITLINK_MODE);
+        // A name that is not UTF-8 is read as the bytes it is, for the caller to report.
+        let odd = parse_ls_tree(b"100644 blob aaaa\tbad\xff\0").expect("parses");
+        assert_eq!(odd[0].path, b"bad\xff");
+        assert!(parse_ls_tree(b"100644 blob\tno-id\0").is_err());
+    }
+
+    #[test]
+    fn a_diff_between_trees_leaves_out_paths_that_are_not_utf8() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let mut out = format!(":100644 100644 {a} {b} M\0").into_bytes();
+        out.extend_from_slice(b"Setup/\xff.yaml\0");
+        out.extend_from_slice(format!(":100644 100644 {a} {b} M\0Setup/ok.yaml\0").as_bytes());
+        let entries = parse_diff_tree(&out).expect("parses");
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["Setup/ok.yaml"]);
     }
 
     #[test]
@@ -2410,35 +2925,181 @@ mod tests {
             panic!("a change: {records:?}");
         };
         assert_eq!(rename.status, 'R');
-        assert_eq!(rename.path, "Setup/été.yaml");
-        assert_eq!(rename.from.as_deref(), Some("Setup/old name.yaml"));
+        assert_eq!(rename.path, "Setup/été.yaml".as_bytes());
+        assert_eq!(rename.from.as_deref(), Some(&b"Setup/old name.yaml"[..]));
         assert_eq!(records[3], DiffRecord::Commit(a.clone()));
 
-        let planned: Vec<Option<PlannedFile>> = records
+        let planned: Vec<String> = records
             .into_iter()
             .filter_map(|r| match r {
-                DiffRecord::Change(change) => Some(PlannedFile::from_raw(change)),
+                DiffRecord::Change(change) => Some(plan_raw(change)),
                 DiffRecord::Commit(_) => None,
             })
-            .collect();
-        let kinds: Vec<Option<FileChangeKind>> = planned
-            .iter()
-            .map(|p| p.as_ref().map(|p| p.change.clone()))
+            .flat_map(|p| described(&p))
             .collect();
         assert_eq!(
-            kinds,
-            vec![
-                Some(FileChangeKind::Renamed {
-                    from: "Setup/old name.yaml".into()
-                }),
-                None,
-                Some(FileChangeKind::Deleted),
+            planned,
+            [
+                "file Renamed { from: \"Setup/old name.yaml\" } Setup/été.yaml",
+                "entry Added Setup/sub: Submodule",
+                "file Deleted Setup/x.yaml",
             ],
-            "a submodule has no content to report"
+            "a submodule is reported, with no content"
         );
         assert!(parse_raw_diff(b"not-a-commit\0").is_err());
         assert!(
             parse_raw_diff(format!(":100644 100644 {a} {b} R100\0only-one\0").as_bytes()).is_err()
+        );
+    }
+
+    /// Each planned change as one line: `file <change> <path>` or `entry <change> <path>:
+    /// <problem>`.
+    fn described(planned: &[Planned]) -> Vec<String> {
+        planned
+            .iter()
+            .map(|p| match p {
+                Planned::File(file) => format!("file {:?} {}", file.change, file.path),
+                Planned::Unrepresentable(entry) => format!(
+                    "entry {:?} {}: {:?}",
+                    entry.entry.change,
+                    escape_path(&entry.entry.path),
+                    entry.entry.problem
+                ),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entries_reposync_cannot_hold_are_planned_apart_from_files() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let zero = "0".repeat(40);
+        let raw =
+            |old_mode: &str, new_mode: &str, status: char, path: &[u8], from: Option<&[u8]>| {
+                RawChange {
+                    status,
+                    old_mode: old_mode.into(),
+                    new_mode: new_mode.into(),
+                    old_oid: if old_mode == ABSENT_MODE {
+                        zero.clone()
+                    } else {
+                        a.clone()
+                    },
+                    new_oid: if new_mode == ABSENT_MODE {
+                        zero.clone()
+                    } else {
+                        b.clone()
+                    },
+                    path: path.to_vec(),
+                    from: from.map(<[u8]>::to_vec),
+                }
+            };
+        let cases: Vec<(RawChange, Vec<&str>)> = vec![
+            (
+                raw("000000", "120000", 'A', b"Setup/link.yaml", None),
+                vec!["entry Added Setup/link.yaml: Symlink"],
+            ),
+            (
+                raw("000000", "160000", 'A', b"Setup/sub", None),
+                vec!["entry Added Setup/sub: Submodule"],
+            ),
+            (
+                raw("000000", "100644", 'A', b"Setup/a/\xff.yaml", None),
+                vec!["entry Added Setup/a/\\xff.yaml: NotUtf8"],
+            ),
+            (
+                raw("100644", "000000", 'D', b"Setup/x/.GIT/config", None),
+                vec!["entry Deleted Setup/x/.GIT/config: GitComponent { component: \".GIT\" }"],
+            ),
+            (
+                raw("000000", "100644", 'A', b"Setup/a/../b.yaml", None),
+                vec!["entry Added Setup/a/../b.yaml: DotComponent { component: \"..\" }"],
+            ),
+            (
+                raw("000000", "100644", 'A', b"Setup/a\tb.yaml", None),
+                vec!["entry Added Setup/a\\x09b.yaml: ControlCharacter { character: '\\t' }"],
+            ),
+            // A rename across the line is a deletion and an addition.
+            (
+                raw(
+                    "100644",
+                    "100644",
+                    'R',
+                    b"Setup/\xff.yaml",
+                    Some(b"Setup/ok.yaml"),
+                ),
+                vec![
+                    "file Deleted Setup/ok.yaml",
+                    "entry Added Setup/\\xff.yaml: NotUtf8",
+                ],
+            ),
+            (
+                raw(
+                    "100644",
+                    "100644",
+                    'R',
+                    b"Setup/ok.yaml",
+                    Some(b"Setup/\xff.yaml"),
+                ),
+                vec![
+                    "entry Deleted Setup/\\xff.yaml: NotUtf8",
+                    "file Added Setup/ok.yaml",
+                ],
+            ),
+            // A file that becomes a link is a change to an entry: reposync keeps its version.
+            (
+                raw("100644", "120000", 'T', b"Setup/w.yaml", None),
+                vec!["entry Modified Setup/w.yaml: Symlink"],
+            ),
+            (
+                raw("120000", "100644", 'T', b"Setup/w.yaml", None),
+                vec!["file Added Setup/w.yaml"],
+            ),
+            (
+                raw("100644", "100755", 'M', b"Setup/w.yaml", None),
+                vec!["file Modified Setup/w.yaml"],
+            ),
+        ];
+        for (change, expected) in cases {
+            assert_eq!(described(&plan_raw(change)), expected);
+        }
+    }
+
+    #[test]
+    fn reads_tree_objects_and_cat_file_answers_in_order() {
+        let mut tree = b"100644 a.yaml\0".to_vec();
+        tree.extend_from_slice(&[0xab; 20]);
+        tree.extend_from_slice(b"40000 .git\0");
+        tree.extend_from_slice(&[0x01; 20]);
+        tree.extend_from_slice(b"160000 \xff\0");
+        tree.extend_from_slice(&[0x02; 20]);
+        let entries = parse_tree_object(&tree, 20).expect("parses");
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].oid, "ab".repeat(20));
+        assert_eq!((entries[0].kind(), entries[0].is_tree()), ("blob", false));
+        assert_eq!(
+            (entries[1].name.as_slice(), entries[1].kind()),
+            (&b".git"[..], "tree")
+        );
+        assert_eq!(
+            (entries[2].name.as_slice(), entries[2].kind()),
+            (&b"\xff"[..], "commit")
+        );
+        assert!(parse_tree_object(&tree[..tree.len() - 1], 20).is_err());
+
+        let id = "c".repeat(40);
+        let mut out = format!("{id}:Setup/Cloud Providers missing\n{id} tree 3\n").into_bytes();
+        out.extend_from_slice(b"xyz\n");
+        let objects = parse_cat_file_objects(&out).expect("parses");
+        assert_eq!(
+            objects,
+            [
+                BatchObject::Missing,
+                BatchObject::Found {
+                    oid: id.clone(),
+                    kind: "tree".into(),
+                    content: b"xyz".to_vec()
+                }
+            ]
         );
     }
 
@@ -2531,8 +3192,15 @@ mod tests {
             "a/./b",
             ".git/config",
             "a/.GIT/x",
+            "a/.git./x",
+            "a/git~1/x",
+            "a/b\nc",
+            "a/b\u{7f}",
+            "a\\b",
         ] {
-            assert!(check_changes(&[change(bad)]).is_err(), "{bad:?}");
+            let error = check_changes(&[change(bad)]).expect_err(bad);
+            assert_eq!(error.kind, GitErrorKind::InvalidRequest);
+            assert!(error.message.contains("cannot write"), "{error}");
         }
         assert!(check_changes(&[change("a"), change("a")]).is_err());
     }

@@ -52,7 +52,9 @@ fn snapshot(changes: BranchChanges) -> (String, Vec<(String, String)>, bool) {
             head,
             files,
             since_lost,
+            unrepresentable,
         } => {
+            assert!(unrepresentable.is_empty(), "{unrepresentable:?}");
             let files = files
                 .into_iter()
                 .map(|(p, c)| (p, String::from_utf8(c).expect("utf-8")))
@@ -562,4 +564,159 @@ async fn wrong_credentials_are_classified_and_never_echoed() {
     assert_eq!(error.kind, GitErrorKind::AuthFailed, "{error}");
     assert!(!format!("{error} {error:?}").contains(wrong));
     assert!(!fx.clone_files_text(&clone).contains(wrong));
+}
+
+/// The hostile entries `hostile_commit` puts under `Setup/`, as (path, what is wrong), sorted
+/// by path as git sorts bytes.
+fn hostile_entries() -> Vec<(&'static [u8], reposync_model::PathProblem)> {
+    use reposync_model::PathProblem;
+    let mut entries: Vec<(&'static [u8], PathProblem)> = vec![
+        (b"Setup/Applications/shop/\xff.yaml", PathProblem::NotUtf8),
+        (
+            b"Setup/Applications/shop/Template Library/.git/config",
+            PathProblem::GitComponent {
+                component: ".git".into(),
+            },
+        ),
+        (
+            b"Setup/Applications/shop/Values/../x.yaml",
+            PathProblem::DotComponent {
+                component: "..".into(),
+            },
+        ),
+        (
+            b"Setup/Applications/shop/Config Files/./y.yaml",
+            PathProblem::DotComponent {
+                component: ".".into(),
+            },
+        ),
+        (
+            b"Setup/Applications/shop/Governance/.GIT/z.yaml",
+            PathProblem::GitComponent {
+                component: ".GIT".into(),
+            },
+        ),
+        (b"Setup/Applications/shop/link.yaml", PathProblem::Symlink),
+        (b"Setup/Applications/shop/vendored", PathProblem::Submodule),
+    ];
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
+/// A commit, made with plumbing on `main`, that adds a good file and every hostile entry.
+fn hostile_commit(fx: &Fixture) -> String {
+    use reposync_testkit::RawEntry;
+    let mut entries: Vec<(&[u8], RawEntry)> = vec![(
+        b"Setup/Applications/shop/Good.yaml",
+        RawEntry::File(b"good: 1\n".to_vec()),
+    )];
+    for (path, problem) in hostile_entries() {
+        let entry = match problem {
+            reposync_model::PathProblem::Symlink => RawEntry::Symlink("../../../etc/passwd".into()),
+            reposync_model::PathProblem::Submodule => RawEntry::Submodule("c".repeat(40)),
+            _ => RawEntry::File(b"hostile: 1\n".to_vec()),
+        };
+        entries.push((path, entry));
+    }
+    fx.root
+        .commit_raw(REPO, "main", &entries, "hostile entries")
+        .expect("hostile commit")
+}
+
+fn unrepresentable(
+    entries: &[reposync_git::UnrepresentableEntry],
+) -> Vec<(Vec<u8>, reposync_model::PathProblem, FileChangeKind)> {
+    entries
+        .iter()
+        .map(|e| (e.path.clone(), e.problem.clone(), e.change.clone()))
+        .collect()
+}
+
+fn expected_hostile(
+    change: FileChangeKind,
+) -> Vec<(Vec<u8>, reposync_model::PathProblem, FileChangeKind)> {
+    hostile_entries()
+        .into_iter()
+        .map(|(path, problem)| (path.to_vec(), problem, change.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn hostile_entries_are_reported_apart_and_never_fail_a_read() {
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    fx.bare(&["config", "uploadpack.allowFilter", "true"]);
+    let clone = fx.open("clone").await;
+    let hostile = hostile_commit(&fx);
+
+    // Commit by commit: the good file is a file, each hostile entry is reported once.
+    let (head, list, complete) = commits(fetch_changes(&clone, &fx, Some(&base), 100).await);
+    assert_eq!(
+        (head.as_str(), complete, list.len()),
+        (hostile.as_str(), true, 1)
+    );
+    assert_eq!(
+        list[0].files,
+        vec![added("Setup/Applications/shop/Good.yaml", "good: 1\n")]
+    );
+    assert_eq!(
+        unrepresentable(&list[0].unrepresentable),
+        expected_hostile(FileChangeKind::Added)
+    );
+
+    // A snapshot (a first read) reports them too, beside every file.
+    let fresh = fx.open("fresh").await;
+    match fetch_changes(&fresh, &fx, None, 100).await {
+        BranchChanges::Snapshot {
+            head,
+            files,
+            unrepresentable: entries,
+            since_lost,
+        } => {
+            assert_eq!((head.as_str(), since_lost), (hostile.as_str(), false));
+            let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+            assert_eq!(
+                paths,
+                [
+                    "Setup/Applications/shop/Good.yaml",
+                    "Setup/Applications/shop/Index.yaml",
+                    PROVIDER,
+                    "Setup/a.yaml",
+                    "Setup/b.yaml",
+                ]
+            );
+            assert_eq!(
+                unrepresentable(&entries),
+                expected_hostile(FileChangeKind::Added)
+            );
+        }
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+
+    // A commit that removes them reports each as deleted. It also adds and deletes files, so
+    // renames are looked for, which reads the removed entries' contents: they are fetched
+    // with the rest rather than failing the read.
+    let mut entries: Vec<(&[u8], reposync_testkit::RawEntry)> = hostile_entries()
+        .into_iter()
+        .map(|(path, _)| (path, reposync_testkit::RawEntry::Delete))
+        .collect();
+    entries.push((b"Setup/a.yaml", reposync_testkit::RawEntry::Delete));
+    entries.push((
+        b"Setup/c.yaml",
+        reposync_testkit::RawEntry::File(b"c: 1\n".to_vec()),
+    ));
+    let cleaned = fx
+        .root
+        .commit_raw(REPO, "main", &entries, "remove them")
+        .expect("commit");
+    let (head, list, _) = commits(fetch_changes(&clone, &fx, Some(&hostile), 100).await);
+    assert_eq!(head, cleaned);
+    assert_eq!(
+        list[0].files,
+        vec![deleted("Setup/a.yaml"), added("Setup/c.yaml", "c: 1\n")]
+    );
+    assert_eq!(
+        unrepresentable(&list[0].unrepresentable),
+        expected_hostile(FileChangeKind::Deleted)
+    );
 }

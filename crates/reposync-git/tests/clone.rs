@@ -157,7 +157,8 @@ async fn main_flow(transport: Transport) {
     let files = clone
         .read_files(&fx.remote, &second, "Setup/")
         .await
-        .expect("read files");
+        .expect("read files")
+        .files;
     let files: Vec<(String, String)> = files
         .into_iter()
         .map(|(p, c)| (p, String::from_utf8(c).expect("utf-8")))
@@ -230,7 +231,8 @@ async fn the_first_fetch_is_shallow_and_blobless_and_blobs_come_in_one_request()
     let files = clone
         .read_files(&fx.remote, &head, "Setup/Many/")
         .await
-        .expect("read files");
+        .expect("read files")
+        .files;
     assert_eq!(files.len(), 20);
     for (path, content) in &files {
         let expected = many.iter().find(|(p, _)| p == path).expect("known path");
@@ -249,7 +251,8 @@ async fn the_first_fetch_is_shallow_and_blobless_and_blobs_come_in_one_request()
     let all = clone
         .read_files(&fx.remote, &head, "Setup/")
         .await
-        .expect("read files");
+        .expect("read files")
+        .files;
     assert_eq!(all.len(), 24);
     assert!(
         all.iter()
@@ -259,7 +262,8 @@ async fn the_first_fetch_is_shallow_and_blobless_and_blobs_come_in_one_request()
     let again = clone
         .read_files(&fx.remote, &head, "Setup/")
         .await
-        .expect("read files");
+        .expect("read files")
+        .files;
     assert_eq!(all, again);
     assert_eq!(
         fx.upload_pack_posts() - before,
@@ -301,7 +305,8 @@ async fn a_server_that_refuses_filters_gets_a_full_shallow_fetch() {
     let files = clone
         .read_files(&fx.remote, &head, "Setup/")
         .await
-        .expect("read files");
+        .expect("read files")
+        .files;
     assert_eq!(files.len(), 4);
     assert_eq!(fx.upload_pack_posts(), before, "nothing left to fetch");
     let (_, parent, _) = pushed(
@@ -334,7 +339,8 @@ async fn ssh_a_server_that_cannot_send_contents_by_id_gets_a_clone_with_whole_fi
     let files = clone
         .read_files(&fx.remote, &head, "Setup/")
         .await
-        .expect("read files");
+        .expect("read files")
+        .files;
     assert_eq!(files.len(), 4);
     assert!(files.contains(&("Setup/b.yaml".to_owned(), b"b: 1\n".to_vec())));
     assert_eq!(fx.blobs_in_clone(&clone), 5, "whole files of the head");
@@ -758,7 +764,8 @@ async fn open_starts_afresh_from_a_broken_clone() {
         let files = clone
             .read_files(&fx.remote, &head, "Setup/a")
             .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .files;
         assert_eq!(
             files,
             vec![("Setup/a.yaml".to_owned(), b"a: 1\n".to_vec())],
@@ -819,7 +826,14 @@ async fn a_clone_refuses_another_remote_and_bad_input_before_running_git() {
         },
     };
     assert!(clone.fetch(&other).await.is_err());
-    for bad in ["../escape.yaml", "Setup//a.yaml", ".git/config"] {
+    for bad in [
+        "../escape.yaml",
+        "Setup//a.yaml",
+        ".git/config",
+        "Setup/.GIT/config",
+        "Setup/git~1/x.yaml",
+        "Setup/a\u{1}b.yaml",
+    ] {
         let error = clone
             .commit_files(
                 &fx.remote,
@@ -832,8 +846,12 @@ async fn a_clone_refuses_another_remote_and_bad_input_before_running_git() {
             .await
             .expect_err("refused");
         assert_eq!(error.kind, GitErrorKind::InvalidRequest, "{error}");
+        // The error names the path, escaped, and why it cannot be written.
+        let escaped = reposync_model::escape_path(bad.as_bytes());
         assert!(
-            error.to_string().contains("not a valid file path"),
+            error.to_string().contains(&format!(
+                "cannot write {escaped}: it is not a path reposync can represent"
+            )),
             "{error}"
         );
     }
@@ -1244,5 +1262,129 @@ async fn a_clone_with_many_packs_is_compacted_when_opened() {
         .read_files(&fx.remote, &head, "Setup/a")
         .await
         .expect("read");
-    assert_eq!(files, vec![("Setup/a.yaml".to_owned(), b"a: 1\n".to_vec())]);
+    assert_eq!(
+        files.files,
+        vec![("Setup/a.yaml".to_owned(), b"a: 1\n".to_vec())]
+    );
+}
+
+/// `git ls-tree -z` of a tree-ish in the bare repository, as bytes.
+fn raw_listing(fx: &Fixture, treeish: &str) -> Vec<u8> {
+    fx.root
+        .git()
+        .run_with_input(&fx.repo(), &["ls-tree", "-z", treeish], b"")
+        .expect("ls-tree")
+}
+
+#[tokio::test]
+async fn a_commit_builds_on_a_branch_whose_tree_holds_hostile_entries_and_keeps_them() {
+    use reposync_testkit::RawEntry;
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    // Entries git's index refuses (`read-tree` fails on `.git`), anywhere on the branch: at
+    // the root, outside `Setup/`, and right next to the files we write.
+    let hostile: Vec<(&[u8], RawEntry)> = vec![
+        (b".GIT/config", RawEntry::File(b"[core]\n".to_vec())),
+        (b"docs/../escape.md", RawEntry::File(b"up\n".to_vec())),
+        (b"Setup/\xff.yaml", RawEntry::File(b"x: 1\n".to_vec())),
+        (
+            b"Setup/Applications/shop/.git/HEAD",
+            RawEntry::File(b"ref: x\n".to_vec()),
+        ),
+        (
+            b"Setup/Applications/shop/link.yaml",
+            RawEntry::Symlink("/etc/passwd".into()),
+        ),
+        (
+            b"Setup/Applications/shop/vendored",
+            RawEntry::Submodule("d".repeat(40)),
+        ),
+    ];
+    let head = fx
+        .root
+        .commit_raw(REPO, "main", &hostile, "hostile entries")
+        .expect("hostile commit");
+    let shop_before = raw_listing(&fx, &format!("{head}:Setup/Applications/shop"));
+    let clone = fx.open("clone").await;
+
+    // Based on the commit before them: the remote's changes since (a path that is not UTF-8
+    // among them) are compared with ours first, and touch none of our paths.
+    let outcome = clone
+        .commit_files(
+            &fx.remote,
+            Some(&base),
+            &[
+                write("Setup/Applications/shop/Workflow.yaml", "w: 1\n"),
+                delete("Setup/b.yaml"),
+            ],
+            &bot(),
+            "Next to hostile entries",
+            3,
+        )
+        .await
+        .expect("the commit is built and pushed");
+    let (commit, parent, _) = pushed(outcome);
+    assert_eq!(parent.as_deref(), Some(head.as_str()));
+
+    // Folders we did not touch keep their ids; the ones we did keep every other entry as it
+    // was, byte for byte.
+    for untouched in [".GIT", "docs", "Setup/Source Repo Providers"] {
+        assert_eq!(
+            fx.bare(&["rev-parse", &format!("{commit}:{untouched}")]),
+            fx.bare(&["rev-parse", &format!("{head}:{untouched}")]),
+            "{untouched}"
+        );
+    }
+    let shop_after = raw_listing(&fx, &format!("{commit}:Setup/Applications/shop"));
+    let records = |listing: &[u8]| -> Vec<Vec<u8>> {
+        listing
+            .split(|b| *b == 0)
+            .filter(|r| !r.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let before = records(&shop_before);
+    let after = records(&shop_after);
+    for record in &before {
+        assert!(
+            after.contains(record),
+            "lost {:?}",
+            String::from_utf8_lossy(record)
+        );
+    }
+    assert_eq!(after.len(), before.len() + 1, "only our file was added");
+    let setup = records(&raw_listing(&fx, &format!("{commit}:Setup")));
+    assert!(setup.iter().any(|r| r.ends_with(b"\t\xff.yaml")), "kept");
+    assert!(!setup.iter().any(|r| r.ends_with(b"\tb.yaml")), "deleted");
+    assert_eq!(
+        fx.bare(&[
+            "cat-file",
+            "blob",
+            &format!("{commit}:Setup/Applications/shop/Workflow.yaml")
+        ]),
+        "w: 1"
+    );
+
+    // The same change again is nothing to commit, and a deletion of what is not there too.
+    let again = clone
+        .commit_files(
+            &fx.remote,
+            Some(&commit),
+            &[
+                write("Setup/Applications/shop/Workflow.yaml", "w: 1\n"),
+                delete("Setup/Applications/gone/Index.yaml"),
+            ],
+            &bot(),
+            "Again",
+            3,
+        )
+        .await
+        .expect("nothing to commit");
+    assert_eq!(
+        again,
+        CommitOutcome::NothingToCommit {
+            head: Some(commit.clone()),
+            landed: Vec::new(),
+        }
+    );
 }

@@ -39,6 +39,7 @@ mod email;
 mod error;
 pub mod kinds;
 mod name;
+mod path;
 mod refname;
 mod selector;
 pub mod tree;
@@ -53,6 +54,7 @@ pub use connector::{
 pub use email::EmailAddress;
 pub use error::FieldError;
 pub use name::{EntityName, RepoSlug, SecretName};
+pub use path::{PathProblem, RepoPath, escape_path};
 pub use refname::BranchName;
 pub use selector::Selector;
 pub use url::{Protocol, RepoUrl, SSH_USER};

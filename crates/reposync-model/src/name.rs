@@ -42,6 +42,12 @@ fn check_name(text: &str) -> Result<(), String> {
     if text == "." || text == ".." {
         return Err(format!("{text:?} is not allowed as a name"));
     }
+    // A name becomes a folder or file name in the repository, where git refuses `.git`.
+    if crate::path::reads_as_dot_git(text) {
+        return Err(format!(
+            "{text:?} is not allowed as a name: git reads it as its own `.git` folder"
+        ));
+    }
     for c in text.chars() {
         match c {
             '/' | '\\' => return Err(format!("must not contain {c:?} (it separates paths)")),
@@ -152,6 +158,10 @@ mod tests {
             ("trail ", "space"),
             (".", "not allowed"),
             ("..", "not allowed"),
+            (".git", "not allowed"),
+            (".Git", "not allowed"),
+            ("git~1", "not allowed"),
+            (".git.", "not allowed"),
             ("happy \u{1F600}", "U+1F600"),
             ("tab\there", "control"),
         ];

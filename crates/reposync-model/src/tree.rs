@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::{EntityName, FieldError};
+use crate::{EntityName, FieldError, PathProblem, RepoPath, escape_path};
 
 /// Every kind of file reposync knows in the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,15 +170,41 @@ pub const ROOT: &str = "Setup";
 const APPS: &str = "Applications";
 
 /// Classifies a repository path (relative, `/`-separated).
+///
+/// A path under `Setup/` must first be one reposync can represent ([`RepoPath`]); the error
+/// then names the path escaped, since it may hold control characters. Paths outside `Setup/`
+/// are ignored whatever they hold: reposync neither reads nor writes them.
 pub fn classify(path: &str) -> Result<PathClass, FieldError> {
+    if !path.starts_with("Setup/") {
+        return Ok(PathClass::Ignored);
+    }
+    let parsed = RepoPath::parse(path).map_err(|problem| unrepresentable(path, &problem))?;
+    parsed.classify()
+}
+
+/// The error for a path reposync cannot represent, naming it escaped.
+pub fn unrepresentable(path: &str, problem: &PathProblem) -> FieldError {
+    FieldError::new(
+        escape_path(path.as_bytes()),
+        format!("not a path reposync can represent: {problem}"),
+    )
+}
+
+impl RepoPath {
+    /// Classifies the path: a file of the Configuration as Code tree, or one reposync ignores.
+    pub fn classify(&self) -> Result<PathClass, FieldError> {
+        classify_parsed(self.as_str())
+    }
+}
+
+/// [`classify`] for a path that [`RepoPath`] accepted: no empty, `.`, `..` or `.git`
+/// components, no control characters.
+fn classify_parsed(path: &str) -> Result<PathClass, FieldError> {
     let unknown = |why: &str| FieldError::new(path, format!("unknown path: {why}"));
     let Some(inside) = path.strip_prefix("Setup/") else {
         return Ok(PathClass::Ignored);
     };
     let parts: Vec<&str> = inside.split('/').collect();
-    if parts.iter().any(|p| p.is_empty()) {
-        return Err(unknown("empty path component"));
-    }
     let in_manifest_files = parts.len() >= 6
         && parts[0] == APPS
         && parts[2] == "Services"

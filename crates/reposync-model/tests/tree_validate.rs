@@ -187,3 +187,171 @@ fn isolating_failures_keeps_what_does_not_depend_on_them() {
         "a chain: {report:?}"
     );
 }
+
+mod paths_reposync_can_represent {
+    use proptest::prelude::*;
+    use reposync_model::tree::{PathClass, classify};
+    use reposync_model::validate::validate_tree;
+    use reposync_model::yaml::Limits;
+    use reposync_model::{EntityName, PathProblem, RepoPath, escape_path};
+
+    #[test]
+    fn ordinary_paths_are_accepted_as_written() {
+        for path in [
+            "Setup/Applications/Shop/Index.yaml",
+            "Setup/Template Library/Shared/Http Check.yaml",
+            "Setup/Applications/Shop/Services/cart/Manifests/Files/.gitignore",
+            "Setup/Governance/.git.yaml",
+            "Setup/Governance/git/x.yaml",
+            "Setup/Governance/.github/x.yaml",
+            "Setup/Applications/été/Index.yaml",
+            "README.md",
+        ] {
+            assert_eq!(
+                RepoPath::parse(path).map(|p| p.into_string()),
+                Ok(path.into())
+            );
+        }
+    }
+
+    #[test]
+    fn each_shape_is_refused_with_its_reason() {
+        let git = |c: &str| PathProblem::GitComponent {
+            component: c.into(),
+        };
+        let dot = |c: &str| PathProblem::DotComponent {
+            component: c.into(),
+        };
+        let cases: Vec<(&str, PathProblem)> = vec![
+            ("", PathProblem::Empty),
+            ("/Setup/a.yaml", PathProblem::EmptyComponent),
+            ("Setup//a.yaml", PathProblem::EmptyComponent),
+            ("Setup/a/", PathProblem::EmptyComponent),
+            ("Setup/../a.yaml", dot("..")),
+            ("Setup/./a.yaml", dot(".")),
+            (".git/config", git(".git")),
+            ("Setup/.GIT/x", git(".GIT")),
+            ("Setup/.Git/x", git(".Git")),
+            // What Windows and macOS read as `.git`.
+            ("Setup/.git./x", git(".git.")),
+            ("Setup/.git /x", git(".git ")),
+            ("Setup/.git. . /x", git(".git. . ")),
+            ("Setup/GIT~1/x", git("GIT~1")),
+            (
+                "Setup/.git::$INDEX_ALLOCATION/x",
+                git(".git::$INDEX_ALLOCATION"),
+            ),
+            ("Setup/.g\u{200c}it/x", git(".g\u{200c}it")),
+            ("Setup/\u{feff}.GIT/x", git("\u{feff}.GIT")),
+            (
+                "Setup/a\u{1}b.yaml",
+                PathProblem::ControlCharacter { character: '\u{1}' },
+            ),
+            (
+                "Setup/a\nb.yaml",
+                PathProblem::ControlCharacter { character: '\n' },
+            ),
+            (
+                "Setup/a\u{85}.yaml",
+                PathProblem::ControlCharacter {
+                    character: '\u{85}',
+                },
+            ),
+            ("Setup\\a.yaml", PathProblem::Backslash),
+        ];
+        for (path, problem) in cases {
+            assert_eq!(RepoPath::parse(path), Err(problem), "{path:?}");
+        }
+        assert_eq!(
+            RepoPath::from_bytes(b"Setup/\xff.yaml"),
+            Err(PathProblem::NotUtf8)
+        );
+        assert_eq!(
+            PathProblem::NotUtf8.to_string(),
+            "its name is not valid UTF-8"
+        );
+        assert!(
+            git(".GIT").to_string().contains("`.GIT`"),
+            "{}",
+            git(".GIT")
+        );
+    }
+
+    #[test]
+    fn names_that_git_reads_as_its_own_folder_are_refused() {
+        for name in [".git", ".GIT", "git~1", ".git.", ".git::$DATA"] {
+            let error = EntityName::parse(name).expect_err(name);
+            assert!(error.message.contains("not allowed"), "{name}: {error}");
+        }
+        assert!(EntityName::parse(".github").is_ok());
+    }
+
+    #[test]
+    fn classify_refuses_them_in_every_free_form_folder_and_ignores_the_outside() {
+        let folders = [
+            "Setup/Template Library",
+            "Setup/Governance",
+            "Setup/Applications/Shop/Template Library",
+            "Setup/Applications/Shop/Services/cart/Config Files",
+            "Setup/Applications/Shop/Services/cart/Values",
+            "Setup/Applications/Shop/Services/cart/Manifests/Files",
+            "Setup/Applications/Shop/Environments/prod/Values",
+        ];
+        for folder in folders {
+            assert!(
+                matches!(
+                    classify(&format!("{folder}/ok/x.yaml")),
+                    Ok(PathClass::Entity(_))
+                ),
+                "{folder}"
+            );
+            for component in [".git", ".GIT", "..", ".", "a\u{7f}b", "git~1"] {
+                let path = format!("{folder}/{component}/x.yaml");
+                let error = classify(&path).expect_err(&path);
+                assert_eq!(error.field, escape_path(path.as_bytes()));
+                assert!(
+                    error
+                        .message
+                        .starts_with("not a path reposync can represent: "),
+                    "{path:?}: {}",
+                    error.message
+                );
+            }
+        }
+        // reposync neither reads nor writes outside `Setup/`.
+        assert_eq!(classify(".git/config"), Ok(PathClass::Ignored));
+        // A whole tree reports the path as a problem of that file.
+        let report = validate_tree(
+            &[("Setup/Governance/.GIT/x.yaml".into(), b"a: 1\n".to_vec())],
+            &Limits::default(),
+        );
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].path, "Setup/Governance/.GIT/x.yaml");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Escaping names every path apart: two different byte strings never look the same.
+        #[test]
+        fn escaping_is_one_to_one(
+            a in proptest::collection::vec(any::<u8>(), 0..12),
+            b in proptest::collection::vec(any::<u8>(), 0..12),
+        ) {
+            prop_assume!(a != b);
+            prop_assert_ne!(escape_path(&a), escape_path(&b));
+        }
+
+        /// A path reposync can represent is its own escaped name, so its sync errors and those
+        /// of entries it cannot represent never share a key.
+        #[test]
+        fn a_representable_path_escapes_to_itself(path in "[a-zA-Z0-9 ._\\-/\u{e9}\\\\\u{1}]{1,16}") {
+            if let Ok(parsed) = RepoPath::parse(&path) {
+                prop_assert_eq!(escape_path(parsed.as_str().as_bytes()), path);
+            } else {
+                let escaped = escape_path(path.as_bytes());
+                prop_assert!(escaped == path || RepoPath::parse(&escaped).is_err());
+            }
+        }
+    }
+}

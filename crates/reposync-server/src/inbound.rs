@@ -8,26 +8,32 @@
 //!
 //! A file that fails (bad YAML, unknown path, a schema error, a missing reference) becomes a
 //! Git Sync error holding its content; files that depend on it fail naming it; the rest
-//! applies. When reposync holds an unpushed change to a file that Git also changed,
+//! applies. An entry that reposync cannot hold as a file at all (a path that is not UTF-8 or
+//! holds `.git`, `..` or control characters, a symbolic link, a submodule) becomes an
+//! `unrepresentable_path` error named by its escaped path, which a later commit removing the
+//! entry clears. When reposync holds an unpushed change to a file that Git also changed,
 //! reposync's change wins: Git's version is kept in an `overridden` sync error and reposync's
 //! is pushed over it.
 
 use std::collections::{HashMap, HashSet};
 
 use reposync_api::{SyncJob, SyncJobResult};
-use reposync_model::connector_yaml;
 use reposync_model::tree::{EntityKind, PathClass, classify};
 use reposync_model::validate::{TreeProblem, isolate_failures, read_files};
 use reposync_model::yaml::Limits;
+use reposync_model::{PathProblem, connector_yaml, escape_path};
 use reposync_store::{
     ConnectorRecord, EntityChange, FileError, InboundCommit, InboundFile, InboundStatus,
     SecretKind, StoreError, SyncBranch, SyncLink, app_of_path,
 };
-use reposync_sync::{DispatchFailure, Inbound, ReadChange, ReadCommit};
+use reposync_sync::{DispatchFailure, Inbound, ReadChange, ReadCommit, UnrepresentableFile};
 
 use crate::handlers::tree::{connector_from_file, entity_put, source_repo_provider_name};
 use crate::state::AppState;
 use crate::sync::branch_target;
+
+/// The code of the sync error about an entry reposync cannot hold as a file.
+pub const UNREPRESENTABLE_PATH: &str = "unrepresentable_path";
 
 /// Reads branches through the task hub and applies commits to the store.
 #[derive(Debug)]
@@ -215,10 +221,22 @@ async fn apply_commit(
         }
         consider(&file.path, file.content.as_ref());
     }
+    // Entries that are not files reposync can hold, by the escaped path that names them.
+    let entries: Vec<(String, &UnrepresentableFile)> = commit
+        .unrepresentable
+        .iter()
+        .map(|entry| (escape_path(&entry.path), entry))
+        .collect();
     if commit.snapshot {
         // The branch as a whole: what reposync holds in these scopes and the branch lacks
-        // was deleted in Git.
-        let present: HashSet<&str> = commit.files.iter().map(|f| f.path.as_str()).collect();
+        // was deleted in Git. A file that Git now holds as an entry reposync cannot (a link
+        // where the file was) is not deleted: it stays, with an error saying why.
+        let present: HashSet<&str> = commit
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .chain(entries.iter().map(|(path, _)| path.as_str()))
+            .collect();
         for path in &existing {
             if !present.contains(path.as_str()) && links.iter().any(|l| l.covers(path)) {
                 consider(path, None);
@@ -275,6 +293,16 @@ async fn apply_commit(
         puts.retain(|(p, _)| !pending.contains(p));
         deletes.retain(|p| !pending.contains(p));
     }
+    let (entry_errors, entries_gone) = entry_outcomes(
+        store,
+        branch,
+        commit,
+        &entries,
+        &pending,
+        &fate,
+        links.first().map(|l| l.id.clone()),
+    )
+    .await?;
 
     let (changes, problems) = plan_changes(state, branch, &puts, &deletes, &existing).await?;
     let failed: HashSet<&str> = problems.iter().map(|p| p.path.as_str()).collect();
@@ -320,11 +348,13 @@ async fn apply_commit(
             ours: None,
         });
     }
+    record.errors.extend(entry_errors);
     let applied: Vec<String> = puts
         .iter()
         .map(|(p, _)| p.clone())
         .chain(deletes.iter().cloned())
         .filter(|p| !failed.contains(p.as_str()))
+        .chain(entries_gone)
         .collect();
     record.new_apps = new_apps
         .into_iter()
@@ -351,6 +381,80 @@ async fn apply_commit(
         "applied a commit from Git"
     );
     Ok(())
+}
+
+/// What becomes of the entries of a commit that reposync cannot hold as files (`entries`, by
+/// escaped path): one `unrepresentable_path` error for each added or changed one in a scope
+/// of this branch, and the paths of those that are gone, whose errors the commit clears. For
+/// a snapshot, an entry with an open error that the branch no longer holds is gone too. An
+/// entry where reposync holds an unpushed change is left to that change, which replaces it.
+async fn entry_outcomes(
+    store: &reposync_store::Store,
+    branch: &SyncBranch,
+    commit: &ReadCommit,
+    entries: &[(String, &UnrepresentableFile)],
+    pending: &HashSet<String>,
+    fate: &(dyn Fn(&str) -> Fate + Sync),
+    first_link: Option<String>,
+) -> Result<(Vec<FileError>, Vec<String>), StoreError> {
+    let mut errors = Vec::new();
+    let mut gone = Vec::new();
+    for (path, entry) in entries {
+        let link = match fate(path) {
+            Fate::Apply { link } => link,
+            // A folder no link covers yet (an application reposync does not have): the error
+            // goes on the branch's first link, so that it is counted and listed with it.
+            Fate::NewApp(_) => first_link.clone(),
+            Fate::NotOurs => continue,
+        };
+        if entry.change == ReadChange::Deleted {
+            gone.push(path.clone());
+            continue;
+        }
+        if pending.contains(path) {
+            continue;
+        }
+        errors.push(unrepresentable_error(
+            path,
+            &entry.problem,
+            &commit.commit,
+            link,
+        ));
+    }
+    if commit.snapshot {
+        let present: HashSet<&str> = entries.iter().map(|(path, _)| path.as_str()).collect();
+        for error in store.open_sync_errors().await? {
+            if error.branch_id.as_deref() == Some(branch.id.as_str())
+                && error.code == UNREPRESENTABLE_PATH
+                && let Some(path) = error.path
+                && !present.contains(path.as_str())
+            {
+                gone.push(path);
+            }
+        }
+    }
+    Ok((errors, gone))
+}
+
+/// The sync error about an entry of `commit` that reposync cannot hold as a file, named by its
+/// escaped `path`.
+pub(crate) fn unrepresentable_error(
+    path: &str,
+    problem: &PathProblem,
+    commit: &str,
+    link_id: Option<String>,
+) -> FileError {
+    FileError {
+        path: path.to_owned(),
+        link_id,
+        code: UNREPRESENTABLE_PATH.into(),
+        message: format!(
+            "{path} in commit {}: {problem}. reposync cannot sync this entry and applies the rest of the branch; remove or rename it in Git to clear this error",
+            short(commit)
+        ),
+        theirs: None,
+        ours: None,
+    }
 }
 
 /// The changes to apply, and the problems of the files set apart: checked like an import,
@@ -500,23 +604,31 @@ fn problem(path: &str, message: String) -> TreeProblem {
     }
 }
 
+/// The files of a commit for its record, entries reposync cannot hold named escaped.
 fn inbound_files(commit: &ReadCommit) -> Vec<InboundFile> {
+    let file = |change: &ReadChange, path: String| {
+        let (op, from) = match change {
+            ReadChange::Added => ("ADD", None),
+            ReadChange::Modified => ("MODIFY", None),
+            ReadChange::Deleted => ("DELETE", None),
+            ReadChange::Renamed { from } => ("RENAME", Some(from.clone())),
+        };
+        InboundFile {
+            op: op.to_owned(),
+            path,
+            from,
+        }
+    };
     commit
         .files
         .iter()
-        .map(|f| {
-            let (op, from) = match &f.change {
-                ReadChange::Added => ("ADD", None),
-                ReadChange::Modified => ("MODIFY", None),
-                ReadChange::Deleted => ("DELETE", None),
-                ReadChange::Renamed { from } => ("RENAME", Some(from.clone())),
-            };
-            InboundFile {
-                op: op.to_owned(),
-                path: f.path.clone(),
-                from,
-            }
-        })
+        .map(|f| file(&f.change, f.path.clone()))
+        .chain(
+            commit
+                .unrepresentable
+                .iter()
+                .map(|e| file(&e.change, escape_path(&e.path))),
+        )
         .collect()
 }
 

@@ -1093,3 +1093,137 @@ async fn a_delegate_that_goes_silent_or_leaves_is_disconnected_and_tasks_only_it
         "the connector's last Test says so: {shown}"
     );
 }
+
+/// `text` percent-encoded for a query string.
+fn query_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_./~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn paths_with_git_dot_or_control_components_are_refused_in_every_free_form_folder() {
+    let api = Api::spawn().await;
+    // The application, service and environment exist, so that only the path can be wrong.
+    let (status, body) = api.post("/api/v1/apps", json!({"name": "Shop"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (path, yaml) in [
+        (
+            "Setup/Applications/Shop/Services/cart/Index.yaml",
+            "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: KUBERNETES\n",
+        ),
+        (
+            "Setup/Applications/Shop/Environments/prod/Index.yaml",
+            "harnessApiVersion: '1.0'\ntype: ENVIRONMENT\nenvironmentType: PROD\n",
+        ),
+    ] {
+        let (status, body) = api
+            .send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/entities?path={}", query_encoded(path)),
+                Some(json!({ "content": yaml })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (status, before) = api.get("/api/v1/export").await;
+    assert_eq!(status, StatusCode::OK);
+    // The folders whose files may sit at any depth, where the layout names nothing.
+    let folders = [
+        "Setup/Template Library",
+        "Setup/Governance",
+        "Setup/Applications/Shop/Template Library",
+        "Setup/Applications/Shop/Services/cart/Config Files",
+        "Setup/Applications/Shop/Services/cart/Values",
+        "Setup/Applications/Shop/Services/cart/Manifests/Files",
+        "Setup/Applications/Shop/Environments/prod/Values",
+    ];
+    let components = [
+        ".git",
+        ".GIT",
+        "..",
+        ".",
+        "a\u{1}b",
+        "tab\there",
+        ".git.",
+        "GIT~1",
+    ];
+    for folder in folders {
+        for component in components {
+            for path in [
+                format!("{folder}/{component}/x.yaml"),
+                format!("{folder}/{component}"),
+            ] {
+                let escaped = reposync_model::escape_path(path.as_bytes());
+                let (status, body) = api
+                    .send(
+                        reqwest::Method::PUT,
+                        &format!("/api/v1/entities?path={}", query_encoded(&path)),
+                        Some(json!({"content": "a: 1\n"})),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path:?}: {body}");
+                assert_eq!(body["error"]["field"], "path", "{path:?}: {body}");
+                let message = body["error"]["message"].as_str().expect("message");
+                assert!(
+                    message
+                        .starts_with(&format!("{escaped} is not a path reposync can represent: ")),
+                    "{message}"
+                );
+
+                // An import names the file in its report.
+                let (status, body) = api
+                    .post(
+                        "/api/v1/import",
+                        // "a: 1\n" in base64.
+                        json!({"files": [{"path": path, "content": "YTogMQo="}]}),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path:?}: {body}");
+                assert_eq!(body["error"]["code"], "invalid_tree");
+                let problem = &body["report"]["problems"][0];
+                assert_eq!(problem["path"], path.as_str(), "{body}");
+                assert!(
+                    problem["message"]
+                        .as_str()
+                        .expect("message")
+                        .starts_with("not a path reposync can represent: "),
+                    "{body}"
+                );
+            }
+        }
+    }
+    // Deleting such a path is refused the same way.
+    let (status, body) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!(
+                "/api/v1/entities?path={}",
+                query_encoded("Setup/Governance/.git/x.yaml")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "path");
+    let (_, after) = api.get("/api/v1/export").await;
+    assert_eq!(before, after, "nothing was written");
+    // The same folders take ordinary paths.
+    for folder in folders {
+        let path = format!("{folder}/ok/x.yaml");
+        let (status, body) = api
+            .send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/entities?path={}", query_encoded(&path)),
+                Some(json!({"content": "a: 1\n"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+}

@@ -444,6 +444,23 @@ impl Store {
         Ok(false)
     }
 
+    /// Opens errors about files of a branch read at `commit_id` outside the reading of a
+    /// commit (what `sync enable` found on the branch), each replacing the file's open error.
+    pub async fn record_branch_errors(
+        &self,
+        branch_id: &str,
+        commit_id: &str,
+        errors: &[FileError],
+    ) -> Result<(), StoreError> {
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        insert_file_errors(&mut tx, branch_id, commit_id, errors, now_millis()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The commits in which a file failed before, oldest first.
     pub async fn earlier_failures(
         &self,
@@ -738,6 +755,44 @@ pub struct InboundCommit {
     pub new_apps: Vec<String>,
 }
 
+/// Opens one error per file read from `commit_id` of a branch, each replacing the file's open
+/// error: one current error per file.
+async fn insert_file_errors(
+    tx: &mut WriteTx,
+    branch_id: &str,
+    commit_id: &str,
+    errors: &[FileError],
+    now: i64,
+) -> Result<(), StoreError> {
+    for error in errors {
+        sqlx::query(
+            "UPDATE sync_errors SET resolved_at = $1, resolution = 'superseded' WHERE branch_id = $2 AND path = $3 AND resolved_at IS NULL",
+        )
+        .bind(now)
+        .bind(branch_id)
+        .bind(&error.path)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO sync_errors (id, link_id, branch_id, commit_id, path, code, message, ours, theirs, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(new_id())
+        .bind(error.link_id.clone())
+        .bind(branch_id)
+        .bind(commit_id)
+        .bind(&error.path)
+        .bind(&error.code)
+        .bind(&error.message)
+        .bind(error.ours.clone())
+        .bind(error.theirs.clone())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 /// The paths of changes reposync accepted for this branch's scopes and has not pushed yet.
 pub(crate) async fn pending_paths(
     conn: &mut sqlx::AnyConnection,
@@ -841,33 +896,14 @@ pub(crate) async fn record_inbound(
         .execute(&mut **tx)
         .await?;
     }
-    for error in &inbound.errors {
-        // A file that fails again replaces its open error: one current error per file.
-        sqlx::query(
-            "UPDATE sync_errors SET resolved_at = $1, resolution = 'superseded' WHERE branch_id = $2 AND path = $3 AND resolved_at IS NULL",
-        )
-        .bind(now)
-        .bind(&inbound.branch_id)
-        .bind(&error.path)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO sync_errors (id, link_id, branch_id, commit_id, path, code, message, ours, theirs, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(new_id())
-        .bind(error.link_id.clone())
-        .bind(&inbound.branch_id)
-        .bind(&inbound.commit_id)
-        .bind(&error.path)
-        .bind(&error.code)
-        .bind(&error.message)
-        .bind(error.ours.clone())
-        .bind(error.theirs.clone())
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    }
+    insert_file_errors(
+        tx,
+        &inbound.branch_id,
+        &inbound.commit_id,
+        &inbound.errors,
+        now,
+    )
+    .await?;
     let repo = branch.repo.clone();
     for app in &inbound.new_apps {
         let live = sqlx::query("SELECT 1 FROM sync_links WHERE app = $1 AND enabled = 1")

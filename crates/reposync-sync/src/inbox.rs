@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reposync_api::{CommitRead, SyncJobResult};
+use reposync_api::{CommitRead, SyncJobResult, UnrepresentableRead};
+use reposync_model::PathProblem;
 use reposync_store::{Store, StoreError, SyncBranch, now_millis};
 
 use crate::outbox::DispatchFailure;
@@ -40,6 +41,17 @@ pub struct ReadFile {
     pub content: Option<Vec<u8>>,
 }
 
+/// An entry of a commit read from Git that reposync cannot hold as a file: a path that is not
+/// UTF-8 or breaks [`reposync_model::RepoPath`]'s rule, a symbolic link, a submodule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnrepresentableFile {
+    /// The path as git stores it, which may not be UTF-8.
+    pub path: Vec<u8>,
+    pub problem: PathProblem,
+    /// Added, modified or deleted; never renamed.
+    pub change: ReadChange,
+}
+
 /// One commit read from a branch, or the whole branch read at once (`snapshot`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadCommit {
@@ -47,6 +59,9 @@ pub struct ReadCommit {
     pub message: String,
     pub author: String,
     pub files: Vec<ReadFile>,
+    /// The entries of the commit (or of the branch, for a snapshot) that are not files
+    /// reposync can hold; each becomes a sync error, and the rest of the commit applies.
+    pub unrepresentable: Vec<UnrepresentableFile>,
     /// The branch as a whole: files of linked scopes that it lacks are deletions.
     pub snapshot: bool,
 }
@@ -270,6 +285,7 @@ impl Inbox {
                 SyncJobResult::Snapshot {
                     head,
                     files,
+                    unrepresentable,
                     since_lost,
                 } => {
                     if since_lost {
@@ -287,6 +303,7 @@ impl Inbox {
                                 path: f.path,
                             })
                             .collect(),
+                        unrepresentable: unrepresentable_files(unrepresentable),
                         snapshot: true,
                     };
                     self.inbound.apply(branch, &commit).await?;
@@ -339,8 +356,27 @@ fn read_commit(read: CommitRead) -> ReadCommit {
                 path: f.path,
             })
             .collect(),
+        unrepresentable: unrepresentable_files(read.unrepresentable),
         commit: read.commit,
         message: read.message,
         snapshot: false,
     }
+}
+
+fn unrepresentable_files(reads: Vec<UnrepresentableRead>) -> Vec<UnrepresentableFile> {
+    reads
+        .into_iter()
+        .map(|read| UnrepresentableFile {
+            // A path the delegate failed to encode is still reported, as the text it sent.
+            path: STANDARD
+                .decode(&read.path)
+                .unwrap_or_else(|_| read.path.into_bytes()),
+            problem: read.problem,
+            change: match read.op.as_str() {
+                "add" => ReadChange::Added,
+                "delete" => ReadChange::Deleted,
+                _ => ReadChange::Modified,
+            },
+        })
+        .collect()
 }

@@ -14,6 +14,6 @@ mod outbox;
 mod pacing;
 mod plan;
 
-pub use inbox::{Inbound, Inbox, ReadChange, ReadCommit, ReadFile};
+pub use inbox::{Inbound, Inbox, ReadChange, ReadCommit, ReadFile, UnrepresentableFile};
 pub use outbox::{ConnectionFailure, Dispatch, DispatchFailure, Outbox, PERMANENT_CODES};
 pub use plan::differences;

@@ -22,7 +22,7 @@ pub use bitbucket::{
     BitbucketEmulator, DeliveryKind, RepoIdentity, SentDelivery, WebhookFormat, WebhookTarget,
 };
 pub use ca::TestCa;
-pub use git::{HermeticGit, TEST_USER_EMAIL, TEST_USER_NAME};
+pub use git::{HermeticGit, RawEntry, TEST_USER_EMAIL, TEST_USER_NAME};
 pub use https::GitHttpsServer;
 pub use process::ensure_git_user;
 pub use repo::RepoRoot;

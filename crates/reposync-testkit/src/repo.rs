@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
-use crate::git::HermeticGit;
+use crate::git::{HermeticGit, RawEntry};
 use crate::process::{chmod, share_tree, shared_tempdir};
 
 /// A directory of bare repositories served by both servers below.
@@ -208,6 +208,29 @@ git update-ref 'refs/heads/{branch}' \"$commit\" \"$head\"
         let commit = self.git.run(&repo, &args)?;
         let reference = format!("refs/heads/{branch}");
         // Passing the old value makes the update fail rather than clobber a concurrent push.
+        let old = parent.unwrap_or_else(|| "0".repeat(commit.len()));
+        self.git
+            .run(&repo, &["update-ref", &reference, &commit, &old])?;
+        share_tree(&repo)?;
+        Ok(commit)
+    }
+
+    /// Adds a commit on `branch` whose tree is the branch's with `entries` (raw path, entry)
+    /// put in or removed, with plumbing that checks no path (see
+    /// [`HermeticGit::commit_entries`]); returns the commit id.
+    pub fn commit_raw(
+        &self,
+        relative: &str,
+        branch: &str,
+        entries: &[(&[u8], RawEntry)],
+        message: &str,
+    ) -> Result<String> {
+        let repo = self.repo_path(relative)?;
+        let parent = self.head(relative, branch)?;
+        let commit = self
+            .git
+            .commit_entries(&repo, parent.as_deref(), entries, message)?;
+        let reference = format!("refs/heads/{branch}");
         let old = parent.unwrap_or_else(|| "0".repeat(commit.len()));
         self.git
             .run(&repo, &["update-ref", &reference, &commit, &old])?;

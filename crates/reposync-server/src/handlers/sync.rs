@@ -14,10 +14,10 @@ use reposync_api::{
 };
 use reposync_model::tree::{PathClass, ROOT, classify};
 use reposync_model::yaml::{Limits, Node, emit, order_top_level, parse};
-use reposync_model::{BranchName, ConnectorScope, EntityName, RepoSlug};
+use reposync_model::{BranchName, ConnectorScope, EntityName, RepoSlug, escape_path};
 use reposync_store::{
-    CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord, FileOp,
-    LinkBacklog, NewSyncLink, SyncLink, app_of_path,
+    CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord,
+    FileError, FileOp, LinkBacklog, NewSyncLink, SyncLink, app_of_path,
 };
 use reposync_sync::differences;
 use serde::Deserialize;
@@ -25,6 +25,7 @@ use serde::Deserialize;
 use crate::error::AppError;
 use crate::handlers::tree::{TreeEdit, applied_or_error, apply_edit};
 use crate::handlers::{ApiJson, Deleted};
+use crate::inbound::unrepresentable_error;
 use crate::state::AppState;
 use crate::sync::{check_connections, scope_name, scope_prefix, target};
 use crate::views::timestamp;
@@ -238,7 +239,12 @@ pub async fn enable(
             )
             .with_field("connector")
         })?;
-    let SyncJobResult::Branch { head, files } = read else {
+    let SyncJobResult::Branch {
+        head,
+        files,
+        unrepresentable,
+    } = read
+    else {
         return Err(AppError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -357,6 +363,24 @@ pub async fn enable(
             &initial_files,
         )
         .await?;
+    // Entries of the scope that are not files reposync can hold are errors from the start:
+    // no later commit may ever mention them.
+    if let (Some(head), Some(branch)) = (&head, state.store.branch_of_link(&link).await?) {
+        let errors: Vec<FileError> = unrepresentable
+            .iter()
+            .filter_map(|entry| {
+                let bytes = STANDARD.decode(&entry.path).ok()?;
+                let path = escape_path(&bytes);
+                (app_of_path(&path) == app_name).then(|| {
+                    unrepresentable_error(&path, &entry.problem, head, Some(link.id.clone()))
+                })
+            })
+            .collect();
+        state
+            .store
+            .record_branch_errors(&branch.id, head, &errors)
+            .await?;
+    }
     tracing::info!(scope = %scope_name(app_name), branch = %link.branch, initial = initial.as_str(), files = initial_files.len(), "enabled git sync");
     let backlog = state
         .store

@@ -15,7 +15,9 @@ use reposync_model::kinds::{references, retarget};
 use reposync_model::tree::{EntityKind, EntityPath, PathClass, ROOT, classify};
 use reposync_model::validate::{ParsedFile, TreeProblem, check_links, read_files};
 use reposync_model::yaml::{Document, Limits, emit, parse};
-use reposync_model::{Credentials, EntityName, GitConnector, connector_yaml};
+use reposync_model::{
+    Credentials, EntityName, GitConnector, RepoPath, connector_yaml, escape_path,
+};
 use reposync_store::{
     ChangeOutcome, ConnectorRecord, ConnectorWrite, EntityChange, EntityWrite, SecretKind,
     WebhookChange,
@@ -424,6 +426,7 @@ pub async fn delete(
     query: Result<Query<PathQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Deleted>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("path", e.body_text()))?;
+    representable(&query.path)?;
     let edit = TreeEdit {
         deletes: vec![query.path.clone()],
         ..TreeEdit::default()
@@ -463,11 +466,27 @@ pub async fn apply(
     ApiJson(request): ApiJson<reposync_api::ApplyRequest>,
 ) -> Result<Response, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("path", e.body_text()))?;
+    representable(&query.path)?;
     let edit = TreeEdit {
         files: vec![(query.path, request.content.into_bytes())],
         ..TreeEdit::default()
     };
     write_tree(&state, edit).await
+}
+
+/// Refuses a path reposync cannot represent ([`RepoPath`]) as the `path` field, naming it
+/// escaped. The checks of the tree ([`classify`]) apply the same rule to every file of a
+/// batch; this one answers a single-path request in its own words.
+fn representable(path: &str) -> Result<(), AppError> {
+    RepoPath::parse(path).map(|_| ()).map_err(|problem| {
+        AppError::invalid(
+            "path",
+            format!(
+                "{} is not a path reposync can represent: {problem}",
+                escape_path(path.as_bytes())
+            ),
+        )
+    })
 }
 
 /// `POST /api/v1/entities/rename`.
@@ -485,6 +504,7 @@ pub async fn rename(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RenameRequest>,
 ) -> Result<Response, AppError> {
+    representable(&request.path)?;
     let from = match classify(&request.path)? {
         PathClass::Entity(entity) => entity,
         PathClass::Ignored => {
