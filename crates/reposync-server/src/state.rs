@@ -3,6 +3,7 @@ use std::sync::Arc;
 use reposync_store::Store;
 
 use crate::bootstrap::ServerConfig;
+use crate::intake::IntakeGuard;
 use crate::tasks::TaskHub;
 
 /// What every handler shares.
@@ -11,6 +12,8 @@ pub struct AppState {
     pub store: Store,
     pub tasks: TaskHub,
     pub config: Arc<ServerConfig>,
+    /// Webhook intake's rate limits, log throttles and counts.
+    pub intake: Arc<IntakeGuard>,
 }
 
 impl AppState {
@@ -18,6 +21,7 @@ impl AppState {
         AppState {
             tasks: TaskHub::new(store.clone()),
             store,
+            intake: Arc::new(IntakeGuard::new(config.webhook_rate_limit)),
             config: Arc::new(config),
         }
     }

@@ -11,24 +11,26 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use reposync_api::{DeliveryView, ListResponse, WebhookAnswer};
+use reposync_api::{DeliveryLog, DeliveryView, UnauthenticatedView, WebhookAnswer};
 use reposync_bitbucket::{
     Delivery, DeliveryKind, RefChange, RefKind, Repository, SignatureError, normalise,
     verify_signature,
 };
 use reposync_model::{ConnectorScope, EntityName, RepoSlug};
 use reposync_store::{
-    AnnouncedHead, ConnectorRecord, DeliveryOutcome, DeliveryRecord, NewDelivery, SignatureCheck,
-    SyncBranch,
+    AnnouncedHead, ConnectorRecord, DeliveryOutcome, DeliveryRecord, MAX_LOGGED_HEADER_BYTES,
+    MAX_LOGGED_REASON_BYTES, NewDelivery, SignatureCheck, SyncBranch, bounded, now_millis,
 };
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
+use tokio::time::Instant;
 
 use crate::auth::hash_token;
 use crate::error::AppError;
+use crate::intake::{LogTopic, Sender};
 use crate::state::AppState;
 use crate::sync::scope_name;
-use crate::views::timestamp;
+use crate::views::{self, timestamp};
 
 /// The one answer to a wrong token or signature: it must not tell which was wrong, nor
 /// anything about a connector.
@@ -48,18 +50,47 @@ pub async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let Some((connector, credentials)) = state
+    let found = state
         .store
         .connector_by_webhook_hash(&hash_token(&token))
         .await?
-    else {
-        tracing::info!("webhook delivery to an unknown URL token refused");
+        // The lookup was by hash; this compares the token itself too, in constant time.
+        .filter(|(_, credentials)| {
+            bool::from(token.as_bytes().ct_eq(credentials.token.as_bytes()))
+        });
+    let sender = match &found {
+        Some((connector, _)) => Sender::Connector(connector.id.clone()),
+        None => Sender::UnknownToken,
+    };
+    // Limited before anything is written or logged. Unknown tokens share one bucket, so a
+    // 429 tells nothing about a token that 401 would not.
+    if let Err(retry_after) = state.intake.admit(&sender, Instant::now()) {
+        if let Some(suppressed) = state
+            .intake
+            .may_log(LogTopic::RateLimited(sender.clone()), Instant::now())
+        {
+            let connector = found.as_ref().map(|(c, _)| c.spec.name.as_str());
+            tracing::warn!(
+                connector = connector.unwrap_or("-"),
+                suppressed,
+                "webhook deliveries refused: over the rate limit of their URL"
+            );
+        }
+        return Ok(AppError::rate_limited(
+            "too many deliveries to this webhook URL; retry later",
+            retry_after,
+        )
+        .into_response());
+    }
+    let Some((connector, credentials)) = found else {
+        if let Some(suppressed) = state.intake.may_log(LogTopic::UnknownToken, Instant::now()) {
+            tracing::info!(
+                suppressed,
+                "webhook delivery to an unknown URL token refused"
+            );
+        }
         return Ok(refused());
     };
-    // The lookup was by hash; this compares the token itself too, in constant time.
-    if !bool::from(token.as_bytes().ct_eq(credentials.token.as_bytes())) {
-        return Ok(refused());
-    }
     let header = |name: &str| {
         headers
             .get(name)
@@ -78,6 +109,7 @@ pub async fn receive(
         decided: None,
         heads: Vec::new(),
     };
+    let signature_required = !credentials.secret.is_empty();
 
     let body = match body {
         Ok(body) => body,
@@ -91,30 +123,35 @@ pub async fn receive(
             } else {
                 format!("the body could not be read: {}", rejection.body_text())
             };
+            if signature_required {
+                // Without the body the signature cannot be checked: the delivery is as
+                // unauthenticated as a forged one, and is only counted.
+                count_unauthenticated(&state, &connector, &reason);
+                return Ok(AppError::new(status, "body_rejected", reason).into_response());
+            }
             return reject(&state, record, status, "body_rejected", reason).await;
         }
     };
 
     let signature = header("x-hub-signature");
-    record.signature = if credentials.secret.is_empty() {
-        SignatureCheck::NotRequired
-    } else {
+    record.signature = if signature_required {
         match verify_signature(credentials.secret.as_bytes(), &body, signature.as_deref()) {
             Ok(()) => SignatureCheck::Valid,
             Err(SignatureError::Missing) => SignatureCheck::Missing,
             Err(_) => SignatureCheck::Invalid,
         }
+    } else {
+        SignatureCheck::NotRequired
     };
-    if matches!(
-        record.signature,
-        SignatureCheck::Missing | SignatureCheck::Invalid
-    ) {
-        let reason = match record.signature {
-            SignatureCheck::Missing => "no X-Hub-Signature header, and the connector has a secret",
-            _ => "the X-Hub-Signature does not match the body",
-        };
-        record.decided = Some((DeliveryOutcome::Rejected, reason.into()));
-        state.store.record_delivery(&record).await?;
+    let unauthenticated = match record.signature {
+        SignatureCheck::Missing => {
+            Some("no X-Hub-Signature header, and the connector has a secret")
+        }
+        SignatureCheck::Invalid => Some("the X-Hub-Signature does not match the body"),
+        _ => None,
+    };
+    if let Some(reason) = unauthenticated {
+        count_unauthenticated(&state, &connector, reason);
         return Ok(refused());
     }
 
@@ -131,7 +168,7 @@ pub async fn receive(
         )
         .await;
     }
-    let delivery = match normalise(&header, &body) {
+    let mut delivery = match normalise(&header, &body) {
         Ok(delivery) => delivery,
         Err(error) => {
             let status = if error.is_not_json() {
@@ -147,6 +184,7 @@ pub async fn receive(
             return reject(&state, record, status, code, error.to_string()).await;
         }
     };
+    bound_for_log(&mut delivery);
     record.event.clone_from(&delivery.event);
     record.delivery_id.clone_from(&delivery.delivery_id);
     record.format = delivery.format.map(|f| f.to_string());
@@ -179,8 +217,39 @@ pub async fn receive(
         }
     };
     let stored = state.store.record_delivery(&record).await?;
-    log_delivery(&delivery, &stored);
+    log_delivery(&stored);
     Ok((status, Json(answer(&stored))).into_response())
+}
+
+/// Counts a delivery that failed authentication, and logs it at a bounded rate. Nothing of
+/// it is stored but the count, the time and the reason: anyone with the URL can send these.
+fn count_unauthenticated(state: &AppState, connector: &ConnectorRecord, reason: &str) {
+    state
+        .intake
+        .count_unauthenticated(&connector.id, reason, now_millis());
+    if let Some(suppressed) = state.intake.may_log(
+        LogTopic::Unauthenticated(connector.id.clone()),
+        Instant::now(),
+    ) {
+        tracing::warn!(
+            connector = %connector.spec.name,
+            reason,
+            suppressed,
+            "webhook delivery refused: it failed authentication (counted, not logged)"
+        );
+    }
+}
+
+/// Cuts what came from headers (and the reason that quotes the event key) to what the log
+/// keeps, so that the stored payload is bounded as the other columns are.
+fn bound_for_log(delivery: &mut Delivery) {
+    delivery.event = bounded(&delivery.event, MAX_LOGGED_HEADER_BYTES).into_owned();
+    if let Some(id) = &delivery.delivery_id {
+        delivery.delivery_id = Some(bounded(id, MAX_LOGGED_HEADER_BYTES).into_owned());
+    }
+    if let DeliveryKind::Ignored { reason } = &mut delivery.kind {
+        *reason = bounded(reason, MAX_LOGGED_REASON_BYTES).into_owned();
+    }
 }
 
 /// `application/json`, or a `+json` type, with any parameters.
@@ -204,8 +273,13 @@ async fn reject(
 ) -> Result<Response, AppError> {
     record.decided = Some((DeliveryOutcome::Rejected, reason.clone()));
     let stored = state.store.record_delivery(&record).await?;
-    tracing::info!(delivery = %stored.id, %status, reason, "webhook delivery rejected");
-    Ok(AppError::new(status, code, reason).into_response())
+    tracing::info!(
+        delivery = %stored.id,
+        %status,
+        reason = stored.reason.as_deref().unwrap_or(""),
+        "webhook delivery rejected"
+    );
+    Ok(AppError::new(status, code, stored.reason.unwrap_or(reason)).into_response())
 }
 
 fn answer(stored: &DeliveryRecord) -> WebhookAnswer {
@@ -216,11 +290,12 @@ fn answer(stored: &DeliveryRecord) -> WebhookAnswer {
     }
 }
 
-fn log_delivery(delivery: &Delivery, stored: &DeliveryRecord) {
+/// Logs an accepted delivery with the values as stored, which are bounded.
+fn log_delivery(stored: &DeliveryRecord) {
     tracing::info!(
         delivery = %stored.id,
-        event = %delivery.event,
-        delivery_id = delivery.delivery_id.as_deref().unwrap_or("-"),
+        event = %stored.event,
+        delivery_id = stored.delivery_id.as_deref().unwrap_or("-"),
         outcome = stored.outcome.as_str(),
         reason = stored.reason.as_deref().unwrap_or(""),
         "webhook delivery"
@@ -307,11 +382,11 @@ pub struct DeliveriesQuery {
     limit: Option<i64>,
 }
 
-/// The delivery log, newest first.
+/// The delivery log, newest first, and the counts of deliveries that failed authentication.
 pub async fn deliveries(
     State(state): State<AppState>,
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ListResponse<DeliveryView>>, AppError> {
+) -> Result<Json<DeliveryLog>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("connector", e.body_text()))?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
     let connectors: HashMap<String, String> = state
@@ -366,5 +441,21 @@ pub async fn deliveries(
             id: d.id,
         })
         .collect();
-    Ok(Json(ListResponse { items }))
+    let mut unauthenticated: Vec<UnauthenticatedView> = state
+        .intake
+        .unauthenticated(&state.store)
+        .await?
+        .into_values()
+        .filter(|c| connector_id.as_ref().is_none_or(|id| *id == c.connector_id))
+        .filter_map(|c| {
+            // A connector deleted since is no longer anyone's concern.
+            let name = connectors.get(&c.connector_id)?;
+            Some(views::unauthenticated(name, Some(&c)))
+        })
+        .collect();
+    unauthenticated.sort_by(|a, b| a.connector.cmp(&b.connector));
+    Ok(Json(DeliveryLog {
+        items,
+        unauthenticated,
+    }))
 }
