@@ -19,21 +19,20 @@ pub const MAX_LOGGED_REASON_BYTES: usize = 512;
 /// be too large to keep a thousand of.
 pub const MAX_LOGGED_PAYLOAD_BYTES: usize = 64 * 1024;
 
-/// `text`, cut to at most `max_bytes` bytes on a character boundary and marked as cut, with
-/// its original size, when it is longer.
+/// `text`, or when it is longer than `max_bytes`, as much of its start as fits in
+/// `max_bytes` together with a mark that says it was cut and its original size. The cut falls
+/// on a character boundary, and the result is never longer than `max_bytes`, so bounding a
+/// bounded value changes nothing.
 pub fn bounded(text: &str, max_bytes: usize) -> Cow<'_, str> {
     if text.len() <= max_bytes {
         return Cow::Borrowed(text);
     }
-    let mut end = max_bytes;
+    let mark = format!("… [truncated from {} bytes]", text.len());
+    let mut end = max_bytes.saturating_sub(mark.len());
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    Cow::Owned(format!(
-        "{}… [truncated from {} bytes]",
-        &text[..end],
-        text.len()
-    ))
+    Cow::Owned(format!("{}{mark}", &text[..end]))
 }
 
 /// A normalised payload as the log keeps it: the JSON itself, or a note of its size.
