@@ -268,7 +268,7 @@ fn deliveries_are_authenticated_checked_recorded_and_deduplicated() {
         shown.contains("Unauthenticated deliveries: 3 (last at "),
         "{shown}"
     );
-    let queued = &log[log.len() - 7];
+    let queued = &log[log.len() - 4];
     assert_eq!(queued["delivery_id"], "d-1");
     assert_eq!(queued["format"], "cloud");
     assert_eq!(queued["matched"], json!(["app:Shop"]));
@@ -396,6 +396,56 @@ fn a_sender_that_cannot_sign_is_let_in_once_the_signature_is_turned_off() {
     assert!(secret.len() >= 32 && secret != h.secret);
     let (status, _) = h.post(&h.token, &headers, &body);
     assert_eq!(status, 401);
+}
+
+#[test]
+fn serve_refuses_a_bad_webhook_limit_naming_the_flag_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    for (args, env, named) in [
+        (
+            &["--webhook-rate-limit=-3"][..],
+            None,
+            "--webhook-rate-limit",
+        ),
+        (
+            &["--webhook-rate-limit", "NaN"][..],
+            None,
+            "--webhook-rate-limit",
+        ),
+        (&["--webhook-burst", "0"][..], None, "--webhook-burst"),
+        (
+            &["--webhook-retention-days", "0"][..],
+            None,
+            "--webhook-retention-days",
+        ),
+        (
+            &["--webhook-deliveries-kept", "lots"][..],
+            None,
+            "--webhook-deliveries-kept",
+        ),
+        (
+            &[][..],
+            Some(("REPOSYNC_WEBHOOK_RATE_LIMIT", "fast")),
+            "--webhook-rate-limit",
+        ),
+    ] {
+        let mut command = std::process::Command::new(common::binary());
+        common::hermetic(&mut command, dir.path());
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let output = command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(!output.status.success(), "{args:?} {env:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{args:?} {env:?}: {stderr}");
+        assert!(!data.exists(), "nothing created for {args:?} {env:?}");
+    }
 }
 
 /// The database's size on disk: SQLite's main file and its write-ahead log.

@@ -1,10 +1,13 @@
 //! What keeps webhook intake bounded. Anyone who has a webhook URL, or guesses at them, can
 //! send as much as they like, so nothing they send may cost more than a bounded share of the
-//! server: each URL token gets a token bucket ([`IntakeGuard::admit`], `429` past it; every
-//! unknown token shares one), log lines about refused deliveries are throttled per topic
-//! ([`IntakeGuard::may_log`]), and deliveries that fail authentication are counted in memory
-//! and written to the store at most once per [`FLUSH_EVERY`], never row by row. The periodic
-//! [`run_upkeep`] writes the counts and prunes the delivery log.
+//! server:
+//! - each URL token has token buckets ([`IntakeGuard::admit`], `429` past them): one for its
+//!   authenticated deliveries and one for the rest; every unknown token shares one;
+//! - log lines about refused deliveries are throttled per topic ([`IntakeGuard::may_log`]);
+//! - deliveries that fail authentication are counted in memory and written to the store at
+//!   most once per [`FLUSH_EVERY`], never row by row.
+//!
+//! The periodic [`run_upkeep`] writes the counts and prunes the delivery log.
 //!
 //! All of it is in memory and per process, which is enough: a restart forgets a bucket's
 //! level, which only lets a burst through once more.
@@ -26,14 +29,19 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often the delivery log is pruned.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// Who sent a delivery, as far as rate limiting is concerned.
+/// Whose bucket a delivery takes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Sender {
     /// A token no connector has. They all share one bucket: they are never legitimate, and a
-    /// bucket per random token would let a sender fill memory and never be limited.
+    /// bucket per random token would let a sender fill memory and never meet the limit.
     UnknownToken,
-    /// The token of this connector (by id).
-    Connector(String),
+    /// A connector's token (by id), on a delivery that failed authentication. These have a
+    /// bucket of their own, so that someone who has the URL but not the secret cannot use up
+    /// the limit of the deliveries Bitbucket signs.
+    Unauthenticated(String),
+    /// A connector's token (by id), on an authenticated delivery (or any, when the connector
+    /// asks for no signature: its URL is then the only credential).
+    Authenticated(String),
 }
 
 /// What a throttled log line is about.
@@ -307,13 +315,16 @@ mod tests {
             burst: 3,
         }));
         let start = Instant::now();
-        let a = Sender::Connector("a".into());
+        let a = Sender::Authenticated("a".into());
         for _ in 0..3 {
             assert_eq!(guard.admit(&a, start), Ok(()));
         }
         let wait = guard.admit(&a, start).expect_err("the burst is spent");
         assert_eq!(wait, Duration::from_millis(500), "one token takes 1/2 s");
-        assert_eq!(guard.admit(&Sender::Connector("b".into()), start), Ok(()));
+        assert_eq!(
+            guard.admit(&Sender::Unauthenticated("a".into()), start),
+            Ok(())
+        );
         assert_eq!(guard.admit(&Sender::UnknownToken, start), Ok(()));
         // Half a second later one more goes through; never more than the burst.
         assert_eq!(guard.admit(&a, start + Duration::from_millis(500)), Ok(()));

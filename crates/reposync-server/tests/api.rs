@@ -446,7 +446,7 @@ impl Api {
 }
 
 #[tokio::test]
-async fn deliveries_past_the_rate_limit_of_their_url_get_429_and_other_urls_are_unaffected() {
+async fn deliveries_past_the_rate_limit_of_their_url_get_429_and_forgeries_cannot_spend_it() {
     // One delivery per 1,000 s after a burst of 3: nothing refills while the test runs.
     let api = Api::spawn_with(|config| {
         config.webhook_rate_limit = Some(reposync_server::RateLimit {
@@ -484,14 +484,41 @@ async fn deliveries_past_the_rate_limit_of_their_url_get_429_and_other_urls_are_
     let body: Value = limited.json().await.expect("json");
     assert_eq!(body["error"]["code"], "rate_limited", "{body}");
     assert!(!body.to_string().contains("Busy"), "names no connector");
+    let (_, log) = api.get("/api/v1/webhooks/deliveries?connector=Busy").await;
+    assert_eq!(
+        log["items"].as_array().expect("items").len(),
+        3,
+        "nothing logged of the refused one: {log}"
+    );
 
-    // Another URL has its own bucket.
+    // Another URL has its own buckets. Forgeries to it (someone who has the URL, not the
+    // secret) are refused, counted, then limited, and never spend the deliveries Bitbucket
+    // signs.
+    for _ in 0..3 {
+        let answer = api
+            .deliver(&quiet, "not the secret", "diagnostics:ping", ping)
+            .await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    }
+    let answer = api
+        .deliver(&quiet, "not the secret", "diagnostics:ping", ping)
+        .await;
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
     let answer = api
         .deliver(&quiet, &quiet_secret, "diagnostics:ping", ping)
         .await;
-    assert_eq!(answer.status(), StatusCode::OK);
-    // Unknown tokens share one: refused as 401 until it is spent, then 429 like a real one,
-    // so the limit tells nothing about whether a token exists.
+    assert_eq!(
+        answer.status(),
+        StatusCode::OK,
+        "the real one still goes in"
+    );
+    let (_, shown) = api.get("/api/v1/connectors/Quiet/webhook").await;
+    assert_eq!(
+        shown["unauthenticated"]["count"], 3,
+        "the limited one is not counted: {shown}"
+    );
+
+    // Unknown tokens share one bucket: 401 until it is spent, then 429.
     for n in 0..3 {
         let answer = api
             .deliver(&format!("guess-{n}"), "", "diagnostics:ping", ping)
@@ -504,10 +531,6 @@ async fn deliveries_past_the_rate_limit_of_their_url_get_429_and_other_urls_are_
         .deliver(&quiet, &quiet_secret, "diagnostics:ping", ping)
         .await;
     assert_eq!(answer.status(), StatusCode::OK, "still unaffected");
-
-    // A refused delivery left nothing in the log.
-    let (_, log) = api.get("/api/v1/webhooks/deliveries?connector=Busy").await;
-    assert_eq!(log["items"].as_array().expect("items").len(), 3, "{log}");
 }
 
 #[tokio::test]

@@ -34,13 +34,12 @@ use crate::views::{self, timestamp};
 
 /// The one answer to a wrong token or signature: it must not tell which was wrong, nor
 /// anything about a connector.
-fn refused() -> Response {
+fn refused() -> AppError {
     AppError::new(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
         "this webhook URL is not valid, or the delivery's signature does not match",
     )
-    .into_response()
 }
 
 /// Receives one delivery.
@@ -58,38 +57,19 @@ pub async fn receive(
         .filter(|(_, credentials)| {
             bool::from(token.as_bytes().ct_eq(credentials.token.as_bytes()))
         });
-    let sender = match &found {
-        Some((connector, _)) => Sender::Connector(connector.id.clone()),
-        None => Sender::UnknownToken,
-    };
-    // Limited before anything is written or logged. Unknown tokens share one bucket, so a
-    // 429 tells nothing about a token that 401 would not.
-    if let Err(retry_after) = state.intake.admit(&sender, Instant::now()) {
-        if let Some(suppressed) = state
-            .intake
-            .may_log(LogTopic::RateLimited(sender.clone()), Instant::now())
-        {
-            let connector = found.as_ref().map(|(c, _)| c.spec.name.as_str());
-            tracing::warn!(
-                connector = connector.unwrap_or("-"),
-                suppressed,
-                "webhook deliveries refused: over the rate limit of their URL"
-            );
-        }
-        return Ok(AppError::rate_limited(
-            "too many deliveries to this webhook URL; retry later",
-            retry_after,
-        )
-        .into_response());
-    }
     let Some((connector, credentials)) = found else {
+        // Every unknown token shares one bucket: a bucket per random token would let a
+        // sender fill memory and never meet the limit.
+        if let Some(limited) = over_limit(&state, &Sender::UnknownToken, "-") {
+            return Ok(limited);
+        }
         if let Some(suppressed) = state.intake.may_log(LogTopic::UnknownToken, Instant::now()) {
             tracing::info!(
                 suppressed,
                 "webhook delivery to an unknown URL token refused"
             );
         }
-        return Ok(refused());
+        return Ok(refused().into_response());
     };
     let header = |name: &str| {
         headers
@@ -111,6 +91,7 @@ pub async fn receive(
     };
     let signature_required = !credentials.secret.is_empty();
 
+    // Authentication first: a delivery that fails it is only counted.
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -125,14 +106,16 @@ pub async fn receive(
             };
             if signature_required {
                 // Without the body the signature cannot be checked: the delivery is as
-                // unauthenticated as a forged one, and is only counted.
-                count_unauthenticated(&state, &connector, &reason);
-                return Ok(AppError::new(status, "body_rejected", reason).into_response());
+                // unauthenticated as a forged one.
+                let answer = AppError::new(status, "body_rejected", reason.clone());
+                return Ok(refuse_unauthenticated(&state, &connector, &reason, answer));
+            }
+            if let Some(limited) = over_authenticated_limit(&state, &connector) {
+                return Ok(limited);
             }
             return reject(&state, record, status, "body_rejected", reason).await;
         }
     };
-
     let signature = header("x-hub-signature");
     record.signature = if signature_required {
         match verify_signature(credentials.secret.as_bytes(), &body, signature.as_deref()) {
@@ -151,8 +134,15 @@ pub async fn receive(
         _ => None,
     };
     if let Some(reason) = unauthenticated {
-        count_unauthenticated(&state, &connector, reason);
-        return Ok(refused());
+        return Ok(refuse_unauthenticated(
+            &state,
+            &connector,
+            reason,
+            refused(),
+        ));
+    }
+    if let Some(limited) = over_authenticated_limit(&state, &connector) {
+        return Ok(limited);
     }
 
     if let Some(content_type) = header(header::CONTENT_TYPE.as_str())
@@ -221,9 +211,51 @@ pub async fn receive(
     Ok((status, Json(answer(&stored))).into_response())
 }
 
-/// Counts a delivery that failed authentication, and logs it at a bounded rate. Nothing of
-/// it is stored but the count, the time and the reason: anyone with the URL can send these.
-fn count_unauthenticated(state: &AppState, connector: &ConnectorRecord, reason: &str) {
+/// `429` with `Retry-After` when the sender's bucket is empty (logged at a bounded rate);
+/// nothing is written of such a delivery.
+fn over_limit(state: &AppState, sender: &Sender, connector: &str) -> Option<Response> {
+    let retry_after = state.intake.admit(sender, Instant::now()).err()?;
+    if let Some(suppressed) = state
+        .intake
+        .may_log(LogTopic::RateLimited(sender.clone()), Instant::now())
+    {
+        let authenticated = matches!(sender, Sender::Authenticated(_));
+        tracing::warn!(
+            connector,
+            authenticated,
+            suppressed,
+            "webhook deliveries refused: over the rate limit of their URL"
+        );
+    }
+    Some(
+        AppError::rate_limited(
+            "too many deliveries to this webhook URL; retry later",
+            retry_after,
+        )
+        .into_response(),
+    )
+}
+
+/// `429` when the connector's authenticated deliveries are over the limit of its URL.
+fn over_authenticated_limit(state: &AppState, connector: &ConnectorRecord) -> Option<Response> {
+    let sender = Sender::Authenticated(connector.id.clone());
+    over_limit(state, &sender, connector.spec.name.as_str())
+}
+
+/// Answers a delivery that failed authentication with `answer`, or `429` past the limit of
+/// such deliveries to the URL. It is counted, and logged at a bounded rate, but nothing else
+/// of it is stored: anyone who has the URL can send these. They have their own bucket, so
+/// a flood of them never uses up the URL's limit for authenticated deliveries.
+fn refuse_unauthenticated(
+    state: &AppState,
+    connector: &ConnectorRecord,
+    reason: &str,
+    answer: AppError,
+) -> Response {
+    let sender = Sender::Unauthenticated(connector.id.clone());
+    if let Some(limited) = over_limit(state, &sender, connector.spec.name.as_str()) {
+        return limited;
+    }
     state
         .intake
         .count_unauthenticated(&connector.id, reason, now_millis());
@@ -238,6 +270,7 @@ fn count_unauthenticated(state: &AppState, connector: &ConnectorRecord, reason: 
             "webhook delivery refused: it failed authentication (counted, not logged)"
         );
     }
+    answer.into_response()
 }
 
 /// Cuts what came from headers (and the reason that quotes the event key) to what the log
