@@ -651,14 +651,16 @@ fn round_trip(format: reposync_testkit::WebhookFormat) {
     // A change in reposync goes out, and its own webhook coming back changes nothing.
     h.f.put(&path, &common::git_fixture::workflow("changed in reposync"));
     let pushed = h.f.wait_pushed();
+    // Our push's delivery is the one announcing the pushed commit. (Counting queued
+    // deliveries would race with the first poll, which may queue the earlier head before its
+    // webhook comes, making that delivery a duplicate.)
     eventually("our push's delivery processed", &h.f.app, || {
-        h.deliveries()
-            .iter()
-            .filter(|d| d["outcome"] == "queued")
-            .count()
-            >= 2
-            && h.f.app.cli(&["--json", "sync", "status"], None).ok().json()["items"][0]["base_commit"]
-                == pushed.as_str()
+        h.deliveries().iter().any(|d| {
+            d["payload"]["changes"]
+                .as_array()
+                .is_some_and(|changes| changes.iter().any(|c| c["new"] == pushed.as_str()))
+        }) && h.f.app.cli(&["--json", "sync", "status"], None).ok().json()["items"][0]["base_commit"]
+            == pushed.as_str()
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(
