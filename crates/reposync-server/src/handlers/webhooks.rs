@@ -1,7 +1,9 @@
 //! Webhook intake: `POST /api/webhooks/git/<token>`. The URL token is the credential (plus an
 //! HMAC signature when the connector has a secret). A delivery is checked, normalised,
 //! matched against the links of its connector, and stored with the heads it announces, all in
-//! one transaction; the answer comes at once and the branches are read elsewhere.
+//! one transaction; the answer comes at once and the branches are read elsewhere. What keeps
+//! this bounded against anyone who has the URL (rate limits, counting rather than logging
+//! deliveries that fail authentication, throttled log lines) is in [`crate::intake`].
 
 use std::collections::HashMap;
 
