@@ -139,6 +139,23 @@ pub struct ConnectorSaved {
 pub struct WebhookView {
     pub url: String,
     pub secret: SecretValue,
+    /// Deliveries to the URL that failed authentication; shown by `GET
+    /// /api/v1/connectors/{name}/webhook`, absent where the credentials were just made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unauthenticated: Option<UnauthenticatedView>,
+}
+
+/// Deliveries to a connector's webhook URL that failed authentication (a missing or wrong
+/// signature, or a body that could not be read while a signature is required). Anyone with
+/// the URL can send them, so they are counted rather than logged one by one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnauthenticatedView {
+    pub connector: String,
+    pub count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reason: Option<String>,
 }
 
 /// `POST /api/v1/connectors/{name}/test`.
@@ -450,6 +467,16 @@ pub struct WebhookAnswer {
     pub reason: Option<String>,
 }
 
+/// `GET /api/v1/webhooks/deliveries`: the delivery log, newest first, and the counts of
+/// deliveries that failed authentication, which the log leaves out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryLog {
+    pub items: Vec<DeliveryView>,
+    /// Per connector that had any, in connector name order.
+    #[serde(default)]
+    pub unauthenticated: Vec<UnauthenticatedView>,
+}
+
 /// One webhook delivery in the log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeliveryView {
@@ -460,7 +487,8 @@ pub struct DeliveryView {
     pub delivery_id: Option<String>,
     /// cloud, server_native, post_webhooks or post_receive, when the body was read.
     pub format: Option<String>,
-    /// valid, not_required, missing or invalid.
+    /// valid or not_required; unchecked when the body could not be read (deliveries with a
+    /// missing or wrong signature are only counted: see [`UnauthenticatedView`]).
     pub signature: String,
     /// queued, ping, ignored, duplicate or rejected.
     pub outcome: String,

@@ -56,7 +56,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let f = Fixture::https_with(&[("README.md", "bench\n")], &["--poll-interval", "0"]);
+    // Intake is measured at full speed: the rate limit per webhook URL is off.
+    let f = Fixture::https_with(
+        &[("README.md", "bench\n")],
+        &["--poll-interval", "0", "--webhook-rate-limit", "0"],
+    );
     f.app
         .cli(
             &["connector", "update", "git", "--generate-webhook-url"],

@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use reposync_api::{
     Client, ConnectorSaved, ConnectorView, CreateSshSecret, CreateTextSecret, GenerateSshSecret,
-    ListResponse, SecretValue, SecretView, TaskView, TestRequest, UpdateSecret, WebhookView,
-    decode,
+    ListResponse, SecretValue, SecretView, TaskView, TestRequest, UnauthenticatedView,
+    UpdateSecret, WebhookView, decode,
 };
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -636,6 +636,23 @@ fn print_webhook(webhook: &WebhookView) {
     } else {
         println!("Webhook secret: {}", webhook.secret.expose());
         println!("In Bitbucket, add a webhook with this URL and secret for push events.");
+    }
+    if let Some(unauthenticated) = &webhook.unauthenticated {
+        println!(
+            "Unauthenticated deliveries: {}",
+            unauthenticated_summary(unauthenticated)
+        );
+    }
+}
+
+/// `N (last at T: reason)`, or `none`: deliveries that failed authentication.
+pub fn unauthenticated_summary(counted: &UnauthenticatedView) -> String {
+    match (&counted.last_at, &counted.last_reason) {
+        (Some(at), Some(reason)) if counted.count > 0 => {
+            format!("{} (last at {at}: {reason})", counted.count)
+        }
+        _ if counted.count > 0 => counted.count.to_string(),
+        _ => "none".to_owned(),
     }
 }
 

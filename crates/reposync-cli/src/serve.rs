@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use reposync_model::Selector;
-use reposync_server::{ServerConfig, bootstrap, serve};
+use reposync_server::{RateLimit, ServerConfig, bootstrap, serve};
 use tracing_subscriber::EnvFilter;
 
 use crate::Globals;
@@ -47,6 +47,54 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     delegate_lease: u64,
+    /// Webhook deliveries a second that each webhook URL may receive, sustained; past it they
+    /// get 429 with Retry-After. Unknown URLs share one limit. 0 turns the limit off.
+    #[arg(
+        long,
+        env = "REPOSYNC_WEBHOOK_RATE_LIMIT",
+        default_value_t = RateLimit::DEFAULT.per_second,
+        value_name = "PER_SECOND",
+        value_parser = parse_rate
+    )]
+    webhook_rate_limit: f64,
+    /// Webhook deliveries that each webhook URL may receive at once after a quiet spell.
+    #[arg(
+        long,
+        env = "REPOSYNC_WEBHOOK_BURST",
+        default_value_t = RateLimit::DEFAULT.burst,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    webhook_burst: u32,
+    /// Days the webhook delivery log keeps a delivery (one whose branch head is still unread
+    /// stays until it is read).
+    #[arg(
+        long,
+        env = "REPOSYNC_WEBHOOK_RETENTION_DAYS",
+        default_value_t = 14,
+        value_name = "DAYS",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    webhook_retention_days: u32,
+    /// Webhook deliveries the log keeps per connector, newest first (pruned every minute).
+    #[arg(
+        long,
+        env = "REPOSYNC_WEBHOOK_DELIVERIES_KEPT",
+        default_value_t = 1000,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    webhook_deliveries_kept: u32,
+}
+
+/// A rate in deliveries per second: a finite number, 0 or more.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a number of deliveries per second (0 or more; 0 turns the limit off)"
+        )),
+    }
 }
 
 pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
@@ -73,6 +121,13 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
     config.max_webhook_bytes = args.max_webhook_bytes;
     config.poll_interval = std::time::Duration::from_secs(args.poll_interval);
     config.delegate_lease = std::time::Duration::from_secs(args.delegate_lease.max(3));
+    config.webhook_rate_limit = (args.webhook_rate_limit > 0.0).then_some(RateLimit {
+        per_second: args.webhook_rate_limit,
+        burst: args.webhook_burst,
+    });
+    config.webhook_retention =
+        std::time::Duration::from_secs(u64::from(args.webhook_retention_days) * 24 * 60 * 60);
+    config.webhook_deliveries_kept = args.webhook_deliveries_kept;
     config.hostname = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

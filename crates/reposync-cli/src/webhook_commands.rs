@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use reposync_api::{DeliveryView, ListResponse, decode};
+use reposync_api::{DeliveryLog, decode};
 use reposync_bitbucket::normalise;
 
 use crate::Globals;
-use crate::client_commands::client;
+use crate::client_commands::{client, unauthenticated_summary};
 use crate::output::table;
 
 #[derive(Debug, Subcommand)]
@@ -57,7 +57,7 @@ pub async fn webhook(command: WebhookCommand, globals: &Globals) -> anyhow::Resu
                 println!("{}", serde_json::to_string_pretty(&answer)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let deliveries: ListResponse<DeliveryView> = decode(answer)?;
+            let deliveries: DeliveryLog = decode(answer)?;
             let rows: Vec<Vec<String>> = deliveries
                 .items
                 .iter()
@@ -91,6 +91,13 @@ pub async fn webhook(command: WebhookCommand, globals: &Globals) -> anyhow::Resu
                 ],
                 &rows,
             );
+            for counted in &deliveries.unauthenticated {
+                println!(
+                    "{}: deliveries that failed authentication (counted, not logged): {}",
+                    counted.connector,
+                    unauthenticated_summary(counted)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -215,7 +215,9 @@ fn deliveries_are_authenticated_checked_recorded_and_deduplicated() {
     let (_, answer) = h.push("d-4", &elsewhere);
     assert_eq!(answer["outcome"], "ignored", "{answer}");
 
-    // The log has every delivery to a known token, with its signature check and outcome.
+    // The log has every authenticated delivery to a known token, with its signature check
+    // and outcome. The three that failed authentication (wrong and missing signature, a body
+    // too large to check) are counted, not logged: anyone with the URL can send them.
     let log = h.deliveries();
     let outcomes: Vec<(&str, &str)> = log
         .iter()
@@ -230,9 +232,6 @@ fn deliveries_are_authenticated_checked_recorded_and_deduplicated() {
     assert_eq!(
         outcomes,
         [
-            ("invalid", "rejected"),
-            ("missing", "rejected"),
-            ("unchecked", "rejected"),
             ("valid", "rejected"),
             ("valid", "ping"),
             ("valid", "ignored"),
@@ -244,7 +243,32 @@ fn deliveries_are_authenticated_checked_recorded_and_deduplicated() {
         ],
         "{log:#?}"
     );
-    let queued = &log[log.len() - 7];
+    let counted =
+        h.f.app
+            .cli(
+                &["--json", "webhook", "deliveries", "--connector", "git"],
+                None,
+            )
+            .ok()
+            .json()["unauthenticated"]
+            .clone();
+    assert_eq!(counted[0]["connector"], "git", "{counted}");
+    assert_eq!(counted[0]["count"], 3, "{counted}");
+    assert_eq!(
+        counted[0]["last_reason"],
+        format!("the body is larger than {} bytes", 1024 * 1024)
+    );
+    let shown =
+        h.f.app
+            .cli(&["connector", "webhook", "git"], None)
+            .ok()
+            .stdout
+            .clone();
+    assert!(
+        shown.contains("Unauthenticated deliveries: 3 (last at "),
+        "{shown}"
+    );
+    let queued = &log[log.len() - 4];
     assert_eq!(queued["delivery_id"], "d-1");
     assert_eq!(queued["format"], "cloud");
     assert_eq!(queued["matched"], json!(["app:Shop"]));
@@ -257,6 +281,10 @@ fn deliveries_are_authenticated_checked_recorded_and_deduplicated() {
             .clone();
     assert!(
         shown.contains("repo:push") && shown.contains("app:Shop"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("git: deliveries that failed authentication (counted, not logged): 3"),
         "{shown}"
     );
     for value in [&h.secret, &h.token] {
@@ -370,6 +398,187 @@ fn a_sender_that_cannot_sign_is_let_in_once_the_signature_is_turned_off() {
     assert_eq!(status, 401);
 }
 
+#[test]
+fn serve_refuses_a_bad_webhook_limit_naming_the_flag_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    for (args, env, named) in [
+        (
+            &["--webhook-rate-limit=-3"][..],
+            None,
+            "--webhook-rate-limit",
+        ),
+        (
+            &["--webhook-rate-limit", "NaN"][..],
+            None,
+            "--webhook-rate-limit",
+        ),
+        (&["--webhook-burst", "0"][..], None, "--webhook-burst"),
+        (
+            &["--webhook-retention-days", "0"][..],
+            None,
+            "--webhook-retention-days",
+        ),
+        (
+            &["--webhook-deliveries-kept", "lots"][..],
+            None,
+            "--webhook-deliveries-kept",
+        ),
+        (
+            &[][..],
+            Some(("REPOSYNC_WEBHOOK_RATE_LIMIT", "fast")),
+            "--webhook-rate-limit",
+        ),
+    ] {
+        let mut command = std::process::Command::new(common::binary());
+        common::hermetic(&mut command, dir.path());
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let output = command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(!output.status.success(), "{args:?} {env:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{args:?} {env:?}: {stderr}");
+        assert!(!data.exists(), "nothing created for {args:?} {env:?}");
+    }
+}
+
+/// The database's size on disk: SQLite's main file and its write-ahead log.
+fn database_bytes(app: &common::TestApp) -> u64 {
+    ["reposync.db", "reposync.db-wal"]
+        .iter()
+        .map(|file| {
+            std::fs::metadata(app.data_dir().join(file))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[test]
+fn a_flood_of_forged_deliveries_is_counted_not_stored_and_logged_at_a_bounded_rate() {
+    const FORGED: usize = 10_000;
+    const UNKNOWN: usize = 1_000;
+    const SENDERS: usize = 16;
+    // A rate limit far above the flood, so that every forged delivery reaches the signature
+    // check and the count is exact.
+    let mut h = Hooked::with_server_args(&[
+        "--webhook-rate-limit",
+        "1000000",
+        "--webhook-burst",
+        "1000000",
+    ]);
+    let huge_event_key = "k".repeat(60 * 1024);
+    let bytes_before = database_bytes(&h.f.app);
+    let log_before = h.f.app.server_log().len();
+    let started = std::time::Instant::now();
+    let statuses = h.f.rt.block_on(async {
+        let mut senders = tokio::task::JoinSet::new();
+        for first in 0..SENDERS {
+            // One keep-alive connection per sender, reused for every delivery it sends.
+            let http = h.http.clone();
+            let base = format!("{}/api/webhooks/git", h.f.app.url);
+            let token = h.token.clone();
+            let event_key = huge_event_key.clone();
+            senders.spawn(async move {
+                let mut statuses = Vec::new();
+                for n in (first..FORGED + UNKNOWN).step_by(SENDERS) {
+                    let forged = n < FORGED;
+                    let to = if forged {
+                        token.clone()
+                    } else {
+                        format!("unknown-{n:040}")
+                    };
+                    let response = http
+                        .post(format!("{base}/{to}"))
+                        .header("Content-Type", "application/json")
+                        .header("X-Event-Key", &event_key)
+                        .header("X-Request-UUID", format!("flood-{n}"))
+                        .header("X-Hub-Signature", format!("sha256={}", "0".repeat(64)))
+                        .body(r#"{"push": {"changes": []}}"#)
+                        .send()
+                        .await
+                        .expect("delivery");
+                    let status = response.status().as_u16();
+                    response.bytes().await.expect("answer");
+                    statuses.push((forged, status));
+                }
+                statuses
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(sent) = senders.join_next().await {
+            all.extend(sent.expect("sender"));
+        }
+        all
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(statuses.len(), FORGED + UNKNOWN);
+    assert!(
+        statuses.iter().all(|(_, status)| *status == 401),
+        "every one refused alike"
+    );
+
+    // Counted exactly, at once, and not logged one by one.
+    let shown =
+        h.f.app
+            .cli(&["--json", "connector", "webhook", "git"], None)
+            .ok()
+            .json();
+    assert_eq!(shown["unauthenticated"]["count"], FORGED, "{shown}");
+    assert_eq!(
+        shown["unauthenticated"]["last_reason"],
+        "the X-Hub-Signature does not match the body"
+    );
+    assert!(h.deliveries().is_empty(), "no row per forged delivery");
+
+    // The server log has a line per topic per 10 s at most, and never the header.
+    let log = h.f.app.server_log();
+    let flood_log = &log[log_before..];
+
+    let periods = usize::try_from(elapsed.as_secs() / 10).expect("seconds") + 2;
+    let forged_lines = flood_log
+        .lines()
+        .filter(|l| l.contains("failed authentication"))
+        .count();
+    let unknown_lines = flood_log
+        .lines()
+        .filter(|l| l.contains("unknown URL token"))
+        .count();
+    assert!(
+        (1..=periods).contains(&forged_lines),
+        "{forged_lines} lines about forged deliveries in {elapsed:?}"
+    );
+    assert!(
+        (1..=periods).contains(&unknown_lines),
+        "{unknown_lines} lines about unknown tokens in {elapsed:?}"
+    );
+    assert!(
+        !flood_log.contains(&huge_event_key[..1024]),
+        "header logged"
+    );
+
+    // The database barely grew. Stopping writes the counts and checkpoints the log.
+    assert_eq!(h.f.app.stop(), 0);
+    let grown = database_bytes(&h.f.app).saturating_sub(bytes_before);
+    assert!(grown < 1024 * 1024, "the database grew by {grown} bytes");
+    h.f.app.crash_and_restart();
+    let shown =
+        h.f.app
+            .cli(&["--json", "connector", "webhook", "git"], None)
+            .ok()
+            .json();
+    assert_eq!(
+        shown["unauthenticated"]["count"], FORGED,
+        "kept across a restart: {shown}"
+    );
+}
+
 /// Waits until `check` passes, polling.
 fn eventually(what: &str, app: &common::TestApp, mut check: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -442,14 +651,16 @@ fn round_trip(format: reposync_testkit::WebhookFormat) {
     // A change in reposync goes out, and its own webhook coming back changes nothing.
     h.f.put(&path, &common::git_fixture::workflow("changed in reposync"));
     let pushed = h.f.wait_pushed();
+    // Our push's delivery is the one announcing the pushed commit. (Counting queued
+    // deliveries would race with the first poll, which may queue the earlier head before its
+    // webhook comes, making that delivery a duplicate.)
     eventually("our push's delivery processed", &h.f.app, || {
-        h.deliveries()
-            .iter()
-            .filter(|d| d["outcome"] == "queued")
-            .count()
-            >= 2
-            && h.f.app.cli(&["--json", "sync", "status"], None).ok().json()["items"][0]["base_commit"]
-                == pushed.as_str()
+        h.deliveries().iter().any(|d| {
+            d["payload"]["changes"]
+                .as_array()
+                .is_some_and(|changes| changes.iter().any(|c| c["new"] == pushed.as_str()))
+        }) && h.f.app.cli(&["--json", "sync", "status"], None).ok().json()["items"][0]["base_commit"]
+            == pushed.as_str()
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(

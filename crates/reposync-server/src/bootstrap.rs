@@ -10,6 +10,7 @@ use reposync_secrets::{MasterKey, MasterKeyOrigin};
 use reposync_store::Store;
 
 use crate::auth::{hash_token, new_token};
+use crate::intake::RateLimit;
 use crate::state::AppState;
 
 /// The file in the data directory holding the admin token, for the local CLI.
@@ -46,6 +47,12 @@ pub struct ServerConfig {
     pub delegate_lease: std::time::Duration,
     /// This machine's host name, a selector of the built-in delegate.
     pub hostname: Option<String>,
+    /// How fast each webhook URL token may deliver; `None` for no limit.
+    pub webhook_rate_limit: Option<RateLimit>,
+    /// How long webhook deliveries stay in the log.
+    pub webhook_retention: std::time::Duration,
+    /// How many webhook deliveries the log keeps per connector, newest first.
+    pub webhook_deliveries_kept: u32,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -65,7 +72,9 @@ impl std::fmt::Debug for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults: `./reposync-data`, `127.0.0.1:8080`, built-in delegate on.
+    /// Defaults: `./reposync-data`, `127.0.0.1:8080`, built-in delegate on, webhooks limited to
+    /// 20 a second per URL with bursts of 100, and their log kept 14 days and 1,000
+    /// deliveries per connector.
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
@@ -81,6 +90,9 @@ impl ServerConfig {
             poll_interval: std::time::Duration::from_secs(5 * 60),
             delegate_lease: std::time::Duration::from_secs(30),
             hostname: None,
+            webhook_rate_limit: Some(RateLimit::DEFAULT),
+            webhook_retention: std::time::Duration::from_secs(14 * 24 * 60 * 60),
+            webhook_deliveries_kept: 1000,
         }
     }
 

@@ -14,6 +14,8 @@ pub struct AppError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Whole seconds for a `Retry-After` header: when a refused request may come again.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl AppError {
@@ -23,6 +25,7 @@ impl AppError {
             code,
             message: message.into(),
             field: None,
+            retry_after_secs: None,
         }
     }
 
@@ -42,6 +45,15 @@ impl AppError {
     pub fn invalid(field: &str, message: impl Into<String>) -> AppError {
         AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message).with_field(field)
     }
+
+    /// `429 rate_limited`, with a `Retry-After` of `retry_after` rounded up to whole seconds
+    /// (at least one).
+    pub fn rate_limited(message: impl Into<String>, retry_after: std::time::Duration) -> AppError {
+        let mut error = AppError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        let whole = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        error.retry_after_secs = Some(whole.max(1));
+        error
+    }
 }
 
 impl IntoResponse for AppError {
@@ -58,6 +70,11 @@ impl IntoResponse for AppError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

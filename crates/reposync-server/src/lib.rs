@@ -13,6 +13,7 @@ mod bootstrap;
 mod error;
 mod handlers;
 mod inbound;
+mod intake;
 mod routes;
 mod state;
 mod sync;
@@ -20,6 +21,7 @@ mod tasks;
 mod views;
 
 pub use bootstrap::{Bootstrapped, ServerConfig, TEMP_DIR_NAME, TOKEN_FILE_NAME, bootstrap};
+pub use intake::RateLimit;
 pub use routes::build_app;
 pub use state::AppState;
 pub use tasks::{BuiltinDelegate, TaskHub};
@@ -95,6 +97,17 @@ pub async fn serve(
                     while stop.changed().await.is_ok() && !*stop.borrow() {}
                 })
                 .await;
+        }));
+    }
+    {
+        // Webhook intake: counts of refused deliveries written, the delivery log pruned.
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        background.push(tokio::spawn(async move {
+            intake::run_upkeep(state, async move {
+                while stop.changed().await.is_ok() && !*stop.borrow() {}
+            })
+            .await;
         }));
     }
     let app = build_app(state.clone());

@@ -4,6 +4,7 @@ use reposync_git::GitRunner;
 use reposync_store::Store;
 
 use crate::bootstrap::ServerConfig;
+use crate::intake::IntakeGuard;
 use crate::tasks::TaskHub;
 
 /// What every handler shares.
@@ -15,6 +16,8 @@ pub struct AppState {
     /// The runner of the built-in delegate's git operations, which keep their temporary
     /// files in the data directory's `tmp` folder.
     pub git: GitRunner,
+    /// Webhook intake's rate limits, log throttles and counts.
+    pub intake: Arc<IntakeGuard>,
 }
 
 impl AppState {
@@ -22,6 +25,7 @@ impl AppState {
         AppState {
             tasks: TaskHub::new(store.clone()),
             store,
+            intake: Arc::new(IntakeGuard::new(config.webhook_rate_limit)),
             config: Arc::new(config),
             git,
         }

@@ -1,8 +1,13 @@
 //! Records as the API shows them.
 
-use reposync_api::{ConnectorView, SecretKindView, SecretView, SshKeyView, TaskView, TestResult};
+use reposync_api::{
+    ConnectorView, SecretKindView, SecretView, SshKeyView, TaskView, TestResult,
+    UnauthenticatedView,
+};
 use reposync_model::SSH_USER;
-use reposync_store::{ConnectorRecord, SecretKind, SecretRecord, TaskRecord};
+use reposync_store::{
+    ConnectorRecord, SecretKind, SecretRecord, TaskRecord, UnauthenticatedDeliveries,
+};
 
 /// Milliseconds since the epoch as RFC 3339 (`2026-11-25T10:00:00.123Z`).
 pub fn timestamp(millis: i64) -> String {
@@ -81,5 +86,18 @@ pub fn task(record: &TaskRecord) -> TaskView {
             .result
             .as_deref()
             .and_then(|json| serde_json::from_str(json).ok()),
+    }
+}
+
+/// The count of a connector's deliveries that failed authentication; none counted is zero.
+pub fn unauthenticated(
+    connector: &str,
+    counted: Option<&UnauthenticatedDeliveries>,
+) -> UnauthenticatedView {
+    UnauthenticatedView {
+        connector: connector.to_owned(),
+        count: counted.map_or(0, |c| u64::try_from(c.count).unwrap_or(0)),
+        last_at: counted.map(|c| timestamp(c.last_at)),
+        last_reason: counted.map(|c| c.last_reason.clone()),
     }
 }

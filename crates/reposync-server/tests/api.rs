@@ -416,6 +416,191 @@ async fn webhook_credentials_are_generated_shown_and_rotated() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// Creates a connector with a webhook URL; returns its URL token and HMAC secret.
+async fn hooked_connector(api: &Api, name: &str) -> (String, String) {
+    let mut body = connector(name);
+    body["generate_webhook_url"] = json!(true);
+    let (status, saved) = api.post("/api/v1/connectors", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{saved}");
+    let url = saved["webhook"]["url"].as_str().expect("webhook url");
+    let token = url.rsplit('/').next().expect("token").to_owned();
+    let secret = saved["webhook"]["secret"].as_str().expect("secret");
+    (token, secret.to_owned())
+}
+
+impl Api {
+    /// Posts a signed delivery (unsigned when `secret` is empty) to a webhook URL token.
+    async fn deliver(
+        &self,
+        token: &str,
+        secret: &str,
+        event_key: &str,
+        body: &[u8],
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/api/webhooks/git/{token}", self.base))
+            .header("Content-Type", "application/json")
+            .header("X-Event-Key", event_key)
+            .body(body.to_vec());
+        if !secret.is_empty() {
+            let signature = reposync_bitbucket::sign(secret.as_bytes(), body);
+            request = request.header("X-Hub-Signature", signature);
+        }
+        request.send().await.expect("delivery")
+    }
+}
+
+#[tokio::test]
+async fn deliveries_past_the_rate_limit_of_their_url_get_429_and_forgeries_cannot_spend_it() {
+    // One delivery per 1,000 s after a burst of 3: nothing refills while the test runs.
+    let api = Api::spawn_with(|config| {
+        config.webhook_rate_limit = Some(reposync_server::RateLimit {
+            per_second: 0.001,
+            burst: 3,
+        });
+    })
+    .await;
+    with_token_secret(&api).await;
+    let (busy, busy_secret) = hooked_connector(&api, "Busy").await;
+    let (quiet, quiet_secret) = hooked_connector(&api, "Quiet").await;
+    let ping = br#"{"test": true}"#;
+    for _ in 0..3 {
+        let answer = api
+            .deliver(&busy, &busy_secret, "diagnostics:ping", ping)
+            .await;
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    let limited = api
+        .deliver(&busy, &busy_secret, "diagnostics:ping", ping)
+        .await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = limited
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("whole seconds");
+    assert!(
+        (1..=1000).contains(&retry_after),
+        "one delivery's worth: {retry_after}"
+    );
+    let body: Value = limited.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert!(!body.to_string().contains("Busy"), "names no connector");
+    let (_, log) = api.get("/api/v1/webhooks/deliveries?connector=Busy").await;
+    assert_eq!(
+        log["items"].as_array().expect("items").len(),
+        3,
+        "nothing logged of the refused one: {log}"
+    );
+
+    // Another URL has its own buckets. Forgeries to it (someone who has the URL, not the
+    // secret) are refused, counted, then limited, and never spend the deliveries Bitbucket
+    // signs.
+    for _ in 0..3 {
+        let answer = api
+            .deliver(&quiet, "not the secret", "diagnostics:ping", ping)
+            .await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    }
+    let answer = api
+        .deliver(&quiet, "not the secret", "diagnostics:ping", ping)
+        .await;
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    let answer = api
+        .deliver(&quiet, &quiet_secret, "diagnostics:ping", ping)
+        .await;
+    assert_eq!(
+        answer.status(),
+        StatusCode::OK,
+        "the real one still goes in"
+    );
+    let (_, shown) = api.get("/api/v1/connectors/Quiet/webhook").await;
+    assert_eq!(
+        shown["unauthenticated"]["count"], 3,
+        "the limited one is not counted: {shown}"
+    );
+
+    // Unknown tokens share one bucket: 401 until it is spent, then 429.
+    for n in 0..3 {
+        let answer = api
+            .deliver(&format!("guess-{n}"), "", "diagnostics:ping", ping)
+            .await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    }
+    let answer = api.deliver("guess-4", "", "diagnostics:ping", ping).await;
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    let answer = api
+        .deliver(&quiet, &quiet_secret, "diagnostics:ping", ping)
+        .await;
+    assert_eq!(answer.status(), StatusCode::OK, "still unaffected");
+}
+
+#[tokio::test]
+async fn a_valid_delivery_with_a_60_kb_event_key_is_logged_cut_and_forgeries_only_counted() {
+    let api = Api::spawn().await;
+    with_token_secret(&api).await;
+    let (token, secret) = hooked_connector(&api, "Config").await;
+    let event_key = format!("repo:{}", "x".repeat(60 * 1024));
+    let answer = api
+        .deliver(&token, &secret, &event_key, br#"{"repository": {}}"#)
+        .await;
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let answer: Value = answer.json().await.expect("json");
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    let marker = format!("… [truncated from {} bytes]", event_key.len());
+    let (_, log) = api.get("/api/v1/webhooks/deliveries").await;
+    let logged = &log["items"][0];
+    let event = logged["event"].as_str().expect("event");
+    assert!(
+        event.len() <= reposync_store::MAX_LOGGED_HEADER_BYTES,
+        "{} bytes kept",
+        event.len()
+    );
+    assert!(
+        event.starts_with("repo:xxx") && event.ends_with(&marker),
+        "{event}"
+    );
+    assert_eq!(logged["payload"]["event"], event, "the payload's copy too");
+    let reason = logged["reason"].as_str().expect("reason");
+    assert!(
+        reason.len() <= reposync_store::MAX_LOGGED_REASON_BYTES,
+        "{} bytes kept",
+        reason.len()
+    );
+    assert!(reason.starts_with("event repo:xxx"), "{reason}");
+    assert!(reason.contains("[truncated from"), "{reason}");
+    assert!(
+        log.to_string().len() < 4096,
+        "nothing of the 60 KB left anywhere: {} bytes",
+        log.to_string().len()
+    );
+
+    // A forged one is answered as before and counted, with nothing logged of it.
+    let forged = api
+        .deliver(
+            &token,
+            "not the secret",
+            &event_key,
+            br#"{"repository": {}}"#,
+        )
+        .await;
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let (_, log) = api.get("/api/v1/webhooks/deliveries").await;
+    assert_eq!(log["items"].as_array().expect("items").len(), 1, "{log}");
+    assert_eq!(log["unauthenticated"][0]["connector"], "Config");
+    assert_eq!(log["unauthenticated"][0]["count"], 1);
+    let (_, shown) = api.get("/api/v1/connectors/Config/webhook").await;
+    assert_eq!(shown["unauthenticated"]["count"], 1, "{shown}");
+    assert_eq!(
+        shown["unauthenticated"]["last_reason"],
+        "the X-Hub-Signature does not match the body"
+    );
+}
+
 #[tokio::test]
 async fn patch_renames_and_switches_to_ssh() {
     let api = Api::spawn().await;

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::webhook_log::{
+    MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_REASON_BYTES, bounded, bounded_payload,
+};
 use crate::{Store, StoreError, WriteTx, new_id, now_millis};
 
 /// A branch that live links sync with: once per connector, repository and branch.
@@ -73,7 +76,8 @@ pub enum DeliveryOutcome {
     Ignored,
     /// Already delivered: the same delivery id, or heads already processed or queued.
     Duplicate,
-    /// Refused: a missing or wrong signature, or a body that is not a webhook.
+    /// Refused: a body that is not a webhook. Deliveries that fail authentication are not
+    /// logged, only counted ([`crate::UnauthenticatedDeliveries`]).
     Rejected,
 }
 
@@ -140,6 +144,10 @@ pub struct DeliveryRecord {
     pub matched_links: Vec<String>,
     pub changes_json: String,
 }
+
+/// What queuing a delivery's heads came to: the outcome, its reason, the links matched, and
+/// the heads queued (branch id and commit, '' for a deletion).
+type QueuedHeads = (DeliveryOutcome, String, Vec<String>, Vec<(String, String)>);
 
 const BRANCH_COLUMNS: &str =
     "id, connector_id, repo, branch, processed_commit, wanted_commit, wanted_at, broken, polled_at";
@@ -242,17 +250,30 @@ impl Store {
 
     /// Records a delivery, and queues the heads it announces, in one transaction. A delivery
     /// id seen before from the same connector, and heads already processed or already
-    /// queued, make it a duplicate: a retried or doubled delivery never applies twice.
+    /// queued, make it a duplicate: a retried or doubled delivery never applies twice. The
+    /// event key, delivery id and reason are kept [`bounded`], and so is the payload; the
+    /// record returned is what was kept.
     pub async fn record_delivery(
         &self,
         delivery: &NewDelivery,
     ) -> Result<DeliveryRecord, StoreError> {
         let now = now_millis();
+        let event = bounded(&delivery.event, MAX_LOGGED_HEADER_BYTES).into_owned();
+        // Deduplication compares the id as it was kept, as every earlier one was.
+        let delivery_id = delivery
+            .delivery_id
+            .as_deref()
+            .map(|id| bounded(id, MAX_LOGGED_HEADER_BYTES).into_owned());
+        let changes_json = bounded_payload(&delivery.changes_json).into_owned();
         let mut tx = self.begin_write().await?;
-        let (outcome, reason, matched) = match &delivery.decided {
-            Some((outcome, reason)) => (*outcome, reason.clone(), Vec::new()),
-            None => self.queue_heads(&mut tx, delivery, now).await?,
+        let (outcome, reason, matched, queued) = match &delivery.decided {
+            Some((outcome, reason)) => (*outcome, reason.clone(), Vec::new(), Vec::new()),
+            None => {
+                self.queue_heads(&mut tx, delivery, delivery_id.as_deref(), now)
+                    .await?
+            }
         };
+        let reason = bounded(&reason, MAX_LOGGED_REASON_BYTES).into_owned();
         let id = new_id();
         sqlx::query(&format!(
             "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -260,16 +281,28 @@ impl Store {
         .bind(&id)
         .bind(&delivery.connector_id)
         .bind(now)
-        .bind(&delivery.event)
-        .bind(delivery.delivery_id.clone())
+        .bind(&event)
+        .bind(delivery_id.clone())
         .bind(delivery.format.clone())
         .bind(delivery.signature.as_str())
         .bind(outcome.as_str())
         .bind(&reason)
         .bind(serde_json::to_string(&matched).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .bind(&delivery.changes_json)
+        .bind(&changes_json)
         .execute(&mut *tx)
         .await?;
+        // The heads it queued keep it from being pruned until they are read.
+        for (branch_id, commit) in &queued {
+            sqlx::query(
+                "INSERT INTO webhook_delivery_heads (delivery_id, branch_id, commit_id) VALUES ($1, $2, $3)
+                 ON CONFLICT (delivery_id, branch_id) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(branch_id)
+            .bind(commit)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         if outcome == DeliveryOutcome::Queued {
             self.inbox_changed();
@@ -278,23 +311,26 @@ impl Store {
             id,
             connector_id: delivery.connector_id.clone(),
             received_at: now,
-            event: delivery.event.clone(),
-            delivery_id: delivery.delivery_id.clone(),
+            event,
+            delivery_id,
             format: delivery.format.clone(),
             signature: delivery.signature,
             outcome,
             reason: Some(reason),
             matched_links: matched,
-            changes_json: delivery.changes_json.clone(),
+            changes_json,
         })
     }
 
+    /// Queues the heads a delivery announces; returns the outcome, its reason, the links
+    /// matched, and the heads queued (branch and commit, '' for a deletion).
     async fn queue_heads(
         &self,
         tx: &mut WriteTx,
         delivery: &NewDelivery,
+        delivery_id: Option<&str>,
         now: i64,
-    ) -> Result<(DeliveryOutcome, String, Vec<String>), StoreError> {
+    ) -> Result<QueuedHeads, StoreError> {
         let mut matched: Vec<String> = delivery
             .heads
             .iter()
@@ -302,7 +338,7 @@ impl Store {
             .collect();
         matched.sort();
         matched.dedup();
-        if let Some(delivery_id) = &delivery.delivery_id {
+        if let Some(delivery_id) = delivery_id {
             let seen = sqlx::query(
                 "SELECT 1 FROM webhook_deliveries WHERE connector_id = $1 AND delivery_id = $2 AND outcome <> 'rejected'",
             )
@@ -315,6 +351,7 @@ impl Store {
                     DeliveryOutcome::Duplicate,
                     format!("delivery {delivery_id} was received before"),
                     matched,
+                    Vec::new(),
                 ));
             }
         }
@@ -323,9 +360,10 @@ impl Store {
                 DeliveryOutcome::Ignored,
                 "no change in it is to a branch that a live link syncs".into(),
                 matched,
+                Vec::new(),
             ));
         }
-        let mut queued = 0;
+        let mut queued = Vec::new();
         for head in &delivery.heads {
             let commit = head.commit.clone().unwrap_or_default();
             // A head already processed, queued, or read as a commit of the branch is not news.
@@ -361,19 +399,21 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
             }
-            queued += 1;
+            queued.push((head.branch_id.clone(), commit));
         }
-        Ok(if queued == 0 {
+        Ok(if queued.is_empty() {
             (
                 DeliveryOutcome::Duplicate,
                 "every head in it was already processed or queued".into(),
                 matched,
+                queued,
             )
         } else {
             (
                 DeliveryOutcome::Queued,
-                format!("{queued} branch head(s) queued for reading"),
+                format!("{} branch head(s) queued for reading", queued.len()),
                 matched,
+                queued,
             )
         })
     }

@@ -18,6 +18,7 @@ mod secrets;
 mod sync;
 mod tasks;
 mod tokens;
+mod webhook_log;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -44,6 +45,10 @@ pub use sync::{
 };
 pub use tasks::{AVOID_FOR, Claim, Eligibility, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
 pub use tokens::ApiTokenRecord;
+pub use webhook_log::{
+    MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_PAYLOAD_BYTES, MAX_LOGGED_REASON_BYTES,
+    UnauthenticatedDeliveries, bounded,
+};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 

@@ -645,3 +645,339 @@ async fn a_commit_read_back_settles_the_changesets_its_trailers_name() {
     assert_eq!(listed[0].commit_id.as_deref(), Some(ours.as_str()));
     assert!(store.open_sync_errors().await.expect("errors").is_empty());
 }
+
+/// A second connector, for what is kept per connector.
+async fn other_connector(store: &Store) -> String {
+    store
+        .create_connector(
+            &GitConnector::parse(&ConnectorDraft {
+                name: Some("other".into()),
+                url: Some("https://bitbucket.org/acme/other.git".into()),
+                username: Some("u".into()),
+                password_secret: Some("bb".into()),
+                branch: Some("main".into()),
+                ..Default::default()
+            })
+            .expect("connector"),
+            WebhookChange::Keep,
+        )
+        .await
+        .expect("connector")
+        .id
+}
+
+fn ignored_delivery(connector_id: &str, delivery_id: &str) -> reposync_store::NewDelivery {
+    reposync_store::NewDelivery {
+        decided: Some((
+            reposync_store::DeliveryOutcome::Ignored,
+            "another branch".into(),
+        )),
+        ..push_delivery(connector_id, Some(delivery_id), Vec::new())
+    }
+}
+
+/// Sets when deliveries were received, as the pruning tests need: straight in the database.
+async fn set_received_at(dir: &tempfile::TempDir, times: &[(&str, i64)]) {
+    let pool = sqlx::AnyPool::connect(&Store::sqlite_url(dir.path()))
+        .await
+        .expect("connect");
+    for (id, at) in times {
+        let updated = sqlx::query("UPDATE webhook_deliveries SET received_at = $1 WHERE id = $2")
+            .bind(*at)
+            .bind(*id)
+            .execute(&pool)
+            .await
+            .expect("update")
+            .rows_affected();
+        assert_eq!(updated, 1, "delivery {id}");
+    }
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn pruning_drops_old_deliveries_and_those_past_the_cap_per_connector_but_never_an_unread_head()
+ {
+    use reposync_store::{AnnouncedHead, DeliveryOutcome, InboundCommit, InboundStatus};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link) = linked_store(&dir).await;
+    let link = store.link_by_id(&link).await.expect("link");
+    let git = link.connector_id.clone();
+    let other = other_connector(&store).await;
+    let branch = store
+        .live_branches_of_connector(&git)
+        .await
+        .expect("branches")
+        .remove(0);
+    let new = "c".repeat(40);
+    let queued = store
+        .record_delivery(&push_delivery(
+            &git,
+            Some("q"),
+            vec![AnnouncedHead {
+                branch_id: branch.id.clone(),
+                commit: Some(new.clone()),
+                link_ids: vec![link.id.clone()],
+            }],
+        ))
+        .await
+        .expect("record");
+    assert_eq!(queued.outcome, DeliveryOutcome::Queued);
+    let mut ids = std::collections::HashMap::new();
+    for (connector, name) in [
+        (&git, "old-1"),
+        (&git, "old-2"),
+        (&git, "new-1"),
+        (&git, "new-2"),
+        (&other, "other-1"),
+        (&other, "other-2"),
+        (&other, "other-3"),
+    ] {
+        let record = store
+            .record_delivery(&ignored_delivery(connector, name))
+            .await
+            .expect("record");
+        ids.insert(name, record.id);
+    }
+    let now = reposync_store::now_millis();
+    let day = 24 * 60 * 60 * 1000;
+    set_received_at(
+        &dir,
+        &[
+            (queued.id.as_str(), now - 30 * day),
+            (&ids["old-1"], now - 30 * day + 1),
+            (&ids["old-2"], now - 15 * day),
+            (&ids["new-1"], now - 3),
+            (&ids["new-2"], now - 2),
+            (&ids["other-1"], now - 3),
+            (&ids["other-2"], now - 2),
+            (&ids["other-3"], now - 1),
+        ],
+    )
+    .await;
+    let kept = |connector: String| {
+        let store = store.clone();
+        async move {
+            store
+                .list_deliveries(Some(&connector), 100)
+                .await
+                .expect("log")
+                .into_iter()
+                .map(|d| d.delivery_id.expect("id"))
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // By age: 14 days. The queued delivery is older, but its head is unread.
+    let pruned = store
+        .prune_deliveries(now - 14 * day, 1000)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 2);
+    assert_eq!(kept(git.clone()).await, ["new-2", "new-1", "q"]);
+
+    // By count, per connector: each keeps its newest, and the unread head still stays.
+    let pruned = store
+        .prune_deliveries(now - 14 * day, 1)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 3);
+    assert_eq!(kept(git.clone()).await, ["new-2", "q"]);
+    assert_eq!(kept(other.clone()).await, ["other-3"]);
+
+    // Once the head is read, nothing keeps it.
+    store
+        .apply_from_git(
+            &[],
+            &InboundCommit {
+                branch_id: branch.id.clone(),
+                commit_id: new.clone(),
+                status: InboundStatus::Nothing,
+                files: Vec::new(),
+                message: String::new(),
+                author: String::new(),
+                errors: Vec::new(),
+                changesets: Vec::new(),
+                fixed: Vec::new(),
+                new_apps: Vec::new(),
+            },
+        )
+        .await
+        .expect("read");
+    store
+        .branch_read(&branch.id, reposync_store::now_millis())
+        .await
+        .expect("read");
+    let pruned = store
+        .prune_deliveries(now - 14 * day, 1)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 1);
+    assert_eq!(kept(git).await, ["new-2"]);
+    assert_eq!(kept(other).await, ["other-3"], "untouched");
+}
+
+#[tokio::test]
+async fn a_head_stays_unread_while_a_later_one_is_queued_and_the_branch_is_not_read() {
+    use reposync_store::{AnnouncedHead, DeliveryOutcome, InboundCommit, InboundStatus};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link) = linked_store(&dir).await;
+    let link = store.link_by_id(&link).await.expect("link");
+    let branch = store
+        .live_branches_of_connector(&link.connector_id)
+        .await
+        .expect("branches")
+        .remove(0);
+    let head = |commit: &str| AnnouncedHead {
+        branch_id: branch.id.clone(),
+        commit: Some(commit.to_owned()),
+        link_ids: vec![link.id.clone()],
+    };
+    let (first, second) = ("d".repeat(40), "e".repeat(40));
+    for (id, commit) in [("d-1", &first), ("d-2", &second)] {
+        let record = store
+            .record_delivery(&push_delivery(
+                &link.connector_id,
+                Some(id),
+                vec![head(commit)],
+            ))
+            .await
+            .expect("record");
+        assert_eq!(record.outcome, DeliveryOutcome::Queued);
+    }
+    let everything = reposync_store::now_millis() + 1;
+    assert_eq!(
+        store.prune_deliveries(everything, 1).await.expect("prune"),
+        0,
+        "both heads are unread"
+    );
+    // The first commit is read; the second head is still queued.
+    store
+        .apply_from_git(
+            &[],
+            &InboundCommit {
+                branch_id: branch.id.clone(),
+                commit_id: first.clone(),
+                status: InboundStatus::Nothing,
+                files: Vec::new(),
+                message: String::new(),
+                author: String::new(),
+                errors: Vec::new(),
+                changesets: Vec::new(),
+                fixed: Vec::new(),
+                new_apps: Vec::new(),
+            },
+        )
+        .await
+        .expect("read");
+    assert_eq!(
+        store.prune_deliveries(everything, 1).await.expect("prune"),
+        1
+    );
+    let left = store
+        .list_deliveries(Some(&link.connector_id), 10)
+        .await
+        .expect("log");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].delivery_id.as_deref(), Some("d-2"));
+}
+
+#[tokio::test]
+async fn logged_values_are_cut_on_a_character_boundary_and_marked() {
+    use reposync_store::{DeliveryOutcome, MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_REASON_BYTES};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link) = linked_store(&dir).await;
+    let link = store.link_by_id(&link).await.expect("link");
+    // 'é' is two bytes: the 256-byte cut falls inside one and must step back.
+    let event = format!("x{}", "é".repeat(30_000));
+    let long_id = "i".repeat(70_000);
+    let mut delivery = ignored_delivery(&link.connector_id, &long_id);
+    delivery.event = event.clone();
+    delivery.decided = Some((DeliveryOutcome::Ignored, "r".repeat(10_000)));
+    delivery.changes_json = serde_json::json!({"changes": "p".repeat(100_000)}).to_string();
+    let stored = store.record_delivery(&delivery).await.expect("record");
+    let logged = store
+        .list_deliveries(Some(&link.connector_id), 1)
+        .await
+        .expect("log")
+        .remove(0);
+    assert_eq!(logged.event, stored.event);
+    let mark = format!("… [truncated from {} bytes]", event.len());
+    let kept = logged
+        .event
+        .strip_suffix(&mark)
+        .expect("marked with the original size");
+    assert_eq!(
+        kept.len(),
+        MAX_LOGGED_HEADER_BYTES - mark.len() - 1,
+        "whole characters only, and the mark fits in the bound"
+    );
+    assert!(event.starts_with(kept));
+    let id = logged.delivery_id.clone().expect("id");
+    assert_eq!(id.len(), MAX_LOGGED_HEADER_BYTES);
+    assert!(id.starts_with("iiii"));
+    assert!(id.ends_with("… [truncated from 70000 bytes]"), "{id}");
+    let reason = logged.reason.clone().expect("reason");
+    assert_eq!(reason.len(), MAX_LOGGED_REASON_BYTES);
+    assert!(reason.ends_with("… [truncated from 10000 bytes]"));
+    assert_eq!(
+        reposync_store::bounded(&reason, MAX_LOGGED_REASON_BYTES),
+        reason,
+        "bounding again changes nothing"
+    );
+    let payload: serde_json::Value =
+        serde_json::from_str(&logged.changes_json).expect("still JSON");
+    assert_eq!(payload["truncated"], true);
+    assert!(payload["bytes"].as_u64().expect("size") > 100_000);
+
+    // The same long id again is still recognised: ids are compared as they were kept.
+    let again = store
+        .record_delivery(&push_delivery(
+            &link.connector_id,
+            Some(&long_id),
+            Vec::new(),
+        ))
+        .await
+        .expect("record");
+    assert_eq!(again.outcome, DeliveryOutcome::Duplicate);
+    // Short values are kept as they are.
+    let short = store
+        .record_delivery(&ignored_delivery(&link.connector_id, "d-short"))
+        .await
+        .expect("record");
+    assert_eq!(short.event, "repo:push");
+    assert_eq!(short.reason.as_deref(), Some("another branch"));
+}
+
+#[tokio::test]
+async fn unauthenticated_deliveries_are_counted_per_connector() {
+    use reposync_store::UnauthenticatedDeliveries;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link) = linked_store(&dir).await;
+    let git = store.link_by_id(&link).await.expect("link").connector_id;
+    let tally = |connector: &str, count, last_at, reason: &str| UnauthenticatedDeliveries {
+        connector_id: connector.to_owned(),
+        count,
+        last_at,
+        last_reason: reason.to_owned(),
+    };
+    assert!(
+        store
+            .unauthenticated_deliveries()
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    store
+        .add_unauthenticated_deliveries(&[tally(&git, 3, 10, "missing"), tally("gone", 5, 11, "x")])
+        .await
+        .expect("add");
+    store
+        .add_unauthenticated_deliveries(&[tally(&git, 4, 20, "invalid")])
+        .await
+        .expect("add");
+    assert_eq!(
+        store.unauthenticated_deliveries().await.expect("read"),
+        [tally(&git, 7, 20, "invalid")],
+        "summed; a connector that does not exist is skipped"
+    );
+}

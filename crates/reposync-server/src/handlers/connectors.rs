@@ -165,7 +165,15 @@ pub async fn webhook(
         .webhook_credentials(&name)
         .await?
         .ok_or_else(|| no_webhook(&name))?;
-    Ok(Json(webhook_view(&state, &credentials)))
+    let connector = state.store.get_connector(&name).await?;
+    let counted = state
+        .intake
+        .unauthenticated(&state.store)
+        .await?
+        .remove(&connector.id);
+    let mut view = webhook_view(&state, &credentials);
+    view.unauthenticated = Some(views::unauthenticated(name.as_str(), counted.as_ref()));
+    Ok(Json(view))
 }
 
 /// Replaces the webhook URL token and HMAC secret; the old URL stops working at once.
@@ -304,6 +312,7 @@ fn webhook_view(state: &AppState, credentials: &WebhookCredentials) -> WebhookVi
     WebhookView {
         url: webhook_url(state, &credentials.token),
         secret: SecretValue::new(credentials.secret.as_str()),
+        unauthenticated: None,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Webhook intake: `POST /api/webhooks/git/<token>`. The URL token is the credential (plus an
 //! HMAC signature when the connector has a secret). A delivery is checked, normalised,
 //! matched against the links of its connector, and stored with the heads it announces, all in
-//! one transaction; the answer comes at once and the branches are read elsewhere.
+//! one transaction; the answer comes at once and the branches are read elsewhere. What keeps
+//! this bounded against anyone who has the URL (rate limits, counting rather than logging
+//! deliveries that fail authentication, throttled log lines) is in [`crate::intake`].
 
 use std::collections::HashMap;
 
@@ -11,34 +13,35 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use reposync_api::{DeliveryView, ListResponse, WebhookAnswer};
+use reposync_api::{DeliveryLog, DeliveryView, UnauthenticatedView, WebhookAnswer};
 use reposync_bitbucket::{
     Delivery, DeliveryKind, RefChange, RefKind, Repository, SignatureError, normalise,
     verify_signature,
 };
 use reposync_model::{ConnectorScope, EntityName, RepoSlug};
 use reposync_store::{
-    AnnouncedHead, ConnectorRecord, DeliveryOutcome, DeliveryRecord, NewDelivery, SignatureCheck,
-    SyncBranch,
+    AnnouncedHead, ConnectorRecord, DeliveryOutcome, DeliveryRecord, MAX_LOGGED_HEADER_BYTES,
+    MAX_LOGGED_REASON_BYTES, NewDelivery, SignatureCheck, SyncBranch, bounded, now_millis,
 };
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
+use tokio::time::Instant;
 
 use crate::auth::hash_token;
 use crate::error::AppError;
+use crate::intake::{LogTopic, Sender};
 use crate::state::AppState;
 use crate::sync::scope_name;
-use crate::views::timestamp;
+use crate::views::{self, timestamp};
 
 /// The one answer to a wrong token or signature: it must not tell which was wrong, nor
 /// anything about a connector.
-fn refused() -> Response {
+fn refused() -> AppError {
     AppError::new(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
         "this webhook URL is not valid, or the delivery's signature does not match",
     )
-    .into_response()
 }
 
 /// Receives one delivery.
@@ -48,18 +51,28 @@ pub async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    let Some((connector, credentials)) = state
+    let found = state
         .store
         .connector_by_webhook_hash(&hash_token(&token))
         .await?
-    else {
-        tracing::info!("webhook delivery to an unknown URL token refused");
-        return Ok(refused());
+        // The lookup was by hash; this compares the token itself too, in constant time.
+        .filter(|(_, credentials)| {
+            bool::from(token.as_bytes().ct_eq(credentials.token.as_bytes()))
+        });
+    let Some((connector, credentials)) = found else {
+        // Every unknown token shares one bucket: a bucket per random token would let a
+        // sender fill memory and never meet the limit.
+        if let Some(limited) = over_limit(&state, &Sender::UnknownToken, "-") {
+            return Ok(limited);
+        }
+        if let Some(suppressed) = state.intake.may_log(LogTopic::UnknownToken, Instant::now()) {
+            tracing::info!(
+                suppressed,
+                "webhook delivery to an unknown URL token refused"
+            );
+        }
+        return Ok(refused().into_response());
     };
-    // The lookup was by hash; this compares the token itself too, in constant time.
-    if !bool::from(token.as_bytes().ct_eq(credentials.token.as_bytes())) {
-        return Ok(refused());
-    }
     let header = |name: &str| {
         headers
             .get(name)
@@ -78,7 +91,9 @@ pub async fn receive(
         decided: None,
         heads: Vec::new(),
     };
+    let signature_required = !credentials.secret.is_empty();
 
+    // Authentication first: a delivery that fails it is only counted.
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -91,31 +106,45 @@ pub async fn receive(
             } else {
                 format!("the body could not be read: {}", rejection.body_text())
             };
+            if signature_required {
+                // Without the body the signature cannot be checked: the delivery is as
+                // unauthenticated as a forged one.
+                let answer = AppError::new(status, "body_rejected", reason.clone());
+                return Ok(refuse_unauthenticated(&state, &connector, &reason, answer));
+            }
+            if let Some(limited) = over_authenticated_limit(&state, &connector) {
+                return Ok(limited);
+            }
             return reject(&state, record, status, "body_rejected", reason).await;
         }
     };
-
     let signature = header("x-hub-signature");
-    record.signature = if credentials.secret.is_empty() {
-        SignatureCheck::NotRequired
-    } else {
+    record.signature = if signature_required {
         match verify_signature(credentials.secret.as_bytes(), &body, signature.as_deref()) {
             Ok(()) => SignatureCheck::Valid,
             Err(SignatureError::Missing) => SignatureCheck::Missing,
             Err(_) => SignatureCheck::Invalid,
         }
+    } else {
+        SignatureCheck::NotRequired
     };
-    if matches!(
-        record.signature,
-        SignatureCheck::Missing | SignatureCheck::Invalid
-    ) {
-        let reason = match record.signature {
-            SignatureCheck::Missing => "no X-Hub-Signature header, and the connector has a secret",
-            _ => "the X-Hub-Signature does not match the body",
-        };
-        record.decided = Some((DeliveryOutcome::Rejected, reason.into()));
-        state.store.record_delivery(&record).await?;
-        return Ok(refused());
+    let unauthenticated = match record.signature {
+        SignatureCheck::Missing => {
+            Some("no X-Hub-Signature header, and the connector has a secret")
+        }
+        SignatureCheck::Invalid => Some("the X-Hub-Signature does not match the body"),
+        _ => None,
+    };
+    if let Some(reason) = unauthenticated {
+        return Ok(refuse_unauthenticated(
+            &state,
+            &connector,
+            reason,
+            refused(),
+        ));
+    }
+    if let Some(limited) = over_authenticated_limit(&state, &connector) {
+        return Ok(limited);
     }
 
     if let Some(content_type) = header(header::CONTENT_TYPE.as_str())
@@ -131,7 +160,7 @@ pub async fn receive(
         )
         .await;
     }
-    let delivery = match normalise(&header, &body) {
+    let mut delivery = match normalise(&header, &body) {
         Ok(delivery) => delivery,
         Err(error) => {
             let status = if error.is_not_json() {
@@ -147,6 +176,7 @@ pub async fn receive(
             return reject(&state, record, status, code, error.to_string()).await;
         }
     };
+    bound_for_log(&mut delivery);
     record.event.clone_from(&delivery.event);
     record.delivery_id.clone_from(&delivery.delivery_id);
     record.format = delivery.format.map(|f| f.to_string());
@@ -179,8 +209,82 @@ pub async fn receive(
         }
     };
     let stored = state.store.record_delivery(&record).await?;
-    log_delivery(&delivery, &stored);
+    log_delivery(&stored);
     Ok((status, Json(answer(&stored))).into_response())
+}
+
+/// `429` with `Retry-After` when the sender's bucket is empty (logged at a bounded rate);
+/// nothing is written of such a delivery.
+fn over_limit(state: &AppState, sender: &Sender, connector: &str) -> Option<Response> {
+    let retry_after = state.intake.admit(sender, Instant::now()).err()?;
+    if let Some(suppressed) = state
+        .intake
+        .may_log(LogTopic::RateLimited(sender.clone()), Instant::now())
+    {
+        let authenticated = matches!(sender, Sender::Authenticated(_));
+        tracing::warn!(
+            connector,
+            authenticated,
+            suppressed,
+            "webhook deliveries refused: over the rate limit of their URL"
+        );
+    }
+    Some(
+        AppError::rate_limited(
+            "too many deliveries to this webhook URL; retry later",
+            retry_after,
+        )
+        .into_response(),
+    )
+}
+
+/// `429` when the connector's authenticated deliveries are over the limit of its URL.
+fn over_authenticated_limit(state: &AppState, connector: &ConnectorRecord) -> Option<Response> {
+    let sender = Sender::Authenticated(connector.id.clone());
+    over_limit(state, &sender, connector.spec.name.as_str())
+}
+
+/// Answers a delivery that failed authentication with `answer`, or `429` past the limit of
+/// such deliveries to the URL. It is counted, and logged at a bounded rate, but nothing else
+/// of it is stored: anyone who has the URL can send these. They have their own bucket, so
+/// a flood of them never uses up the URL's limit for authenticated deliveries.
+fn refuse_unauthenticated(
+    state: &AppState,
+    connector: &ConnectorRecord,
+    reason: &str,
+    answer: AppError,
+) -> Response {
+    let sender = Sender::Unauthenticated(connector.id.clone());
+    if let Some(limited) = over_limit(state, &sender, connector.spec.name.as_str()) {
+        return limited;
+    }
+    state
+        .intake
+        .count_unauthenticated(&connector.id, reason, now_millis());
+    if let Some(suppressed) = state.intake.may_log(
+        LogTopic::Unauthenticated(connector.id.clone()),
+        Instant::now(),
+    ) {
+        tracing::warn!(
+            connector = %connector.spec.name,
+            reason,
+            suppressed,
+            "webhook delivery refused: it failed authentication (counted, not logged)"
+        );
+    }
+    answer.into_response()
+}
+
+/// Cuts what came from headers (and the reason that quotes the event key) to what the log
+/// keeps, so that the stored payload is bounded as the other columns are.
+fn bound_for_log(delivery: &mut Delivery) {
+    delivery.event = bounded(&delivery.event, MAX_LOGGED_HEADER_BYTES).into_owned();
+    if let Some(id) = &delivery.delivery_id {
+        delivery.delivery_id = Some(bounded(id, MAX_LOGGED_HEADER_BYTES).into_owned());
+    }
+    if let DeliveryKind::Ignored { reason } = &mut delivery.kind {
+        *reason = bounded(reason, MAX_LOGGED_REASON_BYTES).into_owned();
+    }
 }
 
 /// `application/json`, or a `+json` type, with any parameters.
@@ -204,8 +308,13 @@ async fn reject(
 ) -> Result<Response, AppError> {
     record.decided = Some((DeliveryOutcome::Rejected, reason.clone()));
     let stored = state.store.record_delivery(&record).await?;
-    tracing::info!(delivery = %stored.id, %status, reason, "webhook delivery rejected");
-    Ok(AppError::new(status, code, reason).into_response())
+    tracing::info!(
+        delivery = %stored.id,
+        %status,
+        reason = stored.reason.as_deref().unwrap_or(""),
+        "webhook delivery rejected"
+    );
+    Ok(AppError::new(status, code, stored.reason.unwrap_or(reason)).into_response())
 }
 
 fn answer(stored: &DeliveryRecord) -> WebhookAnswer {
@@ -216,11 +325,12 @@ fn answer(stored: &DeliveryRecord) -> WebhookAnswer {
     }
 }
 
-fn log_delivery(delivery: &Delivery, stored: &DeliveryRecord) {
+/// Logs an accepted delivery with the values as stored, which are bounded.
+fn log_delivery(stored: &DeliveryRecord) {
     tracing::info!(
         delivery = %stored.id,
-        event = %delivery.event,
-        delivery_id = delivery.delivery_id.as_deref().unwrap_or("-"),
+        event = %stored.event,
+        delivery_id = stored.delivery_id.as_deref().unwrap_or("-"),
         outcome = stored.outcome.as_str(),
         reason = stored.reason.as_deref().unwrap_or(""),
         "webhook delivery"
@@ -307,11 +417,11 @@ pub struct DeliveriesQuery {
     limit: Option<i64>,
 }
 
-/// The delivery log, newest first.
+/// The delivery log, newest first, and the counts of deliveries that failed authentication.
 pub async fn deliveries(
     State(state): State<AppState>,
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ListResponse<DeliveryView>>, AppError> {
+) -> Result<Json<DeliveryLog>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("connector", e.body_text()))?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
     let connectors: HashMap<String, String> = state
@@ -366,5 +476,21 @@ pub async fn deliveries(
             id: d.id,
         })
         .collect();
-    Ok(Json(ListResponse { items }))
+    let mut unauthenticated: Vec<UnauthenticatedView> = state
+        .intake
+        .unauthenticated(&state.store)
+        .await?
+        .into_values()
+        .filter(|c| connector_id.as_ref().is_none_or(|id| *id == c.connector_id))
+        .filter_map(|c| {
+            // A connector deleted since is no longer anyone's concern.
+            let name = connectors.get(&c.connector_id)?;
+            Some(views::unauthenticated(name, Some(&c)))
+        })
+        .collect();
+    unauthenticated.sort_by(|a, b| a.connector.cmp(&b.connector));
+    Ok(Json(DeliveryLog {
+        items,
+        unauthenticated,
+    }))
 }
