@@ -952,6 +952,8 @@ fn a_missed_webhook_is_caught_by_polling() {
         reposync_testkit::WebhookFormat::ServerNative,
         &["--poll-interval", "1"],
     );
+    // Everything reposync pushed so far is read back, so only polling can find what follows.
+    h.f.wait_read_back();
     emulator.pause(true);
     let path = format!("{SHOP}/Workflows/unannounced.yaml");
     emulator
@@ -1048,25 +1050,38 @@ fn a_change_reposync_has_not_pushed_wins_over_git_and_git_s_version_is_kept() {
             .is_ok_and(|t| t.contains("edited in reposync"))
     });
     h.f.git(&["merge-base", "--is-ancestor", &theirs, "main"]);
-    let overridden = open_errors(&h)
-        .into_iter()
-        .find(|e| e["code"] == "overridden")
-        .expect("an overridden error");
-    assert_eq!(overridden["path"], path.as_str());
-    assert_eq!(overridden["commit_id"], theirs.as_str());
-    assert_eq!(overridden["theirs"], git_version.as_str());
-    assert!(
-        overridden["ours"]
-            .as_str()
-            .expect("ours")
-            .contains("edited in reposync")
-    );
     let shown = h.f.app.cli(&["get", &path], None).ok().stdout.clone();
     assert!(shown.contains("edited in reposync"), "{shown}");
-    // The error can be discarded once read.
-    let id = overridden["id"].as_str().expect("id");
-    h.f.app.cli(&["sync", "errors", "discard", id], None).ok();
-    assert!(!open_errors(&h).iter().any(|e| e["id"] == id));
+    // Git's version was kept in an error that said so while reposync's change was on its
+    // way; it resolved itself once reposync's change landed.
+    h.f.wait_settled();
+    let resolved =
+        h.f.app
+            .cli(&["--json", "sync", "errors", "--resolved"], None)
+            .ok()
+            .json();
+    let kept: Vec<&Value> = resolved["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["path"] == path.as_str())
+        .collect();
+    assert!(!kept.is_empty(), "Git's version was kept: {resolved}");
+    for error in kept {
+        assert!(
+            error["code"] == "overridden" || error["code"] == "conflict",
+            "{error}"
+        );
+        assert_eq!(error["theirs"], git_version.as_str(), "{error}");
+        assert!(
+            error["ours"]
+                .as_str()
+                .expect("ours")
+                .contains("edited in reposync"),
+            "{error}"
+        );
+        assert_eq!(error["resolution"], "landed", "{error}");
+    }
 }
 
 #[test]
@@ -1264,6 +1279,10 @@ fn a_forced_update_is_read_whole_and_an_unknown_path_is_an_error() {
         "{unknown}"
     );
     assert_eq!(unknown["commit_id"], forced.as_str());
+    // An error a person has seen can be discarded; it no longer shows.
+    let id = unknown["id"].as_str().expect("id");
+    h.f.app.cli(&["sync", "errors", "discard", id], None).ok();
+    assert!(!open_errors(&h).iter().any(|e| e["id"] == id));
 }
 
 #[test]

@@ -175,6 +175,33 @@ impl Fixture {
         }
     }
 
+    /// Waits until the branch's head has been read back from Git (reposync reads its own
+    /// pushes too), so that no read is under way or due.
+    pub fn wait_read_back(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let head = self.head();
+            let activity = self
+                .app
+                .cli(&["--json", "sync", "activity"], None)
+                .ok()
+                .json();
+            let read = activity["inbound"]
+                .as_array()
+                .expect("inbound")
+                .iter()
+                .any(|c| head.as_deref() == c["commit_id"].as_str());
+            if read {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the head {head:?} was never read back: {activity}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until a sync error is recorded, and returns `sync errors --json`.
     pub fn wait_for_errors(&self) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(30);
