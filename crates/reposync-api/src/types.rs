@@ -307,9 +307,13 @@ pub struct SyncEnableRequest {
     pub branch: Option<String>,
     #[serde(default)]
     pub repo: Option<String>,
-    /// `import`, `push` or `fail-if-different` (the default).
+    /// `import`, `mirror`, `push` or `fail-if-different` (the default).
     #[serde(default)]
     pub initial: Option<String>,
+    /// Confirms the deletions `mirror` makes (`--yes`); without it, `mirror` only says what it
+    /// would delete.
+    #[serde(default)]
+    pub confirm_deletes: bool,
 }
 
 /// `POST /api/v1/sync/disable`.
@@ -367,8 +371,15 @@ pub struct SyncEnabled {
     pub differences: SyncDifferences,
     /// Files queued for the first commit.
     pub pushing: usize,
-    /// What importing the branch did, for `--initial import`.
+    /// What importing the branch did, for `--initial import` and `mirror`.
     pub imported: Option<ImportReport>,
+    /// reposync's files that the branch lacked and that were kept: the first commit pushes
+    /// them.
+    #[serde(default)]
+    pub kept: Vec<String>,
+    /// reposync's files that the branch lacked and that `mirror` deleted.
+    #[serde(default)]
+    pub deleted: Vec<String>,
 }
 
 /// One file of a changeset.

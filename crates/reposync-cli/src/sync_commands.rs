@@ -48,10 +48,16 @@ pub enum SyncCommand {
         /// The repository, for an account-scope connector.
         #[arg(long)]
         repo: Option<String>,
-        /// When the branch already holds YAML for this scope: import it, push over it, or
-        /// stop if it differs.
-        #[arg(long, value_name = "MODE", default_value = "fail-if-different", value_parser = ["import", "push", "fail-if-different"])]
+        /// When the branch already holds YAML for this scope: `import` takes the branch's
+        /// version of every file it has and keeps (and pushes) reposync's files it lacks;
+        /// `mirror` does the same but deletes reposync's files the branch lacks (it lists
+        /// them and needs --yes); `push` replaces the branch's files with reposync's;
+        /// `fail-if-different` stops when they differ.
+        #[arg(long, value_name = "MODE", default_value = "fail-if-different", value_parser = ["import", "mirror", "push", "fail-if-different"])]
         initial: String,
+        /// Confirms the deletions of `--initial mirror`.
+        #[arg(long)]
+        yes: bool,
     },
     /// End a link; nothing more is pushed for that scope.
     Disable {
@@ -91,6 +97,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
             branch,
             repo,
             initial,
+            yes,
         } => {
             let body = SyncEnableRequest {
                 app: scope.app.clone(),
@@ -98,6 +105,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 branch: branch.clone(),
                 repo: repo.clone(),
                 initial: Some(initial.clone()),
+                confirm_deletes: *yes,
             };
             client
                 .call(Method::POST, &["sync", "enable"], &body)
@@ -169,6 +177,18 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                     "Imported from the branch: {} created, {} changed, {} deleted",
                     imported.created, imported.changed, imported.deleted
                 );
+            }
+            if !enabled.kept.is_empty() {
+                println!("Kept reposync's files the branch lacked (the first commit pushes them):");
+                for path in &enabled.kept {
+                    println!("  {path}");
+                }
+            }
+            if !enabled.deleted.is_empty() {
+                println!("Deleted reposync's files the branch lacked:");
+                for path in &enabled.deleted {
+                    println!("  {path}");
+                }
             }
             if enabled.pushing > 0 {
                 println!("{} file(s) queued for the first commit", enabled.pushing);

@@ -281,7 +281,8 @@ fn enabling_on_a_branch_that_holds_different_yaml_never_wipes_it_silently() {
             .is_empty()
     );
 
-    // --initial import takes the branch's files (and drops what only reposync had).
+    // --initial import takes the branch's files and keeps what only reposync had, which the
+    // first commit pushes.
     let imported = f.app.cli(
         &[
             "sync",
@@ -313,15 +314,31 @@ fn enabling_on_a_branch_that_holds_different_yaml_never_wipes_it_silently() {
             None,
         )
         .ok();
+    assert!(
+        imported
+            .stdout
+            .contains(&format!("Kept reposync's files the branch lacked (the first commit pushes them):\n  {SHOP}/Services/cart/Index.yaml\n")),
+        "{}",
+        imported.stdout
+    );
     f.app
         .cli(&["get", &format!("{SHOP}/Services/cart/Index.yaml")], None)
-        .fails();
+        .ok();
     let head = f.wait_pushed();
-    // The only change pushed is the Index.yaml recording the link.
+    // One commit: the kept service, and the Index.yaml recording the link.
     assert_eq!(f.commits_since(&before, &head), 1);
-    assert!(
-        f.message(&head)
-            .contains(&format!("MODIFY: {SHOP}/Index.yaml"))
+    assert_eq!(
+        reposync_model::commit::file_lines(&f.message(&head)),
+        [
+            (
+                reposync_model::commit::FileOp::Modify,
+                format!("{SHOP}/Index.yaml").as_str()
+            ),
+            (
+                reposync_model::commit::FileOp::Add,
+                format!("{SHOP}/Services/cart/Index.yaml").as_str()
+            ),
+        ]
     );
 
     // A second link for the same application is refused, naming the first.
@@ -1414,4 +1431,173 @@ fn enabling_on_a_branch_with_hostile_entries_records_one_error_each_and_still_pu
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The regression of an enable that destroyed the store's account files: with account files
+/// the branch lacks, `--initial import` takes the branch's files and keeps (and pushes) all
+/// of reposync's; `mirror` lists what it would delete and needs `--yes`, and never deletes the
+/// connector being linked.
+#[test]
+fn enabling_with_import_keeps_reposyncs_files_the_branch_lacks_and_mirror_asks_first() {
+    const GROUP: &str = "Setup/Notification Groups/On Call.yaml";
+    const THEIRS: &str = "Setup/Notification Groups/From Git.yaml";
+    let group = |who: &str| {
+        format!(
+            "harnessApiVersion: '1.0'\ntype: NOTIFICATION_GROUP\naddressesByChannelType:\n  EMAIL:\n  - {who}@example.com\n"
+        )
+    };
+    let f = Fixture::https(&[("README.md", "x\n"), (THEIRS, group("git").as_str())]);
+    f.add_connector("spare", &f.server.repo_url(REPO), &[]);
+    f.put(GROUP, &group("oncall"));
+    let connectors = [
+        "Setup/Source Repo Providers/git.yaml",
+        "Setup/Source Repo Providers/spare.yaml",
+    ];
+    let account_paths = |f: &Fixture| -> Vec<String> {
+        let mut paths = vec![];
+        if f.app.cli(&["get", GROUP], None).code == 0 {
+            paths.push(GROUP.to_owned());
+        }
+        for connector in connectors {
+            if f.app.cli(&["get", connector], None).code == 0 {
+                paths.push(connector.to_owned());
+            }
+        }
+        if f.app.cli(&["get", THEIRS], None).code == 0 {
+            paths.push(THEIRS.to_owned());
+        }
+        paths
+    };
+
+    // mirror without --yes: says what it would delete, changes nothing.
+    let asked = f.app.cli(
+        &[
+            "sync",
+            "enable",
+            "--account",
+            "--connector",
+            "git",
+            "--initial",
+            "mirror",
+        ],
+        None,
+    );
+    let stderr = asked.fails().stderr.clone();
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert!(
+        stderr.contains(GROUP) && stderr.contains(connectors[1]),
+        "names every file it would delete: {stderr}"
+    );
+    assert!(
+        !stderr.contains(connectors[0]),
+        "the connector being linked is never deleted: {stderr}"
+    );
+    assert_eq!(
+        account_paths(&f),
+        [GROUP, connectors[0], connectors[1]],
+        "nothing changed"
+    );
+    let status = f.app.cli(&["--json", "sync", "status"], None).ok().json();
+    assert!(
+        status["items"].as_array().expect("items").is_empty(),
+        "no link: {status}"
+    );
+
+    // import: the branch's file comes in, reposync's stay, and the first commit pushes them.
+    let enabled = f
+        .app
+        .cli(
+            &[
+                "--json",
+                "sync",
+                "enable",
+                "--account",
+                "--connector",
+                "git",
+                "--initial",
+                "import",
+            ],
+            None,
+        )
+        .ok()
+        .json();
+    let mut kept: Vec<&str> = enabled["kept"]
+        .as_array()
+        .expect("kept")
+        .iter()
+        .map(|k| k.as_str().expect("path"))
+        .collect();
+    kept.sort_unstable();
+    assert_eq!(kept, [GROUP, connectors[0], connectors[1]], "{enabled}");
+    assert!(enabled["deleted"].as_array().expect("deleted").is_empty());
+    assert_eq!(
+        account_paths(&f),
+        [GROUP, connectors[0], connectors[1], THEIRS],
+        "reposync's files are all kept, the branch's is imported"
+    );
+    let head = f.wait_settled();
+    let message = f.message(&head);
+    for path in kept {
+        assert!(message.contains(&format!("ADD: {path}\n")), "{message}");
+        assert!(
+            f.root.read_file(REPO, "main", path).is_ok(),
+            "{path} pushed"
+        );
+    }
+    assert!(!message.contains(THEIRS), "{message}");
+    f.assert_converged(false);
+}
+
+/// `--initial mirror --yes` deletes reposync's files the branch lacks, except the connector
+/// being linked, and says which it deleted and which it kept.
+#[test]
+fn enabling_with_mirror_and_yes_deletes_what_the_branch_lacks_but_never_the_linked_connector() {
+    const GROUP: &str = "Setup/Notification Groups/On Call.yaml";
+    let f = Fixture::https(&[("README.md", "x\n")]);
+    f.put(
+        GROUP,
+        "harnessApiVersion: '1.0'\ntype: NOTIFICATION_GROUP\naddressesByChannelType:\n  EMAIL:\n  - oncall@example.com\n",
+    );
+    // The branch holds one account file, so it is not empty.
+    f.root
+        .commit(
+            REPO,
+            "main",
+            &[(
+                "Setup/Notification Groups/From Git.yaml",
+                "harnessApiVersion: '1.0'\ntype: NOTIFICATION_GROUP\naddressesByChannelType:\n  EMAIL:\n  - git@example.com\n",
+            )],
+            "a file from Git",
+        )
+        .expect("commit");
+    let enabled = f
+        .app
+        .cli(
+            &[
+                "--json",
+                "sync",
+                "enable",
+                "--account",
+                "--connector",
+                "git",
+                "--initial",
+                "mirror",
+                "--yes",
+            ],
+            None,
+        )
+        .ok()
+        .json();
+    assert_eq!(enabled["deleted"], serde_json::json!([GROUP]), "{enabled}");
+    assert_eq!(
+        enabled["kept"],
+        serde_json::json!(["Setup/Source Repo Providers/git.yaml"]),
+        "{enabled}"
+    );
+    assert_ne!(f.app.cli(&["get", GROUP], None).code, 0, "deleted");
+    f.app
+        .cli(&["get", "Setup/Source Repo Providers/git.yaml"], None)
+        .ok();
+    f.wait_settled();
+    f.assert_converged(false);
 }

@@ -7,8 +7,10 @@ use reposync_model::EntityName;
 use reposync_model::connector_yaml;
 
 use crate::connectors::ConnectorWrite;
-use crate::inbound::{InboundCommit, pending_paths, record_inbound};
-use crate::sync::record_changesets;
+use crate::inbound::{
+    FileError, InboundCommit, pending_paths, record_branch_errors_in, record_inbound,
+};
+use crate::sync::{FileChangeRecord, NewSyncLink, SyncLink, insert_link, record_changesets};
 use crate::{Store, StoreError, WriteTx, new_id, now_millis};
 
 /// One file of the tree as stored.
@@ -52,8 +54,24 @@ pub enum EntityChange {
 /// read from Git (which does not).
 #[derive(Clone, Copy)]
 enum BatchOrigin<'a> {
-    Local { dry_run: bool },
+    Local {
+        dry_run: bool,
+    },
     Git(&'a InboundCommit),
+    /// Enabling sync: the link with id `.0` is created in the batch's transaction.
+    Enable(&'a str, &'a Enabling<'a>),
+}
+
+/// Everything enabling sync writes, committed together or not at all: the branch's files
+/// taken into the tree and the application's `Index.yaml` (`changes`), the link with its
+/// first changeset, and the errors about entries of the branch reposync cannot hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Enabling<'a> {
+    pub changes: &'a [EntityChange],
+    pub link: &'a NewSyncLink,
+    pub initial_files: &'a [FileChangeRecord],
+    /// Errors of the branch read at the link's base commit; their link is the new one.
+    pub branch_errors: &'a [FileError],
 }
 
 /// What a batch did to one path.
@@ -146,6 +164,19 @@ impl Store {
         inbound: &InboundCommit,
     ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
         self.apply_batch(changes, BatchOrigin::Git(inbound)).await
+    }
+
+    /// Enables sync as [`Enabling`] describes, in one transaction. If anything fails (the
+    /// scope got a link meanwhile, a write is refused), nothing is written.
+    pub async fn enable_link(
+        &self,
+        enabling: &Enabling<'_>,
+    ) -> Result<(SyncLink, Vec<(String, ChangeOutcome)>), StoreError> {
+        let id = new_id();
+        let outcomes = self
+            .apply_batch(enabling.changes, BatchOrigin::Enable(&id, enabling))
+            .await?;
+        Ok((self.link_by_id(&id).await?, outcomes))
     }
 
     async fn apply_batch(
@@ -375,6 +406,26 @@ impl Store {
                 if requeued > 0 {
                     self.outbox_changed();
                 }
+            }
+            BatchOrigin::Enable(id, enabling) => {
+                record_changesets(&mut tx, &outcomes, now).await?;
+                insert_link(&mut tx, id, enabling.link, enabling.initial_files, now).await?;
+                if let (Some(head), false) = (
+                    &enabling.link.base_commit,
+                    enabling.branch_errors.is_empty(),
+                ) {
+                    let errors: Vec<FileError> = enabling
+                        .branch_errors
+                        .iter()
+                        .map(|e| FileError {
+                            link_id: Some((*id).to_owned()),
+                            ..e.clone()
+                        })
+                        .collect();
+                    record_branch_errors_in(&mut tx, enabling.link, head, &errors, now).await?;
+                }
+                tx.commit().await?;
+                self.outbox_changed();
             }
         }
         Ok(outcomes)

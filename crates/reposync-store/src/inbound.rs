@@ -484,23 +484,6 @@ impl Store {
         Ok(false)
     }
 
-    /// Opens errors about files of a branch read at `commit_id` outside the reading of a
-    /// commit (what `sync enable` found on the branch), each replacing the file's open error.
-    pub async fn record_branch_errors(
-        &self,
-        branch_id: &str,
-        commit_id: &str,
-        errors: &[FileError],
-    ) -> Result<(), StoreError> {
-        if errors.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        insert_file_errors(&mut tx, branch_id, commit_id, errors, now_millis()).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// The commits in which a file failed before, oldest first.
     pub async fn earlier_failures(
         &self,
@@ -797,6 +780,27 @@ pub struct InboundCommit {
 
 /// Opens one error per file read from `commit_id` of a branch, each replacing the file's open
 /// error: one current error per file.
+/// Opens errors about files of a link's branch read at `commit_id` outside the reading of a
+/// commit (what `sync enable` found on the branch), each replacing the file's open error.
+pub(crate) async fn record_branch_errors_in(
+    tx: &mut WriteTx,
+    link: &crate::NewSyncLink,
+    commit_id: &str,
+    errors: &[FileError],
+    now: i64,
+) -> Result<(), StoreError> {
+    let branch_id: String = sqlx::query(
+        "SELECT id FROM sync_branches WHERE connector_id = $1 AND repo = $2 AND branch = $3",
+    )
+    .bind(&link.connector_id)
+    .bind(link.repo.clone().unwrap_or_default())
+    .bind(&link.branch)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("id")?;
+    insert_file_errors(tx, &branch_id, commit_id, errors, now).await
+}
+
 async fn insert_file_errors(
     tx: &mut WriteTx,
     branch_id: &str,

@@ -31,7 +31,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use connectors::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
 pub use delegates::{DelegateRecord, DelegateTokenRecord, NewDelegate};
-pub use entities::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
+pub use entities::{ChangeOutcome, Enabling, EntityChange, EntityRecord, EntityWrite};
 pub use error::StoreError;
 pub use inbound::{
     AnnouncedHead, DeliveryOutcome, DeliveryRecord, FileError, InboundCommit, InboundCommitRecord,

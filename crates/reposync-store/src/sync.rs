@@ -531,6 +531,58 @@ async fn file_contents_in(
     Ok(contents)
 }
 
+/// Inserts a link with id `id` and its first changeset, and makes sure its branch exists,
+/// positioned at the commit the link was enabled on. A second live link for the same scope
+/// is refused, naming the existing one.
+pub(crate) async fn insert_link(
+    tx: &mut WriteTx,
+    id: &str,
+    link: &NewSyncLink,
+    initial_files: &[FileChangeRecord],
+    now: i64,
+) -> Result<(), StoreError> {
+    let app = link.app.clone().unwrap_or_default();
+    if let Some(existing) = sqlx::query(&format!(
+        "SELECT {LINK_COLUMNS} FROM sync_links WHERE app = $1 AND enabled = 1"
+    ))
+    .bind(&app)
+    .fetch_optional(&mut **tx)
+    .await?
+    {
+        let existing = link_from_row(&existing)?;
+        return Err(StoreError::AlreadyExists {
+            what: "sync link of",
+            name: existing.app.unwrap_or_else(|| "the account".into()),
+        });
+    }
+    sqlx::query(
+        "INSERT INTO sync_links (id, app, connector_id, repo, branch, base_commit, enabled, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
+    )
+    .bind(id)
+    .bind(&app)
+    .bind(&link.connector_id)
+    .bind(link.repo.clone())
+    .bind(&link.branch)
+    .bind(link.base_commit.clone())
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if !initial_files.is_empty() {
+        insert_changeset(tx, id, initial_files, now).await?;
+    }
+    crate::inbound::ensure_branch(
+        tx,
+        &link.connector_id,
+        link.repo.as_deref(),
+        &link.branch,
+        link.base_commit.as_deref(),
+        now,
+    )
+    .await
+}
+
 /// Ends an attempt that pushed nothing.
 async fn end_attempt(
     tx: &mut WriteTx,
@@ -583,48 +635,8 @@ impl Store {
         initial_files: &[FileChangeRecord],
     ) -> Result<SyncLink, StoreError> {
         let id = new_id();
-        let now = now_millis();
         let mut tx = self.begin_write().await?;
-        let app = link.app.clone().unwrap_or_default();
-        if let Some(existing) = sqlx::query(&format!(
-            "SELECT {LINK_COLUMNS} FROM sync_links WHERE app = $1 AND enabled = 1"
-        ))
-        .bind(&app)
-        .fetch_optional(&mut *tx)
-        .await?
-        {
-            let existing = link_from_row(&existing)?;
-            return Err(StoreError::AlreadyExists {
-                what: "sync link of",
-                name: existing.app.unwrap_or_else(|| "the account".into()),
-            });
-        }
-        sqlx::query(
-            "INSERT INTO sync_links (id, app, connector_id, repo, branch, base_commit, enabled, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
-        )
-        .bind(&id)
-        .bind(&app)
-        .bind(&link.connector_id)
-        .bind(link.repo.clone())
-        .bind(&link.branch)
-        .bind(link.base_commit.clone())
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if !initial_files.is_empty() {
-            insert_changeset(&mut tx, &id, initial_files, now).await?;
-        }
-        crate::inbound::ensure_branch(
-            &mut tx,
-            &link.connector_id,
-            link.repo.as_deref(),
-            &link.branch,
-            link.base_commit.as_deref(),
-            now,
-        )
-        .await?;
+        insert_link(&mut tx, &id, link, initial_files, now_millis()).await?;
         tx.commit().await?;
         self.outbox_changed();
         self.link_by_id(&id).await

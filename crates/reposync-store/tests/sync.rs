@@ -981,3 +981,56 @@ async fn unauthenticated_deliveries_are_counted_per_connector() {
         "summed; a connector that does not exist is skipped"
     );
 }
+
+/// Enabling writes the branch's files, the link and its first changeset together or not at
+/// all: a failure half-way (here the link's insert, after the files were written in the same
+/// transaction) leaves the store exactly as it was.
+#[tokio::test]
+async fn an_enable_that_fails_half_way_leaves_the_store_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = linked_store(&dir).await;
+    let kept = "Setup/Notification Groups/kept.yaml";
+    let doomed = "Setup/Notification Groups/doomed.yaml";
+    store
+        .apply_entities(&[put(kept, "k"), put(doomed, "d")], false)
+        .await
+        .expect("apply");
+    let snapshot = |store: Store| async move {
+        let mut files = store.scope_files(None).await.expect("files");
+        files.sort();
+        let links = store.all_links().await.expect("links").len();
+        let changesets = store.list_changesets(&[], 1000).await.expect("list").len();
+        (files, links, changesets)
+    };
+    let before = snapshot(store.clone()).await;
+    let changes = [
+        put(kept, "from the branch"),
+        put("Setup/Notification Groups/new.yaml", "n"),
+        EntityChange::Delete {
+            path: doomed.into(),
+        },
+    ];
+    let link = NewSyncLink {
+        app: None,
+        // No such connector: the insert of the link fails on its foreign key, after the
+        // files were written.
+        connector_id: "missing-connector".into(),
+        repo: None,
+        branch: "main".into(),
+        base_commit: Some("a".repeat(40)),
+    };
+    let err = store
+        .enable_link(&reposync_store::Enabling {
+            changes: &changes,
+            link: &link,
+            initial_files: &[FileChangeRecord {
+                op: FileOp::Add,
+                path: kept.into(),
+            }],
+            branch_errors: &[],
+        })
+        .await
+        .expect_err("the link cannot be inserted");
+    assert!(!matches!(err, StoreError::NotFound { .. }), "{err}");
+    assert_eq!(snapshot(store.clone()).await, before, "nothing was written");
+}

@@ -16,14 +16,16 @@ use reposync_model::tree::{PathClass, ROOT, classify};
 use reposync_model::yaml::{Limits, Node, emit, order_top_level, parse};
 use reposync_model::{BranchName, ConnectorScope, EntityName, RepoSlug, escape_path};
 use reposync_store::{
-    CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord,
-    FileError, FileOp, LinkBacklog, NewSyncLink, SyncLink, app_of_path,
+    CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConnectorRecord, Enabling,
+    FileChangeRecord, FileError, FileOp, LinkBacklog, NewSyncLink, SyncLink, app_of_path,
 };
 use reposync_sync::differences;
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::handlers::tree::{TreeEdit, applied_or_error, apply_edit};
+use crate::handlers::tree::{
+    PlannedEdit, TreeEdit, applied_or_error, apply_edit, count_outcomes, plan_edit, refused,
+};
 use crate::handlers::{ApiJson, Deleted};
 use crate::inbound::unrepresentable_error;
 use crate::state::AppState;
@@ -34,6 +36,7 @@ use crate::views::timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Initial {
     Import,
+    Mirror,
     Push,
     FailIfDifferent,
 }
@@ -43,10 +46,11 @@ impl Initial {
         match text.map(str::trim).filter(|t| !t.is_empty()) {
             None | Some("fail-if-different") => Ok(Initial::FailIfDifferent),
             Some("import") => Ok(Initial::Import),
+            Some("mirror") => Ok(Initial::Mirror),
             Some("push") => Ok(Initial::Push),
             Some(other) => Err(AppError::invalid(
                 "initial",
-                format!("must be import, push or fail-if-different, not {other:?}"),
+                format!("must be import, mirror, push or fail-if-different, not {other:?}"),
             )),
         }
     }
@@ -54,6 +58,7 @@ impl Initial {
     fn as_str(self) -> &'static str {
         match self {
             Initial::Import => "import",
+            Initial::Mirror => "mirror",
             Initial::Push => "push",
             Initial::FailIfDifferent => "fail-if-different",
         }
@@ -260,30 +265,40 @@ pub async fn enable(
         .filter_map(|f| Some((f.path, STANDARD.decode(f.content?).ok()?)))
         .collect();
 
-    // Ours, with the Index.yaml as the link will make it.
-    let new_index = match (&app, &index) {
-        (Some(_), Some(index)) => Some(index_with_link(
-            &index.content,
-            Some((&connector, branch.as_str(), planned.repo.as_deref())),
-        )?),
-        _ => None,
-    };
-    let mut ours = state.store.scope_files(app_name).await?;
-    if let (Some(app), Some(content)) = (&app, &new_index) {
+    let link_fields = Some((&connector, branch.as_str(), planned.repo.as_deref()));
+    let index_on_branch = app.as_ref().and_then(|app| {
         let path = index_path(app);
+        theirs
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, c)| c.clone())
+    });
+    // Ours, with the Index.yaml as the link will make it.
+    let mut ours = state.store.scope_files(app_name).await?;
+    if let (Some(app), Some(index)) = (&app, &index) {
+        let path = index_path(app);
+        let linked = index_with_link(&index.content, link_fields)?;
         if let Some(file) = ours.iter_mut().find(|(p, _)| *p == path) {
-            file.1 = content.clone();
+            file.1 = linked;
         }
     }
     let diff = differences(&ours, &theirs);
+    let takes_branch = matches!(initial, Initial::Import | Initial::Mirror) && !theirs.is_empty();
+
+    // What enabling writes into the tree, what it deletes, and what the first commit carries.
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut deletes: Vec<String> = Vec::new();
+    let mut kept: Vec<String> = Vec::new();
     let mut initial_files: Vec<FileChangeRecord> = Vec::new();
-    let mut imported = None;
-    let add = |path: &str| FileChangeRecord {
-        op: FileOp::Add,
+    let file_change = |op: FileOp, path: &str| FileChangeRecord {
+        op,
         path: path.to_owned(),
     };
     if theirs.is_empty() {
-        initial_files = ours.iter().map(|(p, _)| add(p)).collect();
+        initial_files = ours
+            .iter()
+            .map(|(p, _)| file_change(FileOp::Add, p))
+            .collect();
     } else {
         match initial {
             Initial::FailIfDifferent if !diff.is_empty() => {
@@ -291,7 +306,7 @@ pub async fn enable(
                     StatusCode::CONFLICT,
                     "sync_differs",
                     format!(
-                        "branch {:?} of {url} already holds YAML for {} that differs from reposync's: {}; nothing was changed. Choose --initial import (take the branch's), or --initial push (replace it with reposync's)",
+                        "branch {:?} of {url} already holds YAML for {} that differs from reposync's: {}; nothing was changed. Choose --initial import (take the branch's files, keep reposync's others), --initial mirror (take the branch's files, delete reposync's others), or --initial push (replace the branch's with reposync's)",
                         branch.as_str(),
                         scope_name(app_name),
                         summary(&diff)
@@ -300,87 +315,106 @@ pub async fn enable(
             }
             Initial::FailIfDifferent => {}
             Initial::Push => {
-                initial_files.extend(diff.only_in_reposync.iter().map(|p| add(p)));
-                initial_files.extend(diff.different.iter().map(|p| FileChangeRecord {
-                    op: FileOp::Modify,
-                    path: p.clone(),
-                }));
-                initial_files.extend(diff.only_in_git.iter().map(|p| FileChangeRecord {
-                    op: FileOp::Delete,
-                    path: p.clone(),
-                }));
+                for (op, paths) in [
+                    (FileOp::Add, &diff.only_in_reposync),
+                    (FileOp::Modify, &diff.different),
+                    (FileOp::Delete, &diff.only_in_git),
+                ] {
+                    initial_files.extend(paths.iter().map(|p| file_change(op, p)));
+                }
             }
-            Initial::Import => {
-                let edit = TreeEdit {
-                    files: theirs.clone(),
-                    deletes: diff.only_in_reposync.clone(),
-                    ..TreeEdit::default()
-                };
-                imported = Some(applied_or_error(apply_edit(&state, edit).await?)?);
+            Initial::Import | Initial::Mirror => {
+                files.clone_from(&theirs);
+                kept.clone_from(&diff.only_in_reposync);
+                if initial == Initial::Mirror {
+                    let protected = protected_connector_files(&state, &connector).await?;
+                    let (keep, delete): (Vec<String>, Vec<String>) =
+                        kept.into_iter().partition(|p| protected.contains(p));
+                    kept = keep;
+                    deletes = delete;
+                    if !deletes.is_empty() && !request.confirm_deletes {
+                        return Err(AppError::new(
+                            StatusCode::CONFLICT,
+                            "confirmation_required",
+                            format!(
+                                "--initial mirror would delete {} file(s) of reposync that branch {:?} of {url} lacks: {}; nothing was changed. Run it again with --yes to delete them, or use --initial import to keep them",
+                                deletes.len(),
+                                branch.as_str(),
+                                deletes.join(", ")
+                            ),
+                        )
+                        .with_field("confirm_deletes"));
+                    }
+                }
+                initial_files.extend(kept.iter().map(|p| file_change(FileOp::Add, p)));
             }
         }
     }
-    // The Index.yaml records the link before the link exists, so that the first commit
-    // carries it and no second commit follows.
-    if let Some(app) = &app {
-        let stored = state.store.get_entity(&index_path(app)).await?;
-        let content = index_with_link(
-            &stored.content,
-            Some((&connector, branch.as_str(), planned.repo.as_deref())),
-        )?;
-        if content != stored.content {
-            let edit = TreeEdit {
-                files: vec![(index_path(app), content.clone())],
-                ..TreeEdit::default()
-            };
-            applied_or_error(apply_edit(&state, edit).await?)?;
-        }
-        // The first commit carries the Index.yaml whenever the branch's differs from it
-        // (after an import, the branch's lacks the link's fields).
+    // The Index.yaml records the link in the same transaction as the link, so that the first
+    // commit carries it and no second commit follows. When the branch's files are taken, it is
+    // the branch's Index.yaml with the link's fields.
+    if let (Some(app), Some(index)) = (&app, &index) {
         let path = index_path(app);
-        let on_branch = theirs.iter().find(|(p, _)| *p == path).map(|(_, c)| c);
-        if on_branch != Some(&content) && !initial_files.iter().any(|f| f.path == path) {
-            initial_files.push(FileChangeRecord {
-                op: if on_branch.is_some() {
-                    FileOp::Modify
-                } else {
-                    FileOp::Add
-                },
-                path,
-            });
+        let base = match (&index_on_branch, takes_branch) {
+            (Some(on_branch), true) => on_branch.clone(),
+            _ => index.content.clone(),
+        };
+        let content = index_with_link(&base, link_fields)?;
+        files.retain(|(p, _)| *p != path);
+        files.push((path.clone(), content.clone()));
+        if index_on_branch.as_ref() != Some(&content)
+            && !initial_files.iter().any(|f| f.path == path)
+        {
+            let op = if index_on_branch.is_some() {
+                FileOp::Modify
+            } else {
+                FileOp::Add
+            };
+            initial_files.push(file_change(op, &path));
         }
     }
-    let link = state
-        .store
-        .create_link(
-            &NewSyncLink {
-                app: planned.app.clone(),
-                connector_id: connector.id.clone(),
-                repo: planned.repo.clone(),
-                branch: planned.branch.clone(),
-                base_commit: head.clone(),
-            },
-            &initial_files,
-        )
-        .await?;
+    let edit = TreeEdit {
+        files,
+        deletes: deletes.clone(),
+        ..TreeEdit::default()
+    };
+    let (changes, mut imported) = match plan_edit(&state, edit).await? {
+        PlannedEdit::Ready { changes, summary } => (changes, summary),
+        PlannedEdit::Rejected(report) => return Err(refused(&report)),
+    };
     // Entries of the scope that are not files reposync can hold are errors from the start:
     // no later commit may ever mention them.
-    if let (Some(head), Some(branch)) = (&head, state.store.branch_of_link(&link).await?) {
-        let errors: Vec<FileError> = unrepresentable
+    let branch_errors: Vec<FileError> = match &head {
+        Some(head) => unrepresentable
             .iter()
             .filter_map(|entry| {
                 let bytes = STANDARD.decode(&entry.path).ok()?;
                 let path = escape_path(&bytes);
-                (app_of_path(&path) == app_name).then(|| {
-                    unrepresentable_error(&path, &entry.problem, head, Some(link.id.clone()))
-                })
+                (app_of_path(&path) == app_name)
+                    .then(|| unrepresentable_error(&path, &entry.problem, head, None))
             })
-            .collect();
-        state
-            .store
-            .record_branch_errors(&branch.id, head, &errors)
-            .await?;
-    }
+            .collect(),
+        None => Vec::new(),
+    };
+    let new_link = NewSyncLink {
+        app: planned.app.clone(),
+        connector_id: connector.id.clone(),
+        repo: planned.repo.clone(),
+        branch: planned.branch.clone(),
+        base_commit: head.clone(),
+    };
+    let (link, outcomes) = state
+        .store
+        .enable_link(&Enabling {
+            changes: &changes,
+            link: &new_link,
+            initial_files: &initial_files,
+            branch_errors: &branch_errors,
+        })
+        .await?;
+    count_outcomes(&mut imported, &outcomes);
+    imported.applied = true;
+    let imported = takes_branch.then_some(imported);
     tracing::info!(scope = %scope_name(app_name), branch = %link.branch, initial = initial.as_str(), files = initial_files.len(), "enabled git sync");
     let backlog = state
         .store
@@ -397,8 +431,33 @@ pub async fn enable(
             differences: diff,
             pushing: initial_files.len(),
             imported,
+            kept,
+            deleted: deletes,
         }),
     ))
+}
+
+/// The Source Repo Provider files that `mirror` never deletes: the connector being linked,
+/// and every connector a sync link uses or used (its history refers to it).
+async fn protected_connector_files(
+    state: &AppState,
+    linking: &ConnectorRecord,
+) -> Result<std::collections::HashSet<String>, AppError> {
+    let used: std::collections::HashSet<String> = state
+        .store
+        .all_links()
+        .await?
+        .into_iter()
+        .map(|l| l.connector_id)
+        .collect();
+    Ok(state
+        .store
+        .list_connectors()
+        .await?
+        .into_iter()
+        .filter(|c| c.id == linking.id || used.contains(&c.id))
+        .map(|c| reposync_model::connector_yaml::path(&c.spec.name))
+        .collect())
 }
 
 fn summary(diff: &reposync_api::SyncDifferences) -> String {

@@ -87,6 +87,51 @@ pub async fn write_tree(state: &AppState, edit: TreeEdit) -> Result<Response, Ap
 /// Writes files, connectors and deletes as one all-or-nothing batch, after checking every
 /// file on its own and every link against the tree as it will be.
 pub async fn apply_edit(state: &AppState, edit: TreeEdit) -> Result<TreeOutcome, AppError> {
+    let dry_run = edit.dry_run;
+    let (changes, mut summary) = match plan_edit(state, edit).await? {
+        PlannedEdit::Ready { changes, summary } => (changes, summary),
+        PlannedEdit::Rejected(report) => return Ok(TreeOutcome::Rejected(report)),
+    };
+    let outcomes = state.store.apply_entities(&changes, dry_run).await?;
+    count_outcomes(&mut summary, &outcomes);
+    summary.applied = !dry_run;
+    tracing::info!(
+        created = summary.created,
+        changed = summary.changed,
+        unchanged = summary.unchanged,
+        deleted = summary.deleted,
+        dry_run,
+        "wrote tree"
+    );
+    Ok(TreeOutcome::Applied(summary))
+}
+
+/// An edit checked and turned into the store's changes (with the report to fill in once they
+/// are written), or refused with every problem listed.
+#[derive(Debug)]
+pub enum PlannedEdit {
+    Ready {
+        changes: Vec<EntityChange>,
+        summary: ImportReport,
+    },
+    Rejected(ImportReport),
+}
+
+/// Adds what the store did with each path to a report.
+pub fn count_outcomes(summary: &mut ImportReport, outcomes: &[(String, ChangeOutcome)]) {
+    for (_, outcome) in outcomes {
+        match outcome {
+            ChangeOutcome::Created => summary.created += 1,
+            ChangeOutcome::Changed => summary.changed += 1,
+            ChangeOutcome::Unchanged => summary.unchanged += 1,
+            ChangeOutcome::Deleted => summary.deleted += 1,
+        }
+    }
+}
+
+/// Checks every file of an edit on its own and every link against the tree as it will be,
+/// and turns the edit into the store's changes, in apply order. Nothing is written.
+pub async fn plan_edit(state: &AppState, edit: TreeEdit) -> Result<PlannedEdit, AppError> {
     let TreeEdit {
         files,
         problems,
@@ -152,7 +197,7 @@ pub async fn apply_edit(state: &AppState, edit: TreeEdit) -> Result<TreeOutcome,
     if !report.problems.is_empty() {
         report.problems.sort();
         summary.problems = report.problems.iter().map(problem_view).collect();
-        return Ok(TreeOutcome::Rejected(summary));
+        return Ok(PlannedEdit::Rejected(summary));
     }
 
     let mut parsed = report.files;
@@ -172,25 +217,7 @@ pub async fn apply_edit(state: &AppState, edit: TreeEdit) -> Result<TreeOutcome,
                 None => EntityChange::Delete { path },
             }),
     );
-    let outcomes = state.store.apply_entities(&changes, dry_run).await?;
-    for (_, outcome) in &outcomes {
-        match outcome {
-            ChangeOutcome::Created => summary.created += 1,
-            ChangeOutcome::Changed => summary.changed += 1,
-            ChangeOutcome::Unchanged => summary.unchanged += 1,
-            ChangeOutcome::Deleted => summary.deleted += 1,
-        }
-    }
-    summary.applied = !dry_run;
-    tracing::info!(
-        created = summary.created,
-        changed = summary.changed,
-        unchanged = summary.unchanged,
-        deleted = summary.deleted,
-        dry_run,
-        "wrote tree"
-    );
-    Ok(TreeOutcome::Applied(summary))
+    Ok(PlannedEdit::Ready { changes, summary })
 }
 
 /// The write of a parsed file: its canonical YAML with the references it holds, or a
@@ -441,22 +468,25 @@ pub async fn delete(
 pub fn applied_or_error(outcome: TreeOutcome) -> Result<ImportReport, AppError> {
     match outcome {
         TreeOutcome::Applied(report) => Ok(report),
-        TreeOutcome::Rejected(report) => {
-            let problems: Vec<String> = report
-                .problems
-                .iter()
-                .map(|p| match p.line {
-                    0 => format!("{}: {}", p.path, p.message),
-                    line => format!("{}:{line}:{}: {}", p.path, p.column, p.message),
-                })
-                .collect();
-            Err(AppError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_tree",
-                problems.join("; "),
-            ))
-        }
+        TreeOutcome::Rejected(report) => Err(refused(&report)),
     }
+}
+
+/// `422 invalid_tree` naming every problem of a refused edit, with its file and line.
+pub fn refused(report: &ImportReport) -> AppError {
+    let problems: Vec<String> = report
+        .problems
+        .iter()
+        .map(|p| match p.line {
+            0 => format!("{}: {}", p.path, p.message),
+            line => format!("{}:{line}:{}: {}", p.path, p.column, p.message),
+        })
+        .collect();
+    AppError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_tree",
+        problems.join("; "),
+    )
 }
 
 /// Creates or updates one file from its YAML, with the same checks as an import.
