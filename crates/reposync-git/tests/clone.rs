@@ -1027,7 +1027,13 @@ async fn own_commits_since_the_base_are_never_a_conflict_and_the_message_lists_t
     let outcome = clone
         .commit_and_push(
             &fx.remote,
-            &request(Some(&base), &files, &author, &ids(&["c2"]), &[own.clone()]),
+            &request(
+                Some(&base),
+                &files,
+                &author,
+                &ids(&["c2"]),
+                std::slice::from_ref(&own),
+            ),
         )
         .await
         .expect("push");
