@@ -1601,3 +1601,70 @@ fn enabling_with_mirror_and_yes_deletes_what_the_branch_lacks_but_never_the_link
     f.wait_settled();
     f.assert_converged(false);
 }
+
+/// Kills the server and its children ten times at random moments while edits stream in
+/// through the API, then checks that nothing was lost or pushed twice. The seed is printed;
+/// `REPOSYNC_KILL_SEED` repeats a run.
+#[test]
+fn ten_random_kills_during_streamed_edits_lose_nothing_and_push_nothing_twice() {
+    let mut f = Fixture::https(&[("README.md", "x\n")]);
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    let seed = common::git_fixture::seed_from("REPOSYNC_KILL_SEED");
+    println!("REPOSYNC_KILL_SEED={seed}");
+    let run = f.kill_while_editing(10, seed);
+    assert!(run.acknowledged > 0, "{run:#?}");
+    assert!(
+        run.convergence.holds() && run.secret_files.is_empty(),
+        "REPOSYNC_KILL_SEED={seed}: {run:#?}"
+    );
+}
+
+/// The soak (not in CI: `scripts/soak`): many kills during streamed edits, reporting the
+/// figures instead of stopping at the first problem.
+#[test]
+#[ignore = "long: run by scripts/soak"]
+fn soak_kills_during_streamed_edits() {
+    let kills: u32 = std::env::var("REPOSYNC_SOAK_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(50);
+    let mut f = Fixture::https(&[("README.md", "x\n")]);
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    let seed = common::git_fixture::seed_from("REPOSYNC_KILL_SEED");
+    let run = f.kill_while_editing(kills, seed);
+    let c = &run.convergence;
+    println!("soak: seed {seed}, {} kills", run.kills);
+    println!("soak: acknowledged operations: {}", run.acknowledged);
+    println!(
+        "soak: paths where the store and Git differ: {} (open sync errors: {})",
+        c.differing.len(),
+        c.open_errors.len()
+    );
+    println!("soak: duplicate trailers: {}", c.duplicate_trailers.len());
+    println!(
+        "soak: messages that differ from their diff: {}",
+        c.message_mismatches.len()
+    );
+    println!(
+        "soak: conflicts against reposync's own commits: {}",
+        c.own_conflicts.len()
+    );
+    println!(
+        "soak: secret files left on disk: {}",
+        run.secret_files.len()
+    );
+    assert!(
+        c.holds() && run.secret_files.is_empty(),
+        "seed {seed}: {run:#?}"
+    );
+}

@@ -495,3 +495,179 @@ fn walk(
         }
     }
 }
+
+/// What a run of kills during streamed edits came to (see [`Fixture::kill_while_editing`]).
+#[derive(Debug, Default)]
+pub struct KillRun {
+    pub seed: u64,
+    pub kills: u32,
+    /// Edits the API acknowledged (exit status 0).
+    pub acknowledged: u32,
+    pub convergence: Convergence,
+    /// Files under the data directory or the system's temporary directory that hold the
+    /// connector's token, and entries left in the data directory's `tmp` after a restart.
+    pub secret_files: Vec<String>,
+}
+
+/// A small, seedable generator (xorshift64*), so a failing run can be repeated exactly.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+/// A seed from the environment variable `name`, or from the clock (printed, so that a failing
+/// run can be repeated).
+pub fn seed_from(name: &str) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_nanos() % u128::from(u64::MAX)).unwrap_or(1))
+                .unwrap_or(1)
+        })
+}
+
+impl Fixture {
+    /// Streams random edits (create, modify, delete, rename) at a dozen workflows of Shop
+    /// through the API, and SIGKILLs the server with all its children `kills` times at
+    /// random moments (after a random number of edits and a random pause), restarting it
+    /// each time; then waits until reposync is quiet and measures how it converged.
+    pub fn kill_while_editing(&mut self, kills: u32, seed: u64) -> KillRun {
+        let mut rng = Rng::new(seed);
+        let mut present: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        let names: Vec<String> = (0..12).map(|n| format!("w{n:02}")).collect();
+        let mut acknowledged = 0;
+        let mut step = 0;
+        for _ in 0..kills {
+            for _ in 0..=rng.below(12) {
+                step += 1;
+                let name = &names[usize::try_from(rng.below(12)).unwrap_or(0)];
+                let path = |name: &str| format!("{SHOP}/Workflows/{name}.yaml");
+                let run = if !present.contains(name) {
+                    let file = self.app.dir.path().join("edit.yaml");
+                    std::fs::write(&file, workflow(&format!("{name} at {step}"))).expect("write");
+                    let run = self.app.cli(
+                        &[
+                            "apply",
+                            "--path",
+                            &path(name),
+                            "-f",
+                            file.to_str().expect("utf-8"),
+                        ],
+                        None,
+                    );
+                    if run.code == 0 {
+                        present.insert(name.clone());
+                    }
+                    run
+                } else {
+                    match rng.below(3) {
+                        0 => {
+                            let file = self.app.dir.path().join("edit.yaml");
+                            std::fs::write(&file, workflow(&format!("{name} at {step}")))
+                                .expect("write");
+                            self.app.cli(
+                                &[
+                                    "apply",
+                                    "--path",
+                                    &path(name),
+                                    "-f",
+                                    file.to_str().expect("utf-8"),
+                                ],
+                                None,
+                            )
+                        }
+                        1 => {
+                            let run = self.app.cli(&["delete", &path(name)], None);
+                            if run.code == 0 {
+                                present.remove(name);
+                            }
+                            run
+                        }
+                        _ => {
+                            let free: Vec<&String> =
+                                names.iter().filter(|n| !present.contains(*n)).collect();
+                            let Some(to) = free
+                                .get(usize::try_from(rng.below(free.len() as u64)).unwrap_or(0))
+                                .map(|n| (*n).clone())
+                            else {
+                                continue;
+                            };
+                            let run = self.app.cli(&["rename", &path(name), &to], None);
+                            if run.code == 0 {
+                                present.remove(name);
+                                present.insert(to);
+                            }
+                            run
+                        }
+                    }
+                };
+                if run.code == 0 {
+                    acknowledged += 1;
+                }
+            }
+            // The kill lands wherever the outbox and the inbox are by then: gathering a burst,
+            // in the middle of a push, after it landed, or while recording it.
+            std::thread::sleep(Duration::from_millis(rng.below(400)));
+            self.app.kill_with_children();
+            self.app.restart();
+        }
+        self.wait_settled();
+        let convergence = self.convergence(false);
+        // A clean stop ends every operation, so whatever is left was left for good.
+        self.app.stop();
+        let mut secret_files: Vec<String> = std::fs::read_dir(self.app.data_dir().join("tmp"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path().display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The server's system temporary directory (`TMPDIR`), where per-operation files lived
+        // before they moved under the data directory: nothing may be left there either.
+        let system_tmp = self.app.dir.path().join("system-tmp");
+        if let Ok(entries) = std::fs::read_dir(&system_tmp) {
+            secret_files.extend(entries.flatten().map(|e| e.path().display().to_string()));
+        }
+        let mut stack = vec![self.app.data_dir(), system_tmp];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
+                    stack.push(path);
+                } else if kind.is_file()
+                    && std::fs::read(&path)
+                        .is_ok_and(|b| b.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()))
+                {
+                    secret_files.push(path.display().to_string());
+                }
+            }
+        }
+        KillRun {
+            seed,
+            kills,
+            acknowledged,
+            convergence,
+            secret_files,
+        }
+    }
+}

@@ -310,7 +310,12 @@ fn start_server(
     let log = std::fs::File::create(&server_log).expect("log file");
     let mut command = Command::new(binary());
     hermetic(&mut command, dir);
+    // A system temporary directory of its own, so that tests can tell what the server left
+    // outside its data directory.
+    let system_tmp = dir.join("system-tmp");
+    std::fs::create_dir_all(&system_tmp).expect("system tmp");
     command
+        .env("TMPDIR", &system_tmp)
         .env("REPOSYNC_LOG", "debug")
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("data"))
