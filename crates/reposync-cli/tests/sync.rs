@@ -497,37 +497,6 @@ fn a_linked_application_that_is_renamed_takes_its_link_along() {
     assert_eq!(status["items"][0]["scope"], "app:Store", "{status}");
 }
 
-#[test]
-fn a_change_accepted_before_a_crash_is_pushed_exactly_once_after_the_restart() {
-    let mut f = Fixture::https(&[("README.md", "x\n")]);
-    f.app
-        .cli(
-            &["sync", "enable", "--app", "Shop", "--connector", "git"],
-            None,
-        )
-        .ok();
-    let before = f.wait_pushed();
-    f.put(
-        &format!("{SHOP}/Workflows/crash.yaml"),
-        &workflow("survives"),
-    );
-    f.app.crash_and_restart();
-    let after = f.wait_pushed();
-    let log = f.git(&["log", "--format=%B", &format!("{before}..{after}")]);
-    assert_eq!(
-        log.matches(&format!("ADD: {SHOP}/Workflows/crash.yaml"))
-            .count(),
-        1,
-        "{log}"
-    );
-    assert!(
-        f.root
-            .read_file(REPO, "main", &format!("{SHOP}/Workflows/crash.yaml"))
-            .expect("pushed")
-            .contains("survives")
-    );
-}
-
 /// A server with an SSH connector `ssh` to `acme/config.git` on a real sshd, and an
 /// application `Shop` whose first push has landed.
 struct SshSync {

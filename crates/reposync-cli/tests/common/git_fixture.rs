@@ -111,18 +111,20 @@ impl Fixture {
         self.root.git().run(&repo, args).expect("git")
     }
 
+    /// `sync status --json`.
+    pub fn sync_status(&self) -> serde_json::Value {
+        self.app
+            .cli(&["--json", "sync", "status"], None)
+            .ok()
+            .json()
+    }
+
     /// Waits until nothing waits to be pushed, and returns the branch head.
     pub fn wait_pushed(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let status = self
-                .app
-                .cli(&["--json", "sync", "status"], None)
-                .ok()
-                .json();
-            let waiting: u64 = status["items"]
-                .as_array()
-                .expect("items")
+            let status = self.sync_status();
+            let waiting: u64 = links(&status)
                 .iter()
                 .map(|l| l["waiting"].as_u64().expect("waiting"))
                 .sum();
@@ -143,14 +145,8 @@ impl Fixture {
     pub fn wait_settled(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let status = self
-                .app
-                .cli(&["--json", "sync", "status"], None)
-                .ok()
-                .json();
-            let quiet = status["items"]
-                .as_array()
-                .expect("items")
+            let status = self.sync_status();
+            let quiet = links(&status)
                 .iter()
                 .all(|l| l["waiting"].as_u64() == Some(0) && l["errors"].as_u64() == Some(0));
             let activity = self
@@ -300,14 +296,8 @@ impl Fixture {
     /// commits.
     pub fn convergence(&self, others_write: bool) -> Convergence {
         let mut report = Convergence::default();
-        let status = self
-            .app
-            .cli(&["--json", "sync", "status"], None)
-            .ok()
-            .json();
-        let apps: Vec<String> = status["items"]
-            .as_array()
-            .expect("items")
+        let status = self.sync_status();
+        let apps: Vec<String> = links(&status)
             .iter()
             .filter_map(|l| l["app"].as_str().map(str::to_owned))
             .collect();
@@ -468,6 +458,11 @@ impl Fixture {
             self.app.server_log()
         );
     }
+}
+
+/// The links of a `sync status --json` answer.
+fn links(status: &serde_json::Value) -> &Vec<serde_json::Value> {
+    status["items"].as_array().expect("items")
 }
 
 fn short_text(text: &str) -> String {
