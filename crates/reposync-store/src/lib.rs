@@ -127,11 +127,14 @@ impl Store {
                 Box::pin(async move {
                     // WAL lets readers proceed during a write; the busy timeout makes concurrent
                     // writers wait instead of failing with "database is locked"; foreign keys
-                    // are off by default in SQLite.
+                    // are off by default in SQLite. Sorts and temporary tables stay in memory:
+                    // SQLite would otherwise spill them to files in $TMPDIR, which a killed
+                    // server leaves behind, outside the data directory.
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
                     Ok(())
                 })
             })
