@@ -1632,6 +1632,10 @@ fn soak_kills_during_streamed_edits() {
         "soak: secret files left on disk: {}",
         run.secret_files.len()
     );
+    println!(
+        "soak: pushes whose answer a kill lost, found on the branch afterwards: {}",
+        run.lost_answers_recovered
+    );
     assert!(
         c.holds() && run.secret_files.is_empty(),
         "seed {seed}: {run:#?}"

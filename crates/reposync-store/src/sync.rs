@@ -376,9 +376,10 @@ async fn insert_changeset(
     Ok(id)
 }
 
-/// How many of a branch's newest pushes are looked at for those not read back yet. The
-/// Git -> reposync side reads every push within moments, so only a few are ever unread.
-const UNREAD_OWN_COMMITS: i64 = 500;
+/// How many of a branch's newest pushed changesets are looked at for commits not read back
+/// yet. The Git -> reposync side reads every push within moments, so only a few are ever
+/// unread.
+const UNREAD_OWN_COMMITS: i64 = 2000;
 
 /// The branch (the Git -> reposync position) that a link pushes to, if it has one.
 async fn branch_id_of_link(tx: &mut WriteTx, link_id: &str) -> Result<Option<String>, StoreError> {
@@ -1070,19 +1071,23 @@ impl Store {
     }
 
     /// Commits that reposync pushed to the branch of `link` and that the Git -> reposync side
-    /// has not read back yet, newest first: they are reposync's own, never a conflict.
+    /// has not read back yet, newest first: they are reposync's own, never a conflict. They
+    /// are read from the changesets, not the attempts: a push whose answer was lost is
+    /// recorded only on the changesets it carried, by the attempt that found it.
     pub async fn unread_own_commits(&self, link: &SyncLink) -> Result<Vec<String>, StoreError> {
         let Some(branch) = self.branch_of_link(link).await? else {
             return Ok(Vec::new());
         };
         sqlx::query(
-            "SELECT commit_id FROM (
-                 SELECT a.commit_id AS commit_id, a.finished_at AS finished_at FROM commit_attempts a JOIN sync_links l ON l.id = a.link_id
-                 WHERE l.connector_id = $1 AND COALESCE(l.repo, '') = $2 AND l.branch = $3 AND a.status = 'pushed'
-                 ORDER BY a.finished_at DESC LIMIT $4
+            "SELECT commit_id, MAX(pushed_at) AS pushed_at FROM (
+                 SELECT c.commit_id AS commit_id, c.updated_at AS pushed_at FROM changesets c
+                 WHERE c.link_id IN (
+                     SELECT id FROM sync_links WHERE connector_id = $1 AND COALESCE(repo, '') = $2 AND branch = $3
+                 ) AND c.status = 'pushed' AND c.commit_id IS NOT NULL
+                 ORDER BY c.updated_at DESC LIMIT $4
              ) recent
              WHERE NOT EXISTS (SELECT 1 FROM inbound_commits i WHERE i.branch_id = $5 AND i.commit_id = recent.commit_id)
-             ORDER BY finished_at DESC",
+             GROUP BY commit_id ORDER BY pushed_at DESC",
         )
         .bind(&link.connector_id)
         .bind(link.repo.clone().unwrap_or_default())

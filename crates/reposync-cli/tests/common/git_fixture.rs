@@ -502,6 +502,9 @@ pub struct KillRun {
     /// Files under the data directory or the system's temporary directory that hold the
     /// connector's token, and entries left in the data directory's `tmp` after a restart.
     pub secret_files: Vec<String>,
+    /// How often a push whose answer a kill lost was found on the branch afterwards (by the
+    /// next attempt or by reading it back), from the server logs.
+    pub lost_answers_recovered: usize,
 }
 
 /// A small, seedable generator (xorshift64*), so a failing run can be repeated exactly.
@@ -657,12 +660,26 @@ impl Fixture {
                 }
             }
         }
+        let lost_answers_recovered = std::fs::read_dir(self.app.dir.path())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("server-"))
+                    .map(|e| {
+                        let log = std::fs::read_to_string(e.path()).unwrap_or_default();
+                        log.matches("whose answer was lost").count()
+                            + log.matches("whose push was not recorded").count()
+                    })
+                    .sum()
+            })
+            .unwrap_or_default();
         KillRun {
             seed,
             kills,
             acknowledged,
             convergence,
             secret_files,
+            lost_answers_recovered,
         }
     }
 }

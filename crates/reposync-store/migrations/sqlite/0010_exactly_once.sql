@@ -4,6 +4,9 @@
 -- can ask for that head to be read before planning again.
 ALTER TABLE commit_attempts ADD COLUMN remote_head TEXT;
 
--- Commits reposync pushed, by branch, for finding those the Git -> reposync side has not read
--- back yet (they are reposync's own, never a conflict).
+-- Whether a commit read from Git is one reposync pushed.
 CREATE INDEX commit_attempts_by_commit ON commit_attempts (commit_id);
+
+-- The newest pushed changesets of a link, for the commits the Git -> reposync side has not
+-- read back yet (they are reposync's own, never a conflict).
+CREATE INDEX changesets_by_link_and_update ON changesets (link_id, status, updated_at);
