@@ -1633,8 +1633,8 @@ fn soak_kills_during_streamed_edits() {
         run.secret_files.len()
     );
     println!(
-        "soak: pushes whose answer a kill lost, found on the branch afterwards: {}",
-        run.lost_answers_recovered
+        "soak: pushes whose answer a kill lost, found on the branch by a later attempt: {}; changesets of such pushes settled by reading them back: {}",
+        run.lost_answers.0, run.lost_answers.1
     );
     assert!(
         c.holds() && run.secret_files.is_empty(),

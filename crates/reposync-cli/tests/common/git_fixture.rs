@@ -502,9 +502,9 @@ pub struct KillRun {
     /// Files under the data directory or the system's temporary directory that hold the
     /// connector's token, and entries left in the data directory's `tmp` after a restart.
     pub secret_files: Vec<String>,
-    /// How often a push whose answer a kill lost was found on the branch afterwards (by the
-    /// next attempt or by reading it back), from the server logs.
-    pub lost_answers_recovered: usize,
+    /// Pushes whose answer a kill lost, found on the branch afterwards, from the server logs:
+    /// by a later attempt (its trailers), and changesets settled by reading the push back.
+    pub lost_answers: (usize, usize),
 }
 
 /// A small, seedable generator (xorshift64*), so a failing run can be repeated exactly.
@@ -660,26 +660,27 @@ impl Fixture {
                 }
             }
         }
-        let lost_answers_recovered = std::fs::read_dir(self.app.dir.path())
+        let logs: Vec<String> = std::fs::read_dir(self.app.dir.path())
             .map(|entries| {
                 entries
                     .flatten()
                     .filter(|e| e.file_name().to_string_lossy().starts_with("server-"))
-                    .map(|e| {
-                        let log = std::fs::read_to_string(e.path()).unwrap_or_default();
-                        log.matches("whose answer was lost").count()
-                            + log.matches("whose push was not recorded").count()
-                    })
-                    .sum()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect()
             })
             .unwrap_or_default();
+        let count = |what: &str| logs.iter().map(|l| l.matches(what).count()).sum();
+        let lost_answers = (
+            count("whose answer was lost are on the branch"),
+            count("whose push was not recorded is on the branch"),
+        );
         KillRun {
             seed,
             kills,
             acknowledged,
             convergence,
             secret_files,
-            lost_answers_recovered,
+            lost_answers,
         }
     }
 }
