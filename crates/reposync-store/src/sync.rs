@@ -1281,8 +1281,10 @@ impl Store {
         for row in waiting {
             backlogs.entry(row.try_get("link_id")?).or_default().waiting = row.try_get("n")?;
         }
+        // An error of a scope that has no link yet (an application folder from Git whose
+        // Index.yaml failed) belongs to no link's backlog; `sync errors` lists it.
         let errors = sqlx::query(
-            "SELECT link_id, COUNT(*) AS n FROM sync_errors WHERE resolved_at IS NULL GROUP BY link_id",
+            "SELECT link_id, COUNT(*) AS n FROM sync_errors WHERE resolved_at IS NULL AND link_id IS NOT NULL GROUP BY link_id",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -1037,3 +1037,31 @@ async fn an_enable_that_fails_half_way_leaves_the_store_as_it_was() {
     assert!(!matches!(err, StoreError::NotFound { .. }), "{err}");
     assert_eq!(snapshot(store.clone()).await, before, "nothing was written");
 }
+
+/// The regression of `sync status` answering 500 once Git brought a new application folder
+/// whose files failed: their errors belong to no link yet.
+#[tokio::test]
+async fn link_backlogs_hold_when_an_open_error_belongs_to_no_link() {
+    use reposync_store::{FileError, InboundStatus};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link_id) = linked_store(&dir).await;
+    let link = store.link_by_id(&link_id).await.expect("link");
+    let branch = store
+        .branch_of_link(&link)
+        .await
+        .expect("branch")
+        .expect("branch");
+    let mut read = inbound(&branch.id, &"b".repeat(40), InboundStatus::Failed);
+    read.errors.push(FileError {
+        path: "Setup/Applications/New/Index.yaml".into(),
+        link_id: None,
+        code: "invalid_file".into(),
+        message: "bad".into(),
+        theirs: Some(b"x".to_vec()),
+        ours: None,
+    });
+    store.apply_from_git(&[], &read).await.expect("inbound");
+    let backlogs = store.link_backlogs().await.expect("backlogs answer");
+    assert!(!backlogs.contains_key(""), "{backlogs:?}");
+    assert_eq!(store.open_sync_errors().await.expect("errors").len(), 1);
+}
