@@ -11,7 +11,9 @@
 
 use std::future::Future;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use reposync_api::{
@@ -24,7 +26,7 @@ use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 
-use crate::{Agent, Backoff, DelegateName, SourceError, TaskSource, lock};
+use crate::{Agent, Backoff, DelegateName, SourceError, TaskSource};
 
 /// How long a connection to the server may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -218,7 +220,7 @@ impl HttpTaskSource {
 
     /// How often to send a heartbeat, as the last registration said.
     pub fn heartbeat_interval(&self) -> Duration {
-        lock(&self.session).heartbeat
+        self.session.lock().heartbeat
     }
 
     /// Introduces the delegate (`POST /api/delegate/register`) and keeps the server's
@@ -236,7 +238,7 @@ impl HttpTaskSource {
         match answer.status {
             StatusCode::OK => {
                 let registered: RegisterResponse = answer.json("the registration")?;
-                *lock(&self.session) = Session {
+                *self.session.lock() = Session {
                     heartbeat: Duration::from_secs(registered.heartbeat_secs.max(1)),
                     max_wait: Duration::from_millis(registered.max_wait_ms),
                 };
@@ -415,7 +417,7 @@ impl TaskSource for HttpTaskSource {
     /// `POST /api/delegate/claim?wait_ms=…`: a task (200) or none within the wait (204). The
     /// wait is capped to what the server allows.
     async fn claim(&self, wait: Duration) -> Result<Option<DelegateTask>, SourceError> {
-        let wait = wait.min(lock(&self.session).max_wait);
+        let wait = wait.min(self.session.lock().max_wait);
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         let answer = self
             .post(

@@ -17,8 +17,10 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -120,7 +122,7 @@ struct RunningEntry {
 
 impl Drop for RunningEntry {
     fn drop(&mut self) {
-        let mut running = lock(&self.running);
+        let mut running = self.running.lock();
         if running
             .get(&self.task_id)
             .is_some_and(|r| r.run == self.run)
@@ -128,10 +130,6 @@ impl Drop for RunningEntry {
             running.remove(&self.task_id);
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A pause that doubles after each failure, from a quarter second to ten seconds.
@@ -183,7 +181,7 @@ impl Agent {
     /// The ids of the tasks [`Agent::run_concurrently`] is running or reporting, sorted: the
     /// leases a heartbeat extends.
     pub fn running(&self) -> Vec<String> {
-        let mut ids: Vec<String> = lock(&self.running).keys().cloned().collect();
+        let mut ids: Vec<String> = self.running.lock().keys().cloned().collect();
         ids.sort_unstable();
         ids
     }
@@ -191,7 +189,7 @@ impl Agent {
     /// Stops a running task: its future is dropped, which kills its git processes, and no
     /// outcome is reported for it. False when no task with that id is running.
     pub fn cancel(&self, task_id: &str) -> bool {
-        let removed = lock(&self.running).remove(task_id);
+        let removed = self.running.lock().remove(task_id);
         match removed {
             Some(task) => {
                 // Without a handle yet, the spawner finds the task unlisted and aborts it.
@@ -358,7 +356,9 @@ impl Agent {
         // Listed before it is spawned, so that a task that ends at once finds itself listed and
         // unlists itself. The entry guard is created before the future so that it is dropped,
         // and the task unlisted, even when the future is aborted before it first runs.
-        lock(&self.running).insert(task_id.clone(), RunningTask { run, abort: None });
+        self.running
+            .lock()
+            .insert(task_id.clone(), RunningTask { run, abort: None });
         let entry = RunningEntry {
             running: Arc::clone(&self.running),
             task_id: task_id.clone(),
@@ -371,7 +371,7 @@ impl Agent {
             let _slot = permit;
             agent.run_and_report(source.as_ref(), task).await
         });
-        let mut running = lock(&self.running);
+        let mut running = self.running.lock();
         match running.get_mut(&task_id) {
             Some(listed) if listed.run == run => listed.abort = Some(abort),
             // It ended already (aborting a finished task does nothing) or was cancelled before
@@ -480,10 +480,7 @@ impl Agent {
             }
         }
         let lock = {
-            let mut locks = self
-                .clone_locks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut locks = self.clone_locks.lock();
             Arc::clone(locks.entry(key.clone()).or_default())
         };
         let _one_at_a_time = lock.lock().await;

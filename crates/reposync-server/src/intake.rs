@@ -12,9 +12,9 @@
 //! All of it is in memory and per process, which is enough: a restart forgets a bucket's
 //! level, which only lets a burst through once more.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use reposync_store::UnauthenticatedDeliveries;
@@ -100,12 +100,6 @@ pub struct IntakeGuard {
     unauthenticated: Tally,
 }
 
-/// Locks a mutex whose holder cannot leave its data half-changed (no code under these locks
-/// panics midway), so a poisoned one is still sound.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl IntakeGuard {
     /// A guard with this limit per URL token; `None` admits everything.
     pub fn new(limit: Option<RateLimit>) -> IntakeGuard {
@@ -123,7 +117,7 @@ impl IntakeGuard {
             return Ok(());
         };
         let burst = f64::from(limit.burst);
-        let mut buckets = lock(&self.buckets);
+        let mut buckets = self.buckets.lock();
         let bucket = buckets.entry(sender.clone()).or_insert(Bucket {
             tokens: burst,
             at: now,
@@ -147,7 +141,7 @@ impl IntakeGuard {
             return;
         };
         let burst = f64::from(limit.burst);
-        lock(&self.buckets).retain(|_, bucket| {
+        self.buckets.lock().retain(|_, bucket| {
             let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
             bucket.tokens + elapsed * limit.per_second < burst
         });
@@ -156,7 +150,7 @@ impl IntakeGuard {
     /// Whether a line about `topic` may be logged now: `Some(n)` with the number of lines
     /// left out since the last one, at most once per [`LOG_EVERY`] per topic.
     pub fn may_log(&self, topic: LogTopic, now: Instant) -> Option<u64> {
-        let mut lines = lock(&self.log_lines);
+        let mut lines = self.log_lines.lock();
         match lines.get_mut(&topic) {
             Some(line) if now.saturating_duration_since(line.last_line) < LOG_EVERY => {
                 line.suppressed += 1;
@@ -184,7 +178,7 @@ impl IntakeGuard {
     /// Counts a delivery to a connector's URL that failed authentication; [`run_upkeep`]
     /// writes the count.
     pub fn count_unauthenticated(&self, connector_id: &str, reason: &str, at_millis: i64) {
-        let mut waiting = lock(&self.unauthenticated.waiting);
+        let mut waiting = self.unauthenticated.waiting.lock();
         let tally =
             waiting
                 .entry(connector_id.to_owned())
@@ -208,12 +202,15 @@ impl IntakeGuard {
         store: &reposync_store::Store,
     ) -> Result<(), reposync_store::StoreError> {
         let _writing = self.unauthenticated.writing.lock().await;
-        let batch: Vec<UnauthenticatedDeliveries> = lock(&self.unauthenticated.waiting)
+        let batch: Vec<UnauthenticatedDeliveries> = self
+            .unauthenticated
+            .waiting
+            .lock()
             .drain()
             .map(|(_, tally)| tally)
             .collect();
         if let Err(error) = store.add_unauthenticated_deliveries(&batch).await {
-            let mut waiting = lock(&self.unauthenticated.waiting);
+            let mut waiting = self.unauthenticated.waiting.lock();
             for tally in batch {
                 let newer = waiting.remove(&tally.connector_id);
                 waiting.insert(tally.connector_id.clone(), merge(tally, newer));
@@ -236,7 +233,7 @@ impl IntakeGuard {
             .into_iter()
             .map(|tally| (tally.connector_id.clone(), tally))
             .collect();
-        for (id, waiting) in lock(&self.unauthenticated.waiting).iter() {
+        for (id, waiting) in self.unauthenticated.waiting.lock().iter() {
             let stored = all.remove(id);
             let merged = match stored {
                 Some(stored) => merge(stored, Some(waiting.clone())),
@@ -349,9 +346,9 @@ mod tests {
         }));
         guard.admit(&Sender::UnknownToken, now).expect("admitted");
         guard.forget_full_buckets(now);
-        assert_eq!(lock(&guard.buckets).len(), 1, "not full yet");
+        assert_eq!(guard.buckets.lock().len(), 1, "not full yet");
         guard.forget_full_buckets(now + Duration::from_secs(1));
-        assert!(lock(&guard.buckets).is_empty(), "full again");
+        assert!(guard.buckets.lock().is_empty(), "full again");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! arrives, attaches credentials at claim time, and records outcomes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use reposync_api::{
@@ -95,12 +97,7 @@ struct Polling<'a> {
 impl Drop for Polling<'_> {
     fn drop(&mut self) {
         let now = tokio::time::Instant::now();
-        let mut delegates = self
-            .hub
-            .inner
-            .delegates
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut delegates = self.hub.inner.delegates.lock();
         if let Some(known) = delegates.iter_mut().find(|d| d.info.name == self.name) {
             known.polling = known.polling.saturating_sub(1);
             // The end of this poll may be what disconnects the delegate: let the sweeper see
@@ -192,11 +189,7 @@ impl TaskHub {
     /// Records that a delegate is connected and may be given tasks. A delegate registering
     /// again keeps the count of its claims in progress.
     pub fn register_delegate(&self, delegate: DelegateInfo) {
-        let mut delegates = self
-            .inner
-            .delegates
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut delegates = self.inner.delegates.lock();
         let polling = delegates
             .iter()
             .find(|d| d.info.name == delegate.name)
@@ -250,9 +243,10 @@ impl TaskHub {
     /// Forgets the delegates registered with a token (it was revoked) and wakes their long
     /// polls, so that their next request is refused at once rather than when a poll ends.
     pub fn forget_token(&self, token_id: &str) {
-        if let Ok(mut delegates) = self.inner.delegates.lock() {
-            delegates.retain(|d| d.info.token_id.as_deref() != Some(token_id));
-        }
+        self.inner
+            .delegates
+            .lock()
+            .retain(|d| d.info.token_id.as_deref() != Some(token_id));
         self.inner.queued.notify_waiters();
         self.inner.presence.notify_one();
     }
@@ -262,9 +256,7 @@ impl TaskHub {
     /// `no_delegate` when no other may take them, without waiting for a lease to run out.
     pub async fn leave(&self, name: &str) -> Result<(), StoreError> {
         let ended = self.inner.store.end_leases_of(name).await?;
-        if let Ok(mut delegates) = self.inner.delegates.lock() {
-            delegates.retain(|d| d.info.name != name);
-        }
+        self.inner.delegates.lock().retain(|d| d.info.name != name);
         tracing::info!(delegate = name, tasks_returned = ended, "delegate left");
         self.inner.queued.notify_waiters();
         self.inner.presence.notify_one();
@@ -275,20 +267,25 @@ impl TaskHub {
         self.inner
             .delegates
             .lock()
-            .is_ok_and(|d| d.iter().any(|k| k.info.name == name))
+            .iter()
+            .any(|k| k.info.name == name)
     }
 
     /// The registered delegate of this name, as it registered.
     pub fn registered(&self, name: &str) -> Option<DelegateInfo> {
-        let delegates = self.inner.delegates.lock().ok()?;
+        let delegates = self.inner.delegates.lock();
         let known = delegates.iter().find(|d| d.info.name == name)?;
         Some(known.info.clone())
     }
 
     /// Marks a registered delegate as heard from now: one of its requests arrived.
     pub fn heard_from(&self, name: &str) {
-        if let Ok(mut delegates) = self.inner.delegates.lock()
-            && let Some(known) = delegates.iter_mut().find(|d| d.info.name == name)
+        if let Some(known) = self
+            .inner
+            .delegates
+            .lock()
+            .iter_mut()
+            .find(|d| d.info.name == name)
         {
             known.last_seen = tokio::time::Instant::now();
         }
@@ -296,8 +293,12 @@ impl TaskHub {
 
     /// Counts a claim of `name` as waiting until the returned guard is dropped.
     fn start_polling<'a>(&'a self, name: &'a str) -> Polling<'a> {
-        if let Ok(mut delegates) = self.inner.delegates.lock()
-            && let Some(known) = delegates.iter_mut().find(|d| d.info.name == name)
+        if let Some(known) = self
+            .inner
+            .delegates
+            .lock()
+            .iter_mut()
+            .find(|d| d.info.name == name)
         {
             known.polling = known.polling.saturating_add(1);
         }
@@ -306,12 +307,12 @@ impl TaskHub {
 
     /// How many claims of this delegate are waiting now (none for an unknown delegate).
     pub fn waiting_claims(&self, name: &str) -> u32 {
-        self.inner.delegates.lock().map_or(0, |delegates| {
-            delegates
-                .iter()
-                .find(|d| d.info.name == name)
-                .map_or(0, |d| d.polling)
-        })
+        self.inner
+            .delegates
+            .lock()
+            .iter()
+            .find(|d| d.info.name == name)
+            .map_or(0, |d| d.polling)
     }
 
     /// The delegates connected now: the built-in one, and remote ones heard from within their
@@ -321,14 +322,10 @@ impl TaskHub {
         self.inner
             .delegates
             .lock()
-            .map(|delegates| {
-                delegates
-                    .iter()
-                    .filter(|d| d.connected(now))
-                    .map(|d| d.info.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
+            .iter()
+            .filter(|d| d.connected(now))
+            .map(|d| d.info.clone())
+            .collect()
     }
 
     /// The next moment a connected remote delegate stops counting as connected unless it is
@@ -336,7 +333,7 @@ impl TaskHub {
     /// out: the end of its claim wakes the sweeper.
     fn next_lapse(&self) -> Option<tokio::time::Instant> {
         let now = tokio::time::Instant::now();
-        let delegates = self.inner.delegates.lock().ok()?;
+        let delegates = self.inner.delegates.lock();
         delegates
             .iter()
             .filter_map(Known::lapses_at)
@@ -367,7 +364,7 @@ impl TaskHub {
         let route = route_of(connector);
         let delegates = self.connected();
         let (prefer, avoid) = {
-            let routes = self.inner.routes.lock().unwrap_or_else(|e| e.into_inner());
+            let routes = self.inner.routes.lock();
             let history = routes.get(&route).cloned().unwrap_or_default();
             let eligible = |name: &str| {
                 delegates
@@ -391,11 +388,7 @@ impl TaskHub {
                 avoid,
             })
             .await?;
-        self.inner
-            .task_routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(task.id.clone(), route);
+        self.inner.task_routes.lock().insert(task.id.clone(), route);
         if !delegates.iter().any(|d| d.eligibility.admits(&selectors)) {
             let message = no_delegate_message(&selectors, &delegates);
             let result = no_delegate_result(message).to_string();
@@ -418,11 +411,7 @@ impl TaskHub {
         let Some(failed) = self.inner.store.fail_queued_task(task_id, result).await? else {
             return Ok(None);
         };
-        self.inner
-            .task_routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(task_id);
+        self.inner.task_routes.lock().remove(task_id);
         self.record_test_result(&failed, result).await?;
         let _ = self.inner.finished.send(failed.id.clone());
         Ok(Some(failed))
@@ -553,14 +542,9 @@ impl TaskHub {
             );
             return Ok(false);
         };
-        let route = self
-            .inner
-            .task_routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(task_id);
+        let route = self.inner.task_routes.lock().remove(task_id);
         if let Some(route) = route {
-            let mut routes = self.inner.routes.lock().unwrap_or_else(|e| e.into_inner());
+            let mut routes = self.inner.routes.lock();
             let history = routes.entry(route).or_default();
             // Only failures of the connection itself count against a delegate, not "no such
             // branch" or a refused push that any delegate would meet.
@@ -1140,6 +1124,36 @@ impl Dispatch for HubDispatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The regression of a poisoned mutex silently stopping the hub: a panic while one of its
+    /// locks was held made every later `lock()` fail, and the hub then knew no delegate.
+    #[tokio::test]
+    async fn a_panic_while_the_hub_is_locked_does_not_stop_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            &Store::sqlite_url(dir.path()),
+            reposync_secrets::MasterKey::generate(),
+        )
+        .await
+        .expect("store");
+        let hub = TaskHub::new(store);
+        hub.register_delegate(DelegateInfo {
+            name: "builtin".into(),
+            eligibility: Eligibility::unrestricted(vec!["builtin".into()]),
+            lease: Duration::from_secs(30),
+            builtin: true,
+            token_id: None,
+        });
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = hub.inner.delegates.lock();
+            panic!("a bug while the delegates were locked");
+        }));
+        assert!(panicked.is_err());
+        assert!(hub.registered("builtin").is_some());
+        assert_eq!(hub.connected().len(), 1);
+        hub.heard_from("builtin");
+        assert_eq!(hub.waiting_claims("builtin"), 0);
+    }
 
     #[test]
     fn a_failed_sync_task_says_what_git_said_once() {

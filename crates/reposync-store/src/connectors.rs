@@ -7,8 +7,9 @@ use sqlx::any::AnyRow;
 use zeroize::Zeroizing;
 
 use crate::entities::EntityChange;
+use crate::gate::{Read, Write, WriteTx};
 use crate::secrets::SecretKind;
-use crate::{Store, StoreError, WriteTx, new_id};
+use crate::{Store, StoreError, new_id};
 
 /// A connector as stored: its validated spec plus server-side state.
 #[derive(Debug, Clone)]
@@ -110,7 +111,7 @@ impl Store {
             "SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE name = $1"
         ))
         .bind(name.as_str())
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "connector",
@@ -125,7 +126,7 @@ impl Store {
             "SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "connector",
@@ -139,7 +140,7 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {CONNECTOR_COLUMNS} FROM connectors ORDER BY name"
         ))
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?;
         rows.iter().map(connector_from_row).collect()
     }
@@ -162,7 +163,7 @@ impl Store {
         let row =
             sqlx::query("SELECT id, webhook_token, webhook_secret FROM connectors WHERE name = $1")
                 .bind(name.as_str())
-                .fetch_optional(&self.pool)
+                .read_optional(&self.db)
                 .await?
                 .ok_or_else(|| StoreError::NotFound {
                     what: "connector",
@@ -191,7 +192,7 @@ impl Store {
             "SELECT {CONNECTOR_COLUMNS}, webhook_token, webhook_secret FROM connectors WHERE webhook_token_hash = $1"
         ))
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -215,11 +216,10 @@ impl Store {
         connector_id: &str,
         result_json: &str,
     ) -> Result<(), StoreError> {
-        let _gate = self.write_gate().await;
         sqlx::query("UPDATE connectors SET last_test = $1 WHERE id = $2")
             .bind(result_json)
             .bind(connector_id)
-            .execute(&self.pool)
+            .write(&self.db)
             .await?;
         Ok(())
     }

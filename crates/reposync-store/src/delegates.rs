@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::gate::{Read, Write};
 use crate::{Store, StoreError, new_id, now_millis};
 
 /// A delegate token, known only by the hash of its value.
@@ -92,7 +93,7 @@ impl Store {
         .bind(token_hash)
         .bind(selectors)
         .bind(record.created_at)
-        .execute(&self.pool)
+        .write(&self.db)
         .await
         .map_err(|e| StoreError::from_unique_violation(e, "delegate token", name))?;
         Ok(record)
@@ -103,7 +104,7 @@ impl Store {
         sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM delegate_tokens ORDER BY name"
         ))
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(token_from_row)
@@ -120,13 +121,13 @@ impl Store {
         )
         .bind(now_millis())
         .bind(name)
-        .execute(&self.pool)
+        .write(&self.db)
         .await?;
         let row = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM delegate_tokens WHERE name = $1"
         ))
         .bind(name)
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "delegate token",
@@ -144,7 +145,7 @@ impl Store {
             "SELECT {TOKEN_COLUMNS} FROM delegate_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
         ))
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?
         .as_ref()
         .map(token_from_row)
@@ -211,11 +212,10 @@ impl Store {
 
     /// A delegate was heard from.
     pub async fn delegate_heard(&self, name: &str) -> Result<(), StoreError> {
-        let _gate = self.write_gate().await;
         sqlx::query("UPDATE delegates SET last_heartbeat = $1 WHERE name = $2")
             .bind(now_millis())
             .bind(name)
-            .execute(&self.pool)
+            .write(&self.db)
             .await?;
         Ok(())
     }
@@ -227,7 +227,7 @@ impl Store {
                     d.registered_at, d.last_heartbeat, d.tasks_run, d.tasks_succeeded, d.tasks_failed
              FROM delegates d LEFT JOIN delegate_tokens t ON t.id = d.token_id ORDER BY d.name",
         )
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(|r| {
@@ -259,7 +259,6 @@ impl Store {
         running: &[String],
         lease_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let _gate = self.write_gate().await;
         let until = now_millis().saturating_add(lease_ms);
         let mut lost = Vec::new();
         for id in running {
@@ -269,7 +268,7 @@ impl Store {
             .bind(until)
             .bind(id)
             .bind(delegate)
-            .execute(&self.pool)
+            .write(&self.db)
             .await?;
             if extended.rows_affected() == 0 {
                 lost.push(id.clone());

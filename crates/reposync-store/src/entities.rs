@@ -7,11 +7,12 @@ use reposync_model::EntityName;
 use reposync_model::connector_yaml;
 
 use crate::connectors::ConnectorWrite;
+use crate::gate::{Read, WriteTx};
 use crate::inbound::{
     FileError, InboundCommit, pending_paths, record_branch_errors_in, record_inbound,
 };
 use crate::sync::{FileChangeRecord, NewSyncLink, SyncLink, insert_link, record_changesets};
-use crate::{Store, StoreError, WriteTx, new_id, now_millis};
+use crate::{Store, StoreError, new_id, now_millis};
 
 /// One file of the tree as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -434,7 +435,7 @@ impl Store {
     /// Every stored path (without contents).
     pub async fn entity_paths(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT path FROM entities")
-            .fetch_all(&self.pool)
+            .read_all(&self.db)
             .await?;
         rows.iter()
             .map(|r| r.try_get("path").map_err(StoreError::from))
@@ -447,7 +448,7 @@ impl Store {
             "SELECT {ENTITY_COLUMNS} FROM entities WHERE path = $1"
         ))
         .bind(path)
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "entity",
@@ -464,14 +465,14 @@ impl Store {
                     "SELECT {ENTITY_COLUMNS} FROM entities WHERE app = $1 ORDER BY path"
                 ))
                 .bind(app)
-                .fetch_all(&self.pool)
+                .read_all(&self.db)
                 .await?
             }
             None => {
                 sqlx::query(&format!(
                     "SELECT {ENTITY_COLUMNS} FROM entities ORDER BY path"
                 ))
-                .fetch_all(&self.pool)
+                .read_all(&self.db)
                 .await?
             }
         };
@@ -485,7 +486,7 @@ impl Store {
              WHERE r.to_path = $1 ORDER BY e.path",
         )
         .bind(path)
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?;
         rows.iter()
             .map(|r| r.try_get("path").map_err(StoreError::from))

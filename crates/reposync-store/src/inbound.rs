@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::gate::{Read, Write, WriteTx};
 use crate::webhook_log::{
     MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_REASON_BYTES, bounded, bounded_payload,
 };
-use crate::{Store, StoreError, WriteTx, new_id, now_millis};
+use crate::{Store, StoreError, new_id, now_millis};
 
 /// A branch that live links sync with: once per connector, repository and branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,7 +227,7 @@ impl Store {
              ORDER BY repo, branch"
         ))
         .bind(connector_id)
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(branch_from_row)
@@ -239,7 +240,7 @@ impl Store {
             "SELECT {BRANCH_COLUMNS} FROM sync_branches WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "sync branch",
@@ -437,7 +438,7 @@ impl Store {
             query = query.bind(id);
         }
         query
-            .fetch_all(&self.pool)
+            .read_all(&self.db)
             .await?
             .iter()
             .map(delivery_from_row)
@@ -450,7 +451,7 @@ impl Store {
         &self,
         branch_id: &str,
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin_read().await?;
         let paths = pending_paths(&mut tx, branch_id).await?;
         tx.rollback().await?;
         Ok(paths)
@@ -467,7 +468,7 @@ impl Store {
             "SELECT 1 FROM commit_attempts WHERE commit_id = $1 AND status IN ('pushed', 'nothing')",
         )
         .bind(commit_id)
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?;
         if pushed.is_some() {
             return Ok(true);
@@ -475,7 +476,7 @@ impl Store {
         for id in changeset_ids {
             let known = sqlx::query("SELECT 1 FROM changesets WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .read_optional(&self.db)
                 .await?;
             if known.is_some() {
                 return Ok(true);
@@ -495,7 +496,7 @@ impl Store {
         )
         .bind(branch_id)
         .bind(path)
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(|r| Ok(r.try_get("commit_id")?))
@@ -572,7 +573,7 @@ impl Store {
         )
         .bind(branch_id)
         .bind(started_at)
-        .execute(&self.pool)
+        .write(&self.db)
         .await?;
         Ok(())
     }
@@ -586,7 +587,7 @@ impl Store {
              ORDER BY COALESCE(polled_at, 0), id"
         ))
         .bind(before)
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(branch_from_row)
@@ -641,7 +642,7 @@ impl Store {
             query = query.bind(id.as_str());
         }
         query
-            .fetch_all(&self.pool)
+            .read_all(&self.db)
             .await?
             .iter()
             .map(|r| {
@@ -672,7 +673,7 @@ impl Store {
         .bind(&link.connector_id)
         .bind(link.repo.clone().unwrap_or_default())
         .bind(&link.branch)
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?
         .as_ref()
         .map(branch_from_row)
@@ -684,7 +685,7 @@ impl Store {
         sqlx::query(&format!(
             "SELECT {BRANCH_COLUMNS} FROM sync_branches WHERE wanted_commit IS NOT NULL ORDER BY wanted_at, id"
         ))
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(branch_from_row)

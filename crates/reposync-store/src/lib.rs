@@ -13,6 +13,7 @@ mod connectors;
 mod delegates;
 mod entities;
 mod error;
+mod gate;
 mod inbound;
 mod secrets;
 mod sync;
@@ -26,8 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reposync_secrets::MasterKey;
+use sqlx::Executor;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+
+use crate::gate::{Database, Read, WriteTx};
 
 pub use connectors::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
 pub use delegates::{DelegateRecord, DelegateTokenRecord, NewDelegate};
@@ -55,44 +58,12 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/s
 /// The database, with the master key that seals and opens the secrets stored in it.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    db: Database,
     master: Arc<MasterKey>,
     /// Woken after a transaction that put changesets in the outbox.
     outbox: Arc<tokio::sync::Notify>,
     /// Woken after a branch head was queued for reading (Git → reposync).
     inbox: Arc<tokio::sync::Notify>,
-    /// Held by the one write transaction in progress: see [`Store::begin_write`].
-    write_gate: Arc<tokio::sync::Mutex<()>>,
-}
-
-/// A write transaction and its place at the write gate, released when it ends.
-pub(crate) struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
-    _gate: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl WriteTx {
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-
-    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::AnyConnection;
-
-    fn deref(&self) -> &sqlx::AnyConnection {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.tx
-    }
 }
 
 impl std::fmt::Debug for Store {
@@ -142,34 +113,16 @@ impl Store {
             .await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
         Ok(Store {
-            pool,
+            db: Database::new(pool),
             master: Arc::new(master),
             outbox: Arc::new(tokio::sync::Notify::new()),
             inbox: Arc::new(tokio::sync::Notify::new()),
-            write_gate: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
-    /// Starts a transaction that writes. SQLite's default (deferred) transaction takes the write
-    /// lock only at its first write, and one that has read by then fails at once with
-    /// `SQLITE_BUSY` if another writer got in first, which the busy timeout does not retry;
-    /// `BEGIN IMMEDIATE` waits for the lock up front instead.
-    ///
-    /// Writers first queue on the store's write gate. SQLite lets one writer in at a time, and
-    /// a connection that finds the database locked waits in its busy handler by sleeping (1,
-    /// 2, 5, 10 ms…); many concurrent writers (a burst of webhook deliveries) would spend
-    /// their time asleep. Queued on the gate they go in turn, at once.
+    /// Starts a transaction that writes, in its turn at the write gate (see [`gate`]).
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        let gate = Arc::clone(&self.write_gate).lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx { tx, _gate: gate })
-    }
-
-    /// The write gate for a single write statement outside a transaction: the same queue as
-    /// [`Store::begin_write`], so hot one-statement writes (task claims and outcomes,
-    /// heartbeats) do not sleep in SQLite's busy handler either.
-    pub(crate) async fn write_gate(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        Arc::clone(&self.write_gate).lock_owned().await
+        Ok(self.db.begin_write().await?)
     }
 
     /// Wakes whoever waits for changesets (the sync worker).
@@ -195,13 +148,13 @@ impl Store {
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").read_one(&self.db).await?;
         Ok(())
     }
 
     /// Closes every connection, waiting for running queries.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.close().await;
     }
 }
 

@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use zeroize::Zeroizing;
 
+use crate::gate::{Read, Write};
 use crate::{Store, StoreError, new_id, now_millis};
 
 /// The two kinds of secret.
@@ -90,7 +91,7 @@ impl Store {
         .bind(ssh.map(|s| s.public_key.clone()))
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .write(&self.db)
         .await
         .map_err(|e| StoreError::from_unique_violation(e, "secret", name.as_str()))?;
         self.get_secret(name).await
@@ -126,7 +127,7 @@ impl Store {
         .bind(ssh.map(|s| s.public_key.clone()))
         .bind(now_millis())
         .bind(&existing.id)
-        .execute(&self.pool)
+        .write(&self.db)
         .await?;
         self.get_secret(name).await
     }
@@ -137,14 +138,15 @@ impl Store {
             "SELECT {SECRET_COLUMNS} FROM secrets WHERE name = $1"
         ))
         .bind(name.as_str())
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "secret",
             name: name.to_string(),
         })?;
         let mut record = secret_from_row(&row)?;
-        record.used_by = connectors_using_secret(&self.pool, &record.id).await?;
+        let mut conn = self.db.read_connection().await?;
+        record.used_by = connectors_using_secret(&mut *conn, &record.id).await?;
         Ok(record)
     }
 
@@ -153,12 +155,13 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {SECRET_COLUMNS} FROM secrets ORDER BY name"
         ))
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?;
         let mut records = Vec::with_capacity(rows.len());
+        let mut conn = self.db.read_connection().await?;
         for row in &rows {
             let mut record = secret_from_row(row)?;
-            record.used_by = connectors_using_secret(&self.pool, &record.id).await?;
+            record.used_by = connectors_using_secret(&mut *conn, &record.id).await?;
             records.push(record);
         }
         Ok(records)
@@ -173,7 +176,7 @@ impl Store {
             "SELECT {SECRET_COLUMNS}, sealed_value FROM secrets WHERE name = $1"
         ))
         .bind(name.as_str())
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "secret",

@@ -8,7 +8,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::entities::ChangeOutcome;
-use crate::{Store, StoreError, WriteTx, new_id, now_millis, placeholders_from};
+use crate::gate::{Read, Write, WriteTx};
+use crate::{Store, StoreError, new_id, now_millis, placeholders_from};
 
 /// The folder of the tree that holds applications; everything else is the account's.
 const APPLICATIONS: &str = "Setup/Applications/";
@@ -678,7 +679,7 @@ impl Store {
             "SELECT {LINK_COLUMNS} FROM sync_links WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "sync link",
@@ -692,7 +693,7 @@ impl Store {
         sqlx::query(&format!(
             "SELECT {LINK_COLUMNS} FROM sync_links WHERE enabled = 1 ORDER BY app"
         ))
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(link_from_row)
@@ -719,7 +720,7 @@ impl Store {
             query = query.bind(app);
         }
         query
-            .fetch_all(&self.pool)
+            .read_all(&self.db)
             .await?
             .iter()
             .map(|row| Ok(row.try_get("to_path")?))
@@ -732,7 +733,7 @@ impl Store {
         sqlx::query(&format!(
             "SELECT {LINK_COLUMNS} FROM sync_links ORDER BY created_at, id"
         ))
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(link_from_row)
@@ -745,7 +746,7 @@ impl Store {
             "SELECT {LINK_COLUMNS} FROM sync_links WHERE enabled = 1 AND app = $1"
         ))
         .bind(app.unwrap_or_default())
-        .fetch_optional(&self.pool)
+        .read_optional(&self.db)
         .await?
         .as_ref()
         .map(link_from_row)
@@ -758,7 +759,7 @@ impl Store {
             "SELECT c.link_id AS link_id, MIN(c.created_at) AS oldest FROM changesets c JOIN sync_links l ON l.id = c.link_id
              WHERE c.status = 'waiting' AND l.enabled = 1 GROUP BY c.link_id",
         )
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(|r| Ok((r.try_get("link_id")?, r.try_get("oldest")?)))
@@ -845,7 +846,7 @@ impl Store {
         sqlx::query("UPDATE commit_attempts SET task_id = $1 WHERE id = $2")
             .bind(task_id)
             .bind(attempt_id)
-            .execute(&self.pool)
+            .write(&self.db)
             .await?;
         Ok(())
     }
@@ -1094,7 +1095,7 @@ impl Store {
         .bind(&link.branch)
         .bind(UNREAD_OWN_COMMITS)
         .bind(&branch.id)
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(|r| Ok(r.try_get("commit_id")?))
@@ -1263,7 +1264,7 @@ impl Store {
             query = query.bind(id.as_str());
         }
         query
-            .fetch_all(&self.pool)
+            .read_all(&self.db)
             .await?
             .iter()
             .map(from_row)
@@ -1276,7 +1277,7 @@ impl Store {
         let waiting = sqlx::query(
             "SELECT link_id, COUNT(*) AS n FROM changesets WHERE status IN ('waiting', 'pushing') GROUP BY link_id",
         )
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?;
         for row in waiting {
             backlogs.entry(row.try_get("link_id")?).or_default().waiting = row.try_get("n")?;
@@ -1286,7 +1287,7 @@ impl Store {
         let errors = sqlx::query(
             "SELECT link_id, COUNT(*) AS n FROM sync_errors WHERE resolved_at IS NULL AND link_id IS NOT NULL GROUP BY link_id",
         )
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?;
         for row in errors {
             backlogs
@@ -1305,7 +1306,7 @@ impl Store {
         )
         .bind(now_millis())
         .bind(id)
-        .execute(&self.pool)
+        .write(&self.db)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound {
@@ -1322,7 +1323,7 @@ impl Store {
             "SELECT {SYNC_ERROR_COLUMNS} FROM sync_errors WHERE resolved_at IS NULL ORDER BY created_at, id"
         );
         sqlx::query(&sql)
-            .fetch_all(&self.pool)
+            .read_all(&self.db)
             .await?
             .iter()
             .map(sync_error_from_row)
@@ -1340,7 +1341,7 @@ impl Store {
         );
         sqlx::query(&sql)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .read_all(&self.db)
             .await?
             .iter()
             .map(sync_error_from_row)
@@ -1380,12 +1381,12 @@ impl Store {
             Some(app) => {
                 sqlx::query("SELECT path, content FROM entities WHERE app = $1")
                     .bind(app)
-                    .fetch_all(&self.pool)
+                    .read_all(&self.db)
                     .await?
             }
             None => {
                 sqlx::query("SELECT path, content FROM entities WHERE app IS NULL")
-                    .fetch_all(&self.pool)
+                    .read_all(&self.db)
                     .await?
             }
         };
@@ -1410,7 +1411,7 @@ impl Store {
         &self,
         paths: &[String],
     ) -> Result<HashMap<String, Vec<u8>>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.db.read_connection().await?;
         file_contents_in(&mut conn, paths).await
     }
 
@@ -1423,7 +1424,7 @@ impl Store {
         .bind(result)
         .bind(now_millis())
         .bind(kind)
-        .execute(&self.pool)
+        .write(&self.db)
         .await?;
         Ok(done.rows_affected())
     }

@@ -3,6 +3,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::gate::{Read, Write};
 use crate::{Store, StoreError, new_id, now_millis};
 
 /// Where a task is in its life.
@@ -148,7 +149,6 @@ const CLAIM_WINDOW: i64 = 64;
 impl Store {
     /// Adds a task to the queue.
     pub async fn enqueue_task(&self, task: &NewTask) -> Result<TaskRecord, StoreError> {
-        let _gate = self.write_gate().await;
         let id = new_id();
         let selectors = serde_json::to_string(&task.selectors)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -164,7 +164,7 @@ impl Store {
         .bind(now_millis())
         .bind(task.prefer.clone())
         .bind(task.avoid.clone())
-        .execute(&self.pool)
+        .write(&self.db)
         .await?;
         self.get_task(&id).await
     }
@@ -173,7 +173,7 @@ impl Store {
     pub async fn get_task(&self, id: &str) -> Result<TaskRecord, StoreError> {
         let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .read_optional(&self.db)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 what: "task",
@@ -191,13 +191,12 @@ impl Store {
         eligibility: &Eligibility,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
-        let _gate = self.write_gate().await;
         // Only what the choice needs is read; the claimed task is read whole afterwards.
         let rows = sqlx::query(
             "SELECT id, selectors, created_at, prefer, avoid FROM tasks WHERE status = 'queued' ORDER BY created_at LIMIT $1",
         )
         .bind(CLAIM_WINDOW)
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?;
         let mut later: Option<Duration> = None;
         for row in &rows {
@@ -232,7 +231,7 @@ impl Store {
             .bind(now.saturating_add(lease_ms))
             .bind(now)
             .bind(&id)
-            .execute(&self.pool)
+            .write(&self.db)
             .await?;
             if claimed.rows_affected() == 1 {
                 return self.get_task(&id).await.map(Claim::Task);
@@ -256,7 +255,7 @@ impl Store {
             for id in chunk {
                 query = query.bind(id.as_str());
             }
-            for row in query.fetch_all(&self.pool).await? {
+            for row in query.read_all(&self.db).await? {
                 delegates.insert(row.try_get("id")?, row.try_get("delegate")?);
             }
         }
@@ -324,14 +323,13 @@ impl Store {
         id: &str,
         result_json: &str,
     ) -> Result<Option<TaskRecord>, StoreError> {
-        let _gate = self.write_gate().await;
         let done = sqlx::query(
             "UPDATE tasks SET status = 'failed', result = $1, finished_at = $2 WHERE id = $3 AND status = 'queued'",
         )
         .bind(result_json)
         .bind(now_millis())
         .bind(id)
-        .execute(&self.pool)
+        .write(&self.db)
         .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
@@ -345,7 +343,7 @@ impl Store {
         sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' ORDER BY created_at, id"
         ))
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(task_from_row)
@@ -355,12 +353,11 @@ impl Store {
     /// Ends the leases of the tasks `delegate` runs (it said it is leaving), so that the next
     /// [`Store::expire_leases`] returns them to the queue at once instead of after their lease.
     pub async fn end_leases_of(&self, delegate: &str) -> Result<u64, StoreError> {
-        let _gate = self.write_gate().await;
         let ended = sqlx::query(
             "UPDATE tasks SET lease_expires_at = 0 WHERE delegate = $1 AND status = 'running'",
         )
         .bind(delegate)
-        .execute(&self.pool)
+        .write(&self.db)
         .await?;
         Ok(ended.rows_affected())
     }
@@ -368,14 +365,13 @@ impl Store {
     /// Returns running tasks whose lease ran out to the queue, or fails them with
     /// `expired_result` once they have used all their attempts. Returns how many changed.
     pub async fn expire_leases(&self, expired_result: &str) -> Result<u64, StoreError> {
-        let _gate = self.write_gate().await;
         let now = now_millis();
         let requeued = sqlx::query(
             "UPDATE tasks SET status = 'queued', delegate = NULL, lease_expires_at = NULL
              WHERE status = 'running' AND lease_expires_at < $1 AND attempts < max_attempts",
         )
         .bind(now)
-        .execute(&self.pool)
+        .write(&self.db)
         .await?;
         let failed = sqlx::query(
             "UPDATE tasks SET status = 'failed', result = $1, finished_at = $2, lease_expires_at = NULL
@@ -384,7 +380,7 @@ impl Store {
         .bind(expired_result)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .write(&self.db)
         .await?;
         Ok(requeued.rows_affected() + failed.rows_affected())
     }

@@ -1,5 +1,6 @@
 use sqlx::Row;
 
+use crate::gate::{Read, Write};
 use crate::{Store, StoreError, new_id, now_millis};
 
 /// An API token, known only by the hash of its value.
@@ -29,7 +30,7 @@ impl Store {
         .bind(&record.name)
         .bind(token_hash)
         .bind(record.created_at)
-        .execute(&self.pool)
+        .write(&self.db)
         .await
         .map_err(|e| StoreError::from_unique_violation(e, "API token", name))?;
         Ok(record)
@@ -42,7 +43,7 @@ impl Store {
     ) -> Result<Option<ApiTokenRecord>, StoreError> {
         let row = sqlx::query("SELECT id, name, created_at FROM api_tokens WHERE token_hash = $1")
             .bind(token_hash)
-            .fetch_optional(&self.pool)
+            .read_optional(&self.db)
             .await?;
         row.map(|r| {
             Ok(ApiTokenRecord {
@@ -57,7 +58,7 @@ impl Store {
     /// How many API tokens exist; zero means this is a first start.
     pub async fn count_api_tokens(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
-            .fetch_one(&self.pool)
+            .read_one(&self.db)
             .await?
             .try_get("n")?)
     }

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use sqlx::Row;
 
+use crate::gate::Read;
 use crate::{Store, StoreError};
 
 /// The most bytes of a header value (event key, delivery id) the log keeps.
@@ -102,7 +103,7 @@ impl Store {
         sqlx::query(
             "SELECT connector_id, count, last_at, last_reason FROM webhook_unauthenticated ORDER BY connector_id",
         )
-        .fetch_all(&self.pool)
+        .read_all(&self.db)
         .await?
         .iter()
         .map(|row| {

@@ -1065,3 +1065,29 @@ async fn link_backlogs_hold_when_an_open_error_belongs_to_no_link() {
     assert!(!backlogs.contains_key(""), "{backlogs:?}");
     assert_eq!(store.open_sync_errors().await.expect("errors").len(), 1);
 }
+
+/// Attempts started at once for one link: exactly one gets the changesets (the write gate
+/// orders them, and a unique index would refuse a second running attempt).
+#[tokio::test]
+async fn attempts_started_at_once_for_one_link_make_one_running_attempt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link) = linked_store(&dir).await;
+    store
+        .apply_entities(&[put("Setup/Applications/Shop/Index.yaml", "a")], false)
+        .await
+        .expect("apply");
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let link = link.clone();
+            tokio::spawn(async move { store.start_attempt(&link).await })
+        })
+        .collect();
+    let mut started = 0;
+    for start in starts {
+        if start.await.expect("join").expect("start").is_some() {
+            started += 1;
+        }
+    }
+    assert_eq!(started, 1);
+}

@@ -2,7 +2,9 @@
 //! commit, and each commit is applied, in order, one at a time per branch.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -191,7 +193,7 @@ impl Inbox {
                 return Vec::new();
             }
         };
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let mut busy = self.busy.lock();
         due.into_iter()
             .filter(|b| busy.insert(format!("poll:{}", b.id)))
             .collect()
@@ -216,15 +218,12 @@ impl Inbox {
                 tracing::warn!(branch = %branch.branch, code = %failure.code, message = %failure.message, "polling the branch failed");
             }
         }
-        self.busy
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&format!("poll:{}", branch.id));
+        self.busy.lock().remove(&format!("poll:{}", branch.id));
     }
 
     async fn ready_branches(&self) -> Result<Vec<SyncBranch>, StoreError> {
         let wanted = self.store.wanted_branches().await?;
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let mut busy = self.busy.lock();
         Ok(wanted
             .into_iter()
             .filter(|b| !self.backoff.is_waiting(&b.id))
@@ -241,10 +240,7 @@ impl Inbox {
                 tracing::warn!(branch = %branch.branch, message, retry_in_s = delay.as_secs(), "reading the branch failed; retried with back-off");
             }
         }
-        self.busy
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&branch.id);
+        self.busy.lock().remove(&branch.id);
     }
 
     /// Reads a branch from its last processed commit to its head, applying every commit in

@@ -1,7 +1,9 @@
 //! The outbox worker: waiting changesets → one `CommitAndPush` per branch → recorded outcome.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -147,7 +149,7 @@ impl Outbox {
     /// returned link is marked busy until its push ends.
     async fn ready_links(&self) -> Result<Vec<String>, StoreError> {
         let waiting = self.store.links_with_waiting().await?;
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let mut busy = self.busy.lock();
         let mut ready = Vec::new();
         for (link_id, _) in waiting {
             if !self.backoff.is_waiting(&link_id) && busy.insert(link_id.clone()) {
@@ -159,10 +161,7 @@ impl Outbox {
 
     async fn push_link(&self, link_id: &str) -> Result<(), StoreError> {
         let result = self.attempt(link_id).await;
-        self.busy
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(link_id);
+        self.busy.lock().remove(link_id);
         result
     }
 

@@ -1,8 +1,8 @@
 //! How the workers pace themselves: gathering a burst of wake-ups into one round, and backing
 //! off from work that keeps failing.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -38,14 +38,13 @@ impl Backoff {
         let now = Instant::now();
         self.keys
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .get(key)
             .is_some_and(|(_, until)| *until > now)
     }
 
     /// Records a failure of `key` and returns how long it now waits.
     pub(crate) fn failed(&self, key: &str) -> Duration {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys = self.keys.lock();
         let failures = keys.get(key).map_or(0, |(n, _)| *n) + 1;
         let delay = self
             .first
@@ -57,10 +56,7 @@ impl Backoff {
 
     /// Clears `key`: its next failure starts from `first` again.
     pub(crate) fn succeeded(&self, key: &str) {
-        self.keys
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        self.keys.lock().remove(key);
     }
 }
 

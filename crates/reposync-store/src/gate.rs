@@ -1,0 +1,127 @@
+//! The one way to the database: reads go straight to the pool, every write queues on the
+//! write gate first.
+//!
+//! SQLite lets one writer in at a time, and a connection that finds the database locked waits
+//! in its busy handler by sleeping (1, 2, 5, 10 ms…); many concurrent writers (a burst of
+//! webhook deliveries) would spend their time asleep. Queued on the gate they go in turn, at
+//! once. The pool is private to this module, so a write that skips the gate does not compile:
+//! [`Read`] only fetches, [`Write::write`] takes the gate, and [`Database::begin_write`] is
+//! the only way to a transaction that writes.
+
+use std::sync::Arc;
+
+use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool};
+
+/// The pool and its write gate.
+#[derive(Clone)]
+pub(crate) struct Database {
+    pool: AnyPool,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A query as sqlx builds it, on any backend.
+pub(crate) type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+impl Database {
+    pub(crate) fn new(pool: AnyPool) -> Database {
+        Database {
+            pool,
+            gate: Arc::default(),
+        }
+    }
+
+    /// Starts a transaction that writes, in its turn at the gate. SQLite's default (deferred)
+    /// transaction takes the write lock only at its first write, and one that has read by then
+    /// fails at once with `SQLITE_BUSY` if another writer got in first, which the busy
+    /// timeout does not retry; `BEGIN IMMEDIATE` waits for the lock up front instead.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        let gate = Arc::clone(&self.gate).lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _gate: gate })
+    }
+
+    /// A transaction for reading several statements from one snapshot; it must not write
+    /// (nothing enforces that but this name: it is rolled back by the caller).
+    pub(crate) async fn begin_read(&self) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// A connection for reading several statements.
+    pub(crate) async fn read_connection(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<Any>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    /// Closes every connection, waiting for running queries.
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A write transaction and its place at the write gate, released when it ends.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, Any>,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// Reading a query's rows straight from the pool.
+pub(crate) trait Read<'q> {
+    async fn read_all(self, db: &Database) -> Result<Vec<AnyRow>, sqlx::Error>;
+    async fn read_optional(self, db: &Database) -> Result<Option<AnyRow>, sqlx::Error>;
+    async fn read_one(self, db: &Database) -> Result<AnyRow, sqlx::Error>;
+}
+
+impl<'q> Read<'q> for AnyQuery<'q> {
+    async fn read_all(self, db: &Database) -> Result<Vec<AnyRow>, sqlx::Error> {
+        self.fetch_all(&db.pool).await
+    }
+
+    async fn read_optional(self, db: &Database) -> Result<Option<AnyRow>, sqlx::Error> {
+        self.fetch_optional(&db.pool).await
+    }
+
+    async fn read_one(self, db: &Database) -> Result<AnyRow, sqlx::Error> {
+        self.fetch_one(&db.pool).await
+    }
+}
+
+/// Running one write statement outside a transaction, in its turn at the gate: hot
+/// one-statement writes (task claims and outcomes, heartbeats) do not sleep in SQLite's busy
+/// handler either.
+pub(crate) trait Write<'q> {
+    async fn write(self, db: &Database) -> Result<AnyQueryResult, sqlx::Error>;
+}
+
+impl<'q> Write<'q> for AnyQuery<'q> {
+    async fn write(self, db: &Database) -> Result<AnyQueryResult, sqlx::Error> {
+        let _turn = Arc::clone(&db.gate).lock_owned().await;
+        self.execute(&db.pool).await
+    }
+}
