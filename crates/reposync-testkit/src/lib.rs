@@ -17,6 +17,8 @@ mod https;
 mod process;
 mod repo;
 mod ssh;
+#[cfg(test)]
+mod tidy;
 
 pub use bitbucket::{
     BitbucketEmulator, DeliveryKind, RepoIdentity, SentDelivery, WebhookFormat, WebhookTarget,

@@ -3,7 +3,7 @@
 
 #![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

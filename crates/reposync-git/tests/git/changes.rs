@@ -4,7 +4,7 @@
 
 #![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
 
-mod common;
+use crate::common;
 
 use common::{Fixture, PROVIDER, REPO, Transport, USER};
 use reposync_git::{

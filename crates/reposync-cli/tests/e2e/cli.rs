@@ -1,7 +1,7 @@
 //! The CLI's own contract: global flags in any position, finding the token, exit codes, and
 //! clean shutdown of `serve`.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 

@@ -3,7 +3,7 @@
 
 #![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
 
-mod common;
+use crate::common;
 
 use common::{TestApp, key_body_line, ssh_keygen};
 use reposync_testkit::{GitHttpsServer, RepoRoot, SshServer, TestCa, ensure_git_user};

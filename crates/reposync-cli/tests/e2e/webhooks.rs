@@ -3,7 +3,7 @@
 
 #![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
 
-mod common;
+use crate::common;
 
 use common::git_fixture::Fixture;
 use serde_json::{Value, json};

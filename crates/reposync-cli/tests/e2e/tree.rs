@@ -2,7 +2,7 @@
 
 #![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `reposync` binary against real git servers (HTTPS and SSH),
+//! one test binary so that the suite links once.
+
+mod cli;
+mod common;
+mod connectors;
+mod delegates;
+mod offline;
+mod sync;
+mod tree;
+mod webhooks;

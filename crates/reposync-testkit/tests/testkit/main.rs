@@ -1,0 +1,5 @@
+//! The testkit's servers and emulator, tested for real. One test binary so that the suite
+//! links once.
+
+mod bitbucket;
+mod servers;
