@@ -41,6 +41,7 @@ pub mod kinds;
 mod name;
 mod path;
 mod refname;
+pub mod scope;
 mod selector;
 pub mod tree;
 mod url;

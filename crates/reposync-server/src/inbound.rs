@@ -18,6 +18,7 @@
 use std::collections::{HashMap, HashSet};
 
 use reposync_api::{SyncJob, SyncJobResult};
+use reposync_model::scope::app_index;
 use reposync_model::tree::{EntityKind, PathClass, classify};
 use reposync_model::validate::{TreeProblem, isolate_failures, read_files};
 use reposync_model::yaml::Limits;
@@ -183,7 +184,7 @@ async fn apply_commit(
         }
         match app {
             Some(app)
-                if !existing.contains(&format!("Setup/Applications/{app}/Index.yaml"))
+                if !existing.contains(&app_index(app))
                     && !all_links.iter().any(|l| l.app.as_deref() == Some(app)) =>
             {
                 Fate::NewApp(app.to_owned())
@@ -358,7 +359,7 @@ async fn apply_commit(
         .collect();
     record.new_apps = new_apps
         .into_iter()
-        .filter(|app| applied.contains(&format!("Setup/Applications/{app}/Index.yaml")))
+        .filter(|app| applied.contains(&app_index(app)))
         .collect();
     record.new_apps.sort();
     record.status = match (applied.is_empty(), record.errors.is_empty()) {

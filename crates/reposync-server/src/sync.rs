@@ -1,6 +1,7 @@
 //! Git Sync glue on the server side: where a link's branch is, and its scope's names.
 
 use reposync_api::{SyncTarget, TestResult};
+use reposync_model::scope::Scope;
 use reposync_model::{ConnectorScope, EntityName, FieldError, RepoSlug, connector_yaml};
 use reposync_store::{ConnectorRecord, SyncLink};
 use reposync_sync::ConnectionFailure;
@@ -32,18 +33,12 @@ pub fn branch_target(
 
 /// `account`, or `app:<name>`.
 pub fn scope_name(app: Option<&str>) -> String {
-    match app {
-        Some(app) => format!("app:{app}"),
-        None => "account".to_owned(),
-    }
+    Scope::of_app(app).to_string()
 }
 
 /// The folder of the tree a scope covers in the repository.
 pub fn scope_prefix(app: Option<&str>) -> String {
-    match app {
-        Some(app) => format!("Setup/Applications/{app}/"),
-        None => "Setup/".to_owned(),
-    }
+    Scope::of_app(app).folder()
 }
 
 /// Checks, before a scope is synced, the connections it depends on: the link's connector and

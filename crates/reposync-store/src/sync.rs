@@ -11,14 +11,7 @@ use crate::entities::ChangeOutcome;
 use crate::gate::{Read, Write, WriteTx};
 use crate::{Store, StoreError, new_id, now_millis, placeholders_from};
 
-/// The folder of the tree that holds applications; everything else is the account's.
-const APPLICATIONS: &str = "Setup/Applications/";
-
-/// The application a path belongs to, or `None` for the account's own files.
-pub fn app_of_path(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix(APPLICATIONS)?;
-    rest.split_once('/').map(|(app, _)| app)
-}
+pub use reposync_model::scope::app_of_path;
 
 pub use reposync_model::commit::FileOp;
 
@@ -285,12 +278,7 @@ pub(crate) async fn record_changesets(
     // An application renamed in this batch (its Index.yaml deleted under one name and created
     // under another) keeps its link: the link follows it, so that the new folder is pushed
     // in the same commit that deletes the old one.
-    let index_of = |path: &str| {
-        path.strip_prefix(APPLICATIONS)
-            .and_then(|rest| rest.strip_suffix("/Index.yaml"))
-            .filter(|app| !app.contains('/'))
-            .map(str::to_owned)
-    };
+    let index_of = |path: &str| reposync_model::scope::app_of_index(path).map(str::to_owned);
     let deleted_apps: Vec<String> = outcomes
         .iter()
         .filter(|(_, o)| *o == ChangeOutcome::Deleted)

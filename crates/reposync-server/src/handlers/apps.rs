@@ -5,7 +5,8 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use reposync_api::{AppRequest, AppView, ListResponse};
 use reposync_model::EntityName;
-use reposync_model::tree::{EntityKind, ROOT};
+use reposync_model::scope::{app_folder, app_index};
+use reposync_model::tree::EntityKind;
 use reposync_model::yaml::{Document, Mapping, Node, emit};
 
 use crate::error::AppError;
@@ -14,11 +15,11 @@ use crate::handlers::tree::{TreeEdit, write_tree};
 use crate::state::AppState;
 
 fn folder(name: &EntityName) -> String {
-    format!("{ROOT}/Applications/{name}/")
+    app_folder(name.as_str())
 }
 
 fn index_path(name: &EntityName) -> String {
-    format!("{}Index.yaml", folder(name))
+    app_index(name.as_str())
 }
 
 /// Creates an application: its `Index.yaml`, in the canonical format.

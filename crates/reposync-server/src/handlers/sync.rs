@@ -12,7 +12,8 @@ use reposync_api::{
     SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncEnabled, SyncErrorView, SyncJob,
     SyncJobResult, SyncLinkView,
 };
-use reposync_model::tree::{PathClass, ROOT, classify};
+use reposync_model::scope::app_index;
+use reposync_model::tree::{PathClass, classify};
 use reposync_model::yaml::{Limits, Node, emit, order_top_level, parse};
 use reposync_model::{BranchName, ConnectorScope, EntityName, RepoSlug, escape_path};
 use reposync_store::{
@@ -66,7 +67,7 @@ impl Initial {
 }
 
 fn index_path(app: &EntityName) -> String {
-    format!("{ROOT}/Applications/{app}/Index.yaml")
+    app_index(app.as_str())
 }
 
 /// An application's `Index.yaml` with the fields that record its link (or, with `link`

@@ -12,7 +12,7 @@ use reposync_api::{
     ApiError, EntityView, ExportResponse, ImportReport, ImportRequest, TreeFile, TreeProblemView,
 };
 use reposync_model::kinds::{references, retarget};
-use reposync_model::tree::{EntityKind, EntityPath, PathClass, ROOT, classify};
+use reposync_model::tree::{EntityKind, EntityPath, PathClass, classify};
 use reposync_model::validate::{ParsedFile, TreeProblem, check_links, read_files};
 use reposync_model::yaml::{Document, Limits, emit, parse};
 use reposync_model::{
@@ -386,7 +386,7 @@ pub async fn export(
 ) -> Result<Json<ExportResponse>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("app", e.body_text()))?;
     if let Some(app) = &query.app {
-        let index = format!("{ROOT}/Applications/{app}/Index.yaml");
+        let index = reposync_model::scope::app_index(app);
         state
             .store
             .get_entity(&index)
