@@ -225,6 +225,16 @@ pub struct TaskOutcome {
     pub result: serde_json::Value,
 }
 
+impl TaskOutcome {
+    /// A task that failed, for a reason other than a Test's (whose result is a `TestResult`).
+    pub fn failed(failure: &crate::TaskFailure) -> TaskOutcome {
+        TaskOutcome {
+            succeeded: false,
+            result: failure.to_value(),
+        }
+    }
+}
+
 /// The header that names the delegate on every request after registration; the bearer token
 /// authenticates it.
 pub const DELEGATE_NAME_HEADER: &str = "X-Reposync-Delegate";

@@ -8,6 +8,7 @@
 mod client;
 mod delegate;
 mod error;
+mod task;
 mod types;
 
 pub use client::{Client, ClientError, decode};
@@ -18,6 +19,7 @@ pub use delegate::{
     TaskSpec, TestConnectionSpec, UnrepresentableRead,
 };
 pub use error::{ApiError, ApiErrorBody};
+pub use task::{FailureCode, TaskFailure, TaskKind};
 pub use types::*;
 
 /// A secret value on the wire: serialised as a plain string, never shown by `Debug`.

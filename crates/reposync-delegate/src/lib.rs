@@ -26,13 +26,13 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{
-    ChangedFileRead, CommitRead, CommittedFileView, DelegateTask, FileContent, LandedView, SyncJob,
-    SyncJobResult, SyncSpec, TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec,
-    UnrepresentableRead,
+    ChangedFileRead, CommitRead, CommittedFileView, DelegateTask, FailureCode, FileContent,
+    LandedView, SyncJob, SyncJobResult, SyncSpec, TaskAuth, TaskFailure, TaskOutcome, TaskSpec,
+    TestConnectionSpec, UnrepresentableRead,
 };
 use reposync_git::{
     BranchChanges, CommitOutcome, CommitRequest, FileChange, FileChangeKind, GitAuth, GitError,
-    GitRunner, LandedChangeset, LocalClone, Remote, Signature, UnrepresentableEntry,
+    GitErrorKind, GitRunner, LandedChangeset, LocalClone, Remote, Signature, UnrepresentableEntry,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -436,11 +436,11 @@ impl Agent {
     }
 
     async fn sync(&self, spec: &SyncSpec) -> TaskOutcome {
-        let failure = |code: &str, message: String, detail: String| TaskOutcome {
-            succeeded: false,
-            result: json!({"ok": false, "code": code, "message": message, "detail": detail}),
+        let failure = |code: FailureCode, message: String, detail: String| {
+            TaskOutcome::failed(&TaskFailure::new(code, message).with_detail(detail))
         };
-        let git_failure = |error: GitError| failure(error.kind.code(), error.message, error.detail);
+        let git_failure =
+            |error: GitError| failure(failure_code(error.kind), error.message, error.detail);
         // Clone keys come from the server; keep them to one safe path segment regardless.
         let key: String = spec
             .target
@@ -450,7 +450,7 @@ impl Agent {
             .collect();
         if key.is_empty() {
             return failure(
-                "invalid_task",
+                FailureCode::InvalidTask,
                 "the task names no clone".into(),
                 String::new(),
             );
@@ -467,7 +467,7 @@ impl Agent {
                     Ok(content) => content,
                     Err(_) => {
                         return failure(
-                            "invalid_task",
+                            FailureCode::InvalidTask,
                             format!("the content of {} is not base64", file.path),
                             String::new(),
                         );
@@ -565,7 +565,7 @@ impl Agent {
             .timeout(Duration::from_secs(spec.timeout_secs.max(1)));
         let heads = runner.ls_remote_heads(&remote).await;
         let elapsed = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let failure = |code: &str, message: String, detail: String| TaskOutcome {
+        let failure = |code: FailureCode, message: String, detail: String| TaskOutcome {
             succeeded: false,
             result: json!({
                 "ok": false, "url": spec.url, "branch": spec.branch, "code": code,
@@ -574,7 +574,9 @@ impl Agent {
         };
         let heads = match heads {
             Ok(heads) => heads,
-            Err(error) => return failure(error.kind.code(), error.message, error.detail),
+            Err(error) => {
+                return failure(failure_code(error.kind), error.message, error.detail);
+            }
         };
         let (branch, commit) = match &spec.branch {
             Some(branch) => match heads.branch_commit(branch) {
@@ -592,7 +594,7 @@ impl Agent {
                         n => format!("{n} branches there, including {}", names[..10].join(", ")),
                     };
                     return failure(
-                        "branch_not_found",
+                        FailureCode::BranchNotFound,
                         format!("the repository has no branch {branch:?}; {listing}"),
                         String::new(),
                     );
@@ -685,6 +687,25 @@ fn job_result(outcome: CommitOutcome) -> SyncJobResult {
                 })
                 .collect(),
         },
+    }
+}
+
+/// The protocol's failure code of a git error; a new kind of error must be given one here.
+fn failure_code(kind: GitErrorKind) -> FailureCode {
+    match kind {
+        GitErrorKind::HostUnreachable => FailureCode::HostUnreachable,
+        GitErrorKind::TlsUntrusted => FailureCode::TlsUntrusted,
+        GitErrorKind::HostKeyUnknown => FailureCode::HostKeyUnknown,
+        GitErrorKind::HostKeyMismatch => FailureCode::HostKeyMismatch,
+        GitErrorKind::AuthFailed => FailureCode::AuthFailed,
+        GitErrorKind::RepoNotFound => FailureCode::RepoNotFound,
+        GitErrorKind::Timeout => FailureCode::Timeout,
+        GitErrorKind::GitUnavailable => FailureCode::GitUnavailable,
+        GitErrorKind::SshUnavailable => FailureCode::SshUnavailable,
+        GitErrorKind::PushRejected => FailureCode::PushRejected,
+        GitErrorKind::PushRaced => FailureCode::PushRaced,
+        GitErrorKind::InvalidRequest => FailureCode::InvalidRequest,
+        GitErrorKind::Other => FailureCode::GitFailed,
     }
 }
 

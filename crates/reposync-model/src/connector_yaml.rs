@@ -205,6 +205,7 @@ pub fn to_connector(
         line: node.map_or(0, |n| n.line),
         column: node.map_or(0, |n| n.column),
         message,
+        blocked_by: None,
     };
     let Some(map) = document.root_map() else {
         return Err(problem(Some(&document.root), "is not a mapping".into()));

@@ -16,6 +16,9 @@ pub struct TreeProblem {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// The failed file this one depends on, when that is the whole problem: this file is
+    /// fine, and is tried again once that one is fixed.
+    pub blocked_by: Option<String>,
 }
 
 impl fmt::Display for TreeProblem {
@@ -88,6 +91,7 @@ pub fn read_files(files: &[(String, Vec<u8>)], limits: &Limits) -> TreeReport {
             line,
             column,
             message,
+            blocked_by: None,
         };
         let entity = match classify(path) {
             Ok(PathClass::Entity(entity)) => entity,
@@ -160,6 +164,7 @@ fn check_references(report: &mut TreeReport, elsewhere: &HashSet<String>) {
                             .unwrap_or_default(),
                         reference.target.to_path()
                     ),
+                    blocked_by: None,
                 });
             }
         }
@@ -186,6 +191,7 @@ fn check_parents(report: &mut TreeReport, elsewhere: &HashSet<String>) {
                     line: 0,
                     column: 0,
                     message: format!("its {} has no {}", parent.kind, parent.to_path()),
+                    blocked_by: None,
                 });
             }
         }
@@ -217,6 +223,7 @@ pub fn isolate_failures(report: &mut TreeReport, elsewhere: &HashSet<String>) {
                         line: 0,
                         column: 0,
                         message: format!("depends on {blocker}, which failed"),
+                        blocked_by: Some(blocker.clone()),
                     });
                 }
             }

@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use reposync_api::{SyncJob, SyncJobResult};
+use reposync_api::{FailureCode, SyncJob, SyncJobResult};
 use reposync_model::scope::app_index;
 use reposync_model::tree::{EntityKind, PathClass, classify};
 use reposync_model::validate::{TreeProblem, isolate_failures, read_files};
@@ -61,10 +61,10 @@ impl Inbound for HubInbound {
     async fn read_head(&self, branch: &SyncBranch) -> Result<Option<String>, DispatchFailure> {
         match self.run(branch, SyncJob::ReadHead).await? {
             SyncJobResult::Head { head } => Ok(head),
-            _ => Err(DispatchFailure {
-                code: "invalid_task".into(),
-                message: "the delegate answered a head check with something else".into(),
-            }),
+            _ => Err(DispatchFailure::new(
+                FailureCode::InvalidTask,
+                "the delegate answered a head check with something else",
+            )),
         }
     }
 
@@ -96,17 +96,9 @@ impl HubInbound {
             .store
             .get_connector_by_id(&branch.connector_id)
             .await
-            .map_err(|e| DispatchFailure {
-                code: "connector_gone".into(),
-                message: e.to_string(),
-            })?;
-        let target =
-            branch_target(&connector, branch.repo.as_deref(), &branch.branch).map_err(|e| {
-                DispatchFailure {
-                    code: "invalid_task".into(),
-                    message: e.to_string(),
-                }
-            })?;
+            .map_err(|e| DispatchFailure::new(FailureCode::ConnectorGone, e.to_string()))?;
+        let target = branch_target(&connector, branch.repo.as_deref(), &branch.branch)
+            .map_err(|e| DispatchFailure::new(FailureCode::InvalidTask, e.to_string()))?;
         self.state
             .tasks
             .run_sync_job(&connector, target, job, None)
@@ -332,9 +324,12 @@ async fn apply_commit(
             let earlier: Vec<&str> = earlier.iter().map(|c| short(c)).collect();
             message.push_str(&format!(" (it also failed in {})", earlier.join(", ")));
         }
-        let depends = messages
-            .get(path)
-            .is_some_and(|m| m.iter().all(|t| t.starts_with("depends on ")));
+        // Only blocked by a file it depends on: this file is fine and is tried again with
+        // each later commit.
+        let depends = problems
+            .iter()
+            .filter(|p| p.path == path)
+            .all(|p| p.blocked_by.is_some());
         record.errors.push(FileError {
             path: path.to_owned(),
             link_id: link_of.get(path).cloned().flatten(),
@@ -602,6 +597,7 @@ fn problem(path: &str, message: String) -> TreeProblem {
         line: 0,
         column: 0,
         message,
+        blocked_by: None,
     }
 }
 

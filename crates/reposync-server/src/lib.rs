@@ -52,8 +52,17 @@ pub async fn serve(
         if let Err(error) = state.store.interrupt_attempts().await {
             tracing::warn!(%error, "cannot reset interrupted sync attempts");
         }
-        let abandoned = serde_json::json!({"ok": false, "code": "interrupted", "message": "the server restarted; the work is planned again"}).to_string();
-        if let Err(error) = state.store.abandon_tasks(tasks::SYNC, &abandoned).await {
+        let abandoned = reposync_api::TaskFailure::new(
+            reposync_api::FailureCode::Interrupted,
+            "the server restarted; the work is planned again",
+        )
+        .to_value()
+        .to_string();
+        if let Err(error) = state
+            .store
+            .abandon_tasks(reposync_api::TaskKind::Sync.as_str(), &abandoned)
+            .await
+        {
             tracing::warn!(%error, "cannot abandon old sync tasks");
         }
         let outbox = std::sync::Arc::new(reposync_sync::Outbox::new(

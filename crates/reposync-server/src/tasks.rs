@@ -8,8 +8,8 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 use reposync_api::{
-    DelegateTask, SecretValue, SyncJob, SyncJobResult, SyncSpec, SyncTarget, TaskAuth, TaskOutcome,
-    TaskSpec, TestConnectionSpec, TestResult,
+    DelegateTask, FailureCode, SecretValue, SyncJob, SyncJobResult, SyncSpec, SyncTarget, TaskAuth,
+    TaskFailure, TaskKind, TaskOutcome, TaskSpec, TestConnectionSpec, TestResult,
 };
 use reposync_delegate::{Agent, SourceError, TaskSource};
 use reposync_git::GitRunner;
@@ -26,10 +26,6 @@ use tokio::sync::{Notify, broadcast};
 use crate::state::AppState;
 use crate::views::timestamp;
 
-/// The kind of a connection Test task.
-pub const TEST_CONNECTION: &str = "test_connection";
-/// The kind of a Git Sync task (read a branch, commit and push).
-pub const SYNC: &str = "sync";
 /// How long one sync job may run on a delegate, fetches and retries included.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a Test's git operation may run.
@@ -215,10 +211,10 @@ impl TaskHub {
             let Ok(task) = self.inner.store.get_task(id).await else {
                 continue;
             };
-            let limit = match task.kind.as_str() {
-                TEST_CONNECTION => TEST_TIMEOUT,
-                SYNC => SYNC_TIMEOUT,
-                _ => continue,
+            let limit = match TaskKind::parse(&task.kind) {
+                Some(TaskKind::TestConnection) => TEST_TIMEOUT,
+                Some(TaskKind::Sync) => SYNC_TIMEOUT,
+                None => continue,
             } + Duration::from_secs(15);
             let limit_ms = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
             let Some(started) = task.started_at else {
@@ -228,11 +224,13 @@ impl TaskHub {
                 && task.delegate.as_deref() == Some(delegate)
                 && now - started > limit_ms
             {
-                let outcome = TaskOutcome {
-                    succeeded: false,
-                    result: json!({"ok": false, "code": "timeout",
-                        "message": format!("the task ran past its {} s limit on delegate {delegate} and was stopped", limit.as_secs())}),
-                };
+                let outcome = TaskOutcome::failed(&TaskFailure::new(
+                    FailureCode::Timeout,
+                    format!(
+                        "the task ran past its {} s limit on delegate {delegate} and was stopped",
+                        limit.as_secs()
+                    ),
+                ));
                 self.complete(id, delegate, outcome).await?;
                 overdue.push(id.clone());
             }
@@ -348,7 +346,7 @@ impl TaskHub {
     /// connector gets the first chance, and the one that last failed with it the last.
     pub async fn enqueue(
         &self,
-        kind: &str,
+        kind: TaskKind,
         payload: &impl Serialize,
         connector: &ConnectorRecord,
         no_delegate_result: impl FnOnce(String) -> Value,
@@ -380,7 +378,7 @@ impl TaskHub {
             .inner
             .store
             .enqueue_task(&NewTask {
-                kind: kind.to_owned(),
+                kind: kind.as_str().to_owned(),
                 payload,
                 selectors: selectors.clone(),
                 max_attempts: 3,
@@ -502,7 +500,7 @@ impl TaskHub {
     ) -> Result<bool, StoreError> {
         let task = self.inner.store.get_task(task_id).await?;
         let mut result = outcome.result;
-        if task.kind == TEST_CONNECTION
+        if TaskKind::parse(&task.kind) == Some(TaskKind::TestConnection)
             && let Value::Object(map) = &mut result
         {
             // Every Test result has the shape of `reposync_api::TestResult`, whatever ended it,
@@ -519,7 +517,7 @@ impl TaskHub {
         }
         let text = result.to_string();
         // A Test's result becomes its connector's last Test, in the same transaction.
-        let tested = (task.kind == TEST_CONNECTION)
+        let tested = (TaskKind::parse(&task.kind) == Some(TaskKind::TestConnection))
             .then(|| serde_json::from_str::<TestConnectionPayload>(&task.payload).ok())
             .flatten()
             .map(|p| p.connector_id);
@@ -575,7 +573,7 @@ impl TaskHub {
 
     /// Keeps a finished Test's result on its connector as the last Test.
     async fn record_test_result(&self, task: &TaskRecord, result: &str) -> Result<(), StoreError> {
-        if task.kind != TEST_CONNECTION {
+        if TaskKind::parse(&task.kind) != Some(TaskKind::TestConnection) {
             return Ok(());
         }
         if let Ok(payload) = serde_json::from_str::<TestConnectionPayload>(&task.payload) {
@@ -606,7 +604,7 @@ impl TaskHub {
             url: url.clone(),
             branch: branch.clone(),
         };
-        self.enqueue(TEST_CONNECTION, &payload, connector, |message| {
+        self.enqueue(TaskKind::TestConnection, &payload, connector, |message| {
             failed_test_result(&url, branch.as_deref(), "no_delegate", message)
         })
         .await
@@ -685,7 +683,12 @@ impl TaskHub {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
-        let expired = json!({"ok": false, "code": "timeout", "message": "the delegate running this task stopped answering and no attempts are left"}).to_string();
+        let expired = TaskFailure::new(
+            FailureCode::Timeout,
+            "the delegate running this task stopped answering and no attempts are left",
+        )
+        .to_value()
+        .to_string();
         let judge_from = tokio::time::Instant::now() + lease;
         // The connected delegates when queued tasks were last checked: only a change (or a
         // task returned to the queue) can leave a task without a delegate.
@@ -758,8 +761,8 @@ impl TaskHub {
 
     /// Attaches what a claimed task needs to run, credentials included.
     pub async fn hydrate(&self, task: &TaskRecord) -> Result<TaskSpec, String> {
-        match task.kind.as_str() {
-            TEST_CONNECTION => {
+        match TaskKind::parse(&task.kind) {
+            Some(TaskKind::TestConnection) => {
                 let payload: TestConnectionPayload = serde_json::from_str(&task.payload)
                     .map_err(|e| format!("unreadable task payload: {e}"))?;
                 let connector = self
@@ -775,7 +778,7 @@ impl TaskHub {
                     timeout_secs: TEST_TIMEOUT.as_secs(),
                 }))
             }
-            SYNC => {
+            Some(TaskKind::Sync) => {
                 let payload: SyncPayload = serde_json::from_str(&task.payload)
                     .map_err(|e| format!("unreadable task payload: {e}"))?;
                 let connector = self
@@ -824,22 +827,16 @@ impl TaskHub {
         job: SyncJob,
         attempt_id: Option<&str>,
     ) -> Result<SyncJobResult, DispatchFailure> {
-        let internal = |e: StoreError| DispatchFailure {
-            code: "internal".into(),
-            message: e.to_string(),
-        };
+        let internal = |e: StoreError| DispatchFailure::new(FailureCode::Internal, e.to_string());
         let payload = SyncPayload {
             connector_id: connector.id.clone(),
             target,
             job,
         };
         let task = self
-            .enqueue(
-                SYNC,
-                &payload,
-                connector,
-                |message| json!({"ok": false, "code": "no_delegate", "message": message}),
-            )
+            .enqueue(TaskKind::Sync, &payload, connector, |message| {
+                TaskFailure::new(FailureCode::NoDelegate, message).to_value()
+            })
             .await
             .map_err(internal)?;
         if let Some(attempt_id) = attempt_id {
@@ -860,18 +857,23 @@ impl TaskHub {
             .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or(Value::Null);
         match task.status {
-            TaskStatus::Succeeded => serde_json::from_value(result).map_err(|e| DispatchFailure {
-                code: "internal".into(),
-                message: format!("unreadable sync result: {e}"),
+            TaskStatus::Succeeded => serde_json::from_value(result).map_err(|e| {
+                DispatchFailure::new(
+                    FailureCode::Internal,
+                    format!("unreadable sync result: {e}"),
+                )
             }),
-            TaskStatus::Failed => Err(DispatchFailure {
-                code: result["code"].as_str().unwrap_or("failed").to_owned(),
-                message: failure_message(&result),
-            }),
-            TaskStatus::Queued | TaskStatus::Running => Err(DispatchFailure {
-                code: "timeout".into(),
-                message: "no delegate finished the sync task in time".into(),
-            }),
+            TaskStatus::Failed => {
+                let failure = TaskFailure::from_result(task.result.as_deref());
+                Err(DispatchFailure::new(
+                    failure.code.clone(),
+                    failure.explained(),
+                ))
+            }
+            TaskStatus::Queued | TaskStatus::Running => Err(DispatchFailure::new(
+                FailureCode::Timeout,
+                "no delegate finished the sync task in time",
+            )),
         }
     }
 }
@@ -910,7 +912,7 @@ fn no_delegate_message(selectors: &[String], delegates: &[DelegateInfo]) -> Stri
 
 /// The result of a task that failed because no delegate can run it, in its kind's shape.
 fn no_delegate_outcome(task: &TaskRecord, message: String) -> Value {
-    if task.kind == TEST_CONNECTION
+    if TaskKind::parse(&task.kind) == Some(TaskKind::TestConnection)
         && let Ok(payload) = serde_json::from_str::<TestConnectionPayload>(&task.payload)
     {
         return failed_test_result(
@@ -920,34 +922,13 @@ fn no_delegate_outcome(task: &TaskRecord, message: String) -> Value {
             message,
         );
     }
-    json!({"ok": false, "code": "no_delegate", "message": message})
+    TaskFailure::new(FailureCode::NoDelegate, message).to_value()
 }
 
 /// A Test that ended before any delegate ran it, in the shape of `TestResult`.
 fn failed_test_result(url: &str, branch: Option<&str>, code: &str, message: String) -> Value {
     json!({"ok": false, "url": url, "branch": branch, "code": code, "message": message,
            "duration_ms": 0, "tested_at": timestamp(now_millis())})
-}
-
-/// What a failed sync task says to people: the delegate's message and, unless the message
-/// already quotes one of its lines, git's own words (`detail`, already scrubbed of secrets by
-/// the delegate), because the sync errors and attempts that record the failure keep only
-/// this one text.
-fn failure_message(result: &Value) -> String {
-    let message = result["message"]
-        .as_str()
-        .filter(|m| !m.is_empty())
-        .unwrap_or("the sync task failed");
-    let detail = result["detail"].as_str().map(str::trim).unwrap_or_default();
-    // The delegate joins git's last lines with " / ".
-    let quoted = detail
-        .split(" / ")
-        .any(|line| !line.is_empty() && message.contains(line));
-    if detail.is_empty() || quoted {
-        message.to_owned()
-    } else {
-        format!("{message} (git said: {detail})")
-    }
 }
 
 /// The delegate that runs inside `reposync serve`, reaching the hub without HTTP.
@@ -1052,10 +1033,8 @@ impl TaskSource for BuiltinDelegate {
                 Ok(spec) => return Ok(Some(DelegateTask { id: task.id, spec })),
                 Err(message) => {
                     tracing::warn!(task = %task.id, %message, "cannot prepare task");
-                    let outcome = TaskOutcome {
-                        succeeded: false,
-                        result: json!({"ok": false, "code": "internal", "message": message}),
-                    };
+                    let outcome =
+                        TaskOutcome::failed(&TaskFailure::new(FailureCode::Internal, message));
                     self.hub
                         .complete(&task.id, &self.info.name, outcome)
                         .await
@@ -1093,14 +1072,9 @@ impl Dispatch for HubDispatch {
             .store
             .get_connector_by_id(&link.connector_id)
             .await
-            .map_err(|e| DispatchFailure {
-                code: "connector_gone".into(),
-                message: e.to_string(),
-            })?;
-        let target = crate::sync::target(&connector, link).map_err(|e| DispatchFailure {
-            code: "invalid_task".into(),
-            message: e.to_string(),
-        })?;
+            .map_err(|e| DispatchFailure::new(FailureCode::ConnectorGone, e.to_string()))?;
+        let target = crate::sync::target(&connector, link)
+            .map_err(|e| DispatchFailure::new(FailureCode::InvalidTask, e.to_string()))?;
         self.state
             .tasks
             .run_sync_job(&connector, target, job, Some(attempt_id))
@@ -1153,23 +1127,5 @@ mod tests {
         assert_eq!(hub.connected().len(), 1);
         hub.heard_from("builtin");
         assert_eq!(hub.waiting_claims("builtin"), 0);
-    }
-
-    #[test]
-    fn a_failed_sync_task_says_what_git_said_once() {
-        let refused = json!({"code": "push_rejected", "message": "u refused the push", "detail": "remote: main is protected"});
-        assert_eq!(
-            failure_message(&refused),
-            "u refused the push (git said: remote: main is protected)"
-        );
-        let unclassified = json!({"code": "git_failed", "message": "git failed for u: fatal: odd", "detail": "send-pack: eof / fatal: odd"});
-        assert_eq!(
-            failure_message(&unclassified),
-            "git failed for u: fatal: odd"
-        );
-        assert_eq!(
-            failure_message(&json!({"code": "internal"})),
-            "the sync task failed"
-        );
     }
 }

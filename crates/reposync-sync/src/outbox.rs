@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reposync_api::{FileContent, LandedView, SyncJob, SyncJobResult};
+use reposync_api::{FailureCode, FileContent, LandedView, SyncJob, SyncJobResult};
 use reposync_store::{
     AttemptEnd, ConflictRecord, FileChangeRecord, Landed, StartedAttempt, Store, StoreError,
     SyncLink,
@@ -46,24 +46,18 @@ pub struct ConnectionFailure {
 /// A job that did not succeed: the classified code and what to tell a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatchFailure {
-    pub code: String,
+    pub code: FailureCode,
     pub message: String,
 }
 
-/// Failure codes that retrying will not fix: the changesets stop until `sync retry`.
-/// Everything else (an unreachable host, a timeout, a remote that kept moving, no delegate
-/// connected yet) is retried with back-off.
-pub const PERMANENT_CODES: &[&str] = &[
-    "push_rejected",
-    "auth_failed",
-    "repo_not_found",
-    "host_key_unknown",
-    "host_key_mismatch",
-    "tls_untrusted",
-    "invalid_task",
-    "invalid_request",
-    "connector_gone",
-];
+impl DispatchFailure {
+    pub fn new(code: FailureCode, message: impl Into<String>) -> DispatchFailure {
+        DispatchFailure {
+            code,
+            message: message.into(),
+        }
+    }
+}
 
 /// How many times a delegate re-fetches and retries a push the remote raced.
 const PUSH_ATTEMPTS: u32 = 5;
@@ -187,7 +181,7 @@ impl Outbox {
             Ok(connector) => connector,
             Err(StoreError::NotFound { .. }) => {
                 let end = AttemptEnd::Failed {
-                    code: "connector_gone".into(),
+                    code: FailureCode::ConnectorGone.to_string(),
                     message: "the link's connector no longer exists".into(),
                 };
                 return self.store.finish_attempt(&attempt.id, &end).await;
@@ -290,15 +284,14 @@ impl Outbox {
                 | SyncJobResult::Commits { .. }
                 | SyncJobResult::Snapshot { .. },
             ) => AttemptEnd::Failed {
-                code: "invalid_task".into(),
+                code: FailureCode::InvalidTask.to_string(),
                 message: "the delegate answered a push with a branch reading".into(),
             },
-            Err(failure) if PERMANENT_CODES.contains(&failure.code.as_str()) => {
-                AttemptEnd::Failed {
-                    code: failure.code,
-                    message: failure.message,
-                }
-            }
+            // Retrying cannot help until a person acts: the changesets stop until `sync retry`.
+            Err(failure) if failure.code.is_permanent() => AttemptEnd::Failed {
+                code: failure.code.to_string(),
+                message: failure.message,
+            },
             Err(failure) => AttemptEnd::Retry {
                 message: format!("{}: {}", failure.code, failure.message),
                 at_once: false,

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use reposync_api::{
     DELEGATE_NAME_HEADER, DelegateTask, DelegateTokenRequest, DelegateTokenView, DelegateView,
-    HeartbeatRequest, HeartbeatResponse, ListResponse, RegisterRequest, RegisterResponse,
-    SecretValue, TaskOutcome,
+    FailureCode, HeartbeatRequest, HeartbeatResponse, ListResponse, RegisterRequest,
+    RegisterResponse, SecretValue, TaskFailure, TaskOutcome,
 };
 use reposync_model::{EntityName, Selector};
 use reposync_store::{DelegateTokenRecord, Eligibility, NewDelegate, StoreError};
@@ -213,10 +213,8 @@ pub async fn claim(
             }
             Err(message) => {
                 tracing::warn!(task = %task.id, %message, "cannot prepare task");
-                let outcome = TaskOutcome {
-                    succeeded: false,
-                    result: json!({"ok": false, "code": "internal", "message": message}),
-                };
+                let outcome =
+                    TaskOutcome::failed(&TaskFailure::new(FailureCode::Internal, message));
                 state.tasks.complete(&task.id, &info.name, outcome).await?;
             }
         }

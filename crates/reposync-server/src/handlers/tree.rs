@@ -48,6 +48,7 @@ pub async fn import(
                 line: 0,
                 column: 0,
                 message: "content is not base64".into(),
+                blocked_by: None,
             }),
         }
     }
@@ -306,6 +307,7 @@ fn missing_secret(
         line: node.map_or(0, |n| n.line),
         column: node.map_or(0, |n| n.column),
         message,
+        blocked_by: None,
     })
 }
 
