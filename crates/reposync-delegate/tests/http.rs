@@ -844,9 +844,10 @@ async fn an_outcome_is_offered_again_while_the_server_cannot_take_it() {
         (fake.completes().len() == 3).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(fake.completes().len(), 3, "no more once one was taken");
+    // A clean stop waits until every outcome is delivered, so any offer made after the
+    // server took one would be counted by now.
     delegate.stop().await.expect("a clean stop");
+    assert_eq!(fake.completes().len(), 3, "no more once one was taken");
 }
 
 #[tokio::test]
@@ -856,8 +857,13 @@ async fn registration_waits_for_a_server_that_is_not_up_yet() {
         listener.local_addr().expect("address")
     };
     let fake = Fake::new(30, 200);
+    // Something that hangs up on the delegate: its first registration fails for sure, before
+    // the server is up (a barrier, not a guess at how long it takes to try).
+    let hangs_up = tokio::net::TcpListener::bind(address).await.expect("bind");
     let delegate = start(config(&format!("http://{address}")), 1);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (refused, _) = hangs_up.accept().await.expect("the delegate tries");
+    drop(refused);
+    drop(hangs_up);
     assert_eq!(fake.registrations(), 0);
     let listener = tokio::net::TcpListener::bind(address)
         .await

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::gate::{Read, Write};
-use crate::{Store, StoreError, new_id, now_millis};
+use crate::{Store, StoreError, new_id};
 
 /// A delegate token, known only by the hash of its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl Store {
             id: new_id(),
             name: name.to_owned(),
             selectors,
-            created_at: now_millis(),
+            created_at: self.now(),
             revoked_at: None,
         };
         let selectors = record
@@ -119,7 +119,7 @@ impl Store {
         sqlx::query(
             "UPDATE delegate_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
         )
-        .bind(now_millis())
+        .bind(self.now())
         .bind(name)
         .write(&self.db)
         .await?;
@@ -187,7 +187,7 @@ impl Store {
                 });
             }
         }
-        let now = now_millis();
+        let now = self.now();
         let selectors = serde_json::to_string(&delegate.selectors)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
@@ -213,7 +213,7 @@ impl Store {
     /// A delegate was heard from.
     pub async fn delegate_heard(&self, name: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE delegates SET last_heartbeat = $1 WHERE name = $2")
-            .bind(now_millis())
+            .bind(self.now())
             .bind(name)
             .write(&self.db)
             .await?;
@@ -259,7 +259,7 @@ impl Store {
         running: &[String],
         lease_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let until = now_millis().saturating_add(lease_ms);
+        let until = self.now().saturating_add(lease_ms);
         let mut lost = Vec::new();
         for id in running {
             let extended = sqlx::query(

@@ -12,7 +12,7 @@ use crate::inbound::{
     FileError, InboundCommit, pending_paths, record_branch_errors_in, record_inbound,
 };
 use crate::sync::{FileChangeRecord, NewSyncLink, SyncLink, insert_link, record_changesets};
-use crate::{Store, StoreError, new_id, now_millis};
+use crate::{Store, StoreError, new_id};
 
 /// One file of the tree as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,7 +321,7 @@ impl Store {
             }
         }
 
-        let now = now_millis();
+        let now = self.now();
         let mut outcomes = Vec::with_capacity(changes.len());
         // New files are inserted after the loop, many rows per statement: an import is
         // mostly new files, and one statement per file and per reference is what made it slow.

@@ -9,7 +9,7 @@ use crate::gate::{Read, Write, WriteTx};
 use crate::webhook_log::{
     MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_REASON_BYTES, bounded, bounded_payload,
 };
-use crate::{Store, StoreError, new_id, now_millis};
+use crate::{Store, StoreError, new_id};
 
 /// A branch that live links sync with: once per connector, repository and branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,7 +258,7 @@ impl Store {
         &self,
         delivery: &NewDelivery,
     ) -> Result<DeliveryRecord, StoreError> {
-        let now = now_millis();
+        let now = self.now();
         let event = bounded(&delivery.event, MAX_LOGGED_HEADER_BYTES).into_owned();
         // Deduplication compares the id as it was kept, as every earlier one was.
         let delivery_id = delivery
@@ -510,7 +510,7 @@ impl Store {
         branch_id: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let now = now_millis();
+        let now = self.now();
         let mut tx = self.begin_write().await?;
         let branch = sqlx::query(&format!(
             "SELECT {BRANCH_COLUMNS} FROM sync_branches WHERE id = $1"
@@ -602,7 +602,7 @@ impl Store {
         branch_id: &str,
         head: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let now = now_millis();
+        let now = self.now();
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE sync_branches SET polled_at = $1 WHERE id = $2")
             .bind(now)

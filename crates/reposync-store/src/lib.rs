@@ -64,6 +64,9 @@ pub struct Store {
     outbox: Arc<tokio::sync::Notify>,
     /// Woken after a branch head was queued for reading (Git → reposync).
     inbox: Arc<tokio::sync::Notify>,
+    /// Where the store's own decisions (leases, claims' preference windows, timestamps) read
+    /// the time: the wall clock, or a test's [`ManualClock`].
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Store {
@@ -117,7 +120,20 @@ impl Store {
             master: Arc::new(master),
             outbox: Arc::new(tokio::sync::Notify::new()),
             inbox: Arc::new(tokio::sync::Notify::new()),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same store reading the time from `clock`: tests move time on by hand instead of
+    /// sleeping past leases and preference windows.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the store's clock, in milliseconds since the Unix epoch.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_millis()
     }
 
     /// Starts a transaction that writes, in its turn at the write gate (see [`gate`]).
@@ -155,6 +171,43 @@ impl Store {
     /// Closes every connection, waiting for running queries.
     pub async fn close(&self) {
         self.db.close().await;
+    }
+}
+
+/// A source of the time, in milliseconds since the Unix epoch.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now_millis(&self) -> i64;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> i64 {
+        now_millis()
+    }
+}
+
+/// A clock that moves only when told to, for tests.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// A clock standing at the wall clock's time now.
+    pub fn starting_now() -> Arc<ManualClock> {
+        Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(now_millis())))
+    }
+
+    /// Moves the clock on by `ms` milliseconds.
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

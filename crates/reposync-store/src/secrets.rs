@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use zeroize::Zeroizing;
 
 use crate::gate::{Read, Write};
-use crate::{Store, StoreError, new_id, now_millis};
+use crate::{Store, StoreError, new_id};
 
 /// The two kinds of secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl Store {
         let id = new_id();
         let sealed = seal(&self.master, &binding(&id, kind), value)
             .map_err(|e| StoreError::Crypto(e.to_string()))?;
-        let now = now_millis();
+        let now = self.now();
         sqlx::query(
             "INSERT INTO secrets (id, name, kind, sealed_value, ssh_algorithm, ssh_fingerprint, ssh_public_key, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -125,7 +125,7 @@ impl Store {
         .bind(ssh.map(|s| s.algorithm.clone()))
         .bind(ssh.map(|s| s.fingerprint.clone()))
         .bind(ssh.map(|s| s.public_key.clone()))
-        .bind(now_millis())
+        .bind(self.now())
         .bind(&existing.id)
         .write(&self.db)
         .await?;

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use crate::entities::ChangeOutcome;
 use crate::gate::{Read, Write, WriteTx};
-use crate::{Store, StoreError, new_id, now_millis, placeholders_from};
+use crate::{Store, StoreError, new_id, placeholders_from};
 
 pub use reposync_model::scope::app_of_path;
 
@@ -626,7 +626,7 @@ impl Store {
     ) -> Result<SyncLink, StoreError> {
         let id = new_id();
         let mut tx = self.begin_write().await?;
-        insert_link(&mut tx, &id, link, initial_files, now_millis()).await?;
+        insert_link(&mut tx, &id, link, initial_files, self.now()).await?;
         tx.commit().await?;
         self.outbox_changed();
         self.link_by_id(&id).await
@@ -635,7 +635,7 @@ impl Store {
     /// Ends a link. Its history stays; changesets still waiting are dropped from the outbox
     /// (marked failed), because nothing will push them.
     pub async fn disable_link(&self, id: &str) -> Result<(), StoreError> {
-        let now = now_millis();
+        let now = self.now();
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE sync_links SET enabled = 0, updated_at = $1 WHERE id = $2")
             .bind(now)
@@ -759,7 +759,7 @@ impl Store {
     /// the contents of the paths they touched, read in the same transaction: the commit
     /// carries exactly the changes of the changesets it names, none of a later one.
     pub async fn start_attempt(&self, link_id: &str) -> Result<Option<StartedAttempt>, StoreError> {
-        let now = now_millis();
+        let now = self.now();
         let mut tx = self.begin_write().await?;
         let running: Option<String> =
             sqlx::query("SELECT id FROM commit_attempts WHERE link_id = $1 AND status = 'running'")
@@ -845,7 +845,7 @@ impl Store {
         attempt_id: &str,
         end: &AttemptEnd,
     ) -> Result<(), StoreError> {
-        let now = now_millis();
+        let now = self.now();
         let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT link_id, files FROM commit_attempts WHERE id = $1")
             .bind(attempt_id)
@@ -1094,7 +1094,7 @@ impl Store {
     /// A cut-off push may have landed all the same; the next attempt finds it on the branch by
     /// its trailers and carries those changesets no further.
     pub async fn interrupt_attempts(&self) -> Result<u64, StoreError> {
-        let now = now_millis();
+        let now = self.now();
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE commit_attempts SET status = 'interrupted', error = 'the server stopped during the attempt', finished_at = $1 WHERE status = 'running'",
@@ -1115,7 +1115,7 @@ impl Store {
     /// Puts a failed or conflicting changeset back in the outbox (with every other changeset
     /// of its attempt) and resolves its sync errors.
     pub async fn retry_changeset(&self, id: &str) -> Result<ChangesetRecord, StoreError> {
-        let now = now_millis();
+        let now = self.now();
         let mut tx = self.begin_write().await?;
         let changeset = sqlx::query(&format!(
             "SELECT {CHANGESET_COLUMNS} FROM changesets WHERE id = $1"
@@ -1292,7 +1292,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE sync_errors SET resolved_at = $1, resolution = 'discarded' WHERE id = $2 AND resolved_at IS NULL",
         )
-        .bind(now_millis())
+        .bind(self.now())
         .bind(id)
         .write(&self.db)
         .await?;
@@ -1410,7 +1410,7 @@ impl Store {
             "UPDATE tasks SET status = 'failed', result = $1, finished_at = $2 WHERE kind = $3 AND status IN ('queued', 'running')",
         )
         .bind(result)
-        .bind(now_millis())
+        .bind(self.now())
         .bind(kind)
         .write(&self.db)
         .await?;

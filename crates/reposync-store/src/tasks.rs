@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::gate::{Read, Write};
-use crate::{Store, StoreError, new_id, now_millis};
+use crate::{Store, StoreError, new_id};
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +161,7 @@ impl Store {
         .bind(&task.payload)
         .bind(selectors)
         .bind(task.max_attempts)
-        .bind(now_millis())
+        .bind(self.now())
         .bind(task.prefer.clone())
         .bind(task.avoid.clone())
         .write(&self.db)
@@ -208,7 +208,7 @@ impl Store {
             }
             let id: String = row.try_get("id")?;
             let created_at: i64 = row.try_get("created_at")?;
-            let now = now_millis();
+            let now = self.now();
             let age = Duration::from_millis(u64::try_from(now - created_at).unwrap_or(0));
             let prefer: Option<String> = row.try_get("prefer")?;
             let avoid: Option<String> = row.try_get("avoid")?;
@@ -286,7 +286,7 @@ impl Store {
         )
         .bind(status.as_str())
         .bind(result_json)
-        .bind(now_millis())
+        .bind(self.now())
         .bind(id)
         .bind(delegate)
         .execute(&mut *tx)
@@ -327,7 +327,7 @@ impl Store {
             "UPDATE tasks SET status = 'failed', result = $1, finished_at = $2 WHERE id = $3 AND status = 'queued'",
         )
         .bind(result_json)
-        .bind(now_millis())
+        .bind(self.now())
         .bind(id)
         .write(&self.db)
         .await?;
@@ -365,7 +365,7 @@ impl Store {
     /// Returns running tasks whose lease ran out to the queue, or fails them with
     /// `expired_result` once they have used all their attempts. Returns how many changed.
     pub async fn expire_leases(&self, expired_result: &str) -> Result<u64, StoreError> {
-        let now = now_millis();
+        let now = self.now();
         let requeued = sqlx::query(
             "UPDATE tasks SET status = 'queued', delegate = NULL, lease_expires_at = NULL
              WHERE status = 'running' AND lease_expires_at < $1 AND attempts < max_attempts",

@@ -1,7 +1,7 @@
 use sqlx::Row;
 
 use crate::gate::{Read, Write};
-use crate::{Store, StoreError, new_id, now_millis};
+use crate::{Store, StoreError, new_id};
 
 /// An API token, known only by the hash of its value.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ impl Store {
         let record = ApiTokenRecord {
             id: new_id(),
             name: name.to_owned(),
-            created_at: now_millis(),
+            created_at: self.now(),
         };
         sqlx::query(
             "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",

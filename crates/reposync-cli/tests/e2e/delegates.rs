@@ -305,10 +305,11 @@ fn tasks_go_only_to_delegates_with_every_selector_and_fail_fast_when_none_has_th
         assert_eq!(ran_on(&result), "eu-2", "every selector, not any: {result}");
     }
 
-    // Nobody has "asia": the Test fails at once, naming what was asked and who is there.
-    let started = Instant::now();
+    // Nobody has "asia": the Test fails at once, naming what was asked and who is there. It
+    // was never queued for a delegate to pick up: none ran it, and it took no time.
     let result = s.test("to-asia");
-    assert!(started.elapsed() < Duration::from_secs(10), "failed fast");
+    assert_eq!(result["duration_ms"], 0, "{result}");
+    assert!(result["delegate"].is_null(), "{result}");
     let text = result.to_string();
     assert!(text.contains("no_delegate"), "{text}");
     assert!(text.contains("asia"), "{text}");

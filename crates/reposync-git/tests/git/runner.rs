@@ -146,13 +146,24 @@ async fn a_stalled_server_times_out_and_git_is_killed() {
         .await
         .expect_err("must time out");
     assert_eq!(error.kind, GitErrorKind::Timeout, "{error}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !all_command_lines()
-            .iter()
-            .any(|l| l.contains(&format!("127.0.0.1:{port}"))),
-        "the timed-out git (and its helpers) were killed"
-    );
+    // Killed processes take a moment to go; wait for it (a deadline, not a threshold).
+    wait_until_gone(
+        &format!("127.0.0.1:{port}"),
+        "the timed-out git (or a helper)",
+    )
+    .await;
+}
+
+/// Waits until no process's command line holds `mark`, failing after a generous deadline.
+async fn wait_until_gone(mark: &str, what: &str) {
+    let started = std::time::Instant::now();
+    while all_command_lines().iter().any(|l| l.contains(mark)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} outlived its operation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -184,18 +195,21 @@ async fn dropping_an_operation_kills_git_and_its_helpers() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Give git time to start its HTTPS helper, which is what `kill_on_drop` alone would miss.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    operation.abort();
-    assert!(operation.await.is_err_and(|e| e.is_cancelled()));
+    // Wait for git's HTTPS helper, which is what `kill_on_drop` alone would miss.
     let started = std::time::Instant::now();
-    while all_command_lines().iter().any(|l| l.contains(&mark)) {
+    while !all_command_lines()
+        .iter()
+        .any(|l| l.contains("remote-https") && l.contains(&mark))
+    {
         assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "git (or a helper) outlived the dropped operation"
+            started.elapsed() < Duration::from_secs(30),
+            "git never started its HTTPS helper"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    operation.abort();
+    assert!(operation.await.is_err_and(|e| e.is_cancelled()));
+    wait_until_gone(&mark, "git (or a helper) of the dropped operation").await;
 }
 
 /// A delegate without OpenSSH used to report an SSH remote as a missing repository (git's

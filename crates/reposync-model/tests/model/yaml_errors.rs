@@ -1,7 +1,5 @@
 //! Every way a file can be refused, with the position the user is sent to.
 
-use std::time::{Duration, Instant};
-
 use reposync_model::yaml::{Limits, YamlError, YamlErrorKind, parse};
 
 fn fail(text: &[u8]) -> YamlError {
@@ -103,14 +101,12 @@ fn billion_laughs() -> String {
 
 #[test]
 fn billion_laughs_fails_fast() {
+    // Fast by construction, not by a timing: the expansion stops at the node budget, at the
+    // alias that would cross it, on one of the last levels. (Unbounded, it would never end.)
     let text = billion_laughs();
-    let started = Instant::now();
     let e = fail(text.as_bytes());
-    let took = started.elapsed();
     assert_eq!(e.kind, YamlErrorKind::TooManyNodes);
-    // The alias that would cross the budget is on one of the last levels.
     assert!(e.line >= 5, "{e}");
-    assert!(took < Duration::from_millis(500), "took {took:?}");
 }
 
 #[test]
@@ -139,11 +135,12 @@ fn deep_nesting_is_refused() {
     let e = fail(text.as_bytes());
     assert_eq!(e.kind, YamlErrorKind::TooDeep);
     assert_eq!((e.line, e.column), (1, 129));
-    // Far deeper than the parser's own bound: refused as quickly, as the same error.
+    // Far deeper than the event parser's own bound (256 levels): refused there, as the same
+    // error, without reading the rest.
     let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let started = Instant::now();
-    assert_eq!(fail(text.as_bytes()).kind, YamlErrorKind::TooDeep);
-    assert!(started.elapsed() < Duration::from_millis(500));
+    let e = fail(text.as_bytes());
+    assert_eq!(e.kind, YamlErrorKind::TooDeep);
+    assert_eq!((e.line, e.column), (1, 256));
     // Block nesting is bounded the same way.
     let block: String = (0..200)
         .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
@@ -296,11 +293,9 @@ fn aliasing_one_huge_string_is_bounded_by_bytes() {
     let big = "x".repeat(100_000);
     let aliases = vec!["*s"; 20].join(", ");
     let text = format!("s: &s {big}\nl: [{aliases}]\n");
-    let started = Instant::now();
     let e = fail(text.as_bytes());
     assert_eq!(e.kind, YamlErrorKind::TooManyNodes);
     assert_eq!(e.line, 2);
-    assert!(started.elapsed() < Duration::from_millis(500));
     // A few copies are fine.
     let text = format!("s: &s {big}\nl: [*s, *s]\n");
     parse(text.as_bytes(), &Limits::default()).unwrap();

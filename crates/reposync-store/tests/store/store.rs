@@ -44,14 +44,26 @@ async fn secret_values_are_sealed_and_never_readable_in_the_file() {
     let (_, revealed) = store.reveal_secret(&secret("bb")).await.expect("reveal");
     assert_eq!(revealed.as_slice(), value);
     store.close().await;
-    for file in ["reposync.db", "reposync.db-wal"] {
-        if let Ok(bytes) = std::fs::read(dir.path().join(file)) {
+    // Every file the database left, whatever SQLite named it; each must be readable, and the
+    // database itself must be among them, so the check cannot pass by reading nothing.
+    let mut read = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).expect("read the data dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).expect("every file is readable");
             assert!(
                 !bytes.windows(value.len()).any(|w| w == value),
-                "{file} holds the plaintext"
+                "{} holds the plaintext",
+                path.display()
             );
+            read.push((path.file_name().expect("name").to_owned(), bytes.len()));
         }
     }
+    assert!(
+        read.iter()
+            .any(|(name, len)| name == "reposync.db" && *len > 0),
+        "the database file was read: {read:?}"
+    );
 }
 
 #[tokio::test]
@@ -200,7 +212,8 @@ async fn tasks_go_only_to_delegates_with_every_selector_and_only_once() {
 #[tokio::test]
 async fn an_expired_lease_returns_the_task_to_the_queue() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = store(&dir).await;
+    let clock = reposync_store::ManualClock::starting_now();
+    let store = store(&dir).await.with_clock(clock.clone());
     let task = store
         .enqueue_task(&NewTask {
             kind: "k".into(),
@@ -222,7 +235,8 @@ async fn an_expired_lease_returns_the_task_to_the_queue() {
         .expect("claim")
         .task()
         .expect("claimed");
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Time moves past the lease by the store's clock, not by sleeping.
+    clock.advance(1);
     assert_eq!(store.expire_leases("{}").await.expect("expire"), 1);
     assert_eq!(
         store.get_task(&task.id).await.expect("task").status,
@@ -238,7 +252,8 @@ async fn an_expired_lease_returns_the_task_to_the_queue() {
         .expect("claim")
         .task()
         .expect("claimed again");
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Time moves past the lease by the store's clock, not by sleeping.
+    clock.advance(1);
     store
         .expire_leases("{\"error\":\"lease\"}")
         .await
