@@ -136,6 +136,11 @@ impl Store {
         self.clock.now_millis()
     }
 
+    /// The store's clock, for the workers' own waits (back-off) to read the same time.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
+    }
+
     /// Starts a transaction that writes, in its turn at the write gate (see [`gate`]).
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         Ok(self.db.begin_write().await?)

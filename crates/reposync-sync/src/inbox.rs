@@ -118,10 +118,10 @@ impl std::fmt::Debug for Inbox {
 impl Inbox {
     pub fn new(store: Store, inbound: Arc<dyn Inbound>) -> Inbox {
         Inbox {
+            backoff: Backoff::new(BACKOFF_FIRST, BACKOFF_LAST, store.clock()),
             store,
             inbound,
             poll_every: None,
-            backoff: Backoff::new(BACKOFF_FIRST, BACKOFF_LAST),
             busy: Arc::default(),
         }
     }

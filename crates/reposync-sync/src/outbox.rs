@@ -86,9 +86,9 @@ impl std::fmt::Debug for Outbox {
 impl Outbox {
     pub fn new(store: Store, dispatch: Arc<dyn Dispatch>) -> Outbox {
         Outbox {
+            backoff: Backoff::new(BACKOFF_FIRST, BACKOFF_LAST, store.clock()),
             store,
             dispatch,
-            backoff: Backoff::new(BACKOFF_FIRST, BACKOFF_LAST),
             busy: Arc::default(),
         }
     }

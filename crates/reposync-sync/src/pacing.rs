@@ -1,10 +1,12 @@
 //! How the workers pace themselves: gathering a burst of wake-ups into one round, and backing
 //! off from work that keeps failing.
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+use reposync_store::Clock;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -16,26 +18,29 @@ pub(crate) async fn gather_burst(signal: &Notify, quiet: Duration, max: Duration
 }
 
 /// Per-key back-off: after each failure in a row the key waits twice as long, from `first` up
-/// to `last`; a success clears it.
+/// to `last`; a success clears it. Time is the store's clock, so tests move it on by hand.
 #[derive(Debug)]
 pub(crate) struct Backoff {
     first: Duration,
     last: Duration,
-    keys: Mutex<HashMap<String, (u32, Instant)>>,
+    clock: Arc<dyn Clock>,
+    /// Per key: failures in a row, and until when (milliseconds) it waits.
+    keys: Mutex<HashMap<String, (u32, i64)>>,
 }
 
 impl Backoff {
-    pub(crate) fn new(first: Duration, last: Duration) -> Backoff {
+    pub(crate) fn new(first: Duration, last: Duration, clock: Arc<dyn Clock>) -> Backoff {
         Backoff {
             first,
             last,
+            clock,
             keys: Mutex::new(HashMap::new()),
         }
     }
 
     /// Whether `key` is still waiting out a failure.
     pub(crate) fn is_waiting(&self, key: &str) -> bool {
-        let now = Instant::now();
+        let now = self.clock.now_millis();
         self.keys
             .lock()
             .get(key)
@@ -50,7 +55,11 @@ impl Backoff {
             .first
             .saturating_mul(1 << failures.saturating_sub(1).min(6))
             .min(self.last);
-        keys.insert(key.to_owned(), (failures, Instant::now() + delay));
+        let until = self
+            .clock
+            .now_millis()
+            .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+        keys.insert(key.to_owned(), (failures, until));
         delay
     }
 
@@ -66,7 +75,12 @@ mod tests {
 
     #[tokio::test]
     async fn failures_double_the_wait_up_to_the_last_and_a_success_clears_it() {
-        let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
+        let clock = reposync_store::ManualClock::starting_now();
+        let backoff = Backoff::new(
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            clock.clone(),
+        );
         assert!(!backoff.is_waiting("a"));
         assert_eq!(backoff.failed("a"), Duration::from_secs(1));
         assert_eq!(backoff.failed("a"), Duration::from_secs(2));
@@ -74,6 +88,10 @@ mod tests {
         assert_eq!(backoff.failed("a"), Duration::from_secs(5));
         assert!(backoff.is_waiting("a"));
         assert!(!backoff.is_waiting("b"));
+        clock.advance(4999);
+        assert!(backoff.is_waiting("a"));
+        clock.advance(1);
+        assert!(!backoff.is_waiting("a"), "waited its 5 s");
         backoff.succeeded("a");
         assert!(!backoff.is_waiting("a"));
         assert_eq!(backoff.failed("a"), Duration::from_secs(1));
