@@ -13,7 +13,6 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use reposync_api::{DelegateView, ListResponse, decode};
 use reposync_delegate::{Agent, DelegateName, HttpConfig, HttpTaskSource, run_remote};
-use reposync_git::{GitRunner, TempRoot};
 use reposync_model::Selector;
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
@@ -188,23 +187,16 @@ async fn run(
         .with_context(|| format!("cannot create the work directory {}", work_dir.display()))?;
     // Before any git runs: the lock keeps a second delegate off this work directory (its
     // clones and temporary files), and what a killed delegate left there, key files
-    // included, is removed.
-    let temp_root = TempRoot::prepare(work_dir.join("tmp"))
-        .with_context(|| format!("cannot use the work directory {}", work_dir.display()))?;
-
-    // The tools come first: a delegate that cannot run git must not take tasks.
-    let runner = GitRunner::new().temp_root(temp_root);
-    let git_version = runner
-        .version()
+    // included, is removed. Then the tools: a delegate that cannot run git must not take
+    // tasks.
+    let (agent, tools) = Agent::prepare(&work_dir, work_dir.join("tmp"))
         .await
-        .context("cannot start the delegate")?;
-    let ssh_version = match runner.ssh_version().await {
-        Ok(version) => version,
-        Err(error) => {
-            tracing::warn!(%error, "this delegate can run only connectors over https");
-            "none".to_owned()
-        }
-    };
+        .with_context(|| format!("cannot use the work directory {}", work_dir.display()))?;
+    let git_version = tools.git.clone().context("cannot start the delegate")?;
+    if let Err(error) = &tools.ssh {
+        tracing::warn!(%error, "this delegate can run only connectors over https");
+    }
+    let ssh_version = tools.ssh_version();
     tracing::info!(%git_version, %ssh_version, "tools found");
 
     let config = HttpConfig {
@@ -215,7 +207,7 @@ async fn run(
         selectors,
         hostname: hostname.unwrap_or_default(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        git_version: git_version.to_string(),
+        git_version,
         ssh_version,
     };
     let source = Arc::new(HttpTaskSource::new(config)?);
@@ -232,7 +224,6 @@ async fn run(
         concurrency = args.concurrency.get(),
         "delegate starting"
     );
-    let agent = Agent::new(runner, &work_dir);
     match run_remote(&agent, source, args.concurrency, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");

@@ -32,7 +32,8 @@ use reposync_api::{
 };
 use reposync_git::{
     BranchChanges, CommitOutcome, CommitRequest, FileChange, FileChangeKind, GitAuth, GitError,
-    GitErrorKind, GitRunner, LandedChangeset, LocalClone, Remote, Signature, UnrepresentableEntry,
+    GitErrorKind, GitRunner, LandedChangeset, LocalClone, Remote, Signature, TempRoot,
+    UnrepresentableEntry,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -41,6 +42,8 @@ use tokio::task::{AbortHandle, JoinSet};
 
 pub use http::{HttpConfig, HttpTaskSource, SetupError, run_remote};
 pub use name::{DelegateName, InvalidDelegateName};
+/// Why a delegate could not take its temporary folder ([`Agent::prepare`]).
+pub use reposync_git::TempRootError;
 
 /// How long one claim waits for a task before asking again.
 const CLAIM_WAIT: Duration = Duration::from_secs(25);
@@ -158,7 +161,45 @@ impl Backoff {
     }
 }
 
+/// What a delegate found of its tools on this machine, as it registers them.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// git's version, or why there is no usable git (a delegate needs one).
+    pub git: Result<String, GitError>,
+    /// OpenSSH's version, or why there is none (only SSH connectors need it).
+    pub ssh: Result<String, GitError>,
+}
+
+impl Tools {
+    /// git's version as registered: `none` when there is no usable git.
+    pub fn git_version(&self) -> String {
+        self.git.clone().unwrap_or_else(|_| "none".to_owned())
+    }
+
+    /// OpenSSH's version as registered: `none` when there is no ssh.
+    pub fn ssh_version(&self) -> String {
+        self.ssh.clone().unwrap_or_else(|_| "none".to_owned())
+    }
+}
+
 impl Agent {
+    /// Prepares a delegate on this machine, the one way both kinds of delegate start: takes
+    /// its temporary root `temp_dir` (locked to this process, and emptied, so what a killed
+    /// delegate left there, key files included, goes before any git runs), and finds git and
+    /// ssh. The agent keeps its clones under `work_dir`; the caller decides what a missing
+    /// tool means.
+    pub async fn prepare(
+        work_dir: impl Into<PathBuf>,
+        temp_dir: impl Into<PathBuf>,
+    ) -> Result<(Agent, Tools), TempRootError> {
+        let runner = GitRunner::new().temp_root(TempRoot::prepare(temp_dir)?);
+        let tools = Tools {
+            git: runner.version().await.map(|v| v.to_string()),
+            ssh: runner.ssh_version().await,
+        };
+        Ok((Agent::new(runner, work_dir), tools))
+    }
+
     /// An agent using `runner` for git, keeping its clones under `work_dir`.
     pub fn new(runner: GitRunner, work_dir: impl Into<PathBuf>) -> Agent {
         Agent {

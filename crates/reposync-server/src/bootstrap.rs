@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use reposync_git::{GitRunner, TempRoot, TempRootError};
+use reposync_delegate::Agent;
+use reposync_delegate::TempRootError;
 use reposync_model::Selector;
 use reposync_secrets::{MasterKey, MasterKeyOrigin};
 use reposync_store::Store;
@@ -150,8 +151,7 @@ pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapEr
         })?;
     // First, before anything can start a git operation: a key file left by a server killed
     // mid-operation goes now.
-    let temp_root = TempRoot::prepare(data_dir.join(TEMP_DIR_NAME))?;
-    let git = GitRunner::new().temp_root(temp_root);
+    let builtin = Agent::prepare(data_dir.join("delegate"), data_dir.join(TEMP_DIR_NAME)).await?;
     let (master, origin) = MasterKey::load_or_create(data_dir, config.master_key.as_deref())?;
     let url = config
         .database_url
@@ -173,7 +173,7 @@ pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapEr
         None
     };
     Ok(Bootstrapped {
-        state: AppState::new(store, config, git),
+        state: AppState::new(store, config, builtin),
         master_key_origin: origin,
         new_admin_token,
         token_file,

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use reposync_git::GitRunner;
+use reposync_delegate::{Agent, Tools};
 use reposync_store::Store;
 
 use crate::bootstrap::ServerConfig;
@@ -13,21 +13,21 @@ pub struct AppState {
     pub store: Store,
     pub tasks: TaskHub,
     pub config: Arc<ServerConfig>,
-    /// The runner of the built-in delegate's git operations, which keep their temporary
-    /// files in the data directory's `tmp` folder.
-    pub git: GitRunner,
+    /// The built-in delegate's agent (its operations keep their temporary files in the data
+    /// directory's `tmp` folder) and the tools it found.
+    pub builtin: (Agent, Tools),
     /// Webhook intake's rate limits, log throttles and counts.
     pub intake: Arc<IntakeGuard>,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: ServerConfig, git: GitRunner) -> AppState {
+    pub fn new(store: Store, config: ServerConfig, builtin: (Agent, Tools)) -> AppState {
         AppState {
             tasks: TaskHub::new(store.clone()),
             store,
             intake: Arc::new(IntakeGuard::new(config.webhook_rate_limit)),
             config: Arc::new(config),
-            git,
+            builtin,
         }
     }
 }

@@ -11,8 +11,7 @@ use reposync_api::{
     DelegateTask, FailureCode, SecretValue, SyncJob, SyncJobResult, SyncSpec, SyncTarget, TaskAuth,
     TaskFailure, TaskKind, TaskOutcome, TaskSpec, TestConnectionSpec, TestResult,
 };
-use reposync_delegate::{Agent, SourceError, TaskSource};
-use reposync_git::GitRunner;
+use reposync_delegate::{Agent, SourceError, TaskSource, Tools};
 use reposync_model::{Credentials, GitConnector, SecretName};
 use reposync_store::{
     Claim, ConnectorRecord, Eligibility, NewDelegate, NewTask, Store, StoreError, SyncLink,
@@ -938,7 +937,7 @@ pub struct BuiltinDelegate {
     info: DelegateInfo,
     hostname: String,
     agent: Agent,
-    git: GitRunner,
+    tools: Tools,
 }
 
 /// How many tasks the built-in delegate runs at once.
@@ -975,21 +974,17 @@ impl BuiltinDelegate {
             hub: state.tasks.clone(),
             info,
             hostname: state.config.hostname.clone().unwrap_or_default(),
-            agent: Agent::new(state.git.clone(), state.config.data_dir.join("delegate")),
-            git: state.git.clone(),
+            agent: state.builtin.0.clone(),
+            tools: state.builtin.1.clone(),
         }
     }
 
     /// Runs tasks until `shutdown` resolves. It is listed with the remote delegates, with what
     /// it found of git on this machine.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
-        let git_version = match self.git.version().await {
-            Ok(version) => version.to_string(),
-            Err(error) => {
-                tracing::warn!(%error, "the built-in delegate found no usable git");
-                "none".to_owned()
-            }
-        };
+        if let Err(error) = &self.tools.git {
+            tracing::warn!(%error, "the built-in delegate found no usable git");
+        }
         let registered = self
             .hub
             .inner
@@ -1000,8 +995,8 @@ impl BuiltinDelegate {
                 selectors: self.info.eligibility.selectors.clone(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 hostname: self.hostname.clone(),
-                git_version,
-                ssh_version: String::new(),
+                git_version: self.tools.git_version(),
+                ssh_version: self.tools.ssh_version(),
             })
             .await;
         if let Err(error) = registered {
