@@ -275,8 +275,8 @@ impl TaskHub {
         Some(known.info.clone())
     }
 
-    /// Marks a registered delegate as heard from now: one of its requests arrived.
-    pub fn heard_from(&self, name: &str) {
+    /// Changes what the hub knows of a registered delegate, if it is registered.
+    fn update_known(&self, name: &str, change: impl FnOnce(&mut Known)) {
         if let Some(known) = self
             .inner
             .delegates
@@ -284,21 +284,22 @@ impl TaskHub {
             .iter_mut()
             .find(|d| d.info.name == name)
         {
-            known.last_seen = tokio::time::Instant::now();
+            change(known);
         }
+    }
+
+    /// Marks a registered delegate as heard from now: one of its requests arrived.
+    pub fn heard_from(&self, name: &str) {
+        self.update_known(name, |known| {
+            known.last_seen = tokio::time::Instant::now();
+        });
     }
 
     /// Counts a claim of `name` as waiting until the returned guard is dropped.
     fn start_polling<'a>(&'a self, name: &'a str) -> Polling<'a> {
-        if let Some(known) = self
-            .inner
-            .delegates
-            .lock()
-            .iter_mut()
-            .find(|d| d.info.name == name)
-        {
+        self.update_known(name, |known| {
             known.polling = known.polling.saturating_add(1);
-        }
+        });
         Polling { hub: self, name }
     }
 
