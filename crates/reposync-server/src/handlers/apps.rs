@@ -11,7 +11,9 @@ use reposync_model::yaml::{Document, Mapping, Node, emit};
 
 use crate::error::AppError;
 use crate::handlers::ApiJson;
-use crate::handlers::tree::{TreeEdit, write_tree};
+use reposync_core::tree::TreeEdit;
+
+use crate::handlers::tree::write_tree;
 use crate::state::AppState;
 
 fn folder(name: &EntityName) -> String {

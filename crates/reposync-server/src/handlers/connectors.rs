@@ -14,7 +14,9 @@ use zeroize::Zeroizing;
 
 use crate::auth::{hash_token, new_token};
 use crate::error::{AppError, json_data_error};
-use crate::handlers::tree::{TreeEdit, applied_or_error, apply_edit, rewritten_referrers};
+use reposync_core::tree::{TreeEdit, apply_edit, rewritten_referrers};
+
+use crate::handlers::tree::applied_or_error;
 use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
 use crate::views;
@@ -106,7 +108,7 @@ pub async fn update(
             rest: None,
         };
         rewritten_referrers(
-            &state,
+            &state.store,
             &as_path(&current.spec.name),
             &as_path(&spec.name),
             &[],
@@ -120,7 +122,7 @@ pub async fn update(
         connectors: vec![ConnectorWrite::update(&current, spec.clone(), change)],
         ..TreeEdit::default()
     };
-    applied_or_error(apply_edit(&state, edit).await?)?;
+    applied_or_error(apply_edit(&state.store, edit).await?)?;
     let record = state.store.get_connector(&spec.name).await?;
     tracing::info!(connector = %spec.name, renamed, "updated connector");
     Ok(Json(ConnectorSaved {

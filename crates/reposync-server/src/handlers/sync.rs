@@ -24,14 +24,14 @@ use reposync_sync::differences;
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::handlers::tree::{
-    PlannedEdit, TreeEdit, applied_or_error, apply_edit, count_outcomes, plan_edit, refused,
-};
+use reposync_core::tree::{PlannedEdit, TreeEdit, apply_edit, count_outcomes, plan_edit};
+
+use crate::handlers::tree::{applied_or_error, refused};
 use crate::handlers::{ApiJson, Deleted};
-use crate::inbound::unrepresentable_error;
 use crate::state::AppState;
 use crate::sync::{check_connections, scope_name, scope_prefix, target};
 use crate::views::timestamp;
+use reposync_core::inbound::unrepresentable_error;
 
 /// What to do when the branch already holds YAML for the scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,7 +379,7 @@ pub async fn enable(
         deletes: deletes.clone(),
         ..TreeEdit::default()
     };
-    let (changes, mut imported) = match plan_edit(&state, edit).await? {
+    let (changes, mut imported) = match plan_edit(&state.store, edit).await? {
         PlannedEdit::Ready { changes, summary } => (changes, summary),
         PlannedEdit::Rejected(report) => return Err(refused(&report)),
     };
@@ -513,7 +513,7 @@ pub async fn disable(
                 files: vec![(index_path(app), content)],
                 ..TreeEdit::default()
             };
-            applied_or_error(apply_edit(&state, edit).await?)?;
+            applied_or_error(apply_edit(&state.store, edit).await?)?;
         }
     }
     tracing::info!(scope = %scope_name(app_name), "disabled git sync");

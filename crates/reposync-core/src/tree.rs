@@ -1,0 +1,323 @@
+//! The tree's one write path: an edit (files, deletes, connector writes) is checked, every
+//! file on its own and every link against the tree as it will be, and turned into the store's
+//! changes in apply order, written as one all-or-nothing batch. Imports, single writes,
+//! renames, application and connector changes, enabling sync and commits read from Git all
+//! go through [`plan_edit`].
+
+use std::collections::{HashMap, HashSet};
+
+use reposync_api::{ImportReport, TreeProblemView};
+use reposync_model::kinds::{references, retarget};
+use reposync_model::tree::{EntityKind, EntityPath, PathClass, classify};
+use reposync_model::validate::{ParsedFile, TreeProblem, check_links, read_files};
+use reposync_model::yaml::{Document, Limits, emit, parse};
+use reposync_model::{Credentials, EntityName, GitConnector, connector_yaml};
+use reposync_store::{
+    ChangeOutcome, ConnectorRecord, ConnectorWrite, EntityChange, EntityWrite, SecretKind, Store,
+    StoreError, WebhookChange,
+};
+
+/// One all-or-nothing change to the tree.
+#[derive(Debug, Default)]
+pub struct TreeEdit {
+    /// Files to create or replace, as bytes to parse and check.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Problems already found (undecodable input), reported with the rest.
+    pub problems: Vec<TreeProblem>,
+    /// Paths to delete. A Source Repo Provider path deletes the connector.
+    pub deletes: Vec<String>,
+    /// Connector changes that do not come from a file (the connector API).
+    pub connectors: Vec<ConnectorWrite>,
+    pub dry_run: bool,
+}
+
+/// What an edit came to: applied, or refused with every problem listed.
+#[derive(Debug)]
+pub enum TreeOutcome {
+    Applied(ImportReport),
+    Rejected(ImportReport),
+}
+
+/// Writes files, connectors and deletes as one all-or-nothing batch, after checking every
+/// file on its own and every link against the tree as it will be.
+pub async fn apply_edit(store: &Store, edit: TreeEdit) -> Result<TreeOutcome, StoreError> {
+    let dry_run = edit.dry_run;
+    let (changes, mut summary) = match plan_edit(store, edit).await? {
+        PlannedEdit::Ready { changes, summary } => (changes, summary),
+        PlannedEdit::Rejected(report) => return Ok(TreeOutcome::Rejected(report)),
+    };
+    let outcomes = store.apply_entities(&changes, dry_run).await?;
+    count_outcomes(&mut summary, &outcomes);
+    summary.applied = !dry_run;
+    tracing::info!(
+        created = summary.created,
+        changed = summary.changed,
+        unchanged = summary.unchanged,
+        deleted = summary.deleted,
+        dry_run,
+        "wrote tree"
+    );
+    Ok(TreeOutcome::Applied(summary))
+}
+
+/// An edit checked and turned into the store's changes (with the report to fill in once they
+/// are written), or refused with every problem listed.
+#[derive(Debug)]
+pub enum PlannedEdit {
+    Ready {
+        changes: Vec<EntityChange>,
+        summary: ImportReport,
+    },
+    Rejected(ImportReport),
+}
+
+/// Adds what the store did with each path to a report.
+pub fn count_outcomes(summary: &mut ImportReport, outcomes: &[(String, ChangeOutcome)]) {
+    for (_, outcome) in outcomes {
+        match outcome {
+            ChangeOutcome::Created => summary.created += 1,
+            ChangeOutcome::Changed => summary.changed += 1,
+            ChangeOutcome::Unchanged => summary.unchanged += 1,
+            ChangeOutcome::Deleted => summary.deleted += 1,
+        }
+    }
+}
+
+/// Checks every file of an edit on its own and every link against the tree as it will be,
+/// and turns the edit into the store's changes, in apply order. Nothing is written.
+pub async fn plan_edit(store: &Store, edit: TreeEdit) -> Result<PlannedEdit, StoreError> {
+    let TreeEdit {
+        files,
+        problems,
+        deletes,
+        connectors: connector_writes,
+        dry_run,
+    } = edit;
+    let mut report = read_files(&files, &Limits::default());
+    report.problems.extend(problems);
+    let connectors: HashMap<String, ConnectorRecord> = store
+        .list_connectors()
+        .await?
+        .into_iter()
+        .map(|c| (c.spec.name.to_string(), c))
+        .collect();
+    let mut elsewhere = existing_paths(store).await?;
+    for path in &deletes {
+        elsewhere.remove(path);
+    }
+    for write in &connector_writes {
+        if let Some(current) = &write.current {
+            elsewhere.remove(&connector_yaml::path(&current.spec.name));
+        }
+        elsewhere.insert(write.path());
+    }
+    check_links(&mut report, &elsewhere);
+
+    // Source Repo Provider files are connectors: each becomes a connector write.
+    let mut changes: Vec<EntityChange> = Vec::new();
+    let secrets: HashMap<String, SecretKind> = store
+        .list_secrets()
+        .await?
+        .into_iter()
+        .map(|s| (s.name.to_string(), s.kind))
+        .collect();
+    for file in &report.files {
+        let (EntityKind::SourceRepoProvider, Some(name), Some(document)) =
+            (file.entity.kind, &file.entity.name, &file.document)
+        else {
+            continue;
+        };
+        match connector_from_file(
+            &file.path,
+            name,
+            document,
+            connectors.get(name.as_str()),
+            &secrets,
+        ) {
+            Ok(write) => changes.push(EntityChange::PutConnector(Box::new(write))),
+            Err(problem) => report.problems.push(problem),
+        }
+    }
+    report
+        .files
+        .retain(|f| f.entity.kind != EntityKind::SourceRepoProvider);
+    let mut summary = ImportReport {
+        dry_run,
+        ignored: report.ignored.len(),
+        ..Default::default()
+    };
+    if !report.problems.is_empty() {
+        report.problems.sort();
+        summary.problems = report.problems.iter().map(problem_view).collect();
+        return Ok(PlannedEdit::Rejected(summary));
+    }
+
+    let mut parsed = report.files;
+    parsed.sort_by_key(|f| (f.entity.kind.apply_rank(), f.path.clone()));
+    let raw: HashMap<&str, &Vec<u8>> = files.iter().map(|(p, b)| (p.as_str(), b)).collect();
+    changes.extend(
+        connector_writes
+            .into_iter()
+            .map(|w| EntityChange::PutConnector(Box::new(w))),
+    );
+    changes.extend(parsed.iter().map(|file| entity_put(file, &raw)));
+    changes.extend(
+        deletes
+            .into_iter()
+            .map(|path| match source_repo_provider_name(&path) {
+                Some(name) => EntityChange::DeleteConnector { name },
+                None => EntityChange::Delete { path },
+            }),
+    );
+    Ok(PlannedEdit::Ready { changes, summary })
+}
+
+/// The write of a parsed file: its canonical YAML with the references it holds, or a
+/// manifest's bytes as they came.
+pub fn entity_put(file: &ParsedFile, raw: &HashMap<&str, &Vec<u8>>) -> EntityChange {
+    let (content, refs) = match &file.document {
+        Some(document) => (
+            emit(document).into_bytes(),
+            references(&file.entity, document)
+                .into_iter()
+                .map(|r| (r.field, r.target.to_path()))
+                .collect(),
+        ),
+        None => (
+            raw.get(file.path.as_str())
+                .map(|b| (*b).clone())
+                .unwrap_or_default(),
+            Vec::new(),
+        ),
+    };
+    EntityChange::Put(EntityWrite {
+        path: file.path.clone(),
+        kind: file.entity.kind.as_str().to_owned(),
+        app: file.entity.app.as_ref().map(ToString::to_string),
+        content,
+        references: refs,
+    })
+}
+
+/// A Source Repo Provider file as the connector write it means (over `current`, the connector
+/// of that name if there is one), or the problem with it: a bad field, or a secret that does
+/// not exist or is of the wrong kind.
+pub fn connector_from_file(
+    path: &str,
+    name: &EntityName,
+    document: &Document,
+    current: Option<&ConnectorRecord>,
+    secrets: &HashMap<String, SecretKind>,
+) -> Result<ConnectorWrite, TreeProblem> {
+    let spec = connector_yaml::to_connector(path, name, document, current.map(|c| &c.spec))?;
+    if let Some(problem) = missing_secret(path, &spec, document, secrets) {
+        return Err(problem);
+    }
+    Ok(ConnectorWrite {
+        current: current.cloned(),
+        file: connector_yaml::render(&spec, Some(document)),
+        spec,
+        webhook: WebhookChange::Keep,
+    })
+}
+
+/// A problem if the secret a Source Repo Provider file names does not exist or is of the wrong
+/// kind, at the line that names it.
+fn missing_secret(
+    path: &str,
+    spec: &GitConnector,
+    document: &Document,
+    secrets: &HashMap<String, SecretKind>,
+) -> Option<TreeProblem> {
+    let (key, name, wanted, described) = match &spec.credentials {
+        Credentials::Https {
+            password_secret, ..
+        } => (
+            "password",
+            password_secret.as_str(),
+            SecretKind::Text,
+            "an Encrypted Text secret (a token or password)",
+        ),
+        Credentials::Ssh { ssh_key_secret } => (
+            "sshKeyName",
+            ssh_key_secret.as_str(),
+            SecretKind::SshKey,
+            "an SSH Key Credential",
+        ),
+    };
+    let message = match secrets.get(name) {
+        Some(kind) if *kind == wanted => return None,
+        Some(_) => format!("{key}: secret {name:?} is not {described}"),
+        None => format!(
+            "{key}: secret {name:?} does not exist; create it first with `reposync secret create`"
+        ),
+    };
+    let node = document.root_map().and_then(|m| m.get(key));
+    Some(TreeProblem {
+        path: path.to_owned(),
+        line: node.map_or(0, |n| n.line),
+        column: node.map_or(0, |n| n.column),
+        message,
+        blocked_by: None,
+    })
+}
+
+/// The connector a Source Repo Provider path names, if it is one.
+pub fn source_repo_provider_name(path: &str) -> Option<EntityName> {
+    match classify(path) {
+        Ok(PathClass::Entity(EntityPath {
+            kind: EntityKind::SourceRepoProvider,
+            name,
+            ..
+        })) => name,
+        _ => None,
+    }
+}
+
+/// Paths that exist in the store, and each connector as its Source Repo Provider file.
+pub async fn existing_paths(store: &Store) -> Result<HashSet<String>, StoreError> {
+    let mut paths: HashSet<String> = store.entity_paths().await?.into_iter().collect();
+    for connector in store.list_connectors().await? {
+        paths.insert(connector_yaml::path(&connector.spec.name));
+    }
+    Ok(paths)
+}
+
+pub fn problem_view(problem: &TreeProblem) -> TreeProblemView {
+    TreeProblemView {
+        path: problem.path.clone(),
+        line: problem.line,
+        column: problem.column,
+        message: problem.message.clone(),
+    }
+}
+
+/// The files that refer to `from`, rewritten to refer to `to`. A referrer that `moved`
+/// (`(old path, new path, content)`) is rewritten at its new path.
+pub async fn rewritten_referrers(
+    store: &Store,
+    from: &EntityPath,
+    to: &EntityPath,
+    moved: &[(String, String, Vec<u8>)],
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut files = Vec::new();
+    for referrer in store.entity_referrers(&from.to_path()).await? {
+        let stored = store.get_entity(&referrer).await?;
+        let Ok(PathClass::Entity(entity)) = classify(&referrer) else {
+            continue;
+        };
+        let Ok(mut document) = parse(&stored.content, &Limits::default()) else {
+            continue;
+        };
+        if retarget(&entity, &mut document, from, to) == 0 {
+            continue;
+        }
+        let target_path = moved
+            .iter()
+            .find(|(old, _, _)| *old == referrer)
+            .map(|(_, new, _)| new.clone())
+            .unwrap_or(referrer);
+        files.push((target_path, emit(&document).into_bytes()));
+    }
+    Ok(files)
+}
