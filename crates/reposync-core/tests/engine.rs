@@ -1,0 +1,266 @@
+//! The Git → reposync engine as a library: the inbox's step function over a real SQLite
+//! store, reading scripted commits (in place of a delegate) and applying them with the real
+//! use case, `reposync_core::inbound::apply_commit`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // Test helpers may panic.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use parking_lot::Mutex;
+use reposync_api::{ChangedFileRead, CommitRead, SyncJobResult};
+use reposync_core::tree::{TreeEdit, TreeOutcome, apply_edit};
+use reposync_model::{ConnectorDraft, GitConnector, SecretName};
+use reposync_secrets::MasterKey;
+use reposync_store::{ChangesetStatus, NewSyncLink, SecretKind, Store, SyncBranch, WebhookChange};
+use reposync_sync::{DispatchFailure, Inbound, Inbox, ReadCommit};
+
+const SHOP: &str = "Setup/Applications/Shop";
+const BASE: &str = "1111111111111111111111111111111111111111";
+
+fn service(name: &str) -> String {
+    format!("{SHOP}/Services/{name}/Index.yaml")
+}
+
+fn workflow_path(name: &str) -> String {
+    format!("{SHOP}/Workflows/{name}.yaml")
+}
+
+fn workflow(description: &str) -> String {
+    format!(
+        "harnessApiVersion: '1.0'\ntype: BASIC\ndescription: {description}\norchestration:\n  type: BASIC_WORKFLOW\nserviceName: cart\n"
+    )
+}
+
+const SERVICE: &str = "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: KUBERNETES\n";
+
+/// Reads scripted commits; applies them with the real use case.
+struct Scripted {
+    store: Store,
+    reads: Mutex<VecDeque<SyncJobResult>>,
+}
+
+#[async_trait::async_trait]
+impl Inbound for Scripted {
+    async fn fetch_changes(
+        &self,
+        _branch: &SyncBranch,
+        _since: Option<&str>,
+        _max_commits: usize,
+    ) -> Result<SyncJobResult, DispatchFailure> {
+        Ok(self.reads.lock().pop_front().expect("a scripted read"))
+    }
+
+    async fn apply(&self, branch: &SyncBranch, commit: &ReadCommit) -> Result<(), String> {
+        reposync_core::inbound::apply_commit(&self.store, branch, commit)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn read_head(&self, _branch: &SyncBranch) -> Result<Option<String>, DispatchFailure> {
+        Ok(None)
+    }
+}
+
+/// A commit of the branch changing `files` (`None` deletes).
+fn commit(id: char, files: &[(&str, Option<&str>)]) -> CommitRead {
+    CommitRead {
+        commit: id.to_string().repeat(40),
+        parent: None,
+        message: "from Git".into(),
+        author_name: "Dev".into(),
+        author_email: "dev@example.com".into(),
+        committed_at: 0,
+        files: files
+            .iter()
+            .map(|(path, content)| ChangedFileRead {
+                op: if content.is_some() {
+                    "modify"
+                } else {
+                    "delete"
+                }
+                .into(),
+                path: (*path).into(),
+                from: None,
+                content: content.map(|c| STANDARD.encode(c)),
+            })
+            .collect(),
+        unrepresentable: Vec::new(),
+    }
+}
+
+struct Engine {
+    store: Store,
+    inbound: Arc<Scripted>,
+    inbox: Inbox,
+    branch: SyncBranch,
+}
+
+/// Shop, with its service, linked to `main`; an inbox reading scripted commits.
+async fn engine(dir: &tempfile::TempDir) -> Engine {
+    let store = Store::open(&Store::sqlite_url(dir.path()), MasterKey::generate())
+        .await
+        .expect("store");
+    store
+        .create_secret(
+            &SecretName::parse("bb").expect("name"),
+            SecretKind::Text,
+            b"t",
+            None,
+        )
+        .await
+        .expect("secret");
+    let connector = store
+        .create_connector(
+            &GitConnector::parse(&ConnectorDraft {
+                name: Some("git".into()),
+                url: Some("https://bitbucket.org/acme/config.git".into()),
+                username: Some("u".into()),
+                password_secret: Some("bb".into()),
+                branch: Some("main".into()),
+                ..Default::default()
+            })
+            .expect("connector"),
+            WebhookChange::Keep,
+        )
+        .await
+        .expect("connector");
+    let edit = TreeEdit {
+        files: vec![
+            (
+                format!("{SHOP}/Index.yaml"),
+                b"harnessApiVersion: '1.0'\ntype: APPLICATION\n".to_vec(),
+            ),
+            (service("cart"), SERVICE.as_bytes().to_vec()),
+        ],
+        ..TreeEdit::default()
+    };
+    assert!(matches!(
+        apply_edit(&store, edit).await.expect("edit"),
+        TreeOutcome::Applied(_)
+    ));
+    let link = store
+        .create_link(
+            &NewSyncLink {
+                app: Some("Shop".into()),
+                connector_id: connector.id,
+                repo: None,
+                branch: "main".into(),
+                base_commit: Some(BASE.into()),
+            },
+            &[],
+        )
+        .await
+        .expect("link");
+    let branch = store
+        .branch_of_link(&link)
+        .await
+        .expect("branch")
+        .expect("branch");
+    let inbound = Arc::new(Scripted {
+        store: store.clone(),
+        reads: Mutex::default(),
+    });
+    let inbox = Inbox::new(store.clone(), Arc::clone(&inbound) as Arc<dyn Inbound>);
+    Engine {
+        store,
+        inbound,
+        inbox,
+        branch,
+    }
+}
+
+/// Queues a read of the branch up to `head` and runs one inbox step that reads `commits`.
+async fn read(e: &Engine, commits: Vec<CommitRead>) {
+    let head = commits.last().expect("a commit").commit.clone();
+    e.inbound.reads.lock().push_back(SyncJobResult::Commits {
+        head: head.clone(),
+        commits,
+        complete: true,
+    });
+    assert!(
+        e.store
+            .record_poll(&e.branch.id, Some(&head))
+            .await
+            .expect("queue")
+    );
+    assert_eq!(e.inbox.step().await.expect("step"), 1);
+}
+
+#[tokio::test]
+async fn a_git_change_to_a_file_with_an_unpushed_change_is_kept_aside_and_ours_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = engine(&dir).await;
+    let path = workflow_path("deploy");
+    let edit = TreeEdit {
+        files: vec![(path.clone(), workflow("ours").into_bytes())],
+        ..TreeEdit::default()
+    };
+    apply_edit(&e.store, edit).await.expect("our change");
+    read(&e, vec![commit('a', &[(&path, Some(&workflow("theirs")))])]).await;
+
+    let stored = e.store.get_entity(&path).await.expect("stored");
+    assert!(String::from_utf8_lossy(&stored.content).contains("ours"));
+    let errors = e.store.open_sync_errors().await.expect("errors");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].code, "overridden");
+    assert!(String::from_utf8_lossy(errors[0].theirs.as_deref().unwrap()).contains("theirs"));
+    let changesets = e.store.list_changesets(&[], 10).await.expect("list");
+    assert_eq!(
+        changesets[0].status,
+        ChangesetStatus::Waiting,
+        "ours goes out"
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_depends_on_a_failed_one_is_applied_once_that_one_is_fixed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = engine(&dir).await;
+    let broken = format!("{SHOP}/Services/api/Index.yaml");
+    let dependent = workflow_path("uses-api");
+    let uses_api =
+        "harnessApiVersion: '1.0'\ntype: BASIC\nphases:\n- type: KUBERNETES\n  serviceName: api\n";
+    read(
+        &e,
+        vec![commit(
+            'a',
+            &[
+                (&broken, Some("type: [unclosed\n")),
+                (&dependent, Some(uses_api)),
+            ],
+        )],
+    )
+    .await;
+    let mut codes: Vec<(String, String)> = e
+        .store
+        .open_sync_errors()
+        .await
+        .expect("errors")
+        .into_iter()
+        .map(|err| (err.path.unwrap_or_default(), err.code))
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            (broken.clone(), "invalid_file".to_owned()),
+            (dependent.clone(), "depends_on_failed".to_owned()),
+        ]
+    );
+    assert!(
+        e.store.get_entity(&dependent).await.is_err(),
+        "not applied yet"
+    );
+
+    // The next commit fixes the service alone; the workflow it blocked applies with it.
+    read(&e, vec![commit('b', &[(&broken, Some(SERVICE))])]).await;
+    assert!(e.store.open_sync_errors().await.expect("errors").is_empty());
+    e.store.get_entity(&broken).await.expect("the service");
+    e.store
+        .get_entity(&dependent)
+        .await
+        .expect("the workflow that depended on it");
+}
