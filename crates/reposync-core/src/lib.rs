@@ -4,5 +4,6 @@
 //! here knows HTTP. The store does the SQL, the model the rules of the tree; this crate puts
 //! them together into what a user (or a commit read from Git) asks for.
 
+pub mod connections;
 pub mod inbound;
 pub mod tree;

@@ -7,7 +7,7 @@ use reposync_store::{StoreError, SyncBranch};
 use reposync_sync::{DispatchFailure, Inbound, ReadCommit};
 
 use crate::state::AppState;
-use crate::sync::branch_target;
+use reposync_core::connections::branch_target;
 
 /// Reads branches through the task hub and applies commits to the store.
 #[derive(Debug)]

@@ -16,7 +16,6 @@ mod inbound;
 mod intake;
 mod routes;
 mod state;
-mod sync;
 mod tasks;
 mod views;
 

@@ -878,6 +878,27 @@ impl TaskHub {
     }
 }
 
+#[async_trait::async_trait]
+impl reposync_core::connections::Delegates for TaskHub {
+    async fn run_sync_job(
+        &self,
+        connector: &ConnectorRecord,
+        target: SyncTarget,
+        job: SyncJob,
+        attempt: Option<&str>,
+    ) -> Result<SyncJobResult, DispatchFailure> {
+        TaskHub::run_sync_job(self, connector, target, job, attempt).await
+    }
+
+    async fn run_test(
+        &self,
+        connector: &ConnectorRecord,
+        url: String,
+    ) -> Result<TestResult, StoreError> {
+        TaskHub::run_test(self, connector, url).await
+    }
+}
+
 /// Why no connected delegate may run a task that asks for `selectors`, naming the connected
 /// delegates with what they may run.
 fn no_delegate_message(selectors: &[String], delegates: &[DelegateInfo]) -> String {
@@ -1069,7 +1090,7 @@ impl Dispatch for HubDispatch {
             .get_connector_by_id(&link.connector_id)
             .await
             .map_err(|e| DispatchFailure::new(FailureCode::ConnectorGone, e.to_string()))?;
-        let target = crate::sync::target(&connector, link)
+        let target = reposync_core::connections::target(&connector, link)
             .map_err(|e| DispatchFailure::new(FailureCode::InvalidTask, e.to_string()))?;
         self.state
             .tasks
@@ -1087,7 +1108,13 @@ impl Dispatch for HubDispatch {
         else {
             return Ok(());
         };
-        crate::sync::check_connections(&self.state, &connector, link).await
+        reposync_core::connections::check_connections(
+            &self.state.store,
+            &self.state.tasks,
+            &connector,
+            link,
+        )
+        .await
     }
 }
 

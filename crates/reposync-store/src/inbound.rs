@@ -188,8 +188,11 @@ fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord, StoreError> {
     })
 }
 
-/// Makes sure a branch row exists for a new link, positioned at the head the link was
-/// enabled on. A branch that other links already read keeps its position.
+/// Makes sure a branch row exists for a new link (inserted just before), positioned at the
+/// head the link was enabled on. A branch that other live links read keeps its position; one
+/// that only links disabled since had read moves to the head: the new link took the branch as
+/// it is there, and reading the commits before it again would replay them over what enabling
+/// just set up.
 pub(crate) async fn ensure_branch(
     tx: &mut WriteTx,
     connector_id: &str,
@@ -209,6 +212,19 @@ pub(crate) async fn ensure_branch(
     .bind(head.map(str::to_owned))
     .bind(now)
     .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE sync_branches SET processed_commit = $1, wanted_commit = NULL, wanted_at = NULL, broken = NULL, updated_at = $2
+         WHERE connector_id = $3 AND repo = $4 AND branch = $5
+             AND (SELECT COUNT(*) FROM sync_links l WHERE l.enabled = 1 AND l.connector_id = $3
+                  AND COALESCE(l.repo, '') = $4 AND l.branch = $5) = 1",
+    )
+    .bind(head.map(str::to_owned))
+    .bind(now)
+    .bind(connector_id)
+    .bind(repo.unwrap_or_default())
+    .bind(branch)
     .execute(&mut **tx)
     .await?;
     Ok(())

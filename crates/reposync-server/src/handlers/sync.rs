@@ -29,9 +29,10 @@ use reposync_core::tree::{PlannedEdit, TreeEdit, apply_edit, count_outcomes, pla
 use crate::handlers::tree::{applied_or_error, refused};
 use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
-use crate::sync::{check_connections, scope_name, scope_prefix, target};
 use crate::views::timestamp;
+use reposync_core::connections::{check_connections, target};
 use reposync_core::inbound::unrepresentable_error;
+use reposync_model::scope::Scope;
 
 /// What to do when the branch already holds YAML for the scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +192,7 @@ pub async fn enable(
             "already_linked",
             format!(
                 "{} is already synced with branch {:?} of {url}; disable that first",
-                scope_name(app_name),
+                Scope::of_app(app_name),
                 existing.branch
             ),
         ));
@@ -207,7 +208,7 @@ pub async fn enable(
         created_at: 0,
         updated_at: 0,
     };
-    check_connections(&state, &connector, &planned)
+    check_connections(&state.store, &state.tasks, &connector, &planned)
         .await
         .map_err(|failure| {
             AppError::new(
@@ -219,7 +220,7 @@ pub async fn enable(
         })?;
     let sync_target = target(&connector, &planned)?;
     let url = sync_target.url.clone();
-    let prefix = scope_prefix(app_name);
+    let prefix = Scope::of_app(app_name).folder();
     let read = state
         .tasks
         .run_sync_job(
@@ -309,7 +310,7 @@ pub async fn enable(
                     format!(
                         "branch {:?} of {url} already holds YAML for {} that differs from reposync's: {}; nothing was changed. Choose --initial import (take the branch's files, keep reposync's others), --initial mirror (take the branch's files, delete reposync's others), or --initial push (replace the branch's with reposync's)",
                         branch.as_str(),
-                        scope_name(app_name),
+                        Scope::of_app(app_name),
                         summary(&diff)
                     ),
                 ));
@@ -416,7 +417,7 @@ pub async fn enable(
     count_outcomes(&mut imported, &outcomes);
     imported.applied = true;
     let imported = takes_branch.then_some(imported);
-    tracing::info!(scope = %scope_name(app_name), branch = %link.branch, initial = initial.as_str(), files = initial_files.len(), "enabled git sync");
+    tracing::info!(scope = %Scope::of_app(app_name).to_string(), branch = %link.branch, initial = initial.as_str(), files = initial_files.len(), "enabled git sync");
     let backlog = state
         .store
         .link_backlogs()
@@ -501,7 +502,7 @@ pub async fn disable(
     let app_name = app.as_ref().map(EntityName::as_str);
     let link =
         state.store.live_link(app_name).await?.ok_or_else(|| {
-            AppError::not_found(format!("{} is not synced", scope_name(app_name)))
+            AppError::not_found(format!("{} is not synced", Scope::of_app(app_name)))
         })?;
     state.store.disable_link(&link.id).await?;
     if let Some(app) = &app
@@ -516,8 +517,10 @@ pub async fn disable(
             applied_or_error(apply_edit(&state.store, edit).await?)?;
         }
     }
-    tracing::info!(scope = %scope_name(app_name), "disabled git sync");
-    Ok(Json(serde_json::json!({"disabled": scope_name(app_name)})))
+    tracing::info!(scope = %Scope::of_app(app_name).to_string(), "disabled git sync");
+    Ok(Json(
+        serde_json::json!({"disabled": Scope::of_app(app_name).to_string()}),
+    ))
 }
 
 /// Every live link.
@@ -553,7 +556,7 @@ async fn connectors_by_id(state: &AppState) -> Result<HashMap<String, ConnectorR
 fn link_view(link: &SyncLink, connector: &ConnectorRecord, backlog: LinkBacklog) -> SyncLinkView {
     SyncLinkView {
         id: link.id.clone(),
-        scope: scope_name(link.app.as_deref()),
+        scope: Scope::of_app(link.app.as_deref()).to_string(),
         app: link.app.clone(),
         connector: connector.spec.name.to_string(),
         repo: link.repo.clone(),
@@ -575,7 +578,7 @@ async fn scopes_by_link(state: &AppState) -> Result<HashMap<String, String>, App
         .await?
         .into_iter()
         .map(|link| {
-            let scope = scope_name(link.app.as_deref());
+            let scope = Scope::of_app(link.app.as_deref()).to_string();
             let label = if link.enabled {
                 scope
             } else {
@@ -752,7 +755,7 @@ pub async fn errors(
             scope: match (&e.link_id, e.path.as_deref()) {
                 (Some(link), _) => scopes.get(link).cloned().unwrap_or_default(),
                 // A file of a scope that has no link (yet): name the scope it would be.
-                (None, Some(path)) => scope_name(app_of_path(path)),
+                (None, Some(path)) => Scope::of_app(app_of_path(path)).to_string(),
                 (None, None) => String::new(),
             },
             commit_id: e.commit_id,

@@ -31,8 +31,8 @@ use crate::auth::hash_token;
 use crate::error::AppError;
 use crate::intake::{LogTopic, Sender};
 use crate::state::AppState;
-use crate::sync::scope_name;
 use crate::views::{self, timestamp};
+use reposync_model::scope::Scope;
 
 /// The one answer to a wrong token or signature: it must not tell which was wrong, nor
 /// anything about a connector.
@@ -451,7 +451,7 @@ pub async fn deliveries(
         .all_links()
         .await?
         .into_iter()
-        .map(|l| (l.id, scope_name(l.app.as_deref())))
+        .map(|l| (l.id, Scope::of_app(l.app.as_deref()).to_string()))
         .collect();
     let items = state
         .store

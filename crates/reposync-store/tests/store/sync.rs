@@ -1091,3 +1091,55 @@ async fn attempts_started_at_once_for_one_link_make_one_running_attempt() {
     }
     assert_eq!(started, 1);
 }
+
+/// The regression of a re-enabled link replaying old commits over what enabling set up: a
+/// branch that only disabled links had read moves to the head the new link was enabled on;
+/// one that another live link reads keeps its position.
+#[tokio::test]
+async fn a_link_enabled_again_reads_its_branch_from_where_it_was_enabled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link_id) = linked_store(&dir).await;
+    let old = store.link_by_id(&link_id).await.expect("link");
+    store.disable_link(&link_id).await.expect("disable");
+    let head = "b".repeat(40);
+    let again = store
+        .create_link(
+            &NewSyncLink {
+                app: Some("Shop".into()),
+                connector_id: old.connector_id.clone(),
+                repo: None,
+                branch: "main".into(),
+                base_commit: Some(head.clone()),
+            },
+            &[],
+        )
+        .await
+        .expect("enable again");
+    let branch = store
+        .branch_of_link(&again)
+        .await
+        .expect("branch")
+        .expect("branch");
+    assert_eq!(branch.processed_commit.as_deref(), Some(head.as_str()));
+
+    // A second live link on the same branch does not move it: the first still reads it.
+    let other = store
+        .create_link(
+            &NewSyncLink {
+                app: Some("Other".into()),
+                connector_id: old.connector_id.clone(),
+                repo: None,
+                branch: "main".into(),
+                base_commit: Some("c".repeat(40)),
+            },
+            &[],
+        )
+        .await
+        .expect("second link");
+    let branch = store
+        .branch_of_link(&other)
+        .await
+        .expect("branch")
+        .expect("branch");
+    assert_eq!(branch.processed_commit.as_deref(), Some(head.as_str()));
+}

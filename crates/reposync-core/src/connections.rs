@@ -1,13 +1,37 @@
-//! Git Sync glue on the server side: where a link's branch is, and its scope's names.
+//! Reaching Git through delegates: where a link's branch is (and its delegate-side clone),
+//! and the connection checks that come before enabling sync and before every push.
 
-use reposync_api::{SyncTarget, TestResult};
+use reposync_api::{SyncJob, SyncJobResult, SyncTarget, TestResult};
 use reposync_model::scope::Scope;
-use reposync_model::{ConnectorScope, EntityName, FieldError, RepoSlug, connector_yaml};
-use reposync_store::{ConnectorRecord, SyncLink};
-use reposync_sync::ConnectionFailure;
+use reposync_model::{ConnectorScope, FieldError, RepoSlug, connector_yaml};
+use reposync_store::{ConnectorRecord, Store, StoreError, SyncLink};
+use reposync_sync::{ConnectionFailure, DispatchFailure};
 use sha2::{Digest, Sha256};
 
-use crate::state::AppState;
+use crate::tree::source_repo_provider_name;
+
+/// The delegates, as the use cases reach them; the server's task hub is the one
+/// implementation, so a use case never waits on git itself.
+#[async_trait::async_trait]
+pub trait Delegates: Send + Sync {
+    /// Runs a sync job on the branch `target` on a delegate that may use `connector`, and
+    /// waits for its result; `attempt` is the commit attempt it carries, if any.
+    async fn run_sync_job(
+        &self,
+        connector: &ConnectorRecord,
+        target: SyncTarget,
+        job: SyncJob,
+        attempt: Option<&str>,
+    ) -> Result<SyncJobResult, DispatchFailure>;
+
+    /// Tests `connector` against `url` on a delegate and waits for the result, which also
+    /// becomes the connector's last Test.
+    async fn run_test(
+        &self,
+        connector: &ConnectorRecord,
+        url: String,
+    ) -> Result<TestResult, StoreError>;
+}
 
 /// The branch a link syncs with, and the name of the delegate's local clone of it: one per
 /// connector, repository and branch.
@@ -31,16 +55,6 @@ pub fn branch_target(
     })
 }
 
-/// `account`, or `app:<name>`.
-pub fn scope_name(app: Option<&str>) -> String {
-    Scope::of_app(app).to_string()
-}
-
-/// The folder of the tree a scope covers in the repository.
-pub fn scope_prefix(app: Option<&str>) -> String {
-    Scope::of_app(app).folder()
-}
-
 /// Checks, before a scope is synced, the connections it depends on: the link's connector and
 /// every connector the scope's entities refer to (an application's `gitConnector`, a
 /// trigger's `gitConnectorName`). A connector whose last Test passed is taken as valid. One
@@ -48,14 +62,14 @@ pub fn scope_prefix(app: Option<&str>) -> String {
 /// the sync. An untested connector that the scope only refers to is tested now; the link's
 /// own connector is not, because the sync itself reaches that very repository and reports.
 pub async fn check_connections(
-    state: &AppState,
+    store: &Store,
+    delegates: &dyn Delegates,
     connector: &ConnectorRecord,
     link: &SyncLink,
 ) -> Result<(), ConnectionFailure> {
     let own_url = target(connector, link).ok().map(|t| t.url);
-    check_connection(state, connector, own_url, false).await?;
-    let paths = state
-        .store
+    check_connection(delegates, connector, own_url, false).await?;
+    let paths = store
         .scope_connector_paths(link.app.as_deref())
         .await
         .map_err(|e| {
@@ -65,18 +79,13 @@ pub async fn check_connections(
             )
         })?;
     for path in paths {
-        let Some(name) = path
-            .strip_prefix("Setup/Source Repo Providers/")
-            .and_then(|n| n.strip_suffix(".yaml"))
-            .and_then(|n| EntityName::parse(n).ok())
-        else {
+        let Some(name) = source_repo_provider_name(&path) else {
             continue;
         };
         if name == connector.spec.name {
             continue;
         }
-        let dependency = state
-            .store
+        let dependency = store
             .get_connector(&name)
             .await
             .map_err(|e| ConnectionFailure {
@@ -84,7 +93,7 @@ pub async fn check_connections(
                 message: format!(
                     "connector {:?}, which {} refers to, cannot be read: {e}",
                     name.as_str(),
-                    scope_name(link.app.as_deref())
+                    Scope::of_app(link.app.as_deref())
                 ),
             })?;
         // An account-scope connector is tested against a repository: the one its last Test
@@ -93,13 +102,13 @@ pub async fn check_connections(
             ConnectorScope::Repo => Some(dependency.spec.url.git_url()),
             ConnectorScope::Account => None,
         };
-        check_connection(state, &dependency, url, true).await?;
+        check_connection(delegates, &dependency, url, true).await?;
     }
     Ok(())
 }
 
 async fn check_connection(
-    state: &AppState,
+    delegates: &dyn Delegates,
     connector: &ConnectorRecord,
     url: Option<String>,
     test_if_untested: bool,
@@ -116,8 +125,7 @@ async fn check_connection(
     let Some(url) = url.or_else(|| last.map(|result| result.url)) else {
         return Ok(());
     };
-    let result = state
-        .tasks
+    let result = delegates
         .run_test(connector, url)
         .await
         .map_err(|e| failure(connector, format!("its Test could not run: {e}")))?;
