@@ -372,7 +372,7 @@ impl Store {
                             )
                             .bind(write.content.clone())
                             .bind(&write.kind)
-                            .bind(write.app.clone())
+                            .bind(write.app.clone().unwrap_or_default())
                             .bind(now)
                             .bind(id)
                             .execute(&mut *tx)
@@ -536,7 +536,7 @@ async fn insert_created(
                 .bind(id.clone())
                 .bind(write.path.clone())
                 .bind(write.kind.clone())
-                .bind(write.app.clone())
+                .bind(write.app.clone().unwrap_or_default())
                 .bind(write.content.clone())
                 .bind(now);
         }
@@ -595,7 +595,7 @@ fn entity_from_row(row: &AnyRow) -> Result<EntityRecord, StoreError> {
     Ok(EntityRecord {
         path: row.try_get("path")?,
         kind: row.try_get("kind")?,
-        app: row.try_get("app")?,
+        app: Some(row.try_get::<String, _>("app")?).filter(|a| !a.is_empty()),
         content: row.try_get("content")?,
         revision: row.try_get("revision")?,
         created_at: row.try_get("created_at")?,

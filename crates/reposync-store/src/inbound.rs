@@ -218,7 +218,7 @@ pub(crate) async fn ensure_branch(
         "UPDATE sync_branches SET processed_commit = $1, wanted_commit = NULL, wanted_at = NULL, broken = NULL, updated_at = $2
          WHERE connector_id = $3 AND repo = $4 AND branch = $5
              AND (SELECT COUNT(*) FROM sync_links l WHERE l.enabled = 1 AND l.connector_id = $3
-                  AND COALESCE(l.repo, '') = $4 AND l.branch = $5) = 1",
+                  AND l.repo = $4 AND l.branch = $5) = 1",
     )
     .bind(head.map(str::to_owned))
     .bind(now)
@@ -239,7 +239,7 @@ impl Store {
         sqlx::query(&format!(
             "SELECT {BRANCH_COLUMNS} FROM sync_branches b WHERE connector_id = $1 AND EXISTS (
                  SELECT 1 FROM sync_links l WHERE l.enabled = 1 AND l.connector_id = b.connector_id
-                 AND COALESCE(l.repo, '') = b.repo AND l.branch = b.branch)
+                 AND l.repo = b.repo AND l.branch = b.branch)
              ORDER BY repo, branch"
         ))
         .bind(connector_id)
@@ -555,7 +555,7 @@ impl Store {
         .await?;
         if open.is_none() {
             let links = sqlx::query(
-                "SELECT id FROM sync_links WHERE enabled = 1 AND connector_id = $1 AND COALESCE(repo, '') = $2 AND branch = $3",
+                "SELECT id FROM sync_links WHERE enabled = 1 AND connector_id = $1 AND repo = $2 AND branch = $3",
             )
             .bind(&branch.connector_id)
             .bind(branch.repo.clone().unwrap_or_default())
@@ -599,7 +599,7 @@ impl Store {
         sqlx::query(&format!(
             "SELECT {BRANCH_COLUMNS} FROM sync_branches b WHERE COALESCE(polled_at, 0) <= $1 AND EXISTS (
                  SELECT 1 FROM sync_links l WHERE l.enabled = 1 AND l.connector_id = b.connector_id
-                 AND COALESCE(l.repo, '') = b.repo AND l.branch = b.branch)
+                 AND l.repo = b.repo AND l.branch = b.branch)
              ORDER BY COALESCE(polled_at, 0), id"
         ))
         .bind(before)
@@ -861,7 +861,7 @@ pub(crate) async fn pending_paths(
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let rows = sqlx::query(
         "SELECT c.files FROM changesets c JOIN sync_links l ON l.id = c.link_id JOIN sync_branches b
-             ON l.connector_id = b.connector_id AND COALESCE(l.repo, '') = b.repo AND l.branch = b.branch
+             ON l.connector_id = b.connector_id AND l.repo = b.repo AND l.branch = b.branch
          WHERE b.id = $1 AND l.enabled = 1 AND c.status IN ('waiting', 'pushing', 'conflict')",
     )
     .bind(branch_id)
@@ -979,7 +979,7 @@ pub(crate) async fn record_inbound(
             .bind(new_id())
             .bind(app)
             .bind(&branch.connector_id)
-            .bind(repo.clone())
+            .bind(repo.clone().unwrap_or_default())
             .bind(&branch.branch)
             .bind(&inbound.commit_id)
             .bind(now)
@@ -999,7 +999,7 @@ pub(crate) async fn record_inbound(
     .bind(&inbound.branch_id)
     .execute(&mut **tx)
     .await?;
-    let links_of_branch = "SELECT id FROM sync_links WHERE enabled = 1 AND connector_id = $1 AND COALESCE(repo, '') = $2 AND branch = $3";
+    let links_of_branch = "SELECT id FROM sync_links WHERE enabled = 1 AND connector_id = $1 AND repo = $2 AND branch = $3";
     sqlx::query(&format!(
         "UPDATE sync_links SET base_commit = $4, updated_at = $5 WHERE id IN ({links_of_branch})"
     ))

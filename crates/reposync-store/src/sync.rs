@@ -220,7 +220,7 @@ fn link_from_row(row: &AnyRow) -> Result<SyncLink, StoreError> {
         id: row.try_get("id")?,
         app: (!app.is_empty()).then_some(app),
         connector_id: row.try_get("connector_id")?,
-        repo: row.try_get("repo")?,
+        repo: Some(row.try_get::<String, _>("repo")?).filter(|r| !r.is_empty()),
         branch: row.try_get("branch")?,
         base_commit: row.try_get("base_commit")?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
@@ -374,7 +374,7 @@ const UNREAD_OWN_COMMITS: i64 = 2000;
 async fn branch_id_of_link(tx: &mut WriteTx, link_id: &str) -> Result<Option<String>, StoreError> {
     sqlx::query(
         "SELECT b.id AS id FROM sync_links l JOIN sync_branches b
-             ON l.connector_id = b.connector_id AND COALESCE(l.repo, '') = b.repo AND l.branch = b.branch
+             ON l.connector_id = b.connector_id AND l.repo = b.repo AND l.branch = b.branch
          WHERE l.id = $1",
     )
     .bind(link_id)
@@ -552,7 +552,7 @@ pub(crate) async fn insert_link(
     .bind(id)
     .bind(&app)
     .bind(&link.connector_id)
-    .bind(link.repo.clone())
+    .bind(link.repo.clone().unwrap_or_default())
     .bind(&link.branch)
     .bind(link.base_commit.clone())
     .bind(now)
@@ -697,7 +697,7 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let scope = match app {
             Some(_) => "e.app = $1",
-            None => "e.app IS NULL",
+            None => "e.app = ''",
         };
         let sql = format!(
             "SELECT DISTINCT r.to_path FROM entity_references r JOIN entities e ON e.id = r.from_id
@@ -1071,7 +1071,7 @@ impl Store {
             "SELECT commit_id, MAX(pushed_at) AS pushed_at FROM (
                  SELECT c.commit_id AS commit_id, c.updated_at AS pushed_at FROM changesets c
                  WHERE c.link_id IN (
-                     SELECT id FROM sync_links WHERE connector_id = $1 AND COALESCE(repo, '') = $2 AND branch = $3
+                     SELECT id FROM sync_links WHERE connector_id = $1 AND repo = $2 AND branch = $3
                  ) AND c.status = 'pushed' AND c.commit_id IS NOT NULL
                  ORDER BY c.updated_at DESC LIMIT $4
              ) recent
@@ -1373,7 +1373,7 @@ impl Store {
                     .await?
             }
             None => {
-                sqlx::query("SELECT path, content FROM entities WHERE app IS NULL")
+                sqlx::query("SELECT path, content FROM entities WHERE app = ''")
                     .read_all(&self.db)
                     .await?
             }

@@ -111,6 +111,29 @@ fn only_the_model_knows_where_applications_live() {
 }
 
 #[test]
+fn no_application_and_no_repository_are_stored_one_way() {
+    // '' means none for both (migration 0011): joins compare them with plain equality.
+    let store: Vec<(String, PathBuf, String)> = sources_except(&[])
+        .into_iter()
+        .filter(|(krate, _, _)| krate == "reposync-store")
+        .collect();
+    let found = offenders(
+        &store,
+        &[
+            "COALESCE(repo",
+            "COALESCE(l.repo",
+            "COALESCE(app",
+            "app IS NULL",
+            "repo IS NULL",
+        ],
+    );
+    assert!(
+        found.is_empty(),
+        "no application or repository is stored as '', never NULL: {found:?}"
+    );
+}
+
+#[test]
 fn locks_never_poison() {
     // A panic while a std mutex is held poisons it, and code that then skips the work (or
     // unwraps) stops a whole worker; parking_lot's mutex has no poisoning.
