@@ -5,5 +5,7 @@
 //! them together into what a user (or a commit read from Git) asks for.
 
 pub mod connections;
+pub mod error;
 pub mod inbound;
+pub mod links;
 pub mod tree;

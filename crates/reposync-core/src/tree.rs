@@ -38,6 +38,17 @@ pub enum TreeOutcome {
     Rejected(ImportReport),
 }
 
+impl TreeOutcome {
+    /// The report of an applied edit, or a refused one as an `invalid_tree` error naming every
+    /// problem with its file and line.
+    pub fn into_result(self) -> Result<ImportReport, crate::error::CoreError> {
+        match self {
+            TreeOutcome::Applied(report) => Ok(report),
+            TreeOutcome::Rejected(report) => Err(crate::error::CoreError::refused_tree(report)),
+        }
+    }
+}
+
 /// Writes files, connectors and deletes as one all-or-nothing batch, after checking every
 /// file on its own and every link against the tree as it will be.
 pub async fn apply_edit(store: &Store, edit: TreeEdit) -> Result<TreeOutcome, StoreError> {

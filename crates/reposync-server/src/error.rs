@@ -2,6 +2,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reposync_api::{ApiError, ApiErrorBody};
+use reposync_core::error::{CoreError, ErrorKind};
 use reposync_model::FieldError;
 use reposync_secrets::SshKeyError;
 use reposync_store::StoreError;
@@ -82,38 +83,29 @@ impl IntoResponse for AppError {
 
 impl From<FieldError> for AppError {
     fn from(error: FieldError) -> AppError {
-        AppError::invalid(&error.field, error.message)
+        AppError::from(CoreError::from(error))
     }
 }
 
+impl From<CoreError> for AppError {
+    fn from(error: CoreError) -> AppError {
+        let status = match error.kind {
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        AppError {
+            field: error.field,
+            ..AppError::new(status, error.code, error.message)
+        }
+    }
+}
+
+/// The store's errors mean what they mean to a use case.
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> AppError {
-        match error {
-            StoreError::NotFound { .. } => AppError::not_found(error.to_string()),
-            StoreError::AlreadyExists { .. } => {
-                AppError::new(StatusCode::CONFLICT, "already_exists", error.to_string())
-                    .with_field("name")
-            }
-            StoreError::Invalid { field, message } => AppError::invalid(&field, message),
-            StoreError::Conflict { .. } => {
-                AppError::new(StatusCode::CONFLICT, "conflict", error.to_string())
-            }
-            StoreError::InUse { .. } => {
-                AppError::new(StatusCode::CONFLICT, "in_use", error.to_string())
-            }
-            StoreError::Taken { .. } => {
-                AppError::new(StatusCode::CONFLICT, "name_taken", error.to_string())
-                    .with_field("name")
-            }
-            other => {
-                tracing::error!(error = %other, "store failure");
-                AppError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error; see the server log",
-                )
-            }
-        }
+        AppError::from(CoreError::from(error))
     }
 }
 

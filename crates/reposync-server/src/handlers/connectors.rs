@@ -16,7 +16,6 @@ use crate::auth::{hash_token, new_token};
 use crate::error::{AppError, json_data_error};
 use reposync_core::tree::{TreeEdit, apply_edit, rewritten_referrers};
 
-use crate::handlers::tree::applied_or_error;
 use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
 use crate::views;
@@ -122,7 +121,7 @@ pub async fn update(
         connectors: vec![ConnectorWrite::update(&current, spec.clone(), change)],
         ..TreeEdit::default()
     };
-    applied_or_error(apply_edit(&state.store, edit).await?)?;
+    apply_edit(&state.store, edit).await?.into_result()?;
     let record = state.store.get_connector(&spec.name).await?;
     tracing::info!(connector = %spec.name, renamed, "updated connector");
     Ok(Json(ConnectorSaved {

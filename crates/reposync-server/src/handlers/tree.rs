@@ -176,35 +176,9 @@ pub async fn delete(
         deletes: vec![query.path.clone()],
         ..TreeEdit::default()
     };
-    applied_or_error(apply_edit(&state.store, edit).await?)?;
+    apply_edit(&state.store, edit).await?.into_result()?;
     tracing::info!(path = %query.path, "deleted entity");
     Ok(Json(Deleted::new(&query.path)))
-}
-
-/// The report of an applied edit, or a refused one as a single `422 invalid_tree` error whose
-/// message lists every problem.
-pub fn applied_or_error(outcome: TreeOutcome) -> Result<ImportReport, AppError> {
-    match outcome {
-        TreeOutcome::Applied(report) => Ok(report),
-        TreeOutcome::Rejected(report) => Err(refused(&report)),
-    }
-}
-
-/// `422 invalid_tree` naming every problem of a refused edit, with its file and line.
-pub fn refused(report: &ImportReport) -> AppError {
-    let problems: Vec<String> = report
-        .problems
-        .iter()
-        .map(|p| match p.line {
-            0 => format!("{}: {}", p.path, p.message),
-            line => format!("{}:{line}:{}: {}", p.path, p.column, p.message),
-        })
-        .collect();
-    AppError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_tree",
-        problems.join("; "),
-    )
 }
 
 /// Creates or updates one file from its YAML, with the same checks as an import.

@@ -1,0 +1,123 @@
+//! What a use case refuses or fails with: a kind (which a front end turns into its own status,
+//! an HTTP status for the API), a stable code, words a person can act on, and the field or
+//! path it is about.
+
+use reposync_api::ImportReport;
+use reposync_model::FieldError;
+use reposync_store::StoreError;
+
+/// The kind of a refusal or failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong: a field, a file, a choice that cannot be made.
+    Invalid,
+    /// Something it names does not exist.
+    NotFound,
+    /// The state of things refuses it (already linked, differs, needs confirmation).
+    Conflict,
+    /// reposync itself failed; the details are in the log.
+    Internal,
+}
+
+/// A use case's refusal or failure.
+#[derive(Debug, Clone)]
+pub struct CoreError {
+    pub kind: ErrorKind,
+    /// A stable code (`already_linked`, `sync_differs`, `invalid`…).
+    pub code: &'static str,
+    pub message: String,
+    /// The request field (or file path) it is about.
+    pub field: Option<String>,
+    /// For a refused tree edit: every problem, file by file.
+    pub report: Option<Box<ImportReport>>,
+}
+
+impl CoreError {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> CoreError {
+        CoreError {
+            kind,
+            code,
+            message: message.into(),
+            field: None,
+            report: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> CoreError {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// A field of the request is wrong.
+    pub fn invalid(field: &str, message: impl Into<String>) -> CoreError {
+        CoreError::new(ErrorKind::Invalid, "invalid", message).with_field(field)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> CoreError {
+        CoreError::new(ErrorKind::NotFound, "not_found", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> CoreError {
+        CoreError::new(ErrorKind::Internal, "internal", message)
+    }
+
+    /// A tree edit refused, with every problem at its file and line.
+    pub fn refused_tree(report: ImportReport) -> CoreError {
+        let problems: Vec<String> = report
+            .problems
+            .iter()
+            .map(|p| match p.line {
+                0 => format!("{}: {}", p.path, p.message),
+                line => format!("{}:{line}:{}: {}", p.path, p.column, p.message),
+            })
+            .collect();
+        CoreError {
+            report: Some(Box::new(report)),
+            ..CoreError::new(ErrorKind::Invalid, "invalid_tree", problems.join("; "))
+        }
+    }
+}
+
+impl std::fmt::Display for CoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}
+
+impl From<FieldError> for CoreError {
+    fn from(error: FieldError) -> CoreError {
+        CoreError::invalid(&error.field, error.message)
+    }
+}
+
+impl From<StoreError> for CoreError {
+    fn from(error: StoreError) -> CoreError {
+        match error {
+            StoreError::NotFound { .. } => CoreError::not_found(error.to_string()),
+            StoreError::AlreadyExists { .. } => {
+                CoreError::new(ErrorKind::Conflict, "already_exists", error.to_string())
+                    .with_field("name")
+            }
+            StoreError::Invalid { field, message } => CoreError::invalid(&field, message),
+            StoreError::Conflict { .. } => {
+                CoreError::new(ErrorKind::Conflict, "conflict", error.to_string())
+            }
+            StoreError::InUse { .. } => {
+                CoreError::new(ErrorKind::Conflict, "in_use", error.to_string())
+            }
+            StoreError::Taken { .. } => {
+                CoreError::new(ErrorKind::Conflict, "name_taken", error.to_string())
+                    .with_field("name")
+            }
+            other => {
+                tracing::error!(error = %other, "store failure");
+                CoreError::internal("internal error; see the server log")
+            }
+        }
+    }
+}

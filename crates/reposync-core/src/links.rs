@@ -1,0 +1,503 @@
+//! Git Sync links: enabling a scope's sync with a branch (and the `Index.yaml` that records
+//! it).
+
+use std::collections::HashSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reposync_api::{ImportReport, SyncDifferences, SyncEnableRequest, SyncJob, SyncJobResult};
+use reposync_model::scope::{Scope, app_index};
+use reposync_model::tree::{PathClass, classify};
+use reposync_model::yaml::{Limits, Node, emit, order_top_level, parse};
+use reposync_model::{BranchName, ConnectorScope, EntityName, RepoSlug, escape_path};
+use reposync_store::{
+    CONNECTION_FAILED, ConnectorRecord, Enabling, FileChangeRecord, FileError, FileOp, NewSyncLink,
+    Store, SyncLink, app_of_path,
+};
+use reposync_sync::differences;
+
+use crate::connections::{Delegates, check_connections, target};
+use crate::error::{CoreError, ErrorKind};
+use crate::inbound::unrepresentable_error;
+use crate::tree::{PlannedEdit, TreeEdit, apply_edit, count_outcomes, plan_edit};
+
+/// What enabling sync did.
+#[derive(Debug, Clone)]
+pub struct Enabled {
+    pub link: SyncLink,
+    pub connector: ConnectorRecord,
+    pub initial: Initial,
+    /// The branch head it was enabled at; none for a branch that did not exist.
+    pub remote_head: Option<String>,
+    pub differences: SyncDifferences,
+    /// Files queued for the first commit.
+    pub pushing: usize,
+    /// What taking the branch's files did (`import`, `mirror`).
+    pub imported: Option<ImportReport>,
+    /// reposync's files the branch lacked, kept and pushed.
+    pub kept: Vec<String>,
+    /// reposync's files the branch lacked, deleted (`mirror`).
+    pub deleted: Vec<String>,
+}
+
+/// What to do when the branch already holds YAML for the scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initial {
+    Import,
+    Mirror,
+    Push,
+    FailIfDifferent,
+}
+
+impl Initial {
+    pub fn parse(text: Option<&str>) -> Result<Initial, CoreError> {
+        match text.map(str::trim).filter(|t| !t.is_empty()) {
+            None | Some("fail-if-different") => Ok(Initial::FailIfDifferent),
+            Some("import") => Ok(Initial::Import),
+            Some("mirror") => Ok(Initial::Mirror),
+            Some("push") => Ok(Initial::Push),
+            Some(other) => Err(CoreError::invalid(
+                "initial",
+                format!("must be import, mirror, push or fail-if-different, not {other:?}"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Initial::Import => "import",
+            Initial::Mirror => "mirror",
+            Initial::Push => "push",
+            Initial::FailIfDifferent => "fail-if-different",
+        }
+    }
+}
+
+fn index_path(app: &EntityName) -> String {
+    app_index(app.as_str())
+}
+
+/// An application's `Index.yaml` with the fields that record its link (or, with `link`
+/// `None`, with sync marked off).
+pub fn index_with_link(
+    content: &[u8],
+    link: Option<(&ConnectorRecord, &str, Option<&str>)>,
+) -> Result<Vec<u8>, CoreError> {
+    let mut document = parse(content, &Limits::default())
+        .map_err(|e| CoreError::invalid("app", format!("its Index.yaml cannot be read: {e}")))?;
+    let Some(map) = document.root_map_mut() else {
+        return Err(CoreError::invalid("app", "its Index.yaml is not a mapping"));
+    };
+    match link {
+        Some((connector, branch, repo)) => {
+            map.insert("gitConnector", Node::string(connector.spec.name.as_str()));
+            map.insert("branchName", Node::string(branch));
+            match repo {
+                Some(repo) => {
+                    map.insert("repoName", Node::string(repo));
+                }
+                None => {
+                    map.remove("repoName");
+                }
+            }
+            map.insert("isGitSyncEnabled", Node::bool(true));
+        }
+        None => {
+            map.insert("isGitSyncEnabled", Node::bool(false));
+        }
+    }
+    order_top_level(&mut document);
+    Ok(emit(&document).into_bytes())
+}
+
+/// Links a scope to a branch. The branch is read first: that checks the connector works right
+/// now, and shows what the branch already holds, which `initial` decides about.
+pub async fn enable(
+    store: &Store,
+    delegates: &dyn Delegates,
+    request: &SyncEnableRequest,
+) -> Result<Enabled, CoreError> {
+    let initial = Initial::parse(request.initial.as_deref())?;
+    let app = request
+        .app
+        .as_deref()
+        .filter(|a| !a.trim().is_empty())
+        .map(EntityName::parse)
+        .transpose()
+        .map_err(|e| CoreError::invalid("app", e.message))?;
+    let index = match &app {
+        Some(app) => Some(store.get_entity(&index_path(app)).await.map_err(|_| {
+            CoreError::not_found(format!("application {:?} does not exist", app.as_str()))
+                .with_field("app")
+        })?),
+        None => None,
+    };
+    let connector_name = EntityName::parse(&request.connector)
+        .map_err(|e| CoreError::invalid("connector", e.message))?;
+    let connector = store
+        .get_connector(&connector_name)
+        .await
+        .map_err(|e| CoreError::from(e).with_field("connector"))?;
+    let branch = match request.branch.as_deref().filter(|b| !b.trim().is_empty()) {
+        Some(branch) => BranchName::parse(branch)?,
+        None => connector.spec.branch.clone().ok_or_else(|| {
+            CoreError::invalid(
+                "branch",
+                format!(
+                    "is required: connector {:?} names no branch",
+                    connector_name.as_str()
+                ),
+            )
+        })?,
+    };
+    let repo = request
+        .repo
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+        .map(RepoSlug::parse)
+        .transpose()?;
+    match (connector.spec.scope, &repo) {
+        (ConnectorScope::Account, None) => {
+            return Err(CoreError::invalid(
+                "repo",
+                format!(
+                    "is required: connector {:?} is account-scope, so the link names the repository",
+                    connector_name.as_str()
+                ),
+            ));
+        }
+        (ConnectorScope::Repo, Some(_)) => {
+            return Err(CoreError::invalid(
+                "repo",
+                format!(
+                    "is not allowed: connector {:?} names its repository in its URL",
+                    connector_name.as_str()
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let app_name = app.as_ref().map(EntityName::as_str);
+    if let Some(existing) = store.live_link(app_name).await? {
+        let url = match store.get_connector_by_id(&existing.connector_id).await {
+            Ok(c) => target(&c, &existing).map(|t| t.url).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        return Err(CoreError::new(
+            ErrorKind::Conflict,
+            "already_linked",
+            format!(
+                "{} is already synced with branch {:?} of {url}; disable that first",
+                Scope::of_app(app_name),
+                existing.branch
+            ),
+        ));
+    }
+    let planned = SyncLink {
+        id: String::new(),
+        app: app_name.map(str::to_owned),
+        connector_id: connector.id.clone(),
+        repo: repo.as_ref().map(ToString::to_string),
+        branch: branch.to_string(),
+        base_commit: None,
+        enabled: true,
+        created_at: 0,
+        updated_at: 0,
+    };
+    check_connections(store, delegates, &connector, &planned)
+        .await
+        .map_err(|failure| {
+            CoreError::new(
+                ErrorKind::Invalid,
+                CONNECTION_FAILED,
+                format!("{}; sync was not enabled", failure.message),
+            )
+            .with_field("connector")
+        })?;
+    let sync_target = target(&connector, &planned)?;
+    let url = sync_target.url.clone();
+    let prefix = Scope::of_app(app_name).folder();
+    let read = delegates
+        .run_sync_job(
+            &connector,
+            sync_target,
+            SyncJob::ReadBranch {
+                prefix: prefix.clone(),
+            },
+            None,
+        )
+        .await
+        .map_err(|failure| {
+            CoreError::new(
+                ErrorKind::Invalid,
+                "connector_check_failed",
+                format!(
+                    "connector {:?} cannot read branch {:?} of {url}, so sync was not enabled: {}: {}",
+                    connector_name.as_str(),
+                    branch.as_str(),
+                    failure.code,
+                    failure.message
+                ),
+            )
+            .with_field("connector")
+        })?;
+    let SyncJobResult::Branch {
+        head,
+        files,
+        unrepresentable,
+    } = read
+    else {
+        return Err(CoreError::new(
+            ErrorKind::Internal,
+            "internal",
+            "the delegate did not answer with the branch",
+        ));
+    };
+    // The branch's files of this scope: tree files only (a README is not ours), and for the
+    // account, not the applications' folders, which have links of their own.
+    let theirs: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .filter(|f| app_of_path(&f.path) == app_name)
+        .filter(|f| matches!(classify(&f.path), Ok(PathClass::Entity(_))))
+        .filter_map(|f| Some((f.path, STANDARD.decode(f.content?).ok()?)))
+        .collect();
+
+    let link_fields = Some((&connector, branch.as_str(), planned.repo.as_deref()));
+    let index_on_branch = app.as_ref().and_then(|app| {
+        let path = index_path(app);
+        theirs
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, c)| c.clone())
+    });
+    // Ours, with the Index.yaml as the link will make it.
+    let mut ours = store.scope_files(app_name).await?;
+    if let (Some(app), Some(index)) = (&app, &index) {
+        let path = index_path(app);
+        let linked = index_with_link(&index.content, link_fields)?;
+        if let Some(file) = ours.iter_mut().find(|(p, _)| *p == path) {
+            file.1 = linked;
+        }
+    }
+    let diff = differences(&ours, &theirs);
+    let takes_branch = matches!(initial, Initial::Import | Initial::Mirror) && !theirs.is_empty();
+
+    // What enabling writes into the tree, what it deletes, and what the first commit carries.
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut deletes: Vec<String> = Vec::new();
+    let mut kept: Vec<String> = Vec::new();
+    let mut initial_files: Vec<FileChangeRecord> = Vec::new();
+    let file_change = |op: FileOp, path: &str| FileChangeRecord {
+        op,
+        path: path.to_owned(),
+    };
+    if theirs.is_empty() {
+        initial_files = ours
+            .iter()
+            .map(|(p, _)| file_change(FileOp::Add, p))
+            .collect();
+    } else {
+        match initial {
+            Initial::FailIfDifferent if !diff.is_empty() => {
+                return Err(CoreError::new(
+                    ErrorKind::Conflict,
+                    "sync_differs",
+                    format!(
+                        "branch {:?} of {url} already holds YAML for {} that differs from reposync's: {}; nothing was changed. Choose --initial import (take the branch's files, keep reposync's others), --initial mirror (take the branch's files, delete reposync's others), or --initial push (replace the branch's with reposync's)",
+                        branch.as_str(),
+                        Scope::of_app(app_name),
+                        summary(&diff)
+                    ),
+                ));
+            }
+            Initial::FailIfDifferent => {}
+            Initial::Push => {
+                for (op, paths) in [
+                    (FileOp::Add, &diff.only_in_reposync),
+                    (FileOp::Modify, &diff.different),
+                    (FileOp::Delete, &diff.only_in_git),
+                ] {
+                    initial_files.extend(paths.iter().map(|p| file_change(op, p)));
+                }
+            }
+            Initial::Import | Initial::Mirror => {
+                files.clone_from(&theirs);
+                kept.clone_from(&diff.only_in_reposync);
+                if initial == Initial::Mirror {
+                    let protected = protected_connector_files(store, &connector).await?;
+                    let (keep, delete): (Vec<String>, Vec<String>) =
+                        kept.into_iter().partition(|p| protected.contains(p));
+                    kept = keep;
+                    deletes = delete;
+                    if !deletes.is_empty() && !request.confirm_deletes {
+                        return Err(CoreError::new(
+                            ErrorKind::Conflict,
+                            "confirmation_required",
+                            format!(
+                                "--initial mirror would delete {} file(s) of reposync that branch {:?} of {url} lacks: {}; nothing was changed. Run it again with --yes to delete them, or use --initial import to keep them",
+                                deletes.len(),
+                                branch.as_str(),
+                                deletes.join(", ")
+                            ),
+                        )
+                        .with_field("confirm_deletes"));
+                    }
+                }
+                initial_files.extend(kept.iter().map(|p| file_change(FileOp::Add, p)));
+            }
+        }
+    }
+    // The Index.yaml records the link in the same transaction as the link, so that the first
+    // commit carries it and no second commit follows. When the branch's files are taken, it is
+    // the branch's Index.yaml with the link's fields.
+    if let (Some(app), Some(index)) = (&app, &index) {
+        let path = index_path(app);
+        let base = match (&index_on_branch, takes_branch) {
+            (Some(on_branch), true) => on_branch.clone(),
+            _ => index.content.clone(),
+        };
+        let content = index_with_link(&base, link_fields)?;
+        files.retain(|(p, _)| *p != path);
+        files.push((path.clone(), content.clone()));
+        if index_on_branch.as_ref() != Some(&content)
+            && !initial_files.iter().any(|f| f.path == path)
+        {
+            let op = if index_on_branch.is_some() {
+                FileOp::Modify
+            } else {
+                FileOp::Add
+            };
+            initial_files.push(file_change(op, &path));
+        }
+    }
+    let edit = TreeEdit {
+        files,
+        deletes: deletes.clone(),
+        ..TreeEdit::default()
+    };
+    let (changes, mut imported) = match plan_edit(store, edit).await? {
+        PlannedEdit::Ready { changes, summary } => (changes, summary),
+        PlannedEdit::Rejected(report) => return Err(CoreError::refused_tree(report)),
+    };
+    // Entries of the scope that are not files reposync can hold are errors from the start:
+    // no later commit may ever mention them.
+    let branch_errors: Vec<FileError> = match &head {
+        Some(head) => unrepresentable
+            .iter()
+            .filter_map(|entry| {
+                let bytes = STANDARD.decode(&entry.path).ok()?;
+                let path = escape_path(&bytes);
+                (app_of_path(&path) == app_name)
+                    .then(|| unrepresentable_error(&path, &entry.problem, head, None))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let new_link = NewSyncLink {
+        app: planned.app.clone(),
+        connector_id: connector.id.clone(),
+        repo: planned.repo.clone(),
+        branch: planned.branch.clone(),
+        base_commit: head.clone(),
+    };
+    let (link, outcomes) = store
+        .enable_link(&Enabling {
+            changes: &changes,
+            link: &new_link,
+            initial_files: &initial_files,
+            branch_errors: &branch_errors,
+        })
+        .await?;
+    count_outcomes(&mut imported, &outcomes);
+    imported.applied = true;
+    let imported = takes_branch.then_some(imported);
+    tracing::info!(scope = %Scope::of_app(app_name).to_string(), branch = %link.branch, initial = initial.as_str(), files = initial_files.len(), "enabled git sync");
+    Ok(Enabled {
+        link,
+        connector,
+        initial,
+        remote_head: head,
+        differences: diff,
+        pushing: initial_files.len(),
+        imported,
+        kept,
+        deleted: deletes,
+    })
+}
+
+/// Ends a scope's link; changes not yet pushed stay in reposync. An application's
+/// `Index.yaml` loses the link's fields in the same step. Answers the scope that was unlinked.
+pub async fn disable(store: &Store, app: Option<&str>) -> Result<Scope, CoreError> {
+    let app = app
+        .filter(|a| !a.trim().is_empty())
+        .map(EntityName::parse)
+        .transpose()
+        .map_err(|e| CoreError::invalid("app", e.message))?;
+    let app_name = app.as_ref().map(EntityName::as_str);
+    let scope = Scope::of_app(app_name);
+    let link = store
+        .live_link(app_name)
+        .await?
+        .ok_or_else(|| CoreError::not_found(format!("{scope} is not synced")))?;
+    store.disable_link(&link.id).await?;
+    if let Some(app) = &app
+        && let Ok(stored) = store.get_entity(&index_path(app)).await
+    {
+        let content = index_with_link(&stored.content, None)?;
+        if content != stored.content {
+            let edit = TreeEdit {
+                files: vec![(index_path(app), content)],
+                ..TreeEdit::default()
+            };
+            apply_edit(store, edit).await?.into_result()?;
+        }
+    }
+    tracing::info!(scope = %scope, "disabled git sync");
+    Ok(scope)
+}
+
+/// The Source Repo Provider files that `mirror` never deletes: the connector being linked,
+/// and every connector a sync link uses or used (its history refers to it).
+async fn protected_connector_files(
+    store: &Store,
+    linking: &ConnectorRecord,
+) -> Result<HashSet<String>, CoreError> {
+    let used: HashSet<String> = store
+        .all_links()
+        .await?
+        .into_iter()
+        .map(|l| l.connector_id)
+        .collect();
+    Ok(store
+        .list_connectors()
+        .await?
+        .into_iter()
+        .filter(|c| c.id == linking.id || used.contains(&c.id))
+        .map(|c| reposync_model::connector_yaml::path(&c.spec.name))
+        .collect())
+}
+
+fn summary(diff: &SyncDifferences) -> String {
+    let mut parts = Vec::new();
+    for (label, paths) in [
+        ("only in reposync", &diff.only_in_reposync),
+        ("only in Git", &diff.only_in_git),
+        ("different", &diff.different),
+    ] {
+        if paths.is_empty() {
+            continue;
+        }
+        let shown: Vec<&str> = paths.iter().take(3).map(String::as_str).collect();
+        let more = if paths.len() > 3 {
+            format!(", and {} more", paths.len() - 3)
+        } else {
+            String::new()
+        };
+        parts.push(format!(
+            "{} {label} ({}{more})",
+            paths.len(),
+            shown.join(", ")
+        ));
+    }
+    parts.join("; ")
+}
