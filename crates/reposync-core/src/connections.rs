@@ -4,7 +4,7 @@
 use reposync_api::{SyncJob, SyncJobResult, SyncTarget, TestResult};
 use reposync_model::scope::Scope;
 use reposync_model::{ConnectorScope, FieldError, RepoSlug, connector_yaml};
-use reposync_store::{ConnectorRecord, Store, StoreError, SyncLink};
+use reposync_store::{ConnectorRecord, Store, StoreError, SyncLink, TaskRecord};
 use reposync_sync::{ConnectionFailure, DispatchFailure};
 use sha2::{Digest, Sha256};
 
@@ -23,6 +23,14 @@ pub trait Delegates: Send + Sync {
         job: SyncJob,
         attempt: Option<&str>,
     ) -> Result<SyncJobResult, DispatchFailure>;
+
+    /// Queues a Test of `connector` against `url` and answers its task at once; the result
+    /// becomes the connector's last Test.
+    async fn enqueue_test(
+        &self,
+        connector: &ConnectorRecord,
+        url: String,
+    ) -> Result<TaskRecord, StoreError>;
 
     /// Tests `connector` against `url` on a delegate and waits for the result, which also
     /// becomes the connector's last Test.

@@ -61,6 +61,32 @@ impl CoreError {
         CoreError::new(ErrorKind::Internal, "internal", message)
     }
 
+    /// A body that is JSON but not the expected shape. serde's messages quote offending
+    /// values ("invalid type: integer `123456`, expected a string"), and the value may be a
+    /// secret, so the quoted part is dropped; field names (`unknown field `colour``) are kept,
+    /// and become the error's field.
+    pub fn malformed_data(serde_message: &str) -> CoreError {
+        let mut message = serde_message.to_owned();
+        for marker in ["invalid type: ", "invalid value: ", "invalid length "] {
+            if let Some(start) = message.find(marker)
+                && let Some(expected) = message[start..].find(", expected ")
+            {
+                let end = start + expected;
+                message.replace_range(start + marker.len()..end + 2, "");
+            }
+        }
+        let field = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|marker| {
+                let (_, rest) = serde_message.split_once(marker)?;
+                rest.split_once('`').map(|(field, _)| field.to_owned())
+            });
+        CoreError {
+            field,
+            ..CoreError::new(ErrorKind::Invalid, "invalid", message)
+        }
+    }
+
     /// A tree edit refused, with every problem at its file and line.
     pub fn refused_tree(report: ImportReport) -> CoreError {
         let problems: Vec<String> = report
@@ -119,5 +145,29 @@ impl From<StoreError> for CoreError {
                 CoreError::internal("internal error; see the server log")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_errors_never_quote_the_offending_value() {
+        let error = CoreError::malformed_data(
+            "invalid type: integer `123456`, expected a string at line 1 column 30",
+        );
+        assert!(!error.message.contains("123456"), "{}", error.message);
+        assert!(
+            error.message.contains("expected a string"),
+            "{}",
+            error.message
+        );
+        let error = CoreError::malformed_data(
+            "unknown field `colour`, expected one of `name`, `value` at line 1 column 9",
+        );
+        assert_eq!(error.field.as_deref(), Some("colour"));
+        let error = CoreError::malformed_data("missing field `url` at line 1 column 2");
+        assert_eq!(error.field.as_deref(), Some("url"));
     }
 }

@@ -10,9 +10,9 @@ use reposync_model::Selector;
 use reposync_secrets::{MasterKey, MasterKeyOrigin};
 use reposync_store::Store;
 
-use crate::auth::{hash_token, new_token};
 use crate::intake::RateLimit;
 use crate::state::AppState;
+use reposync_core::tokens::{hash_token, new_token};
 
 /// The file in the data directory holding the admin token, for the local CLI.
 pub const TOKEN_FILE_NAME: &str = "admin.token";

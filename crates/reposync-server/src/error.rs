@@ -160,30 +160,9 @@ impl From<JsonRejection> for AppError {
     }
 }
 
-/// A body that is JSON but not the expected shape. serde's messages quote offending values
-/// ("invalid type: integer `123456`, expected a string"), and the value may be a secret, so
-/// the quoted part is dropped; field names (`unknown field `colour``) are kept.
+/// A body that is JSON but not the expected shape (see [`CoreError::malformed_data`]).
 pub fn json_data_error(text: &str) -> AppError {
-    let mut message = text.to_owned();
-    for marker in ["invalid type: ", "invalid value: ", "invalid length "] {
-        if let Some(start) = message.find(marker)
-            && let Some(expected) = message[start..].find(", expected ")
-        {
-            let end = start + expected;
-            message.replace_range(start + marker.len()..end + 2, "");
-        }
-    }
-    let mut error = AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message);
-    if let Some(rest) = text.split_once("unknown field `").map(|(_, r)| r)
-        && let Some((field, _)) = rest.split_once('`')
-    {
-        error.field = Some(field.to_owned());
-    } else if let Some(rest) = text.split_once("missing field `").map(|(_, r)| r)
-        && let Some((field, _)) = rest.split_once('`')
-    {
-        error.field = Some(field.to_owned());
-    }
-    error
+    AppError::from(CoreError::malformed_data(text))
 }
 
 fn source_text(error: &dyn std::error::Error) -> String {
@@ -194,26 +173,4 @@ fn source_text(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     deepest
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn data_errors_never_quote_the_offending_value() {
-        let error = json_data_error(
-            "invalid type: integer `123456`, expected a string at line 1 column 30",
-        );
-        assert!(!error.message.contains("123456"), "{}", error.message);
-        assert!(
-            error.message.contains("expected a string"),
-            "{}",
-            error.message
-        );
-        let error = json_data_error(
-            "unknown field `colour`, expected one of `name`, `value` at line 1 column 9",
-        );
-        assert_eq!(error.field.as_deref(), Some("colour"));
-    }
 }

@@ -890,6 +890,14 @@ impl reposync_core::connections::Delegates for TaskHub {
         TaskHub::run_sync_job(self, connector, target, job, attempt).await
     }
 
+    async fn enqueue_test(
+        &self,
+        connector: &ConnectorRecord,
+        url: String,
+    ) -> Result<TaskRecord, StoreError> {
+        TaskHub::enqueue_test(self, connector, url).await
+    }
+
     async fn run_test(
         &self,
         connector: &ConnectorRecord,

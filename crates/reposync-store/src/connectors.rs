@@ -39,7 +39,9 @@ pub struct ConnectorWrite {
     pub webhook: WebhookChange,
 }
 
-/// A webhook URL token and its HMAC secret, in clear, on their way in or out.
+/// A webhook URL token and its HMAC secret, in clear, on their way in or out. A copy zeroes
+/// its memory on drop too.
+#[derive(Clone)]
 pub struct WebhookCredentials {
     pub token: Zeroizing<String>,
     pub secret: Zeroizing<String>,

@@ -730,7 +730,8 @@ fn a_key_file_left_by_a_server_killed_mid_operation_is_gone_after_the_restart() 
     std::fs::write(&release, "").expect("release the hook");
     s.wait_for_file(&path, "held in the hook");
     // Stopped cleanly, so that no operation is running while the files are searched.
-    assert_eq!(s.app.stop(), 0);
+    let code = s.app.stop();
+    assert_eq!(code, 0, "the server's exit code: {}", s.app.server_log());
     let mode = std::fs::metadata(&temp).expect("tmp").permissions();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,

@@ -5,16 +5,12 @@ use reposync_api::{
     ConnectorDraft, ConnectorPatch, ConnectorSaved, ConnectorView, ListResponse, SecretValue,
     TaskView, TestRequest, WebhookView,
 };
-use reposync_model::tree::{EntityKind, EntityPath};
-use reposync_model::{EntityName, GitConnector, RepoSlug, connector_yaml};
-use reposync_store::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
+use reposync_core::connectors::{self, Saved};
+use reposync_model::EntityName;
+use reposync_store::{ConnectorRecord, WebhookCredentials};
 use serde::Deserialize;
-use serde_json::Value;
-use zeroize::Zeroizing;
 
-use crate::auth::{hash_token, new_token};
 use crate::error::{AppError, json_data_error};
-use reposync_core::tree::{TreeEdit, apply_edit, rewritten_referrers};
 
 use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
@@ -46,29 +42,8 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(draft): ApiJson<ConnectorDraft>,
 ) -> Result<(StatusCode, Json<ConnectorSaved>), AppError> {
-    let spec = GitConnector::parse(&draft)?;
-    let (change, webhook) = if spec.generate_webhook_url {
-        let (credentials, token_hash) = new_webhook_credentials();
-        let shown = webhook_view(&state, &credentials);
-        (
-            WebhookChange::Set {
-                credentials,
-                token_hash,
-            },
-            Some(shown),
-        )
-    } else {
-        (WebhookChange::Keep, None)
-    };
-    let record = state.store.create_connector(&spec, change).await?;
-    tracing::info!(connector = %spec.name, provider = %spec.provider, "created connector");
-    Ok((
-        StatusCode::CREATED,
-        Json(ConnectorSaved {
-            connector: view(&state, &record).await?,
-            webhook,
-        }),
-    ))
+    let saved = connectors::create(&state.store, &draft).await?;
+    Ok((StatusCode::CREATED, Json(saved_view(&state, saved).await?)))
 }
 
 pub async fn update(
@@ -76,82 +51,15 @@ pub async fn update(
     Path(name): Path<String>,
     ApiJson(patch): ApiJson<ConnectorPatch>,
 ) -> Result<Json<ConnectorSaved>, AppError> {
-    let name = EntityName::parse(&name)?;
-    let current = state.store.get_connector(&name).await?;
-    let draft = merge(&current.spec, &patch)?;
-    let spec = GitConnector::parse(&draft)?;
-    let (change, fresh) = match (current.has_webhook, spec.generate_webhook_url) {
-        (false, true) => {
-            let (credentials, token_hash) = new_webhook_credentials();
-            let shown = webhook_view(&state, &credentials);
-            (
-                WebhookChange::Set {
-                    credentials,
-                    token_hash,
-                },
-                Some(shown),
-            )
-        }
-        (true, false) => (WebhookChange::Remove, None),
-        _ => (WebhookChange::Keep, None),
-    };
-    // A rename rewrites every application's `gitConnector` in the same batch.
-    let renamed = current.spec.name != spec.name;
-    let referrers = if renamed {
-        let as_path = |name: &EntityName| EntityPath {
-            kind: EntityKind::SourceRepoProvider,
-            app: None,
-            service: None,
-            environment: None,
-            name: Some(name.clone()),
-            rest: None,
-        };
-        rewritten_referrers(
-            &state.store,
-            &as_path(&current.spec.name),
-            &as_path(&spec.name),
-            &[],
-        )
-        .await?
-    } else {
-        Vec::new()
-    };
-    let edit = TreeEdit {
-        files: referrers,
-        connectors: vec![ConnectorWrite::update(&current, spec.clone(), change)],
-        ..TreeEdit::default()
-    };
-    apply_edit(&state.store, edit).await?.into_result()?;
-    let record = state.store.get_connector(&spec.name).await?;
-    tracing::info!(connector = %spec.name, renamed, "updated connector");
-    Ok(Json(ConnectorSaved {
-        connector: view(&state, &record).await?,
-        webhook: fresh,
-    }))
+    let saved = connectors::update(&state.store, &name, &patch).await?;
+    Ok(Json(saved_view(&state, saved).await?))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Deleted>, AppError> {
-    let name = EntityName::parse(&name)?;
-    // The connector is also the Source Repo Provider file that applications name in
-    // `gitConnector`; it cannot go while they do.
-    let as_file = connector_yaml::path(&name);
-    let referrers = state.store.entity_referrers(&as_file).await?;
-    if !referrers.is_empty() {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            "in_use",
-            format!(
-                "connector {:?} is used by: {}",
-                name.as_str(),
-                referrers.join(", ")
-            ),
-        ));
-    }
-    state.store.delete_connector(&name).await?;
-    tracing::info!(connector = %name, "deleted connector");
+    let name = connectors::delete(&state.store, &name).await?;
     Ok(Json(Deleted::new(&name)))
 }
 
@@ -160,20 +68,17 @@ pub async fn webhook(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<WebhookView>, AppError> {
-    let name = EntityName::parse(&name)?;
-    let credentials = state
-        .store
-        .webhook_credentials(&name)
-        .await?
-        .ok_or_else(|| no_webhook(&name))?;
-    let connector = state.store.get_connector(&name).await?;
+    let (connector, credentials) = connectors::webhook(&state.store, &name).await?;
     let counted = state
         .intake
         .unauthenticated(&state.store)
         .await?
         .remove(&connector.id);
     let mut view = webhook_view(&state, &credentials);
-    view.unauthenticated = Some(views::unauthenticated(name.as_str(), counted.as_ref()));
+    view.unauthenticated = Some(views::unauthenticated(
+        connector.spec.name.as_str(),
+        counted.as_ref(),
+    ));
     Ok(Json(view))
 }
 
@@ -182,26 +87,8 @@ pub async fn regenerate_webhook(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<WebhookView>, AppError> {
-    let name = EntityName::parse(&name)?;
-    let current = state.store.get_connector(&name).await?;
-    if !current.has_webhook {
-        return Err(no_webhook(&name));
-    }
-    let (credentials, token_hash) = new_webhook_credentials();
-    let shown = webhook_view(&state, &credentials);
-    state
-        .store
-        .update_connector(
-            &current,
-            &current.spec,
-            WebhookChange::Set {
-                credentials,
-                token_hash,
-            },
-        )
-        .await?;
-    tracing::info!(connector = %name, "regenerated webhook credentials");
-    Ok(Json(shown))
+    let credentials = connectors::regenerate_webhook(&state.store, &name).await?;
+    Ok(Json(webhook_view(&state, &credentials)))
 }
 
 /// `POST /api/v1/connectors/{name}/webhook/signature`.
@@ -212,43 +99,15 @@ pub struct WebhookSignatureRequest {
 }
 
 /// Turns the HMAC signature of webhook deliveries on (with a new secret) or off, keeping the
-/// URL. Off is for senders that cannot sign: the Post Webhooks plugin and the Post-Receive
-/// hook of Bitbucket Server; the URL token alone then authenticates, as in Harness.
+/// URL.
 pub async fn set_webhook_signature(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<WebhookSignatureRequest>,
 ) -> Result<Json<WebhookView>, AppError> {
-    let name = EntityName::parse(&name)?;
-    let current = state.store.get_connector(&name).await?;
-    let existing = state
-        .store
-        .webhook_credentials(&name)
-        .await?
-        .ok_or_else(|| no_webhook(&name))?;
-    let secret = if request.required {
-        new_token("")
-    } else {
-        String::new()
-    };
-    let credentials = WebhookCredentials {
-        token: existing.token.clone(),
-        secret: Zeroizing::new(secret),
-    };
-    let shown = webhook_view(&state, &credentials);
-    state
-        .store
-        .update_connector(
-            &current,
-            &current.spec,
-            WebhookChange::Set {
-                token_hash: hash_token(&credentials.token),
-                credentials,
-            },
-        )
-        .await?;
-    tracing::info!(connector = %name, required = request.required, "set webhook signature");
-    Ok(Json(shown))
+    let credentials =
+        connectors::set_webhook_signature(&state.store, &name, request.required).await?;
+    Ok(Json(webhook_view(&state, &credentials)))
 }
 
 /// Queues a connection Test on a delegate and returns the task; clients long-poll it.
@@ -270,23 +129,17 @@ pub async fn test(
             ),
         })?
     };
-    let name = EntityName::parse(&name)?;
-    let record = state.store.get_connector(&name).await?;
-    let repo = request
-        .repo
-        .as_deref()
-        .filter(|r| !r.trim().is_empty())
-        .map(RepoSlug::parse)
-        .transpose()?;
-    let url = record.spec.repository_url(repo.as_ref())?.git_url();
-    let task = state.tasks.enqueue_test(&record, url).await?;
+    let task = connectors::test(&state.store, &state.tasks, &name, request.repo.as_deref()).await?;
     Ok((StatusCode::ACCEPTED, Json(views::task(&task))))
 }
 
-fn no_webhook(name: &EntityName) -> AppError {
-    AppError::not_found(format!(
-        "connector {name:?} has no webhook URL; turn it on with `reposync connector update {name} --generate-webhook-url`"
-    ))
+async fn saved_view(state: &AppState, saved: Saved) -> Result<ConnectorSaved, AppError> {
+    Ok(ConnectorSaved {
+        connector: view(state, &saved.connector).await?,
+        webhook: saved
+            .fresh_webhook
+            .map(|credentials| webhook_view(state, &credentials)),
+    })
 }
 
 async fn view(state: &AppState, record: &ConnectorRecord) -> Result<ConnectorView, AppError> {
@@ -315,70 +168,4 @@ fn webhook_view(state: &AppState, credentials: &WebhookCredentials) -> WebhookVi
         secret: SecretValue::new(credentials.secret.as_str()),
         unauthenticated: None,
     }
-}
-
-/// A 256-bit URL token (beyond the 160 bits asked for) and a 256-bit HMAC secret.
-fn new_webhook_credentials() -> (WebhookCredentials, String) {
-    let token = new_token("");
-    let hash = hash_token(&token);
-    (
-        WebhookCredentials {
-            token: Zeroizing::new(token),
-            secret: Zeroizing::new(new_token("")),
-        },
-        hash,
-    )
-}
-
-/// Applies a PATCH to a connector: present keys replace, `null` clears. Switching between
-/// HTTPS and SSH credentials clears the other kind unless the patch sets it, and a new URL
-/// re-detects the provider unless the patch names one.
-fn merge(current: &GitConnector, patch: &ConnectorPatch) -> Result<ConnectorDraft, AppError> {
-    let base = serde_json::to_value(current.to_draft())
-        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let Value::Object(mut merged) = base else {
-        return Err(AppError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "connector draft is not an object",
-        ));
-    };
-    if patch.contains_key("ssh_key_secret")
-        && !patch.get("ssh_key_secret").is_some_and(Value::is_null)
-    {
-        merged.insert("password_secret".into(), Value::Null);
-        merged.insert("username".into(), Value::Null);
-    }
-    if patch.contains_key("password_secret")
-        && !patch.get("password_secret").is_some_and(Value::is_null)
-    {
-        merged.insert("ssh_key_secret".into(), Value::Null);
-    }
-    let given = |key: &str| patch.contains_key(key);
-    if given("url") && !given("provider") {
-        merged.insert("provider".into(), Value::Null);
-    }
-    // A change of protocol drops the other protocol's trust settings, and a change to account
-    // scope drops the branch, unless the patch sets them: otherwise every such switch would be
-    // refused for a field the user did not touch.
-    if let Some(Value::String(url)) = patch.get("url") {
-        let new_protocol = reposync_model::RepoUrl::parse(url)
-            .map(|u| u.protocol())
-            .ok();
-        if new_protocol != Some(current.url.protocol()) {
-            if !given("known_hosts") {
-                merged.insert("known_hosts".into(), Value::Null);
-            }
-            if !given("ca_certificate") {
-                merged.insert("ca_certificate".into(), Value::Null);
-            }
-        }
-    }
-    if patch.get("scope").and_then(Value::as_str) == Some("account") && !given("branch") {
-        merged.insert("branch".into(), Value::Null);
-    }
-    for (key, value) in patch {
-        merged.insert(key.clone(), value.clone());
-    }
-    serde_json::from_value(Value::Object(merged)).map_err(|e| json_data_error(&e.to_string()))
 }

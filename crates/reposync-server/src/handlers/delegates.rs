@@ -18,12 +18,13 @@ use reposync_store::{DelegateTokenRecord, Eligibility, NewDelegate, StoreError};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{bearer_token, hash_token, new_token};
+use crate::auth::bearer_token;
 use crate::error::AppError;
 use crate::handlers::ApiJson;
 use crate::state::AppState;
 use crate::tasks::DelegateInfo;
 use crate::views::timestamp;
+use reposync_core::tokens::{hash_token, new_token};
 
 /// The longest a claim may wait for a task.
 const MAX_WAIT: Duration = Duration::from_secs(25);

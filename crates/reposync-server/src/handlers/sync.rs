@@ -10,7 +10,7 @@ use reposync_api::{
     SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncEnabled, SyncErrorView, SyncLinkView,
 };
 use reposync_core::connections::target;
-use reposync_core::links;
+use reposync_core::{links, resolve};
 use reposync_model::scope::Scope;
 use reposync_store::{
     ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord, LinkBacklog, SyncLink,
@@ -314,8 +314,7 @@ pub async fn discard_error(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Deleted>, AppError> {
-    state.store.discard_sync_error(&id).await?;
-    tracing::info!(error = %id, "discarded sync error");
+    resolve::discard(&state.store, &id).await?;
     Ok(Json(Deleted::new(&id)))
 }
 
@@ -324,8 +323,7 @@ pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ChangesetView>, AppError> {
-    let changeset = state.store.retry_changeset(&id).await?;
-    tracing::info!(changeset = %id, "retrying changeset");
+    let changeset = resolve::retry(&state.store, &id).await?;
     let scope = scopes_by_link(&state)
         .await?
         .remove(&changeset.link_id)

@@ -27,11 +27,11 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
-use crate::auth::hash_token;
 use crate::error::AppError;
 use crate::intake::{LogTopic, Sender};
 use crate::state::AppState;
 use crate::views::{self, timestamp};
+use reposync_core::tokens::hash_token;
 use reposync_model::scope::Scope;
 
 /// The one answer to a wrong token or signature: it must not tell which was wrong, nor

@@ -1,0 +1,272 @@
+//! Source Repo Providers (connectors): created, changed, renamed, deleted, tested, and their
+//! webhook credentials.
+
+use reposync_api::{ConnectorDraft, ConnectorPatch};
+use reposync_model::tree::{EntityKind, EntityPath};
+use reposync_model::{EntityName, GitConnector, RepoSlug, RepoUrl, connector_yaml};
+use reposync_store::{
+    ConnectorRecord, ConnectorWrite, Store, TaskRecord, WebhookChange, WebhookCredentials,
+};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::connections::Delegates;
+use crate::error::{CoreError, ErrorKind};
+use crate::tokens::{hash_token, new_token};
+use crate::tree::{TreeEdit, apply_edit, rewritten_referrers};
+
+/// A connector as saved, and its webhook credentials when they were made just now: they are
+/// shown once, at that moment.
+#[derive(Debug)]
+pub struct Saved {
+    pub connector: ConnectorRecord,
+    pub fresh_webhook: Option<WebhookCredentials>,
+}
+
+/// Creates a connector (and its webhook credentials, when it asks for a webhook URL).
+pub async fn create(store: &Store, draft: &ConnectorDraft) -> Result<Saved, CoreError> {
+    let spec = GitConnector::parse(draft)?;
+    let (change, fresh_webhook) = if spec.generate_webhook_url {
+        fresh_webhook_change()
+    } else {
+        (WebhookChange::Keep, None)
+    };
+    let connector = store.create_connector(&spec, change).await?;
+    tracing::info!(connector = %spec.name, provider = %spec.provider, "created connector");
+    Ok(Saved {
+        connector,
+        fresh_webhook,
+    })
+}
+
+/// Applies a PATCH to a connector. A rename rewrites every file that names it (an
+/// application's `gitConnector`, a trigger's) in the same batch.
+pub async fn update(store: &Store, name: &str, patch: &ConnectorPatch) -> Result<Saved, CoreError> {
+    let name = EntityName::parse(name)?;
+    let current = store.get_connector(&name).await?;
+    let draft = merge(&current.spec, patch)?;
+    let spec = GitConnector::parse(&draft)?;
+    let (change, fresh_webhook) = match (current.has_webhook, spec.generate_webhook_url) {
+        (false, true) => fresh_webhook_change(),
+        (true, false) => (WebhookChange::Remove, None),
+        _ => (WebhookChange::Keep, None),
+    };
+    let renamed = current.spec.name != spec.name;
+    let referrers = if renamed {
+        let as_path = |name: &EntityName| EntityPath {
+            kind: EntityKind::SourceRepoProvider,
+            app: None,
+            service: None,
+            environment: None,
+            name: Some(name.clone()),
+            rest: None,
+        };
+        rewritten_referrers(
+            store,
+            &as_path(&current.spec.name),
+            &as_path(&spec.name),
+            &[],
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let edit = TreeEdit {
+        files: referrers,
+        connectors: vec![ConnectorWrite::update(&current, spec.clone(), change)],
+        ..TreeEdit::default()
+    };
+    apply_edit(store, edit).await?.into_result()?;
+    let connector = store.get_connector(&spec.name).await?;
+    tracing::info!(connector = %spec.name, renamed, "updated connector");
+    Ok(Saved {
+        connector,
+        fresh_webhook,
+    })
+}
+
+/// Deletes a connector, unless files still name it.
+pub async fn delete(store: &Store, name: &str) -> Result<EntityName, CoreError> {
+    let name = EntityName::parse(name)?;
+    // The connector is also the Source Repo Provider file that applications name in
+    // `gitConnector`; it cannot go while they do.
+    let referrers = store.entity_referrers(&connector_yaml::path(&name)).await?;
+    if !referrers.is_empty() {
+        return Err(CoreError::new(
+            ErrorKind::Conflict,
+            "in_use",
+            format!(
+                "connector {:?} is used by: {}",
+                name.as_str(),
+                referrers.join(", ")
+            ),
+        ));
+    }
+    store.delete_connector(&name).await?;
+    tracing::info!(connector = %name, "deleted connector");
+    Ok(name)
+}
+
+/// A connector's webhook credentials.
+pub async fn webhook(
+    store: &Store,
+    name: &str,
+) -> Result<(ConnectorRecord, WebhookCredentials), CoreError> {
+    let name = EntityName::parse(name)?;
+    let credentials = store
+        .webhook_credentials(&name)
+        .await?
+        .ok_or_else(|| no_webhook(&name))?;
+    Ok((store.get_connector(&name).await?, credentials))
+}
+
+/// Replaces the webhook URL token and HMAC secret; the old URL stops working at once.
+pub async fn regenerate_webhook(
+    store: &Store,
+    name: &str,
+) -> Result<WebhookCredentials, CoreError> {
+    let name = EntityName::parse(name)?;
+    let current = store.get_connector(&name).await?;
+    if !current.has_webhook {
+        return Err(no_webhook(&name));
+    }
+    let (credentials, token_hash) = new_webhook_credentials();
+    let shown = credentials.clone();
+    store
+        .update_connector(
+            &current,
+            &current.spec,
+            WebhookChange::Set {
+                credentials,
+                token_hash,
+            },
+        )
+        .await?;
+    tracing::info!(connector = %name, "regenerated webhook credentials");
+    Ok(shown)
+}
+
+/// Turns the HMAC signature of webhook deliveries on (with a new secret) or off, keeping the
+/// URL. Off is for senders that cannot sign: the Post Webhooks plugin and the Post-Receive
+/// hook of Bitbucket Server; the URL token alone then authenticates, as in Harness.
+pub async fn set_webhook_signature(
+    store: &Store,
+    name: &str,
+    required: bool,
+) -> Result<WebhookCredentials, CoreError> {
+    let (current, existing) = webhook(store, name).await?;
+    let secret = if required {
+        new_token("")
+    } else {
+        String::new()
+    };
+    let credentials = WebhookCredentials {
+        token: existing.token.clone(),
+        secret: Zeroizing::new(secret),
+    };
+    store
+        .update_connector(
+            &current,
+            &current.spec,
+            WebhookChange::Set {
+                token_hash: hash_token(&credentials.token),
+                credentials: credentials.clone(),
+            },
+        )
+        .await?;
+    tracing::info!(connector = %current.spec.name, required, "set webhook signature");
+    Ok(credentials)
+}
+
+/// Queues a connection Test on a delegate and answers its task at once; `repo` names the
+/// repository for an account-scope connector.
+pub async fn test(
+    store: &Store,
+    delegates: &dyn Delegates,
+    name: &str,
+    repo: Option<&str>,
+) -> Result<TaskRecord, CoreError> {
+    let name = EntityName::parse(name)?;
+    let connector = store.get_connector(&name).await?;
+    let repo = repo
+        .filter(|r| !r.trim().is_empty())
+        .map(RepoSlug::parse)
+        .transpose()?;
+    let url = connector.spec.repository_url(repo.as_ref())?.git_url();
+    Ok(delegates.enqueue_test(&connector, url).await?)
+}
+
+fn no_webhook(name: &EntityName) -> CoreError {
+    CoreError::not_found(format!(
+        "connector {name:?} has no webhook URL; turn it on with `reposync connector update {name} --generate-webhook-url`"
+    ))
+}
+
+fn fresh_webhook_change() -> (WebhookChange, Option<WebhookCredentials>) {
+    let (credentials, token_hash) = new_webhook_credentials();
+    let shown = credentials.clone();
+    (
+        WebhookChange::Set {
+            credentials,
+            token_hash,
+        },
+        Some(shown),
+    )
+}
+
+/// A 256-bit URL token (beyond the 160 bits asked for) and a 256-bit HMAC secret.
+fn new_webhook_credentials() -> (WebhookCredentials, String) {
+    let token = new_token("");
+    let hash = hash_token(&token);
+    (
+        WebhookCredentials {
+            token: Zeroizing::new(token),
+            secret: Zeroizing::new(new_token("")),
+        },
+        hash,
+    )
+}
+
+/// Applies a PATCH to a connector: present keys replace, `null` clears. Switching between
+/// HTTPS and SSH credentials clears the other kind unless the patch sets it, and a new URL
+/// re-detects the provider unless the patch names one.
+fn merge(current: &GitConnector, patch: &ConnectorPatch) -> Result<ConnectorDraft, CoreError> {
+    let Ok(Value::Object(mut merged)) = serde_json::to_value(current.to_draft()) else {
+        return Err(CoreError::internal(
+            "a connector's draft is not a JSON object",
+        ));
+    };
+    let given = |key: &str| patch.contains_key(key);
+    let set = |key: &str| patch.get(key).is_some_and(|v| !v.is_null());
+    if set("ssh_key_secret") {
+        merged.insert("password_secret".into(), Value::Null);
+        merged.insert("username".into(), Value::Null);
+    }
+    if set("password_secret") {
+        merged.insert("ssh_key_secret".into(), Value::Null);
+    }
+    if given("url") && !given("provider") {
+        merged.insert("provider".into(), Value::Null);
+    }
+    // A change of protocol drops the other protocol's trust settings, and a change to account
+    // scope drops the branch, unless the patch sets them: otherwise every such switch would be
+    // refused for a field the user did not touch.
+    if let Some(Value::String(url)) = patch.get("url") {
+        let new_protocol = RepoUrl::parse(url).map(|u| u.protocol()).ok();
+        if new_protocol != Some(current.url.protocol()) {
+            for key in ["known_hosts", "ca_certificate"] {
+                if !given(key) {
+                    merged.insert(key.into(), Value::Null);
+                }
+            }
+        }
+    }
+    if patch.get("scope").and_then(Value::as_str) == Some("account") && !given("branch") {
+        merged.insert("branch".into(), Value::Null);
+    }
+    for (key, value) in patch {
+        merged.insert(key.clone(), value.clone());
+    }
+    serde_json::from_value(Value::Object(merged))
+        .map_err(|e| CoreError::malformed_data(&e.to_string()))
+}
