@@ -22,6 +22,19 @@ pub use error::{ApiError, ApiErrorBody};
 pub use task::{FailureCode, TaskFailure, TaskKind};
 pub use types::*;
 
+/// Milliseconds since the epoch as the API writes times: RFC 3339
+/// (`2026-11-25T10:00:00.123Z`).
+pub fn timestamp(millis: i64) -> String {
+    let nanos = i128::from(millis) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| millis.to_string())
+}
+
 /// A secret value on the wire: serialised as a plain string, never shown by `Debug`.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]

@@ -13,6 +13,9 @@ pub enum TaskKind {
     TestConnection,
     /// Git Sync work on one branch (`SyncSpec`).
     Sync,
+    /// Enabling sync for a scope (a `SyncEnableRequest`): run by the server itself, which
+    /// asks the delegates for what it needs; its result is a `SyncEnabled`.
+    EnableSync,
 }
 
 impl TaskKind {
@@ -20,6 +23,7 @@ impl TaskKind {
         match self {
             TaskKind::TestConnection => "test_connection",
             TaskKind::Sync => "sync",
+            TaskKind::EnableSync => "enable_sync",
         }
     }
 
@@ -28,6 +32,7 @@ impl TaskKind {
         match text {
             "test_connection" => Some(TaskKind::TestConnection),
             "sync" => Some(TaskKind::Sync),
+            "enable_sync" => Some(TaskKind::EnableSync),
             _ => None,
         }
     }
@@ -80,12 +85,27 @@ pub enum FailureCode {
     Internal,
     /// The server restarted while the task was unfinished; its work is planned again.
     Interrupted,
+    /// The request named something that does not exist (an application, a connector).
+    NotFound,
+    /// The scope is already synced with a branch.
+    AlreadyLinked,
+    /// The branch holds YAML for the scope that differs from reposync's, and the request
+    /// did not say which side wins.
+    SyncDiffers,
+    /// The request would delete files and did not confirm it.
+    ConfirmationRequired,
+    /// A connector the work needs failed its connection Test.
+    ConnectionFailed,
+    /// The connector could not read the branch.
+    ConnectorCheckFailed,
+    /// Files the work would take into the tree are not valid; nothing was changed.
+    InvalidTree,
     /// A code this version does not know, from a newer delegate or server: kept as it came.
     Unknown(String),
 }
 
 impl FailureCode {
-    const KNOWN: [(FailureCode, &'static str); 19] = [
+    const KNOWN: [(FailureCode, &'static str); 26] = [
         (FailureCode::HostUnreachable, "host_unreachable"),
         (FailureCode::TlsUntrusted, "tls_untrusted"),
         (FailureCode::HostKeyUnknown, "host_key_unknown"),
@@ -105,6 +125,13 @@ impl FailureCode {
         (FailureCode::NoDelegate, "no_delegate"),
         (FailureCode::Internal, "internal"),
         (FailureCode::Interrupted, "interrupted"),
+        (FailureCode::NotFound, "not_found"),
+        (FailureCode::AlreadyLinked, "already_linked"),
+        (FailureCode::SyncDiffers, "sync_differs"),
+        (FailureCode::ConfirmationRequired, "confirmation_required"),
+        (FailureCode::ConnectionFailed, "connection_failed"),
+        (FailureCode::ConnectorCheckFailed, "connector_check_failed"),
+        (FailureCode::InvalidTree, "invalid_tree"),
     ];
 
     /// The code as it travels and is stored (`push_rejected`).
@@ -145,6 +172,11 @@ impl FailureCode {
                 | FailureCode::InvalidTask
                 | FailureCode::InvalidRequest
                 | FailureCode::ConnectorGone
+                | FailureCode::NotFound
+                | FailureCode::AlreadyLinked
+                | FailureCode::SyncDiffers
+                | FailureCode::ConfirmationRequired
+                | FailureCode::InvalidTree
         )
     }
 }
@@ -182,6 +214,9 @@ pub struct TaskFailure {
     /// The tail of git's own output, scrubbed of secrets; empty when there is none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The request field the failure is about, as in an API error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl TaskFailure {
@@ -191,7 +226,13 @@ impl TaskFailure {
             code,
             message: message.into(),
             detail: String::new(),
+            field: None,
         }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> TaskFailure {
+        self.field = Some(field.into());
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> TaskFailure {
@@ -269,6 +310,14 @@ mod tests {
         assert_eq!(TaskKind::parse("sync"), Some(TaskKind::Sync));
         assert_eq!(TaskKind::TestConnection.as_str(), "test_connection");
         assert_eq!(TaskKind::parse("reboot"), None);
+        assert_eq!(TaskKind::parse("enable_sync"), Some(TaskKind::EnableSync));
+        assert_eq!(
+            serde_json::to_string(
+                &TaskFailure::new(FailureCode::SyncDiffers, "differs").with_field("initial")
+            )
+            .expect("json"),
+            r#"{"ok":false,"code":"sync_differs","message":"differs","field":"initial"}"#
+        );
     }
 
     #[test]

@@ -514,28 +514,7 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                     )
                     .await?,
             )?;
-            let mut task = queued;
-            // Long-poll until the task is final; each request waits up to 30 s on the server.
-            // A Test's git operation has its own timeout, so this deadline only guards against a
-            // task no delegate ever picks up.
-            let deadline = std::time::Instant::now() + Duration::from_secs(300);
-            while !matches!(task.status.as_str(), "succeeded" | "failed") {
-                if std::time::Instant::now() > deadline {
-                    bail!(
-                        "the Test (task {}) is still {} after 5 minutes; is a delegate running?",
-                        task.id,
-                        task.status
-                    );
-                }
-                let answer = client
-                    .get(
-                        &["tasks", &task.id],
-                        &[("wait_ms", "30000".to_owned())],
-                        Duration::from_secs(45),
-                    )
-                    .await?;
-                task = decode(answer)?;
-            }
+            let task = wait_for_task(&client, queued, "the Test").await?;
             let result = task.result.clone().unwrap_or(Value::Null);
             if globals.json {
                 print_json(&result)?;
@@ -563,6 +542,35 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Long-polls a task until it is final; each request waits up to 30 s on the server. The work
+/// has its own time limits, so this deadline only guards against a task nobody picks up.
+pub async fn wait_for_task(
+    client: &Client,
+    queued: TaskView,
+    what: &str,
+) -> anyhow::Result<TaskView> {
+    let mut task = queued;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while !matches!(task.status.as_str(), "succeeded" | "failed") {
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "{what} (task {}) is still {} after 5 minutes; is a delegate running?",
+                task.id,
+                task.status
+            );
+        }
+        let answer = client
+            .get(
+                &["tasks", &task.id],
+                &[("wait_ms", "30000".to_owned())],
+                Duration::from_secs(45),
+            )
+            .await?;
+        task = decode(answer)?;
+    }
+    Ok(task)
 }
 
 fn test_summary(result: &reposync_api::TestResult) -> String {

@@ -3,15 +3,17 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use reposync_api::{
     ChangesetView, ListResponse, SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncEnabled,
-    SyncErrorView, SyncLinkView, decode,
+    SyncErrorView, SyncLinkView, TaskFailure, TaskView, decode,
 };
 use reqwest::Method;
+use serde_json::Value;
 
 use crate::Globals;
-use crate::client_commands::client;
+use crate::client_commands::{client, wait_for_task};
 use crate::output::{fields, table};
 
 /// Which part of the tree: the account's own files, or one application.
@@ -107,9 +109,32 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 initial: Some(initial.clone()),
                 confirm_deletes: *yes,
             };
-            client
-                .call(Method::POST, &["sync", "enable"], &body)
-                .await?
+            let queued: TaskView = decode(
+                client
+                    .call(Method::POST, &["sync", "enable"], &body)
+                    .await?,
+            )?;
+            let scope_name = match &scope.app {
+                Some(app) => format!("app:{app}"),
+                None => "account".to_owned(),
+            };
+            eprintln!(
+                "Enabling sync for {scope_name}: a delegate reads the branch (task {})…",
+                queued.id
+            );
+            let task = wait_for_task(&client, queued, "enabling sync").await?;
+            let result = task.result.unwrap_or(Value::Null);
+            if task.status != "succeeded" {
+                let failure: TaskFailure = serde_json::from_value(result)
+                    .unwrap_or_else(|_| TaskFailure::from_result(None));
+                let field = failure
+                    .field
+                    .as_ref()
+                    .map(|f| format!("{f}: "))
+                    .unwrap_or_default();
+                bail!("{field}{}", failure.explained());
+            }
+            result
         }
         SyncCommand::Disable { scope } => {
             let body = SyncDisableRequest {

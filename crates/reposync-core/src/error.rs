@@ -2,7 +2,7 @@
 //! an HTTP status for the API), a stable code, words a person can act on, and the field or
 //! path it is about.
 
-use reposync_api::ImportReport;
+use reposync_api::{FailureCode, ImportReport, TaskFailure};
 use reposync_model::FieldError;
 use reposync_store::StoreError;
 
@@ -100,6 +100,22 @@ impl CoreError {
         CoreError {
             report: Some(Box::new(report)),
             ..CoreError::new(ErrorKind::Invalid, "invalid_tree", problems.join("; "))
+        }
+    }
+}
+
+impl CoreError {
+    /// The error as the result of a failed task, for a client that waits on the task instead
+    /// of its request's answer.
+    pub fn to_task_failure(&self) -> TaskFailure {
+        let code = match self.code {
+            "invalid" => FailureCode::InvalidRequest,
+            code => FailureCode::parse(code),
+        };
+        let failure = TaskFailure::new(code, self.message.clone());
+        match &self.field {
+            Some(field) => failure.with_field(field.clone()),
+            None => failure,
         }
     }
 }

@@ -5,14 +5,18 @@ use std::collections::HashSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reposync_api::{ImportReport, SyncDifferences, SyncEnableRequest, SyncJob, SyncJobResult};
+use reposync_api::{
+    SyncDifferences, SyncEnableRequest, SyncEnabled, SyncJob, SyncJobResult, SyncLinkView,
+    TaskKind, timestamp,
+};
 use reposync_model::scope::{Scope, app_index};
 use reposync_model::tree::{PathClass, classify};
 use reposync_model::yaml::{Limits, Node, emit, order_top_level, parse};
 use reposync_model::{BranchName, ConnectorScope, EntityName, RepoSlug, escape_path};
 use reposync_store::{
-    CONNECTION_FAILED, ConnectorRecord, Enabling, FileChangeRecord, FileError, FileOp, NewSyncLink,
-    Store, SyncLink, app_of_path,
+    CONNECTION_FAILED, ChangeOutcome, ConnectorRecord, Enabling, EnablingTask, EntityRecord,
+    FileChangeRecord, FileError, FileOp, LinkBacklog, NewSyncLink, Store, StoreError, SyncLink,
+    TaskRecord, app_of_path,
 };
 use reposync_sync::differences;
 
@@ -21,23 +25,16 @@ use crate::error::{CoreError, ErrorKind};
 use crate::inbound::unrepresentable_error;
 use crate::tree::{PlannedEdit, TreeEdit, apply_edit, count_outcomes, plan_edit};
 
-/// What enabling sync did.
-#[derive(Debug, Clone)]
-pub struct Enabled {
-    pub link: SyncLink,
-    pub connector: ConnectorRecord,
-    pub initial: Initial,
-    /// The branch head it was enabled at; none for a branch that did not exist.
-    pub remote_head: Option<String>,
-    pub differences: SyncDifferences,
-    /// Files queued for the first commit.
-    pub pushing: usize,
-    /// What taking the branch's files did (`import`, `mirror`).
-    pub imported: Option<ImportReport>,
-    /// reposync's files the branch lacked, kept and pushed.
-    pub kept: Vec<String>,
-    /// reposync's files the branch lacked, deleted (`mirror`).
-    pub deleted: Vec<String>,
+/// A request to enable sync, checked against the store: everything but what git will say.
+struct Plan {
+    initial: Initial,
+    app: Option<EntityName>,
+    /// The application's stored `Index.yaml`.
+    index: Option<EntityRecord>,
+    connector: ConnectorRecord,
+    branch: BranchName,
+    /// The link as it will be, without its id and base commit.
+    planned: SyncLink,
 }
 
 /// What to do when the branch already holds YAML for the scope.
@@ -110,13 +107,89 @@ pub fn index_with_link(
     Ok(emit(&document).into_bytes())
 }
 
-/// Links a scope to a branch. The branch is read first: that checks the connector works right
-/// now, and shows what the branch already holds, which `initial` decides about.
-pub async fn enable(
+/// Asks for a scope to be linked to a branch. What can be checked without git is checked now
+/// (the names, the connector, the scope not linked yet); the rest is a local task, answered at
+/// once for the client to wait on, that [`run_enable`] does. The task is the recorded intent:
+/// a crash before it ends leaves it running, and the next start runs it again.
+pub async fn request_enable(
+    store: &Store,
+    request: &SyncEnableRequest,
+) -> Result<TaskRecord, CoreError> {
+    let plan = plan(store, request).await?;
+    let scope = Scope::of_app(plan.planned.app.as_deref());
+    for running in store
+        .running_local_tasks(TaskKind::EnableSync.as_str())
+        .await?
+    {
+        let Ok(other) = serde_json::from_str::<SyncEnableRequest>(&running.payload) else {
+            continue;
+        };
+        let other_app = other.app.as_deref().filter(|a| !a.trim().is_empty());
+        if Scope::of_app(other_app) == scope {
+            return Err(CoreError::new(
+                ErrorKind::Conflict,
+                "already_linked",
+                format!(
+                    "{scope} is being linked already (task {}); wait for that task",
+                    running.id
+                ),
+            ));
+        }
+    }
+    let payload = serde_json::to_string(request)
+        .map_err(|e| CoreError::internal(format!("the request cannot be recorded: {e}")))?;
+    let task = store
+        .start_local_task(TaskKind::EnableSync.as_str(), &payload)
+        .await?;
+    tracing::info!(task = %task.id, %scope, branch = %plan.branch, "enabling git sync");
+    Ok(task)
+}
+
+/// Does the work of an enable task and ends it: the link, the `Index.yaml` change, the files
+/// taken from the branch and the task's result are written in one transaction; a refusal ends
+/// the task failed, with the field it is about.
+pub async fn run_enable(
     store: &Store,
     delegates: &dyn Delegates,
-    request: &SyncEnableRequest,
-) -> Result<Enabled, CoreError> {
+    task: &TaskRecord,
+) -> Result<(), CoreError> {
+    let outcome = match serde_json::from_str::<SyncEnableRequest>(&task.payload) {
+        Ok(request) => enable(store, delegates, &request, &task.id).await,
+        Err(e) => Err(CoreError::internal(format!(
+            "the task's request cannot be read: {e}"
+        ))),
+    };
+    if let Err(error) = &outcome {
+        tracing::info!(task = %task.id, code = error.code, "enabling git sync failed: {error}");
+        let failure = error.to_task_failure().to_value().to_string();
+        store.finish_local_task(&task.id, false, &failure).await?;
+    }
+    outcome
+}
+
+/// A link as the API shows it.
+pub fn link_view(
+    link: &SyncLink,
+    connector: &ConnectorRecord,
+    backlog: LinkBacklog,
+) -> SyncLinkView {
+    SyncLinkView {
+        id: link.id.clone(),
+        scope: Scope::of_app(link.app.as_deref()).to_string(),
+        app: link.app.clone(),
+        connector: connector.spec.name.to_string(),
+        repo: link.repo.clone(),
+        branch: link.branch.clone(),
+        url: target(connector, link).map(|t| t.url).unwrap_or_default(),
+        base_commit: link.base_commit.clone(),
+        waiting: usize::try_from(backlog.waiting).unwrap_or_default(),
+        errors: usize::try_from(backlog.open_errors).unwrap_or_default(),
+        created_at: timestamp(link.created_at),
+    }
+}
+
+/// Checks a request against the store.
+async fn plan(store: &Store, request: &SyncEnableRequest) -> Result<Plan, CoreError> {
     let initial = Initial::parse(request.initial.as_deref())?;
     let app = request
         .app
@@ -204,6 +277,34 @@ pub async fn enable(
         created_at: 0,
         updated_at: 0,
     };
+    Ok(Plan {
+        initial,
+        app,
+        index,
+        connector,
+        branch,
+        planned,
+    })
+}
+
+/// Links a scope to a branch. The branch is read first: that checks the connector works right
+/// now, and shows what the branch already holds, which `initial` decides about.
+async fn enable(
+    store: &Store,
+    delegates: &dyn Delegates,
+    request: &SyncEnableRequest,
+    task: &str,
+) -> Result<(), CoreError> {
+    let Plan {
+        initial,
+        app,
+        index,
+        connector,
+        branch,
+        planned,
+    } = plan(store, request).await?;
+    let app_name = app.as_ref().map(EntityName::as_str);
+    let connector_name = &connector.spec.name;
     check_connections(store, delegates, &connector, &planned)
         .await
         .map_err(|failure| {
@@ -375,7 +476,7 @@ pub async fn enable(
         deletes: deletes.clone(),
         ..TreeEdit::default()
     };
-    let (changes, mut imported) = match plan_edit(store, edit).await? {
+    let (changes, imported) = match plan_edit(store, edit).await? {
         PlannedEdit::Ready { changes, summary } => (changes, summary),
         PlannedEdit::Rejected(report) => return Err(CoreError::refused_tree(report)),
     };
@@ -400,29 +501,49 @@ pub async fn enable(
         branch: planned.branch.clone(),
         base_commit: head.clone(),
     };
-    let (link, outcomes) = store
+    let pushing = initial_files.len();
+    let render = |link: &SyncLink, backlog: LinkBacklog, outcomes: &[(String, ChangeOutcome)]| {
+        let mut imported = imported.clone();
+        count_outcomes(&mut imported, outcomes);
+        imported.applied = true;
+        let enabled = SyncEnabled {
+            link: link_view(link, &connector, backlog),
+            initial: initial.as_str().to_owned(),
+            remote_head: head.clone(),
+            differences: diff.clone(),
+            pushing,
+            imported: takes_branch.then_some(imported),
+            kept: kept.clone(),
+            deleted: deletes.clone(),
+        };
+        serde_json::to_string(&enabled).unwrap_or_default()
+    };
+    store
         .enable_link(&Enabling {
             changes: &changes,
             link: &new_link,
             initial_files: &initial_files,
             branch_errors: &branch_errors,
+            task: Some(EnablingTask {
+                id: task,
+                result: &render,
+            }),
         })
-        .await?;
-    count_outcomes(&mut imported, &outcomes);
-    imported.applied = true;
-    let imported = takes_branch.then_some(imported);
-    tracing::info!(scope = %Scope::of_app(app_name).to_string(), branch = %link.branch, initial = initial.as_str(), files = initial_files.len(), "enabled git sync");
-    Ok(Enabled {
-        link,
-        connector,
-        initial,
-        remote_head: head,
-        differences: diff,
-        pushing: initial_files.len(),
-        imported,
-        kept,
-        deleted: deletes,
-    })
+        .await
+        .map_err(|error| match error {
+            // Another request linked the scope while this one read the branch.
+            StoreError::AlreadyExists { .. } => CoreError::new(
+                ErrorKind::Conflict,
+                "already_linked",
+                format!(
+                    "{} was linked meanwhile; disable that first",
+                    Scope::of_app(app_name)
+                ),
+            ),
+            other => other.into(),
+        })?;
+    tracing::info!(%task, scope = %Scope::of_app(app_name), %branch, initial = initial.as_str(), files = pushing, "enabled git sync");
+    Ok(())
 }
 
 /// Ends a scope's link; changes not yet pushed stay in reposync. An application's

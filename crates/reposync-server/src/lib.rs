@@ -14,6 +14,7 @@ mod error;
 mod handlers;
 mod inbound;
 mod intake;
+mod local_tasks;
 mod routes;
 mod state;
 mod tasks;
@@ -64,6 +65,7 @@ pub async fn serve(
         {
             tracing::warn!(%error, "cannot abandon old sync tasks");
         }
+        local_tasks::resume(&state).await;
         let outbox = std::sync::Arc::new(reposync_sync::Outbox::new(
             state.store.clone(),
             std::sync::Arc::new(tasks::HubDispatch {

@@ -2,6 +2,7 @@
 //! arrives, attaches credentials at claim time, and records outcomes.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -115,6 +116,8 @@ struct Inner {
     queued: Notify,
     finished: broadcast::Sender<String>,
     closing: tokio::sync::watch::Sender<bool>,
+    /// Counts registrations, so that work can wait for a delegate to (re)connect.
+    registrations: tokio::sync::watch::Sender<u64>,
     delegates: Mutex<Vec<Known>>,
     /// Wakes the sweeper when a delegate may have gone (its last claim ended after its lease,
     /// it left, its token was revoked), to fail the tasks nobody connected can take. One
@@ -173,6 +176,7 @@ impl TaskHub {
                 queued: Notify::new(),
                 finished,
                 closing: tokio::sync::watch::Sender::new(false),
+                registrations: tokio::sync::watch::Sender::new(0),
                 delegates: Mutex::new(Vec::new()),
                 presence: Notify::new(),
                 routes: Mutex::new(HashMap::new()),
@@ -195,6 +199,29 @@ impl TaskHub {
             last_seen: tokio::time::Instant::now(),
             polling,
         });
+        drop(delegates);
+        self.inner.registrations.send_modify(|count| *count += 1);
+    }
+
+    /// Waits until a connected delegate may run tasks with `selectors`, or `within` has
+    /// passed; whether one may. After a restart the delegates connect again over their first
+    /// poll, and work taken up at the start waits for them rather than failing `no_delegate`.
+    pub async fn wait_for_delegate(&self, selectors: &[String], within: Duration) -> bool {
+        let mut registrations = self.inner.registrations.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if self
+                .connected()
+                .iter()
+                .any(|d| d.eligibility.admits(selectors))
+            {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, registrations.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return false,
+            }
+        }
     }
 
     /// Ends the tasks among `running` that ran past their kind's time limit, as `timeout`
@@ -213,7 +240,8 @@ impl TaskHub {
             let limit = match TaskKind::parse(&task.kind) {
                 Some(TaskKind::TestConnection) => TEST_TIMEOUT,
                 Some(TaskKind::Sync) => SYNC_TIMEOUT,
-                None => continue,
+                // The server runs it; no delegate does.
+                Some(TaskKind::EnableSync) | None => continue,
             } + Duration::from_secs(15);
             let limit_ms = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
             let Some(started) = task.started_at else {
@@ -589,6 +617,29 @@ impl TaskHub {
     /// graceful shutdown does not wait for clients' polls to time out.
     pub fn close(&self) {
         let _ = self.inner.closing.send(true);
+    }
+
+    /// Resolves once the hub is closing: the server is stopping.
+    pub async fn closed(&self) {
+        let mut closing = self.inner.closing.subscribe();
+        // An error means the hub is gone, which is closed too.
+        let _ = closing.wait_for(|closing| *closing).await;
+    }
+
+    /// Runs the work of a local task (one the server does itself) in the background, and
+    /// wakes whoever waits for the task when it ends. A stop cuts the work off and leaves the
+    /// task running, which the next start takes up again (`local_tasks::resume`).
+    pub fn spawn_local(&self, task_id: String, work: impl Future<Output = ()> + Send + 'static) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                biased;
+                () = hub.closed() => {}
+                () = work => {
+                    let _ = hub.inner.finished.send(task_id);
+                }
+            }
+        });
     }
 
     /// Queues a Test of `connector` against `url` (its own, or for an account-scope connector,

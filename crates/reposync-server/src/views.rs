@@ -9,17 +9,7 @@ use reposync_store::{
     ConnectorRecord, SecretKind, SecretRecord, TaskRecord, UnauthenticatedDeliveries,
 };
 
-/// Milliseconds since the epoch as RFC 3339 (`2026-11-25T10:00:00.123Z`).
-pub fn timestamp(millis: i64) -> String {
-    let nanos = i128::from(millis) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| millis.to_string())
-}
+pub use reposync_api::timestamp;
 
 pub fn secret(record: &SecretRecord) -> SecretView {
     SecretView {

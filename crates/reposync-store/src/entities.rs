@@ -11,7 +11,10 @@ use crate::gate::{Read, WriteTx};
 use crate::inbound::{
     FileError, InboundCommit, pending_paths, record_branch_errors_in, record_inbound,
 };
-use crate::sync::{FileChangeRecord, NewSyncLink, SyncLink, insert_link, record_changesets};
+use crate::sync::{
+    FileChangeRecord, LinkBacklog, NewSyncLink, SyncLink, insert_link, record_changesets,
+};
+use crate::tasks::finish_local_task_in;
 use crate::{Store, StoreError, new_id};
 
 /// One file of the tree as stored.
@@ -73,6 +76,30 @@ pub struct Enabling<'a> {
     pub initial_files: &'a [FileChangeRecord],
     /// Errors of the branch read at the link's base commit; their link is the new one.
     pub branch_errors: &'a [FileError],
+    /// The task that asked for it, which succeeds in the same transaction: a task still
+    /// running after a crash is work not done, safe to run again.
+    pub task: Option<EnablingTask<'a>>,
+}
+
+/// The running local task an [`Enabling`] ends, and how its result reads once the link
+/// exists: given the link, what it starts with (its first changeset, its branch's errors),
+/// and what became of each file of the batch.
+#[derive(Clone, Copy)]
+pub struct EnablingTask<'a> {
+    pub id: &'a str,
+    pub result: &'a EnablingResult<'a>,
+}
+
+/// How an enabling task's result is written (see [`EnablingTask`]).
+pub type EnablingResult<'a> =
+    dyn Fn(&SyncLink, LinkBacklog, &[(String, ChangeOutcome)]) -> String + Send + Sync + 'a;
+
+impl std::fmt::Debug for EnablingTask<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnablingTask")
+            .field("id", &self.id)
+            .finish()
+    }
 }
 
 /// What a batch did to one path.
@@ -424,6 +451,28 @@ impl Store {
                         })
                         .collect();
                     record_branch_errors_in(&mut tx, enabling.link, head, &errors, now).await?;
+                }
+                if let Some(task) = enabling.task {
+                    let link = enabling.link;
+                    let created = SyncLink {
+                        id: (*id).to_owned(),
+                        app: link.app.clone(),
+                        connector_id: link.connector_id.clone(),
+                        repo: link.repo.clone(),
+                        branch: link.branch.clone(),
+                        base_commit: link.base_commit.clone(),
+                        enabled: true,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    // A new link's backlog is what this transaction gave it.
+                    let backlog = LinkBacklog {
+                        waiting: i64::from(!enabling.initial_files.is_empty()),
+                        open_errors: i64::try_from(enabling.branch_errors.len())
+                            .unwrap_or(i64::MAX),
+                    };
+                    let result = (task.result)(&created, backlog, &outcomes);
+                    finish_local_task_in(&mut tx, task.id, true, &result, now).await?;
                 }
                 tx.commit().await?;
                 self.outbox_changed();

@@ -34,7 +34,9 @@ use crate::gate::{Database, Read, WriteTx};
 
 pub use connectors::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
 pub use delegates::{DelegateRecord, DelegateTokenRecord, NewDelegate};
-pub use entities::{ChangeOutcome, Enabling, EntityChange, EntityRecord, EntityWrite};
+pub use entities::{
+    ChangeOutcome, Enabling, EnablingResult, EnablingTask, EntityChange, EntityRecord, EntityWrite,
+};
 pub use error::StoreError;
 pub use inbound::{
     AnnouncedHead, DeliveryOutcome, DeliveryRecord, FileError, InboundCommit, InboundCommitRecord,

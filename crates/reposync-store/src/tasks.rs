@@ -3,7 +3,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::gate::{Read, Write};
+use crate::gate::{Read, Write, WriteTx};
 use crate::{Store, StoreError, new_id};
 
 /// Where a task is in its life.
@@ -167,6 +167,62 @@ impl Store {
         .write(&self.db)
         .await?;
         self.get_task(&id).await
+    }
+
+    /// Records work the server runs itself (enabling sync) as a task that is already
+    /// running: no delegate claims it (it is not queued) and no lease expires it (it has none).
+    /// The work ends it, or after a crash [`Store::running_local_tasks`] finds it again.
+    pub async fn start_local_task(
+        &self,
+        kind: &str,
+        payload: &str,
+    ) -> Result<TaskRecord, StoreError> {
+        let id = new_id();
+        let now = self.now();
+        sqlx::query(
+            "INSERT INTO tasks (id, kind, payload, selectors, status, attempts, max_attempts, created_at, started_at)
+             VALUES ($1, $2, $3, '[]', 'running', 1, 1, $4, $5)",
+        )
+        .bind(&id)
+        .bind(kind)
+        .bind(payload)
+        .bind(now)
+        .bind(now)
+        .write(&self.db)
+        .await?;
+        self.get_task(&id).await
+    }
+
+    /// The local tasks of `kind` still running, oldest first: at a start, the work a stop
+    /// or a crash cut off.
+    pub async fn running_local_tasks(&self, kind: &str) -> Result<Vec<TaskRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE kind = $1 AND status = 'running' AND delegate IS NULL ORDER BY created_at, id"
+        ))
+        .bind(kind)
+        .read_all(&self.db)
+        .await?
+        .iter()
+        .map(task_from_row)
+        .collect()
+    }
+
+    /// Ends a local task with its result. `Ok(None)` when it had already ended.
+    pub async fn finish_local_task(
+        &self,
+        id: &str,
+        succeeded: bool,
+        result_json: &str,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        match finish_local_task_in(&mut tx, id, succeeded, result_json, self.now()).await {
+            Ok(()) => {
+                tx.commit().await?;
+                self.get_task(id).await.map(Some)
+            }
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// One task.
@@ -384,6 +440,39 @@ impl Store {
         .await?;
         Ok(requeued.rows_affected() + failed.rows_affected())
     }
+}
+
+/// Ends a running local task inside `tx`; [`StoreError::Conflict`] when it is not running
+/// (it ended already), so that the work it stands for is not done twice.
+pub(crate) async fn finish_local_task_in(
+    tx: &mut WriteTx,
+    id: &str,
+    succeeded: bool,
+    result_json: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let status = if succeeded {
+        TaskStatus::Succeeded
+    } else {
+        TaskStatus::Failed
+    };
+    let done = sqlx::query(
+        "UPDATE tasks SET status = $1, result = $2, finished_at = $3
+         WHERE id = $4 AND status = 'running' AND delegate IS NULL",
+    )
+    .bind(status.as_str())
+    .bind(result_json)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict {
+            what: "task",
+            name: id.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 fn task_from_row(row: &AnyRow) -> Result<TaskRecord, StoreError> {

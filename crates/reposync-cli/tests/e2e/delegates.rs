@@ -724,3 +724,101 @@ fn a_delegate_wipes_its_temporary_folder_at_start_and_keeps_its_work_dir_to_itse
     s.connector("git", &[]);
     assert_eq!(s.test("git")["ok"], true, "{}", first.log());
 }
+
+/// `POST /sync/enable` answers at once with a task, before any git runs: the only delegate is
+/// frozen (SIGSTOP, with a lease long enough that it still counts as connected). A SIGKILL of
+/// the server while that task waits leaves the task running, and the next start finishes it
+/// once the delegate is back: one link, one first commit, the task succeeded.
+#[test]
+fn an_enable_cut_off_by_a_kill_is_finished_by_the_next_start_exactly_once() {
+    use reposync_api::{Client, SyncEnableRequest, TaskView, decode};
+
+    let mut s = Setup::new(&["--delegate-lease", "600"]);
+    s.connector("git", &[]);
+    s.app.cli(&["app", "create", "Shop"], None).ok();
+    let token = s.token("d1");
+    let delegate = Delegate::start(&s.app, "d1", &token, &[]);
+    s.wait_connected(&["d1"]);
+    common::signal("STOP", delegate.child.id());
+
+    let rt = runtime();
+    let client = Client::new(&s.app.url, Some(s.app.token.clone())).expect("client");
+    let request = SyncEnableRequest {
+        app: Some("Shop".into()),
+        connector: "git".into(),
+        ..SyncEnableRequest::default()
+    };
+    let queued: TaskView = decode(
+        rt.block_on(client.call(reqwest::Method::POST, &["sync", "enable"], &request))
+            .expect("enable answers with a task"),
+    )
+    .expect("a task");
+    assert_eq!(
+        (queued.kind.as_str(), queued.status.as_str()),
+        ("enable_sync", "running")
+    );
+    let status = s.app.cli(&["--json", "sync", "status"], None).ok().json();
+    assert_eq!(status["items"], serde_json::json!([]), "not linked yet");
+
+    s.app.kill_with_children();
+    s.app.restart();
+    let task = |wait_ms: &str| -> TaskView {
+        decode(
+            rt.block_on(client.get(
+                &["tasks", &queued.id],
+                &[("wait_ms", wait_ms.to_owned())],
+                Duration::from_secs(45),
+            ))
+            .expect("task"),
+        )
+        .expect("task view")
+    };
+    assert_eq!(task("0").status, "running", "the intent outlived the kill");
+
+    common::signal("CONT", delegate.child.id());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut done = task("30000");
+    while done.status == "running" {
+        assert!(
+            Instant::now() < deadline,
+            "the resumed enable never ended\n{}\n{}",
+            s.app.server_log(),
+            delegate.log()
+        );
+        done = task("30000");
+    }
+    assert_eq!(
+        done.status,
+        "succeeded",
+        "{:?}\n{}",
+        done.result,
+        s.app.server_log()
+    );
+    let result = done.result.expect("result");
+    assert_eq!(result["link"]["scope"], "app:Shop", "{result}");
+    let status = s.app.cli(&["--json", "sync", "status"], None).ok().json();
+    assert_eq!(
+        status["items"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
+
+    // The first commit carries the application once.
+    let index = format!("{SHOP}/Index.yaml");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.root.read_file(REPO, "main", &index).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the first commit never landed\n{}",
+            s.app.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let repo = s.root.repo_path(REPO).expect("repo");
+    let commits = s
+        .root
+        .git()
+        .run(&repo, &["log", "--format=%H", "main", "--", &index])
+        .expect("log");
+    assert_eq!(commits.lines().count(), 1, "{commits}");
+}

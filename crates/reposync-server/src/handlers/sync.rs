@@ -7,46 +7,30 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use reposync_api::{
     ChangedFileView, ChangesetView, CommitAttemptView, InboundCommitView, ListResponse,
-    SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncEnabled, SyncErrorView, SyncLinkView,
+    SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncErrorView, SyncLinkView, TaskView,
 };
-use reposync_core::connections::target;
-use reposync_core::{links, resolve};
+use reposync_core::links::{self, link_view};
+use reposync_core::resolve;
 use reposync_model::scope::Scope;
-use reposync_store::{
-    ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord, LinkBacklog, SyncLink,
-};
+use reposync_store::{ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord};
 use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::handlers::{ApiJson, Deleted};
+use crate::local_tasks;
 use crate::state::AppState;
-use crate::views::timestamp;
+use crate::views::{self, timestamp};
 
-/// Links a scope to a branch (see `reposync_core::links::enable`).
+/// Asks for a scope to be linked to a branch: `202` with the task that does it, which reads
+/// the branch on a delegate (see `reposync_core::links::request_enable`).
 pub async fn enable(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<SyncEnableRequest>,
-) -> Result<(StatusCode, Json<SyncEnabled>), AppError> {
-    let enabled = links::enable(&state.store, &state.tasks, &request).await?;
-    let backlog = state
-        .store
-        .link_backlogs()
-        .await?
-        .remove(&enabled.link.id)
-        .unwrap_or_default();
-    Ok((
-        StatusCode::CREATED,
-        Json(SyncEnabled {
-            link: link_view(&enabled.link, &enabled.connector, backlog),
-            initial: enabled.initial.as_str().to_owned(),
-            remote_head: enabled.remote_head,
-            differences: enabled.differences,
-            pushing: enabled.pushing,
-            imported: enabled.imported,
-            kept: enabled.kept,
-            deleted: enabled.deleted,
-        }),
-    ))
+) -> Result<(StatusCode, Json<TaskView>), AppError> {
+    let task = links::request_enable(&state.store, &request).await?;
+    let view = views::task(&task);
+    local_tasks::spawn_enable(&state, task);
+    Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
 /// Ends a scope's link. Changes not yet pushed stay in reposync.
@@ -86,22 +70,6 @@ async fn connectors_by_id(state: &AppState) -> Result<HashMap<String, ConnectorR
         .into_iter()
         .map(|c| (c.id.clone(), c))
         .collect())
-}
-
-fn link_view(link: &SyncLink, connector: &ConnectorRecord, backlog: LinkBacklog) -> SyncLinkView {
-    SyncLinkView {
-        id: link.id.clone(),
-        scope: Scope::of_app(link.app.as_deref()).to_string(),
-        app: link.app.clone(),
-        connector: connector.spec.name.to_string(),
-        repo: link.repo.clone(),
-        branch: link.branch.clone(),
-        url: target(connector, link).map(|t| t.url).unwrap_or_default(),
-        base_commit: link.base_commit.clone(),
-        waiting: usize::try_from(backlog.waiting).unwrap_or_default(),
-        errors: usize::try_from(backlog.open_errors).unwrap_or_default(),
-        created_at: timestamp(link.created_at),
-    }
 }
 
 /// The scope of every link ever made, by link id; a disabled link's scope says so, because

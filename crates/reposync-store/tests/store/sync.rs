@@ -6,8 +6,9 @@
 use reposync_model::{ConnectorDraft, GitConnector, SecretName};
 use reposync_secrets::MasterKey;
 use reposync_store::{
-    AttemptEnd, ChangesetStatus, ConflictRecord, EntityChange, EntityWrite, FileChangeRecord,
-    FileOp, NewSyncLink, SecretKind, Store, StoreError, WebhookChange,
+    AttemptEnd, ChangeOutcome, ChangesetStatus, ConflictRecord, Enabling, EnablingTask,
+    EntityChange, EntityWrite, FileChangeRecord, FileOp, LinkBacklog, NewSyncLink, SecretKind,
+    Store, StoreError, SyncLink, TaskStatus, WebhookChange,
 };
 
 fn put(path: &str, content: &str) -> EntityChange {
@@ -1006,6 +1007,11 @@ async fn an_enable_that_fails_half_way_leaves_the_store_as_it_was() {
         (files, links, changesets)
     };
     let before = snapshot(store.clone()).await;
+    let task = store
+        .start_local_task("enable_sync", "{}")
+        .await
+        .expect("task");
+    let never = |_: &SyncLink, _: LinkBacklog, _: &[(String, ChangeOutcome)]| String::new();
     let changes = [
         put(kept, "from the branch"),
         put("Setup/Notification Groups/new.yaml", "n"),
@@ -1031,11 +1037,106 @@ async fn an_enable_that_fails_half_way_leaves_the_store_as_it_was() {
                 path: kept.into(),
             }],
             branch_errors: &[],
+            task: Some(EnablingTask {
+                id: &task.id,
+                result: &never,
+            }),
         })
         .await
         .expect_err("the link cannot be inserted");
     assert!(!matches!(err, StoreError::NotFound { .. }), "{err}");
     assert_eq!(snapshot(store.clone()).await, before, "nothing was written");
+    assert_eq!(
+        store.get_task(&task.id).await.expect("task").status,
+        TaskStatus::Running,
+        "the work is not done, so its task still runs"
+    );
+}
+
+/// The task that asked for an enable ends in the enable's own transaction, with its result
+/// written from the new link; an enable under a task that already ended is refused and writes
+/// nothing, so a task run again never links twice.
+#[tokio::test]
+async fn an_enable_ends_its_task_in_the_same_transaction_and_only_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, shop) = linked_store(&dir).await;
+    let connector_id = store.link_by_id(&shop).await.expect("link").connector_id;
+    let task = store
+        .start_local_task("enable_sync", "{}")
+        .await
+        .expect("task");
+    assert_eq!(
+        (task.status, task.delegate.as_deref()),
+        (TaskStatus::Running, None)
+    );
+    let running = store
+        .running_local_tasks("enable_sync")
+        .await
+        .expect("running");
+    assert_eq!(running.len(), 1);
+    let result = |link: &SyncLink, backlog: LinkBacklog, outcomes: &[(String, ChangeOutcome)]| {
+        format!(
+            "{} {} {} {}",
+            link.id,
+            backlog.waiting,
+            backlog.open_errors,
+            outcomes.len()
+        )
+    };
+    let new_link = |app: &str| NewSyncLink {
+        app: Some(app.into()),
+        connector_id: connector_id.clone(),
+        repo: None,
+        branch: format!("{app}-branch"),
+        base_commit: None,
+    };
+    let enable = |link: NewSyncLink| {
+        let store = store.clone();
+        let task = task.id.clone();
+        async move {
+            store
+                .enable_link(&Enabling {
+                    changes: &[put("Setup/Notification Groups/n.yaml", "n")],
+                    link: &link,
+                    initial_files: &[FileChangeRecord {
+                        op: FileOp::Add,
+                        path: "Setup/Applications/Web/Index.yaml".into(),
+                    }],
+                    branch_errors: &[],
+                    task: Some(EnablingTask {
+                        id: &task,
+                        result: &result,
+                    }),
+                })
+                .await
+        }
+    };
+    let (linked, _) = enable(new_link("Web")).await.expect("enable");
+    let ended = store.get_task(&task.id).await.expect("task");
+    assert_eq!(ended.status, TaskStatus::Succeeded);
+    assert_eq!(
+        ended.result.as_deref(),
+        Some(format!("{} 1 0 1", linked.id).as_str())
+    );
+    assert!(
+        store
+            .running_local_tasks("enable_sync")
+            .await
+            .expect("running")
+            .is_empty()
+    );
+    let links = store.all_links().await.expect("links").len();
+    let again = enable(new_link("Api")).await.expect_err("the task ended");
+    assert!(matches!(again, StoreError::Conflict { .. }), "{again}");
+    assert_eq!(store.all_links().await.expect("links").len(), links);
+    assert!(
+        store
+            .finish_local_task(&task.id, false, "{}")
+            .await
+            .expect("finish")
+            .is_none(),
+        "an ended task does not end twice"
+    );
 }
 
 /// The regression of `sync status` answering 500 once Git brought a new application folder

@@ -79,7 +79,8 @@ impl TestApp {
 
     pub fn spawn_with(extra_args: &[&str]) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (server, url, token, transcript, server_log) = start_server(dir.path(), extra_args);
+        let (server, url, token, transcript, server_log) =
+            start_server(dir.path(), "127.0.0.1:0", extra_args);
         assert!(token.starts_with("rs_"), "no admin token printed");
         TestApp {
             dir,
@@ -127,10 +128,17 @@ impl TestApp {
         let _ = self.server.wait();
     }
 
-    /// Starts the server again on the same data directory, after `kill_with_children`.
+    /// Starts the server again on the same data directory and port, after
+    /// `kill_with_children`: remote delegates and webhook senders find it where it was.
     pub fn restart(&mut self) {
         let args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
-        let (server, url, _, transcript, server_log) = start_server(self.dir.path(), &args);
+        let listen = self
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let (server, url, _, transcript, server_log) =
+            start_server(self.dir.path(), &listen, &args);
         self.server = server;
         self.url = url;
         self.server_log = server_log;
@@ -285,7 +293,7 @@ fn processes() -> Vec<(u32, u32)> {
         .collect()
 }
 
-fn signal(name: &str, pid: u32) {
+pub fn signal(name: &str, pid: u32) {
     let _ = Command::new("kill")
         .args([format!("-{name}"), pid.to_string()])
         .stderr(Stdio::null())
@@ -297,6 +305,7 @@ fn signal(name: &str, pid: u32) {
 #[allow(clippy::type_complexity)]
 fn start_server(
     dir: &Path,
+    listen: &str,
     extra_args: &[&str],
 ) -> (Child, String, String, Arc<Mutex<String>>, PathBuf) {
     let mut number = 0;
@@ -317,7 +326,7 @@ fn start_server(
     command
         .env("TMPDIR", &system_tmp)
         .env("REPOSYNC_LOG", "debug")
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--listen", listen, "--data-dir"])
         .arg(dir.join("data"))
         .args(extra_args)
         .stdout(Stdio::piped())
