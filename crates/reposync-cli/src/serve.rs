@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use reposync_model::Selector;
-use reposync_server::{RateLimit, ServerConfig, bootstrap, serve};
+use reposync_server::{DeliveryLog, RateLimit, ServerConfig, bootstrap, serve};
 use tracing_subscriber::EnvFilter;
 
 use crate::Globals;
@@ -125,9 +125,12 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
         per_second: args.webhook_rate_limit,
         burst: args.webhook_burst,
     });
-    config.webhook_retention =
-        std::time::Duration::from_secs(u64::from(args.webhook_retention_days) * 24 * 60 * 60);
-    config.webhook_deliveries_kept = args.webhook_deliveries_kept;
+    config.delivery_log = DeliveryLog {
+        retention: std::time::Duration::from_secs(
+            u64::from(args.webhook_retention_days) * 24 * 60 * 60,
+        ),
+        kept_per_connector: args.webhook_deliveries_kept,
+    };
     config.hostname = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

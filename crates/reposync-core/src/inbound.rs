@@ -43,9 +43,30 @@ enum Fate {
     NotOurs,
 }
 
+/// How often a commit is planned again when reposync's own changes keep landing between its
+/// planning and its applying.
+const PLANS: usize = 3;
+
 /// Applies one commit (or snapshot) read from the branch, recording it in the same
-/// transaction.
+/// transaction. reposync's own changes can land between planning and applying; the store then
+/// refuses, and the commit is planned again against them. One that keeps meeting new changes
+/// is left as a conflict, to be read again later.
 pub async fn apply_commit(
+    store: &Store,
+    branch: &SyncBranch,
+    commit: &ReadCommit,
+) -> Result<(), StoreError> {
+    for _ in 1..PLANS {
+        match apply_planned(store, branch, commit).await {
+            Err(StoreError::Conflict { .. }) => continue,
+            other => return other,
+        }
+    }
+    apply_planned(store, branch, commit).await
+}
+
+/// Plans one commit against the store as it is, and applies it.
+async fn apply_planned(
     store: &Store,
     branch: &SyncBranch,
     commit: &ReadCommit,

@@ -1,16 +1,14 @@
 use std::fs;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use reposync_delegate::Agent;
 use reposync_delegate::TempRootError;
-use reposync_model::Selector;
 use reposync_secrets::{MasterKey, MasterKeyOrigin};
 use reposync_store::Store;
 
-use crate::intake::RateLimit;
+use crate::config::ServerConfig;
 use crate::state::AppState;
 use reposync_core::tokens::{hash_token, new_token};
 
@@ -20,91 +18,6 @@ pub const TOKEN_FILE_NAME: &str = "admin.token";
 /// The folder of the data directory that holds the temporary files of git operations (key
 /// files among them); emptied at every start, never worth a backup.
 pub const TEMP_DIR_NAME: &str = "tmp";
-
-/// How the server is set up.
-#[derive(Clone)]
-pub struct ServerConfig {
-    pub data_dir: PathBuf,
-    /// `REPOSYNC_DATABASE_URL`; the embedded SQLite file in `data_dir` when absent.
-    pub database_url: Option<String>,
-    /// `REPOSYNC_MASTER_KEY` (base64); the key file in `data_dir` when absent.
-    pub master_key: Option<String>,
-    pub listen: SocketAddr,
-    /// The URL Bitbucket reaches this server at, for webhook URLs.
-    pub public_url: Option<String>,
-    pub builtin_delegate: bool,
-    pub builtin_delegate_selectors: Vec<Selector>,
-    /// Largest accepted request body for the REST API.
-    pub max_body_bytes: usize,
-    /// Largest accepted import body (a whole tree, base64-encoded).
-    pub max_import_bytes: usize,
-    /// Largest accepted webhook delivery body.
-    pub max_webhook_bytes: usize,
-    /// How often every synced branch is polled for a head no webhook announced; zero turns
-    /// polling off.
-    pub poll_interval: std::time::Duration,
-    /// How long a remote delegate's claim holds a task without a heartbeat; its heartbeats
-    /// (every sixth of this) extend it, so a delegate that dies loses its tasks this soon.
-    pub delegate_lease: std::time::Duration,
-    /// This machine's host name, a selector of the built-in delegate.
-    pub hostname: Option<String>,
-    /// How fast each webhook URL token may deliver; `None` for no limit.
-    pub webhook_rate_limit: Option<RateLimit>,
-    /// How long webhook deliveries stay in the log.
-    pub webhook_retention: std::time::Duration,
-    /// How many webhook deliveries the log keeps per connector, newest first.
-    pub webhook_deliveries_kept: u32,
-}
-
-impl std::fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerConfig")
-            .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
-            .field(
-                "master_key",
-                &self.master_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("listen", &self.listen)
-            .field("public_url", &self.public_url)
-            .field("builtin_delegate", &self.builtin_delegate)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ServerConfig {
-    /// Defaults: `./reposync-data`, `127.0.0.1:8080`, built-in delegate on, webhooks limited to
-    /// 20 a second per URL with bursts of 100, and their log kept 14 days and 1,000
-    /// deliveries per connector.
-    pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
-        ServerConfig {
-            data_dir: data_dir.into(),
-            database_url: None,
-            master_key: None,
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            public_url: None,
-            builtin_delegate: true,
-            builtin_delegate_selectors: Vec::new(),
-            max_body_bytes: 1024 * 1024,
-            max_import_bytes: 256 * 1024 * 1024,
-            max_webhook_bytes: 1024 * 1024,
-            poll_interval: std::time::Duration::from_secs(5 * 60),
-            delegate_lease: std::time::Duration::from_secs(30),
-            hostname: None,
-            webhook_rate_limit: Some(RateLimit::DEFAULT),
-            webhook_retention: std::time::Duration::from_secs(14 * 24 * 60 * 60),
-            webhook_deliveries_kept: 1000,
-        }
-    }
-
-    /// The base URL used in webhook URLs.
-    pub fn public_base_url(&self) -> String {
-        match &self.public_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.listen),
-        }
-    }
-}
 
 /// A ready server state, and the admin token when this start created it.
 #[derive(Debug)]

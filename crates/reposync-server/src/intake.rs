@@ -17,10 +17,10 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use reposync_store::UnauthenticatedDeliveries;
+use reposync_store::{Store, UnauthenticatedDeliveries};
 use tokio::time::Instant;
 
-use crate::state::AppState;
+use crate::config::{DeliveryLog, RateLimit};
 
 /// At most one log line per topic in this long; the next line says how many it left out.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -51,24 +51,6 @@ pub enum LogTopic {
     RateLimited(Sender),
     /// Deliveries to this connector (by id) that failed authentication.
     Unauthenticated(String),
-}
-
-/// How fast one URL token may deliver.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    /// Deliveries per second, sustained.
-    pub per_second: f64,
-    /// Deliveries that may come at once after a quiet spell.
-    pub burst: u32,
-}
-
-impl RateLimit {
-    /// 20 a second with bursts of 100: a Bitbucket sends one delivery per push, so even a
-    /// busy repository stays far below it, while a flood is held to a trickle.
-    pub const DEFAULT: RateLimit = RateLimit {
-        per_second: 20.0,
-        burst: 100,
-    };
 }
 
 #[derive(Debug)]
@@ -262,7 +244,12 @@ fn merge(
 /// Writes the counts of unauthenticated deliveries every [`FLUSH_EVERY`] and prunes the
 /// delivery log every [`PRUNE_EVERY`] (and at once), until `stop` resolves; then writes the
 /// counts a last time.
-pub async fn run_upkeep(state: AppState, stop: impl Future<Output = ()>) {
+pub async fn run_upkeep(
+    guard: &IntakeGuard,
+    store: &Store,
+    log: &DeliveryLog,
+    stop: impl Future<Output = ()>,
+) {
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
@@ -272,27 +259,26 @@ pub async fn run_upkeep(state: AppState, stop: impl Future<Output = ()>) {
         tokio::select! {
             () = &mut stop => break,
             _ = flush.tick() => {
-                if let Err(error) = state.intake.flush(&state.store).await {
+                if let Err(error) = guard.flush(store).await {
                     tracing::warn!(%error, "cannot write the counts of unauthenticated webhook deliveries");
                 }
             }
             _ = prune.tick() => {
-                state.intake.forget_full_buckets(Instant::now());
-                prune_deliveries(&state).await;
+                guard.forget_full_buckets(Instant::now());
+                prune_deliveries(store, log).await;
             }
         }
     }
-    if let Err(error) = state.intake.flush(&state.store).await {
+    if let Err(error) = guard.flush(store).await {
         tracing::warn!(%error, "cannot write the counts of unauthenticated webhook deliveries");
     }
 }
 
-async fn prune_deliveries(state: &AppState) {
-    let retention = i64::try_from(state.config.webhook_retention.as_millis()).unwrap_or(i64::MAX);
+async fn prune_deliveries(store: &Store, log: &DeliveryLog) {
+    let retention = i64::try_from(log.retention.as_millis()).unwrap_or(i64::MAX);
     let received_before = reposync_store::now_millis().saturating_sub(retention);
-    match state
-        .store
-        .prune_deliveries(received_before, state.config.webhook_deliveries_kept)
+    match store
+        .prune_deliveries(received_before, log.kept_per_connector)
         .await
     {
         Ok(0) => {}

@@ -10,9 +10,9 @@
 
 mod auth;
 mod bootstrap;
+mod config;
 mod error;
 mod handlers;
-mod inbound;
 mod intake;
 mod local_tasks;
 mod routes;
@@ -20,8 +20,8 @@ mod state;
 mod tasks;
 mod views;
 
-pub use bootstrap::{Bootstrapped, ServerConfig, TEMP_DIR_NAME, TOKEN_FILE_NAME, bootstrap};
-pub use intake::RateLimit;
+pub use bootstrap::{Bootstrapped, TEMP_DIR_NAME, TOKEN_FILE_NAME, bootstrap};
+pub use config::{DeliveryLog, RateLimit, ServerConfig};
 pub use routes::build_app;
 pub use state::AppState;
 pub use tasks::{BuiltinDelegate, TaskHub};
@@ -38,7 +38,12 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut background = Vec::new();
     if state.config.builtin_delegate {
-        let delegate = BuiltinDelegate::new(state.clone());
+        let delegate = BuiltinDelegate::new(
+            &state.tasks,
+            &state.config.builtin_delegate_selectors,
+            state.config.hostname.as_deref(),
+            state.builtin.clone(),
+        );
         let mut stop = stop_rx.clone();
         background.push(tokio::spawn(async move {
             delegate
@@ -68,9 +73,7 @@ pub async fn serve(
         local_tasks::resume(&state).await;
         let outbox = std::sync::Arc::new(reposync_sync::Outbox::new(
             state.store.clone(),
-            std::sync::Arc::new(tasks::HubDispatch {
-                state: state.clone(),
-            }),
+            std::sync::Arc::new(state.tasks.clone()),
         ));
         let mut stop = stop_rx.clone();
         background.push(tokio::spawn(async move {
@@ -84,9 +87,7 @@ pub async fn serve(
         let inbox = std::sync::Arc::new(
             reposync_sync::Inbox::new(
                 state.store.clone(),
-                std::sync::Arc::new(inbound::HubInbound {
-                    state: state.clone(),
-                }),
+                std::sync::Arc::new(state.tasks.clone()),
             )
             .poll_every(Some(state.config.poll_interval)),
         );
@@ -114,10 +115,9 @@ pub async fn serve(
         let state = state.clone();
         let mut stop = stop_rx.clone();
         background.push(tokio::spawn(async move {
-            intake::run_upkeep(state, async move {
-                while stop.changed().await.is_ok() && !*stop.borrow() {}
-            })
-            .await;
+            let stop = async move { while stop.changed().await.is_ok() && !*stop.borrow() {} };
+            let log = state.config.delivery_log;
+            intake::run_upkeep(&state.intake, &state.store, &log, stop).await;
         }));
     }
     let app = build_app(state.clone());

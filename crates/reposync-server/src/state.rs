@@ -3,7 +3,7 @@ use std::sync::Arc;
 use reposync_delegate::{Agent, Tools};
 use reposync_store::Store;
 
-use crate::bootstrap::ServerConfig;
+use crate::config::ServerConfig;
 use crate::intake::IntakeGuard;
 use crate::tasks::TaskHub;
 

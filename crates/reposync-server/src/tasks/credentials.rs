@@ -1,0 +1,82 @@
+//! Credentials attached to a task at claim time, and never before: the secrets a claimed
+//! task needs, opened for that one task.
+
+use reposync_api::{SecretValue, SyncSpec, TaskAuth, TaskKind, TaskSpec, TestConnectionSpec};
+use reposync_model::{Credentials, GitConnector, SecretName};
+use reposync_store::TaskRecord;
+
+use super::{SYNC_TIMEOUT, SyncPayload, TEST_TIMEOUT, TaskHub, TestConnectionPayload};
+
+impl TaskHub {
+    /// Opens a secret for a task; both kinds of secret hold UTF-8 text.
+    pub(super) async fn reveal_text(&self, name: &SecretName) -> Result<SecretValue, String> {
+        let (_, value) = self
+            .inner
+            .store
+            .reveal_secret(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        String::from_utf8(value.to_vec())
+            .map(SecretValue::new)
+            .map_err(|_| format!("secret {:?} is not UTF-8 text", name.as_str()))
+    }
+
+    /// Attaches what a claimed task needs to run, credentials included.
+    pub async fn hydrate(&self, task: &TaskRecord) -> Result<TaskSpec, String> {
+        match TaskKind::parse(&task.kind) {
+            Some(TaskKind::TestConnection) => {
+                let payload: TestConnectionPayload = serde_json::from_str(&task.payload)
+                    .map_err(|e| format!("unreadable task payload: {e}"))?;
+                let connector = self
+                    .inner
+                    .store
+                    .get_connector_by_id(&payload.connector_id)
+                    .await
+                    .map_err(|e| format!("the connector is gone: {e}"))?;
+                Ok(TaskSpec::TestConnection(TestConnectionSpec {
+                    url: payload.url,
+                    branch: payload.branch,
+                    auth: self.task_auth(&connector.spec).await?,
+                    timeout_secs: TEST_TIMEOUT.as_secs(),
+                }))
+            }
+            Some(TaskKind::Sync) => {
+                let payload: SyncPayload = serde_json::from_str(&task.payload)
+                    .map_err(|e| format!("unreadable task payload: {e}"))?;
+                let connector = self
+                    .inner
+                    .store
+                    .get_connector_by_id(&payload.connector_id)
+                    .await
+                    .map_err(|e| format!("the connector is gone: {e}"))?;
+                // A task run again after its delegate was lost needs nothing special: a
+                // push that landed is found on the branch by its trailers.
+                Ok(TaskSpec::Sync(SyncSpec {
+                    target: payload.target,
+                    job: payload.job,
+                    auth: self.task_auth(&connector.spec).await?,
+                    timeout_secs: SYNC_TIMEOUT.as_secs(),
+                }))
+            }
+            other => Err(format!("unknown task kind {other:?}")),
+        }
+    }
+
+    /// A connector's credentials, opened for one task.
+    pub(super) async fn task_auth(&self, spec: &GitConnector) -> Result<TaskAuth, String> {
+        Ok(match &spec.credentials {
+            Credentials::Https {
+                username,
+                password_secret,
+            } => TaskAuth::Https {
+                username: username.clone(),
+                password: self.reveal_text(password_secret).await?,
+                ca_certificate: spec.ca_certificate.clone(),
+            },
+            Credentials::Ssh { ssh_key_secret } => TaskAuth::Ssh {
+                private_key: self.reveal_text(ssh_key_secret).await?,
+                known_hosts: spec.known_hosts.clone(),
+            },
+        })
+    }
+}
