@@ -3,8 +3,10 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::Store;
+use crate::error::StoreError;
 use crate::gate::{Read, Write};
-use crate::{Store, StoreError, new_id};
+use crate::rows::new_id;
 
 /// A delegate token, known only by the hash of its value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,8 @@ mod entities;
 mod error;
 mod gate;
 mod inbound;
+mod records;
+mod rows;
 mod secrets;
 mod sync;
 mod tasks;
@@ -32,19 +34,22 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 
 use crate::gate::{Database, Read, WriteTx};
 
-pub use connectors::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
 pub use delegates::{DelegateRecord, DelegateTokenRecord, NewDelegate};
-pub use entities::{ChangeOutcome, Enabling, EntityChange, EntityRecord, EntityWrite};
+pub use entities::Enabling;
 pub use error::StoreError;
 pub use inbound::{
     AnnouncedHead, DeliveryOutcome, DeliveryRecord, FileError, InboundCommit, InboundCommitRecord,
-    InboundFile, InboundStatus, NewDelivery, SignatureCheck, SyncBranch,
+    InboundFile, InboundStatus, NewDelivery, SignatureCheck,
+};
+pub use records::{
+    ChangeOutcome, ConnectorRecord, ConnectorWrite, EntityChange, EntityRecord, EntityWrite,
+    WebhookChange, WebhookCredentials,
 };
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
 pub use sync::{
     AttemptEnd, AttemptRecord, CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConflictRecord,
-    FileChangeRecord, FileOp, Landed, LinkBacklog, NewSyncLink, StartedAttempt, SyncErrorRecord,
-    SyncLink, app_of_path,
+    FileChangeRecord, FileOp, Landed, LinkBacklog, NewSyncLink, StartedAttempt, SyncBranch,
+    SyncErrorRecord, SyncLink, app_of_path,
 };
 pub use tasks::{AVOID_FOR, Claim, Eligibility, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
 pub use tokens::ApiTokenRecord;
@@ -220,18 +225,4 @@ impl Clock for ManualClock {
 pub fn now_millis() -> i64 {
     let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
-}
-
-/// A new row id. Version 7 ids sort by creation (within a process, strictly), so listings
-/// ordered by time and then id keep the order things happened in the same millisecond.
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-/// `$first, …, $(first + n - 1)`: numbered parameters for an `IN (…)` list.
-pub(crate) fn placeholders_from(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
