@@ -5,7 +5,6 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use zeroize::Zeroizing;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
 use crate::records::{
@@ -13,6 +12,7 @@ use crate::records::{
 };
 use crate::rows::new_id;
 use crate::secrets::SecretKind;
+use crate::store::Store;
 
 fn webhook_binding(connector_id: &str, part: &str) -> Vec<u8> {
     format!("reposync:connector:{connector_id}:{part}").into_bytes()

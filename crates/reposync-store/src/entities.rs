@@ -6,7 +6,6 @@ use sqlx::any::AnyRow;
 use reposync_model::EntityName;
 use reposync_model::connector_yaml;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
 use crate::inbound::commits::{
@@ -14,6 +13,7 @@ use crate::inbound::commits::{
 };
 use crate::records::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 use crate::rows::new_id;
+use crate::store::Store;
 use crate::sync::changesets::FileChangeRecord;
 use crate::sync::links::{NewSyncLink, SyncLink, insert_link};
 use crate::sync::outbox::record_changesets;

@@ -3,10 +3,10 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::{Read, Write};
 use crate::rows::new_id;
+use crate::store::Store;
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

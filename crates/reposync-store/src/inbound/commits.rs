@@ -5,10 +5,10 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
 use crate::rows::{new_id, placeholders_from};
+use crate::store::Store;
 use crate::sync::branches::{BRANCH_COLUMNS, branch_from_row};
 use crate::sync::changesets::{FileChangeRecord, mark_pushed};
 use crate::sync::errors::resolve_landed_errors;

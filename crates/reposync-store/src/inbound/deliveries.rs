@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
 use crate::rows::new_id;
+use crate::store::Store;
 use crate::webhook_log::{
     MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_REASON_BYTES, bounded, bounded_payload,
 };

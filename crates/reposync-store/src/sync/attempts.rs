@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
 use crate::rows::{json_column, new_id, to_json};
+use crate::store::Store;
 use crate::sync::branches::{branch_id_of_link, processed_commit, want_head};
 use crate::sync::changesets::{
     CHANGESET_COLUMNS, ChangesetRecord, FileChangeRecord, changeset_from_row, mark_pushed,

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::Read;
+use crate::store::Store;
 
 /// What a link still owes: changesets not yet pushed and sync errors not yet resolved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

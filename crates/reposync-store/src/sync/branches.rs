@@ -5,10 +5,10 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
 use crate::rows::new_id;
+use crate::store::Store;
 
 /// A branch that live links sync with: once per connector, repository and branch.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
 use crate::rows::{json_column, new_id, placeholders_from, to_json};
+use crate::store::Store;
 use crate::sync::branches::{branch_id_of_link, want_head};
 
 pub use reposync_model::commit::FileOp;

@@ -4,10 +4,10 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
 use crate::rows::placeholders_from;
+use crate::store::Store;
 
 /// A sync error as stored.
 #[derive(Debug, Clone)]

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use reposync_model::scope::app_of_path;
 use sqlx::Row;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::Read;
 use crate::rows::placeholders_from;
+use crate::store::Store;
 
 /// The contents of `paths` as `conn` sees them: entities, and connectors as their files.
 pub(crate) async fn file_contents_in(

@@ -5,10 +5,10 @@ use reposync_model::scope::app_of_path;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::Store;
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
 use crate::rows::new_id;
+use crate::store::Store;
 use crate::sync::branches::{BRANCH_COLUMNS, SyncBranch, branch_from_row, ensure_branch};
 use crate::sync::changesets::{FileChangeRecord, insert_changeset};
 
