@@ -26,7 +26,10 @@ use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 
-use crate::{Agent, Backoff, DelegateName, SourceError, TaskSource};
+use crate::agent::Agent;
+use crate::backoff::Backoff;
+use crate::name::DelegateName;
+use crate::source::{SourceError, TaskSource};
 
 /// How long a connection to the server may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

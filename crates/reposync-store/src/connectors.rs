@@ -1,68 +1,18 @@
 use reposync_model::connector_yaml;
-use reposync_model::yaml::{Limits, parse};
 use reposync_model::{Credentials, EntityName, GitConnector, SecretName};
 use reposync_secrets::{SealedValue, open, seal};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use zeroize::Zeroizing;
 
-use crate::entities::EntityChange;
+use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
+use crate::records::{
+    ConnectorRecord, ConnectorWrite, EntityChange, WebhookChange, WebhookCredentials,
+};
+use crate::rows::new_id;
 use crate::secrets::SecretKind;
-use crate::{Store, StoreError, new_id};
-
-/// A connector as stored: its validated spec plus server-side state.
-#[derive(Debug, Clone)]
-pub struct ConnectorRecord {
-    pub id: String,
-    pub spec: GitConnector,
-    /// Whether a webhook URL token and HMAC secret exist.
-    pub has_webhook: bool,
-    /// The last Test result, as the JSON the API defines.
-    pub last_test: Option<String>,
-    /// Bumped by every update; an update names the revision it was based on.
-    pub revision: i64,
-    /// The connector as its Source Repo Provider file.
-    pub file: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// A connector to create (`current` is `None`) or update, in a batch of tree changes.
-#[derive(Debug)]
-pub struct ConnectorWrite {
-    /// The record this change was computed from; the write is refused if it changed since.
-    pub current: Option<ConnectorRecord>,
-    pub spec: GitConnector,
-    /// The Source Repo Provider file as it will be.
-    pub file: String,
-    pub webhook: WebhookChange,
-}
-
-/// A webhook URL token and its HMAC secret, in clear, on their way in or out. A copy zeroes
-/// its memory on drop too.
-#[derive(Clone)]
-pub struct WebhookCredentials {
-    pub token: Zeroizing<String>,
-    pub secret: Zeroizing<String>,
-}
-
-impl std::fmt::Debug for WebhookCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookCredentials(<redacted>)")
-    }
-}
-
-/// What an update does to the webhook credentials.
-#[derive(Debug)]
-pub enum WebhookChange {
-    Keep,
-    Set {
-        credentials: WebhookCredentials,
-        token_hash: String,
-    },
-    Remove,
-}
+use crate::store::Store;
 
 fn webhook_binding(connector_id: &str, part: &str) -> Vec<u8> {
     format!("reposync:connector:{connector_id}:{part}").into_bytes()
@@ -255,33 +205,6 @@ impl Store {
         String::from_utf8(plain.to_vec())
             .map(Zeroizing::new)
             .map_err(|_| StoreError::Corrupt(format!("connector {id}: {part} is not UTF-8")))
-    }
-}
-
-impl ConnectorWrite {
-    /// An update of `current` to `spec`, its file re-rendered over the one it has.
-    pub fn update(current: &ConnectorRecord, spec: GitConnector, webhook: WebhookChange) -> Self {
-        let source = parse(current.file.as_bytes(), &Limits::default()).ok();
-        ConnectorWrite {
-            current: Some(current.clone()),
-            file: connector_yaml::render(&spec, source.as_ref()),
-            spec,
-            webhook,
-        }
-    }
-
-    /// The path of the file after the write.
-    pub fn path(&self) -> String {
-        connector_yaml::path(&self.spec.name)
-    }
-
-    /// True when the write would store exactly what is there.
-    pub(crate) fn is_noop(&self) -> bool {
-        matches!(self.webhook, WebhookChange::Keep)
-            && self
-                .current
-                .as_ref()
-                .is_some_and(|c| c.spec == self.spec && c.file == self.file)
     }
 }
 

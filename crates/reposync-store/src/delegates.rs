@@ -3,8 +3,10 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::error::StoreError;
 use crate::gate::{Read, Write};
-use crate::{Store, StoreError, new_id};
+use crate::rows::new_id;
+use crate::store::Store;
 
 /// A delegate token, known only by the hash of its value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,53 +6,19 @@ use sqlx::any::AnyRow;
 use reposync_model::EntityName;
 use reposync_model::connector_yaml;
 
-use crate::connectors::ConnectorWrite;
+use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
-use crate::inbound::{
+use crate::inbound::commits::{
     FileError, InboundCommit, pending_paths, record_branch_errors_in, record_inbound,
 };
-use crate::sync::{
-    FileChangeRecord, LinkBacklog, NewSyncLink, SyncLink, insert_link, record_changesets,
-};
+use crate::records::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
+use crate::rows::new_id;
+use crate::store::Store;
+use crate::sync::changesets::FileChangeRecord;
+use crate::sync::links::{NewSyncLink, SyncLink, insert_link};
+use crate::sync::outbox::record_changesets;
+use crate::sync::backlog::LinkBacklog;
 use crate::tasks::finish_local_task_in;
-use crate::{Store, StoreError, new_id};
-
-/// One file of the tree as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntityRecord {
-    pub path: String,
-    pub kind: String,
-    pub app: Option<String>,
-    pub content: Vec<u8>,
-    pub revision: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// A file to create or replace, already parsed and checked by the caller.
-#[derive(Debug, Clone)]
-pub struct EntityWrite {
-    pub path: String,
-    pub kind: String,
-    pub app: Option<String>,
-    pub content: Vec<u8>,
-    /// `(field, target path)` for every reference the file holds.
-    pub references: Vec<(String, String)>,
-}
-
-/// A change in a batch.
-#[derive(Debug)]
-pub enum EntityChange {
-    Put(EntityWrite),
-    Delete {
-        path: String,
-    },
-    /// A Source Repo Provider file: the connector itself, created, changed or renamed.
-    PutConnector(Box<ConnectorWrite>),
-    DeleteConnector {
-        name: EntityName,
-    },
-}
 
 /// Where a batch comes from: a change made in reposync (which goes out to Git), or a commit
 /// read from Git (which does not).
@@ -100,15 +66,6 @@ impl std::fmt::Debug for EnablingTask<'_> {
             .field("id", &self.id)
             .finish()
     }
-}
-
-/// What a batch did to one path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeOutcome {
-    Created,
-    Changed,
-    Unchanged,
-    Deleted,
 }
 
 const ENTITY_COLUMNS: &str = "path, kind, app, content, revision, created_at, updated_at";
@@ -551,7 +508,7 @@ const LOOKUP_CHUNK: usize = 500;
 
 /// `$1, $2, …, $n`.
 fn placeholders(n: usize) -> String {
-    crate::placeholders_from(1, n)
+    crate::rows::placeholders_from(1, n)
 }
 
 async fn insert_created(

@@ -8,45 +8,50 @@
 //! under the master key with [`reposync_secrets::seal`], bound to their row; nothing readable
 //! is ever written. The task queue lives here too, with leases, because claiming a task must
 //! be atomic with respect to every other delegate.
+//!
+//! The modules use one another one way only. The leaves use nothing above them: `error`,
+//! `gate` (the one way to the pool), `clock`, `rows` (row ids, parameters, JSON columns) and
+//! `records` (the tree's files and connectors, and the changes a batch makes to them).
+//! [`Store`] lives in `store`; each other module adds an `impl Store` for what it holds:
+//! `sync` (Git Sync's links, branches, changesets, attempts and errors), `inbound` (webhook
+//! deliveries and commits read from Git, on top of `sync`), `entities` (the one batch that
+//! writes the tree, on top of both), and `connectors`, `secrets`, `tasks`, `delegates`,
+//! `tokens` and `webhook_log`. This file declares them and re-exports the public API.
 
+mod clock;
 mod connectors;
 mod delegates;
 mod entities;
 mod error;
 mod gate;
 mod inbound;
+mod records;
+mod rows;
 mod secrets;
+mod store;
 mod sync;
 mod tasks;
 mod tokens;
 mod webhook_log;
 
-use std::path::Path;
-use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
-
-use reposync_secrets::MasterKey;
-use sqlx::Executor;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-
-use crate::gate::{Database, Read, WriteTx};
-
-pub use connectors::{ConnectorRecord, ConnectorWrite, WebhookChange, WebhookCredentials};
+pub use clock::{Clock, ManualClock, SystemClock, now_millis};
 pub use delegates::{DelegateRecord, DelegateTokenRecord, NewDelegate};
-pub use entities::{
-    ChangeOutcome, Enabling, EnablingResult, EnablingTask, EntityChange, EntityRecord, EntityWrite,
-};
+pub use entities::{Enabling, EnablingResult, EnablingTask};
 pub use error::StoreError;
 pub use inbound::{
     AnnouncedHead, DeliveryOutcome, DeliveryRecord, FileError, InboundCommit, InboundCommitRecord,
-    InboundFile, InboundStatus, NewDelivery, SignatureCheck, SyncBranch,
+    InboundFile, InboundStatus, NewDelivery, SignatureCheck,
+};
+pub use records::{
+    ChangeOutcome, ConnectorRecord, ConnectorWrite, EntityChange, EntityRecord, EntityWrite,
+    WebhookChange, WebhookCredentials,
 };
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
+pub use store::Store;
 pub use sync::{
     AttemptEnd, AttemptRecord, CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConflictRecord,
-    FileChangeRecord, FileOp, Landed, LinkBacklog, NewSyncLink, StartedAttempt, SyncErrorRecord,
-    SyncLink, app_of_path,
+    FileChangeRecord, FileOp, Landed, LinkBacklog, NewSyncLink, StartedAttempt, SyncBranch,
+    SyncErrorRecord, SyncLink, app_of_path,
 };
 pub use tasks::{AVOID_FOR, Claim, Eligibility, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
 pub use tokens::ApiTokenRecord;
@@ -54,186 +59,3 @@ pub use webhook_log::{
     MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_PAYLOAD_BYTES, MAX_LOGGED_REASON_BYTES,
     UnauthenticatedDeliveries, bounded,
 };
-
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-
-/// The database, with the master key that seals and opens the secrets stored in it.
-#[derive(Clone)]
-pub struct Store {
-    db: Database,
-    master: Arc<MasterKey>,
-    /// Woken after a transaction that put changesets in the outbox.
-    outbox: Arc<tokio::sync::Notify>,
-    /// Woken after a branch head was queued for reading (Git → reposync).
-    inbox: Arc<tokio::sync::Notify>,
-    /// Where the store's own decisions (leases, claims' preference windows, timestamps) read
-    /// the time: the wall clock, or a test's [`ManualClock`].
-    clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
-    }
-}
-
-impl Store {
-    /// The URL of the embedded SQLite database in `data_dir`.
-    pub fn sqlite_url(data_dir: &Path) -> String {
-        format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join("reposync.db").display()
-        )
-    }
-
-    /// Connects, applies pending migrations and returns the store.
-    pub async fn open(url: &str, master: MasterKey) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
-        let backend = url.split(':').next().unwrap_or_default();
-        if backend != "sqlite" {
-            return Err(StoreError::UnsupportedDatabase(format!(
-                "{backend:?} databases are not supported yet; use a sqlite:// URL"
-            )));
-        }
-        let options = AnyConnectOptions::from_str(url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // WAL lets readers proceed during a write; the busy timeout makes concurrent
-                    // writers wait instead of failing with "database is locked"; foreign keys
-                    // are off by default in SQLite. Sorts and temporary tables stay in memory:
-                    // SQLite would otherwise spill them to files in $TMPDIR, which a killed
-                    // server leaves behind, outside the data directory.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA temp_store = MEMORY").await?;
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        SQLITE_MIGRATIONS.run(&pool).await?;
-        Ok(Store {
-            db: Database::new(pool),
-            master: Arc::new(master),
-            outbox: Arc::new(tokio::sync::Notify::new()),
-            inbox: Arc::new(tokio::sync::Notify::new()),
-            clock: Arc::new(SystemClock),
-        })
-    }
-
-    /// The same store reading the time from `clock`: tests move time on by hand instead of
-    /// sleeping past leases and preference windows.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Store {
-        self.clock = clock;
-        self
-    }
-
-    /// Now, by the store's clock, in milliseconds since the Unix epoch.
-    pub(crate) fn now(&self) -> i64 {
-        self.clock.now_millis()
-    }
-
-    /// The store's clock, for the workers' own waits (back-off) to read the same time.
-    pub fn clock(&self) -> Arc<dyn Clock> {
-        Arc::clone(&self.clock)
-    }
-
-    /// Starts a transaction that writes, in its turn at the write gate (see [`gate`]).
-    pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        Ok(self.db.begin_write().await?)
-    }
-
-    /// Wakes whoever waits for changesets (the sync worker).
-    pub(crate) fn outbox_changed(&self) {
-        self.outbox.notify_one();
-    }
-
-    /// The signal the sync worker waits on: notified after changesets are written. A
-    /// notification sent while nobody waits is kept for the next wait, so none is lost.
-    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
-        Arc::clone(&self.outbox)
-    }
-
-    /// Wakes the Git → reposync worker.
-    pub(crate) fn inbox_changed(&self) {
-        self.inbox.notify_one();
-    }
-
-    /// The signal the Git → reposync worker waits on: notified after a branch head is queued.
-    pub fn inbox_signal(&self) -> Arc<tokio::sync::Notify> {
-        Arc::clone(&self.inbox)
-    }
-
-    /// Checks that the database answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").read_one(&self.db).await?;
-        Ok(())
-    }
-
-    /// Closes every connection, waiting for running queries.
-    pub async fn close(&self) {
-        self.db.close().await;
-    }
-}
-
-/// A source of the time, in milliseconds since the Unix epoch.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    fn now_millis(&self) -> i64;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_millis(&self) -> i64 {
-        now_millis()
-    }
-}
-
-/// A clock that moves only when told to, for tests.
-#[derive(Debug, Default)]
-pub struct ManualClock(std::sync::atomic::AtomicI64);
-
-impl ManualClock {
-    /// A clock standing at the wall clock's time now.
-    pub fn starting_now() -> Arc<ManualClock> {
-        Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(now_millis())))
-    }
-
-    /// Moves the clock on by `ms` milliseconds.
-    pub fn advance(&self, ms: i64) {
-        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_millis(&self) -> i64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-/// Milliseconds since the Unix epoch, the one time format in the database.
-pub fn now_millis() -> i64 {
-    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
-}
-
-/// A new row id. Version 7 ids sort by creation (within a process, strictly), so listings
-/// ordered by time and then id keep the order things happened in the same millisecond.
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-/// `$first, …, $(first + n - 1)`: numbered parameters for an `IN (…)` list.
-pub(crate) fn placeholders_from(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}

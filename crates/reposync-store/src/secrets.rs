@@ -4,8 +4,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use zeroize::Zeroizing;
 
+use crate::error::StoreError;
 use crate::gate::{Read, Write};
-use crate::{Store, StoreError, new_id};
+use crate::rows::new_id;
+use crate::store::Store;
 
 /// The two kinds of secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,8 +3,10 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
-use crate::{Store, StoreError, new_id};
+use crate::rows::new_id;
+use crate::store::Store;
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,7 +307,7 @@ impl Store {
         for chunk in ids.chunks(500) {
             let sql = format!(
                 "SELECT id, delegate FROM tasks WHERE delegate IS NOT NULL AND id IN ({})",
-                crate::placeholders_from(1, chunk.len())
+                crate::rows::placeholders_from(1, chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for id in chunk {
@@ -439,6 +441,20 @@ impl Store {
         .write(&self.db)
         .await?;
         Ok(requeued.rows_affected() + failed.rows_affected())
+    }
+
+    /// Fails every unfinished task of `kind`: after a restart nobody waits for their results,
+    /// and the work they carried is planned again.
+    pub async fn abandon_tasks(&self, kind: &str, result: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET status = 'failed', result = $1, finished_at = $2 WHERE kind = $3 AND status IN ('queued', 'running')",
+        )
+        .bind(result)
+        .bind(self.now())
+        .bind(kind)
+        .write(&self.db)
+        .await?;
+        Ok(done.rows_affected())
     }
 }
 

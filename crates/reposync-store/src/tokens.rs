@@ -1,7 +1,9 @@
 use sqlx::Row;
 
+use crate::error::StoreError;
 use crate::gate::{Read, Write};
-use crate::{Store, StoreError, new_id};
+use crate::rows::new_id;
+use crate::store::Store;
 
 /// An API token, known only by the hash of its value.
 #[derive(Debug, Clone)]

@@ -8,8 +8,9 @@ use std::borrow::Cow;
 
 use sqlx::Row;
 
+use crate::error::StoreError;
 use crate::gate::Read;
-use crate::{Store, StoreError};
+use crate::store::Store;
 
 /// The most bytes of a header value (event key, delivery id) the log keeps.
 pub const MAX_LOGGED_HEADER_BYTES: usize = 256;

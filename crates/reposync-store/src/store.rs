@@ -1,0 +1,142 @@
+//! The store itself: the pool behind its write gate, the master key, the signals that wake
+//! the workers, and the clock its decisions read. What it stores is written by the modules
+//! beside this one, each adding its own `impl Store`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reposync_secrets::MasterKey;
+use sqlx::Executor;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::StoreError;
+use crate::gate::{Database, Read, WriteTx};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The database, with the master key that seals and opens the secrets stored in it.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: Database,
+    pub(crate) master: Arc<MasterKey>,
+    /// Woken after a transaction that put changesets in the outbox.
+    outbox: Arc<tokio::sync::Notify>,
+    /// Woken after a branch head was queued for reading (Git → reposync).
+    inbox: Arc<tokio::sync::Notify>,
+    /// Where the store's own decisions (leases, claims' preference windows, timestamps) read
+    /// the time: the wall clock, or a test's [`ManualClock`](crate::ManualClock).
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// The URL of the embedded SQLite database in `data_dir`.
+    pub fn sqlite_url(data_dir: &Path) -> String {
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("reposync.db").display()
+        )
+    }
+
+    /// Connects, applies pending migrations and returns the store.
+    pub async fn open(url: &str, master: MasterKey) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = url.split(':').next().unwrap_or_default();
+        if backend != "sqlite" {
+            return Err(StoreError::UnsupportedDatabase(format!(
+                "{backend:?} databases are not supported yet; use a sqlite:// URL"
+            )));
+        }
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers proceed during a write; the busy timeout makes concurrent
+                    // writers wait instead of failing with "database is locked"; foreign keys
+                    // are off by default in SQLite. Sorts and temporary tables stay in memory:
+                    // SQLite would otherwise spill them to files in $TMPDIR, which a killed
+                    // server leaves behind, outside the data directory.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
+        Ok(Store {
+            db: Database::new(pool),
+            master: Arc::new(master),
+            outbox: Arc::new(tokio::sync::Notify::new()),
+            inbox: Arc::new(tokio::sync::Notify::new()),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The same store reading the time from `clock`: tests move time on by hand instead of
+    /// sleeping past leases and preference windows.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the store's clock, in milliseconds since the Unix epoch.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    /// The store's clock, for the workers' own waits (back-off) to read the same time.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
+    }
+
+    /// Starts a transaction that writes, in its turn at the write gate (see [`crate::gate`]).
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        Ok(self.db.begin_write().await?)
+    }
+
+    /// Wakes whoever waits for changesets (the sync worker).
+    pub(crate) fn outbox_changed(&self) {
+        self.outbox.notify_one();
+    }
+
+    /// The signal the sync worker waits on: notified after changesets are written. A
+    /// notification sent while nobody waits is kept for the next wait, so none is lost.
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.outbox)
+    }
+
+    /// Wakes the Git → reposync worker.
+    pub(crate) fn inbox_changed(&self) {
+        self.inbox.notify_one();
+    }
+
+    /// The signal the Git → reposync worker waits on: notified after a branch head is queued.
+    pub fn inbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inbox)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").read_one(&self.db).await?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for running queries.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+}
