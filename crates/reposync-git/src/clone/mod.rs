@@ -17,9 +17,11 @@
 //! alone; otherwise the caller gets the conflicting files and nothing is pushed.
 //!
 //! [`LocalClone`] is one type whose methods live beside what they do, one module each; this
-//! module only gathers them. The modules depend on each other in one direction, from
-//! `check`, `entry` and `parse` (no git process) through `handle` (the type and how its
-//! commands run) up to `changes` and `push`; none refers to this one.
+//! module only gathers them. Their imports go one way, from `check`, `entry` and `parse` (no
+//! git process) through `handle` (the type and how its commands run) up to `changes` and
+//! `push`, and none imports from this one. Methods of the one type still call each other
+//! across modules where the flow needs it: filling the partial clone may create the clone
+//! anew, and deepening the history fetches.
 
 mod changes;
 mod check;
