@@ -3,10 +3,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    BranchName, EmailAddress, EntityName, FieldError, Protocol, RepoSlug, RepoUrl, SecretName,
-    Selector,
-};
+use crate::email::EmailAddress;
+use crate::error::FieldError;
+use crate::name::{EntityName, RepoSlug, SecretName};
+use crate::refname::BranchName;
+use crate::selector::Selector;
+use crate::url::{Protocol, RepoUrl};
 
 /// The Git host a connector talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

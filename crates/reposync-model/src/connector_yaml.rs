@@ -12,8 +12,8 @@ use crate::connector::{
     GitConnector, Provider,
 };
 use crate::name::EntityName;
+use crate::problem::TreeProblem;
 use crate::tree::ROOT;
-use crate::validate::TreeProblem;
 use crate::yaml::{Document, Mapping, Node, emit, order_top_level};
 
 /// The secret manager name reposync writes in secret references (`reposync:<secret>`).
@@ -250,7 +250,7 @@ pub fn to_connector(
             let kept = current.map(|c| c.provider).filter(|p| is_bitbucket(*p));
             let detected = url
                 .as_deref()
-                .and_then(|u| crate::RepoUrl::parse(u).ok())
+                .and_then(|u| crate::url::RepoUrl::parse(u).ok())
                 .map(|u| Provider::detect(&u));
             Some(match (kept, detected) {
                 (Some(p), _) => p,
@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(
             connector.credentials,
             Credentials::Ssh {
-                ssh_key_secret: crate::SecretName::parse("deploy-key").expect("name")
+                ssh_key_secret: crate::name::SecretName::parse("deploy-key").expect("name")
             }
         );
         let document = parse(text.as_bytes(), &Limits::default()).expect("yaml");

@@ -1,6 +1,6 @@
 use serde::Serialize;
 
-use crate::FieldError;
+use crate::error::FieldError;
 
 /// An e-mail address good enough to be a git author: `local@domain.tld`.
 ///
@@ -95,4 +95,4 @@ mod tests {
     }
 }
 
-crate::parsed_string_traits!(EmailAddress);
+crate::newtype::parsed_string_traits!(EmailAddress);

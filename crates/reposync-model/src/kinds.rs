@@ -5,7 +5,7 @@
 //! so that a caller holding the whole tree (or the database) can say which ones do not
 //! resolve. Opaque kinds have no rules beyond being valid YAML.
 
-use crate::EntityName;
+use crate::name::EntityName;
 use crate::tree::{EntityKind, EntityPath};
 use crate::yaml::{Document, Mapping, Node, Value};
 

@@ -1,6 +1,6 @@
 use serde::Serialize;
 
-use crate::{FieldError, is_emoticon};
+use crate::error::FieldError;
 
 /// Longest name accepted, in bytes. File systems allow 255 bytes per path component and a
 /// name becomes a file name (`<name>.yaml`), so we leave room for the extension.
@@ -130,6 +130,14 @@ impl RepoSlug {
     }
 }
 
+/// True for characters in the Unicode Emoticons block (U+1F600–U+1F64F), which names refuse.
+///
+/// Harness rejected these in names and so do we: repositories adopted from it never hold them,
+/// and they break tools that split paths on byte boundaries.
+pub fn is_emoticon(c: char) -> bool {
+    ('\u{1F600}'..='\u{1F64F}').contains(&c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,8 +205,8 @@ mod tests {
     }
 }
 
-crate::parsed_string_traits!(EntityName);
+crate::newtype::parsed_string_traits!(EntityName);
 
-crate::parsed_string_traits!(SecretName);
+crate::newtype::parsed_string_traits!(SecretName);
 
-crate::parsed_string_traits!(RepoSlug);
+crate::newtype::parsed_string_traits!(RepoSlug);

@@ -1,6 +1,7 @@
 use serde::Serialize;
 
-use crate::{FieldError, is_emoticon};
+use crate::error::FieldError;
+use crate::name::is_emoticon;
 
 /// A branch name that git accepts (`git check-ref-format --branch`), without `refs/heads/`.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize)]
@@ -142,4 +143,4 @@ mod tests {
     }
 }
 
-crate::parsed_string_traits!(BranchName);
+crate::newtype::parsed_string_traits!(BranchName);

@@ -1,6 +1,6 @@
 use serde::Serialize;
 
-use crate::FieldError;
+use crate::error::FieldError;
 
 /// A delegate selector: trimmed and lower-cased, so that matching is exact afterwards.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -58,4 +58,4 @@ mod tests {
     }
 }
 
-crate::parsed_string_traits!(Selector);
+crate::newtype::parsed_string_traits!(Selector);

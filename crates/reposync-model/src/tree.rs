@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use crate::{EntityName, FieldError, PathProblem, RepoPath, escape_path};
+use crate::error::FieldError;
+use crate::name::EntityName;
+use crate::path::{PathProblem, RepoPath, escape_path};
 
 /// Every kind of file reposync knows in the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

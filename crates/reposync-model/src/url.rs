@@ -2,7 +2,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{FieldError, RepoSlug};
+use crate::error::FieldError;
+use crate::name::RepoSlug;
 
 /// How git reaches the server, which follows from the URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

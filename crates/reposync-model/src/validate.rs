@@ -2,37 +2,12 @@
 //! resolve within the tree. This is what `reposync validate` runs before anyone pushes.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use crate::kinds::{check, references};
 use crate::tree::{EntityKind, EntityPath, PathClass, classify};
 use crate::yaml::{Document, Limits, parse};
 
-/// One problem, where it is.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TreeProblem {
-    pub path: String,
-    /// 1-based; 0 when the problem is the file as a whole (its path).
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-    /// The failed file this one depends on, when that is the whole problem: this file is
-    /// fine, and is tried again once that one is fixed.
-    pub blocked_by: Option<String>,
-}
-
-impl fmt::Display for TreeProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.path,
-            self.line.max(1),
-            self.column.max(1),
-            self.message
-        )
-    }
-}
+pub use crate::problem::TreeProblem;
 
 /// A file that parsed: its place in the tree and its document (`None` for manifest files,
 /// which are opaque text).

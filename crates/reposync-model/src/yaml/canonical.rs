@@ -5,7 +5,7 @@
 //! the items of its polymorphic lists. Free-form maps were Java maps and kept their insertion
 //! order and their nulls; everywhere else null fields were left out.
 
-use super::Document;
+use super::document::Document;
 use super::value::{Mapping, Node, Value};
 
 /// Lists whose items are polymorphic beans: each item puts `type` first, then sorts the rest.

@@ -24,7 +24,7 @@
 //! were the version differences above (later SnakeYAML folds plain scalars and writes emoji
 //! plain).
 
-use super::Document;
+use super::document::Document;
 use super::resolve::{Resolved, resolve};
 use super::value::{Node, Value};
 

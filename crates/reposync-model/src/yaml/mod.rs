@@ -23,6 +23,7 @@
 //! This module is pure: it reads from a byte slice and writes to a `String`.
 
 mod canonical;
+mod document;
 mod emit;
 mod error;
 mod parse;
@@ -30,61 +31,8 @@ mod resolve;
 mod value;
 
 pub use canonical::{canonicalize, order_top_level};
+pub use document::Document;
 pub use emit::emit;
 pub use error::{YamlError, YamlErrorKind};
-pub use parse::parse;
+pub use parse::{Limits, parse};
 pub use value::{Mapping, Node, Value};
-
-/// Bounds on what [`parse`] accepts, so that a hostile file costs little.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest file accepted, in bytes; checked before anything is parsed.
-    pub max_file_bytes: usize,
-    /// Most nodes (scalars, keys, lists and mappings, counting every copy an alias makes).
-    pub max_nodes: usize,
-    /// Deepest nesting of lists and mappings.
-    pub max_depth: usize,
-}
-
-impl Default for Limits {
-    /// 1 MiB, 100 000 nodes, 128 levels: ten times the largest Harness file we have seen.
-    fn default() -> Self {
-        Self {
-            max_file_bytes: 1024 * 1024,
-            max_nodes: 100_000,
-            max_depth: 128,
-        }
-    }
-}
-
-/// One YAML document: the whole content of one file.
-///
-/// An empty file (or one holding only comments) is an error ([`YamlErrorKind::Empty`]), never
-/// a document: no Harness file is empty, and every kind needs at least `type`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Document {
-    /// The top node; a mapping in every Harness file.
-    pub root: Node,
-}
-
-impl Document {
-    /// A document with `root` at the top.
-    pub fn new(root: Node) -> Self {
-        Self { root }
-    }
-
-    /// A document whose top is `mapping`.
-    pub fn from_mapping(mapping: Mapping) -> Self {
-        Self::new(Node::map(mapping))
-    }
-
-    /// The top mapping, if the document is one.
-    pub fn root_map(&self) -> Option<&Mapping> {
-        self.root.as_map()
-    }
-
-    /// The top mapping, mutably, if the document is one.
-    pub fn root_map_mut(&mut self) -> Option<&mut Mapping> {
-        self.root.as_map_mut()
-    }
-}

@@ -11,10 +11,32 @@ use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
+use super::document::Document;
 use super::error::{YamlError, YamlErrorKind};
 use super::resolve::{Resolved, is_float, is_int, resolve};
 use super::value::{Mapping, Node, Value};
-use super::{Document, Limits};
+
+/// Bounds on what [`parse`] accepts, so that a hostile file costs little.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest file accepted, in bytes; checked before anything is parsed.
+    pub max_file_bytes: usize,
+    /// Most nodes (scalars, keys, lists and mappings, counting every copy an alias makes).
+    pub max_nodes: usize,
+    /// Deepest nesting of lists and mappings.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    /// 1 MiB, 100 000 nodes, 128 levels: ten times the largest Harness file we have seen.
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 1024 * 1024,
+            max_nodes: 100_000,
+            max_depth: 128,
+        }
+    }
+}
 
 /// Parses one YAML document from `bytes`, within `limits`.
 pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Document, YamlError> {
