@@ -11,6 +11,7 @@ use reposync_api::{
     TaskSpec, TestConnectionSpec,
 };
 use reposync_git::{CommitRequest, FileChange, GitAuth, GitError, LocalClone, Remote, Signature};
+use reposync_model::{BranchName, ObjectId};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -40,12 +41,12 @@ impl Agent {
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
             .collect();
         if key.is_empty() {
-            return failure(
-                FailureCode::InvalidTask,
-                "the task names no clone".into(),
-                String::new(),
-            );
+            return invalid_task("the task names no clone".into());
         }
+        let branch = match BranchName::parse(&spec.target.branch) {
+            Ok(branch) => branch,
+            Err(error) => return invalid_task(format!("the task's branch {}", error.message)),
+        };
         let mut changes = Vec::new();
         if let SyncJob::CommitAndPush { files, .. } = &spec.job {
             for file in files {
@@ -57,11 +58,7 @@ impl Agent {
                 {
                     Ok(content) => content,
                     Err(_) => {
-                        return failure(
-                            FailureCode::InvalidTask,
-                            format!("the content of {} is not base64", file.path),
-                            String::new(),
-                        );
+                        return invalid_task(format!("the content of {} is not base64", file.path));
                     }
                 };
                 changes.push(FileChange {
@@ -84,7 +81,7 @@ impl Agent {
             .clone()
             .timeout(Duration::from_secs(spec.timeout_secs.max(1)));
         let dir = self.work_dir.join("clones").join(&key);
-        let clone = match LocalClone::open(&runner, &dir, &remote, &spec.target.branch).await {
+        let clone = match LocalClone::open(&runner, &dir, &remote, &branch).await {
             Ok(clone) => clone,
             Err(error) => return git_failure(error),
         };
@@ -104,13 +101,28 @@ impl Agent {
                     name: author_name.clone(),
                     email: author_email.clone(),
                 };
+                let parsed = base
+                    .as_deref()
+                    .map(|base| task_commit(base, "base"))
+                    .transpose()
+                    .and_then(|base| {
+                        let own = own_commits
+                            .iter()
+                            .map(|own| task_commit(own, "own commit"))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Ok((base, own))
+                    });
+                let (base, own_commits) = match parsed {
+                    Ok(parsed) => parsed,
+                    Err(outcome) => return outcome,
+                };
                 let request = CommitRequest {
-                    base: base.as_deref(),
+                    base: base.as_ref(),
                     files: &changes,
                     author: &author,
                     summary: summary.as_deref(),
                     changesets,
-                    own_commits,
+                    own_commits: &own_commits,
                     max_attempts: *max_attempts,
                 };
                 clone
@@ -123,17 +135,27 @@ impl Agent {
                     .ls_remote_heads(&remote)
                     .await
                     .map(|heads| SyncJobResult::Head {
-                        head: heads.branch_commit(&spec.target.branch).map(str::to_owned),
+                        head: heads.branch_commit(&branch).map(|c| c.as_str().to_owned()),
                     })
             }
             SyncJob::FetchChanges {
                 since,
                 prefix,
                 max_commits,
-            } => clone
-                .fetch_changes(&remote, since.as_deref(), prefix, *max_commits)
-                .await
-                .map(changes_result),
+            } => {
+                let since = match since
+                    .as_deref()
+                    .map(|s| task_commit(s, "since"))
+                    .transpose()
+                {
+                    Ok(since) => since,
+                    Err(outcome) => return outcome,
+                };
+                clone
+                    .fetch_changes(&remote, since.as_ref(), prefix, *max_commits)
+                    .await
+                    .map(changes_result)
+            }
         };
         match result {
             Ok(result) => TaskOutcome {
@@ -169,9 +191,19 @@ impl Agent {
                 return failure(failure_code(error.kind), error.message, error.detail);
             }
         };
-        let (branch, commit) = match &spec.branch {
+        let wanted = match spec.branch.as_deref().map(BranchName::parse).transpose() {
+            Ok(wanted) => wanted,
+            Err(error) => {
+                return failure(
+                    FailureCode::InvalidTask,
+                    format!("the task's branch {}", error.message),
+                    String::new(),
+                );
+            }
+        };
+        let (branch, commit) = match &wanted {
             Some(branch) => match heads.branch_commit(branch) {
-                Some(commit) => (Some(branch.clone()), Some(commit.to_owned())),
+                Some(commit) => (Some(branch.to_string()), Some(commit.to_string())),
                 None => {
                     let mut names: Vec<&str> = heads
                         .branches
@@ -195,8 +227,8 @@ impl Agent {
                 let default = heads.default_branch.clone();
                 let commit = default
                     .as_deref()
-                    .and_then(|b| heads.branch_commit(b))
-                    .map(str::to_owned);
+                    .and_then(|b| BranchName::parse(b).ok())
+                    .and_then(|b| heads.branch_commit(&b).map(ObjectId::to_string));
                 (default, commit)
             }
         };
@@ -232,10 +264,21 @@ async fn read_branch(
         })
         .collect();
     Ok(SyncJobResult::Branch {
-        head: Some(head),
+        head: Some(head.into_string()),
         files,
         unrepresentable: unrepresentable_reads(tree.unrepresentable),
     })
+}
+
+/// A task the server should never have sent: it is refused as a whole, naming what was wrong.
+fn invalid_task(message: String) -> TaskOutcome {
+    TaskOutcome::failed(&TaskFailure::new(FailureCode::InvalidTask, message))
+}
+
+/// A commit the task names (`what` says which), parsed here because git takes parsed ids only.
+fn task_commit(text: &str, what: &str) -> Result<ObjectId, TaskOutcome> {
+    ObjectId::parse(text)
+        .map_err(|error| invalid_task(format!("the task's {what} {}", error.message)))
 }
 
 fn git_auth(auth: &TaskAuth) -> GitAuth {

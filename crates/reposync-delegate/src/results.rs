@@ -10,6 +10,7 @@ use reposync_git::{
     BranchChanges, CommitOutcome, FileChangeKind, GitErrorKind, LandedChangeset,
     UnrepresentableEntry,
 };
+use reposync_model::ObjectId;
 
 pub(crate) fn job_result(outcome: CommitOutcome) -> SyncJobResult {
     match outcome {
@@ -20,8 +21,8 @@ pub(crate) fn job_result(outcome: CommitOutcome) -> SyncJobResult {
             files,
             landed,
         } => SyncJobResult::Pushed {
-            commit,
-            parent,
+            commit: commit.into_string(),
+            parent: parent.map(ObjectId::into_string),
             attempts,
             files: files
                 .into_iter()
@@ -33,11 +34,11 @@ pub(crate) fn job_result(outcome: CommitOutcome) -> SyncJobResult {
             landed: landed_views(landed),
         },
         CommitOutcome::NothingToCommit { head, landed } => SyncJobResult::NothingToCommit {
-            head,
+            head: head.map(ObjectId::into_string),
             landed: landed_views(landed),
         },
         CommitOutcome::Conflict { head, files } => SyncJobResult::Conflict {
-            head,
+            head: head.into_string(),
             files: files
                 .into_iter()
                 .map(|f| FileContent {
@@ -73,7 +74,7 @@ fn landed_views(landed: Vec<LandedChangeset>) -> Vec<LandedView> {
         .into_iter()
         .map(|l| LandedView {
             changeset: l.changeset,
-            commit: l.commit,
+            commit: l.commit.into_string(),
         })
         .collect()
 }
@@ -87,13 +88,13 @@ pub(crate) fn changes_result(changes: BranchChanges) -> SyncJobResult {
             commits,
             complete,
         } => SyncJobResult::Commits {
-            head,
+            head: head.into_string(),
             complete,
             commits: commits
                 .into_iter()
                 .map(|c| CommitRead {
-                    commit: c.commit,
-                    parent: Some(c.parent),
+                    commit: c.commit.into_string(),
+                    parent: Some(c.parent.into_string()),
                     message: c.message,
                     author_name: c.author_name,
                     author_email: c.author_email,
@@ -126,7 +127,7 @@ pub(crate) fn changes_result(changes: BranchChanges) -> SyncJobResult {
             unrepresentable,
             since_lost,
         } => SyncJobResult::Snapshot {
-            head,
+            head: head.into_string(),
             since_lost,
             files: files
                 .into_iter()

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
+use reposync_model::{BranchName, ObjectId};
+
 
 use crate::auth::{GitAuth, Remote};
 use crate::error::{GitError, GitErrorKind, scrub};
@@ -56,8 +58,8 @@ impl GitVersion {
 pub struct RemoteRef {
     /// The full ref name (`refs/heads/main`).
     pub name: String,
-    /// The commit (or tag object) id, 40 or 64 hex digits.
-    pub commit: String,
+    /// The commit (or tag object) id.
+    pub commit: ObjectId,
 }
 
 /// Configuration every git command gets, whatever the repository's own config says (the
@@ -527,12 +529,12 @@ pub struct RemoteHeads {
 
 impl RemoteHeads {
     /// The commit of `refs/heads/<branch>`, matched by full name.
-    pub fn branch_commit(&self, branch: &str) -> Option<&str> {
-        let full = format!("refs/heads/{branch}");
+    pub fn branch_commit(&self, branch: &BranchName) -> Option<&ObjectId> {
+        let full = branch.full_ref();
         self.branches
             .iter()
             .find(|r| r.name == full)
-            .map(|r| r.commit.as_str())
+            .map(|r| &r.commit)
     }
 }
 
@@ -547,10 +549,13 @@ fn parse_ls_remote(stdout: &str) -> RemoteHeads {
                 heads.default_branch = target.trim().strip_prefix("refs/heads/").map(str::to_owned);
             }
         } else if name.starts_with("refs/heads/") {
-            heads.branches.push(RemoteRef {
-                name: name.trim().to_owned(),
-                commit: left.trim().to_owned(),
-            });
+            // A head that is not a full object id names nothing reposync could fetch.
+            if let Ok(commit) = ObjectId::parse(left.trim()) {
+                heads.branches.push(RemoteRef {
+                    name: name.trim().to_owned(),
+                    commit,
+                });
+            }
         }
     }
     heads
@@ -591,20 +596,23 @@ mod tests {
 
     #[test]
     fn parses_ls_remote_output() {
-        let heads = parse_ls_remote(
-            "ref: refs/heads/main\tHEAD\naaaa\tHEAD\naaaa\trefs/heads/main\nbbbb\trefs/heads/dev\n",
-        );
-        assert_eq!(heads.branches.len(), 2);
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let heads = parse_ls_remote(&format!(
+            "ref: refs/heads/main\tHEAD\n{a}\tHEAD\n{a}\trefs/heads/main\n{b}\trefs/heads/dev\nHEAD\trefs/heads/odd\n"
+        ));
+        let b = ObjectId::parse(&b).unwrap();
+        assert_eq!(heads.branches.len(), 2, "the head that is no object id is left out");
         assert_eq!(
             heads.branches[1],
             RemoteRef {
                 name: "refs/heads/dev".into(),
-                commit: "bbbb".into()
+                commit: b.clone()
             }
         );
         assert_eq!(heads.default_branch.as_deref(), Some("main"));
-        assert_eq!(heads.branch_commit("dev"), Some("bbbb"));
-        assert_eq!(heads.branch_commit("de"), None);
+        let branch = |name| BranchName::parse(name).unwrap();
+        assert_eq!(heads.branch_commit(&branch("dev")), Some(&b));
+        assert_eq!(heads.branch_commit(&branch("de")), None);
     }
 
     #[tokio::test]

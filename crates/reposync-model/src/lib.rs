@@ -14,6 +14,7 @@ mod error;
 pub mod kinds;
 mod name;
 mod newtype;
+mod objectid;
 mod path;
 mod problem;
 mod refname;
@@ -31,6 +32,7 @@ pub use connector::{
 pub use email::EmailAddress;
 pub use error::FieldError;
 pub use name::{EntityName, RepoSlug, SecretName, is_emoticon};
+pub use objectid::ObjectId;
 pub use path::{PathProblem, RepoPath, escape_path};
 pub use refname::BranchName;
 pub use selector::Selector;

@@ -4,10 +4,12 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use reposync_model::ObjectId;
+
 use crate::auth::Remote;
 use crate::error::GitError;
 
-use super::check::{check_folder, check_object_id, invalid};
+use super::check::{check_folder, invalid, printed_object_id};
 use super::diff::{Planned, PlannedFile, files_of, plan_raw};
 use super::entry::{FileChangeKind, UnrepresentableEntry};
 use super::handle::LocalClone;
@@ -27,7 +29,7 @@ pub enum BranchChanges {
     /// allowed: the list then holds the oldest ones only, and the rest comes from asking again
     /// with the last commit of the list as `since`. An empty list means `since` is the head.
     Commits {
-        head: String,
+        head: ObjectId,
         commits: Vec<CommitChanges>,
         complete: bool,
     },
@@ -35,7 +37,7 @@ pub enum BranchChanges {
     /// first sync) or, when `since_lost` is true, because `since` is no longer in the history
     /// of the branch (a forced update rewrote it).
     Snapshot {
-        head: String,
+        head: ObjectId,
         files: Vec<(String, Vec<u8>)>,
         /// Entries under the prefix that reposync cannot hold as files, all as additions.
         unrepresentable: Vec<UnrepresentableEntry>,
@@ -46,11 +48,11 @@ pub enum BranchChanges {
 /// One commit of [`BranchChanges::Commits`], with what it changed under the prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitChanges {
-    pub commit: String,
+    pub commit: ObjectId,
     /// The commit that `files` are relative to: the first parent, except for the oldest commit
     /// of a list when `since` reached the branch through another of its parents (a merge such
     /// as `git pull` makes on top of local work), where it is `since` itself.
-    pub parent: String,
+    pub parent: ObjectId,
     /// The whole message as written, trailers included, usually ending with a newline.
     pub message: String,
     pub author_name: String,
@@ -106,15 +108,12 @@ impl LocalClone {
     pub async fn fetch_changes(
         &self,
         remote: &Remote,
-        since: Option<&str>,
+        since: Option<&ObjectId>,
         prefix: &str,
         max_commits: usize,
     ) -> Result<BranchChanges, GitError> {
         self.check_remote(remote)?;
         check_folder(prefix)?;
-        if let Some(since) = since {
-            check_object_id(since, "the `since` commit")?;
-        }
         let max_commits = max_commits.max(1);
         if let Attempt::Done(changes) = self
             .changes_since(remote, since, prefix, max_commits)
@@ -144,7 +143,7 @@ impl LocalClone {
     async fn changes_since(
         &self,
         remote: &Remote,
-        since: Option<&str>,
+        since: Option<&ObjectId>,
         prefix: &str,
         max_commits: usize,
     ) -> Result<Attempt<BranchChanges>, GitError> {
@@ -161,7 +160,7 @@ impl LocalClone {
             }));
         };
         let head = match self.reach(remote, since, head).await? {
-            Reach::Ancestor { head } if head == since => {
+            Reach::Ancestor { head } if head == *since => {
                 return Ok(Attempt::Done(BranchChanges::Commits {
                     head,
                     commits: Vec::new(),
@@ -196,10 +195,16 @@ impl LocalClone {
 
     /// The commits after `since` up to `head` along first parents, oldest first, each with
     /// the commit it is compared with. `since` must be in the local history of `head`.
-    async fn steps(&self, since: &str, head: &str) -> Result<Vec<Step>, GitError> {
+    async fn steps(&self, since: &ObjectId, head: &ObjectId) -> Result<Vec<Step>, GitError> {
         let exclude = format!("^{since}");
         let listing = self
-            .local(&["rev-list", "--first-parent", "--parents", head, &exclude])
+            .local(&[
+                "rev-list",
+                "--first-parent",
+                "--parents",
+                head.as_str(),
+                &exclude,
+            ])
             .await?;
         let listing = String::from_utf8_lossy(&listing);
         let chain: Vec<(&str, Option<&str>)> = listing
@@ -210,7 +215,7 @@ impl LocalClone {
                 Some((commit, ids.next()))
             })
             .collect();
-        let mut kept: Vec<String> = if chain.last().and_then(|(_, parent)| *parent) == Some(since) {
+        let mut kept: Vec<String> = if chain.last().and_then(|(_, parent)| *parent) == Some(since.as_str()) {
             chain
                 .iter()
                 .map(|(commit, _)| (*commit).to_owned())
@@ -220,7 +225,7 @@ impl LocalClone {
             // pulls with a merge and pushes): only the commits from that merge on hold it, and
             // the merge is compared with `since` itself so that nothing is applied twice.
             let descendants = self
-                .local(&["rev-list", "--ancestry-path", head, &exclude])
+                .local(&["rev-list", "--ancestry-path", head.as_str(), &exclude])
                 .await?;
             let descendants = String::from_utf8_lossy(&descendants);
             let descendants: HashSet<&str> = descendants.lines().collect();
@@ -238,14 +243,16 @@ impl LocalClone {
             )));
         }
         kept.reverse();
-        let mut parent = since.to_owned();
-        Ok(kept
-            .into_iter()
-            .map(|commit| Step {
-                parent: std::mem::replace(&mut parent, commit.clone()),
-                commit,
+        let mut parent = since.clone();
+        kept.into_iter()
+            .map(|commit| {
+                let commit = printed_object_id(&commit, "git rev-list")?;
+                Ok(Step {
+                    parent: std::mem::replace(&mut parent, commit.clone()),
+                    commit,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// What each step changed under `prefix`, with contents and the details of its commit.
@@ -384,7 +391,7 @@ impl LocalClone {
         steps: &[Step],
         prefix: &str,
         renames: bool,
-    ) -> Result<HashMap<String, Vec<Planned>>, GitError> {
+    ) -> Result<HashMap<ObjectId, Vec<Planned>>, GitError> {
         // Each line names a commit and then what to treat as its parent.
         let mut input = String::new();
         for step in steps {
@@ -397,7 +404,7 @@ impl LocalClone {
                     .stdin(input),
             )
             .await?;
-        let mut planned: HashMap<String, Vec<Planned>> = HashMap::new();
+        let mut planned: HashMap<ObjectId, Vec<Planned>> = HashMap::new();
         let mut commit = None;
         for record in parse_raw_diff(&out)? {
             match record {
@@ -423,10 +430,10 @@ impl LocalClone {
     async fn commit_details(
         &self,
         steps: &[Step],
-    ) -> Result<HashMap<String, CommitDetails>, GitError> {
+    ) -> Result<HashMap<ObjectId, CommitDetails>, GitError> {
         let mut input = String::new();
         for step in steps {
-            input.push_str(&step.commit);
+            input.push_str(step.commit.as_str());
             input.push('\n');
         }
         let out = self
@@ -455,6 +462,6 @@ enum Attempt<T> {
 /// A commit to report and the commit its changes are taken against.
 #[derive(Debug, Clone)]
 struct Step {
-    commit: String,
-    parent: String,
+    commit: ObjectId,
+    parent: ObjectId,
 }

@@ -1,6 +1,8 @@
-//! What a clone refuses before git sees it (branch names, object ids and folders that git
-//! could read as options or that leave the repository), and the two errors this module's
-//! siblings build by hand.
+//! What a clone refuses before git sees it (folders that leave the repository or that git
+//! could read as options; branch names and object ids arrive parsed by the model), how it
+//! reads the object ids git prints, and the two errors this module's siblings build by hand.
+
+use reposync_model::ObjectId;
 
 use crate::error::{GitError, GitErrorKind};
 
@@ -14,42 +16,11 @@ pub(super) fn unusable(message: String) -> GitError {
     GitError::new(GitErrorKind::InvalidRequest, message, "")
 }
 
-/// Refuses branch names git would refuse, and any that could be read as an option.
-pub(super) fn check_branch_name(branch: &str) -> Result<(), GitError> {
-    let bad_component = branch
-        .split('/')
-        .any(|c| c.is_empty() || c.starts_with('.') || c.ends_with(".lock") || c.ends_with('.'));
-    let bad_char = branch.chars().any(|c| {
-        c.is_ascii_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')
-    });
-    if branch.is_empty()
-        || branch.starts_with('-')
-        || branch.contains("..")
-        || branch.contains("@{")
-        || branch == "@"
-        || bad_component
-        || bad_char
-    {
-        return Err(unusable(format!("{branch:?} is not a valid branch name")));
-    }
-    Ok(())
-}
-
-/// Refuses anything but a full hexadecimal object id, so that no argument can be read as an
-/// option or a revision expression.
-pub(super) fn check_object_id(oid: &str, what: &str) -> Result<(), GitError> {
-    let full_length = oid.len() == 40 || oid.len() == 64;
-    if full_length
-        && oid
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        Ok(())
-    } else {
-        Err(unusable(format!(
-            "{what} {oid:?} is not a full lower-case object id"
-        )))
-    }
+/// Reads an object id that git printed (`what` says where), which must be a full one: git
+/// printing anything else is an error of its own, never a value to go on with.
+pub(super) fn printed_object_id(text: &str, what: &str) -> Result<ObjectId, GitError> {
+    ObjectId::parse(text.trim())
+        .map_err(|_| invalid(format!("unexpected {what} output {text:?}: not an object id")))
 }
 
 /// Refuses a prefix that is not a folder of the repository: relative, ending with `/`, with
@@ -85,23 +56,10 @@ mod tests {
     }
 
     #[test]
-    fn refuses_bad_branch_names() {
-        for good in ["main", "release/1.2", "feature/été"] {
-            assert!(check_branch_name(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "", "-x", "a..b", "a b", "a/", "/a", ".hidden", "x.lock", "a@{1}", "a:b", "@",
-        ] {
-            assert!(check_branch_name(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn object_ids_must_be_full_and_lower_case() {
-        assert!(check_object_id(&"a".repeat(40), "commit").is_ok());
-        assert!(check_object_id(&"a".repeat(64), "commit").is_ok());
-        assert!(check_object_id("HEAD", "commit").is_err());
-        assert!(check_object_id(&"A".repeat(40), "commit").is_err());
-        assert!(check_object_id(&format!("-{}", "a".repeat(39)), "commit").is_err());
+    fn printed_ids_must_be_full() {
+        let id = "a".repeat(40);
+        assert_eq!(printed_object_id(&format!("{id}\n"), "git rev-parse").unwrap().as_str(), id);
+        let error = printed_object_id("HEAD", "git rev-parse").unwrap_err();
+        assert!(error.to_string().contains("git rev-parse"), "{error}");
     }
 }

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
-use reposync_model::{RepoPath, escape_path};
+use reposync_model::{ObjectId, RepoPath, escape_path};
 
 use crate::error::GitError;
 
-use super::check::{check_object_id, invalid, unusable};
+use super::check::{invalid, printed_object_id, unusable};
 use super::entry::{FILE_MODE, TREE_MODE};
 use super::handle::LocalClone;
 use super::parse::{BatchObject, RawTreeEntry, parse_cat_file_objects, parse_tree_object, text};
@@ -101,11 +101,11 @@ impl LocalClone {
     /// [`LocalClone::build_tree`].
     pub(super) async fn build_commit(
         &self,
-        head: Option<&str>,
+        head: Option<&ObjectId>,
         changes: &[&Change],
         author: &Signature,
         message: &str,
-    ) -> Result<Option<String>, GitError> {
+    ) -> Result<Option<ObjectId>, GitError> {
         if head.is_none() && changes.iter().all(|c| c.oid.is_none()) {
             return Ok(None);
         }
@@ -121,7 +121,7 @@ impl LocalClone {
         }
         let mut args = vec!["commit-tree", tree.as_str()];
         if let Some(head) = head {
-            args.extend(["-p", head]);
+            args.extend(["-p", head.as_str()]);
         }
         let mut message = message.to_owned();
         if !message.ends_with('\n') {
@@ -136,7 +136,8 @@ impl LocalClone {
         ] {
             command.env.push((variable, value.into()));
         }
-        Ok(Some(text(self.run(command).await?)))
+        let commit = text(self.run(command).await?);
+        printed_object_id(&commit, "git commit-tree").map(Some)
     }
 
     /// The tree of `head` with `changes` applied, and its id.
@@ -149,7 +150,7 @@ impl LocalClone {
     /// symbolic link) is left exactly as it was. Blobs are never read, so none is fetched.
     async fn build_tree(
         &self,
-        head: Option<&str>,
+        head: Option<&ObjectId>,
         changes: &[&Change],
     ) -> Result<String, GitError> {
         // The folders that hold a change ("" is the root), with what changes in each.
@@ -251,7 +252,7 @@ impl LocalClone {
     /// A folder that does not exist there, or that is a file there, is left out.
     async fn read_folders(
         &self,
-        head: &str,
+        head: &ObjectId,
         folders: impl Iterator<Item = &String>,
     ) -> Result<HashMap<String, Vec<RawTreeEntry>>, GitError> {
         let folders: Vec<&String> = folders.collect();
@@ -318,7 +319,7 @@ impl LocalClone {
             .lines()
             .map(str::to_owned)
             .collect();
-        if ids.len() != trees.len() || ids.iter().any(|id| check_object_id(id, "tree").is_err()) {
+        if ids.len() != trees.len() || ids.iter().any(|id| ObjectId::parse(id).is_err()) {
             return Err(invalid(format!(
                 "git mktree gave {} ids for {} trees",
                 ids.len(),

@@ -168,6 +168,7 @@ mod tests {
     use reposync_model::escape_path;
 
     use crate::clone::parse::{DiffRecord, parse_raw_diff};
+    use reposync_model::ObjectId;
 
     #[test]
     fn parses_diff_tree_stdin_output_with_renames() {
@@ -178,14 +179,14 @@ mod tests {
         );
         let records = parse_raw_diff(out.as_bytes()).expect("parses");
         assert_eq!(records.len(), 5);
-        assert_eq!(records[0], DiffRecord::Commit(c.clone()));
+        assert_eq!(records[0], DiffRecord::Commit(ObjectId::parse(&c).unwrap()));
         let DiffRecord::Change(rename) = &records[1] else {
             panic!("a change: {records:?}");
         };
         assert_eq!(rename.status, 'R');
         assert_eq!(rename.path, "Setup/été.yaml".as_bytes());
         assert_eq!(rename.from.as_deref(), Some(&b"Setup/old name.yaml"[..]));
-        assert_eq!(records[3], DiffRecord::Commit(a.clone()));
+        assert_eq!(records[3], DiffRecord::Commit(ObjectId::parse(&a).unwrap()));
 
         let planned: Vec<String> = records
             .into_iter()

@@ -1,10 +1,12 @@
 //! Fetching: the branch into its tracking ref (shallow the first time, blobless when the
 //! server allows), and one commit by id.
 
+use reposync_model::ObjectId;
+
 use crate::auth::Remote;
 use crate::error::GitError;
 
-use super::check::unusable;
+use super::check::{printed_object_id, unusable};
 use super::handle::{LocalClone, ORIGIN};
 
 impl LocalClone {
@@ -14,7 +16,7 @@ impl LocalClone {
     /// The first fetch is shallow (`--depth 1`) and blobless (`--filter=blob:none`, falling
     /// back to a full-blob shallow fetch if the server refuses filters); later fetches are
     /// blobless and incremental.
-    pub async fn fetch(&self, remote: &Remote) -> Result<Option<String>, GitError> {
+    pub async fn fetch(&self, remote: &Remote) -> Result<Option<ObjectId>, GitError> {
         self.check_remote(remote)?;
         let had_head = self.local_head().await?;
         let depth = had_head.is_none().then_some("--depth=1");
@@ -22,14 +24,13 @@ impl LocalClone {
     }
 
     /// The commit the remote-tracking ref holds, if any.
-    pub(super) async fn local_head(&self) -> Result<Option<String>, GitError> {
+    pub(super) async fn local_head(&self) -> Result<Option<ObjectId>, GitError> {
         let tracking = self.tracking_ref();
         let command = self.local_command(&["rev-parse", "--verify", "--quiet", &tracking]);
         let output = self.runner.output(&command).await?;
         if output.success {
-            Ok(Some(
-                String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-            ))
+            let head = String::from_utf8_lossy(&output.stdout);
+            printed_object_id(&head, "git rev-parse").map(Some)
         } else if output.stderr.trim().is_empty() {
             // `--verify --quiet` exits with 1 and says nothing when the ref does not exist.
             Ok(None)
@@ -46,7 +47,7 @@ impl LocalClone {
         remote: &Remote,
         depth: Option<&str>,
         had_head: bool,
-    ) -> Result<Option<String>, GitError> {
+    ) -> Result<Option<ObjectId>, GitError> {
         let refspec = format!(
             "+refs/heads/{branch}:{tracking}",
             branch = self.branch,
@@ -91,7 +92,7 @@ impl LocalClone {
     pub(super) async fn ensure_commit(
         &self,
         remote: &Remote,
-        commit: &str,
+        commit: &ObjectId,
     ) -> Result<(), GitError> {
         if self.has_commit(commit).await? {
             return Ok(());
@@ -105,7 +106,7 @@ impl LocalClone {
                 "--recurse-submodules=no",
                 "--depth=1",
                 ORIGIN,
-                commit,
+                commit.as_str(),
             ],
         );
         let output = self.runner.output(&command).await?;

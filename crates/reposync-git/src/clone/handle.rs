@@ -4,6 +4,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use reposync_model::BranchName;
+
 use crate::auth::Remote;
 use crate::error::GitError;
 use crate::runner::{GitCommand, GitRunner};
@@ -21,7 +23,7 @@ pub struct LocalClone {
     pub(super) dir: PathBuf,
     pub(super) git_dir: PathBuf,
     pub(super) url: String,
-    pub(super) branch: String,
+    pub(super) branch: BranchName,
     pub(super) runner: GitRunner,
 }
 
@@ -32,7 +34,7 @@ impl LocalClone {
     }
 
     /// The branch this clone follows.
-    pub fn branch(&self) -> &str {
+    pub fn branch(&self) -> &BranchName {
         &self.branch
     }
 

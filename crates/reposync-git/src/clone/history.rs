@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use reposync_model::ObjectId;
+
 use crate::auth::Remote;
 use crate::error::GitError;
 
@@ -22,12 +24,12 @@ impl LocalClone {
     pub(super) async fn reach(
         &self,
         remote: &Remote,
-        since: &str,
-        mut head: String,
+        since: &ObjectId,
+        mut head: ObjectId,
     ) -> Result<Reach, GitError> {
         let mut depth = FIRST_DEEPEN;
         loop {
-            if head == since {
+            if head == *since {
                 return Ok(Reach::Ancestor { head });
             }
             let since_here = self.has_commit(since).await?;
@@ -50,15 +52,20 @@ impl LocalClone {
     }
 
     /// Whether the clone holds `commit`.
-    pub(super) async fn has_commit(&self, commit: &str) -> Result<bool, GitError> {
+    pub(super) async fn has_commit(&self, commit: &ObjectId) -> Result<bool, GitError> {
         let check = self.local_command(&["cat-file", "-e", &format!("{commit}^{{commit}}")]);
         Ok(self.runner.output(&check).await?.success)
     }
 
     /// Whether `ancestor` is in the local history of `descendant`, which a shallow boundary
     /// may cut. Both commits must be in the clone.
-    async fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
-        let command = self.local_command(&["merge-base", "--is-ancestor", ancestor, descendant]);
+    async fn is_ancestor(&self, ancestor: &ObjectId, descendant: &ObjectId) -> Result<bool, GitError> {
+        let command = self.local_command(&[
+            "merge-base",
+            "--is-ancestor",
+            ancestor.as_str(),
+            descendant.as_str(),
+        ]);
         let output = self.runner.output(&command).await?;
         if output.success {
             Ok(true)
@@ -75,7 +82,7 @@ impl LocalClone {
     ///
     /// Whether the clone is shallow is not enough: a boundary left by history that a forced
     /// update rewrote away stays in the clone, though no deepening of the branch can reach it.
-    async fn history_is_cut(&self, head: &str) -> Result<bool, GitError> {
+    async fn history_is_cut(&self, head: &ObjectId) -> Result<bool, GitError> {
         // The `shallow` file lists the commits git treats as roots, one id per line (see
         // gitformat-shallow); it is absent from a complete clone.
         let shallow = match tokio::fs::read_to_string(self.git_dir.join("shallow")).await {
@@ -87,15 +94,15 @@ impl LocalClone {
         if boundaries.is_empty() {
             return Ok(false);
         }
-        let history = self.local(&["rev-list", head]).await?;
+        let history = self.local(&["rev-list", head.as_str()]).await?;
         Ok(String::from_utf8_lossy(&history)
             .lines()
             .any(|commit| boundaries.contains(commit)))
     }
 
     /// How many commits the local history of `commit` holds.
-    async fn count_commits(&self, commit: &str) -> Result<u64, GitError> {
-        let count = text(self.local(&["rev-list", "--count", commit]).await?);
+    async fn count_commits(&self, commit: &ObjectId) -> Result<u64, GitError> {
+        let count = text(self.local(&["rev-list", "--count", commit.as_str()]).await?);
         count
             .parse()
             .map_err(|_| invalid(format!("unexpected git rev-list --count output {count:?}")))
@@ -106,16 +113,16 @@ impl LocalClone {
     async fn deepen(
         &self,
         remote: &Remote,
-        head: &str,
+        head: &ObjectId,
         depth: u32,
-    ) -> Result<Option<String>, GitError> {
+    ) -> Result<Option<ObjectId>, GitError> {
         let before = self.count_commits(head).await?;
         let deepen = format!("--deepen={depth}");
         let Some(deeper) = self.fetch_branch(remote, Some(&deepen), true).await? else {
             return Ok(None);
         };
         // A server that ignored the request would otherwise be asked again and again.
-        if deeper == head
+        if deeper == *head
             && self.count_commits(head).await? == before
             && self.history_is_cut(head).await?
         {
@@ -131,9 +138,9 @@ impl LocalClone {
 /// Where a commit lies relative to a branch head.
 pub(super) enum Reach {
     /// In the history of `head` (or `head` itself).
-    Ancestor { head: String },
+    Ancestor { head: ObjectId },
     /// Not in the history of `head`: a forced update rewrote it away.
-    Lost { head: String },
+    Lost { head: ObjectId },
     /// The branch was deleted meanwhile.
     Gone,
 }

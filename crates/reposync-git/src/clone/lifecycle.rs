@@ -4,11 +4,13 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use reposync_model::BranchName;
+
 use crate::auth::Remote;
 use crate::error::GitError;
 use crate::runner::{GitCommand, GitRunner};
 
-use super::check::{check_branch_name, invalid, unusable};
+use super::check::{invalid, unusable};
 use super::handle::{LocalClone, ORIGIN};
 use super::parse::parse_config_list;
 
@@ -39,9 +41,8 @@ impl LocalClone {
         runner: &GitRunner,
         dir: &Path,
         remote: &Remote,
-        branch: &str,
+        branch: &BranchName,
     ) -> Result<LocalClone, GitError> {
-        check_branch_name(branch)?;
         let dir = std::path::absolute(dir).map_err(|e| {
             invalid(format!(
                 "cannot resolve the clone directory {}: {e}",
@@ -52,7 +53,7 @@ impl LocalClone {
             git_dir: dir.join(".git"),
             dir,
             url: remote.url.clone(),
-            branch: branch.to_owned(),
+            branch: branch.clone(),
             runner: runner.clone(),
         };
         match clone.state().await? {

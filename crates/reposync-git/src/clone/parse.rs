@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use crate::error::GitError;
 
-use super::check::{check_object_id, invalid};
+use reposync_model::ObjectId;
+
+use super::check::{invalid, printed_object_id};
 
 pub(super) fn text(bytes: Vec<u8>) -> String {
     String::from_utf8_lossy(&bytes).trim().to_owned()
@@ -24,7 +26,7 @@ pub(super) struct CommitDetails {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum DiffRecord {
     /// With `--stdin`: the commit that the changes after it belong to.
-    Commit(String),
+    Commit(ObjectId),
     Change(RawChange),
 }
 
@@ -61,8 +63,8 @@ pub(super) struct DiffEntry {
 
 /// One commit of a range of the branch, as `git log` lists it.
 pub(super) struct RangeCommit {
-    pub(super) id: String,
-    pub(super) first_parent: Option<String>,
+    pub(super) id: ObjectId,
+    pub(super) first_parent: Option<ObjectId>,
     pub(super) message: String,
 }
 
@@ -174,8 +176,9 @@ pub(super) fn parse_raw_diff(bytes: &[u8]) -> Result<Vec<DiffRecord>, GitError> 
         };
         let info = std::str::from_utf8(info).map_err(|_| bad())?;
         let Some(info) = info.strip_prefix(':') else {
-            check_object_id(info, "commit").map_err(|_| bad())?;
-            records.push(DiffRecord::Commit(info.to_owned()));
+            records.push(DiffRecord::Commit(
+                printed_object_id(info, "git diff-tree").map_err(|_| bad())?,
+            ));
             continue;
         };
         let parts: Vec<&str> = info.split(' ').collect();
@@ -212,7 +215,7 @@ pub(super) fn parse_raw_diff(bytes: &[u8]) -> Result<Vec<DiffRecord>, GitError> 
 /// per commit.
 pub(super) fn parse_commit_details(
     bytes: &[u8],
-) -> Result<HashMap<String, CommitDetails>, GitError> {
+) -> Result<HashMap<ObjectId, CommitDetails>, GitError> {
     let text = String::from_utf8_lossy(bytes);
     let mut fields = text.split('\0');
     let mut details = HashMap::new();
@@ -221,7 +224,7 @@ pub(super) fn parse_commit_details(
             break;
         }
         let bad = || invalid(format!("unexpected git log output for commit {commit:?}"));
-        check_object_id(commit, "commit").map_err(|_| bad())?;
+        let id = printed_object_id(commit, "git log").map_err(|_| bad())?;
         let (Some(author_name), Some(author_email), Some(time), Some(message)) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
@@ -229,7 +232,7 @@ pub(super) fn parse_commit_details(
         };
         let committed_at = time.parse().map_err(|_| bad())?;
         details.insert(
-            commit.to_owned(),
+            id,
             CommitDetails {
                 message: message.to_owned(),
                 author_name: author_name.to_owned(),
@@ -252,16 +255,17 @@ pub(super) fn parse_range_commits(bytes: &[u8]) -> Result<Vec<RangeCommit>, GitE
             break;
         }
         let bad = || invalid(format!("unexpected git log output for commit {id:?}"));
-        check_object_id(id, "commit").map_err(|_| bad())?;
+        let parsed = printed_object_id(id, "git log").map_err(|_| bad())?;
         let (Some(parents), Some(message)) = (fields.next(), fields.next()) else {
             return Err(bad());
         };
         commits.push(RangeCommit {
-            id: id.to_owned(),
+            id: parsed,
             first_parent: parents
                 .split(' ')
                 .find(|p| !p.is_empty())
-                .map(str::to_owned),
+                .map(|p| printed_object_id(p, "git log"))
+                .transpose()?,
             message: message.to_owned(),
         });
     }
@@ -466,15 +470,16 @@ mod tests {
     #[test]
     fn parses_commit_details_with_multi_line_messages() {
         let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let (a_id, b_id) = (ObjectId::parse(&a).unwrap(), ObjectId::parse(&b).unwrap());
         let out = format!(
             "{a}\0Ann\0ann@example.invalid\01700000000\0Subject\n\nReposync-Changeset: 7\n\0{b}\0Bob\0\01700000001\0One line\n\0"
         );
         let details = parse_commit_details(out.as_bytes()).expect("parses");
         assert_eq!(details.len(), 2);
-        assert_eq!(details[&a].message, "Subject\n\nReposync-Changeset: 7\n");
-        assert_eq!(details[&a].author_email, "ann@example.invalid");
-        assert_eq!(details[&b].committed_at, 1_700_000_001);
-        assert_eq!(details[&b].author_email, "");
+        assert_eq!(details[&a_id].message, "Subject\n\nReposync-Changeset: 7\n");
+        assert_eq!(details[&a_id].author_email, "ann@example.invalid");
+        assert_eq!(details[&b_id].committed_at, 1_700_000_001);
+        assert_eq!(details[&b_id].author_email, "");
         assert!(parse_commit_details(format!("{a}\0Ann\0").as_bytes()).is_err());
         assert!(parse_commit_details(format!("{a}\0Ann\0x\0soon\0m\0").as_bytes()).is_err());
     }

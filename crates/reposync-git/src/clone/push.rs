@@ -6,12 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
+use reposync_model::ObjectId;
 use reposync_model::commit::{self, FileOp};
 
 use crate::auth::Remote;
 use crate::error::{GitError, GitErrorKind};
 
-use super::check::{check_object_id, invalid};
+use super::check::invalid;
 use super::commit::{Change, FileChange, Signature, check_changes, check_signature};
 use super::entry::FILE_MODE;
 use super::handle::{LocalClone, ORIGIN};
@@ -37,7 +38,7 @@ pub struct CommitRequest<'a> {
     /// The commit at which the caller last read the branch: a commit after it that is not
     /// reposync's own and changed one of `files` to something else is a conflict. `None`
     /// when the caller never read the branch (it is new, or was empty).
-    pub base: Option<&'a str>,
+    pub base: Option<&'a ObjectId>,
     /// The state each path should have: its content, or `None` for no file. Paths the branch
     /// already holds in that state are left out of the commit.
     pub files: &'a [FileChange],
@@ -50,7 +51,7 @@ pub struct CommitRequest<'a> {
     pub changesets: &'a [String],
     /// Commits reposync pushed after `base` that the caller has not read back yet. They are
     /// its own, so what they changed is never a conflict.
-    pub own_commits: &'a [String],
+    pub own_commits: &'a [ObjectId],
     /// How many times to fetch and push again when the branch moves during the push.
     pub max_attempts: u32,
 }
@@ -60,8 +61,8 @@ pub struct CommitRequest<'a> {
 pub enum CommitOutcome {
     /// Pushed as `commit` on top of `parent` (None when the branch did not exist and was created).
     Pushed {
-        commit: String,
-        parent: Option<String>,
+        commit: ObjectId,
+        parent: Option<ObjectId>,
         /// How many push attempts it took, 1 when the branch did not move meanwhile.
         attempts: u32,
         /// What the commit changed, as its message lists it.
@@ -72,13 +73,13 @@ pub enum CommitOutcome {
     /// The branch already held every path as asked: nothing committed. `head` is the branch
     /// head.
     NothingToCommit {
-        head: Option<String>,
+        head: Option<ObjectId>,
         landed: Vec<LandedChangeset>,
     },
     /// Commits on the remote since `base` that are not ours changed some of our paths to
     /// something else: nothing was pushed.
     Conflict {
-        head: String,
+        head: ObjectId,
         files: Vec<ConflictFile>,
     },
 }
@@ -94,7 +95,7 @@ pub struct CommittedFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LandedChangeset {
     pub changeset: String,
-    pub commit: String,
+    pub commit: ObjectId,
 }
 
 /// A path that both we and a commit on the remote changed, with the remote's version.
@@ -148,12 +149,6 @@ impl LocalClone {
         request: &CommitRequest<'_>,
     ) -> Result<CommitOutcome, GitError> {
         self.check_remote(remote)?;
-        if let Some(base) = request.base {
-            check_object_id(base, "base commit")?;
-        }
-        for own in request.own_commits {
-            check_object_id(own, "own commit")?;
-        }
         check_changes(request.files)?;
         check_signature(request.author)?;
         let scratch = self.runner.private_dir("reposync-commit-")?;
@@ -213,7 +208,7 @@ impl LocalClone {
             let message = commit::render(request.summary, &lines, &carried);
             let to_write: Vec<&Change> = changes.iter().map(|(_, change)| *change).collect();
             let Some(commit) = self
-                .build_commit(head.as_deref(), &to_write, request.author, &message)
+                .build_commit(head.as_ref(), &to_write, request.author, &message)
                 .await?
             else {
                 return Ok(CommitOutcome::NothingToCommit { head, landed });
@@ -254,11 +249,11 @@ impl LocalClone {
         remote: &Remote,
         request: &CommitRequest<'_>,
         ours: &'c [Change],
-        head: String,
+        head: ObjectId,
     ) -> Result<AttemptPlan<'c>, GitError> {
         let (head, since) = self.commits_since(remote, request.base, head).await?;
         let wanted: HashSet<&str> = request.changesets.iter().map(String::as_str).collect();
-        let own_commits: HashSet<&str> = request.own_commits.iter().map(String::as_str).collect();
+        let own_commits: HashSet<&ObjectId> = request.own_commits.iter().collect();
         let mut landed: Vec<LandedChangeset> = Vec::new();
         let mut theirs: Vec<&RangeCommit> = Vec::new();
         for found in &since.commits {
@@ -274,7 +269,7 @@ impl LocalClone {
                     });
                 }
             }
-            if carried.is_empty() && !own_commits.contains(found.id.as_str()) {
+            if carried.is_empty() && !own_commits.contains(&found.id) {
                 theirs.push(found);
             }
         }
@@ -289,7 +284,14 @@ impl LocalClone {
                 // changed any path that differs from it.
                 if self.has_commit(base).await? {
                     let diff = self
-                        .local(&["diff-tree", "-r", "-z", "--no-renames", base, &head])
+                        .local(&[
+                            "diff-tree",
+                            "-r",
+                            "-z",
+                            "--no-renames",
+                            base.as_str(),
+                            head.as_str(),
+                        ])
                         .await?;
                     parse_diff_tree(&diff)?
                         .into_iter()
@@ -347,12 +349,12 @@ impl LocalClone {
     async fn commits_since(
         &self,
         remote: &Remote,
-        base: Option<&str>,
-        head: String,
-    ) -> Result<(String, CommitRange), GitError> {
+        base: Option<&ObjectId>,
+        head: ObjectId,
+    ) -> Result<(ObjectId, CommitRange), GitError> {
         let lookback = format!("--max-count={LANDED_LOOKBACK}");
         let (head, args, base_reached) = match base {
-            Some(base) if base == head => {
+            Some(base) if *base == head => {
                 return Ok((
                     head,
                     CommitRange {
@@ -364,9 +366,11 @@ impl LocalClone {
             Some(base) => match self.reach(remote, base, head).await? {
                 Reach::Ancestor { head } => {
                     let exclude = format!("^{base}");
-                    (head.clone(), vec![head, exclude], true)
+                    (head.clone(), vec![head.as_str().to_owned(), exclude], true)
                 }
-                Reach::Lost { head } => (head.clone(), vec![head, lookback], false),
+                Reach::Lost { head } => {
+                    (head.clone(), vec![head.as_str().to_owned(), lookback], false)
+                }
                 Reach::Gone => {
                     return Err(invalid(format!(
                         "branch {} of {} was deleted while reading its history",
@@ -374,7 +378,7 @@ impl LocalClone {
                     )));
                 }
             },
-            None => (head.clone(), vec![head, lookback], false),
+            None => (head.clone(), vec![head.as_str().to_owned(), lookback], false),
         };
         let mut command = vec!["log", "-z", "--reverse", "--format=%H%x00%P%x00%B"];
         command.extend(args.iter().map(String::as_str));
@@ -399,10 +403,10 @@ impl LocalClone {
         }
         let mut input = String::new();
         for found in commits {
-            input.push_str(&found.id);
+            input.push_str(found.id.as_str());
             if let Some(parent) = &found.first_parent {
                 input.push(' ');
-                input.push_str(parent);
+                input.push_str(parent.as_str());
             }
             input.push('\n');
         }
@@ -425,12 +429,12 @@ impl LocalClone {
     /// The mode and object id at `commit` of each of `changes`' paths that exists there.
     async fn entries_at(
         &self,
-        commit: &str,
+        commit: &ObjectId,
         changes: &[Change],
     ) -> Result<HashMap<String, (String, String)>, GitError> {
         let mut entries = HashMap::new();
         for chunk in changes.chunks(PATHS_PER_COMMAND) {
-            let mut args = vec!["ls-tree", "-z", "--full-tree", commit, "--"];
+            let mut args = vec!["ls-tree", "-z", "--full-tree", commit.as_str(), "--"];
             args.extend(chunk.iter().map(|c| c.path.as_str()));
             for entry in parse_ls_tree(&self.local(&args).await?)? {
                 if let Ok(path) = String::from_utf8(entry.path) {
@@ -445,7 +449,7 @@ impl LocalClone {
     async fn contents_at(
         &self,
         remote: &Remote,
-        head: &str,
+        head: &ObjectId,
         paths: Vec<(&str, Option<String>)>,
     ) -> Result<Vec<ConflictFile>, GitError> {
         let wanted: Vec<String> = paths.iter().filter_map(|(_, oid)| oid.clone()).collect();
@@ -473,7 +477,7 @@ impl LocalClone {
     }
 
     /// Pushes `commit` as the branch, never forcing: the server takes it only as a fast forward.
-    async fn push(&self, remote: &Remote, commit: &str) -> Result<(), GitError> {
+    async fn push(&self, remote: &Remote, commit: &ObjectId) -> Result<(), GitError> {
         let refspec = format!("{commit}:refs/heads/{}", self.branch);
         let mut command = self.remote_command(remote, &["push", "--no-verify", ORIGIN, &refspec]);
         // No delta search: it takes the remote's versions of the files we change as bases
@@ -500,7 +504,7 @@ enum AttemptPlan<'c> {
     Done(CommitOutcome),
     /// Commit `changes` (each of our changes that the head holds otherwise) on `head`.
     Commit {
-        head: Option<String>,
+        head: Option<ObjectId>,
         changes: Vec<(FileOp, &'c Change)>,
         landed: Vec<LandedChangeset>,
     },

@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 
+use reposync_model::ObjectId;
+
 use crate::auth::Remote;
 use crate::error::GitError;
 
-use super::check::check_object_id;
 use super::entry::{FileChangeKind, UnrepresentableEntry, representable_file};
 use super::handle::LocalClone;
 use super::parse::{parse_cat_file_batch, parse_ls_tree};
@@ -30,15 +31,14 @@ impl LocalClone {
     pub async fn read_files(
         &self,
         remote: &Remote,
-        commit: &str,
+        commit: &ObjectId,
         prefix: &str,
     ) -> Result<TreeFiles, GitError> {
         self.check_remote(remote)?;
-        check_object_id(commit, "commit")?;
         self.ensure_commit(remote, commit).await?;
         // Only the directory part narrows the listing; the rest of the prefix is matched here.
         let directory = prefix.rfind('/').map_or("", |slash| &prefix[..=slash]);
-        let mut args = vec!["ls-tree", "-r", "-z", "--full-tree", commit];
+        let mut args = vec!["ls-tree", "-r", "-z", "--full-tree", commit.as_str()];
         if !directory.is_empty() {
             args.extend(["--", directory]);
         }

@@ -8,11 +8,14 @@ use crate::common;
 
 use std::path::Path;
 
-use common::{Fixture, PASSWORD, PROVIDER, REPO, Transport, USER, bot, delete, raw_stdout, write};
+use common::{
+    Fixture, PASSWORD, PROVIDER, REPO, Transport, USER, bot, delete, main, oid, raw_stdout, write,
+};
 use reposync_git::{
     CommitOutcome, CommitRequest, ConflictFile, FileChange, GitAuth, GitError, GitErrorKind,
     LocalClone, Remote, Signature,
 };
+use reposync_model::ObjectId;
 use secrecy::SecretString;
 
 fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -27,7 +30,7 @@ trait CommitFiles {
     async fn commit_files(
         &self,
         remote: &Remote,
-        base: Option<&str>,
+        base: Option<&ObjectId>,
         files: &[FileChange],
         author: &Signature,
         summary: &str,
@@ -39,7 +42,7 @@ impl CommitFiles for LocalClone {
     async fn commit_files(
         &self,
         remote: &Remote,
-        base: Option<&str>,
+        base: Option<&ObjectId>,
         files: &[FileChange],
         author: &Signature,
         summary: &str,
@@ -58,7 +61,7 @@ impl CommitFiles for LocalClone {
     }
 }
 
-fn pushed(outcome: CommitOutcome) -> (String, Option<String>, u32) {
+fn pushed(outcome: CommitOutcome) -> (ObjectId, Option<ObjectId>, u32) {
     match outcome {
         CommitOutcome::Pushed {
             commit,
@@ -97,8 +100,8 @@ async fn main_flow(transport: Transport) {
         .expect("first push");
     let (first, parent, attempts) = pushed(first);
     assert_eq!((parent, attempts), (None, 1));
-    assert_eq!(fx.head("main").as_deref(), Some(first.as_str()));
-    let raw = raw_stdout(&fx.root, &fx.repo(), &["cat-file", "commit", &first]);
+    assert_eq!(fx.head("main").as_ref(), Some(&first));
+    let raw = raw_stdout(&fx.root, &fx.repo(), &["cat-file", "commit", first.as_str()]);
     assert!(!raw.contains("\nparent "), "{raw}");
     assert!(
         raw.contains("\nauthor Config Bot <config-bot@example.invalid> "),
@@ -134,9 +137,9 @@ async fn main_flow(transport: Transport) {
         .await
         .expect("second push");
     let (second, parent, _) = pushed(second);
-    assert_eq!(parent.as_deref(), Some(first.as_str()));
-    assert_eq!(fx.head("main").as_deref(), Some(second.as_str()));
-    let raw = raw_stdout(&fx.root, &fx.repo(), &["cat-file", "commit", &second]);
+    assert_eq!(parent.as_ref(), Some(&first));
+    assert_eq!(fx.head("main").as_ref(), Some(&second));
+    let raw = raw_stdout(&fx.root, &fx.repo(), &["cat-file", "commit", second.as_str()]);
     assert!(
         raw.ends_with(&format!(
             "\n\nRename the provider\n\nWith a body.\n\nADD: {renamed}\nDELETE: {PROVIDER}\n"
@@ -200,23 +203,22 @@ async fn the_first_fetch_is_shallow_and_blobless_and_blobs_come_in_one_request()
         .map(|n| (format!("Setup/Many/file {n}.yaml"), format!("n: {n}\n")))
         .collect();
     let many_refs: Vec<(&str, &str)> = many.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
-    let head = fx
+    let head = oid(&fx
         .root
         .commit(REPO, "main", &many_refs, "Third")
-        .expect("commit");
+        .expect("commit"));
     fx.bare(&["config", "uploadpack.allowFilter", "true"]);
 
     let clone = fx.open("clone").await;
     assert_eq!(
-        clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
-        Some(head.as_str())
+        clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head)
     );
     assert_eq!(
         fx.in_clone(&clone, &["rev-parse", "--is-shallow-repository"]),
         "true"
     );
     assert_eq!(
-        fx.in_clone(&clone, &["rev-list", "--count", &head]),
+        fx.in_clone(&clone, &["rev-list", "--count", head.as_str()]),
         "1",
         "depth 1"
     );
@@ -272,15 +274,14 @@ async fn the_first_fetch_is_shallow_and_blobless_and_blobs_come_in_one_request()
     );
 
     // A later fetch is incremental: it keeps the history it had instead of starting over.
-    let next = fx
+    let next = oid(&fx
         .root
         .commit(REPO, "main", &[("Setup/b.yaml", "b: 2\n")], "Fourth")
-        .expect("commit");
+        .expect("commit"));
     assert_eq!(
-        clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
-        Some(next.as_str())
+        clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&next)
     );
-    assert_eq!(fx.in_clone(&clone, &["rev-list", "--count", &next]), "2");
+    assert_eq!(fx.in_clone(&clone, &["rev-list", "--count", next.as_str()]), "2");
 }
 
 #[tokio::test]
@@ -293,8 +294,7 @@ async fn a_server_that_refuses_filters_gets_a_full_shallow_fetch() {
 
     let clone = fx.open("clone").await;
     assert_eq!(
-        clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
-        Some(head.as_str())
+        clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head)
     );
     assert_eq!(
         fx.in_clone(&clone, &["rev-parse", "--is-shallow-repository"]),
@@ -322,7 +322,7 @@ async fn a_server_that_refuses_filters_gets_a_full_shallow_fetch() {
             .await
             .expect("push"),
     );
-    assert_eq!(parent.as_deref(), Some(head.as_str()));
+    assert_eq!(parent.as_ref(), Some(&head));
 }
 
 #[tokio::test]
@@ -396,9 +396,9 @@ async fn external_commit_on_other_files(transport: Transport) {
         .await
         .expect("push");
     let (commit, parent, attempts) = pushed(outcome);
-    assert_eq!(parent.as_deref(), Some(theirs.as_str()));
+    assert_eq!(parent.as_ref(), Some(&theirs));
     assert_eq!(attempts, 1);
-    assert_eq!(fx.head("main").as_deref(), Some(commit.as_str()));
+    assert_eq!(fx.head("main").as_ref(), Some(&commit));
     let tree = fx.tree(&commit);
     let content = |path: &str| {
         tree.iter()
@@ -472,8 +472,7 @@ async fn external_commit_on_the_same_files(transport: Transport) {
         }
     );
     assert_eq!(
-        fx.head("main").as_deref(),
-        Some(theirs.as_str()),
+        fx.head("main").as_ref(), Some(&theirs),
         "nothing pushed"
     );
 }
@@ -668,7 +667,7 @@ async fn a_branch_that_moves_during_the_push_is_fetched_and_pushed_again() {
     let racer = parent.expect("a parent");
     assert_ne!(racer, base);
     assert_eq!(
-        fx.bare(&["log", "--format=%an", "-1", &racer]),
+        fx.bare(&["log", "--format=%an", "-1", racer.as_str()]),
         "Racer",
         "ours went on top of the racing commit"
     );
@@ -698,7 +697,7 @@ async fn a_branch_that_keeps_moving_exhausts_the_attempts_as_push_raced() {
     assert_eq!(error.kind, GitErrorKind::PushRaced, "{error}");
     assert_eq!(hook_calls(&fx), 3);
     let head = fx.head("main").expect("main");
-    assert_eq!(fx.bare(&["log", "--format=%an", "-1", &head]), "Racer");
+    assert_eq!(fx.bare(&["log", "--format=%an", "-1", head.as_str()]), "Racer");
 }
 
 /// Breaks the git directory of a clone in one way.
@@ -742,14 +741,13 @@ async fn open_starts_afresh_from_a_broken_clone() {
     for (name, corrupt) in corruptions() {
         let clone = fx.open(name).await;
         assert_eq!(
-            clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
-            Some(head.as_str())
+            clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head)
         );
         let git_dir = clone.dir().join(".git");
         std::fs::write(git_dir.join("reused-marker"), "").expect("marker");
         corrupt(&git_dir);
 
-        let clone = LocalClone::open(&fx.runner, &fx.clone_dir(name), &fx.remote, "main")
+        let clone = LocalClone::open(&fx.runner, &fx.clone_dir(name), &fx.remote, &main())
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
@@ -757,8 +755,7 @@ async fn open_starts_afresh_from_a_broken_clone() {
             "{name}: not recloned"
         );
         assert_eq!(
-            clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
-            Some(head.as_str()),
+            clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head),
             "{name}"
         );
         let files = clone
@@ -781,7 +778,7 @@ async fn a_directory_that_is_not_a_clone_is_left_alone() {
     let dir = fx.clone_dir("precious");
     std::fs::create_dir_all(dir.join(".git")).expect("mkdir");
     std::fs::write(dir.join("notes.txt"), "keep me").expect("write");
-    let error = LocalClone::open(&fx.runner, &dir, &fx.remote, "main")
+    let error = LocalClone::open(&fx.runner, &dir, &fx.remote, &main())
         .await
         .expect_err("refused");
     assert_eq!(error.kind, GitErrorKind::InvalidRequest, "{error}");
@@ -803,7 +800,7 @@ async fn wrong_credentials_are_classified_and_never_echoed() {
             ca_pem: Some(fx.https.as_ref().expect("https").ca_pem()),
         },
     };
-    let clone = LocalClone::open(&fx.runner, &fx.clone_dir("clone"), &remote, "main")
+    let clone = LocalClone::open(&fx.runner, &fx.clone_dir("clone"), &remote, &main())
         .await
         .expect("open needs no network");
     let error = clone.fetch(&remote).await.expect_err("refused");
@@ -873,11 +870,11 @@ async fn a_clone_refuses_another_remote_and_bad_input_before_running_git() {
 
 /// A request carrying changesets, as the outbox sends it.
 fn request<'a>(
-    base: Option<&'a str>,
+    base: Option<&'a ObjectId>,
     files: &'a [FileChange],
     author: &'a Signature,
     changesets: &'a [String],
-    own_commits: &'a [String],
+    own_commits: &'a [ObjectId],
 ) -> CommitRequest<'a> {
     CommitRequest {
         base,
@@ -946,7 +943,7 @@ async fn a_push_whose_answer_was_lost_is_found_by_its_trailer_and_never_carried_
             path: "Setup/new.yaml".into(),
         }]
     );
-    let message = raw_stdout(&fx.root, &fx.repo(), &["log", "-1", "--format=%B", &commit]);
+    let message = raw_stdout(&fx.root, &fx.repo(), &["log", "-1", "--format=%B", commit.as_str()]);
     assert_eq!(
         message.trim_end(),
         "Git Sync from reposync\n\nDELETE: Setup/new.yaml\n\nReposync-Changeset: c2"
@@ -1038,8 +1035,8 @@ async fn own_commits_since_the_base_are_never_a_conflict_and_the_message_lists_t
         .await
         .expect("push");
     let (commit, parent, _) = pushed(outcome);
-    assert_eq!(parent.as_deref(), Some(own.as_str()));
-    let message = raw_stdout(&fx.root, &fx.repo(), &["log", "-1", "--format=%B", &commit]);
+    assert_eq!(parent.as_ref(), Some(&own));
+    let message = raw_stdout(&fx.root, &fx.repo(), &["log", "-1", "--format=%B", commit.as_str()]);
     assert_eq!(
         message.trim_end(),
         "Git Sync from reposync\n\nMODIFY: Setup/a.yaml\n\nReposync-Changeset: c2"
@@ -1052,7 +1049,7 @@ async fn own_commits_since_the_base_are_never_a_conflict_and_the_message_lists_t
             "--no-commit-id",
             "--name-status",
             "-r",
-            &commit,
+            commit.as_str(),
         ],
     );
     assert_eq!(diff.trim_end(), "M\tSetup/a.yaml");
@@ -1085,7 +1082,7 @@ async fn a_blobless_clone_pushes_changes_to_files_whose_old_contents_it_never_fe
             .await
             .expect("push"),
     );
-    assert_eq!(parent.as_deref(), Some(base.as_str()));
+    assert_eq!(parent.as_ref(), Some(&base));
     let tree = fx.tree(&commit);
     assert!(tree.contains(&("Setup/a.yaml".into(), "a: 1\nand: more\n".into())));
     assert!(tree.contains(&("Setup/b.yaml".into(), "b: 1\n".into())));
@@ -1126,8 +1123,7 @@ async fn what_a_killed_git_leaves_is_removed_and_the_clone_is_reused() {
         assert!(!git_dir.join(debris).exists(), "{debris}: left in place");
         // The operations that take those locks work again.
         assert_eq!(
-            clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
-            Some(head.as_str()),
+            clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head),
             "{debris}"
         );
         let (_, parent, _) = pushed(
@@ -1143,7 +1139,7 @@ async fn what_a_killed_git_leaves_is_removed_and_the_clone_is_reused() {
                 .await
                 .unwrap_or_else(|e| panic!("{debris}: {e}")),
         );
-        assert_eq!(parent.as_deref(), Some(head.as_str()), "{debris}");
+        assert_eq!(parent.as_ref(), Some(&head), "{debris}");
     }
 }
 
@@ -1164,7 +1160,7 @@ async fn a_lock_held_by_a_git_still_running_in_the_clone_is_left_alone() {
         .spawn()
         .expect("sleep");
 
-    let error = LocalClone::open(&fx.runner, clone.dir(), &fx.remote, "main")
+    let error = LocalClone::open(&fx.runner, clone.dir(), &fx.remote, &main())
         .await
         .expect_err("in use");
     survivor.kill().expect("kill");
@@ -1179,8 +1175,7 @@ async fn a_lock_held_by_a_git_still_running_in_the_clone_is_left_alone() {
     let clone = fx.open("clone").await;
     assert!(!lock.exists());
     assert_eq!(
-        clone.fetch(&fx.remote).await.expect("fetch").as_deref(),
-        Some(head.as_str())
+        clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head)
     );
 }
 
@@ -1306,10 +1301,10 @@ async fn a_commit_builds_on_a_branch_whose_tree_holds_hostile_entries_and_keeps_
             RawEntry::Submodule("d".repeat(40)),
         ),
     ];
-    let head = fx
+    let head = oid(&fx
         .root
         .commit_raw(REPO, "main", &hostile, "hostile entries")
-        .expect("hostile commit");
+        .expect("hostile commit"));
     let shop_before = raw_listing(&fx, &format!("{head}:Setup/Applications/shop"));
     let clone = fx.open("clone").await;
 
@@ -1330,7 +1325,7 @@ async fn a_commit_builds_on_a_branch_whose_tree_holds_hostile_entries_and_keeps_
         .await
         .expect("the commit is built and pushed");
     let (commit, parent, _) = pushed(outcome);
-    assert_eq!(parent.as_deref(), Some(head.as_str()));
+    assert_eq!(parent.as_ref(), Some(&head));
 
     // Folders we did not touch keep their ids; the ones we did keep every other entry as it
     // was, byte for byte.

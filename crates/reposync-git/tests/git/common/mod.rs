@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use reposync_git::{FileChange, GitAuth, GitRunner, LocalClone, Remote, Signature};
+use reposync_model::{BranchName, ObjectId};
 use reposync_testkit::{GitHttpsServer, RepoRoot, SshKeyFiles, SshServer, TestCa};
 use secrecy::SecretString;
 use tempfile::TempDir;
@@ -99,7 +100,7 @@ impl Fixture {
 
     /// A repository with a tree worth syncing, a second branch and a tag, none of which but
     /// `main` the clone should ever fetch. Returns the head of main.
-    pub fn populate(&self) -> String {
+    pub fn populate(&self) -> ObjectId {
         self.root
             .create_repo(
                 REPO,
@@ -117,7 +118,7 @@ impl Fixture {
             .commit(REPO, "feature", &[("feature.txt", "wip\n")], "A feature")
             .expect("feature branch");
         self.bare(&["tag", "v1", "main"]);
-        self.root.head(REPO, "main").expect("head").expect("main")
+        oid(&self.root.head(REPO, "main").expect("head").expect("main"))
     }
 
     pub fn clone_dir(&self, name: &str) -> PathBuf {
@@ -129,7 +130,8 @@ impl Fixture {
     }
 
     pub async fn open_branch(&self, name: &str, branch: &str) -> LocalClone {
-        LocalClone::open(&self.runner, &self.clone_dir(name), &self.remote, branch)
+        let branch = BranchName::parse(branch).expect("branch name");
+        LocalClone::open(&self.runner, &self.clone_dir(name), &self.remote, &branch)
             .await
             .expect("open the clone")
     }
@@ -146,12 +148,13 @@ impl Fixture {
             .expect("git in the bare repository")
     }
 
-    pub fn head(&self, branch: &str) -> Option<String> {
-        self.root.head(REPO, branch).expect("head")
+    pub fn head(&self, branch: &str) -> Option<ObjectId> {
+        self.root.head(REPO, branch).expect("head").as_deref().map(oid)
     }
 
     /// The paths and contents of a commit in the bare repository.
-    pub fn tree(&self, commit: &str) -> Vec<(String, String)> {
+    pub fn tree(&self, commit: &ObjectId) -> Vec<(String, String)> {
+        let commit = commit.as_str();
         let paths = self.bare(&["ls-tree", "-r", "--name-only", "-z", commit]);
         paths
             .split('\0')
@@ -199,7 +202,7 @@ impl Fixture {
 
     /// A commit made elsewhere: a separate hermetic clone of the bare repository changes
     /// files (`None` deletes) and pushes to main.
-    pub fn external_commit(&self, files: &[(&str, Option<&str>)], message: &str) -> String {
+    pub fn external_commit(&self, files: &[(&str, Option<&str>)], message: &str) -> ObjectId {
         let checkout = self.checkout("main");
         checkout.change(files, message);
         checkout.push("main")
@@ -278,7 +281,7 @@ impl Checkout<'_> {
     }
 
     /// Changes files (`None` deletes) and commits them all with `message`; returns the commit.
-    pub fn change(&self, files: &[(&str, Option<&str>)], message: &str) -> String {
+    pub fn change(&self, files: &[(&str, Option<&str>)], message: &str) -> ObjectId {
         for (path, content) in files {
             let file = self.dir.join(path);
             match content {
@@ -291,14 +294,24 @@ impl Checkout<'_> {
         }
         self.git(&["add", "--all"]);
         self.git(&["commit", "--quiet", "-m", message]);
-        self.git(&["rev-parse", "HEAD"])
+        oid(&self.git(&["rev-parse", "HEAD"]))
     }
 
     /// Pushes what is checked out to `branch`, never forcing; returns the commit pushed.
-    pub fn push(&self, branch: &str) -> String {
+    pub fn push(&self, branch: &str) -> ObjectId {
         self.git(&["push", "--quiet", "origin", &format!("HEAD:{branch}")]);
-        self.git(&["rev-parse", "HEAD"])
+        oid(&self.git(&["rev-parse", "HEAD"]))
     }
+}
+
+/// The branch the fixtures work on.
+pub fn main() -> BranchName {
+    BranchName::parse("main").expect("branch name")
+}
+
+/// The object id git printed.
+pub fn oid(text: &str) -> ObjectId {
+    ObjectId::parse(text.trim()).expect("an object id")
 }
 
 pub fn raw_stdout(root: &RepoRoot, dir: &Path, args: &[&str]) -> String {
