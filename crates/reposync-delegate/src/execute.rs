@@ -47,6 +47,10 @@ impl Agent {
             Ok(branch) => branch,
             Err(error) => return invalid_task(format!("the task's branch {}", error.message)),
         };
+        let commits = match JobCommits::parse(&spec.job) {
+            Ok(commits) => commits,
+            Err(outcome) => return outcome,
+        };
         let mut changes = Vec::new();
         if let SyncJob::CommitAndPush { files, .. } = &spec.job {
             for file in files {
@@ -88,12 +92,10 @@ impl Agent {
         let result = match &spec.job {
             SyncJob::ReadBranch { prefix } => read_branch(&clone, &remote, prefix).await,
             SyncJob::CommitAndPush {
-                base,
                 author_name,
                 author_email,
                 summary,
                 changesets,
-                own_commits,
                 max_attempts,
                 ..
             } => {
@@ -101,28 +103,13 @@ impl Agent {
                     name: author_name.clone(),
                     email: author_email.clone(),
                 };
-                let parsed = base
-                    .as_deref()
-                    .map(|base| task_commit(base, "base"))
-                    .transpose()
-                    .and_then(|base| {
-                        let own = own_commits
-                            .iter()
-                            .map(|own| task_commit(own, "own commit"))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        Ok((base, own))
-                    });
-                let (base, own_commits) = match parsed {
-                    Ok(parsed) => parsed,
-                    Err(outcome) => return outcome,
-                };
                 let request = CommitRequest {
-                    base: base.as_ref(),
+                    base: commits.base.as_ref(),
                     files: &changes,
                     author: &author,
                     summary: summary.as_deref(),
                     changesets,
-                    own_commits: &own_commits,
+                    own_commits: &commits.own,
                     max_attempts: *max_attempts,
                 };
                 clone
@@ -139,23 +126,13 @@ impl Agent {
                     })
             }
             SyncJob::FetchChanges {
-                since,
                 prefix,
                 max_commits,
-            } => {
-                let since = match since
-                    .as_deref()
-                    .map(|s| task_commit(s, "since"))
-                    .transpose()
-                {
-                    Ok(since) => since,
-                    Err(outcome) => return outcome,
-                };
-                clone
-                    .fetch_changes(&remote, since.as_ref(), prefix, *max_commits)
-                    .await
-                    .map(changes_result)
-            }
+                ..
+            } => clone
+                .fetch_changes(&remote, commits.since.as_ref(), prefix, *max_commits)
+                .await
+                .map(changes_result),
         };
         match result {
             Ok(result) => TaskOutcome {
@@ -275,10 +252,38 @@ fn invalid_task(message: String) -> TaskOutcome {
     TaskOutcome::failed(&TaskFailure::new(FailureCode::InvalidTask, message))
 }
 
-/// A commit the task names (`what` says which), parsed here because git takes parsed ids only.
-fn task_commit(text: &str, what: &str) -> Result<ObjectId, TaskOutcome> {
-    ObjectId::parse(text)
-        .map_err(|error| invalid_task(format!("the task's {what} {}", error.message)))
+/// The commits a sync job names, parsed before anything runs: git takes parsed ids only.
+#[derive(Default)]
+struct JobCommits {
+    base: Option<ObjectId>,
+    own: Vec<ObjectId>,
+    since: Option<ObjectId>,
+}
+
+impl JobCommits {
+    fn parse(job: &SyncJob) -> Result<JobCommits, TaskOutcome> {
+        let commit = |text: &str, what: &str| {
+            ObjectId::parse(text)
+                .map_err(|error| invalid_task(format!("the task's {what} {}", error.message)))
+        };
+        Ok(match job {
+            SyncJob::CommitAndPush {
+                base, own_commits, ..
+            } => JobCommits {
+                base: base.as_deref().map(|b| commit(b, "base")).transpose()?,
+                own: own_commits
+                    .iter()
+                    .map(|own| commit(own, "own commit"))
+                    .collect::<Result<_, _>>()?,
+                since: None,
+            },
+            SyncJob::FetchChanges { since, .. } => JobCommits {
+                since: since.as_deref().map(|s| commit(s, "since")).transpose()?,
+                ..JobCommits::default()
+            },
+            SyncJob::ReadBranch { .. } | SyncJob::ReadHead => JobCommits::default(),
+        })
+    }
 }
 
 fn git_auth(auth: &TaskAuth) -> GitAuth {
@@ -299,5 +304,76 @@ fn git_auth(auth: &TaskAuth) -> GitAuth {
             private_key: SecretString::from(private_key.expose()),
             known_hosts: known_hosts.clone(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reposync_api::{SecretValue, SyncTarget};
+    use reposync_git::GitRunner;
+
+    use super::*;
+
+    fn sync_task(branch: &str, job: SyncJob) -> TaskSpec {
+        TaskSpec::Sync(SyncSpec {
+            target: SyncTarget {
+                // Nothing listens there: a task that got as far as git would fail otherwise.
+                url: "https://127.0.0.1:9/repo.git".into(),
+                branch: branch.into(),
+                clone_key: "key".into(),
+            },
+            job,
+            auth: TaskAuth::Https {
+                username: "user".into(),
+                password: SecretValue::new("password"),
+                ca_certificate: None,
+            },
+            timeout_secs: 5,
+        })
+    }
+
+    fn failure_of(outcome: &TaskOutcome) -> (String, String) {
+        assert!(!outcome.succeeded, "{outcome:?}");
+        let text = |key: &str| outcome.result[key].as_str().unwrap_or_default().to_owned();
+        (text("code"), text("message"))
+    }
+
+    /// Branch names and commit ids reach git only parsed: one the server should never have
+    /// sent fails the task as `invalid_task`, naming what was wrong, before any git runs.
+    #[tokio::test]
+    async fn a_task_naming_a_bad_branch_or_commit_is_refused_before_git_runs() {
+        let work = tempfile::tempdir().unwrap();
+        let agent = Agent::new(GitRunner::new(), work.path());
+        let fetch = |since: &str| SyncJob::FetchChanges {
+            since: Some(since.into()),
+            prefix: "Setup/".into(),
+            max_commits: 10,
+        };
+        let push = |base: &str, own: &str| SyncJob::CommitAndPush {
+            base: Some(base.into()),
+            author_name: "reposync".into(),
+            author_email: "reposync@example.com".into(),
+            summary: None,
+            changesets: vec!["c1".into()],
+            own_commits: vec![own.into()],
+            files: Vec::new(),
+            max_attempts: 1,
+        };
+        let good = "a".repeat(40);
+        let cases = [
+            (sync_task("--upload-pack=x", SyncJob::ReadHead), "branch"),
+            (sync_task("main", fetch("HEAD~1")), "since"),
+            (sync_task("main", push("abc1234", &good)), "base"),
+            (sync_task("main", push(&good, "-x")), "own commit"),
+        ];
+        for (task, named) in cases {
+            let (code, message) = failure_of(&agent.run_task(&task).await);
+            assert_eq!(code, "invalid_task", "{message}");
+            assert!(message.contains(named), "{named}: {message}");
+        }
+        assert!(
+            !work.path().join("clones").exists(),
+            "no clone was made for a refused task"
+        );
     }
 }
