@@ -1,7 +1,7 @@
 //! A reusable local clone of one branch, and the whole flow of committing files to it.
 //!
-//! The clone is made to be cheap to keep and cheap to refresh: it has no work tree (commits
-//! are built from a temporary index with plumbing), it holds only its one branch, its history
+//! The clone is made to be cheap to keep and cheap to refresh: it has no work tree and no
+//! index (commits are built with plumbing, `mktree` over the head's folders), it holds only its one branch, its history
 //! starts shallow, and it is a partial clone without blobs, so a fetch brings commits and trees
 //! and only the contents that are read or changed are ever downloaded. Every command runs with
 //! `GIT_DIR` set, so a broken clone can never make git fall back to a repository above it, and
