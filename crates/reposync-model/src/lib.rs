@@ -11,6 +11,7 @@ mod connector;
 pub mod connector_yaml;
 mod email;
 mod error;
+mod ids;
 pub mod kinds;
 mod name;
 mod newtype;
@@ -30,6 +31,7 @@ pub use connector::{
 };
 pub use email::EmailAddress;
 pub use error::FieldError;
+pub use ids::{AttemptId, BranchId, ChangesetId, ConnectorId, LinkId, SyncErrorId, TaskId};
 pub use name::{EntityName, RepoSlug, SecretName, is_emoticon};
 pub use path::{PathProblem, RepoPath, escape_path};
 pub use refname::BranchName;
