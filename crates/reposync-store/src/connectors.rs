@@ -73,7 +73,10 @@ impl Store {
     }
 
     /// One connector by id.
-    pub async fn get_connector_by_id(&self, id: &ConnectorId) -> Result<ConnectorRecord, StoreError> {
+    pub async fn get_connector_by_id(
+        &self,
+        id: &ConnectorId,
+    ) -> Result<ConnectorRecord, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = $1"
         ))

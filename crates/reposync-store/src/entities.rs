@@ -3,8 +3,8 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use reposync_model::{EntityName, LinkId, TaskId};
 use reposync_model::connector_yaml;
+use reposync_model::{EntityName, LinkId, TaskId};
 
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
@@ -14,10 +14,10 @@ use crate::inbound::commits::{
 use crate::records::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 use crate::rows::new_id;
 use crate::store::Store;
+use crate::sync::backlog::LinkBacklog;
 use crate::sync::changesets::FileChangeRecord;
 use crate::sync::links::{NewSyncLink, SyncLink, insert_link};
 use crate::sync::outbox::record_changesets;
-use crate::sync::backlog::LinkBacklog;
 use crate::tasks::finish_local_task_in;
 
 /// Where a batch comes from: a change made in reposync (which goes out to Git), or a commit

@@ -30,7 +30,15 @@ macro_rules! row_ids {
     )+};
 }
 
-row_ids!(AttemptId, BranchId, ChangesetId, ConnectorId, LinkId, SyncErrorId, TaskId);
+row_ids!(
+    AttemptId,
+    BranchId,
+    ChangesetId,
+    ConnectorId,
+    LinkId,
+    SyncErrorId,
+    TaskId
+);
 
 /// A new row id. Version 7 ids sort by creation (within a process, strictly), so listings
 /// ordered by time and then id keep the order things happened in the same millisecond.
@@ -48,7 +56,9 @@ pub(crate) fn optional_id_column<I: RowId>(
     row: &AnyRow,
     column: &str,
 ) -> Result<Option<I>, StoreError> {
-    Ok(row.try_get::<Option<String>, _>(column)?.map(I::from_string))
+    Ok(row
+        .try_get::<Option<String>, _>(column)?
+        .map(I::from_string))
 }
 
 /// `$first, …, $(first + n - 1)`: numbered parameters for an `IN (…)` list.

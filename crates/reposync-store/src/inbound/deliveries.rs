@@ -132,7 +132,12 @@ pub struct DeliveryRecord {
 
 /// What queuing a delivery's heads came to: the outcome, its reason, the links matched, and
 /// the heads queued (branch id and commit, '' for a deletion).
-type QueuedHeads = (DeliveryOutcome, String, Vec<LinkId>, Vec<(BranchId, String)>);
+type QueuedHeads = (
+    DeliveryOutcome,
+    String,
+    Vec<LinkId>,
+    Vec<(BranchId, String)>,
+);
 
 const DELIVERY_COLUMNS: &str = "id, connector_id, received_at, event, delivery_id, format, signature, outcome, reason, matched_links, changes";
 

@@ -162,7 +162,10 @@ impl Store {
     /// already running for the link. Returns the attempt, its changesets (oldest first) and
     /// the contents of the paths they touched, read in the same transaction: the commit
     /// carries exactly the changes of the changesets it names, none of a later one.
-    pub async fn start_attempt(&self, link_id: &LinkId) -> Result<Option<StartedAttempt>, StoreError> {
+    pub async fn start_attempt(
+        &self,
+        link_id: &LinkId,
+    ) -> Result<Option<StartedAttempt>, StoreError> {
         let now = self.now();
         let mut tx = self.begin_write().await?;
         let running: Option<AttemptId> =

@@ -28,7 +28,10 @@ impl Store {
         .read_all(&self.db)
         .await?;
         for row in waiting {
-            backlogs.entry(id_column(&row, "link_id")?).or_default().waiting = row.try_get("n")?;
+            backlogs
+                .entry(id_column(&row, "link_id")?)
+                .or_default()
+                .waiting = row.try_get("n")?;
         }
         // An error of a scope that has no link yet (an application folder from Git whose
         // Index.yaml failed) belongs to no link's backlog; `sync errors` lists it.

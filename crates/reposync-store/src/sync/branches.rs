@@ -261,7 +261,11 @@ impl Store {
     /// A branch was read to its head, as it stood after `started_at`: heads announced before
     /// then are processed (or older than what was read) and are cleared; one announced since
     /// stays queued for the next read.
-    pub async fn branch_read(&self, branch_id: &BranchId, started_at: i64) -> Result<(), StoreError> {
+    pub async fn branch_read(
+        &self,
+        branch_id: &BranchId,
+        started_at: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE sync_branches SET wanted_commit = NULL, wanted_at = NULL, broken = NULL WHERE id = $1 AND (wanted_at IS NULL OR wanted_at <= $2)",
         )
