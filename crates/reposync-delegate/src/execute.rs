@@ -104,12 +104,15 @@ impl Agent {
                     name: author_name.clone(),
                     email: author_email.clone(),
                 };
+                // The git layer names changesets by their ids' text, as its trailers do.
+                let changesets: Vec<String> =
+                    changesets.iter().map(|c| c.as_str().to_owned()).collect();
                 let request = CommitRequest {
                     base: base.as_deref(),
                     files: &changes,
                     author: &author,
                     summary: summary.as_deref(),
-                    changesets,
+                    changesets: &changesets,
                     own_commits,
                     max_attempts: *max_attempts,
                 };

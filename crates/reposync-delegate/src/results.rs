@@ -10,6 +10,7 @@ use reposync_git::{
     BranchChanges, CommitOutcome, FileChangeKind, GitErrorKind, LandedChangeset,
     UnrepresentableEntry,
 };
+use reposync_model::ChangesetId;
 
 pub(crate) fn job_result(outcome: CommitOutcome) -> SyncJobResult {
     match outcome {
@@ -72,7 +73,7 @@ fn landed_views(landed: Vec<LandedChangeset>) -> Vec<LandedView> {
     landed
         .into_iter()
         .map(|l| LandedView {
-            changeset: l.changeset,
+            changeset: ChangesetId::new(l.changeset),
             commit: l.commit,
         })
         .collect()
