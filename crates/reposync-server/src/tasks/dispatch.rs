@@ -8,8 +8,8 @@ use reposync_api::{
 };
 use reposync_core::connections::{branch_target, check_connections, target};
 use reposync_core::inbound::apply_commit;
-use reposync_model::AttemptId;
 use reposync_model::tree::ROOT;
+use reposync_model::{AttemptId, ConnectorId};
 use reposync_store::{
     ConnectorRecord, StoreError, SyncBranch, SyncLink, TaskRecord, TaskStatus, now_millis,
 };
@@ -220,7 +220,7 @@ impl Inbound for TaskHub {
 
 impl TaskHub {
     /// The connector a task works for; one deleted meanwhile fails the job.
-    async fn connector_of(&self, id: &str) -> Result<ConnectorRecord, DispatchFailure> {
+    async fn connector_of(&self, id: &ConnectorId) -> Result<ConnectorRecord, DispatchFailure> {
         self.inner
             .store
             .get_connector_by_id(id)
