@@ -1,10 +1,9 @@
 //! What every module's SQL uses: new row ids, numbered parameters, and JSON columns.
 
+use reposync_model::{AttemptId, BranchId, ChangesetId, ConnectorId, LinkId, SyncErrorId, TaskId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-
-use reposync_model::{AttemptId, BranchId, ChangesetId, ConnectorId, LinkId, SyncErrorId, TaskId};
 
 use crate::error::StoreError;
 
