@@ -1,6 +1,6 @@
 //! What the server hands a delegate, and what the delegate hands back.
 
-use reposync_model::PathProblem;
+use reposync_model::{ChangesetId, PathProblem, TaskId};
 use serde::{Deserialize, Serialize};
 
 use reposync_model::commit::FileOp;
@@ -10,7 +10,7 @@ use crate::SecretValue;
 /// A claimed task, with the credentials it needs attached.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DelegateTask {
-    pub id: String,
+    pub id: TaskId,
     pub spec: TaskSpec,
 }
 
@@ -58,7 +58,7 @@ pub enum SyncJob {
         author_name: String,
         author_email: String,
         summary: Option<String>,
-        changesets: Vec<String>,
+        changesets: Vec<ChangesetId>,
         #[serde(default)]
         own_commits: Vec<String>,
         files: Vec<FileContent>,
@@ -149,7 +149,7 @@ pub struct CommittedFileView {
 /// A changeset that a commit already on the branch carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LandedView {
-    pub changeset: String,
+    pub changeset: ChangesetId,
     pub commit: String,
 }
 
@@ -269,12 +269,12 @@ pub struct RegisterResponse {
 /// `POST /api/delegate/heartbeat`: the tasks the delegate is running, whose leases it extends.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HeartbeatRequest {
-    pub running: Vec<String>,
+    pub running: Vec<TaskId>,
 }
 
 /// The answer to a heartbeat: tasks the delegate must stop (their lease was lost or they were
 /// cancelled), killing their git processes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HeartbeatResponse {
-    pub cancel: Vec<String>,
+    pub cancel: Vec<TaskId>,
 }

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use reposync_model::ConnectorDraft;
+use reposync_model::{AttemptId, ChangesetId, LinkId, SyncErrorId, TaskId};
 
 use crate::SecretValue;
 
@@ -194,7 +195,7 @@ pub struct TestResult {
 /// A delegate task as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskView {
-    pub id: String,
+    pub id: TaskId,
     pub kind: String,
     /// queued, running, succeeded or failed.
     pub status: String,
@@ -327,7 +328,7 @@ pub struct SyncDisableRequest {
 /// A link between a scope and a branch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncLinkView {
-    pub id: String,
+    pub id: LinkId,
     /// `account`, or `app:<name>`.
     pub scope: String,
     pub app: Option<String>,
@@ -392,11 +393,11 @@ pub struct ChangedFileView {
 /// A changeset: what one change did to the files of a synced scope.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangesetView {
-    pub id: String,
+    pub id: ChangesetId,
     pub scope: String,
     pub status: String,
     pub files: Vec<ChangedFileView>,
-    pub attempt_id: Option<String>,
+    pub attempt_id: Option<AttemptId>,
     pub commit_id: Option<String>,
     pub error: Option<String>,
     pub created_at: String,
@@ -406,13 +407,13 @@ pub struct ChangesetView {
 /// A commit attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommitAttemptView {
-    pub id: String,
+    pub id: AttemptId,
     pub scope: String,
     pub status: String,
     /// The delegate that ran the push.
     #[serde(default)]
     pub delegate: Option<String>,
-    pub changesets: Vec<String>,
+    pub changesets: Vec<ChangesetId>,
     pub files: Vec<ChangedFileView>,
     pub commit_id: Option<String>,
     pub error: Option<String>,
@@ -449,9 +450,9 @@ pub struct InboundCommitView {
 /// A sync error that needs a person. For a conflict, both versions of the file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncErrorView {
-    pub id: String,
+    pub id: SyncErrorId,
     pub scope: String,
-    pub attempt_id: Option<String>,
+    pub attempt_id: Option<AttemptId>,
     /// For an error from a commit read from Git: that commit.
     #[serde(default)]
     pub commit_id: Option<String>,

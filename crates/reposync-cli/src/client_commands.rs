@@ -563,7 +563,7 @@ pub async fn wait_for_task(
         }
         let answer = client
             .get(
-                &["tasks", &task.id],
+                &["tasks", task.id.as_str()],
                 &[("wait_ms", "30000".to_owned())],
                 Duration::from_secs(45),
             )

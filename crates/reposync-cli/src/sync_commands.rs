@@ -9,6 +9,7 @@ use reposync_api::{
     ChangesetView, ListResponse, SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncEnabled,
     SyncErrorView, SyncLinkView, TaskFailure, TaskView, decode,
 };
+use reposync_model::AttemptId;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -272,7 +273,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 .iter()
                 .map(|a| {
                     vec![
-                        a.id.clone(),
+                        a.id.to_string(),
                         a.scope.clone(),
                         a.status.clone(),
                         a.delegate.clone().unwrap_or_else(|| "-".into()),
@@ -324,12 +325,12 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
             }
             for e in errors.items {
                 fields(&[
-                    ("Error", Some(e.id)),
+                    ("Error", Some(e.id.into_string())),
                     ("Scope", Some(e.scope)),
                     ("Code", Some(e.code)),
                     ("Path", e.path),
                     ("Message", Some(e.message)),
-                    ("Attempt", e.attempt_id),
+                    ("Attempt", e.attempt_id.map(AttemptId::into_string)),
                     ("Commit", e.commit_id),
                     ("At", Some(e.created_at)),
                     (
@@ -354,7 +355,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
 
 fn changeset_row(c: &ChangesetView) -> Vec<String> {
     vec![
-        c.id.clone(),
+        c.id.to_string(),
         c.scope.clone(),
         c.status.clone(),
         c.files.len().to_string(),

@@ -3,7 +3,7 @@
 
 use reposync_api::{SyncJob, SyncJobResult, SyncTarget, TestResult};
 use reposync_model::scope::Scope;
-use reposync_model::{ConnectorScope, FieldError, RepoSlug, connector_yaml};
+use reposync_model::{AttemptId, ConnectorScope, FieldError, RepoSlug, connector_yaml};
 use reposync_store::{ConnectorRecord, Store, StoreError, SyncLink, TaskRecord};
 use reposync_sync::{ConnectionFailure, DispatchFailure};
 use sha2::{Digest, Sha256};
@@ -21,7 +21,7 @@ pub trait Delegates: Send + Sync {
         connector: &ConnectorRecord,
         target: SyncTarget,
         job: SyncJob,
-        attempt: Option<&str>,
+        attempt: Option<&AttemptId>,
     ) -> Result<SyncJobResult, DispatchFailure>;
 
     /// Queues a Test of `connector` against `url` and answers its task at once; the result

@@ -21,7 +21,7 @@ use reposync_model::scope::app_index;
 use reposync_model::tree::{EntityKind, PathClass, classify};
 use reposync_model::validate::{TreeProblem, isolate_failures, read_files};
 use reposync_model::yaml::Limits;
-use reposync_model::{PathProblem, connector_yaml, escape_path};
+use reposync_model::{LinkId, PathProblem, connector_yaml, escape_path};
 use reposync_store::{
     ConnectorRecord, EntityChange, FileError, InboundCommit, InboundFile, InboundStatus,
     SecretKind, Store, StoreError, SyncBranch, SyncLink, app_of_path,
@@ -36,7 +36,7 @@ pub const UNREPRESENTABLE_PATH: &str = "unrepresentable_path";
 /// What a path of the commit becomes.
 enum Fate {
     /// reposync syncs this scope with this branch: apply it.
-    Apply { link: Option<String> },
+    Apply { link: Option<LinkId> },
     /// An application reposync does not have: create it, linked to this branch.
     NewApp(String),
     /// Another scope's file: not applied from this branch.
@@ -135,7 +135,7 @@ async fn apply_planned(
     // What the commit asks: files to write, paths to delete, each in a scope of ours.
     let mut puts: Vec<(String, Vec<u8>)> = Vec::new();
     let mut deletes: Vec<String> = Vec::new();
-    let mut link_of: HashMap<String, Option<String>> = HashMap::new();
+    let mut link_of: HashMap<String, Option<LinkId>> = HashMap::new();
     let mut new_apps: HashSet<String> = HashSet::new();
     let mut consider = |path: &str, content: Option<&Vec<u8>>| {
         if !matches!(classify(path), Ok(PathClass::Entity(_)) | Err(_)) {
@@ -188,7 +188,7 @@ async fn apply_planned(
     // Files that failed only because a file they depend on failed get another chance with
     // every commit, as Git last had them: fixing the file they depend on fixes them too.
     for error in store.open_sync_errors().await? {
-        if error.branch_id.as_deref() == Some(branch.id.as_str())
+        if error.branch_id.as_ref() == Some(&branch.id)
             && error.code == "depends_on_failed"
             && let (Some(path), Some(content)) = (error.path, error.theirs)
             && !puts.iter().any(|(p, _)| *p == path)
@@ -338,7 +338,7 @@ async fn entry_outcomes(
     entries: &[(String, &UnrepresentableFile)],
     pending: &HashSet<String>,
     fate: &(dyn Fn(&str) -> Fate + Sync),
-    first_link: Option<String>,
+    first_link: Option<LinkId>,
 ) -> Result<(Vec<FileError>, Vec<String>), StoreError> {
     let mut errors = Vec::new();
     let mut gone = Vec::new();
@@ -367,7 +367,7 @@ async fn entry_outcomes(
     if commit.snapshot {
         let present: HashSet<&str> = entries.iter().map(|(path, _)| path.as_str()).collect();
         for error in store.open_sync_errors().await? {
-            if error.branch_id.as_deref() == Some(branch.id.as_str())
+            if error.branch_id.as_ref() == Some(&branch.id)
                 && error.code == UNREPRESENTABLE_PATH
                 && let Some(path) = error.path
                 && !present.contains(path.as_str())
@@ -385,7 +385,7 @@ pub fn unrepresentable_error(
     path: &str,
     problem: &PathProblem,
     commit: &str,
-    link_id: Option<String>,
+    link_id: Option<LinkId>,
 ) -> FileError {
     FileError {
         path: path.to_owned(),

@@ -12,7 +12,9 @@ use reposync_api::{
 use reposync_model::scope::{Scope, app_index};
 use reposync_model::tree::{PathClass, classify};
 use reposync_model::yaml::{Limits, Node, emit, order_top_level, parse};
-use reposync_model::{BranchName, ConnectorScope, EntityName, RepoSlug, escape_path};
+use reposync_model::{
+    BranchName, ConnectorId, ConnectorScope, EntityName, LinkId, RepoSlug, TaskId, escape_path,
+};
 use reposync_store::{
     CONNECTION_FAILED, ChangeOutcome, ConnectorRecord, Enabling, EnablingTask, EntityRecord,
     FileChangeRecord, FileError, FileOp, LinkBacklog, NewSyncLink, Store, StoreError, SyncLink,
@@ -267,7 +269,7 @@ async fn plan(store: &Store, request: &SyncEnableRequest) -> Result<Plan, CoreEr
         ));
     }
     let planned = SyncLink {
-        id: String::new(),
+        id: LinkId::new(""),
         app: app_name.map(str::to_owned),
         connector_id: connector.id.clone(),
         repo: repo.as_ref().map(ToString::to_string),
@@ -293,7 +295,7 @@ async fn enable(
     store: &Store,
     delegates: &dyn Delegates,
     request: &SyncEnableRequest,
-    task: &str,
+    task: &TaskId,
 ) -> Result<(), CoreError> {
     let Plan {
         initial,
@@ -583,7 +585,7 @@ async fn protected_connector_files(
     store: &Store,
     linking: &ConnectorRecord,
 ) -> Result<HashSet<String>, CoreError> {
-    let used: HashSet<String> = store
+    let used: HashSet<ConnectorId> = store
         .all_links()
         .await?
         .into_iter()

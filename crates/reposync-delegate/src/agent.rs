@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use reposync_git::{GitError, GitRunner, TempRoot, TempRootError};
+use reposync_model::TaskId;
 use tokio::task::AbortHandle;
 
 /// Runs tasks.
@@ -21,7 +22,7 @@ pub struct Agent {
     pub(crate) clone_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// The tasks [`Agent::run_concurrently`] is running, from claim until their outcome is
     /// reported, by task id.
-    pub(crate) running: Arc<Mutex<HashMap<String, RunningTask>>>,
+    pub(crate) running: Arc<Mutex<HashMap<TaskId, RunningTask>>>,
     /// Tells apart two runs of the same task id (claimed again after a lost lease).
     pub(crate) next_run: Arc<AtomicU64>,
     /// How long running tasks may finish after a shutdown was asked for.
@@ -95,15 +96,15 @@ impl Agent {
 
     /// The ids of the tasks [`Agent::run_concurrently`] is running or reporting, sorted: the
     /// leases a heartbeat extends.
-    pub fn running(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.running.lock().keys().cloned().collect();
+    pub fn running(&self) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = self.running.lock().keys().cloned().collect();
         ids.sort_unstable();
         ids
     }
 
     /// Stops a running task: its future is dropped, which kills its git processes, and no
     /// outcome is reported for it. False when no task with that id is running.
-    pub fn cancel(&self, task_id: &str) -> bool {
+    pub fn cancel(&self, task_id: &TaskId) -> bool {
         let removed = self.running.lock().remove(task_id);
         match removed {
             Some(task) => {

@@ -311,6 +311,7 @@ fn git_auth(auth: &TaskAuth) -> GitAuth {
 mod tests {
     use reposync_api::{SecretValue, SyncTarget};
     use reposync_git::GitRunner;
+    use reposync_model::ChangesetId;
 
     use super::*;
 
@@ -354,7 +355,7 @@ mod tests {
             author_name: "reposync".into(),
             author_email: "reposync@example.com".into(),
             summary: None,
-            changesets: vec!["c1".into()],
+            changesets: vec![ChangesetId::new("c1")],
             own_commits: vec![own.into()],
             files: Vec::new(),
             max_attempts: 1,

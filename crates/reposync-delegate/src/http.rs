@@ -20,7 +20,7 @@ use reposync_api::{
     ApiErrorBody, DELEGATE_NAME_HEADER, DelegateTask, HeartbeatRequest, HeartbeatResponse,
     RegisterRequest, RegisterResponse, TaskOutcome,
 };
-use reposync_model::Selector;
+use reposync_model::{Selector, TaskId};
 use reqwest::header::HeaderValue;
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -304,7 +304,7 @@ impl HttpTaskSource {
 
     /// Tells the server which tasks are still running (`POST /api/delegate/heartbeat`), which
     /// extends their leases; the answer lists the tasks to stop.
-    pub async fn heartbeat(&self, running: Vec<String>) -> Result<HeartbeatResponse, SourceError> {
+    pub async fn heartbeat(&self, running: Vec<TaskId>) -> Result<HeartbeatResponse, SourceError> {
         let request = HeartbeatRequest { running };
         let answer = self
             .post(&["heartbeat"], None, Some(&request), true, REQUEST_TIMEOUT)
@@ -441,10 +441,10 @@ impl TaskSource for HttpTaskSource {
     /// `POST /api/delegate/tasks/{id}/complete`. A task another delegate has now (409
     /// `lease_lost`) or that the server no longer knows (404) is logged and dropped: its
     /// outcome is no longer wanted.
-    async fn complete(&self, task_id: &str, outcome: TaskOutcome) -> Result<(), SourceError> {
+    async fn complete(&self, task_id: &TaskId, outcome: TaskOutcome) -> Result<(), SourceError> {
         let answer = self
             .post(
-                &["tasks", task_id, "complete"],
+                &["tasks", task_id.as_str(), "complete"],
                 None,
                 Some(&outcome),
                 true,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use reposync_api::{DelegateTask, SyncJob, TaskSpec};
+use reposync_model::TaskId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -31,13 +32,13 @@ pub enum Step {
     /// No task arrived within the wait.
     Idle,
     /// A task ran; its id and whether it succeeded.
-    Ran { task_id: String, succeeded: bool },
+    Ran { task_id: TaskId, succeeded: bool },
 }
 
 /// Removes its task from [`Agent::running`] when the task's future ends or is dropped.
 struct RunningEntry {
-    running: Arc<Mutex<HashMap<String, RunningTask>>>,
-    task_id: String,
+    running: Arc<Mutex<HashMap<TaskId, RunningTask>>>,
+    task_id: TaskId,
     run: u64,
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use reposync_api::{DelegateTask, TaskOutcome};
+use reposync_model::TaskId;
 
 /// Where tasks come from and where their outcomes go.
 #[async_trait::async_trait]
@@ -10,7 +11,7 @@ pub trait TaskSource: Send + Sync {
     /// Waits up to `wait` for a task this delegate may run.
     async fn claim(&self, wait: Duration) -> Result<Option<DelegateTask>, SourceError>;
     /// Reports a task's outcome.
-    async fn complete(&self, task_id: &str, outcome: TaskOutcome) -> Result<(), SourceError>;
+    async fn complete(&self, task_id: &TaskId, outcome: TaskOutcome) -> Result<(), SourceError>;
 }
 
 /// The task source failed: for a while (the server is down) or for good (the token was

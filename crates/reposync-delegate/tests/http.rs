@@ -25,7 +25,7 @@ use reposync_delegate::{
     Agent, DelegateName, HttpConfig, HttpTaskSource, SourceError, TaskSource, run_remote,
 };
 use reposync_git::GitRunner;
-use reposync_model::Selector;
+use reposync_model::{Selector, TaskId};
 use reposync_testkit::TestCa;
 use secrecy::SecretString;
 use serde_json::json;
@@ -244,7 +244,7 @@ async fn claim(
     fake.record(Event::Claim {
         name: name(&headers),
         wait_ms: query.wait_ms,
-        task: task.as_ref().map(|t| t.id.clone()),
+        task: task.as_ref().map(|t| t.id.to_string()),
         at: Instant::now(),
     });
     match task {
@@ -299,10 +299,16 @@ async fn heartbeat(
     }
     fake.record(Event::Heartbeat {
         name: name(&headers),
-        running: body.running,
+        running: body.running.iter().map(ToString::to_string).collect(),
     });
     Json(HeartbeatResponse {
-        cancel: fake.cancel.lock().unwrap().clone(),
+        cancel: fake
+            .cancel
+            .lock()
+            .unwrap()
+            .iter()
+            .map(TaskId::new)
+            .collect(),
     })
     .into_response()
 }
@@ -393,7 +399,7 @@ fn config(server: &str) -> HttpConfig {
 /// timeout.
 fn test_task(id: &str, url: &str, timeout_secs: u64) -> DelegateTask {
     DelegateTask {
-        id: id.to_owned(),
+        id: TaskId::new(id),
         spec: TaskSpec::TestConnection(TestConnectionSpec {
             url: url.to_owned(),
             branch: None,

@@ -3,10 +3,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use reposync_model::{BranchName, ObjectId};
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
-use reposync_model::{BranchName, ObjectId};
-
 
 use crate::auth::{GitAuth, Remote};
 use crate::error::{GitError, GitErrorKind, scrub};
@@ -601,7 +600,11 @@ mod tests {
             "ref: refs/heads/main\tHEAD\n{a}\tHEAD\n{a}\trefs/heads/main\n{b}\trefs/heads/dev\nHEAD\trefs/heads/odd\n"
         ));
         let b = ObjectId::parse(&b).unwrap();
-        assert_eq!(heads.branches.len(), 2, "the head that is no object id is left out");
+        assert_eq!(
+            heads.branches.len(),
+            2,
+            "the head that is no object id is left out"
+        );
         assert_eq!(
             heads.branches[1],
             RemoteRef {

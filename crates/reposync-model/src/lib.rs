@@ -11,6 +11,7 @@ mod connector;
 pub mod connector_yaml;
 mod email;
 mod error;
+mod ids;
 pub mod kinds;
 mod name;
 mod newtype;
@@ -31,6 +32,7 @@ pub use connector::{
 };
 pub use email::EmailAddress;
 pub use error::FieldError;
+pub use ids::{AttemptId, BranchId, ChangesetId, ConnectorId, LinkId, SyncErrorId, TaskId};
 pub use name::{EntityName, RepoSlug, SecretName, is_emoticon};
 pub use objectid::ObjectId;
 pub use path::{PathProblem, RepoPath, escape_path};

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+use reposync_model::ConnectorId;
 use reposync_store::{Store, UnauthenticatedDeliveries};
 use tokio::time::Instant;
 
@@ -38,10 +39,10 @@ pub enum Sender {
     /// A connector's token (by id), on a delivery that failed authentication. These have a
     /// bucket of their own, so that someone who has the URL but not the secret cannot use up
     /// the limit of the deliveries Bitbucket signs.
-    Unauthenticated(String),
+    Unauthenticated(ConnectorId),
     /// A connector's token (by id), on an authenticated delivery (or any, when the connector
     /// asks for no signature: its URL is then the only credential).
-    Authenticated(String),
+    Authenticated(ConnectorId),
 }
 
 /// What a throttled log line is about.
@@ -50,7 +51,7 @@ pub enum LogTopic {
     UnknownToken,
     RateLimited(Sender),
     /// Deliveries to this connector (by id) that failed authentication.
-    Unauthenticated(String),
+    Unauthenticated(ConnectorId),
 }
 
 #[derive(Debug)]
@@ -69,7 +70,7 @@ struct Throttled {
 /// who takes it sees every count either in the store or still waiting, never in flight.
 #[derive(Debug, Default)]
 struct Tally {
-    waiting: Mutex<HashMap<String, UnauthenticatedDeliveries>>,
+    waiting: Mutex<HashMap<ConnectorId, UnauthenticatedDeliveries>>,
     writing: tokio::sync::Mutex<()>,
 }
 
@@ -159,13 +160,13 @@ impl IntakeGuard {
 
     /// Counts a delivery to a connector's URL that failed authentication; [`run_upkeep`]
     /// writes the count.
-    pub fn count_unauthenticated(&self, connector_id: &str, reason: &str, at_millis: i64) {
+    pub fn count_unauthenticated(&self, connector_id: &ConnectorId, reason: &str, at_millis: i64) {
         let mut waiting = self.unauthenticated.waiting.lock();
         let tally =
             waiting
-                .entry(connector_id.to_owned())
+                .entry(connector_id.clone())
                 .or_insert_with(|| UnauthenticatedDeliveries {
-                    connector_id: connector_id.to_owned(),
+                    connector_id: connector_id.clone(),
                     count: 0,
                     last_at: at_millis,
                     last_reason: String::new(),
@@ -207,9 +208,9 @@ impl IntakeGuard {
     pub async fn unauthenticated(
         &self,
         store: &reposync_store::Store,
-    ) -> Result<HashMap<String, UnauthenticatedDeliveries>, reposync_store::StoreError> {
+    ) -> Result<HashMap<ConnectorId, UnauthenticatedDeliveries>, reposync_store::StoreError> {
         let _writing = self.unauthenticated.writing.lock().await;
-        let mut all: HashMap<String, UnauthenticatedDeliveries> = store
+        let mut all: HashMap<ConnectorId, UnauthenticatedDeliveries> = store
             .unauthenticated_deliveries()
             .await?
             .into_iter()
@@ -298,14 +299,14 @@ mod tests {
             burst: 3,
         }));
         let start = Instant::now();
-        let a = Sender::Authenticated("a".into());
+        let a = Sender::Authenticated(ConnectorId::new("a"));
         for _ in 0..3 {
             assert_eq!(guard.admit(&a, start), Ok(()));
         }
         let wait = guard.admit(&a, start).expect_err("the burst is spent");
         assert_eq!(wait, Duration::from_millis(500), "one token takes 1/2 s");
         assert_eq!(
-            guard.admit(&Sender::Unauthenticated("a".into()), start),
+            guard.admit(&Sender::Unauthenticated(ConnectorId::new("a")), start),
             Ok(())
         );
         assert_eq!(guard.admit(&Sender::UnknownToken, start), Ok(()));
@@ -341,7 +342,7 @@ mod tests {
     fn a_topic_logs_once_per_period_and_then_counts_what_it_left_out() {
         let guard = IntakeGuard::new(None);
         let start = Instant::now();
-        let topic = LogTopic::Unauthenticated("c".into());
+        let topic = LogTopic::Unauthenticated(ConnectorId::new("c"));
         assert_eq!(guard.may_log(topic.clone(), start), Some(0));
         for second in 1..10 {
             let at = start + Duration::from_secs(second);

@@ -1,5 +1,5 @@
 use reposync_model::connector_yaml;
-use reposync_model::{Credentials, EntityName, GitConnector, SecretName};
+use reposync_model::{ConnectorId, Credentials, EntityName, GitConnector, SecretName};
 use reposync_secrets::{SealedValue, open, seal};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -10,11 +10,11 @@ use crate::gate::{Read, Write, WriteTx};
 use crate::records::{
     ConnectorRecord, ConnectorWrite, EntityChange, WebhookChange, WebhookCredentials,
 };
-use crate::rows::new_id;
+use crate::rows::{id_column, new_id};
 use crate::secrets::SecretKind;
 use crate::store::Store;
 
-fn webhook_binding(connector_id: &str, part: &str) -> Vec<u8> {
+fn webhook_binding(connector_id: &ConnectorId, part: &str) -> Vec<u8> {
     format!("reposync:connector:{connector_id}:{part}").into_bytes()
 }
 
@@ -73,16 +73,19 @@ impl Store {
     }
 
     /// One connector by id.
-    pub async fn get_connector_by_id(&self, id: &str) -> Result<ConnectorRecord, StoreError> {
+    pub async fn get_connector_by_id(
+        &self,
+        id: &ConnectorId,
+    ) -> Result<ConnectorRecord, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = $1"
         ))
-        .bind(id)
+        .bind(id.as_str())
         .read_optional(&self.db)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "connector",
-            name: id.to_owned(),
+            name: id.to_string(),
         })?;
         connector_from_row(&row)
     }
@@ -121,7 +124,7 @@ impl Store {
                     what: "connector",
                     name: name.to_string(),
                 })?;
-        let id: String = row.try_get("id")?;
+        let id: ConnectorId = id_column(&row, "id")?;
         let token: Option<Vec<u8>> = row.try_get("webhook_token")?;
         let secret: Option<Vec<u8>> = row.try_get("webhook_secret")?;
         let (Some(token), Some(secret)) = (token, secret) else {
@@ -165,12 +168,12 @@ impl Store {
     /// Records the outcome of a connector's latest Test.
     pub async fn set_connector_last_test(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
         result_json: &str,
     ) -> Result<(), StoreError> {
         sqlx::query("UPDATE connectors SET last_test = $1 WHERE id = $2")
             .bind(result_json)
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .write(&self.db)
             .await?;
         Ok(())
@@ -178,7 +181,7 @@ impl Store {
 
     fn seal_webhook(
         &self,
-        id: &str,
+        id: &ConnectorId,
         credentials: &WebhookCredentials,
     ) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
         let seal_part = |part: &str, value: &str| {
@@ -194,7 +197,7 @@ impl Store {
 
     fn open_text(
         &self,
-        id: &str,
+        id: &ConnectorId,
         part: &str,
         bytes: Vec<u8>,
     ) -> Result<Zeroizing<String>, StoreError> {
@@ -220,12 +223,12 @@ impl Store {
         let secret_ids = resolve_secrets(tx, spec).await?;
         let id = match &write.current {
             None => {
-                let id = new_id();
+                let id: ConnectorId = new_id();
                 sqlx::query(
                     "INSERT INTO connectors (id, name, spec, file, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6)",
                 )
-                .bind(&id)
+                .bind(id.as_str())
                 .bind(spec.name.as_str())
                 .bind(spec_json(spec)?)
                 .bind(&write.file)
@@ -249,7 +252,7 @@ impl Store {
                 .bind(spec_json(spec)?)
                 .bind(&write.file)
                 .bind(now)
-                .bind(&current.id)
+                .bind(current.id.as_str())
                 .bind(current.revision)
                 .execute(&mut **tx)
                 .await
@@ -263,7 +266,7 @@ impl Store {
                     });
                 }
                 sqlx::query("DELETE FROM connector_secrets WHERE connector_id = $1")
-                    .bind(&current.id)
+                    .bind(current.id.as_str())
                     .execute(&mut **tx)
                     .await?;
                 current.id.clone()
@@ -282,7 +285,7 @@ impl Store {
                 .bind(token)
                 .bind(token_hash)
                 .bind(secret)
-                .bind(&id)
+                .bind(id.as_str())
                 .execute(&mut **tx)
                 .await?;
             }
@@ -290,7 +293,7 @@ impl Store {
                 sqlx::query(
                     "UPDATE connectors SET webhook_token = NULL, webhook_token_hash = NULL, webhook_secret = NULL WHERE id = $1",
                 )
-                .bind(&id)
+                .bind(id.as_str())
                 .execute(&mut **tx)
                 .await?;
             }
@@ -316,7 +319,7 @@ fn connector_from_row(row: &AnyRow) -> Result<ConnectorRecord, StoreError> {
         None => connector_yaml::render(&spec, None),
     };
     Ok(ConnectorRecord {
-        id: row.try_get("id")?,
+        id: id_column(row, "id")?,
         file,
         spec,
         has_webhook: row
@@ -377,12 +380,12 @@ async fn check_secret(
 
 async fn link_secrets(
     tx: &mut WriteTx,
-    connector_id: &str,
+    connector_id: &ConnectorId,
     secret_ids: &[String],
 ) -> Result<(), StoreError> {
     for secret_id in secret_ids {
         sqlx::query("INSERT INTO connector_secrets (connector_id, secret_id) VALUES ($1, $2)")
-            .bind(connector_id)
+            .bind(connector_id.as_str())
             .bind(secret_id)
             .execute(&mut **tx)
             .await?;

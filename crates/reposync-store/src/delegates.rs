@@ -1,5 +1,6 @@
 //! Remote delegates: their tokens, their registrations, and what they ran.
 
+use reposync_model::TaskId;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -258,9 +259,9 @@ impl Store {
     pub async fn extend_leases(
         &self,
         delegate: &str,
-        running: &[String],
+        running: &[TaskId],
         lease_ms: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<TaskId>, StoreError> {
         let until = self.now().saturating_add(lease_ms);
         let mut lost = Vec::new();
         for id in running {
@@ -268,7 +269,7 @@ impl Store {
                 "UPDATE tasks SET lease_expires_at = $1 WHERE id = $2 AND delegate = $3 AND status = 'running'",
             )
             .bind(until)
-            .bind(id)
+            .bind(id.as_str())
             .bind(delegate)
             .write(&self.db)
             .await?;

@@ -3,8 +3,8 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use reposync_model::EntityName;
 use reposync_model::connector_yaml;
+use reposync_model::{EntityName, LinkId, TaskId};
 
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
@@ -14,10 +14,10 @@ use crate::inbound::commits::{
 use crate::records::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 use crate::rows::new_id;
 use crate::store::Store;
+use crate::sync::backlog::LinkBacklog;
 use crate::sync::changesets::FileChangeRecord;
 use crate::sync::links::{NewSyncLink, SyncLink, insert_link};
 use crate::sync::outbox::record_changesets;
-use crate::sync::backlog::LinkBacklog;
 use crate::tasks::finish_local_task_in;
 
 /// Where a batch comes from: a change made in reposync (which goes out to Git), or a commit
@@ -29,7 +29,7 @@ enum BatchOrigin<'a> {
     },
     Git(&'a InboundCommit),
     /// Enabling sync: the link with id `.0` is created in the batch's transaction.
-    Enable(&'a str, &'a Enabling<'a>),
+    Enable(&'a LinkId, &'a Enabling<'a>),
 }
 
 /// Everything enabling sync writes, committed together or not at all: the branch's files
@@ -52,7 +52,7 @@ pub struct Enabling<'a> {
 /// and what became of each file of the batch.
 #[derive(Clone, Copy)]
 pub struct EnablingTask<'a> {
-    pub id: &'a str,
+    pub id: &'a TaskId,
     pub result: &'a EnablingResult<'a>,
 }
 
@@ -157,7 +157,7 @@ impl Store {
         &self,
         enabling: &Enabling<'_>,
     ) -> Result<(SyncLink, Vec<(String, ChangeOutcome)>), StoreError> {
-        let id = new_id();
+        let id: LinkId = new_id();
         let outcomes = self
             .apply_batch(enabling.changes, BatchOrigin::Enable(&id, enabling))
             .await?;
@@ -403,7 +403,7 @@ impl Store {
                         .branch_errors
                         .iter()
                         .map(|e| FileError {
-                            link_id: Some((*id).to_owned()),
+                            link_id: Some((*id).clone()),
                             ..e.clone()
                         })
                         .collect();

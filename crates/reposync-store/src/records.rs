@@ -6,7 +6,7 @@
 
 use reposync_model::connector_yaml;
 use reposync_model::yaml::{Limits, parse};
-use reposync_model::{EntityName, GitConnector};
+use reposync_model::{ConnectorId, EntityName, GitConnector};
 use zeroize::Zeroizing;
 
 /// One file of the tree as stored.
@@ -58,7 +58,7 @@ pub enum ChangeOutcome {
 /// A connector as stored: its validated spec plus server-side state.
 #[derive(Debug, Clone)]
 pub struct ConnectorRecord {
-    pub id: String,
+    pub id: ConnectorId,
     pub spec: GitConnector,
     /// Whether a webhook URL token and HMAC secret exist.
     pub has_webhook: bool,

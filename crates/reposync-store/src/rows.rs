@@ -1,15 +1,63 @@
 //! What every module's SQL uses: new row ids, numbered parameters, and JSON columns.
 
+use reposync_model::{AttemptId, BranchId, ChangesetId, ConnectorId, LinkId, SyncErrorId, TaskId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 
+/// An id a row is made with or read back as: a typed row id of the model, or a bare string
+/// for the tables whose ids nothing outside the store names (secrets, tokens, deliveries).
+pub(crate) trait RowId: Sized {
+    fn from_string(id: String) -> Self;
+}
+
+impl RowId for String {
+    fn from_string(id: String) -> Self {
+        id
+    }
+}
+
+macro_rules! row_ids {
+    ($($type:ty),+) => {$(
+        impl RowId for $type {
+            fn from_string(id: String) -> Self {
+                <$type>::new(id)
+            }
+        }
+    )+};
+}
+
+row_ids!(
+    AttemptId,
+    BranchId,
+    ChangesetId,
+    ConnectorId,
+    LinkId,
+    SyncErrorId,
+    TaskId
+);
+
 /// A new row id. Version 7 ids sort by creation (within a process, strictly), so listings
 /// ordered by time and then id keep the order things happened in the same millisecond.
-pub(crate) fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+pub(crate) fn new_id<I: RowId>() -> I {
+    I::from_string(uuid::Uuid::now_v7().to_string())
+}
+
+/// The id in `column` of a row.
+pub(crate) fn id_column<I: RowId>(row: &AnyRow, column: &str) -> Result<I, StoreError> {
+    Ok(I::from_string(row.try_get(column)?))
+}
+
+/// The id in a nullable `column` of a row.
+pub(crate) fn optional_id_column<I: RowId>(
+    row: &AnyRow,
+    column: &str,
+) -> Result<Option<I>, StoreError> {
+    Ok(row
+        .try_get::<Option<String>, _>(column)?
+        .map(I::from_string))
 }
 
 /// `$first, …, $(first + n - 1)`: numbered parameters for an `IN (…)` list.

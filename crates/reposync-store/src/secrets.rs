@@ -76,7 +76,7 @@ impl Store {
         value: &[u8],
         ssh: Option<&SshKeyInfo>,
     ) -> Result<SecretRecord, StoreError> {
-        let id = new_id();
+        let id: String = new_id();
         let sealed = seal(&self.master, &binding(&id, kind), value)
             .map_err(|e| StoreError::Crypto(e.to_string()))?;
         let now = self.now();

@@ -1,11 +1,12 @@
 use std::time::Duration;
 
+use reposync_model::{ConnectorId, TaskId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
-use crate::rows::new_id;
+use crate::rows::{id_column, new_id};
 use crate::store::Store;
 
 /// Where a task is in its life.
@@ -128,7 +129,7 @@ impl Claim {
 /// A task as stored.
 #[derive(Debug, Clone)]
 pub struct TaskRecord {
-    pub id: String,
+    pub id: TaskId,
     pub kind: String,
     pub payload: String,
     pub selectors: Vec<String>,
@@ -151,14 +152,14 @@ const CLAIM_WINDOW: i64 = 64;
 impl Store {
     /// Adds a task to the queue.
     pub async fn enqueue_task(&self, task: &NewTask) -> Result<TaskRecord, StoreError> {
-        let id = new_id();
+        let id: TaskId = new_id();
         let selectors = serde_json::to_string(&task.selectors)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO tasks (id, kind, payload, selectors, status, attempts, max_attempts, created_at, prefer, avoid)
              VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8)",
         )
-        .bind(&id)
+        .bind(id.as_str())
         .bind(&task.kind)
         .bind(&task.payload)
         .bind(selectors)
@@ -179,13 +180,13 @@ impl Store {
         kind: &str,
         payload: &str,
     ) -> Result<TaskRecord, StoreError> {
-        let id = new_id();
+        let id: TaskId = new_id();
         let now = self.now();
         sqlx::query(
             "INSERT INTO tasks (id, kind, payload, selectors, status, attempts, max_attempts, created_at, started_at)
              VALUES ($1, $2, $3, '[]', 'running', 1, 1, $4, $5)",
         )
-        .bind(&id)
+        .bind(id.as_str())
         .bind(kind)
         .bind(payload)
         .bind(now)
@@ -212,7 +213,7 @@ impl Store {
     /// Ends a local task with its result. `Ok(None)` when it had already ended.
     pub async fn finish_local_task(
         &self,
-        id: &str,
+        id: &TaskId,
         succeeded: bool,
         result_json: &str,
     ) -> Result<Option<TaskRecord>, StoreError> {
@@ -228,14 +229,14 @@ impl Store {
     }
 
     /// One task.
-    pub async fn get_task(&self, id: &str) -> Result<TaskRecord, StoreError> {
+    pub async fn get_task(&self, id: &TaskId) -> Result<TaskRecord, StoreError> {
         let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
-            .bind(id)
+            .bind(id.as_str())
             .read_optional(&self.db)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 what: "task",
-                name: id.to_owned(),
+                name: id.to_string(),
             })?;
         task_from_row(&row)
     }
@@ -264,7 +265,7 @@ impl Store {
             if !eligibility.admits(&selectors) {
                 continue;
             }
-            let id: String = row.try_get("id")?;
+            let id: TaskId = id_column(row, "id")?;
             let created_at: i64 = row.try_get("created_at")?;
             let now = self.now();
             let age = Duration::from_millis(u64::try_from(now - created_at).unwrap_or(0));
@@ -288,7 +289,7 @@ impl Store {
             .bind(delegate)
             .bind(now.saturating_add(lease_ms))
             .bind(now)
-            .bind(&id)
+            .bind(id.as_str())
             .write(&self.db)
             .await?;
             if claimed.rows_affected() == 1 {
@@ -301,8 +302,8 @@ impl Store {
     /// The delegate that ran (or runs) each of these tasks.
     pub async fn task_delegates(
         &self,
-        ids: &[String],
-    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        ids: &[TaskId],
+    ) -> Result<std::collections::HashMap<TaskId, String>, StoreError> {
         let mut delegates = std::collections::HashMap::new();
         for chunk in ids.chunks(500) {
             let sql = format!(
@@ -314,7 +315,7 @@ impl Store {
                 query = query.bind(id.as_str());
             }
             for row in query.read_all(&self.db).await? {
-                delegates.insert(row.try_get("id")?, row.try_get("delegate")?);
+                delegates.insert(id_column(&row, "id")?, row.try_get("delegate")?);
             }
         }
         Ok(delegates)
@@ -326,11 +327,11 @@ impl Store {
     /// lease is ignored and reported as `Ok(None)`.
     pub async fn complete_task(
         &self,
-        id: &str,
+        id: &TaskId,
         delegate: &str,
         succeeded: bool,
         result_json: &str,
-        last_test_of: Option<&str>,
+        last_test_of: Option<&ConnectorId>,
     ) -> Result<Option<TaskRecord>, StoreError> {
         let status = if succeeded {
             TaskStatus::Succeeded
@@ -345,7 +346,7 @@ impl Store {
         .bind(status.as_str())
         .bind(result_json)
         .bind(self.now())
-        .bind(id)
+        .bind(id.as_str())
         .bind(delegate)
         .execute(&mut *tx)
         .await?;
@@ -367,7 +368,7 @@ impl Store {
         if let Some(connector_id) = last_test_of {
             sqlx::query("UPDATE connectors SET last_test = $1 WHERE id = $2")
                 .bind(result_json)
-                .bind(connector_id)
+                .bind(connector_id.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -378,7 +379,7 @@ impl Store {
     /// Fails a queued task without running it (for example, no delegate can ever take it).
     pub async fn fail_queued_task(
         &self,
-        id: &str,
+        id: &TaskId,
         result_json: &str,
     ) -> Result<Option<TaskRecord>, StoreError> {
         let done = sqlx::query(
@@ -386,7 +387,7 @@ impl Store {
         )
         .bind(result_json)
         .bind(self.now())
-        .bind(id)
+        .bind(id.as_str())
         .write(&self.db)
         .await?;
         if done.rows_affected() == 0 {
@@ -462,7 +463,7 @@ impl Store {
 /// (it ended already), so that the work it stands for is not done twice.
 pub(crate) async fn finish_local_task_in(
     tx: &mut WriteTx,
-    id: &str,
+    id: &TaskId,
     succeeded: bool,
     result_json: &str,
     now: i64,
@@ -479,13 +480,13 @@ pub(crate) async fn finish_local_task_in(
     .bind(status.as_str())
     .bind(result_json)
     .bind(now)
-    .bind(id)
+    .bind(id.as_str())
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::Conflict {
             what: "task",
-            name: id.to_owned(),
+            name: id.to_string(),
         });
     }
     Ok(())
@@ -494,7 +495,7 @@ pub(crate) async fn finish_local_task_in(
 fn task_from_row(row: &AnyRow) -> Result<TaskRecord, StoreError> {
     let selectors: String = row.try_get("selectors")?;
     Ok(TaskRecord {
-        id: row.try_get("id")?,
+        id: id_column(row, "id")?,
         kind: row.try_get("kind")?,
         payload: row.try_get("payload")?,
         selectors: serde_json::from_str(&selectors)

@@ -6,10 +6,12 @@
 
 use std::borrow::Cow;
 
+use reposync_model::ConnectorId;
 use sqlx::Row;
 
 use crate::error::StoreError;
 use crate::gate::Read;
+use crate::rows::id_column;
 use crate::store::Store;
 
 /// The most bytes of a header value (event key, delivery id) the log keeps.
@@ -49,7 +51,7 @@ pub(crate) fn bounded_payload(json: &str) -> Cow<'_, str> {
 /// Deliveries to one connector's URL that failed authentication: a count, and the last one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnauthenticatedDeliveries {
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub count: i64,
     /// Milliseconds since the epoch.
     pub last_at: i64,
@@ -86,7 +88,7 @@ impl Store {
                  ON CONFLICT (connector_id) DO UPDATE SET count = webhook_unauthenticated.count + excluded.count,
                      last_at = excluded.last_at, last_reason = excluded.last_reason",
             )
-            .bind(&tally.connector_id)
+            .bind(tally.connector_id.as_str())
             .bind(tally.count)
             .bind(tally.last_at)
             .bind(bounded(&tally.last_reason, MAX_LOGGED_REASON_BYTES).into_owned())
@@ -109,7 +111,7 @@ impl Store {
         .iter()
         .map(|row| {
             Ok(UnauthenticatedDeliveries {
-                connector_id: row.try_get("connector_id")?,
+                connector_id: id_column(row, "connector_id")?,
                 count: row.try_get("count")?,
                 last_at: row.try_get("last_at")?,
                 last_reason: row.try_get("last_reason")?,

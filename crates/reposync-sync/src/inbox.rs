@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{CommitRead, SyncJobResult, UnrepresentableRead};
-use reposync_model::PathProblem;
+use reposync_model::{ChangesetId, PathProblem};
 use reposync_store::{Store, StoreError, SyncBranch, now_millis};
 
 use crate::outbox::DispatchFailure;
@@ -70,10 +70,10 @@ pub struct ReadCommit {
 
 impl ReadCommit {
     /// The changeset ids named by `Reposync-Changeset:` trailers in the message.
-    pub fn changeset_ids(&self) -> Vec<String> {
+    pub fn changeset_ids(&self) -> Vec<ChangesetId> {
         reposync_model::commit::changeset_ids(&self.message)
             .into_iter()
-            .map(str::to_owned)
+            .map(ChangesetId::new)
             .collect()
     }
 }
@@ -226,21 +226,21 @@ impl Inbox {
         let mut busy = self.busy.lock();
         Ok(wanted
             .into_iter()
-            .filter(|b| !self.backoff.is_waiting(&b.id))
-            .filter(|b| busy.insert(b.id.clone()))
+            .filter(|b| !self.backoff.is_waiting(b.id.as_str()))
+            .filter(|b| busy.insert(b.id.to_string()))
             .collect())
     }
 
     async fn read_and_release(&self, branch: &SyncBranch) {
         let result = self.read_branch(branch).await;
         match &result {
-            Ok(()) => self.backoff.succeeded(&branch.id),
+            Ok(()) => self.backoff.succeeded(branch.id.as_str()),
             Err(message) => {
-                let delay = self.backoff.failed(&branch.id);
+                let delay = self.backoff.failed(branch.id.as_str());
                 tracing::warn!(branch = %branch.branch, message, retry_in_s = delay.as_secs(), "reading the branch failed; retried with back-off");
             }
         }
-        self.busy.lock().remove(&branch.id);
+        self.busy.lock().remove(branch.id.as_str());
     }
 
     /// Reads a branch from its last processed commit to its head, applying every commit in

@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{FailureCode, FileContent, LandedView, SyncJob, SyncJobResult};
+use reposync_model::{AttemptId, LinkId};
 use reposync_store::{
     AttemptEnd, ConflictRecord, FileChangeRecord, Landed, StartedAttempt, Store, StoreError,
     SyncLink,
@@ -25,7 +26,7 @@ pub trait Dispatch: Send + Sync {
     async fn run_job(
         &self,
         link: &SyncLink,
-        attempt_id: &str,
+        attempt_id: &AttemptId,
         job: SyncJob,
     ) -> Result<SyncJobResult, DispatchFailure>;
 
@@ -74,7 +75,7 @@ pub struct Outbox {
     store: Store,
     dispatch: Arc<dyn Dispatch>,
     backoff: Backoff,
-    busy: Arc<Mutex<HashSet<String>>>,
+    busy: Arc<Mutex<HashSet<LinkId>>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -141,19 +142,19 @@ impl Outbox {
 
     /// Links with waiting changesets that are neither being pushed nor backing off; each
     /// returned link is marked busy until its push ends.
-    async fn ready_links(&self) -> Result<Vec<String>, StoreError> {
+    async fn ready_links(&self) -> Result<Vec<LinkId>, StoreError> {
         let waiting = self.store.links_with_waiting().await?;
         let mut busy = self.busy.lock();
         let mut ready = Vec::new();
         for (link_id, _) in waiting {
-            if !self.backoff.is_waiting(&link_id) && busy.insert(link_id.clone()) {
+            if !self.backoff.is_waiting(link_id.as_str()) && busy.insert(link_id.clone()) {
                 ready.push(link_id);
             }
         }
         Ok(ready)
     }
 
-    async fn push_link(&self, link_id: &str) -> Result<(), StoreError> {
+    async fn push_link(&self, link_id: &LinkId) -> Result<(), StoreError> {
         let result = self.attempt(link_id).await;
         self.busy.lock().remove(link_id);
         result
@@ -166,7 +167,7 @@ impl Outbox {
     /// with the branch as fetched. A change whose earlier push landed though its answer was
     /// lost is found on the branch by its trailer and is not carried again, and a file created
     /// then deleted is deleted from Git if its creation landed meanwhile.
-    async fn attempt(&self, link_id: &str) -> Result<(), StoreError> {
+    async fn attempt(&self, link_id: &LinkId) -> Result<(), StoreError> {
         let Some(StartedAttempt {
             attempt,
             changesets,
@@ -196,7 +197,7 @@ impl Outbox {
                     failure.message
                 ),
             };
-            tracing::warn!(link = link_id, connector = %failure.connector_path, "sync held: a connection failed its Test");
+            tracing::warn!(link = %link_id, connector = %failure.connector_path, "sync held: a connection failed its Test");
             self.note_backoff(link_id, &end);
             return self.store.finish_attempt(&attempt.id, &end).await;
         }
@@ -305,7 +306,7 @@ impl Outbox {
                 landed,
             } => {
                 tracing::info!(
-                    link = link_id,
+                    link = %link_id,
                     commit = commit.as_deref().unwrap_or("none"),
                     files = files.len(),
                     changesets = changesets.len(),
@@ -315,29 +316,29 @@ impl Outbox {
             }
             AttemptEnd::Conflict { files, .. } => {
                 tracing::warn!(
-                    link = link_id,
+                    link = %link_id,
                     files = files.len(),
                     "sync conflict: not pushed"
                 );
             }
             AttemptEnd::Failed { code, message } => {
-                tracing::warn!(link = link_id, code, message, "push failed; retry by hand");
+                tracing::warn!(link = %link_id, code, message, "push failed; retry by hand");
             }
             AttemptEnd::Retry { message, .. } => {
-                tracing::info!(link = link_id, message, "push will be retried");
+                tracing::info!(link = %link_id, message, "push will be retried");
             }
             AttemptEnd::Held { .. } => {}
         }
         self.store.finish_attempt(&attempt.id, &end).await
     }
 
-    fn note_backoff(&self, link_id: &str, end: &AttemptEnd) {
+    fn note_backoff(&self, link_id: &LinkId, end: &AttemptEnd) {
         match end {
-            AttemptEnd::Retry { at_once: true, .. } => self.backoff.succeeded(link_id),
+            AttemptEnd::Retry { at_once: true, .. } => self.backoff.succeeded(link_id.as_str()),
             AttemptEnd::Retry { .. } | AttemptEnd::Held { .. } => {
-                self.backoff.failed(link_id);
+                self.backoff.failed(link_id.as_str());
             }
-            _ => self.backoff.succeeded(link_id),
+            _ => self.backoff.succeeded(link_id.as_str()),
         }
     }
 }

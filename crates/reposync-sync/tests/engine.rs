@@ -10,7 +10,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use reposync_api::{CommittedFileView, FailureCode, LandedView, SyncJob, SyncJobResult};
 use reposync_model::commit::FileOp;
-use reposync_model::{ConnectorDraft, GitConnector, SecretName};
+use reposync_model::{AttemptId, ChangesetId, ConnectorDraft, GitConnector, LinkId, SecretName};
 use reposync_secrets::MasterKey;
 use reposync_store::{
     ChangesetStatus, EntityChange, EntityWrite, ManualClock, NewSyncLink, SecretKind, Store,
@@ -41,7 +41,7 @@ impl Dispatch for Scripted {
     async fn run_job(
         &self,
         _link: &SyncLink,
-        _attempt_id: &str,
+        _attempt_id: &AttemptId,
         job: SyncJob,
     ) -> Result<SyncJobResult, DispatchFailure> {
         self.jobs.lock().push(job);
@@ -74,7 +74,7 @@ struct Engine {
     store: Store,
     dispatch: Arc<Scripted>,
     outbox: Outbox,
-    link: String,
+    link: LinkId,
     clock: Arc<ManualClock>,
 }
 
@@ -133,9 +133,9 @@ async fn engine(dir: &tempfile::TempDir) -> Engine {
     }
 }
 
-async fn statuses(store: &Store, link: &str) -> Vec<ChangesetStatus> {
+async fn statuses(store: &Store, link: &LinkId) -> Vec<ChangesetStatus> {
     let mut listed = store
-        .list_changesets(&[link.to_owned()], 100)
+        .list_changesets(std::slice::from_ref(link), 100)
         .await
         .expect("list");
     listed.reverse();
@@ -157,7 +157,7 @@ fn pushed(commit: &str, files: &[(FileOp, &str)], landed: &[(&str, &str)]) -> Sy
         landed: landed
             .iter()
             .map(|(changeset, commit)| LandedView {
-                changeset: (*changeset).into(),
+                changeset: ChangesetId::new(*changeset),
                 commit: (*commit).into(),
             })
             .collect(),
@@ -190,7 +190,7 @@ async fn an_attempt_asks_for_the_state_of_every_touched_path_and_records_each_ch
         )
         .await
         .expect("second");
-    let ids: Vec<String> = store
+    let ids: Vec<ChangesetId> = store
         .list_changesets(std::slice::from_ref(&link), 10)
         .await
         .expect("list")
@@ -203,7 +203,7 @@ async fn an_attempt_asks_for_the_state_of_every_touched_path_and_records_each_ch
     dispatch.answer(Ok(pushed(
         &new_commit,
         &[(FileOp::Add, WORKFLOW)],
-        &[(&ids[0], &landed_commit)],
+        &[(ids[0].as_str(), &landed_commit)],
     )));
     assert_eq!(outbox.step().await.expect("step"), 1);
 
@@ -231,10 +231,10 @@ async fn an_attempt_asks_for_the_state_of_every_touched_path_and_records_each_ch
         .list_changesets(std::slice::from_ref(&link), 10)
         .await
         .expect("list");
-    let commit_of = |id: &str| {
+    let commit_of = |id: &ChangesetId| {
         listed
             .iter()
-            .find(|c| c.id == id)
+            .find(|c| c.id == *id)
             .and_then(|c| c.commit_id.clone())
     };
     assert_eq!(commit_of(&ids[0]), Some(landed_commit));

@@ -765,7 +765,7 @@ fn an_enable_cut_off_by_a_kill_is_finished_by_the_next_start_exactly_once() {
     let task = |wait_ms: &str| -> TaskView {
         decode(
             rt.block_on(client.get(
-                &["tasks", &queued.id],
+                &["tasks", queued.id.as_str()],
                 &[("wait_ms", wait_ms.to_owned())],
                 Duration::from_secs(45),
             ))

@@ -215,27 +215,28 @@ impl LocalClone {
                 Some((commit, ids.next()))
             })
             .collect();
-        let mut kept: Vec<String> = if chain.last().and_then(|(_, parent)| *parent) == Some(since.as_str()) {
-            chain
-                .iter()
-                .map(|(commit, _)| (*commit).to_owned())
-                .collect()
-        } else {
-            // `since` came in through another parent of a merge on the chain (as when someone
-            // pulls with a merge and pushes): only the commits from that merge on hold it, and
-            // the merge is compared with `since` itself so that nothing is applied twice.
-            let descendants = self
-                .local(&["rev-list", "--ancestry-path", head.as_str(), &exclude])
-                .await?;
-            let descendants = String::from_utf8_lossy(&descendants);
-            let descendants: HashSet<&str> = descendants.lines().collect();
-            chain
-                .iter()
-                .map(|(commit, _)| *commit)
-                .take_while(|commit| descendants.contains(commit))
-                .map(str::to_owned)
-                .collect()
-        };
+        let mut kept: Vec<String> =
+            if chain.last().and_then(|(_, parent)| *parent) == Some(since.as_str()) {
+                chain
+                    .iter()
+                    .map(|(commit, _)| (*commit).to_owned())
+                    .collect()
+            } else {
+                // `since` came in through another parent of a merge on the chain (as when someone
+                // pulls with a merge and pushes): only the commits from that merge on hold it, and
+                // the merge is compared with `since` itself so that nothing is applied twice.
+                let descendants = self
+                    .local(&["rev-list", "--ancestry-path", head.as_str(), &exclude])
+                    .await?;
+                let descendants = String::from_utf8_lossy(&descendants);
+                let descendants: HashSet<&str> = descendants.lines().collect();
+                chain
+                    .iter()
+                    .map(|(commit, _)| *commit)
+                    .take_while(|commit| descendants.contains(commit))
+                    .map(str::to_owned)
+                    .collect()
+            };
         if kept.is_empty() {
             return Err(invalid(format!(
                 "no commit leads from {since} to {head} in the local clone {}",

@@ -19,8 +19,11 @@ pub(super) fn unusable(message: String) -> GitError {
 /// Reads an object id that git printed (`what` says where), which must be a full one: git
 /// printing anything else is an error of its own, never a value to go on with.
 pub(super) fn printed_object_id(text: &str, what: &str) -> Result<ObjectId, GitError> {
-    ObjectId::parse(text.trim())
-        .map_err(|_| invalid(format!("unexpected {what} output {text:?}: not an object id")))
+    ObjectId::parse(text.trim()).map_err(|_| {
+        invalid(format!(
+            "unexpected {what} output {text:?}: not an object id"
+        ))
+    })
 }
 
 /// Refuses a prefix that is not a folder of the repository: relative, ending with `/`, with
@@ -58,7 +61,12 @@ mod tests {
     #[test]
     fn printed_ids_must_be_full() {
         let id = "a".repeat(40);
-        assert_eq!(printed_object_id(&format!("{id}\n"), "git rev-parse").unwrap().as_str(), id);
+        assert_eq!(
+            printed_object_id(&format!("{id}\n"), "git rev-parse")
+                .unwrap()
+                .as_str(),
+            id
+        );
         let error = printed_object_id("HEAD", "git rev-parse").unwrap_err();
         assert!(error.to_string().contains("git rev-parse"), "{error}");
     }

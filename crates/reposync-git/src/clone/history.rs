@@ -59,7 +59,11 @@ impl LocalClone {
 
     /// Whether `ancestor` is in the local history of `descendant`, which a shallow boundary
     /// may cut. Both commits must be in the clone.
-    async fn is_ancestor(&self, ancestor: &ObjectId, descendant: &ObjectId) -> Result<bool, GitError> {
+    async fn is_ancestor(
+        &self,
+        ancestor: &ObjectId,
+        descendant: &ObjectId,
+    ) -> Result<bool, GitError> {
         let command = self.local_command(&[
             "merge-base",
             "--is-ancestor",
@@ -102,7 +106,10 @@ impl LocalClone {
 
     /// How many commits the local history of `commit` holds.
     async fn count_commits(&self, commit: &ObjectId) -> Result<u64, GitError> {
-        let count = text(self.local(&["rev-list", "--count", commit.as_str()]).await?);
+        let count = text(
+            self.local(&["rev-list", "--count", commit.as_str()])
+                .await?,
+        );
         count
             .parse()
             .map_err(|_| invalid(format!("unexpected git rev-list --count output {count:?}")))

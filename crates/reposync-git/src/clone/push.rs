@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
-use reposync_model::ObjectId;
 use reposync_model::commit::{self, FileOp};
+use reposync_model::{ChangesetId, ObjectId};
 
 use crate::auth::Remote;
 use crate::error::{GitError, GitErrorKind};
@@ -48,7 +48,7 @@ pub struct CommitRequest<'a> {
     pub summary: Option<&'a str>,
     /// The changesets the commit carries, one `Reposync-Changeset:` trailer each, except those
     /// a commit since `base` already carries: a push whose answer was lost.
-    pub changesets: &'a [String],
+    pub changesets: &'a [ChangesetId],
     /// Commits reposync pushed after `base` that the caller has not read back yet. They are
     /// its own, so what they changed is never a conflict.
     pub own_commits: &'a [ObjectId],
@@ -94,7 +94,7 @@ pub struct CommittedFile {
 /// A changeset that a commit on the branch already carries in its trailers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LandedChangeset {
-    pub changeset: String,
+    pub changeset: ChangesetId,
     pub commit: ObjectId,
 }
 
@@ -200,8 +200,8 @@ impl LocalClone {
             let carried: Vec<&str> = request
                 .changesets
                 .iter()
-                .map(String::as_str)
-                .filter(|id| !landed.iter().any(|l| l.changeset == *id))
+                .map(ChangesetId::as_str)
+                .filter(|id| !landed.iter().any(|l| l.changeset.as_str() == *id))
                 .collect();
             let lines: Vec<(FileOp, &str)> =
                 files.iter().map(|f| (f.op, f.path.as_str())).collect();
@@ -252,7 +252,7 @@ impl LocalClone {
         head: ObjectId,
     ) -> Result<AttemptPlan<'c>, GitError> {
         let (head, since) = self.commits_since(remote, request.base, head).await?;
-        let wanted: HashSet<&str> = request.changesets.iter().map(String::as_str).collect();
+        let wanted: HashSet<&str> = request.changesets.iter().map(ChangesetId::as_str).collect();
         let own_commits: HashSet<&ObjectId> = request.own_commits.iter().collect();
         let mut landed: Vec<LandedChangeset> = Vec::new();
         let mut theirs: Vec<&RangeCommit> = Vec::new();
@@ -262,9 +262,9 @@ impl LocalClone {
                 .filter(|id| wanted.contains(id))
                 .collect();
             for id in &carried {
-                if !landed.iter().any(|l| l.changeset == *id) {
+                if !landed.iter().any(|l| l.changeset.as_str() == *id) {
                     landed.push(LandedChangeset {
-                        changeset: (*id).to_owned(),
+                        changeset: ChangesetId::new(*id),
                         commit: found.id.clone(),
                     });
                 }
@@ -368,9 +368,11 @@ impl LocalClone {
                     let exclude = format!("^{base}");
                     (head.clone(), vec![head.as_str().to_owned(), exclude], true)
                 }
-                Reach::Lost { head } => {
-                    (head.clone(), vec![head.as_str().to_owned(), lookback], false)
-                }
+                Reach::Lost { head } => (
+                    head.clone(),
+                    vec![head.as_str().to_owned(), lookback],
+                    false,
+                ),
                 Reach::Gone => {
                     return Err(invalid(format!(
                         "branch {} of {} was deleted while reading its history",
@@ -378,7 +380,11 @@ impl LocalClone {
                     )));
                 }
             },
-            None => (head.clone(), vec![head.as_str().to_owned(), lookback], false),
+            None => (
+                head.clone(),
+                vec![head.as_str().to_owned(), lookback],
+                false,
+            ),
         };
         let mut command = vec!["log", "-z", "--reverse", "--format=%H%x00%P%x00%B"];
         command.extend(args.iter().map(String::as_str));

@@ -15,7 +15,7 @@ use reposync_git::{
     CommitOutcome, CommitRequest, ConflictFile, FileChange, GitAuth, GitError, GitErrorKind,
     LocalClone, Remote, Signature,
 };
-use reposync_model::ObjectId;
+use reposync_model::{ChangesetId, ObjectId};
 use secrecy::SecretString;
 
 fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -101,7 +101,11 @@ async fn main_flow(transport: Transport) {
     let (first, parent, attempts) = pushed(first);
     assert_eq!((parent, attempts), (None, 1));
     assert_eq!(fx.head("main").as_ref(), Some(&first));
-    let raw = raw_stdout(&fx.root, &fx.repo(), &["cat-file", "commit", first.as_str()]);
+    let raw = raw_stdout(
+        &fx.root,
+        &fx.repo(),
+        &["cat-file", "commit", first.as_str()],
+    );
     assert!(!raw.contains("\nparent "), "{raw}");
     assert!(
         raw.contains("\nauthor Config Bot <config-bot@example.invalid> "),
@@ -139,7 +143,11 @@ async fn main_flow(transport: Transport) {
     let (second, parent, _) = pushed(second);
     assert_eq!(parent.as_ref(), Some(&first));
     assert_eq!(fx.head("main").as_ref(), Some(&second));
-    let raw = raw_stdout(&fx.root, &fx.repo(), &["cat-file", "commit", second.as_str()]);
+    let raw = raw_stdout(
+        &fx.root,
+        &fx.repo(),
+        &["cat-file", "commit", second.as_str()],
+    );
     assert!(
         raw.ends_with(&format!(
             "\n\nRename the provider\n\nWith a body.\n\nADD: {renamed}\nDELETE: {PROVIDER}\n"
@@ -211,7 +219,8 @@ async fn the_first_fetch_is_shallow_and_blobless_and_blobs_come_in_one_request()
 
     let clone = fx.open("clone").await;
     assert_eq!(
-        clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head)
+        clone.fetch(&fx.remote).await.expect("fetch").as_ref(),
+        Some(&head)
     );
     assert_eq!(
         fx.in_clone(&clone, &["rev-parse", "--is-shallow-repository"]),
@@ -279,9 +288,13 @@ async fn the_first_fetch_is_shallow_and_blobless_and_blobs_come_in_one_request()
         .commit(REPO, "main", &[("Setup/b.yaml", "b: 2\n")], "Fourth")
         .expect("commit"));
     assert_eq!(
-        clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&next)
+        clone.fetch(&fx.remote).await.expect("fetch").as_ref(),
+        Some(&next)
     );
-    assert_eq!(fx.in_clone(&clone, &["rev-list", "--count", next.as_str()]), "2");
+    assert_eq!(
+        fx.in_clone(&clone, &["rev-list", "--count", next.as_str()]),
+        "2"
+    );
 }
 
 #[tokio::test]
@@ -294,7 +307,8 @@ async fn a_server_that_refuses_filters_gets_a_full_shallow_fetch() {
 
     let clone = fx.open("clone").await;
     assert_eq!(
-        clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head)
+        clone.fetch(&fx.remote).await.expect("fetch").as_ref(),
+        Some(&head)
     );
     assert_eq!(
         fx.in_clone(&clone, &["rev-parse", "--is-shallow-repository"]),
@@ -471,10 +485,7 @@ async fn external_commit_on_the_same_files(transport: Transport) {
             ],
         }
     );
-    assert_eq!(
-        fx.head("main").as_ref(), Some(&theirs),
-        "nothing pushed"
-    );
+    assert_eq!(fx.head("main").as_ref(), Some(&theirs), "nothing pushed");
 }
 
 #[tokio::test]
@@ -697,7 +708,10 @@ async fn a_branch_that_keeps_moving_exhausts_the_attempts_as_push_raced() {
     assert_eq!(error.kind, GitErrorKind::PushRaced, "{error}");
     assert_eq!(hook_calls(&fx), 3);
     let head = fx.head("main").expect("main");
-    assert_eq!(fx.bare(&["log", "--format=%an", "-1", head.as_str()]), "Racer");
+    assert_eq!(
+        fx.bare(&["log", "--format=%an", "-1", head.as_str()]),
+        "Racer"
+    );
 }
 
 /// Breaks the git directory of a clone in one way.
@@ -741,7 +755,8 @@ async fn open_starts_afresh_from_a_broken_clone() {
     for (name, corrupt) in corruptions() {
         let clone = fx.open(name).await;
         assert_eq!(
-            clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head)
+            clone.fetch(&fx.remote).await.expect("fetch").as_ref(),
+            Some(&head)
         );
         let git_dir = clone.dir().join(".git");
         std::fs::write(git_dir.join("reused-marker"), "").expect("marker");
@@ -755,7 +770,8 @@ async fn open_starts_afresh_from_a_broken_clone() {
             "{name}: not recloned"
         );
         assert_eq!(
-            clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head),
+            clone.fetch(&fx.remote).await.expect("fetch").as_ref(),
+            Some(&head),
             "{name}"
         );
         let files = clone
@@ -873,7 +889,7 @@ fn request<'a>(
     base: Option<&'a ObjectId>,
     files: &'a [FileChange],
     author: &'a Signature,
-    changesets: &'a [String],
+    changesets: &'a [ChangesetId],
     own_commits: &'a [ObjectId],
 ) -> CommitRequest<'a> {
     CommitRequest {
@@ -887,8 +903,8 @@ fn request<'a>(
     }
 }
 
-fn ids(ids: &[&str]) -> Vec<String> {
-    ids.iter().map(|id| (*id).to_owned()).collect()
+fn ids(ids: &[&str]) -> Vec<ChangesetId> {
+    ids.iter().map(|id| ChangesetId::new(*id)).collect()
 }
 
 /// The regression of a lost delete: a push landed, its answer was lost, and the file it
@@ -932,7 +948,7 @@ async fn a_push_whose_answer_was_lost_is_found_by_its_trailer_and_never_carried_
     assert_eq!(
         landed,
         vec![reposync_git::LandedChangeset {
-            changeset: "c1".into(),
+            changeset: ChangesetId::new("c1"),
             commit: landed_commit.clone(),
         }]
     );
@@ -943,7 +959,11 @@ async fn a_push_whose_answer_was_lost_is_found_by_its_trailer_and_never_carried_
             path: "Setup/new.yaml".into(),
         }]
     );
-    let message = raw_stdout(&fx.root, &fx.repo(), &["log", "-1", "--format=%B", commit.as_str()]);
+    let message = raw_stdout(
+        &fx.root,
+        &fx.repo(),
+        &["log", "-1", "--format=%B", commit.as_str()],
+    );
     assert_eq!(
         message.trim_end(),
         "Git Sync from reposync\n\nDELETE: Setup/new.yaml\n\nReposync-Changeset: c2"
@@ -967,11 +987,11 @@ async fn a_push_whose_answer_was_lost_is_found_by_its_trailer_and_never_carried_
             head: Some(commit.clone()),
             landed: vec![
                 reposync_git::LandedChangeset {
-                    changeset: "c1".into(),
+                    changeset: ChangesetId::new("c1"),
                     commit: landed_commit,
                 },
                 reposync_git::LandedChangeset {
-                    changeset: "c2".into(),
+                    changeset: ChangesetId::new("c2"),
                     commit,
                 },
             ],
@@ -1036,7 +1056,11 @@ async fn own_commits_since_the_base_are_never_a_conflict_and_the_message_lists_t
         .expect("push");
     let (commit, parent, _) = pushed(outcome);
     assert_eq!(parent.as_ref(), Some(&own));
-    let message = raw_stdout(&fx.root, &fx.repo(), &["log", "-1", "--format=%B", commit.as_str()]);
+    let message = raw_stdout(
+        &fx.root,
+        &fx.repo(),
+        &["log", "-1", "--format=%B", commit.as_str()],
+    );
     assert_eq!(
         message.trim_end(),
         "Git Sync from reposync\n\nMODIFY: Setup/a.yaml\n\nReposync-Changeset: c2"
@@ -1123,7 +1147,8 @@ async fn what_a_killed_git_leaves_is_removed_and_the_clone_is_reused() {
         assert!(!git_dir.join(debris).exists(), "{debris}: left in place");
         // The operations that take those locks work again.
         assert_eq!(
-            clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head),
+            clone.fetch(&fx.remote).await.expect("fetch").as_ref(),
+            Some(&head),
             "{debris}"
         );
         let (_, parent, _) = pushed(
@@ -1175,7 +1200,8 @@ async fn a_lock_held_by_a_git_still_running_in_the_clone_is_left_alone() {
     let clone = fx.open("clone").await;
     assert!(!lock.exists());
     assert_eq!(
-        clone.fetch(&fx.remote).await.expect("fetch").as_ref(), Some(&head)
+        clone.fetch(&fx.remote).await.expect("fetch").as_ref(),
+        Some(&head)
     );
 }
 

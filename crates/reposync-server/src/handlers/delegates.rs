@@ -13,7 +13,7 @@ use reposync_api::{
     FailureCode, HeartbeatRequest, HeartbeatResponse, ListResponse, RegisterRequest,
     RegisterResponse, SecretValue, TaskFailure, TaskOutcome,
 };
-use reposync_model::{EntityName, Selector};
+use reposync_model::{EntityName, Selector, TaskId};
 use reposync_store::{DelegateTokenRecord, Eligibility, NewDelegate, StoreError};
 use serde::Deserialize;
 use serde_json::json;
@@ -226,7 +226,7 @@ pub async fn claim(
 pub async fn complete(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<TaskId>,
     ApiJson(outcome): ApiJson<TaskOutcome>,
 ) -> Result<Response, AppError> {
     let info = delegate(&state, &headers).await?;

@@ -12,6 +12,7 @@ use reposync_api::{
 use reposync_core::links::{self, link_view};
 use reposync_core::resolve;
 use reposync_model::scope::Scope;
+use reposync_model::{ChangesetId, ConnectorId, LinkId, SyncErrorId, TaskId};
 use reposync_store::{ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord};
 use serde::Deserialize;
 
@@ -62,7 +63,9 @@ pub async fn status(
     Ok(Json(ListResponse { items }))
 }
 
-async fn connectors_by_id(state: &AppState) -> Result<HashMap<String, ConnectorRecord>, AppError> {
+async fn connectors_by_id(
+    state: &AppState,
+) -> Result<HashMap<ConnectorId, ConnectorRecord>, AppError> {
     Ok(state
         .store
         .list_connectors()
@@ -74,7 +77,7 @@ async fn connectors_by_id(state: &AppState) -> Result<HashMap<String, ConnectorR
 
 /// The scope of every link ever made, by link id; a disabled link's scope says so, because
 /// its history outlives it.
-async fn scopes_by_link(state: &AppState) -> Result<HashMap<String, String>, AppError> {
+async fn scopes_by_link(state: &AppState) -> Result<HashMap<LinkId, String>, AppError> {
     Ok(state
         .store
         .all_links()
@@ -109,9 +112,9 @@ pub async fn activity(
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
     let scopes = scopes_by_link(&state).await?;
     // An application's activity includes that of its earlier, disabled links.
-    let ids: Vec<String> = match query.app.as_deref().filter(|a| !a.is_empty()) {
+    let ids: Vec<LinkId> = match query.app.as_deref().filter(|a| !a.is_empty()) {
         Some(app) => {
-            let ids: Vec<String> = state
+            let ids: Vec<LinkId> = state
                 .store
                 .all_links()
                 .await?
@@ -129,7 +132,7 @@ pub async fn activity(
         }
         None => Vec::new(),
     };
-    let scope = |link_id: &str| scopes.get(link_id).cloned().unwrap_or_default();
+    let scope = |link_id: &LinkId| scopes.get(link_id).cloned().unwrap_or_default();
     let changesets = state
         .store
         .list_changesets(&ids, limit)
@@ -138,7 +141,7 @@ pub async fn activity(
         .map(|c| changeset_view(&c, scope(&c.link_id)))
         .collect();
     let attempts = state.store.list_attempts(&ids, limit).await?;
-    let task_ids: Vec<String> = attempts.iter().filter_map(|a| a.task_id.clone()).collect();
+    let task_ids: Vec<TaskId> = attempts.iter().filter_map(|a| a.task_id.clone()).collect();
     let delegates = state.store.task_delegates(&task_ids).await?;
     let attempts = attempts
         .into_iter()
@@ -280,7 +283,7 @@ pub async fn errors(
 /// Discards an open sync error.
 pub async fn discard_error(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<SyncErrorId>,
 ) -> Result<Json<Deleted>, AppError> {
     resolve::discard(&state.store, &id).await?;
     Ok(Json(Deleted::new(&id)))
@@ -289,7 +292,7 @@ pub async fn discard_error(
 /// Puts a failed or conflicting changeset back in the outbox.
 pub async fn retry(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ChangesetId>,
 ) -> Result<Json<ChangesetView>, AppError> {
     let changeset = resolve::retry(&state.store, &id).await?;
     let scope = scopes_by_link(&state)

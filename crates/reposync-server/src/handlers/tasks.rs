@@ -3,6 +3,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use reposync_api::TaskView;
+use reposync_model::TaskId;
 use serde::Deserialize;
 
 use crate::error::AppError;
@@ -21,7 +22,7 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 
 pub async fn show(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<TaskId>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TaskView>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("wait_ms", e.body_text()))?;

@@ -18,7 +18,7 @@ use reposync_bitbucket::{
     Delivery, DeliveryKind, RefChange, RefKind, Repository, SignatureError, normalise,
     verify_signature,
 };
-use reposync_model::{ConnectorScope, EntityName, RepoSlug};
+use reposync_model::{BranchId, ConnectorId, ConnectorScope, EntityName, LinkId, RepoSlug};
 use reposync_store::{
     AnnouncedHead, ConnectorRecord, DeliveryOutcome, DeliveryRecord, MAX_LOGGED_HEADER_BYTES,
     MAX_LOGGED_REASON_BYTES, NewDelivery, SignatureCheck, SyncBranch, bounded, now_millis,
@@ -342,7 +342,7 @@ async fn links_by_branch(
     state: &AppState,
     connector: &ConnectorRecord,
     branches: &[SyncBranch],
-) -> Result<HashMap<String, Vec<String>>, AppError> {
+) -> Result<HashMap<BranchId, Vec<LinkId>>, AppError> {
     let live = state.store.live_links().await?;
     Ok(branches
         .iter()
@@ -365,7 +365,7 @@ async fn links_by_branch(
 fn match_changes(
     connector: &ConnectorRecord,
     branches: &[SyncBranch],
-    links: &HashMap<String, Vec<String>>,
+    links: &HashMap<BranchId, Vec<LinkId>>,
     repository: &Repository,
     changes: &[RefChange],
 ) -> (Vec<AnnouncedHead>, Vec<String>) {
@@ -424,7 +424,7 @@ pub async fn deliveries(
 ) -> Result<Json<DeliveryLog>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("connector", e.body_text()))?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-    let connectors: HashMap<String, String> = state
+    let connectors: HashMap<ConnectorId, String> = state
         .store
         .list_connectors()
         .await?
@@ -446,7 +446,7 @@ pub async fn deliveries(
         }
         None => None,
     };
-    let scopes: HashMap<String, String> = state
+    let scopes: HashMap<LinkId, String> = state
         .store
         .all_links()
         .await?
@@ -455,7 +455,7 @@ pub async fn deliveries(
         .collect();
     let items = state
         .store
-        .list_deliveries(connector_id.as_deref(), limit)
+        .list_deliveries(connector_id.as_ref(), limit)
         .await?
         .into_iter()
         .map(|d| DeliveryView {
@@ -470,7 +470,7 @@ pub async fn deliveries(
             matched: d
                 .matched_links
                 .iter()
-                .map(|id| scopes.get(id).cloned().unwrap_or_else(|| id.clone()))
+                .map(|id| scopes.get(id).cloned().unwrap_or_else(|| id.to_string()))
                 .collect(),
             payload: serde_json::from_str(&d.changes_json).unwrap_or_default(),
             id: d.id,

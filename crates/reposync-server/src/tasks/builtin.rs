@@ -9,7 +9,7 @@ use reposync_delegate::{Agent, SourceError, TaskSource, Tools};
 use reposync_store::{Eligibility, NewDelegate};
 
 use super::{DelegateInfo, SYNC_TIMEOUT, TaskHub};
-use reposync_model::Selector;
+use reposync_model::{Selector, TaskId};
 
 /// How long the built-in delegate's claim holds a task: it heartbeats nothing, and lives and
 /// dies with the server, so its lease only has to outlast the longest task.
@@ -125,7 +125,7 @@ impl TaskSource for BuiltinDelegate {
         }
     }
 
-    async fn complete(&self, task_id: &str, outcome: TaskOutcome) -> Result<(), SourceError> {
+    async fn complete(&self, task_id: &TaskId, outcome: TaskOutcome) -> Result<(), SourceError> {
         self.hub
             .complete(task_id, &self.info.name, outcome)
             .await

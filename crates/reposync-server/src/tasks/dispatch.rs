@@ -9,6 +9,7 @@ use reposync_api::{
 use reposync_core::connections::{branch_target, check_connections, target};
 use reposync_core::inbound::apply_commit;
 use reposync_model::tree::ROOT;
+use reposync_model::{AttemptId, ConnectorId};
 use reposync_store::{
     ConnectorRecord, StoreError, SyncBranch, SyncLink, TaskRecord, TaskStatus, now_millis,
 };
@@ -74,7 +75,7 @@ impl TaskHub {
         connector: &ConnectorRecord,
         target: SyncTarget,
         job: SyncJob,
-        attempt_id: Option<&str>,
+        attempt_id: Option<&AttemptId>,
     ) -> Result<SyncJobResult, DispatchFailure> {
         let internal = |e: StoreError| DispatchFailure::new(FailureCode::Internal, e.to_string());
         let payload = SyncPayload {
@@ -134,7 +135,7 @@ impl reposync_core::connections::Delegates for TaskHub {
         connector: &ConnectorRecord,
         target: SyncTarget,
         job: SyncJob,
-        attempt: Option<&str>,
+        attempt: Option<&AttemptId>,
     ) -> Result<SyncJobResult, DispatchFailure> {
         TaskHub::run_sync_job(self, connector, target, job, attempt).await
     }
@@ -162,7 +163,7 @@ impl Dispatch for TaskHub {
     async fn run_job(
         &self,
         link: &SyncLink,
-        attempt_id: &str,
+        attempt_id: &AttemptId,
         job: SyncJob,
     ) -> Result<SyncJobResult, DispatchFailure> {
         let connector = self.connector_of(&link.connector_id).await?;
@@ -219,7 +220,7 @@ impl Inbound for TaskHub {
 
 impl TaskHub {
     /// The connector a task works for; one deleted meanwhile fails the job.
-    async fn connector_of(&self, id: &str) -> Result<ConnectorRecord, DispatchFailure> {
+    async fn connector_of(&self, id: &ConnectorId) -> Result<ConnectorRecord, DispatchFailure> {
         self.inner
             .store
             .get_connector_by_id(id)

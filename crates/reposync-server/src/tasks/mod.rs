@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 use reposync_api::{FailureCode, SyncJob, SyncTarget, TaskFailure, TaskKind, TaskOutcome};
-use reposync_model::Credentials;
+use reposync_model::{ConnectorId, Credentials, TaskId};
 use reposync_store::{Claim, ConnectorRecord, NewTask, Store, StoreError, TaskRecord, now_millis};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -41,7 +41,7 @@ pub struct TaskHub {
 struct Inner {
     store: Store,
     queued: Notify,
-    finished: broadcast::Sender<String>,
+    finished: broadcast::Sender<TaskId>,
     closing: tokio::sync::watch::Sender<bool>,
     /// Counts registrations, so that work can wait for a delegate to (re)connect.
     registrations: tokio::sync::watch::Sender<u64>,
@@ -53,7 +53,7 @@ struct Inner {
     /// Per kind of connector, which delegates last succeeded and failed with it.
     routes: Mutex<HashMap<String, RouteHistory>>,
     /// The kind of connector of each task not yet finished.
-    task_routes: Mutex<HashMap<String, String>>,
+    task_routes: Mutex<HashMap<TaskId, String>>,
 }
 
 /// Which delegates last succeeded and failed with one kind of connector.
@@ -81,7 +81,7 @@ impl std::fmt::Debug for TaskHub {
 /// What a Test task names; no credentials.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TestConnectionPayload {
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub url: String,
     pub branch: Option<String>,
 }
@@ -89,7 +89,7 @@ pub struct TestConnectionPayload {
 /// What a sync task names; the credentials are attached at claim time.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SyncPayload {
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub target: SyncTarget,
     pub job: SyncJob,
 }
@@ -176,7 +176,7 @@ impl TaskHub {
     /// `None` when the task was no longer queued (a delegate claimed it meanwhile).
     pub(super) async fn fail_queued(
         &self,
-        task_id: &str,
+        task_id: &TaskId,
         result: &str,
     ) -> Result<Option<TaskRecord>, StoreError> {
         let Some(failed) = self.inner.store.fail_queued_task(task_id, result).await? else {
@@ -267,7 +267,7 @@ impl TaskHub {
     /// the delegate no longer held the task (its lease ran out and another took it).
     pub async fn complete(
         &self,
-        task_id: &str,
+        task_id: &TaskId,
         delegate: &str,
         outcome: TaskOutcome,
     ) -> Result<bool, StoreError> {
@@ -297,17 +297,11 @@ impl TaskHub {
         let Some(done) = self
             .inner
             .store
-            .complete_task(
-                task_id,
-                delegate,
-                outcome.succeeded,
-                &text,
-                tested.as_deref(),
-            )
+            .complete_task(task_id, delegate, outcome.succeeded, &text, tested.as_ref())
             .await?
         else {
             tracing::warn!(
-                task = task_id,
+                task = %task_id,
                 delegate,
                 "ignored the outcome of a task this delegate no longer holds"
             );
@@ -378,7 +372,7 @@ impl TaskHub {
     /// Runs the work of a local task (one the server does itself) in the background, and
     /// wakes whoever waits for the task when it ends. A stop cuts the work off and leaves the
     /// task running, which the next start takes up again (`local_tasks::resume`).
-    pub fn spawn_local(&self, task_id: String, work: impl Future<Output = ()> + Send + 'static) {
+    pub fn spawn_local(&self, task_id: TaskId, work: impl Future<Output = ()> + Send + 'static) {
         let hub = self.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -392,7 +386,7 @@ impl TaskHub {
     }
 
     /// The task, once it is final or `wait` has passed, whichever comes first.
-    pub async fn wait_final(&self, id: &str, wait: Duration) -> Result<TaskRecord, StoreError> {
+    pub async fn wait_final(&self, id: &TaskId, wait: Duration) -> Result<TaskRecord, StoreError> {
         let mut finished = self.inner.finished.subscribe();
         let mut closing = self.inner.closing.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
@@ -411,7 +405,7 @@ impl TaskHub {
                 };
                 match next {
                     Err(_) => return self.inner.store.get_task(id).await,
-                    Ok(Ok(done)) if done == id => break,
+                    Ok(Ok(done)) if done == *id => break,
                     Ok(Ok(_)) => {}
                     // Missed messages may have included ours: look again.
                     Ok(Err(broadcast::error::RecvError::Lagged(_))) => break,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use reposync_api::{FailureCode, TaskFailure, TaskKind, TaskOutcome};
+use reposync_model::TaskId;
 use reposync_store::{StoreError, TaskStatus, now_millis};
 
 use super::{SYNC_TIMEOUT, TEST_TIMEOUT, TaskHub};
@@ -17,8 +18,8 @@ impl TaskHub {
     pub async fn end_overdue(
         &self,
         delegate: &str,
-        running: &[String],
-    ) -> Result<Vec<String>, StoreError> {
+        running: &[TaskId],
+    ) -> Result<Vec<TaskId>, StoreError> {
         let now = now_millis();
         let mut overdue = Vec::new();
         for id in running {

@@ -2,12 +2,13 @@
 //! errors of its files, and the branch position it moves on. Recording one settles the
 //! changesets it carried and the conflicts it answered.
 
+use reposync_model::{BranchId, ChangesetId, LinkId, SyncErrorId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
-use crate::rows::{new_id, placeholders_from};
+use crate::rows::{id_column, new_id, placeholders_from};
 use crate::store::Store;
 use crate::sync::branches::{BRANCH_COLUMNS, branch_from_row};
 use crate::sync::changesets::{FileChangeRecord, mark_pushed};
@@ -71,7 +72,7 @@ pub struct InboundFile {
 pub struct FileError {
     pub path: String,
     /// The link of the file's scope, when it has one.
-    pub link_id: Option<String>,
+    pub link_id: Option<LinkId>,
     /// `invalid_file`, `depends_on_failed`, `not_synced`, `overridden`, …
     pub code: String,
     pub message: String,
@@ -84,7 +85,7 @@ pub struct FileError {
 /// A commit read from Git and what became of it, recorded with its changes.
 #[derive(Debug, Clone)]
 pub struct InboundCommit {
-    pub branch_id: String,
+    pub branch_id: BranchId,
     pub commit_id: String,
     pub status: InboundStatus,
     pub files: Vec<InboundFile>,
@@ -93,7 +94,7 @@ pub struct InboundCommit {
     pub errors: Vec<FileError>,
     /// For one of reposync's own commits, the changesets its trailers name: they are on the
     /// branch, whatever their push's answer said (or if it never came).
-    pub changesets: Vec<String>,
+    pub changesets: Vec<ChangesetId>,
     /// Paths that applied: their open errors from earlier commits are resolved.
     pub fixed: Vec<String>,
     /// Applications the commit brought that reposync did not have: linked to this branch.
@@ -111,21 +112,21 @@ pub(crate) async fn record_branch_errors_in(
     errors: &[FileError],
     now: i64,
 ) -> Result<(), StoreError> {
-    let branch_id: String = sqlx::query(
+    let row = sqlx::query(
         "SELECT id FROM sync_branches WHERE connector_id = $1 AND repo = $2 AND branch = $3",
     )
-    .bind(&link.connector_id)
+    .bind(link.connector_id.as_str())
     .bind(link.repo.clone().unwrap_or_default())
     .bind(&link.branch)
     .fetch_one(&mut **tx)
-    .await?
-    .try_get("id")?;
+    .await?;
+    let branch_id: BranchId = id_column(&row, "id")?;
     insert_file_errors(tx, &branch_id, commit_id, errors, now).await
 }
 
 async fn insert_file_errors(
     tx: &mut WriteTx,
-    branch_id: &str,
+    branch_id: &BranchId,
     commit_id: &str,
     errors: &[FileError],
     now: i64,
@@ -135,7 +136,7 @@ async fn insert_file_errors(
             "UPDATE sync_errors SET resolved_at = $1, resolution = 'superseded' WHERE branch_id = $2 AND path = $3 AND resolved_at IS NULL",
         )
         .bind(now)
-        .bind(branch_id)
+        .bind(branch_id.as_str())
         .bind(&error.path)
         .execute(&mut **tx)
         .await?;
@@ -143,9 +144,9 @@ async fn insert_file_errors(
             "INSERT INTO sync_errors (id, link_id, branch_id, commit_id, path, code, message, ours, theirs, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
-        .bind(new_id())
-        .bind(error.link_id.clone())
-        .bind(branch_id)
+        .bind(new_id::<SyncErrorId>().into_string())
+        .bind(error.link_id.clone().map(LinkId::into_string))
+        .bind(branch_id.as_str())
         .bind(commit_id)
         .bind(&error.path)
         .bind(&error.code)
@@ -162,14 +163,14 @@ async fn insert_file_errors(
 /// The paths of changes reposync accepted for this branch's scopes and has not pushed yet.
 pub(crate) async fn pending_paths(
     conn: &mut sqlx::AnyConnection,
-    branch_id: &str,
+    branch_id: &BranchId,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let rows = sqlx::query(
         "SELECT c.files FROM changesets c JOIN sync_links l ON l.id = c.link_id JOIN sync_branches b
              ON l.connector_id = b.connector_id AND l.repo = b.repo AND l.branch = b.branch
          WHERE b.id = $1 AND l.enabled = 1 AND c.status IN ('waiting', 'pushing', 'conflict')",
     )
-    .bind(branch_id)
+    .bind(branch_id.as_str())
     .fetch_all(&mut *conn)
     .await?;
     let mut paths = std::collections::HashSet::new();
@@ -187,13 +188,13 @@ pub(crate) async fn pending_paths(
 /// (the server died after it landed) is settled here as soon as its commit is read back.
 async fn settle_own_changesets(
     tx: &mut WriteTx,
-    changeset_ids: &[String],
+    changeset_ids: &[ChangesetId],
     commit: &str,
     now: i64,
 ) -> Result<(), StoreError> {
     for id in changeset_ids {
         let Some(row) = sqlx::query("SELECT link_id, files FROM changesets WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&mut **tx)
             .await?
         else {
@@ -203,7 +204,7 @@ async fn settle_own_changesets(
             continue;
         }
         tracing::info!(changeset = %id, %commit, "a change whose push was not recorded is on the branch");
-        let link_id: String = row.try_get("link_id")?;
+        let link_id: LinkId = id_column(&row, "link_id")?;
         let files: String = row.try_get("files")?;
         let files: Vec<FileChangeRecord> = serde_json::from_str(&files)
             .map_err(|e| StoreError::Corrupt(format!("changeset files: {e}")))?;
@@ -226,20 +227,20 @@ pub(crate) async fn record_inbound(
     let branch = sqlx::query(&format!(
         "SELECT {BRANCH_COLUMNS} FROM sync_branches WHERE id = $1"
     ))
-    .bind(&inbound.branch_id)
+    .bind(inbound.branch_id.as_str())
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| StoreError::NotFound {
         what: "sync branch",
-        name: inbound.branch_id.clone(),
+        name: inbound.branch_id.to_string(),
     })?;
     let branch = branch_from_row(&branch)?;
     sqlx::query(
         "INSERT INTO inbound_commits (id, branch_id, commit_id, status, files, errors, message, author, applied_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(new_id())
-    .bind(&inbound.branch_id)
+    .bind(new_id::<String>())
+    .bind(inbound.branch_id.as_str())
     .bind(&inbound.commit_id)
     .bind(inbound.status.as_str())
     .bind(serde_json::to_string(&inbound.files).map_err(|e| StoreError::Corrupt(e.to_string()))?)
@@ -257,7 +258,7 @@ pub(crate) async fn record_inbound(
             "UPDATE sync_errors SET resolved_at = $1, resolution = 'fixed' WHERE branch_id = $2 AND path = $3 AND resolved_at IS NULL",
         )
         .bind(now)
-        .bind(&inbound.branch_id)
+        .bind(inbound.branch_id.as_str())
         .bind(path)
         .execute(&mut **tx)
         .await?;
@@ -281,9 +282,9 @@ pub(crate) async fn record_inbound(
                 "INSERT INTO sync_links (id, app, connector_id, repo, branch, base_commit, enabled, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
             )
-            .bind(new_id())
+            .bind(new_id::<LinkId>().into_string())
             .bind(app)
-            .bind(&branch.connector_id)
+            .bind(branch.connector_id.as_str())
             .bind(repo.clone().unwrap_or_default())
             .bind(&branch.branch)
             .bind(&inbound.commit_id)
@@ -301,14 +302,14 @@ pub(crate) async fn record_inbound(
     )
     .bind(&inbound.commit_id)
     .bind(now)
-    .bind(&inbound.branch_id)
+    .bind(inbound.branch_id.as_str())
     .execute(&mut **tx)
     .await?;
     let links_of_branch = "SELECT id FROM sync_links WHERE enabled = 1 AND connector_id = $1 AND repo = $2 AND branch = $3";
     sqlx::query(&format!(
         "UPDATE sync_links SET base_commit = $4, updated_at = $5 WHERE id IN ({links_of_branch})"
     ))
-    .bind(&branch.connector_id)
+    .bind(branch.connector_id.as_str())
     .bind(branch.repo.clone().unwrap_or_default())
     .bind(&branch.branch)
     .bind(&inbound.commit_id)
@@ -318,7 +319,7 @@ pub(crate) async fn record_inbound(
     let requeued = sqlx::query(&format!(
         "UPDATE changesets SET status = 'waiting', attempt_id = NULL, updated_at = $4 WHERE status = 'conflict' AND link_id IN ({links_of_branch})"
     ))
-    .bind(&branch.connector_id)
+    .bind(branch.connector_id.as_str())
     .bind(branch.repo.clone().unwrap_or_default())
     .bind(&branch.branch)
     .bind(now)
@@ -332,7 +333,7 @@ impl Store {
     /// Git's versions of these do not apply, reposync's win.
     pub async fn pending_paths_of_branch(
         &self,
-        branch_id: &str,
+        branch_id: &BranchId,
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         let mut tx = self.db.begin_read().await?;
         let paths = pending_paths(&mut tx, branch_id).await?;
@@ -345,7 +346,7 @@ impl Store {
     pub async fn is_our_commit(
         &self,
         commit_id: &str,
-        changeset_ids: &[String],
+        changeset_ids: &[ChangesetId],
     ) -> Result<bool, StoreError> {
         let pushed = sqlx::query(
             "SELECT 1 FROM commit_attempts WHERE commit_id = $1 AND status IN ('pushed', 'nothing')",
@@ -358,7 +359,7 @@ impl Store {
         }
         for id in changeset_ids {
             let known = sqlx::query("SELECT 1 FROM changesets WHERE id = $1")
-                .bind(id)
+                .bind(id.as_str())
                 .read_optional(&self.db)
                 .await?;
             if known.is_some() {
@@ -371,13 +372,13 @@ impl Store {
     /// The commits in which a file failed before, oldest first.
     pub async fn earlier_failures(
         &self,
-        branch_id: &str,
+        branch_id: &BranchId,
         path: &str,
     ) -> Result<Vec<String>, StoreError> {
         sqlx::query(
             "SELECT commit_id FROM sync_errors WHERE branch_id = $1 AND path = $2 AND commit_id IS NOT NULL ORDER BY created_at, id",
         )
-        .bind(branch_id)
+        .bind(branch_id.as_str())
         .bind(path)
         .read_all(&self.db)
         .await?
@@ -389,7 +390,7 @@ impl Store {
     /// Commits read from Git, newest first, of the given branches or of all.
     pub async fn list_inbound_commits(
         &self,
-        branch_ids: &[String],
+        branch_ids: &[BranchId],
         limit: i64,
     ) -> Result<Vec<InboundCommitRecord>, StoreError> {
         let filter = if branch_ids.is_empty() {

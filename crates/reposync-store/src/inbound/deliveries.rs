@@ -1,13 +1,14 @@
 //! Webhook deliveries as logged, and the branch heads they queue for reading. A retried or
 //! doubled delivery never applies twice.
 
+use reposync_model::{BranchId, ConnectorId, LinkId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
-use crate::rows::new_id;
+use crate::rows::{id_column, new_id};
 use crate::store::Store;
 use crate::webhook_log::{
     MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_REASON_BYTES, bounded, bounded_payload,
@@ -91,7 +92,7 @@ impl DeliveryOutcome {
 /// A delivery to record. `changes` is the normalised payload, as JSON, for the log.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub event: String,
     pub delivery_id: Option<String>,
     pub format: Option<String>,
@@ -108,16 +109,16 @@ pub struct NewDelivery {
 /// A branch's new head, as a delivery or the poller announces it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnnouncedHead {
-    pub branch_id: String,
+    pub branch_id: BranchId,
     pub commit: Option<String>,
-    pub link_ids: Vec<String>,
+    pub link_ids: Vec<LinkId>,
 }
 
 /// A delivery as logged.
 #[derive(Debug, Clone)]
 pub struct DeliveryRecord {
     pub id: String,
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub received_at: i64,
     pub event: String,
     pub delivery_id: Option<String>,
@@ -125,13 +126,18 @@ pub struct DeliveryRecord {
     pub signature: SignatureCheck,
     pub outcome: DeliveryOutcome,
     pub reason: Option<String>,
-    pub matched_links: Vec<String>,
+    pub matched_links: Vec<LinkId>,
     pub changes_json: String,
 }
 
 /// What queuing a delivery's heads came to: the outcome, its reason, the links matched, and
 /// the heads queued (branch id and commit, '' for a deletion).
-type QueuedHeads = (DeliveryOutcome, String, Vec<String>, Vec<(String, String)>);
+type QueuedHeads = (
+    DeliveryOutcome,
+    String,
+    Vec<LinkId>,
+    Vec<(BranchId, String)>,
+);
 
 const DELIVERY_COLUMNS: &str = "id, connector_id, received_at, event, delivery_id, format, signature, outcome, reason, matched_links, changes";
 
@@ -139,7 +145,7 @@ fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord, StoreError> {
     let matched: String = row.try_get("matched_links")?;
     Ok(DeliveryRecord {
         id: row.try_get("id")?,
-        connector_id: row.try_get("connector_id")?,
+        connector_id: id_column(row, "connector_id")?,
         received_at: row.try_get("received_at")?,
         event: row.try_get("event")?,
         delivery_id: row.try_get("delivery_id")?,
@@ -180,12 +186,12 @@ impl Store {
             }
         };
         let reason = bounded(&reason, MAX_LOGGED_REASON_BYTES).into_owned();
-        let id = new_id();
+        let id: String = new_id();
         sqlx::query(&format!(
             "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&id)
-        .bind(&delivery.connector_id)
+        .bind(delivery.connector_id.as_str())
         .bind(now)
         .bind(&event)
         .bind(delivery_id.clone())
@@ -204,7 +210,7 @@ impl Store {
                  ON CONFLICT (delivery_id, branch_id) DO NOTHING",
             )
             .bind(&id)
-            .bind(branch_id)
+            .bind(branch_id.as_str())
             .bind(commit)
             .execute(&mut *tx)
             .await?;
@@ -237,7 +243,7 @@ impl Store {
         delivery_id: Option<&str>,
         now: i64,
     ) -> Result<QueuedHeads, StoreError> {
-        let mut matched: Vec<String> = delivery
+        let mut matched: Vec<LinkId> = delivery
             .heads
             .iter()
             .flat_map(|h| h.link_ids.iter().cloned())
@@ -248,7 +254,7 @@ impl Store {
             let seen = sqlx::query(
                 "SELECT 1 FROM webhook_deliveries WHERE connector_id = $1 AND delivery_id = $2 AND outcome <> 'rejected'",
             )
-            .bind(&delivery.connector_id)
+            .bind(delivery.connector_id.as_str())
             .bind(delivery_id)
             .fetch_optional(&mut **tx)
             .await?;
@@ -278,7 +284,7 @@ impl Store {
                      OR EXISTS (SELECT 1 FROM inbound_commits c WHERE c.branch_id = b.id AND c.commit_id = $2)
                      OR ($2 <> '' AND EXISTS (SELECT 1 FROM announced_heads a WHERE a.branch_id = b.id AND a.commit_id = $2)))",
             )
-            .bind(&head.branch_id)
+            .bind(head.branch_id.as_str())
             .bind(&commit)
             .fetch_optional(&mut **tx)
             .await?;
@@ -290,7 +296,7 @@ impl Store {
             )
             .bind(&commit)
             .bind(now)
-            .bind(&head.branch_id)
+            .bind(head.branch_id.as_str())
             .execute(&mut **tx)
             .await?;
             // A deletion is not remembered: the branch may come back and go again.
@@ -299,7 +305,7 @@ impl Store {
                     "INSERT INTO announced_heads (branch_id, commit_id, announced_at) VALUES ($1, $2, $3)
                      ON CONFLICT (branch_id, commit_id) DO NOTHING",
                 )
-                .bind(&head.branch_id)
+                .bind(head.branch_id.as_str())
                 .bind(&commit)
                 .bind(now)
                 .execute(&mut **tx)
@@ -327,7 +333,7 @@ impl Store {
     /// Deliveries, newest first, of one connector or all.
     pub async fn list_deliveries(
         &self,
-        connector_id: Option<&str>,
+        connector_id: Option<&ConnectorId>,
         limit: i64,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let filter = if connector_id.is_some() {
@@ -340,7 +346,7 @@ impl Store {
         );
         let mut query = sqlx::query(&sql).bind(limit);
         if let Some(id) = connector_id {
-            query = query.bind(id);
+            query = query.bind(id.as_str());
         }
         query
             .read_all(&self.db)

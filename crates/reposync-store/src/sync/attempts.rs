@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 
+use reposync_model::{AttemptId, ChangesetId, LinkId, SyncErrorId, TaskId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
-use crate::rows::{json_column, new_id, to_json};
+use crate::rows::{id_column, json_column, new_id, optional_id_column, to_json};
 use crate::store::Store;
 use crate::sync::branches::{branch_id_of_link, processed_commit, want_head};
 use crate::sync::changesets::{
@@ -22,13 +23,13 @@ use crate::sync::links::SyncLink;
 /// A commit attempt as stored.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
-    pub id: String,
-    pub link_id: String,
+    pub id: AttemptId,
+    pub link_id: LinkId,
     /// running, pushed, nothing, conflict, failed, interrupted.
     pub status: String,
-    pub changesets: Vec<String>,
+    pub changesets: Vec<ChangesetId>,
     pub files: Vec<FileChangeRecord>,
-    pub task_id: Option<String>,
+    pub task_id: Option<TaskId>,
     pub commit_id: Option<String>,
     pub error: Option<String>,
     pub started_at: i64,
@@ -79,7 +80,7 @@ pub enum AttemptEnd {
 /// A changeset that a commit on the branch already carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Landed {
-    pub changeset: String,
+    pub changeset: ChangesetId,
     pub commit: String,
 }
 
@@ -96,12 +97,12 @@ const ATTEMPT_COLUMNS: &str =
 
 fn attempt_from_row(row: &AnyRow) -> Result<AttemptRecord, StoreError> {
     Ok(AttemptRecord {
-        id: row.try_get("id")?,
-        link_id: row.try_get("link_id")?,
+        id: id_column(row, "id")?,
+        link_id: id_column(row, "link_id")?,
         status: row.try_get("status")?,
         changesets: json_column(row, "changesets")?,
         files: json_column(row, "files")?,
-        task_id: row.try_get("task_id")?,
+        task_id: optional_id_column(row, "task_id")?,
         commit_id: row.try_get("commit_id")?,
         error: row.try_get("error")?,
         started_at: row.try_get("started_at")?,
@@ -117,7 +118,7 @@ const UNREAD_OWN_COMMITS: i64 = 2000;
 /// Ends an attempt that pushed nothing.
 async fn end_attempt(
     tx: &mut WriteTx,
-    attempt_id: &str,
+    attempt_id: &AttemptId,
     status: &str,
     remote_head: Option<&str>,
     error: &str,
@@ -130,7 +131,7 @@ async fn end_attempt(
     .bind(remote_head)
     .bind(error)
     .bind(now)
-    .bind(attempt_id)
+    .bind(attempt_id.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -139,7 +140,7 @@ async fn end_attempt(
 /// Moves the changesets an attempt still carries to `status`, saying why.
 async fn move_changesets(
     tx: &mut WriteTx,
-    attempt_id: &str,
+    attempt_id: &AttemptId,
     status: &str,
     error: &str,
     now: i64,
@@ -150,7 +151,7 @@ async fn move_changesets(
     .bind(status)
     .bind(error)
     .bind(now)
-    .bind(attempt_id)
+    .bind(attempt_id.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -161,15 +162,18 @@ impl Store {
     /// already running for the link. Returns the attempt, its changesets (oldest first) and
     /// the contents of the paths they touched, read in the same transaction: the commit
     /// carries exactly the changes of the changesets it names, none of a later one.
-    pub async fn start_attempt(&self, link_id: &str) -> Result<Option<StartedAttempt>, StoreError> {
+    pub async fn start_attempt(
+        &self,
+        link_id: &LinkId,
+    ) -> Result<Option<StartedAttempt>, StoreError> {
         let now = self.now();
         let mut tx = self.begin_write().await?;
-        let running: Option<String> =
+        let running: Option<AttemptId> =
             sqlx::query("SELECT id FROM commit_attempts WHERE link_id = $1 AND status = 'running'")
-                .bind(link_id)
+                .bind(link_id.as_str())
                 .fetch_optional(&mut *tx)
                 .await?
-                .map(|r| r.try_get("id"))
+                .map(|r| id_column(&r, "id"))
                 .transpose()?;
         if running.is_some() {
             return Ok(None);
@@ -177,7 +181,7 @@ impl Store {
         let changesets: Vec<ChangesetRecord> = sqlx::query(&format!(
             "SELECT {CHANGESET_COLUMNS} FROM changesets WHERE link_id = $1 AND status = 'waiting' ORDER BY created_at, id"
         ))
-        .bind(link_id)
+        .bind(link_id.as_str())
         .fetch_all(&mut *tx)
         .await?
         .iter()
@@ -186,14 +190,14 @@ impl Store {
         if changesets.is_empty() {
             return Ok(None);
         }
-        let id = new_id();
-        let ids: Vec<&str> = changesets.iter().map(|c| c.id.as_str()).collect();
+        let id: AttemptId = new_id();
+        let ids: Vec<&ChangesetId> = changesets.iter().map(|c| &c.id).collect();
         let files: Vec<&FileChangeRecord> = changesets.iter().flat_map(|c| &c.files).collect();
         sqlx::query(
             "INSERT INTO commit_attempts (id, link_id, status, changesets, files, started_at) VALUES ($1, $2, 'running', $3, $4, $5)",
         )
-        .bind(&id)
-        .bind(link_id)
+        .bind(id.as_str())
+        .bind(link_id.as_str())
         .bind(to_json(&ids)?)
         .bind(to_json(&files)?)
         .bind(now)
@@ -202,16 +206,16 @@ impl Store {
         sqlx::query(
             "UPDATE changesets SET status = 'pushing', attempt_id = $1, updated_at = $2 WHERE link_id = $3 AND status = 'waiting'",
         )
-        .bind(&id)
+        .bind(id.as_str())
         .bind(now)
-        .bind(link_id)
+        .bind(link_id.as_str())
         .execute(&mut *tx)
         .await?;
         let attempt = attempt_from_row(
             &sqlx::query(&format!(
                 "SELECT {ATTEMPT_COLUMNS} FROM commit_attempts WHERE id = $1"
             ))
-            .bind(&id)
+            .bind(id.as_str())
             .fetch_one(&mut *tx)
             .await?,
         )?;
@@ -231,12 +235,12 @@ impl Store {
     /// Records which task carries an attempt.
     pub async fn set_attempt_task(
         &self,
-        attempt_id: &str,
-        task_id: &str,
+        attempt_id: &AttemptId,
+        task_id: &TaskId,
     ) -> Result<(), StoreError> {
         sqlx::query("UPDATE commit_attempts SET task_id = $1 WHERE id = $2")
-            .bind(task_id)
-            .bind(attempt_id)
+            .bind(task_id.as_str())
+            .bind(attempt_id.as_str())
             .write(&self.db)
             .await?;
         Ok(())
@@ -245,20 +249,20 @@ impl Store {
     /// Ends an attempt and moves its changesets on, in one transaction.
     pub async fn finish_attempt(
         &self,
-        attempt_id: &str,
+        attempt_id: &AttemptId,
         end: &AttemptEnd,
     ) -> Result<(), StoreError> {
         let now = self.now();
         let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT link_id, files FROM commit_attempts WHERE id = $1")
-            .bind(attempt_id)
+            .bind(attempt_id.as_str())
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 what: "commit attempt",
-                name: attempt_id.to_owned(),
+                name: attempt_id.to_string(),
             })?;
-        let link_id: String = row.try_get("link_id")?;
+        let link_id: LinkId = id_column(&row, "link_id")?;
         // Every path the attempt's changesets touched, whatever became of it.
         let touched: Vec<FileChangeRecord> = json_column(&row, "files")?;
         let branch_id = branch_id_of_link(&mut tx, &link_id).await?;
@@ -266,7 +270,7 @@ impl Store {
         // versions of our files were kept as `overridden` errors there, so reposync's change
         // goes out again on top of them.
         if let AttemptEnd::Conflict { head, .. } = end
-            && processed_commit(&mut tx, branch_id.as_deref())
+            && processed_commit(&mut tx, branch_id.as_ref())
                 .await?
                 .as_deref()
                 == Some(head)
@@ -280,14 +284,14 @@ impl Store {
             .bind(&message)
             .bind(head)
             .bind(now)
-            .bind(attempt_id)
+            .bind(attempt_id.as_str())
             .execute(&mut *tx)
             .await?;
             sqlx::query(
                 "UPDATE changesets SET status = 'waiting', attempt_id = NULL, updated_at = $1 WHERE attempt_id = $2 AND status = 'pushing'",
             )
             .bind(now)
-            .bind(attempt_id)
+            .bind(attempt_id.as_str())
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -314,7 +318,7 @@ impl Store {
                 .bind(recorded.clone())
                 .bind(to_json(files)?)
                 .bind(now)
-                .bind(attempt_id)
+                .bind(attempt_id.as_str())
                 .execute(&mut *tx)
                 .await?;
                 for landed in landed {
@@ -325,7 +329,7 @@ impl Store {
                 )
                 .bind(commit.clone())
                 .bind(now)
-                .bind(attempt_id)
+                .bind(attempt_id.as_str())
                 .execute(&mut *tx)
                 .await?;
                 let paths: Vec<&str> = touched.iter().map(|f| f.path.as_str()).collect();
@@ -336,7 +340,7 @@ impl Store {
                     )
                     .bind(commit)
                     .bind(now)
-                    .bind(&link_id)
+                    .bind(link_id.as_str())
                     .execute(&mut *tx)
                     .await?;
                     // The commit is read back like any other, so the Git -> reposync side's
@@ -363,7 +367,7 @@ impl Store {
                         "UPDATE sync_errors SET resolved_at = $1, resolution = 'superseded' WHERE link_id = $2 AND path = $3 AND code = 'conflict' AND resolved_at IS NULL",
                     )
                     .bind(now)
-                    .bind(&link_id)
+                    .bind(link_id.as_str())
                     .bind(&file.path)
                     .execute(&mut *tx)
                     .await?;
@@ -371,9 +375,9 @@ impl Store {
                         "INSERT INTO sync_errors (id, link_id, attempt_id, path, code, message, ours, theirs, created_at)
                          VALUES ($1, $2, $3, $4, 'conflict', $5, $6, $7, $8)",
                     )
-                    .bind(new_id())
-                    .bind(&link_id)
-                    .bind(attempt_id)
+                    .bind(new_id::<SyncErrorId>().into_string())
+                    .bind(link_id.as_str())
+                    .bind(attempt_id.as_str())
                     .bind(&file.path)
                     .bind(format!(
                         "{} was changed in Git (up to commit {head}) and in reposync; reposync's change waits until that commit is read from Git, then goes out on top of it",
@@ -398,9 +402,9 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO sync_errors (id, link_id, attempt_id, code, message, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
-                .bind(new_id())
-                .bind(&link_id)
-                .bind(attempt_id)
+                .bind(new_id::<SyncErrorId>().into_string())
+                .bind(link_id.as_str())
+                .bind(attempt_id.as_str())
                 .bind(code)
                 .bind(message)
                 .bind(now)
@@ -422,8 +426,8 @@ impl Store {
                     "UPDATE sync_errors SET message = $1, attempt_id = $2 WHERE link_id = $3 AND code = $4 AND path = $5 AND resolved_at IS NULL",
                 )
                 .bind(message)
-                .bind(attempt_id)
-                .bind(&link_id)
+                .bind(attempt_id.as_str())
+                .bind(link_id.as_str())
                 .bind(CONNECTION_FAILED)
                 .bind(connector_path)
                 .execute(&mut *tx)
@@ -432,9 +436,9 @@ impl Store {
                     sqlx::query(
                         "INSERT INTO sync_errors (id, link_id, attempt_id, path, code, message, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
-                    .bind(new_id())
-                    .bind(&link_id)
-                    .bind(attempt_id)
+                    .bind(new_id::<SyncErrorId>().into_string())
+                    .bind(link_id.as_str())
+                    .bind(attempt_id.as_str())
                     .bind(connector_path)
                     .bind(CONNECTION_FAILED)
                     .bind(message)
@@ -450,7 +454,7 @@ impl Store {
                 "UPDATE sync_errors SET resolved_at = $1, resolution = 'passed' WHERE link_id = $2 AND code = $3 AND resolved_at IS NULL",
             )
             .bind(now)
-            .bind(&link_id)
+            .bind(link_id.as_str())
             .bind(CONNECTION_FAILED)
             .execute(&mut *tx)
             .await?;
@@ -481,11 +485,11 @@ impl Store {
              WHERE NOT EXISTS (SELECT 1 FROM inbound_commits i WHERE i.branch_id = $5 AND i.commit_id = recent.commit_id)
              GROUP BY commit_id ORDER BY pushed_at DESC",
         )
-        .bind(&link.connector_id)
+        .bind(link.connector_id.as_str())
         .bind(link.repo.clone().unwrap_or_default())
         .bind(&link.branch)
         .bind(UNREAD_OWN_COMMITS)
-        .bind(&branch.id)
+        .bind(branch.id.as_str())
         .read_all(&self.db)
         .await?
         .iter()
@@ -518,7 +522,7 @@ impl Store {
     /// Commit attempts, newest first, of the given links, or of all when none are given.
     pub async fn list_attempts(
         &self,
-        link_ids: &[String],
+        link_ids: &[LinkId],
         limit: i64,
     ) -> Result<Vec<AttemptRecord>, StoreError> {
         let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM commit_attempts");

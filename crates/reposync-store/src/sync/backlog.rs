@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 
+use reposync_model::LinkId;
 use sqlx::Row;
 
 use crate::error::StoreError;
 use crate::gate::Read;
+use crate::rows::id_column;
 use crate::store::Store;
 
 /// What a link still owes: changesets not yet pushed and sync errors not yet resolved.
@@ -18,15 +20,18 @@ pub struct LinkBacklog {
 
 impl Store {
     /// Per link, how many changesets are still to push and how many sync errors are open.
-    pub async fn link_backlogs(&self) -> Result<HashMap<String, LinkBacklog>, StoreError> {
-        let mut backlogs: HashMap<String, LinkBacklog> = HashMap::new();
+    pub async fn link_backlogs(&self) -> Result<HashMap<LinkId, LinkBacklog>, StoreError> {
+        let mut backlogs: HashMap<LinkId, LinkBacklog> = HashMap::new();
         let waiting = sqlx::query(
             "SELECT link_id, COUNT(*) AS n FROM changesets WHERE status IN ('waiting', 'pushing') GROUP BY link_id",
         )
         .read_all(&self.db)
         .await?;
         for row in waiting {
-            backlogs.entry(row.try_get("link_id")?).or_default().waiting = row.try_get("n")?;
+            backlogs
+                .entry(id_column(&row, "link_id")?)
+                .or_default()
+                .waiting = row.try_get("n")?;
         }
         // An error of a scope that has no link yet (an application folder from Git whose
         // Index.yaml failed) belongs to no link's backlog; `sync errors` lists it.
@@ -37,7 +42,7 @@ impl Store {
         .await?;
         for row in errors {
             backlogs
-                .entry(row.try_get("link_id")?)
+                .entry(id_column(&row, "link_id")?)
                 .or_default()
                 .open_errors = row.try_get("n")?;
         }

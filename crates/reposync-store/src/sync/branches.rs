@@ -2,19 +2,20 @@
 //! each one from Git stands (the commit processed, a head wanted), when it was polled, and
 //! whether it is broken. Pushes read it too: it is the position conflicts are judged from.
 
+use reposync_model::{BranchId, ConnectorId, LinkId, SyncErrorId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
-use crate::rows::new_id;
+use crate::rows::{id_column, new_id};
 use crate::store::Store;
 
 /// A branch that live links sync with: once per connector, repository and branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncBranch {
-    pub id: String,
-    pub connector_id: String,
+    pub id: BranchId,
+    pub connector_id: ConnectorId,
     /// The repository slug, for account-scope connectors.
     pub repo: Option<String>,
     pub branch: String,
@@ -36,8 +37,8 @@ pub(crate) fn branch_from_row(row: &AnyRow) -> Result<SyncBranch, StoreError> {
     let repo: String = row.try_get("repo")?;
     let wanted: Option<String> = row.try_get("wanted_commit")?;
     Ok(SyncBranch {
-        id: row.try_get("id")?,
-        connector_id: row.try_get("connector_id")?,
+        id: id_column(row, "id")?,
+        connector_id: id_column(row, "connector_id")?,
         repo: (!repo.is_empty()).then_some(repo),
         branch: row.try_get("branch")?,
         processed_commit: row.try_get("processed_commit")?,
@@ -55,7 +56,7 @@ pub(crate) fn branch_from_row(row: &AnyRow) -> Result<SyncBranch, StoreError> {
 /// just set up.
 pub(crate) async fn ensure_branch(
     tx: &mut WriteTx,
-    connector_id: &str,
+    connector_id: &ConnectorId,
     repo: Option<&str>,
     branch: &str,
     head: Option<&str>,
@@ -65,8 +66,8 @@ pub(crate) async fn ensure_branch(
         "INSERT INTO sync_branches (id, connector_id, repo, branch, processed_commit, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (connector_id, repo, branch) DO NOTHING",
     )
-    .bind(new_id())
-    .bind(connector_id)
+    .bind(new_id::<BranchId>().into_string())
+    .bind(connector_id.as_str())
     .bind(repo.unwrap_or_default())
     .bind(branch)
     .bind(head.map(str::to_owned))
@@ -82,7 +83,7 @@ pub(crate) async fn ensure_branch(
     )
     .bind(head.map(str::to_owned))
     .bind(now)
-    .bind(connector_id)
+    .bind(connector_id.as_str())
     .bind(repo.unwrap_or_default())
     .bind(branch)
     .execute(&mut **tx)
@@ -93,32 +94,31 @@ pub(crate) async fn ensure_branch(
 /// The branch (the Git -> reposync position) that a link pushes to, if it has one.
 pub(crate) async fn branch_id_of_link(
     tx: &mut WriteTx,
-    link_id: &str,
-) -> Result<Option<String>, StoreError> {
+    link_id: &LinkId,
+) -> Result<Option<BranchId>, StoreError> {
     sqlx::query(
         "SELECT b.id AS id FROM sync_links l JOIN sync_branches b
              ON l.connector_id = b.connector_id AND l.repo = b.repo AND l.branch = b.branch
          WHERE l.id = $1",
     )
-    .bind(link_id)
+    .bind(link_id.as_str())
     .fetch_optional(&mut **tx)
     .await?
-    .map(|r| r.try_get("id"))
+    .map(|r| id_column(&r, "id"))
     .transpose()
-    .map_err(StoreError::from)
 }
 
 /// The last commit read from Git on a branch.
 pub(crate) async fn processed_commit(
     tx: &mut WriteTx,
-    branch_id: Option<&str>,
+    branch_id: Option<&BranchId>,
 ) -> Result<Option<String>, StoreError> {
     let Some(branch_id) = branch_id else {
         return Ok(None);
     };
     Ok(
         sqlx::query("SELECT processed_commit FROM sync_branches WHERE id = $1")
-            .bind(branch_id)
+            .bind(branch_id.as_str())
             .fetch_optional(&mut **tx)
             .await?
             .map(|r| r.try_get::<Option<String>, _>("processed_commit"))
@@ -131,7 +131,7 @@ pub(crate) async fn processed_commit(
 /// the commit processed or queued already. Returns whether it was queued.
 pub(crate) async fn want_head(
     tx: &mut WriteTx,
-    branch_id: &str,
+    branch_id: &BranchId,
     commit: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
@@ -142,7 +142,7 @@ pub(crate) async fn want_head(
     )
     .bind(commit)
     .bind(now)
-    .bind(branch_id)
+    .bind(branch_id.as_str())
     .execute(&mut **tx)
     .await?
     .rows_affected()
@@ -153,7 +153,7 @@ pub(crate) async fn want_head(
             "INSERT INTO announced_heads (branch_id, commit_id, announced_at) VALUES ($1, $2, $3)
              ON CONFLICT (branch_id, commit_id) DO NOTHING",
         )
-        .bind(branch_id)
+        .bind(branch_id.as_str())
         .bind(commit)
         .bind(now)
         .execute(&mut **tx)
@@ -166,7 +166,7 @@ impl Store {
     /// The branches that live links of a connector sync with.
     pub async fn live_branches_of_connector(
         &self,
-        connector_id: &str,
+        connector_id: &ConnectorId,
     ) -> Result<Vec<SyncBranch>, StoreError> {
         sqlx::query(&format!(
             "SELECT {BRANCH_COLUMNS} FROM sync_branches b WHERE connector_id = $1 AND EXISTS (
@@ -174,7 +174,7 @@ impl Store {
                  AND l.repo = b.repo AND l.branch = b.branch)
              ORDER BY repo, branch"
         ))
-        .bind(connector_id)
+        .bind(connector_id.as_str())
         .read_all(&self.db)
         .await?
         .iter()
@@ -183,16 +183,16 @@ impl Store {
     }
 
     /// A branch by id.
-    pub async fn sync_branch(&self, id: &str) -> Result<SyncBranch, StoreError> {
+    pub async fn sync_branch(&self, id: &BranchId) -> Result<SyncBranch, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {BRANCH_COLUMNS} FROM sync_branches WHERE id = $1"
         ))
-        .bind(id)
+        .bind(id.as_str())
         .read_optional(&self.db)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "sync branch",
-            name: id.to_owned(),
+            name: id.to_string(),
         })?;
         branch_from_row(&row)
     }
@@ -201,7 +201,7 @@ impl Store {
     /// error on each of its links saying so. Nothing is deleted from the tree.
     pub async fn mark_branch_broken(
         &self,
-        branch_id: &str,
+        branch_id: &BranchId,
         reason: &str,
     ) -> Result<(), StoreError> {
         let now = self.now();
@@ -209,12 +209,12 @@ impl Store {
         let branch = sqlx::query(&format!(
             "SELECT {BRANCH_COLUMNS} FROM sync_branches WHERE id = $1"
         ))
-        .bind(branch_id)
+        .bind(branch_id.as_str())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "sync branch",
-            name: branch_id.to_owned(),
+            name: branch_id.to_string(),
         })?;
         let branch = branch_from_row(&branch)?;
         sqlx::query(
@@ -222,32 +222,32 @@ impl Store {
         )
         .bind(reason)
         .bind(now)
-        .bind(branch_id)
+        .bind(branch_id.as_str())
         .execute(&mut *tx)
         .await?;
         let open = sqlx::query(
             "SELECT 1 FROM sync_errors WHERE branch_id = $1 AND code = 'branch_deleted' AND resolved_at IS NULL",
         )
-        .bind(branch_id)
+        .bind(branch_id.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         if open.is_none() {
             let links = sqlx::query(
                 "SELECT id FROM sync_links WHERE enabled = 1 AND connector_id = $1 AND repo = $2 AND branch = $3",
             )
-            .bind(&branch.connector_id)
+            .bind(branch.connector_id.as_str())
             .bind(branch.repo.clone().unwrap_or_default())
             .bind(&branch.branch)
             .fetch_all(&mut *tx)
             .await?;
             for link in links {
-                let link_id: String = link.try_get("id")?;
+                let link_id: LinkId = id_column(&link, "id")?;
                 sqlx::query(
                     "INSERT INTO sync_errors (id, link_id, branch_id, code, message, created_at) VALUES ($1, $2, $3, 'branch_deleted', $4, $5)",
                 )
-                .bind(new_id())
-                .bind(&link_id)
-                .bind(branch_id)
+                .bind(new_id::<SyncErrorId>().into_string())
+                .bind(link_id.into_string())
+                .bind(branch_id.as_str())
                 .bind(reason)
                 .bind(now)
                 .execute(&mut *tx)
@@ -261,11 +261,15 @@ impl Store {
     /// A branch was read to its head, as it stood after `started_at`: heads announced before
     /// then are processed (or older than what was read) and are cleared; one announced since
     /// stays queued for the next read.
-    pub async fn branch_read(&self, branch_id: &str, started_at: i64) -> Result<(), StoreError> {
+    pub async fn branch_read(
+        &self,
+        branch_id: &BranchId,
+        started_at: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE sync_branches SET wanted_commit = NULL, wanted_at = NULL, broken = NULL WHERE id = $1 AND (wanted_at IS NULL OR wanted_at <= $2)",
         )
-        .bind(branch_id)
+        .bind(branch_id.as_str())
         .bind(started_at)
         .write(&self.db)
         .await?;
@@ -293,14 +297,14 @@ impl Store {
     /// is gone. Returns whether something was queued.
     pub async fn record_poll(
         &self,
-        branch_id: &str,
+        branch_id: &BranchId,
         head: Option<&str>,
     ) -> Result<bool, StoreError> {
         let now = self.now();
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE sync_branches SET polled_at = $1 WHERE id = $2")
             .bind(now)
-            .bind(branch_id)
+            .bind(branch_id.as_str())
             .execute(&mut *tx)
             .await?;
         let queued = want_head(&mut tx, branch_id, head.unwrap_or_default(), now).await?;

@@ -2,13 +2,14 @@
 //! moves on from waiting to pushing, then pushed, failed or in conflict; `sync retry` puts a
 //! failed or conflicting one back.
 
+use reposync_model::{AttemptId, ChangesetId, LinkId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
-use crate::rows::{json_column, new_id, placeholders_from, to_json};
+use crate::rows::{id_column, json_column, new_id, optional_id_column, placeholders_from, to_json};
 use crate::store::Store;
 use crate::sync::branches::{branch_id_of_link, want_head};
 
@@ -61,11 +62,11 @@ impl ChangesetStatus {
 /// A changeset as stored.
 #[derive(Debug, Clone)]
 pub struct ChangesetRecord {
-    pub id: String,
-    pub link_id: String,
+    pub id: ChangesetId,
+    pub link_id: LinkId,
     pub status: ChangesetStatus,
     pub files: Vec<FileChangeRecord>,
-    pub attempt_id: Option<String>,
+    pub attempt_id: Option<AttemptId>,
     pub commit_id: Option<String>,
     pub error: Option<String>,
     pub created_at: i64,
@@ -77,11 +78,11 @@ pub(crate) const CHANGESET_COLUMNS: &str =
 
 pub(crate) fn changeset_from_row(row: &AnyRow) -> Result<ChangesetRecord, StoreError> {
     Ok(ChangesetRecord {
-        id: row.try_get("id")?,
-        link_id: row.try_get("link_id")?,
+        id: id_column(row, "id")?,
+        link_id: id_column(row, "link_id")?,
         status: ChangesetStatus::parse(&row.try_get::<String, _>("status")?)?,
         files: json_column(row, "files")?,
-        attempt_id: row.try_get("attempt_id")?,
+        attempt_id: optional_id_column(row, "attempt_id")?,
         commit_id: row.try_get("commit_id")?,
         error: row.try_get("error")?,
         created_at: row.try_get("created_at")?,
@@ -91,16 +92,16 @@ pub(crate) fn changeset_from_row(row: &AnyRow) -> Result<ChangesetRecord, StoreE
 
 pub(crate) async fn insert_changeset(
     tx: &mut WriteTx,
-    link_id: &str,
+    link_id: &LinkId,
     files: &[FileChangeRecord],
     now: i64,
-) -> Result<String, StoreError> {
-    let id = new_id();
+) -> Result<ChangesetId, StoreError> {
+    let id: ChangesetId = new_id();
     sqlx::query(
         "INSERT INTO changesets (id, link_id, status, files, created_at, updated_at) VALUES ($1, $2, 'waiting', $3, $4, $5)",
     )
-    .bind(&id)
-    .bind(link_id)
+    .bind(id.as_str())
+    .bind(link_id.as_str())
     .bind(to_json(&files)?)
     .bind(now)
     .bind(now)
@@ -113,7 +114,7 @@ pub(crate) async fn insert_changeset(
 /// whatever it was waiting for.
 pub(crate) async fn mark_pushed(
     tx: &mut WriteTx,
-    changeset_id: &str,
+    changeset_id: &ChangesetId,
     commit: Option<&str>,
     now: i64,
 ) -> Result<bool, StoreError> {
@@ -123,7 +124,7 @@ pub(crate) async fn mark_pushed(
     )
     .bind(commit)
     .bind(now)
-    .bind(changeset_id)
+    .bind(changeset_id.as_str())
     .execute(&mut **tx)
     .await?
     .rows_affected()
@@ -132,7 +133,7 @@ pub(crate) async fn mark_pushed(
 
 impl Store {
     /// Live links with changesets waiting, with the time the oldest has waited since.
-    pub async fn links_with_waiting(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn links_with_waiting(&self) -> Result<Vec<(LinkId, i64)>, StoreError> {
         sqlx::query(
             "SELECT c.link_id AS link_id, MIN(c.created_at) AS oldest FROM changesets c JOIN sync_links l ON l.id = c.link_id
              WHERE c.status = 'waiting' AND l.enabled = 1 GROUP BY c.link_id",
@@ -140,19 +141,19 @@ impl Store {
         .read_all(&self.db)
         .await?
         .iter()
-        .map(|r| Ok((r.try_get("link_id")?, r.try_get("oldest")?)))
+        .map(|r| Ok((id_column(r, "link_id")?, r.try_get("oldest")?)))
         .collect()
     }
 
     /// Puts a failed or conflicting changeset back in the outbox (with every other changeset
     /// of its attempt) and resolves its sync errors.
-    pub async fn retry_changeset(&self, id: &str) -> Result<ChangesetRecord, StoreError> {
+    pub async fn retry_changeset(&self, id: &ChangesetId) -> Result<ChangesetRecord, StoreError> {
         let now = self.now();
         let mut tx = self.begin_write().await?;
         let changeset = sqlx::query(&format!(
             "SELECT {CHANGESET_COLUMNS} FROM changesets WHERE id = $1"
         ))
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&mut *tx)
         .await?
         .as_ref()
@@ -160,7 +161,7 @@ impl Store {
         .transpose()?
         .ok_or_else(|| StoreError::NotFound {
             what: "changeset",
-            name: id.to_owned(),
+            name: id.to_string(),
         })?;
         if !matches!(
             changeset.status,
@@ -175,7 +176,7 @@ impl Store {
             });
         }
         let link = sqlx::query("SELECT enabled FROM sync_links WHERE id = $1")
-            .bind(&changeset.link_id)
+            .bind(changeset.link_id.as_str())
             .fetch_one(&mut *tx)
             .await?;
         if link.try_get::<i64, _>("enabled")? == 0 {
@@ -192,7 +193,7 @@ impl Store {
                 let met_at = sqlx::query(
                     "SELECT remote_head FROM commit_attempts WHERE id = $1 AND status = 'conflict'",
                 )
-                .bind(attempt)
+                .bind(attempt.as_str())
                 .fetch_optional(&mut *tx)
                 .await?
                 .map(|r| r.try_get::<Option<String>, _>("remote_head"))
@@ -209,14 +210,14 @@ impl Store {
                      WHERE attempt_id = $2 AND status IN ('failed', 'conflict')",
                 )
                 .bind(now)
-                .bind(attempt)
+                .bind(attempt.as_str())
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
                     "UPDATE sync_errors SET resolved_at = $1, resolution = 'retried' WHERE attempt_id = $2 AND resolved_at IS NULL",
                 )
                 .bind(now)
-                .bind(attempt)
+                .bind(attempt.as_str())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -225,7 +226,7 @@ impl Store {
                     "UPDATE changesets SET status = 'waiting', error = NULL, updated_at = $1 WHERE id = $2",
                 )
                 .bind(now)
-                .bind(id)
+                .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -241,7 +242,7 @@ impl Store {
     /// Changesets, newest first, of the given links, or of all when none are given.
     pub async fn list_changesets(
         &self,
-        link_ids: &[String],
+        link_ids: &[LinkId],
         limit: i64,
     ) -> Result<Vec<ChangesetRecord>, StoreError> {
         let sql = format!("SELECT {CHANGESET_COLUMNS} FROM changesets");
@@ -255,7 +256,7 @@ impl Store {
         &self,
         select: &str,
         time: &str,
-        link_ids: &[String],
+        link_ids: &[LinkId],
         limit: i64,
         from_row: fn(&AnyRow) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {

@@ -1,24 +1,25 @@
 //! Sync errors: what needs a person (a conflict, a push that failed for good, a connection
 //! that holds a link, a file read from Git that did not apply), open until it is resolved.
 
+use reposync_model::{AttemptId, BranchId, LinkId, SyncErrorId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
-use crate::rows::placeholders_from;
+use crate::rows::{id_column, optional_id_column, placeholders_from};
 use crate::store::Store;
 
 /// A sync error as stored.
 #[derive(Debug, Clone)]
 pub struct SyncErrorRecord {
-    pub id: String,
+    pub id: SyncErrorId,
     /// The link of the file's scope; none for a file of a scope without one (yet).
-    pub link_id: Option<String>,
+    pub link_id: Option<LinkId>,
     /// For errors from reading Git: the branch and the commit.
-    pub branch_id: Option<String>,
+    pub branch_id: Option<BranchId>,
     pub commit_id: Option<String>,
-    pub attempt_id: Option<String>,
+    pub attempt_id: Option<AttemptId>,
     pub path: Option<String>,
     pub code: String,
     pub message: String,
@@ -38,11 +39,11 @@ fn sync_error_from_row(r: &AnyRow) -> Result<SyncErrorRecord, StoreError> {
     let resolved_at: Option<i64> = r.try_get("resolved_at")?;
     let resolution: Option<String> = r.try_get("resolution")?;
     Ok(SyncErrorRecord {
-        id: r.try_get("id")?,
-        link_id: r.try_get("link_id")?,
-        branch_id: r.try_get("branch_id")?,
+        id: id_column(r, "id")?,
+        link_id: optional_id_column(r, "link_id")?,
+        branch_id: optional_id_column(r, "branch_id")?,
         commit_id: r.try_get("commit_id")?,
-        attempt_id: r.try_get("attempt_id")?,
+        attempt_id: optional_id_column(r, "attempt_id")?,
         path: r.try_get("path")?,
         code: r.try_get("code")?,
         message: r.try_get("message")?,
@@ -57,7 +58,7 @@ fn sync_error_from_row(r: &AnyRow) -> Result<SyncErrorRecord, StoreError> {
 /// them is on the branch now, so they no longer say anything true.
 pub(crate) async fn resolve_landed_errors(
     tx: &mut WriteTx,
-    link_id: &str,
+    link_id: &LinkId,
     paths: &[&str],
     now: i64,
 ) -> Result<(), StoreError> {
@@ -67,7 +68,7 @@ pub(crate) async fn resolve_landed_errors(
              WHERE link_id = $2 AND code IN ('conflict', 'overridden') AND resolved_at IS NULL AND path IN ({})",
             placeholders_from(3, chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(now).bind(link_id);
+        let mut query = sqlx::query(&sql).bind(now).bind(link_id.as_str());
         for path in chunk {
             query = query.bind(*path);
         }
@@ -79,18 +80,18 @@ pub(crate) async fn resolve_landed_errors(
 impl Store {
     /// Discards an open sync error: a person has seen it. A conflict's changesets stay as
     /// they are; `sync retry` is what pushes them again.
-    pub async fn discard_sync_error(&self, id: &str) -> Result<(), StoreError> {
+    pub async fn discard_sync_error(&self, id: &SyncErrorId) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE sync_errors SET resolved_at = $1, resolution = 'discarded' WHERE id = $2 AND resolved_at IS NULL",
         )
         .bind(self.now())
-        .bind(id)
+        .bind(id.as_str())
         .write(&self.db)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound {
                 what: "open sync error",
-                name: id.to_owned(),
+                name: id.to_string(),
             });
         }
         Ok(())

@@ -2,12 +2,13 @@
 //! branch. A scope has one live link at most; disabled ones stay as history.
 
 use reposync_model::scope::app_of_path;
+use reposync_model::{ConnectorId, LinkId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
-use crate::rows::new_id;
+use crate::rows::{id_column, new_id};
 use crate::store::Store;
 use crate::sync::branches::{BRANCH_COLUMNS, SyncBranch, branch_from_row, ensure_branch};
 use crate::sync::changesets::{FileChangeRecord, insert_changeset};
@@ -15,10 +16,10 @@ use crate::sync::changesets::{FileChangeRecord, insert_changeset};
 /// A scope linked to a branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncLink {
-    pub id: String,
+    pub id: LinkId,
     /// `None` for the account's own files.
     pub app: Option<String>,
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub repo: Option<String>,
     pub branch: String,
     pub base_commit: Option<String>,
@@ -38,7 +39,7 @@ impl SyncLink {
 #[derive(Debug, Clone)]
 pub struct NewSyncLink {
     pub app: Option<String>,
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub repo: Option<String>,
     pub branch: String,
     pub base_commit: Option<String>,
@@ -50,9 +51,9 @@ pub(crate) const LINK_COLUMNS: &str =
 pub(crate) fn link_from_row(row: &AnyRow) -> Result<SyncLink, StoreError> {
     let app: String = row.try_get("app")?;
     Ok(SyncLink {
-        id: row.try_get("id")?,
+        id: id_column(row, "id")?,
         app: (!app.is_empty()).then_some(app),
-        connector_id: row.try_get("connector_id")?,
+        connector_id: id_column(row, "connector_id")?,
         repo: Some(row.try_get::<String, _>("repo")?).filter(|r| !r.is_empty()),
         branch: row.try_get("branch")?,
         base_commit: row.try_get("base_commit")?,
@@ -67,7 +68,7 @@ pub(crate) fn link_from_row(row: &AnyRow) -> Result<SyncLink, StoreError> {
 /// is refused, naming the existing one.
 pub(crate) async fn insert_link(
     tx: &mut WriteTx,
-    id: &str,
+    id: &LinkId,
     link: &NewSyncLink,
     initial_files: &[FileChangeRecord],
     now: i64,
@@ -90,9 +91,9 @@ pub(crate) async fn insert_link(
         "INSERT INTO sync_links (id, app, connector_id, repo, branch, base_commit, enabled, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
     )
-    .bind(id)
+    .bind(id.as_str())
     .bind(&app)
-    .bind(&link.connector_id)
+    .bind(link.connector_id.as_str())
     .bind(link.repo.clone().unwrap_or_default())
     .bind(&link.branch)
     .bind(link.base_commit.clone())
@@ -123,7 +124,7 @@ impl Store {
         link: &NewSyncLink,
         initial_files: &[FileChangeRecord],
     ) -> Result<SyncLink, StoreError> {
-        let id = new_id();
+        let id: LinkId = new_id();
         let mut tx = self.begin_write().await?;
         insert_link(&mut tx, &id, link, initial_files, self.now()).await?;
         tx.commit().await?;
@@ -133,12 +134,12 @@ impl Store {
 
     /// Ends a link. Its history stays; changesets still waiting are dropped from the outbox
     /// (marked failed), because nothing will push them.
-    pub async fn disable_link(&self, id: &str) -> Result<(), StoreError> {
+    pub async fn disable_link(&self, id: &LinkId) -> Result<(), StoreError> {
         let now = self.now();
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE sync_links SET enabled = 0, updated_at = $1 WHERE id = $2")
             .bind(now)
-            .bind(id)
+            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
         sqlx::query(
@@ -146,14 +147,14 @@ impl Store {
              WHERE link_id = $2 AND status IN ('waiting', 'conflict')",
         )
         .bind(now)
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "UPDATE sync_errors SET resolved_at = $1, resolution = 'disabled' WHERE link_id = $2 AND resolved_at IS NULL",
         )
         .bind(now)
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -161,16 +162,16 @@ impl Store {
     }
 
     /// A link by id, live or not.
-    pub async fn link_by_id(&self, id: &str) -> Result<SyncLink, StoreError> {
+    pub async fn link_by_id(&self, id: &LinkId) -> Result<SyncLink, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {LINK_COLUMNS} FROM sync_links WHERE id = $1"
         ))
-        .bind(id)
+        .bind(id.as_str())
         .read_optional(&self.db)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: "sync link",
-            name: id.to_owned(),
+            name: id.to_string(),
         })?;
         link_from_row(&row)
     }
@@ -245,7 +246,7 @@ impl Store {
         sqlx::query(&format!(
             "SELECT {BRANCH_COLUMNS} FROM sync_branches WHERE connector_id = $1 AND repo = $2 AND branch = $3"
         ))
-        .bind(&link.connector_id)
+        .bind(link.connector_id.as_str())
         .bind(link.repo.clone().unwrap_or_default())
         .bind(&link.branch)
         .read_optional(&self.db)

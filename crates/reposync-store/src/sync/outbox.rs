@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use reposync_model::LinkId;
 use reposync_model::scope::app_of_path;
 
 use crate::error::StoreError;
@@ -59,7 +60,7 @@ pub(crate) async fn record_changesets(
     if links.is_empty() {
         return Ok(0);
     }
-    let mut per_link: HashMap<&str, Vec<FileChangeRecord>> = HashMap::new();
+    let mut per_link: HashMap<&LinkId, Vec<FileChangeRecord>> = HashMap::new();
     for (path, outcome) in outcomes {
         let op = match outcome {
             ChangeOutcome::Created => FileOp::Add,
@@ -74,7 +75,7 @@ pub(crate) async fn record_changesets(
         };
         if let Some(link) = links.iter().find(|l| l.app.as_deref() == app) {
             per_link
-                .entry(link.id.as_str())
+                .entry(&link.id)
                 .or_default()
                 .push(FileChangeRecord {
                     op,

@@ -3,7 +3,9 @@
 
 #![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
 
-use reposync_model::{ConnectorDraft, GitConnector, SecretName};
+use reposync_model::{
+    BranchId, ChangesetId, ConnectorDraft, ConnectorId, GitConnector, LinkId, SecretName,
+};
 use reposync_secrets::MasterKey;
 use reposync_store::{
     AttemptEnd, ChangeOutcome, ChangesetStatus, ConflictRecord, Enabling, EnablingTask,
@@ -21,7 +23,7 @@ fn put(path: &str, content: &str) -> EntityChange {
     })
 }
 
-async fn linked_store(dir: &tempfile::TempDir) -> (Store, String) {
+async fn linked_store(dir: &tempfile::TempDir) -> (Store, LinkId) {
     let store = Store::open(&Store::sqlite_url(dir.path()), MasterKey::generate())
         .await
         .expect("open store");
@@ -133,7 +135,10 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
     let errors = store.open_sync_errors().await.expect("errors");
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].theirs.as_deref(), Some(&b"z"[..]));
-    let err = store.retry_changeset("nope").await.expect_err("unknown");
+    let err = store
+        .retry_changeset(&ChangesetId::new("nope"))
+        .await
+        .expect_err("unknown");
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
     store
         .retry_changeset(&changesets[0].id)
@@ -330,12 +335,12 @@ async fn the_connectors_a_scope_refers_to_are_found_through_its_references() {
 }
 
 fn push_delivery(
-    connector_id: &str,
+    connector_id: &ConnectorId,
     delivery_id: Option<&str>,
     heads: Vec<reposync_store::AnnouncedHead>,
 ) -> reposync_store::NewDelivery {
     reposync_store::NewDelivery {
-        connector_id: connector_id.into(),
+        connector_id: connector_id.clone(),
         event: "repo:push".into(),
         delivery_id: delivery_id.map(str::to_owned),
         format: Some("cloud".into()),
@@ -445,12 +450,12 @@ async fn a_delivery_queues_a_new_head_once_whatever_id_it_comes_with() {
 }
 
 fn inbound(
-    branch_id: &str,
+    branch_id: &BranchId,
     commit: &str,
     status: reposync_store::InboundStatus,
 ) -> reposync_store::InboundCommit {
     reposync_store::InboundCommit {
-        branch_id: branch_id.into(),
+        branch_id: branch_id.clone(),
         commit_id: commit.into(),
         status,
         files: Vec::new(),
@@ -538,10 +543,10 @@ async fn changesets_found_on_the_branch_keep_their_own_commit_and_their_errors_r
         .list_changesets(std::slice::from_ref(&link_id), 10)
         .await
         .expect("list");
-    let commit_of = |id: &str| {
+    let commit_of = |id: &ChangesetId| {
         listed
             .iter()
-            .find(|c| c.id == id)
+            .find(|c| c.id == *id)
             .and_then(|c| c.commit_id.clone())
     };
     assert!(listed.iter().all(|c| c.status == ChangesetStatus::Pushed));
@@ -639,7 +644,7 @@ async fn a_commit_read_back_settles_the_changesets_its_trailers_name() {
     let id = started.changesets[0].id.clone();
     let ours = "c".repeat(40);
     let mut read = inbound(&branch.id, &ours, InboundStatus::Ours);
-    read.changesets = vec![id.clone(), "unknown".into()];
+    read.changesets = vec![id.clone(), ChangesetId::new("unknown")];
     store.apply_from_git(&[], &read).await.expect("read back");
     let listed = store
         .list_changesets(std::slice::from_ref(&link_id), 10)
@@ -651,7 +656,7 @@ async fn a_commit_read_back_settles_the_changesets_its_trailers_name() {
 }
 
 /// A second connector, for what is kept per connector.
-async fn other_connector(store: &Store) -> String {
+async fn other_connector(store: &Store) -> ConnectorId {
     store
         .create_connector(
             &GitConnector::parse(&ConnectorDraft {
@@ -670,7 +675,7 @@ async fn other_connector(store: &Store) -> String {
         .id
 }
 
-fn ignored_delivery(connector_id: &str, delivery_id: &str) -> reposync_store::NewDelivery {
+fn ignored_delivery(connector_id: &ConnectorId, delivery_id: &str) -> reposync_store::NewDelivery {
     reposync_store::NewDelivery {
         decided: Some((
             reposync_store::DeliveryOutcome::Ignored,
@@ -758,7 +763,7 @@ async fn pruning_drops_old_deliveries_and_those_past_the_cap_per_connector_but_n
         ],
     )
     .await;
-    let kept = |connector: String| {
+    let kept = |connector: ConnectorId| {
         let store = store.clone();
         async move {
             store
@@ -958,8 +963,8 @@ async fn unauthenticated_deliveries_are_counted_per_connector() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, link) = linked_store(&dir).await;
     let git = store.link_by_id(&link).await.expect("link").connector_id;
-    let tally = |connector: &str, count, last_at, reason: &str| UnauthenticatedDeliveries {
-        connector_id: connector.to_owned(),
+    let tally = |connector: &ConnectorId, count, last_at, reason: &str| UnauthenticatedDeliveries {
+        connector_id: connector.clone(),
         count,
         last_at,
         last_reason: reason.to_owned(),
@@ -972,7 +977,10 @@ async fn unauthenticated_deliveries_are_counted_per_connector() {
             .is_empty()
     );
     store
-        .add_unauthenticated_deliveries(&[tally(&git, 3, 10, "missing"), tally("gone", 5, 11, "x")])
+        .add_unauthenticated_deliveries(&[
+            tally(&git, 3, 10, "missing"),
+            tally(&ConnectorId::new("gone"), 5, 11, "x"),
+        ])
         .await
         .expect("add");
     store
@@ -1023,7 +1031,7 @@ async fn an_enable_that_fails_half_way_leaves_the_store_as_it_was() {
         app: None,
         // No such connector: the insert of the link fails on its foreign key, after the
         // files were written.
-        connector_id: "missing-connector".into(),
+        connector_id: ConnectorId::new("missing-connector"),
         repo: None,
         branch: "main".into(),
         base_commit: Some("a".repeat(40)),
@@ -1163,7 +1171,7 @@ async fn link_backlogs_hold_when_an_open_error_belongs_to_no_link() {
     });
     store.apply_from_git(&[], &read).await.expect("inbound");
     let backlogs = store.link_backlogs().await.expect("backlogs answer");
-    assert!(!backlogs.contains_key(""), "{backlogs:?}");
+    assert!(!backlogs.contains_key(&LinkId::new("")), "{backlogs:?}");
     assert_eq!(store.open_sync_errors().await.expect("errors").len(), 1);
 }
 

@@ -149,7 +149,11 @@ impl Fixture {
     }
 
     pub fn head(&self, branch: &str) -> Option<ObjectId> {
-        self.root.head(REPO, branch).expect("head").as_deref().map(oid)
+        self.root
+            .head(REPO, branch)
+            .expect("head")
+            .as_deref()
+            .map(oid)
     }
 
     /// The paths and contents of a commit in the bare repository.
