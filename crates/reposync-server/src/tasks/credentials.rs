@@ -2,8 +2,9 @@
 //! task needs, opened for that one task.
 
 use reposync_api::{SecretValue, SyncSpec, TaskAuth, TaskKind, TaskSpec, TestConnectionSpec};
-use reposync_model::{Credentials, GitConnector, SecretName};
+use reposync_model::{ConnectorId, Credentials, GitConnector, SecretName};
 use reposync_store::TaskRecord;
+use serde::de::DeserializeOwned;
 
 use super::{SYNC_TIMEOUT, SyncPayload, TEST_TIMEOUT, TaskHub, TestConnectionPayload};
 
@@ -25,41 +26,49 @@ impl TaskHub {
     pub async fn hydrate(&self, task: &TaskRecord) -> Result<TaskSpec, String> {
         match TaskKind::parse(&task.kind) {
             Some(TaskKind::TestConnection) => {
-                let payload: TestConnectionPayload = serde_json::from_str(&task.payload)
-                    .map_err(|e| format!("unreadable task payload: {e}"))?;
-                let connector = self
-                    .inner
-                    .store
-                    .get_connector_by_id(&payload.connector_id)
-                    .await
-                    .map_err(|e| format!("the connector is gone: {e}"))?;
+                let (payload, auth) = self
+                    .payload_with_auth(task, |p: &TestConnectionPayload| &p.connector_id)
+                    .await?;
                 Ok(TaskSpec::TestConnection(TestConnectionSpec {
                     url: payload.url,
                     branch: payload.branch,
-                    auth: self.task_auth(&connector.spec).await?,
+                    auth,
                     timeout_secs: TEST_TIMEOUT.as_secs(),
                 }))
             }
             Some(TaskKind::Sync) => {
-                let payload: SyncPayload = serde_json::from_str(&task.payload)
-                    .map_err(|e| format!("unreadable task payload: {e}"))?;
-                let connector = self
-                    .inner
-                    .store
-                    .get_connector_by_id(&payload.connector_id)
-                    .await
-                    .map_err(|e| format!("the connector is gone: {e}"))?;
+                let (payload, auth) = self
+                    .payload_with_auth(task, |p: &SyncPayload| &p.connector_id)
+                    .await?;
                 // A task run again after its delegate was lost needs nothing special: a
                 // push that landed is found on the branch by its trailers.
                 Ok(TaskSpec::Sync(SyncSpec {
                     target: payload.target,
                     job: payload.job,
-                    auth: self.task_auth(&connector.spec).await?,
+                    auth,
                     timeout_secs: SYNC_TIMEOUT.as_secs(),
                 }))
             }
             other => Err(format!("unknown task kind {other:?}")),
         }
+    }
+
+    /// A task's stored payload, and the credentials of the connector it names.
+    async fn payload_with_auth<P: DeserializeOwned>(
+        &self,
+        task: &TaskRecord,
+        connector_of: impl Fn(&P) -> &ConnectorId,
+    ) -> Result<(P, TaskAuth), String> {
+        let payload: P = serde_json::from_str(&task.payload)
+            .map_err(|e| format!("unreadable task payload: {e}"))?;
+        let connector = self
+            .inner
+            .store
+            .get_connector_by_id(connector_of(&payload))
+            .await
+            .map_err(|e| format!("the connector is gone: {e}"))?;
+        let auth = self.task_auth(&connector.spec).await?;
+        Ok((payload, auth))
     }
 
     /// A connector's credentials, opened for one task.

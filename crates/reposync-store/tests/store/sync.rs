@@ -1150,7 +1150,7 @@ async fn an_enable_ends_its_task_in_the_same_transaction_and_only_once() {
 /// The regression of `sync status` answering 500 once Git brought a new application folder
 /// whose files failed: their errors belong to no link yet.
 #[tokio::test]
-async fn link_backlogs_hold_when_an_open_error_belongs_to_no_link() {
+async fn sync_status_answers_after_git_onboards_an_application_whose_folder_holds_a_bad_file() {
     use reposync_store::{FileError, InboundStatus};
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, link_id) = linked_store(&dir).await;
