@@ -278,3 +278,168 @@ pub struct HeartbeatRequest {
 pub struct HeartbeatResponse {
     pub cancel: Vec<TaskId>,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Serialises `value`, checks it against the frozen `expected`, and checks that reading
+    /// `expected` back gives the same JSON again.
+    fn frozen<T: Serialize + serde::de::DeserializeOwned>(value: &T, expected: Value) {
+        assert_eq!(serde_json::to_value(value).expect("json"), expected);
+        let read: T = serde_json::from_value(expected.clone()).expect("reads back");
+        assert_eq!(serde_json::to_value(&read).expect("json"), expected);
+    }
+
+    /// The tasks a server hands its delegates, which may run another version: frozen.
+    #[test]
+    fn the_wire_format_of_tasks_is_frozen() {
+        let auth = TaskAuth::Https {
+            username: "u".into(),
+            password: SecretValue::new("p"),
+            ca_certificate: None,
+        };
+        let push = DelegateTask {
+            id: TaskId::new("t1"),
+            spec: TaskSpec::Sync(SyncSpec {
+                target: SyncTarget {
+                    url: "https://example.com/r.git".into(),
+                    branch: "main".into(),
+                    clone_key: "k".into(),
+                },
+                job: SyncJob::CommitAndPush {
+                    base: Some("a".repeat(40)),
+                    author_name: "Bot".into(),
+                    author_email: "bot@example.com".into(),
+                    summary: None,
+                    changesets: vec![ChangesetId::new("c1")],
+                    own_commits: vec!["b".repeat(40)],
+                    files: vec![FileContent {
+                        path: "Setup/a.yaml".into(),
+                        content: Some("YTogMQo=".into()),
+                    }],
+                    max_attempts: 3,
+                },
+                auth: auth.clone(),
+                timeout_secs: 120,
+            }),
+        };
+        frozen(
+            &push,
+            json!({
+                "id": "t1",
+                "spec": {
+                    "kind": "sync",
+                    "target": {"url": "https://example.com/r.git", "branch": "main", "clone_key": "k"},
+                    "job": {
+                        "job": "commit_and_push", "base": "a".repeat(40), "author_name": "Bot",
+                        "author_email": "bot@example.com", "summary": null, "changesets": ["c1"],
+                        "own_commits": ["b".repeat(40)],
+                        "files": [{"path": "Setup/a.yaml", "content": "YTogMQo="}],
+                        "max_attempts": 3
+                    },
+                    "auth": {"kind": "https", "username": "u", "password": "p", "ca_certificate": null},
+                    "timeout_secs": 120
+                }
+            }),
+        );
+        let fetch = SyncJob::FetchChanges {
+            since: None,
+            prefix: "Setup/".into(),
+            max_commits: 200,
+        };
+        frozen(
+            &fetch,
+            json!({"job": "fetch_changes", "since": null, "prefix": "Setup/", "max_commits": 200}),
+        );
+        frozen(&SyncJob::ReadHead, json!({"job": "read_head"}));
+        let test = TaskSpec::TestConnection(TestConnectionSpec {
+            url: "git@example.com:r.git".into(),
+            branch: Some("main".into()),
+            auth: TaskAuth::Ssh {
+                private_key: SecretValue::new("key"),
+                known_hosts: None,
+            },
+            timeout_secs: 30,
+        });
+        frozen(
+            &test,
+            json!({
+                "kind": "test_connection", "url": "git@example.com:r.git", "branch": "main",
+                "auth": {"kind": "ssh", "private_key": "key", "known_hosts": null},
+                "timeout_secs": 30
+            }),
+        );
+    }
+
+    /// The results delegates hand back: frozen too.
+    #[test]
+    fn the_wire_format_of_results_is_frozen() {
+        let pushed = SyncJobResult::Pushed {
+            commit: "c".repeat(40),
+            parent: None,
+            attempts: 1,
+            files: vec![CommittedFileView {
+                op: FileOp::Add,
+                path: "Setup/a.yaml".into(),
+            }],
+            landed: vec![LandedView {
+                changeset: ChangesetId::new("c0"),
+                commit: "d".repeat(40),
+            }],
+        };
+        frozen(
+            &pushed,
+            json!({
+                "status": "pushed", "commit": "c".repeat(40), "parent": null, "attempts": 1,
+                "files": [{"op": "ADD", "path": "Setup/a.yaml"}],
+                "landed": [{"changeset": "c0", "commit": "d".repeat(40)}]
+            }),
+        );
+        let commits = SyncJobResult::Commits {
+            head: "e".repeat(40),
+            complete: true,
+            commits: vec![CommitRead {
+                commit: "e".repeat(40),
+                parent: Some("f".repeat(40)),
+                message: "m\n".into(),
+                author_name: "A".into(),
+                author_email: "a@example.com".into(),
+                committed_at: 1_700_000_000,
+                files: vec![ChangedFileRead {
+                    op: "rename".into(),
+                    path: "Setup/b.yaml".into(),
+                    from: Some("Setup/a.yaml".into()),
+                    content: Some("Yg==".into()),
+                }],
+                unrepresentable: vec![UnrepresentableRead {
+                    op: "add".into(),
+                    path: "U2V0dXAvLmdpdA==".into(),
+                    problem: PathProblem::GitComponent {
+                        component: ".git".into(),
+                    },
+                }],
+            }],
+        };
+        frozen(
+            &commits,
+            json!({
+                "status": "commits", "head": "e".repeat(40), "complete": true,
+                "commits": [{
+                    "commit": "e".repeat(40), "parent": "f".repeat(40), "message": "m\n",
+                    "author_name": "A", "author_email": "a@example.com",
+                    "committed_at": 1_700_000_000,
+                    "files": [{"op": "rename", "path": "Setup/b.yaml", "from": "Setup/a.yaml", "content": "Yg=="}],
+                    "unrepresentable": [{"op": "add", "path": "U2V0dXAvLmdpdA==", "problem": "git_component", "component": ".git"}]
+                }]
+            }),
+        );
+        frozen(&SyncJobResult::BranchGone, json!({"status": "branch_gone"}));
+        frozen(
+            &SyncJobResult::Head { head: None },
+            json!({"status": "head", "head": null}),
+        );
+    }
+}
