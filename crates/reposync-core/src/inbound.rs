@@ -28,7 +28,9 @@ use reposync_store::{
 };
 use reposync_sync::{ReadChange, ReadCommit, UnrepresentableFile};
 
-use crate::tree::{connector_from_file, entity_put, source_repo_provider_name};
+use crate::tree::{
+    connector_from_file, connectors_by_name, entity_put, existing_paths, source_repo_provider_name,
+};
 
 /// The code of the sync error about an entry reposync cannot hold as a file.
 pub const UNREPRESENTABLE_PATH: &str = "unrepresentable_path";
@@ -106,14 +108,7 @@ async fn apply_planned(
                 && l.branch == branch.branch
         })
         .collect();
-    let mut existing: HashSet<String> = store.entity_paths().await?.into_iter().collect();
-    existing.extend(
-        store
-            .list_connectors()
-            .await?
-            .iter()
-            .map(|c| connector_yaml::path(&c.spec.name)),
-    );
+    let existing = existing_paths(store).await?;
     let fate = |path: &str| -> Fate {
         let app = app_of_path(path);
         if let Some(link) = links.iter().find(|l| l.app.as_deref() == app) {
@@ -410,12 +405,7 @@ async fn plan_changes(
     existing: &HashSet<String>,
 ) -> Result<(Vec<EntityChange>, Vec<TreeProblem>), StoreError> {
     let mut report = read_files(puts, &Limits::default());
-    let connectors: HashMap<String, ConnectorRecord> = store
-        .list_connectors()
-        .await?
-        .into_iter()
-        .map(|c| (c.spec.name.to_string(), c))
-        .collect();
+    let connectors = connectors_by_name(store).await?;
     let secrets: HashMap<String, SecretKind> = store
         .list_secrets()
         .await?

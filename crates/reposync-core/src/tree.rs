@@ -106,12 +106,7 @@ pub async fn plan_edit(store: &Store, edit: TreeEdit) -> Result<PlannedEdit, Sto
     } = edit;
     let mut report = read_files(&files, &Limits::default());
     report.problems.extend(problems);
-    let connectors: HashMap<String, ConnectorRecord> = store
-        .list_connectors()
-        .await?
-        .into_iter()
-        .map(|c| (c.spec.name.to_string(), c))
-        .collect();
+    let connectors = connectors_by_name(store).await?;
     let mut elsewhere = existing_paths(store).await?;
     for path in &deletes {
         elsewhere.remove(path);
@@ -283,6 +278,18 @@ pub fn source_repo_provider_name(path: &str) -> Option<EntityName> {
         })) => name,
         _ => None,
     }
+}
+
+/// Every connector, by name.
+pub async fn connectors_by_name(
+    store: &Store,
+) -> Result<HashMap<String, ConnectorRecord>, StoreError> {
+    Ok(store
+        .list_connectors()
+        .await?
+        .into_iter()
+        .map(|c| (c.spec.name.to_string(), c))
+        .collect())
 }
 
 /// Paths that exist in the store, and each connector as its Source Repo Provider file.
