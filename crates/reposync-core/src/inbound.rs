@@ -21,7 +21,7 @@ use reposync_model::scope::app_index;
 use reposync_model::tree::{EntityKind, PathClass, classify};
 use reposync_model::validate::{TreeProblem, isolate_failures, read_files};
 use reposync_model::yaml::Limits;
-use reposync_model::{LinkId, PathProblem, connector_yaml, escape_path};
+use reposync_model::{LinkId, ObjectId, PathProblem, connector_yaml, escape_path};
 use reposync_store::{
     ConnectorRecord, EntityChange, FileError, InboundCommit, InboundFile, InboundStatus,
     SecretKind, Store, StoreError, SyncBranch, SyncLink, app_of_path,
@@ -384,7 +384,7 @@ async fn entry_outcomes(
 pub fn unrepresentable_error(
     path: &str,
     problem: &PathProblem,
-    commit: &str,
+    commit: &ObjectId,
     link_id: Option<LinkId>,
 ) -> FileError {
     FileError {
@@ -575,6 +575,8 @@ fn inbound_files(commit: &ReadCommit) -> Vec<InboundFile> {
         .collect()
 }
 
-fn short(commit: &str) -> &str {
+/// The first twelve digits of a commit id, as messages name it.
+fn short(commit: &ObjectId) -> &str {
+    let commit = commit.as_str();
     commit.get(..12).unwrap_or(commit)
 }

@@ -12,13 +12,17 @@ use base64::engine::general_purpose::STANDARD;
 use parking_lot::Mutex;
 use reposync_api::{ChangedFileRead, CommitRead, SyncJobResult};
 use reposync_core::tree::{TreeEdit, TreeOutcome, apply_edit};
-use reposync_model::{ConnectorDraft, GitConnector, SecretName};
+use reposync_model::{ConnectorDraft, GitConnector, ObjectId, SecretName};
 use reposync_secrets::MasterKey;
 use reposync_store::{ChangesetStatus, NewSyncLink, SecretKind, Store, SyncBranch, WebhookChange};
 use reposync_sync::{DispatchFailure, Inbound, Inbox, ReadCommit};
 
 const SHOP: &str = "Setup/Applications/Shop";
 const BASE: &str = "1111111111111111111111111111111111111111";
+
+fn oid(text: &str) -> ObjectId {
+    ObjectId::parse(text).expect("object id")
+}
 
 fn service(name: &str) -> String {
     format!("{SHOP}/Services/{name}/Index.yaml")
@@ -47,7 +51,7 @@ impl Inbound for Scripted {
     async fn fetch_changes(
         &self,
         _branch: &SyncBranch,
-        _since: Option<&str>,
+        _since: Option<&ObjectId>,
         _max_commits: usize,
     ) -> Result<SyncJobResult, DispatchFailure> {
         Ok(self.reads.lock().pop_front().expect("a scripted read"))
@@ -59,7 +63,7 @@ impl Inbound for Scripted {
             .map_err(|e| e.to_string())
     }
 
-    async fn read_head(&self, _branch: &SyncBranch) -> Result<Option<String>, DispatchFailure> {
+    async fn read_head(&self, _branch: &SyncBranch) -> Result<Option<ObjectId>, DispatchFailure> {
         Ok(None)
     }
 }
@@ -148,7 +152,7 @@ async fn engine(dir: &tempfile::TempDir) -> Engine {
                 connector_id: connector.id,
                 repo: None,
                 branch: "main".into(),
-                base_commit: Some(BASE.into()),
+                base_commit: Some(oid(BASE)),
             },
             &[],
         )
@@ -182,7 +186,7 @@ async fn read(e: &Engine, commits: Vec<CommitRead>) {
     });
     assert!(
         e.store
-            .record_poll(&e.branch.id, Some(&head))
+            .record_poll(&e.branch.id, Some(&oid(&head)))
             .await
             .expect("queue")
     );
