@@ -268,7 +268,7 @@ async fn apply_planned(
             messages.get(path).map(|m| m.join("; ")).unwrap_or_default()
         );
         if !earlier.is_empty() {
-            let earlier: Vec<&str> = earlier.iter().map(|c| short(c)).collect();
+            let earlier: Vec<&str> = earlier.iter().map(short).collect();
             message.push_str(&format!(" (it also failed in {})", earlier.join(", ")));
         }
         // Only blocked by a file it depends on: this file is fine and is tried again with

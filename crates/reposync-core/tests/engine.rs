@@ -268,3 +268,37 @@ async fn a_file_that_depends_on_a_failed_one_is_applied_once_that_one_is_fixed()
         .await
         .expect("the workflow that depended on it");
 }
+
+#[tokio::test]
+async fn a_read_commit_whose_id_is_not_an_object_id_applies_nothing_and_the_head_stays_wanted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = engine(&dir).await;
+    let mut bad = commit('2', &[(&workflow_path("deploy"), Some(&workflow("git")))]);
+    bad.commit = "HEAD".into();
+    e.inbound.reads.lock().push_back(SyncJobResult::Commits {
+        head: "2".repeat(40),
+        commits: vec![bad],
+        complete: true,
+    });
+    assert!(
+        e.store
+            .record_poll(&e.branch.id, Some(&oid(&"2".repeat(40))))
+            .await
+            .expect("queue")
+    );
+    assert_eq!(e.inbox.step().await.expect("step"), 1);
+    let branch = e.store.sync_branch(&e.branch.id).await.expect("branch");
+    assert_eq!(branch.processed_commit, Some(oid(BASE)), "nothing was read");
+    assert_eq!(
+        branch.wanted,
+        Some(Some(oid(&"2".repeat(40)))),
+        "read again later"
+    );
+    assert!(
+        e.store
+            .list_inbound_commits(&[], 10)
+            .await
+            .expect("inbound")
+            .is_empty()
+    );
+}

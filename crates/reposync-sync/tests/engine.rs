@@ -384,3 +384,36 @@ async fn a_permanent_failure_stops_until_retried_while_one_that_may_pass_backs_o
     assert_eq!(statuses(&store, &link).await, [ChangesetStatus::Pushed]);
     assert_eq!(dispatch.jobs.lock().len(), 3);
 }
+
+#[tokio::test]
+async fn a_push_result_whose_commit_is_not_an_object_id_fails_the_attempt_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Engine {
+        store,
+        dispatch,
+        outbox,
+        link,
+        ..
+    } = engine(&dir).await;
+    store
+        .apply_entities(&[put(WORKFLOW, "w")], false)
+        .await
+        .expect("write");
+    dispatch.answer(Ok(pushed(
+        &"7".repeat(40),
+        &[(FileOp::Add, WORKFLOW)],
+        &[("unknown", "HEAD")],
+    )));
+    assert_eq!(outbox.step().await.expect("step"), 1);
+    assert_eq!(statuses(&store, &link).await, [ChangesetStatus::Failed]);
+    let errors = store.open_sync_errors().await.expect("errors");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].code, "invalid_task");
+    assert!(
+        errors[0].message.contains("landed commit") && errors[0].message.contains("\"HEAD\""),
+        "{}",
+        errors[0].message
+    );
+    let attempts = store.list_attempts(&[], 10).await.expect("attempts");
+    assert_eq!(attempts[0].commit_id, None, "nothing unparsable is stored");
+}
