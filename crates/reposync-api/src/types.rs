@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use reposync_model::ConnectorDraft;
-use reposync_model::{AttemptId, ChangesetId, LinkId, SyncErrorId, TaskId};
+use reposync_model::{AttemptId, ChangesetId, LinkId, ObjectId, SyncErrorId, TaskId};
 
 use crate::SecretValue;
 
@@ -337,7 +337,7 @@ pub struct SyncLinkView {
     pub branch: String,
     pub url: String,
     /// The remote commit outgoing changes build on.
-    pub base_commit: Option<String>,
+    pub base_commit: Option<ObjectId>,
     /// Changesets not yet pushed.
     pub waiting: usize,
     /// Sync errors not yet resolved.
@@ -368,7 +368,7 @@ pub struct SyncEnabled {
     pub link: SyncLinkView,
     pub initial: String,
     /// The branch head when sync was enabled; none for a branch that did not exist.
-    pub remote_head: Option<String>,
+    pub remote_head: Option<ObjectId>,
     pub differences: SyncDifferences,
     /// Files queued for the first commit.
     pub pushing: usize,
@@ -398,7 +398,7 @@ pub struct ChangesetView {
     pub status: String,
     pub files: Vec<ChangedFileView>,
     pub attempt_id: Option<AttemptId>,
-    pub commit_id: Option<String>,
+    pub commit_id: Option<ObjectId>,
     pub error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -415,7 +415,7 @@ pub struct CommitAttemptView {
     pub delegate: Option<String>,
     pub changesets: Vec<ChangesetId>,
     pub files: Vec<ChangedFileView>,
-    pub commit_id: Option<String>,
+    pub commit_id: Option<ObjectId>,
     pub error: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
@@ -436,7 +436,7 @@ pub struct SyncActivity {
 /// branch read whole).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InboundCommitView {
-    pub commit_id: String,
+    pub commit_id: ObjectId,
     pub branch: String,
     pub status: String,
     pub files: Vec<ChangedFileView>,
@@ -455,7 +455,7 @@ pub struct SyncErrorView {
     pub attempt_id: Option<AttemptId>,
     /// For an error from a commit read from Git: that commit.
     #[serde(default)]
-    pub commit_id: Option<String>,
+    pub commit_id: Option<ObjectId>,
     pub path: Option<String>,
     pub code: String,
     pub message: String,

@@ -9,7 +9,7 @@ use reposync_api::{
     ChangesetView, ListResponse, SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncEnabled,
     SyncErrorView, SyncLinkView, TaskFailure, TaskView, decode,
 };
-use reposync_model::AttemptId;
+use reposync_model::{AttemptId, ObjectId};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -234,11 +234,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                         l.connector.clone(),
                         l.url.clone(),
                         l.branch.clone(),
-                        l.base_commit
-                            .as_deref()
-                            .map(short)
-                            .unwrap_or("-")
-                            .to_owned(),
+                        l.base_commit.as_ref().map(short).unwrap_or("-").to_owned(),
                         l.waiting.to_string(),
                         l.errors.to_string(),
                     ]
@@ -278,7 +274,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                         a.status.clone(),
                         a.delegate.clone().unwrap_or_else(|| "-".into()),
                         a.files.len().to_string(),
-                        a.commit_id.as_deref().map(short).unwrap_or("-").to_owned(),
+                        a.commit_id.as_ref().map(short).unwrap_or("-").to_owned(),
                         a.started_at.clone(),
                         a.error.clone().unwrap_or_default(),
                     ]
@@ -331,7 +327,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                     ("Path", e.path),
                     ("Message", Some(e.message)),
                     ("Attempt", e.attempt_id.map(AttemptId::into_string)),
-                    ("Commit", e.commit_id),
+                    ("Commit", e.commit_id.map(ObjectId::into_string)),
                     ("At", Some(e.created_at)),
                     (
                         "Resolved",
@@ -359,12 +355,13 @@ fn changeset_row(c: &ChangesetView) -> Vec<String> {
         c.scope.clone(),
         c.status.clone(),
         c.files.len().to_string(),
-        c.commit_id.as_deref().map(short).unwrap_or("-").to_owned(),
+        c.commit_id.as_ref().map(short).unwrap_or("-").to_owned(),
         c.created_at.clone(),
         c.error.clone().unwrap_or_default(),
     ]
 }
 
-fn short(commit: &str) -> &str {
+fn short(commit: &ObjectId) -> &str {
+    let commit = commit.as_str();
     commit.get(..12).unwrap_or(commit)
 }

@@ -21,7 +21,7 @@ use reposync_model::scope::app_index;
 use reposync_model::tree::{EntityKind, PathClass, classify};
 use reposync_model::validate::{TreeProblem, isolate_failures, read_files};
 use reposync_model::yaml::Limits;
-use reposync_model::{LinkId, PathProblem, connector_yaml, escape_path};
+use reposync_model::{LinkId, ObjectId, PathProblem, connector_yaml, escape_path};
 use reposync_store::{
     ConnectorRecord, EntityChange, FileError, InboundCommit, InboundFile, InboundStatus,
     SecretKind, Store, StoreError, SyncBranch, SyncLink, app_of_path,
@@ -263,7 +263,7 @@ async fn apply_planned(
             messages.get(path).map(|m| m.join("; ")).unwrap_or_default()
         );
         if !earlier.is_empty() {
-            let earlier: Vec<&str> = earlier.iter().map(|c| short(c)).collect();
+            let earlier: Vec<&str> = earlier.iter().map(short).collect();
             message.push_str(&format!(" (it also failed in {})", earlier.join(", ")));
         }
         // Only blocked by a file it depends on: this file is fine and is tried again with
@@ -379,7 +379,7 @@ async fn entry_outcomes(
 pub fn unrepresentable_error(
     path: &str,
     problem: &PathProblem,
-    commit: &str,
+    commit: &ObjectId,
     link_id: Option<LinkId>,
 ) -> FileError {
     FileError {
@@ -565,6 +565,8 @@ fn inbound_files(commit: &ReadCommit) -> Vec<InboundFile> {
         .collect()
 }
 
-fn short(commit: &str) -> &str {
+/// The first twelve digits of a commit id, as messages name it.
+fn short(commit: &ObjectId) -> &str {
+    let commit = commit.as_str();
     commit.get(..12).unwrap_or(commit)
 }

@@ -20,7 +20,7 @@ use reposync_store::{
     FileChangeRecord, FileError, FileOp, LinkBacklog, NewSyncLink, Store, StoreError, SyncLink,
     TaskRecord, app_of_path,
 };
-use reposync_sync::differences;
+use reposync_sync::{differences, result_commit};
 
 use crate::connections::{Delegates, check_connections, target};
 use crate::error::{CoreError, ErrorKind};
@@ -356,6 +356,10 @@ async fn enable(
             "the delegate did not answer with the branch",
         ));
     };
+    let head = head
+        .map(|head| result_commit("head", &head))
+        .transpose()
+        .map_err(|invalid| CoreError::new(ErrorKind::Internal, "internal", invalid.message))?;
     // The branch's files of this scope: tree files only (a README is not ours), and for the
     // account, not the applications' folders, which have links of their own.
     let theirs: Vec<(String, Vec<u8>)> = files

@@ -12,13 +12,17 @@ use base64::engine::general_purpose::STANDARD;
 use parking_lot::Mutex;
 use reposync_api::{ChangedFileRead, CommitRead, SyncJobResult};
 use reposync_core::tree::{TreeEdit, TreeOutcome, apply_edit};
-use reposync_model::{ConnectorDraft, GitConnector, SecretName};
+use reposync_model::{ConnectorDraft, GitConnector, ObjectId, SecretName};
 use reposync_secrets::MasterKey;
 use reposync_store::{ChangesetStatus, NewSyncLink, SecretKind, Store, SyncBranch, WebhookChange};
 use reposync_sync::{DispatchFailure, Inbound, Inbox, ReadCommit};
 
 const SHOP: &str = "Setup/Applications/Shop";
 const BASE: &str = "1111111111111111111111111111111111111111";
+
+fn oid(text: &str) -> ObjectId {
+    ObjectId::parse(text).expect("object id")
+}
 
 fn service(name: &str) -> String {
     format!("{SHOP}/Services/{name}/Index.yaml")
@@ -47,7 +51,7 @@ impl Inbound for Scripted {
     async fn fetch_changes(
         &self,
         _branch: &SyncBranch,
-        _since: Option<&str>,
+        _since: Option<&ObjectId>,
         _max_commits: usize,
     ) -> Result<SyncJobResult, DispatchFailure> {
         Ok(self.reads.lock().pop_front().expect("a scripted read"))
@@ -59,7 +63,7 @@ impl Inbound for Scripted {
             .map_err(|e| e.to_string())
     }
 
-    async fn read_head(&self, _branch: &SyncBranch) -> Result<Option<String>, DispatchFailure> {
+    async fn read_head(&self, _branch: &SyncBranch) -> Result<Option<ObjectId>, DispatchFailure> {
         Ok(None)
     }
 }
@@ -148,7 +152,7 @@ async fn engine(dir: &tempfile::TempDir) -> Engine {
                 connector_id: connector.id,
                 repo: None,
                 branch: "main".into(),
-                base_commit: Some(BASE.into()),
+                base_commit: Some(oid(BASE)),
             },
             &[],
         )
@@ -182,7 +186,7 @@ async fn read(e: &Engine, commits: Vec<CommitRead>) {
     });
     assert!(
         e.store
-            .record_poll(&e.branch.id, Some(&head))
+            .record_poll(&e.branch.id, Some(&oid(&head)))
             .await
             .expect("queue")
     );
@@ -263,4 +267,38 @@ async fn a_file_that_depends_on_a_failed_one_is_applied_once_that_one_is_fixed()
         .get_entity(&dependent)
         .await
         .expect("the workflow that depended on it");
+}
+
+#[tokio::test]
+async fn a_read_commit_whose_id_is_not_an_object_id_applies_nothing_and_the_head_stays_wanted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = engine(&dir).await;
+    let mut bad = commit('2', &[(&workflow_path("deploy"), Some(&workflow("git")))]);
+    bad.commit = "HEAD".into();
+    e.inbound.reads.lock().push_back(SyncJobResult::Commits {
+        head: "2".repeat(40),
+        commits: vec![bad],
+        complete: true,
+    });
+    assert!(
+        e.store
+            .record_poll(&e.branch.id, Some(&oid(&"2".repeat(40))))
+            .await
+            .expect("queue")
+    );
+    assert_eq!(e.inbox.step().await.expect("step"), 1);
+    let branch = e.store.sync_branch(&e.branch.id).await.expect("branch");
+    assert_eq!(branch.processed_commit, Some(oid(BASE)), "nothing was read");
+    assert_eq!(
+        branch.wanted,
+        Some(Some(oid(&"2".repeat(40)))),
+        "read again later"
+    );
+    assert!(
+        e.store
+            .list_inbound_commits(&[], 10)
+            .await
+            .expect("inbound")
+            .is_empty()
+    );
 }

@@ -1,6 +1,8 @@
 //! What every module's SQL uses: new row ids, numbered parameters, and JSON columns.
 
-use reposync_model::{AttemptId, BranchId, ChangesetId, ConnectorId, LinkId, SyncErrorId, TaskId};
+use reposync_model::{
+    AttemptId, BranchId, ChangesetId, ConnectorId, LinkId, ObjectId, SyncErrorId, TaskId,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -58,6 +60,37 @@ pub(crate) fn optional_id_column<I: RowId>(
     Ok(row
         .try_get::<Option<String>, _>(column)?
         .map(I::from_string))
+}
+
+/// The git object id in `column` of a row of `table`. One that does not parse was not
+/// written by reposync, and the row is corrupt.
+pub(crate) fn object_id_column(
+    row: &AnyRow,
+    table: &str,
+    column: &str,
+) -> Result<ObjectId, StoreError> {
+    parse_object_id(table, column, &row.try_get::<String, _>(column)?)
+}
+
+/// The git object id in a nullable `column` of a row of `table`.
+pub(crate) fn optional_object_id_column(
+    row: &AnyRow,
+    table: &str,
+    column: &str,
+) -> Result<Option<ObjectId>, StoreError> {
+    row.try_get::<Option<String>, _>(column)?
+        .map(|text| parse_object_id(table, column, &text))
+        .transpose()
+}
+
+/// A git object id read from `table.column`; one that does not parse is corrupt data.
+pub(crate) fn parse_object_id(
+    table: &str,
+    column: &str,
+    text: &str,
+) -> Result<ObjectId, StoreError> {
+    ObjectId::parse(text)
+        .map_err(|e| StoreError::Corrupt(format!("{table}.{column}: {}", e.message)))
 }
 
 /// `$first, …, $(first + n - 1)`: numbered parameters for an `IN (…)` list.

@@ -10,10 +10,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{CommitRead, SyncJobResult, UnrepresentableRead};
-use reposync_model::{ChangesetId, PathProblem};
+use reposync_model::{ChangesetId, ObjectId, PathProblem};
 use reposync_store::{Store, StoreError, SyncBranch, now_millis};
 
-use crate::outbox::DispatchFailure;
+use crate::outbox::{DispatchFailure, result_commit};
 use crate::pacing::{Backoff, gather_burst};
 
 /// A burst of announced heads is gathered until it has been quiet this long…
@@ -57,7 +57,7 @@ pub struct UnrepresentableFile {
 /// One commit read from a branch, or the whole branch read at once (`snapshot`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadCommit {
-    pub commit: String,
+    pub commit: ObjectId,
     pub message: String,
     pub author: String,
     pub files: Vec<ReadFile>,
@@ -86,7 +86,7 @@ pub trait Inbound: Send + Sync {
     async fn fetch_changes(
         &self,
         branch: &SyncBranch,
-        since: Option<&str>,
+        since: Option<&ObjectId>,
         max_commits: usize,
     ) -> Result<SyncJobResult, DispatchFailure>;
 
@@ -95,7 +95,7 @@ pub trait Inbound: Send + Sync {
     async fn apply(&self, branch: &SyncBranch, commit: &ReadCommit) -> Result<(), String>;
 
     /// Where the branch points now (`git ls-remote` on a delegate), for the poller.
-    async fn read_head(&self, branch: &SyncBranch) -> Result<Option<String>, DispatchFailure>;
+    async fn read_head(&self, branch: &SyncBranch) -> Result<Option<ObjectId>, DispatchFailure>;
 }
 
 /// The Git → reposync worker.
@@ -202,9 +202,9 @@ impl Inbox {
     /// Asks where a branch points, and queues a read if it moved.
     pub async fn poll(&self, branch: &SyncBranch) {
         match self.inbound.read_head(branch).await {
-            Ok(head) => match self.store.record_poll(&branch.id, head.as_deref()).await {
+            Ok(head) => match self.store.record_poll(&branch.id, head.as_ref()).await {
                 Ok(true) => {
-                    tracing::info!(branch = %branch.branch, head = head.as_deref().unwrap_or("none"), "polling found a head no webhook announced");
+                    tracing::info!(branch = %branch.branch, head = head.as_ref().map_or("none", ObjectId::as_str), "polling found a head no webhook announced");
                 }
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "cannot record a poll"),
@@ -213,7 +213,7 @@ impl Inbox {
                 // Counted as a poll all the same, so a broken remote is not asked every second.
                 let _ = self
                     .store
-                    .record_poll(&branch.id, branch.processed_commit.as_deref())
+                    .record_poll(&branch.id, branch.processed_commit.as_ref())
                     .await;
                 tracing::warn!(branch = %branch.branch, code = %failure.code, message = %failure.message, "polling the branch failed");
             }
@@ -252,7 +252,7 @@ impl Inbox {
             let fetch_started = std::time::Instant::now();
             let read = self
                 .inbound
-                .fetch_changes(branch, since.as_deref(), COMMITS_PER_READ)
+                .fetch_changes(branch, since.as_ref(), COMMITS_PER_READ)
                 .await
                 .map_err(|f| format!("{}: {}", f.code, f.message))?;
             let fetch_ms = fetch_started.elapsed().as_millis();
@@ -285,10 +285,11 @@ impl Inbox {
                     since_lost,
                 } => {
                     if since_lost {
-                        tracing::warn!(branch = %branch.branch, since = since.as_deref().unwrap_or("-"), "the branch's history was rewritten; reading it whole");
+                        tracing::warn!(branch = %branch.branch, since = since.as_ref().map_or("-", ObjectId::as_str), "the branch's history was rewritten; reading it whole");
                     }
                     let commit = ReadCommit {
-                        commit: head,
+                        commit: result_commit("head", &head)
+                            .map_err(|f| format!("{}: {}", f.code, f.message))?,
                         message: String::new(),
                         author: String::new(),
                         files: files
@@ -309,7 +310,7 @@ impl Inbox {
                     commits, complete, ..
                 } => {
                     for read in commits {
-                        let commit = read_commit(read);
+                        let commit = read_commit(read)?;
                         self.inbound.apply(branch, &commit).await?;
                         since = Some(commit.commit);
                     }
@@ -335,8 +336,11 @@ impl Inbox {
     }
 }
 
-fn read_commit(read: CommitRead) -> ReadCommit {
-    ReadCommit {
+/// A commit as the delegate read it; one whose id does not parse is an invalid result.
+fn read_commit(read: CommitRead) -> Result<ReadCommit, String> {
+    Ok(ReadCommit {
+        commit: result_commit("commit", &read.commit)
+            .map_err(|f| format!("{}: {}", f.code, f.message))?,
         author: format!("{} <{}>", read.author_name, read.author_email),
         files: read
             .files
@@ -353,10 +357,9 @@ fn read_commit(read: CommitRead) -> ReadCommit {
             })
             .collect(),
         unrepresentable: unrepresentable_files(read.unrepresentable),
-        commit: read.commit,
         message: read.message,
         snapshot: false,
-    }
+    })
 }
 
 fn unrepresentable_files(reads: Vec<UnrepresentableRead>) -> Vec<UnrepresentableFile> {

@@ -15,5 +15,5 @@ mod pacing;
 mod plan;
 
 pub use inbox::{Inbound, Inbox, ReadChange, ReadCommit, ReadFile, UnrepresentableFile};
-pub use outbox::{ConnectionFailure, Dispatch, DispatchFailure, Outbox};
+pub use outbox::{ConnectionFailure, Dispatch, DispatchFailure, Outbox, result_commit};
 pub use plan::differences;

@@ -1,6 +1,6 @@
 //! The outbox worker: waiting changesets → one `CommitAndPush` per branch → recorded outcome.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{FailureCode, FileContent, LandedView, SyncJob, SyncJobResult};
-use reposync_model::{AttemptId, LinkId};
+use reposync_model::{AttemptId, LinkId, ObjectId};
 use reposync_store::{
     AttemptEnd, ConflictRecord, FileChangeRecord, Landed, StartedAttempt, Store, StoreError,
     SyncLink,
@@ -58,6 +58,21 @@ impl DispatchFailure {
             message: message.into(),
         }
     }
+}
+
+/// Parses a commit id in a delegate's result, `field` naming it. The protocol carries ids as
+/// text, which the delegate parsed from git's output; one that does not parse makes the
+/// whole result invalid (`invalid_task`), never a panic or a row the store cannot read back.
+pub fn result_commit(field: &str, text: &str) -> Result<ObjectId, DispatchFailure> {
+    ObjectId::parse(text).map_err(|e| {
+        DispatchFailure::new(
+            FailureCode::InvalidTask,
+            format!(
+                "the delegate's result has an invalid {field}: {}",
+                e.message
+            ),
+        )
+    })
 }
 
 /// How many times a delegate re-fetches and retries a push the remote raced.
@@ -207,13 +222,14 @@ impl Outbox {
             Some(branch) => branch.processed_commit,
             None => link.base_commit.clone(),
         };
+        let own_commits = self.store.unread_own_commits(&link).await?;
         let job = SyncJob::CommitAndPush {
-            base,
+            base: base.map(ObjectId::into_string),
             author_name: connector.spec.author_name.clone(),
             author_email: connector.spec.author_email.to_string(),
             summary: connector.spec.commit_message.clone(),
             changesets: changesets.iter().map(|c| c.id.clone()).collect(),
-            own_commits: self.store.unread_own_commits(&link).await?,
+            own_commits: own_commits.into_iter().map(ObjectId::into_string).collect(),
             files: paths
                 .iter()
                 .map(|path| FileContent {
@@ -223,71 +239,15 @@ impl Outbox {
                 .collect(),
             max_attempts: PUSH_ATTEMPTS,
         };
-        let landed = |views: Vec<LandedView>| -> Vec<Landed> {
-            views
-                .into_iter()
-                .map(|l| Landed {
-                    changeset: l.changeset,
-                    commit: l.commit,
-                })
-                .collect()
-        };
         let end = match self.dispatch.run_job(&link, &attempt.id, job).await {
-            Ok(SyncJobResult::Pushed {
-                commit,
-                files,
-                landed: found,
-                ..
-            }) => AttemptEnd::Pushed {
-                commit: Some(commit),
-                files: files
-                    .into_iter()
-                    .map(|f| FileChangeRecord {
-                        op: f.op,
-                        path: f.path,
-                    })
-                    .collect(),
-                landed: landed(found),
-            },
-            Ok(SyncJobResult::NothingToCommit { landed: found, .. }) => AttemptEnd::Pushed {
-                commit: None,
-                files: Vec::new(),
-                landed: landed(found),
-            },
-            Ok(SyncJobResult::Conflict { head, files }) => {
-                let conflicts: Vec<ConflictRecord> = files
-                    .into_iter()
-                    .map(|f| ConflictRecord {
-                        ours: current.get(&f.path).cloned(),
-                        theirs: f.content.and_then(|c| STANDARD.decode(c).ok()),
-                        path: f.path,
-                    })
-                    .filter(|c| c.ours != c.theirs)
-                    .collect();
-                if conflicts.is_empty() {
-                    // The store changed to what the remote holds since the job was sent:
-                    // plan again, nothing is overwritten.
-                    AttemptEnd::Retry {
-                        message: format!("the remote already held these changes at {head}"),
-                        at_once: true,
-                    }
-                } else {
-                    AttemptEnd::Conflict {
-                        head,
-                        files: conflicts,
-                    }
-                }
+            // A result that does not read as a push's fails the attempt like any task that
+            // cannot succeed: the changesets stop until `sync retry`.
+            Ok(result) => {
+                attempt_end(result, &current).unwrap_or_else(|invalid| AttemptEnd::Failed {
+                    code: invalid.code.to_string(),
+                    message: invalid.message,
+                })
             }
-            Ok(
-                SyncJobResult::Branch { .. }
-                | SyncJobResult::BranchGone
-                | SyncJobResult::Head { .. }
-                | SyncJobResult::Commits { .. }
-                | SyncJobResult::Snapshot { .. },
-            ) => AttemptEnd::Failed {
-                code: FailureCode::InvalidTask.to_string(),
-                message: "the delegate answered a push with a branch reading".into(),
-            },
             // Retrying cannot help until a person acts: the changesets stop until `sync retry`.
             Err(failure) if failure.code.is_permanent() => AttemptEnd::Failed {
                 code: failure.code.to_string(),
@@ -307,7 +267,7 @@ impl Outbox {
             } => {
                 tracing::info!(
                     link = %link_id,
-                    commit = commit.as_deref().unwrap_or("none"),
+                    commit = commit.as_ref().map_or("none", ObjectId::as_str),
                     files = files.len(),
                     changesets = changesets.len(),
                     landed_before = landed.len(),
@@ -341,4 +301,82 @@ impl Outbox {
             _ => self.backoff.succeeded(link_id.as_str()),
         }
     }
+}
+
+/// How an attempt ends, from the result of its `CommitAndPush` job; `current` holds the
+/// contents the job asked for, by path. A result that is not a push's, or whose commit ids do
+/// not parse, is invalid.
+fn attempt_end(
+    result: SyncJobResult,
+    current: &HashMap<String, Vec<u8>>,
+) -> Result<AttemptEnd, DispatchFailure> {
+    let landed = |views: Vec<LandedView>| -> Result<Vec<Landed>, DispatchFailure> {
+        views
+            .into_iter()
+            .map(|l| {
+                Ok(Landed {
+                    commit: result_commit("landed commit", &l.commit)?,
+                    changeset: l.changeset,
+                })
+            })
+            .collect()
+    };
+    Ok(match result {
+        SyncJobResult::Pushed {
+            commit,
+            files,
+            landed: found,
+            ..
+        } => AttemptEnd::Pushed {
+            commit: Some(result_commit("commit", &commit)?),
+            files: files
+                .into_iter()
+                .map(|f| FileChangeRecord {
+                    op: f.op,
+                    path: f.path,
+                })
+                .collect(),
+            landed: landed(found)?,
+        },
+        SyncJobResult::NothingToCommit { landed: found, .. } => AttemptEnd::Pushed {
+            commit: None,
+            files: Vec::new(),
+            landed: landed(found)?,
+        },
+        SyncJobResult::Conflict { head, files } => {
+            let head = result_commit("head", &head)?;
+            let conflicts: Vec<ConflictRecord> = files
+                .into_iter()
+                .map(|f| ConflictRecord {
+                    ours: current.get(&f.path).cloned(),
+                    theirs: f.content.and_then(|c| STANDARD.decode(c).ok()),
+                    path: f.path,
+                })
+                .filter(|c| c.ours != c.theirs)
+                .collect();
+            if conflicts.is_empty() {
+                // The store changed to what the remote holds since the job was sent:
+                // plan again, nothing is overwritten.
+                AttemptEnd::Retry {
+                    message: format!("the remote already held these changes at {head}"),
+                    at_once: true,
+                }
+            } else {
+                AttemptEnd::Conflict {
+                    head,
+                    files: conflicts,
+                }
+            }
+        }
+        SyncJobResult::Branch { .. }
+        | SyncJobResult::BranchGone
+        | SyncJobResult::Head { .. }
+        | SyncJobResult::Commits { .. }
+        | SyncJobResult::Snapshot { .. } => {
+            return Err(DispatchFailure::new(
+                FailureCode::InvalidTask,
+                "the delegate answered a push with a branch reading",
+            ));
+        }
+    })
 }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use reposync_api::{CommittedFileView, FailureCode, LandedView, SyncJob, SyncJobResult};
 use reposync_model::commit::FileOp;
-use reposync_model::{AttemptId, ChangesetId, ConnectorDraft, GitConnector, LinkId, SecretName};
+use reposync_model::{
+    AttemptId, ChangesetId, ConnectorDraft, GitConnector, LinkId, ObjectId, SecretName,
+};
 use reposync_secrets::MasterKey;
 use reposync_store::{
     ChangesetStatus, EntityChange, EntityWrite, ManualClock, NewSyncLink, SecretKind, Store,
@@ -21,6 +23,10 @@ use reposync_sync::{ConnectionFailure, Dispatch, DispatchFailure, Outbox};
 const SHOP_INDEX: &str = "Setup/Applications/Shop/Index.yaml";
 const WORKFLOW: &str = "Setup/Applications/Shop/Workflows/w.yaml";
 const BASE: &str = "1111111111111111111111111111111111111111";
+
+fn oid(text: &str) -> ObjectId {
+    ObjectId::parse(text).expect("object id")
+}
 
 /// Answers jobs from a script, and fails the connection check while told to.
 #[derive(Default)]
@@ -116,7 +122,7 @@ async fn engine(dir: &tempfile::TempDir) -> Engine {
                 connector_id: connector.id,
                 repo: None,
                 branch: "main".into(),
-                base_commit: Some(BASE.into()),
+                base_commit: Some(oid(BASE)),
             },
             &[],
         )
@@ -237,8 +243,8 @@ async fn an_attempt_asks_for_the_state_of_every_touched_path_and_records_each_ch
             .find(|c| c.id == *id)
             .and_then(|c| c.commit_id.clone())
     };
-    assert_eq!(commit_of(&ids[0]), Some(landed_commit));
-    assert_eq!(commit_of(&ids[1]), Some(new_commit));
+    assert_eq!(commit_of(&ids[0]), Some(oid(&landed_commit)));
+    assert_eq!(commit_of(&ids[1]), Some(oid(&new_commit)));
     assert_eq!(outbox.step().await.expect("step"), 0, "nothing waits");
 }
 
@@ -274,7 +280,7 @@ async fn a_conflict_holds_the_changesets_keeps_both_versions_and_asks_for_the_he
     let wanted = store.wanted_branches().await.expect("wanted");
     assert_eq!(
         wanted[0].wanted,
-        Some(Some(head)),
+        Some(Some(oid(&head))),
         "Git's side is read next"
     );
     assert_eq!(outbox.step().await.expect("step"), 0, "held until it is");
@@ -377,4 +383,37 @@ async fn a_permanent_failure_stops_until_retried_while_one_that_may_pass_backs_o
     assert_eq!(outbox.step().await.expect("step"), 1);
     assert_eq!(statuses(&store, &link).await, [ChangesetStatus::Pushed]);
     assert_eq!(dispatch.jobs.lock().len(), 3);
+}
+
+#[tokio::test]
+async fn a_push_result_whose_commit_is_not_an_object_id_fails_the_attempt_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Engine {
+        store,
+        dispatch,
+        outbox,
+        link,
+        ..
+    } = engine(&dir).await;
+    store
+        .apply_entities(&[put(WORKFLOW, "w")], false)
+        .await
+        .expect("write");
+    dispatch.answer(Ok(pushed(
+        &"7".repeat(40),
+        &[(FileOp::Add, WORKFLOW)],
+        &[("unknown", "HEAD")],
+    )));
+    assert_eq!(outbox.step().await.expect("step"), 1);
+    assert_eq!(statuses(&store, &link).await, [ChangesetStatus::Failed]);
+    let errors = store.open_sync_errors().await.expect("errors");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].code, "invalid_task");
+    assert!(
+        errors[0].message.contains("landed commit") && errors[0].message.contains("\"HEAD\""),
+        "{}",
+        errors[0].message
+    );
+    let attempts = store.list_attempts(&[], 10).await.expect("attempts");
+    assert_eq!(attempts[0].commit_id, None, "nothing unparsable is stored");
 }

@@ -18,7 +18,9 @@ use reposync_bitbucket::{
     Delivery, DeliveryKind, RefChange, RefKind, Repository, SignatureError, normalise,
     verify_signature,
 };
-use reposync_model::{BranchId, ConnectorId, ConnectorScope, EntityName, LinkId, RepoSlug};
+use reposync_model::{
+    BranchId, ConnectorId, ConnectorScope, EntityName, LinkId, ObjectId, RepoSlug,
+};
 use reposync_store::{
     AnnouncedHead, ConnectorRecord, DeliveryOutcome, DeliveryRecord, MAX_LOGGED_HEADER_BYTES,
     MAX_LOGGED_REASON_BYTES, NewDelivery, SignatureCheck, SyncBranch, bounded, now_millis,
@@ -384,10 +386,19 @@ fn match_changes(
                 && repository_url(connector, b)
                     .is_some_and(|url| repository.matches_clone_url(&url))
         });
+        // The normaliser accepts only full ids, so this never fails; if it did, the change
+        // would be skipped with its reason, and the poller would still find the head.
+        let commit = match change.new.as_deref().map(ObjectId::parse).transpose() {
+            Ok(commit) => commit,
+            Err(error) => {
+                skipped.push(format!("{}: {}", change.ref_name, error.message));
+                continue;
+            }
+        };
         match matching {
             Some(branch) => heads.push(AnnouncedHead {
                 branch_id: branch.id.clone(),
-                commit: change.new.clone(),
+                commit,
                 link_ids: links.get(&branch.id).cloned().unwrap_or_default(),
             }),
             None => skipped.push(format!(

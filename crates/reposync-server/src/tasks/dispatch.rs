@@ -9,11 +9,13 @@ use reposync_api::{
 use reposync_core::connections::{branch_target, check_connections, target};
 use reposync_core::inbound::apply_commit;
 use reposync_model::tree::ROOT;
-use reposync_model::{AttemptId, ConnectorId};
+use reposync_model::{AttemptId, ConnectorId, ObjectId};
 use reposync_store::{
     ConnectorRecord, StoreError, SyncBranch, SyncLink, TaskRecord, TaskStatus, now_millis,
 };
-use reposync_sync::{ConnectionFailure, Dispatch, DispatchFailure, Inbound, ReadCommit};
+use reposync_sync::{
+    ConnectionFailure, Dispatch, DispatchFailure, Inbound, ReadCommit, result_commit,
+};
 use serde_json::Value;
 
 use super::{
@@ -189,11 +191,11 @@ impl Inbound for TaskHub {
     async fn fetch_changes(
         &self,
         branch: &SyncBranch,
-        since: Option<&str>,
+        since: Option<&ObjectId>,
         max_commits: usize,
     ) -> Result<SyncJobResult, DispatchFailure> {
         let job = SyncJob::FetchChanges {
-            since: since.map(str::to_owned),
+            since: since.map(ObjectId::to_string),
             // The whole tree: the inbox sorts each file to its scope.
             prefix: format!("{ROOT}/"),
             max_commits,
@@ -201,9 +203,9 @@ impl Inbound for TaskHub {
         self.run_on_branch(branch, job).await
     }
 
-    async fn read_head(&self, branch: &SyncBranch) -> Result<Option<String>, DispatchFailure> {
+    async fn read_head(&self, branch: &SyncBranch) -> Result<Option<ObjectId>, DispatchFailure> {
         match self.run_on_branch(branch, SyncJob::ReadHead).await? {
-            SyncJobResult::Head { head } => Ok(head),
+            SyncJobResult::Head { head } => head.map(|h| result_commit("head", &h)).transpose(),
             _ => Err(DispatchFailure::new(
                 FailureCode::InvalidTask,
                 "the delegate answered a head check with something else",

@@ -2,13 +2,13 @@
 //! errors of its files, and the branch position it moves on. Recording one settles the
 //! changesets it carried and the conflicts it answered.
 
-use reposync_model::{BranchId, ChangesetId, LinkId, SyncErrorId};
+use reposync_model::{BranchId, ChangesetId, LinkId, ObjectId, SyncErrorId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
-use crate::rows::{id_column, new_id, placeholders_from};
+use crate::rows::{id_column, new_id, object_id_column, placeholders_from};
 use crate::store::Store;
 use crate::sync::branches::{BRANCH_COLUMNS, branch_from_row};
 use crate::sync::changesets::{FileChangeRecord, mark_pushed};
@@ -18,7 +18,7 @@ use crate::sync::links::NewSyncLink;
 /// A commit read from Git, as recorded.
 #[derive(Debug, Clone)]
 pub struct InboundCommitRecord {
-    pub commit_id: String,
+    pub commit_id: ObjectId,
     pub branch: String,
     pub status: String,
     pub files: Vec<InboundFile>,
@@ -86,7 +86,7 @@ pub struct FileError {
 #[derive(Debug, Clone)]
 pub struct InboundCommit {
     pub branch_id: BranchId,
-    pub commit_id: String,
+    pub commit_id: ObjectId,
     pub status: InboundStatus,
     pub files: Vec<InboundFile>,
     pub message: String,
@@ -108,7 +108,7 @@ pub struct InboundCommit {
 pub(crate) async fn record_branch_errors_in(
     tx: &mut WriteTx,
     link: &NewSyncLink,
-    commit_id: &str,
+    commit_id: &ObjectId,
     errors: &[FileError],
     now: i64,
 ) -> Result<(), StoreError> {
@@ -127,7 +127,7 @@ pub(crate) async fn record_branch_errors_in(
 async fn insert_file_errors(
     tx: &mut WriteTx,
     branch_id: &BranchId,
-    commit_id: &str,
+    commit_id: &ObjectId,
     errors: &[FileError],
     now: i64,
 ) -> Result<(), StoreError> {
@@ -147,7 +147,7 @@ async fn insert_file_errors(
         .bind(new_id::<SyncErrorId>().into_string())
         .bind(error.link_id.clone().map(LinkId::into_string))
         .bind(branch_id.as_str())
-        .bind(commit_id)
+        .bind(commit_id.as_str())
         .bind(&error.path)
         .bind(&error.code)
         .bind(&error.message)
@@ -189,7 +189,7 @@ pub(crate) async fn pending_paths(
 async fn settle_own_changesets(
     tx: &mut WriteTx,
     changeset_ids: &[ChangesetId],
-    commit: &str,
+    commit: &ObjectId,
     now: i64,
 ) -> Result<(), StoreError> {
     for id in changeset_ids {
@@ -241,7 +241,7 @@ pub(crate) async fn record_inbound(
     )
     .bind(new_id::<String>())
     .bind(inbound.branch_id.as_str())
-    .bind(&inbound.commit_id)
+    .bind(inbound.commit_id.as_str())
     .bind(inbound.status.as_str())
     .bind(serde_json::to_string(&inbound.files).map_err(|e| StoreError::Corrupt(e.to_string()))?)
     .bind(i64::try_from(inbound.errors.len()).unwrap_or(i64::MAX))
@@ -287,7 +287,7 @@ pub(crate) async fn record_inbound(
             .bind(branch.connector_id.as_str())
             .bind(repo.clone().unwrap_or_default())
             .bind(&branch.branch)
-            .bind(&inbound.commit_id)
+            .bind(inbound.commit_id.as_str())
             .bind(now)
             .bind(now)
             .execute(&mut **tx)
@@ -300,7 +300,7 @@ pub(crate) async fn record_inbound(
              wanted_at = CASE WHEN wanted_commit = $1 THEN NULL ELSE wanted_at END
          WHERE id = $3",
     )
-    .bind(&inbound.commit_id)
+    .bind(inbound.commit_id.as_str())
     .bind(now)
     .bind(inbound.branch_id.as_str())
     .execute(&mut **tx)
@@ -312,7 +312,7 @@ pub(crate) async fn record_inbound(
     .bind(branch.connector_id.as_str())
     .bind(branch.repo.clone().unwrap_or_default())
     .bind(&branch.branch)
-    .bind(&inbound.commit_id)
+    .bind(inbound.commit_id.as_str())
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -345,13 +345,13 @@ impl Store {
     /// its changesets in a `Reposync-Changeset:` trailer (a commit rebased elsewhere keeps it).
     pub async fn is_our_commit(
         &self,
-        commit_id: &str,
+        commit_id: &ObjectId,
         changeset_ids: &[ChangesetId],
     ) -> Result<bool, StoreError> {
         let pushed = sqlx::query(
             "SELECT 1 FROM commit_attempts WHERE commit_id = $1 AND status IN ('pushed', 'nothing')",
         )
-        .bind(commit_id)
+        .bind(commit_id.as_str())
         .read_optional(&self.db)
         .await?;
         if pushed.is_some() {
@@ -374,7 +374,7 @@ impl Store {
         &self,
         branch_id: &BranchId,
         path: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<ObjectId>, StoreError> {
         sqlx::query(
             "SELECT commit_id FROM sync_errors WHERE branch_id = $1 AND path = $2 AND commit_id IS NOT NULL ORDER BY created_at, id",
         )
@@ -383,7 +383,7 @@ impl Store {
         .read_all(&self.db)
         .await?
         .iter()
-        .map(|r| Ok(r.try_get("commit_id")?))
+        .map(|r| object_id_column(r, "sync_errors", "commit_id"))
         .collect()
     }
 
@@ -417,7 +417,7 @@ impl Store {
             .map(|r| {
                 let files: String = r.try_get("files")?;
                 Ok(InboundCommitRecord {
-                    commit_id: r.try_get("commit_id")?,
+                    commit_id: object_id_column(r, "inbound_commits", "commit_id")?,
                     branch: r.try_get("branch")?,
                     status: r.try_get("status")?,
                     files: serde_json::from_str(&files)

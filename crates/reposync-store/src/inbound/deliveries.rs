@@ -1,7 +1,7 @@
 //! Webhook deliveries as logged, and the branch heads they queue for reading. A retried or
 //! doubled delivery never applies twice.
 
-use reposync_model::{BranchId, ConnectorId, LinkId};
+use reposync_model::{BranchId, ConnectorId, LinkId, ObjectId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -110,7 +110,7 @@ pub struct NewDelivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnnouncedHead {
     pub branch_id: BranchId,
-    pub commit: Option<String>,
+    pub commit: Option<ObjectId>,
     pub link_ids: Vec<LinkId>,
 }
 
@@ -277,7 +277,12 @@ impl Store {
         }
         let mut queued = Vec::new();
         for head in &delivery.heads {
-            let commit = head.commit.clone().unwrap_or_default();
+            // '' is how the tables say the branch was announced deleted.
+            let commit = head
+                .commit
+                .as_ref()
+                .map(ObjectId::to_string)
+                .unwrap_or_default();
             // A head already processed, queued, or read as a commit of the branch is not news.
             let known = sqlx::query(
                 "SELECT 1 FROM sync_branches b WHERE b.id = $1 AND (b.processed_commit = $2 OR b.wanted_commit = $2

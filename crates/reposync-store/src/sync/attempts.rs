@@ -4,13 +4,16 @@
 
 use std::collections::HashMap;
 
-use reposync_model::{AttemptId, ChangesetId, LinkId, SyncErrorId, TaskId};
+use reposync_model::{AttemptId, ChangesetId, LinkId, ObjectId, SyncErrorId, TaskId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
-use crate::rows::{id_column, json_column, new_id, optional_id_column, to_json};
+use crate::rows::{
+    id_column, json_column, new_id, object_id_column, optional_id_column,
+    optional_object_id_column, to_json,
+};
 use crate::store::Store;
 use crate::sync::branches::{branch_id_of_link, processed_commit, want_head};
 use crate::sync::changesets::{
@@ -30,7 +33,7 @@ pub struct AttemptRecord {
     pub changesets: Vec<ChangesetId>,
     pub files: Vec<FileChangeRecord>,
     pub task_id: Option<TaskId>,
-    pub commit_id: Option<String>,
+    pub commit_id: Option<ObjectId>,
     pub error: Option<String>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
@@ -53,14 +56,14 @@ pub enum AttemptEnd {
     /// `files`), or, with no commit, already held. Changesets named in `landed` were carried
     /// by an earlier commit (a push whose answer was lost); the others by `commit`.
     Pushed {
-        commit: Option<String>,
+        commit: Option<ObjectId>,
         files: Vec<FileChangeRecord>,
         landed: Vec<Landed>,
     },
     /// Remote commits touched the same files; the changesets wait for a person or for the
     /// Git → reposync side. One sync error per file keeps both versions.
     Conflict {
-        head: String,
+        head: ObjectId,
         files: Vec<ConflictRecord>,
     },
     /// A failure that retrying will not fix: the changesets stop until `sync retry`.
@@ -81,7 +84,7 @@ pub enum AttemptEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Landed {
     pub changeset: ChangesetId,
-    pub commit: String,
+    pub commit: ObjectId,
 }
 
 /// Both versions of a file in conflict.
@@ -103,7 +106,7 @@ fn attempt_from_row(row: &AnyRow) -> Result<AttemptRecord, StoreError> {
         changesets: json_column(row, "changesets")?,
         files: json_column(row, "files")?,
         task_id: optional_id_column(row, "task_id")?,
-        commit_id: row.try_get("commit_id")?,
+        commit_id: optional_object_id_column(row, "commit_attempts", "commit_id")?,
         error: row.try_get("error")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
@@ -120,7 +123,7 @@ async fn end_attempt(
     tx: &mut WriteTx,
     attempt_id: &AttemptId,
     status: &str,
-    remote_head: Option<&str>,
+    remote_head: Option<&ObjectId>,
     error: &str,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -128,7 +131,7 @@ async fn end_attempt(
         "UPDATE commit_attempts SET status = $1, remote_head = $2, error = $3, finished_at = $4 WHERE id = $5",
     )
     .bind(status)
-    .bind(remote_head)
+    .bind(remote_head.map(ObjectId::to_string))
     .bind(error)
     .bind(now)
     .bind(attempt_id.as_str())
@@ -272,7 +275,7 @@ impl Store {
         if let AttemptEnd::Conflict { head, .. } = end
             && processed_commit(&mut tx, branch_id.as_ref())
                 .await?
-                .as_deref()
+                .as_ref()
                 == Some(head)
         {
             let message = format!(
@@ -282,7 +285,7 @@ impl Store {
                 "UPDATE commit_attempts SET status = 'conflict', error = $1, remote_head = $2, finished_at = $3 WHERE id = $4",
             )
             .bind(&message)
-            .bind(head)
+            .bind(head.as_str())
             .bind(now)
             .bind(attempt_id.as_str())
             .execute(&mut *tx)
@@ -315,7 +318,7 @@ impl Store {
                     "UPDATE commit_attempts SET status = $1, commit_id = $2, files = $3, error = NULL, finished_at = $4 WHERE id = $5",
                 )
                 .bind(if recorded.is_some() { "pushed" } else { "nothing" })
-                .bind(recorded.clone())
+                .bind(recorded.as_ref().map(ObjectId::to_string))
                 .bind(to_json(files)?)
                 .bind(now)
                 .bind(attempt_id.as_str())
@@ -327,7 +330,7 @@ impl Store {
                 sqlx::query(
                     "UPDATE changesets SET status = 'pushed', commit_id = $1, error = NULL, updated_at = $2 WHERE attempt_id = $3 AND status = 'pushing'",
                 )
-                .bind(commit.clone())
+                .bind(commit.as_ref().map(ObjectId::to_string))
                 .bind(now)
                 .bind(attempt_id.as_str())
                 .execute(&mut *tx)
@@ -338,7 +341,7 @@ impl Store {
                     sqlx::query(
                         "UPDATE sync_links SET base_commit = $1, updated_at = $2 WHERE id = $3",
                     )
-                    .bind(commit)
+                    .bind(commit.as_str())
                     .bind(now)
                     .bind(link_id.as_str())
                     .execute(&mut *tx)
@@ -346,7 +349,7 @@ impl Store {
                     // The commit is read back like any other, so the Git -> reposync side's
                     // position (the next attempt's base) moves past it without a webhook.
                     if let Some(branch_id) = &branch_id {
-                        queued_read = want_head(&mut tx, branch_id, commit, now).await?;
+                        queued_read = want_head(&mut tx, branch_id, Some(commit), now).await?;
                     }
                 }
             }
@@ -392,7 +395,7 @@ impl Store {
                 // Reading Git's side is what settles the conflict: ask for it now rather than
                 // wait for a webhook or the next poll.
                 if let Some(branch_id) = &branch_id {
-                    queued_read = want_head(&mut tx, branch_id, head, now).await?;
+                    queued_read = want_head(&mut tx, branch_id, Some(head), now).await?;
                 }
             }
             AttemptEnd::Failed { code, message } => {
@@ -470,7 +473,7 @@ impl Store {
     /// has not read back yet, newest first: they are reposync's own, never a conflict. They
     /// are read from the changesets, not the attempts: a push whose answer was lost is
     /// recorded only on the changesets it carried, by the attempt that found it.
-    pub async fn unread_own_commits(&self, link: &SyncLink) -> Result<Vec<String>, StoreError> {
+    pub async fn unread_own_commits(&self, link: &SyncLink) -> Result<Vec<ObjectId>, StoreError> {
         let Some(branch) = self.branch_of_link(link).await? else {
             return Ok(Vec::new());
         };
@@ -493,7 +496,7 @@ impl Store {
         .read_all(&self.db)
         .await?
         .iter()
-        .map(|r| Ok(r.try_get("commit_id")?))
+        .map(|r| object_id_column(r, "changesets", "commit_id"))
         .collect()
     }
 

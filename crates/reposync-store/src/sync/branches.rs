@@ -2,13 +2,13 @@
 //! each one from Git stands (the commit processed, a head wanted), when it was polled, and
 //! whether it is broken. Pushes read it too: it is the position conflicts are judged from.
 
-use reposync_model::{BranchId, ConnectorId, LinkId, SyncErrorId};
+use reposync_model::{BranchId, ConnectorId, LinkId, ObjectId, SyncErrorId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
-use crate::rows::{id_column, new_id};
+use crate::rows::{id_column, new_id, optional_object_id_column, parse_object_id};
 use crate::store::Store;
 
 /// A branch that live links sync with: once per connector, repository and branch.
@@ -20,10 +20,10 @@ pub struct SyncBranch {
     pub repo: Option<String>,
     pub branch: String,
     /// The last commit read and applied; `None` until the first read.
-    pub processed_commit: Option<String>,
+    pub processed_commit: Option<ObjectId>,
     /// A head announced and not yet processed: `Some(None)` when the branch was announced
     /// deleted.
-    pub wanted: Option<Option<String>>,
+    pub wanted: Option<Option<ObjectId>>,
     pub wanted_at: Option<i64>,
     /// Why the branch cannot be synced, while it cannot.
     pub broken: Option<String>,
@@ -41,8 +41,15 @@ pub(crate) fn branch_from_row(row: &AnyRow) -> Result<SyncBranch, StoreError> {
         connector_id: id_column(row, "connector_id")?,
         repo: (!repo.is_empty()).then_some(repo),
         branch: row.try_get("branch")?,
-        processed_commit: row.try_get("processed_commit")?,
-        wanted: wanted.map(|w| (!w.is_empty()).then_some(w)),
+        processed_commit: optional_object_id_column(row, "sync_branches", "processed_commit")?,
+        // '' is a branch announced deleted.
+        wanted: wanted
+            .map(|w| {
+                (!w.is_empty())
+                    .then(|| parse_object_id("sync_branches", "wanted_commit", &w))
+                    .transpose()
+            })
+            .transpose()?,
         wanted_at: row.try_get("wanted_at")?,
         broken: row.try_get("broken")?,
         polled_at: row.try_get("polled_at")?,
@@ -59,7 +66,7 @@ pub(crate) async fn ensure_branch(
     connector_id: &ConnectorId,
     repo: Option<&str>,
     branch: &str,
-    head: Option<&str>,
+    head: Option<&ObjectId>,
     now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
@@ -70,7 +77,7 @@ pub(crate) async fn ensure_branch(
     .bind(connector_id.as_str())
     .bind(repo.unwrap_or_default())
     .bind(branch)
-    .bind(head.map(str::to_owned))
+    .bind(head.map(ObjectId::to_string))
     .bind(now)
     .bind(now)
     .execute(&mut **tx)
@@ -81,7 +88,7 @@ pub(crate) async fn ensure_branch(
              AND (SELECT COUNT(*) FROM sync_links l WHERE l.enabled = 1 AND l.connector_id = $3
                   AND l.repo = $4 AND l.branch = $5) = 1",
     )
-    .bind(head.map(str::to_owned))
+    .bind(head.map(ObjectId::to_string))
     .bind(now)
     .bind(connector_id.as_str())
     .bind(repo.unwrap_or_default())
@@ -112,7 +119,7 @@ pub(crate) async fn branch_id_of_link(
 pub(crate) async fn processed_commit(
     tx: &mut WriteTx,
     branch_id: Option<&BranchId>,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<ObjectId>, StoreError> {
     let Some(branch_id) = branch_id else {
         return Ok(None);
     };
@@ -121,20 +128,23 @@ pub(crate) async fn processed_commit(
             .bind(branch_id.as_str())
             .fetch_optional(&mut **tx)
             .await?
-            .map(|r| r.try_get::<Option<String>, _>("processed_commit"))
+            .map(|r| optional_object_id_column(&r, "sync_branches", "processed_commit"))
             .transpose()?
             .flatten(),
     )
 }
 
-/// Queues `commit` to be read on a branch, as a webhook announcing it would, unless it is
-/// the commit processed or queued already. Returns whether it was queued.
+/// Queues `commit` to be read on a branch (`None`: the branch is gone), as a webhook
+/// announcing it would, unless it is the commit processed or queued already. Returns whether
+/// it was queued.
 pub(crate) async fn want_head(
     tx: &mut WriteTx,
     branch_id: &BranchId,
-    commit: &str,
+    commit: Option<&ObjectId>,
     now: i64,
 ) -> Result<bool, StoreError> {
+    // '' is how the table says the branch was announced deleted.
+    let commit = commit.map_or("", ObjectId::as_str);
     let queued = sqlx::query(
         "UPDATE sync_branches SET wanted_commit = $1, wanted_at = $2, updated_at = $2
          WHERE id = $3 AND (broken IS NULL OR $1 <> '') AND COALESCE(processed_commit, '') <> $1
@@ -298,7 +308,7 @@ impl Store {
     pub async fn record_poll(
         &self,
         branch_id: &BranchId,
-        head: Option<&str>,
+        head: Option<&ObjectId>,
     ) -> Result<bool, StoreError> {
         let now = self.now();
         let mut tx = self.begin_write().await?;
@@ -307,7 +317,7 @@ impl Store {
             .bind(branch_id.as_str())
             .execute(&mut *tx)
             .await?;
-        let queued = want_head(&mut tx, branch_id, head.unwrap_or_default(), now).await?;
+        let queued = want_head(&mut tx, branch_id, head, now).await?;
         tx.commit().await?;
         if queued {
             self.inbox_changed();

@@ -2,14 +2,17 @@
 //! moves on from waiting to pushing, then pushed, failed or in conflict; `sync retry` puts a
 //! failed or conflicting one back.
 
-use reposync_model::{AttemptId, ChangesetId, LinkId};
+use reposync_model::{AttemptId, ChangesetId, LinkId, ObjectId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
-use crate::rows::{id_column, json_column, new_id, optional_id_column, placeholders_from, to_json};
+use crate::rows::{
+    id_column, json_column, new_id, optional_id_column, optional_object_id_column,
+    placeholders_from, to_json,
+};
 use crate::store::Store;
 use crate::sync::branches::{branch_id_of_link, want_head};
 
@@ -67,7 +70,7 @@ pub struct ChangesetRecord {
     pub status: ChangesetStatus,
     pub files: Vec<FileChangeRecord>,
     pub attempt_id: Option<AttemptId>,
-    pub commit_id: Option<String>,
+    pub commit_id: Option<ObjectId>,
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -83,7 +86,7 @@ pub(crate) fn changeset_from_row(row: &AnyRow) -> Result<ChangesetRecord, StoreE
         status: ChangesetStatus::parse(&row.try_get::<String, _>("status")?)?,
         files: json_column(row, "files")?,
         attempt_id: optional_id_column(row, "attempt_id")?,
-        commit_id: row.try_get("commit_id")?,
+        commit_id: optional_object_id_column(row, "changesets", "commit_id")?,
         error: row.try_get("error")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -115,14 +118,14 @@ pub(crate) async fn insert_changeset(
 pub(crate) async fn mark_pushed(
     tx: &mut WriteTx,
     changeset_id: &ChangesetId,
-    commit: Option<&str>,
+    commit: Option<&ObjectId>,
     now: i64,
 ) -> Result<bool, StoreError> {
     Ok(sqlx::query(
         "UPDATE changesets SET status = 'pushed', commit_id = $1, error = NULL, updated_at = $2
          WHERE id = $3 AND status IN ('waiting', 'pushing', 'conflict', 'failed')",
     )
-    .bind(commit)
+    .bind(commit.map(ObjectId::to_string))
     .bind(now)
     .bind(changeset_id.as_str())
     .execute(&mut **tx)
@@ -196,14 +199,14 @@ impl Store {
                 .bind(attempt.as_str())
                 .fetch_optional(&mut *tx)
                 .await?
-                .map(|r| r.try_get::<Option<String>, _>("remote_head"))
+                .map(|r| optional_object_id_column(&r, "commit_attempts", "remote_head"))
                 .transpose()?
                 .flatten();
                 if let (Some(head), Some(branch_id)) = (
                     met_at,
                     branch_id_of_link(&mut tx, &changeset.link_id).await?,
                 ) {
-                    wants_read |= want_head(&mut tx, &branch_id, &head, now).await?;
+                    wants_read |= want_head(&mut tx, &branch_id, Some(&head), now).await?;
                 }
                 sqlx::query(
                     "UPDATE changesets SET status = 'waiting', error = NULL, updated_at = $1

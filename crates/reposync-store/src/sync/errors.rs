@@ -1,13 +1,13 @@
 //! Sync errors: what needs a person (a conflict, a push that failed for good, a connection
 //! that holds a link, a file read from Git that did not apply), open until it is resolved.
 
-use reposync_model::{AttemptId, BranchId, LinkId, SyncErrorId};
+use reposync_model::{AttemptId, BranchId, LinkId, ObjectId, SyncErrorId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
-use crate::rows::{id_column, optional_id_column, placeholders_from};
+use crate::rows::{id_column, optional_id_column, optional_object_id_column, placeholders_from};
 use crate::store::Store;
 
 /// A sync error as stored.
@@ -18,7 +18,7 @@ pub struct SyncErrorRecord {
     pub link_id: Option<LinkId>,
     /// For errors from reading Git: the branch and the commit.
     pub branch_id: Option<BranchId>,
-    pub commit_id: Option<String>,
+    pub commit_id: Option<ObjectId>,
     pub attempt_id: Option<AttemptId>,
     pub path: Option<String>,
     pub code: String,
@@ -42,7 +42,7 @@ fn sync_error_from_row(r: &AnyRow) -> Result<SyncErrorRecord, StoreError> {
         id: id_column(r, "id")?,
         link_id: optional_id_column(r, "link_id")?,
         branch_id: optional_id_column(r, "branch_id")?,
-        commit_id: r.try_get("commit_id")?,
+        commit_id: optional_object_id_column(r, "sync_errors", "commit_id")?,
         attempt_id: optional_id_column(r, "attempt_id")?,
         path: r.try_get("path")?,
         code: r.try_get("code")?,

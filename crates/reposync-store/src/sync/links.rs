@@ -2,13 +2,13 @@
 //! branch. A scope has one live link at most; disabled ones stay as history.
 
 use reposync_model::scope::app_of_path;
-use reposync_model::{ConnectorId, LinkId};
+use reposync_model::{ConnectorId, LinkId, ObjectId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
-use crate::rows::{id_column, new_id};
+use crate::rows::{id_column, new_id, optional_object_id_column};
 use crate::store::Store;
 use crate::sync::branches::{BRANCH_COLUMNS, SyncBranch, branch_from_row, ensure_branch};
 use crate::sync::changesets::{FileChangeRecord, insert_changeset};
@@ -22,7 +22,7 @@ pub struct SyncLink {
     pub connector_id: ConnectorId,
     pub repo: Option<String>,
     pub branch: String,
-    pub base_commit: Option<String>,
+    pub base_commit: Option<ObjectId>,
     pub enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -42,7 +42,7 @@ pub struct NewSyncLink {
     pub connector_id: ConnectorId,
     pub repo: Option<String>,
     pub branch: String,
-    pub base_commit: Option<String>,
+    pub base_commit: Option<ObjectId>,
 }
 
 pub(crate) const LINK_COLUMNS: &str =
@@ -56,7 +56,7 @@ pub(crate) fn link_from_row(row: &AnyRow) -> Result<SyncLink, StoreError> {
         connector_id: id_column(row, "connector_id")?,
         repo: Some(row.try_get::<String, _>("repo")?).filter(|r| !r.is_empty()),
         branch: row.try_get("branch")?,
-        base_commit: row.try_get("base_commit")?,
+        base_commit: optional_object_id_column(row, "sync_links", "base_commit")?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -96,7 +96,7 @@ pub(crate) async fn insert_link(
     .bind(link.connector_id.as_str())
     .bind(link.repo.clone().unwrap_or_default())
     .bind(&link.branch)
-    .bind(link.base_commit.clone())
+    .bind(link.base_commit.as_ref().map(ObjectId::to_string))
     .bind(now)
     .bind(now)
     .execute(&mut **tx)
@@ -109,7 +109,7 @@ pub(crate) async fn insert_link(
         &link.connector_id,
         link.repo.as_deref(),
         &link.branch,
-        link.base_commit.as_deref(),
+        link.base_commit.as_ref(),
         now,
     )
     .await

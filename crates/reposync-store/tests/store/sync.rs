@@ -4,7 +4,7 @@
 #![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
 
 use reposync_model::{
-    BranchId, ChangesetId, ConnectorDraft, ConnectorId, GitConnector, LinkId, SecretName,
+    BranchId, ChangesetId, ConnectorDraft, ConnectorId, GitConnector, LinkId, ObjectId, SecretName,
 };
 use reposync_secrets::MasterKey;
 use reposync_store::{
@@ -12,6 +12,10 @@ use reposync_store::{
     EntityChange, EntityWrite, FileChangeRecord, FileOp, LinkBacklog, NewSyncLink, SecretKind,
     Store, StoreError, SyncLink, TaskStatus, WebhookChange,
 };
+
+fn oid(text: &str) -> ObjectId {
+    ObjectId::parse(text).expect("object id")
+}
 
 fn put(path: &str, content: &str) -> EntityChange {
     EntityChange::Put(EntityWrite {
@@ -58,7 +62,7 @@ async fn linked_store(dir: &tempfile::TempDir) -> (Store, LinkId) {
                 connector_id: connector.id,
                 repo: None,
                 branch: "main".into(),
-                base_commit: Some("a".repeat(40)),
+                base_commit: Some(oid(&"a".repeat(40))),
             },
             &[],
         )
@@ -122,7 +126,7 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
         .finish_attempt(
             &attempt.id,
             &AttemptEnd::Conflict {
-                head: "b".repeat(40),
+                head: oid(&"b".repeat(40)),
                 files: vec![ConflictRecord {
                     path: "Setup/Applications/Shop/Index.yaml".into(),
                     ours: Some(b"a".to_vec()),
@@ -152,7 +156,7 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
         .expect("start")
         .expect("again")
         .attempt;
-    let commit = "c".repeat(40);
+    let commit = oid(&"c".repeat(40));
     store
         .finish_attempt(
             &attempt.id,
@@ -172,7 +176,7 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
         .await
         .expect("list");
     assert_eq!(listed[0].status, ChangesetStatus::Pushed);
-    assert_eq!(listed[0].commit_id.as_deref(), Some(commit.as_str()));
+    assert_eq!(listed[0].commit_id.as_ref(), Some(&commit));
     assert_eq!(
         store.link_by_id(&link).await.expect("link").base_commit,
         Some(commit)
@@ -267,7 +271,7 @@ async fn a_held_link_keeps_one_open_error_per_connection_until_an_attempt_gets_p
         .expect("something waits")
         .attempt;
     let pushed = AttemptEnd::Pushed {
-        commit: Some("b".repeat(40)),
+        commit: Some(oid(&"b".repeat(40))),
         files: Vec::new(),
         landed: Vec::new(),
     };
@@ -368,12 +372,12 @@ async fn a_delivery_queues_a_new_head_once_whatever_id_it_comes_with() {
         branch.processed_commit, link.base_commit,
         "positioned at enable"
     );
-    let head = |commit: &str| AnnouncedHead {
+    let head = |commit: &ObjectId| AnnouncedHead {
         branch_id: branch.id.clone(),
-        commit: Some(commit.to_owned()),
+        commit: Some(commit.clone()),
         link_ids: vec![link.id.clone()],
     };
-    let new = "c".repeat(40);
+    let new = oid(&"c".repeat(40));
 
     let first = store
         .record_delivery(&push_delivery(
@@ -413,7 +417,7 @@ async fn a_delivery_queues_a_new_head_once_whatever_id_it_comes_with() {
         .record_delivery(&push_delivery(
             &link.connector_id,
             None,
-            vec![head(link.base_commit.as_deref().expect("base"))],
+            vec![head(link.base_commit.as_ref().expect("base"))],
         ))
         .await
         .expect("record");
@@ -451,12 +455,12 @@ async fn a_delivery_queues_a_new_head_once_whatever_id_it_comes_with() {
 
 fn inbound(
     branch_id: &BranchId,
-    commit: &str,
+    commit: &ObjectId,
     status: reposync_store::InboundStatus,
 ) -> reposync_store::InboundCommit {
     reposync_store::InboundCommit {
         branch_id: branch_id.clone(),
-        commit_id: commit.into(),
+        commit_id: commit.clone(),
         status,
         files: Vec::new(),
         message: String::new(),
@@ -499,7 +503,7 @@ async fn changesets_found_on_the_branch_keep_their_own_commit_and_their_errors_r
         .apply_entities(&[put(workflow, "ours")], false)
         .await
         .expect("apply");
-    let theirs = "d".repeat(40);
+    let theirs = oid(&"d".repeat(40));
     let mut read = inbound(&branch.id, &theirs, InboundStatus::Failed);
     read.errors.push(FileError {
         path: workflow.into(),
@@ -520,8 +524,8 @@ async fn changesets_found_on_the_branch_keep_their_own_commit_and_their_errors_r
         .expect("second");
     assert_eq!(second.changesets.len(), 2);
     assert_eq!(second.paths, [index, workflow]);
-    let landed_commit = "e".repeat(40);
-    let new_commit = "f".repeat(40);
+    let landed_commit = oid(&"e".repeat(40));
+    let new_commit = oid(&"f".repeat(40));
     store
         .finish_attempt(
             &second.attempt.id,
@@ -582,8 +586,8 @@ async fn changesets_found_on_the_branch_keep_their_own_commit_and_their_errors_r
     // as its commit (the regression of false conflicts against reposync's own commits).
     let mut unread = store.unread_own_commits(&link).await.expect("unread");
     unread.sort();
-    assert_eq!(unread, vec!["e".repeat(40), new_commit.clone()]);
-    for commit in ["e".repeat(40), new_commit.clone()] {
+    assert_eq!(unread, vec![oid(&"e".repeat(40)), new_commit.clone()]);
+    for commit in [oid(&"e".repeat(40)), new_commit.clone()] {
         store
             .apply_from_git(&[], &inbound(&branch.id, &commit, InboundStatus::Ours))
             .await
@@ -621,7 +625,7 @@ async fn a_commit_read_back_settles_the_changesets_its_trailers_name() {
         .await
         .expect("start")
         .expect("attempt");
-    let met_at = "b".repeat(40);
+    let met_at = oid(&"b".repeat(40));
     store
         .finish_attempt(
             &started.attempt.id,
@@ -642,7 +646,7 @@ async fn a_commit_read_back_settles_the_changesets_its_trailers_name() {
         "the head the conflict was met at is asked to be read"
     );
     let id = started.changesets[0].id.clone();
-    let ours = "c".repeat(40);
+    let ours = oid(&"c".repeat(40));
     let mut read = inbound(&branch.id, &ours, InboundStatus::Ours);
     read.changesets = vec![id.clone(), ChangesetId::new("unknown")];
     store.apply_from_git(&[], &read).await.expect("read back");
@@ -651,7 +655,7 @@ async fn a_commit_read_back_settles_the_changesets_its_trailers_name() {
         .await
         .expect("list");
     assert_eq!(listed[0].status, ChangesetStatus::Pushed);
-    assert_eq!(listed[0].commit_id.as_deref(), Some(ours.as_str()));
+    assert_eq!(listed[0].commit_id.as_ref(), Some(&ours));
     assert!(store.open_sync_errors().await.expect("errors").is_empty());
 }
 
@@ -717,7 +721,7 @@ async fn pruning_drops_old_deliveries_and_those_past_the_cap_per_connector_but_n
         .await
         .expect("branches")
         .remove(0);
-    let new = "c".repeat(40);
+    let new = oid(&"c".repeat(40));
     let queued = store
         .record_delivery(&push_delivery(
             &git,
@@ -836,12 +840,12 @@ async fn a_head_stays_unread_while_a_later_one_is_queued_and_the_branch_is_not_r
         .await
         .expect("branches")
         .remove(0);
-    let head = |commit: &str| AnnouncedHead {
+    let head = |commit: &ObjectId| AnnouncedHead {
         branch_id: branch.id.clone(),
-        commit: Some(commit.to_owned()),
+        commit: Some(commit.clone()),
         link_ids: vec![link.id.clone()],
     };
-    let (first, second) = ("d".repeat(40), "e".repeat(40));
+    let (first, second) = (oid(&"d".repeat(40)), oid(&"e".repeat(40)));
     for (id, commit) in [("d-1", &first), ("d-2", &second)] {
         let record = store
             .record_delivery(&push_delivery(
@@ -1034,7 +1038,7 @@ async fn an_enable_that_fails_half_way_leaves_the_store_as_it_was() {
         connector_id: ConnectorId::new("missing-connector"),
         repo: None,
         branch: "main".into(),
-        base_commit: Some("a".repeat(40)),
+        base_commit: Some(oid(&"a".repeat(40))),
     };
     let err = store
         .enable_link(&reposync_store::Enabling {
@@ -1160,7 +1164,7 @@ async fn sync_status_answers_after_git_onboards_an_application_whose_folder_hold
         .await
         .expect("branch")
         .expect("branch");
-    let mut read = inbound(&branch.id, &"b".repeat(40), InboundStatus::Failed);
+    let mut read = inbound(&branch.id, &oid(&"b".repeat(40)), InboundStatus::Failed);
     read.errors.push(FileError {
         path: "Setup/Applications/New/Index.yaml".into(),
         link_id: None,
@@ -1210,7 +1214,7 @@ async fn a_link_enabled_again_reads_its_branch_from_where_it_was_enabled() {
     let (store, link_id) = linked_store(&dir).await;
     let old = store.link_by_id(&link_id).await.expect("link");
     store.disable_link(&link_id).await.expect("disable");
-    let head = "b".repeat(40);
+    let head = oid(&"b".repeat(40));
     let again = store
         .create_link(
             &NewSyncLink {
@@ -1229,7 +1233,7 @@ async fn a_link_enabled_again_reads_its_branch_from_where_it_was_enabled() {
         .await
         .expect("branch")
         .expect("branch");
-    assert_eq!(branch.processed_commit.as_deref(), Some(head.as_str()));
+    assert_eq!(branch.processed_commit.as_ref(), Some(&head));
 
     // A second live link on the same branch does not move it: the first still reads it.
     let other = store
@@ -1239,7 +1243,7 @@ async fn a_link_enabled_again_reads_its_branch_from_where_it_was_enabled() {
                 connector_id: old.connector_id.clone(),
                 repo: None,
                 branch: "main".into(),
-                base_commit: Some("c".repeat(40)),
+                base_commit: Some(oid(&"c".repeat(40))),
             },
             &[],
         )
@@ -1250,5 +1254,5 @@ async fn a_link_enabled_again_reads_its_branch_from_where_it_was_enabled() {
         .await
         .expect("branch")
         .expect("branch");
-    assert_eq!(branch.processed_commit.as_deref(), Some(head.as_str()));
+    assert_eq!(branch.processed_commit.as_ref(), Some(&head));
 }
