@@ -254,7 +254,7 @@ impl Inbox {
                 .inbound
                 .fetch_changes(branch, since.as_ref(), COMMITS_PER_READ)
                 .await
-                .map_err(|f| format!("{}: {}", f.code, f.message))?;
+                .map_err(|f| f.to_string())?;
             let fetch_ms = fetch_started.elapsed().as_millis();
             match &read {
                 SyncJobResult::Commits { head, commits, .. } => {
@@ -288,8 +288,7 @@ impl Inbox {
                         tracing::warn!(branch = %branch.branch, since = since.as_ref().map_or("-", ObjectId::as_str), "the branch's history was rewritten; reading it whole");
                     }
                     let commit = ReadCommit {
-                        commit: result_commit("head", &head)
-                            .map_err(|f| format!("{}: {}", f.code, f.message))?,
+                        commit: result_commit("head", &head).map_err(|f| f.to_string())?,
                         message: String::new(),
                         author: String::new(),
                         files: files
@@ -339,8 +338,7 @@ impl Inbox {
 /// A commit as the delegate read it; one whose id does not parse is an invalid result.
 fn read_commit(read: CommitRead) -> Result<ReadCommit, String> {
     Ok(ReadCommit {
-        commit: result_commit("commit", &read.commit)
-            .map_err(|f| format!("{}: {}", f.code, f.message))?,
+        commit: result_commit("commit", &read.commit).map_err(|f| f.to_string())?,
         author: format!("{} <{}>", read.author_name, read.author_email),
         files: read
             .files

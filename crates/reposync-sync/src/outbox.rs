@@ -60,6 +60,13 @@ impl DispatchFailure {
     }
 }
 
+/// `code: message`, as sync errors and the inbox's log record a failure.
+impl std::fmt::Display for DispatchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
 /// Parses a commit id in a delegate's result, `field` naming it. The protocol carries ids as
 /// text, which the delegate parsed from git's output; one that does not parse makes the
 /// whole result invalid (`invalid_task`), never a panic or a row the store cannot read back.
@@ -254,7 +261,7 @@ impl Outbox {
                 message: failure.message,
             },
             Err(failure) => AttemptEnd::Retry {
-                message: format!("{}: {}", failure.code, failure.message),
+                message: failure.to_string(),
                 at_once: false,
             },
         };
