@@ -220,7 +220,7 @@ pub(crate) fn client(globals: &Globals) -> anyhow::Result<Client> {
 }
 
 fn print_json(value: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -273,15 +273,15 @@ pub async fn secret(command: SecretCommand, globals: &Globals) -> anyhow::Result
             if !globals.json {
                 let view: SecretView = decode(answer)?;
                 let ssh = view.ssh.as_ref();
-                println!(
+                outln!(
                     "Created SSH key secret {:?} ({})",
                     view.name,
                     ssh.map(|s| s.fingerprint.as_str()).unwrap_or("")
                 );
-                println!(
+                outln!(
                     "Add this public key to Bitbucket (Personal settings > SSH keys, or the repository's Access keys):"
                 );
-                println!("{}", ssh.map(|s| s.public_key.as_str()).unwrap_or(""));
+                outln!("{}", ssh.map(|s| s.public_key.as_str()).unwrap_or(""));
                 return Ok(ExitCode::SUCCESS);
             }
             answer
@@ -348,7 +348,7 @@ pub async fn secret(command: SecretCommand, globals: &Globals) -> anyhow::Result
         SecretCommand::Delete { name } => {
             let answer = client.delete(&["secrets", &name]).await?;
             if !globals.json {
-                println!("Deleted secret {name:?}");
+                outln!("Deleted secret {name:?}");
                 return Ok(ExitCode::SUCCESS);
             }
             answer
@@ -465,7 +465,7 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
             if globals.json {
                 print_json(&answer)?;
             } else {
-                println!("Deleted connector {name:?}");
+                outln!("Deleted connector {name:?}");
             }
         }
         ConnectorCommand::Webhook {
@@ -525,7 +525,7 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                 if !globals.json {
                     let branch = text("branch").unwrap_or_default();
                     let commit = text("commit").unwrap_or_else(|| "(empty repository)".into());
-                    println!(
+                    outln!(
                         "OK: {} {branch} at {commit}",
                         text("url").unwrap_or_default()
                     );
@@ -592,7 +592,7 @@ fn print_saved(answer: Value, globals: &Globals) -> anyhow::Result<()> {
     let saved: ConnectorSaved = decode(answer)?;
     print_connector(&saved.connector);
     if let Some(webhook) = &saved.webhook {
-        println!();
+        outln!();
         print_webhook(webhook);
     }
     Ok(())
@@ -637,16 +637,16 @@ fn print_connector(c: &ConnectorView) {
 }
 
 fn print_webhook(webhook: &WebhookView) {
-    println!("Webhook URL:    {}", webhook.url);
+    outln!("Webhook URL:    {}", webhook.url);
     if webhook.secret.expose().is_empty() {
-        println!("Webhook secret: none (deliveries need no signature)");
-        println!("In Bitbucket, add a webhook with this URL for push events.");
+        outln!("Webhook secret: none (deliveries need no signature)");
+        outln!("In Bitbucket, add a webhook with this URL for push events.");
     } else {
-        println!("Webhook secret: {}", webhook.secret.expose());
-        println!("In Bitbucket, add a webhook with this URL and secret for push events.");
+        outln!("Webhook secret: {}", webhook.secret.expose());
+        outln!("In Bitbucket, add a webhook with this URL and secret for push events.");
     }
     if let Some(unauthenticated) = &webhook.unauthenticated {
-        println!(
+        outln!(
             "Unauthenticated deliveries: {}",
             unauthenticated_summary(unauthenticated)
         );

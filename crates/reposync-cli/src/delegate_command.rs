@@ -101,7 +101,7 @@ async fn list(globals: &Globals) -> anyhow::Result<ExitCode> {
         .get(&["delegates"], &[], Duration::from_secs(30))
         .await?;
     if globals.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
     let list: ListResponse<DelegateView> = decode(answer)?;

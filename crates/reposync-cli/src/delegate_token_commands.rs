@@ -61,24 +61,24 @@ pub async fn delegate_token(
         }
     };
     if globals.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
     match command {
         DelegateTokenCommand::Create { .. } => {
             let token: DelegateTokenView = decode(answer)?;
-            println!("Delegate token {:?} created.", token.name);
+            outln!("Delegate token {:?} created.", token.name);
             match &token.selectors {
-                Some(selectors) => println!(
+                Some(selectors) => outln!(
                     "Its delegates run only connectors whose selectors are all among: {}.",
                     selectors.join(", ")
                 ),
-                None => println!(
+                None => outln!(
                     "It is unrestricted: its delegates may run any connector and receive its credentials."
                 ),
             }
             if let Some(value) = &token.token {
-                println!("Token (shown once): {}", value.expose());
+                outln!("Token (shown once): {}", value.expose());
             }
         }
         DelegateTokenCommand::List => {
@@ -100,7 +100,7 @@ pub async fn delegate_token(
             table(&["NAME", "RESTRICTED TO", "CREATED", "REVOKED"], &rows);
         }
         DelegateTokenCommand::Revoke { name } => {
-            println!(
+            outln!(
                 "Delegate token {name:?} revoked; delegates using it stop at their next request"
             );
         }

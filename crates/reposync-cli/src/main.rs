@@ -1,10 +1,12 @@
 //! The `reposync` command: parses flags, sets up logging, and calls into the libraries.
 
+#[macro_use]
+mod output;
+
 mod client_commands;
 mod delegate_command;
 mod delegate_token_commands;
 mod offline;
-mod output;
 mod serve;
 mod sync_commands;
 mod tree_commands;

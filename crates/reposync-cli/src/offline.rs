@@ -69,7 +69,7 @@ pub fn fmt(args: FmtArgs) -> anyhow::Result<ExitCode> {
         } else {
             write_atomically(&file, formatted.as_bytes())
                 .with_context(|| format!("cannot write {shown}"))?;
-            println!("formatted {shown}");
+            outln!("formatted {shown}");
         }
     }
     if !would_change.is_empty() {
@@ -78,7 +78,7 @@ pub fn fmt(args: FmtArgs) -> anyhow::Result<ExitCode> {
             would_change.len()
         );
         for file in &would_change {
-            println!("{file}");
+            outln!("{file}");
         }
         return Ok(ExitCode::FAILURE);
     }
@@ -94,7 +94,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let files = read_tree(&args.dir)?;
     let report = validate_tree(&files, &Limits::default());
     for problem in &report.problems {
-        println!("{problem}");
+        outln!("{problem}");
     }
     if report.problems.is_empty() {
         eprintln!("{} files checked, no problems", report.files.len());

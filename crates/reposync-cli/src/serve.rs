@@ -155,7 +155,7 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
     tracing::info!(origin = ?ready.master_key_origin, "master key loaded");
     if let Some(token) = &ready.new_admin_token {
         // Printed once, on the first start; the database keeps only its hash.
-        println!(
+        outln!(
             "Admin API token (shown once; also saved to {}):\n{token}",
             ready.token_file.display()
         );
@@ -163,7 +163,7 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
     let address = listener
         .local_addr()
         .context("cannot read the listening address")?;
-    println!("reposync listening on http://{address}");
+    outln!("reposync listening on http://{address}");
     serve(listener, ready.state, shutdown_signal())
         .await
         .context("server failed")?;

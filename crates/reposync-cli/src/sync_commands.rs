@@ -187,42 +187,46 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
         }
     };
     if globals.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
     match command {
         SyncCommand::Enable { .. } => {
             let enabled: SyncEnabled = decode(answer)?;
             let link = &enabled.link;
-            println!(
+            outln!(
                 "Sync enabled: {} -> {} ({})",
-                link.scope, link.url, link.branch
+                link.scope,
+                link.url,
+                link.branch
             );
             if let Some(imported) = &enabled.imported {
-                println!(
+                outln!(
                     "Imported from the branch: {} created, {} changed, {} deleted",
-                    imported.created, imported.changed, imported.deleted
+                    imported.created,
+                    imported.changed,
+                    imported.deleted
                 );
             }
             if !enabled.kept.is_empty() {
-                println!("Kept reposync's files the branch lacked (the first commit pushes them):");
+                outln!("Kept reposync's files the branch lacked (the first commit pushes them):");
                 for path in &enabled.kept {
-                    println!("  {path}");
+                    outln!("  {path}");
                 }
             }
             if !enabled.deleted.is_empty() {
-                println!("Deleted reposync's files the branch lacked:");
+                outln!("Deleted reposync's files the branch lacked:");
                 for path in &enabled.deleted {
-                    println!("  {path}");
+                    outln!("  {path}");
                 }
             }
             if enabled.pushing > 0 {
-                println!("{} file(s) queued for the first commit", enabled.pushing);
+                outln!("{} file(s) queued for the first commit", enabled.pushing);
             } else {
-                println!("Nothing to push: the branch and reposync agree");
+                outln!("Nothing to push: the branch and reposync agree");
             }
         }
-        SyncCommand::Disable { .. } => println!("Sync disabled"),
+        SyncCommand::Disable { .. } => outln!("Sync disabled"),
         SyncCommand::Status => {
             let links: ListResponse<SyncLinkView> = decode(answer)?;
             let rows: Vec<Vec<String>> = links
@@ -255,7 +259,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
         }
         SyncCommand::Activity { .. } => {
             let activity: SyncActivity = decode(answer)?;
-            println!("Changesets:");
+            outln!("Changesets:");
             let rows: Vec<Vec<String>> = activity.changesets.iter().map(changeset_row).collect();
             table(
                 &[
@@ -263,7 +267,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 ],
                 &rows,
             );
-            println!("\nCommit attempts:");
+            outln!("\nCommit attempts:");
             let rows: Vec<Vec<String>> = activity
                 .attempts
                 .iter()
@@ -286,7 +290,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 ],
                 &rows,
             );
-            println!("\nCommits read from Git:");
+            outln!("\nCommits read from Git:");
             let rows: Vec<Vec<String>> = activity
                 .inbound
                 .iter()
@@ -313,11 +317,11 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
         SyncCommand::Errors {
             action: Some(ErrorsAction::Discard { id }),
             ..
-        } => println!("Sync error {id} discarded"),
+        } => outln!("Sync error {id} discarded"),
         SyncCommand::Errors { action: None, .. } => {
             let errors: ListResponse<SyncErrorView> = decode(answer)?;
             if errors.items.is_empty() {
-                println!("No sync errors");
+                outln!("No sync errors");
             }
             for e in errors.items {
                 fields(&[
@@ -336,15 +340,15 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                     ),
                 ]);
                 if let Some(ours) = e.ours {
-                    println!("--- reposync's version\n{ours}");
+                    outln!("--- reposync's version\n{ours}");
                 }
                 if let Some(theirs) = e.theirs {
-                    println!("--- Git's version\n{theirs}");
+                    outln!("--- Git's version\n{theirs}");
                 }
-                println!();
+                outln!();
             }
         }
-        SyncCommand::Retry { id } => println!("Changeset {id} is waiting to be pushed again"),
+        SyncCommand::Retry { id } => outln!("Changeset {id} is waiting to be pushed again"),
     }
     Ok(ExitCode::SUCCESS)
 }

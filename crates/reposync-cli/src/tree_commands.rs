@@ -65,10 +65,10 @@ pub async fn import(args: ImportArgs, globals: &Globals) -> anyhow::Result<ExitC
         Err(other) => return Err(other.into()),
     };
     if globals.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for problem in &report.problems {
-            println!(
+            outln!(
                 "{}:{}:{}: {}",
                 problem.path,
                 problem.line.max(1),
@@ -145,10 +145,10 @@ pub async fn get(path: String, globals: &Globals) -> anyhow::Result<ExitCode> {
         .get(&["entities"], &[("path", path)], Duration::from_secs(30))
         .await?;
     if globals.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
         let entity: EntityView = decode(answer)?;
-        print!("{}", entity.content);
+        out!("{}", entity.content);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -233,7 +233,7 @@ pub async fn app(command: AppCommand, globals: &Globals) -> anyhow::Result<ExitC
         AppCommand::Delete { name } => write_answer(client.delete(&["apps", name]).await)?,
     };
     if globals.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
     match command {
@@ -276,11 +276,11 @@ pub async fn app(command: AppCommand, globals: &Globals) -> anyhow::Result<ExitC
                 ("Files", Some(a.files.to_string())),
             ]);
         }
-        AppCommand::Create { name, .. } => println!("Created application {name:?}"),
+        AppCommand::Create { name, .. } => outln!("Created application {name:?}"),
         AppCommand::Rename { name, new_name } => {
-            println!("Renamed application {name:?} to {new_name:?}")
+            outln!("Renamed application {name:?} to {new_name:?}")
         }
-        AppCommand::Delete { name } => println!("Deleted application {name:?}"),
+        AppCommand::Delete { name } => outln!("Deleted application {name:?}"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -301,7 +301,7 @@ pub async fn apply(path: String, file: PathBuf, globals: &Globals) -> anyhow::Re
         .await;
     let report: ImportReport = decode(write_answer(answer)?)?;
     if globals.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.created > 0 {
         eprintln!("created {path}");
     } else if report.changed > 0 {
@@ -350,7 +350,7 @@ pub async fn rename(path: String, new_name: String, globals: &Globals) -> anyhow
             .await,
     )?;
     if globals.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
         let report: ImportReport = decode(answer)?;
         eprintln!(

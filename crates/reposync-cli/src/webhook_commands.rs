@@ -54,7 +54,7 @@ pub async fn webhook(command: WebhookCommand, globals: &Globals) -> anyhow::Resu
                 .get(&["webhooks", "deliveries"], &query, Duration::from_secs(30))
                 .await?;
             if globals.json {
-                println!("{}", serde_json::to_string_pretty(&answer)?);
+                outln!("{}", serde_json::to_string_pretty(&answer)?);
                 return Ok(ExitCode::SUCCESS);
             }
             let deliveries: DeliveryLog = decode(answer)?;
@@ -92,7 +92,7 @@ pub async fn webhook(command: WebhookCommand, globals: &Globals) -> anyhow::Resu
                 &rows,
             );
             for counted in &deliveries.unauthenticated {
-                println!(
+                outln!(
                     "{}: deliveries that failed authentication (counted, not logged): {}",
                     counted.connector,
                     unauthenticated_summary(counted)
@@ -139,7 +139,7 @@ fn inspect(
     };
     match normalise(&lookup, &body) {
         Ok(delivery) => {
-            println!("{}", serde_json::to_string_pretty(&delivery)?);
+            outln!("{}", serde_json::to_string_pretty(&delivery)?);
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {

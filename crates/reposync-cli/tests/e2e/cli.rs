@@ -176,3 +176,45 @@ fn serve_stops_cleanly_on_sigint_and_sigterm_and_keeps_its_state() {
 fn app_pid(app: &TestApp) -> String {
     app.pid().to_string()
 }
+
+/// `reposync … | head -1`: the reader goes away, and every command that prints ends quietly
+/// and successfully instead of panicking. The pipe's read end is closed before the command
+/// starts, so every write it makes fails.
+#[test]
+fn a_closed_pipe_ends_every_printing_command_quietly() {
+    let app = TestApp::spawn();
+    app.cli(
+        &["secret", "create", "tok", "--value-stdin"],
+        Some("value-1234567"),
+    )
+    .ok();
+    app.cli(&["app", "create", "Shop"], None).ok();
+    let commands: &[&[&str]] = &[
+        &["secret", "list"],
+        &["secret", "list", "--json"],
+        &["app", "list"],
+        &["app", "show", "Shop"],
+        &["sync", "activity"],
+        &["sync", "status"],
+        &["delegate", "list"],
+        &["--help"],
+        &["sync", "--help"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let mut command = Command::new(binary());
+        hermetic(&mut command, app.dir.path());
+        let output = command
+            .args(["--server", &app.url, "--token", &app.token])
+            .args(*args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run reposync");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
