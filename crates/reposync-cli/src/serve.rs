@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use reposync_model::Selector;
-use reposync_server::{DeliveryLog, RateLimit, ServerConfig, bootstrap, serve};
+use reposync_server::{DataDirLock, DeliveryLog, RateLimit, ServerConfig, bootstrap, serve};
 use tracing_subscriber::EnvFilter;
 
 use crate::Globals;
@@ -148,9 +148,14 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
     config.master_key = std::env::var("REPOSYNC_MASTER_KEY")
         .ok()
         .filter(|v| !v.is_empty());
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    // One server per data directory, refused before anything is touched.
+    let _data_dir_lock =
+        DataDirLock::acquire(&config.data_dir).context("cannot start the server")?;
+    // The port is taken now, so a clash fails before any work, but connections are accepted
+    // only once the database is migrated and the token file written: a client that finds the
+    // port open finds the server ready.
+    let listen = config.listen;
+    let socket = reserve_port(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let ready = bootstrap(config).await.context("cannot start the server")?;
     tracing::info!(origin = ?ready.master_key_origin, "master key loaded");
     if let Some(token) = &ready.new_admin_token {
@@ -160,6 +165,9 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
             ready.token_file.display()
         );
     }
+    let listener = socket
+        .listen(1024)
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener
         .local_addr()
         .context("cannot read the listening address")?;
@@ -169,6 +177,19 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
         .context("server failed")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the listening address without accepting connections yet.
+fn reserve_port(address: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As the standard library's listeners do: a restart may reuse the port at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    Ok(socket)
 }
 
 async fn shutdown_signal() {

@@ -1,5 +1,5 @@
-use std::fs;
-use std::io::Write;
+use std::fs::{self, File};
+use std::io::{Read as _, Seek as _, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -7,6 +7,7 @@ use reposync_delegate::Agent;
 use reposync_delegate::TempRootError;
 use reposync_secrets::{MasterKey, MasterKeyOrigin};
 use reposync_store::Store;
+use rustix::fs::{FlockOperation, flock};
 
 use crate::config::ServerConfig;
 use crate::state::AppState;
@@ -18,6 +19,56 @@ pub const TOKEN_FILE_NAME: &str = "admin.token";
 /// The folder of the data directory that holds the temporary files of git operations (key
 /// files among them); emptied at every start, never worth a backup.
 pub const TEMP_DIR_NAME: &str = "tmp";
+
+/// The file whose lock gives a data directory to one server; it also holds that server's
+/// process id, to name it to whoever finds the directory taken.
+pub const LOCK_FILE_NAME: &str = "serve.lock";
+
+/// A data directory held by this server until dropped: an OS advisory lock (`flock`) on its
+/// lock file, which the kernel releases when the process dies, however it dies, so a stale
+/// lock never blocks a restart.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    /// Creates the data directory if needed and locks it without waiting. Another live server
+    /// holding it is [`BootstrapError::InUse`], naming that server's process.
+    pub fn acquire(data_dir: &Path) -> Result<DataDirLock, BootstrapError> {
+        create_data_dir(data_dir)?;
+        let path = data_dir.join(LOCK_FILE_NAME);
+        let error = |source| BootstrapError::DataDir {
+            path: path.clone(),
+            source,
+        };
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(error)?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {
+                file.set_len(0).map_err(error)?;
+                file.rewind().map_err(error)?;
+                writeln!(file, "{}", std::process::id()).map_err(error)?;
+                Ok(DataDirLock { _file: file })
+            }
+            Err(errno) if errno == rustix::io::Errno::WOULDBLOCK => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                Err(BootstrapError::InUse {
+                    path: data_dir.to_owned(),
+                    holder: holder.trim().parse().ok(),
+                })
+            }
+            Err(errno) => Err(error(errno.into())),
+        }
+    }
+}
 
 /// A ready server state, and the admin token when this start created it.
 #[derive(Debug)]
@@ -37,6 +88,12 @@ pub enum BootstrapError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the data directory {} is in use by another reposync server{}; stop it, or give this one a data directory of its own (--data-dir)",
+        path.display(),
+        holder.map(|pid| format!(" (process {pid})")).unwrap_or_default()
+    )]
+    InUse { path: PathBuf, holder: Option<u32> },
     #[error(transparent)]
     TempRoot(#[from] TempRootError),
     #[error(transparent)]
@@ -54,14 +111,7 @@ pub enum BootstrapError {
 /// on first start, the admin token.
 pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapError> {
     let data_dir = &config.data_dir;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|source| BootstrapError::DataDir {
-            path: data_dir.clone(),
-            source,
-        })?;
+    create_data_dir(data_dir)?;
     // First, before anything can start a git operation: a key file left by a server killed
     // mid-operation goes now.
     let builtin = Agent::prepare(data_dir.join("delegate"), data_dir.join(TEMP_DIR_NAME)).await?;
@@ -91,6 +141,18 @@ pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapEr
         new_admin_token,
         token_file,
     })
+}
+
+/// Creates the data directory, private (0700), if it does not exist.
+fn create_data_dir(data_dir: &Path) -> Result<(), BootstrapError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|source| BootstrapError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })
 }
 
 fn write_token_file(path: &Path, token: &str) -> Result<(), BootstrapError> {

@@ -20,7 +20,9 @@ mod state;
 mod tasks;
 mod views;
 
-pub use bootstrap::{Bootstrapped, TEMP_DIR_NAME, TOKEN_FILE_NAME, bootstrap};
+pub use bootstrap::{
+    Bootstrapped, DataDirLock, LOCK_FILE_NAME, TEMP_DIR_NAME, TOKEN_FILE_NAME, bootstrap,
+};
 pub use config::{DeliveryLog, RateLimit, ServerConfig};
 pub use routes::build_app;
 pub use state::AppState;

@@ -218,3 +218,84 @@ fn a_closed_pipe_ends_every_printing_command_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// One server per data directory: a second `serve` on it is refused at once, naming the
+/// process that holds it, and the first keeps serving.
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused_naming_the_first() {
+    let app = TestApp::spawn();
+    let mut command = Command::new(binary());
+    hermetic(&mut command, app.dir.path());
+    let output = command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(app.data_dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("second serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "is in use by another reposync server (process {})",
+            app.pid()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--data-dir"), "says what to do: {stderr}");
+    app.cli(&["secret", "list"], None).ok();
+}
+
+/// Ready means ready: the port opens only once the database is migrated and the admin token
+/// file written, so a CLI started the moment it opens finds its token and a working server.
+#[test]
+fn the_port_opens_only_once_the_server_is_ready() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = home.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let mut command = Command::new(binary());
+    hermetic(&mut command, home.path());
+    let mut server = command
+        .args(["serve", "--listen", &address, "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(&address).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the port never opened"
+        );
+        assert!(server.try_wait().expect("status").is_none(), "serve exited");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let token_file = data.join("admin.token");
+    assert!(
+        std::fs::read_to_string(&token_file).is_ok_and(|t| t.starts_with("rs_")),
+        "the token file is written before the port opens"
+    );
+    let mut list = Command::new(binary());
+    hermetic(&mut list, home.path());
+    let output = list
+        .args(["--server", &format!("http://{address}"), "--data-dir"])
+        .arg(&data)
+        .args(["secret", "list"])
+        .output()
+        .expect("list");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    assert_eq!(server.wait().expect("wait").code(), Some(0));
+}
