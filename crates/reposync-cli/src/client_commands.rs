@@ -203,6 +203,7 @@ impl ConnectorFlags {
 }
 
 pub(crate) fn client(globals: &Globals) -> anyhow::Result<Client> {
+    check_server_url(&globals.server)?;
     let token = match &globals.token {
         Some(token) => Some(token.clone()),
         None => {
@@ -217,6 +218,23 @@ pub(crate) fn client(globals: &Globals) -> anyhow::Result<Client> {
         }
     };
     Ok(Client::new(&globals.server, token)?)
+}
+
+/// Refuses a `--server` that is not an `http://` or `https://` URL with a host, saying what
+/// to write instead: `localhost:8080` would otherwise read as a URL of scheme `localhost`.
+fn check_server_url(server: &str) -> anyhow::Result<()> {
+    let has_scheme = server.starts_with("http://") || server.starts_with("https://");
+    if !has_scheme {
+        let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+        bail!(
+            "--server {server:?} needs the scheme: give http://{rest} (or https://{rest} when the server has TLS)"
+        );
+    }
+    let host = server.split_once("://").map_or("", |(_, rest)| rest);
+    if host.is_empty() || host.starts_with('/') {
+        bail!("--server {server:?} names no host: give it like http://127.0.0.1:8080");
+    }
+    Ok(())
 }
 
 fn print_json(value: &Value) -> anyhow::Result<()> {

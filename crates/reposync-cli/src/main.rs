@@ -165,6 +165,17 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
+            let unreachable = error.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<reposync_api::ClientError>(),
+                    Some(reposync_api::ClientError::Transport { .. })
+                )
+            });
+            if unreachable {
+                eprintln!(
+                    "hint: is `reposync serve` running there? Start it, or point the CLI at your server with --server URL (or REPOSYNC_SERVER)"
+                );
+            }
             ExitCode::FAILURE
         }
     }

@@ -117,7 +117,35 @@ fn failures_exit_non_zero_with_the_message_on_stderr() {
         .output()
         .expect("run");
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach the reposync server"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot reach the reposync server"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("is `reposync serve` running there?") && stderr.contains("--server"),
+        "points at serve and --server: {stderr}"
+    );
+
+    // A server given without its scheme is refused, saying what to write.
+    for (server, want) in [
+        ("127.0.0.1:9", "give http://127.0.0.1:9"),
+        ("localhost:9", "give http://localhost:9"),
+        ("http://", "names no host"),
+    ] {
+        let mut command = Command::new(binary());
+        hermetic(&mut command, app.dir.path());
+        let output = command
+            .args(["--server", server, "--token", "t", "secret", "list"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{server}");
+        assert!(
+            stderr.contains("--server") && stderr.contains(want),
+            "{server}: {stderr}"
+        );
+    }
 }
 
 #[test]
