@@ -52,6 +52,13 @@ fn check_name(text: &str) -> Result<(), String> {
         match c {
             '/' | '\\' => return Err(format!("must not contain {c:?} (it separates paths)")),
             '\0' => return Err("must not contain a NUL character".into()),
+            c if deceptive(c).is_some() => {
+                return Err(format!(
+                    "must not contain {} (found U+{:04X}): it changes how the name reads without being seen; type the name again without it",
+                    deceptive(c).unwrap_or_default(),
+                    c as u32
+                ));
+            }
             c if c.is_control() => {
                 return Err(format!(
                     "must not contain the control character U+{:04X}",
@@ -68,6 +75,25 @@ fn check_name(text: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What a character is when it changes how a name is shown without showing itself: a
+/// bidirectional control, which can make `gpj.exe` read as `exe.jpg` (Trojan Source), or a
+/// zero-width character, which makes two names that look alike differ.
+fn deceptive(c: char) -> Option<&'static str> {
+    match c {
+        '\u{061C}'
+        | '\u{200E}'
+        | '\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2066}'..='\u{2069}' => Some("a bidirectional control character"),
+        '\u{00AD}'
+        | '\u{180E}'
+        | '\u{200B}'..='\u{200D}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{FEFF}' => Some("an invisible character"),
+        _ => None,
+    }
 }
 
 /// The unique name of a secret. Same rules as an entity name: secrets are referenced from YAML
@@ -172,6 +198,16 @@ mod tests {
             (".git.", "not allowed"),
             ("happy \u{1F600}", "U+1F600"),
             ("tab\there", "control"),
+            (
+                "invoice\u{202E}fdp.exe",
+                "bidirectional control character (found U+202E)",
+            ),
+            ("a\u{2066}b", "bidirectional"),
+            ("a\u{200F}b", "bidirectional"),
+            ("To\u{200B}do", "invisible character (found U+200B)"),
+            ("a\u{200D}b", "invisible"),
+            ("a\u{FEFF}", "invisible"),
+            ("soft\u{00AD}hyphen", "invisible"),
         ];
         for (input, expected) in cases {
             let err = EntityName::parse(input).expect_err(input);

@@ -103,6 +103,20 @@ fn failures_exit_non_zero_with_the_message_on_stderr() {
         run.stderr
     );
 
+    // Names that deceive: a zero-width space makes "To​do" look like "Todo".
+    let run = app.cli(&["app", "create", "To\u{200B}do"], None);
+    assert!(
+        run.fails()
+            .stderr
+            .contains("invisible character (found U+200B)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !app.cli(&["app", "list"], None).ok().stdout.contains("To"),
+        "nothing was created"
+    );
+
     let mut command = Command::new(binary());
     hermetic(&mut command, app.dir.path());
     let output = command

@@ -286,6 +286,24 @@ mod paths_reposync_can_represent {
         assert!(EntityName::parse(".github").is_ok());
     }
 
+    /// Names that deceive are refused wherever a path names an entity, so a file read from
+    /// Git is refused as the API refuses the name.
+    #[test]
+    fn paths_naming_an_entity_with_a_bidirectional_or_invisible_character_are_refused() {
+        for path in [
+            "Setup/Applications/To\u{200B}do/Index.yaml",
+            "Setup/Applications/Shop/Services/web\u{202E}lmay/Index.yaml",
+            "Setup/Source Repo Providers/git\u{2066}.yaml",
+        ] {
+            let error = classify(path).expect_err(path);
+            assert!(
+                error.message.contains("bidirectional") || error.message.contains("invisible"),
+                "{path:?}: {error}"
+            );
+        }
+        assert!(classify("Setup/Applications/Todo/Index.yaml").is_ok());
+    }
+
     #[test]
     fn classify_refuses_them_in_every_free_form_folder_and_ignores_the_outside() {
         let folders = [
