@@ -25,7 +25,7 @@ pub struct Saved {
 
 /// Creates a connector (and its webhook credentials, when it asks for a webhook URL).
 pub async fn create(store: &Store, draft: &ConnectorDraft) -> Result<Saved, CoreError> {
-    let spec = GitConnector::parse(draft)?;
+    let spec = GitConnector::parse_input(draft)?;
     let (change, fresh_webhook) = if spec.generate_webhook_url {
         fresh_webhook_change()
     } else {
@@ -45,7 +45,7 @@ pub async fn update(store: &Store, name: &str, patch: &ConnectorPatch) -> Result
     let name = EntityName::parse(name)?;
     let current = store.get_connector(&name).await?;
     let draft = merge(&current.spec, patch)?;
-    let spec = GitConnector::parse(&draft)?;
+    let spec = GitConnector::parse_input(&draft)?;
     let (change, fresh_webhook) = match (current.has_webhook, spec.generate_webhook_url) {
         (false, true) => fresh_webhook_change(),
         (true, false) => (WebhookChange::Remove, None),

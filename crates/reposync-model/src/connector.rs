@@ -175,6 +175,44 @@ pub const DEFAULT_AUTHOR_NAME: &str = "reposync";
 pub const DEFAULT_AUTHOR_EMAIL: &str = "git-sync@reposync.invalid";
 
 impl GitConnector {
+    /// Parses a draft that a person wrote (through the API, the CLI or a file): the rules of
+    /// [`GitConnector::parse`], and those that catch mistakes in new input, which rows stored
+    /// by earlier versions need not meet: the address of a Bitbucket web page instead of a
+    /// clone URL, a URL naming another user than the username, and a provider the host
+    /// contradicts.
+    pub fn parse_input(draft: &ConnectorDraft) -> Result<GitConnector, FieldError> {
+        let connector = GitConnector::parse(draft)?;
+        if let Some(clone_url) = connector.url.browser_page_clone_url() {
+            return Err(FieldError::new(
+                "url",
+                format!("is the address of a Bitbucket page, not a clone URL; use {clone_url}"),
+            ));
+        }
+        if let (Some(in_url), Credentials::Https { username, .. }) =
+            (connector.url.username_hint(), &connector.credentials)
+            && in_url != username
+        {
+            return Err(FieldError::new(
+                "username",
+                format!(
+                    "is {username:?}, but the URL names the user {in_url:?}; make them agree, or drop the user from the URL"
+                ),
+            ));
+        }
+        if connector.provider == Provider::BitbucketServer
+            && Provider::detect(&connector.url) == Provider::BitbucketCloud
+        {
+            return Err(FieldError::new(
+                "provider",
+                format!(
+                    "is bitbucket-server, but {} is Bitbucket Cloud; use bitbucket-cloud, or leave the provider out to detect it",
+                    connector.url.host()
+                ),
+            ));
+        }
+        Ok(connector)
+    }
+
     /// Parses and cross-checks a draft. The first problem found is returned, naming its field.
     pub fn parse(draft: &ConnectorDraft) -> Result<GitConnector, FieldError> {
         let name = EntityName::parse(required(&draft.name, "name")?)?;
@@ -531,6 +569,42 @@ mod tests {
         assert_eq!(c.author_name, DEFAULT_AUTHOR_NAME);
         assert_eq!(c.author_email.as_str(), DEFAULT_AUTHOR_EMAIL);
         assert_eq!(GitConnector::parse(&c.to_draft()), Ok(c));
+    }
+
+    /// Mistakes in new input, refused by `parse_input` naming the field and what to write,
+    /// while `parse` (which reads stored rows) still takes them.
+    #[test]
+    fn input_refuses_pages_users_that_disagree_and_providers_the_host_contradicts() {
+        let page = draft("https://bitbucket.org/acme/config/src/main/");
+        let error = GitConnector::parse_input(&page).expect_err("a page");
+        assert_eq!(error.field, "url");
+        assert!(
+            error
+                .message
+                .contains("use https://bitbucket.org/acme/config.git"),
+            "{error}"
+        );
+
+        let mut other_user = draft("https://alice@bitbucket.org/acme/config.git");
+        other_user.username = Some("bob".into());
+        let error = GitConnector::parse_input(&other_user).expect_err("two users");
+        assert_eq!(error.field, "username");
+        assert!(error.message.contains("\"alice\""), "{error}");
+        other_user.username = Some("alice".into());
+        assert!(GitConnector::parse_input(&other_user).is_ok());
+
+        let mut server = draft("https://bitbucket.org/acme/config.git");
+        server.provider = Some("bitbucket-server".into());
+        let error = GitConnector::parse_input(&server).expect_err("cloud host");
+        assert_eq!(error.field, "provider");
+        assert!(error.message.contains("bitbucket-cloud"), "{error}");
+
+        for stored in [page, server] {
+            assert!(
+                GitConnector::parse(&stored).is_ok(),
+                "rows of earlier versions still read"
+            );
+        }
     }
 
     #[test]

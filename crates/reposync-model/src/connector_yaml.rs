@@ -310,7 +310,7 @@ pub fn to_connector(
         known_hosts: current.and_then(|c| c.known_hosts.clone()),
         ca_certificate: current.and_then(|c| c.ca_certificate.clone()),
     };
-    GitConnector::parse(&draft).map_err(|e| {
+    GitConnector::parse_input(&draft).map_err(|e| {
         let key = yaml_key(&e.field);
         problem(map.get(key), format!("{key}: {}", e.message))
     })

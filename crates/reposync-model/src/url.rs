@@ -150,8 +150,10 @@ impl RepoUrl {
             ));
         }
         check_ssh_user(user.as_deref())?;
-        let path = path.trim_matches('/').to_owned();
-        if path.is_empty() {
+        // `git@host:/srv/repo.git` names an absolute path on the host, `git@host:srv/repo.git`
+        // one under the user's home: the leading `/` is kept.
+        let path = path.trim_end_matches('/').to_owned();
+        if path.trim_start_matches('/').is_empty() {
             return Err(err("has no path after ':'".into()));
         }
         Ok(Self {
@@ -203,6 +205,52 @@ impl RepoUrl {
         let mut joined = self.clone();
         joined.path = format!("{}/{}.git", self.path, slug.as_str());
         joined
+    }
+
+    /// For the address of a Bitbucket web page (copied from the browser rather than from the
+    /// Clone dialog), the clone URL of the repository it shows: Cloud's
+    /// `/<workspace>/<repo>/src/…` and `/branch/…`, Server's
+    /// `[/<context>]/projects/<KEY>/repos/<repo>/browse…` and `/users/<user>/repos/<repo>…`.
+    pub fn browser_page_clone_url(&self) -> Option<String> {
+        if self.protocol != Protocol::Https {
+            return None;
+        }
+        let segments: Vec<&str> = self.path.split('/').collect();
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        let origin = format!("https://{}{port}", self.host);
+        if self.host == "bitbucket.org" || self.host == "www.bitbucket.org" {
+            const PAGES: &[&str] = &[
+                "src",
+                "branch",
+                "branches",
+                "commits",
+                "pull-requests",
+                "downloads",
+                "admin",
+            ];
+            return match segments.as_slice() {
+                [workspace, repo, page, ..] if PAGES.contains(page) => Some(format!(
+                    "https://bitbucket.org/{workspace}/{}.git",
+                    repo.trim_end_matches(".git")
+                )),
+                _ => None,
+            };
+        }
+        let owner = segments
+            .iter()
+            .position(|s| *s == "projects" || *s == "users")?;
+        match &segments[owner..] {
+            [kind, key, "repos", repo, ..] => {
+                let context: String = segments[..owner].iter().map(|s| format!("/{s}")).collect();
+                let owner = if *kind == "users" {
+                    format!("~{}", key.to_ascii_lowercase())
+                } else {
+                    key.to_ascii_lowercase()
+                };
+                Some(format!("{origin}{context}/scm/{owner}/{repo}.git"))
+            }
+            _ => None,
+        }
     }
 
     /// Whether the path looks like it names a repository rather than an account, judged by
@@ -365,6 +413,61 @@ mod tests {
         let err = RepoUrl::parse("jdoe:tok3n-value@bitbucket.org/ws/r.git").expect_err("not ssh");
         assert!(err.message.contains("https://"));
         assert!(!err.message.contains("tok3n"));
+    }
+
+    #[test]
+    fn a_bitbucket_page_names_the_clone_url_it_stands_for() {
+        let clone = |u: &str| url(u).browser_page_clone_url();
+        for (page, want) in [
+            (
+                "https://bitbucket.org/acme/config/src/main/",
+                "https://bitbucket.org/acme/config.git",
+            ),
+            (
+                "https://bitbucket.org/acme/config/src/main/Setup/Index.yaml",
+                "https://bitbucket.org/acme/config.git",
+            ),
+            (
+                "https://bitbucket.org/acme/config/branch/release",
+                "https://bitbucket.org/acme/config.git",
+            ),
+            (
+                "https://bb.corp/projects/PLAT/repos/config/browse",
+                "https://bb.corp/scm/plat/config.git",
+            ),
+            (
+                "https://bb.corp:8443/bitbucket/projects/PLAT/repos/config/browse/Setup",
+                "https://bb.corp:8443/bitbucket/scm/plat/config.git",
+            ),
+            (
+                "https://bb.corp/users/Jdoe/repos/sandbox/browse",
+                "https://bb.corp/scm/~jdoe/sandbox.git",
+            ),
+        ] {
+            assert_eq!(clone(page).as_deref(), Some(want), "{page}");
+        }
+        for not_a_page in [
+            "https://bitbucket.org/acme/config.git",
+            "https://bitbucket.org/acme",
+            "https://bb.corp/scm/plat/config.git",
+            "git@bitbucket.org:acme/config.git",
+            "https://git.corp/projects/x.git",
+        ] {
+            assert_eq!(clone(not_a_page), None, "{not_a_page}");
+        }
+    }
+
+    #[test]
+    fn an_scp_url_keeps_an_absolute_path() {
+        assert_eq!(
+            url("git@host:/srv/git/r.git").git_url(),
+            "git@host:/srv/git/r.git"
+        );
+        assert_eq!(
+            url("git@host:srv/git/r.git").git_url(),
+            "git@host:srv/git/r.git"
+        );
+        assert!(RepoUrl::parse("git@host:/").is_err());
     }
 
     #[test]

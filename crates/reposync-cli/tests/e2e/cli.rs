@@ -103,6 +103,32 @@ fn failures_exit_non_zero_with_the_message_on_stderr() {
         run.stderr
     );
 
+    // A Bitbucket page copied from the browser is refused with the clone URL to use.
+    let run = app.cli(
+        &[
+            "connector",
+            "add",
+            "--name",
+            "page",
+            "--url",
+            "https://bitbucket.org/acme/config/src/main/",
+            "--username",
+            "u",
+            "--password-secret",
+            "s",
+            "--branch",
+            "main",
+        ],
+        None,
+    );
+    assert!(
+        run.fails()
+            .stderr
+            .contains("not a clone URL; use https://bitbucket.org/acme/config.git"),
+        "{}",
+        run.stderr
+    );
+
     // Names that deceive: a zero-width space makes "To​do" look like "Todo".
     let run = app.cli(&["app", "create", "To\u{200B}do"], None);
     assert!(
