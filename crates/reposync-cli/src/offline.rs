@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
+use reposync_model::tree::ROOT;
 use reposync_model::validate::validate_tree;
 use reposync_model::yaml::{Limits, emit, order_top_level, parse};
 
@@ -109,26 +110,34 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Every file of a tree with its path from the repository root (`Setup/…`), whether `root` is
-/// the repository root or the `Setup` folder itself: paths are reported as they are in Git.
+/// Every file of a tree's `Setup/` folder with its path from the repository root (`Setup/…`),
+/// whether `root` is the repository root or the `Setup` folder itself. Nothing else is read:
+/// a repository's README, binaries or build output are not the tree's business, and a
+/// directory without a `Setup` folder is refused before anything is read or sent.
 pub fn read_tree(root: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let mut found = Vec::new();
-    collect(root, root, &mut found)?;
-    let inside_setup = root
+    let is_setup = root
         .canonicalize()
         .ok()
-        .and_then(|p| p.file_name().map(|n| n == "Setup"))
+        .and_then(|p| p.file_name().map(|n| n == ROOT))
         .unwrap_or(false);
+    let setup = if is_setup {
+        root.to_owned()
+    } else {
+        root.join(ROOT)
+    };
+    if !setup.is_dir() {
+        bail!(
+            "{} holds no {ROOT}/ folder: give the repository root that holds {ROOT}/, or the {ROOT} folder itself",
+            root.display()
+        );
+    }
+    let mut found = Vec::new();
+    collect(&setup, &setup, &mut found)?;
     let mut files = Vec::with_capacity(found.len());
     for (file, relative) in found {
-        let relative = if inside_setup {
-            format!("Setup/{relative}")
-        } else {
-            relative
-        };
         let bytes =
             std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-        files.push((relative, bytes));
+        files.push((format!("{ROOT}/{relative}"), bytes));
     }
     Ok(files)
 }

@@ -143,3 +143,28 @@ fn validate_accepts_the_corpus() {
     let (code, stdout, stderr) = run(&corpus, &["validate", "."]);
     assert_eq!(code, 0, "{stdout}{stderr}");
 }
+
+/// Only `Setup/` is the tree: a directory without one is refused, and whatever else a
+/// repository holds is never read.
+#[test]
+fn validate_reads_only_setup_and_refuses_a_directory_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write(root, "README.md", "not: [yaml\n");
+    write(root, "target/debug/build.yaml", "not: [yaml\n");
+    let (code, _, stderr) = run(root, &["validate", "."]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("holds no Setup/ folder"), "{stderr}");
+
+    write(
+        root,
+        "Setup/Applications/Shop/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
+    );
+    let (code, stdout, stderr) = run(root, &["validate", "."]);
+    assert_eq!(
+        code, 0,
+        "the files outside Setup/ are not read: {stdout}{stderr}"
+    );
+    assert!(stderr.contains("1 files checked"), "{stderr}");
+}

@@ -58,6 +58,33 @@ fn with_corpus_secrets(app: &TestApp) {
     .ok();
 }
 
+/// `import DIR` sends only `DIR/Setup`: a repository's other files (here more than the
+/// server takes in one request) stay home, and a directory without `Setup/` is refused before
+/// anything is sent.
+#[test]
+fn import_sends_only_setup_and_refuses_a_directory_without_it() {
+    let app = TestApp::spawn();
+    let source = app.dir.path().join("repo");
+    std::fs::create_dir_all(source.join("target")).expect("mkdir");
+    std::fs::write(source.join("target/big.bin"), vec![0u8; 2 << 20]).expect("big file");
+    let source_arg = source.to_str().expect("utf-8");
+    let refused = app.cli(&["import", source_arg], None);
+    assert!(
+        refused.fails().stderr.contains("holds no Setup/ folder"),
+        "{}",
+        refused.stderr
+    );
+
+    std::fs::create_dir_all(source.join("Setup/Applications/Shop")).expect("mkdir");
+    std::fs::write(
+        source.join("Setup/Applications/Shop/Index.yaml"),
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
+    )
+    .expect("write");
+    app.cli(&["import", source_arg], None).ok();
+    assert!(app.cli(&["app", "list"], None).ok().stdout.contains("Shop"));
+}
+
 #[test]
 fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
     let app = TestApp::spawn();
