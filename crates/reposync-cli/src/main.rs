@@ -3,6 +3,7 @@
 #[macro_use]
 mod output;
 
+mod backup_commands;
 mod client_commands;
 mod delegate_command;
 mod delegate_token_commands;
@@ -52,6 +53,10 @@ struct Cli {
 enum Command {
     /// Run the server, with SQLite embedded in the data directory and a built-in delegate.
     Serve(serve::ServeArgs),
+    /// Copy the store's database to a file, consistently, while the server runs.
+    Backup(backup_commands::BackupArgs),
+    /// Put a backup back as the data directory's database (the server must be stopped).
+    Restore(backup_commands::RestoreArgs),
     /// Manage secrets: Encrypted Text and SSH Key Credentials.
     #[command(subcommand)]
     Secret(client_commands::SecretCommand),
@@ -138,6 +143,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args, &globals).await,
+            Command::Backup(args) => backup_commands::backup(args, &globals).await,
+            Command::Restore(args) => backup_commands::restore(args, &globals).await,
             Command::Secret(command) => client_commands::secret(command, &globals).await,
             Command::Connector(command) => client_commands::connector(*command, &globals).await,
             Command::Fmt(args) => offline::fmt(args),

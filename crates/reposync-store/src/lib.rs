@@ -18,6 +18,7 @@
 //! writes the tree, on top of both), and `connectors`, `secrets`, `tasks`, `delegates`,
 //! `tokens` and `webhook_log`. This file declares them and re-exports the public API.
 
+mod backup;
 mod clock;
 mod connectors;
 mod delegates;
@@ -34,6 +35,7 @@ mod tasks;
 mod tokens;
 mod webhook_log;
 
+pub use backup::{BackupDone, DATABASE_FILE, backup_sqlite, restore_sqlite};
 pub use clock::{Clock, ManualClock, SystemClock, now_millis};
 pub use delegates::{DelegateRecord, DelegateTokenRecord, NewDelegate};
 pub use entities::{Enabling, EnablingResult, EnablingTask};

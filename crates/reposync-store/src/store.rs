@@ -42,7 +42,7 @@ impl Store {
     pub fn sqlite_url(data_dir: &Path) -> String {
         format!(
             "sqlite://{}?mode=rwc",
-            data_dir.join("reposync.db").display()
+            data_dir.join(crate::backup::DATABASE_FILE).display()
         )
     }
 

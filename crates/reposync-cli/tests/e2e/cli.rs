@@ -367,3 +367,177 @@ fn the_port_opens_only_once_the_server_is_ready() {
         .status();
     assert_eq!(server.wait().expect("wait").code(), Some(0));
 }
+
+/// `reposync backup` during writes, then `reposync restore` into a new data directory: a
+/// server started on it holds every write acknowledged before the backup began. A restore
+/// over the data directory of a running server is refused.
+#[test]
+fn a_backup_taken_during_writes_restores_every_acknowledged_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let app = TestApp::spawn();
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (url, token, home) = (
+            app.url.clone(),
+            app.token.clone(),
+            app.dir.path().to_owned(),
+        );
+        let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let name = format!("s{n}");
+                let mut command = Command::new(binary());
+                hermetic(&mut command, &home);
+                let mut child = command
+                    .args(["--server", &url, "--token", &token])
+                    .args(["secret", "create", &name, "--value-stdin"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("secret create");
+                std::io::Write::write_all(
+                    &mut child.stdin.take().expect("stdin"),
+                    b"value-0123456789",
+                )
+                .expect("value");
+                if child.wait().expect("wait").success() {
+                    acknowledged.lock().expect("names").push(name);
+                }
+                n += 1;
+            }
+        })
+    };
+    // Some writes are acknowledged before the backup begins, and more go on during it.
+    while acknowledged.lock().expect("names").len() < 5 {
+        std::thread::yield_now();
+    }
+    let before: Vec<String> = acknowledged.lock().expect("names").clone();
+    let out = app.dir.path().join("store.backup");
+    let backup = app.cli(
+        &[
+            "--data-dir",
+            app.data_dir().to_str().expect("utf-8"),
+            "backup",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    backup.ok();
+    assert!(backup.stderr.contains("master key"), "{}", backup.stderr);
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer");
+
+    // A backup never overwrites a file, and a file that is not a backup is never restored.
+    let again = app.cli(
+        &[
+            "--data-dir",
+            app.data_dir().to_str().expect("utf-8"),
+            "backup",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(
+        again.fails().stderr.contains("exists already"),
+        "{}",
+        again.stderr
+    );
+    let not_a_backup = app.dir.path().join("notes.txt");
+    std::fs::write(&not_a_backup, "hello").expect("write");
+    let wrong = app.cli(
+        &[
+            "--data-dir",
+            app.dir.path().join("other").to_str().expect("utf-8"),
+            "restore",
+            not_a_backup.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(
+        wrong.fails().stderr.contains("is not a reposync backup"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(
+        !app.dir.path().join("other/reposync.db").exists(),
+        "nothing was put in place"
+    );
+
+    // The running server's data directory cannot be restored over.
+    let refused = app.cli(
+        &[
+            "--data-dir",
+            app.data_dir().to_str().expect("utf-8"),
+            "restore",
+            out.to_str().expect("utf-8"),
+            "--replace",
+        ],
+        None,
+    );
+    assert!(
+        refused
+            .fails()
+            .stderr
+            .contains("in use by another reposync server"),
+        "{}",
+        refused.stderr
+    );
+
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let data = elsewhere.path().join("data");
+    app.cli(
+        &[
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "restore",
+            out.to_str().expect("utf-8"),
+        ],
+        None,
+    )
+    .ok();
+    std::fs::copy(app.data_dir().join("master.key"), data.join("master.key")).expect("key");
+    let mut command = Command::new(binary());
+    hermetic(&mut command, elsewhere.path());
+    let mut server = command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve the restored store");
+    let mut stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("line");
+    let url = first
+        .trim()
+        .strip_prefix("reposync listening on ")
+        .unwrap_or_else(|| panic!("no new token, just the address: {first}"))
+        .to_owned();
+    let mut list = Command::new(binary());
+    hermetic(&mut list, elsewhere.path());
+    let output = list
+        .args([
+            "--json", "--server", &url, "--token", &app.token, "secret", "list",
+        ])
+        .output()
+        .expect("list");
+    let listed = String::from_utf8_lossy(&output.stdout);
+    for name in &before {
+        assert!(
+            listed.contains(&format!("\"{name}\"")),
+            "{name} was acknowledged before the backup: {listed}"
+        );
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    assert_eq!(server.wait().expect("wait").code(), Some(0));
+}
