@@ -11,6 +11,18 @@ pub struct Health {
     pub status: String,
 }
 
+/// `GET /api/v1/version`: what the server was built from, and its database's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionView {
+    pub version: String,
+    /// The git commit of the checkout it was built from, or `unknown`.
+    pub git_commit: String,
+    /// `YYYY-MM-DD`, in UTC.
+    pub build_date: String,
+    /// The newest database migration applied.
+    pub schema_version: i64,
+}
+
 /// The kind of a secret, as the API spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -2,7 +2,8 @@
 //! `cargo bench -p reposync-cli --bench tree`.
 //!
 //! A generated tree of 10,000 entity files over 100 applications is imported through the CLI
-//! and the API, imported again (nothing changes), exported, and checked with `fmt --check`.
+//! and the API, imported again (nothing changes), exported, checked with `fmt --check`, and
+//! backed up while the server runs.
 //! The server's peak resident memory (VmHWM) is read at the end.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -150,6 +151,27 @@ fn main() {
     rate(
         "export (API -> CLI -> files)",
         started.elapsed().as_secs_f64(),
+    );
+
+    // A backup of the 10,000-entity store while the server runs (issue 13).
+    let backup = app.dir.path().join("store.backup");
+    let started = Instant::now();
+    app.cli(
+        &[
+            "--data-dir",
+            app.data_dir().to_str().unwrap(),
+            "backup",
+            "--out",
+            backup.to_str().unwrap(),
+        ],
+        None,
+    )
+    .ok();
+    println!(
+        "{:<36} {files} files in {:>6.2} s ({:.1} MiB)",
+        "backup (VACUUM INTO, server running)",
+        started.elapsed().as_secs_f64(),
+        std::fs::metadata(&backup).unwrap().len() as f64 / (1024.0 * 1024.0)
     );
 
     println!(

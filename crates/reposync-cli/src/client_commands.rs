@@ -237,6 +237,42 @@ fn check_server_url(server: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `reposync version`: this client's build, then the server's with its database schema.
+pub async fn version(globals: &Globals) -> anyhow::Result<ExitCode> {
+    let client_build = serde_json::json!({
+        "version": reposync_server::VERSION,
+        "git_commit": reposync_server::GIT_COMMIT,
+        "build_date": reposync_server::BUILD_DATE,
+    });
+    let describe = |build: &Value| {
+        let text = |key: &str| build[key].as_str().unwrap_or("unknown").to_owned();
+        let commit = text("git_commit");
+        format!(
+            "{} (commit {}, built {})",
+            text("version"),
+            commit.get(..12).unwrap_or(&commit),
+            text("build_date")
+        )
+    };
+    if !globals.json {
+        outln!("client  {}", describe(&client_build));
+    }
+    let server = client(globals)?
+        .get(&["version"], &[], Duration::from_secs(10))
+        .await
+        .context("cannot ask the server for its version")?;
+    if globals.json {
+        print_json(&serde_json::json!({"client": client_build, "server": server}))?;
+    } else {
+        outln!(
+            "server  {}, database schema {}",
+            describe(&server),
+            server["schema_version"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_json(value: &Value) -> anyhow::Result<()> {
     outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())

@@ -53,6 +53,8 @@ struct Cli {
 enum Command {
     /// Run the server, with SQLite embedded in the data directory and a built-in delegate.
     Serve(serve::ServeArgs),
+    /// Show this client's version and build, and the server's with its database schema.
+    Version,
     /// Copy the store's database to a file, consistently, while the server runs.
     Backup(backup_commands::BackupArgs),
     /// Put a backup back as the data directory's database (the server must be stopped).
@@ -143,6 +145,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args, &globals).await,
+            Command::Version => client_commands::version(&globals).await,
             Command::Backup(args) => backup_commands::backup(args, &globals).await,
             Command::Restore(args) => backup_commands::restore(args, &globals).await,
             Command::Secret(command) => client_commands::secret(command, &globals).await,

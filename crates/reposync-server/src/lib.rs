@@ -24,6 +24,7 @@ pub use bootstrap::{
     Bootstrapped, DataDirLock, LOCK_FILE_NAME, TEMP_DIR_NAME, TOKEN_FILE_NAME, bootstrap,
 };
 pub use config::{DeliveryLog, RateLimit, ServerConfig};
+pub use handlers::health::{BUILD_DATE, GIT_COMMIT, VERSION};
 pub use routes::build_app;
 pub use state::AppState;
 pub use tasks::{BuiltinDelegate, TaskHub};

@@ -12,6 +12,7 @@ use crate::state::AppState;
 /// The one route table.
 pub fn build_app(state: AppState) -> Router {
     let api = Router::new()
+        .route("/version", get(health::version))
         .route("/secrets", get(secrets::list).post(secrets::create_text))
         .route("/secrets/ssh", post(secrets::create_ssh))
         .route("/secrets/ssh/generate", post(secrets::generate_ssh))

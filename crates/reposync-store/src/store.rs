@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reposync_secrets::MasterKey;
-use sqlx::Executor;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Executor, Row as _};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
@@ -133,6 +133,14 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").read_one(&self.db).await?;
         Ok(())
+    }
+
+    /// The newest migration applied: the version of the database's schema.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT MAX(version) AS version FROM _sqlx_migrations WHERE success")
+            .read_one(&self.db)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("version")?.unwrap_or(0))
     }
 
     /// Closes every connection, waiting for running queries.

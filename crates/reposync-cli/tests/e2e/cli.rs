@@ -541,3 +541,49 @@ fn a_backup_taken_during_writes_restores_every_acknowledged_write() {
         .status();
     assert_eq!(server.wait().expect("wait").code(), Some(0));
 }
+
+/// `reposync version` names this client's build and the server's, with the database schema;
+/// the commit is the checkout's, read at build time.
+#[test]
+fn version_shows_the_client_and_the_server_with_its_schema() {
+    let app = TestApp::spawn();
+    let shown = app.cli(&["version"], None).ok().stdout.clone();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        lines[0].starts_with(&format!("client  {version} (commit ")),
+        "{shown}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("server  {version} (commit ")),
+        "{shown}"
+    );
+    assert!(lines[1].contains(", database schema "), "{shown}");
+
+    let json = app.cli(&["--json", "version"], None).ok().json();
+    assert_eq!(
+        json["client"],
+        serde_json::json!({
+            "version": version,
+            "git_commit": json["server"]["git_commit"],
+            "build_date": json["server"]["build_date"],
+        })
+    );
+    assert!(
+        json["server"]["schema_version"]
+            .as_i64()
+            .is_some_and(|v| v > 0),
+        "{json}"
+    );
+    let commit = json["server"]["git_commit"].as_str().expect("commit");
+    let checkout = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.git");
+    if checkout.exists() {
+        assert!(
+            commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+            "a checkout names its commit: {commit}"
+        );
+    }
+    let date = json["server"]["build_date"].as_str().expect("date");
+    assert!(date.len() == 10 && date.starts_with("20"), "{date}");
+}

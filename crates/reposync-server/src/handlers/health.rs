@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use reposync_api::Health;
+use reposync_api::{Health, VersionView};
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -11,6 +11,21 @@ pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
     })
+}
+
+/// What this server was built from: the same for the CLI built with it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_COMMIT: &str = env!("REPOSYNC_GIT_COMMIT");
+pub const BUILD_DATE: &str = env!("REPOSYNC_BUILD_DATE");
+
+/// The server's version, build, and database schema.
+pub async fn version(State(state): State<AppState>) -> Result<Json<VersionView>, AppError> {
+    Ok(Json(VersionView {
+        version: VERSION.to_owned(),
+        git_commit: GIT_COMMIT.to_owned(),
+        build_date: BUILD_DATE.to_owned(),
+        schema_version: state.store.schema_version().await?,
+    }))
 }
 
 /// Readiness: the database answers too.
