@@ -337,6 +337,24 @@ pub struct SyncDisableRequest {
     pub app: Option<String>,
 }
 
+/// `POST /api/v1/sync/refresh`: read the branch of one scope, or of every live link, now.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRefreshRequest {
+    #[serde(default)]
+    pub app: Option<String>,
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// A branch a refresh asked to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshedBranch {
+    pub scopes: Vec<String>,
+    pub url: String,
+    pub branch: String,
+}
+
 /// A link between a scope and a branch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncLinkView {

@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use reposync_api::{
-    ChangesetView, ListResponse, SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncEnabled,
-    SyncErrorView, SyncLinkView, TaskFailure, TaskView, decode,
+    ChangesetView, ListResponse, RefreshedBranch, SyncActivity, SyncDisableRequest,
+    SyncEnableRequest, SyncEnabled, SyncErrorView, SyncLinkView, SyncRefreshRequest, TaskFailure,
+    TaskView, decode,
 };
 use reposync_model::{AttemptId, ObjectId};
 use reqwest::Method;
@@ -27,6 +28,21 @@ pub struct Scope {
     /// One application's folder.
     #[arg(long, value_name = "NAME")]
     app: Option<String>,
+}
+
+/// Which links `sync refresh` reads: one scope's, or every live link's.
+#[derive(Debug, Args, Clone)]
+#[group(required = true, multiple = false)]
+pub struct RefreshScope {
+    /// The account's own files.
+    #[arg(long)]
+    account: bool,
+    /// One application's link.
+    #[arg(long, value_name = "NAME")]
+    app: Option<String>,
+    /// Every live link.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +82,12 @@ pub enum SyncCommand {
     Disable {
         #[command(flatten)]
         scope: Scope,
+    },
+    /// Read the branch now, as a webhook would have it read: for a change no webhook
+    /// announced, without waiting for the poller.
+    Refresh {
+        #[command(flatten)]
+        scope: RefreshScope,
     },
     /// The links, with what waits to be pushed.
     Status,
@@ -143,6 +165,15 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
             };
             client
                 .call(Method::POST, &["sync", "disable"], &body)
+                .await?
+        }
+        SyncCommand::Refresh { scope } => {
+            let body = SyncRefreshRequest {
+                app: scope.app.clone(),
+                all: scope.all,
+            };
+            client
+                .call(Method::POST, &["sync", "refresh"], &body)
                 .await?
         }
         SyncCommand::Status => client.get(&["sync", "status"], &[], wait).await?,
@@ -227,6 +258,18 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
             }
         }
         SyncCommand::Disable { .. } => outln!("Sync disabled"),
+        SyncCommand::Refresh { .. } => {
+            let refreshed: ListResponse<RefreshedBranch> = decode(answer)?;
+            for branch in &refreshed.items {
+                outln!(
+                    "Reading {} ({}) now, for {}",
+                    branch.url,
+                    branch.branch,
+                    branch.scopes.join(", ")
+                );
+            }
+            eprintln!("`reposync sync activity` shows what the read applied.");
+        }
         SyncCommand::Status => {
             let links: ListResponse<SyncLinkView> = decode(answer)?;
             let rows: Vec<Vec<String>> = links

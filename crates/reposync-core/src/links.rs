@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{
-    SyncDifferences, SyncEnableRequest, SyncEnabled, SyncJob, SyncJobResult, SyncLinkView,
-    TaskKind, timestamp,
+    RefreshedBranch, SyncDifferences, SyncEnableRequest, SyncEnabled, SyncJob, SyncJobResult,
+    SyncLinkView, TaskKind, timestamp,
 };
 use reposync_model::scope::{Scope, app_index};
 use reposync_model::tree::{PathClass, classify};
@@ -581,6 +581,52 @@ pub async fn disable(store: &Store, app: Option<&str>) -> Result<Scope, CoreErro
     }
     tracing::info!(scope = %scope, "disabled git sync");
     Ok(scope)
+}
+
+/// `sync refresh`: reads now the branch of one scope (`all` false) or of every live link,
+/// whatever webhooks and polls have said. Links that share a branch share its one read.
+pub async fn refresh(
+    store: &Store,
+    app: Option<&str>,
+    all: bool,
+) -> Result<Vec<RefreshedBranch>, CoreError> {
+    let links = if all {
+        store.live_links().await?
+    } else {
+        let app = app
+            .filter(|a| !a.trim().is_empty())
+            .map(EntityName::parse)
+            .transpose()
+            .map_err(|e| CoreError::invalid("app", e.message))?;
+        let app_name = app.as_ref().map(EntityName::as_str);
+        let link = store.live_link(app_name).await?.ok_or_else(|| {
+            CoreError::not_found(format!("{} is not synced", Scope::of_app(app_name)))
+        })?;
+        vec![link]
+    };
+    let mut refreshed: Vec<(reposync_model::BranchId, RefreshedBranch)> = Vec::new();
+    for link in links {
+        let scope = Scope::of_app(link.app.as_deref()).to_string();
+        let Some(branch) = store.branch_of_link(&link).await? else {
+            continue;
+        };
+        if let Some((_, seen)) = refreshed.iter_mut().find(|(id, _)| *id == branch.id) {
+            seen.scopes.push(scope);
+            continue;
+        }
+        let connector = store.get_connector_by_id(&link.connector_id).await?;
+        store.request_read(&branch.id).await?;
+        refreshed.push((
+            branch.id.clone(),
+            RefreshedBranch {
+                scopes: vec![scope],
+                url: target(&connector, &link).map(|t| t.url).unwrap_or_default(),
+                branch: link.branch.clone(),
+            },
+        ));
+    }
+    tracing::info!(branches = refreshed.len(), "refresh asked for reads");
+    Ok(refreshed.into_iter().map(|(_, branch)| branch).collect())
 }
 
 /// The Source Repo Provider files that `mirror` never deletes: the connector being linked,

@@ -58,6 +58,7 @@ pub fn build_app(state: AppState) -> Router {
         .route("/apps/{name}/rename", post(apps::rename))
         .route("/sync/enable", post(sync::enable))
         .route("/sync/disable", post(sync::disable))
+        .route("/sync/refresh", post(sync::refresh))
         .route("/sync/status", get(sync::status))
         .route("/sync/activity", get(sync::activity))
         .route("/sync/errors", get(sync::errors))

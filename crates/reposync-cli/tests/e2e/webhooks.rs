@@ -978,6 +978,47 @@ fn a_missed_webhook_is_caught_by_polling() {
     );
 }
 
+/// `sync refresh` reads the branch at once: a change no webhook announced, with polling
+/// off, is applied without waiting for anything else.
+#[test]
+fn sync_refresh_reads_a_change_no_webhook_announced() {
+    use common::git_fixture::{REPO, SHOP, workflow};
+    let (h, emulator) = with_emulator_and(
+        reposync_testkit::WebhookFormat::ServerNative,
+        &["--poll-interval", "0"],
+    );
+    h.f.wait_read_back();
+    emulator.pause(true);
+    let path = format!("{SHOP}/Workflows/refreshed.yaml");
+    emulator
+        .commit(
+            REPO,
+            "main",
+            &[(path.as_str(), workflow("refreshed").as_str())],
+            "quiet",
+        )
+        .expect("commit");
+    let refreshed = h.f.app.cli(&["sync", "refresh", "--app", "Shop"], None);
+    assert!(
+        refreshed.ok().stdout.contains("(main) now, for app:Shop"),
+        "{}",
+        refreshed.stdout
+    );
+    eventually("read by the refresh", &h.f.app, || {
+        h.f.app.cli(&["get", &path], None).code == 0
+    });
+    assert!(h.deliveries().is_empty(), "no webhook told reposync");
+
+    let all = h.f.app.cli(&["--json", "sync", "refresh", "--all"], None);
+    assert_eq!(all.ok().json()["items"][0]["scopes"][0], "app:Shop");
+    let none = h.f.app.cli(&["sync", "refresh", "--app", "Nope"], None);
+    assert!(
+        none.fails().stderr.contains("is not synced"),
+        "{}",
+        none.stderr
+    );
+}
+
 #[test]
 fn a_deleted_branch_marks_the_link_broken_and_deletes_nothing() {
     use common::git_fixture::{REPO, SHOP};

@@ -7,7 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use reposync_api::{
     ChangedFileView, ChangesetView, CommitAttemptView, InboundCommitView, ListResponse,
-    SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncErrorView, SyncLinkView, TaskView,
+    RefreshedBranch, SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncErrorView,
+    SyncLinkView, SyncRefreshRequest, TaskView,
 };
 use reposync_core::links::{self, link_view};
 use reposync_core::resolve;
@@ -41,6 +42,15 @@ pub async fn disable(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let scope = links::disable(&state.store, request.app.as_deref()).await?;
     Ok(Json(serde_json::json!({"disabled": scope.to_string()})))
+}
+
+/// Reads the branch of a scope, or of every live link, now.
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<SyncRefreshRequest>,
+) -> Result<(StatusCode, Json<ListResponse<RefreshedBranch>>), AppError> {
+    let items = links::refresh(&state.store, request.app.as_deref(), request.all).await?;
+    Ok((StatusCode::ACCEPTED, Json(ListResponse { items })))
 }
 
 /// Every live link.

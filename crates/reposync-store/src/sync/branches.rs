@@ -325,6 +325,26 @@ impl Store {
         Ok(queued)
     }
 
+    /// Asks for a read of the branch now, whatever its head: `sync refresh`, for a change no
+    /// webhook announced and no poll found yet. A branch marked deleted is read again too, in
+    /// case it came back. The inbox wakes at once.
+    pub async fn request_read(&self, branch_id: &BranchId) -> Result<(), StoreError> {
+        let now = self.now();
+        // The wanted head only has to be set for the inbox to read; the read goes from the
+        // processed commit to whatever the head is then.
+        sqlx::query(
+            "UPDATE sync_branches SET wanted_commit = COALESCE(wanted_commit, processed_commit, ''),
+                 wanted_at = COALESCE(wanted_at, $1), updated_at = $1
+             WHERE id = $2",
+        )
+        .bind(now)
+        .bind(branch_id.as_str())
+        .write(&self.db)
+        .await?;
+        self.inbox_changed();
+        Ok(())
+    }
+
     /// Branches with a queued head, oldest request first.
     pub async fn wanted_branches(&self) -> Result<Vec<SyncBranch>, StoreError> {
         sqlx::query(&format!(
