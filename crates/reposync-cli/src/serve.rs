@@ -85,6 +85,16 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     webhook_deliveries_kept: u32,
+    /// Days that finished tasks, commit attempts, commits read from Git and resolved sync
+    /// errors are kept (pruned hourly); open sync errors are kept whatever their age.
+    #[arg(
+        long,
+        env = "REPOSYNC_HISTORY_RETENTION_DAYS",
+        default_value_t = 90,
+        value_name = "DAYS",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    history_retention_days: u32,
 }
 
 /// A rate in deliveries per second: a finite number, 0 or more.
@@ -131,6 +141,8 @@ pub async fn run(args: ServeArgs, globals: &Globals) -> anyhow::Result<ExitCode>
         ),
         kept_per_connector: args.webhook_deliveries_kept,
     };
+    config.history_retention =
+        std::time::Duration::from_secs(u64::from(args.history_retention_days) * 24 * 60 * 60);
     config.hostname = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub webhook_rate_limit: Option<RateLimit>,
     /// How long webhook deliveries stay in the log, and how many it keeps.
     pub delivery_log: DeliveryLog,
+    /// How long finished tasks, commit attempts, commits read from Git and resolved sync
+    /// errors are kept; open sync errors are kept whatever their age.
+    pub history_retention: std::time::Duration,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -78,6 +81,7 @@ impl ServerConfig {
                 retention: std::time::Duration::from_secs(14 * 24 * 60 * 60),
                 kept_per_connector: 1000,
             },
+            history_retention: std::time::Duration::from_secs(90 * 24 * 60 * 60),
         }
     }
 

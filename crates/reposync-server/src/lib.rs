@@ -123,6 +123,15 @@ pub async fn serve(
             intake::run_upkeep(&state.intake, &state.store, &log, stop).await;
         }));
     }
+    {
+        // Retention: history past its age leaves the database, hourly.
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        background.push(tokio::spawn(async move {
+            let stop = async move { while stop.changed().await.is_ok() && !*stop.borrow() {} };
+            prune_history(&state.store, state.config.history_retention, stop).await;
+        }));
+    }
     let app = build_app(state.clone());
     let hub = state.tasks.clone();
     let shutdown = async move {
@@ -138,4 +147,31 @@ pub async fn serve(
     }
     state.store.close().await;
     result
+}
+
+/// Prunes the history past `age` at start and then every hour, until `stop`.
+async fn prune_history(
+    store: &reposync_store::Store,
+    age: std::time::Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            _ = every.tick() => match store.prune_history(age).await {
+                Ok(pruned) if pruned.total() == 0 => {}
+                Ok(pruned) => tracing::info!(
+                    tasks = pruned.tasks,
+                    attempts = pruned.attempts,
+                    commits_read = pruned.commits_read,
+                    resolved_errors = pruned.resolved_errors,
+                    "pruned history past its age"
+                ),
+                Err(error) => tracing::warn!(%error, "cannot prune the history"),
+            },
+        }
+    }
 }

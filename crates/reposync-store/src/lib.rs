@@ -16,7 +16,8 @@
 //! `sync` (Git Sync's links, branches, changesets, attempts and errors), `inbound` (webhook
 //! deliveries and commits read from Git, on top of `sync`), `entities` (the one batch that
 //! writes the tree, on top of both), and `connectors`, `secrets`, `tasks`, `delegates`,
-//! `tokens` and `webhook_log`. This file declares them and re-exports the public API.
+//! `tokens`, `webhook_log` and `retention` (history past its age). This file declares them and
+//! re-exports the public API.
 
 mod backup;
 mod clock;
@@ -27,6 +28,7 @@ mod error;
 mod gate;
 mod inbound;
 mod records;
+mod retention;
 mod rows;
 mod secrets;
 mod store;
@@ -48,6 +50,7 @@ pub use records::{
     ChangeOutcome, ConnectorRecord, ConnectorWrite, EntityChange, EntityRecord, EntityWrite,
     WebhookChange, WebhookCredentials,
 };
+pub use retention::HistoryPruned;
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
 pub use store::Store;
 pub use sync::{

@@ -1256,3 +1256,90 @@ async fn a_link_enabled_again_reads_its_branch_from_where_it_was_enabled() {
         .expect("branch");
     assert_eq!(branch.processed_commit.as_ref(), Some(&head));
 }
+
+/// History older than the retention age leaves; what a person may still need stays: the
+/// running task, the open sync error and the commit it names.
+#[tokio::test]
+async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
+    use reposync_store::{FileError, InboundStatus};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = reposync_store::ManualClock::starting_now();
+    let (store, link_id) = linked_store(&dir).await;
+    let store = store.with_clock(clock.clone());
+    let link = store.link_by_id(&link_id).await.expect("link");
+    let branch = store
+        .branch_of_link(&link)
+        .await
+        .expect("branch")
+        .expect("branch");
+
+    let finished = store
+        .start_local_task("enable_sync", "{}")
+        .await
+        .expect("task");
+    store
+        .finish_local_task(&finished.id, true, "{}")
+        .await
+        .expect("finish");
+    let running = store
+        .start_local_task("enable_sync", "{}")
+        .await
+        .expect("task");
+
+    let applied = oid(&"c".repeat(40));
+    store
+        .apply_from_git(&[], &inbound(&branch.id, &applied, InboundStatus::Applied))
+        .await
+        .expect("applied commit");
+    let failing = |path: &str| FileError {
+        path: path.into(),
+        link_id: Some(link_id.clone()),
+        code: "invalid_file".into(),
+        message: "bad".into(),
+        theirs: Some(b"x".to_vec()),
+        ours: None,
+    };
+    let failed = oid(&"d".repeat(40));
+    let mut read = inbound(&branch.id, &failed, InboundStatus::Partial);
+    read.errors
+        .push(failing("Setup/Applications/Shop/Services/a.yaml"));
+    read.errors
+        .push(failing("Setup/Applications/Shop/Services/b.yaml"));
+    store
+        .apply_from_git(&[], &read)
+        .await
+        .expect("failed commit");
+    let errors = store.open_sync_errors().await.expect("errors");
+    assert_eq!(errors.len(), 2);
+    store
+        .discard_sync_error(&errors[0].id)
+        .await
+        .expect("discard");
+
+    let day = 24 * 60 * 60 * 1000;
+    let ninety_days = std::time::Duration::from_secs(90 * 24 * 60 * 60);
+    clock.advance(89 * day);
+    let early = store.prune_history(ninety_days).await.expect("prune");
+    assert_eq!(early.total(), 0, "nothing is old enough yet: {early:?}");
+    clock.advance(2 * day);
+    let pruned = store.prune_history(ninety_days).await.expect("prune");
+    assert_eq!(pruned.tasks, 1, "{pruned:?}");
+    assert_eq!(pruned.resolved_errors, 1, "{pruned:?}");
+    assert_eq!(
+        pruned.commits_read, 1,
+        "the commit an open error names stays: {pruned:?}"
+    );
+    assert!(store.get_task(&finished.id).await.is_err());
+    assert!(
+        store.get_task(&running.id).await.is_ok(),
+        "a running task stays"
+    );
+    assert_eq!(store.open_sync_errors().await.expect("errors").len(), 1);
+
+    let again = store.prune_history(ninety_days).await.expect("prune");
+    assert_eq!(
+        again.total(),
+        0,
+        "pruning twice removes nothing more: {again:?}"
+    );
+}

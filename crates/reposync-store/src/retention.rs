@@ -1,0 +1,74 @@
+//! Retention: history older than a configured age leaves the database, so that it does not
+//! grow for ever. What a person may still need stays, whatever its age: open sync errors,
+//! the commit attempts and commits read from Git they name, attempts whose changesets are
+//! not all pushed, and every task still queued or running.
+
+use std::time::Duration;
+
+use crate::error::StoreError;
+use crate::store::Store;
+
+/// How many rows of each kind one pruning removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryPruned {
+    pub tasks: u64,
+    pub attempts: u64,
+    pub commits_read: u64,
+    pub resolved_errors: u64,
+}
+
+impl HistoryPruned {
+    pub fn total(&self) -> u64 {
+        self.tasks + self.attempts + self.commits_read + self.resolved_errors
+    }
+}
+
+impl Store {
+    /// Removes the history that ended more than `age` ago by the store's clock: finished
+    /// tasks, finished commit attempts, commits read from Git, and resolved sync errors; in one
+    /// transaction.
+    pub async fn prune_history(&self, age: Duration) -> Result<HistoryPruned, StoreError> {
+        let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        let before = self.now().saturating_sub(age);
+        let mut tx = self.begin_write().await?;
+        let resolved_errors = sqlx::query(
+            "DELETE FROM sync_errors WHERE resolved_at IS NOT NULL AND resolved_at < $1",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let tasks = sqlx::query(
+            "DELETE FROM tasks WHERE status IN ('succeeded', 'failed') AND finished_at < $1",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let attempts = sqlx::query(
+            "DELETE FROM commit_attempts WHERE status <> 'running' AND finished_at < $1
+             AND NOT EXISTS (SELECT 1 FROM changesets c WHERE c.attempt_id = commit_attempts.id AND c.status <> 'pushed')
+             AND NOT EXISTS (SELECT 1 FROM sync_errors e WHERE e.attempt_id = commit_attempts.id)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let commits_read = sqlx::query(
+            "DELETE FROM inbound_commits WHERE applied_at < $1
+             AND NOT EXISTS (SELECT 1 FROM sync_errors e
+                 WHERE e.branch_id = inbound_commits.branch_id AND e.commit_id = inbound_commits.commit_id)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(HistoryPruned {
+            tasks,
+            attempts,
+            commits_read,
+            resolved_errors,
+        })
+    }
+}
