@@ -22,12 +22,14 @@ use crate::output::{fields, table};
 pub enum SecretCommand {
     /// Create an Encrypted Text secret (a token or password).
     Create {
+        /// The secret's name, as connectors refer to it.
         name: String,
         #[command(flatten)]
         value: ValueSource,
     },
     /// Create an SSH Key Credential from a private key file.
     CreateSsh {
+        /// The secret's name, as connectors refer to it.
         name: String,
         /// The private key (OpenSSH, PEM or PKCS#8; RSA, ECDSA or Ed25519).
         #[arg(long, value_name = "F")]
@@ -40,26 +42,39 @@ pub enum SecretCommand {
         username: String,
     },
     /// Generate an Ed25519 key, store it, and print the public key to add to Bitbucket.
-    GenerateSshKey { name: String },
+    GenerateSshKey {
+        /// The secret's name, as connectors refer to it.
+        name: String,
+    },
     /// List secrets (never their values).
     List,
     /// Show one secret's metadata.
-    Show { name: String },
+    Show {
+        /// The secret.
+        name: String,
+    },
     /// Replace a secret's value.
     Update {
+        /// The secret.
         name: String,
+        /// Read the new value from standard input.
         #[arg(long, conflicts_with_all = ["value_file", "key_file"])]
         value_stdin: bool,
+        /// Read the new value from a file.
         #[arg(long, value_name = "F", conflicts_with = "key_file")]
         value_file: Option<PathBuf>,
         /// A new private key, for an SSH Key Credential.
         #[arg(long, value_name = "F")]
         key_file: Option<PathBuf>,
+        /// Read the new key's passphrase from standard input.
         #[arg(long, requires = "key_file")]
         passphrase_stdin: bool,
     },
     /// Delete a secret no connector uses.
-    Delete { name: String },
+    Delete {
+        /// The secret.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -80,7 +95,10 @@ pub enum ConnectorCommand {
     /// List connectors.
     List,
     /// Show one connector.
-    Show { name: String },
+    Show {
+        /// The connector.
+        name: String,
+    },
     /// Change a connector; only the flags given change.
     Update {
         /// The connector to change; `--name` renames it.
@@ -96,10 +114,15 @@ pub enum ConnectorCommand {
         no_webhook_url: bool,
     },
     /// Delete a connector.
-    Delete { name: String },
+    Delete {
+        /// The connector.
+        name: String,
+    },
     /// Show the webhook URL and secret to paste into Bitbucket, or rotate them.
     Webhook {
+        /// The connector.
         name: String,
+        /// Make a new webhook URL and secret; the old ones stop working at once.
         #[arg(long, conflicts_with = "signature")]
         regenerate: bool,
         /// Require an HMAC signature on deliveries (`on`, with a new secret), or not (`off`,
@@ -109,6 +132,7 @@ pub enum ConnectorCommand {
     },
     /// Test the connection: git ls-remote with the connector's credentials, and the branch.
     Test {
+        /// The connector.
         name: String,
         /// The repository, for an account-scope connector.
         #[arg(long)]
@@ -127,8 +151,11 @@ pub struct ConnectorFlags {
     /// repo or account.
     #[arg(long)]
     scope: Option<String>,
+    /// The clone URL (HTTPS or SSH, as Bitbucket's Clone dialog shows it), or for account
+    /// scope the account's URL.
     #[arg(long)]
     url: Option<String>,
+    /// The branch Git Sync uses by default.
     #[arg(long)]
     branch: Option<String>,
     /// HTTPS username (see the README for which one each Bitbucket credential needs).
@@ -146,10 +173,13 @@ pub struct ConnectorFlags {
     /// Generate a webhook URL and HMAC secret.
     #[arg(long)]
     generate_webhook_url: bool,
+    /// Author (and committer) name of the commits Git Sync pushes.
     #[arg(long)]
     author_name: Option<String>,
+    /// Author (and committer) e-mail address of the commits Git Sync pushes.
     #[arg(long)]
     author_email: Option<String>,
+    /// First line of the commits Git Sync pushes, instead of "Git Sync from reposync".
     #[arg(long)]
     commit_message: Option<String>,
     /// known_hosts lines to trust for an SSH URL.

@@ -17,6 +17,7 @@ pub enum DelegateTokenCommand {
     /// REPOSYNC_DELEGATE_TOKEN or --token-file. Without --selector the token is unrestricted:
     /// its delegates are trusted with every connector's credentials.
     Create {
+        /// The token's name, shown in `delegate list`.
         name: String,
         /// Restrict the token to this selector (repeatable): its delegates may register only
         /// these selectors and run only connectors that ask for at least one selector, every
@@ -27,7 +28,10 @@ pub enum DelegateTokenCommand {
     /// Every token, with when it was created and revoked.
     List,
     /// Revoke a token: delegates using it are refused from their next request on.
-    Revoke { name: String },
+    Revoke {
+        /// The token.
+        name: String,
+    },
 }
 
 pub async fn delegate_token(

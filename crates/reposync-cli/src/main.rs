@@ -19,30 +19,44 @@ use std::process::ExitCode;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+/// The help section of the flags every command takes.
+const GLOBAL: &str = "Global options";
+
 /// reposync: configuration as code, kept in sync with Bitbucket.
 #[derive(Debug, Parser)]
 #[command(name = "reposync", version, about)]
 struct Cli {
-    /// The server to talk to.
+    /// The reposync server to talk to.
     #[arg(
         long,
         global = true,
         env = "REPOSYNC_SERVER",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "http://127.0.0.1:8080",
+        help_heading = GLOBAL
     )]
     server: String,
-    /// The API token; by default the token file of the local data directory is read.
-    #[arg(long, global = true, env = "REPOSYNC_TOKEN", hide_env_values = true)]
+    /// The reposync API token (`rs_…`), never a Bitbucket token or password; by default the
+    /// token file of the local data directory is read. `--token` is an alias.
+    #[arg(
+        long = "api-token",
+        alias = "token",
+        global = true,
+        env = "REPOSYNC_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        help_heading = GLOBAL
+    )]
     token: Option<String>,
     /// Print the API's JSON instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     json: bool,
     /// The data directory (the server's store; the CLI reads its token file).
     #[arg(
         long,
         global = true,
         env = "REPOSYNC_DATA_DIR",
-        default_value = "./reposync-data"
+        default_value = "./reposync-data",
+        help_heading = GLOBAL
     )]
     data_dir: PathBuf,
     #[command(subcommand)]
@@ -86,11 +100,22 @@ enum Command {
         file: PathBuf,
     },
     /// Rename an entity: folders move, and every reference to it is rewritten.
-    Rename { path: String, new_name: String },
+    Rename {
+        /// The entity's path in the tree (`Setup/…`).
+        path: String,
+        /// Its new name.
+        new_name: String,
+    },
     /// Print one entity's YAML.
-    Get { path: String },
+    Get {
+        /// The entity's path in the tree (`Setup/…`).
+        path: String,
+    },
     /// Delete one entity (refused while others refer to it).
-    Delete { path: String },
+    Delete {
+        /// The entity's path in the tree (`Setup/…`).
+        path: String,
+    },
     /// Git Sync: link the account or an application to a branch, and see what goes out.
     #[command(subcommand)]
     Sync(sync_commands::SyncCommand),
@@ -200,6 +225,35 @@ mod tests {
     #[test]
     fn every_command_line_definition_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Every flag and argument of every command says what it is for, and the global flags
+    /// have their own help section.
+    #[test]
+    fn every_flag_is_described_and_global_flags_stand_apart() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+                if arg.is_global_set() {
+                    assert_eq!(arg.get_help_heading(), Some(super::GLOBAL), "{path} {id}");
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "reposync", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "flags without a description: {missing:#?}"
+        );
     }
 
     fn parse(args: &[&str]) -> (super::Cli, bool) {

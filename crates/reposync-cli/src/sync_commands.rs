@@ -49,7 +49,10 @@ pub struct RefreshScope {
 pub enum ErrorsAction {
     /// Mark an error as seen; it no longer shows. A later commit that fixes a file resolves
     /// its error by itself.
-    Discard { id: String },
+    Discard {
+        /// The error's id, as `sync errors` shows it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,7 +112,10 @@ pub enum SyncCommand {
         resolved: bool,
     },
     /// Put a failed or conflicting changeset back in the outbox.
-    Retry { id: String },
+    Retry {
+        /// The changeset's id, as `sync activity` shows it.
+        id: String,
+    },
 }
 
 pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<ExitCode> {

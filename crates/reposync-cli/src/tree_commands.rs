@@ -188,18 +188,31 @@ fn safe_join(root: &Path, relative: &str) -> anyhow::Result<PathBuf> {
 pub enum AppCommand {
     /// Create an application.
     Create {
+        /// The application's name.
         name: String,
+        /// What the application is for.
         #[arg(long)]
         description: Option<String>,
     },
     /// List applications.
     List,
     /// Show one application.
-    Show { name: String },
+    Show {
+        /// The application.
+        name: String,
+    },
     /// Rename an application; its folder moves.
-    Rename { name: String, new_name: String },
+    Rename {
+        /// The application.
+        name: String,
+        /// Its new name.
+        new_name: String,
+    },
     /// Delete an application and everything in it.
-    Delete { name: String },
+    Delete {
+        /// The application.
+        name: String,
+    },
 }
 
 /// Runs an `app` subcommand.

@@ -20,6 +20,7 @@ pub enum WebhookCommand {
         /// Only deliveries to this connector's webhook URL.
         #[arg(long)]
         connector: Option<String>,
+        /// How many to show.
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
