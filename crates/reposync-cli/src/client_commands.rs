@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use reposync_api::{
-    Client, ConnectorSaved, ConnectorView, CreateSshSecret, CreateTextSecret, GenerateSshSecret,
-    ListResponse, SecretValue, SecretView, TaskView, TestRequest, UnauthenticatedView,
-    UpdateSecret, WebhookView, decode,
+    Client, ClientError, ConnectorSaved, ConnectorView, CreateSshSecret, CreateTextSecret,
+    GenerateSshSecret, ListResponse, SecretValue, SecretView, TaskView, TestRequest,
+    UnauthenticatedView, UpdateSecret, WebhookView, decode,
 };
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -303,6 +303,49 @@ pub async fn version(globals: &Globals) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The flags of `connector add` and `connector update`, by the API field each one sets.
+const CONNECTOR_FLAGS: &[(&str, &str)] = &[
+    ("name", "--name"),
+    ("provider", "--provider"),
+    ("scope", "--scope"),
+    ("url", "--url"),
+    ("branch", "--branch"),
+    ("username", "--username"),
+    ("password_secret", "--password-secret"),
+    ("ssh_key_secret", "--ssh-key-secret"),
+    ("selectors", "--selector"),
+    ("generate_webhook_url", "--generate-webhook-url"),
+    ("author_name", "--author-name"),
+    ("author_email", "--author-email"),
+    ("commit_message", "--commit-message"),
+    ("known_hosts", "--known-hosts-file"),
+    ("ca_certificate", "--ca-file"),
+    ("repo", "--repo"),
+];
+
+/// The flags of `secret create-ssh` (and of `secret update` with a key), by API field. The
+/// passphrase is only ever read from standard input.
+const SSH_KEY_FLAGS: &[(&str, &str)] = &[
+    ("private_key", "--key-file"),
+    ("passphrase", "--passphrase-stdin"),
+    ("username", "--username"),
+];
+
+/// An API error in the CLI's words: the flag that sets the field the server names, rather
+/// than the field itself.
+pub(crate) fn in_flag_terms(error: ClientError, flags: &[(&str, &str)]) -> anyhow::Error {
+    if let ClientError::Api { error: api, .. } = &error
+        && let Some(flag) = api
+            .field
+            .as_deref()
+            .and_then(|field| flags.iter().find(|(f, _)| *f == field))
+            .map(|(_, flag)| *flag)
+    {
+        return anyhow::anyhow!("{flag}: {}", api.message);
+    }
+    error.into()
+}
+
 fn print_json(value: &Value) -> anyhow::Result<()> {
     outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -344,7 +387,8 @@ pub async fn secret(command: SecretCommand, globals: &Globals) -> anyhow::Result
             };
             client
                 .call(Method::POST, &["secrets", "ssh"], &body)
-                .await?
+                .await
+                .map_err(|e| in_flag_terms(e, SSH_KEY_FLAGS))?
         }
         SecretCommand::GenerateSshKey { name } => {
             let answer = client
@@ -477,7 +521,8 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
         ConnectorCommand::Add(flags) => {
             let answer = client
                 .call(Method::POST, &["connectors"], &flags.to_json()?)
-                .await?;
+                .await
+                .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))?;
             print_saved(answer, globals)?;
         }
         ConnectorCommand::Update {
@@ -500,7 +545,8 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
             }
             let answer = client
                 .call(Method::PATCH, &["connectors", &name], &body)
-                .await?;
+                .await
+                .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))?;
             print_saved(answer, globals)?;
         }
         ConnectorCommand::List => {

@@ -15,8 +15,18 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::Globals;
-use crate::client_commands::{client, wait_for_task};
+use crate::client_commands::{client, in_flag_terms, wait_for_task};
 use crate::output::{fields, table};
+
+/// The flags of `sync enable`, by the API field each one sets.
+const ENABLE_FLAGS: &[(&str, &str)] = &[
+    ("app", "--app"),
+    ("connector", "--connector"),
+    ("branch", "--branch"),
+    ("repo", "--repo"),
+    ("initial", "--initial"),
+    ("confirm_deletes", "--yes"),
+];
 
 /// Which part of the tree: the account's own files, or one application.
 #[derive(Debug, Args, Clone)]
@@ -141,7 +151,8 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
             let queued: TaskView = decode(
                 client
                     .call(Method::POST, &["sync", "enable"], &body)
-                    .await?,
+                    .await
+                    .map_err(|e| in_flag_terms(e, ENABLE_FLAGS))?,
             )?;
             let scope_name = match &scope.app {
                 Some(app) => format!("app:{app}"),
@@ -158,8 +169,11 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                     .unwrap_or_else(|_| TaskFailure::from_result(None));
                 let field = failure
                     .field
-                    .as_ref()
-                    .map(|f| format!("{f}: "))
+                    .as_deref()
+                    .map(|f| {
+                        let flag = ENABLE_FLAGS.iter().find(|(name, _)| *name == f);
+                        format!("{}: ", flag.map_or(f, |(_, flag)| *flag))
+                    })
                     .unwrap_or_default();
                 bail!("{field}{}", failure.explained());
             }

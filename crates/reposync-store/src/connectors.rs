@@ -359,10 +359,16 @@ async fn check_secret(
         .await?
         .ok_or_else(|| StoreError::Invalid {
             field: field.to_owned(),
-            message: format!(
-                "secret {:?} does not exist; create it first with `reposync secret create`",
-                name.as_str()
-            ),
+            message: match expected {
+                SecretKind::Text => format!(
+                    "secret {name:?} does not exist; create it first with `reposync secret create {name} --value-stdin`",
+                    name = name.as_str()
+                ),
+                SecretKind::SshKey => format!(
+                    "secret {name:?} does not exist; add the key with `reposync secret create-ssh {name} --key-file FILE`, or make one with `reposync secret generate-ssh-key {name}`",
+                    name = name.as_str()
+                ),
+            },
         })?;
     let kind: String = row.try_get("kind")?;
     if kind != expected.as_str() {

@@ -98,9 +98,60 @@ fn failures_exit_non_zero_with_the_message_on_stderr() {
         None,
     );
     assert!(
-        run.fails().stderr.contains("branch: is required"),
+        run.fails().stderr.contains("--branch: is required"),
+        "the flag, not the API field: {}",
+        run.stderr
+    );
+
+    // A missing secret names the flag and the command that makes one of the right kind.
+    let add = |url: &str, secret_flag: &str| {
+        app.cli(
+            &[
+                "connector",
+                "add",
+                "--name",
+                "x",
+                "--url",
+                url,
+                "--username",
+                "u",
+                "--branch",
+                "main",
+                secret_flag,
+                "nope",
+            ],
+            None,
+        )
+    };
+    let run = add("https://bitbucket.org/acme/r.git", "--password-secret");
+    assert!(
+        run.fails().stderr.contains(
+            "--password-secret: secret \"nope\" does not exist; create it first with `reposync secret create nope --value-stdin`"
+        ),
         "{}",
         run.stderr
+    );
+    let run = app.cli(
+        &[
+            "connector",
+            "add",
+            "--name",
+            "x",
+            "--url",
+            "git@bitbucket.org:acme/r.git",
+            "--branch",
+            "main",
+            "--ssh-key-secret",
+            "nokey",
+        ],
+        None,
+    );
+    let stderr = &run.fails().stderr;
+    assert!(
+        stderr.contains("--ssh-key-secret: secret \"nokey\" does not exist")
+            && stderr.contains("secret create-ssh nokey --key-file FILE")
+            && stderr.contains("secret generate-ssh-key nokey"),
+        "{stderr}"
     );
 
     // A Bitbucket page copied from the browser is refused with the clone URL to use.

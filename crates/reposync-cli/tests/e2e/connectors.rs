@@ -257,7 +257,13 @@ fn ssh_connectors_are_tested_against_a_real_sshd() {
         ],
         None,
     );
-    assert!(run.fails().stderr.contains("passphrase"), "{}", run.stderr);
+    assert!(
+        run.fails()
+            .stderr
+            .contains("--passphrase-stdin: this private key is protected by a passphrase"),
+        "the flag that gives it is named: {}",
+        run.stderr
+    );
     let run = app.cli(
         &[
             "secret",
