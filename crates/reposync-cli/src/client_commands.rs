@@ -74,6 +74,9 @@ pub enum SecretCommand {
     Delete {
         /// The secret.
         name: String,
+        /// Delete without asking (required when not at a terminal).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -117,6 +120,9 @@ pub enum ConnectorCommand {
     Delete {
         /// The connector.
         name: String,
+        /// Delete without asking (required when not at a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Show the webhook URL and secret to paste into Bitbucket, or rotate them.
     Webhook {
@@ -473,7 +479,14 @@ pub async fn secret(command: SecretCommand, globals: &Globals) -> anyhow::Result
             }
             client.call(Method::PUT, &["secrets", &name], &body).await?
         }
-        SecretCommand::Delete { name } => {
+        SecretCommand::Delete { name, yes } => {
+            crate::confirm::confirm(
+                &format!("Deleting secret {name:?}"),
+                &[format!(
+                    "delete the secret {name:?} for good: its value cannot be read back"
+                )],
+                yes,
+            )?;
             let answer = client.delete(&["secrets", &name]).await?;
             if !globals.json {
                 outln!("Deleted secret {name:?}");
@@ -590,7 +603,15 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                 print_connector(&decode(answer)?);
             }
         }
-        ConnectorCommand::Delete { name } => {
+        ConnectorCommand::Delete { name, yes } => {
+            crate::confirm::confirm(
+                &format!("Deleting connector {name:?}"),
+                &[
+                    format!("delete the connector {name:?} and its Source Repo Provider file"),
+                    "stop its webhook URL from working".to_owned(),
+                ],
+                yes,
+            )?;
             let answer = client.delete(&["connectors", &name]).await?;
             if globals.json {
                 print_json(&answer)?;

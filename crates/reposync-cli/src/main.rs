@@ -5,6 +5,7 @@ mod output;
 
 mod backup_commands;
 mod client_commands;
+mod confirm;
 mod delegate_command;
 mod delegate_token_commands;
 mod offline;
@@ -115,6 +116,9 @@ enum Command {
     Delete {
         /// The entity's path in the tree (`Setup/…`).
         path: String,
+        /// Delete without asking (required when not at a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Git Sync: link the account or an application to a branch, and see what goes out.
     #[command(subcommand)]
@@ -185,7 +189,7 @@ fn main() -> ExitCode {
                 tree_commands::rename(path, new_name, &globals).await
             }
             Command::Get { path } => tree_commands::get(path, &globals).await,
-            Command::Delete { path } => tree_commands::delete(path, &globals).await,
+            Command::Delete { path, yes } => tree_commands::delete(path, yes, &globals).await,
             Command::Sync(command) => sync_commands::sync(command, &globals).await,
             Command::Webhook(command) => webhook_commands::webhook(command, &globals).await,
             Command::DelegateToken(command) => {

@@ -95,6 +95,9 @@ pub enum SyncCommand {
     Disable {
         #[command(flatten)]
         scope: Scope,
+        /// Disable without asking (required when not at a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Read the branch now, as a webhook would have it read: for a change no webhook
     /// announced, without waiting for the poller.
@@ -179,7 +182,18 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
             }
             result
         }
-        SyncCommand::Disable { scope } => {
+        SyncCommand::Disable { scope, yes } => {
+            let scope_name = match &scope.app {
+                Some(app) => format!("app:{app}"),
+                None => "account".to_owned(),
+            };
+            crate::confirm::confirm(
+                &format!("Disabling sync for {scope_name}"),
+                &[format!(
+                    "stop pushing {scope_name}'s changes to Git and applying Git's to it; nothing is deleted, here or in Git"
+                )],
+                *yes,
+            )?;
             let body = SyncDisableRequest {
                 app: scope.app.clone(),
             };

@@ -153,9 +153,13 @@ pub async fn get(path: String, globals: &Globals) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Deletes one entity.
-pub async fn delete(path: String, globals: &Globals) -> anyhow::Result<ExitCode> {
+/// Deletes one entity, once confirmed.
+pub async fn delete(path: String, yes: bool, globals: &Globals) -> anyhow::Result<ExitCode> {
     let client = client(globals)?;
+    let scope = reposync_model::scope::Scope::of_path(&path);
+    let mut consequences = vec![format!("delete {path}")];
+    consequences.extend(crate::confirm::sync_consequence(&client, &scope).await?);
+    crate::confirm::confirm(&format!("Deleting {path}"), &consequences, yes)?;
     let url_query = [("path", path.clone())];
     client
         .send(
@@ -212,6 +216,9 @@ pub enum AppCommand {
     Delete {
         /// The application.
         name: String,
+        /// Delete without asking (required when not at a terminal).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -243,7 +250,30 @@ pub async fn app(command: AppCommand, globals: &Globals) -> anyhow::Result<ExitC
                     .await,
             )?
         }
-        AppCommand::Delete { name } => write_answer(client.delete(&["apps", name]).await)?,
+        AppCommand::Delete { name, yes } => {
+            let files: ExportResponse = decode(
+                client
+                    .get(
+                        &["export"],
+                        &[("app", name.clone())],
+                        Duration::from_secs(600),
+                    )
+                    .await?,
+            )?;
+            let mut consequences: Vec<String> = files
+                .files
+                .iter()
+                .map(|f| format!("delete {}", f.path))
+                .collect();
+            let scope = reposync_model::scope::Scope::of_app(Some(name));
+            consequences.extend(crate::confirm::sync_consequence(&client, &scope).await?);
+            crate::confirm::confirm(
+                &format!("Deleting application {name:?}"),
+                &consequences,
+                *yes,
+            )?;
+            write_answer(client.delete(&["apps", name]).await)?
+        }
     };
     if globals.json {
         outln!("{}", serde_json::to_string_pretty(&answer)?);
@@ -293,7 +323,7 @@ pub async fn app(command: AppCommand, globals: &Globals) -> anyhow::Result<ExitC
         AppCommand::Rename { name, new_name } => {
             outln!("Renamed application {name:?} to {new_name:?}")
         }
-        AppCommand::Delete { name } => outln!("Deleted application {name:?}"),
+        AppCommand::Delete { name, .. } => outln!("Deleted application {name:?}"),
     }
     Ok(ExitCode::SUCCESS)
 }

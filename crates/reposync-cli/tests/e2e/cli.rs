@@ -638,3 +638,48 @@ fn version_shows_the_client_and_the_server_with_its_schema() {
     let date = json["server"]["build_date"].as_str().expect("date");
     assert!(date.len() == 10 && date.starts_with("20"), "{date}");
 }
+
+/// Destructive commands ask first; without a terminal (as here) they need `--yes`, say what
+/// they would do, and change nothing.
+#[test]
+fn destructive_commands_need_yes_away_from_a_terminal_and_change_nothing() {
+    let app = TestApp::spawn();
+    app.cli(
+        &["secret", "create", "tok", "--value-stdin"],
+        Some("value-1234567"),
+    )
+    .ok();
+    app.cli(&["app", "create", "Shop"], None).ok();
+    for (args, says) in [
+        (
+            &["app", "delete", "Shop"][..],
+            "delete Setup/Applications/Shop/Index.yaml",
+        ),
+        (
+            &["delete", "Setup/Applications/Shop/Index.yaml"][..],
+            "delete Setup/Applications/Shop/Index.yaml",
+        ),
+        (
+            &["secret", "delete", "tok"][..],
+            "delete the secret \"tok\"",
+        ),
+    ] {
+        let run = app.cli(args, None);
+        let stderr = &run.fails().stderr;
+        assert!(
+            stderr.contains("needs --yes when it does not run at a terminal")
+                && stderr.contains(says)
+                && stderr.contains("nothing was changed"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(app.cli(&["app", "list"], None).ok().stdout.contains("Shop"));
+    assert!(
+        app.cli(&["secret", "list"], None)
+            .ok()
+            .stdout
+            .contains("tok")
+    );
+    app.cli(&["app", "delete", "Shop", "--yes"], None).ok();
+    assert!(!app.cli(&["app", "list"], None).ok().stdout.contains("Shop"));
+}

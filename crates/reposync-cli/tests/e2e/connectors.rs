@@ -178,7 +178,7 @@ fn https_connectors_are_tested_against_a_real_server() {
     );
 
     // The secret is in use: deleting it is refused, naming the connectors.
-    let run = app.cli(&["secret", "delete", "bb-token"], None);
+    let run = app.cli(&["secret", "delete", "bb-token", "--yes"], None);
     assert!(
         run.fails().stderr.contains("acme-account"),
         "{}",

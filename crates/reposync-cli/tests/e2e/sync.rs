@@ -88,7 +88,7 @@ fn changes_made_in_reposync_are_committed_and_pushed_with_the_connectors_author(
     let message = f.message(&moved);
     assert!(message.contains(&format!("DELETE: {path}\n")), "{message}");
     assert!(message.contains(&format!("ADD: {renamed}\n")), "{message}");
-    f.app.cli(&["delete", &renamed], None).ok();
+    f.app.cli(&["delete", &renamed, "--yes"], None).ok();
     let deleted = f.wait_pushed();
     assert!(
         f.message(&deleted)
@@ -365,7 +365,9 @@ fn enabling_on_a_branch_that_holds_different_yaml_never_wipes_it_silently() {
     );
 
     // --initial push replaces the branch's files with reposync's, in one commit.
-    f.app.cli(&["sync", "disable", "--app", "Shop"], None).ok();
+    f.app
+        .cli(&["sync", "disable", "--app", "Shop", "--yes"], None)
+        .ok();
     f.put(
         &format!("{SHOP}/Services/api/Index.yaml"),
         "harnessApiVersion: '1.0'\ntype: SERVICE\n",
@@ -899,7 +901,9 @@ fn an_account_scope_link_names_its_repository_and_syncs_the_accounts_own_files()
     );
 
     // A disabled link's history stays readable, marked as such.
-    f.app.cli(&["sync", "disable", "--account"], None).ok();
+    f.app
+        .cli(&["sync", "disable", "--account", "--yes"], None)
+        .ok();
     let activity = f.app.cli(&["--json", "sync", "activity"], None).ok().json();
     let changesets = activity["changesets"].as_array().expect("changesets");
     assert!(!changesets.is_empty(), "{activity}");
@@ -1222,7 +1226,9 @@ fn change(f: &Fixture, name: &str, op: Op, step: u32) {
             &workflow(&format!("{name} step {step}")),
         ),
         Op::Delete => {
-            f.app.cli(&["delete", &workflow_path(&current)], None).ok();
+            f.app
+                .cli(&["delete", &workflow_path(&current), "--yes"], None)
+                .ok();
         }
         Op::Rename => {
             let to = if current == renamed { name } else { &renamed };

@@ -253,7 +253,7 @@ fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
         "only the application's files"
     );
 
-    let run = app.cli(&["connector", "delete", "Platform Repo"], None);
+    let run = app.cli(&["connector", "delete", "Platform Repo", "--yes"], None);
     assert!(
         run.fails()
             .stderr
@@ -263,7 +263,11 @@ fn import_is_all_or_nothing_idempotent_and_export_gives_the_same_bytes_back() {
     );
 
     let run = app.cli(
-        &["delete", "Setup/Source Repo Providers/Legacy SSH.yaml"],
+        &[
+            "delete",
+            "Setup/Source Repo Providers/Legacy SSH.yaml",
+            "--yes",
+        ],
         None,
     );
     run.ok();
@@ -335,7 +339,11 @@ fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
     app.cli(&["import", source.to_str().expect("utf-8")], None)
         .ok();
     let run = app.cli(
-        &["delete", "Setup/Applications/Shop/Workflows/w.yaml"],
+        &[
+            "delete",
+            "Setup/Applications/Shop/Workflows/w.yaml",
+            "--yes",
+        ],
         None,
     );
     assert!(
@@ -346,12 +354,20 @@ fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
         run.stderr
     );
     app.cli(
-        &["delete", "Setup/Applications/Shop/Pipelines/p.yaml"],
+        &[
+            "delete",
+            "Setup/Applications/Shop/Pipelines/p.yaml",
+            "--yes",
+        ],
         None,
     )
     .ok();
     app.cli(
-        &["delete", "Setup/Applications/Shop/Workflows/w.yaml"],
+        &[
+            "delete",
+            "Setup/Applications/Shop/Workflows/w.yaml",
+            "--yes",
+        ],
         None,
     )
     .ok();
@@ -475,7 +491,7 @@ fn applications_are_created_listed_renamed_and_deleted_with_their_folders() {
     app.cli(&["get", "Setup/Applications/Shop/Index.yaml"], None)
         .fails();
 
-    app.cli(&["app", "delete", "Store"], None).ok();
+    app.cli(&["app", "delete", "Store", "--yes"], None).ok();
     let list = app.cli(&["--json", "app", "list"], None);
     assert_eq!(list.ok().json()["items"], serde_json::json!([]));
 }
@@ -583,6 +599,9 @@ fn renaming_a_service_or_environment_moves_its_folder_and_rewrites_references() 
         infra.stdout
     );
     // With everything renamed, the references still hold: deleting the cloud provider is refused.
-    let run = app.cli(&["delete", "Setup/Cloud Providers/prod k8s.yaml"], None);
+    let run = app.cli(
+        &["delete", "Setup/Cloud Providers/prod k8s.yaml", "--yes"],
+        None,
+    );
     assert!(run.fails().stderr.contains("eks.yaml"), "{}", run.stderr);
 }

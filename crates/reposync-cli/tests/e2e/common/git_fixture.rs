@@ -588,7 +588,7 @@ impl Fixture {
                             )
                         }
                         1 => {
-                            let run = self.app.cli(&["delete", &path(name)], None);
+                            let run = self.app.cli(&["delete", &path(name), "--yes"], None);
                             if run.code == 0 {
                                 present.remove(name);
                             }
