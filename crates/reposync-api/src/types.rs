@@ -299,6 +299,20 @@ pub struct AppView {
     pub environments: usize,
     pub workflows: usize,
     pub pipelines: usize,
+    /// The `description` of its `Index.yaml` (in `GET /apps/{name}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Where Git Sync keeps it, when it is synced (in `GET /apps/{name}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<AppSync>,
+}
+
+/// An application's live sync link, as `app show` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSync {
+    pub connector: String,
+    pub url: String,
+    pub branch: String,
 }
 
 /// `PUT /api/v1/entities?path=…`: the file's new content.

@@ -663,7 +663,8 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                         &["connectors", &name, "test"],
                         &TestRequest { repo },
                     )
-                    .await?,
+                    .await
+                    .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))?,
             )?;
             let task = wait_for_task(&client, queued, "the Test").await?;
             let result = task.result.clone().unwrap_or(Value::Null);

@@ -310,8 +310,14 @@ pub async fn app(command: AppCommand, globals: &Globals) -> anyhow::Result<ExitC
         }
         AppCommand::Show { .. } => {
             let a: reposync_api::AppView = decode(answer)?;
+            let sync = match &a.sync {
+                Some(sync) => format!("{} ({}) through {}", sync.url, sync.branch, sync.connector),
+                None => "not synced".to_owned(),
+            };
             crate::output::fields(&[
                 ("Name", Some(a.name)),
+                ("Description", a.description),
+                ("Git Sync", Some(sync)),
                 ("Services", Some(a.services.to_string())),
                 ("Environments", Some(a.environments.to_string())),
                 ("Workflows", Some(a.workflows.to_string())),

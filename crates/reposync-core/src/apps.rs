@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use reposync_api::AppView;
+use reposync_api::{AppSync, AppView};
 use reposync_model::EntityName;
 use reposync_model::scope::{app_folder, app_index};
 use reposync_model::tree::EntityKind;
-use reposync_model::yaml::{Document, Mapping, Node, emit};
+use reposync_model::yaml::{Document, Limits, Mapping, Node, emit, parse};
 use reposync_store::Store;
 
+use crate::connections::target;
 use crate::error::{CoreError, ErrorKind};
 use crate::tree::{TreeEdit, TreeOutcome, apply_edit};
 
@@ -46,16 +47,30 @@ pub async fn list(store: &Store) -> Result<Vec<AppView>, CoreError> {
     Ok(apps.into_values().collect())
 }
 
-/// One application and what it holds.
+/// One application: what it holds, its description, and where Git Sync keeps it.
 pub async fn show(store: &Store, name: &str) -> Result<AppView, CoreError> {
     let name = EntityName::parse(name)?;
-    store
+    let index = store
         .get_entity(&app_index(name.as_str()))
         .await
         .map_err(|_| no_app(&name))?;
     let mut view = empty_view(name.to_string());
     for entity in store.list_entities(Some(name.as_str())).await? {
         count(&mut view, &entity.kind);
+    }
+    view.description = parse(&index.content, &Limits::default())
+        .ok()
+        .and_then(|document| {
+            let description = document.root_map()?.get("description")?.as_str()?;
+            Some(description.to_owned())
+        });
+    if let Some(link) = store.live_link(Some(name.as_str())).await? {
+        let connector = store.get_connector_by_id(&link.connector_id).await?;
+        view.sync = Some(AppSync {
+            url: target(&connector, &link).map(|t| t.url).unwrap_or_default(),
+            connector: connector.spec.name.to_string(),
+            branch: link.branch,
+        });
     }
     Ok(view)
 }
@@ -141,6 +156,8 @@ fn empty_view(name: String) -> AppView {
         environments: 0,
         workflows: 0,
         pipelines: 0,
+        description: None,
+        sync: None,
     }
 }
 

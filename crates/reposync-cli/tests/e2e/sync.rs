@@ -30,6 +30,19 @@ fn changes_made_in_reposync_are_committed_and_pushed_with_the_connectors_author(
     );
     let first = f.wait_pushed();
     assert_eq!(f.commits_since(&before, &first), 1);
+    let shown = f
+        .app
+        .cli(&["app", "show", "Shop"], None)
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        shown.contains(&format!(
+            "Git Sync      {} (main) through git",
+            f.server.repo_url(REPO)
+        )),
+        "app show names the link: {shown}"
+    );
     let index = f
         .root
         .read_file(REPO, "main", &format!("{SHOP}/Index.yaml"))

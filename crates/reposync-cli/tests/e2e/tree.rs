@@ -406,6 +406,12 @@ fn applications_are_created_listed_renamed_and_deleted_with_their_folders() {
         index.ok().stdout,
         "harnessApiVersion: '1.0'\ntype: APPLICATION\ndescription: 'yes: the web shop'\n"
     );
+    let shown = app.cli(&["app", "show", "Shop"], None).ok().stdout.clone();
+    assert!(
+        shown.contains("Description   yes: the web shop")
+            && shown.contains("Git Sync      not synced"),
+        "{shown}"
+    );
 
     // apply: create a service and a workflow that references it, then change the workflow.
     let file = app.dir.path().join("svc.yaml");
