@@ -123,6 +123,9 @@ pub enum SyncCommand {
         /// Show the errors resolved lately instead, newest first, with how each ended.
         #[arg(long)]
         resolved: bool,
+        /// Only this application's errors.
+        #[arg(long, value_name = "NAME")]
+        app: Option<String>,
     },
     /// Put a failed or conflicting changeset back in the outbox.
     Retry {
@@ -221,13 +224,16 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
         SyncCommand::Errors {
             action: None,
             resolved,
+            app,
         } => {
-            let query: &[(&str, String)] = if *resolved {
-                &[("resolved", "true".to_owned())]
-            } else {
-                &[]
-            };
-            client.get(&["sync", "errors"], query, wait).await?
+            let mut query = Vec::new();
+            if *resolved {
+                query.push(("resolved", "true".to_owned()));
+            }
+            if let Some(app) = app {
+                query.push(("app", app.clone()));
+            }
+            client.get(&["sync", "errors"], &query, wait).await?
         }
         SyncCommand::Errors {
             action: Some(ErrorsAction::Discard { id }),

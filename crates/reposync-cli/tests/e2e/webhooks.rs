@@ -824,6 +824,17 @@ fn several_commits_apply_in_order_and_a_bad_file_fails_alone_until_fixed() {
         .unwrap_or_else(|| panic!("an error for the bad file: {errors:#?}"));
     assert_eq!(bad["code"], "invalid_file");
     assert_eq!(bad["commit_id"], broken.as_str());
+    let of_app = |app: &str| {
+        h.f.app
+            .cli(&["--json", "sync", "errors", "--app", app], None)
+            .ok()
+            .json()["items"]
+            .as_array()
+            .expect("items")
+            .len()
+    };
+    assert_eq!(of_app("Shop"), errors.len(), "every error is Shop's");
+    assert_eq!(of_app("Elsewhere"), 0);
     assert_eq!(bad["theirs"], bad_service);
     let dependent = errors
         .iter()

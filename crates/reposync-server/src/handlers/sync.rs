@@ -249,6 +249,9 @@ pub struct ErrorsQuery {
     resolved: bool,
     #[serde(default)]
     limit: Option<i64>,
+    /// Only the errors of this application's scope.
+    #[serde(default)]
+    app: Option<String>,
 }
 
 /// The open sync errors, oldest first; with `resolved=true`, the most recently resolved ones,
@@ -258,6 +261,10 @@ pub async fn errors(
     query: Result<Query<ErrorsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ListResponse<SyncErrorView>>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("resolved", e.body_text()))?;
+    let only = query
+        .app
+        .as_deref()
+        .map(|app| Scope::of_app(Some(app)).to_string());
     let scopes = scopes_by_link(&state).await?;
     let records = if query.resolved {
         let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
@@ -286,6 +293,7 @@ pub async fn errors(
             resolved_at: e.resolved.as_ref().map(|(at, _)| timestamp(*at)),
             resolution: e.resolved.map(|(_, how)| how),
         })
+        .filter(|view| only.as_ref().is_none_or(|scope| view.scope == *scope))
         .collect();
     Ok(Json(ListResponse { items }))
 }
