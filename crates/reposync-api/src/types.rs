@@ -341,6 +341,11 @@ pub struct SyncEnableRequest {
     /// would delete.
     #[serde(default)]
     pub confirm_deletes: bool,
+    /// Creates the branch with the first commit when the repository has no such branch
+    /// (`--create-branch`); without it, a branch that does not exist is refused, so that a
+    /// mistyped name never makes a new root branch.
+    #[serde(default)]
+    pub create_branch: bool,
 }
 
 /// `POST /api/v1/sync/disable`.

@@ -26,6 +26,7 @@ const ENABLE_FLAGS: &[(&str, &str)] = &[
     ("repo", "--repo"),
     ("initial", "--initial"),
     ("confirm_deletes", "--yes"),
+    ("create_branch", "--create-branch"),
 ];
 
 /// Which part of the tree: the account's own files, or one application.
@@ -90,6 +91,9 @@ pub enum SyncCommand {
         /// Confirms the deletions of `--initial mirror`.
         #[arg(long)]
         yes: bool,
+        /// Create the branch with the first commit when the repository has no such branch.
+        #[arg(long)]
+        create_branch: bool,
     },
     /// End a link; nothing more is pushed for that scope.
     Disable {
@@ -145,6 +149,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
             repo,
             initial,
             yes,
+            create_branch,
         } => {
             let body = SyncEnableRequest {
                 app: scope.app.clone(),
@@ -153,6 +158,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 repo: repo.clone(),
                 initial: Some(initial.clone()),
                 confirm_deletes: *yes,
+                create_branch: *create_branch,
             };
             let queued: TaskView = decode(
                 client

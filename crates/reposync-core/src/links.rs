@@ -360,6 +360,17 @@ async fn enable(
         .map(|head| result_commit("head", &head))
         .transpose()
         .map_err(|invalid| CoreError::new(ErrorKind::Internal, "internal", invalid.message))?;
+    if head.is_none() && !request.create_branch {
+        return Err(CoreError::new(
+            ErrorKind::Invalid,
+            "branch_not_found",
+            format!(
+                "{url} has no branch {:?}; check the name, or ask to create it with the first commit (--create-branch)",
+                branch.as_str()
+            ),
+        )
+        .with_field("branch"));
+    }
     // The branch's files of this scope: tree files only (a README is not ours), and for the
     // account, not the applications' folders, which have links of their own.
     let theirs: Vec<(String, Vec<u8>)> = files

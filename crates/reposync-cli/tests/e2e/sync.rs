@@ -1092,23 +1092,40 @@ fn every_initial_mode_gives_an_empty_branch_the_whole_scope_in_one_commit() {
             &format!("Setup/Applications/{app}/Services/api/Index.yaml"),
             "harnessApiVersion: '1.0'\ntype: SERVICE\n",
         );
-        f.app
-            .cli(
-                &[
-                    "sync",
-                    "enable",
-                    "--app",
-                    &app,
-                    "--connector",
-                    "git",
-                    "--branch",
-                    &branch,
-                    "--initial",
-                    mode,
-                ],
-                None,
-            )
-            .ok();
+        let enable = |create: bool| {
+            let mut args = vec![
+                "sync",
+                "enable",
+                "--app",
+                &app,
+                "--connector",
+                "git",
+                "--branch",
+                &branch,
+                "--initial",
+                mode,
+            ];
+            if create {
+                args.push("--create-branch");
+            }
+            f.app.cli(&args, None)
+        };
+        // A branch that does not exist is never made by mistake.
+        let refused = enable(false);
+        assert!(
+            refused.fails().stderr.contains(&format!(
+                "--branch: {} has no branch {branch:?}; check the name, or ask to create it with the first commit (--create-branch)",
+                f.server.repo_url(REPO)
+            )),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(
+            f.root.head(REPO, &branch).expect("head"),
+            None,
+            "nothing made"
+        );
+        enable(true).ok();
         f.wait_pushed();
         let head = f.root.head(REPO, &branch).expect("head").expect("created");
         assert_eq!(
