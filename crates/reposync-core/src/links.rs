@@ -566,17 +566,8 @@ async fn enable(
 /// Ends a scope's link; changes not yet pushed stay in reposync. An application's
 /// `Index.yaml` loses the link's fields in the same step. Answers the scope that was unlinked.
 pub async fn disable(store: &Store, app: Option<&str>) -> Result<Scope, CoreError> {
-    let app = app
-        .filter(|a| !a.trim().is_empty())
-        .map(EntityName::parse)
-        .transpose()
-        .map_err(|e| CoreError::invalid("app", e.message))?;
-    let app_name = app.as_ref().map(EntityName::as_str);
-    let scope = Scope::of_app(app_name);
-    let link = store
-        .live_link(app_name)
-        .await?
-        .ok_or_else(|| CoreError::not_found(format!("{scope} is not synced")))?;
+    let (app, link) = live_link_of(store, app).await?;
+    let scope = Scope::of_app(app.as_ref().map(EntityName::as_str));
     store.disable_link(&link.id).await?;
     if let Some(app) = &app
         && let Ok(stored) = store.get_entity(&index_path(app)).await
@@ -594,6 +585,24 @@ pub async fn disable(store: &Store, app: Option<&str>) -> Result<Scope, CoreErro
     Ok(scope)
 }
 
+/// The live link of a scope (`app`, or the account when it is none or blank), with the
+/// application's name parsed; a scope that is not synced is `not_found`.
+async fn live_link_of(
+    store: &Store,
+    app: Option<&str>,
+) -> Result<(Option<EntityName>, SyncLink), CoreError> {
+    let app = app
+        .filter(|a| !a.trim().is_empty())
+        .map(EntityName::parse)
+        .transpose()
+        .map_err(|e| CoreError::invalid("app", e.message))?;
+    let app_name = app.as_ref().map(EntityName::as_str);
+    let link = store.live_link(app_name).await?.ok_or_else(|| {
+        CoreError::not_found(format!("{} is not synced", Scope::of_app(app_name)))
+    })?;
+    Ok((app, link))
+}
+
 /// `sync refresh`: reads now the branch of one scope (`all` false) or of every live link,
 /// whatever webhooks and polls have said. Links that share a branch share its one read.
 pub async fn refresh(
@@ -604,16 +613,7 @@ pub async fn refresh(
     let links = if all {
         store.live_links().await?
     } else {
-        let app = app
-            .filter(|a| !a.trim().is_empty())
-            .map(EntityName::parse)
-            .transpose()
-            .map_err(|e| CoreError::invalid("app", e.message))?;
-        let app_name = app.as_ref().map(EntityName::as_str);
-        let link = store.live_link(app_name).await?.ok_or_else(|| {
-            CoreError::not_found(format!("{} is not synced", Scope::of_app(app_name)))
-        })?;
-        vec![link]
+        vec![live_link_of(store, app).await?.1]
     };
     let mut refreshed: Vec<(reposync_model::BranchId, RefreshedBranch)> = Vec::new();
     for link in links {

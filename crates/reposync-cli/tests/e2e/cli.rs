@@ -257,26 +257,7 @@ fn serve_stops_cleanly_on_sigint_and_sigterm_and_keeps_its_state() {
 
     // A second start on the same data directory reuses the key and the database, and prints
     // no new token.
-    let mut command = Command::new(binary());
-    hermetic(&mut command, app.dir.path());
-    let mut server = command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(app.data_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("restart");
-    let mut stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).expect("line");
-    assert!(
-        first.starts_with("reposync listening on "),
-        "no token printed again: {first}"
-    );
-    let url = first
-        .trim()
-        .trim_start_matches("reposync listening on ")
-        .to_owned();
+    let (mut server, url) = serve_existing(app.dir.path(), &app.data_dir());
     let mut list = Command::new(binary());
     hermetic(&mut list, app.dir.path());
     let output = list
@@ -290,6 +271,30 @@ fn serve_stops_cleanly_on_sigint_and_sigterm_and_keeps_its_state() {
         .args(["-TERM", &server.id().to_string()])
         .status();
     assert_eq!(server.wait().expect("wait").code(), Some(0));
+}
+
+/// Starts `serve` on a data directory that holds a store already, and answers the server and
+/// its URL. Its first line is the address: no new admin token is printed.
+fn serve_existing(home: &std::path::Path, data: &std::path::Path) -> (std::process::Child, String) {
+    let mut command = Command::new(binary());
+    hermetic(&mut command, home);
+    let mut server = command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("line");
+    let url = first
+        .trim()
+        .strip_prefix("reposync listening on ")
+        .unwrap_or_else(|| panic!("no new token, just the address: {first}"))
+        .to_owned();
+    (server, url)
 }
 
 fn app_pid(app: &TestApp) -> String {
@@ -554,24 +559,7 @@ fn a_backup_taken_during_writes_restores_every_acknowledged_write() {
     )
     .ok();
     std::fs::copy(app.data_dir().join("master.key"), data.join("master.key")).expect("key");
-    let mut command = Command::new(binary());
-    hermetic(&mut command, elsewhere.path());
-    let mut server = command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve the restored store");
-    let mut stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).expect("line");
-    let url = first
-        .trim()
-        .strip_prefix("reposync listening on ")
-        .unwrap_or_else(|| panic!("no new token, just the address: {first}"))
-        .to_owned();
+    let (mut server, url) = serve_existing(elsewhere.path(), &data);
     let mut list = Command::new(binary());
     hermetic(&mut list, elsewhere.path());
     let output = list
