@@ -1,6 +1,8 @@
 //! The CLI's own contract: global flags in any position, finding the token, exit codes, and
 //! clean shutdown of `serve`.
 
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
 use crate::common;
 
 use std::process::{Command, Stdio};
