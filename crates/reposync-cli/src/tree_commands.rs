@@ -266,13 +266,23 @@ pub async fn app(command: AppCommand, globals: &Globals) -> anyhow::Result<ExitC
                 .map(|f| format!("delete {}", f.path))
                 .collect();
             let scope = reposync_model::scope::Scope::of_app(Some(name));
-            consequences.extend(crate::confirm::sync_consequence(&client, &scope).await?);
+            let synced = crate::confirm::sync_consequence(&client, &scope).await?;
+            if let Some(push) = &synced {
+                consequences.push(push.clone());
+                consequences.push("and end its sync link once that commit is pushed".to_owned());
+            }
             crate::confirm::confirm(
                 &format!("Deleting application {name:?}"),
                 &consequences,
                 *yes,
             )?;
-            write_answer(client.delete(&["apps", name]).await)?
+            let answer = write_answer(client.delete(&["apps", name]).await)?;
+            if synced.is_some() {
+                eprintln!(
+                    "Its sync link ends once Git Sync has pushed the deletion; `reposync sync status` shows when."
+                );
+            }
+            answer
         }
     };
     if globals.json {

@@ -519,6 +519,61 @@ fn a_linked_application_that_is_renamed_takes_its_link_along() {
     assert_eq!(status["items"][0]["scope"], "app:Store", "{status}");
 }
 
+/// Deleting a linked application pushes its deletion and then ends its link, and says so; a
+/// new application of the same name is not synced by the old link.
+#[test]
+fn a_deleted_application_ends_its_link_once_the_deletion_is_pushed() {
+    let f = Fixture::https(&[("README.md", "x\n")]);
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    let before = f.wait_pushed();
+    let deleted = f.app.cli(&["app", "delete", "Shop", "--yes"], None);
+    assert!(
+        deleted
+            .ok()
+            .stderr
+            .contains("Its sync link ends once Git Sync has pushed the deletion"),
+        "{}",
+        deleted.stderr
+    );
+    let after = f.wait_pushed();
+    assert!(
+        f.message(&after)
+            .contains(&format!("DELETE: {SHOP}/Index.yaml")),
+        "the deletion is pushed first"
+    );
+    assert_ne!(before, after);
+    let status = f.app.cli(&["--json", "sync", "status"], None).ok().json();
+    assert_eq!(
+        status["items"],
+        serde_json::json!([]),
+        "the link ended: {status}"
+    );
+
+    f.app.cli(&["app", "create", "Shop"], None).ok();
+    let shown = f
+        .app
+        .cli(&["app", "show", "Shop"], None)
+        .ok()
+        .stdout
+        .clone();
+    assert!(shown.contains("not synced"), "{shown}");
+    let activity = f
+        .app
+        .cli(&["sync", "activity", "--app", "Shop"], None)
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        activity.contains("(disabled)"),
+        "the old link shows as ended: {activity}"
+    );
+}
+
 /// A server with an SSH connector `ssh` to `acme/config.git` on a real sshd, and an
 /// application `Shop` whose first push has landed.
 struct SshSync {

@@ -21,7 +21,7 @@ use crate::sync::changesets::{
 };
 use crate::sync::errors::{CONNECTION_FAILED, resolve_landed_errors};
 use crate::sync::files::file_contents_in;
-use crate::sync::links::SyncLink;
+use crate::sync::links::{SyncLink, disable_link_in};
 
 /// A commit attempt as stored.
 #[derive(Debug, Clone)]
@@ -462,7 +462,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let ended = if matches!(end, AttemptEnd::Pushed { .. }) {
+            end_link_of_deleted_app(&mut tx, &link_id, now).await?
+        } else {
+            false
+        };
         tx.commit().await?;
+        if ended {
+            tracing::info!(link = %link_id, "the application was deleted and its deletion pushed: its sync link ended");
+        }
         if queued_read {
             self.inbox_changed();
         }
@@ -532,4 +540,27 @@ impl Store {
         self.newest_of_links(&sql, "started_at", link_ids, limit, attempt_from_row)
             .await
     }
+}
+
+/// Ends the link of an application that no longer exists once nothing of it waits to be
+/// pushed: the push that just landed carried its deletion. A new application of the same name
+/// is then never linked by a link it did not ask for. Answers whether the link ended.
+async fn end_link_of_deleted_app(
+    tx: &mut WriteTx,
+    link_id: &LinkId,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let deleted_app = sqlx::query(
+        "SELECT 1 FROM sync_links l WHERE l.id = $1 AND l.enabled = 1 AND l.app <> ''
+         AND NOT EXISTS (SELECT 1 FROM entities e WHERE e.app = l.app)
+         AND NOT EXISTS (SELECT 1 FROM changesets c WHERE c.link_id = l.id AND c.status IN ('waiting', 'pushing', 'conflict'))",
+    )
+    .bind(link_id.as_str())
+    .fetch_optional(&mut **tx)
+    .await?
+    .is_some();
+    if deleted_app {
+        disable_link_in(tx, link_id, now).await?;
+    }
+    Ok(deleted_app)
 }

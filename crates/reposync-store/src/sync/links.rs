@@ -135,28 +135,8 @@ impl Store {
     /// Ends a link. Its history stays; changesets still waiting are dropped from the outbox
     /// (marked failed), because nothing will push them.
     pub async fn disable_link(&self, id: &LinkId) -> Result<(), StoreError> {
-        let now = self.now();
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE sync_links SET enabled = 0, updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE changesets SET status = 'failed', error = 'sync was disabled before this change was pushed', updated_at = $1
-             WHERE link_id = $2 AND status IN ('waiting', 'conflict')",
-        )
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE sync_errors SET resolved_at = $1, resolution = 'disabled' WHERE link_id = $2 AND resolved_at IS NULL",
-        )
-        .bind(now)
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
+        disable_link_in(&mut tx, id, self.now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -255,4 +235,34 @@ impl Store {
         .map(branch_from_row)
         .transpose()
     }
+}
+
+/// Ends a link inside a write: what it had not pushed fails, and its open errors resolve as
+/// `disabled`.
+pub(crate) async fn disable_link_in(
+    tx: &mut WriteTx,
+    id: &LinkId,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sync_links SET enabled = 0, updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE changesets SET status = 'failed', error = 'sync was disabled before this change was pushed', updated_at = $1
+         WHERE link_id = $2 AND status IN ('waiting', 'conflict')",
+    )
+    .bind(now)
+    .bind(id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE sync_errors SET resolved_at = $1, resolution = 'disabled' WHERE link_id = $2 AND resolved_at IS NULL",
+    )
+    .bind(now)
+    .bind(id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
