@@ -82,7 +82,8 @@ enum Command {
     Connector(Box<client_commands::ConnectorCommand>),
     /// Rewrite YAML files in the canonical Harness format (offline).
     Fmt(offline::FmtArgs),
-    /// Check a tree offline: paths, YAML, required fields and references within the tree.
+    /// Check a tree offline: paths, YAML, required fields and references (within the tree, or
+    /// to connectors known elsewhere).
     Validate(offline::ValidateArgs),
     /// Validate a whole tree on the server, then apply it all or nothing.
     Import(tree_commands::ImportArgs),
@@ -180,7 +181,7 @@ fn main() -> ExitCode {
             Command::Secret(command) => client_commands::secret(command, &globals).await,
             Command::Connector(command) => client_commands::connector(*command, &globals).await,
             Command::Fmt(args) => offline::fmt(args),
-            Command::Validate(args) => offline::validate(args),
+            Command::Validate(args) => offline::validate(args, &globals).await,
             Command::Import(args) => tree_commands::import(args, &globals).await,
             Command::Export(args) => tree_commands::export(args, &globals).await,
             Command::App(command) => tree_commands::app(command, &globals).await,

@@ -1,13 +1,15 @@
 //! Commands that work on files alone, with no server: `fmt` and `validate`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use reposync_model::tree::ROOT;
-use reposync_model::validate::validate_tree;
+use reposync_model::validate::validate_tree_with;
 use reposync_model::yaml::{Limits, emit, order_top_level, parse};
+use reposync_model::{EntityName, connector_yaml};
 
 #[derive(Debug, Args)]
 pub struct FmtArgs {
@@ -23,6 +25,13 @@ pub struct FmtArgs {
 pub struct ValidateArgs {
     /// The repository root (holding `Setup/`), or the `Setup` folder itself.
     dir: PathBuf,
+    /// A Source Repo Provider that exists outside this tree, so references to it resolve: for
+    /// a repository that holds applications only (repeatable).
+    #[arg(long = "known-connector", value_name = "NAME")]
+    known_connectors: Vec<String>,
+    /// Take every connector the server holds as existing (asks the server; needs its token).
+    #[arg(long)]
+    connectors_from_server: bool,
 }
 
 /// Rewrites YAML files in the canonical format, the way `cargo fmt` does: Harness's scalar
@@ -90,10 +99,29 @@ pub fn fmt(args: FmtArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Checks a tree offline and prints one line per problem.
-pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+/// Checks a tree offline (or with the server's connectors known) and prints one line per
+/// problem.
+pub async fn validate(args: ValidateArgs, globals: &crate::Globals) -> anyhow::Result<ExitCode> {
     let files = read_tree(&args.dir)?;
-    let report = validate_tree(&files, &Limits::default());
+    let mut known = args.known_connectors.clone();
+    if args.connectors_from_server {
+        let listed: reposync_api::ListResponse<reposync_api::ConnectorView> = reposync_api::decode(
+            crate::client_commands::client(globals)?
+                .get(&["connectors"], &[], std::time::Duration::from_secs(30))
+                .await
+                .context("--connectors-from-server")?,
+        )?;
+        known.extend(listed.items.into_iter().map(|c| c.name));
+    }
+    let elsewhere = known
+        .iter()
+        .map(|name| {
+            EntityName::parse(name)
+                .map(|name| connector_yaml::path(&name))
+                .map_err(|e| anyhow::anyhow!("--known-connector {name:?}: {}", e.message))
+        })
+        .collect::<anyhow::Result<HashSet<String>>>()?;
+    let report = validate_tree_with(&files, &Limits::default(), &elsewhere);
     for problem in &report.problems {
         outln!("{problem}");
     }

@@ -29,6 +29,17 @@ pub struct TreeReport {
 /// Parses and checks every file of a tree given as `(relative path, bytes)`, each file once,
 /// including references, which must resolve within the tree.
 pub fn validate_tree(files: &[(String, Vec<u8>)], limits: &Limits) -> TreeReport {
+    validate_tree_with(files, limits, &HashSet::new())
+}
+
+/// [`validate_tree`], with references also resolving to `elsewhere`: paths that exist outside
+/// the tree, such as the Source Repo Providers of a server an application-only repository is
+/// synced with.
+pub fn validate_tree_with(
+    files: &[(String, Vec<u8>)],
+    limits: &Limits,
+    elsewhere: &HashSet<String>,
+) -> TreeReport {
     let mut report = read_files(files, limits);
     // Offline, a Source Repo Provider file is checked as the connector it would become (its
     // URL, scope, branch and credentials); whether its secrets exist is the server's to say.
@@ -43,7 +54,7 @@ pub fn validate_tree(files: &[(String, Vec<u8>)], limits: &Limits) -> TreeReport
             report.problems.push(problem);
         }
     }
-    check_links(&mut report, &HashSet::new());
+    check_links(&mut report, elsewhere);
     report
 }
 

@@ -673,3 +673,49 @@ fn destructive_commands_need_yes_away_from_a_terminal_and_change_nothing() {
     app.cli(&["app", "delete", "Shop", "--yes"], None).ok();
     assert!(!app.cli(&["app", "list"], None).ok().stdout.contains("Shop"));
 }
+
+/// `validate --connectors-from-server`: an application-only tree passes once the server holds
+/// the connector it names.
+#[test]
+fn validate_takes_the_connectors_the_server_holds() {
+    let app = TestApp::spawn();
+    let tree = app.dir.path().join("apps-only");
+    std::fs::create_dir_all(tree.join("Setup/Applications/Shop")).expect("mkdir");
+    std::fs::write(
+        tree.join("Setup/Applications/Shop/Index.yaml"),
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\ngitConnector: Platform\n",
+    )
+    .expect("write");
+    let tree_arg = tree.to_str().expect("utf-8");
+    let run = app.cli(&["validate", tree_arg, "--connectors-from-server"], None);
+    assert!(
+        run.fails().stdout.contains("gitConnector refers"),
+        "{}",
+        run.stdout
+    );
+    app.cli(
+        &["secret", "create", "tok", "--value-stdin"],
+        Some("value-1234567"),
+    )
+    .ok();
+    app.cli(
+        &[
+            "connector",
+            "add",
+            "--name",
+            "Platform",
+            "--url",
+            "https://bitbucket.org/acme/config.git",
+            "--username",
+            "u",
+            "--password-secret",
+            "tok",
+            "--branch",
+            "main",
+        ],
+        None,
+    )
+    .ok();
+    app.cli(&["validate", tree_arg, "--connectors-from-server"], None)
+        .ok();
+}

@@ -168,3 +168,27 @@ fn validate_reads_only_setup_and_refuses_a_directory_without_it() {
     );
     assert!(stderr.contains("1 files checked"), "{stderr}");
 }
+
+/// An application-only repository passes when the connectors it names live elsewhere: named
+/// with `--known-connector`; `--connectors-from-server` is tested against a server in `cli`.
+#[test]
+fn validate_takes_connectors_known_elsewhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write(
+        root,
+        "Setup/Applications/Shop/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\ngitConnector: Platform\n",
+    );
+    let (code, stdout, _) = run(root, &["validate", "."]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("gitConnector refers to source-repo-provider"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run(root, &["validate", ".", "--known-connector", "Platform"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, _, stderr) = run(root, &["validate", ".", "--known-connector", "a/b"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--known-connector \"a/b\""), "{stderr}");
+}
