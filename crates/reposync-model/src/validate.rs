@@ -64,7 +64,55 @@ pub fn validate_tree_with(
 pub fn check_links(report: &mut TreeReport, elsewhere: &HashSet<String>) {
     check_references(report, elsewhere);
     check_parents(report, elsewhere);
+    check_letter_case(report, elsewhere);
     report.problems.sort();
+}
+
+/// Refuses a file whose path, or one of whose folders, differs only in letter case from
+/// another in the same folder (`TODO` beside `Todo`, `Services/Web` beside `Services/web`):
+/// on a case-insensitive checkout (Windows, macOS) the two are one, and one silently wins.
+fn check_letter_case(report: &mut TreeReport, elsewhere: &HashSet<String>) {
+    // Every folder and file path, by its lower-case spelling; existing paths first, so that
+    // the file that arrives is the one refused.
+    let mut spellings: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut sorted_elsewhere: Vec<&String> = elsewhere.iter().collect();
+    sorted_elsewhere.sort();
+    let prefixes = |path: &str| -> Vec<String> {
+        let mut at = Vec::new();
+        for (i, c) in path.char_indices() {
+            if c == '/' {
+                at.push(path[..i].to_owned());
+            }
+        }
+        at.push(path.to_owned());
+        at
+    };
+    for path in sorted_elsewhere {
+        for prefix in prefixes(path) {
+            spellings.entry(prefix.to_lowercase()).or_insert(prefix);
+        }
+    }
+    let mut problems = Vec::new();
+    for file in &report.files {
+        for prefix in prefixes(&file.path) {
+            let seen = spellings
+                .entry(prefix.to_lowercase())
+                .or_insert_with(|| prefix.clone());
+            if *seen != prefix {
+                problems.push(TreeProblem {
+                    path: file.path.clone(),
+                    line: 0,
+                    column: 0,
+                    message: format!(
+                        "{prefix} differs only in letter case from {seen}, which exists: the two are one on case-insensitive checkouts (Windows, macOS); use the same spelling, or another name"
+                    ),
+                    blocked_by: None,
+                });
+                break;
+            }
+        }
+    }
+    report.problems.extend(problems);
 }
 
 /// Parses and checks each file on its own. Links between files are left to [`check_links`],

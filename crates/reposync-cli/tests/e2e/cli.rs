@@ -182,6 +182,17 @@ fn failures_exit_non_zero_with_the_message_on_stderr() {
         run.stderr
     );
 
+    // Names that differ only in letter case collide on case-insensitive checkouts.
+    app.cli(&["app", "create", "TODO"], None).ok();
+    let run = app.cli(&["app", "create", "Todo"], None);
+    assert!(
+        run.fails().stderr.contains(
+            "Setup/Applications/Todo differs only in letter case from Setup/Applications/TODO"
+        ),
+        "{}",
+        run.stderr
+    );
+
     // Names that deceive: a zero-width space makes "To​do" look like "Todo".
     let run = app.cli(&["app", "create", "To\u{200B}do"], None);
     assert!(
@@ -192,7 +203,7 @@ fn failures_exit_non_zero_with_the_message_on_stderr() {
         run.stderr
     );
     assert!(
-        !app.cli(&["app", "list"], None).ok().stdout.contains("To"),
+        !app.cli(&["app", "list"], None).ok().stdout.contains("To\u{200B}do"),
         "nothing was created"
     );
 

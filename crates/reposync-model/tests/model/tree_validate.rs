@@ -38,6 +38,52 @@ fn messages(files: &[(String, Vec<u8>)]) -> Vec<String> {
         .collect()
 }
 
+/// Paths that differ only in letter case within one folder are refused: on a
+/// case-insensitive checkout they are one file, or one folder.
+#[test]
+fn names_that_differ_only_in_letter_case_are_refused() {
+    let app = file(
+        "Setup/Applications/Shop/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
+    );
+    let service = |path: &str| file(path, "harnessApiVersion: '1.0'\ntype: SERVICE\n");
+    let case_problems = |files: &[(String, Vec<u8>)], elsewhere: &[&str]| -> Vec<String> {
+        let elsewhere = elsewhere.iter().map(|p| (*p).to_owned()).collect();
+        reposync_model::validate::validate_tree_with(files, &Limits::default(), &elsewhere)
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .filter(|m| m.contains("differs only in letter case"))
+            .collect()
+    };
+    let files = [
+        app.clone(),
+        service("Setup/Applications/Shop/Services/Web/Index.yaml"),
+        service("Setup/Applications/Shop/Services/web/Index.yaml"),
+    ];
+    let problems = case_problems(&files, &[]);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains("Setup/Applications/Shop/Services/web differs only in letter case from Setup/Applications/Shop/Services/Web"),
+        "{problems:#?}"
+    );
+    // Against what exists already: the file that arrives is the one refused.
+    let problems = case_problems(
+        &[
+            app.clone(),
+            service("Setup/Applications/Shop/Services/API/Index.yaml"),
+        ],
+        &["Setup/Applications/Shop/Services/api/Index.yaml"],
+    );
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("Setup/Applications/Shop/Services/API/Index.yaml"),
+        "{problems:#?}"
+    );
+    // The same spelling is no collision.
+    assert!(case_problems(&[app], &["Setup/Applications/Shop/Index.yaml"]).is_empty());
+}
+
 #[test]
 fn the_corpus_is_a_valid_tree() {
     let files = corpus();
