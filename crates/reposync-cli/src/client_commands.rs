@@ -238,22 +238,31 @@ impl ConnectorFlags {
     }
 }
 
+/// A client of the server the flags name, with the token they give; without them, the saved
+/// login (`reposync login`) for its server, then the token file of the local data directory.
 pub(crate) fn client(globals: &Globals) -> anyhow::Result<Client> {
-    check_server_url(&globals.server)?;
-    let token = match &globals.token {
-        Some(token) => Some(token.clone()),
-        None => {
+    let saved = crate::login::saved_login()
+        .filter(|saved| !globals.server_given || saved.server == globals.server);
+    let server = match (&saved, globals.server_given) {
+        (Some(saved), false) => saved.server.clone(),
+        _ => globals.server.clone(),
+    };
+    check_server_url(&server)?;
+    let token = match (&globals.token, saved) {
+        (Some(token), _) => token.clone(),
+        (None, Some(saved)) => saved.token,
+        (None, None) => {
             let path = globals.data_dir.join(reposync_server::TOKEN_FILE_NAME);
             match std::fs::read_to_string(&path) {
-                Ok(text) => Some(text.trim().to_owned()),
+                Ok(text) => text.trim().to_owned(),
                 Err(_) => bail!(
-                    "no API token: pass --token or set REPOSYNC_TOKEN (or run where {} exists)",
+                    "no API token: run `reposync login --server URL` (the token on standard input), pass --api-token or set REPOSYNC_TOKEN, or run where {} exists",
                     path.display()
                 ),
             }
         }
     };
-    Ok(Client::new(&globals.server, token)?)
+    Ok(Client::new(&server, Some(token))?)
 }
 
 /// Refuses a `--server` that is not an `http://` or `https://` URL with a host, saying what

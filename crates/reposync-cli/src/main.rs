@@ -8,6 +8,7 @@ mod client_commands;
 mod confirm;
 mod delegate_command;
 mod delegate_token_commands;
+mod login;
 mod offline;
 mod serve;
 mod sync_commands;
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The help section of the flags every command takes.
 const GLOBAL: &str = "Global options";
@@ -68,6 +69,11 @@ struct Cli {
 enum Command {
     /// Run the server, with SQLite embedded in the data directory and a built-in delegate.
     Serve(serve::ServeArgs),
+    /// Remember a server and its API token (read from standard input) for every later
+    /// command, from any directory; saved in a file only you can read.
+    Login,
+    /// Forget the saved server and API token.
+    Logout,
     /// Show this client's version and build, and the server's with its database schema.
     Version,
     /// Copy the store's database to a file, consistently, while the server runs.
@@ -135,9 +141,11 @@ enum Command {
 }
 
 /// Flags shared by every command that talks to a server.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Clone)]
 pub struct Globals {
     pub server: String,
+    /// Whether `--server` (or `REPOSYNC_SERVER`) was given, rather than the default.
+    pub server_given: bool,
     pub token: Option<String>,
     pub json: bool,
     pub data_dir: PathBuf,
@@ -156,8 +164,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
+    let server_given = !matches!(
+        matches.value_source("server"),
+        None | Some(ValueSource::DefaultValue)
+    );
     let globals = Globals {
         server: cli.server,
+        server_given,
         token: cli.token,
         json: cli.json,
         data_dir: cli.data_dir,
@@ -175,6 +188,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args, &globals).await,
+            Command::Login => login::login(&globals).await,
+            Command::Logout => login::logout(),
             Command::Version => client_commands::version(&globals).await,
             Command::Backup(args) => backup_commands::backup(args, &globals).await,
             Command::Restore(args) => backup_commands::restore(args, &globals).await,

@@ -203,7 +203,10 @@ fn failures_exit_non_zero_with_the_message_on_stderr() {
         run.stderr
     );
     assert!(
-        !app.cli(&["app", "list"], None).ok().stdout.contains("To\u{200B}do"),
+        !app.cli(&["app", "list"], None)
+            .ok()
+            .stdout
+            .contains("To\u{200B}do"),
         "nothing was created"
     );
 
@@ -729,4 +732,73 @@ fn validate_takes_the_connectors_the_server_holds() {
     .ok();
     app.cli(&["validate", tree_arg, "--connectors-from-server"], None)
         .ok();
+}
+
+/// `reposync login` remembers the server and the token (read from standard input, checked by
+/// the server) in a 0600 file under the user's configuration directory, so the CLI works from
+/// any directory; a refused token saves nothing; `logout` forgets them.
+#[test]
+fn login_remembers_the_server_from_any_directory_and_logout_forgets_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let app = TestApp::spawn();
+    let home = tempfile::tempdir().expect("home");
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut command = Command::new(binary());
+        hermetic(&mut command, home.path());
+        let mut child = command
+            .args(args)
+            .current_dir(home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("reposync");
+        let input = stdin.unwrap_or_default().to_owned();
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input.as_bytes())
+            .expect("stdin");
+        let output = child.wait_with_output().expect("wait");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, _, stderr) = run(&["secret", "list"], None);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("reposync login --server URL"), "{stderr}");
+
+    let (code, _, stderr) = run(&["login", "--server", &app.url], Some("rs_not-the-token\n"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("nothing was saved"), "{stderr}");
+    let file = home.path().join(".config/reposync/login.json");
+    assert!(!file.exists());
+
+    let (code, stdout, stderr) = run(
+        &["login", "--server", &app.url],
+        Some(&format!("{}\n", app.token)),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !stdout.contains(&app.token) && !stderr.contains(&app.token),
+        "the token is never shown"
+    );
+    let mode = std::fs::metadata(&file)
+        .expect("saved")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let (code, _, stderr) = run(&["secret", "list"], None);
+    assert_eq!(
+        code,
+        Some(0),
+        "from a directory without a data directory: {stderr}"
+    );
+
+    let (code, stdout, _) = run(&["logout"], None);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("Logged out"));
+    assert!(!file.exists());
+    let (code, _, _) = run(&["secret", "list"], None);
+    assert_eq!(code, Some(1));
 }
