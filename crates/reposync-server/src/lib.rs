@@ -19,6 +19,7 @@ mod routes;
 mod state;
 mod tasks;
 mod views;
+mod workers;
 
 pub use bootstrap::{
     Bootstrapped, DataDirLock, LOCK_FILE_NAME, TEMP_DIR_NAME, TOKEN_FILE_NAME, bootstrap,
@@ -48,7 +49,9 @@ pub async fn serve(
             state.builtin.clone(),
         );
         let mut stop = stop_rx.clone();
+        let running = state.workers.start("builtin delegate");
         background.push(tokio::spawn(async move {
+            let _running = running;
             delegate
                 .run(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
                 .await;
@@ -79,7 +82,9 @@ pub async fn serve(
             std::sync::Arc::new(state.tasks.clone()),
         ));
         let mut stop = stop_rx.clone();
+        let running = state.workers.start("outbox");
         background.push(tokio::spawn(async move {
+            let _running = running;
             outbox
                 .run(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
                 .await;
@@ -95,7 +100,9 @@ pub async fn serve(
             .poll_every(Some(state.config.poll_interval)),
         );
         let mut stop = stop_rx.clone();
+        let running = state.workers.start("inbox");
         background.push(tokio::spawn(async move {
+            let _running = running;
             inbox
                 .run(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
                 .await;
@@ -104,7 +111,9 @@ pub async fn serve(
     {
         let state = state.clone();
         let mut stop = stop_rx.clone();
+        let running = state.workers.start("lease sweeper");
         background.push(tokio::spawn(async move {
+            let _running = running;
             state
                 .tasks
                 .run_lease_sweeper(state.config.delegate_lease, async move {
@@ -117,7 +126,9 @@ pub async fn serve(
         // Webhook intake: counts of refused deliveries written, the delivery log pruned.
         let state = state.clone();
         let mut stop = stop_rx.clone();
+        let running = state.workers.start("webhook upkeep");
         background.push(tokio::spawn(async move {
+            let _running = running;
             let stop = async move { while stop.changed().await.is_ok() && !*stop.borrow() {} };
             let log = state.config.delivery_log;
             intake::run_upkeep(&state.intake, &state.store, &log, stop).await;
@@ -127,7 +138,9 @@ pub async fn serve(
         // Retention: history past its age leaves the database, hourly.
         let state = state.clone();
         let mut stop = stop_rx.clone();
+        let running = state.workers.start("retention");
         background.push(tokio::spawn(async move {
+            let _running = running;
             let stop = async move { while stop.changed().await.is_ok() && !*stop.borrow() {} };
             prune_history(&state.store, state.config.history_retention, stop).await;
         }));

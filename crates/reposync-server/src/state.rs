@@ -6,6 +6,7 @@ use reposync_store::Store;
 use crate::config::ServerConfig;
 use crate::intake::IntakeGuard;
 use crate::tasks::TaskHub;
+use crate::workers::Workers;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -18,6 +19,8 @@ pub struct AppState {
     pub builtin: (Agent, Tools),
     /// Webhook intake's rate limits, log throttles and counts.
     pub intake: Arc<IntakeGuard>,
+    /// The background workers, for readiness.
+    pub workers: Arc<Workers>,
 }
 
 impl AppState {
@@ -28,6 +31,7 @@ impl AppState {
             intake: Arc::new(IntakeGuard::new(config.webhook_rate_limit)),
             config: Arc::new(config),
             builtin,
+            workers: Arc::default(),
         }
     }
 }

@@ -420,6 +420,21 @@ fn the_port_opens_only_once_the_server_is_ready() {
         std::fs::read_to_string(&token_file).is_ok_and(|t| t.starts_with("rs_")),
         "the token file is written before the port opens"
     );
+    // Ready means the database answers and every background worker runs.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (status, body) = runtime.block_on(async {
+        let response = reqwest::get(format!("http://{address}/readyz"))
+            .await
+            .expect("readyz");
+        (
+            response.status().as_u16(),
+            response.text().await.unwrap_or_default(),
+        )
+    });
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));
     let mut list = Command::new(binary());
     hermetic(&mut list, home.path());
     let output = list

@@ -28,7 +28,7 @@ pub async fn version(State(state): State<AppState>) -> Result<Json<VersionView>,
     }))
 }
 
-/// Readiness: the database answers too.
+/// Readiness: the database answers too, and every background worker runs.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
     state.store.ping().await.map_err(|_| {
         AppError::new(
@@ -37,6 +37,17 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, AppEr
             "the database does not answer",
         )
     })?;
+    let stopped = state.workers.stopped();
+    if !stopped.is_empty() {
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!(
+                "the {} worker stopped; restart the server (its log says why)",
+                stopped.join(", ")
+            ),
+        ));
+    }
     Ok(Json(Health {
         status: "ready".into(),
     }))
