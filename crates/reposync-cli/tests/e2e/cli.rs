@@ -817,3 +817,65 @@ fn login_remembers_the_server_from_any_directory_and_logout_forgets_it() {
     let (code, _, _) = run(&["secret", "list"], None);
     assert_eq!(code, Some(1));
 }
+
+/// The packaging (`dist/reposync.service`, `Dockerfile`) runs the binary with flags and
+/// variables it has, as an unprivileged user, and the licence is the one `Cargo.toml` names.
+/// Docker and systemd are not on the test machine; what they would run is checked here.
+#[test]
+fn the_packaging_runs_the_binary_with_flags_and_variables_it_has() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).expect(path);
+    let mut command = Command::new(binary());
+    hermetic(&mut command, &root);
+    let help = String::from_utf8(
+        command
+            .args(["serve", "--help"])
+            .output()
+            .expect("serve --help")
+            .stdout,
+    )
+    .expect("utf-8");
+    let known_variable =
+        |name: &str| name == "REPOSYNC_LOG" || help.contains(&format!("[env: {name}"));
+
+    let unit = read("dist/reposync.service");
+    let value = |key: &str| -> Vec<String> {
+        unit.lines()
+            .filter_map(|line| line.strip_prefix(&format!("{key}=")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let exec = value("ExecStart");
+    assert_eq!(exec.len(), 1, "{unit}");
+    let mut words = exec[0].split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/reposync"));
+    assert_eq!(words.next(), Some("serve"));
+    for flag in words.filter(|w| w.starts_with("--")) {
+        assert!(help.contains(flag), "serve has no {flag}");
+    }
+    for assignment in value("Environment") {
+        let name = assignment.split('=').next().unwrap_or_default();
+        assert!(known_variable(name), "serve reads no {name}");
+    }
+    assert_eq!(value("User"), ["reposync"]);
+    assert_eq!(value("NoNewPrivileges"), ["true"]);
+    assert_eq!(value("StateDirectoryMode"), ["0700"]);
+
+    let dockerfile = read("Dockerfile");
+    assert!(
+        dockerfile.contains("\nUSER reposync\n"),
+        "runs unprivileged"
+    );
+    assert!(dockerfile.contains("VOLUME [\"/var/lib/reposync\"]"));
+    assert!(
+        dockerfile.contains("git openssh-client"),
+        "the built-in delegate needs them"
+    );
+    assert!(dockerfile.contains("cargo build --locked --release -p reposync-cli"));
+    for name in ["REPOSYNC_DATA_DIR", "REPOSYNC_LISTEN"] {
+        assert!(dockerfile.contains(name) && known_variable(name), "{name}");
+    }
+
+    assert!(read("Cargo.toml").contains("license = \"Apache-2.0\""));
+    assert!(read("LICENSE").trim_start().starts_with("Apache License"));
+}
