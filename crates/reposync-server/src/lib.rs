@@ -41,6 +41,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut background = Vec::new();
+    // Each worker runs until the stop signal, marked running for `/readyz` meanwhile.
+    let mut spawn = |name: &'static str,
+                     work: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>| {
+        let running = state.workers.start(name);
+        background.push(tokio::spawn(async move {
+            let _running = running;
+            work.await;
+        }));
+    };
+    let stopped = || {
+        let mut stop = stop_rx.clone();
+        async move { while stop.changed().await.is_ok() && !*stop.borrow() {} }
+    };
     if state.config.builtin_delegate {
         let delegate = BuiltinDelegate::new(
             &state.tasks,
@@ -48,103 +61,75 @@ pub async fn serve(
             state.config.hostname.as_deref(),
             state.builtin.clone(),
         );
-        let mut stop = stop_rx.clone();
-        let running = state.workers.start("builtin delegate");
-        background.push(tokio::spawn(async move {
-            let _running = running;
-            delegate
-                .run(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
-                .await;
-        }));
+        let stop = stopped();
+        spawn(
+            "builtin delegate",
+            Box::pin(async move { delegate.run(stop).await }),
+        );
     }
+    // Attempts cut off by a previous stop are planned again; their tasks have nobody waiting
+    // for them.
+    if let Err(error) = state.store.interrupt_attempts().await {
+        tracing::warn!(%error, "cannot reset interrupted sync attempts");
+    }
+    let abandoned = reposync_api::TaskFailure::new(
+        reposync_api::FailureCode::Interrupted,
+        "the server restarted; the work is planned again",
+    )
+    .to_value()
+    .to_string();
+    if let Err(error) = state
+        .store
+        .abandon_tasks(reposync_api::TaskKind::Sync.as_str(), &abandoned)
+        .await
     {
-        // Attempts cut off by a previous stop are planned again; their tasks have nobody
-        // waiting for them.
-        if let Err(error) = state.store.interrupt_attempts().await {
-            tracing::warn!(%error, "cannot reset interrupted sync attempts");
-        }
-        let abandoned = reposync_api::TaskFailure::new(
-            reposync_api::FailureCode::Interrupted,
-            "the server restarted; the work is planned again",
-        )
-        .to_value()
-        .to_string();
-        if let Err(error) = state
-            .store
-            .abandon_tasks(reposync_api::TaskKind::Sync.as_str(), &abandoned)
-            .await
-        {
-            tracing::warn!(%error, "cannot abandon old sync tasks");
-        }
-        local_tasks::resume(&state).await;
-        let outbox = std::sync::Arc::new(reposync_sync::Outbox::new(
+        tracing::warn!(%error, "cannot abandon old sync tasks");
+    }
+    local_tasks::resume(&state).await;
+    // reposync -> Git: waiting changesets become commits.
+    let outbox = std::sync::Arc::new(reposync_sync::Outbox::new(
+        state.store.clone(),
+        std::sync::Arc::new(state.tasks.clone()),
+    ));
+    let stop = stopped();
+    spawn("outbox", Box::pin(async move { outbox.run(stop).await }));
+    // Git -> reposync: branches whose head a webhook (or the poller) announced.
+    let inbox = std::sync::Arc::new(
+        reposync_sync::Inbox::new(
             state.store.clone(),
             std::sync::Arc::new(state.tasks.clone()),
-        ));
-        let mut stop = stop_rx.clone();
-        let running = state.workers.start("outbox");
-        background.push(tokio::spawn(async move {
-            let _running = running;
-            outbox
-                .run(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
-                .await;
-        }));
-    }
-    {
-        // Git -> reposync: branches whose head a webhook (or the poller) announced.
-        let inbox = std::sync::Arc::new(
-            reposync_sync::Inbox::new(
-                state.store.clone(),
-                std::sync::Arc::new(state.tasks.clone()),
-            )
-            .poll_every(Some(state.config.poll_interval)),
-        );
-        let mut stop = stop_rx.clone();
-        let running = state.workers.start("inbox");
-        background.push(tokio::spawn(async move {
-            let _running = running;
-            inbox
-                .run(async move { while stop.changed().await.is_ok() && !*stop.borrow() {} })
-                .await;
-        }));
-    }
-    {
-        let state = state.clone();
-        let mut stop = stop_rx.clone();
-        let running = state.workers.start("lease sweeper");
-        background.push(tokio::spawn(async move {
-            let _running = running;
-            state
+        )
+        .poll_every(Some(state.config.poll_interval)),
+    );
+    let stop = stopped();
+    spawn("inbox", Box::pin(async move { inbox.run(stop).await }));
+    let (sweeper, stop) = (state.clone(), stopped());
+    spawn(
+        "lease sweeper",
+        Box::pin(async move {
+            sweeper
                 .tasks
-                .run_lease_sweeper(state.config.delegate_lease, async move {
-                    while stop.changed().await.is_ok() && !*stop.borrow() {}
-                })
+                .run_lease_sweeper(sweeper.config.delegate_lease, stop)
                 .await;
-        }));
-    }
-    {
-        // Webhook intake: counts of refused deliveries written, the delivery log pruned.
-        let state = state.clone();
-        let mut stop = stop_rx.clone();
-        let running = state.workers.start("webhook upkeep");
-        background.push(tokio::spawn(async move {
-            let _running = running;
-            let stop = async move { while stop.changed().await.is_ok() && !*stop.borrow() {} };
-            let log = state.config.delivery_log;
-            intake::run_upkeep(&state.intake, &state.store, &log, stop).await;
-        }));
-    }
-    {
-        // Retention: history past its age leaves the database, hourly.
-        let state = state.clone();
-        let mut stop = stop_rx.clone();
-        let running = state.workers.start("retention");
-        background.push(tokio::spawn(async move {
-            let _running = running;
-            let stop = async move { while stop.changed().await.is_ok() && !*stop.borrow() {} };
-            prune_history(&state.store, state.config.history_retention, stop).await;
-        }));
-    }
+        }),
+    );
+    // Webhook intake: counts of refused deliveries written, the delivery log pruned.
+    let (upkeep, stop) = (state.clone(), stopped());
+    spawn(
+        "webhook upkeep",
+        Box::pin(async move {
+            let log = upkeep.config.delivery_log;
+            intake::run_upkeep(&upkeep.intake, &upkeep.store, &log, stop).await;
+        }),
+    );
+    // Retention: history past its age leaves the database, hourly.
+    let (retention, stop) = (state.clone(), stopped());
+    spawn(
+        "retention",
+        Box::pin(async move {
+            prune_history(&retention.store, retention.config.history_retention, stop).await;
+        }),
+    );
     let app = build_app(state.clone());
     let hub = state.tasks.clone();
     let shutdown = async move {
