@@ -355,6 +355,12 @@ mod tests {
             json!({"job": "fetch_changes", "since": null, "prefix": "Setup/", "max_commits": 200}),
         );
         frozen(&SyncJob::ReadHead, json!({"job": "read_head"}));
+        frozen(
+            &SyncJob::ReadBranch {
+                prefix: "Setup/".into(),
+            },
+            json!({"job": "read_branch", "prefix": "Setup/"}),
+        );
         let test = TaskSpec::TestConnection(TestConnectionSpec {
             url: "git@example.com:r.git".into(),
             branch: Some("main".into()),
