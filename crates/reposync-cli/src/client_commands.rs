@@ -713,6 +713,7 @@ pub async fn wait_for_task(
     what: &str,
 ) -> anyhow::Result<TaskView> {
     let mut task = queued;
+    let spinner = crate::progress::Spinner::start(format!("waiting for {what} (task {})", task.id));
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     while !matches!(task.status.as_str(), "succeeded" | "failed") {
         if std::time::Instant::now() > deadline {
@@ -731,6 +732,7 @@ pub async fn wait_for_task(
             .await?;
         task = decode(answer)?;
     }
+    spinner.finish().await;
     Ok(task)
 }
 

@@ -10,6 +10,7 @@ mod delegate_command;
 mod delegate_token_commands;
 mod login;
 mod offline;
+mod progress;
 mod serve;
 mod sync_commands;
 mod tree_commands;

@@ -48,6 +48,11 @@ pub async fn import(args: ImportArgs, globals: &Globals) -> anyhow::Result<ExitC
         files,
         dry_run: args.dry_run,
     };
+    let spinner = crate::progress::Spinner::start(format!(
+        "importing {} files from {}",
+        request.files.len(),
+        args.dir.display()
+    ));
     let answer = client
         .send(
             Method::POST,
@@ -57,6 +62,7 @@ pub async fn import(args: ImportArgs, globals: &Globals) -> anyhow::Result<ExitC
             Duration::from_secs(600),
         )
         .await;
+    spinner.finish().await;
     let (report, failed) = match answer {
         Ok(value) => (decode::<ImportReport>(value)?, false),
         Err(ClientError::Api { body, .. }) if body.get("report").is_some() => {

@@ -25,6 +25,8 @@ fn test_outcome(app: &TestApp, name: &str, extra: &[&str]) -> (String, common::R
     let mut args = vec!["connector", "test", name];
     args.extend_from_slice(extra);
     let run = app.cli(&args, None);
+    // The wait shows a spinner at a terminal only; a script's output stays clean.
+    assert!(!run.stderr.contains('\r'), "{:?}", run.stderr);
     let code = if run.code == 0 {
         "ok".to_owned()
     } else {
