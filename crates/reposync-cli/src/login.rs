@@ -13,10 +13,19 @@ use serde::{Deserialize, Serialize};
 use crate::Globals;
 
 /// What `login` saved.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SavedLogin {
     pub server: String,
     pub token: String,
+}
+
+impl std::fmt::Debug for SavedLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SavedLogin")
+            .field("server", &self.server)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Where the login is kept: `$XDG_CONFIG_HOME/reposync/login.json`, else

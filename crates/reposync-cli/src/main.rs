@@ -142,7 +142,7 @@ enum Command {
 }
 
 /// Flags shared by every command that talks to a server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Globals {
     pub server: String,
     /// Whether `--server` (or `REPOSYNC_SERVER`) was given, rather than the default.
@@ -150,6 +150,16 @@ pub struct Globals {
     pub token: Option<String>,
     pub json: bool,
     pub data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Globals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Globals")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether `--token` was given in argv, which every user of the machine can read, rather than

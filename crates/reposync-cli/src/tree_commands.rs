@@ -162,10 +162,13 @@ pub async fn get(path: String, globals: &Globals) -> anyhow::Result<ExitCode> {
 /// Deletes one entity, once confirmed.
 pub async fn delete(path: String, yes: bool, globals: &Globals) -> anyhow::Result<ExitCode> {
     let client = client(globals)?;
-    let scope = reposync_model::scope::Scope::of_path(&path);
-    let mut consequences = vec![format!("delete {path}")];
-    consequences.extend(crate::confirm::sync_consequence(&client, &scope).await?);
-    crate::confirm::confirm(&format!("Deleting {path}"), &consequences, yes)?;
+    // What will go is only worth asking the server for when someone will read it.
+    if !yes {
+        let scope = reposync_model::scope::Scope::of_path(&path);
+        let mut consequences = vec![format!("delete {path}")];
+        consequences.extend(crate::confirm::sync_consequence(&client, &scope).await?);
+        crate::confirm::confirm(&format!("Deleting {path}"), &consequences, false)?;
+    }
     let url_query = [("path", path.clone())];
     client
         .send(
@@ -257,31 +260,36 @@ pub async fn app(command: AppCommand, globals: &Globals) -> anyhow::Result<ExitC
             )?
         }
         AppCommand::Delete { name, yes } => {
-            let files: ExportResponse = decode(
-                client
-                    .get(
-                        &["export"],
-                        &[("app", name.clone())],
-                        Duration::from_secs(600),
-                    )
-                    .await?,
-            )?;
-            let mut consequences: Vec<String> = files
-                .files
-                .iter()
-                .map(|f| format!("delete {}", f.path))
-                .collect();
             let scope = reposync_model::scope::Scope::of_app(Some(name));
+            // Whether it is synced decides what is said after; the files (their contents
+            // come with them) are fetched only for someone who will read the list.
             let synced = crate::confirm::sync_consequence(&client, &scope).await?;
-            if let Some(push) = &synced {
-                consequences.push(push.clone());
-                consequences.push("and end its sync link once that commit is pushed".to_owned());
+            if !*yes {
+                let files: ExportResponse = decode(
+                    client
+                        .get(
+                            &["export"],
+                            &[("app", name.clone())],
+                            Duration::from_secs(600),
+                        )
+                        .await?,
+                )?;
+                let mut consequences: Vec<String> = files
+                    .files
+                    .iter()
+                    .map(|f| format!("delete {}", f.path))
+                    .collect();
+                if let Some(push) = &synced {
+                    consequences.push(push.clone());
+                    consequences
+                        .push("and end its sync link once that commit is pushed".to_owned());
+                }
+                crate::confirm::confirm(
+                    &format!("Deleting application {name:?}"),
+                    &consequences,
+                    false,
+                )?;
             }
-            crate::confirm::confirm(
-                &format!("Deleting application {name:?}"),
-                &consequences,
-                *yes,
-            )?;
             let answer = write_answer(client.delete(&["apps", name]).await)?;
             if synced.is_some() {
                 eprintln!(
