@@ -198,7 +198,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args, &globals).await,
+            Command::Serve(args) => {
+                let serve_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
+                serve::run(args, &globals, serve_matches).await
+            }
             Command::Login => login::login(&globals).await,
             Command::Logout => login::logout(),
             Command::Version => client_commands::version(&globals).await,

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use reposync_model::Selector;
 
+use crate::tls::TlsFiles;
+
 /// How the server is set up.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -39,6 +41,10 @@ pub struct ServerConfig {
     /// How long finished tasks, commit attempts, commits read from Git and resolved sync
     /// errors are kept; open sync errors are kept whatever their age.
     pub history_retention: std::time::Duration,
+    /// The certificate and key `serve` speaks HTTPS with; plain HTTP when absent.
+    pub tls: Option<TlsFiles>,
+    /// The bearer token `/metrics` asks for; open to anyone who reaches it when absent.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -53,6 +59,11 @@ impl std::fmt::Debug for ServerConfig {
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("builtin_delegate", &self.builtin_delegate)
+            .field("tls", &self.tls)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +93,8 @@ impl ServerConfig {
                 kept_per_connector: 1000,
             },
             history_retention: std::time::Duration::from_secs(90 * 24 * 60 * 60),
+            tls: None,
+            metrics_token: None,
         }
     }
 
@@ -89,6 +102,7 @@ impl ServerConfig {
     pub fn public_base_url(&self) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
+            None if self.tls.is_some() => format!("https://{}", self.listen),
             None => format!("http://{}", self.listen),
         }
     }

@@ -11,6 +11,7 @@
 mod auth;
 mod bootstrap;
 mod config;
+mod config_file;
 mod error;
 mod handlers;
 mod intake;
@@ -18,6 +19,7 @@ mod local_tasks;
 mod routes;
 mod state;
 mod tasks;
+mod tls;
 mod views;
 mod workers;
 
@@ -25,20 +27,27 @@ pub use bootstrap::{
     Bootstrapped, DataDirLock, LOCK_FILE_NAME, TEMP_DIR_NAME, TOKEN_FILE_NAME, bootstrap,
 };
 pub use config::{DeliveryLog, RateLimit, ServerConfig};
+pub use config_file::{ConfigFile, ConfigFileError, LogFormat};
 pub use handlers::health::{BUILD_DATE, GIT_COMMIT, VERSION};
 pub use routes::build_app;
 pub use state::AppState;
 pub use tasks::{BuiltinDelegate, TaskHub};
+pub use tls::{ServerTls, TlsError, TlsFiles, TlsListener};
 
 use std::future::Future;
 
-/// Serves `state` on `listener` until `shutdown` resolves, with the built-in delegate running
-/// beside it when the configuration asks for one. In-flight requests finish before it returns.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// Serves `state` on `listener` (plain TCP, or a [`TlsListener`]) until `shutdown` resolves,
+/// with the built-in delegate running beside it when the configuration asks for one.
+/// In-flight requests finish before it returns.
+pub async fn serve<L>(
+    listener: L,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut background = Vec::new();
     // Each worker runs until the stop signal, marked running for `/readyz` meanwhile.

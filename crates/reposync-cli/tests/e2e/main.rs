@@ -6,6 +6,7 @@ mod common;
 mod connectors;
 mod delegates;
 mod offline;
+mod serve;
 mod sync;
 mod tree;
 mod webhooks;
