@@ -16,6 +16,7 @@ mod error;
 mod handlers;
 mod intake;
 mod local_tasks;
+mod metrics;
 mod routes;
 mod state;
 mod tasks;

@@ -6,11 +6,14 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_token;
 use crate::error::AppError;
-use crate::handlers::{apps, connectors, delegates, health, secrets, sync, tasks, tree, webhooks};
+use crate::handlers::{
+    apps, connectors, delegates, health, metrics, secrets, sync, tasks, tree, webhooks,
+};
 use crate::state::AppState;
 
 /// The one route table.
 pub fn build_app(state: AppState) -> Router {
+    crate::metrics::install();
     let api = Router::new()
         .route("/version", get(health::version))
         .route("/secrets", get(secrets::list).post(secrets::create_text))
@@ -75,6 +78,8 @@ pub fn build_app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        // Outside the API token: scrapers hold their own token, if any (`[metrics] token`).
+        .route("/metrics", get(metrics::scrape))
         // Delegates authenticate with delegate tokens, not API tokens.
         .route("/api/delegate/register", post(delegates::register))
         .route("/api/delegate/claim", post(delegates::claim))
@@ -99,6 +104,7 @@ pub fn build_app(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn(count_request))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 // The route template, never the raw path: some paths carry tokens.
@@ -111,4 +117,23 @@ pub fn build_app(state: AppState) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// Counts every answered request by its route template (never the raw path: some carry
+/// tokens) and status, with its latency.
+async fn count_request(request: Request, next: middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    crate::metrics::http_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }

@@ -253,8 +253,9 @@ impl Inbox {
             let read = self
                 .inbound
                 .fetch_changes(branch, since.as_ref(), COMMITS_PER_READ)
-                .await
-                .map_err(|f| f.to_string())?;
+                .await;
+            crate::measure::branch_read(read.as_ref().map_err(|_| ()), fetch_started.elapsed());
+            let read = read.map_err(|f| f.to_string())?;
             let fetch_ms = fetch_started.elapsed().as_millis();
             match &read {
                 SyncJobResult::Commits { head, commits, .. } => {

@@ -10,10 +10,12 @@
 //! around each.
 
 mod inbox;
+mod measure;
 mod outbox;
 mod pacing;
 mod plan;
 
 pub use inbox::{Inbound, Inbox, ReadChange, ReadCommit, ReadFile, UnrepresentableFile};
+pub use measure::describe_metrics;
 pub use outbox::{ConnectionFailure, Dispatch, DispatchFailure, Outbox, result_commit};
 pub use plan::differences;

@@ -207,7 +207,7 @@ impl Outbox {
                     code: FailureCode::ConnectorGone.to_string(),
                     message: "the link's connector no longer exists".into(),
                 };
-                return self.store.finish_attempt(&attempt.id, &end).await;
+                return self.finish(&attempt.id, &end).await;
             }
             Err(error) => return Err(error),
         };
@@ -221,7 +221,7 @@ impl Outbox {
             };
             tracing::warn!(link = %link_id, connector = %failure.connector_path, "sync held: a connection failed its Test");
             self.note_backoff(link_id, &end);
-            return self.store.finish_attempt(&attempt.id, &end).await;
+            return self.finish(&attempt.id, &end).await;
         }
         // The base is where the Git -> reposync side stands: commits after it that are not
         // ours are changes reposync has not seen, which a commit must never overwrite.
@@ -296,7 +296,13 @@ impl Outbox {
             }
             AttemptEnd::Held { .. } => {}
         }
-        self.store.finish_attempt(&attempt.id, &end).await
+        self.finish(&attempt.id, &end).await
+    }
+
+    /// Records how an attempt ended, and counts it.
+    async fn finish(&self, attempt_id: &AttemptId, end: &AttemptEnd) -> Result<(), StoreError> {
+        crate::measure::attempt_ended(end);
+        self.store.finish_attempt(attempt_id, end).await
     }
 
     fn note_backoff(&self, link_id: &LinkId, end: &AttemptEnd) {

@@ -1631,3 +1631,140 @@ fn hostile_entries_pushed_to_a_branch_are_one_error_each_and_never_wedge_it() {
     assert_eq!(errors[0]["commit_id"], forced.as_str());
     assert_eq!(tree_of_shop(&h), files, "the snapshot changed no file");
 }
+
+/// The value of the sample of `metric` whose labels include every one of `labels`.
+fn sample(scrape: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    scrape
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+/// `/metrics` after a real push from reposync and a real push to Git delivered by webhook:
+/// requests by route template, webhook deliveries by format and outcome, commit attempts,
+/// reads from Git with their time and bytes, tasks with wait and run times, and the levels
+/// read from the store. With a metrics token, a scraper without it is refused.
+#[test]
+fn metrics_after_a_real_push_count_what_happened() {
+    use common::git_fixture::{REPO, SHOP, workflow};
+    let config_dir = tempfile::tempdir().expect("tempdir");
+    let config = config_dir.path().join("reposync.toml");
+    std::fs::write(&config, "[metrics]\ntoken = \"scrape-secret-1234\"\n").expect("config");
+    let (h, emulator) = with_emulator_and(
+        reposync_testkit::WebhookFormat::Cloud,
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    // A change made in reposync goes out through the outbox.
+    h.f.put(
+        &format!("{SHOP}/Workflows/from-reposync.yaml"),
+        &workflow("made in reposync"),
+    );
+    h.f.wait_pushed();
+    let path = format!("{SHOP}/Workflows/from-git.yaml");
+    emulator
+        .commit(
+            REPO,
+            "main",
+            &[(&path, &workflow("made in Git"))],
+            "from Git",
+        )
+        .expect("commit");
+    eventually("the commit read back", &h.f.app, || {
+        h.f.app.cli(&["get", &path], None).code == 0
+    });
+    // One delivery that fails authentication.
+    let (status, _) = h.post(&h.token, &[("X-Event-Key", "repo:push")], b"{}");
+    assert_eq!(status, 401);
+
+    let scrape = |token: Option<&str>| {
+        let mut request = h.http.get(format!("{}/metrics", h.f.app.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        h.f.rt.block_on(async {
+            let response = request.send().await.expect("scrape");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("text"))
+        })
+    };
+    assert_eq!(scrape(None).0, 401, "the metrics token is asked for");
+    assert_eq!(
+        scrape(Some(&h.f.app.token)).0,
+        401,
+        "an API token is not it"
+    );
+    let (status, text) = scrape(Some("scrape-secret-1234"));
+    assert_eq!(status, 200, "{text}");
+    println!("{text}");
+
+    let at_least = |metric: &str, labels: &[&str], floor: f64| {
+        let value = sample(&text, metric, labels)
+            .unwrap_or_else(|| panic!("no {metric} {labels:?} in:\n{text}"));
+        assert!(value >= floor, "{metric} {labels:?} = {value}");
+    };
+    at_least(
+        "reposync_http_requests_total",
+        &[
+            r#"method="PUT""#,
+            r#"route="/api/v1/entities""#,
+            r#"status="200""#,
+        ],
+        1.0,
+    );
+    at_least(
+        "reposync_http_request_duration_seconds_count",
+        &[r#"route="/api/v1/entities""#],
+        1.0,
+    );
+    at_least(
+        "reposync_webhook_deliveries_total",
+        &[r#"format="cloud""#, r#"outcome="queued""#],
+        1.0,
+    );
+    at_least(
+        "reposync_webhook_deliveries_total",
+        &[r#"outcome="unauthenticated""#],
+        1.0,
+    );
+    at_least(
+        "reposync_commit_attempts_total",
+        &[r#"outcome="pushed""#],
+        1.0,
+    );
+    at_least("reposync_git_reads_total", &[r#"outcome="commits""#], 1.0);
+    at_least("reposync_git_read_duration_seconds_count", &[], 1.0);
+    at_least("reposync_git_read_bytes_total", &[], 1.0);
+    at_least(
+        "reposync_tasks_total",
+        &[r#"kind="sync""#, r#"outcome="succeeded""#],
+        2.0,
+    );
+    at_least("reposync_task_wait_seconds_count", &[r#"kind="sync""#], 2.0);
+    at_least("reposync_task_run_seconds_count", &[r#"kind="sync""#], 2.0);
+    assert_eq!(
+        sample(
+            &text,
+            "reposync_changesets_waiting",
+            &[r#"scope="app:Shop""#]
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "reposync_sync_errors_open", &[r#"scope="app:Shop""#]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, "reposync_delegates_connected", &[]),
+        Some(1.0)
+    );
+    assert!(
+        !text.contains(&h.token),
+        "a webhook URL's token never shows"
+    );
+}

@@ -4,6 +4,7 @@ pub mod apps;
 pub mod connectors;
 pub mod delegates;
 pub mod health;
+pub mod metrics;
 pub mod secrets;
 pub mod sync;
 pub mod tasks;

@@ -67,6 +67,7 @@ pub async fn receive(
         if let Some(limited) = over_limit(&state, &Sender::UnknownToken, "-") {
             return Ok(limited);
         }
+        crate::metrics::webhook_delivery("unknown", "unknown_url");
         if let Some(suppressed) = state.intake.may_log(LogTopic::UnknownToken, Instant::now()) {
             tracing::info!(
                 suppressed,
@@ -210,7 +211,7 @@ pub async fn receive(
             StatusCode::ACCEPTED
         }
     };
-    let stored = state.store.record_delivery(&record).await?;
+    let stored = store_delivery(&state, &record).await?;
     log_delivery(&stored);
     Ok((status, Json(answer(&stored))).into_response())
 }
@@ -219,6 +220,7 @@ pub async fn receive(
 /// nothing is written of such a delivery.
 fn over_limit(state: &AppState, sender: &Sender, connector: &str) -> Option<Response> {
     let retry_after = state.intake.admit(sender, Instant::now()).err()?;
+    crate::metrics::webhook_delivery("unknown", "rate_limited");
     if let Some(suppressed) = state
         .intake
         .may_log(LogTopic::RateLimited(sender.clone()), Instant::now())
@@ -260,6 +262,7 @@ fn refuse_unauthenticated(
     if let Some(limited) = over_limit(state, &sender, connector.spec.name.as_str()) {
         return limited;
     }
+    crate::metrics::webhook_delivery("unknown", "unauthenticated");
     state
         .intake
         .count_unauthenticated(&connector.id, reason, now_millis());
@@ -309,7 +312,7 @@ async fn reject(
     reason: String,
 ) -> Result<Response, AppError> {
     record.decided = Some((DeliveryOutcome::Rejected, reason.clone()));
-    let stored = state.store.record_delivery(&record).await?;
+    let stored = store_delivery(state, &record).await?;
     tracing::info!(
         delivery = %stored.id,
         %status,
@@ -317,6 +320,19 @@ async fn reject(
         "webhook delivery rejected"
     );
     Ok(AppError::new(status, code, stored.reason.unwrap_or(reason)).into_response())
+}
+
+/// Writes a delivery to the log, and counts it by its format and outcome.
+async fn store_delivery(
+    state: &AppState,
+    record: &NewDelivery,
+) -> Result<DeliveryRecord, AppError> {
+    let stored = state.store.record_delivery(record).await?;
+    crate::metrics::webhook_delivery(
+        record.format.as_deref().unwrap_or("unknown"),
+        stored.outcome.as_str(),
+    );
+    Ok(stored)
 }
 
 fn answer(stored: &DeliveryRecord) -> WebhookAnswer {

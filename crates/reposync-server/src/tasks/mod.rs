@@ -307,6 +307,7 @@ impl TaskHub {
             );
             return Ok(false);
         };
+        crate::metrics::task_finished(&done, outcome.succeeded);
         let route = self.inner.task_routes.lock().remove(task_id);
         if let Some(route) = route {
             let mut routes = self.inner.routes.lock();
