@@ -132,6 +132,10 @@ pub struct ConnectorView {
     pub known_hosts: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_certificate: Option<String>,
+    /// Seconds between polls of its branches; absent when the server's interval applies, 0
+    /// when it is not polled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_seconds: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_test: Option<TestResult>,
     pub created_at: String,

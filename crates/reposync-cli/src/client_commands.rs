@@ -194,6 +194,27 @@ pub struct ConnectorFlags {
     /// PEM CA certificate(s) to trust for an HTTPS URL.
     #[arg(long, value_name = "F")]
     ca_file: Option<PathBuf>,
+    /// Seconds between polls of this connector's synced branches, which catch pushes whose
+    /// webhook was missed; 0 turns polling off for it, and `default` leaves it to the
+    /// server's `--poll-interval`.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_poll_interval)]
+    poll_interval: Option<PollInterval>,
+}
+
+/// `--poll-interval`: a number of seconds, or the server's interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PollInterval {
+    Seconds(u32),
+    ServerDefault,
+}
+
+fn parse_poll_interval(text: &str) -> Result<PollInterval, String> {
+    if text == "default" {
+        return Ok(PollInterval::ServerDefault);
+    }
+    text.parse().map(PollInterval::Seconds).map_err(|_| {
+        format!("{text:?} is not a number of seconds (0 turns polling off; `default` uses the server's interval)")
+    })
 }
 
 impl ConnectorFlags {
@@ -233,6 +254,16 @@ impl ConnectorFlags {
         }
         if self.generate_webhook_url {
             body.insert("generate_webhook_url".into(), json!(true));
+        }
+        match self.poll_interval {
+            Some(PollInterval::Seconds(seconds)) => {
+                body.insert("poll_interval_seconds".into(), json!(seconds));
+            }
+            // `null` clears the connector's own interval.
+            Some(PollInterval::ServerDefault) => {
+                body.insert("poll_interval_seconds".into(), Value::Null);
+            }
+            None => {}
         }
         Ok(body)
     }
@@ -335,6 +366,7 @@ const CONNECTOR_FLAGS: &[(&str, &str)] = &[
     ("commit_message", "--commit-message"),
     ("known_hosts", "--known-hosts-file"),
     ("ca_certificate", "--ca-file"),
+    ("poll_interval_seconds", "--poll-interval"),
     ("repo", "--repo"),
 ];
 
@@ -794,6 +826,14 @@ fn print_connector(c: &ConnectorView) {
         (
             "CA certificate",
             c.ca_certificate.as_ref().map(|_| "custom".to_owned()),
+        ),
+        (
+            "Poll interval",
+            Some(match c.poll_interval_seconds {
+                None => "the server's".to_owned(),
+                Some(0) => "off".to_owned(),
+                Some(seconds) => format!("{seconds} s"),
+            }),
         ),
         ("Last test", c.last_test.as_ref().map(test_summary)),
     ]);

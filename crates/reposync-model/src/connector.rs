@@ -144,7 +144,11 @@ pub struct ConnectorDraft {
     pub commit_message: Option<String>,
     pub known_hosts: Option<String>,
     pub ca_certificate: Option<String>,
+    pub poll_interval_seconds: Option<u32>,
 }
+
+/// The longest poll interval a connector may set: a week.
+pub const MAX_POLL_INTERVAL_SECONDS: u32 = 7 * 24 * 60 * 60;
 
 /// A validated Source Repo Provider (Git connector).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +170,11 @@ pub struct GitConnector {
     pub known_hosts: Option<String>,
     /// PEM certificates to trust for an HTTPS URL, instead of the system's.
     pub ca_certificate: Option<String>,
+    /// How often its branches are polled for a push no webhook announced, in seconds; zero
+    /// turns polling off for it, and `None` leaves it to the server's interval. reposync's
+    /// own setting: the Source Repo Provider file does not carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_seconds: Option<u32>,
 }
 
 /// The commit author used when a connector does not set one.
@@ -278,6 +287,16 @@ impl GitConnector {
         let ca_certificate = non_empty(&draft.ca_certificate)
             .map(parse_ca_certificate)
             .transpose()?;
+        if let Some(seconds) = draft.poll_interval_seconds
+            && seconds > MAX_POLL_INTERVAL_SECONDS
+        {
+            return Err(FieldError::new(
+                "poll_interval_seconds",
+                format!(
+                    "is {seconds} seconds; give at most {MAX_POLL_INTERVAL_SECONDS} (a week), or 0 to turn polling off for this connector"
+                ),
+            ));
+        }
         match url.protocol() {
             Protocol::Https if known_hosts.is_some() => {
                 return Err(FieldError::new("known_hosts", "applies only to SSH URLs"));
@@ -304,6 +323,7 @@ impl GitConnector {
             commit_message,
             known_hosts,
             ca_certificate,
+            poll_interval_seconds: draft.poll_interval_seconds,
         })
     }
 
@@ -341,6 +361,7 @@ impl GitConnector {
             commit_message: self.commit_message.clone(),
             known_hosts: self.known_hosts.clone(),
             ca_certificate: self.ca_certificate.clone(),
+            poll_interval_seconds: self.poll_interval_seconds,
         }
     }
 

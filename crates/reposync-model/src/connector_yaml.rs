@@ -309,6 +309,8 @@ pub fn to_connector(
         commit_message: text("commitMessage")?,
         known_hosts: current.and_then(|c| c.known_hosts.clone()),
         ca_certificate: current.and_then(|c| c.ca_certificate.clone()),
+        // reposync's own settings, which the file does not carry, stay as they were.
+        poll_interval_seconds: current.and_then(|c| c.poll_interval_seconds),
     };
     GitConnector::parse_input(&draft).map_err(|e| {
         let key = yaml_key(&e.field);

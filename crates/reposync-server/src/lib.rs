@@ -174,6 +174,7 @@ async fn prune_history(
                 Ok(pruned) => tracing::info!(
                     tasks = pruned.tasks,
                     attempts = pruned.attempts,
+                    changesets = pruned.changesets,
                     commits_read = pruned.commits_read,
                     resolved_errors = pruned.resolved_errors,
                     "pruned history past its age"

@@ -51,6 +51,7 @@ pub fn connector(record: &ConnectorRecord, webhook_url: Option<String>) -> Conne
         commit_message: spec.commit_message.clone(),
         known_hosts: spec.known_hosts.clone(),
         ca_certificate: spec.ca_certificate.clone(),
+        poll_interval_seconds: spec.poll_interval_seconds,
         last_test: record
             .last_test
             .as_deref()

@@ -225,8 +225,8 @@ impl Store {
             None => {
                 let id: ConnectorId = new_id();
                 sqlx::query(
-                    "INSERT INTO connectors (id, name, spec, file, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO connectors (id, name, spec, file, created_at, updated_at, poll_interval_s)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(id.as_str())
                 .bind(spec.name.as_str())
@@ -234,6 +234,7 @@ impl Store {
                 .bind(&write.file)
                 .bind(now)
                 .bind(now)
+                .bind(spec.poll_interval_seconds.map(i64::from))
                 .execute(&mut **tx)
                 .await
                 .map_err(|e| {
@@ -245,7 +246,8 @@ impl Store {
                 let updated = sqlx::query(
                     // The last Test describes the connector as it was; a changed one is untested.
                     "UPDATE connectors SET name = $1, spec = $2, file = $3, updated_at = $4, revision = revision + 1,
-                         last_test = CASE WHEN spec = $2 THEN last_test ELSE NULL END
+                         last_test = CASE WHEN spec = $2 THEN last_test ELSE NULL END,
+                         poll_interval_s = $7
                      WHERE id = $5 AND revision = $6",
                 )
                 .bind(spec.name.as_str())
@@ -254,6 +256,7 @@ impl Store {
                 .bind(now)
                 .bind(current.id.as_str())
                 .bind(current.revision)
+                .bind(spec.poll_interval_seconds.map(i64::from))
                 .execute(&mut **tx)
                 .await
                 .map_err(|e| {

@@ -1,7 +1,9 @@
 //! Retention: history older than a configured age leaves the database, so that it does not
 //! grow for ever. What a person may still need stays, whatever its age: open sync errors,
 //! the commit attempts and commits read from Git they name, attempts whose changesets are
-//! not all pushed, and every task still queued or running.
+//! not all pushed, and every task still queued or running. A pushed changeset stays until
+//! the Git → reposync side has read its commit back (or its link ended): until then it is
+//! what marks that commit as reposync's own.
 
 use std::time::Duration;
 
@@ -13,20 +15,21 @@ use crate::store::Store;
 pub struct HistoryPruned {
     pub tasks: u64,
     pub attempts: u64,
+    pub changesets: u64,
     pub commits_read: u64,
     pub resolved_errors: u64,
 }
 
 impl HistoryPruned {
     pub fn total(&self) -> u64 {
-        self.tasks + self.attempts + self.commits_read + self.resolved_errors
+        self.tasks + self.attempts + self.changesets + self.commits_read + self.resolved_errors
     }
 }
 
 impl Store {
     /// Removes the history that ended more than `age` ago by the store's clock: finished
-    /// tasks, finished commit attempts, commits read from Git, and resolved sync errors; in one
-    /// transaction.
+    /// tasks, finished commit attempts, pushed changesets read back, commits read from Git,
+    /// and resolved sync errors; in one transaction.
     pub async fn prune_history(&self, age: Duration) -> Result<HistoryPruned, StoreError> {
         let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
         let before = self.now().saturating_sub(age);
@@ -54,6 +57,20 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        // Before the commits read from Git: a changeset goes only once its commit was read
+        // back, which those rows record.
+        let changesets = sqlx::query(
+            "DELETE FROM changesets WHERE status = 'pushed' AND updated_at < $1
+             AND NOT EXISTS (SELECT 1 FROM commit_attempts a WHERE a.id = changesets.attempt_id)
+             AND (
+                 EXISTS (SELECT 1 FROM sync_links l WHERE l.id = changesets.link_id AND l.enabled = 0)
+                 OR EXISTS (SELECT 1 FROM inbound_commits i WHERE i.commit_id = changesets.commit_id)
+             )",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let commits_read = sqlx::query(
             "DELETE FROM inbound_commits WHERE applied_at < $1
              AND NOT EXISTS (SELECT 1 FROM sync_errors e
@@ -67,6 +84,7 @@ impl Store {
         Ok(HistoryPruned {
             tasks,
             attempts,
+            changesets,
             commits_read,
             resolved_errors,
         })

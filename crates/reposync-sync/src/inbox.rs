@@ -103,7 +103,7 @@ pub struct Inbox {
     store: Store,
     inbound: Arc<dyn Inbound>,
     /// How often each branch is polled, so that a missed webhook is never a lost change;
-    /// `None` turns polling off.
+    /// `None` turns polling off. A connector may set its own interval.
     poll_every: Option<Duration>,
     backoff: Backoff,
     busy: Arc<Mutex<HashSet<String>>>,
@@ -127,7 +127,7 @@ impl Inbox {
     }
 
     /// Polls every branch this often (`ls-remote` through a delegate), and reads it when its
-    /// head moved without a webhook saying so.
+    /// head moved without a webhook saying so; a connector's own interval wins.
     pub fn poll_every(mut self, interval: Option<Duration>) -> Inbox {
         self.poll_every = interval.filter(|i| !i.is_zero());
         self
@@ -180,13 +180,15 @@ impl Inbox {
         Ok(ready.len())
     }
 
-    /// Branches whose poll is due and not already running.
+    /// Branches whose poll is due (by their connector's interval, or this inbox's) and not
+    /// already running.
     async fn due_polls(&self) -> Vec<SyncBranch> {
-        let Some(interval) = self.poll_every else {
-            return Vec::new();
-        };
-        let before = now_millis() - i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
-        let due = match self.store.branches_to_poll(before).await {
+        let default_seconds = self.poll_every.map_or(0, |every| every.as_secs().max(1));
+        let due = match self
+            .store
+            .branches_to_poll(now_millis(), default_seconds)
+            .await
+        {
             Ok(due) => due,
             Err(error) => {
                 tracing::warn!(%error, "cannot list the branches to poll");

@@ -957,11 +957,51 @@ fn duplicates_tags_and_other_branches_change_nothing_and_say_why() {
 
 #[test]
 fn a_missed_webhook_is_caught_by_polling() {
-    use common::git_fixture::{REPO, SHOP, workflow};
-    let (h, emulator) = with_emulator_and(
-        reposync_testkit::WebhookFormat::ServerNative,
-        &["--poll-interval", "1"],
+    caught_by_polling(&["--poll-interval", "1"], &[]);
+}
+
+/// A connector's own interval wins over the server's: here the server polls nothing, and
+/// the connector every second. `default` gives it back to the server.
+#[test]
+fn a_connectors_own_poll_interval_wins_over_the_servers() {
+    let h = caught_by_polling(&["--poll-interval", "0"], &["--poll-interval", "1"]);
+    let show = |h: &Hooked| {
+        h.f.app
+            .cli(&["connector", "show", "git"], None)
+            .ok()
+            .stdout
+            .clone()
+    };
+    assert!(show(&h).contains("1 s"), "{}", show(&h));
+    h.f.app
+        .cli(
+            &["connector", "update", "git", "--poll-interval", "default"],
+            None,
+        )
+        .ok();
+    assert!(show(&h).contains("the server's"), "{}", show(&h));
+    let refused = h.f.app.cli(
+        &["connector", "update", "git", "--poll-interval", "99999999"],
+        None,
     );
+    assert!(
+        refused.fails().stderr.contains("--poll-interval"),
+        "{}",
+        refused.stderr
+    );
+}
+
+/// A commit no webhook announces is read by polling, with the server's `serve_args` and
+/// the connector updated with `connector_flags`.
+fn caught_by_polling(serve_args: &[&str], connector_flags: &[&str]) -> Hooked {
+    use common::git_fixture::{REPO, SHOP, workflow};
+    let (h, emulator) =
+        with_emulator_and(reposync_testkit::WebhookFormat::ServerNative, serve_args);
+    if !connector_flags.is_empty() {
+        let mut args = vec!["connector", "update", "git"];
+        args.extend_from_slice(connector_flags);
+        h.f.app.cli(&args, None).ok();
+    }
     // Everything reposync pushed so far is read back, so only polling can find what follows.
     h.f.wait_read_back();
     emulator.pause(true);
@@ -987,6 +1027,8 @@ fn a_missed_webhook_is_caught_by_polling() {
             .server_log()
             .contains("polling found a head no webhook announced")
     );
+    drop(emulator);
+    h
 }
 
 /// `sync refresh` reads the branch at once: a change no webhook announced, with polling

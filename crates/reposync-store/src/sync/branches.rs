@@ -286,15 +286,30 @@ impl Store {
         Ok(())
     }
 
-    /// Live branches not polled since `before` (milliseconds), least recently polled first.
-    pub async fn branches_to_poll(&self, before: i64) -> Result<Vec<SyncBranch>, StoreError> {
+    /// Live branches whose poll is due at `now` (milliseconds), least recently polled first:
+    /// each by its connector's interval, or `default_seconds` where the connector sets none.
+    /// An interval of 0 never polls.
+    pub async fn branches_to_poll(
+        &self,
+        now: i64,
+        default_seconds: u64,
+    ) -> Result<Vec<SyncBranch>, StoreError> {
+        let default_seconds = i64::try_from(default_seconds).unwrap_or(i64::MAX);
         sqlx::query(&format!(
-            "SELECT {BRANCH_COLUMNS} FROM sync_branches b WHERE COALESCE(polled_at, 0) <= $1 AND EXISTS (
+            "SELECT {BRANCH_COLUMNS} FROM (
+                 SELECT b.*, COALESCE(
+                     (SELECT c.poll_interval_s FROM connectors c WHERE c.id = b.connector_id), $2
+                 ) AS interval_s
+                 FROM sync_branches b
+             ) b
+             WHERE b.interval_s > 0 AND COALESCE(b.polled_at, 0) <= $1 - b.interval_s * 1000
+             AND EXISTS (
                  SELECT 1 FROM sync_links l WHERE l.enabled = 1 AND l.connector_id = b.connector_id
                  AND l.repo = b.repo AND l.branch = b.branch)
-             ORDER BY COALESCE(polled_at, 0), id"
+             ORDER BY COALESCE(b.polled_at, 0), b.id"
         ))
-        .bind(before)
+        .bind(now)
+        .bind(default_seconds)
         .read_all(&self.db)
         .await?
         .iter()

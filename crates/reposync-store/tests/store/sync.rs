@@ -1316,6 +1316,40 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
         .await
         .expect("discard");
 
+    // Two pushes: the first read back from Git, the second not yet, so that only its
+    // changeset still marks that commit as reposync's own.
+    let mut pushed_changesets = Vec::new();
+    for (content, commit) in [("one", "e"), ("two", "f")] {
+        store
+            .apply_entities(&[put("Setup/Applications/Shop/Index.yaml", content)], false)
+            .await
+            .expect("edit");
+        let started = store
+            .start_attempt(&link_id)
+            .await
+            .expect("start")
+            .expect("work waiting");
+        pushed_changesets.push(started.changesets[0].id.clone());
+        store
+            .finish_attempt(
+                &started.attempt.id,
+                &AttemptEnd::Pushed {
+                    commit: Some(oid(&commit.repeat(40))),
+                    files: Vec::new(),
+                    landed: Vec::new(),
+                },
+            )
+            .await
+            .expect("pushed");
+    }
+    store
+        .apply_from_git(
+            &[],
+            &inbound(&branch.id, &oid(&"e".repeat(40)), InboundStatus::Ours),
+        )
+        .await
+        .expect("read back");
+
     let day = 24 * 60 * 60 * 1000;
     let ninety_days = std::time::Duration::from_secs(90 * 24 * 60 * 60);
     clock.advance(89 * day);
@@ -1326,9 +1360,22 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
     assert_eq!(pruned.tasks, 1, "{pruned:?}");
     assert_eq!(pruned.resolved_errors, 1, "{pruned:?}");
     assert_eq!(
-        pruned.commits_read, 1,
+        pruned.commits_read, 2,
         "the commit an open error names stays: {pruned:?}"
     );
+    assert_eq!(pruned.attempts, 2, "{pruned:?}");
+    assert_eq!(
+        pruned.changesets, 1,
+        "a pushed changeset whose commit was not read back stays: {pruned:?}"
+    );
+    let left: Vec<_> = store
+        .list_changesets(std::slice::from_ref(&link_id), 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|changeset| changeset.id)
+        .collect();
+    assert_eq!(left, [pushed_changesets[1].clone()]);
     assert!(store.get_task(&finished.id).await.is_err());
     assert!(
         store.get_task(&running.id).await.is_ok(),

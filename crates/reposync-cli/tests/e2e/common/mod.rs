@@ -147,6 +147,13 @@ impl TestApp {
         }
     }
 
+    /// Starts the server again, after `stop` or `kill_with_children`, with other `serve`
+    /// arguments from now on.
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        self.serve_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
+        self.restart();
+    }
+
     pub fn pid(&self) -> u32 {
         self.server.id()
     }
