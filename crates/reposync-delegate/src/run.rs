@@ -55,6 +55,13 @@ impl Drop for RunningEntry {
 }
 
 impl Agent {
+    /// Runs a task inside a span naming it, so that every line its work logs carries the
+    /// task's id and kind.
+    async fn run_task_in_span(&self, task: &DelegateTask) -> reposync_api::TaskOutcome {
+        let span = tracing::info_span!("task", task = %task.id, kind = task_kind(&task.spec));
+        tracing::Instrument::instrument(self.run_task(&task.spec), span).await
+    }
+
     /// Claims one task (waiting up to `wait`), runs it and reports it.
     pub async fn run_next(
         &self,
@@ -64,7 +71,7 @@ impl Agent {
         let Some(task) = source.claim(wait).await? else {
             return Ok(Step::Idle);
         };
-        let outcome = self.run_task(&task.spec).await;
+        let outcome = self.run_task_in_span(&task).await;
         let succeeded = outcome.succeeded;
         source.complete(&task.id, outcome).await?;
         Ok(Step::Ran {
@@ -242,7 +249,7 @@ impl Agent {
         let started = Instant::now();
         let kind = task_kind(&task.spec);
         tracing::debug!(task = %task.id, kind, "task claimed");
-        let outcome = self.run_task(&task.spec).await;
+        let outcome = self.run_task_in_span(&task).await;
         let succeeded = outcome.succeeded;
         let code = outcome
             .result

@@ -234,7 +234,8 @@ impl Inbox {
     }
 
     async fn read_and_release(&self, branch: &SyncBranch) {
-        let result = self.read_branch(branch).await;
+        let span = tracing::info_span!("inbox", branch_id = %branch.id, branch = %branch.branch);
+        let result = tracing::Instrument::instrument(self.read_branch(branch), span).await;
         match &result {
             Ok(()) => self.backoff.succeeded(branch.id.as_str()),
             Err(message) => {

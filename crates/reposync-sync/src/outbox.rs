@@ -177,7 +177,12 @@ impl Outbox {
     }
 
     async fn push_link(&self, link_id: &LinkId) -> Result<(), StoreError> {
-        let result = self.attempt(link_id).await;
+        // Every line the attempt logs, and the tasks it waits on, carry the link.
+        let result = tracing::Instrument::instrument(
+            self.attempt(link_id),
+            tracing::info_span!("outbox", link = %link_id),
+        )
+        .await;
         self.busy.lock().remove(link_id);
         result
     }
