@@ -7,12 +7,14 @@ use crate::SecretValue;
 
 /// `GET /healthz` and `/readyz`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
 }
 
 /// `GET /api/v1/version`: what the server was built from, and its database's schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionView {
     pub version: String,
     /// The git commit of the checkout it was built from, or `unknown`.
@@ -25,6 +27,7 @@ pub struct VersionView {
 
 /// The kind of a secret, as the API spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SecretKindView {
     /// Encrypted Text: a password or token.
@@ -35,6 +38,7 @@ pub enum SecretKindView {
 
 /// `POST /api/v1/secrets`: an Encrypted Text secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateTextSecret {
     pub name: String,
@@ -43,6 +47,7 @@ pub struct CreateTextSecret {
 
 /// `POST /api/v1/secrets/ssh`: an SSH Key Credential from a private key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSshSecret {
     pub name: String,
@@ -56,6 +61,7 @@ pub struct CreateSshSecret {
 
 /// `POST /api/v1/secrets/ssh/generate`: a new Ed25519 key made by the server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GenerateSshSecret {
     pub name: String,
@@ -63,6 +69,7 @@ pub struct GenerateSshSecret {
 
 /// `PUT /api/v1/secrets/{name}`: a new value for an existing secret, of the same kind.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSecret {
     #[serde(default)]
@@ -75,6 +82,7 @@ pub struct UpdateSecret {
 
 /// A secret as the API shows it: never its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecretView {
     pub name: String,
     pub kind: SecretKindView,
@@ -87,6 +95,7 @@ pub struct SecretView {
 
 /// What is shown of an SSH key: the user, the algorithm, the fingerprint and the public key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SshKeyView {
     pub username: String,
     pub algorithm: String,
@@ -96,6 +105,7 @@ pub struct SshKeyView {
 
 /// A list response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListResponse<T> {
     pub items: Vec<T>,
 }
@@ -106,6 +116,7 @@ pub type ConnectorPatch = serde_json::Map<String, serde_json::Value>;
 
 /// A connector as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectorView {
     pub name: String,
     pub provider: String,
@@ -141,6 +152,7 @@ pub struct ConnectorView {
 /// The response to saving a connector: the connector, and the webhook credentials when they
 /// were just created, since the user must paste them into Bitbucket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectorSaved {
     pub connector: ConnectorView,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +161,7 @@ pub struct ConnectorSaved {
 
 /// A webhook URL and the HMAC secret to configure in Bitbucket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookView {
     pub url: String,
     pub secret: SecretValue,
@@ -162,6 +175,7 @@ pub struct WebhookView {
 /// signature, or a body that could not be read while a signature is required). Anyone with
 /// the URL can send them, so they are counted rather than logged one by one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnauthenticatedView {
     pub connector: String,
     pub count: u64,
@@ -173,6 +187,7 @@ pub struct UnauthenticatedView {
 
 /// `POST /api/v1/connectors/{name}/test`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TestRequest {
     /// The repository to test, for account-scope connectors.
@@ -182,6 +197,7 @@ pub struct TestRequest {
 
 /// How a Test ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestResult {
     pub ok: bool,
     /// The repository URL tested.
@@ -206,6 +222,7 @@ pub struct TestResult {
 
 /// A delegate task as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskView {
     pub id: TaskId,
     pub kind: String,
@@ -226,6 +243,7 @@ pub struct TaskView {
 
 /// A file of the configuration tree on the wire; `content` is base64 so that bytes survive.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TreeFile {
     pub path: String,
@@ -234,6 +252,7 @@ pub struct TreeFile {
 
 /// `POST /api/v1/import`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     pub files: Vec<TreeFile>,
@@ -243,6 +262,7 @@ pub struct ImportRequest {
 
 /// One problem in an imported or validated tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TreeProblemView {
     pub path: String,
     pub line: usize,
@@ -252,6 +272,7 @@ pub struct TreeProblemView {
 
 /// What an import did (or, for a dry run or a refused tree, would have done).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportReport {
     pub dry_run: bool,
     /// Whether the changes were written: false for a dry run and for a tree with problems.
@@ -267,12 +288,14 @@ pub struct ImportReport {
 
 /// `GET /api/v1/export`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExportResponse {
     pub files: Vec<TreeFile>,
 }
 
 /// `GET /api/v1/entities?path=…`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntityView {
     pub path: String,
     pub kind: String,
@@ -283,6 +306,7 @@ pub struct EntityView {
 
 /// `POST /api/v1/apps` (create) and `POST /api/v1/apps/{name}/rename` (the new name).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AppRequest {
     pub name: String,
@@ -292,6 +316,7 @@ pub struct AppRequest {
 
 /// An application and how many files of each main kind it holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppView {
     pub name: String,
     pub files: usize,
@@ -309,6 +334,7 @@ pub struct AppView {
 
 /// An application's live sync link, as `app show` names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppSync {
     pub connector: String,
     pub url: String,
@@ -317,6 +343,7 @@ pub struct AppSync {
 
 /// `PUT /api/v1/entities?path=…`: the file's new content.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApplyRequest {
     pub content: String,
@@ -324,6 +351,7 @@ pub struct ApplyRequest {
 
 /// `POST /api/v1/sync/enable`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncEnableRequest {
     /// The application to link; absent for the account's own files.
@@ -350,6 +378,7 @@ pub struct SyncEnableRequest {
 
 /// `POST /api/v1/sync/disable`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncDisableRequest {
     #[serde(default)]
@@ -358,6 +387,7 @@ pub struct SyncDisableRequest {
 
 /// `POST /api/v1/sync/refresh`: read the branch of one scope, or of every live link, now.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncRefreshRequest {
     #[serde(default)]
@@ -368,6 +398,7 @@ pub struct SyncRefreshRequest {
 
 /// A branch a refresh asked to read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshedBranch {
     pub scopes: Vec<String>,
     pub url: String,
@@ -376,6 +407,7 @@ pub struct RefreshedBranch {
 
 /// A link between a scope and a branch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncLinkView {
     pub id: LinkId,
     /// `account`, or `app:<name>`.
@@ -396,6 +428,7 @@ pub struct SyncLinkView {
 
 /// How the branch compared with reposync when sync was enabled.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncDifferences {
     /// Files only reposync has.
     pub only_in_reposync: Vec<String>,
@@ -413,6 +446,7 @@ impl SyncDifferences {
 
 /// `POST /api/v1/sync/enable` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncEnabled {
     pub link: SyncLinkView,
     pub initial: String,
@@ -434,6 +468,7 @@ pub struct SyncEnabled {
 
 /// One file of a changeset.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangedFileView {
     pub op: String,
     pub path: String,
@@ -441,6 +476,7 @@ pub struct ChangedFileView {
 
 /// A changeset: what one change did to the files of a synced scope.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangesetView {
     pub id: ChangesetId,
     pub scope: String,
@@ -455,6 +491,7 @@ pub struct ChangesetView {
 
 /// A commit attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommitAttemptView {
     pub id: AttemptId,
     pub scope: String,
@@ -472,6 +509,7 @@ pub struct CommitAttemptView {
 
 /// `GET /api/v1/sync/activity`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncActivity {
     pub changesets: Vec<ChangesetView>,
     pub attempts: Vec<CommitAttemptView>,
@@ -484,6 +522,7 @@ pub struct SyncActivity {
 /// (reposync's own, not applied again), nothing (no file reposync syncs), or snapshot (the
 /// branch read whole).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InboundCommitView {
     pub commit_id: ObjectId,
     pub branch: String,
@@ -498,6 +537,7 @@ pub struct InboundCommitView {
 
 /// A sync error that needs a person. For a conflict, both versions of the file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncErrorView {
     pub id: SyncErrorId,
     pub scope: String,
@@ -522,6 +562,7 @@ pub struct SyncErrorView {
 /// The answer to a webhook delivery: its id in the delivery log and what became of it. It
 /// says nothing about the connector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookAnswer {
     pub delivery: String,
     pub outcome: String,
@@ -531,6 +572,7 @@ pub struct WebhookAnswer {
 /// `GET /api/v1/webhooks/deliveries`: the delivery log, newest first, and the counts of
 /// deliveries that failed authentication, which the log leaves out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryLog {
     pub items: Vec<DeliveryView>,
     /// Per connector that had any, in connector name order.
@@ -540,6 +582,7 @@ pub struct DeliveryLog {
 
 /// One webhook delivery in the log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryView {
     pub id: String,
     pub connector: String,
@@ -562,6 +605,7 @@ pub struct DeliveryView {
 
 /// A delegate as `reposync delegate list` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DelegateView {
     pub name: String,
     pub selectors: Vec<String>,
@@ -580,6 +624,7 @@ pub struct DelegateView {
 
 /// `POST /api/v1/delegate-tokens`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DelegateTokenRequest {
     pub name: String,
     /// Restricts the token: its delegates may register only these selectors and claim only
@@ -591,6 +636,7 @@ pub struct DelegateTokenRequest {
 
 /// A delegate token; `token` (the value) only in the answer that created it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DelegateTokenView {
     pub name: String,
     /// The selectors the token is restricted to; `null` for an unrestricted token.

@@ -15,6 +15,7 @@ mod error;
 mod handlers;
 mod intake;
 mod local_tasks;
+mod openapi;
 mod routes;
 mod state;
 mod tasks;

@@ -1412,3 +1412,305 @@ async fn paths_with_git_dot_or_control_components_are_refused_in_every_free_form
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
     }
 }
+
+// The OpenAPI contract (issue 13): `/api/v1/openapi.json` lists every route the server
+// answers, and its examples and the server's real answers match its schemas.
+
+/// Checks JSON values against the JSON Schema subset utoipa writes into an OpenAPI 3.1
+/// document. A keyword it does not know is itself a problem, so that a schema it cannot judge
+/// never passes by being skipped.
+struct SchemaCheck<'a> {
+    document: &'a Value,
+}
+
+impl SchemaCheck<'_> {
+    /// Keywords that describe and never constrain.
+    const ANNOTATIONS: [&'static str; 10] = [
+        "description",
+        "title",
+        "format",
+        "examples",
+        "example",
+        "default",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "contentEncoding",
+    ];
+
+    /// Every way `value` breaks `schema`, each with where (a JSON pointer into the value).
+    fn problems(&self, schema: &Value, value: &Value) -> Vec<String> {
+        let mut problems = Vec::new();
+        self.check(schema, value, "", &mut problems);
+        problems
+    }
+
+    fn resolve(&self, reference: &str) -> Option<&Value> {
+        self.document.pointer(reference.strip_prefix('#')?)
+    }
+
+    fn check(&self, schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
+        let Some(schema) = schema.as_object() else {
+            if schema != &Value::Bool(true) {
+                problems.push(format!("{at}: the schema {schema} is not an object"));
+            }
+            return;
+        };
+        for (keyword, rule) in schema {
+            match keyword.as_str() {
+                "$ref" => match rule.as_str().and_then(|r| self.resolve(r)) {
+                    Some(target) => self.check(target, value, at, problems),
+                    None => problems.push(format!("{at}: {rule} names no schema")),
+                },
+                "type" => {
+                    let types: Vec<&str> = match rule {
+                        Value::String(one) => vec![one.as_str()],
+                        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+                        _ => Vec::new(),
+                    };
+                    if !types.iter().any(|t| Self::is_of_type(value, t)) {
+                        problems.push(format!("{at}: {value} is not of type {rule}"));
+                    }
+                }
+                "enum" => {
+                    if !rule
+                        .as_array()
+                        .is_some_and(|allowed| allowed.contains(value))
+                    {
+                        problems.push(format!("{at}: {value} is not one of {rule}"));
+                    }
+                }
+                "const" => {
+                    if rule != value {
+                        problems.push(format!("{at}: {value} is not {rule}"));
+                    }
+                }
+                "required" => {
+                    if let Some(object) = value.as_object() {
+                        for name in rule.as_array().into_iter().flatten() {
+                            if !name.as_str().is_some_and(|n| object.contains_key(n)) {
+                                problems.push(format!("{at}: {name} is required"));
+                            }
+                        }
+                    }
+                }
+                "properties" => {
+                    if let (Some(object), Some(properties)) = (value.as_object(), rule.as_object())
+                    {
+                        for (name, property) in properties {
+                            if let Some(field) = object.get(name) {
+                                self.check(property, field, &format!("{at}/{name}"), problems);
+                            }
+                        }
+                    }
+                }
+                "additionalProperties" => {
+                    if let Some(object) = value.as_object() {
+                        let declared = schema.get("properties").and_then(Value::as_object);
+                        for (name, field) in object {
+                            if declared.is_some_and(|d| d.contains_key(name)) {
+                                continue;
+                            }
+                            match rule {
+                                Value::Bool(false) => {
+                                    problems.push(format!("{at}: {name} is not a known field"));
+                                }
+                                Value::Bool(true) => {}
+                                other => {
+                                    self.check(other, field, &format!("{at}/{name}"), problems);
+                                }
+                            }
+                        }
+                    }
+                }
+                "propertyNames" => {
+                    for name in value.as_object().into_iter().flat_map(|o| o.keys()) {
+                        self.check(rule, &Value::String(name.clone()), at, problems);
+                    }
+                }
+                "items" => {
+                    for (i, item) in value.as_array().into_iter().flatten().enumerate() {
+                        self.check(rule, item, &format!("{at}/{i}"), problems);
+                    }
+                }
+                "minimum" | "maximum" => {
+                    if let (Some(number), Some(bound)) = (value.as_f64(), rule.as_f64()) {
+                        let within = if keyword == "minimum" {
+                            number >= bound
+                        } else {
+                            number <= bound
+                        };
+                        if !within {
+                            problems.push(format!("{at}: {number} is past the {keyword} {bound}"));
+                        }
+                    }
+                }
+                "allOf" | "anyOf" | "oneOf" => {
+                    let branches = rule.as_array().cloned().unwrap_or_default();
+                    let passing = branches
+                        .iter()
+                        .filter(|branch| self.problems(branch, value).is_empty())
+                        .count();
+                    let fits = match keyword.as_str() {
+                        "allOf" => passing == branches.len(),
+                        "anyOf" => passing >= 1,
+                        _ => passing == 1,
+                    };
+                    if !fits {
+                        problems.push(format!(
+                            "{at}: {value} fits {passing} of the {} schemas of {keyword}",
+                            branches.len()
+                        ));
+                    }
+                }
+                known if Self::ANNOTATIONS.contains(&known) => {}
+                unknown => problems.push(format!(
+                    "{at}: the check does not know the keyword {unknown:?}; teach it"
+                )),
+            }
+        }
+    }
+
+    fn is_of_type(value: &Value, name: &str) -> bool {
+        match name {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "string" => value.is_string(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            "number" => value.is_number(),
+            "integer" => value.is_i64() || value.is_u64(),
+            _ => false,
+        }
+    }
+}
+
+/// The OpenAPI document as the server serves it, fetched without a token.
+async fn openapi_document(api: &Api) -> Value {
+    let response = api
+        .http
+        .get(format!("{}/api/v1/openapi.json", api.base))
+        .send()
+        .await
+        .expect("openapi.json");
+    assert_eq!(response.status(), StatusCode::OK, "served without a token");
+    response.json().await.expect("the document is JSON")
+}
+
+/// Every operation of the document: (path, method, operation).
+fn operations(document: &Value) -> Vec<(String, String, Value)> {
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            found.push((path.clone(), method.clone(), operation.clone()));
+        }
+    }
+    found
+}
+
+/// The schema the document gives for `status` of `method path`'s JSON answer.
+fn response_schema(document: &Value, path: &str, method: &str, status: u16) -> Option<Value> {
+    let method = method.to_lowercase();
+    document["paths"][path][method.as_str()]["responses"][status.to_string()]["content"]
+        ["application/json"]["schema"]
+        .as_object()
+        .map(|schema| Value::Object(schema.clone()))
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_names_its_version_and_its_token_scheme() {
+    let api = Api::spawn().await;
+    let document = openapi_document(&api).await;
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let scheme = &document["components"]["securitySchemes"]["api_token"];
+    assert_eq!(scheme["type"], "http", "{scheme}");
+    assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+    assert_eq!(document["security"], json!([{"api_token": []}]));
+    let mut ids: Vec<String> = operations(&document)
+        .iter()
+        .map(|(_, _, operation)| {
+            operation["operationId"]
+                .as_str()
+                .expect("operationId")
+                .to_owned()
+        })
+        .collect();
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids are unique: {ids:?}");
+}
+
+/// Every operation the document lists is served, at that path and method (never the table's
+/// 404 or 405), behind the token exactly where the document says; and what the server answers
+/// to a bare request (no body, `{}`, or names that do not exist) is a status the document
+/// lists, with a body its schema accepts.
+#[tokio::test]
+async fn every_documented_operation_is_served_as_documented() {
+    let api = Api::spawn().await;
+    let document = openapi_document(&api).await;
+    let check = SchemaCheck {
+        document: &document,
+    };
+    let listed = operations(&document);
+    assert!(listed.len() >= 40, "every /api/v1 route: {}", listed.len());
+    let mut problems = Vec::new();
+    for (path, method, operation) in &listed {
+        assert!(path.starts_with("/api/v1/"), "{path}");
+        let url = path
+            .split('/')
+            .map(|part| {
+                if part.starts_with('{') {
+                    "nothing-here"
+                } else {
+                    part
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let body = operation.get("requestBody").map(|_| json!({}));
+        let public = operation["security"] == json!([{}]);
+        let anonymous = api
+            .http
+            .request(method.clone(), format!("{}{url}", api.base))
+            .send()
+            .await
+            .expect("request");
+        let expected = if public {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        if anonymous.status() != expected {
+            problems.push(format!(
+                "{method} {path} without a token: {} (the document says {expected})",
+                anonymous.status()
+            ));
+        }
+        let (status, answer) = api.send(method.clone(), &url, body).await;
+        let fallback = status == StatusCode::METHOD_NOT_ALLOWED
+            || answer["error"]["message"] == "no such endpoint";
+        if fallback {
+            problems.push(format!(
+                "{method} {path}: the route table does not serve it ({status})"
+            ));
+            continue;
+        }
+        if status == StatusCode::OK && path == "/api/v1/openapi.json" {
+            continue; // The document itself: its schema is OpenAPI's own.
+        }
+        match response_schema(&document, path, method.as_str(), status.as_u16()) {
+            None => problems.push(format!(
+                "{method} {path} answered {status}, which the document does not list: {answer}"
+            )),
+            Some(schema) => {
+                for problem in check.problems(&schema, &answer) {
+                    problems.push(format!("{method} {path} {status}: {problem}: {answer}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -13,7 +13,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use reposync_api::{DeliveryLog, DeliveryView, UnauthenticatedView, WebhookAnswer};
+use reposync_api::{ApiErrorBody, DeliveryLog, DeliveryView, UnauthenticatedView, WebhookAnswer};
 use reposync_bitbucket::{
     Delivery, DeliveryKind, RefChange, RefKind, Repository, SignatureError, normalise,
     verify_signature,
@@ -420,7 +420,8 @@ fn repository_url(connector: &ConnectorRecord, branch: &SyncBranch) -> Option<St
     Some(connector.spec.repository_url(repo.as_ref()).ok()?.git_url())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     #[serde(default)]
     connector: Option<String>,
@@ -429,6 +430,12 @@ pub struct DeliveriesQuery {
 }
 
 /// The delivery log, newest first, and the counts of deliveries that failed authentication.
+#[utoipa::path(get, path = "/webhooks/deliveries", tag = "webhooks", params(DeliveriesQuery),
+    responses(
+        (status = 200, description = "The delivery log", body = DeliveryLog),
+        (status = 404, description = "No such connector (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "A query parameter is not valid (`invalid`)", body = ApiErrorBody),
+    ))]
 pub async fn deliveries(
     State(state): State<AppState>,
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
