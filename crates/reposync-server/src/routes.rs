@@ -110,3 +110,44 @@ fn api_v1(state: &AppState) -> OpenApiRouter<AppState> {
         // holds no secret.
         .routes(routes!(openapi::document))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The `/api/v1` table in this file's source, and what comes before it.
+    fn sources() -> (&'static str, &'static str) {
+        let source = include_str!("routes.rs");
+        let start = source.find("fn api_v1(").expect("the /api/v1 table");
+        let end = start + source[start..].find("\n}\n").expect("its end");
+        (&source[start..end], &source[..start])
+    }
+
+    /// A route in the route table is in the OpenAPI document because the `/api/v1` table
+    /// takes routes only from annotated handlers (`routes!`); the other ways into an
+    /// `OpenApiRouter` or an axum `Router` would serve a route the document does not list.
+    #[test]
+    fn every_api_route_comes_from_an_annotated_handler() {
+        let (table, before) = sources();
+        for bypass in [
+            ".route(",
+            ".route_service(",
+            ".nest(",
+            ".nest_service(",
+            ".merge(",
+            ".fallback",
+        ] {
+            assert!(
+                !table.contains(bypass),
+                "the /api/v1 table uses `{bypass}`: add routes as `.routes(routes!(handler))`"
+            );
+        }
+        assert_eq!(
+            table.matches(".routes(").count(),
+            table.matches(".routes(routes!(").count(),
+            "every `.routes(` of the /api/v1 table takes `routes!`"
+        );
+        assert!(table.matches(".routes(routes!(").count() >= 30, "{table}");
+        // The rest of the table mounts `/api/v1` once, and serves nothing under it itself.
+        assert_eq!(before.matches("\"/api/v1").count(), 1, "{before}");
+        assert!(before.contains(".nest(\"/api/v1\", api_v1(&state))"));
+    }
+}

@@ -1714,3 +1714,282 @@ async fn every_documented_operation_is_served_as_documented() {
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// An example of `schema`: its own first example or its target's; for an array, one item of
+/// its items' example; for an object, its required fields from theirs. `None` where no
+/// example covers it.
+fn example_of(document: &Value, schema: &Value) -> Option<Value> {
+    if let Some(first) = schema["examples"].as_array().and_then(|e| e.first()) {
+        return Some(first.clone());
+    }
+    if let Some(reference) = schema["$ref"].as_str() {
+        return example_of(document, document.pointer(reference.strip_prefix('#')?)?);
+    }
+    match schema["type"].as_str() {
+        Some("array") => Some(Value::Array(vec![example_of(document, &schema["items"])?])),
+        Some("object") => {
+            let mut object = serde_json::Map::new();
+            for name in schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                let field = example_of(document, &schema["properties"][name])?;
+                object.insert(name.to_owned(), field);
+            }
+            Some(Value::Object(object))
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn every_documented_answer_has_an_example_that_matches_its_schema() {
+    let api = Api::spawn().await;
+    let document = openapi_document(&api).await;
+    let check = SchemaCheck {
+        document: &document,
+    };
+    let mut problems = Vec::new();
+    // The examples the types give, each against its own schema.
+    let mut examples = 0;
+    for (name, schema) in document["components"]["schemas"]
+        .as_object()
+        .expect("schemas")
+    {
+        for example in schema["examples"].as_array().into_iter().flatten() {
+            examples += 1;
+            for problem in check.problems(schema, example) {
+                problems.push(format!("the example of {name}: {problem}: {example}"));
+            }
+        }
+    }
+    assert!(
+        examples >= 25,
+        "the answers' types give examples: {examples}"
+    );
+    // Every JSON answer of every operation, successes and errors, has one, and it fits.
+    for (path, method, operation) in operations(&document) {
+        for (status, response) in operation["responses"].as_object().expect("responses") {
+            let schema = &response["content"]["application/json"]["schema"];
+            if schema.is_null() || path.ends_with("/openapi.json") {
+                continue;
+            }
+            match example_of(&document, schema) {
+                None => problems.push(format!("{method} {path} {status}: no example")),
+                Some(example) => {
+                    for problem in check.problems(schema, &example) {
+                        problems.push(format!("{method} {path} {status}: {problem}: {example}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The check would catch a wrong example: each way of breaking a good one is refused.
+#[tokio::test]
+async fn the_schema_check_refuses_an_example_that_breaks_its_schema() {
+    let api = Api::spawn().await;
+    let document = openapi_document(&api).await;
+    let check = SchemaCheck {
+        document: &document,
+    };
+    let schemas = &document["components"]["schemas"];
+    let good = example_of(&document, &schemas["SecretView"]).expect("an example");
+    assert_eq!(
+        check.problems(&schemas["SecretView"], &good),
+        Vec::<String>::new()
+    );
+    let breakages: [(&str, fn(&mut Value)); 6] = [
+        ("a kind outside the enum", |v| v["kind"] = json!("password")),
+        ("a required field missing", |v| {
+            v.as_object_mut().map(|o| o.remove("name"));
+        }),
+        ("a number for a string", |v| v["created_at"] = json!(5)),
+        ("a string for an array", |v| v["used_by"] = json!("Config")),
+        ("an SSH key without its fingerprint", |v| {
+            v["ssh"] = json!({"username": "git", "algorithm": "ssh-ed25519", "public_key": "k"});
+        }),
+        ("null for a field that is never null", |v| {
+            v["name"] = Value::Null
+        }),
+    ];
+    for (what, breakage) in breakages {
+        let mut wrong = good.clone();
+        breakage(&mut wrong);
+        assert!(
+            !check.problems(&schemas["SecretView"], &wrong).is_empty(),
+            "{what} passed: {wrong}"
+        );
+    }
+    let mut negative = example_of(&document, &schemas["TaskView"]).expect("an example");
+    negative["queued_ms"] = json!(-1);
+    assert!(
+        !check.problems(&schemas["TaskView"], &negative).is_empty(),
+        "a negative count passed"
+    );
+    assert!(
+        !check
+            .problems(&json!({"type": "string", "pattern": "^a"}), &json!("b"))
+            .is_empty(),
+        "a keyword the check does not know is a problem, never a pass"
+    );
+}
+
+/// Sends a request and checks the answer against the schema the document gives for its
+/// operation (`template`) and status; returns the answer.
+async fn answered_as_documented(
+    api: &Api,
+    document: &Value,
+    (method, template, url): (reqwest::Method, &str, &str),
+    body: Option<Value>,
+    expected: StatusCode,
+) -> Value {
+    let (status, answer) = api.send(method.clone(), url, body).await;
+    assert_eq!(status, expected, "{method} {url}: {answer}");
+    let schema = response_schema(document, template, method.as_str(), status.as_u16())
+        .unwrap_or_else(|| panic!("{method} {template} {status} is not in the document"));
+    let problems = SchemaCheck { document }.problems(&schema, &answer);
+    assert!(
+        problems.is_empty(),
+        "{method} {url} {status}: {problems:#?}\n{answer}"
+    );
+    answer
+}
+
+/// The server's real answers, through a session that touches most resources, fit the
+/// document.
+#[tokio::test]
+async fn real_answers_match_their_documented_schemas() {
+    use reqwest::Method;
+    let api = Api::spawn().await;
+    let document = openapi_document(&api).await;
+    let (ok, created, accepted) = (StatusCode::OK, StatusCode::CREATED, StatusCode::ACCEPTED);
+    let get = |path: &'static str| (Method::GET, path, path);
+    let post = |path: &'static str| (Method::POST, path, path);
+    let doc = &document;
+    answered_as_documented(&api, doc, get("/api/v1/version"), None, ok).await;
+    let secret = json!({"name": "bb-token", "value": "tok-value-1234567"});
+    answered_as_documented(&api, doc, post("/api/v1/secrets"), Some(secret), created).await;
+    let key = json!({"name": "deploy-key"});
+    let generate = post("/api/v1/secrets/ssh/generate");
+    answered_as_documented(&api, doc, generate, Some(key), created).await;
+    answered_as_documented(&api, doc, get("/api/v1/secrets"), None, ok).await;
+    let deploy_key = (
+        Method::GET,
+        "/api/v1/secrets/{name}",
+        "/api/v1/secrets/deploy-key",
+    );
+    answered_as_documented(&api, doc, deploy_key, None, ok).await;
+    let new_value = Some(json!({"value": "tok-value-7654321"}));
+    let update = (
+        Method::PUT,
+        "/api/v1/secrets/{name}",
+        "/api/v1/secrets/bb-token",
+    );
+    answered_as_documented(&api, doc, update, new_value, ok).await;
+
+    // No delegate has the selector, so that the Test fails at once, with no network.
+    let mut body = connector("Config");
+    body["selectors"] = json!(["nowhere"]);
+    body["generate_webhook_url"] = json!(true);
+    let saved =
+        answered_as_documented(&api, doc, post("/api/v1/connectors"), Some(body), created).await;
+    assert!(saved["webhook"]["secret"].is_string(), "{saved}");
+    answered_as_documented(&api, doc, get("/api/v1/connectors"), None, ok).await;
+    let one = "/api/v1/connectors/{name}";
+    let config = "/api/v1/connectors/Config";
+    answered_as_documented(&api, doc, (Method::GET, one, config), None, ok).await;
+    let patch = Some(json!({"commit_message": "reposync: {summary}"}));
+    answered_as_documented(&api, doc, (Method::PATCH, one, config), patch, ok).await;
+    let hook = (
+        Method::GET,
+        "/api/v1/connectors/{name}/webhook",
+        "/api/v1/connectors/Config/webhook",
+    );
+    answered_as_documented(&api, doc, hook, None, ok).await;
+    let signature = (
+        Method::POST,
+        "/api/v1/connectors/{name}/webhook/signature",
+        "/api/v1/connectors/Config/webhook/signature",
+    );
+    let required = Some(json!({"required": true}));
+    answered_as_documented(&api, doc, signature, required, ok).await;
+    let regenerate = (
+        Method::POST,
+        "/api/v1/connectors/{name}/webhook/regenerate",
+        "/api/v1/connectors/Config/webhook/regenerate",
+    );
+    answered_as_documented(&api, doc, regenerate, None, ok).await;
+    let test = (
+        Method::POST,
+        "/api/v1/connectors/{name}/test",
+        "/api/v1/connectors/Config/test",
+    );
+    let task = answered_as_documented(&api, doc, test, None, accepted).await;
+    let id = task["id"].as_str().expect("task id");
+    let url = format!("/api/v1/tasks/{id}?wait_ms=5000");
+    let show_task = (Method::GET, "/api/v1/tasks/{id}", url.as_str());
+    let task = answered_as_documented(&api, doc, show_task, None, ok).await;
+    assert_eq!(task["result"]["code"], "no_delegate", "{task}");
+
+    // The tree: an application, a file, a refused file, an export, a dry-run import.
+    let shop = Some(json!({"name": "Shop", "description": "The web shop"}));
+    answered_as_documented(&api, doc, post("/api/v1/apps"), shop, ok).await;
+    answered_as_documented(&api, doc, get("/api/v1/apps"), None, ok).await;
+    let app = (Method::GET, "/api/v1/apps/{name}", "/api/v1/apps/Shop");
+    answered_as_documented(&api, doc, app, None, ok).await;
+    let service = "/api/v1/entities?path=Setup/Applications/Shop/Services/cart/Index.yaml";
+    let yaml = "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: KUBERNETES\n";
+    let put = (Method::PUT, "/api/v1/entities", service);
+    let content = Some(json!({ "content": yaml }));
+    answered_as_documented(&api, doc, put.clone(), content, ok).await;
+    let wrong = Some(json!({"content": "harnessApiVersion: '1.0'\ntype: WIDGET\n"}));
+    let refused =
+        answered_as_documented(&api, doc, put, wrong, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(refused["error"]["code"], "invalid_tree", "{refused}");
+    assert!(refused["report"]["problems"].is_array(), "{refused}");
+    answered_as_documented(
+        &api,
+        doc,
+        (Method::GET, "/api/v1/entities", service),
+        None,
+        ok,
+    )
+    .await;
+    answered_as_documented(&api, doc, get("/api/v1/export"), None, ok).await;
+    let dry_run = Some(json!({"files": [], "dry_run": true}));
+    answered_as_documented(&api, doc, post("/api/v1/import"), dry_run, ok).await;
+    let rename = (
+        Method::POST,
+        "/api/v1/apps/{name}/rename",
+        "/api/v1/apps/Shop/rename",
+    );
+    let store = Some(json!({"name": "Store"}));
+    answered_as_documented(&api, doc, rename, store, ok).await;
+    let delete_app = (Method::DELETE, "/api/v1/apps/{name}", "/api/v1/apps/Store");
+    answered_as_documented(&api, doc, delete_app, None, ok).await;
+
+    // Sync, webhooks and delegates, with nothing synced yet.
+    answered_as_documented(&api, doc, get("/api/v1/sync/status"), None, ok).await;
+    answered_as_documented(&api, doc, get("/api/v1/sync/activity"), None, ok).await;
+    answered_as_documented(&api, doc, get("/api/v1/sync/errors"), None, ok).await;
+    let deliveries = get("/api/v1/webhooks/deliveries");
+    answered_as_documented(&api, doc, deliveries, None, ok).await;
+    let restricted = Some(json!({"name": "eu", "selectors": ["eu"]}));
+    let tokens = post("/api/v1/delegate-tokens");
+    let token = answered_as_documented(&api, doc, tokens, restricted, created).await;
+    assert!(token["token"].is_string(), "{token}");
+    answered_as_documented(&api, doc, get("/api/v1/delegate-tokens"), None, ok).await;
+    answered_as_documented(&api, doc, get("/api/v1/delegates"), None, ok).await;
+    let revoke = (
+        Method::DELETE,
+        "/api/v1/delegate-tokens/{name}",
+        "/api/v1/delegate-tokens/eu",
+    );
+    answered_as_documented(&api, doc, revoke, None, ok).await;
+    answered_as_documented(&api, doc, (Method::DELETE, one, config), None, ok).await;
+}

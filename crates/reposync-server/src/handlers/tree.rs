@@ -39,6 +39,15 @@ pub async fn import(
 /// tree was looked at (a body missing a field), with the error alone, so the report is
 /// documented as optional.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "error": {"code": "invalid_tree", "message": "1 problem(s) in the tree; nothing was imported"},
+    "report": {
+        "dry_run": false, "applied": false, "created": 0, "changed": 0, "unchanged": 4,
+        "deleted": 0, "ignored": 0,
+        "problems": [{"path": "Setup/Applications/Shop/Index.yaml", "line": 2, "column": 7,
+            "message": "unknown type WIDGET"}]
+    }
+})))]
 pub struct TreeRefused {
     error: ApiError,
     /// Every problem of the tree (`invalid_tree`); absent when the request itself was refused.
