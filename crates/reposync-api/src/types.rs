@@ -15,7 +15,15 @@ pub struct Health {
 /// `GET /api/v1/version`: what the server was built from, and its database's schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"version": "0.1.0", "git_commit": "5ebd373", "build_date": "2026-12-07", "schema_version": 12}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "version": "0.1.0",
+        "git_commit": "5ebd373",
+        "build_date": "2026-12-07",
+        "schema_version": 12
+    })))
+)]
 pub struct VersionView {
     pub version: String,
     /// The git commit of the checkout it was built from, or `unknown`.
@@ -84,7 +92,33 @@ pub struct UpdateSecret {
 /// A secret as the API shows it: never its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"name": "bb-token", "kind": "text", "used_by": ["Config"], "created_at": "2026-11-25T10:00:00.123Z", "updated_at": "2026-11-25T10:00:00.123Z"}), json!({"name": "deploy-key", "kind": "ssh_key", "ssh": {"username": "git", "algorithm": "ssh-ed25519", "fingerprint": "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGSh3d7xYMJahgvgIZhegQiM9AMv2eDxe5ZXE7PezNOs reposync:deploy-key"}, "used_by": [], "created_at": "2026-11-25T10:00:00.123Z", "updated_at": "2026-11-25T10:00:00.123Z"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(
+        json!({
+            "name": "bb-token",
+            "kind": "text",
+            "used_by": [
+                "Config"
+            ],
+            "created_at": "2026-11-25T10:00:00.123Z",
+            "updated_at": "2026-11-25T10:00:00.123Z"
+        }),
+        json!({
+            "name": "deploy-key",
+            "kind": "ssh_key",
+            "ssh": {
+                "username": "git",
+                "algorithm": "ssh-ed25519",
+                "fingerprint": "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+                "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGSh3d7xYMJahgvgIZhegQiM9AMv2eDxe5ZXE7PezNOs reposync:deploy-key"
+            },
+            "used_by": [],
+            "created_at": "2026-11-25T10:00:00.123Z",
+            "updated_at": "2026-11-25T10:00:00.123Z"
+        })
+    ))
+)]
 pub struct SecretView {
     pub name: String,
     pub kind: SecretKindView,
@@ -119,7 +153,37 @@ pub type ConnectorPatch = serde_json::Map<String, serde_json::Value>;
 /// A connector as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"name": "Config", "provider": "bitbucket-cloud", "scope": "repo", "protocol": "https", "url": "https://bitbucket.org/acme/config.git", "username": "jdoe", "password_secret": "bb-token", "branch": "main", "selectors": ["eu"], "generate_webhook_url": true, "webhook_url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1", "author_name": "reposync", "author_email": "git-sync@reposync.invalid", "last_test": {"ok": true, "url": "https://bitbucket.org/acme/config.git", "branch": "main", "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8", "delegate": "builtin", "duration_ms": 412, "tested_at": "2026-11-25T10:00:00.123Z"}, "created_at": "2026-11-25T10:00:00.123Z", "updated_at": "2026-11-25T10:00:00.123Z"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "name": "Config",
+        "provider": "bitbucket-cloud",
+        "scope": "repo",
+        "protocol": "https",
+        "url": "https://bitbucket.org/acme/config.git",
+        "username": "jdoe",
+        "password_secret": "bb-token",
+        "branch": "main",
+        "selectors": [
+            "eu"
+        ],
+        "generate_webhook_url": true,
+        "webhook_url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
+        "author_name": "reposync",
+        "author_email": "git-sync@reposync.invalid",
+        "last_test": {
+            "ok": true,
+            "url": "https://bitbucket.org/acme/config.git",
+            "branch": "main",
+            "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+            "delegate": "builtin",
+            "duration_ms": 412,
+            "tested_at": "2026-11-25T10:00:00.123Z"
+        },
+        "created_at": "2026-11-25T10:00:00.123Z",
+        "updated_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct ConnectorView {
     pub name: String,
     pub provider: String,
@@ -156,7 +220,43 @@ pub struct ConnectorView {
 /// were just created, since the user must paste them into Bitbucket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"connector": {"name": "Config", "provider": "bitbucket-cloud", "scope": "repo", "protocol": "https", "url": "https://bitbucket.org/acme/config.git", "username": "jdoe", "password_secret": "bb-token", "branch": "main", "selectors": ["eu"], "generate_webhook_url": true, "webhook_url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1", "author_name": "reposync", "author_email": "git-sync@reposync.invalid", "last_test": {"ok": true, "url": "https://bitbucket.org/acme/config.git", "branch": "main", "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8", "delegate": "builtin", "duration_ms": 412, "tested_at": "2026-11-25T10:00:00.123Z"}, "created_at": "2026-11-25T10:00:00.123Z", "updated_at": "2026-11-25T10:00:00.123Z"}, "webhook": {"url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1", "secret": "7c1e0f3a9b2d4c6e8f0a1b3c5d7e9f11"}}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "connector": {
+            "name": "Config",
+            "provider": "bitbucket-cloud",
+            "scope": "repo",
+            "protocol": "https",
+            "url": "https://bitbucket.org/acme/config.git",
+            "username": "jdoe",
+            "password_secret": "bb-token",
+            "branch": "main",
+            "selectors": [
+                "eu"
+            ],
+            "generate_webhook_url": true,
+            "webhook_url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
+            "author_name": "reposync",
+            "author_email": "git-sync@reposync.invalid",
+            "last_test": {
+                "ok": true,
+                "url": "https://bitbucket.org/acme/config.git",
+                "branch": "main",
+                "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+                "delegate": "builtin",
+                "duration_ms": 412,
+                "tested_at": "2026-11-25T10:00:00.123Z"
+            },
+            "created_at": "2026-11-25T10:00:00.123Z",
+            "updated_at": "2026-11-25T10:00:00.123Z"
+        },
+        "webhook": {
+            "url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
+            "secret": "7c1e0f3a9b2d4c6e8f0a1b3c5d7e9f11"
+        }
+    })))
+)]
 pub struct ConnectorSaved {
     pub connector: ConnectorView,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,7 +266,19 @@ pub struct ConnectorSaved {
 /// A webhook URL and the HMAC secret to configure in Bitbucket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1", "secret": "7c1e0f3a9b2d4c6e8f0a1b3c5d7e9f11", "unauthenticated": {"connector": "Config", "count": 2, "last_at": "2026-11-25T10:00:00.123Z", "last_reason": "the signature does not match"}}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
+        "secret": "7c1e0f3a9b2d4c6e8f0a1b3c5d7e9f11",
+        "unauthenticated": {
+            "connector": "Config",
+            "count": 2,
+            "last_at": "2026-11-25T10:00:00.123Z",
+            "last_reason": "the signature does not match"
+        }
+    })))
+)]
 pub struct WebhookView {
     pub url: String,
     pub secret: SecretValue,
@@ -181,7 +293,15 @@ pub struct WebhookView {
 /// the URL can send them, so they are counted rather than logged one by one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"connector": "Config", "count": 2, "last_at": "2026-11-25T10:00:00.123Z", "last_reason": "the signature does not match"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "connector": "Config",
+        "count": 2,
+        "last_at": "2026-11-25T10:00:00.123Z",
+        "last_reason": "the signature does not match"
+    })))
+)]
 pub struct UnauthenticatedView {
     pub connector: String,
     pub count: u64,
@@ -204,7 +324,30 @@ pub struct TestRequest {
 /// How a Test ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"ok": true, "url": "https://bitbucket.org/acme/config.git", "branch": "main", "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8", "delegate": "builtin", "duration_ms": 412, "tested_at": "2026-11-25T10:00:00.123Z"}), json!({"ok": false, "url": "https://bitbucket.org/acme/config.git", "branch": "main", "code": "auth_failed", "message": "Bitbucket refused the credentials of jdoe", "delegate": "builtin", "duration_ms": 230, "tested_at": "2026-11-25T10:00:00.123Z"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(
+        json!({
+            "ok": true,
+            "url": "https://bitbucket.org/acme/config.git",
+            "branch": "main",
+            "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+            "delegate": "builtin",
+            "duration_ms": 412,
+            "tested_at": "2026-11-25T10:00:00.123Z"
+        }),
+        json!({
+            "ok": false,
+            "url": "https://bitbucket.org/acme/config.git",
+            "branch": "main",
+            "code": "auth_failed",
+            "message": "Bitbucket refused the credentials of jdoe",
+            "delegate": "builtin",
+            "duration_ms": 230,
+            "tested_at": "2026-11-25T10:00:00.123Z"
+        })
+    ))
+)]
 pub struct TestResult {
     pub ok: bool,
     /// The repository URL tested.
@@ -230,7 +373,28 @@ pub struct TestResult {
 /// A delegate task as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"id": "0193a6e2-7f00-7000-8000-000000000001", "kind": "test_connection", "status": "succeeded", "delegate": "builtin", "attempts": 1, "created_at": "2026-11-25T10:00:00.123Z", "queued_ms": 12, "finished_at": "2026-11-25T10:00:00.123Z", "result": {"ok": true, "url": "https://bitbucket.org/acme/config.git", "branch": "main", "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8", "delegate": "builtin", "duration_ms": 412, "tested_at": "2026-11-25T10:00:00.123Z"}}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "id": "0193a6e2-7f00-7000-8000-000000000001",
+        "kind": "test_connection",
+        "status": "succeeded",
+        "delegate": "builtin",
+        "attempts": 1,
+        "created_at": "2026-11-25T10:00:00.123Z",
+        "queued_ms": 12,
+        "finished_at": "2026-11-25T10:00:00.123Z",
+        "result": {
+            "ok": true,
+            "url": "https://bitbucket.org/acme/config.git",
+            "branch": "main",
+            "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+            "delegate": "builtin",
+            "duration_ms": 412,
+            "tested_at": "2026-11-25T10:00:00.123Z"
+        }
+    })))
+)]
 pub struct TaskView {
     pub id: TaskId,
     pub kind: String,
@@ -271,7 +435,15 @@ pub struct ImportRequest {
 /// One problem in an imported or validated tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"path": "Setup/Applications/Shop/Index.yaml", "line": 2, "column": 7, "message": "unknown type WIDGET"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "path": "Setup/Cloud Providers/eks-prod.yaml",
+        "line": 2,
+        "column": 7,
+        "message": "unknown type WIDGET"
+    })))
+)]
 pub struct TreeProblemView {
     pub path: String,
     pub line: usize,
@@ -282,7 +454,19 @@ pub struct TreeProblemView {
 /// What an import did (or, for a dry run or a refused tree, would have done).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"dry_run": false, "applied": true, "created": 3, "changed": 1, "unchanged": 12, "deleted": 0, "ignored": 0, "problems": []}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "dry_run": false,
+        "applied": true,
+        "created": 3,
+        "changed": 1,
+        "unchanged": 12,
+        "deleted": 0,
+        "ignored": 0,
+        "problems": []
+    })))
+)]
 pub struct ImportReport {
     pub dry_run: bool,
     /// Whether the changes were written: false for a dry run and for a tree with problems.
@@ -299,7 +483,17 @@ pub struct ImportReport {
 /// `GET /api/v1/export`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"files": [{"path": "Setup/Applications/Shop/Index.yaml", "content": "aGFybmVzc0FwaVZlcnNpb246ICcxLjAnCnR5cGU6IEFQUExJQ0FUSU9OCg=="}]}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "files": [
+            {
+                "path": "Setup/Cloud Providers/eks-prod.yaml",
+                "content": "aGFybmVzc0FwaVZlcnNpb246ICcxLjAnCnR5cGU6IEtVQkVSTkVURVNfQ0xVU1RFUgo="
+            }
+        ]
+    })))
+)]
 pub struct ExportResponse {
     pub files: Vec<TreeFile>,
 }
@@ -307,7 +501,16 @@ pub struct ExportResponse {
 /// `GET /api/v1/entities?path=…`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"path": "Setup/Applications/Shop/Index.yaml", "kind": "APPLICATION", "content": "harnessApiVersion: '1.0'\ntype: APPLICATION\n", "revision": 2, "updated_at": "2026-11-25T10:00:00.123Z"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "path": "Setup/Cloud Providers/eks-prod.yaml",
+        "kind": "KUBERNETES_CLUSTER",
+        "content": "harnessApiVersion: '1.0'\ntype: KUBERNETES_CLUSTER\n",
+        "revision": 2,
+        "updated_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct EntityView {
     pub path: String,
     pub kind: String,
@@ -329,7 +532,23 @@ pub struct AppRequest {
 /// An application and how many files of each main kind it holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"name": "Shop", "files": 9, "services": 2, "environments": 2, "workflows": 1, "pipelines": 1, "description": "The web shop", "sync": {"connector": "Config", "url": "https://bitbucket.org/acme/config.git", "branch": "main"}}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "name": "Shop",
+        "files": 9,
+        "services": 2,
+        "environments": 2,
+        "workflows": 1,
+        "pipelines": 1,
+        "description": "The web shop",
+        "sync": {
+            "connector": "Config",
+            "url": "https://bitbucket.org/acme/config.git",
+            "branch": "main"
+        }
+    })))
+)]
 pub struct AppView {
     pub name: String,
     pub files: usize,
@@ -412,7 +631,17 @@ pub struct SyncRefreshRequest {
 /// A branch a refresh asked to read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"scopes": ["account", "app:Shop"], "url": "https://bitbucket.org/acme/config.git", "branch": "main"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "scopes": [
+            "account",
+            "app:Shop"
+        ],
+        "url": "https://bitbucket.org/acme/config.git",
+        "branch": "main"
+    })))
+)]
 pub struct RefreshedBranch {
     pub scopes: Vec<String>,
     pub url: String,
@@ -422,7 +651,22 @@ pub struct RefreshedBranch {
 /// A link between a scope and a branch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"id": "0193a6e2-7f00-7000-8000-0000000000b2", "scope": "app:Shop", "app": "Shop", "connector": "Config", "repo": null, "branch": "main", "url": "https://bitbucket.org/acme/config.git", "base_commit": "9fceb02d0ae598e95dc970b74767f19372d61af8", "waiting": 0, "errors": 0, "created_at": "2026-11-25T10:00:00.123Z"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "id": "0193a6e2-7f00-7000-8000-0000000000b2",
+        "scope": "app:Shop",
+        "app": "Shop",
+        "connector": "Config",
+        "repo": null,
+        "branch": "main",
+        "url": "https://bitbucket.org/acme/config.git",
+        "base_commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "waiting": 0,
+        "errors": 0,
+        "created_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct SyncLinkView {
     pub id: LinkId,
     /// `account`, or `app:<name>`.
@@ -492,7 +736,25 @@ pub struct ChangedFileView {
 /// A changeset: what one change did to the files of a synced scope.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"id": "0193a6e2-7f00-7000-8000-0000000000c5", "scope": "app:Shop", "status": "waiting", "files": [{"op": "MODIFY", "path": "Setup/Applications/Shop/Index.yaml"}], "attempt_id": null, "commit_id": null, "error": null, "created_at": "2026-11-25T10:00:00.123Z", "updated_at": "2026-11-25T10:00:00.123Z"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "id": "0193a6e2-7f00-7000-8000-0000000000c5",
+        "scope": "account",
+        "status": "waiting",
+        "files": [
+            {
+                "op": "MODIFY",
+                "path": "Setup/Cloud Providers/eks-prod.yaml"
+            }
+        ],
+        "attempt_id": null,
+        "commit_id": null,
+        "error": null,
+        "created_at": "2026-11-25T10:00:00.123Z",
+        "updated_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct ChangesetView {
     pub id: ChangesetId,
     pub scope: String,
@@ -508,7 +770,28 @@ pub struct ChangesetView {
 /// A commit attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"id": "0193a6e2-7f00-7000-8000-0000000000a7", "scope": "app:Shop", "status": "pushed", "delegate": "builtin", "changesets": ["0193a6e2-7f00-7000-8000-0000000000c4"], "files": [{"op": "MODIFY", "path": "Setup/Applications/Shop/Index.yaml"}], "commit_id": "9fceb02d0ae598e95dc970b74767f19372d61af8", "error": null, "started_at": "2026-11-25T10:00:00.123Z", "finished_at": "2026-11-25T10:00:00.123Z"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "id": "0193a6e2-7f00-7000-8000-0000000000a7",
+        "scope": "account",
+        "status": "pushed",
+        "delegate": "builtin",
+        "changesets": [
+            "0193a6e2-7f00-7000-8000-0000000000c4"
+        ],
+        "files": [
+            {
+                "op": "MODIFY",
+                "path": "Setup/Cloud Providers/eks-prod.yaml"
+            }
+        ],
+        "commit_id": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "error": null,
+        "started_at": "2026-11-25T10:00:00.123Z",
+        "finished_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct CommitAttemptView {
     pub id: AttemptId,
     pub scope: String,
@@ -527,7 +810,67 @@ pub struct CommitAttemptView {
 /// `GET /api/v1/sync/activity`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"changesets": [{"id": "0193a6e2-7f00-7000-8000-0000000000c5", "scope": "app:Shop", "status": "waiting", "files": [{"op": "MODIFY", "path": "Setup/Applications/Shop/Index.yaml"}], "attempt_id": null, "commit_id": null, "error": null, "created_at": "2026-11-25T10:00:00.123Z", "updated_at": "2026-11-25T10:00:00.123Z"}], "attempts": [{"id": "0193a6e2-7f00-7000-8000-0000000000a7", "scope": "app:Shop", "status": "pushed", "delegate": "builtin", "changesets": ["0193a6e2-7f00-7000-8000-0000000000c4"], "files": [{"op": "MODIFY", "path": "Setup/Applications/Shop/Index.yaml"}], "commit_id": "9fceb02d0ae598e95dc970b74767f19372d61af8", "error": null, "started_at": "2026-11-25T10:00:00.123Z", "finished_at": "2026-11-25T10:00:00.123Z"}], "inbound": [{"commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c", "branch": "main", "status": "applied", "files": [{"op": "MODIFY", "path": "Setup/Applications/Shop/Index.yaml"}], "errors": 0, "author": "Jane Doe <jane@acme.example>", "subject": "Raise the shop's replica count", "applied_at": "2026-11-25T10:00:00.123Z"}]}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "changesets": [
+            {
+                "id": "0193a6e2-7f00-7000-8000-0000000000c5",
+                "scope": "account",
+                "status": "waiting",
+                "files": [
+                    {
+                        "op": "MODIFY",
+                        "path": "Setup/Cloud Providers/eks-prod.yaml"
+                    }
+                ],
+                "attempt_id": null,
+                "commit_id": null,
+                "error": null,
+                "created_at": "2026-11-25T10:00:00.123Z",
+                "updated_at": "2026-11-25T10:00:00.123Z"
+            }
+        ],
+        "attempts": [
+            {
+                "id": "0193a6e2-7f00-7000-8000-0000000000a7",
+                "scope": "account",
+                "status": "pushed",
+                "delegate": "builtin",
+                "changesets": [
+                    "0193a6e2-7f00-7000-8000-0000000000c4"
+                ],
+                "files": [
+                    {
+                        "op": "MODIFY",
+                        "path": "Setup/Cloud Providers/eks-prod.yaml"
+                    }
+                ],
+                "commit_id": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+                "error": null,
+                "started_at": "2026-11-25T10:00:00.123Z",
+                "finished_at": "2026-11-25T10:00:00.123Z"
+            }
+        ],
+        "inbound": [
+            {
+                "commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c",
+                "branch": "main",
+                "status": "applied",
+                "files": [
+                    {
+                        "op": "MODIFY",
+                        "path": "Setup/Cloud Providers/eks-prod.yaml"
+                    }
+                ],
+                "errors": 0,
+                "author": "Jane Doe <jane@acme.example>",
+                "subject": "Raise the shop's replica count",
+                "applied_at": "2026-11-25T10:00:00.123Z"
+            }
+        ]
+    })))
+)]
 pub struct SyncActivity {
     pub changesets: Vec<ChangesetView>,
     pub attempts: Vec<CommitAttemptView>,
@@ -541,7 +884,24 @@ pub struct SyncActivity {
 /// branch read whole).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c", "branch": "main", "status": "applied", "files": [{"op": "MODIFY", "path": "Setup/Applications/Shop/Index.yaml"}], "errors": 0, "author": "Jane Doe <jane@acme.example>", "subject": "Raise the shop's replica count", "applied_at": "2026-11-25T10:00:00.123Z"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c",
+        "branch": "main",
+        "status": "applied",
+        "files": [
+            {
+                "op": "MODIFY",
+                "path": "Setup/Cloud Providers/eks-prod.yaml"
+            }
+        ],
+        "errors": 0,
+        "author": "Jane Doe <jane@acme.example>",
+        "subject": "Raise the shop's replica count",
+        "applied_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct InboundCommitView {
     pub commit_id: ObjectId,
     pub branch: String,
@@ -557,7 +917,21 @@ pub struct InboundCommitView {
 /// A sync error that needs a person. For a conflict, both versions of the file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"id": "0193a6e2-7f00-7000-8000-0000000000e3", "scope": "app:Shop", "attempt_id": null, "commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c", "path": "Setup/Applications/Shop/Services/cart/Index.yaml", "code": "invalid_yaml", "message": "line 3: mapping values are not allowed here", "ours": null, "theirs": null, "created_at": "2026-11-25T10:00:00.123Z"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "id": "0193a6e2-7f00-7000-8000-0000000000e3",
+        "scope": "account",
+        "attempt_id": null,
+        "commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c",
+        "path": "Setup/Cloud Providers/eks-prod.yaml",
+        "code": "invalid_yaml",
+        "message": "line 3: mapping values are not allowed here",
+        "ours": null,
+        "theirs": null,
+        "created_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct SyncErrorView {
     pub id: SyncErrorId,
     pub scope: String,
@@ -593,7 +967,47 @@ pub struct WebhookAnswer {
 /// deliveries that failed authentication, which the log leaves out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"items": [{"id": "0193a6e2-7f00-7000-8000-0000000000d1", "connector": "Config", "received_at": "2026-11-25T10:00:00.123Z", "event": "repo:push", "delivery_id": "6f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b", "format": "cloud", "signature": "valid", "outcome": "queued", "reason": null, "matched": ["app:Shop"], "payload": {"format": "cloud", "event": "repo:push", "repository": "acme/config", "changes": [{"ref": "refs/heads/main", "kind": "branch", "new": "9fceb02d0ae598e95dc970b74767f19372d61af8"}]}}], "unauthenticated": [{"connector": "Config", "count": 2, "last_at": "2026-11-25T10:00:00.123Z", "last_reason": "the signature does not match"}]}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "items": [
+            {
+                "id": "0193a6e2-7f00-7000-8000-0000000000d1",
+                "connector": "Config",
+                "received_at": "2026-11-25T10:00:00.123Z",
+                "event": "repo:push",
+                "delivery_id": "6f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b",
+                "format": "cloud",
+                "signature": "valid",
+                "outcome": "queued",
+                "reason": null,
+                "matched": [
+                    "app:Shop"
+                ],
+                "payload": {
+                    "format": "cloud",
+                    "event": "repo:push",
+                    "repository": "acme/config",
+                    "changes": [
+                        {
+                            "ref": "refs/heads/main",
+                            "kind": "branch",
+                            "new": "9fceb02d0ae598e95dc970b74767f19372d61af8"
+                        }
+                    ]
+                }
+            }
+        ],
+        "unauthenticated": [
+            {
+                "connector": "Config",
+                "count": 2,
+                "last_at": "2026-11-25T10:00:00.123Z",
+                "last_reason": "the signature does not match"
+            }
+        ]
+    })))
+)]
 pub struct DeliveryLog {
     pub items: Vec<DeliveryView>,
     /// Per connector that had any, in connector name order.
@@ -627,7 +1041,26 @@ pub struct DeliveryView {
 /// A delegate as `reposync delegate list` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"name": "eu-1", "selectors": ["eu", "eu-1"], "version": "0.1.0", "hostname": "eu-1", "git_version": "2.47.0", "ssh_version": "OpenSSH_9.9p1", "token": "eu", "last_heartbeat": "2026-11-25T10:00:00.123Z", "connected": true, "tasks_run": 10, "tasks_succeeded": 9, "tasks_failed": 1}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "name": "eu-1",
+        "selectors": [
+            "eu",
+            "eu-1"
+        ],
+        "version": "0.1.0",
+        "hostname": "eu-1",
+        "git_version": "2.47.0",
+        "ssh_version": "OpenSSH_9.9p1",
+        "token": "eu",
+        "last_heartbeat": "2026-11-25T10:00:00.123Z",
+        "connected": true,
+        "tasks_run": 10,
+        "tasks_succeeded": 9,
+        "tasks_failed": 1
+    })))
+)]
 pub struct DelegateView {
     pub name: String,
     pub selectors: Vec<String>,
@@ -659,7 +1092,18 @@ pub struct DelegateTokenRequest {
 /// A delegate token; `token` (the value) only in the answer that created it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(examples(json!({"name": "eu", "selectors": ["eu"], "created_at": "2026-11-25T10:00:00.123Z", "revoked_at": null, "token": "rsd_Qm9yZWFsaXMtZXUtMS10b2tlbi12YWx1ZQ"}))))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "name": "eu",
+        "selectors": [
+            "eu"
+        ],
+        "created_at": "2026-11-25T10:00:00.123Z",
+        "revoked_at": null,
+        "token": "rsd_Qm9yZWFsaXMtZXUtMS10b2tlbi12YWx1ZQ"
+    })))
+)]
 pub struct DelegateTokenView {
     pub name: String,
     /// The selectors the token is restricted to; `null` for an unrestricted token.

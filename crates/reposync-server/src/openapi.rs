@@ -39,7 +39,7 @@ pub const API_TOKEN: &str = "api_token";
         (name = "connectors", description = "Git connectors (Source Repo Providers), their webhooks and Tests"),
         (name = "tasks", description = "Work done on delegates, long-polled"),
         (name = "tree", description = "The configuration tree: import, export, single files"),
-        (name = "apps", description = "Applications"),
+        (name = "apps", description = "Applications and what they hold"),
         (name = "sync", description = "Git Sync: links, activity, errors"),
         (name = "webhooks", description = "The webhook delivery log"),
         (name = "delegates", description = "Delegates and their tokens"),

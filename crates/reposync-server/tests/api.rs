@@ -1803,7 +1803,8 @@ async fn the_schema_check_refuses_an_example_that_breaks_its_schema() {
         check.problems(&schemas["SecretView"], &good),
         Vec::<String>::new()
     );
-    let breakages: [(&str, fn(&mut Value)); 6] = [
+    type Breakage = (&'static str, fn(&mut Value));
+    let breakages: [Breakage; 6] = [
         ("a kind outside the enum", |v| v["kind"] = json!("password")),
         ("a required field missing", |v| {
             v.as_object_mut().map(|o| o.remove("name"));

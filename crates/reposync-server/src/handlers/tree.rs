@@ -44,7 +44,7 @@ pub async fn import(
     "report": {
         "dry_run": false, "applied": false, "created": 0, "changed": 0, "unchanged": 4,
         "deleted": 0, "ignored": 0,
-        "problems": [{"path": "Setup/Applications/Shop/Index.yaml", "line": 2, "column": 7,
+        "problems": [{"path": "Setup/Cloud Providers/eks-prod.yaml", "line": 2, "column": 7,
             "message": "unknown type WIDGET"}]
     }
 })))]
