@@ -75,7 +75,7 @@ pub fn base() -> OpenApi {
     openapi
 }
 
-/// Finishes the document by rule. Operation ids become `<tag>_<handler>`: utoipa names an
+/// Finishes the document by rule. Summaries are one line. Operation ids become `<tag>_<handler>`: utoipa names an
 /// operation after its handler, and handlers of different resources share names (`list`,
 /// `show`), while OpenAPI wants the ids unique. And it adds the responses that come from
 /// layers and extractors rather than from handlers: `401` where the operation needs the API token; `400`, `413`, `415` and `422` where it
@@ -91,6 +91,10 @@ pub fn complete(openapi: &mut OpenApi) {
             &mut item.patch,
         ];
         for operation in operations.into_iter().flatten() {
+            // A handler's doc comment may wrap its first sentence; a summary is one line.
+            if let Some(summary) = operation.summary.as_mut() {
+                *summary = summary.replace('\n', " ");
+            }
             if let (Some(tag), Some(id)) = (
                 operation.tags.as_ref().and_then(|tags| tags.first()),
                 operation.operation_id.as_mut(),

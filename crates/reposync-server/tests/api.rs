@@ -1637,6 +1637,13 @@ async fn the_openapi_document_is_3_1_names_its_version_and_its_token_scheme() {
         })
         .collect();
     let count = ids.len();
+    for (path, method, operation) in operations(&document) {
+        let summary = operation["summary"].as_str().unwrap_or_default();
+        assert!(
+            !summary.is_empty() && !summary.contains('\n'),
+            "{method} {path}: a one-line summary, from the handler's doc comment: {summary:?}"
+        );
+    }
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), count, "operation ids are unique: {ids:?}");

@@ -15,7 +15,7 @@ use crate::state::AppState;
 #[utoipa::path(post, path = "/apps", tag = "apps", request_body = AppRequest,
     responses(
         (status = 200, description = "What creating it did", body = ImportReport),
-        (status = 409, description = "An application of that name exists (`conflict`)", body = ApiErrorBody),
+        (status = 409, description = "An application of that name exists (`already_exists`)", body = ApiErrorBody),
         (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
     ))]
 pub async fn create(
@@ -54,7 +54,7 @@ pub async fn show(
     responses(
         (status = 200, description = "What the rename did", body = ImportReport),
         (status = 404, description = "No such application (`not_found`)", body = ApiErrorBody),
-        (status = 409, description = "The new name is taken (`conflict`)", body = ApiErrorBody),
+        (status = 409, description = "The new name is taken (`already_exists`)", body = ApiErrorBody),
         (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
     ))]
 pub async fn rename(

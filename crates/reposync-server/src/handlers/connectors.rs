@@ -52,7 +52,7 @@ pub async fn show(
 #[utoipa::path(post, path = "/connectors", tag = "connectors", request_body = ConnectorDraft,
     responses(
         (status = 201, description = "Saved", body = ConnectorSaved),
-        (status = 409, description = "A connector of that name exists (`conflict`)", body = ApiErrorBody),
+        (status = 409, description = "A connector of that name exists (`already_exists`)", body = ApiErrorBody),
         (status = 404, description = "A secret it names does not exist (`not_found`)", body = ApiErrorBody),
     ))]
 pub async fn create(
@@ -69,7 +69,7 @@ pub async fn create(
     responses(
         (status = 200, description = "Saved", body = ConnectorSaved),
         (status = 404, description = "No such connector, or a secret it names does not exist (`not_found`)", body = ApiErrorBody),
-        (status = 409, description = "The new name is taken (`conflict`)", body = ApiErrorBody),
+        (status = 409, description = "The new name is taken (`already_exists`)", body = ApiErrorBody),
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -85,7 +85,7 @@ pub async fn update(
     responses(
         (status = 200, description = "Deleted", body = Deleted),
         (status = 404, description = "No such connector (`not_found`)", body = ApiErrorBody),
-        (status = 409, description = "A sync link uses it (`in_use`)", body = ApiErrorBody),
+        (status = 409, description = "Application files name it as their `gitConnector`, or a sync link uses it (`in_use`)", body = ApiErrorBody),
     ))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -326,7 +326,7 @@ fn token_view(record: &DelegateTokenRecord, token: Option<String>) -> DelegateTo
 #[utoipa::path(post, path = "/delegate-tokens", tag = "delegates", request_body = DelegateTokenRequest,
     responses(
         (status = 201, description = "The token, with its value shown this once", body = DelegateTokenView),
-        (status = 409, description = "A token of that name exists (`conflict`)", body = ApiErrorBody),
+        (status = 409, description = "A token of that name exists (`already_exists`)", body = ApiErrorBody),
     ))]
 pub async fn create_token(
     State(state): State<AppState>,

@@ -52,7 +52,7 @@ pub async fn show(
 #[utoipa::path(post, path = "/secrets", tag = "secrets", request_body = CreateTextSecret,
     responses(
         (status = 201, description = "Created", body = SecretView),
-        (status = 409, description = "A secret of that name exists (`conflict`)", body = ApiErrorBody),
+        (status = 409, description = "A secret of that name exists (`already_exists`)", body = ApiErrorBody),
     ))]
 pub async fn create_text(
     State(state): State<AppState>,
@@ -72,7 +72,7 @@ pub async fn create_text(
 #[utoipa::path(post, path = "/secrets/ssh", tag = "secrets", request_body = CreateSshSecret,
     responses(
         (status = 201, description = "Created", body = SecretView),
-        (status = 409, description = "A secret of that name exists (`conflict`)", body = ApiErrorBody),
+        (status = 409, description = "A secret of that name exists (`already_exists`)", body = ApiErrorBody),
         (status = 422, description = "Not a usable private key, or a wrong passphrase; `code` says which", body = ApiErrorBody),
     ))]
 pub async fn create_ssh(
@@ -89,7 +89,7 @@ pub async fn create_ssh(
 #[utoipa::path(post, path = "/secrets/ssh/generate", tag = "secrets", request_body = GenerateSshSecret,
     responses(
         (status = 201, description = "Created; `ssh.public_key` is the key to give Bitbucket", body = SecretView),
-        (status = 409, description = "A secret of that name exists (`conflict`)", body = ApiErrorBody),
+        (status = 409, description = "A secret of that name exists (`already_exists`)", body = ApiErrorBody),
     ))]
 pub async fn generate_ssh(
     State(state): State<AppState>,

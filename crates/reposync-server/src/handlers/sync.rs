@@ -29,7 +29,7 @@ use crate::views::{self, timestamp};
     responses(
         (status = 202, description = "The task that enables it; long-poll it for a `SyncEnabled`", body = TaskView),
         (status = 404, description = "No such application or connector (`not_found`)", body = ApiErrorBody),
-        (status = 409, description = "The scope is already synced (`already_linked`)", body = ApiErrorBody),
+        (status = 409, description = "The scope is already synced, or being enabled (`already_linked`)", body = ApiErrorBody),
     ))]
 pub async fn enable(
     State(state): State<AppState>,
@@ -136,8 +136,10 @@ async fn scopes_by_link(state: &AppState) -> Result<HashMap<LinkId, String>, App
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ActivityQuery {
+    /// Only this application's activity, that of its earlier links included.
     #[serde(default)]
     app: Option<String>,
+    /// At most this many of each kind, newest first: 100 unless given, at most 10,000.
     #[serde(default)]
     limit: Option<i64>,
 }
@@ -283,6 +285,7 @@ pub struct ErrorsQuery {
     /// List the errors resolved lately instead of the open ones.
     #[serde(default)]
     resolved: bool,
+    /// With `resolved`, at most this many: 100 unless given, at most 10,000.
     #[serde(default)]
     limit: Option<i64>,
     /// Only the errors of this application's scope.
@@ -345,7 +348,6 @@ pub async fn errors(
     responses(
         (status = 200, description = "Discarded", body = Deleted),
         (status = 404, description = "No such open sync error (`not_found`)", body = ApiErrorBody),
-        (status = 409, description = "The error cannot be discarded (`conflict`)", body = ApiErrorBody),
     ))]
 pub async fn discard_error(
     State(state): State<AppState>,
@@ -361,7 +363,7 @@ pub async fn discard_error(
     responses(
         (status = 200, description = "The changeset, waiting again", body = ChangesetView),
         (status = 404, description = "No such changeset (`not_found`)", body = ApiErrorBody),
-        (status = 409, description = "The changeset is not failed or conflicting (`conflict`)", body = ApiErrorBody),
+        (status = 422, description = "The changeset is not failed or conflicting (`invalid`)", body = ApiErrorBody),
     ))]
 pub async fn retry(
     State(state): State<AppState>,

@@ -84,6 +84,7 @@ pub fn tree_response(outcome: TreeOutcome) -> Response {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
+    /// Only this application's files.
     #[serde(default)]
     app: Option<String>,
 }
@@ -114,6 +115,7 @@ pub async fn export(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PathQuery {
+    /// The file's path in the tree, from `Setup/`.
     path: String,
 }
 
@@ -148,8 +150,7 @@ pub async fn show(
     responses(
         (status = 200, description = "Deleted", body = Deleted),
         (status = 404, description = "No file at that path (`not_found`)", body = ApiErrorBody),
-        (status = 409, description = "Other files refer to it (`referenced`)", body = ApiErrorBody),
-        (status = 422, description = "The path is missing or not valid (`invalid`)", body = ApiErrorBody),
+        (status = 422, description = "The path is missing or not valid (`invalid`), or the tree would not be valid without the file, as when others refer to it (`invalid_tree`)", body = ApiErrorBody),
     ))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -189,7 +190,7 @@ pub struct RenameRequest {
     responses(
         (status = 200, description = "What the rename did", body = ImportReport),
         (status = 404, description = "No file at that path (`not_found`)", body = ApiErrorBody),
-        (status = 409, description = "The new name is taken (`conflict`)", body = ApiErrorBody),
+        (status = 409, description = "The new name is taken (`already_exists`)", body = ApiErrorBody),
         (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
     ))]
 pub async fn rename(

@@ -423,8 +423,10 @@ fn repository_url(connector: &ConnectorRecord, branch: &SyncBranch) -> Option<St
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
+    /// Only the deliveries to this connector's webhook URL.
     #[serde(default)]
     connector: Option<String>,
+    /// At most this many, newest first: 100 unless given, at most 10,000.
     #[serde(default)]
     limit: Option<i64>,
 }
