@@ -24,8 +24,15 @@ impl std::fmt::Debug for Document {
 
 /// This document. It needs no token: it holds no secret, and a client reads it before it has
 /// one.
-#[utoipa::path(get, path = "/openapi.json", tag = "meta", security(()),
-    responses((status = 200, description = "The OpenAPI 3.1 document of `/api/v1`", content_type = "application/json", body = Object)))]
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    security(()),
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of `/api/v1`", content_type = "application/json", body = Object),
+    ),
+)]
 pub async fn document(Extension(document): Extension<Document>) -> Result<Response, AppError> {
     let json = serde_json::to_vec(document.0.as_ref()).map_err(|error| {
         AppError::new(

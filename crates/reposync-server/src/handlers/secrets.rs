@@ -18,8 +18,14 @@ use crate::views;
 const MAX_VALUE_BYTES: usize = 64 * 1024;
 
 /// Every secret, by name; never a value.
-#[utoipa::path(get, path = "/secrets", tag = "secrets",
-    responses((status = 200, description = "The secrets", body = ListResponse<SecretView>)))]
+#[utoipa::path(
+    get,
+    path = "/secrets",
+    tag = "secrets",
+    responses(
+        (status = 200, description = "The secrets", body = ListResponse<SecretView>),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<ListResponse<SecretView>>, AppError> {
@@ -34,12 +40,17 @@ pub async fn list(
 }
 
 /// One secret; never its value.
-#[utoipa::path(get, path = "/secrets/{name}", tag = "secrets", params(("name" = String, Path, description = "The secret")),
+#[utoipa::path(
+    get,
+    path = "/secrets/{name}",
+    tag = "secrets",
+    params(("name" = String, Path, description = "The secret")),
     responses(
         (status = 200, description = "The secret", body = SecretView),
         (status = 404, description = "No such secret (`not_found`)", body = ApiErrorBody),
         (status = 422, description = "Not a valid secret name (`invalid`)", body = ApiErrorBody),
-    ))]
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -49,11 +60,16 @@ pub async fn show(
 }
 
 /// Creates an Encrypted Text secret: a password or token.
-#[utoipa::path(post, path = "/secrets", tag = "secrets", request_body = CreateTextSecret,
+#[utoipa::path(
+    post,
+    path = "/secrets",
+    tag = "secrets",
+    request_body = CreateTextSecret,
     responses(
         (status = 201, description = "Created", body = SecretView),
         (status = 409, description = "A secret of that name exists (`already_exists`)", body = ApiErrorBody),
-    ))]
+    ),
+)]
 pub async fn create_text(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTextSecret>,
@@ -69,12 +85,17 @@ pub async fn create_text(
 }
 
 /// Creates an SSH Key Credential from a private key (OpenSSH, PKCS#1 or PKCS#8).
-#[utoipa::path(post, path = "/secrets/ssh", tag = "secrets", request_body = CreateSshSecret,
+#[utoipa::path(
+    post,
+    path = "/secrets/ssh",
+    tag = "secrets",
+    request_body = CreateSshSecret,
     responses(
         (status = 201, description = "Created", body = SecretView),
         (status = 409, description = "A secret of that name exists (`already_exists`)", body = ApiErrorBody),
         (status = 422, description = "Not a usable private key, or a wrong passphrase; `code` says which", body = ApiErrorBody),
-    ))]
+    ),
+)]
 pub async fn create_ssh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateSshSecret>,
@@ -86,11 +107,16 @@ pub async fn create_ssh(
 }
 
 /// Creates an SSH Key Credential holding a new Ed25519 key made by the server.
-#[utoipa::path(post, path = "/secrets/ssh/generate", tag = "secrets", request_body = GenerateSshSecret,
+#[utoipa::path(
+    post,
+    path = "/secrets/ssh/generate",
+    tag = "secrets",
+    request_body = GenerateSshSecret,
     responses(
         (status = 201, description = "Created; `ssh.public_key` is the key to give Bitbucket", body = SecretView),
         (status = 409, description = "A secret of that name exists (`already_exists`)", body = ApiErrorBody),
-    ))]
+    ),
+)]
 pub async fn generate_ssh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GenerateSshSecret>,
@@ -121,12 +147,17 @@ async fn store_ssh_key(
 }
 
 /// Gives a secret a new value, of the kind it has.
-#[utoipa::path(put, path = "/secrets/{name}", tag = "secrets", params(("name" = String, Path, description = "The secret")),
+#[utoipa::path(
+    put,
+    path = "/secrets/{name}",
+    tag = "secrets",
+    params(("name" = String, Path, description = "The secret")),
     request_body = UpdateSecret,
     responses(
         (status = 200, description = "Updated", body = SecretView),
         (status = 404, description = "No such secret (`not_found`)", body = ApiErrorBody),
-    ))]
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -176,13 +207,18 @@ pub async fn update(
 }
 
 /// Deletes a secret no connector uses.
-#[utoipa::path(delete, path = "/secrets/{name}", tag = "secrets", params(("name" = String, Path, description = "The secret")),
+#[utoipa::path(
+    delete,
+    path = "/secrets/{name}",
+    tag = "secrets",
+    params(("name" = String, Path, description = "The secret")),
     responses(
         (status = 200, description = "Deleted", body = Deleted),
         (status = 404, description = "No such secret (`not_found`)", body = ApiErrorBody),
         (status = 409, description = "A connector uses it (`in_use`)", body = ApiErrorBody),
         (status = 422, description = "Not a valid secret name (`invalid`)", body = ApiErrorBody),
-    ))]
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,

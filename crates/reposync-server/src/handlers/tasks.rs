@@ -22,13 +22,17 @@ pub struct WaitQuery {
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// A task; with `wait_ms`, the answer waits for it to finish, up to a minute.
-#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks",
+#[utoipa::path(
+    get,
+    path = "/tasks/{id}",
+    tag = "tasks",
     params(("id" = TaskId, Path, description = "The task"), WaitQuery),
     responses(
         (status = 200, description = "The task, finished or as it stands when the wait ends", body = TaskView),
         (status = 404, description = "No such task (`not_found`)", body = ApiErrorBody),
         (status = 422, description = "A query parameter is not valid (`invalid`)", body = ApiErrorBody),
-    ))]
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<TaskId>,

@@ -22,11 +22,16 @@ use crate::state::AppState;
 use crate::views;
 
 /// Validates a whole tree first, then applies it, all or nothing; an import never deletes.
-#[utoipa::path(post, path = "/import", tag = "tree", request_body = ImportRequest,
+#[utoipa::path(
+    post,
+    path = "/import",
+    tag = "tree",
+    request_body = ImportRequest,
     responses(
         (status = 200, description = "What the import did, or would do for a dry run", body = ImportReport),
         (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
-    ))]
+    ),
+)]
 pub async fn import(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ImportRequest>,
@@ -90,12 +95,17 @@ pub struct ExportQuery {
 }
 
 /// Every file of the tree, or one application's.
-#[utoipa::path(get, path = "/export", tag = "tree", params(ExportQuery),
+#[utoipa::path(
+    get,
+    path = "/export",
+    tag = "tree",
+    params(ExportQuery),
     responses(
         (status = 200, description = "The files, base64", body = ExportResponse),
         (status = 404, description = "No such application (`not_found`)", body = ApiErrorBody),
         (status = 422, description = "A query parameter is not valid (`invalid`)", body = ApiErrorBody),
-    ))]
+    ),
+)]
 pub async fn export(
     State(state): State<AppState>,
     query: Result<Query<ExportQuery>, QueryRejection>,
@@ -125,12 +135,17 @@ fn path_query(query: Result<Query<PathQuery>, QueryRejection>) -> Result<String,
 }
 
 /// One file by path.
-#[utoipa::path(get, path = "/entities", tag = "tree", params(PathQuery),
+#[utoipa::path(
+    get,
+    path = "/entities",
+    tag = "tree",
+    params(PathQuery),
     responses(
         (status = 200, description = "The file", body = EntityView),
         (status = 404, description = "No file at that path (`not_found`)", body = ApiErrorBody),
         (status = 422, description = "The path is missing or not valid (`invalid`)", body = ApiErrorBody),
-    ))]
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     query: Result<Query<PathQuery>, QueryRejection>,
@@ -146,12 +161,17 @@ pub async fn show(
 }
 
 /// Deletes one file, unless others refer to it.
-#[utoipa::path(delete, path = "/entities", tag = "tree", params(PathQuery),
+#[utoipa::path(
+    delete,
+    path = "/entities",
+    tag = "tree",
+    params(PathQuery),
     responses(
         (status = 200, description = "Deleted", body = Deleted),
         (status = 404, description = "No file at that path (`not_found`)", body = ApiErrorBody),
         (status = 422, description = "The path is missing or not valid (`invalid`), or the tree would not be valid without the file, as when others refer to it (`invalid_tree`)", body = ApiErrorBody),
-    ))]
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     query: Result<Query<PathQuery>, QueryRejection>,
@@ -162,11 +182,17 @@ pub async fn delete(
 }
 
 /// Creates or updates one file from its YAML, with the same checks as an import.
-#[utoipa::path(put, path = "/entities", tag = "tree", params(PathQuery), request_body = ApplyRequest,
+#[utoipa::path(
+    put,
+    path = "/entities",
+    tag = "tree",
+    params(PathQuery),
+    request_body = ApplyRequest,
     responses(
         (status = 200, description = "What the edit did", body = ImportReport),
         (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
-    ))]
+    ),
+)]
 pub async fn apply(
     State(state): State<AppState>,
     query: Result<Query<PathQuery>, QueryRejection>,
@@ -186,13 +212,18 @@ pub struct RenameRequest {
 }
 
 /// Renames an entity, and rewrites every file that refers to it, in one batch.
-#[utoipa::path(post, path = "/entities/rename", tag = "tree", request_body = RenameRequest,
+#[utoipa::path(
+    post,
+    path = "/entities/rename",
+    tag = "tree",
+    request_body = RenameRequest,
     responses(
         (status = 200, description = "What the rename did", body = ImportReport),
         (status = 404, description = "No file at that path (`not_found`)", body = ApiErrorBody),
         (status = 409, description = "The new name is taken (`already_exists`)", body = ApiErrorBody),
         (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
-    ))]
+    ),
+)]
 pub async fn rename(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RenameRequest>,

@@ -432,12 +432,17 @@ pub struct DeliveriesQuery {
 }
 
 /// The delivery log, newest first, and the counts of deliveries that failed authentication.
-#[utoipa::path(get, path = "/webhooks/deliveries", tag = "webhooks", params(DeliveriesQuery),
+#[utoipa::path(
+    get,
+    path = "/webhooks/deliveries",
+    tag = "webhooks",
+    params(DeliveriesQuery),
     responses(
         (status = 200, description = "The delivery log", body = DeliveryLog),
         (status = 404, description = "No such connector (`not_found`)", body = ApiErrorBody),
         (status = 422, description = "A query parameter is not valid (`invalid`)", body = ApiErrorBody),
-    ))]
+    ),
+)]
 pub async fn deliveries(
     State(state): State<AppState>,
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
