@@ -38,6 +38,7 @@ pub fn timestamp(millis: i64) -> String {
 /// A secret value on the wire: serialised as a plain string, never shown by `Debug`.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(format = Password))]
 pub struct SecretValue(String);
 
 impl SecretValue {

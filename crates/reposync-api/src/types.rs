@@ -7,12 +7,23 @@ use crate::SecretValue;
 
 /// `GET /healthz` and `/readyz`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
 }
 
 /// `GET /api/v1/version`: what the server was built from, and its database's schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "version": "0.1.0",
+        "git_commit": "5ebd373",
+        "build_date": "2026-12-07",
+        "schema_version": 12
+    })))
+)]
 pub struct VersionView {
     pub version: String,
     /// The git commit of the checkout it was built from, or `unknown`.
@@ -25,6 +36,7 @@ pub struct VersionView {
 
 /// The kind of a secret, as the API spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SecretKindView {
     /// Encrypted Text: a password or token.
@@ -35,6 +47,7 @@ pub enum SecretKindView {
 
 /// `POST /api/v1/secrets`: an Encrypted Text secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateTextSecret {
     pub name: String,
@@ -43,6 +56,7 @@ pub struct CreateTextSecret {
 
 /// `POST /api/v1/secrets/ssh`: an SSH Key Credential from a private key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSshSecret {
     pub name: String,
@@ -56,6 +70,7 @@ pub struct CreateSshSecret {
 
 /// `POST /api/v1/secrets/ssh/generate`: a new Ed25519 key made by the server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GenerateSshSecret {
     pub name: String,
@@ -63,6 +78,7 @@ pub struct GenerateSshSecret {
 
 /// `PUT /api/v1/secrets/{name}`: a new value for an existing secret, of the same kind.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSecret {
     #[serde(default)]
@@ -75,6 +91,34 @@ pub struct UpdateSecret {
 
 /// A secret as the API shows it: never its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(
+        json!({
+            "name": "bb-token",
+            "kind": "text",
+            "used_by": [
+                "Config"
+            ],
+            "created_at": "2026-11-25T10:00:00.123Z",
+            "updated_at": "2026-11-25T10:00:00.123Z"
+        }),
+        json!({
+            "name": "deploy-key",
+            "kind": "ssh_key",
+            "ssh": {
+                "username": "git",
+                "algorithm": "ssh-ed25519",
+                "fingerprint": "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+                "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGSh3d7xYMJahgvgIZhegQiM9AMv2eDxe5ZXE7PezNOs reposync:deploy-key"
+            },
+            "used_by": [],
+            "created_at": "2026-11-25T10:00:00.123Z",
+            "updated_at": "2026-11-25T10:00:00.123Z"
+        })
+    ))
+)]
 pub struct SecretView {
     pub name: String,
     pub kind: SecretKindView,
@@ -87,6 +131,7 @@ pub struct SecretView {
 
 /// What is shown of an SSH key: the user, the algorithm, the fingerprint and the public key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SshKeyView {
     pub username: String,
     pub algorithm: String,
@@ -96,6 +141,7 @@ pub struct SshKeyView {
 
 /// A list response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListResponse<T> {
     pub items: Vec<T>,
 }
@@ -106,6 +152,38 @@ pub type ConnectorPatch = serde_json::Map<String, serde_json::Value>;
 
 /// A connector as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "name": "Config",
+        "provider": "bitbucket-cloud",
+        "scope": "repo",
+        "protocol": "https",
+        "url": "https://bitbucket.org/acme/config.git",
+        "username": "jdoe",
+        "password_secret": "bb-token",
+        "branch": "main",
+        "selectors": [
+            "eu"
+        ],
+        "generate_webhook_url": true,
+        "webhook_url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
+        "author_name": "reposync",
+        "author_email": "git-sync@reposync.invalid",
+        "last_test": {
+            "ok": true,
+            "url": "https://bitbucket.org/acme/config.git",
+            "branch": "main",
+            "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+            "delegate": "builtin",
+            "duration_ms": 412,
+            "tested_at": "2026-11-25T10:00:00.123Z"
+        },
+        "created_at": "2026-11-25T10:00:00.123Z",
+        "updated_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct ConnectorView {
     pub name: String,
     pub provider: String,
@@ -145,6 +223,44 @@ pub struct ConnectorView {
 /// The response to saving a connector: the connector, and the webhook credentials when they
 /// were just created, since the user must paste them into Bitbucket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "connector": {
+            "name": "Config",
+            "provider": "bitbucket-cloud",
+            "scope": "repo",
+            "protocol": "https",
+            "url": "https://bitbucket.org/acme/config.git",
+            "username": "jdoe",
+            "password_secret": "bb-token",
+            "branch": "main",
+            "selectors": [
+                "eu"
+            ],
+            "generate_webhook_url": true,
+            "webhook_url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
+            "author_name": "reposync",
+            "author_email": "git-sync@reposync.invalid",
+            "last_test": {
+                "ok": true,
+                "url": "https://bitbucket.org/acme/config.git",
+                "branch": "main",
+                "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+                "delegate": "builtin",
+                "duration_ms": 412,
+                "tested_at": "2026-11-25T10:00:00.123Z"
+            },
+            "created_at": "2026-11-25T10:00:00.123Z",
+            "updated_at": "2026-11-25T10:00:00.123Z"
+        },
+        "webhook": {
+            "url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
+            "secret": "7c1e0f3a9b2d4c6e8f0a1b3c5d7e9f11"
+        }
+    })))
+)]
 pub struct ConnectorSaved {
     pub connector: ConnectorView,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +269,20 @@ pub struct ConnectorSaved {
 
 /// A webhook URL and the HMAC secret to configure in Bitbucket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
+        "secret": "7c1e0f3a9b2d4c6e8f0a1b3c5d7e9f11",
+        "unauthenticated": {
+            "connector": "Config",
+            "count": 2,
+            "last_at": "2026-11-25T10:00:00.123Z",
+            "last_reason": "the signature does not match"
+        }
+    })))
+)]
 pub struct WebhookView {
     pub url: String,
     pub secret: SecretValue,
@@ -166,6 +296,16 @@ pub struct WebhookView {
 /// signature, or a body that could not be read while a signature is required). Anyone with
 /// the URL can send them, so they are counted rather than logged one by one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "connector": "Config",
+        "count": 2,
+        "last_at": "2026-11-25T10:00:00.123Z",
+        "last_reason": "the signature does not match"
+    })))
+)]
 pub struct UnauthenticatedView {
     pub connector: String,
     pub count: u64,
@@ -177,6 +317,7 @@ pub struct UnauthenticatedView {
 
 /// `POST /api/v1/connectors/{name}/test`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TestRequest {
     /// The repository to test, for account-scope connectors.
@@ -186,6 +327,31 @@ pub struct TestRequest {
 
 /// How a Test ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(
+        json!({
+            "ok": true,
+            "url": "https://bitbucket.org/acme/config.git",
+            "branch": "main",
+            "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+            "delegate": "builtin",
+            "duration_ms": 412,
+            "tested_at": "2026-11-25T10:00:00.123Z"
+        }),
+        json!({
+            "ok": false,
+            "url": "https://bitbucket.org/acme/config.git",
+            "branch": "main",
+            "code": "auth_failed",
+            "message": "Bitbucket refused the credentials of jdoe",
+            "delegate": "builtin",
+            "duration_ms": 230,
+            "tested_at": "2026-11-25T10:00:00.123Z"
+        })
+    ))
+)]
 pub struct TestResult {
     pub ok: bool,
     /// The repository URL tested.
@@ -210,6 +376,29 @@ pub struct TestResult {
 
 /// A delegate task as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "id": "0193a6e2-7f00-7000-8000-000000000001",
+        "kind": "test_connection",
+        "status": "succeeded",
+        "delegate": "builtin",
+        "attempts": 1,
+        "created_at": "2026-11-25T10:00:00.123Z",
+        "queued_ms": 12,
+        "finished_at": "2026-11-25T10:00:00.123Z",
+        "result": {
+            "ok": true,
+            "url": "https://bitbucket.org/acme/config.git",
+            "branch": "main",
+            "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+            "delegate": "builtin",
+            "duration_ms": 412,
+            "tested_at": "2026-11-25T10:00:00.123Z"
+        }
+    })))
+)]
 pub struct TaskView {
     pub id: TaskId,
     pub kind: String,
@@ -230,6 +419,7 @@ pub struct TaskView {
 
 /// A file of the configuration tree on the wire; `content` is base64 so that bytes survive.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TreeFile {
     pub path: String,
@@ -238,6 +428,7 @@ pub struct TreeFile {
 
 /// `POST /api/v1/import`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     pub files: Vec<TreeFile>,
@@ -247,6 +438,16 @@ pub struct ImportRequest {
 
 /// One problem in an imported or validated tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "path": "Setup/Cloud Providers/eks-prod.yaml",
+        "line": 2,
+        "column": 7,
+        "message": "unknown type WIDGET"
+    })))
+)]
 pub struct TreeProblemView {
     pub path: String,
     pub line: usize,
@@ -256,6 +457,20 @@ pub struct TreeProblemView {
 
 /// What an import did (or, for a dry run or a refused tree, would have done).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "dry_run": false,
+        "applied": true,
+        "created": 3,
+        "changed": 1,
+        "unchanged": 12,
+        "deleted": 0,
+        "ignored": 0,
+        "problems": []
+    })))
+)]
 pub struct ImportReport {
     pub dry_run: bool,
     /// Whether the changes were written: false for a dry run and for a tree with problems.
@@ -271,12 +486,35 @@ pub struct ImportReport {
 
 /// `GET /api/v1/export`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "files": [
+            {
+                "path": "Setup/Cloud Providers/eks-prod.yaml",
+                "content": "aGFybmVzc0FwaVZlcnNpb246ICcxLjAnCnR5cGU6IEtVQkVSTkVURVNfQ0xVU1RFUgo="
+            }
+        ]
+    })))
+)]
 pub struct ExportResponse {
     pub files: Vec<TreeFile>,
 }
 
 /// `GET /api/v1/entities?path=…`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "path": "Setup/Cloud Providers/eks-prod.yaml",
+        "kind": "KUBERNETES_CLUSTER",
+        "content": "harnessApiVersion: '1.0'\ntype: KUBERNETES_CLUSTER\n",
+        "revision": 2,
+        "updated_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct EntityView {
     pub path: String,
     pub kind: String,
@@ -287,6 +525,7 @@ pub struct EntityView {
 
 /// `POST /api/v1/apps` (create) and `POST /api/v1/apps/{name}/rename` (the new name).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AppRequest {
     pub name: String,
@@ -296,6 +535,24 @@ pub struct AppRequest {
 
 /// An application and how many files of each main kind it holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "name": "Shop",
+        "files": 9,
+        "services": 2,
+        "environments": 2,
+        "workflows": 1,
+        "pipelines": 1,
+        "description": "The web shop",
+        "sync": {
+            "connector": "Config",
+            "url": "https://bitbucket.org/acme/config.git",
+            "branch": "main"
+        }
+    })))
+)]
 pub struct AppView {
     pub name: String,
     pub files: usize,
@@ -313,6 +570,7 @@ pub struct AppView {
 
 /// An application's live sync link, as `app show` names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppSync {
     pub connector: String,
     pub url: String,
@@ -321,6 +579,7 @@ pub struct AppSync {
 
 /// `PUT /api/v1/entities?path=…`: the file's new content.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApplyRequest {
     pub content: String,
@@ -328,6 +587,7 @@ pub struct ApplyRequest {
 
 /// `POST /api/v1/sync/enable`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncEnableRequest {
     /// The application to link; absent for the account's own files.
@@ -354,6 +614,7 @@ pub struct SyncEnableRequest {
 
 /// `POST /api/v1/sync/disable`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncDisableRequest {
     #[serde(default)]
@@ -362,6 +623,7 @@ pub struct SyncDisableRequest {
 
 /// `POST /api/v1/sync/refresh`: read the branch of one scope, or of every live link, now.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncRefreshRequest {
     #[serde(default)]
@@ -372,6 +634,18 @@ pub struct SyncRefreshRequest {
 
 /// A branch a refresh asked to read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "scopes": [
+            "account",
+            "app:Shop"
+        ],
+        "url": "https://bitbucket.org/acme/config.git",
+        "branch": "main"
+    })))
+)]
 pub struct RefreshedBranch {
     pub scopes: Vec<String>,
     pub url: String,
@@ -380,6 +654,23 @@ pub struct RefreshedBranch {
 
 /// A link between a scope and a branch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "id": "0193a6e2-7f00-7000-8000-0000000000b2",
+        "scope": "app:Shop",
+        "app": "Shop",
+        "connector": "Config",
+        "repo": null,
+        "branch": "main",
+        "url": "https://bitbucket.org/acme/config.git",
+        "base_commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "waiting": 0,
+        "errors": 0,
+        "created_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct SyncLinkView {
     pub id: LinkId,
     /// `account`, or `app:<name>`.
@@ -400,6 +691,7 @@ pub struct SyncLinkView {
 
 /// How the branch compared with reposync when sync was enabled.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncDifferences {
     /// Files only reposync has.
     pub only_in_reposync: Vec<String>,
@@ -417,6 +709,7 @@ impl SyncDifferences {
 
 /// `POST /api/v1/sync/enable` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncEnabled {
     pub link: SyncLinkView,
     pub initial: String,
@@ -438,6 +731,7 @@ pub struct SyncEnabled {
 
 /// One file of a changeset.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangedFileView {
     pub op: String,
     pub path: String,
@@ -445,6 +739,26 @@ pub struct ChangedFileView {
 
 /// A changeset: what one change did to the files of a synced scope.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "id": "0193a6e2-7f00-7000-8000-0000000000c5",
+        "scope": "account",
+        "status": "waiting",
+        "files": [
+            {
+                "op": "MODIFY",
+                "path": "Setup/Cloud Providers/eks-prod.yaml"
+            }
+        ],
+        "attempt_id": null,
+        "commit_id": null,
+        "error": null,
+        "created_at": "2026-11-25T10:00:00.123Z",
+        "updated_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct ChangesetView {
     pub id: ChangesetId,
     pub scope: String,
@@ -459,6 +773,29 @@ pub struct ChangesetView {
 
 /// A commit attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "id": "0193a6e2-7f00-7000-8000-0000000000a7",
+        "scope": "account",
+        "status": "pushed",
+        "delegate": "builtin",
+        "changesets": [
+            "0193a6e2-7f00-7000-8000-0000000000c4"
+        ],
+        "files": [
+            {
+                "op": "MODIFY",
+                "path": "Setup/Cloud Providers/eks-prod.yaml"
+            }
+        ],
+        "commit_id": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "error": null,
+        "started_at": "2026-11-25T10:00:00.123Z",
+        "finished_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct CommitAttemptView {
     pub id: AttemptId,
     pub scope: String,
@@ -476,6 +813,68 @@ pub struct CommitAttemptView {
 
 /// `GET /api/v1/sync/activity`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "changesets": [
+            {
+                "id": "0193a6e2-7f00-7000-8000-0000000000c5",
+                "scope": "account",
+                "status": "waiting",
+                "files": [
+                    {
+                        "op": "MODIFY",
+                        "path": "Setup/Cloud Providers/eks-prod.yaml"
+                    }
+                ],
+                "attempt_id": null,
+                "commit_id": null,
+                "error": null,
+                "created_at": "2026-11-25T10:00:00.123Z",
+                "updated_at": "2026-11-25T10:00:00.123Z"
+            }
+        ],
+        "attempts": [
+            {
+                "id": "0193a6e2-7f00-7000-8000-0000000000a7",
+                "scope": "account",
+                "status": "pushed",
+                "delegate": "builtin",
+                "changesets": [
+                    "0193a6e2-7f00-7000-8000-0000000000c4"
+                ],
+                "files": [
+                    {
+                        "op": "MODIFY",
+                        "path": "Setup/Cloud Providers/eks-prod.yaml"
+                    }
+                ],
+                "commit_id": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+                "error": null,
+                "started_at": "2026-11-25T10:00:00.123Z",
+                "finished_at": "2026-11-25T10:00:00.123Z"
+            }
+        ],
+        "inbound": [
+            {
+                "commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c",
+                "branch": "main",
+                "status": "applied",
+                "files": [
+                    {
+                        "op": "MODIFY",
+                        "path": "Setup/Cloud Providers/eks-prod.yaml"
+                    }
+                ],
+                "errors": 0,
+                "author": "Jane Doe <jane@acme.example>",
+                "subject": "Raise the shop's replica count",
+                "applied_at": "2026-11-25T10:00:00.123Z"
+            }
+        ]
+    })))
+)]
 pub struct SyncActivity {
     pub changesets: Vec<ChangesetView>,
     pub attempts: Vec<CommitAttemptView>,
@@ -488,6 +887,25 @@ pub struct SyncActivity {
 /// (reposync's own, not applied again), nothing (no file reposync syncs), or snapshot (the
 /// branch read whole).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c",
+        "branch": "main",
+        "status": "applied",
+        "files": [
+            {
+                "op": "MODIFY",
+                "path": "Setup/Cloud Providers/eks-prod.yaml"
+            }
+        ],
+        "errors": 0,
+        "author": "Jane Doe <jane@acme.example>",
+        "subject": "Raise the shop's replica count",
+        "applied_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct InboundCommitView {
     pub commit_id: ObjectId,
     pub branch: String,
@@ -502,6 +920,22 @@ pub struct InboundCommitView {
 
 /// A sync error that needs a person. For a conflict, both versions of the file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "id": "0193a6e2-7f00-7000-8000-0000000000e3",
+        "scope": "account",
+        "attempt_id": null,
+        "commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c",
+        "path": "Setup/Cloud Providers/eks-prod.yaml",
+        "code": "invalid_yaml",
+        "message": "line 3: mapping values are not allowed here",
+        "ours": null,
+        "theirs": null,
+        "created_at": "2026-11-25T10:00:00.123Z"
+    })))
+)]
 pub struct SyncErrorView {
     pub id: SyncErrorId,
     pub scope: String,
@@ -526,6 +960,7 @@ pub struct SyncErrorView {
 /// The answer to a webhook delivery: its id in the delivery log and what became of it. It
 /// says nothing about the connector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookAnswer {
     pub delivery: String,
     pub outcome: String,
@@ -535,6 +970,48 @@ pub struct WebhookAnswer {
 /// `GET /api/v1/webhooks/deliveries`: the delivery log, newest first, and the counts of
 /// deliveries that failed authentication, which the log leaves out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "items": [
+            {
+                "id": "0193a6e2-7f00-7000-8000-0000000000d1",
+                "connector": "Config",
+                "received_at": "2026-11-25T10:00:00.123Z",
+                "event": "repo:push",
+                "delivery_id": "6f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b",
+                "format": "cloud",
+                "signature": "valid",
+                "outcome": "queued",
+                "reason": null,
+                "matched": [
+                    "app:Shop"
+                ],
+                "payload": {
+                    "format": "cloud",
+                    "event": "repo:push",
+                    "repository": "acme/config",
+                    "changes": [
+                        {
+                            "ref": "refs/heads/main",
+                            "kind": "branch",
+                            "new": "9fceb02d0ae598e95dc970b74767f19372d61af8"
+                        }
+                    ]
+                }
+            }
+        ],
+        "unauthenticated": [
+            {
+                "connector": "Config",
+                "count": 2,
+                "last_at": "2026-11-25T10:00:00.123Z",
+                "last_reason": "the signature does not match"
+            }
+        ]
+    })))
+)]
 pub struct DeliveryLog {
     pub items: Vec<DeliveryView>,
     /// Per connector that had any, in connector name order.
@@ -544,6 +1021,7 @@ pub struct DeliveryLog {
 
 /// One webhook delivery in the log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryView {
     pub id: String,
     pub connector: String,
@@ -566,6 +1044,27 @@ pub struct DeliveryView {
 
 /// A delegate as `reposync delegate list` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "name": "eu-1",
+        "selectors": [
+            "eu",
+            "eu-1"
+        ],
+        "version": "0.1.0",
+        "hostname": "eu-1",
+        "git_version": "2.47.0",
+        "ssh_version": "OpenSSH_9.9p1",
+        "token": "eu",
+        "last_heartbeat": "2026-11-25T10:00:00.123Z",
+        "connected": true,
+        "tasks_run": 10,
+        "tasks_succeeded": 9,
+        "tasks_failed": 1
+    })))
+)]
 pub struct DelegateView {
     pub name: String,
     pub selectors: Vec<String>,
@@ -584,6 +1083,7 @@ pub struct DelegateView {
 
 /// `POST /api/v1/delegate-tokens`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DelegateTokenRequest {
     pub name: String,
     /// Restricts the token: its delegates may register only these selectors and claim only
@@ -595,6 +1095,19 @@ pub struct DelegateTokenRequest {
 
 /// A delegate token; `token` (the value) only in the answer that created it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!({
+        "name": "eu",
+        "selectors": [
+            "eu"
+        ],
+        "created_at": "2026-11-25T10:00:00.123Z",
+        "revoked_at": null,
+        "token": "rsd_Qm9yZWFsaXMtZXUtMS10b2tlbi12YWx1ZQ"
+    })))
+)]
 pub struct DelegateTokenView {
     pub name: String,
     /// The selectors the token is restricted to; `null` for an unrestricted token.

@@ -128,6 +128,7 @@ pub enum Credentials {
 /// Everything a user may set on a connector, as raw text: the input to [`GitConnector::parse`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectorDraft {
     pub name: Option<String>,
     pub provider: Option<String>,

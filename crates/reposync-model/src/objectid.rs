@@ -12,6 +12,7 @@ use crate::newtype::parsed_string_traits;
 /// an option.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectId(String);
 
 impl ObjectId {

@@ -17,6 +17,7 @@ mod handlers;
 mod intake;
 mod local_tasks;
 mod metrics;
+mod openapi;
 mod routes;
 mod state;
 mod tasks;

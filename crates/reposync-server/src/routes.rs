@@ -1,80 +1,30 @@
+use std::sync::Arc;
+
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Request};
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::auth::require_token;
 use crate::error::AppError;
+use crate::handlers::openapi::Document;
 use crate::handlers::{
-    apps, connectors, delegates, health, metrics, secrets, sync, tasks, tree, webhooks,
+    apps, connectors, delegates, health, metrics, openapi, secrets, sync, tasks, tree, webhooks,
 };
 use crate::state::AppState;
 
 /// The one route table.
 pub fn build_app(state: AppState) -> Router {
     crate::metrics::install();
-    let api = Router::new()
-        .route("/version", get(health::version))
-        .route("/secrets", get(secrets::list).post(secrets::create_text))
-        .route("/secrets/ssh", post(secrets::create_ssh))
-        .route("/secrets/ssh/generate", post(secrets::generate_ssh))
-        .route(
-            "/secrets/{name}",
-            get(secrets::show)
-                .put(secrets::update)
-                .delete(secrets::delete),
-        )
-        .route(
-            "/connectors",
-            get(connectors::list).post(connectors::create),
-        )
-        .route(
-            "/connectors/{name}",
-            get(connectors::show)
-                .patch(connectors::update)
-                .delete(connectors::delete),
-        )
-        .route("/connectors/{name}/webhook", get(connectors::webhook))
-        .route(
-            "/connectors/{name}/webhook/regenerate",
-            post(connectors::regenerate_webhook),
-        )
-        .route(
-            "/connectors/{name}/webhook/signature",
-            post(connectors::set_webhook_signature),
-        )
-        .route("/connectors/{name}/test", post(connectors::test))
-        .route("/tasks/{id}", get(tasks::show))
-        .route(
-            "/import",
-            post(tree::import).layer(DefaultBodyLimit::max(state.config.max_import_bytes)),
-        )
-        .route("/export", get(tree::export))
-        .route(
-            "/entities",
-            get(tree::show).put(tree::apply).delete(tree::delete),
-        )
-        .route("/entities/rename", post(tree::rename))
-        .route("/apps", get(apps::list).post(apps::create))
-        .route("/apps/{name}", get(apps::show).delete(apps::delete))
-        .route("/apps/{name}/rename", post(apps::rename))
-        .route("/sync/enable", post(sync::enable))
-        .route("/sync/disable", post(sync::disable))
-        .route("/sync/refresh", post(sync::refresh))
-        .route("/sync/status", get(sync::status))
-        .route("/sync/activity", get(sync::activity))
-        .route("/sync/errors", get(sync::errors))
-        .route("/sync/errors/{id}/discard", post(sync::discard_error))
-        .route("/sync/changesets/{id}/retry", post(sync::retry))
-        .route("/webhooks/deliveries", get(webhooks::deliveries))
-        .route("/delegates", get(delegates::list))
-        .route(
-            "/delegate-tokens",
-            get(delegates::list_tokens).post(delegates::create_token),
-        )
-        .route("/delegate-tokens/{name}", delete(delegates::revoke_token))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    // `/api/v1` and its OpenAPI document come from the same annotated handlers.
+    let (api, mut document) = OpenApiRouter::with_openapi(crate::openapi::base())
+        .nest("/api/v1", api_v1(&state))
+        .split_for_parts();
+    crate::openapi::complete(&mut document);
+    let api = api.layer(Extension(Document(Arc::new(document))));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -94,7 +44,7 @@ pub fn build_app(state: AppState) -> Router {
             "/api/webhooks/git/{token}",
             post(webhooks::receive).layer(DefaultBodyLimit::max(state.config.max_webhook_bytes)),
         )
-        .nest("/api/v1", api)
+        .merge(api)
         .fallback(|| async { AppError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             AppError::new(
@@ -136,4 +86,91 @@ async fn count_request(request: Request, next: middleware::Next) -> axum::respon
         started.elapsed(),
     );
     response
+}
+
+/// The `/api/v1` routes, each from a handler whose `#[utoipa::path]` annotation gives its path,
+/// method and OpenAPI operation, so that the document lists exactly the routes served. Add a
+/// route here only as `.routes(routes!(…))`: a test refuses every other way in.
+fn api_v1(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::version))
+        .routes(routes!(secrets::list, secrets::create_text))
+        .routes(routes!(secrets::create_ssh))
+        .routes(routes!(secrets::generate_ssh))
+        .routes(routes!(secrets::show, secrets::update, secrets::delete))
+        .routes(routes!(connectors::list, connectors::create))
+        .routes(routes!(
+            connectors::show,
+            connectors::update,
+            connectors::delete
+        ))
+        .routes(routes!(connectors::webhook))
+        .routes(routes!(connectors::regenerate_webhook))
+        .routes(routes!(connectors::set_webhook_signature))
+        .routes(routes!(connectors::test))
+        .routes(routes!(tasks::show))
+        .routes(routes!(tree::import).layer(DefaultBodyLimit::max(state.config.max_import_bytes)))
+        .routes(routes!(tree::export))
+        .routes(routes!(tree::show, tree::apply, tree::delete))
+        .routes(routes!(tree::rename))
+        .routes(routes!(apps::list, apps::create))
+        .routes(routes!(apps::show, apps::delete))
+        .routes(routes!(apps::rename))
+        .routes(routes!(sync::enable))
+        .routes(routes!(sync::disable))
+        .routes(routes!(sync::refresh))
+        .routes(routes!(sync::status))
+        .routes(routes!(sync::activity))
+        .routes(routes!(sync::errors))
+        .routes(routes!(sync::discard_error))
+        .routes(routes!(sync::retry))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(delegates::list))
+        .routes(routes!(delegates::list_tokens, delegates::create_token))
+        .routes(routes!(delegates::revoke_token))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        // Added after the token layer, which covers only the routes above it: the contract
+        // holds no secret.
+        .routes(routes!(openapi::document))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `/api/v1` table in this file's source, and what comes before it.
+    fn sources() -> (&'static str, &'static str) {
+        let source = include_str!("routes.rs");
+        let start = source.find("fn api_v1(").expect("the /api/v1 table");
+        let end = start + source[start..].find("\n}\n").expect("its end");
+        (&source[start..end], &source[..start])
+    }
+
+    /// A route in the route table is in the OpenAPI document because the `/api/v1` table
+    /// takes routes only from annotated handlers (`routes!`); the other ways into an
+    /// `OpenApiRouter` or an axum `Router` would serve a route the document does not list.
+    #[test]
+    fn every_api_route_comes_from_an_annotated_handler() {
+        let (table, before) = sources();
+        for bypass in [
+            ".route(",
+            ".route_service(",
+            ".nest(",
+            ".nest_service(",
+            ".merge(",
+            ".fallback",
+        ] {
+            assert!(
+                !table.contains(bypass),
+                "the /api/v1 table uses `{bypass}`: add routes as `.routes(routes!(handler))`"
+            );
+        }
+        assert_eq!(
+            table.matches(".routes(").count(),
+            table.matches(".routes(routes!(").count(),
+            "every `.routes(` of the /api/v1 table takes `routes!`"
+        );
+        assert!(table.matches(".routes(routes!(").count() >= 30, "{table}");
+        // The rest of the table mounts `/api/v1` once, and serves nothing under it itself.
+        assert_eq!(before.matches("\"/api/v1").count(), 1, "{before}");
+        assert!(before.contains(".nest(\"/api/v1\", api_v1(&state))"));
+    }
 }

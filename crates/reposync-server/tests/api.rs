@@ -1412,3 +1412,592 @@ async fn paths_with_git_dot_or_control_components_are_refused_in_every_free_form
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
     }
 }
+
+// The OpenAPI contract (issue 13): `/api/v1/openapi.json` lists every route the server
+// answers, and its examples and the server's real answers match its schemas.
+
+/// Checks JSON values against the JSON Schema subset utoipa writes into an OpenAPI 3.1
+/// document. A keyword it does not know is itself a problem, so that a schema it cannot judge
+/// never passes by being skipped.
+struct SchemaCheck<'a> {
+    document: &'a Value,
+}
+
+impl SchemaCheck<'_> {
+    /// Keywords that describe and never constrain.
+    const ANNOTATIONS: [&'static str; 10] = [
+        "description",
+        "title",
+        "format",
+        "examples",
+        "example",
+        "default",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "contentEncoding",
+    ];
+
+    /// Every way `value` breaks `schema`, each with where (a JSON pointer into the value).
+    fn problems(&self, schema: &Value, value: &Value) -> Vec<String> {
+        let mut problems = Vec::new();
+        self.check(schema, value, "", &mut problems);
+        problems
+    }
+
+    fn resolve(&self, reference: &str) -> Option<&Value> {
+        self.document.pointer(reference.strip_prefix('#')?)
+    }
+
+    fn check(&self, schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
+        let Some(schema) = schema.as_object() else {
+            if schema != &Value::Bool(true) {
+                problems.push(format!("{at}: the schema {schema} is not an object"));
+            }
+            return;
+        };
+        for (keyword, rule) in schema {
+            match keyword.as_str() {
+                "$ref" => match rule.as_str().and_then(|r| self.resolve(r)) {
+                    Some(target) => self.check(target, value, at, problems),
+                    None => problems.push(format!("{at}: {rule} names no schema")),
+                },
+                "type" => {
+                    let types: Vec<&str> = match rule {
+                        Value::String(one) => vec![one.as_str()],
+                        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+                        _ => Vec::new(),
+                    };
+                    if !types.iter().any(|t| Self::is_of_type(value, t)) {
+                        problems.push(format!("{at}: {value} is not of type {rule}"));
+                    }
+                }
+                "enum" => {
+                    if !rule
+                        .as_array()
+                        .is_some_and(|allowed| allowed.contains(value))
+                    {
+                        problems.push(format!("{at}: {value} is not one of {rule}"));
+                    }
+                }
+                "const" => {
+                    if rule != value {
+                        problems.push(format!("{at}: {value} is not {rule}"));
+                    }
+                }
+                "required" => {
+                    if let Some(object) = value.as_object() {
+                        for name in rule.as_array().into_iter().flatten() {
+                            if !name.as_str().is_some_and(|n| object.contains_key(n)) {
+                                problems.push(format!("{at}: {name} is required"));
+                            }
+                        }
+                    }
+                }
+                "properties" => {
+                    if let (Some(object), Some(properties)) = (value.as_object(), rule.as_object())
+                    {
+                        for (name, property) in properties {
+                            if let Some(field) = object.get(name) {
+                                self.check(property, field, &format!("{at}/{name}"), problems);
+                            }
+                        }
+                    }
+                }
+                "additionalProperties" => {
+                    if let Some(object) = value.as_object() {
+                        let declared = schema.get("properties").and_then(Value::as_object);
+                        for (name, field) in object {
+                            if declared.is_some_and(|d| d.contains_key(name)) {
+                                continue;
+                            }
+                            match rule {
+                                Value::Bool(false) => {
+                                    problems.push(format!("{at}: {name} is not a known field"));
+                                }
+                                Value::Bool(true) => {}
+                                other => {
+                                    self.check(other, field, &format!("{at}/{name}"), problems);
+                                }
+                            }
+                        }
+                    }
+                }
+                "propertyNames" => {
+                    for name in value.as_object().into_iter().flat_map(|o| o.keys()) {
+                        self.check(rule, &Value::String(name.clone()), at, problems);
+                    }
+                }
+                "items" => {
+                    for (i, item) in value.as_array().into_iter().flatten().enumerate() {
+                        self.check(rule, item, &format!("{at}/{i}"), problems);
+                    }
+                }
+                "minimum" | "maximum" => {
+                    if let (Some(number), Some(bound)) = (value.as_f64(), rule.as_f64()) {
+                        let within = if keyword == "minimum" {
+                            number >= bound
+                        } else {
+                            number <= bound
+                        };
+                        if !within {
+                            problems.push(format!("{at}: {number} is past the {keyword} {bound}"));
+                        }
+                    }
+                }
+                "allOf" | "anyOf" | "oneOf" => {
+                    let branches = rule.as_array().cloned().unwrap_or_default();
+                    let passing = branches
+                        .iter()
+                        .filter(|branch| self.problems(branch, value).is_empty())
+                        .count();
+                    let fits = match keyword.as_str() {
+                        "allOf" => passing == branches.len(),
+                        "anyOf" => passing >= 1,
+                        _ => passing == 1,
+                    };
+                    if !fits {
+                        problems.push(format!(
+                            "{at}: {value} fits {passing} of the {} schemas of {keyword}",
+                            branches.len()
+                        ));
+                    }
+                }
+                known if Self::ANNOTATIONS.contains(&known) => {}
+                unknown => problems.push(format!(
+                    "{at}: the check does not know the keyword {unknown:?}; teach it"
+                )),
+            }
+        }
+    }
+
+    fn is_of_type(value: &Value, name: &str) -> bool {
+        match name {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "string" => value.is_string(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            "number" => value.is_number(),
+            "integer" => value.is_i64() || value.is_u64(),
+            _ => false,
+        }
+    }
+}
+
+/// The OpenAPI document as the server serves it, fetched without a token.
+async fn openapi_document(api: &Api) -> Value {
+    let response = api
+        .http
+        .get(format!("{}/api/v1/openapi.json", api.base))
+        .send()
+        .await
+        .expect("openapi.json");
+    assert_eq!(response.status(), StatusCode::OK, "served without a token");
+    response.json().await.expect("the document is JSON")
+}
+
+/// Every operation of the document: (path, method, operation).
+fn operations(document: &Value) -> Vec<(String, String, Value)> {
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            found.push((path.clone(), method.clone(), operation.clone()));
+        }
+    }
+    found
+}
+
+/// The schema the document gives for `status` of `method path`'s JSON answer.
+fn response_schema(document: &Value, path: &str, method: &str, status: u16) -> Option<Value> {
+    let method = method.to_lowercase();
+    document["paths"][path][method.as_str()]["responses"][status.to_string()]["content"]
+        ["application/json"]["schema"]
+        .as_object()
+        .map(|schema| Value::Object(schema.clone()))
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_names_its_version_and_its_token_scheme() {
+    let api = Api::spawn().await;
+    let document = openapi_document(&api).await;
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let scheme = &document["components"]["securitySchemes"]["api_token"];
+    assert_eq!(scheme["type"], "http", "{scheme}");
+    assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+    assert_eq!(document["security"], json!([{"api_token": []}]));
+    let mut ids: Vec<String> = operations(&document)
+        .iter()
+        .map(|(_, _, operation)| {
+            operation["operationId"]
+                .as_str()
+                .expect("operationId")
+                .to_owned()
+        })
+        .collect();
+    let count = ids.len();
+    for (path, method, operation) in operations(&document) {
+        let summary = operation["summary"].as_str().unwrap_or_default();
+        assert!(
+            !summary.is_empty() && !summary.contains('\n'),
+            "{method} {path}: a one-line summary, from the handler's doc comment: {summary:?}"
+        );
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids are unique: {ids:?}");
+}
+
+/// Every operation the document lists is served, at that path and method (never the table's
+/// 404 or 405), behind the token exactly where the document says; and what the server answers
+/// to a bare request (no body, `{}`, or names that do not exist) is a status the document
+/// lists, with a body its schema accepts.
+#[tokio::test]
+async fn every_documented_operation_is_served_as_documented() {
+    let api = Api::spawn().await;
+    let document = openapi_document(&api).await;
+    let check = SchemaCheck {
+        document: &document,
+    };
+    let listed = operations(&document);
+    assert!(listed.len() >= 40, "every /api/v1 route: {}", listed.len());
+    let mut problems = Vec::new();
+    for (path, method, operation) in &listed {
+        assert!(path.starts_with("/api/v1/"), "{path}");
+        let url = path
+            .split('/')
+            .map(|part| {
+                if part.starts_with('{') {
+                    "nothing-here"
+                } else {
+                    part
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let body = operation.get("requestBody").map(|_| json!({}));
+        let public = operation["security"] == json!([{}]);
+        let anonymous = api
+            .http
+            .request(method.clone(), format!("{}{url}", api.base))
+            .send()
+            .await
+            .expect("request");
+        let expected = if public {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        if anonymous.status() != expected {
+            problems.push(format!(
+                "{method} {path} without a token: {} (the document says {expected})",
+                anonymous.status()
+            ));
+        }
+        let (status, answer) = api.send(method.clone(), &url, body).await;
+        let fallback = status == StatusCode::METHOD_NOT_ALLOWED
+            || answer["error"]["message"] == "no such endpoint";
+        if fallback {
+            problems.push(format!(
+                "{method} {path}: the route table does not serve it ({status})"
+            ));
+            continue;
+        }
+        if status == StatusCode::OK && path == "/api/v1/openapi.json" {
+            continue; // The document itself: its schema is OpenAPI's own.
+        }
+        match response_schema(&document, path, method.as_str(), status.as_u16()) {
+            None => problems.push(format!(
+                "{method} {path} answered {status}, which the document does not list: {answer}"
+            )),
+            Some(schema) => {
+                for problem in check.problems(&schema, &answer) {
+                    problems.push(format!("{method} {path} {status}: {problem}: {answer}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// An example of `schema`: its own first example or its target's; for an array, one item of
+/// its items' example; for an object, its required fields from theirs. `None` where no
+/// example covers it.
+fn example_of(document: &Value, schema: &Value) -> Option<Value> {
+    if let Some(first) = schema["examples"].as_array().and_then(|e| e.first()) {
+        return Some(first.clone());
+    }
+    if let Some(reference) = schema["$ref"].as_str() {
+        return example_of(document, document.pointer(reference.strip_prefix('#')?)?);
+    }
+    match schema["type"].as_str() {
+        Some("array") => Some(Value::Array(vec![example_of(document, &schema["items"])?])),
+        Some("object") => {
+            let mut object = serde_json::Map::new();
+            for name in schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                let field = example_of(document, &schema["properties"][name])?;
+                object.insert(name.to_owned(), field);
+            }
+            Some(Value::Object(object))
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn every_documented_answer_has_an_example_that_matches_its_schema() {
+    let api = Api::spawn().await;
+    let document = openapi_document(&api).await;
+    let check = SchemaCheck {
+        document: &document,
+    };
+    let mut problems = Vec::new();
+    // The examples the types give, each against its own schema.
+    let mut examples = 0;
+    for (name, schema) in document["components"]["schemas"]
+        .as_object()
+        .expect("schemas")
+    {
+        for example in schema["examples"].as_array().into_iter().flatten() {
+            examples += 1;
+            for problem in check.problems(schema, example) {
+                problems.push(format!("the example of {name}: {problem}: {example}"));
+            }
+        }
+    }
+    assert!(
+        examples >= 25,
+        "the answers' types give examples: {examples}"
+    );
+    // Every JSON answer of every operation, successes and errors, has one, and it fits.
+    for (path, method, operation) in operations(&document) {
+        for (status, response) in operation["responses"].as_object().expect("responses") {
+            let schema = &response["content"]["application/json"]["schema"];
+            if schema.is_null() || path.ends_with("/openapi.json") {
+                continue;
+            }
+            match example_of(&document, schema) {
+                None => problems.push(format!("{method} {path} {status}: no example")),
+                Some(example) => {
+                    for problem in check.problems(schema, &example) {
+                        problems.push(format!("{method} {path} {status}: {problem}: {example}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The check would catch a wrong example: each way of breaking a good one is refused.
+#[tokio::test]
+async fn the_schema_check_refuses_an_example_that_breaks_its_schema() {
+    let api = Api::spawn().await;
+    let document = openapi_document(&api).await;
+    let check = SchemaCheck {
+        document: &document,
+    };
+    let schemas = &document["components"]["schemas"];
+    let good = example_of(&document, &schemas["SecretView"]).expect("an example");
+    assert_eq!(
+        check.problems(&schemas["SecretView"], &good),
+        Vec::<String>::new()
+    );
+    type Breakage = (&'static str, fn(&mut Value));
+    let breakages: [Breakage; 6] = [
+        ("a kind outside the enum", |v| v["kind"] = json!("password")),
+        ("a required field missing", |v| {
+            v.as_object_mut().map(|o| o.remove("name"));
+        }),
+        ("a number for a string", |v| v["created_at"] = json!(5)),
+        ("a string for an array", |v| v["used_by"] = json!("Config")),
+        ("an SSH key without its fingerprint", |v| {
+            v["ssh"] = json!({"username": "git", "algorithm": "ssh-ed25519", "public_key": "k"});
+        }),
+        ("null for a field that is never null", |v| {
+            v["name"] = Value::Null
+        }),
+    ];
+    for (what, breakage) in breakages {
+        let mut wrong = good.clone();
+        breakage(&mut wrong);
+        assert!(
+            !check.problems(&schemas["SecretView"], &wrong).is_empty(),
+            "{what} passed: {wrong}"
+        );
+    }
+    let mut negative = example_of(&document, &schemas["TaskView"]).expect("an example");
+    negative["queued_ms"] = json!(-1);
+    assert!(
+        !check.problems(&schemas["TaskView"], &negative).is_empty(),
+        "a negative count passed"
+    );
+    assert!(
+        !check
+            .problems(&json!({"type": "string", "pattern": "^a"}), &json!("b"))
+            .is_empty(),
+        "a keyword the check does not know is a problem, never a pass"
+    );
+}
+
+/// Sends a request and checks the answer against the schema the document gives for its
+/// operation (`template`) and status; returns the answer.
+async fn answered_as_documented(
+    api: &Api,
+    document: &Value,
+    (method, template, url): (reqwest::Method, &str, &str),
+    body: Option<Value>,
+    expected: StatusCode,
+) -> Value {
+    let (status, answer) = api.send(method.clone(), url, body).await;
+    assert_eq!(status, expected, "{method} {url}: {answer}");
+    let schema = response_schema(document, template, method.as_str(), status.as_u16())
+        .unwrap_or_else(|| panic!("{method} {template} {status} is not in the document"));
+    let problems = SchemaCheck { document }.problems(&schema, &answer);
+    assert!(
+        problems.is_empty(),
+        "{method} {url} {status}: {problems:#?}\n{answer}"
+    );
+    answer
+}
+
+/// The server's real answers, through a session that touches most resources, fit the
+/// document.
+#[tokio::test]
+async fn real_answers_match_their_documented_schemas() {
+    use reqwest::Method;
+    let api = Api::spawn().await;
+    let document = openapi_document(&api).await;
+    let (ok, created, accepted) = (StatusCode::OK, StatusCode::CREATED, StatusCode::ACCEPTED);
+    let get = |path: &'static str| (Method::GET, path, path);
+    let post = |path: &'static str| (Method::POST, path, path);
+    let doc = &document;
+    answered_as_documented(&api, doc, get("/api/v1/version"), None, ok).await;
+    let secret = json!({"name": "bb-token", "value": "tok-value-1234567"});
+    answered_as_documented(&api, doc, post("/api/v1/secrets"), Some(secret), created).await;
+    let key = json!({"name": "deploy-key"});
+    let generate = post("/api/v1/secrets/ssh/generate");
+    answered_as_documented(&api, doc, generate, Some(key), created).await;
+    answered_as_documented(&api, doc, get("/api/v1/secrets"), None, ok).await;
+    let deploy_key = (
+        Method::GET,
+        "/api/v1/secrets/{name}",
+        "/api/v1/secrets/deploy-key",
+    );
+    answered_as_documented(&api, doc, deploy_key, None, ok).await;
+    let new_value = Some(json!({"value": "tok-value-7654321"}));
+    let update = (
+        Method::PUT,
+        "/api/v1/secrets/{name}",
+        "/api/v1/secrets/bb-token",
+    );
+    answered_as_documented(&api, doc, update, new_value, ok).await;
+
+    // No delegate has the selector, so that the Test fails at once, with no network.
+    let mut body = connector("Config");
+    body["selectors"] = json!(["nowhere"]);
+    body["generate_webhook_url"] = json!(true);
+    let saved =
+        answered_as_documented(&api, doc, post("/api/v1/connectors"), Some(body), created).await;
+    assert!(saved["webhook"]["secret"].is_string(), "{saved}");
+    answered_as_documented(&api, doc, get("/api/v1/connectors"), None, ok).await;
+    let one = "/api/v1/connectors/{name}";
+    let config = "/api/v1/connectors/Config";
+    answered_as_documented(&api, doc, (Method::GET, one, config), None, ok).await;
+    let patch = Some(json!({"commit_message": "reposync: {summary}"}));
+    answered_as_documented(&api, doc, (Method::PATCH, one, config), patch, ok).await;
+    let hook = (
+        Method::GET,
+        "/api/v1/connectors/{name}/webhook",
+        "/api/v1/connectors/Config/webhook",
+    );
+    answered_as_documented(&api, doc, hook, None, ok).await;
+    let signature = (
+        Method::POST,
+        "/api/v1/connectors/{name}/webhook/signature",
+        "/api/v1/connectors/Config/webhook/signature",
+    );
+    let required = Some(json!({"required": true}));
+    answered_as_documented(&api, doc, signature, required, ok).await;
+    let regenerate = (
+        Method::POST,
+        "/api/v1/connectors/{name}/webhook/regenerate",
+        "/api/v1/connectors/Config/webhook/regenerate",
+    );
+    answered_as_documented(&api, doc, regenerate, None, ok).await;
+    let test = (
+        Method::POST,
+        "/api/v1/connectors/{name}/test",
+        "/api/v1/connectors/Config/test",
+    );
+    let task = answered_as_documented(&api, doc, test, None, accepted).await;
+    let id = task["id"].as_str().expect("task id");
+    let url = format!("/api/v1/tasks/{id}?wait_ms=5000");
+    let show_task = (Method::GET, "/api/v1/tasks/{id}", url.as_str());
+    let task = answered_as_documented(&api, doc, show_task, None, ok).await;
+    assert_eq!(task["result"]["code"], "no_delegate", "{task}");
+
+    // The tree: an application, a file, a refused file, an export, a dry-run import.
+    let shop = Some(json!({"name": "Shop", "description": "The web shop"}));
+    answered_as_documented(&api, doc, post("/api/v1/apps"), shop, ok).await;
+    answered_as_documented(&api, doc, get("/api/v1/apps"), None, ok).await;
+    let app = (Method::GET, "/api/v1/apps/{name}", "/api/v1/apps/Shop");
+    answered_as_documented(&api, doc, app, None, ok).await;
+    let service = "/api/v1/entities?path=Setup/Applications/Shop/Services/cart/Index.yaml";
+    let yaml = "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: KUBERNETES\n";
+    let put = (Method::PUT, "/api/v1/entities", service);
+    let content = Some(json!({ "content": yaml }));
+    answered_as_documented(&api, doc, put.clone(), content, ok).await;
+    let wrong = Some(json!({"content": "harnessApiVersion: '1.0'\ntype: WIDGET\n"}));
+    let refused =
+        answered_as_documented(&api, doc, put, wrong, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(refused["error"]["code"], "invalid_tree", "{refused}");
+    assert!(refused["report"]["problems"].is_array(), "{refused}");
+    answered_as_documented(
+        &api,
+        doc,
+        (Method::GET, "/api/v1/entities", service),
+        None,
+        ok,
+    )
+    .await;
+    answered_as_documented(&api, doc, get("/api/v1/export"), None, ok).await;
+    let dry_run = Some(json!({"files": [], "dry_run": true}));
+    answered_as_documented(&api, doc, post("/api/v1/import"), dry_run, ok).await;
+    let rename = (
+        Method::POST,
+        "/api/v1/apps/{name}/rename",
+        "/api/v1/apps/Shop/rename",
+    );
+    let store = Some(json!({"name": "Store"}));
+    answered_as_documented(&api, doc, rename, store, ok).await;
+    let delete_app = (Method::DELETE, "/api/v1/apps/{name}", "/api/v1/apps/Store");
+    answered_as_documented(&api, doc, delete_app, None, ok).await;
+
+    // Sync, webhooks and delegates, with nothing synced yet.
+    answered_as_documented(&api, doc, get("/api/v1/sync/status"), None, ok).await;
+    answered_as_documented(&api, doc, get("/api/v1/sync/activity"), None, ok).await;
+    answered_as_documented(&api, doc, get("/api/v1/sync/errors"), None, ok).await;
+    let deliveries = get("/api/v1/webhooks/deliveries");
+    answered_as_documented(&api, doc, deliveries, None, ok).await;
+    let restricted = Some(json!({"name": "eu", "selectors": ["eu"]}));
+    let tokens = post("/api/v1/delegate-tokens");
+    let token = answered_as_documented(&api, doc, tokens, restricted, created).await;
+    assert!(token["token"].is_string(), "{token}");
+    answered_as_documented(&api, doc, get("/api/v1/delegate-tokens"), None, ok).await;
+    answered_as_documented(&api, doc, get("/api/v1/delegates"), None, ok).await;
+    let revoke = (
+        Method::DELETE,
+        "/api/v1/delegate-tokens/{name}",
+        "/api/v1/delegate-tokens/eu",
+    );
+    answered_as_documented(&api, doc, revoke, None, ok).await;
+    answered_as_documented(&api, doc, (Method::DELETE, one, config), None, ok).await;
+}

@@ -3,15 +3,26 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use reposync_api::{AppRequest, AppView, ListResponse};
+use reposync_api::{ApiErrorBody, AppRequest, AppView, ImportReport, ListResponse};
 use reposync_core::apps;
 
 use crate::error::AppError;
 use crate::handlers::ApiJson;
-use crate::handlers::tree::tree_response;
+use crate::handlers::tree::{TreeRefused, tree_response};
 use crate::state::AppState;
 
 /// Creates an application: its `Index.yaml`, in the canonical format.
+#[utoipa::path(
+    post,
+    path = "/apps",
+    tag = "apps",
+    request_body = AppRequest,
+    responses(
+        (status = 200, description = "What creating it did", body = ImportReport),
+        (status = 409, description = "An application of that name exists (`already_exists`)", body = ApiErrorBody),
+        (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<AppRequest>,
@@ -21,12 +32,31 @@ pub async fn create(
 }
 
 /// Every application, by name.
+#[utoipa::path(
+    get,
+    path = "/apps",
+    tag = "apps",
+    responses(
+        (status = 200, description = "The applications", body = ListResponse<AppView>),
+    ),
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<ListResponse<AppView>>, AppError> {
     let items = apps::list(&state.store).await?;
     Ok(Json(ListResponse { items }))
 }
 
 /// One application and what it holds.
+#[utoipa::path(
+    get,
+    path = "/apps/{name}",
+    tag = "apps",
+    params(("name" = String, Path, description = "The application")),
+    responses(
+        (status = 200, description = "The application, its description and its sync link", body = AppView),
+        (status = 404, description = "No such application (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "Not a valid application name (`invalid`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -35,6 +65,19 @@ pub async fn show(
 }
 
 /// Renames an application: its whole folder moves, in one batch.
+#[utoipa::path(
+    post,
+    path = "/apps/{name}/rename",
+    tag = "apps",
+    params(("name" = String, Path, description = "The application")),
+    request_body(content = AppRequest, description = "`name` is the new name"),
+    responses(
+        (status = 200, description = "What the rename did", body = ImportReport),
+        (status = 404, description = "No such application (`not_found`)", body = ApiErrorBody),
+        (status = 409, description = "The new name is taken (`already_exists`)", body = ApiErrorBody),
+        (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
+    ),
+)]
 pub async fn rename(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -46,6 +89,17 @@ pub async fn rename(
 }
 
 /// Deletes an application and everything in its folder.
+#[utoipa::path(
+    delete,
+    path = "/apps/{name}",
+    tag = "apps",
+    params(("name" = String, Path, description = "The application")),
+    responses(
+        (status = 200, description = "What deleting it did", body = ImportReport),
+        (status = 404, description = "No such application (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -2,8 +2,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use reposync_api::{
-    ConnectorDraft, ConnectorPatch, ConnectorSaved, ConnectorView, ListResponse, SecretValue,
-    TaskView, TestRequest, WebhookView,
+    ApiErrorBody, ConnectorDraft, ConnectorPatch, ConnectorSaved, ConnectorView, ListResponse,
+    SecretValue, TaskView, TestRequest, WebhookView,
 };
 use reposync_core::connectors::{self, Saved};
 use reposync_model::EntityName;
@@ -16,6 +16,15 @@ use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
 use crate::views;
 
+/// Every connector, by name.
+#[utoipa::path(
+    get,
+    path = "/connectors",
+    tag = "connectors",
+    responses(
+        (status = 200, description = "The connectors", body = ListResponse<ConnectorView>),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<ListResponse<ConnectorView>>, AppError> {
@@ -27,6 +36,18 @@ pub async fn list(
     Ok(Json(ListResponse { items }))
 }
 
+/// One connector, with its last Test.
+#[utoipa::path(
+    get,
+    path = "/connectors/{name}",
+    tag = "connectors",
+    params(("name" = String, Path, description = "The connector")),
+    responses(
+        (status = 200, description = "The connector", body = ConnectorView),
+        (status = 404, description = "No such connector (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "Not a valid connector name (`invalid`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -38,6 +59,18 @@ pub async fn show(
     Ok(Json(view(&state, &record).await?))
 }
 
+/// Saves a connector; the webhook credentials, when it generates a webhook URL, come back once.
+#[utoipa::path(
+    post,
+    path = "/connectors",
+    tag = "connectors",
+    request_body = ConnectorDraft,
+    responses(
+        (status = 201, description = "Saved", body = ConnectorSaved),
+        (status = 409, description = "A connector of that name exists (`already_exists`)", body = ApiErrorBody),
+        (status = 404, description = "A secret it names does not exist (`not_found`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(draft): ApiJson<ConnectorDraft>,
@@ -46,6 +79,19 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(saved_view(&state, saved).await?)))
 }
 
+/// Changes the fields present in the body; `null` clears an optional field.
+#[utoipa::path(
+    patch,
+    path = "/connectors/{name}",
+    tag = "connectors",
+    params(("name" = String, Path, description = "The connector")),
+    request_body(content = ConnectorDraft, description = "Only the fields present change; `null` clears an optional field (webhook, selectors, commit message, known hosts, CA)"),
+    responses(
+        (status = 200, description = "Saved", body = ConnectorSaved),
+        (status = 404, description = "No such connector, or a secret it names does not exist (`not_found`)", body = ApiErrorBody),
+        (status = 409, description = "The new name is taken (`already_exists`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -55,6 +101,18 @@ pub async fn update(
     Ok(Json(saved_view(&state, saved).await?))
 }
 
+/// Deletes a connector no sync link uses.
+#[utoipa::path(
+    delete,
+    path = "/connectors/{name}",
+    tag = "connectors",
+    params(("name" = String, Path, description = "The connector")),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted),
+        (status = 404, description = "No such connector (`not_found`)", body = ApiErrorBody),
+        (status = 409, description = "Application files name it as their `gitConnector`, or a sync link uses it (`in_use`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -64,6 +122,16 @@ pub async fn delete(
 }
 
 /// Shows the webhook URL and HMAC secret.
+#[utoipa::path(
+    get,
+    path = "/connectors/{name}/webhook",
+    tag = "connectors",
+    params(("name" = String, Path, description = "The connector")),
+    responses(
+        (status = 200, description = "The webhook URL, its secret, and the deliveries that failed authentication", body = WebhookView),
+        (status = 404, description = "No such connector, or it has no webhook URL (`not_found`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn webhook(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -83,6 +151,16 @@ pub async fn webhook(
 }
 
 /// Replaces the webhook URL token and HMAC secret; the old URL stops working at once.
+#[utoipa::path(
+    post,
+    path = "/connectors/{name}/webhook/regenerate",
+    tag = "connectors",
+    params(("name" = String, Path, description = "The connector")),
+    responses(
+        (status = 200, description = "The new webhook URL and secret", body = WebhookView),
+        (status = 404, description = "No such connector, or it has no webhook URL (`not_found`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn regenerate_webhook(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -92,7 +170,7 @@ pub async fn regenerate_webhook(
 }
 
 /// `POST /api/v1/connectors/{name}/webhook/signature`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSignatureRequest {
     required: bool,
@@ -100,6 +178,17 @@ pub struct WebhookSignatureRequest {
 
 /// Turns the HMAC signature of webhook deliveries on (with a new secret) or off, keeping the
 /// URL.
+#[utoipa::path(
+    post,
+    path = "/connectors/{name}/webhook/signature",
+    tag = "connectors",
+    params(("name" = String, Path, description = "The connector")),
+    request_body = WebhookSignatureRequest,
+    responses(
+        (status = 200, description = "The webhook URL and its secret", body = WebhookView),
+        (status = 404, description = "No such connector, or it has no webhook URL (`not_found`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn set_webhook_signature(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -111,6 +200,17 @@ pub async fn set_webhook_signature(
 }
 
 /// Queues a connection Test on a delegate and returns the task; clients long-poll it.
+#[utoipa::path(
+    post,
+    path = "/connectors/{name}/test",
+    tag = "connectors",
+    params(("name" = String, Path, description = "The connector")),
+    request_body(content = Option<TestRequest>, description = "Optional: a repo-scope Test needs no body"),
+    responses(
+        (status = 202, description = "The Test's task; long-poll it for a `TestResult`", body = TaskView),
+        (status = 404, description = "No such connector (`not_found`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn test(
     State(state): State<AppState>,
     Path(name): Path<String>,

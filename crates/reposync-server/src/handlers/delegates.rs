@@ -9,8 +9,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use reposync_api::{
-    DELEGATE_NAME_HEADER, DelegateTask, DelegateTokenRequest, DelegateTokenView, DelegateView,
-    FailureCode, HeartbeatRequest, HeartbeatResponse, ListResponse, RegisterRequest,
+    ApiErrorBody, DELEGATE_NAME_HEADER, DelegateTask, DelegateTokenRequest, DelegateTokenView,
+    DelegateView, FailureCode, HeartbeatRequest, HeartbeatResponse, ListResponse, RegisterRequest,
     RegisterResponse, SecretValue, TaskFailure, TaskOutcome,
 };
 use reposync_model::{EntityName, Selector, TaskId};
@@ -277,6 +277,14 @@ pub async fn leave(
 }
 
 /// `GET /api/v1/delegates`.
+#[utoipa::path(
+    get,
+    path = "/delegates",
+    tag = "delegates",
+    responses(
+        (status = 200, description = "Every delegate ever registered, connected or not", body = ListResponse<DelegateView>),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<ListResponse<DelegateView>>, AppError> {
@@ -321,6 +329,16 @@ fn token_view(record: &DelegateTokenRecord, token: Option<String>) -> DelegateTo
 
 /// `POST /api/v1/delegate-tokens`: a new token, shown once; restricted to selectors when the
 /// request names some.
+#[utoipa::path(
+    post,
+    path = "/delegate-tokens",
+    tag = "delegates",
+    request_body = DelegateTokenRequest,
+    responses(
+        (status = 201, description = "The token, with its value shown this once", body = DelegateTokenView),
+        (status = 409, description = "A token of that name exists (`already_exists`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<DelegateTokenRequest>,
@@ -356,6 +374,14 @@ pub async fn create_token(
 }
 
 /// `GET /api/v1/delegate-tokens`.
+#[utoipa::path(
+    get,
+    path = "/delegate-tokens",
+    tag = "delegates",
+    responses(
+        (status = 200, description = "The delegate tokens, never their values", body = ListResponse<DelegateTokenView>),
+    ),
+)]
 pub async fn list_tokens(
     State(state): State<AppState>,
 ) -> Result<Json<ListResponse<DelegateTokenView>>, AppError> {
@@ -371,6 +397,16 @@ pub async fn list_tokens(
 
 /// `DELETE /api/v1/delegate-tokens/{name}`: revokes; the delegates using it are refused from
 /// their next request on.
+#[utoipa::path(
+    delete,
+    path = "/delegate-tokens/{name}",
+    tag = "delegates",
+    params(("name" = String, Path, description = "The delegate token")),
+    responses(
+        (status = 200, description = "The revoked token", body = DelegateTokenView),
+        (status = 404, description = "No such delegate token (`not_found`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -19,6 +19,14 @@ pub const GIT_COMMIT: &str = env!("REPOSYNC_GIT_COMMIT");
 pub const BUILD_DATE: &str = env!("REPOSYNC_BUILD_DATE");
 
 /// The server's version, build, and database schema.
+#[utoipa::path(
+    get,
+    path = "/version",
+    tag = "meta",
+    responses(
+        (status = 200, description = "What the server was built from", body = VersionView),
+    ),
+)]
 pub async fn version(State(state): State<AppState>) -> Result<Json<VersionView>, AppError> {
     Ok(Json(VersionView {
         version: VERSION.to_owned(),

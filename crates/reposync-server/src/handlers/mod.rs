@@ -5,6 +5,7 @@ pub mod connectors;
 pub mod delegates;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod secrets;
 pub mod sync;
 pub mod tasks;
@@ -30,7 +31,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 /// The answer to a DELETE: the name of what is gone.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"deleted": "bb-token"})))]
 pub struct Deleted {
     deleted: String,
 }

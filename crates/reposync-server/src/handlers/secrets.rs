@@ -2,8 +2,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use reposync_api::{
-    CreateSshSecret, CreateTextSecret, GenerateSshSecret, ListResponse, SecretValue, SecretView,
-    UpdateSecret,
+    ApiErrorBody, CreateSshSecret, CreateTextSecret, GenerateSshSecret, ListResponse, SecretValue,
+    SecretView, UpdateSecret,
 };
 use reposync_model::{SSH_USER, SecretName};
 use reposync_secrets::{SshKeyMaterial, generate_ed25519, parse_private_key};
@@ -17,6 +17,15 @@ use crate::views;
 /// Largest secret value accepted; tokens and keys are far smaller.
 const MAX_VALUE_BYTES: usize = 64 * 1024;
 
+/// Every secret, by name; never a value.
+#[utoipa::path(
+    get,
+    path = "/secrets",
+    tag = "secrets",
+    responses(
+        (status = 200, description = "The secrets", body = ListResponse<SecretView>),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<ListResponse<SecretView>>, AppError> {
@@ -30,6 +39,18 @@ pub async fn list(
     Ok(Json(ListResponse { items }))
 }
 
+/// One secret; never its value.
+#[utoipa::path(
+    get,
+    path = "/secrets/{name}",
+    tag = "secrets",
+    params(("name" = String, Path, description = "The secret")),
+    responses(
+        (status = 200, description = "The secret", body = SecretView),
+        (status = 404, description = "No such secret (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "Not a valid secret name (`invalid`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -38,6 +59,17 @@ pub async fn show(
     Ok(Json(views::secret(&state.store.get_secret(&name).await?)))
 }
 
+/// Creates an Encrypted Text secret: a password or token.
+#[utoipa::path(
+    post,
+    path = "/secrets",
+    tag = "secrets",
+    request_body = CreateTextSecret,
+    responses(
+        (status = 201, description = "Created", body = SecretView),
+        (status = 409, description = "A secret of that name exists (`already_exists`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn create_text(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTextSecret>,
@@ -52,6 +84,18 @@ pub async fn create_text(
     Ok((StatusCode::CREATED, Json(views::secret(&record))))
 }
 
+/// Creates an SSH Key Credential from a private key (OpenSSH, PKCS#1 or PKCS#8).
+#[utoipa::path(
+    post,
+    path = "/secrets/ssh",
+    tag = "secrets",
+    request_body = CreateSshSecret,
+    responses(
+        (status = 201, description = "Created", body = SecretView),
+        (status = 409, description = "A secret of that name exists (`already_exists`)", body = ApiErrorBody),
+        (status = 422, description = "Not a usable private key, or a wrong passphrase; `code` says which", body = ApiErrorBody),
+    ),
+)]
 pub async fn create_ssh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateSshSecret>,
@@ -62,6 +106,17 @@ pub async fn create_ssh(
     store_ssh_key(&state, &name, &material, "created SSH key secret").await
 }
 
+/// Creates an SSH Key Credential holding a new Ed25519 key made by the server.
+#[utoipa::path(
+    post,
+    path = "/secrets/ssh/generate",
+    tag = "secrets",
+    request_body = GenerateSshSecret,
+    responses(
+        (status = 201, description = "Created; `ssh.public_key` is the key to give Bitbucket", body = SecretView),
+        (status = 409, description = "A secret of that name exists (`already_exists`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn generate_ssh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GenerateSshSecret>,
@@ -91,6 +146,18 @@ async fn store_ssh_key(
     Ok((StatusCode::CREATED, Json(views::secret(&record))))
 }
 
+/// Gives a secret a new value, of the kind it has.
+#[utoipa::path(
+    put,
+    path = "/secrets/{name}",
+    tag = "secrets",
+    params(("name" = String, Path, description = "The secret")),
+    request_body = UpdateSecret,
+    responses(
+        (status = 200, description = "Updated", body = SecretView),
+        (status = 404, description = "No such secret (`not_found`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -139,6 +206,19 @@ pub async fn update(
     Ok(Json(views::secret(&record)))
 }
 
+/// Deletes a secret no connector uses.
+#[utoipa::path(
+    delete,
+    path = "/secrets/{name}",
+    tag = "secrets",
+    params(("name" = String, Path, description = "The secret")),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted),
+        (status = 404, description = "No such secret (`not_found`)", body = ApiErrorBody),
+        (status = 409, description = "A connector uses it (`in_use`)", body = ApiErrorBody),
+        (status = 422, description = "Not a valid secret name (`invalid`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -6,9 +6,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use reposync_api::{
-    ChangedFileView, ChangesetView, CommitAttemptView, InboundCommitView, ListResponse,
-    RefreshedBranch, SyncActivity, SyncDisableRequest, SyncEnableRequest, SyncErrorView,
-    SyncLinkView, SyncRefreshRequest, TaskView,
+    ApiErrorBody, ChangedFileView, ChangesetView, CommitAttemptView, InboundCommitView,
+    ListResponse, RefreshedBranch, SyncActivity, SyncDisableRequest, SyncEnableRequest,
+    SyncErrorView, SyncLinkView, SyncRefreshRequest, TaskView,
 };
 use reposync_core::links::{self, link_view};
 use reposync_core::resolve;
@@ -25,6 +25,17 @@ use crate::views::{self, timestamp};
 
 /// Asks for a scope to be linked to a branch: `202` with the task that does it, which reads
 /// the branch on a delegate (see `reposync_core::links::request_enable`).
+#[utoipa::path(
+    post,
+    path = "/sync/enable",
+    tag = "sync",
+    request_body = SyncEnableRequest,
+    responses(
+        (status = 202, description = "The task that enables it; long-poll it for a `SyncEnabled`", body = TaskView),
+        (status = 404, description = "No such application or connector (`not_found`)", body = ApiErrorBody),
+        (status = 409, description = "The scope is already synced, or being enabled (`already_linked`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn enable(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<SyncEnableRequest>,
@@ -35,16 +46,46 @@ pub async fn enable(
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
+/// The answer to disabling sync: the scope no longer synced.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"disabled": "app:payments"})))]
+pub struct Disabled {
+    /// `account`, or `app:<name>`.
+    disabled: String,
+}
+
 /// Ends a scope's link. Changes not yet pushed stay in reposync.
+#[utoipa::path(
+    post,
+    path = "/sync/disable",
+    tag = "sync",
+    request_body = SyncDisableRequest,
+    responses(
+        (status = 200, description = "The scope no longer synced", body = Disabled),
+        (status = 404, description = "The scope is not synced (`not_found`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn disable(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<SyncDisableRequest>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<Disabled>, AppError> {
     let scope = links::disable(&state.store, request.app.as_deref()).await?;
-    Ok(Json(serde_json::json!({"disabled": scope.to_string()})))
+    Ok(Json(Disabled {
+        disabled: scope.to_string(),
+    }))
 }
 
 /// Reads the branch of a scope, or of every live link, now.
+#[utoipa::path(
+    post,
+    path = "/sync/refresh",
+    tag = "sync",
+    request_body = SyncRefreshRequest,
+    responses(
+        (status = 202, description = "The branches queued for reading", body = ListResponse<RefreshedBranch>),
+        (status = 404, description = "The scope is not synced (`not_found`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<SyncRefreshRequest>,
@@ -54,6 +95,14 @@ pub async fn refresh(
 }
 
 /// Every live link.
+#[utoipa::path(
+    get,
+    path = "/sync/status",
+    tag = "sync",
+    responses(
+        (status = 200, description = "The live links", body = ListResponse<SyncLinkView>),
+    ),
+)]
 pub async fn status(
     State(state): State<AppState>,
 ) -> Result<Json<ListResponse<SyncLinkView>>, AppError> {
@@ -105,15 +154,29 @@ async fn scopes_by_link(state: &AppState) -> Result<HashMap<LinkId, String>, App
         .collect())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ActivityQuery {
+    /// Only this application's activity, that of its earlier links included.
     #[serde(default)]
     app: Option<String>,
+    /// At most this many of each kind, newest first: 100 unless given, at most 10,000.
     #[serde(default)]
     limit: Option<i64>,
 }
 
 /// Changesets and commit attempts, newest first.
+#[utoipa::path(
+    get,
+    path = "/sync/activity",
+    tag = "sync",
+    params(ActivityQuery),
+    responses(
+        (status = 200, description = "Changesets, commit attempts and commits read, newest first", body = SyncActivity),
+        (status = 404, description = "The application has never been synced (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "A query parameter is not valid (`invalid`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn activity(
     State(state): State<AppState>,
     query: Result<Query<ActivityQuery>, axum::extract::rejection::QueryRejection>,
@@ -242,11 +305,13 @@ fn changeset_view(c: &ChangesetRecord, scope: String) -> ChangesetView {
 }
 
 /// Sync errors not yet resolved.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ErrorsQuery {
     /// List the errors resolved lately instead of the open ones.
     #[serde(default)]
     resolved: bool,
+    /// With `resolved`, at most this many: 100 unless given, at most 10,000.
     #[serde(default)]
     limit: Option<i64>,
     /// Only the errors of this application's scope.
@@ -256,6 +321,16 @@ pub struct ErrorsQuery {
 
 /// The open sync errors, oldest first; with `resolved=true`, the most recently resolved ones,
 /// newest first, with how each was resolved.
+#[utoipa::path(
+    get,
+    path = "/sync/errors",
+    tag = "sync",
+    params(ErrorsQuery),
+    responses(
+        (status = 200, description = "The sync errors", body = ListResponse<SyncErrorView>),
+        (status = 422, description = "A query parameter is not valid (`invalid`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn errors(
     State(state): State<AppState>,
     query: Result<Query<ErrorsQuery>, axum::extract::rejection::QueryRejection>,
@@ -299,6 +374,16 @@ pub async fn errors(
 }
 
 /// Discards an open sync error.
+#[utoipa::path(
+    post,
+    path = "/sync/errors/{id}/discard",
+    tag = "sync",
+    params(("id" = SyncErrorId, Path, description = "The sync error")),
+    responses(
+        (status = 200, description = "Discarded", body = Deleted),
+        (status = 404, description = "No such open sync error (`not_found`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn discard_error(
     State(state): State<AppState>,
     Path(id): Path<SyncErrorId>,
@@ -308,6 +393,17 @@ pub async fn discard_error(
 }
 
 /// Puts a failed or conflicting changeset back in the outbox.
+#[utoipa::path(
+    post,
+    path = "/sync/changesets/{id}/retry",
+    tag = "sync",
+    params(("id" = ChangesetId, Path, description = "The changeset")),
+    responses(
+        (status = 200, description = "The changeset, waiting again", body = ChangesetView),
+        (status = 404, description = "No such changeset (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "The changeset is not failed or conflicting (`invalid`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<ChangesetId>,

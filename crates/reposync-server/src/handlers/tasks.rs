@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use reposync_api::TaskView;
+use reposync_api::{ApiErrorBody, TaskView};
 use reposync_model::TaskId;
 use serde::Deserialize;
 
@@ -10,7 +10,8 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::views;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Long-poll: wait up to this many milliseconds for the task to finish.
     #[serde(default)]
@@ -20,6 +21,18 @@ pub struct WaitQuery {
 /// The longest a client may long-poll a task in one request.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
+/// A task; with `wait_ms`, the answer waits for it to finish, up to a minute.
+#[utoipa::path(
+    get,
+    path = "/tasks/{id}",
+    tag = "tasks",
+    params(("id" = TaskId, Path, description = "The task"), WaitQuery),
+    responses(
+        (status = 200, description = "The task, finished or as it stands when the wait ends", body = TaskView),
+        (status = 404, description = "No such task (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "A query parameter is not valid (`invalid`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<TaskId>,

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{
-    ApiError, ApplyRequest, EntityView, ExportResponse, ImportReport, ImportRequest, TreeFile,
+    ApiError, ApiErrorBody, ApplyRequest, EntityView, ExportResponse, ImportReport, ImportRequest,
+    TreeFile,
 };
 use reposync_core::entities;
 use reposync_core::tree::TreeOutcome;
@@ -21,6 +22,16 @@ use crate::state::AppState;
 use crate::views;
 
 /// Validates a whole tree first, then applies it, all or nothing; an import never deletes.
+#[utoipa::path(
+    post,
+    path = "/import",
+    tag = "tree",
+    request_body = ImportRequest,
+    responses(
+        (status = 200, description = "What the import did, or would do for a dry run", body = ImportReport),
+        (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
+    ),
+)]
 pub async fn import(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ImportRequest>,
@@ -29,14 +40,29 @@ pub async fn import(
     Ok(tree_response(outcome))
 }
 
+/// A refused edit of the tree. The same status also answers a request refused before any
+/// tree was looked at (a body missing a field), with the error alone, so the report is
+/// documented as optional.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({
+    "error": {"code": "invalid_tree", "message": "1 problem(s) in the tree; nothing was imported"},
+    "report": {
+        "dry_run": false, "applied": false, "created": 0, "changed": 0, "unchanged": 4,
+        "deleted": 0, "ignored": 0,
+        "problems": [{"path": "Setup/Cloud Providers/eks-prod.yaml", "line": 2, "column": 7,
+            "message": "unknown type WIDGET"}]
+    }
+})))]
+pub struct TreeRefused {
+    error: ApiError,
+    /// Every problem of the tree (`invalid_tree`); absent when the request itself was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<ImportReport>,
+}
+
 /// The report of an applied edit, or `422 invalid_tree` with the report listing every
 /// failing file.
 pub fn tree_response(outcome: TreeOutcome) -> Response {
-    #[derive(Serialize)]
-    struct Refused {
-        error: ApiError,
-        report: ImportReport,
-    }
     match outcome {
         TreeOutcome::Applied(report) => Json(report).into_response(),
         TreeOutcome::Rejected(report) => {
@@ -50,20 +76,36 @@ pub fn tree_response(outcome: TreeOutcome) -> Response {
             };
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Json(Refused { error, report }),
+                Json(TreeRefused {
+                    error,
+                    report: Some(report),
+                }),
             )
                 .into_response()
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
+    /// Only this application's files.
     #[serde(default)]
     app: Option<String>,
 }
 
 /// Every file of the tree, or one application's.
+#[utoipa::path(
+    get,
+    path = "/export",
+    tag = "tree",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "The files, base64", body = ExportResponse),
+        (status = 404, description = "No such application (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "A query parameter is not valid (`invalid`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn export(
     State(state): State<AppState>,
     query: Result<Query<ExportQuery>, QueryRejection>,
@@ -80,8 +122,10 @@ pub async fn export(
     Ok(Json(ExportResponse { files }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PathQuery {
+    /// The file's path in the tree, from `Setup/`.
     path: String,
 }
 
@@ -91,6 +135,17 @@ fn path_query(query: Result<Query<PathQuery>, QueryRejection>) -> Result<String,
 }
 
 /// One file by path.
+#[utoipa::path(
+    get,
+    path = "/entities",
+    tag = "tree",
+    params(PathQuery),
+    responses(
+        (status = 200, description = "The file", body = EntityView),
+        (status = 404, description = "No file at that path (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "The path is missing or not valid (`invalid`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     query: Result<Query<PathQuery>, QueryRejection>,
@@ -106,6 +161,17 @@ pub async fn show(
 }
 
 /// Deletes one file, unless others refer to it.
+#[utoipa::path(
+    delete,
+    path = "/entities",
+    tag = "tree",
+    params(PathQuery),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted),
+        (status = 404, description = "No file at that path (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "The path is missing or not valid (`invalid`), or the tree would not be valid without the file, as when others refer to it (`invalid_tree`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     query: Result<Query<PathQuery>, QueryRejection>,
@@ -116,6 +182,17 @@ pub async fn delete(
 }
 
 /// Creates or updates one file from its YAML, with the same checks as an import.
+#[utoipa::path(
+    put,
+    path = "/entities",
+    tag = "tree",
+    params(PathQuery),
+    request_body = ApplyRequest,
+    responses(
+        (status = 200, description = "What the edit did", body = ImportReport),
+        (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
+    ),
+)]
 pub async fn apply(
     State(state): State<AppState>,
     query: Result<Query<PathQuery>, QueryRejection>,
@@ -127,7 +204,7 @@ pub async fn apply(
 }
 
 /// `POST /api/v1/entities/rename`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameRequest {
     path: String,
@@ -135,6 +212,18 @@ pub struct RenameRequest {
 }
 
 /// Renames an entity, and rewrites every file that refers to it, in one batch.
+#[utoipa::path(
+    post,
+    path = "/entities/rename",
+    tag = "tree",
+    request_body = RenameRequest,
+    responses(
+        (status = 200, description = "What the rename did", body = ImportReport),
+        (status = 404, description = "No file at that path (`not_found`)", body = ApiErrorBody),
+        (status = 409, description = "The new name is taken (`already_exists`)", body = ApiErrorBody),
+        (status = 422, description = "The tree would not be valid (`invalid_tree`, with the report listing every problem), or the request is not (`invalid`)", body = TreeRefused),
+    ),
+)]
 pub async fn rename(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RenameRequest>,

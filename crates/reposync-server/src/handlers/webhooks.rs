@@ -13,7 +13,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use reposync_api::{DeliveryLog, DeliveryView, UnauthenticatedView, WebhookAnswer};
+use reposync_api::{ApiErrorBody, DeliveryLog, DeliveryView, UnauthenticatedView, WebhookAnswer};
 use reposync_bitbucket::{
     Delivery, DeliveryKind, RefChange, RefKind, Repository, SignatureError, normalise,
     verify_signature,
@@ -436,15 +436,29 @@ fn repository_url(connector: &ConnectorRecord, branch: &SyncBranch) -> Option<St
     Some(connector.spec.repository_url(repo.as_ref()).ok()?.git_url())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
+    /// Only the deliveries to this connector's webhook URL.
     #[serde(default)]
     connector: Option<String>,
+    /// At most this many, newest first: 100 unless given, at most 10,000.
     #[serde(default)]
     limit: Option<i64>,
 }
 
 /// The delivery log, newest first, and the counts of deliveries that failed authentication.
+#[utoipa::path(
+    get,
+    path = "/webhooks/deliveries",
+    tag = "webhooks",
+    params(DeliveriesQuery),
+    responses(
+        (status = 200, description = "The delivery log", body = DeliveryLog),
+        (status = 404, description = "No such connector (`not_found`)", body = ApiErrorBody),
+        (status = 422, description = "A query parameter is not valid (`invalid`)", body = ApiErrorBody),
+    ),
+)]
 pub async fn deliveries(
     State(state): State<AppState>,
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
