@@ -154,7 +154,8 @@ pub struct GitConnector {
     pub scope: ConnectorScope,
     pub url: RepoUrl,
     pub credentials: Credentials,
-    /// Required for repo scope; for account scope, the default branch of sync links.
+    /// The default branch of sync links; `None` follows the repository's default branch
+    /// (its HEAD) for a repository connector, and leaves it to each link for an account one.
     pub branch: Option<BranchName>,
     /// Sorted and without duplicates.
     pub selectors: Vec<Selector>,
@@ -225,18 +226,13 @@ impl GitConnector {
             Some(s) if !s.trim().is_empty() => s.parse()?,
             _ => ConnectorScope::Repo,
         };
-        let branch = match (scope, non_empty(&draft.branch)) {
-            (ConnectorScope::Repo, Some(b)) => Some(BranchName::parse(b)?),
-            (ConnectorScope::Repo, None) => {
-                return Err(FieldError::new(
-                    "branch",
-                    "is required for a repo-scope connector",
-                ));
-            }
-            // For account scope the branch is optional: the default for sync links, which
-            // may name their own. Harness wrote it for both scopes.
-            (ConnectorScope::Account, branch) => branch.map(BranchName::parse).transpose()?,
-        };
+        // The branch is optional for both scopes: the default for sync links, which may name
+        // their own. A repository connector without one follows the repository's default
+        // branch (its HEAD), as Harness's Source Repo Providers without `branch:` did; the
+        // Test shows which branch that is, and `sync enable` resolves it then.
+        let branch = non_empty(&draft.branch)
+            .map(BranchName::parse)
+            .transpose()?;
         match scope {
             ConnectorScope::Account if url.names_repository() => {
                 return Err(FieldError::new(
@@ -624,7 +620,6 @@ mod tests {
             (Box::new(|d| d.name = None), "name"),
             (Box::new(|d| d.name = Some("a/b".into())), "name"),
             (Box::new(|d| d.url = Some("nonsense".into())), "url"),
-            (Box::new(|d| d.branch = None), "branch"),
             (
                 Box::new(|d| d.branch = Some("https://x/y".into())),
                 "branch",
@@ -660,6 +655,15 @@ mod tests {
             let err = GitConnector::parse(&d).expect_err(field);
             assert_eq!(err.field, field, "{err}");
         }
+    }
+
+    #[test]
+    fn a_repository_connector_without_a_branch_follows_the_default_branch() {
+        let mut d = draft("https://bitbucket.org/acme/config.git");
+        d.branch = None;
+        let c = GitConnector::parse(&d).expect("the repository's default branch");
+        assert_eq!(c.branch, None);
+        assert_eq!(GitConnector::parse(&c.to_draft()), Ok(c));
     }
 
     #[test]
