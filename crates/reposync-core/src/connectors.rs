@@ -21,6 +21,8 @@ use crate::tree::{TreeEdit, apply_edit, rewritten_referrers};
 pub struct Saved {
     pub connector: ConnectorRecord,
     pub fresh_webhook: Option<WebhookCredentials>,
+    /// What is worth a look about the connector saved: its name mixing look-alike scripts.
+    pub warnings: Vec<String>,
 }
 
 /// Creates a connector (and its webhook credentials, when it asks for a webhook URL).
@@ -36,6 +38,9 @@ pub async fn create(store: &Store, draft: &ConnectorDraft) -> Result<Saved, Core
     Ok(Saved {
         connector,
         fresh_webhook,
+        warnings: reposync_model::mixed_script_warning(spec.name.as_str())
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -76,12 +81,13 @@ pub async fn update(store: &Store, name: &str, patch: &ConnectorPatch) -> Result
         connectors: vec![ConnectorWrite::update(&current, spec.clone(), change)],
         ..TreeEdit::default()
     };
-    apply_edit(store, edit).await?.into_result()?;
+    let report = apply_edit(store, edit).await?.into_result()?;
     let connector = store.get_connector(&spec.name).await?;
     tracing::info!(connector = %spec.name, renamed, "updated connector");
     Ok(Saved {
         connector,
         fresh_webhook,
+        warnings: report.warnings.into_iter().map(|w| w.message).collect(),
     })
 }
 

@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use reposync_model::connector_yaml::MappedManagers;
 use reposync_model::scope::app_index;
 use reposync_model::tree::{EntityKind, PathClass, classify};
 use reposync_model::validate::{TreeProblem, isolate_failures, read_files};
@@ -460,8 +461,19 @@ async fn plan_changes(
             continue;
         };
         let current = connectors.get(name.as_str());
-        match connector_from_file(&file.path, name, document, current, &secrets) {
-            Ok(write) => {
+        // A file from Git is read without mappings: a mapping is an import's decision, and
+        // what reposync pushes names its own secrets.
+        match connector_from_file(
+            &file.path,
+            name,
+            document,
+            current,
+            &secrets,
+            &MappedManagers::default(),
+        ) {
+            Ok(read) => {
+                report.warnings.extend(read.warnings);
+                let write = read.write;
                 if let (Some(current), Some(own)) = (current, &own)
                     && current.id == own.id
                     && breaks_link(current, &write.spec, branch)
@@ -484,6 +496,16 @@ async fn plan_changes(
     }
     // Files whose deletion failed stay; refusals above are per file, like any other problem.
     isolate_failures(&mut report, &elsewhere);
+    // Warnings do not stop a file; they are logged where whoever watches Git Sync looks.
+    for warning in &report.warnings {
+        tracing::warn!(
+            branch = %branch.branch,
+            path = %warning.path,
+            line = warning.line,
+            "a file read from Git: {}",
+            warning.message
+        );
+    }
     let failed: HashSet<String> = report.problems.iter().map(|p| p.path.clone()).collect();
 
     let raw: HashMap<&str, &Vec<u8>> = puts.iter().map(|(p, b)| (p.as_str(), b)).collect();

@@ -49,7 +49,7 @@ pub async fn create_text(
         .create_secret(&name, SecretKind::Text, value, None)
         .await?;
     tracing::info!(secret = %name, "created text secret");
-    Ok((StatusCode::CREATED, Json(views::secret(&record))))
+    Ok((StatusCode::CREATED, Json(views::created_secret(&record))))
 }
 
 pub async fn create_ssh(
@@ -88,7 +88,7 @@ async fn store_ssh_key(
         )
         .await?;
     tracing::info!(secret = %name, fingerprint = %material.fingerprint, "{what}");
-    Ok((StatusCode::CREATED, Json(views::secret(&record))))
+    Ok((StatusCode::CREATED, Json(views::created_secret(&record))))
 }
 
 pub async fn update(
