@@ -213,11 +213,18 @@ fn validate_warns_of_unknown_keys_mixed_scripts_and_a_missing_branch_and_passes(
         "Setup/Applications/T\u{043E}do/Index.yaml",
         "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
     );
-    write(root, "Setup/Source Repo Providers/Git.yaml", BRANCHLESS_CONNECTOR);
+    write(
+        root,
+        "Setup/Source Repo Providers/Git.yaml",
+        BRANCHLESS_CONNECTOR,
+    );
     let (code, stdout, stderr) = run(root, &["validate", "."]);
     assert_eq!(code, 0, "warnings never fail: {stdout}{stderr}");
     assert_eq!(stdout, "", "problems only go to stdout");
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning: ")).collect();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
     assert_eq!(
         warnings,
         [
@@ -264,7 +271,10 @@ fn validate_maps_another_secret_manager_only_when_asked() {
         "{stderr}"
     );
 
-    let (code, _, stderr) = run(root, &["validate", ".", "--map-secret-manager", "safeharness"]);
+    let (code, _, stderr) = run(
+        root,
+        &["validate", ".", "--map-secret-manager", "safeharness"],
+    );
     assert_eq!(code, 1);
     assert!(
         stderr.contains("--map-secret-manager: \"safeharness\": is reposync's own manager already"),

@@ -635,7 +635,10 @@ fn import_maps_another_secret_manager_reports_it_and_stores_reposyncs_reference(
         "{}",
         refused.stdout
     );
-    let missing = app.cli(&["import", source_arg, "--map-secret-manager", "gcpkms"], None);
+    let missing = app.cli(
+        &["import", source_arg, "--map-secret-manager", "gcpkms"],
+        None,
+    );
     assert!(
         missing.fails().stdout.contains(
             "Setup/Source Repo Providers/Git.yaml:4:11: password: secret \"db-password\" does not exist; create it first with `reposync secret create` (the file's gcpkms:db-password was read as reposync's secret \"db-password\" through --map-secret-manager)"
@@ -649,7 +652,10 @@ fn import_maps_another_secret_manager_reports_it_and_stores_reposyncs_reference(
         Some("token-value-123456"),
     )
     .ok();
-    let imported = app.cli(&["import", source_arg, "--map-secret-manager", "gcpkms"], None);
+    let imported = app.cli(
+        &["import", source_arg, "--map-secret-manager", "gcpkms"],
+        None,
+    );
     assert!(
         imported.ok().stderr.contains(
             "mapped: Setup/Source Repo Providers/Git.yaml:4: password: gcpkms:db-password is reposync's secret \"db-password\"\n"
@@ -657,11 +663,7 @@ fn import_maps_another_secret_manager_reports_it_and_stores_reposyncs_reference(
         "{}",
         imported.stderr
     );
-    assert!(
-        imported.stderr.contains("1 created"),
-        "{}",
-        imported.stderr
-    );
+    assert!(imported.stderr.contains("1 created"), "{}", imported.stderr);
     let stored = app.cli(&["get", path], None);
     assert_eq!(
         stored.ok().stdout,
@@ -670,7 +672,14 @@ fn import_maps_another_secret_manager_reports_it_and_stores_reposyncs_reference(
 
     // The API's answer carries the mapping and the warning about the branch.
     let again = app.cli(
-        &["--json", "import", source_arg, "--map-secret-manager", "gcpkms", "--dry-run"],
+        &[
+            "--json",
+            "import",
+            source_arg,
+            "--map-secret-manager",
+            "gcpkms",
+            "--dry-run",
+        ],
         None,
     );
     let report = again.ok().json();
@@ -686,7 +695,9 @@ fn import_maps_another_secret_manager_reports_it_and_stores_reposyncs_reference(
         report["warnings"][0]["message"]
             .as_str()
             .expect("message")
-            .starts_with("branch: not set, so this connector follows the repository's default branch")
+            .starts_with(
+                "branch: not set, so this connector follows the repository's default branch"
+            )
     );
 }
 
@@ -699,7 +710,8 @@ fn import_and_apply_warn_of_unknown_keys_and_mixed_script_names_and_keep_the_key
     let source = app.dir.path().join("source");
     let source_arg = source.to_str().expect("utf-8");
     let index = "Setup/Applications/Shop/Index.yaml";
-    let index_text = "harnessApiVersion: '1.0'\ntype: APPLICATION\nbranchNmae: main\ndescription: shop\n";
+    let index_text =
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\nbranchNmae: main\ndescription: shop\n";
     write_file(&source, index, index_text);
     write_file(
         &source,
@@ -729,7 +741,13 @@ fn import_and_apply_warn_of_unknown_keys_and_mixed_script_names_and_keep_the_key
     let file = app.dir.path().join("index.yaml");
     std::fs::write(&file, index_text.replace("description", "descripton")).expect("write");
     let applied = app.cli(
-        &["apply", "--path", index, "-f", file.to_str().expect("utf-8")],
+        &[
+            "apply",
+            "--path",
+            index,
+            "-f",
+            file.to_str().expect("utf-8"),
+        ],
         None,
     );
     assert!(
