@@ -527,6 +527,10 @@ pub struct InboundCommitView {
     /// The first line of the commit message.
     pub subject: String,
     pub applied_at: String,
+    /// What was worth a look in the files read (an unknown key, a mixed-script name), which
+    /// applied all the same; absent when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<TreeProblemView>,
 }
 
 /// A sync error that needs a person. For a conflict, both versions of the file.
