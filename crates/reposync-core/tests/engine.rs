@@ -307,8 +307,7 @@ async fn a_read_commit_whose_id_is_not_an_object_id_applies_nothing_and_the_head
 /// (line, key, suggestion) is recorded with the commit's files, where sync activity shows it
 /// (issue 13).
 #[tokio::test]
-async fn a_file_from_git_with_an_unknown_key_applies_and_its_warning_is_recorded_with_the_commit()
-{
+async fn a_file_from_git_with_an_unknown_key_applies_and_its_warning_is_recorded_with_the_commit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let e = engine(&dir).await;
     let path = service("cart");

@@ -1807,3 +1807,49 @@ fn a_connector_file_without_a_branch_links_to_the_repositorys_default_branch() {
         shown.stdout
     );
 }
+
+/// A file read from Git with a misspelt key applies, the key kept, and `sync activity` shows
+/// the warning with the commit, file, line and the key it may mean (issue 13).
+#[test]
+fn a_misspelt_key_read_from_git_applies_and_sync_activity_shows_its_warning() {
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    f.wait_pushed();
+    let path = format!("{SHOP}/Services/cart/Index.yaml");
+    let text = "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentTyp: KUBERNETES\n";
+    let commit = f
+        .root
+        .commit(REPO, "main", &[(path.as_str(), text)], "a typo")
+        .expect("commit");
+    f.app.cli(&["sync", "refresh", "--app", "Shop"], None).ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while f.app.cli(&["get", &path], None).stdout != text {
+        assert!(
+            Instant::now() < deadline,
+            "never applied: {}",
+            f.app.transcript()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let activity = f.app.cli(&["sync", "activity"], None);
+    assert!(
+        activity.ok().stderr.contains(&format!(
+            "warning: commit {}: {path}:3:1: unknown key deploymentTyp: reposync keeps it as written but does not read it; did you mean deploymentType?",
+            &commit[..12]
+        )),
+        "{}",
+        activity.stderr
+    );
+    assert!(
+        f.app
+            .cli(&["sync", "errors"], None)
+            .ok()
+            .stdout
+            .contains("No sync errors")
+    );
+}
