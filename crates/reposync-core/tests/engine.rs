@@ -319,7 +319,7 @@ async fn a_file_from_git_with_an_unknown_key_applies_and_its_warning_is_recorded
     assert!(e.store.open_sync_errors().await.expect("errors").is_empty());
     let commits = e
         .store
-        .list_inbound_commits(&[e.branch.id.clone()], 10)
+        .list_inbound_commits(std::slice::from_ref(&e.branch.id), 10)
         .await
         .expect("inbound");
     assert_eq!(commits[0].status, "applied");
