@@ -95,7 +95,14 @@ pub async fn update(store: &Store, name: &str, patch: &ConnectorPatch) -> Result
     Ok(Saved {
         connector,
         fresh_webhook,
-        warnings: report.warnings.into_iter().map(|w| w.message).collect(),
+        // Only what is about this connector: the files rewritten beside it were warned of
+        // when they were written.
+        warnings: report
+            .warnings
+            .into_iter()
+            .filter(|w| w.path == connector_yaml::path(&spec.name))
+            .map(|w| w.message)
+            .collect(),
     })
 }
 

@@ -177,8 +177,8 @@ pub fn unknown_keys(path: &EntityPath, doc: &Document) -> Vec<Problem> {
     warnings
 }
 
-/// The known key nearest to `key` by edit distance (letter case counting half), if it is near
-/// enough to be a misspelling: at most a third of the key's length, and never more than 3.
+/// The known key nearest to `key` by edit distance, if it is near enough to be a misspelling:
+/// at most a third of the key's length (at least 1), and never more than 3.
 pub fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     let limit = (key.chars().count() / 3).clamp(1, 3);
     known

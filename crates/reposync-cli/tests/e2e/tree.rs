@@ -784,4 +784,46 @@ fn import_and_apply_warn_of_unknown_keys_and_mixed_script_names_and_keep_the_key
         "{}",
         secret.stderr
     );
+    let connector = app.cli(
+        &[
+            "connector",
+            "add",
+            "--name",
+            "G\u{0456}t",
+            "--url",
+            "https://git.example.com/acme/config.git",
+            "--username",
+            "jdoe",
+            "--password-secret",
+            "t\u{03BF}ken",
+            "--branch",
+            "main",
+        ],
+        None,
+    );
+    assert!(
+        connector.ok().stderr.contains(
+            "warning: the name \"G\u{0456}t\" mixes Latin and Cyrillic letters ('\u{0456}', U+0456, is Cyrillic)"
+        ),
+        "{}",
+        connector.stderr
+    );
+    // Renamed to a name in one script, there is nothing to say.
+    let renamed = app.cli(
+        &["connector", "update", "G\u{0456}t", "--name", "Git"],
+        None,
+    );
+    assert!(
+        !renamed.ok().stderr.contains("warning"),
+        "{}",
+        renamed.stderr
+    );
+    let renamed = app.cli(&["connector", "update", "Git", "--name", "\u{0421}I"], None);
+    assert!(
+        renamed.ok().stderr.contains(
+            "warning: the name \"\u{0421}I\" mixes Cyrillic and Latin letters ('I', U+0049, is Latin)"
+        ),
+        "{}",
+        renamed.stderr
+    );
 }
