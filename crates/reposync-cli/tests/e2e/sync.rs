@@ -1791,12 +1791,18 @@ fn a_connector_file_without_a_branch_links_to_the_repositorys_default_branch() {
     let tested = f.app.cli(&["connector", "test", "trunk"], None);
     assert!(tested.ok().stdout.contains("trunk at"), "{}", tested.stdout);
 
-    f.app
-        .cli(
-            &["sync", "enable", "--app", "Shop", "--connector", "trunk"],
-            None,
-        )
-        .ok();
+    let enabled = f.app.cli(
+        &["sync", "enable", "--app", "Shop", "--connector", "trunk"],
+        None,
+    );
+    assert!(
+        enabled.ok().stdout.contains(&format!(
+            "Sync enabled: app:Shop -> {} (trunk)",
+            f.server.repo_url(trunk_repo)
+        )),
+        "{}",
+        enabled.stdout
+    );
     let shown = f.app.cli(&["app", "show", "Shop"], None);
     assert!(
         shown.ok().stdout.contains(&format!(
