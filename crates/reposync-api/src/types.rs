@@ -127,6 +127,9 @@ pub struct SecretView {
     pub used_by: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// On creation only: what is worth a look about the name (it mixes look-alike scripts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What is shown of an SSH key: the user, the algorithm, the fingerprint and the public key.
@@ -265,6 +268,9 @@ pub struct ConnectorSaved {
     pub connector: ConnectorView,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookView>,
+    /// What is worth a look about the connector saved (its name mixes look-alike scripts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A webhook URL and the HMAC secret to configure in Bitbucket.
@@ -434,6 +440,11 @@ pub struct ImportRequest {
     pub files: Vec<TreeFile>,
     #[serde(default)]
     pub dry_run: bool,
+    /// Other Harness secret managers (`gcpkms`, `hashicorpvault`, …) whose references are
+    /// read as reposync's secrets of the same name: `gcpkms:db-password` means reposync's
+    /// secret `db-password`. Each mapping is reported in [`ImportReport::mapped_secrets`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub map_secret_managers: Vec<String>,
 }
 
 /// One problem in an imported or validated tree.
@@ -482,6 +493,29 @@ pub struct ImportReport {
     pub deleted: usize,
     pub ignored: usize,
     pub problems: Vec<TreeProblemView>,
+    /// What was accepted but is worth a look, with its file and line: a key reposync does
+    /// not know (kept as written), a name mixing look-alike scripts, a Source Repo Provider
+    /// without a branch. Absent when there are none, so older clients read the answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<TreeProblemView>,
+    /// Secret references read through `map_secret_managers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mapped_secrets: Vec<MappedSecretView>,
+}
+
+/// A secret reference of another secret manager read as one of reposync's secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MappedSecretView {
+    pub path: String,
+    pub line: usize,
+    /// The YAML key holding the reference (`password`, `sshKeyName`).
+    pub key: String,
+    /// The reference as the file wrote it (`gcpkms:db-password`).
+    pub reference: String,
+    /// The reposync secret it now names (`db-password`); the stored file says
+    /// `reposync:<secret>`.
+    pub secret: String,
 }
 
 /// `GET /api/v1/export`.
@@ -916,6 +950,10 @@ pub struct InboundCommitView {
     /// The first line of the commit message.
     pub subject: String,
     pub applied_at: String,
+    /// What was worth a look in the files read (an unknown key, a mixed-script name), which
+    /// applied all the same; absent when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<TreeProblemView>,
 }
 
 /// A sync error that needs a person. For a conflict, both versions of the file.

@@ -447,6 +447,9 @@ pub async fn secret(command: SecretCommand, globals: &Globals) -> anyhow::Result
                 .await?;
             if !globals.json {
                 let view: SecretView = decode(answer)?;
+                for warning in &view.warnings {
+                    eprintln!("warning: {warning}");
+                }
                 let ssh = view.ssh.as_ref();
                 outln!(
                     "Created SSH key secret {:?} ({})",
@@ -539,7 +542,11 @@ pub async fn secret(command: SecretCommand, globals: &Globals) -> anyhow::Result
     if globals.json {
         print_json(&answer)?;
     } else {
-        print_secret(&decode(answer)?);
+        let view: SecretView = decode(answer)?;
+        for warning in &view.warnings {
+            eprintln!("warning: {warning}");
+        }
+        print_secret(&view);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -785,6 +792,9 @@ fn print_saved(answer: Value, globals: &Globals) -> anyhow::Result<()> {
         return print_json(&answer);
     }
     let saved: ConnectorSaved = decode(answer)?;
+    for warning in &saved.warnings {
+        eprintln!("warning: {warning}");
+    }
     print_connector(&saved.connector);
     if let Some(webhook) = &saved.webhook {
         outln!();

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use reposync_model::connector_yaml::MappedManagers;
 use reposync_model::tree::ROOT;
-use reposync_model::validate::validate_tree_with;
+use reposync_model::validate::validate_tree_mapped;
 use reposync_model::yaml::{Limits, emit, order_top_level, parse};
 use reposync_model::{EntityName, connector_yaml};
 
@@ -32,6 +33,10 @@ pub struct ValidateArgs {
     /// Take every connector the server holds as existing (asks the server; needs its token).
     #[arg(long)]
     connectors_from_server: bool,
+    /// Read secret references of another Harness secret manager (`gcpkms:NAME`) as reposync's
+    /// secret NAME, as `import --map-secret-manager` will (repeatable).
+    #[arg(long = "map-secret-manager", value_name = "MANAGER")]
+    map_secret_managers: Vec<String>,
 }
 
 /// Rewrites YAML files in the canonical format, the way `cargo fmt` does: Harness's scalar
@@ -121,21 +126,54 @@ pub async fn validate(args: ValidateArgs, globals: &crate::Globals) -> anyhow::R
                 .map_err(|e| anyhow::anyhow!("--known-connector {name:?}: {}", e.message))
         })
         .collect::<anyhow::Result<HashSet<String>>>()?;
-    let report = validate_tree_with(&files, &Limits::default(), &elsewhere);
+    let mapped = MappedManagers::parse(&args.map_secret_managers, "--map-secret-manager")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = validate_tree_mapped(&files, &Limits::default(), &elsewhere, &mapped);
     for problem in &report.problems {
         outln!("{problem}");
     }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for mapping in &report.mapped {
+        eprintln!(
+            "{}",
+            mapped_line(
+                &mapping.path,
+                mapping.line,
+                &mapping.key,
+                &mapping.reference,
+                &mapping.secret
+            )
+        );
+    }
+    let warnings = match report.warnings.len() {
+        0 => String::new(),
+        n => format!(", {n} warning(s)"),
+    };
     if report.problems.is_empty() {
-        eprintln!("{} files checked, no problems", report.files.len());
+        eprintln!(
+            "{} files checked, no problems{warnings}",
+            report.files.len()
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
-            "{} problem(s) in {} files",
+            "{} problem(s) in {} files{warnings}",
             report.problems.len(),
             report.files.len() + report.ignored.len()
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// How a secret reference read through `--map-secret-manager` is reported, by `validate` and
+/// `import` alike.
+pub fn mapped_line(path: &str, line: usize, key: &str, reference: &str, secret: &str) -> String {
+    format!(
+        "mapped: {path}:{}: {key}: {reference} is reposync's secret {secret:?}",
+        line.max(1)
+    )
 }
 
 /// Every file of a tree's `Setup/` folder with its path from the repository root (`Setup/…`),

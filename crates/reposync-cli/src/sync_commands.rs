@@ -402,6 +402,18 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 ],
                 &rows,
             );
+            for c in &activity.inbound {
+                for w in &c.warnings {
+                    eprintln!(
+                        "warning: commit {}: {}:{}:{}: {}",
+                        short(&c.commit_id),
+                        w.path,
+                        w.line.max(1),
+                        w.column.max(1),
+                        w.message
+                    );
+                }
+            }
         }
         SyncCommand::Errors {
             action: Some(ErrorsAction::Discard { id }),

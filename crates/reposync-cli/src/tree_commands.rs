@@ -23,6 +23,11 @@ pub struct ImportArgs {
     /// Validate and report what would change; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Read secret references of another Harness secret manager (`gcpkms:NAME`,
+    /// `hashicorpvault:NAME`, …) as reposync's secret NAME, which must exist (repeatable).
+    /// Each mapping is reported, and the stored files name `reposync:NAME`.
+    #[arg(long = "map-secret-manager", value_name = "MANAGER")]
+    map_secret_managers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +41,12 @@ pub struct ExportArgs {
 
 /// Validates a whole tree on the server, then applies it all or nothing.
 pub async fn import(args: ImportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    // A bad manager is named before anything is read or sent.
+    reposync_model::connector_yaml::MappedManagers::parse(
+        &args.map_secret_managers,
+        "--map-secret-manager",
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let client = client(globals)?;
     let files = crate::offline::read_tree(&args.dir)?
         .into_iter()
@@ -47,6 +58,7 @@ pub async fn import(args: ImportArgs, globals: &Globals) -> anyhow::Result<ExitC
     let request = ImportRequest {
         files,
         dry_run: args.dry_run,
+        map_secret_managers: args.map_secret_managers.clone(),
     };
     let spinner = crate::progress::Spinner::start(format!(
         "importing {} files from {}",
@@ -82,6 +94,7 @@ pub async fn import(args: ImportArgs, globals: &Globals) -> anyhow::Result<ExitC
                 problem.message
             );
         }
+        print_notes(&report);
         let verb = if report.dry_run { "would be" } else { "" };
         if failed {
             eprintln!("{} problem(s); nothing was imported", report.problems.len());
@@ -110,6 +123,26 @@ pub async fn import(args: ImportArgs, globals: &Globals) -> anyhow::Result<ExitC
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A write's warnings and secret mappings, on standard error: they are for the person, and
+/// never change the outcome. `--json` carries them in the report instead.
+fn print_notes(report: &ImportReport) {
+    for warning in &report.warnings {
+        eprintln!(
+            "warning: {}:{}:{}: {}",
+            warning.path,
+            warning.line.max(1),
+            warning.column.max(1),
+            warning.message
+        );
+    }
+    for m in &report.mapped_secrets {
+        eprintln!(
+            "{}",
+            crate::offline::mapped_line(&m.path, m.line, &m.key, &m.reference, &m.secret)
+        );
+    }
 }
 
 /// Writes the whole tree (or one application's) as files under a directory.
@@ -349,8 +382,12 @@ pub async fn app(command: AppCommand, globals: &Globals) -> anyhow::Result<ExitC
                 ("Files", Some(a.files.to_string())),
             ]);
         }
-        AppCommand::Create { name, .. } => outln!("Created application {name:?}"),
+        AppCommand::Create { name, .. } => {
+            print_notes(&decode(answer)?);
+            outln!("Created application {name:?}")
+        }
         AppCommand::Rename { name, new_name } => {
+            print_notes(&decode(answer)?);
             outln!("Renamed application {name:?} to {new_name:?}")
         }
         AppCommand::Delete { name, .. } => outln!("Deleted application {name:?}"),
@@ -373,6 +410,9 @@ pub async fn apply(path: String, file: PathBuf, globals: &Globals) -> anyhow::Re
         )
         .await;
     let report: ImportReport = decode(write_answer(answer)?)?;
+    if !globals.json {
+        print_notes(&report);
+    }
     if globals.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.created > 0 {
@@ -426,6 +466,7 @@ pub async fn rename(path: String, new_name: String, globals: &Globals) -> anyhow
         outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
         let report: ImportReport = decode(answer)?;
+        print_notes(&report);
         eprintln!(
             "renamed {path} to {new_name:?}: {} files written, {} moved away",
             report.created + report.changed,

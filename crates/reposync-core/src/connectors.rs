@@ -3,7 +3,7 @@
 
 use reposync_api::{ConnectorDraft, ConnectorPatch};
 use reposync_model::tree::{EntityKind, EntityPath};
-use reposync_model::{EntityName, GitConnector, RepoSlug, RepoUrl, connector_yaml};
+use reposync_model::{ConnectorScope, EntityName, GitConnector, RepoSlug, RepoUrl, connector_yaml};
 use reposync_store::{
     ConnectorRecord, ConnectorWrite, Store, TaskRecord, WebhookChange, WebhookCredentials,
 };
@@ -21,11 +21,13 @@ use crate::tree::{TreeEdit, apply_edit, rewritten_referrers};
 pub struct Saved {
     pub connector: ConnectorRecord,
     pub fresh_webhook: Option<WebhookCredentials>,
+    /// What is worth a look about the connector saved: its name mixing look-alike scripts.
+    pub warnings: Vec<String>,
 }
 
 /// Creates a connector (and its webhook credentials, when it asks for a webhook URL).
 pub async fn create(store: &Store, draft: &ConnectorDraft) -> Result<Saved, CoreError> {
-    let spec = GitConnector::parse_input(draft)?;
+    let spec = GitConnector::parse_new(draft)?;
     let (change, fresh_webhook) = if spec.generate_webhook_url {
         fresh_webhook_change()
     } else {
@@ -36,6 +38,9 @@ pub async fn create(store: &Store, draft: &ConnectorDraft) -> Result<Saved, Core
     Ok(Saved {
         connector,
         fresh_webhook,
+        warnings: reposync_model::mixed_script_warning(spec.name.as_str())
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -45,7 +50,15 @@ pub async fn update(store: &Store, name: &str, patch: &ConnectorPatch) -> Result
     let name = EntityName::parse(name)?;
     let current = store.get_connector(&name).await?;
     let draft = merge(&current.spec, patch)?;
-    let spec = GitConnector::parse_input(&draft)?;
+    // A repository connector read from a file without `branch:` follows the default branch
+    // and may go on doing so; any other keeps the rule of connectors made through the API.
+    let follows_default =
+        current.spec.scope == ConnectorScope::Repo && current.spec.branch.is_none();
+    let spec = if follows_default {
+        GitConnector::parse_input(&draft)?
+    } else {
+        GitConnector::parse_new(&draft)?
+    };
     let (change, fresh_webhook) = match (current.has_webhook, spec.generate_webhook_url) {
         (false, true) => fresh_webhook_change(),
         (true, false) => (WebhookChange::Remove, None),
@@ -76,12 +89,20 @@ pub async fn update(store: &Store, name: &str, patch: &ConnectorPatch) -> Result
         connectors: vec![ConnectorWrite::update(&current, spec.clone(), change)],
         ..TreeEdit::default()
     };
-    apply_edit(store, edit).await?.into_result()?;
+    let report = apply_edit(store, edit).await?.into_result()?;
     let connector = store.get_connector(&spec.name).await?;
     tracing::info!(connector = %spec.name, renamed, "updated connector");
     Ok(Saved {
         connector,
         fresh_webhook,
+        // Only what is about this connector: the files rewritten beside it were warned of
+        // when they were written.
+        warnings: report
+            .warnings
+            .into_iter()
+            .filter(|w| w.path == connector_yaml::path(&spec.name))
+            .map(|w| w.message)
+            .collect(),
     })
 }
 

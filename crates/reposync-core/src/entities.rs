@@ -4,6 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::TreeFile;
+use reposync_model::connector_yaml::MappedManagers;
 use reposync_model::tree::{EntityKind, EntityPath, PathClass, classify};
 use reposync_model::validate::TreeProblem;
 use reposync_model::{EntityName, RepoPath, connector_yaml, escape_path};
@@ -28,13 +29,18 @@ pub struct StoredFile {
 /// Validates a whole tree first, then applies it in the documented order, all or nothing.
 /// Files already stored and absent from the tree are left alone: an import adds and changes,
 /// it never deletes. `files` carry their contents base64-encoded, as on the wire.
+/// `map_secret_managers` names other Harness secret managers whose references Source Repo
+/// Provider files may use, read as reposync's secrets of the same name.
 pub async fn import(
     store: &Store,
     files: Vec<TreeFile>,
     dry_run: bool,
+    map_secret_managers: &[String],
 ) -> Result<TreeOutcome, CoreError> {
+    let mapped_managers = MappedManagers::parse(map_secret_managers, "map_secret_managers")?;
     let mut edit = TreeEdit {
         dry_run,
+        mapped_managers,
         ..TreeEdit::default()
     };
     for file in files {

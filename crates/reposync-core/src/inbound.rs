@@ -17,14 +17,15 @@
 
 use std::collections::{HashMap, HashSet};
 
+use reposync_model::connector_yaml::MappedManagers;
 use reposync_model::scope::app_index;
 use reposync_model::tree::{EntityKind, PathClass, classify};
-use reposync_model::validate::{TreeProblem, isolate_failures, read_files};
+use reposync_model::validate::{TreeProblem, TreeWarning, isolate_failures, read_files};
 use reposync_model::yaml::Limits;
 use reposync_model::{LinkId, ObjectId, PathProblem, connector_yaml, escape_path};
 use reposync_store::{
     ConnectorRecord, EntityChange, FileError, InboundCommit, InboundFile, InboundStatus,
-    SecretKind, Store, StoreError, SyncBranch, SyncLink, app_of_path,
+    InboundWarning, SecretKind, Store, StoreError, SyncBranch, SyncLink, app_of_path,
 };
 use reposync_sync::{ReadChange, ReadCommit, UnrepresentableFile};
 
@@ -239,7 +240,27 @@ async fn apply_planned(
     )
     .await?;
 
-    let (changes, problems) = plan_changes(store, branch, &puts, &deletes, &existing).await?;
+    let (changes, problems, warnings) =
+        plan_changes(store, branch, &puts, &deletes, &existing).await?;
+    // Warnings do not stop a file; they are recorded with the commit's files, where sync
+    // activity shows them, and logged.
+    for warning in warnings {
+        tracing::warn!(
+            branch = %branch.branch,
+            commit = %commit.commit,
+            path = %warning.path,
+            line = warning.line,
+            "a file read from Git: {}",
+            warning.message
+        );
+        if let Some(file) = record.files.iter_mut().find(|f| f.path == warning.path) {
+            file.warnings.push(InboundWarning {
+                line: warning.line,
+                column: warning.column,
+                message: warning.message,
+            });
+        }
+    }
     let failed: HashSet<&str> = problems.iter().map(|p| p.path.as_str()).collect();
     let contents: HashMap<&str, &Vec<u8>> = puts.iter().map(|(p, b)| (p.as_str(), b)).collect();
     let mut messages: HashMap<&str, Vec<String>> = HashMap::new();
@@ -395,15 +416,15 @@ pub fn unrepresentable_error(
     }
 }
 
-/// The changes to apply, and the problems of the files set apart: checked like an import,
-/// but a failing file does not stop the others.
+/// The changes to apply, the problems of the files set apart, and the warnings of the files
+/// read: checked like an import, but a failing file does not stop the others.
 async fn plan_changes(
     store: &Store,
     branch: &SyncBranch,
     puts: &[(String, Vec<u8>)],
     deletes: &[String],
     existing: &HashSet<String>,
-) -> Result<(Vec<EntityChange>, Vec<TreeProblem>), StoreError> {
+) -> Result<(Vec<EntityChange>, Vec<TreeProblem>, Vec<TreeWarning>), StoreError> {
     let mut report = read_files(puts, &Limits::default());
     let connectors = connectors_by_name(store).await?;
     let secrets: HashMap<String, SecretKind> = store
@@ -460,8 +481,19 @@ async fn plan_changes(
             continue;
         };
         let current = connectors.get(name.as_str());
-        match connector_from_file(&file.path, name, document, current, &secrets) {
-            Ok(write) => {
+        // A file from Git is read without mappings: a mapping is an import's decision, and
+        // what reposync pushes names its own secrets.
+        match connector_from_file(
+            &file.path,
+            name,
+            document,
+            current,
+            &secrets,
+            &MappedManagers::default(),
+        ) {
+            Ok(read) => {
+                report.warnings.extend(read.warnings);
+                let write = read.write;
                 if let (Some(current), Some(own)) = (current, &own)
                     && current.id == own.id
                     && breaks_link(current, &write.spec, branch)
@@ -505,7 +537,8 @@ async fn plan_changes(
                 None => EntityChange::Delete { path },
             }),
     );
-    Ok((changes, report.problems))
+    report.warnings.sort();
+    Ok((changes, report.problems, report.warnings))
 }
 
 /// Whether a connector change would stop the connector from reaching this branch's
@@ -550,6 +583,7 @@ fn inbound_files(commit: &ReadCommit) -> Vec<InboundFile> {
             op: op.to_owned(),
             path,
             from,
+            warnings: Vec::new(),
         }
     };
     commit

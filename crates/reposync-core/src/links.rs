@@ -34,8 +34,11 @@ struct Plan {
     /// The application's stored `Index.yaml`.
     index: Option<EntityRecord>,
     connector: ConnectorRecord,
-    branch: BranchName,
-    /// The link as it will be, without its id and base commit.
+    /// `None` when neither the request nor the connector names one: the repository's default
+    /// branch, which only git can tell, learnt by the enable task.
+    branch: Option<BranchName>,
+    /// The link as it will be, without its id and base commit (and without its branch while
+    /// `branch` is `None`).
     planned: SyncLink,
 }
 
@@ -143,7 +146,11 @@ pub async fn request_enable(
     let task = store
         .start_local_task(TaskKind::EnableSync.as_str(), &payload)
         .await?;
-    tracing::info!(task = %task.id, %scope, branch = %plan.branch, "enabling git sync");
+    let branch = plan
+        .branch
+        .as_ref()
+        .map_or("the repository's default", BranchName::as_str);
+    tracing::info!(task = %task.id, %scope, branch, "enabling git sync");
     Ok(task)
 }
 
@@ -167,6 +174,46 @@ pub async fn run_enable(
         store.finish_local_task(&task.id, false, &failure).await?;
     }
     outcome
+}
+
+/// The default branch (`HEAD`) of the repository a link will sync with, learnt by a Test of
+/// its connector: for a request without `--branch` whose connector names none (a Source Repo
+/// Provider file without `branch:`, which Harness read as the default branch).
+async fn default_branch(
+    delegates: &dyn Delegates,
+    connector: &ConnectorRecord,
+    planned: &SyncLink,
+) -> Result<BranchName, CoreError> {
+    let name = connector.spec.name.as_str();
+    let repo = planned.repo.as_deref().map(RepoSlug::parse).transpose()?;
+    let url = connector.spec.repository_url(repo.as_ref())?.git_url();
+    let result = delegates.run_test(connector, url.clone()).await?;
+    if !result.ok {
+        return Err(CoreError::new(
+            ErrorKind::Invalid,
+            "connector_check_failed",
+            format!(
+                "connector {name:?} names no branch, and its Test, which finds the repository's default branch, failed: {}: {}; sync was not enabled",
+                result.code.as_deref().unwrap_or("failed"),
+                result.message.as_deref().unwrap_or("no reason given")
+            ),
+        )
+        .with_field("connector"));
+    }
+    let found = result
+        .branch
+        .as_deref()
+        .and_then(|b| BranchName::parse(b).ok());
+    let Some(branch) = found else {
+        return Err(CoreError::invalid(
+            "branch",
+            format!(
+                "is required: connector {name:?} names no branch and {url} has no default branch yet (it holds no commit); give --branch, with --create-branch for a new one"
+            ),
+        ));
+    };
+    tracing::info!(connector = name, %branch, "a link takes the repository's default branch");
+    Ok(branch)
 }
 
 /// A link as the API shows it.
@@ -214,16 +261,8 @@ async fn plan(store: &Store, request: &SyncEnableRequest) -> Result<Plan, CoreEr
         .await
         .map_err(|e| CoreError::from(e).with_field("connector"))?;
     let branch = match request.branch.as_deref().filter(|b| !b.trim().is_empty()) {
-        Some(branch) => BranchName::parse(branch)?,
-        None => connector.spec.branch.clone().ok_or_else(|| {
-            CoreError::invalid(
-                "branch",
-                format!(
-                    "is required: connector {:?} names no branch",
-                    connector_name.as_str()
-                ),
-            )
-        })?,
+        Some(branch) => Some(BranchName::parse(branch)?),
+        None => connector.spec.branch.clone(),
     };
     let repo = request
         .repo
@@ -273,7 +312,7 @@ async fn plan(store: &Store, request: &SyncEnableRequest) -> Result<Plan, CoreEr
         app: app_name.map(str::to_owned),
         connector_id: connector.id.clone(),
         repo: repo.as_ref().map(ToString::to_string),
-        branch: branch.to_string(),
+        branch: branch.as_ref().map(ToString::to_string).unwrap_or_default(),
         base_commit: None,
         enabled: true,
         created_at: 0,
@@ -305,6 +344,12 @@ async fn enable(
         branch,
         planned,
     } = plan(store, request).await?;
+    let mut planned = planned;
+    let branch = match branch {
+        Some(branch) => branch,
+        None => default_branch(delegates, &connector, &planned).await?,
+    };
+    planned.branch = branch.to_string();
     let app_name = app.as_ref().map(EntityName::as_str);
     let connector_name = &connector.spec.name;
     check_connections(store, delegates, &connector, &planned)

@@ -6,12 +6,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use reposync_api::{ImportReport, TreeProblemView};
+use reposync_api::{ImportReport, MappedSecretView, TreeProblemView};
+use reposync_model::connector_yaml::MappedManagers;
 use reposync_model::kinds::{references, retarget};
 use reposync_model::tree::{EntityKind, EntityPath, PathClass, classify};
-use reposync_model::validate::{ParsedFile, TreeProblem, check_links, read_files};
+use reposync_model::validate::{
+    MappedSecret, ParsedFile, TreeProblem, TreeWarning, check_links, read_files,
+};
 use reposync_model::yaml::{Document, Limits, emit, parse};
-use reposync_model::{Credentials, EntityName, GitConnector, connector_yaml};
+use reposync_model::{Credentials, EntityName, GitConnector, connector_yaml, mixed_script_warning};
 use reposync_store::{
     ChangeOutcome, ConnectorRecord, ConnectorWrite, EntityChange, EntityWrite, SecretKind, Store,
     StoreError, WebhookChange,
@@ -28,6 +31,9 @@ pub struct TreeEdit {
     pub deletes: Vec<String>,
     /// Connector changes that do not come from a file (the connector API).
     pub connectors: Vec<ConnectorWrite>,
+    /// Other secret managers whose references Source Repo Provider files may use, read as
+    /// reposync's secrets of the same name (`import --map-secret-manager`).
+    pub mapped_managers: MappedManagers,
     pub dry_run: bool,
 }
 
@@ -102,10 +108,26 @@ pub async fn plan_edit(store: &Store, edit: TreeEdit) -> Result<PlannedEdit, Sto
         problems,
         deletes,
         connectors: connector_writes,
+        mapped_managers,
         dry_run,
     } = edit;
     let mut report = read_files(&files, &Limits::default());
     report.problems.extend(problems);
+    // A connector written through the API is judged by its name like a file is.
+    for write in &connector_writes {
+        let renamed = write
+            .current
+            .as_ref()
+            .is_none_or(|current| current.spec.name != write.spec.name);
+        if renamed && let Some(message) = mixed_script_warning(write.spec.name.as_str()) {
+            report.warnings.push(TreeWarning {
+                path: write.path(),
+                line: 0,
+                column: 0,
+                message,
+            });
+        }
+    }
     let connectors = connectors_by_name(store).await?;
     let mut elsewhere = existing_paths(store).await?;
     for path in &deletes {
@@ -139,17 +161,26 @@ pub async fn plan_edit(store: &Store, edit: TreeEdit) -> Result<PlannedEdit, Sto
             document,
             connectors.get(name.as_str()),
             &secrets,
+            &mapped_managers,
         ) {
-            Ok(write) => changes.push(EntityChange::PutConnector(Box::new(write))),
+            Ok(read) => {
+                report.warnings.extend(read.warnings);
+                report.mapped.extend(read.mapped);
+                changes.push(EntityChange::PutConnector(Box::new(read.write)));
+            }
             Err(problem) => report.problems.push(problem),
         }
     }
     report
         .files
         .retain(|f| f.entity.kind != EntityKind::SourceRepoProvider);
+    report.warnings.sort();
+    report.mapped.sort();
     let mut summary = ImportReport {
         dry_run,
         ignored: report.ignored.len(),
+        warnings: report.warnings.iter().map(warning_view).collect(),
+        mapped_secrets: report.mapped.iter().map(mapped_view).collect(),
         ..Default::default()
     };
     if !report.problems.is_empty() {
@@ -214,17 +245,41 @@ pub fn connector_from_file(
     document: &Document,
     current: Option<&ConnectorRecord>,
     secrets: &HashMap<String, SecretKind>,
-) -> Result<ConnectorWrite, TreeProblem> {
-    let spec = connector_yaml::to_connector(path, name, document, current.map(|c| &c.spec))?;
-    if let Some(problem) = missing_secret(path, &spec, document, secrets) {
+    mapped: &MappedManagers,
+) -> Result<FileConnector, TreeProblem> {
+    let read =
+        connector_yaml::read_connector(path, name, document, current.map(|c| &c.spec), mapped)?;
+    let spec = read.connector;
+    if let Some(mut problem) = missing_secret(path, &spec, document, secrets) {
+        if let Some(mapping) = read.mapped.iter().find(|m| m.line == problem.line) {
+            problem.message.push_str(&format!(
+                " (the file's {} was read as reposync's secret {:?} through --map-secret-manager)",
+                mapping.reference, mapping.secret
+            ));
+        }
         return Err(problem);
     }
-    Ok(ConnectorWrite {
-        current: current.cloned(),
-        file: connector_yaml::render(&spec, Some(document)),
-        spec,
-        webhook: WebhookChange::Keep,
+    // The stored file names the secret where it now lives (`reposync:<name>`): the mapping is
+    // a migration's decision, and every later reader of the tree (Git Sync, validate in CI, an
+    // export imported again) must read it without being told again.
+    Ok(FileConnector {
+        write: ConnectorWrite {
+            current: current.cloned(),
+            file: connector_yaml::render(&spec, Some(document)),
+            spec,
+            webhook: WebhookChange::Keep,
+        },
+        warnings: read.warnings,
+        mapped: read.mapped,
     })
+}
+
+/// A Source Repo Provider file as the connector write it means, with what is worth telling.
+#[derive(Debug)]
+pub struct FileConnector {
+    pub write: ConnectorWrite,
+    pub warnings: Vec<TreeWarning>,
+    pub mapped: Vec<MappedSecret>,
 }
 
 /// A problem if the secret a Source Repo Provider file names does not exist or is of the wrong
@@ -307,6 +362,25 @@ pub fn problem_view(problem: &TreeProblem) -> TreeProblemView {
         line: problem.line,
         column: problem.column,
         message: problem.message.clone(),
+    }
+}
+
+pub fn warning_view(warning: &TreeWarning) -> TreeProblemView {
+    TreeProblemView {
+        path: warning.path.clone(),
+        line: warning.line,
+        column: warning.column,
+        message: warning.message.clone(),
+    }
+}
+
+pub fn mapped_view(mapped: &MappedSecret) -> MappedSecretView {
+    MappedSecretView {
+        path: mapped.path.clone(),
+        line: mapped.line,
+        key: mapped.key.clone(),
+        reference: mapped.reference.clone(),
+        secret: mapped.secret.clone(),
     }
 }
 

@@ -302,3 +302,38 @@ async fn a_read_commit_whose_id_is_not_an_object_id_applies_nothing_and_the_head
             .is_empty()
     );
 }
+
+/// A file read from Git with a key reposync does not know applies, key kept, and its warning
+/// (line, key, suggestion) is recorded with the commit's files, where sync activity shows it
+/// (issue 13).
+#[tokio::test]
+async fn a_file_from_git_with_an_unknown_key_applies_and_its_warning_is_recorded_with_the_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = engine(&dir).await;
+    let path = service("cart");
+    let text = format!("{SERVICE}descripton: typo\n");
+    read(&e, vec![commit('a', &[(&path, Some(&text))])]).await;
+
+    let stored = e.store.get_entity(&path).await.expect("applied");
+    assert_eq!(String::from_utf8_lossy(&stored.content), text, "key kept");
+    assert!(e.store.open_sync_errors().await.expect("errors").is_empty());
+    let commits = e
+        .store
+        .list_inbound_commits(std::slice::from_ref(&e.branch.id), 10)
+        .await
+        .expect("inbound");
+    assert_eq!(commits[0].status, "applied");
+    let file = commits[0]
+        .files
+        .iter()
+        .find(|f| f.path == path)
+        .expect("the file");
+    assert_eq!(
+        file.warnings,
+        [reposync_store::InboundWarning {
+            line: 4,
+            column: 1,
+            message: "unknown key descripton: reposync keeps it as written but does not read it; did you mean description?".into(),
+        }]
+    );
+}

@@ -159,7 +159,8 @@ pub struct GitConnector {
     pub scope: ConnectorScope,
     pub url: RepoUrl,
     pub credentials: Credentials,
-    /// Required for repo scope; for account scope, the default branch of sync links.
+    /// The default branch of sync links; `None` follows the repository's default branch
+    /// (its HEAD) for a repository connector, and leaves it to each link for an account one.
     pub branch: Option<BranchName>,
     /// Sorted and without duplicates.
     pub selectors: Vec<Selector>,
@@ -191,7 +192,11 @@ impl GitConnector {
     /// clone URL, a URL naming another user than the username, and a provider the host
     /// contradicts.
     pub fn parse_input(draft: &ConnectorDraft) -> Result<GitConnector, FieldError> {
-        let connector = GitConnector::parse(draft)?;
+        GitConnector::input_checks(GitConnector::parse_checked(draft, false)?)
+    }
+
+    /// The rules that catch mistakes in new input, on a parsed connector.
+    fn input_checks(connector: GitConnector) -> Result<GitConnector, FieldError> {
         if let Some(clone_url) = connector.url.browser_page_clone_url() {
             return Err(FieldError::new(
                 "url",
@@ -223,8 +228,27 @@ impl GitConnector {
         Ok(connector)
     }
 
+    /// [`GitConnector::parse_input`] for a connector created through the API or the CLI: a
+    /// repository connector names its branch there. A person adding one can say which branch,
+    /// and the Test before saving should check that one; a Source Repo Provider file adopted
+    /// from Harness may leave it out and follow the repository's default branch, as it did
+    /// in Harness.
+    pub fn parse_new(draft: &ConnectorDraft) -> Result<GitConnector, FieldError> {
+        GitConnector::input_checks(GitConnector::parse_checked(draft, true)?)
+    }
+
     /// Parses and cross-checks a draft. The first problem found is returned, naming its field.
     pub fn parse(draft: &ConnectorDraft) -> Result<GitConnector, FieldError> {
+        GitConnector::parse_checked(draft, false)
+    }
+
+    /// [`GitConnector::parse`], with a repository connector's branch required or not; the
+    /// fields are checked in the order a person fills them in, so the first error is the
+    /// first field to fix.
+    fn parse_checked(
+        draft: &ConnectorDraft,
+        repo_branch_required: bool,
+    ) -> Result<GitConnector, FieldError> {
         let name = EntityName::parse(required(&draft.name, "name")?)?;
         let url = RepoUrl::parse(required(&draft.url, "url")?)?;
         let provider = match &draft.provider {
@@ -235,18 +259,19 @@ impl GitConnector {
             Some(s) if !s.trim().is_empty() => s.parse()?,
             _ => ConnectorScope::Repo,
         };
-        let branch = match (scope, non_empty(&draft.branch)) {
-            (ConnectorScope::Repo, Some(b)) => Some(BranchName::parse(b)?),
-            (ConnectorScope::Repo, None) => {
-                return Err(FieldError::new(
-                    "branch",
-                    "is required for a repo-scope connector",
-                ));
-            }
-            // For account scope the branch is optional: the default for sync links, which
-            // may name their own. Harness wrote it for both scopes.
-            (ConnectorScope::Account, branch) => branch.map(BranchName::parse).transpose()?,
-        };
+        // The branch is optional for both scopes: the default for sync links, which may name
+        // their own. A repository connector without one follows the repository's default
+        // branch (its HEAD), as Harness's Source Repo Providers without `branch:` did; the
+        // Test shows which branch that is, and `sync enable` resolves it then.
+        let branch = non_empty(&draft.branch)
+            .map(BranchName::parse)
+            .transpose()?;
+        if repo_branch_required && scope == ConnectorScope::Repo && branch.is_none() {
+            return Err(FieldError::new(
+                "branch",
+                "is required for a repo-scope connector",
+            ));
+        }
         match scope {
             ConnectorScope::Account if url.names_repository() => {
                 return Err(FieldError::new(
@@ -646,7 +671,6 @@ mod tests {
             (Box::new(|d| d.name = None), "name"),
             (Box::new(|d| d.name = Some("a/b".into())), "name"),
             (Box::new(|d| d.url = Some("nonsense".into())), "url"),
-            (Box::new(|d| d.branch = None), "branch"),
             (
                 Box::new(|d| d.branch = Some("https://x/y".into())),
                 "branch",
@@ -682,6 +706,22 @@ mod tests {
             let err = GitConnector::parse(&d).expect_err(field);
             assert_eq!(err.field, field, "{err}");
         }
+    }
+
+    #[test]
+    fn a_repository_connector_without_a_branch_follows_the_default_branch() {
+        let mut d = draft("https://bitbucket.org/acme/config.git");
+        d.branch = None;
+        let c = GitConnector::parse_input(&d).expect("the repository's default branch");
+        assert_eq!(c.branch, None);
+        assert_eq!(GitConnector::parse(&c.to_draft()), Ok(c));
+        // A connector created through the API names its branch.
+        let error = GitConnector::parse_new(&d).expect_err("branch");
+        assert_eq!(error.field, "branch");
+        assert_eq!(error.message, "is required for a repo-scope connector");
+        d.scope = Some("account".into());
+        d.url = Some("https://bitbucket.org/acme".into());
+        assert!(GitConnector::parse_new(&d).is_ok());
     }
 
     #[test]

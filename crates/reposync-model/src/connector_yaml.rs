@@ -12,7 +12,7 @@ use crate::connector::{
     GitConnector, Provider,
 };
 use crate::name::EntityName;
-use crate::problem::TreeProblem;
+use crate::problem::{MappedSecret, TreeProblem, TreeWarning};
 use crate::tree::ROOT;
 use crate::yaml::{Document, Mapping, Node, emit, order_top_level};
 
@@ -163,13 +163,91 @@ fn is_bitbucket_type(provider_type: &str) -> bool {
 /// The secret a reference names: `reposync:<name>`, `safeharness:<name>`, or a bare name.
 /// Any other manager is refused, because reposync cannot read it.
 pub fn secret_reference(text: &str) -> Result<&str, String> {
+    secret_reference_mapped(text, &MappedManagers::default()).map(|(name, _)| name)
+}
+
+/// Other Harness secret managers (`gcpkms`, `amazonkms`, `azurevault`, `hashicorpvault`, …)
+/// whose references a migration reads as reposync's own secrets of the same name
+/// (`reposync import --map-secret-manager gcpkms`): `gcpkms:db-password` then means reposync's
+/// secret `db-password`. Empty by default, so that a reference to a manager reposync cannot
+/// read is refused rather than guessed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MappedManagers(Vec<String>);
+
+impl MappedManagers {
+    /// Parses the managers given, each as `NAME` or `NAME=` (the same: the secret keeps the
+    /// reference's name), reporting a bad one against `field`.
+    pub fn parse(managers: &[String], field: &str) -> Result<Self, crate::FieldError> {
+        let mut parsed = Vec::new();
+        for raw in managers {
+            let manager = raw.trim().strip_suffix('=').unwrap_or(raw.trim());
+            let error = |why: String| crate::FieldError::new(field, format!("{raw:?}: {why}"));
+            if manager.is_empty() {
+                return Err(error(
+                    "names no secret manager; give the prefix of the references, such as gcpkms"
+                        .into(),
+                ));
+            }
+            if manager.contains('=') {
+                return Err(error(
+                    "maps a manager to its secrets by the same name only; write the manager alone, such as gcpkms".into(),
+                ));
+            }
+            if let Some(bad) = manager
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+            {
+                return Err(error(format!(
+                    "contains {bad:?}; a secret manager's prefix uses letters, digits, '-', '_' and '.'"
+                )));
+            }
+            if SECRET_MANAGERS.contains(&manager) {
+                return Err(error(format!(
+                    "is reposync's own manager already; references {manager}:<name> need no mapping"
+                )));
+            }
+            if !parsed.iter().any(|m| m == manager) {
+                parsed.push(manager.to_owned());
+            }
+        }
+        Ok(Self(parsed))
+    }
+
+    /// Whether references of `manager` are read as reposync's secrets.
+    pub fn maps(&self, manager: &str) -> bool {
+        self.0.iter().any(|m| m == manager)
+    }
+
+    /// The managers, as given.
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// [`secret_reference`], also reading the references of `mapped` managers as reposync's
+/// secrets; the flag says whether the reference went through a mapping.
+pub fn secret_reference_mapped<'t>(
+    text: &'t str,
+    mapped: &MappedManagers,
+) -> Result<(&'t str, bool), String> {
     match text.split_once(':') {
-        None => Ok(text),
-        Some((manager, name)) if SECRET_MANAGERS.contains(&manager) => Ok(name),
+        None => Ok((text, false)),
+        Some((manager, name)) if SECRET_MANAGERS.contains(&manager) => Ok((name, false)),
+        Some((manager, name)) if mapped.maps(manager) => Ok((name, true)),
         Some((manager, _)) => Err(format!(
-            "names a secret in secret manager {manager:?}; reposync resolves only its own secrets, written `reposync:<name>` (or `safeharness:<name>`, its alias)"
+            "names a secret in secret manager {manager:?}; reposync resolves only its own secrets, written `reposync:<name>` (or `safeharness:<name>`, its alias). To read {manager}:<name> as reposync's secret <name> when migrating, import with --map-secret-manager {manager} (validate takes it too), and create the secrets in reposync"
         )),
     }
+}
+
+/// A Source Repo Provider file read as a connector, with what is worth telling about it.
+#[derive(Debug, Clone)]
+pub struct ReadConnector {
+    pub connector: GitConnector,
+    /// Accepted, but worth a look: the file names no branch.
+    pub warnings: Vec<TreeWarning>,
+    /// Secret references read through a mapped manager.
+    pub mapped: Vec<MappedSecret>,
 }
 
 /// The YAML key a connector field is written as, for pointing an error at its line.
@@ -200,6 +278,27 @@ pub fn to_connector(
     document: &Document,
     current: Option<&GitConnector>,
 ) -> Result<GitConnector, TreeProblem> {
+    read_connector(
+        file_path,
+        name,
+        document,
+        current,
+        &MappedManagers::default(),
+    )
+    .map(|read| read.connector)
+}
+
+/// [`to_connector`], reading references of `mapped` managers as reposync's secrets, and with
+/// the warnings and mappings to report: a repository connector without `branch:` follows the
+/// repository's default branch (its `HEAD`), which is said, with how to pin one.
+pub fn read_connector(
+    file_path: &str,
+    name: &EntityName,
+    document: &Document,
+    current: Option<&GitConnector>,
+    mapped: &MappedManagers,
+) -> Result<ReadConnector, TreeProblem> {
+    let mut mappings = Vec::new();
     let problem = |node: Option<&Node>, message: String| TreeProblem {
         path: file_path.to_owned(),
         line: node.map_or(0, |n| n.line),
@@ -229,12 +328,23 @@ pub fn to_connector(
             .as_bool()
             .ok_or_else(|| problem(Some(node), "keyAuth: must be true or false".into()))?,
     };
-    let reference = |key: &str| -> Result<Option<String>, TreeProblem> {
+    let mut reference = |key: &str| -> Result<Option<String>, TreeProblem> {
         match text(key)? {
             None => Ok(None),
-            Some(t) => secret_reference(&t)
-                .map(|n| Some(n.to_owned()))
-                .map_err(|m| problem(map.get(key), format!("{key}: {m}"))),
+            Some(t) => {
+                let (secret, through_mapping) = secret_reference_mapped(&t, mapped)
+                    .map_err(|m| problem(map.get(key), format!("{key}: {m}")))?;
+                if through_mapping {
+                    mappings.push(MappedSecret {
+                        path: file_path.to_owned(),
+                        line: map.get(key).map_or(0, |n| n.line),
+                        key: key.to_owned(),
+                        reference: t.clone(),
+                        secret: secret.to_owned(),
+                    });
+                }
+                Ok(Some(secret.to_owned()))
+            }
         }
     };
     let (username, password_secret, ssh_key_secret) = if key_auth {
@@ -312,9 +422,26 @@ pub fn to_connector(
         // reposync's own settings, which the file does not carry, stay as they were.
         poll_interval_seconds: current.and_then(|c| c.poll_interval_seconds),
     };
-    GitConnector::parse_input(&draft).map_err(|e| {
+    let connector = GitConnector::parse_input(&draft).map_err(|e| {
         let key = yaml_key(&e.field);
         problem(map.get(key), format!("{key}: {}", e.message))
+    })?;
+    let mut warnings = Vec::new();
+    if connector.scope == ConnectorScope::Repo && connector.branch.is_none() {
+        warnings.push(TreeWarning {
+            path: file_path.to_owned(),
+            line: document.root.line,
+            column: document.root.column,
+            message: format!(
+                "branch: not set, so this connector follows the repository's default branch (its HEAD, which `reposync connector test {:?}` shows and `sync enable` takes); add `branch: <name>` to pin one",
+                name.as_str()
+            ),
+        });
+    }
+    Ok(ReadConnector {
+        connector,
+        warnings,
+        mapped: mappings,
     })
 }
 
@@ -418,6 +545,101 @@ mod tests {
         let problem = read(text, None).expect_err("refused");
         assert_eq!((problem.line, problem.column), (5, 11));
         assert!(problem.message.contains("hashicorpvault"), "{problem}");
+    }
+
+    fn read_mapped(text: &str, managers: &[&str]) -> Result<ReadConnector, TreeProblem> {
+        let document = parse(text.as_bytes(), &Limits::default()).expect("yaml");
+        let name = EntityName::parse("Platform Git").expect("name");
+        let managers: Vec<String> = managers.iter().map(|m| (*m).to_owned()).collect();
+        let mapped = MappedManagers::parse(&managers, "--map-secret-manager").expect("managers");
+        read_connector("f.yaml", &name, &document, None, &mapped)
+    }
+
+    #[test]
+    fn a_mapped_secret_manager_reads_as_reposyncs_secret_and_is_reported() {
+        let text = "harnessApiVersion: '1.0'\ntype: GIT\nbranch: main\nkeyAuth: false\npassword: gcpkms:db-password\nproviderType: GIT\nurl: https://bitbucket.org/acme/config.git\nurlType: REPO\nusername: jdoe\n";
+        let refused = read_mapped(text, &[]).expect_err("not mapped");
+        assert!(
+            refused.message.contains("--map-secret-manager gcpkms"),
+            "{refused}"
+        );
+        let read = read_mapped(text, &["amazonkms", "gcpkms"]).expect("mapped");
+        assert_eq!(
+            read.connector.credential_fields().1.as_deref(),
+            Some("db-password")
+        );
+        assert_eq!(
+            read.mapped,
+            vec![MappedSecret {
+                path: "f.yaml".into(),
+                line: 5,
+                key: "password".into(),
+                reference: "gcpkms:db-password".into(),
+                secret: "db-password".into(),
+            }]
+        );
+        // What reposync stores and pushes names the secret where it now lives.
+        let document = parse(text.as_bytes(), &Limits::default()).expect("yaml");
+        let rendered = render(&read.connector, Some(&document));
+        assert_eq!(
+            rendered,
+            text.replace("gcpkms:db-password", "reposync:db-password")
+        );
+        // Managers reposync already reads are not mapped again, and nothing is not a manager.
+        let read = read_mapped(&text.replace("gcpkms:", "safeharness:"), &["gcpkms"]).expect("own");
+        assert!(read.mapped.is_empty());
+    }
+
+    #[test]
+    fn mapped_managers_are_parsed_with_the_flag_named() {
+        let parse = |m: &[&str]| {
+            MappedManagers::parse(
+                &m.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+                "--map-secret-manager",
+            )
+        };
+        assert_eq!(
+            parse(&["gcpkms", "gcpkms=", " azurevault "]).map(|m| m.names().to_vec()),
+            Ok(vec!["gcpkms".to_owned(), "azurevault".to_owned()])
+        );
+        for (bad, why) in [
+            ("", "names no secret manager"),
+            ("gcpkms=reposync", "same name only"),
+            ("gcp:kms", "contains ':'"),
+            ("safeharness", "reposync's own manager"),
+        ] {
+            let error = parse(&[bad]).expect_err(bad);
+            assert_eq!(error.field, "--map-secret-manager");
+            assert!(error.message.contains(why), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_repository_connector_without_branch_follows_the_default_branch_with_a_warning() {
+        let text = "harnessApiVersion: '1.0'\ntype: GIT\nkeyAuth: false\npassword: reposync:bb\nproviderType: GIT\nurl: https://bitbucket.org/acme/config.git\nurlType: REPO\nusername: jdoe\n";
+        let read = read_mapped(text, &[]).expect("accepted");
+        assert_eq!(read.connector.branch, None);
+        assert_eq!(read.warnings.len(), 1);
+        assert_eq!(read.warnings[0].path, "f.yaml");
+        assert_eq!(read.warnings[0].line, 1);
+        assert!(
+            read.warnings[0].message.starts_with(
+                "branch: not set, so this connector follows the repository's default branch"
+            ),
+            "{}",
+            read.warnings[0].message
+        );
+        assert!(
+            read.warnings[0]
+                .message
+                .contains("add `branch: <name>` to pin one")
+        );
+        // The file is kept as it was: no branch is written into it.
+        let document = parse(text.as_bytes(), &Limits::default()).expect("yaml");
+        assert_eq!(render(&read.connector, Some(&document)), text);
+        // With a branch, or for an account connector, there is nothing to say.
+        let pinned = text.replace("keyAuth", "branch: main\nkeyAuth");
+        assert!(read_mapped(&pinned, &[]).expect("ok").warnings.is_empty());
     }
 
     #[test]

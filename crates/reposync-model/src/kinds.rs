@@ -67,6 +67,145 @@ pub fn rules(kind: EntityKind) -> Option<KindRules> {
     Some(KindRules { types, required })
 }
 
+/// The top-level keys Harness's format defines for a kind, besides `harnessApiVersion` and
+/// `type`; `None` for kinds whose keys depend on their subtype (workflows, cloud providers,
+/// artifact servers, …) or that reposync keeps opaque, where no key can be called unknown.
+///
+/// A key outside the list is kept and round-tripped like any other, and reported as a warning
+/// with its line: a misspelt `branchNmae:` would otherwise be silently ignored.
+pub fn known_keys(kind: EntityKind) -> Option<&'static [&'static str]> {
+    use EntityKind as K;
+    Some(match kind {
+        K::AccountDefaults | K::ApplicationDefaults => &["defaults"],
+        K::Tags => &["tag"],
+        K::SourceRepoProvider => &[
+            "authorEmailId",
+            "authorName",
+            "branch",
+            "commitMessage",
+            "delegateSelectors",
+            "description",
+            "keyAuth",
+            "password",
+            "providerType",
+            "sshKeyName",
+            "url",
+            "urlType",
+            "username",
+        ],
+        K::Application => &[
+            "branchName",
+            "description",
+            "gitConnector",
+            "isGitSyncEnabled",
+            "isManualTriggerAuthorized",
+            "repoName",
+            "tags",
+        ],
+        K::Service => &[
+            "applicationStack",
+            "artifactType",
+            "cfCliVersion",
+            "configMapYaml",
+            "configVariables",
+            "deploymentType",
+            "deploymentTypeTemplateUri",
+            "description",
+            "helmValueYaml",
+            "helmVersion",
+            "tags",
+        ],
+        K::Environment => &[
+            "configMapYaml",
+            "configMapYamlByServiceTemplateName",
+            "description",
+            "environmentType",
+            "helmValueYaml",
+            "helmValueYamlByServiceTemplateName",
+            "tags",
+            "variableOverrides",
+        ],
+        K::InfrastructureDefinition => &[
+            "cloudProviderType",
+            "deploymentType",
+            "infrastructure",
+            "provisioner",
+            "scopedServices",
+        ],
+        K::Pipeline => &["description", "failureStrategies", "pipelineStages", "tags"],
+        K::Trigger => &[
+            "artifactSelections",
+            "continueWithDefaultValues",
+            "description",
+            "executionName",
+            "executionType",
+            "manifestSelections",
+            "tags",
+            "triggerCondition",
+            "workflowVariables",
+        ],
+        _ => return None,
+    })
+}
+
+/// A warning for every top-level key of `doc` that its kind does not define, at the key's
+/// line, suggesting the closest known key when one is near enough to be a misspelling.
+pub fn unknown_keys(path: &EntityPath, doc: &Document) -> Vec<Problem> {
+    let (Some(known), Some(map)) = (known_keys(path.kind), doc.root_map()) else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    for key in map.keys() {
+        let Some(text) = key.value.scalar_text() else {
+            continue;
+        };
+        if text == "harnessApiVersion" || text == "type" || known.contains(&text) {
+            continue;
+        }
+        let hint = match closest(text, known) {
+            Some(near) => format!("did you mean {near}?"),
+            None => format!("{} files define only {}", path.kind, known.join(", ")),
+        };
+        warnings.push(Problem {
+            line: key.line,
+            column: key.column,
+            message: format!(
+                "unknown key {text}: reposync keeps it as written but does not read it; {hint}"
+            ),
+        });
+    }
+    warnings
+}
+
+/// The known key nearest to `key` by edit distance, if it is near enough to be a misspelling:
+/// at most a third of the key's length (at least 1), and never more than 3.
+pub fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    let limit = (key.chars().count() / 3).clamp(1, 3);
+    known
+        .iter()
+        .map(|candidate| (edit_distance(key, candidate), *candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance between two strings, counted in characters, with a difference of
+/// letter case alone counting as one edit like any other.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
 /// A problem in one document, at a position in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -378,6 +517,49 @@ mod tests {
             Ok(PathClass::Entity(e)) => e,
             other => panic!("{path}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_at_its_line_with_the_closest_known_key() {
+        let path = entity("Setup/Applications/Shop/Index.yaml");
+        let text = "harnessApiVersion: '1.0'\ntype: APPLICATION\nbranchNmae: main\ndescription: x\nownerTeam: web\n";
+        let doc = parse(text.as_bytes(), &Limits::default()).expect("parse");
+        let warnings = unknown_keys(&path, &doc);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!((warnings[0].line, warnings[0].column), (3, 1));
+        assert_eq!(
+            warnings[0].message,
+            "unknown key branchNmae: reposync keeps it as written but does not read it; did you mean branchName?"
+        );
+        assert_eq!(warnings[1].line, 5);
+        assert!(
+            warnings[1]
+                .message
+                .starts_with("unknown key ownerTeam: reposync keeps it as written but does not read it; application files define only branchName, "),
+            "{}",
+            warnings[1].message
+        );
+    }
+
+    #[test]
+    fn kinds_whose_keys_depend_on_their_subtype_report_nothing() {
+        let path = entity("Setup/Applications/Shop/Workflows/w.yaml");
+        let text = "harnessApiVersion: '1.0'\ntype: CANARY\nanythingAtAll: 1\n";
+        let doc = parse(text.as_bytes(), &Limits::default()).expect("parse");
+        assert!(unknown_keys(&path, &doc).is_empty());
+    }
+
+    #[test]
+    fn closest_suggests_only_near_misspellings() {
+        let known = ["branchName", "description", "gitConnector", "repoName"];
+        assert_eq!(closest("branchname", &known), Some("branchName"));
+        assert_eq!(closest("brnchName", &known), Some("branchName"));
+        assert_eq!(closest("descripton", &known), Some("description"));
+        assert_eq!(closest("gitconector", &known), Some("gitConnector"));
+        assert_eq!(closest("owner", &known), None);
+        assert_eq!(closest("x", &known), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

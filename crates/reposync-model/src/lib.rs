@@ -33,7 +33,7 @@ pub use connector::{
 pub use email::EmailAddress;
 pub use error::FieldError;
 pub use ids::{AttemptId, BranchId, ChangesetId, ConnectorId, LinkId, SyncErrorId, TaskId};
-pub use name::{EntityName, RepoSlug, SecretName, is_emoticon};
+pub use name::{EntityName, RepoSlug, SecretName, is_emoticon, mixed_script_warning};
 pub use objectid::ObjectId;
 pub use path::{PathProblem, RepoPath, escape_path};
 pub use refname::BranchName;

@@ -96,6 +96,95 @@ fn deceptive(c: char) -> Option<&'static str> {
     }
 }
 
+/// A script whose letters are confused with another's: Latin `o`, Cyrillic `о` and Greek `ο`
+/// are three letters that look like one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Latin,
+    Greek,
+    Cyrillic,
+    Armenian,
+    Georgian,
+    Cherokee,
+}
+
+impl Script {
+    fn as_str(self) -> &'static str {
+        match self {
+            Script::Latin => "Latin",
+            Script::Greek => "Greek",
+            Script::Cyrillic => "Cyrillic",
+            Script::Armenian => "Armenian",
+            Script::Georgian => "Georgian",
+            Script::Cherokee => "Cherokee",
+        }
+    }
+
+    /// The script of a letter, by its Unicode block, or `None` for everything else: digits,
+    /// punctuation, spaces, emoji and combining marks (Unicode's Common and Inherited), and
+    /// letters of scripts that do not pass for Latin, Greek or Cyrillic (CJK, Arabic, …),
+    /// which people mix with Latin on purpose (`Web サービス`).
+    fn of(c: char) -> Option<Script> {
+        if !c.is_alphabetic() {
+            return None;
+        }
+        Some(match c {
+            'A'..='Z'
+            | 'a'..='z'
+            | '\u{00AA}'
+            | '\u{00BA}'
+            | '\u{00C0}'..='\u{00D6}'
+            | '\u{00D8}'..='\u{00F6}'
+            | '\u{00F8}'..='\u{02AF}'
+            | '\u{1E00}'..='\u{1EFF}'
+            | '\u{2C60}'..='\u{2C7F}'
+            | '\u{A720}'..='\u{A7FF}'
+            | '\u{AB30}'..='\u{AB5A}'
+            | '\u{FB00}'..='\u{FB06}'
+            | '\u{FF21}'..='\u{FF3A}'
+            | '\u{FF41}'..='\u{FF5A}' => Script::Latin,
+            '\u{0370}'..='\u{03FF}' | '\u{1F00}'..='\u{1FFF}' => Script::Greek,
+            '\u{0400}'..='\u{052F}'
+            | '\u{1C80}'..='\u{1C8F}'
+            | '\u{2DE0}'..='\u{2DFF}'
+            | '\u{A640}'..='\u{A69F}' => Script::Cyrillic,
+            '\u{0531}'..='\u{058F}' | '\u{FB13}'..='\u{FB17}' => Script::Armenian,
+            '\u{10A0}'..='\u{10FF}' | '\u{1C90}'..='\u{1CBF}' | '\u{2D00}'..='\u{2D2F}' => {
+                Script::Georgian
+            }
+            '\u{13A0}'..='\u{13FF}' | '\u{AB70}'..='\u{ABBF}' => Script::Cherokee,
+            _ => return None,
+        })
+    }
+}
+
+/// A warning when `name` mixes letters of more than one of the scripts whose letters look
+/// alike (Latin, Greek, Cyrillic, Armenian, Georgian, Cherokee): `Tоdo` with a Cyrillic `о`
+/// reads as `Todo` and is another name. It is a warning and not a refusal, because a name
+/// may mix scripts on purpose (`Москва prod`); the words say which letter to look at.
+pub fn mixed_script_warning(name: &str) -> Option<String> {
+    let mut first: Option<Script> = None;
+    for c in name.chars() {
+        let Some(script) = Script::of(c) else {
+            continue;
+        };
+        match first {
+            None => first = Some(script),
+            Some(seen) if seen == script => {}
+            Some(seen) => {
+                return Some(format!(
+                    "the name {name:?} mixes {} and {} letters ({c:?}, U+{:04X}, is {}): it can pass for another name that looks the same; if that is not meant, type the name again in one script",
+                    seen.as_str(),
+                    script.as_str(),
+                    c as u32,
+                    script.as_str()
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// The unique name of a secret. Same rules as an entity name: secrets are referenced from YAML
 /// as `<manager>:<name>`, and the name part must survive being a path-like reference.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -222,6 +311,41 @@ mod tests {
         assert!(EntityName::parse("ship \u{1F680}").is_ok());
         assert!(EntityName::parse("edge \u{1F64F}").is_err());
         assert!(EntityName::parse("edge \u{1F650}").is_ok());
+    }
+
+    #[test]
+    fn a_name_mixing_look_alike_scripts_gets_a_warning_naming_the_letter() {
+        let warning = mixed_script_warning("T\u{043E}do").expect("Cyrillic о among Latin");
+        assert_eq!(
+            warning,
+            "the name \"Tоdo\" mixes Latin and Cyrillic letters ('о', U+043E, is Cyrillic): it can pass for another name that looks the same; if that is not meant, type the name again in one script"
+        );
+        // Greek omicron, Armenian օ, and a Latin letter inside a Cyrillic word.
+        assert!(mixed_script_warning("T\u{03BF}do").is_some_and(|w| w.contains("Latin and Greek")));
+        assert!(mixed_script_warning("t\u{0585}do").is_some_and(|w| w.contains("Armenian")));
+        assert!(
+            mixed_script_warning("\u{041C}\u{043E}c\u{043A}\u{0432}\u{0430}")
+                .is_some_and(|w| w.contains("Cyrillic and Latin"))
+        );
+        // The name is still accepted: this is a warning.
+        assert!(EntityName::parse("T\u{043E}do").is_ok());
+    }
+
+    #[test]
+    fn one_script_with_digits_punctuation_emoji_and_marks_is_not_mixed() {
+        for name in [
+            "Todo",
+            "prod-eu (2)",
+            "Ünïcödé repo",
+            "e\u{0301}te\u{0301}",
+            "ship \u{1F680}",
+            "\u{041C}\u{043E}\u{0441}\u{043A}\u{0432}\u{0430}-1",
+            "\u{0391}\u{03B8}\u{03AE}\u{03BD}\u{03B1}",
+            "Web \u{30B5}\u{30FC}\u{30D3}\u{30B9}",
+            "\u{00B5}s latency",
+        ] {
+            assert_eq!(mixed_script_warning(name), None, "{name:?}");
+        }
     }
 
     #[test]

@@ -28,3 +28,41 @@ impl fmt::Display for TreeProblem {
         )
     }
 }
+
+/// Something worth a person's attention in a file that is accepted all the same: a key
+/// reposync does not know (kept as written), a name mixing scripts, a Source Repo Provider
+/// that names no branch. Warnings never make an input fail; they travel beside the problems
+/// so every reader (validate, import, the API, Git Sync) shows the same words.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TreeWarning {
+    pub path: String,
+    /// 1-based; 0 when the warning is about the file as a whole (its path or its name).
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for TreeWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path,
+            self.line.max(1),
+            self.column.max(1),
+            self.message
+        )
+    }
+}
+
+/// A secret reference read through `--map-secret-manager`: in `path`, at `line`, the
+/// reference `reference` (`gcpkms:db-password`) was taken to mean reposync's secret `secret`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MappedSecret {
+    pub path: String,
+    pub line: usize,
+    /// The YAML key holding the reference (`password`, `sshKeyName`).
+    pub key: String,
+    pub reference: String,
+    pub secret: String,
+}

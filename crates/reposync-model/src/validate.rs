@@ -3,11 +3,13 @@
 
 use std::collections::HashSet;
 
-use crate::kinds::{check, references};
+use crate::connector_yaml::MappedManagers;
+use crate::kinds::{check, references, unknown_keys};
+use crate::name::mixed_script_warning;
 use crate::tree::{EntityKind, EntityPath, PathClass, classify};
 use crate::yaml::{Document, Limits, parse};
 
-pub use crate::problem::TreeProblem;
+pub use crate::problem::{MappedSecret, TreeProblem, TreeWarning};
 
 /// A file that parsed: its place in the tree and its document (`None` for manifest files,
 /// which are opaque text).
@@ -24,6 +26,11 @@ pub struct TreeReport {
     pub files: Vec<ParsedFile>,
     pub ignored: Vec<String>,
     pub problems: Vec<TreeProblem>,
+    /// What is accepted but worth a look (unknown keys, mixed-script names, a Source Repo
+    /// Provider without a branch); never a reason to refuse.
+    pub warnings: Vec<TreeWarning>,
+    /// Secret references read through `--map-secret-manager`.
+    pub mapped: Vec<MappedSecret>,
 }
 
 /// Parses and checks every file of a tree given as `(relative path, bytes)`, each file once,
@@ -40,6 +47,17 @@ pub fn validate_tree_with(
     limits: &Limits,
     elsewhere: &HashSet<String>,
 ) -> TreeReport {
+    validate_tree_mapped(files, limits, elsewhere, &MappedManagers::default())
+}
+
+/// [`validate_tree_with`], reading secret references of the `mapped` managers as reposync's
+/// own secrets, as `import --map-secret-manager` will.
+pub fn validate_tree_mapped(
+    files: &[(String, Vec<u8>)],
+    limits: &Limits,
+    elsewhere: &HashSet<String>,
+    mapped: &MappedManagers,
+) -> TreeReport {
     let mut report = read_files(files, limits);
     // Offline, a Source Repo Provider file is checked as the connector it would become (its
     // URL, scope, branch and credentials); whether its secrets exist is the server's to say.
@@ -48,13 +66,19 @@ pub fn validate_tree_with(
         if let (EntityKind::SourceRepoProvider, Some(name), Some(document)) =
             (file.entity.kind, &file.entity.name, &file.document)
             && !failed.contains(&file.path)
-            && let Err(problem) =
-                crate::connector_yaml::to_connector(&file.path, name, document, None)
         {
-            report.problems.push(problem);
+            match crate::connector_yaml::read_connector(&file.path, name, document, None, mapped) {
+                Ok(read) => {
+                    report.warnings.extend(read.warnings);
+                    report.mapped.extend(read.mapped);
+                }
+                Err(problem) => report.problems.push(problem),
+            }
         }
     }
     check_links(&mut report, elsewhere);
+    report.warnings.sort();
+    report.mapped.sort();
     report
 }
 
@@ -155,6 +179,22 @@ pub fn read_files(files: &[(String, Vec<u8>)], limits: &Limits) -> TreeReport {
             for p in check(&entity, document) {
                 report.problems.push(problem(p.line, p.column, p.message));
             }
+            for w in unknown_keys(&entity, document) {
+                report.warnings.push(TreeWarning {
+                    path: path.clone(),
+                    line: w.line,
+                    column: w.column,
+                    message: w.message,
+                });
+            }
+        }
+        if let Some(message) = own_name(&entity).and_then(|n| mixed_script_warning(n.as_str())) {
+            report.warnings.push(TreeWarning {
+                path: path.clone(),
+                line: 0,
+                column: 0,
+                message,
+            });
         }
         report.files.push(ParsedFile {
             path: path.clone(),
@@ -163,7 +203,20 @@ pub fn read_files(files: &[(String, Vec<u8>)], limits: &Limits) -> TreeReport {
         });
     }
     report.problems.sort();
+    report.warnings.sort();
     report
+}
+
+/// The name a file gives its entity, which is where a name is judged once: an application's,
+/// service's or environment's `Index.yaml` names its folder, and the files of the kinds that
+/// have a name of their own name themselves. The files inside a folder do not repeat it.
+fn own_name(entity: &EntityPath) -> Option<&crate::name::EntityName> {
+    match entity.kind {
+        EntityKind::Application => entity.app.as_ref(),
+        EntityKind::Service => entity.service.as_ref(),
+        EntityKind::Environment => entity.environment.as_ref(),
+        _ => entity.name.as_ref(),
+    }
 }
 
 fn check_references(report: &mut TreeReport, elsewhere: &HashSet<String>) {

@@ -27,6 +27,17 @@ pub fn secret(record: &SecretRecord) -> SecretView {
         used_by: record.used_by.clone(),
         created_at: timestamp(record.created_at),
         updated_at: timestamp(record.updated_at),
+        warnings: Vec::new(),
+    }
+}
+
+/// A secret just created, with the warnings its name raises.
+pub fn created_secret(record: &SecretRecord) -> SecretView {
+    SecretView {
+        warnings: reposync_model::mixed_script_warning(record.name.as_str())
+            .into_iter()
+            .collect(),
+        ..secret(record)
     }
 }
 

@@ -44,7 +44,7 @@ pub use entities::{Enabling, EnablingResult, EnablingTask};
 pub use error::StoreError;
 pub use inbound::{
     AnnouncedHead, DeliveryOutcome, DeliveryRecord, FileError, InboundCommit, InboundCommitRecord,
-    InboundFile, InboundStatus, NewDelivery, SignatureCheck,
+    InboundFile, InboundStatus, InboundWarning, NewDelivery, SignatureCheck,
 };
 pub use records::{
     ChangeOutcome, ConnectorRecord, ConnectorWrite, EntityChange, EntityRecord, EntityWrite,

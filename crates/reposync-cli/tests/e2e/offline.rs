@@ -192,3 +192,92 @@ fn validate_takes_connectors_known_elsewhere() {
     assert_eq!(code, 1);
     assert!(stderr.contains("--known-connector \"a/b\""), "{stderr}");
 }
+
+/// A Source Repo Provider file without `branch:`, as Harness wrote them for repositories
+/// that follow their default branch.
+const BRANCHLESS_CONNECTOR: &str = "harnessApiVersion: '1.0'\ntype: GIT\nkeyAuth: false\npassword: reposync:git-token\nproviderType: GIT\nurl: https://git.example.com/acme/config.git\nurlType: REPO\nusername: jdoe\n";
+
+/// Unknown keys, mixed-script names and a connector without a branch are warnings, on stderr
+/// with their file and line: the tree still passes (issue 13).
+#[test]
+fn validate_warns_of_unknown_keys_mixed_scripts_and_a_missing_branch_and_passes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write(
+        root,
+        "Setup/Applications/Shop/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\nbranchNmae: main\ngitConnector: Git\n",
+    );
+    write(
+        root,
+        "Setup/Applications/T\u{043E}do/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\n",
+    );
+    write(
+        root,
+        "Setup/Source Repo Providers/Git.yaml",
+        BRANCHLESS_CONNECTOR,
+    );
+    let (code, stdout, stderr) = run(root, &["validate", "."]);
+    assert_eq!(code, 0, "warnings never fail: {stdout}{stderr}");
+    assert_eq!(stdout, "", "problems only go to stdout");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: Setup/Applications/Shop/Index.yaml:3:1: unknown key branchNmae: reposync keeps it as written but does not read it; did you mean branchName?",
+            "warning: Setup/Applications/T\u{043E}do/Index.yaml:1:1: the name \"T\u{043E}do\" mixes Latin and Cyrillic letters ('\u{043E}', U+043E, is Cyrillic): it can pass for another name that looks the same; if that is not meant, type the name again in one script",
+            "warning: Setup/Source Repo Providers/Git.yaml:1:1: branch: not set, so this connector follows the repository's default branch (its HEAD, which `reposync connector test \"Git\"` shows and `sync enable` takes); add `branch: <name>` to pin one",
+        ],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("3 files checked, no problems, 3 warning(s)"),
+        "{stderr}"
+    );
+}
+
+/// `--map-secret-manager gcpkms` reads `gcpkms:NAME` as reposync's secret NAME and says so;
+/// without it, the reference is refused naming the option.
+#[test]
+fn validate_maps_another_secret_manager_only_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write(
+        root,
+        "Setup/Source Repo Providers/Git.yaml",
+        &BRANCHLESS_CONNECTOR
+            .replace("reposync:git-token", "gcpkms:db-password")
+            .replace("keyAuth", "branch: main\nkeyAuth"),
+    );
+    let (code, stdout, _) = run(root, &["validate", "."]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.starts_with("Setup/Source Repo Providers/Git.yaml:5:11: password: names a secret in secret manager \"gcpkms\";"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("import with --map-secret-manager gcpkms"),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = run(root, &["validate", ".", "--map-secret-manager", "gcpkms"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("mapped: Setup/Source Repo Providers/Git.yaml:5: password: gcpkms:db-password is reposync's secret \"db-password\"\n"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = run(
+        root,
+        &["validate", ".", "--map-secret-manager", "safeharness"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("--map-secret-manager: \"safeharness\": is reposync's own manager already"),
+        "{stderr}"
+    );
+}

@@ -1740,3 +1740,122 @@ fn soak_kills_during_streamed_edits() {
         "seed {seed}: {run:#?}"
     );
 }
+
+/// A Source Repo Provider file without `branch:` follows the repository's default branch:
+/// import warns, the Test shows the branch, and `sync enable` without `--branch` links to it
+/// (issue 13).
+#[test]
+fn a_connector_file_without_a_branch_links_to_the_repositorys_default_branch() {
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    let trunk_repo = "acme/trunk.git";
+    f.root
+        .create_repo(trunk_repo, "trunk", &[("README.md", "trunk\n")])
+        .expect("repo");
+    let source = f.app.dir.path().join("source");
+    let path = "Setup/Source Repo Providers/trunk.yaml";
+    let file = source.join(path);
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(
+        &file,
+        format!(
+            "harnessApiVersion: '1.0'\ntype: GIT\nkeyAuth: false\npassword: reposync:bb-token\nproviderType: GIT\nurl: {}\nurlType: REPO\nusername: {}\n",
+            f.server.repo_url(trunk_repo),
+            common::git_fixture::USER
+        ),
+    )
+    .expect("write");
+    let imported = f
+        .app
+        .cli(&["import", source.to_str().expect("utf-8")], None);
+    assert!(
+        imported.ok().stderr.contains(
+            "warning: Setup/Source Repo Providers/trunk.yaml:1:1: branch: not set, so this connector follows the repository's default branch"
+        ),
+        "{}",
+        imported.stderr
+    );
+    // The test CA is not YAML's to carry.
+    let ca_file = f.app.dir.path().join("ca.pem");
+    f.app
+        .cli(
+            &[
+                "connector",
+                "update",
+                "trunk",
+                "--ca-file",
+                ca_file.to_str().expect("utf-8"),
+            ],
+            None,
+        )
+        .ok();
+    let tested = f.app.cli(&["connector", "test", "trunk"], None);
+    assert!(tested.ok().stdout.contains("trunk at"), "{}", tested.stdout);
+
+    let enabled = f.app.cli(
+        &["sync", "enable", "--app", "Shop", "--connector", "trunk"],
+        None,
+    );
+    assert!(
+        enabled.ok().stdout.contains(&format!(
+            "Sync enabled: app:Shop -> {} (trunk)",
+            f.server.repo_url(trunk_repo)
+        )),
+        "{}",
+        enabled.stdout
+    );
+    let shown = f.app.cli(&["app", "show", "Shop"], None);
+    assert!(
+        shown.ok().stdout.contains(&format!(
+            "{} (trunk) through trunk",
+            f.server.repo_url(trunk_repo)
+        )),
+        "{}",
+        shown.stdout
+    );
+}
+
+/// A file read from Git with a misspelt key applies, the key kept, and `sync activity` shows
+/// the warning with the commit, file, line and the key it may mean (issue 13).
+#[test]
+fn a_misspelt_key_read_from_git_applies_and_sync_activity_shows_its_warning() {
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    f.wait_pushed();
+    let path = format!("{SHOP}/Services/cart/Index.yaml");
+    let text = "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentTyp: KUBERNETES\n";
+    let commit = f
+        .root
+        .commit(REPO, "main", &[(path.as_str(), text)], "a typo")
+        .expect("commit");
+    f.app.cli(&["sync", "refresh", "--app", "Shop"], None).ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while f.app.cli(&["get", &path], None).stdout != text {
+        assert!(
+            Instant::now() < deadline,
+            "never applied: {}",
+            f.app.transcript()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let activity = f.app.cli(&["sync", "activity"], None);
+    assert!(
+        activity.ok().stderr.contains(&format!(
+            "warning: commit {}: {path}:3:1: unknown key deploymentTyp: reposync keeps it as written but does not read it; did you mean deploymentType?",
+            &commit[..12]
+        )),
+        "{}",
+        activity.stderr
+    );
+    assert!(
+        f.app
+            .cli(&["sync", "errors"], None)
+            .ok()
+            .stdout
+            .contains("No sync errors")
+    );
+}

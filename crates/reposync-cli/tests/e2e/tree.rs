@@ -611,3 +611,219 @@ fn renaming_a_service_or_environment_moves_its_folder_and_rewrites_references() 
     );
     assert!(run.fails().stderr.contains("eks.yaml"), "{}", run.stderr);
 }
+
+/// A Source Repo Provider as Harness wrote it for a repository on another secret manager,
+/// without `branch:`.
+const GCPKMS_CONNECTOR: &str = "harnessApiVersion: '1.0'\ntype: GIT\nkeyAuth: false\npassword: gcpkms:db-password\nproviderType: GIT\nurl: https://git.example.com/acme/config.git\nurlType: REPO\nusername: jdoe\n";
+
+/// `import --map-secret-manager gcpkms` reads `gcpkms:db-password` as reposync's secret
+/// `db-password`, which must exist; each mapping is reported, and the stored file names
+/// `reposync:db-password`, so that whoever reads the tree next needs no option (issue 13).
+#[test]
+fn import_maps_another_secret_manager_reports_it_and_stores_reposyncs_reference() {
+    let app = TestApp::spawn();
+    let source = app.dir.path().join("source");
+    let source_arg = source.to_str().expect("utf-8");
+    let path = "Setup/Source Repo Providers/Git.yaml";
+    write_file(&source, path, GCPKMS_CONNECTOR);
+
+    let refused = app.cli(&["import", source_arg], None);
+    assert!(
+        refused.fails().stdout.contains(
+            "Setup/Source Repo Providers/Git.yaml:4:11: password: names a secret in secret manager \"gcpkms\";"
+        ),
+        "{}",
+        refused.stdout
+    );
+    let missing = app.cli(
+        &["import", source_arg, "--map-secret-manager", "gcpkms"],
+        None,
+    );
+    assert!(
+        missing.fails().stdout.contains(
+            "Setup/Source Repo Providers/Git.yaml:4:11: password: secret \"db-password\" does not exist; create it first with `reposync secret create` (the file's gcpkms:db-password was read as reposync's secret \"db-password\" through --map-secret-manager)"
+        ),
+        "{}",
+        missing.stdout
+    );
+
+    app.cli(
+        &["secret", "create", "db-password", "--value-stdin"],
+        Some("token-value-123456"),
+    )
+    .ok();
+    let imported = app.cli(
+        &["import", source_arg, "--map-secret-manager", "gcpkms"],
+        None,
+    );
+    assert!(
+        imported.ok().stderr.contains(
+            "mapped: Setup/Source Repo Providers/Git.yaml:4: password: gcpkms:db-password is reposync's secret \"db-password\"\n"
+        ),
+        "{}",
+        imported.stderr
+    );
+    assert!(imported.stderr.contains("1 created"), "{}", imported.stderr);
+    let stored = app.cli(&["get", path], None);
+    assert_eq!(
+        stored.ok().stdout,
+        GCPKMS_CONNECTOR.replace("gcpkms:db-password", "reposync:db-password")
+    );
+
+    // The API's answer carries the mapping and the warning about the branch.
+    let again = app.cli(
+        &[
+            "--json",
+            "import",
+            source_arg,
+            "--map-secret-manager",
+            "gcpkms",
+            "--dry-run",
+        ],
+        None,
+    );
+    let report = again.ok().json();
+    assert_eq!(
+        report["mapped_secrets"],
+        serde_json::json!([{
+            "path": path, "line": 4, "key": "password",
+            "reference": "gcpkms:db-password", "secret": "db-password",
+        }])
+    );
+    assert_eq!(report["warnings"][0]["path"], path);
+    assert!(
+        report["warnings"][0]["message"]
+            .as_str()
+            .expect("message")
+            .starts_with(
+                "branch: not set, so this connector follows the repository's default branch"
+            )
+    );
+}
+
+/// Unknown keys are kept and reported with their line and the key they may mean; names mixing
+/// look-alike scripts are reported; neither stops the import, from a tree or one file
+/// (issue 13).
+#[test]
+fn import_and_apply_warn_of_unknown_keys_and_mixed_script_names_and_keep_the_keys() {
+    let app = TestApp::spawn();
+    let source = app.dir.path().join("source");
+    let source_arg = source.to_str().expect("utf-8");
+    let index = "Setup/Applications/Shop/Index.yaml";
+    let index_text =
+        "harnessApiVersion: '1.0'\ntype: APPLICATION\nbranchNmae: main\ndescription: shop\n";
+    write_file(&source, index, index_text);
+    write_file(
+        &source,
+        "Setup/Applications/Shop/Services/c\u{0430}rt/Index.yaml",
+        "harnessApiVersion: '1.0'\ntype: SERVICE\n",
+    );
+    let imported = app.cli(&["import", source_arg], None);
+    let warnings: Vec<&str> = imported
+        .ok()
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: Setup/Applications/Shop/Index.yaml:3:1: unknown key branchNmae: reposync keeps it as written but does not read it; did you mean branchName?",
+            "warning: Setup/Applications/Shop/Services/c\u{0430}rt/Index.yaml:1:1: the name \"c\u{0430}rt\" mixes Latin and Cyrillic letters ('\u{0430}', U+0430, is Cyrillic): it can pass for another name that looks the same; if that is not meant, type the name again in one script",
+        ],
+        "{}",
+        imported.stderr
+    );
+    assert!(imported.stderr.contains("2 created"), "{}", imported.stderr);
+    assert_eq!(app.cli(&["get", index], None).ok().stdout, index_text);
+
+    // One file through `apply`: the API's answer holds the warning, and the CLI prints it.
+    let file = app.dir.path().join("index.yaml");
+    std::fs::write(&file, index_text.replace("description", "descripton")).expect("write");
+    let applied = app.cli(
+        &[
+            "apply",
+            "--path",
+            index,
+            "-f",
+            file.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(
+        applied.ok().stderr.contains(
+            "warning: Setup/Applications/Shop/Index.yaml:4:1: unknown key descripton: reposync keeps it as written but does not read it; did you mean description?"
+        ),
+        "{}",
+        applied.stderr
+    );
+    assert!(
+        app.cli(&["get", index], None)
+            .ok()
+            .stdout
+            .contains("descripton: shop\n")
+    );
+
+    // An application created through the API with a mixed-script name.
+    let created = app.cli(&["app", "create", "T\u{043E}do"], None);
+    assert!(
+        created.ok().stderr.contains(
+            "warning: Setup/Applications/T\u{043E}do/Index.yaml:1:1: the name \"T\u{043E}do\" mixes Latin and Cyrillic letters"
+        ),
+        "{}",
+        created.stderr
+    );
+    let secret = app.cli(
+        &["secret", "create", "t\u{03BF}ken", "--value-stdin"],
+        Some("token-value-123456"),
+    );
+    assert!(
+        secret.ok().stderr.contains(
+            "warning: the name \"t\u{03BF}ken\" mixes Latin and Greek letters ('\u{03BF}', U+03BF, is Greek)"
+        ),
+        "{}",
+        secret.stderr
+    );
+    let connector = app.cli(
+        &[
+            "connector",
+            "add",
+            "--name",
+            "G\u{0456}t",
+            "--url",
+            "https://git.example.com/acme/config.git",
+            "--username",
+            "jdoe",
+            "--password-secret",
+            "t\u{03BF}ken",
+            "--branch",
+            "main",
+        ],
+        None,
+    );
+    assert!(
+        connector.ok().stderr.contains(
+            "warning: the name \"G\u{0456}t\" mixes Latin and Cyrillic letters ('\u{0456}', U+0456, is Cyrillic)"
+        ),
+        "{}",
+        connector.stderr
+    );
+    // Renamed to a name in one script, there is nothing to say.
+    let renamed = app.cli(
+        &["connector", "update", "G\u{0456}t", "--name", "Git"],
+        None,
+    );
+    assert!(
+        !renamed.ok().stderr.contains("warning"),
+        "{}",
+        renamed.stderr
+    );
+    let renamed = app.cli(&["connector", "update", "Git", "--name", "\u{0421}I"], None);
+    assert!(
+        renamed.ok().stderr.contains(
+            "warning: the name \"\u{0421}I\" mixes Cyrillic and Latin letters ('I', U+0049, is Latin)"
+        ),
+        "{}",
+        renamed.stderr
+    );
+}

@@ -91,6 +91,40 @@ fn the_corpus_is_a_valid_tree() {
     assert_eq!(messages(&files), Vec::<String>::new());
 }
 
+/// Harness's own files hold no key its format does not define: the corpus, taken from real
+/// exports, raises no warning, so a warning is worth reading.
+#[test]
+fn the_corpus_raises_no_warning() {
+    let report = validate_tree(&corpus(), &Limits::default());
+    let warnings: Vec<String> = report.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings, Vec::<String>::new());
+}
+
+/// Warnings name the file and line; they never make a tree fail.
+#[test]
+fn unknown_keys_and_mixed_script_names_are_warnings_with_file_and_line() {
+    let files = [
+        file(
+            "Setup/Applications/T\u{043E}do/Index.yaml",
+            "harnessApiVersion: '1.0'\ntype: APPLICATION\nbranchNme: main\n",
+        ),
+        file(
+            "Setup/Applications/T\u{043E}do/Services/web/Index.yaml",
+            "harnessApiVersion: '1.0'\ntype: SERVICE\n",
+        ),
+    ];
+    let report = validate_tree(&files, &Limits::default());
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let warnings: Vec<String> = report.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "Setup/Applications/T\u{043E}do/Index.yaml:1:1: the name \"T\u{043E}do\" mixes Latin and Cyrillic letters ('\u{043E}', U+043E, is Cyrillic): it can pass for another name that looks the same; if that is not meant, type the name again in one script".to_owned(),
+            "Setup/Applications/T\u{043E}do/Index.yaml:3:1: unknown key branchNme: reposync keeps it as written but does not read it; did you mean branchName?".to_owned(),
+        ]
+    );
+}
+
 fn file(path: &str, text: &str) -> (String, Vec<u8>) {
     (path.to_owned(), text.as_bytes().to_vec())
 }

@@ -239,6 +239,7 @@ async fn saved_view(state: &AppState, saved: Saved) -> Result<ConnectorSaved, Ap
         webhook: saved
             .fresh_webhook
             .map(|credentials| webhook_view(state, &credentials)),
+        warnings: saved.warnings,
     })
 }
 

@@ -81,7 +81,7 @@ pub async fn create_text(
         .create_secret(&name, SecretKind::Text, value, None)
         .await?;
     tracing::info!(secret = %name, "created text secret");
-    Ok((StatusCode::CREATED, Json(views::secret(&record))))
+    Ok((StatusCode::CREATED, Json(views::created_secret(&record))))
 }
 
 /// Creates an SSH Key Credential from a private key (OpenSSH, PKCS#1 or PKCS#8).
@@ -143,7 +143,7 @@ async fn store_ssh_key(
         )
         .await?;
     tracing::info!(secret = %name, fingerprint = %material.fingerprint, "{what}");
-    Ok((StatusCode::CREATED, Json(views::secret(&record))))
+    Ok((StatusCode::CREATED, Json(views::created_secret(&record))))
 }
 
 /// Gives a secret a new value, of the kind it has.

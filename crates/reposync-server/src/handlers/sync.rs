@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use reposync_api::{
     ApiErrorBody, ChangedFileView, ChangesetView, CommitAttemptView, InboundCommitView,
     ListResponse, RefreshedBranch, SyncActivity, SyncDisableRequest, SyncEnableRequest,
-    SyncErrorView, SyncLinkView, SyncRefreshRequest, TaskView,
+    SyncErrorView, SyncLinkView, SyncRefreshRequest, TaskView, TreeProblemView,
 };
 use reposync_core::links::{self, link_view};
 use reposync_core::resolve;
@@ -250,6 +250,18 @@ pub async fn activity(
             .await?
             .into_iter()
             .map(|c| InboundCommitView {
+                warnings: c
+                    .files
+                    .iter()
+                    .flat_map(|f| {
+                        f.warnings.iter().map(|w| TreeProblemView {
+                            path: f.path.clone(),
+                            line: w.line,
+                            column: w.column,
+                            message: w.message.clone(),
+                        })
+                    })
+                    .collect(),
                 commit_id: c.commit_id,
                 branch: c.branch,
                 status: c.status,

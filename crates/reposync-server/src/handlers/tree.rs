@@ -36,7 +36,13 @@ pub async fn import(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ImportRequest>,
 ) -> Result<Response, AppError> {
-    let outcome = entities::import(&state.store, request.files, request.dry_run).await?;
+    let outcome = entities::import(
+        &state.store,
+        request.files,
+        request.dry_run,
+        &request.map_secret_managers,
+    )
+    .await?;
     Ok(tree_response(outcome))
 }
 

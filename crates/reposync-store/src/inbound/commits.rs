@@ -65,6 +65,18 @@ pub struct InboundFile {
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// What was worth a look in the file as read (an unknown key, a mixed-script name): it
+    /// applied all the same. Kept in the commit's `files` JSON, so sync activity shows it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<InboundWarning>,
+}
+
+/// A warning about a file read from Git, at its line (0 for the file as a whole).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundWarning {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
 }
 
 /// A file of a commit that could not be applied, as a Git Sync error.

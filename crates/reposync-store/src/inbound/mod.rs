@@ -5,5 +5,7 @@
 pub(crate) mod commits;
 mod deliveries;
 
-pub use commits::{FileError, InboundCommit, InboundCommitRecord, InboundFile, InboundStatus};
+pub use commits::{
+    FileError, InboundCommit, InboundCommitRecord, InboundFile, InboundStatus, InboundWarning,
+};
 pub use deliveries::{AnnouncedHead, DeliveryOutcome, DeliveryRecord, NewDelivery, SignatureCheck};
