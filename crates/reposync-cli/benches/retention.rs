@@ -23,14 +23,23 @@ const DELIVERIES: usize = 10_000;
 /// The live data (a backup's size) and the footprint (database and WAL files), in bytes.
 fn sizes(f: &Fixture, label: &str) -> (u64, u64) {
     let backup = f.app.dir.path().join(format!("backup-{label}.db"));
+    let data_dir = f.app.data_dir();
     f.app
-        .cli(&["backup", "--out", backup.to_str().unwrap()], None)
+        .cli(
+            &[
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "backup",
+                "--out",
+                backup.to_str().unwrap(),
+            ],
+            None,
+        )
         .ok();
     let live = std::fs::metadata(&backup).unwrap().len();
-    let data = f.app.data_dir();
     let footprint = ["reposync.db", "reposync.db-wal"]
         .iter()
-        .filter_map(|name| std::fs::metadata(data.join(name)).ok())
+        .filter_map(|name| std::fs::metadata(data_dir.join(name)).ok())
         .map(|m| m.len())
         .sum();
     (live, footprint)
