@@ -8,6 +8,7 @@ mod client_commands;
 mod confirm;
 mod delegate_command;
 mod delegate_token_commands;
+mod help_files;
 mod login;
 mod offline;
 mod progress;
@@ -139,6 +140,10 @@ enum Command {
     /// Tokens for remote delegates: create (shown once), list, revoke.
     #[command(subcommand)]
     DelegateToken(delegate_token_commands::DelegateTokenCommand),
+    /// Print a shell completion script (see the README for where each shell reads it).
+    Completions(help_files::CompletionsArgs),
+    /// Write the man pages: reposync.1 and one per subcommand.
+    Man(help_files::ManArgs),
 }
 
 /// Flags shared by every command that talks to a server.
@@ -225,6 +230,8 @@ fn main() -> ExitCode {
             Command::Delegate(args) => {
                 delegate_command::delegate(args, &globals, token_in_argv).await
             }
+            Command::Completions(args) => help_files::completions(args, Cli::command()),
+            Command::Man(args) => help_files::man_pages(args, Cli::command()),
         }
     });
     match result {
