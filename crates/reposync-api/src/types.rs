@@ -178,6 +178,21 @@ pub struct TestRequest {
     /// The repository to test, for account-scope connectors.
     #[serde(default)]
     pub repo: Option<String>,
+    /// Test the connector as this PATCH would leave it, saving nothing (`connector update`
+    /// tests a changed connection before saving it); the result is then not the connector's
+    /// last Test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<ConnectorPatch>,
+}
+
+/// The query of `POST /api/v1/connector-tests`, whose body is a connector as `POST
+/// /api/v1/connectors` takes it: the Test of a connector before it is saved.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DraftTestQuery {
+    /// The repository to test, for an account-scope connector.
+    #[serde(default)]
+    pub repo: Option<String>,
 }
 
 /// How a Test ended.

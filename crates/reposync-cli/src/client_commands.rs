@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::Globals;
 use crate::output::{column, fields, listing, local_time, table_in, wide_column};
+use crate::test_then_submit::{Draft, TestFlags, TestOutcome, test_before_saving};
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
@@ -93,8 +94,14 @@ pub struct ValueSource {
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectorCommand {
-    /// Add a Source Repo Provider.
-    Add(ConnectorFlags),
+    /// Add a Source Repo Provider: its connection is tested first, and a failed Test saves
+    /// nothing (see --no-test, --save-anyway).
+    Add {
+        #[command(flatten)]
+        flags: ConnectorFlags,
+        #[command(flatten)]
+        test: TestFlags,
+    },
     /// List connectors.
     List,
     /// Show one connector.
@@ -102,13 +109,16 @@ pub enum ConnectorCommand {
         /// The connector.
         name: String,
     },
-    /// Change a connector; only the flags given change.
+    /// Change a connector; only the flags given change. A change to the connection (URL,
+    /// credentials, branch, trust, selectors…) is tested before it is saved.
     Update {
         /// The connector to change; `--name` renames it.
         #[arg(id = "connector", value_name = "NAME")]
         connector: String,
         #[command(flatten)]
         flags: ConnectorFlags,
+        #[command(flatten)]
+        test: TestFlags,
         /// Remove every delegate selector.
         #[arg(long)]
         clear_selectors: bool,
@@ -322,7 +332,7 @@ pub async fn version(globals: &Globals) -> anyhow::Result<ExitCode> {
 }
 
 /// The flags of `connector add` and `connector update`, by the API field each one sets.
-const CONNECTOR_FLAGS: &[(&str, &str)] = &[
+pub(crate) const CONNECTOR_FLAGS: &[(&str, &str)] = &[
     ("name", "--name"),
     ("provider", "--provider"),
     ("scope", "--scope"),
@@ -551,9 +561,11 @@ fn print_secret(secret: &SecretView) {
 pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::Result<ExitCode> {
     let client = client(globals)?;
     match command {
-        ConnectorCommand::Add(flags) => {
+        ConnectorCommand::Add { flags, test } => {
+            let body = flags.to_json()?;
+            test_before_saving(&client, Draft::New(&body), &test).await?;
             let answer = client
-                .call(Method::POST, &["connectors"], &flags.to_json()?)
+                .call(Method::POST, &["connectors"], &body)
                 .await
                 .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))?;
             print_saved(answer, globals)?;
@@ -561,6 +573,7 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
         ConnectorCommand::Update {
             connector: name,
             flags,
+            test,
             clear_selectors,
             no_webhook_url,
         } => {
@@ -576,6 +589,11 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                     "nothing to change: give at least one flag (see `reposync connector update --help`)"
                 );
             }
+            let changes = Draft::Changes {
+                name: &name,
+                patch: &body,
+            };
+            test_before_saving(&client, changes, &test).await?;
             let answer = client
                 .call(Method::PATCH, &["connectors", &name], &body)
                 .await
@@ -704,35 +722,26 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                     .call(
                         Method::POST,
                         &["connectors", &name, "test"],
-                        &TestRequest { repo },
+                        &TestRequest {
+                            repo,
+                            changes: None,
+                        },
                     )
                     .await
                     .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))?,
             )?;
             let task = wait_for_task(&client, queued, "the Test").await?;
-            let result = task.result.clone().unwrap_or(Value::Null);
+            let outcome = TestOutcome::of(&task);
             if globals.output.is_data() {
-                crate::output::data(globals.output, &result)?;
+                crate::output::data(globals.output, outcome.result())?;
             }
-            let ok = result.get("ok").and_then(Value::as_bool).unwrap_or(false);
-            let text = |key: &str| result.get(key).and_then(Value::as_str).map(str::to_owned);
-            if ok {
+            if outcome.ok {
                 if !globals.output.is_data() {
-                    let branch = text("branch").unwrap_or_default();
-                    let commit = text("commit").unwrap_or_else(|| "(empty repository)".into());
-                    outln!(
-                        "OK: {} {branch} at {commit}",
-                        text("url").unwrap_or_default()
-                    );
+                    outln!("{}", outcome.success());
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let code = text("code").unwrap_or_else(|| "failed".into());
-            let mut message = text("message").unwrap_or_default();
-            if let Some(detail) = text("detail").filter(|d| !d.is_empty()) {
-                message.push_str(&format!("\n  git said: {detail}"));
-            }
-            eprintln!("error: test failed ({code}): {message}");
+            eprintln!("error: {}", outcome.failure());
             return Ok(ExitCode::FAILURE);
         }
     }

@@ -14,6 +14,7 @@ mod offline;
 mod progress;
 mod serve;
 mod sync_commands;
+mod test_then_submit;
 mod tree_commands;
 mod webhook_commands;
 

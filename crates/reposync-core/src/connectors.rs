@@ -10,7 +10,7 @@ use reposync_store::{
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::connections::Delegates;
+use crate::connections::{Delegates, Tested};
 use crate::error::{CoreError, ErrorKind};
 use crate::tokens::{hash_token, new_token};
 use crate::tree::{TreeEdit, apply_edit, rewritten_referrers};
@@ -178,8 +178,9 @@ pub async fn set_webhook_signature(
     Ok(credentials)
 }
 
-/// Queues a connection Test on a delegate and answers its task at once; `repo` names the
-/// repository for an account-scope connector.
+/// Queues a connection Test of a saved connector on a delegate and answers its task at once;
+/// `repo` names the repository for an account-scope connector. The result becomes the
+/// connector's last Test.
 pub async fn test(
     store: &Store,
     delegates: &dyn Delegates,
@@ -188,12 +189,67 @@ pub async fn test(
 ) -> Result<TaskRecord, CoreError> {
     let name = EntityName::parse(name)?;
     let connector = store.get_connector(&name).await?;
+    let url = test_url(&connector.spec, repo)?;
+    Ok(delegates
+        .enqueue_test(Tested::Saved(&connector), url)
+        .await?)
+}
+
+/// Queues a Test of a connector that is not saved, as `create` would save it: refused for
+/// what `create` would refuse (its fields, a name taken, a secret missing or of the wrong
+/// kind), so that Test, then Submit, fails early. Nothing of the draft is stored but the task.
+pub async fn test_draft(
+    store: &Store,
+    delegates: &dyn Delegates,
+    draft: &ConnectorDraft,
+    repo: Option<&str>,
+) -> Result<TaskRecord, CoreError> {
+    let spec = GitConnector::parse_input(draft)?;
+    if store.get_connector(&spec.name).await.is_ok() {
+        return Err(CoreError::from(reposync_store::StoreError::AlreadyExists {
+            what: "connector",
+            name: spec.name.to_string(),
+        }));
+    }
+    enqueue_draft_test(store, delegates, &spec, repo).await
+}
+
+/// Queues a Test of a saved connector as `patch` would leave it, saving nothing: `connector
+/// update` tests a changed connection before it saves it. The result is not the connector's
+/// last Test, since the connector tested is not the one saved.
+pub async fn test_changes(
+    store: &Store,
+    delegates: &dyn Delegates,
+    name: &str,
+    patch: &ConnectorPatch,
+    repo: Option<&str>,
+) -> Result<TaskRecord, CoreError> {
+    let name = EntityName::parse(name)?;
+    let current = store.get_connector(&name).await?;
+    let spec = GitConnector::parse_input(&merge(&current.spec, patch)?)?;
+    enqueue_draft_test(store, delegates, &spec, repo).await
+}
+
+async fn enqueue_draft_test(
+    store: &Store,
+    delegates: &dyn Delegates,
+    spec: &GitConnector,
+    repo: Option<&str>,
+) -> Result<TaskRecord, CoreError> {
+    store.check_connector_secrets(spec).await?;
+    let url = test_url(spec, repo)?;
+    tracing::info!(connector = %spec.name, "testing a connector that is not saved");
+    Ok(delegates.enqueue_test(Tested::Draft(spec), url).await?)
+}
+
+/// The URL a Test of `spec` reads, saved or draft: its own, or for an account-scope connector
+/// the repository `repo` under it (required there).
+fn test_url(spec: &GitConnector, repo: Option<&str>) -> Result<String, CoreError> {
     let repo = repo
         .filter(|r| !r.trim().is_empty())
         .map(RepoSlug::parse)
         .transpose()?;
-    let url = connector.spec.repository_url(repo.as_ref())?.git_url();
-    Ok(delegates.enqueue_test(&connector, url).await?)
+    Ok(spec.repository_url(repo.as_ref())?.git_url())
 }
 
 fn no_webhook(name: &EntityName) -> CoreError {

@@ -41,6 +41,8 @@ pub fn build_app(state: AppState) -> Router {
             "/connectors/{name}/webhook/signature",
             post(connectors::set_webhook_signature),
         )
+        // Not under /connectors/: a connector may be named `test`.
+        .route("/connector-tests", post(connectors::test_draft))
         .route("/connectors/{name}/test", post(connectors::test))
         .route("/tasks/{id}", get(tasks::show))
         .route(

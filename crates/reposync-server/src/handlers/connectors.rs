@@ -1,9 +1,9 @@
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use reposync_api::{
-    ConnectorDraft, ConnectorPatch, ConnectorSaved, ConnectorView, ListResponse, SecretValue,
-    TaskView, TestRequest, WebhookView,
+    ConnectorDraft, ConnectorPatch, ConnectorSaved, ConnectorView, DraftTestQuery, ListResponse,
+    SecretValue, TaskView, TestRequest, WebhookView,
 };
 use reposync_core::connectors::{self, Saved};
 use reposync_model::EntityName;
@@ -129,7 +129,26 @@ pub async fn test(
             ),
         })?
     };
-    let task = connectors::test(&state.store, &state.tasks, &name, request.repo.as_deref()).await?;
+    let repo = request.repo.as_deref();
+    let task = match &request.changes {
+        Some(changes) => {
+            connectors::test_changes(&state.store, &state.tasks, &name, changes, repo).await?
+        }
+        None => connectors::test(&state.store, &state.tasks, &name, repo).await?,
+    };
+    Ok((StatusCode::ACCEPTED, Json(views::task(&task))))
+}
+
+/// `POST /api/v1/connector-tests`: queues a Test of a connector that is not saved (the body
+/// is what `create` takes) and returns the task; nothing but the task is stored.
+pub async fn test_draft(
+    State(state): State<AppState>,
+    query: Result<Query<DraftTestQuery>, axum::extract::rejection::QueryRejection>,
+    ApiJson(draft): ApiJson<ConnectorDraft>,
+) -> Result<(StatusCode, Json<TaskView>), AppError> {
+    let Query(query) = query.map_err(|e| AppError::invalid("repo", e.body_text()))?;
+    let task =
+        connectors::test_draft(&state.store, &state.tasks, &draft, query.repo.as_deref()).await?;
     Ok((StatusCode::ACCEPTED, Json(views::task(&task))))
 }
 

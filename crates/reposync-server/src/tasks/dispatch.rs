@@ -6,7 +6,7 @@ use std::time::Duration;
 use reposync_api::{
     FailureCode, SyncJob, SyncJobResult, SyncTarget, TaskFailure, TaskKind, TestResult,
 };
-use reposync_core::connections::{branch_target, check_connections, target};
+use reposync_core::connections::{Tested, branch_target, check_connections, target};
 use reposync_core::inbound::apply_commit;
 use reposync_model::tree::ROOT;
 use reposync_model::{AttemptId, ConnectorId, ObjectId};
@@ -24,20 +24,27 @@ use super::{
 use crate::views::timestamp;
 
 impl TaskHub {
-    /// Queues a Test of `connector` against `url` (its own, or for an account-scope connector,
-    /// one repository under it). Its result becomes the connector's last Test.
+    /// Queues a Test of `tested` against `url` (its own, or for an account-scope connector,
+    /// one repository under it). A saved connector's result becomes its last Test; a draft's
+    /// settings travel in the task, the only place they are kept.
     pub async fn enqueue_test(
         &self,
-        connector: &ConnectorRecord,
+        tested: Tested<'_>,
         url: String,
     ) -> Result<TaskRecord, StoreError> {
-        let branch = connector.spec.branch.as_ref().map(ToString::to_string);
+        let spec = tested.spec();
+        let branch = spec.branch.as_ref().map(ToString::to_string);
+        let (connector_id, draft) = match tested {
+            Tested::Saved(record) => (Some(record.id.clone()), None),
+            Tested::Draft(spec) => (None, Some(spec.to_draft())),
+        };
         let payload = TestConnectionPayload {
-            connector_id: connector.id.clone(),
+            connector_id,
+            draft,
             url: url.clone(),
             branch: branch.clone(),
         };
-        self.enqueue(TaskKind::TestConnection, &payload, connector, |message| {
+        self.enqueue(TaskKind::TestConnection, &payload, spec, |message| {
             failed_test_result(&url, branch.as_deref(), "no_delegate", message)
         })
         .await
@@ -49,7 +56,9 @@ impl TaskHub {
         connector: &ConnectorRecord,
         url: String,
     ) -> Result<TestResult, StoreError> {
-        let task = self.enqueue_test(connector, url.clone()).await?;
+        let task = self
+            .enqueue_test(Tested::Saved(connector), url.clone())
+            .await?;
         let task = self
             .wait_final(&task.id, TEST_TIMEOUT + Duration::from_secs(30))
             .await?;
@@ -86,7 +95,7 @@ impl TaskHub {
             job,
         };
         let task = self
-            .enqueue(TaskKind::Sync, &payload, connector, |message| {
+            .enqueue(TaskKind::Sync, &payload, &connector.spec, |message| {
                 TaskFailure::new(FailureCode::NoDelegate, message).to_value()
             })
             .await
@@ -144,10 +153,10 @@ impl reposync_core::connections::Delegates for TaskHub {
 
     async fn enqueue_test(
         &self,
-        connector: &ConnectorRecord,
+        tested: Tested<'_>,
         url: String,
     ) -> Result<TaskRecord, StoreError> {
-        TaskHub::enqueue_test(self, connector, url).await
+        TaskHub::enqueue_test(self, tested, url).await
     }
 
     async fn run_test(
