@@ -185,6 +185,17 @@ pub struct TestRequest {
     pub changes: Option<ConnectorPatch>,
 }
 
+/// The query of `POST /api/v1/connectors` and `PATCH /api/v1/connectors/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSaveQuery {
+    /// The Test run on the connector before it was saved (`POST /api/v1/connector-tests`, or
+    /// `changes` on `POST /api/v1/connectors/{name}/test`): when it tested exactly what is
+    /// saved, its result becomes the connector's last Test.
+    #[serde(default)]
+    pub tested_by: Option<TaskId>,
+}
+
 /// The query of `POST /api/v1/connector-tests`, whose body is a connector as `POST
 /// /api/v1/connectors` takes it: the Test of a connector before it is saved.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::Globals;
 use crate::output::{column, fields, listing, local_time, table_in, wide_column};
-use crate::test_then_submit::{Draft, TestFlags, TestOutcome, test_before_saving};
+use crate::test_then_submit::{Draft, TestFlags, TestOutcome, save, test_before_saving};
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
@@ -563,11 +563,8 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
     match command {
         ConnectorCommand::Add { flags, test } => {
             let body = flags.to_json()?;
-            test_before_saving(&client, Draft::New(&body), &test).await?;
-            let answer = client
-                .call(Method::POST, &["connectors"], &body)
-                .await
-                .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))?;
+            let tested_by = test_before_saving(&client, Draft::New(&body), &test).await?;
+            let answer = save(&client, Draft::New(&body), tested_by).await?;
             print_saved(answer, globals)?;
         }
         ConnectorCommand::Update {
@@ -593,11 +590,8 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                 name: &name,
                 patch: &body,
             };
-            test_before_saving(&client, changes, &test).await?;
-            let answer = client
-                .call(Method::PATCH, &["connectors", &name], &body)
-                .await
-                .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))?;
+            let tested_by = test_before_saving(&client, changes, &test).await?;
+            let answer = save(&client, changes, tested_by).await?;
             print_saved(answer, globals)?;
         }
         ConnectorCommand::List => {

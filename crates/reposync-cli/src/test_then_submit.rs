@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::Args;
 use reposync_api::{Client, TaskView, TestRequest, decode};
+use reposync_model::TaskId;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
@@ -93,6 +94,29 @@ impl TestOutcome {
     }
 }
 
+/// Saves what was tested: creates the connector or applies the changes, naming the Test that
+/// ran on it (if one did) so that its result becomes the connector's last Test.
+pub async fn save(
+    client: &Client,
+    draft: Draft<'_>,
+    tested_by: Option<TaskId>,
+) -> anyhow::Result<Value> {
+    let query: Vec<(&str, String)> = tested_by
+        .map(|task| ("tested_by", task.to_string()))
+        .into_iter()
+        .collect();
+    let (method, path, body) = match draft {
+        Draft::New(body) => (Method::POST, vec!["api", "v1", "connectors"], body),
+        Draft::Changes { name, patch } => {
+            (Method::PATCH, vec!["api", "v1", "connectors", name], patch)
+        }
+    };
+    client
+        .send(method, &path, &query, Some(body), Duration::from_secs(30))
+        .await
+        .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))
+}
+
 /// What is about to be saved: a new connector, or changes to a saved one.
 #[derive(Debug, Clone, Copy)]
 pub enum Draft<'a> {
@@ -104,15 +128,16 @@ pub enum Draft<'a> {
 }
 
 /// Runs the Test of what is about to be saved and shows its result on standard error (standard
-/// output is for the saved connector). Returns when saving may go on; refuses, saving nothing,
-/// when the Test failed without `--save-anyway`.
+/// output is for the saved connector). Returns the Test's task when saving may go on, to be
+/// named on the save so that its result becomes the connector's last Test (`None` when no Test
+/// ran); refuses, saving nothing, when the Test failed without `--save-anyway`.
 pub async fn test_before_saving(
     client: &Client,
     draft: Draft<'_>,
     flags: &TestFlags,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<TaskId>> {
     if flags.no_test {
-        return Ok(());
+        return Ok(None);
     }
     if let Draft::Changes { patch, .. } = draft
         && !patch
@@ -120,7 +145,7 @@ pub async fn test_before_saving(
             .any(|key| CONNECTION_FIELDS.contains(&key.as_str()))
     {
         // Nothing that decides the connection changes: the last Test still stands.
-        return Ok(());
+        return Ok(None);
     }
     let queued = match draft {
         Draft::New(body) => {
@@ -163,14 +188,14 @@ pub async fn test_before_saving(
     let outcome = TestOutcome::of(&task);
     if outcome.ok {
         eprintln!("{}", outcome.success());
-        return Ok(());
+        return Ok(Some(task.id));
     }
     if flags.save_anyway {
         eprintln!(
             "warning: {}\nsaving anyway (--save-anyway)",
             outcome.failure()
         );
-        return Ok(());
+        return Ok(Some(task.id));
     }
     bail!(
         "{}\nnothing was saved: fix the connection and run this again, or save it as it is with --save-anyway",

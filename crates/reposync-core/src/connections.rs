@@ -4,7 +4,7 @@
 use reposync_api::{SyncJob, SyncJobResult, SyncTarget, TestResult};
 use reposync_model::scope::Scope;
 use reposync_model::{
-    AttemptId, ConnectorScope, FieldError, GitConnector, RepoSlug, connector_yaml,
+    AttemptId, ConnectorScope, FieldError, GitConnector, RepoSlug, TaskId, connector_yaml,
 };
 use reposync_store::{ConnectorRecord, Store, StoreError, SyncLink, TaskRecord};
 use reposync_sync::{ConnectionFailure, DispatchFailure};
@@ -50,6 +50,15 @@ pub trait Delegates: Send + Sync {
     /// connector the result becomes its last Test.
     async fn enqueue_test(&self, tested: Tested<'_>, url: String)
     -> Result<TaskRecord, StoreError>;
+
+    /// The result of `task` when it is a finished Test of a draft whose settings are exactly
+    /// `spec`: what `connector add` and `update` tested before saving, which then becomes the
+    /// saved connector's last Test. `None` for any other task.
+    async fn draft_test_result(
+        &self,
+        task: &TaskId,
+        spec: &GitConnector,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Tests `connector` against `url` on a delegate and waits for the result, which also
     /// becomes the connector's last Test.

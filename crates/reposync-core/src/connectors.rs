@@ -3,7 +3,7 @@
 
 use reposync_api::{ConnectorDraft, ConnectorPatch};
 use reposync_model::tree::{EntityKind, EntityPath};
-use reposync_model::{EntityName, GitConnector, RepoSlug, RepoUrl, connector_yaml};
+use reposync_model::{EntityName, GitConnector, RepoSlug, RepoUrl, TaskId, connector_yaml};
 use reposync_store::{
     ConnectorRecord, ConnectorWrite, Store, TaskRecord, WebhookChange, WebhookCredentials,
 };
@@ -24,7 +24,13 @@ pub struct Saved {
 }
 
 /// Creates a connector (and its webhook credentials, when it asks for a webhook URL).
-pub async fn create(store: &Store, draft: &ConnectorDraft) -> Result<Saved, CoreError> {
+/// `tested_by` is the Test run on it before it was saved, whose result becomes its last Test.
+pub async fn create(
+    store: &Store,
+    delegates: &dyn Delegates,
+    draft: &ConnectorDraft,
+    tested_by: Option<&TaskId>,
+) -> Result<Saved, CoreError> {
     let spec = GitConnector::parse_input(draft)?;
     let (change, fresh_webhook) = if spec.generate_webhook_url {
         fresh_webhook_change()
@@ -33,6 +39,7 @@ pub async fn create(store: &Store, draft: &ConnectorDraft) -> Result<Saved, Core
     };
     let connector = store.create_connector(&spec, change).await?;
     tracing::info!(connector = %spec.name, provider = %spec.provider, "created connector");
+    let connector = adopt_test(store, delegates, connector, tested_by).await?;
     Ok(Saved {
         connector,
         fresh_webhook,
@@ -40,8 +47,15 @@ pub async fn create(store: &Store, draft: &ConnectorDraft) -> Result<Saved, Core
 }
 
 /// Applies a PATCH to a connector. A rename rewrites every file that names it (an
-/// application's `gitConnector`, a trigger's) in the same batch.
-pub async fn update(store: &Store, name: &str, patch: &ConnectorPatch) -> Result<Saved, CoreError> {
+/// application's `gitConnector`, a trigger's) in the same batch. `tested_by` is the Test run
+/// on the connector as changed, before it was saved, whose result becomes its last Test.
+pub async fn update(
+    store: &Store,
+    delegates: &dyn Delegates,
+    name: &str,
+    patch: &ConnectorPatch,
+    tested_by: Option<&TaskId>,
+) -> Result<Saved, CoreError> {
     let name = EntityName::parse(name)?;
     let current = store.get_connector(&name).await?;
     let draft = merge(&current.spec, patch)?;
@@ -79,6 +93,7 @@ pub async fn update(store: &Store, name: &str, patch: &ConnectorPatch) -> Result
     apply_edit(store, edit).await?.into_result()?;
     let connector = store.get_connector(&spec.name).await?;
     tracing::info!(connector = %spec.name, renamed, "updated connector");
+    let connector = adopt_test(store, delegates, connector, tested_by).await?;
     Ok(Saved {
         connector,
         fresh_webhook,
@@ -250,6 +265,29 @@ fn test_url(spec: &GitConnector, repo: Option<&str>) -> Result<String, CoreError
         .map(RepoSlug::parse)
         .transpose()?;
     Ok(spec.repository_url(repo.as_ref())?.git_url())
+}
+
+/// Keeps the result of the Test run before `connector` was saved as its last Test, when
+/// `tested_by` is a finished Test of exactly the connector saved. Any other task (another
+/// connector's, one still running, one of settings that changed meanwhile) leaves the last
+/// Test as it was: the result must be of what was saved.
+async fn adopt_test(
+    store: &Store,
+    delegates: &dyn Delegates,
+    connector: ConnectorRecord,
+    tested_by: Option<&TaskId>,
+) -> Result<ConnectorRecord, CoreError> {
+    let Some(task) = tested_by else {
+        return Ok(connector);
+    };
+    let Some(result) = delegates.draft_test_result(task, &connector.spec).await? else {
+        tracing::debug!(connector = %connector.spec.name, %task, "the task is not a Test of the connector saved");
+        return Ok(connector);
+    };
+    store
+        .set_connector_last_test(&connector.id, &result)
+        .await?;
+    Ok(store.get_connector(&connector.spec.name).await?)
 }
 
 fn no_webhook(name: &EntityName) -> CoreError {

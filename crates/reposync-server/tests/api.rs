@@ -672,6 +672,40 @@ async fn a_draft_is_tested_without_being_saved() {
     let (_, listed) = api.get("/api/v1/connectors").await;
     assert_eq!(listed["items"], json!([]), "nothing saved");
 
+    // Saved after its Test, naming it: the Test's result is its last Test, when the Test was
+    // of exactly what is saved.
+    let tested = task["id"].as_str().unwrap_or_default().to_owned();
+    let mut other = draft.clone();
+    other["name"] = json!("Other");
+    other["url"] = json!("https://bitbucket.org/acme/other.git");
+    let (status, saved) = api
+        .post(&format!("/api/v1/connectors?tested_by={tested}"), other)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{saved}");
+    assert!(
+        saved["connector"].get("last_test").is_none(),
+        "another connector's Test is not its own: {saved}"
+    );
+    let (status, saved) = api
+        .post(
+            &format!("/api/v1/connectors?tested_by={tested}"),
+            draft.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{saved}");
+    assert_eq!(
+        saved["connector"]["last_test"]["code"], "no_delegate",
+        "{saved}"
+    );
+    for name in ["Draft", "Other"] {
+        api.send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/connectors/{name}"),
+            None,
+        )
+        .await;
+    }
+
     // What `create` refuses, the Test refuses first, naming the field.
     let mut missing = connector("Draft");
     missing["password_secret"] = json!("nope");

@@ -506,6 +506,17 @@ fn connectors_are_tested_before_they_are_saved() {
         run.stdout
     );
     assert_eq!(connector_names(&app), ["good"]);
+    let last_test = |name: &str| {
+        app.cli(&["connector", "show", name, "--json"], None)
+            .ok()
+            .json()["last_test"]
+            .clone()
+    };
+    let tested = last_test("good");
+    assert!(
+        tested["ok"] == true && tested["commit"] == head.as_str(),
+        "the Test before saving is its last Test: {tested}"
+    );
 
     // A bad token and a dead host are refused with the Test's message, and nothing is saved.
     for (name, url, secret, code) in [
@@ -533,6 +544,7 @@ fn connectors_are_tested_before_they_are_saved() {
         run.stderr
     );
     assert_eq!(connector_names(&app), ["bad-token", "good"]);
+    assert_eq!(last_test("bad-token")["code"], "auth_failed");
 
     // --no-test saves without a Test: git is not asked anything.
     let asked = server.request_count();
@@ -540,6 +552,11 @@ fn connectors_are_tested_before_they_are_saved() {
     assert!(!run.ok().stderr.contains("Testing"), "{}", run.stderr);
     assert_eq!(server.request_count(), asked, "no Test reached git");
     assert_eq!(connector_names(&app), ["bad-token", "good", "untested"]);
+    assert_eq!(
+        last_test("untested"),
+        serde_json::Value::Null,
+        "never tested"
+    );
     let run = add(
         "both",
         &repo_url,
@@ -583,6 +600,7 @@ fn connectors_are_tested_before_they_are_saved() {
         run.stderr
     );
     assert_eq!(url_of("good"), other_url);
+    assert_eq!(last_test("good")["url"], other_url.as_str());
     // A change that does not touch the connection is saved without a Test.
     let asked = server.request_count();
     let run = app.cli(

@@ -1,9 +1,10 @@
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use reposync_api::{
-    ConnectorDraft, ConnectorPatch, ConnectorSaved, ConnectorView, DraftTestQuery, ListResponse,
-    SecretValue, TaskView, TestRequest, WebhookView,
+    ConnectorDraft, ConnectorPatch, ConnectorSaveQuery, ConnectorSaved, ConnectorView,
+    DraftTestQuery, ListResponse, SecretValue, TaskView, TestRequest, WebhookView,
 };
 use reposync_core::connectors::{self, Saved};
 use reposync_model::EntityName;
@@ -40,18 +41,24 @@ pub async fn show(
 
 pub async fn create(
     State(state): State<AppState>,
+    query: Result<Query<ConnectorSaveQuery>, QueryRejection>,
     ApiJson(draft): ApiJson<ConnectorDraft>,
 ) -> Result<(StatusCode, Json<ConnectorSaved>), AppError> {
-    let saved = connectors::create(&state.store, &draft).await?;
+    let Query(query) = query.map_err(|e| AppError::invalid("tested_by", e.body_text()))?;
+    let saved =
+        connectors::create(&state.store, &state.tasks, &draft, query.tested_by.as_ref()).await?;
     Ok((StatusCode::CREATED, Json(saved_view(&state, saved).await?)))
 }
 
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    query: Result<Query<ConnectorSaveQuery>, QueryRejection>,
     ApiJson(patch): ApiJson<ConnectorPatch>,
 ) -> Result<Json<ConnectorSaved>, AppError> {
-    let saved = connectors::update(&state.store, &name, &patch).await?;
+    let Query(query) = query.map_err(|e| AppError::invalid("tested_by", e.body_text()))?;
+    let tested_by = query.tested_by.as_ref();
+    let saved = connectors::update(&state.store, &state.tasks, &name, &patch, tested_by).await?;
     Ok(Json(saved_view(&state, saved).await?))
 }
 
@@ -143,7 +150,7 @@ pub async fn test(
 /// is what `create` takes) and returns the task; nothing but the task is stored.
 pub async fn test_draft(
     State(state): State<AppState>,
-    query: Result<Query<DraftTestQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<DraftTestQuery>, QueryRejection>,
     ApiJson(draft): ApiJson<ConnectorDraft>,
 ) -> Result<(StatusCode, Json<TaskView>), AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("repo", e.body_text()))?;

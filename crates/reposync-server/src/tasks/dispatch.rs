@@ -9,7 +9,7 @@ use reposync_api::{
 use reposync_core::connections::{Tested, branch_target, check_connections, target};
 use reposync_core::inbound::apply_commit;
 use reposync_model::tree::ROOT;
-use reposync_model::{AttemptId, ConnectorId, ObjectId};
+use reposync_model::{AttemptId, ConnectorId, GitConnector, ObjectId, TaskId};
 use reposync_store::{
     ConnectorRecord, StoreError, SyncBranch, SyncLink, TaskRecord, TaskStatus, now_millis,
 };
@@ -48,6 +48,32 @@ impl TaskHub {
             failed_test_result(&url, branch.as_deref(), "no_delegate", message)
         })
         .await
+    }
+
+    /// The result of `task` when it is a finished Test of a draft whose settings, parsed
+    /// again, are exactly `spec`; `None` for any other task, or one that does not exist.
+    pub async fn draft_test_result(
+        &self,
+        task: &TaskId,
+        spec: &GitConnector,
+    ) -> Result<Option<String>, StoreError> {
+        let task = match self.inner.store.get_task(task).await {
+            Ok(task) => task,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        if TaskKind::parse(&task.kind) != Some(TaskKind::TestConnection) || !task.status.is_final()
+        {
+            return Ok(None);
+        }
+        let tested = serde_json::from_str::<TestConnectionPayload>(&task.payload)
+            .ok()
+            .and_then(|payload| payload.draft)
+            .and_then(|draft| GitConnector::parse(&draft).ok());
+        Ok(match tested {
+            Some(tested) if tested == *spec => task.result,
+            _ => None,
+        })
     }
 
     /// Runs a Test to its end (or past its time limit) and returns the result.
@@ -157,6 +183,14 @@ impl reposync_core::connections::Delegates for TaskHub {
         url: String,
     ) -> Result<TaskRecord, StoreError> {
         TaskHub::enqueue_test(self, tested, url).await
+    }
+
+    async fn draft_test_result(
+        &self,
+        task: &TaskId,
+        spec: &GitConnector,
+    ) -> Result<Option<String>, StoreError> {
+        TaskHub::draft_test_result(self, task, spec).await
     }
 
     async fn run_test(
