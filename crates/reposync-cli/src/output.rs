@@ -1,5 +1,6 @@
-//! Readable tables and key-value listings for the terminal, and the one way to standard
-//! output.
+//! How every command prints: the one way to standard output, the output format (`-o
+//! table|wide|json|yaml`), tables and key-value listings for the terminal, and times as
+//! tables show them.
 
 /// Writes to standard output. A reader that has gone away (`reposync sync activity | head -1`)
 /// ends the command quietly and successfully, as it ends `cat`, instead of a panic; any other
@@ -37,10 +38,12 @@ macro_rules! out {
 /// means the same everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OutputFormat {
-    /// Columns for reading: times in local time, ids and long values shortened or left out.
+    /// Columns for reading: times in local time, commit ids shortened, what does not fit a
+    /// terminal left out.
     #[default]
     Table,
-    /// The table with every column it leaves out: ids, exact times, full URLs, selectors.
+    /// The table with the columns it leaves out (ids, full commit ids, more times, webhook
+    /// URLs, selectors, paths).
     Wide,
     /// The API's JSON, as the server sent it.
     Json,
@@ -148,9 +151,13 @@ fn time_in(api_time: &str, zone: Zone) -> String {
     let Ok(at) = time::OffsetDateTime::parse(api_time, &Rfc3339) else {
         return api_time.to_owned();
     };
-    let (at, suffix) = match zone {
-        Zone::Local(offset) => (at.to_offset(offset), ""),
-        Zone::UnknownSoUtc => (at.to_offset(time::UtcOffset::UTC), " UTC"),
+    let (offset, suffix) = match zone {
+        Zone::Local(offset) => (offset, ""),
+        Zone::UnknownSoUtc => (time::UtcOffset::UTC, " UTC"),
+    };
+    // Only a time at the very edge of year 9999 has no local equivalent.
+    let Some(at) = at.checked_to_offset(offset) else {
+        return api_time.to_owned();
     };
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}{suffix}",
@@ -299,6 +306,11 @@ mod tests {
             "UTC, and said, when the local offset is unknown"
         );
         assert_eq!(time_in("yesterday", plus_two), "yesterday");
+        assert_eq!(
+            time_in("9999-12-31T23:30:00Z", plus_two),
+            "9999-12-31T23:30:00Z",
+            "no local time past year 9999, and no panic"
+        );
         assert_eq!(local_time_or_dash(None), "-");
     }
 

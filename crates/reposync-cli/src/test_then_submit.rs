@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use reposync_api::{Client, TaskView, TestRequest, decode};
+use reposync_api::{Client, ClientError, TaskView, TestRequest, decode};
 use reposync_model::TaskId;
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -171,15 +171,17 @@ pub async fn test_before_saving(
                 .await
         }
     }
-    .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))
-    .map_err(|e| {
+    .map_err(|error| {
         // An account-scope connector is tested against one of its repositories.
-        if flags.repo.is_none() && e.to_string().starts_with("--repo") {
+        let needs_repo = flags.repo.is_none()
+            && matches!(&error, ClientError::Api { error, .. } if error.field.as_deref() == Some("repo"));
+        let error = in_flag_terms(error, CONNECTOR_FLAGS);
+        if needs_repo {
             anyhow::anyhow!(
-                "{e}\nthe Test before saving reads one repository of the account: give it with --repo REPO, or save without a Test with --no-test; nothing was saved"
+                "{error}\nthe Test before saving reads one repository of the account: give it with --repo REPO, or save without a Test with --no-test; nothing was saved"
             )
         } else {
-            e
+            error
         }
     })?;
     let queued: TaskView = decode(queued)?;
