@@ -329,6 +329,37 @@ pub struct TestRequest {
     /// The repository to test, for account-scope connectors.
     #[serde(default)]
     pub repo: Option<String>,
+    /// Test the connector as this PATCH would leave it, saving nothing (`connector update`
+    /// tests a changed connection before saving it); the result is then not the connector's
+    /// last Test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ConnectorDraft>))]
+    pub changes: Option<ConnectorPatch>,
+}
+
+/// The query of `POST /api/v1/connectors` and `PATCH /api/v1/connectors/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSaveQuery {
+    /// The Test run on the connector before it was saved (`POST /api/v1/connector-tests`, or
+    /// `changes` on `POST /api/v1/connectors/{name}/test`): when it tested exactly what is
+    /// saved, its result becomes the connector's last Test.
+    #[serde(default)]
+    pub tested_by: Option<TaskId>,
+}
+
+/// The query of `POST /api/v1/connector-tests`, whose body is a connector as `POST
+/// /api/v1/connectors` takes it: the Test of a connector before it is saved.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct DraftTestQuery {
+    /// The repository to test, for an account-scope connector.
+    #[serde(default)]
+    pub repo: Option<String>,
 }
 
 /// How a Test ended.

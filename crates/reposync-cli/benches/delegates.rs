@@ -73,6 +73,8 @@ impl Bench {
                 &[
                     "connector",
                     "add",
+                    // The bench times the Tests it queues itself.
+                    "--no-test",
                     "--name",
                     name,
                     "--url",

@@ -16,7 +16,8 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::Globals;
-use crate::output::{fields, table};
+use crate::output::{column, fields, listing, local_time, table_in, wide_column};
+use crate::test_then_submit::{Draft, TestFlags, TestOutcome, save, test_before_saving};
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
@@ -93,8 +94,14 @@ pub struct ValueSource {
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectorCommand {
-    /// Add a Source Repo Provider.
-    Add(ConnectorFlags),
+    /// Add a Source Repo Provider: its connection is tested first, and a failed Test saves
+    /// nothing (see --no-test, --save-anyway).
+    Add {
+        #[command(flatten)]
+        flags: ConnectorFlags,
+        #[command(flatten)]
+        test: TestFlags,
+    },
     /// List connectors.
     List,
     /// Show one connector.
@@ -102,13 +109,16 @@ pub enum ConnectorCommand {
         /// The connector.
         name: String,
     },
-    /// Change a connector; only the flags given change.
+    /// Change a connector; only the flags given change. A change to the connection (URL,
+    /// credentials, branch, trust, selectors…) is tested before it is saved.
     Update {
         /// The connector to change; `--name` renames it.
         #[arg(id = "connector", value_name = "NAME")]
         connector: String,
         #[command(flatten)]
         flags: ConnectorFlags,
+        #[command(flatten)]
+        test: TestFlags,
         /// Remove every delegate selector.
         #[arg(long)]
         clear_selectors: bool,
@@ -330,15 +340,18 @@ pub async fn version(globals: &Globals) -> anyhow::Result<ExitCode> {
             text("build_date")
         )
     };
-    if !globals.json {
+    if !globals.output.is_data() {
         outln!("client  {}", describe(&client_build));
     }
     let server = client(globals)?
         .get(&["version"], &[], Duration::from_secs(10))
         .await
         .context("cannot ask the server for its version")?;
-    if globals.json {
-        print_json(&serde_json::json!({"client": client_build, "server": server}))?;
+    if globals.output.is_data() {
+        crate::output::data(
+            globals.output,
+            &serde_json::json!({"client": client_build, "server": server}),
+        )?;
     } else {
         outln!(
             "server  {}, database schema {}",
@@ -350,7 +363,7 @@ pub async fn version(globals: &Globals) -> anyhow::Result<ExitCode> {
 }
 
 /// The flags of `connector add` and `connector update`, by the API field each one sets.
-const CONNECTOR_FLAGS: &[(&str, &str)] = &[
+pub(crate) const CONNECTOR_FLAGS: &[(&str, &str)] = &[
     ("name", "--name"),
     ("provider", "--provider"),
     ("scope", "--scope"),
@@ -391,11 +404,6 @@ pub(crate) fn in_flag_terms(error: ClientError, flags: &[(&str, &str)]) -> anyho
         return anyhow::anyhow!("{flag}: {}", api.message);
     }
     error.into()
-}
-
-fn print_json(value: &Value) -> anyhow::Result<()> {
-    outln!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
 }
 
 pub async fn secret(command: SecretCommand, globals: &Globals) -> anyhow::Result<ExitCode> {
@@ -445,7 +453,7 @@ pub async fn secret(command: SecretCommand, globals: &Globals) -> anyhow::Result
                     &GenerateSshSecret { name },
                 )
                 .await?;
-            if !globals.json {
+            if !globals.output.is_data() {
                 let view: SecretView = decode(answer)?;
                 for warning in &view.warnings {
                     eprintln!("warning: {warning}");
@@ -468,31 +476,44 @@ pub async fn secret(command: SecretCommand, globals: &Globals) -> anyhow::Result
             let answer = client
                 .get(&["secrets"], &[], Duration::from_secs(30))
                 .await?;
-            if !globals.json {
-                let list: ListResponse<SecretView> = decode(answer)?;
-                let rows = list
-                    .items
-                    .iter()
-                    .map(|s| {
-                        vec![
-                            s.name.clone(),
-                            kind_label(s).to_owned(),
-                            s.ssh
-                                .as_ref()
-                                .map(|k| k.fingerprint.clone())
-                                .unwrap_or_default(),
-                            s.used_by.join(", "),
-                            s.updated_at.clone(),
-                        ]
-                    })
-                    .collect::<Vec<_>>();
-                table(
-                    &["NAME", "KIND", "FINGERPRINT", "USED BY", "UPDATED"],
-                    &rows,
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            answer
+            listing(
+                globals.output,
+                answer,
+                |list: ListResponse<SecretView>, format| {
+                    let rows = list
+                        .items
+                        .iter()
+                        .map(|s| {
+                            let ssh = s.ssh.as_ref();
+                            vec![
+                                s.name.clone(),
+                                kind_label(s).to_owned(),
+                                ssh.map(|k| k.fingerprint.clone()).unwrap_or_default(),
+                                s.used_by.join(", "),
+                                local_time(&s.updated_at),
+                                ssh.map(|k| k.username.clone()).unwrap_or_default(),
+                                ssh.map(|k| k.algorithm.clone()).unwrap_or_default(),
+                                local_time(&s.created_at),
+                            ]
+                        })
+                        .collect::<Vec<_>>();
+                    table_in(
+                        format,
+                        &[
+                            column("NAME"),
+                            column("KIND"),
+                            column("FINGERPRINT"),
+                            column("USED BY"),
+                            column("UPDATED"),
+                            wide_column("SSH USER"),
+                            wide_column("ALGORITHM"),
+                            wide_column("CREATED"),
+                        ],
+                        &rows,
+                    );
+                },
+            )?;
+            return Ok(ExitCode::SUCCESS);
         }
         SecretCommand::Show { name } => {
             client
@@ -532,15 +553,15 @@ pub async fn secret(command: SecretCommand, globals: &Globals) -> anyhow::Result
                 yes,
             )?;
             let answer = client.delete(&["secrets", &name]).await?;
-            if !globals.json {
+            if !globals.output.is_data() {
                 outln!("Deleted secret {name:?}");
                 return Ok(ExitCode::SUCCESS);
             }
             answer
         }
     };
-    if globals.json {
-        print_json(&answer)?;
+    if globals.output.is_data() {
+        crate::output::data(globals.output, &answer)?;
     } else {
         let view: SecretView = decode(answer)?;
         for warning in &view.warnings {
@@ -571,24 +592,24 @@ fn print_secret(secret: &SecretView) {
             "Used by",
             (!secret.used_by.is_empty()).then(|| secret.used_by.join(", ")),
         ),
-        ("Created", Some(secret.created_at.clone())),
-        ("Updated", Some(secret.updated_at.clone())),
+        ("Created", Some(local_time(&secret.created_at))),
+        ("Updated", Some(local_time(&secret.updated_at))),
     ]);
 }
 
 pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::Result<ExitCode> {
     let client = client(globals)?;
     match command {
-        ConnectorCommand::Add(flags) => {
-            let answer = client
-                .call(Method::POST, &["connectors"], &flags.to_json()?)
-                .await
-                .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))?;
+        ConnectorCommand::Add { flags, test } => {
+            let body = flags.to_json()?;
+            let tested_by = test_before_saving(&client, Draft::New(&body), &test).await?;
+            let answer = save(&client, Draft::New(&body), tested_by).await?;
             print_saved(answer, globals)?;
         }
         ConnectorCommand::Update {
             connector: name,
             flags,
+            test,
             clear_selectors,
             no_webhook_url,
         } => {
@@ -604,49 +625,74 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                     "nothing to change: give at least one flag (see `reposync connector update --help`)"
                 );
             }
-            let answer = client
-                .call(Method::PATCH, &["connectors", &name], &body)
-                .await
-                .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))?;
+            let changes = Draft::Changes {
+                name: &name,
+                patch: &body,
+            };
+            let tested_by = test_before_saving(&client, changes, &test).await?;
+            let answer = save(&client, changes, tested_by).await?;
             print_saved(answer, globals)?;
         }
         ConnectorCommand::List => {
             let answer = client
                 .get(&["connectors"], &[], Duration::from_secs(30))
                 .await?;
-            if globals.json {
-                print_json(&answer)?;
-            } else {
-                let list: ListResponse<ConnectorView> = decode(answer)?;
-                let rows = list
-                    .items
-                    .iter()
-                    .map(|c| {
-                        vec![
-                            c.name.clone(),
-                            c.provider.clone(),
-                            c.scope.clone(),
-                            c.url.clone(),
-                            c.branch.clone().unwrap_or_default(),
-                            c.last_test
-                                .as_ref()
-                                .map(test_summary)
-                                .unwrap_or_else(|| "never".into()),
-                        ]
-                    })
-                    .collect::<Vec<_>>();
-                table(
-                    &["NAME", "PROVIDER", "SCOPE", "URL", "BRANCH", "LAST TEST"],
-                    &rows,
-                );
-            }
+            listing(
+                globals.output,
+                answer,
+                |list: ListResponse<ConnectorView>, format| {
+                    let rows = list
+                        .items
+                        .iter()
+                        .map(|c| {
+                            vec![
+                                c.name.clone(),
+                                c.provider.clone(),
+                                c.scope.clone(),
+                                c.url.clone(),
+                                c.branch.clone().unwrap_or_default(),
+                                c.last_test
+                                    .as_ref()
+                                    .map(test_summary)
+                                    .unwrap_or_else(|| "never".into()),
+                                c.protocol.clone(),
+                                credential_summary(c),
+                                c.selectors.join(","),
+                                c.webhook_url.clone().unwrap_or_else(|| "-".into()),
+                                format!("{} <{}>", c.author_name, c.author_email),
+                                local_time(&c.created_at),
+                                local_time(&c.updated_at),
+                            ]
+                        })
+                        .collect::<Vec<_>>();
+                    table_in(
+                        format,
+                        &[
+                            column("NAME"),
+                            column("PROVIDER"),
+                            column("SCOPE"),
+                            column("URL"),
+                            column("BRANCH"),
+                            column("LAST TEST"),
+                            wide_column("PROTOCOL"),
+                            wide_column("CREDENTIAL"),
+                            wide_column("SELECTORS"),
+                            wide_column("WEBHOOK URL"),
+                            wide_column("AUTHOR"),
+                            wide_column("CREATED"),
+                            wide_column("UPDATED"),
+                        ],
+                        &rows,
+                    );
+                },
+            )?;
         }
         ConnectorCommand::Show { name } => {
             let answer = client
                 .get(&["connectors", &name], &[], Duration::from_secs(30))
                 .await?;
-            if globals.json {
-                print_json(&answer)?;
+            if globals.output.is_data() {
+                crate::output::data(globals.output, &answer)?;
             } else {
                 print_connector(&decode(answer)?);
             }
@@ -661,8 +707,8 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                 yes,
             )?;
             let answer = client.delete(&["connectors", &name]).await?;
-            if globals.json {
-                print_json(&answer)?;
+            if globals.output.is_data() {
+                crate::output::data(globals.output, &answer)?;
             } else {
                 outln!("Deleted connector {name:?}");
             }
@@ -697,8 +743,8 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                     )
                     .await?
             };
-            if globals.json {
-                print_json(&answer)?;
+            if globals.output.is_data() {
+                crate::output::data(globals.output, &answer)?;
             } else {
                 print_webhook(&decode(answer)?);
             }
@@ -709,35 +755,26 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
                     .call(
                         Method::POST,
                         &["connectors", &name, "test"],
-                        &TestRequest { repo },
+                        &TestRequest {
+                            repo,
+                            changes: None,
+                        },
                     )
                     .await
                     .map_err(|e| in_flag_terms(e, CONNECTOR_FLAGS))?,
             )?;
             let task = wait_for_task(&client, queued, "the Test").await?;
-            let result = task.result.clone().unwrap_or(Value::Null);
-            if globals.json {
-                print_json(&result)?;
+            let outcome = TestOutcome::of(&task);
+            if globals.output.is_data() {
+                crate::output::data(globals.output, outcome.result())?;
             }
-            let ok = result.get("ok").and_then(Value::as_bool).unwrap_or(false);
-            let text = |key: &str| result.get(key).and_then(Value::as_str).map(str::to_owned);
-            if ok {
-                if !globals.json {
-                    let branch = text("branch").unwrap_or_default();
-                    let commit = text("commit").unwrap_or_else(|| "(empty repository)".into());
-                    outln!(
-                        "OK: {} {branch} at {commit}",
-                        text("url").unwrap_or_default()
-                    );
+            if outcome.ok {
+                if !globals.output.is_data() {
+                    outln!("{}", outcome.success());
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let code = text("code").unwrap_or_else(|| "failed".into());
-            let mut message = text("message").unwrap_or_default();
-            if let Some(detail) = text("detail").filter(|d| !d.is_empty()) {
-                message.push_str(&format!("\n  git said: {detail}"));
-            }
-            eprintln!("error: test failed ({code}): {message}");
+            eprintln!("error: {}", outcome.failure());
             return Ok(ExitCode::FAILURE);
         }
     }
@@ -776,20 +813,27 @@ pub async fn wait_for_task(
 }
 
 fn test_summary(result: &reposync_api::TestResult) -> String {
-    if result.ok {
-        format!("ok {}", result.tested_at)
+    let outcome = if result.ok {
+        "ok"
     } else {
-        format!(
-            "{} {}",
-            result.code.as_deref().unwrap_or("failed"),
-            result.tested_at
-        )
+        result.code.as_deref().unwrap_or("failed")
+    };
+    format!("{outcome} {}", local_time(&result.tested_at))
+}
+
+/// Who the connector connects as: `user / secret` over HTTPS, `ssh key secret` over SSH.
+fn credential_summary(c: &ConnectorView) -> String {
+    match (&c.username, &c.password_secret, &c.ssh_key_secret) {
+        (_, _, Some(key)) => format!("ssh key {key}"),
+        (Some(user), Some(secret), None) => format!("{user} / {secret}"),
+        (None, Some(secret), None) => secret.clone(),
+        _ => "-".to_owned(),
     }
 }
 
 fn print_saved(answer: Value, globals: &Globals) -> anyhow::Result<()> {
-    if globals.json {
-        return print_json(&answer);
+    if globals.output.is_data() {
+        return crate::output::data(globals.output, &answer);
     }
     let saved: ConnectorSaved = decode(answer)?;
     for warning in &saved.warnings {
@@ -870,7 +914,7 @@ fn print_webhook(webhook: &WebhookView) {
 pub fn unauthenticated_summary(counted: &UnauthenticatedView) -> String {
     match (&counted.last_at, &counted.last_reason) {
         (Some(at), Some(reason)) if counted.count > 0 => {
-            format!("{} (last at {at}: {reason})", counted.count)
+            format!("{} (last at {}: {reason})", counted.count, local_time(at))
         }
         _ if counted.count > 0 => counted.count.to_string(),
         _ => "none".to_owned(),

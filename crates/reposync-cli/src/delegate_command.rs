@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use reposync_api::{DelegateView, ListResponse, decode};
+use reposync_api::{DelegateView, ListResponse};
 use reposync_delegate::{Agent, DelegateName, HttpConfig, HttpTaskSource, run_remote};
 use reposync_model::Selector;
 use secrecy::SecretString;
@@ -19,7 +19,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::Globals;
 use crate::client_commands::client;
-use crate::output::table;
+use crate::output::{column, listing, local_time, table_in, wide_column};
 
 /// The environment variable that holds the delegate token.
 const TOKEN_ENV: &str = "REPOSYNC_DELEGATE_TOKEN";
@@ -100,42 +100,52 @@ async fn list(globals: &Globals) -> anyhow::Result<ExitCode> {
     let answer = client(globals)?
         .get(&["delegates"], &[], Duration::from_secs(30))
         .await?;
-    if globals.json {
-        outln!("{}", serde_json::to_string_pretty(&answer)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let list: ListResponse<DelegateView> = decode(answer)?;
-    let rows = list
-        .items
-        .iter()
-        .map(|d| {
-            vec![
-                d.name.clone(),
-                d.selectors.join(","),
-                d.version.clone(),
-                d.hostname.clone(),
-                d.last_heartbeat.clone().unwrap_or_else(|| "never".into()),
-                if d.connected { "yes" } else { "no" }.to_owned(),
-                d.tasks_run.to_string(),
-                d.tasks_succeeded.to_string(),
-                d.tasks_failed.to_string(),
-            ]
-        })
-        .collect::<Vec<_>>();
-    table(
-        &[
-            "NAME",
-            "SELECTORS",
-            "VERSION",
-            "HOST",
-            "HEARTBEAT",
-            "CONNECTED",
-            "RUN",
-            "OK",
-            "FAILED",
-        ],
-        &rows,
-    );
+    listing(
+        globals.output,
+        answer,
+        |list: ListResponse<DelegateView>, format| {
+            let rows = list
+                .items
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.name.clone(),
+                        d.selectors.join(","),
+                        d.version.clone(),
+                        d.hostname.clone(),
+                        d.last_heartbeat
+                            .as_deref()
+                            .map_or_else(|| "never".into(), local_time),
+                        if d.connected { "yes" } else { "no" }.to_owned(),
+                        d.tasks_run.to_string(),
+                        d.tasks_succeeded.to_string(),
+                        d.tasks_failed.to_string(),
+                        d.git_version.clone(),
+                        d.ssh_version.clone(),
+                        d.token.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            table_in(
+                format,
+                &[
+                    column("NAME"),
+                    column("SELECTORS"),
+                    column("VERSION"),
+                    column("HOST"),
+                    column("HEARTBEAT"),
+                    column("CONNECTED"),
+                    column("RUN"),
+                    column("OK"),
+                    column("FAILED"),
+                    wide_column("GIT"),
+                    wide_column("SSH"),
+                    wide_column("TOKEN"),
+                ],
+                &rows,
+            );
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,7 +9,7 @@ use reqwest::Method;
 
 use crate::Globals;
 use crate::client_commands::client;
-use crate::output::table;
+use crate::output::{column, local_time, local_time_or_dash, table_in};
 
 #[derive(Debug, Subcommand)]
 pub enum DelegateTokenCommand {
@@ -64,8 +64,8 @@ pub async fn delegate_token(
                 .await?
         }
     };
-    if globals.json {
-        outln!("{}", serde_json::to_string_pretty(&answer)?);
+    if globals.output.is_data() {
+        crate::output::data(globals.output, &answer)?;
         return Ok(ExitCode::SUCCESS);
     }
     match command {
@@ -96,12 +96,22 @@ pub async fn delegate_token(
                         t.selectors
                             .as_ref()
                             .map_or_else(|| "(unrestricted)".to_owned(), |s| s.join(",")),
-                        t.created_at.clone(),
-                        t.revoked_at.clone().unwrap_or_else(|| "-".into()),
+                        local_time(&t.created_at),
+                        local_time_or_dash(t.revoked_at.as_deref()),
                     ]
                 })
                 .collect();
-            table(&["NAME", "RESTRICTED TO", "CREATED", "REVOKED"], &rows);
+            // A token has nothing the table leaves out: `wide` shows the same columns.
+            table_in(
+                globals.output,
+                &[
+                    column("NAME"),
+                    column("RESTRICTED TO"),
+                    column("CREATED"),
+                    column("REVOKED"),
+                ],
+                &rows,
+            );
         }
         DelegateTokenCommand::Revoke { name } => {
             outln!(

@@ -8,11 +8,13 @@ mod client_commands;
 mod confirm;
 mod delegate_command;
 mod delegate_token_commands;
+mod help_files;
 mod login;
 mod offline;
 mod progress;
 mod serve;
 mod sync_commands;
+mod test_then_submit;
 mod tree_commands;
 mod webhook_commands;
 
@@ -50,7 +52,18 @@ struct Cli {
         help_heading = GLOBAL
     )]
     token: Option<String>,
-    /// Print the API's JSON instead of tables.
+    /// How to print answers: `table`, `wide` (every column), `json` (the API's JSON) or
+    /// `yaml` (the same data as YAML).
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        help_heading = GLOBAL
+    )]
+    output: Option<output::OutputFormat>,
+    /// Print the API's JSON instead of tables: the same as `-o json`.
     #[arg(long, global = true, help_heading = GLOBAL)]
     json: bool,
     /// The data directory (the server's store; the CLI reads its token file).
@@ -139,6 +152,10 @@ enum Command {
     /// Tokens for remote delegates: create (shown once), list, revoke.
     #[command(subcommand)]
     DelegateToken(delegate_token_commands::DelegateTokenCommand),
+    /// Print a shell completion script (see the README for where each shell reads it).
+    Completions(help_files::CompletionsArgs),
+    /// Write the man pages: reposync.1 and one per subcommand.
+    Man(help_files::ManArgs),
 }
 
 /// Flags shared by every command that talks to a server.
@@ -148,7 +165,8 @@ pub struct Globals {
     /// Whether `--server` (or `REPOSYNC_SERVER`) was given, rather than the default.
     pub server_given: bool,
     pub token: Option<String>,
-    pub json: bool,
+    /// `-o`, with `--json` folded in.
+    pub output: output::OutputFormat,
     pub data_dir: PathBuf,
 }
 
@@ -169,6 +187,8 @@ fn token_on_command_line(matches: &ArgMatches) -> bool {
 }
 
 fn main() -> ExitCode {
+    // Before anything starts a thread (the runtime below does): see `read_local_offset`.
+    output::read_local_offset();
     let matches = Cli::command().get_matches();
     let token_in_argv = token_on_command_line(&matches);
     let cli = match Cli::from_arg_matches(&matches) {
@@ -179,11 +199,24 @@ fn main() -> ExitCode {
         matches.value_source("server"),
         None | Some(ValueSource::DefaultValue)
     );
+    let output = match (cli.json, cli.output) {
+        (false, format) => format.unwrap_or_default(),
+        (true, None | Some(output::OutputFormat::Json)) => output::OutputFormat::Json,
+        (true, Some(other)) => {
+            let other = clap::ValueEnum::to_possible_value(&other)
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default();
+            eprintln!(
+                "error: --json asks for JSON but -o asks for {other}; give one of them (`--json` is `-o json`)"
+            );
+            return ExitCode::from(2);
+        }
+    };
     let globals = Globals {
         server: cli.server,
         server_given,
         token: cli.token,
-        json: cli.json,
+        output,
         data_dir: cli.data_dir,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -228,6 +261,8 @@ fn main() -> ExitCode {
             Command::Delegate(args) => {
                 delegate_command::delegate(args, &globals, token_in_argv).await
             }
+            Command::Completions(args) => help_files::completions(args, Cli::command()),
+            Command::Man(args) => help_files::man_pages(args, Cli::command()),
         }
     });
     match result {

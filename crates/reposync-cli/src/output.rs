@@ -1,5 +1,6 @@
-//! Readable tables and key-value listings for the terminal, and the one way to standard
-//! output.
+//! How every command prints: the one way to standard output, the output format (`-o
+//! table|wide|json|yaml`), tables and key-value listings for the terminal, and times as
+//! tables show them.
 
 /// Writes to standard output. A reader that has gone away (`reposync sync activity | head -1`)
 /// ends the command quietly and successfully, as it ends `cat`, instead of a panic; any other
@@ -30,6 +31,191 @@ macro_rules! out {
     ($($arg:tt)*) => {
         $crate::output::write_stdout(format_args!($($arg)*))
     };
+}
+
+/// How a command prints what the server answered: `-o table|wide|json|yaml` (`--json` is
+/// `-o json`). Every command asks here rather than deciding for itself, so that one flag
+/// means the same everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Columns for reading: times in local time, commit ids shortened, what does not fit a
+    /// terminal left out.
+    #[default]
+    Table,
+    /// The table with the columns it leaves out (ids, full commit ids, more times, webhook
+    /// URLs, selectors, paths).
+    Wide,
+    /// The API's JSON, as the server sent it.
+    Json,
+    /// The same data as `json`, written as YAML.
+    Yaml,
+}
+
+impl OutputFormat {
+    /// Whether the API's data is printed as it came (JSON or YAML) rather than for reading.
+    pub fn is_data(self) -> bool {
+        matches!(self, OutputFormat::Json | OutputFormat::Yaml)
+    }
+}
+
+/// Prints the API's answer as data: YAML for `-o yaml`, JSON otherwise.
+pub fn data(format: OutputFormat, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Yaml => out!("{}", to_yaml(&serde_json::to_value(value)?)),
+        OutputFormat::Json | OutputFormat::Table | OutputFormat::Wide => {
+            outln!("{}", serde_json::to_string_pretty(value)?)
+        }
+    }
+    Ok(())
+}
+
+/// Prints a listing: the API's data for `-o json|yaml`; otherwise the answer read as `T` and
+/// handed to `print_table` with the format, which decides between the table's columns and the
+/// wide ones.
+pub fn listing<T: serde::de::DeserializeOwned>(
+    format: OutputFormat,
+    answer: serde_json::Value,
+    print_table: impl FnOnce(T, OutputFormat),
+) -> anyhow::Result<()> {
+    if format.is_data() {
+        return data(format, &answer);
+    }
+    print_table(reposync_api::decode(answer)?, format);
+    Ok(())
+}
+
+/// JSON as YAML, through the model's emitter (the one that writes the configuration files),
+/// so that strings YAML would read as something else (`yes`, `1.0`, `null`, a leading `*`)
+/// are quoted by the same rules everywhere.
+pub fn to_yaml(value: &serde_json::Value) -> String {
+    use reposync_model::yaml::{Document, emit};
+    emit(&Document::new(yaml_node(value)))
+}
+
+fn yaml_node(value: &serde_json::Value) -> reposync_model::yaml::Node {
+    use reposync_model::yaml::{Mapping, Node, Value};
+    let value = match value {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) if n.is_f64() => n
+            .as_f64()
+            .and_then(Value::float)
+            .unwrap_or_else(|| Value::string(n.to_string())),
+        serde_json::Value::Number(n) => Value::Int(n.to_string()),
+        serde_json::Value::String(s) => Value::string(s.clone()),
+        serde_json::Value::Array(items) => Value::Seq(items.iter().map(yaml_node).collect()),
+        serde_json::Value::Object(entries) => {
+            let mut mapping = Mapping::new();
+            for (key, item) in entries {
+                mapping.insert(key.clone(), yaml_node(item));
+            }
+            Value::Map(mapping)
+        }
+    };
+    Node::new(value)
+}
+
+/// The offset tables show times in: the local one, read once at start, or UTC when it could
+/// not be read.
+#[derive(Debug, Clone, Copy)]
+enum Zone {
+    Local(time::UtcOffset),
+    UnknownSoUtc,
+}
+
+static ZONE: std::sync::OnceLock<Zone> = std::sync::OnceLock::new();
+
+/// Reads the local offset (`TZ` honoured) for [`local_time`]. It must run before any other
+/// thread starts: the C library's time-zone state is not safe to read while another thread
+/// may change the environment, so the `time` crate refuses in a multi-threaded process, and
+/// the tokio runtime starts threads. The offset is today's: a time on the other side of a
+/// daylight-saving change is shown in today's offset.
+pub fn read_local_offset() {
+    let zone = match time::UtcOffset::current_local_offset() {
+        Ok(offset) => Zone::Local(offset),
+        Err(_) => Zone::UnknownSoUtc,
+    };
+    let _ = ZONE.set(zone);
+}
+
+/// A time from the API (RFC 3339, `2026-12-07T08:14:03.482Z`) as every table shows times:
+/// local time to the whole second, `2026-12-07 09:14:03`, with ` UTC` after it when the local
+/// offset is unknown. Exact values are for `-o json|yaml`. Text that is not RFC 3339 is shown
+/// as it is.
+pub fn local_time(api_time: &str) -> String {
+    time_in(api_time, ZONE.get().copied().unwrap_or(Zone::UnknownSoUtc))
+}
+
+fn time_in(api_time: &str, zone: Zone) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let Ok(at) = time::OffsetDateTime::parse(api_time, &Rfc3339) else {
+        return api_time.to_owned();
+    };
+    let (offset, suffix) = match zone {
+        Zone::Local(offset) => (offset, ""),
+        Zone::UnknownSoUtc => (time::UtcOffset::UTC, " UTC"),
+    };
+    // Only a time at the very edge of year 9999 has no local equivalent.
+    let Some(at) = at.checked_to_offset(offset) else {
+        return api_time.to_owned();
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}{suffix}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+/// [`local_time`] of an optional time, `-` for none.
+pub fn local_time_or_dash(api_time: Option<&str>) -> String {
+    api_time.map_or_else(|| "-".to_owned(), local_time)
+}
+
+/// A column of a table: shown always, or only with `-o wide`.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    header: &'static str,
+    wide_only: bool,
+}
+
+/// A column every table shows.
+pub const fn column(header: &'static str) -> Column {
+    Column {
+        header,
+        wide_only: false,
+    }
+}
+
+/// A column only `-o wide` shows: what the table drops to fit a terminal.
+pub const fn wide_column(header: &'static str) -> Column {
+    Column {
+        header,
+        wide_only: true,
+    }
+}
+
+/// Prints rows (one cell per column, wide ones included) under their headers, with the
+/// wide-only columns when `format` is [`OutputFormat::Wide`].
+pub fn table_in(format: OutputFormat, columns: &[Column], rows: &[Vec<String>]) {
+    let wide = format == OutputFormat::Wide;
+    let shown: Vec<usize> = (0..columns.len())
+        .filter(|&i| wide || !columns[i].wide_only)
+        .collect();
+    let headers: Vec<&str> = shown.iter().map(|&i| columns[i].header).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            shown
+                .iter()
+                .map(|&i| row.get(i).cloned().unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    table(&headers, &rows);
 }
 
 /// Prints rows under headers, each column as wide as its widest cell on a terminal: an emoji
@@ -102,6 +288,56 @@ pub fn fields(pairs: &[(&str, Option<String>)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_local_to_the_second_and_anything_else_is_kept() {
+        let plus_two = Zone::Local(time::UtcOffset::from_hms(2, 0, 0).expect("offset"));
+        assert_eq!(
+            time_in("2026-12-07T07:14:03.999Z", plus_two),
+            "2026-12-07 09:14:03"
+        );
+        assert_eq!(
+            time_in("2026-12-31T23:30:00+00:00", plus_two),
+            "2027-01-01 01:30:00"
+        );
+        assert_eq!(
+            time_in("2026-12-07T09:14:03+02:00", Zone::UnknownSoUtc),
+            "2026-12-07 07:14:03 UTC",
+            "UTC, and said, when the local offset is unknown"
+        );
+        assert_eq!(time_in("yesterday", plus_two), "yesterday");
+        assert_eq!(
+            time_in("9999-12-31T23:30:00Z", plus_two),
+            "9999-12-31T23:30:00Z",
+            "no local time past year 9999, and no panic"
+        );
+        assert_eq!(local_time_or_dash(None), "-");
+    }
+
+    #[test]
+    fn yaml_quotes_what_would_read_as_another_type_and_parses_back() {
+        let value = serde_json::json!({
+            "items": [{"name": "yes", "count": 3, "ratio": 0.5, "none": null,
+                       "text": "a: b\nc", "empty": [], "star": "*x", "ok": true}]
+        });
+        let yaml = to_yaml(&value);
+        assert!(yaml.contains("name: 'yes'"), "{yaml}");
+        let mut parser = saphyr_parser::Parser::new_from_str(&yaml);
+        let mut scalars = Vec::new();
+        while let Some(Ok((event, _))) = parser.next_event() {
+            if let saphyr_parser::Event::Scalar(text, style, ..) = event {
+                scalars.push((text.to_string(), style));
+            }
+        }
+        assert!(
+            scalars
+                .iter()
+                .any(|(t, s)| t == "yes" && *s != saphyr_parser::ScalarStyle::Plain),
+            "{scalars:?}"
+        );
+        assert!(scalars.iter().any(|(t, _)| t == "a: b\nc"), "{scalars:?}");
+        assert!(scalars.iter().any(|(t, _)| t == "*x"), "{scalars:?}");
+    }
 
     #[test]
     fn columns_stay_aligned_with_wide_characters() {

@@ -16,7 +16,9 @@ use serde_json::Value;
 
 use crate::Globals;
 use crate::client_commands::{client, in_flag_terms, wait_for_task};
-use crate::output::{fields, table};
+use crate::output::{
+    OutputFormat, column, fields, local_time, local_time_or_dash, table_in, wide_column,
+};
 
 /// The flags of `sync enable`, by the API field each one sets.
 const ENABLE_FLAGS: &[(&str, &str)] = &[
@@ -263,10 +265,12 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 .await?
         }
     };
-    if globals.json {
-        outln!("{}", serde_json::to_string_pretty(&answer)?);
+    if globals.output.is_data() {
+        crate::output::data(globals.output, &answer)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let format = globals.output;
+    let wide = format == OutputFormat::Wide;
     match command {
         SyncCommand::Enable { .. } => {
             let enabled: SyncEnabled = decode(answer)?;
@@ -327,21 +331,31 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                         l.connector.clone(),
                         l.url.clone(),
                         l.branch.clone(),
-                        l.base_commit.as_ref().map(short).unwrap_or("-").to_owned(),
+                        l.base_commit
+                            .as_ref()
+                            .map_or("-", |c| commit_text(c, wide))
+                            .to_owned(),
                         l.waiting.to_string(),
                         l.errors.to_string(),
+                        l.id.to_string(),
+                        l.repo.clone().unwrap_or_else(|| "-".into()),
+                        local_time(&l.created_at),
                     ]
                 })
                 .collect();
-            table(
+            table_in(
+                format,
                 &[
-                    "SCOPE",
-                    "CONNECTOR",
-                    "URL",
-                    "BRANCH",
-                    "COMMIT",
-                    "WAITING",
-                    "ERRORS",
+                    column("SCOPE"),
+                    column("CONNECTOR"),
+                    column("URL"),
+                    column("BRANCH"),
+                    column("COMMIT"),
+                    column("WAITING"),
+                    column("ERRORS"),
+                    wide_column("LINK"),
+                    wide_column("REPO"),
+                    wide_column("SINCE"),
                 ],
                 &rows,
             );
@@ -349,10 +363,24 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
         SyncCommand::Activity { .. } => {
             let activity: SyncActivity = decode(answer)?;
             outln!("Changesets:");
-            let rows: Vec<Vec<String>> = activity.changesets.iter().map(changeset_row).collect();
-            table(
+            let rows: Vec<Vec<String>> = activity
+                .changesets
+                .iter()
+                .map(|c| changeset_row(c, wide))
+                .collect();
+            table_in(
+                format,
                 &[
-                    "ID", "SCOPE", "STATUS", "FILES", "COMMIT", "CREATED", "ERROR",
+                    column("ID"),
+                    column("SCOPE"),
+                    column("STATUS"),
+                    column("FILES"),
+                    column("COMMIT"),
+                    column("CREATED"),
+                    column("ERROR"),
+                    wide_column("UPDATED"),
+                    wide_column("ATTEMPT"),
+                    wide_column("PATHS"),
                 ],
                 &rows,
             );
@@ -367,15 +395,34 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                         a.status.clone(),
                         a.delegate.clone().unwrap_or_else(|| "-".into()),
                         a.files.len().to_string(),
-                        a.commit_id.as_ref().map(short).unwrap_or("-").to_owned(),
-                        a.started_at.clone(),
+                        a.commit_id
+                            .as_ref()
+                            .map_or("-", |c| commit_text(c, wide))
+                            .to_owned(),
+                        local_time(&a.started_at),
                         a.error.clone().unwrap_or_default(),
+                        local_time_or_dash(a.finished_at.as_deref()),
+                        a.changesets
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
                     ]
                 })
                 .collect();
-            table(
+            table_in(
+                format,
                 &[
-                    "ID", "SCOPE", "STATUS", "DELEGATE", "FILES", "COMMIT", "STARTED", "ERROR",
+                    column("ID"),
+                    column("SCOPE"),
+                    column("STATUS"),
+                    column("DELEGATE"),
+                    column("FILES"),
+                    column("COMMIT"),
+                    column("STARTED"),
+                    column("ERROR"),
+                    wide_column("FINISHED"),
+                    wide_column("CHANGESETS"),
                 ],
                 &rows,
             );
@@ -385,20 +432,30 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 .iter()
                 .map(|c| {
                     vec![
-                        short(&c.commit_id).to_owned(),
+                        commit_text(&c.commit_id, wide).to_owned(),
                         c.branch.clone(),
                         c.status.clone(),
                         c.files.len().to_string(),
                         c.errors.to_string(),
                         c.author.clone(),
-                        c.applied_at.clone(),
+                        local_time(&c.applied_at),
                         c.subject.clone(),
+                        paths(&c.files),
                     ]
                 })
                 .collect();
-            table(
+            table_in(
+                format,
                 &[
-                    "COMMIT", "BRANCH", "STATUS", "FILES", "ERRORS", "AUTHOR", "READ", "SUBJECT",
+                    column("COMMIT"),
+                    column("BRANCH"),
+                    column("STATUS"),
+                    column("FILES"),
+                    column("ERRORS"),
+                    column("AUTHOR"),
+                    column("READ"),
+                    column("SUBJECT"),
+                    wide_column("PATHS"),
                 ],
                 &rows,
             );
@@ -406,7 +463,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 for w in &c.warnings {
                     eprintln!(
                         "warning: commit {}: {}:{}:{}: {}",
-                        short(&c.commit_id),
+                        c.commit_id.short(),
                         w.path,
                         w.line.max(1),
                         w.column.max(1),
@@ -433,11 +490,12 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                     ("Message", Some(e.message)),
                     ("Attempt", e.attempt_id.map(AttemptId::into_string)),
                     ("Commit", e.commit_id.map(ObjectId::into_string)),
-                    ("At", Some(e.created_at)),
+                    ("At", Some(local_time(&e.created_at))),
                     (
                         "Resolved",
-                        e.resolved_at
-                            .map(|at| format!("{at} ({})", e.resolution.unwrap_or_default())),
+                        e.resolved_at.map(|at| {
+                            format!("{} ({})", local_time(&at), e.resolution.unwrap_or_default())
+                        }),
                     ),
                 ]);
                 if let Some(ours) = e.ours {
@@ -454,19 +512,41 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-fn changeset_row(c: &ChangesetView) -> Vec<String> {
+/// A changeset's cells: the table's, then the wide ones.
+fn changeset_row(c: &ChangesetView, wide: bool) -> Vec<String> {
     vec![
         c.id.to_string(),
         c.scope.clone(),
         c.status.clone(),
         c.files.len().to_string(),
-        c.commit_id.as_ref().map(short).unwrap_or("-").to_owned(),
-        c.created_at.clone(),
+        c.commit_id
+            .as_ref()
+            .map_or("-", |commit| commit_text(commit, wide))
+            .to_owned(),
+        local_time(&c.created_at),
         c.error.clone().unwrap_or_default(),
+        local_time(&c.updated_at),
+        c.attempt_id
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string),
+        paths(&c.files),
     ]
 }
 
-fn short(commit: &ObjectId) -> &str {
+/// `op path` of each file, comma-separated: for `-o wide`.
+fn paths(files: &[reposync_api::ChangedFileView]) -> String {
+    files
+        .iter()
+        .map(|f| format!("{} {}", f.op, f.path))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A commit id as tables show it: its first 12 characters, or all of it with `-o wide`.
+fn commit_text(commit: &ObjectId, wide: bool) -> &str {
     let commit = commit.as_str();
+    if wide {
+        return commit;
+    }
     commit.get(..12).unwrap_or(commit)
 }

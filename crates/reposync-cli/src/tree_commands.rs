@@ -82,8 +82,8 @@ pub async fn import(args: ImportArgs, globals: &Globals) -> anyhow::Result<ExitC
         }
         Err(other) => return Err(other.into()),
     };
-    if globals.json {
-        outln!("{}", serde_json::to_string_pretty(&report)?);
+    if globals.output.is_data() {
+        crate::output::data(globals.output, &report)?;
     } else {
         for problem in &report.problems {
             outln!(
@@ -183,8 +183,8 @@ pub async fn get(path: String, globals: &Globals) -> anyhow::Result<ExitCode> {
     let answer = client
         .get(&["entities"], &[("path", path)], Duration::from_secs(30))
         .await?;
-    if globals.json {
-        outln!("{}", serde_json::to_string_pretty(&answer)?);
+    if globals.output.is_data() {
+        crate::output::data(globals.output, &answer)?;
     } else {
         let entity: EntityView = decode(answer)?;
         out!("{}", entity.content);
@@ -332,8 +332,8 @@ pub async fn app(command: AppCommand, globals: &Globals) -> anyhow::Result<ExitC
             answer
         }
     };
-    if globals.json {
-        outln!("{}", serde_json::to_string_pretty(&answer)?);
+    if globals.output.is_data() {
+        crate::output::data(globals.output, &answer)?;
         return Ok(ExitCode::SUCCESS);
     }
     match command {
@@ -350,17 +350,26 @@ pub async fn app(command: AppCommand, globals: &Globals) -> anyhow::Result<ExitC
                         a.workflows.to_string(),
                         a.pipelines.to_string(),
                         a.files.to_string(),
+                        a.sync.as_ref().map_or_else(
+                            || "-".to_owned(),
+                            |s| format!("{} ({}) through {}", s.url, s.branch, s.connector),
+                        ),
+                        a.description.clone().unwrap_or_default(),
                     ]
                 })
                 .collect();
-            crate::output::table(
+            use crate::output::{column, wide_column};
+            crate::output::table_in(
+                globals.output,
                 &[
-                    "NAME",
-                    "SERVICES",
-                    "ENVIRONMENTS",
-                    "WORKFLOWS",
-                    "PIPELINES",
-                    "FILES",
+                    column("NAME"),
+                    column("SERVICES"),
+                    column("ENVIRONMENTS"),
+                    column("WORKFLOWS"),
+                    column("PIPELINES"),
+                    column("FILES"),
+                    wide_column("GIT SYNC"),
+                    wide_column("DESCRIPTION"),
                 ],
                 &rows,
             );
@@ -410,12 +419,12 @@ pub async fn apply(path: String, file: PathBuf, globals: &Globals) -> anyhow::Re
         )
         .await;
     let report: ImportReport = decode(write_answer(answer)?)?;
-    if !globals.json {
-        print_notes(&report);
+    if globals.output.is_data() {
+        crate::output::data(globals.output, &report)?;
+        return Ok(ExitCode::SUCCESS);
     }
-    if globals.json {
-        outln!("{}", serde_json::to_string_pretty(&report)?);
-    } else if report.created > 0 {
+    print_notes(&report);
+    if report.created > 0 {
         eprintln!("created {path}");
     } else if report.changed > 0 {
         eprintln!("changed {path}");
@@ -462,8 +471,8 @@ pub async fn rename(path: String, new_name: String, globals: &Globals) -> anyhow
             .call(Method::POST, &["entities", "rename"], &body)
             .await,
     )?;
-    if globals.json {
-        outln!("{}", serde_json::to_string_pretty(&answer)?);
+    if globals.output.is_data() {
+        crate::output::data(globals.output, &answer)?;
     } else {
         let report: ImportReport = decode(answer)?;
         print_notes(&report);

@@ -11,7 +11,7 @@ use reposync_bitbucket::normalise;
 
 use crate::Globals;
 use crate::client_commands::{client, unauthenticated_summary};
-use crate::output::table;
+use crate::output::{column, local_time, table_in, wide_column};
 
 #[derive(Debug, Subcommand)]
 pub enum WebhookCommand {
@@ -44,7 +44,7 @@ pub async fn webhook(command: WebhookCommand, globals: &Globals) -> anyhow::Resu
             event_key,
             headers,
             file,
-        } => inspect(event_key, &headers, &file),
+        } => inspect(event_key, &headers, &file, globals.output),
         WebhookCommand::Deliveries { connector, limit } => {
             let client = client(globals)?;
             let mut query = vec![("limit", limit.to_string())];
@@ -54,8 +54,8 @@ pub async fn webhook(command: WebhookCommand, globals: &Globals) -> anyhow::Resu
             let answer = client
                 .get(&["webhooks", "deliveries"], &query, Duration::from_secs(30))
                 .await?;
-            if globals.json {
-                outln!("{}", serde_json::to_string_pretty(&answer)?);
+            if globals.output.is_data() {
+                crate::output::data(globals.output, &answer)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let deliveries: DeliveryLog = decode(answer)?;
@@ -64,7 +64,7 @@ pub async fn webhook(command: WebhookCommand, globals: &Globals) -> anyhow::Resu
                 .iter()
                 .map(|d| {
                     vec![
-                        d.received_at.clone(),
+                        local_time(&d.received_at),
                         d.connector.clone(),
                         d.event.clone(),
                         d.delivery_id.clone().unwrap_or_else(|| "-".into()),
@@ -76,19 +76,24 @@ pub async fn webhook(command: WebhookCommand, globals: &Globals) -> anyhow::Resu
                             d.matched.join(",")
                         },
                         d.reason.clone().unwrap_or_default(),
+                        d.id.clone(),
+                        d.format.clone().unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect();
-            table(
+            table_in(
+                globals.output,
                 &[
-                    "RECEIVED",
-                    "CONNECTOR",
-                    "EVENT",
-                    "DELIVERY",
-                    "SIGNATURE",
-                    "OUTCOME",
-                    "MATCHED",
-                    "REASON",
+                    column("RECEIVED"),
+                    column("CONNECTOR"),
+                    column("EVENT"),
+                    column("DELIVERY"),
+                    column("SIGNATURE"),
+                    column("OUTCOME"),
+                    column("MATCHED"),
+                    column("REASON"),
+                    wide_column("ID"),
+                    wide_column("FORMAT"),
                 ],
                 &rows,
             );
@@ -104,10 +109,13 @@ pub async fn webhook(command: WebhookCommand, globals: &Globals) -> anyhow::Resu
     }
 }
 
+/// Prints the normalised delivery as JSON (the table formats too: it is a nested document),
+/// or as YAML with `-o yaml`.
 fn inspect(
     event_key: Option<String>,
     headers: &[String],
     file: &PathBuf,
+    format: crate::output::OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let mut named: Vec<(String, String)> = Vec::new();
     if let Some(key) = event_key {
@@ -140,7 +148,7 @@ fn inspect(
     };
     match normalise(&lookup, &body) {
         Ok(delivery) => {
-            outln!("{}", serde_json::to_string_pretty(&delivery)?);
+            crate::output::data(format, &delivery)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {

@@ -3,12 +3,34 @@
 
 use reposync_api::{SyncJob, SyncJobResult, SyncTarget, TestResult};
 use reposync_model::scope::Scope;
-use reposync_model::{AttemptId, ConnectorScope, FieldError, RepoSlug, connector_yaml};
+use reposync_model::{
+    AttemptId, ConnectorScope, FieldError, GitConnector, RepoSlug, TaskId, connector_yaml,
+};
 use reposync_store::{ConnectorRecord, Store, StoreError, SyncLink, TaskRecord};
 use reposync_sync::{ConnectionFailure, DispatchFailure};
 use sha2::{Digest, Sha256};
 
 use crate::tree::source_repo_provider_name;
+
+/// What a Test is of: a saved connector, whose result becomes its last Test, or a draft that
+/// is not saved (`connector add` and `update` test before they save), of which nothing is
+/// stored but the task. Either way the delegate gets the same job, built from the parsed
+/// connector.
+#[derive(Debug, Clone, Copy)]
+pub enum Tested<'a> {
+    Saved(&'a ConnectorRecord),
+    Draft(&'a GitConnector),
+}
+
+impl Tested<'_> {
+    /// The connector's settings, saved or not.
+    pub fn spec(&self) -> &GitConnector {
+        match self {
+            Tested::Saved(record) => &record.spec,
+            Tested::Draft(spec) => spec,
+        }
+    }
+}
 
 /// The delegates, as the use cases reach them; the server's task hub is the one
 /// implementation, so a use case never waits on git itself.
@@ -24,13 +46,19 @@ pub trait Delegates: Send + Sync {
         attempt: Option<&AttemptId>,
     ) -> Result<SyncJobResult, DispatchFailure>;
 
-    /// Queues a Test of `connector` against `url` and answers its task at once; the result
-    /// becomes the connector's last Test.
-    async fn enqueue_test(
+    /// Queues a Test of `tested` against `url` and answers its task at once; for a saved
+    /// connector the result becomes its last Test.
+    async fn enqueue_test(&self, tested: Tested<'_>, url: String)
+    -> Result<TaskRecord, StoreError>;
+
+    /// The result of `task` when it is a finished Test of a draft whose settings are exactly
+    /// `spec`: what `connector add` and `update` tested before saving, which then becomes the
+    /// saved connector's last Test. `None` for any other task.
+    async fn draft_test_result(
         &self,
-        connector: &ConnectorRecord,
-        url: String,
-    ) -> Result<TaskRecord, StoreError>;
+        task: &TaskId,
+        spec: &GitConnector,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Tests `connector` against `url` on a delegate and waits for the result, which also
     /// becomes the connector's last Test.

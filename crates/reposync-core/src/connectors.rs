@@ -3,14 +3,16 @@
 
 use reposync_api::{ConnectorDraft, ConnectorPatch};
 use reposync_model::tree::{EntityKind, EntityPath};
-use reposync_model::{ConnectorScope, EntityName, GitConnector, RepoSlug, RepoUrl, connector_yaml};
+use reposync_model::{
+    ConnectorScope, EntityName, GitConnector, RepoSlug, RepoUrl, TaskId, connector_yaml,
+};
 use reposync_store::{
     ConnectorRecord, ConnectorWrite, Store, TaskRecord, WebhookChange, WebhookCredentials,
 };
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::connections::Delegates;
+use crate::connections::{Delegates, Tested};
 use crate::error::{CoreError, ErrorKind};
 use crate::tokens::{hash_token, new_token};
 use crate::tree::{TreeEdit, apply_edit, rewritten_referrers};
@@ -26,7 +28,13 @@ pub struct Saved {
 }
 
 /// Creates a connector (and its webhook credentials, when it asks for a webhook URL).
-pub async fn create(store: &Store, draft: &ConnectorDraft) -> Result<Saved, CoreError> {
+/// `tested_by` is the Test run on it before it was saved, whose result becomes its last Test.
+pub async fn create(
+    store: &Store,
+    delegates: &dyn Delegates,
+    draft: &ConnectorDraft,
+    tested_by: Option<&TaskId>,
+) -> Result<Saved, CoreError> {
     let spec = GitConnector::parse_new(draft)?;
     let (change, fresh_webhook) = if spec.generate_webhook_url {
         fresh_webhook_change()
@@ -35,6 +43,7 @@ pub async fn create(store: &Store, draft: &ConnectorDraft) -> Result<Saved, Core
     };
     let connector = store.create_connector(&spec, change).await?;
     tracing::info!(connector = %spec.name, provider = %spec.provider, "created connector");
+    let connector = adopt_test(store, delegates, connector, tested_by).await?;
     Ok(Saved {
         connector,
         fresh_webhook,
@@ -45,20 +54,18 @@ pub async fn create(store: &Store, draft: &ConnectorDraft) -> Result<Saved, Core
 }
 
 /// Applies a PATCH to a connector. A rename rewrites every file that names it (an
-/// application's `gitConnector`, a trigger's) in the same batch.
-pub async fn update(store: &Store, name: &str, patch: &ConnectorPatch) -> Result<Saved, CoreError> {
+/// application's `gitConnector`, a trigger's) in the same batch. `tested_by` is the Test run
+/// on the connector as changed, before it was saved, whose result becomes its last Test.
+pub async fn update(
+    store: &Store,
+    delegates: &dyn Delegates,
+    name: &str,
+    patch: &ConnectorPatch,
+    tested_by: Option<&TaskId>,
+) -> Result<Saved, CoreError> {
     let name = EntityName::parse(name)?;
     let current = store.get_connector(&name).await?;
-    let draft = merge(&current.spec, patch)?;
-    // A repository connector read from a file without `branch:` follows the default branch
-    // and may go on doing so; any other keeps the rule of connectors made through the API.
-    let follows_default =
-        current.spec.scope == ConnectorScope::Repo && current.spec.branch.is_none();
-    let spec = if follows_default {
-        GitConnector::parse_input(&draft)?
-    } else {
-        GitConnector::parse_new(&draft)?
-    };
+    let spec = changed_spec(&current, patch)?;
     let (change, fresh_webhook) = match (current.has_webhook, spec.generate_webhook_url) {
         (false, true) => fresh_webhook_change(),
         (true, false) => (WebhookChange::Remove, None),
@@ -92,6 +99,7 @@ pub async fn update(store: &Store, name: &str, patch: &ConnectorPatch) -> Result
     let report = apply_edit(store, edit).await?.into_result()?;
     let connector = store.get_connector(&spec.name).await?;
     tracing::info!(connector = %spec.name, renamed, "updated connector");
+    let connector = adopt_test(store, delegates, connector, tested_by).await?;
     Ok(Saved {
         connector,
         fresh_webhook,
@@ -199,8 +207,9 @@ pub async fn set_webhook_signature(
     Ok(credentials)
 }
 
-/// Queues a connection Test on a delegate and answers its task at once; `repo` names the
-/// repository for an account-scope connector.
+/// Queues a connection Test of a saved connector on a delegate and answers its task at once;
+/// `repo` names the repository for an account-scope connector. The result becomes the
+/// connector's last Test.
 pub async fn test(
     store: &Store,
     delegates: &dyn Delegates,
@@ -209,12 +218,107 @@ pub async fn test(
 ) -> Result<TaskRecord, CoreError> {
     let name = EntityName::parse(name)?;
     let connector = store.get_connector(&name).await?;
+    let url = test_url(&connector.spec, repo)?;
+    Ok(delegates
+        .enqueue_test(Tested::Saved(&connector), url)
+        .await?)
+}
+
+/// Queues a Test of a connector that is not saved, as `create` would save it: refused for
+/// what `create` would refuse (its fields, a name taken, a secret missing or of the wrong
+/// kind), so that Test, then Submit, fails early. Nothing of the draft is stored but the task.
+pub async fn test_draft(
+    store: &Store,
+    delegates: &dyn Delegates,
+    draft: &ConnectorDraft,
+    repo: Option<&str>,
+) -> Result<TaskRecord, CoreError> {
+    let spec = GitConnector::parse_new(draft)?;
+    if store.get_connector(&spec.name).await.is_ok() {
+        return Err(CoreError::from(reposync_store::StoreError::AlreadyExists {
+            what: "connector",
+            name: spec.name.to_string(),
+        }));
+    }
+    enqueue_draft_test(store, delegates, &spec, repo).await
+}
+
+/// Queues a Test of a saved connector as `patch` would leave it, saving nothing: `connector
+/// update` tests a changed connection before it saves it. The result is not the connector's
+/// last Test, since the connector tested is not the one saved.
+pub async fn test_changes(
+    store: &Store,
+    delegates: &dyn Delegates,
+    name: &str,
+    patch: &ConnectorPatch,
+    repo: Option<&str>,
+) -> Result<TaskRecord, CoreError> {
+    let name = EntityName::parse(name)?;
+    let current = store.get_connector(&name).await?;
+    let spec = changed_spec(&current, patch)?;
+    enqueue_draft_test(store, delegates, &spec, repo).await
+}
+
+/// The connector as `patch` would leave it. A repository connector read from a file without
+/// `branch:` follows the default branch and may go on doing so; any other keeps the rule of
+/// connectors made through the API.
+fn changed_spec(
+    current: &ConnectorRecord,
+    patch: &ConnectorPatch,
+) -> Result<GitConnector, CoreError> {
+    let draft = merge(&current.spec, patch)?;
+    let follows_default =
+        current.spec.scope == ConnectorScope::Repo && current.spec.branch.is_none();
+    Ok(if follows_default {
+        GitConnector::parse_input(&draft)?
+    } else {
+        GitConnector::parse_new(&draft)?
+    })
+}
+
+async fn enqueue_draft_test(
+    store: &Store,
+    delegates: &dyn Delegates,
+    spec: &GitConnector,
+    repo: Option<&str>,
+) -> Result<TaskRecord, CoreError> {
+    store.check_connector_secrets(spec).await?;
+    let url = test_url(spec, repo)?;
+    tracing::info!(connector = %spec.name, "testing a connector that is not saved");
+    Ok(delegates.enqueue_test(Tested::Draft(spec), url).await?)
+}
+
+/// The URL a Test of `spec` reads, saved or draft: its own, or for an account-scope connector
+/// the repository `repo` under it (required there).
+fn test_url(spec: &GitConnector, repo: Option<&str>) -> Result<String, CoreError> {
     let repo = repo
         .filter(|r| !r.trim().is_empty())
         .map(RepoSlug::parse)
         .transpose()?;
-    let url = connector.spec.repository_url(repo.as_ref())?.git_url();
-    Ok(delegates.enqueue_test(&connector, url).await?)
+    Ok(spec.repository_url(repo.as_ref())?.git_url())
+}
+
+/// Keeps the result of the Test run before `connector` was saved as its last Test, when
+/// `tested_by` is a finished Test of exactly the connector saved. Any other task (another
+/// connector's, one still running, one of settings that changed meanwhile) leaves the last
+/// Test as it was: the result must be of what was saved.
+async fn adopt_test(
+    store: &Store,
+    delegates: &dyn Delegates,
+    connector: ConnectorRecord,
+    tested_by: Option<&TaskId>,
+) -> Result<ConnectorRecord, CoreError> {
+    let Some(task) = tested_by else {
+        return Ok(connector);
+    };
+    let Some(result) = delegates.draft_test_result(task, &connector.spec).await? else {
+        tracing::debug!(connector = %connector.spec.name, %task, "the task is not a Test of the connector saved");
+        return Ok(connector);
+    };
+    store
+        .set_connector_last_test(&connector.id, &result)
+        .await?;
+    Ok(store.get_connector(&connector.spec.name).await?)
 }
 
 fn no_webhook(name: &EntityName) -> CoreError {

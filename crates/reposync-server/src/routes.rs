@@ -107,6 +107,8 @@ fn api_v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(connectors::webhook))
         .routes(routes!(connectors::regenerate_webhook))
         .routes(routes!(connectors::set_webhook_signature))
+        // Not under /connectors/: a connector may be named `test`.
+        .routes(routes!(connectors::test_draft))
         .routes(routes!(connectors::test))
         .routes(routes!(tasks::show))
         .routes(routes!(tree::import).layer(DefaultBodyLimit::max(state.config.max_import_bytes)))

@@ -651,6 +651,98 @@ async fn a_test_no_delegate_can_run_fails_at_once_naming_the_selectors() {
     );
 }
 
+/// Test, then Submit: a connector that is not saved is tested from the body `create` takes
+/// (or a saved one as a PATCH would leave it); nothing of it is stored but the task, and its
+/// result is no connector's last Test.
+#[tokio::test]
+async fn a_draft_is_tested_without_being_saved() {
+    let api = Api::spawn().await;
+    with_token_secret(&api).await;
+    // Selectors no delegate has: the Test fails at once, without git.
+    let mut draft = connector("Draft");
+    draft["selectors"] = json!(["eu-west"]);
+    let (status, task) = api.post("/api/v1/connector-tests", draft.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{task}");
+    assert_eq!(task["kind"], "test_connection", "{task}");
+    assert_eq!(task["result"]["code"], "no_delegate", "{task}");
+    assert_eq!(
+        task["result"]["url"],
+        "https://bitbucket.org/acme/config.git"
+    );
+    let (_, listed) = api.get("/api/v1/connectors").await;
+    assert_eq!(listed["items"], json!([]), "nothing saved");
+
+    // Saved after its Test, naming it: the Test's result is its last Test, when the Test was
+    // of exactly what is saved.
+    let tested = task["id"].as_str().unwrap_or_default().to_owned();
+    let mut other = draft.clone();
+    other["name"] = json!("Other");
+    other["url"] = json!("https://bitbucket.org/acme/other.git");
+    let (status, saved) = api
+        .post(&format!("/api/v1/connectors?tested_by={tested}"), other)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{saved}");
+    assert!(
+        saved["connector"].get("last_test").is_none(),
+        "another connector's Test is not its own: {saved}"
+    );
+    let (status, saved) = api
+        .post(
+            &format!("/api/v1/connectors?tested_by={tested}"),
+            draft.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{saved}");
+    assert_eq!(
+        saved["connector"]["last_test"]["code"], "no_delegate",
+        "{saved}"
+    );
+    for name in ["Draft", "Other"] {
+        api.send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/connectors/{name}"),
+            None,
+        )
+        .await;
+    }
+
+    // What `create` refuses, the Test refuses first, naming the field.
+    let mut missing = connector("Draft");
+    missing["password_secret"] = json!("nope");
+    let (status, answer) = api.post("/api/v1/connector-tests", missing).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"]["field"], "password_secret");
+    let (status, answer) = api
+        .post("/api/v1/connector-tests?colour=red", draft.clone())
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+
+    // A saved connector, tested as a PATCH would leave it: its last Test stays as it was.
+    let mut saved = connector("test");
+    saved["selectors"] = json!(["eu-west"]);
+    api.post("/api/v1/connectors", saved).await;
+    let (status, task) = api
+        .post(
+            "/api/v1/connectors/test/test",
+            json!({"changes": {"url": "https://bitbucket.org/acme/other.git"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{task}");
+    assert_eq!(
+        task["result"]["url"], "https://bitbucket.org/acme/other.git",
+        "{task}"
+    );
+    // A connector may be named `test`: the draft's route does not hide it.
+    let (status, shown) = api.get("/api/v1/connectors/test").await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert!(shown.get("last_test").is_none(), "{shown}");
+    assert_eq!(shown["url"], "https://bitbucket.org/acme/config.git");
+    // Its own Test is its last Test.
+    api.post("/api/v1/connectors/test/test", json!({})).await;
+    let (_, shown) = api.get("/api/v1/connectors/test").await;
+    assert_eq!(shown["last_test"]["code"], "no_delegate", "{shown}");
+}
+
 #[tokio::test]
 async fn a_repo_scope_test_refuses_a_repo_and_account_scope_requires_one() {
     let api = Api::spawn().await;

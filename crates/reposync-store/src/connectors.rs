@@ -335,32 +335,54 @@ fn connector_from_row(row: &AnyRow) -> Result<ConnectorRecord, StoreError> {
     })
 }
 
-/// Looks up the secrets a connector names, in the same transaction that saves it, so that a
-/// concurrent delete cannot slip between the check and the link.
-async fn resolve_secrets(tx: &mut WriteTx, spec: &GitConnector) -> Result<Vec<String>, StoreError> {
-    let (field, name, kind) = match &spec.credentials {
+/// The secret a connector's credentials name: the API field that names it, its name, and the
+/// kind it must be.
+fn named_secret(spec: &GitConnector) -> (&'static str, &SecretName, SecretKind) {
+    match &spec.credentials {
         Credentials::Https {
             password_secret, ..
         } => ("password_secret", password_secret, SecretKind::Text),
         Credentials::Ssh { ssh_key_secret } => {
             ("ssh_key_secret", ssh_key_secret, SecretKind::SshKey)
         }
-    };
-    let id = check_secret(tx, field, name, kind).await?;
+    }
+}
+
+/// Looks up the secrets a connector names, in the same transaction that saves it, so that a
+/// concurrent delete cannot slip between the check and the link.
+async fn resolve_secrets(tx: &mut WriteTx, spec: &GitConnector) -> Result<Vec<String>, StoreError> {
+    let (field, name, kind) = named_secret(spec);
+    let row = sqlx::query("SELECT id, kind FROM secrets WHERE name = $1")
+        .bind(name.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let id = check_secret(row, field, name, kind)?;
     Ok(vec![id])
 }
 
-async fn check_secret(
-    tx: &mut WriteTx,
+impl Store {
+    /// Checks, writing nothing, that the secret a connector names exists and is of the right
+    /// kind: a Test of a connector not saved refuses what saving it would refuse, before any
+    /// delegate is asked.
+    pub async fn check_connector_secrets(&self, spec: &GitConnector) -> Result<(), StoreError> {
+        let (field, name, kind) = named_secret(spec);
+        let row = sqlx::query("SELECT id, kind FROM secrets WHERE name = $1")
+            .bind(name.as_str())
+            .read_optional(&self.db)
+            .await?;
+        check_secret(row, field, name, kind).map(|_| ())
+    }
+}
+
+/// The id of the secret `row` holds, or why it cannot serve as `field`: missing (with the
+/// command that makes one), or of the other kind.
+fn check_secret(
+    row: Option<AnyRow>,
     field: &str,
     name: &SecretName,
     expected: SecretKind,
 ) -> Result<String, StoreError> {
-    let row = sqlx::query("SELECT id, kind FROM secrets WHERE name = $1")
-        .bind(name.as_str())
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| StoreError::Invalid {
+    let row = row.ok_or_else(|| StoreError::Invalid {
             field: field.to_owned(),
             message: match expected {
                 SecretKind::Text => format!(

@@ -731,6 +731,8 @@ fn validate_takes_the_connectors_the_server_holds() {
         &[
             "connector",
             "add",
+            // bitbucket.org is not reached from tests.
+            "--no-test",
             "--name",
             "Platform",
             "--url",
@@ -878,4 +880,130 @@ fn the_packaging_runs_the_binary_with_flags_and_variables_it_has() {
 
     assert!(read("Cargo.toml").contains("license = \"Apache-2.0\""));
     assert!(read("LICENSE").trim_start().starts_with("Apache License"));
+}
+
+/// Runs `reposync ARGS` with no server, for the commands that need none.
+fn offline(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(binary());
+    hermetic(&mut command, home);
+    let output = command.args(args).output().expect("run reposync");
+    assert!(
+        output.status.success(),
+        "reposync {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The subcommands `reposync [PATH] --help` lists, each with its path (`connector add`).
+fn subcommands(home: &std::path::Path, path: &[&str]) -> Vec<Vec<String>> {
+    let mut args = path.to_vec();
+    args.push("--help");
+    let help = String::from_utf8_lossy(&offline(home, &args).stdout).into_owned();
+    let Some(listed) = help.split("Commands:\n").nth(1) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for line in listed.lines() {
+        // The list ends at the first line that is not an indented command.
+        let Some(name) = line
+            .strip_prefix("  ")
+            .and_then(|l| l.split_whitespace().next())
+        else {
+            break;
+        };
+        if name == "help" {
+            continue;
+        }
+        let mut sub: Vec<String> = path.iter().map(|p| (*p).to_owned()).collect();
+        sub.push(name.to_owned());
+        let nested: Vec<&str> = sub.iter().map(String::as_str).collect();
+        found.extend(subcommands(home, &nested));
+        found.push(sub);
+    }
+    found
+}
+
+/// Completion scripts name the subcommands and flags, bash accepts its script, and the man
+/// pages come one per subcommand, each a roff page that `man` reads.
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    let home = tempfile::tempdir().expect("home");
+    let bash =
+        String::from_utf8(offline(home.path(), &["completions", "bash"]).stdout).expect("utf-8");
+    for word in [
+        "connector",
+        "delegate-token",
+        "--api-token",
+        "--password-secret",
+    ] {
+        assert!(bash.contains(word), "the bash script lacks {word}");
+    }
+    let script = home.path().join("reposync.bash");
+    std::fs::write(&script, &bash).expect("script");
+    let checked = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .expect("bash -n");
+    assert!(
+        checked.status.success(),
+        "bash -n refused the script: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let script =
+            String::from_utf8(offline(home.path(), &["completions", shell]).stdout).expect("utf-8");
+        assert!(
+            script.contains("connector") && script.contains("api-token"),
+            "{shell}: {script}"
+        );
+    }
+    let refused = Command::new(binary())
+        .args(["completions", "cmd.exe"])
+        .output()
+        .expect("run");
+    assert!(!refused.status.success(), "an unknown shell is refused");
+
+    let pages = home.path().join("man");
+    offline(
+        home.path(),
+        &["man", "--out", pages.to_str().expect("utf-8")],
+    );
+    let commands = subcommands(home.path(), &[]);
+    assert!(
+        commands.iter().any(|c| c == &["connector", "add"]),
+        "{commands:?}"
+    );
+    let man_available = Command::new("man")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    for command in std::iter::once(Vec::new()).chain(commands) {
+        let name = std::iter::once("reposync".to_owned())
+            .chain(command.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("-");
+        let page = pages.join(format!("{name}.1"));
+        let roff = std::fs::read_to_string(&page)
+            .unwrap_or_else(|e| panic!("no man page {}: {e}", page.display()));
+        assert!(roff.contains(&format!(".TH {name} 1")), "{name}: {roff}");
+        if man_available {
+            let shown = Command::new("man")
+                .env("MANWIDTH", "100")
+                .arg("-l")
+                .arg(&page)
+                .output()
+                .expect("man -l");
+            let text = String::from_utf8_lossy(&shown.stdout);
+            assert!(
+                shown.status.success() && text.contains("NAME") && text.contains("SYNOPSIS"),
+                "man -l {}: {text}{}",
+                page.display(),
+                String::from_utf8_lossy(&shown.stderr)
+            );
+        }
+    }
+    let add = std::fs::read_to_string(pages.join("reposync-connector-add.1")).expect("page");
+    assert!(add.contains("password\\-secret"), "{add}");
 }

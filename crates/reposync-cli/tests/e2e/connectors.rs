@@ -80,7 +80,9 @@ fn https_connectors_are_tested_against_a_real_server() {
     .ok();
 
     let repo_url = server.repo_url("acme/config.git");
-    let add = |name: &str, url: &str, secret: &str, branch: &str, ca: bool| {
+    // Each is tested before it is saved; those whose Test fails are saved with --save-anyway,
+    // so that `connector test` can be run on them below.
+    let add = |name: &str, url: &str, secret: &str, branch: &str, ca: bool, expected: &str| {
         let mut args = vec![
             "connector",
             "add",
@@ -98,16 +100,33 @@ fn https_connectors_are_tested_against_a_real_server() {
         if ca {
             args.extend_from_slice(&["--ca-file", ca_arg]);
         }
-        app.cli(&args, None).ok();
+        if expected != "ok" {
+            args.push("--save-anyway");
+        }
+        let run = app.cli(&args, None);
+        let shown = if expected == "ok" {
+            "OK: ".to_owned()
+        } else {
+            format!("warning: test failed ({expected})")
+        };
+        assert!(run.ok().stderr.contains(&shown), "{name}: {}", run.stderr);
     };
-    add("https-ok", &repo_url, "bb-token", "main", true);
-    add("https-wrong-token", &repo_url, "bb-wrong", "main", true);
+    add("https-ok", &repo_url, "bb-token", "main", true, "ok");
+    add(
+        "https-wrong-token",
+        &repo_url,
+        "bb-wrong",
+        "main",
+        true,
+        "auth_failed",
+    );
     add(
         "https-unknown-repo",
         &server.repo_url("acme/missing.git"),
         "bb-token",
         "main",
         true,
+        "repo_not_found",
     );
     add(
         "https-missing-branch",
@@ -115,8 +134,16 @@ fn https_connectors_are_tested_against_a_real_server() {
         "bb-token",
         "release",
         true,
+        "branch_not_found",
     );
-    add("https-untrusted", &repo_url, "bb-token", "main", false);
+    add(
+        "https-untrusted",
+        &repo_url,
+        "bb-token",
+        "main",
+        false,
+        "tls_untrusted",
+    );
 
     let (code, run) = test_outcome(&app, "https-ok", &[]);
     assert_eq!(code, "ok", "{}", run.stderr);
@@ -166,6 +193,8 @@ fn https_connectors_are_tested_against_a_real_server() {
             "bb-token",
             "--ca-file",
             ca_arg,
+            "--repo",
+            "config",
         ],
         None,
     )
@@ -308,48 +337,57 @@ fn ssh_connectors_are_tested_against_a_real_sshd() {
     assert!(String::from_utf8_lossy(&keygen.stdout).contains(&fingerprint));
 
     let url = server.repo_url("acme/config.git");
-    let add = |name: &str, secret: &str, hosts: &std::path::Path| {
-        app.cli(
-            &[
-                "connector",
-                "add",
-                "--name",
-                name,
-                "--url",
-                &url,
-                "--ssh-key-secret",
-                secret,
-                "--branch",
-                "main",
-                "--known-hosts-file",
-                &path(hosts),
-            ],
-            None,
-        )
-        .ok();
+    // Tested before saving; those whose Test fails are saved with --save-anyway.
+    let add = |name: &str, secret: &str, hosts: Option<&std::path::Path>, expected: &str| {
+        let mut args = vec![
+            "connector".to_owned(),
+            "add".to_owned(),
+            "--name".to_owned(),
+            name.to_owned(),
+            "--url".to_owned(),
+            url.clone(),
+            "--ssh-key-secret".to_owned(),
+            secret.to_owned(),
+            "--branch".to_owned(),
+            "main".to_owned(),
+        ];
+        if let Some(hosts) = hosts {
+            args.extend(["--known-hosts-file".to_owned(), path(hosts)]);
+        }
+        if expected != "ok" {
+            args.push("--save-anyway".to_owned());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = app.cli(&args, None);
+        let shown = if expected == "ok" {
+            "OK: ".to_owned()
+        } else {
+            format!("warning: test failed ({expected})")
+        };
+        assert!(
+            run.ok().stderr.contains(&shown),
+            "{name}: {}\nsshd: {}",
+            run.stderr,
+            server.log()
+        );
     };
-    add("ssh-rsa-pem", "rsa-pem", &known_hosts);
-    add("ssh-rsa-openssh", "rsa-openssh", &known_hosts);
-    add("ssh-ed25519", "ed25519", &known_hosts);
-    add("ssh-protected", "protected", &known_hosts);
-    add("ssh-stranger", "stranger", &known_hosts);
-    add("ssh-changed-host", "ed25519", &wrong_hosts);
-    app.cli(
-        &[
-            "connector",
-            "add",
-            "--name",
-            "ssh-unknown-host",
-            "--url",
-            &url,
-            "--ssh-key-secret",
-            "ed25519",
-            "--branch",
-            "main",
-        ],
-        None,
-    )
-    .ok();
+    add("ssh-rsa-pem", "rsa-pem", Some(&known_hosts), "ok");
+    add("ssh-rsa-openssh", "rsa-openssh", Some(&known_hosts), "ok");
+    add("ssh-ed25519", "ed25519", Some(&known_hosts), "ok");
+    add("ssh-protected", "protected", Some(&known_hosts), "ok");
+    add(
+        "ssh-stranger",
+        "stranger",
+        Some(&known_hosts),
+        "auth_failed",
+    );
+    add(
+        "ssh-changed-host",
+        "ed25519",
+        Some(&wrong_hosts),
+        "host_key_mismatch",
+    );
+    add("ssh-unknown-host", "ed25519", None, "host_key_unknown");
 
     for name in [
         "ssh-rsa-pem",
@@ -384,4 +422,249 @@ fn ssh_connectors_are_tested_against_a_real_sshd() {
     }
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     app.assert_no_leak(&secrets);
+}
+
+/// The names of the saved connectors.
+fn connector_names(app: &TestApp) -> Vec<String> {
+    app.cli(&["connector", "list", "--json"], None).ok().json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Test, then Submit: `connector add` tests the connection before it saves, a failed Test
+/// saves nothing (unless --save-anyway), --no-test saves without asking git anything, and
+/// `connector update` tests a changed connection again before saving it.
+#[test]
+fn connectors_are_tested_before_they_are_saved() {
+    let rt = runtime();
+    let root = RepoRoot::new().expect("repo root");
+    let head = root
+        .create_repo("acme/config.git", "main", &[("README.md", "x\n")])
+        .expect("repo");
+    root.create_repo("acme/other.git", "main", &[("README.md", "y\n")])
+        .expect("other repo");
+    let ca = TestCa::new("reposync test CA").expect("ca");
+    let server = rt
+        .block_on(GitHttpsServer::start(&root, &ca, USER, TOKEN))
+        .expect("https server");
+    let app = TestApp::spawn();
+    let ca_file = app.dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).expect("ca file");
+    let ca_arg = ca_file.to_str().expect("utf-8 path");
+    app.cli(
+        &["secret", "create", "bb-token", "--value-stdin"],
+        Some(TOKEN),
+    )
+    .ok();
+    app.cli(
+        &["secret", "create", "bb-wrong", "--value-stdin"],
+        Some(WRONG_TOKEN),
+    )
+    .ok();
+    let repo_url = server.repo_url("acme/config.git");
+    // Nothing listens on port 1 of the loopback.
+    let dead_url = "https://127.0.0.1:1/acme/config.git";
+    let add = |name: &str, url: &str, secret: &str, extra: &[&str]| {
+        let mut args = vec![
+            "connector",
+            "add",
+            "--name",
+            name,
+            "--url",
+            url,
+            "--username",
+            USER,
+            "--password-secret",
+            secret,
+            "--branch",
+            "main",
+            "--ca-file",
+            ca_arg,
+        ];
+        args.extend_from_slice(extra);
+        app.cli(&args, None)
+    };
+
+    // A good connector is tested, then saved.
+    let run = add("good", &repo_url, "bb-token", &[]);
+    assert!(
+        run.ok()
+            .stderr
+            .contains("Testing the connection before saving")
+            && run
+                .stderr
+                .contains(&format!("OK: {repo_url} main at {head}")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("good"),
+        "the saved connector: {}",
+        run.stdout
+    );
+    assert_eq!(connector_names(&app), ["good"]);
+    let last_test = |name: &str| {
+        app.cli(&["connector", "show", name, "--json"], None)
+            .ok()
+            .json()["last_test"]
+            .clone()
+    };
+    let tested = last_test("good");
+    assert!(
+        tested["ok"] == true && tested["commit"] == head.as_str(),
+        "the Test before saving is its last Test: {tested}"
+    );
+
+    // A bad token and a dead host are refused with the Test's message, and nothing is saved.
+    for (name, url, secret, code) in [
+        ("bad-token", repo_url.as_str(), "bb-wrong", "auth_failed"),
+        ("dead", dead_url, "bb-token", "host_unreachable"),
+    ] {
+        let run = add(name, url, secret, &[]);
+        let stderr = &run.fails().stderr;
+        assert!(
+            stderr.contains(&format!("test failed ({code})"))
+                && stderr.contains("nothing was saved")
+                && stderr.contains("--save-anyway"),
+            "{name}: {stderr}"
+        );
+        assert_eq!(connector_names(&app), ["good"], "{name} was not saved");
+    }
+
+    // --save-anyway saves it, saying that the Test failed.
+    let run = add("bad-token", &repo_url, "bb-wrong", &["--save-anyway"]);
+    assert!(
+        run.ok()
+            .stderr
+            .contains("warning: test failed (auth_failed)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(connector_names(&app), ["bad-token", "good"]);
+    assert_eq!(last_test("bad-token")["code"], "auth_failed");
+
+    // --no-test saves without a Test: git is not asked anything.
+    let asked = server.request_count();
+    let run = add("untested", &repo_url, "bb-wrong", &["--no-test"]);
+    assert!(!run.ok().stderr.contains("Testing"), "{}", run.stderr);
+    assert_eq!(server.request_count(), asked, "no Test reached git");
+    assert_eq!(connector_names(&app), ["bad-token", "good", "untested"]);
+    assert_eq!(
+        last_test("untested"),
+        serde_json::Value::Null,
+        "never tested"
+    );
+    let run = add(
+        "both",
+        &repo_url,
+        "bb-token",
+        &["--no-test", "--save-anyway"],
+    );
+    assert!(run.fails().stderr.contains("--no-test"), "{}", run.stderr);
+
+    // A name that is taken is refused before any Test.
+    let run = add("good", &repo_url, "bb-token", &[]);
+    assert!(
+        run.fails().stderr.contains("already exists") && !run.stderr.contains("Testing"),
+        "{}",
+        run.stderr
+    );
+
+    // Updating the URL tests again: a dead one is refused and the connector stays as it was.
+    let url_of = |name: &str| {
+        app.cli(&["connector", "show", name, "--json"], None)
+            .ok()
+            .json()["url"]
+            .as_str()
+            .expect("url")
+            .to_owned()
+    };
+    let run = app.cli(&["connector", "update", "good", "--url", dead_url], None);
+    assert!(
+        run.fails()
+            .stderr
+            .contains("test failed (host_unreachable)")
+            && run.stderr.contains("nothing was saved"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(url_of("good"), repo_url);
+    let other_url = server.repo_url("acme/other.git");
+    let run = app.cli(&["connector", "update", "good", "--url", &other_url], None);
+    assert!(
+        run.ok().stderr.contains(&format!("OK: {other_url}")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(url_of("good"), other_url);
+    assert_eq!(last_test("good")["url"], other_url.as_str());
+    // A change that does not touch the connection is saved without a Test.
+    let asked = server.request_count();
+    let run = app.cli(
+        &["connector", "update", "good", "--author-name", "Sync Bot"],
+        None,
+    );
+    assert!(!run.ok().stderr.contains("Testing"), "{}", run.stderr);
+    assert_eq!(server.request_count(), asked);
+    // A bad secret on update, saved anyway.
+    let run = app.cli(
+        &[
+            "connector",
+            "update",
+            "good",
+            "--password-secret",
+            "bb-wrong",
+            "--save-anyway",
+        ],
+        None,
+    );
+    assert!(
+        run.ok()
+            .stderr
+            .contains("warning: test failed (auth_failed)"),
+        "{}",
+        run.stderr
+    );
+
+    // An account-scope connector is tested against the repository --repo names.
+    let account = format!("{}/acme", server.base_url());
+    let account_add = |extra: &[&str]| {
+        let mut args = vec![
+            "connector",
+            "add",
+            "--name",
+            "acme",
+            "--scope",
+            "account",
+            "--url",
+            &account,
+            "--username",
+            USER,
+            "--password-secret",
+            "bb-token",
+            "--ca-file",
+            ca_arg,
+        ];
+        args.extend_from_slice(extra);
+        app.cli(&args, None)
+    };
+    let run = account_add(&[]);
+    assert!(
+        run.fails().stderr.contains("--repo") && run.stderr.contains("--no-test"),
+        "{}",
+        run.stderr
+    );
+    let run = account_add(&["--repo", "other"]);
+    assert!(
+        run.ok().stderr.contains(&format!("OK: {other_url}")),
+        "{}",
+        run.stderr
+    );
+
+    let mut app = app;
+    assert_eq!(app.stop(), 0);
+    app.assert_no_leak(&[TOKEN, WRONG_TOKEN]);
 }

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod connectors;
 mod delegates;
+mod formats;
 mod offline;
 mod serve;
 mod sync;

@@ -885,7 +885,14 @@ fn an_account_scope_link_names_its_repository_and_syncs_the_accounts_own_files()
     f.add_connector(
         "acme",
         &format!("{}/acme", f.server.base_url()),
-        &["--scope", "account", "--author-name", "Account Bot"],
+        &[
+            "--scope",
+            "account",
+            "--author-name",
+            "Account Bot",
+            "--repo",
+            "platform",
+        ],
     );
     let refused = f.app.cli(
         &["sync", "enable", "--account", "--connector", "acme"],
@@ -987,7 +994,8 @@ fn an_account_scope_link_names_its_repository_and_syncs_the_accounts_own_files()
 fn a_connection_the_scope_depends_on_that_fails_its_test_holds_the_sync() {
     const MIRROR: &str = "acme/mirror.git";
     let f = Fixture::https(&[("README.md", "x\n")]);
-    f.add_connector("mirror", &f.server.repo_url(MIRROR), &[]);
+    // The mirror does not exist: its Test fails, and it is saved all the same.
+    f.add_connector("mirror", &f.server.repo_url(MIRROR), &["--save-anyway"]);
     f.put(&format!("{SHOP}/Workflows/w.yaml"), &workflow("deploy"));
     // A trigger whose events come from the mirror: the application depends on that connector.
     f.put(

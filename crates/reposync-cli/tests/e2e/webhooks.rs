@@ -1388,7 +1388,13 @@ fn an_account_scope_connector_takes_the_repository_from_the_payload() {
     f.add_connector(
         "acme",
         &format!("{}/acme", f.server.base_url()),
-        &["--scope", "account", "--generate-webhook-url"],
+        &[
+            "--scope",
+            "account",
+            "--generate-webhook-url",
+            "--repo",
+            "platform",
+        ],
     );
     f.app
         .cli(

@@ -1,9 +1,10 @@
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use reposync_api::{
-    ApiErrorBody, ConnectorDraft, ConnectorPatch, ConnectorSaved, ConnectorView, ListResponse,
-    SecretValue, TaskView, TestRequest, WebhookView,
+    ApiErrorBody, ConnectorDraft, ConnectorPatch, ConnectorSaveQuery, ConnectorSaved,
+    ConnectorView, DraftTestQuery, ListResponse, SecretValue, TaskView, TestRequest, WebhookView,
 };
 use reposync_core::connectors::{self, Saved};
 use reposync_model::EntityName;
@@ -64,6 +65,7 @@ pub async fn show(
     post,
     path = "/connectors",
     tag = "connectors",
+    params(ConnectorSaveQuery),
     request_body = ConnectorDraft,
     responses(
         (status = 201, description = "Saved", body = ConnectorSaved),
@@ -73,9 +75,12 @@ pub async fn show(
 )]
 pub async fn create(
     State(state): State<AppState>,
+    query: Result<Query<ConnectorSaveQuery>, QueryRejection>,
     ApiJson(draft): ApiJson<ConnectorDraft>,
 ) -> Result<(StatusCode, Json<ConnectorSaved>), AppError> {
-    let saved = connectors::create(&state.store, &draft).await?;
+    let Query(query) = query.map_err(|e| AppError::invalid("tested_by", e.body_text()))?;
+    let saved =
+        connectors::create(&state.store, &state.tasks, &draft, query.tested_by.as_ref()).await?;
     Ok((StatusCode::CREATED, Json(saved_view(&state, saved).await?)))
 }
 
@@ -84,7 +89,7 @@ pub async fn create(
     patch,
     path = "/connectors/{name}",
     tag = "connectors",
-    params(("name" = String, Path, description = "The connector")),
+    params(("name" = String, Path, description = "The connector"), ConnectorSaveQuery),
     request_body(content = ConnectorDraft, description = "Only the fields present change; `null` clears an optional field (webhook, selectors, commit message, known hosts, CA)"),
     responses(
         (status = 200, description = "Saved", body = ConnectorSaved),
@@ -95,9 +100,12 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    query: Result<Query<ConnectorSaveQuery>, QueryRejection>,
     ApiJson(patch): ApiJson<ConnectorPatch>,
 ) -> Result<Json<ConnectorSaved>, AppError> {
-    let saved = connectors::update(&state.store, &name, &patch).await?;
+    let Query(query) = query.map_err(|e| AppError::invalid("tested_by", e.body_text()))?;
+    let tested_by = query.tested_by.as_ref();
+    let saved = connectors::update(&state.store, &state.tasks, &name, &patch, tested_by).await?;
     Ok(Json(saved_view(&state, saved).await?))
 }
 
@@ -229,7 +237,38 @@ pub async fn test(
             ),
         })?
     };
-    let task = connectors::test(&state.store, &state.tasks, &name, request.repo.as_deref()).await?;
+    let repo = request.repo.as_deref();
+    let task = match &request.changes {
+        Some(changes) => {
+            connectors::test_changes(&state.store, &state.tasks, &name, changes, repo).await?
+        }
+        None => connectors::test(&state.store, &state.tasks, &name, repo).await?,
+    };
+    Ok((StatusCode::ACCEPTED, Json(views::task(&task))))
+}
+
+/// Queues a Test of a connector that is not saved (the body is what creating one takes) and
+/// returns the task; nothing but the task is stored.
+#[utoipa::path(
+    post,
+    path = "/connector-tests",
+    tag = "connectors",
+    params(DraftTestQuery),
+    request_body = ConnectorDraft,
+    responses(
+        (status = 202, description = "The Test's task; long-poll it for a `TestResult`", body = TaskView),
+        (status = 409, description = "A connector of that name exists (`already_exists`)", body = ApiErrorBody),
+        (status = 404, description = "A secret it names does not exist (`not_found`)", body = ApiErrorBody),
+    ),
+)]
+pub async fn test_draft(
+    State(state): State<AppState>,
+    query: Result<Query<DraftTestQuery>, QueryRejection>,
+    ApiJson(draft): ApiJson<ConnectorDraft>,
+) -> Result<(StatusCode, Json<TaskView>), AppError> {
+    let Query(query) = query.map_err(|e| AppError::invalid("repo", e.body_text()))?;
+    let task =
+        connectors::test_draft(&state.store, &state.tasks, &draft, query.repo.as_deref()).await?;
     Ok((StatusCode::ACCEPTED, Json(views::task(&task))))
 }
 

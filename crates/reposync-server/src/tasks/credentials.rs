@@ -26,9 +26,21 @@ impl TaskHub {
     pub async fn hydrate(&self, task: &TaskRecord) -> Result<TaskSpec, String> {
         match TaskKind::parse(&task.kind) {
             Some(TaskKind::TestConnection) => {
-                let (payload, auth) = self
-                    .payload_with_auth(task, |p: &TestConnectionPayload| &p.connector_id)
-                    .await?;
+                let payload: TestConnectionPayload = serde_json::from_str(&task.payload)
+                    .map_err(|e| format!("unreadable task payload: {e}"))?;
+                let auth = match (&payload.draft, &payload.connector_id) {
+                    // A draft is parsed again by the rules its rows would meet, as the store
+                    // reads a saved one.
+                    (Some(draft), _) => {
+                        let spec = GitConnector::parse(draft)
+                            .map_err(|e| format!("the connector tested is invalid: {e}"))?;
+                        self.task_auth(&spec).await?
+                    }
+                    (None, Some(connector_id)) => self.connector_auth(connector_id).await?,
+                    (None, None) => {
+                        return Err("the Test names no connector".to_owned());
+                    }
+                };
                 Ok(TaskSpec::TestConnection(TestConnectionSpec {
                     url: payload.url,
                     branch: payload.branch,
@@ -61,14 +73,19 @@ impl TaskHub {
     ) -> Result<(P, TaskAuth), String> {
         let payload: P = serde_json::from_str(&task.payload)
             .map_err(|e| format!("unreadable task payload: {e}"))?;
+        let auth = self.connector_auth(connector_of(&payload)).await?;
+        Ok((payload, auth))
+    }
+
+    /// A saved connector's credentials, opened for one task.
+    async fn connector_auth(&self, connector_id: &ConnectorId) -> Result<TaskAuth, String> {
         let connector = self
             .inner
             .store
-            .get_connector_by_id(connector_of(&payload))
+            .get_connector_by_id(connector_id)
             .await
             .map_err(|e| format!("the connector is gone: {e}"))?;
-        let auth = self.task_auth(&connector.spec).await?;
-        Ok((payload, auth))
+        self.task_auth(&connector.spec).await
     }
 
     /// A connector's credentials, opened for one task.

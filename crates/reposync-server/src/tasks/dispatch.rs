@@ -6,10 +6,10 @@ use std::time::Duration;
 use reposync_api::{
     FailureCode, SyncJob, SyncJobResult, SyncTarget, TaskFailure, TaskKind, TestResult,
 };
-use reposync_core::connections::{branch_target, check_connections, target};
+use reposync_core::connections::{Tested, branch_target, check_connections, target};
 use reposync_core::inbound::apply_commit;
 use reposync_model::tree::ROOT;
-use reposync_model::{AttemptId, ConnectorId, ObjectId};
+use reposync_model::{AttemptId, ConnectorId, GitConnector, ObjectId, TaskId};
 use reposync_store::{
     ConnectorRecord, StoreError, SyncBranch, SyncLink, TaskRecord, TaskStatus, now_millis,
 };
@@ -24,23 +24,56 @@ use super::{
 use crate::views::timestamp;
 
 impl TaskHub {
-    /// Queues a Test of `connector` against `url` (its own, or for an account-scope connector,
-    /// one repository under it). Its result becomes the connector's last Test.
+    /// Queues a Test of `tested` against `url` (its own, or for an account-scope connector,
+    /// one repository under it). A saved connector's result becomes its last Test; a draft's
+    /// settings travel in the task, the only place they are kept.
     pub async fn enqueue_test(
         &self,
-        connector: &ConnectorRecord,
+        tested: Tested<'_>,
         url: String,
     ) -> Result<TaskRecord, StoreError> {
-        let branch = connector.spec.branch.as_ref().map(ToString::to_string);
+        let spec = tested.spec();
+        let branch = spec.branch.as_ref().map(ToString::to_string);
+        let (connector_id, draft) = match tested {
+            Tested::Saved(record) => (Some(record.id.clone()), None),
+            Tested::Draft(spec) => (None, Some(spec.to_draft())),
+        };
         let payload = TestConnectionPayload {
-            connector_id: connector.id.clone(),
+            connector_id,
+            draft,
             url: url.clone(),
             branch: branch.clone(),
         };
-        self.enqueue(TaskKind::TestConnection, &payload, connector, |message| {
+        self.enqueue(TaskKind::TestConnection, &payload, spec, |message| {
             failed_test_result(&url, branch.as_deref(), "no_delegate", message)
         })
         .await
+    }
+
+    /// The result of `task` when it is a finished Test of a draft whose settings, parsed
+    /// again, are exactly `spec`; `None` for any other task, or one that does not exist.
+    pub async fn draft_test_result(
+        &self,
+        task: &TaskId,
+        spec: &GitConnector,
+    ) -> Result<Option<String>, StoreError> {
+        let task = match self.inner.store.get_task(task).await {
+            Ok(task) => task,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        if TaskKind::parse(&task.kind) != Some(TaskKind::TestConnection) || !task.status.is_final()
+        {
+            return Ok(None);
+        }
+        let tested = serde_json::from_str::<TestConnectionPayload>(&task.payload)
+            .ok()
+            .and_then(|payload| payload.draft)
+            .and_then(|draft| GitConnector::parse(&draft).ok());
+        Ok(match tested {
+            Some(tested) if tested == *spec => task.result,
+            _ => None,
+        })
     }
 
     /// Runs a Test to its end (or past its time limit) and returns the result.
@@ -49,7 +82,9 @@ impl TaskHub {
         connector: &ConnectorRecord,
         url: String,
     ) -> Result<TestResult, StoreError> {
-        let task = self.enqueue_test(connector, url.clone()).await?;
+        let task = self
+            .enqueue_test(Tested::Saved(connector), url.clone())
+            .await?;
         let task = self
             .wait_final(&task.id, TEST_TIMEOUT + Duration::from_secs(30))
             .await?;
@@ -86,7 +121,7 @@ impl TaskHub {
             job,
         };
         let task = self
-            .enqueue(TaskKind::Sync, &payload, connector, |message| {
+            .enqueue(TaskKind::Sync, &payload, &connector.spec, |message| {
                 TaskFailure::new(FailureCode::NoDelegate, message).to_value()
             })
             .await
@@ -144,10 +179,18 @@ impl reposync_core::connections::Delegates for TaskHub {
 
     async fn enqueue_test(
         &self,
-        connector: &ConnectorRecord,
+        tested: Tested<'_>,
         url: String,
     ) -> Result<TaskRecord, StoreError> {
-        TaskHub::enqueue_test(self, connector, url).await
+        TaskHub::enqueue_test(self, tested, url).await
+    }
+
+    async fn draft_test_result(
+        &self,
+        task: &TaskId,
+        spec: &GitConnector,
+    ) -> Result<Option<String>, StoreError> {
+        TaskHub::draft_test_result(self, task, spec).await
     }
 
     async fn run_test(

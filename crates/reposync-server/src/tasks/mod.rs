@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 use reposync_api::{FailureCode, SyncJob, SyncTarget, TaskFailure, TaskKind, TaskOutcome};
-use reposync_model::{ConnectorId, Credentials, TaskId};
-use reposync_store::{Claim, ConnectorRecord, NewTask, Store, StoreError, TaskRecord, now_millis};
+use reposync_model::{ConnectorDraft, ConnectorId, Credentials, GitConnector, TaskId};
+use reposync_store::{Claim, NewTask, Store, StoreError, TaskRecord, now_millis};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
@@ -64,12 +64,12 @@ struct RouteHistory {
 }
 
 /// The kind of connector, for choosing delegates: its provider and its transport.
-fn route_of(connector: &ConnectorRecord) -> String {
-    let transport = match connector.spec.credentials {
+fn route_of(connector: &GitConnector) -> String {
+    let transport = match connector.credentials {
         Credentials::Https { .. } => "https",
         Credentials::Ssh { .. } => "ssh",
     };
-    format!("{:?}/{transport}", connector.spec.provider)
+    format!("{:?}/{transport}", connector.provider)
 }
 
 impl std::fmt::Debug for TaskHub {
@@ -81,7 +81,14 @@ impl std::fmt::Debug for TaskHub {
 /// What a Test task names; no credentials.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TestConnectionPayload {
-    pub connector_id: ConnectorId,
+    /// The saved connector tested, whose last Test the result becomes; none for a draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_id: Option<ConnectorId>,
+    /// The settings of a connector tested before it is saved (its secrets by name, never
+    /// their values): the only place the draft is kept, so the credentials can be opened at
+    /// claim time as for a saved one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<ConnectorDraft>,
     pub url: String,
     pub branch: Option<String>,
 }
@@ -121,13 +128,12 @@ impl TaskHub {
         &self,
         kind: TaskKind,
         payload: &impl Serialize,
-        connector: &ConnectorRecord,
+        connector: &GitConnector,
         no_delegate_result: impl FnOnce(String) -> Value,
     ) -> Result<TaskRecord, StoreError> {
         let payload =
             serde_json::to_string(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let selectors: Vec<String> = connector
-            .spec
             .selectors
             .iter()
             .map(|s| s.as_str().to_owned())
@@ -293,7 +299,7 @@ impl TaskHub {
         let tested = (TaskKind::parse(&task.kind) == Some(TaskKind::TestConnection))
             .then(|| serde_json::from_str::<TestConnectionPayload>(&task.payload).ok())
             .flatten()
-            .map(|p| p.connector_id);
+            .and_then(|p| p.connector_id);
         let Some(done) = self
             .inner
             .store
@@ -348,10 +354,15 @@ impl TaskHub {
         if TaskKind::parse(&task.kind) != Some(TaskKind::TestConnection) {
             return Ok(());
         }
-        if let Ok(payload) = serde_json::from_str::<TestConnectionPayload>(&task.payload) {
+        // A draft's Test belongs to no saved connector.
+        if let Ok(TestConnectionPayload {
+            connector_id: Some(connector_id),
+            ..
+        }) = serde_json::from_str::<TestConnectionPayload>(&task.payload)
+        {
             self.inner
                 .store
-                .set_connector_last_test(&payload.connector_id, result)
+                .set_connector_last_test(&connector_id, result)
                 .await?;
         }
         Ok(())

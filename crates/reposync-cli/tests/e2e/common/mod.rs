@@ -164,8 +164,14 @@ impl TestApp {
 
     /// Runs `reposync ARGS` against this server, with `stdin` as standard input.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        self.cli_with_env(args, stdin, &[])
+    }
+
+    /// [`TestApp::cli`] with environment variables besides the hermetic ones (`TZ`).
+    pub fn cli_with_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
         let mut command = Command::new(binary());
         hermetic(&mut command, self.dir.path());
+        command.envs(env.iter().copied());
         command
             .args(["--server", &self.url, "--token", &self.token])
             .args(args)
