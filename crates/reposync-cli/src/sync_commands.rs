@@ -463,7 +463,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                 for w in &c.warnings {
                     eprintln!(
                         "warning: commit {}: {}:{}:{}: {}",
-                        c.commit_id.short(),
+                        commit_text(&c.commit_id, false),
                         w.path,
                         w.line.max(1),
                         w.column.max(1),

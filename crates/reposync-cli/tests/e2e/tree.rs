@@ -798,6 +798,8 @@ fn import_and_apply_warn_of_unknown_keys_and_mixed_script_names_and_keep_the_key
             "t\u{03BF}ken",
             "--branch",
             "main",
+            // git.example.com does not exist: only the name matters here.
+            "--no-test",
         ],
         None,
     );
