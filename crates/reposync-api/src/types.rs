@@ -497,6 +497,21 @@ pub struct TreeProblemView {
     pub message: String,
 }
 
+/// `path:line:column: message`, as compilers write it; a problem with the file as a whole
+/// points at its first line.
+impl std::fmt::Display for TreeProblemView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path,
+            self.line.max(1),
+            self.column.max(1),
+            self.message
+        )
+    }
+}
+
 /// What an import did (or, for a dry run or a refused tree, would have done).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -61,25 +61,7 @@ fn main() {
         &[("README.md", "bench\n")],
         &["--poll-interval", "0", "--webhook-rate-limit", "0"],
     );
-    f.app
-        .cli(
-            &["connector", "update", "git", "--generate-webhook-url"],
-            None,
-        )
-        .ok();
-    let shown = f
-        .app
-        .cli(&["--json", "connector", "webhook", "git"], None)
-        .ok()
-        .json();
-    let token = shown["url"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let secret = shown["secret"].as_str().unwrap().to_owned();
+    let (token, secret) = f.webhook_credentials();
     f.app
         .cli(
             &["sync", "enable", "--app", "Shop", "--connector", "git"],

@@ -146,24 +146,8 @@ fn main() {
         "1000000",
     ];
     let mut f = Fixture::https_with(&[("README.md", "bench\n")], &unpruned);
-    f.app
-        .cli(
-            &["connector", "update", "git", "--generate-webhook-url"],
-            None,
-        )
-        .ok();
-    let shown = f
-        .app
-        .cli(&["--json", "connector", "webhook", "git"], None)
-        .ok()
-        .json();
-    let url = shown["url"].as_str().unwrap().to_owned();
-    let url = format!(
-        "{}/api/webhooks/git/{}",
-        f.app.url,
-        url.rsplit('/').next().unwrap()
-    );
-    let secret = shown["secret"].as_str().unwrap().to_owned();
+    let (token, secret) = f.webhook_credentials();
+    let url = format!("{}/api/webhooks/git/{token}", f.app.url);
 
     println!("Delivery log kept whole (--webhook-deliveries-kept 1000000):");
     let start = sizes(&f, "start");

@@ -461,14 +461,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
             );
             for c in &activity.inbound {
                 for w in &c.warnings {
-                    eprintln!(
-                        "warning: commit {}: {}:{}:{}: {}",
-                        commit_text(&c.commit_id, false),
-                        w.path,
-                        w.line.max(1),
-                        w.column.max(1),
-                        w.message
-                    );
+                    eprintln!("warning: commit {}: {w}", commit_text(&c.commit_id, false));
                 }
             }
         }

@@ -86,13 +86,7 @@ pub async fn import(args: ImportArgs, globals: &Globals) -> anyhow::Result<ExitC
         crate::output::data(globals.output, &report)?;
     } else {
         for problem in &report.problems {
-            outln!(
-                "{}:{}:{}: {}",
-                problem.path,
-                problem.line.max(1),
-                problem.column.max(1),
-                problem.message
-            );
+            outln!("{problem}");
         }
         print_notes(&report);
         let verb = if report.dry_run { "would be" } else { "" };
@@ -129,13 +123,7 @@ pub async fn import(args: ImportArgs, globals: &Globals) -> anyhow::Result<ExitC
 /// never change the outcome. `--json` carries them in the report instead.
 fn print_notes(report: &ImportReport) {
     for warning in &report.warnings {
-        eprintln!(
-            "warning: {}:{}:{}: {}",
-            warning.path,
-            warning.line.max(1),
-            warning.column.max(1),
-            warning.message
-        );
+        eprintln!("warning: {warning}");
     }
     for m in &report.mapped_secrets {
         eprintln!(
@@ -442,19 +430,7 @@ fn write_answer(
         Ok(value) => Ok(value),
         Err(ClientError::Api { body, error, .. }) if body.get("report").is_some() => {
             let report: ImportReport = decode(body["report"].clone())?;
-            let lines: Vec<String> = report
-                .problems
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}:{}:{}: {}",
-                        p.path,
-                        p.line.max(1),
-                        p.column.max(1),
-                        p.message
-                    )
-                })
-                .collect();
+            let lines: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
             bail!("{}\n{}", error.message, lines.join("\n"))
         }
         Err(other) => Err(other.into()),

@@ -18,15 +18,20 @@ pub struct TreeProblem {
 
 impl fmt::Display for TreeProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.path,
-            self.line.max(1),
-            self.column.max(1),
-            self.message
-        )
+        write_located(f, &self.path, self.line, self.column, &self.message)
     }
+}
+
+/// `path:line:column: message`, as compilers write it; a note about the file as a whole
+/// points at its first line.
+fn write_located(
+    f: &mut fmt::Formatter<'_>,
+    path: &str,
+    line: usize,
+    column: usize,
+    message: &str,
+) -> fmt::Result {
+    write!(f, "{path}:{}:{}: {message}", line.max(1), column.max(1))
 }
 
 /// Something worth a person's attention in a file that is accepted all the same: a key
@@ -44,14 +49,7 @@ pub struct TreeWarning {
 
 impl fmt::Display for TreeWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.path,
-            self.line.max(1),
-            self.column.max(1),
-            self.message
-        )
+        write_located(f, &self.path, self.line, self.column, &self.message)
     }
 }
 

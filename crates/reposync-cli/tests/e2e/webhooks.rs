@@ -23,20 +23,7 @@ impl Hooked {
 
     fn with_server_args(serve_args: &[&str]) -> Hooked {
         let f = Fixture::https_with(&[("README.md", "x\n")], serve_args);
-        f.app
-            .cli(
-                &["connector", "update", "git", "--generate-webhook-url"],
-                None,
-            )
-            .ok();
-        let shown = f
-            .app
-            .cli(&["--json", "connector", "webhook", "git"], None)
-            .ok()
-            .json();
-        let url = shown["url"].as_str().expect("url");
-        let token = url.rsplit('/').next().expect("token at the end").to_owned();
-        let secret = shown["secret"].as_str().expect("secret").to_owned();
+        let (token, secret) = f.webhook_credentials();
         f.app
             .cli(
                 &["sync", "enable", "--app", "Shop", "--connector", "git"],

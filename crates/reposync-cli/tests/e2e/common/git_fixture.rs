@@ -91,6 +91,26 @@ impl Fixture {
         fixture
     }
 
+    /// Gives the connector `git` a webhook URL, and returns the URL's token (its last part)
+    /// and the HMAC secret deliveries are signed with.
+    pub fn webhook_credentials(&self) -> (String, String) {
+        self.app
+            .cli(
+                &["connector", "update", "git", "--generate-webhook-url"],
+                None,
+            )
+            .ok();
+        let shown = self
+            .app
+            .cli(&["--json", "connector", "webhook", "git"], None)
+            .ok()
+            .json();
+        let url = shown["url"].as_str().expect("url");
+        let token = url.rsplit('/').next().expect("token at the end").to_owned();
+        let secret = shown["secret"].as_str().expect("secret").to_owned();
+        (token, secret)
+    }
+
     pub fn put(&self, path: &str, yaml: &str) {
         let file = self.app.dir.path().join("apply.yaml");
         std::fs::write(&file, yaml).expect("write");
