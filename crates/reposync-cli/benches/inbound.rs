@@ -20,8 +20,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::git_fixture::{Fixture, REPO, SHOP, workflow};
-use serde_json::{Value, json};
+use common::git_fixture::{Fixture, REPO, SHOP, cloud_push_to, workflow};
+use serde_json::Value;
 
 fn vm_hwm_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -35,19 +35,6 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 
 fn cloud_push(old: &str, new: &str) -> Vec<u8> {
     cloud_push_to("main", old, new)
-}
-
-fn cloud_push_to(branch: &str, old: &str, new: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "actor": {"type": "user", "display_name": "Bench"},
-        "repository": {"type": "repository", "full_name": "acme/config", "name": "config"},
-        "push": {"changes": [{
-            "new": {"type": "branch", "name": branch, "target": {"type": "commit", "hash": new}},
-            "old": {"type": "branch", "name": branch, "target": {"type": "commit", "hash": old}},
-            "created": false, "closed": false, "forced": false
-        }]}
-    }))
-    .unwrap()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

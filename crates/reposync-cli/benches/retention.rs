@@ -15,8 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::git_fixture::Fixture;
-use serde_json::json;
+use common::git_fixture::{Fixture, cloud_push_to};
 
 const DELIVERIES: usize = 10_000;
 
@@ -75,23 +74,11 @@ fn deliver(f: &Fixture, url: &str, secret: &str, round: &str) {
             );
             senders.spawn(async move {
                 for n in (worker..DELIVERIES).step_by(8) {
-                    let body = serde_json::to_vec(&json!({
-                        "actor": {"type": "user", "display_name": "Jane Doe"},
-                        "repository": {
-                            "type": "repository", "full_name": "acme/config",
-                            "name": "config",
-                            "links": {"html": {"href": "https://bitbucket.org/acme/config"}}
-                        },
-                        "push": {"changes": [{
-                            "new": {"type": "branch", "name": "elsewhere",
-                                    "target": {"type": "commit", "hash": format!("{n:040x}")}},
-                            "old": {"type": "branch", "name": "elsewhere",
-                                    "target": {"type": "commit", "hash": format!("{:040x}", n + 1)}},
-                            "created": false, "closed": false, "forced": false,
-                            "truncated": false, "commits": []
-                        }]}
-                    }))
-                    .unwrap();
+                    let body = cloud_push_to(
+                        "elsewhere",
+                        &format!("{:040x}", n + 2),
+                        &format!("{:040x}", n + 1),
+                    );
                     let signature = reposync_bitbucket::sign(secret.as_bytes(), &body);
                     let status = http
                         .post(&url)

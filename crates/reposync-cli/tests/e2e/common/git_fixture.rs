@@ -704,3 +704,18 @@ impl Fixture {
         }
     }
 }
+
+/// A Bitbucket Cloud `repo:push` body moving `branch` from `old` to `new`, for the fixture's
+/// repository.
+pub fn cloud_push_to(branch: &str, old: &str, new: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "actor": {"type": "user", "display_name": "Bench"},
+        "repository": {"type": "repository", "full_name": "acme/config", "name": "config"},
+        "push": {"changes": [{
+            "new": {"type": "branch", "name": branch, "target": {"type": "commit", "hash": new}},
+            "old": {"type": "branch", "name": branch, "target": {"type": "commit", "hash": old}},
+            "created": false, "closed": false, "forced": false
+        }]}
+    }))
+    .expect("json")
+}
