@@ -8,6 +8,8 @@
 mod client;
 mod delegate;
 mod error;
+#[cfg(feature = "openapi")]
+mod examples;
 mod task;
 mod types;
 

@@ -17,12 +17,7 @@ pub struct Health {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "version": "0.1.0",
-        "git_commit": "5ebd373",
-        "build_date": "2026-12-07",
-        "schema_version": 12
-    })))
+    schema(examples(json!(crate::examples::version())))
 )]
 pub struct VersionView {
     pub version: String,
@@ -94,30 +89,7 @@ pub struct UpdateSecret {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(
-        json!({
-            "name": "bb-token",
-            "kind": "text",
-            "used_by": [
-                "Config"
-            ],
-            "created_at": "2026-11-25T10:00:00.123Z",
-            "updated_at": "2026-11-25T10:00:00.123Z"
-        }),
-        json!({
-            "name": "deploy-key",
-            "kind": "ssh_key",
-            "ssh": {
-                "username": "git",
-                "algorithm": "ssh-ed25519",
-                "fingerprint": "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
-                "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGSh3d7xYMJahgvgIZhegQiM9AMv2eDxe5ZXE7PezNOs reposync:deploy-key"
-            },
-            "used_by": [],
-            "created_at": "2026-11-25T10:00:00.123Z",
-            "updated_at": "2026-11-25T10:00:00.123Z"
-        })
-    ))
+    schema(examples(json!(crate::examples::secret()), json!(crate::examples::secret_2())))
 )]
 pub struct SecretView {
     pub name: String,
@@ -158,34 +130,7 @@ pub type ConnectorPatch = serde_json::Map<String, serde_json::Value>;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "name": "Config",
-        "provider": "bitbucket-cloud",
-        "scope": "repo",
-        "protocol": "https",
-        "url": "https://bitbucket.org/acme/config.git",
-        "username": "jdoe",
-        "password_secret": "bb-token",
-        "branch": "main",
-        "selectors": [
-            "eu"
-        ],
-        "generate_webhook_url": true,
-        "webhook_url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
-        "author_name": "reposync",
-        "author_email": "git-sync@reposync.invalid",
-        "last_test": {
-            "ok": true,
-            "url": "https://bitbucket.org/acme/config.git",
-            "branch": "main",
-            "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
-            "delegate": "builtin",
-            "duration_ms": 412,
-            "tested_at": "2026-11-25T10:00:00.123Z"
-        },
-        "created_at": "2026-11-25T10:00:00.123Z",
-        "updated_at": "2026-11-25T10:00:00.123Z"
-    })))
+    schema(examples(json!(crate::examples::connector())))
 )]
 pub struct ConnectorView {
     pub name: String,
@@ -229,40 +174,7 @@ pub struct ConnectorView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "connector": {
-            "name": "Config",
-            "provider": "bitbucket-cloud",
-            "scope": "repo",
-            "protocol": "https",
-            "url": "https://bitbucket.org/acme/config.git",
-            "username": "jdoe",
-            "password_secret": "bb-token",
-            "branch": "main",
-            "selectors": [
-                "eu"
-            ],
-            "generate_webhook_url": true,
-            "webhook_url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
-            "author_name": "reposync",
-            "author_email": "git-sync@reposync.invalid",
-            "last_test": {
-                "ok": true,
-                "url": "https://bitbucket.org/acme/config.git",
-                "branch": "main",
-                "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
-                "delegate": "builtin",
-                "duration_ms": 412,
-                "tested_at": "2026-11-25T10:00:00.123Z"
-            },
-            "created_at": "2026-11-25T10:00:00.123Z",
-            "updated_at": "2026-11-25T10:00:00.123Z"
-        },
-        "webhook": {
-            "url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
-            "secret": "7c1e0f3a9b2d4c6e8f0a1b3c5d7e9f11"
-        }
-    })))
+    schema(examples(json!(crate::examples::connector_saved())))
 )]
 pub struct ConnectorSaved {
     pub connector: ConnectorView,
@@ -278,16 +190,7 @@ pub struct ConnectorSaved {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
-        "secret": "7c1e0f3a9b2d4c6e8f0a1b3c5d7e9f11",
-        "unauthenticated": {
-            "connector": "Config",
-            "count": 2,
-            "last_at": "2026-11-25T10:00:00.123Z",
-            "last_reason": "the signature does not match"
-        }
-    })))
+    schema(examples(json!(crate::examples::webhook())))
 )]
 pub struct WebhookView {
     pub url: String,
@@ -305,12 +208,7 @@ pub struct WebhookView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "connector": "Config",
-        "count": 2,
-        "last_at": "2026-11-25T10:00:00.123Z",
-        "last_reason": "the signature does not match"
-    })))
+    schema(examples(json!(crate::examples::unauthenticated())))
 )]
 pub struct UnauthenticatedView {
     pub connector: String,
@@ -367,27 +265,7 @@ pub struct DraftTestQuery {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(
-        json!({
-            "ok": true,
-            "url": "https://bitbucket.org/acme/config.git",
-            "branch": "main",
-            "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
-            "delegate": "builtin",
-            "duration_ms": 412,
-            "tested_at": "2026-11-25T10:00:00.123Z"
-        }),
-        json!({
-            "ok": false,
-            "url": "https://bitbucket.org/acme/config.git",
-            "branch": "main",
-            "code": "auth_failed",
-            "message": "Bitbucket refused the credentials of jdoe",
-            "delegate": "builtin",
-            "duration_ms": 230,
-            "tested_at": "2026-11-25T10:00:00.123Z"
-        })
-    ))
+    schema(examples(json!(crate::examples::test_result()), json!(crate::examples::test_result_2())))
 )]
 pub struct TestResult {
     pub ok: bool,
@@ -416,25 +294,7 @@ pub struct TestResult {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "id": "0193a6e2-7f00-7000-8000-000000000001",
-        "kind": "test_connection",
-        "status": "succeeded",
-        "delegate": "builtin",
-        "attempts": 1,
-        "created_at": "2026-11-25T10:00:00.123Z",
-        "queued_ms": 12,
-        "finished_at": "2026-11-25T10:00:00.123Z",
-        "result": {
-            "ok": true,
-            "url": "https://bitbucket.org/acme/config.git",
-            "branch": "main",
-            "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
-            "delegate": "builtin",
-            "duration_ms": 412,
-            "tested_at": "2026-11-25T10:00:00.123Z"
-        }
-    })))
+    schema(examples(json!(crate::examples::task())))
 )]
 pub struct TaskView {
     pub id: TaskId,
@@ -483,12 +343,7 @@ pub struct ImportRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "path": "Setup/Cloud Providers/eks-prod.yaml",
-        "line": 2,
-        "column": 7,
-        "message": "unknown type WIDGET"
-    })))
+    schema(examples(json!(crate::examples::tree_problem())))
 )]
 pub struct TreeProblemView {
     pub path: String,
@@ -517,16 +372,7 @@ impl std::fmt::Display for TreeProblemView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "dry_run": false,
-        "applied": true,
-        "created": 3,
-        "changed": 1,
-        "unchanged": 12,
-        "deleted": 0,
-        "ignored": 0,
-        "problems": []
-    })))
+    schema(examples(json!(crate::examples::import_report())))
 )]
 pub struct ImportReport {
     pub dry_run: bool,
@@ -569,14 +415,7 @@ pub struct MappedSecretView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "files": [
-            {
-                "path": "Setup/Cloud Providers/eks-prod.yaml",
-                "content": "aGFybmVzc0FwaVZlcnNpb246ICcxLjAnCnR5cGU6IEtVQkVSTkVURVNfQ0xVU1RFUgo="
-            }
-        ]
-    })))
+    schema(examples(json!(crate::examples::export_response())))
 )]
 pub struct ExportResponse {
     pub files: Vec<TreeFile>,
@@ -587,13 +426,7 @@ pub struct ExportResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "path": "Setup/Cloud Providers/eks-prod.yaml",
-        "kind": "KUBERNETES_CLUSTER",
-        "content": "harnessApiVersion: '1.0'\ntype: KUBERNETES_CLUSTER\n",
-        "revision": 2,
-        "updated_at": "2026-11-25T10:00:00.123Z"
-    })))
+    schema(examples(json!(crate::examples::entity())))
 )]
 pub struct EntityView {
     pub path: String,
@@ -618,20 +451,7 @@ pub struct AppRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "name": "Shop",
-        "files": 9,
-        "services": 2,
-        "environments": 2,
-        "workflows": 1,
-        "pipelines": 1,
-        "description": "The web shop",
-        "sync": {
-            "connector": "Config",
-            "url": "https://bitbucket.org/acme/config.git",
-            "branch": "main"
-        }
-    })))
+    schema(examples(json!(crate::examples::app())))
 )]
 pub struct AppView {
     pub name: String,
@@ -717,14 +537,7 @@ pub struct SyncRefreshRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "scopes": [
-            "account",
-            "app:Shop"
-        ],
-        "url": "https://bitbucket.org/acme/config.git",
-        "branch": "main"
-    })))
+    schema(examples(json!(crate::examples::refreshed_branch())))
 )]
 pub struct RefreshedBranch {
     pub scopes: Vec<String>,
@@ -737,19 +550,7 @@ pub struct RefreshedBranch {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "id": "0193a6e2-7f00-7000-8000-0000000000b2",
-        "scope": "app:Shop",
-        "app": "Shop",
-        "connector": "Config",
-        "repo": null,
-        "branch": "main",
-        "url": "https://bitbucket.org/acme/config.git",
-        "base_commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
-        "waiting": 0,
-        "errors": 0,
-        "created_at": "2026-11-25T10:00:00.123Z"
-    })))
+    schema(examples(json!(crate::examples::sync_link())))
 )]
 pub struct SyncLinkView {
     pub id: LinkId,
@@ -822,22 +623,7 @@ pub struct ChangedFileView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "id": "0193a6e2-7f00-7000-8000-0000000000c5",
-        "scope": "account",
-        "status": "waiting",
-        "files": [
-            {
-                "op": "MODIFY",
-                "path": "Setup/Cloud Providers/eks-prod.yaml"
-            }
-        ],
-        "attempt_id": null,
-        "commit_id": null,
-        "error": null,
-        "created_at": "2026-11-25T10:00:00.123Z",
-        "updated_at": "2026-11-25T10:00:00.123Z"
-    })))
+    schema(examples(json!(crate::examples::changeset())))
 )]
 pub struct ChangesetView {
     pub id: ChangesetId,
@@ -856,25 +642,7 @@ pub struct ChangesetView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "id": "0193a6e2-7f00-7000-8000-0000000000a7",
-        "scope": "account",
-        "status": "pushed",
-        "delegate": "builtin",
-        "changesets": [
-            "0193a6e2-7f00-7000-8000-0000000000c4"
-        ],
-        "files": [
-            {
-                "op": "MODIFY",
-                "path": "Setup/Cloud Providers/eks-prod.yaml"
-            }
-        ],
-        "commit_id": "9fceb02d0ae598e95dc970b74767f19372d61af8",
-        "error": null,
-        "started_at": "2026-11-25T10:00:00.123Z",
-        "finished_at": "2026-11-25T10:00:00.123Z"
-    })))
+    schema(examples(json!(crate::examples::commit_attempt())))
 )]
 pub struct CommitAttemptView {
     pub id: AttemptId,
@@ -896,64 +664,7 @@ pub struct CommitAttemptView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "changesets": [
-            {
-                "id": "0193a6e2-7f00-7000-8000-0000000000c5",
-                "scope": "account",
-                "status": "waiting",
-                "files": [
-                    {
-                        "op": "MODIFY",
-                        "path": "Setup/Cloud Providers/eks-prod.yaml"
-                    }
-                ],
-                "attempt_id": null,
-                "commit_id": null,
-                "error": null,
-                "created_at": "2026-11-25T10:00:00.123Z",
-                "updated_at": "2026-11-25T10:00:00.123Z"
-            }
-        ],
-        "attempts": [
-            {
-                "id": "0193a6e2-7f00-7000-8000-0000000000a7",
-                "scope": "account",
-                "status": "pushed",
-                "delegate": "builtin",
-                "changesets": [
-                    "0193a6e2-7f00-7000-8000-0000000000c4"
-                ],
-                "files": [
-                    {
-                        "op": "MODIFY",
-                        "path": "Setup/Cloud Providers/eks-prod.yaml"
-                    }
-                ],
-                "commit_id": "9fceb02d0ae598e95dc970b74767f19372d61af8",
-                "error": null,
-                "started_at": "2026-11-25T10:00:00.123Z",
-                "finished_at": "2026-11-25T10:00:00.123Z"
-            }
-        ],
-        "inbound": [
-            {
-                "commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c",
-                "branch": "main",
-                "status": "applied",
-                "files": [
-                    {
-                        "op": "MODIFY",
-                        "path": "Setup/Cloud Providers/eks-prod.yaml"
-                    }
-                ],
-                "errors": 0,
-                "author": "Jane Doe <jane@acme.example>",
-                "subject": "Raise the shop's replica count",
-                "applied_at": "2026-11-25T10:00:00.123Z"
-            }
-        ]
-    })))
+    schema(examples(json!(crate::examples::sync_activity())))
 )]
 pub struct SyncActivity {
     pub changesets: Vec<ChangesetView>,
@@ -970,21 +681,7 @@ pub struct SyncActivity {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c",
-        "branch": "main",
-        "status": "applied",
-        "files": [
-            {
-                "op": "MODIFY",
-                "path": "Setup/Cloud Providers/eks-prod.yaml"
-            }
-        ],
-        "errors": 0,
-        "author": "Jane Doe <jane@acme.example>",
-        "subject": "Raise the shop's replica count",
-        "applied_at": "2026-11-25T10:00:00.123Z"
-    })))
+    schema(examples(json!(crate::examples::inbound_commit())))
 )]
 pub struct InboundCommitView {
     pub commit_id: ObjectId,
@@ -1007,18 +704,7 @@ pub struct InboundCommitView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "id": "0193a6e2-7f00-7000-8000-0000000000e3",
-        "scope": "account",
-        "attempt_id": null,
-        "commit_id": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c",
-        "path": "Setup/Cloud Providers/eks-prod.yaml",
-        "code": "invalid_yaml",
-        "message": "line 3: mapping values are not allowed here",
-        "ours": null,
-        "theirs": null,
-        "created_at": "2026-11-25T10:00:00.123Z"
-    })))
+    schema(examples(json!(crate::examples::sync_error())))
 )]
 pub struct SyncErrorView {
     pub id: SyncErrorId,
@@ -1057,44 +743,7 @@ pub struct WebhookAnswer {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "items": [
-            {
-                "id": "0193a6e2-7f00-7000-8000-0000000000d1",
-                "connector": "Config",
-                "received_at": "2026-11-25T10:00:00.123Z",
-                "event": "repo:push",
-                "delivery_id": "6f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b",
-                "format": "cloud",
-                "signature": "valid",
-                "outcome": "queued",
-                "reason": null,
-                "matched": [
-                    "app:Shop"
-                ],
-                "payload": {
-                    "format": "cloud",
-                    "event": "repo:push",
-                    "repository": "acme/config",
-                    "changes": [
-                        {
-                            "ref": "refs/heads/main",
-                            "kind": "branch",
-                            "new": "9fceb02d0ae598e95dc970b74767f19372d61af8"
-                        }
-                    ]
-                }
-            }
-        ],
-        "unauthenticated": [
-            {
-                "connector": "Config",
-                "count": 2,
-                "last_at": "2026-11-25T10:00:00.123Z",
-                "last_reason": "the signature does not match"
-            }
-        ]
-    })))
+    schema(examples(json!(crate::examples::delivery_log())))
 )]
 pub struct DeliveryLog {
     pub items: Vec<DeliveryView>,
@@ -1131,23 +780,7 @@ pub struct DeliveryView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "name": "eu-1",
-        "selectors": [
-            "eu",
-            "eu-1"
-        ],
-        "version": "0.1.0",
-        "hostname": "eu-1",
-        "git_version": "2.47.0",
-        "ssh_version": "OpenSSH_9.9p1",
-        "token": "eu",
-        "last_heartbeat": "2026-11-25T10:00:00.123Z",
-        "connected": true,
-        "tasks_run": 10,
-        "tasks_succeeded": 9,
-        "tasks_failed": 1
-    })))
+    schema(examples(json!(crate::examples::delegate())))
 )]
 pub struct DelegateView {
     pub name: String,
@@ -1182,15 +815,7 @@ pub struct DelegateTokenRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "openapi",
-    schema(examples(json!({
-        "name": "eu",
-        "selectors": [
-            "eu"
-        ],
-        "created_at": "2026-11-25T10:00:00.123Z",
-        "revoked_at": null,
-        "token": "rsd_Qm9yZWFsaXMtZXUtMS10b2tlbi12YWx1ZQ"
-    })))
+    schema(examples(json!(crate::examples::delegate_token())))
 )]
 pub struct DelegateTokenView {
     pub name: String,
