@@ -6,6 +6,7 @@
 //! the parsed type and never re-checks. This crate is pure: no I/O, no async, no database, no
 //! processes. Errors say which field was wrong and why, in words a user can act on.
 
+pub mod access;
 pub mod commit;
 mod connector;
 pub mod connector_yaml;
@@ -26,6 +27,7 @@ mod url;
 pub mod validate;
 pub mod yaml;
 
+pub use access::{Person, Rights, Role, Scope, UserName};
 pub use connector::{
     ConnectorDraft, ConnectorScope, Credentials, DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME,
     GitConnector, Provider,
