@@ -397,3 +397,40 @@ pub fn delegate_token() -> Value {
         "token": "rsd_Qm9yZWFsaXMtZXUtMS10b2tlbi12YWx1ZQ"
     })
 }
+
+/// An example of `UserView`.
+pub fn user() -> Value {
+    json!({
+        "name": "alice",
+        "email": "alice@example.com",
+        "role": "editor",
+        "apps": ["Shop"],
+        "has_password": true,
+        "disabled": false,
+        "created_at": "2026-11-25T10:00:00.123Z"
+    })
+}
+
+/// An example of `TokenView`.
+pub fn user_token() -> Value {
+    json!({
+        "name": "laptop",
+        "user": "alice",
+        "role": null,
+        "created_at": "2026-11-25T10:00:00.123Z",
+        "expires_at": "2027-02-23T10:00:00.123Z",
+        "last_used_at": "2026-11-26T08:12:44.051Z",
+        "token": "rsp_bGFwdG9wLXRva2VuLW9mLWFsaWNlLWV4YW1wbGU"
+    })
+}
+
+/// An example of `MeView`.
+pub fn me() -> Value {
+    json!({
+        "user": "alice",
+        "email": "alice@example.com",
+        "role": "editor",
+        "apps": ["Shop"],
+        "token": "laptop"
+    })
+}

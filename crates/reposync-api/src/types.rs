@@ -827,3 +827,131 @@ pub struct DelegateTokenView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<crate::SecretValue>,
 }
+
+/// `POST /api/v1/users`: a user to create. Without `password`, the user logs in only with
+/// the tokens an admin issues them until one is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UserRequest {
+    pub name: String,
+    /// `viewer`, `editor` or `admin`.
+    pub role: String,
+    /// The applications the role applies in; absent or empty for everywhere. Elsewhere the
+    /// user reads as a viewer. An admin's rights are not per application.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<crate::SecretValue>,
+}
+
+/// `PATCH /api/v1/users/{name}`: what to change; an absent field stays as it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdateRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Replaces the applications the role applies in (empty: everywhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apps: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<crate::SecretValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+}
+
+/// A user, never with their password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!(crate::examples::user()))))]
+pub struct UserView {
+    pub name: String,
+    pub email: Option<String>,
+    pub role: String,
+    /// Where the role applies; empty for everywhere.
+    pub apps: Vec<String>,
+    pub has_password: bool,
+    pub disabled: bool,
+    pub created_at: String,
+    /// Failed logins of the current window, for admins; absent when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_failures: Option<LoginFailuresView>,
+}
+
+/// A user's failed logins within the current window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginFailuresView {
+    pub failures: i64,
+    pub since: String,
+    /// Until when logins are refused without checking the password.
+    pub blocked_until: Option<String>,
+    /// The client address of the last failure.
+    pub last_address: Option<String>,
+}
+
+/// `POST /api/v1/tokens` (the caller's own) or `/api/v1/users/{name}/tokens` (an admin's
+/// for another user).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub name: String,
+    /// Seconds until it expires; absent for the default of 90 days, `0` for never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<u64>,
+    /// Caps the token below its owner's role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// A personal API token; `token` (the value) only in the answer that created it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!(crate::examples::user_token()))))]
+pub struct TokenView {
+    pub name: String,
+    pub user: String,
+    /// The cap below the owner's role; `null` carries the owner's.
+    pub role: Option<String>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<crate::SecretValue>,
+}
+
+/// `POST /api/v1/login`: a user name and password, exchanged for a new personal token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub user: String,
+    pub password: crate::SecretValue,
+    /// The new token's name; absent for `login-<time>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_name: Option<String>,
+    /// Seconds until the token expires; absent for 30 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<u64>,
+}
+
+/// Who the caller is: `GET /api/v1/me`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!(crate::examples::me()))))]
+pub struct MeView {
+    pub user: String,
+    pub email: Option<String>,
+    /// The role the token acts with: the owner's, capped by the token's.
+    pub role: String,
+    /// Where the role applies; empty for everywhere.
+    pub apps: Vec<String>,
+    /// The token's name.
+    pub token: String,
+}

@@ -17,6 +17,12 @@ pub enum ErrorKind {
     Conflict,
     /// reposync itself failed; the details are in the log.
     Internal,
+    /// Who is asking is not known: no credentials, or wrong ones.
+    Unauthenticated,
+    /// The caller is known but lacks the rights.
+    Forbidden,
+    /// Too many attempts; `retry_after_secs` says when to come again.
+    Throttled,
 }
 
 /// A use case's refusal or failure.
@@ -30,6 +36,8 @@ pub struct CoreError {
     pub field: Option<String>,
     /// For a refused tree edit: every problem, file by file.
     pub report: Option<Box<ImportReport>>,
+    /// For a throttled attempt: whole seconds until the next may be made.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl CoreError {
@@ -40,6 +48,7 @@ impl CoreError {
             message: message.into(),
             field: None,
             report: None,
+            retry_after_secs: None,
         }
     }
 
@@ -51,6 +60,11 @@ impl CoreError {
     /// A field of the request is wrong.
     pub fn invalid(field: &str, message: impl Into<String>) -> CoreError {
         CoreError::new(ErrorKind::Invalid, "invalid", message).with_field(field)
+    }
+
+    /// The caller lacks the rights for what they asked.
+    pub fn forbidden(message: impl Into<String>) -> CoreError {
+        CoreError::new(ErrorKind::Forbidden, "forbidden", message)
     }
 
     pub fn not_found(message: impl Into<String>) -> CoreError {

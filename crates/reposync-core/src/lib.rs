@@ -21,5 +21,6 @@ pub mod links;
 pub mod resolve;
 pub mod tokens;
 pub mod tree;
+pub mod users;
 
 pub use error::{CoreError, ErrorKind};

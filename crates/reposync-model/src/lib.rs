@@ -27,7 +27,7 @@ mod url;
 pub mod validate;
 pub mod yaml;
 
-pub use access::{Person, Rights, Role, Scope, UserName};
+pub use access::{Person, Rights, Role, UserName};
 pub use connector::{
     ConnectorDraft, ConnectorScope, Credentials, DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME,
     GitConnector, Provider,

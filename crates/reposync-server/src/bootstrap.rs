@@ -11,7 +11,8 @@ use rustix::fs::{FlockOperation, flock};
 
 use crate::config::ServerConfig;
 use crate::state::AppState;
-use reposync_core::tokens::{hash_token, new_token};
+use reposync_core::tokens::new_token;
+use reposync_core::users;
 
 /// The file in the data directory holding the admin token, for the local CLI.
 pub const TOKEN_FILE_NAME: &str = "admin.token";
@@ -100,6 +101,8 @@ pub enum BootstrapError {
     MasterKey(#[from] reposync_secrets::MasterKeyError),
     #[error(transparent)]
     Store(#[from] reposync_store::StoreError),
+    #[error("cannot create the first admin user: {0}")]
+    FirstAdmin(String),
     #[error("cannot write the admin token file {path}: {source}")]
     TokenFile {
         path: PathBuf,
@@ -122,14 +125,16 @@ pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapEr
         .unwrap_or_else(|| Store::sqlite_url(data_dir));
     let store = Store::open(&url, master).await?;
     let token_file = data_dir.join(TOKEN_FILE_NAME);
-    let new_admin_token = if store.count_api_tokens().await? == 0 {
-        let token = new_token("rs_");
+    // The first start makes the first admin user, with the token the local CLI reads. An
+    // installation from before users had its shared token made that user's by a migration.
+    let new_admin_token = if store.count_users().await? == 0 {
+        let token = new_token(users::TOKEN_PREFIX);
         // The file first: if the insert fails, the next start tries again; the other way
         // round, a crash between the two would leave a token nobody can ever see.
         write_token_file(&token_file, &token)?;
-        if let Err(error) = store.create_api_token("admin", &hash_token(&token)).await {
+        if let Err(error) = users::create_first_admin(&store, &token).await {
             let _ = fs::remove_file(&token_file);
-            return Err(error.into());
+            return Err(BootstrapError::FirstAdmin(error.to_string()));
         }
         Some(token)
     } else {

@@ -94,9 +94,13 @@ impl From<CoreError> for AppError {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
         };
         AppError {
             field: error.field,
+            retry_after_secs: error.retry_after_secs,
             ..AppError::new(status, error.code, error.message)
         }
     }

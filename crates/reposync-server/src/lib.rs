@@ -8,7 +8,10 @@
 //! in the shape `{"error": {"code", "message", "field"}}`. Spans record the route template,
 //! never the raw URL.
 
+mod access;
+mod audit;
 mod auth;
+pub use audit::ClientAddr;
 mod bootstrap;
 mod config;
 mod config_file;
@@ -49,6 +52,7 @@ pub async fn serve<L>(
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
+    for<'a> ClientAddr: axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut background = Vec::new();
@@ -147,6 +151,8 @@ where
         shutdown.await;
         hub.close();
     };
+    // Each request knows its client's address, for the audit trail and the login throttle.
+    let app = app.into_make_service_with_connect_info::<audit::ClientAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

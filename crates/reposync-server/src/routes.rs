@@ -8,11 +8,12 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use crate::auth::require_token;
+use crate::access::authorize;
 use crate::error::AppError;
 use crate::handlers::openapi::Document;
 use crate::handlers::{
-    apps, connectors, delegates, health, metrics, openapi, secrets, sync, tasks, tree, webhooks,
+    apps, connectors, delegates, health, metrics, openapi, secrets, sync, tasks, tree, users,
+    webhooks,
 };
 use crate::state::AppState;
 
@@ -130,10 +131,18 @@ fn api_v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(delegates::list))
         .routes(routes!(delegates::list_tokens, delegates::create_token))
         .routes(routes!(delegates::revoke_token))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
-        // Added after the token layer, which covers only the routes above it: the contract
-        // holds no secret.
+        .routes(routes!(users::login))
+        .routes(routes!(users::me))
+        .routes(routes!(users::list_own_tokens, users::create_own_token))
+        .routes(routes!(users::revoke_own_token))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::show, users::update, users::delete))
+        .routes(routes!(users::list_tokens, users::create_token))
+        .routes(routes!(users::revoke_token))
+        // The contract holds no secret: the policy table makes it public, like the login.
         .routes(routes!(openapi::document))
+        // Last, so that it covers every route above: who may call each is in `access`.
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
 }
 
 #[cfg(test)]

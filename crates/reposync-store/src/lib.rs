@@ -16,7 +16,7 @@
 //! `sync` (Git Sync's links, branches, changesets, attempts and errors), `inbound` (webhook
 //! deliveries and commits read from Git, on top of `sync`), `entities` (the one batch that
 //! writes the tree, on top of both), and `connectors`, `secrets`, `tasks`, `delegates`,
-//! `tokens`, `webhook_log` and `retention` (history past its age). This file declares them and
+//! `users` (users, their tokens, failed logins), `webhook_log` and `retention` (history past its age). This file declares them and
 //! re-exports the public API.
 
 mod backup;
@@ -34,7 +34,7 @@ mod secrets;
 mod store;
 mod sync;
 mod tasks;
-mod tokens;
+mod users;
 mod webhook_log;
 
 pub use backup::{BackupDone, DATABASE_FILE, backup_sqlite, restore_sqlite};
@@ -56,10 +56,13 @@ pub use store::Store;
 pub use sync::{
     AttemptEnd, AttemptRecord, CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConflictRecord,
     FileChangeRecord, FileOp, Landed, LinkBacklog, NewSyncLink, StartedAttempt, SyncBranch,
-    SyncErrorRecord, SyncLink, app_of_path,
+    SyncErrorRecord, SyncLink, SyncRow, app_of_path,
 };
 pub use tasks::{AVOID_FOR, Claim, Eligibility, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
-pub use tokens::ApiTokenRecord;
+pub use users::{
+    LoginFailureRecord, LoginFailures, NewUser, NewUserToken, UserRecord, UserTokenRecord,
+    UserUpdate,
+};
 pub use webhook_log::{
     MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_PAYLOAD_BYTES, MAX_LOGGED_REASON_BYTES,
     UnauthenticatedDeliveries, bounded,

@@ -10,6 +10,7 @@ pub mod secrets;
 pub mod sync;
 pub mod tasks;
 pub mod tree;
+pub mod users;
 pub mod webhooks;
 
 use axum::extract::{FromRequest, Request};

@@ -266,3 +266,45 @@ pub(crate) async fn disable_link_in(
     .await?;
     Ok(())
 }
+
+impl Store {
+    /// The scope a sync error or a changeset is about, for deciding who may act on it: the
+    /// application of its link, or of its path when it has no link; `None` when there is no
+    /// such row.
+    pub async fn scope_of_sync_row(
+        &self,
+        row: SyncRow<'_>,
+    ) -> Result<Option<reposync_model::scope::Scope>, StoreError> {
+        let sql = match row {
+            SyncRow::Error(_) => {
+                "SELECT l.app AS app, e.path AS path FROM sync_errors e
+                 LEFT JOIN sync_links l ON l.id = e.link_id WHERE e.id = $1"
+            }
+            SyncRow::Changeset(_) => {
+                "SELECT l.app AS app, NULL AS path FROM changesets c
+                 JOIN sync_links l ON l.id = c.link_id WHERE c.id = $1"
+            }
+        };
+        let id = match row {
+            SyncRow::Error(id) => id.as_str(),
+            SyncRow::Changeset(id) => id.as_str(),
+        };
+        let Some(found) = sqlx::query(sql).bind(id).read_optional(&self.db).await? else {
+            return Ok(None);
+        };
+        let app: Option<String> = found.try_get("app")?;
+        let path: Option<String> = found.try_get("path")?;
+        Ok(Some(match (app, path) {
+            (Some(app), _) if !app.is_empty() => reposync_model::scope::Scope::App(app),
+            (None, Some(path)) => reposync_model::scope::Scope::of_path(&path),
+            _ => reposync_model::scope::Scope::Account,
+        }))
+    }
+}
+
+/// A row of Git Sync that a person acts on by id.
+#[derive(Debug, Clone, Copy)]
+pub enum SyncRow<'a> {
+    Error(&'a reposync_model::SyncErrorId),
+    Changeset(&'a reposync_model::ChangesetId),
+}

@@ -22,5 +22,5 @@ pub use backlog::LinkBacklog;
 pub use branches::SyncBranch;
 pub use changesets::{ChangesetRecord, ChangesetStatus, FileChangeRecord, FileOp};
 pub use errors::{CONNECTION_FAILED, SyncErrorRecord};
-pub use links::{NewSyncLink, SyncLink};
+pub use links::{NewSyncLink, SyncLink, SyncRow};
 pub use reposync_model::scope::app_of_path;
