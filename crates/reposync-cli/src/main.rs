@@ -16,6 +16,7 @@ mod serve;
 mod sync_commands;
 mod test_then_submit;
 mod tree_commands;
+mod user_commands;
 mod webhook_commands;
 
 use std::path::PathBuf;
@@ -152,6 +153,17 @@ enum Command {
     /// Tokens for remote delegates: create (shown once), list, revoke.
     #[command(subcommand)]
     DelegateToken(delegate_token_commands::DelegateTokenCommand),
+    /// Users and their rights: add, list, show, set-role, set-password, disable, enable,
+    /// delete.
+    #[command(subcommand)]
+    User(user_commands::UserCommand),
+    /// Your personal API tokens: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(user_commands::TokenCommand),
+    /// Recovery on the server's machine: `admin reset` issues a new admin token from the data
+    /// directory.
+    #[command(subcommand)]
+    Admin(user_commands::AdminCommand),
     /// Print a shell completion script (see the README for where each shell reads it).
     Completions(help_files::CompletionsArgs),
     /// Write the man pages: reposync.1 and one per subcommand.
@@ -261,6 +273,9 @@ fn main() -> ExitCode {
             Command::Delegate(args) => {
                 delegate_command::delegate(args, &globals, token_in_argv).await
             }
+            Command::User(command) => user_commands::user(command, &globals).await,
+            Command::Token(command) => user_commands::token(command, &globals).await,
+            Command::Admin(command) => user_commands::admin(command, &globals).await,
             Command::Completions(args) => help_files::completions(args, Cli::command()),
             Command::Man(args) => help_files::man_pages(args, Cli::command()),
         }

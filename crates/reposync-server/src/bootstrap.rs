@@ -101,6 +101,10 @@ pub enum BootstrapError {
     MasterKey(#[from] reposync_secrets::MasterKeyError),
     #[error(transparent)]
     Store(#[from] reposync_store::StoreError),
+    #[error("{} holds no reposync database; give the data directory of the server (--data-dir)", .0.display())]
+    NoStore(PathBuf),
+    #[error("cannot reset: {0}")]
+    Reset(String),
     #[error("cannot create the first admin user: {0}")]
     FirstAdmin(String),
     #[error("cannot write the admin token file {path}: {source}")]
@@ -146,6 +150,46 @@ pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapEr
         new_admin_token,
         token_file,
     })
+}
+
+/// What `reposync admin reset` did.
+#[derive(Debug)]
+pub struct AdminReset {
+    /// The new token, shown once.
+    pub token: reposync_api::SecretValue,
+    /// The token file rewritten with it, when the reset admin is the first one.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Issues a new admin token for the admin `user` straight in the data directory's store,
+/// whether or not a server runs on it: every token they had is revoked, and they are enabled.
+/// For the first admin, the token file the local CLI reads is rewritten too.
+pub async fn reset_admin(config: &ServerConfig, user: &str) -> Result<AdminReset, BootstrapError> {
+    let data_dir = &config.data_dir;
+    let url = match &config.database_url {
+        Some(url) => url.clone(),
+        None => {
+            let database = data_dir.join(reposync_store::DATABASE_FILE);
+            if !database.exists() {
+                return Err(BootstrapError::NoStore(data_dir.clone()));
+            }
+            Store::sqlite_url(data_dir)
+        }
+    };
+    let (master, _) = MasterKey::load_or_create(data_dir, config.master_key.as_deref())?;
+    let store = Store::open(&url, master).await?;
+    let token = users::reset_admin(&store, user)
+        .await
+        .map_err(|e| BootstrapError::Reset(e.to_string()))?;
+    let token_file = if user == users::FIRST_ADMIN {
+        let path = data_dir.join(TOKEN_FILE_NAME);
+        write_token_file(&path, token.expose())?;
+        Some(path)
+    } else {
+        None
+    };
+    store.close().await;
+    Ok(AdminReset { token, token_file })
 }
 
 /// Creates the data directory, private (0700), if it does not exist.

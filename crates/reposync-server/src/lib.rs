@@ -12,6 +12,7 @@ mod access;
 mod audit;
 mod auth;
 pub use audit::ClientAddr;
+pub use reposync_core::users::FIRST_ADMIN;
 mod bootstrap;
 mod config;
 mod config_file;
@@ -29,7 +30,8 @@ mod views;
 mod workers;
 
 pub use bootstrap::{
-    Bootstrapped, DataDirLock, LOCK_FILE_NAME, TEMP_DIR_NAME, TOKEN_FILE_NAME, bootstrap,
+    AdminReset, Bootstrapped, DataDirLock, LOCK_FILE_NAME, TEMP_DIR_NAME, TOKEN_FILE_NAME,
+    bootstrap, reset_admin,
 };
 pub use config::{DeliveryLog, RateLimit, ServerConfig};
 pub use config_file::{ConfigFile, ConfigFileError, LogFormat};
