@@ -397,3 +397,21 @@ pub fn delegate_token() -> Value {
         "token": "rsd_Qm9yZWFsaXMtZXUtMS10b2tlbi12YWx1ZQ"
     })
 }
+
+/// An example of `AuditEventView`.
+pub fn audit_event() -> Value {
+    json!({
+        "id": "01936a2e-7b1c-7d4e-9f00-3c5e8a2b1d47",
+        "at": "2026-11-25T10:00:00.123Z",
+        "actor_kind": "user",
+        "actor": "alice",
+        "token": "laptop",
+        "client_addr": "192.0.2.10",
+        "use_case": "tree.apply",
+        "target": "Setup/Applications/Shop/Services/cart/Index.yaml",
+        "app": "Shop",
+        "outcome": "refused",
+        "status": 403,
+        "detail": "needs editor in application Shop"
+    })
+}

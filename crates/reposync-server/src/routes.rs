@@ -12,7 +12,8 @@ use crate::auth::require_token;
 use crate::error::AppError;
 use crate::handlers::openapi::Document;
 use crate::handlers::{
-    apps, connectors, delegates, health, metrics, openapi, secrets, sync, tasks, tree, webhooks,
+    apps, audit, connectors, delegates, health, metrics, openapi, secrets, sync, tasks, tree,
+    webhooks,
 };
 use crate::state::AppState;
 
@@ -130,6 +131,7 @@ fn api_v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(delegates::list))
         .routes(routes!(delegates::list_tokens, delegates::create_token))
         .routes(routes!(delegates::revoke_token))
+        .routes(routes!(audit::list))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         // Added after the token layer, which covers only the routes above it: the contract
         // holds no secret.
