@@ -3,6 +3,7 @@
 #[macro_use]
 mod output;
 
+mod audit_commands;
 mod backup_commands;
 mod client_commands;
 mod confirm;
@@ -152,6 +153,9 @@ enum Command {
     /// Tokens for remote delegates: create (shown once), list, revoke.
     #[command(subcommand)]
     DelegateToken(delegate_token_commands::DelegateTokenCommand),
+    /// The audit trail, newest first: who changed what, from where, and how it ended; logins,
+    /// failed logins, tokens and role changes too.
+    Audit(audit_commands::AuditArgs),
     /// Print a shell completion script (see the README for where each shell reads it).
     Completions(help_files::CompletionsArgs),
     /// Write the man pages: reposync.1 and one per subcommand.
@@ -261,6 +265,7 @@ fn main() -> ExitCode {
             Command::Delegate(args) => {
                 delegate_command::delegate(args, &globals, token_in_argv).await
             }
+            Command::Audit(args) => audit_commands::audit(args, &globals).await,
             Command::Completions(args) => help_files::completions(args, Cli::command()),
             Command::Man(args) => help_files::man_pages(args, Cli::command()),
         }
