@@ -40,8 +40,8 @@ pub fn timestamp(millis: i64) -> String {
 /// A time as the API writes it (RFC 3339, any offset) in milliseconds since the epoch; `None`
 /// for text that is not one, or a time milliseconds cannot hold.
 pub fn parse_timestamp(text: &str) -> Option<i64> {
-    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()?;
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
@@ -88,7 +88,13 @@ mod tests {
             parse_timestamp("2026-11-25T10:00:00Z"),
             "any offset"
         );
-        for bad in ["", "yesterday", "2026-11-25", "1764064800123", "2026-11-25 10:00:00"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-25",
+            "1764064800123",
+            "2026-11-25 10:00:00",
+        ] {
             assert_eq!(parse_timestamp(bad), None, "{bad:?}");
         }
     }

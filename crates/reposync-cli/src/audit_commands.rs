@@ -123,9 +123,7 @@ fn since_at(text: &str, now: time::OffsetDateTime) -> Result<String, String> {
     if let Ok(at) = time::OffsetDateTime::parse(text, &Rfc3339) {
         return at.format(&Rfc3339).map_err(|_| wrong());
     }
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(wrong)?;
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(wrong)?;
     let (number, unit) = text.split_at(split);
     let number: i64 = number.parse().map_err(|_| wrong())?;
     let seconds_each = match unit {
@@ -161,7 +159,16 @@ mod tests {
         ] {
             assert_eq!(since_at(given, now).as_deref(), Ok(expected), "{given}");
         }
-        for wrong in ["", "7", "d", "7y", "-7d", "7 d", "yesterday", "99999999999999999999d"] {
+        for wrong in [
+            "",
+            "7",
+            "d",
+            "7y",
+            "-7d",
+            "7 d",
+            "yesterday",
+            "99999999999999999999d",
+        ] {
             let error = since_at(wrong, now).expect_err(wrong);
             assert!(error.contains("RFC 3339"), "{wrong}: {error}");
         }

@@ -132,8 +132,13 @@ mod tests {
                 limit: 1000,
             }
         );
-        let empty = filter(&query(&[("user", ""), ("since", ""), ("app", ""), ("limit", "")]))
-            .expect("parses");
+        let empty = filter(&query(&[
+            ("user", ""),
+            ("since", ""),
+            ("app", ""),
+            ("limit", ""),
+        ]))
+        .expect("parses");
         assert_eq!(empty, filter(&AuditQuery::default()).expect("parses"));
     }
 

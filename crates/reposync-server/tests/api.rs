@@ -947,7 +947,11 @@ async fn a_wrong_audit_filter_is_refused_naming_its_field() {
         ("app=a%2Fb", "app"),
     ] {
         let (status, answer) = api.get(&format!("/api/v1/audit?{query}")).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {answer}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}: {answer}"
+        );
         assert_eq!(answer["error"]["code"], "invalid", "{query}: {answer}");
         assert_eq!(answer["error"]["field"], field, "{query}: {answer}");
     }

@@ -60,7 +60,9 @@ impl ActorKind {
 
     /// The kind [`ActorKind::as_str`] writes as `text`, if any.
     pub fn parse(text: &str) -> Option<ActorKind> {
-        ActorKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+        ActorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -241,9 +243,8 @@ impl Store {
 }
 
 fn audit_event(row: &AnyRow) -> Result<AuditEventRecord, StoreError> {
-    let corrupt = |column: &str, text: &str| {
-        StoreError::Corrupt(format!("audit_events.{column}: {text:?}"))
-    };
+    let corrupt =
+        |column: &str, text: &str| StoreError::Corrupt(format!("audit_events.{column}: {text:?}"));
     let kind: String = row.try_get("actor_kind")?;
     let outcome: String = row.try_get("outcome")?;
     let client_addr = row

@@ -80,7 +80,11 @@ fn audit_lists_the_trail_as_a_table_wide_or_json_through_its_filters() {
     assert!(lines[0].starts_with("TIME "), "{}", table.stdout);
     assert!(!lines[0].contains("TOKEN"), "wide only: {}", lines[0]);
     assert!(lines[1].contains("mallory (not signed in)"), "{}", lines[1]);
-    assert!(lines[1].contains("refused 401: wrong password"), "{}", lines[1]);
+    assert!(
+        lines[1].contains("refused 401: wrong password"),
+        "{}",
+        lines[1]
+    );
     assert!(lines[3].contains("alice"), "oldest last: {}", table.stdout);
     assert!(lines[3].contains("Shop"), "{}", lines[3]);
     assert!(lines[3].contains("accepted 200"), "{}", lines[3]);
@@ -95,7 +99,10 @@ fn audit_lists_the_trail_as_a_table_wide_or_json_through_its_filters() {
     assert!(wide.stdout.contains("laptop"), "{}", wide.stdout);
 
     let json = app
-        .cli(&["audit", "--json", "--user", "alice", "--since", "1h"], None)
+        .cli(
+            &["audit", "--json", "--user", "alice", "--since", "1h"],
+            None,
+        )
         .ok()
         .json();
     let items = json["items"].as_array().expect("items");
@@ -104,12 +111,21 @@ fn audit_lists_the_trail_as_a_table_wide_or_json_through_its_filters() {
     assert_eq!(items[0]["token"], "laptop");
     assert_eq!(items[0]["app"], "Shop");
 
-    let shop = app.cli(&["--json", "audit", "--app", "Shop"], None).ok().json();
+    let shop = app
+        .cli(&["--json", "audit", "--app", "Shop"], None)
+        .ok()
+        .json();
     assert_eq!(shop["items"].as_array().map(Vec::len), Some(1), "{shop}");
-    let newest = app.cli(&["audit", "--limit", "1", "--json"], None).ok().json();
+    let newest = app
+        .cli(&["audit", "--limit", "1", "--json"], None)
+        .ok()
+        .json();
     assert_eq!(newest["items"][0]["actor"], "mallory", "{newest}");
     let future = app
-        .cli(&["audit", "--since", "2999-01-01T00:00:00Z", "--json"], None)
+        .cli(
+            &["audit", "--since", "2999-01-01T00:00:00Z", "--json"],
+            None,
+        )
         .ok()
         .json();
     assert_eq!(future, serde_json::json!({"items": []}));

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use reposync_secrets::MasterKey;
 use reposync_store::{
-    ActorKind, AuditFilter, AuditOutcome, Clock, MAX_AUDIT_EVENTS_LISTED, ManualClock, NewAuditEvent,
-    RetentionAges, Store,
+    ActorKind, AuditFilter, AuditOutcome, Clock, MAX_AUDIT_EVENTS_LISTED, ManualClock,
+    NewAuditEvent, RetentionAges, Store,
 };
 
 const MINUTE: i64 = 60 * 1000;
@@ -154,10 +154,7 @@ async fn listing_is_newest_first_bounded_and_narrowed_by_each_filter() {
         .expect("record");
 
     let newest_first = store.list_audit(&all(100)).await.expect("list");
-    assert_eq!(
-        targets(&newest_first),
-        ["c1", "a3", "b2", "a2", "b1", "a1"]
-    );
+    assert_eq!(targets(&newest_first), ["c1", "a3", "b2", "a2", "b1", "a1"]);
     assert!(newest_first.windows(2).all(|w| w[0].at >= w[1].at));
 
     let two = store.list_audit(&all(2)).await.expect("list");
