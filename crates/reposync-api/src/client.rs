@@ -145,6 +145,13 @@ impl Client {
             .await
     }
 
+    /// `GET /api/v1/audit`: the audit trail's events `query` selects, newest first, as the
+    /// server's JSON (a `ListResponse<AuditEventView>`).
+    pub async fn audit(&self, query: &crate::AuditQuery) -> Result<Value, ClientError> {
+        self.get(&["audit"], &query.pairs(), Duration::from_secs(30))
+            .await
+    }
+
     /// A method with a JSON body under `/api/v1`.
     pub async fn call(
         &self,

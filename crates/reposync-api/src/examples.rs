@@ -434,3 +434,21 @@ pub fn me() -> Value {
         "token": "laptop"
     })
 }
+
+/// An example of `AuditEventView`.
+pub fn audit_event() -> Value {
+    json!({
+        "id": "01936a2e-7b1c-7d4e-9f00-3c5e8a2b1d47",
+        "at": "2026-11-25T10:00:00.123Z",
+        "actor_kind": "user",
+        "actor": "alice",
+        "token": "laptop",
+        "client_addr": "192.0.2.10",
+        "use_case": "app.rename",
+        "target": "Shop",
+        "app": "Shop",
+        "outcome": "refused",
+        "status": 403,
+        "detail": "needs editor in application Shop"
+    })
+}

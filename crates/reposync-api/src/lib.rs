@@ -37,6 +37,14 @@ pub fn timestamp(millis: i64) -> String {
         .unwrap_or_else(|| millis.to_string())
 }
 
+/// A time as the API writes it (RFC 3339, any offset) in milliseconds since the epoch; `None`
+/// for text that is not one, or a time milliseconds cannot hold.
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 /// A secret value on the wire: serialised as a plain string, never shown by `Debug`.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
@@ -63,5 +71,45 @@ impl std::fmt::Debug for SecretValue {
 impl Drop for SecretValue {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_back_to_the_milliseconds_they_were_written_from() {
+        for millis in [0, 1_764_064_800_123, -1] {
+            assert_eq!(parse_timestamp(&timestamp(millis)), Some(millis));
+        }
+        assert_eq!(
+            parse_timestamp("2026-11-25T12:00:00+02:00"),
+            parse_timestamp("2026-11-25T10:00:00Z"),
+            "any offset"
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-25",
+            "1764064800123",
+            "2026-11-25 10:00:00",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_audit_query_sends_only_what_was_given() {
+        let query = AuditQuery {
+            user: Some("alice".into()),
+            limit: Some("5".into()),
+            ..AuditQuery::default()
+        };
+        assert_eq!(
+            query.pairs(),
+            [("user", "alice".to_owned()), ("limit", "5".to_owned())]
+        );
+        assert!(AuditQuery::default().pairs().is_empty());
     }
 }

@@ -955,3 +955,103 @@ pub struct MeView {
     /// The token's name.
     pub token: String,
 }
+
+/// `GET /api/v1/audit`: which events of the audit trail to list. Every value is text on the
+/// wire, and the server parses each, so that a wrong one is refused naming its field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct AuditQuery {
+    /// Only what this user (or delegate) did, or a failed login tried as this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Only events at or after this time, RFC 3339 (`2026-11-25T10:00:00Z`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
+    pub since: Option<String>,
+    /// Only events in this application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// At most this many, newest first: 100 unless given, 1 to 1,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        param(value_type = Option<u32>, minimum = 1, maximum = 1000)
+    )]
+    pub limit: Option<String>,
+}
+
+impl AuditQuery {
+    /// The query as URL parameters, those given only.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        [
+            ("user", &self.user),
+            ("since", &self.since),
+            ("app", &self.app),
+            ("limit", &self.limit),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.clone()?)))
+        .collect()
+    }
+}
+
+/// Who acted, in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AuditActorKind {
+    /// A user, with their own token or a login.
+    User,
+    /// A delegate, with a delegate token.
+    Delegate,
+    /// reposync itself (the actor is `reposync`).
+    System,
+    /// Someone not authenticated: the actor is the name a failed login tried.
+    Anonymous,
+}
+
+/// How an audited request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcomeView {
+    /// Done, or accepted to be done by a task.
+    Accepted,
+    /// Refused: not authenticated, not allowed, or not valid.
+    Refused,
+    /// Allowed and valid, but reposync failed to do it.
+    Failed,
+}
+
+/// One event of the audit trail. It never holds a secret value, a password or a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!(crate::examples::audit_event())))
+)]
+pub struct AuditEventView {
+    pub id: String,
+    /// When it happened.
+    pub at: String,
+    pub actor_kind: AuditActorKind,
+    /// The user's or delegate's name, `reposync` for the system, or the name a failed login
+    /// tried.
+    pub actor: String,
+    /// The name of the token used, never its value.
+    pub token: Option<String>,
+    /// The client's IP address.
+    pub client_addr: Option<String>,
+    /// What was asked for: `tree.apply`, `user.create`, `login`…
+    pub use_case: String,
+    /// What it was about: a path, a connector, a secret's or a user's name.
+    pub target: Option<String>,
+    /// The application the target is in.
+    pub app: Option<String>,
+    pub outcome: AuditOutcomeView,
+    /// The HTTP status answered, when there was one.
+    pub status: Option<u16>,
+    /// A short reason (`needs editor in application Shop`).
+    pub detail: Option<String>,
+}

@@ -3,6 +3,7 @@
 #[macro_use]
 mod output;
 
+mod audit_commands;
 mod backup_commands;
 mod client_commands;
 mod confirm;
@@ -164,6 +165,9 @@ enum Command {
     /// directory.
     #[command(subcommand)]
     Admin(user_commands::AdminCommand),
+    /// The audit trail, newest first: who changed what, from where, and how it ended; logins,
+    /// failed logins, tokens and role changes too.
+    Audit(audit_commands::AuditArgs),
     /// Print a shell completion script (see the README for where each shell reads it).
     Completions(help_files::CompletionsArgs),
     /// Write the man pages: reposync.1 and one per subcommand.
@@ -276,6 +280,7 @@ fn main() -> ExitCode {
             Command::User(command) => user_commands::user(command, &globals).await,
             Command::Token(command) => user_commands::token(command, &globals).await,
             Command::Admin(command) => user_commands::admin(command, &globals).await,
+            Command::Audit(args) => audit_commands::audit(args, &globals).await,
             Command::Completions(args) => help_files::completions(args, Cli::command()),
             Command::Man(args) => help_files::man_pages(args, Cli::command()),
         }

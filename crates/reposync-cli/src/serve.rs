@@ -104,6 +104,15 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     history_retention_days: u32,
+    /// Days the audit trail keeps an event (pruned hourly).
+    #[arg(
+        long,
+        env = "REPOSYNC_AUDIT_RETENTION_DAYS",
+        default_value_t = 400,
+        value_name = "DAYS",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    audit_retention_days: u32,
     /// The TLS certificate chain (PEM, leaf first): serve HTTPS, without a reverse proxy.
     /// SIGHUP reloads it and the key.
     #[arg(
@@ -245,6 +254,12 @@ fn server_config(
         "history_retention_days",
         args.history_retention_days,
         file.history_retention_days,
+    ));
+    config.audit_retention = days(layered(
+        matches,
+        "audit_retention_days",
+        args.audit_retention_days,
+        file.audit_retention_days,
     ));
     let from_args = args.tls_cert.zip(args.tls_key);
     config.tls = from_args

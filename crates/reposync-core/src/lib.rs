@@ -9,9 +9,11 @@
 //! - [`links`], [`resolve`]: Git Sync as a user drives it (enable, disable, retry, discard).
 //! - [`inbound`]: commits read from Git, applied.
 //! - [`connections`]: reaching Git through the delegates, and the connection checks.
+//! - [`audit`]: reading the audit trail.
 //! - [`error`], [`tokens`]: leaves the others share.
 
 pub mod apps;
+pub mod audit;
 pub mod connections;
 pub mod connectors;
 pub mod entities;

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     /// How long finished tasks, commit attempts, commits read from Git and resolved sync
     /// errors are kept; open sync errors are kept whatever their age.
     pub history_retention: std::time::Duration,
+    /// How long audit events are kept.
+    pub audit_retention: std::time::Duration,
     /// The certificate and key `serve` speaks HTTPS with; plain HTTP when absent.
     pub tls: Option<TlsFiles>,
     /// The bearer token `/metrics` asks for; open to anyone who reaches it when absent.
@@ -71,7 +73,7 @@ impl std::fmt::Debug for ServerConfig {
 impl ServerConfig {
     /// Defaults: `./reposync-data`, `127.0.0.1:8080`, built-in delegate on, webhooks limited to
     /// 20 a second per URL with bursts of 100, and their log kept 14 days and 1,000
-    /// deliveries per connector.
+    /// deliveries per connector, history kept 90 days and audit events 400.
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
@@ -93,6 +95,7 @@ impl ServerConfig {
                 kept_per_connector: 1000,
             },
             history_retention: std::time::Duration::from_secs(90 * 24 * 60 * 60),
+            audit_retention: std::time::Duration::from_secs(400 * 24 * 60 * 60),
             tls: None,
             metrics_token: None,
         }

@@ -27,6 +27,7 @@ pub struct ConfigFile {
     pub poll_interval_seconds: Option<u64>,
     pub delegate_lease_seconds: Option<u64>,
     pub history_retention_days: Option<u32>,
+    pub audit_retention_days: Option<u32>,
     #[serde(default)]
     pub tls: Option<TlsSection>,
     #[serde(default)]
@@ -160,6 +161,7 @@ impl ConfigFile {
             ("[webhooks] retention_days", self.webhooks.retention_days),
             ("[webhooks] deliveries_kept", self.webhooks.deliveries_kept),
             ("history_retention_days", self.history_retention_days),
+            ("audit_retention_days", self.audit_retention_days),
         ];
         for (key, value) in at_least_one {
             if value == Some(0) {
@@ -198,6 +200,7 @@ impl std::fmt::Debug for ConfigFile {
             .field("poll_interval_seconds", &self.poll_interval_seconds)
             .field("delegate_lease_seconds", &self.delegate_lease_seconds)
             .field("history_retention_days", &self.history_retention_days)
+            .field("audit_retention_days", &self.audit_retention_days)
             .field("tls", &self.tls)
             .field("log", &self.log)
             .field("limits", &self.limits)

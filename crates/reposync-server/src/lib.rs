@@ -139,12 +139,16 @@ where
             intake::run_upkeep(&upkeep.intake, &upkeep.store, &log, stop).await;
         }),
     );
-    // Retention: history past its age leaves the database, hourly.
+    // Retention: history and audit events past their ages leave the database, hourly.
     let (retention, stop) = (state.clone(), stopped());
     spawn(
         "retention",
         Box::pin(async move {
-            prune_history(&retention.store, retention.config.history_retention, stop).await;
+            let ages = reposync_store::RetentionAges {
+                history: retention.config.history_retention,
+                audit: retention.config.audit_retention,
+            };
+            prune_history(&retention.store, ages, stop).await;
         }),
     );
     let app = build_app(state.clone());
@@ -166,10 +170,11 @@ where
     result
 }
 
-/// Prunes the history past `age` at start and then every hour, until `stop`.
+/// Prunes the history and audit events past their `ages` at start and then every hour, until
+/// `stop`.
 async fn prune_history(
     store: &reposync_store::Store,
-    age: std::time::Duration,
+    ages: reposync_store::RetentionAges,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
@@ -178,7 +183,7 @@ async fn prune_history(
     loop {
         tokio::select! {
             () = &mut stop => break,
-            _ = every.tick() => match store.prune_history(age).await {
+            _ = every.tick() => match store.prune_history(ages).await {
                 Ok(pruned) if pruned.total() == 0 => {}
                 Ok(pruned) => tracing::info!(
                     tasks = pruned.tasks,
@@ -186,6 +191,7 @@ async fn prune_history(
                     changesets = pruned.changesets,
                     commits_read = pruned.commits_read,
                     resolved_errors = pruned.resolved_errors,
+                    audit_events = pruned.audit_events,
                     "pruned history past its age"
                 ),
                 Err(error) => tracing::warn!(%error, "cannot prune the history"),

@@ -43,6 +43,7 @@ pub const API_TOKEN: &str = "api_token";
         (name = "sync", description = "Git Sync: links, activity, errors"),
         (name = "webhooks", description = "The webhook delivery log"),
         (name = "delegates", description = "Delegates and their tokens"),
+        (name = "audit", description = "The audit trail: who did what, from where, and how it ended"),
     )
 )]
 struct Base;

@@ -12,7 +12,8 @@ use crate::access::authorize;
 use crate::error::AppError;
 use crate::handlers::openapi::Document;
 use crate::handlers::{
-    apps, connectors, delegates, health, metrics, openapi, secrets, sync, tasks, tree, users,
+    apps, audit, connectors, delegates, health, metrics, openapi, secrets, sync, tasks, tree,
+    users,
     webhooks,
 };
 use crate::state::AppState;
@@ -139,6 +140,7 @@ fn api_v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(users::show, users::update, users::delete))
         .routes(routes!(users::list_tokens, users::create_token))
         .routes(routes!(users::revoke_token))
+        .routes(routes!(audit::list))
         // The contract holds no secret: the policy table makes it public, like the login.
         .routes(routes!(openapi::document))
         // Last, so that it covers every route above: who may call each is in `access`.

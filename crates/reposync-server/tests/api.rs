@@ -16,6 +16,8 @@ struct Api {
     http: reqwest::Client,
     /// The server's task hub, for what the API does not show (claims waiting).
     hub: TaskHub,
+    /// The server's store, for what no route writes yet (audit events).
+    store: reposync_store::Store,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -39,6 +41,7 @@ impl Api {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let hub = ready.state.tasks.clone();
+        let store = ready.state.store.clone();
         tokio::spawn(serve(listener, ready.state, async move {
             let _ = stopped.await;
         }));
@@ -47,6 +50,7 @@ impl Api {
             token,
             http: reqwest::Client::new(),
             hub,
+            store,
             _dir: dir,
             stop: Some(stop),
         }
@@ -827,6 +831,132 @@ async fn wrong_methods_and_bad_queries_get_json_errors() {
         StatusCode::OK,
         "the scheme name is case-insensitive"
     );
+}
+
+/// An accepted write by `actor` (with the token `laptop`, from 192.0.2.10) to `target`.
+fn audited<'a>(
+    actor: &'a str,
+    target: &'a str,
+    app: Option<&'a str>,
+) -> reposync_store::NewAuditEvent<'a> {
+    reposync_store::NewAuditEvent {
+        actor_kind: reposync_store::ActorKind::User,
+        actor,
+        token: Some("laptop"),
+        client_addr: Some(std::net::IpAddr::from([192, 0, 2, 10])),
+        use_case: "tree.apply",
+        target: Some(target),
+        app,
+        outcome: reposync_store::AuditOutcome::Accepted,
+        status: Some(200),
+        detail: None,
+    }
+}
+
+/// The targets of a listing of audit events, in its order.
+fn audit_targets(answer: &Value) -> Vec<&str> {
+    answer["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|event| event["target"].as_str().unwrap_or("-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_audit_trail_reads_back_newest_first_through_each_filter() {
+    let api = Api::spawn().await;
+    let (status, empty) = api.get("/api/v1/audit").await;
+    assert_eq!(status, StatusCode::OK, "{empty}");
+    assert_eq!(empty, json!({"items": []}));
+
+    for (actor, target, app) in [("alice", "a1", Some("Shop")), ("bob", "b1", None)] {
+        api.store
+            .record_audit(&audited(actor, target, app))
+            .await
+            .expect("record");
+    }
+    // The next events come a millisecond later at least, so that `since` can tell them apart.
+    let (_, first) = api.get("/api/v1/audit").await;
+    let last_at = first["items"][0]["at"].as_str().expect("at").to_owned();
+    let last = reposync_api::parse_timestamp(&last_at).expect("an RFC 3339 time");
+    eventually("the clock to move on", async || {
+        reposync_store::now_millis() > last
+    })
+    .await;
+    let refused = reposync_store::NewAuditEvent {
+        outcome: reposync_store::AuditOutcome::Refused,
+        status: Some(403),
+        detail: Some("needs editor in application Shop"),
+        ..audited("alice", "a2", Some("Shop"))
+    };
+    api.store.record_audit(&refused).await.expect("record");
+    api.store
+        .record_audit(&audited("carol", "c1", Some("Billing")))
+        .await
+        .expect("record");
+
+    let (status, all) = api.get("/api/v1/audit").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(audit_targets(&all), ["c1", "a2", "b1", "a1"]);
+    let shown = &all["items"][1];
+    assert_eq!(shown["actor_kind"], "user", "{shown}");
+    assert_eq!(shown["actor"], "alice", "{shown}");
+    assert_eq!(shown["token"], "laptop", "{shown}");
+    assert_eq!(shown["client_addr"], "192.0.2.10", "{shown}");
+    assert_eq!(shown["use_case"], "tree.apply", "{shown}");
+    assert_eq!(shown["app"], "Shop", "{shown}");
+    assert_eq!(shown["outcome"], "refused", "{shown}");
+    assert_eq!(shown["status"], 403, "{shown}");
+    assert_eq!(shown["detail"], "needs editor in application Shop");
+    assert!(
+        reposync_api::parse_timestamp(shown["at"].as_str().expect("at")).is_some(),
+        "{shown}"
+    );
+    assert_eq!(all["items"][2]["app"], Value::Null, "no application");
+
+    let (_, alice) = api.get("/api/v1/audit?user=alice").await;
+    assert_eq!(audit_targets(&alice), ["a2", "a1"]);
+    let (_, shop) = api.get("/api/v1/audit?app=Shop").await;
+    assert_eq!(audit_targets(&shop), ["a2", "a1"]);
+    let (_, newest) = api.get("/api/v1/audit?limit=1").await;
+    assert_eq!(audit_targets(&newest), ["c1"]);
+    let after = reposync_api::timestamp(last + 1);
+    let url = format!("/api/v1/audit?since={}", query_encoded(&after));
+    let (status, since) = api.get(&url).await;
+    assert_eq!(status, StatusCode::OK, "{since}");
+    assert_eq!(audit_targets(&since), ["c1", "a2"]);
+    let url = format!(
+        "/api/v1/audit?user=alice&app=Shop&limit=10&since={}",
+        query_encoded(&after)
+    );
+    let (_, combined) = api.get(&url).await;
+    assert_eq!(audit_targets(&combined), ["a2"]);
+}
+
+#[tokio::test]
+async fn a_wrong_audit_filter_is_refused_naming_its_field() {
+    let api = Api::spawn().await;
+    for (query, field) in [
+        ("since=yesterday", "since"),
+        ("since=1764064800000", "since"),
+        ("since=2026-11-25", "since"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=many", "limit"),
+        ("app=a%2Fb", "app"),
+    ] {
+        let (status, answer) = api.get(&format!("/api/v1/audit?{query}")).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}: {answer}"
+        );
+        assert_eq!(answer["error"]["code"], "invalid", "{query}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{query}: {answer}");
+    }
+    let (status, answer) = api.get("/api/v1/audit?limit=1000").await;
+    assert_eq!(status, StatusCode::OK, "the largest limit: {answer}");
 }
 
 /// A request as a remote delegate: its token, and its name once registered.
@@ -2090,4 +2220,15 @@ async fn real_answers_match_their_documented_schemas() {
     );
     answered_as_documented(&api, doc, revoke, None, ok).await;
     answered_as_documented(&api, doc, (Method::DELETE, one, config), None, ok).await;
+
+    // The audit trail, with an event in it, and a filter refused.
+    api.store
+        .record_audit(&audited("alice", "Config", None))
+        .await
+        .expect("record");
+    let audit = answered_as_documented(&api, doc, get("/api/v1/audit"), None, ok).await;
+    assert_eq!(audit_targets(&audit), ["Config"]);
+    let bad_limit = (Method::GET, "/api/v1/audit", "/api/v1/audit?limit=0");
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    answered_as_documented(&api, doc, bad_limit, None, unprocessable).await;
 }

@@ -16,9 +16,11 @@
 //! `sync` (Git Sync's links, branches, changesets, attempts and errors), `inbound` (webhook
 //! deliveries and commits read from Git, on top of `sync`), `entities` (the one batch that
 //! writes the tree, on top of both), and `connectors`, `secrets`, `tasks`, `delegates`,
-//! `users` (users, their tokens, failed logins), `webhook_log` and `retention` (history past its age). This file declares them and
-//! re-exports the public API.
+//! `users` (users, their tokens, failed logins), `webhook_log`, `audit` (the audit trail: who
+//! did what, from where, and how it ended; never a secret) and `retention` (history and audit
+//! events past their ages). This file declares them and re-exports the public API.
 
+mod audit;
 mod backup;
 mod clock;
 mod connectors;
@@ -37,6 +39,9 @@ mod tasks;
 mod users;
 mod webhook_log;
 
+pub use audit::{
+    ActorKind, AuditEventRecord, AuditFilter, AuditOutcome, MAX_AUDIT_EVENTS_LISTED, NewAuditEvent,
+};
 pub use backup::{BackupDone, DATABASE_FILE, backup_sqlite, restore_sqlite};
 pub use clock::{Clock, ManualClock, SystemClock, now_millis};
 pub use delegates::{DelegateRecord, DelegateTokenRecord, NewDelegate};
@@ -50,7 +55,7 @@ pub use records::{
     ChangeOutcome, ConnectorRecord, ConnectorWrite, EntityChange, EntityRecord, EntityWrite,
     WebhookChange, WebhookCredentials,
 };
-pub use retention::HistoryPruned;
+pub use retention::{HistoryPruned, RetentionAges};
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
 pub use store::Store;
 pub use sync::{

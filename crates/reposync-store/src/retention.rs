@@ -3,12 +3,23 @@
 //! the commit attempts and commits read from Git they name, attempts whose changesets are
 //! not all pushed, and every task still queued or running. A pushed changeset stays until
 //! the Git → reposync side has read its commit back (or its link ended): until then it is
-//! what marks that commit as reposync's own.
+//! what marks that commit as reposync's own. The audit trail has an age of its own, usually
+//! far longer: who changed what is asked about long after the change's history is gone.
 
 use std::time::Duration;
 
 use crate::error::StoreError;
 use crate::store::Store;
+
+/// How long each kind of history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionAges {
+    /// Finished tasks, commit attempts, changesets read back, commits read from Git and
+    /// resolved sync errors.
+    pub history: Duration,
+    /// Audit events.
+    pub audit: Duration,
+}
 
 /// How many rows of each kind one pruning removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,21 +29,33 @@ pub struct HistoryPruned {
     pub changesets: u64,
     pub commits_read: u64,
     pub resolved_errors: u64,
+    pub audit_events: u64,
 }
 
 impl HistoryPruned {
     pub fn total(&self) -> u64 {
-        self.tasks + self.attempts + self.changesets + self.commits_read + self.resolved_errors
+        self.tasks
+            + self.attempts
+            + self.changesets
+            + self.commits_read
+            + self.resolved_errors
+            + self.audit_events
     }
 }
 
+/// The time `age` before `now`, in milliseconds.
+fn cutoff(now: i64, age: Duration) -> i64 {
+    now.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
+}
+
 impl Store {
-    /// Removes the history that ended more than `age` ago by the store's clock: finished
-    /// tasks, finished commit attempts, pushed changesets read back, commits read from Git,
-    /// and resolved sync errors; in one transaction.
-    pub async fn prune_history(&self, age: Duration) -> Result<HistoryPruned, StoreError> {
-        let age = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
-        let before = self.now().saturating_sub(age);
+    /// Removes, in one transaction, the history that ended more than `ages.history` ago by
+    /// the store's clock (finished tasks, finished commit attempts, pushed changesets read
+    /// back, commits read from Git, and resolved sync errors) and the audit events recorded
+    /// more than `ages.audit` ago.
+    pub async fn prune_history(&self, ages: RetentionAges) -> Result<HistoryPruned, StoreError> {
+        let now = self.now();
+        let before = cutoff(now, ages.history);
         let mut tx = self.begin_write().await?;
         let resolved_errors = sqlx::query(
             "DELETE FROM sync_errors WHERE resolved_at IS NOT NULL AND resolved_at < $1",
@@ -80,6 +103,11 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        let audit_events = sqlx::query("DELETE FROM audit_events WHERE at < $1")
+            .bind(cutoff(now, ages.audit))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(HistoryPruned {
             tasks,
@@ -87,6 +115,7 @@ impl Store {
             changesets,
             commits_read,
             resolved_errors,
+            audit_events,
         })
     }
 }

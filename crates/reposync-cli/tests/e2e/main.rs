@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `reposync` binary against real git servers (HTTPS and SSH),
 //! one test binary so that the suite links once.
 
+mod audit;
 mod cli;
 mod common;
 mod connectors;

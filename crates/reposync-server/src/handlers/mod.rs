@@ -1,6 +1,7 @@
 //! Handlers, one module per resource.
 
 pub mod apps;
+pub mod audit;
 pub mod connectors;
 pub mod delegates;
 pub mod health;

@@ -1,5 +1,6 @@
 //! The store against real SQLite files. One test binary so that the suite links once.
 
+mod audit;
 mod entities;
 mod store;
 mod sync;

@@ -1351,7 +1351,10 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
         .expect("read back");
 
     let day = 24 * 60 * 60 * 1000;
-    let ninety_days = std::time::Duration::from_secs(90 * 24 * 60 * 60);
+    let ninety_days = reposync_store::RetentionAges {
+        history: std::time::Duration::from_secs(90 * 24 * 60 * 60),
+        audit: std::time::Duration::from_secs(400 * 24 * 60 * 60),
+    };
     clock.advance(89 * day);
     let early = store.prune_history(ninety_days).await.expect("prune");
     assert_eq!(early.total(), 0, "nothing is old enough yet: {early:?}");
