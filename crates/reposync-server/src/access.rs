@@ -190,11 +190,35 @@ pub fn policy(method: &Method, route: &str) -> Option<&'static Policy> {
         .find(|p| p.method == *method && p.route == route)
 }
 
-/// What the layer found out about a request: the scopes it touches and what it acts on.
+/// What the layer found out about a request: the scopes it touches, what it acts on, and for
+/// changes of rights, what they change.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
     pub scopes: Vec<Scope>,
     pub target: Option<String>,
+    pub change: Option<String>,
+}
+
+/// The body fields whose values the audit trail notes, for the use cases that change rights:
+/// never a field that holds a secret (a password is noted only as set).
+fn noted_fields(use_case: &str) -> &'static [&'static str] {
+    match use_case {
+        "user.create" | "user.update" => &["role", "apps", "email", "disabled"],
+        "token.create" | "user.token.create" => &["role", "expires_in_seconds"],
+        _ => &[],
+    }
+}
+
+/// `role=editor apps=["Shop"] password=set`: what a change of rights asked for.
+fn change_of_rights(use_case: &str, body: &Value) -> Option<String> {
+    let mut noted: Vec<String> = noted_fields(use_case)
+        .iter()
+        .filter_map(|field| body.get(*field).map(|value| format!("{field}={value}")))
+        .collect();
+    if body.get("password").is_some_and(|p| !p.is_null()) {
+        noted.push("password=set".to_owned());
+    }
+    (!noted.is_empty()).then(|| noted.join(" "))
 }
 
 impl Facts {
@@ -243,6 +267,10 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
         .iter()
         .find(|scope| caller.rights.role_in(scope) < need)
         .map(|scope| forbidden(&caller, need, scope));
+    let detail = refusal
+        .as_ref()
+        .map(|error| error.message.clone())
+        .or_else(|| facts.change.clone());
     let response = match refusal {
         Some(error) => axum::response::IntoResponse::into_response(error),
         None => {
@@ -252,8 +280,17 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
         }
     };
     if method != Method::GET {
-        crate::audit::record_request(&state, &caller, client, policy, &facts, response.status())
-            .await;
+        let status = response.status();
+        crate::audit::record_request(
+            &state,
+            &caller,
+            client,
+            policy,
+            &facts,
+            status,
+            detail.as_deref(),
+        )
+        .await;
     }
     response
 }
@@ -325,6 +362,7 @@ async fn facts(
     request: Request,
 ) -> Result<(Request, Facts), AppError> {
     let needs_body = matches!(policy.target, From::Body(_))
+        || !noted_fields(policy.use_case).is_empty()
         || matches!(
             policy.touches,
             Touches::App(From::Body(_)) | Touches::Path(From::Body(_)) | Touches::ImportedFiles
@@ -424,5 +462,15 @@ async fn facts(
             format!("{files} file(s)")
         })
     });
-    Ok((Request::from_parts(parts, body), Facts { scopes, target }))
+    let change = json
+        .as_ref()
+        .and_then(|body| change_of_rights(policy.use_case, body));
+    Ok((
+        Request::from_parts(parts, body),
+        Facts {
+            scopes,
+            target,
+            change,
+        },
+    ))
 }

@@ -2,14 +2,17 @@
 //! how it ended. The access layer records every write through here, and the login handler
 //! its attempts; nothing here ever sees a secret value, a password or a token.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request};
+use axum::http::StatusCode;
 use axum::serve::IncomingStream;
-use reposync_core::users::Caller;
+use reposync_core::users::{Caller, LoginFailed, LoginRefusal};
+use reposync_store::{ActorKind, AuditOutcome, NewAuditEvent};
 
 use crate::access::{Facts, Policy};
+use crate::error::AppError;
 use crate::state::AppState;
 
 /// The TCP peer of a connection, as every request on it knows it: plain or TLS alike.
@@ -30,57 +33,102 @@ impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for ClientAddr {
 
 /// The address of the client that sent a request: the TCP peer. Behind a reverse proxy this
 /// is the proxy's.
-pub fn client_address(request: &Request) -> Option<String> {
+pub fn client_address(request: &Request) -> Option<IpAddr> {
     request
         .extensions()
         .get::<ConnectInfo<ClientAddr>>()
-        .map(|ConnectInfo(ClientAddr(addr))| addr.ip().to_string())
+        .map(|ConnectInfo(ClientAddr(addr))| addr.ip())
 }
 
-/// Records a write request and its answer.
+/// How a request ended, for the audit trail: its status read as an outcome.
+fn outcome(status: StatusCode) -> AuditOutcome {
+    if status.is_success() {
+        AuditOutcome::Accepted
+    } else if status.is_client_error() {
+        AuditOutcome::Refused
+    } else {
+        AuditOutcome::Failed
+    }
+}
+
+/// Records an event; a failure to record is logged, and never fails the request it is about.
+async fn record(state: &AppState, event: &NewAuditEvent<'_>) {
+    if let Err(error) = state.store.record_audit(event).await {
+        tracing::error!(%error, use_case = event.use_case, "cannot record an audit event");
+    }
+}
+
+/// Records a write request and its answer: accepted, refused (with the refusal's reason when
+/// the access layer gave one) or failed.
 pub async fn record_request(
     state: &AppState,
     caller: &Caller,
-    client: Option<String>,
+    client: Option<IpAddr>,
     policy: &Policy,
     facts: &Facts,
-    status: axum::http::StatusCode,
+    status: StatusCode,
+    detail: Option<&str>,
 ) {
-    let _ = state;
-    tracing::info!(
-        user = %caller.user,
-        token = caller.token,
-        client = client.as_deref().unwrap_or("-"),
-        use_case = policy.use_case,
-        target = facts.target.as_deref().unwrap_or("-"),
-        app = facts.app().unwrap_or("-"),
-        status = status.as_u16(),
-        "audit"
-    );
+    let event = NewAuditEvent {
+        actor_kind: ActorKind::User,
+        actor: caller.user.as_str(),
+        token: Some(&caller.token),
+        client_addr: client,
+        use_case: policy.use_case,
+        target: facts.target.as_deref(),
+        app: facts.app(),
+        outcome: outcome(status),
+        status: Some(status.as_u16()),
+        detail,
+    };
+    record(state, &event).await;
 }
 
-/// Records a login attempt: accepted with the token it made, or refused, and when it locked
+/// Records a login attempt: accepted, with the token it made, or refused; when it locked
 /// someone out, the details admins need.
 pub async fn record_login(
     state: &AppState,
     user: &str,
-    client: Option<String>,
-    outcome: Result<&str, &reposync_core::users::LoginFailed>,
+    client: Option<IpAddr>,
+    outcome: Result<&str, &LoginFailed>,
 ) {
-    let _ = state;
-    match outcome {
-        Ok(token) => tracing::info!(
-            user,
-            token,
-            client = client.as_deref().unwrap_or("-"),
-            "audit: login"
+    let (actor_kind, result, status, detail) = match outcome {
+        Ok(token) => (
+            ActorKind::User,
+            AuditOutcome::Accepted,
+            StatusCode::CREATED,
+            format!("made token {token:?}"),
         ),
-        Err(failed) => tracing::warn!(
-            user,
-            client = client.as_deref().unwrap_or("-"),
-            refusal = ?failed.refusal,
-            locked_out = failed.locked_out.as_deref().unwrap_or("-"),
-            "audit: login refused"
-        ),
-    }
+        Err(failed) => {
+            let reason = match &failed.refusal {
+                LoginRefusal::Blocked { until } => format!(
+                    "refused unchecked: too many failed logins, blocked until {}",
+                    reposync_api::timestamp(*until)
+                ),
+                LoginRefusal::WrongCredentials => {
+                    "wrong user name or password (or a user without a password)".to_owned()
+                }
+                LoginRefusal::Disabled => "the user is disabled".to_owned(),
+            };
+            let detail = match &failed.locked_out {
+                Some(lockout) => format!("{reason}; locked out: {lockout}"),
+                None => reason,
+            };
+            let status = AppError::from(failed.error.clone()).status;
+            (ActorKind::Anonymous, AuditOutcome::Refused, status, detail)
+        }
+    };
+    let event = NewAuditEvent {
+        actor_kind,
+        actor: user,
+        token: None,
+        client_addr: client,
+        use_case: "login",
+        target: Some(user),
+        app: None,
+        outcome: result,
+        status: Some(status.as_u16()),
+        detail: Some(&detail),
+    };
+    record(state, &event).await;
 }

@@ -181,6 +181,23 @@ pub async fn reset_admin(config: &ServerConfig, user: &str) -> Result<AdminReset
     let token = users::reset_admin(&store, user)
         .await
         .map_err(|e| BootstrapError::Reset(e.to_string()))?;
+    let audited = store
+        .record_audit(&reposync_store::NewAuditEvent {
+            actor_kind: reposync_store::ActorKind::System,
+            actor: "reposync admin reset",
+            token: None,
+            client_addr: None,
+            use_case: "admin.reset",
+            target: Some(user),
+            app: None,
+            outcome: reposync_store::AuditOutcome::Accepted,
+            status: None,
+            detail: Some("a new admin token was issued from the data directory; every earlier token of this user is revoked"),
+        })
+        .await;
+    if let Err(error) = audited {
+        tracing::error!(%error, "cannot record the admin reset in the audit trail");
+    }
     let token_file = if user == users::FIRST_ADMIN {
         let path = data_dir.join(TOKEN_FILE_NAME);
         write_token_file(&path, token.expose())?;

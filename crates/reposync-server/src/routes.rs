@@ -13,8 +13,7 @@ use crate::error::AppError;
 use crate::handlers::openapi::Document;
 use crate::handlers::{
     apps, audit, connectors, delegates, health, metrics, openapi, secrets, sync, tasks, tree,
-    users,
-    webhooks,
+    users, webhooks,
 };
 use crate::state::AppState;
 

@@ -47,11 +47,12 @@ pub async fn login(
 ) -> Result<(StatusCode, Json<TokenView>), AppError> {
     let client = crate::audit::client_address(&request);
     let ApiJson(login) = ApiJson::<LoginRequest>::from_request(request, &state).await?;
+    let address = client.map(|ip| ip.to_string());
     match users::login(
         &state.store,
         &login.user,
         &login.password,
-        client.as_deref(),
+        address.as_deref(),
     )
     .await
     {
