@@ -42,7 +42,7 @@ struct Cli {
         help_heading = GLOBAL
     )]
     server: String,
-    /// The reposync API token (`rs_…`), never a Bitbucket token or password; by default the
+    /// The reposync API token (`rsp_…`), never a Bitbucket token or password; by default the
     /// token file of the local data directory is read. `--token` is an alias.
     #[arg(
         long = "api-token",

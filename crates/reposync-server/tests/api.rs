@@ -137,7 +137,7 @@ async fn health_needs_no_token_but_the_api_does() {
         .expect("readyz");
     assert_eq!(ready.status(), StatusCode::OK);
 
-    for token in [None, Some("rs_not-a-real-token")] {
+    for token in [None, Some("rsp_not-a-real-token")] {
         let mut request = api.http.get(format!("{}/api/v1/secrets", api.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);

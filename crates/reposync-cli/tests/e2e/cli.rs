@@ -417,7 +417,7 @@ fn the_port_opens_only_once_the_server_is_ready() {
     }
     let token_file = data.join("admin.token");
     assert!(
-        std::fs::read_to_string(&token_file).is_ok_and(|t| t.starts_with("rs_")),
+        std::fs::read_to_string(&token_file).is_ok_and(|t| t.starts_with("rsp_")),
         "the token file is written before the port opens"
     );
     // Ready means the database answers and every background worker runs.
@@ -784,7 +784,7 @@ fn login_remembers_the_server_from_any_directory_and_logout_forgets_it() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("reposync login --server URL"), "{stderr}");
 
-    let (code, _, stderr) = run(&["login", "--server", &app.url], Some("rs_not-the-token\n"));
+    let (code, _, stderr) = run(&["login", "--server", &app.url], Some("rsp_not-the-token\n"));
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("nothing was saved"), "{stderr}");
     let file = home.path().join(".config/reposync/login.json");

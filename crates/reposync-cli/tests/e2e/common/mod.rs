@@ -81,7 +81,7 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let (server, url, token, transcript, server_log) =
             start_server(dir.path(), "127.0.0.1:0", extra_args);
-        assert!(token.starts_with("rs_"), "no admin token printed");
+        assert!(token.starts_with("rsp_"), "no admin token printed");
         TestApp {
             dir,
             url,
@@ -360,7 +360,7 @@ fn start_server(
         });
         printed.push_str(&line);
         printed.push('\n');
-        if line.starts_with("rs_") {
+        if line.starts_with("rsp_") {
             token = line.trim().to_owned();
         }
         if let Some(address) = line.strip_prefix("reposync listening on ") {
