@@ -192,10 +192,11 @@ pub struct ConnectorFlags {
     /// Generate a webhook URL and HMAC secret.
     #[arg(long)]
     generate_webhook_url: bool,
-    /// Author (and committer) name of the commits Git Sync pushes.
+    /// Author and committer name of the commits Git Sync pushes (only their committer where
+    /// --author-from-user makes a person the author).
     #[arg(long)]
     author_name: Option<String>,
-    /// Author (and committer) e-mail address of the commits Git Sync pushes.
+    /// Author and committer e-mail address of the commits Git Sync pushes (see --author-name).
     #[arg(long)]
     author_email: Option<String>,
     /// First line of the commits Git Sync pushes, instead of "Git Sync from reposync".
