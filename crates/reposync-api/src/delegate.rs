@@ -19,7 +19,8 @@ pub struct DelegateTask {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TaskSpec {
     TestConnection(TestConnectionSpec),
-    Sync(SyncSpec),
+    /// Boxed: a commit job is much larger than a Test. The JSON is the same.
+    Sync(Box<SyncSpec>),
 }
 
 /// Git Sync work on one branch, in the delegate's reusable local clone of it.
@@ -321,7 +322,7 @@ mod tests {
         };
         let push = DelegateTask {
             id: TaskId::new("t1"),
-            spec: TaskSpec::Sync(SyncSpec {
+            spec: TaskSpec::Sync(Box::new(SyncSpec {
                 target: SyncTarget {
                     url: "https://example.com/r.git".into(),
                     branch: "main".into(),
@@ -344,7 +345,7 @@ mod tests {
                 },
                 auth: auth.clone(),
                 timeout_secs: 120,
-            }),
+            })),
         };
         frozen(
             &push,

@@ -324,7 +324,7 @@ mod tests {
     use super::*;
 
     fn sync_task(branch: &str, job: SyncJob) -> TaskSpec {
-        TaskSpec::Sync(SyncSpec {
+        TaskSpec::Sync(Box::new(SyncSpec {
             target: SyncTarget {
                 // Nothing listens there: a task that got as far as git would fail otherwise.
                 url: "https://127.0.0.1:9/repo.git".into(),
@@ -338,7 +338,7 @@ mod tests {
                 ca_certificate: None,
             },
             timeout_secs: 5,
-        })
+        }))
     }
 
     fn failure_of(outcome: &TaskOutcome) -> (String, String) {
