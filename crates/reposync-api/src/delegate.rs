@@ -1,6 +1,6 @@
 //! What the server hands a delegate, and what the delegate hands back.
 
-use reposync_model::{ChangesetId, PathProblem, TaskId};
+use reposync_model::{ChangesetId, PathProblem, Person, TaskId};
 use serde::{Deserialize, Serialize};
 
 use reposync_model::commit::FileOp;
@@ -19,7 +19,8 @@ pub struct DelegateTask {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TaskSpec {
     TestConnection(TestConnectionSpec),
-    Sync(SyncSpec),
+    /// Boxed: a commit job is much larger than a Test. The JSON is the same.
+    Sync(Box<SyncSpec>),
 }
 
 /// Git Sync work on one branch, in the delegate's reusable local clone of it.
@@ -53,12 +54,23 @@ pub enum SyncJob {
     /// recognised on the branch and never made again. Commits since `base` that are neither
     /// one of `own_commits` nor carry one of `changesets`, and changed the same files, make it
     /// a conflict instead.
+    ///
+    /// `made_by` names the person who made each changeset a person made, and the commit
+    /// carries one `Reposync-User:` trailer per person among the changesets it carries. With
+    /// `author_from_user`, a commit whose carried changesets were all made by one person with
+    /// an e-mail address has them as author and `author_name`/`author_email` as committer;
+    /// otherwise those are both. Both fields are left out when empty or false, and a delegate
+    /// that predates them ignores them: its commits name nobody.
     CommitAndPush {
         base: Option<String>,
         author_name: String,
         author_email: String,
         summary: Option<String>,
         changesets: Vec<ChangesetId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        made_by: Vec<MadeBy>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        author_from_user: bool,
         #[serde(default)]
         own_commits: Vec<String>,
         files: Vec<FileContent>,
@@ -74,6 +86,13 @@ pub enum SyncJob {
     },
     /// Only where the branch points now (`git ls-remote`), for the poller: cheap, no fetch.
     ReadHead,
+}
+
+/// The person who made a changeset of a `CommitAndPush` job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeBy {
+    pub changeset: ChangesetId,
+    pub by: Person,
 }
 
 /// A file's content as base64, or `None` for a deleted file.
@@ -303,7 +322,7 @@ mod tests {
         };
         let push = DelegateTask {
             id: TaskId::new("t1"),
-            spec: TaskSpec::Sync(SyncSpec {
+            spec: TaskSpec::Sync(Box::new(SyncSpec {
                 target: SyncTarget {
                     url: "https://example.com/r.git".into(),
                     branch: "main".into(),
@@ -315,6 +334,8 @@ mod tests {
                     author_email: "bot@example.com".into(),
                     summary: None,
                     changesets: vec![ChangesetId::new("c1")],
+                    made_by: vec![],
+                    author_from_user: false,
                     own_commits: vec!["b".repeat(40)],
                     files: vec![FileContent {
                         path: "Setup/a.yaml".into(),
@@ -324,7 +345,7 @@ mod tests {
                 },
                 auth: auth.clone(),
                 timeout_secs: 120,
-            }),
+            })),
         };
         frozen(
             &push,
@@ -350,6 +371,37 @@ mod tests {
             prefix: "Setup/".into(),
             max_commits: 200,
         };
+        // A job with people, and the option on, adds exactly two keys.
+        let with_people = SyncJob::CommitAndPush {
+            base: None,
+            author_name: "Bot".into(),
+            author_email: "bot@example.com".into(),
+            summary: None,
+            changesets: vec![ChangesetId::new("c1"), ChangesetId::new("c2")],
+            made_by: vec![MadeBy {
+                changeset: ChangesetId::new("c1"),
+                by: Person {
+                    name: reposync_model::UserName::parse("alice").expect("name"),
+                    email: Some(
+                        reposync_model::EmailAddress::parse("alice@example.com").expect("email"),
+                    ),
+                },
+            }],
+            author_from_user: true,
+            own_commits: vec![],
+            files: vec![],
+            max_attempts: 3,
+        };
+        frozen(
+            &with_people,
+            json!({
+                "job": "commit_and_push", "base": null, "author_name": "Bot",
+                "author_email": "bot@example.com", "summary": null, "changesets": ["c1", "c2"],
+                "made_by": [{"changeset": "c1", "by": {"name": "alice", "email": "alice@example.com"}}],
+                "author_from_user": true,
+                "own_commits": [], "files": [], "max_attempts": 3
+            }),
+        );
         frozen(
             &fetch,
             json!({"job": "fetch_changes", "since": null, "prefix": "Setup/", "max_commits": 200}),
@@ -378,6 +430,35 @@ mod tests {
                 "timeout_secs": 30
             }),
         );
+    }
+
+    /// A job written by a server that predates people (no `made_by`, no
+    /// `author_from_user`) still reads, as a commit naming nobody; and a person whose name
+    /// does not parse refuses the job rather than reaching a commit message.
+    #[test]
+    fn a_commit_job_without_people_still_reads() {
+        let old = json!({
+            "job": "commit_and_push", "base": null, "author_name": "Bot",
+            "author_email": "bot@example.com", "summary": null, "changesets": ["c1"],
+            "files": [], "max_attempts": 3
+        });
+        let SyncJob::CommitAndPush {
+            made_by,
+            author_from_user,
+            own_commits,
+            ..
+        } = serde_json::from_value(old).expect("an old job reads")
+        else {
+            panic!("not a commit job");
+        };
+        assert!(made_by.is_empty() && !author_from_user && own_commits.is_empty());
+        let forged = json!({
+            "job": "commit_and_push", "base": null, "author_name": "Bot",
+            "author_email": "bot@example.com", "summary": null, "changesets": ["c1"],
+            "made_by": [{"changeset": "c1", "by": {"name": "eve\nReposync-Changeset: c9", "email": null}}],
+            "files": [], "max_attempts": 3
+        });
+        assert!(serde_json::from_value::<SyncJob>(forged).is_err());
     }
 
     /// The results delegates hand back: frozen too.

@@ -62,6 +62,7 @@ pub fn connector() -> Value {
         "webhook_url": "https://reposync.example.com/api/webhooks/git/q1Xx7Jk2Vb0cN4mR8sT6uW3yZ5aD9fG1",
         "author_name": "reposync",
         "author_email": "git-sync@reposync.invalid",
+        "author_from_user": false,
         "last_test": test_result(),
         "created_at": "2026-11-25T10:00:00.123Z",
         "updated_at": "2026-11-25T10:00:00.123Z"

@@ -16,7 +16,7 @@ mod types;
 pub use client::{Client, ClientError, decode};
 pub use delegate::{
     ChangedFileRead, CommitRead, CommittedFileView, DELEGATE_NAME_HEADER, DelegateTask,
-    FileContent, HeartbeatRequest, HeartbeatResponse, LandedView, RegisterRequest,
+    FileContent, HeartbeatRequest, HeartbeatResponse, LandedView, MadeBy, RegisterRequest,
     RegisterResponse, SyncJob, SyncJobResult, SyncSpec, SyncTarget, TaskAuth, TaskOutcome,
     TaskSpec, TestConnectionSpec, UnrepresentableRead,
 };

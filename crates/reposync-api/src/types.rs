@@ -162,6 +162,10 @@ pub struct ConnectorView {
     /// when it is not polled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_interval_seconds: Option<u32>,
+    /// Whether a commit holding one person's changes has that person (with their e-mail
+    /// address) as author, and the connector's author as committer.
+    #[serde(default)]
+    pub author_from_user: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_test: Option<TestResult>,
     pub created_at: String,

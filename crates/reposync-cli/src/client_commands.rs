@@ -125,6 +125,9 @@ pub enum ConnectorCommand {
         /// Turn the webhook URL off.
         #[arg(long, conflicts_with = "generate_webhook_url")]
         no_webhook_url: bool,
+        /// Make every commit's author the connector's again (see --author-from-user).
+        #[arg(long, conflicts_with = "author_from_user")]
+        no_author_from_user: bool,
     },
     /// Delete a connector.
     Delete {
@@ -189,10 +192,11 @@ pub struct ConnectorFlags {
     /// Generate a webhook URL and HMAC secret.
     #[arg(long)]
     generate_webhook_url: bool,
-    /// Author (and committer) name of the commits Git Sync pushes.
+    /// Author and committer name of the commits Git Sync pushes (only their committer where
+    /// --author-from-user makes a person the author).
     #[arg(long)]
     author_name: Option<String>,
-    /// Author (and committer) e-mail address of the commits Git Sync pushes.
+    /// Author and committer e-mail address of the commits Git Sync pushes (see --author-name).
     #[arg(long)]
     author_email: Option<String>,
     /// First line of the commits Git Sync pushes, instead of "Git Sync from reposync".
@@ -209,6 +213,11 @@ pub struct ConnectorFlags {
     /// server's `--poll-interval`.
     #[arg(long, value_name = "SECONDS", value_parser = parse_poll_interval)]
     poll_interval: Option<PollInterval>,
+    /// Make a commit that holds only one person's changes theirs: their name and e-mail
+    /// address as its author, with the connector's author as committer. Commits of several
+    /// people, or of a person without an address, keep the connector's author.
+    #[arg(long)]
+    author_from_user: bool,
 }
 
 /// `--poll-interval`: a number of seconds, or the server's interval.
@@ -264,6 +273,9 @@ impl ConnectorFlags {
         }
         if self.generate_webhook_url {
             body.insert("generate_webhook_url".into(), json!(true));
+        }
+        if self.author_from_user {
+            body.insert("author_from_user".into(), json!(true));
         }
         match self.poll_interval {
             Some(PollInterval::Seconds(seconds)) => {
@@ -380,6 +392,7 @@ pub(crate) const CONNECTOR_FLAGS: &[(&str, &str)] = &[
     ("known_hosts", "--known-hosts-file"),
     ("ca_certificate", "--ca-file"),
     ("poll_interval_seconds", "--poll-interval"),
+    ("author_from_user", "--author-from-user"),
     ("repo", "--repo"),
 ];
 
@@ -612,6 +625,7 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
             test,
             clear_selectors,
             no_webhook_url,
+            no_author_from_user,
         } => {
             let mut body = flags.to_json()?;
             if clear_selectors {
@@ -619,6 +633,9 @@ pub async fn connector(command: ConnectorCommand, globals: &Globals) -> anyhow::
             }
             if no_webhook_url {
                 body.insert("generate_webhook_url".into(), json!(false));
+            }
+            if no_author_from_user {
+                body.insert("author_from_user".into(), json!(false));
             }
             if body.is_empty() {
                 bail!(
@@ -866,6 +883,17 @@ fn print_connector(c: &ConnectorView) {
         (
             "Author",
             Some(format!("{} <{}>", c.author_name, c.author_email)),
+        ),
+        (
+            "Author from user",
+            Some(
+                if c.author_from_user {
+                    "on (a commit of one person's changes is theirs; the author above commits it)"
+                } else {
+                    "off"
+                }
+                .to_owned(),
+            ),
         ),
         ("Commit message", c.commit_message.clone()),
         (

@@ -3,21 +3,23 @@
 use std::collections::BTreeMap;
 
 use reposync_api::{AppSync, AppView};
-use reposync_model::EntityName;
 use reposync_model::scope::{app_folder, app_index};
 use reposync_model::tree::EntityKind;
 use reposync_model::yaml::{Document, Limits, Mapping, Node, emit, parse};
+use reposync_model::{EntityName, Person};
 use reposync_store::Store;
 
 use crate::connections::target;
 use crate::error::{CoreError, ErrorKind};
 use crate::tree::{TreeEdit, TreeOutcome, apply_edit};
 
-/// Creates an application: its `Index.yaml`, in the canonical format.
+/// Creates an application: its `Index.yaml`, in the canonical format. `by` is the person
+/// creating it.
 pub async fn create(
     store: &Store,
     name: &str,
     description: Option<&str>,
+    by: Option<&Person>,
 ) -> Result<TreeOutcome, CoreError> {
     let name = EntityName::parse(name)?;
     refuse_existing(store, &name).await?;
@@ -31,6 +33,7 @@ pub async fn create(
     tracing::info!(app = %name, "creating application");
     let edit = TreeEdit {
         files: vec![(app_index(name.as_str()), content)],
+        by: by.cloned(),
         ..TreeEdit::default()
     };
     Ok(apply_edit(store, edit).await?)
@@ -75,8 +78,13 @@ pub async fn show(store: &Store, name: &str) -> Result<AppView, CoreError> {
     Ok(view)
 }
 
-/// Renames an application: its whole folder moves, in one batch.
-pub async fn rename(store: &Store, old: &str, new: &str) -> Result<TreeOutcome, CoreError> {
+/// Renames an application: its whole folder moves, in one batch, as `by`.
+pub async fn rename(
+    store: &Store,
+    old: &str,
+    new: &str,
+    by: Option<&Person>,
+) -> Result<TreeOutcome, CoreError> {
     let old = EntityName::parse(old)?;
     let new = EntityName::parse(new)?;
     let files = store.list_entities(Some(old.as_str())).await?;
@@ -97,13 +105,18 @@ pub async fn rename(store: &Store, old: &str, new: &str) -> Result<TreeOutcome, 
     let edit = TreeEdit {
         files: moved,
         deletes,
+        by: by.cloned(),
         ..TreeEdit::default()
     };
     Ok(apply_edit(store, edit).await?)
 }
 
-/// Deletes an application and everything in its folder.
-pub async fn delete(store: &Store, name: &str) -> Result<TreeOutcome, CoreError> {
+/// Deletes an application and everything in its folder, as `by`.
+pub async fn delete(
+    store: &Store,
+    name: &str,
+    by: Option<&Person>,
+) -> Result<TreeOutcome, CoreError> {
     let name = EntityName::parse(name)?;
     let paths: Vec<String> = store
         .list_entities(Some(name.as_str()))
@@ -117,6 +130,7 @@ pub async fn delete(store: &Store, name: &str) -> Result<TreeOutcome, CoreError>
     tracing::info!(app = %name, files = paths.len(), "deleting application");
     let edit = TreeEdit {
         deletes: paths,
+        by: by.cloned(),
         ..TreeEdit::default()
     };
     Ok(apply_edit(store, edit).await?)

@@ -4,7 +4,7 @@
 use reposync_api::{ConnectorDraft, ConnectorPatch};
 use reposync_model::tree::{EntityKind, EntityPath};
 use reposync_model::{
-    ConnectorScope, EntityName, GitConnector, RepoSlug, RepoUrl, TaskId, connector_yaml,
+    ConnectorScope, EntityName, GitConnector, Person, RepoSlug, RepoUrl, TaskId, connector_yaml,
 };
 use reposync_store::{
     ConnectorRecord, ConnectorWrite, Store, TaskRecord, WebhookChange, WebhookCredentials,
@@ -28,12 +28,14 @@ pub struct Saved {
 }
 
 /// Creates a connector (and its webhook credentials, when it asks for a webhook URL).
-/// `tested_by` is the Test run on it before it was saved, whose result becomes its last Test.
+/// `tested_by` is the Test run on it before it was saved, whose result becomes its last Test;
+/// `by` is the person creating it.
 pub async fn create(
     store: &Store,
     delegates: &dyn Delegates,
     draft: &ConnectorDraft,
     tested_by: Option<&TaskId>,
+    by: Option<&Person>,
 ) -> Result<Saved, CoreError> {
     let spec = GitConnector::parse_new(draft)?;
     let (change, fresh_webhook) = if spec.generate_webhook_url {
@@ -41,7 +43,7 @@ pub async fn create(
     } else {
         (WebhookChange::Keep, None)
     };
-    let connector = store.create_connector(&spec, change).await?;
+    let connector = store.create_connector(&spec, change, by).await?;
     tracing::info!(connector = %spec.name, provider = %spec.provider, "created connector");
     let connector = adopt_test(store, delegates, connector, tested_by).await?;
     Ok(Saved {
@@ -55,13 +57,15 @@ pub async fn create(
 
 /// Applies a PATCH to a connector. A rename rewrites every file that names it (an
 /// application's `gitConnector`, a trigger's) in the same batch. `tested_by` is the Test run
-/// on the connector as changed, before it was saved, whose result becomes its last Test.
+/// on the connector as changed, before it was saved, whose result becomes its last Test; `by`
+/// is the person changing it.
 pub async fn update(
     store: &Store,
     delegates: &dyn Delegates,
     name: &str,
     patch: &ConnectorPatch,
     tested_by: Option<&TaskId>,
+    by: Option<&Person>,
 ) -> Result<Saved, CoreError> {
     let name = EntityName::parse(name)?;
     let current = store.get_connector(&name).await?;
@@ -94,6 +98,7 @@ pub async fn update(
     let edit = TreeEdit {
         files: referrers,
         connectors: vec![ConnectorWrite::update(&current, spec.clone(), change)],
+        by: by.cloned(),
         ..TreeEdit::default()
     };
     let report = apply_edit(store, edit).await?.into_result()?;
@@ -114,8 +119,12 @@ pub async fn update(
     })
 }
 
-/// Deletes a connector, unless files still name it.
-pub async fn delete(store: &Store, name: &str) -> Result<EntityName, CoreError> {
+/// Deletes a connector, unless files still name it. `by` is the person deleting it.
+pub async fn delete(
+    store: &Store,
+    name: &str,
+    by: Option<&Person>,
+) -> Result<EntityName, CoreError> {
     let name = EntityName::parse(name)?;
     // The connector is also the Source Repo Provider file that applications name in
     // `gitConnector`; it cannot go while they do.
@@ -131,7 +140,7 @@ pub async fn delete(store: &Store, name: &str) -> Result<EntityName, CoreError> 
             ),
         ));
     }
-    store.delete_connector(&name).await?;
+    store.delete_connector(&name, by).await?;
     tracing::info!(connector = %name, "deleted connector");
     Ok(name)
 }
@@ -149,10 +158,12 @@ pub async fn webhook(
     Ok((store.get_connector(&name).await?, credentials))
 }
 
-/// Replaces the webhook URL token and HMAC secret; the old URL stops working at once.
+/// Replaces the webhook URL token and HMAC secret; the old URL stops working at once. `by` is
+/// the person asking.
 pub async fn regenerate_webhook(
     store: &Store,
     name: &str,
+    by: Option<&Person>,
 ) -> Result<WebhookCredentials, CoreError> {
     let name = EntityName::parse(name)?;
     let current = store.get_connector(&name).await?;
@@ -169,6 +180,7 @@ pub async fn regenerate_webhook(
                 credentials,
                 token_hash,
             },
+            by,
         )
         .await?;
     tracing::info!(connector = %name, "regenerated webhook credentials");
@@ -177,11 +189,13 @@ pub async fn regenerate_webhook(
 
 /// Turns the HMAC signature of webhook deliveries on (with a new secret) or off, keeping the
 /// URL. Off is for senders that cannot sign: the Post Webhooks plugin and the Post-Receive
-/// hook of Bitbucket Server; the URL token alone then authenticates, as in Harness.
+/// hook of Bitbucket Server; the URL token alone then authenticates, as in Harness. `by` is
+/// the person asking.
 pub async fn set_webhook_signature(
     store: &Store,
     name: &str,
     required: bool,
+    by: Option<&Person>,
 ) -> Result<WebhookCredentials, CoreError> {
     let (current, existing) = webhook(store, name).await?;
     let secret = if required {
@@ -201,6 +215,7 @@ pub async fn set_webhook_signature(
                 token_hash: hash_token(&credentials.token),
                 credentials: credentials.clone(),
             },
+            by,
         )
         .await?;
     tracing::info!(connector = %current.spec.name, required, "set webhook signature");

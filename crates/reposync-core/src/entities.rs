@@ -7,7 +7,7 @@ use reposync_api::TreeFile;
 use reposync_model::connector_yaml::MappedManagers;
 use reposync_model::tree::{EntityKind, EntityPath, PathClass, classify};
 use reposync_model::validate::TreeProblem;
-use reposync_model::{EntityName, RepoPath, connector_yaml, escape_path};
+use reposync_model::{EntityName, Person, RepoPath, connector_yaml, escape_path};
 use reposync_store::{ConnectorRecord, ConnectorWrite, Store, WebhookChange};
 
 use crate::error::{CoreError, ErrorKind};
@@ -30,17 +30,20 @@ pub struct StoredFile {
 /// Files already stored and absent from the tree are left alone: an import adds and changes,
 /// it never deletes. `files` carry their contents base64-encoded, as on the wire.
 /// `map_secret_managers` names other Harness secret managers whose references Source Repo
-/// Provider files may use, read as reposync's secrets of the same name.
+/// Provider files may use, read as reposync's secrets of the same name. `by` is the person
+/// importing, whom the changesets record.
 pub async fn import(
     store: &Store,
     files: Vec<TreeFile>,
     dry_run: bool,
     map_secret_managers: &[String],
+    by: Option<&Person>,
 ) -> Result<TreeOutcome, CoreError> {
     let mapped_managers = MappedManagers::parse(map_secret_managers, "map_secret_managers")?;
     let mut edit = TreeEdit {
         dry_run,
         mapped_managers,
+        by: by.cloned(),
         ..TreeEdit::default()
     };
     for file in files {
@@ -99,22 +102,29 @@ pub async fn show(store: &Store, path: &str) -> Result<StoredFile, CoreError> {
     })
 }
 
-/// Creates or updates one file from its YAML, with the same checks as an import.
-pub async fn apply(store: &Store, path: &str, content: Vec<u8>) -> Result<TreeOutcome, CoreError> {
+/// Creates or updates one file from its YAML, with the same checks as an import, as `by`.
+pub async fn apply(
+    store: &Store,
+    path: &str,
+    content: Vec<u8>,
+    by: Option<&Person>,
+) -> Result<TreeOutcome, CoreError> {
     representable(path)?;
     let edit = TreeEdit {
         files: vec![(path.to_owned(), content)],
+        by: by.cloned(),
         ..TreeEdit::default()
     };
     Ok(apply_edit(store, edit).await?)
 }
 
 /// Deletes one file, unless others refer to it. A Source Repo Provider path deletes the
-/// connector.
-pub async fn delete(store: &Store, path: &str) -> Result<(), CoreError> {
+/// connector. `by` is the person deleting it.
+pub async fn delete(store: &Store, path: &str, by: Option<&Person>) -> Result<(), CoreError> {
     representable(path)?;
     let edit = TreeEdit {
         deletes: vec![path.to_owned()],
+        by: by.cloned(),
         ..TreeEdit::default()
     };
     apply_edit(store, edit).await?.into_result()?;
@@ -124,8 +134,13 @@ pub async fn delete(store: &Store, path: &str) -> Result<(), CoreError> {
 
 /// Renames an entity. An application, service or environment moves its whole folder; every
 /// file that refers to the entity is rewritten to the new name; all in one batch. A Source
-/// Repo Provider is its connector, renamed in place.
-pub async fn rename(store: &Store, path: &str, name: &str) -> Result<TreeOutcome, CoreError> {
+/// Repo Provider is its connector, renamed in place. `by` is the person renaming it.
+pub async fn rename(
+    store: &Store,
+    path: &str,
+    name: &str,
+    by: Option<&Person>,
+) -> Result<TreeOutcome, CoreError> {
     representable(path)?;
     let from = match classify(path)? {
         PathClass::Entity(entity) => entity,
@@ -163,7 +178,7 @@ pub async fn rename(store: &Store, path: &str, name: &str) -> Result<TreeOutcome
         .with_field("name"));
     }
     if from.kind == EntityKind::SourceRepoProvider {
-        return rename_connector(store, &from, &to).await;
+        return rename_connector(store, &from, &to, by).await;
     }
     let existing = store.get_entity(&old_path).await?;
     // What moves: the file, or the whole folder for applications, services and environments.
@@ -198,6 +213,7 @@ pub async fn rename(store: &Store, path: &str, name: &str) -> Result<TreeOutcome
     let edit = TreeEdit {
         files,
         deletes,
+        by: by.cloned(),
         ..TreeEdit::default()
     };
     Ok(apply_edit(store, edit).await?)
@@ -208,6 +224,7 @@ async fn rename_connector(
     store: &Store,
     from: &EntityPath,
     to: &EntityPath,
+    by: Option<&Person>,
 ) -> Result<TreeOutcome, CoreError> {
     let old_path = from.to_path();
     let current = connector_for_path(store, &old_path)
@@ -221,6 +238,7 @@ async fn rename_connector(
     let edit = TreeEdit {
         files: rewritten_referrers(store, from, to, &[]).await?,
         connectors: vec![ConnectorWrite::update(&current, spec, WebhookChange::Keep)],
+        by: by.cloned(),
         ..TreeEdit::default()
     };
     tracing::info!(from = %old_path, to = %to.to_path(), "renaming connector");

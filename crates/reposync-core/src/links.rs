@@ -13,7 +13,8 @@ use reposync_model::scope::{Scope, app_index};
 use reposync_model::tree::{PathClass, classify};
 use reposync_model::yaml::{Limits, Node, emit, order_top_level, parse};
 use reposync_model::{
-    BranchName, ConnectorId, ConnectorScope, EntityName, LinkId, RepoSlug, TaskId, escape_path,
+    BranchName, ConnectorId, ConnectorScope, EntityName, LinkId, Person, RepoSlug, TaskId,
+    escape_path,
 };
 use reposync_store::{
     CONNECTION_FAILED, ChangeOutcome, ConnectorRecord, Enabling, EnablingTask, EntityRecord,
@@ -21,6 +22,7 @@ use reposync_store::{
     TaskRecord, app_of_path,
 };
 use reposync_sync::{differences, result_commit};
+use serde::{Deserialize, Serialize};
 
 use crate::connections::{Delegates, check_connections, target};
 use crate::error::{CoreError, ErrorKind};
@@ -75,6 +77,27 @@ impl Initial {
     }
 }
 
+/// What an enable task records: the request, and the person who made it, whom the first
+/// changeset records when the task runs (perhaps after a restart).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnableTask {
+    pub request: SyncEnableRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Person>,
+}
+
+impl EnableTask {
+    /// Reads an enable task's payload. A task recorded by a version before people holds the
+    /// bare request, and reads as made by nobody, so a restart after an upgrade still runs it.
+    pub fn read(payload: &str) -> Result<EnableTask, serde_json::Error> {
+        serde_json::from_str::<EnableTask>(payload).or_else(|error| {
+            serde_json::from_str::<SyncEnableRequest>(payload)
+                .map(|request| EnableTask { request, by: None })
+                .map_err(|_| error)
+        })
+    }
+}
+
 fn index_path(app: &EntityName) -> String {
     app_index(app.as_str())
 }
@@ -114,11 +137,13 @@ pub fn index_with_link(
 
 /// Asks for a scope to be linked to a branch. What can be checked without git is checked now
 /// (the names, the connector, the scope not linked yet); the rest is a local task, answered at
-/// once for the client to wait on, that [`run_enable`] does. The task is the recorded intent:
-/// a crash before it ends leaves it running, and the next start runs it again.
+/// once for the client to wait on, that [`run_enable`] does. The task is the recorded intent
+/// ([`EnableTask`], with `by`, the person asking): a crash before it ends leaves it running,
+/// and the next start runs it again.
 pub async fn request_enable(
     store: &Store,
     request: &SyncEnableRequest,
+    by: Option<&Person>,
 ) -> Result<TaskRecord, CoreError> {
     let plan = plan(store, request).await?;
     let scope = Scope::of_app(plan.planned.app.as_deref());
@@ -126,7 +151,7 @@ pub async fn request_enable(
         .running_local_tasks(TaskKind::EnableSync.as_str())
         .await?
     {
-        let Ok(other) = serde_json::from_str::<SyncEnableRequest>(&running.payload) else {
+        let Ok(EnableTask { request: other, .. }) = EnableTask::read(&running.payload) else {
             continue;
         };
         let other_app = other.app.as_deref().filter(|a| !a.trim().is_empty());
@@ -141,7 +166,11 @@ pub async fn request_enable(
             ));
         }
     }
-    let payload = serde_json::to_string(request)
+    let recorded = EnableTask {
+        request: request.clone(),
+        by: by.cloned(),
+    };
+    let payload = serde_json::to_string(&recorded)
         .map_err(|e| CoreError::internal(format!("the request cannot be recorded: {e}")))?;
     let task = store
         .start_local_task(TaskKind::EnableSync.as_str(), &payload)
@@ -162,8 +191,10 @@ pub async fn run_enable(
     delegates: &dyn Delegates,
     task: &TaskRecord,
 ) -> Result<(), CoreError> {
-    let outcome = match serde_json::from_str::<SyncEnableRequest>(&task.payload) {
-        Ok(request) => enable(store, delegates, &request, &task.id).await,
+    let outcome = match EnableTask::read(&task.payload) {
+        Ok(EnableTask { request, by }) => {
+            enable(store, delegates, &request, by.as_ref(), &task.id).await
+        }
         Err(e) => Err(CoreError::internal(format!(
             "the task's request cannot be read: {e}"
         ))),
@@ -334,6 +365,7 @@ async fn enable(
     store: &Store,
     delegates: &dyn Delegates,
     request: &SyncEnableRequest,
+    by: Option<&Person>,
     task: &TaskId,
 ) -> Result<(), CoreError> {
     let Plan {
@@ -590,6 +622,7 @@ async fn enable(
                 id: task,
                 result: &render,
             }),
+            by,
         })
         .await
         .map_err(|error| match error {
@@ -609,8 +642,13 @@ async fn enable(
 }
 
 /// Ends a scope's link; changes not yet pushed stay in reposync. An application's
-/// `Index.yaml` loses the link's fields in the same step. Answers the scope that was unlinked.
-pub async fn disable(store: &Store, app: Option<&str>) -> Result<Scope, CoreError> {
+/// `Index.yaml` loses the link's fields in the same step, as a change `by` made. Answers the
+/// scope that was unlinked.
+pub async fn disable(
+    store: &Store,
+    app: Option<&str>,
+    by: Option<&Person>,
+) -> Result<Scope, CoreError> {
     let (app, link) = live_link_of(store, app).await?;
     let scope = Scope::of_app(app.as_ref().map(EntityName::as_str));
     store.disable_link(&link.id).await?;
@@ -621,6 +659,7 @@ pub async fn disable(store: &Store, app: Option<&str>) -> Result<Scope, CoreErro
         if content != stored.content {
             let edit = TreeEdit {
                 files: vec![(index_path(app), content)],
+                by: by.cloned(),
                 ..TreeEdit::default()
             };
             apply_edit(store, edit).await?.into_result()?;
@@ -729,4 +768,36 @@ fn summary(diff: &SyncDifferences) -> String {
         ));
     }
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use reposync_model::{EmailAddress, UserName};
+
+    use super::*;
+
+    /// An enable task keeps the person who asked for it through a restart, and one recorded
+    /// by a version before people (the bare request) still runs, made by nobody.
+    #[test]
+    fn an_enable_task_keeps_its_person_and_an_older_one_still_reads() {
+        let alice = Person {
+            name: UserName::parse("alice").unwrap(),
+            email: Some(EmailAddress::parse("alice@example.com").unwrap()),
+        };
+        let recorded = EnableTask {
+            request: SyncEnableRequest {
+                app: Some("Shop".into()),
+                connector: "git".into(),
+                ..SyncEnableRequest::default()
+            },
+            by: Some(alice.clone()),
+        };
+        let read = EnableTask::read(&serde_json::to_string(&recorded).unwrap()).unwrap();
+        assert_eq!(read.by, Some(alice));
+        assert_eq!(read.request.app.as_deref(), Some("Shop"));
+
+        let older = EnableTask::read(r#"{"app": "Shop", "connector": "git"}"#).unwrap();
+        assert_eq!((older.request.connector.as_str(), older.by), ("git", None));
+        assert!(EnableTask::read(r#"{"connector": 1}"#).is_err());
+    }
 }

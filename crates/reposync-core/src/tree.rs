@@ -14,7 +14,9 @@ use reposync_model::validate::{
     MappedSecret, ParsedFile, TreeProblem, TreeWarning, check_links, read_files,
 };
 use reposync_model::yaml::{Document, Limits, emit, parse};
-use reposync_model::{Credentials, EntityName, GitConnector, connector_yaml, mixed_script_warning};
+use reposync_model::{
+    Credentials, EntityName, GitConnector, Person, connector_yaml, mixed_script_warning,
+};
 use reposync_store::{
     ChangeOutcome, ConnectorRecord, ConnectorWrite, EntityChange, EntityWrite, SecretKind, Store,
     StoreError, WebhookChange,
@@ -35,6 +37,9 @@ pub struct TreeEdit {
     /// reposync's secrets of the same name (`import --map-secret-manager`).
     pub mapped_managers: MappedManagers,
     pub dry_run: bool,
+    /// The person making the edit, whom its changesets record; `None` when no person does
+    /// (reposync itself). Commits read from Git are not edits and record nobody.
+    pub by: Option<Person>,
 }
 
 /// What an edit came to: applied, or refused with every problem listed.
@@ -57,13 +62,14 @@ impl TreeOutcome {
 
 /// Writes files, connectors and deletes as one all-or-nothing batch, after checking every
 /// file on its own and every link against the tree as it will be.
-pub async fn apply_edit(store: &Store, edit: TreeEdit) -> Result<TreeOutcome, StoreError> {
+pub async fn apply_edit(store: &Store, mut edit: TreeEdit) -> Result<TreeOutcome, StoreError> {
     let dry_run = edit.dry_run;
+    let by = edit.by.take();
     let (changes, mut summary) = match plan_edit(store, edit).await? {
         PlannedEdit::Ready { changes, summary } => (changes, summary),
         PlannedEdit::Rejected(report) => return Ok(TreeOutcome::Rejected(report)),
     };
-    let outcomes = store.apply_entities(&changes, dry_run).await?;
+    let outcomes = store.apply_entities(&changes, dry_run, by.as_ref()).await?;
     count_outcomes(&mut summary, &outcomes);
     summary.applied = !dry_run;
     tracing::info!(
@@ -110,6 +116,8 @@ pub async fn plan_edit(store: &Store, edit: TreeEdit) -> Result<PlannedEdit, Sto
         connectors: connector_writes,
         mapped_managers,
         dry_run,
+        // Only writing records who made an edit; checking it is the same for anyone.
+        by: _,
     } = edit;
     let mut report = read_files(&files, &Limits::default());
     report.problems.extend(problems);

@@ -128,6 +128,7 @@ async fn engine(dir: &tempfile::TempDir) -> Engine {
             })
             .expect("connector"),
             WebhookChange::Keep,
+            None,
         )
         .await
         .expect("connector");

@@ -11,7 +11,7 @@ use reposync_api::{
     TaskSpec, TestConnectionSpec,
 };
 use reposync_git::{CommitRequest, FileChange, GitAuth, GitError, LocalClone, Remote, Signature};
-use reposync_model::{BranchName, ObjectId};
+use reposync_model::{BranchName, ChangesetId, ObjectId, Person};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -96,6 +96,8 @@ impl Agent {
                 author_email,
                 summary,
                 changesets,
+                made_by,
+                author_from_user,
                 max_attempts,
                 ..
             } => {
@@ -103,12 +105,18 @@ impl Agent {
                     name: author_name.clone(),
                     email: author_email.clone(),
                 };
+                let made_by: Vec<(ChangesetId, Person)> = made_by
+                    .iter()
+                    .map(|m| (m.changeset.clone(), m.by.clone()))
+                    .collect();
                 let request = CommitRequest {
                     base: commits.base.as_ref(),
                     files: &changes,
                     author: &author,
                     summary: summary.as_deref(),
                     changesets,
+                    made_by: &made_by,
+                    author_from_user: *author_from_user,
                     own_commits: &commits.own,
                     max_attempts: *max_attempts,
                 };
@@ -316,7 +324,7 @@ mod tests {
     use super::*;
 
     fn sync_task(branch: &str, job: SyncJob) -> TaskSpec {
-        TaskSpec::Sync(SyncSpec {
+        TaskSpec::Sync(Box::new(SyncSpec {
             target: SyncTarget {
                 // Nothing listens there: a task that got as far as git would fail otherwise.
                 url: "https://127.0.0.1:9/repo.git".into(),
@@ -330,7 +338,7 @@ mod tests {
                 ca_certificate: None,
             },
             timeout_secs: 5,
-        })
+        }))
     }
 
     fn failure_of(outcome: &TaskOutcome) -> (String, String) {
@@ -356,6 +364,8 @@ mod tests {
             author_email: "reposync@example.com".into(),
             summary: None,
             changesets: vec![ChangesetId::new("c1")],
+            made_by: Vec::new(),
+            author_from_user: false,
             own_commits: vec![own.into()],
             files: Vec::new(),
             max_attempts: 1,

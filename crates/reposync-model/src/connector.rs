@@ -146,6 +146,7 @@ pub struct ConnectorDraft {
     pub known_hosts: Option<String>,
     pub ca_certificate: Option<String>,
     pub poll_interval_seconds: Option<u32>,
+    pub author_from_user: Option<bool>,
 }
 
 /// The longest poll interval a connector may set: a week.
@@ -177,6 +178,12 @@ pub struct GitConnector {
     /// own setting: the Source Repo Provider file does not carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_interval_seconds: Option<u32>,
+    /// Whether a commit holding only one person's changes has that person (who has an
+    /// e-mail address) as its author, with `author_name`/`author_email` as its committer.
+    /// Off, or for any other commit, both are the connector's. reposync's own setting: the
+    /// Source Repo Provider file does not carry it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub author_from_user: bool,
 }
 
 /// The commit author used when a connector does not set one.
@@ -350,6 +357,7 @@ impl GitConnector {
             known_hosts,
             ca_certificate,
             poll_interval_seconds: draft.poll_interval_seconds,
+            author_from_user: draft.author_from_user.unwrap_or(false),
         })
     }
 
@@ -388,6 +396,7 @@ impl GitConnector {
             known_hosts: self.known_hosts.clone(),
             ca_certificate: self.ca_certificate.clone(),
             poll_interval_seconds: self.poll_interval_seconds,
+            author_from_user: Some(self.author_from_user),
         }
     }
 

@@ -421,6 +421,7 @@ pub fn read_connector(
         ca_certificate: current.and_then(|c| c.ca_certificate.clone()),
         // reposync's own settings, which the file does not carry, stay as they were.
         poll_interval_seconds: current.and_then(|c| c.poll_interval_seconds),
+        author_from_user: current.map(|c| c.author_from_user),
     };
     let connector = GitConnector::parse_input(&draft).map_err(|e| {
         let key = yaml_key(&e.field);
@@ -654,10 +655,19 @@ mod tests {
     fn fields_yaml_cannot_carry_are_kept_from_the_current_connector() {
         let mut draft = https_draft();
         draft.generate_webhook_url = Some(true);
+        draft.author_from_user = Some(true);
         let current = spec(draft);
         let text = render(&current, None).replace("branch: main", "branch: release");
+        let lower = text.to_lowercase();
+        assert!(
+            !lower.contains("fromuser") && !lower.contains("from_user"),
+            "{text}"
+        );
         let updated = read(&text, Some(&current)).expect("reads");
         assert!(updated.generate_webhook_url);
+        assert!(updated.author_from_user);
         assert_eq!(updated.branch.expect("branch").as_str(), "release");
+        // A file read without a connector to keep them from takes reposync's defaults.
+        assert!(!read(&text, None).expect("reads").author_from_user);
     }
 }

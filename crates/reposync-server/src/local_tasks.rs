@@ -1,6 +1,6 @@
 //! Work the server does itself, as tasks a client waits on like any other: enabling sync.
 
-use reposync_api::{SyncEnableRequest, TaskKind};
+use reposync_api::TaskKind;
 use reposync_core::links;
 use reposync_model::EntityName;
 use reposync_store::TaskRecord;
@@ -52,7 +52,7 @@ pub async fn resume(state: &AppState) {
 /// The selectors of the connector an enable task names; none when it cannot be read (the run
 /// then says why).
 async fn selectors_of(state: &AppState, task: &TaskRecord) -> Vec<String> {
-    let Ok(request) = serde_json::from_str::<SyncEnableRequest>(&task.payload) else {
+    let Ok(links::EnableTask { request, .. }) = links::EnableTask::read(&task.payload) else {
         return Vec::new();
     };
     let Ok(name) = EntityName::parse(&request.connector) else {

@@ -63,6 +63,7 @@ pub fn connector(record: &ConnectorRecord, webhook_url: Option<String>) -> Conne
         known_hosts: spec.known_hosts.clone(),
         ca_certificate: spec.ca_certificate.clone(),
         poll_interval_seconds: spec.poll_interval_seconds,
+        author_from_user: spec.author_from_user,
         last_test: record
             .last_test
             .as_deref()

@@ -1,5 +1,5 @@
 use reposync_model::connector_yaml;
-use reposync_model::{ConnectorId, Credentials, EntityName, GitConnector, SecretName};
+use reposync_model::{ConnectorId, Credentials, EntityName, GitConnector, Person, SecretName};
 use reposync_secrets::{SealedValue, open, seal};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -23,11 +23,12 @@ const CONNECTOR_COLUMNS: &str =
 
 impl Store {
     /// Stores a new connector, checking that the secrets it names exist and are of the right
-    /// kind. Its file is rendered from the spec alone.
+    /// kind. Its file is rendered from the spec alone. `by` is the person who made it.
     pub async fn create_connector(
         &self,
         spec: &GitConnector,
         webhook: WebhookChange,
+        by: Option<&Person>,
     ) -> Result<ConnectorRecord, StoreError> {
         let write = ConnectorWrite {
             current: None,
@@ -35,7 +36,7 @@ impl Store {
             spec: spec.clone(),
             webhook,
         };
-        self.apply_entities(&[EntityChange::PutConnector(Box::new(write))], false)
+        self.apply_entities(&[EntityChange::PutConnector(Box::new(write))], false, by)
             .await?;
         self.get_connector(&spec.name).await
     }
@@ -44,15 +45,16 @@ impl Store {
     /// `current` is the record the change was computed from: if the connector changed since,
     /// nothing is written and [`StoreError::Conflict`] says so, so no update is lost. A rename
     /// is refused while files refer to the old name; the server rewrites them in the same
-    /// batch with [`Store::apply_entities`].
+    /// batch with [`Store::apply_entities`]. `by` is the person who changed it.
     pub async fn update_connector(
         &self,
         current: &ConnectorRecord,
         spec: &GitConnector,
         webhook: WebhookChange,
+        by: Option<&Person>,
     ) -> Result<ConnectorRecord, StoreError> {
         let write = ConnectorWrite::update(current, spec.clone(), webhook);
-        self.apply_entities(&[EntityChange::PutConnector(Box::new(write))], false)
+        self.apply_entities(&[EntityChange::PutConnector(Box::new(write))], false, by)
             .await?;
         self.get_connector(&spec.name).await
     }
@@ -100,11 +102,16 @@ impl Store {
         rows.iter().map(connector_from_row).collect()
     }
 
-    /// Deletes a connector, unless files still refer to it.
-    pub async fn delete_connector(&self, name: &EntityName) -> Result<(), StoreError> {
+    /// Deletes a connector, unless files still refer to it. `by` is the person who deleted it.
+    pub async fn delete_connector(
+        &self,
+        name: &EntityName,
+        by: Option<&Person>,
+    ) -> Result<(), StoreError> {
         self.apply_entities(
             &[EntityChange::DeleteConnector { name: name.clone() }],
             false,
+            by,
         )
         .await?;
         Ok(())

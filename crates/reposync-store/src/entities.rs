@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use reposync_model::connector_yaml;
-use reposync_model::{EntityName, LinkId, TaskId};
+use reposync_model::{EntityName, LinkId, Person, TaskId};
 
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
@@ -26,6 +26,7 @@ use crate::tasks::finish_local_task_in;
 enum BatchOrigin<'a> {
     Local {
         dry_run: bool,
+        by: Option<&'a Person>,
     },
     Git(&'a InboundCommit),
     /// Enabling sync: the link with id `.0` is created in the batch's transaction.
@@ -45,6 +46,8 @@ pub struct Enabling<'a> {
     /// The task that asked for it, which succeeds in the same transaction: a task still
     /// running after a crash is work not done, safe to run again.
     pub task: Option<EnablingTask<'a>>,
+    /// The person who asked for it, whom its changesets record.
+    pub by: Option<&'a Person>,
 }
 
 /// The running local task an [`Enabling`] ends, and how its result reads once the link
@@ -127,13 +130,15 @@ impl Store {
     /// fails the batch with [`StoreError::Invalid`] naming the file and field. A delete of a
     /// path that a file outside the batch still refers to fails with [`StoreError::InUse`].
     /// Connectors are files of the tree too (Source Repo Providers), written in the same
-    /// transaction. Everything is read with one query per table, never per file.
+    /// transaction. Everything is read with one query per table, never per file. The
+    /// changesets the batch writes record `by`, the person who made the change, if one did.
     pub async fn apply_entities(
         &self,
         changes: &[EntityChange],
         dry_run: bool,
+        by: Option<&Person>,
     ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
-        self.apply_batch(changes, BatchOrigin::Local { dry_run })
+        self.apply_batch(changes, BatchOrigin::Local { dry_run, by })
             .await
     }
 
@@ -377,9 +382,9 @@ impl Store {
         // A dry run does all the work, then throws it away: the outcomes are exactly what a
         // real run would report.
         match origin {
-            BatchOrigin::Local { dry_run: true } => tx.rollback().await?,
-            BatchOrigin::Local { dry_run: false } => {
-                let changesets = record_changesets(&mut tx, &outcomes, now).await?;
+            BatchOrigin::Local { dry_run: true, .. } => tx.rollback().await?,
+            BatchOrigin::Local { dry_run: false, by } => {
+                let changesets = record_changesets(&mut tx, &outcomes, by, now).await?;
                 tx.commit().await?;
                 if changesets > 0 {
                     self.outbox_changed();
@@ -393,8 +398,16 @@ impl Store {
                 }
             }
             BatchOrigin::Enable(id, enabling) => {
-                record_changesets(&mut tx, &outcomes, now).await?;
-                insert_link(&mut tx, id, enabling.link, enabling.initial_files, now).await?;
+                record_changesets(&mut tx, &outcomes, enabling.by, now).await?;
+                insert_link(
+                    &mut tx,
+                    id,
+                    enabling.link,
+                    enabling.initial_files,
+                    enabling.by,
+                    now,
+                )
+                .await?;
                 if let (Some(head), false) = (
                     &enabling.link.base_commit,
                     enabling.branch_errors.is_empty(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reposync_api::{FailureCode, FileContent, LandedView, SyncJob, SyncJobResult};
+use reposync_api::{FailureCode, FileContent, LandedView, MadeBy, SyncJob, SyncJobResult};
 use reposync_model::{AttemptId, LinkId, ObjectId};
 use reposync_store::{
     AttemptEnd, ConflictRecord, FileChangeRecord, Landed, StartedAttempt, Store, StoreError,
@@ -241,6 +241,16 @@ impl Outbox {
             author_email: connector.spec.author_email.to_string(),
             summary: connector.spec.commit_message.clone(),
             changesets: changesets.iter().map(|c| c.id.clone()).collect(),
+            made_by: changesets
+                .iter()
+                .filter_map(|c| {
+                    Some(MadeBy {
+                        changeset: c.id.clone(),
+                        by: c.by.clone()?,
+                    })
+                })
+                .collect(),
+            author_from_user: connector.spec.author_from_user,
             own_commits: own_commits.into_iter().map(ObjectId::into_string).collect(),
             files: paths
                 .iter()

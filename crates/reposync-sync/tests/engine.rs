@@ -8,10 +8,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use reposync_api::{CommittedFileView, FailureCode, LandedView, SyncJob, SyncJobResult};
+use reposync_api::{CommittedFileView, FailureCode, LandedView, MadeBy, SyncJob, SyncJobResult};
 use reposync_model::commit::FileOp;
 use reposync_model::{
-    AttemptId, ChangesetId, ConnectorDraft, GitConnector, LinkId, ObjectId, SecretName,
+    AttemptId, ChangesetId, ConnectorDraft, EmailAddress, GitConnector, LinkId, ObjectId, Person,
+    SecretName, UserName,
 };
 use reposync_secrets::MasterKey;
 use reposync_store::{
@@ -112,6 +113,7 @@ async fn engine(dir: &tempfile::TempDir) -> Engine {
             })
             .expect("connector"),
             WebhookChange::Keep,
+            None,
         )
         .await
         .expect("connector");
@@ -181,7 +183,7 @@ async fn an_attempt_asks_for_the_state_of_every_touched_path_and_records_each_ch
         ..
     } = engine(&dir).await;
     store
-        .apply_entities(&[put(SHOP_INDEX, "a")], false)
+        .apply_entities(&[put(SHOP_INDEX, "a")], false, None)
         .await
         .expect("first");
     store
@@ -193,6 +195,7 @@ async fn an_attempt_asks_for_the_state_of_every_touched_path_and_records_each_ch
                 },
             ],
             false,
+            None,
         )
         .await
         .expect("second");
@@ -248,6 +251,66 @@ async fn an_attempt_asks_for_the_state_of_every_touched_path_and_records_each_ch
     assert_eq!(outbox.step().await.expect("step"), 0, "nothing waits");
 }
 
+/// The job names the person who made each changeset a person made, in the order of the
+/// changesets, and carries the connector's `author_from_user`: the delegate decides the
+/// trailers and the author from the changesets it finds still to carry.
+#[tokio::test]
+async fn a_commit_job_names_who_made_each_changeset_and_the_connectors_choice_of_author() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Engine {
+        store,
+        dispatch,
+        outbox,
+        ..
+    } = engine(&dir).await;
+    let current = store.list_connectors().await.expect("connectors").remove(0);
+    let mut spec = current.spec.clone();
+    spec.author_from_user = true;
+    store
+        .update_connector(&current, &spec, WebhookChange::Keep, None)
+        .await
+        .expect("author from user");
+    let alice = Person {
+        name: UserName::parse("alice").expect("name"),
+        email: Some(EmailAddress::parse("alice@example.com").expect("email")),
+    };
+    store
+        .apply_entities(&[put(SHOP_INDEX, "a")], false, Some(&alice))
+        .await
+        .expect("alice's");
+    store
+        .apply_entities(&[put(WORKFLOW, "w")], false, None)
+        .await
+        .expect("nobody's");
+    dispatch.answer(Ok(pushed(&"3".repeat(40), &[(FileOp::Add, WORKFLOW)], &[])));
+    assert_eq!(outbox.step().await.expect("step"), 1);
+
+    let jobs = dispatch.jobs.lock().clone();
+    let SyncJob::CommitAndPush {
+        changesets,
+        made_by,
+        author_from_user,
+        author_name,
+        ..
+    } = &jobs[0]
+    else {
+        panic!("{jobs:?}");
+    };
+    assert_eq!(changesets.len(), 2);
+    assert_eq!(
+        made_by,
+        &[MadeBy {
+            changeset: changesets[0].clone(),
+            by: alice,
+        }]
+    );
+    assert!(author_from_user);
+    assert_eq!(
+        author_name, "reposync",
+        "the connector's author stays the committer"
+    );
+}
+
 #[tokio::test]
 async fn a_conflict_holds_the_changesets_keeps_both_versions_and_asks_for_the_head() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -259,7 +322,7 @@ async fn a_conflict_holds_the_changesets_keeps_both_versions_and_asks_for_the_he
         ..
     } = engine(&dir).await;
     store
-        .apply_entities(&[put(WORKFLOW, "ours")], false)
+        .apply_entities(&[put(WORKFLOW, "ours")], false, None)
         .await
         .expect("write");
     let head = "4".repeat(40);
@@ -297,7 +360,7 @@ async fn a_held_link_waits_with_one_error_and_backs_off_until_its_connection_pas
         clock,
     } = engine(&dir).await;
     store
-        .apply_entities(&[put(WORKFLOW, "w")], false)
+        .apply_entities(&[put(WORKFLOW, "w")], false, None)
         .await
         .expect("write");
     *dispatch.held.lock() = Some(ConnectionFailure {
@@ -343,7 +406,7 @@ async fn a_permanent_failure_stops_until_retried_while_one_that_may_pass_backs_o
         clock,
     } = engine(&dir).await;
     store
-        .apply_entities(&[put(WORKFLOW, "w")], false)
+        .apply_entities(&[put(WORKFLOW, "w")], false, None)
         .await
         .expect("write");
 
@@ -396,7 +459,7 @@ async fn a_push_result_whose_commit_is_not_an_object_id_fails_the_attempt_naming
         ..
     } = engine(&dir).await;
     store
-        .apply_entities(&[put(WORKFLOW, "w")], false)
+        .apply_entities(&[put(WORKFLOW, "w")], false, None)
         .await
         .expect("write");
     dispatch.answer(Ok(pushed(

@@ -668,3 +668,97 @@ fn connectors_are_tested_before_they_are_saved() {
     assert_eq!(app.stop(), 0);
     app.assert_no_leak(&[TOKEN, WRONG_TOKEN]);
 }
+
+/// `--author-from-user` is a connector setting of reposync's own: saved with the connector,
+/// shown by `connector show` and its JSON, turned off by `update --no-author-from-user`
+/// without a Test (it does not touch the connection), and never written into the Source Repo
+/// Provider file.
+#[test]
+fn author_from_user_is_saved_shown_and_turned_off() {
+    let app = TestApp::spawn();
+    app.cli(
+        &["secret", "create", "bb-token", "--value-stdin"],
+        Some(TOKEN),
+    )
+    .ok();
+    let run = app.cli(
+        &[
+            "connector",
+            "add",
+            // bitbucket.org is not reached from tests.
+            "--no-test",
+            "--name",
+            "Platform",
+            "--url",
+            "https://bitbucket.org/acme/config.git",
+            "--username",
+            USER,
+            "--password-secret",
+            "bb-token",
+            "--branch",
+            "main",
+            "--author-from-user",
+        ],
+        None,
+    );
+    run.ok();
+    let show = |app: &TestApp| {
+        app.cli(&["connector", "show", "Platform"], None)
+            .ok()
+            .stdout
+            .clone()
+    };
+    let json = |app: &TestApp| {
+        app.cli(&["connector", "show", "Platform", "-o", "json"], None)
+            .ok()
+            .json()["author_from_user"]
+            .clone()
+    };
+    let shown = show(&app);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("Author from user") && l.contains(" on ")),
+        "{shown}"
+    );
+    assert_eq!(json(&app), true);
+    let file = app
+        .cli(&["get", "Setup/Source Repo Providers/Platform.yaml"], None)
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        file.contains("url: https://bitbucket.org/acme/config.git")
+            && !file.to_lowercase().contains("fromuser"),
+        "{file}"
+    );
+
+    let run = app.cli(
+        &["connector", "update", "Platform", "--no-author-from-user"],
+        None,
+    );
+    assert!(!run.ok().stderr.contains("Testing"), "{}", run.stderr);
+    assert_eq!(json(&app), false);
+    assert!(
+        show(&app)
+            .lines()
+            .any(|l| l.starts_with("Author from user") && l.trim_end().ends_with("off")),
+        "{}",
+        show(&app)
+    );
+    let both = app.cli(
+        &[
+            "connector",
+            "update",
+            "Platform",
+            "--author-from-user",
+            "--no-author-from-user",
+        ],
+        None,
+    );
+    assert!(
+        both.fails().stderr.contains("--no-author-from-user"),
+        "{}",
+        both.stderr
+    );
+}

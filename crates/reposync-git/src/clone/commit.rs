@@ -32,7 +32,7 @@ impl fmt::Debug for FileChange {
     }
 }
 
-/// The name and e-mail written as both author and committer of a commit.
+/// A name and e-mail as git writes them for a commit's author or committer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
     pub name: String,
@@ -104,6 +104,7 @@ impl LocalClone {
         head: Option<&ObjectId>,
         changes: &[&Change],
         author: &Signature,
+        committer: &Signature,
         message: &str,
     ) -> Result<Option<ObjectId>, GitError> {
         if head.is_none() && changes.iter().all(|c| c.oid.is_none()) {
@@ -131,8 +132,8 @@ impl LocalClone {
         for (variable, value) in [
             ("GIT_AUTHOR_NAME", &author.name),
             ("GIT_AUTHOR_EMAIL", &author.email),
-            ("GIT_COMMITTER_NAME", &author.name),
-            ("GIT_COMMITTER_EMAIL", &author.email),
+            ("GIT_COMMITTER_NAME", &committer.name),
+            ("GIT_COMMITTER_EMAIL", &committer.email),
         ] {
             command.env.push((variable, value.into()));
         }

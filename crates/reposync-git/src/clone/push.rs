@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reposync_model::commit::{self, FileOp};
-use reposync_model::{ChangesetId, ObjectId};
+use reposync_model::{ChangesetId, ObjectId, Person, UserName};
 
 use crate::auth::Remote;
 use crate::error::{GitError, GitErrorKind};
@@ -42,13 +42,21 @@ pub struct CommitRequest<'a> {
     /// The state each path should have: its content, or `None` for no file. Paths the branch
     /// already holds in that state are left out of the commit.
     pub files: &'a [FileChange],
-    /// Written as both author and committer.
+    /// The connector's identity: always the committer, and the author too unless
+    /// `author_from_user` makes a person the author.
     pub author: &'a Signature,
     /// The message's first line; `None` or blank gives the default.
     pub summary: Option<&'a str>,
     /// The changesets the commit carries, one `Reposync-Changeset:` trailer each, except those
     /// a commit since `base` already carries: a push whose answer was lost.
     pub changesets: &'a [ChangesetId],
+    /// The person who made each of `changesets` that a person made (the others were made by
+    /// none: reposync itself, or a change read from Git). The commit names each person whose
+    /// changesets it carries in one `Reposync-User:` trailer, in the order of `changesets`.
+    pub made_by: &'a [(ChangesetId, Person)],
+    /// When every changeset the commit carries was made by the same one person, who has an
+    /// e-mail address, that person is the author (and `author` only the committer).
+    pub author_from_user: bool,
     /// Commits reposync pushed after `base` that the caller has not read back yet. They are
     /// its own, so what they changed is never a conflict.
     pub own_commits: &'a [ObjectId],
@@ -131,7 +139,11 @@ impl LocalClone {
     /// commit holds exactly the paths H holds otherwise than asked, so it says
     /// `ADD`/`MODIFY`/`DELETE` for exactly what it changes; when there are none, it is
     /// [`CommitOutcome::NothingToCommit`]. The commit is built without a work tree, with the
-    /// author as author and committer. The push never forces. A push rejected because the
+    /// request's author as author and committer, except that with `author_from_user` a commit
+    /// whose carried changesets one person made has that person as author (see
+    /// [`commit_author`]). The trailers and the author are decided by the changesets the
+    /// commit carries, so a commit made again after a lost answer names only its own people.
+    /// The push never forces. A push rejected because the
     /// branch moved starts another attempt after 100 ms, 200 ms, 400 ms… (at most 5 s); after
     /// `max_attempts` (at least 1) it is a [`GitErrorKind::PushRaced`] error. A refusal that
     /// will not change (a hook, branch protection, no write access) is a
@@ -154,6 +166,11 @@ impl LocalClone {
         let scratch = self.runner.private_dir("reposync-commit-")?;
         // Contents are hashed into the clone once, whatever the number of attempts.
         let ours = self.write_blobs(request.files, scratch.path()).await?;
+        let made_by: HashMap<&str, &Person> = request
+            .made_by
+            .iter()
+            .map(|(id, person)| (id.as_str(), person))
+            .collect();
         let max_attempts = request.max_attempts.max(1);
         let mut last_race = None;
         for attempt in 1..=max_attempts {
@@ -203,12 +220,20 @@ impl LocalClone {
                 .map(ChangesetId::as_str)
                 .filter(|id| !landed.iter().any(|l| l.changeset.as_str() == *id))
                 .collect();
+            let people: Vec<Option<&Person>> =
+                carried.iter().map(|id| made_by.get(id).copied()).collect();
+            let users: Vec<&UserName> = people.iter().flatten().map(|p| &p.name).collect();
             let lines: Vec<(FileOp, &str)> =
                 files.iter().map(|f| (f.op, f.path.as_str())).collect();
-            let message = commit::render(request.summary, &lines, &carried);
+            let message = commit::render(request.summary, &lines, &carried, &users);
+            let author = if request.author_from_user {
+                commit_author(&people).unwrap_or_else(|| request.author.clone())
+            } else {
+                request.author.clone()
+            };
             let to_write: Vec<&Change> = changes.iter().map(|(_, change)| *change).collect();
             let Some(commit) = self
-                .build_commit(head.as_ref(), &to_write, request.author, &message)
+                .build_commit(head.as_ref(), &to_write, &author, request.author, &message)
                 .await?
             else {
                 return Ok(CommitOutcome::NothingToCommit { head, landed });
@@ -524,6 +549,27 @@ struct CommitRange {
     base_reached: bool,
 }
 
+/// The author of a commit whose carried changesets were made by `people` (in their order),
+/// when the connector asks for the person: the one person who made every one of them, with
+/// the e-mail address of their newest. `None` (the connector's author) when a changeset was
+/// made by no person, when several people made them, when there are none, or when that
+/// person has no e-mail address (or one git would mangle).
+fn commit_author(people: &[Option<&Person>]) -> Option<Signature> {
+    let (newest, older) = people.split_last()?;
+    let person = (*newest)?;
+    if older
+        .iter()
+        .any(|p| p.is_none_or(|p| p.name != person.name))
+    {
+        return None;
+    }
+    let author = Signature {
+        name: person.name.to_string(),
+        email: person.email.as_ref()?.to_string(),
+    };
+    check_signature(&author).is_ok().then_some(author)
+}
+
 /// The pause before attempt `retry + 1`: 100 ms, 200 ms, 400 ms…, at most [`MAX_BACKOFF`].
 fn backoff(retry: u32) -> Duration {
     let factor = 1u32 << retry.saturating_sub(1).min(16);
@@ -535,6 +581,39 @@ fn backoff(retry: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn person(name: &str, email: Option<&str>) -> Person {
+        Person {
+            name: UserName::parse(name).unwrap(),
+            email: email.map(|e| reposync_model::EmailAddress::parse(e).unwrap()),
+        }
+    }
+
+    #[test]
+    fn the_author_is_the_one_person_who_made_every_carried_changeset() {
+        let alice = person("alice", Some("alice@example.com"));
+        let alice_moved = person("alice", Some("alice@new.example"));
+        let bob = person("bob", Some("bob@example.com"));
+        let nameless = person("carol", None);
+        let signature = |name: &str, email: &str| Signature {
+            name: name.into(),
+            email: email.into(),
+        };
+        assert_eq!(
+            commit_author(&[Some(&alice)]),
+            Some(signature("alice", "alice@example.com"))
+        );
+        // Their newest address wins when it changed between their changes.
+        assert_eq!(
+            commit_author(&[Some(&alice), Some(&alice_moved)]),
+            Some(signature("alice", "alice@new.example"))
+        );
+        assert_eq!(commit_author(&[Some(&alice), Some(&bob)]), None);
+        assert_eq!(commit_author(&[Some(&alice), None]), None);
+        assert_eq!(commit_author(&[None, Some(&alice)]), None);
+        assert_eq!(commit_author(&[Some(&nameless)]), None);
+        assert_eq!(commit_author(&[]), None);
+    }
 
     #[test]
     fn backoff_doubles_from_100ms_and_is_capped() {

@@ -15,7 +15,7 @@ use reposync_git::{
     CommitOutcome, CommitRequest, ConflictFile, FileChange, GitAuth, GitError, GitErrorKind,
     LocalClone, Remote, Signature,
 };
-use reposync_model::{ChangesetId, ObjectId};
+use reposync_model::{ChangesetId, EmailAddress, ObjectId, Person, UserName};
 use secrecy::SecretString;
 
 fn owned(files: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -54,6 +54,8 @@ impl CommitFiles for LocalClone {
             author,
             summary: Some(summary),
             changesets: &[],
+            made_by: &[],
+            author_from_user: false,
             own_commits: &[],
             max_attempts,
         };
@@ -898,6 +900,8 @@ fn request<'a>(
         author,
         summary: None,
         changesets,
+        made_by: &[],
+        author_from_user: false,
         own_commits,
         max_attempts: 3,
     }
@@ -997,6 +1001,190 @@ async fn a_push_whose_answer_was_lost_is_found_by_its_trailer_and_never_carried_
             ],
         }
     );
+}
+
+fn person(name: &str, email: Option<&str>) -> Person {
+    Person {
+        name: UserName::parse(name).expect("user name"),
+        email: email.map(|e| EmailAddress::parse(e).expect("e-mail address")),
+    }
+}
+
+/// `author <email>|committer <email>` and the message of a commit in the bare repository.
+fn identities_and_message(fx: &Fixture, commit: &ObjectId) -> (String, String) {
+    let show = |format: &str| {
+        raw_stdout(
+            &fx.root,
+            &fx.repo(),
+            &["log", "-1", &format!("--format={format}"), commit.as_str()],
+        )
+    };
+    (
+        show("%an <%ae>|%cn <%ce>").trim_end().to_owned(),
+        show("%B").trim_end().to_owned(),
+    )
+}
+
+/// A commit names every person whose changesets it carries, once each, after the changeset
+/// trailers, and keeps the connector as author and committer; with `author_from_user`, one
+/// person's commit is authored by them and committed by the connector, and several people's
+/// falls back to the connector. A commit made again after a lost answer names only the people
+/// of the changesets it still carries, and its author follows them.
+#[tokio::test]
+async fn commits_name_their_people_and_author_from_user_makes_one_person_the_author() {
+    let fx = Fixture::new(Transport::Https).await;
+    let base = fx.populate();
+    let clone = fx.open("clone").await;
+    let connector = bot();
+    let alice = person("alice", Some("alice@example.com"));
+    let bob = person("bob", Some("bob@example.com"));
+    let made_by = vec![
+        (ChangesetId::new("c1"), alice.clone()),
+        (ChangesetId::new("c2"), bob.clone()),
+        (ChangesetId::new("c3"), alice.clone()),
+        (ChangesetId::new("c4"), alice.clone()),
+        (ChangesetId::new("c5"), bob.clone()),
+    ];
+    let push = |base: ObjectId, files: Vec<FileChange>, changesets: &[&str], from_user: bool| {
+        let (clone, fx, connector, made_by) = (&clone, &fx, &connector, &made_by);
+        let changesets = ids(changesets);
+        async move {
+            let request = CommitRequest {
+                made_by,
+                author_from_user: from_user,
+                ..request(Some(&base), &files, connector, &changesets, &[])
+            };
+            clone
+                .commit_and_push(&fx.remote, &request)
+                .await
+                .expect("push")
+        }
+    };
+    let bot_both =
+        "Config Bot <config-bot@example.invalid>|Config Bot <config-bot@example.invalid>";
+
+    // Two people (and alice twice), the option on: both named, the connector both ways.
+    let (two, _, _) = pushed(
+        push(
+            base,
+            vec![write(
+                "Setup/a.yaml",
+                "a: 2
+",
+            )],
+            &["c1", "c2", "c3"],
+            true,
+        )
+        .await,
+    );
+    let (who, message) = identities_and_message(&fx, &two);
+    assert_eq!(who, bot_both);
+    assert_eq!(
+        message,
+        "Git Sync from reposync
+
+MODIFY: Setup/a.yaml
+
+Reposync-Changeset: c1
+Reposync-Changeset: c2
+Reposync-Changeset: c3
+Reposync-User: alice
+Reposync-User: bob"
+    );
+    assert_eq!(
+        reposync_model::commit::user_names(&message),
+        ["alice", "bob"]
+    );
+
+    // One person, the option off: named, but the connector is still the author.
+    let (off, _, _) = pushed(
+        push(
+            two.clone(),
+            vec![write(
+                "Setup/b.yaml",
+                "b: 2
+",
+            )],
+            &["c4"],
+            false,
+        )
+        .await,
+    );
+    let (who, message) = identities_and_message(&fx, &off);
+    assert_eq!(who, bot_both);
+    assert!(
+        message.ends_with(
+            "Reposync-Changeset: c4
+Reposync-User: alice"
+        ),
+        "{message}"
+    );
+
+    // One person, the option on: alice is the author, the connector the committer.
+    let (one, _, _) = pushed(
+        push(
+            off.clone(),
+            vec![write(
+                "Setup/c.yaml",
+                "c: 1
+",
+            )],
+            &["c3"],
+            true,
+        )
+        .await,
+    );
+    let (who, _) = identities_and_message(&fx, &one);
+    assert_eq!(
+        who,
+        "alice <alice@example.com>|Config Bot <config-bot@example.invalid>"
+    );
+
+    // That answer was lost: asked again from the old base with c3 and bob's c5, the commit
+    // carries only c5, names only bob, and is bob's.
+    let outcome = push(
+        off,
+        vec![
+            write(
+                "Setup/c.yaml",
+                "c: 1
+",
+            ),
+            write(
+                "Setup/d.yaml",
+                "d: 1
+",
+            ),
+        ],
+        &["c3", "c5"],
+        true,
+    )
+    .await;
+    let CommitOutcome::Pushed { commit, landed, .. } = outcome else {
+        panic!("expected a push, got {outcome:?}");
+    };
+    assert_eq!(
+        landed,
+        vec![reposync_git::LandedChangeset {
+            changeset: ChangesetId::new("c3"),
+            commit: one,
+        }]
+    );
+    let (who, message) = identities_and_message(&fx, &commit);
+    assert_eq!(
+        who,
+        "bob <bob@example.com>|Config Bot <config-bot@example.invalid>"
+    );
+    assert_eq!(
+        message,
+        "Git Sync from reposync
+
+ADD: Setup/d.yaml
+
+Reposync-Changeset: c5
+Reposync-User: bob"
+    );
+    assert_eq!(reposync_model::commit::changeset_ids(&message), ["c5"]);
 }
 
 /// reposync's own commits since the base (pushed, not read back yet) never make a conflict;

@@ -1,10 +1,12 @@
 //! Applications (see `reposync_core::apps`).
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use reposync_api::{ApiErrorBody, AppRequest, AppView, ImportReport, ListResponse};
 use reposync_core::apps;
+use reposync_model::Person;
 
 use crate::error::AppError;
 use crate::handlers::ApiJson;
@@ -25,9 +27,11 @@ use crate::state::AppState;
 )]
 pub async fn create(
     State(state): State<AppState>,
+    by: Option<Extension<Person>>,
     ApiJson(request): ApiJson<AppRequest>,
 ) -> Result<Response, AppError> {
-    let outcome = apps::create(&state.store, &request.name, request.description.as_deref()).await?;
+    let description = request.description.as_deref();
+    let outcome = apps::create(&state.store, &request.name, description, by.as_deref()).await?;
     Ok(tree_response(outcome))
 }
 
@@ -81,10 +85,11 @@ pub async fn show(
 pub async fn rename(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    by: Option<Extension<Person>>,
     ApiJson(request): ApiJson<AppRequest>,
 ) -> Result<Response, AppError> {
     Ok(tree_response(
-        apps::rename(&state.store, &name, &request.name).await?,
+        apps::rename(&state.store, &name, &request.name, by.as_deref()).await?,
     ))
 }
 
@@ -103,6 +108,9 @@ pub async fn rename(
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    by: Option<Extension<Person>>,
 ) -> Result<Response, AppError> {
-    Ok(tree_response(apps::delete(&state.store, &name).await?))
+    Ok(tree_response(
+        apps::delete(&state.store, &name, by.as_deref()).await?,
+    ))
 }

@@ -1,3 +1,4 @@
+use axum::Extension;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -7,7 +8,7 @@ use reposync_api::{
     ConnectorView, DraftTestQuery, ListResponse, SecretValue, TaskView, TestRequest, WebhookView,
 };
 use reposync_core::connectors::{self, Saved};
-use reposync_model::EntityName;
+use reposync_model::{EntityName, Person};
 use reposync_store::{ConnectorRecord, WebhookCredentials};
 use serde::Deserialize;
 
@@ -76,11 +77,13 @@ pub async fn show(
 pub async fn create(
     State(state): State<AppState>,
     query: Result<Query<ConnectorSaveQuery>, QueryRejection>,
+    by: Option<Extension<Person>>,
     ApiJson(draft): ApiJson<ConnectorDraft>,
 ) -> Result<(StatusCode, Json<ConnectorSaved>), AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("tested_by", e.body_text()))?;
+    let tested_by = query.tested_by.as_ref();
     let saved =
-        connectors::create(&state.store, &state.tasks, &draft, query.tested_by.as_ref()).await?;
+        connectors::create(&state.store, &state.tasks, &draft, tested_by, by.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(saved_view(&state, saved).await?)))
 }
 
@@ -101,11 +104,14 @@ pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
     query: Result<Query<ConnectorSaveQuery>, QueryRejection>,
+    by: Option<Extension<Person>>,
     ApiJson(patch): ApiJson<ConnectorPatch>,
 ) -> Result<Json<ConnectorSaved>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("tested_by", e.body_text()))?;
     let tested_by = query.tested_by.as_ref();
-    let saved = connectors::update(&state.store, &state.tasks, &name, &patch, tested_by).await?;
+    let by = by.as_deref();
+    let saved =
+        connectors::update(&state.store, &state.tasks, &name, &patch, tested_by, by).await?;
     Ok(Json(saved_view(&state, saved).await?))
 }
 
@@ -124,8 +130,9 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    by: Option<Extension<Person>>,
 ) -> Result<Json<Deleted>, AppError> {
-    let name = connectors::delete(&state.store, &name).await?;
+    let name = connectors::delete(&state.store, &name, by.as_deref()).await?;
     Ok(Json(Deleted::new(&name)))
 }
 
@@ -172,8 +179,9 @@ pub async fn webhook(
 pub async fn regenerate_webhook(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    by: Option<Extension<Person>>,
 ) -> Result<Json<WebhookView>, AppError> {
-    let credentials = connectors::regenerate_webhook(&state.store, &name).await?;
+    let credentials = connectors::regenerate_webhook(&state.store, &name, by.as_deref()).await?;
     Ok(Json(webhook_view(&state, &credentials)))
 }
 
@@ -200,10 +208,12 @@ pub struct WebhookSignatureRequest {
 pub async fn set_webhook_signature(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    by: Option<Extension<Person>>,
     ApiJson(request): ApiJson<WebhookSignatureRequest>,
 ) -> Result<Json<WebhookView>, AppError> {
     let credentials =
-        connectors::set_webhook_signature(&state.store, &name, request.required).await?;
+        connectors::set_webhook_signature(&state.store, &name, request.required, by.as_deref())
+            .await?;
     Ok(Json(webhook_view(&state, &credentials)))
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -13,7 +14,7 @@ use reposync_api::{
 use reposync_core::links::{self, link_view};
 use reposync_core::resolve;
 use reposync_model::scope::Scope;
-use reposync_model::{ChangesetId, ConnectorId, LinkId, SyncErrorId, TaskId};
+use reposync_model::{ChangesetId, ConnectorId, LinkId, Person, SyncErrorId, TaskId};
 use reposync_store::{ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord};
 use serde::Deserialize;
 
@@ -38,9 +39,10 @@ use crate::views::{self, timestamp};
 )]
 pub async fn enable(
     State(state): State<AppState>,
+    by: Option<Extension<Person>>,
     ApiJson(request): ApiJson<SyncEnableRequest>,
 ) -> Result<(StatusCode, Json<TaskView>), AppError> {
-    let task = links::request_enable(&state.store, &request).await?;
+    let task = links::request_enable(&state.store, &request, by.as_deref()).await?;
     let view = views::task(&task);
     local_tasks::spawn_enable(&state, task);
     Ok((StatusCode::ACCEPTED, Json(view)))
@@ -67,9 +69,10 @@ pub struct Disabled {
 )]
 pub async fn disable(
     State(state): State<AppState>,
+    by: Option<Extension<Person>>,
     ApiJson(request): ApiJson<SyncDisableRequest>,
 ) -> Result<Json<Disabled>, AppError> {
-    let scope = links::disable(&state.store, request.app.as_deref()).await?;
+    let scope = links::disable(&state.store, request.app.as_deref(), by.as_deref()).await?;
     Ok(Json(Disabled {
         disabled: scope.to_string(),
     }))

@@ -1,6 +1,7 @@
 //! The configuration tree: import, export, and single files by path (see
 //! `reposync_core::entities`).
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -14,6 +15,7 @@ use reposync_api::{
 };
 use reposync_core::entities;
 use reposync_core::tree::TreeOutcome;
+use reposync_model::Person;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
@@ -34,6 +36,7 @@ use crate::views;
 )]
 pub async fn import(
     State(state): State<AppState>,
+    by: Option<Extension<Person>>,
     ApiJson(request): ApiJson<ImportRequest>,
 ) -> Result<Response, AppError> {
     let outcome = entities::import(
@@ -41,6 +44,7 @@ pub async fn import(
         request.files,
         request.dry_run,
         &request.map_secret_managers,
+        by.as_deref(),
     )
     .await?;
     Ok(tree_response(outcome))
@@ -181,9 +185,10 @@ pub async fn show(
 pub async fn delete(
     State(state): State<AppState>,
     query: Result<Query<PathQuery>, QueryRejection>,
+    by: Option<Extension<Person>>,
 ) -> Result<Json<Deleted>, AppError> {
     let path = path_query(query)?;
-    entities::delete(&state.store, &path).await?;
+    entities::delete(&state.store, &path, by.as_deref()).await?;
     Ok(Json(Deleted::new(&path)))
 }
 
@@ -202,10 +207,12 @@ pub async fn delete(
 pub async fn apply(
     State(state): State<AppState>,
     query: Result<Query<PathQuery>, QueryRejection>,
+    by: Option<Extension<Person>>,
     ApiJson(request): ApiJson<ApplyRequest>,
 ) -> Result<Response, AppError> {
     let path = path_query(query)?;
-    let outcome = entities::apply(&state.store, &path, request.content.into_bytes()).await?;
+    let content = request.content.into_bytes();
+    let outcome = entities::apply(&state.store, &path, content, by.as_deref()).await?;
     Ok(tree_response(outcome))
 }
 
@@ -232,8 +239,10 @@ pub struct RenameRequest {
 )]
 pub async fn rename(
     State(state): State<AppState>,
+    by: Option<Extension<Person>>,
     ApiJson(request): ApiJson<RenameRequest>,
 ) -> Result<Response, AppError> {
-    let outcome = entities::rename(&state.store, &request.path, &request.name).await?;
+    let outcome =
+        entities::rename(&state.store, &request.path, &request.name, by.as_deref()).await?;
     Ok(tree_response(outcome))
 }

@@ -54,12 +54,12 @@ impl TaskHub {
                     .await?;
                 // A task run again after its delegate was lost needs nothing special: a
                 // push that landed is found on the branch by its trailers.
-                Ok(TaskSpec::Sync(SyncSpec {
+                Ok(TaskSpec::Sync(Box::new(SyncSpec {
                     target: payload.target,
                     job: payload.job,
                     auth,
                     timeout_secs: SYNC_TIMEOUT.as_secs(),
-                }))
+                })))
             }
             other => Err(format!("unknown task kind {other:?}")),
         }

@@ -2,7 +2,7 @@
 //! moves on from waiting to pushing, then pushed, failed or in conflict; `sync retry` puts a
 //! failed or conflicting one back.
 
-use reposync_model::{AttemptId, ChangesetId, LinkId, ObjectId};
+use reposync_model::{AttemptId, ChangesetId, EmailAddress, LinkId, ObjectId, Person, UserName};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -72,12 +72,33 @@ pub struct ChangesetRecord {
     pub attempt_id: Option<AttemptId>,
     pub commit_id: Option<ObjectId>,
     pub error: Option<String>,
+    /// The person who made the change, as they were then; `None` when no person did.
+    pub by: Option<Person>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-pub(crate) const CHANGESET_COLUMNS: &str =
-    "id, link_id, status, files, attempt_id, commit_id, error, created_at, updated_at";
+pub(crate) const CHANGESET_COLUMNS: &str = "id, link_id, status, files, attempt_id, commit_id, error, by_user, by_email, created_at, updated_at";
+
+/// The person in `by_user` and `by_email` ('' for none). A name or address that does not
+/// parse was not written by reposync, and the row is corrupt.
+fn person_columns(row: &AnyRow) -> Result<Option<Person>, StoreError> {
+    let corrupt = |column: &str, message: String| {
+        StoreError::Corrupt(format!("changesets.{column}: {message}"))
+    };
+    let name: String = row.try_get("by_user")?;
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let email: String = row.try_get("by_email")?;
+    Ok(Some(Person {
+        name: UserName::parse(&name).map_err(|e| corrupt("by_user", e.message))?,
+        email: (!email.is_empty())
+            .then(|| EmailAddress::parse(&email))
+            .transpose()
+            .map_err(|e| corrupt("by_email", e.message))?,
+    }))
+}
 
 pub(crate) fn changeset_from_row(row: &AnyRow) -> Result<ChangesetRecord, StoreError> {
     Ok(ChangesetRecord {
@@ -88,6 +109,7 @@ pub(crate) fn changeset_from_row(row: &AnyRow) -> Result<ChangesetRecord, StoreE
         attempt_id: optional_id_column(row, "attempt_id")?,
         commit_id: optional_object_id_column(row, "changesets", "commit_id")?,
         error: row.try_get("error")?,
+        by: person_columns(row)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -97,15 +119,22 @@ pub(crate) async fn insert_changeset(
     tx: &mut WriteTx,
     link_id: &LinkId,
     files: &[FileChangeRecord],
+    by: Option<&Person>,
     now: i64,
 ) -> Result<ChangesetId, StoreError> {
     let id: ChangesetId = new_id();
     sqlx::query(
-        "INSERT INTO changesets (id, link_id, status, files, created_at, updated_at) VALUES ($1, $2, 'waiting', $3, $4, $5)",
+        "INSERT INTO changesets (id, link_id, status, files, by_user, by_email, created_at, updated_at) VALUES ($1, $2, 'waiting', $3, $4, $5, $6, $7)",
     )
     .bind(id.as_str())
     .bind(link_id.as_str())
     .bind(to_json(&files)?)
+    .bind(by.map_or("", |p| p.name.as_str()).to_owned())
+    .bind(
+        by.and_then(|p| p.email.as_ref())
+            .map_or("", EmailAddress::as_str)
+            .to_owned(),
+    )
     .bind(now)
     .bind(now)
     .execute(&mut **tx)

@@ -2,7 +2,7 @@
 //! branch. A scope has one live link at most; disabled ones stay as history.
 
 use reposync_model::scope::app_of_path;
-use reposync_model::{ConnectorId, LinkId, ObjectId};
+use reposync_model::{ConnectorId, LinkId, ObjectId, Person};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -71,6 +71,7 @@ pub(crate) async fn insert_link(
     id: &LinkId,
     link: &NewSyncLink,
     initial_files: &[FileChangeRecord],
+    by: Option<&Person>,
     now: i64,
 ) -> Result<(), StoreError> {
     let app = link.app.clone().unwrap_or_default();
@@ -102,7 +103,7 @@ pub(crate) async fn insert_link(
     .execute(&mut **tx)
     .await?;
     if !initial_files.is_empty() {
-        insert_changeset(tx, id, initial_files, now).await?;
+        insert_changeset(tx, id, initial_files, by, now).await?;
     }
     ensure_branch(
         tx,
@@ -117,8 +118,8 @@ pub(crate) async fn insert_link(
 
 impl Store {
     /// Creates a link, with a first changeset carrying `initial_files` (the whole scope, when
-    /// the branch is empty or is to be overwritten) in the same transaction. A second live
-    /// link for the same scope is refused, naming the existing one.
+    /// the branch is empty or is to be overwritten) in the same transaction, made by no
+    /// person. A second live link for the same scope is refused, naming the existing one.
     pub async fn create_link(
         &self,
         link: &NewSyncLink,
@@ -126,7 +127,7 @@ impl Store {
     ) -> Result<SyncLink, StoreError> {
         let id: LinkId = new_id();
         let mut tx = self.begin_write().await?;
-        insert_link(&mut tx, &id, link, initial_files, self.now()).await?;
+        insert_link(&mut tx, &id, link, initial_files, None, self.now()).await?;
         tx.commit().await?;
         self.outbox_changed();
         self.link_by_id(&id).await

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use reposync_model::LinkId;
 use reposync_model::scope::app_of_path;
+use reposync_model::{LinkId, Person};
 
 use crate::error::StoreError;
 use crate::gate::WriteTx;
@@ -13,11 +13,12 @@ use crate::sync::changesets::{FileChangeRecord, FileOp, insert_changeset};
 use crate::sync::links::{LINK_COLUMNS, SyncLink, link_from_row};
 
 /// Writes one changeset per live link for the files a batch changed, inside the batch's
-/// transaction: the change and its way out to Git commit together or not at all. Returns how
-/// many were written.
+/// transaction: the change and its way out to Git commit together or not at all. Each records
+/// `by`, the person who made the change. Returns how many were written.
 pub(crate) async fn record_changesets(
     tx: &mut WriteTx,
     outcomes: &[(String, ChangeOutcome)],
+    by: Option<&Person>,
     now: i64,
 ) -> Result<usize, StoreError> {
     // An application renamed in this batch (its Index.yaml deleted under one name and created
@@ -85,7 +86,7 @@ pub(crate) async fn record_changesets(
     }
     let written = per_link.len();
     for (link_id, files) in per_link {
-        insert_changeset(tx, link_id, &files, now).await?;
+        insert_changeset(tx, link_id, &files, by, now).await?;
     }
     Ok(written)
 }

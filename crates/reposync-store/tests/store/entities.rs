@@ -41,15 +41,18 @@ async fn a_batch_applies_whole_and_a_second_identical_batch_changes_nothing() {
             &[("pipelineStages[0].workflowName", WORKFLOW)],
         ),
     ];
-    let outcomes = store.apply_entities(&batch, false).await.expect("apply");
+    let outcomes = store
+        .apply_entities(&batch, false, None)
+        .await
+        .expect("apply");
     assert!(outcomes.iter().all(|(_, o)| *o == ChangeOutcome::Created));
     let again = store
-        .apply_entities(&batch, false)
+        .apply_entities(&batch, false, None)
         .await
         .expect("apply again");
     assert!(again.iter().all(|(_, o)| *o == ChangeOutcome::Unchanged));
     let changed = store
-        .apply_entities(&[put(WORKFLOW, "w2", &[])], false)
+        .apply_entities(&[put(WORKFLOW, "w2", &[])], false, None)
         .await
         .expect("change");
     assert_eq!(changed, vec![(WORKFLOW.to_owned(), ChangeOutcome::Changed)]);
@@ -73,7 +76,7 @@ async fn a_missing_reference_fails_the_whole_batch() {
         ),
     ];
     let err = store
-        .apply_entities(&batch, false)
+        .apply_entities(&batch, false, None)
         .await
         .expect_err("dangling");
     assert!(err.to_string().contains(WORKFLOW), "{err}");
@@ -84,7 +87,7 @@ async fn a_missing_reference_fails_the_whole_batch() {
     let mut with_target = batch;
     with_target.push(put(WORKFLOW, "w", &[]));
     store
-        .apply_entities(&with_target, false)
+        .apply_entities(&with_target, false, None)
         .await
         .expect("the target in the same batch counts");
 }
@@ -101,6 +104,7 @@ async fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
                 put(PIPELINE, "p", &[("stage", WORKFLOW)]),
             ],
             false,
+            None,
         )
         .await
         .expect("apply");
@@ -110,6 +114,7 @@ async fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
                 path: WORKFLOW.into(),
             }],
             false,
+            None,
         )
         .await
         .expect_err("in use");
@@ -133,6 +138,7 @@ async fn deleting_a_referenced_entity_is_refused_naming_the_referrers() {
                 },
             ],
             false,
+            None,
         )
         .await
         .expect("both go");
@@ -161,18 +167,22 @@ async fn connectors_are_files_of_the_tree_that_applications_refer_to() {
     })
     .expect("connector");
     let connector = store
-        .create_connector(&spec, WebhookChange::Keep)
+        .create_connector(&spec, WebhookChange::Keep, None)
         .await
         .expect("create");
     const CONNECTOR: &str = "Setup/Source Repo Providers/Git.yaml";
     const RENAMED: &str = "Setup/Source Repo Providers/Git2.yaml";
     store
-        .apply_entities(&[put(APP, "a", &[("gitConnector", CONNECTOR)])], false)
+        .apply_entities(
+            &[put(APP, "a", &[("gitConnector", CONNECTOR)])],
+            false,
+            None,
+        )
         .await
         .expect("an application may name the connector");
 
     let err = store
-        .delete_connector(&spec.name)
+        .delete_connector(&spec.name, None)
         .await
         .expect_err("in use");
     assert!(
@@ -189,7 +199,7 @@ async fn connectors_are_files_of_the_tree_that_applications_refer_to() {
         )))
     };
     let err = store
-        .apply_entities(&[rename()], false)
+        .apply_entities(&[rename()], false, None)
         .await
         .expect_err("a rename that leaves the application behind");
     assert!(matches!(&err, StoreError::InUse { .. }), "{err}");
@@ -197,6 +207,7 @@ async fn connectors_are_files_of_the_tree_that_applications_refer_to() {
         .apply_entities(
             &[rename(), put(APP, "a2", &[("gitConnector", RENAMED)])],
             false,
+            None,
         )
         .await
         .expect("a rename that rewrites its referrers");

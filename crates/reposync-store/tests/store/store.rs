@@ -90,11 +90,11 @@ async fn a_secret_in_use_cannot_be_deleted_and_the_error_names_the_connectors() 
         .await
         .expect("create");
     store
-        .create_connector(&connector("Config B", "bb"), WebhookChange::Keep)
+        .create_connector(&connector("Config B", "bb"), WebhookChange::Keep, None)
         .await
         .expect("connector");
     store
-        .create_connector(&connector("Config A", "bb"), WebhookChange::Keep)
+        .create_connector(&connector("Config A", "bb"), WebhookChange::Keep, None)
         .await
         .expect("connector");
     let err = store
@@ -106,11 +106,11 @@ async fn a_secret_in_use_cannot_be_deleted_and_the_error_names_the_connectors() 
         "secret \"bb\" is used by connectors: Config A, Config B"
     );
     store
-        .delete_connector(&EntityName::parse("Config A").expect("name"))
+        .delete_connector(&EntityName::parse("Config A").expect("name"), None)
         .await
         .expect("delete");
     store
-        .delete_connector(&EntityName::parse("Config B").expect("name"))
+        .delete_connector(&EntityName::parse("Config B").expect("name"), None)
         .await
         .expect("delete");
     store
@@ -124,7 +124,7 @@ async fn a_connector_must_name_an_existing_secret_of_the_right_kind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(&dir).await;
     let err = store
-        .create_connector(&connector("C", "missing"), WebhookChange::Keep)
+        .create_connector(&connector("C", "missing"), WebhookChange::Keep, None)
         .await
         .expect_err("missing");
     assert!(
@@ -136,7 +136,7 @@ async fn a_connector_must_name_an_existing_secret_of_the_right_kind() {
         .await
         .expect("create");
     let err = store
-        .create_connector(&connector("C", "key"), WebhookChange::Keep)
+        .create_connector(&connector("C", "key"), WebhookChange::Keep, None)
         .await
         .expect_err("wrong kind");
     assert!(
@@ -274,17 +274,17 @@ async fn an_update_based_on_a_stale_read_is_refused() {
         .await
         .expect("create");
     let first = store
-        .create_connector(&connector("C", "bb"), WebhookChange::Keep)
+        .create_connector(&connector("C", "bb"), WebhookChange::Keep, None)
         .await
         .expect("connector");
     let mut renamed = first.spec.clone();
     renamed.name = EntityName::parse("C2").expect("name");
     store
-        .update_connector(&first, &renamed, WebhookChange::Keep)
+        .update_connector(&first, &renamed, WebhookChange::Keep, None)
         .await
         .expect("first update");
     let err = store
-        .update_connector(&first, &first.spec, WebhookChange::Keep)
+        .update_connector(&first, &first.spec, WebhookChange::Keep, None)
         .await
         .expect_err("stale");
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");

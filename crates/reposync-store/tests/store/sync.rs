@@ -4,7 +4,8 @@
 #![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
 
 use reposync_model::{
-    BranchId, ChangesetId, ConnectorDraft, ConnectorId, GitConnector, LinkId, ObjectId, SecretName,
+    BranchId, ChangesetId, ConnectorDraft, ConnectorId, EmailAddress, GitConnector, LinkId,
+    ObjectId, Person, SecretName, UserName,
 };
 use reposync_secrets::MasterKey;
 use reposync_store::{
@@ -52,6 +53,7 @@ async fn linked_store(dir: &tempfile::TempDir) -> (Store, LinkId) {
             })
             .expect("connector"),
             WebhookChange::Keep,
+            None,
         )
         .await
         .expect("connector");
@@ -71,6 +73,48 @@ async fn linked_store(dir: &tempfile::TempDir) -> (Store, LinkId) {
     (store, link.id)
 }
 
+/// Each changeset keeps the person who made its change, as they were then (their name, and
+/// their address when they have one), and a change no person made has none; they come back
+/// in the order the changes were made, as the outbox reads them.
+#[tokio::test]
+async fn a_changeset_keeps_the_person_who_made_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link) = linked_store(&dir).await;
+    let alice = Person {
+        name: UserName::parse("alice").expect("name"),
+        email: Some(EmailAddress::parse("alice@example.com").expect("email")),
+    };
+    let bob = Person {
+        name: UserName::parse("bob").expect("name"),
+        email: None,
+    };
+    for (content, by) in [("a", Some(&alice)), ("b", None), ("c", Some(&bob))] {
+        store
+            .apply_entities(
+                &[put("Setup/Applications/Shop/Index.yaml", content)],
+                false,
+                by,
+            )
+            .await
+            .expect("apply");
+    }
+    let waiting = store
+        .start_attempt(&link)
+        .await
+        .expect("start")
+        .expect("work waiting")
+        .changesets;
+    let people: Vec<Option<Person>> = waiting.into_iter().map(|c| c.by).collect();
+    assert_eq!(people, [Some(alice.clone()), None, Some(bob)]);
+    let listed = store.list_changesets(&[link], 10).await.expect("list");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(
+        listed[2].by,
+        Some(alice),
+        "the oldest, listed last, is alice's"
+    );
+}
+
 #[tokio::test]
 async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -83,6 +127,7 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
                 put("Setup/Cloud Providers/k8s.yaml", "c"),
             ],
             false,
+            None,
         )
         .await
         .expect("apply");
@@ -91,11 +136,16 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
         .apply_entities(
             &[put("Setup/Applications/Shop/Workflows/w.yaml", "w")],
             true,
+            None,
         )
         .await
         .expect("dry run");
     store
-        .apply_entities(&[put("Setup/Applications/Shop/Index.yaml", "a")], false)
+        .apply_entities(
+            &[put("Setup/Applications/Shop/Index.yaml", "a")],
+            false,
+            None,
+        )
         .await
         .expect("no-op");
     let started = store
@@ -206,7 +256,11 @@ async fn a_second_link_for_a_scope_is_refused_and_a_restart_replans_cut_off_atte
         "{err}"
     );
     store
-        .apply_entities(&[put("Setup/Applications/Shop/Index.yaml", "a")], false)
+        .apply_entities(
+            &[put("Setup/Applications/Shop/Index.yaml", "a")],
+            false,
+            None,
+        )
         .await
         .expect("apply");
     store
@@ -228,7 +282,11 @@ async fn a_held_link_keeps_one_open_error_per_connection_until_an_attempt_gets_p
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, link) = linked_store(&dir).await;
     store
-        .apply_entities(&[put("Setup/Applications/Shop/Index.yaml", "a")], false)
+        .apply_entities(
+            &[put("Setup/Applications/Shop/Index.yaml", "a")],
+            false,
+            None,
+        )
         .await
         .expect("apply");
     assert_eq!(
@@ -317,6 +375,7 @@ async fn the_connectors_a_scope_refers_to_are_found_through_its_references() {
                 put("Setup/Applications/Other/Index.yaml", "b"),
             ],
             false,
+            None,
         )
         .await
         .expect("apply");
@@ -489,7 +548,7 @@ async fn changesets_found_on_the_branch_keep_their_own_commit_and_their_errors_r
     let index = "Setup/Applications/Shop/Index.yaml";
     let workflow = "Setup/Applications/Shop/Workflows/w.yaml";
     store
-        .apply_entities(&[put(index, "a")], false)
+        .apply_entities(&[put(index, "a")], false, None)
         .await
         .expect("apply");
     let first = store
@@ -500,7 +559,7 @@ async fn changesets_found_on_the_branch_keep_their_own_commit_and_their_errors_r
     // Git changed the workflow while reposync held a change to it: Git's version is kept in
     // an `overridden` error (as the inbox records it), on a commit not ours.
     store
-        .apply_entities(&[put(workflow, "ours")], false)
+        .apply_entities(&[put(workflow, "ours")], false, None)
         .await
         .expect("apply");
     let theirs = oid(&"d".repeat(40));
@@ -617,7 +676,7 @@ async fn a_commit_read_back_settles_the_changesets_its_trailers_name() {
         .expect("branch");
     let index = "Setup/Applications/Shop/Index.yaml";
     store
-        .apply_entities(&[put(index, "a")], false)
+        .apply_entities(&[put(index, "a")], false, None)
         .await
         .expect("apply");
     let started = store
@@ -673,6 +732,7 @@ async fn other_connector(store: &Store) -> ConnectorId {
             })
             .expect("connector"),
             WebhookChange::Keep,
+            None,
         )
         .await
         .expect("connector")
@@ -1008,7 +1068,7 @@ async fn an_enable_that_fails_half_way_leaves_the_store_as_it_was() {
     let kept = "Setup/Notification Groups/kept.yaml";
     let doomed = "Setup/Notification Groups/doomed.yaml";
     store
-        .apply_entities(&[put(kept, "k"), put(doomed, "d")], false)
+        .apply_entities(&[put(kept, "k"), put(doomed, "d")], false, None)
         .await
         .expect("apply");
     let snapshot = |store: Store| async move {
@@ -1053,6 +1113,7 @@ async fn an_enable_that_fails_half_way_leaves_the_store_as_it_was() {
                 id: &task.id,
                 result: &never,
             }),
+            by: None,
         })
         .await
         .expect_err("the link cannot be inserted");
@@ -1119,6 +1180,7 @@ async fn an_enable_ends_its_task_in_the_same_transaction_and_only_once() {
                         id: &task,
                         result: &result,
                     }),
+                    by: None,
                 })
                 .await
         }
@@ -1186,7 +1248,11 @@ async fn attempts_started_at_once_for_one_link_make_one_running_attempt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, link) = linked_store(&dir).await;
     store
-        .apply_entities(&[put("Setup/Applications/Shop/Index.yaml", "a")], false)
+        .apply_entities(
+            &[put("Setup/Applications/Shop/Index.yaml", "a")],
+            false,
+            None,
+        )
         .await
         .expect("apply");
     let starts: Vec<_> = (0..8)
@@ -1321,7 +1387,11 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
     let mut pushed_changesets = Vec::new();
     for (content, commit) in [("one", "e"), ("two", "f")] {
         store
-            .apply_entities(&[put("Setup/Applications/Shop/Index.yaml", content)], false)
+            .apply_entities(
+                &[put("Setup/Applications/Shop/Index.yaml", content)],
+                false,
+                None,
+            )
             .await
             .expect("edit");
         let started = store
