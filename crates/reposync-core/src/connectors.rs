@@ -7,7 +7,8 @@ use reposync_model::{
     ConnectorScope, EntityName, GitConnector, Person, RepoSlug, RepoUrl, TaskId, connector_yaml,
 };
 use reposync_store::{
-    ConnectorRecord, ConnectorWrite, Store, TaskRecord, WebhookChange, WebhookCredentials,
+    ConnectorRecord, ConnectorWrite, Store, StoreError, TaskRecord, WebhookChange,
+    WebhookCredentials,
 };
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -140,7 +141,22 @@ pub async fn delete(
             ),
         ));
     }
-    store.delete_connector(&name, by).await?;
+    store
+        .delete_connector(&name, by)
+        .await
+        .map_err(|error| match error {
+            StoreError::InUse { user_kind: "sync link", .. } => {
+                let message = format!("{error}; disable sync there first (`reposync sync disable`)");
+                CoreError::new(ErrorKind::Conflict, "in_use", message)
+            }
+            StoreError::InUse { .. } => {
+                let message = format!(
+                    "{error}; its Git Sync history still names it, so keep it (a connector nothing links to does no work)"
+                );
+                CoreError::new(ErrorKind::Conflict, "in_use", message)
+            }
+            other => other.into(),
+        })?;
     tracing::info!(connector = %name, "deleted connector");
     Ok(name)
 }

@@ -337,8 +337,9 @@ pub struct LoginFailed {
 
 /// Checks a user's password, counting failures per user and per client address: a few
 /// failures cost nothing more; after them each further attempt must wait longer, and many
-/// lock the user (or address) out for the rest of the window. A blocked attempt is refused
-/// without looking at the password, so guessing costs the server almost nothing.
+/// lock the user (or address) out until their window ends. An attempt made while blocked is
+/// refused without looking at the password, so guessing costs the server almost nothing, and
+/// it counts as a failure too, so hammering reaches the lockout sooner.
 pub async fn login(
     store: &Store,
     user: &str,
@@ -355,29 +356,20 @@ pub async fn login(
     let keys: Vec<&str> = std::iter::once(user_key.as_str())
         .chain(address_key.as_deref())
         .collect();
-    let now = store.clock().now_millis();
-    if let Some(until) = store
+    let blocked = store
         .login_blocked_until(&keys)
         .await
-        .map_err(|e| internal(e.into()))?
-    {
-        return Err(LoginFailed {
-            error: blocked(until - now),
-            refusal: LoginRefusal::Blocked { until },
-            locked_out: None,
-        });
-    }
-    let record = match UserName::parse(user) {
-        Ok(name) => store
-            .password_hash(&name)
-            .await
-            .map_err(|e| internal(e.into()))?,
-        Err(_) => None,
-    };
-    let hash = record.as_ref().and_then(|(_, hash)| hash.clone());
-    let password_matches = verify_password(password, hash).await;
-    match record {
-        Some((user, _)) if password_matches => {
+        .map_err(|e| internal(e.into()))?;
+    if blocked.is_none() {
+        let record = match UserName::parse(user) {
+            Ok(name) => store
+                .password_hash(&name)
+                .await
+                .map_err(|e| internal(e.into()))?,
+            Err(_) => None,
+        };
+        let hash = record.as_ref().and_then(|(_, hash)| hash.clone());
+        if let (true, Some((user, _))) = (verify_password(password, hash).await, record) {
             if user.disabled_at.is_some() {
                 return Err(LoginFailed {
                     error: CoreError::new(
@@ -393,67 +385,93 @@ pub async fn login(
                 .clear_login_failures(&user_key)
                 .await
                 .map_err(|e| internal(e.into()))?;
-            Ok(user)
-        }
-        _ => {
-            let window = millis(LOGIN_WINDOW);
-            let by_user = store
-                .record_login_failure(&user_key, address, window, |n| {
-                    delay(n, USER_FREE_FAILURES, USER_LOCKOUT_FAILURES)
-                })
-                .await
-                .map_err(|e| internal(e.into()))?;
-            let mut locked_out = (by_user.failures == USER_LOCKOUT_FAILURES).then(|| {
-                format!(
-                    "{} failed logins for user {user:?} within {} minutes, the last from {}; its logins are refused until {}",
-                    by_user.failures,
-                    LOGIN_WINDOW.as_secs() / 60,
-                    address.unwrap_or("an unknown address"),
-                    by_user.blocked_until.map(timestamp).unwrap_or_default()
-                )
-            });
-            if let Some(key) = &address_key {
-                let by_address = store
-                    .record_login_failure(key, address, window, |n| {
-                        delay(n, ADDRESS_FREE_FAILURES, ADDRESS_LOCKOUT_FAILURES)
-                    })
-                    .await
-                    .map_err(|e| internal(e.into()))?;
-                if by_address.failures == ADDRESS_LOCKOUT_FAILURES {
-                    locked_out = Some(format!(
-                        "{} failed logins from {} within {} minutes; logins from it are refused until {}",
-                        by_address.failures,
-                        address.unwrap_or_default(),
-                        LOGIN_WINDOW.as_secs() / 60,
-                        by_address.blocked_until.map(timestamp).unwrap_or_default()
-                    ));
-                }
-            }
-            Err(LoginFailed {
-                error: CoreError::new(
-                    ErrorKind::Unauthenticated,
-                    "unauthorized",
-                    "wrong user name or password",
-                ),
-                refusal: LoginRefusal::WrongCredentials,
-                locked_out,
-            })
+            return Ok(user);
         }
     }
+    let locked_out = count_failure(store, user, address)
+        .await
+        .map_err(|e| internal(e.into()))?;
+    Err(match blocked {
+        Some(until) => LoginFailed {
+            error: throttled(until - store.clock().now_millis()),
+            refusal: LoginRefusal::Blocked { until },
+            locked_out,
+        },
+        None => LoginFailed {
+            error: CoreError::new(
+                ErrorKind::Unauthenticated,
+                "unauthorized",
+                "wrong user name or password",
+            ),
+            refusal: LoginRefusal::WrongCredentials,
+            locked_out,
+        },
+    })
 }
 
-/// How long, in milliseconds, a key with `failures` failures in its window is blocked: not
-/// at all for the first `free`, then doubling from one second, then the whole window from
-/// `lockout` on.
-fn delay(failures: i64, free: i64, lockout: i64) -> Option<i64> {
+/// Counts a failed login for the user and for the address; when it is the one that locks
+/// either out, what admins should know.
+async fn count_failure(
+    store: &Store,
+    user: &str,
+    address: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let window = millis(LOGIN_WINDOW);
+    let minutes = LOGIN_WINDOW.as_secs() / 60;
+    let from = address.unwrap_or("an unknown address");
+    let by_user = store
+        .record_login_failure(&format!("user:{user}"), address, window, |n, now, start| {
+            block_until(n, now, start, USER_FREE_FAILURES, USER_LOCKOUT_FAILURES)
+        })
+        .await?;
+    let mut locked_out = (by_user.failures == USER_LOCKOUT_FAILURES).then(|| {
+        format!(
+            "{} failed logins for user {user:?} within {minutes} minutes, the last from {from}; its logins are refused until {}",
+            by_user.failures,
+            by_user.blocked_until.map(timestamp).unwrap_or_default()
+        )
+    });
+    if let Some(address) = address {
+        let by_address = store
+            .record_login_failure(
+                &format!("addr:{address}"),
+                Some(address),
+                window,
+                |n, now, start| {
+                    block_until(
+                        n,
+                        now,
+                        start,
+                        ADDRESS_FREE_FAILURES,
+                        ADDRESS_LOCKOUT_FAILURES,
+                    )
+                },
+            )
+            .await?;
+        if by_address.failures == ADDRESS_LOCKOUT_FAILURES {
+            locked_out = Some(format!(
+                "{} failed logins from {address} within {minutes} minutes; logins from it are refused until {}",
+                by_address.failures,
+                by_address.blocked_until.map(timestamp).unwrap_or_default()
+            ));
+        }
+    }
+    Ok(locked_out)
+}
+
+/// Until when a key with `failures` failures in the window that started at `start` is
+/// blocked: not at all for the first `free`; then for a time doubling from one second; from
+/// `lockout` on, until the window ends, so that the rightful user gets in once it has passed
+/// however long someone goes on guessing.
+fn block_until(failures: i64, now: i64, start: i64, free: i64, lockout: i64) -> Option<i64> {
     if failures >= lockout {
-        return Some(millis(LOGIN_WINDOW));
+        return Some(start + millis(LOGIN_WINDOW));
     }
     let beyond = failures - free;
-    (beyond > 0).then(|| 1000_i64 << (beyond - 1).min(20))
+    (beyond > 0).then(|| now + (1000_i64 << (beyond - 1).min(20)))
 }
 
-fn blocked(remaining_ms: i64) -> CoreError {
+fn throttled(remaining_ms: i64) -> CoreError {
     let seconds = u64::try_from(remaining_ms.max(0))
         .unwrap_or(0)
         .div_ceil(1000)
@@ -657,14 +675,16 @@ mod tests {
     }
 
     #[test]
-    fn failures_cost_nothing_then_double_then_lock_out() {
-        assert_eq!(delay(1, 3, 10), None);
-        assert_eq!(delay(3, 3, 10), None);
-        assert_eq!(delay(4, 3, 10), Some(1000));
-        assert_eq!(delay(5, 3, 10), Some(2000));
-        assert_eq!(delay(9, 3, 10), Some(32_000));
-        assert_eq!(delay(10, 3, 10), Some(millis(LOGIN_WINDOW)));
-        assert_eq!(delay(500, 3, 10), Some(millis(LOGIN_WINDOW)));
+    fn failures_cost_nothing_then_double_then_lock_out_until_the_window_ends() {
+        let (start, now) = (1_000_000, 1_060_000);
+        let window_end = start + millis(LOGIN_WINDOW);
+        assert_eq!(block_until(1, now, start, 3, 10), None);
+        assert_eq!(block_until(3, now, start, 3, 10), None);
+        assert_eq!(block_until(4, now, start, 3, 10), Some(now + 1000));
+        assert_eq!(block_until(5, now, start, 3, 10), Some(now + 2000));
+        assert_eq!(block_until(9, now, start, 3, 10), Some(now + 32_000));
+        assert_eq!(block_until(10, now, start, 3, 10), Some(window_end));
+        assert_eq!(block_until(500, now + 5000, start, 3, 10), Some(window_end));
     }
 
     #[test]

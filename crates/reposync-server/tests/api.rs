@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use reposync_server::{ServerConfig, TaskHub, bootstrap, serve};
 
+#[path = "api/access.rs"]
+mod access;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -28,6 +31,18 @@ impl Api {
     }
 
     async fn spawn_with(configure: impl FnOnce(&mut ServerConfig)) -> Api {
+        Api::start(configure, None).await
+    }
+
+    /// A server whose store reads the time from `clock`, for what waits on it (windows).
+    async fn spawn_with_clock(clock: std::sync::Arc<dyn reposync_store::Clock>) -> Api {
+        Api::start(|_| {}, Some(clock)).await
+    }
+
+    async fn start(
+        configure: impl FnOnce(&mut ServerConfig),
+        clock: Option<std::sync::Arc<dyn reposync_store::Clock>>,
+    ) -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -36,7 +51,10 @@ impl Api {
         config.listen = listener.local_addr().expect("addr");
         config.public_url = Some("https://reposync.example.com/".into());
         configure(&mut config);
-        let ready = bootstrap(config).await.expect("bootstrap");
+        let mut ready = bootstrap(config).await.expect("bootstrap");
+        if let Some(clock) = clock {
+            ready.state.store = ready.state.store.clone().with_clock(clock);
+        }
         let token = ready.new_admin_token.expect("first start creates a token");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -325,6 +325,40 @@ impl Store {
                     outcomes.push((path.clone(), ChangeOutcome::Deleted));
                 }
                 EntityChange::DeleteConnector { name } => {
+                    // Sync links name their connector; one still linked (or once linked, whose
+                    // history keeps it) is refused by name rather than by the database.
+                    let links = sqlx::query(
+                        "SELECT l.app AS app, l.enabled AS enabled FROM sync_links l
+                         JOIN connectors c ON c.id = l.connector_id WHERE c.name = $1
+                         ORDER BY l.enabled DESC, l.app",
+                    )
+                    .bind(name.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    if let Some(first) = links.first() {
+                        let live: i64 = first.try_get("enabled")?;
+                        let mut used_by = Vec::new();
+                        for link in &links {
+                            let app: String = link.try_get("app")?;
+                            let scope = reposync_model::scope::Scope::of_app(
+                                (!app.is_empty()).then_some(app.as_str()),
+                            );
+                            if !used_by.contains(&scope.to_string()) {
+                                used_by.push(scope.to_string());
+                            }
+                        }
+                        tx.rollback().await?;
+                        return Err(StoreError::InUse {
+                            what: "connector",
+                            name: name.to_string(),
+                            user_kind: if live == 1 {
+                                "sync link"
+                            } else {
+                                "earlier sync link"
+                            },
+                            used_by,
+                        });
+                    }
                     sqlx::query("DELETE FROM connectors WHERE name = $1")
                         .bind(name.as_str())
                         .execute(&mut *tx)

@@ -491,14 +491,14 @@ impl Store {
     }
 
     /// Counts one more failed login for `key` within a window of `window_ms` (a failure after
-    /// the window starts a new one), and blocks the key for as long as `block_for` says of
-    /// the new count.
+    /// the window starts a new one), and blocks the key until the time `block_until` gives
+    /// for the new count, the time now and the window's start.
     pub async fn record_login_failure(
         &self,
         key: &str,
         address: Option<&str>,
         window_ms: i64,
-        block_for: impl Fn(i64) -> Option<i64>,
+        block_until: impl Fn(i64, i64, i64) -> Option<i64>,
     ) -> Result<LoginFailures, StoreError> {
         let now = self.now();
         let mut tx = self.begin_write().await?;
@@ -518,7 +518,7 @@ impl Store {
             }
             None => (1, now),
         };
-        let blocked_until = block_for(failures).map(|ms| now + ms);
+        let blocked_until = block_until(failures, now, window_start);
         sqlx::query(
             "INSERT INTO login_failures (key, failures, window_start, blocked_until, last_address)
              VALUES ($1, $2, $3, $4, $5)

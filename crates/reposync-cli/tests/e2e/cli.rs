@@ -784,7 +784,10 @@ fn login_remembers_the_server_from_any_directory_and_logout_forgets_it() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("reposync login --server URL"), "{stderr}");
 
-    let (code, _, stderr) = run(&["login", "--server", &app.url], Some("rsp_not-the-token\n"));
+    let (code, _, stderr) = run(
+        &["login", "--server", &app.url],
+        Some("rsp_not-the-token\n"),
+    );
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("nothing was saved"), "{stderr}");
     let file = home.path().join(".config/reposync/login.json");
