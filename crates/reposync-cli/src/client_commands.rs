@@ -320,7 +320,7 @@ pub(crate) fn client(globals: &Globals) -> anyhow::Result<Client> {
 
 /// Refuses a `--server` that is not an `http://` or `https://` URL with a host, saying what
 /// to write instead: `localhost:8080` would otherwise read as a URL of scheme `localhost`.
-fn check_server_url(server: &str) -> anyhow::Result<()> {
+pub(crate) fn check_server_url(server: &str) -> anyhow::Result<()> {
     let has_scheme = server.starts_with("http://") || server.starts_with("https://");
     if !has_scheme {
         let rest = server.split_once("://").map_or(server, |(_, rest)| rest);

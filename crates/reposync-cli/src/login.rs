@@ -48,17 +48,36 @@ pub fn saved_login() -> Option<SavedLogin> {
     serde_json::from_str(&text).ok()
 }
 
-/// `reposync login --server URL`: reads the API token from standard input, checks it against
-/// the server, and saves both.
-pub async fn login(globals: &Globals) -> anyhow::Result<ExitCode> {
-    let mut token = String::new();
-    std::io::stdin()
-        .read_line(&mut token)
-        .context("cannot read the API token from standard input")?;
-    let token = token.trim().to_owned();
-    if token.is_empty() {
-        bail!("give the API token on standard input: `reposync login --server URL < token-file`");
-    }
+/// `reposync login`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// Log in as this user with their password (read from standard input, without echo at a
+    /// terminal), which makes a new personal token; without it, the API token itself is read
+    /// from standard input.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+}
+
+/// `reposync login --server URL [--user NAME]`: reads the API token (or the user's password,
+/// exchanged for a new token) from standard input, checks it against the server, and saves
+/// the server and token.
+pub async fn login(args: LoginArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let token = match &args.user {
+        Some(user) => password_login(user, globals).await?,
+        None => {
+            let mut token = String::new();
+            std::io::stdin()
+                .read_line(&mut token)
+                .context("cannot read the API token from standard input")?;
+            let token = token.trim().to_owned();
+            if token.is_empty() {
+                bail!(
+                    "give the API token on standard input: `reposync login --server URL < token-file`, or log in with a password: `reposync login --server URL --user NAME`"
+                );
+            }
+            token
+        }
+    };
     let checking = Globals {
         token: Some(token.clone()),
         ..globals.clone()
@@ -92,6 +111,35 @@ pub async fn login(globals: &Globals) -> anyhow::Result<ExitCode> {
     std::fs::rename(&staged, &path).with_context(|| format!("cannot write {}", path.display()))?;
     outln!("Logged in to {}; saved in {}", saved.server, path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exchanges a user's password for a new personal token named after this machine.
+async fn password_login(user: &str, globals: &Globals) -> anyhow::Result<String> {
+    let password = crate::user_commands::read_password("Password")?;
+    crate::client_commands::check_server_url(&globals.server)?;
+    let client = reposync_api::Client::new(&globals.server, None)?;
+    // Named after the machine and the moment, so that `token list` tells logins apart.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host.trim().chars().take(32).collect();
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let request = reposync_api::LoginRequest {
+        user: user.to_owned(),
+        password,
+        token_name: Some(format!("cli-{host}-{seconds}")),
+        expires_in_seconds: None,
+    };
+    let answer = client
+        .call(reqwest::Method::POST, &["login"], &request)
+        .await
+        .context("cannot log in")?;
+    let token: reposync_api::TokenView = reposync_api::decode(answer)?;
+    let value = token
+        .token
+        .context("the server made a token but did not show it; log in again")?;
+    Ok(value.expose().to_owned())
 }
 
 /// `reposync logout`: forgets the saved login.

@@ -85,9 +85,10 @@ struct Cli {
 enum Command {
     /// Run the server, with SQLite embedded in the data directory and a built-in delegate.
     Serve(serve::ServeArgs),
-    /// Remember a server and its API token (read from standard input) for every later
-    /// command, from any directory; saved in a file only you can read.
-    Login,
+    /// Remember a server and an API token for every later command, from any directory; saved
+    /// in a file only you can read. The token is read from standard input, or made by logging
+    /// in with --user and a password.
+    Login(login::LoginArgs),
     /// Forget the saved server and API token.
     Logout,
     /// Show this client's version and build, and the server's with its database schema.
@@ -154,6 +155,8 @@ enum Command {
     /// Tokens for remote delegates: create (shown once), list, revoke.
     #[command(subcommand)]
     DelegateToken(delegate_token_commands::DelegateTokenCommand),
+    /// Who the API token in use belongs to, and the role it acts with.
+    Whoami,
     /// Users and their rights: add, list, show, set-role, set-password, disable, enable,
     /// delete.
     #[command(subcommand)]
@@ -251,7 +254,7 @@ fn main() -> ExitCode {
                 let serve_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
                 serve::run(args, &globals, serve_matches).await
             }
-            Command::Login => login::login(&globals).await,
+            Command::Login(args) => login::login(args, &globals).await,
             Command::Logout => login::logout(),
             Command::Version => client_commands::version(&globals).await,
             Command::Backup(args) => backup_commands::backup(args, &globals).await,
@@ -277,6 +280,7 @@ fn main() -> ExitCode {
             Command::Delegate(args) => {
                 delegate_command::delegate(args, &globals, token_in_argv).await
             }
+            Command::Whoami => user_commands::whoami(&globals).await,
             Command::User(command) => user_commands::user(command, &globals).await,
             Command::Token(command) => user_commands::token(command, &globals).await,
             Command::Admin(command) => user_commands::admin(command, &globals).await,

@@ -457,6 +457,25 @@ pub async fn token(command: TokenCommand, globals: &Globals) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// `reposync whoami`: who the token in use belongs to, and what it may do.
+pub async fn whoami(globals: &Globals) -> anyhow::Result<ExitCode> {
+    let answer = client(globals)?
+        .get(&["me"], &[], Duration::from_secs(30))
+        .await?;
+    if globals.output.is_data() {
+        crate::output::data(globals.output, &answer)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let me: reposync_api::MeView = decode(answer)?;
+    crate::output::fields(&[
+        ("User", Some(me.user)),
+        ("Role", Some(rights(&me.role, &me.apps))),
+        ("E-mail", me.email),
+        ("Token", Some(me.token)),
+    ]);
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn admin(command: AdminCommand, globals: &Globals) -> anyhow::Result<ExitCode> {
     let AdminCommand::Reset(args) = command;
     let mut config = reposync_server::ServerConfig::new(globals.data_dir.clone());

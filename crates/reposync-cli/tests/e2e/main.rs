@@ -11,4 +11,5 @@ mod offline;
 mod serve;
 mod sync;
 mod tree;
+mod users;
 mod webhooks;

@@ -169,11 +169,30 @@ impl TestApp {
 
     /// [`TestApp::cli`] with environment variables besides the hermetic ones (`TZ`).
     pub fn cli_with_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+        self.run_cli(Some(&self.token), args, stdin, env)
+    }
+
+    /// [`TestApp::cli`] with another user's token (through `REPOSYNC_TOKEN`, as a user would
+    /// keep it), or with none, for the login the CLI saved.
+    pub fn cli_as(&self, token: Option<&str>, args: &[&str], stdin: Option<&str>) -> Run {
+        self.run_cli(token, args, stdin, &[])
+    }
+
+    fn run_cli(
+        &self,
+        token: Option<&str>,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Run {
         let mut command = Command::new(binary());
         hermetic(&mut command, self.dir.path());
         command.envs(env.iter().copied());
+        if let Some(token) = token {
+            command.env("REPOSYNC_TOKEN", token);
+        }
         command
-            .args(["--server", &self.url, "--token", &self.token])
+            .args(["--server", &self.url])
             .args(args)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
