@@ -945,6 +945,27 @@ pub struct LoginRequest {
     pub expires_in_seconds: Option<u64>,
 }
 
+/// A one-time link for a user to set their own password: `POST
+/// /api/v1/users/{name}/password-link`. The URL holds the link's token; hand it to the user
+/// only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasswordLinkView {
+    pub user: String,
+    pub url: crate::SecretValue,
+    pub expires_at: String,
+}
+
+/// `POST /api/v1/password`: a password set through a one-time link, with the token from the
+/// link's fragment (after `#`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PasswordByLinkRequest {
+    pub token: crate::SecretValue,
+    pub password: crate::SecretValue,
+}
+
 /// Who the caller is: `GET /api/v1/me`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

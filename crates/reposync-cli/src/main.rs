@@ -157,6 +157,9 @@ enum Command {
     DelegateToken(delegate_token_commands::DelegateTokenCommand),
     /// Who the API token in use belongs to, and the role it acts with.
     Whoami,
+    /// Set your password through a one-time link an admin made for you; the password is read
+    /// from standard input.
+    SetPassword(user_commands::SetPasswordArgs),
     /// Users and their rights: add, list, show, set-role, set-password, disable, enable,
     /// delete.
     #[command(subcommand)]
@@ -281,6 +284,7 @@ fn main() -> ExitCode {
                 delegate_command::delegate(args, &globals, token_in_argv).await
             }
             Command::Whoami => user_commands::whoami(&globals).await,
+            Command::SetPassword(args) => user_commands::set_password(args).await,
             Command::User(command) => user_commands::user(command, &globals).await,
             Command::Token(command) => user_commands::token(command, &globals).await,
             Command::Admin(command) => user_commands::admin(command, &globals).await,

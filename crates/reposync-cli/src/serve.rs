@@ -326,7 +326,7 @@ pub async fn run(
     };
     let log_format = layered(matches, "log_format", args.log_format, file.log.format);
     start_logging(log_format, file.log.level.as_deref());
-    let config = server_config(args, file, globals, matches)?;
+    let mut config = server_config(args, file, globals, matches)?;
     // A certificate that cannot be used stops the start before anything is touched.
     let tls = config
         .tls
@@ -349,6 +349,11 @@ pub async fn run(
     // port open finds the server ready.
     let listen = config.listen;
     let socket = reserve_port(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    // Port 0 asks the system for a free port: the links the server makes (webhook URLs,
+    // password links) name the one it got.
+    config.listen = socket
+        .local_addr()
+        .context("cannot read the listening address")?;
     let ready = bootstrap(config).await.context("cannot start the server")?;
     tracing::info!(origin = ?ready.master_key_origin, "master key loaded");
     if let Some(token) = &ready.new_admin_token {

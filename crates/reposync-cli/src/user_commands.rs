@@ -63,6 +63,12 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Make a one-time link (valid for a day) for a user to set their own password with
+    /// `reposync set-password --link URL`; an earlier link of theirs stops working.
+    PasswordLink {
+        /// The user.
+        name: String,
+    },
     /// Disable a user: their tokens and password stop working until they are enabled.
     Disable {
         /// The user.
@@ -250,6 +256,15 @@ pub async fn user(command: UserCommand, globals: &Globals) -> anyhow::Result<Exi
                 .call(Method::PATCH, &["users", name], &request)
                 .await?
         }
+        UserCommand::PasswordLink { name } => {
+            client
+                .call(
+                    Method::POST,
+                    &["users", name, "password-link"],
+                    &serde_json::json!({}),
+                )
+                .await?
+        }
         UserCommand::Disable { name } | UserCommand::Enable { name } => {
             let request = UserUpdateRequest {
                 disabled: Some(matches!(command, UserCommand::Disable { .. })),
@@ -280,13 +295,23 @@ pub async fn user(command: UserCommand, globals: &Globals) -> anyhow::Result<Exi
             print_users(&users.items, globals.output);
         }
         UserCommand::Delete { name, .. } => outln!("User {name:?} deleted, with their tokens."),
+        UserCommand::PasswordLink { name } => {
+            let link: reposync_api::PasswordLinkView = decode(answer)?;
+            outln!(
+                "A one-time link for {name} to set their password, until {}:",
+                local_time(&link.expires_at)
+            );
+            outln!("{}", link.url.expose());
+            outln!(
+                "Hand it to {name} only; they run `reposync set-password --link URL` (or open it in the web UI)."
+            );
+        }
         UserCommand::Add { .. } | UserCommand::Show { .. } => {
             let user: UserView = decode(answer)?;
             print_user(&user);
             if !user.has_password {
                 outln!(
-                    "No password yet: set one with `reposync user set-password {} --password-stdin`, or give them a token (`reposync token create NAME --user {}`).",
-                    user.name,
+                    "No password yet: send them a one-time link (`reposync user password-link {0}`), set one (`reposync user set-password {0} --password-stdin`), or give them a token (`reposync token create NAME --user {0}`).",
                     user.name
                 );
             }
@@ -454,6 +479,37 @@ pub async fn token(command: TokenCommand, globals: &Globals) -> anyhow::Result<E
             outln!("Token {name:?} revoked; its next request is refused.");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `reposync set-password --link URL`'s flags.
+#[derive(Debug, Args)]
+pub struct SetPasswordArgs {
+    /// The one-time link an admin made (`reposync user password-link`); the new password is
+    /// read from standard input.
+    #[arg(long, value_name = "URL")]
+    link: String,
+}
+
+/// `reposync set-password --link URL`: sets your password through a one-time link, at the
+/// server the link names.
+pub async fn set_password(args: SetPasswordArgs) -> anyhow::Result<ExitCode> {
+    let Some((page, token)) = args.link.split_once('#') else {
+        bail!("--link: give the whole link, with the part after `#`, as the admin sent it");
+    };
+    let Some(server) = page.strip_suffix("/set-password") else {
+        bail!("--link: this is not a reposync password link (it ends with /set-password#…)");
+    };
+    crate::client_commands::check_server_url(server)?;
+    let request = reposync_api::PasswordByLinkRequest {
+        token: SecretValue::new(token),
+        password: read_password("New password")?,
+    };
+    reposync_api::Client::new(server, None)?
+        .call(Method::POST, &["password"], &request)
+        .await
+        .context("cannot set the password")?;
+    outln!("Password set; log in with `reposync login --server {server} --user NAME`.");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Argon2, password_hash::rand_core::OsRng};
 use reposync_api::{
-    LoginFailuresView, MeView, SecretValue, TokenRequest, TokenView, UserRequest,
+    LoginFailuresView, MeView, PasswordLinkView, SecretValue, TokenRequest, TokenView, UserRequest,
     UserUpdateRequest, UserView, timestamp,
 };
 use reposync_model::{EmailAddress, EntityName, Person, Rights, Role, UserName};
@@ -312,6 +312,55 @@ pub async fn reset_admin(store: &Store, name: &str) -> Result<SecretValue, CoreE
         .replace_user_tokens(&name, "admin-reset", &hash_token(&token))
         .await?;
     Ok(SecretValue::new(token))
+}
+
+/// How long a one-time password link stays usable.
+pub const PASSWORD_LINK_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// A one-time link for `name` to set their own password, under `base_url` (the server's
+/// public URL), replacing any earlier link of theirs. Its token travels in the URL's
+/// fragment, which browsers never send to a server or write into its logs.
+pub async fn password_link(
+    store: &Store,
+    name: &str,
+    base_url: &str,
+) -> Result<PasswordLinkView, CoreError> {
+    let name = UserName::parse(name)?;
+    let token = new_token(PASSWORD_LINK_PREFIX);
+    let expires_at = store.clock().now_millis() + millis(PASSWORD_LINK_LIFETIME);
+    store
+        .create_password_link(&name, &hash_token(&token), expires_at)
+        .await?;
+    let url = format!("{}/set-password#{token}", base_url.trim_end_matches('/'));
+    Ok(PasswordLinkView {
+        user: name.to_string(),
+        url: SecretValue::new(url),
+        expires_at: timestamp(expires_at),
+    })
+}
+
+/// What every password link's token starts with.
+pub const PASSWORD_LINK_PREFIX: &str = "rspw_";
+
+/// Sets a password through a one-time link's token: the user it was for. The link is used up
+/// either way once it named someone; an unknown, used or expired one is refused.
+pub async fn set_password_by_link(
+    store: &Store,
+    token: &str,
+    password: &SecretValue,
+) -> Result<UserName, CoreError> {
+    let hash = hash_password(password)?;
+    store
+        .set_password_by_link(&hash_token(token), &hash)
+        .await?
+        .ok_or_else(|| {
+            CoreError::new(
+                ErrorKind::Unauthenticated,
+                "unauthorized",
+                "this password link is unknown, used or expired; ask an admin for a new one (`reposync user password-link NAME`)",
+            )
+            .with_field("token")
+        })
 }
 
 /// Why a login was refused, for the audit trail: the caller only ever hears

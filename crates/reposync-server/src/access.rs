@@ -116,6 +116,8 @@ const fn read(route: &'static str, use_case: &'static str) -> Policy {
 pub const POLICIES: &[Policy] = &[
     rule(Method::GET, "/api/v1/openapi.json", Need::Public, Touches::Account, From::Nothing, "openapi"),
     rule(Method::POST, "/api/v1/login", Need::Public, Touches::Account, From::Body("user"), "login"),
+    // The link's token is the credential; the handler records the attempt.
+    rule(Method::POST, "/api/v1/password", Need::Public, Touches::Account, From::Nothing, "password.set_by_link"),
     read("/api/v1/version", "version"),
     read("/api/v1/me", "me"),
     // Secrets: an admin's. Nobody reads a value back.
@@ -177,6 +179,7 @@ pub const POLICIES: &[Policy] = &[
     rule(Method::GET, "/api/v1/users/{name}", ADMIN, Touches::Account, From::Param("name"), "user.show"),
     rule(Method::PATCH, "/api/v1/users/{name}", ADMIN, Touches::Account, From::Param("name"), "user.update"),
     rule(Method::DELETE, "/api/v1/users/{name}", ADMIN, Touches::Account, From::Param("name"), "user.delete"),
+    rule(Method::POST, "/api/v1/users/{name}/password-link", ADMIN, Touches::Account, From::Param("name"), "user.password_link"),
     rule(Method::GET, "/api/v1/users/{name}/tokens", ADMIN, Touches::Account, From::Param("name"), "user.token.list"),
     rule(Method::POST, "/api/v1/users/{name}/tokens", ADMIN, Touches::Account, From::Param("name"), "user.token.create"),
     rule(Method::DELETE, "/api/v1/users/{name}/tokens/{token}", ADMIN, Touches::Account, From::Param("name"), "user.token.revoke"),

@@ -132,3 +132,40 @@ pub async fn record_login(
     };
     record(state, &event).await;
 }
+
+/// Records a password set through a one-time link, or a link refused.
+pub async fn record_password_by_link(
+    state: &AppState,
+    client: Option<IpAddr>,
+    outcome: Result<&str, reposync_core::error::CoreError>,
+) {
+    let (actor_kind, actor, result, status, detail) = match &outcome {
+        Ok(user) => (
+            ActorKind::User,
+            *user,
+            AuditOutcome::Accepted,
+            StatusCode::OK,
+            "set their password through a one-time link",
+        ),
+        Err(error) => (
+            ActorKind::Anonymous,
+            "-",
+            AuditOutcome::Refused,
+            AppError::from(error.clone()).status,
+            "a password link was refused: unknown, used or expired, or a password not good enough",
+        ),
+    };
+    let event = NewAuditEvent {
+        actor_kind,
+        actor,
+        token: None,
+        client_addr: client,
+        use_case: "password.set_by_link",
+        target: outcome.as_ref().ok().copied(),
+        app: None,
+        outcome: result,
+        status: Some(status.as_u16()),
+        detail: Some(detail),
+    };
+    record(state, &event).await;
+}

@@ -139,6 +139,8 @@ fn api_v1(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(users::show, users::update, users::delete))
         .routes(routes!(users::list_tokens, users::create_token))
         .routes(routes!(users::revoke_token))
+        .routes(routes!(users::password_link))
+        .routes(routes!(users::set_password))
         .routes(routes!(audit::list))
         // The contract holds no secret: the policy table makes it public, like the login.
         .routes(routes!(openapi::document))

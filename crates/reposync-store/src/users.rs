@@ -572,6 +572,78 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Makes `token_hash` the one password link of a user, replacing any earlier one.
+    pub async fn create_password_link(
+        &self,
+        user: &UserName,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let done = sqlx::query(
+            "INSERT INTO password_links (user_id, token_hash, created_at, expires_at)
+             SELECT id, $2, $3, $4 FROM users WHERE name = $1
+             ON CONFLICT (user_id) DO UPDATE SET token_hash = $2, created_at = $3, expires_at = $4",
+        )
+        .bind(user.as_str())
+        .bind(token_hash)
+        .bind(now)
+        .bind(expires_at)
+        .write(&self.db)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(no_such_user(user));
+        }
+        Ok(())
+    }
+
+    /// Sets the password of the user a live link names, and uses the link up, in one
+    /// transaction: the user, or `None` for a link that is unknown, used or expired.
+    pub async fn set_password_by_link(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+    ) -> Result<Option<UserName>, StoreError> {
+        let now = self.now();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT u.name AS name, l.expires_at AS expires_at FROM password_links l
+             JOIN users u ON u.id = l.user_id WHERE l.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM password_links WHERE token_hash = $1 OR expires_at <= $2")
+            .bind(token_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let user = match row {
+            Some(row) if row.try_get::<i64, _>("expires_at")? > now => {
+                let name: String = row.try_get("name")?;
+                UserName::parse(&name).map_err(|e| corrupt("user name", e.message))?
+            }
+            _ => {
+                tx.commit().await?;
+                return Ok(None);
+            }
+        };
+        sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE name = $1")
+            .bind(user.as_str())
+            .bind(password_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM login_failures WHERE key = $1")
+            .bind(format!("user:{user}"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(user))
+    }
+}
+
 /// Whether at least one enabled admin remains, checked inside the transaction that changes
 /// users, so that two admins demoting each other at once cannot both succeed.
 async fn an_admin_remains(tx: &mut crate::gate::WriteTx) -> Result<bool, StoreError> {

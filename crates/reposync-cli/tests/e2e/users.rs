@@ -335,3 +335,58 @@ fn admin_reset_issues_a_new_admin_token_from_the_data_directory_and_revokes_the_
         nobody.stderr
     );
 }
+
+#[test]
+fn a_one_time_link_sets_a_password_once_and_the_password_logs_in() {
+    let app = crate::common::TestApp::spawn();
+    let added = app.cli(&["user", "add", "pat", "--role", "viewer"], None);
+    assert!(
+        added.ok().stdout.contains("user password-link pat"),
+        "{}",
+        added.stdout
+    );
+    let made = app.cli(&["user", "password-link", "pat"], None);
+    let link = made
+        .ok()
+        .stdout
+        .lines()
+        .find(|line| line.contains("/set-password#rspw_"))
+        .expect("the link")
+        .trim()
+        .to_owned();
+    let password = "pat's own long password";
+    let set = app.cli_as(
+        None,
+        &["set-password", "--link", &link],
+        Some(&format!("{password}\n")),
+    );
+    assert!(set.ok().stdout.contains("Password set"), "{}", set.stdout);
+    let again = app.cli_as(
+        None,
+        &["set-password", "--link", &link],
+        Some("another long password\n"),
+    );
+    assert_ne!(again.code, 0, "a link works once");
+    assert!(
+        again.stderr.contains("unknown, used or expired"),
+        "{}",
+        again.stderr
+    );
+    let login = app.cli_as(
+        None,
+        &["login", "--user", "pat"],
+        Some(&format!("{password}\n")),
+    );
+    assert!(login.ok().stdout.contains("Logged in"), "{}", login.stdout);
+    let token = link
+        .rsplit_once('#')
+        .map(|(_, t)| t.to_owned())
+        .expect("token");
+    app.assert_not_logged_or_stored(&[password, &token]);
+    let trail = app.cli(&["--json", "audit", "--user", "pat"], None);
+    assert!(
+        trail.ok().stdout.contains("password.set_by_link"),
+        "{}",
+        trail.stdout
+    );
+}

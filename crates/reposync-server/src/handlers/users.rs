@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::{Extension, FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use reposync_api::{
-    ApiErrorBody, ListResponse, LoginRequest, MeView, TokenRequest, TokenView, UserRequest,
-    UserUpdateRequest, UserView,
+    ApiErrorBody, ListResponse, LoginRequest, MeView, PasswordByLinkRequest, PasswordLinkView,
+    TokenRequest, TokenView, UserRequest, UserUpdateRequest, UserView,
 };
 use reposync_core::users::{self, Caller};
 use reposync_model::UserName;
@@ -72,6 +72,71 @@ pub async fn login(
             Err(failed.error.into())
         }
     }
+}
+
+/// A one-time link for a user to set their own password, valid for a day; an earlier link of
+/// theirs stops working.
+#[utoipa::path(
+    post,
+    path = "/users/{name}/password-link",
+    tag = "users",
+    params(("name" = String, Path, description = "The user")),
+    responses(
+        (status = 201, description = "The link, to hand to the user only", body = PasswordLinkView),
+        (status = 404, description = "No such user (`not_found`)", body = ApiErrorBody),
+    ),
+)]
+pub async fn password_link(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<PasswordLinkView>), AppError> {
+    let base = state.config.public_base_url();
+    let link = users::password_link(&state.store, &name, &base).await?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+/// Sets a password through a one-time link: the token is the link's fragment. The link is
+/// used up.
+#[utoipa::path(
+    post,
+    path = "/password",
+    tag = "users",
+    request_body = PasswordByLinkRequest,
+    security(()),
+    responses(
+        (status = 200, description = "The password is set; log in with it", body = Updated),
+        (status = 401, description = "The link is unknown, used or expired (`unauthorized`)", body = ApiErrorBody),
+        (status = 422, description = "The password is not good enough (`invalid`)", body = ApiErrorBody),
+    ),
+)]
+pub async fn set_password(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<Updated>, AppError> {
+    let client = crate::audit::client_address(&request);
+    let ApiJson(body) = ApiJson::<PasswordByLinkRequest>::from_request(request, &state).await?;
+    let outcome =
+        users::set_password_by_link(&state.store, body.token.expose(), &body.password).await;
+    crate::audit::record_password_by_link(
+        &state,
+        client,
+        outcome
+            .as_ref()
+            .map(|user| user.as_str())
+            .map_err(|e| e.clone()),
+    )
+    .await;
+    let user = outcome?;
+    Ok(Json(Updated {
+        updated: user.to_string(),
+    }))
+}
+
+/// The answer to a change that has no view of its own: whose it was.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"updated": "alice"})))]
+pub struct Updated {
+    updated: String,
 }
 
 /// The caller's own tokens, never their values.

@@ -371,6 +371,19 @@ fn probe(method: &Method, route: &str, seeded: &Seeded) -> Probe {
         }
         ("POST", "/api/v1/tokens") => p(route, Some(json!({"name": "new"})), created, account),
         ("DELETE", "/api/v1/tokens/{name}") => p("/api/v1/tokens/spare", None, ok, account),
+        ("POST", "/api/v1/users/{name}/password-link") => p(
+            "/api/v1/users/tess/password-link",
+            Some(json!({})),
+            created,
+            account,
+        ),
+        // Public: the link's token is the credential, and this one names no link.
+        ("POST", "/api/v1/password") => p(
+            route,
+            Some(json!({"token": "rspw_no-such-link", "password": "a long enough password"})),
+            StatusCode::UNAUTHORIZED,
+            account,
+        ),
         ("POST", "/api/v1/users") => p(
             route,
             Some(json!({"name": "newbie", "role": "viewer"})),
