@@ -169,3 +169,29 @@ pub async fn record_password_by_link(
     };
     record(state, &event).await;
 }
+
+/// Records what a delegate did that changes who runs the work: registering. Its task
+/// outcomes stay in the task history rather than here, one per task, which would drown the
+/// people's events.
+pub async fn record_delegate(
+    state: &AppState,
+    delegate: &str,
+    token: &str,
+    client: Option<IpAddr>,
+    use_case: &str,
+    detail: &str,
+) {
+    let event = NewAuditEvent {
+        actor_kind: ActorKind::Delegate,
+        actor: delegate,
+        token: Some(token),
+        client_addr: client,
+        use_case,
+        target: Some(delegate),
+        app: None,
+        outcome: AuditOutcome::Accepted,
+        status: Some(StatusCode::OK.as_u16()),
+        detail: Some(detail),
+    };
+    record(state, &event).await;
+}

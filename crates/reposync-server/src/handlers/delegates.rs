@@ -88,6 +88,7 @@ fn name_taken(message: String) -> AppError {
 /// `POST /api/delegate/register`.
 pub async fn register(
     State(state): State<AppState>,
+    connection: Option<axum::Extension<axum::extract::ConnectInfo<crate::ClientAddr>>>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<Json<RegisterResponse>, AppError> {
@@ -175,6 +176,23 @@ pub async fn register(
         token_id: Some(token.id),
     });
     tracing::info!(delegate = %name, selectors = ?selectors, restricted_to = ?token.selectors, version = %request.version, git = %request.git_version, "delegate registered");
+    let client = connection.map(|c| c.0.0.0.ip());
+    let detail = format!(
+        "selectors {}; version {}, git {} on {}",
+        selectors.join(","),
+        request.version,
+        request.git_version,
+        request.hostname
+    );
+    crate::audit::record_delegate(
+        &state,
+        name.as_str(),
+        &token.name,
+        client,
+        "delegate.register",
+        &detail,
+    )
+    .await;
     Ok(Json(RegisterResponse {
         name: name.to_string(),
         selectors,

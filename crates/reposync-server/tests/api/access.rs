@@ -550,6 +550,13 @@ async fn delegate_tokens_and_personal_tokens_stay_on_their_own_routes() {
         status.is_success(),
         "the delegate token works where it belongs: {status} {answer}"
     );
+    // The registration is in the audit trail, as the delegate's, with its token's name.
+    let (_, trail) = api.get("/api/v1/audit?user=d1").await;
+    let event = &trail["items"][0];
+    assert_eq!(event["use_case"], "delegate.register", "{trail}");
+    assert_eq!(event["actor_kind"], "delegate", "{trail}");
+    assert_eq!(event["token"], "fleet", "{trail}");
+    assert!(!trail.to_string().contains(&delegate), "never the token's value");
 }
 
 /// A thousand wrong passwords for one user, from one address, in a bounded loop: the first
