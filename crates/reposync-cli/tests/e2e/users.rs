@@ -3,6 +3,8 @@
 //! takes effect at once, the audit trail lists exactly what each tried, and the commit pushed
 //! for a person's change names them.
 
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
 use serde_json::Value;
 
 use crate::common::git_fixture::{Fixture, SHOP, workflow};

@@ -177,7 +177,7 @@ async fn seeded() -> Seeded {
     made(status, &answer, "a change");
     let changesets = api
         .store
-        .list_changesets(&[link.id.clone()], 10)
+        .list_changesets(std::slice::from_ref(&link.id), 10)
         .await
         .expect("changesets");
     let changeset = changesets.first().expect("a changeset").id.to_string();
