@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::gate::{Database, Read, WriteTx};
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+pub(crate) static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// The database, with the master key that seals and opens the secrets stored in it.
 #[derive(Clone)]

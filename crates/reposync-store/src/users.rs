@@ -664,3 +664,59 @@ fn last_admin(name: &UserName) -> StoreError {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use reposync_secrets::MasterKey;
+    use sqlx::migrate::Migrator;
+
+    use super::*;
+
+    /// An installation from before users had one shared admin token in `api_tokens`. The
+    /// migration makes its holder the first admin user, named `admin`, and keeps the token, so
+    /// that existing setups keep working.
+    #[tokio::test]
+    async fn an_installation_from_before_users_keeps_its_token_as_the_first_admins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = Store::sqlite_url(dir.path());
+        sqlx::any::install_default_drivers();
+        let before_users = Migrator {
+            migrations: Cow::Owned(
+                crate::store::SQLITE_MIGRATIONS
+                    .migrations
+                    .iter()
+                    .filter(|m| m.version < 13)
+                    .cloned()
+                    .collect(),
+            ),
+            ..Migrator::DEFAULT
+        };
+        let pool = sqlx::AnyPool::connect(&url).await.expect("connect");
+        before_users.run(&pool).await.expect("old schema");
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ('t1', 'admin', 'hash-of-the-old-token', 1700000000000)",
+        )
+        .execute(&pool)
+        .await
+        .expect("old token");
+        pool.close().await;
+
+        let store = Store::open(&url, MasterKey::generate())
+            .await
+            .expect("open");
+        assert_eq!(store.count_users().await.expect("count"), 1);
+        let (token, user) = store
+            .find_user_token("hash-of-the-old-token")
+            .await
+            .expect("find")
+            .expect("the old token still works");
+        assert_eq!(user.name.as_str(), "admin");
+        assert_eq!(user.role, Role::Admin);
+        assert!(user.apps.is_empty());
+        assert_eq!(token.name, "admin");
+        assert_eq!(token.expires_at, None, "the old token does not expire");
+        assert_eq!(token.created_at, 1_700_000_000_000);
+    }
+}

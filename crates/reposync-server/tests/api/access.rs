@@ -62,29 +62,6 @@ struct Seeded {
     changeset: String,
 }
 
-async fn call(
-    api: &Api,
-    token: &str,
-    method: Method,
-    url: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = api
-        .http
-        .request(method, format!("{}{url}", api.base))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 async fn seeded() -> Seeded {
     let api = Api::spawn().await;
     let made = |status: StatusCode, answer: &Value, what: &str| {
@@ -473,14 +450,10 @@ async fn each_role_gets_exactly_what_the_policy_table_says_from_every_route() {
                 Need::Role(need) => who.rights().role_in(&probe.scope) >= need,
             };
             let token = seeded_server.tokens[who.name()].clone();
-            let (status, answer) = call(
-                &seeded_server.api,
-                &token,
-                method.clone(),
-                &probe.url,
-                probe.body.clone(),
-            )
-            .await;
+            let (status, answer) = seeded_server
+                .api
+                .send_as(&token, method.clone(), &probe.url, probe.body.clone())
+                .await;
             checked += 1;
             let expected = if allowed {
                 probe.allowed
@@ -521,7 +494,9 @@ async fn delegate_tokens_and_personal_tokens_stay_on_their_own_routes() {
         .as_str()
         .expect("delegate token")
         .to_owned();
-    let (status, answer) = call(&api, &delegate, Method::GET, "/api/v1/apps", None).await;
+    let (status, answer) = api
+        .send_as(&delegate, Method::GET, "/api/v1/apps", None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("delegate token"), "{message}");
@@ -529,23 +504,23 @@ async fn delegate_tokens_and_personal_tokens_stay_on_their_own_routes() {
         "name": "d1", "selectors": [], "version": "1", "hostname": "h",
         "git_version": "2", "ssh_version": "9",
     });
-    let (status, answer) = call(
-        &api,
-        &api.token,
-        Method::POST,
-        "/api/delegate/register",
-        Some(register.clone()),
-    )
-    .await;
+    let (status, answer) = api
+        .send_as(
+            &api.token,
+            Method::POST,
+            "/api/delegate/register",
+            Some(register.clone()),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
-    let (status, answer) = call(
-        &api,
-        &delegate,
-        Method::POST,
-        "/api/delegate/register",
-        Some(register),
-    )
-    .await;
+    let (status, answer) = api
+        .send_as(
+            &delegate,
+            Method::POST,
+            "/api/delegate/register",
+            Some(register),
+        )
+        .await;
     assert!(
         status.is_success(),
         "the delegate token works where it belongs: {status} {answer}"
@@ -556,7 +531,10 @@ async fn delegate_tokens_and_personal_tokens_stay_on_their_own_routes() {
     assert_eq!(event["use_case"], "delegate.register", "{trail}");
     assert_eq!(event["actor_kind"], "delegate", "{trail}");
     assert_eq!(event["token"], "fleet", "{trail}");
-    assert!(!trail.to_string().contains(&delegate), "never the token's value");
+    assert!(
+        !trail.to_string().contains(&delegate),
+        "never the token's value"
+    );
 }
 
 /// A thousand wrong passwords for one user, from one address, in a bounded loop: the first
@@ -650,14 +628,14 @@ async fn a_thousand_wrong_passwords_lock_one_user_for_the_window_and_nobody_else
     );
     // And a thousand wrong tokens change nothing for the right one.
     for attempt in 0..1000 {
-        let (status, _) = call(
-            &api,
-            &format!("rsp_wrong{attempt}"),
-            Method::GET,
-            "/api/v1/me",
-            None,
-        )
-        .await;
+        let (status, _) = api
+            .send_as(
+                &format!("rsp_wrong{attempt}"),
+                Method::GET,
+                "/api/v1/me",
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     let (status, me) = api.get("/api/v1/me").await;
