@@ -453,3 +453,12 @@ pub fn audit_event() -> Value {
         "detail": "needs editor in application Shop"
     })
 }
+
+/// An example of `PasswordLinkView`.
+pub fn password_link() -> Value {
+    json!({
+        "user": "alice",
+        "url": "https://reposync.example.com/set-password#rspw_b25lLXRpbWUtbGluay1mb3ItYWxpY2UtZXhhbXBsZQ",
+        "expires_at": "2026-11-26T10:00:00.123Z"
+    })
+}

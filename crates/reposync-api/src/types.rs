@@ -950,6 +950,10 @@ pub struct LoginRequest {
 /// only.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!(crate::examples::password_link())))
+)]
 pub struct PasswordLinkView {
     pub user: String,
     pub url: crate::SecretValue,

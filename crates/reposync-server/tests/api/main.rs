@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use reposync_server::{ServerConfig, TaskHub, bootstrap, serve};
 
-#[path = "api/access.rs"]
 mod access;
 
 use reqwest::StatusCode;
