@@ -21,6 +21,7 @@ pub mod error;
 pub mod inbound;
 pub mod links;
 pub mod resolve;
+pub mod secrets;
 pub mod tokens;
 pub mod tree;
 pub mod users;

@@ -363,6 +363,56 @@ pub async fn set_password_by_link(
         })
 }
 
+/// A web session ends after this long without a request.
+pub const SESSION_IDLE: Duration = Duration::from_secs(2 * 3600);
+
+/// A web session ends this long after it started, however busy.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// What the caller of a web session is named as in place of a token, in the audit trail.
+pub const SESSION_TOKEN_NAME: &str = "web session";
+
+/// Starts a web session for a user who has just logged in: the value for the cookie, kept
+/// in the store only as a hash.
+pub async fn start_session(store: &Store, user: &UserName) -> Result<SecretValue, CoreError> {
+    let id = new_token("");
+    let expires_at = store.clock().now_millis() + millis(SESSION_LIFETIME);
+    store
+        .create_session(user, &hash_token(&id), expires_at)
+        .await?;
+    Ok(SecretValue::new(id))
+}
+
+/// The caller of a live web session: `None` for a session unknown, idle too long, past its
+/// end, or of a user since disabled.
+pub async fn session_caller(store: &Store, id: &str) -> Result<Option<Caller>, CoreError> {
+    let Some((session, user)) = store.find_session(&hash_token(id)).await? else {
+        return Ok(None);
+    };
+    let now = store.clock().now_millis();
+    let idle = now - session.last_seen_at >= millis(SESSION_IDLE);
+    if idle || now >= session.expires_at || user.disabled_at.is_some() {
+        store.delete_session(&session.id_hash).await?;
+        return Ok(None);
+    }
+    store.touch_session(&session).await?;
+    Ok(Some(Caller {
+        rights: Rights {
+            role: user.role,
+            apps: user.apps.clone(),
+        },
+        user: user.name,
+        email: user.email,
+        token: SESSION_TOKEN_NAME.to_owned(),
+    }))
+}
+
+/// Ends a web session.
+pub async fn end_session(store: &Store, id: &str) -> Result<(), CoreError> {
+    store.delete_session(&hash_token(id)).await?;
+    Ok(())
+}
+
 /// Why a login was refused, for the audit trail: the caller only ever hears
 /// "wrong user name or password", or that they must wait.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -193,6 +193,34 @@ pub fn policy(method: &Method, route: &str) -> Option<&'static Policy> {
         .find(|p| p.method == *method && p.route == route)
 }
 
+/// Whether `caller` may do what the API route `method route` does, in `scopes`, by the same
+/// table: the web UI asks this both to refuse and to leave out the controls a caller may not
+/// use. The policy comes back with a refusal's 403 otherwise.
+pub fn require(
+    caller: &Caller,
+    method: &Method,
+    route: &str,
+    scopes: &[Scope],
+) -> Result<&'static Policy, AppError> {
+    let Some(policy) = policy(method, route) else {
+        return Err(AppError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "this action has no access policy",
+        ));
+    };
+    let Need::Role(need) = policy.need else {
+        return Ok(policy);
+    };
+    match scopes
+        .iter()
+        .find(|scope| caller.rights.role_in(scope) < need)
+    {
+        Some(scope) => Err(forbidden(caller, need, scope)),
+        None => Ok(policy),
+    }
+}
+
 /// What the layer found out about a request: the scopes it touches, what it acts on, and for
 /// changes of rights, what they change.
 #[derive(Debug, Clone, Default)]

@@ -27,6 +27,7 @@ mod routes;
 mod state;
 mod tasks;
 mod tls;
+mod ui;
 mod views;
 mod workers;
 

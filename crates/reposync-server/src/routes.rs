@@ -46,6 +46,8 @@ pub fn build_app(state: AppState) -> Router {
             post(webhooks::receive).layer(DefaultBodyLimit::max(state.config.max_webhook_bytes)),
         )
         .merge(api)
+        // The web UI: its own session, security headers and cross-site refusal (`ui`).
+        .merge(crate::ui::router())
         .fallback(|| async { AppError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             AppError::new(

@@ -65,8 +65,8 @@ pub use sync::{
 };
 pub use tasks::{AVOID_FOR, Claim, Eligibility, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
 pub use users::{
-    LoginFailureRecord, LoginFailures, NewUser, NewUserToken, UserRecord, UserTokenRecord,
-    UserUpdate,
+    LoginFailureRecord, LoginFailures, NewUser, NewUserToken, SessionRecord, UserRecord,
+    UserTokenRecord, UserUpdate,
 };
 pub use webhook_log::{
     MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_PAYLOAD_BYTES, MAX_LOGGED_REASON_BYTES,

@@ -644,6 +644,96 @@ impl Store {
     }
 }
 
+/// A web UI session, known by the hash of its cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id_hash: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// Starts a session for a user, ending at `expires_at` at the latest.
+    pub async fn create_session(
+        &self,
+        user: &UserName,
+        id_hash: &str,
+        expires_at: i64,
+    ) -> Result<SessionRecord, StoreError> {
+        let now = self.now();
+        let done = sqlx::query(
+            "INSERT INTO ui_sessions (id_hash, user_id, created_at, last_seen_at, expires_at)
+             SELECT $2, id, $3, $3, $4 FROM users WHERE name = $1",
+        )
+        .bind(user.as_str())
+        .bind(id_hash)
+        .bind(now)
+        .bind(expires_at)
+        .write(&self.db)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(no_such_user(user));
+        }
+        Ok(SessionRecord {
+            id_hash: id_hash.to_owned(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at,
+        })
+    }
+
+    /// The session with this hash and its user, if any.
+    pub async fn find_session(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT s.id_hash, s.created_at AS session_created_at, s.last_seen_at, s.expires_at,
+                    {USER_COLUMNS}
+             FROM ui_sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1"
+        ))
+        .bind(id_hash)
+        .read_optional(&self.db)
+        .await?
+        .map(|row| {
+            Ok((
+                SessionRecord {
+                    id_hash: row.try_get("id_hash")?,
+                    created_at: row.try_get("session_created_at")?,
+                    last_seen_at: row.try_get("last_seen_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                },
+                user_from_row(&row)?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Notes that a session was used now, at most once a minute.
+    pub async fn touch_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let now = self.now();
+        if now - session.last_seen_at < 60_000 {
+            return Ok(());
+        }
+        sqlx::query("UPDATE ui_sessions SET last_seen_at = $2 WHERE id_hash = $1")
+            .bind(&session.id_hash)
+            .bind(now)
+            .write(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a session.
+    pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM ui_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .write(&self.db)
+            .await?;
+        Ok(())
+    }
+}
+
 /// Whether at least one enabled admin remains, checked inside the transaction that changes
 /// users, so that two admins demoting each other at once cannot both succeed.
 async fn an_admin_remains(tx: &mut crate::gate::WriteTx) -> Result<bool, StoreError> {

@@ -312,7 +312,7 @@ fn webhook_url(state: &AppState, token: &str) -> String {
     )
 }
 
-fn webhook_view(state: &AppState, credentials: &WebhookCredentials) -> WebhookView {
+pub(crate) fn webhook_view(state: &AppState, credentials: &WebhookCredentials) -> WebhookView {
     WebhookView {
         url: webhook_url(state, &credentials.token),
         secret: SecretValue::new(credentials.secret.as_str()),

@@ -9,13 +9,12 @@ use reposync_model::{SSH_USER, SecretName};
 use reposync_secrets::{SshKeyMaterial, generate_ed25519, parse_private_key};
 use reposync_store::{SecretKind, SshKeyInfo};
 
+use reposync_core::secrets;
+
 use crate::error::AppError;
 use crate::handlers::{ApiJson, Deleted};
 use crate::state::AppState;
 use crate::views;
-
-/// Largest secret value accepted; tokens and keys are far smaller.
-const MAX_VALUE_BYTES: usize = 64 * 1024;
 
 /// Every secret, by name; never a value.
 #[utoipa::path(
@@ -74,13 +73,7 @@ pub async fn create_text(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTextSecret>,
 ) -> Result<(StatusCode, Json<SecretView>), AppError> {
-    let name = SecretName::parse(&body.name)?;
-    let value = text_value(&body.value, "value")?;
-    let record = state
-        .store
-        .create_secret(&name, SecretKind::Text, value, None)
-        .await?;
-    tracing::info!(secret = %name, "created text secret");
+    let record = secrets::create_text(&state.store, &body.name, &body.value).await?;
     Ok((StatusCode::CREATED, Json(views::created_secret(&record))))
 }
 
@@ -174,7 +167,12 @@ pub async fn update(
             }
             state
                 .store
-                .update_secret(&name, SecretKind::Text, text_value(value, "value")?, None)
+                .update_secret(
+                    &name,
+                    SecretKind::Text,
+                    secrets::text_value(value, "value")?,
+                    None,
+                )
                 .await?
         }
         (None, Some(key)) => {
@@ -229,28 +227,6 @@ pub async fn delete(
     Ok(Json(Deleted::new(&name)))
 }
 
-fn text_value<'a>(value: &'a SecretValue, field: &str) -> Result<&'a [u8], AppError> {
-    let text = value.expose();
-    if text.is_empty() {
-        return Err(AppError::invalid(field, "must not be empty"));
-    }
-    if text.len() > MAX_VALUE_BYTES {
-        return Err(AppError::invalid(
-            field,
-            format!("is longer than {MAX_VALUE_BYTES} bytes"),
-        ));
-    }
-    // git reads credentials line by line: a line break would cut the token short and turn the
-    // rest into fields of its own.
-    if text.contains(['\r', '\n', '\0']) {
-        return Err(AppError::invalid(
-            field,
-            "must be one line: it contains a line break or NUL",
-        ));
-    }
-    Ok(text.as_bytes())
-}
-
 fn check_ssh_user(username: Option<&str>) -> Result<(), AppError> {
     match username {
         None | Some(SSH_USER) => Ok(()),
@@ -267,10 +243,10 @@ fn parse_key(
     key: &SecretValue,
     passphrase: Option<&SecretValue>,
 ) -> Result<SshKeyMaterial, AppError> {
-    if key.expose().len() > MAX_VALUE_BYTES {
+    if key.expose().len() > secrets::MAX_VALUE_BYTES {
         return Err(AppError::invalid(
             "private_key",
-            format!("is longer than {MAX_VALUE_BYTES} bytes"),
+            format!("is longer than {} bytes", secrets::MAX_VALUE_BYTES),
         ));
     }
     Ok(parse_private_key(

@@ -1,0 +1,108 @@
+//! The web UI: pages rendered on the server from templates checked at compile time, over the
+//! same use cases (`reposync-core`) and the same policy table (`access`) as the API.
+//!
+//! Every form works without JavaScript, by POST and redirect; a vendored htmx adds partial
+//! updates where a page waits (a Test running). Responses carry a strict Content Security
+//! Policy, and state-changing requests from another site are refused (`security`). Who is
+//! using it comes from a session cookie (`session`); what they may do, from `access::require`,
+//! which both refuses a request and leaves out the controls a caller may not use.
+
+mod assets;
+mod login;
+mod providers;
+mod security;
+mod session;
+
+use askama::Template;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use reposync_core::users::Caller;
+
+use crate::state::AppState;
+
+/// The UI's routes, under `/ui`, and `/` sending browsers there.
+pub fn router() -> Router<AppState> {
+    let pages = Router::new()
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/", get(|| async { Redirect::to("/ui/setup") }))
+        .route("/ui/login", get(login::form).post(login::submit))
+        .route("/ui/logout", post(login::logout))
+        .route("/ui/setup", get(providers::setup))
+        .route(
+            "/ui/setup/connectors/source-repo-providers",
+            get(providers::list),
+        )
+        .route(
+            "/ui/setup/connectors/source-repo-providers/new",
+            get(providers::new_form).post(providers::submit_new),
+        )
+        .route("/ui/tasks/{id}/test", get(providers::test_status))
+        .route("/ui/static/{file}", get(assets::serve))
+        .layer(middleware::from_fn(security::refuse_cross_site))
+        .layer(middleware::from_fn(security::headers));
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/") }))
+        .merge(pages)
+}
+
+/// What every page's frame shows: the title, who is logged in, and the files it links.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub title: String,
+    pub has_errors: bool,
+    pub user: Option<String>,
+    pub role: String,
+    pub pico_css: String,
+    pub app_css: String,
+    pub htmx_js: String,
+    pub app_js: String,
+}
+
+impl Layout {
+    /// The frame of a page, for `caller` when someone is logged in.
+    pub fn new(title: &str, caller: Option<&Caller>) -> Layout {
+        Layout {
+            title: title.to_owned(),
+            has_errors: false,
+            user: caller.map(|c| c.user.to_string()),
+            role: caller
+                .map(|c| c.rights.role.to_string())
+                .unwrap_or_default(),
+            pico_css: assets::url("pico.min.css"),
+            app_css: assets::url("app.css"),
+            htmx_js: assets::url("htmx.min.js"),
+            app_js: assets::url("app.js"),
+        }
+    }
+
+    /// The same, titled as a page with errors (`Error: …`, so that the tab and a screen
+    /// reader say so first).
+    pub fn with_errors(mut self, has_errors: bool) -> Layout {
+        self.has_errors = has_errors;
+        self
+    }
+}
+
+/// A rendered page with its status; a template that fails to render is a 500 that says so in
+/// the log, never a half page.
+pub fn page(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot render a page");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot render this page; see the server log",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Whether the public URL is https, so that cookies are marked `Secure`.
+fn secure(state: &AppState) -> bool {
+    state.config.public_base_url().starts_with("https://")
+}

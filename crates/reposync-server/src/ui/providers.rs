@@ -1,0 +1,727 @@
+//! Setup → Connectors → Source Repo Providers: the list, and "Add Source Repo Provider" with
+//! Test, then Submit, as the document walks through them. Each action calls the use case the
+//! API calls, after the same policy check.
+
+use std::net::IpAddr;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Extension, Form, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use reposync_api::{SecretValue, TaskView, WebhookView};
+use reposync_core::connectors;
+use reposync_core::error::CoreError;
+use reposync_core::users::Caller;
+use reposync_model::scope::Scope;
+use reposync_model::{ConnectorDraft, TaskId};
+use reposync_store::SecretKind;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::session::UiCaller;
+use super::{Layout, page};
+use crate::access::{self, Facts};
+use crate::audit::ClientAddr;
+use crate::error::AppError;
+use crate::state::AppState;
+
+const LIST: &str = "/ui/setup/connectors/source-repo-providers";
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    layout: Layout,
+    providers: usize,
+}
+
+/// `GET /ui/setup`.
+pub async fn setup(State(state): State<AppState>, UiCaller(caller): UiCaller) -> Response {
+    match state.store.list_connectors().await {
+        Ok(connectors) => page(
+            StatusCode::OK,
+            &SetupPage {
+                layout: Layout::new("Setup", Some(&caller)),
+                providers: connectors.len(),
+            },
+        ),
+        Err(error) => AppError::from(error).into_response(),
+    }
+}
+
+/// One row of the list.
+struct Row {
+    name: String,
+    provider: String,
+    scope: String,
+    url: String,
+    branch: String,
+    selectors: String,
+    webhook: &'static str,
+    last_test: Option<LastTest>,
+}
+
+/// A connector's last Test, in words.
+struct LastTest {
+    outcome: &'static str,
+    class: &'static str,
+    at: String,
+    at_local: String,
+    delegate: String,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "providers.html")]
+struct ListPage {
+    layout: Layout,
+    rows: Vec<Row>,
+    can_add: bool,
+}
+
+/// `GET /ui/setup/connectors/source-repo-providers`.
+pub async fn list(State(state): State<AppState>, UiCaller(caller): UiCaller) -> Response {
+    let records = match state.store.list_connectors().await {
+        Ok(records) => records,
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    let rows = records
+        .iter()
+        .map(|record| {
+            let view = crate::views::connector(record, None);
+            Row {
+                name: view.name,
+                provider: view.provider,
+                scope: view.scope,
+                url: view.url,
+                branch: view
+                    .branch
+                    .unwrap_or_else(|| "(the repository's default)".into()),
+                selectors: if view.selectors.is_empty() {
+                    "any delegate".into()
+                } else {
+                    view.selectors.join(", ")
+                },
+                webhook: if view.generate_webhook_url {
+                    "on"
+                } else {
+                    "off"
+                },
+                last_test: view.last_test.map(|test| LastTest {
+                    outcome: if test.ok { "Successful" } else { "Failed" },
+                    class: if test.ok { "ok" } else { "failed" },
+                    at_local: test
+                        .tested_at
+                        .replace('T', " ")
+                        .trim_end_matches('Z')
+                        .to_owned(),
+                    at: test.tested_at,
+                    delegate: test.delegate.unwrap_or_else(|| "a delegate".into()),
+                    message: match (test.ok, test.commit, test.message) {
+                        (true, Some(commit), _) => format!("OK at {commit}"),
+                        (true, None, _) => "OK (empty repository)".into(),
+                        (false, _, message) => format!(
+                            "{} ({})",
+                            message.unwrap_or_default(),
+                            test.code.unwrap_or_default()
+                        ),
+                    },
+                }),
+            }
+        })
+        .collect();
+    let can_add = may_create(&caller).is_ok();
+    page(
+        StatusCode::OK,
+        &ListPage {
+            layout: Layout::new("Source Repo Providers", Some(&caller)),
+            rows,
+            can_add,
+        },
+    )
+}
+
+fn may_create(caller: &Caller) -> Result<&'static access::Policy, AppError> {
+    access::require(
+        caller,
+        &Method::POST,
+        "/api/v1/connectors",
+        &[Scope::Account],
+    )
+}
+
+/// What the form sends, every field as typed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ProviderForm {
+    name: String,
+    provider: String,
+    scope: String,
+    protocol: String,
+    url: String,
+    username: String,
+    password_secret: String,
+    new_secret_name: String,
+    new_secret_value: Option<SecretValue>,
+    ssh_key_secret: String,
+    branch: String,
+    selectors: String,
+    generate_webhook_url: Option<String>,
+    author_name: String,
+    author_email: String,
+    commit_message: String,
+    known_hosts: String,
+    ca_certificate: String,
+    tested_by: String,
+    action: String,
+}
+
+/// The value `password_secret` takes to create a new secret inline.
+const NEW_SECRET: &str = "__new__";
+
+/// A form field as a page shows it: its id (also its name), value and error.
+struct Field {
+    id: &'static str,
+    value: String,
+    error: Option<String>,
+}
+
+/// A secret to pick.
+struct Choice {
+    name: String,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "provider_form.html")]
+struct FormPage {
+    layout: Layout,
+    fields: Vec<Field>,
+    errors: Vec<(String, String)>,
+    provider: String,
+    scope: String,
+    protocol: String,
+    webhook: bool,
+    text_secrets: Vec<Choice>,
+    new_secret: bool,
+    ssh_secrets: Vec<Choice>,
+    tested_by: String,
+    test: Option<TestState>,
+}
+
+impl FormPage {
+    /// The field of this id.
+    fn field(&self, id: &str) -> &Field {
+        self.fields
+            .iter()
+            .find(|f| f.id == id)
+            .unwrap_or(&self.fields[0])
+    }
+}
+
+/// Where a Test stands, for the status region beside the button.
+pub struct TestState {
+    id: String,
+    running: bool,
+    ok: bool,
+    headline: String,
+    detail: String,
+    waited: String,
+}
+
+#[derive(Template)]
+#[template(path = "test_status.html")]
+struct TestFragment {
+    test: TestState,
+}
+
+#[derive(Template)]
+#[template(path = "test_page.html")]
+struct TestPage {
+    layout: Layout,
+    test: TestState,
+}
+
+/// The form's text fields, in the document's order, with the labels the template gives them.
+const TEXT_FIELDS: &[&str] = &[
+    "name",
+    "url",
+    "username",
+    "new_secret_name",
+    "branch",
+    "selectors",
+    "author_name",
+    "author_email",
+    "commit_message",
+    "known_hosts",
+    "ca_certificate",
+];
+
+/// `GET /ui/setup/connectors/source-repo-providers/new`.
+pub async fn new_form(State(state): State<AppState>, UiCaller(caller): UiCaller) -> Response {
+    if let Err(error) = may_create(&caller) {
+        return forbidden_page(&caller, error);
+    }
+    let form = ProviderForm {
+        scope: "repo".into(),
+        protocol: "https".into(),
+        generate_webhook_url: Some("on".into()),
+        ..ProviderForm::default()
+    };
+    render_form(&state, &caller, &form, None, None, StatusCode::OK).await
+}
+
+async fn render_form(
+    state: &AppState,
+    caller: &Caller,
+    form: &ProviderForm,
+    error: Option<&CoreError>,
+    test: Option<TestState>,
+    status: StatusCode,
+) -> Response {
+    let secrets = match state.store.list_secrets().await {
+        Ok(secrets) => secrets,
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    let field_of_error = error.and_then(|e| e.field.as_deref()).map(form_field);
+    let value = |id: &str| -> String {
+        match id {
+            "name" => form.name.clone(),
+            "url" => form.url.clone(),
+            "username" => form.username.clone(),
+            "new_secret_name" => form.new_secret_name.clone(),
+            "branch" => form.branch.clone(),
+            "selectors" => form.selectors.clone(),
+            "author_name" => form.author_name.clone(),
+            "author_email" => form.author_email.clone(),
+            "commit_message" => form.commit_message.clone(),
+            "known_hosts" => form.known_hosts.clone(),
+            "ca_certificate" => form.ca_certificate.clone(),
+            _ => String::new(),
+        }
+    };
+    let mut fields: Vec<Field> = TEXT_FIELDS
+        .iter()
+        .map(|id| Field {
+            id,
+            value: value(id),
+            error: None,
+        })
+        .chain(
+            [
+                "provider",
+                "scope",
+                "password_secret",
+                "new_secret_value",
+                "ssh_key_secret",
+            ]
+            .into_iter()
+            .map(|id| Field {
+                id,
+                value: String::new(),
+                error: None,
+            }),
+        )
+        .collect();
+    let mut errors = Vec::new();
+    if let Some(error) = error {
+        let id = field_of_error.unwrap_or("name");
+        match fields.iter_mut().find(|f| f.id == id) {
+            Some(field) if field_of_error.is_some() => field.error = Some(error.message.clone()),
+            _ => {}
+        }
+        errors.push((id.to_owned(), error.message.clone()));
+    }
+    let choices = |kind: SecretKind, picked: &str| -> Vec<Choice> {
+        secrets
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| Choice {
+                name: s.name.to_string(),
+                selected: s.name.as_str() == picked,
+            })
+            .collect()
+    };
+    let template = FormPage {
+        layout: Layout::new("Add Source Repo Provider", Some(caller)).with_errors(error.is_some()),
+        fields,
+        errors,
+        provider: form.provider.clone(),
+        scope: if form.scope.is_empty() {
+            "repo".into()
+        } else {
+            form.scope.clone()
+        },
+        protocol: if form.protocol.is_empty() {
+            "https".into()
+        } else {
+            form.protocol.clone()
+        },
+        webhook: form.generate_webhook_url.is_some(),
+        text_secrets: choices(SecretKind::Text, &form.password_secret),
+        new_secret: form.password_secret == NEW_SECRET,
+        ssh_secrets: choices(SecretKind::SshKey, &form.ssh_key_secret),
+        tested_by: form.tested_by.clone(),
+        test,
+    };
+    page(status, &template)
+}
+
+/// The form field an error's field names: the API's names are the form's, except those of a
+/// secret created inline.
+fn form_field(field: &str) -> &'static str {
+    match field {
+        "value" => "new_secret_value",
+        "password_secret" => "password_secret",
+        "ssh_key_secret" => "ssh_key_secret",
+        other => TEXT_FIELDS
+            .iter()
+            .chain(["provider", "scope"].iter())
+            .find(|id| **id == other)
+            .copied()
+            .unwrap_or("name"),
+    }
+}
+
+/// `POST /ui/setup/connectors/source-repo-providers/new`: Test (`action=test`) or Submit.
+pub async fn submit_new(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    connection: Option<Extension<ConnectInfo<ClientAddr>>>,
+    Form(mut form): Form<ProviderForm>,
+) -> Response {
+    let client = connection.map(|c| c.0.0.0.ip());
+    let testing = form.action == "test";
+    let (method, route) = if testing {
+        (Method::POST, "/api/v1/connector-tests")
+    } else {
+        (Method::POST, "/api/v1/connectors")
+    };
+    let facts = Facts {
+        scopes: vec![Scope::Account],
+        target: Some(form.name.clone()),
+        change: None,
+    };
+    let policy = match access::require(&caller, &method, route, &facts.scopes) {
+        Ok(policy) => policy,
+        Err(error) => {
+            let detail = error.message.clone();
+            let forged = access::policy(&method, route);
+            if let Some(policy) = forged {
+                crate::audit::record_request(
+                    &state,
+                    &caller,
+                    client,
+                    policy,
+                    &facts,
+                    error.status,
+                    Some(&detail),
+                )
+                .await;
+            }
+            return forbidden_page(&caller, error);
+        }
+    };
+    // A secret created inline is made first, as the document's inline dialog does.
+    if form.password_secret == NEW_SECRET
+        && let Err(response) = create_inline_secret(&state, &caller, client, &mut form).await
+    {
+        return response;
+    }
+    let draft = match draft(&form) {
+        Ok(draft) => draft,
+        Err(error) => {
+            return render_form(
+                &state,
+                &caller,
+                &form,
+                Some(&error),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    if testing {
+        let outcome = connectors::test_draft(&state.store, &state.tasks, &draft, None).await;
+        let status = if outcome.is_ok() {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
+        return match outcome {
+            Ok(task) => {
+                let view = crate::views::task(&task);
+                form.tested_by = view.id.to_string();
+                let test = test_state(&state, &view);
+                render_form(&state, &caller, &form, None, Some(test), StatusCode::OK).await
+            }
+            Err(error) => {
+                render_form(
+                    &state,
+                    &caller,
+                    &form,
+                    Some(&error),
+                    None,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await
+            }
+        };
+    }
+    let tested_by = (!form.tested_by.is_empty()).then(|| TaskId::new(form.tested_by.clone()));
+    let person = caller.person();
+    let saved = connectors::create(
+        &state.store,
+        &state.tasks,
+        &draft,
+        tested_by.as_ref(),
+        Some(&person),
+    )
+    .await;
+    let status = match &saved {
+        Ok(_) => StatusCode::CREATED,
+        Err(error) => AppError::from(error.clone()).status,
+    };
+    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
+    match saved {
+        Ok(saved) => match saved.fresh_webhook {
+            Some(credentials) => {
+                let webhook = crate::handlers::connectors::webhook_view(&state, &credentials);
+                page(
+                    StatusCode::OK,
+                    &SavedPage {
+                        layout: Layout::new("Source Repo Provider saved", Some(&caller)),
+                        name: saved.connector.spec.name.to_string(),
+                        webhook,
+                    },
+                )
+            }
+            None => Redirect::to(LIST).into_response(),
+        },
+        Err(error) => {
+            render_form(
+                &state,
+                &caller,
+                &form,
+                Some(&error),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "provider_saved.html")]
+struct SavedPage {
+    layout: Layout,
+    name: String,
+    webhook: WebhookView,
+}
+
+/// Creates the Encrypted Text secret the form asks for inline, and picks it.
+async fn create_inline_secret(
+    state: &AppState,
+    caller: &Caller,
+    client: Option<IpAddr>,
+    form: &mut ProviderForm,
+) -> Result<(), Response> {
+    let facts = Facts {
+        scopes: vec![Scope::Account],
+        target: Some(form.new_secret_name.clone()),
+        change: None,
+    };
+    let policy = match access::require(caller, &Method::POST, "/api/v1/secrets", &facts.scopes) {
+        Ok(policy) => policy,
+        Err(error) => return Err(forbidden_page(caller, error)),
+    };
+    let value = form
+        .new_secret_value
+        .take()
+        .unwrap_or_else(|| SecretValue::new(""));
+    let created =
+        reposync_core::secrets::create_text(&state.store, &form.new_secret_name, &value).await;
+    let status = match &created {
+        Ok(_) => StatusCode::CREATED,
+        Err(error) => AppError::from(error.clone()).status,
+    };
+    crate::audit::record_request(state, caller, client, policy, &facts, status, None).await;
+    match created {
+        Ok(record) => {
+            form.password_secret = record.name.to_string();
+            form.new_secret_name.clear();
+            Ok(())
+        }
+        Err(mut error) => {
+            if error.field.as_deref() == Some("name") {
+                error.field = Some("new_secret_name".into());
+            }
+            Err(render_form(
+                state,
+                caller,
+                form,
+                Some(&error),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await)
+        }
+    }
+}
+
+/// The connector the form describes, as the API takes it.
+fn draft(form: &ProviderForm) -> Result<ConnectorDraft, CoreError> {
+    let text = |value: &str| (!value.trim().is_empty()).then(|| value.trim().to_owned());
+    let ssh = form.protocol == "ssh";
+    let url = form.url.trim();
+    let https_url = url.starts_with("https://") || url.starts_with("http://");
+    if !url.is_empty() && ssh == https_url {
+        let message = if ssh {
+            "is an HTTPS URL; choose HTTPS, or give the SSH URL (ssh://git@host/… or git@host:…)"
+        } else {
+            "is an SSH URL; choose SSH, or give the HTTPS URL (https://…)"
+        };
+        return Err(CoreError::invalid("url", message));
+    }
+    let selectors: Vec<String> = form
+        .selectors
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(ConnectorDraft {
+        name: text(&form.name),
+        provider: text(&form.provider),
+        scope: text(&form.scope),
+        url: text(url),
+        username: if ssh { None } else { text(&form.username) },
+        password_secret: if ssh {
+            None
+        } else {
+            text(&form.password_secret)
+        },
+        ssh_key_secret: if ssh {
+            text(&form.ssh_key_secret)
+        } else {
+            None
+        },
+        branch: text(&form.branch),
+        selectors: (!selectors.is_empty()).then_some(selectors),
+        generate_webhook_url: Some(form.generate_webhook_url.is_some()),
+        author_name: text(&form.author_name),
+        author_email: text(&form.author_email),
+        commit_message: text(&form.commit_message),
+        known_hosts: text(&form.known_hosts),
+        ca_certificate: text(&form.ca_certificate),
+        poll_interval_seconds: None,
+        author_from_user: None,
+    })
+}
+
+/// `GET /ui/tasks/{id}/test`: where a Test stands; a fragment for htmx, a page otherwise.
+pub async fn test_status(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    Path(id): Path<TaskId>,
+    headers: HeaderMap,
+) -> Response {
+    let task = match state.tasks.wait_final(&id, std::time::Duration::ZERO).await {
+        Ok(task) => task,
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    let test = test_state(&state, &crate::views::task(&task));
+    if headers.contains_key("hx-request") {
+        page(StatusCode::OK, &TestFragment { test })
+    } else {
+        page(
+            StatusCode::OK,
+            &TestPage {
+                layout: Layout::new("Test", Some(&caller)),
+                test,
+            },
+        )
+    }
+}
+
+/// A Test task in words: running (and for how long), or its outcome with what to do.
+fn test_state(state: &AppState, task: &TaskView) -> TestState {
+    let running = matches!(task.status.as_str(), "queued" | "running");
+    let result = task.result.clone().unwrap_or(Value::Null);
+    let text = |key: &str| {
+        result
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let ok = result.get("ok").and_then(Value::as_bool).unwrap_or(false);
+    let waited = reposync_store::Store::clock(&state.store).now_millis()
+        - reposync_api::parse_timestamp(&task.created_at).unwrap_or_default();
+    let delegate = task.delegate.clone().unwrap_or_else(|| "a delegate".into());
+    let (headline, detail) = if running {
+        (
+            format!(
+                "Testing on {}…",
+                if task.status == "queued" {
+                    "the next free delegate"
+                } else {
+                    delegate.as_str()
+                }
+            ),
+            String::new(),
+        )
+    } else if ok {
+        let commit = if text("commit").is_empty() {
+            "(empty repository)".to_owned()
+        } else {
+            text("commit")
+        };
+        (
+            format!("OK: {} {} at {commit}", text("url"), text("branch")),
+            format!("Tested on {delegate}."),
+        )
+    } else {
+        let code = if text("code").is_empty() {
+            "failed".to_owned()
+        } else {
+            text("code")
+        };
+        let mut detail = text("message");
+        if !text("hint").is_empty() {
+            detail.push_str(&format!(" {}", text("hint")));
+        }
+        if !text("detail").is_empty() {
+            detail.push_str(&format!(" git said: {}", text("detail")));
+        }
+        (format!("Test failed ({code})"), detail)
+    };
+    TestState {
+        id: task.id.to_string(),
+        running,
+        ok,
+        headline,
+        detail,
+        waited: format!("{} s", waited.max(0) / 1000),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "forbidden.html")]
+struct ForbiddenPage {
+    layout: Layout,
+    message: String,
+}
+
+/// The 403 page: the refusal in the API's words.
+fn forbidden_page(caller: &Caller, error: AppError) -> Response {
+    page(
+        error.status,
+        &ForbiddenPage {
+            layout: Layout::new("Not allowed", Some(caller)),
+            message: error.message,
+        },
+    )
+}
