@@ -11,5 +11,6 @@ mod offline;
 mod serve;
 mod sync;
 mod tree;
+mod ui;
 mod users;
 mod webhooks;

@@ -117,7 +117,9 @@ pub async fn list(State(state): State<AppState>, UiCaller(caller): UiCaller) -> 
                     at: test.tested_at,
                     delegate: test.delegate.unwrap_or_else(|| "a delegate".into()),
                     message: match (test.ok, test.commit, test.message) {
-                        (true, Some(commit), _) => format!("OK at {commit}"),
+                        (true, Some(commit), _) => {
+                            format!("OK at {}", commit.get(..12).unwrap_or(&commit))
+                        }
                         (true, None, _) => "OK (empty repository)".into(),
                         (false, _, message) => format!(
                             "{} ({})",
@@ -224,7 +226,10 @@ pub struct TestState {
     running: bool,
     ok: bool,
     headline: String,
+    /// What happened and what to do, in the use case's words.
     detail: String,
+    /// What git said, in full, for a failure.
+    git_said: String,
     waited: String,
 }
 
@@ -661,42 +666,33 @@ fn test_state(state: &AppState, task: &TaskView) -> TestState {
     let waited = reposync_store::Store::clock(&state.store).now_millis()
         - reposync_api::parse_timestamp(&task.created_at).unwrap_or_default();
     let delegate = task.delegate.clone().unwrap_or_else(|| "a delegate".into());
-    let (headline, detail) = if running {
-        (
-            format!(
-                "Testing on {}…",
-                if task.status == "queued" {
-                    "the next free delegate"
-                } else {
-                    delegate.as_str()
-                }
-            ),
-            String::new(),
-        )
-    } else if ok {
-        let commit = if text("commit").is_empty() {
-            "(empty repository)".to_owned()
+    let (headline, detail, git_said) = if running {
+        let on = if task.status == "queued" {
+            "the next free delegate"
         } else {
-            text("commit")
+            delegate.as_str()
+        };
+        (format!("Testing on {on}…"), String::new(), String::new())
+    } else if ok {
+        let commit = match text("commit") {
+            commit if commit.is_empty() => "(empty repository)".to_owned(),
+            commit => commit,
         };
         (
             format!("OK: {} {} at {commit}", text("url"), text("branch")),
             format!("Tested on {delegate}."),
+            String::new(),
         )
     } else {
-        let code = if text("code").is_empty() {
-            "failed".to_owned()
-        } else {
-            text("code")
+        let code = match text("code") {
+            code if code.is_empty() => "failed".to_owned(),
+            code => code,
         };
-        let mut detail = text("message");
-        if !text("hint").is_empty() {
-            detail.push_str(&format!(" {}", text("hint")));
-        }
-        if !text("detail").is_empty() {
-            detail.push_str(&format!(" git said: {}", text("detail")));
-        }
-        (format!("Test failed ({code})"), detail)
+        (
+            format!("Test failed ({code})"),
+            text("message"),
+            text("detail"),
+        )
     };
     TestState {
         id: task.id.to_string(),
@@ -704,6 +700,7 @@ fn test_state(state: &AppState, task: &TaskView) -> TestState {
         ok,
         headline,
         detail,
+        git_said,
         waited: format!("{} s", waited.max(0) / 1000),
     }
 }

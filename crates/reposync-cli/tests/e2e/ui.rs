@@ -1,0 +1,384 @@
+//! The web UI in a real browser (headless Chromium through chromedriver), against the real
+//! server binary, a real git server over HTTPS and the Bitbucket emulator: the document's walk
+//! from logging in to a pushed change arriving, and the refusals around it.
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+use std::time::{Duration, Instant};
+
+use reposync_testkit::{
+    BitbucketEmulator, GitHttpsServer, RepoRoot, TestCa, WebhookFormat, WebhookTarget,
+};
+
+use crate::common::TestApp;
+use crate::common::browser::{self, Browser};
+use crate::common::git_fixture::{Fixture, REPO, SHOP, TOKEN, USER, runtime, workflow};
+
+const ADMIN_PASSWORD: &str = "the admin's long password";
+const VIEWER_PASSWORD: &str = "the viewer's long password";
+
+/// A server with no connector yet, a git server over HTTPS holding `acme/config.git`, and the
+/// CA the git server's certificate comes from.
+fn bare() -> (Fixture, TestCa) {
+    let rt = runtime();
+    let root = RepoRoot::new().expect("repo root");
+    root.create_repo(REPO, "main", &[("README.md", "config repository\n")])
+        .expect("repo");
+    let ca = TestCa::new("reposync UI CA").expect("ca");
+    let server = rt
+        .block_on(GitHttpsServer::start(&root, &ca, USER, TOKEN))
+        .expect("https server");
+    let app = TestApp::spawn();
+    app.cli(
+        &["user", "set-password", "admin", "--password-stdin"],
+        Some(&format!("{ADMIN_PASSWORD}\n")),
+    )
+    .ok();
+    (
+        Fixture {
+            app,
+            root,
+            server,
+            rt,
+        },
+        ca,
+    )
+}
+
+async fn log_in(browser: &mut Browser, base: &str, user: &str, password: &str) {
+    browser.visit(&format!("{base}/ui/login"), "login").await;
+    browser.fill("#user", user).await;
+    browser.fill("#password", password).await;
+    browser
+        .click("form[action='/ui/login'] button[type=submit]")
+        .await;
+}
+
+/// Fills the Git Connector form for the HTTPS repository, with a new secret made inline.
+async fn fill_https_connector(browser: &Browser, f: &Fixture, ca: &TestCa, token: &str) {
+    browser.fill("#name", "bitbucket").await;
+    browser.fill("#url", &f.server.repo_url(REPO)).await;
+    browser.fill("#username", USER).await;
+    browser.select("#password_secret", "__new__").await;
+    browser.fill("#new_secret_name", "bb-token").await;
+    browser.fill("#new_secret_value", token).await;
+    browser.fill("#branch", "main").await;
+    browser.fill("#author_name", "Sync Bot").await;
+    browser.fill("#author_email", "sync-bot@example.com").await;
+    browser.click("details summary").await;
+    browser.fill("#ca_certificate", &ca.cert_pem()).await;
+}
+
+#[test]
+fn the_add_a_bitbucket_repo_walk_from_login_to_a_pushed_change() {
+    if !browser::available("ui::the_add_a_bitbucket_repo_walk_from_login_to_a_pushed_change") {
+        return;
+    }
+    let (f, ca) = bare();
+    let base = f.app.url.clone();
+    let head = f.root.head(REPO, "main").expect("head").expect("a commit");
+    let (url, secret) = f.rt.block_on(async {
+        let mut b = Browser::start("walk").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        // Setup → Connectors → Source Repo Providers → Add Source Repo Provider.
+        b.find("h1").await;
+        b.shot("setup").await;
+        b.click("main a[href='/ui/setup/connectors/source-repo-providers']")
+            .await;
+        b.find("main h1").await;
+        b.shot("providers-empty").await;
+        b.click("a[href='/ui/setup/connectors/source-repo-providers/new']")
+            .await;
+        b.find("#provider-form").await;
+        b.shot("add-form").await;
+        // The labels use the document's words, in its order.
+        let source = b.source().await;
+        let mut at = 0;
+        for label in [
+            "Display Name",
+            "Provider",
+            "Git Repo / Git Account",
+            "HTTPS / SSH",
+            "URL",
+            "Username",
+            "Select Encrypted Password/Token",
+            "SSH Key",
+            "Branch Name",
+            "Delegate Selector",
+            "Generate Webhook URL",
+            "Customize Commit Attributes",
+            "Author Name",
+            "Author Email",
+        ] {
+            let found = source[at..]
+                .find(label)
+                .unwrap_or_else(|| panic!("{label} after position {at}"));
+            at += found + label.len();
+        }
+        fill_https_connector(&b, &f, &ca, TOKEN).await;
+        // Test: OK, with the commit the branch is at.
+        b.click("#test-button").await;
+        let result = b
+            .wait_text("#test-result", "the Test", |t| {
+                t.contains("Successful") || t.contains("Failed")
+            })
+            .await;
+        b.shot("tested").await;
+        assert!(result.contains("Successful"), "{result}");
+        assert!(
+            result.contains(&head),
+            "the Test names the commit: {result}"
+        );
+        // Submit: the webhook URL and secret, with what to set in Bitbucket.
+        b.click("#submit-button").await;
+        let dialog = b.text("dialog").await;
+        assert!(dialog.contains("Repository push"), "{dialog}");
+        b.shot("webhook-dialog").await;
+        let url = b
+            .find("#webhook-url")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("the URL");
+        let secret = b
+            .find("#webhook-secret")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("the secret");
+        b.click("dialog footer a").await;
+        let list = b.text("main table").await;
+        assert!(
+            list.contains("bitbucket") && list.contains("Successful"),
+            "{list}"
+        );
+        b.shot("providers").await;
+        b.close().await;
+        (url, secret)
+    });
+    assert!(
+        url.starts_with(&format!("{base}/api/webhooks/git/")),
+        "{url}"
+    );
+
+    // The connector works: an application linked to it is pushed, and a signed push to the
+    // webhook URL from the dialog brings a change back.
+    f.app.cli(&["app", "create", "Shop"], None).ok();
+    f.app
+        .cli(
+            &[
+                "sync",
+                "enable",
+                "--app",
+                "Shop",
+                "--connector",
+                "bitbucket",
+            ],
+            None,
+        )
+        .ok();
+    f.wait_pushed();
+    let emulator =
+        f.rt.block_on(BitbucketEmulator::start(&f.root))
+            .expect("emulator");
+    emulator
+        .add_webhook(
+            REPO,
+            WebhookTarget::new(url, WebhookFormat::Cloud).with_secret(secret),
+        )
+        .expect("webhook");
+    let path = format!("{SHOP}/Workflows/from git.yaml");
+    let yaml = workflow("written in git");
+    emulator
+        .commit(
+            REPO,
+            "main",
+            &[(path.as_str(), yaml.as_str())],
+            "Add a workflow",
+        )
+        .expect("commit");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.app.cli(&["get", &path], None).code != 0 {
+        assert!(Instant::now() < deadline, "the pushed change never arrived");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let shown = f.app.cli(&["get", &path], None).ok().stdout.clone();
+    assert!(shown.contains("written in git"), "{shown}");
+}
+
+#[test]
+fn a_wrong_token_fails_the_test_beside_the_button_and_saves_nothing() {
+    if !browser::available("ui::a_wrong_token_fails_the_test_beside_the_button_and_saves_nothing") {
+        return;
+    }
+    let (f, ca) = bare();
+    let base = f.app.url.clone();
+    f.rt.block_on(async {
+        let mut b = Browser::start("wrong-token").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(
+            &format!("{base}/ui/setup/connectors/source-repo-providers/new"),
+            "add-form",
+        )
+        .await;
+        fill_https_connector(&b, &f, &ca, "not-the-token-at-all").await;
+        b.click("#test-button").await;
+        let result = b
+            .wait_text("#test-result", "the Test", |t| {
+                t.contains("Successful") || t.contains("Failed")
+            })
+            .await;
+        b.shot("auth-failed").await;
+        assert!(
+            result.contains("Failed") && result.contains("auth_failed"),
+            "{result}"
+        );
+        b.close().await;
+    });
+    let listed = f
+        .app
+        .cli(&["--json", "connector", "list"], None)
+        .ok()
+        .json();
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing saved: {listed}"
+    );
+}
+
+#[test]
+fn a_viewer_sees_no_edit_controls_and_forged_or_cross_site_posts_are_refused() {
+    if !browser::available(
+        "ui::a_viewer_sees_no_edit_controls_and_forged_or_cross_site_posts_are_refused",
+    ) {
+        return;
+    }
+    let (f, _ca) = bare();
+    let base = f.app.url.clone();
+    f.app
+        .cli(
+            &[
+                "user",
+                "add",
+                "vera",
+                "--role",
+                "viewer",
+                "--password-stdin",
+            ],
+            Some(&format!("{VIEWER_PASSWORD}\n")),
+        )
+        .ok();
+    f.rt.block_on(async {
+        let mut b = Browser::start("viewer").await;
+        log_in(&mut b, &base, "vera", VIEWER_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(
+            &format!("{base}/ui/setup/connectors/source-repo-providers"),
+            "providers",
+        )
+        .await;
+        let source = b.source().await;
+        assert!(
+            !source.contains("Add Source Repo Provider"),
+            "no edit control for a viewer"
+        );
+        // The form itself is refused, in the API's words.
+        b.visit(
+            &format!("{base}/ui/setup/connectors/source-repo-providers/new"),
+            "refused",
+        )
+        .await;
+        let refused = b.text("main").await;
+        assert!(refused.contains("needs the admin role"), "{refused}");
+        // The pages hold no inline script or style, under a strict policy.
+        for forbidden in ["<script>", "style=\"", "onclick="] {
+            assert!(!source.contains(forbidden), "{forbidden}");
+        }
+        b.close().await;
+    });
+    // A forged POST with the viewer's session (a browser would send Sec-Fetch-Site) is refused,
+    // and so is the admin's session cookie on a POST another site sent.
+    let (forged, cross_site) = f.rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let session = |user: &'static str, password: &'static str| {
+            let http = http.clone();
+            let base = base.clone();
+            async move {
+                let response = http
+                    .post(format!("{base}/ui/login"))
+                    .form(&[
+                        ("user", user),
+                        ("password", password),
+                        ("next", "/ui/setup"),
+                    ])
+                    .send()
+                    .await
+                    .expect("login");
+                let cookie = response
+                    .headers()
+                    .get("set-cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .expect("a session cookie")
+                    .to_owned();
+                cookie.split(';').next().unwrap_or_default().to_owned()
+            }
+        };
+        let form = [
+            ("name", "forged"),
+            ("url", "https://bitbucket.org/acme/x.git"),
+            ("action", "submit"),
+        ];
+        let target = format!("{base}/ui/setup/connectors/source-repo-providers/new");
+        let viewer = session("vera", VIEWER_PASSWORD).await;
+        let forged = http
+            .post(&target)
+            .header("cookie", &viewer)
+            .header("sec-fetch-site", "same-origin")
+            .form(&form)
+            .send()
+            .await
+            .expect("forged")
+            .status();
+        let admin = session("admin", ADMIN_PASSWORD).await;
+        let cross_site = http
+            .post(&target)
+            .header("cookie", &admin)
+            .header("sec-fetch-site", "cross-site")
+            .header("origin", "https://evil.example")
+            .form(&form)
+            .send()
+            .await
+            .expect("cross-site")
+            .status();
+        (forged, cross_site)
+    });
+    assert_eq!(forged, reqwest::StatusCode::FORBIDDEN);
+    assert_eq!(cross_site, reqwest::StatusCode::FORBIDDEN);
+    let listed = f
+        .app
+        .cli(&["--json", "connector", "list"], None)
+        .ok()
+        .json();
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing saved: {listed}"
+    );
+    let trail = f
+        .app
+        .cli(&["--json", "audit", "--user", "vera"], None)
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        trail.contains("connector.create") && trail.contains("refused"),
+        "{trail}"
+    );
+}
