@@ -266,3 +266,52 @@ fn representable(path: &str) -> Result<(), CoreError> {
         )
     })
 }
+
+/// One folder of the tree: the folders and files directly in it, by name. The web UI opens
+/// folders one at a time, so that a tree of thousands of files shows quickly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Folder {
+    pub path: String,
+    pub folders: Vec<String>,
+    pub files: Vec<String>,
+}
+
+/// The folder at `path` (`Setup` for the root), listed from the paths the store holds.
+pub async fn folder(store: &Store, path: &str) -> Result<Folder, CoreError> {
+    let path = path.trim_end_matches('/');
+    let prefix = format!("{path}/");
+    let mut folders = std::collections::BTreeSet::new();
+    let mut files = std::collections::BTreeSet::new();
+    for file in crate::tree::existing_paths(store).await? {
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        match rest.split_once('/') {
+            Some((folder, _)) => folders.insert(folder.to_owned()),
+            None => files.insert(rest.to_owned()),
+        };
+    }
+    if folders.is_empty() && files.is_empty() && path != reposync_model::tree::ROOT {
+        return Err(CoreError::not_found(format!(
+            "no folder {path:?} in the tree"
+        )));
+    }
+    Ok(Folder {
+        path: path.to_owned(),
+        folders: folders.into_iter().collect(),
+        files: files.into_iter().collect(),
+    })
+}
+
+/// The paths holding `text` (case-insensitive), sorted, at most `limit`.
+pub async fn search(store: &Store, text: &str, limit: usize) -> Result<Vec<String>, CoreError> {
+    let needle = text.to_lowercase();
+    let mut found: Vec<String> = crate::tree::existing_paths(store)
+        .await?
+        .into_iter()
+        .filter(|path| path.to_lowercase().contains(&needle))
+        .collect();
+    found.sort();
+    found.truncate(limit);
+    Ok(found)
+}

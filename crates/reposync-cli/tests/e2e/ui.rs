@@ -204,8 +204,103 @@ fn the_add_a_bitbucket_repo_walk_from_login_to_a_pushed_change() {
         assert!(Instant::now() < deadline, "the pushed change never arrived");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let shown = f.app.cli(&["get", &path], None).ok().stdout.clone();
-    assert!(shown.contains("written in git"), "{shown}");
+    // And the change is in the tree, in the browser.
+    f.rt.block_on(async {
+        let mut b = Browser::start("walk-tree").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(
+            &format!("{base}/ui/setup/config-as-code?q=from+git"),
+            "tree-search",
+        )
+        .await;
+        b.click("main ul li a").await;
+        let content = b
+            .find("#content")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("the YAML");
+        b.shot("file").await;
+        assert!(content.contains("written in git"), "{content}");
+        b.close().await;
+    });
+}
+
+#[test]
+fn editing_a_file_in_the_tree_commits_it_with_the_connectors_author_and_a_bad_edit_says_where() {
+    if !browser::available(
+        "ui::editing_a_file_in_the_tree_commits_it_with_the_connectors_author_and_a_bad_edit_says_where",
+    ) {
+        return;
+    }
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    f.app
+        .cli(
+            &["user", "set-password", "admin", "--password-stdin"],
+            Some(&format!("{ADMIN_PASSWORD}\n")),
+        )
+        .ok();
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    f.wait_pushed();
+    let base = f.app.url.clone();
+    let service = format!("{SHOP}/Services/cart/Index.yaml");
+    f.rt.block_on(async {
+        let mut b = Browser::start("edit").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        // Setup/ → Applications/ → Shop/ → Services/ → cart/ → Index.yaml, a folder at a time.
+        b.visit(&format!("{base}/ui/setup/config-as-code"), "tree-root")
+            .await;
+        for folder in ["Applications/", "Shop/", "Services/", "cart/"] {
+            b.click(&format!(
+                "main ul a[href$='{}']",
+                folder.trim_end_matches('/')
+            ))
+            .await;
+            b.find("main h2").await;
+        }
+        b.shot("tree-folder").await;
+        b.click("main ul a[href*='Index.yaml']").await;
+        b.find("#content").await;
+        // A bad edit: refused, with the line and column, and nothing saved.
+        b.fill("#content", "harnessApiVersion: '1.0'\ntype: WIDGET\n")
+            .await;
+        b.click("#save-button").await;
+        let problems = b.text("#problems").await;
+        b.shot("bad-edit").await;
+        assert!(problems.contains("Index.yaml:2:"), "{problems}");
+        // A good one: saved, and Git Sync takes it to the branch.
+        b.fill(
+            "#content",
+            "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: SSH\n",
+        )
+        .await;
+        b.click("#save-button").await;
+        let saved = b.text("#saved").await;
+        b.shot("saved").await;
+        assert!(saved.contains("Saved"), "{saved}");
+        b.close().await;
+    });
+    let pushed = f.wait_pushed();
+    assert_eq!(
+        f.git(&["log", "-1", "--format=%an <%ae>", &pushed]),
+        "Sync Bot <sync-bot@example.com>"
+    );
+    let message = f.message(&pushed);
+    assert!(message.contains(&format!("MODIFY: {service}")), "{message}");
+    assert!(
+        message.lines().any(|line| line == "Reposync-User: admin"),
+        "{message}"
+    );
+    let branch = f.root.read_file(REPO, "main", &service).expect("file");
+    assert!(branch.contains("deploymentType: SSH"), "{branch}");
 }
 
 #[test]

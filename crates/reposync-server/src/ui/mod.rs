@@ -12,6 +12,7 @@ mod login;
 mod providers;
 mod security;
 mod session;
+mod tree;
 
 use askama::Template;
 use axum::Router;
@@ -40,6 +41,11 @@ pub fn router() -> Router<AppState> {
             get(providers::new_form).post(providers::submit_new),
         )
         .route("/ui/tasks/{id}/test", get(providers::test_status))
+        .route("/ui/setup/config-as-code", get(tree::folder))
+        .route(
+            "/ui/setup/config-as-code/file",
+            get(tree::file).post(tree::save),
+        )
         .route("/ui/static/{file}", get(assets::serve))
         .layer(middleware::from_fn(security::refuse_cross_site))
         .layer(middleware::from_fn(security::headers));
@@ -105,4 +111,34 @@ pub fn page(status: StatusCode, template: &impl Template) -> Response {
 /// Whether the public URL is https, so that cookies are marked `Secure`.
 fn secure(state: &AppState) -> bool {
     state.config.public_base_url().starts_with("https://")
+}
+
+#[derive(Template)]
+#[template(path = "forbidden.html")]
+struct ForbiddenPage {
+    layout: Layout,
+    message: String,
+}
+
+/// The 403 page: the refusal in the API's words.
+fn forbidden_page(caller: &Caller, error: crate::error::AppError) -> Response {
+    page(
+        error.status,
+        &ForbiddenPage {
+            layout: Layout::new("Not allowed", Some(caller)),
+            message: error.message,
+        },
+    )
+}
+
+/// Percent-encodes text for a URL's query, keeping `/` readable.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }

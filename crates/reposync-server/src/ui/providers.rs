@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::session::UiCaller;
-use super::{Layout, page};
+use super::{Layout, forbidden_page, page};
 use crate::access::{self, Facts};
 use crate::audit::ClientAddr;
 use crate::error::AppError;
@@ -703,22 +703,4 @@ fn test_state(state: &AppState, task: &TaskView) -> TestState {
         git_said,
         waited: format!("{} s", waited.max(0) / 1000),
     }
-}
-
-#[derive(Template)]
-#[template(path = "forbidden.html")]
-struct ForbiddenPage {
-    layout: Layout,
-    message: String,
-}
-
-/// The 403 page: the refusal in the API's words.
-fn forbidden_page(caller: &Caller, error: AppError) -> Response {
-    page(
-        error.status,
-        &ForbiddenPage {
-            layout: Layout::new("Not allowed", Some(caller)),
-            message: error.message,
-        },
-    )
 }

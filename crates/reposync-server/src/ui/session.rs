@@ -39,7 +39,7 @@ impl FromRequestParts<AppState> for UiCaller {
                     .map(|p| p.as_str())
                     .filter(|p| p.starts_with("/ui/"))
                     .unwrap_or("/ui/");
-                let next: String = url_encode(target);
+                let next = super::url_encode(target);
                 Err(Redirect::to(&format!("/ui/login?next={next}")).into_response())
             }
         }
@@ -76,18 +76,6 @@ fn cookie(head: &str, secure: bool) -> HeaderValue {
         "{head}; Path=/ui; HttpOnly; SameSite=Strict{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// Percent-encodes a path for a query parameter.
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// Where to go after logging in: a page of the UI, never another site.
