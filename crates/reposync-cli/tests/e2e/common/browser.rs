@@ -10,7 +10,6 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
@@ -18,7 +17,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 /// One browser test at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A browser session, the chromedriver behind it, and where its screenshots go.
 pub struct Browser {
@@ -27,7 +26,7 @@ pub struct Browser {
     shots: PathBuf,
     test: String,
     taken: usize,
-    _turn: MutexGuard<'static, ()>,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 /// Whether browser tests can run here; `None` means skip (never under CI).
@@ -51,7 +50,7 @@ pub fn available(test: &str) -> bool {
 impl Browser {
     /// Starts chromedriver and a headless Chromium session for `test`.
     pub async fn start(test: &str) -> Browser {
-        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let turn = ONE_AT_A_TIME.lock().await;
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             listener.local_addr().expect("addr").port()
