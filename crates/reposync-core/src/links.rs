@@ -801,3 +801,45 @@ mod tests {
         assert!(EnableTask::read(r#"{"connector": 1}"#).is_err());
     }
 }
+
+/// Every live link as the status lists show it: its connector, branch, backlog and state.
+pub async fn status(store: &Store) -> Result<Vec<SyncLinkView>, CoreError> {
+    let connectors: std::collections::HashMap<_, _> = store
+        .list_connectors()
+        .await?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
+    let backlogs = store.link_backlogs().await?;
+    Ok(store
+        .live_links()
+        .await?
+        .iter()
+        .filter_map(|link| {
+            let connector = connectors.get(&link.connector_id)?;
+            let backlog = backlogs.get(&link.id).copied().unwrap_or_default();
+            Some(link_view(link, connector, backlog))
+        })
+        .collect())
+}
+
+/// The scope of every link ever made, by link id, as listings name it; a disabled link's
+/// scope says so, because its history outlives it.
+pub async fn scopes_by_link(
+    store: &Store,
+) -> Result<std::collections::HashMap<reposync_model::LinkId, String>, CoreError> {
+    Ok(store
+        .all_links()
+        .await?
+        .into_iter()
+        .map(|link| {
+            let scope = Scope::of_app(link.app.as_deref()).to_string();
+            let label = if link.enabled {
+                scope
+            } else {
+                format!("{scope} (disabled)")
+            };
+            (link.id, label)
+        })
+        .collect())
+}

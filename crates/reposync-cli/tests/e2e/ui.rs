@@ -477,3 +477,88 @@ fn a_viewer_sees_no_edit_controls_and_forged_or_cross_site_posts_are_refused() {
         "{trail}"
     );
 }
+
+#[test]
+fn a_pushed_bad_file_shows_on_the_errors_page_until_discarded() {
+    if !browser::available("ui::a_pushed_bad_file_shows_on_the_errors_page_until_discarded") {
+        return;
+    }
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    f.app
+        .cli(
+            &["user", "set-password", "admin", "--password-stdin"],
+            Some(&format!("{ADMIN_PASSWORD}\n")),
+        )
+        .ok();
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    f.wait_pushed();
+    let (token, secret) = f.webhook_credentials();
+    let emulator =
+        f.rt.block_on(BitbucketEmulator::start(&f.root))
+            .expect("emulator");
+    let hook = format!("{}/api/webhooks/git/{token}", f.app.url);
+    emulator
+        .add_webhook(
+            REPO,
+            WebhookTarget::new(hook, WebhookFormat::Cloud).with_secret(secret),
+        )
+        .expect("webhook");
+    let bad = format!("{SHOP}/Services/broken/Index.yaml");
+    emulator
+        .commit(
+            REPO,
+            "main",
+            &[(bad.as_str(), "harnessApiVersion: '1.0'\ntype: WIDGET\n")],
+            "A bad service",
+        )
+        .expect("commit");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let errors = f.app.cli(&["--json", "sync", "errors"], None).ok().json();
+        if errors["items"].as_array().is_some_and(|e| !e.is_empty()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bad file never became an error"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let base = f.app.url.clone();
+    f.rt.block_on(async {
+        let mut b = Browser::start("errors").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(&format!("{base}/ui/git-sync"), "git-sync").await;
+        let links = b.text("main table").await;
+        assert!(
+            links.contains("app:Shop") && links.contains("Held"),
+            "{links}"
+        );
+        b.visit(&format!("{base}/ui/git-sync/errors"), "errors")
+            .await;
+        let inbound = b.text("section[aria-labelledby='group-inbound']").await;
+        assert!(
+            inbound.contains(&bad) && inbound.contains("WIDGET"),
+            "{inbound}"
+        );
+        b.click("button[aria-label^='Discard error for']").await;
+        let notice = b.text("#notice").await;
+        b.shot("discarded").await;
+        assert!(notice.contains("Discarded"), "{notice}");
+        let inbound = b.text("section[aria-labelledby='group-inbound']").await;
+        assert!(!inbound.contains(&bad), "{inbound}");
+        b.close().await;
+    });
+    let errors = f.app.cli(&["--json", "sync", "errors"], None).ok().json();
+    assert_eq!(
+        errors["items"].as_array().map(Vec::len),
+        Some(0),
+        "{errors}"
+    );
+}

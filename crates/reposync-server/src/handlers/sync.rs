@@ -1,7 +1,5 @@
 //! Git Sync links: enable, disable, status, activity, errors, retry.
 
-use std::collections::HashMap;
-
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -11,11 +9,10 @@ use reposync_api::{
     ListResponse, RefreshedBranch, SyncActivity, SyncDisableRequest, SyncEnableRequest,
     SyncErrorView, SyncLinkView, SyncRefreshRequest, TaskView, TreeProblemView,
 };
-use reposync_core::links::{self, link_view};
+use reposync_core::links;
 use reposync_core::resolve;
-use reposync_model::scope::Scope;
-use reposync_model::{ChangesetId, ConnectorId, LinkId, Person, SyncErrorId, TaskId};
-use reposync_store::{ChangesetRecord, ChangesetStatus, ConnectorRecord, FileChangeRecord};
+use reposync_model::{ChangesetId, LinkId, Person, SyncErrorId, TaskId};
+use reposync_store::{ChangesetRecord, ChangesetStatus, FileChangeRecord};
 use serde::Deserialize;
 
 use crate::error::AppError;
@@ -109,52 +106,8 @@ pub async fn refresh(
 pub async fn status(
     State(state): State<AppState>,
 ) -> Result<Json<ListResponse<SyncLinkView>>, AppError> {
-    let connectors = connectors_by_id(&state).await?;
-    let backlogs = state.store.link_backlogs().await?;
-    let items = state
-        .store
-        .live_links()
-        .await?
-        .iter()
-        .filter_map(|link| {
-            let connector = connectors.get(&link.connector_id)?;
-            let backlog = backlogs.get(&link.id).copied().unwrap_or_default();
-            Some(link_view(link, connector, backlog))
-        })
-        .collect();
+    let items = links::status(&state.store).await?;
     Ok(Json(ListResponse { items }))
-}
-
-async fn connectors_by_id(
-    state: &AppState,
-) -> Result<HashMap<ConnectorId, ConnectorRecord>, AppError> {
-    Ok(state
-        .store
-        .list_connectors()
-        .await?
-        .into_iter()
-        .map(|c| (c.id.clone(), c))
-        .collect())
-}
-
-/// The scope of every link ever made, by link id; a disabled link's scope says so, because
-/// its history outlives it.
-async fn scopes_by_link(state: &AppState) -> Result<HashMap<LinkId, String>, AppError> {
-    Ok(state
-        .store
-        .all_links()
-        .await?
-        .into_iter()
-        .map(|link| {
-            let scope = Scope::of_app(link.app.as_deref()).to_string();
-            let label = if link.enabled {
-                scope
-            } else {
-                format!("{scope} (disabled)")
-            };
-            (link.id, label)
-        })
-        .collect())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -186,7 +139,7 @@ pub async fn activity(
 ) -> Result<Json<SyncActivity>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("app", e.body_text()))?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-    let scopes = scopes_by_link(&state).await?;
+    let scopes = links::scopes_by_link(&state.store).await?;
     // An application's activity includes that of its earlier, disabled links.
     let ids: Vec<LinkId> = match query.app.as_deref().filter(|a| !a.is_empty()) {
         Some(app) => {
@@ -351,40 +304,13 @@ pub async fn errors(
     query: Result<Query<ErrorsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ListResponse<SyncErrorView>>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("resolved", e.body_text()))?;
-    let only = query
-        .app
-        .as_deref()
-        .map(|app| Scope::of_app(Some(app)).to_string());
-    let scopes = scopes_by_link(&state).await?;
-    let records = if query.resolved {
-        let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-        state.store.resolved_sync_errors(limit).await?
-    } else {
-        state.store.open_sync_errors().await?
-    };
-    let items = records
-        .into_iter()
-        .map(|e| SyncErrorView {
-            scope: match (&e.link_id, e.path.as_deref()) {
-                (Some(link), _) => scopes.get(link).cloned().unwrap_or_default(),
-                // A file of a scope that has no link (yet): name the scope it would be.
-                (None, Some(path)) => Scope::of_path(path).to_string(),
-                (None, None) => String::new(),
-            },
-            commit_id: e.commit_id,
-            id: e.id,
-            attempt_id: e.attempt_id,
-            path: e.path,
-            code: e.code,
-            message: e.message,
-            ours: e.ours.map(|b| String::from_utf8_lossy(&b).into_owned()),
-            theirs: e.theirs.map(|b| String::from_utf8_lossy(&b).into_owned()),
-            created_at: timestamp(e.created_at),
-            resolved_at: e.resolved.as_ref().map(|(at, _)| timestamp(*at)),
-            resolution: e.resolved.map(|(_, how)| how),
-        })
-        .filter(|view| only.as_ref().is_none_or(|scope| view.scope == *scope))
-        .collect();
+    let items = resolve::errors(
+        &state.store,
+        query.resolved,
+        query.limit,
+        query.app.as_deref(),
+    )
+    .await?;
     Ok(Json(ListResponse { items }))
 }
 
@@ -424,7 +350,7 @@ pub async fn retry(
     Path(id): Path<ChangesetId>,
 ) -> Result<Json<ChangesetView>, AppError> {
     let changeset = resolve::retry(&state.store, &id).await?;
-    let scope = scopes_by_link(&state)
+    let scope = links::scopes_by_link(&state.store)
         .await?
         .remove(&changeset.link_id)
         .unwrap_or_default();

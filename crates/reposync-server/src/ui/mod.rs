@@ -12,6 +12,7 @@ mod login;
 mod providers;
 mod security;
 mod session;
+mod sync;
 mod tree;
 
 use askama::Template;
@@ -41,6 +42,10 @@ pub fn router() -> Router<AppState> {
             get(providers::new_form).post(providers::submit_new),
         )
         .route("/ui/tasks/{id}/test", get(providers::test_status))
+        .route("/ui/git-sync", get(sync::status))
+        .route("/ui/git-sync/refresh", post(sync::refresh))
+        .route("/ui/git-sync/errors", get(sync::errors))
+        .route("/ui/git-sync/errors/{id}/discard", post(sync::discard))
         .route("/ui/setup/config-as-code", get(tree::folder))
         .route(
             "/ui/setup/config-as-code/file",
