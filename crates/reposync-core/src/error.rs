@@ -151,6 +151,32 @@ impl From<FieldError> for CoreError {
     }
 }
 
+/// A private key that cannot be used, named by a code of its own and reported against the
+/// field that holds what is wrong (the key, or its passphrase).
+impl From<reposync_secrets::SshKeyError> for CoreError {
+    fn from(error: reposync_secrets::SshKeyError) -> CoreError {
+        use reposync_secrets::SshKeyError;
+        let code = match error {
+            SshKeyError::PublicKeyGiven => "public_key_given",
+            SshKeyError::PassphraseRequired => "passphrase_required",
+            SshKeyError::WrongPassphrase => "wrong_passphrase",
+            SshKeyError::DsaUnsupported => "dsa_unsupported",
+            SshKeyError::UnsupportedAlgorithm(_) => "unsupported_key_type",
+            SshKeyError::Unrecognized => "unrecognized_key",
+            SshKeyError::Malformed(_) => "malformed_key",
+        };
+        let field = if matches!(
+            error,
+            SshKeyError::PassphraseRequired | SshKeyError::WrongPassphrase
+        ) {
+            "passphrase"
+        } else {
+            "private_key"
+        };
+        CoreError::new(ErrorKind::Invalid, code, error.to_string()).with_field(field)
+    }
+}
+
 impl From<StoreError> for CoreError {
     fn from(error: StoreError) -> CoreError {
         match error {

@@ -4,7 +4,6 @@ use axum::response::{IntoResponse, Response};
 use reposync_api::{ApiError, ApiErrorBody};
 use reposync_core::error::{CoreError, ErrorKind};
 use reposync_model::FieldError;
-use reposync_secrets::SshKeyError;
 use reposync_store::StoreError;
 
 /// An error on its way to becoming an HTTP response. This is the one place where errors turn
@@ -110,29 +109,6 @@ impl From<CoreError> for AppError {
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> AppError {
         AppError::from(CoreError::from(error))
-    }
-}
-
-impl From<SshKeyError> for AppError {
-    fn from(error: SshKeyError) -> AppError {
-        let code = match error {
-            SshKeyError::PublicKeyGiven => "public_key_given",
-            SshKeyError::PassphraseRequired => "passphrase_required",
-            SshKeyError::WrongPassphrase => "wrong_passphrase",
-            SshKeyError::DsaUnsupported => "dsa_unsupported",
-            SshKeyError::UnsupportedAlgorithm(_) => "unsupported_key_type",
-            SshKeyError::Unrecognized => "unrecognized_key",
-            SshKeyError::Malformed(_) => "malformed_key",
-        };
-        let field = if matches!(
-            error,
-            SshKeyError::PassphraseRequired | SshKeyError::WrongPassphrase
-        ) {
-            "passphrase"
-        } else {
-            "private_key"
-        };
-        AppError::new(StatusCode::UNPROCESSABLE_ENTITY, code, error.to_string()).with_field(field)
     }
 }
 

@@ -562,3 +562,121 @@ fn a_pushed_bad_file_shows_on_the_errors_page_until_discarded() {
         "{errors}"
     );
 }
+
+#[test]
+fn an_ssh_connector_with_a_key_generated_in_the_form_tests_ok_and_saves() {
+    if !browser::available(
+        "ui::an_ssh_connector_with_a_key_generated_in_the_form_tests_ok_and_saves",
+    ) {
+        return;
+    }
+    reposync_testkit::ensure_git_user().expect("git user");
+    let (f, _ca) = bare();
+    let base = f.app.url.clone();
+    let head = f.root.head(REPO, "main").expect("head").expect("a commit");
+    f.rt.block_on(async {
+        let mut b = Browser::start("ssh").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(
+            &format!("{base}/ui/setup/connectors/source-repo-providers/new"),
+            "add-form",
+        )
+        .await;
+        b.fill("#name", "bitbucket-ssh").await;
+        b.fill("#new_ssh_key_name", "deploy-key").await;
+        b.click("#generate-key-button").await;
+        let public_key = b
+            .find("#public-key-value")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("the public key");
+        b.shot("key-generated").await;
+        assert!(public_key.starts_with("ssh-ed25519 "), "{public_key}");
+        // The user adds the public key in Bitbucket: here, to the test sshd.
+        let sshd = reposync_testkit::SshServer::start(&f.root, &[public_key])
+            .await
+            .expect("sshd");
+        b.click("input[name=protocol][value=ssh]").await;
+        b.fill("#url", &sshd.repo_url(REPO)).await;
+        b.fill("#branch", "main").await;
+        b.click("details summary").await;
+        b.fill("#known_hosts", &sshd.known_hosts_line()).await;
+        b.click("#test-button").await;
+        let result = b
+            .wait_text("#test-result", "the Test", |t| {
+                t.contains("Successful") || t.contains("Failed")
+            })
+            .await;
+        b.shot("tested").await;
+        assert!(
+            result.contains("Successful") && result.contains(&head),
+            "{result}"
+        );
+        b.click("#submit-button").await;
+        b.find("dialog").await;
+        b.shot("saved").await;
+        b.close().await;
+    });
+    let shown = f
+        .app
+        .cli(&["--json", "connector", "show", "bitbucket-ssh"], None)
+        .ok()
+        .json();
+    assert_eq!(shown["ssh_key_secret"], "deploy-key", "{shown}");
+    assert_eq!(shown["last_test"]["ok"], true, "{shown}");
+}
+
+#[test]
+fn secrets_are_listed_with_where_they_are_used_and_a_used_one_is_not_deleted() {
+    if !browser::available(
+        "ui::secrets_are_listed_with_where_they_are_used_and_a_used_one_is_not_deleted",
+    ) {
+        return;
+    }
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    f.app
+        .cli(
+            &["user", "set-password", "admin", "--password-stdin"],
+            Some(&format!("{ADMIN_PASSWORD}\n")),
+        )
+        .ok();
+    let base = f.app.url.clone();
+    f.rt.block_on(async {
+        let mut b = Browser::start("secrets").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(&format!("{base}/ui/setup/secrets"), "secrets")
+            .await;
+        let table = b.text("main table").await;
+        assert!(
+            table.contains("bb-token") && table.contains("git"),
+            "used by the connector: {table}"
+        );
+        b.fill("#text-name", "spare-token").await;
+        b.fill("#text-value", "spare-value-123456").await;
+        b.click("form[action='/ui/setup/secrets/text'] button")
+            .await;
+        let notice = b.text("#notice").await;
+        assert!(notice.contains("spare-token"), "{notice}");
+        b.click("button[aria-label='Delete secret bb-token']").await;
+        let refused = b.text("#secret-error").await;
+        b.shot("in-use").await;
+        assert!(
+            refused.contains("git"),
+            "names the connector that uses it: {refused}"
+        );
+        b.click("button[aria-label='Delete secret spare-token']")
+            .await;
+        let notice = b.text("#notice").await;
+        assert!(notice.contains("Deleted"), "{notice}");
+        let source = b.source().await;
+        assert!(
+            !source.contains("spare-value-123456") && !source.contains(TOKEN),
+            "no value is ever shown"
+        );
+        b.close().await;
+    });
+}

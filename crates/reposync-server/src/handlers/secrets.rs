@@ -2,12 +2,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use reposync_api::{
-    ApiErrorBody, CreateSshSecret, CreateTextSecret, GenerateSshSecret, ListResponse, SecretValue,
-    SecretView, UpdateSecret,
+    ApiErrorBody, CreateSshSecret, CreateTextSecret, GenerateSshSecret, ListResponse, SecretView,
+    UpdateSecret,
 };
-use reposync_model::{SSH_USER, SecretName};
-use reposync_secrets::{SshKeyMaterial, generate_ed25519, parse_private_key};
-use reposync_store::{SecretKind, SshKeyInfo};
+use reposync_model::SecretName;
 
 use reposync_core::secrets;
 
@@ -93,10 +91,15 @@ pub async fn create_ssh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateSshSecret>,
 ) -> Result<(StatusCode, Json<SecretView>), AppError> {
-    let name = SecretName::parse(&body.name)?;
-    check_ssh_user(body.username.as_deref())?;
-    let material = parse_key(&body.private_key, body.passphrase.as_ref())?;
-    store_ssh_key(&state, &name, &material, "created SSH key secret").await
+    let record = secrets::create_ssh(
+        &state.store,
+        &body.name,
+        &body.private_key,
+        body.passphrase.as_ref(),
+        body.username.as_deref(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(views::created_secret(&record))))
 }
 
 /// Creates an SSH Key Credential holding a new Ed25519 key made by the server.
@@ -114,28 +117,7 @@ pub async fn generate_ssh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GenerateSshSecret>,
 ) -> Result<(StatusCode, Json<SecretView>), AppError> {
-    let name = SecretName::parse(&body.name)?;
-    let material = generate_ed25519(&format!("reposync:{name}"))?;
-    store_ssh_key(&state, &name, &material, "generated SSH key secret").await
-}
-
-/// Stores a new SSH Key Credential: the normalised key, sealed, and what may be shown of it.
-async fn store_ssh_key(
-    state: &AppState,
-    name: &SecretName,
-    material: &SshKeyMaterial,
-    what: &str,
-) -> Result<(StatusCode, Json<SecretView>), AppError> {
-    let record = state
-        .store
-        .create_secret(
-            name,
-            SecretKind::SshKey,
-            material.private_key_openssh.as_bytes(),
-            Some(&key_info(material)),
-        )
-        .await?;
-    tracing::info!(secret = %name, fingerprint = %material.fingerprint, "{what}");
+    let record = secrets::generate_ssh(&state.store, &body.name).await?;
     Ok((StatusCode::CREATED, Json(views::created_secret(&record))))
 }
 
@@ -156,51 +138,14 @@ pub async fn update(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UpdateSecret>,
 ) -> Result<Json<SecretView>, AppError> {
-    let name = SecretName::parse(&name)?;
-    let record = match (&body.value, &body.private_key) {
-        (Some(value), None) => {
-            if body.passphrase.is_some() {
-                return Err(AppError::invalid(
-                    "passphrase",
-                    "applies only to SSH key secrets",
-                ));
-            }
-            state
-                .store
-                .update_secret(
-                    &name,
-                    SecretKind::Text,
-                    secrets::text_value(value, "value")?,
-                    None,
-                )
-                .await?
-        }
-        (None, Some(key)) => {
-            let material = parse_key(key, body.passphrase.as_ref())?;
-            state
-                .store
-                .update_secret(
-                    &name,
-                    SecretKind::SshKey,
-                    material.private_key_openssh.as_bytes(),
-                    Some(&key_info(&material)),
-                )
-                .await?
-        }
-        (Some(_), Some(_)) => {
-            return Err(AppError::invalid(
-                "value",
-                "give either value or private_key, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(AppError::invalid(
-                "value",
-                "give the new value (or private_key for an SSH key secret)",
-            ));
-        }
-    };
-    tracing::info!(secret = %name, "updated secret");
+    let record = secrets::update(
+        &state.store,
+        &name,
+        body.value.as_ref(),
+        body.private_key.as_ref(),
+        body.passphrase.as_ref(),
+    )
+    .await?;
     Ok(Json(views::secret(&record)))
 }
 
@@ -221,44 +166,6 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Deleted>, AppError> {
-    let name = SecretName::parse(&name)?;
-    state.store.delete_secret(&name).await?;
-    tracing::info!(secret = %name, "deleted secret");
+    let name = secrets::delete(&state.store, &name).await?;
     Ok(Json(Deleted::new(&name)))
-}
-
-fn check_ssh_user(username: Option<&str>) -> Result<(), AppError> {
-    match username {
-        None | Some(SSH_USER) => Ok(()),
-        Some(other) => Err(AppError::invalid(
-            "username",
-            format!(
-                "the SSH user must be exactly `{SSH_USER}` (lowercase), as Bitbucket requires; got {other:?}"
-            ),
-        )),
-    }
-}
-
-fn parse_key(
-    key: &SecretValue,
-    passphrase: Option<&SecretValue>,
-) -> Result<SshKeyMaterial, AppError> {
-    if key.expose().len() > secrets::MAX_VALUE_BYTES {
-        return Err(AppError::invalid(
-            "private_key",
-            format!("is longer than {} bytes", secrets::MAX_VALUE_BYTES),
-        ));
-    }
-    Ok(parse_private_key(
-        key.expose(),
-        passphrase.map(|p| p.expose().as_bytes()),
-    )?)
-}
-
-fn key_info(material: &SshKeyMaterial) -> SshKeyInfo {
-    SshKeyInfo {
-        algorithm: material.algorithm.to_string(),
-        fingerprint: material.fingerprint.clone(),
-        public_key: material.public_key_openssh.clone(),
-    }
 }

@@ -10,6 +10,7 @@
 mod assets;
 mod login;
 mod providers;
+mod secrets;
 mod security;
 mod session;
 mod sync;
@@ -42,6 +43,10 @@ pub fn router() -> Router<AppState> {
             get(providers::new_form).post(providers::submit_new),
         )
         .route("/ui/tasks/{id}/test", get(providers::test_status))
+        .route("/ui/setup/secrets", get(secrets::list))
+        .route("/ui/setup/secrets/text", post(secrets::create_text))
+        .route("/ui/setup/secrets/ssh", post(secrets::create_ssh))
+        .route("/ui/setup/secrets/{name}/delete", post(secrets::delete))
         .route("/ui/git-sync", get(sync::status))
         .route("/ui/git-sync/refresh", post(sync::refresh))
         .route("/ui/git-sync/errors", get(sync::errors))

@@ -165,6 +165,7 @@ pub struct ProviderForm {
     new_secret_name: String,
     new_secret_value: Option<SecretValue>,
     ssh_key_secret: String,
+    new_ssh_key_name: String,
     branch: String,
     selectors: String,
     generate_webhook_url: Option<String>,
@@ -208,6 +209,8 @@ struct FormPage {
     ssh_secrets: Vec<Choice>,
     tested_by: String,
     test: Option<TestState>,
+    /// The public key of an SSH key just made for this connector, to give Bitbucket.
+    public_key: Option<String>,
 }
 
 impl FormPage {
@@ -252,6 +255,7 @@ const TEXT_FIELDS: &[&str] = &[
     "url",
     "username",
     "new_secret_name",
+    "new_ssh_key_name",
     "branch",
     "selectors",
     "author_name",
@@ -294,6 +298,7 @@ async fn render_form(
             "url" => form.url.clone(),
             "username" => form.username.clone(),
             "new_secret_name" => form.new_secret_name.clone(),
+            "new_ssh_key_name" => form.new_ssh_key_name.clone(),
             "branch" => form.branch.clone(),
             "selectors" => form.selectors.clone(),
             "author_name" => form.author_name.clone(),
@@ -367,6 +372,11 @@ async fn render_form(
         ssh_secrets: choices(SecretKind::SshKey, &form.ssh_key_secret),
         tested_by: form.tested_by.clone(),
         test,
+        public_key: secrets
+            .iter()
+            .find(|s| form.action == "generate_key" && s.name.as_str() == form.ssh_key_secret)
+            .and_then(|s| s.ssh.as_ref())
+            .map(|ssh| ssh.public_key.clone()),
     };
     page(status, &template)
 }
@@ -395,6 +405,9 @@ pub async fn submit_new(
     Form(mut form): Form<ProviderForm>,
 ) -> Response {
     let client = connection.map(|c| c.0.0.0.ip());
+    if form.action == "generate_key" {
+        return generate_key(&state, &caller, client, form).await;
+    }
     let testing = form.action == "test";
     let (method, route) = if testing {
         (Method::POST, "/api/v1/connector-tests")
@@ -572,6 +585,54 @@ async fn create_inline_secret(
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await)
+        }
+    }
+}
+
+/// Makes an Ed25519 key for the connector being added, picks it, and shows the form again with
+/// its public key to give Bitbucket.
+async fn generate_key(
+    state: &AppState,
+    caller: &Caller,
+    client: Option<IpAddr>,
+    mut form: ProviderForm,
+) -> Response {
+    let facts = Facts {
+        scopes: vec![Scope::Account],
+        target: Some(form.new_ssh_key_name.clone()),
+        change: None,
+    };
+    let route = "/api/v1/secrets/ssh/generate";
+    let policy = match access::require(caller, &Method::POST, route, &facts.scopes) {
+        Ok(policy) => policy,
+        Err(error) => return forbidden_page(caller, error),
+    };
+    let made = reposync_core::secrets::generate_ssh(&state.store, &form.new_ssh_key_name).await;
+    let status = match &made {
+        Ok(_) => StatusCode::CREATED,
+        Err(error) => AppError::from(error.clone()).status,
+    };
+    crate::audit::record_request(state, caller, client, policy, &facts, status, None).await;
+    form.protocol = "ssh".into();
+    match made {
+        Ok(record) => {
+            form.ssh_key_secret = record.name.to_string();
+            form.new_ssh_key_name.clear();
+            render_form(state, caller, &form, None, None, StatusCode::OK).await
+        }
+        Err(mut error) => {
+            if error.field.as_deref() == Some("name") {
+                error.field = Some("new_ssh_key_name".into());
+            }
+            render_form(
+                state,
+                caller,
+                &form,
+                Some(&error),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
     }
 }
