@@ -680,3 +680,61 @@ fn secrets_are_listed_with_where_they_are_used_and_a_used_one_is_not_deleted() {
         b.close().await;
     });
 }
+
+#[test]
+fn admins_manage_users_and_everyone_their_own_tokens() {
+    if !browser::available("ui::admins_manage_users_and_everyone_their_own_tokens") {
+        return;
+    }
+    let (f, _ca) = bare();
+    f.app.cli(&["app", "create", "Shop"], None).ok();
+    let base = f.app.url.clone();
+    let (link, token) = f.rt.block_on(async {
+        let mut b = Browser::start("users").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(&format!("{base}/ui/users"), "users").await;
+        b.fill("#new-name", "sam").await;
+        b.select("#new-role", "editor").await;
+        b.fill("#new-apps", "Shop").await;
+        b.click("form[action='/ui/users'] button").await;
+        let link = b
+            .find("#password-link-value")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("the link");
+        b.shot("user-added").await;
+        let table = b.text("main table").await;
+        assert!(table.contains("editor in Shop"), "{table}");
+        // An admin's own tokens.
+        b.visit(&format!("{base}/ui/tokens"), "tokens").await;
+        b.fill("#token-name", "laptop").await;
+        b.click("form[action='/ui/tokens'] button").await;
+        let token = b
+            .find("#new-token-value")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("the token");
+        b.shot("token-created").await;
+        b.click("button[aria-label='Revoke token laptop']").await;
+        let notice = b.text("#notice").await;
+        assert!(notice.contains("Revoked laptop"), "{notice}");
+        b.close().await;
+        (link, token)
+    });
+    assert!(link.contains("/set-password#rspw_"), "{link}");
+    assert!(token.starts_with("rsp_"), "{token}");
+    let revoked = f.app.cli_as(Some(&token), &["whoami"], None);
+    assert_ne!(revoked.code, 0, "the revoked token is refused");
+    let sam = f
+        .app
+        .cli(&["--json", "user", "show", "sam"], None)
+        .ok()
+        .json();
+    assert_eq!(sam["role"], "editor", "{sam}");
+    assert_eq!(sam["apps"][0], "Shop", "{sam}");
+}

@@ -15,6 +15,7 @@ mod security;
 mod session;
 mod sync;
 mod tree;
+mod users;
 
 use askama::Template;
 use axum::Router;
@@ -47,6 +48,12 @@ pub fn router() -> Router<AppState> {
         .route("/ui/setup/secrets/text", post(secrets::create_text))
         .route("/ui/setup/secrets/ssh", post(secrets::create_ssh))
         .route("/ui/setup/secrets/{name}/delete", post(secrets::delete))
+        .route("/ui/users", get(users::list).post(users::create))
+        .route("/ui/users/{name}/role", post(users::set_role))
+        .route("/ui/users/{name}/password-link", post(users::password_link))
+        .route("/ui/users/{name}/{what}", post(users::set_enabled))
+        .route("/ui/tokens", get(users::tokens).post(users::create_token))
+        .route("/ui/tokens/{name}/revoke", post(users::revoke_token))
         .route("/ui/git-sync", get(sync::status))
         .route("/ui/git-sync/refresh", post(sync::refresh))
         .route("/ui/git-sync/errors", get(sync::errors))
@@ -151,4 +158,46 @@ fn url_encode(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+/// Checks that the caller may do what the API route `method route` does, on `target` in the
+/// account, records the attempt in the audit trail, and runs `work`: the one way a UI action
+/// that is the account's goes through the policy table.
+async fn act<T>(
+    state: &AppState,
+    caller: &Caller,
+    client: Option<std::net::IpAddr>,
+    (method, route): (axum::http::Method, &str),
+    target: &str,
+    work: impl std::future::Future<Output = Result<T, reposync_core::error::CoreError>>,
+) -> Result<Result<T, reposync_core::error::CoreError>, Response> {
+    let facts = crate::access::Facts {
+        scopes: vec![reposync_model::scope::Scope::Account],
+        target: Some(target.to_owned()),
+        change: None,
+    };
+    let Some(policy) = crate::access::policy(&method, route) else {
+        return Err(crate::error::AppError::not_found("no such action").into_response());
+    };
+    if let Err(error) = crate::access::require(caller, &method, route, &facts.scopes) {
+        crate::audit::record_request(
+            state,
+            caller,
+            client,
+            policy,
+            &facts,
+            error.status,
+            Some(&error.message),
+        )
+        .await;
+        return Err(forbidden_page(caller, error));
+    }
+    let outcome = work.await;
+    let status = match &outcome {
+        Ok(_) if method == axum::http::Method::POST => StatusCode::CREATED,
+        Ok(_) => StatusCode::OK,
+        Err(error) => crate::error::AppError::from(error.clone()).status,
+    };
+    crate::audit::record_request(state, caller, client, policy, &facts, status, None).await;
+    Ok(outcome)
 }

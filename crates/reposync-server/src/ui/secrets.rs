@@ -14,8 +14,8 @@ use reposync_store::SecretKind;
 use serde::Deserialize;
 
 use super::session::UiCaller;
-use super::{Layout, forbidden_page, page, url_encode};
-use crate::access::{self, Facts};
+use super::{Layout, act, page, url_encode};
+use crate::access;
 use crate::audit::ClientAddr;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -143,46 +143,6 @@ pub struct SshForm {
     passphrase: Option<SecretValue>,
     #[serde(default)]
     action: String,
-}
-
-/// Checks the caller may do what `route` does, records the attempt, and runs `work`.
-async fn act<T>(
-    state: &AppState,
-    caller: &Caller,
-    client: Option<std::net::IpAddr>,
-    (method, route): (Method, &str),
-    target: &str,
-    work: impl std::future::Future<Output = Result<T, CoreError>>,
-) -> Result<Result<T, CoreError>, Response> {
-    let facts = Facts {
-        scopes: vec![Scope::Account],
-        target: Some(target.to_owned()),
-        change: None,
-    };
-    let Some(policy) = access::policy(&method, route) else {
-        return Err(AppError::not_found("no such action").into_response());
-    };
-    if let Err(error) = access::require(caller, &method, route, &facts.scopes) {
-        crate::audit::record_request(
-            state,
-            caller,
-            client,
-            policy,
-            &facts,
-            error.status,
-            Some(&error.message),
-        )
-        .await;
-        return Err(forbidden_page(caller, error));
-    }
-    let outcome = work.await;
-    let status = match &outcome {
-        Ok(_) if method == Method::DELETE => StatusCode::OK,
-        Ok(_) => StatusCode::CREATED,
-        Err(error) => AppError::from(error.clone()).status,
-    };
-    crate::audit::record_request(state, caller, client, policy, &facts, status, None).await;
-    Ok(outcome)
 }
 
 /// `POST /ui/setup/secrets/text`.
