@@ -738,3 +738,83 @@ fn admins_manage_users_and_everyone_their_own_tokens() {
     assert_eq!(sam["role"], "editor", "{sam}");
     assert_eq!(sam["apps"][0], "Shop", "{sam}");
 }
+
+#[test]
+fn deliveries_and_delegates_are_shown_and_delegate_tokens_made_and_revoked() {
+    if !browser::available(
+        "ui::deliveries_and_delegates_are_shown_and_delegate_tokens_made_and_revoked",
+    ) {
+        return;
+    }
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    f.app
+        .cli(
+            &["user", "set-password", "admin", "--password-stdin"],
+            Some(&format!("{ADMIN_PASSWORD}\n")),
+        )
+        .ok();
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    f.wait_pushed();
+    let (token, secret) = f.webhook_credentials();
+    let emulator =
+        f.rt.block_on(BitbucketEmulator::start(&f.root))
+            .expect("emulator");
+    let hook = format!("{}/api/webhooks/git/{token}", f.app.url);
+    emulator
+        .add_webhook(
+            REPO,
+            WebhookTarget::new(hook, WebhookFormat::Cloud).with_secret(secret),
+        )
+        .expect("webhook");
+    let path = format!("{SHOP}/Workflows/hooked.yaml");
+    let yaml = workflow("delivered");
+    emulator
+        .commit(REPO, "main", &[(path.as_str(), yaml.as_str())], "Hooked")
+        .expect("commit");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.app.cli(&["get", &path], None).code != 0 {
+        assert!(Instant::now() < deadline, "the delivery never applied");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let base = f.app.url.clone();
+    f.rt.block_on(async {
+        let mut b = Browser::start("operations").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(&format!("{base}/ui/webhooks?outcome=queued"), "deliveries")
+            .await;
+        let log = b.text("main table").await;
+        assert!(
+            log.contains("git") && log.contains("cloud") && log.contains("queued"),
+            "{log}"
+        );
+        b.visit(&format!("{base}/ui/delegates"), "delegates").await;
+        let delegates = b.text("main table").await;
+        assert!(
+            delegates.contains("builtin") && delegates.contains("Connected"),
+            "{delegates}"
+        );
+        b.fill("#token-name", "eu").await;
+        b.fill("#token-selectors", "eu").await;
+        b.click("form[action='/ui/delegates/tokens'] button").await;
+        let value = b
+            .find("#new-token-value")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("the token");
+        assert!(value.starts_with("rsd_"), "{value}");
+        b.shot("delegate-token").await;
+        b.click("button[aria-label='Revoke delegate token eu']")
+            .await;
+        let notice = b.text("#notice").await;
+        assert!(notice.contains("Revoked eu"), "{notice}");
+        b.close().await;
+    });
+}

@@ -306,6 +306,12 @@ pub async fn leave(
 pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<ListResponse<DelegateView>>, AppError> {
+    let items = delegate_views(&state).await?;
+    Ok(Json(ListResponse { items }))
+}
+
+/// Every delegate ever registered, with whether it is connected now: for the API and the UI.
+pub(crate) async fn delegate_views(state: &AppState) -> Result<Vec<DelegateView>, AppError> {
     let connected: HashSet<String> = state
         .tasks
         .connected()
@@ -332,7 +338,7 @@ pub async fn list(
             tasks_failed: u64::try_from(d.tasks_failed).unwrap_or_default(),
         })
         .collect();
-    Ok(Json(ListResponse { items }))
+    Ok(items)
 }
 
 fn token_view(record: &DelegateTokenRecord, token: Option<String>) -> DelegateTokenView {
@@ -361,6 +367,16 @@ pub async fn create_token(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<DelegateTokenRequest>,
 ) -> Result<(StatusCode, Json<DelegateTokenView>), AppError> {
+    let view = new_delegate_token(&state, &request).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Makes a delegate token, restricted to the request's selectors when it names some; its
+/// value is in the answer and nowhere else: for the API and the UI.
+pub(crate) async fn new_delegate_token(
+    state: &AppState,
+    request: &DelegateTokenRequest,
+) -> Result<DelegateTokenView, AppError> {
     let name =
         EntityName::parse(request.name.trim()).map_err(|e| AppError::invalid("name", e.message))?;
     let selectors = request
@@ -388,7 +404,7 @@ pub async fn create_token(
         .create_delegate_token(name.as_str(), &hash_token(&token), selectors)
         .await?;
     tracing::info!(token = %name, restricted_to = ?record.selectors, "created delegate token");
-    Ok((StatusCode::CREATED, Json(token_view(&record, Some(token)))))
+    Ok(token_view(&record, Some(token)))
 }
 
 /// `GET /api/v1/delegate-tokens`.
@@ -429,8 +445,16 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<DelegateTokenView>, AppError> {
-    let record = state.store.revoke_delegate_token(&name).await?;
+    Ok(Json(revoke_delegate_token(&state, &name).await?))
+}
+
+/// Revokes a delegate token: its delegates are refused from their next request on.
+pub(crate) async fn revoke_delegate_token(
+    state: &AppState,
+    name: &str,
+) -> Result<DelegateTokenView, AppError> {
+    let record = state.store.revoke_delegate_token(name).await?;
     state.tasks.forget_token(&record.id);
     tracing::info!(token = %name, "revoked delegate token");
-    Ok(Json(token_view(&record, None)))
+    Ok(token_view(&record, None))
 }

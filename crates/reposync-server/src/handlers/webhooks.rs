@@ -464,7 +464,19 @@ pub async fn deliveries(
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeliveryLog>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("connector", e.body_text()))?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    Ok(Json(
+        delivery_log(&state, query.connector.as_deref(), query.limit).await?,
+    ))
+}
+
+/// The delivery log, newest first (at most `limit`, 100 unless given), for one connector or
+/// all, and the counts of deliveries that failed authentication: for the API and the UI.
+pub(crate) async fn delivery_log(
+    state: &AppState,
+    connector: Option<&str>,
+    limit: Option<i64>,
+) -> Result<DeliveryLog, AppError> {
+    let limit = limit.unwrap_or(100).clamp(1, 10_000);
     let connectors: HashMap<ConnectorId, String> = state
         .store
         .list_connectors()
@@ -472,7 +484,7 @@ pub async fn deliveries(
         .into_iter()
         .map(|c| (c.id, c.spec.name.to_string()))
         .collect();
-    let connector_id = match query.connector.as_deref().filter(|c| !c.is_empty()) {
+    let connector_id = match connector.filter(|c| !c.is_empty()) {
         Some(name) => {
             let name =
                 EntityName::parse(name).map_err(|e| AppError::invalid("connector", e.message))?;
@@ -530,8 +542,8 @@ pub async fn deliveries(
         })
         .collect();
     unauthenticated.sort_by(|a, b| a.connector.cmp(&b.connector));
-    Ok(Json(DeliveryLog {
+    Ok(DeliveryLog {
         items,
         unauthenticated,
-    }))
+    })
 }

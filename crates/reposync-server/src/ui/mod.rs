@@ -9,6 +9,7 @@
 
 mod assets;
 mod login;
+mod operations;
 mod providers;
 mod secrets;
 mod security;
@@ -54,6 +55,13 @@ pub fn router() -> Router<AppState> {
         .route("/ui/users/{name}/{what}", post(users::set_enabled))
         .route("/ui/tokens", get(users::tokens).post(users::create_token))
         .route("/ui/tokens/{name}/revoke", post(users::revoke_token))
+        .route("/ui/webhooks", get(operations::deliveries))
+        .route("/ui/delegates", get(operations::delegates))
+        .route("/ui/delegates/tokens", post(operations::create_token))
+        .route(
+            "/ui/delegates/tokens/{name}/revoke",
+            post(operations::revoke_token),
+        )
         .route("/ui/git-sync", get(sync::status))
         .route("/ui/git-sync/refresh", post(sync::refresh))
         .route("/ui/git-sync/errors", get(sync::errors))
