@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 pub mod browser;
+pub mod generated;
 pub mod git_fixture;
 
 use std::io::{BufRead, BufReader, Write};
