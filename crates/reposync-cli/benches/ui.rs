@@ -40,7 +40,11 @@ fn main() {
             .unwrap();
         let login = http
             .post(format!("{}/ui/login", app.url))
-            .form(&[("user", "admin"), ("password", PASSWORD), ("next", "/ui/setup")])
+            .form(&[
+                ("user", "admin"),
+                ("password", PASSWORD),
+                ("next", "/ui/setup"),
+            ])
             .send()
             .await
             .unwrap();
@@ -55,13 +59,34 @@ fn main() {
         println!("{:<58} {:>9} {:>9}", "page", "median", "slowest");
         for (label, path) in [
             ("Setup", "/ui/setup"),
-            ("Source Repo Providers", "/ui/setup/connectors/source-repo-providers"),
-            ("Add Source Repo Provider (the form)", "/ui/setup/connectors/source-repo-providers/new"),
-            ("Configuration as Code: the root folder", "/ui/setup/config-as-code"),
-            ("  a folder of 100 applications", "/ui/setup/config-as-code?folder=Setup/Applications"),
-            ("  one application's Workflows (40 files)", "/ui/setup/config-as-code?folder=Setup/Applications/app-050/Workflows"),
-            ("  a search matching 1,100 paths, 200 shown", "/ui/setup/config-as-code?q=wf-1"),
-            ("  one file", "/ui/setup/config-as-code/file?path=Setup/Applications/app-050/Workflows/wf-7.yaml"),
+            (
+                "Source Repo Providers",
+                "/ui/setup/connectors/source-repo-providers",
+            ),
+            (
+                "Add Source Repo Provider (the form)",
+                "/ui/setup/connectors/source-repo-providers/new",
+            ),
+            (
+                "Configuration as Code: the root folder",
+                "/ui/setup/config-as-code",
+            ),
+            (
+                "  a folder of 100 applications",
+                "/ui/setup/config-as-code?folder=Setup/Applications",
+            ),
+            (
+                "  one application's Workflows (40 files)",
+                "/ui/setup/config-as-code?folder=Setup/Applications/app-050/Workflows",
+            ),
+            (
+                "  a search matching 1,100 paths, 200 shown",
+                "/ui/setup/config-as-code?q=wf-1",
+            ),
+            (
+                "  one file",
+                "/ui/setup/config-as-code/file?path=Setup/Applications/app-050/Workflows/wf-7.yaml",
+            ),
             ("Secrets", "/ui/setup/secrets"),
             ("Git Sync", "/ui/git-sync"),
             ("Git Sync errors", "/ui/git-sync/errors"),

@@ -770,38 +770,6 @@ fn summary(diff: &SyncDifferences) -> String {
     parts.join("; ")
 }
 
-#[cfg(test)]
-mod tests {
-    use reposync_model::{EmailAddress, UserName};
-
-    use super::*;
-
-    /// An enable task keeps the person who asked for it through a restart, and one recorded
-    /// by a version before people (the bare request) still runs, made by nobody.
-    #[test]
-    fn an_enable_task_keeps_its_person_and_an_older_one_still_reads() {
-        let alice = Person {
-            name: UserName::parse("alice").unwrap(),
-            email: Some(EmailAddress::parse("alice@example.com").unwrap()),
-        };
-        let recorded = EnableTask {
-            request: SyncEnableRequest {
-                app: Some("Shop".into()),
-                connector: "git".into(),
-                ..SyncEnableRequest::default()
-            },
-            by: Some(alice.clone()),
-        };
-        let read = EnableTask::read(&serde_json::to_string(&recorded).unwrap()).unwrap();
-        assert_eq!(read.by, Some(alice));
-        assert_eq!(read.request.app.as_deref(), Some("Shop"));
-
-        let older = EnableTask::read(r#"{"app": "Shop", "connector": "git"}"#).unwrap();
-        assert_eq!((older.request.connector.as_str(), older.by), ("git", None));
-        assert!(EnableTask::read(r#"{"connector": 1}"#).is_err());
-    }
-}
-
 /// Every live link as the status lists show it: its connector, branch, backlog and state.
 pub async fn status(store: &Store) -> Result<Vec<SyncLinkView>, CoreError> {
     let connectors: std::collections::HashMap<_, _> = store
@@ -842,4 +810,36 @@ pub async fn scopes_by_link(
             (link.id, label)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use reposync_model::{EmailAddress, UserName};
+
+    use super::*;
+
+    /// An enable task keeps the person who asked for it through a restart, and one recorded
+    /// by a version before people (the bare request) still runs, made by nobody.
+    #[test]
+    fn an_enable_task_keeps_its_person_and_an_older_one_still_reads() {
+        let alice = Person {
+            name: UserName::parse("alice").unwrap(),
+            email: Some(EmailAddress::parse("alice@example.com").unwrap()),
+        };
+        let recorded = EnableTask {
+            request: SyncEnableRequest {
+                app: Some("Shop".into()),
+                connector: "git".into(),
+                ..SyncEnableRequest::default()
+            },
+            by: Some(alice.clone()),
+        };
+        let read = EnableTask::read(&serde_json::to_string(&recorded).unwrap()).unwrap();
+        assert_eq!(read.by, Some(alice));
+        assert_eq!(read.request.app.as_deref(), Some("Shop"));
+
+        let older = EnableTask::read(r#"{"app": "Shop", "connector": "git"}"#).unwrap();
+        assert_eq!((older.request.connector.as_str(), older.by), ("git", None));
+        assert!(EnableTask::read(r#"{"connector": 1}"#).is_err());
+    }
 }

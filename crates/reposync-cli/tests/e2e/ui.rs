@@ -301,6 +301,8 @@ fn editing_a_file_in_the_tree_commits_it_with_the_connectors_author_and_a_bad_ed
     );
     let branch = f.root.read_file(REPO, "main", &service).expect("file");
     assert!(branch.contains("deploymentType: SSH"), "{branch}");
+    // The browser sent the textarea's lines as CRLF; the file keeps the lines it means.
+    assert!(!branch.contains('\r'), "{branch:?}");
 }
 
 #[test]
@@ -817,4 +819,123 @@ fn deliveries_and_delegates_are_shown_and_delegate_tokens_made_and_revoked() {
         assert!(notice.contains("Revoked eu"), "{notice}");
         b.close().await;
     });
+}
+
+#[test]
+fn editing_a_connector_changes_only_what_changed_and_deleting_names_what_stops_it() {
+    if !browser::available(
+        "ui::editing_a_connector_changes_only_what_changed_and_deleting_names_what_stops_it",
+    ) {
+        return;
+    }
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    f.app
+        .cli(
+            &["user", "set-password", "admin", "--password-stdin"],
+            Some(&format!("{ADMIN_PASSWORD}\n")),
+        )
+        .ok();
+    let before = f
+        .app
+        .cli(&["--json", "connector", "show", "git"], None)
+        .ok()
+        .json();
+    let base = f.app.url.clone();
+    f.rt.block_on(async {
+        let mut b = Browser::start("edit-connector").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(
+            &format!("{base}/ui/setup/connectors/source-repo-providers"),
+            "providers",
+        )
+        .await;
+        b.click("a[aria-label='Edit git']").await;
+        b.find("#provider-form").await;
+        b.shot("edit-form").await;
+        b.fill("#author_name", "Release Bot").await;
+        b.click("#submit-button").await;
+        let notice = b.text("#notice").await;
+        assert!(notice.contains("Saved git"), "{notice}");
+        b.close().await;
+    });
+    let after = f
+        .app
+        .cli(&["--json", "connector", "show", "git"], None)
+        .ok()
+        .json();
+    assert_eq!(after["author_name"], "Release Bot", "{after}");
+    for unchanged in [
+        "url",
+        "username",
+        "password_secret",
+        "branch",
+        "author_email",
+        "ca_certificate",
+        "generate_webhook_url",
+    ] {
+        assert_eq!(after[unchanged], before[unchanged], "{unchanged} is kept");
+    }
+    // Linked, it cannot go; a connector nothing uses can.
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    f.wait_pushed();
+    f.app
+        .cli(
+            &[
+                "connector",
+                "add",
+                "--name",
+                "spare",
+                "--url",
+                "https://bitbucket.org/acme/spare.git",
+                "--username",
+                "jdoe",
+                "--password-secret",
+                "bb-token",
+                "--branch",
+                "main",
+                "--no-test",
+            ],
+            None,
+        )
+        .ok();
+    f.rt.block_on(async {
+        let mut b = Browser::start("delete-connector").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(
+            &format!("{base}/ui/setup/connectors/source-repo-providers/git/delete"),
+            "blocked",
+        )
+        .await;
+        let blockers = b.text("#blockers").await;
+        assert!(
+            blockers.contains("app:Shop is synced through it"),
+            "{blockers}"
+        );
+        b.visit(
+            &format!("{base}/ui/setup/connectors/source-repo-providers/spare/delete"),
+            "confirm",
+        )
+        .await;
+        b.click("#confirm-delete").await;
+        let notice = b.text("#notice").await;
+        assert!(notice.contains("Deleted spare"), "{notice}");
+        b.close().await;
+    });
+    let listed = f
+        .app
+        .cli(&["--json", "connector", "list"], None)
+        .ok()
+        .json();
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
 }

@@ -44,6 +44,14 @@ pub fn router() -> Router<AppState> {
             "/ui/setup/connectors/source-repo-providers/new",
             get(providers::new_form).post(providers::submit_new),
         )
+        .route(
+            "/ui/setup/connectors/source-repo-providers/{name}/edit",
+            get(providers::edit_form).post(providers::submit_edit),
+        )
+        .route(
+            "/ui/setup/connectors/source-repo-providers/{name}/delete",
+            get(providers::delete_form).post(providers::delete),
+        )
         .route("/ui/tasks/{id}/test", get(providers::test_status))
         .route("/ui/setup/secrets", get(secrets::list))
         .route("/ui/setup/secrets/text", post(secrets::create_text))
@@ -208,4 +216,11 @@ async fn act<T>(
     };
     crate::audit::record_request(state, caller, client, policy, &facts, status, None).await;
     Ok(outcome)
+}
+
+/// A textarea's text with the line breaks the file means: browsers send every line break of a
+/// `<textarea>` as CRLF (as HTML's form submission says to), which would otherwise reach a
+/// YAML file in Git, or a certificate, as a change of every line.
+fn unix_lines(text: &str) -> String {
+    text.replace("\r\n", "\n")
 }

@@ -2,16 +2,17 @@
 //! Test, then Submit, as the document walks through them. Each action calls the use case the
 //! API calls, after the same policy check.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use askama::Template;
-use axum::extract::{ConnectInfo, Extension, Form, Path, State};
+use axum::extract::{ConnectInfo, Extension, Form, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use reposync_api::{SecretValue, TaskView, WebhookView};
-use reposync_core::connectors;
+use reposync_api::{ConnectorPatch, SecretValue, TaskView, WebhookView};
 use reposync_core::error::CoreError;
 use reposync_core::users::Caller;
+use reposync_core::{connectors, links};
 use reposync_model::scope::Scope;
 use reposync_model::{ConnectorDraft, TaskId};
 use reposync_store::SecretKind;
@@ -76,10 +77,15 @@ struct ListPage {
     layout: Layout,
     rows: Vec<Row>,
     can_add: bool,
+    notice: Option<String>,
 }
 
 /// `GET /ui/setup/connectors/source-repo-providers`.
-pub async fn list(State(state): State<AppState>, UiCaller(caller): UiCaller) -> Response {
+pub async fn list(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    Query(shown): Query<Notice>,
+) -> Response {
     let records = match state.store.list_connectors().await {
         Ok(records) => records,
         Err(error) => return AppError::from(error).into_response(),
@@ -138,6 +144,7 @@ pub async fn list(State(state): State<AppState>, UiCaller(caller): UiCaller) -> 
             layout: Layout::new("Source Repo Providers", Some(&caller)),
             rows,
             can_add,
+            notice: shown.notice,
         },
     )
 }
@@ -149,6 +156,12 @@ fn may_create(caller: &Caller) -> Result<&'static access::Policy, AppError> {
         "/api/v1/connectors",
         &[Scope::Account],
     )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Notice {
+    notice: Option<String>,
 }
 
 /// What the form sends, every field as typed.
@@ -176,6 +189,19 @@ pub struct ProviderForm {
     ca_certificate: String,
     tested_by: String,
     action: String,
+    /// The connector being edited; empty when adding one.
+    editing: String,
+    /// The form as it was shown for an edit (JSON of [`snapshot`]): a Submit changes only
+    /// the fields that differ from it, whatever else changed meanwhile.
+    original: String,
+}
+
+impl ProviderForm {
+    /// The textareas' text with the line breaks the values mean (see `unix_lines`).
+    fn unix_lines(&mut self) {
+        self.known_hosts = super::unix_lines(&self.known_hosts);
+        self.ca_certificate = super::unix_lines(&self.ca_certificate);
+    }
 }
 
 /// The value `password_secret` takes to create a new secret inline.
@@ -211,6 +237,10 @@ struct FormPage {
     test: Option<TestState>,
     /// The public key of an SSH key just made for this connector, to give Bitbucket.
     public_key: Option<String>,
+    heading: String,
+    action: String,
+    editing: String,
+    original: String,
 }
 
 impl FormPage {
@@ -352,7 +382,15 @@ async fn render_form(
             .collect()
     };
     let template = FormPage {
-        layout: Layout::new("Add Source Repo Provider", Some(caller)).with_errors(error.is_some()),
+        layout: Layout::new(
+            if form.editing.is_empty() {
+                "Add Source Repo Provider"
+            } else {
+                "Edit Source Repo Provider"
+            },
+            Some(caller),
+        )
+        .with_errors(error.is_some()),
         fields,
         errors,
         provider: form.provider.clone(),
@@ -377,6 +415,18 @@ async fn render_form(
             .find(|s| form.action == "generate_key" && s.name.as_str() == form.ssh_key_secret)
             .and_then(|s| s.ssh.as_ref())
             .map(|ssh| ssh.public_key.clone()),
+        heading: if form.editing.is_empty() {
+            "Git Connector".to_owned()
+        } else {
+            format!("Edit {}", form.editing)
+        },
+        action: if form.editing.is_empty() {
+            format!("{LIST}/new")
+        } else {
+            format!("{LIST}/{}/edit", super::url_encode(&form.editing))
+        },
+        editing: form.editing.clone(),
+        original: form.original.clone(),
     };
     page(status, &template)
 }
@@ -404,30 +454,66 @@ pub async fn submit_new(
     connection: Option<Extension<ConnectInfo<ClientAddr>>>,
     Form(mut form): Form<ProviderForm>,
 ) -> Response {
+    form.editing.clear();
+    form.unix_lines();
     let client = connection.map(|c| c.0.0.0.ip());
+    submit(&state, &caller, client, form).await
+}
+
+/// `POST /ui/setup/connectors/source-repo-providers/{name}/edit`: Test the changes, or Submit
+/// them; only the fields changed in the form change.
+pub async fn submit_edit(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    connection: Option<Extension<ConnectInfo<ClientAddr>>>,
+    Path(name): Path<String>,
+    Form(mut form): Form<ProviderForm>,
+) -> Response {
+    form.editing = name;
+    form.unix_lines();
+    let client = connection.map(|c| c.0.0.0.ip());
+    submit(&state, &caller, client, form).await
+}
+
+/// What the form asks for, as the API routes whose policy it follows name it.
+fn route_of(testing: bool, editing: bool) -> (Method, &'static str) {
+    match (testing, editing) {
+        (true, false) => (Method::POST, "/api/v1/connector-tests"),
+        (true, true) => (Method::POST, "/api/v1/connectors/{name}/test"),
+        (false, false) => (Method::POST, "/api/v1/connectors"),
+        (false, true) => (Method::PATCH, "/api/v1/connectors/{name}"),
+    }
+}
+
+async fn submit(
+    state: &AppState,
+    caller: &Caller,
+    client: Option<IpAddr>,
+    mut form: ProviderForm,
+) -> Response {
     if form.action == "generate_key" {
-        return generate_key(&state, &caller, client, form).await;
+        return generate_key(state, caller, client, form).await;
     }
     let testing = form.action == "test";
-    let (method, route) = if testing {
-        (Method::POST, "/api/v1/connector-tests")
-    } else {
-        (Method::POST, "/api/v1/connectors")
-    };
+    let editing = !form.editing.is_empty();
+    let (method, route) = route_of(testing, editing);
     let facts = Facts {
         scopes: vec![Scope::Account],
-        target: Some(form.name.clone()),
+        target: Some(if editing {
+            form.editing.clone()
+        } else {
+            form.name.clone()
+        }),
         change: None,
     };
-    let policy = match access::require(&caller, &method, route, &facts.scopes) {
+    let policy = match access::require(caller, &method, route, &facts.scopes) {
         Ok(policy) => policy,
         Err(error) => {
-            let detail = error.message.clone();
-            let forged = access::policy(&method, route);
-            if let Some(policy) = forged {
+            if let Some(policy) = access::policy(&method, route) {
+                let detail = error.message.clone();
                 crate::audit::record_request(
-                    &state,
-                    &caller,
+                    state,
+                    caller,
                     client,
                     policy,
                     &facts,
@@ -436,99 +522,325 @@ pub async fn submit_new(
                 )
                 .await;
             }
-            return forbidden_page(&caller, error);
+            return forbidden_page(caller, error);
         }
     };
     // A secret created inline is made first, as the document's inline dialog does.
     if form.password_secret == NEW_SECRET
-        && let Err(response) = create_inline_secret(&state, &caller, client, &mut form).await
+        && let Err(response) = create_inline_secret(state, caller, client, &mut form).await
     {
         return response;
     }
-    let draft = match draft(&form) {
-        Ok(draft) => draft,
-        Err(error) => {
-            return render_form(
-                &state,
-                &caller,
-                &form,
-                Some(&error),
-                None,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let change = if editing {
+        match patch(&form) {
+            Ok(patch) => Change::Edit(patch),
+            Err(error) => {
+                return render_form(state, caller, &form, Some(&error), None, unprocessable).await;
+            }
+        }
+    } else {
+        match draft(&form) {
+            Ok(draft) => Change::New(Box::new(draft)),
+            Err(error) => {
+                return render_form(state, caller, &form, Some(&error), None, unprocessable).await;
+            }
         }
     };
     if testing {
-        let outcome = connectors::test_draft(&state.store, &state.tasks, &draft, None).await;
+        let outcome = match &change {
+            Change::New(draft) => {
+                connectors::test_draft(&state.store, &state.tasks, draft, None).await
+            }
+            Change::Edit(patch) => {
+                connectors::test_changes(&state.store, &state.tasks, &form.editing, patch, None)
+                    .await
+            }
+        };
         let status = if outcome.is_ok() {
             StatusCode::ACCEPTED
         } else {
-            StatusCode::UNPROCESSABLE_ENTITY
+            unprocessable
         };
-        crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
+        crate::audit::record_request(state, caller, client, policy, &facts, status, None).await;
         return match outcome {
             Ok(task) => {
                 let view = crate::views::task(&task);
                 form.tested_by = view.id.to_string();
-                let test = test_state(&state, &view);
-                render_form(&state, &caller, &form, None, Some(test), StatusCode::OK).await
+                let test = test_state(state, &view);
+                render_form(state, caller, &form, None, Some(test), StatusCode::OK).await
             }
             Err(error) => {
-                render_form(
-                    &state,
-                    &caller,
-                    &form,
-                    Some(&error),
-                    None,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
+                render_form(state, caller, &form, Some(&error), None, unprocessable).await
             }
         };
     }
     let tested_by = (!form.tested_by.is_empty()).then(|| TaskId::new(form.tested_by.clone()));
     let person = caller.person();
-    let saved = connectors::create(
-        &state.store,
-        &state.tasks,
-        &draft,
-        tested_by.as_ref(),
-        Some(&person),
-    )
-    .await;
+    let saved = match &change {
+        Change::New(draft) => {
+            connectors::create(
+                &state.store,
+                &state.tasks,
+                draft,
+                tested_by.as_ref(),
+                Some(&person),
+            )
+            .await
+        }
+        Change::Edit(patch) if patch.is_empty() => {
+            return Redirect::to(&format!("{LIST}?notice=Nothing+changed")).into_response();
+        }
+        Change::Edit(patch) => {
+            connectors::update(
+                &state.store,
+                &state.tasks,
+                &form.editing,
+                patch,
+                tested_by.as_ref(),
+                Some(&person),
+            )
+            .await
+        }
+    };
     let status = match &saved {
+        Ok(_) if editing => StatusCode::OK,
         Ok(_) => StatusCode::CREATED,
         Err(error) => AppError::from(error.clone()).status,
     };
-    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
+    crate::audit::record_request(state, caller, client, policy, &facts, status, None).await;
     match saved {
         Ok(saved) => match saved.fresh_webhook {
             Some(credentials) => {
-                let webhook = crate::handlers::connectors::webhook_view(&state, &credentials);
+                let webhook = crate::handlers::connectors::webhook_view(state, &credentials);
                 page(
                     StatusCode::OK,
                     &SavedPage {
-                        layout: Layout::new("Source Repo Provider saved", Some(&caller)),
+                        layout: Layout::new("Source Repo Provider saved", Some(caller)),
                         name: saved.connector.spec.name.to_string(),
                         webhook,
                     },
                 )
             }
-            None => Redirect::to(LIST).into_response(),
+            None => Redirect::to(&format!(
+                "{LIST}?notice={}",
+                super::url_encode(&format!("Saved {}", saved.connector.spec.name))
+            ))
+            .into_response(),
         },
-        Err(error) => {
-            render_form(
-                &state,
-                &caller,
-                &form,
-                Some(&error),
-                None,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+        Err(error) => render_form(state, caller, &form, Some(&error), None, unprocessable).await,
     }
+}
+
+/// A new connector, or the changes to one.
+enum Change {
+    New(Box<ConnectorDraft>),
+    Edit(ConnectorPatch),
+}
+
+/// The form's values as they stand, each as the form holds it, with the credentials of the
+/// other protocol left out: what an edit compares with what was shown.
+fn snapshot(form: &ProviderForm) -> BTreeMap<&'static str, String> {
+    let ssh = form.protocol == "ssh";
+    let keep = |value: &str, when: bool| {
+        if when {
+            value.trim().to_owned()
+        } else {
+            String::new()
+        }
+    };
+    BTreeMap::from([
+        ("name", form.name.trim().to_owned()),
+        ("provider", form.provider.clone()),
+        ("scope", form.scope.clone()),
+        ("url", form.url.trim().to_owned()),
+        ("username", keep(&form.username, !ssh)),
+        ("password_secret", keep(&form.password_secret, !ssh)),
+        ("ssh_key_secret", keep(&form.ssh_key_secret, ssh)),
+        ("branch", form.branch.trim().to_owned()),
+        ("selectors", form.selectors.trim().to_owned()),
+        (
+            "generate_webhook_url",
+            form.generate_webhook_url.is_some().to_string(),
+        ),
+        ("author_name", form.author_name.trim().to_owned()),
+        ("author_email", form.author_email.trim().to_owned()),
+        ("commit_message", form.commit_message.trim().to_owned()),
+        ("known_hosts", form.known_hosts.trim().to_owned()),
+        ("ca_certificate", form.ca_certificate.trim().to_owned()),
+    ])
+}
+
+/// The changes an edit makes: each field whose value differs from the one shown, an empty
+/// one clearing it; nothing the form did not change.
+fn patch(form: &ProviderForm) -> Result<ConnectorPatch, CoreError> {
+    let shown: BTreeMap<String, String> = serde_json::from_str(&form.original).map_err(|_| {
+        CoreError::invalid("name", "the form is incomplete; open the edit page again")
+    })?;
+    // The URL and protocol must agree, as for a new connector.
+    draft(form)?;
+    let mut changes = ConnectorPatch::new();
+    for (field, value) in snapshot(form) {
+        if shown.get(field).is_some_and(|was| *was == value) {
+            continue;
+        }
+        let json = match field {
+            "generate_webhook_url" => Value::Bool(value == "true"),
+            "selectors" => {
+                let list: Vec<Value> = value
+                    .split([',', ' '])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.to_owned()))
+                    .collect();
+                if list.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Array(list)
+                }
+            }
+            _ if value.is_empty() => Value::Null,
+            _ => Value::String(value),
+        };
+        changes.insert(field.to_owned(), json);
+    }
+    Ok(changes)
+}
+
+/// `GET /ui/setup/connectors/source-repo-providers/{name}/edit`: the form, filled in.
+pub async fn edit_form(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(error) = access::require(
+        &caller,
+        &Method::PATCH,
+        "/api/v1/connectors/{name}",
+        &[Scope::Account],
+    ) {
+        return forbidden_page(&caller, error);
+    }
+    let record = match reposync_model::EntityName::parse(&name) {
+        Ok(parsed) => match state.store.get_connector(&parsed).await {
+            Ok(record) => record,
+            Err(error) => return AppError::from(error).into_response(),
+        },
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    let view = crate::views::connector(&record, None);
+    let mut form = ProviderForm {
+        name: view.name.clone(),
+        provider: view.provider.clone(),
+        scope: view.scope.clone(),
+        protocol: view.protocol.clone(),
+        url: view.url.clone(),
+        username: view.username.clone().unwrap_or_default(),
+        password_secret: view.password_secret.clone().unwrap_or_default(),
+        ssh_key_secret: view.ssh_key_secret.clone().unwrap_or_default(),
+        branch: view.branch.clone().unwrap_or_default(),
+        selectors: view.selectors.join(", "),
+        generate_webhook_url: view.generate_webhook_url.then(|| "on".to_owned()),
+        author_name: view.author_name.clone(),
+        author_email: view.author_email.clone(),
+        commit_message: view.commit_message.clone().unwrap_or_default(),
+        known_hosts: view.known_hosts.clone().unwrap_or_default(),
+        ca_certificate: view.ca_certificate.clone().unwrap_or_default(),
+        editing: view.name.clone(),
+        ..ProviderForm::default()
+    };
+    form.original = serde_json::to_string(&snapshot(&form)).unwrap_or_default();
+    render_form(&state, &caller, &form, None, None, StatusCode::OK).await
+}
+
+#[derive(Template)]
+#[template(path = "provider_delete.html")]
+struct DeletePage {
+    layout: Layout,
+    name: String,
+    blockers: Vec<String>,
+}
+
+/// `GET /ui/setup/connectors/source-repo-providers/{name}/delete`: what deleting would do,
+/// and what stops it.
+pub async fn delete_form(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(error) = access::require(
+        &caller,
+        &Method::DELETE,
+        "/api/v1/connectors/{name}",
+        &[Scope::Account],
+    ) {
+        return forbidden_page(&caller, error);
+    }
+    let Ok(parsed) = reposync_model::EntityName::parse(&name) else {
+        return AppError::not_found("no such connector").into_response();
+    };
+    let path = reposync_model::connector_yaml::path(&parsed);
+    let mut blockers: Vec<String> = match state.store.entity_referrers(&path).await {
+        Ok(referrers) => referrers
+            .into_iter()
+            .map(|r| format!("{r} refers to it"))
+            .collect(),
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    match links::status(&state.store).await {
+        Ok(live) => blockers.extend(live.into_iter().filter(|link| link.connector == name).map(
+            |link| {
+                format!(
+                    "{} is synced through it; disable sync there first",
+                    link.scope
+                )
+            },
+        )),
+        Err(error) => return AppError::from(error).into_response(),
+    }
+    page(
+        StatusCode::OK,
+        &DeletePage {
+            layout: Layout::new("Delete Source Repo Provider", Some(&caller)),
+            name,
+            blockers,
+        },
+    )
+}
+
+/// `POST /ui/setup/connectors/source-repo-providers/{name}/delete`.
+pub async fn delete(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    connection: Option<Extension<ConnectInfo<ClientAddr>>>,
+    Path(name): Path<String>,
+) -> Response {
+    let client = connection.map(|c| c.0.0.0.ip());
+    let person = caller.person();
+    let work = connectors::delete(&state.store, &name, Some(&person));
+    match super::act(
+        &state,
+        &caller,
+        client,
+        (Method::DELETE, "/api/v1/connectors/{name}"),
+        &name,
+        work,
+    )
+    .await
+    {
+        Err(response) => response,
+        Ok(Ok(_)) => Redirect::to(&format!(
+            "{LIST}?notice={}",
+            super::url_encode(&format!("Deleted {name}"))
+        ))
+        .into_response(),
+        Ok(Err(error)) => forbidden_or_refused(&caller, error),
+    }
+}
+
+/// A refusal of the use case, on a page of its own.
+fn forbidden_or_refused(caller: &Caller, error: CoreError) -> Response {
+    forbidden_page(caller, AppError::from(error))
 }
 
 #[derive(Template)]

@@ -206,10 +206,9 @@ pub async fn create_ssh(
         )
         .await
     } else {
-        let key = form
-            .private_key
-            .clone()
-            .unwrap_or_else(|| SecretValue::new(""));
+        let key = SecretValue::new(super::unix_lines(
+            form.private_key.as_ref().map_or("", |k| k.expose()),
+        ));
         let work = secrets::create_ssh(
             &state.store,
             &form.name,

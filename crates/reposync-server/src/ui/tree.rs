@@ -205,10 +205,11 @@ pub async fn save(
         }
     };
     let person = caller.person();
+    let content = super::unix_lines(&form.content);
     let outcome = entities::apply(
         &state.store,
         &query.path,
-        form.content.clone().into_bytes(),
+        content.clone().into_bytes(),
         Some(&person),
     )
     .await;

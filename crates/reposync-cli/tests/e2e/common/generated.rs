@@ -77,4 +77,3 @@ pub fn generate(root: &Path) -> usize {
     }
     count
 }
-
