@@ -12,6 +12,7 @@
 //! - [`audit`]: reading the audit trail.
 //! - [`error`], [`tokens`]: leaves the others share.
 
+pub mod activity;
 pub mod apps;
 pub mod audit;
 pub mod connections;

@@ -5,21 +5,20 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use reposync_api::{
-    ApiErrorBody, ChangedFileView, ChangesetView, CommitAttemptView, InboundCommitView,
-    ListResponse, RefreshedBranch, SyncActivity, SyncDisableRequest, SyncEnableRequest,
-    SyncErrorView, SyncLinkView, SyncRefreshRequest, TaskView, TreeProblemView,
+    ApiErrorBody, ChangesetView, ListResponse, RefreshedBranch, SyncActivity, SyncDisableRequest,
+    SyncEnableRequest, SyncErrorView, SyncLinkView, SyncRefreshRequest, TaskView,
 };
-use reposync_core::links;
 use reposync_core::resolve;
-use reposync_model::{ChangesetId, LinkId, Person, SyncErrorId, TaskId};
-use reposync_store::{ChangesetRecord, ChangesetStatus, FileChangeRecord};
+use reposync_core::{activity, links};
+use reposync_model::{ChangesetId, Person, SyncErrorId};
+use reposync_store::ChangesetStatus;
 use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::handlers::{ApiJson, Deleted};
 use crate::local_tasks;
 use crate::state::AppState;
-use crate::views::{self, timestamp};
+use crate::views;
 
 /// Asks for a scope to be linked to a branch: `202` with the task that does it, which reads
 /// the branch on a delegate (see `reposync_core::links::request_enable`).
@@ -138,138 +137,9 @@ pub async fn activity(
     query: Result<Query<ActivityQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SyncActivity>, AppError> {
     let Query(query) = query.map_err(|e| AppError::invalid("app", e.body_text()))?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-    let scopes = links::scopes_by_link(&state.store).await?;
-    // An application's activity includes that of its earlier, disabled links.
-    let ids: Vec<LinkId> = match query.app.as_deref().filter(|a| !a.is_empty()) {
-        Some(app) => {
-            let ids: Vec<LinkId> = state
-                .store
-                .all_links()
-                .await?
-                .into_iter()
-                .filter(|l| l.app.as_deref() == Some(app))
-                .map(|l| l.id)
-                .collect();
-            if ids.is_empty() {
-                return Err(AppError::not_found(format!(
-                    "application {app:?} has never been synced"
-                ))
-                .with_field("app"));
-            }
-            ids
-        }
-        None => Vec::new(),
-    };
-    let scope = |link_id: &LinkId| scopes.get(link_id).cloned().unwrap_or_default();
-    let changesets = state
-        .store
-        .list_changesets(&ids, limit)
-        .await?
-        .into_iter()
-        .map(|c| changeset_view(&c, scope(&c.link_id)))
-        .collect();
-    let attempts = state.store.list_attempts(&ids, limit).await?;
-    let task_ids: Vec<TaskId> = attempts.iter().filter_map(|a| a.task_id.clone()).collect();
-    let delegates = state.store.task_delegates(&task_ids).await?;
-    let attempts = attempts
-        .into_iter()
-        .map(|a| CommitAttemptView {
-            delegate: a.task_id.as_ref().and_then(|t| delegates.get(t).cloned()),
-            scope: scope(&a.link_id),
-            id: a.id,
-            status: a.status,
-            changesets: a.changesets,
-            files: files_view(&a.files),
-            commit_id: a.commit_id,
-            error: a.error,
-            started_at: timestamp(a.started_at),
-            finished_at: a.finished_at.map(timestamp),
-        })
-        .collect();
-    // Commits read from Git: of the branches the selected links read, or all.
-    let mut branch_ids = Vec::new();
-    if !ids.is_empty() {
-        for link in state.store.all_links().await? {
-            if ids.contains(&link.id)
-                && let Some(branch) = state.store.branch_of_link(&link).await?
-                && !branch_ids.contains(&branch.id)
-            {
-                branch_ids.push(branch.id);
-            }
-        }
-    }
-    let inbound = if ids.is_empty() || !branch_ids.is_empty() {
-        state
-            .store
-            .list_inbound_commits(&branch_ids, limit)
-            .await?
-            .into_iter()
-            .map(|c| InboundCommitView {
-                warnings: c
-                    .files
-                    .iter()
-                    .flat_map(|f| {
-                        f.warnings.iter().map(|w| TreeProblemView {
-                            path: f.path.clone(),
-                            line: w.line,
-                            column: w.column,
-                            message: w.message.clone(),
-                        })
-                    })
-                    .collect(),
-                commit_id: c.commit_id,
-                branch: c.branch,
-                status: c.status,
-                files: c
-                    .files
-                    .into_iter()
-                    .map(|f| ChangedFileView {
-                        op: f.op,
-                        path: match f.from {
-                            Some(from) => format!("{from} -> {}", f.path),
-                            None => f.path,
-                        },
-                    })
-                    .collect(),
-                errors: u64::try_from(c.errors).unwrap_or_default(),
-                author: c.author,
-                subject: c.message.lines().next().unwrap_or_default().to_owned(),
-                applied_at: timestamp(c.applied_at),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ok(Json(SyncActivity {
-        changesets,
-        attempts,
-        inbound,
-    }))
-}
-
-fn files_view(files: &[FileChangeRecord]) -> Vec<ChangedFileView> {
-    files
-        .iter()
-        .map(|f| ChangedFileView {
-            op: f.op.as_str().to_owned(),
-            path: f.path.clone(),
-        })
-        .collect()
-}
-
-fn changeset_view(c: &ChangesetRecord, scope: String) -> ChangesetView {
-    ChangesetView {
-        id: c.id.clone(),
-        scope,
-        status: c.status.as_str().to_owned(),
-        files: files_view(&c.files),
-        attempt_id: c.attempt_id.clone(),
-        commit_id: c.commit_id.clone(),
-        error: c.error.clone(),
-        created_at: timestamp(c.created_at),
-        updated_at: timestamp(c.updated_at),
-    }
+    Ok(Json(
+        activity::activity(&state.store, query.app.as_deref(), query.limit).await?,
+    ))
 }
 
 /// Sync errors not yet resolved.
@@ -354,7 +224,7 @@ pub async fn retry(
         .await?
         .remove(&changeset.link_id)
         .unwrap_or_default();
-    let mut view = changeset_view(&changeset, scope);
+    let mut view = activity::changeset_view(&changeset, scope);
     view.status = ChangesetStatus::Waiting.as_str().to_owned();
     view.error = None;
     Ok(Json(view))
