@@ -572,6 +572,18 @@ pub struct SyncLinkView {
     /// Sync errors not yet resolved.
     pub errors: usize,
     pub created_at: String,
+    /// The last commit of the branch read into reposync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_commit: Option<String>,
+    /// When the branch was last polled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polled_at: Option<String>,
+    /// When the connector's webhook last received a delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_webhook_at: Option<String>,
+    /// Why the branch cannot be read, when it cannot (deleted, force-pushed away…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
 }
 
 /// How the branch compared with reposync when sync was enabled.

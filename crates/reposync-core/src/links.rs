@@ -265,6 +265,10 @@ pub fn link_view(
         waiting: usize::try_from(backlog.waiting).unwrap_or_default(),
         errors: usize::try_from(backlog.open_errors).unwrap_or_default(),
         created_at: timestamp(link.created_at),
+        read_commit: None,
+        polled_at: None,
+        last_webhook_at: None,
+        broken: None,
     }
 }
 
@@ -770,7 +774,8 @@ fn summary(diff: &SyncDifferences) -> String {
     parts.join("; ")
 }
 
-/// Every live link as the status lists show it: its connector, branch, backlog and state.
+/// Every live link as the status lists show it: its connector, branch, backlog and state,
+/// with the last commit read from its branch, its last poll and its connector's last webhook.
 pub async fn status(store: &Store) -> Result<Vec<SyncLinkView>, CoreError> {
     let connectors: std::collections::HashMap<_, _> = store
         .list_connectors()
@@ -779,16 +784,26 @@ pub async fn status(store: &Store) -> Result<Vec<SyncLinkView>, CoreError> {
         .map(|c| (c.id.clone(), c))
         .collect();
     let backlogs = store.link_backlogs().await?;
-    Ok(store
-        .live_links()
-        .await?
-        .iter()
-        .filter_map(|link| {
-            let connector = connectors.get(&link.connector_id)?;
-            let backlog = backlogs.get(&link.id).copied().unwrap_or_default();
-            Some(link_view(link, connector, backlog))
-        })
-        .collect())
+    let mut views = Vec::new();
+    for link in store.live_links().await? {
+        let Some(connector) = connectors.get(&link.connector_id) else {
+            continue;
+        };
+        let backlog = backlogs.get(&link.id).copied().unwrap_or_default();
+        let mut view = link_view(&link, connector, backlog);
+        if let Some(branch) = store.branch_of_link(&link).await? {
+            view.read_commit = branch.processed_commit.map(|c| c.to_string());
+            view.polled_at = branch.polled_at.map(timestamp);
+            view.broken = branch.broken;
+        }
+        view.last_webhook_at = store
+            .list_deliveries(Some(&link.connector_id), 1)
+            .await?
+            .first()
+            .map(|d| timestamp(d.received_at));
+        views.push(view);
+    }
+    Ok(views)
 }
 
 /// The scope of every link ever made, by link id, as listings name it; a disabled link's

@@ -939,3 +939,87 @@ fn editing_a_connector_changes_only_what_changed_and_deleting_names_what_stops_i
         "{listed}"
     );
 }
+
+#[test]
+fn a_scope_is_linked_followed_in_its_activity_and_unlinked_from_the_git_sync_page() {
+    if !browser::available(
+        "ui::a_scope_is_linked_followed_in_its_activity_and_unlinked_from_the_git_sync_page",
+    ) {
+        return;
+    }
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    f.app
+        .cli(
+            &["user", "set-password", "admin", "--password-stdin"],
+            Some(&format!("{ADMIN_PASSWORD}\n")),
+        )
+        .ok();
+    let base = f.app.url.clone();
+    f.rt.block_on(async {
+        let mut b = Browser::start("git-sync").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(&format!("{base}/ui/git-sync"), "git-sync-empty")
+            .await;
+        b.select("#enable-app", "Shop").await;
+        b.select("#enable-connector", "git").await;
+        b.click("#enable-form button[type=submit]").await;
+        let done = b
+            .wait_text("main [role=status]", "the enable task", |t| {
+                t.contains("Enabled") || t.contains("Not enabled")
+            })
+            .await;
+        b.shot("enabled").await;
+        assert!(
+            done.contains("Enabled") && done.contains("app:Shop"),
+            "{done}"
+        );
+        assert!(done.contains("first commit"), "{done}");
+        b.close().await;
+    });
+    let pushed = f.wait_pushed();
+    f.rt.block_on(async {
+        let mut b = Browser::start("git-sync-after").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(&format!("{base}/ui/git-sync"), "git-sync-linked")
+            .await;
+        let links = b.text("#links").await;
+        assert!(
+            links.contains("app:Shop") && links.contains("In sync"),
+            "{links}"
+        );
+        assert!(
+            links.contains(&pushed[..12]),
+            "the last commit out: {links}"
+        );
+        b.visit(
+            &format!("{base}/ui/git-sync/activity?app=Shop&direction=out"),
+            "activity",
+        )
+        .await;
+        let activity = b.text("main").await;
+        assert!(activity.contains(&pushed[..12]), "{activity}");
+        let source = b.source().await;
+        assert!(
+            !source.contains("<h2>Git → reposync</h2>"),
+            "only the outgoing direction: {activity}"
+        );
+        b.visit(
+            &format!("{base}/ui/git-sync/disable?app=Shop"),
+            "disable-confirm",
+        )
+        .await;
+        b.click("#confirm-disable").await;
+        let notice = b.text("#notice").await;
+        b.shot("disabled").await;
+        assert!(notice.contains("disabled"), "{notice}");
+        b.close().await;
+    });
+    let status = f.app.cli(&["--json", "sync", "status"], None).ok().json();
+    assert_eq!(
+        status["items"].as_array().map(Vec::len),
+        Some(0),
+        "{status}"
+    );
+}

@@ -72,6 +72,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/ui/git-sync", get(sync::status))
         .route("/ui/git-sync/refresh", post(sync::refresh))
+        .route("/ui/git-sync/links", get(sync::links_fragment))
+        .route("/ui/git-sync/enable", post(sync::enable))
+        .route("/ui/git-sync/tasks/{id}", get(sync::enable_status))
+        .route(
+            "/ui/git-sync/disable",
+            get(sync::disable_form).post(sync::disable),
+        )
+        .route("/ui/git-sync/activity", get(sync::activity))
         .route("/ui/git-sync/errors", get(sync::errors))
         .route("/ui/git-sync/errors/{id}/discard", post(sync::discard))
         .route("/ui/setup/config-as-code", get(tree::folder))

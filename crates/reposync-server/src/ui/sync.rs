@@ -6,6 +6,8 @@ use axum::extract::{ConnectInfo, Extension, Form, Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use reposync_api::SyncErrorView;
+use reposync_core::error::CoreError;
+use reposync_core::users::Caller;
 use reposync_core::{links, resolve};
 use reposync_model::SyncErrorId;
 use reposync_model::scope::Scope;
@@ -30,9 +32,10 @@ struct LinkRow {
     class: &'static str,
     detail: String,
     base: String,
-    since: String,
-    since_local: String,
-    can_refresh: bool,
+    read: String,
+    webhook: Option<(String, String)>,
+    polled: Option<(String, String)>,
+    can_change: bool,
 }
 
 #[derive(Template)]
@@ -42,6 +45,15 @@ struct SyncPage {
     links: Vec<LinkRow>,
     open_errors: usize,
     notice: Option<String>,
+    can_enable: bool,
+    unlinked: Vec<String>,
+    connectors: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "git_sync_links.html")]
+struct LinksFragment {
+    links: Vec<LinkRow>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,30 +62,34 @@ pub struct Notice {
     notice: Option<String>,
 }
 
-/// `GET /ui/git-sync`.
-pub async fn status(
-    State(state): State<AppState>,
-    UiCaller(caller): UiCaller,
-    Query(notice): Query<Notice>,
-) -> Response {
-    let (views, errors) = match (
-        links::status(&state.store).await,
-        resolve::errors(&state.store, false, None, None).await,
-    ) {
-        (Ok(views), Ok(errors)) => (views, errors),
-        (Err(error), _) | (_, Err(error)) => return AppError::from(error).into_response(),
+/// A time for a table: the exact one for `datetime` and hover, and one to the second to read.
+fn timed(at: Option<String>) -> Option<(String, String)> {
+    at.map(|at| {
+        let shown = local(&at);
+        (at, shown)
+    })
+}
+
+/// Every live link in words: in sync, waiting, held, or broken.
+async fn link_rows(state: &AppState, caller: &Caller) -> Result<Vec<LinkRow>, CoreError> {
+    let short = |commit: Option<String>| {
+        commit.map_or_else(|| "none yet".to_owned(), |c| c.chars().take(12).collect())
     };
-    let links = views
+    Ok(links::status(&state.store)
+        .await?
         .into_iter()
         .map(|view| {
             let scope = Scope::of_app(view.app.as_deref());
-            let (state_word, class, detail) = match (view.errors, view.waiting) {
-                (0, 0) => ("In sync", "ok", String::new()),
-                (0, waiting) => ("Waiting", "running", format!("{waiting} change(s) to push")),
-                (errors, _) => ("Held", "failed", format!("{errors} error(s) need a person")),
+            let (state_word, class, detail) = match (&view.broken, view.errors, view.waiting) {
+                (Some(why), _, _) => ("Broken", "failed", why.clone()),
+                (None, 0, 0) => ("In sync", "ok", String::new()),
+                (None, 0, waiting) => {
+                    ("Waiting", "running", format!("{waiting} change(s) to push"))
+                }
+                (None, errors, _) => ("Held", "failed", format!("{errors} error(s) need a person")),
             };
             LinkRow {
-                can_refresh: may(&caller, "/api/v1/sync/refresh", &scope),
+                can_change: may(caller, "/api/v1/sync/refresh", &scope),
                 scope: view.scope,
                 app: view.app.unwrap_or_default(),
                 connector: view.connector,
@@ -82,27 +98,62 @@ pub async fn status(
                 state: state_word,
                 class,
                 detail,
-                base: view
-                    .base_commit
-                    .map(|c| c.to_string().chars().take(12).collect())
-                    .unwrap_or_else(|| "none yet".into()),
-                since_local: local(&view.created_at),
-                since: view.created_at,
+                base: short(view.base_commit.map(|c| c.to_string())),
+                read: short(view.read_commit),
+                webhook: timed(view.last_webhook_at),
+                polled: timed(view.polled_at),
             }
         })
+        .collect())
+}
+
+/// `GET /ui/git-sync`.
+pub async fn status(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    Query(notice): Query<Notice>,
+) -> Response {
+    let (rows, errors, apps, connectors) = match (
+        link_rows(&state, &caller).await,
+        resolve::errors(&state.store, false, None, None).await,
+        reposync_core::apps::list(&state.store).await,
+        state.store.list_connectors().await,
+    ) {
+        (Ok(rows), Ok(errors), Ok(apps), Ok(connectors)) => (rows, errors, apps, connectors),
+        (Err(error), ..) | (_, Err(error), ..) | (_, _, Err(error), _) => {
+            return AppError::from(error).into_response();
+        }
+        (.., Err(error)) => return AppError::from(error).into_response(),
+    };
+    let linked: Vec<&str> = rows.iter().map(|r| r.app.as_str()).collect();
+    let unlinked = apps
+        .into_iter()
+        .map(|a| a.name)
+        .filter(|name| !linked.contains(&name.as_str()))
         .collect();
     page(
         StatusCode::OK,
         &SyncPage {
             layout: Layout::new("Git Sync", Some(&caller)),
-            links,
+            can_enable: caller.rights.role >= reposync_model::Role::Editor,
+            links: rows,
             open_errors: errors.len(),
             notice: notice.notice,
+            unlinked,
+            connectors: connectors.iter().map(|c| c.spec.name.to_string()).collect(),
         },
     )
 }
 
-fn may(caller: &reposync_core::users::Caller, route: &str, scope: &Scope) -> bool {
+/// `GET /ui/git-sync/links`: the links table alone, which the page refreshes by itself.
+pub async fn links_fragment(State(state): State<AppState>, UiCaller(caller): UiCaller) -> Response {
+    match link_rows(&state, &caller).await {
+        Ok(links) => page(StatusCode::OK, &LinksFragment { links }),
+        Err(error) => AppError::from(error).into_response(),
+    }
+}
+
+fn may(caller: &Caller, route: &str, scope: &Scope) -> bool {
     access::require(caller, &Method::POST, route, std::slice::from_ref(scope)).is_ok()
 }
 
@@ -237,7 +288,7 @@ pub async fn errors(
     )
 }
 
-fn row(caller: &reposync_core::users::Caller, error: SyncErrorView) -> ErrorRow {
+fn row(caller: &Caller, error: SyncErrorView) -> ErrorRow {
     // Discard is an editor's in the error's scope: the button shows only where it would work.
     let scope = match error.path.as_deref() {
         Some(path) => Scope::of_path(path),
@@ -307,4 +358,413 @@ pub async fn discard(
         Ok(()) => Redirect::to("/ui/git-sync/errors?notice=Discarded").into_response(),
         Err(error) => AppError::from(error).into_response(),
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EnableForm {
+    app: String,
+    connector: String,
+    branch: String,
+    initial: String,
+    confirm_deletes: Option<String>,
+    create_branch: Option<String>,
+}
+
+/// `POST /ui/git-sync/enable`: links a scope to a branch, as `sync enable` does; the page then
+/// follows the task that reads the branch.
+pub async fn enable(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    connection: Option<Extension<ConnectInfo<ClientAddr>>>,
+    Form(form): Form<EnableForm>,
+) -> Response {
+    let client = connection.map(|c| c.0.0.0.ip());
+    let text = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
+    let request = reposync_api::SyncEnableRequest {
+        app: text(&form.app),
+        connector: form.connector.clone(),
+        branch: text(&form.branch),
+        repo: None,
+        initial: text(&form.initial),
+        confirm_deletes: form.confirm_deletes.is_some(),
+        create_branch: form.create_branch.is_some(),
+    };
+    let facts = Facts {
+        scopes: vec![Scope::of_app(request.app.as_deref())],
+        target: request.app.clone(),
+        change: None,
+    };
+    let Some(policy) = access::policy(&Method::POST, "/api/v1/sync/enable") else {
+        return AppError::not_found("no such action").into_response();
+    };
+    if let Err(error) = access::require(&caller, &Method::POST, policy.route, &facts.scopes) {
+        crate::audit::record_request(
+            &state,
+            &caller,
+            client,
+            policy,
+            &facts,
+            error.status,
+            Some(&error.message),
+        )
+        .await;
+        return forbidden_page(&caller, error);
+    }
+    let person = caller.person();
+    let outcome = links::request_enable(&state.store, &request, Some(&person)).await;
+    let status = match &outcome {
+        Ok(_) => StatusCode::ACCEPTED,
+        Err(error) => AppError::from(error.clone()).status,
+    };
+    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
+    match outcome {
+        Ok(task) => {
+            let id = task.id.to_string();
+            crate::local_tasks::spawn_enable(&state, task);
+            Redirect::to(&format!("/ui/git-sync/tasks/{id}")).into_response()
+        }
+        Err(error) => Redirect::to(&format!(
+            "/ui/git-sync?notice={}",
+            super::url_encode(&format!("Not enabled: {error}"))
+        ))
+        .into_response(),
+    }
+}
+
+/// Where an enable task stands, in words.
+pub struct EnableState {
+    id: String,
+    running: bool,
+    ok: bool,
+    headline: String,
+    lines: Vec<String>,
+    waited: String,
+}
+
+#[derive(Template)]
+#[template(path = "enable_status.html")]
+struct EnableFragment {
+    task: EnableState,
+}
+
+#[derive(Template)]
+#[template(path = "git_sync_task.html")]
+struct EnablePage {
+    layout: Layout,
+    task: EnableState,
+}
+
+/// `GET /ui/git-sync/tasks/{id}`: an enable task, running (for how long) or done, with the
+/// summary of differences it found; a fragment for htmx, a page otherwise.
+pub async fn enable_status(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    Path(id): Path<reposync_model::TaskId>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let task = match state.tasks.wait_final(&id, std::time::Duration::ZERO).await {
+        Ok(task) => crate::views::task(&task),
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    let running = matches!(task.status.as_str(), "queued" | "running");
+    let result = task.result.clone().unwrap_or_default();
+    let ok = task.status == "succeeded";
+    let mut lines = Vec::new();
+    let headline = if running {
+        String::new()
+    } else if ok {
+        match serde_json::from_value::<reposync_api::SyncEnabled>(result.clone()) {
+            Ok(enabled) => {
+                let d = &enabled.differences;
+                lines.push(format!(
+                    "The branch and reposync differed in {} file(s): {} only in reposync, {} only in Git, {} different.",
+                    d.only_in_reposync.len() + d.only_in_git.len() + d.different.len(),
+                    d.only_in_reposync.len(),
+                    d.only_in_git.len(),
+                    d.different.len()
+                ));
+                if enabled.pushing > 0 {
+                    lines.push(format!(
+                        "{} file(s) go out in the first commit.",
+                        enabled.pushing
+                    ));
+                }
+                format!(
+                    "{} is linked to {} ({}), initial mode {}.",
+                    enabled.link.scope, enabled.link.url, enabled.link.branch, enabled.initial
+                )
+            }
+            Err(_) => "Linked.".to_owned(),
+        }
+    } else {
+        let text = |key: &str| {
+            result
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        lines.push(text("message"));
+        format!("The scope was not linked ({}).", text("code"))
+    };
+    let waited = reposync_store::Store::clock(&state.store).now_millis()
+        - reposync_api::parse_timestamp(&task.created_at).unwrap_or_default();
+    let view = EnableState {
+        id: task.id.to_string(),
+        running,
+        ok,
+        headline,
+        lines,
+        waited: format!("{} s", waited.max(0) / 1000),
+    };
+    if headers.contains_key("hx-request") {
+        page(StatusCode::OK, &EnableFragment { task: view })
+    } else {
+        page(
+            StatusCode::OK,
+            &EnablePage {
+                layout: Layout::new("Enabling Git Sync", Some(&caller)),
+                task: view,
+            },
+        )
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ScopeQuery {
+    app: String,
+}
+
+#[derive(Template)]
+#[template(path = "git_sync_disable.html")]
+struct DisablePage {
+    layout: Layout,
+    scope: String,
+    app: String,
+    url: String,
+    branch: String,
+    waiting: usize,
+}
+
+/// `GET /ui/git-sync/disable?app=A`: what disabling would do, to confirm.
+pub async fn disable_form(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    Query(query): Query<ScopeQuery>,
+) -> Response {
+    let app = (!query.app.is_empty()).then_some(query.app.as_str());
+    let views = match links::status(&state.store).await {
+        Ok(views) => views,
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    let Some(link) = views.into_iter().find(|v| v.app.as_deref() == app) else {
+        return AppError::not_found("that scope is not synced").into_response();
+    };
+    page(
+        StatusCode::OK,
+        &DisablePage {
+            layout: Layout::new("Disable Git Sync", Some(&caller)),
+            scope: link.scope,
+            app: query.app.clone(),
+            url: link.url,
+            branch: link.branch,
+            waiting: link.waiting,
+        },
+    )
+}
+
+/// `POST /ui/git-sync/disable`.
+pub async fn disable(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    connection: Option<Extension<ConnectInfo<ClientAddr>>>,
+    Form(form): Form<ScopeQuery>,
+) -> Response {
+    let client = connection.map(|c| c.0.0.0.ip());
+    let app = (!form.app.is_empty()).then_some(form.app.clone());
+    let facts = Facts {
+        scopes: vec![Scope::of_app(app.as_deref())],
+        target: app.clone(),
+        change: None,
+    };
+    let Some(policy) = access::policy(&Method::POST, "/api/v1/sync/disable") else {
+        return AppError::not_found("no such action").into_response();
+    };
+    if let Err(error) = access::require(&caller, &Method::POST, policy.route, &facts.scopes) {
+        crate::audit::record_request(
+            &state,
+            &caller,
+            client,
+            policy,
+            &facts,
+            error.status,
+            Some(&error.message),
+        )
+        .await;
+        return forbidden_page(&caller, error);
+    }
+    let person = caller.person();
+    let outcome = links::disable(&state.store, app.as_deref(), Some(&person)).await;
+    let status = match &outcome {
+        Ok(_) => StatusCode::OK,
+        Err(error) => AppError::from(error.clone()).status,
+    };
+    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
+    match outcome {
+        Ok(scope) => Redirect::to(&format!(
+            "/ui/git-sync?notice={}",
+            super::url_encode(&format!("Git Sync of {scope} disabled"))
+        ))
+        .into_response(),
+        Err(error) => AppError::from(error).into_response(),
+    }
+}
+
+/// A record of the activity, as the page shows it.
+struct Record {
+    status: String,
+    class: &'static str,
+    scope: String,
+    subject: String,
+    author: String,
+    at: String,
+    at_local: String,
+    commit: String,
+    link: Option<String>,
+    error: String,
+    files: Vec<String>,
+    errors: u64,
+}
+
+#[derive(Template)]
+#[template(path = "git_sync_activity.html")]
+struct ActivityPage {
+    layout: Layout,
+    apps: Vec<String>,
+    selected: String,
+    direction: String,
+    out: Vec<Record>,
+    inbound: Vec<Record>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ActivityQuery {
+    app: String,
+    direction: String,
+}
+
+/// A commit's page on Bitbucket, when the connector's provider is known.
+fn commit_page(url: &str, provider: &str, commit: &str) -> Option<String> {
+    let repo = url.trim_end_matches(".git");
+    match provider {
+        "bitbucket-cloud" => Some(format!("{repo}/commits/{commit}")),
+        _ => None,
+    }
+}
+
+/// `GET /ui/git-sync/activity[?app=A][&direction=in|out]`.
+pub async fn activity(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    Query(query): Query<ActivityQuery>,
+) -> Response {
+    let app = (!query.app.is_empty()).then_some(query.app.as_str());
+    let (found, views, connectors) = match (
+        reposync_core::activity::activity(&state.store, app, Some(100)).await,
+        links::status(&state.store).await,
+        state.store.list_connectors().await,
+    ) {
+        (Ok(found), Ok(views), Ok(connectors)) => (found, views, connectors),
+        (Err(error), ..) | (_, Err(error), _) => return AppError::from(error).into_response(),
+        (.., Err(error)) => return AppError::from(error).into_response(),
+    };
+    // Links to commit pages come from the scope's link and its connector's provider.
+    let provider_of = |scope: &str| -> Option<(String, String)> {
+        let link = views.iter().find(|v| v.scope == scope)?;
+        let connector = connectors
+            .iter()
+            .find(|c| c.spec.name.as_str() == link.connector)?;
+        Some((link.url.clone(), connector.spec.provider.to_string()))
+    };
+    let class = |status: &str| match status {
+        "landed" | "applied" | "pushed" => "ok",
+        "failed" | "conflict" => "failed",
+        _ => "running",
+    };
+    let out = found
+        .attempts
+        .into_iter()
+        .map(|a| {
+            let commit = a
+                .commit_id
+                .clone()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            let link = provider_of(&a.scope)
+                .and_then(|(url, provider)| commit_page(&url, &provider, &commit))
+                .filter(|_| !commit.is_empty());
+            Record {
+                class: class(&a.status),
+                status: a.status,
+                scope: a.scope,
+                subject: String::new(),
+                author: String::new(),
+                at_local: local(&a.started_at),
+                at: a.started_at,
+                commit: commit.chars().take(12).collect(),
+                link,
+                error: a.error.unwrap_or_default(),
+                files: a
+                    .files
+                    .into_iter()
+                    .map(|f| format!("{}: {}", f.op, f.path))
+                    .collect(),
+                errors: 0,
+            }
+        })
+        .collect();
+    let inbound = found
+        .inbound
+        .into_iter()
+        .map(|c| Record {
+            class: if c.errors > 0 {
+                "failed"
+            } else {
+                class(&c.status)
+            },
+            status: c.status,
+            scope: c.branch.clone(),
+            subject: c.subject,
+            author: c.author,
+            at_local: local(&c.applied_at),
+            at: c.applied_at,
+            commit: c.commit_id.to_string().chars().take(12).collect(),
+            link: None,
+            error: String::new(),
+            files: c
+                .files
+                .into_iter()
+                .map(|f| format!("{}: {}", f.op, f.path))
+                .collect(),
+            errors: c.errors,
+        })
+        .collect();
+    let apps = match reposync_core::apps::list(&state.store).await {
+        Ok(apps) => apps.into_iter().map(|a| a.name).collect(),
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    page(
+        StatusCode::OK,
+        &ActivityPage {
+            layout: Layout::new("Git Sync activity", Some(&caller)),
+            apps,
+            selected: query.app,
+            direction: query.direction,
+            out,
+            inbound,
+        },
+    )
 }
