@@ -1023,3 +1023,133 @@ fn a_scope_is_linked_followed_in_its_activity_and_unlinked_from_the_git_sync_pag
         "{status}"
     );
 }
+
+#[test]
+fn files_are_created_renamed_refused_deleted_and_downloaded_from_the_tree() {
+    if !browser::available(
+        "ui::files_are_created_renamed_refused_deleted_and_downloaded_from_the_tree",
+    ) {
+        return;
+    }
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    f.app
+        .cli(
+            &["user", "set-password", "admin", "--password-stdin"],
+            Some(&format!("{ADMIN_PASSWORD}\n")),
+        )
+        .ok();
+    let base = f.app.url.clone();
+    let pipeline = "harnessApiVersion: '1.0'\ntype: PIPELINE\npipelineStages:\n- type: ENV_STATE\n  workflowName: deploy\n";
+    let cookie = f.rt.block_on(async {
+        let mut b = Browser::start("tree-files").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        for (name, content) in [
+            ("Workflows/deploy.yaml", workflow("made in the browser")),
+            ("Pipelines/p.yaml", pipeline.to_owned()),
+        ] {
+            b.visit(
+                &format!("{base}/ui/setup/config-as-code?folder=Setup/Applications/Shop"),
+                "shop",
+            )
+            .await;
+            b.click("main details summary").await;
+            b.fill("#new-file-name", name).await;
+            b.fill("#new-file-content", &content).await;
+            b.click("form[action='/ui/setup/config-as-code/new'] button")
+                .await;
+            let saved = b
+                .wait_text("#saved", "the new file saved", |t| t.contains("Saved"))
+                .await;
+            assert!(saved.contains("Saved"), "{saved}");
+        }
+        // The pipeline refers to the workflow: deleting it is refused, naming the referrer.
+        let workflow_page =
+            format!("{base}/ui/setup/config-as-code/file?path={SHOP}/Workflows/deploy.yaml");
+        b.visit(&workflow_page, "workflow").await;
+        b.click("main details summary").await;
+        b.click("#delete-button").await;
+        let refused = b
+            .wait_text("#problems", "the refusal", |t| !t.is_empty())
+            .await;
+        b.shot("delete-refused").await;
+        assert!(
+            refused.contains("Pipelines/p.yaml"),
+            "names the referrer: {refused}"
+        );
+        // Renaming it rewrites the reference.
+        b.click("main details summary").await;
+        b.fill("#rename-to", "release").await;
+        b.click("#rename-button").await;
+        let notice = b
+            .wait_text("#notice", "the rename", |t| !t.is_empty())
+            .await;
+        assert!(notice.contains("Renamed to release"), "{notice}");
+        // Nothing refers to the pipeline: it goes.
+        b.visit(
+            &format!("{base}/ui/setup/config-as-code/file?path={SHOP}/Pipelines/p.yaml"),
+            "pipeline",
+        )
+        .await;
+        b.click("main details summary").await;
+        b.click("#delete-button").await;
+        let notice = b
+            .wait_text("#notice", "the deletion", |t| !t.is_empty())
+            .await;
+        assert!(notice.contains("Deleted"), "{notice}");
+        let cookie = b
+            .client
+            .get_named_cookie("reposync_session")
+            .await
+            .expect("the session cookie");
+        b.close().await;
+        format!("reposync_session={}", cookie.value())
+    });
+    let trail = f
+        .app
+        .cli(&["--json", "audit", "--user", "admin"], None)
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        trail.contains("tree.rename") && trail.contains("tree.delete"),
+        "{trail}"
+    );
+    // The download is the application's files, in a tar archive.
+    let bytes = f.rt.block_on(async {
+        let response = reqwest::Client::new()
+            .get(format!("{base}/ui/setup/config-as-code/download?app=Shop"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.bytes().await.expect("bytes")
+    });
+    let mut archive = tar::Archive::new(bytes.as_ref());
+    let paths: Vec<String> = archive
+        .entries()
+        .expect("entries")
+        .map(|e| {
+            e.expect("entry")
+                .path()
+                .expect("path")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    for expected in ["Services/cart/Index.yaml", "Workflows/release.yaml"] {
+        assert!(
+            paths.contains(&format!("{SHOP}/{expected}")),
+            "{expected} in {paths:?}"
+        );
+    }
+    assert!(
+        !paths.iter().any(|p| p.contains("deploy.yaml")),
+        "renamed: {paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.contains("Pipelines")),
+        "deleted: {paths:?}"
+    );
+}

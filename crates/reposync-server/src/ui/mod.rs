@@ -87,6 +87,10 @@ pub fn router() -> Router<AppState> {
             "/ui/setup/config-as-code/file",
             get(tree::file).post(tree::save),
         )
+        .route("/ui/setup/config-as-code/new", post(tree::create))
+        .route("/ui/setup/config-as-code/rename", post(tree::rename))
+        .route("/ui/setup/config-as-code/delete", post(tree::delete))
+        .route("/ui/setup/config-as-code/download", get(tree::download))
         .route("/ui/static/{file}", get(assets::serve))
         .layer(middleware::from_fn(security::refuse_cross_site))
         .layer(middleware::from_fn(security::headers));

@@ -6,6 +6,7 @@ use axum::extract::{ConnectInfo, Extension, Form, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use reposync_core::entities;
+use reposync_core::error::CoreError;
 use reposync_core::tree::TreeOutcome;
 use reposync_model::scope::Scope;
 use reposync_model::tree::ROOT;
@@ -26,6 +27,7 @@ const MOST_FOUND: usize = 200;
 pub struct TreeQuery {
     folder: Option<String>,
     q: Option<String>,
+    notice: Option<String>,
 }
 
 #[derive(Template)]
@@ -38,6 +40,9 @@ struct TreePage {
     files: Vec<String>,
     query: String,
     found: Vec<String>,
+    notice: Option<String>,
+    can_create: bool,
+    app: String,
 }
 
 /// `GET /ui/setup/config-as-code[?folder=F][&q=TEXT]`.
@@ -51,6 +56,10 @@ pub async fn folder(
     let (listing, found) = if text.is_empty() {
         match entities::folder(&state.store, &path).await {
             Ok(listing) => (listing, Vec::new()),
+            // A folder whose last file just went shows as empty, with its notice.
+            Err(error) if error.kind == reposync_core::error::ErrorKind::NotFound => {
+                (entities::Folder::default(), Vec::new())
+            }
             Err(error) => return AppError::from(error).into_response(),
         }
     } else {
@@ -72,12 +81,24 @@ pub async fn folder(
         StatusCode::OK,
         &TreePage {
             layout: Layout::new("Configuration as Code", Some(&caller)),
-            folder: path,
             crumbs,
             folders: listing.folders,
             files: listing.files,
             query: text,
             found,
+            notice: query.notice,
+            can_create: access::require(
+                &caller,
+                &Method::PUT,
+                SAVE,
+                &[Scope::of_path(&format!("{path}/x.yaml"))],
+            )
+            .is_ok(),
+            app: Scope::of_path(&format!("{path}/x.yaml"))
+                .app()
+                .unwrap_or_default()
+                .to_owned(),
+            folder: path,
         },
     )
 }
@@ -249,6 +270,258 @@ pub async fn save(
                 form.content,
                 false,
                 problems,
+                status,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DownloadQuery {
+    app: Option<String>,
+}
+
+/// `GET /ui/setup/config-as-code/download[?app=A]`: the tree, or one application's folder, as
+/// a tar archive of its YAML files.
+pub async fn download(
+    State(state): State<AppState>,
+    UiCaller(_caller): UiCaller,
+    Query(query): Query<DownloadQuery>,
+) -> Response {
+    let app = query.app.as_deref().filter(|a| !a.is_empty());
+    let files = match entities::export(&state.store, app).await {
+        Ok(files) => files,
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    let mut archive = tar::Builder::new(Vec::new());
+    for (path, content) in &files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        if let Err(error) = archive.append_data(&mut header, path, content.as_slice()) {
+            tracing::error!(%error, path, "cannot add a file to the archive");
+            return AppError::from(CoreError::internal("cannot build the archive")).into_response();
+        }
+    }
+    let bytes = match archive.into_inner() {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return AppError::from(CoreError::internal("cannot build the archive")).into_response();
+        }
+    };
+    let name = match app {
+        Some(app) => format!(
+            "reposync-{}.tar",
+            app.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+        ),
+        None => "reposync-setup.tar".to_owned(),
+    };
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/x-tar".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NewFileForm {
+    folder: String,
+    name: String,
+    content: String,
+}
+
+/// `POST /ui/setup/config-as-code/new`: a new file in a folder, checked as any other.
+pub async fn create(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    connection: Option<Extension<ConnectInfo<ClientAddr>>>,
+    Form(form): Form<NewFileForm>,
+) -> Response {
+    let path = format!("{}/{}", form.folder.trim_end_matches('/'), form.name.trim());
+    let query = FileQuery { path, saved: None };
+    save(
+        State(state),
+        UiCaller(caller),
+        connection,
+        Query(query),
+        Form(FileForm {
+            content: form.content,
+        }),
+    )
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RenameForm {
+    name: String,
+}
+
+/// `POST /ui/setup/config-as-code/rename?path=P`: renames an entity, rewriting whatever
+/// refers to it, as `reposync rename` does.
+pub async fn rename(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    connection: Option<Extension<ConnectInfo<ClientAddr>>>,
+    Query(query): Query<FileQuery>,
+    Form(form): Form<RenameForm>,
+) -> Response {
+    let client = connection.map(|c| c.0.0.0.ip());
+    let facts = Facts {
+        scopes: vec![Scope::of_path(&query.path)],
+        target: Some(query.path.clone()),
+        change: None,
+    };
+    let route = "/api/v1/entities/rename";
+    let Some(policy) = access::policy(&Method::POST, route) else {
+        return AppError::not_found("no such action").into_response();
+    };
+    if let Err(error) = access::require(&caller, &Method::POST, route, &facts.scopes) {
+        crate::audit::record_request(
+            &state,
+            &caller,
+            client,
+            policy,
+            &facts,
+            error.status,
+            Some(&error.message),
+        )
+        .await;
+        return super::forbidden_page(&caller, error);
+    }
+    let person = caller.person();
+    let outcome =
+        entities::rename(&state.store, &query.path, form.name.trim(), Some(&person)).await;
+    let status = match &outcome {
+        Ok(TreeOutcome::Applied(_)) => StatusCode::OK,
+        Ok(TreeOutcome::Rejected(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+        Err(error) => AppError::from(error.clone()).status,
+    };
+    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
+    let folder = query
+        .path
+        .rsplit_once('/')
+        .map_or(ROOT, |(f, _)| f)
+        .to_owned();
+    match outcome {
+        Ok(TreeOutcome::Applied(_)) => Redirect::to(&format!(
+            "/ui/setup/config-as-code?folder={}&notice={}",
+            super::url_encode(&folder),
+            super::url_encode(&format!("Renamed to {}", form.name.trim()))
+        ))
+        .into_response(),
+        Ok(TreeOutcome::Rejected(report)) => {
+            let problems = report.problems.iter().map(ToString::to_string).collect();
+            let content = shown_content(&state, &query.path).await;
+            file_page(
+                &state,
+                &caller,
+                &query.path,
+                String::new(),
+                content,
+                false,
+                problems,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(error) => {
+            let content = shown_content(&state, &query.path).await;
+            file_page(
+                &state,
+                &caller,
+                &query.path,
+                String::new(),
+                content,
+                false,
+                vec![error.to_string()],
+                status,
+            )
+            .await
+        }
+    }
+}
+
+/// The file's content as stored, for a page that shows a refusal beside it.
+async fn shown_content(state: &AppState, path: &str) -> String {
+    entities::show(&state.store, path)
+        .await
+        .map(|f| String::from_utf8_lossy(&f.content).into_owned())
+        .unwrap_or_default()
+}
+
+/// `POST /ui/setup/config-as-code/delete?path=P`: deletes a file, refused (naming them) while
+/// others refer to it.
+pub async fn delete(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    connection: Option<Extension<ConnectInfo<ClientAddr>>>,
+    Query(query): Query<FileQuery>,
+) -> Response {
+    let client = connection.map(|c| c.0.0.0.ip());
+    let facts = Facts {
+        scopes: vec![Scope::of_path(&query.path)],
+        target: Some(query.path.clone()),
+        change: None,
+    };
+    let Some(policy) = access::policy(&Method::DELETE, SAVE) else {
+        return AppError::not_found("no such action").into_response();
+    };
+    if let Err(error) = access::require(&caller, &Method::DELETE, SAVE, &facts.scopes) {
+        crate::audit::record_request(
+            &state,
+            &caller,
+            client,
+            policy,
+            &facts,
+            error.status,
+            Some(&error.message),
+        )
+        .await;
+        return super::forbidden_page(&caller, error);
+    }
+    let person = caller.person();
+    let outcome = entities::delete(&state.store, &query.path, Some(&person)).await;
+    let status = match &outcome {
+        Ok(()) => StatusCode::OK,
+        Err(error) => AppError::from(error.clone()).status,
+    };
+    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
+    let folder = query
+        .path
+        .rsplit_once('/')
+        .map_or(ROOT, |(f, _)| f)
+        .to_owned();
+    match outcome {
+        Ok(()) => Redirect::to(&format!(
+            "/ui/setup/config-as-code?folder={}&notice={}",
+            super::url_encode(&folder),
+            super::url_encode(&format!("Deleted {}", query.path))
+        ))
+        .into_response(),
+        Err(error) => {
+            let content = shown_content(&state, &query.path).await;
+            file_page(
+                &state,
+                &caller,
+                &query.path,
+                String::new(),
+                content,
+                false,
+                vec![error.to_string()],
                 status,
             )
             .await

@@ -159,15 +159,22 @@ impl Browser {
         self.find(css).await.text().await.expect("text")
     }
 
-    /// Waits until the text of what `css` finds satisfies `done`, and returns it.
+    /// Waits until the text of what `css` finds satisfies `done`, and returns it. The element
+    /// is found afresh each time: a click that loads a new page may leave the old page's
+    /// element in hand for a moment, gone ("stale") by the time its text is read.
     pub async fn wait_text(&self, css: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
         loop {
-            let text = self.text(css).await;
-            if done(&text) {
-                return text;
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = element.text().await
+            {
+                if done(&text) {
+                    return text;
+                }
+                last = text;
             }
-            assert!(Instant::now() < deadline, "{what}: still {text:?}");
+            assert!(Instant::now() < deadline, "{what}: still {last:?}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
