@@ -1153,3 +1153,59 @@ fn files_are_created_renamed_refused_deleted_and_downloaded_from_the_tree() {
         "deleted: {paths:?}"
     );
 }
+
+#[test]
+fn a_change_the_branch_refused_is_retried_from_the_errors_page_once_the_branch_takes_it() {
+    if !browser::available(
+        "ui::a_change_the_branch_refused_is_retried_from_the_errors_page_once_the_branch_takes_it",
+    ) {
+        return;
+    }
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    f.app
+        .cli(
+            &["user", "set-password", "admin", "--password-stdin"],
+            Some(&format!("{ADMIN_PASSWORD}\n")),
+        )
+        .ok();
+    f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+    f.wait_pushed();
+    let hook = f
+        .root
+        .repo_path(REPO)
+        .expect("repo")
+        .join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'main is protected' >&2\nexit 1\n").expect("hook");
+    let mut permissions = std::fs::metadata(&hook).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&hook, permissions).expect("chmod");
+    let path = format!("{SHOP}/Workflows/w.yaml");
+    f.put(&path, &workflow("blocked at first"));
+    f.wait_for_errors();
+    // The branch takes pushes again; the person retries the change.
+    std::fs::remove_file(&hook).expect("unprotect");
+    let base = f.app.url.clone();
+    f.rt.block_on(async {
+        let mut b = Browser::start("retry").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.find("h1").await;
+        b.visit(&format!("{base}/ui/git-sync/errors"), "errors")
+            .await;
+        let outbound = b.text("section[aria-labelledby='group-outbound']").await;
+        assert!(outbound.contains("push_rejected"), "{outbound}");
+        b.click("button[aria-label^='Retry the change']").await;
+        let notice = b.wait_text("#notice", "the retry", |t| !t.is_empty()).await;
+        b.shot("retried").await;
+        assert!(notice.contains("Retrying"), "{notice}");
+        b.close().await;
+    });
+    let pushed = f.wait_pushed();
+    let on_branch = f.root.read_file(REPO, "main", &path).expect("pushed");
+    assert!(on_branch.contains("blocked at first"), "{on_branch}");
+    assert!(f.message(&pushed).contains(&format!("ADD: {path}")));
+}

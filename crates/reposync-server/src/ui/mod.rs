@@ -82,6 +82,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/git-sync/activity", get(sync::activity))
         .route("/ui/git-sync/errors", get(sync::errors))
         .route("/ui/git-sync/errors/{id}/discard", post(sync::discard))
+        .route("/ui/git-sync/changesets/{id}/retry", post(sync::retry))
         .route("/ui/setup/config-as-code", get(tree::folder))
         .route(
             "/ui/setup/config-as-code/file",

@@ -232,11 +232,24 @@ struct Group {
     errors: Vec<ErrorRow>,
 }
 
+/// A changeset that failed or conflicted, which Retry puts back in the outbox.
+struct RetryRow {
+    id: String,
+    scope: String,
+    status: String,
+    error: String,
+    files: String,
+    can_retry: bool,
+}
+
 #[derive(Template)]
 #[template(path = "git_sync_errors.html")]
 struct ErrorsPage {
     layout: Layout,
     groups: Vec<Group>,
+    /// The Git → reposync errors by commit: the commit and how many of its files failed.
+    commits: Vec<(String, usize)>,
+    retries: Vec<RetryRow>,
     notice: Option<String>,
 }
 
@@ -278,11 +291,50 @@ pub async fn errors(
         };
         groups[group].errors.push(row(&caller, error));
     }
+    let mut commits: Vec<(String, usize)> = Vec::new();
+    for error in &groups[0].errors {
+        match commits
+            .iter_mut()
+            .find(|(commit, _)| *commit == error.commit)
+        {
+            Some((_, count)) => *count += 1,
+            None => commits.push((error.commit.clone(), 1)),
+        }
+    }
+    let changesets = match reposync_core::activity::activity(&state.store, None, Some(500)).await {
+        Ok(found) => found.changesets,
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    let retries = changesets
+        .into_iter()
+        .filter(|c| matches!(c.status.as_str(), "failed" | "conflict"))
+        .map(|c| {
+            let scope = match c.scope.strip_prefix("app:") {
+                Some(app) => Scope::App(app.trim_end_matches(" (disabled)").to_owned()),
+                None => Scope::Account,
+            };
+            RetryRow {
+                can_retry: may(&caller, "/api/v1/sync/changesets/{id}/retry", &scope),
+                id: c.id.to_string(),
+                scope: c.scope,
+                status: c.status,
+                error: c.error.unwrap_or_default(),
+                files: c
+                    .files
+                    .iter()
+                    .map(|f| format!("{}: {}", f.op, f.path))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        })
+        .collect();
     page(
         StatusCode::OK,
         &ErrorsPage {
             layout: Layout::new("Git Sync errors", Some(&caller)),
             groups,
+            commits,
+            retries,
             notice: notice.notice,
         },
     )
@@ -767,4 +819,55 @@ pub async fn activity(
             inbound,
         },
     )
+}
+
+/// `POST /ui/git-sync/changesets/{id}/retry`: puts a failed or conflicting changeset back in
+/// the outbox.
+pub async fn retry(
+    State(state): State<AppState>,
+    UiCaller(caller): UiCaller,
+    connection: Option<Extension<ConnectInfo<ClientAddr>>>,
+    Path(id): Path<reposync_model::ChangesetId>,
+) -> Response {
+    let client = connection.map(|c| c.0.0.0.ip());
+    let scope = match state.store.scope_of_sync_row(SyncRow::Changeset(&id)).await {
+        Ok(scope) => scope.unwrap_or(Scope::Account),
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    let facts = Facts {
+        scopes: vec![scope],
+        target: Some(id.to_string()),
+        change: None,
+    };
+    let Some(policy) = access::policy(&Method::POST, "/api/v1/sync/changesets/{id}/retry") else {
+        return AppError::not_found("no such action").into_response();
+    };
+    if let Err(error) = access::require(&caller, &Method::POST, policy.route, &facts.scopes) {
+        crate::audit::record_request(
+            &state,
+            &caller,
+            client,
+            policy,
+            &facts,
+            error.status,
+            Some(&error.message),
+        )
+        .await;
+        return forbidden_page(&caller, error);
+    }
+    let outcome = resolve::retry(&state.store, &id).await;
+    let status = match &outcome {
+        Ok(_) => StatusCode::OK,
+        Err(error) => AppError::from(error.clone()).status,
+    };
+    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
+    let notice = match outcome {
+        Ok(_) => "Retrying: the changeset waits in the outbox again".to_owned(),
+        Err(error) => format!("Not retried: {error}"),
+    };
+    Redirect::to(&format!(
+        "/ui/git-sync/errors?notice={}",
+        super::url_encode(&notice)
+    ))
+    .into_response()
 }
