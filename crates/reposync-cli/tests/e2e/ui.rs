@@ -1209,3 +1209,60 @@ fn a_change_the_branch_refused_is_retried_from_the_errors_page_once_the_branch_t
     assert!(on_branch.contains("blocked at first"), "{on_branch}");
     assert!(f.message(&pushed).contains(&format!("ADD: {path}")));
 }
+
+#[test]
+fn the_pages_work_from_the_keyboard_and_every_field_has_its_label_and_its_error() {
+    if !browser::available(
+        "ui::the_pages_work_from_the_keyboard_and_every_field_has_its_label_and_its_error",
+    ) {
+        return;
+    }
+    use fantoccini::key::Key;
+    let (f, _ca) = bare();
+    let base = f.app.url.clone();
+    f.rt.block_on(async {
+        let mut b = Browser::start("keyboard").await;
+        b.visit(&format!("{base}/ui/login"), "login").await;
+        // Tab: first the skip link, then the fields in order; Enter logs in.
+        b.press(Key::Tab).await;
+        assert_eq!(b.text("a.skip-link").await, "Skip to main content");
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            b.press(Key::Tab).await;
+            order.push(b.focused().await);
+        }
+        assert_eq!(order, ["user", "password", "BUTTON"], "the tab order");
+        b.click("#user").await;
+        b.type_here("admin").await;
+        b.press(Key::Tab).await;
+        b.type_here(ADMIN_PASSWORD).await;
+        b.press(Key::Enter).await;
+        b.find("main h1").await;
+        b.shot("logged-in-by-keyboard").await;
+        // Every field of the Git Connector form has a label bound to it.
+        b.visit(&format!("{base}/ui/setup/connectors/source-repo-providers/new"), "form").await;
+        let unlabelled = b
+            .client
+            .execute(
+                "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]\
+                 .filter(e => e.labels.length === 0).map(e => e.name || e.id)",
+                vec![],
+            )
+            .await
+            .expect("script");
+        assert_eq!(unlabelled, serde_json::json!([]), "fields without a label");
+        // A refused field is marked, and points at its message.
+        b.fill("#name", "bad/name").await;
+        b.fill("#url", "https://bitbucket.org/acme/x.git").await;
+        b.click("#submit-button").await;
+        let name = b.find("#name").await;
+        assert_eq!(name.attr("aria-invalid").await.expect("attr").as_deref(), Some("true"));
+        let described = name.attr("aria-describedby").await.expect("attr").expect("described");
+        let message = b.text(&format!("#{described}")).await;
+        b.shot("field-error").await;
+        assert!(message.contains("'/'"), "the model's words: {message}");
+        let title = b.client.title().await.expect("title");
+        assert!(title.starts_with("Error: "), "{title}");
+        b.close().await;
+    });
+}

@@ -179,6 +179,36 @@ impl Browser {
         }
     }
 
+    /// Presses a key, as a person at the keyboard does, wherever the focus is.
+    pub async fn press(&self, key: fantoccini::key::Key) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let key: char = key.into();
+        let keys = KeyActions::new("keyboard".to_owned())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.client.perform_actions(keys).await.expect("keys");
+    }
+
+    /// Types text wherever the focus is.
+    pub async fn type_here(&self, text: &str) {
+        let focused = self.client.active_element().await.expect("focus");
+        focused.send_keys(text).await.expect("type");
+    }
+
+    /// The id of the focused element (empty when it has none).
+    pub async fn focused(&self) -> String {
+        self.client
+            .execute(
+                "return document.activeElement.id || document.activeElement.tagName",
+                vec![],
+            )
+            .await
+            .expect("script")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// The page's HTML as the browser holds it.
     pub async fn source(&self) -> String {
         self.client.source().await.expect("source")
