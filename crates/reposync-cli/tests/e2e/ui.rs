@@ -723,7 +723,9 @@ fn admins_manage_users_and_everyone_their_own_tokens() {
             .expect("the token");
         b.shot("token-created").await;
         b.click("button[aria-label='Revoke token laptop']").await;
-        let notice = b.text("#notice").await;
+        let notice = b
+            .wait_text("#notice", "the revocation", |t| t.contains("Revoked"))
+            .await;
         assert!(notice.contains("Revoked laptop"), "{notice}");
         b.close().await;
         (link, token)
@@ -1237,7 +1239,7 @@ fn the_pages_work_from_the_keyboard_and_every_field_has_its_label_and_its_error(
         b.press(Key::Tab).await;
         b.type_here(ADMIN_PASSWORD).await;
         b.press(Key::Enter).await;
-        b.find("main h1").await;
+        b.find("form[action='/ui/logout']").await;
         b.shot("logged-in-by-keyboard").await;
         // Every field of the Git Connector form has a label bound to it.
         b.visit(&format!("{base}/ui/setup/connectors/source-repo-providers/new"), "form").await;
@@ -1255,6 +1257,8 @@ fn the_pages_work_from_the_keyboard_and_every_field_has_its_label_and_its_error(
         b.fill("#name", "bad/name").await;
         b.fill("#url", "https://bitbucket.org/acme/x.git").await;
         b.click("#submit-button").await;
+        // The refused form, not the one that was sent.
+        b.find(".error-summary").await;
         let name = b.find("#name").await;
         assert_eq!(name.attr("aria-invalid").await.expect("attr").as_deref(), Some("true"));
         let described = name.attr("aria-describedby").await.expect("attr").expect("described");
