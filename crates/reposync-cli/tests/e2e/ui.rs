@@ -1270,3 +1270,71 @@ fn the_pages_work_from_the_keyboard_and_every_field_has_its_label_and_its_error(
         b.close().await;
     });
 }
+
+#[test]
+fn an_ssh_key_is_added_in_the_connector_form_from_a_file_and_a_public_key_is_refused_beside_it() {
+    if !browser::available(
+        "ui::an_ssh_key_is_added_in_the_connector_form_from_a_file_and_a_public_key_is_refused_beside_it",
+    ) {
+        return;
+    }
+    let (f, _ca) = bare();
+    let keys = f.app.dir.path().join("keys");
+    std::fs::create_dir(&keys).expect("keys dir");
+    let key = reposync_testkit::SshKeyFiles::generate_ed25519(&keys, "deploy").expect("key");
+    let base = f.app.url.clone();
+    f.rt.block_on(async {
+        let mut b = Browser::start("ssh-upload").await;
+        log_in(&mut b, &base, "admin", ADMIN_PASSWORD).await;
+        b.visit(
+            &format!("{base}/ui/setup/connectors/source-repo-providers/new"),
+            "form",
+        )
+        .await;
+        // A public key pasted where the private key goes: refused beside the field.
+        b.fill("#new_ssh_key_name", "pasted").await;
+        b.fill("#new_ssh_private_key", &key.public_key).await;
+        b.click("#add-key-button").await;
+        let error = b
+            .wait_text("#new_ssh_private_key-error", "the refusal", |t| {
+                !t.is_empty()
+            })
+            .await;
+        b.shot("public-key-refused").await;
+        assert!(error.to_lowercase().contains("public key"), "{error}");
+        // The private key loaded from its file: added, picked, and its public key shown.
+        b.fill("#new_ssh_key_name", "uploaded").await;
+        let file = b.find("#new-ssh-key-file").await;
+        file.send_keys(key.private_key.to_str().expect("utf-8"))
+            .await
+            .expect("choose the file");
+        // The page's script reads the chosen file into the field.
+        b.wait_value(
+            "#new_ssh_private_key",
+            "the file's text in the field",
+            |v| v.contains("BEGIN OPENSSH PRIVATE KEY"),
+        )
+        .await;
+        b.click("#add-key-button").await;
+        let public = b
+            .find("#public-key-value")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("the public key");
+        b.shot("key-uploaded").await;
+        assert_eq!(
+            public.split_whitespace().nth(1),
+            key.public_key.split_whitespace().nth(1)
+        );
+        let picked = b
+            .find("#ssh_key_secret")
+            .await
+            .prop("value")
+            .await
+            .expect("value");
+        assert_eq!(picked.as_deref(), Some("uploaded"));
+        b.close().await;
+    });
+}

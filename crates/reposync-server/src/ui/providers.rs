@@ -179,6 +179,8 @@ pub struct ProviderForm {
     new_secret_value: Option<SecretValue>,
     ssh_key_secret: String,
     new_ssh_key_name: String,
+    new_ssh_private_key: Option<SecretValue>,
+    new_ssh_passphrase: Option<SecretValue>,
     branch: String,
     selectors: String,
     generate_webhook_url: Option<String>,
@@ -353,6 +355,8 @@ async fn render_form(
                 "password_secret",
                 "new_secret_value",
                 "ssh_key_secret",
+                "new_ssh_private_key",
+                "new_ssh_passphrase",
             ]
             .into_iter()
             .map(|id| Field {
@@ -412,7 +416,10 @@ async fn render_form(
         test,
         public_key: secrets
             .iter()
-            .find(|s| form.action == "generate_key" && s.name.as_str() == form.ssh_key_secret)
+            .find(|s| {
+                matches!(form.action.as_str(), "generate_key" | "add_key")
+                    && s.name.as_str() == form.ssh_key_secret
+            })
             .and_then(|s| s.ssh.as_ref())
             .map(|ssh| ssh.public_key.clone()),
         heading: if form.editing.is_empty() {
@@ -436,6 +443,8 @@ async fn render_form(
 fn form_field(field: &str) -> &'static str {
     match field {
         "value" => "new_secret_value",
+        "new_ssh_private_key" => "new_ssh_private_key",
+        "new_ssh_passphrase" => "new_ssh_passphrase",
         "password_secret" => "password_secret",
         "ssh_key_secret" => "ssh_key_secret",
         other => TEXT_FIELDS
@@ -491,8 +500,8 @@ async fn submit(
     client: Option<IpAddr>,
     mut form: ProviderForm,
 ) -> Response {
-    if form.action == "generate_key" {
-        return generate_key(state, caller, client, form).await;
+    if form.action == "generate_key" || form.action == "add_key" {
+        return add_key(state, caller, client, form).await;
     }
     let testing = form.action == "test";
     let editing = !form.editing.is_empty();
@@ -901,9 +910,10 @@ async fn create_inline_secret(
     }
 }
 
-/// Makes an Ed25519 key for the connector being added, picks it, and shows the form again with
-/// its public key to give Bitbucket.
-async fn generate_key(
+/// Adds an SSH key for the connector being edited (one made here, `action=generate_key`, or one
+/// pasted or uploaded, `action=add_key`, with its passphrase), picks it, and shows the form
+/// again with its public key to give Bitbucket.
+async fn add_key(
     state: &AppState,
     caller: &Caller,
     client: Option<IpAddr>,
@@ -914,12 +924,35 @@ async fn generate_key(
         target: Some(form.new_ssh_key_name.clone()),
         change: None,
     };
-    let route = "/api/v1/secrets/ssh/generate";
+    let generating = form.action == "generate_key";
+    let route = if generating {
+        "/api/v1/secrets/ssh/generate"
+    } else {
+        "/api/v1/secrets/ssh"
+    };
     let policy = match access::require(caller, &Method::POST, route, &facts.scopes) {
         Ok(policy) => policy,
         Err(error) => return forbidden_page(caller, error),
     };
-    let made = reposync_core::secrets::generate_ssh(&state.store, &form.new_ssh_key_name).await;
+    let made = if generating {
+        reposync_core::secrets::generate_ssh(&state.store, &form.new_ssh_key_name).await
+    } else {
+        let key = SecretValue::new(super::unix_lines(
+            form.new_ssh_private_key.as_ref().map_or("", |k| k.expose()),
+        ));
+        let passphrase = form
+            .new_ssh_passphrase
+            .clone()
+            .filter(|p| !p.expose().is_empty());
+        reposync_core::secrets::create_ssh(
+            &state.store,
+            &form.new_ssh_key_name,
+            &key,
+            passphrase.as_ref(),
+            None,
+        )
+        .await
+    };
     let status = match &made {
         Ok(_) => StatusCode::CREATED,
         Err(error) => AppError::from(error.clone()).status,
@@ -933,9 +966,14 @@ async fn generate_key(
             render_form(state, caller, &form, None, None, StatusCode::OK).await
         }
         Err(mut error) => {
-            if error.field.as_deref() == Some("name") {
-                error.field = Some("new_ssh_key_name".into());
-            }
+            error.field = Some(
+                match error.field.as_deref() {
+                    Some("private_key") => "new_ssh_private_key",
+                    Some("passphrase") => "new_ssh_passphrase",
+                    _ => "new_ssh_key_name",
+                }
+                .into(),
+            );
             render_form(
                 state,
                 caller,

@@ -9,3 +9,13 @@ document.addEventListener("click", function (event) {
     button.textContent = "Copied";
   });
 });
+
+// A file input with data-fills="ID" loads the chosen file's text into the field ID (a private
+// key to paste), so that uploading is pasting; without this script, pasting still works.
+document.addEventListener("change", function (event) {
+  var input = event.target;
+  if (!input.matches || !input.matches("input[type=file][data-fills]") || !input.files[0]) return;
+  var field = document.getElementById(input.getAttribute("data-fills"));
+  if (!field) return;
+  input.files[0].text().then(function (text) { field.value = text; });
+});

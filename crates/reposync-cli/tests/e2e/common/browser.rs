@@ -179,6 +179,24 @@ impl Browser {
         }
     }
 
+    /// Waits until the value of the field `css` finds satisfies `done`, and returns it.
+    pub async fn wait_value(&self, css: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
+        loop {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await
+                && let Ok(Some(value)) = element.prop("value").await
+            {
+                if done(&value) {
+                    return value;
+                }
+                last = value;
+            }
+            assert!(Instant::now() < deadline, "{what}: still {last:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Presses a key, as a person at the keyboard does, wherever the focus is.
     pub async fn press(&self, key: fantoccini::key::Key) {
         use fantoccini::actions::{InputSource, KeyAction, KeyActions};
