@@ -407,6 +407,13 @@ pub async fn session_caller(store: &Store, id: &str) -> Result<Option<Caller>, C
     }))
 }
 
+/// Ends every web session of a user, wherever they are logged in.
+pub async fn end_sessions(store: &Store, user: &UserName) -> Result<u64, CoreError> {
+    let ended = store.delete_sessions_of(user).await?;
+    tracing::info!(user = %user, ended, "ended every web session of a user");
+    Ok(ended)
+}
+
 /// Ends a web session.
 pub async fn end_session(store: &Store, id: &str) -> Result<(), CoreError> {
     store.delete_session(&hash_token(id)).await?;

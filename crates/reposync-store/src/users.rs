@@ -724,6 +724,17 @@ impl Store {
         Ok(())
     }
 
+    /// Ends every session of a user: "log out everywhere".
+    pub async fn delete_sessions_of(&self, user: &UserName) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM ui_sessions WHERE user_id IN (SELECT id FROM users WHERE name = $1)",
+        )
+        .bind(user.as_str())
+        .write(&self.db)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ends a session.
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM ui_sessions WHERE id_hash = $1")

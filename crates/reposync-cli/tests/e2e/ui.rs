@@ -727,6 +727,48 @@ fn admins_manage_users_and_everyone_their_own_tokens() {
             .wait_text("#notice", "the revocation", |t| t.contains("Revoked"))
             .await;
         assert!(notice.contains("Revoked laptop"), "{notice}");
+        // Another session of the admin's ends too when they log out everywhere.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let other = http
+            .post(format!("{base}/ui/login"))
+            .form(&[
+                ("user", "admin"),
+                ("password", ADMIN_PASSWORD),
+                ("next", "/ui/setup"),
+            ])
+            .send()
+            .await
+            .expect("login");
+        let other = other.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let page = |cookie: String| {
+            let http = http.clone();
+            let url = format!("{base}/ui/setup");
+            async move {
+                http.get(url)
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .expect("page")
+                    .status()
+            }
+        };
+        assert_eq!(page(other.clone()).await, reqwest::StatusCode::OK);
+        b.click("#logout-everywhere").await;
+        b.find("form[action='/ui/login']").await;
+        assert_eq!(
+            page(other).await,
+            reqwest::StatusCode::SEE_OTHER,
+            "the other session ended"
+        );
         b.close().await;
         (link, token)
     });

@@ -111,3 +111,15 @@ pub async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMa
     let cookie = session::end_cookie(super::secure(&state));
     ([(header::SET_COOKIE, cookie)], Redirect::to("/ui/login")).into_response()
 }
+
+/// `POST /ui/logout/everywhere`: ends every session of the caller's, on every browser.
+pub async fn logout_everywhere(
+    State(state): State<AppState>,
+    super::session::UiCaller(caller): super::session::UiCaller,
+) -> Response {
+    if let Err(error) = users::end_sessions(&state.store, &caller.user).await {
+        return crate::error::AppError::from(error).into_response();
+    }
+    let cookie = session::end_cookie(super::secure(&state));
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/ui/login")).into_response()
+}

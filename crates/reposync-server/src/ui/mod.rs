@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/", get(|| async { Redirect::to("/ui/setup") }))
         .route("/ui/login", get(login::form).post(login::submit))
         .route("/ui/logout", post(login::logout))
+        .route("/ui/logout/everywhere", post(login::logout_everywhere))
         .route("/ui/setup", get(providers::setup))
         .route(
             "/ui/setup/connectors/source-repo-providers",
