@@ -458,6 +458,24 @@ fn a_viewer_sees_no_edit_controls_and_forged_or_cross_site_posts_are_refused() {
     });
     assert_eq!(forged, reqwest::StatusCode::FORBIDDEN);
     assert_eq!(cross_site, reqwest::StatusCode::FORBIDDEN);
+    // Every page carries the strict policy, and may not be framed.
+    let headers = f.rt.block_on(async {
+        reqwest::get(format!("{base}/ui/login"))
+            .await
+            .expect("login page")
+            .headers()
+            .clone()
+    });
+    let policy = headers["content-security-policy"].to_str().expect("csp");
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{directive} in {policy}");
+    }
+    assert_eq!(headers["x-frame-options"], "DENY");
     let listed = f
         .app
         .cli(&["--json", "connector", "list"], None)

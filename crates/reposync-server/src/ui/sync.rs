@@ -70,23 +70,53 @@ fn timed(at: Option<String>) -> Option<(String, String)> {
     })
 }
 
-/// Every live link in words: in sync, waiting, held, or broken.
+/// Every live link in words: in sync, pushing, waiting, held, in conflict, or broken.
 async fn link_rows(state: &AppState, caller: &Caller) -> Result<Vec<LinkRow>, CoreError> {
     let short = |commit: Option<String>| {
         commit.map_or_else(|| "none yet".to_owned(), |c| c.chars().take(12).collect())
+    };
+    // What each scope's changes are doing, from the newest changesets.
+    let changesets = reposync_core::activity::activity(&state.store, None, Some(500))
+        .await?
+        .changesets;
+    let any = |scope: &str, status: &str| {
+        changesets
+            .iter()
+            .any(|c| c.scope == scope && c.status == status)
     };
     Ok(links::status(&state.store)
         .await?
         .into_iter()
         .map(|view| {
             let scope = Scope::of_app(view.app.as_deref());
-            let (state_word, class, detail) = match (&view.broken, view.errors, view.waiting) {
-                (Some(why), _, _) => ("Broken", "failed", why.clone()),
-                (None, 0, 0) => ("In sync", "ok", String::new()),
-                (None, 0, waiting) => {
-                    ("Waiting", "running", format!("{waiting} change(s) to push"))
-                }
-                (None, errors, _) => ("Held", "failed", format!("{errors} error(s) need a person")),
+            let (state_word, class, detail) = if let Some(why) = &view.broken {
+                ("Broken", "failed", why.clone())
+            } else if any(&view.scope, "conflict") {
+                (
+                    "Conflict",
+                    "failed",
+                    "Git and reposync changed the same file; see the errors".to_owned(),
+                )
+            } else if view.errors > 0 {
+                (
+                    "Held",
+                    "failed",
+                    format!("{} error(s) need a person", view.errors),
+                )
+            } else if any(&view.scope, "pushing") {
+                (
+                    "Pushing",
+                    "running",
+                    format!("{} change(s) on their way", view.waiting.max(1)),
+                )
+            } else if view.waiting > 0 {
+                (
+                    "Waiting",
+                    "running",
+                    format!("{} change(s) to push", view.waiting),
+                )
+            } else {
+                ("In sync", "ok", String::new())
             };
             LinkRow {
                 can_change: may(caller, "/api/v1/sync/refresh", &scope),
@@ -708,11 +738,28 @@ pub struct ActivityQuery {
     direction: String,
 }
 
-/// A commit's page on Bitbucket, when the connector's provider is known.
+/// A commit's page on Bitbucket, when the connector's provider is known and its clone URL says
+/// where the pages are: Cloud's `bitbucket.org/<workspace>/<repo>`, or a Server's
+/// `<base>/scm/<project>/<repo>.git` over HTTPS.
 fn commit_page(url: &str, provider: &str, commit: &str) -> Option<String> {
-    let repo = url.trim_end_matches(".git");
+    let repo = url.trim_end_matches('/').trim_end_matches(".git");
     match provider {
-        "bitbucket-cloud" => Some(format!("{repo}/commits/{commit}")),
+        "bitbucket-cloud" => {
+            let path = repo
+                .strip_prefix("https://")
+                .and_then(|rest| rest.split_once('/').map(|(_, path)| path))
+                .or_else(|| repo.split_once(':').map(|(_, path)| path))?;
+            let path = path.trim_start_matches('/');
+            Some(format!("https://bitbucket.org/{path}/commits/{commit}"))
+        }
+        "bitbucket-server" if repo.starts_with("https://") || repo.starts_with("http://") => {
+            let (base, rest) = repo.split_once("/scm/")?;
+            let (project, name) = rest.split_once('/')?;
+            Some(format!(
+                "{base}/projects/{}/repos/{name}/commits/{commit}",
+                project.to_uppercase()
+            ))
+        }
         _ => None,
     }
 }
@@ -742,9 +789,9 @@ pub async fn activity(
         Some((link.url.clone(), connector.spec.provider.to_string()))
     };
     let class = |status: &str| match status {
-        "landed" | "applied" | "pushed" => "ok",
-        "failed" | "conflict" => "failed",
-        _ => "running",
+        "pushed" | "nothing" | "applied" | "ours" | "snapshot" => "ok",
+        "running" => "running",
+        _ => "failed",
     };
     let out = found
         .attempts
@@ -793,8 +840,10 @@ pub async fn activity(
             author: c.author,
             at_local: local(&c.applied_at),
             at: c.applied_at,
+            link: app
+                .and_then(|app| provider_of(&format!("app:{app}")))
+                .and_then(|(url, provider)| commit_page(&url, &provider, c.commit_id.as_str())),
             commit: c.commit_id.to_string().chars().take(12).collect(),
-            link: None,
             error: String::new(),
             files: c
                 .files
@@ -870,4 +919,49 @@ pub async fn retry(
         super::url_encode(&notice)
     ))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::commit_page;
+
+    #[test]
+    fn commits_link_to_their_page_on_bitbucket_when_the_url_says_where_it_is() {
+        assert_eq!(
+            commit_page(
+                "https://bitbucket.org/acme/config.git",
+                "bitbucket-cloud",
+                "abc"
+            )
+            .as_deref(),
+            Some("https://bitbucket.org/acme/config/commits/abc")
+        );
+        assert_eq!(
+            commit_page(
+                "git@bitbucket.org:acme/config.git",
+                "bitbucket-cloud",
+                "abc"
+            )
+            .as_deref(),
+            Some("https://bitbucket.org/acme/config/commits/abc")
+        );
+        assert_eq!(
+            commit_page(
+                "https://git.corp/bitbucket/scm/plat/config.git",
+                "bitbucket-server",
+                "abc"
+            )
+            .as_deref(),
+            Some("https://git.corp/bitbucket/projects/PLAT/repos/config/commits/abc")
+        );
+        assert_eq!(
+            commit_page(
+                "ssh://git@git.corp:7999/plat/config.git",
+                "bitbucket-server",
+                "abc"
+            ),
+            None
+        );
+        assert_eq!(commit_page("https://example.com/x.git", "git", "abc"), None);
+    }
 }

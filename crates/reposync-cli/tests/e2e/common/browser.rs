@@ -131,32 +131,57 @@ impl Browser {
 
     /// Types `text` into the field `css` finds, after clearing it.
     pub async fn fill(&self, css: &str, text: &str) {
-        let field = self.find(css).await;
-        field.clear().await.expect("clear");
-        field.send_keys(text).await.expect("type");
+        self.retry(css, |field| async move {
+            field.clear().await?;
+            field.send_keys(text).await
+        })
+        .await;
     }
 
     /// Picks the option whose value is `value` in the select `css` finds.
     pub async fn select(&self, css: &str, value: &str) {
-        self.find(css)
-            .await
-            .select_by_value(value)
-            .await
-            .unwrap_or_else(|e| panic!("{css} = {value}: {e}"));
+        self.retry(
+            css,
+            |field| async move { field.select_by_value(value).await },
+        )
+        .await;
     }
 
     /// Clicks what `css` finds.
     pub async fn click(&self, css: &str) {
-        self.find(css)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        self.retry(
+            css,
+            |element| async move { element.click().await.map(|_| ()) },
+        )
+        .await;
     }
 
-    /// The text of what `css` finds.
+    /// Does `act` with what `css` finds, finding it again if a page load took it away
+    /// meanwhile ("stale"), until it works or 30 seconds have passed.
+    async fn retry<F, Fut>(&self, css: &str, act: F)
+    where
+        F: Fn(Element) -> Fut,
+        Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let outcome = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => act(element).await,
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(()) => return,
+                Err(error) => {
+                    assert!(Instant::now() < deadline, "{css}: {error}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// The text of what `css` finds, found afresh until it reads (see [`Browser::wait_text`]).
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.expect("text")
+        self.wait_text(css, css, |_| true).await
     }
 
     /// Waits until the text of what `css` finds satisfies `done`, and returns it. The element
