@@ -808,6 +808,92 @@ mod tests {
         assert!(!runtime.block_on(verify_password(&password, None)));
     }
 
+    async fn store_with_user(
+        clock: std::sync::Arc<reposync_store::ManualClock>,
+    ) -> (tempfile::TempDir, Store, UserName) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &Store::sqlite_url(dir.path()),
+            reposync_secrets::MasterKey::generate(),
+        )
+        .await
+        .unwrap()
+        .with_clock(clock);
+        let name = UserName::parse("vera").unwrap();
+        let user = NewUser {
+            name: name.clone(),
+            email: None,
+            role: Role::Viewer,
+            apps: Vec::new(),
+            password_hash: None,
+        };
+        store.create_user(&user, None).await.unwrap();
+        // An admin besides, so that disabling vera leaves one.
+        let admin = NewUser {
+            name: UserName::parse("ada").unwrap(),
+            role: Role::Admin,
+            ..user
+        };
+        store.create_user(&admin, None).await.unwrap();
+        (dir, store, name)
+    }
+
+    /// A web session ends after two idle hours, twelve hours after it began however busy, and
+    /// with its user's disabling.
+    #[tokio::test]
+    async fn web_sessions_end_when_idle_at_their_end_and_with_their_user() {
+        let clock = reposync_store::ManualClock::starting_now();
+        let (_dir, store, name) = store_with_user(clock.clone()).await;
+        let hour = 3_600_000;
+        let idle = start_session(&store, &name).await.unwrap();
+        clock.advance(hour);
+        assert!(
+            session_caller(&store, idle.expose())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        clock.advance(2 * hour);
+        assert!(
+            session_caller(&store, idle.expose())
+                .await
+                .unwrap()
+                .is_none(),
+            "idle too long"
+        );
+        let busy = start_session(&store, &name).await.unwrap();
+        for _ in 0..11 {
+            clock.advance(hour);
+            assert!(
+                session_caller(&store, busy.expose())
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        clock.advance(hour);
+        assert!(
+            session_caller(&store, busy.expose())
+                .await
+                .unwrap()
+                .is_none(),
+            "past its end"
+        );
+        let fresh = start_session(&store, &name).await.unwrap();
+        let disabled = UserUpdate {
+            disabled: Some(true),
+            ..UserUpdate::default()
+        };
+        store.update_user(&name, &disabled).await.unwrap();
+        assert!(
+            session_caller(&store, fresh.expose())
+                .await
+                .unwrap()
+                .is_none(),
+            "disabled"
+        );
+    }
+
     #[test]
     fn a_short_password_is_refused_naming_the_field() {
         let error = hash_password(&SecretValue::new("hunter2")).unwrap_err();

@@ -560,6 +560,17 @@ fn a_pushed_bad_file_shows_on_the_errors_page_until_discarded() {
             links.contains("app:Shop") && links.contains("Held"),
             "{links}"
         );
+        // The commit read from Git shows each file by outcome.
+        b.visit(
+            &format!("{base}/ui/git-sync/activity?app=Shop&direction=in"),
+            "activity-in",
+        )
+        .await;
+        let activity = b.text("main").await;
+        assert!(
+            activity.contains("broken/Index.yaml (failed)"),
+            "{activity}"
+        );
         b.visit(&format!("{base}/ui/git-sync/errors"), "errors")
             .await;
         let inbound = b.text("section[aria-labelledby='group-inbound']").await;

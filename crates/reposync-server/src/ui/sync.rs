@@ -825,6 +825,17 @@ pub async fn activity(
             }
         })
         .collect();
+    // A file read from Git failed when an open error names it in that commit.
+    let open = match resolve::errors(&state.store, false, None, None).await {
+        Ok(open) => open,
+        Err(error) => return AppError::from(error).into_response(),
+    };
+    let failed = |commit: &str, path: &str| {
+        open.iter().any(|e| {
+            e.commit_id.as_ref().is_some_and(|c| c.as_str() == commit)
+                && e.path.as_deref() == Some(path)
+        })
+    };
     let inbound = found
         .inbound
         .into_iter()
@@ -847,8 +858,15 @@ pub async fn activity(
             error: String::new(),
             files: c
                 .files
-                .into_iter()
-                .map(|f| format!("{}: {}", f.op, f.path))
+                .iter()
+                .map(|f| {
+                    let outcome = if failed(c.commit_id.as_str(), &f.path) {
+                        "failed"
+                    } else {
+                        "applied"
+                    };
+                    format!("{}: {} ({outcome})", f.op, f.path)
+                })
                 .collect(),
             errors: c.errors,
         })
