@@ -413,12 +413,29 @@ async fn facts(
     let (body, json) = if needs_body {
         // Read through `Bytes`, which honours the route's body limit; a body that is not
         // JSON goes on to the handler, which refuses it with its own words.
-        let request = Request::from_parts(parts.clone(), body);
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                AppError::new(rejection.status(), "invalid", rejection.body_text())
-            })?;
+        let bytes = if policy.touches == Touches::ImportedFiles {
+            // An import has a limit of its own, which its route's layer would set only inside
+            // this one.
+            axum::body::to_bytes(body, state.config.max_import_bytes)
+                .await
+                .map_err(|_| {
+                    AppError::new(
+                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!(
+                            "the import is larger than {} bytes (`max_import_bytes` under `[limits]` in the configuration file)",
+                            state.config.max_import_bytes
+                        ),
+                    )
+                })?
+        } else {
+            let request = Request::from_parts(parts.clone(), body);
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| {
+                    AppError::new(rejection.status(), "invalid", rejection.body_text())
+                })?
+        };
         let json = serde_json::from_slice::<Value>(&bytes).ok();
         (Body::from(bytes), json)
     } else {

@@ -2263,3 +2263,48 @@ async fn real_answers_match_their_documented_schemas() {
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     answered_as_documented(&api, doc, bad_limit, None, unprocessable).await;
 }
+
+/// An import may be larger than other requests: its own limit holds in the access layer too,
+/// which reads the body to learn which applications it touches.
+#[tokio::test]
+async fn an_import_larger_than_other_requests_may_be_is_accepted_up_to_its_own_limit() {
+    let api = Api::spawn_with(|config| {
+        config.max_body_bytes = 16 * 1024;
+        config.max_import_bytes = 1024 * 1024;
+    })
+    .await;
+    use base64::Engine as _;
+    let files: Vec<Value> = (0..200)
+        .map(|n| {
+            let yaml = format!(
+                "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: KUBERNETES\ndescription: {}\n",
+                "x".repeat(200 + n)
+            );
+            json!({
+                "path": format!("Setup/Applications/Big/Services/s{n}/Index.yaml"),
+                "content": base64::engine::general_purpose::STANDARD.encode(yaml),
+            })
+        })
+        .chain(std::iter::once(json!({
+            "path": "Setup/Applications/Big/Index.yaml",
+            "content": base64::engine::general_purpose::STANDARD
+                .encode("harnessApiVersion: '1.0'\ntype: APPLICATION\n"),
+        })))
+        .collect();
+    let body = json!({ "files": files });
+    assert!(
+        body.to_string().len() > 16 * 1024,
+        "larger than other requests may be"
+    );
+    let (status, report) = api.post("/api/v1/import", body).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["created"], 201, "{report}");
+    let (status, refused) = api
+        .post("/api/v1/apps", json!({"name": "x".repeat(20 * 1024)}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "other requests keep theirs: {refused}"
+    );
+}
