@@ -45,6 +45,35 @@ fn bare() -> (Fixture, TestCa) {
     )
 }
 
+/// The Git Sync fixture (an HTTPS connector `git`, an application `Shop`), with the admin's
+/// password set for logging in.
+fn synced_fixture() -> Fixture {
+    let f = Fixture::https(&[("README.md", "config repository\n")]);
+    f.app
+        .cli(
+            &["user", "set-password", "admin", "--password-stdin"],
+            Some(&format!("{ADMIN_PASSWORD}\n")),
+        )
+        .ok();
+    f
+}
+
+/// The Bitbucket emulator, delivering signed Cloud pushes to the connector `git`'s webhook.
+fn emulated_pushes(f: &Fixture) -> BitbucketEmulator {
+    let (token, secret) = f.webhook_credentials();
+    let emulator =
+        f.rt.block_on(BitbucketEmulator::start(&f.root))
+            .expect("emulator");
+    let hook = format!("{}/api/webhooks/git/{token}", f.app.url);
+    emulator
+        .add_webhook(
+            REPO,
+            WebhookTarget::new(hook, WebhookFormat::Cloud).with_secret(secret),
+        )
+        .expect("webhook");
+    emulator
+}
+
 async fn log_in(browser: &mut Browser, base: &str, user: &str, password: &str) {
     browser.visit(&format!("{base}/ui/login"), "login").await;
     browser.fill("#user", user).await;
@@ -235,13 +264,7 @@ fn editing_a_file_in_the_tree_commits_it_with_the_connectors_author_and_a_bad_ed
     ) {
         return;
     }
-    let f = Fixture::https(&[("README.md", "config repository\n")]);
-    f.app
-        .cli(
-            &["user", "set-password", "admin", "--password-stdin"],
-            Some(&format!("{ADMIN_PASSWORD}\n")),
-        )
-        .ok();
+    let f = synced_fixture();
     f.app
         .cli(
             &["sync", "enable", "--app", "Shop", "--connector", "git"],
@@ -503,13 +526,7 @@ fn a_pushed_bad_file_shows_on_the_errors_page_until_discarded() {
     if !browser::available("ui::a_pushed_bad_file_shows_on_the_errors_page_until_discarded") {
         return;
     }
-    let f = Fixture::https(&[("README.md", "config repository\n")]);
-    f.app
-        .cli(
-            &["user", "set-password", "admin", "--password-stdin"],
-            Some(&format!("{ADMIN_PASSWORD}\n")),
-        )
-        .ok();
+    let f = synced_fixture();
     f.app
         .cli(
             &["sync", "enable", "--app", "Shop", "--connector", "git"],
@@ -517,17 +534,7 @@ fn a_pushed_bad_file_shows_on_the_errors_page_until_discarded() {
         )
         .ok();
     f.wait_pushed();
-    let (token, secret) = f.webhook_credentials();
-    let emulator =
-        f.rt.block_on(BitbucketEmulator::start(&f.root))
-            .expect("emulator");
-    let hook = format!("{}/api/webhooks/git/{token}", f.app.url);
-    emulator
-        .add_webhook(
-            REPO,
-            WebhookTarget::new(hook, WebhookFormat::Cloud).with_secret(secret),
-        )
-        .expect("webhook");
+    let emulator = emulated_pushes(&f);
     let bad = format!("{SHOP}/Services/broken/Index.yaml");
     emulator
         .commit(
@@ -667,13 +674,7 @@ fn secrets_are_listed_with_where_they_are_used_and_a_used_one_is_not_deleted() {
     ) {
         return;
     }
-    let f = Fixture::https(&[("README.md", "config repository\n")]);
-    f.app
-        .cli(
-            &["user", "set-password", "admin", "--password-stdin"],
-            Some(&format!("{ADMIN_PASSWORD}\n")),
-        )
-        .ok();
+    let f = synced_fixture();
     let base = f.app.url.clone();
     f.rt.block_on(async {
         let mut b = Browser::start("secrets").await;
@@ -821,13 +822,7 @@ fn deliveries_and_delegates_are_shown_and_delegate_tokens_made_and_revoked() {
     ) {
         return;
     }
-    let f = Fixture::https(&[("README.md", "config repository\n")]);
-    f.app
-        .cli(
-            &["user", "set-password", "admin", "--password-stdin"],
-            Some(&format!("{ADMIN_PASSWORD}\n")),
-        )
-        .ok();
+    let f = synced_fixture();
     f.app
         .cli(
             &["sync", "enable", "--app", "Shop", "--connector", "git"],
@@ -835,17 +830,7 @@ fn deliveries_and_delegates_are_shown_and_delegate_tokens_made_and_revoked() {
         )
         .ok();
     f.wait_pushed();
-    let (token, secret) = f.webhook_credentials();
-    let emulator =
-        f.rt.block_on(BitbucketEmulator::start(&f.root))
-            .expect("emulator");
-    let hook = format!("{}/api/webhooks/git/{token}", f.app.url);
-    emulator
-        .add_webhook(
-            REPO,
-            WebhookTarget::new(hook, WebhookFormat::Cloud).with_secret(secret),
-        )
-        .expect("webhook");
+    let emulator = emulated_pushes(&f);
     let path = format!("{SHOP}/Workflows/hooked.yaml");
     let yaml = workflow("delivered");
     emulator
@@ -901,13 +886,7 @@ fn editing_a_connector_changes_only_what_changed_and_deleting_names_what_stops_i
     ) {
         return;
     }
-    let f = Fixture::https(&[("README.md", "config repository\n")]);
-    f.app
-        .cli(
-            &["user", "set-password", "admin", "--password-stdin"],
-            Some(&format!("{ADMIN_PASSWORD}\n")),
-        )
-        .ok();
+    let f = synced_fixture();
     let before = f
         .app
         .cli(&["--json", "connector", "show", "git"], None)
@@ -1020,13 +999,7 @@ fn a_scope_is_linked_followed_in_its_activity_and_unlinked_from_the_git_sync_pag
     ) {
         return;
     }
-    let f = Fixture::https(&[("README.md", "config repository\n")]);
-    f.app
-        .cli(
-            &["user", "set-password", "admin", "--password-stdin"],
-            Some(&format!("{ADMIN_PASSWORD}\n")),
-        )
-        .ok();
+    let f = synced_fixture();
     let base = f.app.url.clone();
     f.rt.block_on(async {
         let mut b = Browser::start("git-sync").await;
@@ -1104,13 +1077,7 @@ fn files_are_created_renamed_refused_deleted_and_downloaded_from_the_tree() {
     ) {
         return;
     }
-    let f = Fixture::https(&[("README.md", "config repository\n")]);
-    f.app
-        .cli(
-            &["user", "set-password", "admin", "--password-stdin"],
-            Some(&format!("{ADMIN_PASSWORD}\n")),
-        )
-        .ok();
+    let f = synced_fixture();
     let base = f.app.url.clone();
     let pipeline = "harnessApiVersion: '1.0'\ntype: PIPELINE\npipelineStages:\n- type: ENV_STATE\n  workflowName: deploy\n";
     let cookie = f.rt.block_on(async {
@@ -1234,13 +1201,7 @@ fn a_change_the_branch_refused_is_retried_from_the_errors_page_once_the_branch_t
     ) {
         return;
     }
-    let f = Fixture::https(&[("README.md", "config repository\n")]);
-    f.app
-        .cli(
-            &["user", "set-password", "admin", "--password-stdin"],
-            Some(&format!("{ADMIN_PASSWORD}\n")),
-        )
-        .ok();
+    let f = synced_fixture();
     f.app
         .cli(
             &["sync", "enable", "--app", "Shop", "--connector", "git"],

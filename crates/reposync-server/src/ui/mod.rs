@@ -191,8 +191,8 @@ fn url_encode(text: &str) -> String {
 }
 
 /// Checks that the caller may do what the API route `method route` does, on `target` in the
-/// account, records the attempt in the audit trail, and runs `work`: the one way a UI action
-/// that is the account's goes through the policy table.
+/// account, records the attempt in the audit trail, and runs `work`: [`act_in`] for the
+/// account's actions.
 async fn act<T>(
     state: &AppState,
     caller: &Caller,
@@ -206,6 +206,36 @@ async fn act<T>(
         target: Some(target.to_owned()),
         change: None,
     };
+    let success = if method == axum::http::Method::POST {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    act_in(
+        state,
+        caller,
+        client,
+        (method, route),
+        &facts,
+        success,
+        work,
+    )
+    .await
+}
+
+/// The one way a UI action goes through the policy table: checks that the caller may do what
+/// the API route `method route` does in the scopes `facts` names, records the attempt (with
+/// `success`, or the refusal's status) in the audit trail, and runs `work`. A refusal comes
+/// back as the 403 page.
+async fn act_in<T>(
+    state: &AppState,
+    caller: &Caller,
+    client: Option<std::net::IpAddr>,
+    (method, route): (axum::http::Method, &str),
+    facts: &crate::access::Facts,
+    success: StatusCode,
+    work: impl std::future::Future<Output = Result<T, reposync_core::error::CoreError>>,
+) -> Result<Result<T, reposync_core::error::CoreError>, Response> {
     let Some(policy) = crate::access::policy(&method, route) else {
         return Err(crate::error::AppError::not_found("no such action").into_response());
     };
@@ -215,7 +245,7 @@ async fn act<T>(
             caller,
             client,
             policy,
-            &facts,
+            facts,
             error.status,
             Some(&error.message),
         )
@@ -224,11 +254,10 @@ async fn act<T>(
     }
     let outcome = work.await;
     let status = match &outcome {
-        Ok(_) if method == axum::http::Method::POST => StatusCode::CREATED,
-        Ok(_) => StatusCode::OK,
+        Ok(_) => success,
         Err(error) => crate::error::AppError::from(error.clone()).status,
     };
-    crate::audit::record_request(state, caller, client, policy, &facts, status, None).await;
+    crate::audit::record_request(state, caller, client, policy, facts, status, None).await;
     Ok(outcome)
 }
 

@@ -867,26 +867,21 @@ async fn create_inline_secret(
     client: Option<IpAddr>,
     form: &mut ProviderForm,
 ) -> Result<(), Response> {
-    let facts = Facts {
-        scopes: vec![Scope::Account],
-        target: Some(form.new_secret_name.clone()),
-        change: None,
-    };
-    let policy = match access::require(caller, &Method::POST, "/api/v1/secrets", &facts.scopes) {
-        Ok(policy) => policy,
-        Err(error) => return Err(forbidden_page(caller, error)),
-    };
     let value = form
         .new_secret_value
         .take()
         .unwrap_or_else(|| SecretValue::new(""));
-    let created =
-        reposync_core::secrets::create_text(&state.store, &form.new_secret_name, &value).await;
-    let status = match &created {
-        Ok(_) => StatusCode::CREATED,
-        Err(error) => AppError::from(error.clone()).status,
-    };
-    crate::audit::record_request(state, caller, client, policy, &facts, status, None).await;
+    let name = form.new_secret_name.clone();
+    let work = reposync_core::secrets::create_text(&state.store, &name, &value);
+    let created = super::act(
+        state,
+        caller,
+        client,
+        (Method::POST, "/api/v1/secrets"),
+        &name,
+        work,
+    )
+    .await?;
     match created {
         Ok(record) => {
             form.password_secret = record.name.to_string();
@@ -919,23 +914,19 @@ async fn add_key(
     client: Option<IpAddr>,
     mut form: ProviderForm,
 ) -> Response {
-    let facts = Facts {
-        scopes: vec![Scope::Account],
-        target: Some(form.new_ssh_key_name.clone()),
-        change: None,
-    };
     let generating = form.action == "generate_key";
-    let route = if generating {
-        "/api/v1/secrets/ssh/generate"
-    } else {
-        "/api/v1/secrets/ssh"
-    };
-    let policy = match access::require(caller, &Method::POST, route, &facts.scopes) {
-        Ok(policy) => policy,
-        Err(error) => return forbidden_page(caller, error),
-    };
+    let name = form.new_ssh_key_name.clone();
     let made = if generating {
-        reposync_core::secrets::generate_ssh(&state.store, &form.new_ssh_key_name).await
+        let work = reposync_core::secrets::generate_ssh(&state.store, &name);
+        super::act(
+            state,
+            caller,
+            client,
+            (Method::POST, "/api/v1/secrets/ssh/generate"),
+            &name,
+            work,
+        )
+        .await
     } else {
         let key = SecretValue::new(super::unix_lines(
             form.new_ssh_private_key.as_ref().map_or("", |k| k.expose()),
@@ -944,20 +935,27 @@ async fn add_key(
             .new_ssh_passphrase
             .clone()
             .filter(|p| !p.expose().is_empty());
-        reposync_core::secrets::create_ssh(
+        let work = reposync_core::secrets::create_ssh(
             &state.store,
-            &form.new_ssh_key_name,
+            &name,
             &key,
             passphrase.as_ref(),
             None,
+        );
+        super::act(
+            state,
+            caller,
+            client,
+            (Method::POST, "/api/v1/secrets/ssh"),
+            &name,
+            work,
         )
         .await
     };
-    let status = match &made {
-        Ok(_) => StatusCode::CREATED,
-        Err(error) => AppError::from(error.clone()).status,
+    let made = match made {
+        Ok(made) => made,
+        Err(refused) => return refused,
     };
-    crate::audit::record_request(state, caller, client, policy, &facts, status, None).await;
     form.protocol = "ssh".into();
     match made {
         Ok(record) => {

@@ -15,7 +15,7 @@ use reposync_store::{CONNECTION_FAILED, SyncRow};
 use serde::Deserialize;
 
 use super::session::UiCaller;
-use super::{Layout, forbidden_page, page};
+use super::{Layout, act_in, page};
 use crate::access::{self, Facts};
 use crate::audit::ClientAddr;
 use crate::error::AppError;
@@ -212,28 +212,22 @@ pub async fn refresh(
         target: app.map(str::to_owned),
         change: None,
     };
-    let Some(policy) = access::policy(&Method::POST, "/api/v1/sync/refresh") else {
-        return AppError::not_found("no such action").into_response();
+    let action = (Method::POST, "/api/v1/sync/refresh");
+    let work = links::refresh(&state.store, app, false);
+    let outcome = match act_in(
+        &state,
+        &caller,
+        client,
+        action,
+        &facts,
+        StatusCode::ACCEPTED,
+        work,
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(refused) => return refused,
     };
-    if let Err(error) = access::require(&caller, &Method::POST, policy.route, &facts.scopes) {
-        crate::audit::record_request(
-            &state,
-            &caller,
-            client,
-            policy,
-            &facts,
-            error.status,
-            Some(&error.message),
-        )
-        .await;
-        return forbidden_page(&caller, error);
-    }
-    let outcome = links::refresh(&state.store, app, false).await;
-    let status = match &outcome {
-        Ok(_) => StatusCode::ACCEPTED,
-        Err(error) => AppError::from(error.clone()).status,
-    };
-    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
     match outcome {
         Ok(_) => Redirect::to("/ui/git-sync?notice=Reading+the+branch+now").into_response(),
         Err(error) => AppError::from(error).into_response(),
@@ -414,28 +408,22 @@ pub async fn discard(
         target: Some(id.to_string()),
         change: None,
     };
-    let Some(policy) = access::policy(&Method::POST, "/api/v1/sync/errors/{id}/discard") else {
-        return AppError::not_found("no such action").into_response();
+    let action = (Method::POST, "/api/v1/sync/errors/{id}/discard");
+    let work = resolve::discard(&state.store, &id);
+    let outcome = match act_in(
+        &state,
+        &caller,
+        client,
+        action,
+        &facts,
+        StatusCode::OK,
+        work,
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(refused) => return refused,
     };
-    if let Err(error) = access::require(&caller, &Method::POST, policy.route, &facts.scopes) {
-        crate::audit::record_request(
-            &state,
-            &caller,
-            client,
-            policy,
-            &facts,
-            error.status,
-            Some(&error.message),
-        )
-        .await;
-        return forbidden_page(&caller, error);
-    }
-    let outcome = resolve::discard(&state.store, &id).await;
-    let status = match &outcome {
-        Ok(()) => StatusCode::OK,
-        Err(error) => AppError::from(error.clone()).status,
-    };
-    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
     match outcome {
         Ok(()) => Redirect::to("/ui/git-sync/errors?notice=Discarded").into_response(),
         Err(error) => AppError::from(error).into_response(),
@@ -477,29 +465,23 @@ pub async fn enable(
         target: request.app.clone(),
         change: None,
     };
-    let Some(policy) = access::policy(&Method::POST, "/api/v1/sync/enable") else {
-        return AppError::not_found("no such action").into_response();
-    };
-    if let Err(error) = access::require(&caller, &Method::POST, policy.route, &facts.scopes) {
-        crate::audit::record_request(
-            &state,
-            &caller,
-            client,
-            policy,
-            &facts,
-            error.status,
-            Some(&error.message),
-        )
-        .await;
-        return forbidden_page(&caller, error);
-    }
     let person = caller.person();
-    let outcome = links::request_enable(&state.store, &request, Some(&person)).await;
-    let status = match &outcome {
-        Ok(_) => StatusCode::ACCEPTED,
-        Err(error) => AppError::from(error.clone()).status,
+    let action = (Method::POST, "/api/v1/sync/enable");
+    let work = links::request_enable(&state.store, &request, Some(&person));
+    let outcome = match act_in(
+        &state,
+        &caller,
+        client,
+        action,
+        &facts,
+        StatusCode::ACCEPTED,
+        work,
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(refused) => return refused,
     };
-    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
     match outcome {
         Ok(task) => {
             let id = task.id.to_string();
@@ -671,29 +653,23 @@ pub async fn disable(
         target: app.clone(),
         change: None,
     };
-    let Some(policy) = access::policy(&Method::POST, "/api/v1/sync/disable") else {
-        return AppError::not_found("no such action").into_response();
-    };
-    if let Err(error) = access::require(&caller, &Method::POST, policy.route, &facts.scopes) {
-        crate::audit::record_request(
-            &state,
-            &caller,
-            client,
-            policy,
-            &facts,
-            error.status,
-            Some(&error.message),
-        )
-        .await;
-        return forbidden_page(&caller, error);
-    }
     let person = caller.person();
-    let outcome = links::disable(&state.store, app.as_deref(), Some(&person)).await;
-    let status = match &outcome {
-        Ok(_) => StatusCode::OK,
-        Err(error) => AppError::from(error.clone()).status,
+    let action = (Method::POST, "/api/v1/sync/disable");
+    let work = links::disable(&state.store, app.as_deref(), Some(&person));
+    let outcome = match act_in(
+        &state,
+        &caller,
+        client,
+        action,
+        &facts,
+        StatusCode::OK,
+        work,
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(refused) => return refused,
     };
-    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
     match outcome {
         Ok(scope) => Redirect::to(&format!(
             "/ui/git-sync?notice={}",
@@ -906,28 +882,22 @@ pub async fn retry(
         target: Some(id.to_string()),
         change: None,
     };
-    let Some(policy) = access::policy(&Method::POST, "/api/v1/sync/changesets/{id}/retry") else {
-        return AppError::not_found("no such action").into_response();
+    let action = (Method::POST, "/api/v1/sync/changesets/{id}/retry");
+    let work = resolve::retry(&state.store, &id);
+    let outcome = match act_in(
+        &state,
+        &caller,
+        client,
+        action,
+        &facts,
+        StatusCode::OK,
+        work,
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(refused) => return refused,
     };
-    if let Err(error) = access::require(&caller, &Method::POST, policy.route, &facts.scopes) {
-        crate::audit::record_request(
-            &state,
-            &caller,
-            client,
-            policy,
-            &facts,
-            error.status,
-            Some(&error.message),
-        )
-        .await;
-        return forbidden_page(&caller, error);
-    }
-    let outcome = resolve::retry(&state.store, &id).await;
-    let status = match &outcome {
-        Ok(_) => StatusCode::OK,
-        Err(error) => AppError::from(error.clone()).status,
-    };
-    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
     let notice = match outcome {
         Ok(_) => "Retrying: the changeset waits in the outbox again".to_owned(),
         Err(error) => format!("Not retried: {error}"),

@@ -13,7 +13,7 @@ use reposync_model::tree::ROOT;
 use serde::Deserialize;
 
 use super::session::UiCaller;
-use super::{Layout, page};
+use super::{Layout, act_in, page};
 use crate::access::{self, Facts};
 use crate::audit::ClientAddr;
 use crate::error::AppError;
@@ -202,79 +202,74 @@ pub async fn save(
     Form(form): Form<FileForm>,
 ) -> Response {
     let client = connection.map(|c| c.0.0.0.ip());
-    let facts = Facts {
-        scopes: vec![Scope::of_path(&query.path)],
-        target: Some(query.path.clone()),
-        change: None,
-    };
-    let policy = match access::require(&caller, &Method::PUT, SAVE, &facts.scopes) {
-        Ok(policy) => policy,
-        Err(error) => {
-            if let Some(policy) = access::policy(&Method::PUT, SAVE) {
-                crate::audit::record_request(
-                    &state,
-                    &caller,
-                    client,
-                    policy,
-                    &facts,
-                    error.status,
-                    Some(&error.message),
-                )
-                .await;
-            }
-            return super::forbidden_page(&caller, error);
-        }
-    };
+    let facts = facts_of(&query.path);
     let person = caller.person();
     let content = super::unix_lines(&form.content);
-    let outcome = entities::apply(
-        &state.store,
-        &query.path,
-        content.clone().into_bytes(),
-        Some(&person),
-    )
-    .await;
-    let status = match &outcome {
-        Ok(TreeOutcome::Applied(_)) => StatusCode::OK,
-        Ok(TreeOutcome::Rejected(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-        Err(error) => AppError::from(error.clone()).status,
+    let work = async {
+        entities::apply(
+            &state.store,
+            &query.path,
+            content.into_bytes(),
+            Some(&person),
+        )
+        .await
+        .and_then(TreeOutcome::into_result)
     };
-    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
-    match outcome {
-        Ok(TreeOutcome::Applied(_)) => Redirect::to(&format!(
+    match act_in(
+        &state,
+        &caller,
+        client,
+        (Method::PUT, SAVE),
+        &facts,
+        StatusCode::OK,
+        work,
+    )
+    .await
+    {
+        Err(refused) => refused,
+        Ok(Ok(_)) => Redirect::to(&format!(
             "/ui/setup/config-as-code/file?path={}&saved=1",
             super::url_encode(&query.path)
         ))
         .into_response(),
-        Ok(TreeOutcome::Rejected(report)) => {
-            let problems = report.problems.iter().map(ToString::to_string).collect();
-            file_page(
-                &state,
-                &caller,
-                &query.path,
-                String::new(),
-                form.content,
-                false,
-                problems,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(error) => {
-            let problems = vec![error.to_string()];
-            file_page(
-                &state,
-                &caller,
-                &query.path,
-                String::new(),
-                form.content,
-                false,
-                problems,
-                status,
-            )
-            .await
-        }
+        Ok(Err(error)) => refused_page(&state, &caller, &query.path, form.content, &error).await,
     }
+}
+
+/// What a change to `path` touches, for the policy and the audit trail.
+fn facts_of(path: &str) -> Facts {
+    Facts {
+        scopes: vec![Scope::of_path(path)],
+        target: Some(path.to_owned()),
+        change: None,
+    }
+}
+
+/// The file's page again after a refusal: every problem a refused edit names at its file and
+/// line, or the refusal's own words.
+async fn refused_page(
+    state: &AppState,
+    caller: &reposync_core::users::Caller,
+    path: &str,
+    content: String,
+    error: &CoreError,
+) -> Response {
+    let problems = match &error.report {
+        Some(report) => report.problems.iter().map(ToString::to_string).collect(),
+        None => vec![error.to_string()],
+    };
+    let status = AppError::from(error.clone()).status;
+    file_page(
+        state,
+        caller,
+        path,
+        String::new(),
+        content,
+        false,
+        problems,
+        status,
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -380,79 +375,44 @@ pub async fn rename(
     Form(form): Form<RenameForm>,
 ) -> Response {
     let client = connection.map(|c| c.0.0.0.ip());
-    let facts = Facts {
-        scopes: vec![Scope::of_path(&query.path)],
-        target: Some(query.path.clone()),
-        change: None,
-    };
-    let route = "/api/v1/entities/rename";
-    let Some(policy) = access::policy(&Method::POST, route) else {
-        return AppError::not_found("no such action").into_response();
-    };
-    if let Err(error) = access::require(&caller, &Method::POST, route, &facts.scopes) {
-        crate::audit::record_request(
-            &state,
-            &caller,
-            client,
-            policy,
-            &facts,
-            error.status,
-            Some(&error.message),
-        )
-        .await;
-        return super::forbidden_page(&caller, error);
-    }
+    let facts = facts_of(&query.path);
     let person = caller.person();
-    let outcome =
-        entities::rename(&state.store, &query.path, form.name.trim(), Some(&person)).await;
-    let status = match &outcome {
-        Ok(TreeOutcome::Applied(_)) => StatusCode::OK,
-        Ok(TreeOutcome::Rejected(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-        Err(error) => AppError::from(error.clone()).status,
+    let name = form.name.trim();
+    let work = async {
+        entities::rename(&state.store, &query.path, name, Some(&person))
+            .await
+            .and_then(TreeOutcome::into_result)
     };
-    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
-    let folder = query
-        .path
-        .rsplit_once('/')
-        .map_or(ROOT, |(f, _)| f)
-        .to_owned();
-    match outcome {
-        Ok(TreeOutcome::Applied(_)) => Redirect::to(&format!(
-            "/ui/setup/config-as-code?folder={}&notice={}",
-            super::url_encode(&folder),
-            super::url_encode(&format!("Renamed to {}", form.name.trim()))
-        ))
-        .into_response(),
-        Ok(TreeOutcome::Rejected(report)) => {
-            let problems = report.problems.iter().map(ToString::to_string).collect();
+    let action = (Method::POST, "/api/v1/entities/rename");
+    match act_in(
+        &state,
+        &caller,
+        client,
+        action,
+        &facts,
+        StatusCode::OK,
+        work,
+    )
+    .await
+    {
+        Err(refused) => refused,
+        Ok(Ok(_)) => folder_notice(&query.path, &format!("Renamed to {name}")),
+        Ok(Err(error)) => {
             let content = shown_content(&state, &query.path).await;
-            file_page(
-                &state,
-                &caller,
-                &query.path,
-                String::new(),
-                content,
-                false,
-                problems,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(error) => {
-            let content = shown_content(&state, &query.path).await;
-            file_page(
-                &state,
-                &caller,
-                &query.path,
-                String::new(),
-                content,
-                false,
-                vec![error.to_string()],
-                status,
-            )
-            .await
+            refused_page(&state, &caller, &query.path, content, &error).await
         }
     }
+}
+
+/// Back to the folder of `path`, saying what happened.
+fn folder_notice(path: &str, notice: &str) -> Response {
+    let folder = path.rsplit_once('/').map_or(ROOT, |(f, _)| f);
+    Redirect::to(&format!(
+        "/ui/setup/config-as-code?folder={}&notice={}",
+        super::url_encode(folder),
+        super::url_encode(notice)
+    ))
+    .into_response()
 }
 
 /// The file's content as stored, for a page that shows a refusal beside it.
@@ -472,59 +432,25 @@ pub async fn delete(
     Query(query): Query<FileQuery>,
 ) -> Response {
     let client = connection.map(|c| c.0.0.0.ip());
-    let facts = Facts {
-        scopes: vec![Scope::of_path(&query.path)],
-        target: Some(query.path.clone()),
-        change: None,
-    };
-    let Some(policy) = access::policy(&Method::DELETE, SAVE) else {
-        return AppError::not_found("no such action").into_response();
-    };
-    if let Err(error) = access::require(&caller, &Method::DELETE, SAVE, &facts.scopes) {
-        crate::audit::record_request(
-            &state,
-            &caller,
-            client,
-            policy,
-            &facts,
-            error.status,
-            Some(&error.message),
-        )
-        .await;
-        return super::forbidden_page(&caller, error);
-    }
+    let facts = facts_of(&query.path);
     let person = caller.person();
-    let outcome = entities::delete(&state.store, &query.path, Some(&person)).await;
-    let status = match &outcome {
-        Ok(()) => StatusCode::OK,
-        Err(error) => AppError::from(error.clone()).status,
-    };
-    crate::audit::record_request(&state, &caller, client, policy, &facts, status, None).await;
-    let folder = query
-        .path
-        .rsplit_once('/')
-        .map_or(ROOT, |(f, _)| f)
-        .to_owned();
-    match outcome {
-        Ok(()) => Redirect::to(&format!(
-            "/ui/setup/config-as-code?folder={}&notice={}",
-            super::url_encode(&folder),
-            super::url_encode(&format!("Deleted {}", query.path))
-        ))
-        .into_response(),
-        Err(error) => {
+    let work = entities::delete(&state.store, &query.path, Some(&person));
+    match act_in(
+        &state,
+        &caller,
+        client,
+        (Method::DELETE, SAVE),
+        &facts,
+        StatusCode::OK,
+        work,
+    )
+    .await
+    {
+        Err(refused) => refused,
+        Ok(Ok(())) => folder_notice(&query.path, &format!("Deleted {}", query.path)),
+        Ok(Err(error)) => {
             let content = shown_content(&state, &query.path).await;
-            file_page(
-                &state,
-                &caller,
-                &query.path,
-                String::new(),
-                content,
-                false,
-                vec![error.to_string()],
-                status,
-            )
-            .await
+            refused_page(&state, &caller, &query.path, content, &error).await
         }
     }
 }
