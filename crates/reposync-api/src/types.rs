@@ -571,6 +571,12 @@ pub struct SyncLinkView {
     pub waiting: usize,
     /// Sync errors not yet resolved.
     pub errors: usize,
+    /// Of the changesets waiting, those being pushed now.
+    #[serde(default)]
+    pub pushing: usize,
+    /// Changesets held because Git changed the same file.
+    #[serde(default)]
+    pub conflicts: usize,
     pub created_at: String,
     /// The last commit of the branch read into reposync.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -39,6 +39,12 @@ pub async fn create(
     Ok(apply_edit(store, edit).await?)
 }
 
+/// The applications' names, sorted: what a choice of application lists, without reading
+/// their files.
+pub async fn names(store: &Store) -> Result<Vec<String>, CoreError> {
+    Ok(store.app_names().await?)
+}
+
 /// Every application, by name, with what it holds.
 pub async fn list(store: &Store) -> Result<Vec<AppView>, CoreError> {
     let mut apps: BTreeMap<String, AppView> = BTreeMap::new();

@@ -276,20 +276,28 @@ pub struct Folder {
     pub files: Vec<String>,
 }
 
-/// The folder at `path` (`Setup` for the root), listed from the paths the store holds.
+/// The folder at `path` (`Setup` for the root), listed by the store, with the Source Repo
+/// Providers (the connectors, kept apart from the other files) where they belong.
 pub async fn folder(store: &Store, path: &str) -> Result<Folder, CoreError> {
     let path = path.trim_end_matches('/');
     let prefix = format!("{path}/");
     let mut folders = std::collections::BTreeSet::new();
     let mut files = std::collections::BTreeSet::new();
-    for file in crate::tree::existing_paths(store).await? {
-        let Some(rest) = file.strip_prefix(&prefix) else {
-            continue;
-        };
-        match rest.split_once('/') {
-            Some((folder, _)) => folders.insert(folder.to_owned()),
-            None => files.insert(rest.to_owned()),
-        };
+    let mut sort = |child: &str| match child.strip_suffix('/') {
+        Some(folder) => folders.insert(folder.to_owned()),
+        None => files.insert(child.to_owned()),
+    };
+    for child in store.tree_children(&prefix).await? {
+        sort(&child);
+    }
+    for connector in store.list_connectors().await? {
+        let file = connector_yaml::path(&connector.spec.name);
+        if let Some(rest) = file.strip_prefix(&prefix) {
+            match rest.split_once('/') {
+                Some((folder, _)) => sort(&format!("{folder}/")),
+                None => sort(rest),
+            };
+        }
     }
     if folders.is_empty() && files.is_empty() && path != reposync_model::tree::ROOT {
         return Err(CoreError::not_found(format!(
@@ -303,14 +311,18 @@ pub async fn folder(store: &Store, path: &str) -> Result<Folder, CoreError> {
     })
 }
 
-/// The paths holding `text` (case-insensitive), sorted, at most `limit`.
+/// The paths holding `text` (case-insensitive), sorted, at most `limit`: files of the tree,
+/// and the Source Repo Providers.
 pub async fn search(store: &Store, text: &str, limit: usize) -> Result<Vec<String>, CoreError> {
     let needle = text.to_lowercase();
-    let mut found: Vec<String> = crate::tree::existing_paths(store)
-        .await?
-        .into_iter()
-        .filter(|path| path.to_lowercase().contains(&needle))
-        .collect();
+    let most = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut found = store.search_paths(text, most).await?;
+    for connector in store.list_connectors().await? {
+        let file = connector_yaml::path(&connector.spec.name);
+        if file.to_lowercase().contains(&needle) {
+            found.push(file);
+        }
+    }
     found.sort();
     found.truncate(limit);
     Ok(found)

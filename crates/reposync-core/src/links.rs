@@ -264,6 +264,8 @@ pub fn link_view(
         base_commit: link.base_commit.clone(),
         waiting: usize::try_from(backlog.waiting).unwrap_or_default(),
         errors: usize::try_from(backlog.open_errors).unwrap_or_default(),
+        pushing: usize::try_from(backlog.pushing).unwrap_or_default(),
+        conflicts: usize::try_from(backlog.conflicts).unwrap_or_default(),
         created_at: timestamp(link.created_at),
         read_commit: None,
         polled_at: None,

@@ -474,6 +474,7 @@ impl Store {
                         waiting: i64::from(!enabling.initial_files.is_empty()),
                         open_errors: i64::try_from(enabling.branch_errors.len())
                             .unwrap_or(i64::MAX),
+                        ..LinkBacklog::default()
                     };
                     let result = (task.result)(&created, backlog, &outcomes);
                     finish_local_task_in(&mut tx, task.id, true, &result, now).await?;
@@ -490,6 +491,55 @@ impl Store {
         let rows = sqlx::query("SELECT path FROM entities")
             .read_all(&self.db)
             .await?;
+        rows.iter()
+            .map(|r| r.try_get("path").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// The names directly inside the folder `prefix` (which ends with `/`), sorted: a file's
+    /// name, or a folder's followed by `/`. SQLite works out the next path segment itself, and
+    /// the range on `path` uses its index, so a folder of a large tree lists without reading
+    /// every path into the program.
+    pub async fn tree_children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // Every path inside the folder sorts between `prefix` and `prefix` with its final `/`
+        // (0x2F) raised to `0` (0x30).
+        let upper = format!("{}0", prefix.trim_end_matches('/'));
+        let start = i64::try_from(prefix.len() + 1).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT DISTINCT CASE WHEN instr(substr(path, $2), '/') > 0
+                    THEN substr(path, $2, instr(substr(path, $2), '/'))
+                    ELSE substr(path, $2) END AS child
+             FROM entities WHERE path >= $1 AND path < $3 ORDER BY child",
+        )
+        .bind(prefix)
+        .bind(start)
+        .bind(&upper)
+        .read_all(&self.db)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get("child").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// The names of the applications that have files, sorted.
+    pub async fn app_names(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT app FROM entities WHERE app <> '' ORDER BY app")
+            .read_all(&self.db)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("app").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// The paths holding `text`, case-insensitively, sorted, at most `limit`.
+    pub async fn search_paths(&self, text: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT path FROM entities WHERE instr(lower(path), lower($1)) > 0 ORDER BY path LIMIT $2",
+        )
+        .bind(text)
+        .bind(limit)
+        .read_all(&self.db)
+        .await?;
         rows.iter()
             .map(|r| r.try_get("path").map_err(StoreError::from))
             .collect()

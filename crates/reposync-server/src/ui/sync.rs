@@ -75,15 +75,6 @@ async fn link_rows(state: &AppState, caller: &Caller) -> Result<Vec<LinkRow>, Co
     let short = |commit: Option<String>| {
         commit.map_or_else(|| "none yet".to_owned(), |c| c.chars().take(12).collect())
     };
-    // What each scope's changes are doing, from the newest changesets.
-    let changesets = reposync_core::activity::activity(&state.store, None, Some(500))
-        .await?
-        .changesets;
-    let any = |scope: &str, status: &str| {
-        changesets
-            .iter()
-            .any(|c| c.scope == scope && c.status == status)
-    };
     Ok(links::status(&state.store)
         .await?
         .into_iter()
@@ -91,7 +82,7 @@ async fn link_rows(state: &AppState, caller: &Caller) -> Result<Vec<LinkRow>, Co
             let scope = Scope::of_app(view.app.as_deref());
             let (state_word, class, detail) = if let Some(why) = &view.broken {
                 ("Broken", "failed", why.clone())
-            } else if any(&view.scope, "conflict") {
+            } else if view.conflicts > 0 {
                 (
                     "Conflict",
                     "failed",
@@ -103,11 +94,11 @@ async fn link_rows(state: &AppState, caller: &Caller) -> Result<Vec<LinkRow>, Co
                     "failed",
                     format!("{} error(s) need a person", view.errors),
                 )
-            } else if any(&view.scope, "pushing") {
+            } else if view.pushing > 0 {
                 (
                     "Pushing",
                     "running",
-                    format!("{} change(s) on their way", view.waiting.max(1)),
+                    format!("{} change(s) on their way", view.pushing),
                 )
             } else if view.waiting > 0 {
                 (
@@ -146,7 +137,7 @@ pub async fn status(
     let (rows, errors, apps, connectors) = match (
         link_rows(&state, &caller).await,
         resolve::errors(&state.store, false, None, None).await,
-        reposync_core::apps::list(&state.store).await,
+        reposync_core::apps::names(&state.store).await,
         state.store.list_connectors().await,
     ) {
         (Ok(rows), Ok(errors), Ok(apps), Ok(connectors)) => (rows, errors, apps, connectors),
@@ -158,7 +149,6 @@ pub async fn status(
     let linked: Vec<&str> = rows.iter().map(|r| r.app.as_str()).collect();
     let unlinked = apps
         .into_iter()
-        .map(|a| a.name)
         .filter(|name| !linked.contains(&name.as_str()))
         .collect();
     page(
@@ -847,8 +837,8 @@ pub async fn activity(
             errors: c.errors,
         })
         .collect();
-    let apps = match reposync_core::apps::list(&state.store).await {
-        Ok(apps) => apps.into_iter().map(|a| a.name).collect(),
+    let apps = match reposync_core::apps::names(&state.store).await {
+        Ok(apps) => apps,
         Err(error) => return AppError::from(error).into_response(),
     };
     page(

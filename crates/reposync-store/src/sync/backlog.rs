@@ -14,7 +14,12 @@ use crate::store::Store;
 /// What a link still owes: changesets not yet pushed and sync errors not yet resolved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkBacklog {
+    /// Changesets still to push (those being pushed included).
     pub waiting: i64,
+    /// Of those, the ones being pushed now.
+    pub pushing: i64,
+    /// Changesets held because Git changed the same file.
+    pub conflicts: i64,
     pub open_errors: i64,
 }
 
@@ -23,15 +28,23 @@ impl Store {
     pub async fn link_backlogs(&self) -> Result<HashMap<LinkId, LinkBacklog>, StoreError> {
         let mut backlogs: HashMap<LinkId, LinkBacklog> = HashMap::new();
         let waiting = sqlx::query(
-            "SELECT link_id, COUNT(*) AS n FROM changesets WHERE status IN ('waiting', 'pushing') GROUP BY link_id",
+            "SELECT link_id, status, COUNT(*) AS n FROM changesets
+             WHERE status IN ('waiting', 'pushing', 'conflict') GROUP BY link_id, status",
         )
         .read_all(&self.db)
         .await?;
         for row in waiting {
-            backlogs
-                .entry(id_column(&row, "link_id")?)
-                .or_default()
-                .waiting = row.try_get("n")?;
+            let backlog = backlogs.entry(id_column(&row, "link_id")?).or_default();
+            let status: String = row.try_get("status")?;
+            let n: i64 = row.try_get("n")?;
+            match status.as_str() {
+                "conflict" => backlog.conflicts = n,
+                "pushing" => {
+                    backlog.pushing = n;
+                    backlog.waiting += n;
+                }
+                _ => backlog.waiting += n,
+            }
         }
         // An error of a scope that has no link yet (an application folder from Git whose
         // Index.yaml failed) belongs to no link's backlog; `sync errors` lists it.

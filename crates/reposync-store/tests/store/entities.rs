@@ -224,3 +224,54 @@ async fn connectors_are_files_of_the_tree_that_applications_refer_to() {
         vec![APP.to_owned()]
     );
 }
+
+/// A folder lists the names directly in it, folders marked with `/`, and nothing of a sibling
+/// whose name only starts the same way; a search finds paths case-insensitively.
+#[tokio::test]
+async fn a_folder_lists_what_is_directly_in_it_and_a_search_finds_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let batch: Vec<EntityChange> = [
+        "Setup/Applications/Shop/Index.yaml",
+        "Setup/Applications/Shop/Services/cart/Index.yaml",
+        "Setup/Applications/Shop/Workflows/deploy.yaml",
+        "Setup/Applications/Shop Two/Index.yaml",
+        "Setup/Applications/Shop.bak/Index.yaml",
+        "Setup/Cloud Providers/k8s.yaml",
+    ]
+    .iter()
+    .map(|path| put(path, "x: 1\n", &[]))
+    .collect();
+    store.apply_entities(&batch, false, None).await.unwrap();
+    assert_eq!(
+        store
+            .tree_children("Setup/Applications/Shop/")
+            .await
+            .unwrap(),
+        ["Index.yaml", "Services/", "Workflows/"]
+    );
+    assert_eq!(
+        store.tree_children("Setup/").await.unwrap(),
+        ["Applications/", "Cloud Providers/"]
+    );
+    assert_eq!(
+        store.tree_children("Setup/Applications/").await.unwrap(),
+        ["Shop Two/", "Shop.bak/", "Shop/"]
+    );
+    assert!(
+        store
+            .tree_children("Setup/Nothing/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.search_paths("DEPLOY", 10).await.unwrap(),
+        ["Setup/Applications/Shop/Workflows/deploy.yaml"]
+    );
+    assert_eq!(
+        store.search_paths("index", 2).await.unwrap().len(),
+        2,
+        "at most the limit"
+    );
+}
