@@ -577,6 +577,9 @@ pub struct SyncLinkView {
     /// Changesets held because Git changed the same file.
     #[serde(default)]
     pub conflicts: usize,
+    /// When the oldest change still to push was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<String>,
     pub created_at: String,
     /// The last commit of the branch read into reposync.
     #[serde(default, skip_serializing_if = "Option::is_none")]

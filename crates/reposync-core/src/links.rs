@@ -266,6 +266,7 @@ pub fn link_view(
         errors: usize::try_from(backlog.open_errors).unwrap_or_default(),
         pushing: usize::try_from(backlog.pushing).unwrap_or_default(),
         conflicts: usize::try_from(backlog.conflicts).unwrap_or_default(),
+        waiting_since: backlog.waiting_since.map(timestamp),
         created_at: timestamp(link.created_at),
         read_commit: None,
         polled_at: None,

@@ -75,6 +75,7 @@ async fn link_rows(state: &AppState, caller: &Caller) -> Result<Vec<LinkRow>, Co
     let short = |commit: Option<String>| {
         commit.map_or_else(|| "none yet".to_owned(), |c| c.chars().take(12).collect())
     };
+    let now = state.store.clock().now_millis();
     Ok(links::status(&state.store)
         .await?
         .into_iter()
@@ -98,13 +99,21 @@ async fn link_rows(state: &AppState, caller: &Caller) -> Result<Vec<LinkRow>, Co
                 (
                     "Pushing",
                     "running",
-                    format!("{} change(s) on their way", view.pushing),
+                    format!(
+                        "{} change(s) on their way{}",
+                        view.pushing,
+                        waited(view.waiting_since.as_deref(), now)
+                    ),
                 )
             } else if view.waiting > 0 {
                 (
                     "Waiting",
                     "running",
-                    format!("{} change(s) to push", view.waiting),
+                    format!(
+                        "{} change(s) to push{}",
+                        view.waiting,
+                        waited(view.waiting_since.as_deref(), now)
+                    ),
                 )
             } else {
                 ("In sync", "ok", String::new())
@@ -171,6 +180,15 @@ pub async fn links_fragment(State(state): State<AppState>, UiCaller(caller): UiC
         Ok(links) => page(StatusCode::OK, &LinksFragment { links }),
         Err(error) => AppError::from(error).into_response(),
     }
+}
+
+/// ", the oldest for 42 s": how long a change has waited to go out.
+fn waited(since: Option<&str>, now: i64) -> String {
+    let Some(since) = since.and_then(reposync_api::parse_timestamp) else {
+        return String::new();
+    };
+    let seconds = (now - since).max(0) / 1000;
+    format!(", the oldest for {seconds} s")
 }
 
 fn may(caller: &Caller, route: &str, scope: &Scope) -> bool {

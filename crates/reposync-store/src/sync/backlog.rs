@@ -21,6 +21,8 @@ pub struct LinkBacklog {
     /// Changesets held because Git changed the same file.
     pub conflicts: i64,
     pub open_errors: i64,
+    /// When the oldest changeset still to push was made.
+    pub waiting_since: Option<i64>,
 }
 
 impl Store {
@@ -28,7 +30,7 @@ impl Store {
     pub async fn link_backlogs(&self) -> Result<HashMap<LinkId, LinkBacklog>, StoreError> {
         let mut backlogs: HashMap<LinkId, LinkBacklog> = HashMap::new();
         let waiting = sqlx::query(
-            "SELECT link_id, status, COUNT(*) AS n FROM changesets
+            "SELECT link_id, status, COUNT(*) AS n, MIN(created_at) AS oldest FROM changesets
              WHERE status IN ('waiting', 'pushing', 'conflict') GROUP BY link_id, status",
         )
         .read_all(&self.db)
@@ -37,6 +39,11 @@ impl Store {
             let backlog = backlogs.entry(id_column(&row, "link_id")?).or_default();
             let status: String = row.try_get("status")?;
             let n: i64 = row.try_get("n")?;
+            let oldest: i64 = row.try_get("oldest")?;
+            if status != "conflict" {
+                backlog.waiting_since =
+                    Some(backlog.waiting_since.map_or(oldest, |o| o.min(oldest)));
+            }
             match status.as_str() {
                 "conflict" => backlog.conflicts = n,
                 "pushing" => {

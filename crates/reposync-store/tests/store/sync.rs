@@ -1463,3 +1463,40 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
         "pruning twice removes nothing more: {again:?}"
     );
 }
+
+/// A link's backlog says how many changes wait, how many are being pushed, and since when the
+/// oldest has waited, so that a page can say how long.
+#[tokio::test]
+async fn a_backlog_counts_what_waits_what_is_being_pushed_and_since_when() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, link) = linked_store(&dir).await;
+    let before = reposync_store::now_millis();
+    for (path, content) in [
+        ("Setup/Applications/Shop/Index.yaml", "a"),
+        ("Setup/Applications/Shop/Workflows/w.yaml", "w"),
+    ] {
+        store
+            .apply_entities(&[put(path, content)], false, None)
+            .await
+            .expect("apply");
+    }
+    let backlog = store.link_backlogs().await.expect("backlogs")[&link];
+    assert_eq!(
+        (backlog.waiting, backlog.pushing, backlog.conflicts),
+        (2, 0, 0)
+    );
+    let since = backlog.waiting_since.expect("since when");
+    assert!(since >= before, "the oldest change's time");
+    store
+        .start_attempt(&link)
+        .await
+        .expect("start")
+        .expect("something waits");
+    let backlog = store.link_backlogs().await.expect("backlogs")[&link];
+    assert_eq!(
+        (backlog.waiting, backlog.pushing),
+        (2, 2),
+        "both on their way"
+    );
+    assert_eq!(backlog.waiting_since, Some(since));
+}
