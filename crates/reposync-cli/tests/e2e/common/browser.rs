@@ -103,9 +103,24 @@ impl Browser {
         }
     }
 
-    /// Opens a page and saves its screenshot.
+    /// Opens a page and saves its screenshot. A page load still under way (the redirect after
+    /// a login) can land after the new one and take its place, so the page is opened again
+    /// until the browser shows the one asked for.
     pub async fn visit(&mut self, url: &str, label: &str) {
-        self.client.goto(url).await.expect("goto");
+        let wanted = reqwest::Url::parse(url).expect("a URL");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.client.goto(url).await.expect("goto");
+            let shown = self.client.current_url().await.expect("current URL");
+            if shown.path() == wanted.path() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url}: the browser shows {shown}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         self.shot(label).await;
     }
 
