@@ -175,14 +175,23 @@ pub async fn show(store: &Store, name: &str) -> Result<UserView, CoreError> {
         .find_user(&name)
         .await?
         .ok_or_else(|| no_such_user(&name))?;
-    let failures = store.login_failures(&user_key(&name)).await?;
-    let failures = failures.map(|f| LoginFailuresView {
-        failures: f.failures,
-        since: timestamp(f.window_start),
-        blocked_until: f.blocked_until.map(timestamp),
-        last_address: f.last_address,
-    });
-    Ok(user_view(&user, failures))
+    Ok(user_view(&user, login_failures(store, &name).await?))
+}
+
+/// A user's failed logins of the current window, for admins; `None` when there are none.
+pub async fn login_failures(
+    store: &Store,
+    name: &UserName,
+) -> Result<Option<LoginFailuresView>, CoreError> {
+    Ok(store
+        .login_failures(&user_key(name))
+        .await?
+        .map(|f| LoginFailuresView {
+            failures: f.failures,
+            since: timestamp(f.window_start),
+            blocked_until: f.blocked_until.map(timestamp),
+            last_address: f.last_address,
+        }))
 }
 
 /// Changes a user's role, applications, e-mail address, password or whether they are

@@ -34,7 +34,7 @@ pub enum Need {
 
 /// Where a value of the request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum From {
+pub enum Part {
     Nothing,
     /// A path parameter, by name.
     Param(&'static str),
@@ -50,9 +50,9 @@ pub enum Touches {
     /// The account as a whole: connectors, secrets, users, delegates, and everything read.
     Account,
     /// The application the value names; none (an absent `app`) is the account.
-    App(From),
+    App(Part),
     /// The scope of the tree path the value holds.
-    Path(From),
+    Path(Part),
     /// The scopes of every file of an import's `files`.
     ImportedFiles,
     /// The scope of the sync error the `id` parameter names.
@@ -70,7 +70,7 @@ pub struct Policy {
     pub need: Need,
     pub touches: Touches,
     /// What it acts on, for the audit trail: a path, a connector, a secret, a user…
-    pub target: From,
+    pub target: Part,
     /// The use case, as the audit trail names it.
     pub use_case: &'static str,
 }
@@ -84,7 +84,7 @@ const fn rule(
     route: &'static str,
     need: Need,
     touches: Touches,
-    target: From,
+    target: Part,
     use_case: &'static str,
 ) -> Policy {
     Policy {
@@ -105,7 +105,7 @@ const fn read(route: &'static str, use_case: &'static str) -> Policy {
         route,
         VIEWER,
         Touches::Account,
-        From::Nothing,
+        Part::Nothing,
         use_case,
     )
 }
@@ -114,76 +114,76 @@ const fn read(route: &'static str, use_case: &'static str) -> Policy {
 /// fails on a route missing here, and another checks what each role gets from each route.
 #[rustfmt::skip]
 pub const POLICIES: &[Policy] = &[
-    rule(Method::GET, "/api/v1/openapi.json", Need::Public, Touches::Account, From::Nothing, "openapi"),
-    rule(Method::POST, "/api/v1/login", Need::Public, Touches::Account, From::Body("user"), "login"),
+    rule(Method::GET, "/api/v1/openapi.json", Need::Public, Touches::Account, Part::Nothing, "openapi"),
+    rule(Method::POST, "/api/v1/login", Need::Public, Touches::Account, Part::Body("user"), "login"),
     // The link's token is the credential; the handler records the attempt.
-    rule(Method::POST, "/api/v1/password", Need::Public, Touches::Account, From::Nothing, "password.set_by_link"),
+    rule(Method::POST, "/api/v1/password", Need::Public, Touches::Account, Part::Nothing, "password.set_by_link"),
     read("/api/v1/version", "version"),
     read("/api/v1/me", "me"),
     // Secrets: an admin's. Nobody reads a value back.
     read("/api/v1/secrets", "secret.list"),
     read("/api/v1/secrets/{name}", "secret.show"),
-    rule(Method::POST, "/api/v1/secrets", ADMIN, Touches::Account, From::Body("name"), "secret.create"),
-    rule(Method::POST, "/api/v1/secrets/ssh", ADMIN, Touches::Account, From::Body("name"), "secret.create"),
-    rule(Method::POST, "/api/v1/secrets/ssh/generate", ADMIN, Touches::Account, From::Body("name"), "secret.generate"),
-    rule(Method::PUT, "/api/v1/secrets/{name}", ADMIN, Touches::Account, From::Param("name"), "secret.update"),
-    rule(Method::DELETE, "/api/v1/secrets/{name}", ADMIN, Touches::Account, From::Param("name"), "secret.delete"),
+    rule(Method::POST, "/api/v1/secrets", ADMIN, Touches::Account, Part::Body("name"), "secret.create"),
+    rule(Method::POST, "/api/v1/secrets/ssh", ADMIN, Touches::Account, Part::Body("name"), "secret.create"),
+    rule(Method::POST, "/api/v1/secrets/ssh/generate", ADMIN, Touches::Account, Part::Body("name"), "secret.generate"),
+    rule(Method::PUT, "/api/v1/secrets/{name}", ADMIN, Touches::Account, Part::Param("name"), "secret.update"),
+    rule(Method::DELETE, "/api/v1/secrets/{name}", ADMIN, Touches::Account, Part::Param("name"), "secret.delete"),
     // Connectors: an admin's; Tests are an editor's.
     read("/api/v1/connectors", "connector.list"),
     read("/api/v1/connectors/{name}", "connector.show"),
-    rule(Method::POST, "/api/v1/connectors", ADMIN, Touches::Account, From::Body("name"), "connector.create"),
-    rule(Method::PATCH, "/api/v1/connectors/{name}", ADMIN, Touches::Account, From::Param("name"), "connector.update"),
-    rule(Method::DELETE, "/api/v1/connectors/{name}", ADMIN, Touches::Account, From::Param("name"), "connector.delete"),
+    rule(Method::POST, "/api/v1/connectors", ADMIN, Touches::Account, Part::Body("name"), "connector.create"),
+    rule(Method::PATCH, "/api/v1/connectors/{name}", ADMIN, Touches::Account, Part::Param("name"), "connector.update"),
+    rule(Method::DELETE, "/api/v1/connectors/{name}", ADMIN, Touches::Account, Part::Param("name"), "connector.delete"),
     // The webhook URL carries its token: it is a credential, so only admins see it.
-    rule(Method::GET, "/api/v1/connectors/{name}/webhook", ADMIN, Touches::Account, From::Param("name"), "connector.webhook"),
-    rule(Method::POST, "/api/v1/connectors/{name}/webhook/regenerate", ADMIN, Touches::Account, From::Param("name"), "connector.webhook.regenerate"),
-    rule(Method::POST, "/api/v1/connectors/{name}/webhook/signature", ADMIN, Touches::Account, From::Param("name"), "connector.webhook.signature"),
-    rule(Method::POST, "/api/v1/connectors/{name}/test", EDITOR, Touches::Account, From::Param("name"), "connector.test"),
-    rule(Method::POST, "/api/v1/connector-tests", EDITOR, Touches::Account, From::Body("name"), "connector.test_draft"),
+    rule(Method::GET, "/api/v1/connectors/{name}/webhook", ADMIN, Touches::Account, Part::Param("name"), "connector.webhook"),
+    rule(Method::POST, "/api/v1/connectors/{name}/webhook/regenerate", ADMIN, Touches::Account, Part::Param("name"), "connector.webhook.regenerate"),
+    rule(Method::POST, "/api/v1/connectors/{name}/webhook/signature", ADMIN, Touches::Account, Part::Param("name"), "connector.webhook.signature"),
+    rule(Method::POST, "/api/v1/connectors/{name}/test", EDITOR, Touches::Account, Part::Param("name"), "connector.test"),
+    rule(Method::POST, "/api/v1/connector-tests", EDITOR, Touches::Account, Part::Body("name"), "connector.test_draft"),
     read("/api/v1/tasks/{id}", "task.show"),
     // The tree: an editor's, in the scopes it touches.
-    rule(Method::POST, "/api/v1/import", EDITOR, Touches::ImportedFiles, From::Nothing, "tree.import"),
+    rule(Method::POST, "/api/v1/import", EDITOR, Touches::ImportedFiles, Part::Nothing, "tree.import"),
     read("/api/v1/export", "tree.export"),
     read("/api/v1/entities", "tree.show"),
-    rule(Method::PUT, "/api/v1/entities", EDITOR, Touches::Path(From::Query("path")), From::Query("path"), "tree.apply"),
-    rule(Method::DELETE, "/api/v1/entities", EDITOR, Touches::Path(From::Query("path")), From::Query("path"), "tree.delete"),
-    rule(Method::POST, "/api/v1/entities/rename", EDITOR, Touches::Path(From::Body("path")), From::Body("path"), "tree.rename"),
+    rule(Method::PUT, "/api/v1/entities", EDITOR, Touches::Path(Part::Query("path")), Part::Query("path"), "tree.apply"),
+    rule(Method::DELETE, "/api/v1/entities", EDITOR, Touches::Path(Part::Query("path")), Part::Query("path"), "tree.delete"),
+    rule(Method::POST, "/api/v1/entities/rename", EDITOR, Touches::Path(Part::Body("path")), Part::Body("path"), "tree.rename"),
     read("/api/v1/apps", "app.list"),
     read("/api/v1/apps/{name}", "app.show"),
-    rule(Method::POST, "/api/v1/apps", EDITOR, Touches::App(From::Body("name")), From::Body("name"), "app.create"),
-    rule(Method::DELETE, "/api/v1/apps/{name}", EDITOR, Touches::App(From::Param("name")), From::Param("name"), "app.delete"),
+    rule(Method::POST, "/api/v1/apps", EDITOR, Touches::App(Part::Body("name")), Part::Body("name"), "app.create"),
+    rule(Method::DELETE, "/api/v1/apps/{name}", EDITOR, Touches::App(Part::Param("name")), Part::Param("name"), "app.delete"),
     // A rename changes which application the grants name, so it is the account's to make.
-    rule(Method::POST, "/api/v1/apps/{name}/rename", EDITOR, Touches::Account, From::Param("name"), "app.rename"),
+    rule(Method::POST, "/api/v1/apps/{name}/rename", EDITOR, Touches::Account, Part::Param("name"), "app.rename"),
     // Git Sync: an editor's, in the linked scope.
-    rule(Method::POST, "/api/v1/sync/enable", EDITOR, Touches::App(From::Body("app")), From::Body("app"), "sync.enable"),
-    rule(Method::POST, "/api/v1/sync/disable", EDITOR, Touches::App(From::Body("app")), From::Body("app"), "sync.disable"),
-    rule(Method::POST, "/api/v1/sync/refresh", EDITOR, Touches::App(From::Body("app")), From::Body("app"), "sync.refresh"),
+    rule(Method::POST, "/api/v1/sync/enable", EDITOR, Touches::App(Part::Body("app")), Part::Body("app"), "sync.enable"),
+    rule(Method::POST, "/api/v1/sync/disable", EDITOR, Touches::App(Part::Body("app")), Part::Body("app"), "sync.disable"),
+    rule(Method::POST, "/api/v1/sync/refresh", EDITOR, Touches::App(Part::Body("app")), Part::Body("app"), "sync.refresh"),
     read("/api/v1/sync/status", "sync.status"),
     read("/api/v1/sync/activity", "sync.activity"),
     read("/api/v1/sync/errors", "sync.errors"),
-    rule(Method::POST, "/api/v1/sync/errors/{id}/discard", EDITOR, Touches::SyncError, From::Param("id"), "sync.discard"),
-    rule(Method::POST, "/api/v1/sync/changesets/{id}/retry", EDITOR, Touches::Changeset, From::Param("id"), "sync.retry"),
+    rule(Method::POST, "/api/v1/sync/errors/{id}/discard", EDITOR, Touches::SyncError, Part::Param("id"), "sync.discard"),
+    rule(Method::POST, "/api/v1/sync/changesets/{id}/retry", EDITOR, Touches::Changeset, Part::Param("id"), "sync.retry"),
     read("/api/v1/webhooks/deliveries", "webhook.deliveries"),
     // Delegates: an admin's.
     read("/api/v1/delegates", "delegate.list"),
     read("/api/v1/delegate-tokens", "delegate_token.list"),
-    rule(Method::POST, "/api/v1/delegate-tokens", ADMIN, Touches::Account, From::Body("name"), "delegate_token.create"),
-    rule(Method::DELETE, "/api/v1/delegate-tokens/{name}", ADMIN, Touches::Account, From::Param("name"), "delegate_token.revoke"),
+    rule(Method::POST, "/api/v1/delegate-tokens", ADMIN, Touches::Account, Part::Body("name"), "delegate_token.create"),
+    rule(Method::DELETE, "/api/v1/delegate-tokens/{name}", ADMIN, Touches::Account, Part::Param("name"), "delegate_token.revoke"),
     // A user's own tokens: theirs to manage, whatever their role.
     read("/api/v1/tokens", "token.list"),
-    rule(Method::POST, "/api/v1/tokens", VIEWER, Touches::Account, From::Body("name"), "token.create"),
-    rule(Method::DELETE, "/api/v1/tokens/{name}", VIEWER, Touches::Account, From::Param("name"), "token.revoke"),
+    rule(Method::POST, "/api/v1/tokens", VIEWER, Touches::Account, Part::Body("name"), "token.create"),
+    rule(Method::DELETE, "/api/v1/tokens/{name}", VIEWER, Touches::Account, Part::Param("name"), "token.revoke"),
     // Users, and their rights: an admin's, reading included (failed logins in detail).
-    rule(Method::GET, "/api/v1/users", ADMIN, Touches::Account, From::Nothing, "user.list"),
-    rule(Method::POST, "/api/v1/users", ADMIN, Touches::Account, From::Body("name"), "user.create"),
-    rule(Method::GET, "/api/v1/users/{name}", ADMIN, Touches::Account, From::Param("name"), "user.show"),
-    rule(Method::PATCH, "/api/v1/users/{name}", ADMIN, Touches::Account, From::Param("name"), "user.update"),
-    rule(Method::DELETE, "/api/v1/users/{name}", ADMIN, Touches::Account, From::Param("name"), "user.delete"),
-    rule(Method::POST, "/api/v1/users/{name}/password-link", ADMIN, Touches::Account, From::Param("name"), "user.password_link"),
-    rule(Method::GET, "/api/v1/users/{name}/tokens", ADMIN, Touches::Account, From::Param("name"), "user.token.list"),
-    rule(Method::POST, "/api/v1/users/{name}/tokens", ADMIN, Touches::Account, From::Param("name"), "user.token.create"),
-    rule(Method::DELETE, "/api/v1/users/{name}/tokens/{token}", ADMIN, Touches::Account, From::Param("name"), "user.token.revoke"),
-    rule(Method::GET, "/api/v1/audit", ADMIN, Touches::Account, From::Nothing, "audit.list"),
+    rule(Method::GET, "/api/v1/users", ADMIN, Touches::Account, Part::Nothing, "user.list"),
+    rule(Method::POST, "/api/v1/users", ADMIN, Touches::Account, Part::Body("name"), "user.create"),
+    rule(Method::GET, "/api/v1/users/{name}", ADMIN, Touches::Account, Part::Param("name"), "user.show"),
+    rule(Method::PATCH, "/api/v1/users/{name}", ADMIN, Touches::Account, Part::Param("name"), "user.update"),
+    rule(Method::DELETE, "/api/v1/users/{name}", ADMIN, Touches::Account, Part::Param("name"), "user.delete"),
+    rule(Method::POST, "/api/v1/users/{name}/password-link", ADMIN, Touches::Account, Part::Param("name"), "user.password_link"),
+    rule(Method::GET, "/api/v1/users/{name}/tokens", ADMIN, Touches::Account, Part::Param("name"), "user.token.list"),
+    rule(Method::POST, "/api/v1/users/{name}/tokens", ADMIN, Touches::Account, Part::Param("name"), "user.token.create"),
+    rule(Method::DELETE, "/api/v1/users/{name}/tokens/{token}", ADMIN, Touches::Account, Part::Param("name"), "user.token.revoke"),
+    rule(Method::GET, "/api/v1/audit", ADMIN, Touches::Account, Part::Nothing, "audit.list"),
 ];
 
 /// The entry of a route, if the table has one.
@@ -392,11 +392,11 @@ async fn facts(
     policy: &Policy,
     request: Request,
 ) -> Result<(Request, Facts), AppError> {
-    let needs_body = matches!(policy.target, From::Body(_))
+    let needs_body = matches!(policy.target, Part::Body(_))
         || !noted_fields(policy.use_case).is_empty()
         || matches!(
             policy.touches,
-            Touches::App(From::Body(_)) | Touches::Path(From::Body(_)) | Touches::ImportedFiles
+            Touches::App(Part::Body(_)) | Touches::Path(Part::Body(_)) | Touches::ImportedFiles
         );
     let (mut parts, body) = request.into_parts();
     let params = RawPathParams::from_request_parts(&mut parts, state)
@@ -441,18 +441,18 @@ async fn facts(
     } else {
         (body, None)
     };
-    let value = |from: From| -> Option<String> {
+    let value = |from: Part| -> Option<String> {
         match from {
-            From::Nothing => None,
-            From::Param(name) => params
+            Part::Nothing => None,
+            Part::Param(name) => params
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone()),
-            From::Query(name) => query
+            Part::Query(name) => query
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone()),
-            From::Body(name) => json
+            Part::Body(name) => json
                 .as_ref()
                 .and_then(|j| j.get(name))
                 .and_then(Value::as_str)
@@ -481,7 +481,7 @@ async fn facts(
             scopes
         }
         Touches::SyncError | Touches::Changeset => {
-            let id = value(From::Param("id")).unwrap_or_default();
+            let id = value(Part::Param("id")).unwrap_or_default();
             let row = match policy.touches {
                 Touches::SyncError => {
                     state

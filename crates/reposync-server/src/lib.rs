@@ -11,7 +11,7 @@
 mod access;
 mod audit;
 mod auth;
-pub use access::{From as PolicyFrom, Need, POLICIES, Policy, Touches};
+pub use access::{Need, POLICIES, Policy, Touches};
 pub use audit::ClientAddr;
 pub use reposync_core::users::FIRST_ADMIN;
 mod bootstrap;

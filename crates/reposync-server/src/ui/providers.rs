@@ -843,13 +843,8 @@ pub async fn delete(
             super::url_encode(&format!("Deleted {name}"))
         ))
         .into_response(),
-        Ok(Err(error)) => forbidden_or_refused(&caller, error),
+        Ok(Err(error)) => forbidden_page(&caller, AppError::from(error)),
     }
-}
-
-/// A refusal of the use case, on a page of its own.
-fn forbidden_or_refused(caller: &Caller, error: CoreError) -> Response {
-    forbidden_page(caller, AppError::from(error))
 }
 
 #[derive(Template)]

@@ -399,6 +399,20 @@ fn row(caller: &Caller, error: SyncErrorView) -> ErrorRow {
     }
 }
 
+/// What acting on a sync error or changeset touches: the scope it belongs to (the account's,
+/// the strictest, when the id names nothing), as the API's access layer judges it.
+async fn row_facts(state: &AppState, row: SyncRow<'_>, id: &str) -> Result<Facts, Response> {
+    let scope = match state.store.scope_of_sync_row(row).await {
+        Ok(scope) => scope.unwrap_or(Scope::Account),
+        Err(error) => return Err(AppError::from(error).into_response()),
+    };
+    Ok(Facts {
+        scopes: vec![scope],
+        target: Some(id.to_owned()),
+        change: None,
+    })
+}
+
 /// `POST /ui/git-sync/errors/{id}/discard`.
 pub async fn discard(
     State(state): State<AppState>,
@@ -407,14 +421,9 @@ pub async fn discard(
     Path(id): Path<SyncErrorId>,
 ) -> Response {
     let client = connection.map(|c| c.0.0.0.ip());
-    let scope = match state.store.scope_of_sync_row(SyncRow::Error(&id)).await {
-        Ok(scope) => scope.unwrap_or(Scope::Account),
-        Err(error) => return AppError::from(error).into_response(),
-    };
-    let facts = Facts {
-        scopes: vec![scope],
-        target: Some(id.to_string()),
-        change: None,
+    let facts = match row_facts(&state, SyncRow::Error(&id), id.as_str()).await {
+        Ok(facts) => facts,
+        Err(response) => return response,
     };
     let action = (Method::POST, "/api/v1/sync/errors/{id}/discard");
     let work = resolve::discard(&state.store, &id);
@@ -881,14 +890,9 @@ pub async fn retry(
     Path(id): Path<reposync_model::ChangesetId>,
 ) -> Response {
     let client = connection.map(|c| c.0.0.0.ip());
-    let scope = match state.store.scope_of_sync_row(SyncRow::Changeset(&id)).await {
-        Ok(scope) => scope.unwrap_or(Scope::Account),
-        Err(error) => return AppError::from(error).into_response(),
-    };
-    let facts = Facts {
-        scopes: vec![scope],
-        target: Some(id.to_string()),
-        change: None,
+    let facts = match row_facts(&state, SyncRow::Changeset(&id), id.as_str()).await {
+        Ok(facts) => facts,
+        Err(response) => return response,
     };
     let action = (Method::POST, "/api/v1/sync/changesets/{id}/retry");
     let work = resolve::retry(&state.store, &id);

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use reposync_api::{TokenRequest, UserRequest, UserUpdateRequest};
 use reposync_core::error::CoreError;
 use reposync_core::users::{self, Caller};
+use reposync_model::UserName;
 use reposync_model::scope::Scope;
 use serde::Deserialize;
 
@@ -72,10 +73,15 @@ async fn render(
     };
     let mut rows = Vec::with_capacity(listed.len());
     for user in listed {
-        // The list has no failures; each user's detail has them, for admins.
-        let detail = users::show(&state.store, &user.name).await.ok();
-        let failures = detail
-            .and_then(|d| d.login_failures)
+        // The list has no failures; they are read for each user, for admins.
+        let failures = match UserName::parse(&user.name) {
+            Ok(name) => users::login_failures(&state.store, &name)
+                .await
+                .ok()
+                .flatten(),
+            Err(_) => None,
+        };
+        let failures = failures
             .map(|f| match f.blocked_until {
                 Some(until) => format!(
                     "{}, refused until {}",
