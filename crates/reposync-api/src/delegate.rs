@@ -1,6 +1,8 @@
 //! What the server hands a delegate, and what the delegate hands back.
 
-use reposync_model::{ChangesetId, PathProblem, Person, TaskId};
+use reposync_model::{
+    ChangesetId, FetchMode, PathProblem, Person, RestAuth, RestEndpoint, RestPlatform, TaskId,
+};
 use serde::{Deserialize, Serialize};
 
 use reposync_model::commit::FileOp;
@@ -18,8 +20,9 @@ pub struct DelegateTask {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TaskSpec {
-    TestConnection(TestConnectionSpec),
-    /// Boxed: a commit job is much larger than a Test. The JSON is the same.
+    /// Boxed, like `Sync`, so that the enum stays small; the JSON is the same.
+    TestConnection(Box<TestConnectionSpec>),
+    /// Boxed: a commit job is much larger than a pointer. The JSON is the same.
     Sync(Box<SyncSpec>),
 }
 
@@ -30,6 +33,22 @@ pub struct SyncSpec {
     pub job: SyncJob,
     pub auth: TaskAuth,
     pub timeout_secs: u64,
+    /// What the fetch planner needs to choose how to read; absent, reads go through git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planning: Option<ReadPlanning>,
+}
+
+/// What the fetch planner knows of a connector: its `--fetch`, its repository's REST API, and
+/// what its last Test found the server can do (unknown until a Test ran).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadPlanning {
+    pub fetch: FetchMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest: Option<RestTarget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_clone: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_path_filter: Option<bool>,
 }
 
 /// The branch to work on. `clone_key` names the local clone: one per connector, repository
@@ -113,6 +132,9 @@ pub enum SyncJobResult {
         /// Entries under the prefix that reposync cannot hold as files.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         unrepresentable: Vec<UnrepresentableRead>,
+        /// How the read was done; absent from a delegate that predates it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read: Option<ReadReport>,
     },
     /// Pushed as `commit`, changing `files`; `landed` names the changesets an earlier commit
     /// already carried.
@@ -145,6 +167,9 @@ pub enum SyncJobResult {
         head: String,
         commits: Vec<CommitRead>,
         complete: bool,
+        /// How the read was done; absent from a delegate that predates it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read: Option<ReadReport>,
     },
     /// Every file under the prefix at `head`; `since_lost` when the `since` asked for is no
     /// longer in the branch's history (a forced update).
@@ -155,7 +180,33 @@ pub enum SyncJobResult {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         unrepresentable: Vec<UnrepresentableRead>,
         since_lost: bool,
+        /// How the read was done; absent from a delegate that predates it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read: Option<ReadReport>,
     },
+}
+
+/// How one read of a branch was done: the method the fetch planner chose and why, the method
+/// it fell back from (and why) when one refused, and what the read cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadReport {
+    /// `git` (the local clone, partial when the server honours it), `cloud-rest` (`src` and
+    /// `diffstat`), `dc-archive` (a path-filtered archive), `dc-rest` (`changes` and `raw`).
+    pub method: String,
+    /// Why this method was chosen.
+    pub reason: String,
+    /// The method tried first, when it refused and this one took over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_from: Option<String>,
+    /// Why the first method refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+    /// REST requests sent (git's own requests are not counted).
+    pub requests: u64,
+    /// Bytes received: REST answers, or git's transfer as the local clone measured it.
+    pub bytes: u64,
+    pub duration_ms: u64,
 }
 
 /// A file a pushed commit changed: `op` is ADD, MODIFY or DELETE.
@@ -212,13 +263,52 @@ pub struct UnrepresentableRead {
     pub problem: PathProblem,
 }
 
-/// Run `git ls-remote` against `url` and, when `branch` is set, check it exists.
+/// Run `git ls-remote` against `url` and, when `branch` is set, check it exists; then probe
+/// what the server can do: git's capabilities, and REST through `rest` when the platform has
+/// it. `platform` is the connector's provider; both are absent from a server that predates
+/// them, and such a Test reports no capabilities.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TestConnectionSpec {
     pub url: String,
     pub branch: Option<String>,
     pub auth: TaskAuth,
     pub timeout_secs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest: Option<RestTarget>,
+}
+
+/// A repository's REST API, for a delegate: where it is and how the task's token
+/// authenticates there (`auth` absent, with `unusable` saying why, when it cannot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestTarget {
+    pub platform: RestPlatform,
+    pub base: String,
+    pub owner: String,
+    pub slug: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<RestAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unusable: Option<String>,
+}
+
+impl RestTarget {
+    /// The target of a connector's REST endpoint.
+    pub fn from_endpoint(endpoint: RestEndpoint) -> RestTarget {
+        let (auth, unusable) = match endpoint.auth {
+            Ok(auth) => (Some(auth), None),
+            Err(reason) => (None, Some(reason)),
+        };
+        RestTarget {
+            platform: endpoint.platform,
+            base: endpoint.base,
+            owner: endpoint.owner,
+            slug: endpoint.slug,
+            auth,
+            unusable,
+        }
+    }
 }
 
 /// Credentials, decrypted by the server for this one task.
@@ -312,6 +402,55 @@ mod tests {
         assert_eq!(serde_json::to_value(&read).expect("json"), expected);
     }
 
+    /// What the fetch planner is told and reports, across versions: frozen.
+    #[test]
+    fn the_wire_format_of_planning_and_read_reports_is_frozen() {
+        let planning = ReadPlanning {
+            fetch: FetchMode::Auto,
+            rest: Some(RestTarget {
+                platform: RestPlatform::Cloud,
+                base: "https://api.bitbucket.org/2.0".into(),
+                owner: "acme".into(),
+                slug: "config".into(),
+                auth: Some(RestAuth::Basic {
+                    username: "alice@example.com".into(),
+                }),
+                unusable: None,
+            }),
+            partial_clone: Some(false),
+            archive_path_filter: None,
+        };
+        frozen(
+            &planning,
+            json!({
+                "fetch": "auto",
+                "rest": {
+                    "platform": "cloud", "base": "https://api.bitbucket.org/2.0",
+                    "owner": "acme", "slug": "config",
+                    "auth": {"kind": "basic", "username": "alice@example.com"}
+                },
+                "partial_clone": false
+            }),
+        );
+        let report = ReadReport {
+            method: "git".into(),
+            reason: "REST refused the read".into(),
+            fallback_from: Some("cloud-rest".into()),
+            fallback_reason: Some("budget".into()),
+            requests: 3,
+            bytes: 1024,
+            duration_ms: 12,
+        };
+        frozen(
+            &report,
+            json!({
+                "method": "git", "reason": "REST refused the read",
+                "fallback_from": "cloud-rest", "fallback_reason": "budget",
+                "requests": 3, "bytes": 1024, "duration_ms": 12
+            }),
+        );
+    }
+
     /// The tasks a server hands its delegates, which may run another version: frozen.
     #[test]
     fn the_wire_format_of_tasks_is_frozen() {
@@ -345,6 +484,7 @@ mod tests {
                 },
                 auth: auth.clone(),
                 timeout_secs: 120,
+                planning: None,
             })),
         };
         frozen(
@@ -413,7 +553,7 @@ mod tests {
             },
             json!({"job": "read_branch", "prefix": "Setup/"}),
         );
-        let test = TaskSpec::TestConnection(TestConnectionSpec {
+        let test = TaskSpec::TestConnection(Box::new(TestConnectionSpec {
             url: "git@example.com:r.git".into(),
             branch: Some("main".into()),
             auth: TaskAuth::Ssh {
@@ -421,7 +561,9 @@ mod tests {
                 known_hosts: None,
             },
             timeout_secs: 30,
-        });
+            platform: None,
+            rest: None,
+        }));
         frozen(
             &test,
             json!({
@@ -488,6 +630,7 @@ mod tests {
         let commits = SyncJobResult::Commits {
             head: "e".repeat(40),
             complete: true,
+            read: None,
             commits: vec![CommitRead {
                 commit: "e".repeat(40),
                 parent: Some("f".repeat(40)),

@@ -289,7 +289,28 @@ pub fn sync_activity() -> Value {
         ],
         "inbound": [
             inbound_commit()
+        ],
+        "reads": [
+            read()
         ]
+    })
+}
+
+/// An example of `ReadView`: an incremental read that fell back to git.
+pub fn read() -> Value {
+    json!({
+        "branch": "main",
+        "kind": "incremental",
+        "head": "1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c",
+        "method": "git",
+        "reason": "REST refused; git reads every platform",
+        "fallback_from": "cloud-rest",
+        "fallback_reason": "Bitbucket answered 429 Too Many Requests",
+        "requests": 3,
+        "bytes": 48213,
+        "duration_ms": 1240,
+        "read_at": "2026-11-25T10:00:00.123Z",
+        "delegate": "builtin"
     })
 }
 

@@ -16,9 +16,9 @@ mod types;
 pub use client::{Client, ClientError, decode};
 pub use delegate::{
     ChangedFileRead, CommitRead, CommittedFileView, DELEGATE_NAME_HEADER, DelegateTask,
-    FileContent, HeartbeatRequest, HeartbeatResponse, LandedView, MadeBy, RegisterRequest,
-    RegisterResponse, SyncJob, SyncJobResult, SyncSpec, SyncTarget, TaskAuth, TaskOutcome,
-    TaskSpec, TestConnectionSpec, UnrepresentableRead,
+    FileContent, HeartbeatRequest, HeartbeatResponse, LandedView, MadeBy, ReadPlanning, ReadReport,
+    RegisterRequest, RegisterResponse, RestTarget, SyncJob, SyncJobResult, SyncSpec, SyncTarget,
+    TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec, UnrepresentableRead,
 };
 pub use error::{ApiError, ApiErrorBody};
 pub use task::{FailureCode, TaskFailure, TaskKind};

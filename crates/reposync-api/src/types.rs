@@ -166,6 +166,18 @@ pub struct ConnectorView {
     /// address) as author, and the connector's author as committer.
     #[serde(default)]
     pub author_from_user: bool,
+    /// The REST API base the connector set, when not the platform's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// The user REST calls authenticate as (a Cloud API token's account email).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_username: Option<String>,
+    /// auto, git or api.
+    #[serde(default = "default_fetch")]
+    pub fetch: String,
+    /// What the last Test found the server can do; kept until the connector changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_test: Option<TestResult>,
     pub created_at: String,
@@ -289,8 +301,47 @@ pub struct TestResult {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegate: Option<String>,
+    /// What the Test found the server can do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
     pub duration_ms: u64,
     pub tested_at: String,
+}
+
+/// What a connector's server can do, probed by a Test and kept on the connector: what the
+/// fetch planner chooses from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Capabilities {
+    /// bitbucket-cloud, bitbucket-server or git.
+    pub platform: String,
+    /// The server's version, where it says (Data Center's `application-properties`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether git speaks protocol v2 there.
+    pub git_protocol_v2: bool,
+    /// Whether git partial clone is honoured (the `filter` capability).
+    pub partial_clone: bool,
+    /// The REST base tried, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_api: Option<String>,
+    /// Whether REST answers with these credentials.
+    pub rest: bool,
+    /// Why REST cannot be used, when it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_problem: Option<String>,
+    /// Whether answers carried `X-RateLimit-*` headers.
+    pub rate_limit_headers: bool,
+    /// The hourly request limit the headers gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// Whether `archive` takes a path filter (Data Center 5.1 and later); absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_path_filter: Option<bool>,
+}
+
+fn default_fetch() -> String {
+    "auto".to_owned()
 }
 
 /// A delegate task as the API shows it.
@@ -697,6 +748,42 @@ pub struct SyncActivity {
     /// Commits read from Git (Git → reposync), newest first.
     #[serde(default)]
     pub inbound: Vec<InboundCommitView>,
+    /// How each read of a branch was done, newest first; reads by a delegate that does not
+    /// say are not listed.
+    #[serde(default)]
+    pub reads: Vec<ReadView>,
+}
+
+/// One read of a synced branch: what it was for (`enable`: the branch read whole when sync
+/// was enabled; `incremental`: the commits since the last one read; `snapshot`: the branch
+/// read whole by the inbox), the method the delegate chose and why, the method it fell back
+/// from and why, and what the read cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(examples(json!(crate::examples::read()))))]
+pub struct ReadView {
+    pub branch: String,
+    /// enable, incremental or snapshot.
+    pub kind: String,
+    /// The branch's head as read; none when the branch did not exist yet.
+    pub head: Option<ObjectId>,
+    /// git, cloud-rest, dc-archive, dc-rest…
+    pub method: String,
+    /// Why this method was chosen.
+    pub reason: String,
+    /// The method tried first, when it refused and this one took over.
+    pub fallback_from: Option<String>,
+    /// Why the first method refused.
+    pub fallback_reason: Option<String>,
+    /// REST requests sent (git's own are not counted).
+    pub requests: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    pub duration_ms: u64,
+    pub read_at: String,
+    /// The delegate that read, while its task is kept.
+    #[serde(default)]
+    pub delegate: Option<String>,
 }
 
 /// A commit read from a synced branch and what became of it: applied, partial, failed, ours

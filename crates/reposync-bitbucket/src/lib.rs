@@ -15,6 +15,7 @@
 //! for fetching without cloning are still to come; they will make HTTP calls only through a
 //! client they are given.
 
+pub mod rest;
 pub mod webhook;
 
 pub use webhook::{

@@ -17,7 +17,9 @@ use serde_json::{Map, Value, json};
 
 use crate::Globals;
 use crate::output::{column, fields, listing, local_time, table_in, wide_column};
-use crate::test_then_submit::{Draft, TestFlags, TestOutcome, save, test_before_saving};
+use crate::test_then_submit::{
+    Draft, TestFlags, TestOutcome, capabilities_summary, save, test_before_saving,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
@@ -218,6 +220,19 @@ pub struct ConnectorFlags {
     /// people, or of a person without an address, keep the connector's author.
     #[arg(long)]
     author_from_user: bool,
+    /// The REST API base, when not the platform's default (Cloud
+    /// https://api.bitbucket.org/2.0; Data Center <origin>[/<context>]/rest/api/1.0 from the
+    /// clone URL): a proxy, for instance.
+    #[arg(long, value_name = "URL")]
+    api_url: Option<String>,
+    /// The user REST calls authenticate as with the connector's token: for a Cloud API token,
+    /// the account's email (git uses the username).
+    #[arg(long, value_name = "USER")]
+    api_username: Option<String>,
+    /// How reads and writes go: auto (the cheapest correct way each time), git (never REST)
+    /// or api (REST wherever the platform can).
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "git", "api"])]
+    fetch: Option<String>,
 }
 
 /// `--poll-interval`: a number of seconds, or the server's interval.
@@ -256,6 +271,9 @@ impl ConnectorFlags {
         put("author_name", &self.author_name);
         put("author_email", &self.author_email);
         put("commit_message", &self.commit_message);
+        put("api_url", &self.api_url);
+        put("api_username", &self.api_username);
+        put("fetch", &self.fetch);
         if let Some(path) = &self.known_hosts_file {
             body.insert(
                 "known_hosts".into(),
@@ -392,6 +410,9 @@ pub(crate) const CONNECTOR_FLAGS: &[(&str, &str)] = &[
     ("known_hosts", "--known-hosts-file"),
     ("ca_certificate", "--ca-file"),
     ("poll_interval_seconds", "--poll-interval"),
+    ("api_url", "--api-url"),
+    ("api_username", "--api-username"),
+    ("fetch", "--fetch"),
     ("author_from_user", "--author-from-user"),
     ("repo", "--repo"),
 ];
@@ -916,6 +937,13 @@ fn print_connector(c: &ConnectorView) {
                 Some(0) => "off".to_owned(),
                 Some(seconds) => format!("{seconds} s"),
             }),
+        ),
+        ("Fetch", Some(c.fetch.clone())),
+        ("API URL", c.api_url.clone()),
+        ("API username", c.api_username.clone()),
+        (
+            "Capabilities",
+            c.capabilities.as_ref().map(capabilities_summary),
         ),
         ("Last test", c.last_test.as_ref().map(test_summary)),
     ]);

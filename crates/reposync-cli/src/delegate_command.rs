@@ -81,6 +81,16 @@ pub struct RunArgs {
         default_value = "8"
     )]
     concurrency: NonZeroUsize,
+    /// REST requests this delegate may send per Bitbucket credential and rolling hour (Cloud
+    /// allows 1,000); Bitbucket's rate-limit headers, when sent, take over.
+    #[arg(
+        long,
+        env = "REPOSYNC_REST_REQUESTS_PER_HOUR",
+        default_value_t = 1000,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    rest_requests_per_hour: u32,
 }
 
 /// `reposync delegate [list]`. `token_on_command_line` says whether the global `--token` was
@@ -202,6 +212,7 @@ async fn run(
     let (agent, tools) = Agent::prepare(&work_dir, work_dir.join("tmp"))
         .await
         .with_context(|| format!("cannot use the work directory {}", work_dir.display()))?;
+    let agent = agent.rest_requests_per_hour(args.rest_requests_per_hour);
     let git_version = tools.git.clone().context("cannot start the delegate")?;
     if let Err(error) = &tools.ssh {
         tracing::warn!(%error, "this delegate can run only connectors over https");

@@ -1,6 +1,6 @@
 //! How every command prints: the one way to standard output, the output format (`-o
-//! table|wide|json|yaml`), tables and key-value listings for the terminal, and times as
-//! tables show them.
+//! table|wide|json|yaml`), tables and key-value listings for the terminal, and times, sizes
+//! and durations as tables show them.
 
 /// Writes to standard output. A reader that has gone away (`reposync sync activity | head -1`)
 /// ends the command quietly and successfully, as it ends `cat`, instead of a panic; any other
@@ -175,6 +175,33 @@ pub fn local_time_or_dash(api_time: Option<&str>) -> String {
     api_time.map_or_else(|| "-".to_owned(), local_time)
 }
 
+/// A number of bytes as tables show sizes: `532 B`, `47.1 KiB`, `1.2 MiB`, in powers of
+/// 1024 to one decimal. Exact values are for `-o json|yaml`.
+pub fn byte_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let (mut unit, mut scale) = (0, 1_u64);
+    while unit < UNITS.len() - 1 && bytes / scale >= 1024 {
+        scale *= 1024;
+        unit += 1;
+    }
+    // Tenths of the unit, rounded, in integers: no float to print.
+    let tenths = (u128::from(bytes) * 10 + u128::from(scale) / 2) / u128::from(scale);
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
+}
+
+/// A duration in milliseconds as tables show durations: `850 ms` under a second, `1.2 s`
+/// under a minute, `3m 05s` beyond.
+pub fn duration_ms(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{}.{} s", ms / 1_000, ms % 1_000 / 100),
+        _ => format!("{}m {:02}s", ms / 60_000, ms % 60_000 / 1_000),
+    }
+}
+
 /// A column of a table: shown always, or only with `-o wide`.
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
@@ -312,6 +339,21 @@ mod tests {
             "no local time past year 9999, and no panic"
         );
         assert_eq!(local_time_or_dash(None), "-");
+    }
+
+    #[test]
+    fn sizes_and_durations_read_at_a_glance() {
+        assert_eq!(byte_size(0), "0 B");
+        assert_eq!(byte_size(1023), "1023 B");
+        assert_eq!(byte_size(1024), "1.0 KiB");
+        assert_eq!(byte_size(48_213), "47.1 KiB");
+        assert_eq!(byte_size(5 * 1024 * 1024 + 1024 * 1024 / 4), "5.3 MiB");
+        assert_eq!(byte_size(u64::MAX), "16.0 EiB");
+        assert_eq!(duration_ms(0), "0 ms");
+        assert_eq!(duration_ms(999), "999 ms");
+        assert_eq!(duration_ms(1_240), "1.2 s");
+        assert_eq!(duration_ms(59_999), "59.9 s");
+        assert_eq!(duration_ms(185_000), "3m 05s");
     }
 
     #[test]

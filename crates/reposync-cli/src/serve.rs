@@ -32,6 +32,16 @@ pub struct ServeArgs {
     /// A selector of the built-in delegate (repeatable).
     #[arg(long = "builtin-delegate-selector", value_name = "S")]
     builtin_delegate_selectors: Vec<String>,
+    /// REST requests the built-in delegate may send per Bitbucket credential and rolling
+    /// hour (Cloud allows 1,000); Bitbucket's rate-limit headers, when sent, take over.
+    #[arg(
+        long,
+        env = "REPOSYNC_REST_REQUESTS_PER_HOUR",
+        default_value_t = 1000,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    rest_requests_per_hour: u32,
     /// Largest accepted API request body, in bytes.
     #[arg(long, env = "REPOSYNC_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
@@ -192,6 +202,12 @@ fn server_config(
         .map(|s| Selector::parse(s))
         .collect::<Result<Vec<_>, _>>()
         .context("--builtin-delegate-selector")?;
+    config.rest_requests_per_hour = layered(
+        matches,
+        "rest_requests_per_hour",
+        args.rest_requests_per_hour,
+        builtin.rest_requests_per_hour,
+    );
     let limits = file.limits;
     config.max_body_bytes = layered(
         matches,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use reposync_api::{
-    ChangesetView, ListResponse, RefreshedBranch, SyncActivity, SyncDisableRequest,
+    ChangesetView, ListResponse, ReadView, RefreshedBranch, SyncActivity, SyncDisableRequest,
     SyncEnableRequest, SyncEnabled, SyncErrorView, SyncLinkView, SyncRefreshRequest, TaskFailure,
     TaskView, decode,
 };
@@ -17,7 +17,8 @@ use serde_json::Value;
 use crate::Globals;
 use crate::client_commands::{client, in_flag_terms, wait_for_task};
 use crate::output::{
-    OutputFormat, column, fields, local_time, local_time_or_dash, table_in, wide_column,
+    OutputFormat, byte_size, column, duration_ms, fields, local_time, local_time_or_dash, table_in,
+    wide_column,
 };
 
 /// The flags of `sync enable`, by the API field each one sets.
@@ -113,7 +114,8 @@ pub enum SyncCommand {
     },
     /// The links, with what waits to be pushed.
     Status,
-    /// Changesets and commit attempts, newest first.
+    /// Changesets, commit attempts, commits read from Git and how each branch was read, newest
+    /// first.
     Activity {
         /// Only this application's link.
         #[arg(long)]
@@ -464,6 +466,25 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                     eprintln!("warning: commit {}: {w}", commit_text(&c.commit_id, false));
                 }
             }
+            outln!("\nReads:");
+            let rows: Vec<Vec<String>> = activity.reads.iter().map(|r| read_row(r, wide)).collect();
+            table_in(
+                format,
+                &[
+                    column("READ"),
+                    column("BRANCH"),
+                    column("KIND"),
+                    column("METHOD"),
+                    column("REQUESTS"),
+                    column("BYTES"),
+                    column("DURATION"),
+                    column("FALLBACK"),
+                    wide_column("HEAD"),
+                    wide_column("DELEGATE"),
+                    wide_column("REASON"),
+                ],
+                &rows,
+            );
         }
         SyncCommand::Errors {
             action: Some(ErrorsAction::Discard { id }),
@@ -503,6 +524,32 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
         SyncCommand::Retry { id } => outln!("Changeset {id} is waiting to be pushed again"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A read's cells: the table's, then the wide ones. A read that fell back says from what and
+/// why, since that is what a person looks for when a read was slow or costly.
+fn read_row(r: &ReadView, wide: bool) -> Vec<String> {
+    let fallback = match (&r.fallback_from, &r.fallback_reason) {
+        (Some(from), Some(why)) => format!("fell back from {from}: {why}"),
+        (Some(from), None) => format!("fell back from {from}"),
+        (None, _) => String::new(),
+    };
+    vec![
+        local_time(&r.read_at),
+        r.branch.clone(),
+        r.kind.clone(),
+        r.method.clone(),
+        r.requests.to_string(),
+        byte_size(r.bytes),
+        duration_ms(r.duration_ms),
+        fallback,
+        r.head
+            .as_ref()
+            .map_or("-", |head| commit_text(head, wide))
+            .to_owned(),
+        r.delegate.clone().unwrap_or_else(|| "-".into()),
+        r.reason.clone(),
+    ]
 }
 
 /// A changeset's cells: the table's, then the wide ones.

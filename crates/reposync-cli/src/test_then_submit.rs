@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use reposync_api::{Client, ClientError, TaskView, TestRequest, decode};
+use reposync_api::{Capabilities, Client, ClientError, TaskView, TestRequest, decode};
 use reposync_model::TaskId;
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -42,6 +42,9 @@ const CONNECTION_FIELDS: &[&str] = &[
     "selectors",
     "known_hosts",
     "ca_certificate",
+    "api_url",
+    "api_username",
+    "fetch",
 ];
 
 /// How a Test ended, read from its task's result (`reposync_api::TestResult`'s shape, or a
@@ -71,16 +74,24 @@ impl TestOutcome {
             .map(str::to_owned)
     }
 
-    /// `OK: URL BRANCH at COMMIT`.
+    /// `OK: URL BRANCH at COMMIT`, and what the server can do on a second line.
     pub fn success(&self) -> String {
         let branch = self.text("branch").unwrap_or_default();
         let commit = self
             .text("commit")
             .unwrap_or_else(|| "(empty repository)".into());
-        format!(
+        let mut line = format!(
             "OK: {} {branch} at {commit}",
             self.text("url").unwrap_or_default()
-        )
+        );
+        let capabilities = self
+            .result
+            .get("capabilities")
+            .and_then(|found| serde_json::from_value::<Capabilities>(found.clone()).ok());
+        if let Some(found) = capabilities {
+            line.push_str(&format!("\n  server: {}", capabilities_summary(&found)));
+        }
+        line
     }
 
     /// `test failed (CODE): MESSAGE`, with what git said on a line of its own.
@@ -203,4 +214,43 @@ pub async fn test_before_saving(
         "{}\nnothing was saved: fix the connection and run this again, or save it as it is with --save-anyway",
         outcome.failure()
     )
+}
+
+/// What the last Test found the server can do, in one line.
+pub(crate) fn capabilities_summary(found: &Capabilities) -> String {
+    let mut parts = vec![match &found.version {
+        Some(version) => format!("{} {version}", found.platform),
+        None => found.platform.clone(),
+    }];
+    parts.push(
+        if found.partial_clone {
+            "partial clone"
+        } else {
+            "no partial clone"
+        }
+        .to_owned(),
+    );
+    parts.push(match (&found.rest_api, found.rest, &found.rest_problem) {
+        (None, _, _) => "no REST API".to_owned(),
+        (Some(_), true, _) => "REST answers".to_owned(),
+        (Some(_), false, Some(problem)) => format!("REST unusable: {problem}"),
+        (Some(_), false, None) => "REST unusable".to_owned(),
+    });
+    if found.rate_limit_headers {
+        parts.push(match found.rate_limit {
+            Some(limit) => format!("rate limit {limit}/h"),
+            None => "rate-limit headers".to_owned(),
+        });
+    }
+    if let Some(filter) = found.archive_path_filter {
+        parts.push(
+            if filter {
+                "archive path filter"
+            } else {
+                "no archive path filter"
+            }
+            .to_owned(),
+        );
+    }
+    parts.join("; ")
 }

@@ -1,12 +1,15 @@
-//! Git Sync's activity: the changesets going out, the commit attempts that carry them, and
-//! the commits read from Git, newest first, for the API and the web UI alike.
+//! Git Sync's activity: the changesets going out, the commit attempts that carry them, the
+//! commits read from Git, and how each read of a branch was done, newest first, for the API
+//! and the web UI alike.
+
+use std::collections::HashMap;
 
 use reposync_api::{
-    ChangedFileView, ChangesetView, CommitAttemptView, InboundCommitView, SyncActivity,
+    ChangedFileView, ChangesetView, CommitAttemptView, InboundCommitView, ReadView, SyncActivity,
     TreeProblemView, timestamp,
 };
 use reposync_model::{LinkId, TaskId};
-use reposync_store::{ChangesetRecord, FileChangeRecord, Store};
+use reposync_store::{ChangesetRecord, FileChangeRecord, ReadRecord, Store};
 
 use crate::error::CoreError;
 
@@ -64,7 +67,8 @@ pub async fn activity(
             finished_at: a.finished_at.map(timestamp),
         })
         .collect();
-    // Commits read from Git: of the branches the selected links read, or all.
+    // Commits read from Git, and how the branches were read: of the branches the selected
+    // links read, or all.
     let mut branch_ids = Vec::new();
     if !ids.is_empty() {
         for link in store.all_links().await? {
@@ -76,7 +80,8 @@ pub async fn activity(
             }
         }
     }
-    let inbound = if ids.is_empty() || !branch_ids.is_empty() {
+    let any_branch = ids.is_empty() || !branch_ids.is_empty();
+    let inbound = if any_branch {
         store
             .list_inbound_commits(&branch_ids, limit)
             .await?
@@ -117,11 +122,48 @@ pub async fn activity(
     } else {
         Vec::new()
     };
+    let reads = if any_branch {
+        let reads = store.list_reads(&branch_ids, limit).await?;
+        let task_ids: Vec<TaskId> = reads
+            .iter()
+            .filter_map(|r| r.read.task_id.clone())
+            .collect();
+        let delegates = store.task_delegates(&task_ids).await?;
+        reads
+            .into_iter()
+            .map(|r| read_view(r, &delegates))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(SyncActivity {
         changesets,
         attempts,
         inbound,
+        reads,
     })
+}
+
+/// A read as the API shows it; `delegates` names the delegate of each task still kept.
+fn read_view(record: ReadRecord, delegates: &HashMap<TaskId, String>) -> ReadView {
+    let read = record.read;
+    ReadView {
+        delegate: read
+            .task_id
+            .as_ref()
+            .and_then(|task| delegates.get(task).cloned()),
+        branch: record.branch,
+        kind: read.kind.as_str().to_owned(),
+        head: read.head,
+        method: read.method,
+        reason: read.reason,
+        fallback_from: read.fallback_from,
+        fallback_reason: read.fallback_reason,
+        requests: read.requests,
+        bytes: read.bytes,
+        duration_ms: read.duration_ms,
+        read_at: timestamp(record.read_at),
+    }
 }
 
 pub fn files_view(files: &[FileChangeRecord]) -> Vec<ChangedFileView> {

@@ -1,13 +1,13 @@
 //! Reaching Git through delegates: where a link's branch is (and its delegate-side clone),
 //! and the connection checks that come before enabling sync and before every push.
 
-use reposync_api::{SyncJob, SyncJobResult, SyncTarget, TestResult};
+use reposync_api::{SyncJob, SyncTarget, TestResult};
 use reposync_model::scope::Scope;
 use reposync_model::{
     AttemptId, ConnectorScope, FieldError, GitConnector, RepoSlug, TaskId, connector_yaml,
 };
 use reposync_store::{ConnectorRecord, Store, StoreError, SyncLink, TaskRecord};
-use reposync_sync::{ConnectionFailure, DispatchFailure};
+use reposync_sync::{ConnectionFailure, DispatchFailure, JobAnswer};
 use sha2::{Digest, Sha256};
 
 use crate::tree::source_repo_provider_name;
@@ -37,14 +37,15 @@ impl Tested<'_> {
 #[async_trait::async_trait]
 pub trait Delegates: Send + Sync {
     /// Runs a sync job on the branch `target` on a delegate that may use `connector`, and
-    /// waits for its result; `attempt` is the commit attempt it carries, if any.
+    /// waits for its result, which names the task that carried it; `attempt` is the commit
+    /// attempt it carries, if any.
     async fn run_sync_job(
         &self,
         connector: &ConnectorRecord,
         target: SyncTarget,
         job: SyncJob,
         attempt: Option<&AttemptId>,
-    ) -> Result<SyncJobResult, DispatchFailure>;
+    ) -> Result<JobAnswer, DispatchFailure>;
 
     /// Queues a Test of `tested` against `url` and answers its task at once; for a saved
     /// connector the result becomes its last Test.

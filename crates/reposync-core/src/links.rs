@@ -21,7 +21,7 @@ use reposync_store::{
     FileChangeRecord, FileError, FileOp, LinkBacklog, NewSyncLink, Store, StoreError, SyncLink,
     TaskRecord, app_of_path,
 };
-use reposync_sync::{differences, result_commit};
+use reposync_sync::{differences, read_of, result_commit};
 use serde::{Deserialize, Serialize};
 
 use crate::connections::{Delegates, check_connections, target};
@@ -404,7 +404,7 @@ async fn enable(
     let sync_target = target(&connector, &planned)?;
     let url = sync_target.url.clone();
     let prefix = Scope::of_app(app_name).folder();
-    let read = delegates
+    let answer = delegates
         .run_sync_job(
             &connector,
             sync_target,
@@ -428,11 +428,14 @@ async fn enable(
             )
             .with_field("connector")
         })?;
+    // How the branch was read is recorded with the link, in its transaction.
+    let read = read_of(&answer);
     let SyncJobResult::Branch {
         head,
         files,
         unrepresentable,
-    } = read
+        ..
+    } = answer.result
     else {
         return Err(CoreError::new(
             ErrorKind::Internal,
@@ -625,6 +628,7 @@ async fn enable(
             link: &new_link,
             initial_files: &initial_files,
             branch_errors: &branch_errors,
+            read: read.as_ref(),
             task: Some(EnablingTask {
                 id: task,
                 result: &render,

@@ -1,6 +1,6 @@
 //! The Git → reposync engine as a library: the inbox's step function over a real SQLite
 //! store, reading scripted commits (in place of a delegate) and applying them with the real
-//! use case, `reposync_core::inbound::apply_commit`.
+//! use case, `reposync_core::inbound::apply_commit`; and what sync activity then shows.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Test helpers may panic.
 
@@ -10,12 +10,12 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use parking_lot::Mutex;
-use reposync_api::{ChangedFileRead, CommitRead, SyncJobResult};
+use reposync_api::{ChangedFileRead, CommitRead, ReadReport, SyncJobResult};
 use reposync_core::tree::{TreeEdit, TreeOutcome, apply_edit};
-use reposync_model::{ConnectorDraft, GitConnector, ObjectId, SecretName};
+use reposync_model::{ConnectorDraft, GitConnector, ObjectId, SecretName, TaskId};
 use reposync_secrets::MasterKey;
 use reposync_store::{ChangesetStatus, NewSyncLink, SecretKind, Store, SyncBranch, WebhookChange};
-use reposync_sync::{DispatchFailure, Inbound, Inbox, ReadCommit};
+use reposync_sync::{DispatchFailure, Inbound, Inbox, JobAnswer, ReadCommit};
 
 const SHOP: &str = "Setup/Applications/Shop";
 const BASE: &str = "1111111111111111111111111111111111111111";
@@ -40,10 +40,12 @@ fn workflow(description: &str) -> String {
 
 const SERVICE: &str = "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: KUBERNETES\n";
 
-/// Reads scripted commits; applies them with the real use case.
+/// Reads scripted commits, as the task `task` when one is set; applies them with the real
+/// use case.
 struct Scripted {
     store: Store,
     reads: Mutex<VecDeque<SyncJobResult>>,
+    task: Mutex<Option<TaskId>>,
 }
 
 #[async_trait::async_trait]
@@ -53,8 +55,11 @@ impl Inbound for Scripted {
         _branch: &SyncBranch,
         _since: Option<&ObjectId>,
         _max_commits: usize,
-    ) -> Result<SyncJobResult, DispatchFailure> {
-        Ok(self.reads.lock().pop_front().expect("a scripted read"))
+    ) -> Result<JobAnswer, DispatchFailure> {
+        Ok(JobAnswer {
+            result: self.reads.lock().pop_front().expect("a scripted read"),
+            task: self.task.lock().clone(),
+        })
     }
 
     async fn apply(&self, branch: &SyncBranch, commit: &ReadCommit) -> Result<(), String> {
@@ -167,6 +172,7 @@ async fn engine(dir: &tempfile::TempDir) -> Engine {
     let inbound = Arc::new(Scripted {
         store: store.clone(),
         reads: Mutex::default(),
+        task: Mutex::default(),
     });
     let inbox = Inbox::new(store.clone(), Arc::clone(&inbound) as Arc<dyn Inbound>);
     Engine {
@@ -179,11 +185,17 @@ async fn engine(dir: &tempfile::TempDir) -> Engine {
 
 /// Queues a read of the branch up to `head` and runs one inbox step that reads `commits`.
 async fn read(e: &Engine, commits: Vec<CommitRead>) {
+    read_reported(e, commits, None).await;
+}
+
+/// [`read`], by a delegate that reports how it read as `report`.
+async fn read_reported(e: &Engine, commits: Vec<CommitRead>, report: Option<ReadReport>) {
     let head = commits.last().expect("a commit").commit.clone();
     e.inbound.reads.lock().push_back(SyncJobResult::Commits {
         head: head.clone(),
         commits,
         complete: true,
+        read: report,
     });
     assert!(
         e.store
@@ -280,6 +292,7 @@ async fn a_read_commit_whose_id_is_not_an_object_id_applies_nothing_and_the_head
         head: "2".repeat(40),
         commits: vec![bad],
         complete: true,
+        read: None,
     });
     assert!(
         e.store
@@ -337,4 +350,142 @@ async fn a_file_from_git_with_an_unknown_key_applies_and_its_warning_is_recorded
             message: "unknown key descripton: reposync keeps it as written but does not read it; did you mean description?".into(),
         }]
     );
+}
+
+/// How a delegate read, as the planner reports it: `git` after REST refused.
+fn fell_back_to_git() -> ReadReport {
+    ReadReport {
+        method: "git".into(),
+        reason: "REST refused; git reads every platform".into(),
+        fallback_from: Some("cloud-rest".into()),
+        fallback_reason: Some("Bitbucket answered 429 Too Many Requests".into()),
+        requests: 3,
+        bytes: 48_213,
+        duration_ms: 1_240,
+    }
+}
+
+/// Each read a delegate reports shows in sync activity, newest first, with its method, cost
+/// and the fallback with its reason, and the delegate that read; a read whose commits do not
+/// apply was made all the same and is shown; a delegate that predates reporting adds none.
+#[tokio::test]
+async fn each_reported_read_shows_in_activity_with_its_fallback_and_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = engine(&dir).await;
+    let task = e
+        .store
+        .enqueue_task(&reposync_store::NewTask {
+            kind: "sync".into(),
+            payload: "{}".into(),
+            selectors: Vec::new(),
+            max_attempts: 1,
+            prefer: None,
+            avoid: None,
+        })
+        .await
+        .expect("task");
+    let claimed = e
+        .store
+        .claim_task(
+            "edge-1",
+            &reposync_store::Eligibility::unrestricted(Vec::new()),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .expect("claim");
+    assert!(matches!(claimed, reposync_store::Claim::Task(t) if t.id == task.id));
+    *e.inbound.task.lock() = Some(task.id.clone());
+
+    let deploy = workflow_path("deploy");
+    read_reported(
+        &e,
+        vec![commit('a', &[(&deploy, Some(&workflow("one")))])],
+        Some(fell_back_to_git()),
+    )
+    .await;
+    *e.inbound.task.lock() = None;
+    read(&e, vec![commit('b', &[(&deploy, Some(&workflow("two")))])]).await;
+    // A commit whose id is not one: nothing applies, but the read was made.
+    let mut bad = commit('c', &[(&deploy, Some(&workflow("three")))]);
+    bad.commit = "HEAD".into();
+    let head = "c".repeat(40);
+    e.inbound.reads.lock().push_back(SyncJobResult::Commits {
+        head: head.clone(),
+        commits: vec![bad],
+        complete: true,
+        read: Some(ReadReport {
+            method: "cloud-rest".into(),
+            reason: "the connector asks for the API".into(),
+            fallback_from: None,
+            fallback_reason: None,
+            requests: 2,
+            bytes: 900,
+            duration_ms: 80,
+        }),
+    });
+    assert!(
+        e.store
+            .record_poll(&e.branch.id, Some(&oid(&head)))
+            .await
+            .expect("queue")
+    );
+    assert_eq!(e.inbox.step().await.expect("step"), 1);
+    assert_eq!(
+        e.store
+            .sync_branch(&e.branch.id)
+            .await
+            .expect("branch")
+            .processed_commit,
+        Some(oid(&"b".repeat(40))),
+        "the bad commit did not apply"
+    );
+
+    let activity = reposync_core::activity::activity(&e.store, Some("Shop"), None)
+        .await
+        .expect("activity");
+    let shown: Vec<(&str, &str, Option<&str>)> = activity
+        .reads
+        .iter()
+        .map(|r| {
+            (
+                r.kind.as_str(),
+                r.method.as_str(),
+                r.fallback_from.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("incremental", "cloud-rest", None),
+            ("incremental", "git", Some("cloud-rest")),
+        ],
+        "newest first, none from the delegate that does not report: {:#?}",
+        activity.reads
+    );
+    let fell_back = &activity.reads[1];
+    assert_eq!(fell_back.branch, "main");
+    assert_eq!(fell_back.head, Some(oid(&"a".repeat(40))));
+    assert_eq!(fell_back.reason, "REST refused; git reads every platform");
+    assert_eq!(
+        fell_back.fallback_reason.as_deref(),
+        Some("Bitbucket answered 429 Too Many Requests")
+    );
+    assert_eq!(
+        (fell_back.requests, fell_back.bytes, fell_back.duration_ms),
+        (3, 48_213, 1_240)
+    );
+    assert_eq!(fell_back.delegate.as_deref(), Some("edge-1"));
+    assert_eq!(
+        activity.reads[0].head,
+        Some(oid(&"c".repeat(40))),
+        "the head as read, though its commit did not apply"
+    );
+    assert_eq!(activity.reads[0].delegate, None, "no task read it");
+
+    // Everything's activity shows them too.
+    let everything = reposync_core::activity::activity(&e.store, None, None)
+        .await
+        .expect("activity");
+    assert_eq!(everything.reads, activity.reads);
 }

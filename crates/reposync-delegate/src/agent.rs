@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use reposync_bitbucket::rest::Budgets;
 use reposync_git::{GitError, GitRunner, TempRoot, TempRootError};
 use reposync_model::TaskId;
 use tokio::task::AbortHandle;
@@ -27,6 +28,8 @@ pub struct Agent {
     pub(crate) next_run: Arc<AtomicU64>,
     /// How long running tasks may finish after a shutdown was asked for.
     pub(crate) shutdown_grace: Duration,
+    /// The REST request budget of each credential this delegate has used.
+    pub(crate) budgets: Arc<Budgets>,
 }
 
 #[derive(Debug)]
@@ -75,6 +78,13 @@ impl Agent {
         Ok((Agent::new(runner, work_dir), tools))
     }
 
+    /// Sets the REST request budget of each credential, per rolling hour (Cloud's default is
+    /// 1,000); Bitbucket's rate-limit headers, when it sends them, take over.
+    pub fn rest_requests_per_hour(mut self, requests: u32) -> Agent {
+        self.budgets = Arc::new(Budgets::new(requests));
+        self
+    }
+
     /// An agent using `runner` for git, keeping its clones under `work_dir`.
     pub fn new(runner: GitRunner, work_dir: impl Into<PathBuf>) -> Agent {
         Agent {
@@ -83,6 +93,7 @@ impl Agent {
             clone_locks: Arc::default(),
             running: Arc::default(),
             next_run: Arc::default(),
+            budgets: Arc::default(),
             shutdown_grace: Duration::from_secs(30),
         }
     }

@@ -16,7 +16,8 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::agent::Agent;
-use crate::results::{changes_result, failure_code, job_result, unrepresentable_reads};
+use crate::reads::{Read, ReadTarget};
+use crate::results::{failure_code, job_result, unrepresentable_reads};
 
 impl Agent {
     /// Runs one task and turns every failure into an outcome; it never panics or errors.
@@ -89,8 +90,18 @@ impl Agent {
             Ok(clone) => clone,
             Err(error) => return git_failure(error),
         };
+        let read_target = ReadTarget {
+            spec,
+            clone: &clone,
+            clone_dir: &dir,
+            remote: &remote,
+            branch: &branch,
+        };
         let result = match &spec.job {
-            SyncJob::ReadBranch { prefix } => read_branch(&clone, &remote, prefix).await,
+            SyncJob::ReadBranch { prefix } => {
+                self.planned_read(&read_target, Read::Branch { prefix })
+                    .await
+            }
             SyncJob::CommitAndPush {
                 author_name,
                 author_email,
@@ -137,10 +148,14 @@ impl Agent {
                 prefix,
                 max_commits,
                 ..
-            } => clone
-                .fetch_changes(&remote, commits.since.as_ref(), prefix, *max_commits)
-                .await
-                .map(changes_result),
+            } => {
+                let read = Read::Changes {
+                    prefix,
+                    since: commits.since.as_ref(),
+                    max_commits: *max_commits,
+                };
+                self.planned_read(&read_target, read).await
+            }
         };
         match result {
             Ok(result) => TaskOutcome {
@@ -161,7 +176,7 @@ impl Agent {
             .runner
             .clone()
             .timeout(Duration::from_secs(spec.timeout_secs.max(1)));
-        let heads = runner.ls_remote_heads(&remote).await;
+        let probed = runner.probe_remote(&remote).await;
         let elapsed = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let failure = |code: FailureCode, message: String, detail: String| TaskOutcome {
             succeeded: false,
@@ -170,8 +185,8 @@ impl Agent {
                 "message": message, "detail": detail, "duration_ms": elapsed(),
             }),
         };
-        let heads = match heads {
-            Ok(heads) => heads,
+        let (heads, git_capabilities) = match probed {
+            Ok(probed) => probed,
             Err(error) => {
                 return failure(failure_code(error.kind), error.message, error.detail);
             }
@@ -217,17 +232,34 @@ impl Agent {
                 (default, commit)
             }
         };
+        let capabilities = match &spec.platform {
+            Some(platform) => {
+                let head = branch.as_deref().zip(commit.as_deref());
+                Some(
+                    self.probe_capabilities(
+                        platform,
+                        spec.rest.as_ref(),
+                        &spec.auth,
+                        git_capabilities,
+                        head,
+                        Duration::from_secs(spec.timeout_secs.max(1)),
+                    )
+                    .await,
+                )
+            }
+            None => None,
+        };
         TaskOutcome {
             succeeded: true,
             result: json!({
                 "ok": true, "url": spec.url, "branch": branch, "commit": commit,
-                "duration_ms": elapsed(),
+                "capabilities": capabilities, "duration_ms": elapsed(),
             }),
         }
     }
 }
 
-async fn read_branch(
+pub(crate) async fn read_branch(
     clone: &LocalClone,
     remote: &Remote,
     prefix: &str,
@@ -237,6 +269,7 @@ async fn read_branch(
             head: None,
             files: Vec::new(),
             unrepresentable: Vec::new(),
+            read: None,
         });
     };
     let tree = clone.read_files(remote, &head, prefix).await?;
@@ -252,6 +285,7 @@ async fn read_branch(
         head: Some(head.into_string()),
         files,
         unrepresentable: unrepresentable_reads(tree.unrepresentable),
+        read: None,
     })
 }
 
@@ -338,6 +372,7 @@ mod tests {
                 ca_certificate: None,
             },
             timeout_secs: 5,
+            planning: None,
         }))
     }
 

@@ -90,6 +90,7 @@ pub(crate) fn changes_result(changes: BranchChanges) -> SyncJobResult {
         } => SyncJobResult::Commits {
             head: head.into_string(),
             complete,
+            read: None,
             commits: commits
                 .into_iter()
                 .map(|c| CommitRead {
@@ -127,6 +128,7 @@ pub(crate) fn changes_result(changes: BranchChanges) -> SyncJobResult {
             unrepresentable,
             since_lost,
         } => SyncJobResult::Snapshot {
+            read: None,
             head: head.into_string(),
             since_lost,
             files: files

@@ -400,7 +400,7 @@ fn config(server: &str) -> HttpConfig {
 fn test_task(id: &str, url: &str, timeout_secs: u64) -> DelegateTask {
     DelegateTask {
         id: TaskId::new(id),
-        spec: TaskSpec::TestConnection(TestConnectionSpec {
+        spec: TaskSpec::TestConnection(Box::new(TestConnectionSpec {
             url: url.to_owned(),
             branch: None,
             auth: TaskAuth::Https {
@@ -409,7 +409,9 @@ fn test_task(id: &str, url: &str, timeout_secs: u64) -> DelegateTask {
                 ca_certificate: None,
             },
             timeout_secs,
-        }),
+            platform: None,
+            rest: None,
+        })),
     }
 }
 

@@ -30,5 +30,5 @@ pub use clone::{
     Signature, TreeFiles, UnrepresentableEntry,
 };
 pub use error::{GitError, GitErrorKind};
-pub use runner::{GitRunner, GitVersion, MIN_GIT_VERSION, RemoteRef};
+pub use runner::{GitRunner, GitVersion, MIN_GIT_VERSION, RemoteRef, ServerCapabilities};
 pub use temp::{DirLock, TempRoot, TempRootError};

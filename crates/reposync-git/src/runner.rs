@@ -265,18 +265,39 @@ impl GitRunner {
 
     /// Lists the branches of a remote and where its `HEAD` points (`git ls-remote --symref`).
     pub async fn ls_remote_heads(&self, remote: &Remote) -> Result<RemoteHeads, GitError> {
-        let args = [
-            "ls-remote",
-            "--symref",
-            "--",
-            &remote.url,
-            "HEAD",
-            "refs/heads/*",
-        ];
         let stdout = self
-            .run(&args, None, Some(&remote.auth), &remote.url)
+            .run(
+                &ls_remote_args(remote),
+                None,
+                Some(&remote.auth),
+                &remote.url,
+            )
             .await?;
         Ok(parse_ls_remote(&stdout))
+    }
+
+    /// [`GitRunner::ls_remote_heads`], also reading what the server's capability
+    /// advertisement offers (git's packet trace of the same conversation): whether it speaks
+    /// protocol v2, and honours partial clone (`filter`) and shallow fetches.
+    pub async fn probe_remote(
+        &self,
+        remote: &Remote,
+    ) -> Result<(RemoteHeads, ServerCapabilities), GitError> {
+        let command = GitCommand {
+            args: ls_remote_args(remote).iter().map(OsString::from).collect(),
+            auth: Some(&remote.auth),
+            url: remote.url.clone(),
+            // The trace holds the pkt-lines only: refs and capabilities, never the
+            // credentials, which travel in HTTP headers or the SSH handshake.
+            env: vec![("GIT_TRACE_PACKET", "1".into())],
+            ..GitCommand::default()
+        };
+        let output = self.output(&command).await?;
+        if !output.success {
+            return Err(output.into_error(&command));
+        }
+        let heads = parse_ls_remote(&String::from_utf8_lossy(&output.stdout));
+        Ok((heads, ServerCapabilities::from_packet_trace(&output.stderr)))
     }
 
     /// Runs one git command in a fresh private directory that serves as `HOME` and holds the
@@ -537,6 +558,66 @@ impl RemoteHeads {
     }
 }
 
+fn ls_remote_args(remote: &Remote) -> [&str; 6] {
+    [
+        "ls-remote",
+        "--symref",
+        "--",
+        &remote.url,
+        "HEAD",
+        "refs/heads/*",
+    ]
+}
+
+/// What a git server offers for fetching, as its capability advertisement says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerCapabilities {
+    /// It answered in protocol v2.
+    pub protocol_v2: bool,
+    /// It honours `--filter` (partial clone): Bitbucket Data Center from 7.13 unless an
+    /// administrator turned it off; never Bitbucket Cloud.
+    pub filter: bool,
+    /// It honours `--depth`.
+    pub shallow: bool,
+}
+
+impl ServerCapabilities {
+    /// Reads the capabilities from git's packet trace (`GIT_TRACE_PACKET`) of a conversation:
+    /// protocol v2 lists them one per line (`fetch=shallow wait-for-done filter`); v0 after a
+    /// NUL on the first ref line, which the trace writes as `\0`.
+    pub fn from_packet_trace(trace: &str) -> ServerCapabilities {
+        let mut found = ServerCapabilities::default();
+        for line in trace.lines() {
+            // Only what the server sent: `<name>< <payload>`.
+            let Some((_, packet)) = line.split_once("packet:") else {
+                continue;
+            };
+            let Some((_, payload)) = packet.split_once("< ") else {
+                continue;
+            };
+            let payload = payload.trim();
+            if payload == "version 2" {
+                found.protocol_v2 = true;
+            }
+            let features = if let Some(fetch) = payload.strip_prefix("fetch=") {
+                fetch
+            } else if let Some((_, v0)) = payload.split_once("\\0") {
+                v0
+            } else {
+                continue;
+            };
+            for feature in features.split_whitespace() {
+                match feature {
+                    "filter" => found.filter = true,
+                    "shallow" => found.shallow = true,
+                    _ => {}
+                }
+            }
+        }
+        found
+    }
+}
+
 fn parse_ls_remote(stdout: &str) -> RemoteHeads {
     let mut heads = RemoteHeads::default();
     for line in stdout.lines() {
@@ -591,6 +672,37 @@ mod tests {
             })
         );
         assert_eq!(GitVersion::parse("hg 6"), None);
+    }
+
+    #[test]
+    fn reads_capabilities_from_both_protocols() {
+        let v2 = "12:00:00.1 pkt-line.c:86 packet: git< version 2\n\
+                  12:00:00.1 pkt-line.c:86 packet: git< fetch=shallow wait-for-done filter\n";
+        assert_eq!(
+            ServerCapabilities::from_packet_trace(v2),
+            ServerCapabilities {
+                protocol_v2: true,
+                filter: true,
+                shallow: true
+            }
+        );
+        let v0_without_filter = format!(
+            "packet: git< {} HEAD\\0multi_ack thin-pack shallow no-progress\n",
+            "a".repeat(40)
+        );
+        assert_eq!(
+            ServerCapabilities::from_packet_trace(&v0_without_filter),
+            ServerCapabilities {
+                protocol_v2: false,
+                filter: false,
+                shallow: true
+            }
+        );
+        // What the client sent asks for nothing about the server.
+        assert_eq!(
+            ServerCapabilities::from_packet_trace("packet: git> fetch=filter\n"),
+            ServerCapabilities::default()
+        );
     }
 
     #[test]

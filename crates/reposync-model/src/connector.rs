@@ -7,6 +7,7 @@ use crate::email::EmailAddress;
 use crate::error::FieldError;
 use crate::name::{EntityName, RepoSlug, SecretName};
 use crate::refname::BranchName;
+use crate::rest::{ApiUrl, FetchMode, parse_api_username};
 use crate::selector::Selector;
 use crate::url::{Protocol, RepoUrl};
 
@@ -147,6 +148,9 @@ pub struct ConnectorDraft {
     pub ca_certificate: Option<String>,
     pub poll_interval_seconds: Option<u32>,
     pub author_from_user: Option<bool>,
+    pub api_url: Option<String>,
+    pub api_username: Option<String>,
+    pub fetch: Option<String>,
 }
 
 /// The longest poll interval a connector may set: a week.
@@ -184,6 +188,17 @@ pub struct GitConnector {
     /// Source Repo Provider file does not carry it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub author_from_user: bool,
+    /// The REST API base, when not the platform's default (a proxy, a test). reposync's own
+    /// setting, like those below: the Source Repo Provider file does not carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<ApiUrl>,
+    /// The user REST calls authenticate as, with the connector's token: the account's email
+    /// for a Cloud API token, which git knows by the username instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_username: Option<String>,
+    /// Whether reads and writes may go through REST.
+    #[serde(default, skip_serializing_if = "FetchMode::is_auto")]
+    pub fetch: FetchMode,
 }
 
 /// The commit author used when a connector does not set one.
@@ -330,6 +345,27 @@ impl GitConnector {
                 ),
             ));
         }
+        let api_url = non_empty(&draft.api_url).map(ApiUrl::parse).transpose()?;
+        let api_username = non_empty(&draft.api_username)
+            .map(parse_api_username)
+            .transpose()?;
+        let fetch: FetchMode = match &draft.fetch {
+            Some(mode) => mode.parse()?,
+            None => FetchMode::Auto,
+        };
+        if provider == Provider::Git {
+            let set = [
+                ("api_url", api_url.is_some()),
+                ("api_username", api_username.is_some()),
+                ("fetch", fetch == FetchMode::Api),
+            ];
+            if let Some((field, _)) = set.iter().find(|(_, set)| *set) {
+                return Err(FieldError::new(
+                    *field,
+                    "applies only to Bitbucket connectors (bitbucket-cloud or bitbucket-server); a plain git server has no REST API",
+                ));
+            }
+        }
         match url.protocol() {
             Protocol::Https if known_hosts.is_some() => {
                 return Err(FieldError::new("known_hosts", "applies only to SSH URLs"));
@@ -342,7 +378,7 @@ impl GitConnector {
             }
             _ => {}
         }
-        Ok(GitConnector {
+        let connector = GitConnector {
             name,
             provider,
             scope,
@@ -358,7 +394,24 @@ impl GitConnector {
             ca_certificate,
             poll_interval_seconds: draft.poll_interval_seconds,
             author_from_user: draft.author_from_user.unwrap_or(false),
-        })
+            api_url,
+            api_username,
+            fetch,
+        };
+        if connector.fetch == FetchMode::Api
+            && let Some(endpoint) = connector.rest_endpoint(None)
+            && let Err(reason) = endpoint.auth
+        {
+            let field = match connector.credentials {
+                Credentials::Ssh { .. } => "fetch",
+                Credentials::Https { .. } => "api_username",
+            };
+            return Err(FieldError::new(
+                field,
+                format!("cannot serve --fetch api: {reason}"),
+            ));
+        }
+        Ok(connector)
     }
 
     /// The credential fields as a user sets them: username, password secret, SSH key secret.
@@ -397,6 +450,9 @@ impl GitConnector {
             ca_certificate: self.ca_certificate.clone(),
             poll_interval_seconds: self.poll_interval_seconds,
             author_from_user: Some(self.author_from_user),
+            api_url: self.api_url.as_ref().map(ToString::to_string),
+            api_username: self.api_username.clone(),
+            fetch: Some(self.fetch.to_string()),
         }
     }
 

@@ -422,6 +422,9 @@ pub fn read_connector(
         // reposync's own settings, which the file does not carry, stay as they were.
         poll_interval_seconds: current.and_then(|c| c.poll_interval_seconds),
         author_from_user: current.map(|c| c.author_from_user),
+        api_url: current.and_then(|c| c.api_url.as_ref().map(ToString::to_string)),
+        api_username: current.and_then(|c| c.api_username.clone()),
+        fetch: current.map(|c| c.fetch.to_string()),
     };
     let connector = GitConnector::parse_input(&draft).map_err(|e| {
         let key = yaml_key(&e.field);

@@ -20,6 +20,7 @@ mod objectid;
 mod path;
 mod problem;
 mod refname;
+pub mod rest;
 pub mod scope;
 mod selector;
 pub mod tree;
@@ -39,5 +40,6 @@ pub use name::{EntityName, RepoSlug, SecretName, is_emoticon, mixed_script_warni
 pub use objectid::ObjectId;
 pub use path::{PathProblem, RepoPath, escape_path};
 pub use refname::BranchName;
+pub use rest::{ApiUrl, FetchMode, RestAuth, RestEndpoint, RestPlatform};
 pub use selector::Selector;
 pub use url::{Protocol, RepoUrl, SSH_USER};

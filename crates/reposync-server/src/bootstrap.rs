@@ -121,7 +121,12 @@ pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapEr
     create_data_dir(data_dir)?;
     // First, before anything can start a git operation: a key file left by a server killed
     // mid-operation goes now.
-    let builtin = Agent::prepare(data_dir.join("delegate"), data_dir.join(TEMP_DIR_NAME)).await?;
+    let (builtin, tools) =
+        Agent::prepare(data_dir.join("delegate"), data_dir.join(TEMP_DIR_NAME)).await?;
+    let builtin = (
+        builtin.rest_requests_per_hour(config.rest_requests_per_hour),
+        tools,
+    );
     let (master, origin) = MasterKey::load_or_create(data_dir, config.master_key.as_deref())?;
     let url = config
         .database_url

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// The bearer token `/metrics` asks for; open to anyone who reaches it when absent.
     pub metrics_token: Option<String>,
+    /// The built-in delegate's REST request budget per credential and rolling hour.
+    pub rest_requests_per_hour: u32,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -98,6 +100,7 @@ impl ServerConfig {
             audit_retention: std::time::Duration::from_secs(400 * 24 * 60 * 60),
             tls: None,
             metrics_token: None,
+            rest_requests_per_hour: reposync_bitbucket::rest::DEFAULT_REQUESTS_PER_HOUR,
         }
     }
 

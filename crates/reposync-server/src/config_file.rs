@@ -94,6 +94,7 @@ pub struct WebhooksSection {
 pub struct BuiltinDelegateSection {
     pub enabled: Option<bool>,
     pub selectors: Option<Vec<String>>,
+    pub rest_requests_per_hour: Option<u32>,
 }
 
 /// `[metrics]`.
@@ -162,6 +163,10 @@ impl ConfigFile {
             ("[webhooks] deliveries_kept", self.webhooks.deliveries_kept),
             ("history_retention_days", self.history_retention_days),
             ("audit_retention_days", self.audit_retention_days),
+            (
+                "[builtin_delegate] rest_requests_per_hour",
+                self.builtin_delegate.rest_requests_per_hour,
+            ),
         ];
         for (key, value) in at_least_one {
             if value == Some(0) {

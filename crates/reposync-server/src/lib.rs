@@ -192,6 +192,7 @@ async fn prune_history(
                     attempts = pruned.attempts,
                     changesets = pruned.changesets,
                     commits_read = pruned.commits_read,
+                    reads = pruned.reads,
                     resolved_errors = pruned.resolved_errors,
                     audit_events = pruned.audit_events,
                     "pruned history past its age"

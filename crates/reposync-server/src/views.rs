@@ -44,6 +44,10 @@ pub fn created_secret(record: &SecretRecord) -> SecretView {
 pub fn connector(record: &ConnectorRecord, webhook_url: Option<String>) -> ConnectorView {
     let spec = &record.spec;
     let (username, password_secret, ssh_key_secret) = spec.credential_fields();
+    let last_test = record
+        .last_test
+        .as_deref()
+        .and_then(|json| serde_json::from_str::<TestResult>(json).ok());
     ConnectorView {
         name: spec.name.to_string(),
         provider: spec.provider.to_string(),
@@ -64,10 +68,13 @@ pub fn connector(record: &ConnectorRecord, webhook_url: Option<String>) -> Conne
         ca_certificate: spec.ca_certificate.clone(),
         poll_interval_seconds: spec.poll_interval_seconds,
         author_from_user: spec.author_from_user,
-        last_test: record
-            .last_test
-            .as_deref()
-            .and_then(|json| serde_json::from_str::<TestResult>(json).ok()),
+        api_url: spec.api_url.as_ref().map(ToString::to_string),
+        api_username: spec.api_username.clone(),
+        fetch: spec.fetch.to_string(),
+        capabilities: last_test
+            .as_ref()
+            .and_then(|test| test.capabilities.clone()),
+        last_test,
         created_at: timestamp(record.created_at),
         updated_at: timestamp(record.updated_at),
     }

@@ -15,9 +15,11 @@ use crate::records::{ChangeOutcome, EntityChange, EntityRecord, EntityWrite};
 use crate::rows::new_id;
 use crate::store::Store;
 use crate::sync::backlog::LinkBacklog;
+use crate::sync::branches::branch_id_of_link;
 use crate::sync::changesets::FileChangeRecord;
 use crate::sync::links::{NewSyncLink, SyncLink, insert_link};
 use crate::sync::outbox::record_changesets;
+use crate::sync::reads::{BranchRead, record_read_in};
 use crate::tasks::finish_local_task_in;
 
 /// Where a batch comes from: a change made in reposync (which goes out to Git), or a commit
@@ -35,7 +37,8 @@ enum BatchOrigin<'a> {
 
 /// Everything enabling sync writes, committed together or not at all: the branch's files
 /// taken into the tree and the application's `Index.yaml` (`changes`), the link with its
-/// first changeset, and the errors about entries of the branch reposync cannot hold.
+/// first changeset, the errors about entries of the branch reposync cannot hold, and how the
+/// branch was read.
 #[derive(Debug, Clone, Copy)]
 pub struct Enabling<'a> {
     pub changes: &'a [EntityChange],
@@ -43,6 +46,10 @@ pub struct Enabling<'a> {
     pub initial_files: &'a [FileChangeRecord],
     /// Errors of the branch read at the link's base commit; their link is the new one.
     pub branch_errors: &'a [FileError],
+    /// How the branch was read, when the delegate said; recorded with the new link. The
+    /// branch's row may only come into being in this transaction, and an enabling refused
+    /// leaves nothing behind, its read included.
+    pub read: Option<&'a BranchRead>,
     /// The task that asked for it, which succeeds in the same transaction: a task still
     /// running after a crash is work not done, safe to run again.
     pub task: Option<EnablingTask<'a>>,
@@ -455,6 +462,12 @@ impl Store {
                         })
                         .collect();
                     record_branch_errors_in(&mut tx, enabling.link, head, &errors, now).await?;
+                }
+                // `insert_link` made sure the link's branch exists.
+                if let Some(read) = enabling.read
+                    && let Some(branch_id) = branch_id_of_link(&mut tx, id).await?
+                {
+                    record_read_in(&mut tx, &branch_id, Some(id), read, now).await?;
                 }
                 if let Some(task) = enabling.task {
                     let link = enabling.link;

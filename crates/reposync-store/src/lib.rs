@@ -13,12 +13,13 @@
 //! `gate` (the one way to the pool), `clock`, `rows` (row ids, parameters, JSON columns) and
 //! `records` (the tree's files and connectors, and the changes a batch makes to them).
 //! [`Store`] lives in `store`; each other module adds an `impl Store` for what it holds:
-//! `sync` (Git Sync's links, branches, changesets, attempts and errors), `inbound` (webhook
-//! deliveries and commits read from Git, on top of `sync`), `entities` (the one batch that
-//! writes the tree, on top of both), and `connectors`, `secrets`, `tasks`, `delegates`,
-//! `users` (users, their tokens, failed logins), `webhook_log`, `audit` (the audit trail: who
-//! did what, from where, and how it ended; never a secret) and `retention` (history and audit
-//! events past their ages). This file declares them and re-exports the public API.
+//! `sync` (Git Sync's links, branches, changesets, attempts and errors, and how each branch
+//! was read), `inbound` (webhook deliveries and commits read from Git, on top of `sync`),
+//! `entities` (the one batch that writes the tree, on top of both), and `connectors`,
+//! `secrets`, `tasks`, `delegates`, `users` (users, their tokens, failed logins),
+//! `webhook_log`, `audit` (the audit trail: who did what, from where, and how it ended; never
+//! a secret) and `retention` (history and audit events past their ages). This file declares
+//! them and re-exports the public API.
 
 mod audit;
 mod backup;
@@ -59,8 +60,9 @@ pub use retention::{HistoryPruned, RetentionAges};
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
 pub use store::Store;
 pub use sync::{
-    AttemptEnd, AttemptRecord, CONNECTION_FAILED, ChangesetRecord, ChangesetStatus, ConflictRecord,
-    FileChangeRecord, FileOp, Landed, LinkBacklog, NewSyncLink, StartedAttempt, SyncBranch,
+    AttemptEnd, AttemptRecord, BranchRead, CONNECTION_FAILED, ChangesetRecord, ChangesetStatus,
+    ConflictRecord, FileChangeRecord, FileOp, Landed, LinkBacklog, MAX_READ_METHOD_BYTES,
+    MAX_READ_REASON_BYTES, NewSyncLink, ReadKind, ReadRecord, StartedAttempt, SyncBranch,
     SyncErrorRecord, SyncLink, SyncRow, app_of_path,
 };
 pub use tasks::{AVOID_FOR, Claim, Eligibility, NewTask, PREFER_FOR, TaskRecord, TaskStatus};

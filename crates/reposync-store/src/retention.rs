@@ -14,8 +14,8 @@ use crate::store::Store;
 /// How long each kind of history is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionAges {
-    /// Finished tasks, commit attempts, changesets read back, commits read from Git and
-    /// resolved sync errors.
+    /// Finished tasks, commit attempts, changesets read back, commits read from Git, how
+    /// branches were read, and resolved sync errors.
     pub history: Duration,
     /// Audit events.
     pub audit: Duration,
@@ -28,6 +28,8 @@ pub struct HistoryPruned {
     pub attempts: u64,
     pub changesets: u64,
     pub commits_read: u64,
+    /// Reads of branches (how each was done), not the commits they read.
+    pub reads: u64,
     pub resolved_errors: u64,
     pub audit_events: u64,
 }
@@ -38,6 +40,7 @@ impl HistoryPruned {
             + self.attempts
             + self.changesets
             + self.commits_read
+            + self.reads
             + self.resolved_errors
             + self.audit_events
     }
@@ -51,8 +54,8 @@ fn cutoff(now: i64, age: Duration) -> i64 {
 impl Store {
     /// Removes, in one transaction, the history that ended more than `ages.history` ago by
     /// the store's clock (finished tasks, finished commit attempts, pushed changesets read
-    /// back, commits read from Git, and resolved sync errors) and the audit events recorded
-    /// more than `ages.audit` ago.
+    /// back, commits read from Git, reads of branches, and resolved sync errors) and the audit
+    /// events recorded more than `ages.audit` ago.
     pub async fn prune_history(&self, ages: RetentionAges) -> Result<HistoryPruned, StoreError> {
         let now = self.now();
         let before = cutoff(now, ages.history);
@@ -103,6 +106,12 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        // How a branch was read is only ever looked at, never needed to decide anything.
+        let reads = sqlx::query("DELETE FROM sync_reads WHERE read_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         let audit_events = sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(cutoff(now, ages.audit))
             .execute(&mut *tx)
@@ -114,6 +123,7 @@ impl Store {
             attempts,
             changesets,
             commits_read,
+            reads,
             resolved_errors,
             audit_events,
         })

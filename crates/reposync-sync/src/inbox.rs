@@ -13,8 +13,9 @@ use reposync_api::{CommitRead, SyncJobResult, UnrepresentableRead};
 use reposync_model::{ChangesetId, ObjectId, PathProblem};
 use reposync_store::{Store, StoreError, SyncBranch, now_millis};
 
-use crate::outbox::{DispatchFailure, result_commit};
+use crate::outbox::{DispatchFailure, JobAnswer, result_commit};
 use crate::pacing::{Backoff, gather_burst};
+use crate::reads::read_of;
 
 /// A burst of announced heads is gathered until it has been quiet this long…
 const QUIET: Duration = Duration::from_millis(5);
@@ -82,13 +83,13 @@ impl ReadCommit {
 /// commits to.
 #[async_trait::async_trait]
 pub trait Inbound: Send + Sync {
-    /// Runs a `FetchChanges` job for the branch on a delegate.
+    /// Runs a `FetchChanges` job for the branch on a delegate; the answer names its task.
     async fn fetch_changes(
         &self,
         branch: &SyncBranch,
         since: Option<&ObjectId>,
         max_commits: usize,
-    ) -> Result<SyncJobResult, DispatchFailure>;
+    ) -> Result<JobAnswer, DispatchFailure>;
 
     /// Applies one commit to the tree and records it (its errors, the branch's position) in
     /// the same transaction.
@@ -257,9 +258,14 @@ impl Inbox {
                 .inbound
                 .fetch_changes(branch, since.as_ref(), COMMITS_PER_READ)
                 .await;
-            crate::measure::branch_read(read.as_ref().map_err(|_| ()), fetch_started.elapsed());
-            let read = read.map_err(|f| f.to_string())?;
+            crate::measure::branch_read(
+                read.as_ref().map(|answer| &answer.result).map_err(|_| ()),
+                fetch_started.elapsed(),
+            );
+            let answer = read.map_err(|f| f.to_string())?;
             let fetch_ms = fetch_started.elapsed().as_millis();
+            self.record_read(branch, &answer).await;
+            let read = answer.result;
             match &read {
                 SyncJobResult::Commits { head, commits, .. } => {
                     tracing::info!(branch = %branch.branch, head = %head, commits = commits.len(), fetch_ms, "read the branch");
@@ -287,6 +293,7 @@ impl Inbox {
                     files,
                     unrepresentable,
                     since_lost,
+                    ..
                 } => {
                     if since_lost {
                         tracing::warn!(branch = %branch.branch, since = since.as_ref().map_or("-", ObjectId::as_str), "the branch's history was rewritten; reading it whole");
@@ -336,6 +343,19 @@ impl Inbox {
             .branch_read(&branch.id, started)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// Records how a read of `branch` was done. The read happened whatever applying it does
+    /// next (an apply that fails is followed by another read, recorded in its turn), so it is
+    /// recorded on its own, at once; and a store that cannot record it is no reason to leave
+    /// the branch unread, so a failure is only logged.
+    async fn record_read(&self, branch: &SyncBranch, answer: &JobAnswer) {
+        let Some(read) = read_of(answer) else {
+            return;
+        };
+        if let Err(error) = self.store.record_read(&branch.id, &read).await {
+            tracing::warn!(branch = %branch.branch, %error, "cannot record how the branch was read");
+        }
     }
 }
 

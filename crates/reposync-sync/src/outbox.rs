@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{FailureCode, FileContent, LandedView, MadeBy, SyncJob, SyncJobResult};
-use reposync_model::{AttemptId, LinkId, ObjectId};
+use reposync_model::{AttemptId, LinkId, ObjectId, TaskId};
 use reposync_store::{
     AttemptEnd, ConflictRecord, FileChangeRecord, Landed, StartedAttempt, Store, StoreError,
     SyncLink,
@@ -42,6 +42,15 @@ pub trait Dispatch: Send + Sync {
 pub struct ConnectionFailure {
     pub connector_path: String,
     pub message: String,
+}
+
+/// A delegate's answer to a sync job, with the task that carried it: what the store records
+/// of the job names the task, and through it the delegate that ran it.
+#[derive(Debug, Clone)]
+pub struct JobAnswer {
+    pub result: SyncJobResult,
+    /// `None` for an answer no task carried (a test's scripted delegate).
+    pub task: Option<TaskId>,
 }
 
 /// A job that did not succeed: the classified code and what to tell a person.

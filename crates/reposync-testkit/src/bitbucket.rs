@@ -56,6 +56,7 @@
 //! [`GitHttpsServer`]: crate::GitHttpsServer
 //! [`SshServer`]: crate::SshServer
 
+mod api;
 mod identity;
 mod journal;
 mod payload;
@@ -75,6 +76,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+pub use api::{ApiAuth, ApiFault, ApiFlavour, BitbucketApi};
 pub use identity::RepoIdentity;
 
 use crate::process::chmod;

@@ -1,9 +1,9 @@
 //! git smart HTTP over TLS, backed by `git http-backend` run as CGI.
 //!
-//! The server runs on a runtime of its own, on its own thread, so that a test may block its
-//! own thread on a synchronous git client without starving the server.
+//! The server runs on a runtime of its own, on its own thread (the accept loop of
+//! [`crate::tls_server`]), so that a test may block its own thread on a synchronous git client
+//! without starving the server.
 
-use std::convert::Infallible;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
@@ -14,8 +14,6 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
@@ -24,19 +22,15 @@ use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Bytes, Frame, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
 use tokio::process::{ChildStdout, Command};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
+use tokio::sync::mpsc;
 
 use crate::ca::TestCa;
 use crate::process::base_env;
 use crate::repo::RepoRoot;
+use crate::tls_server::{Hangup, TlsServer, TlsService};
 
 /// The largest CGI header block accepted from `git http-backend`.
 const MAX_CGI_HEADER: usize = 64 * 1024;
@@ -44,11 +38,9 @@ const MAX_CGI_HEADER: usize = 64 * 1024;
 /// git smart HTTP over TLS: an HTTPS server on 127.0.0.1 that checks HTTP Basic auth and runs
 /// `git http-backend` as CGI for each request.
 pub struct GitHttpsServer {
-    addr: SocketAddr,
+    server: TlsServer,
     ca_pem: String,
     state: Arc<State>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 /// What the serving thread and the handle share.
@@ -76,7 +68,7 @@ impl State {
 impl fmt::Debug for GitHttpsServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GitHttpsServer")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .field("project_root", &self.state.project_root)
             .field("username", &self.state.username)
             .finish_non_exhaustive()
@@ -92,14 +84,6 @@ impl GitHttpsServer {
         username: &str,
         password: &str,
     ) -> Result<Self> {
-        let config = ca.server_tls_config(&["127.0.0.1", "localhost"])?;
-        let acceptor = TlsAcceptor::from(config);
-
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .context("cannot bind 127.0.0.1:0 for the HTTPS server")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-
         let home = tempfile::Builder::new()
             .prefix("reposync-http-backend-home-")
             .tempdir()
@@ -114,41 +98,18 @@ impl GitHttpsServer {
             log: Mutex::new(String::new()),
         });
 
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot build the HTTPS server runtime")?;
-        let (shutdown_tx, shutdown_rx) = oneshot::channel();
-        let thread_state = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name(format!("git-https-{}", addr.port()))
-            .spawn(move || {
-                let served = runtime.block_on(async move {
-                    let listener = TcpListener::from_std(listener)?;
-                    serve(listener, acceptor, thread_state, shutdown_rx).await;
-                    Ok::<_, io::Error>(())
-                });
-                if let Err(err) = served {
-                    eprintln!("reposync-testkit HTTPS server on {addr} failed: {err}");
-                }
-                // Dropping the runtime drops every remaining task, and with them the
-                // `kill_on_drop` children of requests still in flight.
-                runtime.shutdown_timeout(Duration::from_secs(2));
-            })
-            .context("cannot spawn the HTTPS server thread")?;
+        let server = TlsServer::start("git-https", ca, Arc::clone(&state))?;
 
         Ok(Self {
-            addr,
+            server,
             ca_pem: ca.cert_pem(),
             state,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
         })
     }
 
     /// `https://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("https://{}", self.addr)
+        format!("https://{}", self.server.addr())
     }
 
     /// The URL of a repository under the root, e.g. `repo_url("acme/config.git")`.
@@ -163,7 +124,7 @@ impl GitHttpsServer {
 
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.server.addr().port()
     }
 
     /// How many HTTP requests have arrived, including those refused with 401.
@@ -181,67 +142,20 @@ impl GitHttpsServer {
     }
 }
 
-impl Drop for GitHttpsServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            // An error only means the thread has already stopped.
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            // Joining makes sure no http-backend child outlives the server.
-            let _ = thread.join();
-        }
-    }
-}
+impl TlsService for State {
+    type Body = CgiBody;
 
-async fn serve(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    state: Arc<State>,
-    mut shutdown: oneshot::Receiver<()>,
-) {
-    // Connections live in a JoinSet owned by this loop, so leaving it aborts all of them.
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let acceptor = acceptor.clone();
-                    let state = Arc::clone(&state);
-                    connections.spawn(async move {
-                        match acceptor.accept(stream).await {
-                            Ok(tls) => serve_connection(tls, peer, state).await,
-                            // Expected when a test's client rejects our certificate.
-                            Err(err) => state.log(format!("TLS handshake with {peer} failed: {err}")),
-                        }
-                    });
-                }
-                Err(err) => {
-                    state.log(format!("accept failed: {err}"));
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
+    async fn call(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<CgiBody>, Hangup> {
+        Ok(handle(request, peer, self).await)
     }
-    connections.shutdown().await;
-}
 
-async fn serve_connection(
-    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-    peer: SocketAddr,
-    state: Arc<State>,
-) {
-    let service = service_fn(move |request| {
-        let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(handle(request, peer, state).await) }
-    });
-    // Errors here are clients closing mid-response (e.g. a clone that failed on its side),
-    // which say nothing about the server.
-    let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(tls), service)
-        .await;
+    fn note(&self, line: String) {
+        self.log(line);
+    }
 }
 
 async fn handle(

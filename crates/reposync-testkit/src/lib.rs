@@ -1,9 +1,10 @@
 //! Real git servers on loopback for reposync's tests: a directory of bare repositories
 //! ([`RepoRoot`]) served over smart HTTP behind TLS ([`GitHttpsServer`], `git http-backend` as
 //! CGI behind a throwaway CA) and over SSH ([`SshServer`], a real OpenSSH sshd for a `git`
-//! system user), and a Bitbucket emulator ([`BitbucketEmulator`]) that sends the webhooks
-//! Bitbucket would for pushes to those repositories. Each test starts its own servers on fresh
-//! ports and temporary directories, so tests run in parallel. The one design rule is
+//! system user), a Bitbucket emulator ([`BitbucketEmulator`]) that sends the webhooks
+//! Bitbucket would for pushes to those repositories, and Bitbucket's REST API over the same
+//! repositories ([`BitbucketApi`], Cloud or Data Center). Each test starts its own servers on
+//! fresh ports and temporary directories, so tests run in parallel. The one design rule is
 //! hermeticity: every child process (git, sshd, ssh-keygen, http-backend) starts from an empty
 //! environment and gets an explicit one, because the machines export variables such as
 //! `GIT_SSL_CAINFO` and `CURL_CA_BUNDLE` that would silently override what a test configures.
@@ -19,9 +20,11 @@ mod repo;
 mod ssh;
 #[cfg(test)]
 mod tidy;
+mod tls_server;
 
 pub use bitbucket::{
-    BitbucketEmulator, DeliveryKind, RepoIdentity, SentDelivery, WebhookFormat, WebhookTarget,
+    ApiAuth, ApiFault, ApiFlavour, BitbucketApi, BitbucketEmulator, DeliveryKind, RepoIdentity,
+    SentDelivery, WebhookFormat, WebhookTarget,
 };
 pub use ca::TestCa;
 pub use git::{HermeticGit, RawEntry, TEST_USER_EMAIL, TEST_USER_NAME};

@@ -8,6 +8,7 @@ mod connectors;
 mod delegates;
 mod formats;
 mod offline;
+mod planner;
 mod serve;
 mod sync;
 mod tree;

@@ -17,9 +17,9 @@ use crate::common::git_fixture::{Fixture, REPO, SHOP, TOKEN, USER, runtime, work
 const ADMIN_PASSWORD: &str = "the admin's long password";
 const VIEWER_PASSWORD: &str = "the viewer's long password";
 
-/// A server with no connector yet, a git server over HTTPS holding `acme/config.git`, and the
-/// CA the git server's certificate comes from.
-fn bare() -> (Fixture, TestCa) {
+/// A server with no connector yet, and a git server over HTTPS holding `acme/config.git`
+/// (its CA in `ca`).
+fn bare() -> Fixture {
     let rt = runtime();
     let root = RepoRoot::new().expect("repo root");
     root.create_repo(REPO, "main", &[("README.md", "config repository\n")])
@@ -34,15 +34,13 @@ fn bare() -> (Fixture, TestCa) {
         Some(&format!("{ADMIN_PASSWORD}\n")),
     )
     .ok();
-    (
-        Fixture {
-            app,
-            root,
-            server,
-            rt,
-        },
+    Fixture {
+        app,
+        root,
+        server,
         ca,
-    )
+        rt,
+    }
 }
 
 /// The Git Sync fixture (an HTTPS connector `git`, an application `Shop`), with the admin's
@@ -103,7 +101,7 @@ fn the_add_a_bitbucket_repo_walk_from_login_to_a_pushed_change() {
     if !browser::available("ui::the_add_a_bitbucket_repo_walk_from_login_to_a_pushed_change") {
         return;
     }
-    let (f, ca) = bare();
+    let f = bare();
     let base = f.app.url.clone();
     let head = f.root.head(REPO, "main").expect("head").expect("a commit");
     let (url, secret) = f.rt.block_on(async {
@@ -144,7 +142,7 @@ fn the_add_a_bitbucket_repo_walk_from_login_to_a_pushed_change() {
                 .unwrap_or_else(|| panic!("{label} after position {at}"));
             at += found + label.len();
         }
-        fill_https_connector(&b, &f, &ca, TOKEN).await;
+        fill_https_connector(&b, &f, &f.ca, TOKEN).await;
         // Test: OK, with the commit the branch is at.
         b.click("#test-button").await;
         let result = b
@@ -333,7 +331,7 @@ fn a_wrong_token_fails_the_test_beside_the_button_and_saves_nothing() {
     if !browser::available("ui::a_wrong_token_fails_the_test_beside_the_button_and_saves_nothing") {
         return;
     }
-    let (f, ca) = bare();
+    let f = bare();
     let base = f.app.url.clone();
     f.rt.block_on(async {
         let mut b = Browser::start("wrong-token").await;
@@ -344,7 +342,7 @@ fn a_wrong_token_fails_the_test_beside_the_button_and_saves_nothing() {
             "add-form",
         )
         .await;
-        fill_https_connector(&b, &f, &ca, "not-the-token-at-all").await;
+        fill_https_connector(&b, &f, &f.ca, "not-the-token-at-all").await;
         b.click("#test-button").await;
         let result = b
             .wait_text("#test-result", "the Test", |t| {
@@ -377,7 +375,7 @@ fn a_viewer_sees_no_edit_controls_and_forged_or_cross_site_posts_are_refused() {
     ) {
         return;
     }
-    let (f, _ca) = bare();
+    let f = bare();
     let base = f.app.url.clone();
     f.app
         .cli(
@@ -609,7 +607,7 @@ fn an_ssh_connector_with_a_key_generated_in_the_form_tests_ok_and_saves() {
         return;
     }
     reposync_testkit::ensure_git_user().expect("git user");
-    let (f, _ca) = bare();
+    let f = bare();
     let base = f.app.url.clone();
     let head = f.root.head(REPO, "main").expect("head").expect("a commit");
     f.rt.block_on(async {
@@ -718,7 +716,7 @@ fn admins_manage_users_and_everyone_their_own_tokens() {
     if !browser::available("ui::admins_manage_users_and_everyone_their_own_tokens") {
         return;
     }
-    let (f, _ca) = bare();
+    let f = bare();
     f.app.cli(&["app", "create", "Shop"], None).ok();
     let base = f.app.url.clone();
     let (link, token) = f.rt.block_on(async {
@@ -1252,7 +1250,7 @@ fn the_pages_work_from_the_keyboard_and_every_field_has_its_label_and_its_error(
         return;
     }
     use fantoccini::key::Key;
-    let (f, _ca) = bare();
+    let f = bare();
     let base = f.app.url.clone();
     f.rt.block_on(async {
         let mut b = Browser::start("keyboard").await;
@@ -1310,7 +1308,7 @@ fn an_ssh_key_is_added_in_the_connector_form_from_a_file_and_a_public_key_is_ref
     ) {
         return;
     }
-    let (f, _ca) = bare();
+    let f = bare();
     let keys = f.app.dir.path().join("keys");
     std::fs::create_dir(&keys).expect("keys dir");
     let key = reposync_testkit::SshKeyFiles::generate_ed25519(&keys, "deploy").expect("key");

@@ -120,14 +120,15 @@ pub struct ActivityQuery {
     limit: Option<i64>,
 }
 
-/// Changesets and commit attempts, newest first.
+/// Changesets, commit attempts, commits read from Git and how each branch was read, newest
+/// first.
 #[utoipa::path(
     get,
     path = "/sync/activity",
     tag = "sync",
     params(ActivityQuery),
     responses(
-        (status = 200, description = "Changesets, commit attempts and commits read, newest first", body = SyncActivity),
+        (status = 200, description = "Changesets, commit attempts, commits read and reads of branches, newest first", body = SyncActivity),
         (status = 404, description = "The application has never been synced (`not_found`)", body = ApiErrorBody),
         (status = 422, description = "A query parameter is not valid (`invalid`)", body = ApiErrorBody),
     ),

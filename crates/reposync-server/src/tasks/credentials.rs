@@ -1,10 +1,12 @@
 //! Credentials attached to a task at claim time, and never before: the secrets a claimed
 //! task needs, opened for that one task.
 
-use reposync_api::{SecretValue, SyncSpec, TaskAuth, TaskKind, TaskSpec, TestConnectionSpec};
-use reposync_model::{ConnectorId, Credentials, GitConnector, SecretName};
-use reposync_store::TaskRecord;
-use serde::de::DeserializeOwned;
+use reposync_api::{
+    ReadPlanning, RestTarget, SecretValue, SyncSpec, TaskAuth, TaskKind, TaskSpec,
+    TestConnectionSpec, TestResult,
+};
+use reposync_model::{ConnectorId, Credentials, GitConnector, RepoUrl, SecretName};
+use reposync_store::{ConnectorRecord, TaskRecord};
 
 use super::{SYNC_TIMEOUT, SyncPayload, TEST_TIMEOUT, TaskHub, TestConnectionPayload};
 
@@ -28,30 +30,36 @@ impl TaskHub {
             Some(TaskKind::TestConnection) => {
                 let payload: TestConnectionPayload = serde_json::from_str(&task.payload)
                     .map_err(|e| format!("unreadable task payload: {e}"))?;
-                let auth = match (&payload.draft, &payload.connector_id) {
+                let spec = match (&payload.draft, &payload.connector_id) {
                     // A draft is parsed again by the rules its rows would meet, as the store
                     // reads a saved one.
-                    (Some(draft), _) => {
-                        let spec = GitConnector::parse(draft)
-                            .map_err(|e| format!("the connector tested is invalid: {e}"))?;
-                        self.task_auth(&spec).await?
-                    }
-                    (None, Some(connector_id)) => self.connector_auth(connector_id).await?,
+                    (Some(draft), _) => GitConnector::parse(draft)
+                        .map_err(|e| format!("the connector tested is invalid: {e}"))?,
+                    (None, Some(connector_id)) => self.connector(connector_id).await?.spec,
                     (None, None) => {
                         return Err("the Test names no connector".to_owned());
                     }
                 };
-                Ok(TaskSpec::TestConnection(TestConnectionSpec {
+                let auth = self.task_auth(&spec).await?;
+                let rest = RepoUrl::parse(&payload.url)
+                    .ok()
+                    .and_then(|url| spec.rest_endpoint_at(&url))
+                    .map(RestTarget::from_endpoint);
+                Ok(TaskSpec::TestConnection(Box::new(TestConnectionSpec {
                     url: payload.url,
                     branch: payload.branch,
                     auth,
                     timeout_secs: TEST_TIMEOUT.as_secs(),
-                }))
+                    platform: Some(spec.provider.to_string()),
+                    rest,
+                })))
             }
             Some(TaskKind::Sync) => {
-                let (payload, auth) = self
-                    .payload_with_auth(task, |p: &SyncPayload| &p.connector_id)
-                    .await?;
+                let payload: SyncPayload = serde_json::from_str(&task.payload)
+                    .map_err(|e| format!("unreadable task payload: {e}"))?;
+                let connector = self.connector(&payload.connector_id).await?;
+                let auth = self.task_auth(&connector.spec).await?;
+                let planning = read_planning(&connector, &payload.target.url);
                 // A task run again after its delegate was lost needs nothing special: a
                 // push that landed is found on the branch by its trailers.
                 Ok(TaskSpec::Sync(Box::new(SyncSpec {
@@ -59,33 +67,20 @@ impl TaskHub {
                     job: payload.job,
                     auth,
                     timeout_secs: SYNC_TIMEOUT.as_secs(),
+                    planning: Some(planning),
                 })))
             }
             other => Err(format!("unknown task kind {other:?}")),
         }
     }
 
-    /// A task's stored payload, and the credentials of the connector it names.
-    async fn payload_with_auth<P: DeserializeOwned>(
-        &self,
-        task: &TaskRecord,
-        connector_of: impl Fn(&P) -> &ConnectorId,
-    ) -> Result<(P, TaskAuth), String> {
-        let payload: P = serde_json::from_str(&task.payload)
-            .map_err(|e| format!("unreadable task payload: {e}"))?;
-        let auth = self.connector_auth(connector_of(&payload)).await?;
-        Ok((payload, auth))
-    }
-
-    /// A saved connector's credentials, opened for one task.
-    async fn connector_auth(&self, connector_id: &ConnectorId) -> Result<TaskAuth, String> {
-        let connector = self
-            .inner
+    /// A saved connector.
+    async fn connector(&self, connector_id: &ConnectorId) -> Result<ConnectorRecord, String> {
+        self.inner
             .store
             .get_connector_by_id(connector_id)
             .await
-            .map_err(|e| format!("the connector is gone: {e}"))?;
-        self.task_auth(&connector.spec).await
+            .map_err(|e| format!("the connector is gone: {e}"))
     }
 
     /// A connector's credentials, opened for one task.
@@ -104,5 +99,25 @@ impl TaskHub {
                 known_hosts: spec.known_hosts.clone(),
             },
         })
+    }
+}
+
+/// What the fetch planner needs of a connector for a repository at `url`: its settings, and
+/// what its last Test found (nothing when the Test is older than the connector's settings,
+/// since saving them clears it).
+fn read_planning(connector: &ConnectorRecord, url: &str) -> ReadPlanning {
+    let capabilities = connector
+        .last_test
+        .as_deref()
+        .and_then(|json| serde_json::from_str::<TestResult>(json).ok())
+        .and_then(|test| test.capabilities);
+    ReadPlanning {
+        fetch: connector.spec.fetch,
+        rest: RepoUrl::parse(url)
+            .ok()
+            .and_then(|url| connector.spec.rest_endpoint_at(&url))
+            .map(RestTarget::from_endpoint),
+        partial_clone: capabilities.as_ref().map(|found| found.partial_clone),
+        archive_path_filter: capabilities.and_then(|found| found.archive_path_filter),
     }
 }

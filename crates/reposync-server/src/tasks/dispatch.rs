@@ -14,7 +14,7 @@ use reposync_store::{
     ConnectorRecord, StoreError, SyncBranch, SyncLink, TaskRecord, TaskStatus, now_millis,
 };
 use reposync_sync::{
-    ConnectionFailure, Dispatch, DispatchFailure, Inbound, ReadCommit, result_commit,
+    ConnectionFailure, Dispatch, DispatchFailure, Inbound, JobAnswer, ReadCommit, result_commit,
 };
 use serde_json::Value;
 
@@ -100,20 +100,21 @@ impl TaskHub {
             code: Some("timeout".into()),
             message: Some("no delegate finished the Test in time".into()),
             delegate: None,
+            capabilities: None,
             duration_ms: 0,
             tested_at: timestamp(now_millis()),
         }))
     }
 
     /// Runs a sync job for `connector` on a delegate with its selectors and waits for the
-    /// result.
+    /// result, which names the task.
     pub async fn run_sync_job(
         &self,
         connector: &ConnectorRecord,
         target: SyncTarget,
         job: SyncJob,
         attempt_id: Option<&AttemptId>,
-    ) -> Result<SyncJobResult, DispatchFailure> {
+    ) -> Result<JobAnswer, DispatchFailure> {
         let internal = |e: StoreError| DispatchFailure::new(FailureCode::Internal, e.to_string());
         let payload = SyncPayload {
             connector_id: connector.id.clone(),
@@ -144,12 +145,17 @@ impl TaskHub {
             .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or(Value::Null);
         match task.status {
-            TaskStatus::Succeeded => serde_json::from_value(result).map_err(|e| {
-                DispatchFailure::new(
-                    FailureCode::Internal,
-                    format!("unreadable sync result: {e}"),
-                )
-            }),
+            TaskStatus::Succeeded => serde_json::from_value(result)
+                .map(|result| JobAnswer {
+                    result,
+                    task: Some(task.id),
+                })
+                .map_err(|e| {
+                    DispatchFailure::new(
+                        FailureCode::Internal,
+                        format!("unreadable sync result: {e}"),
+                    )
+                }),
             TaskStatus::Failed => {
                 let failure = TaskFailure::from_result(task.result.as_deref());
                 Err(DispatchFailure::new(
@@ -173,7 +179,7 @@ impl reposync_core::connections::Delegates for TaskHub {
         target: SyncTarget,
         job: SyncJob,
         attempt: Option<&AttemptId>,
-    ) -> Result<SyncJobResult, DispatchFailure> {
+    ) -> Result<JobAnswer, DispatchFailure> {
         TaskHub::run_sync_job(self, connector, target, job, attempt).await
     }
 
@@ -216,6 +222,7 @@ impl Dispatch for TaskHub {
             .map_err(|e| DispatchFailure::new(FailureCode::InvalidTask, e.to_string()))?;
         self.run_sync_job(&connector, target, job, Some(attempt_id))
             .await
+            .map(|answer| answer.result)
     }
 
     async fn check_connections(&self, link: &SyncLink) -> Result<(), ConnectionFailure> {
@@ -236,7 +243,7 @@ impl Inbound for TaskHub {
         branch: &SyncBranch,
         since: Option<&ObjectId>,
         max_commits: usize,
-    ) -> Result<SyncJobResult, DispatchFailure> {
+    ) -> Result<JobAnswer, DispatchFailure> {
         let job = SyncJob::FetchChanges {
             since: since.map(ObjectId::to_string),
             // The whole tree: the inbox sorts each file to its scope.
@@ -247,7 +254,7 @@ impl Inbound for TaskHub {
     }
 
     async fn read_head(&self, branch: &SyncBranch) -> Result<Option<ObjectId>, DispatchFailure> {
-        match self.run_on_branch(branch, SyncJob::ReadHead).await? {
+        match self.run_on_branch(branch, SyncJob::ReadHead).await?.result {
             SyncJobResult::Head { head } => head.map(|h| result_commit("head", &h)).transpose(),
             _ => Err(DispatchFailure::new(
                 FailureCode::InvalidTask,
@@ -278,7 +285,7 @@ impl TaskHub {
         &self,
         branch: &SyncBranch,
         job: SyncJob,
-    ) -> Result<SyncJobResult, DispatchFailure> {
+    ) -> Result<JobAnswer, DispatchFailure> {
         let connector = self.connector_of(&branch.connector_id).await?;
         let target = branch_target(&connector, branch.repo.as_deref(), &branch.branch)
             .map_err(|e| DispatchFailure::new(FailureCode::InvalidTask, e.to_string()))?;

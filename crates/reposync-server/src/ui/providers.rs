@@ -1027,6 +1027,10 @@ fn draft(form: &ProviderForm) -> Result<ConnectorDraft, CoreError> {
         ca_certificate: text(&form.ca_certificate),
         poll_interval_seconds: None,
         author_from_user: None,
+        // REST settings are set through the CLI and the API; the form leaves them as they are.
+        api_url: None,
+        api_username: None,
+        fetch: None,
     })
 }
 

@@ -713,6 +713,22 @@ struct Record {
     errors: u64,
 }
 
+/// A read of a branch, as the page shows it.
+struct ReadRow {
+    at: String,
+    at_local: String,
+    branch: String,
+    kind: String,
+    method: String,
+    /// `fell back from X: why`, or empty.
+    fallback: String,
+    reason: String,
+    requests: u64,
+    bytes: u64,
+    duration_ms: u64,
+    delegate: String,
+}
+
 #[derive(Template)]
 #[template(path = "git_sync_activity.html")]
 struct ActivityPage {
@@ -722,6 +738,7 @@ struct ActivityPage {
     direction: String,
     out: Vec<Record>,
     inbound: Vec<Record>,
+    reads: Vec<ReadRow>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -864,6 +881,27 @@ pub async fn activity(
             errors: c.errors,
         })
         .collect();
+    let reads = found
+        .reads
+        .into_iter()
+        .map(|r| ReadRow {
+            at_local: local(&r.read_at),
+            at: r.read_at,
+            branch: r.branch,
+            kind: r.kind,
+            method: r.method,
+            fallback: match (r.fallback_from, r.fallback_reason) {
+                (Some(from), Some(why)) => format!("fell back from {from}: {why}"),
+                (Some(from), None) => format!("fell back from {from}"),
+                (None, _) => String::new(),
+            },
+            reason: r.reason,
+            requests: r.requests,
+            bytes: r.bytes,
+            duration_ms: r.duration_ms,
+            delegate: r.delegate.unwrap_or_default(),
+        })
+        .collect();
     let apps = match reposync_core::apps::names(&state.store).await {
         Ok(apps) => apps,
         Err(error) => return AppError::from(error).into_response(),
@@ -877,6 +915,7 @@ pub async fn activity(
             direction: query.direction,
             out,
             inbound,
+            reads,
         },
     )
 }

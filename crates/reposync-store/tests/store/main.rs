@@ -2,5 +2,6 @@
 
 mod audit;
 mod entities;
+mod reads;
 mod store;
 mod sync;

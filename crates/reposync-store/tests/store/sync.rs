@@ -1109,6 +1109,7 @@ async fn an_enable_that_fails_half_way_leaves_the_store_as_it_was() {
                 path: kept.into(),
             }],
             branch_errors: &[],
+            read: None,
             task: Some(EnablingTask {
                 id: &task.id,
                 result: &never,
@@ -1176,6 +1177,7 @@ async fn an_enable_ends_its_task_in_the_same_transaction_and_only_once() {
                         path: "Setup/Applications/Web/Index.yaml".into(),
                     }],
                     branch_errors: &[],
+                    read: None,
                     task: Some(EnablingTask {
                         id: &task,
                         result: &result,
@@ -1357,6 +1359,24 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
         .apply_from_git(&[], &inbound(&branch.id, &applied, InboundStatus::Applied))
         .await
         .expect("applied commit");
+    store
+        .record_read(
+            &branch.id,
+            &reposync_store::BranchRead {
+                kind: reposync_store::ReadKind::Incremental,
+                head: Some(applied.clone()),
+                method: "git".into(),
+                reason: "the connector asks for git".into(),
+                fallback_from: None,
+                fallback_reason: None,
+                requests: 0,
+                bytes: 2048,
+                duration_ms: 35,
+                task_id: None,
+            },
+        )
+        .await
+        .expect("how it was read");
     let failing = |path: &str| FileError {
         path: path.into(),
         link_id: Some(link_id.clone()),
@@ -1437,6 +1457,7 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
         "the commit an open error names stays: {pruned:?}"
     );
     assert_eq!(pruned.attempts, 2, "{pruned:?}");
+    assert_eq!(pruned.reads, 1, "{pruned:?}");
     assert_eq!(
         pruned.changesets, 1,
         "a pushed changeset whose commit was not read back stays: {pruned:?}"

@@ -37,11 +37,11 @@ const SETTLE: Duration = Duration::from_secs(20);
 
 /// One request as the receiver saw it.
 #[derive(Clone, Debug)]
-struct Received {
-    method: String,
-    path: String,
-    headers: http::HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Received {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Received {
@@ -50,8 +50,9 @@ impl Received {
     }
 }
 
-/// A tiny webhook receiver on 127.0.0.1 that records every request and answers `status`.
-struct Receiver {
+/// A tiny webhook receiver on 127.0.0.1 that records every request and answers `status`; the
+/// REST API's tests use it too, to see the webhook that follows a commit made through the API.
+pub(crate) struct Receiver {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
@@ -65,7 +66,7 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
-    async fn start() -> Result<Self> {
+    pub(crate) async fn start() -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -115,7 +116,7 @@ impl Receiver {
         })
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hooks/bitbucket/tok3n", self.addr)
     }
 
@@ -123,7 +124,7 @@ impl Receiver {
         self.status.store(status, Ordering::SeqCst);
     }
 
-    fn requests(&self) -> Vec<Received> {
+    pub(crate) fn requests(&self) -> Vec<Received> {
         self.requests
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -28,6 +28,9 @@ pub struct Fixture {
     pub app: TestApp,
     pub root: RepoRoot,
     pub server: GitHttpsServer,
+    /// The CA behind the git server, and the file the connectors trust it from: other
+    /// servers of the test (the Bitbucket REST emulator) take their certificates from it.
+    pub ca: TestCa,
     pub rt: tokio::runtime::Runtime,
 }
 
@@ -81,6 +84,7 @@ impl Fixture {
             app,
             root,
             server,
+            ca,
             rt,
         };
         fixture.app.cli(&["app", "create", "Shop"], None).ok();

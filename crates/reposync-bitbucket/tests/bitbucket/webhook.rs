@@ -1,4 +1,4 @@
-//! Webhook normalisation, signatures and clone-URL matching, through the public API only.
+//! Webhook normalisation, signatures and clone-URL matching.
 //!
 //! The payloads are written here in the shapes Bitbucket sends (see `shared/fixtures/bitbucket`
 //! for real ones), trimmed to the fields that matter plus some that do not, so that the parser

@@ -1,0 +1,345 @@
+//! The fetch planner end to end: the real binary reading branches through Bitbucket's REST
+//! APIs (the testkit's emulator, over the same real repositories as the git server), falling
+//! back to git when REST refuses, and saying how in `sync activity`.
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+use std::time::{Duration, Instant};
+
+use crate::common::git_fixture::{Fixture, REPO, SHOP, TOKEN};
+use reposync_testkit::{ApiAuth, ApiFlavour, BitbucketApi, RawEntry};
+use serde_json::Value;
+
+/// The account email a Cloud API token authenticates REST with.
+const EMAIL: &str = "jdoe@example.com";
+
+const APP_INDEX: &str = "harnessApiVersion: '1.0'\ntype: APPLICATION\n";
+const CART: &str = "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: KUBERNETES\n";
+const WEB: &str = "harnessApiVersion: '1.0'\ntype: SERVICE\ndeploymentType: SSH\n";
+
+/// The branch holds Shop (with a service reposync does not have yet) and an asset outside
+/// `Setup/`.
+fn branch_files() -> Vec<(String, String)> {
+    vec![
+        ("README.md".into(), "config repository\n".into()),
+        (format!("{SHOP}/Index.yaml"), APP_INDEX.into()),
+        (format!("{SHOP}/Services/cart/Index.yaml"), CART.into()),
+        (format!("{SHOP}/Services/web/Index.yaml"), WEB.into()),
+        ("assets/logo.bin".into(), "binary asset".repeat(100)),
+    ]
+}
+
+fn fixture(serve_args: &[&str]) -> Fixture {
+    let files = branch_files();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    Fixture::https_with(&files, serve_args)
+}
+
+fn emulator(f: &Fixture, flavour: ApiFlavour) -> BitbucketApi {
+    f.rt.block_on(BitbucketApi::start(
+        &f.root,
+        &f.ca,
+        flavour,
+        ApiAuth {
+            basic: Some((EMAIL.into(), TOKEN.into())),
+            bearer: Some(TOKEN.into()),
+        },
+    ))
+    .expect("the REST emulator")
+}
+
+/// Adds connector `name` to the fixture's repository, of `provider`, with REST at `api`.
+fn add_rest_connector(f: &Fixture, name: &str, provider: &str, api: &BitbucketApi, extra: &[&str]) {
+    let url = f.server.repo_url(REPO);
+    let base = api.base_url();
+    let mut args = vec!["--provider", provider, "--api-url", base.as_str()];
+    args.extend_from_slice(extra);
+    f.add_connector(name, &url, &args);
+}
+
+fn enable(f: &Fixture, connector: &str) {
+    f.app
+        .cli(
+            &[
+                "sync",
+                "enable",
+                "--app",
+                "Shop",
+                "--connector",
+                connector,
+                "--initial",
+                "import",
+            ],
+            None,
+        )
+        .ok();
+}
+
+/// The reads `sync activity --json` lists, newest first.
+fn reads(f: &Fixture) -> Vec<Value> {
+    let activity = f
+        .app
+        .cli(&["--json", "sync", "activity", "--limit", "1000"], None)
+        .ok()
+        .json();
+    activity["reads"].as_array().expect("reads").clone()
+}
+
+/// Waits until a read of `kind` is listed, and returns the newest.
+fn wait_read(f: &Fixture, kind: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(read) = reads(f).into_iter().find(|r| r["kind"] == kind) {
+            return read;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} read after 60 s: {}",
+            f.app.transcript()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_file(f: &Fixture, path: &str, content: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.app.cli(&["get", path], None).stdout != content {
+        assert!(
+            Instant::now() < deadline,
+            "{path} never became {content:?}: {}",
+            f.app.transcript()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn cloud_reads_through_rest_and_sync_activity_says_how_and_at_what_cost() {
+    let f = fixture(&[]);
+    let api = emulator(&f, ApiFlavour::Cloud);
+    add_rest_connector(
+        &f,
+        "cloud",
+        "bitbucket-cloud",
+        &api,
+        &["--api-username", EMAIL],
+    );
+
+    // The Test says what the server can do, and shows it on the connector.
+    let tested = f
+        .app
+        .cli(&["connector", "test", "cloud"], None)
+        .ok()
+        .stdout
+        .clone();
+    assert!(tested.contains("no partial clone"), "{tested}");
+    assert!(tested.contains("REST answers"), "{tested}");
+    let shown = f
+        .app
+        .cli(&["--json", "connector", "show", "cloud"], None)
+        .ok()
+        .json();
+    assert_eq!(shown["capabilities"]["platform"], "bitbucket-cloud");
+    assert_eq!(shown["capabilities"]["partial_clone"], false);
+    assert_eq!(shown["capabilities"]["rest"], true);
+    assert_eq!(shown["fetch"], "auto");
+
+    // The first read of Shop: a listing and one request per file, nothing outside Setup/.
+    api.reset_counts();
+    enable(&f, "cloud");
+    wait_file(&f, &format!("{SHOP}/Services/web/Index.yaml"), WEB);
+    let first = wait_read(&f, "enable");
+    assert_eq!(first["method"], "cloud-rest", "{first}");
+    assert!(first["fallback_from"].is_null(), "{first}");
+    let requests = first["requests"].as_u64().expect("requests");
+    assert!(
+        (4..=8).contains(&requests),
+        "a branch, a listing, three files: {first}"
+    );
+    assert!(first["bytes"].as_u64().expect("bytes") > 0, "{first}");
+    assert!(
+        !api.log().contains("assets/"),
+        "nothing outside the scope is read: {}",
+        api.log()
+    );
+    assert!(!api.log().contains("-> 429"), "{}", api.log());
+
+    // A change pushed by someone else: read through diffstat and src, and applied.
+    let changed = WEB.replace("SSH", "KUBERNETES");
+    f.root
+        .commit(
+            REPO,
+            "main",
+            &[
+                (&format!("{SHOP}/Services/web/Index.yaml"), changed.as_str()),
+                ("assets/huge.bin", &"x".repeat(200_000)),
+            ],
+            "web moves to Kubernetes",
+        )
+        .expect("commit");
+    f.app.cli(&["sync", "refresh", "--app", "Shop"], None).ok();
+    wait_file(&f, &format!("{SHOP}/Services/web/Index.yaml"), &changed);
+    let incremental = reads(&f)
+        .into_iter()
+        .find(|r| r["kind"] == "incremental" && r["method"] == "cloud-rest")
+        .expect("an incremental REST read");
+    assert!(
+        incremental["bytes"].as_u64().expect("bytes") < 100_000,
+        "the asset is never transferred: {incremental}"
+    );
+    let text = f.app.cli(&["sync", "activity"], None).ok().stdout.clone();
+    assert!(text.contains("cloud-rest"), "{text}");
+}
+
+#[test]
+fn a_budget_too_small_for_the_read_moves_it_to_git_and_says_why() {
+    let f = fixture(&["--rest-requests-per-hour", "20"]);
+    let api = emulator(&f, ApiFlavour::Cloud);
+    add_rest_connector(
+        &f,
+        "cloud",
+        "bitbucket-cloud",
+        &api,
+        &["--api-username", EMAIL],
+    );
+    enable(&f, "cloud");
+    wait_file(&f, &format!("{SHOP}/Services/web/Index.yaml"), WEB);
+    let read = wait_read(&f, "enable");
+    assert_eq!(read["method"], "git", "{read}");
+    assert_eq!(read["fallback_from"], "cloud-rest", "{read}");
+    let reason = read["fallback_reason"].as_str().expect("a reason");
+    assert!(reason.contains("of the"), "the budget is named: {reason}");
+    assert!(
+        !api.log().contains("-> 429"),
+        "Bitbucket never had to refuse: {}",
+        api.log()
+    );
+}
+
+#[test]
+fn data_center_reads_a_scope_in_one_archive_and_reports_links_without_following_them() {
+    let f = fixture(&[]);
+    f.root
+        .commit_raw(
+            REPO,
+            "main",
+            &[(
+                format!("{SHOP}/Services/link/Index.yaml").as_bytes(),
+                RawEntry::Symlink("../../../../../README.md".into()),
+            )],
+            "a link into the scope",
+        )
+        .expect("commit");
+    let api = emulator(
+        &f,
+        ApiFlavour::DataCenter {
+            version: "8.19.1".into(),
+            context: None,
+        },
+    );
+    add_rest_connector(&f, "dc", "bitbucket-server", &api, &[]);
+    f.app.cli(&["connector", "test", "dc"], None).ok();
+    let shown = f
+        .app
+        .cli(&["--json", "connector", "show", "dc"], None)
+        .ok()
+        .json();
+    assert_eq!(shown["capabilities"]["version"], "8.19.1");
+    assert_eq!(shown["capabilities"]["archive_path_filter"], true);
+
+    api.reset_counts();
+    enable(&f, "dc");
+    wait_file(&f, &format!("{SHOP}/Services/web/Index.yaml"), WEB);
+    let read = wait_read(&f, "enable");
+    assert_eq!(read["method"], "dc-rest", "{read}");
+    assert_eq!(read["requests"], 2, "the branch, then one archive: {read}");
+    let errors = f.app.cli(&["--json", "sync", "errors"], None).ok().json();
+    assert!(
+        errors.to_string().contains("symbolic link"),
+        "the link is a sync error: {errors}"
+    );
+    let link = f
+        .app
+        .cli(&["get", &format!("{SHOP}/Services/link/Index.yaml")], None);
+    assert!(
+        link.fails().stderr.contains("does not exist"),
+        "the link was never followed: {}",
+        link.stderr
+    );
+}
+
+#[test]
+fn a_server_that_honours_partial_clone_is_read_through_git() {
+    let f = fixture(&[]);
+    f.git(&["config", "uploadpack.allowFilter", "true"]);
+    let api = emulator(
+        &f,
+        ApiFlavour::DataCenter {
+            version: "8.19.1".into(),
+            context: None,
+        },
+    );
+    add_rest_connector(&f, "dc", "bitbucket-server", &api, &[]);
+    let tested = f
+        .app
+        .cli(&["connector", "test", "dc"], None)
+        .ok()
+        .stdout
+        .clone();
+    assert!(tested.contains("; partial clone;"), "{tested}");
+    enable(&f, "dc");
+    wait_file(&f, &format!("{SHOP}/Services/web/Index.yaml"), WEB);
+    let read = wait_read(&f, "enable");
+    assert_eq!(read["method"], "git", "{read}");
+    assert!(
+        read["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("partial clone"),
+        "{read}"
+    );
+}
+
+#[test]
+fn fetch_api_without_rest_credentials_is_refused_naming_the_flag() {
+    let f = fixture(&[]);
+    let api = emulator(&f, ApiFlavour::Cloud);
+    // `--fetch api` needs REST credentials: a Cloud API token without its account email is
+    // refused, naming the field.
+    let refused = f.app.cli(
+        &[
+            "connector",
+            "add",
+            "--name",
+            "nomail",
+            "--provider",
+            "bitbucket-cloud",
+            "--url",
+            &f.server.repo_url(REPO),
+            "--username",
+            "jdoe",
+            "--password-secret",
+            "bb-token",
+            "--branch",
+            "main",
+            "--fetch",
+            "api",
+            "--api-url",
+            &api.base_url(),
+            "--no-test",
+        ],
+        None,
+    );
+    let stderr = refused.fails().stderr.clone();
+    assert!(stderr.contains("--api-username"), "{stderr}");
+    let shown = f.app.cli(&["connector", "show", "nomail"], None);
+    shown.fails();
+    assert!(
+        shown.stderr.contains("nomail"),
+        "nothing was saved: {}",
+        shown.stderr
+    );
+}
