@@ -134,6 +134,47 @@ impl Client {
         }
     }
 
+    /// `GET` under `/api/v1` of an answer that is not JSON (an archive): the response, for the
+    /// caller to read as it arrives, never whole; an error answer is read as any other.
+    /// `timeout` bounds the whole transfer.
+    pub async fn download(
+        &self,
+        segments: &[&str],
+        timeout: Duration,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = self.url(&api(segments))?;
+        let mut request = self.http.get(url).timeout(timeout);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| ClientError::Transport {
+            url: self.base.to_string(),
+            reason: describe(&e),
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        // Error answers are small JSON envelopes.
+        let bytes = response.bytes().await.map_err(|e| ClientError::Transport {
+            url: self.base.to_string(),
+            reason: describe(&e),
+        })?;
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let error = serde_json::from_value::<ApiErrorBody>(body.clone())
+            .map(|parsed| parsed.error)
+            .unwrap_or_else(|_| ApiError {
+                code: "http_error".into(),
+                message: format!("the server answered {status}"),
+                field: None,
+            });
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            error,
+            body,
+        })
+    }
+
     /// `GET` under `/api/v1`.
     pub async fn get(
         &self,

@@ -24,6 +24,71 @@ pub enum TaskSpec {
     TestConnection(Box<TestConnectionSpec>),
     /// Boxed: a commit job is much larger than a pointer. The JSON is the same.
     Sync(Box<SyncSpec>),
+    /// Boxed, like the others. A delegate that predates it cannot read the task and fails it.
+    FetchFiles(Box<FetchFilesSpec>),
+}
+
+/// The largest archive a fetch may make, which is also the most the server accepts of one
+/// upload: fetches are for manifests, and a bound keeps a mistaken path (the whole
+/// repository) from filling the server's disk.
+pub const MAX_FETCH_ARCHIVE_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Read files of a repository at one revision into a plain tar archive, which the delegate
+/// hands the server (`PUT /api/delegate/tasks/{id}/archive`, or in-process for the built-in
+/// delegate) before it reports the outcome, a [`FetchResult`].
+///
+/// `paths` are repository-relative files or folders, already parsed by the server; `ref` is a
+/// branch, a tag or a full commit id as `reposync_model::Revision` writes it, and absent for
+/// `branch` (the connector's), or the repository's default branch when that is absent too.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FetchFilesSpec {
+    pub url: String,
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    pub paths: Vec<String>,
+    /// Names the delegate's local clones of the repository for fetches (one per branch read),
+    /// apart from the clones Git Sync keeps.
+    pub clone_key: String,
+    pub auth: TaskAuth,
+    pub timeout_secs: u64,
+    /// What the fetch planner needs to choose how to read; absent, reads go through git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planning: Option<ReadPlanning>,
+}
+
+/// What a fetch read, as the successful result of its task: the commit the ref resolved to,
+/// the files the archive holds (paths as in the repository) and the entries it left out (a
+/// symbolic link or a submodule, reported and never followed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchResult {
+    pub commit: String,
+    /// The ref read, in full: `refs/heads/main`, `refs/tags/v1`, or the commit id asked for.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub files: Vec<FetchedFile>,
+    #[serde(default)]
+    pub unrepresentable: Vec<FetchProblem>,
+    pub read: ReadReport,
+    /// The size of the tar archive the server keeps for download.
+    pub archive_bytes: u64,
+}
+
+/// A file in a fetch's archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedFile {
+    pub path: String,
+    pub size: u64,
+}
+
+/// An entry a fetch left out of its archive, and why: `{"path": "Setup/link",
+/// "problem": "symlink"}`. A path that is not UTF-8 is shown with its bytes escaped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchProblem {
+    pub path: String,
+    #[serde(flatten)]
+    pub problem: PathProblem,
 }
 
 /// Git Sync work on one branch, in the delegate's reusable local clone of it.
@@ -40,7 +105,7 @@ pub struct SyncSpec {
 
 /// What the fetch planner knows of a connector: its `--fetch`, its repository's REST API, and
 /// what its last Test found the server can do (unknown until a Test ran).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadPlanning {
     pub fetch: FetchMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,7 +346,7 @@ pub struct TestConnectionSpec {
 
 /// A repository's REST API, for a delegate: where it is and how the task's token
 /// authenticates there (`auth` absent, with `unusable` saying why, when it cannot).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestTarget {
     pub platform: RestPlatform,
     pub base: String,
@@ -291,6 +356,14 @@ pub struct RestTarget {
     pub auth: Option<RestAuth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unusable: Option<String>,
+    /// The connector's own REST token (`--api-token-secret`), opened for this one task; git's
+    /// token serves when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretValue>,
+    /// PEM certificates to trust for the REST API instead of the system's (the connector's
+    /// CA, which an SSH connector with a REST token may also name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
 }
 
 impl RestTarget {
@@ -307,6 +380,8 @@ impl RestTarget {
             slug: endpoint.slug,
             auth,
             unusable,
+            token: None,
+            ca_certificate: None,
         }
     }
 }
@@ -416,6 +491,8 @@ mod tests {
                     username: "alice@example.com".into(),
                 }),
                 unusable: None,
+                token: None,
+                ca_certificate: None,
             }),
             partial_clone: Some(false),
             archive_path_filter: None,
@@ -601,6 +678,66 @@ mod tests {
             "files": [], "max_attempts": 3
         });
         assert!(serde_json::from_value::<SyncJob>(forged).is_err());
+    }
+
+    /// A fetch, as the server hands it and the delegate answers it: frozen.
+    #[test]
+    fn the_wire_format_of_fetches_is_frozen() {
+        let task = TaskSpec::FetchFiles(Box::new(FetchFilesSpec {
+            url: "https://example.com/r.git".into(),
+            reference: Some("refs/tags/v1".into()),
+            branch: Some("main".into()),
+            paths: vec!["deploy".into(), "values.yaml".into()],
+            clone_key: "k".into(),
+            auth: TaskAuth::Ssh {
+                private_key: SecretValue::new("key"),
+                known_hosts: None,
+            },
+            timeout_secs: 120,
+            planning: None,
+        }));
+        frozen(
+            &task,
+            json!({
+                "kind": "fetch_files", "url": "https://example.com/r.git", "ref": "refs/tags/v1",
+                "branch": "main", "paths": ["deploy", "values.yaml"], "clone_key": "k",
+                "auth": {"kind": "ssh", "private_key": "key", "known_hosts": null},
+                "timeout_secs": 120
+            }),
+        );
+        let result = FetchResult {
+            commit: "a".repeat(40),
+            reference: "refs/tags/v1".into(),
+            files: vec![FetchedFile {
+                path: "deploy/app.yaml".into(),
+                size: 12,
+            }],
+            unrepresentable: vec![FetchProblem {
+                path: "deploy/link.yaml".into(),
+                problem: PathProblem::Symlink,
+            }],
+            read: ReadReport {
+                method: "dc-rest".into(),
+                reason: "one path-filtered archive of the scope".into(),
+                fallback_from: None,
+                fallback_reason: None,
+                requests: 2,
+                bytes: 512,
+                duration_ms: 40,
+            },
+            archive_bytes: 2048,
+        };
+        frozen(
+            &result,
+            json!({
+                "commit": "a".repeat(40), "ref": "refs/tags/v1",
+                "files": [{"path": "deploy/app.yaml", "size": 12}],
+                "unrepresentable": [{"path": "deploy/link.yaml", "problem": "symlink"}],
+                "read": {"method": "dc-rest", "reason": "one path-filtered archive of the scope",
+                    "requests": 2, "bytes": 512, "duration_ms": 40},
+                "archive_bytes": 2048
+            }),
+        );
     }
 
     /// The results delegates hand back: frozen too.

@@ -126,6 +126,14 @@ pub fn test_result_2() -> Value {
     })
 }
 
+/// An example of `FetchRequest`.
+pub fn fetch_request() -> Value {
+    json!({
+        "ref": "release/2026.11",
+        "paths": ["deploy/manifests", "deploy/values.yaml"]
+    })
+}
+
 /// An example of `TaskView`.
 pub fn task() -> Value {
     json!({

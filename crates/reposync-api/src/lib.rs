@@ -16,7 +16,8 @@ mod types;
 pub use client::{Client, ClientError, decode};
 pub use delegate::{
     ChangedFileRead, CommitRead, CommittedFileView, DELEGATE_NAME_HEADER, DelegateTask,
-    FileContent, HeartbeatRequest, HeartbeatResponse, LandedView, MadeBy, ReadPlanning, ReadReport,
+    FetchFilesSpec, FetchProblem, FetchResult, FetchedFile, FileContent, HeartbeatRequest,
+    HeartbeatResponse, LandedView, MAX_FETCH_ARCHIVE_BYTES, MadeBy, ReadPlanning, ReadReport,
     RegisterRequest, RegisterResponse, RestTarget, SyncJob, SyncJobResult, SyncSpec, SyncTarget,
     TaskAuth, TaskOutcome, TaskSpec, TestConnectionSpec, UnrepresentableRead,
 };

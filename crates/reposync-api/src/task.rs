@@ -14,8 +14,12 @@ pub enum TaskKind {
     /// Git Sync work on one branch (`SyncSpec`).
     Sync,
     /// Enabling sync for a scope (a `SyncEnableRequest`): run by the server itself, which
-    /// asks the delegates for what it needs; its result is a `SyncEnabled`.
+    /// asks the delegates for what it needs; its result is a `SyncEnabled`, or a
+    /// `SyncEnabledAll` when the request asks for `all`.
     EnableSync,
+    /// Files of a repository at a ref, read into an archive (`FetchFilesSpec`); its result is
+    /// a `FetchResult`.
+    FetchFiles,
 }
 
 impl TaskKind {
@@ -24,6 +28,7 @@ impl TaskKind {
             TaskKind::TestConnection => "test_connection",
             TaskKind::Sync => "sync",
             TaskKind::EnableSync => "enable_sync",
+            TaskKind::FetchFiles => "fetch_files",
         }
     }
 
@@ -33,6 +38,7 @@ impl TaskKind {
             "test_connection" => Some(TaskKind::TestConnection),
             "sync" => Some(TaskKind::Sync),
             "enable_sync" => Some(TaskKind::EnableSync),
+            "fetch_files" => Some(TaskKind::FetchFiles),
             _ => None,
         }
     }
@@ -311,6 +317,7 @@ mod tests {
         assert_eq!(TaskKind::TestConnection.as_str(), "test_connection");
         assert_eq!(TaskKind::parse("reboot"), None);
         assert_eq!(TaskKind::parse("enable_sync"), Some(TaskKind::EnableSync));
+        assert_eq!(TaskKind::parse("fetch_files"), Some(TaskKind::FetchFiles));
         assert_eq!(
             serde_json::to_string(
                 &TaskFailure::new(FailureCode::SyncDiffers, "differs").with_field("initial")

@@ -172,6 +172,9 @@ pub struct ConnectorView {
     /// The user REST calls authenticate as (a Cloud API token's account email).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_username: Option<String>,
+    /// The secret holding the REST token, when not git's (an SSH connector's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token_secret: Option<String>,
     /// auto, git or api.
     #[serde(default = "default_fetch")]
     pub fetch: String,
@@ -249,6 +252,28 @@ pub struct TestRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<ConnectorDraft>))]
     pub changes: Option<ConnectorPatch>,
+}
+
+/// `POST /api/v1/connectors/{name}/fetch`: files of the connector's repository at a ref, read
+/// on a delegate into a tar archive (`GET /api/v1/tasks/{id}/archive` once the task succeeded).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(examples(json!(crate::examples::fetch_request())))
+)]
+#[serde(deny_unknown_fields)]
+pub struct FetchRequest {
+    /// The repository to read, for account-scope connectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// A branch, a tag (annotated ones are peeled) or a full commit id; `refs/heads/…` and
+    /// `refs/tags/…` pick a branch or a tag by its full name. By default the connector's
+    /// branch, or the repository's default branch.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Repository-relative files or folders (a folder brings everything under it).
+    pub paths: Vec<String>,
 }
 
 /// The query of `POST /api/v1/connectors` and `PATCH /api/v1/connectors/{name}`.
@@ -548,6 +573,11 @@ pub struct SyncEnableRequest {
     /// The application to link; absent for the account's own files.
     #[serde(default)]
     pub app: Option<String>,
+    /// Links the account and every application (those the branch holds and those reposync
+    /// holds) from one read of the branch; `app` must then be absent. Scopes linked already
+    /// are left as they are. The task's result is a `SyncEnabledAll`.
+    #[serde(default)]
+    pub all: bool,
     pub connector: String,
     #[serde(default)]
     pub branch: Option<String>,
@@ -684,6 +714,31 @@ pub struct SyncEnabled {
     /// reposync's files that the branch lacked and that `mirror` deleted.
     #[serde(default)]
     pub deleted: Vec<String>,
+}
+
+/// What enabling every scope at once did (`POST /api/v1/sync/enable` with `all`): one read of
+/// the branch, and every scope linked from it in one transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SyncEnabledAll {
+    pub connector: String,
+    pub url: String,
+    pub branch: String,
+    /// The initial mode asked for; an application the branch holds and reposync does not is
+    /// imported whatever it says (its own `initial` says `import`).
+    pub initial: String,
+    /// The branch head read; none for a branch that did not exist.
+    pub remote_head: Option<ObjectId>,
+    /// Each scope linked, the account first, then the applications by name: what its
+    /// initial mode did.
+    pub linked: Vec<SyncEnabled>,
+    /// The applications the branch held and reposync did not, created from the branch's
+    /// files (each is among `linked` too).
+    #[serde(default)]
+    pub created_apps: Vec<String>,
+    /// The scopes left as they were because they were linked already, with their links.
+    #[serde(default)]
+    pub skipped: Vec<SyncLinkView>,
 }
 
 /// One file of a changeset.

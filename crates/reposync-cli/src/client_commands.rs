@@ -229,6 +229,10 @@ pub struct ConnectorFlags {
     /// the account's email (git uses the username).
     #[arg(long, value_name = "USER")]
     api_username: Option<String>,
+    /// The Encrypted Text secret holding a token for REST when git's credentials cannot serve
+    /// (an SSH connector), or should not.
+    #[arg(long, value_name = "NAME")]
+    api_token_secret: Option<String>,
     /// How reads and writes go: auto (the cheapest correct way each time), git (never REST)
     /// or api (REST wherever the platform can).
     #[arg(long, value_name = "MODE", value_parser = ["auto", "git", "api"])]
@@ -273,6 +277,7 @@ impl ConnectorFlags {
         put("commit_message", &self.commit_message);
         put("api_url", &self.api_url);
         put("api_username", &self.api_username);
+        put("api_token_secret", &self.api_token_secret);
         put("fetch", &self.fetch);
         if let Some(path) = &self.known_hosts_file {
             body.insert(
@@ -412,6 +417,7 @@ pub(crate) const CONNECTOR_FLAGS: &[(&str, &str)] = &[
     ("poll_interval_seconds", "--poll-interval"),
     ("api_url", "--api-url"),
     ("api_username", "--api-username"),
+    ("api_token_secret", "--api-token-secret"),
     ("fetch", "--fetch"),
     ("author_from_user", "--author-from-user"),
     ("repo", "--repo"),
@@ -941,6 +947,7 @@ fn print_connector(c: &ConnectorView) {
         ("Fetch", Some(c.fetch.clone())),
         ("API URL", c.api_url.clone()),
         ("API username", c.api_username.clone()),
+        ("API token secret", c.api_token_secret.clone()),
         (
             "Capabilities",
             c.capabilities.as_ref().map(capabilities_summary),

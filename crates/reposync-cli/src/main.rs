@@ -9,6 +9,7 @@ mod client_commands;
 mod confirm;
 mod delegate_command;
 mod delegate_token_commands;
+mod fetch_command;
 mod help_files;
 mod login;
 mod offline;
@@ -103,6 +104,9 @@ enum Command {
     /// Manage Source Repo Providers (Git connectors).
     #[command(subcommand)]
     Connector(Box<client_commands::ConnectorCommand>),
+    /// Read files or folders of a connector's repository at a branch, tag or commit (through
+    /// a delegate): into --out DIR, or one file to standard output. Prints the commit read.
+    Fetch(fetch_command::FetchArgs),
     /// Rewrite YAML files in the canonical Harness format (offline).
     Fmt(offline::FmtArgs),
     /// Check a tree offline: paths, YAML, required fields and references (within the tree, or
@@ -264,6 +268,7 @@ fn main() -> ExitCode {
             Command::Restore(args) => backup_commands::restore(args, &globals).await,
             Command::Secret(command) => client_commands::secret(command, &globals).await,
             Command::Connector(command) => client_commands::connector(*command, &globals).await,
+            Command::Fetch(args) => fetch_command::fetch(args, &globals).await,
             Command::Fmt(args) => offline::fmt(args),
             Command::Validate(args) => offline::validate(args, &globals).await,
             Command::Import(args) => tree_commands::import(args, &globals).await,

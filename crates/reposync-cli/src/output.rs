@@ -16,6 +16,20 @@ pub fn write_stdout(text: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Copies `content` to standard output as it is read (a fetched file's bytes), with the same
+/// handling of a reader that has gone away as [`write_stdout`].
+pub fn copy_to_stdout(mut content: impl std::io::Read) -> anyhow::Result<u64> {
+    let mut stdout = std::io::stdout().lock();
+    match std::io::copy(&mut content, &mut stdout) {
+        Ok(copied) => {
+            std::io::Write::flush(&mut stdout)?;
+            Ok(copied)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => Err(anyhow::anyhow!("cannot write to standard output: {error}")),
+    }
+}
+
 /// `println!` through [`write_stdout`].
 macro_rules! outln {
     () => {

@@ -7,8 +7,8 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use reposync_api::{
     ChangesetView, ListResponse, ReadView, RefreshedBranch, SyncActivity, SyncDisableRequest,
-    SyncEnableRequest, SyncEnabled, SyncErrorView, SyncLinkView, SyncRefreshRequest, TaskFailure,
-    TaskView, decode,
+    SyncEnableRequest, SyncEnabled, SyncEnabledAll, SyncErrorView, SyncLinkView,
+    SyncRefreshRequest, TaskFailure, TaskView, decode,
 };
 use reposync_model::{AttemptId, ObjectId};
 use reqwest::Method;
@@ -24,6 +24,7 @@ use crate::output::{
 /// The flags of `sync enable`, by the API field each one sets.
 const ENABLE_FLAGS: &[(&str, &str)] = &[
     ("app", "--app"),
+    ("all", "--all"),
     ("connector", "--connector"),
     ("branch", "--branch"),
     ("repo", "--repo"),
@@ -42,6 +43,25 @@ pub struct Scope {
     /// One application's folder.
     #[arg(long, value_name = "NAME")]
     app: Option<String>,
+}
+
+/// Which scopes `sync enable` links: the account's own files, one application, or every
+/// scope at once.
+#[derive(Debug, Args, Clone)]
+#[group(required = true, multiple = false)]
+pub struct EnableScope {
+    /// The account's own files (connectors, cloud providers, …).
+    #[arg(long)]
+    account: bool,
+    /// One application's folder.
+    #[arg(long, value_name = "NAME")]
+    app: Option<String>,
+    /// The account and every application, from one read of the branch: the applications
+    /// the branch holds (those reposync lacks are created from it, as `--initial import`
+    /// would) and those reposync holds (an application the branch lacks is pushed). Scopes
+    /// linked already are left as they are, so running it again finishes an interrupted run.
+    #[arg(long)]
+    all: bool,
 }
 
 /// Which links `sync refresh` reads: one scope's, or every live link's.
@@ -71,10 +91,15 @@ pub enum ErrorsAction {
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
-    /// Link the account or an application to a branch; every later change is committed there.
+    /// Link the account or an application (or, with --all, every scope at once) to a branch;
+    /// every later change is committed there.
+    ///
+    /// With --all, the branch is read once and every scope is linked in one transaction: a
+    /// refusal anywhere (files that differ under fail-if-different, deletions --yes has not
+    /// confirmed, a file that is not valid) links none, and says which scopes it is about.
     Enable {
         #[command(flatten)]
-        scope: Scope,
+        scope: EnableScope,
         /// The Source Repo Provider to push with.
         #[arg(long)]
         connector: String,
@@ -157,6 +182,7 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
         } => {
             let body = SyncEnableRequest {
                 app: scope.app.clone(),
+                all: scope.all,
                 connector: connector.clone(),
                 branch: branch.clone(),
                 repo: repo.clone(),
@@ -170,9 +196,10 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
                     .await
                     .map_err(|e| in_flag_terms(e, ENABLE_FLAGS))?,
             )?;
-            let scope_name = match &scope.app {
-                Some(app) => format!("app:{app}"),
-                None => "account".to_owned(),
+            let scope_name = match (&scope.app, scope.all) {
+                (_, true) => "every scope".to_owned(),
+                (Some(app), _) => format!("app:{app}"),
+                (None, _) => "account".to_owned(),
             };
             eprintln!(
                 "Enabling sync for {scope_name}: a delegate reads the branch (task {})…",
@@ -274,6 +301,9 @@ pub async fn sync(command: SyncCommand, globals: &Globals) -> anyhow::Result<Exi
     let format = globals.output;
     let wide = format == OutputFormat::Wide;
     match command {
+        SyncCommand::Enable { scope, .. } if scope.all => {
+            print_enabled_all(&decode(answer)?);
+        }
         SyncCommand::Enable { .. } => {
             let enabled: SyncEnabled = decode(answer)?;
             let link = &enabled.link;
@@ -583,6 +613,70 @@ fn paths(files: &[reposync_api::ChangedFileView]) -> String {
 }
 
 /// A commit id as tables show it: its first 12 characters, or all of it with `-o wide`.
+/// What `sync enable --all` did: one line per scope, then a summary.
+fn print_enabled_all(all: &SyncEnabledAll) {
+    outln!(
+        "Sync enabled with {} ({}) through {}, initial mode {}, from one read of the branch:",
+        all.url,
+        all.branch,
+        all.connector,
+        all.initial
+    );
+    let width = all
+        .linked
+        .iter()
+        .map(|e| e.link.scope.len())
+        .chain(all.skipped.iter().map(|l| l.scope.len()))
+        .max()
+        .unwrap_or_default();
+    for enabled in &all.linked {
+        let scope = &enabled.link.scope;
+        let created = enabled
+            .link
+            .app
+            .as_ref()
+            .is_some_and(|app| all.created_apps.contains(app));
+        let mut said = vec![if created {
+            "linked, created from the branch".to_owned()
+        } else {
+            "linked".to_owned()
+        }];
+        if let Some(imported) = &enabled.imported {
+            said.push(format!(
+                "imported {} created, {} changed, {} deleted",
+                imported.created, imported.changed, imported.deleted
+            ));
+        }
+        if !enabled.kept.is_empty() {
+            said.push(format!("kept {} of reposync's", enabled.kept.len()));
+        }
+        if !enabled.deleted.is_empty() {
+            said.push(format!("deleted {} of reposync's", enabled.deleted.len()));
+        }
+        said.push(if enabled.pushing > 0 {
+            format!("{} file(s) queued for the first commit", enabled.pushing)
+        } else {
+            "nothing to push".to_owned()
+        });
+        outln!("  {scope:<width$}  {}", said.join("; "));
+    }
+    for link in &all.skipped {
+        outln!(
+            "  {:<width$}  already linked with {} ({}); left as it is",
+            link.scope,
+            link.url,
+            link.branch
+        );
+    }
+    let pushing: usize = all.linked.iter().map(|e| e.pushing).sum();
+    outln!(
+        "{} scope(s) linked ({} application(s) created from the branch), {} already linked; {pushing} file(s) queued for the first commits",
+        all.linked.len(),
+        all.created_apps.len(),
+        all.skipped.len()
+    );
+}
+
 fn commit_text(commit: &ObjectId, wide: bool) -> &str {
     let commit = commit.as_str();
     if wide {

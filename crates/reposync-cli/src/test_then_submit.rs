@@ -44,6 +44,7 @@ const CONNECTION_FIELDS: &[&str] = &[
     "ca_certificate",
     "api_url",
     "api_username",
+    "api_token_secret",
     "fetch",
 ];
 

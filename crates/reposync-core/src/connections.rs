@@ -1,6 +1,8 @@
 //! Reaching Git through delegates: where a link's branch is (and its delegate-side clone),
 //! and the connection checks that come before enabling sync and before every push.
 
+use std::collections::HashSet;
+
 use reposync_api::{SyncJob, SyncTarget, TestResult};
 use reposync_model::scope::Scope;
 use reposync_model::{
@@ -104,42 +106,56 @@ pub async fn check_connections(
     connector: &ConnectorRecord,
     link: &SyncLink,
 ) -> Result<(), ConnectionFailure> {
+    check_scope_connections(store, delegates, connector, link, &[link.app.as_deref()]).await
+}
+
+/// [`check_connections`] for several scopes (`apps`, `None` for the account) that are to sync
+/// with the branch of `link`: each connector is checked once, however many scopes depend on
+/// it, so that enabling a hundred applications tests a failing connector once, not a hundred
+/// times.
+pub async fn check_scope_connections(
+    store: &Store,
+    delegates: &dyn Delegates,
+    connector: &ConnectorRecord,
+    link: &SyncLink,
+    apps: &[Option<&str>],
+) -> Result<(), ConnectionFailure> {
     let own_url = target(connector, link).ok().map(|t| t.url);
     check_connection(delegates, connector, own_url, false).await?;
-    let paths = store
-        .scope_connector_paths(link.app.as_deref())
-        .await
-        .map_err(|e| {
+    let mut checked: HashSet<String> = HashSet::new();
+    for app in apps {
+        let paths = store.scope_connector_paths(*app).await.map_err(|e| {
             failure(
                 connector,
                 format!("cannot read the scope's references: {e}"),
             )
         })?;
-    for path in paths {
-        let Some(name) = source_repo_provider_name(&path) else {
-            continue;
-        };
-        if name == connector.spec.name {
-            continue;
+        for path in paths {
+            let Some(name) = source_repo_provider_name(&path) else {
+                continue;
+            };
+            if name == connector.spec.name || !checked.insert(name.as_str().to_owned()) {
+                continue;
+            }
+            let dependency = store
+                .get_connector(&name)
+                .await
+                .map_err(|e| ConnectionFailure {
+                    connector_path: path.clone(),
+                    message: format!(
+                        "connector {:?}, which {} refers to, cannot be read: {e}",
+                        name.as_str(),
+                        Scope::of_app(*app)
+                    ),
+                })?;
+            // An account-scope connector is tested against a repository: the one its last
+            // Test used. Never tested, it has none to try, and does not hold the sync.
+            let url = match dependency.spec.scope {
+                ConnectorScope::Repo => Some(dependency.spec.url.git_url()),
+                ConnectorScope::Account => None,
+            };
+            check_connection(delegates, &dependency, url, true).await?;
         }
-        let dependency = store
-            .get_connector(&name)
-            .await
-            .map_err(|e| ConnectionFailure {
-                connector_path: path.clone(),
-                message: format!(
-                    "connector {:?}, which {} refers to, cannot be read: {e}",
-                    name.as_str(),
-                    Scope::of_app(link.app.as_deref())
-                ),
-            })?;
-        // An account-scope connector is tested against a repository: the one its last Test
-        // used. Never tested, it has none to try, and does not hold the sync.
-        let url = match dependency.spec.scope {
-            ConnectorScope::Repo => Some(dependency.spec.url.git_url()),
-            ConnectorScope::Account => None,
-        };
-        check_connection(delegates, &dependency, url, true).await?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! - [`entities`], [`apps`], [`connectors`]: what a user edits.
 //! - [`links`], [`resolve`]: Git Sync as a user drives it (enable, disable, retry, discard).
 //! - [`inbound`]: commits read from Git, applied.
+//! - [`fetches`]: files of a connector's repository at a ref, read on a delegate.
 //! - [`connections`]: reaching Git through the delegates, and the connection checks.
 //! - [`audit`]: reading the audit trail.
 //! - [`error`], [`tokens`]: leaves the others share.
@@ -19,6 +20,7 @@ pub mod connections;
 pub mod connectors;
 pub mod entities;
 pub mod error;
+pub mod fetches;
 pub mod inbound;
 pub mod links;
 pub mod resolve;

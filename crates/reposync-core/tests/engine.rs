@@ -1,6 +1,8 @@
 //! The Git → reposync engine as a library: the inbox's step function over a real SQLite
 //! store, reading scripted commits (in place of a delegate) and applying them with the real
-//! use case, `reposync_core::inbound::apply_commit`; and what sync activity then shows.
+//! use case, `reposync_core::inbound::apply_commit`; and what sync activity then shows. Then
+//! enabling sync for every scope from one scripted read of the branch
+//! (`reposync_core::links::run_enable`).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Test helpers may panic.
 
@@ -10,11 +12,19 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use parking_lot::Mutex;
-use reposync_api::{ChangedFileRead, CommitRead, ReadReport, SyncJobResult};
+use reposync_api::{
+    ChangedFileRead, CommitRead, FileContent, ReadReport, SyncEnableRequest, SyncEnabledAll,
+    SyncJob, SyncJobResult, SyncTarget, TestResult,
+};
+use reposync_core::connections::{Delegates, Tested};
+use reposync_core::links;
 use reposync_core::tree::{TreeEdit, TreeOutcome, apply_edit};
-use reposync_model::{ConnectorDraft, GitConnector, ObjectId, SecretName, TaskId};
+use reposync_model::{AttemptId, ConnectorDraft, GitConnector, ObjectId, SecretName, TaskId};
 use reposync_secrets::MasterKey;
-use reposync_store::{ChangesetStatus, NewSyncLink, SecretKind, Store, SyncBranch, WebhookChange};
+use reposync_store::{
+    ChangesetStatus, ConnectorRecord, NewSyncLink, SecretKind, Store, SyncBranch, WebhookChange,
+};
+use reposync_store::{ReadKind, TaskStatus};
 use reposync_sync::{DispatchFailure, Inbound, Inbox, JobAnswer, ReadCommit};
 
 const SHOP: &str = "Setup/Applications/Shop";
@@ -109,6 +119,42 @@ struct Engine {
 
 /// Shop, with its service, linked to `main`; an inbox reading scripted commits.
 async fn engine(dir: &tempfile::TempDir) -> Engine {
+    let (store, connector) = shop_unlinked(dir).await;
+    let link = store
+        .create_link(
+            &NewSyncLink {
+                app: Some("Shop".into()),
+                connector_id: connector.id,
+                repo: None,
+                branch: "main".into(),
+                base_commit: Some(oid(BASE)),
+            },
+            &[],
+        )
+        .await
+        .expect("link");
+    let branch = store
+        .branch_of_link(&link)
+        .await
+        .expect("branch")
+        .expect("branch");
+    let inbound = Arc::new(Scripted {
+        store: store.clone(),
+        reads: Mutex::default(),
+        task: Mutex::default(),
+    });
+    let inbox = Inbox::new(store.clone(), Arc::clone(&inbound) as Arc<dyn Inbound>);
+    Engine {
+        store,
+        inbound,
+        inbox,
+        branch,
+    }
+}
+
+/// A store with the connector `git` (branch `main`) and the application Shop with its
+/// service, nothing linked.
+async fn shop_unlinked(dir: &tempfile::TempDir) -> (Store, ConnectorRecord) {
     let store = Store::open(&Store::sqlite_url(dir.path()), MasterKey::generate())
         .await
         .expect("store");
@@ -151,36 +197,7 @@ async fn engine(dir: &tempfile::TempDir) -> Engine {
         apply_edit(&store, edit).await.expect("edit"),
         TreeOutcome::Applied(_)
     ));
-    let link = store
-        .create_link(
-            &NewSyncLink {
-                app: Some("Shop".into()),
-                connector_id: connector.id,
-                repo: None,
-                branch: "main".into(),
-                base_commit: Some(oid(BASE)),
-            },
-            &[],
-        )
-        .await
-        .expect("link");
-    let branch = store
-        .branch_of_link(&link)
-        .await
-        .expect("branch")
-        .expect("branch");
-    let inbound = Arc::new(Scripted {
-        store: store.clone(),
-        reads: Mutex::default(),
-        task: Mutex::default(),
-    });
-    let inbox = Inbox::new(store.clone(), Arc::clone(&inbound) as Arc<dyn Inbound>);
-    Engine {
-        store,
-        inbound,
-        inbox,
-        branch,
-    }
+    (store, connector)
 }
 
 /// Queues a read of the branch up to `head` and runs one inbox step that reads `commits`.
@@ -488,4 +505,260 @@ async fn each_reported_read_shows_in_activity_with_its_fallback_and_reason() {
         .await
         .expect("activity");
     assert_eq!(everything.reads, activity.reads);
+}
+
+/// A delegate that answers every branch read with `files` at the head `BASE`, reporting
+/// how it read, and counts the jobs it was given.
+struct ScriptedBranch {
+    files: Vec<(String, String)>,
+    jobs: Mutex<Vec<SyncJob>>,
+}
+
+#[async_trait::async_trait]
+impl Delegates for ScriptedBranch {
+    async fn run_sync_job(
+        &self,
+        _connector: &ConnectorRecord,
+        _target: SyncTarget,
+        job: SyncJob,
+        _attempt: Option<&AttemptId>,
+    ) -> Result<JobAnswer, DispatchFailure> {
+        let SyncJob::ReadBranch { prefix } = &job else {
+            panic!("enabling only reads: {job:?}");
+        };
+        let files = self
+            .files
+            .iter()
+            .filter(|(path, _)| path.starts_with(prefix.as_str()))
+            .map(|(path, content)| FileContent {
+                path: path.clone(),
+                content: Some(STANDARD.encode(content)),
+            })
+            .collect();
+        self.jobs.lock().push(job);
+        Ok(JobAnswer {
+            result: SyncJobResult::Branch {
+                head: Some(BASE.into()),
+                files,
+                unrepresentable: Vec::new(),
+                read: Some(fell_back_to_git()),
+            },
+            task: None,
+        })
+    }
+
+    async fn enqueue_test(
+        &self,
+        _tested: Tested<'_>,
+        _url: String,
+    ) -> Result<reposync_store::TaskRecord, reposync_store::StoreError> {
+        panic!("enabling with a connector that names its branch queues no Test")
+    }
+
+    async fn draft_test_result(
+        &self,
+        _task: &TaskId,
+        _spec: &GitConnector,
+    ) -> Result<Option<String>, reposync_store::StoreError> {
+        panic!("enabling reads no draft's Test")
+    }
+
+    async fn run_test(
+        &self,
+        _connector: &ConnectorRecord,
+        _url: String,
+    ) -> Result<TestResult, reposync_store::StoreError> {
+        panic!("a connector never tested is not tested again before its own link")
+    }
+}
+
+const NEW_APP: &str = "Setup/Applications/New";
+const ON_CALL: &str = "Setup/Notification Groups/On Call.yaml";
+const APP_INDEX: &str = "harnessApiVersion: '1.0'\ntype: APPLICATION\n";
+const GROUP: &str = "harnessApiVersion: '1.0'\ntype: NOTIFICATION_GROUP\naddressesByChannelType:\n  EMAIL:\n  - oncall@example.com\n";
+
+/// A branch holding account files, Shop (as reposync holds it) and New (which reposync
+/// lacks), and a README that is not the tree's.
+fn branch_of_three() -> ScriptedBranch {
+    ScriptedBranch {
+        files: vec![
+            ("README.md".into(), "config\n".into()),
+            (ON_CALL.into(), GROUP.into()),
+            (format!("{SHOP}/Index.yaml"), APP_INDEX.into()),
+            (service("cart"), SERVICE.into()),
+            (format!("{NEW_APP}/Index.yaml"), APP_INDEX.into()),
+            (format!("{NEW_APP}/Services/web/Index.yaml"), SERVICE.into()),
+        ],
+        jobs: Mutex::default(),
+    }
+}
+
+/// Asks for every scope to be linked, runs the task, and answers the task as it ended.
+async fn enable_all(
+    store: &Store,
+    delegates: &ScriptedBranch,
+    initial: &str,
+) -> reposync_store::TaskRecord {
+    let request = SyncEnableRequest {
+        all: true,
+        connector: "git".into(),
+        initial: Some(initial.into()),
+        ..SyncEnableRequest::default()
+    };
+    let task = links::request_enable(store, &request, None)
+        .await
+        .expect("accepted");
+    // A refusal ends the task failed; its result says why.
+    let _ = links::run_enable(store, delegates, &task).await;
+    store.get_task(&task.id).await.expect("task")
+}
+
+/// `sync enable --all` reads the branch once, for the whole tree, and links the account,
+/// every application the branch holds (creating the one reposync lacks) and every one
+/// reposync holds (Bank, which the branch lacks, pushes its files), recording that one read
+/// once; run again, it reads again but links nothing and says every scope was linked.
+#[tokio::test]
+async fn enabling_every_scope_reads_the_branch_once_and_links_each_scope() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _connector) = shop_unlinked(&dir).await;
+    assert!(matches!(
+        apply_edit(
+            &store,
+            TreeEdit {
+                files: vec![(
+                    "Setup/Applications/Bank/Index.yaml".into(),
+                    APP_INDEX.as_bytes().to_vec(),
+                )],
+                ..TreeEdit::default()
+            }
+        )
+        .await
+        .expect("edit"),
+        TreeOutcome::Applied(_)
+    ));
+    let branch = branch_of_three();
+
+    let ended = enable_all(&store, &branch, "import").await;
+    assert_eq!(ended.status, TaskStatus::Succeeded, "{:?}", ended.result);
+    let all: SyncEnabledAll =
+        serde_json::from_str(ended.result.as_deref().expect("result")).expect("a SyncEnabledAll");
+    let prefixes: Vec<String> = branch
+        .jobs
+        .lock()
+        .iter()
+        .map(|job| match job {
+            SyncJob::ReadBranch { prefix } => prefix.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(prefixes, ["Setup/"], "one read, of the whole tree");
+    let scopes: Vec<(&str, &str)> = all
+        .linked
+        .iter()
+        .map(|e| (e.link.scope.as_str(), e.initial.as_str()))
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("account", "import"),
+            ("app:Bank", "import"),
+            ("app:New", "import"),
+            ("app:Shop", "import"),
+        ]
+    );
+    assert_eq!(all.created_apps, ["New"]);
+    assert!(all.skipped.is_empty());
+    let by_scope = |scope: &str| {
+        all.linked
+            .iter()
+            .find(|e| e.link.scope == scope)
+            .expect("linked")
+    };
+    // Bank is only reposync's: its Index.yaml (with the link's fields) goes out first.
+    assert_eq!(by_scope("app:Bank").pushing, 1);
+    assert!(by_scope("app:Bank").imported.is_none());
+    // New came from the branch: its files are imported, and its Index.yaml records the link.
+    let new = by_scope("app:New");
+    assert_eq!(new.imported.as_ref().map(|i| i.created), Some(2), "{new:?}");
+    assert_eq!(new.pushing, 1, "the Index.yaml with the link's fields");
+    let index = store
+        .get_entity(&format!("{NEW_APP}/Index.yaml"))
+        .await
+        .expect("New exists");
+    let index = String::from_utf8(index.content).expect("utf-8");
+    assert!(index.contains("gitConnector: git") && index.contains("isGitSyncEnabled: true"));
+    store
+        .get_entity(&format!("{NEW_APP}/Services/web/Index.yaml"))
+        .await
+        .expect("New's service");
+    store.get_entity(ON_CALL).await.expect("the account's file");
+    let account = by_scope("account");
+    assert_eq!(account.imported.as_ref().map(|i| i.created), Some(1));
+    assert_eq!(account.kept, ["Setup/Source Repo Providers/git.yaml"]);
+
+    let live = store.live_links().await.expect("links");
+    assert_eq!(live.len(), 4);
+    let reads = store.list_reads(&[], 10).await.expect("reads");
+    assert_eq!(reads.len(), 1, "the one read is recorded once: {reads:?}");
+    assert_eq!(reads[0].read.kind, ReadKind::Enable);
+    assert_eq!(reads[0].read.method, "git");
+    let account_link = live.iter().find(|l| l.app.is_none()).expect("account");
+    assert_eq!(reads[0].link_id.as_ref(), Some(&account_link.id));
+
+    let again = enable_all(&store, &branch, "import").await;
+    assert_eq!(again.status, TaskStatus::Succeeded, "{:?}", again.result);
+    let again: SyncEnabledAll =
+        serde_json::from_str(again.result.as_deref().expect("result")).expect("a SyncEnabledAll");
+    assert!(again.linked.is_empty(), "{again:?}");
+    let skipped: Vec<&str> = again.skipped.iter().map(|l| l.scope.as_str()).collect();
+    assert_eq!(skipped, ["account", "app:Bank", "app:New", "app:Shop"]);
+    assert_eq!(store.live_links().await.expect("links").len(), 4);
+    assert_eq!(branch.jobs.lock().len(), 2);
+    assert_eq!(
+        store.list_reads(&[], 10).await.expect("reads").len(),
+        1,
+        "a run that links nothing records no read"
+    );
+}
+
+/// Enabling every scope is all or nothing: one scope whose files differ under
+/// `fail-if-different` refuses the whole request, naming that scope, and nothing is linked
+/// or created; with `app` as well it is refused before any task, naming the field.
+#[tokio::test]
+async fn one_scope_that_differs_links_no_scope_at_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _connector) = shop_unlinked(&dir).await;
+    let mut branch = branch_of_three();
+    for (path, content) in &mut branch.files {
+        if *path == service("cart") {
+            *content = SERVICE.replace("KUBERNETES", "SSH");
+        }
+    }
+    let ended = enable_all(&store, &branch, "fail-if-different").await;
+    assert_eq!(ended.status, TaskStatus::Failed);
+    let failure = ended.result.expect("a failure");
+    assert!(
+        failure.contains("sync_differs") && failure.contains("app:Shop"),
+        "{failure}"
+    );
+    assert!(store.live_links().await.expect("links").is_empty());
+    assert!(
+        store
+            .get_entity(&format!("{NEW_APP}/Index.yaml"))
+            .await
+            .is_err(),
+        "New was not created"
+    );
+    assert!(store.list_reads(&[], 10).await.expect("reads").is_empty());
+
+    let both = SyncEnableRequest {
+        all: true,
+        app: Some("Shop".into()),
+        connector: "git".into(),
+        ..SyncEnableRequest::default()
+    };
+    let refused = links::request_enable(&store, &both, None)
+        .await
+        .expect_err("app with all");
+    assert_eq!(refused.field.as_deref(), Some("app"), "{refused}");
 }

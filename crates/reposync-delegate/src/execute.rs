@@ -25,6 +25,9 @@ impl Agent {
         match spec {
             TaskSpec::TestConnection(test) => self.test_connection(test).await,
             TaskSpec::Sync(sync) => self.sync(sync).await,
+            // Run on its own, a fetch's archive is dropped: the task loop keeps it
+            // (`Agent::run_claimed`) and hands it to the server before the outcome.
+            TaskSpec::FetchFiles(fetch) => self.fetch_files(fetch).await.outcome,
         }
     }
 
@@ -131,10 +134,13 @@ impl Agent {
                     own_commits: &commits.own,
                     max_attempts: *max_attempts,
                 };
-                clone
-                    .commit_and_push(&remote, &request)
-                    .await
-                    .map(job_result)
+                match self.planned_write(&read_target, &request).await {
+                    Some(outcome) => Ok(job_result(outcome)),
+                    None => clone
+                        .commit_and_push(&remote, &request)
+                        .await
+                        .map(job_result),
+                }
             }
             SyncJob::ReadHead => {
                 runner

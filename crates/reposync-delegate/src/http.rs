@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::num::NonZeroUsize;
+use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -21,7 +22,7 @@ use reposync_api::{
     RegisterRequest, RegisterResponse, TaskOutcome,
 };
 use reposync_model::{Selector, TaskId};
-use reqwest::header::HeaderValue;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
@@ -35,6 +36,8 @@ use crate::source::{SourceError, TaskSource};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The limit of every request but a claim, whose limit is its wait plus [`CLAIM_MARGIN`].
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The limit of one archive upload: up to `MAX_FETCH_ARCHIVE_BYTES` over a slow link.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// The limit of the goodbye a stopping delegate sends: it must not hold up the stop.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long past its wait a claim may take before the delegate gives up on the answer.
@@ -367,8 +370,13 @@ impl HttpTaskSource {
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let body = response.bytes().await.map_err(unreachable)?.to_vec();
-        let answer = Answer { status, body };
-        if status == StatusCode::UNAUTHORIZED {
+        self.refused_for_good(Answer { status, body })
+    }
+
+    /// The answer, unless it refuses the delegate for good: 401 (the token) is the fatal
+    /// [`SourceError::Unauthorized`], 409 `name_taken` the fatal [`SourceError::Rejected`].
+    fn refused_for_good(&self, answer: Answer) -> Result<Answer, SourceError> {
+        if answer.status == StatusCode::UNAUTHORIZED {
             let (_, message) = answer.error();
             return Err(SourceError::Unauthorized(format!(
                 "the server refused the delegate token: {message} (a revoked token stays refused; `reposync delegate-token create NAME` makes a new one)"
@@ -376,7 +384,7 @@ impl HttpTaskSource {
         }
         // The name belongs to another token's delegate, which keeps running; this one must
         // not keep trying under it.
-        if status == StatusCode::CONFLICT && answer.has_code("name_taken") {
+        if answer.status == StatusCode::CONFLICT && answer.has_code("name_taken") {
             let (_, message) = answer.error();
             return Err(SourceError::Rejected(format!(
                 "the server refused the delegate name {:?}: {message}",
@@ -384,6 +392,39 @@ impl HttpTaskSource {
             )));
         }
         Ok(answer)
+    }
+
+    /// `PUT /api/delegate/tasks/{id}/archive` with the file at `archive` as the body, streamed
+    /// from disk, never read whole.
+    async fn put_archive(&self, task_id: &TaskId, archive: &Path) -> Result<Answer, SourceError> {
+        let unreadable = |e: std::io::Error| {
+            SourceError::Unavailable(format!("cannot read the fetch's archive: {e}"))
+        };
+        let file = tokio::fs::File::open(archive).await.map_err(unreadable)?;
+        let length = file.metadata().await.map_err(unreadable)?.len();
+        let url = self.endpoint(&["tasks", task_id.as_str(), "archive"], None)?;
+        let unreachable = |e: reqwest::Error| {
+            SourceError::Unavailable(format!(
+                "cannot reach the reposync server at {}: {}",
+                self.base,
+                describe(&e)
+            ))
+        };
+        let response = self
+            .http
+            .put(url)
+            .timeout(UPLOAD_TIMEOUT)
+            .bearer_auth(self.token.expose_secret())
+            .header(DELEGATE_NAME_HEADER, self.name_header.clone())
+            .header(CONTENT_TYPE, "application/x-tar")
+            .header(CONTENT_LENGTH, length)
+            .body(reqwest::Body::from(file))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(unreachable)?.to_vec();
+        self.refused_for_good(Answer { status, body })
     }
 
     /// Tells the server the delegate is stopping (`POST /api/delegate/leave`), so that it is
@@ -464,6 +505,34 @@ impl TaskSource for HttpTaskSource {
                 Ok(())
             }
             _ => Err(answer.unexpected("a task's outcome")),
+        }
+    }
+
+    /// `PUT /api/delegate/tasks/{id}/archive`, the body streamed from the file. A task another
+    /// delegate has now (409 `lease_lost`) or that the server no longer knows (404) is logged
+    /// and dropped, as its outcome will be.
+    async fn upload_archive(&self, task_id: &TaskId, archive: &Path) -> Result<(), SourceError> {
+        let mut answer = self.put_archive(task_id, archive).await?;
+        if answer.status == StatusCode::NOT_FOUND && answer.has_code("unknown_delegate") {
+            tracing::info!(
+                "the server has forgotten this delegate (it restarted?); registering again"
+            );
+            self.register().await?;
+            answer = self.put_archive(task_id, archive).await?;
+        }
+        match answer.status {
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+            StatusCode::CONFLICT | StatusCode::NOT_FOUND => {
+                let (code, message) = answer.error();
+                tracing::warn!(
+                    task = %task_id,
+                    code = %code,
+                    %message,
+                    "the server no longer wants this fetch's archive; another delegate may have the task"
+                );
+                Ok(())
+            }
+            _ => Err(answer.unexpected("a fetch's archive")),
         }
     }
 }

@@ -13,12 +13,14 @@
 mod agent;
 mod backoff;
 mod execute;
+mod fetch;
 mod http;
 mod name;
 mod planner;
 mod reads;
 mod rest;
 mod rest_read;
+mod rest_write;
 mod results;
 mod run;
 mod source;

@@ -126,6 +126,27 @@ pub(crate) fn choose(known: Known<'_>, kind: ReadKind) -> Choice {
     }
 }
 
+/// Chooses how to write a commit. Only Cloud writes without a clone, and only when the
+/// connector asks for REST (`--fetch api`): Data Center's REST edits one file per commit, so
+/// its writes stay on the blobless clone, which it supports.
+pub(crate) fn choose_write(known: Known<'_>) -> Choice {
+    if known.mode != FetchMode::Api {
+        return git("commits go through git unless the connector says --fetch api");
+    }
+    match known.rest {
+        Some(rest) if rest.auth.is_none() => git(rest
+            .unusable
+            .clone()
+            .unwrap_or_else(|| "REST has no credentials".into())),
+        Some(rest) if rest.platform == RestPlatform::Cloud => Choice {
+            method: Method::CloudRest,
+            reason: "one commit through POST src, without a clone".into(),
+        },
+        Some(_) => git("Data Center's REST edits one file per commit; its writes stay on git"),
+        None => git("a plain git server has no REST API"),
+    }
+}
+
 /// How many requests one REST read may spend, from the credential's remaining budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Allowance {
@@ -178,6 +199,8 @@ mod tests {
                 .is_none()
                 .then(|| "an SSH key cannot call REST".to_owned()),
             auth,
+            token: None,
+            ca_certificate: None,
         }
     }
 
@@ -238,6 +261,29 @@ mod tests {
                 Method::CloudRest
             );
         }
+    }
+
+    #[test]
+    fn only_cloud_writes_through_rest_and_only_when_asked() {
+        let cloud = target(RestPlatform::Cloud, Some(RestAuth::Bearer));
+        let dc = target(RestPlatform::DataCenter, Some(RestAuth::Bearer));
+        assert_eq!(
+            choose_write(known(FetchMode::Auto, Some(&cloud))).method,
+            Method::Git
+        );
+        assert_eq!(
+            choose_write(known(FetchMode::Api, Some(&cloud))).method,
+            Method::CloudRest
+        );
+        assert_eq!(
+            choose_write(known(FetchMode::Api, Some(&dc))).method,
+            Method::Git
+        );
+        let ssh = target(RestPlatform::Cloud, None);
+        assert_eq!(
+            choose_write(known(FetchMode::Api, Some(&ssh))).method,
+            Method::Git
+        );
     }
 
     #[test]

@@ -7,12 +7,15 @@ use std::time::{Duration, Instant};
 
 use reposync_api::{ReadReport, SyncJobResult, SyncSpec};
 use reposync_bitbucket::rest::RetryPolicy;
-use reposync_git::{GitError, LocalClone, Remote};
+use reposync_git::{CommitOutcome, CommitRequest, GitError, LocalClone, Remote};
 use reposync_model::{BranchName, ObjectId};
 
 use crate::agent::Agent;
 use crate::execute::read_branch;
-use crate::planner::{Allowance, Choice, Known, Method, ReadKind, choose};
+use crate::planner::{Allowance, Choice, Known, Method, ReadKind, choose, choose_write};
+use crate::rest::RestClient;
+use crate::rest_read::{RestIncremental, RestSnapshot};
+use crate::rest_write::{RestCommit, commit_through_rest};
 use crate::results::changes_result;
 
 /// One read a sync job asks for.
@@ -83,12 +86,12 @@ impl Agent {
                     let outcome = rest_read(&client, target.branch, read, allowance).await;
                     spent = client.traffic();
                     match outcome {
-                        Ok(result) => {
+                        Ok((result, changed_course)) => {
                             return Ok(with_report(
                                 result,
                                 ReadReport {
                                     method: choice.method.to_string(),
-                                    reason: choice.reason,
+                                    reason: changed_course.unwrap_or(choice.reason),
                                     fallback_from: None,
                                     fallback_reason: None,
                                     requests: spent.0,
@@ -139,52 +142,126 @@ impl Agent {
     }
 }
 
-/// A read through REST, as the job's result.
+impl Agent {
+    /// Makes the commit through REST when the planner says so (Cloud, `--fetch api`);
+    /// `None` when git is to make it, because the planner chose git or REST refused.
+    pub(crate) async fn planned_write(
+        &self,
+        target: &ReadTarget<'_>,
+        request: &CommitRequest<'_>,
+    ) -> Option<CommitOutcome> {
+        let planning = target.spec.planning.as_ref()?;
+        let rest = planning.rest.as_ref()?;
+        let known = Known {
+            mode: planning.fetch,
+            rest: Some(rest),
+            partial_clone: planning.partial_clone,
+            archive_path_filter: planning.archive_path_filter,
+        };
+        if choose_write(known).method != Method::CloudRest {
+            return None;
+        }
+        let timeout = Duration::from_secs(target.spec.timeout_secs.max(1));
+        let client = match self.rest_client(
+            rest,
+            &target.spec.auth,
+            timeout,
+            RetryPolicy::default(),
+        ) {
+            Ok(RestClient::Cloud(cloud)) => cloud,
+            Ok(RestClient::DataCenter(_)) => return None,
+            Err(reason) => {
+                tracing::info!(branch = %target.branch, %reason, "REST cannot write; committing through git");
+                return None;
+            }
+        };
+        let commit = RestCommit {
+            branch: target.branch,
+            base: request.base,
+            files: request.files,
+            author: request.author,
+            summary: request.summary,
+            changesets: request.changesets,
+            made_by: request.made_by,
+            author_from_user: request.author_from_user,
+            own_commits: request.own_commits,
+            max_attempts: request.max_attempts,
+        };
+        let allowance = Allowance::of(planning.fetch, client.budget().remaining());
+        match commit_through_rest(&client, &commit, allowance).await {
+            Ok(outcome) => Some(outcome),
+            Err(reason) => {
+                tracing::info!(branch = %target.branch, %reason, "REST refused the write; committing through git");
+                None
+            }
+        }
+    }
+}
+
+/// A read through REST, as the job's result, with the reason when it read otherwise than
+/// planned (the scope whole after Data Center's cap).
 async fn rest_read(
-    client: &crate::rest::RestClient,
+    client: &RestClient,
     branch: &BranchName,
     read: Read<'_>,
     allowance: Allowance,
-) -> Result<SyncJobResult, String> {
+) -> Result<(SyncJobResult, Option<String>), String> {
+    let snapshot = |prefix| client.snapshot(branch, prefix, allowance);
     match read {
         Read::Branch { prefix } => {
-            let snapshot = client.snapshot(branch, prefix, allowance).await?;
-            Ok(SyncJobResult::Branch {
-                head: Some(snapshot.head.into_string()),
-                files: snapshot.files,
-                unrepresentable: snapshot.unrepresentable,
-                read: None,
-            })
+            let snapshot = snapshot(prefix).await?;
+            Ok((
+                SyncJobResult::Branch {
+                    head: Some(snapshot.head.into_string()),
+                    files: snapshot.files,
+                    unrepresentable: snapshot.unrepresentable,
+                    read: None,
+                },
+                None,
+            ))
         }
         Read::Changes {
             prefix,
             since: None,
             ..
-        } => {
-            let snapshot = client.snapshot(branch, prefix, allowance).await?;
-            Ok(SyncJobResult::Snapshot {
-                head: snapshot.head.into_string(),
-                files: snapshot.files,
-                unrepresentable: snapshot.unrepresentable,
-                since_lost: false,
-                read: None,
-            })
-        }
+        } => Ok((whole(snapshot(prefix).await?), None)),
         Read::Changes {
             prefix,
             since: Some(since),
             max_commits,
-        } => {
-            let read = client
-                .commits_since(branch, since, prefix, max_commits, allowance)
-                .await?;
-            Ok(SyncJobResult::Commits {
-                head: read.head.into_string(),
-                commits: read.commits,
-                complete: true,
-                read: None,
-            })
-        }
+        } => match client
+            .commits_since(branch, since, prefix, max_commits, allowance)
+            .await?
+        {
+            RestIncremental::Commits(read) => Ok((
+                SyncJobResult::Commits {
+                    head: read.head.into_string(),
+                    commits: read.commits,
+                    complete: true,
+                    read: None,
+                },
+                None,
+            )),
+            // Data Center's cap: the scope is read whole instead, through one archive, and
+            // the reconcile against the store finds what changed.
+            RestIncremental::Capped { reason } => Ok((
+                whole(snapshot(prefix).await?),
+                Some(format!(
+                    "{reason}; read the scope whole through one archive"
+                )),
+            )),
+        },
+    }
+}
+
+/// A snapshot as the answer to `FetchChanges`.
+fn whole(snapshot: RestSnapshot) -> SyncJobResult {
+    SyncJobResult::Snapshot {
+        head: snapshot.head.into_string(),
+        files: snapshot.files,
+        unrepresentable: snapshot.unrepresentable,
+        since_lost: false,
+        read: None,
     }
 }
 

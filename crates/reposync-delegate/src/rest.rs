@@ -34,7 +34,8 @@ impl Agent {
         let ca_pem = match auth {
             TaskAuth::Https { ca_certificate, .. } => ca_certificate.clone(),
             TaskAuth::Ssh { .. } => None,
-        };
+        }
+        .or_else(|| target.ca_certificate.clone());
         let mut identity: Vec<&[u8]> = vec![base.host_str().unwrap_or_default().as_bytes()];
         identity.extend(credential.identity());
         let budget = self.budgets.for_credential(&identity);
@@ -145,13 +146,16 @@ fn rest_credential(target: &RestTarget, auth: &TaskAuth) -> Result<RestCredentia
             None => Ok(RestCredential::Anonymous),
         };
     };
-    let TaskAuth::Https { password, .. } = auth else {
-        return Err(
-            "an SSH key cannot call Bitbucket's REST API; this connector reads through git only"
-                .into(),
-        );
+    let token = match (&target.token, auth) {
+        (Some(token), _) => SecretString::from(token.expose()),
+        (None, TaskAuth::Https { password, .. }) => SecretString::from(password.expose()),
+        (None, TaskAuth::Ssh { .. }) => {
+            return Err(
+                "an SSH key cannot call Bitbucket's REST API; this connector reads through git only"
+                    .into(),
+            );
+        }
     };
-    let token = SecretString::from(password.expose());
     Ok(match rest_auth {
         RestAuth::Basic { username } => RestCredential::Basic {
             username: username.clone(),

@@ -43,6 +43,17 @@ pub(crate) struct RestCommits {
     pub commits: Vec<CommitRead>,
 }
 
+/// What an incremental read through REST found.
+#[derive(Debug)]
+pub(crate) enum RestIncremental {
+    Commits(RestCommits),
+    /// Data Center capped the changes of a commit: the scope is to be read whole, which its
+    /// path-filtered archive does in one request.
+    Capped {
+        reason: String,
+    },
+}
+
 /// Why REST gave up; the read goes through git instead.
 pub(crate) type Refusal = String;
 
@@ -65,24 +76,22 @@ impl RestClient {
         }
     }
 
-    /// The files `commit` changed against `parent`; a capped list is a refusal.
+    /// The files `commit` changed against `parent`; `None` when Data Center capped the list,
+    /// which it cannot page past.
     async fn changes(
         &self,
         parent: &ObjectId,
         commit: &ObjectId,
-    ) -> Result<Vec<FileChange>, Refusal> {
+    ) -> Result<Option<Vec<FileChange>>, Refusal> {
         match self {
-            RestClient::Cloud(cloud) => cloud.diffstat(parent, commit).await.map_err(refusal),
+            RestClient::Cloud(cloud) => cloud
+                .diffstat(parent, commit)
+                .await
+                .map(Some)
+                .map_err(refusal),
             RestClient::DataCenter(dc) => {
                 let changes = dc.changes(parent, commit).await.map_err(refusal)?;
-                if changes.capped {
-                    return Err(format!(
-                        "Data Center capped the changes of {} at {} files",
-                        commit.short(),
-                        changes.files.len()
-                    ));
-                }
-                Ok(changes.files)
+                Ok((!changes.capped).then_some(changes.files))
             }
         }
     }
@@ -118,12 +127,13 @@ impl RestClient {
         let head = self.branch_head(branch).await.map_err(refusal)?;
         let (files, unrepresentable) = match self {
             RestClient::Cloud(cloud) => {
-                // A listing bigger than the allowance cannot be followed by its files anyway.
-                let max_entries = usize::try_from(allowance.requests).unwrap_or(usize::MAX);
-                let entries = match cloud.list_tree(&head, prefix, max_entries).await {
+                // More files than the allowance cannot be read one request each anyway, so the
+                // listing stops as soon as it knows.
+                let max_files = usize::try_from(allowance.requests).unwrap_or(usize::MAX);
+                let entries = match cloud.list_tree(&head, prefix, max_files).await {
                     Err(RestError::TooLarge { .. }) => {
                         return Err(format!(
-                            "the scope holds more than {max_entries} entries; this read may spend {} of the {} requests left this hour",
+                            "the scope holds more than {max_files} files, one request each; this read may spend {} of the {} requests left this hour",
                             allowance.requests, allowance.remaining
                         ));
                     }
@@ -184,7 +194,7 @@ impl RestClient {
         prefix: &str,
         max_commits: usize,
         allowance: Allowance,
-    ) -> Result<RestCommits, Refusal> {
+    ) -> Result<RestIncremental, Refusal> {
         let head = self.branch_head(branch).await.map_err(refusal)?;
         let mut walked: Vec<Commit> = Vec::new();
         let mut next = head.clone();
@@ -216,7 +226,14 @@ impl RestClient {
                 .first()
                 .cloned()
                 .unwrap_or_else(|| since.clone());
-            let changes = self.changes(&parent, &commit.id).await?;
+            let Some(changes) = self.changes(&parent, &commit.id).await? else {
+                return Ok(RestIncremental::Capped {
+                    reason: format!(
+                        "Data Center capped the changes of {}, and cannot page past its cap",
+                        commit.id.short()
+                    ),
+                });
+            };
             let files = self
                 .read_changes(&commit.id, prefix, &changes, allowance)
                 .await?;
@@ -231,7 +248,7 @@ impl RestClient {
                 unrepresentable: files.1,
             });
         }
-        Ok(RestCommits { head, commits })
+        Ok(RestIncremental::Commits(RestCommits { head, commits }))
     }
 
     /// The changed files under `prefix` of one commit, with their contents at `commit`.

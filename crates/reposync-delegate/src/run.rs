@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use reposync_api::{DelegateTask, SyncJob, TaskSpec};
+use reposync_api::{DelegateTask, FailureCode, SyncJob, TaskFailure, TaskOutcome, TaskSpec};
 use reposync_model::TaskId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -56,10 +56,42 @@ impl Drop for RunningEntry {
 
 impl Agent {
     /// Runs a task inside a span naming it, so that every line its work logs carries the
-    /// task's id and kind.
-    async fn run_task_in_span(&self, task: &DelegateTask) -> reposync_api::TaskOutcome {
+    /// task's id and kind; a fetch's archive is handed to `source` before the outcome comes
+    /// back, and a fetch whose archive cannot be handed over has failed.
+    async fn run_task_in_span(
+        &self,
+        source: &dyn TaskSource,
+        task: &DelegateTask,
+    ) -> Result<TaskOutcome, SourceError> {
         let span = tracing::info_span!("task", task = %task.id, kind = task_kind(&task.spec));
-        tracing::Instrument::instrument(self.run_task(&task.spec), span).await
+        let run = tracing::Instrument::instrument(self.run_claimed(&task.spec), span).await;
+        let Some(archive) = run.archive else {
+            return Ok(run.outcome);
+        };
+        let mut backoff = Backoff::new();
+        let mut attempt = 1;
+        loop {
+            match source.upload_archive(&task.id, archive.path()).await {
+                Ok(()) => {
+                    tracing::debug!(task = %task.id, bytes = archive.bytes, "handed the fetch's archive to the server");
+                    return Ok(run.outcome);
+                }
+                Err(error) if error.is_fatal() => return Err(error),
+                Err(error) if attempt < COMPLETE_ATTEMPTS => {
+                    tracing::warn!(task = %task.id, %error, attempt, "cannot hand the fetch's archive to the server; retrying");
+                    tokio::time::sleep(backoff.pause()).await;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    return Ok(TaskOutcome::failed(&TaskFailure::new(
+                        FailureCode::Internal,
+                        format!(
+                            "the delegate could not hand the fetched files to the server: {error}"
+                        ),
+                    )));
+                }
+            }
+        }
     }
 
     /// Claims one task (waiting up to `wait`), runs it and reports it.
@@ -71,7 +103,7 @@ impl Agent {
         let Some(task) = source.claim(wait).await? else {
             return Ok(Step::Idle);
         };
-        let outcome = self.run_task_in_span(&task).await;
+        let outcome = self.run_task_in_span(source, &task).await?;
         let succeeded = outcome.succeeded;
         source.complete(&task.id, outcome).await?;
         Ok(Step::Ran {
@@ -249,7 +281,7 @@ impl Agent {
         let started = Instant::now();
         let kind = task_kind(&task.spec);
         tracing::debug!(task = %task.id, kind, "task claimed");
-        let outcome = self.run_task_in_span(&task).await;
+        let outcome = self.run_task_in_span(source, &task).await?;
         let succeeded = outcome.succeeded;
         let code = outcome
             .result
@@ -318,5 +350,6 @@ fn task_kind(spec: &TaskSpec) -> &'static str {
             SyncJob::FetchChanges { .. } => "fetch_changes",
             SyncJob::ReadHead => "read_head",
         },
+        TaskSpec::FetchFiles(_) => "fetch_files",
     }
 }

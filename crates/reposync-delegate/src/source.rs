@@ -1,5 +1,6 @@
 //! Where an agent's tasks come from and where their outcomes go, and how that can fail.
 
+use std::path::Path;
 use std::time::Duration;
 
 use reposync_api::{DelegateTask, TaskOutcome};
@@ -12,6 +13,10 @@ pub trait TaskSource: Send + Sync {
     async fn claim(&self, wait: Duration) -> Result<Option<DelegateTask>, SourceError>;
     /// Reports a task's outcome.
     async fn complete(&self, task_id: &TaskId, outcome: TaskOutcome) -> Result<(), SourceError>;
+    /// Hands the server the archive a fetch task wrote at `archive` (a file in the delegate's
+    /// temporary root), streamed; called before the task's outcome is reported, which the
+    /// server accepts as a success only once it holds the archive.
+    async fn upload_archive(&self, task_id: &TaskId, archive: &Path) -> Result<(), SourceError>;
 }
 
 /// The task source failed: for a while (the server is down) or for good (the token was

@@ -122,6 +122,13 @@ impl GitRunner {
         self
     }
 
+    /// The temporary root this runner's operations keep their files in, if one was set: the
+    /// place for any other per-operation file of the process (a fetch's archive), so that it
+    /// too is wiped at the next start.
+    pub fn temp_dir(&self) -> Option<&Path> {
+        self.temp_root.as_ref().map(TempRoot::path)
+    }
+
     /// A fresh private (0700) directory for one operation, removed when dropped: inside the
     /// temporary root when one is set, never silently elsewhere.
     pub(crate) fn private_dir(&self, prefix: &str) -> Result<tempfile::TempDir, GitError> {
@@ -274,6 +281,46 @@ impl GitRunner {
             )
             .await?;
         Ok(parse_ls_remote(&stdout))
+    }
+
+    /// The refs of a remote whose full names are exactly among `names` (`refs/heads/x`,
+    /// `refs/tags/x`, and `refs/tags/x^{}` for the commit an annotated tag peels to), as
+    /// `git ls-remote` lists them. The names are built by the caller from parsed ref names
+    /// and all start with `refs/`, so none can be read as an option; since git matches them
+    /// as tails (`refs/heads/x` also matches `refs/heads/a/refs/heads/x`), only exact names
+    /// are kept.
+    pub async fn ls_remote_refs(
+        &self,
+        remote: &Remote,
+        names: &[String],
+    ) -> Result<Vec<RemoteRef>, GitError> {
+        if names.iter().any(|name| !name.starts_with("refs/")) {
+            return Err(GitError::new(
+                GitErrorKind::InvalidRequest,
+                "only full ref names (refs/…) can be looked up on a remote",
+                "",
+            ));
+        }
+        let mut args: Vec<&str> = vec!["ls-remote", "--", &remote.url];
+        args.extend(names.iter().map(String::as_str));
+        let stdout = self
+            .run(&args, None, Some(&remote.auth), &remote.url)
+            .await?;
+        Ok(stdout
+            .lines()
+            .filter_map(|line| {
+                let (commit, name) = line.split_once('\t')?;
+                let name = name.trim();
+                if !names.iter().any(|wanted| wanted == name) {
+                    return None;
+                }
+                let commit = ObjectId::parse(commit.trim()).ok()?;
+                Some(RemoteRef {
+                    name: name.to_owned(),
+                    commit,
+                })
+            })
+            .collect())
     }
 
     /// [`GitRunner::ls_remote_heads`], also reading what the server's capability

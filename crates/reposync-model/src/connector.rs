@@ -150,6 +150,7 @@ pub struct ConnectorDraft {
     pub author_from_user: Option<bool>,
     pub api_url: Option<String>,
     pub api_username: Option<String>,
+    pub api_token_secret: Option<String>,
     pub fetch: Option<String>,
 }
 
@@ -196,6 +197,10 @@ pub struct GitConnector {
     /// for a Cloud API token, which git knows by the username instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_username: Option<String>,
+    /// The secret holding a token for REST, when the git credentials cannot serve: an SSH
+    /// connector's, or a token other than git's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token_secret: Option<SecretName>,
     /// Whether reads and writes may go through REST.
     #[serde(default, skip_serializing_if = "FetchMode::is_auto")]
     pub fetch: FetchMode,
@@ -349,6 +354,9 @@ impl GitConnector {
         let api_username = non_empty(&draft.api_username)
             .map(parse_api_username)
             .transpose()?;
+        let api_token_secret = non_empty(&draft.api_token_secret)
+            .map(|name| SecretName::parse(name.trim()).map_err(|e| e.for_field("api_token_secret")))
+            .transpose()?;
         let fetch: FetchMode = match &draft.fetch {
             Some(mode) => mode.parse()?,
             None => FetchMode::Auto,
@@ -357,6 +365,7 @@ impl GitConnector {
             let set = [
                 ("api_url", api_url.is_some()),
                 ("api_username", api_username.is_some()),
+                ("api_token_secret", api_token_secret.is_some()),
                 ("fetch", fetch == FetchMode::Api),
             ];
             if let Some((field, _)) = set.iter().find(|(_, set)| *set) {
@@ -370,10 +379,11 @@ impl GitConnector {
             Protocol::Https if known_hosts.is_some() => {
                 return Err(FieldError::new("known_hosts", "applies only to SSH URLs"));
             }
-            Protocol::Ssh if ca_certificate.is_some() => {
+            // An SSH connector's REST calls may need it.
+            Protocol::Ssh if ca_certificate.is_some() && api_token_secret.is_none() => {
                 return Err(FieldError::new(
                     "ca_certificate",
-                    "applies only to HTTPS URLs",
+                    "applies only to HTTPS URLs, or to the REST API of an SSH connector with --api-token-secret",
                 ));
             }
             _ => {}
@@ -396,6 +406,7 @@ impl GitConnector {
             author_from_user: draft.author_from_user.unwrap_or(false),
             api_url,
             api_username,
+            api_token_secret,
             fetch,
         };
         if connector.fetch == FetchMode::Api
@@ -452,18 +463,21 @@ impl GitConnector {
             author_from_user: Some(self.author_from_user),
             api_url: self.api_url.as_ref().map(ToString::to_string),
             api_username: self.api_username.clone(),
+            api_token_secret: self.api_token_secret.as_ref().map(ToString::to_string),
             fetch: Some(self.fetch.to_string()),
         }
     }
 
     /// The secrets this connector needs.
     pub fn secret_names(&self) -> Vec<&SecretName> {
-        match &self.credentials {
+        let mut names = match &self.credentials {
             Credentials::Https {
                 password_secret, ..
             } => vec![password_secret],
             Credentials::Ssh { ssh_key_secret } => vec![ssh_key_secret],
-        }
+        };
+        names.extend(&self.api_token_secret);
+        names
     }
 
     /// The repository URL a Test or sync uses: the connector's own URL for repo scope; for

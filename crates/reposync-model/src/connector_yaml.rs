@@ -424,6 +424,8 @@ pub fn read_connector(
         author_from_user: current.map(|c| c.author_from_user),
         api_url: current.and_then(|c| c.api_url.as_ref().map(ToString::to_string)),
         api_username: current.and_then(|c| c.api_username.clone()),
+        api_token_secret: current
+            .and_then(|c| c.api_token_secret.as_ref().map(ToString::to_string)),
         fetch: current.map(|c| c.fetch.to_string()),
     };
     let connector = GitConnector::parse_input(&draft).map_err(|e| {

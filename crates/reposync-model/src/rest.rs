@@ -180,11 +180,14 @@ impl GitConnector {
 
     /// How the connector's token authenticates to REST, or why it cannot.
     fn rest_auth(&self, platform: RestPlatform) -> Result<RestAuth, String> {
-        let username = match &self.credentials {
-            Credentials::Https { username, .. } => username,
-            Credentials::Ssh { .. } => {
+        // The git username says which kind of token git's is; a separate REST token says
+        // nothing, so it is Bearer unless a REST user is named.
+        let git_username = match (&self.credentials, &self.api_token_secret) {
+            (Credentials::Https { username, .. }, None) => Some(username),
+            (_, Some(_)) => None,
+            (Credentials::Ssh { .. }, None) => {
                 return Err(
-                    "an SSH key cannot call Bitbucket's REST API; this connector reads through git only"
+                    "an SSH key cannot call Bitbucket's REST API; this connector reads through git only (give --api-token-secret for REST)"
                         .into(),
                 );
             }
@@ -194,13 +197,17 @@ impl GitConnector {
                 username: api_username.clone(),
             });
         }
-        match platform {
-            RestPlatform::DataCenter => Ok(RestAuth::Bearer),
-            RestPlatform::Cloud if username == CLOUD_ACCESS_TOKEN_USER => Ok(RestAuth::Bearer),
-            RestPlatform::Cloud if username.contains('@') => Ok(RestAuth::Basic {
-                username: username.clone(),
-            }),
-            RestPlatform::Cloud => Err(
+        match (platform, git_username) {
+            (RestPlatform::DataCenter, _) | (RestPlatform::Cloud, None) => Ok(RestAuth::Bearer),
+            (RestPlatform::Cloud, Some(username)) if username == CLOUD_ACCESS_TOKEN_USER => {
+                Ok(RestAuth::Bearer)
+            }
+            (RestPlatform::Cloud, Some(username)) if username.contains('@') => {
+                Ok(RestAuth::Basic {
+                    username: username.clone(),
+                })
+            }
+            (RestPlatform::Cloud, Some(_)) => Err(
                 "a Cloud API token needs the account's email for REST; set --api-username".into(),
             ),
         }
@@ -375,6 +382,15 @@ mod tests {
             "{}",
             refused.message
         );
+
+        // With a token of its own for REST, an SSH connector reads through REST too.
+        draft.api_token_secret = Some("rest-token".into());
+        let with_token = GitConnector::parse_new(&draft).expect("valid");
+        assert_eq!(
+            with_token.rest_endpoint(None).expect("cloud").auth,
+            Ok(RestAuth::Bearer)
+        );
+        assert_eq!(with_token.secret_names().len(), 2);
     }
 
     #[test]

@@ -49,7 +49,9 @@ pub enum Part {
 pub enum Touches {
     /// The account as a whole: connectors, secrets, users, delegates, and everything read.
     Account,
-    /// The application the value names; none (an absent `app`) is the account.
+    /// The application the value names; none (an absent `app`) is the account. A body with
+    /// `all: true` (every scope) touches the account too, whose role is the one that holds
+    /// in every application.
     App(Part),
     /// The scope of the tree path the value holds.
     Path(Part),
@@ -140,7 +142,11 @@ pub const POLICIES: &[Policy] = &[
     rule(Method::POST, "/api/v1/connectors/{name}/webhook/signature", ADMIN, Touches::Account, Part::Param("name"), "connector.webhook.signature"),
     rule(Method::POST, "/api/v1/connectors/{name}/test", EDITOR, Touches::Account, Part::Param("name"), "connector.test"),
     rule(Method::POST, "/api/v1/connector-tests", EDITOR, Touches::Account, Part::Body("name"), "connector.test_draft"),
+    // Reading files of a connector's repository needs what testing that connector needs: the
+    // files may hold more than the tree shows, so viewers do not get them.
+    rule(Method::POST, "/api/v1/connectors/{name}/fetch", EDITOR, Touches::Account, Part::Param("name"), "connector.fetch"),
     read("/api/v1/tasks/{id}", "task.show"),
+    rule(Method::GET, "/api/v1/tasks/{id}/archive", EDITOR, Touches::Account, Part::Param("id"), "task.archive"),
     // The tree: an editor's, in the scopes it touches.
     rule(Method::POST, "/api/v1/import", EDITOR, Touches::ImportedFiles, Part::Nothing, "tree.import"),
     read("/api/v1/export", "tree.export"),
@@ -154,7 +160,7 @@ pub const POLICIES: &[Policy] = &[
     rule(Method::DELETE, "/api/v1/apps/{name}", EDITOR, Touches::App(Part::Param("name")), Part::Param("name"), "app.delete"),
     // A rename changes which application the grants name, so it is the account's to make.
     rule(Method::POST, "/api/v1/apps/{name}/rename", EDITOR, Touches::Account, Part::Param("name"), "app.rename"),
-    // Git Sync: an editor's, in the linked scope.
+    // Git Sync: an editor's, in the linked scope; with `all`, the account's editor.
     rule(Method::POST, "/api/v1/sync/enable", EDITOR, Touches::App(Part::Body("app")), Part::Body("app"), "sync.enable"),
     rule(Method::POST, "/api/v1/sync/disable", EDITOR, Touches::App(Part::Body("app")), Part::Body("app"), "sync.disable"),
     rule(Method::POST, "/api/v1/sync/refresh", EDITOR, Touches::App(Part::Body("app")), Part::Body("app"), "sync.refresh"),
@@ -230,12 +236,14 @@ pub struct Facts {
     pub change: Option<String>,
 }
 
-/// The body fields whose values the audit trail notes, for the use cases that change rights:
-/// never a field that holds a secret (a password is noted only as set).
+/// The body fields whose values the audit trail notes, for the use cases that change rights
+/// and for fetches (what was read, never what it held): never a field that holds a secret (a
+/// password is noted only as set).
 fn noted_fields(use_case: &str) -> &'static [&'static str] {
     match use_case {
         "user.create" | "user.update" => &["role", "apps", "email", "disabled"],
         "token.create" | "user.token.create" => &["role", "expires_in_seconds"],
+        "connector.fetch" => &["repo", "ref", "paths"],
         _ => &[],
     }
 }
@@ -459,9 +467,23 @@ async fn facts(
                 .map(str::to_owned),
         }
     };
+    // `sync enable --all` and `sync refresh --all` act on every scope, the applications a
+    // caller may not know of included.
+    let every_scope = json
+        .as_ref()
+        .and_then(|j| j.get("all"))
+        .and_then(Value::as_bool)
+        == Some(true);
     let scopes = match policy.touches {
         Touches::Account => vec![Scope::Account],
-        Touches::App(from) => vec![Scope::of_app(value(from).as_deref())],
+        Touches::App(from) => {
+            let named = Scope::of_app(value(from).as_deref());
+            if every_scope && named != Scope::Account {
+                vec![Scope::Account, named]
+            } else {
+                vec![named]
+            }
+        }
         Touches::Path(from) => vec![Scope::of_path(&value(from).unwrap_or_default())],
         Touches::ImportedFiles => {
             let mut scopes: Vec<Scope> = json
@@ -501,6 +523,9 @@ async fn facts(
         }
     };
     let target = value(policy.target).or_else(|| {
+        if every_scope && matches!(policy.touches, Touches::App(_)) {
+            return Some("every scope".to_owned());
+        }
         (policy.touches == Touches::ImportedFiles).then(|| {
             let files = json
                 .as_ref()

@@ -141,7 +141,8 @@ where
             intake::run_upkeep(&upkeep.intake, &upkeep.store, &log, stop).await;
         }),
     );
-    // Retention: history and audit events past their ages leave the database, hourly.
+    // Retention: history and audit events past their ages leave the database, hourly; the
+    // archives of fetches past their hour leave the data directory, every few minutes.
     let (retention, stop) = (state.clone(), stopped());
     spawn(
         "retention",
@@ -150,7 +151,7 @@ where
                 history: retention.config.history_retention,
                 audit: retention.config.audit_retention,
             };
-            prune_history(&retention.store, ages, stop).await;
+            prune_history(&retention.store, &retention.tasks, ages, stop).await;
         }),
     );
     let app = build_app(state.clone());
@@ -172,19 +173,30 @@ where
     result
 }
 
-/// Prunes the history and audit events past their `ages` at start and then every hour, until
-/// `stop`.
+/// Prunes the history and audit events past their `ages` at start and then every hour, and
+/// fetches' archives past their hour (`tasks::ARCHIVE_KEPT`) every five minutes, until `stop`.
 async fn prune_history(
     store: &reposync_store::Store,
+    tasks: &TaskHub,
     ages: reposync_store::RetentionAges,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Archives are refused for download once past their hour whenever they are removed;
+    // removing them soon after keeps the disk from holding them much longer.
+    let mut archives = tokio::time::interval(std::time::Duration::from_secs(5 * 60));
+    archives.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => break,
+            _ = archives.tick() => {
+                let removed = tasks.prune_archives().await;
+                if removed > 0 {
+                    tracing::info!(removed, "removed fetches' archives past their hour");
+                }
+            }
             _ = every.tick() => match store.prune_history(ages).await {
                 Ok(pruned) if pruned.total() == 0 => {}
                 Ok(pruned) => tracing::info!(

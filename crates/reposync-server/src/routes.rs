@@ -3,7 +3,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Request};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -39,6 +39,11 @@ pub fn build_app(state: AppState) -> Router {
         .route(
             "/api/delegate/tasks/{id}/complete",
             post(delegates::complete),
+        )
+        // A fetch's archive, streamed to disk under its own limit, not the JSON bodies' one.
+        .route(
+            "/api/delegate/tasks/{id}/archive",
+            put(delegates::upload_archive).layer(DefaultBodyLimit::disable()),
         )
         // Outside the bearer-token layer: the URL token is the credential.
         .route(
@@ -113,7 +118,9 @@ fn api_v1(state: &AppState) -> OpenApiRouter<AppState> {
         // Not under /connectors/: a connector may be named `test`.
         .routes(routes!(connectors::test_draft))
         .routes(routes!(connectors::test))
+        .routes(routes!(connectors::fetch))
         .routes(routes!(tasks::show))
+        .routes(routes!(tasks::archive))
         .routes(routes!(tree::import).layer(DefaultBodyLimit::max(state.config.max_import_bytes)))
         .routes(routes!(tree::export))
         .routes(routes!(tree::show, tree::apply, tree::delete))

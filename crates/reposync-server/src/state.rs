@@ -26,7 +26,10 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, config: ServerConfig, builtin: (Agent, Tools)) -> AppState {
         AppState {
-            tasks: TaskHub::new(store.clone()),
+            tasks: TaskHub::with_archives(
+                store.clone(),
+                config.data_dir.join(crate::tasks::FETCHES_DIR_NAME),
+            ),
             store,
             intake: Arc::new(IntakeGuard::new(config.webhook_rate_limit)),
             config: Arc::new(config),

@@ -70,6 +70,7 @@ pub fn connector(record: &ConnectorRecord, webhook_url: Option<String>) -> Conne
         author_from_user: spec.author_from_user,
         api_url: spec.api_url.as_ref().map(ToString::to_string),
         api_username: spec.api_username.clone(),
+        api_token_secret: spec.api_token_secret.as_ref().map(ToString::to_string),
         fetch: spec.fetch.to_string(),
         capabilities: last_test
             .as_ref()

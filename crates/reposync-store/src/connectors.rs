@@ -342,29 +342,38 @@ fn connector_from_row(row: &AnyRow) -> Result<ConnectorRecord, StoreError> {
     })
 }
 
-/// The secret a connector's credentials name: the API field that names it, its name, and the
-/// kind it must be.
-fn named_secret(spec: &GitConnector) -> (&'static str, &SecretName, SecretKind) {
-    match &spec.credentials {
+/// The secrets a connector names: the API field that names each, its name, and the kind it
+/// must be.
+fn named_secrets(spec: &GitConnector) -> Vec<(&'static str, &SecretName, SecretKind)> {
+    let mut named = vec![match &spec.credentials {
         Credentials::Https {
             password_secret, ..
         } => ("password_secret", password_secret, SecretKind::Text),
         Credentials::Ssh { ssh_key_secret } => {
             ("ssh_key_secret", ssh_key_secret, SecretKind::SshKey)
         }
+    }];
+    if let Some(token) = &spec.api_token_secret {
+        named.push(("api_token_secret", token, SecretKind::Text));
     }
+    named
 }
 
 /// Looks up the secrets a connector names, in the same transaction that saves it, so that a
 /// concurrent delete cannot slip between the check and the link.
 async fn resolve_secrets(tx: &mut WriteTx, spec: &GitConnector) -> Result<Vec<String>, StoreError> {
-    let (field, name, kind) = named_secret(spec);
-    let row = sqlx::query("SELECT id, kind FROM secrets WHERE name = $1")
-        .bind(name.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
-    let id = check_secret(row, field, name, kind)?;
-    Ok(vec![id])
+    let mut ids = Vec::new();
+    for (field, name, kind) in named_secrets(spec) {
+        let row = sqlx::query("SELECT id, kind FROM secrets WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let id = check_secret(row, field, name, kind)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 impl Store {
@@ -372,12 +381,14 @@ impl Store {
     /// kind: a Test of a connector not saved refuses what saving it would refuse, before any
     /// delegate is asked.
     pub async fn check_connector_secrets(&self, spec: &GitConnector) -> Result<(), StoreError> {
-        let (field, name, kind) = named_secret(spec);
-        let row = sqlx::query("SELECT id, kind FROM secrets WHERE name = $1")
-            .bind(name.as_str())
-            .read_optional(&self.db)
-            .await?;
-        check_secret(row, field, name, kind).map(|_| ())
+        for (field, name, kind) in named_secrets(spec) {
+            let row = sqlx::query("SELECT id, kind FROM secrets WHERE name = $1")
+                .bind(name.as_str())
+                .read_optional(&self.db)
+                .await?;
+            check_secret(row, field, name, kind)?;
+        }
+        Ok(())
     }
 }
 

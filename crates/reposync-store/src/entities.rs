@@ -31,8 +31,9 @@ enum BatchOrigin<'a> {
         by: Option<&'a Person>,
     },
     Git(&'a InboundCommit),
-    /// Enabling sync: the link with id `.0` is created in the batch's transaction.
-    Enable(&'a LinkId, &'a Enabling<'a>),
+    /// Enabling sync: the links of the set, with ids `.0` in the set's order, are created in
+    /// the batch's transaction.
+    Enable(&'a [LinkId], &'a EnablingSet<'a>),
 }
 
 /// Everything enabling sync writes, committed together or not at all: the branch's files
@@ -73,6 +74,55 @@ pub type EnablingResult<'a> =
 impl std::fmt::Debug for EnablingTask<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnablingTask")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+/// One link an [`EnablingSet`] creates, and what it starts with.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkStart<'a> {
+    pub link: &'a NewSyncLink,
+    /// The files of its first changeset.
+    pub initial_files: &'a [FileChangeRecord],
+    /// Errors of the branch read at the link's base commit; their link is the new one.
+    pub branch_errors: &'a [FileError],
+}
+
+/// Enabling sync for several scopes of one branch at once (the account and every
+/// application, from one read of the branch), committed together or not at all: the
+/// branch's files taken into the tree and the applications' `Index.yaml` files (`changes`),
+/// every link with its first changeset and its errors, the one read, recorded with the first
+/// link, and the task's end. An [`Enabling`] is a set of one.
+#[derive(Debug, Clone, Copy)]
+pub struct EnablingSet<'a> {
+    pub changes: &'a [EntityChange],
+    /// The links to create; none is allowed (every scope was linked already), which only ends
+    /// the task.
+    pub links: &'a [LinkStart<'a>],
+    /// How the branch was read, when the delegate said: one read enabled every link, so it is
+    /// recorded once, naming the first.
+    pub read: Option<&'a BranchRead>,
+    pub task: Option<EnablingSetTask<'a>>,
+    pub by: Option<&'a Person>,
+}
+
+/// The running local task an [`EnablingSet`] ends, and how its result reads once the links
+/// exist: given each link with what it starts with, in the set's order, and what became of
+/// each file of the batch.
+#[derive(Clone, Copy)]
+pub struct EnablingSetTask<'a> {
+    pub id: &'a TaskId,
+    pub result: &'a EnablingSetResult<'a>,
+}
+
+/// How an enabling set's task result is written (see [`EnablingSetTask`]).
+pub type EnablingSetResult<'a> =
+    dyn Fn(&[(SyncLink, LinkBacklog)], &[(String, ChangeOutcome)]) -> String + Send + Sync + 'a;
+
+impl std::fmt::Debug for EnablingSetTask<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnablingSetTask")
             .field("id", &self.id)
             .finish()
     }
@@ -169,11 +219,52 @@ impl Store {
         &self,
         enabling: &Enabling<'_>,
     ) -> Result<(SyncLink, Vec<(String, ChangeOutcome)>), StoreError> {
-        let id: LinkId = new_id();
+        let start = [LinkStart {
+            link: enabling.link,
+            initial_files: enabling.initial_files,
+            branch_errors: enabling.branch_errors,
+        }];
+        let result =
+            |links: &[(SyncLink, LinkBacklog)], outcomes: &[(String, ChangeOutcome)]| match (
+                enabling.task,
+                links,
+            ) {
+                (Some(task), [(link, backlog)]) => (task.result)(link, *backlog, outcomes),
+                _ => String::new(),
+            };
+        let set = EnablingSet {
+            changes: enabling.changes,
+            links: &start,
+            read: enabling.read,
+            task: enabling.task.map(|task| EnablingSetTask {
+                id: task.id,
+                result: &result,
+            }),
+            by: enabling.by,
+        };
+        let (links, outcomes) = self.enable_links(&set).await?;
+        let link = links.into_iter().next().ok_or_else(|| {
+            StoreError::Corrupt("an enabling of one link created none".to_owned())
+        })?;
+        Ok((link, outcomes))
+    }
+
+    /// Enables sync for every link of [`EnablingSet`] in one transaction, and answers the
+    /// links in the set's order. If anything fails (a scope got a link meanwhile, a write is
+    /// refused), nothing is written: no link, no file, no read, and the task still runs.
+    pub async fn enable_links(
+        &self,
+        set: &EnablingSet<'_>,
+    ) -> Result<(Vec<SyncLink>, Vec<(String, ChangeOutcome)>), StoreError> {
+        let ids: Vec<LinkId> = set.links.iter().map(|_| new_id()).collect();
         let outcomes = self
-            .apply_batch(enabling.changes, BatchOrigin::Enable(&id, enabling))
+            .apply_batch(set.changes, BatchOrigin::Enable(&ids, set))
             .await?;
-        Ok((self.link_by_id(&id).await?, outcomes))
+        let mut links = Vec::with_capacity(ids.len());
+        for id in &ids {
+            links.push(self.link_by_id(id).await?);
+        }
+        Ok((links, outcomes))
     }
 
     async fn apply_batch(
@@ -438,41 +529,26 @@ impl Store {
                     self.outbox_changed();
                 }
             }
-            BatchOrigin::Enable(id, enabling) => {
-                record_changesets(&mut tx, &outcomes, enabling.by, now).await?;
-                insert_link(
-                    &mut tx,
-                    id,
-                    enabling.link,
-                    enabling.initial_files,
-                    enabling.by,
-                    now,
-                )
-                .await?;
-                if let (Some(head), false) = (
-                    &enabling.link.base_commit,
-                    enabling.branch_errors.is_empty(),
-                ) {
-                    let errors: Vec<FileError> = enabling
-                        .branch_errors
-                        .iter()
-                        .map(|e| FileError {
-                            link_id: Some((*id).clone()),
-                            ..e.clone()
-                        })
-                        .collect();
-                    record_branch_errors_in(&mut tx, enabling.link, head, &errors, now).await?;
-                }
-                // `insert_link` made sure the link's branch exists.
-                if let Some(read) = enabling.read
-                    && let Some(branch_id) = branch_id_of_link(&mut tx, id).await?
-                {
-                    record_read_in(&mut tx, &branch_id, Some(id), read, now).await?;
-                }
-                if let Some(task) = enabling.task {
-                    let link = enabling.link;
+            BatchOrigin::Enable(ids, set) => {
+                record_changesets(&mut tx, &outcomes, set.by, now).await?;
+                let mut linked: Vec<(SyncLink, LinkBacklog)> = Vec::with_capacity(ids.len());
+                for (id, start) in ids.iter().zip(set.links) {
+                    let link = start.link;
+                    insert_link(&mut tx, id, link, start.initial_files, set.by, now).await?;
+                    if let (Some(head), false) = (&link.base_commit, start.branch_errors.is_empty())
+                    {
+                        let errors: Vec<FileError> = start
+                            .branch_errors
+                            .iter()
+                            .map(|e| FileError {
+                                link_id: Some(id.clone()),
+                                ..e.clone()
+                            })
+                            .collect();
+                        record_branch_errors_in(&mut tx, link, head, &errors, now).await?;
+                    }
                     let created = SyncLink {
-                        id: (*id).to_owned(),
+                        id: id.clone(),
                         app: link.app.clone(),
                         connector_id: link.connector_id.clone(),
                         repo: link.repo.clone(),
@@ -484,12 +560,21 @@ impl Store {
                     };
                     // A new link's backlog is what this transaction gave it.
                     let backlog = LinkBacklog {
-                        waiting: i64::from(!enabling.initial_files.is_empty()),
-                        open_errors: i64::try_from(enabling.branch_errors.len())
-                            .unwrap_or(i64::MAX),
+                        waiting: i64::from(!start.initial_files.is_empty()),
+                        open_errors: i64::try_from(start.branch_errors.len()).unwrap_or(i64::MAX),
                         ..LinkBacklog::default()
                     };
-                    let result = (task.result)(&created, backlog, &outcomes);
+                    linked.push((created, backlog));
+                }
+                // One read enabled them all: it is recorded once, with the first link.
+                // `insert_link` made sure the link's branch exists.
+                if let (Some(read), Some(first)) = (set.read, ids.first())
+                    && let Some(branch_id) = branch_id_of_link(&mut tx, first).await?
+                {
+                    record_read_in(&mut tx, &branch_id, Some(first), read, now).await?;
+                }
+                if let Some(task) = set.task {
+                    let result = (task.result)(&linked, &outcomes);
                     finish_local_task_in(&mut tx, task.id, true, &result, now).await?;
                 }
                 tx.commit().await?;

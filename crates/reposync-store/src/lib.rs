@@ -46,7 +46,10 @@ pub use audit::{
 pub use backup::{BackupDone, DATABASE_FILE, backup_sqlite, restore_sqlite};
 pub use clock::{Clock, ManualClock, SystemClock, now_millis};
 pub use delegates::{DelegateRecord, DelegateTokenRecord, NewDelegate};
-pub use entities::{Enabling, EnablingResult, EnablingTask};
+pub use entities::{
+    Enabling, EnablingResult, EnablingSet, EnablingSetResult, EnablingSetTask, EnablingTask,
+    LinkStart,
+};
 pub use error::StoreError;
 pub use inbound::{
     AnnouncedHead, DeliveryOutcome, DeliveryRecord, FileError, InboundCommit, InboundCommitRecord,

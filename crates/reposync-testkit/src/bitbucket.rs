@@ -1,6 +1,6 @@
-//! A Bitbucket emulator for tests: the one allowed stand-in for Bitbucket. For now it is the
-//! webhook sender; the REST endpoints (branches, `src`, `browse`, `raw`) come later and will
-//! serve the same repositories under the same [`RepoIdentity`].
+//! A Bitbucket emulator for tests: the one allowed stand-in for Bitbucket. This module is the
+//! webhook sender; [`BitbucketApi`] serves the REST APIs (Cloud and Data Center) over the
+//! same repositories under the same [`RepoIdentity`].
 //!
 //! # What it does
 //!

@@ -34,6 +34,14 @@ const LISTING_TIMED_OUT: u16 = 555;
 /// How many pages one listing may follow before it is judged runaway.
 const MAX_PAGES: usize = 10_000;
 
+/// Cloud's partial responses (`fields=`) ask only for what the client reads: Cloud's answers
+/// carry links and nested objects that would otherwise cost more than the files themselves.
+const BRANCH_FIELDS: &str = "target.hash";
+const COMMIT_FIELDS: &str = "hash,parents.hash,message,author.raw,date";
+const ENTRY_FIELDS: &str = "path,type,size,attributes";
+const LISTING_FIELDS: &str = "values.path,values.type,values.size,values.attributes,next";
+const DIFFSTAT_FIELDS: &str = "values.status,values.old.path,values.new.path,next";
+
 /// The public Cloud API base.
 pub const CLOUD_API_BASE: &str = "https://api.bitbucket.org/2.0";
 
@@ -155,7 +163,22 @@ impl CloudClient {
     pub async fn branch_head(&self, branch: &str) -> Result<ObjectId, RestError> {
         const ENDPOINT: &str = "cloud branch";
         let url = self.repo_url(&["refs", "branches", branch]);
-        let raw: RawBranch = self.transport.get_json(ENDPOINT, &url, &[]).await?;
+        let raw: RawBranch = self
+            .transport
+            .get_json(ENDPOINT, &url, &[("fields", BRANCH_FIELDS)])
+            .await?;
+        object_id(ENDPOINT, &raw.target.hash)
+    }
+
+    /// The commit a tag points at (`refs/tags/{name}`, the name one encoded segment); Cloud
+    /// peels an annotated tag, so `target` is its commit either way.
+    pub async fn tag_target(&self, tag: &str) -> Result<ObjectId, RestError> {
+        const ENDPOINT: &str = "cloud tag";
+        let url = self.repo_url(&["refs", "tags", tag]);
+        let raw: RawBranch = self
+            .transport
+            .get_json(ENDPOINT, &url, &[("fields", BRANCH_FIELDS)])
+            .await?;
         object_id(ENDPOINT, &raw.target.hash)
     }
 
@@ -163,7 +186,10 @@ impl CloudClient {
     pub async fn commit(&self, revision: &str) -> Result<Commit, RestError> {
         const ENDPOINT: &str = "cloud commit";
         let url = self.repo_url(&["commit", revision]);
-        let raw: RawCommit = self.transport.get_json(ENDPOINT, &url, &[]).await?;
+        let raw: RawCommit = self
+            .transport
+            .get_json(ENDPOINT, &url, &[("fields", COMMIT_FIELDS)])
+            .await?;
         let (author_name, author_email) = split_signature(
             raw.author
                 .as_ref()
@@ -198,24 +224,33 @@ impl CloudClient {
     ///
     /// Each request reaches [`LISTING_DEPTH`] levels; folders at that depth are listed again.
     /// When Cloud times out on a deep listing (555), the walk goes on one level at a time.
-    /// More than `max_entries` entries end the walk with [`RestError::TooLarge`], so that a
-    /// caller deciding whether a tree is small enough for REST never pays for a big one.
+    /// More than `max_files` entries that are not folders end the walk, page by page, with
+    /// [`RestError::TooLarge`], so that a caller deciding whether a tree is small enough for
+    /// REST never pays for listing a big one.
     pub async fn list_tree(
         &self,
         commit: &ObjectId,
         dir: &str,
-        max_entries: usize,
+        max_files: usize,
     ) -> Result<Vec<TreeEntry>, RestError> {
         let mut depth = LISTING_DEPTH;
-        let mut entries = Vec::new();
+        let mut entries: Vec<TreeEntry> = Vec::new();
         let mut folders = VecDeque::from([dir.trim_matches('/').to_owned()]);
+        let files = |entries: &[TreeEntry]| {
+            entries
+                .iter()
+                .filter(|entry| entry.kind != TreeEntryKind::Directory)
+                .count()
+        };
         while let Some(folder) = folders.pop_front() {
-            let listed = match self.list(commit, &folder, depth).await {
+            let already = files(&entries);
+            let within = |listed: &[TreeEntry]| already + files(listed) <= max_files;
+            let listed = match self.list(commit, &folder, depth, &within).await {
                 Err(RestError::Status { status, .. })
                     if status == LISTING_TIMED_OUT && depth > 1 =>
                 {
                     depth = 1;
-                    self.list(commit, &folder, depth).await?
+                    self.list(commit, &folder, depth, &within).await?
                 }
                 other => other?,
             };
@@ -227,10 +262,10 @@ impl CloudClient {
                 }
                 entries.push(entry);
             }
-            if entries.len() > max_entries {
+            if files(&entries) > max_files {
                 return Err(RestError::TooLarge {
                     endpoint: "cloud src listing",
-                    limit: max_entries as u64,
+                    limit: max_files as u64,
                 });
             }
         }
@@ -243,31 +278,52 @@ impl CloudClient {
         commit: &ObjectId,
         dir: &str,
     ) -> Result<Vec<TreeEntry>, RestError> {
-        self.list(commit, dir, 1).await
+        self.list(commit, dir, 1, &|_: &[TreeEntry]| true).await
     }
 
-    /// One listing of `dir` at `commit`, `max_depth` levels deep, all pages.
+    /// One listing of `dir` at `commit`, `max_depth` levels deep, page after page while
+    /// `wanted` holds of what was listed so far.
     async fn list(
         &self,
         commit: &ObjectId,
         dir: &str,
         max_depth: usize,
+        wanted: &(dyn Fn(&[TreeEntry]) -> bool + Sync),
     ) -> Result<Vec<TreeEntry>, RestError> {
         const ENDPOINT: &str = "cloud src listing";
         let depth = max_depth.to_string();
         let first = self
             .transport
             .url_with_path(&self.src_segments(commit), &directory_path(dir));
-        let raw: Vec<RawSrcEntry> = self
-            .pages(
+        let mut entries = Vec::new();
+        let mut page: Page<RawSrcEntry> = self
+            .transport
+            .get_json(
                 ENDPOINT,
-                first,
-                &[("pagelen", PAGE_LENGTH), ("max_depth", &depth)],
+                &first,
+                &[
+                    ("pagelen", PAGE_LENGTH),
+                    ("max_depth", &depth),
+                    ("fields", LISTING_FIELDS),
+                ],
             )
             .await?;
-        raw.into_iter()
-            .map(|entry| tree_entry(ENDPOINT, entry))
-            .collect()
+        for _ in 0..MAX_PAGES {
+            for raw in page.values.drain(..) {
+                entries.push(tree_entry(ENDPOINT, raw)?);
+            }
+            let Some(next) = page.next.take() else {
+                return Ok(entries);
+            };
+            if !wanted(&entries) {
+                return Ok(entries);
+            }
+            page = self.follow(ENDPOINT, &next).await?;
+        }
+        Err(RestError::Decode {
+            endpoint: ENDPOINT,
+            reason: format!("more than {MAX_PAGES} pages"),
+        })
     }
 
     fn src_segments<'a>(&'a self, commit: &'a ObjectId) -> Vec<&'a str> {
@@ -311,7 +367,11 @@ impl CloudClient {
             .url_with_path(&self.src_segments(commit), path.trim_matches('/'));
         let raw: RawSrcEntry = self
             .transport
-            .get_json(ENDPOINT, &url, &[("format", "meta")])
+            .get_json(
+                ENDPOINT,
+                &url,
+                &[("format", "meta"), ("fields", ENTRY_FIELDS)],
+            )
             .await?;
         tree_entry(ENDPOINT, raw)
     }
@@ -336,6 +396,7 @@ impl CloudClient {
                     ("topic", "false"),
                     ("renames", "true"),
                     ("pagelen", DIFFSTAT_PAGE_LENGTH),
+                    ("fields", DIFFSTAT_FIELDS),
                 ],
             )
             .await?;
@@ -350,7 +411,9 @@ impl CloudClient {
     }
 
     /// Makes one commit through `POST src` and returns its id. A 409 (the branch moved past
-    /// `parent`) is [`RestError::Conflict`]; nothing is overwritten.
+    /// `parent`) is [`RestError::Conflict`]; nothing is overwritten. The request is sent once,
+    /// never retried: when its answer is lost, the commit may have landed, which only reading
+    /// the branch tells.
     pub async fn commit_files(&self, request: &CloudCommitRequest) -> Result<ObjectId, RestError> {
         const ENDPOINT: &str = "cloud src commit";
         let url = self.repo_url(&["src"]);
@@ -374,7 +437,7 @@ impl CloudClient {
         }
         let response = self
             .transport
-            .send(ENDPOINT, Method::POST, &url, |builder| builder.form(&form))
+            .send_once(ENDPOINT, Method::POST, &url, |builder| builder.form(&form))
             .await?;
         let location = response
             .headers()
@@ -406,24 +469,32 @@ impl CloudClient {
             let Some(next) = page.next.take() else {
                 return Ok(values);
             };
-            let next = Url::parse(&next).map_err(|err| RestError::Decode {
-                endpoint,
-                reason: format!("the next page's link is not a URL: {err}"),
-            })?;
-            if !self.transport.owns(&next) {
-                return Err(RestError::Decode {
-                    endpoint,
-                    reason: "the next page's link leaves the API's origin; it is not followed"
-                        .into(),
-                });
-            }
-            // The link carries the whole query, cursor included.
-            page = self.transport.get_json(endpoint, &next, &[]).await?;
+            page = self.follow(endpoint, &next).await?;
         }
         Err(RestError::Decode {
             endpoint,
             reason: format!("more than {MAX_PAGES} pages"),
         })
+    }
+
+    /// The page a `next` link names, which must stay on our API's origin: the link carries
+    /// the whole query, cursor included.
+    async fn follow<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        next: &str,
+    ) -> Result<Page<T>, RestError> {
+        let next = Url::parse(next).map_err(|err| RestError::Decode {
+            endpoint,
+            reason: format!("the next page's link is not a URL: {err}"),
+        })?;
+        if !self.transport.owns(&next) {
+            return Err(RestError::Decode {
+                endpoint,
+                reason: "the next page's link leaves the API's origin; it is not followed".into(),
+            });
+        }
+        self.transport.get_json(endpoint, &next, &[]).await
     }
 }
 

@@ -85,6 +85,13 @@ struct RawBranch {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct RawTag {
+    id: String,
+    latest_commit: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RawCommit {
     id: String,
     #[serde(default)]
@@ -204,6 +211,24 @@ impl DcClient {
                 message: format!("no branch {branch:?}"),
             })?;
         object_id(ENDPOINT, &found.latest_commit)
+    }
+
+    /// The commit a tag points at (`tags/{name}`, whose `latestCommit` is the commit an
+    /// annotated tag peels to). The name goes into the path as it is, `/` included, which is
+    /// how Data Center addresses tags.
+    pub async fn tag_commit(&self, tag: &str) -> Result<ObjectId, RestError> {
+        const ENDPOINT: &str = "dc tag";
+        let url = self
+            .transport
+            .url_with_path(&self.repo_segments(&["tags"]), tag);
+        let raw: RawTag = self.transport.get_json(ENDPOINT, &url, &[]).await?;
+        if raw.id != format!("refs/tags/{tag}") {
+            return Err(RestError::NotFound {
+                endpoint: ENDPOINT,
+                message: format!("no tag {tag:?} (Data Center answered with {:?})", raw.id),
+            });
+        }
+        object_id(ENDPOINT, &raw.latest_commit)
     }
 
     /// A commit by id or ref name.

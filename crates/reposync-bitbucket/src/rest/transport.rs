@@ -273,6 +273,30 @@ impl Transport {
         url: &Url,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, RestError> {
+        self.send_tries(endpoint, method, url, build, self.retry.attempts)
+            .await
+    }
+
+    /// Sends a write exactly once: a write whose answer was lost may have landed, and only
+    /// the caller can tell (by reading the branch) whether to make it again.
+    pub(crate) async fn send_once(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        url: &Url,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, RestError> {
+        self.send_tries(endpoint, method, url, build, 1).await
+    }
+
+    async fn send_tries(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        url: &Url,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+        attempts: u32,
+    ) -> Result<Response, RestError> {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -324,7 +348,7 @@ impl Transport {
                     (with_jitter(wait, 0.5, 1.0), error)
                 }
             };
-            if attempt >= self.retry.attempts || wait > self.retry.max_delay {
+            if attempt >= attempts || wait > self.retry.max_delay {
                 return Err(error);
             }
             tracing::debug!(endpoint, attempt, wait_ms = wait.as_millis() as u64, %error, "retrying a REST request");

@@ -6,6 +6,8 @@ mod cli;
 mod common;
 mod connectors;
 mod delegates;
+mod enable_all;
+mod fetch;
 mod formats;
 mod offline;
 mod planner;

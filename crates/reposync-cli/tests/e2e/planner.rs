@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::git_fixture::{Fixture, REPO, SHOP, TOKEN};
-use reposync_testkit::{ApiAuth, ApiFlavour, BitbucketApi, RawEntry};
+use reposync_testkit::{ApiAuth, ApiFault, ApiFlavour, BitbucketApi, RawEntry};
 use serde_json::Value;
 
 /// The account email a Cloud API token authenticates REST with.
@@ -342,4 +342,202 @@ fn fetch_api_without_rest_credentials_is_refused_naming_the_flag() {
         "nothing was saved: {}",
         shown.stderr
     );
+}
+
+/// `--fetch api` on Cloud: reposync's commits go through `POST src` without a clone, exactly
+/// once even when the write's answer is lost after it landed, and come back recognised as
+/// reposync's own.
+#[test]
+fn cloud_commits_through_rest_exactly_once_even_when_the_answer_is_lost() {
+    let f = fixture(&[]);
+    let api = emulator(&f, ApiFlavour::Cloud);
+    add_rest_connector(
+        &f,
+        "cloud",
+        "bitbucket-cloud",
+        &api,
+        &["--api-username", EMAIL, "--fetch", "api"],
+    );
+    enable(&f, "cloud");
+    wait_file(&f, &format!("{SHOP}/Services/web/Index.yaml"), WEB);
+    f.wait_settled();
+    let before = f.head().expect("head");
+
+    // The write lands, and its answer never arrives.
+    api.inject(ApiFault::DropAfterHandling);
+    let path = format!("{SHOP}/Workflows/deploy.yaml");
+    f.put(&path, &crate::common::git_fixture::workflow("through REST"));
+    let after = f.wait_settled();
+    assert_ne!(after, before);
+    let log = api.log();
+    assert!(
+        log.contains("POST /2.0/repositories/acme/config/src"),
+        "{log}"
+    );
+    assert!(log.contains("hangup"), "the answer was lost: {log}");
+    let messages = f.git(&["log", "--format=%B%x00", &format!("{before}..{after}")]);
+    let carrying: Vec<&str> = messages
+        .split('\0')
+        .filter(|m| m.contains("Reposync-Changeset:"))
+        .collect();
+    assert_eq!(
+        carrying.len(),
+        1,
+        "exactly one commit carries the change: {messages}"
+    );
+    assert!(
+        carrying[0].contains(&format!("ADD: {path}")),
+        "{}",
+        carrying[0]
+    );
+    assert_eq!(
+        f.root.read_file(REPO, "main", &path).expect("the file"),
+        crate::common::git_fixture::workflow("through REST").trim_end()
+    );
+    assert!(
+        f.git(&["log", "-1", "--format=%an <%ae>", &after])
+            .ends_with("<git-sync@reposync.invalid>"),
+        "the connector's author"
+    );
+
+    // The commit comes back through REST and is recognised as reposync's own.
+    f.wait_read_back();
+    let activity = f.app.cli(&["--json", "sync", "activity"], None).ok().json();
+    let inbound = activity["inbound"]
+        .as_array()
+        .expect("inbound")
+        .iter()
+        .find(|c| c["commit_id"] == after.as_str())
+        .expect("the commit was read back")
+        .clone();
+    assert_eq!(inbound["status"], "ours", "{inbound}");
+}
+
+/// Data Center caps `changes` and cannot page past the cap: the new commits are then read as
+/// the scope whole, through one archive, and still applied.
+#[test]
+fn a_capped_data_center_change_list_is_read_through_an_archive_of_the_scope() {
+    let f = fixture(&[]);
+    let api = emulator(
+        &f,
+        ApiFlavour::DataCenter {
+            version: "8.19.1".into(),
+            context: None,
+        },
+    );
+    add_rest_connector(&f, "dc", "bitbucket-server", &api, &[]);
+    enable(&f, "dc");
+    wait_file(&f, &format!("{SHOP}/Services/web/Index.yaml"), WEB);
+    api.set_changes_cap(2);
+    let changed = WEB.replace("SSH", "KUBERNETES");
+    f.root
+        .commit(
+            REPO,
+            "main",
+            &[
+                (&format!("{SHOP}/Services/web/Index.yaml"), changed.as_str()),
+                ("assets/a.bin", "a"),
+                ("assets/b.bin", "b"),
+            ],
+            "three files, past the cap",
+        )
+        .expect("commit");
+    f.app.cli(&["sync", "refresh", "--app", "Shop"], None).ok();
+    wait_file(&f, &format!("{SHOP}/Services/web/Index.yaml"), &changed);
+    let read = reads(&f)
+        .into_iter()
+        .find(|r| r["kind"] != "enable")
+        .expect("the read of the new commit");
+    assert_eq!(read["method"], "dc-rest", "{read}");
+    assert!(
+        read["reason"].as_str().expect("reason").contains("capped"),
+        "{read}"
+    );
+}
+
+/// An SSH connector reads through git only, and its Test says so; given a token of its own
+/// for REST (`--api-token-secret`), it reads through REST like any other.
+#[test]
+fn an_ssh_connector_uses_rest_only_with_a_token_of_its_own() {
+    use reposync_testkit::{SshServer, ensure_git_user};
+    ensure_git_user().expect("git user");
+    let f = fixture(&[]);
+    let api = emulator(&f, ApiFlavour::Cloud);
+    let (key, public) =
+        crate::common::ssh_keygen(f.app.dir.path(), "deploy-key", &["-t", "ed25519"], "");
+    let sshd =
+        f.rt.block_on(SshServer::start(&f.root, &[public]))
+            .expect("sshd");
+    let known_hosts = f.app.dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, format!("{}\n", sshd.known_hosts_line())).expect("hosts");
+    f.app
+        .cli(
+            &[
+                "secret",
+                "create-ssh",
+                "deploy-key",
+                "--key-file",
+                key.to_str().expect("utf-8"),
+            ],
+            None,
+        )
+        .ok();
+    let add = |name: &str, extra: &[&str]| {
+        let url = sshd.repo_url(REPO);
+        let base = api.base_url();
+        let mut args = vec![
+            "connector",
+            "add",
+            "--name",
+            name,
+            "--provider",
+            "bitbucket-cloud",
+            "--url",
+            &url,
+            "--ssh-key-secret",
+            "deploy-key",
+            "--branch",
+            "main",
+            "--known-hosts-file",
+            known_hosts.to_str().expect("utf-8"),
+            "--api-url",
+            &base,
+        ];
+        args.extend_from_slice(extra);
+        f.app.cli(&args, None).ok();
+    };
+    add("ssh-only", &[]);
+    let tested = f
+        .app
+        .cli(&["connector", "test", "ssh-only"], None)
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        tested.contains("REST unusable: an SSH key cannot call"),
+        "{tested}"
+    );
+
+    // The access token for REST, Bearer, trusted through the connector's CA.
+    let ca_file = f.app.dir.path().join("ca.pem");
+    add(
+        "ssh-rest",
+        &[
+            "--api-token-secret",
+            "bb-token",
+            "--ca-file",
+            ca_file.to_str().expect("utf-8"),
+        ],
+    );
+    let tested = f
+        .app
+        .cli(&["connector", "test", "ssh-rest"], None)
+        .ok()
+        .stdout
+        .clone();
+    assert!(tested.contains("REST answers"), "{tested}");
+    enable(&f, "ssh-rest");
+    wait_file(&f, &format!("{SHOP}/Services/web/Index.yaml"), WEB);
+    let read = wait_read(&f, "enable");
+    assert_eq!(read["method"], "cloud-rest", "{read}");
 }

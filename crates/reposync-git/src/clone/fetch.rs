@@ -1,7 +1,7 @@
 //! Fetching: the branch into its tracking ref (shallow the first time, blobless when the
 //! server allows), and one commit by id.
 
-use reposync_model::ObjectId;
+use reposync_model::{BranchName, ObjectId};
 
 use crate::auth::Remote;
 use crate::error::GitError;
@@ -86,6 +86,45 @@ impl LocalClone {
             return Err(self.in_context(output.into_error(&command)));
         }
         self.local_head().await
+    }
+
+    /// Fetches the tag `tag` (a name by git's rules for branch names), shallow, into a ref of
+    /// the clone's own (`refs/reposync/tags/…`), and returns the commit it peels to; `None`
+    /// when the remote has no such tag.
+    ///
+    /// A tag is fetched by its name rather than its commit by id: a server speaking protocol
+    /// v0 sends only what it advertises, and it advertises an annotated tag's object, not the
+    /// commit the tag points at.
+    pub async fn fetch_tag(
+        &self,
+        remote: &Remote,
+        tag: &BranchName,
+    ) -> Result<Option<ObjectId>, GitError> {
+        self.check_remote(remote)?;
+        let local = format!("refs/reposync/tags/{tag}");
+        let refspec = format!("+refs/tags/{tag}:{local}");
+        let command = self.remote_command(
+            remote,
+            &[
+                "fetch",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--recurse-submodules=no",
+                "--depth=1",
+                ORIGIN,
+                refspec.as_str(),
+            ],
+        );
+        let output = self.runner.output(&command).await?;
+        if !output.success {
+            if output.stderr.contains("couldn't find remote ref") {
+                return Ok(None);
+            }
+            return Err(self.in_context(output.into_error(&command)));
+        }
+        let peeled = format!("{local}^{{commit}}");
+        let printed = self.local(&["rev-parse", "--verify", &peeled]).await?;
+        printed_object_id(&String::from_utf8_lossy(&printed), "git rev-parse").map(Some)
     }
 
     /// Makes sure `commit` (and its trees) is in the clone, fetching it alone if not.

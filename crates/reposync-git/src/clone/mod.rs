@@ -43,5 +43,6 @@ pub use entry::{FileChangeKind, UnrepresentableEntry};
 pub use handle::LocalClone;
 pub use push::{
     CommitOutcome, CommitRequest, CommittedFile, ConflictFile, LANDED_LOOKBACK, LandedChangeset,
+    commit_author,
 };
 pub use read::TreeFiles;

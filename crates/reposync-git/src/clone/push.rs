@@ -554,7 +554,7 @@ struct CommitRange {
 /// the e-mail address of their newest. `None` (the connector's author) when a changeset was
 /// made by no person, when several people made them, when there are none, or when that
 /// person has no e-mail address (or one git would mangle).
-fn commit_author(people: &[Option<&Person>]) -> Option<Signature> {
+pub fn commit_author(people: &[Option<&Person>]) -> Option<Signature> {
     let (newest, older) = people.split_last()?;
     let person = (*newest)?;
     if older

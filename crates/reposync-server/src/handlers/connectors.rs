@@ -5,7 +5,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use reposync_api::{
     ApiErrorBody, ConnectorDraft, ConnectorPatch, ConnectorSaveQuery, ConnectorSaved,
-    ConnectorView, DraftTestQuery, ListResponse, SecretValue, TaskView, TestRequest, WebhookView,
+    ConnectorView, DraftTestQuery, FetchRequest, ListResponse, SecretValue, TaskView, TestRequest,
+    WebhookView,
 };
 use reposync_core::connectors::{self, Saved};
 use reposync_model::{EntityName, Person};
@@ -254,6 +255,32 @@ pub async fn test(
         }
         None => connectors::test(&state.store, &state.tasks, &name, repo).await?,
     };
+    Ok((StatusCode::ACCEPTED, Json(views::task(&task))))
+}
+
+/// Queues a fetch of files of the connector's repository at a ref, and returns the task.
+///
+/// The task runs on a delegate the connector's selectors choose, through the fetch planner;
+/// its result names the commit the ref resolved to, the files read and the entries left out
+/// (symbolic links, submodules). Once it succeeded, `GET /api/v1/tasks/{id}/archive`
+/// downloads the files as a tar archive, for an hour.
+#[utoipa::path(
+    post,
+    path = "/connectors/{name}/fetch",
+    tag = "connectors",
+    params(("name" = String, Path, description = "The connector")),
+    request_body = FetchRequest,
+    responses(
+        (status = 202, description = "The fetch's task; long-poll it for its result, then download its archive", body = TaskView),
+        (status = 404, description = "No such connector (`not_found`)", body = ApiErrorBody),
+    ),
+)]
+pub async fn fetch(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<FetchRequest>,
+) -> Result<(StatusCode, Json<TaskView>), AppError> {
+    let task = reposync_core::fetches::fetch(&state.store, &state.tasks, &name, &request).await?;
     Ok((StatusCode::ACCEPTED, Json(views::task(&task))))
 }
 

@@ -261,6 +261,38 @@ pub async fn complete(
     }
 }
 
+/// `PUT /api/delegate/tasks/{id}/archive`: the archive of a fetch this delegate holds, as the
+/// raw body (`application/x-tar`), streamed to disk; at most `MAX_FETCH_ARCHIVE_BYTES` (413
+/// above). A task that is not this delegate's (any more) is 409 `lease_lost`.
+pub async fn upload_archive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<TaskId>,
+    body: axum::body::Body,
+) -> Result<Response, AppError> {
+    let info = delegate(&state, &headers).await?;
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > reposync_api::MAX_FETCH_ARCHIVE_BYTES) {
+        // Refused before a byte is read.
+        return Err(AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the archive is larger than {} MiB, the most one fetch may bring",
+                reposync_api::MAX_FETCH_ARCHIVE_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    let bytes = state
+        .tasks
+        .receive_archive(&id, &info.name, body.into_data_stream())
+        .await?;
+    Ok(Json(json!({ "bytes": bytes })).into_response())
+}
+
 /// `POST /api/delegate/heartbeat`: extends the leases of the tasks the delegate runs.
 pub async fn heartbeat(
     State(state): State<AppState>,

@@ -20,7 +20,8 @@ use crate::local_tasks;
 use crate::state::AppState;
 use crate::views;
 
-/// Asks for a scope to be linked to a branch: `202` with the task that does it, which reads
+/// Asks for a scope to be linked to a branch, or with `all` the account and every
+/// application from one read of the branch: `202` with the task that does it, which reads
 /// the branch on a delegate (see `reposync_core::links::request_enable`).
 #[utoipa::path(
     post,
@@ -28,9 +29,10 @@ use crate::views;
     tag = "sync",
     request_body = SyncEnableRequest,
     responses(
-        (status = 202, description = "The task that enables it; long-poll it for a `SyncEnabled`", body = TaskView),
+        (status = 202, description = "The task that enables it; long-poll it for a `SyncEnabled`, or with `all` a `SyncEnabledAll`", body = TaskView),
         (status = 404, description = "No such application or connector (`not_found`)", body = ApiErrorBody),
         (status = 409, description = "The scope is already synced, or being enabled (`already_linked`)", body = ApiErrorBody),
+        (status = 422, description = "A field is not valid, such as `app` given with `all` (`invalid`)", body = ApiErrorBody),
     ),
 )]
 pub async fn enable(

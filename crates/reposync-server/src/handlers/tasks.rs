@@ -1,7 +1,10 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use reposync_api::{ApiErrorBody, TaskView};
 use reposync_model::TaskId;
 use serde::Deserialize;
@@ -42,4 +45,38 @@ pub async fn show(
     let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(MAX_WAIT);
     let task = state.tasks.wait_final(&id, wait).await?;
     Ok(Json(views::task(&task)))
+}
+
+/// Downloads the files a fetch read, as a plain tar archive (paths as in the repository).
+///
+/// Only a fetch that succeeded has one, kept for an hour after it ran: before, after, or for a
+/// failed fetch the answer is 404 saying which. The archive streams from disk.
+#[utoipa::path(
+    get,
+    path = "/tasks/{id}/archive",
+    tag = "tasks",
+    params(("id" = TaskId, Path, description = "The fetch's task")),
+    responses(
+        (status = 200, description = "The archive", content_type = "application/x-tar", body = Vec<u8>),
+        (status = 404, description = "No such task, not a fetch, not finished (`not_ready`), failed (`fetch_failed`), or its archive expired (`expired`)", body = ApiErrorBody),
+    ),
+)]
+pub async fn archive(
+    State(state): State<AppState>,
+    Path(id): Path<TaskId>,
+) -> Result<Response, AppError> {
+    let (file, size) = state.tasks.archive_for_download(&id).await?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"fetch-{id}.tar\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }

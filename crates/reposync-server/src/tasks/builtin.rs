@@ -1,5 +1,6 @@
 //! The delegate that runs inside `reposync serve`, reaching the hub without HTTP.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -131,5 +132,23 @@ impl TaskSource for BuiltinDelegate {
             .await
             .map(|_| ())
             .map_err(|e| SourceError::Unavailable(e.to_string()))
+    }
+
+    /// Hands the archive over in-process: the hub copies the file into the data directory's
+    /// `fetches` folder. A task that is no longer this delegate's is dropped, as its outcome
+    /// will be.
+    async fn upload_archive(&self, task_id: &TaskId, archive: &Path) -> Result<(), SourceError> {
+        match self
+            .hub
+            .keep_archive_file(task_id, &self.info.name, archive)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if error.status == axum::http::StatusCode::CONFLICT => {
+                tracing::warn!(task = %task_id, message = %error.message, "the hub no longer wants this fetch's archive");
+                Ok(())
+            }
+            Err(error) => Err(SourceError::Unavailable(error.message)),
+        }
     }
 }

@@ -2,13 +2,16 @@
 //! task needs, opened for that one task.
 
 use reposync_api::{
-    ReadPlanning, RestTarget, SecretValue, SyncSpec, TaskAuth, TaskKind, TaskSpec,
+    FetchFilesSpec, ReadPlanning, RestTarget, SecretValue, SyncSpec, TaskAuth, TaskKind, TaskSpec,
     TestConnectionSpec, TestResult,
 };
 use reposync_model::{ConnectorId, Credentials, GitConnector, RepoUrl, SecretName};
 use reposync_store::{ConnectorRecord, TaskRecord};
 
-use super::{SYNC_TIMEOUT, SyncPayload, TEST_TIMEOUT, TaskHub, TestConnectionPayload};
+use super::{
+    FETCH_TIMEOUT, FetchPayload, SYNC_TIMEOUT, SyncPayload, TEST_TIMEOUT, TaskHub,
+    TestConnectionPayload,
+};
 
 impl TaskHub {
     /// Opens a secret for a task; both kinds of secret hold UTF-8 text.
@@ -41,10 +44,7 @@ impl TaskHub {
                     }
                 };
                 let auth = self.task_auth(&spec).await?;
-                let rest = RepoUrl::parse(&payload.url)
-                    .ok()
-                    .and_then(|url| spec.rest_endpoint_at(&url))
-                    .map(RestTarget::from_endpoint);
+                let rest = self.rest_target(&spec, &payload.url).await?;
                 Ok(TaskSpec::TestConnection(Box::new(TestConnectionSpec {
                     url: payload.url,
                     branch: payload.branch,
@@ -59,7 +59,7 @@ impl TaskHub {
                     .map_err(|e| format!("unreadable task payload: {e}"))?;
                 let connector = self.connector(&payload.connector_id).await?;
                 let auth = self.task_auth(&connector.spec).await?;
-                let planning = read_planning(&connector, &payload.target.url);
+                let planning = self.read_planning(&connector, &payload.target.url).await?;
                 // A task run again after its delegate was lost needs nothing special: a
                 // push that landed is found on the branch by its trailers.
                 Ok(TaskSpec::Sync(Box::new(SyncSpec {
@@ -67,6 +67,23 @@ impl TaskHub {
                     job: payload.job,
                     auth,
                     timeout_secs: SYNC_TIMEOUT.as_secs(),
+                    planning: Some(planning),
+                })))
+            }
+            Some(TaskKind::FetchFiles) => {
+                let payload: FetchPayload = serde_json::from_str(&task.payload)
+                    .map_err(|e| format!("unreadable task payload: {e}"))?;
+                let connector = self.connector(&payload.connector_id).await?;
+                let auth = self.task_auth(&connector.spec).await?;
+                let planning = self.read_planning(&connector, &payload.url).await?;
+                Ok(TaskSpec::FetchFiles(Box::new(FetchFilesSpec {
+                    branch: connector.spec.branch.as_ref().map(ToString::to_string),
+                    url: payload.url,
+                    reference: payload.reference,
+                    paths: payload.paths,
+                    clone_key: payload.clone_key,
+                    auth,
+                    timeout_secs: FETCH_TIMEOUT.as_secs(),
                     planning: Some(planning),
                 })))
             }
@@ -81,6 +98,48 @@ impl TaskHub {
             .get_connector_by_id(connector_id)
             .await
             .map_err(|e| format!("the connector is gone: {e}"))
+    }
+
+    /// The REST API of the connector's repository at `url`, with the connector's own REST
+    /// token opened for this one task when it has one.
+    async fn rest_target(
+        &self,
+        spec: &GitConnector,
+        url: &str,
+    ) -> Result<Option<RestTarget>, String> {
+        let Some(endpoint) = RepoUrl::parse(url)
+            .ok()
+            .and_then(|url| spec.rest_endpoint_at(&url))
+        else {
+            return Ok(None);
+        };
+        let mut target = RestTarget::from_endpoint(endpoint);
+        if let Some(secret) = &spec.api_token_secret {
+            target.token = Some(self.reveal_text(secret).await?);
+        }
+        target.ca_certificate = spec.ca_certificate.clone();
+        Ok(Some(target))
+    }
+
+    /// What the fetch planner needs of a connector for a repository at `url`: its settings,
+    /// and what its last Test found (nothing when the Test is older than the connector's
+    /// settings, since saving them clears it).
+    async fn read_planning(
+        &self,
+        connector: &ConnectorRecord,
+        url: &str,
+    ) -> Result<ReadPlanning, String> {
+        let capabilities = connector
+            .last_test
+            .as_deref()
+            .and_then(|json| serde_json::from_str::<TestResult>(json).ok())
+            .and_then(|test| test.capabilities);
+        Ok(ReadPlanning {
+            fetch: connector.spec.fetch,
+            rest: self.rest_target(&connector.spec, url).await?,
+            partial_clone: capabilities.as_ref().map(|found| found.partial_clone),
+            archive_path_filter: capabilities.and_then(|found| found.archive_path_filter),
+        })
     }
 
     /// A connector's credentials, opened for one task.
@@ -99,25 +158,5 @@ impl TaskHub {
                 known_hosts: spec.known_hosts.clone(),
             },
         })
-    }
-}
-
-/// What the fetch planner needs of a connector for a repository at `url`: its settings, and
-/// what its last Test found (nothing when the Test is older than the connector's settings,
-/// since saving them clears it).
-fn read_planning(connector: &ConnectorRecord, url: &str) -> ReadPlanning {
-    let capabilities = connector
-        .last_test
-        .as_deref()
-        .and_then(|json| serde_json::from_str::<TestResult>(json).ok())
-        .and_then(|test| test.capabilities);
-    ReadPlanning {
-        fetch: connector.spec.fetch,
-        rest: RepoUrl::parse(url)
-            .ok()
-            .and_then(|url| connector.spec.rest_endpoint_at(&url))
-            .map(RestTarget::from_endpoint),
-        partial_clone: capabilities.as_ref().map(|found| found.partial_clone),
-        archive_path_filter: capabilities.and_then(|found| found.archive_path_filter),
     }
 }

@@ -20,10 +20,12 @@ use crate::views::timestamp;
 mod builtin;
 mod credentials;
 mod dispatch;
+mod fetches;
 mod presence;
 mod sweeper;
 
 pub use builtin::{BUILTIN_DELEGATE_NAME, BuiltinDelegate};
+pub use fetches::{FETCHES_DIR_NAME, FetchPayload};
 pub use presence::DelegateInfo;
 use presence::{Known, no_delegate_message};
 
@@ -31,6 +33,8 @@ use presence::{Known, no_delegate_message};
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a Test's git operation may run.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a fetch of files may run on a delegate, its archive's upload included.
+pub const FETCH_TIMEOUT: Duration = SYNC_TIMEOUT;
 
 /// Queues tasks and wakes the delegates and clients waiting on them.
 #[derive(Clone)]
@@ -54,6 +58,9 @@ struct Inner {
     routes: Mutex<HashMap<String, RouteHistory>>,
     /// The kind of connector of each task not yet finished.
     task_routes: Mutex<HashMap<TaskId, String>>,
+    /// Where fetches' archives are kept (`<data-dir>/fetches`); `None` keeps none, and
+    /// fetches then fail when their archive arrives.
+    archives: Option<std::path::PathBuf>,
 }
 
 /// Which delegates last succeeded and failed with one kind of connector.
@@ -103,6 +110,15 @@ pub struct SyncPayload {
 
 impl TaskHub {
     pub fn new(store: Store) -> TaskHub {
+        TaskHub::build(store, None)
+    }
+
+    /// A hub that keeps fetches' archives in `archives` (`<data-dir>/fetches`).
+    pub fn with_archives(store: Store, archives: std::path::PathBuf) -> TaskHub {
+        TaskHub::build(store, Some(archives))
+    }
+
+    fn build(store: Store, archives: Option<std::path::PathBuf>) -> TaskHub {
         let (finished, _) = broadcast::channel(1024);
         TaskHub {
             inner: Arc::new(Inner {
@@ -115,6 +131,7 @@ impl TaskHub {
                 presence: Notify::new(),
                 routes: Mutex::new(HashMap::new()),
                 task_routes: Mutex::new(HashMap::new()),
+                archives,
             }),
         }
     }
@@ -294,6 +311,21 @@ impl TaskHub {
                 map.entry("branch").or_insert(json!(payload.branch));
             }
         }
+        // A fetch that succeeded on the delegate succeeded only if its archive arrived.
+        let mut succeeded = outcome.succeeded;
+        if succeeded
+            && TaskKind::parse(&task.kind) == Some(TaskKind::FetchFiles)
+            && !self.has_archive(task_id)
+        {
+            succeeded = false;
+            result = TaskFailure::new(
+                FailureCode::Internal,
+                format!(
+                    "delegate {delegate} reported the fetch done, but its archive never arrived"
+                ),
+            )
+            .to_value();
+        }
         let text = result.to_string();
         // A Test's result becomes its connector's last Test, in the same transaction.
         let tested = (TaskKind::parse(&task.kind) == Some(TaskKind::TestConnection))
@@ -303,7 +335,7 @@ impl TaskHub {
         let Some(done) = self
             .inner
             .store
-            .complete_task(task_id, delegate, outcome.succeeded, &text, tested.as_ref())
+            .complete_task(task_id, delegate, succeeded, &text, tested.as_ref())
             .await?
         else {
             tracing::warn!(
@@ -313,7 +345,7 @@ impl TaskHub {
             );
             return Ok(false);
         };
-        crate::metrics::task_finished(&done, outcome.succeeded);
+        crate::metrics::task_finished(&done, succeeded);
         let route = self.inner.task_routes.lock().remove(task_id);
         if let Some(route) = route {
             let mut routes = self.inner.routes.lock();
@@ -325,7 +357,7 @@ impl TaskHub {
                 .as_deref()
                 .and_then(|r| serde_json::from_str::<Value>(r).ok())
                 .and_then(|r| r["code"].as_str().map(str::to_owned));
-            match (outcome.succeeded, code.as_deref()) {
+            match (succeeded, code.as_deref()) {
                 (true, _) => {
                     history.last_ok = Some(delegate.to_owned());
                     if history.last_failed.as_deref() == Some(delegate) {

@@ -7,7 +7,7 @@ use reposync_api::{FailureCode, TaskFailure, TaskKind, TaskOutcome};
 use reposync_model::TaskId;
 use reposync_store::{StoreError, TaskStatus, now_millis};
 
-use super::{SYNC_TIMEOUT, TEST_TIMEOUT, TaskHub};
+use super::{FETCH_TIMEOUT, SYNC_TIMEOUT, TEST_TIMEOUT, TaskHub};
 
 /// How often the sweeper looks for expired leases when nothing wakes it sooner.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -29,6 +29,7 @@ impl TaskHub {
             let limit = match TaskKind::parse(&task.kind) {
                 Some(TaskKind::TestConnection) => TEST_TIMEOUT,
                 Some(TaskKind::Sync) => SYNC_TIMEOUT,
+                Some(TaskKind::FetchFiles) => FETCH_TIMEOUT,
                 // The server runs it; no delegate does.
                 Some(TaskKind::EnableSync) | None => continue,
             } + Duration::from_secs(15);

@@ -1030,6 +1030,7 @@ fn draft(form: &ProviderForm) -> Result<ConnectorDraft, CoreError> {
         // REST settings are set through the CLI and the API; the form leaves them as they are.
         api_url: None,
         api_username: None,
+        api_token_secret: None,
         fetch: None,
     })
 }

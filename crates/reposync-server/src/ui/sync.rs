@@ -470,6 +470,7 @@ pub async fn enable(
     let text = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
     let request = reposync_api::SyncEnableRequest {
         app: text(&form.app),
+        all: false,
         connector: form.connector.clone(),
         branch: text(&form.branch),
         repo: None,

@@ -206,6 +206,14 @@ fn probe(method: &Method, route: &str, seeded: &Seeded) -> Probe {
         ("GET", "/api/v1/tasks/{id}") => {
             p(&format!("/api/v1/tasks/{}", seeded.task), None, ok, account)
         }
+        // The seeded task is a Test, which has no archive: past the policy, the handler's own
+        // 404 says so.
+        ("GET", "/api/v1/tasks/{id}/archive") => p(
+            &format!("/api/v1/tasks/{}/archive", seeded.task),
+            None,
+            StatusCode::NOT_FOUND,
+            account,
+        ),
         ("GET", "/api/v1/entities") => p(
             &format!("/api/v1/entities?path={SERVICE_PATH}"),
             None,
@@ -277,6 +285,12 @@ fn probe(method: &Method, route: &str, seeded: &Seeded) -> Probe {
             account,
         ),
         ("POST", "/api/v1/connector-tests") => p(route, Some(draft), accepted, account),
+        ("POST", "/api/v1/connectors/{name}/fetch") => p(
+            "/api/v1/connectors/Config/fetch",
+            Some(json!({"ref": "main", "paths": ["Setup/Index.yaml"]})),
+            accepted,
+            account,
+        ),
         ("POST", "/api/v1/import") => p(
             route,
             Some(json!({"files": [{"path": SERVICE_PATH, "content": STANDARD.encode(SERVICE)}]})),
@@ -480,6 +494,59 @@ async fn each_role_gets_exactly_what_the_policy_table_says_from_every_route() {
     }
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(checked >= 200, "{checked}");
+}
+
+/// Enabling every scope (`all`) touches the account and every application, so it needs the
+/// account's editor role: an editor of some applications only is refused with 403 naming the
+/// grant that is missing (even with `app` naming one of theirs), the refusal is in the audit
+/// trail as about every scope, and nothing is queued; the account's editor is let through.
+#[tokio::test]
+async fn enabling_every_scope_needs_the_accounts_editor_and_says_which_grant_is_missing() {
+    let seeded = seeded().await;
+    let sam = &seeded.tokens[Who::ShopEditor.name()];
+    for body in [
+        json!({"all": true, "connector": "Config"}),
+        json!({"all": true, "app": "Shop", "connector": "Config"}),
+    ] {
+        let (status, answer) = seeded
+            .api
+            .send_as(sam, Method::POST, "/api/v1/sync/enable", Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("needs the editor role for the account")
+                && message.contains("editor only in Shop")
+                && message.contains("reposync user set-role sam editor"),
+            "{message}"
+        );
+    }
+    // Newest first: the request without `app` is the older one.
+    let (_, trail) = seeded.api.get("/api/v1/audit?user=sam").await;
+    let event = &trail["items"][1];
+    assert_eq!(event["use_case"], "sync.enable", "{trail}");
+    assert_eq!(event["outcome"], "refused", "{trail}");
+    assert_eq!(event["target"], "every scope", "{trail}");
+    let tasks = seeded
+        .api
+        .store
+        .running_local_tasks("enable_sync")
+        .await
+        .expect("tasks");
+    assert!(tasks.is_empty(), "a refusal queues nothing: {tasks:?}");
+
+    let ed = &seeded.tokens[Who::Editor.name()];
+    let (status, answer) = seeded
+        .api
+        .send_as(
+            ed,
+            Method::POST,
+            "/api/v1/sync/enable",
+            Some(json!({"all": true, "connector": "Config"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["kind"], "enable_sync", "{answer}");
 }
 
 /// A delegate token speaks only the delegate protocol and a personal token only the API:

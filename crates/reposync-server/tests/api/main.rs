@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use reposync_server::{ServerConfig, TaskHub, bootstrap, serve};
 
 mod access;
+mod fetches;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -1,6 +1,7 @@
 //! How each read of a branch was done, against a real SQLite file: recorded with the store's
 //! clock, listed newest first by branch, bounded, recorded with the link that enabling
-//! creates, and pruned with the rest of the history.
+//! creates (once for a set of links enabled from one read), and pruned with the rest of the
+//! history.
 
 #![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
 
@@ -9,8 +10,9 @@ use std::sync::Arc;
 use reposync_model::{BranchId, ConnectorDraft, ConnectorId, GitConnector, ObjectId, SecretName};
 use reposync_secrets::MasterKey;
 use reposync_store::{
-    BranchRead, Enabling, MAX_READ_METHOD_BYTES, MAX_READ_REASON_BYTES, ManualClock, NewSyncLink,
-    ReadKind, RetentionAges, SecretKind, Store, StoreError, WebhookChange,
+    BranchRead, Enabling, EnablingSet, LinkStart, MAX_READ_METHOD_BYTES, MAX_READ_REASON_BYTES,
+    ManualClock, NewSyncLink, ReadKind, RetentionAges, SecretKind, Store, StoreError,
+    WebhookChange,
 };
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
@@ -238,6 +240,74 @@ async fn the_read_that_enables_a_link_is_recorded_with_it_or_not_at_all() {
         matches!(refused, StoreError::AlreadyExists { .. }),
         "{refused}"
     );
+    assert_eq!(store.list_reads(&[], 10).await.expect("list").len(), 1);
+}
+
+/// Enabling several scopes from one read writes every link, or none: the read is recorded
+/// once, naming the first link; when one scope of the set is linked already, no link of the
+/// set is made and no read is recorded.
+#[tokio::test]
+async fn a_set_of_links_enabled_from_one_read_is_written_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _clock, connector) = store_on_clock(&dir).await;
+    let enable_read = read(ReadKind::Enable, "git");
+    let links = [
+        new_link(&connector, None, "main"),
+        new_link(&connector, Some("Shop"), "main"),
+        new_link(&connector, Some("Bank"), "main"),
+    ];
+    let starts: Vec<LinkStart<'_>> = links
+        .iter()
+        .map(|link| LinkStart {
+            link,
+            initial_files: &[],
+            branch_errors: &[],
+        })
+        .collect();
+    let set = EnablingSet {
+        changes: &[],
+        links: &starts,
+        read: Some(&enable_read),
+        task: None,
+        by: None,
+    };
+    let (linked, _) = store.enable_links(&set).await.expect("enable");
+    let apps: Vec<Option<&str>> = linked.iter().map(|l| l.app.as_deref()).collect();
+    assert_eq!(
+        apps,
+        [None, Some("Shop"), Some("Bank")],
+        "in the set's order"
+    );
+    let reads = store.list_reads(&[], 10).await.expect("list");
+    assert_eq!(reads.len(), 1, "one read for the set: {reads:?}");
+    assert_eq!(reads[0].link_id.as_ref(), Some(&linked[0].id));
+
+    // Pay is new, but Shop is linked already: neither is linked.
+    let again = [
+        new_link(&connector, Some("Pay"), "main"),
+        new_link(&connector, Some("Shop"), "main"),
+    ];
+    let starts: Vec<LinkStart<'_>> = again
+        .iter()
+        .map(|link| LinkStart {
+            link,
+            initial_files: &[],
+            branch_errors: &[],
+        })
+        .collect();
+    let refused = store
+        .enable_links(&EnablingSet {
+            links: &starts,
+            ..set
+        })
+        .await
+        .expect_err("Shop is linked already");
+    assert!(
+        matches!(refused, StoreError::AlreadyExists { .. }),
+        "{refused}"
+    );
+    assert!(store.live_link(Some("Pay")).await.expect("link").is_none());
+    assert_eq!(store.live_links().await.expect("links").len(), 3);
     assert_eq!(store.list_reads(&[], 10).await.expect("list").len(), 1);
 }
 

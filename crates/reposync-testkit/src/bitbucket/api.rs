@@ -143,6 +143,10 @@ pub enum ApiFault {
     ServerError(u16),
     /// The TCP connection is closed without any answer.
     DropConnection,
+    /// The next WRITE (a `POST`; reads pass it by) is carried out (a commit made, the branch
+    /// moved), then the connection is closed before the answer: the window in which a client
+    /// cannot know that its write landed.
+    DropAfterHandling,
 }
 
 /// Bitbucket's REST API over the repositories of a [`RepoRoot`]; see the module
@@ -424,9 +428,15 @@ impl Shared {
     fn answer_as(&self, request: &ApiRequest, access: Access, actor: Option<&str>) -> Reply {
         let changes_cap = {
             let mut controls = self.controls();
+            let is_write = request.method != http::Method::GET;
             if access == Access::Repository
-                && let Some(fault) = controls.next_fault()
+                && let Some(fault) = controls.next_fault(is_write)
             {
+                if fault == ApiFault::DropAfterHandling {
+                    drop(controls);
+                    let _lost = self.answer_as(request, access, actor);
+                    return Reply::Hangup;
+                }
                 return self.fault(fault);
             }
             if actor.is_some() && !controls.admit(Instant::now()) {
@@ -504,7 +514,7 @@ impl Shared {
 
     fn fault(&self, fault: ApiFault) -> Reply {
         match fault {
-            ApiFault::DropConnection => Reply::Hangup,
+            ApiFault::DropConnection | ApiFault::DropAfterHandling => Reply::Hangup,
             ApiFault::TooManyRequests { retry_after } => match &self.flavour {
                 Flavour::Cloud => cloud::too_many_requests(retry_after),
                 Flavour::DataCenter(_) => dc::too_many_requests(retry_after),

@@ -2,6 +2,7 @@
 //!
 //! * `GET refs/branches/{name}`: the branch and its target commit (the name is the rest of
 //!   the path, so `feature%2Fx` and `feature/x` both work).
+//! * `GET refs/tags/{name}`: the tag and its target commit (an annotated tag peeled).
 //! * `GET commit/{rev}`: one commit.
 //! * `GET src/{rev}/{path}`: a directory's paged listing (`pagelen`, `max_depth`, and an
 //!   opaque `page` cursor that only `next` carries), a file's raw bytes, or with
@@ -25,7 +26,9 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::form;
-use super::git_read::{ChangeStatus, DiffOptions, EntryKind, Repo, TreeEntry, plausible_path};
+use super::git_read::{
+    ChangeStatus, DiffOptions, EntryKind, Repo, TreeEntry, plausible_path, plausible_ref_name,
+};
 use super::git_write::{self, Edit, Outcome};
 use super::reply::{ApiRequest, Reply, encode_path, encode_segment, query_string};
 use super::{Access, Ctx, content_type};
@@ -130,13 +133,86 @@ pub(super) fn respond(ctx: &Ctx<'_>, request: &ApiRequest) -> Result<Reply> {
         identity,
     };
     let get = request.method == Method::GET;
-    match rest {
+    let reply = match rest {
         ["refs", "branches", name @ ..] if get && !name.is_empty() => cloud.branch(&name.join("/")),
+        ["refs", "tags", name @ ..] if get && !name.is_empty() => cloud.tag(&name.join("/")),
         ["commit", rev] if get => cloud.commit(rev),
         ["src", rev, path @ ..] if get && !path.is_empty() => cloud.src(request, rev, path),
         ["src"] if request.method == Method::POST => cloud.post_src(request),
         ["diffstat", spec] if get => cloud.diffstat(request, spec),
         _ => Ok(not_found("Resource not found")),
+    }?;
+    Ok(match request.param("fields") {
+        Some(fields) => partial_response(reply, fields),
+        None => reply,
+    })
+}
+
+/// Cloud's partial responses: `fields=values.path,next` keeps only those fields of a
+/// successful JSON answer (dotted paths through objects; a list applies them to each item).
+fn partial_response(reply: Reply, fields: &str) -> Reply {
+    let Reply::Full {
+        status,
+        headers,
+        body,
+    } = reply
+    else {
+        return reply;
+    };
+    let json = status.is_success()
+        && headers.iter().any(|(name, value)| {
+            *name == http::header::CONTENT_TYPE && value.starts_with("application/json")
+        });
+    let parsed = json
+        .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+        .flatten();
+    let Some(value) = parsed else {
+        return Reply::Full {
+            status,
+            headers,
+            body,
+        };
+    };
+    let paths: Vec<Vec<&str>> = fields
+        .split(',')
+        .map(|field| field.trim().split('.').collect())
+        .filter(|path: &Vec<&str>| path.iter().all(|part| !part.is_empty()))
+        .collect();
+    Reply::Full {
+        status,
+        headers,
+        body: select_fields(&value, &paths).to_string().into_bytes(),
+    }
+}
+
+fn select_fields(value: &serde_json::Value, paths: &[Vec<&str>]) -> serde_json::Value {
+    match value {
+        serde_json::Value::Array(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .map(|item| select_fields(item, paths))
+                .collect(),
+        ),
+        serde_json::Value::Object(map) => {
+            let mut kept = serde_json::Map::new();
+            for (key, inner) in map {
+                let below: Vec<Vec<&str>> = paths
+                    .iter()
+                    .filter(|path| path.first() == Some(&key.as_str()))
+                    .map(|path| path[1..].to_vec())
+                    .collect();
+                if below.is_empty() {
+                    continue;
+                }
+                if below.iter().any(Vec::is_empty) {
+                    kept.insert(key.clone(), inner.clone());
+                } else {
+                    kept.insert(key.clone(), select_fields(inner, &below));
+                }
+            }
+            serde_json::Value::Object(kept)
+        }
+        other => other.clone(),
     }
 }
 
@@ -179,6 +255,32 @@ impl Cloud<'_> {
                 "merge_strategies": ["merge_commit", "squash", "fast_forward"],
                 "type": "branch",
                 "target": self.commit_object(&tip)?,
+            }),
+        ))
+    }
+
+    /// A tag and the commit it points at (peeled, as Cloud shows annotated tags).
+    fn tag(&self, name: &str) -> Result<Reply> {
+        let peeled = if plausible_ref_name(name) {
+            self.repo.resolve(&format!("refs/tags/{name}"))?
+        } else {
+            None
+        };
+        let Some(commit) = peeled else {
+            return Ok(not_found(&format!("Tag \"{name}\" not found")));
+        };
+        let segment = encode_segment(name);
+        Ok(Reply::json(
+            StatusCode::OK,
+            &json!({
+                "name": name,
+                "links": {
+                    "commits": {"href": format!("{}/commits/{segment}", self.api)},
+                    "self": {"href": format!("{}/refs/tags/{segment}", self.api)},
+                    "html": {"href": format!("{}/commits/tag/{segment}", self.html)},
+                },
+                "type": "tag",
+                "target": self.commit_object(&commit)?,
             }),
         ))
     }

@@ -5,6 +5,7 @@
 //! * `GET application-properties`: the version, without authentication.
 //! * `GET …/branches?filterText=&orderBy=` and `…/branches/default`.
 //! * `GET …/commits/{commitId}`: a commit id or a ref name.
+//! * `GET …/tags/{name}`: one tag (the name may hold `/`), with the commit it peels to.
 //! * `GET …/files[/{path}]?at=`: every file below the directory, relative to it, paged.
 //! * `GET …/browse[/{path}]?at=`: a directory's children, or a file's lines, paged.
 //! * `GET …/raw/{path}?at=`: a file's bytes.
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 
 use super::git_read::{
     Change, ChangeStatus, Commit, DiffOptions, EntryKind, Repo, TreeEntry, plausible_path,
+    plausible_ref_name,
 };
 use super::reply::{ApiRequest, Reply};
 use super::{Access, Ctx};
@@ -35,6 +37,7 @@ use crate::bitbucket::RepoIdentity;
 
 const NO_SUCH_REPOSITORY: &str = "com.atlassian.bitbucket.repository.NoSuchRepositoryException";
 const NO_SUCH_COMMIT: &str = "com.atlassian.bitbucket.commit.NoSuchCommitException";
+const NO_SUCH_TAG: &str = "com.atlassian.bitbucket.repository.NoSuchTagException";
 const NO_SUCH_PATH: &str = "com.atlassian.bitbucket.content.NoSuchPathException";
 const BAD_AUTH: &str = "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException";
 const BAD_ARCHIVE_FORMAT: &str = "com.atlassian.bitbucket.scm.UnsupportedArchiveFormatException";
@@ -199,6 +202,7 @@ pub(super) fn respond(
                 ["branches"] if get => dc.branches(request),
                 ["branches", "default"] if get => dc.default_branch(),
                 ["commits", id @ ..] if get && !id.is_empty() => dc.commit(&id.join("/")),
+                ["tags", name @ ..] if get && !name.is_empty() => dc.tag(&name.join("/")),
                 ["files", path @ ..] if get => dc.files(request, path),
                 ["browse", path @ ..] if get => dc.browse(request, path),
                 ["raw", path @ ..] if get && !path.is_empty() => dc.raw(request, path),
@@ -403,6 +407,41 @@ impl Dc<'_> {
             "latestChangeset": commit,
             "isDefault": default == Some(name),
         })
+    }
+
+    /// One tag: `latestCommit` is the commit it peels to, `hash` the tag object of an
+    /// annotated tag (the commit itself for a lightweight one).
+    fn tag(&self, name: &str) -> Result<Reply> {
+        let full = format!("refs/tags/{name}");
+        let peeled = if plausible_ref_name(name) {
+            self.repo.resolve(&full)?
+        } else {
+            None
+        };
+        let Some(commit) = peeled else {
+            return Ok(error(
+                StatusCode::NOT_FOUND,
+                &format!(
+                    "Tag '{name}' does not exist in repository '{}'.",
+                    self.identity.slug()
+                ),
+                Some(NO_SUCH_TAG),
+            ));
+        };
+        let hash = self
+            .repo
+            .text(&["rev-parse", "--verify", "--quiet", &full])?;
+        Ok(Reply::json(
+            StatusCode::OK,
+            &json!({
+                "id": full,
+                "displayId": name,
+                "type": "TAG",
+                "latestCommit": commit,
+                "latestChangeset": commit,
+                "hash": hash,
+            }),
+        ))
     }
 
     fn branches(&self, request: &ApiRequest) -> Result<Reply> {

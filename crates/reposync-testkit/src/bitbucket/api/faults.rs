@@ -42,8 +42,12 @@ impl Controls {
         self.faults.push_back(fault);
     }
 
-    /// The oldest queued fault, taken off the queue.
-    pub fn next_fault(&mut self) -> Option<ApiFault> {
+    /// The oldest queued fault, taken off the queue; a fault meant for a write waits for
+    /// one.
+    pub fn next_fault(&mut self, is_write: bool) -> Option<ApiFault> {
+        if self.faults.front() == Some(&ApiFault::DropAfterHandling) && !is_write {
+            return None;
+        }
         self.faults.pop_front()
     }
 
@@ -101,8 +105,17 @@ mod tests {
         let mut controls = Controls::default();
         controls.inject(ApiFault::ServerError(502));
         controls.inject(ApiFault::DropConnection);
-        assert_eq!(controls.next_fault(), Some(ApiFault::ServerError(502)));
-        assert_eq!(controls.next_fault(), Some(ApiFault::DropConnection));
-        assert_eq!(controls.next_fault(), None);
+        assert_eq!(controls.next_fault(false), Some(ApiFault::ServerError(502)));
+        assert_eq!(controls.next_fault(false), Some(ApiFault::DropConnection));
+        assert_eq!(controls.next_fault(false), None);
+    }
+
+    #[test]
+    fn a_fault_for_a_write_lets_reads_pass() {
+        let mut controls = Controls::default();
+        controls.inject(ApiFault::DropAfterHandling);
+        assert_eq!(controls.next_fault(false), None);
+        assert_eq!(controls.next_fault(true), Some(ApiFault::DropAfterHandling));
+        assert_eq!(controls.next_fault(true), None);
     }
 }
