@@ -114,6 +114,9 @@ pub struct ReadPlanning {
     pub partial_clone: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_path_filter: Option<bool>,
+    /// The repository's size as Cloud reported it at the last Test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_bytes: Option<u64>,
 }
 
 /// The branch to work on. `clone_key` names the local clone: one per connector, repository
@@ -496,6 +499,7 @@ mod tests {
             }),
             partial_clone: Some(false),
             archive_path_filter: None,
+            repository_bytes: None,
         };
         frozen(
             &planning,

@@ -363,6 +363,10 @@ pub struct Capabilities {
     /// Whether `archive` takes a path filter (Data Center 5.1 and later); absent elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_path_filter: Option<bool>,
+    /// The repository's size in bytes as Cloud reports it: what a clone may cost, since Cloud
+    /// refuses partial clone. Absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_bytes: Option<u64>,
 }
 
 fn default_fetch() -> String {

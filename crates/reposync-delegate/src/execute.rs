@@ -334,7 +334,7 @@ impl JobCommits {
     }
 }
 
-fn git_auth(auth: &TaskAuth) -> GitAuth {
+pub(crate) fn git_auth(auth: &TaskAuth) -> GitAuth {
     match auth {
         TaskAuth::Https {
             username,

@@ -25,12 +25,13 @@ use reposync_api::{
     ReadReport, TaskFailure, TaskOutcome, TaskSpec,
 };
 use reposync_bitbucket::rest::{RestError, RetryPolicy, TreeEntryKind};
-use reposync_git::{GitAuth, GitError, LocalClone, Remote};
+use reposync_git::{GitError, LocalClone, Remote};
 use reposync_model::{BranchName, ObjectId, PathProblem, RefName, RepoPath, Revision, escape_path};
-use secrecy::SecretString;
 
 use crate::agent::Agent;
+use crate::execute::git_auth;
 use crate::planner::{Allowance, Choice, Known, Method, ReadKind, choose};
+use crate::reads::stored_bytes;
 use crate::rest::RestClient;
 use crate::results::failure_code;
 
@@ -341,7 +342,7 @@ impl Agent {
         let parsed = parse(spec)?;
         let remote = Remote {
             url: spec.url.clone(),
-            auth: git_auth(spec),
+            auth: git_auth(&spec.auth),
         };
         let runner = self
             .runner
@@ -378,6 +379,7 @@ impl Agent {
                     rest: planning.rest.as_ref(),
                     partial_clone: planning.partial_clone,
                     archive_path_filter: planning.archive_path_filter,
+                    repository_bytes: planning.repository_bytes,
                 },
                 ReadKind::Snapshot,
             ),
@@ -875,49 +877,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(OFFSET, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
     })
-}
-
-/// The bytes the clone's files hold; what a read added is what git fetched (packs arrive
-/// compressed, as they travelled). The same measure as Git Sync's reads.
-fn stored_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut pending = vec![dir.to_owned()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            match entry.file_type() {
-                Ok(kind) if kind.is_dir() => pending.push(entry.path()),
-                Ok(kind) if kind.is_file() => {
-                    total += entry.metadata().map(|m| m.len()).unwrap_or_default();
-                }
-                _ => {}
-            }
-        }
-    }
-    total
-}
-
-fn git_auth(spec: &FetchFilesSpec) -> GitAuth {
-    match &spec.auth {
-        reposync_api::TaskAuth::Https {
-            username,
-            password,
-            ca_certificate,
-        } => GitAuth::Https {
-            username: username.clone(),
-            password: SecretString::from(password.expose()),
-            ca_pem: ca_certificate.clone(),
-        },
-        reposync_api::TaskAuth::Ssh {
-            private_key,
-            known_hosts,
-        } => GitAuth::Ssh {
-            private_key: SecretString::from(private_key.expose()),
-            known_hosts: known_hosts.clone(),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@ const AUTO_SHARE_DIVISOR: u32 = 10;
 /// past that, git's few requests are the better deal anyway.
 const AUTO_MAX_REQUESTS: u32 = 200;
 
+/// A Cloud repository larger than this is written to through REST rather than cloned for a
+/// write, in `auto`: Cloud refuses partial clone, so a clone costs the whole tip.
+pub(crate) const LARGE_REPOSITORY_BYTES: u64 = 256 * 1024 * 1024;
+
 /// How a read is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Method {
@@ -68,6 +72,8 @@ pub(crate) struct Known<'a> {
     pub partial_clone: Option<bool>,
     /// Whether Data Center's archive takes a path filter, as the last Test found.
     pub archive_path_filter: Option<bool>,
+    /// The repository's size as Cloud reported it at the last Test.
+    pub repository_bytes: Option<u64>,
 }
 
 /// The method chosen and why.
@@ -126,13 +132,29 @@ pub(crate) fn choose(known: Known<'_>, kind: ReadKind) -> Choice {
     }
 }
 
-/// Chooses how to write a commit. Only Cloud writes without a clone, and only when the
-/// connector asks for REST (`--fetch api`): Data Center's REST edits one file per commit, so
-/// its writes stay on the blobless clone, which it supports.
+/// Chooses how to write a commit. Only Cloud writes without a clone: when the connector asks
+/// for REST (`--fetch api`), or, in `auto`, when its last Test found the repository too large
+/// to clone for a write ([`LARGE_REPOSITORY_BYTES`]). Data Center's REST edits one file per
+/// commit, so its writes stay on the blobless clone, which it supports.
 pub(crate) fn choose_write(known: Known<'_>) -> Choice {
-    if known.mode != FetchMode::Api {
-        return git("commits go through git unless the connector says --fetch api");
-    }
+    let large = known
+        .repository_bytes
+        .filter(|bytes| *bytes > LARGE_REPOSITORY_BYTES);
+    let reason = match (known.mode, large) {
+        (FetchMode::Git, _) => {
+            return git("the connector reads and writes through git only (--fetch git)");
+        }
+        (FetchMode::Api, _) => {
+            "one commit through POST src, without a clone (--fetch api)".to_owned()
+        }
+        (FetchMode::Auto, Some(bytes)) => format!(
+            "one commit through POST src: the repository holds {} MiB, which a clone would fetch whole (Cloud refuses partial clone)",
+            bytes / (1024 * 1024)
+        ),
+        (FetchMode::Auto, None) => {
+            return git("commits go through git unless the repository is too large to clone");
+        }
+    };
     match known.rest {
         Some(rest) if rest.auth.is_none() => git(rest
             .unusable
@@ -140,7 +162,7 @@ pub(crate) fn choose_write(known: Known<'_>) -> Choice {
             .unwrap_or_else(|| "REST has no credentials".into())),
         Some(rest) if rest.platform == RestPlatform::Cloud => Choice {
             method: Method::CloudRest,
-            reason: "one commit through POST src, without a clone".into(),
+            reason,
         },
         Some(_) => git("Data Center's REST edits one file per commit; its writes stay on git"),
         None => git("a plain git server has no REST API"),
@@ -210,6 +232,7 @@ mod tests {
             rest,
             partial_clone: None,
             archive_path_filter: None,
+            repository_bytes: None,
         }
     }
 
@@ -264,7 +287,7 @@ mod tests {
     }
 
     #[test]
-    fn only_cloud_writes_through_rest_and_only_when_asked() {
+    fn only_cloud_writes_through_rest_when_asked_or_too_large_to_clone() {
         let cloud = target(RestPlatform::Cloud, Some(RestAuth::Bearer));
         let dc = target(RestPlatform::DataCenter, Some(RestAuth::Bearer));
         assert_eq!(
@@ -284,6 +307,17 @@ mod tests {
             choose_write(known(FetchMode::Api, Some(&ssh))).method,
             Method::Git
         );
+        // In auto, a repository too large to clone is written to through REST.
+        let mut large = known(FetchMode::Auto, Some(&cloud));
+        large.repository_bytes = Some(LARGE_REPOSITORY_BYTES + 1);
+        let choice = choose_write(large);
+        assert_eq!(choice.method, Method::CloudRest);
+        assert!(choice.reason.contains("MiB"), "{}", choice.reason);
+        large.repository_bytes = Some(LARGE_REPOSITORY_BYTES);
+        assert_eq!(choose_write(large).method, Method::Git);
+        large.mode = FetchMode::Git;
+        large.repository_bytes = Some(u64::MAX);
+        assert_eq!(choose_write(large).method, Method::Git);
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl Agent {
                     rest: planning.rest.as_ref(),
                     partial_clone: planning.partial_clone,
                     archive_path_filter: planning.archive_path_filter,
+                    repository_bytes: planning.repository_bytes,
                 },
                 read.kind(),
             ),
@@ -157,6 +158,7 @@ impl Agent {
             rest: Some(rest),
             partial_clone: planning.partial_clone,
             archive_path_filter: planning.archive_path_filter,
+            repository_bytes: planning.repository_bytes,
         };
         if choose_write(known).method != Method::CloudRest {
             return None;
@@ -313,7 +315,7 @@ fn millis(started: Instant) -> u64 {
 
 /// The bytes the clone's files hold: what a git read added is the difference, a fair measure
 /// of what it fetched (packs arrive compressed, as they travelled).
-fn stored_bytes(dir: &Path) -> u64 {
+pub(crate) fn stored_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     let mut pending = vec![dir.to_owned()];
     while let Some(dir) = pending.pop() {

@@ -75,6 +75,7 @@ impl Agent {
             rate_limit_headers: false,
             rate_limit: None,
             archive_path_filter: None,
+            repository_bytes: None,
         };
         let Some(target) = target else {
             return found;
@@ -116,7 +117,12 @@ impl Agent {
             return found;
         };
         let (head, budget) = match &client {
-            RestClient::Cloud(cloud) => (cloud.branch_head(branch).await, cloud.budget()),
+            RestClient::Cloud(cloud) => {
+                // What a clone would cost, since Cloud refuses partial clone: the planner
+                // writes through REST when it is large.
+                found.repository_bytes = cloud.repository_size().await.ok().flatten();
+                (cloud.branch_head(branch).await, cloud.budget())
+            }
             RestClient::DataCenter(dc) => (dc.branch_head(branch).await, dc.budget()),
         };
         match head {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use reposync_bitbucket::rest::{CloudClient, CloudCommitRequest, RestError, TreeEntryKind};
 use reposync_git::{
     CommitOutcome, CommittedFile, ConflictFile, FileChange, LANDED_LOOKBACK, LandedChangeset,
-    Signature, commit_author,
+    Signature, commit_author, sort_commits_since,
 };
 use reposync_model::commit::{self, FileOp};
 use reposync_model::{BranchName, ChangesetId, ObjectId, Person, UserName};
@@ -205,27 +205,13 @@ async fn plan(
             request.branch
         ));
     }
-    let wanted: HashSet<&str> = request.changesets.iter().map(ChangesetId::as_str).collect();
-    let own: HashSet<&ObjectId> = request.own_commits.iter().collect();
-    let mut landed: Vec<LandedChangeset> = Vec::new();
-    let mut theirs = Vec::new();
-    for found in since.iter().rev() {
-        let carried: Vec<&str> = commit::changeset_ids(&found.message)
-            .into_iter()
-            .filter(|id| wanted.contains(id))
-            .collect();
-        for id in &carried {
-            if !landed.iter().any(|l| l.changeset.as_str() == *id) {
-                landed.push(LandedChangeset {
-                    changeset: ChangesetId::new(*id),
-                    commit: found.id.clone(),
-                });
-            }
-        }
-        if carried.is_empty() && !own.contains(&found.id) {
-            theirs.push(found);
-        }
-    }
+    since.reverse();
+    let (landed, theirs) = sort_commits_since(
+        &since,
+        |found| (&found.id, found.message.as_str()),
+        request.changesets,
+        request.own_commits,
+    );
     let mut changed_by_others: HashSet<String> = HashSet::new();
     if request.base.is_some() {
         for found in &theirs {

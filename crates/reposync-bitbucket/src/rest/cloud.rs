@@ -75,6 +75,12 @@ struct Page<T> {
 }
 
 #[derive(Deserialize)]
+struct RawRepository {
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+#[derive(Deserialize)]
 struct RawBranch {
     target: RawCommit,
 }
@@ -157,6 +163,17 @@ impl CloudClient {
         let mut segments = vec!["repositories", self.workspace.as_str(), self.repo.as_str()];
         segments.extend_from_slice(rest);
         self.transport.url(&segments)
+    }
+
+    /// The repository's size in bytes, as Cloud reports it (its object store): what a clone
+    /// could cost when the server refuses partial clone.
+    pub async fn repository_size(&self) -> Result<Option<u64>, RestError> {
+        let url = self.repo_url(&[]);
+        let raw: RawRepository = self
+            .transport
+            .get_json("cloud repository", &url, &[("fields", "size")])
+            .await?;
+        Ok(raw.size)
     }
 
     /// The commit a branch points at (`refs/branches/{name}`, the name one encoded segment).

@@ -145,6 +145,12 @@ fn cloud_reads_through_rest_and_sync_activity_says_how_and_at_what_cost() {
     assert_eq!(shown["capabilities"]["platform"], "bitbucket-cloud");
     assert_eq!(shown["capabilities"]["partial_clone"], false);
     assert_eq!(shown["capabilities"]["rest"], true);
+    assert!(
+        shown["capabilities"]["repository_bytes"]
+            .as_u64()
+            .is_some_and(|bytes| bytes > 0),
+        "what a clone would cost: {shown}"
+    );
     assert_eq!(shown["fetch"], "auto");
 
     // The first read of Shop: a listing and one request per file, nothing outside Setup/.
@@ -411,6 +417,30 @@ fn cloud_commits_through_rest_exactly_once_even_when_the_answer_is_lost() {
         .expect("the commit was read back")
         .clone();
     assert_eq!(inbound["status"], "ours", "{inbound}");
+
+    // Bitbucket refuses a write built on a head the branch no longer has (409): reposync reads
+    // the branch again and makes the commit once, on the head it now reads.
+    api.inject(ApiFault::RefuseWrite(409));
+    let second = format!("{SHOP}/Workflows/again.yaml");
+    f.put(
+        &second,
+        &crate::common::git_fixture::workflow("after a 409"),
+    );
+    let last = f.wait_settled();
+    assert!(api.log().contains("-> 409"), "{}", api.log());
+    let messages = f.git(&["log", "--format=%B%x00", &format!("{after}..{last}")]);
+    let carrying = messages
+        .split('\0')
+        .filter(|m| m.contains("Reposync-Changeset:"))
+        .count();
+    assert_eq!(carrying, 1, "one commit after the refusal: {messages}");
+    assert!(
+        f.app
+            .cli(&["sync", "errors"], None)
+            .ok()
+            .stdout
+            .contains("No sync errors")
+    );
 }
 
 /// Data Center caps `changes` and cannot page past the cap: the new commits are then read as

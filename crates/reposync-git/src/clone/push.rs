@@ -277,27 +277,12 @@ impl LocalClone {
         head: ObjectId,
     ) -> Result<AttemptPlan<'c>, GitError> {
         let (head, since) = self.commits_since(remote, request.base, head).await?;
-        let wanted: HashSet<&str> = request.changesets.iter().map(ChangesetId::as_str).collect();
-        let own_commits: HashSet<&ObjectId> = request.own_commits.iter().collect();
-        let mut landed: Vec<LandedChangeset> = Vec::new();
-        let mut theirs: Vec<&RangeCommit> = Vec::new();
-        for found in &since.commits {
-            let carried: Vec<&str> = commit::changeset_ids(&found.message)
-                .into_iter()
-                .filter(|id| wanted.contains(id))
-                .collect();
-            for id in &carried {
-                if !landed.iter().any(|l| l.changeset.as_str() == *id) {
-                    landed.push(LandedChangeset {
-                        changeset: ChangesetId::new(*id),
-                        commit: found.id.clone(),
-                    });
-                }
-            }
-            if carried.is_empty() && !own_commits.contains(&found.id) {
-                theirs.push(found);
-            }
-        }
+        let (landed, theirs) = sort_commits_since(
+            &since.commits,
+            |found| (&found.id, found.message.as_str()),
+            request.changesets,
+            request.own_commits,
+        );
         if !landed.is_empty() {
             tracing::info!(count = landed.len(), branch = %self.branch, "changesets of an earlier push whose answer was lost are on the branch; not carried again");
         }
@@ -568,6 +553,42 @@ pub fn commit_author(people: &[Option<&Person>]) -> Option<Signature> {
         email: person.email.as_ref()?.to_string(),
     };
     check_signature(&author).is_ok().then_some(author)
+}
+
+/// Sorts the commits since a write's base (oldest first) the one way both ways of writing do:
+/// the changesets of the write that a commit already carries in its trailers (a write whose
+/// answer was lost; the first commit carrying each), and the commits that are not ours (they
+/// carry none of the write's changesets and are not among `own_commits`), whose changes may
+/// conflict with the write's.
+pub fn sort_commits_since<'c, C>(
+    commits: &'c [C],
+    id_and_message: impl Fn(&'c C) -> (&'c ObjectId, &'c str),
+    changesets: &[ChangesetId],
+    own_commits: &[ObjectId],
+) -> (Vec<LandedChangeset>, Vec<&'c C>) {
+    let wanted: HashSet<&str> = changesets.iter().map(ChangesetId::as_str).collect();
+    let own: HashSet<&ObjectId> = own_commits.iter().collect();
+    let mut landed: Vec<LandedChangeset> = Vec::new();
+    let mut theirs = Vec::new();
+    for found in commits {
+        let (id, message) = id_and_message(found);
+        let carried: Vec<&str> = commit::changeset_ids(message)
+            .into_iter()
+            .filter(|carried| wanted.contains(carried))
+            .collect();
+        for carried_id in &carried {
+            if !landed.iter().any(|l| l.changeset.as_str() == *carried_id) {
+                landed.push(LandedChangeset {
+                    changeset: ChangesetId::new(*carried_id),
+                    commit: id.clone(),
+                });
+            }
+        }
+        if carried.is_empty() && !own.contains(id) {
+            theirs.push(found);
+        }
+    }
+    (landed, theirs)
 }
 
 /// The pause before attempt `retry + 1`: 100 ms, 200 ms, 400 ms…, at most [`MAX_BACKOFF`].

@@ -138,7 +138,10 @@ impl TaskHub {
             fetch: connector.spec.fetch,
             rest: self.rest_target(&connector.spec, url).await?,
             partial_clone: capabilities.as_ref().map(|found| found.partial_clone),
-            archive_path_filter: capabilities.and_then(|found| found.archive_path_filter),
+            archive_path_filter: capabilities
+                .as_ref()
+                .and_then(|found| found.archive_path_filter),
+            repository_bytes: capabilities.and_then(|found| found.repository_bytes),
         })
     }
 

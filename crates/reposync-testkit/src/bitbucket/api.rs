@@ -147,6 +147,9 @@ pub enum ApiFault {
     /// moved), then the connection is closed before the answer: the window in which a client
     /// cannot know that its write landed.
     DropAfterHandling,
+    /// The next WRITE is refused with this status (409: the branch moved) and not carried
+    /// out; reads pass it by.
+    RefuseWrite(u16),
 }
 
 /// Bitbucket's REST API over the repositories of a [`RepoRoot`]; see the module
@@ -437,6 +440,10 @@ impl Shared {
                     let _lost = self.answer_as(request, access, actor);
                     return Reply::Hangup;
                 }
+                if let ApiFault::RefuseWrite(code) = fault {
+                    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT);
+                    return self.error(status, "The branch has moved since the given parent");
+                }
                 return self.fault(fault);
             }
             if actor.is_some() && !controls.admit(Instant::now()) {
@@ -515,6 +522,10 @@ impl Shared {
     fn fault(&self, fault: ApiFault) -> Reply {
         match fault {
             ApiFault::DropConnection | ApiFault::DropAfterHandling => Reply::Hangup,
+            ApiFault::RefuseWrite(code) => {
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT);
+                self.error(status, "The branch has moved since the given parent")
+            }
             ApiFault::TooManyRequests { retry_after } => match &self.flavour {
                 Flavour::Cloud => cloud::too_many_requests(retry_after),
                 Flavour::DataCenter(_) => dc::too_many_requests(retry_after),

@@ -14,7 +14,7 @@ use reposync_testkit::{
 };
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::bitbucket::Receiver;
 
@@ -1039,6 +1039,93 @@ async fn cloud_injected_faults_answer_repository_requests_in_order() -> Result<(
         fixture.api.log().contains("-> hangup"),
         "{}",
         fixture.api.log()
+    );
+    Ok(())
+}
+
+/// A fault meant for a write lets reads pass and answers the next write, which is not carried
+/// out (409) or carried out without an answer.
+#[tokio::test]
+async fn cloud_faults_for_writes_wait_for_a_write() -> Result<()> {
+    let fixture = Fixture::cloud().await?;
+    let old_tip = fixture.commits.main.clone();
+    fixture.api.inject(ApiFault::RefuseWrite(409));
+    fixture.api.inject(ApiFault::DropAfterHandling);
+    let read = fixture
+        .ok_json(&Fixture::cloud_repo("/commit/main"))
+        .await?;
+    assert_eq!(read["hash"], old_tip.as_str(), "reads pass the faults by");
+
+    let post = |parent: String| {
+        let form = vec![
+            ("message".to_owned(), "A write".to_owned()),
+            ("branch".to_owned(), "main".to_owned()),
+            ("parents".to_owned(), parent),
+            ("Setup/x.yaml".to_owned(), "x: 1\n".to_owned()),
+        ];
+        fixture
+            .http
+            .post(fixture.url(&Fixture::cloud_repo("/src")))
+            .basic_auth(EMAIL, Some(TOKEN))
+            .form(&form)
+            .send()
+    };
+    let refused = post(old_tip.clone()).await?;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        fixture.root.head(REPO, "main")?.as_deref(),
+        Some(old_tip.as_str())
+    );
+
+    let lost = post(old_tip.clone()).await;
+    assert!(lost.is_err(), "the answer never comes");
+    let landed = fixture.root.head(REPO, "main")?.context("main")?;
+    assert_ne!(landed, old_tip, "but the write landed");
+    Ok(())
+}
+
+/// `fields=` keeps only the fields asked for, through lists, and `next` links keep it.
+#[tokio::test]
+async fn cloud_partial_responses_keep_only_the_fields_asked_for() -> Result<()> {
+    let fixture = Fixture::cloud().await?;
+    let branch = fixture
+        .ok_json(&Fixture::cloud_repo(
+            "/refs/branches/main?fields=target.hash",
+        ))
+        .await?;
+    assert_eq!(
+        branch,
+        json!({"target": {"hash": fixture.commits.main.as_str()}})
+    );
+    let listing = fixture
+        .ok_json(&Fixture::cloud_repo(&format!(
+            "/src/{}/?pagelen=1&fields=values.path,values.type,next",
+            fixture.commits.main
+        )))
+        .await?;
+    let object = listing.as_object().context("an object")?;
+    assert!(
+        object.keys().all(|key| key == "values" || key == "next"),
+        "{listing}"
+    );
+    let first = &listing["values"][0];
+    assert!(
+        first.get("path").is_some() && first.get("links").is_none(),
+        "{first}"
+    );
+    assert!(
+        listing["next"]
+            .as_str()
+            .context("next")?
+            .contains("fields="),
+        "{listing}"
+    );
+    let repository = fixture
+        .ok_json(&Fixture::cloud_repo("?fields=size"))
+        .await?;
+    assert!(
+        repository["size"].as_u64().is_some_and(|size| size > 0),
+        "{repository}"
     );
     Ok(())
 }

@@ -134,6 +134,7 @@ pub(super) fn respond(ctx: &Ctx<'_>, request: &ApiRequest) -> Result<Reply> {
     };
     let get = request.method == Method::GET;
     let reply = match rest {
+        [] if get => cloud.repository_with_size(),
         ["refs", "branches", name @ ..] if get && !name.is_empty() => cloud.branch(&name.join("/")),
         ["refs", "tags", name @ ..] if get && !name.is_empty() => cloud.tag(&name.join("/")),
         ["commit", rev] if get => cloud.commit(rev),
@@ -146,6 +147,24 @@ pub(super) fn respond(ctx: &Ctx<'_>, request: &ApiRequest) -> Result<Reply> {
         Some(fields) => partial_response(reply, fields),
         None => reply,
     })
+}
+
+/// The bytes the files under `dir` hold.
+fn directory_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => pending.push(entry.path()),
+                Ok(kind) if kind.is_file() => {
+                    total += entry.metadata().map(|m| m.len()).unwrap_or_default();
+                }
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// Cloud's partial responses: `fields=values.path,next` keeps only those fields of a
@@ -340,6 +359,16 @@ impl Cloud<'_> {
             "full_name": self.identity.full_name(),
             "uuid": format!("{{{}}}", self.identity.uuid()),
         })
+    }
+
+    /// `GET /repositories/{ws}/{repo}`: the repository, with `size` in bytes as Cloud
+    /// reports it (what its object store holds).
+    fn repository_with_size(&self) -> Result<Reply> {
+        let mut body = self.repository();
+        body["size"] = json!(directory_bytes(&self.repo.path().join("objects")));
+        body["is_private"] = json!(true);
+        body["scm"] = json!("git");
+        Ok(Reply::json(StatusCode::OK, &body))
     }
 
     fn src(&self, request: &ApiRequest, rev: &str, segments: &[&str]) -> Result<Reply> {

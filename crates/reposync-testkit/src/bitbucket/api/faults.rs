@@ -45,7 +45,11 @@ impl Controls {
     /// The oldest queued fault, taken off the queue; a fault meant for a write waits for
     /// one.
     pub fn next_fault(&mut self, is_write: bool) -> Option<ApiFault> {
-        if self.faults.front() == Some(&ApiFault::DropAfterHandling) && !is_write {
+        let for_a_write = matches!(
+            self.faults.front(),
+            Some(ApiFault::DropAfterHandling | ApiFault::RefuseWrite(_))
+        );
+        if for_a_write && !is_write {
             return None;
         }
         self.faults.pop_front()
