@@ -373,16 +373,7 @@ impl Agent {
         };
         let planning = spec.planning.as_ref();
         let choice = match planning {
-            Some(planning) => choose(
-                Known {
-                    mode: planning.fetch,
-                    rest: planning.rest.as_ref(),
-                    partial_clone: planning.partial_clone,
-                    archive_path_filter: planning.archive_path_filter,
-                    repository_bytes: planning.repository_bytes,
-                },
-                ReadKind::Snapshot,
-            ),
+            Some(planning) => choose(Known::of(planning), ReadKind::Snapshot),
             None => Choice {
                 method: Method::Git,
                 reason: "the server sent no fetch planning".into(),

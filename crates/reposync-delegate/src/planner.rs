@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use reposync_api::RestTarget;
+use reposync_api::{ReadPlanning, RestTarget};
 use reposync_model::{FetchMode, RestPlatform};
 
 /// The largest share of a credential's remaining hourly budget one read may take when the
@@ -74,6 +74,19 @@ pub(crate) struct Known<'a> {
     pub archive_path_filter: Option<bool>,
     /// The repository's size as Cloud reported it at the last Test.
     pub repository_bytes: Option<u64>,
+}
+
+impl<'a> Known<'a> {
+    /// What the server's planning for a task says.
+    pub(crate) fn of(planning: &'a ReadPlanning) -> Known<'a> {
+        Known {
+            mode: planning.fetch,
+            rest: planning.rest.as_ref(),
+            partial_clone: planning.partial_clone,
+            archive_path_filter: planning.archive_path_filter,
+            repository_bytes: planning.repository_bytes,
+        }
+    }
 }
 
 /// The method chosen and why.

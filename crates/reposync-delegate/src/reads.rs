@@ -15,7 +15,7 @@ use crate::execute::read_branch;
 use crate::planner::{Allowance, Choice, Known, Method, ReadKind, choose, choose_write};
 use crate::rest::RestClient;
 use crate::rest_read::{RestIncremental, RestSnapshot};
-use crate::rest_write::{RestCommit, commit_through_rest};
+use crate::rest_write::commit_through_rest;
 use crate::results::changes_result;
 
 /// One read a sync job asks for.
@@ -60,16 +60,7 @@ impl Agent {
         let started = Instant::now();
         let planning = target.spec.planning.as_ref();
         let choice = match planning {
-            Some(planning) => choose(
-                Known {
-                    mode: planning.fetch,
-                    rest: planning.rest.as_ref(),
-                    partial_clone: planning.partial_clone,
-                    archive_path_filter: planning.archive_path_filter,
-                    repository_bytes: planning.repository_bytes,
-                },
-                read.kind(),
-            ),
+            Some(planning) => choose(Known::of(planning), read.kind()),
             None => Choice {
                 method: Method::Git,
                 reason: "the server sent no fetch planning (it predates the planner)".into(),
@@ -153,13 +144,7 @@ impl Agent {
     ) -> Option<CommitOutcome> {
         let planning = target.spec.planning.as_ref()?;
         let rest = planning.rest.as_ref()?;
-        let known = Known {
-            mode: planning.fetch,
-            rest: Some(rest),
-            partial_clone: planning.partial_clone,
-            archive_path_filter: planning.archive_path_filter,
-            repository_bytes: planning.repository_bytes,
-        };
+        let known = Known::of(planning);
         if choose_write(known).method != Method::CloudRest {
             return None;
         }
@@ -177,20 +162,8 @@ impl Agent {
                 return None;
             }
         };
-        let commit = RestCommit {
-            branch: target.branch,
-            base: request.base,
-            files: request.files,
-            author: request.author,
-            summary: request.summary,
-            changesets: request.changesets,
-            made_by: request.made_by,
-            author_from_user: request.author_from_user,
-            own_commits: request.own_commits,
-            max_attempts: request.max_attempts,
-        };
         let allowance = Allowance::of(planning.fetch, client.budget().remaining());
-        match commit_through_rest(&client, &commit, allowance).await {
+        match commit_through_rest(&client, target.branch, request, allowance).await {
             Ok(outcome) => Some(outcome),
             Err(reason) => {
                 tracing::info!(branch = %target.branch, %reason, "REST refused the write; committing through git");

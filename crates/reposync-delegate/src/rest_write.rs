@@ -19,32 +19,17 @@ use std::time::Duration;
 
 use reposync_bitbucket::rest::{CloudClient, CloudCommitRequest, RestError, TreeEntryKind};
 use reposync_git::{
-    CommitOutcome, CommittedFile, ConflictFile, FileChange, LANDED_LOOKBACK, LandedChangeset,
-    Signature, commit_author, sort_commits_since,
+    CommitOutcome, CommitRequest, CommittedFile, ConflictFile, LANDED_LOOKBACK, LandedChangeset,
+    message_and_author, sort_commits_since,
 };
-use reposync_model::commit::{self, FileOp};
-use reposync_model::{BranchName, ChangesetId, ObjectId, Person, UserName};
+use reposync_model::commit::FileOp;
+use reposync_model::{BranchName, ObjectId, Person};
 
 use crate::planner::Allowance;
 use crate::rest_read::Refusal;
 
 /// The longest pause between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// One commit to make through REST: the same request git's `commit_and_push` takes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RestCommit<'a> {
-    pub branch: &'a BranchName,
-    pub base: Option<&'a ObjectId>,
-    pub files: &'a [FileChange],
-    pub author: &'a Signature,
-    pub summary: Option<&'a str>,
-    pub changesets: &'a [ChangesetId],
-    pub made_by: &'a [(ChangesetId, Person)],
-    pub author_from_user: bool,
-    pub own_commits: &'a [ObjectId],
-    pub max_attempts: u32,
-}
 
 /// What one attempt found on the branch.
 enum Planned {
@@ -59,7 +44,8 @@ enum Planned {
 /// Makes the branch hold `request.files` in one commit, or says why git must.
 pub(crate) async fn commit_through_rest(
     cloud: &CloudClient,
-    request: &RestCommit<'_>,
+    branch: &BranchName,
+    request: &CommitRequest<'_>,
     allowance: Allowance,
 ) -> Result<CommitOutcome, Refusal> {
     for file in request.files {
@@ -84,7 +70,7 @@ pub(crate) async fn commit_through_rest(
         if attempt > 1 {
             tokio::time::sleep(backoff(attempt - 1)).await;
         }
-        let (head, changes, landed) = match plan(cloud, request, &allowance).await? {
+        let (head, changes, landed) = match plan(cloud, branch, request, &allowance).await? {
             Planned::Done(outcome) => return Ok(outcome),
             Planned::Commit {
                 head,
@@ -99,22 +85,7 @@ pub(crate) async fn commit_through_rest(
                 path: request.files[*index].path.clone(),
             })
             .collect();
-        let carried: Vec<&str> = request
-            .changesets
-            .iter()
-            .map(ChangesetId::as_str)
-            .filter(|id| !landed.iter().any(|l| l.changeset.as_str() == *id))
-            .collect();
-        let people: Vec<Option<&Person>> =
-            carried.iter().map(|id| made_by.get(id).copied()).collect();
-        let users: Vec<&UserName> = people.iter().flatten().map(|p| &p.name).collect();
-        let lines: Vec<(FileOp, &str)> = files.iter().map(|f| (f.op, f.path.as_str())).collect();
-        let message = commit::render(request.summary, &lines, &carried, &users);
-        let author = if request.author_from_user {
-            commit_author(&people).unwrap_or_else(|| request.author.clone())
-        } else {
-            request.author.clone()
-        };
+        let (message, author) = message_and_author(request, &files, &landed, &made_by);
         allowance.check(cloud.traffic().requests + 1, "the commit")?;
         let mut write = Vec::new();
         let mut delete = Vec::new();
@@ -127,7 +98,7 @@ pub(crate) async fn commit_through_rest(
         }
         let posted = cloud
             .commit_files(&CloudCommitRequest {
-                branch: request.branch.to_string(),
+                branch: branch.to_string(),
                 parent: Some(head.clone()),
                 message,
                 author: format!("{} <{}>", author.name, author.email),
@@ -146,35 +117,36 @@ pub(crate) async fn commit_through_rest(
                 });
             }
             Err(RestError::Conflict { .. }) => {
-                tracing::info!(attempt, branch = %request.branch, "the branch moved during the write; trying again");
+                tracing::info!(attempt, branch = %branch, "the branch moved during the write; trying again");
             }
             // The answer was lost: the write may have landed, which the next attempt's
             // reading of the branch tells by the trailers.
             Err(RestError::Transport { reason, .. }) => {
-                tracing::warn!(attempt, branch = %request.branch, %reason, "the write's answer was lost; reading the branch again");
+                tracing::warn!(attempt, branch = %branch, %reason, "the write's answer was lost; reading the branch again");
             }
             Err(error) => return Err(error.to_string()),
         }
     }
     Err(format!(
         "branch {} kept moving: {max_attempts} writes were refused as built on an old head",
-        request.branch
+        branch
     ))
 }
 
 /// One attempt's reading of the branch: what landed, what conflicts, what differs.
 async fn plan(
     cloud: &CloudClient,
-    request: &RestCommit<'_>,
+    branch: &BranchName,
+    request: &CommitRequest<'_>,
     allowance: &Allowance,
 ) -> Result<Planned, Refusal> {
     let refusal = |error: RestError| error.to_string();
-    let head = match cloud.branch_head(request.branch.as_str()).await {
+    let head = match cloud.branch_head(branch.as_str()).await {
         Ok(head) => head,
         Err(RestError::NotFound { .. }) => {
             return Err(format!(
                 "branch {} does not exist; git creates branches",
-                request.branch
+                branch
             ));
         }
         Err(error) => return Err(refusal(error)),
@@ -202,7 +174,7 @@ async fn plan(
     if !base_reached {
         return Err(format!(
             "the base is not among the last {LANDED_LOOKBACK} first-parent commits of {}; git reads long or rewritten histories",
-            request.branch
+            branch
         ));
     }
     since.reverse();

@@ -27,7 +27,8 @@ pub use auth::{GitAuth, Remote};
 pub use clone::{
     BranchChanges, ChangedFile, CommitChanges, CommitOutcome, CommitRequest, CommittedFile,
     ConflictFile, FileChange, FileChangeKind, LANDED_LOOKBACK, LandedChangeset, LocalClone,
-    Signature, TreeFiles, UnrepresentableEntry, commit_author, sort_commits_since,
+    Signature, TreeFiles, UnrepresentableEntry, commit_author, message_and_author,
+    sort_commits_since,
 };
 pub use error::{GitError, GitErrorKind};
 pub use runner::{GitRunner, GitVersion, MIN_GIT_VERSION, RemoteRef, ServerCapabilities};

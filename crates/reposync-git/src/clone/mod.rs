@@ -43,6 +43,6 @@ pub use entry::{FileChangeKind, UnrepresentableEntry};
 pub use handle::LocalClone;
 pub use push::{
     CommitOutcome, CommitRequest, CommittedFile, ConflictFile, LANDED_LOOKBACK, LandedChangeset,
-    commit_author, sort_commits_since,
+    commit_author, message_and_author, sort_commits_since,
 };
 pub use read::TreeFiles;

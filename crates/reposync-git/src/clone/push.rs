@@ -214,23 +214,7 @@ impl LocalClone {
                     path: change.path.clone(),
                 })
                 .collect();
-            let carried: Vec<&str> = request
-                .changesets
-                .iter()
-                .map(ChangesetId::as_str)
-                .filter(|id| !landed.iter().any(|l| l.changeset.as_str() == *id))
-                .collect();
-            let people: Vec<Option<&Person>> =
-                carried.iter().map(|id| made_by.get(id).copied()).collect();
-            let users: Vec<&UserName> = people.iter().flatten().map(|p| &p.name).collect();
-            let lines: Vec<(FileOp, &str)> =
-                files.iter().map(|f| (f.op, f.path.as_str())).collect();
-            let message = commit::render(request.summary, &lines, &carried, &users);
-            let author = if request.author_from_user {
-                commit_author(&people).unwrap_or_else(|| request.author.clone())
-            } else {
-                request.author.clone()
-            };
+            let (message, author) = message_and_author(request, &files, &landed, &made_by);
             let to_write: Vec<&Change> = changes.iter().map(|(_, change)| *change).collect();
             let Some(commit) = self
                 .build_commit(head.as_ref(), &to_write, &author, request.author, &message)
@@ -553,6 +537,34 @@ pub fn commit_author(people: &[Option<&Person>]) -> Option<Signature> {
         email: person.email.as_ref()?.to_string(),
     };
     check_signature(&author).is_ok().then_some(author)
+}
+
+/// The message and the author of a commit carrying `request`'s changesets but those that
+/// `landed` already: the files it changes, one trailer per changeset it carries and per person
+/// who made them, and the author `author_from_user` asks for. The one rule for git pushes and
+/// REST writes alike.
+pub fn message_and_author(
+    request: &CommitRequest<'_>,
+    files: &[CommittedFile],
+    landed: &[LandedChangeset],
+    made_by: &HashMap<&str, &Person>,
+) -> (String, Signature) {
+    let carried: Vec<&str> = request
+        .changesets
+        .iter()
+        .map(ChangesetId::as_str)
+        .filter(|id| !landed.iter().any(|l| l.changeset.as_str() == *id))
+        .collect();
+    let people: Vec<Option<&Person>> = carried.iter().map(|id| made_by.get(id).copied()).collect();
+    let users: Vec<&UserName> = people.iter().flatten().map(|p| &p.name).collect();
+    let lines: Vec<(FileOp, &str)> = files.iter().map(|f| (f.op, f.path.as_str())).collect();
+    let message = commit::render(request.summary, &lines, &carried, &users);
+    let author = if request.author_from_user {
+        commit_author(&people).unwrap_or_else(|| request.author.clone())
+    } else {
+        request.author.clone()
+    };
+    (message, author)
 }
 
 /// Sorts the commits since a write's base (oldest first) the one way both ways of writing do:
