@@ -119,6 +119,19 @@ fn wait_file(f: &Fixture, path: &str, content: &str) {
 #[test]
 fn cloud_reads_through_rest_and_sync_activity_says_how_and_at_what_cost() {
     let f = fixture(&[]);
+    // A name git allows and reposync cannot hold, inside the scope: a sync error, and the
+    // rest of the scope applies.
+    f.root
+        .commit_raw(
+            REPO,
+            "main",
+            &[(
+                format!("{SHOP}/Services/web\\old/Index.yaml").as_bytes(),
+                RawEntry::File(b"hostile: true\n".to_vec()),
+            )],
+            "a name reposync cannot hold",
+        )
+        .expect("commit");
     let api = emulator(&f, ApiFlavour::Cloud);
     add_rest_connector(
         &f,
@@ -172,6 +185,11 @@ fn cloud_reads_through_rest_and_sync_activity_says_how_and_at_what_cost() {
         api.log()
     );
     assert!(!api.log().contains("-> 429"), "{}", api.log());
+    let errors = f.app.cli(&["--json", "sync", "errors"], None).ok().json();
+    assert!(
+        errors.to_string().contains("backslash"),
+        "the hostile name is a sync error: {errors}"
+    );
 
     // A change pushed by someone else: read through diffstat and src, and applied.
     let changed = WEB.replace("SSH", "KUBERNETES");
