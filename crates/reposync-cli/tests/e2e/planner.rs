@@ -589,3 +589,57 @@ fn an_ssh_connector_uses_rest_only_with_a_token_of_its_own() {
     let read = wait_read(&f, "enable");
     assert_eq!(read["method"], "cloud-rest", "{read}");
 }
+
+/// The server is SIGKILLed after its Cloud write landed and before it learnt so: when it runs
+/// again, the change is found on the branch by its trailer, and never written twice.
+#[test]
+fn a_kill_after_a_rest_write_landed_and_before_its_answer_arrived_writes_it_once() {
+    let mut f = fixture(&[]);
+    let api = emulator(&f, ApiFlavour::Cloud);
+    add_rest_connector(
+        &f,
+        "cloud",
+        "bitbucket-cloud",
+        &api,
+        &["--api-username", EMAIL, "--fetch", "api"],
+    );
+    enable(&f, "cloud");
+    wait_file(&f, &format!("{SHOP}/Services/web/Index.yaml"), WEB);
+    let before = f.wait_settled();
+
+    api.inject(ApiFault::HoldAfterHandling);
+    let path = format!("{SHOP}/Workflows/held.yaml");
+    let yaml = crate::common::git_fixture::workflow("held");
+    f.put(&path, &yaml);
+    // The barrier: the write is on the branch, its answer waits in the emulator.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api.held_writes() == 0 {
+        assert!(Instant::now() < deadline, "no write arrived: {}", api.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_ne!(f.head().expect("head"), before, "the write landed");
+    f.app.crash_and_restart();
+    api.release_held();
+
+    let after = f.wait_settled();
+    let messages = f.git(&["log", "--format=%B%x00", &format!("{before}..{after}")]);
+    let carrying = messages
+        .split('\0')
+        .filter(|m| m.contains("Reposync-Changeset:"))
+        .count();
+    assert_eq!(
+        carrying, 1,
+        "the change is in exactly one commit: {messages}"
+    );
+    assert_eq!(
+        f.root.read_file(REPO, "main", &path).expect("the file"),
+        yaml.trim_end()
+    );
+    assert!(
+        f.app
+            .cli(&["sync", "errors"], None)
+            .ok()
+            .stdout
+            .contains("No sync errors")
+    );
+}

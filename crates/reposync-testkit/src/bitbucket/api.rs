@@ -150,6 +150,11 @@ pub enum ApiFault {
     /// The next WRITE is refused with this status (409: the branch moved) and not carried
     /// out; reads pass it by.
     RefuseWrite(u16),
+    /// The next WRITE is carried out, and its answer held back until
+    /// [`BitbucketApi::release_held`]: the window in which a test kills the client after its
+    /// write landed and before it learnt so. [`BitbucketApi::held_writes`] says when a write
+    /// is waiting there.
+    HoldAfterHandling,
 }
 
 /// Bitbucket's REST API over the repositories of a [`RepoRoot`]; see the module
@@ -178,6 +183,10 @@ struct Shared {
     bytes: AtomicU64,
     log: Mutex<String>,
     controls: Mutex<Controls>,
+    /// Answers held back by `HoldAfterHandling`, and the release they wait for.
+    held: AtomicUsize,
+    released: std::sync::atomic::AtomicBool,
+    release: tokio::sync::Notify,
 }
 
 /// Who may call an endpoint, and whether faults apply to it.
@@ -243,6 +252,9 @@ impl BitbucketApi {
             bytes: AtomicU64::new(0),
             log: Mutex::new(String::new()),
             controls: Mutex::new(Controls::default()),
+            held: AtomicUsize::new(0),
+            released: std::sync::atomic::AtomicBool::new(false),
+            release: tokio::sync::Notify::new(),
         });
         let server = listener.serve(ca, Arc::clone(&shared))?;
         Ok(Self {
@@ -317,6 +329,18 @@ impl BitbucketApi {
         self.shared.bytes.store(0, Ordering::SeqCst);
     }
 
+    /// How many writes were carried out and wait, their answers held back
+    /// ([`ApiFault::HoldAfterHandling`]).
+    pub fn held_writes(&self) -> usize {
+        self.shared.held.load(Ordering::SeqCst)
+    }
+
+    /// Lets every held answer go (to a client that may be gone), and every later one.
+    pub fn release_held(&self) {
+        self.shared.released.store(true, Ordering::SeqCst);
+        self.shared.release.notify_waiters();
+    }
+
     /// One line per request, `METHOD path?query -> status (N bytes)`, plus any internal
     /// error an endpoint met. A streamed answer's line is written when the stream ends.
     pub fn log(&self) -> String {
@@ -371,6 +395,23 @@ impl TlsService for Shared {
                 self.note(format!("{line}: the endpoint panicked: {err}"));
                 self.error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
             }
+        };
+        let reply = match reply {
+            Reply::Held(answer) => {
+                self.held.fetch_add(1, Ordering::SeqCst);
+                self.note(format!("{line}: carried out; the answer is held"));
+                loop {
+                    // Registered before the flag is read, so a release between the two is seen.
+                    let released = self.release.notified();
+                    if self.released.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    released.await;
+                }
+                self.held.fetch_sub(1, Ordering::SeqCst);
+                *answer
+            }
+            other => other,
         };
         match reply {
             Reply::Hangup => {
@@ -439,6 +480,10 @@ impl Shared {
                     drop(controls);
                     let _lost = self.answer_as(request, access, actor);
                     return Reply::Hangup;
+                }
+                if fault == ApiFault::HoldAfterHandling {
+                    drop(controls);
+                    return Reply::Held(Box::new(self.answer_as(request, access, actor)));
                 }
                 if let ApiFault::RefuseWrite(code) = fault {
                     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT);
@@ -521,7 +566,9 @@ impl Shared {
 
     fn fault(&self, fault: ApiFault) -> Reply {
         match fault {
-            ApiFault::DropConnection | ApiFault::DropAfterHandling => Reply::Hangup,
+            ApiFault::DropConnection
+            | ApiFault::DropAfterHandling
+            | ApiFault::HoldAfterHandling => Reply::Hangup,
             ApiFault::RefuseWrite(code) => {
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT);
                 self.error(status, "The branch has moved since the given parent")

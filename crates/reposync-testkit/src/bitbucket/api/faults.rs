@@ -47,7 +47,11 @@ impl Controls {
     pub fn next_fault(&mut self, is_write: bool) -> Option<ApiFault> {
         let for_a_write = matches!(
             self.faults.front(),
-            Some(ApiFault::DropAfterHandling | ApiFault::RefuseWrite(_))
+            Some(
+                ApiFault::DropAfterHandling
+                    | ApiFault::HoldAfterHandling
+                    | ApiFault::RefuseWrite(_)
+            )
         );
         if for_a_write && !is_write {
             return None;

@@ -101,6 +101,8 @@ pub(super) enum Reply {
     },
     /// No answer: the connection is closed.
     Hangup,
+    /// This answer, held back until the test releases it ([`super::ApiFault::HoldAfterHandling`]).
+    Held(Box<Reply>),
 }
 
 impl Reply {
@@ -145,6 +147,10 @@ impl Reply {
         match &mut self {
             Self::Full { headers, .. } | Self::Stream { headers, .. } => {
                 headers.push((name, value.into()));
+            }
+            Self::Held(answer) => {
+                let held = std::mem::replace(answer.as_mut(), Self::Hangup);
+                **answer = held.with_header(name, value);
             }
             Self::Hangup => {}
         }
