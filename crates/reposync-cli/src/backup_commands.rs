@@ -26,8 +26,26 @@ pub struct RestoreArgs {
     replace: bool,
 }
 
+/// Refuses an installation whose store is PostgreSQL: backup and restore copy the embedded
+/// SQLite file, and PostgreSQL has its own tools for that.
+fn refuse_postgres(what: &str) -> anyhow::Result<()> {
+    let Some(url) = std::env::var("REPOSYNC_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(());
+    };
+    if reposync_store::Backend::of_url(&url).ok() == Some(reposync_store::Backend::Postgres) {
+        anyhow::bail!(
+            "cannot {what}: REPOSYNC_DATABASE_URL names a PostgreSQL database, and `reposync {what}` copies only the embedded SQLite one; use pg_dump and pg_restore"
+        );
+    }
+    Ok(())
+}
+
 /// Copies the database of the data directory, consistently, whether or not a server runs.
 pub async fn backup(args: BackupArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    refuse_postgres("backup")?;
     let done = reposync_store::backup_sqlite(&globals.data_dir, &args.out)
         .await
         .context("cannot back up the store")?;
@@ -46,6 +64,7 @@ pub async fn backup(args: BackupArgs, globals: &Globals) -> anyhow::Result<ExitC
 
 /// Puts a backup back as the data directory's database; refused while a server uses it.
 pub async fn restore(args: RestoreArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    refuse_postgres("restore")?;
     let _no_server = DataDirLock::acquire(&globals.data_dir).context("cannot restore")?;
     let database = reposync_store::restore_sqlite(&args.backup, &globals.data_dir, args.replace)
         .await

@@ -595,7 +595,7 @@ impl Store {
     }
 
     /// The names directly inside the folder `prefix` (which ends with `/`), sorted: a file's
-    /// name, or a folder's followed by `/`. SQLite works out the next path segment itself, and
+    /// name, or a folder's followed by `/`. The database works out the next path segment itself, and
     /// the range on `path` uses its index, so a folder of a large tree lists without reading
     /// every path into the program.
     pub async fn tree_children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -603,12 +603,16 @@ impl Store {
         // (0x2F) raised to `0` (0x30).
         let upper = format!("{}0", prefix.trim_end_matches('/'));
         let start = i64::try_from(prefix.len() + 1).unwrap_or(i64::MAX);
-        let rows = sqlx::query(
-            "SELECT DISTINCT CASE WHEN instr(substr(path, $2), '/') > 0
-                    THEN substr(path, $2, instr(substr(path, $2), '/'))
-                    ELSE substr(path, $2) END AS child
-             FROM entities WHERE path >= $1 AND path < $3 ORDER BY child",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT DISTINCT CASE WHEN {slash} > 0
+                        THEN substr(path, CAST($2 AS INTEGER), {slash})
+                        ELSE substr(path, CAST($2 AS INTEGER)) END AS child
+                 FROM entities WHERE path >= $1 AND path < $3 ORDER BY child",
+            slash = self
+                .db
+                .backend()
+                .position("substr(path, CAST($2 AS INTEGER))", "'/'"),
+        ))
         .bind(prefix)
         .bind(start)
         .bind(&upper)
@@ -631,9 +635,10 @@ impl Store {
 
     /// The paths holding `text`, case-insensitively, sorted, at most `limit`.
     pub async fn search_paths(&self, text: &str, limit: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT path FROM entities WHERE instr(lower(path), lower($1)) > 0 ORDER BY path LIMIT $2",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT path FROM entities WHERE {} > 0 ORDER BY path LIMIT $2",
+            self.db.backend().position("lower(path)", "lower($1)")
+        ))
         .bind(text)
         .bind(limit)
         .read_all(&self.db)

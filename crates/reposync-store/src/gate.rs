@@ -7,6 +7,11 @@
 //! once. The pool is private to this module, so a write that skips the gate does not compile:
 //! [`Read`] only fetches, [`Write::write`] takes the gate, and [`Database::begin_write`] is
 //! the only way to a transaction that writes.
+//!
+//! The [`Backend`] the pool speaks is kept here too, for the few places where SQLite and
+//! PostgreSQL really differ (how a write transaction begins, and a handful of functions);
+//! everything else is one SQL for both. On PostgreSQL the gate is harmless: it serialises
+//! this process's writers, and the database's own row locks order everyone else.
 
 use std::sync::Arc;
 
@@ -14,10 +19,60 @@ use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool};
 
-/// The pool and its write gate.
+use crate::error::StoreError;
+
+/// Which database the pool speaks, for the few statements that differ between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: one file in the data directory.
+    Sqlite,
+    /// A PostgreSQL server, version 13 or later.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, from its scheme alone: `sqlite:…`, or
+    /// `postgres://…`/`postgresql://…`; any other scheme is refused.
+    pub fn of_url(url: &str) -> Result<Backend, StoreError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(StoreError::UnsupportedDatabase(format!(
+                "{scheme:?} databases are not supported; use a sqlite: URL (the embedded default) \
+                 or a postgres:// URL (PostgreSQL 13 or later)"
+            ))),
+        }
+    }
+
+    /// The statement that starts a write transaction. SQLite's default (deferred)
+    /// transaction takes the write lock only at its first write, and one that has read by
+    /// then fails at once with `SQLITE_BUSY` if another writer got in first, which the busy
+    /// timeout does not retry; `BEGIN IMMEDIATE` waits for the lock up front instead.
+    /// PostgreSQL locks rows, not the database: a plain `BEGIN` (read committed) waits on the
+    /// rows another writer holds, and the gate orders this process's own writers.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    /// The SQL expression for the 1-based position of `needle` in `haystack`, 0 when absent:
+    /// SQLite's `instr`, PostgreSQL's `strpos`, each missing from the other.
+    pub(crate) fn position(self, haystack: &str, needle: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("instr({haystack}, {needle})"),
+            Backend::Postgres => format!("strpos({haystack}, {needle})"),
+        }
+    }
+}
+
+/// The pool, the backend it speaks, and its write gate.
 #[derive(Clone)]
 pub(crate) struct Database {
     pool: AnyPool,
+    backend: Backend,
     gate: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -25,20 +80,24 @@ pub(crate) struct Database {
 pub(crate) type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
 impl Database {
-    pub(crate) fn new(pool: AnyPool) -> Database {
+    pub(crate) fn new(pool: AnyPool, backend: Backend) -> Database {
         Database {
             pool,
+            backend,
             gate: Arc::default(),
         }
     }
 
-    /// Starts a transaction that writes, in its turn at the gate. SQLite's default (deferred)
-    /// transaction takes the write lock only at its first write, and one that has read by then
-    /// fails at once with `SQLITE_BUSY` if another writer got in first, which the busy
-    /// timeout does not retry; `BEGIN IMMEDIATE` waits for the lock up front instead.
+    /// The database the pool speaks.
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a transaction that writes, in its turn at the gate (see [`Backend`] for how
+    /// each database begins it).
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
         let gate = Arc::clone(&self.gate).lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.pool.begin_with(self.backend.begin_write()).await?;
         Ok(WriteTx { tx, _gate: gate })
     }
 
@@ -123,5 +182,34 @@ impl<'q> Write<'q> for AnyQuery<'q> {
     async fn write(self, db: &Database) -> Result<AnyQueryResult, sqlx::Error> {
         let _turn = Arc::clone(&db.gate).lock_owned().await;
         self.execute(&db.pool).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backend;
+
+    #[test]
+    fn the_url_scheme_chooses_the_backend_and_others_are_refused() {
+        assert_eq!(
+            Backend::of_url("sqlite:///data/reposync.db?mode=rwc").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::of_url("postgres://u@db/reposync").ok(),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::of_url("postgresql://u@db/reposync").ok(),
+            Some(Backend::Postgres)
+        );
+        let refused = Backend::of_url("mysql://u@db/reposync")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            refused.contains("\"mysql\" databases are not supported"),
+            "{refused}"
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! reposync's database: the only crate that writes SQL.
 //!
 //! It runs on sqlx's `Any` driver so that one set of queries serves SQLite (embedded, the
-//! default) and, later, PostgreSQL; each backend has its own append-only migrations folder,
-//! embedded in the binary and applied at start. The SQL is kept portable: numbered `$n`
+//! default) and PostgreSQL (13 or later), chosen by the database URL's scheme; each backend has
+//! its own append-only migrations folder, embedded in the binary and applied at start, and
+//! [`Backend`] carries the few real differences (how a write transaction begins, a function
+//! one of them lacks). The SQL is kept portable: numbered `$n`
 //! parameters, integer millisecond timestamps, JSON as text, `RETURNING` only where both
 //! backends have it. Secret values enter this crate as plaintext only long enough to be sealed
 //! under the master key with [`reposync_secrets::seal`], bound to their row; nothing readable
@@ -51,6 +53,7 @@ pub use entities::{
     LinkStart,
 };
 pub use error::StoreError;
+pub use gate::Backend;
 pub use inbound::{
     AnnouncedHead, DeliveryOutcome, DeliveryRecord, FileError, InboundCommit, InboundCommitRecord,
     InboundFile, InboundStatus, InboundWarning, NewDelivery, SignatureCheck,

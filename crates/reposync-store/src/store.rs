@@ -9,13 +9,19 @@ use std::time::Duration;
 
 use reposync_secrets::MasterKey;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Executor, Row as _};
+use sqlx::{AnyPool, Executor, Row as _};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
-use crate::gate::{Database, Read, WriteTx};
+use crate::gate::{Backend, Database, Read, WriteTx};
 
 pub(crate) static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+pub(crate) static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
+    sqlx::migrate!("migrations/postgres");
+
+/// The oldest PostgreSQL the store runs on (`server_version_num`): 13 has everything the SQL
+/// and the migrations use (`gen_random_uuid` built in, `ON CONFLICT`, partial unique indexes).
+const POSTGRES_MIN_VERSION: i64 = 130_000;
 
 /// The database, with the master key that seals and opens the secrets stored in it.
 #[derive(Clone)]
@@ -46,44 +52,29 @@ impl Store {
         )
     }
 
-    /// Connects, applies pending migrations and returns the store.
+    /// Connects, applies pending migrations and returns the store. `url` chooses the backend:
+    /// `sqlite:…` for the embedded database, `postgres://…` or `postgresql://…` for
+    /// PostgreSQL 13 or later; any other scheme is refused.
     pub async fn open(url: &str, master: MasterKey) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = url.split(':').next().unwrap_or_default();
-        if backend != "sqlite" {
-            return Err(StoreError::UnsupportedDatabase(format!(
-                "{backend:?} databases are not supported yet; use a sqlite:// URL"
-            )));
-        }
+        let backend = Backend::of_url(url)?;
         let options = AnyConnectOptions::from_str(url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // WAL lets readers proceed during a write; the busy timeout makes concurrent
-                    // writers wait instead of failing with "database is locked"; foreign keys
-                    // are off by default in SQLite. Sorts and temporary tables stay in memory:
-                    // SQLite would otherwise spill them to files in $TMPDIR, which a killed
-                    // server leaves behind, outside the data directory.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA temp_store = MEMORY").await?;
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        SQLITE_MIGRATIONS.run(&pool).await?;
+        let pool = match backend {
+            Backend::Sqlite => open_sqlite(options).await?,
+            Backend::Postgres => open_postgres(options).await?,
+        };
         Ok(Store {
-            db: Database::new(pool),
+            db: Database::new(pool, backend),
             master: Arc::new(master),
             outbox: Arc::new(tokio::sync::Notify::new()),
             inbox: Arc::new(tokio::sync::Notify::new()),
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
     }
 
     /// The same store reading the time from `clock`: tests move time on by hand instead of
@@ -147,4 +138,58 @@ impl Store {
     pub async fn close(&self) {
         self.db.close().await;
     }
+}
+
+/// The embedded database's pool, migrated.
+async fn open_sqlite(options: AnyConnectOptions) -> Result<AnyPool, StoreError> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // WAL lets readers proceed during a write; the busy timeout makes concurrent
+                // writers wait instead of failing with "database is locked"; foreign keys
+                // are off by default in SQLite. Sorts and temporary tables stay in memory:
+                // SQLite would otherwise spill them to files in $TMPDIR, which a killed
+                // server leaves behind, outside the data directory.
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA temp_store = MEMORY").await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    SQLITE_MIGRATIONS.run(&pool).await?;
+    Ok(pool)
+}
+
+/// A PostgreSQL server's pool, its version checked before anything is migrated.
+async fn open_postgres(options: AnyConnectOptions) -> Result<AnyPool, StoreError> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+    // `server_version_num` is text (`150004`); it is a number on every release since 8.2.
+    let row = sqlx::query("SELECT current_setting('server_version_num') AS v")
+        .fetch_one(&pool)
+        .await?;
+    let text: String = row.try_get("v")?;
+    let version: i64 = text.trim().parse().map_err(|_| {
+        StoreError::UnsupportedDatabase(format!(
+            "cannot read the PostgreSQL server's version ({text:?})"
+        ))
+    })?;
+    if version < POSTGRES_MIN_VERSION {
+        pool.close().await;
+        return Err(StoreError::UnsupportedDatabase(format!(
+            "PostgreSQL {} is too old: reposync needs PostgreSQL 13 or later",
+            version / 10_000
+        )));
+    }
+    POSTGRES_MIGRATIONS.run(&pool).await?;
+    Ok(pool)
 }

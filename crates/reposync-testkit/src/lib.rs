@@ -8,6 +8,8 @@
 //! hermeticity: every child process (git, sshd, ssh-keygen, http-backend) starts from an empty
 //! environment and gets an explicit one, because the machines export variables such as
 //! `GIT_SSL_CAINFO` and `CURL_CA_BUNDLE` that would silently override what a test configures.
+//! For the tests that run on both database backends, [`TestPostgres`] makes a fresh database
+//! per test in the PostgreSQL cluster `scripts/test` starts.
 //! This crate must never mutate its own process environment, and it is a dev-dependency only:
 //! it needs root (for sshd and the `git` user) and is not fit for production code.
 
@@ -15,6 +17,7 @@ mod bitbucket;
 mod ca;
 mod git;
 mod https;
+mod postgres;
 mod process;
 mod repo;
 mod ssh;
@@ -29,6 +32,7 @@ pub use bitbucket::{
 pub use ca::TestCa;
 pub use git::{HermeticGit, RawEntry, TEST_USER_EMAIL, TEST_USER_NAME};
 pub use https::GitHttpsServer;
+pub use postgres::{TEST_POSTGRES_VAR, TestPostgres};
 pub use process::ensure_git_user;
 pub use repo::RepoRoot;
 pub use ssh::{SshKeyFiles, SshServer};

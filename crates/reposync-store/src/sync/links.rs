@@ -182,7 +182,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT DISTINCT r.to_path FROM entity_references r JOIN entities e ON e.id = r.from_id
-             WHERE {scope} AND r.to_path LIKE 'Setup/Source Repo Providers/%' ORDER BY r.to_path"
+             WHERE {scope} AND substr(r.to_path, 1, 28) = 'Setup/Source Repo Providers/' ORDER BY r.to_path"
         );
         let mut query = sqlx::query(&sql);
         if let Some(app) = app {
