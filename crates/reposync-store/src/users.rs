@@ -86,7 +86,11 @@ pub struct LoginFailureRecord {
     pub last_address: Option<String>,
 }
 
-const USER_COLUMNS: &str = "u.id, u.name, u.email, u.role, u.apps, u.password_hash IS NOT NULL AS has_password, u.disabled_at, u.created_at, u.updated_at";
+// `has_password` is a number, not `password_hash IS NOT NULL`: that is an integer on SQLite
+// but a BOOLEAN on PostgreSQL, and the `Any` driver decodes no type as both.
+const USER_COLUMNS: &str = "u.id, u.name, u.email, u.role, u.apps, \
+    CASE WHEN u.password_hash IS NULL THEN 0 ELSE 1 END AS has_password, \
+    u.disabled_at, u.created_at, u.updated_at";
 
 const TOKEN_COLUMNS: &str = "t.id AS token_id, u.name AS user_name, t.name AS token_name, t.role AS token_role, t.created_at AS token_created_at, t.expires_at, t.last_used_at";
 

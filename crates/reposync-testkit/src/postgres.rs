@@ -26,12 +26,9 @@ impl TestPostgres {
     /// A new empty database in the cluster `REPOSYNC_TEST_POSTGRES` names, or `None` when
     /// the variable is unset (no PostgreSQL to test against).
     pub async fn create() -> anyhow::Result<Option<TestPostgres>> {
-        let Ok(base) = std::env::var(TEST_POSTGRES_VAR) else {
+        let Some(base) = cluster() else {
             return Ok(None);
         };
-        if base.trim().is_empty() {
-            return Ok(None);
-        }
         let base = url::Url::parse(base.trim())
             .with_context(|| format!("{TEST_POSTGRES_VAR} is not a URL: {base:?}"))?;
         if !matches!(base.scheme(), "postgres" | "postgresql") {
@@ -60,10 +57,23 @@ impl TestPostgres {
         }))
     }
 
+    /// Whether `REPOSYNC_TEST_POSTGRES` names a cluster, so that [`TestPostgres::create`]
+    /// makes databases: for suites that decide up front which backends a test runs on.
+    pub fn available() -> bool {
+        cluster().is_some()
+    }
+
     /// The database's URL, for `Store::open`.
     pub fn url(&self) -> &str {
         &self.url
     }
+}
+
+/// The cluster's base URL from `REPOSYNC_TEST_POSTGRES`; unset and blank both mean none.
+fn cluster() -> Option<String> {
+    std::env::var(TEST_POSTGRES_VAR)
+        .ok()
+        .filter(|base| !base.trim().is_empty())
 }
 
 impl Drop for TestPostgres {

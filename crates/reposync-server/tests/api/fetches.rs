@@ -94,120 +94,124 @@ async fn download(api: &Api, id: &str) -> (StatusCode, Option<String>, Vec<u8>) 
 #[tokio::test]
 async fn a_fetch_carries_its_ref_and_paths_and_its_archive_is_kept_only_from_the_delegate_holding_it()
  {
-    let api = Api::spawn_with(|c| c.builtin_delegate = false).await;
-    let token = with_delegate(&api).await;
-    let (id, spec) = claimed_fetch(&api, &token).await;
-    assert_eq!(spec["kind"], "fetch_files", "{spec}");
-    assert_eq!(spec["ref"], "v1.2");
-    assert_eq!(
-        spec["paths"],
-        json!(["deploy", "values.yaml"]),
-        "parsed, slash dropped"
-    );
-    assert_eq!(spec["branch"], "main");
-    assert_eq!(spec["auth"]["password"], "tok-value-1234567");
-    assert!(spec["clone_key"].as_str().is_some_and(|k| !k.is_empty()));
-    assert_eq!(spec["planning"]["fetch"], "auto", "{spec}");
+    on_each_backend!(backend, {
+        let api = Api::spawn_with(backend, |c| c.builtin_delegate = false).await;
+        let token = with_delegate(&api).await;
+        let (id, spec) = claimed_fetch(&api, &token).await;
+        assert_eq!(spec["kind"], "fetch_files", "{spec}");
+        assert_eq!(spec["ref"], "v1.2");
+        assert_eq!(
+            spec["paths"],
+            json!(["deploy", "values.yaml"]),
+            "parsed, slash dropped"
+        );
+        assert_eq!(spec["branch"], "main");
+        assert_eq!(spec["auth"]["password"], "tok-value-1234567");
+        assert!(spec["clone_key"].as_str().is_some_and(|k| !k.is_empty()));
+        assert_eq!(spec["planning"]["fetch"], "auto", "{spec}");
 
-    // Not downloadable while it runs.
-    let (status, _, body) = download(&api, &id).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(String::from_utf8_lossy(&body).contains("not finished"));
+        // Not downloadable while it runs.
+        let (status, _, body) = download(&api, &id).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(String::from_utf8_lossy(&body).contains("not finished"));
 
-    // Another delegate may not send it.
-    let (_, created) = api
-        .post("/api/v1/delegate-tokens", json!({"name": "other"}))
+        // Another delegate may not send it.
+        let (_, created) = api
+            .post("/api/v1/delegate-tokens", json!({"name": "other"}))
+            .await;
+        let other = created["token"].as_str().expect("token").to_owned();
+        let register = json!({"name": "near", "selectors": [], "version": "0.1.0",
+            "hostname": "h2", "git_version": "2.43.0", "ssh_version": "none"});
+        as_delegate(&api, &other, None, "/api/delegate/register", register).await;
+        let (status, answer) = upload(&api, &other, "near", &id, b"tar".to_vec()).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+        assert_eq!(answer["error"]["code"], "lease_lost");
+
+        // The delegate holding it sends it, then reports; the download is the same bytes.
+        let archive: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let (status, answer) = upload(&api, &token, "far", &id, archive.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["bytes"], 200_000);
+        let (status, _) = as_delegate(
+            &api,
+            &token,
+            Some("far"),
+            &format!("/api/delegate/tasks/{id}/complete"),
+            json!({"succeeded": true, "result": {"commit": "a".repeat(40), "ref": "refs/tags/v1.2",
+                "files": [], "unrepresentable": [], "archive_bytes": 200_000,
+                "read": {"method": "git", "reason": "r", "requests": 0, "bytes": 0, "duration_ms": 1}}}),
+        )
         .await;
-    let other = created["token"].as_str().expect("token").to_owned();
-    let register = json!({"name": "near", "selectors": [], "version": "0.1.0",
-        "hostname": "h2", "git_version": "2.43.0", "ssh_version": "none"});
-    as_delegate(&api, &other, None, "/api/delegate/register", register).await;
-    let (status, answer) = upload(&api, &other, "near", &id, b"tar".to_vec()).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
-    assert_eq!(answer["error"]["code"], "lease_lost");
-
-    // The delegate holding it sends it, then reports; the download is the same bytes.
-    let archive: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let (status, answer) = upload(&api, &token, "far", &id, archive.clone()).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["bytes"], 200_000);
-    let (status, _) = as_delegate(
-        &api,
-        &token,
-        Some("far"),
-        &format!("/api/delegate/tasks/{id}/complete"),
-        json!({"succeeded": true, "result": {"commit": "a".repeat(40), "ref": "refs/tags/v1.2",
-            "files": [], "unrepresentable": [], "archive_bytes": 200_000,
-            "read": {"method": "git", "reason": "r", "requests": 0, "bytes": 0, "duration_ms": 1}}}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let (_, shown) = api.get(&format!("/api/v1/tasks/{id}")).await;
-    assert_eq!(shown["status"], "succeeded", "{shown}");
-    let (status, kind, body) = download(&api, &id).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(kind.as_deref(), Some("application/x-tar"));
-    assert_eq!(body, archive);
-    // Downloads may be repeated within the hour.
-    assert_eq!(download(&api, &id).await.2, archive);
+        assert_eq!(status, StatusCode::OK);
+        let (_, shown) = api.get(&format!("/api/v1/tasks/{id}")).await;
+        assert_eq!(shown["status"], "succeeded", "{shown}");
+        let (status, kind, body) = download(&api, &id).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(kind.as_deref(), Some("application/x-tar"));
+        assert_eq!(body, archive);
+        // Downloads may be repeated within the hour.
+        assert_eq!(download(&api, &id).await.2, archive);
+    });
 }
 
 #[tokio::test]
 async fn a_fetch_reported_done_without_its_archive_failed_and_bad_requests_queue_nothing() {
-    let api = Api::spawn_with(|c| c.builtin_delegate = false).await;
-    let token = with_delegate(&api).await;
-    let (id, _) = claimed_fetch(&api, &token).await;
-    let (status, _) = as_delegate(
-        &api,
-        &token,
-        Some("far"),
-        &format!("/api/delegate/tasks/{id}/complete"),
-        json!({"succeeded": true, "result": {}}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let (_, shown) = api.get(&format!("/api/v1/tasks/{id}")).await;
-    assert_eq!(shown["status"], "failed", "{shown}");
-    assert!(
-        shown["result"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("archive never arrived")),
-        "{shown}"
-    );
-    let (status, _, body) = download(&api, &id).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(String::from_utf8_lossy(&body).contains("failed"));
+    on_each_backend!(backend, {
+        let api = Api::spawn_with(backend, |c| c.builtin_delegate = false).await;
+        let token = with_delegate(&api).await;
+        let (id, _) = claimed_fetch(&api, &token).await;
+        let (status, _) = as_delegate(
+            &api,
+            &token,
+            Some("far"),
+            &format!("/api/delegate/tasks/{id}/complete"),
+            json!({"succeeded": true, "result": {}}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, shown) = api.get(&format!("/api/v1/tasks/{id}")).await;
+        assert_eq!(shown["status"], "failed", "{shown}");
+        assert!(
+            shown["result"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("archive never arrived")),
+            "{shown}"
+        );
+        let (status, _, body) = download(&api, &id).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(String::from_utf8_lossy(&body).contains("failed"));
 
-    // Refusals name their field and queue nothing: the delegate finds no task.
-    for (body, field) in [
-        (json!({"paths": ["../etc/passwd"]}), "paths"),
-        (json!({"paths": []}), "paths"),
-        (json!({"paths": ["a"], "ref": "main~1"}), "ref"),
-        (json!({"paths": ["a"], "repo": "other"}), "repo"),
-    ] {
-        let (status, answer) = api
-            .send(
-                Method::POST,
-                "/api/v1/connectors/Config/fetch",
-                Some(body.clone()),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
-        assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
-    }
-    let (status, _) = as_delegate(
-        &api,
-        &token,
-        Some("far"),
-        "/api/delegate/claim?wait_ms=200",
-        json!({}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "nothing was queued");
-    // A task that is not a fetch has no archive, and says so.
-    let (_, test) = api.post("/api/v1/connectors/Config/test", json!({})).await;
-    let test_id = test["id"].as_str().expect("id");
-    let (status, _, body) = download(&api, test_id).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(String::from_utf8_lossy(&body).contains("not a fetch"));
+        // Refusals name their field and queue nothing: the delegate finds no task.
+        for (body, field) in [
+            (json!({"paths": ["../etc/passwd"]}), "paths"),
+            (json!({"paths": []}), "paths"),
+            (json!({"paths": ["a"], "ref": "main~1"}), "ref"),
+            (json!({"paths": ["a"], "repo": "other"}), "repo"),
+        ] {
+            let (status, answer) = api
+                .send(
+                    Method::POST,
+                    "/api/v1/connectors/Config/fetch",
+                    Some(body.clone()),
+                )
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+            assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+        }
+        let (status, _) = as_delegate(
+            &api,
+            &token,
+            Some("far"),
+            "/api/delegate/claim?wait_ms=200",
+            json!({}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "nothing was queued");
+        // A task that is not a fetch has no archive, and says so.
+        let (_, test) = api.post("/api/v1/connectors/Config/test", json!({})).await;
+        let test_id = test["id"].as_str().expect("id");
+        let (status, _, body) = download(&api, test_id).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(String::from_utf8_lossy(&body).contains("not a fetch"));
+    });
 }
