@@ -528,3 +528,43 @@ async fn a_restricted_token_claims_only_tasks_whose_every_selector_it_allows() {
         );
     });
 }
+
+/// Whether a user has a password is read back the same on each backend (a comparison is an
+/// integer on SQLite and a BOOLEAN on PostgreSQL, so the query must not hand back either).
+#[tokio::test]
+async fn users_read_back_whether_they_have_a_password() {
+    on_each_backend!(dir, {
+        let store = store(dir).await;
+        for (name, password_hash) in [("ann", Some("$argon2id$hash")), ("bob", None)] {
+            store
+                .create_user(
+                    &reposync_store::NewUser {
+                        name: reposync_model::UserName::parse(name).expect("user name"),
+                        email: None,
+                        role: reposync_model::Role::Viewer,
+                        apps: Vec::new(),
+                        password_hash: password_hash.map(str::to_owned),
+                    },
+                    None,
+                )
+                .await
+                .expect("create user");
+        }
+        let listed: Vec<(String, bool)> = store
+            .list_users()
+            .await
+            .expect("list users")
+            .into_iter()
+            .map(|user| (user.name.as_str().to_owned(), user.has_password))
+            .collect();
+        assert_eq!(
+            listed,
+            [("ann".to_owned(), true), ("bob".to_owned(), false)],
+            "on {}",
+            dir.name()
+        );
+        let bob = reposync_model::UserName::parse("bob").expect("user name");
+        let found = store.find_user(&bob).await.expect("find user");
+        assert_eq!(found.map(|user| user.has_password), Some(false));
+    });
+}
