@@ -394,29 +394,17 @@ impl Transport {
         let mut response = self
             .send(endpoint, Method::GET, url, |request| request.query(query))
             .await?;
-        let mut written = 0u64;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|err| transport_error(endpoint, &err))?
-        {
-            self.counters
-                .bytes
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            sink.write_all(&chunk)
-                .await
-                .map_err(|err| RestError::Transport {
-                    endpoint,
-                    reason: format!("cannot write the answer: {err}"),
-                    timed_out: false,
-                })?;
-            written += chunk.len() as u64;
-        }
-        sink.flush().await.map_err(|err| RestError::Transport {
+        let unwritable = |err: std::io::Error| RestError::Transport {
             endpoint,
             reason: format!("cannot write the answer: {err}"),
             timed_out: false,
-        })?;
+        };
+        let mut written = 0u64;
+        while let Some(chunk) = self.next_chunk(endpoint, &mut response).await? {
+            sink.write_all(&chunk).await.map_err(unwritable)?;
+            written += chunk.len() as u64;
+        }
+        sink.flush().await.map_err(unwritable)?;
         Ok(written)
     }
 
@@ -434,20 +422,31 @@ impl Transport {
             return Err(RestError::TooLarge { endpoint, limit });
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|err| transport_error(endpoint, &err))?
-        {
-            self.counters
-                .bytes
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        while let Some(chunk) = self.next_chunk(endpoint, &mut response).await? {
             if body.len() as u64 + chunk.len() as u64 > limit {
                 return Err(RestError::TooLarge { endpoint, limit });
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+
+    /// The next piece of an answer's body, counted in this client's traffic.
+    async fn next_chunk(
+        &self,
+        endpoint: &'static str,
+        response: &mut Response,
+    ) -> Result<Option<impl std::ops::Deref<Target = [u8]> + use<>>, RestError> {
+        let chunk = response
+            .chunk()
+            .await
+            .map_err(|err| transport_error(endpoint, &err))?;
+        if let Some(chunk) = &chunk {
+            self.counters
+                .bytes
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        Ok(chunk)
     }
 
     /// An error answer's body, for its message: at most 64 KiB, and nothing when it cannot be

@@ -431,6 +431,22 @@ async fn data_center_reads_its_version_files_archives_and_changes() {
             "Setup/Defaults.yaml"
         ]
     );
+    let mut children: Vec<(String, TreeEntryKind)> = client
+        .browse(&old, "Setup")
+        .await
+        .expect("a folder's children")
+        .into_iter()
+        .map(|entry| (entry.path, entry.kind))
+        .collect();
+    children.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        children,
+        [
+            ("Setup/Applications".to_owned(), TreeEntryKind::Directory),
+            ("Setup/Cloud Providers".to_owned(), TreeEntryKind::Directory),
+            ("Setup/Defaults.yaml".to_owned(), TreeEntryKind::File),
+        ]
+    );
     assert_eq!(
         client.raw(&old, "Setup/Defaults.yaml").await.expect("raw"),
         b"harnessApiVersion: '1.0'\n"
