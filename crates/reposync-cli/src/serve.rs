@@ -66,6 +66,16 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     delegate_lease: u64,
+    /// Seconds a server's lease on a synced branch lasts unless renewed, when several servers
+    /// share one PostgreSQL database: the branch's work moves to another server this long
+    /// after the one doing it dies.
+    #[arg(
+        long,
+        env = "REPOSYNC_BRANCH_LEASE",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    branch_lease: u64,
     /// Webhook deliveries a second that each webhook URL may receive, sustained; past it they
     /// get 429 with Retry-After. Unknown URLs share one limit. 0 turns the limit off.
     #[arg(
@@ -238,6 +248,13 @@ fn server_config(
         file.delegate_lease_seconds,
     );
     config.delegate_lease = std::time::Duration::from_secs(lease.max(3));
+    let branch_lease = layered(
+        matches,
+        "branch_lease",
+        args.branch_lease,
+        file.branch_lease_seconds,
+    );
+    config.branch_lease = std::time::Duration::from_secs(branch_lease.max(3));
     let webhooks = file.webhooks;
     let rate = layered(
         matches,

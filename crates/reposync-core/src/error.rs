@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Forbidden,
     /// Too many attempts; `retry_after_secs` says when to come again.
     Throttled,
+    /// The database cannot be reached now; nothing was changed, and the same request may
+    /// succeed in a moment (`retry_after_secs`).
+    Unavailable,
 }
 
 /// A use case's refusal or failure.
@@ -195,6 +198,16 @@ impl From<StoreError> for CoreError {
             StoreError::Taken { .. } => {
                 CoreError::new(ErrorKind::Conflict, "name_taken", error.to_string())
                     .with_field("name")
+            }
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "the database cannot be reached");
+                let mut error = CoreError::new(
+                    ErrorKind::Unavailable,
+                    "database_unavailable",
+                    "the database cannot be reached; nothing was changed. Try again in a few seconds",
+                );
+                error.retry_after_secs = Some(5);
+                error
             }
             other => {
                 tracing::error!(error = %other, "store failure");

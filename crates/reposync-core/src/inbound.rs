@@ -24,7 +24,7 @@ use reposync_model::validate::{TreeProblem, TreeWarning, isolate_failures, read_
 use reposync_model::yaml::Limits;
 use reposync_model::{LinkId, ObjectId, PathProblem, connector_yaml, escape_path};
 use reposync_store::{
-    ConnectorRecord, EntityChange, FileError, InboundCommit, InboundFile, InboundStatus,
+    ConnectorRecord, EntityChange, Fence, FileError, InboundCommit, InboundFile, InboundStatus,
     InboundWarning, SecretKind, Store, StoreError, SyncBranch, SyncLink, app_of_path,
 };
 use reposync_sync::{ReadChange, ReadCommit, UnrepresentableFile};
@@ -54,18 +54,22 @@ const PLANS: usize = 3;
 /// transaction. reposync's own changes can land between planning and applying; the store then
 /// refuses, and the commit is planned again against them. One that keeps meeting new changes
 /// is left as a conflict, to be read again later.
+///
+/// `fence` is the lease on the branch the commit was read under: the store refuses the commit
+/// once another replica holds the branch.
 pub async fn apply_commit(
     store: &Store,
     branch: &SyncBranch,
     commit: &ReadCommit,
+    fence: Option<&Fence>,
 ) -> Result<(), StoreError> {
     for _ in 1..PLANS {
-        match apply_planned(store, branch, commit).await {
+        match apply_planned(store, branch, commit, fence).await {
             Err(StoreError::Conflict { .. }) => continue,
             other => return other,
         }
     }
-    apply_planned(store, branch, commit).await
+    apply_planned(store, branch, commit, fence).await
 }
 
 /// Plans one commit against the store as it is, and applies it.
@@ -73,6 +77,7 @@ async fn apply_planned(
     store: &Store,
     branch: &SyncBranch,
     commit: &ReadCommit,
+    fence: Option<&Fence>,
 ) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     let mut record = InboundCommit {
@@ -94,7 +99,7 @@ async fn apply_planned(
     {
         record.status = InboundStatus::Ours;
         record.changesets = commit.changeset_ids();
-        store.apply_from_git(&[], &record).await?;
+        store.apply_from_git(&[], &record, fence).await?;
         tracing::debug!(commit = %commit.commit, "our own commit came back; not applied");
         return Ok(());
     }
@@ -328,7 +333,7 @@ async fn apply_planned(
         (false, false) => InboundStatus::Partial,
     };
     record.fixed = applied;
-    let outcomes = store.apply_from_git(&changes, &record).await?;
+    let outcomes = store.apply_from_git(&changes, &record, fence).await?;
     tracing::info!(
         commit = %commit.commit,
         branch = %branch.branch,

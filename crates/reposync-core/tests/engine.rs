@@ -22,7 +22,8 @@ use reposync_core::tree::{TreeEdit, TreeOutcome, apply_edit};
 use reposync_model::{AttemptId, ConnectorDraft, GitConnector, ObjectId, SecretName, TaskId};
 use reposync_secrets::MasterKey;
 use reposync_store::{
-    ChangesetStatus, ConnectorRecord, NewSyncLink, SecretKind, Store, SyncBranch, WebhookChange,
+    ChangesetStatus, ConnectorRecord, Fence, NewSyncLink, SecretKind, Store, SyncBranch,
+    WebhookChange,
 };
 use reposync_store::{ReadKind, TaskStatus};
 use reposync_sync::{DispatchFailure, Inbound, Inbox, JobAnswer, ReadCommit};
@@ -72,8 +73,13 @@ impl Inbound for Scripted {
         })
     }
 
-    async fn apply(&self, branch: &SyncBranch, commit: &ReadCommit) -> Result<(), String> {
-        reposync_core::inbound::apply_commit(&self.store, branch, commit)
+    async fn apply(
+        &self,
+        branch: &SyncBranch,
+        commit: &ReadCommit,
+        fence: Option<&Fence>,
+    ) -> Result<(), String> {
+        reposync_core::inbound::apply_commit(&self.store, branch, commit, fence)
             .await
             .map_err(|e| e.to_string())
     }

@@ -14,6 +14,11 @@ use crate::state::AppState;
 use reposync_core::tokens::new_token;
 use reposync_core::users;
 
+/// The file in the data directory naming the replica this server is, when several share one
+/// database: the same across restarts, so that a restarted server takes its own branches up
+/// again at once instead of waiting for their leases to run out.
+pub const REPLICA_FILE_NAME: &str = "replica-id";
+
 /// The file in the data directory holding the admin token, for the local CLI.
 pub const TOKEN_FILE_NAME: &str = "admin.token";
 
@@ -107,6 +112,15 @@ pub enum BootstrapError {
     Reset(String),
     #[error("cannot create the first admin user: {0}")]
     FirstAdmin(String),
+    #[error(
+        "replica {id} (kept in {}) is running on {host} too: a data directory was copied whole. Give this server a data directory of its own, or delete that file to make it a new replica",
+        file.display()
+    )]
+    ReplicaTwice {
+        id: String,
+        file: PathBuf,
+        host: String,
+    },
     #[error("cannot write the admin token file {path}: {source}")]
     TokenFile {
         path: PathBuf,
@@ -132,7 +146,18 @@ pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapEr
         .database_url
         .clone()
         .unwrap_or_else(|| Store::sqlite_url(data_dir));
-    let store = Store::open(&url, master).await?;
+    let replica_file = data_dir.join(REPLICA_FILE_NAME);
+    let replica = replica_id(&replica_file)?;
+    let store = Store::open(&url, master).await?.as_replica(replica.clone());
+    let hostname = config.hostname.clone().unwrap_or_default();
+    if let Some(host) = store.replica_running_elsewhere(&hostname).await? {
+        return Err(BootstrapError::ReplicaTwice {
+            id: replica.to_string(),
+            file: replica_file,
+            host,
+        });
+    }
+    store.register_replica(&hostname).await?;
     let token_file = data_dir.join(TOKEN_FILE_NAME);
     // The first start makes the first admin user, with the token the local CLI reads. An
     // installation from before users had its shared token made that user's by a migration.
@@ -141,11 +166,19 @@ pub async fn bootstrap(config: ServerConfig) -> Result<Bootstrapped, BootstrapEr
         // The file first: if the insert fails, the next start tries again; the other way
         // round, a crash between the two would leave a token nobody can ever see.
         write_token_file(&token_file, &token)?;
-        if let Err(error) = users::create_first_admin(&store, &token).await {
-            let _ = fs::remove_file(&token_file);
-            return Err(BootstrapError::FirstAdmin(error.to_string()));
+        match users::create_first_admin(&store, &token).await {
+            Ok(_) => Some(token),
+            // Another replica sharing the database made the first admin meanwhile; its
+            // token is the one printed, by that replica.
+            Err(_) if store.count_users().await? > 0 => {
+                let _ = fs::remove_file(&token_file);
+                None
+            }
+            Err(error) => {
+                let _ = fs::remove_file(&token_file);
+                return Err(BootstrapError::FirstAdmin(error.to_string()));
+            }
         }
-        Some(token)
     } else {
         None
     };
@@ -224,6 +257,37 @@ fn create_data_dir(data_dir: &Path) -> Result<(), BootstrapError> {
             path: data_dir.to_owned(),
             source,
         })
+}
+
+/// The replica id kept in `path`, made (a random one) on the first start.
+fn replica_id(path: &Path) -> Result<reposync_store::ReplicaId, BootstrapError> {
+    let error = |source| BootstrapError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    match fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => {
+            return Ok(reposync_store::ReplicaId::new(text.trim()));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(error(e)),
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    // Written whole or not at all: a crash mid-write leaves no half id.
+    let partial = path.with_extension("new");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(error)?;
+    file.write_all(format!("{id}\n").as_bytes())
+        .map_err(error)?;
+    file.sync_all().map_err(error)?;
+    fs::rename(&partial, path).map_err(error)?;
+    Ok(reposync_store::ReplicaId::new(id))
 }
 
 fn write_token_file(path: &Path, token: &str) -> Result<(), BootstrapError> {

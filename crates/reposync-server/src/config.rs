@@ -32,6 +32,9 @@ pub struct ServerConfig {
     /// How long a remote delegate's claim holds a task without a heartbeat; its heartbeats
     /// (every sixth of this) extend it, so a delegate that dies loses its tasks this soon.
     pub delegate_lease: std::time::Duration,
+    /// How long a replica's lease on a synced branch lasts unless renewed (every third of
+    /// it): another replica takes the branch's work over this soon after one dies.
+    pub branch_lease: std::time::Duration,
     /// This machine's host name, a selector of the built-in delegate.
     pub hostname: Option<String>,
     /// How fast each webhook URL token may deliver; `None` for no limit.
@@ -90,6 +93,7 @@ impl ServerConfig {
             max_webhook_bytes: 1024 * 1024,
             poll_interval: std::time::Duration::from_secs(5 * 60),
             delegate_lease: std::time::Duration::from_secs(30),
+            branch_lease: reposync_sync::DEFAULT_BRANCH_LEASE,
             hostname: None,
             webhook_rate_limit: Some(RateLimit::DEFAULT),
             delivery_log: DeliveryLog {

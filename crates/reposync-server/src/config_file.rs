@@ -26,6 +26,7 @@ pub struct ConfigFile {
     pub database_url: Option<String>,
     pub poll_interval_seconds: Option<u64>,
     pub delegate_lease_seconds: Option<u64>,
+    pub branch_lease_seconds: Option<u64>,
     pub history_retention_days: Option<u32>,
     pub audit_retention_days: Option<u32>,
     #[serde(default)]
@@ -204,6 +205,7 @@ impl std::fmt::Debug for ConfigFile {
             .field("database_url", &redacted(self.database_url.as_ref()))
             .field("poll_interval_seconds", &self.poll_interval_seconds)
             .field("delegate_lease_seconds", &self.delegate_lease_seconds)
+            .field("branch_lease_seconds", &self.branch_lease_seconds)
             .field("history_retention_days", &self.history_retention_days)
             .field("audit_retention_days", &self.audit_retention_days)
             .field("tls", &self.tls)

@@ -86,30 +86,43 @@ where
             Box::pin(async move { delegate.run(stop).await }),
         );
     }
-    // Attempts cut off by a previous stop are planned again; their tasks have nobody waiting
-    // for them.
-    if let Err(error) = state.store.interrupt_attempts().await {
-        tracing::warn!(%error, "cannot reset interrupted sync attempts");
-    }
-    let abandoned = reposync_api::TaskFailure::new(
-        reposync_api::FailureCode::Interrupted,
-        "the server restarted; the work is planned again",
-    )
-    .to_value()
-    .to_string();
-    if let Err(error) = state
-        .store
-        .abandon_tasks(reposync_api::TaskKind::Sync.as_str(), &abandoned)
-        .await
-    {
-        tracing::warn!(%error, "cannot abandon old sync tasks");
-    }
+    take_up_cut_off_work(&state).await;
     local_tasks::resume(&state).await;
+    // Other replicas' signals (PostgreSQL only): their tasks queued and finished, their
+    // changesets, their delegates.
+    let (signals, stop) = (state.store.signals().clone(), stopped());
+    if signals.shared() {
+        spawn(
+            "replica signals",
+            Box::pin(async move { signals.listen(stop).await }),
+        );
+        let (hub, stop) = (state.tasks.clone(), stopped());
+        spawn(
+            "delegate presence",
+            Box::pin(async move { hub.run_presence_publisher(stop).await }),
+        );
+    }
+    // This replica's heartbeat, and the local tasks of replicas that are gone.
+    let (replica, stop) = (state.clone(), stopped());
+    spawn(
+        "replica heartbeat",
+        Box::pin(async move { local_tasks::run_replica_heartbeat(&replica, stop).await }),
+    );
+    // The branches this replica works on: one lease each, shared by its outbox and inbox.
+    let leases = reposync_sync::BranchLeases::new(state.store.clone(), state.config.branch_lease);
+    let (renewals, stop) = (std::sync::Arc::clone(&leases), stopped());
+    spawn(
+        "branch leases",
+        Box::pin(async move { renewals.run(stop).await }),
+    );
     // reposync -> Git: waiting changesets become commits.
-    let outbox = std::sync::Arc::new(reposync_sync::Outbox::new(
-        state.store.clone(),
-        std::sync::Arc::new(state.tasks.clone()),
-    ));
+    let outbox = std::sync::Arc::new(
+        reposync_sync::Outbox::new(
+            state.store.clone(),
+            std::sync::Arc::new(state.tasks.clone()),
+        )
+        .with_leases(std::sync::Arc::clone(&leases)),
+    );
     let stop = stopped();
     spawn("outbox", Box::pin(async move { outbox.run(stop).await }));
     // Git -> reposync: branches whose head a webhook (or the poller) announced.
@@ -118,7 +131,8 @@ where
             state.store.clone(),
             std::sync::Arc::new(state.tasks.clone()),
         )
-        .poll_every(Some(state.config.poll_interval)),
+        .poll_every(Some(state.config.poll_interval))
+        .with_leases(leases),
     );
     let stop = stopped();
     spawn("inbox", Box::pin(async move { inbox.run(stop).await }));
@@ -169,8 +183,49 @@ where
     for task in background {
         let _ = task.await;
     }
+    // The other replicas take this one's branches and delegates up at once.
+    if let Err(error) = state.store.leave_replica().await {
+        tracing::warn!(%error, "cannot hand this server's branches over; the other servers take them when their leases run out");
+    }
     state.store.close().await;
     result
+}
+
+/// Takes up the work a previous stop or crash of this server cut off. With the embedded
+/// database this server is the only one (the data directory's lock says so): every commit
+/// attempt left running was cut off, and every sync task left has nobody waiting for it.
+/// With a shared database only this replica's own are: those of the branches it held, whose
+/// leases it lets go to take them again; other replicas' work goes on, and a dead replica's
+/// branches are taken over when their leases run out.
+async fn take_up_cut_off_work(state: &AppState) {
+    if state.store.backend() == reposync_store::Backend::Sqlite {
+        if let Err(error) = state.store.interrupt_attempts().await {
+            tracing::warn!(%error, "cannot reset interrupted sync attempts");
+        }
+        let abandoned = reposync_api::TaskFailure::new(
+            reposync_api::FailureCode::Interrupted,
+            "the server restarted; the work is planned again",
+        )
+        .to_value()
+        .to_string();
+        if let Err(error) = state
+            .store
+            .abandon_tasks(reposync_api::TaskKind::Sync.as_str(), &abandoned)
+            .await
+        {
+            tracing::warn!(%error, "cannot abandon old sync tasks");
+        }
+    }
+    match state.store.recover_replica().await {
+        Ok(0) => {}
+        Ok(interrupted) => {
+            tracing::info!(
+                interrupted,
+                "planning again the commit attempts this server's last run cut off"
+            );
+        }
+        Err(error) => tracing::warn!(%error, "cannot take up this server's cut-off work"),
+    }
 }
 
 /// Prunes the history and audit events past their `ages` at start and then every hour, and

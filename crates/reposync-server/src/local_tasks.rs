@@ -3,7 +3,7 @@
 use reposync_api::TaskKind;
 use reposync_core::links;
 use reposync_model::EntityName;
-use reposync_store::TaskRecord;
+use reposync_store::{REPLICA_GONE_AFTER, TaskRecord};
 
 use crate::state::AppState;
 
@@ -33,9 +33,15 @@ fn spawn_enable_after(state: &AppState, task: TaskRecord, wait_for: Option<Vec<S
 /// Takes up the local tasks a stop or a crash cut off: each is work not done (its effects and
 /// its end are one transaction), so it runs again from the start.
 pub async fn resume(state: &AppState) {
+    take_up(state, true).await;
+}
+
+/// Runs the enable tasks nobody runs any more: at a start, this replica's own; later, those
+/// of replicas that are gone.
+async fn take_up(state: &AppState, at_start: bool) {
     match state
         .store
-        .running_local_tasks(TaskKind::EnableSync.as_str())
+        .take_up_local_tasks(TaskKind::EnableSync.as_str(), at_start)
         .await
     {
         Ok(tasks) => {
@@ -46,6 +52,27 @@ pub async fn resume(state: &AppState) {
             }
         }
         Err(error) => tracing::warn!(%error, "cannot read the interrupted enable tasks"),
+    }
+}
+
+/// Says this replica is alive every third of [`REPLICA_GONE_AFTER`], and takes up the local
+/// tasks of replicas that are not, until `stop`.
+pub async fn run_replica_heartbeat(state: &AppState, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut every = tokio::time::interval(REPLICA_GONE_AFTER / 3);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = every.tick() => {}
+        }
+        if let Err(error) = state.store.replica_heartbeat().await {
+            tracing::warn!(%error, "cannot tell the other replicas this one is alive");
+            continue;
+        }
+        if state.store.signals().shared() {
+            take_up(state, false).await;
+        }
     }
 }
 

@@ -262,7 +262,7 @@ impl Store {
         running: &[TaskId],
         lease_ms: i64,
     ) -> Result<Vec<TaskId>, StoreError> {
-        let until = self.now().saturating_add(lease_ms);
+        let until = self.lease_now().await?.saturating_add(lease_ms);
         let mut lost = Vec::new();
         for id in running {
             let extended = sqlx::query(

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use reposync_model::connector_yaml;
 use reposync_model::{EntityName, LinkId, Person, TaskId};
 
+use crate::cluster::{Fence, check_fence};
 use crate::error::StoreError;
 use crate::gate::{Read, WriteTx};
 use crate::inbound::commits::{
@@ -30,7 +31,8 @@ enum BatchOrigin<'a> {
         dry_run: bool,
         by: Option<&'a Person>,
     },
-    Git(&'a InboundCommit),
+    /// A commit read from Git, applied under the branch's lease when one is named.
+    Git(&'a InboundCommit, Option<&'a Fence>),
     /// Enabling sync: the links of the set, with ids `.0` in the set's order, are created in
     /// the batch's transaction.
     Enable(&'a [LinkId], &'a EnablingSet<'a>),
@@ -209,8 +211,10 @@ impl Store {
         &self,
         changes: &[EntityChange],
         inbound: &InboundCommit,
+        fence: Option<&Fence>,
     ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
-        self.apply_batch(changes, BatchOrigin::Git(inbound)).await
+        self.apply_batch(changes, BatchOrigin::Git(inbound, fence))
+            .await
     }
 
     /// Enables sync as [`Enabling`] describes, in one transaction. If anything fails (the
@@ -274,7 +278,10 @@ impl Store {
     ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
         let batch = BatchPaths::of(changes)?;
         let mut tx = self.begin_write().await?;
-        if let BatchOrigin::Git(inbound) = origin {
+        if let BatchOrigin::Git(inbound, fence) = origin {
+            if let Some(fence) = fence {
+                check_fence(&mut tx, self, fence).await?;
+            }
             let pending = pending_paths(&mut tx, &inbound.branch_id).await?;
             if let Some(path) = batch
                 .put
@@ -522,7 +529,7 @@ impl Store {
                     self.outbox_changed();
                 }
             }
-            BatchOrigin::Git(inbound) => {
+            BatchOrigin::Git(inbound, _) => {
                 let requeued = record_inbound(&mut tx, inbound, now).await?;
                 tx.commit().await?;
                 if requeued > 0 {

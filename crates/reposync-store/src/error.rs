@@ -25,6 +25,9 @@ pub enum StoreError {
         /// Who holds it, for the message (`delegate token "fleet"`).
         holder: String,
     },
+    /// A write for a branch by a replica that no longer holds the branch's lease.
+    #[error("this server no longer holds the lease on branch {branch}; another server works on it")]
+    Fenced { branch: String },
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("cannot decrypt a stored secret: {0}")]
@@ -38,6 +41,37 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached at all (refused, cut off, no connection
+    /// free in time), as opposed to refusing what was asked: the request may succeed later
+    /// unchanged.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        ) || self.is_admin_shutdown()
+    }
+
+    /// PostgreSQL ended the session (`57P01` admin shutdown, `57P02` crash shutdown, `57P03`
+    /// cannot connect now): the server is stopping or starting.
+    fn is_admin_shutdown(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03")))
+    }
+
+    /// A transaction the database gave up on so that another could go on (`40001`
+    /// serialisation failure, `40P01` deadlock): running it again is the cure.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+    }
+
     pub(crate) fn from_unique_violation(
         err: sqlx::Error,
         what: &'static str,

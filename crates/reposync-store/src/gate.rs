@@ -58,6 +58,45 @@ impl Backend {
         }
     }
 
+    /// What a `SELECT` adds to lock the rows it reads until the transaction ends, so that
+    /// a concurrent writer of the same rows waits: PostgreSQL's `FOR UPDATE`. SQLite needs
+    /// nothing: a write transaction there holds the whole database.
+    pub(crate) fn lock_for_update(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Like [`Backend::lock_for_update`], but other readers that lock for share still read:
+    /// PostgreSQL's `FOR SHARE`.
+    pub(crate) fn lock_for_share(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR SHARE",
+        }
+    }
+
+    /// What a `SELECT` of queued work adds so that concurrent claimers skip the rows another
+    /// one is claiming instead of queuing behind it: PostgreSQL's `FOR UPDATE SKIP LOCKED`.
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// The database's own clock in milliseconds since the Unix epoch, as a query; `None`
+    /// for SQLite, whose clock is the machine's, the one server's own.
+    pub(crate) fn clock_query(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                Some("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS now")
+            }
+        }
+    }
+
     /// The SQL expression for the 1-based position of `needle` in `haystack`, 0 when absent:
     /// SQLite's `instr`, PostgreSQL's `strpos`, each missing from the other.
     pub(crate) fn position(self, haystack: &str, needle: &str) -> String {
@@ -112,6 +151,16 @@ impl Database {
         &self,
     ) -> Result<sqlx::pool::PoolConnection<Any>, sqlx::Error> {
         self.pool.acquire().await
+    }
+
+    /// Sends `payload` on PostgreSQL's notification `channel` to every session listening.
+    pub(crate) async fn notify(&self, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Closes every connection, waiting for running queries.

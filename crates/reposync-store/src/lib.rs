@@ -26,6 +26,7 @@
 mod audit;
 mod backup;
 mod clock;
+mod cluster;
 mod connectors;
 mod delegates;
 mod entities;
@@ -36,6 +37,7 @@ mod records;
 mod retention;
 mod rows;
 mod secrets;
+mod signals;
 mod store;
 mod sync;
 mod tasks;
@@ -47,6 +49,7 @@ pub use audit::{
 };
 pub use backup::{BackupDone, DATABASE_FILE, backup_sqlite, restore_sqlite};
 pub use clock::{Clock, ManualClock, SystemClock, now_millis};
+pub use cluster::{DelegatePresence, Fence, REPLICA_GONE_AFTER, ReplicaId};
 pub use delegates::{DelegateRecord, DelegateTokenRecord, NewDelegate};
 pub use entities::{
     Enabling, EnablingResult, EnablingSet, EnablingSetResult, EnablingSetTask, EnablingTask,
@@ -64,6 +67,7 @@ pub use records::{
 };
 pub use retention::{HistoryPruned, RetentionAges};
 pub use secrets::{SecretKind, SecretRecord, SshKeyInfo};
+pub use signals::{Signal, Signals};
 pub use store::Store;
 pub use sync::{
     AttemptEnd, AttemptRecord, BranchRead, CONNECTION_FAILED, ChangesetRecord, ChangesetStatus,

@@ -12,8 +12,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row as _};
 
 use crate::clock::{Clock, SystemClock};
+use crate::cluster::ReplicaId;
 use crate::error::StoreError;
 use crate::gate::{Backend, Database, Read, WriteTx};
+use crate::signals::{Signal, Signals};
 
 pub(crate) static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 pub(crate) static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
@@ -28,13 +30,16 @@ const POSTGRES_MIN_VERSION: i64 = 130_000;
 pub struct Store {
     pub(crate) db: Database,
     pub(crate) master: Arc<MasterKey>,
-    /// Woken after a transaction that put changesets in the outbox.
-    outbox: Arc<tokio::sync::Notify>,
-    /// Woken after a branch head was queued for reading (Git → reposync).
-    inbox: Arc<tokio::sync::Notify>,
     /// Where the store's own decisions (leases, claims' preference windows, timestamps) read
     /// the time: the wall clock, or a test's [`ManualClock`](crate::ManualClock).
     clock: Arc<dyn Clock>,
+    /// Whether leases and expiries read the database's clock: on PostgreSQL, unless a test
+    /// gave the store a clock of its own.
+    database_clock: bool,
+    /// Which replica this process is, when several servers share the database.
+    replica: ReplicaId,
+    /// Wakes the workers and waiters of every replica (see [`Signals`]).
+    signals: Signals,
 }
 
 impl std::fmt::Debug for Store {
@@ -63,13 +68,65 @@ impl Store {
             Backend::Sqlite => open_sqlite(options).await?,
             Backend::Postgres => open_postgres(options).await?,
         };
+        let db = Database::new(pool, backend);
         Ok(Store {
-            db: Database::new(pool, backend),
+            signals: Signals::new(&db, url),
+            db,
             master: Arc::new(master),
-            outbox: Arc::new(tokio::sync::Notify::new()),
-            inbox: Arc::new(tokio::sync::Notify::new()),
             clock: Arc::new(SystemClock),
+            database_clock: backend == Backend::Postgres,
+            replica: ReplicaId::new("local"),
         })
+    }
+
+    /// The same store acting as replica `replica` (leases, presence and local tasks are
+    /// recorded under its name).
+    pub fn as_replica(mut self, replica: ReplicaId) -> Store {
+        self.replica = replica;
+        self
+    }
+
+    /// The replica this process is.
+    pub fn replica(&self) -> &ReplicaId {
+        &self.replica
+    }
+
+    /// The signals that wake this replica's workers and waiters, from any replica.
+    pub fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    /// Now, for leases and expiries that several replicas compare: the database's clock on
+    /// PostgreSQL, the store's own otherwise.
+    pub(crate) async fn lease_now(&self) -> Result<i64, StoreError> {
+        match self
+            .db
+            .backend()
+            .clock_query()
+            .filter(|_| self.database_clock)
+        {
+            Some(query) => Ok(sqlx::query(query)
+                .read_one(&self.db)
+                .await?
+                .try_get::<i64, _>("now")?),
+            None => Ok(self.now()),
+        }
+    }
+
+    /// [`Store::lease_now`] inside a transaction.
+    pub(crate) async fn lease_now_in(&self, tx: &mut WriteTx) -> Result<i64, StoreError> {
+        match self
+            .db
+            .backend()
+            .clock_query()
+            .filter(|_| self.database_clock)
+        {
+            Some(query) => Ok(sqlx::query(query)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get::<i64, _>("now")?),
+            None => Ok(self.now()),
+        }
     }
 
     /// The database this store runs on.
@@ -81,6 +138,7 @@ impl Store {
     /// sleeping past leases and preference windows.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Store {
         self.clock = clock;
+        self.database_clock = false;
         self
     }
 
@@ -99,25 +157,25 @@ impl Store {
         Ok(self.db.begin_write().await?)
     }
 
-    /// Wakes whoever waits for changesets (the sync worker).
+    /// Wakes whoever waits for changesets (the sync worker), on every replica.
     pub(crate) fn outbox_changed(&self) {
-        self.outbox.notify_one();
+        self.signals.publish(Signal::Outbox);
     }
 
     /// The signal the sync worker waits on: notified after changesets are written. A
     /// notification sent while nobody waits is kept for the next wait, so none is lost.
     pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
-        Arc::clone(&self.outbox)
+        self.signals.outbox()
     }
 
-    /// Wakes the Git → reposync worker.
+    /// Wakes the Git → reposync worker, on every replica.
     pub(crate) fn inbox_changed(&self) {
-        self.inbox.notify_one();
+        self.signals.publish(Signal::Inbox);
     }
 
     /// The signal the Git → reposync worker waits on: notified after a branch head is queued.
     pub fn inbox_signal(&self) -> Arc<tokio::sync::Notify> {
-        Arc::clone(&self.inbox)
+        self.signals.inbox()
     }
 
     /// Checks that the database answers.

@@ -65,7 +65,7 @@ pub struct NewTask {
 ///
 /// This is the one definition of "qualifies": the claim, the hub's check that a connected
 /// delegate can take a task at all, and its choice of a preferred delegate all use it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Eligibility {
     /// The delegate's selectors, normalised (its name and host name among them where they
     /// count).
@@ -174,7 +174,7 @@ impl Store {
 
     /// Records work the server runs itself (enabling sync) as a task that is already
     /// running: no delegate claims it (it is not queued) and no lease expires it (it has none).
-    /// The work ends it, or after a crash [`Store::running_local_tasks`] finds it again.
+    /// The work ends it, or after a crash [`Store::take_up_local_tasks`] finds it again.
     pub async fn start_local_task(
         &self,
         kind: &str,
@@ -183,21 +183,21 @@ impl Store {
         let id: TaskId = new_id();
         let now = self.now();
         sqlx::query(
-            "INSERT INTO tasks (id, kind, payload, selectors, status, attempts, max_attempts, created_at, started_at)
-             VALUES ($1, $2, $3, '[]', 'running', 1, 1, $4, $5)",
+            "INSERT INTO tasks (id, kind, payload, selectors, status, attempts, max_attempts, created_at, started_at, replica)
+             VALUES ($1, $2, $3, '[]', 'running', 1, 1, $4, $5, $6)",
         )
         .bind(id.as_str())
         .bind(kind)
         .bind(payload)
         .bind(now)
         .bind(now)
+        .bind(self.replica().as_str())
         .write(&self.db)
         .await?;
         self.get_task(&id).await
     }
 
-    /// The local tasks of `kind` still running, oldest first: at a start, the work a stop
-    /// or a crash cut off.
+    /// The local tasks of `kind` still running, oldest first, whoever runs them.
     pub async fn running_local_tasks(&self, kind: &str) -> Result<Vec<TaskRecord>, StoreError> {
         sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE kind = $1 AND status = 'running' AND delegate IS NULL ORDER BY created_at, id"
@@ -208,6 +208,52 @@ impl Store {
         .iter()
         .map(task_from_row)
         .collect()
+    }
+
+    /// The local tasks of `kind` that nobody runs any more, oldest first, now this
+    /// replica's to run again: at a start, the ones its own stop or crash cut off (and any
+    /// from before replicas were recorded); at any time, those of replicas that are gone.
+    /// Each is taken by a conditional update, so two replicas never take up the same one.
+    pub async fn take_up_local_tasks(
+        &self,
+        kind: &str,
+        at_start: bool,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        let me = self.replica().as_str().to_owned();
+        let gone = self.gone_replicas().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS}, COALESCE(replica, '') AS runner FROM tasks
+             WHERE kind = $1 AND status = 'running' AND delegate IS NULL ORDER BY created_at, id"
+        ))
+        .bind(kind)
+        .read_all(&self.db)
+        .await?;
+        let mut taken = Vec::new();
+        for row in &rows {
+            // '' is a task recorded before replicas were.
+            let runner: String = row.try_get("runner")?;
+            let orphaned = if runner.is_empty() || runner == me {
+                at_start
+            } else {
+                gone.contains(&runner)
+            };
+            if !orphaned {
+                continue;
+            }
+            let task = task_from_row(row)?;
+            let done = sqlx::query(
+                "UPDATE tasks SET replica = $1 WHERE id = $2 AND status = 'running' AND COALESCE(replica, '') = $3",
+            )
+            .bind(&me)
+            .bind(task.id.as_str())
+            .bind(&runner)
+            .write(&self.db)
+            .await?;
+            if done.rows_affected() == 1 {
+                taken.push(task);
+            }
+        }
+        Ok(taken)
     }
 
     /// Ends a local task with its result. `Ok(None)` when it had already ended.
@@ -281,13 +327,17 @@ impl Store {
                 continue;
             }
             let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-            let claimed = sqlx::query(
+            // On PostgreSQL a row another claimer is taking is skipped rather than waited
+            // for: it would not be queued any more when that claimer commits.
+            let claimed = sqlx::query(&format!(
                 "UPDATE tasks SET status = 'running', delegate = $1, lease_expires_at = $2,
                         attempts = attempts + 1, started_at = $3
-                 WHERE id = $4 AND status = 'queued'",
-            )
+                 WHERE id = $4 AND status = 'queued'
+                     AND id IN (SELECT id FROM tasks WHERE id = $4{})",
+                self.db.backend().skip_locked()
+            ))
             .bind(delegate)
-            .bind(now.saturating_add(lease_ms))
+            .bind(self.lease_now().await?.saturating_add(lease_ms))
             .bind(now)
             .bind(id.as_str())
             .write(&self.db)
@@ -424,7 +474,7 @@ impl Store {
     /// Returns running tasks whose lease ran out to the queue, or fails them with
     /// `expired_result` once they have used all their attempts. Returns how many changed.
     pub async fn expire_leases(&self, expired_result: &str) -> Result<u64, StoreError> {
-        let now = self.now();
+        let now = self.lease_now().await?;
         let requeued = sqlx::query(
             "UPDATE tasks SET status = 'queued', delegate = NULL, lease_expires_at = NULL
              WHERE status = 'running' AND lease_expires_at < $1 AND attempts < max_attempts",

@@ -1,7 +1,7 @@
 //! The inbox worker (Git → reposync): branches with a newly announced head are read commit by
 //! commit, and each commit is applied, in order, one at a time per branch.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -10,10 +10,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reposync_api::{CommitRead, SyncJobResult, UnrepresentableRead};
-use reposync_model::{ChangesetId, ObjectId, PathProblem};
-use reposync_store::{Store, StoreError, SyncBranch, now_millis};
+use reposync_model::{BranchId, ChangesetId, ObjectId, PathProblem};
+use reposync_store::{Fence, Store, StoreError, SyncBranch, now_millis};
 
-use crate::outbox::{DispatchFailure, JobAnswer, result_commit};
+use crate::leases::{BranchLeases, DEFAULT_BRANCH_LEASE};
+use crate::outbox::{DispatchFailure, JobAnswer, Worked, result_commit};
 use crate::pacing::{Backoff, gather_burst};
 use crate::reads::read_of;
 
@@ -93,7 +94,14 @@ pub trait Inbound: Send + Sync {
 
     /// Applies one commit to the tree and records it (its errors, the branch's position) in
     /// the same transaction.
-    async fn apply(&self, branch: &SyncBranch, commit: &ReadCommit) -> Result<(), String>;
+    /// `fence` is the lease the read was made under; the store refuses the commit once
+    /// another replica holds the branch.
+    async fn apply(
+        &self,
+        branch: &SyncBranch,
+        commit: &ReadCommit,
+        fence: Option<&Fence>,
+    ) -> Result<(), String>;
 
     /// Where the branch points now (`git ls-remote` on a delegate), for the poller.
     async fn read_head(&self, branch: &SyncBranch) -> Result<Option<ObjectId>, DispatchFailure>;
@@ -108,7 +116,16 @@ pub struct Inbox {
     poll_every: Option<Duration>,
     backoff: Backoff,
     busy: Arc<Mutex<HashSet<String>>>,
+    /// The branches this replica works on.
+    leases: Arc<BranchLeases>,
+    /// Branches another replica held when last looked at, and when: looked at again after
+    /// [`LOOK_AGAIN`], not at every wake-up.
+    elsewhere: Mutex<HashMap<BranchId, tokio::time::Instant>>,
 }
+
+/// How long a branch another replica works on is left alone before this replica tries its
+/// lease again (that replica may have died meanwhile).
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Inbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,11 +137,43 @@ impl Inbox {
     pub fn new(store: Store, inbound: Arc<dyn Inbound>) -> Inbox {
         Inbox {
             backoff: Backoff::new(BACKOFF_FIRST, BACKOFF_LAST, store.clock()),
+            leases: BranchLeases::new(store.clone(), DEFAULT_BRANCH_LEASE),
             store,
             inbound,
             poll_every: None,
             busy: Arc::default(),
+            elsewhere: Mutex::default(),
         }
+    }
+
+    /// Works on the branches `leases` holds, shared with this replica's outbox.
+    pub fn with_leases(mut self, leases: Arc<BranchLeases>) -> Inbox {
+        self.leases = leases;
+        self
+    }
+
+    /// The lease on `branch`, or `None` (remembered for [`LOOK_AGAIN`]) while another replica
+    /// holds it and so does its work.
+    async fn hold(&self, branch: &SyncBranch) -> Result<Option<Fence>, String> {
+        let fence = self
+            .leases
+            .hold(&branch.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if fence.is_none() {
+            self.elsewhere
+                .lock()
+                .insert(branch.id.clone(), tokio::time::Instant::now());
+        }
+        Ok(fence)
+    }
+
+    /// Whether another replica held `branch` a moment ago.
+    fn recently_elsewhere(&self, branch: &BranchId) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut elsewhere = self.elsewhere.lock();
+        elsewhere.retain(|_, since| now.duration_since(*since) < LOOK_AGAIN);
+        elsewhere.contains_key(branch)
     }
 
     /// Polls every branch this often (`ls-remote` through a delegate), and reads it when its
@@ -159,9 +208,10 @@ impl Inbox {
                 let inbox = Arc::clone(&self);
                 let signal = Arc::clone(&signal);
                 reads.spawn(async move {
-                    inbox.read_and_release(&branch).await;
-                    // A head may have been announced while this branch was busy.
-                    signal.notify_one();
+                    if inbox.read_and_release(&branch).await == Worked::Here {
+                        // A head may have been announced while this branch was busy.
+                        signal.notify_one();
+                    }
                 });
             }
             for branch in self.due_polls().await {
@@ -196,6 +246,10 @@ impl Inbox {
                 return Vec::new();
             }
         };
+        let due: Vec<SyncBranch> = due
+            .into_iter()
+            .filter(|b| !self.recently_elsewhere(&b.id))
+            .collect();
         let mut busy = self.busy.lock();
         due.into_iter()
             .filter(|b| busy.insert(format!("poll:{}", b.id)))
@@ -204,6 +258,19 @@ impl Inbox {
 
     /// Asks where a branch points, and queues a read if it moved.
     pub async fn poll(&self, branch: &SyncBranch) {
+        // Polls are shared out like the rest of a branch's work: by its lease.
+        match self.hold(branch).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                self.busy.lock().remove(&format!("poll:{}", branch.id));
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(branch = %branch.branch, error, "cannot take the branch's lease to poll it");
+                self.busy.lock().remove(&format!("poll:{}", branch.id));
+                return;
+            }
+        }
         match self.inbound.read_head(branch).await {
             Ok(head) => match self.store.record_poll(&branch.id, head.as_ref()).await {
                 Ok(true) => {
@@ -226,6 +293,10 @@ impl Inbox {
 
     async fn ready_branches(&self) -> Result<Vec<SyncBranch>, StoreError> {
         let wanted = self.store.wanted_branches().await?;
+        let wanted: Vec<SyncBranch> = wanted
+            .into_iter()
+            .filter(|b| !self.recently_elsewhere(&b.id))
+            .collect();
         let mut busy = self.busy.lock();
         Ok(wanted
             .into_iter()
@@ -234,22 +305,39 @@ impl Inbox {
             .collect())
     }
 
-    async fn read_and_release(&self, branch: &SyncBranch) {
+    async fn read_and_release(&self, branch: &SyncBranch) -> Worked {
         let span = tracing::info_span!("inbox", branch_id = %branch.id, branch = %branch.branch);
-        let result = tracing::Instrument::instrument(self.read_branch(branch), span).await;
+        let result = tracing::Instrument::instrument(self.read_held(branch), span).await;
+        let worked = match &result {
+            Ok(worked) => *worked,
+            Err(_) => Worked::Here,
+        };
         match &result {
-            Ok(()) => self.backoff.succeeded(branch.id.as_str()),
+            Ok(Worked::Elsewhere) => {}
+            Ok(Worked::Here) => self.backoff.succeeded(branch.id.as_str()),
             Err(message) => {
                 let delay = self.backoff.failed(branch.id.as_str());
                 tracing::warn!(branch = %branch.branch, message, retry_in_s = delay.as_secs(), "reading the branch failed; retried with back-off");
             }
         }
         self.busy.lock().remove(branch.id.as_str());
+        worked
+    }
+
+    /// Reads a branch under its lease, unless another replica holds it.
+    async fn read_held(&self, branch: &SyncBranch) -> Result<Worked, String> {
+        let Some(fence) = self.hold(branch).await? else {
+            return Ok(Worked::Elsewhere);
+        };
+        self.read_branch(branch, &fence)
+            .await
+            .map(|()| Worked::Here)
     }
 
     /// Reads a branch from its last processed commit to its head, applying every commit in
-    /// order; several rounds when the history is long.
-    async fn read_branch(&self, branch: &SyncBranch) -> Result<(), String> {
+    /// order; several rounds when the history is long. Every commit is applied under
+    /// `fence`.
+    async fn read_branch(&self, branch: &SyncBranch, fence: &Fence) -> Result<(), String> {
         let started = now_millis();
         let mut since = branch.processed_commit.clone();
         loop {
@@ -313,7 +401,7 @@ impl Inbox {
                         unrepresentable: unrepresentable_files(unrepresentable),
                         snapshot: true,
                     };
-                    self.inbound.apply(branch, &commit).await?;
+                    self.inbound.apply(branch, &commit, Some(fence)).await?;
                     break;
                 }
                 SyncJobResult::Commits {
@@ -321,7 +409,7 @@ impl Inbox {
                 } => {
                     for read in commits {
                         let commit = read_commit(read)?;
-                        self.inbound.apply(branch, &commit).await?;
+                        self.inbound.apply(branch, &commit, Some(fence)).await?;
                         since = Some(commit.commit);
                     }
                     if complete {

@@ -11,6 +11,7 @@
 //! ([`read_of`]), for `sync activity`.
 
 mod inbox;
+mod leases;
 mod measure;
 mod outbox;
 mod pacing;
@@ -18,6 +19,7 @@ mod plan;
 mod reads;
 
 pub use inbox::{Inbound, Inbox, ReadChange, ReadCommit, ReadFile, UnrepresentableFile};
+pub use leases::{BranchLeases, DEFAULT_BRANCH_LEASE};
 pub use measure::describe_metrics;
 pub use outbox::{ConnectionFailure, Dispatch, DispatchFailure, JobAnswer, Outbox, result_commit};
 pub use plan::differences;

@@ -11,10 +11,11 @@ use base64::engine::general_purpose::STANDARD;
 use reposync_api::{FailureCode, FileContent, LandedView, MadeBy, SyncJob, SyncJobResult};
 use reposync_model::{AttemptId, LinkId, ObjectId, TaskId};
 use reposync_store::{
-    AttemptEnd, ConflictRecord, FileChangeRecord, Landed, StartedAttempt, Store, StoreError,
+    AttemptEnd, ConflictRecord, Fence, FileChangeRecord, Landed, StartedAttempt, Store, StoreError,
     SyncLink,
 };
 
+use crate::leases::{BranchLeases, DEFAULT_BRANCH_LEASE};
 use crate::pacing::{Backoff, gather_burst};
 
 /// Runs sync jobs on delegates.
@@ -91,6 +92,15 @@ pub fn result_commit(field: &str, text: &str) -> Result<ObjectId, DispatchFailur
     })
 }
 
+/// Where a link's work was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Worked {
+    /// By this replica (or there was nothing to do).
+    Here,
+    /// By another replica, which holds the lease on the link's branch.
+    Elsewhere,
+}
+
 /// How many times a delegate re-fetches and retries a push the remote raced.
 const PUSH_ATTEMPTS: u32 = 5;
 /// A burst of changes is gathered until it has been quiet this long…
@@ -107,7 +117,16 @@ pub struct Outbox {
     dispatch: Arc<dyn Dispatch>,
     backoff: Backoff,
     busy: Arc<Mutex<HashSet<LinkId>>>,
+    /// The branches this replica works on.
+    leases: Arc<BranchLeases>,
+    /// Links whose branch another replica held when last looked at, and when: they are
+    /// looked at again after [`LOOK_AGAIN`], not at every wake-up.
+    elsewhere: Mutex<HashMap<LinkId, tokio::time::Instant>>,
 }
+
+/// How long a link whose branch another replica works on is left alone before this replica
+/// tries its lease again (that replica may have died meanwhile).
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -119,10 +138,18 @@ impl Outbox {
     pub fn new(store: Store, dispatch: Arc<dyn Dispatch>) -> Outbox {
         Outbox {
             backoff: Backoff::new(BACKOFF_FIRST, BACKOFF_LAST, store.clock()),
+            leases: BranchLeases::new(store.clone(), DEFAULT_BRANCH_LEASE),
             store,
             dispatch,
             busy: Arc::default(),
+            elsewhere: Mutex::default(),
         }
+    }
+
+    /// Works on the branches `leases` holds, shared with this replica's inbox.
+    pub fn with_leases(mut self, leases: Arc<BranchLeases>) -> Outbox {
+        self.leases = leases;
+        self
     }
 
     /// Works until `shutdown` resolves: wakes when changesets are written (and every second,
@@ -150,11 +177,15 @@ impl Outbox {
                 let outbox = Arc::clone(&self);
                 let signal = Arc::clone(&signal);
                 attempts.spawn(async move {
-                    if let Err(error) = outbox.push_link(&link_id).await {
-                        tracing::warn!(link = %link_id, %error, "sync attempt failed");
+                    match outbox.push_link(&link_id).await {
+                        // Changes may have arrived while this branch was busy.
+                        Ok(Worked::Here) => signal.notify_one(),
+                        Ok(Worked::Elsewhere) => {}
+                        Err(error) => {
+                            tracing::warn!(link = %link_id, %error, "sync attempt failed");
+                            signal.notify_one();
+                        }
                     }
-                    // Changes may have arrived while this branch was busy.
-                    signal.notify_one();
                 });
             }
         }
@@ -175,17 +206,25 @@ impl Outbox {
     /// returned link is marked busy until its push ends.
     async fn ready_links(&self) -> Result<Vec<LinkId>, StoreError> {
         let waiting = self.store.links_with_waiting().await?;
+        let now = tokio::time::Instant::now();
+        self.elsewhere
+            .lock()
+            .retain(|_, since| now.duration_since(*since) < LOOK_AGAIN);
+        let elsewhere = self.elsewhere.lock();
         let mut busy = self.busy.lock();
         let mut ready = Vec::new();
         for (link_id, _) in waiting {
-            if !self.backoff.is_waiting(link_id.as_str()) && busy.insert(link_id.clone()) {
+            if !self.backoff.is_waiting(link_id.as_str())
+                && !elsewhere.contains_key(&link_id)
+                && busy.insert(link_id.clone())
+            {
                 ready.push(link_id);
             }
         }
         Ok(ready)
     }
 
-    async fn push_link(&self, link_id: &LinkId) -> Result<(), StoreError> {
+    async fn push_link(&self, link_id: &LinkId) -> Result<Worked, StoreError> {
         // Every line the attempt logs, and the tasks it waits on, carry the link.
         let result = tracing::Instrument::instrument(
             self.attempt(link_id),
@@ -203,17 +242,32 @@ impl Outbox {
     /// with the branch as fetched. A change whose earlier push landed though its answer was
     /// lost is found on the branch by its trailer and is not carried again, and a file created
     /// then deleted is deleted from Git if its creation landed meanwhile.
-    async fn attempt(&self, link_id: &LinkId) -> Result<(), StoreError> {
+    async fn attempt(&self, link_id: &LinkId) -> Result<Worked, StoreError> {
+        let link = self.store.link_by_id(link_id).await?;
+        // The branch's work is one replica's at a time: while another holds its lease, that
+        // one pushes these changesets.
+        let fence = match self.store.branch_of_link(&link).await? {
+            Some(branch) => match self.leases.hold(&branch.id).await? {
+                Some(fence) => Some(fence),
+                None => {
+                    self.elsewhere
+                        .lock()
+                        .insert(link_id.clone(), tokio::time::Instant::now());
+                    return Ok(Worked::Elsewhere);
+                }
+            },
+            None => None,
+        };
+        let fence = fence.as_ref();
         let Some(StartedAttempt {
             attempt,
             changesets,
             paths,
             contents: current,
-        }) = self.store.start_attempt(link_id).await?
+        }) = self.store.start_attempt(link_id, fence).await?
         else {
-            return Ok(());
+            return Ok(Worked::Here);
         };
-        let link = self.store.link_by_id(link_id).await?;
         let connector = match self.store.get_connector_by_id(&link.connector_id).await {
             Ok(connector) => connector,
             Err(StoreError::NotFound { .. }) => {
@@ -221,7 +275,10 @@ impl Outbox {
                     code: FailureCode::ConnectorGone.to_string(),
                     message: "the link's connector no longer exists".into(),
                 };
-                return self.finish(&attempt.id, &end).await;
+                return self
+                    .finish(&attempt.id, &end, fence)
+                    .await
+                    .map(|()| Worked::Here);
             }
             Err(error) => return Err(error),
         };
@@ -235,7 +292,10 @@ impl Outbox {
             };
             tracing::warn!(link = %link_id, connector = %failure.connector_path, "sync held: a connection failed its Test");
             self.note_backoff(link_id, &end);
-            return self.finish(&attempt.id, &end).await;
+            return self
+                .finish(&attempt.id, &end, fence)
+                .await
+                .map(|()| Worked::Here);
         }
         // The base is where the Git -> reposync side stands: commits after it that are not
         // ours are changes reposync has not seen, which a commit must never overwrite.
@@ -320,13 +380,20 @@ impl Outbox {
             }
             AttemptEnd::Held { .. } => {}
         }
-        self.finish(&attempt.id, &end).await
+        self.finish(&attempt.id, &end, fence)
+            .await
+            .map(|()| Worked::Here)
     }
 
     /// Records how an attempt ended, and counts it.
-    async fn finish(&self, attempt_id: &AttemptId, end: &AttemptEnd) -> Result<(), StoreError> {
+    async fn finish(
+        &self,
+        attempt_id: &AttemptId,
+        end: &AttemptEnd,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
         crate::measure::attempt_ended(end);
-        self.store.finish_attempt(attempt_id, end).await
+        self.store.finish_attempt(attempt_id, end, fence).await
     }
 
     fn note_backoff(&self, link_id: &LinkId, end: &AttemptEnd) {

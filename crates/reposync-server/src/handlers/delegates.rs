@@ -61,7 +61,7 @@ async fn delegate(state: &AppState, headers: &HeaderMap) -> Result<DelegateInfo,
                 "is required: the name the delegate registered under",
             )
         })?;
-    let Some(info) = state.tasks.registered(name) else {
+    let Some(info) = state.tasks.registered_anywhere(name).await else {
         return Err(AppError::new(
             StatusCode::NOT_FOUND,
             "unknown_delegate",
@@ -346,7 +346,8 @@ pub async fn list(
 pub(crate) async fn delegate_views(state: &AppState) -> Result<Vec<DelegateView>, AppError> {
     let connected: HashSet<String> = state
         .tasks
-        .connected()
+        .connected_anywhere()
+        .await
         .into_iter()
         .map(|d| d.name)
         .collect();

@@ -36,15 +36,21 @@ pub async fn version(State(state): State<AppState>) -> Result<Json<VersionView>,
     }))
 }
 
+/// How long `/readyz` waits for the database.
+const READY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Readiness: the database answers too, and every background worker runs.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
-    state.store.ping().await.map_err(|_| {
-        AppError::new(
+    // A database that does not answer at all (cut off, not refusing) must not hold the
+    // load balancer's check past its own timeout.
+    let answered = tokio::time::timeout(READY_PING_TIMEOUT, state.store.ping()).await;
+    if !matches!(answered, Ok(Ok(()))) {
+        return Err(AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
             "the database does not answer",
-        )
-    })?;
+        ));
+    }
     let stopped = state.workers.stopped();
     if !stopped.is_empty() {
         return Err(AppError::new(

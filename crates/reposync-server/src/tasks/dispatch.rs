@@ -11,7 +11,7 @@ use reposync_core::inbound::apply_commit;
 use reposync_model::tree::ROOT;
 use reposync_model::{AttemptId, ConnectorId, GitConnector, ObjectId, TaskId};
 use reposync_store::{
-    ConnectorRecord, StoreError, SyncBranch, SyncLink, TaskRecord, TaskStatus, now_millis,
+    ConnectorRecord, Fence, StoreError, SyncBranch, SyncLink, TaskRecord, TaskStatus, now_millis,
 };
 use reposync_sync::{
     ConnectionFailure, Dispatch, DispatchFailure, Inbound, JobAnswer, ReadCommit, result_commit,
@@ -263,8 +263,13 @@ impl Inbound for TaskHub {
         }
     }
 
-    async fn apply(&self, branch: &SyncBranch, commit: &ReadCommit) -> Result<(), String> {
-        apply_commit(&self.inner.store, branch, commit)
+    async fn apply(
+        &self,
+        branch: &SyncBranch,
+        commit: &ReadCommit,
+        fence: Option<&Fence>,
+    ) -> Result<(), String> {
+        apply_commit(&self.inner.store, branch, commit, fence)
             .await
             .map_err(|e| e.to_string())
     }

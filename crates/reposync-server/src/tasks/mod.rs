@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use reposync_api::{FailureCode, SyncJob, SyncTarget, TaskFailure, TaskKind, TaskOutcome};
 use reposync_model::{ConnectorDraft, ConnectorId, Credentials, GitConnector, TaskId};
-use reposync_store::{Claim, NewTask, Store, StoreError, TaskRecord, now_millis};
+use reposync_store::{Claim, NewTask, Signal, Signals, Store, StoreError, TaskRecord, now_millis};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
@@ -33,6 +33,9 @@ use presence::{Known, no_delegate_message};
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a Test's git operation may run.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a waiter looks at the tables again when replicas share the database, in case
+/// another replica's notification was lost.
+const SHARED_LOOK_AGAIN: Duration = Duration::from_secs(2);
 /// How long a fetch of files may run on a delegate, its archive's upload included.
 pub const FETCH_TIMEOUT: Duration = SYNC_TIMEOUT;
 
@@ -42,14 +45,17 @@ pub struct TaskHub {
     inner: Arc<Inner>,
 }
 
+/// Tasks queued and finished, and delegates connecting, are the store's [`Signals`]: a
+/// delegate waiting on one replica is woken by a task queued on another.
 struct Inner {
     store: Store,
-    queued: Notify,
-    finished: broadcast::Sender<TaskId>,
     closing: tokio::sync::watch::Sender<bool>,
-    /// Counts registrations, so that work can wait for a delegate to (re)connect.
-    registrations: tokio::sync::watch::Sender<u64>,
     delegates: Mutex<Vec<Known>>,
+    /// The delegates whose presence changed since it was last written for the other
+    /// replicas to see (`presence::run_publisher`); only when the database is shared.
+    unpublished: Mutex<std::collections::HashSet<String>>,
+    /// Wakes the presence publisher.
+    publish: Notify,
     /// Wakes the sweeper when a delegate may have gone (its last claim ended after its lease,
     /// it left, its token was revoked), to fail the tasks nobody connected can take. One
     /// waiter, so a notification sent while it is busy is kept for its next wait.
@@ -119,15 +125,13 @@ impl TaskHub {
     }
 
     fn build(store: Store, archives: Option<std::path::PathBuf>) -> TaskHub {
-        let (finished, _) = broadcast::channel(1024);
         TaskHub {
             inner: Arc::new(Inner {
                 store,
-                queued: Notify::new(),
-                finished,
                 closing: tokio::sync::watch::Sender::new(false),
-                registrations: tokio::sync::watch::Sender::new(0),
                 delegates: Mutex::new(Vec::new()),
+                unpublished: Mutex::default(),
+                publish: Notify::new(),
                 presence: Notify::new(),
                 routes: Mutex::new(HashMap::new()),
                 task_routes: Mutex::new(HashMap::new()),
@@ -156,7 +160,7 @@ impl TaskHub {
             .map(|s| s.as_str().to_owned())
             .collect();
         let route = route_of(connector);
-        let delegates = self.connected();
+        let delegates = self.connected_anywhere().await;
         let (prefer, avoid) = {
             let routes = self.inner.routes.lock();
             let history = routes.get(&route).cloned().unwrap_or_default();
@@ -190,7 +194,7 @@ impl TaskHub {
                 return Ok(failed);
             }
         }
-        self.inner.queued.notify_waiters();
+        self.signals().publish(Signal::TaskQueued);
         Ok(task)
     }
 
@@ -207,7 +211,8 @@ impl TaskHub {
         };
         self.inner.task_routes.lock().remove(task_id);
         self.record_test_result(&failed, result).await?;
-        let _ = self.inner.finished.send(failed.id.clone());
+        self.signals()
+            .publish(Signal::TaskFinished(failed.id.clone()));
         Ok(Some(failed))
     }
 
@@ -215,7 +220,7 @@ impl TaskHub {
     /// delegates that could have run it went away (stopped, killed, cut off, or their token
     /// was revoked). Returns how many failed.
     pub async fn fail_stranded(&self) -> Result<u64, StoreError> {
-        let delegates = self.connected();
+        let delegates = self.connected_anywhere().await;
         let mut failed = 0;
         for task in self.inner.store.queued_tasks().await? {
             if delegates
@@ -259,7 +264,7 @@ impl TaskHub {
             if *closing.borrow_and_update() || !self.is_registered(&delegate.name) {
                 return Ok(None);
             }
-            let notified = self.inner.queued.notified();
+            let notified = self.signals().queued().notified();
             tokio::pin!(notified);
             // Registering before looking means an enqueue between the look and the wait still
             // wakes us.
@@ -271,9 +276,11 @@ impl TaskHub {
                 .await?
             {
                 Claim::Task(task) => return Ok(Some(task)),
-                Claim::Nothing => deadline,
+                Claim::Nothing => self.look_again_by(deadline),
                 // Another delegate has the first chance at a task: look again when it ends.
-                Claim::Later(after) => deadline.min(tokio::time::Instant::now() + after),
+                Claim::Later(after) => {
+                    self.look_again_by(deadline.min(tokio::time::Instant::now() + after))
+                }
             };
             tokio::select! {
                 woken = tokio::time::timeout_at(until, notified) => {
@@ -373,7 +380,7 @@ impl TaskHub {
                 (false, _) => {}
             }
         }
-        let _ = self.inner.finished.send(done.id);
+        self.signals().publish(Signal::TaskFinished(done.id));
         Ok(true)
     }
 
@@ -400,6 +407,22 @@ impl TaskHub {
         Ok(())
     }
 
+    /// When a waiter looks at the tables again if nothing woke it before `deadline`: at the
+    /// deadline alone in one process, and every [`SHARED_LOOK_AGAIN`] when the database is
+    /// shared, where another replica's notification is a hint that may be lost.
+    fn look_again_by(&self, deadline: tokio::time::Instant) -> tokio::time::Instant {
+        if self.signals().shared() {
+            deadline.min(tokio::time::Instant::now() + SHARED_LOOK_AGAIN)
+        } else {
+            deadline
+        }
+    }
+
+    /// The store's signals: what wakes waiters on every replica.
+    pub(super) fn signals(&self) -> &Signals {
+        self.inner.store.signals()
+    }
+
     /// Ends every long-poll at once; called when the server starts shutting down, so that
     /// graceful shutdown does not wait for clients' polls to time out.
     pub fn close(&self) {
@@ -423,7 +446,7 @@ impl TaskHub {
                 biased;
                 () = hub.closed() => {}
                 () = work => {
-                    let _ = hub.inner.finished.send(task_id);
+                    hub.signals().publish(Signal::TaskFinished(task_id));
                 }
             }
         });
@@ -431,7 +454,7 @@ impl TaskHub {
 
     /// The task, once it is final or `wait` has passed, whichever comes first.
     pub async fn wait_final(&self, id: &TaskId, wait: Duration) -> Result<TaskRecord, StoreError> {
-        let mut finished = self.inner.finished.subscribe();
+        let mut finished = self.signals().finished();
         let mut closing = self.inner.closing.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -444,11 +467,15 @@ impl TaskHub {
                     return self.inner.store.get_task(id).await;
                 }
                 let next = tokio::select! {
-                    next = tokio::time::timeout_at(deadline, finished.recv()) => next,
+                    next = tokio::time::timeout_at(self.look_again_by(deadline), finished.recv()) => next,
                     _ = closing.changed() => return self.inner.store.get_task(id).await,
                 };
                 match next {
-                    Err(_) => return self.inner.store.get_task(id).await,
+                    Err(_) if tokio::time::Instant::now() >= deadline => {
+                        return self.inner.store.get_task(id).await;
+                    }
+                    // A notification from another replica may have been lost: look.
+                    Err(_) => break,
                     Ok(Ok(done)) if done == *id => break,
                     Ok(Ok(_)) => {}
                     // Missed messages may have included ours: look again.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reposync_store::{Eligibility, StoreError};
+use reposync_store::{DelegatePresence, Eligibility, Signal, StoreError};
 
 use super::TaskHub;
 
@@ -72,6 +72,8 @@ impl Drop for Polling<'_> {
                 self.hub.inner.presence.notify_one();
             }
         }
+        drop(delegates);
+        self.hub.unpublished(self.name);
     }
 }
 
@@ -85,31 +87,158 @@ impl TaskHub {
             .find(|d| d.info.name == delegate.name)
             .map_or(0, |d| d.polling);
         delegates.retain(|d| d.info.name != delegate.name);
+        let name = delegate.name.clone();
         delegates.push(Known {
             info: delegate,
             last_seen: tokio::time::Instant::now(),
             polling,
         });
         drop(delegates);
-        self.inner.registrations.send_modify(|count| *count += 1);
+        self.unpublished(&name);
+        self.signals().publish(Signal::Presence);
+    }
+
+    /// The registered delegate of this name: this replica's, or one that registered with
+    /// another replica (behind a load balancer a delegate's requests reach any replica),
+    /// which this replica then knows as its own.
+    pub async fn registered_anywhere(&self, name: &str) -> Option<DelegateInfo> {
+        if let Some(info) = self.registered(name) {
+            return Some(info);
+        }
+        if !self.signals().shared() {
+            return None;
+        }
+        let elsewhere = match self.inner.store.presence_elsewhere().await {
+            Ok(elsewhere) => elsewhere,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the delegates of the other replicas");
+                return None;
+            }
+        };
+        let found = elsewhere.into_iter().find(|d| d.name == name)?;
+        let info = DelegateInfo {
+            name: found.name,
+            eligibility: found.eligibility,
+            lease: found.lease,
+            builtin: false,
+            token_id: found.token_id,
+        };
+        // Only remote delegates move between replicas; each replica has its own built-in one.
+        if found.builtin {
+            return None;
+        }
+        self.register_delegate(info.clone());
+        Some(info)
+    }
+
+    /// Marks a delegate's presence as changed, for the other replicas to see.
+    pub(super) fn unpublished(&self, name: &str) {
+        if !self.signals().shared() {
+            return;
+        }
+        self.inner.unpublished.lock().insert(name.to_owned());
+        self.inner.publish.notify_one();
+    }
+
+    /// Writes the presence of this replica's delegates where the other replicas read it,
+    /// as it changes, until `stop`. Only when the database is shared.
+    pub async fn run_presence_publisher(&self, stop: impl std::future::Future<Output = ()>) {
+        if !self.signals().shared() {
+            return;
+        }
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                () = self.inner.publish.notified() => {}
+            }
+            let names: Vec<String> = self.inner.unpublished.lock().drain().collect();
+            for name in names {
+                let known = self
+                    .inner
+                    .delegates
+                    .lock()
+                    .iter()
+                    .find(|d| d.info.name == name)
+                    .cloned();
+                let written = match known {
+                    Some(known) => {
+                        let presence = DelegatePresence {
+                            name: known.info.name.clone(),
+                            eligibility: known.info.eligibility.clone(),
+                            lease: known.info.lease,
+                            builtin: known.info.builtin,
+                            token_id: known.info.token_id.clone(),
+                            polling: known.polling,
+                            since_seen: known.last_seen.elapsed(),
+                        };
+                        self.inner.store.publish_presence(&presence).await
+                    }
+                    None => self.inner.store.withdraw_presence(&name).await,
+                };
+                if let Err(error) = written {
+                    tracing::warn!(delegate = name, %error, "cannot tell the other replicas of a delegate; retrying");
+                    self.inner.unpublished.lock().insert(name);
+                    tokio::select! {
+                        () = &mut stop => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    self.inner.publish.notify_one();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The delegates connected to this replica or to any other live one, each once (this
+    /// replica's own first).
+    pub async fn connected_anywhere(&self) -> Vec<DelegateInfo> {
+        let mut connected = self.connected();
+        if !self.signals().shared() {
+            return connected;
+        }
+        match self.inner.store.presence_elsewhere().await {
+            Ok(elsewhere) => {
+                for presence in elsewhere.into_iter().filter(DelegatePresence::connected) {
+                    if connected.iter().any(|d| d.name == presence.name) {
+                        continue;
+                    }
+                    connected.push(DelegateInfo {
+                        name: presence.name,
+                        eligibility: presence.eligibility,
+                        lease: presence.lease,
+                        builtin: presence.builtin,
+                        token_id: presence.token_id,
+                    });
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the delegates of the other replicas");
+            }
+        }
+        connected
     }
 
     /// Waits until a connected delegate may run tasks with `selectors`, or `within` has
     /// passed; whether one may. After a restart the delegates connect again over their first
     /// poll, and work taken up at the start waits for them rather than failing `no_delegate`.
     pub async fn wait_for_delegate(&self, selectors: &[String], within: Duration) -> bool {
-        let mut registrations = self.inner.registrations.subscribe();
+        let mut registrations = self.signals().presence();
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if self
-                .connected()
+                .connected_anywhere()
+                .await
                 .iter()
                 .any(|d| d.eligibility.admits(selectors))
             {
                 return true;
             }
-            match tokio::time::timeout_at(deadline, registrations.changed()).await {
+            match tokio::time::timeout_at(self.look_again_by(deadline), registrations.changed())
+                .await
+            {
                 Ok(Ok(())) => {}
+                Err(_) if tokio::time::Instant::now() < deadline => {}
                 Ok(Err(_)) | Err(_) => return false,
             }
         }
@@ -122,7 +251,7 @@ impl TaskHub {
             .delegates
             .lock()
             .retain(|d| d.info.token_id.as_deref() != Some(token_id));
-        self.inner.queued.notify_waiters();
+        self.signals().queued().notify_waiters();
         self.inner.presence.notify_one();
     }
 
@@ -132,8 +261,9 @@ impl TaskHub {
     pub async fn leave(&self, name: &str) -> Result<(), StoreError> {
         let ended = self.inner.store.end_leases_of(name).await?;
         self.inner.delegates.lock().retain(|d| d.info.name != name);
+        self.unpublished(name);
         tracing::info!(delegate = name, tasks_returned = ended, "delegate left");
-        self.inner.queued.notify_waiters();
+        self.signals().publish(Signal::TaskQueued);
         self.inner.presence.notify_one();
         Ok(())
     }
@@ -171,6 +301,7 @@ impl TaskHub {
         self.update_known(name, |known| {
             known.last_seen = tokio::time::Instant::now();
         });
+        self.unpublished(name);
     }
 
     /// Counts a claim of `name` as waiting until the returned guard is dropped.
@@ -178,6 +309,7 @@ impl TaskHub {
         self.update_known(name, |known| {
             known.polling = known.polling.saturating_add(1);
         });
+        self.unpublished(name);
         Polling { hub: self, name }
     }
 

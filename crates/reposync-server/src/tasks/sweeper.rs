@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reposync_api::{FailureCode, TaskFailure, TaskKind, TaskOutcome};
 use reposync_model::TaskId;
-use reposync_store::{StoreError, TaskStatus, now_millis};
+use reposync_store::{Signal, StoreError, TaskStatus, now_millis};
 
 use super::{FETCH_TIMEOUT, SYNC_TIMEOUT, TEST_TIMEOUT, TaskHub};
 
@@ -94,15 +94,19 @@ impl TaskHub {
                             count = n,
                             "returned tasks with expired leases to the queue"
                         );
-                        self.inner.queued.notify_waiters();
+                        self.signals().publish(Signal::TaskQueued);
                         requeued = n;
                     }
                     Err(error) => tracing::warn!(%error, "cannot sweep task leases"),
                 }
             }
             if now >= judge_from {
-                let mut connected: Vec<String> =
-                    self.connected().into_iter().map(|d| d.name).collect();
+                let mut connected: Vec<String> = self
+                    .connected_anywhere()
+                    .await
+                    .into_iter()
+                    .map(|d| d.name)
+                    .collect();
                 connected.sort();
                 if requeued > 0 || checked_with.as_ref() != Some(&connected) {
                     match self.fail_stranded().await {

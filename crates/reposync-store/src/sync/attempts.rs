@@ -8,6 +8,7 @@ use reposync_model::{AttemptId, ChangesetId, LinkId, ObjectId, SyncErrorId, Task
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::cluster::{Fence, check_fence};
 use crate::error::StoreError;
 use crate::gate::{Read, Write, WriteTx};
 use crate::rows::{
@@ -168,9 +169,13 @@ impl Store {
     pub async fn start_attempt(
         &self,
         link_id: &LinkId,
+        fence: Option<&Fence>,
     ) -> Result<Option<StartedAttempt>, StoreError> {
         let now = self.now();
         let mut tx = self.begin_write().await?;
+        if let Some(fence) = fence {
+            check_fence(&mut tx, self, fence).await?;
+        }
         let running: Option<AttemptId> =
             sqlx::query("SELECT id FROM commit_attempts WHERE link_id = $1 AND status = 'running'")
                 .bind(link_id.as_str())
@@ -254,9 +259,13 @@ impl Store {
         &self,
         attempt_id: &AttemptId,
         end: &AttemptEnd,
+        fence: Option<&Fence>,
     ) -> Result<(), StoreError> {
         let now = self.now();
         let mut tx = self.begin_write().await?;
+        if let Some(fence) = fence {
+            check_fence(&mut tx, self, fence).await?;
+        }
         let row = sqlx::query("SELECT link_id, files FROM commit_attempts WHERE id = $1")
             .bind(attempt_id.as_str())
             .fetch_optional(&mut *tx)

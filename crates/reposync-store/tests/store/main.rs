@@ -6,5 +6,6 @@ mod backends;
 mod audit;
 mod entities;
 mod reads;
+mod replicas;
 mod store;
 mod sync;

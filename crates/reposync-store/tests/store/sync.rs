@@ -29,7 +29,7 @@ fn put(path: &str, content: &str) -> EntityChange {
     })
 }
 
-async fn linked_store(dir: &Place) -> (Store, LinkId) {
+pub(crate) async fn linked_store(dir: &Place) -> (Store, LinkId) {
     let store = Store::open(&dir.url(), MasterKey::generate())
         .await
         .expect("open store");
@@ -100,7 +100,7 @@ async fn a_changeset_keeps_the_person_who_made_it() {
                 .expect("apply");
         }
         let waiting = store
-            .start_attempt(&link)
+            .start_attempt(&link, None)
             .await
             .expect("start")
             .expect("work waiting")
@@ -151,7 +151,7 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
             .await
             .expect("no-op");
         let started = store
-            .start_attempt(&link)
+            .start_attempt(&link, None)
             .await
             .expect("start")
             .expect("work waiting");
@@ -170,7 +170,11 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
         );
         assert_eq!(changesets[0].files[0].op, FileOp::Add);
         assert!(
-            store.start_attempt(&link).await.expect("start").is_none(),
+            store
+                .start_attempt(&link, None)
+                .await
+                .expect("start")
+                .is_none(),
             "one attempt at a time"
         );
 
@@ -185,6 +189,7 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
                         theirs: Some(b"z".to_vec()),
                     }],
                 },
+                None,
             )
             .await
             .expect("finish");
@@ -203,7 +208,7 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
         assert!(store.open_sync_errors().await.expect("errors").is_empty());
 
         let attempt = store
-            .start_attempt(&link)
+            .start_attempt(&link, None)
             .await
             .expect("start")
             .expect("again")
@@ -220,6 +225,7 @@ async fn a_change_in_a_linked_scope_writes_a_changeset_in_the_same_transaction()
                     }],
                     landed: Vec::new(),
                 },
+                None,
             )
             .await
             .expect("finish");
@@ -267,13 +273,13 @@ async fn a_second_link_for_a_scope_is_refused_and_a_restart_replans_cut_off_atte
             .await
             .expect("apply");
         store
-            .start_attempt(&link)
+            .start_attempt(&link, None)
             .await
             .expect("start")
             .expect("attempt");
         assert_eq!(store.interrupt_attempts().await.expect("interrupt"), 1);
         let replanned = store
-            .start_attempt(&link)
+            .start_attempt(&link, None)
             .await
             .expect("start")
             .expect("replanned");
@@ -300,7 +306,7 @@ async fn a_held_link_keeps_one_open_error_per_connection_until_an_attempt_gets_p
         let mirror = "Setup/Source Repo Providers/mirror.yaml";
         for round in 0..3 {
             let attempt = store
-                .start_attempt(&link)
+                .start_attempt(&link, None)
                 .await
                 .expect("start")
                 .expect("something waits")
@@ -310,7 +316,7 @@ async fn a_held_link_keeps_one_open_error_per_connection_until_an_attempt_gets_p
                 message: format!("mirror failed its Test, round {round}"),
             };
             store
-                .finish_attempt(&attempt.id, &held)
+                .finish_attempt(&attempt.id, &held, None)
                 .await
                 .expect("held");
         }
@@ -327,7 +333,7 @@ async fn a_held_link_keeps_one_open_error_per_connection_until_an_attempt_gets_p
         );
 
         let attempt = store
-            .start_attempt(&link)
+            .start_attempt(&link, None)
             .await
             .expect("start")
             .expect("something waits")
@@ -338,7 +344,7 @@ async fn a_held_link_keeps_one_open_error_per_connection_until_an_attempt_gets_p
             landed: Vec::new(),
         };
         store
-            .finish_attempt(&attempt.id, &pushed)
+            .finish_attempt(&attempt.id, &pushed, None)
             .await
             .expect("pushed");
         assert!(store.open_sync_errors().await.expect("errors").is_empty());
@@ -559,7 +565,7 @@ async fn changesets_found_on_the_branch_keep_their_own_commit_and_their_errors_r
             .await
             .expect("apply");
         let first = store
-            .start_attempt(&link_id)
+            .start_attempt(&link_id, None)
             .await
             .expect("start")
             .expect("first");
@@ -579,12 +585,15 @@ async fn changesets_found_on_the_branch_keep_their_own_commit_and_their_errors_r
             theirs: Some(b"theirs".to_vec()),
             ours: Some(b"ours".to_vec()),
         });
-        store.apply_from_git(&[], &read).await.expect("inbound");
+        store
+            .apply_from_git(&[], &read, None)
+            .await
+            .expect("inbound");
         assert_eq!(store.open_sync_errors().await.expect("errors").len(), 1);
         // The server died after the first push landed: its changeset waits again.
         store.interrupt_attempts().await.expect("interrupt");
         let second = store
-            .start_attempt(&link_id)
+            .start_attempt(&link_id, None)
             .await
             .expect("start")
             .expect("second");
@@ -606,6 +615,7 @@ async fn changesets_found_on_the_branch_keep_their_own_commit_and_their_errors_r
                         commit: landed_commit.clone(),
                     }],
                 },
+                None,
             )
             .await
             .expect("finish");
@@ -655,7 +665,11 @@ async fn changesets_found_on_the_branch_keep_their_own_commit_and_their_errors_r
         assert_eq!(unread, vec![oid(&"e".repeat(40)), new_commit.clone()]);
         for commit in [oid(&"e".repeat(40)), new_commit.clone()] {
             store
-                .apply_from_git(&[], &inbound(&branch.id, &commit, InboundStatus::Ours))
+                .apply_from_git(
+                    &[],
+                    &inbound(&branch.id, &commit, InboundStatus::Ours),
+                    None,
+                )
                 .await
                 .expect("read back");
         }
@@ -688,7 +702,7 @@ async fn a_commit_read_back_settles_the_changesets_its_trailers_name() {
             .await
             .expect("apply");
         let started = store
-            .start_attempt(&link_id)
+            .start_attempt(&link_id, None)
             .await
             .expect("start")
             .expect("attempt");
@@ -704,6 +718,7 @@ async fn a_commit_read_back_settles_the_changesets_its_trailers_name() {
                         theirs: Some(b"z".to_vec()),
                     }],
                 },
+                None,
             )
             .await
             .expect("conflict");
@@ -716,7 +731,10 @@ async fn a_commit_read_back_settles_the_changesets_its_trailers_name() {
         let ours = oid(&"c".repeat(40));
         let mut read = inbound(&branch.id, &ours, InboundStatus::Ours);
         read.changesets = vec![id.clone(), ChangesetId::new("unknown")];
-        store.apply_from_git(&[], &read).await.expect("read back");
+        store
+            .apply_from_git(&[], &read, None)
+            .await
+            .expect("read back");
         let listed = store
             .list_changesets(std::slice::from_ref(&link_id), 10)
             .await
@@ -880,6 +898,7 @@ async fn pruning_drops_old_deliveries_and_those_past_the_cap_per_connector_but_n
                     fixed: Vec::new(),
                     new_apps: Vec::new(),
                 },
+                None,
             )
             .await
             .expect("read");
@@ -947,6 +966,7 @@ async fn a_head_stays_unread_while_a_later_one_is_queued_and_the_branch_is_not_r
                     fixed: Vec::new(),
                     new_apps: Vec::new(),
                 },
+                None,
             )
             .await
             .expect("read");
@@ -1252,7 +1272,10 @@ async fn sync_status_answers_after_git_onboards_an_application_whose_folder_hold
             theirs: Some(b"x".to_vec()),
             ours: None,
         });
-        store.apply_from_git(&[], &read).await.expect("inbound");
+        store
+            .apply_from_git(&[], &read, None)
+            .await
+            .expect("inbound");
         let backlogs = store.link_backlogs().await.expect("backlogs answer");
         assert!(!backlogs.contains_key(&LinkId::new("")), "{backlogs:?}");
         assert_eq!(store.open_sync_errors().await.expect("errors").len(), 1);
@@ -1277,7 +1300,7 @@ async fn attempts_started_at_once_for_one_link_make_one_running_attempt() {
             .map(|_| {
                 let store = store.clone();
                 let link = link.clone();
-                tokio::spawn(async move { store.start_attempt(&link).await })
+                tokio::spawn(async move { store.start_attempt(&link, None).await })
             })
             .collect();
         let mut started = 0;
@@ -1374,7 +1397,11 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
 
         let applied = oid(&"c".repeat(40));
         store
-            .apply_from_git(&[], &inbound(&branch.id, &applied, InboundStatus::Applied))
+            .apply_from_git(
+                &[],
+                &inbound(&branch.id, &applied, InboundStatus::Applied),
+                None,
+            )
             .await
             .expect("applied commit");
         store
@@ -1410,7 +1437,7 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
         read.errors
             .push(failing("Setup/Applications/Shop/Services/b.yaml"));
         store
-            .apply_from_git(&[], &read)
+            .apply_from_git(&[], &read, None)
             .await
             .expect("failed commit");
         let errors = store.open_sync_errors().await.expect("errors");
@@ -1433,7 +1460,7 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
                 .await
                 .expect("edit");
             let started = store
-                .start_attempt(&link_id)
+                .start_attempt(&link_id, None)
                 .await
                 .expect("start")
                 .expect("work waiting");
@@ -1446,6 +1473,7 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
                         files: Vec::new(),
                         landed: Vec::new(),
                     },
+                    None,
                 )
                 .await
                 .expect("pushed");
@@ -1454,6 +1482,7 @@ async fn history_past_its_age_is_pruned_and_what_needs_a_person_stays() {
             .apply_from_git(
                 &[],
                 &inbound(&branch.id, &oid(&"e".repeat(40)), InboundStatus::Ours),
+                None,
             )
             .await
             .expect("read back");
@@ -1528,7 +1557,7 @@ async fn a_backlog_counts_what_waits_what_is_being_pushed_and_since_when() {
         let since = backlog.waiting_since.expect("since when");
         assert!(since >= before, "the oldest change's time");
         store
-            .start_attempt(&link)
+            .start_attempt(&link, None)
             .await
             .expect("start")
             .expect("something waits");
