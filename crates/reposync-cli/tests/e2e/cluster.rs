@@ -1,0 +1,391 @@
+//! Several servers on one PostgreSQL, behind one address: two `reposync serve` replicas
+//! without built-in delegates, two remote delegates that reach them through a load balancer,
+//! the testkit's git server and its Bitbucket emulator sending webhooks through the same
+//! balancer. Runs only when `REPOSYNC_TEST_POSTGRES` names a test cluster (`scripts/test`
+//! starts one).
+
+#![allow(clippy::expect_used)] // Test helpers outside #[test] functions may panic.
+
+use crate::common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::balancer::Balancer;
+use common::delegate::Delegate;
+use common::git_fixture::{Fixture, REPO, SHOP, TOKEN, USER, runtime, workflow};
+use common::hold::Hold;
+use common::TestApp;
+use reposync_api::TaskView;
+use reposync_api::client::{Client, decode};
+use reposync_testkit::{BitbucketEmulator, GitHttpsServer, RepoRoot, TestCa, TestPostgres};
+use reposync_testkit::{WebhookFormat, WebhookTarget};
+use serde_json::Value;
+
+/// How long a replica's lease on a branch, and a delegate's on a task, last here: short, so
+/// that the takeovers this test causes happen soon. (Nothing here waits for a time; the test
+/// waits for outcomes.)
+const LEASE_SECONDS: &str = "3";
+
+/// The cluster: the fixture's `app` is the first replica, `second` the other.
+struct Cluster {
+    f: Fixture,
+    second: TestApp,
+    balancer: Balancer,
+    database: TestPostgres,
+    delegates: Vec<Delegate>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let rt = runtime();
+        let database = rt
+            .block_on(TestPostgres::create())
+            .expect("a test database")
+            .expect("REPOSYNC_TEST_POSTGRES names a cluster");
+        let root = RepoRoot::new().expect("root");
+        root.create_repo(REPO, "main", &[("README.md", "x\n")])
+            .expect("repo");
+        let ca = TestCa::new("cluster CA").expect("ca");
+        let server = rt
+            .block_on(GitHttpsServer::start(&root, &ca, USER, TOKEN))
+            .expect("https");
+        let args = [
+            "--no-builtin-delegate",
+            "--branch-lease",
+            LEASE_SECONDS,
+            "--delegate-lease",
+            LEASE_SECONDS,
+        ];
+        let first = TestApp::spawn_on_database(database.url(), &args);
+        // The second replica shares the database and the master key (its file, copied by the
+        // operator), and makes no first admin: the first one's token works on both.
+        let second = TestApp::spawn_replica_of(&first, database.url(), &args);
+        let balancer = Balancer::start(&[&first.url, &second.url]);
+        let ca_file = first.dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.cert_pem()).expect("ca");
+        first
+            .cli(
+                &["secret", "create", "bb-token", "--value-stdin"],
+                Some(TOKEN),
+            )
+            .ok();
+        second
+            .cli(
+                &[
+                    "connector",
+                    "add",
+                    "--no-test",
+                    "--name",
+                    "git",
+                    "--url",
+                    &server.repo_url(REPO),
+                    "--username",
+                    USER,
+                    "--password-secret",
+                    "bb-token",
+                    "--branch",
+                    "main",
+                    "--ca-file",
+                    ca_file.to_str().expect("utf-8"),
+                    "--author-name",
+                    "Sync Bot",
+                    "--author-email",
+                    "sync-bot@example.com",
+                ],
+                None,
+            )
+            .ok();
+        let token = first
+            .cli(&["--json", "delegate-token", "create", "fleet"], None)
+            .ok()
+            .json()["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        let delegates = ["d1", "d2"]
+            .iter()
+            .map(|name| Delegate::start_at(first.dir.path(), &balancer.url, name, &token))
+            .collect();
+        let cluster = Cluster {
+            f: Fixture {
+                app: first,
+                root,
+                server,
+                ca,
+                rt,
+            },
+            second,
+            balancer,
+            database,
+            delegates,
+        };
+        cluster.wait_connected(&["d1", "d2"]);
+        cluster
+    }
+
+    fn replicas(&self) -> [&TestApp; 2] {
+        [&self.f.app, &self.second]
+    }
+
+    /// Waits until both replicas show every delegate of `names` connected, whichever replica
+    /// each one talks to.
+    fn wait_connected(&self, names: &[&str]) {
+        for replica in self.replicas() {
+            eventually("the delegates connected, seen from each replica", replica, || {
+                let listed = replica.cli(&["--json", "delegate", "list"], None).ok().json();
+                names.iter().all(|name| {
+                    listed["items"]
+                        .as_array()
+                        .expect("items")
+                        .iter()
+                        .any(|d| d["name"] == *name && d["connected"] == true)
+                })
+            });
+        }
+    }
+
+    /// The replica holding the lease on the synced branch now, read from the database.
+    fn lease_holder(&self) -> Option<usize> {
+        let holder: Option<String> = self.f.rt.block_on(async {
+            use sqlx::Connection as _;
+            let mut db = sqlx::PgConnection::connect(self.database.url())
+                .await
+                .expect("connect");
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT holder FROM branch_leases ORDER BY token DESC LIMIT 1",
+            )
+            .fetch_optional(&mut db)
+            .await
+            .expect("leases")
+            .flatten()
+        });
+        let holder = holder?;
+        self.replicas().iter().position(|replica| {
+            std::fs::read_to_string(replica.data_dir().join("replica-id"))
+                .is_ok_and(|id| id.trim() == holder)
+        })
+    }
+
+    /// Writes `yaml` at `path` through replica `n`.
+    fn put_on(&self, n: usize, path: &str, yaml: &str) {
+        let replica = self.replicas()[n];
+        let file = replica.dir.path().join("apply.yaml");
+        std::fs::write(&file, yaml).expect("write");
+        replica
+            .cli(
+                &["apply", "--path", path, "-f", file.to_str().expect("utf-8")],
+                None,
+            )
+            .ok();
+    }
+
+    /// Every message on the branch, oldest first.
+    fn messages(&self) -> Vec<String> {
+        self.f
+            .git(&["log", "--reverse", "--format=%B%x00", "main"])
+            .split('\0')
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty())
+            .collect()
+    }
+}
+
+/// Waits until `check` passes, polling.
+fn eventually(what: &str, app: &TestApp, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not after 90 s\n{}",
+            app.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The step numbers the descriptions of `steps.yaml` carried, commit by commit, oldest first.
+fn steps_in_history(c: &Cluster, path: &str) -> Vec<u32> {
+    c.f.git(&["log", "--reverse", "--format=%H", "main", "--", path])
+        .lines()
+        .filter_map(|commit| {
+            let text = c.f.git(&["show", &format!("{commit}:{path}")]);
+            text.lines()
+                .find_map(|l| l.strip_prefix("description: step "))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .collect()
+}
+
+#[test]
+fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies() {
+    if !TestPostgres::available() {
+        eprintln!("skipped: REPOSYNC_TEST_POSTGRES names no PostgreSQL to run replicas on");
+        return;
+    }
+    let mut c = Cluster::start();
+
+    // A Test started on one replica is waited on through the other.
+    let client = |app: &TestApp| Client::new(&app.url, Some(c.f.app.token.clone())).expect("client");
+    let (first, second) = (client(&c.f.app), client(&c.second));
+    let started: TaskView = decode(
+        c.f.rt
+            .block_on(first.call(
+                reqwest::Method::POST,
+                &["connectors", "git", "test"],
+                &serde_json::json!({}),
+            ))
+            .expect("the Test starts"),
+    )
+    .expect("a task");
+    let waited: TaskView = decode(
+        c.f.rt
+            .block_on(second.get(
+                &["tasks", started.id.as_str()],
+                &[("wait_ms", "30000".to_owned())],
+                Duration::from_secs(45),
+            ))
+            .expect("the task, through the other replica"),
+    )
+    .expect("a task view");
+    assert_eq!(waited.status, "succeeded", "{:?}", waited.result);
+    assert_eq!(waited.result.as_ref().map(|r| r["ok"].clone()), Some(Value::Bool(true)));
+
+    c.second.cli(&["app", "create", "Shop"], None).ok();
+    c.f.app
+        .cli(
+            &["sync", "enable", "--app", "Shop", "--connector", "git"],
+            None,
+        )
+        .ok();
+
+    // API edits sent to the replicas in turn: each is in Git exactly once, in order.
+    let steps = format!("{SHOP}/Workflows/steps.yaml");
+    for step in 0..8u32 {
+        c.put_on(step as usize % 2, &steps, &workflow(&format!("step {step}")));
+    }
+    c.f.wait_settled();
+    c.f.assert_converged(false);
+    let seen = steps_in_history(&c, &steps);
+    assert_eq!(seen.last(), Some(&7), "the last change is the branch's: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "the changes went out in the order they were made: {seen:?}"
+    );
+
+    // Pushes in Git, announced by webhooks through the balancer to either replica, are read
+    // once each and seen by both.
+    let (token, secret) = c.f.webhook_credentials();
+    let emulator = c
+        .f
+        .rt
+        .block_on(BitbucketEmulator::start(&c.f.root))
+        .expect("emulator");
+    emulator
+        .add_webhook(
+            REPO,
+            WebhookTarget::new(
+                format!("{}/api/webhooks/git/{token}", c.balancer.url),
+                WebhookFormat::Cloud,
+            )
+            .with_secret(secret),
+        )
+        .expect("webhook");
+    let from_git = format!("{SHOP}/Workflows/from git.yaml");
+    let mut pushed = Vec::new();
+    for n in 0..4 {
+        let yaml = workflow(&format!("git {n}"));
+        pushed.push(
+            emulator
+                .commit(REPO, "main", &[(from_git.as_str(), yaml.as_str())], "from git")
+                .expect("commit"),
+        );
+    }
+    for replica in c.replicas() {
+        eventually("the last push in Git, on each replica", replica, || {
+            let shown = replica.cli(&["get", &from_git], None);
+            shown.code == 0 && shown.stdout.contains("git 3")
+        });
+    }
+    c.f.wait_read_back();
+    let activity = c.second.cli(&["--json", "sync", "activity", "--limit", "1000"], None).ok().json();
+    let mut reads: HashMap<String, usize> = HashMap::new();
+    for commit in activity["inbound"].as_array().expect("inbound") {
+        *reads.entry(commit["commit_id"].as_str().expect("id").to_owned()).or_default() += 1;
+    }
+    for commit in &pushed {
+        assert!(
+            reads.get(commit).copied().unwrap_or(0) <= 1,
+            "commit {commit} applied more than once: {activity:#}"
+        );
+    }
+    assert!(
+        reads.get(pushed.last().expect("pushed")) == Some(&1),
+        "the last push was read: {activity:#}"
+    );
+    c.f.rt
+        .block_on(emulator.wait_idle(Duration::from_secs(10)))
+        .expect("emulator idle");
+
+    // SIGKILL of the replica that holds the branch, after a push landed and before its
+    // answer was recorded: the other replica takes the branch over within a lease and the
+    // change is in Git exactly once.
+    c.f.wait_settled();
+    let hold = Hold::install(&c.f, "post-receive", 0);
+    hold.arm();
+    let landed = format!("{SHOP}/Workflows/landed.yaml");
+    let holder = loop {
+        // The branch's lease goes to whichever replica works on it first; the edit is made
+        // through the other.
+        if let Some(holder) = c.lease_holder() {
+            break holder;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    c.put_on(1 - holder, &landed, &workflow("landed while its server died"));
+    hold.wait_for("entered", &c.f);
+    let holder_app = if holder == 0 { &mut c.f.app } else { &mut c.second };
+    holder_app.kill_with_children();
+    hold.release();
+    hold.wait_for("done", &c.f);
+    let survivor = c.replicas()[1 - holder];
+    eventually("the survivor took the branch over", survivor, || {
+        c.lease_holder() == Some(1 - holder)
+    });
+    let holder_app = if holder == 0 { &mut c.f.app } else { &mut c.second };
+    holder_app.restart();
+    c.f.wait_settled();
+    c.f.assert_converged(true);
+    let carried = c
+        .messages()
+        .iter()
+        .filter(|m| m.contains(&format!("ADD: {landed}")))
+        .count();
+    assert_eq!(carried, 1, "pushed exactly once: {:#?}", c.messages());
+
+    // SIGKILL of the delegate running a push, across replicas: its task goes to the other
+    // delegate once its lease ran out, and the change lands once.
+    let hold = Hold::install(&c.f, "post-receive", 0);
+    hold.arm();
+    let again = format!("{SHOP}/Workflows/delegate died.yaml");
+    c.put_on(0, &again, &workflow("pushed while its delegate died"));
+    hold.wait_for("entered", &c.f);
+    let pushing = c
+        .delegates
+        .iter()
+        .position(Delegate::runs_git)
+        .expect("a delegate runs the held push");
+    c.delegates[pushing].kill();
+    hold.release();
+    c.f.wait_settled();
+    c.f.assert_converged(true);
+    let carried = c
+        .messages()
+        .iter()
+        .filter(|m| m.contains(&format!("ADD: {again}")))
+        .count();
+    assert_eq!(carried, 1, "pushed exactly once: {:#?}", c.messages());
+    for replica in c.replicas() {
+        replica.assert_no_leak(&[TOKEN]);
+    }
+}
