@@ -56,15 +56,8 @@ impl Store {
     /// `sqlite:…` for the embedded database, `postgres://…` or `postgresql://…` for
     /// PostgreSQL 13 or later; any other scheme is refused.
     pub async fn open(url: &str, master: MasterKey) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
-        let backend = Backend::of_url(url)?;
-        let options = AnyConnectOptions::from_str(url)?;
-        let pool = match backend {
-            Backend::Sqlite => open_sqlite(options).await?,
-            Backend::Postgres => open_postgres(options).await?,
-        };
         Ok(Store {
-            db: Database::new(pool, backend),
+            db: open_database(url).await?,
             master: Arc::new(master),
             outbox: Arc::new(tokio::sync::Notify::new()),
             inbox: Arc::new(tokio::sync::Notify::new()),
@@ -138,6 +131,19 @@ impl Store {
     pub async fn close(&self) {
         self.db.close().await;
     }
+}
+
+/// The database `url` names, connected and migrated: what [`Store::open`] opens, and what
+/// `reposync store migrate` copies into (see [`crate::transfer`]).
+pub(crate) async fn open_database(url: &str) -> Result<Database, StoreError> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of_url(url)?;
+    let options = AnyConnectOptions::from_str(url)?;
+    let pool = match backend {
+        Backend::Sqlite => open_sqlite(options).await?,
+        Backend::Postgres => open_postgres(options).await?,
+    };
+    Ok(Database::new(pool, backend))
 }
 
 /// The embedded database's pool, migrated.

@@ -8,3 +8,4 @@ mod entities;
 mod reads;
 mod store;
 mod sync;
+mod transfer;
