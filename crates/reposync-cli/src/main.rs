@@ -15,6 +15,7 @@ mod login;
 mod offline;
 mod progress;
 mod serve;
+mod store_commands;
 mod sync_commands;
 mod test_then_submit;
 mod tree_commands;
@@ -98,6 +99,9 @@ enum Command {
     Backup(backup_commands::BackupArgs),
     /// Put a backup back as the data directory's database (the server must be stopped).
     Restore(backup_commands::RestoreArgs),
+    /// The store itself: `store migrate` moves an installation from SQLite to PostgreSQL.
+    #[command(subcommand)]
+    Store(store_commands::StoreCommand),
     /// Manage secrets: Encrypted Text and SSH Key Credentials.
     #[command(subcommand)]
     Secret(client_commands::SecretCommand),
@@ -266,6 +270,7 @@ fn main() -> ExitCode {
             Command::Version => client_commands::version(&globals).await,
             Command::Backup(args) => backup_commands::backup(args, &globals).await,
             Command::Restore(args) => backup_commands::restore(args, &globals).await,
+            Command::Store(command) => store_commands::store(command, &globals).await,
             Command::Secret(command) => client_commands::secret(command, &globals).await,
             Command::Connector(command) => client_commands::connector(*command, &globals).await,
             Command::Fetch(args) => fetch_command::fetch(args, &globals).await,

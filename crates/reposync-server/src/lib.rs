@@ -32,8 +32,8 @@ mod views;
 mod workers;
 
 pub use bootstrap::{
-    AdminReset, Bootstrapped, DataDirLock, LOCK_FILE_NAME, TEMP_DIR_NAME, TOKEN_FILE_NAME,
-    bootstrap, reset_admin,
+    AdminReset, BootstrapError, Bootstrapped, DataDirLock, LOCK_FILE_NAME, TEMP_DIR_NAME,
+    TOKEN_FILE_NAME, bootstrap, reset_admin,
 };
 pub use config::{DeliveryLog, RateLimit, ServerConfig};
 pub use config_file::{ConfigFile, ConfigFileError, LogFormat};

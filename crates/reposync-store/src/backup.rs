@@ -142,7 +142,7 @@ async fn check_backup(backup: &Path) -> Result<(), StoreError> {
 }
 
 /// A read-only connection of its own to a database file.
-async fn connect(database: &Path) -> Result<sqlx::AnyConnection, StoreError> {
+pub(crate) async fn connect(database: &Path) -> Result<sqlx::AnyConnection, StoreError> {
     sqlx::any::install_default_drivers();
     let url = format!("sqlite://{}?mode=ro", database.display());
     let options = AnyConnectOptions::from_str(&url)?;

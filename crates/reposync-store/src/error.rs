@@ -34,6 +34,12 @@ pub enum StoreError {
     Crypto(String),
     #[error("{0}")]
     UnsupportedDatabase(String),
+    /// A copy between databases (`reposync store migrate`) stopped at `table`; its
+    /// transaction was rolled back, so the target holds nothing of it.
+    #[error(
+        "cannot copy table {table}: {reason}; nothing was copied (the target is as empty as before): correct that, then run the copy again"
+    )]
+    CopyFailed { table: String, reason: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

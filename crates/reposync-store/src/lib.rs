@@ -20,8 +20,10 @@
 //! `entities` (the one batch that writes the tree, on top of both), and `connectors`,
 //! `secrets`, `tasks`, `delegates`, `users` (users, their tokens, failed logins),
 //! `webhook_log`, `audit` (the audit trail: who did what, from where, and how it ended; never
-//! a secret) and `retention` (history and audit events past their ages). This file declares
-//! them and re-exports the public API.
+//! a secret) and `retention` (history and audit events past their ages). Two modules work on
+//! database files rather than a `Store`: `backup` (the SQLite file copied and put back) and
+//! `transfer` (every row of a SQLite database copied into an empty PostgreSQL one). This file
+//! declares them and re-exports the public API.
 
 mod audit;
 mod backup;
@@ -41,6 +43,7 @@ mod signals;
 mod store;
 mod sync;
 mod tasks;
+mod transfer;
 mod users;
 mod webhook_log;
 
@@ -76,6 +79,9 @@ pub use sync::{
     SyncErrorRecord, SyncLink, SyncRow, app_of_path,
 };
 pub use tasks::{AVOID_FOR, Claim, Eligibility, NewTask, PREFER_FOR, TaskRecord, TaskStatus};
+pub use transfer::{
+    CopyReport, TableCopied, copy_sqlite_to_postgres, redacted_url, sqlite_source_file,
+};
 pub use users::{
     LoginFailureRecord, LoginFailures, NewUser, NewUserToken, SessionRecord, UserRecord,
     UserTokenRecord, UserUpdate,

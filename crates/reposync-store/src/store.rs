@@ -61,14 +61,8 @@ impl Store {
     /// `sqlite:…` for the embedded database, `postgres://…` or `postgresql://…` for
     /// PostgreSQL 13 or later; any other scheme is refused.
     pub async fn open(url: &str, master: MasterKey) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
-        let backend = Backend::of_url(url)?;
-        let options = AnyConnectOptions::from_str(url)?;
-        let pool = match backend {
-            Backend::Sqlite => open_sqlite(options).await?,
-            Backend::Postgres => open_postgres(options).await?,
-        };
-        let db = Database::new(pool, backend);
+        let db = open_database(url).await?;
+        let backend = db.backend();
         Ok(Store {
             signals: Signals::new(&db, url),
             db,
@@ -196,6 +190,19 @@ impl Store {
     pub async fn close(&self) {
         self.db.close().await;
     }
+}
+
+/// The database `url` names, connected and migrated: what [`Store::open`] opens, and what
+/// `reposync store migrate` copies into (see [`crate::transfer`]).
+pub(crate) async fn open_database(url: &str) -> Result<Database, StoreError> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of_url(url)?;
+    let options = AnyConnectOptions::from_str(url)?;
+    let pool = match backend {
+        Backend::Sqlite => open_sqlite(options).await?,
+        Backend::Postgres => open_postgres(options).await?,
+    };
+    Ok(Database::new(pool, backend))
 }
 
 /// The embedded database's pool, migrated.

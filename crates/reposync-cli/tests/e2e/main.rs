@@ -12,6 +12,7 @@ mod formats;
 mod offline;
 mod planner;
 mod serve;
+mod store_migrate;
 mod sync;
 mod tree;
 mod ui;

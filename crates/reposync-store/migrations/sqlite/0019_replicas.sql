@@ -5,10 +5,10 @@
 CREATE TABLE replicas (
     id          TEXT PRIMARY KEY,
     hostname    TEXT NOT NULL,
-    started_at  BIGINT NOT NULL,
+    started_at  INTEGER NOT NULL,
     -- Its last heartbeat; a replica not heard from for a while is gone, and its local tasks
     -- are taken up by another.
-    seen_at     BIGINT NOT NULL
+    seen_at     INTEGER NOT NULL
 );
 
 -- Which replica works on a synced branch (its outbox, inbox and polls), until when. The
@@ -20,8 +20,8 @@ CREATE TABLE branch_leases (
     branch_id   TEXT PRIMARY KEY,
     -- NULL once released.
     holder      TEXT,
-    token       BIGINT NOT NULL,
-    expires_at  BIGINT NOT NULL
+    token       INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
 );
 
 -- The delegates connected to each replica, so that every replica knows who may run a task
@@ -31,11 +31,11 @@ CREATE TABLE delegate_presence (
     replica_id  TEXT NOT NULL,
     name        TEXT NOT NULL,
     eligibility TEXT NOT NULL,
-    lease_ms    BIGINT NOT NULL,
-    builtin     BIGINT NOT NULL,
+    lease_ms    INTEGER NOT NULL,
+    builtin     INTEGER NOT NULL,
     token_id    TEXT,
-    seen_at     BIGINT NOT NULL,
-    polling     BIGINT NOT NULL,
+    seen_at     INTEGER NOT NULL,
+    polling     INTEGER NOT NULL,
     PRIMARY KEY (replica_id, name)
 );
 

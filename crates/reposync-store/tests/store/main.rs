@@ -9,3 +9,4 @@ mod reads;
 mod replicas;
 mod store;
 mod sync;
+mod transfer;
