@@ -396,6 +396,7 @@ pub async fn run(
             ready.token_file.display()
         );
     }
+    let shutdown = shutdown_signal();
     let listener = socket
         .listen(1024)
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -406,17 +407,12 @@ pub async fn run(
         Some(tls) => {
             outln!("reposync listening on https://{address}");
             tokio::spawn(reload_on_hangup(tls.clone()));
-            serve(
-                TlsListener::new(listener, tls)?,
-                ready.state,
-                shutdown_signal(),
-            )
-            .await
+            serve(TlsListener::new(listener, tls)?, ready.state, shutdown).await
         }
         None => {
             outln!("reposync listening on http://{address}");
             tokio::spawn(reload_on_hangup_without_tls());
-            serve(listener, ready.state, shutdown_signal()).await
+            serve(listener, ready.state, shutdown).await
         }
     }
     .context("server failed")?;
@@ -471,18 +467,30 @@ fn hangups() -> Option<tokio::signal::unix::Signal> {
         .ok()
 }
 
-async fn shutdown_signal() {
+/// Listens for SIGTERM and SIGINT from the call on, and resolves at the first. Called before
+/// the server says it listens: an `async fn` would listen only when first polled, once `serve`
+/// has started its workers, and a stop sent before that was the signal's default action, a
+/// kill.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+    let listen = |kind: SignalKind, name: &'static str| {
+        signal(kind)
+            .inspect_err(|error| tracing::error!(%error, "cannot listen for {name}"))
+            .ok()
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
-        _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
+    let terminate = listen(SignalKind::terminate(), "SIGTERM");
+    let interrupt = listen(SignalKind::interrupt(), "SIGINT");
+    async move {
+        // A signal nobody could listen for never comes through here.
+        let next = |stream: Option<tokio::signal::unix::Signal>| async move {
+            match stream {
+                Some(mut stream) => stream.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = next(interrupt) => tracing::info!("SIGINT received; shutting down"),
+            _ = next(terminate) => tracing::info!("SIGTERM received; shutting down"),
+        }
     }
 }

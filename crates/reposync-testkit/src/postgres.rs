@@ -8,6 +8,7 @@
 
 use anyhow::{Context as _, bail};
 use sqlx::Connection as _;
+use sqlx::Row as _;
 use sqlx::postgres::PgConnection;
 
 /// The variable naming the test cluster.
@@ -57,6 +58,13 @@ impl TestPostgres {
         }))
     }
 
+    /// [`TestPostgres::create`] for tests without a runtime of their own (the end-to-end
+    /// suite's, which drive processes): it runs on a thread and a runtime of its own, so it
+    /// works whether or not the caller is inside one.
+    pub fn create_blocking() -> anyhow::Result<Option<TestPostgres>> {
+        apart(TestPostgres::create)
+    }
+
     /// Whether `REPOSYNC_TEST_POSTGRES` names a cluster, so that [`TestPostgres::create`]
     /// makes databases: for suites that decide up front which backends a test runs on.
     pub fn available() -> bool {
@@ -67,6 +75,96 @@ impl TestPostgres {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Everything the database holds: each table of the `public` schema by name, then each
+    /// of its rows, a value per line, `bytea` as its bytes and every other type in its text
+    /// form. What a test searches for a secret that must never be stored, as it searches the
+    /// SQLite file's bytes; empty when no table was ever made. Blocking, like
+    /// [`TestPostgres::create_blocking`].
+    pub fn dump(&self) -> anyhow::Result<Vec<u8>> {
+        let url = self.url.clone();
+        apart(move || async move {
+            let mut connection = PgConnection::connect(&url).await?;
+            let columns: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT c.table_name::text, c.column_name::text, c.data_type::text \
+                 FROM information_schema.columns c JOIN information_schema.tables t \
+                 ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+                 WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' \
+                 ORDER BY c.table_name, c.ordinal_position",
+            )
+            .fetch_all(&mut connection)
+            .await
+            .context("listing the test database's columns")?;
+            // Names come from the catalogue; quoted, each is taken as written.
+            let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+            let mut dump = Vec::new();
+            for table in columns.chunk_by(|a, b| a.0 == b.0) {
+                let name = &table[0].0;
+                dump.extend_from_slice(format!("-- {name}\n").as_bytes());
+                let select: Vec<String> = table
+                    .iter()
+                    .map(|(_, column, kind)| match kind.as_str() {
+                        "bytea" => quote(column),
+                        _ => format!("CAST({} AS text)", quote(column)),
+                    })
+                    .collect();
+                let sql = format!("SELECT {} FROM {}", select.join(", "), quote(name));
+                let rows = sqlx::query(&sql)
+                    .fetch_all(&mut connection)
+                    .await
+                    .with_context(|| format!("reading the table {name}"))?;
+                for row in rows {
+                    for (index, (_, _, kind)) in table.iter().enumerate() {
+                        let value: Option<Vec<u8>> = match kind.as_str() {
+                            "bytea" => row.try_get(index)?,
+                            _ => row
+                                .try_get::<Option<String>, _>(index)?
+                                .map(String::into_bytes),
+                        };
+                        dump.extend(value.unwrap_or_default());
+                        dump.push(b'\n');
+                    }
+                }
+            }
+            connection.close().await.ok();
+            Ok(dump)
+        })
+    }
+
+    /// The database's size on disk in bytes (`pg_database_size`), as a test measures the
+    /// SQLite file's. Blocking, like [`TestPostgres::create_blocking`].
+    pub fn size_bytes(&self) -> anyhow::Result<u64> {
+        let url = self.url.clone();
+        apart(move || async move {
+            let mut connection = PgConnection::connect(&url).await?;
+            let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                .fetch_one(&mut connection)
+                .await
+                .context("measuring the test database")?;
+            connection.close().await.ok();
+            Ok(u64::try_from(size)?)
+        })
+    }
+}
+
+/// Runs `work` to its end on a thread and a current-thread runtime of its own: for callers
+/// that cannot wait on a runtime (`Drop`, synchronous tests), or that may be inside one,
+/// where blocking on another would panic.
+/// The future is made on that thread, so it need not be `Send` (sqlx's futures are not
+/// quite, for want of a more general lifetime).
+fn apart<T, F>(work: impl FnOnce() -> F + Send + 'static) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(work())
+    })
+    .join()
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("the thread running it panicked")))
 }
 
 /// The cluster's base URL from `REPOSYNC_TEST_POSTGRES`; unset and blank both mean none.
@@ -79,26 +177,18 @@ fn cluster() -> Option<String> {
 impl Drop for TestPostgres {
     fn drop(&mut self) {
         // Drop cannot wait on the test's runtime (it may be the one running this): a thread
-        // of its own with a runtime of its own drops the database. `WITH (FORCE)` (13+) ends
-        // the connections a store's pool may still hold.
+        // of its own with a runtime of its own drops the database (`apart`). `WITH (FORCE)`
+        // (13+) ends the connections a store's pool, or a killed server's, may still hold.
         let admin_url = self.admin_url.clone();
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut admin = PgConnection::connect(&admin_url).await?;
-                sqlx::raw_sql(&sql).execute(&mut admin).await?;
-                admin.close().await?;
-                anyhow::Ok(())
-            })
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("cannot drop the test database {}: {e:#}", self.name),
-            Err(_) => eprintln!("dropping the test database {} panicked", self.name),
+        let dropped = apart(move || async move {
+            let mut admin = PgConnection::connect(&admin_url).await?;
+            sqlx::raw_sql(&sql).execute(&mut admin).await?;
+            admin.close().await?;
+            Ok(())
+        });
+        if let Err(e) = dropped {
+            eprintln!("cannot drop the test database {}: {e:#}", self.name);
         }
     }
 }

@@ -258,3 +258,15 @@ fn wait_for_log(app: &TestApp, text: &str, count: usize) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A SIGTERM sent as soon as the server says it listens is a clean stop: the server used to
+/// listen for it only once its workers were started, and until then the signal's default
+/// action killed it (exit by signal, not 0).
+#[test]
+fn a_sigterm_as_soon_as_the_server_listens_is_a_clean_stop() {
+    let mut app = TestApp::spawn();
+    assert_eq!(app.stop(), 0, "first start: {}", app.server_log());
+    app.restart();
+    assert_eq!(app.stop(), 0, "restart: {}", app.server_log());
+    assert!(app.server_log().contains("SIGTERM received; shutting down"));
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use reposync_testkit::{GitHttpsServer, RepoRoot, TestCa};
 
-use super::TestApp;
+use super::{Backend, TestApp};
 
 pub const USER: &str = "jdoe";
 pub const TOKEN: &str = "bbtoken-sync-3c9a7e11f0";
@@ -41,6 +41,15 @@ impl Fixture {
 
     /// The same, with extra `serve` arguments.
     pub fn https_with(initial_files: &[(&str, &str)], serve_args: &[&str]) -> Fixture {
+        Fixture::https_on(Backend::Sqlite, initial_files, serve_args)
+    }
+
+    /// The same, with the server's store on `backend`.
+    pub fn https_on(
+        backend: Backend,
+        initial_files: &[(&str, &str)],
+        serve_args: &[&str],
+    ) -> Fixture {
         let rt = runtime();
         let root = RepoRoot::new().expect("repo root");
         root.create_repo(REPO, "main", initial_files).expect("repo");
@@ -48,7 +57,7 @@ impl Fixture {
         let server = rt
             .block_on(GitHttpsServer::start(&root, &ca, USER, TOKEN))
             .expect("https server");
-        let app = TestApp::spawn_with(serve_args);
+        let app = TestApp::spawn_on(backend, serve_args);
         let ca_file = app.dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca.cert_pem()).expect("ca file");
         app.cli(
@@ -523,8 +532,9 @@ pub struct KillRun {
     /// Edits the API acknowledged (exit status 0).
     pub acknowledged: u32,
     pub convergence: Convergence,
-    /// Files under the data directory or the system's temporary directory that hold the
-    /// connector's token, and entries left in the data directory's `tmp` after a restart.
+    /// Files under the data directory or the system's temporary directory (and, on
+    /// PostgreSQL, the database) that hold the connector's token, and entries left in the
+    /// data directory's `tmp` after a restart.
     pub secret_files: Vec<String>,
     /// Pushes whose answer a kill lost, found on the branch afterwards, from the server logs:
     /// by a later attempt (its trailers), and changesets settled by reading the push back.
@@ -681,6 +691,14 @@ impl Fixture {
                         .is_ok_and(|b| b.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()))
                 {
                     secret_files.push(path.display().to_string());
+                }
+            }
+        }
+        // On PostgreSQL the database is not in the data directory: its rows are searched too.
+        if self.app.backend() == Backend::Postgres {
+            for (name, bytes) in self.app.database_contents() {
+                if bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()) {
+                    secret_files.push(name);
                 }
             }
         }

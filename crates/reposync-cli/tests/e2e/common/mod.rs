@@ -1,6 +1,8 @@
 //! Runs the real `reposync` binary: a server on a free loopback port with its own data
 //! directory, and CLI commands against it. Every output is kept so that tests can check that
-//! no secret leaked into any of it.
+//! no secret leaked into any of it. A server runs on a [`Backend`]: the SQLite file in its
+//! data directory, or a fresh PostgreSQL database of the test cluster; `on_each_backend!`
+//! runs a test's body on each one this run has.
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
@@ -14,6 +16,76 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use reposync_testkit::TestPostgres;
+
+/// The store a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The SQLite file in the server's data directory (`REPOSYNC_DATABASE_URL` unset).
+    Sqlite,
+    /// A fresh database of the test cluster `REPOSYNC_TEST_POSTGRES` names, dropped with the
+    /// [`TestApp`] (restarts included: the database outlives the server process).
+    Postgres,
+}
+
+impl Backend {
+    /// The backends this run has: PostgreSQL only when a cluster is named, so that a bare
+    /// `cargo test` still runs every test (on SQLite).
+    pub fn all() -> Vec<Backend> {
+        let mut backends = vec![Backend::Sqlite];
+        if TestPostgres::available() {
+            backends.push(Backend::Postgres);
+        }
+        backends
+    }
+
+    /// A fresh database for one server on this backend; `None` for SQLite, whose file the
+    /// server makes in its data directory.
+    pub fn database(self) -> Option<TestPostgres> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                TestPostgres::create_blocking()
+                    .expect("a test database")
+                    .expect("Backend::all offers PostgreSQL only when a cluster is named"),
+            ),
+        }
+    }
+}
+
+/// One run of a test body on a backend (see `on_each_backend!`): says which backend it is on
+/// when it starts, and again after the panic when it fails, so that a failure is never read
+/// as the other backend's.
+pub struct OnBackend(Backend);
+
+impl OnBackend {
+    pub fn start(backend: Backend) -> OnBackend {
+        eprintln!("on {backend:?}");
+        OnBackend(backend)
+    }
+}
+
+impl Drop for OnBackend {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("the test failed on {:?}", self.0);
+        }
+    }
+}
+
+/// Runs `$body` once per backend of [`Backend::all`], with `$backend` bound to each in turn
+/// (SQLite first); a failure names the backend it was on. (The benches share this module
+/// and use none of it.)
+#[allow(unused_macros)]
+macro_rules! on_each_backend {
+    ($backend:ident, $body:block) => {
+        for $backend in $crate::common::Backend::all() {
+            let _on = $crate::common::OnBackend::start($backend);
+            $body
+        }
+    };
+}
+
 /// A `reposync serve` process and the outputs of every command run against it.
 pub struct TestApp {
     pub dir: tempfile::TempDir,
@@ -24,6 +96,10 @@ pub struct TestApp {
     transcript: Arc<Mutex<String>>,
     /// The `serve` arguments it was started with, used again on every restart.
     serve_args: Vec<String>,
+    /// The PostgreSQL database the server runs on, `None` on SQLite. Every restart uses it
+    /// again, and it is dropped only after `Drop::drop` has killed the server (fields drop
+    /// after it).
+    postgres: Option<TestPostgres>,
 }
 
 /// One CLI run.
@@ -74,16 +150,32 @@ pub fn hermetic(command: &mut Command, home: &Path) {
 }
 
 impl TestApp {
-    /// Starts a server with debug logging and waits until it answers.
+    /// Starts a server with debug logging on SQLite and waits until it answers.
     pub fn spawn() -> TestApp {
         TestApp::spawn_with(&[])
     }
 
+    /// [`TestApp::spawn`] with extra `serve` arguments.
     pub fn spawn_with(extra_args: &[&str]) -> TestApp {
+        TestApp::spawn_on(Backend::Sqlite, extra_args)
+    }
+
+    /// Starts a server on `backend` with extra `serve` arguments: on PostgreSQL, in a fresh
+    /// database that only this server's process is told of (`REPOSYNC_DATABASE_URL`).
+    pub fn spawn_on(backend: Backend, extra_args: &[&str]) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (server, url, token, transcript, server_log) =
-            start_server(dir.path(), "127.0.0.1:0", extra_args);
+        let postgres = backend.database();
+        let (server, url, token, transcript, server_log) = start_server(
+            dir.path(),
+            "127.0.0.1:0",
+            extra_args,
+            postgres.as_ref().map(TestPostgres::url),
+        );
         assert!(token.starts_with("rsp_"), "no admin token printed");
+        assert!(
+            postgres.is_none() || !dir.path().join("data/reposync.db").exists(),
+            "the server made a SQLite file though it was given PostgreSQL"
+        );
         TestApp {
             dir,
             url,
@@ -92,12 +184,22 @@ impl TestApp {
             server_log,
             transcript,
             serve_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            postgres,
+        }
+    }
+
+    /// The backend the server runs on.
+    pub fn backend(&self) -> Backend {
+        if self.postgres.is_some() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
         }
     }
 
     /// Kills the server and every process it started (git, ssh, their helpers) with SIGKILL,
-    /// no clean shutdown at all, and starts it again on the same data directory. The admin
-    /// token stays the same.
+    /// no clean shutdown at all, and starts it again on the same data directory and database.
+    /// The admin token stays the same.
     pub fn crash_and_restart(&mut self) {
         self.kill_with_children();
         self.restart();
@@ -130,8 +232,9 @@ impl TestApp {
         let _ = self.server.wait();
     }
 
-    /// Starts the server again on the same data directory and port, after
-    /// `kill_with_children`: remote delegates and webhook senders find it where it was.
+    /// Starts the server again on the same data directory, database and port, after
+    /// `kill_with_children`: remote delegates and webhook senders find it where it was. The
+    /// database has its users, so no new admin token is printed: the first one stays.
     pub fn restart(&mut self) {
         let args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
         let listen = self
@@ -139,8 +242,12 @@ impl TestApp {
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
-        let (server, url, _, transcript, server_log) =
-            start_server(self.dir.path(), &listen, &args);
+        let (server, url, _, transcript, server_log) = start_server(
+            self.dir.path(),
+            &listen,
+            &args,
+            self.postgres.as_ref().map(TestPostgres::url),
+        );
         self.server = server;
         self.url = url;
         self.server_log = server_log;
@@ -285,17 +392,13 @@ impl TestApp {
             ));
         }
         places.push(("server log".to_owned(), self.server_log().into_bytes()));
-        for file in ["reposync.db", "reposync.db-wal", "reposync.db-shm"] {
-            if let Ok(bytes) = std::fs::read(self.data_dir().join(file)) {
-                places.push((file.to_owned(), bytes));
-            }
-        }
+        let database = self.database_contents();
         assert!(
-            places
-                .iter()
-                .any(|(name, bytes)| name == "reposync.db" && !bytes.is_empty()),
-            "no database file"
+            database.first().is_some_and(|(_, bytes)| !bytes.is_empty()),
+            "no database to search: {:?}",
+            database.first().map(|(name, _)| name)
         );
+        places.extend(database);
         for secret in secrets {
             assert!(
                 secret.len() >= 8,
@@ -305,6 +408,45 @@ impl TestApp {
                 let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
                 assert!(!found, "a secret value leaked into the {name}");
             }
+        }
+    }
+
+    /// What the database holds, by where it is, the main place first: on SQLite its files
+    /// (the main file, empty if missing, then the write-ahead log and shared memory, when
+    /// they exist), on PostgreSQL every value of every table (see `TestPostgres::dump`).
+    pub fn database_contents(&self) -> Vec<(String, Vec<u8>)> {
+        match &self.postgres {
+            Some(database) => vec![(
+                "PostgreSQL database".to_owned(),
+                database.dump().expect("the test database's rows"),
+            )],
+            None => {
+                let read = |file: &str| std::fs::read(self.data_dir().join(file));
+                let main = read("reposync.db").unwrap_or_default();
+                let mut files = vec![("reposync.db".to_owned(), main)];
+                for file in ["reposync.db-wal", "reposync.db-shm"] {
+                    if let Ok(bytes) = read(file) {
+                        files.push((file.to_owned(), bytes));
+                    }
+                }
+                files
+            }
+        }
+    }
+
+    /// The database's size on disk: SQLite's main file and its write-ahead log, or the
+    /// PostgreSQL database's size.
+    pub fn database_bytes(&self) -> u64 {
+        match &self.postgres {
+            Some(database) => database.size_bytes().expect("the test database's size"),
+            None => ["reposync.db", "reposync.db-wal"]
+                .iter()
+                .map(|file| {
+                    std::fs::metadata(self.data_dir().join(file))
+                        .map(|m| m.len())
+                        .unwrap_or(0)
+                })
+                .sum(),
         }
     }
 }
@@ -334,13 +476,15 @@ pub fn signal(name: &str, pid: u32) {
         .status();
 }
 
-/// Starts `reposync serve` on `dir/data`, waits until it listens, and returns the process,
-/// its URL, the admin token if it printed one, its stdout transcript and its log file.
+/// Starts `reposync serve` on `dir/data` (and the PostgreSQL database `database_url` names,
+/// if any), waits until it listens, and returns the process, its URL, the admin token if it
+/// printed one, its stdout transcript and its log file.
 #[allow(clippy::type_complexity)]
 fn start_server(
     dir: &Path,
     listen: &str,
     extra_args: &[&str],
+    database_url: Option<&str>,
 ) -> (Child, String, String, Arc<Mutex<String>>, PathBuf) {
     let mut number = 0;
     let server_log = loop {
@@ -357,6 +501,10 @@ fn start_server(
     // outside its data directory.
     let system_tmp = dir.join("system-tmp");
     std::fs::create_dir_all(&system_tmp).expect("system tmp");
+    // The database URL goes to the server only: CLI commands reach the store through it.
+    if let Some(url) = database_url {
+        command.env("REPOSYNC_DATABASE_URL", url);
+    }
     command
         .env("TMPDIR", &system_tmp)
         .env("REPOSYNC_LOG", "debug")
