@@ -293,6 +293,22 @@ impl Store {
         Ok(held)
     }
 
+    /// The branches whose holder's lease ran out without being renewed or released: that
+    /// replica died or lost the database. Another replica takes them over (and with them
+    /// the work their holder left cut off).
+    pub async fn abandoned_branches(&self) -> Result<Vec<BranchId>, StoreError> {
+        let now = self.lease_now().await?;
+        sqlx::query(
+            "SELECT branch_id FROM branch_leases WHERE holder IS NOT NULL AND expires_at <= $1 ORDER BY branch_id",
+        )
+        .bind(now)
+        .read_all(&self.db)
+        .await?
+        .iter()
+        .map(|row| id_column(row, "branch_id"))
+        .collect()
+    }
+
     /// Records a delegate connected to this replica (or updates it), last heard from
     /// `since_seen` ago.
     pub async fn publish_presence(&self, delegate: &DelegatePresence) -> Result<(), StoreError> {

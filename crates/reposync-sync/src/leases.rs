@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use reposync_model::BranchId;
-use reposync_store::{Fence, Store, StoreError};
+use reposync_store::{Fence, Signal, Store, StoreError};
 
 /// How long a branch's lease lasts unless renewed, by default.
 pub const DEFAULT_BRANCH_LEASE: Duration = Duration::from_secs(30);
@@ -63,6 +63,31 @@ impl BranchLeases {
         Ok(fence)
     }
 
+    /// Takes over the branches whose holder stopped renewing their leases: the work it left
+    /// cut off (a commit attempt running, a head to read) waits for nobody else. Only this
+    /// wakes up a branch with nothing new to do.
+    async fn take_over_abandoned(&self) {
+        let abandoned = match self.store.abandoned_branches().await {
+            Ok(abandoned) => abandoned,
+            Err(error) => {
+                tracing::warn!(%error, "cannot look for branches whose server died");
+                return;
+            }
+        };
+        for branch in abandoned {
+            match self.hold(&branch).await {
+                Ok(Some(_)) => {
+                    tracing::info!(branch = %branch, "took over a branch whose server stopped renewing its lease");
+                    // What the previous holder cut off waits in the outbox and the inbox again.
+                    self.store.signals().publish(Signal::Outbox);
+                    self.store.signals().publish(Signal::Inbox);
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(branch = %branch, %error, "cannot take over a branch"),
+            }
+        }
+    }
+
     /// How many branches this replica holds.
     pub fn held(&self) -> usize {
         self.held.lock().len()
@@ -81,6 +106,7 @@ impl BranchLeases {
                 () = &mut stop => break,
                 _ = every.tick() => {}
             }
+            self.take_over_abandoned().await;
             match self.store.renew_branch_leases(self.lease).await {
                 Ok(still) => {
                     let still: HashMap<BranchId, i64> =

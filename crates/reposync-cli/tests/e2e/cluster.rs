@@ -16,8 +16,8 @@ use common::delegate::Delegate;
 use common::git_fixture::{Fixture, REPO, SHOP, TOKEN, USER, runtime, workflow};
 use common::hold::Hold;
 use common::TestApp;
-use reposync_api::TaskView;
-use reposync_api::client::{Client, decode};
+use reposync_api::{Client, TaskView, decode};
+use common::Backend;
 use reposync_testkit::{BitbucketEmulator, GitHttpsServer, RepoRoot, TestCa, TestPostgres};
 use reposync_testkit::{WebhookFormat, WebhookTarget};
 use serde_json::Value;
@@ -32,17 +32,12 @@ struct Cluster {
     f: Fixture,
     second: TestApp,
     balancer: Balancer,
-    database: TestPostgres,
     delegates: Vec<Delegate>,
 }
 
 impl Cluster {
     fn start() -> Cluster {
         let rt = runtime();
-        let database = rt
-            .block_on(TestPostgres::create())
-            .expect("a test database")
-            .expect("REPOSYNC_TEST_POSTGRES names a cluster");
         let root = RepoRoot::new().expect("root");
         root.create_repo(REPO, "main", &[("README.md", "x\n")])
             .expect("repo");
@@ -57,10 +52,10 @@ impl Cluster {
             "--delegate-lease",
             LEASE_SECONDS,
         ];
-        let first = TestApp::spawn_on_database(database.url(), &args);
+        let first = TestApp::spawn_on(Backend::Postgres, &args);
         // The second replica shares the database and the master key (its file, copied by the
         // operator), and makes no first admin: the first one's token works on both.
-        let second = TestApp::spawn_replica_of(&first, database.url(), &args);
+        let second = first.spawn_replica(&args);
         let balancer = Balancer::start(&[&first.url, &second.url]);
         let ca_file = first.dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca.cert_pem()).expect("ca");
@@ -117,7 +112,6 @@ impl Cluster {
             },
             second,
             balancer,
-            database,
             delegates,
         };
         cluster.wait_connected(&["d1", "d2"]);
@@ -149,7 +143,8 @@ impl Cluster {
     fn lease_holder(&self) -> Option<usize> {
         let holder: Option<String> = self.f.rt.block_on(async {
             use sqlx::Connection as _;
-            let mut db = sqlx::PgConnection::connect(self.database.url())
+            let url = self.f.app.database_url().expect("PostgreSQL");
+            let mut db = sqlx::PgConnection::connect(url)
                 .await
                 .expect("connect");
             sqlx::query_scalar::<_, Option<String>>(
@@ -178,6 +173,15 @@ impl Cluster {
                 None,
             )
             .ok();
+    }
+
+    /// How many times a delegate found on the branch a push whose answer was lost (its
+    /// pusher or the server waiting for it died after it landed), in every delegate's log.
+    fn lost_answers(&self) -> usize {
+        self.delegates
+            .iter()
+            .map(|d| d.log().matches("whose answer was lost").count())
+            .sum()
     }
 
     /// Every message on the branch, oldest first.
@@ -362,6 +366,11 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
         .filter(|m| m.contains(&format!("ADD: {landed}")))
         .count();
     assert_eq!(carried, 1, "pushed exactly once: {:#?}", c.messages());
+    assert_eq!(
+        c.lost_answers(),
+        1,
+        "the survivor's attempt found the landed push by its trailer"
+    );
 
     // SIGKILL of the delegate running a push, across replicas: its task goes to the other
     // delegate once its lease ran out, and the change lands once.
@@ -385,6 +394,11 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
         .filter(|m| m.contains(&format!("ADD: {again}")))
         .count();
     assert_eq!(carried, 1, "pushed exactly once: {:#?}", c.messages());
+    assert_eq!(
+        c.lost_answers(),
+        2,
+        "the other delegate found the landed push by its trailer"
+    );
     for replica in c.replicas() {
         replica.assert_no_leak(&[TOKEN]);
     }

@@ -8,125 +8,14 @@
 use crate::common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::git_fixture::{REPO, SHOP, TOKEN, USER, runtime, workflow};
+use common::delegate::Delegate;
 use common::{Backend, TestApp};
 use reposync_testkit::{GitHttpsServer, RepoRoot, TestCa};
 use serde_json::Value;
-
-/// A `reposync delegate` process and its log.
-struct Delegate {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Delegate {
-    /// Starts a delegate with the token in its environment (never in argv).
-    fn start(app: &TestApp, name: &str, token: &str, selectors: &[&str]) -> Delegate {
-        Delegate::start_with_path(app, name, token, selectors, None)
-    }
-
-    fn start_with_path(
-        app: &TestApp,
-        name: &str,
-        token: &str,
-        selectors: &[&str],
-        path: Option<&str>,
-    ) -> Delegate {
-        Delegate::launch(app, name, name, token, selectors, path)
-    }
-
-    /// Starts a delegate named `name` with `work` as its work directory.
-    fn start_in(app: &TestApp, name: &str, token: &str, work: &std::path::Path) -> Delegate {
-        Delegate::spawn(app, name, name, token, &[], None, work)
-    }
-
-    /// Starts a delegate whose log and work directory are named after `label`, so that two
-    /// processes may try the same delegate name.
-    fn launch(
-        app: &TestApp,
-        label: &str,
-        name: &str,
-        token: &str,
-        selectors: &[&str],
-        path: Option<&str>,
-    ) -> Delegate {
-        let work = app.dir.path().join(format!("delegate-{label}"));
-        Delegate::spawn(app, label, name, token, selectors, path, &work)
-    }
-
-    fn spawn(
-        app: &TestApp,
-        label: &str,
-        name: &str,
-        token: &str,
-        selectors: &[&str],
-        path: Option<&str>,
-        work: &std::path::Path,
-    ) -> Delegate {
-        let log = app.dir.path().join(format!("delegate-{label}.log"));
-        let mut command = Command::new(common::binary());
-        common::hermetic(&mut command, app.dir.path());
-        if let Some(path) = path {
-            command.env("PATH", path);
-        }
-        command
-            .env("REPOSYNC_DELEGATE_TOKEN", token)
-            .env("REPOSYNC_LOG", "debug")
-            .args([
-                "delegate",
-                "--server",
-                &app.url,
-                "--name",
-                name,
-                "--work-dir",
-            ])
-            .arg(work);
-        for selector in selectors {
-            command.args(["--selector", selector]);
-        }
-        command
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).expect("log"))
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&log)
-                    .expect("log"),
-            );
-        Delegate {
-            name: name.to_owned(),
-            child: command.spawn().expect("start reposync delegate"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for the process to exit; its exit code.
-    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Delegate {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A server without a built-in delegate, a git server, and a secret for it.
 struct Setup {

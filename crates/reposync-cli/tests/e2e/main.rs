@@ -9,6 +9,7 @@ mod common;
 
 mod audit;
 mod cli;
+mod cluster;
 mod connectors;
 mod delegates;
 mod enable_all;

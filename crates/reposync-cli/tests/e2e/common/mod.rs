@@ -6,11 +6,15 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+pub mod balancer;
 pub mod browser;
+pub mod delegate;
 pub mod generated;
 pub mod git_fixture;
+pub mod hold;
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -99,7 +103,7 @@ pub struct TestApp {
     /// The PostgreSQL database the server runs on, `None` on SQLite. Every restart uses it
     /// again, and it is dropped only after `Drop::drop` has killed the server (fields drop
     /// after it).
-    postgres: Option<TestPostgres>,
+    postgres: Option<Arc<TestPostgres>>,
 }
 
 /// One CLI run.
@@ -164,12 +168,12 @@ impl TestApp {
     /// database that only this server's process is told of (`REPOSYNC_DATABASE_URL`).
     pub fn spawn_on(backend: Backend, extra_args: &[&str]) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        let postgres = backend.database();
+        let postgres = backend.database().map(Arc::new);
         let (server, url, token, transcript, server_log) = start_server(
             dir.path(),
             "127.0.0.1:0",
             extra_args,
-            postgres.as_ref().map(TestPostgres::url),
+            postgres.as_deref().map(TestPostgres::url),
         );
         assert!(token.starts_with("rsp_"), "no admin token printed");
         assert!(
@@ -186,6 +190,44 @@ impl TestApp {
             serve_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             postgres,
         }
+    }
+
+    /// Starts another replica of this server: a data directory of its own, the same
+    /// PostgreSQL database, and the same master key (its file copied, as an operator would).
+    /// It makes no first admin; this server's admin token works on it.
+    pub fn spawn_replica(&self, extra_args: &[&str]) -> TestApp {
+        let postgres = self
+            .postgres
+            .clone()
+            .expect("replicas share a PostgreSQL database");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&data)
+            .expect("data dir");
+        let key = data.join("master.key");
+        std::fs::copy(self.data_dir().join("master.key"), &key).expect("the master key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("key mode");
+        let (server, url, token, transcript, server_log) =
+            start_server(dir.path(), "127.0.0.1:0", extra_args, Some(postgres.url()));
+        assert!(token.is_empty(), "a second replica made another first admin");
+        TestApp {
+            dir,
+            url,
+            token: self.token.clone(),
+            server,
+            server_log,
+            transcript,
+            serve_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            postgres: Some(postgres),
+        }
+    }
+
+    /// The PostgreSQL database the server runs on, if it runs on one.
+    pub fn database_url(&self) -> Option<&str> {
+        self.postgres.as_deref().map(TestPostgres::url)
     }
 
     /// The backend the server runs on.
@@ -246,7 +288,7 @@ impl TestApp {
             self.dir.path(),
             &listen,
             &args,
-            self.postgres.as_ref().map(TestPostgres::url),
+            self.postgres.as_deref().map(TestPostgres::url),
         );
         self.server = server;
         self.url = url;
@@ -452,7 +494,7 @@ impl TestApp {
 }
 
 /// Every process on the machine with its parent, from `/proc`.
-fn processes() -> Vec<(u32, u32)> {
+pub fn processes() -> Vec<(u32, u32)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
