@@ -231,7 +231,10 @@ where
                 ok += 1;
             } else {
                 let status = response.status();
-                eprintln!("request {n}: {status} {}", response.text().await.unwrap_or_default());
+                eprintln!(
+                    "request {n}: {status} {}",
+                    response.text().await.unwrap_or_default()
+                );
             }
         }
     };

@@ -195,6 +195,17 @@ impl Store {
         branch: &BranchId,
         lease: Duration,
     ) -> Result<Option<Fence>, StoreError> {
+        self.retrying("acquire_branch_lease", || {
+            self.acquire_branch_lease_once(branch, lease)
+        })
+        .await
+    }
+
+    async fn acquire_branch_lease_once(
+        &self,
+        branch: &BranchId,
+        lease: Duration,
+    ) -> Result<Option<Fence>, StoreError> {
         let me = self.replica().as_str();
         let mut tx = self.begin_write().await?;
         let now = self.lease_now_in(&mut tx).await?;
@@ -291,6 +302,39 @@ impl Store {
             .collect::<Result<_, StoreError>>()?;
         tx.commit().await?;
         Ok(held)
+    }
+
+    /// Records that this replica keeps the archive of fetch `task` (in its data directory),
+    /// so that the others know it arrived and where.
+    pub async fn keep_archive_here(&self, task: &reposync_model::TaskId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tasks SET replica = $1 WHERE id = $2")
+            .bind(self.replica().as_str())
+            .bind(task.as_str())
+            .write(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// The replica that keeps the archive of fetch `task`, and its host, once one arrived.
+    pub async fn archive_keeper(
+        &self,
+        task: &reposync_model::TaskId,
+    ) -> Result<Option<(ReplicaId, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.replica AS replica, COALESCE(r.hostname, '') AS hostname
+             FROM tasks t LEFT JOIN replicas r ON r.id = t.replica WHERE t.id = $1",
+        )
+        .bind(task.as_str())
+        .read_optional(&self.db)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let Some(replica) = row.try_get::<Option<String>, _>("replica")? else {
+            return Ok(None);
+        };
+        let hostname: String = row.try_get("hostname")?;
+        Ok(Some((ReplicaId::new(replica), hostname)))
     }
 
     /// The branches whose holder's lease ran out without being renewed or released: that

@@ -271,7 +271,18 @@ impl Store {
         Ok((links, outcomes))
     }
 
+    /// Applies a batch in one transaction, run again when the database gave it up for
+    /// another (see [`Store::retrying`]).
     async fn apply_batch(
+        &self,
+        changes: &[EntityChange],
+        origin: BatchOrigin<'_>,
+    ) -> Result<Vec<(String, ChangeOutcome)>, StoreError> {
+        self.retrying("apply_batch", || self.apply_batch_once(changes, origin))
+            .await
+    }
+
+    async fn apply_batch_once(
         &self,
         changes: &[EntityChange],
         origin: BatchOrigin<'_>,

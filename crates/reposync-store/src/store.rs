@@ -21,6 +21,10 @@ pub(crate) static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("m
 pub(crate) static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
     sqlx::migrate!("migrations/postgres");
 
+/// How many times a transaction the database gave up is run again before its error is
+/// returned.
+const RETRIES: u32 = 4;
+
 /// The oldest PostgreSQL the store runs on (`server_version_num`): 13 has everything the SQL
 /// and the migrations use (`gen_random_uuid` built in, `ON CONFLICT`, partial unique indexes).
 const POSTGRES_MIN_VERSION: i64 = 130_000;
@@ -146,6 +150,34 @@ impl Store {
         Arc::clone(&self.clock)
     }
 
+    /// Runs `transaction` (one whole transaction, from its start to its commit) again when
+    /// the database gave it up so that another could go on: a deadlock or a serialisation
+    /// failure on PostgreSQL ([`StoreError::is_retryable`]). Nothing of a transaction given
+    /// up was committed, so running it again is safe; a short pause, growing and jittered,
+    /// keeps the two from meeting again at once. `what` names it in the log.
+    pub(crate) async fn retrying<T, F, Fut>(
+        &self,
+        what: &str,
+        mut transaction: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut retries = 0;
+        loop {
+            match transaction().await {
+                Err(error) if error.is_retryable() && retries < RETRIES => {
+                    retries += 1;
+                    tracing::debug!(what, retries, %error, "the database gave a transaction up for another; running it again");
+                    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
+                    tokio::time::sleep(Duration::from_millis((4 << retries) + jitter)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Starts a transaction that writes, in its turn at the write gate (see [`crate::gate`]).
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         Ok(self.db.begin_write().await?)
@@ -257,4 +289,90 @@ async fn open_postgres(options: AnyConnectOptions) -> Result<AnyPool, StoreError
     }
     POSTGRES_MIGRATIONS.run(&pool).await?;
     Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// A database error with a SQLSTATE code, as PostgreSQL reports a deadlock.
+    #[derive(Debug)]
+    struct Refused(&'static str);
+
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "refused with {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Refused {}
+
+    impl sqlx::error::DatabaseError for Refused {
+        fn message(&self) -> &str {
+            "refused"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn refused(code: &'static str) -> StoreError {
+        StoreError::Database(sqlx::Error::Database(Box::new(Refused(code))))
+    }
+
+    #[tokio::test]
+    async fn a_transaction_given_up_for_another_runs_again_and_other_errors_do_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&Store::sqlite_url(dir.path()), MasterKey::generate())
+            .await
+            .expect("store");
+        let runs = AtomicU32::new(0);
+        let done = store
+            .retrying("test", || async {
+                match runs.fetch_add(1, Ordering::SeqCst) {
+                    0 => Err(refused("40P01")),
+                    1 => Err(refused("40001")),
+                    _ => Ok("committed"),
+                }
+            })
+            .await;
+        assert_eq!(done.ok(), Some("committed"));
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+
+        // A refusal that running again cannot cure is returned at once.
+        runs.store(0, Ordering::SeqCst);
+        let unique = store
+            .retrying("test", || async {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(refused("23505"))
+            })
+            .await;
+        assert!(unique.is_err());
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+        // One that keeps being given up ends after the last retry, with its error.
+        runs.store(0, Ordering::SeqCst);
+        let deadlocked = store
+            .retrying("test", || async {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(refused("40P01"))
+            })
+            .await;
+        assert!(deadlocked.is_err_and(|e| e.is_retryable()));
+        assert_eq!(runs.load(Ordering::SeqCst), RETRIES + 1);
+    }
 }

@@ -11,13 +11,13 @@ use crate::common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::Backend;
+use common::TestApp;
 use common::balancer::Balancer;
 use common::delegate::Delegate;
 use common::git_fixture::{Fixture, REPO, SHOP, TOKEN, USER, runtime, workflow};
 use common::hold::Hold;
-use common::TestApp;
 use reposync_api::{Client, TaskView, decode};
-use common::Backend;
 use reposync_testkit::{BitbucketEmulator, GitHttpsServer, RepoRoot, TestCa, TestPostgres};
 use reposync_testkit::{WebhookFormat, WebhookTarget};
 use serde_json::Value;
@@ -126,16 +126,23 @@ impl Cluster {
     /// each one talks to.
     fn wait_connected(&self, names: &[&str]) {
         for replica in self.replicas() {
-            eventually("the delegates connected, seen from each replica", replica, || {
-                let listed = replica.cli(&["--json", "delegate", "list"], None).ok().json();
-                names.iter().all(|name| {
-                    listed["items"]
-                        .as_array()
-                        .expect("items")
-                        .iter()
-                        .any(|d| d["name"] == *name && d["connected"] == true)
-                })
-            });
+            eventually(
+                "the delegates connected, seen from each replica",
+                replica,
+                || {
+                    let listed = replica
+                        .cli(&["--json", "delegate", "list"], None)
+                        .ok()
+                        .json();
+                    names.iter().all(|name| {
+                        listed["items"]
+                            .as_array()
+                            .expect("items")
+                            .iter()
+                            .any(|d| d["name"] == *name && d["connected"] == true)
+                    })
+                },
+            );
         }
     }
 
@@ -144,9 +151,7 @@ impl Cluster {
         let holder: Option<String> = self.f.rt.block_on(async {
             use sqlx::Connection as _;
             let url = self.f.app.database_url().expect("PostgreSQL");
-            let mut db = sqlx::PgConnection::connect(url)
-                .await
-                .expect("connect");
+            let mut db = sqlx::PgConnection::connect(url).await.expect("connect");
             sqlx::query_scalar::<_, Option<String>>(
                 "SELECT holder FROM branch_leases ORDER BY token DESC LIMIT 1",
             )
@@ -230,7 +235,8 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
     let mut c = Cluster::start();
 
     // A Test started on one replica is waited on through the other.
-    let client = |app: &TestApp| Client::new(&app.url, Some(c.f.app.token.clone())).expect("client");
+    let client =
+        |app: &TestApp| Client::new(&app.url, Some(c.f.app.token.clone())).expect("client");
     let (first, second) = (client(&c.f.app), client(&c.second));
     let started: TaskView = decode(
         c.f.rt
@@ -253,7 +259,10 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
     )
     .expect("a task view");
     assert_eq!(waited.status, "succeeded", "{:?}", waited.result);
-    assert_eq!(waited.result.as_ref().map(|r| r["ok"].clone()), Some(Value::Bool(true)));
+    assert_eq!(
+        waited.result.as_ref().map(|r| r["ok"].clone()),
+        Some(Value::Bool(true))
+    );
 
     c.second.cli(&["app", "create", "Shop"], None).ok();
     c.f.app
@@ -266,12 +275,20 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
     // API edits sent to the replicas in turn: each is in Git exactly once, in order.
     let steps = format!("{SHOP}/Workflows/steps.yaml");
     for step in 0..8u32 {
-        c.put_on(step as usize % 2, &steps, &workflow(&format!("step {step}")));
+        c.put_on(
+            step as usize % 2,
+            &steps,
+            &workflow(&format!("step {step}")),
+        );
     }
     c.f.wait_settled();
     c.f.assert_converged(false);
     let seen = steps_in_history(&c, &steps);
-    assert_eq!(seen.last(), Some(&7), "the last change is the branch's: {seen:?}");
+    assert_eq!(
+        seen.last(),
+        Some(&7),
+        "the last change is the branch's: {seen:?}"
+    );
     assert!(
         seen.windows(2).all(|w| w[0] < w[1]),
         "the changes went out in the order they were made: {seen:?}"
@@ -280,11 +297,10 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
     // Pushes in Git, announced by webhooks through the balancer to either replica, are read
     // once each and seen by both.
     let (token, secret) = c.f.webhook_credentials();
-    let emulator = c
-        .f
-        .rt
-        .block_on(BitbucketEmulator::start(&c.f.root))
-        .expect("emulator");
+    let emulator =
+        c.f.rt
+            .block_on(BitbucketEmulator::start(&c.f.root))
+            .expect("emulator");
     emulator
         .add_webhook(
             REPO,
@@ -301,7 +317,12 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
         let yaml = workflow(&format!("git {n}"));
         pushed.push(
             emulator
-                .commit(REPO, "main", &[(from_git.as_str(), yaml.as_str())], "from git")
+                .commit(
+                    REPO,
+                    "main",
+                    &[(from_git.as_str(), yaml.as_str())],
+                    "from git",
+                )
                 .expect("commit"),
         );
     }
@@ -312,10 +333,16 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
         });
     }
     c.f.wait_read_back();
-    let activity = c.second.cli(&["--json", "sync", "activity", "--limit", "1000"], None).ok().json();
+    let activity = c
+        .second
+        .cli(&["--json", "sync", "activity", "--limit", "1000"], None)
+        .ok()
+        .json();
     let mut reads: HashMap<String, usize> = HashMap::new();
     for commit in activity["inbound"].as_array().expect("inbound") {
-        *reads.entry(commit["commit_id"].as_str().expect("id").to_owned()).or_default() += 1;
+        *reads
+            .entry(commit["commit_id"].as_str().expect("id").to_owned())
+            .or_default() += 1;
     }
     for commit in &pushed {
         assert!(
@@ -346,9 +373,17 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    c.put_on(1 - holder, &landed, &workflow("landed while its server died"));
+    c.put_on(
+        1 - holder,
+        &landed,
+        &workflow("landed while its server died"),
+    );
     hold.wait_for("entered", &c.f);
-    let holder_app = if holder == 0 { &mut c.f.app } else { &mut c.second };
+    let holder_app = if holder == 0 {
+        &mut c.f.app
+    } else {
+        &mut c.second
+    };
     holder_app.kill_with_children();
     hold.release();
     hold.wait_for("done", &c.f);
@@ -356,7 +391,11 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
     eventually("the survivor took the branch over", survivor, || {
         c.lease_holder() == Some(1 - holder)
     });
-    let holder_app = if holder == 0 { &mut c.f.app } else { &mut c.second };
+    let holder_app = if holder == 0 {
+        &mut c.f.app
+    } else {
+        &mut c.second
+    };
     holder_app.restart();
     c.f.wait_settled();
     c.f.assert_converged(true);

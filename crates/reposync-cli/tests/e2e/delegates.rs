@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::git_fixture::{REPO, SHOP, TOKEN, USER, runtime, workflow};
 use common::delegate::Delegate;
+use common::git_fixture::{REPO, SHOP, TOKEN, USER, runtime, workflow};
 use common::{Backend, TestApp};
 use reposync_testkit::{GitHttpsServer, RepoRoot, TestCa};
 use serde_json::Value;

@@ -80,8 +80,13 @@ impl TaskHub {
     }
 
     /// Whether a finished fetch's archive is here; a success without one is not a success.
-    pub(super) fn has_archive(&self, task: &TaskId) -> bool {
-        self.archive_path(task).is_some_and(|path| path.is_file())
+    /// Whether the archive of `task` arrived: here, or at another replica sharing the
+    /// database (the delegate's upload and its report may reach different replicas).
+    pub(super) async fn has_archive(&self, task: &TaskId) -> bool {
+        if self.archive_path(task).is_some_and(|path| path.is_file()) {
+            return true;
+        }
+        matches!(self.inner.store.archive_keeper(task).await, Ok(Some(_)))
     }
 
     /// Checks that `delegate` holds `task`, a running fetch, and answers why not otherwise:
@@ -149,6 +154,7 @@ impl TaskHub {
         // The lease may have run out while the archive travelled.
         self.held_fetch(task, delegate).await?;
         part.keep_as(&target).await?;
+        self.inner.store.keep_archive_here(task).await?;
         tracing::info!(task = %task, delegate, bytes = written, "received a fetch's archive");
         Ok(written)
     }
@@ -174,6 +180,7 @@ impl TaskHub {
             .await
             .map_err(|e| disk_error(&e))?;
         part.keep_as(&target).await?;
+        self.inner.store.keep_archive_here(task).await?;
         Ok(size)
     }
 
@@ -199,6 +206,21 @@ impl TaskHub {
             }
         }
         removed
+    }
+
+    /// Why an archive this replica does not have cannot be downloaded here, when another
+    /// replica keeps it: the delegate's upload reached that one.
+    async fn kept_elsewhere(&self, task: &TaskId) -> Option<AppError> {
+        let (keeper, host) = self.inner.store.archive_keeper(task).await.ok()??;
+        if &keeper == self.inner.store.replica() {
+            return None;
+        }
+        Some(no_archive(
+            "archive_elsewhere",
+            format!(
+                "the archive of fetch {task} is kept by the server replica {keeper} (host {host:?}), which received it; download it through that server, or give every replica's <data-dir>/fetches one shared volume"
+            ),
+        ))
     }
 
     /// The archive of a fetch that succeeded, open for download, with its size; 404 naming
@@ -243,7 +265,12 @@ impl TaskHub {
         let path = self.archive_path(task).ok_or_else(expired_error)?;
         let file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(expired_error()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self
+                    .kept_elsewhere(task)
+                    .await
+                    .unwrap_or_else(expired_error));
+            }
             Err(e) => return Err(disk_error(&e)),
         };
         let metadata = file.metadata().await.map_err(|e| disk_error(&e))?;

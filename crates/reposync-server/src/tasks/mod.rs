@@ -322,7 +322,7 @@ impl TaskHub {
         let mut succeeded = outcome.succeeded;
         if succeeded
             && TaskKind::parse(&task.kind) == Some(TaskKind::FetchFiles)
-            && !self.has_archive(task_id)
+            && !self.has_archive(task_id).await
         {
             succeeded = false;
             result = TaskFailure::new(

@@ -169,6 +169,14 @@ impl Store {
         &self,
         delivery: &NewDelivery,
     ) -> Result<DeliveryRecord, StoreError> {
+        self.retrying("record_delivery", || self.record_delivery_once(delivery))
+            .await
+    }
+
+    async fn record_delivery_once(
+        &self,
+        delivery: &NewDelivery,
+    ) -> Result<DeliveryRecord, StoreError> {
         let now = self.now();
         let event = bounded(&delivery.event, MAX_LOGGED_HEADER_BYTES).into_owned();
         // Deduplication compares the id as it was kept, as every earlier one was.

@@ -171,6 +171,15 @@ impl Store {
         link_id: &LinkId,
         fence: Option<&Fence>,
     ) -> Result<Option<StartedAttempt>, StoreError> {
+        self.retrying("start_attempt", || self.start_attempt_once(link_id, fence))
+            .await
+    }
+
+    async fn start_attempt_once(
+        &self,
+        link_id: &LinkId,
+        fence: Option<&Fence>,
+    ) -> Result<Option<StartedAttempt>, StoreError> {
         let now = self.now();
         let mut tx = self.begin_write().await?;
         if let Some(fence) = fence {
@@ -256,6 +265,18 @@ impl Store {
 
     /// Ends an attempt and moves its changesets on, in one transaction.
     pub async fn finish_attempt(
+        &self,
+        attempt_id: &AttemptId,
+        end: &AttemptEnd,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
+        self.retrying("finish_attempt", || {
+            self.finish_attempt_once(attempt_id, end, fence)
+        })
+        .await
+    }
+
+    async fn finish_attempt_once(
         &self,
         attempt_id: &AttemptId,
         end: &AttemptEnd,

@@ -415,3 +415,30 @@ async fn a_signal_on_one_replica_wakes_the_waiters_of_another() {
         listener.await.expect("listener");
     });
 }
+
+#[tokio::test]
+async fn every_replica_knows_which_one_keeps_a_fetchs_archive() {
+    on_each_backend!(place, {
+        let clock = ManualClock::starting_now();
+        let a = replica(place, "a", &clock).await;
+        let b = replica(place, "b", &clock).await;
+        let task = a
+            .enqueue_task(&NewTask {
+                kind: "fetch_files".into(),
+                payload: "{}".into(),
+                selectors: Vec::new(),
+                max_attempts: 1,
+                prefer: None,
+                avoid: None,
+            })
+            .await
+            .expect("enqueue");
+        assert_eq!(b.archive_keeper(&task.id).await.expect("keeper"), None);
+        a.keep_archive_here(&task.id).await.expect("kept");
+        assert_eq!(
+            b.archive_keeper(&task.id).await.expect("keeper"),
+            Some((ReplicaId::new("a"), "a".to_owned())),
+            "the other replica knows the archive arrived, and where"
+        );
+    });
+}

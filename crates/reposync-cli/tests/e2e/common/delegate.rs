@@ -45,7 +45,16 @@ impl Delegate {
         path: Option<&str>,
     ) -> Delegate {
         let work = app.dir.path().join(format!("delegate-{label}"));
-        Delegate::spawn(app.dir.path(), &app.url, label, name, token, selectors, path, &work)
+        Delegate::spawn(
+            app.dir.path(),
+            &app.url,
+            label,
+            name,
+            token,
+            selectors,
+            path,
+            &work,
+        )
     }
 
     /// Starts a delegate named `name` that talks to `server` (a load balancer, say), its log
@@ -75,14 +84,7 @@ impl Delegate {
         command
             .env("REPOSYNC_DELEGATE_TOKEN", token)
             .env("REPOSYNC_LOG", "debug")
-            .args([
-                "delegate",
-                "--server",
-                server,
-                "--name",
-                name,
-                "--work-dir",
-            ])
+            .args(["delegate", "--server", server, "--name", name, "--work-dir"])
             .arg(work);
         for selector in selectors {
             command.args(["--selector", selector]);
@@ -123,7 +125,8 @@ impl Delegate {
             tree.extend(children);
         }
         tree.iter().skip(1).any(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|name| name.starts_with("git"))
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|name| name.starts_with("git"))
         })
     }
 
@@ -152,4 +155,3 @@ impl Drop for Delegate {
         let _ = self.child.wait();
     }
 }
-

@@ -49,4 +49,3 @@ impl Hold {
         std::fs::write(self.dir.join("release"), "").expect("release");
     }
 }
-

@@ -212,7 +212,10 @@ impl TestApp {
             .expect("key mode");
         let (server, url, token, transcript, server_log) =
             start_server(dir.path(), "127.0.0.1:0", extra_args, Some(postgres.url()));
-        assert!(token.is_empty(), "a second replica made another first admin");
+        assert!(
+            token.is_empty(),
+            "a second replica made another first admin"
+        );
         TestApp {
             dir,
             url,
