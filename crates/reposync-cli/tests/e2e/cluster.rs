@@ -442,3 +442,79 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
         replica.assert_no_leak(&[TOKEN]);
     }
 }
+
+/// A server cut off from its database keeps answering `/healthz`, says it is not ready,
+/// refuses what needs the database with 503 (changing nothing), and comes back by itself once
+/// the database is reachable again: no restart.
+#[test]
+fn a_server_cut_off_from_its_database_says_so_and_recovers_by_itself() {
+    if !TestPostgres::available() {
+        eprintln!("skipped: REPOSYNC_TEST_POSTGRES names no PostgreSQL");
+        return;
+    }
+    // The server reaches its database through a proxy the test can cut, as a network would.
+    let mut proxy = None;
+    let app = TestApp::spawn_on_postgres_via(
+        |url| {
+            let address = url
+                .split_once('@')
+                .and_then(|(_, rest)| rest.split_once('/'))
+                .map(|(address, _)| address.to_owned())
+                .expect("host:port in the database URL");
+            let cuttable = Balancer::start(&[&address]);
+            let routed = url.replacen(&address, &cuttable.address.to_string(), 1);
+            proxy = Some(cuttable);
+            routed
+        },
+        &[],
+    );
+    let proxy = proxy.expect("the proxy");
+    let rt = runtime();
+    let status = |path: &str| -> u16 {
+        rt.block_on(async {
+            reqwest::Client::new()
+                .get(format!("{}{path}", app.url))
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    };
+    app.cli(&["app", "create", "Before"], None).ok();
+    assert_eq!(status("/readyz"), 200);
+
+    proxy.cut(true);
+    eventually("not ready without the database", &app, || {
+        status("/readyz") == 503
+    });
+    assert_eq!(status("/healthz"), 200, "alive all the same");
+    let refused = app.cli(&["app", "create", "During"], None);
+    refused.fails();
+    assert!(
+        refused.stderr.contains("the database cannot be reached"),
+        "the refusal says why: {}",
+        refused.stderr
+    );
+
+    proxy.cut(false);
+    eventually("ready again once the database is back", &app, || {
+        status("/readyz") == 200
+    });
+    app.cli(&["app", "create", "After"], None).ok();
+    let listed = app.cli(&["--json", "app", "list"], None).ok().json();
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"Before") && names.contains(&"After"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"During"),
+        "the refused write left nothing: {names:?}"
+    );
+}

@@ -104,6 +104,8 @@ pub struct TestApp {
     /// again, and it is dropped only after `Drop::drop` has killed the server (fields drop
     /// after it).
     postgres: Option<Arc<TestPostgres>>,
+    /// The URL the server reaches that database at: the database's own, or a proxy's.
+    database_url: Option<String>,
 }
 
 /// One CLI run.
@@ -167,13 +169,32 @@ impl TestApp {
     /// Starts a server on `backend` with extra `serve` arguments: on PostgreSQL, in a fresh
     /// database that only this server's process is told of (`REPOSYNC_DATABASE_URL`).
     pub fn spawn_on(backend: Backend, extra_args: &[&str]) -> TestApp {
-        let dir = tempfile::tempdir().expect("tempdir");
         let postgres = backend.database().map(Arc::new);
+        TestApp::start_on(postgres, |url| url.to_owned(), extra_args)
+    }
+
+    /// Starts a server on a fresh PostgreSQL database that it reaches at the URL `route`
+    /// makes of the database's own (through a proxy the test can cut, say).
+    pub fn spawn_on_postgres_via(
+        route: impl FnOnce(&str) -> String,
+        extra_args: &[&str],
+    ) -> TestApp {
+        let postgres = Backend::Postgres.database().map(Arc::new);
+        TestApp::start_on(postgres, route, extra_args)
+    }
+
+    fn start_on(
+        postgres: Option<Arc<TestPostgres>>,
+        route: impl FnOnce(&str) -> String,
+        extra_args: &[&str],
+    ) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = postgres.as_deref().map(|db| route(db.url()));
         let (server, url, token, transcript, server_log) = start_server(
             dir.path(),
             "127.0.0.1:0",
             extra_args,
-            postgres.as_deref().map(TestPostgres::url),
+            database_url.as_deref(),
         );
         assert!(token.starts_with("rsp_"), "no admin token printed");
         assert!(
@@ -189,6 +210,7 @@ impl TestApp {
             transcript,
             serve_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             postgres,
+            database_url,
         }
     }
 
@@ -210,8 +232,12 @@ impl TestApp {
         std::fs::copy(self.data_dir().join("master.key"), &key).expect("the master key");
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .expect("key mode");
-        let (server, url, token, transcript, server_log) =
-            start_server(dir.path(), "127.0.0.1:0", extra_args, Some(postgres.url()));
+        let (server, url, token, transcript, server_log) = start_server(
+            dir.path(),
+            "127.0.0.1:0",
+            extra_args,
+            self.database_url.as_deref(),
+        );
         assert!(
             token.is_empty(),
             "a second replica made another first admin"
@@ -225,6 +251,7 @@ impl TestApp {
             transcript,
             serve_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             postgres: Some(postgres),
+            database_url: self.database_url.clone(),
         }
     }
 
@@ -291,7 +318,7 @@ impl TestApp {
             self.dir.path(),
             &listen,
             &args,
-            self.postgres.as_deref().map(TestPostgres::url),
+            self.database_url.as_deref(),
         );
         self.server = server;
         self.url = url;
