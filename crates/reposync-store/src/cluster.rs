@@ -138,14 +138,7 @@ impl Store {
     pub async fn leave_replica(&self) -> Result<(), StoreError> {
         let me = self.replica().as_str();
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE branch_leases SET holder = NULL, expires_at = 0 WHERE holder = $1")
-            .bind(me)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM delegate_presence WHERE replica_id = $1")
-            .bind(me)
-            .execute(&mut *tx)
-            .await?;
+        let_go_of_branches_and_delegates(&mut tx, me).await?;
         sqlx::query("UPDATE replicas SET seen_at = 0 WHERE id = $1")
             .bind(me)
             .execute(&mut *tx)
@@ -173,14 +166,7 @@ impl Store {
         for branch in &held {
             interrupted += interrupt_branch_attempts(&mut tx, branch, now).await?;
         }
-        sqlx::query("UPDATE branch_leases SET holder = NULL, expires_at = 0 WHERE holder = $1")
-            .bind(me)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM delegate_presence WHERE replica_id = $1")
-            .bind(me)
-            .execute(&mut *tx)
-            .await?;
+        let_go_of_branches_and_delegates(&mut tx, me).await?;
         tx.commit().await?;
         Ok(interrupted)
     }
@@ -476,6 +462,23 @@ pub(crate) async fn check_fence(
             branch: fence.branch.to_string(),
         }),
     }
+}
+
+/// Lets go of every branch lease `replica` holds (keeping their tokens, which the next holder
+/// raises) and forgets its delegates.
+async fn let_go_of_branches_and_delegates(
+    tx: &mut WriteTx,
+    replica: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE branch_leases SET holder = NULL, expires_at = 0 WHERE holder = $1")
+        .bind(replica)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM delegate_presence WHERE replica_id = $1")
+        .bind(replica)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Marks the commit attempts left running on a branch's links interrupted, and their

@@ -65,32 +65,6 @@ impl Cluster {
                 Some(TOKEN),
             )
             .ok();
-        second
-            .cli(
-                &[
-                    "connector",
-                    "add",
-                    "--no-test",
-                    "--name",
-                    "git",
-                    "--url",
-                    &server.repo_url(REPO),
-                    "--username",
-                    USER,
-                    "--password-secret",
-                    "bb-token",
-                    "--branch",
-                    "main",
-                    "--ca-file",
-                    ca_file.to_str().expect("utf-8"),
-                    "--author-name",
-                    "Sync Bot",
-                    "--author-email",
-                    "sync-bot@example.com",
-                ],
-                None,
-            )
-            .ok();
         let token = first
             .cli(&["--json", "delegate-token", "create", "fleet"], None)
             .ok()
@@ -114,6 +88,18 @@ impl Cluster {
             balancer,
             delegates,
         };
+        // Saved untested: the delegates that run Tests connect next.
+        cluster.f.add_connector(
+            "git",
+            &cluster.f.server.repo_url(REPO),
+            &[
+                "--no-test",
+                "--author-name",
+                "Sync Bot",
+                "--author-email",
+                "sync-bot@example.com",
+            ],
+        );
         cluster.wait_connected(&["d1", "d2"]);
         cluster
     }
@@ -187,6 +173,17 @@ impl Cluster {
             .iter()
             .map(|d| d.log().matches("whose answer was lost").count())
             .sum()
+    }
+
+    /// Checks that the branch's history adds `path` in exactly one commit.
+    #[track_caller]
+    fn assert_added_once(&self, path: &str) {
+        let messages = self.messages();
+        let adding = messages
+            .iter()
+            .filter(|m| m.contains(&format!("ADD: {path}")))
+            .count();
+        assert_eq!(adding, 1, "pushed exactly once: {messages:#?}");
     }
 
     /// Every message on the branch, oldest first.
@@ -399,12 +396,7 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
     holder_app.restart();
     c.f.wait_settled();
     c.f.assert_converged(true);
-    let carried = c
-        .messages()
-        .iter()
-        .filter(|m| m.contains(&format!("ADD: {landed}")))
-        .count();
-    assert_eq!(carried, 1, "pushed exactly once: {:#?}", c.messages());
+    c.assert_added_once(&landed);
     assert_eq!(
         c.lost_answers(),
         1,
@@ -427,12 +419,7 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
     hold.release();
     c.f.wait_settled();
     c.f.assert_converged(true);
-    let carried = c
-        .messages()
-        .iter()
-        .filter(|m| m.contains(&format!("ADD: {again}")))
-        .count();
-    assert_eq!(carried, 1, "pushed exactly once: {:#?}", c.messages());
+    c.assert_added_once(&again);
     assert_eq!(
         c.lost_answers(),
         2,
