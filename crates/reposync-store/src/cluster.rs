@@ -323,6 +323,74 @@ impl Store {
         Ok(Some((ReplicaId::new(replica), hostname)))
     }
 
+    /// Stores piece `seq` of the archive of fetch `task`, for the other replicas to serve.
+    pub async fn store_archive_piece(
+        &self,
+        task: &reposync_model::TaskId,
+        seq: i64,
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO fetch_archive_pieces (task_id, seq, data, bytes, stored_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (task_id, seq) DO UPDATE SET data = $3, bytes = $4, stored_at = $5",
+        )
+        .bind(task.as_str())
+        .bind(seq)
+        .bind(data)
+        .bind(i64::try_from(data.len()).unwrap_or(i64::MAX))
+        .bind(self.now())
+        .write(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// How many pieces the stored archive of `task` has, its size in bytes, and when it was
+    /// stored; `None` when none is stored.
+    pub async fn archive_pieces(
+        &self,
+        task: &reposync_model::TaskId,
+    ) -> Result<Option<(i64, u64, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS pieces, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS bytes, COALESCE(MIN(stored_at), 0) AS stored_at
+             FROM fetch_archive_pieces WHERE task_id = $1",
+        )
+        .bind(task.as_str())
+        .read_one(&self.db)
+        .await?;
+        let pieces: i64 = row.try_get("pieces")?;
+        let bytes: i64 = row.try_get("bytes")?;
+        let stored_at: i64 = row.try_get("stored_at")?;
+        Ok((pieces > 0).then(|| (pieces, u64::try_from(bytes).unwrap_or(0), stored_at)))
+    }
+
+    /// Piece `seq` of the stored archive of `task`.
+    pub async fn archive_piece(
+        &self,
+        task: &reposync_model::TaskId,
+        seq: i64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let row =
+            sqlx::query("SELECT data FROM fetch_archive_pieces WHERE task_id = $1 AND seq = $2")
+                .bind(task.as_str())
+                .bind(seq)
+                .read_optional(&self.db)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "archive piece",
+                    name: format!("{task}/{seq}"),
+                })?;
+        Ok(row.try_get("data")?)
+    }
+
+    /// Removes the stored archives' pieces stored before `before` (milliseconds); how many.
+    pub async fn prune_archive_pieces(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM fetch_archive_pieces WHERE stored_at < $1")
+            .bind(before)
+            .write(&self.db)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// The branches whose holder's lease ran out without being renewed or released: that
     /// replica died or lost the database. Another replica takes them over (and with them
     /// the work their holder left cut off).

@@ -262,6 +262,63 @@ fn two_replicas_behind_one_address_share_the_work_and_lose_nothing_when_one_dies
     );
 
     c.second.cli(&["app", "create", "Shop"], None).ok();
+
+    // A fetch's archive reached one replica (the delegate's upload went there); its download
+    // works through either, byte for byte the same.
+    let fetched: TaskView = decode(
+        c.f.rt
+            .block_on(first.call(
+                reqwest::Method::POST,
+                &["connectors", "git", "fetch"],
+                &serde_json::json!({"paths": ["README.md"]}),
+            ))
+            .expect("the fetch starts"),
+    )
+    .expect("a task");
+    let done: TaskView = decode(
+        c.f.rt
+            .block_on(second.get(
+                &["tasks", fetched.id.as_str()],
+                &[("wait_ms", "30000".to_owned())],
+                Duration::from_secs(45),
+            ))
+            .expect("the fetch, through the other replica"),
+    )
+    .expect("a task view");
+    assert_eq!(done.status, "succeeded", "{:?}", done.result);
+    let archives: Vec<Vec<u8>> = [&first, &second]
+        .iter()
+        .map(|client| {
+            c.f.rt.block_on(async {
+                client
+                    .download(
+                        &["tasks", fetched.id.as_str(), "archive"],
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .expect("the archive, through each replica")
+                    .bytes()
+                    .await
+                    .expect("its bytes")
+                    .to_vec()
+            })
+        })
+        .collect();
+    assert!(!archives[0].is_empty());
+    assert_eq!(
+        archives[0], archives[1],
+        "the same archive through both replicas"
+    );
+    let received: Vec<bool> = c
+        .replicas()
+        .iter()
+        .map(|replica| replica.server_log().contains("received a fetch's archive"))
+        .collect();
+    assert_eq!(
+        received.iter().filter(|r| **r).count(),
+        1,
+        "one replica received the upload; the other served it from the database: {received:?}"
+    );
     c.f.app
         .cli(
             &["sync", "enable", "--app", "Shop", "--connector", "git"],

@@ -1,7 +1,6 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -65,8 +64,9 @@ pub async fn archive(
     State(state): State<AppState>,
     Path(id): Path<TaskId>,
 ) -> Result<Response, AppError> {
-    let (file, size) = state.tasks.archive_for_download(&id).await?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let archive = state.tasks.archive_for_download(&id).await?;
+    let size = archive.size();
+    let body = archive.into_body();
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-tar".to_owned()),

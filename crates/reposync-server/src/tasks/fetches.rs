@@ -16,7 +16,7 @@ use futures_util::{Stream, StreamExt as _};
 use reposync_api::{FailureCode, MAX_FETCH_ARCHIVE_BYTES, TaskFailure, TaskKind};
 use reposync_core::fetches::{FetchOrder, Fetches};
 use reposync_model::{ConnectorId, Revision, TaskId};
-use reposync_store::{ConnectorRecord, StoreError, TaskRecord, TaskStatus};
+use reposync_store::{ConnectorRecord, StoreError, TaskRecord, TaskStatus, now_millis};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
@@ -26,6 +26,87 @@ use crate::error::AppError;
 
 /// How long a fetch's archive is kept for download after it arrived.
 pub const ARCHIVE_KEPT: Duration = Duration::from_secs(60 * 60);
+
+/// The size of the pieces an archive is stored in when replicas share the database.
+const ARCHIVE_PIECE_BYTES: usize = 1024 * 1024;
+
+/// A fetch's archive, ready for download: a file of this replica's, or pieces another
+/// replica stored in the shared database.
+#[derive(Debug)]
+pub enum Archive {
+    File {
+        file: tokio::fs::File,
+        size: u64,
+    },
+    Stored {
+        store: reposync_store::Store,
+        task: TaskId,
+        pieces: i64,
+        size: u64,
+    },
+}
+
+impl Archive {
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        match self {
+            Archive::File { size, .. } | Archive::Stored { size, .. } => *size,
+        }
+    }
+
+    /// Its bytes, streamed: the file read as it goes, or the pieces read one at a time.
+    pub fn into_body(self) -> axum::body::Body {
+        match self {
+            Archive::File { file, .. } => {
+                axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file))
+            }
+            Archive::Stored {
+                store,
+                task,
+                pieces,
+                ..
+            } => {
+                let pieces = futures_util::stream::unfold(0, move |seq| {
+                    let (store, task) = (store.clone(), task.clone());
+                    async move {
+                        if seq >= pieces {
+                            return None;
+                        }
+                        let piece = store
+                            .archive_piece(&task, seq)
+                            .await
+                            .map(axum::body::Bytes::from)
+                            .map_err(std::io::Error::other);
+                        Some((piece, seq + 1))
+                    }
+                });
+                axum::body::Body::from_stream(pieces)
+            }
+        }
+    }
+}
+
+/// [`ARCHIVE_KEPT`] in milliseconds.
+fn kept_ms() -> i64 {
+    i64::try_from(ARCHIVE_KEPT.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Reads into `buffer` until it is full or the file ends; how many bytes it holds.
+async fn fill(file: &mut tokio::fs::File, buffer: &mut [u8]) -> Result<usize, AppError> {
+    use tokio::io::AsyncReadExt as _;
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let read = file
+            .read(&mut buffer[filled..])
+            .await
+            .map_err(|e| disk_error(&e))?;
+        if read == 0 {
+            break;
+        }
+        filled += read;
+    }
+    Ok(filled)
+}
 
 /// The folder of the data directory archives are kept in.
 pub const FETCHES_DIR_NAME: &str = "fetches";
@@ -154,7 +235,7 @@ impl TaskHub {
         // The lease may have run out while the archive travelled.
         self.held_fetch(task, delegate).await?;
         part.keep_as(&target).await?;
-        self.inner.store.keep_archive_here(task).await?;
+        self.share_archive(task, &target).await?;
         tracing::info!(task = %task, delegate, bytes = written, "received a fetch's archive");
         Ok(written)
     }
@@ -180,13 +261,49 @@ impl TaskHub {
             .await
             .map_err(|e| disk_error(&e))?;
         part.keep_as(&target).await?;
-        self.inner.store.keep_archive_here(task).await?;
+        self.share_archive(task, &target).await?;
         Ok(size)
+    }
+
+    /// Records that this replica keeps the archive of `task`, kept at `path`; when replicas
+    /// share the database, stores it there first, piece by piece (never whole in memory), so
+    /// that any replica serves its download.
+    async fn share_archive(&self, task: &TaskId, path: &Path) -> Result<(), AppError> {
+        if self.signals().shared() {
+            let mut file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| disk_error(&e))?;
+            let mut piece = vec![0u8; ARCHIVE_PIECE_BYTES];
+            let mut seq = 0;
+            loop {
+                let filled = fill(&mut file, &mut piece).await?;
+                if filled == 0 {
+                    break;
+                }
+                self.inner
+                    .store
+                    .store_archive_piece(task, seq, &piece[..filled])
+                    .await?;
+                seq += 1;
+            }
+        }
+        self.inner.store.keep_archive_here(task).await?;
+        Ok(())
     }
 
     /// Removes the archives kept longer than [`ARCHIVE_KEPT`], and uploads a crash left
     /// unfinished; returns how many files went.
     pub async fn prune_archives(&self) -> usize {
+        match self
+            .inner
+            .store
+            .prune_archive_pieces(now_millis().saturating_sub(kept_ms()))
+            .await
+        {
+            Ok(0) => {}
+            Ok(pieces) => tracing::debug!(pieces, "removed stored archives past their hour"),
+            Err(error) => tracing::warn!(%error, "cannot remove stored archives past their hour"),
+        }
         let Some(dir) = self.inner.archives.clone() else {
             return 0;
         };
@@ -208,27 +325,9 @@ impl TaskHub {
         removed
     }
 
-    /// Why an archive this replica does not have cannot be downloaded here, when another
-    /// replica keeps it: the delegate's upload reached that one.
-    async fn kept_elsewhere(&self, task: &TaskId) -> Option<AppError> {
-        let (keeper, host) = self.inner.store.archive_keeper(task).await.ok()??;
-        if &keeper == self.inner.store.replica() {
-            return None;
-        }
-        Some(no_archive(
-            "archive_elsewhere",
-            format!(
-                "the archive of fetch {task} is kept by the server replica {keeper} (host {host:?}), which received it; download it through that server, or give every replica's <data-dir>/fetches one shared volume"
-            ),
-        ))
-    }
-
     /// The archive of a fetch that succeeded, open for download, with its size; 404 naming
     /// why there is none (not a fetch, not finished, failed, expired).
-    pub async fn archive_for_download(
-        &self,
-        task: &TaskId,
-    ) -> Result<(tokio::fs::File, u64), AppError> {
+    pub async fn archive_for_download(&self, task: &TaskId) -> Result<Archive, AppError> {
         let record = self.inner.store.get_task(task).await?;
         if TaskKind::parse(&record.kind) != Some(TaskKind::FetchFiles) {
             return Err(AppError::not_found(format!(
@@ -265,11 +364,21 @@ impl TaskHub {
         let path = self.archive_path(task).ok_or_else(expired_error)?;
         let file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
+            // Another replica received it: the database holds it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(self
-                    .kept_elsewhere(task)
-                    .await
-                    .unwrap_or_else(expired_error));
+                return match self.inner.store.archive_pieces(task).await? {
+                    Some((pieces, size, stored_at))
+                        if now_millis().saturating_sub(stored_at) <= kept_ms() =>
+                    {
+                        Ok(Archive::Stored {
+                            store: self.inner.store.clone(),
+                            task: task.clone(),
+                            pieces,
+                            size,
+                        })
+                    }
+                    _ => Err(expired_error()),
+                };
             }
             Err(e) => return Err(disk_error(&e)),
         };
@@ -277,7 +386,10 @@ impl TaskHub {
         if expired(&metadata) {
             return Err(expired_error());
         }
-        Ok((file, metadata.len()))
+        Ok(Archive::File {
+            size: metadata.len(),
+            file,
+        })
     }
 }
 

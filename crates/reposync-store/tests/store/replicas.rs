@@ -13,8 +13,9 @@ use crate::backends::Place;
 use reposync_model::{BranchId, TaskId};
 use reposync_secrets::MasterKey;
 use reposync_store::{
-    AttemptEnd, Claim, DelegatePresence, Eligibility, EntityChange, EntityWrite, InboundCommit,
-    InboundStatus, ManualClock, NewTask, REPLICA_GONE_AFTER, ReplicaId, Signal, Store, StoreError,
+    AttemptEnd, Claim, Clock as _, DelegatePresence, Eligibility, EntityChange, EntityWrite,
+    InboundCommit, InboundStatus, ManualClock, NewTask, REPLICA_GONE_AFTER, ReplicaId, Signal,
+    Store, StoreError,
 };
 
 const LEASE: Duration = Duration::from_secs(10);
@@ -434,11 +435,38 @@ async fn every_replica_knows_which_one_keeps_a_fetchs_archive() {
             .await
             .expect("enqueue");
         assert_eq!(b.archive_keeper(&task.id).await.expect("keeper"), None);
+        assert_eq!(b.archive_pieces(&task.id).await.expect("pieces"), None);
+        // The receiving replica stores the archive in pieces, then says it keeps it.
+        a.store_archive_piece(&task.id, 0, &[0u8, 1, 2])
+            .await
+            .expect("piece");
+        a.store_archive_piece(&task.id, 1, b"tar")
+            .await
+            .expect("piece");
         a.keep_archive_here(&task.id).await.expect("kept");
+        let (pieces, size, _) = b
+            .archive_pieces(&task.id)
+            .await
+            .expect("pieces")
+            .expect("stored");
+        assert_eq!((pieces, size), (2, 6));
+        assert_eq!(
+            b.archive_piece(&task.id, 1).await.expect("piece"),
+            b"tar".to_vec()
+        );
         assert_eq!(
             b.archive_keeper(&task.id).await.expect("keeper"),
             Some((ReplicaId::new("a"), "a".to_owned())),
             "the other replica knows the archive arrived, and where"
         );
+        // Past the archive's hour its pieces go.
+        clock.advance(1);
+        assert_eq!(
+            b.prune_archive_pieces(clock.now_millis())
+                .await
+                .expect("prune"),
+            2
+        );
+        assert_eq!(b.archive_pieces(&task.id).await.expect("pieces"), None);
     });
 }
