@@ -562,3 +562,38 @@ fn a_server_cut_off_from_its_database_says_so_and_recovers_by_itself() {
         "the refused write left nothing: {names:?}"
     );
 }
+
+/// Replicas started at the same moment on an empty database: one migrates it under
+/// PostgreSQL's advisory lock while the others wait, one makes the first admin, and every
+/// replica then serves the same state.
+#[test]
+fn replicas_started_at_once_on_an_empty_database_migrate_it_once_and_share_one_admin() {
+    if !TestPostgres::available() {
+        eprintln!("skipped: REPOSYNC_TEST_POSTGRES names no PostgreSQL");
+        return;
+    }
+    let replicas = TestApp::spawn_replicas_at_once(3, &["--no-builtin-delegate"]);
+    replicas[0].cli(&["app", "create", "Shared"], None).ok();
+    for replica in &replicas {
+        let listed = replica.cli(&["--json", "app", "list"], None).ok().json();
+        assert!(
+            listed["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .any(|a| a["name"] == "Shared"),
+            "every replica serves the same state: {listed}"
+        );
+    }
+    let schemas: Vec<Value> = replicas
+        .iter()
+        .map(|replica| {
+            replica.cli(&["--json", "version"], None).ok().json()["server"]["schema_version"]
+                .clone()
+        })
+        .collect();
+    assert!(
+        schemas[0].as_i64().is_some_and(|v| v >= 20) && schemas.iter().all(|s| *s == schemas[0]),
+        "one schema, every migration applied: {schemas:?}"
+    );
+}

@@ -147,6 +147,22 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_reposync")
 }
 
+/// A temporary directory whose `data` holds the master key `key` (base64), mode 0600, as
+/// an operator gives every replica the same key.
+fn dir_with_master_key(key: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&data)
+        .expect("data dir");
+    let file = data.join("master.key");
+    std::fs::write(&file, format!("{}\n", key.trim())).expect("the master key");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("key mode");
+    dir
+}
+
 /// The environment every child gets: nothing of the host's but PATH.
 pub fn hermetic(command: &mut Command, home: &Path) {
     command
@@ -222,16 +238,9 @@ impl TestApp {
             .postgres
             .clone()
             .expect("replicas share a PostgreSQL database");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&data)
-            .expect("data dir");
-        let key = data.join("master.key");
-        std::fs::copy(self.data_dir().join("master.key"), &key).expect("the master key");
-        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .expect("key mode");
+        let key =
+            std::fs::read_to_string(self.data_dir().join("master.key")).expect("the master key");
+        let dir = dir_with_master_key(&key);
         let (server, url, token, transcript, server_log) = start_server(
             dir.path(),
             "127.0.0.1:0",
@@ -253,6 +262,58 @@ impl TestApp {
             postgres: Some(postgres),
             database_url: self.database_url.clone(),
         }
+    }
+
+    /// Starts `count` replicas at the same moment on one fresh PostgreSQL database, each with
+    /// a data directory of its own and the same master key (its file put there, as an
+    /// operator would): they race to migrate the empty database and to make its first admin.
+    /// Every replica carries the one admin token that was printed.
+    pub fn spawn_replicas_at_once(count: usize, extra_args: &[&str]) -> Vec<TestApp> {
+        let postgres = Backend::Postgres
+            .database()
+            .map(Arc::new)
+            .expect("PostgreSQL");
+        let key = reposync_secrets::MasterKey::generate().to_base64();
+        let dirs: Vec<tempfile::TempDir> = (0..count).map(|_| dir_with_master_key(&key)).collect();
+        let started: Vec<_> = std::thread::scope(|scope| {
+            let starting: Vec<_> = dirs
+                .iter()
+                .map(|dir| {
+                    let url = postgres.url();
+                    scope.spawn(move || {
+                        start_server(dir.path(), "127.0.0.1:0", extra_args, Some(url))
+                    })
+                })
+                .collect();
+            starting
+                .into_iter()
+                .map(|start| start.join().expect("a replica started"))
+                .collect()
+        });
+        let tokens: Vec<String> = started
+            .iter()
+            .map(|(_, _, token, _, _)| token.clone())
+            .filter(|token| !token.is_empty())
+            .collect();
+        assert_eq!(
+            tokens.len(),
+            1,
+            "exactly one replica made the first admin: {tokens:?}"
+        );
+        dirs.into_iter()
+            .zip(started)
+            .map(|(dir, (server, url, _, transcript, server_log))| TestApp {
+                dir,
+                url,
+                token: tokens[0].clone(),
+                server,
+                server_log,
+                transcript,
+                serve_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+                postgres: Some(Arc::clone(&postgres)),
+                database_url: Some(postgres.url().to_owned()),
+            })
+            .collect()
     }
 
     /// The PostgreSQL database the server runs on, if it runs on one.
