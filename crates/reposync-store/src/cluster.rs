@@ -323,6 +323,23 @@ impl Store {
         Ok(Some((ReplicaId::new(replica), hostname)))
     }
 
+    /// Forgets what the shared database holds of the archive of fetch `task`: its pieces,
+    /// and which replica keeps it. Done before an upload's pieces are stored, so that pieces
+    /// of an earlier upload never mix with them.
+    pub async fn forget_archive(&self, task: &reposync_model::TaskId) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM fetch_archive_pieces WHERE task_id = $1")
+            .bind(task.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE tasks SET replica = NULL WHERE id = $1")
+            .bind(task.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Stores piece `seq` of the archive of fetch `task`, for the other replicas to serve.
     pub async fn store_archive_piece(
         &self,
@@ -345,14 +362,17 @@ impl Store {
     }
 
     /// How many pieces the stored archive of `task` has, its size in bytes, and when it was
-    /// stored; `None` when none is stored.
+    /// stored; `None` when none is stored whole: pieces count only once a replica has named
+    /// itself the keeper, after the last one (a replica killed half-way leaves none that
+    /// count).
     pub async fn archive_pieces(
         &self,
         task: &reposync_model::TaskId,
     ) -> Result<Option<(i64, u64, i64)>, StoreError> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS pieces, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS bytes, COALESCE(MIN(stored_at), 0) AS stored_at
-             FROM fetch_archive_pieces WHERE task_id = $1",
+             FROM fetch_archive_pieces
+             WHERE task_id = $1 AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = $1 AND t.replica IS NOT NULL)",
         )
         .bind(task.as_str())
         .read_one(&self.db)

@@ -88,11 +88,6 @@ impl BranchLeases {
         }
     }
 
-    /// How many branches this replica holds.
-    pub fn held(&self) -> usize {
-        self.held.lock().len()
-    }
-
     /// Renews every lease held, a few times per lease, until `stop`: a push or a read that
     /// takes longer than a lease keeps its branch. A lease found lost (the database was out
     /// of reach longer than a lease, and another replica took the branch) is dropped; the

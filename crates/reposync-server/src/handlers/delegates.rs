@@ -487,7 +487,7 @@ pub(crate) async fn revoke_delegate_token(
     name: &str,
 ) -> Result<DelegateTokenView, AppError> {
     let record = state.store.revoke_delegate_token(name).await?;
-    state.tasks.forget_token(&record.id);
+    state.tasks.forget_token(&record.id).await?;
     tracing::info!(token = %name, "revoked delegate token");
     Ok(token_view(&record, None))
 }

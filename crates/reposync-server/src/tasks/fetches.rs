@@ -91,23 +91,6 @@ fn kept_ms() -> i64 {
     i64::try_from(ARCHIVE_KEPT.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Reads into `buffer` until it is full or the file ends; how many bytes it holds.
-async fn fill(file: &mut tokio::fs::File, buffer: &mut [u8]) -> Result<usize, AppError> {
-    use tokio::io::AsyncReadExt as _;
-    let mut filled = 0;
-    while filled < buffer.len() {
-        let read = file
-            .read(&mut buffer[filled..])
-            .await
-            .map_err(|e| disk_error(&e))?;
-        if read == 0 {
-            break;
-        }
-        filled += read;
-    }
-    Ok(filled)
-}
-
 /// The folder of the data directory archives are kept in.
 pub const FETCHES_DIR_NAME: &str = "fetches";
 
@@ -270,21 +253,26 @@ impl TaskHub {
     /// that any replica serves its download.
     async fn share_archive(&self, task: &TaskId, path: &Path) -> Result<(), AppError> {
         if self.signals().shared() {
+            use tokio::io::AsyncReadExt as _;
+            self.inner.store.forget_archive(task).await?;
             let mut file = tokio::fs::File::open(path)
                 .await
                 .map_err(|e| disk_error(&e))?;
-            let mut piece = vec![0u8; ARCHIVE_PIECE_BYTES];
-            let mut seq = 0;
-            loop {
-                let filled = fill(&mut file, &mut piece).await?;
-                if filled == 0 {
+            let mut piece = Vec::with_capacity(ARCHIVE_PIECE_BYTES);
+            for seq in 0.. {
+                piece.clear();
+                let read = (&mut file)
+                    .take(ARCHIVE_PIECE_BYTES as u64)
+                    .read_to_end(&mut piece)
+                    .await
+                    .map_err(|e| disk_error(&e))?;
+                if read == 0 {
                     break;
                 }
                 self.inner
                     .store
-                    .store_archive_piece(task, seq, &piece[..filled])
+                    .store_archive_piece(task, seq, &piece)
                     .await?;
-                seq += 1;
             }
         }
         self.inner.store.keep_archive_here(task).await?;

@@ -244,15 +244,21 @@ impl TaskHub {
         }
     }
 
-    /// Forgets the delegates registered with a token (it was revoked) and wakes their long
-    /// polls, so that their next request is refused at once rather than when a poll ends.
-    pub fn forget_token(&self, token_id: &str) {
+    /// Forgets the delegates registered with a token (it was revoked), here and in what the
+    /// other replicas read, and wakes their long polls, so that their next request is refused
+    /// at once rather than when a poll ends.
+    pub async fn forget_token(&self, token_id: &str) -> Result<(), StoreError> {
         self.inner
             .delegates
             .lock()
             .retain(|d| d.info.token_id.as_deref() != Some(token_id));
+        self.inner
+            .store
+            .withdraw_presence_of_token(token_id)
+            .await?;
         self.signals().queued().notify_waiters();
         self.inner.presence.notify_one();
+        Ok(())
     }
 
     /// Forgets a delegate that said it is leaving (it stops cleanly) and ends the leases of
