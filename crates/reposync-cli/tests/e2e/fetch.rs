@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::delegate::Delegate;
 use crate::common::git_fixture::{Fixture, REPO, TOKEN, USER, runtime};
 use crate::common::{self, TestApp};
 use reposync_testkit::{
@@ -548,55 +548,6 @@ fn data_center_reads_the_paths_in_one_archive_request() {
     assert_eq!(at_tag.ok().stdout, APP_V1);
 }
 
-/// A `reposync delegate` process and its log, stopped when dropped.
-struct RemoteDelegate {
-    child: Child,
-    log: PathBuf,
-}
-
-impl RemoteDelegate {
-    fn start(app: &TestApp, name: &str, token: &str) -> RemoteDelegate {
-        let log = app.dir.path().join(format!("delegate-{name}.log"));
-        let mut command = Command::new(common::binary());
-        common::hermetic(&mut command, app.dir.path());
-        command
-            .env("REPOSYNC_DELEGATE_TOKEN", token)
-            .env("REPOSYNC_LOG", "debug")
-            .args([
-                "delegate",
-                "--server",
-                &app.url,
-                "--name",
-                name,
-                "--work-dir",
-            ])
-            .arg(app.dir.path().join(format!("delegate-{name}")))
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).expect("log"))
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&log)
-                    .expect("log"),
-            );
-        RemoteDelegate {
-            child: command.spawn().expect("start reposync delegate"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for RemoteDelegate {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_remote_delegate_uploads_its_archive_and_the_download_matches_the_repository() {
     let rt = runtime();
@@ -640,7 +591,7 @@ fn a_remote_delegate_uploads_its_archive_and_the_download_matches_the_repository
         .ok()
         .json();
     let token = created["token"].as_str().expect("token").to_owned();
-    let delegate = RemoteDelegate::start(&app, "far", &token);
+    let delegate = Delegate::start(&app, "far", &token, &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let listed = app.cli(&["--json", "delegate", "list"], None).ok().json();

@@ -10,25 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backends::Place;
+use crate::sync::put;
 use reposync_model::{BranchId, TaskId};
 use reposync_secrets::MasterKey;
 use reposync_store::{
-    AttemptEnd, Claim, Clock as _, DelegatePresence, Eligibility, EntityChange, EntityWrite,
-    InboundCommit, InboundStatus, ManualClock, NewTask, REPLICA_GONE_AFTER, ReplicaId, Signal,
-    Store, StoreError,
+    AttemptEnd, Claim, Clock as _, DelegatePresence, Eligibility, InboundCommit, InboundStatus,
+    ManualClock, NewTask, REPLICA_GONE_AFTER, ReplicaId, Signal, Store, StoreError,
 };
 
 const LEASE: Duration = Duration::from_secs(10);
-
-fn put(path: &str, content: &str) -> EntityChange {
-    EntityChange::Put(EntityWrite {
-        path: path.into(),
-        kind: "k".into(),
-        app: reposync_store::app_of_path(path).map(str::to_owned),
-        content: content.as_bytes().to_vec(),
-        references: Vec::new(),
-    })
-}
 
 /// A second replica on the same database as `store`, reading the same manual clock.
 async fn replica(place: &Place, name: &str, clock: &Arc<ManualClock>) -> Store {

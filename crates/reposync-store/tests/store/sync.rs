@@ -19,7 +19,7 @@ fn oid(text: &str) -> ObjectId {
     ObjectId::parse(text).expect("object id")
 }
 
-fn put(path: &str, content: &str) -> EntityChange {
+pub(crate) fn put(path: &str, content: &str) -> EntityChange {
     EntityChange::Put(EntityWrite {
         path: path.into(),
         kind: "k".into(),
